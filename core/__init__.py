@@ -1,0 +1,20 @@
+"""descentlab: backpropagation computes the gradient; gradient descent walks down it."""
+
+from .activations import ACTIVATIONS, Activation
+from .declarations import DescentRule, HyperParam, Problem, Schedule
+from .errors import PluginError, SpecError
+from .hookspecs import hookimpl, hookspec
+from .layout import ParamEntry, ParamLayout
+from .losses import LOSSES, Loss
+from .network import MLP
+from .problem import Dataset, ProblemInstance, SupervisedInstance
+from .registry import Registry, get_registry, load_registry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS", "Activation", "Dataset", "DescentRule", "HyperParam", "LOSSES", "Loss", "MLP",
+    "ParamEntry", "ParamLayout", "PluginError", "Problem", "ProblemInstance", "Registry", "Schedule",
+    "SpecError", "SupervisedInstance", "__version__", "get_registry", "hookimpl", "hookspec",
+    "load_registry",
+]

@@ -1,0 +1,85 @@
+"""Activation functions, each with its forward rule and its backward rule side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+LEAKY_SLOPE = 0.01  # PyTorch's LeakyReLU default negative_slope
+
+
+@dataclass(frozen=True)
+class Activation:
+    """``forward(z) -> a`` and ``backward(z, a, grad_a) -> grad_z`` (chain rule through a = f(z))."""
+
+    name: str
+    forward: Callable[[np.ndarray], np.ndarray]
+    backward: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    formula: str
+
+
+def _identity_forward(z):
+    return z
+
+
+def _identity_backward(z, a, grad_a):
+    return grad_a
+
+
+def _tanh_forward(z):
+    return np.tanh(z)
+
+
+def _tanh_backward(z, a, grad_a):  # d tanh(z)/dz = 1 - tanh(z)^2
+    return grad_a * (1.0 - a * a)
+
+
+def _sigmoid_forward(z):
+    # exp(-|z|) never overflows; the two branches are the same function written stably.
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _sigmoid_backward(z, a, grad_a):  # σ'(z) = σ(z)(1 - σ(z))
+    return grad_a * a * (1.0 - a)
+
+
+def _relu_forward(z):
+    return np.maximum(z, 0.0)
+
+
+def _relu_backward(z, a, grad_a):  # 0 at z = 0, as PyTorch
+    return grad_a * (z > 0)
+
+
+def _leaky_relu_forward(z):
+    return np.where(z > 0, z, LEAKY_SLOPE * z)
+
+
+def _leaky_relu_backward(z, a, grad_a):
+    return grad_a * np.where(z > 0, 1.0, LEAKY_SLOPE).astype(z.dtype)
+
+
+def _softplus_forward(z):
+    # log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}), which never overflows
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def _softplus_backward(z, a, grad_a):  # softplus'(z) = σ(z)
+    return grad_a * _sigmoid_forward(z)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("identity", _identity_forward, _identity_backward, "f(z) = z"),
+        Activation("tanh", _tanh_forward, _tanh_backward, "f(z) = tanh z;  f' = 1 - f²"),
+        Activation("sigmoid", _sigmoid_forward, _sigmoid_backward, "f(z) = 1/(1+e^-z);  f' = f(1-f)"),
+        Activation("relu", _relu_forward, _relu_backward, "f(z) = max(z, 0);  f' = [z > 0]"),
+        Activation("leaky_relu", _leaky_relu_forward, _leaky_relu_backward,
+                   f"f(z) = z if z > 0 else {LEAKY_SLOPE}z"),
+        Activation("softplus", _softplus_forward, _softplus_backward, "f(z) = log(1+e^z);  f' = σ(z)"),
+    )
+}

@@ -1,0 +1,206 @@
+"""What plugins register: hyperparameter declarations, descent rules, schedules and problems."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import SpecError
+
+KINDS = ("float", "int", "bool", "choice", "str", "int_list")
+
+
+@dataclass(frozen=True)
+class HyperParam:
+    """One tunable number (or flag, or choice) of a rule, schedule or problem.
+
+    The CLI, the experiment validator and the dashboard's widgets are all generated from this.
+    ``low``/``high`` bound the accepted values (``low_open``/``high_open`` exclude the bound);
+    ``log`` says the value is best searched on a log scale.
+    """
+
+    name: str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    help: str = ""
+    kind: str = "float"
+    choices: tuple = ()
+    low_open: bool = False
+    high_open: bool = False
+
+    def accepted(self) -> str:
+        """Human text for what this parameter accepts, e.g. ``a number in (0, 1)``."""
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind == "str":
+            return "a string"
+        if self.kind == "int_list":
+            bounds = "" if self.low is None else f" each >= {self.low:g}"
+            return f"a list of integers{bounds}"
+        noun = "an integer" if self.kind == "int" else "a number"
+        if self.low is None and self.high is None:
+            return noun
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        left = "(" if self.low is None or self.low_open else "["
+        right = ")" if self.high is None or self.high_open else "]"
+        return f"{noun} in {left}{lo}, {hi}{right}"
+
+    def check(self, value: Any, where: str = "") -> Any:
+        """Return ``value`` coerced to this parameter's kind, or raise a one-line SpecError."""
+        field_name = f"{where}.{self.name}" if where else self.name
+        bad = SpecError(field_name, value, self.accepted())
+        if self.kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise bad
+        if self.kind == "choice":
+            if value in self.choices:
+                return value
+            raise bad
+        if self.kind == "str":
+            if isinstance(value, str):
+                return value
+            raise bad
+        if self.kind == "int_list":
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = [value]
+            if not isinstance(value, (list, tuple)) or any(
+                    isinstance(v, bool) or not isinstance(v, int) or (self.low is not None and v < self.low)
+                    for v in value):
+                raise bad
+            return list(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        if self.kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise bad
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise bad
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            raise bad
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            raise bad
+        return value
+
+    def validate_declaration(self) -> None:
+        """Raise ValueError if this declaration itself is inconsistent (checked at registration)."""
+        if not self.name.isidentifier():
+            raise ValueError(f"hyperparameter name {self.name!r} is not an identifier")
+        if self.kind not in KINDS:
+            raise ValueError(f"hyperparameter {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"hyperparameter {self.name!r}: a choice needs choices")
+        if self.log and self.kind in ("float", "int") and (self.low is None or self.low < 0 or
+                                                           (self.low == 0 and not self.low_open)):
+            raise ValueError(f"hyperparameter {self.name!r}: log scale needs low > 0")
+        try:
+            self.check(self.default)
+        except SpecError as error:
+            raise ValueError(f"hyperparameter {self.name!r}: default {error}") from None
+
+
+def _check_declarations(owner: str, hyperparams) -> None:
+    names = [h.name for h in hyperparams]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{owner}: hyperparameter names repeat: {names}")
+    for h in hyperparams:
+        if not isinstance(h, HyperParam):
+            raise ValueError(f"{owner}: {h!r} is not a HyperParam")
+        h.validate_declaration()
+
+
+@dataclass(frozen=True)
+class DescentRule:
+    """A gradient-descent variant: a pure ``init``/``update`` pair over the run axis.
+
+    ``init(params, hyper) -> state`` where ``params`` is ``(R, P)`` (R runs, P parameters) and
+    ``hyper`` maps each declared hyperparameter to an ``(R, 1)`` array (so one batch holds a grid).
+
+    ``update(grad, state, params, learning_rate, hyper, step) -> (updates, state)``: ``grad`` and
+    ``params`` are ``(R, P)``, ``learning_rate`` is α_t as an ``(R, 1)`` array computed by the
+    runner's schedule, ``step`` is the number of updates already taken (0 for the first). The
+    runner applies ``params += updates``; ‖updates‖₂ is the step size it records. ``update`` may
+    reuse the arrays of ``state`` in place but must not modify ``grad`` or ``params``.
+
+    ``stability_threshold(hyper) -> c`` (optional): on a quadratic with top Hessian eigenvalue λ,
+    the rule is stable iff α·λ < c (vanilla GD: 2). ``None`` means the rule has no fixed threshold.
+    """
+
+    name: str
+    init: Callable
+    update: Callable
+    hyperparams: tuple[HyperParam, ...] = ()
+    summary: str = ""
+    formula: str = ""
+    default_learning_rate: float = 0.01
+    stability_threshold: Callable | None = None
+    threshold_note: str = ""
+
+    def validate_declaration(self) -> None:
+        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ValueError(f"rule name {self.name!r}: use letters, digits, '_' or '-'")
+        if not callable(self.init) or not callable(self.update):
+            raise ValueError(f"rule {self.name!r}: init and update must be callables")
+        if "learning_rate" in [h.name for h in self.hyperparams]:
+            raise ValueError(f"rule {self.name!r}: learning_rate is set by the runner, do not declare it")
+        _check_declarations(f"rule {self.name!r}", self.hyperparams)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule: ``learning_rate(step, base, hyper, total_steps) -> α_t``.
+
+    ``step`` is an integer array of 0-based step indices, shape ``(T, 1)``; ``base`` is the runs'
+    base learning rates α, shape ``(1, R)``; each ``hyper`` value is ``(1, R)``. The result
+    broadcasts to ``(T, R)``. Must be pure numpy: the runner computes every α_t up front.
+    """
+
+    name: str
+    learning_rate: Callable
+    hyperparams: tuple[HyperParam, ...] = ()
+    summary: str = ""
+    formula: str = ""
+
+    def validate_declaration(self) -> None:
+        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ValueError(f"schedule name {self.name!r}: use letters, digits, '_' or '-'")
+        if not callable(self.learning_rate):
+            raise ValueError(f"schedule {self.name!r}: learning_rate must be callable")
+        _check_declarations(f"schedule {self.name!r}", self.hyperparams)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A training problem: ``build(settings) -> ProblemInstance`` (see ``descentlab.problem``).
+
+    ``settings`` are declared like hyperparameters; ``build`` receives every declared setting,
+    validated, as a plain dict. The data must depend only on the settings (they include the data
+    seed), so every rule and every run seed sees the same data.
+    ``kind`` is ``"landscape"`` (the parameters are the point itself), ``"regression"`` or
+    ``"classification"``.
+    """
+
+    name: str
+    build: Callable
+    settings: tuple[HyperParam, ...] = ()
+    summary: str = ""
+    kind: str = "regression"
+    has_model: bool = True
+
+    def validate_declaration(self) -> None:
+        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ValueError(f"problem name {self.name!r}: use letters, digits, '_' or '-'")
+        if self.kind not in ("landscape", "regression", "classification"):
+            raise ValueError(f"problem {self.name!r}: kind {self.kind!r} is not landscape, regression or classification")
+        if not callable(self.build):
+            raise ValueError(f"problem {self.name!r}: build must be callable")
+        _check_declarations(f"problem {self.name!r}", self.settings)

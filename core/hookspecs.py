@@ -1,0 +1,21 @@
+"""The hooks a descentlab plugin can implement, and the markers that tag them."""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("descentlab")
+hookimpl = pluggy.HookimplMarker("descentlab")
+
+
+@hookspec
+def register_optimizers(register):
+    """Called once when plugins load: call ``register(DescentRule(...))`` for each descent rule."""
+
+
+@hookspec
+def register_schedules(register):
+    """Called once when plugins load: call ``register(Schedule(...))`` for each learning-rate schedule."""
+
+
+@hookspec
+def register_problems(register):
+    """Called once when plugins load: call ``register(Problem(...))`` for each training problem."""

@@ -1,0 +1,130 @@
+"""The multilayer perceptron and its backpropagation, over a stack of R runs at once."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+from .errors import SpecError
+from .layout import ParamLayout
+from .losses import LOSSES
+
+INIT_SCHEMES = ("auto", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
+
+
+def init_scale(scheme: str, fan_in: int, fan_out: int) -> tuple[str, float]:
+    """``(distribution, parameter)``: the uniform bound or the normal standard deviation.
+
+    Glorot (Xavier): Var = 2/(fan_in + fan_out); He (Kaiming): Var = 2/fan_in.
+    Uniform on [-b, b] has Var = b²/3, hence b = sqrt(3 Var).
+    """
+    variance = 2.0 / (fan_in + fan_out) if scheme.startswith("glorot") else 2.0 / fan_in
+    if scheme.endswith("uniform"):
+        return "uniform", float(np.sqrt(3.0 * variance))
+    return "normal", float(np.sqrt(variance))
+
+
+class MLP:
+    """Dense layers ``a_i = f(a_{i-1} W_i + b_i)``; the last layer's activation is the identity.
+
+    Parameters of layer i are ``W{i}`` of shape ``(n_in, n_out)`` and ``b{i}`` of shape
+    ``(n_out,)``, stored in that order in the flat ``(R, P)`` row (see :class:`ParamLayout`).
+    Inputs are ``(N, d)`` shared by all runs or ``(R, N, d)`` per run (mini-batches).
+    """
+
+    def __init__(self, sizes: Sequence[int], activation: str = "tanh", loss: str = "mse",
+                 init: str = "auto"):
+        if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
+            raise SpecError("model.sizes", list(sizes), "at least an input and an output size, all >= 1")
+        if activation not in ACTIVATIONS:
+            raise SpecError("model.activation", activation, "one of " + ", ".join(ACTIVATIONS))
+        if loss not in LOSSES:
+            raise SpecError("model.loss", loss, "one of " + ", ".join(LOSSES))
+        if init not in INIT_SCHEMES:
+            raise SpecError("model.init", init, "one of " + ", ".join(INIT_SCHEMES))
+        self.sizes = [int(s) for s in sizes]
+        self.activation = ACTIVATIONS[activation]
+        self.loss = LOSSES[loss]
+        if init == "auto":
+            init = "he_uniform" if activation in ("relu", "leaky_relu") else "glorot_uniform"
+        self.init = init
+        entries = []
+        for i, (n_in, n_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:]), start=1):
+            entries += [(f"W{i}", (n_in, n_out), f"layer{i}"), (f"b{i}", (n_out,), f"layer{i}")]
+        self.layout = ParamLayout(entries)
+        self.n_layers = len(self.sizes) - 1
+
+    def __repr__(self) -> str:
+        return (f"MLP({'-'.join(map(str, self.sizes))}, {self.activation.name}, {self.loss.name}, "
+                f"{self.init})")
+
+    def init_params(self, seeds: Sequence[int], dtype=np.float64) -> np.ndarray:
+        """``(R, P)`` initial parameters, row r drawn from ``seeds[r]`` alone; biases start at 0.
+
+        Drawn in float64 and then cast, so a seed gives the same bits on every rerun, whatever
+        else is in the batch and whatever descent rule trains it.
+        """
+        params = np.zeros((len(seeds), self.layout.size), dtype=np.float64)
+        for r, seed in enumerate(seeds):
+            rng = np.random.default_rng(int(seed))
+            for i in range(1, self.n_layers + 1):
+                entry = self.layout.entry(f"W{i}")
+                distribution, scale = init_scale(self.init, *entry.shape)
+                draw = (rng.uniform(-scale, scale, entry.size) if distribution == "uniform"
+                        else rng.normal(0.0, scale, entry.size))
+                params[r, entry.offset:entry.offset + entry.size] = draw
+        return params.astype(dtype, copy=False)
+
+    def _weights(self, params):
+        views = self.layout.unflatten(params)
+        return [(views[f"W{i}"], views[f"b{i}"]) for i in range(1, self.n_layers + 1)]
+
+    def forward(self, params: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+        """Outputs ``(R, N, n_out)`` of the network (logits for the classification losses)."""
+        a = inputs
+        layers = self._weights(params)
+        for i, (w, b) in enumerate(layers):
+            z = np.matmul(a, w) + b[:, None, :]
+            a = z if i == len(layers) - 1 else self.activation.forward(z)
+        return a
+
+    def loss_value(self, params: np.ndarray, inputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Mean loss per run, ``(R,)``, without the backward pass."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return self.loss.value(self.forward(params, inputs), targets)
+
+    def loss_and_grad(self, params: np.ndarray, inputs: np.ndarray, targets: np.ndarray,
+                      out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Mean loss ``(R,)`` and its gradient ``(R, P)`` by backpropagation.
+
+        Forward keeps each layer's input and pre-activation; backward carries
+        δ = ∂J/∂z from the output layer down: ∂J/∂W = aᵀδ, ∂J/∂b = Σ_n δ,
+        δ_prev = f'(z_prev) ⊙ (δ Wᵀ).
+        """
+        grad = np.empty_like(params) if out is None else out
+        layers = self._weights(params)
+        grads = self._weights(grad)
+        last = len(layers) - 1
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            cache = []
+            a = inputs
+            for i, (w, b) in enumerate(layers):
+                z = np.matmul(a, w) + b[:, None, :]
+                cache.append((a, z))
+                a = z if i == last else self.activation.forward(z)
+            loss, delta = self.loss.value_and_grad(a, targets)
+            for i in range(last, -1, -1):
+                a_in, z = cache[i]
+                gw, gb = grads[i]
+                if a_in.ndim == 2:  # inputs shared by all runs
+                    np.matmul(a_in.T, delta, out=gw)
+                else:
+                    np.matmul(a_in.transpose(0, 2, 1), delta, out=gw)
+                delta.sum(axis=1, out=gb)
+                if i > 0:
+                    grad_a = np.matmul(delta, layers[i][0].transpose(0, 2, 1))
+                    a_prev = cache[i - 1][1]
+                    delta = self.activation.backward(a_prev, cache[i][0], grad_a)
+        return loss, grad

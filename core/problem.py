@@ -1,0 +1,121 @@
+"""What a built problem offers the runner: parameters, losses, gradients and evaluation over R runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .layout import ParamLayout
+from .losses import accuracy
+from .network import MLP
+
+
+class ProblemInstance:
+    """A problem built from its settings. Subclasses implement the methods that raise here.
+
+    All methods take parameters of R runs as one ``(R, P)`` array laid out by ``self.layout`` and
+    return per-run results with a leading axis R. ``batch`` is ``None`` (the full training set) or
+    an ``(R, B)`` integer array of training-sample indices, one mini-batch per run.
+    """
+
+    layout: ParamLayout
+    kind: str = "regression"      # "landscape", "regression" or "classification"
+    n_train: int = 0              # 0: no samples to batch over (an analytic landscape)
+
+    def init_params(self, seeds: Sequence[int], dtype=np.float64) -> np.ndarray:
+        """``(R, P)`` starting parameters; row r depends only on ``seeds[r]`` and the settings."""
+        raise NotImplementedError
+
+    def loss_and_grad(self, params: np.ndarray, batch: np.ndarray | None = None,
+                      out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Training loss ``(R,)`` and its gradient ``(R, P)`` (written into ``out`` if given)."""
+        raise NotImplementedError
+
+    def loss(self, params: np.ndarray, batch: np.ndarray | None = None) -> np.ndarray:
+        """Training loss ``(R,)`` only."""
+        return self.loss_and_grad(params, batch)[0]
+
+    def evaluate(self, params: np.ndarray) -> dict[str, np.ndarray]:
+        """Held-out metrics per run, e.g. ``{"test_loss": (R,), "test_accuracy": (R,)}``; ``{}`` if none."""
+        return {}
+
+    def hessian(self, params: np.ndarray) -> np.ndarray | None:
+        """Exact ``(R, P, P)`` Hessian of the training loss where it is known in closed form, else None."""
+        return None
+
+    def describe(self) -> dict:
+        """JSON-ready facts about the built problem for records and the dashboard."""
+        return {"kind": self.kind, "n_params": self.layout.size, "n_train": self.n_train,
+                "layout": self.layout.describe()}
+
+
+@dataclass
+class Dataset:
+    """A supervised dataset already split; targets are ``(N, k)`` floats (one-hot for classes)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    task: str                                 # "regression" or "classification"
+    feature_names: list[str] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+
+
+class SupervisedInstance(ProblemInstance):
+    """A dataset and an MLP: the loss is the model's loss on the training split."""
+
+    def __init__(self, dataset: Dataset, model: MLP, dtype=np.float64):
+        self.dataset = dataset
+        self.model = model
+        self.layout = model.layout
+        self.kind = dataset.task
+        self.n_train = len(dataset.x_train)
+        self._cast_cache: dict = {}
+
+    def _data(self, dtype):
+        key = np.dtype(dtype)
+        if key not in self._cast_cache:
+            d = self.dataset
+            self._cast_cache[key] = tuple(np.ascontiguousarray(a, dtype=key)
+                                          for a in (d.x_train, d.y_train, d.x_test, d.y_test))
+        return self._cast_cache[key]
+
+    def init_params(self, seeds, dtype=np.float64):
+        return self.model.init_params(seeds, dtype)
+
+    def loss_and_grad(self, params, batch=None, out=None):
+        x, y, _, _ = self._data(params.dtype)
+        if batch is not None:
+            x, y = x[batch], y[batch]
+        return self.model.loss_and_grad(params, x, y, out=out)
+
+    def loss(self, params, batch=None):
+        x, y, _, _ = self._data(params.dtype)
+        if batch is not None:
+            x, y = x[batch], y[batch]
+        return self.model.loss_value(params, x, y)
+
+    def predict(self, params: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+        """Model outputs ``(R, N, k)`` on arbitrary inputs (logits for classification)."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return self.model.forward(params, np.asarray(inputs, dtype=params.dtype))
+
+    def evaluate(self, params):
+        _, _, x_test, y_test = self._data(params.dtype)
+        if len(x_test) == 0:
+            return {}
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            output = self.model.forward(params, x_test)
+            metrics = {"test_loss": self.model.loss.value(output, y_test)}
+            if self.kind == "classification":
+                metrics["test_accuracy"] = accuracy(self.model.loss.name, output, y_test)
+        return metrics
+
+    def describe(self):
+        d = self.dataset
+        return {**super().describe(), "model": repr(self.model), "n_test": len(d.x_test),
+                "n_features": d.x_train.shape[1], "n_outputs": d.y_train.shape[1],
+                "feature_names": list(d.feature_names), "class_names": list(d.class_names)}

@@ -1,0 +1,187 @@
+"""Owns the pluggy PluginManager and the registry of descent rules, schedules and problems it collects."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pluggy
+
+from . import hookspecs
+from .declarations import DescentRule, Problem, Schedule
+from .errors import SpecError
+
+ENTRY_POINT_GROUP = "descentlab"
+PLUGINS_ENV = "DESCENTLAB_PLUGINS"
+NO_ENTRY_POINTS_ENV = "DESCENTLAB_NO_ENTRY_POINTS"
+BUILTIN_MODULES = ("descentlab.plugins.rules", "descentlab.plugins.schedules", "descentlab.plugins.problems")
+
+# (hook name, registry attribute, declaration type, noun used in messages)
+_KINDS = (
+    ("register_optimizers", "rules", DescentRule, "rule"),
+    ("register_schedules", "schedules", Schedule, "schedule"),
+    ("register_problems", "problems", Problem, "problem"),
+)
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins registered, where each came from, and what went wrong."""
+
+    rules: dict[str, DescentRule] = field(default_factory=dict)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    problems: dict[str, Problem] = field(default_factory=dict)
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    plugin_paths: tuple[str, ...] = ()
+
+    def _get(self, kind: str, name: str):
+        table = getattr(self, kind + "s")
+        if name not in table:
+            raise SpecError(kind, name, "one of " + ", ".join(sorted(table)))
+        return table[name]
+
+    def rule(self, name: str) -> DescentRule:
+        return self._get("rule", name)
+
+    def schedule(self, name: str) -> Schedule:
+        return self._get("schedule", name)
+
+    def problem(self, name: str) -> Problem:
+        return self._get("problem", name)
+
+    def origin(self, kind: str, name: str) -> str:
+        return self.origins.get((kind, name), "unknown")
+
+
+def make_plugin_manager() -> pluggy.PluginManager:
+    """A fresh manager that knows descentlab's hook specifications and nothing else."""
+    pm = pluggy.PluginManager("descentlab")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def _origin_of_entry_point(ep) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"package {dist.name} {dist.version}" if dist is not None else f"package entry point {ep.name}"
+
+
+def _load_file(path: str):
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise FileNotFoundError(f"no such file {path}")
+    module_name = "descentlab_file_plugin_" + "".join(c if c.isalnum() else "_" for c in resolved.stem)
+    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # lets worker processes and dataclasses find it by name
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def _short_reason(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
+def env_plugin_paths() -> list[str]:
+    """Plugin files named by the DESCENTLAB_PLUGINS environment variable (an os.pathsep list)."""
+    return [p for p in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if p.strip()]
+
+
+def load_registry(plugin_paths=(), *, entry_points: bool | None = None, use_env: bool = True,
+                  extra_plugins=(), pm: pluggy.PluginManager | None = None) -> Registry:
+    """Register the built-ins, installed entry points and plugin files, then collect their declarations.
+
+    A plugin that fails to import, raises while registering, or registers a duplicate or invalid
+    declaration is reported in ``registry.errors`` by name; every other plugin keeps working.
+    ``extra_plugins`` are ``(name, object)`` pairs registered as-is (tests use this).
+    """
+    pm = pm or make_plugin_manager()
+    registry = Registry()
+    origin_of: dict[str, str] = {}
+
+    for module_name in BUILTIN_MODULES:
+        pm.register(importlib.import_module(module_name), name=module_name)
+        origin_of[module_name] = "built-in"
+
+    if entry_points is None:
+        entry_points = not os.environ.get(NO_ENTRY_POINTS_ENV)
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                pm.register(ep.load(), name=ep.name)
+                origin_of[ep.name] = _origin_of_entry_point(ep)
+            except Exception as error:  # a broken third-party package must not stop the others
+                registry.errors.append(f"plugin {ep.name!r}: failed to load: {_short_reason(error)}")
+
+    paths = list(plugin_paths) + (env_plugin_paths() if use_env else [])
+    registry.plugin_paths = tuple(str(Path(p).expanduser().resolve()) for p in paths)
+    for path in paths:
+        name = f"file:{Path(path).name}"
+        try:
+            module = _load_file(path)
+            if pm.is_registered(module):
+                continue
+            pm.register(module, name=name)
+            origin_of[name] = f"file {Path(path).expanduser().resolve()}"
+        except Exception as error:
+            registry.errors.append(f"plugin {path!r}: failed to load: {_short_reason(error)}")
+
+    for name, plugin in extra_plugins:
+        pm.register(plugin, name=name)
+        origin_of[name] = f"registered {name}"
+
+    for hook_name, attribute, declaration_type, noun in _KINDS:
+        table = getattr(registry, attribute)
+        for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):  # registration order
+            plugin_name = impl.plugin_name
+            origin = origin_of.get(plugin_name, plugin_name)
+
+            def register(declaration, _plugin=plugin_name, _origin=origin):
+                # A bad declaration is reported and skipped; the plugin's other declarations still count.
+                try:
+                    if not isinstance(declaration, declaration_type):
+                        raise TypeError(f"register() expects a {declaration_type.__name__}, got {declaration!r}")
+                    declaration.validate_declaration()
+                    if declaration.name in table:
+                        raise ValueError(f"{noun} {declaration.name!r} is already registered by "
+                                         f"{registry.origins[(noun, declaration.name)]}")
+                except (TypeError, ValueError) as error:
+                    registry.errors.append(f"plugin {_plugin!r}: {error}")
+                    return
+                table[declaration.name] = declaration
+                registry.origins[(noun, declaration.name)] = _origin
+
+            try:
+                impl.function(register=register)
+            except Exception as error:
+                registry.errors.append(f"plugin {plugin_name!r}: {hook_name} failed: {_short_reason(error)}")
+    return registry
+
+
+_default_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The registry of built-ins, installed entry points and DESCENTLAB_PLUGINS files, loaded once."""
+    global _default_registry
+    if _default_registry is None:
+        _default_registry = load_registry()
+    return _default_registry
+
+
+def reset_registry() -> None:
+    """Forget the cached default registry (after installing or changing plugins)."""
+    global _default_registry
+    _default_registry = None

@@ -1,0 +1,1 @@
+"""The Streamlit dashboard, its plotly figures and the report export."""

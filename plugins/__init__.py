@@ -1,0 +1,1 @@
+"""The built-in plugins: descent rules, learning-rate schedules and problems."""
