@@ -86,7 +86,8 @@ class MLP:
         a = inputs
         layers = self._weights(params)
         for i, (w, b) in enumerate(layers):
-            z = np.matmul(a, w) + b[:, None, :]
+            z = np.matmul(a, w)
+            z += b[:, None, :]
             a = z if i == len(layers) - 1 else self.activation.forward(z)
         return a
 
@@ -111,10 +112,14 @@ class MLP:
             cache = []
             a = inputs
             for i, (w, b) in enumerate(layers):
-                z = np.matmul(a, w) + b[:, None, :]
+                z = np.matmul(a, w)
+                z += b[:, None, :]
                 cache.append((a, z))
                 a = z if i == last else self.activation.forward(z)
             loss, delta = self.loss.value_and_grad(a, targets)
+            # Summing over samples as a product with a row of ones runs through BLAS, about 3x
+            # faster than delta.sum(axis=1) at these sizes.
+            ones = np.ones(delta.shape[1], dtype=delta.dtype)
             for i in range(last, -1, -1):
                 a_in, z = cache[i]
                 gw, gb = grads[i]
@@ -122,9 +127,12 @@ class MLP:
                     np.matmul(a_in.T, delta, out=gw)
                 else:
                     np.matmul(a_in.transpose(0, 2, 1), delta, out=gw)
-                delta.sum(axis=1, out=gb)
+                np.matmul(ones, delta, out=gb)
                 if i > 0:
-                    grad_a = np.matmul(delta, layers[i][0].transpose(0, 2, 1))
-                    a_prev = cache[i - 1][1]
-                    delta = self.activation.backward(a_prev, cache[i][0], grad_a)
+                    w = layers[i][0]
+                    if w.shape[2] == 1:  # one output unit: an outer product, cheaper by broadcasting
+                        grad_a = delta * w.transpose(0, 2, 1)
+                    else:
+                        grad_a = np.matmul(delta, w.transpose(0, 2, 1))
+                    delta = self.activation.backward(cache[i - 1][1], a_in, grad_a)
         return loss, grad
