@@ -1,8 +1,427 @@
-"""Built-in rules, registered like any third-party plugin."""
+"""Built-in descent rules (GD, momentum, Nesterov, Adagrad, RMSprop, Adam, AdamW), registered like any plugin.
 
-from descentlab import hookimpl
+Each rule is an optax-style pure pair: ``init(params, hyper) -> state`` and
+``update(grad, state, params, learning_rate, hyper, step) -> (updates, state)``. Arrays are
+``(R, P)`` (R runs stacked on the leading axis); every hyperparameter and the learning rate arrive
+as ``(R, 1)`` float arrays (flags as 0.0/1.0), so one call serves a whole grid of configurations.
+Every field of a state is an array whose leading axis is the run axis, so the runner can drop
+diverged runs by indexing rows. ``update`` reuses its state arrays in place; it never writes into
+``grad`` or ``params``. Where PyTorch has the same optimizer, the conventions are PyTorch's
+(``torch.optim``, version 2): the docstrings give the exact formula.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from descentlab import DescentRule, HyperParam, hookimpl
+
+
+# --- shared pieces -----------------------------------------------------------------------------
+
+def _weight_decay(low_help: str = "L2 penalty λ: the gradient becomes g + λθ (PyTorch weight_decay)"):
+    return HyperParam("weight_decay", 0.0, low=0.0, help=low_help)
+
+
+def _l2_gradient(grad, params, hyper):
+    """g + λθ as a new array, or ``grad`` itself when no run uses weight decay (never modifies grad)."""
+    decay = hyper.get("weight_decay")
+    if decay is None or not np.any(decay):
+        return grad
+    out = np.multiply(params, decay)
+    out += grad
+    return out
+
+
+def _threshold(value):
+    """A plain float when every input was a scalar (the theory module passes floats), else the array."""
+    value = np.asarray(value, dtype=float)
+    return float(value) if value.ndim == 0 else value
+
+
+class NoState(NamedTuple):
+    """Vanilla gradient descent keeps no state."""
+
+
+class MomentumState(NamedTuple):
+    velocity: np.ndarray          # (R, P) momentum buffer v
+
+
+class AdagradState(NamedTuple):
+    sum_squares: np.ndarray       # (R, P) Σ g²
+
+
+class RMSpropState(NamedTuple):
+    square_avg: np.ndarray        # (R, P) running mean of g²
+    grad_avg: np.ndarray          # (R, P) running mean of g (centered), else (R, 0)
+    momentum_buffer: np.ndarray   # (R, P) when some run uses momentum, else (R, 0)
+
+
+class AdamState(NamedTuple):
+    exp_avg: np.ndarray           # (R, P) first moment m
+    exp_avg_sq: np.ndarray        # (R, P) second moment v
+    max_exp_avg_sq: np.ndarray    # (R, P) running max of v (amsgrad), else (R, 0)
+
+
+def _empty_rows(params):
+    """A placeholder state field for a feature no run of the batch uses: shape (R, 0)."""
+    return np.zeros((params.shape[0], 0), dtype=params.dtype)
+
+
+# --- vanilla gradient descent ------------------------------------------------------------------
+
+def gd_init(params, hyper):
+    return NoState()
+
+
+def gd_update(grad, state, params, learning_rate, hyper, step):
+    """Vanilla gradient descent (PyTorch SGD without momentum).
+
+        g ← g + λθ          (weight_decay λ, L2)
+        θ ← θ − α g
+    """
+    g = _l2_gradient(grad, params, hyper)
+    if g is grad:
+        return np.multiply(grad, -learning_rate), state
+    g *= -learning_rate  # g is our own temporary here
+    return g, state
+
+
+def gd_threshold(hyper):
+    # On J = ½λθ²: θ ← (1 − αλ)θ, stable iff |1 − αλ| < 1 iff αλ < 2.
+    return 2.0
+
+
+# --- momentum (PyTorch convention), Nesterov -----------------------------------------------------
+
+def momentum_init(params, hyper):
+    return MomentumState(np.zeros_like(params))
+
+
+def momentum_update(grad, state, params, learning_rate, hyper, step):
+    """Heavy-ball momentum, PyTorch SGD convention (momentum μ, dampening d, nesterov, weight_decay λ).
+
+        g ← g + λθ
+        v ← g                       on the first step (PyTorch initialises the buffer with g)
+        v ← μ v + (1 − d) g         afterwards
+        g ← g + μ v  if nesterov,  else  g ← v
+        θ ← θ − α g
+    """
+    mu = hyper["momentum"]
+    g = _l2_gradient(grad, params, hyper)
+    v = state.velocity
+    if step == 0:
+        np.copyto(v, g)
+    else:
+        v *= mu
+        dampening = hyper.get("dampening", 0.0)
+        if np.any(dampening):
+            v += (1.0 - dampening) * g
+        else:
+            v += g
+    nesterov = hyper.get("nesterov", 0.0)
+    if np.all(nesterov == 0):
+        updates = np.multiply(v, -learning_rate)
+    else:
+        # nesterov is 0/1 per run: g + μv for the Nesterov runs, v for the others
+        updates = np.multiply(v, mu)
+        updates += g
+        if not np.all(nesterov == 1):
+            updates = np.where(nesterov != 0, updates, v)
+        updates *= -learning_rate
+    return updates, state
+
+
+def momentum_threshold(hyper):
+    # Iterate on J = ½λx² with a = αλ; w = αv. Heavy ball: x' = (1 + μ − a(1−d))x − μ x_prev, whose
+    # roots stay inside the unit circle iff 0 < a(1−d) < 2 + 2μ. Nesterov: the (x, w) map has
+    # trace 1 + μ − a(1 + μ(1−d)) and determinant μ(1 − a); the Jury conditions reduce to
+    # a < (2 + 2μ)/(1 + 2μ − μd) (the |det| < 1 bound a < 1 + 1/μ is weaker when μd < 1).
+    mu = np.asarray(hyper["momentum"], dtype=float)
+    d = np.asarray(hyper.get("dampening", 0.0), dtype=float)
+    nesterov = np.asarray(hyper.get("nesterov", 0.0), dtype=float)
+    with np.errstate(divide="ignore"):
+        heavy = np.where(d < 1, (2 + 2 * mu) / np.maximum(1 - d, 0.0), np.inf)
+    nest = (2 + 2 * mu) / (1 + 2 * mu - mu * d)
+    return _threshold(np.where(nesterov != 0, nest, heavy))
+
+
+def nesterov_update(grad, state, params, learning_rate, hyper, step):
+    """Nesterov momentum, PyTorch SGD(nesterov=True) convention (momentum μ, weight_decay λ).
+
+        g ← g + λθ
+        v ← g  on the first step,  v ← μ v + g  afterwards
+        θ ← θ − α (g + μ v)
+    """
+    hyper = dict(hyper, nesterov=1.0, dampening=0.0)
+    return momentum_update(grad, state, params, learning_rate, hyper, step)
+
+
+def nesterov_threshold(hyper):
+    return momentum_threshold(dict(hyper, nesterov=1.0, dampening=0.0))
+
+
+# --- classical momentum ------------------------------------------------------------------------
+
+def classical_momentum_update(grad, state, params, learning_rate, hyper, step):
+    """Classical momentum (Polyak; Sutskever et al. 2013), the learning rate inside the buffer.
+
+        v ← μ v + α g       (v starts at 0)
+        θ ← θ − v
+
+    At a constant α this equals PyTorch's convention (v_classical = α v_pytorch); when a schedule
+    changes α it differs: past steps keep the α they were taken with.
+    """
+    v = state.velocity
+    v *= hyper["momentum"]
+    v += learning_rate * grad
+    return np.negative(v), state
+
+
+def classical_momentum_threshold(hyper):
+    # Same recurrence as heavy ball at constant α: x' = (1 + μ − αλ)x − μ x_prev.
+    return _threshold(2.0 + 2.0 * np.asarray(hyper["momentum"], dtype=float))
+
+
+# --- Adagrad -----------------------------------------------------------------------------------
+
+def adagrad_init(params, hyper):
+    start = hyper.get("initial_accumulator_value", 0.0)
+    return AdagradState(np.zeros_like(params) + np.asarray(start, dtype=params.dtype))
+
+
+def adagrad_update(grad, state, params, learning_rate, hyper, step):
+    """Adagrad, PyTorch convention (lr_decay k, eps ε, initial_accumulator_value, weight_decay λ).
+
+        g ← g + λθ
+        s ← s + g²                          (s starts at initial_accumulator_value)
+        θ ← θ − α / (1 + t k) · g / (√s + ε)   (t = updates already taken)
+    """
+    g = _l2_gradient(grad, params, hyper)
+    s = state.sum_squares
+    s += g * g
+    denominator = np.sqrt(s)
+    denominator += hyper["eps"]
+    rate = learning_rate / (1.0 + step * hyper.get("lr_decay", 0.0))
+    updates = np.divide(g, denominator, out=denominator)
+    updates *= -rate
+    return updates, state
+
+
+# --- RMSprop -----------------------------------------------------------------------------------
+
+def rmsprop_init(params, hyper):
+    centered = np.any(hyper.get("centered", 0.0))
+    momentum = np.any(hyper.get("momentum", 0.0))
+    return RMSpropState(np.zeros_like(params),
+                        np.zeros_like(params) if centered else _empty_rows(params),
+                        np.zeros_like(params) if momentum else _empty_rows(params))
+
+
+def rmsprop_update(grad, state, params, learning_rate, hyper, step):
+    """RMSprop, PyTorch convention (alpha ρ, eps ε, centered, momentum μ, weight_decay λ).
+
+        g ← g + λθ
+        s ← ρ s + (1 − ρ) g²
+        m ← ρ m + (1 − ρ) g,  d ← √(s − m²) + ε    if centered
+        d ← √s + ε                                 otherwise  (ε added after the square root)
+        b ← μ b + g / d  (b starts at 0),  θ ← θ − α b    if μ > 0
+        θ ← θ − α g / d                                    otherwise
+    """
+    rho = hyper["alpha"]
+    g = _l2_gradient(grad, params, hyper)
+    s = state.square_avg
+    s *= rho
+    s += (1.0 - rho) * (g * g)
+    if state.grad_avg.shape[1]:
+        m = state.grad_avg
+        m *= rho
+        m += (1.0 - rho) * g
+        centered = hyper.get("centered", 0.0)
+        variance = m * m
+        variance *= centered
+        np.subtract(s, variance, out=variance)
+        np.maximum(variance, 0.0, out=variance)  # rounding can make s − m² a hair below 0
+        denominator = np.sqrt(variance, out=variance)
+    else:
+        denominator = np.sqrt(s)
+    denominator += hyper["eps"]
+    direction = np.divide(g, denominator, out=denominator)
+    if state.momentum_buffer.shape[1]:
+        b = state.momentum_buffer
+        b *= hyper["momentum"]
+        b += direction
+        direction = b.copy()
+    direction *= -learning_rate
+    return direction, state
+
+
+# --- Adam and AdamW ----------------------------------------------------------------------------
+
+def adam_init(params, hyper):
+    amsgrad = np.any(hyper.get("amsgrad", 0.0))
+    return AdamState(np.zeros_like(params), np.zeros_like(params),
+                     np.zeros_like(params) if amsgrad else _empty_rows(params))
+
+
+def _adam_direction(g, state, learning_rate, hyper, step):
+    """−α m̂ / (√v̂ + ε) as a new array, updating the moments in place (PyTorch's Adam step)."""
+    beta1, beta2 = hyper["beta1"], hyper["beta2"]
+    t = step + 1
+    m, v = state.exp_avg, state.exp_avg_sq
+    m *= beta1
+    m += (1.0 - beta1) * g
+    v *= beta2
+    v += (1.0 - beta2) * (g * g)
+    second = v
+    if state.max_exp_avg_sq.shape[1]:
+        peak = state.max_exp_avg_sq
+        np.maximum(peak, v, out=peak)
+        amsgrad = hyper.get("amsgrad", 0.0)
+        second = peak if np.all(amsgrad == 1) else np.where(amsgrad != 0, peak, v)
+    bias1 = 1.0 - beta1 ** t
+    bias2_sqrt = np.sqrt(1.0 - beta2 ** t)
+    denominator = np.sqrt(second)
+    denominator /= bias2_sqrt
+    denominator += hyper["eps"]
+    direction = np.divide(m, denominator, out=denominator)
+    direction *= -(learning_rate / bias1)
+    return direction
+
+
+def adam_update(grad, state, params, learning_rate, hyper, step):
+    """Adam, PyTorch convention (beta1 β₁, beta2 β₂, eps ε, amsgrad, weight_decay λ as L2).
+
+        g ← g + λθ
+        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²      (m, v start at 0; t = step + 1)
+        v_max ← max(v_max, v)  and use v_max for v            if amsgrad
+        θ ← θ − α/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
+    """
+    g = _l2_gradient(grad, params, hyper)
+    return _adam_direction(g, state, learning_rate, hyper, step), state
+
+
+def adamw_update(grad, state, params, learning_rate, hyper, step):
+    """AdamW, PyTorch convention: decoupled weight decay λ, then the Adam step on the raw gradient.
+
+        θ ← θ − α λ θ
+        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²      (t = step + 1; v_max if amsgrad)
+        θ ← θ − α/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
+    """
+    updates = _adam_direction(grad, state, learning_rate, hyper, step)
+    decay = hyper["weight_decay"]
+    if np.any(decay):
+        updates -= (learning_rate * decay) * params
+    return updates, state
+
+
+# --- declarations --------------------------------------------------------------------------------
+
+_ADAPTIVE_NOTE = ("adaptive: the step divides by a running gradient scale, so the effective step "
+                  "size changes during the run and no fixed α·λ_max threshold exists")
+
+_MOMENTUM = HyperParam("momentum", 0.9, low=0.0, high=1.0, high_open=True, help="momentum factor μ")
+_EPS = HyperParam("eps", 1e-8, low=0.0, low_open=True, log=True,
+                  help="ε added to the denominator after the square root")
+_AMSGRAD = HyperParam("amsgrad", False, kind="bool", help="divide by the running maximum of v (AMSGrad)")
+_BETAS = (HyperParam("beta1", 0.9, low=0.0, high=1.0, high_open=True, help="decay of the first moment β₁"),
+          HyperParam("beta2", 0.999, low=0.0, high=1.0, high_open=True, help="decay of the second moment β₂"))
+
+RULES = (
+    DescentRule(
+        "gd", gd_init, gd_update,
+        hyperparams=(_weight_decay(),),
+        summary="Vanilla gradient descent; with a batch size it is mini-batch SGD.",
+        formula="θ ← θ − α (g + λθ)",
+        default_learning_rate=0.01,
+        stability_threshold=gd_threshold,
+    ),
+    DescentRule(
+        "momentum", momentum_init, momentum_update,
+        hyperparams=(
+            _MOMENTUM,
+            HyperParam("dampening", 0.0, low=0.0, high=1.0, high_open=True,
+                       help="dampening d: the gradient enters the buffer as (1 − d) g"),
+            HyperParam("nesterov", False, kind="bool", help="Nesterov's look-ahead: step along g + μv"),
+            _weight_decay(),
+        ),
+        summary="Heavy-ball momentum, PyTorch convention (buffer starts at the first gradient).",
+        formula="v ← μv + (1 − d) g;  θ ← θ − α v   (nesterov: θ ← θ − α (g + μv))",
+        default_learning_rate=0.01,
+        stability_threshold=momentum_threshold,
+        threshold_note="heavy ball: α·λ < (2 + 2μ)/(1 − d); with nesterov: α·λ < (2 + 2μ)/(1 + 2μ − μd)",
+    ),
+    DescentRule(
+        "nesterov", momentum_init, nesterov_update,
+        hyperparams=(_MOMENTUM, _weight_decay()),
+        summary="Nesterov momentum, PyTorch convention (SGD with nesterov=True).",
+        formula="v ← μv + g;  θ ← θ − α (g + μv)",
+        default_learning_rate=0.01,
+        stability_threshold=nesterov_threshold,
+        threshold_note="α·λ < (2 + 2μ)/(1 + 2μ)",
+    ),
+    DescentRule(
+        "classical_momentum", momentum_init, classical_momentum_update,
+        hyperparams=(_MOMENTUM,),
+        summary="Classical momentum: the learning rate enters the buffer (differs from PyTorch under a schedule).",
+        formula="v ← μv + α g;  θ ← θ − v",
+        default_learning_rate=0.01,
+        stability_threshold=classical_momentum_threshold,
+        threshold_note="α·λ < 2 + 2μ at constant α",
+    ),
+    DescentRule(
+        "adagrad", adagrad_init, adagrad_update,
+        hyperparams=(
+            HyperParam("lr_decay", 0.0, low=0.0, help="learning-rate decay k: α/(1 + t k)"),
+            HyperParam("eps", 1e-10, low=0.0, low_open=True, log=True,
+                       help="ε added to the denominator after the square root"),
+            HyperParam("initial_accumulator_value", 0.0, low=0.0, help="starting value of Σ g²"),
+            _weight_decay(),
+        ),
+        summary="Adagrad: per-coordinate step α/√(Σ g²), PyTorch convention.",
+        formula="s ← s + g²;  θ ← θ − α/(1 + t k) · g/(√s + ε)",
+        default_learning_rate=0.01,
+        threshold_note=_ADAPTIVE_NOTE,
+    ),
+    DescentRule(
+        "rmsprop", rmsprop_init, rmsprop_update,
+        hyperparams=(
+            HyperParam("alpha", 0.99, low=0.0, high=1.0, high_open=True, help="smoothing constant ρ of the mean of g²"),
+            _EPS,
+            HyperParam("centered", False, kind="bool", help="divide by the estimated variance √(E g² − (E g)²)"),
+            HyperParam("momentum", 0.0, low=0.0, high=1.0, high_open=True, help="momentum factor μ (0 = none)"),
+            _weight_decay(),
+        ),
+        summary="RMSprop with optional centering and momentum, PyTorch convention.",
+        formula="s ← ρs + (1 − ρ) g²;  θ ← θ − α g/(√s + ε)",
+        default_learning_rate=0.01,
+        threshold_note=_ADAPTIVE_NOTE,
+    ),
+    DescentRule(
+        "adam", adam_init, adam_update,
+        hyperparams=(*_BETAS, _EPS, _AMSGRAD, _weight_decay()),
+        summary="Adam with bias correction and optional AMSGrad; weight decay as L2, PyTorch convention.",
+        formula="m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;  θ ← θ − α/(1 − β₁ᵗ) · m/(√v/√(1 − β₂ᵗ) + ε)",
+        default_learning_rate=0.001,
+        threshold_note=_ADAPTIVE_NOTE,
+    ),
+    DescentRule(
+        "adamw", adam_init, adamw_update,
+        hyperparams=(*_BETAS, _EPS, _AMSGRAD,
+                     HyperParam("weight_decay", 0.01, low=0.0,
+                                help="decoupled weight decay λ: θ ← θ − αλθ before the Adam step")),
+        summary="AdamW: Adam with decoupled weight decay, PyTorch convention.",
+        formula="θ ← θ − αλθ;  then the Adam step on g",
+        default_learning_rate=0.001,
+        threshold_note=_ADAPTIVE_NOTE,
+    ),
+)
 
 
 @hookimpl
 def register_optimizers(register):
     """Register the built-in descent rules."""
+    for rule in RULES:
+        register(rule)
