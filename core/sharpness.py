@@ -1,0 +1,221 @@
+"""Sharpness: the top eigenvalue of the training loss's Hessian, batched over runs.
+
+Everything here is built on the backprop engine's gradient alone. A Hessian-vector product is a
+central difference of two gradients, computed in float64,
+
+    H v ≈ (∇J(θ + εv) − ∇J(θ − εv)) / (2ε),
+
+exact up to rounding on a quadratic and O(ε²) otherwise. The ``+`` and ``−`` points of all R runs
+are stacked into one ``(2R, P)`` batch, so one product costs one gradient evaluation of 2R runs.
+
+The top eigenvalue comes from the Lanczos iteration (with full re-orthogonalisation), run on all
+R runs at once. Why Lanczos and not plain power iteration: power iteration converges to the
+eigenvalue of largest *magnitude*; away from a minimum the Hessian can have a negative eigenvalue
+larger in magnitude than λ_max (a saddle), and power iteration would then return that negative
+number. Lanczos builds the Krylov space of the same products and reads off the largest and the
+smallest *algebraic* Ritz values, so λ_max is right whatever the sign of the others (and λ_min
+comes for free). With ``iters >= P`` the Krylov space is the whole space and the result is exact
+up to the finite-difference error; with fewer iterations λ_max is a lower bound that converges
+fast when the top eigenvalue is separated from the rest (the usual case in networks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "adam_preconditioner", "hessian_extreme_eigenvalues", "hessian_matrix", "hessian_vector_product",
+    "preconditioned_top_eigenvalue", "top_hessian_eigenvalue",
+]
+
+_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+# Central differences: truncation error ~ ε², rounding error ~ u/ε; ε ≈ u^(1/3) balances them,
+# scaled by the size of the parameters so large weights get a proportionally larger step.
+_EPS_REL = 6e-6
+
+
+def _steps(params: np.ndarray, eps: float | None) -> np.ndarray:
+    """Finite-difference step per run, ``(R, 1)``."""
+    if eps is not None:
+        return np.full((params.shape[0], 1), float(eps))
+    with np.errstate(**_QUIET):
+        rms = np.sqrt(np.mean(params * params, axis=1, keepdims=True))
+    return _EPS_REL * (1.0 + np.nan_to_num(rms, nan=0.0, posinf=0.0))
+
+
+def _gradients(instance, points: np.ndarray, batch: np.ndarray | None) -> np.ndarray:
+    with np.errstate(**_QUIET):
+        return instance.loss_and_grad(points, batch)[1]
+
+
+def hessian_vector_product(instance, params: np.ndarray, vectors: np.ndarray, *,
+                           batch: np.ndarray | None = None, eps: float | None = None) -> np.ndarray:
+    """``H_r v_r`` for every run r: ``params`` and ``vectors`` are ``(R, P)``; float64 result.
+
+    The 2R gradient evaluations (θ ± εv) go through ``instance.loss_and_grad`` as one batch.
+    ``batch`` is the runs' ``(R, B)`` mini-batch indices (None = full training set); the same
+    mini-batch is used at both points, so this is the Hessian of that mini-batch's loss.
+    """
+    params = np.asarray(params, dtype=np.float64)
+    vectors = np.asarray(vectors, dtype=np.float64)
+    runs = params.shape[0]
+    step = _steps(params, eps)
+    with np.errstate(**_QUIET):
+        points = np.concatenate([params + step * vectors, params - step * vectors])
+    both = None if batch is None else np.concatenate([batch, batch])
+    grads = _gradients(instance, np.ascontiguousarray(points), both)
+    with np.errstate(**_QUIET):
+        return (grads[:runs] - grads[runs:]) / (2.0 * step)
+
+
+def hessian_matrix(instance, params: np.ndarray, *, batch: np.ndarray | None = None,
+                   eps: float | None = None, chunk: int = 4096) -> np.ndarray:
+    """Full ``(R, P, P)`` Hessian by central differences of gradients, symmetrised (small P only).
+
+    Column j is ``H e_j``; several columns of all runs go through the engine in one batch of at
+    most ``chunk`` rows. Meant for tests and teaching: it costs P gradient evaluations per run.
+    """
+    params = np.asarray(params, dtype=np.float64)
+    runs, size = params.shape
+    step = _steps(params, eps)                                  # (R, 1)
+    out = np.empty((runs, size, size))
+    per_call = max(1, chunk // (2 * runs))
+    for start in range(0, size, per_call):
+        cols = np.arange(start, min(size, start + per_call))
+        n = len(cols)
+        # rows ordered (column, run): point[c*R + r] = θ_r ± ε_r e_{cols[c]}
+        base = np.tile(params, (n, 1))
+        eps_rows = np.tile(step, (n, 1))[:, 0]
+        plus, minus = base.copy(), base.copy()
+        idx = np.repeat(cols, runs)
+        rows = np.arange(n * runs)
+        plus[rows, idx] += eps_rows
+        minus[rows, idx] -= eps_rows
+        both = None if batch is None else np.tile(batch, (2 * n, 1))
+        grads = _gradients(instance, np.concatenate([plus, minus]), both)
+        with np.errstate(**_QUIET):
+            columns = (grads[:n * runs] - grads[n * runs:]) / (2.0 * eps_rows[:, None])
+        out[:, :, cols] = columns.reshape(n, runs, size).transpose(1, 2, 0)
+    return 0.5 * (out + out.transpose(0, 2, 1))
+
+
+def _start_vector(size: int, seed: int) -> np.ndarray:
+    # One start vector shared by every run: a run's result does not depend on what else is in the batch.
+    v = np.random.default_rng(int(seed)).standard_normal(size)
+    return v / np.linalg.norm(v)
+
+
+def _lanczos_extremes(matvec, start: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray]:
+    """Largest and smallest Ritz values ``(R,), (R,)`` of a batched symmetric operator.
+
+    ``matvec((R, P)) -> (R, P)``; ``start`` is ``(R, P)`` with unit rows (zero rows are skipped and
+    give NaN). Full re-orthogonalisation keeps the basis orthogonal in floating point. When a run's
+    Krylov space becomes invariant (β ≈ 0) its tridiagonal matrix is closed there and padded with
+    its first Rayleigh quotient q₀ᵀHq₀, which lies inside the spectrum and so changes neither the
+    largest nor the smallest Ritz value.
+    """
+    runs, size = start.shape
+    k = max(1, min(int(iters), size))
+    basis = np.zeros((runs, k, size))
+    alphas = np.zeros((runs, k))
+    betas = np.zeros((runs, k))
+    q = start.copy()
+    prev = np.zeros_like(q)
+    beta_prev = np.zeros(runs)
+    done = ~np.isfinite(start).all(axis=1) | (np.abs(start).sum(axis=1) == 0)
+    q[done] = 0.0
+    scale = np.zeros(runs)
+    with np.errstate(**_QUIET):
+        for j in range(k):
+            basis[:, j] = q
+            w = matvec(q)
+            a = np.einsum("rp,rp->r", w, q)
+            w -= a[:, None] * q + beta_prev[:, None] * prev
+            for _ in range(2):  # twice is enough (Kahan–Parlett "twice is enough")
+                coeff = np.einsum("rkp,rp->rk", basis[:, :j + 1], w)
+                w -= np.einsum("rk,rkp->rp", coeff, basis[:, :j + 1])
+            b = np.sqrt(np.einsum("rp,rp->r", w, w))
+            alphas[:, j] = np.where(done, alphas[:, 0], a)
+            scale = np.maximum(scale, np.abs(np.nan_to_num(a)) + np.nan_to_num(beta_prev))
+            if j == k - 1:
+                break
+            newly_done = ~done & ~(b > 1e-9 * np.maximum(scale, 1e-300))
+            done = done | newly_done
+            betas[:, j] = np.where(done, 0.0, b)
+            prev = q
+            q = np.where(done[:, None], 0.0, w / np.where(done, 1.0, b)[:, None])
+            beta_prev = betas[:, j]
+    tri = np.zeros((runs, k, k))
+    idx = np.arange(k)
+    tri[:, idx, idx] = alphas
+    tri[:, idx[:-1], idx[1:]] = betas[:, :-1]
+    tri[:, idx[1:], idx[:-1]] = betas[:, :-1]
+    bad = ~np.isfinite(tri).all(axis=(1, 2)) | ~np.isfinite(start).all(axis=1) | (np.abs(start).sum(axis=1) == 0)
+    tri[bad] = 0.0
+    ritz = np.linalg.eigvalsh(tri)
+    top, bottom = ritz[:, -1].copy(), ritz[:, 0].copy()
+    top[bad] = np.nan
+    bottom[bad] = np.nan
+    return top, bottom
+
+
+def hessian_extreme_eigenvalues(instance, params: np.ndarray, *, batch: np.ndarray | None = None,
+                                iters: int = 20, seed: int = 0,
+                                eps: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(λ_max, λ_min)``, each ``(R,)``, of the training-loss Hessian at each run's parameters.
+
+    Lanczos with ``min(iters, P)`` Hessian-vector products (each one batched gradient evaluation
+    of 2R runs). Runs with non-finite parameters get NaN. λ_min converges more slowly than
+    λ_max when the bottom of the spectrum is crowded (as in over-parameterised networks).
+    """
+    params = np.ascontiguousarray(params, dtype=np.float64)
+    runs, size = params.shape
+    start = np.tile(_start_vector(size, seed), (runs, 1))
+    start[~np.isfinite(params).all(axis=1)] = 0.0
+    return _lanczos_extremes(lambda v: hessian_vector_product(instance, params, v, batch=batch, eps=eps),
+                             start, iters)
+
+
+def top_hessian_eigenvalue(instance, params: np.ndarray, *, batch: np.ndarray | None = None,
+                           iters: int = 20, seed: int = 0, eps: float | None = None) -> np.ndarray:
+    """Sharpness λ_max ``(R,)``: the largest (algebraic) Hessian eigenvalue of each run's loss.
+
+    The runner's hook for ``sharpness_every``. ``batch`` as in :func:`hessian_vector_product`;
+    ``seed`` fixes the Lanczos start vector; float64 whatever the dtype of ``params``.
+    """
+    return hessian_extreme_eigenvalues(instance, params, batch=batch, iters=iters, seed=seed, eps=eps)[0]
+
+
+def adam_preconditioner(second_moment: np.ndarray, step: int, *, beta1: float = 0.9,
+                        beta2: float = 0.999, eps: float = 1e-8) -> np.ndarray:
+    """Diagonal of Adam's effective preconditioner P_t, ``(R, P)`` (Cohen et al. 2022, eq. 2).
+
+    Adam's step is θ_{t+1} = θ_t − α P_t⁻¹ m_t with bias-uncorrected momentum m_t and
+    P_t = (1 − β1^{t+1}) · (√(v_t / (1 − β2^{t+1})) + ε); ``step`` is t (0 for the first update)
+    and ``second_moment`` is v_t, the uncorrected EMA of squared gradients.
+    """
+    t = int(step) + 1
+    v = np.asarray(second_moment, dtype=np.float64)
+    return (1.0 - beta1 ** t) * (np.sqrt(v / (1.0 - beta2 ** t)) + eps)
+
+
+def preconditioned_top_eigenvalue(instance, params: np.ndarray, preconditioner: np.ndarray, *,
+                                  batch: np.ndarray | None = None, iters: int = 20, seed: int = 0,
+                                  eps: float | None = None) -> np.ndarray:
+    """Preconditioned sharpness λ_max(P⁻¹H), ``(R,)``, for a diagonal preconditioner ``(R, P)``.
+
+    P⁻¹H is similar to the symmetric P^{-1/2} H P^{-1/2}, whose Lanczos iteration needs only
+    Hessian-vector products. For Adam (P from :func:`adam_preconditioner`) the quadratic stability
+    limit is λ_max(P⁻¹H) < (2 + 2β1) / ((1 − β1) α), i.e. 38/α at β1 = 0.9 (Cohen et al. 2022).
+    """
+    params = np.ascontiguousarray(params, dtype=np.float64)
+    runs, size = params.shape
+    inv_sqrt = 1.0 / np.sqrt(np.asarray(preconditioner, dtype=np.float64))
+    start = np.tile(_start_vector(size, seed), (runs, 1))
+    start[~np.isfinite(params).all(axis=1)] = 0.0
+
+    def matvec(v):
+        return inv_sqrt * hessian_vector_product(instance, params, inv_sqrt * v, batch=batch, eps=eps)
+
+    return _lanczos_extremes(matvec, start, iters)[0]

@@ -1,0 +1,165 @@
+"""Sharpness (top Hessian eigenvalue) against closed forms and a finite-difference Hessian built here."""
+
+import numpy as np
+import pytest
+
+from descentlab.layout import ParamLayout
+from descentlab.network import MLP
+from descentlab.problem import Dataset, ProblemInstance, SupervisedInstance
+from descentlab.sharpness import (
+    adam_preconditioner, hessian_extreme_eigenvalues, hessian_matrix, hessian_vector_product,
+    preconditioned_top_eigenvalue, top_hessian_eigenvalue,
+)
+
+
+class Quadratic(ProblemInstance):
+    """J(θ) = ½ (θ − c)ᵀ A (θ − c) with a chosen symmetric A."""
+
+    kind = "landscape"
+
+    def __init__(self, matrix, center=None):
+        self.matrix = np.asarray(matrix, dtype=float)
+        size = self.matrix.shape[0]
+        self.center = np.zeros(size) if center is None else np.asarray(center, dtype=float)
+        self.layout = ParamLayout([("theta", (size,), "theta")])
+
+    def init_params(self, seeds, dtype=np.float64):
+        return np.stack([np.random.default_rng(s).normal(size=self.layout.size) for s in seeds]).astype(dtype)
+
+    def loss_and_grad(self, params, batch=None, out=None):
+        d = params - self.center
+        g = d @ self.matrix
+        return 0.5 * np.einsum("rp,rp->r", d, g), g
+
+
+def rotated(eigenvalues, seed=0):
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(len(eigenvalues),) * 2))
+    return q @ np.diag(eigenvalues) @ q.T
+
+
+def test_quadratic_bowl_top_eigenvalue_exact():
+    bowl = Quadratic(np.diag([10.0, 1.0]), center=[1.0, -2.0])
+    params = np.array([[3.0, 4.0], [-1.0, 0.5], [1.0, -2.0]])
+    lam = top_hessian_eigenvalue(bowl, params)
+    assert lam.shape == (3,)
+    np.testing.assert_allclose(lam, 10.0, rtol=1e-6)
+
+
+def test_negative_eigenvalue_of_larger_magnitude_does_not_fool_it():
+    # A saddle: |−50| > 3, so power iteration would report −50; λ_max is 3.
+    eig = [3.0, 1.0, 0.5, -50.0, -2.0]
+    saddle = Quadratic(rotated(eig, seed=1))
+    params = saddle.init_params([0, 1])
+    top, bottom = hessian_extreme_eigenvalues(saddle, params, iters=20)
+    np.testing.assert_allclose(top, 3.0, rtol=1e-6)
+    np.testing.assert_allclose(bottom, -50.0, rtol=1e-6)
+
+
+def test_few_iterations_on_a_large_quadratic_converge_to_a_separated_top():
+    eig = np.concatenate([[25.0], np.linspace(0.1, 5.0, 199)])
+    q = Quadratic(rotated(eig, seed=2))
+    lam = top_hessian_eigenvalue(q, q.init_params([3]), iters=20)
+    np.testing.assert_allclose(lam, 25.0, rtol=1e-6)
+
+
+def linear_regression(samples=50, features=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(loc=0.7, scale=1.5, size=(samples, features))
+    y = x @ rng.normal(size=(features, 1)) + 0.3 + 0.1 * rng.normal(size=(samples, 1))
+    data = Dataset(x, y, x[:0], y[:0], "regression")
+    return SupervisedInstance(data, MLP([features, 1], activation="tanh", loss="half_mse")), x
+
+
+def test_linear_regression_equals_second_moment_eigenvalue():
+    instance, x = linear_regression()
+    augmented = np.hstack([x, np.ones((len(x), 1))])        # parameters are W1 (d, 1) then b1
+    second_moment = augmented.T @ augmented / len(x)
+    expected = np.linalg.eigvalsh(second_moment)[-1]
+    params = instance.init_params([0, 1, 2]) * 5.0
+    lam = top_hessian_eigenvalue(instance, params)
+    np.testing.assert_allclose(lam, expected, rtol=1e-6)
+
+
+def test_linear_regression_mini_batch_uses_that_batch():
+    instance, x = linear_regression(samples=40)
+    batch = np.array([np.arange(0, 10), np.arange(20, 30)])
+    params = instance.init_params([0, 1])
+    lam = top_hessian_eigenvalue(instance, params, batch=batch)
+    for r in range(2):
+        a = np.hstack([x[batch[r]], np.ones((10, 1))])
+        np.testing.assert_allclose(lam[r], np.linalg.eigvalsh(a.T @ a / 10)[-1], rtol=1e-6)
+
+
+def tiny_mlp(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(30, 2))
+    y = np.sin(x[:, :1]) + 0.5 * x[:, 1:]
+    data = Dataset(x, y, x[:0], y[:0], "regression")
+    return SupervisedInstance(data, MLP([2, 4, 1], activation="tanh", loss="mse"))
+
+
+def hessian_by_hand(instance, theta, h=1e-5):
+    """Central differences of the engine's gradient, one coordinate at a time (the reference)."""
+    size = theta.size
+    out = np.empty((size, size))
+    for j in range(size):
+        e = np.zeros(size)
+        e[j] = h
+        gp = instance.loss_and_grad((theta + e)[None])[1][0]
+        gm = instance.loss_and_grad((theta - e)[None])[1][0]
+        out[:, j] = (gp - gm) / (2 * h)
+    return 0.5 * (out + out.T)
+
+
+def test_small_mlp_agrees_with_finite_difference_hessian():
+    instance = tiny_mlp()
+    params = instance.init_params([0, 1, 2]) * 2.0
+    size = params.shape[1]
+    lam_max, lam_min = hessian_extreme_eigenvalues(instance, params, iters=size)
+    full = hessian_matrix(instance, params)
+    for r in range(3):
+        reference = hessian_by_hand(instance, params[r])
+        np.testing.assert_allclose(full[r], reference, atol=1e-7 * np.abs(reference).max())
+        eig = np.linalg.eigvalsh(reference)
+        np.testing.assert_allclose(lam_max[r], eig[-1], rtol=1e-6)
+        np.testing.assert_allclose(lam_min[r], eig[0], rtol=1e-5, atol=1e-7 * abs(eig).max())
+    # The default 20 iterations already find the separated top eigenvalue.
+    np.testing.assert_allclose(top_hessian_eigenvalue(instance, params), lam_max, rtol=1e-5)
+
+
+def test_hessian_vector_product_matches_matrix_and_batch_independence():
+    instance = tiny_mlp(seed=3)
+    params = instance.init_params([5, 6])
+    v = np.random.default_rng(0).normal(size=params.shape)
+    hv = hessian_vector_product(instance, params, v)
+    full = hessian_matrix(instance, params)
+    np.testing.assert_allclose(hv, np.einsum("rpq,rq->rp", full, v), rtol=1e-6, atol=1e-8)
+    # A run's sharpness does not depend on the other runs in the batch.
+    alone = top_hessian_eigenvalue(instance, params[1:])
+    np.testing.assert_allclose(top_hessian_eigenvalue(instance, params)[1:], alone, rtol=1e-12)
+
+
+def test_float32_parameters_and_non_finite_runs():
+    bowl = Quadratic(np.diag([4.0, 2.0]))
+    params = np.array([[1.0, 1.0], [np.nan, 0.0], [np.inf, 1.0]], dtype=np.float32)
+    lam = top_hessian_eigenvalue(bowl, params)
+    assert lam.dtype == np.float64
+    np.testing.assert_allclose(lam[0], 4.0, rtol=1e-6)
+    assert np.isnan(lam[1:]).all()
+
+
+def test_preconditioned_sharpness_is_eigenvalue_of_p_inverse_h():
+    a = rotated([6.0, 2.0, 1.0], seed=4)
+    q = Quadratic(a)
+    params = q.init_params([0, 1])
+    diag = np.array([[1.0, 2.0, 4.0], [0.5, 0.5, 3.0]])
+    lam = preconditioned_top_eigenvalue(q, params, diag)
+    for r in range(2):
+        expected = np.max(np.linalg.eigvals(np.diag(1 / diag[r]) @ a).real)
+        np.testing.assert_allclose(lam[r], expected, rtol=1e-6)
+
+
+def test_adam_preconditioner_formula():
+    v = np.array([[4.0, 0.0]])
+    p = adam_preconditioner(v, 0, beta1=0.9, beta2=0.999, eps=1e-8)
+    np.testing.assert_allclose(p, 0.1 * (np.sqrt(v / 0.001) + 1e-8))
