@@ -1,0 +1,276 @@
+"""Per-rule summary of an experiment's records (best α, losses, divergence) and a verdict drawn from it.
+
+Definitions (also in docs/readme/80-reports.md):
+
+- A *configuration* of a rule entry is one point of its grid: the base learning rate α together
+  with every other hyperparameter, schedule hyperparameter and warm-up value of the runs table.
+  Its runs differ only in the seed.
+- A run's *score* is its final training loss; a diverged or failed run (or a non-finite loss)
+  scores +inf, so it can never make a configuration look good.
+- The *best configuration* of an entry has the lowest median score over seeds (ties: lower median
+  best loss, then smaller α). ``best_alpha`` is its α; ``best_config`` names its other
+  hyperparameters when they vary in the grid. If every configuration's median is +inf, no α is
+  best: ``best_alpha`` and the losses are NaN.
+- Stability is read along α through the best configuration (the other hyperparameters held at
+  their best values): ``largest_stable_alpha`` is the largest α whose runs all finished,
+  ``smallest_diverged_alpha`` the smallest α where at least one seed diverged.
+- ``steps_to_target_median`` is the median over seeds at the best configuration, counting a seed
+  that never reached the target as +inf; NaN when that median is +inf or there is no target.
+- IQR is the 75th minus the 25th percentile over seeds (linear interpolation, numpy's default).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+# Columns of the runs table that are not grid coordinates (contract: core/records.py).
+NON_CONFIG_COLUMNS = ("run_id", "entry", "label", "rule", "schedule", "seed", "status", "diverged_at",
+                      "final_loss", "best_loss", "steps_to_target", "error", "divergence_reason")
+
+SUMMARY_COLUMNS = ("entry", "label", "rule", "schedule", "best_alpha", "best_config",
+                   "final_loss_median", "final_loss_iqr", "best_loss_median", "best_loss_iqr",
+                   "steps_to_target_median", "seeds_reached_target", "seeds", "seeds_finished_at_best",
+                   "largest_stable_alpha", "smallest_diverged_alpha", "alphas_tried",
+                   "runs", "diverged", "failed")
+
+
+def quantile(values, q: float) -> float:
+    """The q-quantile with numpy's linear interpolation, exact when +inf values are present.
+
+    ``np.quantile`` would compute ``inf - inf`` (NaN, with a warning) next to an infinite value;
+    here a quantile whose upper neighbour is +inf is +inf.
+    """
+    ordered = np.sort(np.asarray(values, dtype=float))
+    if ordered.size == 0:
+        return math.nan
+    position = (ordered.size - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    if low == high or ordered[low] == ordered[high]:
+        return float(ordered[low])
+    if math.isinf(ordered[high]):
+        return math.inf
+    return float(ordered[low] + (position - low) * (ordered[high] - ordered[low]))
+
+
+def median(values) -> float:
+    return quantile(values, 0.5)
+
+
+def iqr(values) -> float:
+    """75th minus 25th percentile; +inf if only the upper quartile is infinite, NaN if both are."""
+    upper, lower = quantile(values, 0.75), quantile(values, 0.25)
+    if math.isinf(lower) or math.isnan(lower):
+        return math.nan
+    return upper - lower
+
+
+def scores(runs: pd.DataFrame, column: str = "final_loss") -> pd.Series:
+    """``column`` per run, +inf where the run diverged, failed or the value is not finite."""
+    values = pd.to_numeric(runs[column], errors="coerce").astype(float)
+    bad = runs["status"].isin(("diverged", "failed")) | ~np.isfinite(values)
+    return values.where(~bad, math.inf)
+
+
+def config_columns(entry_runs: pd.DataFrame) -> list[str]:
+    """Grid coordinates of one entry's runs: α first, then every hyperparameter the rule has."""
+    others = [c for c in entry_runs.columns
+              if c not in NON_CONFIG_COLUMNS and c != "learning_rate" and entry_runs[c].notna().any()]
+    return ["learning_rate"] + others
+
+
+def varying_columns(entry_runs: pd.DataFrame) -> list[str]:
+    """Grid coordinates other than α that take more than one value in this entry."""
+    return [c for c in config_columns(entry_runs)[1:] if entry_runs[c].nunique(dropna=False) > 1]
+
+
+def configurations(entry_runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration of an entry: its coordinates, median scores and status counts."""
+    keys = config_columns(entry_runs)
+    frame = entry_runs.assign(_score=scores(entry_runs), _best=scores(entry_runs, "best_loss"))
+    rows = []
+    for key, group in frame.groupby(keys, dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(keys, key)),
+                     "median_score": median(group["_score"]),
+                     "median_best": median(group["_best"]),
+                     "n": len(group),
+                     "n_finished": int((group["status"] == "finished").sum()),
+                     "n_diverged": int((group["status"] == "diverged").sum())})
+    table = pd.DataFrame(rows)
+    return table.sort_values(["median_score", "median_best", "learning_rate"], kind="stable")
+
+
+def _same_values(frame: pd.DataFrame, values: dict) -> pd.Series:
+    """Rows of ``frame`` whose columns equal ``values`` (NaN equal to NaN)."""
+    mask = pd.Series(True, index=frame.index)
+    for column, value in values.items():
+        if isinstance(value, float) and math.isnan(value):
+            mask &= frame[column].isna()
+        else:
+            mask &= frame[column] == value
+    return mask
+
+
+def alpha_slice(table: pd.DataFrame, best: pd.Series, others: list[str]) -> pd.DataFrame:
+    """The configurations that share ``best``'s hyperparameters other than α, sorted by α."""
+    return table[_same_values(table, {c: best[c] for c in others})].sort_values("learning_rate")
+
+
+def stability_edges(line: pd.DataFrame) -> tuple[float, float]:
+    """(largest α whose runs all finished, smallest α where a seed diverged) along one α line."""
+    stable = line.loc[line["n_finished"] == line["n"], "learning_rate"]
+    diverged = line.loc[line["n_diverged"] > 0, "learning_rate"]
+    return (float(stable.max()) if len(stable) else math.nan,
+            float(diverged.min()) if len(diverged) else math.nan)
+
+
+def describe_config(best: pd.Series, others: list[str]) -> str:
+    """``"momentum=0.9, schedule.gamma=0.5"`` for the varying hyperparameters of the best configuration."""
+    return ", ".join(f"{c}={best[c]:g}" if isinstance(best[c], (int, float)) else f"{c}={best[c]}"
+                     for c in others)
+
+
+def summarize_entry(entry_runs: pd.DataFrame, target_loss: float | None) -> dict:
+    """The summary row of one rule entry (see the module docstring for every definition)."""
+    table = configurations(entry_runs)
+    best = table.iloc[0]
+    others = config_columns(entry_runs)[1:]
+    at_best = entry_runs[_same_values(entry_runs, {c: best[c] for c in config_columns(entry_runs)})]
+    found = math.isfinite(best["median_score"])
+    largest_stable, smallest_diverged = stability_edges(alpha_slice(table, best, others))
+    steps = pd.to_numeric(at_best["steps_to_target"], errors="coerce").astype(float).fillna(math.inf)
+    steps_median = median(steps) if target_loss is not None else math.nan
+    first = entry_runs.iloc[0]
+    return {
+        "entry": int(first["entry"]), "label": first["label"], "rule": first["rule"],
+        "schedule": first["schedule"],
+        "best_alpha": float(best["learning_rate"]) if found else math.nan,
+        "best_config": describe_config(best, varying_columns(entry_runs)) if found else "",
+        "final_loss_median": median(scores(at_best)) if found else math.nan,
+        "final_loss_iqr": iqr(scores(at_best)) if found else math.nan,
+        "best_loss_median": median(scores(at_best, "best_loss")) if found else math.nan,
+        "best_loss_iqr": iqr(scores(at_best, "best_loss")) if found else math.nan,
+        "steps_to_target_median": steps_median if found and math.isfinite(steps_median) else math.nan,
+        "seeds_reached_target": int(np.isfinite(steps).sum()) if found else 0,
+        "seeds": int(entry_runs["seed"].nunique()),
+        "seeds_finished_at_best": int((at_best["status"] == "finished").sum()) if found else 0,
+        "largest_stable_alpha": largest_stable,
+        "smallest_diverged_alpha": smallest_diverged,
+        "alphas_tried": int(entry_runs["learning_rate"].nunique()),
+        "runs": len(entry_runs),
+        "diverged": int((entry_runs["status"] == "diverged").sum()),
+        "failed": int((entry_runs["status"] == "failed").sum()),
+    }
+
+
+def summarize(results) -> pd.DataFrame:
+    """One row per rule entry of ``results`` (a ``Results`` record), in entry order."""
+    target = getattr(results.experiment, "target_loss", None)
+    rows = [summarize_entry(group, target) for _, group in results.runs.groupby("entry", sort=True)]
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+# ---------------------------------------------------------------- verdict
+
+
+def fmt(value: float) -> str:
+    """A number as a reader wants it: 3 significant digits, no trailing zeros."""
+    return f"{value:.3g}"
+
+
+def _at(row) -> str:
+    where = f"α = {fmt(row.best_alpha)}"
+    return f"{where} ({row.best_config})" if row.best_config else where
+
+
+def target_sentence(summary: pd.DataFrame, target: float | None) -> list[str]:
+    """Which entry reached the target loss first, and which never did."""
+    if target is None:
+        return []
+    reached = summary[summary["steps_to_target_median"].notna()].sort_values(
+        ["steps_to_target_median", "final_loss_median"], kind="stable")
+    if reached.empty:
+        return [f"No rule reached the target loss {fmt(target)} (median over seeds) at any α tried."]
+    first = reached.iloc[0]
+    text = (f"{first.label} reached the target loss {fmt(target)} first, in a median of "
+            f"{first.steps_to_target_median:g} steps at {_at(first)}")
+    rest = [f"{r.label} ({r.steps_to_target_median:g} steps)" for r in reached.iloc[1:].itertuples()]
+    sentences = [text + (", then " + ", ".join(rest) if rest else "") + "."]
+    never = summary.loc[summary["steps_to_target_median"].isna(), "label"].tolist()
+    if never:
+        sentences.append(f"{_join(never)} did not reach it in the median run at {_their(never)} best α.")
+    return sentences
+
+
+def lowest_loss_sentence(summary: pd.DataFrame) -> list[str]:
+    """Which entry ended with the lowest median final loss."""
+    finite = summary[np.isfinite(summary["final_loss_median"].astype(float))]
+    if finite.empty:
+        return []
+    best = finite.sort_values(["final_loss_median", "best_loss_median"], kind="stable").iloc[0]
+    if len(summary) == 1:
+        return [f"{best.label} reached a median final loss of {fmt(best.final_loss_median)} at {_at(best)}."]
+    return [f"{best.label} had the lowest final loss: median {fmt(best.final_loss_median)} "
+            f"at {_at(best)}."]
+
+
+def divergence_sentence(row) -> str:
+    """Where one entry's α line broke (or that it never did)."""
+    if math.isnan(row.best_alpha) and not math.isnan(row.smallest_diverged_alpha):
+        return f"{row.label} diverged or failed at every α tried (smallest α that diverged: {fmt(row.smallest_diverged_alpha)})."
+    if math.isnan(row.best_alpha):
+        return f"{row.label} did not finish at any α tried ({row.failed} of {row.runs} runs failed)."
+    if math.isnan(row.smallest_diverged_alpha):
+        return f"{row.label} did not diverge at any α tried (α up to {fmt(row.largest_stable_alpha)})."
+    stable = (f"; the largest α with every seed finishing was {fmt(row.largest_stable_alpha)}"
+              if not math.isnan(row.largest_stable_alpha) else "")
+    return f"{row.label} diverged for α >= {fmt(row.smallest_diverged_alpha)}{stable}."
+
+
+def reliability_sentence(row) -> str | None:
+    """How consistently the seeds behaved at the entry's best α (None when there is no best α)."""
+    if math.isnan(row.best_alpha):
+        return None
+    n = row.seeds_finished_at_best
+    total = row.seeds
+    if n < total:
+        return (f"{row.label} is unreliable at its best α: only {n} of {total} seeds finished "
+                f"(median final loss {fmt(row.final_loss_median)}).")
+    if total < 2:
+        return None
+    if not math.isnan(row.steps_to_target_median) and row.seeds_reached_target == total:
+        return f"{row.label} was reliable: all {total} seeds reached the target loss at its best α."
+    spread = row.final_loss_iqr / row.final_loss_median if row.final_loss_median > 0 else 0.0
+    if spread <= 0.1:
+        return f"{row.label} was consistent across its {total} seeds (IQR {fmt(row.final_loss_iqr)} of the final loss)."
+    return (f"{row.label} varied across its {total} seeds: IQR {fmt(row.final_loss_iqr)} "
+            f"against a median final loss of {fmt(row.final_loss_median)}.")
+
+
+def failure_sentence(summary: pd.DataFrame) -> list[str]:
+    """How many runs failed with an error, so a reader looks at the runs table."""
+    failed = int(summary["failed"].sum())
+    if not failed:
+        return []
+    total = int(summary["runs"].sum())
+    return [f"{failed} of {total} runs failed with an error (see the error column of the runs table)."]
+
+
+def _join(labels: list[str]) -> str:
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def _their(labels: list[str]) -> str:
+    return "its" if len(labels) == 1 else "their"
+
+
+def verdict(summary: pd.DataFrame, results) -> list[str]:
+    """Plain-language sentences drawn from ``summary`` (the table of :func:`summarize`)."""
+    target = getattr(results.experiment, "target_loss", None)
+    sentences = target_sentence(summary, target) + lowest_loss_sentence(summary)
+    sentences += [divergence_sentence(row) for row in summary.itertuples()]
+    sentences += [s for s in (reliability_sentence(row) for row in summary.itertuples()) if s]
+    return sentences + failure_sentence(summary)

@@ -1,0 +1,126 @@
+"""summarize() and verdict() against numbers computed independently from the metrics table."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from descentlab import analysis
+from test_analysis_data import FACTOR, TARGET, make_results
+
+
+@pytest.fixture(scope="module")
+def results():
+    return make_results()
+
+
+def reference(results):
+    """Per entry, per (α, μ): seed -> (final score, best loss, steps to target, status), from metrics rows."""
+    table = {}
+    for run in results.runs.itertuples():
+        rows = results.metrics[results.metrics.run_id == run.run_id].sort_values("step")
+        losses = rows["loss"].tolist()
+        diverged = any(not math.isfinite(v) or v > FACTOR * losses[0] for v in losses)
+        failed = run.status == "failed"
+        status = "failed" if failed else ("diverged" if diverged else "finished")
+        final = math.inf if failed or diverged else losses[-1]
+        best = math.inf if failed else min(losses)
+        hits = [s for s, v in zip(rows["step"], losses) if v <= TARGET]
+        steps = hits[0] if hits and not failed else math.inf
+        mu = -1.0 if math.isnan(run.momentum) else run.momentum
+        table.setdefault(run.entry, {}).setdefault((run.learning_rate, mu), []).append(
+            (final, best, steps, status))
+    return table
+
+
+def test_status_in_fixture_matches_metrics(results):
+    ref = reference(results)
+    statuses = [s for entry in ref.values() for seeds in entry.values() for *_, s in seeds]
+    assert statuses.count("failed") == 1 and statuses.count("diverged") > 3
+    assert sorted(statuses) == sorted(results.runs["status"])
+
+
+def test_summary_equals_independent_reference(results):
+    summary = analysis.summarize(results)
+    ref = reference(results)
+    assert list(summary["label"]) == ["vanilla GD", "heavy ball"]
+    for row in summary.itertuples():
+        configs = ref[row.entry]
+        medians = {key: statistics.median(s[0] for s in seeds) for key, seeds in configs.items()}
+        best_key = min(medians, key=lambda k: (medians[k], k[0]))
+        seeds = configs[best_key]
+        assert row.best_alpha == best_key[0]
+        assert row.final_loss_median == medians[best_key]
+        finals = sorted(s[0] for s in seeds)
+        assert row.final_loss_iqr == pytest.approx(np.percentile(finals, 75) - np.percentile(finals, 25))
+        assert row.best_loss_median == statistics.median(s[1] for s in seeds)
+        steps = statistics.median(s[2] for s in seeds)
+        assert (math.isnan(row.steps_to_target_median) if math.isinf(steps)
+                else row.steps_to_target_median == steps)
+        line = {a: [s[3] for s in v] for (a, mu), v in configs.items() if mu == best_key[1]}
+        stable = [a for a, st in line.items() if all(s == "finished" for s in st)]
+        diverged = [a for a, st in line.items() if "diverged" in st]
+        assert row.largest_stable_alpha == max(stable)
+        assert row.smallest_diverged_alpha == min(diverged)
+        everything = [s[3] for v in configs.values() for s in v]
+        assert (row.runs, row.diverged, row.failed) == (
+            len(everything), everything.count("diverged"), everything.count("failed"))
+        assert row.seeds_finished_at_best == sum(s[3] == "finished" for s in seeds)
+
+
+def test_gd_row_matches_closed_form(results):
+    """GD on λθ²/2 contracts by |1 - αλ|: α = 1 is best; α = 1.9 diverges for λ = 1.1, 1.2 (120 halvings of 1.09²)."""
+    gd = analysis.summarize(results).iloc[0]
+    assert gd.best_alpha == 1.0
+    assert gd.best_config == ""
+    # seed 0 (λ = 1) lands on 0 in one step; seeds 1, 2 shrink the loss by 0.01, 0.04 per step.
+    assert gd.steps_to_target_median == 2
+    assert gd.final_loss_median == pytest.approx(1.1 * 1.5 ** 2 / 2 * 0.1 ** 120, rel=1e-6)
+    assert (gd.largest_stable_alpha, gd.smallest_diverged_alpha) == (1.0, 1.9)
+    assert gd.seeds == 3 and gd.alphas_tried == 6
+
+
+def test_momentum_row_names_best_config(results):
+    row = analysis.summarize(results).iloc[1]
+    assert row.best_config.startswith("momentum=")
+    assert row.failed == 1
+
+
+def test_quantile_matches_numpy_and_handles_inf():
+    values = [3.0, 1.0, 4.0, 1.5, 9.0]
+    for q in (0.25, 0.5, 0.75):
+        assert analysis.quantile(values, q) == pytest.approx(np.quantile(values, q))
+    assert analysis.quantile([1.0, 2.0, math.inf], 0.75) == math.inf
+    assert analysis.median([1.0, math.inf, 2.0]) == 2.0
+    assert analysis.iqr([1.0, 2.0, math.inf]) == math.inf
+    assert math.isnan(analysis.iqr([math.inf] * 3))
+
+
+def test_all_diverged_entry_has_no_best_alpha(results):
+    runs = results.runs[results.runs.entry == 0].copy()
+    runs["status"] = "diverged"
+    row = analysis.summarize_entry(runs, TARGET)
+    assert math.isnan(row["best_alpha"]) and math.isnan(row["final_loss_median"])
+    assert row["smallest_diverged_alpha"] == 0.1 and math.isnan(row["largest_stable_alpha"])
+    assert "every α" in analysis.divergence_sentence(SimpleNamespace(**row))
+    assert analysis.reliability_sentence(SimpleNamespace(**row)) is None
+
+
+def test_verdict_names_rule_and_alpha(results):
+    summary = analysis.summarize(results)
+    text = analysis.verdict(summary, results)
+    gd, hb = summary.iloc[0], summary.iloc[1]
+    first = min(summary.itertuples(), key=lambda r: r.steps_to_target_median)
+    assert text[0].startswith(f"{first.label} reached the target loss 0.001 first")
+    assert f"α = {analysis.fmt(first.best_alpha)}" in text[0]
+    lowest = min(summary.itertuples(), key=lambda r: r.final_loss_median)
+    assert any(s.startswith(f"{lowest.label} had the lowest final loss") for s in text)
+    assert "vanilla GD diverged for α >= 1.9; the largest α with every seed finishing was 1." in text
+    assert any(s.startswith(f"heavy ball diverged for α >= {analysis.fmt(hb.smallest_diverged_alpha)}")
+               for s in text)
+    assert text[-1] == "1 of 42 runs failed with an error (see the error column of the runs table)."
+    assert gd.runs + hb.runs == 42
