@@ -1,0 +1,922 @@
+"""Plotly figures of descentlab records: pure functions records -> small info record -> figure.
+
+Each chart is two functions, in the style of ``optuna.visualization``: ``<chart>_info(...)`` reads
+records (a ``Results`` or anything with ``runs``/``metrics``/``weights`` DataFrames/dicts) and
+returns a small dataclass of plain Python lists, and ``draw_<chart>(info)`` turns that record into a
+``plotly.graph_objects.Figure`` built from lists (so the figure JSON holds plain numbers, never
+base64 arrays). The dashboard and the report export share these functions; nothing here imports
+Streamlit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+PALETTE = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A",
+           "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"]
+DIVERGED_COLOR = "#d62728"
+
+# Columns of the runs table that describe a run's outcome, not its configuration.
+OUTCOME_COLUMNS = {"run_id", "entry", "label", "rule", "schedule", "seed", "status", "diverged_at",
+                   "final_loss", "best_loss", "steps_to_target", "error", "divergence_reason"}
+
+
+def color(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _plain(values) -> list:
+    """Floats as a list, with NaN and ±inf as None (plotly leaves a gap; JSON stays valid)."""
+    out = []
+    for v in np.asarray(values, dtype=float).ravel():
+        out.append(float(v) if math.isfinite(v) else None)
+    return out
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):g}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Groups: runs that differ only in their seed
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Group:
+    """Runs of one configuration (one entry, one point of its grid), one run per seed."""
+
+    name: str
+    entry: int
+    rule: str
+    run_ids: list[int]
+    seeds: list[int]
+    config: dict[str, Any]
+    index: int  # position, used for the colour
+
+
+def config_columns(results) -> list[str]:
+    """Columns of the runs table that hold a run's configuration (α, hyperparameters, schedule)."""
+    runs = results.runs
+    experiment = getattr(results, "experiment", None)
+    declared: set[str] = set()
+    if experiment is not None and getattr(experiment, "entries", None):
+        for entry in experiment.entries:
+            declared |= set(getattr(entry, "hyper", {}) or {})
+    cols = []
+    for c in runs.columns:
+        if c in OUTCOME_COLUMNS:
+            continue
+        if c in ("learning_rate", "warmup_steps") or c.startswith("schedule.") or c in declared:
+            cols.append(c)
+        elif not declared and not c.startswith(("final_", "best_", "steps_", "wall", "n_")) \
+                and pd.api.types.is_numeric_dtype(runs[c]):
+            cols.append(c)  # no experiment at hand: any other numeric column is a hyperparameter
+    return cols
+
+
+def run_groups(results) -> list[Group]:
+    """Group runs by entry and configuration; the name is the entry's label plus what varies in it."""
+    runs = results.runs.sort_values("run_id")
+    cols = config_columns(results)
+    groups: list[Group] = []
+    for entry, rows in runs.groupby("entry", sort=True):
+        varying = [c for c in cols if rows[c].nunique(dropna=False) > 1]
+        label = str(rows["label"].iloc[0]) if "label" in rows else str(rows["rule"].iloc[0])
+        keys = varying or []
+        if keys:
+            parts = rows.groupby(keys, sort=True, dropna=False)
+        else:
+            parts = [((), rows)]
+        for key, part in parts:
+            key = key if isinstance(key, tuple) else (key,)
+            config = {c: part[c].iloc[0] for c in cols}
+            suffix = ", ".join(f"{'α' if c == 'learning_rate' else c}={_fmt(v)}" for c, v in zip(keys, key))
+            name = f"{label} ({suffix})" if suffix else label
+            groups.append(Group(name=name, entry=int(entry), rule=str(part["rule"].iloc[0]),
+                                run_ids=[int(r) for r in part["run_id"]],
+                                seeds=[int(s) for s in part["seed"]], config=config, index=len(groups)))
+    return groups
+
+
+def _diverged_steps(results) -> dict[int, int]:
+    runs = results.runs
+    out = {}
+    for run_id, status, at in zip(runs["run_id"], runs["status"], runs["diverged_at"]):
+        if status == "diverged" and pd.notna(at):
+            out[int(run_id)] = int(at)
+    return out
+
+
+def _metric_matrix(results, metric: str, run_ids: Sequence[int], diverged: dict[int, int],
+                   pad_diverged: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values (T, len(run_ids)))``; a diverged run is +inf from its divergence on if padded."""
+    m = results.metrics
+    m = m[m["run_id"].isin(list(run_ids))][["run_id", "step", metric]]
+    table = m.pivot(index="step", columns="run_id", values=metric)
+    table = table.reindex(columns=list(run_ids))
+    table = table.sort_index()
+    values = table.to_numpy(dtype=float, copy=True)
+    steps = table.index.to_numpy()
+    if pad_diverged:
+        for j, run_id in enumerate(run_ids):
+            if run_id in diverged:
+                at = diverged[run_id]
+                after = steps >= at
+                bad = after & ~np.isfinite(values[:, j])
+                values[bad | (steps > at), j] = np.inf
+    return steps, values
+
+
+# ---------------------------------------------------------------------------------------------
+# Curves over the step axis
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Curve:
+    """One line over the step axis: a single run's values, or the median over seeds with its IQR."""
+
+    name: str
+    x: list[int]
+    y: list[float | None]
+    run_ids: list[int]
+    color: str
+    dash: str = "solid"
+    lower: list[float | None] | None = None  # 25th percentile over seeds
+    upper: list[float | None] | None = None  # 75th percentile over seeds
+    role: str = "train"                      # "train", "test", or a layer name
+    legendgroup: str = ""
+
+
+@dataclass
+class DivergedMark:
+    """Where a diverged run stops: the step the runner recorded and the last finite value there."""
+
+    name: str
+    run_id: int
+    seed: int
+    step: int
+    y: float | None
+    text: str
+    color: str
+
+
+@dataclass
+class CurvesInfo:
+    title: str
+    y_title: str
+    log_y: bool
+    curves: list[Curve] = field(default_factory=list)
+    diverged: list[DivergedMark] = field(default_factory=list)
+    x_range: list[int] | None = None
+
+
+def _summarise(steps, values) -> tuple[list, list, list | None, list | None]:
+    """Drop rows with no values; median (and IQR when several runs) across the run axis."""
+    keep = ~np.all(np.isnan(values), axis=1)
+    steps, values = steps[keep], values[keep]
+    if values.shape[1] == 1:
+        return [int(s) for s in steps], _plain(values[:, 0]), None, None
+    with np.errstate(invalid="ignore"):
+        # +inf (diverged) sorts last: a median is inf once half the seeds have blown up.
+        q = np.nanquantile(values, [0.25, 0.5, 0.75], axis=1)
+    return [int(s) for s in steps], _plain(q[1]), _plain(q[0]), _plain(q[2])
+
+
+def _last_finite(steps, column, upto: int) -> float | None:
+    ok = (steps <= upto) & np.isfinite(column)
+    if not ok.any():
+        return None
+    return float(column[ok][-1])
+
+
+def metric_curves_info(results, metric: str, *, title: str | None = None, y_title: str | None = None,
+                       log_y: bool = False, groups: Sequence[Group] | None = None,
+                       role: str = "train", dash: str = "solid", mark_diverged: bool = True,
+                       suffix: str = "") -> CurvesInfo:
+    """One curve per group of ``metric`` over steps; diverged runs stop at ``diverged_at`` and are marked."""
+    groups = run_groups(results) if groups is None else groups
+    diverged = _diverged_steps(results)
+    info = CurvesInfo(title=title or metric, y_title=y_title or metric, log_y=log_y)
+    if metric not in results.metrics.columns:
+        return info
+    seeds_of = dict(zip(results.runs["run_id"].astype(int), results.runs["seed"].astype(int)))
+    for g in groups:
+        steps, values = _metric_matrix(results, metric, g.run_ids, diverged, pad_diverged=len(g.run_ids) > 1)
+        if log_y:
+            values = np.where(values > 0, values, np.nan)
+        x, y, lower, upper = _summarise(steps, values)
+        if not x:
+            continue
+        info.curves.append(Curve(name=g.name + suffix, x=x, y=y, run_ids=list(g.run_ids), color=color(g.index),
+                                 dash=dash, lower=lower, upper=upper, role=role, legendgroup=g.name))
+        if not mark_diverged:
+            continue
+        for j, run_id in enumerate(g.run_ids):
+            if run_id in diverged:
+                at = diverged[run_id]
+                column = np.where(np.isinf(values[:, j]), np.nan, values[:, j])
+                info.diverged.append(DivergedMark(
+                    name=g.name, run_id=run_id, seed=seeds_of.get(run_id, -1), step=at,
+                    y=_last_finite(steps, column, at), text=f"diverged at step {at}", color=color(g.index)))
+    steps_total = _total_steps(results)
+    if steps_total is not None:
+        info.x_range = [0, steps_total]
+    return info
+
+
+def _total_steps(results) -> int | None:
+    experiment = getattr(results, "experiment", None)
+    if experiment is not None and getattr(experiment, "steps", None) is not None:
+        return int(experiment.steps)
+    if len(results.metrics):
+        return int(results.metrics["step"].max())
+    return None
+
+
+def loss_curves_info(results, *, test: bool = True, groups: Sequence[Group] | None = None) -> CurvesInfo:
+    """Training loss (solid) and, where the problem has one, test loss (dotted) on a log axis."""
+    groups = run_groups(results) if groups is None else groups
+    info = metric_curves_info(results, "loss", title="Loss", y_title="loss (log)", log_y=True, groups=groups)
+    if test and "test_loss" in results.metrics.columns and results.metrics["test_loss"].notna().any():
+        extra = metric_curves_info(results, "test_loss", log_y=True, groups=groups, role="test",
+                                   dash="dot", mark_diverged=False, suffix=" (test)")
+        info.curves += extra.curves
+        info.title = "Training loss (solid) and test loss (dotted)"
+    return info
+
+
+def learning_rate_info(results, groups=None) -> CurvesInfo:
+    return metric_curves_info(results, "learning_rate", title="Learning rate α_t", y_title="α_t (log)",
+                              log_y=True, groups=groups, mark_diverged=False)
+
+
+def step_size_info(results, groups=None) -> CurvesInfo:
+    return metric_curves_info(results, "step_size", title="Step size ‖θ_{t+1} − θ_t‖", y_title="‖Δθ‖ (log)",
+                              log_y=True, groups=groups)
+
+
+def grad_norm_info(results, groups=None) -> CurvesInfo:
+    return metric_curves_info(results, "grad_norm", title="Gradient norm ‖∇J(θ_t)‖", y_title="‖∇J‖ (log)",
+                              log_y=True, groups=groups)
+
+
+def test_accuracy_info(results, groups=None) -> CurvesInfo:
+    return metric_curves_info(results, "test_accuracy", title="Test accuracy", y_title="accuracy",
+                              groups=groups, mark_diverged=False)
+
+
+test_accuracy_info.__test__ = False  # not a pytest test despite its name
+
+
+def draw_curves(info: CurvesInfo) -> go.Figure:
+    """Lines (with an interquartile band when a curve is a median over seeds) and divergence markers."""
+    fig = go.Figure()
+    for c in info.curves:
+        if c.lower is not None and c.upper is not None:
+            fig.add_trace(go.Scatter(x=c.x, y=c.upper, mode="lines", line=dict(width=0), hoverinfo="skip",
+                                     showlegend=False, legendgroup=c.legendgroup, meta="band",
+                                     name=c.name + " 75%"))
+            fig.add_trace(go.Scatter(x=c.x, y=c.lower, mode="lines", line=dict(width=0), fill="tonexty",
+                                     fillcolor=_rgba(c.color, 0.18), hoverinfo="skip", showlegend=False,
+                                     legendgroup=c.legendgroup, meta="band", name=c.name + " 25%"))
+        fig.add_trace(go.Scatter(x=c.x, y=c.y, mode="lines", name=c.name, meta=c.role,
+                                 legendgroup=c.legendgroup, line=dict(color=c.color, dash=c.dash, width=2)))
+    for d in info.diverged:
+        fig.add_trace(go.Scatter(
+            x=[d.step], y=[d.y], mode="markers+text", name=f"{d.name}: {d.text}", meta="diverged",
+            text=[d.text], textposition="top center", textfont=dict(color=DIVERGED_COLOR),
+            marker=dict(symbol="x", size=13, color=DIVERGED_COLOR, line=dict(width=2, color=d.color)),
+            hovertext=[f"{d.name}, seed {d.seed}: {d.text}"], hoverinfo="text", showlegend=False,
+            legendgroup=d.name))
+    fig.update_layout(title=info.title, xaxis_title="step", yaxis_title=info.y_title,
+                      margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2),
+                      hovermode="x unified" if not info.diverged else "closest")
+    if info.log_y:
+        fig.update_yaxes(type="log")
+    if info.x_range:
+        fig.update_xaxes(range=info.x_range)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-layer gradient norms: the backprop view
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class LayerNormsInfo:
+    layers: list[str]
+    panels: list[tuple[str, list[Curve]]]  # (group name, one curve per layer)
+    diverged: list[DivergedMark] = field(default_factory=list)
+    x_range: list[int] | None = None
+
+
+def layer_columns(metrics: pd.DataFrame) -> list[str]:
+    cols = [c for c in metrics.columns if c.startswith("grad_norm.")]
+    return sorted(cols, key=lambda c: (len(c), c))  # layer2 before layer10
+
+
+def layer_grad_norms_info(results, groups: Sequence[Group] | None = None, max_panels: int = 6) -> LayerNormsInfo:
+    """For each group, one curve per layer of ‖∂J/∂θ_layer‖: how the error grows or fades going back."""
+    groups = (run_groups(results) if groups is None else list(groups))[:max_panels]
+    cols = layer_columns(results.metrics)
+    layers = [c.split(".", 1)[1] for c in cols]
+    info = LayerNormsInfo(layers=layers, panels=[])
+    for g in groups:
+        curves = []
+        for j, (col, layer) in enumerate(zip(cols, layers)):
+            sub = metric_curves_info(results, col, log_y=True, groups=[g], mark_diverged=(j == 0))
+            for c in sub.curves:
+                c.name, c.color, c.role, c.legendgroup = layer, color(j), layer, layer
+                curves.append(c)
+            info.diverged += sub.diverged
+        info.panels.append((g.name, curves))
+    info.x_range = [0, _total_steps(results)] if _total_steps(results) is not None else None
+    return info
+
+
+def draw_layer_grad_norms(info: LayerNormsInfo) -> go.Figure:
+    n = max(1, len(info.panels))
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
+                        subplot_titles=[name for name, _ in info.panels] or [""])
+    shown = set()
+    for k, (name, curves) in enumerate(info.panels):
+        r, c = k // cols + 1, k % cols + 1
+        for curve in curves:
+            if curve.lower is not None:
+                fig.add_trace(go.Scatter(x=curve.x, y=curve.upper, mode="lines", line=dict(width=0),
+                                         showlegend=False, hoverinfo="skip", meta="band"), row=r, col=c)
+                fig.add_trace(go.Scatter(x=curve.x, y=curve.lower, mode="lines", line=dict(width=0),
+                                         fill="tonexty", fillcolor=_rgba(curve.color, 0.18), showlegend=False,
+                                         hoverinfo="skip", meta="band"), row=r, col=c)
+            fig.add_trace(go.Scatter(x=curve.x, y=curve.y, mode="lines", name=curve.name, meta=curve.role,
+                                     legendgroup=curve.name, showlegend=curve.name not in shown,
+                                     line=dict(color=curve.color, width=2)), row=r, col=c)
+            shown.add(curve.name)
+        for d in info.diverged:
+            if d.name == name:
+                fig.add_trace(go.Scatter(x=[d.step], y=[d.y], mode="markers", meta="diverged",
+                                         marker=dict(symbol="x", size=11, color=DIVERGED_COLOR),
+                                         hovertext=[f"seed {d.seed}: {d.text}"], hoverinfo="text",
+                                         showlegend=False), row=r, col=c)
+    fig.update_yaxes(type="log")
+    fig.update_layout(title="Per-layer gradient norms ‖∂J/∂θ_layer‖ (backprop: layer L is nearest the loss)",
+                      height=300 * rows + 80, margin=dict(l=60, r=20, t=80, b=40))
+    fig.update_xaxes(title_text="step", row=rows)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning-rate sweep
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class SweepLine:
+    """One rule configuration swept over α: median over seeds at each α."""
+
+    name: str
+    color: str
+    alphas: list[float]
+    final_loss: list[float | None]   # None where diverged
+    best_loss: list[float | None]
+    diverged: list[bool]             # any seed diverged at that α
+    diverged_at: list[int | None]    # earliest divergence step over seeds
+    largest_stable: float | None     # largest α with no diverged seed and no larger α... see sweep_info
+    largest_stable_loss: float | None = None
+
+
+@dataclass
+class SweepInfo:
+    lines: list[SweepLine]
+    ceiling: float | None            # y where diverged α are drawn
+    metric: str = "final_loss"
+
+
+def _sweep_groups(results) -> list[tuple[str, int, pd.DataFrame]]:
+    """Group runs by entry and every configuration column except α and seed (one line per group)."""
+    runs = results.runs.sort_values("run_id")
+    cols = [c for c in config_columns(results) if c != "learning_rate"]
+    out = []
+    for entry, rows in runs.groupby("entry", sort=True):
+        varying = [c for c in cols if rows[c].nunique(dropna=False) > 1]
+        label = str(rows["label"].iloc[0])
+        parts = rows.groupby(varying, sort=True, dropna=False) if varying else [((), rows)]
+        for key, part in parts:
+            key = key if isinstance(key, tuple) else (key,)
+            suffix = ", ".join(f"{c}={_fmt(v)}" for c, v in zip(varying, key))
+            out.append((f"{label} ({suffix})" if suffix else label, int(entry), part))
+    return out
+
+
+def sweep_info(results) -> SweepInfo:
+    """Final and best loss against α per rule, diverged α flagged, largest stable α per rule.
+
+    "Stable" at α means no seed diverged; the largest stable α is the largest α below the smallest
+    diverged one (so a lucky α past the edge does not count).
+    """
+    lines = []
+    finite_max = []
+    for k, (name, _entry, rows) in enumerate(_sweep_groups(results)):
+        alphas, finals, bests, flags, ats = [], [], [], [], []
+        for alpha, part in rows.groupby("learning_rate", sort=True):
+            div = part["status"].eq("diverged") | part["status"].eq("failed")
+            alphas.append(float(alpha))
+            flags.append(bool(div.any()))
+            at = part.loc[part["status"].eq("diverged"), "diverged_at"]
+            ats.append(int(at.min()) if len(at) and at.notna().any() else None)
+            if div.any():
+                finals.append(None)
+                bests.append(None)
+            else:
+                f = float(np.median(part["final_loss"].astype(float)))
+                b = float(np.median(part["best_loss"].astype(float)))
+                finals.append(f if math.isfinite(f) else None)
+                bests.append(b if math.isfinite(b) else None)
+                finite_max += [v for v in (f, b) if math.isfinite(v)]
+        first_bad = min((a for a, d in zip(alphas, flags) if d), default=math.inf)
+        stable = [(a, f) for a, d, f in zip(alphas, flags, finals) if not d and a < first_bad]
+        largest, largest_loss = (stable[-1] if stable else (None, None))
+        lines.append(SweepLine(name=name, color=color(k), alphas=alphas, final_loss=finals, best_loss=bests,
+                               diverged=flags, diverged_at=ats, largest_stable=largest,
+                               largest_stable_loss=largest_loss))
+    ceiling = max(finite_max) * 3.0 if finite_max else 1.0
+    return SweepInfo(lines=lines, ceiling=ceiling)
+
+
+def draw_sweep(info: SweepInfo, *, show_best: bool = True) -> go.Figure:
+    fig = go.Figure()
+    for line in info.lines:
+        fig.add_trace(go.Scatter(x=line.alphas, y=line.final_loss, mode="lines+markers", name=line.name,
+                                 meta="final", legendgroup=line.name, line=dict(color=line.color, width=2)))
+        if show_best:
+            fig.add_trace(go.Scatter(x=line.alphas, y=line.best_loss, mode="lines", name=line.name + " (best)",
+                                     meta="best", legendgroup=line.name, showlegend=False,
+                                     line=dict(color=line.color, width=1, dash="dot")))
+        bad = [(a, at) for a, d, at in zip(line.alphas, line.diverged, line.diverged_at) if d]
+        if bad:
+            fig.add_trace(go.Scatter(
+                x=[a for a, _ in bad], y=[info.ceiling] * len(bad), mode="markers", meta="diverged",
+                name=line.name + " diverged", legendgroup=line.name, showlegend=False,
+                marker=dict(symbol="x", size=12, color=line.color, line=dict(width=2, color=DIVERGED_COLOR)),
+                hovertext=[f"{line.name}: α={a:g} diverged" + (f" at step {at}" if at is not None else "")
+                           for a, at in bad], hoverinfo="text"))
+        if line.largest_stable is not None:
+            fig.add_trace(go.Scatter(
+                x=[line.largest_stable], y=[line.largest_stable_loss], mode="markers+text", meta="largest_stable",
+                name=line.name + " largest stable α", legendgroup=line.name, showlegend=False,
+                text=[f"α={line.largest_stable:g}"], textposition="bottom center",
+                marker=dict(symbol="star", size=15, color=line.color, line=dict(width=1, color="black")),
+                hovertext=[f"{line.name}: largest stable α = {line.largest_stable:g}"], hoverinfo="text"))
+    fig.update_xaxes(type="log", title="learning rate α (log)")
+    fig.update_yaxes(type="log", title="final loss (log); × = diverged")
+    fig.update_layout(title="Learning-rate sweep: final loss (solid), best loss (dotted), ★ largest stable α",
+                      margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+@dataclass
+class HeatmapPanel:
+    name: str
+    alphas: list[float]
+    steps: list[int]
+    z: list[list[float | None]]  # log10 loss, rows = α, columns = step; diverged cells = ceiling
+
+
+@dataclass
+class SweepHeatmapInfo:
+    panels: list[HeatmapPanel]
+    zmin: float
+    zmax: float
+
+
+def sweep_heatmap_info(results, *, max_columns: int = 200) -> SweepHeatmapInfo:
+    """log10 of the (median over seeds) loss over step × α for each rule; blown-up cells at the ceiling."""
+    diverged = _diverged_steps(results)
+    panels, finite = [], []
+    for name, _entry, rows in _sweep_groups(results):
+        alphas, zrows, steps_kept = [], [], None
+        for alpha, part in rows.groupby("learning_rate", sort=True):
+            ids = [int(r) for r in part["run_id"]]
+            steps, values = _metric_matrix(results, "loss", ids, diverged, pad_diverged=True)
+            with np.errstate(invalid="ignore"):
+                med = np.nanquantile(values, 0.5, axis=1) if values.shape[1] > 1 else values[:, 0]
+            stride = max(1, math.ceil(len(steps) / max_columns))
+            idx = np.arange(0, len(steps), stride)
+            if len(steps) and idx[-1] != len(steps) - 1:
+                idx = np.append(idx, len(steps) - 1)
+            alphas.append(float(alpha))
+            zrows.append((steps, med, idx))
+        # Align every α row on the group's full step axis (diverged rows are shorter).
+        all_steps = np.unique(np.concatenate([s for s, _, _ in zrows])) if zrows else np.array([], int)
+        stride = max(1, math.ceil(len(all_steps) / max_columns))
+        cols = all_steps[::stride]
+        if len(all_steps) and cols[-1] != all_steps[-1]:
+            cols = np.append(cols, all_steps[-1])
+        z = []
+        for steps, med, _ in zrows:
+            row = pd.Series(med, index=steps).reindex(cols)
+            vals = row.to_numpy(dtype=float)
+            # Past the end of a diverged run the loss has blown up: show it at the ceiling (inf).
+            vals = np.where(np.isnan(vals) & (cols > (steps.max() if len(steps) else -1)), np.inf, vals)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lz = np.where(vals > 0, np.log10(np.where(vals > 0, vals, 1.0)), np.nan)
+            lz = np.where(np.isinf(vals), np.inf, lz)
+            finite += list(lz[np.isfinite(lz)])
+            z.append(lz)
+        panels.append((name, alphas, [int(s) for s in cols], z))
+    if finite:
+        zmin, zmax = float(np.min(finite)), float(np.max(finite))
+    else:
+        zmin, zmax = 0.0, 1.0
+    ceiling = zmax + 0.5
+    out = []
+    for name, alphas, cols, z in panels:
+        out.append(HeatmapPanel(name=name, alphas=alphas, steps=cols,
+                                z=[_plain(np.where(np.isposinf(r), ceiling, np.clip(r, None, ceiling))) for r in z]))
+    return SweepHeatmapInfo(panels=out, zmin=zmin, zmax=ceiling)
+
+
+def draw_sweep_heatmap(info: SweepHeatmapInfo) -> go.Figure:
+    n = max(1, len(info.panels))
+    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.08 if n > 1 else 0.02,
+                        subplot_titles=[p.name for p in info.panels] or [""])
+    for k, p in enumerate(info.panels):
+        fig.add_trace(go.Heatmap(
+            x=p.steps, y=[f"{a:.3g}" for a in p.alphas], z=p.z, zmin=info.zmin, zmax=info.zmax,
+            colorscale="Viridis", showscale=(k == 0), name=p.name,
+            colorbar=dict(title="log10 loss<br>(top = diverged)"),
+            hovertemplate="step %{x}<br>α %{y}<br>log10 loss %{z:.3f}<extra>" + p.name + "</extra>"),
+            row=k + 1, col=1)
+        fig.update_yaxes(title_text="α", type="category", row=k + 1, col=1)
+    fig.update_xaxes(title_text="step", row=n, col=1)
+    fig.update_layout(title="Loss over step × α (bright = blown up)", height=max(320, 260 * n),
+                      margin=dict(l=70, r=20, t=70, b=40))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Landscapes: contours with each run's path, and a one-parameter cost curve
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class PathTrace:
+    name: str
+    run_id: int
+    x: list[float | None]
+    y: list[float | None]
+    color: str
+    diverged_at: int | None = None
+
+
+@dataclass
+class LandscapeInfo:
+    x: list[float]
+    y: list[float]
+    z: list[list[float | None]]   # rows follow y, columns follow x
+    log_z: bool
+    paths: list[PathTrace]
+    upto_step: int
+    x_title: str = "θ₁"
+    y_title: str = "θ₂"
+    minimum: list[float] | None = None
+
+
+def _bounds_of(instance, paths: np.ndarray | None) -> tuple[float, float, float, float]:
+    b = getattr(instance, "bounds", None)
+    if b is not None:
+        arr = np.asarray(b, dtype=float).ravel()
+        if arr.size == 4:
+            if np.ndim(b) == 2:  # ((xmin, xmax), (ymin, ymax))
+                return float(arr[0]), float(arr[1]), float(arr[2]), float(arr[3])
+            return float(arr[0]), float(arr[1]), float(arr[2]), float(arr[3])
+    if paths is not None:
+        pts = paths.reshape(-1, paths.shape[-1])
+        pts = pts[np.all(np.isfinite(pts), axis=1)]
+        if len(pts):
+            # Ignore the far end of paths that flew off: a robust window around most points.
+            lo = np.quantile(pts, 0.02, axis=0)
+            hi = np.quantile(pts, 0.98, axis=0)
+            span = np.maximum(hi - lo, 1e-3)
+            lo, hi = lo - 0.3 * span, hi + 0.3 * span
+            if pts.shape[1] == 1:
+                return float(lo[0]), float(hi[0]), 0.0, 0.0
+            return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
+    return -2.0, 2.0, -2.0, 2.0
+
+
+def evaluate_grid(instance, points: np.ndarray) -> np.ndarray:
+    """Cost at many points at once: each point is one "run" of the problem (the run axis)."""
+    value = getattr(instance, "value", None)
+    with np.errstate(all="ignore"):
+        out = value(points) if callable(value) else instance.loss(np.ascontiguousarray(points))
+    return np.asarray(out, dtype=float).reshape(-1)
+
+
+def landscape_info(results, instance, *, grid: int = 80, upto_step: int | None = None,
+                   run_ids: Sequence[int] | None = None, log_z: bool | None = None) -> LandscapeInfo:
+    """Contours of the cost over the plot window and each run's path θ_0 … θ_k (from weights["path"])."""
+    paths = np.asarray(results.weights["path"], dtype=float) if "path" in results.weights else None
+    xmin, xmax, ymin, ymax = _bounds_of(instance, paths)
+    xs = np.linspace(xmin, xmax, grid)
+    ys = np.linspace(ymin, ymax, grid)
+    gx, gy = np.meshgrid(xs, ys)
+    z = evaluate_grid(instance, np.column_stack([gx.ravel(), gy.ravel()])).reshape(grid, grid)
+    finite = z[np.isfinite(z)]
+    if log_z is None:
+        log_z = bool(finite.size) and float(finite.min()) >= 0 and float(finite.max()) > 50 * max(float(finite.min()), 1e-12)
+    if log_z:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.log10(z - (finite.min() if finite.size else 0.0) + 1e-3)
+    total = paths.shape[1] - 1 if paths is not None else 0
+    k = total if upto_step is None else max(0, min(int(upto_step), total))
+    diverged = _diverged_steps(results)
+    traces = []
+    if paths is not None:
+        groups = run_groups(results)
+        name_of = {r: g.name + (f" seed {s}" if len(g.run_ids) > 1 else "")
+                   for g in groups for r, s in zip(g.run_ids, g.seeds)}
+        color_of = {r: color(g.index) for g in groups for r in g.run_ids}
+        for run_id in (run_ids if run_ids is not None else sorted(name_of)):
+            p = paths[run_id, :k + 1]
+            traces.append(PathTrace(name=name_of.get(run_id, str(run_id)), run_id=int(run_id),
+                                    x=_plain(p[:, 0]), y=_plain(p[:, 1]), color=color_of.get(run_id, color(run_id)),
+                                    diverged_at=diverged.get(run_id)))
+    minimum = getattr(instance, "minimum", None)
+    return LandscapeInfo(x=_plain(xs), y=_plain(ys), z=[_plain(row) for row in z], log_z=bool(log_z),
+                         paths=traces, upto_step=k,
+                         minimum=None if minimum is None else [float(v) for v in np.ravel(minimum)[:2]])
+
+
+def draw_landscape(info: LandscapeInfo) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Contour(x=info.x, y=info.y, z=info.z, colorscale="Blues", reversescale=True, ncontours=30,
+                             contours=dict(coloring="heatmap"), line=dict(width=0.5), meta="surface",
+                             colorbar=dict(title="log10 cost" if info.log_z else "cost"), name="cost",
+                             hovertemplate="θ₁ %{x:.3g}<br>θ₂ %{y:.3g}<br>%{z:.3g}<extra></extra>"))
+    for p in info.paths:
+        fig.add_trace(go.Scatter(x=p.x, y=p.y, mode="lines+markers", name=p.name, meta="path",
+                                 line=dict(color=p.color, width=2), marker=dict(size=4, color=p.color)))
+        last = [(x, y) for x, y in zip(p.x, p.y) if x is not None and y is not None]
+        if last:
+            fig.add_trace(go.Scatter(x=[last[-1][0]], y=[last[-1][1]], mode="markers", showlegend=False,
+                                     meta="current", marker=dict(size=11, color=p.color, line=dict(width=2, color="white")),
+                                     hovertext=[f"{p.name} at step {info.upto_step}"
+                                                + (f" (diverged at step {p.diverged_at})" if p.diverged_at is not None else "")],
+                                     hoverinfo="text"))
+    if info.minimum:
+        fig.add_trace(go.Scatter(x=[info.minimum[0]], y=[info.minimum[1]], mode="markers", name="minimum",
+                                 meta="minimum", marker=dict(symbol="star", size=14, color="gold",
+                                                             line=dict(width=1, color="black"))))
+    fig.update_xaxes(range=[info.x[0], info.x[-1]], title=info.x_title)
+    fig.update_yaxes(range=[info.y[0], info.y[-1]], title=info.y_title)
+    fig.update_layout(title=f"Cost surface and paths up to step {info.upto_step}", height=560,
+                      margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+@dataclass
+class CostCurveInfo:
+    x: list[float]
+    y: list[float | None]
+    steps: list[tuple[str, str, list[float | None], list[float | None]]]  # (name, color, θ_t, J(θ_t))
+    axis: int
+    fixed: list[float] | None      # the other coordinate(s), held fixed
+    upto_step: int
+    log_y: bool = False
+
+
+def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None = None,
+                    run_ids: Sequence[int] | None = None, grid: int = 200, fixed: Sequence[float] | None = None
+                    ) -> CostCurveInfo:
+    """The cost along one parameter (others held at ``fixed``: default the minimum, else run 0's end),
+    with each run's iterates projected onto that line."""
+    paths = np.asarray(results.weights["path"], dtype=float)
+    n_params = paths.shape[-1]
+    total = paths.shape[1] - 1
+    k = total if upto_step is None else max(0, min(int(upto_step), total))
+    if fixed is None and n_params > 1:
+        minimum = getattr(instance, "minimum", None)
+        if minimum is not None:
+            fixed = [float(v) for i, v in enumerate(np.ravel(minimum)) if i != axis]
+        else:
+            end = paths[0][np.all(np.isfinite(paths[0]), axis=1)][-1]
+            fixed = [float(v) for i, v in enumerate(end) if i != axis]
+    fixed = list(fixed or [])
+    bounds = _bounds_of(instance, paths)
+    lo, hi = (bounds[0], bounds[1]) if axis == 0 else (bounds[2], bounds[3])
+    xs = np.linspace(lo, hi, grid)
+
+    def on_line(values):
+        pts = np.empty((len(values), n_params))
+        others = iter(fixed)
+        for i in range(n_params):
+            pts[:, i] = values if i == axis else next(others)
+        return pts
+
+    ys = evaluate_grid(instance, on_line(xs))
+    groups = run_groups(results)
+    name_of = {r: (g.name, color(g.index)) for g in groups for r in g.run_ids}
+    steps = []
+    for run_id in (run_ids if run_ids is not None else sorted(name_of)):
+        theta = paths[run_id, :k + 1, axis]
+        ok = np.isfinite(theta)
+        cost = np.full(len(theta), np.nan)
+        if ok.any():
+            cost[ok] = evaluate_grid(instance, on_line(theta[ok]))
+        name, c = name_of.get(run_id, (str(run_id), color(run_id)))
+        steps.append((name, c, _plain(theta), _plain(cost)))
+    return CostCurveInfo(x=_plain(xs), y=_plain(ys), steps=steps, axis=axis, fixed=fixed, upto_step=k)
+
+
+def draw_cost_curve(info: CostCurveInfo) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=info.x, y=info.y, mode="lines", name="cost", meta="curve",
+                             line=dict(color="black", width=2)))
+    for name, c, theta, cost in info.steps:
+        fig.add_trace(go.Scatter(x=theta, y=cost, mode="lines+markers", name=name, meta="steps",
+                                 line=dict(color=c, width=1), marker=dict(size=6, color=c)))
+    fixed = ", ".join(f"{v:.3g}" for v in (info.fixed or []))
+    fig.update_layout(title=f"Cost along θ{info.axis + 1}" + (f" (other parameter fixed at {fixed})" if fixed else "")
+                      + f", steps up to {info.upto_step}", xaxis_title=f"θ{info.axis + 1}", yaxis_title="cost",
+                      margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
+    ys = [v for v in info.y if v is not None]
+    if ys:  # keep the curve in view even when a path flies off
+        span = max(ys) - min(ys)
+        fig.update_yaxes(range=[min(ys) - 0.05 * span, max(ys) + 0.05 * span])
+        fig.update_xaxes(range=[info.x[0], info.x[-1]])
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Decision boundary over the input plane
+# ---------------------------------------------------------------------------------------------
+
+def params_from_weights(results, instance, which: str = "final", run_ids: Sequence[int] | None = None) -> np.ndarray:
+    """``(R, P)`` parameters rebuilt from the stored ``"<which>.<tensor>"`` arrays (run_id order)."""
+    layout = instance.layout
+    tensors = {e.name: np.asarray(results.weights[f"{which}.{e.name}"]) for e in layout.entries}
+    if run_ids is not None:
+        tensors = {k: v[list(run_ids)] for k, v in tensors.items()}
+    return layout.flatten(tensors)
+
+
+@dataclass
+class BoundaryPanel:
+    name: str
+    z: list[list[float | None]]   # score at each grid point; rows follow y
+    step: int | None
+
+
+@dataclass
+class BoundaryInfo:
+    x: list[float]
+    y: list[float]
+    panels: list[BoundaryPanel]
+    points_x: list[float]
+    points_y: list[float]
+    points_class: list[int]
+    class_names: list[str]
+    score: str                     # what z is: "P(class 1)", "predicted class" or "output"
+    zmin: float
+    zmax: float
+
+
+def _score(instance, outputs: np.ndarray) -> tuple[np.ndarray, str, float, float]:
+    loss_name = getattr(getattr(getattr(instance, "model", None), "loss", None), "name", "")
+    k = outputs.shape[-1]
+    with np.errstate(all="ignore"):
+        if k == 1 and ("bce" in loss_name or "logistic" in loss_name or "binary" in loss_name):
+            z = outputs[..., 0]
+            e = np.exp(-np.abs(z))
+            return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)), "P(class 1)", 0.0, 1.0
+        if k > 1:
+            return np.argmax(outputs, axis=-1).astype(float), "predicted class", 0.0, float(k - 1)
+    out = outputs[..., 0]
+    finite = out[np.isfinite(out)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    return out, "model output", lo, hi
+
+
+def decision_boundary_info(instance, panels: Sequence[tuple[str, np.ndarray]], *, step: int | None = None,
+                           grid: int = 60, margin: float = 0.15) -> BoundaryInfo:
+    """The model's prediction over the training inputs' plane for each ``(name, params (P,))`` panel."""
+    data = instance.dataset
+    x_all = np.concatenate([data.x_train, data.x_test]) if len(data.x_test) else data.x_train
+    lo, hi = x_all[:, :2].min(axis=0), x_all[:, :2].max(axis=0)
+    span = hi - lo
+    xs = np.linspace(lo[0] - margin * span[0], hi[0] + margin * span[0], grid)
+    ys = np.linspace(lo[1] - margin * span[1], hi[1] + margin * span[1], grid)
+    gx, gy = np.meshgrid(xs, ys)
+    inputs = np.column_stack([gx.ravel(), gy.ravel()])
+    out_panels = []
+    zmin, zmax, label = 0.0, 1.0, "output"
+    if panels:
+        params = np.stack([np.asarray(p, dtype=float).ravel() for _, p in panels])
+        scores, label, zmin, zmax = _score(instance, np.asarray(instance.predict(params, inputs)))
+        for (name, _), s in zip(panels, scores):
+            out_panels.append(BoundaryPanel(name=name, z=[_plain(r) for r in s.reshape(grid, grid)], step=step))
+    y = data.y_train
+    classes = (np.argmax(y, axis=1) if y.shape[1] > 1 else (y[:, 0] > 0.5).astype(int))
+    names = list(data.class_names) or [str(c) for c in range(max(2, y.shape[1]))]
+    return BoundaryInfo(x=_plain(xs), y=_plain(ys), panels=out_panels, points_x=_plain(data.x_train[:, 0]),
+                        points_y=_plain(data.x_train[:, 1]), points_class=[int(c) for c in classes],
+                        class_names=names, score=label, zmin=zmin, zmax=zmax)
+
+
+def draw_decision_boundary(info: BoundaryInfo) -> go.Figure:
+    n = max(1, len(info.panels))
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
+                        horizontal_spacing=0.04, vertical_spacing=0.1,
+                        subplot_titles=[p.name for p in info.panels] or [""])
+    point_colors = ["#1f3b9a", "#c0392b", "#1e8449", "#7d3c98", "#b9770e"]
+    for k, p in enumerate(info.panels):
+        r, c = k // cols + 1, k % cols + 1
+        fig.add_trace(go.Heatmap(x=info.x, y=info.y, z=p.z, zmin=info.zmin, zmax=info.zmax, colorscale="RdBu",
+                                 reversescale=True, opacity=0.75, showscale=(k == 0), meta="prediction",
+                                 colorbar=dict(title=info.score), name=p.name,
+                                 hovertemplate="x₁ %{x:.2f}<br>x₂ %{y:.2f}<br>%{z:.2f}<extra></extra>"),
+                      row=r, col=c)
+        for cls in sorted(set(info.points_class)):
+            idx = [i for i, v in enumerate(info.points_class) if v == cls]
+            fig.add_trace(go.Scatter(
+                x=[info.points_x[i] for i in idx], y=[info.points_y[i] for i in idx], mode="markers",
+                name=info.class_names[cls] if cls < len(info.class_names) else str(cls), meta="points",
+                legendgroup=f"class{cls}", showlegend=(k == 0),
+                marker=dict(size=5, color=point_colors[cls % len(point_colors)], line=dict(width=0.5, color="white"))),
+                row=r, col=c)
+    step = info.panels[0].step if info.panels else None
+    fig.update_layout(title="Decision boundary" + (f" at step {step}" if step is not None else " (final weights)"),
+                      height=380 * rows + 60, margin=dict(l=50, r=20, t=70, b=40))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary table
+# ---------------------------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = ["run_id", "label", "rule", "schedule", "learning_rate", "seed", "status", "final_loss",
+                   "best_loss", "steps_to_target", "diverged_at", "divergence_reason"]
+
+
+def summary_table(results) -> pd.DataFrame:
+    """One row per run: configuration, status, final and best loss, steps to target, diverged_at."""
+    runs = results.runs.sort_values("run_id")
+    cols = [c for c in SUMMARY_COLUMNS if c in runs.columns]
+    hyper = [c for c in config_columns(results) if c not in cols and runs[c].notna().any()
+             and (c != "warmup_steps" or runs[c].fillna(0).ne(0).any())]
+    table = runs[cols[:5] + hyper + cols[5:]].reset_index(drop=True)
+    return table
+
+
+@dataclass
+class TableInfo:
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+def summary_table_info(results) -> TableInfo:
+    table = summary_table(results)
+    rows = []
+    for rec in table.itertuples(index=False):
+        row = []
+        for v in rec:
+            if isinstance(v, (float, np.floating)):
+                row.append(None if not math.isfinite(float(v)) else float(v))
+            elif isinstance(v, (np.integer,)):
+                row.append(int(v))
+            else:
+                row.append(v)
+        rows.append(row)
+    return TableInfo(columns=list(table.columns), rows=rows)
+
+
+def draw_summary_table(info: TableInfo) -> go.Figure:
+    def cell(v):
+        if v is None:
+            return "–"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+    columns = [[cell(row[j]) for row in info.rows] for j in range(len(info.columns))]
+    fig = go.Figure(go.Table(header=dict(values=info.columns, fill_color="#e8ecf4", align="left"),
+                             cells=dict(values=columns, align="left")))
+    fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=60 + 28 * max(1, len(info.rows)))
+    return fig
