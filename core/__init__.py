@@ -3,7 +3,9 @@
 from .activations import ACTIVATIONS, Activation
 from .declarations import DescentRule, HyperParam, Problem, Schedule
 from .errors import PluginError, SpecError
+from .gradcheck import GradientCheckError, check_grads, check_hessian, numeric_grad
 from .hookspecs import hookimpl, hookspec
+from .landscapes import LandscapeInstance, LinearRegressionInstance
 from .layout import ParamEntry, ParamLayout
 from .losses import LOSSES, Loss
 from .network import MLP
@@ -17,4 +19,6 @@ __all__ = [
     "ParamEntry", "ParamLayout", "PluginError", "Problem", "ProblemInstance", "Registry", "Schedule",
     "SpecError", "SupervisedInstance", "__version__", "get_registry", "hookimpl", "hookspec",
     "load_registry",
+    "GradientCheckError", "check_grads", "check_hessian", "numeric_grad",
+    "LandscapeInstance", "LinearRegressionInstance",
 ]

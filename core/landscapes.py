@@ -66,6 +66,11 @@ class LandscapeInstance(ProblemInstance):
                    for s in (-1, 1)]
         self.bounds = _window(corners + list(self.minima), self.default_bounds)
 
+    @property
+    def minimum(self) -> tuple[float, float] | None:
+        """The first known minimum (the global one where there is one), for plots."""
+        return self.minima[0] if self.minima else None
+
     # -- the function, written out per subclass --------------------------------------------
     def _value(self, x, y):
         raise NotImplementedError
@@ -280,6 +285,11 @@ class LinearRegressionInstance(SupervisedInstance):
         half = max(1.0, 1.25 * max(abs(self.start[0] - center[0]), abs(self.start[1] - center[1]))
                    + 2.0 * self.start_spread)
         self.bounds = ((center[0] - half, center[0] + half), (center[1] - half, center[1] + half))
+
+    @property
+    def minimum(self) -> tuple[float, float]:
+        """The least-squares solution ``(w*, b*)`` on the training split."""
+        return self.minima[0]
 
     def init_params(self, seeds, dtype=np.float64):
         return _jittered_starts(self.start, self.start_spread, seeds, dtype)
