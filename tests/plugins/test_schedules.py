@@ -1,0 +1,105 @@
+"""Built-in learning-rate schedules and linear warmup against closed-form values computed in plain Python."""
+
+import math
+
+import numpy as np
+import pytest
+
+from descentlab.registry import load_registry
+from descentlab.schedule_values import schedule_values
+
+
+@pytest.fixture(scope="module")
+def schedules():
+    registry = load_registry(entry_points=False, use_env=False)
+    assert registry.errors == []
+    return registry.schedules
+
+
+def closed_form(name, t, alpha, total, **h):
+    """α_t from each schedule's published formula, one scalar at a time."""
+    if name == "constant":
+        return alpha
+    if name == "step":
+        return alpha * h["gamma"] ** (t // h["step_size"])
+    if name == "exponential":
+        return alpha * h["gamma"] ** t
+    if name == "inverse_time":
+        return alpha / (1 + h["decay"] * t)
+    if name == "cosine":
+        period = h["t_max"] or total
+        eta_min = h["min_lr_fraction"] * alpha
+        return eta_min + (alpha - eta_min) * (1 + math.cos(math.pi * t / period)) / 2
+    raise KeyError(name)
+
+
+ROWS = {
+    "constant": [{}, {}],
+    "step": [{"step_size": 3, "gamma": 0.5}, {"step_size": 5, "gamma": 0.1}],
+    "exponential": [{"gamma": 0.9}, {"gamma": 0.5}],
+    "inverse_time": [{"decay": 0.1}, {"decay": 1.0}],
+    "cosine": [{"t_max": 0, "min_lr_fraction": 0.0}, {"t_max": 8, "min_lr_fraction": 0.1}],
+}
+
+
+def test_every_builtin_schedule_is_tested(schedules):
+    assert set(ROWS) == set(schedules)
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_schedule_matches_closed_form_for_a_grid_of_runs(schedules, name):
+    schedule, rows, total = schedules[name], ROWS[name], 20
+    base = np.array([[0.1, 2.0]])
+    hyper = {h.name: np.array([[float(row.get(h.name, h.default)) for row in rows]]) for h in schedule.hyperparams}
+    values = schedule.learning_rate(np.arange(total)[:, None], base, hyper, total)
+    assert values.shape == (total, 2)
+    for r, row in enumerate(rows):
+        full = {h.name: row.get(h.name, h.default) for h in schedule.hyperparams}
+        expected = [closed_form(name, t, base[0, r], total, **full) for t in range(total)]
+        np.testing.assert_allclose(values[:, r], expected, rtol=1e-13)
+
+
+def test_hand_values():
+    # A few numbers written out: step (γ=0.5 every 3) at t=0,3,7; cosine halfway and at the end.
+    registry = load_registry(entry_points=False, use_env=False)
+    step = registry.schedule("step")
+    values = step.learning_rate(np.array([[0], [3], [7]]), np.array([[1.0]]),
+                                {"step_size": np.array([[3.0]]), "gamma": np.array([[0.5]])}, 10)
+    np.testing.assert_allclose(values[:, 0], [1.0, 0.5, 0.25])
+    cosine = registry.schedule("cosine")
+    values = cosine.learning_rate(np.array([[0], [5], [10]]), np.array([[1.0]]),
+                                  {"t_max": np.array([[0.0]]), "min_lr_fraction": np.array([[0.2]])}, 10)
+    np.testing.assert_allclose(values[:, 0], [1.0, 0.6, 0.2], atol=1e-15)
+
+
+def test_warmup_then_schedule(schedules):
+    # W = 4: α/4, 2α/4, 3α/4, α; then the schedule restarts at t − W with total − W steps.
+    total = 12
+    base = np.array([1.0, 0.5, 0.2])
+    hyper = {"t_max": np.zeros(3), "min_lr_fraction": np.array([0.0, 0.5, 0.0])}
+    warmup = np.array([4, 0, 12])
+    values = schedule_values(schedules["cosine"], base, hyper, total, warmup)
+    assert values.shape == (total, 3)
+    expected0 = [0.25, 0.5, 0.75, 1.0] + [closed_form("cosine", t, 1.0, 8, t_max=0, min_lr_fraction=0.0)
+                                          for t in range(8)]
+    expected1 = [closed_form("cosine", t, 0.5, 12, t_max=0, min_lr_fraction=0.5) for t in range(12)]
+    expected2 = [0.2 * (t + 1) / 12 for t in range(12)]
+    np.testing.assert_allclose(values[:, 0], expected0, rtol=1e-14)
+    np.testing.assert_allclose(values[:, 1], expected1, rtol=1e-14)
+    np.testing.assert_allclose(values[:, 2], expected2, rtol=1e-14)
+    # Linear warmup ends exactly at α, and the schedule then starts from α.
+    assert values[3, 0] == values[4, 0] == 1.0
+
+
+def test_schedule_values_scalars_and_constant(schedules):
+    values = schedule_values(schedules["constant"], np.array([0.1, 0.3]), {}, 5, 0)
+    np.testing.assert_array_equal(values, np.tile([0.1, 0.3], (5, 1)))
+    values = schedule_values(schedules["exponential"], np.array([1.0]), {"gamma": 0.5}, 4, 2)
+    np.testing.assert_allclose(values[:, 0], [0.5, 1.0, 1.0, 0.5])
+
+
+def test_schedule_with_a_wrong_shape_is_named():
+    from descentlab import Schedule
+    broken = Schedule("broken", lambda step, base, hyper, total: np.ones((3, 7)))
+    with pytest.raises(ValueError, match="broken"):
+        schedule_values(broken, np.array([0.1, 0.2]), {}, 5)
