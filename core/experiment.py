@@ -1,0 +1,328 @@
+"""The experiment spec: a problem, run settings and descent-rule entries, validated against the registry."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .declarations import HyperParam
+from .errors import SpecError
+
+DTYPES = ("float64", "float32")
+MAX_STEPS = 10_000_000
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+# Run settings with their declarations: the same checks and messages as rule hyperparameters.
+SETTINGS: tuple[HyperParam, ...] = (
+    HyperParam("steps", 500, 1, MAX_STEPS, kind="int", help="number of descent steps per run"),
+    HyperParam("batch_size", 0, 0, None, kind="int", help="0 = full batch; else samples per mini-batch"),
+    HyperParam("dtype", "float64", kind="choice", choices=DTYPES, help="floating-point type of the runs"),
+    HyperParam("eval_every", 10, 0, None, kind="int",
+               help="test loss/accuracy every k steps and at the last step (0 = last step only)"),
+    HyperParam("divergence_factor", 1e4, 1.0, None, low_open=True,
+               help="a run diverges when its loss exceeds this multiple of its initial loss (or is NaN/inf)"),
+    HyperParam("sharpness_every", 0, 0, None, kind="int",
+               help="top Hessian eigenvalue every k steps (0 = off)"),
+)
+TOP_KEYS = ("name", "steps", "seeds", "batch_size", "dtype", "eval_every", "divergence_factor",
+            "target_loss", "sharpness_every", "problem", "rules")
+ENTRY_KEYS = ("rule", "label", "learning_rate", "schedule")
+SCHEDULE_KEYS = ("name", "warmup_steps")
+LEARNING_RATE = HyperParam("learning_rate", 0.01, 0.0, None, low_open=True, log=True,
+                           help="base learning rate α")
+
+
+@dataclass
+class RuleEntry:
+    """One ``[[rules]]`` table: a rule, its grid of hyperparameters and its schedule."""
+
+    rule: str
+    label: str
+    learning_rate: list[float]
+    hyper: dict[str, list] = field(default_factory=dict)
+    schedule: str = "constant"
+    schedule_hyper: dict[str, list] = field(default_factory=dict)
+    warmup_steps: int = 0
+
+    def grid(self) -> list[tuple[float, dict, dict]]:
+        """Every ``(learning_rate, hyper, schedule_hyper)`` combination, learning rate outermost."""
+        names = list(self.hyper)
+        schedule_names = list(self.schedule_hyper)
+        axes = [self.learning_rate] + [self.hyper[n] for n in names] + \
+               [self.schedule_hyper[n] for n in schedule_names]
+        combos = []
+        for values in itertools.product(*axes):
+            hyper = dict(zip(names, values[1:1 + len(names)]))
+            schedule_hyper = dict(zip(schedule_names, values[1 + len(names):]))
+            combos.append((values[0], hyper, schedule_hyper))
+        return combos
+
+    def to_dict(self) -> dict:
+        def scalar_or_list(values):
+            return values[0] if len(values) == 1 else list(values)
+
+        d: dict[str, Any] = {"rule": self.rule, "label": self.label,
+                             "learning_rate": scalar_or_list(self.learning_rate)}
+        d.update({k: scalar_or_list(v) for k, v in self.hyper.items()})
+        schedule = {"name": self.schedule, "warmup_steps": self.warmup_steps}
+        schedule.update({k: scalar_or_list(v) for k, v in self.schedule_hyper.items()})
+        d["schedule"] = schedule
+        return d
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One run: a point of an entry's grid with one seed."""
+
+    run_id: int
+    entry: int
+    label: str
+    rule: str
+    schedule: str
+    seed: int
+    learning_rate: float
+    hyper: dict
+    schedule_hyper: dict
+    warmup_steps: int
+
+
+@dataclass
+class Experiment:
+    """A validated experiment: every setting filled in, every name known to the registry."""
+
+    name: str
+    problem: str
+    problem_settings: dict
+    steps: int
+    seeds: list[int]
+    batch_size: int
+    dtype: str
+    eval_every: int
+    divergence_factor: float
+    target_loss: float | None
+    sharpness_every: int
+    entries: list[RuleEntry]
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: dict, registry=None, *, name: str | None = None, strict: bool = True) -> "Experiment":
+        """Validate a parsed TOML document; raise a one-line SpecError on the first bad value.
+
+        ``strict=False`` trusts a complete document written by :meth:`to_dict` (used to load saved
+        results when the plugins that ran them are not loaded now): names are not looked up.
+        """
+        if not isinstance(d, dict):
+            raise SpecError("experiment", d, "a TOML table")
+        if strict and registry is None:
+            from .registry import get_registry
+            registry = get_registry()
+        _check_keys("experiment", d, TOP_KEYS)
+        if "name" in d:
+            exp_name = d["name"]
+            if not isinstance(exp_name, str) or not NAME_PATTERN.match(exp_name):
+                raise SpecError("name", exp_name, "letters, digits, '.', '_' or '-' (it names the results folder)")
+        else:
+            exp_name = name or "experiment"
+            exp_name = re.sub(r"[^A-Za-z0-9_.-]", "-", exp_name).lstrip(".-_") or "experiment"
+        values = {h.name: h.check(d.get(h.name, h.default)) for h in SETTINGS}
+        steps = values["steps"]
+        seeds = _check_seeds(d.get("seeds", 1))
+        target = d.get("target_loss")
+        if target is not None:
+            target = HyperParam("target_loss", 0.0).check(target)
+        problem, settings, kind = _check_problem(d.get("problem"), registry, strict)
+        if values["batch_size"] > 0 and kind == "landscape":
+            raise SpecError("batch_size", values["batch_size"],
+                            f"0 (problem {problem!r} is a landscape: it has no samples to batch)")
+        if values["sharpness_every"] > steps:
+            raise SpecError("sharpness_every", values["sharpness_every"], f"an integer in [0, {steps}] (steps)")
+        rules = d.get("rules")
+        if not isinstance(rules, list) or not rules or not all(isinstance(r, dict) for r in rules):
+            raise SpecError("rules", rules, "at least one [[rules]] table, e.g. rule = \"gd\"")
+        entries = [_check_entry(i, r, registry, strict, steps) for i, r in enumerate(rules)]
+        _unique_labels(entries, [("label" in r) for r in rules])
+        return cls(name=exp_name, problem=problem, problem_settings=settings, steps=steps, seeds=seeds,
+                   batch_size=values["batch_size"], dtype=values["dtype"], eval_every=values["eval_every"],
+                   divergence_factor=values["divergence_factor"], target_loss=target,
+                   sharpness_every=values["sharpness_every"], entries=entries)
+
+    @classmethod
+    def from_toml(cls, text: str, registry=None, *, name: str | None = None, strict: bool = True) -> "Experiment":
+        return cls.from_dict(parse_toml(text), registry, name=name, strict=strict)
+
+    # ---- output ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The complete spec (every default written out); ``from_dict(to_dict())`` gives it back."""
+        d: dict[str, Any] = {"name": self.name, "steps": self.steps, "seeds": list(self.seeds),
+                             "batch_size": self.batch_size, "dtype": self.dtype, "eval_every": self.eval_every,
+                             "divergence_factor": self.divergence_factor}
+        if self.target_loss is not None:
+            d["target_loss"] = self.target_loss
+        d["sharpness_every"] = self.sharpness_every
+        d["problem"] = {"name": self.problem, **self.problem_settings}
+        d["rules"] = [e.to_dict() for e in self.entries]
+        return d
+
+    def to_toml(self) -> str:
+        import tomli_w
+        return tomli_w.dumps(self.to_dict())
+
+    def runs(self) -> list[RunConfig]:
+        """Every run: for each entry its grid (learning rate outermost) times the seeds (innermost)."""
+        out: list[RunConfig] = []
+        for index, entry in enumerate(self.entries):
+            for learning_rate, hyper, schedule_hyper in entry.grid():
+                for seed in self.seeds:
+                    out.append(RunConfig(len(out), index, entry.label, entry.rule, entry.schedule, seed,
+                                         float(learning_rate), dict(hyper), dict(schedule_hyper),
+                                         entry.warmup_steps))
+        return out
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(e.grid()) for e in self.entries) * len(self.seeds)
+
+
+# ---- helpers ----------------------------------------------------------------------------------------
+
+def parse_toml(text: str) -> dict:
+    """TOML text -> dict; a syntax error becomes a SpecError naming the line."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        # tomllib's message ends with "(at line L, column C)"
+        raise SpecError("experiment file", "malformed TOML", "valid TOML", hint=str(error)) from None
+
+
+def load_experiment_file(path, registry=None) -> Experiment:
+    """Read and validate an experiment TOML file; its name defaults to the file name."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("experiment file", str(path), "an existing .toml file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError("experiment file", str(path), "a readable UTF-8 TOML file",
+                        hint=type(error).__name__) from None
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"experiment file {p.name}", "malformed TOML", "valid TOML", hint=str(error)) from None
+    return Experiment.from_dict(d, registry, name=p.stem)
+
+
+def _check_keys(where: str, d: dict, accepted) -> None:
+    for key in d:
+        if key not in accepted:
+            raise SpecError(f"{where}", key, "one of the keys " + ", ".join(accepted), hint="unknown key")
+
+
+def _check_seeds(value) -> list[int]:
+    accepted = "a count n >= 1 (seeds 0..n-1) or a non-empty list of distinct integers >= 0"
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise SpecError("seeds", value, accepted)
+        return list(range(value))
+    if (not isinstance(value, list) or not value
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value)
+            or len(set(value)) != len(value)):
+        raise SpecError("seeds", value, accepted)
+    return [int(s) for s in value]
+
+
+def _check_problem(value, registry, strict) -> tuple[str, dict, str]:
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or "name" not in value:
+        raise SpecError("problem", value, "a [problem] table with a name, e.g. name = \"spirals\"")
+    name = value["name"]
+    if not strict:
+        return name, {k: v for k, v in value.items() if k != "name"}, ""
+    known = registry.problems
+    if name not in known:
+        raise SpecError("problem.name", name, "one of " + (", ".join(sorted(known)) or "(no problems loaded)"))
+    problem = known[name]
+    declared = {h.name: h for h in problem.settings}
+    _check_keys("problem", value, ("name", *declared))
+    settings = {h.name: h.check(value.get(h.name, h.default), "problem") for h in problem.settings}
+    return name, settings, problem.kind
+
+
+def _check_grid(h: HyperParam, value, where: str) -> list:
+    """A hyperparameter value or a list of values (a grid axis), each checked."""
+    if isinstance(value, list) and h.kind != "int_list":
+        if not value:
+            raise SpecError(f"{where}.{h.name}", value, h.accepted() + ", or a non-empty list of them")
+        checked = [h.check(v, where) for v in value]
+        if len(set(map(repr, checked))) != len(checked):
+            raise SpecError(f"{where}.{h.name}", value, "a list without repeated values")
+        return checked
+    return [h.check(value, where)]
+
+
+def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> RuleEntry:
+    where = f"rules[{index}]"
+    if "rule" not in d:
+        raise SpecError(f"{where}.rule", None, "the name of a descent rule, e.g. rule = \"gd\"")
+    rule_name = d["rule"]
+    schedule_spec = d.get("schedule", "constant")
+    if isinstance(schedule_spec, str):
+        schedule_spec = {"name": schedule_spec}
+    if not isinstance(schedule_spec, dict):
+        raise SpecError(f"{where}.schedule", schedule_spec, "a schedule name or a [rules.schedule] table")
+    schedule_name = schedule_spec.get("name", "constant")
+    label = d.get("label")
+    if label is not None and not isinstance(label, str):
+        raise SpecError(f"{where}.label", label, "a string")
+
+    if not strict:
+        lr = d.get("learning_rate", [])
+        return RuleEntry(
+            rule=rule_name, label=label or rule_name,
+            learning_rate=[float(v) for v in (lr if isinstance(lr, list) else [lr])],
+            hyper={k: (v if isinstance(v, list) else [v]) for k, v in d.items() if k not in ENTRY_KEYS},
+            schedule=schedule_name,
+            schedule_hyper={k: (v if isinstance(v, list) else [v])
+                            for k, v in schedule_spec.items() if k not in SCHEDULE_KEYS},
+            warmup_steps=int(schedule_spec.get("warmup_steps", 0)))
+
+    if not isinstance(rule_name, str) or rule_name not in registry.rules:
+        raise SpecError(f"{where}.rule", rule_name, "one of " + (", ".join(sorted(registry.rules)) or "(no rules loaded)"))
+    rule = registry.rules[rule_name]
+    _check_keys(where, d, (*ENTRY_KEYS, *(h.name for h in rule.hyperparams)))
+    if not isinstance(schedule_name, str) or schedule_name not in registry.schedules:
+        raise SpecError(f"{where}.schedule.name", schedule_name,
+                        "one of " + (", ".join(sorted(registry.schedules)) or "(no schedules loaded)"))
+    schedule = registry.schedules[schedule_name]
+    _check_keys(f"{where}.schedule", schedule_spec, (*SCHEDULE_KEYS, *(h.name for h in schedule.hyperparams)))
+
+    lr_decl = HyperParam("learning_rate", rule.default_learning_rate, 0.0, None, low_open=True)
+    learning_rate = _check_grid(lr_decl, d.get("learning_rate", rule.default_learning_rate), where)
+    hyper = {h.name: _check_grid(h, d.get(h.name, h.default), where) for h in rule.hyperparams}
+    schedule_hyper = {h.name: _check_grid(h, schedule_spec.get(h.name, h.default), f"{where}.schedule")
+                      for h in schedule.hyperparams}
+    warmup = HyperParam("warmup_steps", 0, 0, steps - 1, kind="int").check(
+        schedule_spec.get("warmup_steps", 0), f"{where}.schedule")
+    if label is None:
+        label = rule_name if schedule_name == "constant" else f"{rule_name} + {schedule_name}"
+    return RuleEntry(rule=rule_name, label=label, learning_rate=learning_rate, hyper=hyper,
+                     schedule=schedule_name, schedule_hyper=schedule_hyper, warmup_steps=warmup)
+
+
+def _unique_labels(entries: list[RuleEntry], explicit: list[bool]) -> None:
+    """Default labels are made unique ("adam", "adam #2"); two explicit equal labels are an error."""
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if entry.label in seen:
+            if explicit[i]:
+                raise SpecError(f"rules[{i}].label", entry.label,
+                                f"a label not already used by rules[{seen[entry.label]}]")
+            n = 2
+            while f"{entry.label} #{n}" in seen:
+                n += 1
+            entry.label = f"{entry.label} #{n}"
+        seen[entry.label] = i

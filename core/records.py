@@ -1,0 +1,160 @@
+"""Results of an experiment in memory and on disk: one folder with the spec, two Parquet tables, weights and meta."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import SpecError
+from .experiment import Experiment, parse_toml
+
+FILES = ("experiment.toml", "runs.parquet", "metrics.parquet", "weights.npz", "meta.json")
+DEFAULT_RESULTS_DIR = "results"
+
+
+@dataclass
+class Results:
+    """Everything one experiment produced (see the README's results format for every column)."""
+
+    experiment: Experiment
+    runs: pd.DataFrame
+    metrics: pd.DataFrame
+    weights: dict[str, np.ndarray]
+    meta: dict
+    problem_info: dict
+    path: Path | None = None
+
+    def run_metrics(self, run_id: int) -> pd.DataFrame:
+        """The metric rows of one run, in step order."""
+        return self.metrics[self.metrics["run_id"] == run_id].reset_index(drop=True)
+
+
+def _versions() -> dict:
+    import importlib.metadata
+
+    versions = {"python": platform.python_version()}
+    for name in ("descentlab", "numpy", "pandas", "pyarrow", "pluggy"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def build_meta(experiment: Experiment, registry, *, wall_time: float, problem_info: dict,
+               workers: int = 1, n_chunks: int = 0) -> dict:
+    """meta.json: versions, where each plugin used came from, wall time and the problem facts."""
+    return {
+        "descentlab_results": 1,
+        "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "platform": platform.platform(),
+        "plugins": {
+            "problem": {experiment.problem: registry.origin("problem", experiment.problem)},
+            "rules": {e.rule: registry.origin("rule", e.rule) for e in experiment.entries},
+            "schedules": {e.schedule: registry.origin("schedule", e.schedule) for e in experiment.entries},
+            "plugin_files": list(registry.plugin_paths),
+        },
+        "wall_time_s": round(float(wall_time), 6),
+        "workers": int(workers),
+        "chunks": int(n_chunks),
+        "n_runs": int(experiment.n_runs),
+        "problem_info": problem_info,
+    }
+
+
+def _target_dir(parent: Path, name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = parent / f"{name}-{stamp}"
+    n = 2
+    while candidate.exists():
+        candidate = parent / f"{name}-{stamp}-{n}"
+        n += 1
+    return candidate
+
+
+def save_results(results: Results, out_dir=None) -> Path:
+    """Write ``results`` into a new folder ``<out_dir>/<name>-<YYYYmmdd-HHMMSS>`` and return its path.
+
+    Atomic: every file is written into a hidden temporary folder beside the target, which is then
+    renamed; an interrupted or failing write leaves no experiment folder, and an existing folder
+    is never touched. ``out_dir`` defaults to ``results``; an unwritable one raises SpecError.
+    """
+    parent = Path(DEFAULT_RESULTS_DIR if out_dir is None else out_dir)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        if not parent.is_dir():
+            raise NotADirectoryError(str(parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{results.experiment.name}.", suffix=".tmp", dir=parent))
+    except OSError as error:
+        raise SpecError("--out", str(parent), "a writable folder", hint=type(error).__name__) from None
+    try:
+        meta = dict(results.meta)
+        target = _target_dir(parent, results.experiment.name)
+        meta["command"] = f"descentlab run {target / 'experiment.toml'}"
+        (tmp / "experiment.toml").write_text(results.experiment.to_toml(), encoding="utf-8")
+        results.runs.to_parquet(tmp / "runs.parquet", index=False, compression="zstd")
+        results.metrics.to_parquet(tmp / "metrics.parquet", index=False, compression="zstd")
+        np.savez(tmp / "weights.npz", **results.weights)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+        for _ in range(100):
+            try:
+                os.rename(tmp, target)  # fails rather than replace a folder that appeared meanwhile
+                break
+            except OSError:
+                if not target.exists():
+                    raise
+                target = _target_dir(parent, results.experiment.name)
+        else:
+            raise FileExistsError(str(target))
+    except BaseException as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise SpecError("--out", str(parent), "a writable folder with free space",
+                            hint=f"{type(error).__name__}: {error}") from None
+        raise
+    results.path = target
+    results.meta = meta
+    return target
+
+
+def load_results(path) -> Results:
+    """Read a folder written by :func:`save_results`; anything else raises a one-line SpecError."""
+    folder = Path(path)
+    accepted = "a results folder written by descentlab run (" + ", ".join(FILES) + ")"
+    if not folder.is_dir():
+        raise SpecError("results", str(path), accepted, hint="no such folder")
+    missing = [f for f in FILES if not (folder / f).is_file()]
+    if missing:
+        raise SpecError("results", str(path), accepted, hint="missing " + ", ".join(missing))
+    current = "experiment.toml"
+    try:
+        experiment = Experiment.from_dict(parse_toml((folder / current).read_text(encoding="utf-8")),
+                                          strict=False)
+        current = "runs.parquet"
+        runs = pd.read_parquet(folder / current)
+        current = "metrics.parquet"
+        metrics = pd.read_parquet(folder / current)
+        current = "weights.npz"
+        with np.load(folder / current, allow_pickle=False) as npz:
+            weights = {k: npz[k] for k in npz.files}
+        current = "meta.json"
+        meta = json.loads((folder / current).read_text(encoding="utf-8"))
+    except SpecError as error:
+        raise SpecError(f"results {current}", str(folder / current), "a file written by descentlab run",
+                        hint=str(error)) from None
+    except Exception as error:  # truncated or foreign files: say which one
+        reason = f"{type(error).__name__}: {error}".replace("\n", " ")[:200]
+        raise SpecError(f"results {current}", str(folder / current), "a file written by descentlab run",
+                        hint=reason) from None
+    return Results(experiment=experiment, runs=runs, metrics=metrics, weights=weights, meta=meta,
+                   problem_info=meta.get("problem_info", {}), path=folder)

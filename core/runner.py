@@ -1,0 +1,552 @@
+"""The batched runner: every entry's grid x seeds trained as stacked runs, chunked, optionally in processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .errors import SpecError
+from .experiment import Experiment, RunConfig
+
+# Working-set budget of one chunk: the L2 cache of this machine class (1 MiB), with some room
+# left for the data and Python. Measured on the spirals job: chunks beyond L2 lose ~1.5x per
+# run-step (DESIGN.md "run axis").
+CHUNK_BYTES = 768 * 1024
+# A job whose estimated serial time is below this runs in-process: a process pool costs ~0.1 s to
+# start and each chunk's payload is pickled both ways.
+PARALLEL_MIN_SECONDS = 1.5
+# Rough cost of one multiply-add of a run-step in the engine, used only to estimate job length.
+_SECONDS_PER_UNIT = 0.9e-9
+
+METRIC_BASE = ("loss", "learning_rate", "step_size", "grad_norm")
+METRIC_TAIL = ("test_loss", "test_accuracy", "sharpness")
+_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
+# ---- planning ------------------------------------------------------------------------------------
+
+def _samples_per_step(experiment: Experiment, instance) -> int:
+    if experiment.batch_size > 0:
+        return experiment.batch_size
+    return max(int(getattr(instance, "n_train", 0) or 0), 1)
+
+
+def _bytes_per_run(experiment: Experiment, instance) -> int:
+    """Estimated working set of one run during a step: parameter-sized arrays and activations."""
+    itemsize = np.dtype(experiment.dtype).itemsize
+    n_params = instance.layout.size
+    per_run = 8 * n_params  # params, grad, updates, rule state (~3), temporaries
+    model = getattr(instance, "model", None)
+    if model is not None and hasattr(model, "sizes"):
+        # forward keeps z and a per layer; backward holds δ and ∂J/∂a of the same shape
+        per_run += 4 * _samples_per_step(experiment, instance) * sum(model.sizes[1:])
+    return per_run * itemsize
+
+
+def plan_chunks(experiment: Experiment, instance, configs: list[RunConfig] | None = None) -> list[list[int]]:
+    """Run ids grouped into chunks: one entry's runs per chunk, each chunk's working set within L2."""
+    configs = experiment.runs() if configs is None else configs
+    size = max(1, CHUNK_BYTES // max(_bytes_per_run(experiment, instance), 1))
+    chunks: list[list[int]] = []
+    by_entry: dict[int, list[int]] = {}
+    for c in configs:
+        by_entry.setdefault(c.entry, []).append(c.run_id)
+    for ids in by_entry.values():
+        n_chunks = math.ceil(len(ids) / size)
+        # equal-sized chunks (not size, size, ..., remainder) keep both workers evenly loaded
+        bounds = np.linspace(0, len(ids), n_chunks + 1).round().astype(int)
+        chunks += [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return chunks
+
+
+def _split_for_workers(chunks: list[list[int]], n_jobs: int) -> list[list[int]]:
+    """Halve the largest chunks until there are at least ``n_jobs`` of them (or all are single runs)."""
+    chunks = [list(c) for c in chunks]
+    while len(chunks) < n_jobs:
+        largest = max(range(len(chunks)), key=lambda i: len(chunks[i]))
+        if len(chunks[largest]) < 2:
+            break
+        c = chunks.pop(largest)
+        half = (len(c) + 1) // 2
+        chunks[largest:largest] = [c[:half], c[half:]]
+    return chunks
+
+
+def estimated_seconds(experiment: Experiment, instance) -> float:
+    """Order-of-magnitude serial run time, used to decide whether processes pay off."""
+    units = instance.layout.size * _samples_per_step(experiment, instance)
+    return experiment.n_runs * experiment.steps * max(units, 200) * _SECONDS_PER_UNIT
+
+
+def _rebuildable(registry, experiment: Experiment) -> bool:
+    """Can a worker process rebuild these plugins (built-in, installed or from a file)?"""
+    used = [("problem", experiment.problem)]
+    used += [("rule", e.rule) for e in experiment.entries] + [("schedule", e.schedule) for e in experiment.entries]
+    return all(registry.origin(k, n).startswith(("built-in", "package", "file ")) for k, n in used)
+
+
+# ---- one chunk -----------------------------------------------------------------------------------
+
+def _hyper_arrays(configs: list[RunConfig], key: str, dtype) -> dict[str, np.ndarray]:
+    names = list(getattr(configs[0], key))
+    out = {}
+    for name in names:
+        values = [getattr(c, key)[name] for c in configs]
+        if all(isinstance(v, (bool, int, float)) for v in values):
+            out[name] = np.array([float(v) for v in values], dtype=dtype)
+        else:
+            out[name] = np.array(values, dtype=object)
+    return out
+
+
+def _take_rows(state, keep: np.ndarray, n_rows: int):
+    """The rule state with the rows of dropped runs removed (arrays whose first axis is the run axis)."""
+    def take(a):
+        if isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == n_rows:
+            return np.ascontiguousarray(a[keep])
+        return a
+
+    if state is None:
+        return None
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*[take(a) for a in state])
+    if isinstance(state, tuple):
+        return tuple(take(a) for a in state)
+    if isinstance(state, dict):
+        return {k: take(v) for k, v in state.items()}
+    return take(state)
+
+
+def _error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".replace("\n", " ")[:500]
+
+
+def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfig],
+              tick: Callable[[int], None] | None = None) -> dict:
+    """Train one chunk of runs of a single entry; returns per-step arrays ``(steps + 1, r)``.
+
+    Diverged runs are removed from the stacked arrays at the step they diverge (no further
+    compute, no further rows). An exception in the rule (or wrong shapes) fails the chunk's
+    remaining runs with the error kept.
+    """
+    from .schedule_values import schedule_values
+
+    T, r = experiment.steps, len(configs)
+    dtype = np.dtype(experiment.dtype)
+    entry = experiment.entries[configs[0].entry]
+    rule = registry.rule(entry.rule)
+    schedule = registry.schedule(entry.schedule)
+    layout = instance.layout
+    n_layers = len(layout.layers)
+    landscape_path = layout.size == 2
+
+    nan = np.nan
+    loss_m = np.full((T + 1, r), nan)
+    lr_m = np.full((T + 1, r), nan)
+    step_m = np.full((T + 1, r), nan)
+    grad_m = np.full((T + 1, r), nan)
+    layer_m = np.full((T + 1, r, n_layers), nan)
+    test_loss_m = np.full((T + 1, r), nan)
+    test_acc_m = np.full((T + 1, r), nan)
+    sharp_m = np.full((T + 1, r), nan)
+    path = np.full((r, T + 1, 2), nan) if landscape_path else None
+    status = ["finished"] * r
+    errors = [""] * r
+    diverged_at = np.full(r, nan)
+    last_row = np.full(r, T, dtype=np.int64)
+
+    seeds = [c.seed for c in configs]
+    params = np.ascontiguousarray(instance.init_params(seeds, dtype), dtype=dtype)
+    initial = params.copy()
+    hyper = {k: v.reshape(-1, 1) for k, v in _hyper_arrays(configs, "hyper", dtype).items()}
+    base = np.array([c.learning_rate for c in configs])
+    schedule_hyper = _hyper_arrays(configs, "schedule_hyper", np.float64)
+    rates = schedule_values(schedule, base, schedule_hyper, T, entry.warmup_steps)  # (T, r) float64
+    rates_m = np.ascontiguousarray(rates.astype(dtype)).reshape(T, r, 1)  # α_t as (r, 1) per step
+    lr_m[:T] = rates
+
+    batch_size = experiment.batch_size
+    if batch_size > 0:
+        n_train = instance.n_train
+        per_epoch = n_train // batch_size
+        # each run's own stream of permutations, from its seed alone: same seed, same batches for every rule
+        rngs = [np.random.default_rng([int(s), 0x6D696E69]) for s in seeds]
+        perms = None
+
+    sharpness_mod = None
+    if experiment.sharpness_every > 0:
+        from . import sharpness as sharpness_mod
+
+    eval_every = experiment.eval_every
+    factor = experiment.divergence_factor
+    every_tick = max(1, T // 100)
+    active = np.arange(r)
+    cols: slice | np.ndarray = slice(None)
+    grad = np.empty_like(params)
+    state = None
+    threshold = None
+    t = 0
+    final_params = np.empty_like(params)
+
+    with np.errstate(**_QUIET):
+        try:
+            for t in range(T + 1):
+                batch = None
+                if batch_size > 0:
+                    position = t % per_epoch
+                    if position == 0:
+                        perms = np.stack([rng.permutation(n_train) for rng in rngs])
+                    batch = perms[:, position * batch_size:(position + 1) * batch_size]
+                loss, g = instance.loss_and_grad(params, batch, out=grad)
+                loss = np.asarray(loss)
+                if loss.shape != (len(active),) or g.shape != params.shape:
+                    raise ValueError(f"problem returned loss {loss.shape} and gradient {g.shape} for "
+                                     f"parameters {params.shape}")
+                loss_m[t, cols] = loss
+                grad_m[t, cols] = np.sqrt(np.einsum("rp,rp->r", g, g))
+                if n_layers > 1:
+                    layer_m[t, cols] = layout.layer_norms(g)
+                if landscape_path:
+                    path[cols, t] = params
+                if t == T or (eval_every and t % eval_every == 0):
+                    for name, values in instance.evaluate(params).items():
+                        if name == "test_loss":
+                            test_loss_m[t, cols] = values
+                        elif name == "test_accuracy":
+                            test_acc_m[t, cols] = values
+                if sharpness_mod is not None and (t % experiment.sharpness_every == 0 or t == T):
+                    sharp_m[t, cols] = sharpness_mod.top_hessian_eigenvalue(instance, params, batch=batch)
+                if threshold is None:
+                    threshold = factor * np.maximum(np.abs(loss.astype(np.float64)), np.finfo(np.float64).tiny)
+                bad = ~np.isfinite(loss) | (loss > threshold)
+                if bad.any():
+                    for j in active[bad]:
+                        status[j], diverged_at[j], last_row[j] = "diverged", t, t
+                    final_params[active[bad]] = params[bad]
+                    keep = ~bad
+                    n_rows = len(active)
+                    active = active[keep]
+                    cols = active
+                    if len(active) == 0:
+                        break
+                    params = np.ascontiguousarray(params[keep])
+                    threshold = threshold[keep]
+                    hyper = {k: np.ascontiguousarray(v[keep]) for k, v in hyper.items()}
+                    rates_m = np.ascontiguousarray(rates_m[:, keep])
+                    state = _take_rows(state, keep, n_rows)
+                    if batch_size > 0:
+                        rngs = [rng for rng, k in zip(rngs, keep) if k]
+                        perms = perms[keep]
+                        batch = batch[keep]
+                    grad = g = np.ascontiguousarray(g[keep])
+                if t == T:
+                    break
+                if t == 0:
+                    state = rule.init(params, hyper)
+                updates, state = rule.update(g, state, params, rates_m[t], hyper, t)
+                if not isinstance(updates, np.ndarray) or updates.shape != params.shape:
+                    raise ValueError(f"rule {rule.name!r} returned updates of shape "
+                                     f"{getattr(updates, 'shape', type(updates).__name__)}; expected {params.shape}")
+                step_m[t, cols] = np.sqrt(np.einsum("rp,rp->r", updates, updates))
+                params += updates
+                if tick is not None and t % every_tick == 0:
+                    tick(t)
+        except Exception as error:  # the rule (or its problem) broke: only this chunk's live runs fail
+            message = _error_text(error)
+            for j in active:
+                status[j], errors[j], last_row[j] = "failed", message, t
+            # the row of the failing step has whatever was measured before the failure
+        if len(active):
+            final_params[active] = params
+    if path is not None:
+        for j in range(r):
+            path[j, last_row[j] + 1:] = nan
+    for j in range(r):
+        # rows after the last one do not exist; clear what a failing step may have half-written
+        lr_m[last_row[j] + 1:, j] = nan
+        step_m[last_row[j]:, j] = nan
+    if tick is not None:
+        tick(T)
+    return {
+        "run_ids": [c.run_id for c in configs],
+        "metrics": {"loss": loss_m, "learning_rate": lr_m, "step_size": step_m, "grad_norm": grad_m,
+                    "layers": layer_m, "test_loss": test_loss_m, "test_accuracy": test_acc_m,
+                    "sharpness": sharp_m},
+        "status": status, "error": errors, "diverged_at": diverged_at, "last_row": last_row,
+        "initial": initial, "final": final_params, "path": path,
+    }
+
+
+# ---- worker processes ----------------------------------------------------------------------------
+
+_WORKER_REGISTRIES: dict = {}
+_WORKER_INSTANCES: dict = {}
+
+
+def _worker_registry(plugin_paths: tuple[str, ...]):
+    if plugin_paths not in _WORKER_REGISTRIES:
+        from .registry import load_registry
+        # plugin files are loaded again here: a worker may be a fresh interpreter (spawn, Dask)
+        _WORKER_REGISTRIES[plugin_paths] = load_registry(plugin_paths, use_env=False)
+    return _WORKER_REGISTRIES[plugin_paths]
+
+
+def run_chunk_job(payload: dict) -> dict:
+    """Executor entry point: rebuild registry, experiment and problem in this process, run one chunk."""
+    registry = _worker_registry(tuple(payload["plugin_paths"]))
+    experiment = Experiment.from_dict(payload["experiment"], strict=False)
+    key = json.dumps([experiment.problem, experiment.problem_settings], sort_keys=True, default=str)
+    if key not in _WORKER_INSTANCES:
+        _WORKER_INSTANCES.clear()
+        _WORKER_INSTANCES[key] = registry.problem(experiment.problem).build(dict(experiment.problem_settings))
+    configs = experiment.runs()
+    return run_chunk(_WORKER_INSTANCES[key], registry, experiment, [configs[i] for i in payload["run_ids"]])
+
+
+def default_workers(experiment: Experiment, instance, registry) -> int:
+    """Both cores when the job is long enough to pay for processes and workers can rebuild the plugins."""
+    cpus = os.cpu_count() or 1
+    if cpus < 2 or not _rebuildable(registry, experiment):
+        return 1
+    if estimated_seconds(experiment, instance) < PARALLEL_MIN_SECONDS:
+        return 1
+    return min(cpus, 2 if cpus <= 2 else cpus)
+
+
+# ---- the whole experiment ------------------------------------------------------------------------
+
+def run_experiment(experiment: Experiment, *, registry=None, executor: Executor | None = None,
+                   progress: Callable[[int, int], None] | None = None, workers: int | None = None):
+    """Train every run of ``experiment`` and return its :class:`~descentlab.records.Results`.
+
+    ``executor``: any ``concurrent.futures.Executor`` for the chunks (results are identical to a
+    serial run). Without one, ``workers`` processes are used (default: both cores when the job is
+    large enough; ``workers=1`` runs in this process). ``progress(done, total)`` counts run-steps.
+    """
+    from .records import Results, build_meta
+    from .registry import get_registry
+
+    registry = registry or get_registry()
+    started = time.perf_counter()
+    problem = registry.problem(experiment.problem)
+    instance = problem.build(dict(experiment.problem_settings))
+    n_train = int(getattr(instance, "n_train", 0) or 0)
+    if experiment.batch_size > 0 and experiment.batch_size > n_train:
+        raise SpecError("batch_size", experiment.batch_size,
+                        f"an integer in [0, {n_train}] (the problem has {n_train} training samples)")
+    if experiment.sharpness_every > 0:
+        try:
+            from . import sharpness  # noqa: F401
+        except ImportError:
+            raise SpecError("sharpness_every", experiment.sharpness_every,
+                            "0 (descentlab.sharpness is not available)") from None
+
+    configs = experiment.runs()
+    chunks = plan_chunks(experiment, instance, configs)
+    total = len(configs) * experiment.steps
+    done = 0
+    owned = None
+    if executor is None:
+        n_workers = default_workers(experiment, instance, registry) if workers is None else int(workers)
+        if n_workers > 1 and len(configs) > 1:
+            if not _rebuildable(registry, experiment):
+                raise SpecError("workers", n_workers, "1 for plugins registered in this process only "
+                                "(load them from a file or a package to use worker processes)")
+            owned = executor = ProcessPoolExecutor(max_workers=n_workers)
+    else:
+        n_workers = getattr(executor, "_max_workers", 2)
+
+    outputs: list[dict] = []
+    try:
+        if executor is None:
+            for chunk in chunks:
+                base_done = done
+                width = len(chunk)
+
+                def tick(t, _base=base_done, _width=width):
+                    if progress is not None:
+                        progress(_base + t * _width, total)
+
+                outputs.append(run_chunk(instance, registry, experiment, [configs[i] for i in chunk],
+                                         tick if progress is not None else None))
+                done += width * experiment.steps
+        else:
+            jobs = _split_for_workers(chunks, 2 * max(int(n_workers), 1))
+            payload = {"experiment": experiment.to_dict(), "plugin_paths": list(registry.plugin_paths)}
+            futures = {executor.submit(run_chunk_job, {**payload, "run_ids": chunk}): len(chunk)
+                       for chunk in jobs}
+            for future in as_completed(futures):
+                outputs.append(future.result())
+                done += futures[future] * experiment.steps
+                if progress is not None:
+                    progress(done, total)
+    finally:
+        if owned is not None:
+            owned.shutdown(wait=True, cancel_futures=True)
+    if progress is not None:
+        progress(total, total)
+
+    problem_info = _json_ready(instance.describe())
+    runs, metrics, weights = _assemble(experiment, registry, instance, configs, outputs, problem_info)
+    meta = build_meta(experiment, registry, wall_time=time.perf_counter() - started,
+                      problem_info=problem_info, workers=1 if executor is None else n_workers,
+                      n_chunks=len(outputs))
+    return Results(experiment=experiment, runs=runs, metrics=metrics, weights=weights, meta=meta,
+                   problem_info=problem_info, path=None)
+
+
+# ---- assembling the tables -----------------------------------------------------------------------
+
+def _json_ready(value):
+    """numpy scalars and arrays inside ``describe()`` as plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _hyper_columns(experiment: Experiment, registry) -> tuple[list[str], list[str]]:
+    rule_cols, schedule_cols = [], []
+    for e in experiment.entries:
+        rule_cols += [n for n in e.hyper if n not in rule_cols]
+        schedule_cols += [n for n in e.schedule_hyper if n not in schedule_cols]
+    return rule_cols, schedule_cols
+
+
+def _column(values: list) -> pd.Series | np.ndarray:
+    present = [v for v in values if v is not None]
+    if all(isinstance(v, (bool, int, float, np.number)) for v in present):
+        return np.array([np.nan if v is None else float(v) for v in values])
+    return pd.Series(values, dtype=object)
+
+
+def _divergence_reason(registry, configs, status, diverged_at, rates_at, sharpness_last, problem_info):
+    try:
+        from .stability import divergence_reason
+    except ImportError:
+        return [""] * len(configs)
+    reasons = []
+    top = problem_info.get("top_eigenvalue") if isinstance(problem_info, dict) else None
+    for i, c in enumerate(configs):
+        if status[i] != "diverged":
+            reasons.append("")
+            continue
+        lam = top if top is not None else (None if not np.isfinite(sharpness_last[i]) else float(sharpness_last[i]))
+        hyper = {k: (float(v) if isinstance(v, (bool, int, float)) else v) for k, v in c.hyper.items()}
+        try:
+            reasons.append(str(divergence_reason(registry.rule(c.rule), hyper, float(rates_at[i]),
+                                                 None if lam is None else float(lam), int(diverged_at[i])) or ""))
+        except Exception:  # theory is a bonus; it must never break a finished experiment
+            reasons.append("")
+    return reasons
+
+
+def _assemble(experiment, registry, instance, configs, outputs, problem_info):
+    T, R = experiment.steps, len(configs)
+    layout = instance.layout
+    layer_names = list(layout.layers)
+    order = np.empty(R, dtype=np.int64)
+    arrays = {name: np.full((T + 1, R), np.nan) for name in (*METRIC_BASE, *METRIC_TAIL)}
+    layers = np.full((T + 1, R, len(layer_names)), np.nan)
+    initial = np.empty((R, layout.size), dtype=experiment.dtype)
+    final = np.empty((R, layout.size), dtype=experiment.dtype)
+    path = np.full((R, T + 1, 2), np.nan) if layout.size == 2 else None
+    status, errors = [""] * R, [""] * R
+    diverged_at = np.full(R, np.nan)
+    last_row = np.zeros(R, dtype=np.int64)
+    for out in outputs:
+        ids = np.array(out["run_ids"])
+        for name in arrays:
+            arrays[name][:, ids] = out["metrics"][name]
+        layers[:, ids] = out["metrics"]["layers"]
+        initial[ids], final[ids] = out["initial"], out["final"]
+        if path is not None:
+            path[ids] = out["path"]
+        for k, j in enumerate(ids):
+            status[j], errors[j] = out["status"][k], out["error"][k]
+        diverged_at[ids] = out["diverged_at"]
+        last_row[ids] = out["last_row"]
+    if len(layer_names) == 1:
+        layers[:, :, 0] = arrays["grad_norm"]
+
+    # runs table
+    loss = arrays["loss"]
+    rows = np.arange(T + 1)[:, None]
+    exists = rows <= last_row[None, :]
+    recorded = np.where(exists, loss, np.nan)
+    with np.errstate(**_QUIET):
+        finite = np.where(np.isfinite(recorded), recorded, np.nan)
+        best = np.array([np.nanmin(finite[:, j]) if np.isfinite(finite[:, j]).any() else np.nan for j in range(R)])
+    final_loss = np.array([loss[last_row[j], j] if last_row[j] >= 0 else np.nan for j in range(R)])
+    steps_to_target = np.full(R, np.nan)
+    if experiment.target_loss is not None:
+        with np.errstate(**_QUIET):
+            hit = recorded <= experiment.target_loss
+        first = hit.argmax(axis=0)
+        steps_to_target = np.where(hit.any(axis=0), first, np.nan).astype(float)
+    rates_at = np.array([arrays["learning_rate"][max(int(diverged_at[j]) - 1, 0), j]
+                         if np.isfinite(diverged_at[j]) else configs[j].learning_rate for j in range(R)])
+    rates_at = np.where(np.isfinite(rates_at), rates_at, [c.learning_rate for c in configs])
+    sharp = arrays["sharpness"]
+    sharp_last = np.full(R, np.nan)
+    for j in range(R):
+        measured = sharp[: last_row[j] + 1, j]
+        measured = measured[np.isfinite(measured)]
+        if measured.size:
+            sharp_last[j] = measured[-1]
+    reasons = _divergence_reason(registry, configs, status, diverged_at, rates_at, sharp_last, problem_info)
+
+    rule_cols, schedule_cols = _hyper_columns(experiment, registry)
+    table = {
+        "run_id": np.array([c.run_id for c in configs], dtype=np.int64),
+        "entry": np.array([c.entry for c in configs], dtype=np.int64),
+        "label": [c.label for c in configs],
+        "rule": [c.rule for c in configs],
+        "schedule": [c.schedule for c in configs],
+        "seed": np.array([c.seed for c in configs], dtype=np.int64),
+        "learning_rate": np.array([c.learning_rate for c in configs], dtype=np.float64),
+    }
+    for name in rule_cols:
+        table[name] = _column([c.hyper.get(name) for c in configs])
+    for name in schedule_cols:
+        table[f"schedule.{name}"] = _column([c.schedule_hyper.get(name) for c in configs])
+    table.update({
+        "warmup_steps": np.array([c.warmup_steps for c in configs], dtype=np.int64),
+        "status": status, "diverged_at": diverged_at, "final_loss": final_loss, "best_loss": best,
+        "steps_to_target": steps_to_target, "error": errors, "divergence_reason": reasons,
+    })
+    runs = pd.DataFrame(table)
+
+    # metrics table, long format: run-major, one row per recorded step
+    mask = exists.T  # (R, T+1)
+    columns = {"run_id": np.repeat(np.arange(R, dtype=np.int64), mask.sum(axis=1)),
+               "step": np.broadcast_to(np.arange(T + 1, dtype=np.int64), (R, T + 1))[mask]}
+    for name in METRIC_BASE:
+        columns[name] = arrays[name].T[mask]
+    for k, layer in enumerate(layer_names):
+        columns[f"grad_norm.{layer}"] = layers[:, :, k].T[mask]
+    for name in METRIC_TAIL:
+        columns[name] = arrays[name].T[mask]
+    metrics = pd.DataFrame(columns)
+
+    weights = {}
+    for prefix, flat in (("initial", initial), ("final", final)):
+        for e in layout.entries:
+            weights[f"{prefix}.{e.name}"] = np.ascontiguousarray(layout.view(flat, e.name))
+    if path is not None:
+        weights["path"] = path
+    return runs, metrics, weights
