@@ -1,0 +1,255 @@
+"""The learning-rate range test (Leslie Smith 2015; fastai's ``lr_find``), over several seeds at once.
+
+One short run per seed in which the learning rate grows exponentially, α_t = start·(end/start)^{t/(T−1)},
+one update per step. The loss is smoothed with fastai's bias-corrected exponential moving average
+
+    avg_t = β·avg_{t−1} + (1 − β)·J_t,    smooth_t = avg_t / (1 − β^{t+1}),   β = 0.98,
+
+and a run stops once smooth_t > stop_factor × (best smooth so far) or the loss is not finite. All
+seeds run as one batch along the run axis; the median and the quartiles of the smoothed curves
+(over the seeds still running) make the curve and its band.
+
+The suggested α is fastai's "steep" point: where the median smoothed loss falls fastest per unit of
+log α, searched only before the curve's minimum (past the minimum the loss is blowing up). It is a
+rate at which training still makes fast progress, which on a quadratic lies below the stability
+edge 2/λ_max. fastai's other classic, the α of the minimum divided by 10, is returned too. If the
+curve never falls, the suggestion falls back to minimum/10 and the reason says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SpecError
+
+__all__ = ["LRFindResult", "lr_find", "lr_find_experiment", "main"]
+
+_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
+@dataclass
+class LRFindResult:
+    """The curves of a range test and the suggestion drawn from them."""
+
+    rule: str
+    hyper: dict
+    seeds: list[int]
+    learning_rates: np.ndarray        # (T,) α_t of every step
+    losses: np.ndarray                # (S, T) raw training loss at θ_t; NaN after a seed stopped
+    smoothed: np.ndarray              # (S, T) bias-corrected EMA of the loss; NaN after a seed stopped
+    stopped_at: np.ndarray            # (S,) step at which a seed stopped, −1 if it ran to the end
+    median: np.ndarray                # (T,) median of the smoothed curves; NaN once most seeds stopped
+    low: np.ndarray                   # (T,) 25th percentile (band)
+    high: np.ndarray                  # (T,) 75th percentile (band)
+    suggested_lr: float
+    steepest_lr: float                # NaN when the curve never falls
+    minimum_lr: float                 # α at the minimum of the median curve, divided by 10
+    reason: str
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready (NaN becomes None)."""
+        def clean(a):
+            return [None if not math.isfinite(v) else float(v) for v in np.asarray(a, dtype=float).ravel()]
+
+        def scalar(v):
+            return None if not math.isfinite(v) else float(v)
+
+        return {"rule": self.rule, "hyper": self.hyper, "seeds": list(self.seeds),
+                "learning_rates": clean(self.learning_rates), "median": clean(self.median),
+                "low": clean(self.low), "high": clean(self.high),
+                "smoothed": [clean(row) for row in self.smoothed],
+                "losses": [clean(row) for row in self.losses],
+                "stopped_at": [int(s) for s in self.stopped_at],
+                "suggested_lr": scalar(self.suggested_lr), "steepest_lr": scalar(self.steepest_lr),
+                "minimum_lr": scalar(self.minimum_lr), "reason": self.reason, "settings": self.settings}
+
+
+def _suggest(lrs: np.ndarray, median: np.ndarray) -> tuple[float, float, float, str]:
+    """(suggested, steepest, minimum/10, reason) from the median smoothed curve."""
+    valid = np.isfinite(median)
+    n = int(np.argmin(valid)) if not valid.all() else len(median)  # the finite prefix
+    if n < 2:
+        return float("nan"), float("nan"), float("nan"), "too few steps before the loss blew up to suggest an α"
+    curve, log_lr = median[:n], np.log(lrs[:n])
+    i_min = int(np.argmin(curve))
+    minimum_lr = float(lrs[i_min] / 10.0)
+    min_text = (f"the smoothed loss is lowest at α = {lrs[i_min]:.3g}, a tenth of that is "
+                f"{minimum_lr:.3g} (fastai's 'minimum')")
+    if i_min < 1:
+        return minimum_lr, float("nan"), minimum_lr, ("the smoothed loss never fell, so no steepest point "
+                                                      "exists; suggested the minimum's α/10: " + min_text)
+    slope = np.gradient(curve[:i_min + 1], log_lr[:i_min + 1])
+    i_steep = int(np.argmin(slope))
+    steepest = float(lrs[i_steep])
+    if not slope[i_steep] < 0:
+        return minimum_lr, float("nan"), minimum_lr, ("the smoothed loss has no falling stretch; suggested "
+                                                      "the minimum's α/10: " + min_text)
+    reason = (f"steepest descent of the median smoothed loss: at α = {steepest:.3g} the loss falls fastest "
+              f"per decade of α (fastai's 'steep'); " + min_text)
+    return steepest, steepest, minimum_lr, reason
+
+
+def lr_find(instance, rule, hyper: dict | None = None, *, seeds=(0, 1, 2), start_lr: float = 1e-6,
+            end_lr: float = 10.0, num_steps: int = 100, beta: float = 0.98, stop_factor: float = 4.0,
+            batch_size: int = 0, dtype="float64", registry=None) -> LRFindResult:
+    """Run the range test of ``rule`` (a DescentRule or registered name) on a built problem instance.
+
+    ``hyper`` sets the rule's hyperparameters (defaults for the rest); ``seeds`` are the runs'
+    seeds (initial weights, mini-batch order); ``batch_size`` 0 = full batch.
+    """
+    if not (start_lr > 0 and end_lr > start_lr):
+        raise SpecError("lr-find range", f"{start_lr:g}..{end_lr:g}", "0 < start < end")
+    if int(num_steps) < 2:
+        raise SpecError("lr-find steps", num_steps, "an integer >= 2")
+    if not 0 <= beta < 1:
+        raise SpecError("lr-find beta", beta, "a number in [0, 1)")
+    if not stop_factor > 1:
+        raise SpecError("lr-find stop_factor", stop_factor, "a number > 1")
+    if isinstance(rule, str):
+        if registry is None:
+            from .registry import get_registry
+            registry = get_registry()
+        rule = registry.rule(rule)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise SpecError("seeds", seeds, "at least one seed")
+    runs, steps = len(seeds), int(num_steps)
+    values = {h.name: h.default for h in rule.hyperparams}
+    values.update(hyper or {})
+    for h in rule.hyperparams:
+        values[h.name] = h.check(values[h.name], f"rules.{rule.name}")
+    hyper_arrays = {k: np.full((runs, 1), float(v)) for k, v in values.items()}
+    lrs = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
+
+    dtype = np.dtype(dtype)
+    params = np.ascontiguousarray(instance.init_params(seeds, dtype))
+    state = rule.init(params, hyper_arrays)
+    n_train = int(getattr(instance, "n_train", 0) or 0)
+    use_batches = 0 < batch_size < n_train
+    rngs = [np.random.default_rng([seed, 7]) for seed in seeds]  # mini-batch order from the seed alone
+
+    losses = np.full((runs, steps), np.nan)
+    smoothed = np.full((runs, steps), np.nan)
+    stopped_at = np.full(runs, -1)
+    active = np.ones(runs, dtype=bool)
+    avg = np.zeros(runs)
+    best = np.full(runs, np.inf)
+    with np.errstate(**_QUIET):
+        for t in range(steps):
+            batch = (np.stack([rng.choice(n_train, size=batch_size, replace=False) for rng in rngs])
+                     if use_batches else None)
+            loss, grad = instance.loss_and_grad(params, batch)
+            loss = np.asarray(loss, dtype=float)
+            avg = beta * avg + (1.0 - beta) * loss
+            smooth = avg / (1.0 - beta ** (t + 1))
+            losses[active, t] = loss[active]
+            smoothed[active, t] = smooth[active]
+            best = np.where(active, np.minimum(best, smooth), best)
+            stop = active & (~np.isfinite(smooth) | (smooth > stop_factor * best))
+            stopped_at[stop] = t
+            active &= ~stop
+            if not active.any():
+                break
+            lr = np.full((runs, 1), lrs[t], dtype=dtype)
+            updates, state = rule.update(grad, state, params, lr, hyper_arrays, t)
+            params = params + updates
+
+    median = np.full(steps, np.nan)
+    low, high = median.copy(), median.copy()
+    # The band is drawn while at least half the seeds are still running (or stopping at that step).
+    alive = np.isfinite(smoothed).sum(axis=0)
+    majority = alive >= max(1, math.ceil(runs / 2))
+    cut = int(np.argmin(majority)) if not majority.all() else steps
+    if cut > 0:
+        low[:cut], median[:cut], high[:cut] = np.nanpercentile(smoothed[:, :cut], [25, 50, 75], axis=0)
+    suggested, steepest, minimum, reason = _suggest(lrs, median)
+    return LRFindResult(rule=rule.name, hyper={k: v for k, v in values.items()}, seeds=seeds,
+                        learning_rates=lrs, losses=losses, smoothed=smoothed, stopped_at=stopped_at,
+                        median=median, low=low, high=high, suggested_lr=suggested, steepest_lr=steepest,
+                        minimum_lr=minimum, reason=reason,
+                        settings={"start_lr": start_lr, "end_lr": end_lr, "num_steps": steps, "beta": beta,
+                                  "stop_factor": stop_factor, "batch_size": int(batch_size),
+                                  "dtype": dtype.name})
+
+
+def lr_find_experiment(experiment, *, rule: str | None = None, start_lr: float = 1e-6, end_lr: float = 10.0,
+                       num_steps: int = 100, beta: float = 0.98, stop_factor: float = 4.0,
+                       registry=None) -> list[tuple[str, LRFindResult]]:
+    """Range test for each ``[[rules]]`` entry of an experiment (or those of one rule name).
+
+    Uses the experiment's problem, seeds, batch size and dtype, and each entry's first grid point
+    of hyperparameters (the learning rate itself is what the test sweeps). Returns (label, result).
+    """
+    if registry is None:
+        from .registry import get_registry
+        registry = get_registry()
+    entries = [e for e in experiment.entries if rule is None or e.rule == rule]
+    if not entries:
+        raise SpecError("--rule", rule, "a rule of the experiment: " +
+                        ", ".join(sorted({e.rule for e in experiment.entries})))
+    instance = registry.problem(experiment.problem).build(dict(experiment.problem_settings))
+    out = []
+    for entry in entries:
+        hyper = {name: values[0] for name, values in entry.hyper.items()}
+        result = lr_find(instance, registry.rule(entry.rule), hyper, seeds=experiment.seeds,
+                         start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, beta=beta,
+                         stop_factor=stop_factor, batch_size=experiment.batch_size,
+                         dtype=experiment.dtype, registry=registry)
+        out.append((entry.label, result))
+    return out
+
+
+def _write_json_atomic(path: Path, payload) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def main(argv=None) -> int:
+    """``descentlab lr-find EXPERIMENT.toml [--rule NAME] [--start 1e-6] [--end 10] [--steps 100] [--out PATH]``."""
+    parser = argparse.ArgumentParser(
+        prog="descentlab lr-find",
+        description="Learning-rate range test (Smith; fastai lr_find) for the rules of an experiment file.")
+    parser.add_argument("experiment", help="experiment TOML file (its problem, seeds, batch size, dtype)")
+    parser.add_argument("--rule", default=None, help="only the entries of this rule (default: every entry)")
+    parser.add_argument("--start", type=float, default=1e-6, help="first learning rate (default 1e-6)")
+    parser.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
+    parser.add_argument("--steps", type=int, default=100, help="number of steps (default 100)")
+    parser.add_argument("--stop-factor", type=float, default=4.0,
+                        help="stop when the smoothed loss exceeds this × its best (default 4)")
+    parser.add_argument("--out", default=None, help="write the curves and suggestions as JSON here")
+    args = parser.parse_args(argv)
+    try:
+        from .experiment import load_experiment_file
+        experiment = load_experiment_file(args.experiment)
+        found = lr_find_experiment(experiment, rule=args.rule, start_lr=args.start, end_lr=args.end,
+                                   num_steps=args.steps, stop_factor=args.stop_factor)
+    except SpecError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for label, result in found:
+        print(f"{label} ({result.rule}): suggested α = {result.suggested_lr:.3g}")
+        print(f"  why: {result.reason}")
+    if args.out:
+        payload = {"experiment": experiment.name, "problem": experiment.problem,
+                   "entries": [{"label": label, **result.to_dict()} for label, result in found]}
+        _write_json_atomic(Path(args.out), payload)
+        print(f"wrote {args.out}")
+    return 0
