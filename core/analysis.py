@@ -12,8 +12,8 @@ Definitions (also in docs/readme/80-reports.md):
   hyperparameters when they vary in the grid. If every configuration's median is +inf, no α is
   best: ``best_alpha`` and the losses are NaN.
 - Stability is read along α through the best configuration (the other hyperparameters held at
-  their best values): ``largest_stable_alpha`` is the largest α whose runs all finished,
-  ``smallest_diverged_alpha`` the smallest α where at least one seed diverged.
+  their best values): ``smallest_diverged_alpha`` is the smallest α where at least one seed
+  diverged, ``largest_stable_alpha`` the largest α below it whose runs all finished.
 - ``steps_to_target_median`` is the median over seeds at the best configuration, counting a seed
   that never reached the target as +inf; NaN when that median is +inf or there is no target.
 - IQR is the 75th minus the 25th percentile over seeds (linear interpolation, numpy's default).
@@ -120,11 +120,16 @@ def alpha_slice(table: pd.DataFrame, best: pd.Series, others: list[str]) -> pd.D
 
 
 def stability_edges(line: pd.DataFrame) -> tuple[float, float]:
-    """(largest α whose runs all finished, smallest α where a seed diverged) along one α line."""
-    stable = line.loc[line["n_finished"] == line["n"], "learning_rate"]
+    """(largest stable α, smallest α where a seed diverged) along one α line.
+
+    Stable: every seed finished, and α is below the smallest diverged α, so a lucky α past the
+    edge does not count (the same rule as the dashboard's sweep figure).
+    """
     diverged = line.loc[line["n_diverged"] > 0, "learning_rate"]
-    return (float(stable.max()) if len(stable) else math.nan,
-            float(diverged.min()) if len(diverged) else math.nan)
+    edge = float(diverged.min()) if len(diverged) else math.nan
+    below = line["learning_rate"] < edge if len(diverged) else True
+    stable = line.loc[(line["n_finished"] == line["n"]) & below, "learning_rate"]
+    return float(stable.max()) if len(stable) else math.nan, edge
 
 
 def describe_config(best: pd.Series, others: list[str]) -> str:
@@ -133,12 +138,28 @@ def describe_config(best: pd.Series, others: list[str]) -> str:
                      for c in others)
 
 
-def summarize_entry(entry_runs: pd.DataFrame, target_loss: float | None) -> dict:
-    """The summary row of one rule entry (see the module docstring for every definition)."""
+def best_configuration(entry_runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """(configurations table, its best row, the runs of that configuration — one per seed)."""
     table = configurations(entry_runs)
     best = table.iloc[0]
-    others = config_columns(entry_runs)[1:]
     at_best = entry_runs[_same_values(entry_runs, {c: best[c] for c in config_columns(entry_runs)})]
+    return table, best, at_best
+
+
+def best_run_ids(results) -> dict[int, list[int]]:
+    """entry -> run ids of its best configuration (empty when no α gave a finite median)."""
+    out = {}
+    for entry, group in results.runs.groupby("entry", sort=True):
+        _, best, at_best = best_configuration(group)
+        out[int(entry)] = ([int(r) for r in at_best["run_id"]]
+                           if math.isfinite(best["median_score"]) else [])
+    return out
+
+
+def summarize_entry(entry_runs: pd.DataFrame, target_loss: float | None) -> dict:
+    """The summary row of one rule entry (see the module docstring for every definition)."""
+    table, best, at_best = best_configuration(entry_runs)
+    others = config_columns(entry_runs)[1:]
     found = math.isfinite(best["median_score"])
     largest_stable, smallest_diverged = stability_edges(alpha_slice(table, best, others))
     steps = pd.to_numeric(at_best["steps_to_target"], errors="coerce").astype(float).fillna(math.inf)

@@ -62,8 +62,8 @@ def test_summary_equals_independent_reference(results):
         assert (math.isnan(row.steps_to_target_median) if math.isinf(steps)
                 else row.steps_to_target_median == steps)
         line = {a: [s[3] for s in v] for (a, mu), v in configs.items() if mu == best_key[1]}
-        stable = [a for a, st in line.items() if all(s == "finished" for s in st)]
         diverged = [a for a, st in line.items() if "diverged" in st]
+        stable = [a for a, st in line.items() if all(s == "finished" for s in st) and a < min(diverged)]
         assert row.largest_stable_alpha == max(stable)
         assert row.smallest_diverged_alpha == min(diverged)
         everything = [s[3] for v in configs.values() for s in v]
@@ -124,3 +124,18 @@ def test_verdict_names_rule_and_alpha(results):
                for s in text)
     assert text[-1] == "1 of 42 runs failed with an error (see the error column of the runs table)."
     assert gd.runs + hb.runs == 42
+
+
+def test_lucky_alpha_past_the_edge_is_not_stable(results):
+    """A seed diverging at α = 1.9 makes α = 2.5 unstable even if all its seeds had finished."""
+    runs = results.runs[results.runs.entry == 0].copy()
+    runs.loc[runs.learning_rate == 2.5, "status"] = "finished"
+    row = analysis.summarize_entry(runs, TARGET)
+    assert (row["largest_stable_alpha"], row["smallest_diverged_alpha"]) == (1.0, 1.9)
+
+
+def test_best_run_ids_are_the_seeds_of_best_alpha(results):
+    ids = analysis.best_run_ids(results)
+    runs = results.runs.set_index("run_id")
+    assert sorted(runs.loc[ids[0], "seed"]) == [0, 1, 2]
+    assert set(runs.loc[ids[0], "learning_rate"]) == {1.0}

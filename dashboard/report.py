@@ -1,0 +1,569 @@
+"""Comparison reports from experiment records: offline HTML, Markdown with PNG figures, CSV tables, PNGs.
+
+``descentlab report RESULTS_DIR [RESULTS_DIR ...] [--format html|md|csv|png|all] [--out PATH]``
+reads the records only (it never re-runs training) and reuses the dashboard's figure functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from descentlab import analysis
+from descentlab.errors import SpecError
+
+FORMATS = ("html", "md", "csv", "png", "all")
+RECORD_FILES = ("experiment.toml", "runs.parquet", "metrics.parquet")
+BROWSER_HINT = ("kaleido needs Chrome or Chromium to draw PNG figures: install it with "
+                "`apt-get install chromium` (Debian/Ubuntu) or `plotly_get_chrome`")
+FIGURE_SIZE = {"landscape": (760, 620)}
+DEFAULT_FIGURE_SIZE = (900, 480)
+
+
+# ---------------------------------------------------------------- what a report says about one experiment
+
+
+@dataclass
+class Figure:
+    slug: str
+    title: str
+    figure: object  # plotly.graph_objects.Figure
+
+
+@dataclass
+class Section:
+    """Everything a report shows for one experiment, in plain data (renderers only format it)."""
+
+    name: str
+    facts: list[tuple[str, str]]
+    rules: pd.DataFrame
+    toml: str
+    command: str
+    reproduce: str
+    meta: list[tuple[str, str]]
+    summary: pd.DataFrame
+    verdict: list[str]
+    reasons: pd.DataFrame
+    failures: pd.DataFrame
+    figures: list[Figure] = field(default_factory=list)
+
+
+def experiment_name(results) -> str:
+    name = getattr(results.experiment, "name", "") or ""
+    return name or (Path(results.path).name if getattr(results, "path", None) else "experiment")
+
+
+def _grid(values) -> str:
+    values = list(values) if isinstance(values, (list, tuple)) else [values]
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def experiment_facts(results) -> list[tuple[str, str]]:
+    """The experiment as run: problem and its settings, model, steps, seeds and the run options."""
+    e, info = results.experiment, results.problem_info or {}
+    settings = ", ".join(f"{k}={_grid(v)}" for k, v in (e.problem_settings or {}).items())
+    facts = [("problem", f"{e.problem}" + (f" ({settings})" if settings else ""))]
+    if info.get("model"):
+        facts.append(("model", str(info["model"])))
+    if info.get("n_params") is not None:
+        facts.append(("parameters", str(info["n_params"])))
+    facts += [("steps", str(e.steps)), ("seeds", _grid(e.seeds)),
+              ("batch size", "full batch" if not e.batch_size else str(e.batch_size)),
+              ("dtype", str(e.dtype)), ("divergence", f"loss > {e.divergence_factor:g} × initial loss, or NaN/inf"),
+              ("target loss", "none" if e.target_loss is None else f"{e.target_loss:g}"),
+              ("runs", str(len(results.runs)))]
+    return facts
+
+
+def rules_table(results) -> pd.DataFrame:
+    """One row per rule entry: its rule, α grid, other hyperparameter grids, schedule and warm-up."""
+    rows = []
+    for entry in results.experiment.entries:
+        schedule = entry.schedule + "".join(f", {k}={_grid(v)}" for k, v in (entry.schedule_hyper or {}).items())
+        rows.append({"label": entry.label, "rule": entry.rule, "α grid": _grid(entry.learning_rate),
+                     "hyperparameters": "; ".join(f"{k}={_grid(v)}" for k, v in (entry.hyper or {}).items()),
+                     "schedule": schedule, "warm-up steps": str(entry.warmup_steps)})
+    return pd.DataFrame(rows)
+
+
+def experiment_toml(results) -> str:
+    to_toml = getattr(results.experiment, "to_toml", None)
+    if callable(to_toml):
+        return to_toml()
+    path = Path(results.path) / "experiment.toml" if getattr(results, "path", None) else None
+    return path.read_text() if path is not None and path.is_file() else ""
+
+
+def reproduce_command(results) -> str:
+    """The command that runs this stored experiment again (plugin files through DESCENTLAB_PLUGINS)."""
+    where = Path(results.path) / "experiment.toml" if getattr(results, "path", None) else Path("experiment.toml")
+    files = [str(v)[5:] for v in _flatten(results.meta or {}).values()
+             if isinstance(v, str) and v.startswith("file ")]
+    env = f"DESCENTLAB_PLUGINS={os.pathsep.join(dict.fromkeys(files))} " if files else ""
+    return f"{env}descentlab run {where}"
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def meta_rows(meta: dict) -> list[tuple[str, str]]:
+    """meta.json as (key, value) rows: versions, plugin origins, wall time (problem_info is shown elsewhere)."""
+    rows = []
+    for key, value in _flatten({k: v for k, v in (meta or {}).items()
+                                if k not in ("problem_info", "command")}).items():
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        rows.append((key, text))
+    return rows
+
+
+def _config_text(run, columns: Sequence[str]) -> str:
+    parts = [f"α={run['learning_rate']:g}"] + [f"{c}={run[c]:g}" if isinstance(run[c], float) else f"{c}={run[c]}"
+                                                for c in columns]
+    return ", ".join(parts)
+
+
+def divergence_table(results) -> pd.DataFrame:
+    """Diverged runs that carry a reason, seeds with the same configuration and reason on one row."""
+    runs = results.runs
+    if "divergence_reason" not in runs:
+        return pd.DataFrame()
+    rows = []
+    diverged = runs[(runs["status"] == "diverged") & runs["divergence_reason"].fillna("").ne("")]
+    for entry, group in diverged.groupby("entry", sort=True):
+        varying = analysis.varying_columns(runs[runs["entry"] == entry])
+        for (config, reason), part in group.groupby(
+                [group.apply(lambda r: _config_text(r, varying), axis=1), group["divergence_reason"]], sort=False):
+            rows.append({"label": part["label"].iloc[0], "configuration": config,
+                         "seeds": _grid([int(s) for s in part["seed"]]),
+                         "diverged at step": _grid([int(s) for s in part["diverged_at"]]), "reason": reason})
+    return pd.DataFrame(rows)
+
+
+def failure_table(results) -> pd.DataFrame:
+    runs = results.runs
+    failed = runs[runs["status"] == "failed"]
+    return pd.DataFrame([{"label": r["label"], "α": f"{r['learning_rate']:g}", "seed": int(r["seed"]),
+                          "error": r.get("error", "")} for _, r in failed.iterrows()])
+
+
+def report_figures(results) -> list[Figure]:
+    """Loss, step size and α_t at each rule's best α; the α sweep; landscape paths for 2-parameter problems."""
+    from descentlab.dashboard import figures as fg  # the dashboard's figure functions, shared
+
+    best = analysis.best_run_ids(results)
+    wanted = {frozenset(ids) for ids in best.values() if ids}
+    groups = [g for g in fg.run_groups(results) if frozenset(g.run_ids) in wanted]
+    out = []
+    for slug, title, make in (
+            ("loss", "Training loss at each rule's best α (median over seeds, IQR band)", fg.loss_curves_info),
+            ("step_size", "Step size ‖θ_{t+1} − θ_t‖ at each rule's best α", fg.step_size_info),
+            ("learning_rate", "Learning rate α_t at each rule's best α", fg.learning_rate_info)):
+        info = make(results, groups=groups)
+        info.title = title
+        out.append(Figure(slug, title, fg.draw_curves(info)))
+    out.append(Figure("sensitivity", "Learning-rate sensitivity: final loss against α (× = diverged)",
+                      fg.draw_sweep(fg.sweep_info(results))))
+    landscape = landscape_figure(results, fg, [r for ids in best.values() for r in ids])
+    if landscape is not None:
+        out.append(landscape)
+    return out
+
+
+def landscape_figure(results, fg, run_ids: list[int]) -> Figure | None:
+    """Paths of the best runs on the cost surface, when the record has 2-parameter paths."""
+    if "path" not in (results.weights or {}) or (results.problem_info or {}).get("n_params") != 2 or not run_ids:
+        return None
+    try:
+        from descentlab.registry import get_registry
+        e = results.experiment
+        instance = get_registry().problem(e.problem).build(dict(e.problem_settings))
+    except Exception:  # the problem's plugin is not installed here: the report goes on without it
+        return None
+    info = fg.landscape_info(results, instance, run_ids=sorted(run_ids))
+    return Figure("landscape", "Paths on the cost surface at each rule's best α", fg.draw_landscape(info))
+
+
+def build_section(results, *, with_figures: bool = True) -> Section:
+    summary = analysis.summarize(results)
+    return Section(
+        name=experiment_name(results), facts=experiment_facts(results), rules=rules_table(results),
+        toml=experiment_toml(results), command=str((results.meta or {}).get("command", "")),
+        reproduce=reproduce_command(results), meta=meta_rows(results.meta), summary=summary,
+        verdict=analysis.verdict(summary, results), reasons=divergence_table(results),
+        failures=failure_table(results), figures=report_figures(results) if with_figures else [])
+
+
+# ---------------------------------------------------------------- formatting shared by the renderers
+
+
+def cell(value) -> str:
+    """A table cell: 3 significant digits, ∞ for +inf (diverged), – for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return "∞" if value == math.inf else f"{value:.3g}"
+    return str(value)
+
+
+def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary table with reader-facing headers and formatted numbers."""
+    s = summary
+    return pd.DataFrame({
+        "rule": s["label"], "best α": s["best_alpha"].map(cell), "at": s["best_config"].replace("", "–"),
+        "final loss (median)": s["final_loss_median"].map(cell), "final loss IQR": s["final_loss_iqr"].map(cell),
+        "best loss (median)": s["best_loss_median"].map(cell), "best loss IQR": s["best_loss_iqr"].map(cell),
+        "steps to target (median)": s["steps_to_target_median"].map(cell),
+        "seeds finished at best α": [f"{a}/{b}" for a, b in zip(s["seeds_finished_at_best"], s["seeds"])],
+        "largest stable α": s["largest_stable_alpha"].map(cell),
+        "smallest diverged α": s["smallest_diverged_alpha"].map(cell),
+        "diverged runs": [f"{a}/{b}" for a, b in zip(s["diverged"], s["runs"])],
+        "failed runs": s["failed"].astype(str)})
+
+
+def combined_summary(sections: Sequence[Section]) -> pd.DataFrame:
+    return pd.concat([display_summary(s.summary).assign(experiment=s.name) for s in sections],
+                     ignore_index=True).pipe(lambda d: d[["experiment"] + list(d.columns[:-1])])
+
+
+def safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "experiment"
+
+
+def figure_files(sections: Sequence[Section]) -> list[tuple[Figure, str]]:
+    """Each figure with a unique PNG file name: ``<experiment>-<figure>.png``."""
+    out, used = [], set()
+    for i, section in enumerate(sections):
+        for fig in section.figures:
+            name = f"{safe_name(section.name)}-{fig.slug}.png"
+            if name in used:
+                name = f"{i + 1}-{name}"
+            used.add(name)
+            out.append((fig, name))
+    return out
+
+
+# ---------------------------------------------------------------- HTML
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#222;line-height:1.45}
+h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:4px} h3{margin-top:1.4em}
+table{border-collapse:collapse;margin:8px 0;font-size:0.9em} th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}
+th{background:#f0f3f8} pre{background:#f6f6f6;padding:8px;overflow-x:auto} code{background:#f6f6f6}
+.verdict li{margin:4px 0} .side{display:flex;gap:24px;align-items:flex-start}
+.side>section{flex:1 1 0;min-width:520px;overflow-x:auto} .figure{margin:12px 0}
+"""
+
+
+def html_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return ""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in row) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_pairs(rows: Sequence[tuple[str, str]]) -> str:
+    return html_table(pd.DataFrame(rows, columns=["", ""])) if rows else ""
+
+
+def html_section(section: Section, figure_html: list[str]) -> str:
+    e = html.escape
+    parts = [f"<section><h2>{e(section.name)}</h2>", "<h3>Verdict</h3><ul class='verdict'>",
+             *(f"<li>{e(s)}</li>" for s in section.verdict), "</ul>",
+             "<h3>Summary per rule</h3>", html_table(display_summary(section.summary)),
+             "<h3>Figures</h3>", *(f"<div class='figure'>{f}</div>" for f in figure_html)]
+    if not section.reasons.empty:
+        parts += ["<h3>Why runs diverged</h3>", html_table(section.reasons)]
+    if not section.failures.empty:
+        parts += ["<h3>Failed runs</h3>", html_table(section.failures)]
+    parts += ["<h3>The experiment as run</h3>", html_pairs(section.facts), html_table(section.rules),
+              "<h3>Reproduce</h3>", f"<pre>{e(section.reproduce)}</pre>"]
+    if section.command:
+        parts.append(f"<p>Recorded command: <code>{e(section.command)}</code></p>")
+    if section.toml:
+        parts.append(f"<details><summary>experiment.toml</summary><pre>{e(section.toml)}</pre></details>")
+    parts += ["<h3>Versions and plugin origins</h3>", html_pairs(section.meta), "</section>"]
+    return "\n".join(parts)
+
+
+def render_html(sections: Sequence[Section]) -> str:
+    """One self-contained page; plotly.js is inlined once, with the first figure."""
+    first = True
+    bodies = []
+    for section in sections:
+        figure_html = []
+        for fig in section.figures:
+            figure_html.append(fig.figure.to_html(
+                full_html=False, include_plotlyjs=first, default_width="100%",
+                config={"displaylogo": False, "responsive": True}))
+            first = False
+        bodies.append(html_section(section, figure_html))
+    title = " vs ".join(s.name for s in sections)
+    head = [f"<h1>descentlab report: {html.escape(title)}</h1>"]
+    if len(sections) > 1:
+        head += ["<h2>All experiments</h2>", html_table(combined_summary(sections))]
+        body = "<div class='side'>" + "\n".join(bodies) + "</div>"
+    else:
+        body = bodies[0]
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+            + "\n".join(head) + body + "</body></html>")
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return ""
+    lines = ["| " + " | ".join(md_escape(c) for c in frame.columns) + " |",
+             "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(md_escape(cell(v)) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def md_section(section: Section, images: dict[int, str], missing_note: str) -> str:
+    parts = [f"## {section.name}", "### Verdict", "\n".join(f"- {s}" for s in section.verdict),
+             "### Summary per rule", md_table(display_summary(section.summary)), "### Figures"]
+    for fig in section.figures:
+        parts.append(f"![{fig.title}]({images[id(fig)]})" if id(fig) in images else f"- {fig.title}")
+    if missing_note:
+        parts.append(f"_Figures not drawn: {missing_note}._")
+    if not section.reasons.empty:
+        parts += ["### Why runs diverged", md_table(section.reasons)]
+    if not section.failures.empty:
+        parts += ["### Failed runs", md_table(section.failures)]
+    parts += ["### The experiment as run", md_table(pd.DataFrame(section.facts, columns=["", ""])),
+              md_table(section.rules), "### Reproduce", f"```sh\n{section.reproduce}\n```"]
+    if section.command:
+        parts.append(f"Recorded command: `{section.command}`")
+    if section.toml:
+        parts.append(f"```toml\n{section.toml.strip()}\n```")
+    parts += ["### Versions and plugin origins", md_table(pd.DataFrame(section.meta, columns=["", ""]))]
+    return "\n\n".join(p for p in parts if p)
+
+
+def render_markdown(sections: Sequence[Section], images: dict[int, str], missing_note: str = "") -> str:
+    title = " vs ".join(s.name for s in sections)
+    parts = [f"# descentlab report: {title}"]
+    if len(sections) > 1:
+        parts += ["## All experiments", md_table(combined_summary(sections))]
+    parts += [md_section(s, images, missing_note) for s in sections]
+    return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------- files
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """Write through a temporary file in the same folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        write(temp)
+        os.replace(temp, path)
+    finally:
+        if temp.exists():
+            temp.unlink()
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def write_pngs(pairs: Sequence[tuple[Figure, Path]]) -> str:
+    """Draw every figure in one kaleido call (one browser start); "" on success, else why not."""
+    if not pairs:
+        return ""
+    import plotly.io as pio
+
+    temps = [p.with_name(f".{p.stem}.{os.getpid()}.tmp.png") for _, p in pairs]
+    try:
+        for _, p in pairs:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        sizes = [FIGURE_SIZE.get(f.slug, DEFAULT_FIGURE_SIZE) for f, _ in pairs]
+        pio.write_images([f.figure for f, _ in pairs], temps, format="png",
+                         width=[w for w, _ in sizes], height=[h for _, h in sizes])
+        for temp, (_, path) in zip(temps, pairs):
+            os.replace(temp, path)
+        return ""
+    except Exception as error:  # kaleido raises several types when no browser can start
+        text = f"{type(error).__name__}: {error}"
+        return BROWSER_HINT if "chrom" in text.lower() or "browser" in text.lower() else \
+            "PNG export failed: " + text.splitlines()[0]
+    finally:
+        for temp in temps:
+            if temp.exists():
+                temp.unlink()
+
+
+def csv_tables(sections: Sequence[Section], results_list) -> dict[str, pd.DataFrame]:
+    """runs, metrics and summary tables; an ``experiment`` column tells experiments apart."""
+    def tagged(frames):
+        return pd.concat([f.assign(experiment=s.name).pipe(lambda d: d[["experiment"] + list(d.columns[:-1])])
+                          for f, s in zip(frames, sections)], ignore_index=True)
+    return {"runs.csv": tagged([r.runs for r in results_list]),
+            "metrics.csv": tagged([r.metrics for r in results_list]),
+            "summary.csv": tagged([s.summary for s in sections])}
+
+
+@dataclass
+class Targets:
+    """Where each output goes, decided before anything is written."""
+
+    folder: Path
+    html: Path
+    md: Path
+    figures: Path
+
+
+def plan_outputs(fmt: str, out, results_list) -> Targets:
+    """``--out`` is the report file for html/md when it ends in .html/.md, else a folder.
+
+    Without ``--out``: ``<RESULTS_DIR>/report/`` for one experiment, ``./report-<a>-vs-<b>/`` for several.
+    """
+    if out is None:
+        paths = [getattr(r, "path", None) for r in results_list]
+        if len(results_list) == 1 and paths[0]:
+            out = Path(paths[0]) / "report"
+        else:
+            out = Path.cwd() / ("report-" + "-vs-".join(safe_name(experiment_name(r)) for r in results_list))
+    out = Path(out)
+    single_file = fmt in ("html", "md") and out.suffix.lower() in (".html", ".htm", ".md")
+    if single_file and out.is_dir():
+        raise SpecError("--out", str(out), f"a .{fmt} file path (this is a folder)")
+    if not single_file and out.exists() and not out.is_dir():
+        raise SpecError("--out", str(out), f"a folder for --format {fmt} (this is a file)")
+    folder = out.parent if single_file else out
+    html_path = out if single_file and fmt == "html" else folder / "report.html"
+    md_path = out if single_file and fmt == "md" else folder / "report.md"
+    figures = folder / (f"{md_path.stem}_figures" if fmt in ("md", "all") else "figures")
+    return Targets(folder, html_path, md_path, figures)
+
+
+def build_report(results_list, fmt: str = "html", out=None, *,
+                 notify: Callable[[str], None] | None = None) -> list[Path]:
+    """Write the report of one or more experiments in ``fmt``; return the files written.
+
+    A missing browser for PNG figures is reported through ``notify`` (stderr by default) and the
+    tables are still written.
+    """
+    if fmt not in FORMATS:
+        raise SpecError("--format", fmt, "one of " + ", ".join(FORMATS))
+    if not results_list:
+        raise SpecError("RESULTS_DIR", "", "at least one results folder")
+    notify = notify or (lambda text: print(text, file=sys.stderr))
+    targets = plan_outputs(fmt, out, results_list)
+    sections = [build_section(r, with_figures=fmt != "csv") for r in results_list]
+    written: list[Path] = []
+    if fmt in ("png", "md", "all"):
+        pairs = [(fig, targets.figures / name) for fig, name in figure_files(sections)]
+        problem = write_pngs(pairs)
+        if problem:
+            notify(f"descentlab report: figures not written: {problem}")
+        else:
+            written += [p for _, p in pairs]
+        if fmt in ("md", "all"):
+            images = {} if problem else {
+                id(fig): os.path.relpath(p, targets.md.parent).replace(os.sep, "/") for fig, p in pairs}
+            written.append(write_text(targets.md, render_markdown(sections, images, problem)))
+    if fmt in ("html", "all"):
+        written.append(write_text(targets.html, render_html(sections)))
+    if fmt in ("csv", "all"):
+        for name, table in csv_tables(sections, results_list).items():
+            written.append(write_atomic(targets.folder / name, lambda p, t=table: t.to_csv(p, index=False)))
+    return written
+
+
+# ---------------------------------------------------------------- command line
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one SpecError line instead of printing usage."""
+
+    def error(self, message):
+        raise SpecError("arguments", message, "RESULTS_DIR [RESULTS_DIR ...] [--format html|md|csv|png|all] [--out PATH]")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="descentlab report", description="Export a comparison report of stored experiments.")
+    p.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders written by `descentlab run`")
+    p.add_argument("--format", default="html", help="html (default), md, csv, png or all")
+    p.add_argument("--out", default=None, help="report file (.html/.md) or folder; default RESULTS_DIR/report/")
+    return p
+
+
+def load_record(path) -> object:
+    """The records of one experiment folder, or a one-line SpecError saying why they cannot be read."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise SpecError("RESULTS_DIR", str(path), "a folder written by `descentlab run` (no such folder)")
+    missing = [f for f in RECORD_FILES if not (folder / f).is_file()]
+    if missing:
+        raise SpecError("RESULTS_DIR", str(path), "a folder written by `descentlab run`",
+                        hint="missing " + ", ".join(missing))
+    from descentlab.records import load_results
+    try:
+        return load_results(folder)
+    except SpecError:
+        raise
+    except Exception as error:  # truncated parquet, bad TOML, unreadable npz: name it on one line
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        raise SpecError("RESULTS_DIR", str(path), "readable descentlab records",
+                        hint=f"{type(error).__name__}: {reason}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``descentlab report``: 0 on success, 2 on bad input (one line on stderr, nothing written)."""
+    try:
+        args = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+        if args.format not in FORMATS:
+            raise SpecError("--format", args.format, "one of " + ", ".join(FORMATS))
+        results_list = [load_record(p) for p in args.results]
+        written = build_report(results_list, args.format, args.out)
+    except SpecError as error:
+        print(f"descentlab report: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0 if written else 1
+
+
+# ---------------------------------------------------------------- dashboard
+
+
+def render_download(results, *, key: str = "report") -> None:
+    """Download buttons for the HTML report and the summary CSV on the dashboard's Results page.
+
+    The HTML is built only when the button is clicked (Streamlit calls ``data`` lazily).
+    """
+    import streamlit as st
+
+    name = safe_name(experiment_name(results))
+    st.download_button("Download HTML report", data=lambda: render_html([build_section(results)]).encode("utf-8"),
+                       file_name=f"{name}-report.html", mime="text/html", key=f"{key}-html")
+    st.download_button("Download summary CSV",
+                       data=lambda: analysis.summarize(results).to_csv(index=False).encode("utf-8"),
+                       file_name=f"{name}-summary.csv", mime="text/csv", key=f"{key}-csv")
