@@ -11,32 +11,24 @@ from descentlab.stability import (
     measured_rate, quadratic_rate, rule_threshold,
 )
 
-from test_sharpness import Quadratic, linear_regression, rotated
+from descentlab.experiment import Experiment
+from descentlab.runner import run_experiment
 
 
-def run_losses(instance, rule_name, hyper, alphas, steps, factor=1e4):
-    """Plain numpy training loop with the registered rule: losses (R, steps+1), diverged flags (R,)."""
-    rule = get_registry().rule(rule_name)
-    values = {h.name: h.default for h in rule.hyperparams}
-    values.update(hyper)
-    runs = len(alphas)
-    h = {k: np.full((runs, 1), float(v)) for k, v in values.items()}
-    lr = np.asarray(alphas, dtype=float)[:, None]
-    params = instance.init_params([0] * runs)
-    state = rule.init(params, h)
-    losses = np.full((runs, steps + 1), np.nan)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(steps + 1):
-            loss, grad = instance.loss_and_grad(params)
-            losses[:, t] = loss
-            if t == steps:
-                break
-            updates, state = rule.update(grad, state, params, lr, h, t)
-            params = params + updates
-    first = losses[:, :1]
-    with np.errstate(invalid="ignore"):
-        blew_up = ~np.isfinite(losses) | (losses > factor * first)
-    return losses, blew_up.any(axis=1)
+def run_losses(problem, settings, rule, hyper, alphas, steps, factor=1e4):
+    """Train with the real runner: losses (R, steps+1) (NaN after divergence), diverged flags, problem_info."""
+    spec = {"steps": steps, "seeds": [0], "divergence_factor": factor, "eval_every": steps,
+            "problem": {"name": problem, **settings},
+            "rules": [{"rule": rule, "learning_rate": [float(a) for a in alphas], **hyper}]}
+    results = run_experiment(Experiment.from_dict(spec), workers=1)
+    runs = results.runs.sort_values("run_id")
+    assert list(runs["learning_rate"]) == pytest.approx(list(alphas))
+    table = results.metrics.pivot(index="run_id", columns="step", values="loss").reindex(columns=range(steps + 1))
+    return table.to_numpy(), (runs["status"] == "diverged").to_numpy(), results
+
+
+BOWL = {"lambda_max": 2.5, "condition": 10.0, "angle": 30.0}
+LINE = {"samples": 40, "noise": 0.3}
 
 
 RULE_CASES = [("gd", {}), ("momentum", {"momentum": 0.9}), ("nesterov", {"momentum": 0.9}),
@@ -66,42 +58,50 @@ def test_spectral_radius_crosses_one_at_the_declared_threshold(rule, hyper):
     assert quadratic_rate(rule, hyper, crit * (1 + 1e-6), eig) > 1.0
 
 
-def bracket(instance, lam, rule, hyper, steps=1500):
+def bracket(problem, settings, lam, rule, hyper, steps=1500):
     crit = critical_learning_rate(rule, hyper, lam)
     # a fine grid (1 % apart) around the prediction, not containing it exactly
     alphas = crit * (1.005 + 0.01 * np.arange(-8, 8))
-    _, diverged = run_losses(instance, rule, hyper, alphas, steps)
+    _, diverged, results = run_losses(problem, settings, rule, hyper, alphas, steps)
     # monotone: every α below the edge is stable, every α above diverges
     assert not diverged[:8].any() and diverged[8:].all(), (rule, hyper, diverged)
     last_stable, first_diverged = alphas[~diverged].max(), alphas[diverged].min()
     assert last_stable < crit < first_diverged
+    # every diverged run's record explains it with the same theory
+    reasons = results.runs.sort_values("run_id")["divergence_reason"].to_numpy()
+    assert all("reached" in r and "limit of" in r for r in reasons[diverged]), reasons[diverged]
+    assert all(r == "" for r in reasons[~diverged])
+    return results
 
 
 @pytest.mark.parametrize("rule,hyper", RULE_CASES[:3])
 def test_runs_bracket_the_predicted_critical_alpha_on_a_quadratic_bowl(rule, hyper):
-    bowl = Quadratic(rotated([2.5, 0.25], seed=3), center=[0.5, -1.0])
-    bracket(bowl, 2.5, rule, hyper)
+    results = bracket("quadratic", BOWL, 2.5, rule, hyper)
+    assert results.problem_info["top_eigenvalue"] == pytest.approx(2.5)
 
 
 @pytest.mark.parametrize("rule,hyper", RULE_CASES[:3])
 def test_runs_bracket_the_predicted_critical_alpha_on_linear_regression(rule, hyper):
-    instance, x = linear_regression(samples=40, features=1)
-    augmented = np.hstack([x, np.ones((len(x), 1))])
+    problem = get_registry().problem("linear_regression")
+    instance = problem.build({**{h.name: h.default for h in problem.settings}, **LINE})
+    x = instance.dataset.x_train
+    augmented = np.hstack([x, np.ones((len(x), 1))])           # half-MSE: H = E[[x,1][x,1]ᵀ]
     lam = np.linalg.eigvalsh(augmented.T @ augmented / len(x))[-1]
-    bracket(instance, lam, rule, hyper)
+    results = bracket("linear_regression", LINE, lam, rule, hyper)
+    assert results.problem_info["top_eigenvalue"] == pytest.approx(lam, rel=1e-12)
 
 
 def test_measured_gd_rate_matches_theory_at_the_optimal_alpha():
     eig = [10.0, 1.0]
-    bowl = Quadratic(rotated(eig, seed=5))
+    bowl = {"lambda_max": 10.0, "condition": 10.0, "angle": 20.0}
     best = gd_optimal(1.0, 10.0)
     assert best["rate"] == pytest.approx(9 / 11)
     assert gd_rate(best["learning_rate"], eig) == pytest.approx(9 / 11)
-    losses, diverged = run_losses(bowl, "gd", {}, [best["learning_rate"]], 150)
+    losses, diverged, _ = run_losses("quadratic", bowl, "gd", {}, [best["learning_rate"]], 150)
     assert not diverged.any()
     assert measured_rate(losses[0]) == pytest.approx(best["rate"], rel=1e-6)
     # and at a non-optimal α the slowest direction sets the rate |1 − αλ_min|
-    losses, _ = run_losses(bowl, "gd", {}, [0.05], 400)
+    losses, _, _ = run_losses("quadratic", bowl, "gd", {}, [0.05], 400)
     assert measured_rate(losses[0]) == pytest.approx(0.95, rel=1e-6)
 
 
@@ -113,9 +113,9 @@ def test_heavy_ball_optimal_rate_is_reached_asymptotically():
     assert best["momentum"] == pytest.approx(best["rate"] ** 2)
     assert quadratic_rate("momentum", {"momentum": best["momentum"]}, best["learning_rate"],
                           [lam_min, 1.0, lam_max]) == pytest.approx(best["rate"], rel=1e-6)
-    bowl = Quadratic(rotated([lam_max, lam_min], seed=6))
+    bowl = {"lambda_max": lam_max, "condition": lam_max / lam_min, "angle": -40.0}
     for rule in ("momentum", "classical_momentum"):
-        losses, _ = run_losses(bowl, rule, {"momentum": best["momentum"]}, [best["learning_rate"]], 1500)
+        losses, _, _ = run_losses("quadratic", bowl, rule, {"momentum": best["momentum"]}, [best["learning_rate"]], 1500)
         # the double root adds a factor t to the error: the estimate approaches ρ like ρ·exp(1/t)
         assert measured_rate(losses[0], floor=1e-250) == pytest.approx(best["rate"], rel=3e-3)
     # far better than GD's best on the same bowl
