@@ -1,0 +1,236 @@
+"""The ``descentlab`` command: run experiments, list plugins, and launch the dashboard, reports and lr-find."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+from .errors import PluginError, SpecError
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad command-line arguments (one line, exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as one line and exit status 2, like every other bad input."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr: ``[#####.....]  52%  1.3 s``; silent when stderr is not a terminal."""
+
+    def __init__(self, stream=None, width: int = 30):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.started = time.perf_counter()
+        self.last = -1.0
+        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        now = time.perf_counter()
+        if done < total and now - self.last < 0.1:
+            return  # redraw at most 10 times a second
+        self.last = now
+        fraction = min(done / total, 1.0)
+        filled = int(round(self.width * fraction))
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:5.0%}  "
+                          f"{now - self.started:6.1f} s")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _registry(plugin_paths, *, fatal_plugins: bool):
+    from .registry import load_registry
+
+    registry = load_registry(plugin_paths or ())
+    for message in registry.errors:
+        explicit = any(p in message for p in (plugin_paths or ()))
+        if fatal_plugins and explicit:
+            raise PluginError(message)
+        print(f"descentlab: warning: {message}", file=sys.stderr)
+    return registry
+
+
+def _summary(results) -> str:
+    runs = results.runs
+    lines = [f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())]
+    for label, group in runs.groupby("label", sort=False):
+        finished = group[group["status"] == "finished"]
+        if len(finished):
+            best = finished.loc[finished["final_loss"].idxmin()]
+            lines.append(f"  {label}: best final loss {best['final_loss']:.4g} at learning rate "
+                         f"{best['learning_rate']:g} (seed {best['seed']})")
+        else:
+            lines.append(f"  {label}: no run finished")
+    failed = runs[runs["status"] == "failed"]
+    for error in dict.fromkeys(failed["error"]):
+        lines.append(f"  failed: {error}")
+    return "\n".join(lines)
+
+
+def cmd_run(args) -> int:
+    from .experiment import load_experiment_file
+    from .records import save_results
+    from .runner import run_experiment
+
+    registry = _registry(args.plugin, fatal_plugins=True)
+    experiment = load_experiment_file(args.experiment, registry)
+    if args.workers is not None and args.workers < 1:
+        raise SpecError("--workers", args.workers, "an integer >= 1")
+    if args.out is not None:
+        _check_out_dir(args.out)
+    progress = None if args.quiet else ProgressBar()
+    executor = None
+    if args.workers is not None and args.workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        executor = ProcessPoolExecutor(max_workers=args.workers)
+    try:
+        results = run_experiment(experiment, registry=registry, executor=executor, progress=progress,
+                                 workers=args.workers)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+    path = save_results(results, args.out)
+    if not args.quiet:
+        print(_summary(results))
+        print(f"wall time {results.meta['wall_time_s']:.2f} s")
+    print(f"results: {path}")
+    return 0
+
+
+def _check_out_dir(out) -> None:
+    """Fail before training, not after, when the output folder cannot be used."""
+    import os
+    from pathlib import Path
+
+    p = Path(out)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if p.exists() and (not p.is_dir() or not os.access(p, os.W_OK | os.X_OK)):
+        raise SpecError("--out", str(out), "a writable folder")
+
+
+def _format_hyper(h) -> str:
+    text = f"{h.name}={h.default!r}  {h.accepted()}"
+    if h.log:
+        text += ", log scale"
+    return text + (f"  - {h.help}" if h.help else "")
+
+
+def cmd_plugins(args) -> int:
+    registry = _registry(args.plugin, fatal_plugins=False)
+    out = []
+    for title, table, kind, attribute in (("Descent rules", registry.rules, "rule", "hyperparams"),
+                                          ("Schedules", registry.schedules, "schedule", "hyperparams"),
+                                          ("Problems", registry.problems, "problem", "settings")):
+        out.append(f"{title}:")
+        for name, declaration in table.items():
+            summary = f" - {declaration.summary}" if declaration.summary else ""
+            out.append(f"  {name}  [{registry.origin(kind, name)}]{summary}")
+            if kind == "rule":
+                out.append(f"      learning_rate={declaration.default_learning_rate!r}  a number > 0, log scale")
+            for h in getattr(declaration, attribute):
+                out.append(f"      {_format_hyper(h)}")
+        out.append("")
+    if registry.errors:
+        out.append("Broken plugins:")
+        out += [f"  {message}" for message in registry.errors]
+    print("\n".join(out).rstrip())
+    return 0
+
+
+def _delegate(module_name: str, function: str, argv, what: str) -> int:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name and (module_name.startswith(error.name) or error.name.startswith(module_name)):
+            raise SpecError("command", what, f"a command whose module is installed ({module_name} is missing)") from None
+        raise SpecError("command", what, "its dependencies installed", hint=f"missing module {error.name}") from None
+    return int(getattr(module, function)(list(argv)) or 0)
+
+
+def cmd_dashboard(args) -> int:
+    try:
+        dashboard = importlib.import_module("descentlab.dashboard")
+        serve = getattr(dashboard, "serve")
+    except (ModuleNotFoundError, AttributeError) as error:
+        raise SpecError("command", "dashboard", "the dashboard installed", hint=str(error)) from None
+    return int(serve(host=args.host, port=args.port) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="descentlab",
+                     description="Compare gradient-descent variants on the same problem, data and initial weights.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run an experiment file and save its results",
+                         description="Run every rule x hyperparameter x seed of an experiment file and write "
+                                     "a results folder <out>/<name>-<YYYYmmdd-HHMMSS>.")
+    run.add_argument("experiment", metavar="EXPERIMENT.toml", help="experiment file (see examples/)")
+    run.add_argument("--out", metavar="DIR", default=None, help="folder for results (default: results)")
+    run.add_argument("--plugin", metavar="PATH", action="append", default=[],
+                     help="load descent rules/schedules/problems from a .py file (repeatable)")
+    run.add_argument("--workers", metavar="N", type=int, default=None,
+                     help="worker processes (default: both cores when the job is large enough; 1 = in process)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the results path")
+    run.set_defaults(handler=cmd_run)
+
+    plugins = sub.add_parser("plugins", help="list descent rules, schedules and problems with their hyperparameters",
+                             description="List every descent rule, schedule and problem, where it comes from, "
+                                         "and its hyperparameters with defaults and ranges; broken plugins last.")
+    plugins.add_argument("--plugin", metavar="PATH", action="append", default=[],
+                         help="also load plugins from this .py file (repeatable)")
+    plugins.set_defaults(handler=cmd_plugins)
+
+    dashboard = sub.add_parser("dashboard", help="open the interactive dashboard (Streamlit)",
+                               description="Serve the descentlab dashboard.")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    dashboard.set_defaults(handler=cmd_dashboard)
+
+    for name, (module, function, text) in DELEGATED.items():
+        # listed for --help; main() hands their arguments over untouched
+        sub.add_parser(name, help=text, add_help=False)
+    return parser
+
+
+# Commands whose own module parses their arguments: name -> (module, function, help)
+DELEGATED = {
+    "report": ("descentlab.dashboard.report", "main", "export a report (HTML) of a results folder"),
+    "lr-find": ("descentlab.lrfind", "main", "find a good learning-rate range for a rule on a problem"),
+}
+
+
+def main(argv=None) -> int:
+    """Entry point of ``descentlab`` and ``python -m descentlab``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        if argv and argv[0] in DELEGATED:
+            module, function, _ = DELEGATED[argv[0]]
+            return _delegate(module, function, argv[1:], argv[0])
+        args = parser.parse_args(argv)
+        if getattr(args, "handler", None) is None:
+            parser.print_help()
+            return EXIT_BAD_INPUT if not argv else 0
+        return args.handler(args)
+    except (SpecError, PluginError, UsageError) as error:
+        print(f"descentlab: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("descentlab: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
