@@ -109,12 +109,13 @@ class HyperParam:
 
 
 def _check_declarations(owner: str, hyperparams) -> None:
+    for h in hyperparams:
+        if not isinstance(h, HyperParam):
+            raise ValueError(f"{owner}: {h!r} is not a HyperParam")
     names = [h.name for h in hyperparams]
     if len(set(names)) != len(names):
         raise ValueError(f"{owner}: hyperparameter names repeat: {names}")
     for h in hyperparams:
-        if not isinstance(h, HyperParam):
-            raise ValueError(f"{owner}: {h!r} is not a HyperParam")
         h.validate_declaration()
 
 
@@ -150,9 +151,11 @@ class DescentRule:
             raise ValueError(f"rule name {self.name!r}: use letters, digits, '_' or '-'")
         if not callable(self.init) or not callable(self.update):
             raise ValueError(f"rule {self.name!r}: init and update must be callables")
+        _check_declarations(f"rule {self.name!r}", self.hyperparams)
         if "learning_rate" in [h.name for h in self.hyperparams]:
             raise ValueError(f"rule {self.name!r}: learning_rate is set by the runner, do not declare it")
-        _check_declarations(f"rule {self.name!r}", self.hyperparams)
+        if self.stability_threshold is not None and not callable(self.stability_threshold):
+            raise ValueError(f"rule {self.name!r}: stability_threshold must be a callable or None")
 
 
 @dataclass(frozen=True)

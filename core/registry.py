@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -76,7 +77,9 @@ def _load_file(path: str):
     resolved = Path(path).expanduser().resolve()
     if not resolved.is_file():
         raise FileNotFoundError(f"no such file {path}")
-    module_name = "descentlab_file_plugin_" + "".join(c if c.isalnum() else "_" for c in resolved.stem)
+    # Stem plus a digest of the full path: unique per file, and the same in every worker process.
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    module_name = "descentlab_file_plugin_" + "".join(c if c.isalnum() else "_" for c in resolved.stem) + "_" + digest
     spec = importlib.util.spec_from_file_location(module_name, resolved)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # lets worker processes and dataclasses find it by name
@@ -126,9 +129,11 @@ def load_registry(plugin_paths=(), *, entry_points: bool | None = None, use_env:
                 registry.errors.append(f"plugin {ep.name!r}: failed to load: {_short_reason(error)}")
 
     paths = list(plugin_paths) + (env_plugin_paths() if use_env else [])
-    registry.plugin_paths = tuple(str(Path(p).expanduser().resolve()) for p in paths)
+    # The same file named twice (say by --plugin and DESCENTLAB_PLUGINS) loads once.
+    paths = list(dict.fromkeys(str(Path(p).expanduser().resolve()) for p in paths))
+    registry.plugin_paths = tuple(paths)
     for path in paths:
-        name = f"file:{Path(path).name}"
+        name = f"file:{path}"  # the full path: two files may share a name in different folders
         try:
             module = _load_file(path)
             if pm.is_registered(module):
@@ -144,7 +149,9 @@ def load_registry(plugin_paths=(), *, entry_points: bool | None = None, use_env:
 
     for hook_name, attribute, declaration_type, noun in _KINDS:
         table = getattr(registry, attribute)
-        for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):  # registration order
+        # get_hookimpls() lists plugins in registration order (pluggy calls them in reverse): the
+        # first to register a name keeps it, so a plugin file cannot shadow a built-in.
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
             plugin_name = impl.plugin_name
             origin = origin_of.get(plugin_name, plugin_name)
 
@@ -157,7 +164,7 @@ def load_registry(plugin_paths=(), *, entry_points: bool | None = None, use_env:
                     if declaration.name in table:
                         raise ValueError(f"{noun} {declaration.name!r} is already registered by "
                                          f"{registry.origins[(noun, declaration.name)]}")
-                except (TypeError, ValueError) as error:
+                except Exception as error:  # any broken declaration is that declaration's fault only
                     registry.errors.append(f"plugin {_plugin!r}: {error}")
                     return
                 table[declaration.name] = declaration
