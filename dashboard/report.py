@@ -22,7 +22,6 @@ from descentlab import analysis
 from descentlab.errors import SpecError
 
 FORMATS = ("html", "md", "csv", "png", "all")
-RECORD_FILES = ("experiment.toml", "runs.parquet", "metrics.parquet")
 BROWSER_HINT = ("kaleido needs Chrome or Chromium to draw PNG figures: install it with "
                 "`apt-get install chromium` (Debian/Ubuntu) or `plotly_get_chrome`")
 FIGURE_SIZE = {"landscape": (760, 620)}
@@ -106,8 +105,7 @@ def experiment_toml(results) -> str:
 def reproduce_command(results) -> str:
     """The command that runs this stored experiment again (plugin files through DESCENTLAB_PLUGINS)."""
     where = Path(results.path) / "experiment.toml" if getattr(results, "path", None) else Path("experiment.toml")
-    files = [str(v)[5:] for v in _flatten(results.meta or {}).values()
-             if isinstance(v, str) and v.startswith("file ")]
+    files = list(((results.meta or {}).get("plugins") or {}).get("plugin_files") or [])
     env = f"DESCENTLAB_PLUGINS={os.pathsep.join(dict.fromkeys(files))} " if files else ""
     return f"{env}descentlab run {where}"
 
@@ -515,23 +513,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_record(path) -> object:
+def load_record(path):
     """The records of one experiment folder, or a one-line SpecError saying why they cannot be read."""
-    folder = Path(path)
-    if not folder.is_dir():
-        raise SpecError("RESULTS_DIR", str(path), "a folder written by `descentlab run` (no such folder)")
-    missing = [f for f in RECORD_FILES if not (folder / f).is_file()]
-    if missing:
-        raise SpecError("RESULTS_DIR", str(path), "a folder written by `descentlab run`",
-                        hint="missing " + ", ".join(missing))
     from descentlab.records import load_results
+
     try:
-        return load_results(folder)
+        return load_results(path)
     except SpecError:
         raise
-    except Exception as error:  # truncated parquet, bad TOML, unreadable npz: name it on one line
+    except Exception as error:  # anything load_results did not foresee: still one line
         reason = (str(error).strip().splitlines() or [""])[0][:200]
-        raise SpecError("RESULTS_DIR", str(path), "readable descentlab records",
+        raise SpecError("results", str(path), "readable descentlab records",
                         hint=f"{type(error).__name__}: {reason}") from None
 
 

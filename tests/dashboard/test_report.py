@@ -1,0 +1,248 @@
+"""Reports from real records: HTML renders offline in Debian chromium, Markdown/PNG/CSV, bad input, reproducibility."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from descentlab import analysis
+from descentlab.dashboard import report
+from descentlab.experiment import load_experiment_file
+from descentlab.records import load_results, save_results
+from descentlab.runner import run_experiment
+
+CHROMIUM = "/usr/bin/chromium"
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium not installed")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--disable-extensions", "--disable-default-apps"]
+
+# A 2-parameter bowl (λ_max = 1): GD is stable iff α < 2, heavy ball iff α < 2 + 2μ.
+EXPERIMENT = """
+name = "bowl-gd-vs-momentum"
+steps = 40
+seeds = [0, 1, 2]
+target_loss = 0.01
+
+[problem]
+name = "quadratic"
+condition = 10.0
+lambda_max = 1.0
+start_spread = 0.5
+
+[[rules]]
+rule = "gd"
+label = "vanilla GD"
+learning_rate = [0.1, 0.5, 1.0, 1.5, 3.0]
+
+[[rules]]
+rule = "momentum"
+label = "heavy ball"
+learning_rate = [0.1, 1.0, 4.0]
+momentum = [0.5, 0.9]
+"""
+
+
+def _hand_built():
+    spec = importlib.util.spec_from_file_location(
+        "test_analysis_data", Path(__file__).parents[1] / "core" / "test_analysis_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_results()
+
+
+@pytest.fixture(scope="module")
+def record(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("records")
+    (root / "bowl.toml").write_text(EXPERIMENT)
+    results = run_experiment(load_experiment_file(root / "bowl.toml"), workers=1)
+    return save_results(results, root / "results")
+
+
+@pytest.fixture(scope="module")
+def results(record):
+    return load_results(record)
+
+
+def run_main(*argv) -> int:
+    return report.main([str(a) for a in argv])
+
+
+def test_html_inlines_plotly_once_and_holds_every_part(results):
+    section = report.build_section(results)
+    page = report.render_html([section])
+    assert page.count("* plotly.js v") == 1                       # the bundle, once
+    assert "<script src=" not in page and 'src="http' not in page   # nothing to fetch: works offline
+    assert page.count("Plotly.newPlot(") == len(section.figures) == 5   # loss, step, α_t, sweep, landscape
+    for text in ["vanilla GD diverged for α &gt;= 3", "descentlab run", "experiment.toml",
+                 "numpy", "built-in", "quadratic", "Why runs diverged", "heavy ball"]:
+        assert text in page, text
+
+
+def test_best_alpha_curves_are_the_best_runs(results):
+    """The loss figure draws exactly one median curve per rule, from the runs summarize() calls best."""
+    summary = analysis.summarize(results)
+    loss = report.build_section(results).figures[0].figure
+    curves = [t for t in loss.data if t.meta == "train"]
+    assert len(curves) == len(summary)
+    best_ids = analysis.best_run_ids(results)
+    for trace, ids in zip(curves, best_ids.values()):
+        losses = results.metrics[results.metrics.run_id.isin(ids)].pivot(index="step", columns="run_id",
+                                                                          values="loss")
+        np.testing.assert_allclose(np.array(trace.y, dtype=float), losses.median(axis=1).to_numpy(), rtol=1e-12)
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_html_report_renders_offline_in_chromium(record, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    out = tmp_path / "r.html"
+    assert run_main(record, "--format", "html", "--out", out) == 0
+    n_figures = report.render_html([report.build_section(load_results(record))]).count("Plotly.newPlot(")
+    requests = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        try:
+            context = browser.new_context(offline=True)
+            page = context.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(out.as_uri())
+            page.wait_for_function(
+                f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_figures}", timeout=30000)
+            plots = page.evaluate("document.querySelectorAll('.js-plotly-plot').length")
+            traces = page.evaluate("[...document.querySelectorAll('.js-plotly-plot')].map(e => e._fullData.length)")
+        finally:
+            browser.close()
+    assert plots == n_figures == 5
+    assert all(n > 0 for n in traces)
+    assert [u for u in requests if not u.startswith(("file:", "data:", "blob:"))] == []
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@needs_chromium
+def test_markdown_report_writes_pngs_beside_it(record, tmp_path):
+    out = tmp_path / "rep.md"
+    assert run_main(record, "--format", "md", "--out", out) == 0
+    text = out.read_text()
+    images = [line[line.index("](") + 2:-1] for line in text.splitlines() if line.startswith("![")]
+    assert len(images) == 5
+    for name in images:
+        png = (tmp_path / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert "| vanilla GD |" in text and "### Verdict" in text
+
+
+def test_markdown_without_browser_names_the_install_and_keeps_tables(results, tmp_path, monkeypatch, capsys):
+    import plotly.io as pio
+
+    def no_browser(*args, **kwargs):
+        raise RuntimeError("\nKaleido requires Google Chrome to be installed.\n")
+    monkeypatch.setattr(pio, "write_images", no_browser)
+    written = report.build_report([results], "md", tmp_path / "rep.md")
+    assert written == [tmp_path / "rep.md"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "apt-get install chromium" in err[0]
+    text = (tmp_path / "rep.md").read_text()
+    assert "apt-get install chromium" in text and "| heavy ball |" in text
+    assert not list(tmp_path.glob("**/*.png")) and not list(tmp_path.glob("**/.*tmp*"))
+
+
+def test_csv_tables_hold_runs_metrics_and_summary(record, results, tmp_path):
+    assert run_main(record, "--format", "csv", "--out", tmp_path) == 0
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert len(runs) == len(results.runs) and len(metrics) == len(results.metrics)
+    np.testing.assert_array_equal(metrics["loss"].to_numpy(), results.metrics["loss"].to_numpy())
+    expected = analysis.summarize(results)
+    np.testing.assert_array_equal(summary["best_alpha"], expected["best_alpha"])
+    assert set(summary["experiment"]) == {"bowl-gd-vs-momentum"}
+
+
+def test_two_experiments_side_by_side(results, tmp_path):
+    other = _hand_built()
+    out = tmp_path / "both.html"
+    assert report.build_report([results, other], "html", out) == [out]
+    page = out.read_text()
+    assert page.count("* plotly.js v") == 1
+    assert "class='side'" in page and "All experiments" in page
+    assert "bowl-gd-vs-momentum" in page and "quadratic-gd-vs-heavy-ball" in page
+    assert page.count("Plotly.newPlot(") == 5 + 4   # the hand-built record has no landscape
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and captured.out == ""
+    return lines[0]
+
+
+@pytest.mark.parametrize("case", ["not_an_experiment", "truncated_parquet", "unknown_format", "no_folder"])
+def test_bad_input_exits_2_with_one_line_and_overwrites_nothing(case, record, tmp_path, capsys):
+    out = tmp_path / "report.html"
+    out.write_text("earlier report")
+    target = record
+    fmt = "html"
+    if case == "not_an_experiment":
+        target = tmp_path / "plain"
+        target.mkdir()
+        (target / "notes.txt").write_text("hello")
+    elif case == "truncated_parquet":
+        target = tmp_path / "broken"
+        shutil.copytree(record, target)
+        data = (target / "metrics.parquet").read_bytes()
+        (target / "metrics.parquet").write_bytes(data[: len(data) // 2])
+    elif case == "unknown_format":
+        fmt = "pdf"
+    else:
+        target = tmp_path / "missing"
+    assert run_main(target, "--format", fmt, "--out", out) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith("descentlab report: ")
+    assert {"not_an_experiment": "missing", "truncated_parquet": "metrics.parquet",
+            "unknown_format": "one of html, md, csv, png, all", "no_folder": "no such folder"}[case] in line
+    assert out.read_text() == "earlier report"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_default_output_goes_into_the_results_folder(record, capsys):
+    assert run_main(record, "--format", "csv") == 0
+    assert (record / "report" / "summary.csv").is_file()
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("summary.csv")
+    shutil.rmtree(record / "report")
+
+
+def test_rerunning_the_stored_experiment_reproduces_bit_identical_metrics(record, results):
+    again = run_experiment(load_experiment_file(record / "experiment.toml"), workers=1)
+    assert list(again.metrics.columns) == list(results.metrics.columns)
+    for column in results.metrics.columns:
+        stored, fresh = results.metrics[column].to_numpy(), again.metrics[column].to_numpy()
+        assert stored.dtype == fresh.dtype
+        assert stored.tobytes() == fresh.tobytes(), column   # bit-identical, NaN included
+    pd.testing.assert_frame_equal(again.runs, results.runs, check_exact=True)
+
+
+def test_render_download_builds_the_html_on_click(results, monkeypatch):
+    calls = []
+
+    class FakeStreamlit:
+        @staticmethod
+        def download_button(label, data, file_name, mime, key):
+            calls.append((label, data, file_name, mime, key))
+
+    monkeypatch.setitem(sys.modules, "streamlit", FakeStreamlit)
+    report.render_download(results)
+    (_, html_data, html_name, html_mime, _), (_, csv_data, csv_name, _, _) = calls
+    assert html_name == "bowl-gd-vs-momentum-report.html" and html_mime == "text/html"
+    page = html_data().decode("utf-8")
+    assert page.count("* plotly.js v") == 1 and "vanilla GD" in page
+    assert csv_name.endswith("summary.csv") and b"best_alpha" in csv_data()
