@@ -594,7 +594,7 @@ class LandscapeInfo:
     upto_step: int
     x_title: str = "θ₁"
     y_title: str = "θ₂"
-    minimum: list[float] | None = None
+    minima: list[list[float]] = field(default_factory=list)
 
 
 def _bounds_of(instance, paths: np.ndarray | None) -> tuple[float, float, float, float]:
@@ -657,10 +657,18 @@ def landscape_info(results, instance, *, grid: int = 80, upto_step: int | None =
             traces.append(PathTrace(name=name_of.get(run_id, str(run_id)), run_id=int(run_id),
                                     x=_plain(p[:, 0]), y=_plain(p[:, 1]), color=color_of.get(run_id, color(run_id)),
                                     diverged_at=diverged.get(run_id)))
-    minimum = getattr(instance, "minimum", None)
+    names = list(getattr(instance, "axis_names", ("θ₁", "θ₂")))
     return LandscapeInfo(x=_plain(xs), y=_plain(ys), z=[_plain(row) for row in z], log_z=bool(log_z),
-                         paths=traces, upto_step=k,
-                         minimum=None if minimum is None else [float(v) for v in np.ravel(minimum)[:2]])
+                         paths=traces, upto_step=k, x_title=str(names[0]), y_title=str(names[1]),
+                         minima=_minima(instance))
+
+
+def _minima(instance) -> list[list[float]]:
+    """Known minima of a landscape (``minima``, or a single ``minimum``), as plain lists."""
+    minima = getattr(instance, "minima", None)
+    if minima is None and getattr(instance, "minimum", None) is not None:
+        minima = [instance.minimum]
+    return [[float(v) for v in np.ravel(m)] for m in (minima or [])]
 
 
 def draw_landscape(info: LandscapeInfo) -> go.Figure:
@@ -679,8 +687,9 @@ def draw_landscape(info: LandscapeInfo) -> go.Figure:
                                      hovertext=[f"{p.name} at step {info.upto_step}"
                                                 + (f" (diverged at step {p.diverged_at})" if p.diverged_at is not None else "")],
                                      hoverinfo="text"))
-    if info.minimum:
-        fig.add_trace(go.Scatter(x=[info.minimum[0]], y=[info.minimum[1]], mode="markers", name="minimum",
+    if info.minima:
+        fig.add_trace(go.Scatter(x=[m[0] for m in info.minima], y=[m[1] for m in info.minima], mode="markers",
+                                 name="minimum" if len(info.minima) == 1 else "minima",
                                  meta="minimum", marker=dict(symbol="star", size=14, color="gold",
                                                              line=dict(width=1, color="black"))))
     fig.update_xaxes(range=[info.x[0], info.x[-1]], title=info.x_title)
@@ -699,6 +708,8 @@ class CostCurveInfo:
     fixed: list[float] | None      # the other coordinate(s), held fixed
     upto_step: int
     log_y: bool = False
+    axis_name: str = "θ"
+    other_names: list[str] = field(default_factory=list)
 
 
 def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None = None,
@@ -711,9 +722,9 @@ def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None =
     total = paths.shape[1] - 1
     k = total if upto_step is None else max(0, min(int(upto_step), total))
     if fixed is None and n_params > 1:
-        minimum = getattr(instance, "minimum", None)
-        if minimum is not None:
-            fixed = [float(v) for i, v in enumerate(np.ravel(minimum)) if i != axis]
+        minima = _minima(instance)
+        if minima:
+            fixed = [float(v) for i, v in enumerate(minima[0]) if i != axis]
         else:
             end = paths[0][np.all(np.isfinite(paths[0]), axis=1)][-1]
             fixed = [float(v) for i, v in enumerate(end) if i != axis]
@@ -741,7 +752,9 @@ def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None =
             cost[ok] = evaluate_grid(instance, on_line(theta[ok]))
         name, c = name_of.get(run_id, (str(run_id), color(run_id)))
         steps.append((name, c, _plain(theta), _plain(cost)))
-    return CostCurveInfo(x=_plain(xs), y=_plain(ys), steps=steps, axis=axis, fixed=fixed, upto_step=k)
+    names = list(getattr(instance, "axis_names", [f"θ{i + 1}" for i in range(n_params)]))
+    return CostCurveInfo(x=_plain(xs), y=_plain(ys), steps=steps, axis=axis, fixed=fixed, upto_step=k,
+                         axis_name=str(names[axis]), other_names=[str(n) for i, n in enumerate(names) if i != axis])
 
 
 def draw_cost_curve(info: CostCurveInfo) -> go.Figure:
@@ -751,9 +764,9 @@ def draw_cost_curve(info: CostCurveInfo) -> go.Figure:
     for name, c, theta, cost in info.steps:
         fig.add_trace(go.Scatter(x=theta, y=cost, mode="lines+markers", name=name, meta="steps",
                                  line=dict(color=c, width=1), marker=dict(size=6, color=c)))
-    fixed = ", ".join(f"{v:.3g}" for v in (info.fixed or []))
-    fig.update_layout(title=f"Cost along θ{info.axis + 1}" + (f" (other parameter fixed at {fixed})" if fixed else "")
-                      + f", steps up to {info.upto_step}", xaxis_title=f"θ{info.axis + 1}", yaxis_title="cost",
+    fixed = ", ".join(f"{n} = {v:.3g}" for n, v in zip(info.other_names, info.fixed or []))
+    fig.update_layout(title=f"Cost along {info.axis_name}" + (f" ({fixed} held fixed)" if fixed else "")
+                      + f", steps up to {info.upto_step}", xaxis_title=info.axis_name, yaxis_title="cost",
                       margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
     ys = [v for v in info.y if v is not None]
     if ys:  # keep the curve in view even when a path flies off

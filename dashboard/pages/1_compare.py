@@ -1,0 +1,76 @@
+"""Compare page: one problem, several descent variants, every training curve on the same step axis."""
+
+import streamlit as st
+
+from descentlab.dashboard import widgets as W
+from descentlab.errors import SpecError
+
+TITLE = "Compare"
+ICON = "📉"
+PAGE = "cmp"
+
+# Vanilla GD, momentum and Adam on two spirals: about 2 s on two cores, and Adam clearly wins.
+DEFAULT = {
+    "steps": 500, "seeds": 3, "batch_size": 0, "eval_every": 10,
+    "problem": {"name": "spirals"},
+    "rules": [
+        {"rule": "gd", "label": "vanilla GD", "learning_rate": 0.5},
+        {"rule": "momentum", "label": "momentum", "learning_rate": 0.05, "momentum": 0.9},
+        {"rule": "adam", "label": "Adam", "learning_rate": 0.01},
+    ],
+}
+
+st.title("Compare descent variants")
+st.caption("Same problem, same data, same initial weights per seed: the runs differ only in the descent rule, "
+           "its α and its schedule. Raise α until a run diverges and watch where it stops.")
+
+registry = W.current_registry()
+start = W.initial_spec(PAGE, DEFAULT)
+errors: list[str] = []
+
+with st.sidebar:
+    st.header("Problem")
+    problem = W.problem_editor(PAGE, registry, start.get("problem", {}), errors=errors)
+    st.header("Runs")
+    settings = W.run_settings_editor(PAGE, start)
+
+rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
+spec = {"name": "dashboard-compare", **settings, "problem": problem, "rules": rules}
+W.spec_to_url(spec)
+
+run_col, info_col = st.columns([1, 5])
+clicked = run_col.button("Run", key=f"{PAGE}.run", type="primary")
+for message in errors:
+    st.error(message, icon="⚠️")
+
+ran = st.session_state.get("_cmp_ran")
+target = spec if (clicked or ran is None) else ran
+results = None
+if not errors or target is not spec:
+    try:
+        results = W.run_spec(target, registry)
+        st.session_state["_cmp_ran"] = target
+    except SpecError as error:
+        W.show_error(error)
+    except Exception as error:  # a broken plugin must not take the page down
+        W.show_error(error)
+if ran is not None and not clicked and spec != ran:
+    info_col.info("Settings changed: press **Run** to update the charts.")
+
+if results is not None:
+    wall = results.meta.get("wall_time")
+    info_col.caption(f"{len(results.runs)} runs × {results.experiment.steps} steps on "
+                     f"{results.experiment.problem}" + (f" in {wall:.2f} s" if wall else "")
+                     + " (cached: re-running the same settings is instant)")
+    W.render_results(results, PAGE)
+    with st.expander("Reproduce from the command line / save"):
+        toml = results.experiment.to_toml()
+        st.code(toml, language="toml")
+        st.download_button("experiment.toml", toml, file_name="experiment.toml", key=f"{PAGE}.download_toml")
+        if st.button("Save these results under results/", key=f"{PAGE}.save"):
+            try:
+                from descentlab.records import save_results
+                path = save_results(results)
+                st.success(f"Saved to {path} (open it on the Results page).")
+            except Exception as error:
+                W.show_error(error)

@@ -1,0 +1,94 @@
+"""Learning-rate sweep page: final loss against α per rule, and loss over step × α."""
+
+import math
+
+import numpy as np
+import streamlit as st
+
+from descentlab.dashboard import figures as F
+from descentlab.dashboard import widgets as W
+from descentlab.declarations import HyperParam
+from descentlab.errors import SpecError
+
+TITLE = "Learning-rate sweep"
+ICON = "📈"
+PAGE = "sweep"
+
+DEFAULT = {
+    "steps": 300, "seeds": 2, "batch_size": 0, "eval_every": 50,
+    "problem": {"name": "sine"},
+    "rules": [{"rule": "gd", "learning_rate": [1e-3, 10.0]}, {"rule": "momentum", "learning_rate": [1e-3, 10.0]},
+              {"rule": "adam", "learning_rate": [1e-3, 10.0]}],
+    "alpha_points": 17,
+}
+
+st.title("Learning-rate sweep")
+st.caption("Every rule runs at the same α values (log-spaced), on the same data and initial weights. "
+           "Too small an α barely moves, a good one reaches a low loss, too large a one blows up: "
+           "× marks α values where a seed diverged, ★ the largest stable α of each rule.")
+
+registry = W.current_registry()
+start = W.initial_spec(PAGE, DEFAULT)
+errors: list[str] = []
+first_rates = next((r.get("learning_rate") for r in start.get("rules", []) if isinstance(r.get("learning_rate"), list)),
+                   [1e-3, 10.0])
+
+with st.sidebar:
+    st.header("Problem")
+    problem = W.problem_editor(PAGE, registry, start.get("problem", {}), errors=errors)
+    st.header("Runs")
+    settings = W.run_settings_editor(PAGE, start)
+    st.header("α range")
+    lo = W.hyperparam_widget(HyperParam("alpha_min", 1e-3, log=True, low=0.0, low_open=True, help="smallest α"),
+                             f"{PAGE}.alpha_min", float(min(first_rates)), label="α min")
+    hi = W.hyperparam_widget(HyperParam("alpha_max", 10.0, log=True, low=0.0, low_open=True, help="largest α"),
+                             f"{PAGE}.alpha_max", float(max(first_rates)), label="α max")
+    points = W.hyperparam_widget(HyperParam("alpha_points", 17, 2, 64, kind="int", help="number of α values (log-spaced)"),
+                                 f"{PAGE}.alpha_points", int(start.get("alpha_points", len(first_rates) if len(first_rates) > 2 else 17)),
+                                 label="points")
+
+alphas: list[float] = []
+if not (lo > 0 and math.isfinite(lo)):
+    errors.append(str(SpecError("α min", lo, "a number > 0")))
+elif not (hi > lo):
+    errors.append(str(SpecError("α max", hi, f"a number > α min = {lo:g}")))
+else:
+    alphas = [float(f"{a:.6g}") for a in np.geomspace(lo, hi, int(points))]
+
+rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors, alpha_mode="range")
+for entry in rules:
+    entry["learning_rate"] = alphas
+spec = {"name": "dashboard-sweep", **settings, "problem": problem, "rules": rules}
+W.spec_to_url({**spec, "rules": [{**r, "learning_rate": [lo, hi]} for r in rules], "alpha_points": int(points)})
+
+clicked = st.button("Run sweep", key=f"{PAGE}.run", type="primary")
+for message in errors:
+    st.error(message, icon="⚠️")
+ran = st.session_state.get("_sweep_ran")
+target = spec if (clicked or ran is None) else ran
+results = None
+if not errors or target is not spec:
+    try:
+        results = W.run_spec(target, registry)
+        st.session_state["_sweep_ran"] = target
+    except Exception as error:  # SpecError or a broken plugin: one line, the page keeps working
+        W.show_error(error)
+if ran is not None and not clicked and spec != ran:
+    st.info("Settings changed: press **Run sweep** to update the charts.")
+
+if results is not None:
+    info = F.sweep_info(results)
+    W.chart(F.draw_sweep(info), f"{PAGE}.chart.sweep")
+    rows = [{"rule": line.name, "largest stable α": line.largest_stable,
+             "final loss there": line.largest_stable_loss,
+             "smallest diverged α": min((a for a, d in zip(line.alphas, line.diverged) if d), default=None),
+             "best final loss": min((v for v in line.final_loss if v is not None), default=None),
+             "at α": (line.alphas[min(range(len(line.alphas)), key=lambda k: line.final_loss[k]
+                                      if line.final_loss[k] is not None else math.inf)]
+                      if any(v is not None for v in line.final_loss) else None)}
+            for line in info.lines]
+    st.dataframe(rows, key=f"{PAGE}.table", hide_index=True)
+    W.chart(F.draw_sweep_heatmap(F.sweep_heatmap_info(results)), f"{PAGE}.chart.heatmap")
+    st.checkbox("show every run's training curves", key=f"{PAGE}.curves", value=False)
+    if st.session_state.get(f"{PAGE}.curves"):
+        W.render_results(results, PAGE, show_layers=False, notes=False)

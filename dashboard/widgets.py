@@ -1,0 +1,481 @@
+"""Streamlit building blocks: widgets generated from HyperParam declarations, the experiment editor,
+cached runs and the views of a Results that several pages share.
+
+Widgets are generated from declarations, so a plugin's new rule, schedule or problem gets its
+widgets without any change here. Every widget has a ``key=``; values are kept across page switches
+(Streamlit forgets the state of widgets that are not on screen) and mirrored into the URL query
+string so that a shared link reopens the same comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from typing import Any, Callable, Sequence
+
+import streamlit as st
+
+from descentlab.declarations import HyperParam
+from descentlab.errors import SpecError
+from descentlab.registry import PLUGINS_ENV, Registry, load_registry
+
+from . import figures as F
+
+KEEP = "_descentlab_keep"          # session key: widget values kept across page switches
+PLUGIN_PATHS = "_descentlab_plugin_paths"
+MAX_RULES = 8
+MAX_SEEDS = 20
+DASHBOARD_MAX_STEPS = 100_000      # keeps a browser tab responsive; the CLI has no such limit
+
+
+# ---------------------------------------------------------------------------------------------
+# Plugins: the registry the dashboard uses (built-ins, entry points, env var, files loaded here)
+# ---------------------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _load_registry(paths: tuple[str, ...], env: str) -> Registry:
+    return load_registry(paths)
+
+
+def plugin_paths() -> tuple[str, ...]:
+    return tuple(st.session_state.get(PLUGIN_PATHS, ()))
+
+
+def current_registry() -> Registry:
+    """Built-ins, installed entry points, DESCENTLAB_PLUGINS files and files loaded on the Plugins page."""
+    return _load_registry(plugin_paths(), os.environ.get(PLUGINS_ENV, ""))
+
+
+def registry_key() -> tuple:
+    return plugin_paths(), os.environ.get(PLUGINS_ENV, "")
+
+
+def add_plugin_path(path: str) -> Registry:
+    """Load a plugin file into the dashboard's registry (for this session); returns the new registry."""
+    resolved = os.path.abspath(os.path.expanduser(path))
+    paths = [p for p in plugin_paths() if p != resolved] + [resolved]
+    st.session_state[PLUGIN_PATHS] = tuple(paths)
+    _load_registry.clear()  # a file may have changed since it was last loaded
+    return current_registry()
+
+
+# ---------------------------------------------------------------------------------------------
+# State kept across page switches
+# ---------------------------------------------------------------------------------------------
+
+def _keep() -> dict:
+    if KEEP not in st.session_state:
+        st.session_state[KEEP] = {}
+    return st.session_state[KEEP]
+
+
+def prime(key: str, default: Any) -> None:
+    """Give a widget its starting value through session state (kept value, else ``default``)."""
+    if key not in st.session_state:
+        st.session_state[key] = _keep().get(key, default)
+
+
+def remember(key: str, value: Any) -> Any:
+    _keep()[key] = value
+    return value
+
+
+def preset(key: str, value: Any) -> None:
+    """Set a widget's value before it is drawn (used when a URL or a button loads settings)."""
+    st.session_state[key] = value
+    _keep()[key] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# Widgets from declarations
+# ---------------------------------------------------------------------------------------------
+
+def format_int_list(values) -> str:
+    return ", ".join(str(int(v)) for v in values)
+
+
+def parse_int_list(text: str, field: str, accepted: str = "a list of integers, e.g. 32, 32") -> list[int]:
+    """``"32, 32"`` -> ``[32, 32]``; anything else is a one-line SpecError."""
+    parts = [p for p in re.split(r"[,\s;]+", str(text).strip().strip("[]()")) if p]
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise SpecError(field, text, accepted) from None
+
+
+def widget_value(h: HyperParam, value: Any) -> Any:
+    """A declared value as the widget holds it (int lists are edited as text)."""
+    if h.kind == "int_list":
+        return format_int_list(value if isinstance(value, (list, tuple)) else [value])
+    if h.kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if h.kind == "int" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def spec_value(h: HyperParam, raw: Any, field: str) -> Any:
+    """The widget's value as the experiment spec wants it (text -> int list)."""
+    if h.kind == "int_list":
+        return parse_int_list(raw, field, h.accepted())
+    return raw
+
+
+def hyperparam_widget(h: HyperParam, key: str, default: Any = None, *, label: str | None = None,
+                      container=None) -> Any:
+    """Draw the widget a declaration asks for and return its raw value.
+
+    float -> slider when both bounds are closed and the scale is linear, else a number input
+    (log-scale values are typed, e.g. 3e-4); int -> number input; bool -> checkbox; choice ->
+    selectbox; str and int_list -> text input ("32, 32").
+    """
+    where = container or st
+    label = label or h.name
+    help_text = (h.help + "  \n" if h.help else "") + f"accepts {h.accepted()}"
+    start = widget_value(h, h.default if default is None else default)
+    if h.kind == "choice":
+        options = list(h.choices)
+        if start not in options:
+            start = h.default
+        prime(key, start)
+        if st.session_state[key] not in options:
+            st.session_state[key] = h.default
+        value = where.selectbox(label, options, key=key, help=help_text, format_func=str)
+    elif h.kind == "bool":
+        prime(key, bool(start))
+        value = where.checkbox(label, key=key, help=help_text)
+    elif h.kind in ("str", "int_list"):
+        prime(key, str(start))
+        value = where.text_input(label, key=key, help=help_text)
+    elif h.kind == "int":
+        prime(key, int(start))
+        lo = None if h.low is None else int(math.ceil(h.low + (1 if h.low_open and float(h.low).is_integer() else 0)))
+        hi = None if h.high is None else int(math.floor(h.high - (1 if h.high_open and float(h.high).is_integer() else 0)))
+        value = where.number_input(label, min_value=lo, max_value=hi, step=1, key=key, help=help_text)
+    else:
+        prime(key, float(start))
+        bounded = h.low is not None and h.high is not None and not h.log and (h.high - h.low) <= 1000
+        if bounded:
+            value = where.slider(label, min_value=float(h.low), max_value=float(h.high),
+                                 step=_nice_step(h.low, h.high), key=key, help=help_text, format="%g")
+        else:
+            # The step is fixed by the declaration's default (a widget's step must not change).
+            value = where.number_input(label, key=key, help=help_text, format="%g",
+                                       step=_log_step(h.default) if h.log else None)
+    return remember(key, value)
+
+
+def _nice_step(low: float, high: float) -> float:
+    span = float(high) - float(low)
+    return 10.0 ** math.floor(math.log10(span / 100.0)) if span > 0 else 0.01
+
+
+def _log_step(value: float) -> float:
+    value = abs(float(value)) or 1.0
+    return 10.0 ** math.floor(math.log10(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# The experiment editor: problem, run settings, descent-rule entries -> experiment dict
+# ---------------------------------------------------------------------------------------------
+
+def _default_of(declarations: Sequence[HyperParam]) -> dict:
+    return {h.name: h.default for h in declarations}
+
+
+def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names: Sequence[str] | None = None,
+                   container=None, errors: list[str]) -> dict:
+    """Problem selectbox and its settings; returns the ``[problem]`` table (non-default settings only)."""
+    where = container or st
+    names = list(names if names is not None else sorted(registry.problems))
+    if not names:
+        where.error("No problem of the right kind is registered.")
+        return {}
+    key = f"{prefix}.problem"
+    start = spec_problem.get("name") if spec_problem.get("name") in names else names[0]
+    prime(key, start)
+    if st.session_state[key] not in names:
+        st.session_state[key] = names[0]
+    name = remember(key, where.selectbox("problem", names, key=key,
+                                         help="every run sees the same data and starts from the same weights per seed"))
+    problem = registry.problems[name]
+    if problem.summary:
+        where.caption(problem.summary)
+    table: dict[str, Any] = {"name": name}
+    with where.expander("problem settings", expanded=False):
+        for h in problem.settings:
+            field = f"problem.{h.name}"
+            raw = hyperparam_widget(h, f"{prefix}.problem.{name}.{h.name}", spec_problem.get(h.name, h.default))
+            try:
+                value = spec_value(h, raw, field)
+            except SpecError as error:
+                errors.append(str(error))
+                continue
+            if value != h.default:
+                table[h.name] = value
+    return table
+
+
+def run_settings_editor(prefix: str, spec: dict, *, container=None, seeds: bool = True) -> dict:
+    """Steps, seeds, batch size and evaluation interval."""
+    where = container or st
+    out = {}
+    steps_decl = HyperParam("steps", 300, 1, DASHBOARD_MAX_STEPS, kind="int", help="descent steps per run")
+    out["steps"] = hyperparam_widget(steps_decl, f"{prefix}.steps", spec.get("steps", 300), container=where)
+    if seeds:
+        count = spec.get("seeds", 1)
+        count = len(count) if isinstance(count, list) else int(count)
+        seeds_decl = HyperParam("seeds", 1, 1, MAX_SEEDS, kind="int",
+                                help="runs per configuration (seeds 0..n-1); with several: median and interquartile band")
+        out["seeds"] = hyperparam_widget(seeds_decl, f"{prefix}.seeds", count, container=where)
+    batch_decl = HyperParam("batch_size", 0, 0, None, kind="int", help="0 = full batch; else samples per mini-batch")
+    out["batch_size"] = hyperparam_widget(batch_decl, f"{prefix}.batch_size", spec.get("batch_size", 0), container=where)
+    eval_decl = HyperParam("eval_every", 10, 0, None, kind="int", help="test loss every k steps (0 = last step only)")
+    out["eval_every"] = hyperparam_widget(eval_decl, f"{prefix}.eval_every", spec.get("eval_every", 10), container=where)
+    return out
+
+
+def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict, errors: list[str], *,
+                      alpha_mode: str = "single") -> dict:
+    """One descent variant: rule, label, α (or an α range), its hyperparameters and schedule."""
+    rules = sorted(registry.rules)
+    key = f"{prefix}.rules.{i}.rule"
+    start = spec_entry.get("rule") if spec_entry.get("rule") in rules else rules[0]
+    prime(key, start)
+    if st.session_state[key] not in rules:
+        st.session_state[key] = rules[0]
+    rule_name = remember(key, st.selectbox(f"rule #{i + 1}", rules, key=key))
+    rule = registry.rules[rule_name]
+    if rule.formula:
+        st.caption(rule.formula)
+    entry: dict[str, Any] = {"rule": rule_name}
+    label_key = f"{prefix}.rules.{i}.label"
+    prime(label_key, str(spec_entry.get("label", "")))
+    label = remember(label_key, st.text_input("label (optional)", key=label_key))
+    if label.strip():
+        entry["label"] = label.strip()
+    same_rule = spec_entry.get("rule") == rule_name
+    lr_spec = spec_entry.get("learning_rate", rule.default_learning_rate) if same_rule else rule.default_learning_rate
+    base = f"{prefix}.rules.{i}.{rule_name}"
+    if alpha_mode == "single":
+        alpha = lr_spec[0] if isinstance(lr_spec, list) else lr_spec
+        alpha_decl = HyperParam("learning_rate", float(rule.default_learning_rate), log=True, low=0.0, low_open=True,
+                                help="base learning rate α (the schedule scales it over steps)")
+        entry["learning_rate"] = hyperparam_widget(alpha_decl, f"{base}.learning_rate", float(alpha), label="α (learning rate)")
+    hyper_spec = spec_entry if same_rule else {}
+    if rule.hyperparams:
+        with st.expander(f"{rule_name} hyperparameters", expanded=False):
+            for h in rule.hyperparams:
+                raw = hyperparam_widget(h, f"{base}.{h.name}", hyper_spec.get(h.name, h.default))
+                try:
+                    value = spec_value(h, raw, f"rules[{i}].{h.name}")
+                except SpecError as error:
+                    errors.append(str(error))
+                    continue
+                if value != h.default:
+                    entry[h.name] = value
+    schedules = sorted(registry.schedules)
+    schedule_spec = spec_entry.get("schedule", {})
+    if isinstance(schedule_spec, str):
+        schedule_spec = {"name": schedule_spec}
+    skey = f"{prefix}.rules.{i}.schedule"
+    start = schedule_spec.get("name", "constant")
+    prime(skey, start if start in schedules else ("constant" if "constant" in schedules else schedules[0]))
+    if st.session_state[skey] not in schedules:
+        st.session_state[skey] = schedules[0]
+    schedule_name = remember(skey, st.selectbox("schedule", schedules, key=skey))
+    schedule = registry.schedules[schedule_name]
+    schedule_table: dict[str, Any] = {}
+    same_schedule = schedule_spec.get("name", "constant") == schedule_name
+    if schedule.hyperparams or True:
+        with st.expander(f"schedule {schedule_name}", expanded=False):
+            if schedule.formula:
+                st.caption(schedule.formula)
+            for h in schedule.hyperparams:
+                raw = hyperparam_widget(h, f"{skey}.{schedule_name}.{h.name}",
+                                        schedule_spec.get(h.name, h.default) if same_schedule else h.default)
+                try:
+                    value = spec_value(h, raw, f"rules[{i}].schedule.{h.name}")
+                except SpecError as error:
+                    errors.append(str(error))
+                    continue
+                if value != h.default:
+                    schedule_table[h.name] = value
+            warm = HyperParam("warmup_steps", 0, 0, None, kind="int", help="linear warm-up: α_t = α(t+1)/W for t < W")
+            warmup = hyperparam_widget(warm, f"{skey}.warmup", schedule_spec.get("warmup_steps", 0))
+            if warmup:
+                schedule_table["warmup_steps"] = int(warmup)
+    if schedule_name != "constant" or schedule_table:
+        entry["schedule"] = {"name": schedule_name, **schedule_table}
+    return entry
+
+
+def rules_editor(prefix: str, registry: Registry, spec_rules: list[dict], errors: list[str], *,
+                 alpha_mode: str = "single", columns: int = 3) -> list[dict]:
+    """A number of descent variants, drawn side by side; 0 variants is allowed (and reported)."""
+    key = f"{prefix}.n_rules"
+    prime(key, len(spec_rules))
+    n = remember(key, st.number_input("number of descent variants", min_value=0, max_value=MAX_RULES, step=1,
+                                      key=key, help="each is one rule with its α, hyperparameters and schedule"))
+    entries = []
+    for start in range(0, int(n), columns):
+        cols = st.columns(columns)
+        for j, col in enumerate(cols):
+            i = start + j
+            if i >= n:
+                break
+            with col, st.container(border=True):
+                spec_entry = spec_rules[i] if i < len(spec_rules) else {}
+                entries.append(rule_entry_editor(prefix, i, registry, spec_entry, errors, alpha_mode=alpha_mode))
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------
+# URL query string: the settings of a page, shared by link
+# ---------------------------------------------------------------------------------------------
+
+def spec_from_url(param: str = "spec") -> dict | None:
+    """The experiment dict carried in the URL (JSON), or None (a broken one is reported)."""
+    text = st.query_params.get(param)
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        st.warning(f"The link's `{param}` setting is not valid JSON; using the defaults.")
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def spec_to_url(spec: dict, param: str = "spec") -> None:
+    text = json.dumps(spec, separators=(",", ":"), sort_keys=False, default=str)
+    if st.query_params.get(param) != text:
+        st.query_params[param] = text
+
+
+def initial_spec(page: str, default: dict, param: str = "spec") -> dict:
+    """The settings a page starts from: the URL's on the first visit of a session, else the last used."""
+    flag = f"_descentlab_{page}_spec"
+    if flag not in st.session_state:
+        from_url = spec_from_url(param)
+        st.session_state[flag] = from_url or default
+        st.session_state[f"_descentlab_{page}_from_url"] = from_url is not None
+        if from_url is not None:
+            # A link overrides whatever this session kept: drop kept widget values of this page.
+            for k in [k for k in _keep() if k.startswith(page + ".")]:
+                del _keep()[k]
+            for k in [k for k in st.session_state if isinstance(k, str) and k.startswith(page + ".")]:
+                del st.session_state[k]
+    return st.session_state[flag]
+
+
+def opened_from_link(page: str) -> bool:
+    return bool(st.session_state.get(f"_descentlab_{page}_from_url"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running: validated spec -> cached Results, with a progress bar on the first run
+# ---------------------------------------------------------------------------------------------
+
+def validate(spec: dict, registry: Registry):
+    """The Experiment for ``spec``, or raise SpecError with its one-line message."""
+    from descentlab.experiment import Experiment
+    return Experiment.from_dict(spec, registry, name=spec.get("name", "dashboard"))
+
+
+@st.cache_data(show_spinner=False, max_entries=48)
+def _run_cached(spec_json: str, registry_key: tuple, _registry: Registry):
+    from descentlab.runner import run_experiment
+    experiment = validate(json.loads(spec_json), _registry)
+    # The bar is created inside the cached function so that a cache hit replays it (already done).
+    bar = st.progress(0.0, text=f"running {experiment.n_runs} runs × {experiment.steps} steps …")
+
+    def progress(*args, **kwargs):
+        fraction = _progress_fraction(args, kwargs)
+        if fraction is not None:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=f"running … {100 * fraction:.0f}%")
+
+    results = run_experiment(experiment, registry=_registry, progress=progress)
+    bar.empty()
+    return results
+
+
+def _progress_fraction(args, kwargs) -> float | None:
+    """Accept the runner's progress callback as (done, total), (fraction,) or keyword forms."""
+    done = kwargs.get("done", args[0] if args else None)
+    total = kwargs.get("total", args[1] if len(args) > 1 else None)
+    try:
+        if total:
+            return float(done) / float(total)
+        if done is not None and 0.0 <= float(done) <= 1.0:
+            return float(done)
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def run_spec(spec: dict, registry: Registry):
+    """Validate and run (cached on the spec and the loaded plugins). SpecError propagates."""
+    experiment = validate(spec, registry)
+    canonical = json.dumps(experiment.to_dict(), sort_keys=True, default=str)
+    return _run_cached(canonical, registry_key(), registry)
+
+
+def show_error(error: BaseException) -> None:
+    """One line in the page, never a traceback."""
+    if isinstance(error, SpecError):
+        st.error(str(error), icon="⚠️")
+    else:
+        st.error(f"{type(error).__name__}: {error}".splitlines()[0], icon="⚠️")
+
+
+# ---------------------------------------------------------------------------------------------
+# Views of a Results, shared by the Compare and Results pages
+# ---------------------------------------------------------------------------------------------
+
+def chart(fig, key: str) -> None:
+    st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False})
+
+
+def divergence_notes(results) -> list[str]:
+    """One line per diverged run: which, when, and (when the theory engineer's hook knows) why."""
+    notes = []
+    groups = {r: g for g in F.run_groups(results) for r in g.run_ids}
+    for row in results.runs.itertuples(index=False):
+        if row.status == "diverged":
+            g = groups.get(int(row.run_id))
+            name = g.name if g else row.label
+            seed = f", seed {row.seed}" if g and len(g.run_ids) > 1 else ""
+            at = "" if row.diverged_at != row.diverged_at else f" at step {int(row.diverged_at)}"
+            reason = getattr(row, "divergence_reason", "") or ""
+            reason = re.sub(r"^diverged at step \d+[;:,]?\s*", "", reason)  # the step is already said
+            notes.append(f"**{name}**{seed} diverged{at}" + (f" — {reason}" if reason else ""))
+        elif row.status == "failed":
+            notes.append(f"**{row.label}** (run {row.run_id}) failed: {getattr(row, 'error', '')}")
+    return notes
+
+
+def render_results(results, prefix: str, *, show_layers: bool = True, notes: bool = True) -> None:
+    """Every training chart of a Results, all on the same step axis, and the summary table."""
+    groups = F.run_groups(results)
+    notes = divergence_notes(results) if notes else []
+    if notes:
+        st.warning("  \n".join(notes[:12]) + ("  \n…" if len(notes) > 12 else ""))
+    chart(F.draw_curves(F.loss_curves_info(results, groups=groups)), f"{prefix}.chart.loss")
+    left, right = st.columns(2)
+    with left:
+        chart(F.draw_curves(F.learning_rate_info(results, groups=groups)), f"{prefix}.chart.lr")
+        chart(F.draw_curves(F.grad_norm_info(results, groups=groups)), f"{prefix}.chart.grad")
+    with right:
+        chart(F.draw_curves(F.step_size_info(results, groups=groups)), f"{prefix}.chart.step")
+        if "test_accuracy" in results.metrics and results.metrics["test_accuracy"].notna().any():
+            chart(F.draw_curves(F.test_accuracy_info(results, groups=groups)), f"{prefix}.chart.acc")
+    if show_layers and F.layer_columns(results.metrics):
+        chart(F.draw_layer_grad_norms(F.layer_grad_norms_info(results, groups=groups)), f"{prefix}.chart.layers")
+    st.subheader("Summary")
+    st.dataframe(F.summary_table(results), key=f"{prefix}.summary", hide_index=True,
+                 column_config={"learning_rate": st.column_config.NumberColumn("α", format="%.4g"),
+                                "final_loss": st.column_config.NumberColumn(format="%.4g"),
+                                "best_loss": st.column_config.NumberColumn(format="%.4g")})
