@@ -263,7 +263,8 @@ def reliability_sentence(row) -> str | None:
     if total < 2:
         return None
     if not math.isnan(row.steps_to_target_median) and row.seeds_reached_target == total:
-        return f"{row.label} was reliable: all {total} seeds reached the target loss at its best α."
+        every = "both" if total == 2 else f"all {total}"
+        return f"{row.label} was reliable: {every} seeds reached the target loss at its best α."
     spread = row.final_loss_iqr / row.final_loss_median if row.final_loss_median > 0 else 0.0
     if spread <= 0.1:
         return f"{row.label} was consistent across its {total} seeds (IQR {fmt(row.final_loss_iqr)} of the final loss)."

@@ -168,13 +168,11 @@ def report_figures(results) -> list[Figure]:
     wanted = {frozenset(ids) for ids in best.values() if ids}
     groups = [g for g in fg.run_groups(results) if frozenset(g.run_ids) in wanted]
     out = []
-    for slug, title, make in (
-            ("loss", "Training loss at each rule's best α (median over seeds, IQR band)", fg.loss_curves_info),
-            ("step_size", "Step size ‖θ_{t+1} − θ_t‖ at each rule's best α", fg.step_size_info),
-            ("learning_rate", "Learning rate α_t at each rule's best α", fg.learning_rate_info)):
+    for slug, make in (("loss", fg.loss_curves_info), ("step_size", fg.step_size_info),
+                       ("learning_rate", fg.learning_rate_info)):
         info = make(results, groups=groups)
-        info.title = title
-        out.append(Figure(slug, title, fg.draw_curves(info)))
+        info.title = f"{info.title} at each rule's best α" + (" (median over seeds, IQR band)" if slug == "loss" else "")
+        out.append(Figure(slug, info.title, fg.draw_curves(info)))
     out.append(Figure("sensitivity", "Learning-rate sensitivity: final loss against α (× = diverged)",
                       fg.draw_sweep(fg.sweep_info(results))))
     landscape = landscape_figure(results, fg, [r for ids in best.values() for r in ids])
@@ -226,7 +224,7 @@ def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "rule": s["label"], "best α": s["best_alpha"].map(cell), "at": s["best_config"].replace("", "–"),
         "final loss (median)": s["final_loss_median"].map(cell), "final loss IQR": s["final_loss_iqr"].map(cell),
         "best loss (median)": s["best_loss_median"].map(cell), "best loss IQR": s["best_loss_iqr"].map(cell),
-        "steps to target (median)": s["steps_to_target_median"].map(cell),
+        "steps to target (median)": s["steps_to_target_median"].map(lambda v: "–" if math.isnan(v) else f"{v:g}"),
         "seeds finished at best α": [f"{a}/{b}" for a, b in zip(s["seeds_finished_at_best"], s["seeds"])],
         "largest stable α": s["largest_stable_alpha"].map(cell),
         "smallest diverged α": s["smallest_diverged_alpha"].map(cell),
@@ -537,6 +535,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         written = build_report(results_list, args.format, args.out)
     except SpecError as error:
         print(f"descentlab report: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # an --out that cannot be written: name it, one line
+        print(f"descentlab report: --out: cannot write {error.filename or ''}: {error.strerror or error}",
+              file=sys.stderr)
         return 2
     for path in written:
         print(path)

@@ -139,3 +139,22 @@ def test_best_run_ids_are_the_seeds_of_best_alpha(results):
     runs = results.runs.set_index("run_id")
     assert sorted(runs.loc[ids[0], "seed"]) == [0, 1, 2]
     assert set(runs.loc[ids[0], "learning_rate"]) == {1.0}
+
+
+def test_without_target_there_is_no_target_sentence(results):
+    experiment = SimpleNamespace(**{**vars(results.experiment), "target_loss": None})
+    record = SimpleNamespace(**{**vars(results), "experiment": experiment})
+    summary = analysis.summarize(record)
+    assert summary["steps_to_target_median"].isna().all()
+    text = analysis.verdict(summary, record)
+    assert not any("target" in s for s in text)
+    assert text[0].startswith("vanilla GD had the lowest final loss: median ")
+
+
+def test_entry_whose_runs_all_failed(results):
+    runs = results.runs[results.runs.entry == 1].copy()
+    runs["status"] = "failed"
+    row = SimpleNamespace(**analysis.summarize_entry(runs, TARGET))
+    assert math.isnan(row.best_alpha) and row.failed == row.runs == 24
+    assert math.isnan(row.smallest_diverged_alpha) and math.isnan(row.largest_stable_alpha)
+    assert analysis.divergence_sentence(row) == "heavy ball did not finish at any α tried (24 of 24 runs failed)."
