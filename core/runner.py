@@ -124,6 +124,20 @@ def _take_rows(state, keep: np.ndarray, n_rows: int):
     return take(state)
 
 
+def _contiguous_layer_starts(layout) -> np.ndarray | None:
+    """Offsets where each layer begins, if every layer is one contiguous block in layer order."""
+    starts, position = [], 0
+    for layer, slices in layout.layer_slices():
+        for s in slices:
+            if s.start != position:
+                return None
+            position = s.stop
+        starts.append(slices[0].start)
+    if position != layout.size or len(starts) < 2:
+        return None
+    return np.array(starts, dtype=np.intp)
+
+
 def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".replace("\n", " ")[:500]
 
@@ -194,6 +208,8 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     threshold = None
     t = 0
     final_params = np.empty_like(params)
+    layer_starts = _contiguous_layer_starts(layout)
+    squares_buffer = np.empty_like(params) if layer_starts is not None else None
 
     with np.errstate(**_QUIET):
         try:
@@ -210,9 +226,16 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     raise ValueError(f"problem returned loss {loss.shape} and gradient {g.shape} for "
                                      f"parameters {params.shape}")
                 loss_m[t, cols] = loss
-                grad_m[t, cols] = np.sqrt(np.einsum("rp,rp->r", g, g))
-                if n_layers > 1:
-                    layer_m[t, cols] = layout.layer_norms(g)
+                if layer_starts is not None:
+                    # per-layer sums of squares in one pass; the total is their sum
+                    squares = np.multiply(g, g, out=squares_buffer[:len(g)])
+                    per_layer = np.add.reduceat(squares, layer_starts, axis=1)
+                    grad_m[t, cols] = np.sqrt(per_layer.sum(axis=1))
+                    layer_m[t, cols] = np.sqrt(per_layer)
+                else:
+                    grad_m[t, cols] = np.sqrt(np.einsum("rp,rp->r", g, g))
+                    if n_layers > 1:
+                        layer_m[t, cols] = layout.layer_norms(g)
                 if landscape_path:
                     path[cols, t] = params
                 if t == T or (eval_every and t % eval_every == 0):
@@ -225,8 +248,9 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     sharp_m[t, cols] = sharpness_mod.top_hessian_eigenvalue(instance, params, batch=batch)
                 if threshold is None:
                     threshold = factor * np.maximum(np.abs(loss.astype(np.float64)), np.finfo(np.float64).tiny)
-                bad = ~np.isfinite(loss) | (loss > threshold)
-                if bad.any():
+                fine = (loss <= threshold) & (loss > -np.inf)  # False for NaN and ±inf
+                if not fine.all():
+                    bad = ~fine
                     for j in active[bad]:
                         status[j], diverged_at[j], last_row[j] = "diverged", t, t
                     final_params[active[bad]] = params[bad]
