@@ -1,0 +1,213 @@
+"""Stability page: λ_max, the critical α of each rule, optimal α and rates beside measured runs, sharpness."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import streamlit as st
+
+from descentlab.dashboard import figures as F
+from descentlab.dashboard import theory_figures as TF
+from descentlab.dashboard import widgets as W
+from descentlab.errors import SpecError
+from descentlab.sharpness import hessian_extreme_eigenvalues
+from descentlab.stability import (
+    critical_learning_rate, gd_optimal, heavy_ball_optimal, measured_rate, rule_threshold,
+)
+
+TITLE = "Stability"
+ICON = "⚖️"
+
+THEORY_PROBLEMS = ("quadratic", "linear_regression", "rosenbrock", "himmelblau", "beale")
+EOS_PROBLEMS = ("sine", "moons", "spirals", "circles", "blobs")
+THRESHOLD_FORMULAS = {"gd": "2", "momentum": "2 + 2μ", "nesterov": "(2 + 2μ)/(1 + 2μ)",
+                      "classical_momentum": "2 + 2μ"}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def spectrum(problem: str, settings_json: str, registry_key: tuple, _registry) -> dict:
+    """λ_max, λ_min at the start point by Lanczos on Hessian-vector products, and what the problem declares."""
+    instance = _registry.problem(problem).build(json.loads(settings_json))
+    params = instance.init_params([0])
+    top, bottom = hessian_extreme_eigenvalues(instance, params, iters=instance.layout.size)
+    info = instance.describe()
+    return {"lambda_max": float(top[0]), "lambda_min": float(bottom[0]), "declared": info.get("top_eigenvalue"),
+            "minimum_value": float(info.get("minimum_value", 0.0) or 0.0), "start": [float(v) for v in params[0]]}
+
+
+def settings_for(problem: str, registry) -> dict:
+    """A few settings of the chosen problem as widgets; the rest keep their declared defaults."""
+    settings = {h.name: h.default for h in registry.problem(problem).settings}
+    if problem == "quadratic":
+        cols = st.columns(3)
+        settings["lambda_max"] = float(cols[0].number_input("λ_max", 0.01, 1e4, 1.0, key="stability_lambda_max"))
+        settings["condition"] = float(cols[1].number_input("condition number κ", 1.0, 1e5, 10.0,
+                                                           key="stability_condition"))
+        settings["angle"] = float(cols[2].number_input("angle (degrees)", -180.0, 180.0, 30.0,
+                                                       key="stability_angle"))
+    elif problem == "linear_regression":
+        cols = st.columns(3)
+        settings["samples"] = int(cols[0].number_input("samples", 4, 10_000, int(settings["samples"]),
+                                                       key="stability_samples"))
+        settings["x_high"] = float(cols[1].number_input("x_high (x uniform in [x_low, x_high])", 0.1, 100.0,
+                                                        float(settings["x_high"]), key="stability_x_high"))
+        settings["noise"] = float(cols[2].number_input("noise", 0.0, 10.0, float(settings["noise"]),
+                                                       key="stability_noise"))
+    return settings
+
+
+def threshold_table(lam: float, mu: float) -> pd.DataFrame:
+    rows = []
+    for rule, hyper in (("gd", {}), ("momentum", {"momentum": mu}), ("nesterov", {"momentum": mu}),
+                        ("classical_momentum", {"momentum": mu})):
+        if rule not in registry.rules:
+            continue
+        c = rule_threshold(registry.rule(rule), hyper)
+        crit = critical_learning_rate(registry.rule(rule), hyper, lam)
+        rows.append({"rule": rule, "stable iff α·λ_max <": THRESHOLD_FORMULAS.get(rule, "declared"),
+                     "c": c, "critical α = c/λ_max": crit})
+    for rule in registry.rules:
+        if rule in THRESHOLD_FORMULAS:
+            continue
+        c = rule_threshold(registry.rule(rule))  # a plugin may declare its own; defaults of its hyperparameters
+        rows.append({"rule": rule,
+                     "stable iff α·λ_max <": "no fixed threshold (adaptive)" if c is None else "declared by the rule",
+                     "c": c, "critical α = c/λ_max": critical_learning_rate(registry.rule(rule), {}, lam)})
+    return pd.DataFrame(rows)
+
+
+st.title("Stability: where the edge is, and why")
+st.markdown(
+    "On a quadratic with top Hessian eigenvalue λ_max, gradient descent is stable iff **α·λ_max < 2**; "
+    "heavy-ball momentum iff α·λ_max < 2 + 2μ; Nesterov iff α·λ_max < (2 + 2μ)/(1 + 2μ). "
+    "So the **critical learning rate** is c/λ_max, known before running. λ_max here is measured by "
+    "Lanczos on Hessian-vector products through the backprop engine.")
+
+registry = W.current_registry()
+names = [p for p in THEORY_PROBLEMS if p in registry.problems]
+problem = st.selectbox("problem", names, key="stability_problem")
+settings = settings_for(problem, registry)
+mu = float(st.slider("momentum μ (heavy ball, Nesterov)", 0.0, 0.99, 0.9, 0.01, key="stability_momentum"))
+
+try:
+    spec = spectrum(problem, json.dumps(settings, sort_keys=True), W.registry_key(), registry)
+except (SpecError, ValueError) as error:
+    W.show_error(error)
+    st.stop()
+
+lam_max, lam_min = spec["lambda_max"], spec["lambda_min"]
+where = "everywhere (a quadratic)" if spec["declared"] is not None else "at the starting point (not a quadratic)"
+cols = st.columns(3)
+cols[0].metric("λ_max", f"{lam_max:.6g}", help="largest Hessian eigenvalue " + where)
+cols[1].metric("λ_min", f"{lam_min:.6g}")
+kappa = lam_max / lam_min if lam_min > 0 else math.inf
+cols[2].metric("condition number κ", f"{kappa:.6g}" if math.isfinite(kappa) else "∞ (not convex here)")
+if spec["declared"] is not None:
+    st.caption(f"The problem declares λ_max = {spec['declared']:.10g}; measured {lam_max:.10g}.")
+
+st.subheader("Critical learning rate per rule")
+table = threshold_table(lam_max, mu)
+st.dataframe(table, key="stability_thresholds", hide_index=True)
+
+quadratic = spec["declared"] is not None and lam_min > 0
+steps = int(st.slider("steps of the runs below", 50, 1000, 200, 50, key="stability_steps"))
+
+if quadratic:
+    st.subheader("Sweep: runs on both sides of the edge")
+    gd_crit = critical_learning_rate("gd", {}, lam_max, registry=registry)
+    alphas = [gd_crit * 10 ** (k / 12.0) for k in range(-18, 9)]
+    sweep_spec = {"name": "stability-sweep", "steps": steps, "seeds": [0], "eval_every": steps,
+                  "problem": {"name": problem, **settings},
+                  "rules": [{"rule": "gd", "learning_rate": alphas},
+                            {"rule": "momentum", "learning_rate": alphas, "momentum": mu},
+                            {"rule": "nesterov", "learning_rate": alphas, "momentum": mu}]}
+    try:
+        sweep = W.run_spec(sweep_spec, registry)
+        fig = F.draw_sweep(F.sweep_info(sweep))
+        TF.add_critical_lines(fig, TF.critical_lines_info(sweep))
+        W.chart(fig, key="stability_sweep_chart")
+        notes = W.divergence_notes(sweep)
+        if notes:
+            with st.expander(f"why the {len(notes)} diverged runs diverged"):
+                st.markdown("\n".join(f"- {n}" for n in notes[:40]))
+    except SpecError as error:
+        W.show_error(error)
+
+    st.subheader("Optimal α and convergence rate: theory beside measurement")
+    gd_best = gd_optimal(lam_min, lam_max)
+    hb_best = heavy_ball_optimal(lam_min, lam_max)
+    rate_spec = {"name": "stability-rates", "steps": steps, "seeds": [0], "eval_every": steps,
+                 "problem": {"name": problem, **settings},
+                 "rules": [{"rule": "gd", "learning_rate": gd_best["learning_rate"], "label": "GD at optimal α"},
+                           {"rule": "momentum", "learning_rate": hb_best["learning_rate"],
+                            "momentum": hb_best["momentum"], "label": "heavy ball at optimal (α, μ)"}]}
+    try:
+        rates = W.run_spec(rate_spec, registry)
+        curves = []
+        measured = {}
+        for row in rates.runs.sort_values("run_id").itertuples(index=False):
+            losses = rates.run_metrics(int(row.run_id))["loss"].to_numpy()
+            # θ* = 0 exactly on the bowl, so no rounding floor but the one relative to J* (see measured_rate)
+            rho = measured_rate(losses, spec["minimum_value"], floor=1e-200)
+            theory = gd_best["rate"] if row.rule == "gd" else hb_best["rate"]
+            measured[row.rule] = rho
+            curves.append((row.label, losses, theory, rho))
+        rate_table = pd.DataFrame([
+            {"rule": "gd", "optimal α": gd_best["learning_rate"], "optimal μ": None,
+             "theory rate": gd_best["rate"], "formula": "α = 2/(λ_min + λ_max), ρ = (κ − 1)/(κ + 1)",
+             "measured rate": measured.get("gd")},
+            {"rule": "momentum", "optimal α": hb_best["learning_rate"], "optimal μ": hb_best["momentum"],
+             "theory rate": hb_best["rate"],
+             "formula": "α = 4/(√λ_max + √λ_min)², μ = ((√κ − 1)/(√κ + 1))², ρ = √μ",
+             "measured rate": measured.get("momentum")},
+        ])
+        st.dataframe(rate_table, key="stability_rates", hide_index=True)
+        st.caption("ρ is the per-step contraction of ‖θ − θ*‖; the loss gap shrinks like ρ^{2t}, so the "
+                   "measured ρ is the square root of the fitted per-step loss ratio (later half of the curve). "
+                   "The heavy-ball rate is reached asymptotically (the error decays like t·ρᵗ). PyTorch's "
+                   "momentum convention v = μv + g; θ −= αv follows the same trajectory as Polyak's heavy "
+                   "ball with the same α and μ at a constant α.")
+        W.chart(TF.draw_rates(TF.rate_info(curves, minimum=spec["minimum_value"])), key="stability_rate_chart")
+    except SpecError as error:
+        W.show_error(error)
+else:
+    st.info("This landscape is not a quadratic: λ_max changes from point to point, so the numbers above hold "
+            "only near the starting point. Track the sharpness during training below to see the edge move.")
+
+st.subheader("Edge of stability: sharpness during training")
+st.markdown(
+    "Full-batch gradient descent on a network typically **sharpens** (λ_max grows) until λ_max reaches "
+    "**2/α**, then hovers there while the loss keeps falling non-monotonically (Cohen et al., 2021). "
+    "The dashed line is each run's own limit c/α_t.")
+eos_names = [p for p in EOS_PROBLEMS if p in registry.problems]
+cols = st.columns(4)
+eos_problem = cols[0].selectbox("network problem", eos_names, key="stability_eos_problem")
+eos_rule = cols[1].selectbox("rule", [r for r in ("gd", "momentum", "nesterov") if r in registry.rules],
+                             key="stability_eos_rule")
+eos_lr = float(cols[2].number_input("learning rate α", 1e-4, 10.0, 0.1, format="%g", key="stability_eos_lr"))
+eos_steps = int(cols[3].number_input("steps", 20, 5000, 400, 20, key="stability_eos_steps"))
+eos_every = int(st.slider("measure the sharpness every k steps", 1, 100, 10, key="stability_eos_every"))
+if st.button("Run with sharpness tracking", key="stability_eos_run"):
+    st.session_state["stability_eos_requested"] = True
+if st.session_state.get("stability_eos_requested"):
+    eos_spec = {"name": "edge-of-stability", "steps": eos_steps, "seeds": [0], "eval_every": eos_steps,
+                "sharpness_every": eos_every, "problem": {"name": eos_problem},
+                "rules": [{"rule": eos_rule, "learning_rate": eos_lr}]}
+    try:
+        eos = W.run_spec(eos_spec, registry)
+        info = TF.sharpness_info(eos)
+        W.chart(TF.draw_sharpness(info), key="stability_sharpness_chart")
+        series = info.series[0] if info.series else None
+        if series is not None and series.limit and series.sharpness:
+            limit = series.limit[0]
+            values = [v for v in series.sharpness if v is not None]
+            tail = values[len(values) * 2 // 3:] or values
+            st.caption(f"Limit {series.limit_label} = {limit:.4g}; sharpness at the start {values[0]:.4g}, "
+                       f"highest {max(values):.4g}, mean over the last third of the run "
+                       f"{sum(tail) / len(tail):.4g}.")
+        for note in W.divergence_notes(eos):
+            st.markdown(f"- {note}")
+    except SpecError as error:
+        W.show_error(error)

@@ -1,0 +1,300 @@
+"""Theory figures: sharpness against the stability limit, the LR range test, rates, critical-α lines.
+
+Same style as ``figures.py``: ``<chart>_info(...)`` reads records or core results into a small
+dataclass of plain lists, ``draw_<chart>(info)`` turns it into a plotly figure built from lists.
+The numbers come from ``descentlab.stability`` / ``descentlab.sharpness`` / ``descentlab.lrfind``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from descentlab.stability import RULE_NAMES, critical_learning_rates_for_runs, rule_threshold
+
+PALETTE = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A",
+           "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"]
+
+
+def _color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _plain(values) -> list:
+    return [float(v) if math.isfinite(v) else None for v in np.asarray(values, dtype=float).ravel()]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Sharpness against the stability limit c/α (edge of stability)
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class SharpnessSeries:
+    """One run's sharpness at the measured steps, and its limit c/α_t at every step (if any)."""
+
+    name: str
+    color: str
+    steps: list[int]
+    sharpness: list[float | None]
+    limit_steps: list[int] = field(default_factory=list)
+    limit: list[float | None] = field(default_factory=list)
+    limit_label: str = ""                  # e.g. "2/α" or "3.8/α = (2 + 2μ)/α"
+    kind: str = "sharpness"                # "sharpness" = λ_max(H); "preconditioned" = λ_max(P⁻¹H)
+
+
+@dataclass
+class SharpnessInfo:
+    series: list[SharpnessSeries]
+    title: str = "Sharpness λ_max of the loss Hessian, with each rule's stability limit c/α (dashed)"
+    note: str = ""
+
+
+def _limit_label(c: float, rule: str, kind: str = "sharpness") -> str:
+    if kind == "preconditioned":
+        return f"{c:.3g}/α (Adam: (2 + 2β₁)/((1 − β₁)α))"
+    if rule == "gd":
+        return "2/α"
+    return f"{c:.3g}/α ({RULE_NAMES.get(rule, rule)})"
+
+
+def sharpness_series(name: str, steps, sharpness, *, learning_rates=None, threshold: float | None = None,
+                     rule: str = "gd", index: int = 0, kind: str = "sharpness") -> SharpnessSeries:
+    """A series from arrays: ``learning_rates`` is α_t at every step 0..T (NaN allowed at the end)."""
+    steps = np.asarray(steps)
+    values = np.asarray(sharpness, dtype=float)
+    keep = np.isfinite(values)
+    series = SharpnessSeries(name=name, color=_color(index), steps=[int(s) for s in steps[keep]],
+                             sharpness=_plain(values[keep]), kind=kind)
+    if threshold is not None and learning_rates is not None:
+        lr = np.asarray(learning_rates, dtype=float)
+        # the last row (final state) has no α of its own: carry the previous one forward
+        lr = np.array([v if math.isfinite(v) else np.nan for v in lr])
+        for i in range(1, len(lr)):
+            if not math.isfinite(lr[i]):
+                lr[i] = lr[i - 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            limit = np.where(lr > 0, threshold / lr, np.nan)
+        series.limit_steps = list(range(len(limit)))
+        series.limit = _plain(limit)
+        series.limit_label = _limit_label(threshold, rule, kind)
+    return series
+
+
+def sharpness_info(results, run_ids: Sequence[int] | None = None, *, max_runs: int = 8) -> SharpnessInfo:
+    """Sharpness-vs-step series of the runs that measured it (``sharpness_every > 0``).
+
+    The limit line of each run is c/α_t with c its rule's declared threshold (2 for GD) and α_t the
+    learning rate the run actually used at step t (so a schedule bends the line).
+    """
+    metrics, runs = results.metrics, results.runs.sort_values("run_id")
+    if "sharpness" not in metrics or not metrics["sharpness"].notna().any():
+        return SharpnessInfo(series=[], note="no sharpness was measured: set sharpness_every > 0")
+    measured = set(metrics.loc[metrics["sharpness"].notna(), "run_id"].astype(int))
+    chosen = [int(r) for r in (run_ids if run_ids is not None else runs["run_id"]) if int(r) in measured]
+    series = []
+    for k, run_id in enumerate(chosen[:max_runs]):
+        row = runs[runs["run_id"] == run_id].iloc[0]
+        rows = metrics[metrics["run_id"] == run_id].sort_values("step")
+        hyper = {c: row[c] for c in runs.columns if c not in ("run_id", "learning_rate") and
+                 isinstance(row[c], (int, float, np.number)) and not (isinstance(row[c], float) and math.isnan(row[c]))}
+        try:
+            c = rule_threshold(str(row["rule"]), hyper)
+        except Exception:  # an unknown plugin rule: draw the sharpness without a limit
+            c = None
+        name = f"{row['label']} α={float(row['learning_rate']):g} seed {int(row['seed'])}"
+        series.append(sharpness_series(name, rows["step"].to_numpy(), rows["sharpness"].to_numpy(),
+                                       learning_rates=rows["learning_rate"].to_numpy(), threshold=c,
+                                       rule=str(row["rule"]), index=k))
+    note = "" if len(chosen) <= max_runs else f"showing {max_runs} of {len(chosen)} runs"
+    return SharpnessInfo(series=series, note=note)
+
+
+def draw_sharpness(info: SharpnessInfo) -> go.Figure:
+    fig = go.Figure()
+    for s in info.series:
+        label = "λ_max(P⁻¹H), preconditioned" if s.kind == "preconditioned" else "λ_max"
+        fig.add_trace(go.Scatter(x=s.steps, y=s.sharpness, mode="lines+markers", name=f"{s.name}: {label}",
+                                 meta="sharpness", legendgroup=s.name, line=dict(color=s.color, width=2),
+                                 marker=dict(size=4)))
+        if s.limit:
+            fig.add_trace(go.Scatter(x=s.limit_steps, y=s.limit, mode="lines", name=f"{s.name}: limit {s.limit_label}",
+                                     meta="limit", legendgroup=s.name, line=dict(color=s.color, width=1.5, dash="dash")))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="sharpness (top Hessian eigenvalue)")
+    title = info.title + (f" — {info.note}" if info.note else "")
+    fig.update_layout(title=title, margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning-rate range test
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class LRFindCurve:
+    name: str
+    color: str
+    learning_rates: list[float]
+    median: list[float | None]
+    low: list[float | None]
+    high: list[float | None]
+    suggested_lr: float | None
+    minimum_lr: float | None
+    critical_lr: float | None = None      # c/λ_max when the problem's λ_max is known
+    reason: str = ""
+
+
+@dataclass
+class LRFindInfo:
+    curves: list[LRFindCurve]
+    title: str = "Learning-rate range test: smoothed loss (median over seeds, band = quartiles)"
+
+
+def lr_find_info(found: Sequence[tuple[str, object]], *, critical: dict | None = None) -> LRFindInfo:
+    """From ``[(label, LRFindResult)]``; ``critical`` maps label -> α_crit to draw (optional)."""
+    curves = []
+    for k, (label, r) in enumerate(found):
+        finite = [i for i, v in enumerate(np.asarray(r.median, dtype=float)) if math.isfinite(v)]
+        upto = (finite[-1] + 1) if finite else 0
+        suggested = float(r.suggested_lr) if math.isfinite(r.suggested_lr) else None
+        minimum = float(r.minimum_lr) if math.isfinite(r.minimum_lr) else None
+        curves.append(LRFindCurve(
+            name=label, color=_color(k), learning_rates=_plain(r.learning_rates[:upto]),
+            median=_plain(r.median[:upto]), low=_plain(r.low[:upto]), high=_plain(r.high[:upto]),
+            suggested_lr=suggested, minimum_lr=minimum,
+            critical_lr=(critical or {}).get(label), reason=r.reason))
+    return LRFindInfo(curves=curves)
+
+
+def _interpolate(xs: list, ys: list, x: float) -> float | None:
+    pairs = [(a, b) for a, b in zip(xs, ys) if a is not None and b is not None]
+    if not pairs:
+        return None
+    lx = np.log([a for a, _ in pairs])
+    return float(np.interp(math.log(x), lx, [b for _, b in pairs]))
+
+
+def draw_lr_find(info: LRFindInfo) -> go.Figure:
+    fig = go.Figure()
+    for c in info.curves:
+        band_x = c.learning_rates + c.learning_rates[::-1]
+        band_y = c.high + c.low[::-1]
+        fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", mode="lines", line=dict(width=0),
+                                 fillcolor=_rgba(c.color, 0.2), name=f"{c.name} quartiles", meta="band",
+                                 legendgroup=c.name, showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=c.learning_rates, y=c.median, mode="lines", name=c.name, meta="median",
+                                 legendgroup=c.name, line=dict(color=c.color, width=2)))
+        if c.suggested_lr is not None:
+            y = _interpolate(c.learning_rates, c.median, c.suggested_lr)
+            fig.add_trace(go.Scatter(x=[c.suggested_lr], y=[y], mode="markers+text", meta="suggested",
+                                     name=f"{c.name} suggested α", legendgroup=c.name, showlegend=False,
+                                     text=[f"α={c.suggested_lr:.3g}"], textposition="bottom left",
+                                     marker=dict(symbol="star", size=15, color=c.color, line=dict(width=1, color="black")),
+                                     hovertext=[c.reason], hoverinfo="text"))
+        if c.critical_lr is not None:
+            fig.add_vline(x=c.critical_lr, line=dict(color=c.color, dash="dash", width=1),
+                          annotation_text=f"critical α {c.critical_lr:.3g}", annotation_position="top")
+    fig.update_xaxes(type="log", title="learning rate α (log), growing every step")
+    fig.update_yaxes(type="log", title="smoothed training loss (log)")
+    fig.update_layout(title=info.title + "; ★ suggested α, dashed = critical α from theory",
+                      margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+# ---------------------------------------------------------------------------------------------
+# Convergence rate: measured loss curve against the theoretical ρ^{2t}
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class RateCurve:
+    name: str
+    color: str
+    steps: list[int]
+    loss_gap: list[float | None]          # J_t − J*
+    theory: list[float | None]            # (J_0 − J*)·ρ^{2t}
+    theory_rate: float
+    measured_rate: float | None
+
+
+@dataclass
+class RateInfo:
+    curves: list[RateCurve]
+    title: str = "Convergence: loss gap J_t − J* (solid) against the theory (J₀ − J*)·ρ^{2t} (dashed)"
+
+
+def rate_info(curves: Sequence[tuple[str, Sequence[float], float, float | None]], minimum: float = 0.0) -> RateInfo:
+    """From ``[(name, losses, theory_rate, measured_rate)]``; the loss gap decays like ρ^{2t}."""
+    out = []
+    for k, (name, losses, rho, measured) in enumerate(curves):
+        gap = np.asarray(losses, dtype=float) - minimum
+        steps = np.arange(gap.size)
+        with np.errstate(under="ignore", invalid="ignore", over="ignore"):
+            theory = gap[0] * float(rho) ** (2.0 * steps)
+            gap = np.where(gap > 0, gap, np.nan)
+            theory = np.where(theory > 0, theory, np.nan)
+        out.append(RateCurve(name=name, color=_color(k), steps=[int(s) for s in steps], loss_gap=_plain(gap),
+                             theory=_plain(theory), theory_rate=float(rho),
+                             measured_rate=None if measured is None or not math.isfinite(measured) else float(measured)))
+    return RateInfo(curves=out)
+
+
+def draw_rates(info: RateInfo) -> go.Figure:
+    fig = go.Figure()
+    for c in info.curves:
+        measured = "" if c.measured_rate is None else f", measured ρ = {c.measured_rate:.4f}"
+        fig.add_trace(go.Scatter(x=c.steps, y=c.loss_gap, mode="lines", name=f"{c.name}{measured}",
+                                 meta="measured", legendgroup=c.name, line=dict(color=c.color, width=2)))
+        fig.add_trace(go.Scatter(x=c.steps, y=c.theory, mode="lines", name=f"{c.name}: theory ρ = {c.theory_rate:.4f}",
+                                 meta="theory", legendgroup=c.name, line=dict(color=c.color, width=1.5, dash="dash")))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(type="log", title="J_t − J* (log)")
+    fig.update_layout(title=info.title, margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Critical α on a learning-rate sweep
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class CriticalLine:
+    name: str
+    learning_rate: float
+
+
+def critical_lines_info(results) -> list[CriticalLine]:
+    """α_crit = c/λ_max per distinct (label, critical α) of a results record whose problem knows λ_max."""
+    top = (results.problem_info or {}).get("top_eigenvalue")
+    if top is None:
+        return []
+    runs = results.runs.sort_values("run_id")
+    values = critical_learning_rates_for_runs(runs, float(top))
+    seen, out = set(), []
+    for label, value in zip(runs["label"], values):
+        if math.isfinite(value) and (label, round(value, 12)) not in seen:
+            seen.add((label, round(value, 12)))
+            out.append(CriticalLine(name=str(label), learning_rate=float(value)))
+    return out
+
+
+def add_critical_lines(fig: go.Figure, lines: Sequence[CriticalLine]) -> go.Figure:
+    """Dashed vertical lines at each predicted critical α (for the sweep plot, x = α)."""
+    for k, line in enumerate(lines):
+        fig.add_vline(x=line.learning_rate, line=dict(color=_color(k), dash="dash", width=1),
+                      annotation_text=f"{line.name}: critical α {line.learning_rate:.3g}",
+                      annotation_position="top left" if k % 2 else "top right")
+    return fig

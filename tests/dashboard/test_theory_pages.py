@@ -1,0 +1,111 @@
+"""AppTest of the Stability and LR-finder pages: the numbers shown equal theory computed here."""
+
+import base64
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from descentlab.lrfind import lr_find
+from descentlab.registry import get_registry
+
+PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "pages"
+
+
+def figure_specs(at):
+    import json
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def values(v):
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+    return np.asarray(v, dtype=float)
+
+
+def table_row(frame, rule):
+    return frame[frame["rule"] == rule].iloc[0]
+
+
+def test_stability_page_quadratic_numbers_match_theory():
+    at = AppTest.from_file(str(PAGES / "7_stability.py"), default_timeout=60).run()
+    assert not at.exception
+    # default bowl: λ_max = 1, κ = 10; the page measures them by Lanczos
+    problem = get_registry().problem("quadratic")
+    instance = problem.build({h.name: h.default for h in problem.settings})
+    eig = np.linalg.eigvalsh(np.array(instance.describe()["hessian"]))
+    lam_min, lam_max = eig[0], eig[-1]
+    shown = [float(m.value) for m in at.metric]
+    np.testing.assert_allclose(shown, [lam_max, lam_min, lam_max / lam_min], rtol=1e-5)
+
+    thresholds = at.dataframe[0].value
+    mu = 0.9
+    expected = {"gd": 2 / lam_max, "momentum": (2 + 2 * mu) / lam_max,
+                "nesterov": (2 + 2 * mu) / (1 + 2 * mu) / lam_max, "classical_momentum": (2 + 2 * mu) / lam_max}
+    for rule, alpha in expected.items():
+        assert table_row(thresholds, rule)["critical α = c/λ_max"] == pytest.approx(alpha, rel=1e-9)
+    assert math.isnan(table_row(thresholds, "adam")["critical α = c/λ_max"])
+
+    rates = at.dataframe[1].value
+    kappa = lam_max / lam_min
+    gd = table_row(rates, "gd")
+    assert gd["optimal α"] == pytest.approx(2 / (lam_min + lam_max))
+    assert gd["theory rate"] == pytest.approx((kappa - 1) / (kappa + 1))
+    assert gd["measured rate"] == pytest.approx((kappa - 1) / (kappa + 1), rel=1e-6)
+    hb = table_row(rates, "momentum")
+    rho = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
+    assert hb["optimal α"] == pytest.approx(4 / (math.sqrt(lam_max) + math.sqrt(lam_min)) ** 2)
+    assert hb["optimal μ"] == pytest.approx(rho ** 2)
+    assert hb["measured rate"] == pytest.approx(rho, rel=0.02)  # asymptotic (t·ρᵗ): 200 steps
+
+    # the sweep draws the predicted critical α as vertical lines
+    sweep = figure_specs(at)[0]
+    lines = sorted(s["x0"] for s in sweep["layout"].get("shapes", []))
+    np.testing.assert_allclose(lines, sorted([expected["gd"], expected["momentum"], expected["nesterov"]]),
+                               rtol=1e-9)
+
+
+def test_stability_page_linear_regression_lambda_is_second_moment_eigenvalue():
+    at = AppTest.from_file(str(PAGES / "7_stability.py"), default_timeout=60).run()
+    at.selectbox(key="stability_problem").select("linear_regression").run()
+    assert not at.exception
+    problem = get_registry().problem("linear_regression")
+    instance = problem.build({h.name: h.default for h in problem.settings})
+    x = instance.dataset.x_train
+    augmented = np.hstack([x, np.ones((len(x), 1))])
+    eig = np.linalg.eigvalsh(augmented.T @ augmented / len(x))
+    np.testing.assert_allclose(float(at.metric[0].value), eig[-1], rtol=1e-5)
+    assert table_row(at.dataframe[0].value, "gd")["critical α = c/λ_max"] == pytest.approx(
+        2 / eig[-1], rel=1e-5)
+
+
+def test_stability_page_sharpness_chart_has_the_two_over_alpha_line():
+    at = AppTest.from_file(str(PAGES / "7_stability.py"), default_timeout=120).run()
+    at.number_input(key="stability_eos_steps").set_value(60)
+    at.button(key="stability_eos_run").click().run()
+    assert not at.exception
+    spec = figure_specs(at)[-1]
+    limit = [t for t in spec["data"] if t.get("meta") == "limit"][0]
+    np.testing.assert_allclose(values(limit["y"]), 2 / 0.1)
+    sharp = [t for t in spec["data"] if t.get("meta") == "sharpness"][0]
+    assert list(values(sharp["x"])) == list(range(0, 61, 10))
+    assert "2/α" in limit["name"]
+
+
+def test_lr_find_page_suggestion_equals_core_and_lies_below_critical_alpha():
+    at = AppTest.from_file(str(PAGES / "8_lr_find.py"), default_timeout=60).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    gd = table_row(table, "gd")
+    assert gd["critical α (theory)"] == pytest.approx(2 / 10.0)
+    problem = get_registry().problem("quadratic")
+    instance = problem.build({**{h.name: h.default for h in problem.settings}, "lambda_max": 10.0})
+    direct = lr_find(instance, "gd", seeds=[0, 1, 2])
+    assert gd["suggested α"] == pytest.approx(direct.suggested_lr)
+    assert gd["suggested α"] < gd["critical α (theory)"]
+    momentum = table_row(table, "momentum")
+    assert momentum["suggested α"] < momentum["critical α (theory)"] == pytest.approx(3.8 / 10.0)
+    spec = figure_specs(at)[0]
+    assert [t["name"] for t in spec["data"] if t.get("meta") == "median"] == list(table["rule"])
