@@ -144,18 +144,20 @@ class QuadraticBowl(LandscapeInstance):
         theta = math.radians(self.angle)
         q = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
         self.matrix = q @ np.diag(self.eigenvalues) @ q.T
+        # Plain Python floats: numpy scalars would promote float32 runs to float64.
+        self._a, self._b, self._c = (float(self.matrix[0, 0]), float(self.matrix[0, 1]), float(self.matrix[1, 1]))
         super().__init__(start, start_spread)
 
     def _value(self, x, y):
-        (a, b), (_, c) = self.matrix
+        a, b, c = self._a, self._b, self._c
         return 0.5 * (a * x * x + 2.0 * b * x * y + c * y * y)
 
     def _grad(self, x, y):
-        (a, b), (_, c) = self.matrix
+        a, b, c = self._a, self._b, self._c
         return a * x + b * y, b * x + c * y
 
     def _hess(self, x, y):
-        (a, b), (_, c) = self.matrix
+        a, b, c = self._a, self._b, self._c
         ones = np.ones_like(x)
         return a * ones, b * ones, c * ones
 

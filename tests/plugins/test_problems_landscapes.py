@@ -97,12 +97,22 @@ def test_start_point_and_seeded_spread(registry):
     assert x0 <= 1.0 <= x1 and y0 <= -2.0 <= y1
 
 
-def test_float32_landscape():
-    instance = Rosenbrock()
+@pytest.mark.parametrize("name", LANDSCAPE_NAMES + ["linear_regression"])
+def test_float32_runs_stay_float32(registry, name):
+    instance = build(registry, name, start_spread=0.1)
     params = instance.init_params([0, 1], dtype=np.float32)
     loss, grad = instance.loss_and_grad(params)
-    assert params.dtype == grad.dtype == loss.dtype == np.float32
+    assert params.dtype == grad.dtype == loss.dtype == instance.loss(params).dtype == np.float32
     assert instance.hessian(params).dtype == np.float32
+    loss64 = instance.loss(params.astype(np.float64))
+    np.testing.assert_allclose(loss, loss64, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", LANDSCAPE_NAMES + ["linear_regression"])
+def test_describe_is_json_ready(registry, name):
+    import json
+    info = json.loads(json.dumps(build(registry, name).describe()))
+    assert info["n_params"] == 2 and len(info["bounds"]) == 2 and info["minima"]
 
 
 def test_diverging_points_give_inf_without_warnings():
