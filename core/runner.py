@@ -458,7 +458,7 @@ def _column(values: list) -> pd.Series | np.ndarray:
     return pd.Series(values, dtype=object)
 
 
-def _divergence_reason(registry, configs, status, diverged_at, rates_at, sharpness_last, problem_info):
+def _divergence_reason(registry, configs, status, diverged_at, rates_at, sharpness_last, problem_info, factor):
     try:
         from .stability import divergence_reason
     except ImportError:
@@ -473,7 +473,8 @@ def _divergence_reason(registry, configs, status, diverged_at, rates_at, sharpne
         hyper = {k: (float(v) if isinstance(v, (bool, int, float)) else v) for k, v in c.hyper.items()}
         try:
             reasons.append(str(divergence_reason(registry.rule(c.rule), hyper, float(rates_at[i]),
-                                                 None if lam is None else float(lam), int(diverged_at[i])) or ""))
+                                                 None if lam is None else float(lam), int(diverged_at[i]),
+                                                 divergence_factor=factor, registry=registry) or ""))
         except Exception:  # theory is a bonus; it must never break a finished experiment
             reasons.append("")
     return reasons
@@ -532,7 +533,8 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
         measured = measured[np.isfinite(measured)]
         if measured.size:
             sharp_last[j] = measured[-1]
-    reasons = _divergence_reason(registry, configs, status, diverged_at, rates_at, sharp_last, problem_info)
+    reasons = _divergence_reason(registry, configs, status, diverged_at, rates_at, sharp_last, problem_info,
+                                 experiment.divergence_factor)
 
     rule_cols, schedule_cols = _hyper_columns(experiment, registry)
     table = {

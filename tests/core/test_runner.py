@@ -1,0 +1,318 @@
+"""The batched runner against hand-written reference loops: metrics, divergence, failures, seeds, executors."""
+
+import math
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import descentlab.runner as runner
+import test_runner_plugin
+from descentlab.experiment import Experiment
+from descentlab.registry import load_registry
+from descentlab.runner import run_experiment
+from test_runner_plugin import RunnerTestPlugin
+
+PLUGIN_FILE = str(Path(test_runner_plugin.__file__).resolve())
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry(entry_points=False, use_env=False, extra_plugins=[("test", RunnerTestPlugin)])
+
+
+def experiment(registry, rules, **settings):
+    d = {"steps": 20, "seeds": 1, "eval_every": 0, "problem": {"name": "test_quadratic"}, "rules": rules}
+    d.update(settings)
+    return Experiment.from_dict(d, registry)
+
+
+def reference_gd(alpha, scale, steps, lam=(1.0, 0.25), start=(1.0, -2.0)):
+    """Plain numpy GD on J = ½(λ₁x² + λ₂y²), one run, written out: θ ← θ − α s λ⊙θ."""
+    lam, theta = np.array(lam), np.array(start, dtype=float)
+    losses, norms, steps_taken, path = [], [], [], [theta.copy()]
+    for t in range(steps + 1):
+        g = lam * theta
+        losses.append(0.5 * (theta * g).sum())
+        norms.append(math.hypot(*g))
+        if t == steps:
+            break
+        update = -(alpha * scale) * g
+        steps_taken.append(math.hypot(*update))
+        theta = theta + update
+        path.append(theta.copy())
+    return np.array(losses), np.array(norms), np.array(steps_taken), np.array(path)
+
+
+def test_metrics_equal_a_plain_numpy_loop(registry):
+    e = experiment(registry, [{"rule": "test_gd", "learning_rate": [0.1, 0.5], "scale": [1.0, 3.0]}], steps=25)
+    res = run_experiment(e, registry=registry, workers=1)
+    assert list(res.runs["status"]) == ["finished"] * 4
+    for run in e.runs():
+        m = res.run_metrics(run.run_id)
+        loss, norms, sizes, path = reference_gd(run.learning_rate, run.hyper["scale"], e.steps)
+        assert list(m["step"]) == list(range(e.steps + 1))
+        np.testing.assert_array_equal(m["loss"], loss)
+        np.testing.assert_array_equal(res.weights["path"][run.run_id], path)
+        np.testing.assert_allclose(m["grad_norm"], norms, rtol=1e-15)
+        np.testing.assert_allclose(m["grad_norm.point"], norms, rtol=1e-15)
+        np.testing.assert_allclose(m["step_size"][:-1], sizes, rtol=1e-15)
+        assert m["learning_rate"][:-1].eq(run.learning_rate).all()
+        assert np.isnan(m["learning_rate"].iloc[-1]) and np.isnan(m["step_size"].iloc[-1])
+        np.testing.assert_array_equal(res.weights["final.point"][run.run_id], path[-1])
+        np.testing.assert_array_equal(res.weights["initial.point"][run.run_id], [1.0, -2.0])
+        row = res.runs.iloc[run.run_id]
+        assert row["final_loss"] == loss[-1] and row["best_loss"] == loss.min()
+    assert m[["test_loss", "test_accuracy", "sharpness"]].isna().all().all()
+
+
+def test_runs_table_columns(registry):
+    e = experiment(registry, [{"rule": "test_gd", "learning_rate": 0.1},
+                              {"rule": "momentum", "learning_rate": 0.1, "schedule": {"name": "step", "step_size": 5}}])
+    runs = run_experiment(e, registry=registry, workers=1).runs
+    assert list(runs.columns) == [
+        "run_id", "entry", "label", "rule", "schedule", "seed", "learning_rate", "scale", "momentum", "dampening",
+        "nesterov", "weight_decay", "schedule.step_size", "schedule.gamma", "warmup_steps", "status",
+        "diverged_at", "final_loss", "best_loss", "steps_to_target", "error", "divergence_reason"]
+    assert runs["scale"].tolist()[0] == 1.0 and np.isnan(runs["scale"][1])
+    assert np.isnan(runs["momentum"][0]) and runs["momentum"][1] == 0.9 and runs["nesterov"][1] == 0.0
+
+
+def test_schedule_and_warmup_give_the_recorded_learning_rate(registry):
+    e = experiment(registry, [{"rule": "test_gd", "learning_rate": 0.2,
+                               "schedule": {"name": "step", "step_size": 4, "gamma": 0.5, "warmup_steps": 3}}],
+                   steps=12)
+    lr = run_experiment(e, registry=registry, workers=1).metrics["learning_rate"].to_numpy()
+    expected = [0.2 * (t + 1) / 3 for t in range(3)] + [0.2 * 0.5 ** ((t - 3) // 4) for t in range(3, 12)]
+    np.testing.assert_allclose(lr[:12], expected, rtol=1e-15)
+
+
+def first_divergence(alpha, factor=1e4, lam=(1.0, 0.25), start=(1.0, -2.0)):
+    """Closed form: L_t = ½ Σ λ_i (1 − αλ_i)^(2t) θ_i²; first t with L_t > factor · L_0."""
+    l0 = 0.5 * sum(l * s * s for l, s in zip(lam, start))
+    for t in range(1000):
+        if 0.5 * sum(l * (1 - alpha * l) ** (2 * t) * s * s for l, s in zip(lam, start)) > factor * l0:
+            return t
+    return None
+
+
+def test_divergence_is_detected_frozen_and_others_continue(registry):
+    e = experiment(registry, [{"rule": "test_gd", "learning_rate": [0.5, 2.5, 1e200]}], steps=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning may reach the user
+        res = run_experiment(e, registry=registry, workers=1)
+    runs = res.runs
+    t_div = first_divergence(2.5)
+    assert t_div == 13
+    assert list(runs["status"]) == ["finished", "diverged", "diverged"]
+    assert runs["diverged_at"][1] == t_div and runs["diverged_at"][2] == 1
+    assert np.isnan(runs["diverged_at"][0])
+    counts = res.metrics.groupby("run_id")["step"].max()
+    assert list(counts) == [40, t_div, 1]
+    assert np.isinf(runs["final_loss"][2])
+    # the diverged run's rows match the reference up to its divergence step, its path is NaN afterwards
+    loss, *_ , path = reference_gd(2.5, 1.0, t_div)
+    np.testing.assert_array_equal(res.run_metrics(1)["loss"], loss)
+    np.testing.assert_array_equal(res.weights["final.point"][1], path[-1])
+    assert np.isnan(res.weights["path"][1][t_div + 1:]).all()
+    # the other run is exactly what it is alone
+    alone = run_experiment(experiment(registry, [{"rule": "test_gd", "learning_rate": 0.5}], steps=40),
+                           registry=registry, workers=1)
+    pd.testing.assert_frame_equal(res.run_metrics(0), alone.run_metrics(0), check_exact=True)
+    assert "2" in runs["divergence_reason"][1]  # gd's limit α·λ_max < 2 is named
+    assert runs["divergence_reason"][0] == ""
+
+
+def test_steps_to_target_matches_the_closed_form(registry):
+    e = experiment(registry, [{"rule": "test_gd", "learning_rate": [0.5, 0.05]}], steps=30, target_loss=0.01)
+    runs = run_experiment(e, registry=registry, workers=1).runs
+    lam, start = (1.0, 0.25), (1.0, -2.0)
+    for i, alpha in enumerate((0.5, 0.05)):
+        losses = [0.5 * sum(l * (1 - alpha * l) ** (2 * t) * s * s for l, s in zip(lam, start)) for t in range(31)]
+        hits = [t for t, v in enumerate(losses) if v <= 0.01]
+        expected = hits[0] if hits else None
+        if expected is None:
+            assert np.isnan(runs["steps_to_target"][i])
+        else:
+            assert runs["steps_to_target"][i] == expected
+
+
+def test_a_failing_rule_fails_only_its_own_runs(registry):
+    rules = [{"rule": "test_gd", "learning_rate": 0.1}, {"rule": "test_explode", "learning_rate": 0.1},
+             {"rule": "test_bad_shape", "learning_rate": 0.1}, {"rule": "test_gd", "learning_rate": 0.3}]
+    e = experiment(registry, rules, seeds=2)
+    res = run_experiment(e, registry=registry, workers=1)
+    runs = res.runs
+    assert list(runs["status"]) == ["finished"] * 2 + ["failed"] * 4 + ["finished"] * 2
+    assert set(runs["error"][2:4]) == {"ValueError: boom at step 3"}
+    assert all("shape" in text for text in runs["error"][4:6])
+    assert (runs["error"][[0, 1, 6, 7]] == "").all()
+    assert list(res.metrics.groupby("run_id")["step"].max()) == [20, 20, 3, 3, 0, 0, 20, 20]
+    alone = run_experiment(experiment(registry, [rules[0], rules[3]], seeds=2), registry=registry, workers=1)
+    for run_id, alone_id in ((0, 0), (1, 1), (6, 2), (7, 3)):
+        np.testing.assert_array_equal(res.run_metrics(run_id)["loss"], alone.run_metrics(alone_id)["loss"])
+
+
+SPIRALS = {"name": "spirals", "samples": 64, "hidden": [5, 3], "activation": "tanh"}
+
+
+def spirals(registry, rules, **settings):
+    return experiment(registry, rules, problem=SPIRALS, **settings)
+
+
+def test_same_seed_gives_the_same_initial_weights_for_every_rule(registry):
+    e = spirals(registry, [{"rule": "gd", "learning_rate": [0.1, 1.0]}, {"rule": "adam", "learning_rate": 0.01}],
+                seeds=[4, 9], steps=3)
+    res = run_experiment(e, registry=registry, workers=1)
+    by_seed = {}
+    for run in e.runs():
+        w = np.concatenate([res.weights[f"initial.{k}"][run.run_id].ravel() for k in ("W1", "b1", "W2", "W3")])
+        by_seed.setdefault(run.seed, []).append(w)
+    for rows in by_seed.values():
+        for row in rows[1:]:
+            np.testing.assert_array_equal(row, rows[0])
+    assert not np.array_equal(by_seed[4][0], by_seed[9][0])
+    # row 0 of every run with the same seed has the same loss: same data, same weights
+    first = res.metrics[res.metrics["step"] == 0].set_index("run_id")["loss"]
+    assert first[0] == first[2] == first[4] and first[1] == first[3] == first[5]
+
+
+def plain_mlp_gd(x, y, weights, alpha, steps):
+    """Reference: full-batch GD on a tanh MLP with binary cross-entropy on logits, backprop written out."""
+    ws = [w.copy() for w in weights]
+    losses = []
+    for t in range(steps + 1):
+        acts, zs = [x], []
+        for i in range(0, len(ws), 2):
+            z = acts[-1] @ ws[i] + ws[i + 1]
+            zs.append(z)
+            acts.append(z if i == len(ws) - 2 else np.tanh(z))
+        out = acts[-1]
+        losses.append(np.mean(np.maximum(out, 0) - out * y + np.log1p(np.exp(-np.abs(out)))))
+        if t == steps:
+            break
+        delta = (1 / (1 + np.exp(-out)) - y) / len(y)
+        grads = []
+        for layer in range(len(ws) // 2 - 1, -1, -1):
+            grads = [acts[layer].T @ delta, delta.sum(axis=0)] + grads
+            if layer:
+                delta = (delta @ ws[2 * layer].T) * (1 - acts[layer] ** 2)
+        ws = [w - alpha * g for w, g in zip(ws, grads)]
+    return np.array(losses)
+
+
+def test_mlp_runs_match_a_plain_numpy_backprop_loop(registry):
+    e = spirals(registry, [{"rule": "gd", "learning_rate": [0.3, 3.0]}], seeds=[0, 1], steps=15, eval_every=4)
+    res = run_experiment(e, registry=registry, workers=1)
+    instance = registry.problem("spirals").build(e.problem_settings)
+    x, y = instance.dataset.x_train, instance.dataset.y_train
+    for run in e.runs():
+        weights = [res.weights[f"initial.{k}"][run.run_id] for k in ("W1", "b1", "W2", "b2", "W3", "b3")]
+        expected = plain_mlp_gd(x, y, weights, run.learning_rate, e.steps)
+        m = res.run_metrics(run.run_id)
+        np.testing.assert_allclose(m["loss"], expected, rtol=1e-12)
+        layers = m[["grad_norm.layer1", "grad_norm.layer2", "grad_norm.layer3"]].to_numpy()
+        np.testing.assert_allclose(m["grad_norm"] ** 2, (layers ** 2).sum(axis=1), rtol=1e-12)
+        evaluated = m.loc[m["test_accuracy"].notna(), "step"].tolist()
+        assert evaluated == [0, 4, 8, 12, 15]
+        assert m["test_loss"].notna().tolist() == m["test_accuracy"].notna().tolist()
+
+
+def test_rerun_is_bit_identical_and_chunking_does_not_change_bits(registry, monkeypatch):
+    e = spirals(registry, [{"rule": "momentum", "learning_rate": [0.01, 0.1, 1.0, 30.0]},
+                           {"rule": "adam", "learning_rate": [0.001, 0.01, 0.1]}], seeds=2, steps=25)
+    first = run_experiment(e, registry=registry, workers=1)
+    second = run_experiment(e, registry=registry, workers=1)
+    monkeypatch.setattr(runner, "CHUNK_BYTES", 1)  # one run per chunk
+    single = run_experiment(e, registry=registry, workers=1)
+    monkeypatch.setattr(runner, "CHUNK_BYTES", 1 << 40)  # a whole entry per chunk
+    stacked = run_experiment(e, registry=registry, workers=1)
+    assert single.meta["chunks"] == e.n_runs and stacked.meta["chunks"] == 2
+    for other in (second, single, stacked):
+        pd.testing.assert_frame_equal(first.metrics, other.metrics, check_exact=True)
+        pd.testing.assert_frame_equal(first.runs, other.runs, check_exact=True)
+        for key, value in first.weights.items():
+            np.testing.assert_array_equal(value, other.weights[key])
+
+
+def test_process_pool_results_equal_serial():
+    registry = load_registry([PLUGIN_FILE], entry_points=False, use_env=False)
+    e = Experiment.from_dict({"steps": 20, "seeds": 2, "eval_every": 5, "problem": SPIRALS, "rules": [
+        {"rule": "test_gd", "learning_rate": [0.1, 1.0]}, {"rule": "adam", "learning_rate": [0.01, 0.1]},
+        {"rule": "gd", "learning_rate": 100.0}]}, registry)
+    serial = run_experiment(e, registry=registry, workers=1)
+    seen = []
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        parallel = run_experiment(e, registry=registry, executor=pool, progress=lambda d, t: seen.append((d, t)))
+    pd.testing.assert_frame_equal(serial.metrics, parallel.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(serial.runs, parallel.runs, check_exact=True)
+    for key, value in serial.weights.items():
+        np.testing.assert_array_equal(value, parallel.weights[key])
+    assert parallel.meta["chunks"] >= 4  # split so both workers have work
+    assert seen[-1] == (e.n_runs * 20, e.n_runs * 20)
+
+
+def test_plugins_registered_in_process_only_cannot_go_to_workers(registry):
+    from descentlab.errors import SpecError
+    e = experiment(registry, [{"rule": "test_gd", "learning_rate": [0.1, 0.2]}])
+    with pytest.raises(SpecError, match="workers"):
+        run_experiment(e, registry=registry, workers=2)
+
+
+def test_mini_batches_are_seeded_permutations_shared_across_rules(registry):
+    test_runner_plugin.BATCH_LOG.clear()
+    e = experiment(registry, [{"rule": "gd", "learning_rate": 0.1}, {"rule": "test_gd", "learning_rate": 0.5}],
+                   problem={"name": "test_samples", "samples": 20}, batch_size=6, seeds=[0, 1], steps=7,
+                   eval_every=2)
+    res = run_experiment(e, registry=registry, workers=1)
+    log = test_runner_plugin.BATCH_LOG
+    assert len(log) == 2 * (e.steps + 1) and all(b.shape == (2, 6) for b in log)
+    first_rule, second_rule = np.array(log[:8]), np.array(log[8:])  # (steps+1, runs, B)
+    np.testing.assert_array_equal(first_rule, second_rule)  # same seed, same batches, whatever the rule
+    for run in range(2):
+        for epoch in (0, 1):  # 20 // 6 = 3 batches per epoch, drawn without replacement
+            drawn = first_rule[3 * epoch:3 * epoch + 3, run].ravel()
+            assert len(set(drawn)) == 18
+    assert not np.array_equal(first_rule[:, 0], first_rule[:, 1])  # seeds differ
+    # each row's loss is that mini-batch's loss at θ_t (reconstructed from the final/initial weights path)
+    instance = registry.problem("test_samples").build(e.problem_settings)
+    theta = res.weights["path"][0]
+    for t in range(e.steps + 1):
+        batch = instance.x[first_rule[t, 0]]
+        expected = 0.5 * ((theta[t] - batch) ** 2).sum(axis=1).mean()
+        assert res.run_metrics(0)["loss"][t] == pytest.approx(expected, rel=1e-14)
+    assert res.run_metrics(0)["test_loss"].notna().sum() == 5  # steps 0, 2, 4, 6 and the last
+
+
+def test_batch_larger_than_the_data_is_a_spec_error(registry):
+    from descentlab.errors import SpecError
+    e = experiment(registry, [{"rule": "gd"}], problem={"name": "test_samples", "samples": 20}, batch_size=21)
+    with pytest.raises(SpecError, match="batch_size"):
+        run_experiment(e, registry=registry, workers=1)
+
+
+def test_sharpness_every_measures_the_top_eigenvalue(registry):
+    e = experiment(registry, [{"rule": "test_gd", "learning_rate": 0.1}], steps=10, sharpness_every=5,
+                   problem={"name": "test_quadratic", "lam1": 3.0, "lam2": 0.5})
+    m = run_experiment(e, registry=registry, workers=1).metrics
+    measured = m.loc[m["sharpness"].notna(), ["step", "sharpness"]]
+    assert measured["step"].tolist() == [0, 5, 10]
+    np.testing.assert_allclose(measured["sharpness"], 3.0, rtol=1e-6)
+
+
+def test_progress_counts_run_steps_up_to_the_total(registry):
+    seen = []
+    e = experiment(registry, [{"rule": "test_gd", "learning_rate": [0.1, 0.2]}, {"rule": "gd"}], steps=50)
+    run_experiment(e, registry=registry, workers=1, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (150, 150)
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+
+
+def test_float32_runs_stay_float32(registry):
+    e = spirals(registry, [{"rule": "adam", "learning_rate": 0.01}], dtype="float32", steps=5)
+    res = run_experiment(e, registry=registry, workers=1)
+    assert res.weights["final.W1"].dtype == np.float32
+    assert res.runs["status"][0] == "finished"
