@@ -1,0 +1,113 @@
+"""Results on disk: round trip, atomic writes, meta, and one-line errors for folders that are not results."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import descentlab.records as records
+from descentlab.errors import SpecError
+from descentlab.experiment import Experiment
+from descentlab.records import FILES, load_results, save_results
+from descentlab.registry import load_registry
+from descentlab.runner import run_experiment
+from test_runner_plugin import RunnerTestPlugin
+
+
+@pytest.fixture(scope="module")
+def results():
+    registry = load_registry(entry_points=False, use_env=False, extra_plugins=[("test", RunnerTestPlugin)])
+    e = Experiment.from_dict({"name": "rt", "steps": 12, "seeds": 2, "eval_every": 3, "target_loss": 0.3, "divergence_factor": 3,
+                              "problem": {"name": "spirals", "samples": 40, "hidden": [3]},
+                              "rules": [{"rule": "momentum", "learning_rate": [0.1, 50.0], "nesterov": [True, False]},
+                                        {"rule": "test_explode", "learning_rate": 0.1},
+                                        {"rule": "adam", "schedule": {"name": "cosine", "warmup_steps": 2}}]},
+                             registry)
+    return run_experiment(e, registry=registry, workers=1)
+
+
+def test_save_and_load_give_the_same_tables(results, tmp_path):
+    path = save_results(results, tmp_path)
+    assert path.parent == tmp_path and path.name.startswith("rt-")
+    assert sorted(p.name for p in path.iterdir()) == sorted(FILES)
+    back = load_results(path)
+    pd.testing.assert_frame_equal(back.runs, results.runs, check_exact=True)
+    pd.testing.assert_frame_equal(back.metrics, results.metrics, check_exact=True)
+    assert back.weights.keys() == results.weights.keys()
+    for key, value in results.weights.items():
+        np.testing.assert_array_equal(back.weights[key], value)
+        assert back.weights[key].dtype == value.dtype
+    assert back.experiment == results.experiment
+    assert back.problem_info == results.problem_info
+    assert back.meta == json.loads(json.dumps(results.meta))
+    assert back.path == path
+    assert set(results.runs["status"]) == {"finished", "diverged", "failed"}
+
+
+def test_meta_names_versions_plugins_and_the_command(results, tmp_path):
+    path = save_results(results, tmp_path)
+    meta = json.loads((path / "meta.json").read_text())
+    assert {"descentlab", "numpy", "pandas", "pyarrow", "pluggy", "python"} <= set(meta["versions"])
+    assert meta["versions"]["numpy"] == np.__version__
+    assert meta["plugins"]["rules"] == {"momentum": "built-in", "test_explode": "registered test", "adam": "built-in"}
+    assert meta["plugins"]["problem"] == {"spirals": "built-in"}
+    assert meta["command"] == f"descentlab run {path / 'experiment.toml'}"
+    assert meta["wall_time_s"] > 0 and meta["problem_info"]["n_train"] == 32
+
+
+def test_weights_load_without_pickle(results, tmp_path):
+    path = save_results(results, tmp_path)
+    with np.load(path / "weights.npz", allow_pickle=False) as npz:
+        assert npz["final.W1"].shape == (results.runs.shape[0], 2, 3)
+        assert npz["initial.b2"].shape == (results.runs.shape[0], 1)
+
+
+def test_two_saves_never_share_a_folder(results, tmp_path):
+    first = save_results(results, tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in first.iterdir()}
+    second = save_results(results, tmp_path)
+    assert first != second
+    assert {p.name: p.stat().st_mtime_ns for p in first.iterdir()} == before
+
+
+def test_a_failing_write_leaves_no_experiment_folder(results, tmp_path, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(records.np, "savez", disk_full)
+    with pytest.raises(SpecError, match="No space left"):
+        save_results(results, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_write_leaves_no_experiment_folder(results, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_results(results, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_folder_is_a_spec_error(results, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SpecError) as caught:
+        save_results(results, blocker / "results")
+    assert str(caught.value).startswith("--out:") and "\n" not in str(caught.value)
+
+
+def test_loading_something_else_is_one_line(results, tmp_path):
+    with pytest.raises(SpecError, match="no such folder"):
+        load_results(tmp_path / "missing")
+    (tmp_path / "random").mkdir()
+    with pytest.raises(SpecError, match="missing experiment.toml"):
+        load_results(tmp_path / "random")
+    path = save_results(results, tmp_path)
+    data = (path / "metrics.parquet").read_bytes()
+    (path / "metrics.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SpecError) as caught:
+        load_results(path)
+    assert "metrics.parquet" in str(caught.value) and "\n" not in str(caught.value)
