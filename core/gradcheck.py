@@ -68,20 +68,20 @@ def check_grads(fn: Callable, params, *, eps: float = 1e-6, rtol: float = 1e-6, 
                                  f"got {loss.shape} and {grad.shape}")
     rng = np.random.default_rng(seed)
     worst, worst_case = 0.0, None
-    for d in range(directions):
-        v = _unit_directions(rng, (runs, size), params.dtype)
-        plus = np.asarray(fn(params + eps * v)[0])
-        minus = np.asarray(fn(params - eps * v)[0])
-        numeric = (plus.astype(np.float64) - minus) / (2.0 * eps)
-        analytic = np.einsum("rp,rp->r", grad.astype(np.float64), v.astype(np.float64))
-        floor = _noise_floor([loss, plus, minus], params.dtype, eps) if atol is None else np.full(runs, atol)
-        scale = np.maximum(np.maximum(np.abs(numeric), np.abs(analytic)), floor / rtol)
-        with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):  # a non-finite loss must fail the check, not warn
+        for d in range(directions):
+            v = _unit_directions(rng, (runs, size), params.dtype)
+            plus = np.asarray(fn(params + eps * v)[0])
+            minus = np.asarray(fn(params - eps * v)[0])
+            numeric = (plus.astype(np.float64) - minus) / (2.0 * eps)
+            analytic = np.einsum("rp,rp->r", grad.astype(np.float64), v.astype(np.float64))
+            floor = _noise_floor([loss, plus, minus], params.dtype, eps) if atol is None else np.full(runs, atol)
+            scale = np.maximum(np.maximum(np.abs(numeric), np.abs(analytic)), floor / rtol)
             error = np.abs(numeric - analytic) / scale
-        error = np.where(np.isfinite(error), error, np.inf)
-        r = int(np.argmax(error))
-        if error[r] > worst or worst_case is None:
-            worst, worst_case = float(error[r]), (r, d, numeric[r], analytic[r])
+            error = np.where(np.isfinite(error) & np.isfinite(scale), error, np.inf)
+            r = int(np.argmax(error))
+            if error[r] > worst or worst_case is None:
+                worst, worst_case = float(error[r]), (r, d, numeric[r], analytic[r])
     if not worst <= rtol:
         r, d, numeric_r, analytic_r = worst_case
         raise GradientCheckError(
@@ -103,7 +103,8 @@ def numeric_grad(loss_fn: Callable, params, eps: float = 1e-6) -> np.ndarray:
         step[:, p] = eps
         plus = np.asarray(loss_fn(params + step), dtype=np.float64)
         minus = np.asarray(loss_fn(params - step), dtype=np.float64)
-        out[:, p] = (plus - minus) / (2.0 * eps)
+        with np.errstate(all="ignore"):
+            out[:, p] = (plus - minus) / (2.0 * eps)
     return out
 
 
@@ -123,19 +124,20 @@ def check_hessian(grad_fn: Callable, hessian, params, *, eps: float = 1e-6, rtol
     g0 = np.asarray(grad_fn(params.copy()), dtype=np.float64)
     rng = np.random.default_rng(seed)
     worst, where = 0.0, (0, 0)
-    for d in range(directions):
-        v = _unit_directions(rng, (runs, size), params.dtype)
-        numeric = (np.asarray(grad_fn(params + eps * v), dtype=np.float64)
-                   - np.asarray(grad_fn(params - eps * v), dtype=np.float64)) / (2.0 * eps)
-        analytic = np.einsum("rpq,rq->rp", h, v.astype(np.float64))
-        noise = 10.0 * np.finfo(params.dtype).eps * (np.linalg.norm(g0, axis=1) + 1.0) / eps
-        scale = np.maximum(np.maximum(np.linalg.norm(numeric, axis=1), np.linalg.norm(analytic, axis=1)),
-                           noise / rtol)
-        error = np.linalg.norm(numeric - analytic, axis=1) / scale
-        error = np.where(np.isfinite(error), error, np.inf)
-        r = int(np.argmax(error))
-        if error[r] > worst:
-            worst, where = float(error[r]), (r, d)
+    with np.errstate(all="ignore"):
+        for d in range(directions):
+            v = _unit_directions(rng, (runs, size), params.dtype)
+            numeric = (np.asarray(grad_fn(params + eps * v), dtype=np.float64)
+                       - np.asarray(grad_fn(params - eps * v), dtype=np.float64)) / (2.0 * eps)
+            analytic = np.einsum("rpq,rq->rp", h, v.astype(np.float64))
+            noise = 10.0 * np.finfo(params.dtype).eps * (np.linalg.norm(g0, axis=1) + 1.0) / eps
+            scale = np.maximum(np.maximum(np.linalg.norm(numeric, axis=1), np.linalg.norm(analytic, axis=1)),
+                               noise / rtol)
+            error = np.linalg.norm(numeric - analytic, axis=1) / scale
+            error = np.where(np.isfinite(error) & np.isfinite(scale), error, np.inf)
+            r = int(np.argmax(error))
+            if error[r] > worst:
+                worst, where = float(error[r]), (r, d)
     if not worst <= rtol:
         raise GradientCheckError(f"hessian check failed: worst relative error {worst:.3e} > rtol {rtol:.1e} "
                                  f"(run {where[0]}, direction {where[1]}, eps {eps:g})")

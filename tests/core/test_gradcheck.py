@@ -69,3 +69,12 @@ def test_check_hessian_accepts_exact_and_rejects_wrong():
 
 def test_integer_params_are_checked_in_float64():
     assert check_grads(cubic, np.ones((2, 3), dtype=int)) < 1e-8
+
+
+def test_non_finite_losses_fail_the_check_without_warnings():
+    def overflowing(p):
+        with np.errstate(over="ignore"):
+            return np.exp(1000.0 * p).sum(axis=1), 1000.0 * np.exp(1000.0 * p)
+
+    with pytest.raises(GradientCheckError, match="inf"):
+        check_grads(overflowing, np.ones((2, 2)))
