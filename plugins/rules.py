@@ -175,9 +175,10 @@ def classical_momentum_update(grad, state, params, learning_rate, hyper, step):
     changes α it differs: past steps keep the α they were taken with.
     """
     v = state.velocity
+    updates = np.multiply(grad, learning_rate)  # the one (R, P) array this step allocates
     v *= hyper["momentum"]
-    v += learning_rate * grad
-    return np.negative(v), state
+    v += updates
+    return np.negative(v, out=updates), state
 
 
 def classical_momentum_threshold(hyper):
@@ -201,13 +202,13 @@ def adagrad_update(grad, state, params, learning_rate, hyper, step):
     """
     g = _l2_gradient(grad, params, hyper)
     s = state.sum_squares
-    s += g * g
-    denominator = np.sqrt(s)
-    denominator += hyper["eps"]
-    rate = learning_rate / (1.0 + step * hyper.get("lr_decay", 0.0))
-    updates = np.divide(g, denominator, out=denominator)
-    updates *= -rate
-    return updates, state
+    out = np.multiply(g, g)  # scratch, then the updates: one (R, P) allocation per step
+    s += out
+    np.sqrt(s, out=out)
+    out += hyper["eps"]
+    np.divide(g, out, out=out)
+    out *= -(learning_rate / (1.0 + step * hyper.get("lr_decay", 0.0)))
+    return out, state
 
 
 # --- RMSprop -----------------------------------------------------------------------------------
@@ -231,31 +232,35 @@ def rmsprop_update(grad, state, params, learning_rate, hyper, step):
         θ ← θ − α g / d                                    otherwise
     """
     rho = hyper["alpha"]
+    weight = 1.0 - rho
     g = _l2_gradient(grad, params, hyper)
     s = state.square_avg
+    out = np.multiply(g, g)  # scratch, then the updates: one (R, P) allocation per step
+    out *= weight
     s *= rho
-    s += (1.0 - rho) * (g * g)
+    s += out
     if state.grad_avg.shape[1]:
         m = state.grad_avg
+        np.multiply(g, weight, out=out)
         m *= rho
-        m += (1.0 - rho) * g
-        centered = hyper.get("centered", 0.0)
-        variance = m * m
-        variance *= centered
-        np.subtract(s, variance, out=variance)
-        np.maximum(variance, 0.0, out=variance)  # rounding can make s − m² a hair below 0
-        denominator = np.sqrt(variance, out=variance)
+        m += out
+        np.multiply(m, m, out=out)
+        out *= hyper.get("centered", 0.0)  # 0 for the runs that are not centered
+        np.subtract(s, out, out=out)
+        np.maximum(out, 0.0, out=out)  # rounding can put s − m² a hair below 0
+        np.sqrt(out, out=out)
     else:
-        denominator = np.sqrt(s)
-    denominator += hyper["eps"]
-    direction = np.divide(g, denominator, out=denominator)
+        np.sqrt(s, out=out)
+    out += hyper["eps"]
+    np.divide(g, out, out=out)
     if state.momentum_buffer.shape[1]:
         b = state.momentum_buffer
         b *= hyper["momentum"]
-        b += direction
-        direction = b.copy()
-    direction *= -learning_rate
-    return direction, state
+        b += out
+        np.multiply(b, -learning_rate, out=out)
+    else:
+        out *= -learning_rate
+    return out, state
 
 
 # --- Adam and AdamW ----------------------------------------------------------------------------
@@ -271,10 +276,13 @@ def _adam_direction(g, state, learning_rate, hyper, step):
     beta1, beta2 = hyper["beta1"], hyper["beta2"]
     t = step + 1
     m, v = state.exp_avg, state.exp_avg_sq
+    out = np.multiply(g, 1.0 - beta1)  # scratch, then the direction: one (R, P) allocation per step
     m *= beta1
-    m += (1.0 - beta1) * g
+    m += out
+    np.multiply(g, g, out=out)
+    out *= 1.0 - beta2
     v *= beta2
-    v += (1.0 - beta2) * (g * g)
+    v += out
     second = v
     if state.max_exp_avg_sq.shape[1]:
         peak = state.max_exp_avg_sq
@@ -283,12 +291,12 @@ def _adam_direction(g, state, learning_rate, hyper, step):
         second = peak if np.all(amsgrad == 1) else np.where(amsgrad != 0, peak, v)
     bias1 = 1.0 - beta1 ** t
     bias2_sqrt = np.sqrt(1.0 - beta2 ** t)
-    denominator = np.sqrt(second)
-    denominator /= bias2_sqrt
-    denominator += hyper["eps"]
-    direction = np.divide(m, denominator, out=denominator)
-    direction *= -(learning_rate / bias1)
-    return direction
+    np.sqrt(second, out=out)
+    out /= bias2_sqrt
+    out += hyper["eps"]
+    np.divide(m, out, out=out)
+    out *= -(learning_rate / bias1)
+    return out
 
 
 def adam_update(grad, state, params, learning_rate, hyper, step):

@@ -428,3 +428,19 @@ def test_matches_torch_optim(rules, name, row, optimizer, kwargs):
         expected.append(theta.detach().numpy().copy())
     path = run_rule(rules[name], [row], [lr], steps=steps)
     np.testing.assert_allclose(path[:, 0], np.array(expected), rtol=1e-10, atol=1e-13)
+
+
+# --- dtype: float32 runs stay float32 (no silent upcast that would cost the float32 speed-up) ------
+
+@pytest.mark.parametrize("name", sorted(GRID_ROWS))
+def test_float32_stays_float32(rules, name):
+    rule, rows = rules[name], GRID_ROWS[name]
+    hyper = {k: v.astype(np.float32) for k, v in hyper_arrays(rule, rows).items()}
+    params = np.linspace(-1, 1, 3 * 4, dtype=np.float32).reshape(3, 4)
+    state = rule.init(params, hyper)
+    for t in range(3):
+        grad = (2 * params).astype(np.float32)
+        updates, state = rule.update(grad, state, params, np.full((3, 1), 0.01, np.float32), hyper, t)
+        assert updates.dtype == np.float32
+        assert all(a.dtype == np.float32 and a.shape[0] == 3 for a in state)
+        params = params + updates
