@@ -1,0 +1,187 @@
+"""The descentlab command: run, plugins, --help, one-line errors with exit 2, earlier results untouched."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import descentlab.cli as cli
+import test_runner_plugin
+from descentlab.cli import main
+from descentlab.records import load_results
+
+PLUGIN_FILE = str(Path(test_runner_plugin.__file__).resolve())
+
+GOOD = """
+name = "cli-quad"
+steps = 15
+seeds = 2
+eval_every = 0
+
+[problem]
+name = "quadratic"
+
+[[rules]]
+rule = "gd"
+learning_rate = [0.1, 2.5]
+
+[[rules]]
+rule = "momentum"
+learning_rate = 0.1
+momentum = [0.5, 0.9]
+"""
+
+
+def snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture
+def earlier(tmp_path):
+    """A results folder with one finished experiment in it, and the experiment file."""
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    out = tmp_path / "results"
+    assert main(["run", str(spec), "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    return spec, out
+
+
+def test_run_writes_a_results_folder(earlier, capsys):
+    spec, out = earlier
+    folders = list(out.iterdir())
+    assert len(folders) == 1 and folders[0].name.startswith("cli-quad-")
+    results = load_results(folders[0])
+    assert len(results.runs) == 8
+    assert list(results.runs["status"][:4]) == ["finished", "finished", "diverged", "diverged"]
+
+
+def test_run_prints_a_summary(earlier, tmp_path, capsys):
+    spec, out = earlier
+    assert main(["run", str(spec), "--out", str(tmp_path / "second"), "--workers", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "8 runs:" in text and "2 diverged" in text and "best final loss" in text
+    assert text.strip().endswith(f"results: {next((tmp_path / 'second').iterdir())}")
+
+
+BAD = [
+    ('steps = 10\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "sgdd"\n', "rules[0].rule", "adam"),
+    ('steps = 10\n[problem]\nname = "quadratc"\n[[rules]]\nrule = "gd"\n', "problem.name", "rosenbrock"),
+    ('steps = 10\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "gd"\n[rules.schedule]\nname = "cos"\n',
+     "rules[0].schedule.name", "cosine"),
+    ('steps = 10\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "gd"\n[[rules]]\nrule = "momentum"\n'
+     'momentum = 2.0\n', "rules[1].momentum", "[0, 1)"),
+    ('steps = 10\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "gd"\nlearning_rate = "fast"\n',
+     "rules[0].learning_rate", "a number"),
+    ('steps = 10\n[problem\nname = "quadratic"\n', "experiment file", "line 2"),
+]
+
+
+@pytest.mark.parametrize("text, field, mention", BAD, ids=[b[1] for b in BAD])
+def test_bad_input_is_one_line_exit_2_and_earlier_results_stay(earlier, tmp_path, capsys, text, field, mention):
+    spec, out = earlier
+    before = snapshot(out)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    capsys.readouterr()
+    assert main(["run", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("descentlab: error: ")
+    assert field in err and mention in err, err
+    assert snapshot(out) == before
+
+
+def test_unwritable_output_folder_exits_2_before_running(earlier, tmp_path, capsys):
+    spec, _ = earlier
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["run", str(spec), "--out", str(blocker / "sub"), "--quiet"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_bad_arguments_exit_2(capsys):
+    assert main(["run"]) == 2
+    assert "EXPERIMENT.toml" in capsys.readouterr().err
+    assert main(["frobnicate"]) == 2
+    assert main(["run", "x.toml", "--workers", "zero"]) == 2
+
+
+def test_help_everywhere(capsys):
+    for argv in (["--help"], ["run", "--help"], ["plugins", "--help"], ["dashboard", "--help"]):
+        with pytest.raises(SystemExit) as caught:
+            main(argv)
+        assert caught.value.code == 0
+        assert "usage: descentlab" in capsys.readouterr().out
+
+
+def test_plugins_lists_rules_schedules_problems_with_origins_and_broken_plugins(tmp_path, capsys):
+    broken = tmp_path / "broken_rule.py"
+    broken.write_text("import nonexistent_module_xyz\n")
+    assert main(["plugins", "--plugin", PLUGIN_FILE, "--plugin", str(broken)]) == 0
+    out = capsys.readouterr().out
+    for name in ("gd", "momentum", "adam", "constant", "cosine", "spirals", "quadratic"):
+        assert f"  {name}  [built-in]" in out
+    assert f"  test_gd  [file {PLUGIN_FILE}]" in out
+    assert "scale=1.0  a number in (0, 10]" in out
+    assert "momentum=0.9  a number in [0, 1)" in out
+    assert "Broken plugins:" in out and "broken_rule.py" in out and "ModuleNotFoundError" in out
+
+
+def test_run_with_a_plugin_file(tmp_path, capsys):
+    spec = tmp_path / "mine.toml"
+    spec.write_text('steps = 5\n[problem]\nname = "test_quadratic"\n[[rules]]\nrule = "test_gd"\nscale = 2.0\n')
+    assert main(["run", str(spec), "--plugin", PLUGIN_FILE, "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    (folder,) = (tmp_path / "r").iterdir()
+    assert load_results(folder).meta["plugins"]["rules"] == {"test_gd": f"file {PLUGIN_FILE}"}
+
+
+def test_a_broken_plugin_file_given_to_run_is_bad_input(earlier, tmp_path, capsys):
+    spec, out = earlier
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise RuntimeError('nope')\n")
+    assert main(["run", str(spec), "--plugin", str(broken), "--out", str(out)]) == 2
+    assert "broken.py" in capsys.readouterr().err
+
+
+def test_delegated_commands_say_when_their_module_is_missing(monkeypatch, capsys):
+    monkeypatch.setitem(cli.DELEGATED, "lr-find", ("descentlab.no_such_module", "main", "x"))
+    assert main(["lr-find", "--rule", "gd"]) == 2
+    assert "descentlab.no_such_module" in capsys.readouterr().err
+
+
+def test_delegated_commands_get_their_arguments(monkeypatch):
+    seen = []
+    fake = type(sys)("descentlab_fake_report")
+    fake.main = lambda argv: seen.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "descentlab_fake_report", fake)
+    monkeypatch.setitem(cli.DELEGATED, "report", ("descentlab_fake_report", "main", "x"))
+    assert main(["report", "some/dir", "--format", "md"]) == 0
+    assert seen == [["some/dir", "--format", "md"]]
+
+
+def test_python_dash_m_and_the_progress_bar(tmp_path):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    env = {**os.environ, "DESCENTLAB_NO_ENTRY_POINTS": "1"}
+    done = subprocess.run([sys.executable, "-m", "descentlab", "run", str(spec), "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "results: " in done.stdout and "8 runs" in done.stdout
+    assert done.stderr == ""  # no warnings; no progress bar when stderr is not a terminal
+
+
+def test_progress_bar_draws_on_a_terminal():
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Tty()
+    bar = cli.ProgressBar(stream, width=10)
+    bar(5, 10)
+    bar(10, 10)
+    text = stream.getvalue()
+    assert "[#####.....]   50%" in text and text.endswith("\n") and "[##########]  100%" in text
