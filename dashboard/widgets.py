@@ -142,7 +142,7 @@ def hyperparam_widget(h: HyperParam, key: str, default: Any = None, *, label: st
         prime(key, start)
         if st.session_state[key] not in options:
             st.session_state[key] = h.default
-        value = where.selectbox(label, options, key=key, help=help_text, format_func=str)
+        value = where.selectbox(label, options, key=key, help=help_text)
     elif h.kind == "bool":
         prime(key, bool(start))
         value = where.checkbox(label, key=key, help=help_text)
@@ -350,7 +350,7 @@ def spec_from_url(param: str = "spec") -> dict | None:
 
 
 def spec_to_url(spec: dict, param: str = "spec") -> None:
-    text = json.dumps(spec, separators=(",", ":"), sort_keys=False, default=str)
+    text = json.dumps(spec, separators=(",", ":"), ensure_ascii=False, default=str)
     if st.query_params.get(param) != text:
         st.query_params[param] = text
 
@@ -479,3 +479,62 @@ def render_results(results, prefix: str, *, show_layers: bool = True, notes: boo
                  column_config={"learning_rate": st.column_config.NumberColumn("α", format="%.4g"),
                                 "final_loss": st.column_config.NumberColumn(format="%.4g"),
                                 "best_loss": st.column_config.NumberColumn(format="%.4g")})
+
+
+# ---------------------------------------------------------------------------------------------
+# Problem instances (for contours and decision boundaries) and problem filters
+# ---------------------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _instance(problem: str, settings_json: str, registry_key: tuple, _registry: Registry):
+    return _registry.problem(problem).build(json.loads(settings_json))
+
+
+def instance_for(results, registry: Registry):
+    """The built problem of a Results (same settings, same data), cached."""
+    experiment = results.experiment
+    settings = json.dumps(experiment.problem_settings, sort_keys=True, default=str)
+    return _instance(experiment.problem, settings, registry_key(), registry)
+
+
+def _default_instance(name: str, registry: Registry):
+    problem = registry.problems[name]
+    defaults = {h.name: h.default for h in problem.settings}
+    return _instance(name, json.dumps(defaults, sort_keys=True, default=str), registry_key(), registry)
+
+
+def problems_where(registry: Registry, test: Callable[[Any, Any], bool], kinds: Sequence[str]) -> list[str]:
+    """Problems of the given kinds whose default instance passes ``test(problem, instance)``."""
+    names = []
+    for name, problem in sorted(registry.problems.items()):
+        if problem.kind not in kinds:
+            continue
+        try:
+            if test(problem, _default_instance(name, registry)):
+                names.append(name)
+        except Exception:  # a problem that needs settings to build (e.g. a CSV path) is left out
+            continue
+    return names
+
+
+def two_parameter_problems(registry: Registry) -> list[str]:
+    """Analytic landscapes and any problem with exactly two parameters (e.g. one-weight regression)."""
+    names = []
+    for name, problem in sorted(registry.problems.items()):
+        if problem.kind == "landscape":
+            names.append(name)
+        elif not any(h.name == "hidden" for h in problem.settings):  # an MLP with hidden layers: many parameters
+            try:
+                if _default_instance(name, registry).layout.size == 2:
+                    names.append(name)
+            except Exception:  # needs settings to build (e.g. a CSV path)
+                continue
+    return names
+
+
+def two_input_classifiers(registry: Registry) -> list[str]:
+    """Classification problems whose inputs are points of the plane."""
+    def ok(problem, instance):
+        data = getattr(instance, "dataset", None)
+        return data is not None and data.x_train.shape[1] == 2 and hasattr(instance, "predict")
+    return problems_where(registry, ok, ("classification",))

@@ -1,0 +1,75 @@
+"""Landscape page: the cost surface of a two-parameter problem with every run's path over it."""
+
+import streamlit as st
+
+from descentlab.dashboard import figures as F
+from descentlab.dashboard import widgets as W
+
+TITLE = "Landscape"
+ICON = "🗺️"
+PAGE = "land"
+
+# Gradient descent on a quadratic bowl with λ_max = 1: stable iff α < 2.
+DEFAULT = {
+    "steps": 40, "seeds": 1, "batch_size": 0, "eval_every": 10,
+    "problem": {"name": "quadratic"},
+    "rules": [
+        {"rule": "gd", "label": "α=0.3 (too small)", "learning_rate": 0.3},
+        {"rule": "gd", "label": "α=1.5 (good)", "learning_rate": 1.5},
+        {"rule": "gd", "label": "α=1.95 (zig-zag)", "learning_rate": 1.95},
+        {"rule": "gd", "label": "α=2.3 (diverges)", "learning_rate": 2.3},
+    ],
+}
+
+st.title("Landscape")
+st.caption("The cost over the two parameters, with each run's path θ₀, θ₁, … drawn on it. Too small an α crawls, "
+           "a good one glides to the minimum, too large a one zig-zags across the valley and, past the "
+           "stability limit, flies off.")
+
+registry = W.current_registry()
+names = W.two_parameter_problems(registry)
+start = W.initial_spec(PAGE, DEFAULT)
+errors: list[str] = []
+with st.sidebar:
+    st.header("Problem")
+    problem = W.problem_editor(PAGE, registry, start.get("problem", {}), names=names, errors=errors)
+    st.header("Runs")
+    settings = W.run_settings_editor(PAGE, start)
+rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors, columns=4)
+spec = {"name": "dashboard-landscape", **settings, "problem": problem, "rules": rules}
+W.spec_to_url(spec)
+clicked = st.button("Run", key=f"{PAGE}.run", type="primary")
+for message in errors:
+    st.error(message, icon="⚠️")
+
+ran = st.session_state.get("_land_ran")
+target = spec if (clicked or ran is None) else ran
+results = None
+if not errors or target is not spec:
+    try:
+        results = W.run_spec(target, registry)
+        st.session_state["_land_ran"] = target
+    except Exception as error:  # SpecError or a broken plugin: one line, the page keeps working
+        W.show_error(error)
+if ran is not None and not clicked and spec != ran:
+    st.info("Settings changed: press **Run** to update the charts.")
+
+if results is not None:
+    if "path" not in results.weights:
+        st.error(f"Problem {results.experiment.problem!r} has more than two parameters: no landscape to draw.")
+    else:
+        instance = W.instance_for(results, registry)
+        steps = int(results.experiment.steps)
+        key = f"{PAGE}.step"
+        W.prime(key, steps)
+        if st.session_state[key] > steps:
+            st.session_state[key] = steps
+        k = W.remember(key, st.slider("step", 0, steps, key=key, help="draw every path up to this step"))
+        for note in W.divergence_notes(results):
+            st.caption("⚠️ " + note)
+        W.chart(F.draw_landscape(F.landscape_info(results, instance, upto_step=k)), f"{PAGE}.chart.contour")
+        axis_names = list(getattr(instance, "axis_names", ("θ₁", "θ₂")))
+        axis = st.radio("one-parameter view along", [0, 1], format_func=lambda i: str(axis_names[i]),
+                        horizontal=True, key=f"{PAGE}.axis")
+        W.chart(F.draw_cost_curve(F.cost_curve_info(results, instance, axis=axis, upto_step=k)), f"{PAGE}.chart.curve")
+        W.chart(F.draw_curves(F.loss_curves_info(results)), f"{PAGE}.chart.loss")

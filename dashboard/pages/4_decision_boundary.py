@@ -1,0 +1,90 @@
+"""Decision-boundary page: each rule's classifier over the input plane, with the training points."""
+
+import streamlit as st
+
+from descentlab.dashboard import figures as F
+from descentlab.dashboard import widgets as W
+
+TITLE = "Decision boundary"
+ICON = "🎯"
+PAGE = "bound"
+
+DEFAULT = {
+    "steps": 500, "seeds": 1, "batch_size": 0, "eval_every": 50,
+    "problem": {"name": "spirals"},
+    "rules": [
+        {"rule": "gd", "label": "vanilla GD", "learning_rate": 0.5},
+        {"rule": "momentum", "label": "momentum", "learning_rate": 0.05, "momentum": 0.9},
+        {"rule": "adam", "label": "Adam", "learning_rate": 0.01},
+    ],
+}
+
+st.title("Decision boundary")
+st.caption("The model's prediction over the input plane (colour) and the training points, one panel per "
+           "descent variant (first seed), at the final step or any chosen step.")
+
+registry = W.current_registry()
+names = W.two_input_classifiers(registry)
+start = W.initial_spec(PAGE, DEFAULT)
+errors: list[str] = []
+with st.sidebar:
+    st.header("Problem")
+    problem = W.problem_editor(PAGE, registry, start.get("problem", {}), names=names, errors=errors)
+    st.header("Runs")
+    settings = W.run_settings_editor(PAGE, start, seeds=False)
+rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
+spec = {"name": "dashboard-boundary", **settings, "seeds": 1, "problem": problem, "rules": rules}
+W.spec_to_url(spec)
+clicked = st.button("Run", key=f"{PAGE}.run", type="primary")
+for message in errors:
+    st.error(message, icon="⚠️")
+
+ran = st.session_state.get("_bound_ran")
+target = spec if (clicked or ran is None) else ran
+results = None
+if not errors or target is not spec:
+    try:
+        results = W.run_spec(target, registry)
+        st.session_state["_bound_ran"] = target
+    except Exception as error:  # SpecError or a broken plugin: one line, the page keeps working
+        W.show_error(error)
+if ran is not None and not clicked and spec != ran:
+    st.info("Settings changed: press **Run** to update the charts.")
+
+if results is not None:
+    steps = int(results.experiment.steps)
+    key = f"{PAGE}.step"
+    W.prime(key, steps)
+    if st.session_state[key] > steps:
+        st.session_state[key] = steps
+    k = W.remember(key, st.slider("step", 0, steps, key=key,
+                                  help="the final step uses the stored final weights; an earlier step k re-runs "
+                                       "the same configuration for k steps (cached)"))
+    shown = results
+    if k < steps:
+        if k == 0:
+            shown = None
+        else:
+            try:
+                shown = W.run_spec({**target, "steps": int(k)}, registry)
+            except Exception as error:
+                W.show_error(error)
+                shown = None
+    instance = W.instance_for(results, registry)
+    groups = F.run_groups(results)
+    ids = [g.run_ids[0] for g in groups]
+    if k == 0:
+        params = F.params_from_weights(results, instance, "initial", ids)
+    elif shown is not None:
+        params = F.params_from_weights(shown, instance, "final", ids)
+    else:
+        params = None
+    if params is not None:
+        status = dict(zip(results.runs["run_id"], results.runs["status"]))
+        panels = [(g.name + (" (diverged)" if status.get(r) == "diverged" else ""), params[j])
+                  for j, (g, r) in enumerate(zip(groups, ids))]
+        W.chart(F.draw_decision_boundary(F.decision_boundary_info(instance, panels, step=k)), f"{PAGE}.chart.boundary")
+        if any(results.experiment.entries[g.entry].schedule != "constant" for g in groups) and 0 < k < steps:
+            st.caption("Note: a schedule that depends on the total number of steps (e.g. cosine) is compressed "
+                       "into k steps when an earlier step is re-run.")
+    W.chart(F.draw_curves(F.loss_curves_info(results)), f"{PAGE}.chart.loss")

@@ -1,0 +1,141 @@
+"""Results page: browse saved experiments, see every plot without re-running, download the raw tables."""
+
+import io
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from descentlab.dashboard import figures as F
+from descentlab.dashboard import widgets as W
+
+TITLE = "Results"
+ICON = "🗂️"
+PAGE = "res"
+RESULT_FILES = ("experiment.toml", "runs.parquet", "metrics.parquet")
+
+
+def experiments_in(folder: Path) -> list[Path]:
+    """Result folders (written by ``descentlab run`` or the dashboard) under ``folder``, newest first."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and all((p / f).is_file() for f in RESULT_FILES)]
+    if all((folder / f).is_file() for f in RESULT_FILES):
+        found.append(folder)
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _load(path: str, mtime: float):
+    from descentlab.records import load_results
+    return load_results(path)
+
+
+def _parquet_bytes(frame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+st.title("Results")
+st.caption("Every experiment saved under a folder (default `results/`, where `descentlab run` writes). Opening "
+           "one draws all its plots from the records: nothing is re-run.")
+
+folder_key = f"{PAGE}.folder"
+W.prime(folder_key, st.query_params.get("folder", os.environ.get("DESCENTLAB_RESULTS", "results")))
+folder = W.remember(folder_key, st.text_input("folder", key=folder_key, help="a results folder, or a folder of them"))
+found = experiments_in(Path(folder).expanduser())
+if not found:
+    st.info(f"No saved experiments under `{folder}` yet. Run `descentlab run experiment.toml`, or press "
+            "*Save these results* on the Compare page.")
+    st.stop()
+
+# Options are names (not paths) so that AppTest and the URL see the same strings.
+root = Path(folder).expanduser()
+by_name = {("." if p == root else p.name): p for p in found}
+names = list(by_name)
+pick_key = f"{PAGE}.pick"
+wanted = st.query_params.get("open")
+W.prime(pick_key, wanted if wanted in by_name else names[0])
+if st.session_state[pick_key] not in by_name:
+    st.session_state[pick_key] = names[0]
+picked_name = W.remember(pick_key, st.selectbox("experiment", names, key=pick_key))
+picked = str(by_name[picked_name])
+st.query_params["folder"] = folder
+st.query_params["open"] = picked_name
+
+try:
+    results = _load(picked, Path(picked, "runs.parquet").stat().st_mtime)
+except Exception as error:  # a truncated or foreign folder: one line, the page keeps working
+    W.show_error(error)
+    st.stop()
+
+experiment = results.experiment
+wall = results.meta.get("wall_time")
+st.caption(f"**{experiment.name}** — problem `{experiment.problem}`, {len(results.runs)} runs × {experiment.steps} "
+           f"steps" + (f", {wall:.2f} s" if isinstance(wall, (int, float)) else "")
+           + (f"; command: `{results.meta.get('command')}`" if results.meta.get("command") else ""))
+
+# ---- downloads ---------------------------------------------------------------------------------
+cols = st.columns(5)
+stem = Path(picked).name
+cols[0].download_button("runs.csv", results.runs.to_csv(index=False), file_name=f"{stem}-runs.csv",
+                        mime="text/csv", key=f"{PAGE}.dl.runs_csv")
+cols[1].download_button("metrics.csv", results.metrics.to_csv(index=False), file_name=f"{stem}-metrics.csv",
+                        mime="text/csv", key=f"{PAGE}.dl.metrics_csv")
+cols[2].download_button("runs.parquet", _parquet_bytes(results.runs), file_name=f"{stem}-runs.parquet",
+                        mime="application/octet-stream", key=f"{PAGE}.dl.runs_parquet")
+cols[3].download_button("metrics.parquet", _parquet_bytes(results.metrics), file_name=f"{stem}-metrics.parquet",
+                        mime="application/octet-stream", key=f"{PAGE}.dl.metrics_parquet")
+# ---- report export (owned by the report engineer: descentlab.dashboard.report.render_download) ----
+with cols[4]:
+    try:
+        from descentlab.dashboard import report as _report
+    except ImportError:
+        _report = None
+    if _report is not None and hasattr(_report, "render_download"):
+        try:
+            _report.render_download(results)
+        except Exception as error:
+            W.show_error(error)
+# ------------------------------------------------------------------------------------------------
+
+tabs = st.tabs(["Training", "Learning-rate sweep", "Landscape", "Decision boundary", "Spec"])
+with tabs[0]:
+    W.render_results(results, PAGE)
+with tabs[1]:
+    if results.runs.groupby("entry")["learning_rate"].nunique().max() > 1:
+        W.chart(F.draw_sweep(F.sweep_info(results)), f"{PAGE}.chart.sweep")
+        W.chart(F.draw_sweep_heatmap(F.sweep_heatmap_info(results)), f"{PAGE}.chart.heatmap")
+    else:
+        st.info("Each rule ran at a single α: no sweep to draw.")
+
+registry = W.current_registry()
+instance, why = None, ""
+try:
+    instance = W.instance_for(results, registry)
+except Exception as error:  # the plugin that defined the problem may not be loaded now
+    why = str(error).splitlines()[0]
+with tabs[2]:
+    if "path" not in results.weights:
+        st.info("Not a two-parameter problem: no landscape.")
+    elif instance is None:
+        st.warning(f"Cannot rebuild problem `{experiment.problem}` to draw its contours: {why}")
+    else:
+        k = st.slider("step", 0, int(experiment.steps), int(experiment.steps), key=f"{PAGE}.step")
+        W.chart(F.draw_landscape(F.landscape_info(results, instance, upto_step=k)), f"{PAGE}.chart.contour")
+        W.chart(F.draw_cost_curve(F.cost_curve_info(results, instance, upto_step=k)), f"{PAGE}.chart.curve")
+with tabs[3]:
+    data = getattr(instance, "dataset", None)
+    if instance is None or data is None or data.x_train.shape[1] != 2 or instance.kind != "classification":
+        st.info("Not a two-input classification problem (or it cannot be rebuilt): no decision boundary.")
+    else:
+        groups = F.run_groups(results)
+        ids = [g.run_ids[0] for g in groups]
+        params = F.params_from_weights(results, instance, "final", ids)
+        panels = [(g.name, params[j]) for j, g in enumerate(groups)][:9]
+        W.chart(F.draw_decision_boundary(F.decision_boundary_info(instance, panels, step=int(experiment.steps))),
+                f"{PAGE}.chart.boundary")
+with tabs[4]:
+    st.code(experiment.to_toml(), language="toml")
+    st.json(results.meta, expanded=False)

@@ -1,0 +1,32 @@
+"""Launch the dashboard: ``streamlit run dashboard/app.py`` headless on a chosen host and port."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+APP = Path(__file__).resolve().parent / "app.py"
+
+
+def streamlit_command(host: str = "127.0.0.1", port: int = 8501, extra_args: Sequence[str] = ()) -> list[str]:
+    """The command line that serves the dashboard (used by :func:`serve` and by tests)."""
+    return [sys.executable, "-m", "streamlit", "run", str(APP),
+            "--server.headless", "true", "--server.address", str(host), "--server.port", str(int(port)),
+            "--browser.gatherUsageStats", "false", *map(str, extra_args)]
+
+
+def serve(host: str = "127.0.0.1", port: int = 8501, extra_args: Sequence[str] = ()) -> int:
+    """Serve the dashboard until interrupted; returns Streamlit's exit status (0 on Ctrl-C)."""
+    print(f"descentlab dashboard: http://{host}:{int(port)}  (Ctrl-C to stop)", flush=True)
+    process = subprocess.Popen(streamlit_command(host, port, extra_args))
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        return 0
