@@ -171,8 +171,9 @@ def report_figures(results) -> list[Figure]:
     for slug, make in (("loss", fg.loss_curves_info), ("step_size", fg.step_size_info),
                        ("learning_rate", fg.learning_rate_info)):
         info = make(results, groups=groups)
-        info.title = f"{info.title} at each rule's best α" + (" (median over seeds, IQR band)" if slug == "loss" else "")
-        out.append(Figure(slug, info.title, fg.draw_curves(info)))
+        info.title = f"{info.title} at each rule's best α"
+        band = " (median over seeds, IQR band)" if slug == "loss" else ""
+        out.append(Figure(slug, info.title + band, fg.draw_curves(info)))
     out.append(Figure("sensitivity", "Learning-rate sensitivity: final loss against α (× = diverged)",
                       fg.draw_sweep(fg.sweep_info(results))))
     landscape = landscape_figure(results, fg, [r for ids in best.values() for r in ids])
@@ -261,9 +262,12 @@ body{font-family:system-ui,sans-serif;margin:24px;color:#222;line-height:1.45}
 h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:4px} h3{margin-top:1.4em}
 table{border-collapse:collapse;margin:8px 0;font-size:0.9em} th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}
 th{background:#f0f3f8} pre{background:#f6f6f6;padding:8px;overflow-x:auto} code{background:#f6f6f6}
-.verdict li{margin:4px 0} .side{display:flex;gap:24px;align-items:flex-start}
-.side>section{flex:1 1 0;min-width:520px;overflow-x:auto} .figure{margin:12px 0}
+.verdict li{margin:4px 0} .figure{margin:12px 0} .table{overflow-x:auto}
+.side{display:grid;gap:24px;align-items:start} .side>section{min-width:0}
 """
+# Plotly sizes a figure when its script runs, before later columns exist: a grid whose columns are
+# declared up front gives each figure its final width; a resize after load catches anything else.
+RESIZE = "<script>window.addEventListener('load',()=>window.dispatchEvent(new Event('resize')))</script>"
 
 
 def html_table(frame: pd.DataFrame) -> str:
@@ -272,7 +276,7 @@ def html_table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in row) + "</tr>"
                    for row in frame.itertuples(index=False))
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='table'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def html_pairs(rows: Sequence[tuple[str, str]]) -> str:
@@ -315,12 +319,13 @@ def render_html(sections: Sequence[Section]) -> str:
     head = [f"<h1>descentlab report: {html.escape(title)}</h1>"]
     if len(sections) > 1:
         head += ["<h2>All experiments</h2>", html_table(combined_summary(sections))]
-        body = "<div class='side'>" + "\n".join(bodies) + "</div>"
+        columns = f"grid-template-columns:repeat({len(sections)},minmax(520px,1fr))"
+        body = f"<div class='side' style='{columns}'>" + "\n".join(bodies) + "</div>"
     else:
         body = bodies[0]
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-            + "\n".join(head) + body + "</body></html>")
+            + "\n".join(head) + body + RESIZE + "</body></html>")
 
 
 # ---------------------------------------------------------------- Markdown

@@ -99,30 +99,37 @@ def test_best_alpha_curves_are_the_best_runs(results):
         np.testing.assert_allclose(np.array(trace.y, dtype=float), losses.median(axis=1).to_numpy(), rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @needs_chromium
 def test_html_report_renders_offline_in_chromium(record, tmp_path):
+    """Every chart draws with the network off; side by side, each chart fits its experiment's column."""
     from playwright.sync_api import sync_playwright
 
-    out = tmp_path / "r.html"
-    assert run_main(record, "--format", "html", "--out", out) == 0
-    n_figures = report.render_html([report.build_section(load_results(record))]).count("Plotly.newPlot(")
+    one, two = tmp_path / "one.html", tmp_path / "two.html"
+    assert run_main(record, "--format", "html", "--out", one) == 0
+    report.build_report([load_results(record), _hand_built()], "html", two)
     requests = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         try:
-            context = browser.new_context(offline=True)
-            page = context.new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(out.as_uri())
-            page.wait_for_function(
-                f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_figures}", timeout=30000)
-            plots = page.evaluate("document.querySelectorAll('.js-plotly-plot').length")
-            traces = page.evaluate("[...document.querySelectorAll('.js-plotly-plot')].map(e => e._fullData.length)")
+            context = browser.new_context(offline=True, viewport={"width": 1400, "height": 900})
+            seen = {}
+            for path, n_figures in ((one, 5), (two, 9)):
+                page = context.new_page()
+                page.on("request", lambda r: requests.append(r.url))
+                page.goto(path.as_uri())
+                page.wait_for_function(
+                    f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_figures}", timeout=30000)
+                page.wait_for_timeout(200)   # the resize after load
+                seen[path] = page.evaluate("""[...document.querySelectorAll('.js-plotly-plot')].map(e => [
+                    e._fullData.length, e.getBoundingClientRect().width,
+                    e.closest('section').getBoundingClientRect().width])""")
         finally:
             browser.close()
-    assert plots == n_figures == 5
-    assert all(n > 0 for n in traces)
+    assert [len(seen[one]), len(seen[two])] == [5, 9]
+    assert all(traces > 0 for traces, _, _ in seen[one] + seen[two])
+    assert all(width <= column + 1 for _, width, column in seen[two])
     assert [u for u in requests if not u.startswith(("file:", "data:", "blob:"))] == []
 
 
