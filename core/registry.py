@@ -130,10 +130,12 @@ def load_registry(plugin_paths=(), *, entry_points: bool | None = None, use_env:
 
     paths = list(plugin_paths) + (env_plugin_paths() if use_env else [])
     # The same file named twice (say by --plugin and DESCENTLAB_PLUGINS) loads once.
-    paths = list(dict.fromkeys(str(Path(p).expanduser().resolve()) for p in paths))
-    registry.plugin_paths = tuple(paths)
+    unique: dict[str, str] = {}
     for path in paths:
-        name = f"file:{path}"  # the full path: two files may share a name in different folders
+        unique.setdefault(str(Path(path).expanduser().resolve()), path)
+    registry.plugin_paths = tuple(unique)
+    for resolved, path in unique.items():
+        name = f"file:{resolved}"  # the full path: two files may share a name in different folders
         try:
             module = _load_file(path)
             if pm.is_registered(module):
