@@ -253,3 +253,18 @@ def test_render_download_builds_the_html_on_click(results, monkeypatch):
     page = html_data().decode("utf-8")
     assert page.count("* plotly.js v") == 1 and "vanilla GD" in page
     assert csv_name.endswith("summary.csv") and b"best_alpha" in csv_data()
+
+
+def test_render_download_runs_in_streamlit(record):
+    """The buttons render in a real Streamlit script run (AppTest), with the HTML deferred to the click."""
+    from streamlit.testing.v1 import AppTest
+
+    def page(path):
+        from descentlab.dashboard import report as r
+        from descentlab.records import load_results as load
+        r.render_download(load(path))
+
+    at = AppTest.from_function(page, args=(str(record),), default_timeout=30).run()
+    assert not at.exception
+    buttons = at.get("download_button")
+    assert len(buttons) == 2
