@@ -331,3 +331,9 @@ def test_lion_example_plugin_steps_by_hand():
         theta = [theta[0] - 0.01 * (1 + 0.1 * theta[0]), theta[1] - 0.01 * (-1 + 0.1 * theta[1])]
     np.testing.assert_allclose(_one_step(lion, grad, params, 0.01, {"weight_decay": 0.1}, steps=2), [theta],
                                rtol=1e-15)
+
+
+def test_readme_shows_the_example_plugin_verbatim():
+    # "Write your own descent rule" quotes examples/plugins/sign_descent.py; keep the two identical.
+    doc = (EXAMPLES.parents[1] / "docs" / "readme" / "35-write-a-rule.md").read_text(encoding="utf-8")
+    assert "```python\n" + (EXAMPLES / "sign_descent.py").read_text(encoding="utf-8") + "```" in doc
