@@ -337,3 +337,26 @@ def test_readme_shows_the_example_plugin_verbatim():
     # "Write your own descent rule" quotes examples/plugins/sign_descent.py; keep the two identical.
     doc = (EXAMPLES.parents[1] / "docs" / "readme" / "35-write-a-rule.md").read_text(encoding="utf-8")
     assert "```python\n" + (EXAMPLES / "sign_descent.py").read_text(encoding="utf-8") + "```" in doc
+
+
+def test_packaged_plugin_found_through_its_entry_point(tmp_path, monkeypatch):
+    # An installed distribution is a module plus a .dist-info folder naming the entry point; putting
+    # both on sys.path is what `pip install` does, without building anything.
+    module = "descentlab_sign_descent_pkg"
+    (tmp_path / f"{module}.py").write_text((EXAMPLES / "sign_descent.py").read_text(encoding="utf-8"))
+    info = tmp_path / "descentlab_sign_descent-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: descentlab-sign-descent\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(f"[descentlab]\nsign_descent = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    try:
+        registry = load(entry_points=True)
+        assert registry.origin("rule", "sign_descent") == "package descentlab-sign-descent 0.1.0"
+        assert not [e for e in registry.errors if "sign_descent" in e]
+        assert_builtins_intact(registry)
+        # and the conftest's switch keeps entry points out of every other test
+        monkeypatch.setenv("DESCENTLAB_NO_ENTRY_POINTS", "1")
+        assert "sign_descent" not in load_registry(use_env=False).rules
+    finally:
+        sys.modules.pop(module, None)
