@@ -106,7 +106,20 @@ def _start_vector(size: int, seed: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _lanczos_extremes(matvec, start: np.ndarray, iters: int) -> tuple[np.ndarray, np.ndarray]:
+def _tridiagonal_extremes(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Largest and smallest eigenvalues of R symmetric tridiagonal matrices (diagonals ``(R, m)``)."""
+    runs, m = alphas.shape
+    tri = np.zeros((runs, m, m))
+    idx = np.arange(m)
+    tri[:, idx, idx] = alphas
+    tri[:, idx[:-1], idx[1:]] = betas[:, :m - 1]
+    tri[:, idx[1:], idx[:-1]] = betas[:, :m - 1]
+    with np.errstate(**_QUIET):
+        ritz = np.linalg.eigvalsh(np.nan_to_num(tri, nan=0.0, posinf=0.0, neginf=0.0))
+    return ritz[:, -1].copy(), ritz[:, 0].copy()
+
+
+def _lanczos_extremes(matvec, start: np.ndarray, iters: int, tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Largest and smallest Ritz values ``(R,), (R,)`` of a batched symmetric operator.
 
     ``matvec((R, P)) -> (R, P)``; ``start`` is ``(R, P)`` with unit rows (zero rows are skipped and
@@ -114,6 +127,10 @@ def _lanczos_extremes(matvec, start: np.ndarray, iters: int) -> tuple[np.ndarray
     Krylov space becomes invariant (β ≈ 0) its tridiagonal matrix is closed there and padded with
     its first Rayleigh quotient q₀ᵀHq₀, which lies inside the spectrum and so changes neither the
     largest nor the smallest Ritz value.
+
+    ``tol > 0`` stops early once every run's largest Ritz value changed by less than ``tol`` (relative)
+    in two consecutive iterations; the Ritz values only grow toward λ_max (interlacing), so a stall
+    means convergence unless the start vector is nearly orthogonal to the top eigenvector.
     """
     runs, size = start.shape
     k = max(1, min(int(iters), size))
@@ -140,51 +157,63 @@ def _lanczos_extremes(matvec, start: np.ndarray, iters: int) -> tuple[np.ndarray
             scale = np.maximum(scale, np.abs(np.nan_to_num(a)) + np.nan_to_num(beta_prev))
             if j == k - 1:
                 break
+            if tol > 0 and j >= 1:
+                top_now = _tridiagonal_extremes(alphas[:, :j + 1], betas[:, :j])[0]
+                if j >= 2:
+                    change = np.abs(top_now - top_prev) <= tol * np.abs(top_now)
+                    calm = np.where(change | ~np.isfinite(top_now), calm + 1, 0)
+                    if np.all(calm >= 2):
+                        k = j + 1
+                        break
+                else:
+                    calm = np.zeros(runs, dtype=int)
+                top_prev = top_now
             newly_done = ~done & ~(b > 1e-9 * np.maximum(scale, 1e-300))
             done = done | newly_done
             betas[:, j] = np.where(done, 0.0, b)
             prev = q
             q = np.where(done[:, None], 0.0, w / np.where(done, 1.0, b)[:, None])
             beta_prev = betas[:, j]
-    tri = np.zeros((runs, k, k))
-    idx = np.arange(k)
-    tri[:, idx, idx] = alphas
-    tri[:, idx[:-1], idx[1:]] = betas[:, :-1]
-    tri[:, idx[1:], idx[:-1]] = betas[:, :-1]
-    bad = ~np.isfinite(tri).all(axis=(1, 2)) | ~np.isfinite(start).all(axis=1) | (np.abs(start).sum(axis=1) == 0)
-    tri[bad] = 0.0
-    ritz = np.linalg.eigvalsh(tri)
-    top, bottom = ritz[:, -1].copy(), ritz[:, 0].copy()
+    bad = ~np.isfinite(alphas[:, :k]).all(axis=1) | ~np.isfinite(betas[:, :k]).all(axis=1) \
+        | ~np.isfinite(start).all(axis=1) | (np.abs(start).sum(axis=1) == 0)
+    top, bottom = _tridiagonal_extremes(np.where(bad[:, None], 0.0, alphas[:, :k]),
+                                        np.where(bad[:, None], 0.0, betas[:, :k - 1]))
     top[bad] = np.nan
     bottom[bad] = np.nan
     return top, bottom
 
 
 def hessian_extreme_eigenvalues(instance, params: np.ndarray, *, batch: np.ndarray | None = None,
-                                iters: int = 20, seed: int = 0,
-                                eps: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                                iters: int = 20, seed: int = 0, eps: float | None = None,
+                                tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``(λ_max, λ_min)``, each ``(R,)``, of the training-loss Hessian at each run's parameters.
 
     Lanczos with ``min(iters, P)`` Hessian-vector products (each one batched gradient evaluation
     of 2R runs). Runs with non-finite parameters get NaN. λ_min converges more slowly than
     λ_max when the bottom of the spectrum is crowded (as in over-parameterised networks).
+    ``tol > 0`` stops before ``iters`` once λ_max is stable to that relative tolerance (λ_min may
+    then be less accurate).
     """
     params = np.ascontiguousarray(params, dtype=np.float64)
     runs, size = params.shape
     start = np.tile(_start_vector(size, seed), (runs, 1))
     start[~np.isfinite(params).all(axis=1)] = 0.0
     return _lanczos_extremes(lambda v: hessian_vector_product(instance, params, v, batch=batch, eps=eps),
-                             start, iters)
+                             start, iters, tol)
 
 
 def top_hessian_eigenvalue(instance, params: np.ndarray, *, batch: np.ndarray | None = None,
-                           iters: int = 20, seed: int = 0, eps: float | None = None) -> np.ndarray:
+                           iters: int = 20, seed: int = 0, eps: float | None = None,
+                           tol: float = 1e-10) -> np.ndarray:
     """Sharpness λ_max ``(R,)``: the largest (algebraic) Hessian eigenvalue of each run's loss.
 
     The runner's hook for ``sharpness_every``. ``batch`` as in :func:`hessian_vector_product`;
-    ``seed`` fixes the Lanczos start vector; float64 whatever the dtype of ``params``.
+    ``seed`` fixes the Lanczos start vector; float64 whatever the dtype of ``params``. At most
+    ``iters`` Hessian-vector products; fewer once λ_max of every run has changed by less than
+    ``tol`` (relative) twice in a row (``tol=0``: always ``iters``).
     """
-    return hessian_extreme_eigenvalues(instance, params, batch=batch, iters=iters, seed=seed, eps=eps)[0]
+    return hessian_extreme_eigenvalues(instance, params, batch=batch, iters=iters, seed=seed, eps=eps,
+                                       tol=tol)[0]
 
 
 def adam_preconditioner(second_moment: np.ndarray, step: int, *, beta1: float = 0.9,
@@ -202,7 +231,7 @@ def adam_preconditioner(second_moment: np.ndarray, step: int, *, beta1: float = 
 
 def preconditioned_top_eigenvalue(instance, params: np.ndarray, preconditioner: np.ndarray, *,
                                   batch: np.ndarray | None = None, iters: int = 20, seed: int = 0,
-                                  eps: float | None = None) -> np.ndarray:
+                                  eps: float | None = None, tol: float = 1e-10) -> np.ndarray:
     """Preconditioned sharpness λ_max(P⁻¹H), ``(R,)``, for a diagonal preconditioner ``(R, P)``.
 
     P⁻¹H is similar to the symmetric P^{-1/2} H P^{-1/2}, whose Lanczos iteration needs only
@@ -218,4 +247,4 @@ def preconditioned_top_eigenvalue(instance, params: np.ndarray, preconditioner: 
     def matvec(v):
         return inv_sqrt * hessian_vector_product(instance, params, inv_sqrt * v, batch=batch, eps=eps)
 
-    return _lanczos_extremes(matvec, start, iters)[0]
+    return _lanczos_extremes(matvec, start, iters, tol)[0]

@@ -1,0 +1,89 @@
+"""Cost of sharpness tracking: one λ_max measurement against one training step, and end to end.
+
+Run: /work/venv/bin/python benchmarks/sharpness.py [--problem spirals] [--runs 8] [--steps 200]
+
+Prints (1) the time of one gradient evaluation + GD update of R stacked runs, (2) the time of one
+top_hessian_eigenvalue call (Lanczos, 20 Hessian-vector products = 20 gradient evaluations of 2R
+runs) on the same R runs, their ratio, and (3) the runner's wall time for the same experiment with
+sharpness_every = 0, 50, 10 and 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from descentlab.experiment import Experiment
+from descentlab.registry import get_registry
+from descentlab.runner import run_experiment
+from descentlab.sharpness import top_hessian_eigenvalue
+
+
+def best_of(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", default="spirals")
+    parser.add_argument("--runs", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    registry = get_registry()
+    problem = registry.problem(args.problem)
+    settings = {h.name: h.default for h in problem.settings}
+    instance = problem.build(settings)
+    rule = registry.rule("gd")
+    params = instance.init_params(list(range(args.runs)))
+    lr = np.full((args.runs, 1), 0.1)
+    state = rule.init(params, {})
+
+    def train_step():
+        _, grad = instance.loss_and_grad(params)
+        rule.update(grad, state, params, lr, {"weight_decay": np.zeros((args.runs, 1))}, 0)
+
+    calls = []
+    original = instance.loss_and_grad
+
+    def counting(points, batch=None, out=None):
+        calls.append(points.shape[0])
+        return original(points, batch, out)
+
+    def measure():
+        top_hessian_eigenvalue(instance, params, iters=args.iters)
+
+    step_time = best_of(lambda: [train_step() for _ in range(20)], args.repeats) / 20
+    sharp_time = best_of(measure, args.repeats)
+    instance.loss_and_grad = counting
+    measure()
+    instance.loss_and_grad = original
+    print(f"problem {args.problem} ({getattr(instance, 'model', '')}, {instance.n_train} samples, "
+          f"P = {instance.layout.size}), R = {args.runs} runs stacked")
+    print(f"one training step (gradient + GD update):   {1e3 * step_time:8.3f} ms  "
+          f"({1e6 * step_time / args.runs:.0f} µs per run-step)")
+    print(f"one sharpness measurement (Lanczos, {len(calls)} of at most {args.iters} HVPs, each one "
+          f"gradient of {2 * args.runs} runs): {1e3 * sharp_time:.3f} ms = {sharp_time / step_time:.1f} training steps")
+
+    spec = {"steps": args.steps, "seeds": list(range(args.runs)), "eval_every": args.steps,
+            "problem": {"name": args.problem}, "rules": [{"rule": "gd", "learning_rate": 0.1}]}
+    base = None
+    for every in (0, 50, 10, 1):
+        experiment = Experiment.from_dict({**spec, "sharpness_every": every})
+        wall = best_of(lambda: run_experiment(experiment, workers=1), max(1, args.repeats // 2))
+        base = wall if base is None else base
+        print(f"runner, {args.steps} steps, sharpness_every = {every:3d}: {wall:7.3f} s  ({wall / base:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
