@@ -43,7 +43,7 @@ def url_path(path: Path) -> str:
 
 
 def main() -> None:
-    st.set_page_config(page_title="descentlab", page_icon="📉", layout="wide")
+    st.set_page_config(page_title="descentlab", page_icon=":material/show_chart:", layout="wide")
     pages = []
     for i, path in enumerate(discover_pages()):
         title, icon = page_title(path)

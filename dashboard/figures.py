@@ -191,10 +191,26 @@ def _summarise(steps, values) -> tuple[list, list, list | None, list | None]:
     steps, values = steps[keep], values[keep]
     if values.shape[1] == 1:
         return [int(s) for s in steps], _plain(values[:, 0]), None, None
-    with np.errstate(invalid="ignore"):
-        # +inf (diverged) sorts last: a median is inf once half the seeds have blown up.
-        q = np.nanquantile(values, [0.25, 0.5, 0.75], axis=1)
+    q = quantiles(values, [0.25, 0.5, 0.75])
     return [int(s) for s in steps], _plain(q[1]), _plain(q[0]), _plain(q[2])
+
+
+_HUGE = 1e300
+
+
+def quantiles(values: np.ndarray, qs) -> np.ndarray:
+    """Quantiles across runs (axis 1) where +inf means "blown up": a median is inf once half the seeds are.
+
+    numpy's linear interpolation between a finite value and inf gives NaN (inf - inf), so inf is
+    stood in for by a huge finite number and mapped back afterwards. NaN (no value) is ignored.
+    """
+    stand_in = np.where(np.isposinf(values), _HUGE, values)
+    q = np.full((len(qs), values.shape[0]), np.nan)
+    rows = ~np.all(np.isnan(stand_in), axis=1)  # an all-NaN row has no quantile (and numpy would warn)
+    if rows.any():
+        with np.errstate(invalid="ignore", over="ignore"):
+            q[:, rows] = np.nanquantile(stand_in[rows], qs, axis=1)
+    return np.where(q >= _HUGE / 10, np.inf, q)
 
 
 def _last_finite(steps, column, upto: int) -> float | None:
@@ -255,6 +271,8 @@ def loss_curves_info(results, *, test: bool = True, groups: Sequence[Group] | No
     if test and "test_loss" in results.metrics.columns and results.metrics["test_loss"].notna().any():
         extra = metric_curves_info(results, "test_loss", log_y=True, groups=groups, role="test",
                                    dash="dot", mark_diverged=False, suffix=" (test)")
+        for c in extra.curves:  # one band per rule is enough: the training loss carries it
+            c.lower = c.upper = None
         info.curves += extra.curves
         info.title = "Training loss (solid) and test loss (dotted)"
     return info
@@ -514,8 +532,7 @@ def sweep_heatmap_info(results, *, max_columns: int = 200) -> SweepHeatmapInfo:
         for alpha, part in rows.groupby("learning_rate", sort=True):
             ids = [int(r) for r in part["run_id"]]
             steps, values = _metric_matrix(results, "loss", ids, diverged, pad_diverged=True)
-            with np.errstate(invalid="ignore"):
-                med = np.nanquantile(values, 0.5, axis=1) if values.shape[1] > 1 else values[:, 0]
+            med = quantiles(values, [0.5])[0] if values.shape[1] > 1 else values[:, 0]
             stride = max(1, math.ceil(len(steps) / max_columns))
             idx = np.arange(0, len(steps), stride)
             if len(steps) and idx[-1] != len(steps) - 1:
@@ -827,7 +844,7 @@ def _score(instance, outputs: np.ndarray) -> tuple[np.ndarray, str, float, float
 
 
 def decision_boundary_info(instance, panels: Sequence[tuple[str, np.ndarray]], *, step: int | None = None,
-                           grid: int = 60, margin: float = 0.15) -> BoundaryInfo:
+                           grid: int = 80, margin: float = 0.15) -> BoundaryInfo:
     """The model's prediction over the training inputs' plane for each ``(name, params (P,))`` panel."""
     data = instance.dataset
     x_all = np.concatenate([data.x_train, data.x_test]) if len(data.x_test) else data.x_train
@@ -863,7 +880,7 @@ def draw_decision_boundary(info: BoundaryInfo) -> go.Figure:
     for k, p in enumerate(info.panels):
         r, c = k // cols + 1, k % cols + 1
         fig.add_trace(go.Heatmap(x=info.x, y=info.y, z=p.z, zmin=info.zmin, zmax=info.zmax, colorscale="RdBu",
-                                 reversescale=True, opacity=0.75, showscale=(k == 0), meta="prediction",
+                                 reversescale=True, opacity=0.75, showscale=(k == 0), meta="prediction", zsmooth="best",
                                  colorbar=dict(title=info.score), name=p.name,
                                  hovertemplate="x₁ %{x:.2f}<br>x₂ %{y:.2f}<br>%{z:.2f}<extra></extra>"),
                       row=r, col=c)
@@ -873,11 +890,12 @@ def draw_decision_boundary(info: BoundaryInfo) -> go.Figure:
                 x=[info.points_x[i] for i in idx], y=[info.points_y[i] for i in idx], mode="markers",
                 name=info.class_names[cls] if cls < len(info.class_names) else str(cls), meta="points",
                 legendgroup=f"class{cls}", showlegend=(k == 0),
-                marker=dict(size=5, color=point_colors[cls % len(point_colors)], line=dict(width=0.5, color="white"))),
+                marker=dict(size=6, color=point_colors[cls % len(point_colors)], line=dict(width=0.8, color="black"))),
                 row=r, col=c)
     step = info.panels[0].step if info.panels else None
     fig.update_layout(title="Decision boundary" + (f" at step {step}" if step is not None else " (final weights)"),
-                      height=380 * rows + 60, margin=dict(l=50, r=20, t=70, b=40))
+                      height=380 * rows + 90, margin=dict(l=50, r=20, t=70, b=40),
+                      legend=dict(orientation="h", y=-0.12, title="training points: class "))
     return fig
 
 

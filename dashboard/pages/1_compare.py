@@ -6,7 +6,7 @@ from descentlab.dashboard import widgets as W
 from descentlab.errors import SpecError
 
 TITLE = "Compare"
-ICON = "📉"
+ICON = ":material/show_chart:"
 PAGE = "cmp"
 
 # Vanilla GD, momentum and Adam on two spirals: about 2 s on two cores, and Adam clearly wins.

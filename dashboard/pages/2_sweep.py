@@ -11,7 +11,7 @@ from descentlab.declarations import HyperParam
 from descentlab.errors import SpecError
 
 TITLE = "Learning-rate sweep"
-ICON = "📈"
+ICON = ":material/tune:"
 PAGE = "sweep"
 
 DEFAULT = {

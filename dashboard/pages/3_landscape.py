@@ -6,7 +6,7 @@ from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
 
 TITLE = "Landscape"
-ICON = "🗺️"
+ICON = ":material/terrain:"
 PAGE = "land"
 
 # Gradient descent on a quadratic bowl with λ_max = 1: stable iff α < 2.

@@ -6,7 +6,7 @@ from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
 
 TITLE = "Decision boundary"
-ICON = "🎯"
+ICON = ":material/scatter_plot:"
 PAGE = "bound"
 
 DEFAULT = {

@@ -10,7 +10,7 @@ from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
 
 TITLE = "Results"
-ICON = "🗂️"
+ICON = ":material/folder_open:"
 PAGE = "res"
 RESULT_FILES = ("experiment.toml", "runs.parquet", "metrics.parquet")
 

@@ -8,7 +8,7 @@ import streamlit as st
 from descentlab.dashboard import widgets as W
 
 TITLE = "Plugins"
-ICON = "🧩"
+ICON = ":material/extension:"
 PAGE = "plug"
 
 

@@ -1,0 +1,254 @@
+"""Figure functions: info records checked against independent computations on the records."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from descentlab.dashboard import figures as F
+from descentlab.experiment import Experiment
+from descentlab.registry import get_registry
+from descentlab.runner import run_experiment
+
+
+def _is_plain(value) -> bool:
+    """Figure data built from lists: JSON numbers, never plotly's base64 ``bdata`` arrays."""
+    if isinstance(value, dict):
+        return "bdata" not in value and all(_is_plain(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    return True
+
+
+def _run(spec):
+    registry = get_registry()
+    return run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
+
+
+# --- curves -------------------------------------------------------------------------------------
+
+def test_loss_curves_median_and_band_match_pandas(make_results):
+    results = make_results([{"rule": "gd", "label": "vanilla GD", "learning_rate": 0.1},
+                            {"rule": "adam", "learning_rate": 0.3}], steps=12, seeds=(0, 1, 2, 3))
+    info = F.loss_curves_info(results, test=False)
+    assert [c.name for c in info.curves] == ["vanilla GD", "adam"]
+    for curve, entry in zip(info.curves, (0, 1)):
+        ids = results.runs.loc[results.runs.entry == entry, "run_id"]
+        m = results.metrics[results.metrics.run_id.isin(ids)]
+        by_step = m.groupby("step")["loss"]
+        assert curve.x == list(range(13))
+        np.testing.assert_allclose(curve.y, by_step.median().to_numpy(), rtol=1e-12)
+        np.testing.assert_allclose(curve.lower, by_step.quantile(0.25).to_numpy(), rtol=1e-12)
+        np.testing.assert_allclose(curve.upper, by_step.quantile(0.75).to_numpy(), rtol=1e-12)
+    assert info.log_y and info.x_range == [0, 12]
+
+
+def test_single_run_curve_is_the_records(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": 0.2}], steps=8)
+    (curve,) = F.metric_curves_info(results, "grad_norm").curves
+    assert curve.y == results.metrics.sort_values("step")["grad_norm"].tolist()
+    assert curve.lower is None and curve.upper is None
+
+
+def test_diverged_run_stops_at_diverged_at_and_is_marked(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": 0.1},
+                            {"rule": "gd", "label": "big", "learning_rate": 5.0, "diverge_at": 6}], steps=20)
+    info = F.loss_curves_info(results, test=False)
+    big = next(c for c in info.curves if c.name == "big")
+    recorded = int(results.runs.loc[results.runs.label == "big", "diverged_at"].iloc[0])
+    assert big.x[-1] == recorded == 6
+    (mark,) = info.diverged
+    assert mark.step == recorded and mark.text == f"diverged at step {recorded}"
+    last = results.metrics[(results.metrics.run_id == mark.run_id) & (results.metrics.step == recorded)]["loss"]
+    assert mark.y == pytest.approx(float(last.iloc[0]))
+    fig = F.draw_curves(info)
+    marker = [t for t in fig.data if t.meta == "diverged"]
+    assert len(marker) == 1 and list(marker[0].x) == [6] and list(marker[0].text) == ["diverged at step 6"]
+
+
+def test_diverged_with_infinite_loss_is_marked_at_last_finite_value(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": 5.0, "diverge_at": 4, "inf": True}], steps=10)
+    info = F.loss_curves_info(results, test=False)
+    (mark,) = info.diverged
+    m = results.metrics.set_index("step")["loss"]
+    assert mark.step == 4 and mark.y == pytest.approx(m[3])
+    assert info.curves[0].y[-1] is None  # inf is a gap, never a number in the figure
+
+
+def test_median_over_seeds_is_blown_up_once_half_the_seeds_are(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": 0.1}], steps=10, seeds=(0, 1, 2))
+    # make seed 0 and 1 diverge at step 5 by editing the records the way the runner writes them
+    runs, metrics = results.runs, results.metrics
+    for run_id in (0, 1):
+        runs.loc[runs.run_id == run_id, ["status", "diverged_at"]] = ["diverged", 5.0]
+        metrics = metrics[~((metrics.run_id == run_id) & (metrics.step > 5))]
+    results.metrics = metrics
+    info = F.loss_curves_info(results, test=False)
+    curve = info.curves[0]
+    assert curve.y[4] is not None and all(v is None for v in curve.y[6:])
+    assert {d.run_id for d in info.diverged} == {0, 1}
+
+
+def test_groups_name_the_grid_point(make_results):
+    results = make_results([{"rule": "gd", "label": "GD", "learning_rate": [0.01, 0.1]},
+                            {"rule": "momentum", "learning_rate": 0.1, "momentum": 0.9}], seeds=(0, 1))
+    groups = F.run_groups(results)
+    assert [g.name for g in groups] == ["GD (α=0.01)", "GD (α=0.1)", "momentum"]
+    assert [g.run_ids for g in groups] == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_other_metric_curves_and_layers(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": 0.1}], steps=6, layers=3)
+    m = results.metrics.sort_values("step")
+    assert F.learning_rate_info(results).curves[0].y == m["learning_rate"].iloc[:-1].tolist()  # last row NaN dropped
+    assert F.step_size_info(results).curves[0].y == m["step_size"].iloc[:-1].tolist()
+    layers = F.layer_grad_norms_info(results)
+    assert layers.layers == ["layer1", "layer2", "layer3"]
+    (name, curves), = layers.panels
+    for curve, layer in zip(curves, layers.layers):
+        assert curve.y == m[f"grad_norm.{layer}"].tolist()
+    F.draw_layer_grad_norms(layers)
+
+
+def test_figures_hold_plain_lists(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": [0.1, 1.0], "diverge_at": lambda a: 3 if a > 0.5 else None}],
+                           steps=10, seeds=(0, 1))
+    for fig in (F.draw_curves(F.loss_curves_info(results)), F.draw_sweep(F.sweep_info(results)),
+                F.draw_sweep_heatmap(F.sweep_heatmap_info(results)),
+                F.draw_summary_table(F.summary_table_info(results))):
+        assert _is_plain(fig.to_plotly_json()["data"])
+
+
+# --- learning-rate sweep ------------------------------------------------------------------------
+
+def test_sweep_info_against_the_run_table(make_results):
+    alphas = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
+    results = make_results([{"rule": "gd", "learning_rate": alphas, "diverge_at": lambda a: 4 if a >= 1.0 else None},
+                            {"rule": "adam", "learning_rate": alphas}], steps=10, seeds=(0, 1, 2))
+    info = F.sweep_info(results)
+    gd, adam = info.lines
+    runs = results.runs
+    for line, rule in ((gd, "gd"), (adam, "adam")):
+        assert line.alphas == alphas
+        for alpha, final, flag in zip(line.alphas, line.final_loss, line.diverged):
+            rows = runs[(runs.rule == rule) & (runs.learning_rate == alpha)]
+            assert flag == bool((rows.status == "diverged").any())
+            if flag:
+                assert final is None
+            else:
+                assert final == pytest.approx(float(rows.final_loss.median()))
+    assert gd.largest_stable == 0.3 and gd.diverged_at[-1] == 4
+    assert adam.largest_stable == 3.0
+    fig = F.draw_sweep(info)
+    crosses = [t for t in fig.data if t.meta == "diverged"]
+    assert len(crosses) == 1 and list(crosses[0].x) == [1.0, 3.0]
+    stars = [t for t in fig.data if t.meta == "largest_stable"]
+    assert sorted(s.x[0] for s in stars) == [0.3, 3.0]
+
+
+def test_largest_stable_alpha_ignores_a_lucky_alpha_past_the_edge(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": [0.1, 1.0, 2.0],
+                             "diverge_at": lambda a: 3 if a == 1.0 else None}], steps=6)
+    assert F.sweep_info(results).lines[0].largest_stable == 0.1
+
+
+def test_sweep_heatmap_cells_are_log10_loss_and_blown_up_cells_sit_at_the_top(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": [0.1, 2.0], "diverge_at": lambda a: 3 if a > 1 else None}],
+                           steps=8)
+    info = F.sweep_heatmap_info(results)
+    (panel,) = info.panels
+    assert panel.alphas == [0.1, 2.0] and panel.steps == list(range(9))
+    m = results.metrics.set_index(["run_id", "step"])["loss"]
+    for j, step in enumerate(panel.steps):
+        assert panel.z[0][j] == pytest.approx(math.log10(m[(0, step)]))
+    for j, step in enumerate(panel.steps):
+        if step < 3:
+            assert panel.z[1][j] == pytest.approx(math.log10(m[(1, step)]))
+        elif step > 3:
+            assert panel.z[1][j] == info.zmax
+
+
+# --- table --------------------------------------------------------------------------------------
+
+def test_summary_table_is_the_run_table(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": 0.1},
+                            {"rule": "momentum", "learning_rate": 0.1, "momentum": 0.9, "diverge_at": 2}], steps=5)
+    table = F.summary_table(results)
+    for col in ("label", "learning_rate", "status", "final_loss", "best_loss", "steps_to_target", "diverged_at"):
+        assert col in table.columns
+    pd.testing.assert_series_equal(table["diverged_at"], results.runs["diverged_at"], check_names=False)
+    assert "momentum" in table.columns
+    info = F.summary_table_info(results)
+    assert info.rows[1][info.columns.index("diverged_at")] == 2.0
+    assert info.rows[0][info.columns.index("diverged_at")] is None
+
+
+# --- landscapes, cost curve and decision boundary on real runs ----------------------------------
+
+def test_landscape_contours_are_the_quadratic_and_paths_are_the_records():
+    results = _run({"steps": 15, "problem": {"name": "quadratic"},
+                    "rules": [{"rule": "gd", "learning_rate": [0.5, 2.5]}]})
+    instance = get_registry().problem("quadratic").build(results.experiment.problem_settings)
+    info = F.landscape_info(results, instance, grid=11, upto_step=7, log_z=False)
+    a = instance.hessian(np.zeros((1, 2)))[0]  # f = ½ pᵀAp: the Hessian is A
+    for i in (0, 5, 10):
+        for j in (0, 3, 10):
+            p = np.array([info.x[j], info.y[i]])
+            assert info.z[i][j] == pytest.approx(0.5 * p @ a @ p, rel=1e-10)
+    path = results.weights["path"]
+    for trace in info.paths:
+        assert trace.x == pytest.approx(list(path[trace.run_id, :8, 0]))
+        assert trace.y == pytest.approx(list(path[trace.run_id, :8, 1]))
+    fig = F.draw_landscape(info)
+    assert len([t for t in fig.data if t.meta == "path"]) == 2
+
+
+def test_cost_curve_of_linear_regression_is_the_closed_form():
+    results = _run({"steps": 10, "problem": {"name": "linear_regression"},
+                    "rules": [{"rule": "gd", "learning_rate": 0.3}]})
+    instance = get_registry().problem("linear_regression").build(results.experiment.problem_settings)
+    info = F.cost_curve_info(results, instance, axis=0, grid=9)
+    x = instance.dataset.x_train[:, 0]
+    y = instance.dataset.y_train[:, 0]
+    (b,) = info.fixed
+    for w, cost in zip(info.x, info.y):
+        assert cost == pytest.approx(0.5 * np.mean((w * x + b - y) ** 2), rel=1e-10)
+    name, _, theta, costs = info.steps[0]
+    path = results.weights["path"][0]
+    assert theta == pytest.approx(list(path[:, 0]))
+    assert costs[0] == pytest.approx(0.5 * np.mean((path[0, 0] * x + b - y) ** 2))
+    F.draw_cost_curve(info)
+
+
+def test_decision_boundary_is_the_network_by_hand():
+    results = _run({"steps": 5, "problem": {"name": "moons", "samples": 40, "hidden": [5]},
+                    "rules": [{"rule": "gd", "learning_rate": 0.5}, {"rule": "adam", "learning_rate": 0.05}]})
+    instance = get_registry().problem("moons").build(results.experiment.problem_settings)
+    params = F.params_from_weights(results, instance, "final")
+    info = F.decision_boundary_info(instance, [("gd", params[0]), ("adam", params[1])], grid=7, step=5)
+    w = results.weights
+    for k, panel in enumerate(info.panels):
+        for i in (0, 3, 6):
+            for j in (0, 4):
+                point = np.array([info.x[j], info.y[i]])
+                hidden = np.tanh(point @ w["final.W1"][k] + w["final.b1"][k])
+                logit = float((hidden @ w["final.W2"][k] + w["final.b2"][k])[0])
+                assert panel.z[i][j] == pytest.approx(1.0 / (1.0 + math.exp(-logit)), rel=1e-9)
+    assert info.score == "P(class 1)"
+    assert len(info.points_x) == len(instance.dataset.x_train)
+    assert sorted(set(info.points_class)) == [0, 1]
+    F.draw_decision_boundary(info)
+
+
+def test_loss_curves_of_a_real_run_equal_its_records():
+    results = _run({"steps": 12, "seeds": 2, "problem": {"name": "xor", "samples": 30, "hidden": [3]},
+                    "rules": [{"rule": "gd", "learning_rate": 0.3}, {"rule": "momentum", "learning_rate": 0.1}]})
+    info = F.loss_curves_info(results, test=False)
+    assert [c.name for c in info.curves] == list(results.runs.drop_duplicates("entry")["label"])
+    for curve, entry in zip(info.curves, (0, 1)):
+        ids = results.runs.loc[results.runs.entry == entry, "run_id"].tolist()
+        m = results.metrics[results.metrics.run_id.isin(ids)].pivot(index="step", columns="run_id", values="loss")
+        np.testing.assert_allclose(curve.y, np.median(m.to_numpy(), axis=1), rtol=1e-12)
