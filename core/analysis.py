@@ -15,7 +15,10 @@ Definitions (also in docs/readme/80-reports.md):
   their best values): ``smallest_diverged_alpha`` is the smallest α where at least one seed
   diverged, ``largest_stable_alpha`` the largest α below it whose runs all finished.
 - ``steps_to_target_median`` is the median over seeds at the best configuration, counting a seed
-  that never reached the target as +inf; NaN when that median is +inf or there is no target.
+  that never reached the target (or diverged or failed) as +inf; NaN when that median is +inf or
+  there is no target.
+  ``fastest_alpha`` / ``fastest_steps_median`` answer a different question: the configuration
+  with the smallest such median anywhere in the grid (it need not be the best by final loss).
 - IQR is the 75th minus the 25th percentile over seeds (linear interpolation, numpy's default).
 """
 
@@ -32,7 +35,8 @@ NON_CONFIG_COLUMNS = ("run_id", "entry", "label", "rule", "schedule", "seed", "s
 
 SUMMARY_COLUMNS = ("entry", "label", "rule", "schedule", "best_alpha", "best_config",
                    "final_loss_median", "final_loss_iqr", "best_loss_median", "best_loss_iqr",
-                   "steps_to_target_median", "seeds_reached_target", "seeds", "seeds_finished_at_best",
+                   "steps_to_target_median", "seeds_reached_target", "fastest_alpha", "fastest_config",
+                   "fastest_steps_median", "seeds", "seeds_finished_at_best",
                    "largest_stable_alpha", "smallest_diverged_alpha", "alphas_tried",
                    "runs", "diverged", "failed")
 
@@ -74,6 +78,23 @@ def scores(runs: pd.DataFrame, column: str = "final_loss") -> pd.Series:
     return values.where(~bad, math.inf)
 
 
+def steps_to_target(runs: pd.DataFrame) -> pd.Series:
+    """Steps to the target per run; +inf where the run never reached it, diverged or failed.
+
+    A run that touched the target and then blew up does not count as having reached it.
+    """
+    steps = pd.to_numeric(runs["steps_to_target"], errors="coerce").astype(float)
+    return steps.where(steps.notna() & (runs["status"] == "finished"), math.inf)
+
+
+def fastest_configuration(table: pd.DataFrame) -> pd.Series | None:
+    """The configuration with the smallest median steps to target (ties: lower score, smaller α)."""
+    reached = table[np.isfinite(table["median_steps"].astype(float))]
+    if reached.empty:
+        return None
+    return reached.sort_values(["median_steps", "median_score", "learning_rate"], kind="stable").iloc[0]
+
+
 def config_columns(entry_runs: pd.DataFrame) -> list[str]:
     """Grid coordinates of one entry's runs: α first, then every hyperparameter the rule has."""
     others = [c for c in entry_runs.columns
@@ -89,13 +110,15 @@ def varying_columns(entry_runs: pd.DataFrame) -> list[str]:
 def configurations(entry_runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration of an entry: its coordinates, median scores and status counts."""
     keys = config_columns(entry_runs)
-    frame = entry_runs.assign(_score=scores(entry_runs), _best=scores(entry_runs, "best_loss"))
+    frame = entry_runs.assign(_score=scores(entry_runs), _best=scores(entry_runs, "best_loss"),
+                              _steps=steps_to_target(entry_runs))
     rows = []
     for key, group in frame.groupby(keys, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         rows.append({**dict(zip(keys, key)),
                      "median_score": median(group["_score"]),
                      "median_best": median(group["_best"]),
+                     "median_steps": median(group["_steps"]),
                      "n": len(group),
                      "n_finished": int((group["status"] == "finished").sum()),
                      "n_diverged": int((group["status"] == "diverged").sum())})
@@ -162,20 +185,25 @@ def summarize_entry(entry_runs: pd.DataFrame, target_loss: float | None) -> dict
     others = config_columns(entry_runs)[1:]
     found = math.isfinite(best["median_score"])
     largest_stable, smallest_diverged = stability_edges(alpha_slice(table, best, others))
-    steps = pd.to_numeric(at_best["steps_to_target"], errors="coerce").astype(float).fillna(math.inf)
+    steps = steps_to_target(at_best)
     steps_median = median(steps) if target_loss is not None else math.nan
+    fastest = fastest_configuration(table) if target_loss is not None else None
+    varying = varying_columns(entry_runs)
     first = entry_runs.iloc[0]
     return {
         "entry": int(first["entry"]), "label": first["label"], "rule": first["rule"],
         "schedule": first["schedule"],
         "best_alpha": float(best["learning_rate"]) if found else math.nan,
-        "best_config": describe_config(best, varying_columns(entry_runs)) if found else "",
+        "best_config": describe_config(best, varying) if found else "",
         "final_loss_median": median(scores(at_best)) if found else math.nan,
         "final_loss_iqr": iqr(scores(at_best)) if found else math.nan,
         "best_loss_median": median(scores(at_best, "best_loss")) if found else math.nan,
         "best_loss_iqr": iqr(scores(at_best, "best_loss")) if found else math.nan,
         "steps_to_target_median": steps_median if found and math.isfinite(steps_median) else math.nan,
         "seeds_reached_target": int(np.isfinite(steps).sum()) if found else 0,
+        "fastest_alpha": math.nan if fastest is None else float(fastest["learning_rate"]),
+        "fastest_config": "" if fastest is None else describe_config(fastest, varying),
+        "fastest_steps_median": math.nan if fastest is None else float(fastest["median_steps"]),
         "seeds": int(entry_runs["seed"].nunique()),
         "seeds_finished_at_best": int((at_best["status"] == "finished").sum()) if found else 0,
         "largest_stable_alpha": largest_stable,
@@ -214,14 +242,25 @@ def target_sentence(summary: pd.DataFrame, target: float | None) -> list[str]:
     reached = summary[summary["steps_to_target_median"].notna()].sort_values(
         ["steps_to_target_median", "final_loss_median"], kind="stable")
     if reached.empty:
-        return [f"No rule reached the target loss {fmt(target)} (median over seeds) at any α tried."]
-    first = reached.iloc[0]
-    text = (f"{first.label} reached the target loss {fmt(target)} first, in a median of "
-            f"{first.steps_to_target_median:g} steps at {_at(first)}")
-    rest = [f"{r.label} ({r.steps_to_target_median:g} steps)" for r in reached.iloc[1:].itertuples()]
-    sentences = [text + (", then " + ", ".join(rest) if rest else "") + "."]
+        sentences, first_steps = [f"No rule reached the target loss {fmt(target)} at its best α "
+                                  "(median over seeds)."], math.inf
+    else:
+        first = reached.iloc[0]
+        first_steps = first.steps_to_target_median
+        text = (f"{first.label} reached the target loss {fmt(target)} first, in a median of "
+                f"{first_steps:g} steps at {_at(first)}")
+        rest = [f"{r.label} ({r.steps_to_target_median:g} steps)" for r in reached.iloc[1:].itertuples()]
+        sentences = [text + (", then " + ", ".join(rest) if rest else "") + "."]
+    quickest = summary[summary["fastest_steps_median"].notna()].sort_values(
+        ["fastest_steps_median", "final_loss_median"], kind="stable")
+    if not quickest.empty:
+        q = quickest.iloc[0]
+        if q.fastest_steps_median < first_steps:
+            config = f" ({q.fastest_config})" if q.fastest_config else ""
+            sentences.append(f"Over the whole grid, {q.label} got there fastest: a median of "
+                             f"{q.fastest_steps_median:g} steps at α = {fmt(q.fastest_alpha)}{config}.")
     never = summary.loc[summary["steps_to_target_median"].isna(), "label"].tolist()
-    if never:
+    if never and not reached.empty:
         sentences.append(f"{_join(never)} did not reach it in the median run at {_their(never)} best α.")
     return sentences
 

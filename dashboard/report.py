@@ -226,6 +226,9 @@ def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "final loss (median)": s["final_loss_median"].map(cell), "final loss IQR": s["final_loss_iqr"].map(cell),
         "best loss (median)": s["best_loss_median"].map(cell), "best loss IQR": s["best_loss_iqr"].map(cell),
         "steps to target (median)": s["steps_to_target_median"].map(lambda v: "–" if math.isnan(v) else f"{v:g}"),
+        "fastest to target anywhere": [
+            "–" if math.isnan(a) else f"{n:g} steps at α={a:g}" + (f" ({c})" if c else "")
+            for a, c, n in zip(s["fastest_alpha"], s["fastest_config"], s["fastest_steps_median"])],
         "seeds finished at best α": [f"{a}/{b}" for a, b in zip(s["seeds_finished_at_best"], s["seeds"])],
         "largest stable α": s["largest_stable_alpha"].map(cell),
         "smallest diverged α": s["smallest_diverged_alpha"].map(cell),

@@ -30,7 +30,7 @@ def reference(results):
         final = math.inf if failed or diverged else losses[-1]
         best = math.inf if failed else min(losses)
         hits = [s for s, v in zip(rows["step"], losses) if v <= TARGET]
-        steps = hits[0] if hits and not failed else math.inf
+        steps = hits[0] if hits and status == "finished" else math.inf
         mu = -1.0 if math.isnan(run.momentum) else run.momentum
         table.setdefault(run.entry, {}).setdefault((run.learning_rate, mu), []).append(
             (final, best, steps, status))
@@ -61,6 +61,9 @@ def test_summary_equals_independent_reference(results):
         steps = statistics.median(s[2] for s in seeds)
         assert (math.isnan(row.steps_to_target_median) if math.isinf(steps)
                 else row.steps_to_target_median == steps)
+        step_medians = {key: statistics.median(s[2] for s in seeds) for key, seeds in configs.items()}
+        fastest = min(step_medians, key=lambda k: (step_medians[k], medians[k], k[0]))
+        assert (row.fastest_alpha, row.fastest_steps_median) == (fastest[0], step_medians[fastest])
         line = {a: [s[3] for s in v] for (a, mu), v in configs.items() if mu == best_key[1]}
         diverged = [a for a, st in line.items() if "diverged" in st]
         stable = [a for a, st in line.items() if all(s == "finished" for s in st) and a < min(diverged)]
@@ -158,3 +161,15 @@ def test_entry_whose_runs_all_failed(results):
     assert math.isnan(row.best_alpha) and row.failed == row.runs == 24
     assert math.isnan(row.smallest_diverged_alpha) and math.isnan(row.largest_stable_alpha)
     assert analysis.divergence_sentence(row) == "heavy ball did not finish at any α tried (24 of 24 runs failed)."
+
+
+def test_verdict_names_the_fastest_configuration_when_it_is_not_the_best(results):
+    """A rule's quickest configuration is named when it beats the winner at the best α."""
+    summary = analysis.summarize(results).copy()
+    summary.loc[1, ["fastest_steps_median", "fastest_alpha", "fastest_config"]] = [1.0, 2.0, "momentum=0.5"]
+    text = analysis.verdict(summary, results)
+    assert text[1] == "Over the whole grid, heavy ball got there fastest: a median of 1 steps at α = 2 (momentum=0.5)."
+    summary["steps_to_target_median"] = math.nan
+    text = analysis.verdict(summary, results)
+    assert text[0] == "No rule reached the target loss 0.001 at its best α (median over seeds)."
+    assert text[1].startswith("Over the whole grid, heavy ball got there fastest")
