@@ -11,6 +11,7 @@ import html
 import math
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,11 +104,10 @@ def experiment_toml(results) -> str:
 
 
 def reproduce_command(results) -> str:
-    """The command that runs this stored experiment again (plugin files through DESCENTLAB_PLUGINS)."""
+    """The command that runs this stored experiment again, with the plugin files it used."""
     where = Path(results.path) / "experiment.toml" if getattr(results, "path", None) else Path("experiment.toml")
-    files = list(((results.meta or {}).get("plugins") or {}).get("plugin_files") or [])
-    env = f"DESCENTLAB_PLUGINS={os.pathsep.join(dict.fromkeys(files))} " if files else ""
-    return f"{env}descentlab run {where}"
+    files = dict.fromkeys(((results.meta or {}).get("plugins") or {}).get("plugin_files") or [])
+    return shlex.join(["descentlab", "run", str(where)] + [a for f in files for a in ("--plugin", str(f))])
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

@@ -268,3 +268,25 @@ def test_render_download_runs_in_streamlit(record):
     assert not at.exception
     buttons = at.get("download_button")
     assert len(buttons) == 2
+
+
+def test_the_reproduce_command_in_the_report_gives_bit_identical_metrics(record, results, tmp_path, capsys):
+    """Run the exact command the report prints (two worker processes this time) and compare every bit."""
+    import shlex
+
+    from descentlab import cli
+
+    command = report.build_section(results, with_figures=False).reproduce
+    argv = shlex.split(command)
+    assert argv[:3] == ["descentlab", "run", str(record / "experiment.toml")]
+    capsys.readouterr()
+    assert cli.main(argv[1:] + ["--out", str(tmp_path), "--quiet", "--workers", "2"]) == 0
+    again = load_results(next(tmp_path.iterdir()))
+    for column in results.metrics.columns:
+        assert results.metrics[column].to_numpy().tobytes() == again.metrics[column].to_numpy().tobytes(), column
+
+
+def test_reproduce_command_names_plugin_files(results):
+    meta = {**results.meta, "plugins": {**results.meta["plugins"], "plugin_files": ["/opt/my rule.py"]}}
+    record = type(results)(**{**vars(results), "meta": meta})
+    assert report.reproduce_command(record).endswith("experiment.toml --plugin '/opt/my rule.py'")
