@@ -188,7 +188,9 @@ def lr_find_experiment(experiment, *, rule: str | None = None, start_lr: float =
     """Range test for each ``[[rules]]`` entry of an experiment (or those of one rule name).
 
     Uses the experiment's problem, seeds, batch size and dtype, and each entry's first grid point
-    of hyperparameters (the learning rate itself is what the test sweeps). Returns (label, result).
+    of hyperparameters (the learning rate itself is what the test sweeps; schedules are ignored).
+    When the problem knows λ_max, ``result.settings["critical_lr"]`` holds c/λ_max (or None).
+    Returns ``[(label, result)]``.
     """
     if registry is None:
         from .registry import get_registry
@@ -205,6 +207,11 @@ def lr_find_experiment(experiment, *, rule: str | None = None, start_lr: float =
                          start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, beta=beta,
                          stop_factor=stop_factor, batch_size=experiment.batch_size,
                          dtype=experiment.dtype, registry=registry)
+        top = instance.describe().get("top_eigenvalue")
+        if top is not None:
+            from .stability import critical_learning_rate
+            result.settings["critical_lr"] = critical_learning_rate(registry.rule(entry.rule), hyper, top,
+                                                                    registry=registry)
         out.append((entry.label, result))
     return out
 
@@ -245,7 +252,9 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for label, result in found:
-        print(f"{label} ({result.rule}): suggested α = {result.suggested_lr:.3g}")
+        critical = result.settings.get("critical_lr")
+        theory = f"; critical α from theory {critical:.3g}" if critical is not None else ""
+        print(f"{label} ({result.rule}): suggested α = {result.suggested_lr:.3g}{theory}")
         print(f"  why: {result.reason}")
     if args.out:
         payload = {"experiment": experiment.name, "problem": experiment.problem,

@@ -99,7 +99,7 @@ def test_cli_prints_suggestions_and_writes_json(tmp_path, capsys):
     out = tmp_path / "sub" / "lr.json"
     assert main([str(spec), "--rule", "momentum", "--steps", "80", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "suggested α" in text and "why:" in text
+    assert "suggested α" in text and "why:" in text and "critical α from theory 0.38" in text
     payload = json.loads(out.read_text())
     [entry] = payload["entries"]
     assert entry["rule"] == "momentum" and entry["hyper"]["momentum"] == 0.9
