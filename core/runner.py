@@ -25,6 +25,9 @@ PARALLEL_MIN_SECONDS = 1.5
 # Rough cost of one multiply-add of a run-step in the engine, used only to estimate job length.
 _SECONDS_PER_UNIT = 0.9e-9
 
+# Problems with at most this many parameters take the "tiny" bookkeeping path in run_chunk.
+SMALL_PARAMS = 32
+
 METRIC_BASE = ("loss", "learning_rate", "step_size", "grad_norm")
 METRIC_TAIL = ("test_loss", "test_accuracy", "sharpness")
 _QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
@@ -149,7 +152,12 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     Diverged runs are removed from the stacked arrays at the step they diverge (no further
     compute, no further rows). An exception in the rule (or wrong shapes) fails the chunk's
     remaining runs with the error kept.
+
+    Per-step figures go into compact buffers (row t, first n columns = the n live runs) so every
+    write is one contiguous slice; a list of segments (rows, live run ids) scatters them back at
+    the end. Norms are stored squared and rooted once at the end.
     """
+    from .problem import ProblemInstance
     from .schedule_values import schedule_values
 
     T, r = experiment.steps, len(configs)
@@ -160,31 +168,37 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     layout = instance.layout
     n_layers = len(layout.layers)
     landscape_path = layout.size == 2
+    layer_starts = _contiguous_layer_starts(layout)
 
     nan = np.nan
-    loss_m = np.full((T + 1, r), nan)
-    lr_m = np.full((T + 1, r), nan)
-    step_m = np.full((T + 1, r), nan)
-    grad_m = np.full((T + 1, r), nan)
-    layer_m = np.full((T + 1, r, n_layers), nan)
-    test_loss_m = np.full((T + 1, r), nan)
-    test_acc_m = np.full((T + 1, r), nan)
-    sharp_m = np.full((T + 1, r), nan)
-    path = np.full((r, T + 1, 2), nan) if landscape_path else None
+    # Tiny problems (a few parameters): the per-step cost is numpy call overhead, so the loop only
+    # keeps copies of g and Δθ (cheaper than computing norms per step) and norms are taken at the end.
+    small = layout.size <= SMALL_PARAMS
+    loss_rows: list[np.ndarray] = []
+    grad_rows: list[np.ndarray] = []
+    step_rows: list[np.ndarray] = []
+    path_rows: list[np.ndarray] = []
+    grad_b = None if small else np.full((T + 1, r), nan)   # ‖g‖² per row
+    step_b = None if small else np.full((T + 1, r), nan)   # ‖Δθ‖² per row
+    layer_b = np.full((T + 1, r, n_layers), nan) if n_layers > 1 else None
+    test_loss_b = np.full((T + 1, r), nan)
+    test_acc_b = np.full((T + 1, r), nan)
+    sharp_b = np.full((T + 1, r), nan)
     status = ["finished"] * r
     errors = [""] * r
     diverged_at = np.full(r, nan)
     last_row = np.full(r, T, dtype=np.int64)
+    segments: list[tuple[int, int, np.ndarray]] = []
 
     seeds = [c.seed for c in configs]
     params = np.ascontiguousarray(instance.init_params(seeds, dtype), dtype=dtype)
     initial = params.copy()
+    final_params = np.empty_like(params)
     hyper = {k: v.reshape(-1, 1) for k, v in _hyper_arrays(configs, "hyper", dtype).items()}
     base = np.array([c.learning_rate for c in configs])
     schedule_hyper = _hyper_arrays(configs, "schedule_hyper", np.float64)
     rates = schedule_values(schedule, base, schedule_hyper, T, entry.warmup_steps)  # (T, r) float64
-    rates_m = np.ascontiguousarray(rates.astype(dtype)).reshape(T, r, 1)  # α_t as (r, 1) per step
-    lr_m[:T] = rates
+    rates_t = np.ascontiguousarray(rates.astype(dtype)).reshape(T, r, 1)  # α_t as (r, 1) per step
 
     batch_size = experiment.batch_size
     if batch_size > 0:
@@ -197,19 +211,20 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     sharpness_mod = None
     if experiment.sharpness_every > 0:
         from . import sharpness as sharpness_mod
+    evaluates = type(instance).evaluate is not ProblemInstance.evaluate
 
     eval_every = experiment.eval_every
     factor = experiment.divergence_factor
     every_tick = max(1, T // 100)
     active = np.arange(r)
-    cols: slice | np.ndarray = slice(None)
+    n = r
+    segment_start = 0
+    step_segments: list[tuple[int, int, np.ndarray]] = []
+    step_segment_start = 0
     grad = np.empty_like(params)
     state = None
     threshold = None
     t = 0
-    final_params = np.empty_like(params)
-    layer_starts = _contiguous_layer_starts(layout)
-    squares_buffer = np.empty_like(params) if layer_starts is not None else None
 
     with np.errstate(**_QUIET):
         try:
@@ -221,64 +236,73 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                         perms = np.stack([rng.permutation(n_train) for rng in rngs])
                     batch = perms[:, position * batch_size:(position + 1) * batch_size]
                 loss, g = instance.loss_and_grad(params, batch, out=grad)
-                loss = np.asarray(loss)
-                if loss.shape != (len(active),) or g.shape != params.shape:
-                    raise ValueError(f"problem returned loss {loss.shape} and gradient {g.shape} for "
+                if getattr(loss, "shape", None) != (n,) or g.shape != params.shape:
+                    raise ValueError(f"problem returned loss {np.shape(loss)} and gradient {g.shape} for "
                                      f"parameters {params.shape}")
-                loss_m[t, cols] = loss
-                if layer_starts is not None:
+                loss_rows.append(loss)
+                if small:
+                    grad_rows.append(g.copy())
+                elif layer_b is not None and layer_starts is not None:
                     # per-layer sums of squares in one pass; the total is their sum
-                    squares = np.multiply(g, g, out=squares_buffer[:len(g)])
-                    per_layer = np.add.reduceat(squares, layer_starts, axis=1)
-                    grad_m[t, cols] = np.sqrt(per_layer.sum(axis=1))
-                    layer_m[t, cols] = np.sqrt(per_layer)
+                    per_layer = np.add.reduceat(np.multiply(g, g), layer_starts, axis=1)
+                    layer_b[t, :n] = per_layer
+                    per_layer.sum(axis=1, out=grad_b[t, :n])
                 else:
-                    grad_m[t, cols] = np.sqrt(np.einsum("rp,rp->r", g, g))
-                    if n_layers > 1:
-                        layer_m[t, cols] = layout.layer_norms(g)
+                    np.einsum("rp,rp->r", g, g, out=grad_b[t, :n])
+                    if layer_b is not None:
+                        layer_b[t, :n] = layout.layer_norms(g) ** 2
                 if landscape_path:
-                    path[cols, t] = params
-                if t == T or (eval_every and t % eval_every == 0):
+                    path_rows.append(params.copy())
+                if evaluates and (t == T or (eval_every and t % eval_every == 0)):
                     for name, values in instance.evaluate(params).items():
                         if name == "test_loss":
-                            test_loss_m[t, cols] = values
+                            test_loss_b[t, :n] = values
                         elif name == "test_accuracy":
-                            test_acc_m[t, cols] = values
+                            test_acc_b[t, :n] = values
                 if sharpness_mod is not None and (t % experiment.sharpness_every == 0 or t == T):
-                    sharp_m[t, cols] = sharpness_mod.top_hessian_eigenvalue(instance, params, batch=batch)
+                    sharp_b[t, :n] = sharpness_mod.top_hessian_eigenvalue(instance, params, batch=batch)
                 if threshold is None:
                     threshold = factor * np.maximum(np.abs(loss.astype(np.float64)), np.finfo(np.float64).tiny)
-                fine = (loss <= threshold) & (loss > -np.inf)  # False for NaN and ±inf
+                fine = np.abs(loss) <= threshold  # False for NaN and ±inf
                 if not fine.all():
                     bad = ~fine
-                    for j in active[bad]:
+                    dropped = active[bad]
+                    status_rows = dropped.tolist()
+                    for j in status_rows:
                         status[j], diverged_at[j], last_row[j] = "diverged", t, t
-                    final_params[active[bad]] = params[bad]
-                    keep = ~bad
-                    n_rows = len(active)
+                    final_params[dropped] = params[bad]
+                    segments.append((segment_start, t + 1, active))
+                    segment_start = t + 1
+                    # the update of row t is taken after the drop: its row belongs to the new set
+                    step_segments.append((step_segment_start, t, active))
+                    step_segment_start = t
+                    keep = fine
                     active = active[keep]
-                    cols = active
-                    if len(active) == 0:
+                    n = len(active)
+                    if n == 0:
                         break
                     params = np.ascontiguousarray(params[keep])
+                    grad = g = np.ascontiguousarray(g[keep])
                     threshold = threshold[keep]
                     hyper = {k: np.ascontiguousarray(v[keep]) for k, v in hyper.items()}
-                    rates_m = np.ascontiguousarray(rates_m[:, keep])
-                    state = _take_rows(state, keep, n_rows)
+                    rates_t = np.ascontiguousarray(rates_t[:, keep])
+                    state = _take_rows(state, keep, len(keep))
                     if batch_size > 0:
                         rngs = [rng for rng, k in zip(rngs, keep) if k]
                         perms = perms[keep]
                         batch = batch[keep]
-                    grad = g = np.ascontiguousarray(g[keep])
                 if t == T:
                     break
                 if t == 0:
                     state = rule.init(params, hyper)
-                updates, state = rule.update(g, state, params, rates_m[t], hyper, t)
-                if not isinstance(updates, np.ndarray) or updates.shape != params.shape:
+                updates, state = rule.update(g, state, params, rates_t[t], hyper, t)
+                if getattr(updates, "shape", None) != params.shape:
                     raise ValueError(f"rule {rule.name!r} returned updates of shape "
                                      f"{getattr(updates, 'shape', type(updates).__name__)}; expected {params.shape}")
-                step_m[t, cols] = np.sqrt(np.einsum("rp,rp->r", updates, updates))
+                if small:
+                    step_rows.append(updates.copy())
+                else:
+                    np.einsum("rp,rp->r", updates, updates, out=step_b[t, :n])
                 params += updates
                 if tick is not None and t % every_tick == 0:
                     tick(t)
@@ -286,25 +310,60 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
             message = _error_text(error)
             for j in active:
                 status[j], errors[j], last_row[j] = "failed", message, t
-            # the row of the failing step has whatever was measured before the failure
-        if len(active):
+        if n:
             final_params[active] = params
-    if path is not None:
-        for j in range(r):
-            path[j, last_row[j] + 1:] = nan
-    for j in range(r):
-        # rows after the last one do not exist; clear what a failing step may have half-written
-        lr_m[last_row[j] + 1:, j] = nan
-        step_m[last_row[j]:, j] = nan
+            segments.append((segment_start, int(last_row[active].max()) + 1, active))
+            step_segments.append((step_segment_start, T, active))
+
+    # scatter the compact rows back to run columns
+    def scatter(buffer, fill_shape=(), parts=segments):
+        if buffer is None:
+            return None
+        out = np.full((T + 1, r, *fill_shape), nan)
+        for start, stop, ids in parts:
+            out[start:stop, ids] = buffer[start:stop, :len(ids)]
+        return out
+
+    def scatter_rows(row_list, fill_shape=(), reduce=None, parts=segments):
+        out = np.full((T + 1, r, *fill_shape), nan)
+        for start, stop, ids in parts:
+            stop = min(stop, len(row_list))
+            if stop > start:
+                block = np.stack(row_list[start:stop])
+                out[start:stop, ids] = block if reduce is None else reduce(block)
+        return out
+
+    def squares(block):
+        return np.einsum("trp,trp->tr", block, block)
+
+    with np.errstate(**_QUIET):
+        loss_m = scatter_rows(loss_rows)
+        grad_m = scatter_rows(grad_rows, reduce=squares) if small else scatter(grad_b)
+        step_m = (scatter_rows(step_rows, reduce=squares, parts=step_segments) if small
+                  else scatter(step_b, parts=step_segments))
+        np.sqrt(grad_m, out=grad_m)
+        np.sqrt(step_m, out=step_m)
+        layer_m = np.sqrt(scatter(layer_b, (n_layers,))) if layer_b is not None else grad_m[:, :, None].copy()
+    path = scatter_rows(path_rows, (2,)) if landscape_path else None
+    lr_m = np.full((T + 1, r), nan)
+    lr_m[:T] = rates
+    rows = np.arange(T + 1)[:, None]
+    after_last = rows > last_row[None, :]
+    for array in (loss_m, grad_m, lr_m, layer_m[:, :, 0]):
+        array[after_last] = nan
+    step_m[rows >= last_row[None, :]] = nan  # no update is taken from a run's last row
+    if layer_m.shape[2] > 1:
+        layer_m[after_last] = nan
     if tick is not None:
         tick(T)
     return {
         "run_ids": [c.run_id for c in configs],
         "metrics": {"loss": loss_m, "learning_rate": lr_m, "step_size": step_m, "grad_norm": grad_m,
-                    "layers": layer_m, "test_loss": test_loss_m, "test_accuracy": test_acc_m,
-                    "sharpness": sharp_m},
+                    "layers": layer_m, "test_loss": scatter(test_loss_b), "test_accuracy": scatter(test_acc_b),
+                    "sharpness": scatter(sharp_b)},
         "status": status, "error": errors, "diverged_at": diverged_at, "last_row": last_row,
-        "initial": initial, "final": final_params, "path": path,
+        "initial": initial, "final": final_params,
+        "path": None if path is None else np.ascontiguousarray(path.transpose(1, 0, 2)),
     }
 
 

@@ -99,6 +99,19 @@ def first_divergence(alpha, factor=1e4, lam=(1.0, 0.25), start=(1.0, -2.0)):
     return None
 
 
+def test_dropping_a_diverged_run_keeps_the_others_rows_in_place(registry):
+    e = experiment(registry, [{"rule": "test_gd", "learning_rate": [2.5, 0.5, 1e200, 0.1]}], steps=30)
+    res = run_experiment(e, registry=registry, workers=1)
+    assert list(res.runs["status"]) == ["diverged", "finished", "diverged", "finished"]
+    for run_id, alpha in ((1, 0.5), (3, 0.1)):
+        loss, norms, sizes, path = reference_gd(alpha, 1.0, 30)
+        m = res.run_metrics(run_id)
+        np.testing.assert_array_equal(m["loss"], loss)
+        np.testing.assert_allclose(m["step_size"][:-1], sizes, rtol=1e-15)
+        np.testing.assert_allclose(m["grad_norm"], norms, rtol=1e-15)
+        np.testing.assert_array_equal(res.weights["path"][run_id], path)
+
+
 def test_divergence_is_detected_frozen_and_others_continue(registry):
     e = experiment(registry, [{"rule": "test_gd", "learning_rate": [0.5, 2.5, 1e200]}], steps=40)
     with warnings.catch_warnings():
@@ -222,8 +235,10 @@ def test_mlp_runs_match_a_plain_numpy_backprop_loop(registry):
 
 
 def test_rerun_is_bit_identical_and_chunking_does_not_change_bits(registry, monkeypatch):
-    e = spirals(registry, [{"rule": "momentum", "learning_rate": [0.01, 0.1, 1.0, 30.0]},
-                           {"rule": "adam", "learning_rate": [0.001, 0.01, 0.1]}], seeds=2, steps=25)
+    # the diverging α comes first: dropping it shifts the stacked columns of the others
+    e = spirals(registry, [{"rule": "momentum", "learning_rate": [30.0, 0.01, 0.1, 1.0]},
+                           {"rule": "adam", "learning_rate": [0.001, 0.01, 0.1]}], seeds=2, steps=25,
+                divergence_factor=3)
     first = run_experiment(e, registry=registry, workers=1)
     second = run_experiment(e, registry=registry, workers=1)
     monkeypatch.setattr(runner, "CHUNK_BYTES", 1)  # one run per chunk
@@ -231,6 +246,7 @@ def test_rerun_is_bit_identical_and_chunking_does_not_change_bits(registry, monk
     monkeypatch.setattr(runner, "CHUNK_BYTES", 1 << 40)  # a whole entry per chunk
     stacked = run_experiment(e, registry=registry, workers=1)
     assert single.meta["chunks"] == e.n_runs and stacked.meta["chunks"] == 2
+    assert (first.runs["status"][:2] == "diverged").all() and (first.runs["status"][2:] == "finished").all()
     for other in (second, single, stacked):
         pd.testing.assert_frame_equal(first.metrics, other.metrics, check_exact=True)
         pd.testing.assert_frame_equal(first.runs, other.runs, check_exact=True)
