@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "adam_preconditioner", "hessian_extreme_eigenvalues", "hessian_matrix", "hessian_vector_product",
+    "adam_limit", "adam_preconditioner", "adam_sharpness_run", "hessian_extreme_eigenvalues", "hessian_matrix", "hessian_vector_product",
     "preconditioned_top_eigenvalue", "top_hessian_eigenvalue",
 ]
 
@@ -248,3 +248,53 @@ def preconditioned_top_eigenvalue(instance, params: np.ndarray, preconditioner: 
         return inv_sqrt * hessian_vector_product(instance, params, inv_sqrt * v, batch=batch, eps=eps)
 
     return _lanczos_extremes(matvec, start, iters, tol)[0]
+
+
+def adam_limit(learning_rate: float, beta1: float = 0.9) -> float:
+    """Adam's stability limit on the preconditioned sharpness: (2 + 2β1)/((1 − β1)α) (38/α at β1 = 0.9)."""
+    return (2.0 + 2.0 * beta1) / ((1.0 - beta1) * learning_rate)
+
+
+def adam_sharpness_run(instance, learning_rate: float, steps: int, every: int, *, hyper: dict | None = None,
+                       seeds=(0,), rule=None, registry=None) -> dict:
+    """Train with Adam and measure both sharpness λ_max(H) and preconditioned λ_max(P⁻¹H) every k steps.
+
+    The runner records only λ_max(H); Adam's own edge is on P⁻¹H with P its current preconditioner
+    (:func:`adam_preconditioner`), which needs the optimizer state, hence this small loop with the
+    registered ``adam`` rule. At step t ≥ 1 the preconditioner is the one of the last update (t − 1).
+    Returns ``{"steps", "sharpness" (S, K), "preconditioned" (S, K), "losses" (S, steps + 1), "limit"}``.
+    """
+    if rule is None:
+        if registry is None:
+            from .registry import get_registry
+            registry = get_registry()
+        rule = registry.rule("adam")
+    values = {h.name: h.default for h in rule.hyperparams}
+    values.update(hyper or {})
+    runs = len(seeds)
+    h = {k: np.full((runs, 1), float(v)) for k, v in values.items()}
+    lr = np.full((runs, 1), float(learning_rate))
+    params = np.ascontiguousarray(instance.init_params(list(seeds), np.float64))
+    state = rule.init(params, h)
+    marks = [t for t in range(steps + 1) if t % max(int(every), 1) == 0 or t == steps]
+    sharp = np.full((runs, len(marks)), np.nan)
+    pre = np.full((runs, len(marks)), np.nan)
+    losses = np.full((runs, steps + 1), np.nan)
+    k = 0
+    with np.errstate(**_QUIET):
+        for t in range(steps + 1):
+            loss, grad = instance.loss_and_grad(params)
+            losses[:, t] = loss
+            if k < len(marks) and marks[k] == t:
+                sharp[:, k] = top_hessian_eigenvalue(instance, params)
+                if t > 0:
+                    p = adam_preconditioner(state.exp_avg_sq, t - 1, beta1=values["beta1"],
+                                            beta2=values["beta2"], eps=values["eps"])
+                    pre[:, k] = preconditioned_top_eigenvalue(instance, params, p)
+                k += 1
+            if t == steps:
+                break
+            updates, state = rule.update(grad, state, params, lr, h, t)
+            params = params + updates
+    return {"steps": marks, "sharpness": sharp, "preconditioned": pre, "losses": losses,
+            "limit": adam_limit(learning_rate, values["beta1"])}

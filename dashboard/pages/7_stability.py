@@ -12,7 +12,7 @@ from descentlab.dashboard import figures as F
 from descentlab.dashboard import theory_figures as TF
 from descentlab.dashboard import widgets as W
 from descentlab.errors import SpecError
-from descentlab.sharpness import hessian_extreme_eigenvalues
+from descentlab.sharpness import adam_sharpness_run, hessian_extreme_eigenvalues
 from descentlab.stability import (
     critical_learning_rate, gd_optimal, heavy_ball_optimal, measured_rate, rule_threshold,
 )
@@ -35,6 +35,12 @@ def spectrum(problem: str, settings_json: str, registry_key: tuple, _registry) -
     info = instance.describe()
     return {"lambda_max": float(top[0]), "lambda_min": float(bottom[0]), "declared": info.get("top_eigenvalue"),
             "minimum_value": float(info.get("minimum_value", 0.0) or 0.0), "start": [float(v) for v in params[0]]}
+
+
+@st.cache_data(show_spinner="training Adam with sharpness tracking …", max_entries=16)
+def adam_tracking(problem: str, learning_rate: float, steps: int, every: int, registry_key: tuple, _registry) -> dict:
+    instance = _registry.problem(problem).build({h.name: h.default for h in _registry.problem(problem).settings})
+    return adam_sharpness_run(instance, learning_rate, steps, every, registry=_registry)
 
 
 def settings_for(problem: str, registry) -> dict:
@@ -184,14 +190,28 @@ st.markdown(
 eos_names = [p for p in EOS_PROBLEMS if p in registry.problems]
 cols = st.columns(4)
 eos_problem = cols[0].selectbox("network problem", eos_names, key="stability_eos_problem")
-eos_rule = cols[1].selectbox("rule", [r for r in ("gd", "momentum", "nesterov") if r in registry.rules],
+eos_rule = cols[1].selectbox("rule", [r for r in ("gd", "momentum", "nesterov", "adam") if r in registry.rules],
                              key="stability_eos_rule")
 eos_lr = float(cols[2].number_input("learning rate α", 1e-4, 10.0, 0.1, format="%g", key="stability_eos_lr"))
 eos_steps = int(cols[3].number_input("steps", 20, 5000, 400, 20, key="stability_eos_steps"))
 eos_every = int(st.slider("measure the sharpness every k steps", 1, 100, 10, key="stability_eos_every"))
 if st.button("Run with sharpness tracking", key="stability_eos_run"):
     st.session_state["stability_eos_requested"] = True
-if st.session_state.get("stability_eos_requested"):
+if st.session_state.get("stability_eos_requested") and eos_rule == "adam":
+    # The runner records λ_max(H) only; Adam's edge is on its preconditioned sharpness (needs its state).
+    tracked = adam_tracking(eos_problem, eos_lr, eos_steps, eos_every, W.registry_key(), registry)
+    beta1 = 0.9
+    threshold = (2 + 2 * beta1) / (1 - beta1)
+    alphas = [eos_lr] * (eos_steps + 1)
+    info = TF.SharpnessInfo(series=[
+        TF.sharpness_series("Adam", tracked["steps"], tracked["preconditioned"][0], learning_rates=alphas,
+                            threshold=threshold, rule="adam", index=0, kind="preconditioned"),
+        TF.sharpness_series("Adam", tracked["steps"], tracked["sharpness"][0], index=1)],
+        title="Adam: preconditioned sharpness λ_max(P⁻¹H) against 38/α (dashed), and plain λ_max(H)")
+    W.chart(TF.draw_sharpness(info), key="stability_sharpness_chart")
+    st.caption(f"Adam's limit (2 + 2β₁)/((1 − β₁)α) = {tracked['limit']:.4g} applies to the preconditioned "
+               "sharpness (Cohen et al., 2022), not to λ_max(H); the plain sharpness has no fixed limit under Adam.")
+elif st.session_state.get("stability_eos_requested"):
     eos_spec = {"name": "edge-of-stability", "steps": eos_steps, "seeds": [0], "eval_every": eos_steps,
                 "sharpness_every": eos_every, "problem": {"name": eos_problem},
                 "rules": [{"rule": eos_rule, "learning_rate": eos_lr}]}

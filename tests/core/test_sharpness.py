@@ -163,3 +163,28 @@ def test_adam_preconditioner_formula():
     v = np.array([[4.0, 0.0]])
     p = adam_preconditioner(v, 0, beta1=0.9, beta2=0.999, eps=1e-8)
     np.testing.assert_allclose(p, 0.1 * (np.sqrt(v / 0.001) + 1e-8))
+
+
+def test_adam_run_preconditioned_sharpness_matches_hand_adam():
+    from descentlab.sharpness import adam_limit, adam_sharpness_run
+    a = rotated([8.0, 0.5], seed=7)
+    q = Quadratic(a, center=[0.3, -0.2])
+    alpha, steps = 0.05, 12
+    out = adam_sharpness_run(q, alpha, steps, every=5, seeds=[4])
+    assert out["steps"] == [0, 5, 10, 12]
+    assert np.isnan(out["preconditioned"][0, 0])
+    np.testing.assert_allclose(out["sharpness"], 8.0, rtol=1e-6)
+    # Adam by hand (β1 = 0.9, β2 = 0.999, ε = 1e-8), then P = (1 − β1ᵗ)(√(v/(1 − β2ᵗ)) + ε)
+    theta = q.init_params([4])[0]
+    m = np.zeros(2)
+    v = np.zeros(2)
+    for t in range(1, steps + 1):
+        g = a @ (theta - q.center)
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        theta = theta - alpha / (1 - 0.9 ** t) * m / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    p = (1 - 0.9 ** steps) * (np.sqrt(v / (1 - 0.999 ** steps)) + 1e-8)
+    expected = np.max(np.linalg.eigvals(np.diag(1 / p) @ a).real)
+    np.testing.assert_allclose(out["preconditioned"][0, -1], expected, rtol=1e-6)
+    np.testing.assert_allclose(out["losses"][0, -1], 0.5 * (theta - q.center) @ a @ (theta - q.center), rtol=1e-9)
+    assert adam_limit(alpha) == pytest.approx(38 / alpha)

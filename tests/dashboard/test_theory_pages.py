@@ -109,3 +109,18 @@ def test_lr_find_page_suggestion_equals_core_and_lies_below_critical_alpha():
     assert momentum["suggested α"] < momentum["critical α (theory)"] == pytest.approx(3.8 / 10.0)
     spec = figure_specs(at)[0]
     assert [t["name"] for t in spec["data"] if t.get("meta") == "median"] == list(table["rule"])
+
+
+def test_stability_page_adam_shows_preconditioned_sharpness_against_38_over_alpha():
+    at = AppTest.from_file(str(PAGES / "7_stability.py"), default_timeout=120).run()
+    at.selectbox(key="stability_eos_rule").select("adam")
+    at.number_input(key="stability_eos_lr").set_value(0.01)
+    at.number_input(key="stability_eos_steps").set_value(40)
+    at.button(key="stability_eos_run").click().run()
+    assert not at.exception
+    spec = figure_specs(at)[-1]
+    limit = [t for t in spec["data"] if t.get("meta") == "limit"]
+    assert len(limit) == 1 and "Adam" in limit[0]["name"]
+    np.testing.assert_allclose(values(limit[0]["y"]), 38 / 0.01)
+    names = [t["name"] for t in spec["data"] if t.get("meta") == "sharpness"]
+    assert any("preconditioned" in n for n in names) and any(n.endswith("λ_max") for n in names)
