@@ -225,6 +225,9 @@ def summarize(results) -> pd.DataFrame:
 # ---------------------------------------------------------------- verdict
 
 
+CLOSE = 0.01  # final losses within 1 % of the lowest are named alongside it
+
+
 def fmt(value: float) -> str:
     """A number as a reader wants it: 3 significant digits, no trailing zeros."""
     return f"{value:.3g}"
@@ -245,11 +248,16 @@ def target_sentence(summary: pd.DataFrame, target: float | None) -> list[str]:
         sentences, first_steps = [f"No rule reached the target loss {fmt(target)} at its best α "
                                   "(median over seeds)."], math.inf
     else:
-        first = reached.iloc[0]
-        first_steps = first.steps_to_target_median
-        text = (f"{first.label} reached the target loss {fmt(target)} first, in a median of "
-                f"{first_steps:g} steps at {_at(first)}")
-        rest = [f"{r.label} ({r.steps_to_target_median:g} steps)" for r in reached.iloc[1:].itertuples()]
+        first_steps = reached.iloc[0].steps_to_target_median
+        leaders = reached[reached["steps_to_target_median"] == first_steps]
+        if len(leaders) == 1:
+            text = (f"{leaders.iloc[0].label} reached the target loss {fmt(target)} first, in a median of "
+                    f"{first_steps:g} steps at {_at(leaders.iloc[0])}")
+        else:
+            text = (f"{_join(list(leaders['label']))} tied in reaching the target loss {fmt(target)} first, "
+                    f"in a median of {first_steps:g} steps (at "
+                    + "; ".join(_at(r) for r in leaders.itertuples()) + " respectively)")
+        rest = [f"{r.label} ({r.steps_to_target_median:g} steps)" for r in reached.iloc[len(leaders):].itertuples()]
         sentences = [text + (", then " + ", ".join(rest) if rest else "") + "."]
     quickest = summary[summary["fastest_steps_median"].notna()].sort_values(
         ["fastest_steps_median", "final_loss_median"], kind="stable")
@@ -270,11 +278,17 @@ def lowest_loss_sentence(summary: pd.DataFrame) -> list[str]:
     finite = summary[np.isfinite(summary["final_loss_median"].astype(float))]
     if finite.empty:
         return []
-    best = finite.sort_values(["final_loss_median", "best_loss_median"], kind="stable").iloc[0]
+    ranked = finite.sort_values(["final_loss_median", "best_loss_median"], kind="stable")
+    best = ranked.iloc[0]
     if len(summary) == 1:
         return [f"{best.label} reached a median final loss of {fmt(best.final_loss_median)} at {_at(best)}."]
-    return [f"{best.label} had the lowest final loss: median {fmt(best.final_loss_median)} "
-            f"at {_at(best)}."]
+    text = f"{best.label} had the lowest final loss: median {fmt(best.final_loss_median)} at {_at(best)}"
+    # Losses equal to the shown digits are a tie in practice (e.g. every rule at the noise floor).
+    close = ranked.iloc[1:][ranked.iloc[1:]["final_loss_median"] <= best.final_loss_median * (1 + CLOSE)]
+    if not close.empty:
+        labels = list(close["label"])
+        text += f"; {_join(labels)} {'was' if len(labels) == 1 else 'were'} within {CLOSE:.0%} of it"
+    return [text + "."]
 
 
 def divergence_sentence(row) -> str:

@@ -143,6 +143,9 @@ def divergence_table(results) -> pd.DataFrame:
         return pd.DataFrame()
     rows = []
     diverged = runs[(runs["status"] == "diverged") & runs["divergence_reason"].fillna("").ne("")]
+    # The step is its own column; without it, seeds that diverged for the same reason share a row.
+    diverged = diverged.assign(divergence_reason=diverged["divergence_reason"].str.replace(
+        r"^diverged at step \d+;\s*", "", regex=True))
     for entry, group in diverged.groupby("entry", sort=True):
         varying = analysis.varying_columns(runs[runs["entry"] == entry])
         for (config, reason), part in group.groupby(

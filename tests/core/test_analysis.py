@@ -173,3 +173,14 @@ def test_verdict_names_the_fastest_configuration_when_it_is_not_the_best(results
     text = analysis.verdict(summary, results)
     assert text[0] == "No rule reached the target loss 0.001 at its best α (median over seeds)."
     assert text[1].startswith("Over the whole grid, heavy ball got there fastest")
+
+
+def test_ties_are_named_as_ties(results):
+    summary = analysis.summarize(results).copy()
+    summary["steps_to_target_median"] = 2.0
+    summary["final_loss_median"] = [1.0, 1.005]
+    text = analysis.verdict(summary, results)
+    assert text[0].startswith("vanilla GD and heavy ball tied in reaching the target loss 0.001 first, "
+                              "in a median of 2 steps (at α = 1; α = 2 (momentum=0.5) respectively)")
+    assert any(s.startswith("vanilla GD had the lowest final loss: median 1 at α = 1; heavy ball was within 1% of it")
+               for s in text)
