@@ -51,4 +51,5 @@ def main() -> None:
     st.navigation(pages).run()
 
 
-main()
+if __name__ == "__main__":  # streamlit runs this file as __main__; importing it only defines the helpers
+    main()

@@ -150,13 +150,15 @@ def hyperparam_widget(h: HyperParam, key: str, default: Any = None, *, label: st
         prime(key, str(start))
         value = where.text_input(label, key=key, help=help_text)
     elif h.kind == "int":
+        # No min/max on the widget: an out-of-range value (typed, or from a shared link) must reach
+        # the validator and come back as a one-line message, not as a widget exception.
         prime(key, int(start))
-        lo = None if h.low is None else int(math.ceil(h.low + (1 if h.low_open and float(h.low).is_integer() else 0)))
-        hi = None if h.high is None else int(math.floor(h.high - (1 if h.high_open and float(h.high).is_integer() else 0)))
-        value = where.number_input(label, min_value=lo, max_value=hi, step=1, key=key, help=help_text)
+        value = where.number_input(label, step=1, key=key, help=help_text)
     else:
         prime(key, float(start))
-        bounded = h.low is not None and h.high is not None and not h.log and (h.high - h.low) <= 1000
+        current = st.session_state[key]
+        bounded = (h.low is not None and h.high is not None and not h.log and (h.high - h.low) <= 1000
+                   and isinstance(current, (int, float)) and h.low <= current <= h.high)
         if bounded:
             value = where.slider(label, min_value=float(h.low), max_value=float(h.high),
                                  step=_nice_step(h.low, h.high), key=key, help=help_text, format="%g")
@@ -218,8 +220,9 @@ def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names
     return table
 
 
-def run_settings_editor(prefix: str, spec: dict, *, container=None, seeds: bool = True) -> dict:
-    """Steps, seeds, batch size and evaluation interval."""
+def run_settings_editor(prefix: str, spec: dict, *, container=None, seeds: bool = True,
+                        errors: list[str] | None = None) -> dict:
+    """Steps, seeds, batch size and evaluation interval (values outside the dashboard's limits are reported)."""
     where = container or st
     out = {}
     steps_decl = HyperParam("steps", 300, 1, DASHBOARD_MAX_STEPS, kind="int", help="descent steps per run")
@@ -234,6 +237,12 @@ def run_settings_editor(prefix: str, spec: dict, *, container=None, seeds: bool 
     out["batch_size"] = hyperparam_widget(batch_decl, f"{prefix}.batch_size", spec.get("batch_size", 0), container=where)
     eval_decl = HyperParam("eval_every", 10, 0, None, kind="int", help="test loss every k steps (0 = last step only)")
     out["eval_every"] = hyperparam_widget(eval_decl, f"{prefix}.eval_every", spec.get("eval_every", 10), container=where)
+    if errors is not None:
+        if not 1 <= int(out["steps"]) <= DASHBOARD_MAX_STEPS:
+            errors.append(str(SpecError("steps", out["steps"], steps_decl.accepted(),
+                                        hint="the dashboard's limit; the CLI runs longer experiments")))
+        if seeds and not 1 <= int(out["seeds"]) <= MAX_SEEDS:
+            errors.append(str(SpecError("seeds", out["seeds"], seeds_decl.accepted())))
     return out
 
 
@@ -251,12 +260,13 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
     if rule.formula:
         st.caption(rule.formula)
     entry: dict[str, Any] = {"rule": rule_name}
-    label_key = f"{prefix}.rules.{i}.label"
-    prime(label_key, str(spec_entry.get("label", "")))
+    same_rule = spec_entry.get("rule") == rule_name
+    # Keyed by rule: choosing another rule starts from that rule's own label and defaults.
+    label_key = f"{prefix}.rules.{i}.{rule_name}.label"
+    prime(label_key, str(spec_entry.get("label", "")) if same_rule else "")
     label = remember(label_key, st.text_input("label (optional)", key=label_key))
     if label.strip():
         entry["label"] = label.strip()
-    same_rule = spec_entry.get("rule") == rule_name
     lr_spec = spec_entry.get("learning_rate", rule.default_learning_rate) if same_rule else rule.default_learning_rate
     base = f"{prefix}.rules.{i}.{rule_name}"
     if alpha_mode == "single":
@@ -316,7 +326,7 @@ def rules_editor(prefix: str, registry: Registry, spec_rules: list[dict], errors
                  alpha_mode: str = "single", columns: int = 3) -> list[dict]:
     """A number of descent variants, drawn side by side; 0 variants is allowed (and reported)."""
     key = f"{prefix}.n_rules"
-    prime(key, len(spec_rules))
+    prime(key, min(len(spec_rules), MAX_RULES))
     n = remember(key, st.number_input("number of descent variants", min_value=0, max_value=MAX_RULES, step=1,
                                       key=key, help="each is one rule with its α, hyperparameters and schedule"))
     entries = []

@@ -32,7 +32,7 @@ with st.sidebar:
     st.header("Problem")
     problem = W.problem_editor(PAGE, registry, start.get("problem", {}), errors=errors)
     st.header("Runs")
-    settings = W.run_settings_editor(PAGE, start)
+    settings = W.run_settings_editor(PAGE, start, errors=errors)
 
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
 spec = {"name": "dashboard-compare", **settings, "problem": problem, "rules": rules}

@@ -37,7 +37,7 @@ with st.sidebar:
     st.header("Problem")
     problem = W.problem_editor(PAGE, registry, start.get("problem", {}), errors=errors)
     st.header("Runs")
-    settings = W.run_settings_editor(PAGE, start)
+    settings = W.run_settings_editor(PAGE, start, errors=errors)
     st.header("α range")
     lo = W.hyperparam_widget(HyperParam("alpha_min", 1e-3, log=True, low=0.0, low_open=True, help="smallest α"),
                              f"{PAGE}.alpha_min", float(min(first_rates)), label="α min")
@@ -52,6 +52,8 @@ if not (lo > 0 and math.isfinite(lo)):
     errors.append(str(SpecError("α min", lo, "a number > 0")))
 elif not (hi > lo):
     errors.append(str(SpecError("α max", hi, f"a number > α min = {lo:g}")))
+elif not 2 <= int(points) <= 64:
+    errors.append(str(SpecError("points", points, "an integer in [2, 64]")))
 else:
     alphas = [float(f"{a:.6g}") for a in np.geomspace(lo, hi, int(points))]
 

@@ -34,7 +34,7 @@ with st.sidebar:
     st.header("Problem")
     problem = W.problem_editor(PAGE, registry, start.get("problem", {}), names=names, errors=errors)
     st.header("Runs")
-    settings = W.run_settings_editor(PAGE, start)
+    settings = W.run_settings_editor(PAGE, start, errors=errors)
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors, columns=4)
 spec = {"name": "dashboard-landscape", **settings, "problem": problem, "rules": rules}
 W.spec_to_url(spec)

@@ -31,7 +31,7 @@ with st.sidebar:
     st.header("Problem")
     problem = W.problem_editor(PAGE, registry, start.get("problem", {}), names=names, errors=errors)
     st.header("Runs")
-    settings = W.run_settings_editor(PAGE, start, seeds=False)
+    settings = W.run_settings_editor(PAGE, start, seeds=False, errors=errors)
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
 spec = {"name": "dashboard-boundary", **settings, "seeds": 1, "problem": problem, "rules": rules}
 W.spec_to_url(spec)

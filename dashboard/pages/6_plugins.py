@@ -35,7 +35,7 @@ with st.form(f"{PAGE}.load_form", border=True):
     path = st.text_input("load a plugin file (.py)", key=f"{PAGE}.path",
                          placeholder="/path/to/my_rule.py", help="a module with @hookimpl register_optimizers / "
                                                                  "register_schedules / register_problems")
-    submitted = st.form_submit_button("Load plugin", type="primary")
+    submitted = st.form_submit_button("Load plugin", type="primary", key=f"{PAGE}.load")
 if submitted and path.strip():
     resolved = str(Path(path.strip()).expanduser().resolve())
     before = W.current_registry()

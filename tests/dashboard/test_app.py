@@ -1,0 +1,320 @@
+"""Streamlit AppTest of every dashboard page: runs, charts equal the runner's records, errors are one line."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from descentlab.experiment import Experiment
+from descentlab.records import save_results
+from descentlab.registry import load_registry
+from descentlab.runner import run_experiment
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+# Small enough that every page runs in well under a second.
+SMALL = {
+    "steps": 20, "seeds": 1, "batch_size": 0, "eval_every": 5,
+    "problem": {"name": "spirals", "samples": 40, "hidden": [4]},
+    "rules": [{"rule": "gd", "label": "vanilla GD", "learning_rate": 0.5},
+              {"rule": "momentum", "label": "momentum", "learning_rate": 0.05},
+              {"rule": "adam", "label": "Adam", "learning_rate": 0.01}],
+}
+
+
+def open_app(page: str | None = None, **query) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = value if isinstance(value, str) else json.dumps(value)
+    if page:
+        at.switch_page(f"pages/{page}")
+    return at.run()
+
+
+def charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def chart_titled(at, start: str) -> dict:
+    for spec in charts(at):
+        title = spec["layout"].get("title", {})
+        text = title.get("text", "") if isinstance(title, dict) else str(title)
+        if text.startswith(start):
+            return spec
+    raise AssertionError(f"no chart titled {start!r} among {[c['layout'].get('title') for c in charts(at)]}")
+
+
+def traces(spec: dict, meta: str) -> list[dict]:
+    return [t for t in spec["data"] if t.get("meta") == meta]
+
+
+def records_for(spec: dict, name: str):
+    registry = load_registry()
+    experiment = Experiment.from_dict({**spec, "name": name}, registry)
+    return run_experiment(experiment, registry=registry, workers=1)
+
+
+def no_trouble(at) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+# --- navigation -----------------------------------------------------------------------------------
+
+def test_app_discovers_pages_in_file_name_order_with_their_titles():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("descentlab_app_for_test", APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # not __main__: defines the helpers without starting navigation
+    namespace = vars(module)
+    pages = namespace["discover_pages"]()
+    names = [p.name for p in pages]
+    assert names == sorted(names) and names[:6] == ["1_compare.py", "2_sweep.py", "3_landscape.py",
+                                                    "4_decision_boundary.py", "5_results.py", "6_plugins.py"]
+    titles = [namespace["page_title"](p)[0] for p in pages[:6]]
+    assert titles == ["Compare", "Learning-rate sweep", "Landscape", "Decision boundary", "Results", "Plugins"]
+
+
+# --- Compare ------------------------------------------------------------------------------------
+
+def test_default_comparison_runs_with_one_loss_curve_per_rule():
+    at = open_app()
+    no_trouble(at)
+    loss = chart_titled(at, "Training loss")
+    assert [t["name"] for t in traces(loss, "train")] == ["vanilla GD", "momentum", "Adam"]
+    shared = json.loads(at.query_params["spec"][0] if isinstance(at.query_params["spec"], list) else at.query_params["spec"])
+    assert [r["rule"] for r in shared["rules"]] == ["gd", "momentum", "adam"]
+    assert shared["problem"]["name"] == "spirals"
+
+
+def test_loss_values_in_the_chart_equal_the_runner_records():
+    at = open_app(spec=SMALL)
+    no_trouble(at)
+    records = records_for(SMALL, "dashboard-compare")
+    loss = chart_titled(at, "Training loss")
+    train = traces(loss, "train")
+    assert len(train) == 3
+    for trace, run_id in zip(train, (0, 1, 2)):
+        expected = records.metrics[records.metrics.run_id == run_id].sort_values("step")
+        assert trace["x"] == expected["step"].tolist()
+        assert trace["y"] == pytest.approx(expected["loss"].tolist(), rel=1e-12)
+    test_curves = traces(loss, "test")
+    expected = records.metrics[(records.metrics.run_id == 0) & records.metrics.test_loss.notna()]
+    assert test_curves[0]["y"] == pytest.approx(expected["test_loss"].tolist(), rel=1e-12)
+
+
+def test_raising_alpha_past_divergence_marks_the_run_at_the_recorded_step():
+    at = open_app(spec=SMALL)
+    no_trouble(at)
+    assert not traces(chart_titled(at, "Training loss"), "diverged")
+    at.number_input(key="cmp.rules.0.gd.learning_rate").set_value(1e6)
+    at.button(key="cmp.run").click()
+    at.run()
+    no_trouble(at)
+    spec = json.loads(json.dumps(SMALL))
+    spec["rules"][0]["learning_rate"] = 1e6
+    records = records_for(spec, "dashboard-compare")
+    row = records.runs.loc[records.runs.run_id == 0].iloc[0]
+    assert row.status == "diverged"
+    step = int(row.diverged_at)
+    (mark,) = traces(chart_titled(at, "Training loss"), "diverged")
+    assert mark["x"] == [step]
+    assert mark["text"] == [f"diverged at step {step}"]
+    gd = traces(chart_titled(at, "Training loss"), "train")[0]
+    assert gd["x"][-1] == step  # drawn up to the step it diverged, not beyond
+    assert any(f"diverged at step {step}" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda at: at.number_input(key="cmp.n_rules").set_value(0), "rules"),
+    (lambda at: at.number_input(key="cmp.rules.0.gd.learning_rate").set_value(0.0), "learning_rate"),
+    (lambda at: at.number_input(key="cmp.rules.1.momentum.learning_rate").set_value(-1.0), "learning_rate"),
+    (lambda at: at.number_input(key="cmp.steps").set_value(0), "steps"),
+    (lambda at: at.text_input(key="cmp.problem.spirals.hidden").input("4, x"), "problem.hidden"),
+    (lambda at: at.number_input(key="cmp.batch_size").set_value(10_000), "batch_size"),
+])
+def test_invalid_settings_give_one_line_errors_and_the_page_keeps_working(change, field):
+    at = open_app(spec=SMALL)
+    no_trouble(at)
+    change(at)
+    at.button(key="cmp.run").click()
+    at.run()
+    assert not at.exception
+    messages = [e.value for e in at.error]
+    assert len(messages) == 1 and field in messages[0] and "\n" not in messages[0]
+    assert "Traceback" not in messages[0]
+    assert at.button(key="cmp.run")  # the page is still there
+
+
+def test_a_shared_link_reopens_the_same_comparison():
+    at = open_app(spec=SMALL)
+    at.number_input(key="cmp.rules.2.adam.learning_rate").set_value(0.02)
+    at.button(key="cmp.run").click()
+    at.run()
+    link = at.query_params["spec"]
+    link = link[0] if isinstance(link, list) else link
+    again = open_app(spec=link)
+    no_trouble(again)
+    assert again.number_input(key="cmp.rules.2.adam.learning_rate").value == 0.02
+    assert again.text_input(key="cmp.problem.spirals.hidden").value == "4"
+    assert [t["name"] for t in traces(chart_titled(again, "Training loss"), "train")] == ["vanilla GD", "momentum", "Adam"]
+
+
+# --- plugins ------------------------------------------------------------------------------------
+
+PLUGIN = textwrap.dedent('''
+    """A test plugin: sign gradient descent with a few declared hyperparameters."""
+    from typing import NamedTuple
+    import numpy as np
+    from descentlab import DescentRule, HyperParam, hookimpl
+
+    class State(NamedTuple):
+        count: np.ndarray
+
+    def init(params, hyper):
+        return State(np.zeros((params.shape[0], 1)))
+
+    def update(grad, state, params, learning_rate, hyper, step):
+        """θ ← θ − α·scale·sign(g)."""
+        return -learning_rate * hyper["scale"] * np.sign(grad), State(state.count + 1)
+
+    @hookimpl
+    def register_optimizers(register):
+        register(DescentRule("signgd_test", init, update, (
+            HyperParam("scale", 1.0, low=1e-3, high=10.0, log=True, help="step multiplier"),
+            HyperParam("lookahead", False, kind="bool", help="unused flag"),
+            HyperParam("flavour", "plain", kind="choice", choices=("plain", "fancy"), help="unused choice"),
+            HyperParam("window", 3, low=1, high=10, kind="int", help="unused integer"),
+        ), summary="sign of the gradient", formula="θ ← θ − α·scale·sign(g)", default_learning_rate=0.02))
+''')
+
+
+def test_a_plugin_registered_in_the_test_appears_with_its_widgets(tmp_path, monkeypatch):
+    plugin = tmp_path / "signgd_plugin.py"
+    plugin.write_text(PLUGIN)
+    monkeypatch.setenv("DESCENTLAB_PLUGINS", str(plugin))
+    at = open_app(spec=SMALL)
+    no_trouble(at)
+    assert "signgd_test" in at.selectbox(key="cmp.rules.0.rule").options
+    at.selectbox(key="cmp.rules.0.rule").set_value("signgd_test")
+    at.run()
+    base = "cmp.rules.0.signgd_test"
+    assert at.number_input(key=f"{base}.learning_rate").value == 0.02  # the plugin's default α
+    assert at.number_input(key=f"{base}.scale").value == 1.0
+    assert at.checkbox(key=f"{base}.lookahead").value is False
+    assert at.selectbox(key=f"{base}.flavour").options == ["plain", "fancy"]
+    assert at.number_input(key=f"{base}.window").value == 3
+    at.number_input(key=f"{base}.scale").set_value(0.5)
+    at.button(key="cmp.run").click()
+    at.run()
+    no_trouble(at)
+    assert traces(chart_titled(at, "Training loss"), "train")[0]["name"] == "signgd_test"
+
+    page = open_app("6_plugins.py")
+    no_trouble(page)
+    labels = [e.label for e in page.expander]
+    assert any("signgd_test" in label for label in labels)
+    assert any(str(plugin) in c.value for c in page.caption)
+
+
+def test_a_broken_plugin_file_is_reported_in_one_line(tmp_path):
+    broken = tmp_path / "broken_plugin.py"
+    broken.write_text("from descentlab import hookimpl\n\ndef oops(:\n")
+    at = open_app("6_plugins.py")
+    no_trouble(at)
+    at.text_input(key="plug.path").input(str(broken))
+    at.button(key="plug.load").click()
+    at.run()
+    assert not at.exception
+    messages = [e.value for e in at.error]
+    assert messages and "broken_plugin.py" in messages[0] and "SyntaxError" in messages[0]
+    # the other plugins still work
+    assert any("adam" in e.label for e in at.expander)
+
+
+# --- the other pages ------------------------------------------------------------------------------
+
+def test_sweep_page_draws_diverged_alphas_and_largest_stable():
+    spec = {"steps": 15, "seeds": 1, "eval_every": 5, "problem": {"name": "sine", "samples": 30, "hidden": [4]},
+            "rules": [{"rule": "gd", "learning_rate": [1e-2, 100.0]}], "alpha_points": 5}
+    at = open_app("2_sweep.py", spec=spec)
+    no_trouble(at)
+    sweep = chart_titled(at, "Learning-rate sweep")
+    (line,) = traces(sweep, "final")
+    assert line["x"] == pytest.approx([0.01, 0.1, 1.0, 10.0, 100.0])
+    records = records_for({k: v for k, v in spec.items() if k != "alpha_points"} |
+                          {"rules": [{"rule": "gd", "learning_rate": line["x"]}]}, "dashboard-sweep")
+    diverged = records.runs.loc[records.runs.status == "diverged", "learning_rate"].tolist()
+    assert diverged, "α = 100 must blow up on this problem"
+    assert traces(sweep, "diverged")[0]["x"] == pytest.approx(diverged)
+    (star,) = traces(sweep, "largest_stable")
+    assert star["x"][0] == pytest.approx(max(a for a in line["x"] if a < min(diverged)))
+    heat = chart_titled(at, "Loss over step")
+    assert heat["data"][0]["type"] == "heatmap"
+
+
+def test_landscape_page_draws_paths_up_to_the_chosen_step():
+    at = open_app("3_landscape.py")
+    no_trouble(at)
+    contour = chart_titled(at, "Cost surface")
+    assert len(traces(contour, "path")) == 4
+    at.slider(key="land.step").set_value(5)
+    at.run()
+    no_trouble(at)
+    contour = chart_titled(at, "Cost surface")
+    assert all(len(t["x"]) == 6 for t in traces(contour, "path"))
+    assert chart_titled(at, "Cost along")
+
+
+def test_landscape_page_offers_only_two_parameter_problems():
+    at = open_app("3_landscape.py")
+    options = at.selectbox(key="land.problem").options
+    assert "quadratic" in options and "linear_regression" in options and "spirals" not in options
+
+
+def test_decision_boundary_page_final_and_earlier_step():
+    spec = {**SMALL, "steps": 10}
+    at = open_app("4_decision_boundary.py", spec=spec)
+    no_trouble(at)
+    boundary = chart_titled(at, "Decision boundary")
+    assert len(traces(boundary, "prediction")) == 3
+    at.slider(key="bound.step").set_value(4)
+    at.run()
+    no_trouble(at)
+    assert chart_titled(at, "Decision boundary at step 4")
+    assert "spirals" in at.selectbox(key="bound.problem").options
+    assert "sine" not in at.selectbox(key="bound.problem").options
+
+
+def test_results_page_opens_a_saved_experiment_without_rerunning(tmp_path):
+    records = records_for(SMALL, "saved-compare")
+    folder = save_results(records, tmp_path)
+    at = open_app("5_results.py", folder=str(tmp_path))
+    no_trouble(at)
+    assert at.selectbox(key="res.pick").value == folder.name
+    loss = chart_titled(at, "Training loss")
+    for trace, run_id in zip(traces(loss, "train"), (0, 1, 2)):
+        expected = records.metrics[records.metrics.run_id == run_id].sort_values("step")["loss"].tolist()
+        assert trace["y"] == pytest.approx(expected, rel=1e-12)
+    assert chart_titled(at, "Decision boundary")
+    downloads = at.get("download_button")
+    assert len(downloads) >= 4
+
+
+def test_results_page_with_an_empty_folder_says_so(tmp_path):
+    at = open_app("5_results.py", folder=str(tmp_path))
+    assert not at.exception
+    assert any("No saved experiments" in i.value for i in at.info)
+
+
+def test_plugins_page_lists_every_rule_schedule_and_problem():
+    at = open_app("6_plugins.py")
+    no_trouble(at)
+    labels = " ".join(e.label for e in at.expander)
+    registry = load_registry()
+    for name in (*registry.rules, *registry.schedules, *registry.problems):
+        assert f"**{name}**" in labels
