@@ -50,12 +50,15 @@ momentum = [0.5, 0.9]
 """
 
 
-def _hand_built():
-    spec = importlib.util.spec_from_file_location(
-        "test_analysis_data", Path(__file__).parents[1] / "core" / "test_analysis_data.py")
+def _core_test_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "core" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.make_results()
+    return module
+
+
+def _hand_built():
+    return _core_test_module("test_analysis_data").make_results()
 
 
 @pytest.fixture(scope="module")
@@ -290,3 +293,12 @@ def test_reproduce_command_names_plugin_files(results):
     meta = {**results.meta, "plugins": {**results.meta["plugins"], "plugin_files": ["/opt/my rule.py"]}}
     record = type(results)(**{**vars(results), "meta": meta})
     assert report.reproduce_command(record).endswith("experiment.toml --plugin '/opt/my rule.py'")
+
+
+def test_summary_of_real_runs_equals_the_reference_from_metrics(results):
+    """The runner's runs table and summarize() agree with numbers recomputed from the metric rows."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "core"))   # test_analysis imports its data module
+    try:
+        _core_test_module("test_analysis").check_against_reference(results)
+    finally:
+        sys.path.remove(str(Path(__file__).parents[1] / "core"))
