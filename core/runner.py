@@ -54,19 +54,18 @@ def _bytes_per_run(experiment: Experiment, instance) -> int:
 
 
 def plan_chunks(experiment: Experiment, instance, configs: list[RunConfig] | None = None) -> list[list[int]]:
-    """Run ids grouped into chunks: one entry's runs per chunk, each chunk's working set within L2."""
+    """Run ids grouped into chunks whose working set fits in L2; a chunk may span several entries.
+
+    Tiny problems (landscapes) put every run in one chunk, so one ``loss_and_grad`` call serves
+    all rules; large networks get one or two runs per chunk.
+    """
     configs = experiment.runs() if configs is None else configs
     size = max(1, CHUNK_BYTES // max(_bytes_per_run(experiment, instance), 1))
-    chunks: list[list[int]] = []
-    by_entry: dict[int, list[int]] = {}
-    for c in configs:
-        by_entry.setdefault(c.entry, []).append(c.run_id)
-    for ids in by_entry.values():
-        n_chunks = math.ceil(len(ids) / size)
-        # equal-sized chunks (not size, size, ..., remainder) keep both workers evenly loaded
-        bounds = np.linspace(0, len(ids), n_chunks + 1).round().astype(int)
-        chunks += [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    return chunks
+    ids = [c.run_id for c in configs]
+    n_chunks = math.ceil(len(ids) / size)
+    # equal-sized chunks (not size, size, ..., remainder) keep both workers evenly loaded
+    bounds = np.linspace(0, len(ids), n_chunks + 1).round().astype(int)
+    return [ids[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def _split_for_workers(chunks: list[list[int]], n_jobs: int) -> list[list[int]]:
@@ -145,13 +144,24 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".replace("\n", " ")[:500]
 
 
+class _Group:
+    """The runs of one entry inside a chunk: rows ``lo:hi`` of the live arrays, with their rule and state."""
+
+    def __init__(self, entry_index, entry, rule, hyper):
+        self.entry_index, self.entry, self.rule, self.hyper = entry_index, entry, rule, hyper
+        self.lo = self.hi = 0
+        self.state = None
+        self.started = False
+
+
 def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfig],
               tick: Callable[[int], None] | None = None) -> dict:
-    """Train one chunk of runs of a single entry; returns per-step arrays ``(steps + 1, r)``.
+    """Train one chunk of runs (of one or several consecutive entries); per-step arrays ``(steps + 1, r)``.
 
-    Diverged runs are removed from the stacked arrays at the step they diverge (no further
-    compute, no further rows). An exception in the rule (or wrong shapes) fails the chunk's
-    remaining runs with the error kept.
+    All live runs of the chunk go through the problem's ``loss_and_grad`` as one stack; each
+    entry's rule updates its own block of rows. Diverged runs are removed from the stack at the
+    step they diverge (no further compute, no further rows). An exception in a rule (or wrong
+    shapes) fails that entry's runs in the chunk, with the error kept; the other entries go on.
 
     Per-step figures go into compact buffers (row t, first n columns = the n live runs) so every
     write is one contiguous slice; a list of segments (rows, live run ids) scatters them back at
@@ -162,13 +172,32 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
 
     T, r = experiment.steps, len(configs)
     dtype = np.dtype(experiment.dtype)
-    entry = experiment.entries[configs[0].entry]
-    rule = registry.rule(entry.rule)
-    schedule = registry.schedule(entry.schedule)
     layout = instance.layout
     n_layers = len(layout.layers)
     landscape_path = layout.size == 2
     layer_starts = _contiguous_layer_starts(layout)
+
+    # one group per entry, in run order (configs of an entry are consecutive)
+    groups: list[_Group] = []
+    group_of_run = np.empty(r, dtype=np.int64)
+    rate_columns = []
+    for index in dict.fromkeys(c.entry for c in configs):
+        members = [k for k, c in enumerate(configs) if c.entry == index]
+        if members != list(range(members[0], members[-1] + 1)):
+            raise ValueError("a chunk's runs of one entry must be consecutive")
+        part = [configs[k] for k in members]
+        entry = experiment.entries[index]
+        group = _Group(index, entry, registry.rule(entry.rule),
+                       {k: v.reshape(-1, 1) for k, v in _hyper_arrays(part, "hyper", dtype).items()})
+        group.lo, group.hi = members[0], members[-1] + 1
+        group_of_run[members] = len(groups)
+        groups.append(group)
+        rate_columns.append(schedule_values(registry.schedule(entry.schedule),
+                                            np.array([c.learning_rate for c in part]),
+                                            _hyper_arrays(part, "schedule_hyper", np.float64), T,
+                                            entry.warmup_steps))
+    rates = np.concatenate(rate_columns, axis=1)  # (T, r) float64
+    rates_t = np.ascontiguousarray(rates.astype(dtype)).reshape(T, r, 1)  # α_t as (r, 1) per step
 
     nan = np.nan
     # Tiny problems (a few parameters): the per-step cost is numpy call overhead, so the loop only
@@ -188,17 +217,13 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     errors = [""] * r
     diverged_at = np.full(r, nan)
     last_row = np.full(r, T, dtype=np.int64)
-    segments: list[tuple[int, int, np.ndarray]] = []
 
     seeds = [c.seed for c in configs]
     params = np.ascontiguousarray(instance.init_params(seeds, dtype), dtype=dtype)
     initial = params.copy()
     final_params = np.empty_like(params)
-    hyper = {k: v.reshape(-1, 1) for k, v in _hyper_arrays(configs, "hyper", dtype).items()}
-    base = np.array([c.learning_rate for c in configs])
-    schedule_hyper = _hyper_arrays(configs, "schedule_hyper", np.float64)
-    rates = schedule_values(schedule, base, schedule_hyper, T, entry.warmup_steps)  # (T, r) float64
-    rates_t = np.ascontiguousarray(rates.astype(dtype)).reshape(T, r, 1)  # α_t as (r, 1) per step
+    single = len(groups) == 1
+    updates_all = None if single else np.empty_like(params)
 
     batch_size = experiment.batch_size
     if batch_size > 0:
@@ -218,13 +243,35 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     every_tick = max(1, T // 100)
     active = np.arange(r)
     n = r
-    segment_start = 0
+    # rows [start, stop) of the compact buffers belong to the live set `ids`
+    segments: list[tuple[int, int, np.ndarray]] = []
     step_segments: list[tuple[int, int, np.ndarray]] = []
-    step_segment_start = 0
+    segment_start = step_segment_start = 0
     grad = np.empty_like(params)
-    state = None
     threshold = None
     t = 0
+
+    def drop(keep: np.ndarray) -> None:
+        """Remove the runs where ``keep`` is False from every live array and group."""
+        nonlocal params, grad, threshold, rates_t, active, n, updates_all, rngs, perms
+        active = active[keep]
+        n = len(active)
+        params = np.ascontiguousarray(params[keep])
+        grad = np.ascontiguousarray(grad[keep])
+        threshold = threshold[keep] if threshold is not None else None
+        rates_t = np.ascontiguousarray(rates_t[:, keep])
+        if updates_all is not None:
+            updates_all = np.empty_like(params)
+        if batch_size > 0:
+            rngs = [rng for rng, k in zip(rngs, keep) if k]
+            perms = perms[keep] if perms is not None else None
+        position = 0
+        for group in groups:
+            local = keep[group.lo:group.hi]
+            group.hyper = {k: np.ascontiguousarray(v[local]) for k, v in group.hyper.items()}
+            group.state = _take_rows(group.state, local, len(local))
+            group.lo, group.hi = position, position + int(local.sum())
+            position = group.hi
 
     with np.errstate(**_QUIET):
         try:
@@ -239,6 +286,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                 if getattr(loss, "shape", None) != (n,) or g.shape != params.shape:
                     raise ValueError(f"problem returned loss {np.shape(loss)} and gradient {g.shape} for "
                                      f"parameters {params.shape}")
+                grad = g
                 loss_rows.append(loss)
                 if small:
                     grad_rows.append(g.copy())
@@ -265,50 +313,69 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     threshold = factor * np.maximum(np.abs(loss.astype(np.float64)), np.finfo(np.float64).tiny)
                 fine = np.abs(loss) <= threshold  # False for NaN and ±inf
                 if not fine.all():
-                    bad = ~fine
-                    dropped = active[bad]
-                    status_rows = dropped.tolist()
-                    for j in status_rows:
+                    dropped = active[~fine]
+                    for j in dropped.tolist():
                         status[j], diverged_at[j], last_row[j] = "diverged", t, t
-                    final_params[dropped] = params[bad]
+                    final_params[dropped] = params[~fine]
                     segments.append((segment_start, t + 1, active))
-                    segment_start = t + 1
-                    # the update of row t is taken after the drop: its row belongs to the new set
                     step_segments.append((step_segment_start, t, active))
-                    step_segment_start = t
-                    keep = fine
-                    active = active[keep]
-                    n = len(active)
+                    # row t's update is taken after the drop: its step row belongs to the new set
+                    segment_start, step_segment_start = t + 1, t
+                    drop(fine)
                     if n == 0:
                         break
-                    params = np.ascontiguousarray(params[keep])
-                    grad = g = np.ascontiguousarray(g[keep])
-                    threshold = threshold[keep]
-                    hyper = {k: np.ascontiguousarray(v[keep]) for k, v in hyper.items()}
-                    rates_t = np.ascontiguousarray(rates_t[:, keep])
-                    state = _take_rows(state, keep, len(keep))
-                    if batch_size > 0:
-                        rngs = [rng for rng, k in zip(rngs, keep) if k]
-                        perms = perms[keep]
-                        batch = batch[keep]
+                    g = grad
+                    if batch is not None:
+                        batch = perms[:, position * batch_size:(position + 1) * batch_size]
                 if t == T:
                     break
-                if t == 0:
-                    state = rule.init(params, hyper)
-                updates, state = rule.update(g, state, params, rates_t[t], hyper, t)
-                if getattr(updates, "shape", None) != params.shape:
-                    raise ValueError(f"rule {rule.name!r} returned updates of shape "
-                                     f"{getattr(updates, 'shape', type(updates).__name__)}; expected {params.shape}")
+                failed = None
+                if single:
+                    group = groups[0]
+                    if not group.started:
+                        group.state, group.started = group.rule.init(params, group.hyper), True
+                    updates, group.state = group.rule.update(g, group.state, params, rates_t[t], group.hyper, t)
+                    if getattr(updates, "shape", None) != params.shape:
+                        raise ValueError(_shape_message(group.rule, updates, params.shape))
+                else:
+                    updates = updates_all
+                    for group in groups:
+                        if group.hi == group.lo:
+                            continue
+                        rows = slice(group.lo, group.hi)
+                        try:
+                            if not group.started:
+                                group.state, group.started = group.rule.init(params[rows], group.hyper), True
+                            block, group.state = group.rule.update(g[rows], group.state, params[rows],
+                                                                   rates_t[t, rows], group.hyper, t)
+                            if getattr(block, "shape", None) != (group.hi - group.lo, params.shape[1]):
+                                raise ValueError(_shape_message(group.rule, block, (group.hi - group.lo,
+                                                                                    params.shape[1])))
+                            updates[rows] = block
+                        except Exception as error:  # only this entry's runs fail
+                            updates[rows] = 0.0
+                            failed = np.ones(n, dtype=bool) if failed is None else failed
+                            failed[rows] = False
+                            for j in active[rows].tolist():
+                                status[j], errors[j], last_row[j] = "failed", _error_text(error), t
                 if small:
                     step_rows.append(updates.copy())
                 else:
                     np.einsum("rp,rp->r", updates, updates, out=step_b[t, :n])
                 params += updates
+                if failed is not None:
+                    final_params[active[~failed]] = params[~failed]
+                    segments.append((segment_start, t + 1, active))
+                    step_segments.append((step_segment_start, t + 1, active))
+                    segment_start = step_segment_start = t + 1
+                    drop(failed)
+                    if n == 0:
+                        break
                 if tick is not None and t % every_tick == 0:
                     tick(t)
-        except Exception as error:  # the rule (or its problem) broke: only this chunk's live runs fail
+        except Exception as error:  # the problem (or the only rule) broke: the chunk's live runs fail
             message = _error_text(error)
-            for j in active:
+            for j in active.tolist():
                 status[j], errors[j], last_row[j] = "failed", message, t
         if n:
             final_params[active] = params
@@ -365,6 +432,11 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         "initial": initial, "final": final_params,
         "path": None if path is None else np.ascontiguousarray(path.transpose(1, 0, 2)),
     }
+
+
+def _shape_message(rule, updates, expected) -> str:
+    return (f"rule {rule.name!r} returned updates of shape "
+            f"{getattr(updates, 'shape', type(updates).__name__)}; expected {expected}")
 
 
 # ---- worker processes ----------------------------------------------------------------------------
@@ -543,7 +615,6 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
     T, R = experiment.steps, len(configs)
     layout = instance.layout
     layer_names = list(layout.layers)
-    order = np.empty(R, dtype=np.int64)
     arrays = {name: np.full((T + 1, R), np.nan) for name in (*METRIC_BASE, *METRIC_TAIL)}
     layers = np.full((T + 1, R, len(layer_names)), np.nan)
     initial = np.empty((R, layout.size), dtype=experiment.dtype)
@@ -570,28 +641,24 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
     # runs table
     loss = arrays["loss"]
     rows = np.arange(T + 1)[:, None]
+    columns_r = np.arange(R)
     exists = rows <= last_row[None, :]
-    recorded = np.where(exists, loss, np.nan)
     with np.errstate(**_QUIET):
-        finite = np.where(np.isfinite(recorded), recorded, np.nan)
-        best = np.array([np.nanmin(finite[:, j]) if np.isfinite(finite[:, j]).any() else np.nan for j in range(R)])
-    final_loss = np.array([loss[last_row[j], j] if last_row[j] >= 0 else np.nan for j in range(R)])
-    steps_to_target = np.full(R, np.nan)
-    if experiment.target_loss is not None:
-        with np.errstate(**_QUIET):
-            hit = recorded <= experiment.target_loss
-        first = hit.argmax(axis=0)
-        steps_to_target = np.where(hit.any(axis=0), first, np.nan).astype(float)
-    rates_at = np.array([arrays["learning_rate"][max(int(diverged_at[j]) - 1, 0), j]
-                         if np.isfinite(diverged_at[j]) else configs[j].learning_rate for j in range(R)])
-    rates_at = np.where(np.isfinite(rates_at), rates_at, [c.learning_rate for c in configs])
-    sharp = arrays["sharpness"]
-    sharp_last = np.full(R, np.nan)
-    for j in range(R):
-        measured = sharp[: last_row[j] + 1, j]
-        measured = measured[np.isfinite(measured)]
-        if measured.size:
-            sharp_last[j] = measured[-1]
+        usable = exists & np.isfinite(loss)
+        lowest = np.where(usable, loss, np.inf).min(axis=0, initial=np.inf)
+        best = np.where(usable.any(axis=0), lowest, np.nan)
+        final_loss = np.where(last_row >= 0, loss[np.maximum(last_row, 0), columns_r], np.nan)
+        steps_to_target = np.full(R, np.nan)
+        if experiment.target_loss is not None:
+            hit = exists & (loss <= experiment.target_loss)
+            steps_to_target = np.where(hit.any(axis=0), hit.argmax(axis=0), np.nan).astype(float)
+    base_rates = np.array([c.learning_rate for c in configs])
+    before = np.where(np.isfinite(diverged_at), np.maximum(np.nan_to_num(diverged_at) - 1, 0), 0).astype(np.int64)
+    rates_at = np.where(np.isfinite(diverged_at), arrays["learning_rate"][before, columns_r], base_rates)
+    rates_at = np.where(np.isfinite(rates_at), rates_at, base_rates)
+    measured = exists & np.isfinite(arrays["sharpness"])
+    last_measured = np.where(measured, rows, -1).max(axis=0)
+    sharp_last = np.where(last_measured >= 0, arrays["sharpness"][np.maximum(last_measured, 0), columns_r], np.nan)
     reasons = _divergence_reason(registry, configs, status, diverged_at, rates_at, sharp_last, problem_info,
                                  experiment.divergence_factor)
 

@@ -164,6 +164,7 @@ def test_a_failing_rule_fails_only_its_own_runs(registry):
     assert all("shape" in text for text in runs["error"][4:6])
     assert (runs["error"][[0, 1, 6, 7]] == "").all()
     assert list(res.metrics.groupby("run_id")["step"].max()) == [20, 20, 3, 3, 0, 0, 20, 20]
+    assert res.meta["chunks"] == 1  # tiny problem: all entries share one stack, the failures are per entry
     alone = run_experiment(experiment(registry, [rules[0], rules[3]], seeds=2), registry=registry, workers=1)
     for run_id, alone_id in ((0, 0), (1, 1), (6, 2), (7, 3)):
         np.testing.assert_array_equal(res.run_metrics(run_id)["loss"], alone.run_metrics(alone_id)["loss"])
@@ -174,6 +175,14 @@ SPIRALS = {"name": "spirals", "samples": 64, "hidden": [5, 3], "activation": "ta
 
 def spirals(registry, rules, **settings):
     return experiment(registry, rules, problem=SPIRALS, **settings)
+
+
+def test_a_failing_rule_alone_in_its_chunk(registry, monkeypatch):
+    monkeypatch.setattr(runner, "CHUNK_BYTES", 1)  # one run per chunk: the rule's exception ends the chunk
+    e = experiment(registry, [{"rule": "test_explode", "learning_rate": 0.1}, {"rule": "test_gd"}])
+    runs = run_experiment(e, registry=registry, workers=1).runs
+    assert list(runs["status"]) == ["failed", "finished"]
+    assert runs["error"][0] == "ValueError: boom at step 3"
 
 
 def test_same_seed_gives_the_same_initial_weights_for_every_rule(registry):
@@ -243,11 +252,14 @@ def test_rerun_is_bit_identical_and_chunking_does_not_change_bits(registry, monk
     second = run_experiment(e, registry=registry, workers=1)
     monkeypatch.setattr(runner, "CHUNK_BYTES", 1)  # one run per chunk
     single = run_experiment(e, registry=registry, workers=1)
-    monkeypatch.setattr(runner, "CHUNK_BYTES", 1 << 40)  # a whole entry per chunk
+    monkeypatch.setattr(runner, "CHUNK_BYTES", 1 << 40)  # every run, both rules, in one chunk
     stacked = run_experiment(e, registry=registry, workers=1)
-    assert single.meta["chunks"] == e.n_runs and stacked.meta["chunks"] == 2
+    monkeypatch.setattr(runner, "CHUNK_BYTES", runner._bytes_per_run(e, registry.problem("spirals").build(
+        e.problem_settings)) * 5)  # chunks of 5: one spans both rules
+    mixed = run_experiment(e, registry=registry, workers=1)
+    assert single.meta["chunks"] == e.n_runs and stacked.meta["chunks"] == 1 and mixed.meta["chunks"] == 3
     assert (first.runs["status"][:2] == "diverged").all() and (first.runs["status"][2:] == "finished").all()
-    for other in (second, single, stacked):
+    for other in (second, single, stacked, mixed):
         pd.testing.assert_frame_equal(first.metrics, other.metrics, check_exact=True)
         pd.testing.assert_frame_equal(first.runs, other.runs, check_exact=True)
         for key, value in first.weights.items():
@@ -284,9 +296,9 @@ def test_mini_batches_are_seeded_permutations_shared_across_rules(registry):
                    problem={"name": "test_samples", "samples": 20}, batch_size=6, seeds=[0, 1], steps=7,
                    eval_every=2)
     res = run_experiment(e, registry=registry, workers=1)
-    log = test_runner_plugin.BATCH_LOG
-    assert len(log) == 2 * (e.steps + 1) and all(b.shape == (2, 6) for b in log)
-    first_rule, second_rule = np.array(log[:8]), np.array(log[8:])  # (steps+1, runs, B)
+    log = np.array(test_runner_plugin.BATCH_LOG)  # one stack of all 4 runs per step (a tiny problem)
+    assert log.shape == (e.steps + 1, 4, 6)
+    first_rule, second_rule = log[:, :2], log[:, 2:]  # (steps+1, seeds, B)
     np.testing.assert_array_equal(first_rule, second_rule)  # same seed, same batches, whatever the rule
     for run in range(2):
         for epoch in (0, 1):  # 20 // 6 = 3 batches per epoch, drawn without replacement
