@@ -302,3 +302,30 @@ def test_summary_of_real_runs_equals_the_reference_from_metrics(results):
         _core_test_module("test_analysis").check_against_reference(results)
     finally:
         sys.path.remove(str(Path(__file__).parents[1] / "core"))
+
+
+def test_png_format_writes_only_the_figures_in_one_export_call(results, tmp_path, monkeypatch):
+    import plotly.io as pio
+
+    calls = []
+
+    def fake_write_images(figs, paths, **kwargs):   # stands in for kaleido: one call, every figure
+        calls.append(len(figs))
+        for path in paths:
+            Path(path).write_bytes(b"\x89PNG\r\n\x1a\n")
+    monkeypatch.setattr(pio, "write_images", fake_write_images)
+    written = report.build_report([results], "png", tmp_path / "pngs")
+    assert calls == [5]
+    assert sorted(p.name for p in written) == sorted(p.name for p in (tmp_path / "pngs" / "figures").iterdir())
+    assert {p.suffix for p in (tmp_path / "pngs").rglob("*") if p.is_file()} == {".png"}
+
+
+def test_png_format_without_browser_exits_1_and_says_what_to_install(record, tmp_path, monkeypatch, capsys):
+    import plotly.io as pio
+
+    def no_browser(*args, **kwargs):
+        raise RuntimeError("Kaleido requires Google Chrome to be installed.")
+    monkeypatch.setattr(pio, "write_images", no_browser)
+    assert run_main(record, "--format", "png", "--out", tmp_path / "p") == 1
+    assert "apt-get install chromium" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists() or not any((tmp_path / "p").rglob("*.png"))
