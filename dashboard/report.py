@@ -286,7 +286,9 @@ def html_table(frame: pd.DataFrame) -> str:
 
 
 def html_pairs(rows: Sequence[tuple[str, str]]) -> str:
-    return html_table(pd.DataFrame(rows, columns=["", ""])) if rows else ""
+    """A two-column key/value table without a header row."""
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<div class='table'><table><tbody>{body}</tbody></table></div>" if rows else ""
 
 
 def html_section(section: Section, figure_html: list[str]) -> str:
@@ -301,7 +303,7 @@ def html_section(section: Section, figure_html: list[str]) -> str:
         parts += ["<h3>Failed runs</h3>", html_table(section.failures)]
     parts += ["<h3>The experiment as run</h3>", html_pairs(section.facts), html_table(section.rules),
               "<h3>Reproduce</h3>", f"<pre>{e(section.reproduce)}</pre>"]
-    if section.command:
+    if section.command and section.command != section.reproduce:
         parts.append(f"<p>Recorded command: <code>{e(section.command)}</code></p>")
     if section.toml:
         parts.append(f"<details><summary>experiment.toml</summary><pre>{e(section.toml)}</pre></details>")
@@ -363,7 +365,7 @@ def md_section(section: Section, images: dict[int, str], missing_note: str) -> s
         parts += ["### Failed runs", md_table(section.failures)]
     parts += ["### The experiment as run", md_table(pd.DataFrame(section.facts, columns=["", ""])),
               md_table(section.rules), "### Reproduce", f"```sh\n{section.reproduce}\n```"]
-    if section.command:
+    if section.command and section.command != section.reproduce:
         parts.append(f"Recorded command: `{section.command}`")
     if section.toml:
         parts.append(f"```toml\n{section.toml.strip()}\n```")
