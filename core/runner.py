@@ -465,11 +465,27 @@ def run_chunk_job(payload: dict) -> dict:
     return run_chunk(_WORKER_INSTANCES[key], registry, experiment, [configs[i] for i in payload["run_ids"]])
 
 
+def _process_context():
+    """fork when this process has no other Python threads (fast: workers inherit the imports);
+    forkserver otherwise (e.g. inside the Streamlit server), where fork could copy a held lock."""
+    import multiprocessing
+    import threading
+
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
 def default_workers(experiment: Experiment, instance, registry) -> int:
     """Both cores when the job is long enough to pay for processes and workers can rebuild the plugins."""
+    import threading
+
     cpus = os.cpu_count() or 1
     if cpus < 2 or not _rebuildable(registry, experiment):
         return 1
+    if threading.active_count() > 1:
+        return 1  # e.g. inside a web server: no fork from a threaded process unless asked (workers=N)
     if estimated_seconds(experiment, instance) < PARALLEL_MIN_SECONDS:
         return 1
     return min(cpus, 2 if cpus <= 2 else cpus)
@@ -514,7 +530,7 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
             if not _rebuildable(registry, experiment):
                 raise SpecError("workers", n_workers, "1 for plugins registered in this process only "
                                 "(load them from a file or a package to use worker processes)")
-            owned = executor = ProcessPoolExecutor(max_workers=n_workers)
+            owned = executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_process_context())
     else:
         n_workers = getattr(executor, "_max_workers", 2)
 
