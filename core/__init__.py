@@ -11,6 +11,9 @@ from .losses import LOSSES, Loss
 from .network import MLP
 from .problem import Dataset, ProblemInstance, SupervisedInstance
 from .registry import Registry, get_registry, load_registry
+from .experiment import Experiment, RuleEntry, RunConfig, load_experiment_file
+from .records import Results, load_results, save_results
+from .runner import run_experiment
 
 __version__ = "0.1.0"
 
@@ -21,4 +24,6 @@ __all__ = [
     "load_registry",
     "GradientCheckError", "check_grads", "check_hessian", "numeric_grad",
     "LandscapeInstance", "LinearRegressionInstance",
+    "Experiment", "RuleEntry", "RunConfig", "load_experiment_file", "Results", "load_results",
+    "save_results", "run_experiment",
 ]

@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .errors import SpecError
 from .experiment import Experiment, parse_toml
@@ -26,8 +25,8 @@ class Results:
     """Everything one experiment produced (see the README's results format for every column)."""
 
     experiment: Experiment
-    runs: pd.DataFrame
-    metrics: pd.DataFrame
+    runs: "pd.DataFrame"
+    metrics: "pd.DataFrame"
     weights: dict[str, np.ndarray]
     meta: dict
     problem_info: dict
@@ -136,6 +135,8 @@ def load_results(path) -> Results:
     missing = [f for f in FILES if not (folder / f).is_file()]
     if missing:
         raise SpecError("results", str(path), accepted, hint="missing " + ", ".join(missing))
+    import pandas as pd
+
     current = "experiment.toml"
     try:
         experiment = Experiment.from_dict(parse_toml((folder / current).read_text(encoding="utf-8")),

@@ -10,7 +10,6 @@ from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
 from .errors import SpecError
 from .experiment import Experiment, RunConfig
@@ -598,7 +597,9 @@ def _hyper_columns(experiment: Experiment, registry) -> tuple[list[str], list[st
     return rule_cols, schedule_cols
 
 
-def _column(values: list) -> pd.Series | np.ndarray:
+def _column(values: list):
+    import pandas as pd
+
     present = [v for v in values if v is not None]
     if all(isinstance(v, (bool, int, float, np.number)) for v in present):
         return np.array([np.nan if v is None else float(v) for v in values])
@@ -628,6 +629,8 @@ def _divergence_reason(registry, configs, status, diverged_at, rates_at, sharpne
 
 
 def _assemble(experiment, registry, instance, configs, outputs, problem_info):
+    import pandas as pd  # only here: importing descentlab (e.g. by a plugin) stays light
+
     T, R = experiment.steps, len(configs)
     layout = instance.layout
     layer_names = list(layout.layers)
