@@ -32,6 +32,18 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _vertical_marker(fig: go.Figure, x: float, text: str, color: str, k: int) -> None:
+    """A dashed vertical line at x with its label staggered down the top edge (labels never overlap)."""
+    fig.add_vline(x=x, line=dict(color=color, dash="dash", width=1.5))
+    fig.add_annotation(x=math.log10(x) if _log_x(fig) else x, y=1.0 - 0.07 * k, xref="x", yref="paper",
+                       text=text, showarrow=False, xanchor="left", yanchor="top",
+                       font=dict(color=color, size=11), bgcolor="rgba(255,255,255,0.7)")
+
+
+def _log_x(fig: go.Figure) -> bool:
+    return getattr(fig.layout.xaxis, "type", None) == "log"
+
+
 # ---------------------------------------------------------------------------------------------
 # Sharpness against the stability limit c/α (edge of stability)
 # ---------------------------------------------------------------------------------------------
@@ -155,7 +167,7 @@ class LRFindCurve:
 @dataclass
 class LRFindInfo:
     curves: list[LRFindCurve]
-    title: str = "Learning-rate range test: smoothed loss (median over seeds, band = quartiles)"
+    title: str = "Learning-rate range test: smoothed loss, median over seeds (band: quartiles)"
 
 
 def lr_find_info(found: Sequence[tuple[str, object]], *, critical: dict | None = None) -> LRFindInfo:
@@ -199,12 +211,11 @@ def draw_lr_find(info: LRFindInfo) -> go.Figure:
                                      text=[f"α={c.suggested_lr:.3g}"], textposition="bottom left",
                                      marker=dict(symbol="star", size=15, color=c.color, line=dict(width=1, color="black")),
                                      hovertext=[c.reason], hoverinfo="text"))
-        if c.critical_lr is not None:
-            fig.add_vline(x=c.critical_lr, line=dict(color=c.color, dash="dash", width=1),
-                          annotation_text=f"critical α {c.critical_lr:.3g}", annotation_position="top")
     fig.update_xaxes(type="log", title="learning rate α (log), growing every step")
+    for k, c in enumerate([c for c in info.curves if c.critical_lr is not None]):
+        _vertical_marker(fig, c.critical_lr, f"{c.name}: critical α {c.critical_lr:.3g}", c.color, k)
     fig.update_yaxes(type="log", title="smoothed training loss (log)")
-    fig.update_layout(title=info.title + "; ★ suggested α, dashed = critical α from theory",
+    fig.update_layout(title=info.title + "<br><sup>★ suggested α; dashed line = critical α from theory</sup>",
                       margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
     return fig
 
@@ -293,8 +304,12 @@ def critical_lines_info(results) -> list[CriticalLine]:
 
 def add_critical_lines(fig: go.Figure, lines: Sequence[CriticalLine]) -> go.Figure:
     """Dashed vertical lines at each predicted critical α (for the sweep plot, x = α)."""
+    colors = {}
+    for trace in fig.data:  # reuse the colour of the sweep line of the same name, if any
+        line_color = getattr(getattr(trace, "line", None), "color", None)
+        if trace.name and line_color and trace.name not in colors:
+            colors[trace.name] = line_color
     for k, line in enumerate(lines):
-        fig.add_vline(x=line.learning_rate, line=dict(color=_color(k), dash="dash", width=1),
-                      annotation_text=f"{line.name}: critical α {line.learning_rate:.3g}",
-                      annotation_position="top left" if k % 2 else "top right")
+        _vertical_marker(fig, line.learning_rate, f"{line.name}: critical α {line.learning_rate:.3g}",
+                         colors.get(line.name, _color(k)), k)
     return fig

@@ -46,7 +46,12 @@ rules = cols[1].multiselect("rules (their default hyperparameters)", rule_names,
 problem_decl = registry.problem(problem)
 settings = {h.name: h.default for h in problem_decl.settings}
 if problem == "quadratic":
-    settings["lambda_max"] = float(st.number_input("λ_max of the bowl", 0.01, 1e4, 10.0, key="lrfind_lambda_max"))
+    cols = st.columns(2)
+    settings["lambda_max"] = float(cols[0].number_input("λ_max of the bowl", 0.01, 1e4, 10.0, key="lrfind_lambda_max"))
+if "start_spread" in settings:
+    # a landscape's seeds differ only by this jitter of the start; without it every seed is the same run
+    settings["start_spread"] = float(st.number_input("start_spread (seeded jitter of the start)", 0.0, 100.0, 0.5,
+                                                     key="lrfind_start_spread"))
 cols = st.columns(5)
 start = float(cols[0].number_input("start α", 1e-9, 1.0, 1e-6, format="%g", key="lrfind_start"))
 end = float(cols[1].number_input("end α", 1e-6, 1e4, 10.0, format="%g", key="lrfind_end"))

@@ -101,7 +101,8 @@ def test_lr_find_page_suggestion_equals_core_and_lies_below_critical_alpha():
     gd = table_row(table, "gd")
     assert gd["critical α (theory)"] == pytest.approx(2 / 10.0)
     problem = get_registry().problem("quadratic")
-    instance = problem.build({**{h.name: h.default for h in problem.settings}, "lambda_max": 10.0})
+    instance = problem.build({**{h.name: h.default for h in problem.settings}, "lambda_max": 10.0,
+                              "start_spread": 0.5})
     direct = lr_find(instance, "gd", seeds=[0, 1, 2])
     assert gd["suggested α"] == pytest.approx(direct.suggested_lr)
     assert gd["suggested α"] < gd["critical α (theory)"]
