@@ -1,0 +1,173 @@
+"""Real browser: `descentlab dashboard --port N`, Debian chromium via playwright, click Run, count traces.
+
+Screenshots land in test-output/browser/ (gitignored); with DESCENTLAB_UPDATE_SCREENSHOTS=1 the
+chart screenshots are also copied to docs/screenshots/ for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+OUT = REPO / "test-output" / "browser"
+DOCS = REPO / "docs" / "screenshots"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--disable-extensions", "--disable-default-apps"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian chromium at /usr/bin/chromium"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dashboard_command(port: int) -> list[str]:
+    """The README's command, ``descentlab dashboard --port N``, from this interpreter's environment."""
+    script = Path(sys.executable).parent / "descentlab"
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "descentlab"]
+    return [*base, "dashboard", "--port", str(port)]
+
+
+@pytest.fixture(scope="module")
+def saved_results(tmp_path_factory):
+    from descentlab.experiment import Experiment
+    from descentlab.records import save_results
+    from descentlab.registry import load_registry
+    from descentlab.runner import run_experiment
+    registry = load_registry()
+    spec = {"name": "browser-moons", "steps": 200, "seeds": 2, "problem": {"name": "moons"},
+            "rules": [{"rule": "gd", "learning_rate": 0.5}, {"rule": "momentum", "learning_rate": 0.05},
+                      {"rule": "adam", "learning_rate": 0.01}]}
+    results = run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
+    folder = tmp_path_factory.mktemp("results")
+    save_results(results, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = {**os.environ, "DESCENTLAB_NO_ENTRY_POINTS": "1"}
+    env.pop("DESCENTLAB_PLUGINS", None)
+    OUT.mkdir(parents=True, exist_ok=True)
+    log = open(OUT / "server.log", "wb")
+    # A session of its own, so that the launcher and the streamlit process it starts stop together.
+    process = subprocess.Popen(dashboard_command(port), cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise RuntimeError(f"dashboard exited with {process.returncode}: see {OUT / 'server.log'}")
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
+                    if response.read().decode().strip() == "ok":
+                        break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("dashboard did not become healthy")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(90_000)
+        yield tab
+        browser.close()
+
+
+# Streamlit's plotly theme wraps titles in <b>…</b>: compare the text without tags.
+TITLE_JS = "el => String((el.layout && el.layout.title && el.layout.title.text) || '').replace(/<[^>]*>/g, '')"
+JS_CHARTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => ({
+    title: (""" + TITLE_JS + """)(el),
+    traces: (el._fullData || []).map(t => ({name: t.name, meta: t.meta, n: (t.x || []).length}))}))"""
+
+
+def chart_locator(tab, title_start: str):
+    """The plotly element whose title starts with ``title_start`` (waits until it is drawn)."""
+    tab.wait_for_function(
+        """(start) => Array.from(document.querySelectorAll('.js-plotly-plot')).some(
+               el => el._fullData && (""" + TITLE_JS + """)(el).startsWith(start))""",
+        arg=title_start)
+    charts = tab.locator(".js-plotly-plot")
+    for i in range(charts.count()):
+        title = charts.nth(i).evaluate(TITLE_JS)
+        if title.startswith(title_start):
+            return charts.nth(i)
+    raise AssertionError(f"no chart titled {title_start!r}")
+
+
+def shoot(locator, name: str) -> Path:
+    locator.scroll_into_view_if_needed()
+    path = OUT / f"{name}.png"
+    locator.screenshot(path=str(path))
+    assert path.stat().st_size > 5_000
+    if os.environ.get("DESCENTLAB_UPDATE_SCREENSHOTS"):
+        DOCS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, DOCS / path.name)
+    return path
+
+
+def test_compare_page_run_draws_one_loss_trace_per_rule(page, server):
+    page.goto(server + "/")
+    chart_locator(page, "Training loss")
+    page.get_by_role("button", name="Run", exact=True).click()
+    loss = chart_locator(page, "Training loss")
+    page.wait_for_timeout(500)
+    traces = loss.evaluate("el => el._fullData.map(t => ({name: t.name, meta: t.meta}))")
+    train = [t["name"] for t in traces if t["meta"] == "train"]
+    assert train == ["vanilla GD", "momentum", "Adam"]
+    page.screenshot(path=str(OUT / "compare-page.png"))
+    shoot(loss, "compare-loss")
+    shoot(chart_locator(page, "Per-layer gradient norms"), "compare-layers")
+    shoot(chart_locator(page, "Step size"), "compare-step-size")
+
+
+def test_every_page_renders_and_is_screenshotted(page, server, saved_results):
+    page.goto(server + "/sweep")
+    shoot(chart_locator(page, "Learning-rate sweep"), "sweep")
+    shoot(chart_locator(page, "Loss over step"), "sweep-heatmap")
+    page.goto(server + "/landscape")
+    shoot(chart_locator(page, "Cost surface"), "landscape")
+    shoot(chart_locator(page, "Cost along"), "landscape-1d")
+    page.goto(server + "/decision_boundary")
+    shoot(chart_locator(page, "Decision boundary"), "decision-boundary")
+    page.goto(server + f"/results?folder={saved_results}")
+    chart_locator(page, "Training loss")
+    page.screenshot(path=str(OUT / "results-page.png"))
+    page.goto(server + "/plugins")
+    page.get_by_text("Descent rules").first.wait_for()
+    page.screenshot(path=str(OUT / "plugins-page.png"))
+    charts = page.evaluate(JS_CHARTS)
+    assert charts == []  # the plugins page has no charts, and no error either
+    assert page.locator("[data-testid='stException']").count() == 0
