@@ -177,8 +177,12 @@ def report_figures(results) -> list[Figure]:
         info.title = f"{info.title} at each rule's best α"
         band = " (median over seeds, IQR band)" if slug == "loss" else ""
         out.append(Figure(slug, info.title + band, fg.draw_curves(info)))
+    sweep_figure = fg.draw_sweep(fg.sweep_info(results))
+    # theory: the predicted critical α = c/λ_max per rule, where the problem knows λ_max (theory engineer)
+    from . import theory_figures
+    theory_figures.add_critical_lines(sweep_figure, theory_figures.critical_lines_info(results))
     out.append(Figure("sensitivity", "Learning-rate sensitivity: final loss against α (× = diverged)",
-                      fg.draw_sweep(fg.sweep_info(results))))
+                      sweep_figure))
     landscape = landscape_figure(results, fg, [r for ids in best.values() for r in ids])
     if landscape is not None:
         out.append(landscape)

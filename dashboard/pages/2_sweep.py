@@ -80,7 +80,11 @@ if ran is not None and not clicked and spec != ran:
 
 if results is not None:
     info = F.sweep_info(results)
-    W.chart(F.draw_sweep(info), f"{PAGE}.chart.sweep")
+    sweep_figure = F.draw_sweep(info)
+    # theory: the predicted critical α = c/λ_max per rule, where the problem knows λ_max (theory engineer)
+    from descentlab.dashboard import theory_figures as TF
+    TF.add_critical_lines(sweep_figure, TF.critical_lines_info(results))
+    W.chart(sweep_figure, f"{PAGE}.chart.sweep")
     rows = [{"rule": line.name, "largest stable α": line.largest_stable,
              "final loss there": line.largest_stable_loss,
              "smallest diverged α": min((a for a, d in zip(line.alphas, line.diverged) if d), default=None),
