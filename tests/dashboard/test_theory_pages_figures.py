@@ -77,3 +77,12 @@ def test_rate_info_theory_line_is_rho_to_the_two_t():
     np.testing.assert_allclose(c.theory, 2.0 * 0.64 ** np.arange(20))
     np.testing.assert_allclose(c.loss_gap, c.theory, rtol=1e-9)
     assert len(TF.draw_rates(info).data) == 2
+
+
+def test_report_sensitivity_chart_draws_the_critical_alphas():
+    from descentlab.dashboard.report import report_figures
+    results = bowl_results(sharpness_every=0)
+    [sensitivity] = [f for f in report_figures(results) if f.slug == "sensitivity"]
+    assert sorted(s.x0 for s in sensitivity.figure.layout.shapes) == [2 / 4.0, 3.0 / 4.0]
+    texts = [a.text for a in sensitivity.figure.layout.annotations]
+    assert "gd + step: critical α 0.5" in texts and "momentum: critical α 0.75" in texts
