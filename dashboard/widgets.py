@@ -359,7 +359,18 @@ def spec_from_url(param: str = "spec") -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+URL_PARAMS = ("compare", "sweep", "landscape", "boundary", "folder", "open")
+
+
+def forget_other_pages_params(own: Sequence[str]) -> None:
+    """Drop other pages' settings from the URL, so a copied link carries only this page's."""
+    for name in URL_PARAMS:
+        if name not in own and name in st.query_params:
+            del st.query_params[name]
+
+
 def spec_to_url(spec: dict, param: str = "spec") -> None:
+    forget_other_pages_params((param,))
     text = json.dumps(spec, separators=(",", ":"), ensure_ascii=False, default=str)
     if st.query_params.get(param) != text:
         st.query_params[param] = text

@@ -7,6 +7,7 @@ from descentlab.errors import SpecError
 
 TITLE = "Compare"
 ICON = ":material/show_chart:"
+URL_PARAM = "compare"  # ?compare=<experiment JSON> reopens this page's settings
 PAGE = "cmp"
 
 # Vanilla GD, momentum and Adam on two spirals: about 2 s on two cores, and Adam clearly wins.
@@ -25,7 +26,7 @@ st.caption("Same problem, same data, same initial weights per seed: the runs dif
            "its α and its schedule. Raise α until a run diverges and watch where it stops.")
 
 registry = W.current_registry()
-start = W.initial_spec(PAGE, DEFAULT)
+start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
 
 with st.sidebar:
@@ -36,7 +37,7 @@ with st.sidebar:
 
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
 spec = {"name": "dashboard-compare", **settings, "problem": problem, "rules": rules}
-W.spec_to_url(spec)
+W.spec_to_url(spec, URL_PARAM)
 
 run_col, info_col = st.columns([1, 5])
 clicked = run_col.button("Run", key=f"{PAGE}.run", type="primary")

@@ -12,6 +12,7 @@ from descentlab.errors import SpecError
 
 TITLE = "Learning-rate sweep"
 ICON = ":material/tune:"
+URL_PARAM = "sweep"  # ?sweep=<experiment JSON> reopens this page's settings
 PAGE = "sweep"
 
 DEFAULT = {
@@ -28,7 +29,7 @@ st.caption("Every rule runs at the same α values (log-spaced), on the same data
            "× marks α values where a seed diverged, ★ the largest stable α of each rule.")
 
 registry = W.current_registry()
-start = W.initial_spec(PAGE, DEFAULT)
+start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
 first_rates = next((r.get("learning_rate") for r in start.get("rules", []) if isinstance(r.get("learning_rate"), list)),
                    [1e-3, 10.0])
@@ -61,7 +62,7 @@ rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors, alpha_mod
 for entry in rules:
     entry["learning_rate"] = alphas
 spec = {"name": "dashboard-sweep", **settings, "problem": problem, "rules": rules}
-W.spec_to_url({**spec, "rules": [{**r, "learning_rate": [lo, hi]} for r in rules], "alpha_points": int(points)})
+W.spec_to_url({**spec, "rules": [{**r, "learning_rate": [lo, hi]} for r in rules], "alpha_points": int(points)}, URL_PARAM)
 
 clicked = st.button("Run sweep", key=f"{PAGE}.run", type="primary")
 for message in errors:

@@ -7,6 +7,7 @@ from descentlab.dashboard import widgets as W
 
 TITLE = "Landscape"
 ICON = ":material/terrain:"
+URL_PARAM = "landscape"  # ?landscape=<experiment JSON> reopens this page's settings
 PAGE = "land"
 
 # Gradient descent on a quadratic bowl with λ_max = 1: stable iff α < 2.
@@ -28,7 +29,7 @@ st.caption("The cost over the two parameters, with each run's path θ₀, θ₁,
 
 registry = W.current_registry()
 names = W.two_parameter_problems(registry)
-start = W.initial_spec(PAGE, DEFAULT)
+start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
 with st.sidebar:
     st.header("Problem")
@@ -37,7 +38,7 @@ with st.sidebar:
     settings = W.run_settings_editor(PAGE, start, errors=errors)
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors, columns=4)
 spec = {"name": "dashboard-landscape", **settings, "problem": problem, "rules": rules}
-W.spec_to_url(spec)
+W.spec_to_url(spec, URL_PARAM)
 clicked = st.button("Run", key=f"{PAGE}.run", type="primary")
 for message in errors:
     st.error(message, icon="⚠️")

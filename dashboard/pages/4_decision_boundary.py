@@ -7,6 +7,7 @@ from descentlab.dashboard import widgets as W
 
 TITLE = "Decision boundary"
 ICON = ":material/scatter_plot:"
+URL_PARAM = "boundary"  # ?boundary=<experiment JSON> reopens this page's settings
 PAGE = "bound"
 
 DEFAULT = {
@@ -25,7 +26,7 @@ st.caption("The model's prediction over the input plane (colour) and the trainin
 
 registry = W.current_registry()
 names = W.two_input_classifiers(registry)
-start = W.initial_spec(PAGE, DEFAULT)
+start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
 with st.sidebar:
     st.header("Problem")
@@ -34,7 +35,7 @@ with st.sidebar:
     settings = W.run_settings_editor(PAGE, start, seeds=False, errors=errors)
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
 spec = {"name": "dashboard-boundary", **settings, "seeds": 1, "problem": problem, "rules": rules}
-W.spec_to_url(spec)
+W.spec_to_url(spec, URL_PARAM)
 clicked = st.button("Run", key=f"{PAGE}.run", type="primary")
 for message in errors:
     st.error(message, icon="⚠️")

@@ -61,6 +61,7 @@ if st.session_state[pick_key] not in by_name:
     st.session_state[pick_key] = names[0]
 picked_name = W.remember(pick_key, st.selectbox("experiment", names, key=pick_key))
 picked = str(by_name[picked_name])
+W.forget_other_pages_params(("folder", "open"))
 st.query_params["folder"] = folder
 st.query_params["open"] = picked_name
 

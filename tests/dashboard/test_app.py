@@ -86,13 +86,13 @@ def test_default_comparison_runs_with_one_loss_curve_per_rule():
     no_trouble(at)
     loss = chart_titled(at, "Training loss")
     assert [t["name"] for t in traces(loss, "train")] == ["vanilla GD", "momentum", "Adam"]
-    shared = json.loads(at.query_params["spec"][0] if isinstance(at.query_params["spec"], list) else at.query_params["spec"])
+    shared = json.loads(at.query_params["compare"][0] if isinstance(at.query_params["compare"], list) else at.query_params["compare"])
     assert [r["rule"] for r in shared["rules"]] == ["gd", "momentum", "adam"]
     assert shared["problem"]["name"] == "spirals"
 
 
 def test_loss_values_in_the_chart_equal_the_runner_records():
-    at = open_app(spec=SMALL)
+    at = open_app(compare=SMALL)
     no_trouble(at)
     records = records_for(SMALL, "dashboard-compare")
     loss = chart_titled(at, "Training loss")
@@ -108,7 +108,7 @@ def test_loss_values_in_the_chart_equal_the_runner_records():
 
 
 def test_raising_alpha_past_divergence_marks_the_run_at_the_recorded_step():
-    at = open_app(spec=SMALL)
+    at = open_app(compare=SMALL)
     no_trouble(at)
     assert not traces(chart_titled(at, "Training loss"), "diverged")
     at.number_input(key="cmp.rules.0.gd.learning_rate").set_value(1e6)
@@ -138,7 +138,7 @@ def test_raising_alpha_past_divergence_marks_the_run_at_the_recorded_step():
     (lambda at: at.number_input(key="cmp.batch_size").set_value(10_000), "batch_size"),
 ])
 def test_invalid_settings_give_one_line_errors_and_the_page_keeps_working(change, field):
-    at = open_app(spec=SMALL)
+    at = open_app(compare=SMALL)
     no_trouble(at)
     change(at)
     at.button(key="cmp.run").click()
@@ -151,13 +151,13 @@ def test_invalid_settings_give_one_line_errors_and_the_page_keeps_working(change
 
 
 def test_a_shared_link_reopens_the_same_comparison():
-    at = open_app(spec=SMALL)
+    at = open_app(compare=SMALL)
     at.number_input(key="cmp.rules.2.adam.learning_rate").set_value(0.02)
     at.button(key="cmp.run").click()
     at.run()
-    link = at.query_params["spec"]
+    link = at.query_params["compare"]
     link = link[0] if isinstance(link, list) else link
-    again = open_app(spec=link)
+    again = open_app(compare=link)
     no_trouble(again)
     assert again.number_input(key="cmp.rules.2.adam.learning_rate").value == 0.02
     assert again.text_input(key="cmp.problem.spirals.hidden").value == "4"
@@ -197,7 +197,7 @@ def test_a_plugin_registered_in_the_test_appears_with_its_widgets(tmp_path, monk
     plugin = tmp_path / "signgd_plugin.py"
     plugin.write_text(PLUGIN)
     monkeypatch.setenv("DESCENTLAB_PLUGINS", str(plugin))
-    at = open_app(spec=SMALL)
+    at = open_app(compare=SMALL)
     no_trouble(at)
     assert "signgd_test" in at.selectbox(key="cmp.rules.0.rule").options
     at.selectbox(key="cmp.rules.0.rule").set_value("signgd_test")
@@ -241,7 +241,7 @@ def test_a_broken_plugin_file_is_reported_in_one_line(tmp_path):
 def test_sweep_page_draws_diverged_alphas_and_largest_stable():
     spec = {"steps": 15, "seeds": 1, "eval_every": 5, "problem": {"name": "sine", "samples": 30, "hidden": [4]},
             "rules": [{"rule": "gd", "learning_rate": [1e-2, 100.0]}], "alpha_points": 5}
-    at = open_app("2_sweep.py", spec=spec)
+    at = open_app("2_sweep.py", sweep=spec)
     no_trouble(at)
     sweep = chart_titled(at, "Learning-rate sweep")
     (line,) = traces(sweep, "final")
@@ -278,7 +278,7 @@ def test_landscape_page_offers_only_two_parameter_problems():
 
 def test_decision_boundary_page_final_and_earlier_step():
     spec = {**SMALL, "steps": 10}
-    at = open_app("4_decision_boundary.py", spec=spec)
+    at = open_app("4_decision_boundary.py", boundary=spec)
     no_trouble(at)
     boundary = chart_titled(at, "Decision boundary")
     assert len(traces(boundary, "prediction")) == 3
