@@ -40,13 +40,22 @@ def _steps(params: np.ndarray, eps: float | None) -> np.ndarray:
     if eps is not None:
         return np.full((params.shape[0], 1), float(eps))
     with np.errstate(**_QUIET):
-        rms = np.sqrt(np.mean(params * params, axis=1, keepdims=True))
-    return _EPS_REL * (1.0 + np.nan_to_num(rms, nan=0.0, posinf=0.0))
+        # rms computed as m·rms(θ/m) with m = max|θ|, so huge weights do not overflow θ² to inf
+        peak = np.max(np.abs(params), axis=1, keepdims=True)
+        safe = np.where(peak > 0, peak, 1.0)
+        rms = peak * np.sqrt(np.mean((params / safe) ** 2, axis=1, keepdims=True))
+    return _EPS_REL * (1.0 + rms)
 
 
 def _gradients(instance, points: np.ndarray, batch: np.ndarray | None) -> np.ndarray:
+    """Gradients at ``points``; rows whose loss is not finite become NaN (nothing to measure there)."""
     with np.errstate(**_QUIET):
-        return instance.loss_and_grad(points, batch)[1]
+        loss, grad = instance.loss_and_grad(points, batch)
+    bad = ~np.isfinite(np.asarray(loss))
+    if bad.any():
+        grad = np.array(grad, dtype=np.float64, copy=True)
+        grad[bad] = np.nan
+    return grad
 
 
 def hessian_vector_product(instance, params: np.ndarray, vectors: np.ndarray, *,

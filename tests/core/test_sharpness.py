@@ -146,6 +146,10 @@ def test_float32_parameters_and_non_finite_runs():
     assert lam.dtype == np.float64
     np.testing.assert_allclose(lam[0], 4.0, rtol=1e-6)
     assert np.isnan(lam[1:]).all()
+    # far away but finite: the step ε scales with the weights; where the loss overflows, NaN not 0
+    lam = top_hessian_eigenvalue(bowl, np.array([[1e100, -3e99], [1e200, 1e200]]))
+    np.testing.assert_allclose(lam[0], 4.0, rtol=1e-6)
+    assert np.isnan(lam[1])
 
 
 def test_preconditioned_sharpness_is_eigenvalue_of_p_inverse_h():
