@@ -318,3 +318,17 @@ def test_plugins_page_lists_every_rule_schedule_and_problem():
     registry = load_registry()
     for name in (*registry.rules, *registry.schedules, *registry.problems):
         assert f"**{name}**" in labels
+
+
+def test_settings_survive_a_visit_to_another_page():
+    at = open_app(compare=SMALL)
+    at.number_input(key="cmp.rules.2.adam.learning_rate").set_value(0.03)
+    at.run()
+    at.switch_page("pages/6_plugins.py")
+    at.run()
+    no_trouble(at)
+    at.switch_page("pages/1_compare.py")
+    at.run()
+    no_trouble(at)
+    assert at.number_input(key="cmp.rules.2.adam.learning_rate").value == 0.03
+    assert at.text_input(key="cmp.problem.spirals.hidden").value == "4"

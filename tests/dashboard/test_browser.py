@@ -151,6 +151,13 @@ def test_compare_page_run_draws_one_loss_trace_per_rule(page, server):
     shoot(loss, "compare-loss")
     shoot(chart_locator(page, "Per-layer gradient norms"), "compare-layers")
     shoot(chart_locator(page, "Step size"), "compare-step-size")
+    # Navigation through the sidebar keeps the session: back on Compare the same runs come from the cache.
+    page.get_by_role("link", name="Landscape").click()
+    chart_locator(page, "Cost surface")
+    page.get_by_role("link", name="Compare").click()
+    loss = chart_locator(page, "Training loss")
+    assert [t["name"] for t in loss.evaluate("el => el._fullData.map(t => ({name: t.name, meta: t.meta}))")
+            if t["meta"] == "train"] == ["vanilla GD", "momentum", "Adam"]
 
 
 def test_every_page_renders_and_is_screenshotted(page, server, saved_results):
