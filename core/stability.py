@@ -229,7 +229,7 @@ def quadratic_rate(rule, hyper: dict | None, learning_rate: float, eigenvalues, 
 
 
 def measured_rate(losses, minimum: float = 0.0, *, start_fraction: float = 0.5,
-                  floor: float = 1e-20) -> float:
+                  floor: float = 1e-20, order: int = 2) -> float:
     """Linear convergence rate ρ of ‖θ − θ*‖ estimated from a loss curve (NaN if it cannot be).
 
     On a quadratic J_t − J* = ½ e_tᵀ H e_t, so when the error e_t shrinks like ρᵗ the loss gap
@@ -238,6 +238,9 @@ def measured_rate(losses, minimum: float = 0.0, *, start_fraction: float = 0.5,
     ``start_fraction`` of the usable points on) and ρ = exp(s/2). Points after the gap first falls
     below ``floor`` × the initial gap or 1e-10 × |J*| (rounding territory: the loss itself is only
     known to about 1e-16 × |J|) or stops being finite are not used.
+
+    ``order=1`` reads the curve as distances ‖θ_t − θ*‖ (``minimum`` 0) instead of losses: then
+    ρ = exp(s). Distances reach rounding only near 1e-16·‖θ*‖, far later than loss gaps near J* ≠ 0.
     """
     gaps = np.asarray(losses, dtype=float) - float(minimum)
     if gaps.size < 3 or not np.isfinite(gaps[0]) or gaps[0] <= 0:
@@ -252,4 +255,4 @@ def measured_rate(losses, minimum: float = 0.0, *, start_fraction: float = 0.5,
         return float("nan")
     steps = np.arange(first, usable, dtype=float)
     slope = np.polyfit(steps, np.log(window), 1)[0]
-    return float(math.exp(slope / 2.0))
+    return float(math.exp(slope / float(order)))

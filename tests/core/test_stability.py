@@ -127,6 +127,7 @@ def test_measured_rate_edge_cases():
     assert math.isnan(measured_rate([0.0, 0.0, 0.0]))
     curve = 3.0 * 0.25 ** np.arange(40) + 1.5
     assert measured_rate(curve, minimum=1.5) == pytest.approx(0.5, rel=1e-6)
+    assert measured_rate(2.0 * 0.7 ** np.arange(60), order=1) == pytest.approx(0.7, rel=1e-9)
 
 
 def test_divergence_sentences():
