@@ -48,6 +48,14 @@ def current_registry() -> Registry:
     return _load_registry(plugin_paths(), os.environ.get(PLUGINS_ENV, ""))
 
 
+def plugin_warnings(registry: Registry) -> None:
+    """Plugins that failed to load, one line each; everything else on the page keeps working."""
+    if registry.errors:
+        lines = [e.splitlines()[0] for e in registry.errors]
+        st.warning("Some plugins did not load (details on the Plugins page):  \n" + "  \n".join(lines[:5])
+                   + ("  \n…" if len(lines) > 5 else ""))
+
+
 def registry_key() -> tuple:
     return plugin_paths(), os.environ.get(PLUGINS_ENV, "")
 

@@ -26,6 +26,7 @@ st.caption("Same problem, same data, same initial weights per seed: the runs dif
            "its α and its schedule. Raise α until a run diverges and watch where it stops.")
 
 registry = W.current_registry()
+W.plugin_warnings(registry)
 start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
 

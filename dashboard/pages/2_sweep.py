@@ -29,6 +29,7 @@ st.caption("Every rule runs at the same α values (log-spaced), on the same data
            "× marks α values where a seed diverged, ★ the largest stable α of each rule.")
 
 registry = W.current_registry()
+W.plugin_warnings(registry)
 start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
 first_rates = next((r.get("learning_rate") for r in start.get("rules", []) if isinstance(r.get("learning_rate"), list)),

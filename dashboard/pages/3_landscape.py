@@ -28,6 +28,7 @@ st.caption("The cost over the two parameters, with each run's path θ₀, θ₁,
            "stability limit, flies off.")
 
 registry = W.current_registry()
+W.plugin_warnings(registry)
 names = W.two_parameter_problems(registry)
 start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []

@@ -25,6 +25,7 @@ st.caption("The model's prediction over the input plane (colour) and the trainin
            "descent variant (first seed), at the final step or any chosen step.")
 
 registry = W.current_registry()
+W.plugin_warnings(registry)
 names = W.two_input_classifiers(registry)
 start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []

@@ -332,3 +332,44 @@ def test_settings_survive_a_visit_to_another_page():
     no_trouble(at)
     assert at.number_input(key="cmp.rules.2.adam.learning_rate").value == 0.03
     assert at.text_input(key="cmp.problem.spirals.hidden").value == "4"
+
+
+BROKEN_AT_RUNTIME = textwrap.dedent('''
+    from typing import NamedTuple
+    import numpy as np
+    from descentlab import DescentRule, hookimpl
+
+    class State(NamedTuple):
+        count: np.ndarray
+
+    def init(params, hyper):
+        return State(np.zeros((params.shape[0], 1)))
+
+    def update(grad, state, params, learning_rate, hyper, step):
+        raise ZeroDivisionError("this rule is broken on purpose")
+
+    @hookimpl
+    def register_optimizers(register):
+        register(DescentRule("broken_test", init, update, summary="raises"))
+''')
+
+
+def test_broken_plugins_are_reported_and_the_page_keeps_working(tmp_path, monkeypatch):
+    import os
+    unimportable = tmp_path / "unimportable_plugin.py"
+    unimportable.write_text("import no_such_module_anywhere\n")
+    raising = tmp_path / "raising_plugin.py"
+    raising.write_text(BROKEN_AT_RUNTIME)
+    monkeypatch.setenv("DESCENTLAB_PLUGINS", os.pathsep.join([str(unimportable), str(raising)]))
+    at = open_app(compare=SMALL)
+    no_trouble(at)
+    assert any("unimportable_plugin.py" in w.value and "ModuleNotFoundError" in w.value for w in at.warning)
+    assert [t["name"] for t in traces(chart_titled(at, "Training loss"), "train")] == ["vanilla GD", "momentum", "Adam"]
+    at.selectbox(key="cmp.rules.1.rule").set_value("broken_test")
+    at.run()
+    at.button(key="cmp.run").click()
+    at.run()
+    assert not at.exception
+    assert any("failed" in w.value and "broken on purpose" in w.value for w in at.warning)
+    names = [t["name"] for t in traces(chart_titled(at, "Training loss"), "train")]
+    assert "vanilla GD" in names and "Adam" in names  # the other rules still ran
