@@ -60,6 +60,7 @@ class SharpnessSeries:
     limit: list[float | None] = field(default_factory=list)
     limit_label: str = ""                  # e.g. "2/α" or "3.8/α = (2 + 2μ)/α"
     kind: str = "sharpness"                # "sharpness" = λ_max(H); "preconditioned" = λ_max(P⁻¹H)
+    loss: list[float | None] = field(default_factory=list)   # training loss at every step 0..T (optional)
 
 
 @dataclass
@@ -78,13 +79,14 @@ def _limit_label(c: float, rule: str, kind: str = "sharpness") -> str:
 
 
 def sharpness_series(name: str, steps, sharpness, *, learning_rates=None, threshold: float | None = None,
-                     rule: str = "gd", index: int = 0, kind: str = "sharpness") -> SharpnessSeries:
-    """A series from arrays: ``learning_rates`` is α_t at every step 0..T (NaN allowed at the end)."""
+                     rule: str = "gd", index: int = 0, kind: str = "sharpness", loss=None) -> SharpnessSeries:
+    """A series from arrays: ``learning_rates`` and ``loss`` are per step 0..T (NaN allowed at the end)."""
     steps = np.asarray(steps)
     values = np.asarray(sharpness, dtype=float)
     keep = np.isfinite(values)
     series = SharpnessSeries(name=name, color=_color(index), steps=[int(s) for s in steps[keep]],
-                             sharpness=_plain(values[keep]), kind=kind)
+                             sharpness=_plain(values[keep]), kind=kind,
+                             loss=[] if loss is None else _plain(loss))
     if threshold is not None and learning_rates is not None:
         lr = np.asarray(learning_rates, dtype=float)
         # the last row (final state) has no α of its own: carry the previous one forward
@@ -124,7 +126,7 @@ def sharpness_info(results, run_ids: Sequence[int] | None = None, *, max_runs: i
         name = f"{row['label']} α={float(row['learning_rate']):g} seed {int(row['seed'])}"
         series.append(sharpness_series(name, rows["step"].to_numpy(), rows["sharpness"].to_numpy(),
                                        learning_rates=rows["learning_rate"].to_numpy(), threshold=c,
-                                       rule=str(row["rule"]), index=k))
+                                       rule=str(row["rule"]), index=k, loss=rows["loss"].to_numpy()))
     note = "" if len(chosen) <= max_runs else f"showing {max_runs} of {len(chosen)} runs"
     return SharpnessInfo(series=series, note=note)
 
@@ -139,8 +141,17 @@ def draw_sharpness(info: SharpnessInfo) -> go.Figure:
         if s.limit:
             fig.add_trace(go.Scatter(x=s.limit_steps, y=s.limit, mode="lines", name=f"{s.name}: limit {s.limit_label}",
                                      meta="limit", legendgroup=s.name, line=dict(color=s.color, width=1.5, dash="dash")))
+    with_loss = [s for s in info.series if s.loss]
+    for s in with_loss:
+        # the training loss on a second axis: at the edge of stability it keeps falling, non-monotonically
+        fig.add_trace(go.Scatter(x=list(range(len(s.loss))), y=s.loss, mode="lines", name=f"{s.name}: loss (right axis)",
+                                 meta="loss", legendgroup=s.name, yaxis="y2",
+                                 line=dict(color=s.color, width=1, dash="dot"), opacity=0.6))
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="sharpness (top Hessian eigenvalue)")
+    if with_loss:
+        fig.update_layout(yaxis2=dict(title="training loss (log)", type="log", overlaying="y", side="right", tickformat=".2g",
+                                      showgrid=False))
     title = info.title + (f" — {info.note}" if info.note else "")
     fig.update_layout(title=title, margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.25))
     return fig

@@ -37,7 +37,9 @@ def test_sharpness_info_limit_follows_the_schedule_and_threshold():
     assert adam.limit == [] and adam.limit_label == ""
     fig = TF.draw_sharpness(info)
     assert [t.meta for t in fig.data] == ["sharpness", "limit", "sharpness", "limit", "sharpness", "limit",
-                                          "sharpness"]
+                                          "sharpness", "loss", "loss", "loss", "loss"]
+    loss = results.metrics[results.metrics["run_id"] == 0].sort_values("step")["loss"].to_numpy()
+    np.testing.assert_allclose(gd.loss, loss)
     assert TF.sharpness_info(results, max_runs=2).note == "showing 2 of 4 runs"
 
 
