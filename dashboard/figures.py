@@ -183,6 +183,7 @@ class CurvesInfo:
     curves: list[Curve] = field(default_factory=list)
     diverged: list[DivergedMark] = field(default_factory=list)
     x_range: list[int] | None = None
+    target: float | None = None              # a horizontal reference line (the target loss)
 
 
 def _summarise(steps, values) -> tuple[list, list, list | None, list | None]:
@@ -275,6 +276,8 @@ def loss_curves_info(results, *, test: bool = True, groups: Sequence[Group] | No
             c.lower = c.upper = None
         info.curves += extra.curves
         info.title = "Training loss (solid) and test loss (dotted)"
+    target = getattr(getattr(results, "experiment", None), "target_loss", None)
+    info.target = float(target) if target is not None and target > 0 else None
     return info
 
 
@@ -321,6 +324,9 @@ def draw_curves(info: CurvesInfo) -> go.Figure:
             marker=dict(symbol="x", size=13, color=DIVERGED_COLOR, line=dict(width=2, color=d.color)),
             hovertext=[f"{d.name}, seed {d.seed}: {d.text}"], hoverinfo="text", showlegend=False,
             legendgroup=d.name))
+    if info.target is not None:
+        fig.add_hline(y=info.target, line=dict(color="gray", dash="dash", width=1),
+                      annotation_text=f"target {info.target:g}", annotation_position="bottom left")
     fig.update_layout(title=info.title, xaxis_title="step", yaxis_title=info.y_title,
                       margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2),
                       hovermode="x unified" if not info.diverged else "closest")

@@ -245,6 +245,12 @@ def run_settings_editor(prefix: str, spec: dict, *, container=None, seeds: bool 
     out["batch_size"] = hyperparam_widget(batch_decl, f"{prefix}.batch_size", spec.get("batch_size", 0), container=where)
     eval_decl = HyperParam("eval_every", 10, 0, None, kind="int", help="test loss every k steps (0 = last step only)")
     out["eval_every"] = hyperparam_widget(eval_decl, f"{prefix}.eval_every", spec.get("eval_every", 10), container=where)
+    target_decl = HyperParam("target_loss", 0.0, 0.0, None, log=False,
+                             help="steps_to_target: first step whose loss is at or below this (0 = none)")
+    target = hyperparam_widget(target_decl, f"{prefix}.target_loss", float(spec.get("target_loss") or 0.0),
+                               container=where, label="target loss (0 = none)")
+    if target:
+        out["target_loss"] = float(target)
     if errors is not None:
         if not 1 <= int(out["steps"]) <= DASHBOARD_MAX_STEPS:
             errors.append(str(SpecError("steps", out["steps"], steps_decl.accepted(),

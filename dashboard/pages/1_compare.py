@@ -12,7 +12,7 @@ PAGE = "cmp"
 
 # Vanilla GD, momentum and Adam on two spirals: about 2 s on two cores, and Adam clearly wins.
 DEFAULT = {
-    "steps": 500, "seeds": 3, "batch_size": 0, "eval_every": 10,
+    "steps": 500, "seeds": 3, "batch_size": 0, "eval_every": 10, "target_loss": 0.1,
     "problem": {"name": "spirals"},
     "rules": [
         {"rule": "gd", "label": "vanilla GD", "learning_rate": 0.5},

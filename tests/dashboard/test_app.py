@@ -373,3 +373,18 @@ def test_broken_plugins_are_reported_and_the_page_keeps_working(tmp_path, monkey
     assert any("failed" in w.value and "broken on purpose" in w.value for w in at.warning)
     names = [t["name"] for t in traces(chart_titled(at, "Training loss"), "train")]
     assert "vanilla GD" in names and "Adam" in names  # the other rules still ran
+
+
+def test_summary_table_reports_steps_to_target_as_the_runner_does():
+    spec = {**SMALL, "target_loss": 0.68}
+    at = open_app(compare=spec)
+    no_trouble(at)
+    assert at.number_input(key="cmp.target_loss").value == 0.68
+    records = records_for(spec, "dashboard-compare")
+    table = at.dataframe[0].value
+    assert table["run_id"].tolist() == records.runs["run_id"].tolist()
+    for column in ("steps_to_target", "final_loss", "best_loss", "diverged_at"):
+        assert table[column].tolist() == pytest.approx(records.runs[column].tolist(), nan_ok=True)
+    assert records.runs["steps_to_target"].notna().any()  # the target is reachable in this test
+    loss = chart_titled(at, "Training loss")
+    assert any(shape.get("y0") == 0.68 for shape in loss["layout"].get("shapes", []))
