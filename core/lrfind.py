@@ -128,7 +128,9 @@ def lr_find(instance, rule, hyper: dict | None = None, *, seeds=(0, 1, 2), start
     values.update(hyper or {})
     for h in rule.hyperparams:
         values[h.name] = h.check(values[h.name], f"rules.{rule.name}")
-    hyper_arrays = {k: np.full((runs, 1), float(v)) for k, v in values.items()}
+    # numbers and flags arrive as (R, 1) float arrays (flags 0/1), as the runner passes them; choices as-is
+    hyper_arrays = {k: (np.full((runs, 1), float(v)) if isinstance(v, (bool, int, float)) else v)
+                    for k, v in values.items()}
     lrs = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
 
     dtype = np.dtype(dtype)

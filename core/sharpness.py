@@ -281,7 +281,7 @@ def adam_sharpness_run(instance, learning_rate: float, steps: int, every: int, *
     values = {h.name: h.default for h in rule.hyperparams}
     values.update(hyper or {})
     runs = len(seeds)
-    h = {k: np.full((runs, 1), float(v)) for k, v in values.items()}
+    h = {k: (np.full((runs, 1), float(v)) if isinstance(v, (bool, int, float)) else v) for k, v in values.items()}
     lr = np.full((runs, 1), float(learning_rate))
     params = np.ascontiguousarray(instance.init_params(list(seeds), np.float64))
     state = rule.init(params, h)
