@@ -483,9 +483,12 @@ def default_workers(experiment: Experiment, instance, registry) -> int:
     cpus = os.cpu_count() or 1
     if cpus < 2 or not _rebuildable(registry, experiment):
         return 1
+    threshold = PARALLEL_MIN_SECONDS
     if threading.active_count() > 1:
-        return 1  # e.g. inside a web server: no fork from a threaded process unless asked (workers=N)
-    if estimated_seconds(experiment, instance) < PARALLEL_MIN_SECONDS:
+        # e.g. inside the Streamlit server: workers come from a fork server and import descentlab
+        # afresh (~0.5 s each), so only longer jobs pay for them
+        threshold *= 3
+    if estimated_seconds(experiment, instance) < threshold:
         return 1
     return min(cpus, 2 if cpus <= 2 else cpus)
 
