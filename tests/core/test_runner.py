@@ -344,3 +344,20 @@ def test_float32_runs_stay_float32(registry):
     res = run_experiment(e, registry=registry, workers=1)
     assert res.weights["final.W1"].dtype == np.float32
     assert res.runs["status"][0] == "finished"
+
+
+def test_default_workers_use_processes_only_for_long_jobs_of_rebuildable_plugins(registry, monkeypatch):
+    builtin = load_registry(entry_points=False, use_env=False)
+    e = Experiment.from_dict({"steps": 10, "seeds": 2, "problem": SPIRALS,
+                              "rules": [{"rule": "gd", "learning_rate": [0.1, 1.0]}]}, builtin)
+    instance = builtin.problem("spirals").build(e.problem_settings)
+    assert runner.default_workers(e, instance, builtin) == 1  # far below PARALLEL_MIN_SECONDS
+    monkeypatch.setattr(runner, "PARALLEL_MIN_SECONDS", 0.0)
+    assert runner.default_workers(e, instance, builtin) == 2
+    in_process = experiment(registry, [{"rule": "test_gd"}])
+    assert runner.default_workers(in_process, registry.problem("test_quadratic").build(
+        in_process.problem_settings), registry) == 1  # a worker could not find test_gd
+    parallel = run_experiment(e, registry=builtin)
+    assert parallel.meta["workers"] == 2
+    serial = run_experiment(e, registry=builtin, workers=1)
+    pd.testing.assert_frame_equal(serial.metrics, parallel.metrics, check_exact=True)
