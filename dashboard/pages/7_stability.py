@@ -79,10 +79,13 @@ def threshold_table(lam: float, mu: float) -> pd.DataFrame:
     for rule in registry.rules:
         if rule in THRESHOLD_FORMULAS:
             continue
-        c = rule_threshold(registry.rule(rule))  # a plugin may declare its own; defaults of its hyperparameters
-        rows.append({"rule": rule,
-                     "stable iff α·λ_max <": "no fixed threshold (adaptive)" if c is None else "declared by the rule",
-                     "c": c, "critical α = c/λ_max": critical_learning_rate(registry.rule(rule), {}, lam)})
+        try:  # a plugin may declare its own threshold (at its hyperparameters' defaults); it must not break the page
+            c = rule_threshold(registry.rule(rule))
+            crit = critical_learning_rate(registry.rule(rule), {}, lam)
+            text = "no fixed threshold (adaptive)" if c is None else "declared by the rule"
+        except Exception as error:
+            c, crit, text = None, None, f"threshold failed: {type(error).__name__}"
+        rows.append({"rule": rule, "stable iff α·λ_max <": text, "c": c, "critical α = c/λ_max": crit})
     return pd.DataFrame(rows)
 
 

@@ -67,7 +67,10 @@ for rule in rules:
     except SpecError as error:
         W.show_error(error)
         continue
-    crit = critical_learning_rate(registry.rule(rule), {}, top) if top is not None else None
+    try:
+        crit = critical_learning_rate(registry.rule(rule), {}, top) if top is not None else None
+    except Exception:  # a plugin's threshold function failing must not break the page
+        crit = None
     if crit is not None:
         critical[rule] = crit
     found.append((rule, result))
