@@ -353,6 +353,7 @@ def test_default_workers_use_processes_only_for_long_jobs_of_rebuildable_plugins
     instance = builtin.problem("spirals").build(e.problem_settings)
     assert runner.default_workers(e, instance, builtin) == 1  # far below PARALLEL_MIN_SECONDS
     monkeypatch.setattr(runner, "PARALLEL_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)  # the decision, whatever machine runs the test
     assert runner.default_workers(e, instance, builtin) == 2
     in_process = experiment(registry, [{"rule": "test_gd"}])
     assert runner.default_workers(in_process, registry.problem("test_quadratic").build(
