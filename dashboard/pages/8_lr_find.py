@@ -9,7 +9,6 @@ import streamlit as st
 
 from descentlab.dashboard import theory_figures as TF
 from descentlab.dashboard import widgets as W
-from descentlab.errors import SpecError
 from descentlab.lrfind import lr_find
 from descentlab.stability import critical_learning_rate
 
@@ -64,7 +63,7 @@ for rule in rules:
     try:
         result, top = range_test(problem, json.dumps(settings, sort_keys=True), rule, tuple(range(n_seeds)),
                                  start, end, steps, batch, W.registry_key(), registry)
-    except SpecError as error:
+    except Exception as error:  # SpecError or a broken plugin rule: one line, the other rules still run
         W.show_error(error)
         continue
     try:
