@@ -14,9 +14,9 @@ import numpy as np
 from .errors import SpecError
 from .experiment import Experiment, RunConfig
 
-# Working-set budget of one chunk: the L2 cache of this machine class (1 MiB), with some room
-# left for the data and Python. Measured on the spirals job: chunks beyond L2 lose ~1.5x per
-# run-step (DESIGN.md "run axis").
+# Working-set budget of one chunk: the L2 cache of this machine class (1 MiB per core), with some
+# room left for the data and Python. DESIGN.md "run axis": stacking 32 spirals runs (2 MiB
+# temporaries, out of L2) costs 1.5x per run-step against one run at a time.
 CHUNK_BYTES = 768 * 1024
 # A job whose estimated serial time is below this runs in-process: a process pool costs ~0.1 s to
 # start and each chunk's payload is pickled both ways.
