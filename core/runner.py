@@ -26,6 +26,7 @@ _SECONDS_PER_UNIT = 0.9e-9
 
 # Problems with at most this many parameters take the "tiny" bookkeeping path in run_chunk.
 SMALL_PARAMS = 32
+SMALL_COPY_BYTES = 256 * 1024 * 1024  # ... as long as the kept copies of g and Δθ stay below this
 
 METRIC_BASE = ("loss", "learning_rate", "step_size", "grad_norm")
 METRIC_TAIL = ("test_loss", "test_accuracy", "sharpness")
@@ -201,7 +202,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     nan = np.nan
     # Tiny problems (a few parameters): the per-step cost is numpy call overhead, so the loop only
     # keeps copies of g and Δθ (cheaper than computing norms per step) and norms are taken at the end.
-    small = layout.size <= SMALL_PARAMS
+    small = layout.size <= SMALL_PARAMS and 2 * (T + 1) * r * layout.size * dtype.itemsize <= SMALL_COPY_BYTES
     loss_rows: list[np.ndarray] = []
     grad_rows: list[np.ndarray] = []
     step_rows: list[np.ndarray] = []

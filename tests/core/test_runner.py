@@ -362,3 +362,14 @@ def test_default_workers_use_processes_only_for_long_jobs_of_rebuildable_plugins
     assert parallel.meta["workers"] == 2
     serial = run_experiment(e, registry=builtin, workers=1)
     pd.testing.assert_frame_equal(serial.metrics, parallel.metrics, check_exact=True)
+
+
+def test_tiny_and_general_bookkeeping_paths_agree(registry, monkeypatch):
+    e = experiment(registry, [{"rule": "test_gd", "learning_rate": [2.5, 0.5, 0.1]}, {"rule": "momentum"}],
+                   steps=30, seeds=2)
+    tiny = run_experiment(e, registry=registry, workers=1)
+    monkeypatch.setattr(runner, "SMALL_PARAMS", 0)
+    general = run_experiment(e, registry=registry, workers=1)
+    pd.testing.assert_frame_equal(tiny.runs, general.runs, check_exact=True)
+    pd.testing.assert_frame_equal(tiny.metrics, general.metrics, rtol=1e-15)
+    np.testing.assert_array_equal(tiny.weights["path"], general.weights["path"])
