@@ -453,8 +453,26 @@ def _worker_registry(plugin_paths: tuple[str, ...]):
     return _WORKER_REGISTRIES[plugin_paths]
 
 
+_BLAS_LIMITED = False
+
+
+def _one_blas_thread() -> None:
+    """In a worker, BLAS gets one thread: the pool already keeps every core busy, and two workers
+    each running two BLAS threads on two cores would fight over them."""
+    global _BLAS_LIMITED
+    if _BLAS_LIMITED:
+        return
+    _BLAS_LIMITED = True
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1, user_api="blas")
+    except Exception:  # threadpoolctl missing or unaware of this BLAS: keep its default
+        pass
+
+
 def run_chunk_job(payload: dict) -> dict:
     """Executor entry point: rebuild registry, experiment and problem in this process, run one chunk."""
+    _one_blas_thread()
     registry = _worker_registry(tuple(payload["plugin_paths"]))
     experiment = Experiment.from_dict(payload["experiment"], strict=False)
     key = json.dumps([experiment.problem, experiment.problem_settings], sort_keys=True, default=str)
