@@ -460,8 +460,10 @@ def _one_blas_thread() -> None:
     """In a worker, BLAS gets one thread: the pool already keeps every core busy, and two workers
     each running two BLAS threads on two cores would fight over them."""
     global _BLAS_LIMITED
-    if _BLAS_LIMITED:
-        return
+    import multiprocessing
+
+    if _BLAS_LIMITED or multiprocessing.parent_process() is None:
+        return  # not a worker process (e.g. a thread pool): leave this process's BLAS alone
     _BLAS_LIMITED = True
     try:
         from threadpoolctl import threadpool_limits
