@@ -232,7 +232,7 @@ def large(registry, steps):
     instance = registry.problem("digits").build(e.problem_settings)
     sizes = instance.model.sizes
     runs, batch = e.n_runs, e.batch_size
-    print(f"large-layer job: {instance.model}, batch {batch}, Adam, float32, {runs} runs stacked, {steps} steps")
+    print(f"large-layer job: {instance.model}, batch {batch}, Adam, float32, {runs} runs, {steps} steps")
     res, t_run = timed(run_experiment, e, registry=registry, workers=1, repeat=REPEAT + 1)
     per_step = t_run / steps
 
