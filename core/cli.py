@@ -90,16 +90,7 @@ def cmd_run(args) -> int:
     if args.out is not None:
         _check_out_dir(args.out)
     progress = None if args.quiet else ProgressBar()
-    executor = None
-    if args.workers is not None and args.workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        executor = ProcessPoolExecutor(max_workers=args.workers)
-    try:
-        results = run_experiment(experiment, registry=registry, executor=executor, progress=progress,
-                                 workers=args.workers)
-    finally:
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+    results = run_experiment(experiment, registry=registry, progress=progress, workers=args.workers)
     path = save_results(results, args.out)
     if not args.quiet:
         print(_summary(results))

@@ -185,3 +185,14 @@ def test_progress_bar_draws_on_a_terminal():
     bar(10, 10)
     text = stream.getvalue()
     assert "[#####.....]   50%" in text and text.endswith("\n") and "[##########]  100%" in text
+
+
+def test_run_with_two_workers_equals_one(tmp_path):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    assert main(["run", str(spec), "--out", str(tmp_path / "one"), "--quiet", "--workers", "1"]) == 0
+    assert main(["run", str(spec), "--out", str(tmp_path / "two"), "--quiet", "--workers", "2"]) == 0
+    one = load_results(next((tmp_path / "one").iterdir()))
+    two = load_results(next((tmp_path / "two").iterdir()))
+    assert two.meta["workers"] == 2 and one.meta["workers"] == 1
+    assert one.metrics.equals(two.metrics) and one.runs.equals(two.runs)
