@@ -325,8 +325,11 @@ def draw_curves(info: CurvesInfo) -> go.Figure:
             hovertext=[f"{d.name}, seed {d.seed}: {d.text}"], hoverinfo="text", showlegend=False,
             legendgroup=d.name))
     if info.target is not None:
-        fig.add_hline(y=info.target, line=dict(color="gray", dash="dash", width=1),
-                      annotation_text=f"target {info.target:g}", annotation_position="bottom left")
+        fig.add_hline(y=info.target, line=dict(color="gray", dash="dash", width=1))
+        # annotations on a log axis take log10 positions (shapes take data values)
+        fig.add_annotation(x=0, xref="paper", y=math.log10(info.target) if info.log_y else info.target, yref="y",
+                           text=f"target {info.target:g}", showarrow=False, xanchor="left", yanchor="bottom",
+                           font=dict(color="gray"))
     fig.update_layout(title=info.title, xaxis_title="step", yaxis_title=info.y_title,
                       margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2),
                       hovermode="x unified" if not info.diverged else "closest")
@@ -694,22 +697,30 @@ def _minima(instance) -> list[list[float]]:
     return [[float(v) for v in np.ravel(m)] for m in (minima or [])]
 
 
-def draw_landscape(info: LandscapeInfo) -> go.Figure:
+def _current_point(p: PathTrace, k: int) -> tuple[list, list]:
+    pts = [(x, y) for x, y in zip(p.x[:k + 1], p.y[:k + 1]) if x is not None and y is not None]
+    return ([pts[-1][0]], [pts[-1][1]]) if pts else ([None], [None])
+
+
+def draw_landscape(info: LandscapeInfo, *, animate: bool = False, max_frames: int = 60) -> go.Figure:
+    """Contours, paths and current points; ``animate`` adds ▶ frames that walk the paths step by step."""
     fig = go.Figure()
     fig.add_trace(go.Contour(x=info.x, y=info.y, z=info.z, colorscale="Blues", reversescale=True, ncontours=30,
                              contours=dict(coloring="heatmap"), line=dict(width=0.5), meta="surface",
                              colorbar=dict(title="log10 cost" if info.log_z else "cost"), name="cost",
                              hovertemplate="θ₁ %{x:.3g}<br>θ₂ %{y:.3g}<br>%{z:.3g}<extra></extra>"))
+    moving = []  # indices of the traces a frame redraws
     for p in info.paths:
+        moving.append(len(fig.data))
         fig.add_trace(go.Scatter(x=p.x, y=p.y, mode="lines+markers", name=p.name, meta="path",
                                  line=dict(color=p.color, width=2), marker=dict(size=4, color=p.color)))
-        last = [(x, y) for x, y in zip(p.x, p.y) if x is not None and y is not None]
-        if last:
-            fig.add_trace(go.Scatter(x=[last[-1][0]], y=[last[-1][1]], mode="markers", showlegend=False,
-                                     meta="current", marker=dict(size=11, color=p.color, line=dict(width=2, color="white")),
-                                     hovertext=[f"{p.name} at step {info.upto_step}"
-                                                + (f" (diverged at step {p.diverged_at})" if p.diverged_at is not None else "")],
-                                     hoverinfo="text"))
+        cx, cy = _current_point(p, info.upto_step)
+        moving.append(len(fig.data))
+        fig.add_trace(go.Scatter(x=cx, y=cy, mode="markers", showlegend=False, meta="current",
+                                 marker=dict(size=11, color=p.color, line=dict(width=2, color="white")),
+                                 hovertext=[f"{p.name} at step {info.upto_step}"
+                                            + (f" (diverged at step {p.diverged_at})" if p.diverged_at is not None else "")],
+                                 hoverinfo="text"))
     if info.minima:
         fig.add_trace(go.Scatter(x=[m[0] for m in info.minima], y=[m[1] for m in info.minima], mode="markers",
                                  name="minimum" if len(info.minima) == 1 else "minima",
@@ -717,8 +728,36 @@ def draw_landscape(info: LandscapeInfo) -> go.Figure:
                                                              line=dict(width=1, color="black"))))
     fig.update_xaxes(range=[info.x[0], info.x[-1]], title=info.x_title)
     fig.update_yaxes(range=[info.y[0], info.y[-1]], title=info.y_title)
-    fig.update_layout(title=f"Cost surface and paths up to step {info.upto_step}", height=560,
+    fig.update_layout(title=f"Cost surface and paths up to step {info.upto_step}", height=600,
                       margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.15))
+    if animate and info.upto_step > 0:
+        stride = max(1, math.ceil(info.upto_step / max_frames))
+        steps = list(range(0, info.upto_step + 1, stride))
+        if steps[-1] != info.upto_step:
+            steps.append(info.upto_step)
+        frames = []
+        for k in steps:
+            data = []
+            for p in info.paths:
+                data.append(go.Scatter(x=p.x[:k + 1], y=p.y[:k + 1]))
+                cx, cy = _current_point(p, k)
+                data.append(go.Scatter(x=cx, y=cy))
+            frames.append(go.Frame(data=data, traces=moving, name=str(k)))
+        fig.frames = frames
+        # redraw=True: without it plotly drops the contour's fill while it animates the paths
+        play = dict(frame=dict(duration=120, redraw=True), transition=dict(duration=0), fromcurrent=False,
+                    mode="immediate")
+        fig.update_layout(
+            updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.08, xanchor="left", yanchor="top",
+                              showactive=False, buttons=[
+                                  dict(label="▶ play", method="animate", args=[None, play]),
+                                  dict(label="❚❚", method="animate",
+                                       args=[[None], dict(frame=dict(duration=0, redraw=True), mode="immediate")])])],
+            sliders=[dict(active=len(steps) - 1, y=-0.06, x=0.2, len=0.8, currentvalue=dict(prefix="step "),
+                          steps=[dict(label=str(k), method="animate",
+                                      args=[[str(k)], dict(frame=dict(duration=0, redraw=True), mode="immediate")])
+                                 for k in steps])],
+            legend=dict(orientation="h", y=-0.3), height=700)
     return fig
 
 

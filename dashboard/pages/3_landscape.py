@@ -69,7 +69,9 @@ if results is not None:
         k = W.remember(key, st.slider("step", 0, steps, key=key, help="draw every path up to this step"))
         for note in W.divergence_notes(results):
             st.caption("⚠️ " + note)
-        W.chart(F.draw_landscape(F.landscape_info(results, instance, upto_step=k)), f"{PAGE}.chart.contour")
+        animate = st.toggle("animation controls (play the paths step by step)", value=True, key=f"{PAGE}.animate")
+        W.chart(F.draw_landscape(F.landscape_info(results, instance, upto_step=k), animate=animate),
+                f"{PAGE}.chart.contour")
         axis_names = list(getattr(instance, "axis_names", ("θ₁", "θ₂")))
         axis = st.radio("one-parameter view along", [0, 1], format_func=lambda i: str(axis_names[i]),
                         horizontal=True, key=f"{PAGE}.axis")

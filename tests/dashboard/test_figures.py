@@ -252,3 +252,20 @@ def test_loss_curves_of_a_real_run_equal_its_records():
         ids = results.runs.loc[results.runs.entry == entry, "run_id"].tolist()
         m = results.metrics[results.metrics.run_id.isin(ids)].pivot(index="step", columns="run_id", values="loss")
         np.testing.assert_allclose(curve.y, np.median(m.to_numpy(), axis=1), rtol=1e-12)
+
+
+def test_landscape_animation_frames_walk_the_recorded_paths():
+    results = _run({"steps": 12, "problem": {"name": "rosenbrock"},
+                    "rules": [{"rule": "gd", "learning_rate": 1e-3}, {"rule": "adam", "learning_rate": 0.05}]})
+    instance = get_registry().problem("rosenbrock").build(results.experiment.problem_settings)
+    info = F.landscape_info(results, instance, grid=9)
+    fig = F.draw_landscape(info, animate=True)
+    assert [f.name for f in fig.frames] == [str(k) for k in range(13)]
+    path = results.weights["path"]
+    for frame in (fig.frames[0], fig.frames[5], fig.frames[12]):
+        k = int(frame.name)
+        lines, points = frame.data[0::2], frame.data[1::2]
+        for run_id, (line, point) in enumerate(zip(lines, points)):
+            assert list(line.x) == pytest.approx(list(path[run_id, :k + 1, 0]))
+            assert list(point.y) == pytest.approx([path[run_id, k, 1]])
+    assert _is_plain(fig.to_plotly_json()["frames"])
