@@ -196,6 +196,21 @@ def _summarise(steps, values) -> tuple[list, list, list | None, list | None]:
     return [int(s) for s in steps], _plain(q[1]), _plain(q[0]), _plain(q[2])
 
 
+def _thin(x, y, lower, upper, *, max_points: int):
+    """Every k-th point (and the last) when a curve has more than ``max_points`` points."""
+    n = len(x)
+    if n <= max_points or max_points < 2:
+        return x, y, lower, upper
+    stride = math.ceil(n / max_points)
+    keep = list(range(0, n, stride))
+    if keep[-1] != n - 1:
+        keep.append(n - 1)
+
+    def pick(values):
+        return None if values is None else [values[i] for i in keep]
+    return pick(x), pick(y), pick(lower), pick(upper)
+
+
 _HUGE = 1e300
 
 
@@ -224,8 +239,12 @@ def _last_finite(steps, column, upto: int) -> float | None:
 def metric_curves_info(results, metric: str, *, title: str | None = None, y_title: str | None = None,
                        log_y: bool = False, groups: Sequence[Group] | None = None,
                        role: str = "train", dash: str = "solid", mark_diverged: bool = True,
-                       suffix: str = "") -> CurvesInfo:
-    """One curve per group of ``metric`` over steps; diverged runs stop at ``diverged_at`` and are marked."""
+                       suffix: str = "", max_points: int = 2000) -> CurvesInfo:
+    """One curve per group of ``metric`` over steps; diverged runs stop at ``diverged_at`` and are marked.
+
+    Curves longer than ``max_points`` are thinned to every k-th step (the last step always kept), so
+    a 100 000-step run stays light in the browser; divergence marks keep their exact step.
+    """
     groups = run_groups(results) if groups is None else groups
     diverged = _diverged_steps(results)
     info = CurvesInfo(title=title or metric, y_title=y_title or metric, log_y=log_y)
@@ -236,7 +255,7 @@ def metric_curves_info(results, metric: str, *, title: str | None = None, y_titl
         steps, values = _metric_matrix(results, metric, g.run_ids, diverged, pad_diverged=len(g.run_ids) > 1)
         if log_y:
             values = np.where(values > 0, values, np.nan)
-        x, y, lower, upper = _summarise(steps, values)
+        x, y, lower, upper = _thin(*_summarise(steps, values), max_points=max_points)
         if not x:
             continue
         info.curves.append(Curve(name=g.name + suffix, x=x, y=y, run_ids=list(g.run_ids), color=color(g.index),

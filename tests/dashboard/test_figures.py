@@ -269,3 +269,12 @@ def test_landscape_animation_frames_walk_the_recorded_paths():
             assert list(line.x) == pytest.approx(list(path[run_id, :k + 1, 0]))
             assert list(point.y) == pytest.approx([path[run_id, k, 1]])
     assert _is_plain(fig.to_plotly_json()["frames"])
+
+
+def test_long_curves_are_thinned_but_keep_the_last_step_and_exact_values(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": 0.001}], steps=50)
+    info = F.metric_curves_info(results, "loss", max_points=10)
+    (curve,) = info.curves
+    assert curve.x == list(range(0, 51, 6)) + [50]  # 51 points, at most 10: every 6th, and the last
+    loss = results.metrics.set_index("step")["loss"]
+    assert curve.y == [loss[s] for s in curve.x]
