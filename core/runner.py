@@ -426,9 +426,11 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         tick(T)
     return {
         "run_ids": [c.run_id for c in configs],
-        "metrics": {"loss": loss_m, "learning_rate": lr_m, "step_size": step_m, "grad_norm": grad_m,
-                    "layers": layer_m, "test_loss": scatter(test_loss_b), "test_accuracy": scatter(test_acc_b),
-                    "sharpness": scatter(sharp_b)},
+        # run-major (r, steps + 1): the layout of the long metrics table
+        "metrics": {name: np.ascontiguousarray(np.swapaxes(value, 0, 1)) for name, value in (
+            ("loss", loss_m), ("learning_rate", lr_m), ("step_size", step_m), ("grad_norm", grad_m),
+            ("layers", layer_m), ("test_loss", scatter(test_loss_b)), ("test_accuracy", scatter(test_acc_b)),
+            ("sharpness", scatter(sharp_b)))},
         "status": status, "error": errors, "diverged_at": diverged_at, "last_row": last_row,
         "initial": initial, "final": final_params,
         "path": None if path is None else np.ascontiguousarray(path.transpose(1, 0, 2)),
@@ -659,50 +661,46 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
     T, R = experiment.steps, len(configs)
     layout = instance.layout
     layer_names = list(layout.layers)
-    arrays = {name: np.full((T + 1, R), np.nan) for name in (*METRIC_BASE, *METRIC_TAIL)}
-    layers = np.full((T + 1, R, len(layer_names)), np.nan)
-    initial = np.empty((R, layout.size), dtype=experiment.dtype)
-    final = np.empty((R, layout.size), dtype=experiment.dtype)
-    path = np.full((R, T + 1, 2), np.nan) if layout.size == 2 else None
-    status, errors = [""] * R, [""] * R
-    diverged_at = np.full(R, np.nan)
-    last_row = np.zeros(R, dtype=np.int64)
-    for out in outputs:
-        ids = np.array(out["run_ids"])
-        for name in arrays:
-            arrays[name][:, ids] = out["metrics"][name]
-        layers[:, ids] = out["metrics"]["layers"]
-        initial[ids], final[ids] = out["initial"], out["final"]
-        if path is not None:
-            path[ids] = out["path"]
-        for k, j in enumerate(ids):
-            status[j], errors[j] = out["status"][k], out["error"][k]
-        diverged_at[ids] = out["diverged_at"]
-        last_row[ids] = out["last_row"]
-    if len(layer_names) == 1:
-        layers[:, :, 0] = arrays["grad_norm"]
+    # chunk outputs are run-major (r, steps + 1); stack them and put the runs in run_id order
+    ids = np.concatenate([np.asarray(out["run_ids"], dtype=np.int64) for out in outputs])
+    order = None if np.array_equal(ids, np.arange(R)) else np.argsort(ids, kind="stable")
+
+    def gather(key, group="metrics"):
+        stacked = np.concatenate([(out[group][key] if group else out[key]) for out in outputs])
+        return stacked if order is None else stacked[order]
+
+    arrays = {name: gather(name) for name in (*METRIC_BASE, *METRIC_TAIL)}  # each (R, T+1)
+    layers = gather("layers")                                                # (R, T+1, L)
+    initial, final = gather("initial", None), gather("final", None)
+    path = gather("path", None) if layout.size == 2 else None
+    status = [s for out in outputs for s in out["status"]]
+    errors = [e for out in outputs for e in out["error"]]
+    if order is not None:
+        status, errors = [status[i] for i in order], [errors[i] for i in order]
+    diverged_at = gather("diverged_at", None)
+    last_row = gather("last_row", None)
 
     # runs table
     loss = arrays["loss"]
-    rows = np.arange(T + 1)[:, None]
-    columns_r = np.arange(R)
-    exists = rows <= last_row[None, :]
+    steps = np.arange(T + 1)[None, :]
+    runs_r = np.arange(R)
+    exists = steps <= last_row[:, None]   # (R, T+1): the rows a run has
     with np.errstate(**_QUIET):
         usable = exists & np.isfinite(loss)
-        lowest = np.where(usable, loss, np.inf).min(axis=0, initial=np.inf)
-        best = np.where(usable.any(axis=0), lowest, np.nan)
-        final_loss = np.where(last_row >= 0, loss[np.maximum(last_row, 0), columns_r], np.nan)
+        lowest = np.where(usable, loss, np.inf).min(axis=1, initial=np.inf)
+        best = np.where(usable.any(axis=1), lowest, np.nan)
+        final_loss = np.where(last_row >= 0, loss[runs_r, np.maximum(last_row, 0)], np.nan)
         steps_to_target = np.full(R, np.nan)
         if experiment.target_loss is not None:
             hit = exists & (loss <= experiment.target_loss)
-            steps_to_target = np.where(hit.any(axis=0), hit.argmax(axis=0), np.nan).astype(float)
+            steps_to_target = np.where(hit.any(axis=1), hit.argmax(axis=1), np.nan).astype(float)
     base_rates = np.array([c.learning_rate for c in configs])
     before = np.where(np.isfinite(diverged_at), np.maximum(np.nan_to_num(diverged_at) - 1, 0), 0).astype(np.int64)
-    rates_at = np.where(np.isfinite(diverged_at), arrays["learning_rate"][before, columns_r], base_rates)
+    rates_at = np.where(np.isfinite(diverged_at), arrays["learning_rate"][runs_r, before], base_rates)
     rates_at = np.where(np.isfinite(rates_at), rates_at, base_rates)
     measured = exists & np.isfinite(arrays["sharpness"])
-    last_measured = np.where(measured, rows, -1).max(axis=0)
-    sharp_last = np.where(last_measured >= 0, arrays["sharpness"][np.maximum(last_measured, 0), columns_r], np.nan)
+    last_measured = np.where(measured, steps, -1).max(axis=1)
+    sharp_last = np.where(last_measured >= 0, arrays["sharpness"][runs_r, np.maximum(last_measured, 0)], np.nan)
     reasons = _divergence_reason(registry, configs, status, diverged_at, rates_at, sharp_last, problem_info,
                                  experiment.divergence_factor)
 
@@ -728,15 +726,19 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
     runs = pd.DataFrame(table)
 
     # metrics table, long format: run-major, one row per recorded step
-    mask = exists.T  # (R, T+1)
-    columns = {"run_id": np.repeat(np.arange(R, dtype=np.int64), mask.sum(axis=1)),
-               "step": np.broadcast_to(np.arange(T + 1, dtype=np.int64), (R, T + 1))[mask]}
+    complete = bool(exists.all())
+
+    def long(values):  # (R, T+1) -> the rows that exist, run by run
+        return values.reshape(-1) if complete else values[exists]
+
+    columns = {"run_id": np.repeat(np.arange(R, dtype=np.int64), exists.sum(axis=1)),
+               "step": long(np.broadcast_to(np.arange(T + 1, dtype=np.int64), (R, T + 1)).copy())}
     for name in METRIC_BASE:
-        columns[name] = arrays[name].T[mask]
+        columns[name] = long(arrays[name])
     for k, layer in enumerate(layer_names):
-        columns[f"grad_norm.{layer}"] = layers[:, :, k].T[mask]
+        columns[f"grad_norm.{layer}"] = long(np.ascontiguousarray(layers[:, :, k]))
     for name in METRIC_TAIL:
-        columns[name] = arrays[name].T[mask]
+        columns[name] = long(arrays[name])
     metrics = pd.DataFrame(columns)
 
     weights = {}
