@@ -383,26 +383,25 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
             segments.append((segment_start, int(last_row[active].max()) + 1, active))
             step_segments.append((step_segment_start, T, active))
 
-    # scatter the compact rows back to run columns
+    # scatter the compact rows back to the runs, run-major (r, steps + 1): the layout of the long table
     def scatter(buffer, fill_shape=(), parts=segments):
-        if buffer is None:
-            return None
-        out = np.full((T + 1, r, *fill_shape), nan)
-        for start, stop, ids in parts:
-            out[start:stop, ids] = buffer[start:stop, :len(ids)]
+        out = np.full((r, T + 1, *fill_shape), nan)
+        if buffer is not None:
+            for start, stop, ids in parts:
+                out[ids, start:stop] = np.swapaxes(buffer[start:stop, :len(ids)], 0, 1)
         return out
 
     def scatter_rows(row_list, fill_shape=(), reduce=None, parts=segments):
-        out = np.full((T + 1, r, *fill_shape), nan)
+        out = np.full((r, T + 1, *fill_shape), nan)
         for start, stop, ids in parts:
             stop = min(stop, len(row_list))
             if stop > start:
-                block = np.stack(row_list[start:stop])
-                out[start:stop, ids] = block if reduce is None else reduce(block)
+                block = np.stack(row_list[start:stop], axis=1)  # (live runs, rows, ...)
+                out[ids, start:stop] = block if reduce is None else reduce(block)
         return out
 
     def squares(block):
-        return np.einsum("trp,trp->tr", block, block)
+        return np.einsum("rtp,rtp->rt", block, block)
 
     with np.errstate(**_QUIET):
         loss_m = scatter_rows(loss_rows)
@@ -413,27 +412,23 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         np.sqrt(step_m, out=step_m)
         layer_m = np.sqrt(scatter(layer_b, (n_layers,))) if layer_b is not None else grad_m[:, :, None].copy()
     path = scatter_rows(path_rows, (2,)) if landscape_path else None
-    lr_m = np.full((T + 1, r), nan)
-    lr_m[:T] = rates
-    rows = np.arange(T + 1)[:, None]
-    after_last = rows > last_row[None, :]
-    for array in (loss_m, grad_m, lr_m, layer_m[:, :, 0]):
+    lr_m = np.full((r, T + 1), nan)
+    lr_m[:, :T] = rates.T
+    steps_row = np.arange(T + 1)[None, :]
+    after_last = steps_row > last_row[:, None]
+    for array in (loss_m, grad_m, lr_m):
         array[after_last] = nan
-    step_m[rows >= last_row[None, :]] = nan  # no update is taken from a run's last row
-    if layer_m.shape[2] > 1:
-        layer_m[after_last] = nan
+    layer_m[after_last] = nan
+    step_m[steps_row >= last_row[:, None]] = nan  # no update is taken from a run's last row
     if tick is not None:
         tick(T)
     return {
         "run_ids": [c.run_id for c in configs],
-        # run-major (r, steps + 1): the layout of the long metrics table
-        "metrics": {name: np.ascontiguousarray(np.swapaxes(value, 0, 1)) for name, value in (
-            ("loss", loss_m), ("learning_rate", lr_m), ("step_size", step_m), ("grad_norm", grad_m),
-            ("layers", layer_m), ("test_loss", scatter(test_loss_b)), ("test_accuracy", scatter(test_acc_b)),
-            ("sharpness", scatter(sharp_b)))},
+        "metrics": {"loss": loss_m, "learning_rate": lr_m, "step_size": step_m, "grad_norm": grad_m,
+                    "layers": layer_m, "test_loss": scatter(test_loss_b), "test_accuracy": scatter(test_acc_b),
+                    "sharpness": scatter(sharp_b)},
         "status": status, "error": errors, "diverged_at": diverged_at, "last_row": last_row,
-        "initial": initial, "final": final_params,
-        "path": None if path is None else np.ascontiguousarray(path.transpose(1, 0, 2)),
+        "initial": initial, "final": final_params, "path": path,
     }
 
 
