@@ -32,9 +32,10 @@ class ProgressBar:
         self.started = time.perf_counter()
         self.last = -1.0
         self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.finished = False
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
+        if not self.enabled or total <= 0 or self.finished:
             return
         now = time.perf_counter()
         if done < total and now - self.last < 0.1:
@@ -46,6 +47,7 @@ class ProgressBar:
                           f"{now - self.started:6.1f} s")
         if done >= total:
             self.stream.write("\n")
+            self.finished = True
         self.stream.flush()
 
 

@@ -183,8 +183,9 @@ def test_progress_bar_draws_on_a_terminal():
     bar = cli.ProgressBar(stream, width=10)
     bar(5, 10)
     bar(10, 10)
+    bar(10, 10)  # the runner may report the end twice: drawn once
     text = stream.getvalue()
-    assert "[#####.....]   50%" in text and text.endswith("\n") and "[##########]  100%" in text
+    assert "[#####.....]   50%" in text and text.endswith("\n") and text.count("[##########]  100%") == 1
 
 
 def test_run_with_two_workers_equals_one(tmp_path):
