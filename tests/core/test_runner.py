@@ -373,3 +373,19 @@ def test_tiny_and_general_bookkeeping_paths_agree(registry, monkeypatch):
     pd.testing.assert_frame_equal(tiny.runs, general.runs, check_exact=True)
     pd.testing.assert_frame_equal(tiny.metrics, general.metrics, rtol=1e-15)
     np.testing.assert_array_equal(tiny.weights["path"], general.weights["path"])
+
+
+def test_everything_at_once_does_not_depend_on_chunking(registry, monkeypatch):
+    """Mini-batches, evaluation, sharpness, divergence and a failing rule in one stack, or run by run."""
+    e = experiment(registry, [{"rule": "gd", "learning_rate": [0.1, 1e3, 5.0]}, {"rule": "test_explode"},
+                              {"rule": "adam", "learning_rate": [0.1, 1e3]}],
+                   problem={"name": "test_samples", "samples": 20}, steps=30, seeds=3, batch_size=4,
+                   eval_every=5, sharpness_every=10)
+    together = run_experiment(e, registry=registry, workers=1)
+    monkeypatch.setattr(runner, "CHUNK_BYTES", 1)
+    alone = run_experiment(e, registry=registry, workers=1)
+    assert together.meta["chunks"] == 1 and alone.meta["chunks"] == e.n_runs
+    pd.testing.assert_frame_equal(together.metrics, alone.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(together.runs, alone.runs, check_exact=True)
+    assert list(together.runs["status"]) == ["finished"] * 3 + ["diverged"] * 6 + ["failed"] * 3 + \
+        ["finished"] * 3 + ["diverged"] * 3
