@@ -9,6 +9,7 @@ TITLE = "Compare"
 ICON = ":material/show_chart:"
 URL_PARAM = "compare"  # ?compare=<experiment JSON> reopens this page's settings
 PAGE = "cmp"
+W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 # Vanilla GD, momentum and Adam on two spirals: about 2 s on two cores, and Adam clearly wins.
 DEFAULT = {

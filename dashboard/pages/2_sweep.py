@@ -14,6 +14,7 @@ TITLE = "Learning-rate sweep"
 ICON = ":material/tune:"
 URL_PARAM = "sweep"  # ?sweep=<experiment JSON> reopens this page's settings
 PAGE = "sweep"
+W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 DEFAULT = {
     "steps": 300, "seeds": 2, "batch_size": 0, "eval_every": 50,

@@ -9,6 +9,7 @@ TITLE = "Landscape"
 ICON = ":material/terrain:"
 URL_PARAM = "landscape"  # ?landscape=<experiment JSON> reopens this page's settings
 PAGE = "land"
+W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 # Gradient descent on a quadratic bowl with λ_max = 1: stable iff α < 2.
 DEFAULT = {

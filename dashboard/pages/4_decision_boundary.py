@@ -9,6 +9,7 @@ TITLE = "Decision boundary"
 ICON = ":material/scatter_plot:"
 URL_PARAM = "boundary"  # ?boundary=<experiment JSON> reopens this page's settings
 PAGE = "bound"
+W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 DEFAULT = {
     "steps": 500, "seeds": 1, "batch_size": 0, "eval_every": 50,

@@ -12,6 +12,7 @@ from descentlab.dashboard import widgets as W
 TITLE = "Results"
 ICON = ":material/folder_open:"
 PAGE = "res"
+W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 RESULT_FILES = ("experiment.toml", "runs.parquet", "metrics.parquet")
 
 

@@ -138,6 +138,14 @@ def shoot(locator, name: str) -> Path:
     return path
 
 
+def test_a_deep_link_on_a_fresh_server_runs_through_app_py(page, server):
+    # First visit of this server: Streamlit would run the page file in its legacy pages/ mode.
+    page.goto(server + "/landscape")
+    chart_locator(page, "Cost surface")
+    page.get_by_role("link", name="Learning-rate sweep").wait_for()  # titles from app.py's st.navigation
+    assert page.get_by_role("link", name="app").count() == 0
+
+
 def test_compare_page_run_draws_one_loss_trace_per_rule(page, server):
     page.goto(server + "/")
     chart_locator(page, "Training loss")
