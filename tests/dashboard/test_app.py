@@ -388,3 +388,18 @@ def test_summary_table_reports_steps_to_target_as_the_runner_does():
     assert records.runs["steps_to_target"].notna().any()  # the target is reachable in this test
     loss = chart_titled(at, "Training loss")
     assert any(shape.get("y0") == 0.68 for shape in loss["layout"].get("shapes", []))
+
+
+def test_a_plugin_file_loaded_on_the_plugins_page_reaches_the_compare_page(tmp_path):
+    plugin = tmp_path / "loaded_here_plugin.py"
+    plugin.write_text(PLUGIN.replace("signgd_test", "signgd_loaded"))
+    at = open_app("6_plugins.py")
+    at.text_input(key="plug.path").input(str(plugin))
+    at.button(key="plug.load").click()
+    at.run()
+    no_trouble(at)
+    assert any("signgd_loaded" in s.value for s in at.success)
+    at.switch_page("pages/1_compare.py")
+    at.run()
+    no_trouble(at)
+    assert "signgd_loaded" in at.selectbox(key="cmp.rules.0.rule").options
