@@ -561,20 +561,16 @@ def sweep_heatmap_info(results, *, max_columns: int = 200) -> SweepHeatmapInfo:
             ids = [int(r) for r in part["run_id"]]
             steps, values = _metric_matrix(results, "loss", ids, diverged, pad_diverged=True)
             med = quantiles(values, [0.5])[0] if values.shape[1] > 1 else values[:, 0]
-            stride = max(1, math.ceil(len(steps) / max_columns))
-            idx = np.arange(0, len(steps), stride)
-            if len(steps) and idx[-1] != len(steps) - 1:
-                idx = np.append(idx, len(steps) - 1)
             alphas.append(float(alpha))
-            zrows.append((steps, med, idx))
-        # Align every α row on the group's full step axis (diverged rows are shorter).
-        all_steps = np.unique(np.concatenate([s for s, _, _ in zrows])) if zrows else np.array([], int)
+            zrows.append((steps, med))
+        # Align every α row on the group's full step axis (diverged rows are shorter), thinned.
+        all_steps = np.unique(np.concatenate([s for s, _ in zrows])) if zrows else np.array([], int)
         stride = max(1, math.ceil(len(all_steps) / max_columns))
         cols = all_steps[::stride]
         if len(all_steps) and cols[-1] != all_steps[-1]:
             cols = np.append(cols, all_steps[-1])
         z = []
-        for steps, med, _ in zrows:
+        for steps, med in zrows:
             row = pd.Series(med, index=steps).reindex(cols)
             vals = row.to_numpy(dtype=float)
             # Past the end of a diverged run the loss has blown up: show it at the ceiling (inf).
@@ -646,9 +642,7 @@ def _bounds_of(instance, paths: np.ndarray | None) -> tuple[float, float, float,
     b = getattr(instance, "bounds", None)
     if b is not None:
         arr = np.asarray(b, dtype=float).ravel()
-        if arr.size == 4:
-            if np.ndim(b) == 2:  # ((xmin, xmax), (ymin, ymax))
-                return float(arr[0]), float(arr[1]), float(arr[2]), float(arr[3])
+        if arr.size == 4:  # ((xmin, xmax), (ymin, ymax)) or (xmin, xmax, ymin, ymax)
             return float(arr[0]), float(arr[1]), float(arr[2]), float(arr[3])
     if paths is not None:
         pts = paths.reshape(-1, paths.shape[-1])

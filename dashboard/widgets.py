@@ -337,24 +337,24 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
     schedule = registry.schedules[schedule_name]
     schedule_table: dict[str, Any] = {}
     same_schedule = schedule_spec.get("name", "constant") == schedule_name
-    if schedule.hyperparams or True:
-        with st.expander(f"schedule {schedule_name}", expanded=False):
-            if schedule.formula:
-                st.caption(schedule.formula)
-            for h in schedule.hyperparams:
-                raw = hyperparam_widget(h, f"{skey}.{schedule_name}.{h.name}",
-                                        schedule_spec.get(h.name, h.default) if same_schedule else h.default)
-                try:
-                    value = spec_value(h, raw, f"rules[{i}].schedule.{h.name}")
-                except SpecError as error:
-                    errors.append(str(error))
-                    continue
-                if value != h.default:
-                    schedule_table[h.name] = value
-            warm = HyperParam("warmup_steps", 0, 0, None, kind="int", help="linear warm-up: α_t = α(t+1)/W for t < W")
-            warmup = hyperparam_widget(warm, f"{skey}.warmup", schedule_spec.get("warmup_steps", 0))
-            if warmup:
-                schedule_table["warmup_steps"] = int(warmup)
+    # Every schedule gets the expander: warm-up is a generic option of all of them.
+    with st.expander(f"schedule {schedule_name}", expanded=False):
+        if schedule.formula:
+            st.caption(schedule.formula)
+        for h in schedule.hyperparams:
+            raw = hyperparam_widget(h, f"{skey}.{schedule_name}.{h.name}",
+                                    schedule_spec.get(h.name, h.default) if same_schedule else h.default)
+            try:
+                value = spec_value(h, raw, f"rules[{i}].schedule.{h.name}")
+            except SpecError as error:
+                errors.append(str(error))
+                continue
+            if value != h.default:
+                schedule_table[h.name] = value
+        warm = HyperParam("warmup_steps", 0, 0, None, kind="int", help="linear warm-up: α_t = α(t+1)/W for t < W")
+        warmup = hyperparam_widget(warm, f"{skey}.warmup", schedule_spec.get("warmup_steps", 0))
+        if warmup:
+            schedule_table["warmup_steps"] = int(warmup)
     if schedule_name != "constant" or schedule_table:
         entry["schedule"] = {"name": schedule_name, **schedule_table}
     return entry
