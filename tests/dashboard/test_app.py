@@ -403,3 +403,29 @@ def test_a_plugin_file_loaded_on_the_plugins_page_reaches_the_compare_page(tmp_p
     at.run()
     no_trouble(at)
     assert "signgd_loaded" in at.selectbox(key="cmp.rules.0.rule").options
+
+
+def test_schedules_and_seeds_reach_the_charts_as_recorded():
+    spec = json.loads(json.dumps(SMALL))
+    spec["seeds"] = 3
+    spec["rules"][0]["schedule"] = {"name": "step", "step_size": 5, "gamma": 0.5, "warmup_steps": 2}
+    at = open_app(compare=spec)
+    no_trouble(at)
+    assert at.selectbox(key="cmp.rules.0.schedule").value == "step"
+    assert at.number_input(key="cmp.rules.0.schedule.step.step_size").value == 5
+    assert at.number_input(key="cmp.rules.0.schedule.warmup").value == 2
+    records = records_for(spec, "dashboard-compare")
+    m = records.metrics
+    rate = traces(chart_titled(at, "Learning rate"), "train")[0]
+    expected = m[(m.run_id == 0) & m.learning_rate.notna()].sort_values("step")["learning_rate"]
+    assert rate["y"] == pytest.approx(expected.tolist(), rel=1e-12)
+    # three seeds: the median line and the interquartile band, from the records
+    loss = chart_titled(at, "Training loss")
+    ids = records.runs.loc[records.runs.entry == 2, "run_id"].tolist()
+    table = m[m.run_id.isin(ids)].pivot(index="step", columns="run_id", values="loss")
+    adam = next(t for t in traces(loss, "train") if t["name"] == "Adam")
+    assert adam["y"] == pytest.approx(table.median(axis=1).tolist(), rel=1e-12)
+    bands = [t for t in traces(loss, "band") if t["name"].startswith("Adam ")]
+    assert {t["name"] for t in bands} == {"Adam 25%", "Adam 75%"}
+    lower = next(t for t in bands if t["name"] == "Adam 25%")
+    assert lower["y"] == pytest.approx(table.quantile(0.25, axis=1).tolist(), rel=1e-12)
