@@ -4,7 +4,9 @@ import sys
 from pathlib import Path
 
 import descentlab.dashboard as dashboard
-from descentlab.dashboard import serve as serve_module
+import importlib
+
+serve_module = importlib.import_module("descentlab.dashboard.serve")  # the package re-exports the function under the same name
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
