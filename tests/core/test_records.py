@@ -16,8 +16,12 @@ from test_runner_plugin import RunnerTestPlugin
 
 
 @pytest.fixture(scope="module")
-def results():
-    registry = load_registry(entry_points=False, use_env=False, extra_plugins=[("test", RunnerTestPlugin)])
+def registry():
+    return load_registry(entry_points=False, use_env=False, extra_plugins=[("test", RunnerTestPlugin)])
+
+
+@pytest.fixture(scope="module")
+def results(registry):
     e = Experiment.from_dict({"name": "rt", "steps": 12, "seeds": 2, "eval_every": 3, "target_loss": 0.3, "divergence_factor": 3,
                               "problem": {"name": "spirals", "samples": 40, "hidden": [3]},
                               "rules": [{"rule": "momentum", "learning_rate": [0.1, 50.0], "nesterov": [True, False]},
@@ -111,3 +115,12 @@ def test_loading_something_else_is_one_line(results, tmp_path):
     with pytest.raises(SpecError) as caught:
         load_results(path)
     assert "metrics.parquet" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_saved_experiment_file_reproduces_the_run(results, registry, tmp_path):
+    from descentlab.experiment import load_experiment_file
+
+    path = save_results(results, tmp_path)
+    again = run_experiment(load_experiment_file(path / "experiment.toml", registry), registry=registry, workers=1)
+    pd.testing.assert_frame_equal(again.metrics, results.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(again.runs, results.runs, check_exact=True)
