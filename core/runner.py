@@ -625,7 +625,8 @@ def _column(values: list):
     present = [v for v in values if v is not None]
     if all(isinstance(v, (bool, int, float, np.number)) for v in present):
         return np.array([np.nan if v is None else float(v) for v in values])
-    return pd.Series(values, dtype=object)
+    # text hyperparameters (choices): a string column, missing where the rule lacks it
+    return pd.Series([None if v is None else str(v) for v in values], dtype="str")
 
 
 def _divergence_reason(registry, configs, status, diverged_at, rates_at, sharpness_last, problem_info, factor):

@@ -124,3 +124,25 @@ def test_the_saved_experiment_file_reproduces_the_run(results, registry, tmp_pat
     again = run_experiment(load_experiment_file(path / "experiment.toml", registry), registry=registry, workers=1)
     pd.testing.assert_frame_equal(again.metrics, results.metrics, check_exact=True)
     pd.testing.assert_frame_equal(again.runs, results.runs, check_exact=True)
+
+
+def test_choice_hyperparameters_round_trip(tmp_path):
+    import numpy as np_
+
+    from descentlab import DescentRule, HyperParam, hookimpl
+
+    class ChoicePlugin:
+        @staticmethod
+        @hookimpl
+        def register_optimizers(register):
+            register(DescentRule("signed", lambda p, h: (), lambda g, s, p, lr, h, t: (-lr * np_.sign(g), s),
+                                 hyperparams=(HyperParam("mode", "a", kind="choice", choices=("a", "b")),)))
+
+    registry = load_registry(entry_points=False, use_env=False,
+                             extra_plugins=[("test", RunnerTestPlugin), ("choice", ChoicePlugin)])
+    e = Experiment.from_dict({"steps": 3, "problem": "test_quadratic", "rules": [
+        {"rule": "signed", "mode": ["a", "b"]}, {"rule": "test_gd"}]}, registry)
+    res = run_experiment(e, registry=registry, workers=1)
+    assert list(res.runs["mode"].fillna("-")) == ["a", "b", "-"]
+    back = load_results(save_results(res, tmp_path))
+    pd.testing.assert_frame_equal(back.runs, res.runs, check_exact=True)
