@@ -99,7 +99,9 @@ def save_results(results: Results, out_dir=None) -> Path:
     try:
         meta = dict(results.meta)
         target = _target_dir(parent, results.experiment.name)
-        meta["command"] = f"descentlab run {target / 'experiment.toml'}"
+        plugin_files = meta.get("plugins", {}).get("plugin_files", [])
+        meta["command"] = f"descentlab run {target / 'experiment.toml'}" + "".join(
+            f" --plugin {path}" for path in plugin_files)
         (tmp / "experiment.toml").write_text(results.experiment.to_toml(), encoding="utf-8")
         results.runs.to_parquet(tmp / "runs.parquet", index=False, compression="zstd")
         results.metrics.to_parquet(tmp / "metrics.parquet", index=False, compression="zstd")

@@ -134,7 +134,10 @@ def test_run_with_a_plugin_file(tmp_path, capsys):
     spec.write_text('steps = 5\n[problem]\nname = "test_quadratic"\n[[rules]]\nrule = "test_gd"\nscale = 2.0\n')
     assert main(["run", str(spec), "--plugin", PLUGIN_FILE, "--out", str(tmp_path / "r"), "--quiet"]) == 0
     (folder,) = (tmp_path / "r").iterdir()
-    assert load_results(folder).meta["plugins"]["rules"] == {"test_gd": f"file {PLUGIN_FILE}"}
+    meta = load_results(folder).meta
+    assert meta["plugins"]["rules"] == {"test_gd": f"file {PLUGIN_FILE}"}
+    assert meta["command"] == f"descentlab run {folder / 'experiment.toml'} --plugin {PLUGIN_FILE}"
+    assert main(meta["command"].split()[1:] + ["--out", str(tmp_path / "again"), "--quiet"]) == 0
 
 
 def test_a_broken_plugin_file_given_to_run_is_bad_input(earlier, tmp_path, capsys):
