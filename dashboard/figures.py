@@ -927,6 +927,9 @@ def decision_boundary_info(instance, panels: Sequence[tuple[str, np.ndarray]], *
                         class_names=names, score=label, zmin=zmin, zmax=zmax)
 
 
+POINT_COLORS = ["#1f3b9a", "#c0392b", "#1e8449", "#7d3c98", "#b9770e", "#117a8b", "#6e2c00", "#5d6d7e"]
+
+
 def draw_decision_boundary(info: BoundaryInfo) -> go.Figure:
     n = max(1, len(info.panels))
     cols = min(n, 3)
@@ -934,12 +937,23 @@ def draw_decision_boundary(info: BoundaryInfo) -> go.Figure:
     fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
                         horizontal_spacing=0.04, vertical_spacing=0.1,
                         subplot_titles=[p.name for p in info.panels] or [""])
-    point_colors = ["#1f3b9a", "#c0392b", "#1e8449", "#7d3c98", "#b9770e"]
+    point_colors = POINT_COLORS
+    discrete = info.score == "predicted class"
+    if discrete:  # one flat colour per class, the colour of that class's points (lightened)
+        n = int(round(info.zmax)) + 1
+        scale, zmin, zmax = [], -0.5, n - 0.5
+        for cls in range(n):
+            tint = _rgba(point_colors[cls % len(point_colors)], 0.45)
+            scale += [[cls / n, tint], [(cls + 1) / n, tint]]
+    else:
+        scale, zmin, zmax = "RdBu", info.zmin, info.zmax
     for k, p in enumerate(info.panels):
         r, c = k // cols + 1, k % cols + 1
-        fig.add_trace(go.Heatmap(x=info.x, y=info.y, z=p.z, zmin=info.zmin, zmax=info.zmax, colorscale="RdBu",
-                                 reversescale=True, opacity=0.75, showscale=(k == 0), meta="prediction", zsmooth="best",
-                                 colorbar=dict(title=info.score), name=p.name,
+        fig.add_trace(go.Heatmap(x=info.x, y=info.y, z=p.z, zmin=zmin, zmax=zmax, colorscale=scale,
+                                 reversescale=not discrete, opacity=1.0 if discrete else 0.75, showscale=(k == 0),
+                                 meta="prediction", zsmooth=False if discrete else "best",
+                                 colorbar=dict(title=info.score, tickvals=list(range(n)) if discrete else None),
+                                 name=p.name,
                                  hovertemplate="x₁ %{x:.2f}<br>x₂ %{y:.2f}<br>%{z:.2f}<extra></extra>"),
                       row=r, col=c)
         for cls in sorted(set(info.points_class)):

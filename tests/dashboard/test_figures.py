@@ -278,3 +278,22 @@ def test_long_curves_are_thinned_but_keep_the_last_step_and_exact_values(make_re
     assert curve.x == list(range(0, 51, 6)) + [50]  # 51 points, at most 10: every 6th, and the last
     loss = results.metrics.set_index("step")["loss"]
     assert curve.y == [loss[s] for s in curve.x]
+
+
+def test_multiclass_boundary_is_the_argmax_of_the_network_by_hand():
+    results = _run({"steps": 5, "problem": {"name": "blobs", "samples": 60, "hidden": [4]},
+                    "rules": [{"rule": "adam", "learning_rate": 0.05}]})
+    instance = get_registry().problem("blobs").build(results.experiment.problem_settings)
+    params = F.params_from_weights(results, instance, "final")
+    info = F.decision_boundary_info(instance, [("adam", params[0])], grid=6)
+    w = results.weights
+    assert info.score == "predicted class" and info.zmax == 2.0
+    for i in range(6):
+        for j in range(6):
+            point = np.array([info.x[j], info.y[i]])
+            hidden = np.tanh(point @ w["final.W1"][0] + w["final.b1"][0])
+            logits = hidden @ w["final.W2"][0] + w["final.b2"][0]
+            assert info.panels[0].z[i][j] == float(np.argmax(logits))
+    fig = F.draw_decision_boundary(info)
+    heat = next(t for t in fig.data if t.meta == "prediction")
+    assert (heat.zmin, heat.zmax) == (-0.5, 2.5)  # one flat colour band per class
