@@ -444,7 +444,7 @@ def validate(spec: dict, registry: Registry):
     return Experiment.from_dict(spec, registry, name=spec.get("name", "dashboard"))
 
 
-@st.cache_data(show_spinner=False, max_entries=48)
+@st.cache_data(show_spinner=False, max_entries=24)  # a big sweep is megabytes of metrics
 def _run_cached(spec_json: str, registry_key: tuple, _registry: Registry):
     from descentlab.runner import run_experiment
     experiment = validate(json.loads(spec_json), _registry)
