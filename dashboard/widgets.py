@@ -114,12 +114,6 @@ def remember(key: str, value: Any) -> Any:
     return value
 
 
-def preset(key: str, value: Any) -> None:
-    """Set a widget's value before it is drawn (used when a URL or a button loads settings)."""
-    st.session_state[key] = value
-    _keep()[key] = value
-
-
 # ---------------------------------------------------------------------------------------------
 # Widgets from declarations
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +134,12 @@ def parse_int_list(text: str, field: str, accepted: str = "a list of integers, e
 def widget_value(h: HyperParam, value: Any) -> Any:
     """A declared value as the widget holds it (int lists are edited as text)."""
     if h.kind == "int_list":
-        return format_int_list(value if isinstance(value, (list, tuple)) else [value])
+        if isinstance(value, str):  # already text (a typed value, or a link carrying "32, 32")
+            return value
+        try:
+            return format_int_list(value if isinstance(value, (list, tuple)) else [value])
+        except (TypeError, ValueError):
+            return str(value)  # shown as typed; parsing it reports the one-line error
     if h.kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if h.kind == "int" and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -166,7 +165,7 @@ def hyperparam_widget(h: HyperParam, key: str, default: Any = None, *, label: st
     where = container or st
     label = label or h.name
     help_text = (h.help + "  \n" if h.help else "") + f"accepts {h.accepted()}"
-    start = widget_value(h, h.default if default is None else default)
+    start = _coerce(h, default)
     if h.kind == "choice":
         options = list(h.choices)
         if start not in options:
@@ -199,6 +198,16 @@ def hyperparam_widget(h: HyperParam, key: str, default: Any = None, *, label: st
             value = where.number_input(label, key=key, help=help_text, format="%g",
                                        step=_log_step(h.default) if h.log else None)
     return remember(key, value)
+
+
+def _coerce(h: HyperParam, value: Any) -> Any:
+    """The widget's starting value; one of the wrong type (e.g. from an edited link) falls back to the default."""
+    value = widget_value(h, h.default if value is None else value)
+    kinds = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,), "int_list": (str,)}
+    wanted = kinds.get(h.kind)
+    if wanted and (not isinstance(value, wanted) or (h.kind != "bool" and isinstance(value, bool))):
+        return widget_value(h, h.default)
+    return value
 
 
 def _nice_step(low: float, high: float) -> float:
@@ -261,7 +270,7 @@ def run_settings_editor(prefix: str, spec: dict, *, container=None, seeds: bool 
     out["steps"] = hyperparam_widget(steps_decl, f"{prefix}.steps", spec.get("steps", 300), container=where)
     if seeds:
         count = spec.get("seeds", 1)
-        count = len(count) if isinstance(count, list) else int(count)
+        count = len(count) if isinstance(count, list) else count  # a list of seeds -> its length
         seeds_decl = HyperParam("seeds", 1, 1, MAX_SEEDS, kind="int",
                                 help="runs per configuration (seeds 0..n-1); with several: median and interquartile band")
         out["seeds"] = hyperparam_widget(seeds_decl, f"{prefix}.seeds", count, container=where)
@@ -271,7 +280,7 @@ def run_settings_editor(prefix: str, spec: dict, *, container=None, seeds: bool 
     out["eval_every"] = hyperparam_widget(eval_decl, f"{prefix}.eval_every", spec.get("eval_every", 10), container=where)
     target_decl = HyperParam("target_loss", 0.0, 0.0, None, log=False,
                              help="steps_to_target: first step whose loss is at or below this (0 = none)")
-    target = hyperparam_widget(target_decl, f"{prefix}.target_loss", float(spec.get("target_loss") or 0.0),
+    target = hyperparam_widget(target_decl, f"{prefix}.target_loss", spec.get("target_loss") or 0.0,
                                container=where, label="target loss (0 = none)")
     if target:
         out["target_loss"] = float(target)
@@ -308,10 +317,10 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
     lr_spec = spec_entry.get("learning_rate", rule.default_learning_rate) if same_rule else rule.default_learning_rate
     base = f"{prefix}.rules.{i}.{rule_name}"
     if alpha_mode == "single":
-        alpha = lr_spec[0] if isinstance(lr_spec, list) else lr_spec
+        alpha = (lr_spec[0] if lr_spec else None) if isinstance(lr_spec, list) else lr_spec
         alpha_decl = HyperParam("learning_rate", float(rule.default_learning_rate), log=True, low=0.0, low_open=True,
                                 help="base learning rate α (the schedule scales it over steps)")
-        entry["learning_rate"] = hyperparam_widget(alpha_decl, f"{base}.learning_rate", float(alpha), label="α (learning rate)")
+        entry["learning_rate"] = hyperparam_widget(alpha_decl, f"{base}.learning_rate", alpha, label="α (learning rate)")
     hyper_spec = spec_entry if same_rule else {}
     if rule.hyperparams:
         with st.expander(f"{rule_name} hyperparameters", expanded=False):
@@ -414,11 +423,29 @@ def spec_to_url(spec: dict, param: str = "spec") -> None:
         st.query_params[param] = text
 
 
+def clean_spec(d: dict) -> dict:
+    """Keep a link's settings in the shapes the editors read (tables are tables, rules a list of tables).
+
+    Values are not checked here: a wrong one starts its widget at the default or reaches the
+    validator, which reports it in one line.
+    """
+    out = dict(d)
+    problem = out.get("problem")
+    out["problem"] = {"name": problem} if isinstance(problem, str) else (problem if isinstance(problem, dict) else {})
+    rules = out.get("rules")
+    out["rules"] = [dict(r) for r in rules if isinstance(r, dict)] if isinstance(rules, list) else []
+    for rule in out["rules"]:
+        if not isinstance(rule.get("schedule", {}), (dict, str)):
+            rule.pop("schedule")
+    return out
+
+
 def initial_spec(page: str, default: dict, param: str = "spec") -> dict:
     """The settings a page starts from: the URL's on the first visit of a session, else the last used."""
     flag = f"_descentlab_{page}_spec"
     if flag not in st.session_state:
         from_url = spec_from_url(param)
+        from_url = clean_spec(from_url) if from_url is not None else None
         st.session_state[flag] = from_url or default
         st.session_state[f"_descentlab_{page}_from_url"] = from_url is not None
         if from_url is not None:

@@ -33,7 +33,8 @@ registry = W.current_registry()
 W.plugin_warnings(registry)
 start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
-first_rates = next((r.get("learning_rate") for r in start.get("rules", []) if isinstance(r.get("learning_rate"), list)),
+first_rates = next((r.get("learning_rate") for r in start.get("rules", []) if isinstance(r.get("learning_rate"), list)
+                    and r.get("learning_rate") and all(isinstance(a, (int, float)) for a in r.get("learning_rate"))),
                    [1e-3, 10.0])
 
 with st.sidebar:
@@ -47,7 +48,7 @@ with st.sidebar:
     hi = W.hyperparam_widget(HyperParam("alpha_max", 10.0, log=True, low=0.0, low_open=True, help="largest α"),
                              f"{PAGE}.alpha_max", float(max(first_rates)), label="α max")
     points = W.hyperparam_widget(HyperParam("alpha_points", 17, 2, 64, kind="int", help="number of α values (log-spaced)"),
-                                 f"{PAGE}.alpha_points", int(start.get("alpha_points", len(first_rates) if len(first_rates) > 2 else 17)),
+                                 f"{PAGE}.alpha_points", start.get("alpha_points", len(first_rates) if len(first_rates) > 2 else 17),
                                  label="points")
 
 alphas: list[float] = []

@@ -429,3 +429,28 @@ def test_schedules_and_seeds_reach_the_charts_as_recorded():
     assert {t["name"] for t in bands} == {"Adam 25%", "Adam 75%"}
     lower = next(t for t in bands if t["name"] == "Adam 25%")
     assert lower["y"] == pytest.approx(table.quantile(0.25, axis=1).tolist(), rel=1e-12)
+
+
+def test_an_edited_link_with_nonsense_values_still_opens_the_page():
+    nonsense = {"steps": "many", "seeds": -1, "eval_every": [1], "problem": {"name": "spirals", "hidden": "x, y",
+                                                                         "noise": "loud"},
+                "rules": [{"rule": "gd", "learning_rate": "fast", "weight_decay": None}, "not a table"]}
+    at = open_app(compare=nonsense)
+    assert not at.exception
+    messages = [e.value for e in at.error]
+    assert messages and all("\n" not in m for m in messages)
+    assert at.button(key="cmp.run")
+    broken = open_app(compare="{not json")
+    assert not broken.exception
+    assert any("not valid JSON" in w.value for w in broken.warning)
+    assert traces(chart_titled(broken, "Training loss"), "train")  # the default comparison instead
+
+
+@pytest.mark.parametrize("page, param", [("2_sweep.py", "sweep"), ("3_landscape.py", "landscape"),
+                                         ("4_decision_boundary.py", "boundary")])
+def test_nonsense_links_do_not_break_the_other_pages(page, param):
+    nonsense = {"steps": "many", "seeds": "some", "alpha_points": "lots", "problem": 7,
+                "rules": [{"rule": 3, "learning_rate": ["a", "b"], "schedule": 5}, None]}
+    at = open_app(page, **{param: nonsense})
+    assert not at.exception, [e.value for e in at.exception]
+    assert all("\n" not in e.value for e in at.error)
