@@ -8,7 +8,7 @@ Jobs (see the issue and shared/DESIGN.md "run axis"):
            learning rates in [1e-3, 10], float64 (and float32 for the float32 ratio)
   tiny     Rosenbrock, 256 runs (GD / momentum / Nesterov / Adam x 8 α x 8 starting points), 1000 steps
   large    MLP 64-256-256-10 on digits, mini-batches of 512, Adam, float32: a full runner step against
-           that step's matrix products alone
+           that step's matrix products alone (both with one BLAS thread)
 Before timing anything, the runner's loss curves are checked against the baseline's in float64.
 """
 
@@ -176,13 +176,13 @@ def typical(registry, steps, n_lr):
             run_experiment(single, registry=registry, workers=1)
 
     base_curves, t_base = timed(baseline)
-    res64, t_run = timed(run_experiment, e64, registry=registry)
+    res64, t_run = timed(run_experiment, e64, registry=registry, repeat=REPEAT + 1)
     stable = {run.run_id for run in e64.runs() if run.rule in ("gd", "momentum") and run.learning_rate <= 0.3}
     gap = compare(curves(res64), base_curves, "typical float64", stable)
     print(f"  loss curves of runner and baseline agree in float64: max relative gap {gap:.1e} (whole curves "
           f"of the {len(stable)} GD/momentum runs with α <= 0.3, first 10 steps of all {e64.n_runs})")
     _, t_engine = timed(one_at_a_time, e64)
-    res32, t_run32 = timed(run_experiment, e32, registry=registry)
+    res32, t_run32 = timed(run_experiment, e32, registry=registry, repeat=REPEAT + 1)
     _, t_serial = timed(run_experiment, e64, registry=registry, workers=1)
     line("plain numpy loop, one configuration at a time", t_base, run_steps)
     line("descentlab engine, one configuration at a time", t_engine, run_steps, t_base)
@@ -232,7 +232,8 @@ def large(registry, steps):
     instance = registry.problem("digits").build(e.problem_settings)
     sizes = instance.model.sizes
     runs, batch = e.n_runs, e.batch_size
-    print(f"large-layer job: {instance.model}, batch {batch}, Adam, float32, {runs} runs, {steps} steps")
+    print(f"large-layer job: {instance.model}, batch {batch}, Adam, float32, {runs} runs, {steps} steps, "
+          "one BLAS thread")
     res, t_run = timed(run_experiment, e, registry=registry, workers=1, repeat=REPEAT + 1)
     per_step = t_run / steps
 
@@ -276,7 +277,15 @@ def main(argv=None) -> int:
     if args.job in ("tiny", "all"):
         summary["tiny"] = tiny(registry, 100 if args.quick else 1000)
     if args.job in ("large", "all"):
-        summary["large"] = large(registry, 10 if args.quick else 60)
+        # one BLAS thread for both sides: the comparison is the engine's work around its matrix
+        # products, and multi-threaded BLAS on a shared 2-core machine swings by 10x (spin-waiting)
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            summary["large"] = large(registry, 10 if args.quick else 60)
+        else:
+            with threadpool_limits(1, user_api="blas"):
+                summary["large"] = large(registry, 10 if args.quick else 60)
     print("targets:")
     if "typical" in summary:
         s = summary["typical"]
