@@ -543,9 +543,21 @@ def divergence_notes(results) -> list[str]:
     return notes
 
 
-def render_results(results, prefix: str, *, show_layers: bool = True, notes: bool = True) -> None:
-    """Every training chart of a Results, all on the same step axis, and the summary table."""
+def render_results(results, prefix: str, *, show_layers: bool = True, notes: bool = True,
+                   max_groups: int = 12) -> None:
+    """Every training chart of a Results, all on the same step axis, and the summary table.
+
+    With more than ``max_groups`` configurations (a grid, a sweep) a multiselect picks the curves
+    drawn, so the charts stay readable; the summary table always lists every run.
+    """
     groups = F.run_groups(results)
+    if len(groups) > max_groups:
+        names = [g.name for g in groups]
+        key = f"{prefix}.groups"
+        prime(key, names[:max_groups])
+        st.session_state[key] = [n for n in st.session_state[key] if n in names] or names[:max_groups]
+        chosen = set(remember(key, st.multiselect(f"curves to draw ({len(groups)} configurations)", names, key=key)))
+        groups = [g for g in groups if g.name in chosen]
     notes = divergence_notes(results) if notes else []
     if notes:
         st.warning("  \n".join(notes[:12]) + ("  \n…" if len(notes) > 12 else ""))

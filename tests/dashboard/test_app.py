@@ -454,3 +454,20 @@ def test_nonsense_links_do_not_break_the_other_pages(page, param):
     at = open_app(page, **{param: nonsense})
     assert not at.exception, [e.value for e in at.exception]
     assert all("\n" not in e.value for e in at.error)
+
+
+def test_a_grid_with_many_configurations_draws_the_chosen_curves(tmp_path):
+    spec = {**SMALL, "rules": [{"rule": "gd", "learning_rate": [0.01 * 2 ** k for k in range(14)]}]}
+    records = records_for(spec, "many")
+    folder = save_results(records, tmp_path)
+    at = open_app("5_results.py", folder=str(tmp_path))
+    no_trouble(at)
+    chosen = at.multiselect(key="res.groups")
+    assert len(chosen.value) == 12 and len(chosen.options) == 14
+    assert len(traces(chart_titled(at, "Training loss"), "train")) == 12
+    last_two = chosen.options[-2:]
+    chosen.set_value(last_two)
+    at.run()
+    assert [t["name"] for t in traces(chart_titled(at, "Training loss"), "train")] == last_two
+    assert len(at.dataframe[0].value) == 14  # the summary still lists every run
+    assert folder.exists()
