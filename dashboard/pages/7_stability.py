@@ -19,7 +19,9 @@ from descentlab.stability import (
 )
 
 TITLE = "Stability"
-ICON = "⚖️"
+ICON = ":material/balance:"
+
+W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 THEORY_PROBLEMS = ("quadratic", "linear_regression", "rosenbrock", "himmelblau", "beale")
 EOS_PROBLEMS = ("sine", "moons", "spirals", "circles", "blobs")
