@@ -51,7 +51,8 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _registry(plugin_paths, *, fatal_plugins: bool):
+def _registry(plugin_paths, *, fatal_plugins: bool, warn: bool = True):
+    """Load the plugins; a broken file named on the command line is bad input when ``fatal_plugins``."""
     from .registry import load_registry
 
     registry = load_registry(plugin_paths or ())
@@ -59,7 +60,8 @@ def _registry(plugin_paths, *, fatal_plugins: bool):
         explicit = any(p in message for p in (plugin_paths or ()))
         if fatal_plugins and explicit:
             raise PluginError(message)
-        print(f"descentlab: warning: {message}", file=sys.stderr)
+        if warn:
+            print(f"descentlab: warning: {message}", file=sys.stderr)
     return registry
 
 
@@ -121,7 +123,7 @@ def _format_hyper(h) -> str:
 
 
 def cmd_plugins(args) -> int:
-    registry = _registry(args.plugin, fatal_plugins=False)
+    registry = _registry(args.plugin, fatal_plugins=False, warn=False)  # listed below instead
     out = []
     for title, table, kind, attribute in (("Descent rules", registry.rules, "rule", "hyperparams"),
                                           ("Schedules", registry.schedules, "schedule", "hyperparams"),

@@ -120,7 +120,9 @@ def test_plugins_lists_rules_schedules_problems_with_origins_and_broken_plugins(
     broken = tmp_path / "broken_rule.py"
     broken.write_text("import nonexistent_module_xyz\n")
     assert main(["plugins", "--plugin", PLUGIN_FILE, "--plugin", str(broken)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert captured.err == ""  # broken plugins are listed once, in the output
     for name in ("gd", "momentum", "adam", "constant", "cosine", "spirals", "quadratic"):
         assert f"  {name}  [built-in]" in out
     assert f"  test_gd  [file {PLUGIN_FILE}]" in out
