@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 from .errors import PluginError, SpecError
 
@@ -225,6 +226,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("descentlab: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except BrokenProcessPool as error:
+        print(f"descentlab: error: a worker process died ({error}); nothing was written; "
+              "try --workers 1", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
