@@ -664,13 +664,16 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
     order = None if np.array_equal(ids, np.arange(R)) else np.argsort(ids, kind="stable")
 
     def gather(key, group="metrics"):
-        stacked = np.concatenate([(out[group][key] if group else out[key]) for out in outputs])
+        parts = [(out[group][key] if group else out[key]) for out in outputs]
+        if parts[0] is None:
+            return None
+        stacked = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return stacked if order is None else stacked[order]
 
     arrays = {name: gather(name) for name in (*METRIC_BASE, *METRIC_TAIL)}  # each (R, T+1)
     layers = gather("layers")                                                # (R, T+1, L)
     initial, final = gather("initial", None), gather("final", None)
-    path = gather("path", None) if layout.size == 2 else None
+    path = gather("path", None)
     status = [s for out in outputs for s in out["status"]]
     errors = [e for out in outputs for e in out["error"]]
     if order is not None:
