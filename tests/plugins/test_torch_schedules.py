@@ -1,0 +1,240 @@
+"""Built-in schedules and linear warmup against torch.optim.lr_scheduler (skipped without torch).
+
+Contract checked here (descentlab.schedule_values): for t < W, α_t = α·(t+1)/W; for t ≥ W,
+α_t = schedule(t − W) computed with total_steps − W. In torch that is
+SequentialLR([LinearLR(start_factor=1/W, end_factor=1, total_iters=W−1), main], milestones=[W])
+— note total_iters = W − 1, not the W one might write first (that one reaches α a step later).
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from descentlab.experiment import Experiment
+from descentlab.registry import load_registry
+from descentlab.runner import run_experiment
+from descentlab.schedule_values import schedule_values
+
+torch = pytest.importorskip("torch")
+L = torch.optim.lr_scheduler
+
+TOTAL = 30
+
+
+@pytest.fixture(scope="module")
+def registry():
+    registry = load_registry(entry_points=False, use_env=False)
+    assert registry.errors == []
+    return registry
+
+
+def torch_learning_rates(make_scheduler, base, steps=TOTAL):
+    """The lr torch's optimizer uses at update t = 0..steps−1 (scheduler.step() after each update)."""
+    p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=base)
+    scheduler = make_scheduler(opt)
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    return np.array(out)
+
+
+def torch_main(name, row, total):
+    """The torch scheduler equivalent to a descentlab schedule row, for a run of ``total`` steps."""
+    if name == "constant":
+        return lambda opt: L.LambdaLR(opt, lambda t: 1.0)
+    if name == "step":
+        return lambda opt: L.StepLR(opt, step_size=row["step_size"], gamma=row["gamma"])
+    if name == "exponential":
+        return lambda opt: L.ExponentialLR(opt, gamma=row["gamma"])
+    if name == "inverse_time":
+        return lambda opt: L.LambdaLR(opt, lambda t: 1.0 / (1.0 + row["decay"] * t))
+    if name == "cosine":
+        t_max = row["t_max"] or total
+        return lambda opt: L.CosineAnnealingLR(opt, T_max=t_max, eta_min=row["min_lr_fraction"] * opt.defaults["lr"])
+    raise KeyError(name)
+
+
+ROWS = {
+    "constant": [{}, {}, {}],
+    "step": [{"step_size": 4, "gamma": 0.5}, {"step_size": 1, "gamma": 0.9}, {"step_size": 7, "gamma": 0.1}],
+    "exponential": [{"gamma": 0.9}, {"gamma": 0.5}, {"gamma": 0.999}],
+    "inverse_time": [{"decay": 0.1}, {"decay": 1.0}, {"decay": 0.0}],
+    # t_max 0 = the run's length; t_max 8 and 5 go well past T, where the cosine climbs back up.
+    "cosine": [{"t_max": 0, "min_lr_fraction": 0.0}, {"t_max": 8, "min_lr_fraction": 0.1},
+               {"t_max": 5, "min_lr_fraction": 0.5}],
+}
+BASES = np.array([0.1, 2.0, 0.03])
+
+
+def full_rows(schedule, name):
+    return [{h.name: row.get(h.name, h.default) for h in schedule.hyperparams} for row in ROWS[name]]
+
+
+def hyper_columns(rows):
+    return {key: np.array([float(row[key]) for row in rows]) for key in rows[0]}
+
+
+def test_every_builtin_schedule_has_a_torch_counterpart(registry):
+    assert set(ROWS) == set(registry.schedules)
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_schedule_matches_torch_lr_scheduler_for_each_run(registry, name):
+    schedule = registry.schedule(name)
+    rows = full_rows(schedule, name)
+    values = schedule_values(schedule, BASES, hyper_columns(rows), TOTAL, 0)
+    assert values.shape == (TOTAL, len(rows))
+    for r, row in enumerate(rows):
+        expected = torch_learning_rates(torch_main(name, row, TOTAL), BASES[r])
+        # torch's schedulers are recursive (lr_t from lr_{t−1}); a few ulps of drift, relative to α.
+        np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13 * BASES[r], err_msg=f"row {r}")
+
+
+def test_cosine_past_t_max_follows_torchs_period_2t(registry):
+    # T = 4 over 20 steps: down to η_min at t = 4, back to α at t = 8, down at 12, ...
+    rows = [{"t_max": 4, "min_lr_fraction": 0.25}]
+    values = schedule_values(registry.schedule("cosine"), [1.0], hyper_columns(rows), 20, 0)[:, 0]
+    np.testing.assert_allclose(values[[0, 4, 8, 12, 16]], [1.0, 0.25, 1.0, 0.25, 1.0], rtol=1e-15)
+    expected = torch_learning_rates(torch_main("cosine", rows[0], 20), 1.0, steps=20)
+    np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-13)
+
+
+# --- warmup ----------------------------------------------------------------------------------------------
+
+def torch_warmup_then(name, row, warmup, total):
+    """SequentialLR: LinearLR from α/W to α over W−1 updates, then the main schedule restarted at 0."""
+    main = torch_main(name, row, total - warmup)
+
+    def make(opt):
+        ramp = L.LinearLR(opt, start_factor=1.0 / warmup, end_factor=1.0, total_iters=warmup - 1)
+        return L.SequentialLR(opt, [ramp, main(opt)], milestones=[warmup])
+    return make
+
+
+@pytest.mark.parametrize("name", sorted(ROWS))
+def test_warmup_then_schedule_matches_torch_sequential_lr(registry, name):
+    # Three runs of one call with different W (0, 2 and 6): schedule_values groups them by W.
+    schedule = registry.schedule(name)
+    rows = full_rows(schedule, name)
+    warmups = np.array([6, 0, 2])
+    values = schedule_values(schedule, BASES, hyper_columns(rows), TOTAL, warmups)
+    for r, (row, w) in enumerate(zip(rows, warmups)):
+        np.testing.assert_allclose(values[:w, r], BASES[r] * np.arange(1, w + 1) / w, rtol=1e-15)
+        make = torch_warmup_then(name, row, w, TOTAL) if w else torch_main(name, row, TOTAL)
+        with warnings.catch_warnings():
+            # SequentialLR restarts the main scheduler with step(0), which torch flags as deprecated.
+            warnings.simplefilter("ignore", UserWarning)
+            expected = torch_learning_rates(make, BASES[r])
+        np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13 * BASES[r], err_msg=f"W={w}")
+
+
+def test_torchs_usual_linear_lr_warmup_differs_by_one_step():
+    # The common recipe LinearLR(start_factor=1/W, total_iters=W) gives α(1/W + (1 − 1/W) t/W): it
+    # reaches α at t = W, one update later than descentlab's α(t+1)/W (same first value α/W).
+    w, alpha = 4, 1.0
+    torch_usual = torch_learning_rates(lambda opt: L.LinearLR(opt, start_factor=1 / w, total_iters=w), alpha, w + 1)
+    ours = alpha * np.minimum(np.arange(1, w + 2) / w, 1.0)
+    np.testing.assert_allclose(torch_usual, alpha * (1 / w + (1 - 1 / w) * np.minimum(np.arange(w + 1), w) / w))
+    assert torch_usual[0] == ours[0] and torch_usual[w] == ours[w] == alpha
+    assert np.all(torch_usual[1:w] < ours[1:w])
+
+
+def test_one_step_warmup_is_alpha_then_the_schedule_shifted_by_one(registry):
+    # W = 1 (no LinearLR equivalent: total_iters would be 0): α_0 = α, then schedule(t − 1) over T − 1.
+    values = schedule_values(registry.schedule("exponential"), [0.5], {"gamma": 0.8}, 6, 1)[:, 0]
+    np.testing.assert_allclose(values, [0.5, 0.5, 0.4, 0.32, 0.256, 0.2048], rtol=1e-15)
+    values = schedule_values(registry.schedule("cosine"), [1.0], {"t_max": 0, "min_lr_fraction": 0.0}, 5, 1)[:, 0]
+    np.testing.assert_allclose(values, [1.0] + [(1 + math.cos(math.pi * t / 4)) / 2 for t in range(4)],
+                               rtol=1e-15, atol=1e-16)
+
+
+# --- rules driven by a schedule: PyTorch's optimizer + scheduler step by step --------------------------
+
+def dense_quadratic(size=5, seed=0):
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(size, size)))
+    return q @ np.diag(rng.uniform(0.3, 3.0, size)) @ q.T, rng.normal(size=size), rng.normal(size=size)
+
+
+SCHEDULED_RULES = [
+    # (rule, rule rows, torch optimizer, torch kwargs per row, schedule, schedule rows, warmups)
+    ("momentum", [{"momentum": 0.9}, {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1}],
+     "SGD", [{"momentum": 0.9}, {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1}],
+     "step", [{"step_size": 5, "gamma": 0.5}, {"step_size": 3, "gamma": 0.8}], [0, 4]),
+    ("adam", [{}, {"amsgrad": True, "weight_decay": 0.05}],
+     "Adam", [{}, {"amsgrad": True, "weight_decay": 0.05}],
+     "cosine", [{"t_max": 0, "min_lr_fraction": 0.1}, {"t_max": 7, "min_lr_fraction": 0.0}], [5, 0]),
+    ("adagrad", [{"lr_decay": 0.1}, {}], "Adagrad", [{"lr_decay": 0.1}, {}],
+     "exponential", [{"gamma": 0.9}, {"gamma": 0.97}], [0, 3]),
+    ("rmsprop", [{"centered": True, "momentum": 0.5}, {}], "RMSprop", [{"centered": True, "momentum": 0.5}, {}],
+     "inverse_time", [{"decay": 0.2}, {"decay": 0.05}], [2, 0]),
+]
+
+
+@pytest.mark.parametrize("case", SCHEDULED_RULES, ids=[c[0] for c in SCHEDULED_RULES])
+def test_rule_under_schedule_matches_torch_optimizer_with_scheduler(registry, case):
+    rule_name, rule_rows, optimizer, torch_kwargs, schedule_name, schedule_rows, warmups = case
+    rule, schedule = registry.rules[rule_name], registry.schedule(schedule_name)
+    a, b, start = dense_quadratic()
+    steps, bases = 24, np.array([0.05, 0.02])
+    sched_rows = [{h.name: row.get(h.name, h.default) for h in schedule.hyperparams} for row in schedule_rows]
+    rates = schedule_values(schedule, bases, hyper_columns(sched_rows), steps, np.array(warmups))
+    hyper = {h.name: np.array([[float(row.get(h.name, h.default))] for row in rule_rows]) for h in rule.hyperparams}
+    params = np.tile(start, (2, 1))
+    state = rule.init(params, hyper)
+    for t in range(steps):
+        updates, state = rule.update(params @ a - b, state, params, rates[t][:, None], hyper, t)
+        params = params + updates
+    for r in range(2):
+        theta = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+        opt = getattr(torch.optim, optimizer)([theta], lr=bases[r], foreach=False, **torch_kwargs[r])
+        make = (torch_warmup_then(schedule_name, sched_rows[r], warmups[r], steps) if warmups[r]
+                else torch_main(schedule_name, sched_rows[r], steps))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            scheduler = make(opt)
+            at, bt = torch.tensor(a), torch.tensor(b)
+            for _ in range(steps):
+                opt.zero_grad()
+                (0.5 * theta @ at @ theta - bt @ theta).backward()
+                opt.step()
+                scheduler.step()
+        np.testing.assert_allclose(params[r], theta.detach().numpy(), rtol=1e-10, atol=1e-12, err_msg=f"row {r}")
+
+
+# --- the runner end to end: α_t in the metrics and the path on a quadratic bowl ----------------------------
+
+def test_runner_with_warmup_and_schedule_matches_torch(registry):
+    steps, warmup = 24, 4
+    spec = {"steps": steps, "seeds": 1, "eval_every": 0,
+            "problem": {"name": "quadratic", "condition": 5.0, "lambda_max": 1.0},
+            "rules": [{"rule": "momentum", "learning_rate": [0.3, 0.8], "momentum": 0.8,
+                       "schedule": {"name": "step", "step_size": 6, "gamma": 0.5, "warmup_steps": warmup}}]}
+    experiment = Experiment.from_dict(spec, registry)
+    results = run_experiment(experiment, registry=registry, workers=1)
+    instance = registry.problems["quadratic"].build(experiment.problem_settings)
+    paths = results.weights["path"]
+    for run in results.runs.itertuples():
+        rows = results.metrics[results.metrics.run_id == run.run_id].sort_values("step")
+        theta = torch.tensor(paths[run.run_id, 0], dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.SGD([theta], lr=run.learning_rate, momentum=0.8, foreach=False)
+        main = torch_main("step", {"step_size": 6, "gamma": 0.5}, steps - warmup)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            scheduler = L.SequentialLR(opt, [L.LinearLR(opt, start_factor=1 / warmup, total_iters=warmup - 1),
+                                             main(opt)], milestones=[warmup])
+            expected_path, expected_lr = [theta.detach().numpy().copy()], []
+            for _ in range(steps):
+                _, grad = instance.loss_and_grad(theta.detach().numpy()[None].copy())
+                theta.grad = torch.tensor(grad[0])
+                expected_lr.append(opt.param_groups[0]["lr"])
+                opt.step()
+                scheduler.step()
+                expected_path.append(theta.detach().numpy().copy())
+        np.testing.assert_allclose(rows.learning_rate.to_numpy()[:steps], expected_lr, rtol=1e-13)
+        np.testing.assert_allclose(paths[run.run_id], np.array(expected_path), rtol=1e-11, atol=1e-13)
