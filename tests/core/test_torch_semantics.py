@@ -547,3 +547,23 @@ def test_rules_on_an_mlp_gradient_sequence_match_torch_optim(rules):
                 tensors[f"b{i}"] = layer.bias.detach().numpy()[None]
             np.testing.assert_allclose(params[r], model.layout.flatten(tensors)[0], rtol=1e-9, atol=1e-12,
                                        err_msg=name)
+
+
+TORCH_OPTIMIZER = {"gd": "SGD", "momentum": "SGD", "nesterov": "SGD", "adagrad": "Adagrad",
+                   "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW"}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_OPTIMIZER))
+def test_default_hyperparameters_are_torchs(rules, name):
+    # Same names, same defaults: a run with a rule's defaults is the torch optimizer's default run.
+    # The one deliberate exception: the momentum rules default to μ = 0.9 (torch's SGD: 0, which
+    # is descentlab's "gd"). Learning rates: the adaptive rules' defaults are torch's too.
+    defaults = getattr(torch.optim, TORCH_OPTIMIZER[name])([torch.zeros(1, requires_grad=True)]).defaults
+    for h in rules[name].hyperparams:
+        if h.name == "momentum" and name in ("momentum", "nesterov"):
+            assert h.default == 0.9
+            continue
+        expected = defaults["betas"][int(h.name[-1]) - 1] if h.name in ("beta1", "beta2") else defaults[h.name]
+        assert h.default == expected, h.name
+    if name in ("adagrad", "rmsprop", "adam", "adamw"):
+        assert rules[name].default_learning_rate == defaults["lr"]
