@@ -509,6 +509,31 @@ def run_spec(spec: dict, registry: Registry):
     return _run_cached(canonical, registry_key(), registry)
 
 
+def run_when_asked(page: str, spec: dict, registry: Registry, errors: list[str], *,
+                   label: str = "Run", button_slot=None, info_slot=None):
+    """The page's Run button: run ``spec`` on a click (or on first open) and keep showing the last run.
+
+    Settings edited since the last run do not re-run by themselves (a sweep can take a while); the
+    page says so instead. Returns the Results to draw, or None. Errors are shown as one line each.
+    """
+    clicked = (button_slot or st).button(label, key=f"{page}.run", type="primary")
+    for message in errors:
+        st.error(message, icon="⚠️")
+    state_key = f"_{page}_ran"
+    ran = st.session_state.get(state_key)
+    target = spec if (clicked or ran is None) else ran
+    results = None
+    if not errors or target is not spec:
+        try:
+            results = run_spec(target, registry)
+            st.session_state[state_key] = target
+        except Exception as error:  # SpecError or a broken plugin: one line, the page keeps working
+            show_error(error)
+    if ran is not None and not clicked and spec != ran:
+        (info_slot or st).info(f"Settings changed: press **{label}** to update the charts.")
+    return results
+
+
 def show_error(error: BaseException) -> None:
     """One line in the page, never a traceback."""
     if isinstance(error, SpecError):

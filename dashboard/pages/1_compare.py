@@ -3,7 +3,6 @@
 import streamlit as st
 
 from descentlab.dashboard import widgets as W
-from descentlab.errors import SpecError
 
 TITLE = "Compare"
 ICON = ":material/show_chart:"
@@ -42,23 +41,7 @@ spec = {"name": "dashboard-compare", **settings, "problem": problem, "rules": ru
 W.spec_to_url(spec, URL_PARAM)
 
 run_col, info_col = st.columns([1, 5])
-clicked = run_col.button("Run", key=f"{PAGE}.run", type="primary")
-for message in errors:
-    st.error(message, icon="⚠️")
-
-ran = st.session_state.get("_cmp_ran")
-target = spec if (clicked or ran is None) else ran
-results = None
-if not errors or target is not spec:
-    try:
-        results = W.run_spec(target, registry)
-        st.session_state["_cmp_ran"] = target
-    except SpecError as error:
-        W.show_error(error)
-    except Exception as error:  # a broken plugin must not take the page down
-        W.show_error(error)
-if ran is not None and not clicked and spec != ran:
-    info_col.info("Settings changed: press **Run** to update the charts.")
+results = W.run_when_asked(PAGE, spec, registry, errors, button_slot=run_col, info_slot=info_col)
 
 if results is not None:
     wall = results.meta.get("wall_time")

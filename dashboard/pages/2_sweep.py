@@ -67,20 +67,7 @@ for entry in rules:
 spec = {"name": "dashboard-sweep", **settings, "problem": problem, "rules": rules}
 W.spec_to_url({**spec, "rules": [{**r, "learning_rate": [lo, hi]} for r in rules], "alpha_points": int(points)}, URL_PARAM)
 
-clicked = st.button("Run sweep", key=f"{PAGE}.run", type="primary")
-for message in errors:
-    st.error(message, icon="⚠️")
-ran = st.session_state.get("_sweep_ran")
-target = spec if (clicked or ran is None) else ran
-results = None
-if not errors or target is not spec:
-    try:
-        results = W.run_spec(target, registry)
-        st.session_state["_sweep_ran"] = target
-    except Exception as error:  # SpecError or a broken plugin: one line, the page keeps working
-        W.show_error(error)
-if ran is not None and not clicked and spec != ran:
-    st.info("Settings changed: press **Run sweep** to update the charts.")
+results = W.run_when_asked(PAGE, spec, registry, errors, label="Run sweep")
 
 if results is not None:
     info = F.sweep_info(results)

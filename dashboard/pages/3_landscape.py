@@ -41,21 +41,7 @@ with st.sidebar:
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors, columns=4)
 spec = {"name": "dashboard-landscape", **settings, "problem": problem, "rules": rules}
 W.spec_to_url(spec, URL_PARAM)
-clicked = st.button("Run", key=f"{PAGE}.run", type="primary")
-for message in errors:
-    st.error(message, icon="⚠️")
-
-ran = st.session_state.get("_land_ran")
-target = spec if (clicked or ran is None) else ran
-results = None
-if not errors or target is not spec:
-    try:
-        results = W.run_spec(target, registry)
-        st.session_state["_land_ran"] = target
-    except Exception as error:  # SpecError or a broken plugin: one line, the page keeps working
-        W.show_error(error)
-if ran is not None and not clicked and spec != ran:
-    st.info("Settings changed: press **Run** to update the charts.")
+results = W.run_when_asked(PAGE, spec, registry, errors)
 
 if results is not None:
     if "path" not in results.weights:

@@ -38,21 +38,7 @@ with st.sidebar:
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
 spec = {"name": "dashboard-boundary", **settings, "seeds": 1, "problem": problem, "rules": rules}
 W.spec_to_url(spec, URL_PARAM)
-clicked = st.button("Run", key=f"{PAGE}.run", type="primary")
-for message in errors:
-    st.error(message, icon="⚠️")
-
-ran = st.session_state.get("_bound_ran")
-target = spec if (clicked or ran is None) else ran
-results = None
-if not errors or target is not spec:
-    try:
-        results = W.run_spec(target, registry)
-        st.session_state["_bound_ran"] = target
-    except Exception as error:  # SpecError or a broken plugin: one line, the page keeps working
-        W.show_error(error)
-if ran is not None and not clicked and spec != ran:
-    st.info("Settings changed: press **Run** to update the charts.")
+results = W.run_when_asked(PAGE, spec, registry, errors)
 
 if results is not None:
     steps = int(results.experiment.steps)
@@ -69,7 +55,7 @@ if results is not None:
             shown = None
         else:
             try:
-                shown = W.run_spec({**target, "steps": int(k)}, registry)
+                shown = W.run_spec({**results.experiment.to_dict(), "steps": int(k)}, registry)
             except Exception as error:
                 W.show_error(error)
                 shown = None
