@@ -23,9 +23,14 @@ _QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore") 
 def _jittered_starts(start: Sequence[float], spread: float, seeds: Sequence[int], dtype) -> np.ndarray:
     """``(R, 2)`` starting points: ``start`` plus ``spread``·N(0, 1) drawn from each run's seed alone."""
     params = np.empty((len(seeds), 2), dtype=np.float64)
+    origin = np.asarray(start, dtype=np.float64)
+    points: dict[int, np.ndarray] = {}  # one generator per distinct seed (~14 µs each; a grid repeats seeds)
     for r, seed in enumerate(seeds):
-        jitter = np.random.default_rng(int(seed)).standard_normal(2) if spread else np.zeros(2)
-        params[r] = np.asarray(start, dtype=np.float64) + spread * jitter
+        seed = int(seed)
+        if seed not in points:
+            jitter = np.random.default_rng(seed).standard_normal(2) if spread else np.zeros(2)
+            points[seed] = origin + spread * jitter
+        params[r] = points[seed]
     return params.astype(dtype, copy=False)
 
 
@@ -98,12 +103,19 @@ class LandscapeInstance(ProblemInstance):
         return self.loss_and_grad(np.asarray(points))
 
     def loss_and_grad(self, params, batch=None, out=None):
-        x, y = params[:, 0], params[:, 1]
         grad = np.empty(params.shape, dtype=params.dtype) if out is None else out
         with np.errstate(**_QUIET):
-            loss = self._value(x, y)
-            grad[:, 0], grad[:, 1] = self._grad(x, y)
+            loss = self._value_and_grad(params[:, 0], params[:, 1], grad)
         return loss, grad
+
+    def _value_and_grad(self, x, y, grad):
+        """``f`` at the points, writing ∂f/∂x and ∂f/∂y into ``grad[:, 0]`` and ``grad[:, 1]``.
+
+        Subclasses may fuse the two where they share subexpressions (the runner calls this every
+        step, and on tiny problems every numpy call counts)."""
+        loss = self._value(x, y)
+        grad[:, 0], grad[:, 1] = self._grad(x, y)
+        return loss
 
     def loss(self, params, batch=None):
         with np.errstate(**_QUIET):
@@ -185,6 +197,24 @@ class Rosenbrock(LandscapeInstance):
     def _grad(self, x, y):
         valley = y - x * x
         return -2.0 * (self.a - x) - 4.0 * self.b * x * valley, 2.0 * self.b * valley
+
+    def _value_and_grad(self, x, y, grad):
+        # _value and _grad with the shared a − x and y − x² computed once and results written in
+        # place: 12 numpy calls instead of 19, the same operations in the same order (bit-identical)
+        a, b = self.a, self.b
+        d = np.subtract(a, x)
+        valley = np.multiply(x, x)
+        np.subtract(y, valley, out=valley)
+        loss = np.multiply(d, d)                   # (a − x)²
+        term = np.multiply(valley, valley)
+        term *= b
+        loss += term                               # + b (y − x²)²
+        np.multiply(x, 4.0 * b, out=term)
+        term *= valley
+        d *= -2.0
+        np.subtract(d, term, out=grad[:, 0])      # −2(a − x) − 4b x (y − x²)
+        np.multiply(valley, 2.0 * b, out=grad[:, 1])
+        return loss
 
     def _hess(self, x, y):
         return (2.0 - 4.0 * self.b * y + 12.0 * self.b * x * x, -4.0 * self.b * x,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -38,6 +39,12 @@ class Results:
 
 
 def _versions() -> dict:
+    return dict(_installed_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_versions() -> dict:
+    # read once per process: importlib.metadata parses five METADATA files, ~4 ms per experiment
     import importlib.metadata
 
     versions = {"python": platform.python_version()}
