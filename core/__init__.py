@@ -14,6 +14,9 @@ from .registry import Registry, get_registry, load_registry
 from .experiment import Experiment, RuleEntry, RunConfig, load_experiment_file
 from .records import Results, load_results, save_results
 from .runner import run_experiment
+from .sharpness import top_hessian_eigenvalue
+from .stability import critical_learning_rate, divergence_reason
+from .lrfind import lr_find
 
 __version__ = "0.1.0"
 
@@ -26,4 +29,16 @@ __all__ = [
     "LandscapeInstance", "LinearRegressionInstance",
     "Experiment", "RuleEntry", "RunConfig", "load_experiment_file", "Results", "load_results",
     "save_results", "run_experiment",
+    "top_hessian_eigenvalue", "critical_learning_rate", "divergence_reason", "lr_find",
+    "summarize", "verdict",
 ]
+
+_LAZY = {"summarize": "analysis", "verdict": "analysis"}
+
+
+def __getattr__(name):
+    # The analysis needs pandas; loading it on first use keeps `import descentlab` light for plugins.
+    if name in _LAZY:
+        from importlib import import_module
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'descentlab' has no attribute {name!r}")
