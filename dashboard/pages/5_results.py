@@ -20,7 +20,9 @@ def experiments_in(folder: Path) -> list[Path]:
     """Result folders (written by ``descentlab run`` or the dashboard) under ``folder``, newest first."""
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_dir() and all((p / f).is_file() for f in RESULT_FILES)]
+    # a hidden ".<name>.*.tmp" folder is a save still in progress (records are written atomically)
+    found = [p for p in folder.iterdir()
+             if p.is_dir() and not p.name.startswith(".") and all((p / f).is_file() for f in RESULT_FILES)]
     if all((folder / f).is_file() for f in RESULT_FILES):
         found.append(folder)
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)

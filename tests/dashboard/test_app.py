@@ -305,6 +305,15 @@ def test_results_page_opens_a_saved_experiment_without_rerunning(tmp_path):
     assert len(downloads) >= 4
 
 
+def test_results_page_skips_a_save_still_in_progress(tmp_path):
+    import shutil
+    folder = save_results(records_for(SMALL, "saved-compare"), tmp_path)
+    shutil.copytree(folder, tmp_path / f".{folder.name}.x1.tmp")  # what an unfinished save looks like
+    at = open_app("5_results.py", folder=str(tmp_path))
+    no_trouble(at)
+    assert at.selectbox(key="res.pick").options == [folder.name]
+
+
 def test_results_page_with_an_empty_folder_says_so(tmp_path):
     at = open_app("5_results.py", folder=str(tmp_path))
     assert not at.exception
