@@ -412,21 +412,27 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     # scatter the compact rows back to the runs, run-major (r, steps + 1): the layout of the long table
     def scatter(buffer, fill_shape=(), parts=segments, rows=T + 1, reduce=None):
         """Rows ``[start, stop)`` x first ``len(ids)`` columns of ``buffer`` to runs ``ids``, as float64."""
+        if buffer is not None and reduce is not None:
+            buffer = reduce(buffer[:rows])  # once over the filled rows (columns past a segment's runs unused)
+        if buffer is not None and len(parts) == 1 and parts[0][0] == 0 and min(parts[0][1], rows) == T + 1 \
+                and len(parts[0][2]) == r:
+            return _transposed(buffer)  # no run stopped early: every row of every run is in the buffer
         out = np.full((r, T + 1, *fill_shape), nan)
         if buffer is not None:
             for start, stop, ids in parts:
                 stop = min(stop, rows)
                 if stop <= start:
                     continue
-                block = buffer[start:stop, :len(ids)]
-                if reduce is not None:
-                    block = reduce(np.ascontiguousarray(block))  # (rows, live runs), as from a stacked list
+                block = _transposed(buffer[start:stop, :len(ids)])
                 # every run live: a plain slice (fancy indexing is ~3x slower on these sizes)
-                target = slice(None) if len(ids) == r else ids
-                out[target, start:stop] = np.swapaxes(block, 0, 1)
+                out[slice(None) if len(ids) == r else ids, start:stop] = block
         return out
 
-    def squares(block):
+    def squares(block):  # (rows, runs, P) -> Σ_p x², elementwise the same sums as an einsum over a stacked list
+        if block.shape[2] == 2:
+            # the same two products and one addition einsum computes (checked bit for bit), 4.6x faster
+            x, y = block[..., 0], block[..., 1]
+            return x * x + y * y
         return np.einsum("trp,trp->tr", block, block)
 
     with np.errstate(**_QUIET):
@@ -440,7 +446,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         layer_m = np.sqrt(scatter(layer_b, (n_layers,))) if layer_b is not None else None
     path = scatter(path_h, (2,), rows=path_rows) if landscape_path else None
     lr_m = np.full((r, T + 1), nan)
-    lr_m[:, :T] = rates.T
+    _transposed(rates, out=lr_m[:, :T])
     # rows after a run's last row are not part of the tables (_assemble keeps rows <= last_row)
     step_m[np.arange(r), last_row] = nan  # no update is taken from a run's last row
     if tick is not None:
@@ -454,6 +460,28 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         "status": status, "error": errors, "diverged_at": diverged_at, "last_row": last_row,
         "initial": initial, "final": final_params, "path": path,
     }
+
+
+_TILE_ROWS = 16
+
+
+def _transposed(block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``(rows, n, ...)`` -> a new float64 ``(n, rows, ...)``, copied in tiles of 16 rows.
+
+    One strided copy of a (1001, 256) block costs 0.53 ms, in tiles 0.28 ms (each tile's rows stay
+    in cache); a trailing pair of float64 (a landscape's (x, y)) is moved as one complex128: 0.35 ms
+    instead of 1.45 ms for (1001, 256, 2)."""
+    if out is None:
+        out = np.empty((block.shape[1], block.shape[0], *block.shape[2:]), dtype=np.float64)
+    src, dst = block, out
+    if block.shape[2:] == (2,) and block.dtype == np.float64 and block.strides[2] == block.itemsize:
+        try:
+            src, dst = block.view(np.complex128)[..., 0], out.view(np.complex128)[..., 0]
+        except ValueError:  # this view of the buffer cannot be reinterpreted: copy as floats
+            src, dst = block, out
+    for start in range(0, src.shape[0], _TILE_ROWS):
+        dst[:, start:start + _TILE_ROWS] = np.swapaxes(src[start:start + _TILE_ROWS], 0, 1)
+    return out
 
 
 def _scatter_or_none(scatter, buffer):
