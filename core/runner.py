@@ -114,6 +114,8 @@ def _take_rows(state, keep: np.ndarray, n_rows: int):
     """The rule state with the rows of dropped runs removed (arrays whose first axis is the run axis)."""
     def take(a):
         if isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == n_rows:
+            if a.strides[0] == 0 and n_rows > 0:  # one row shared by every run (a broadcast view): stays one
+                return np.broadcast_to(a[:1], (int(np.count_nonzero(keep)), *a.shape[1:]))
             return np.ascontiguousarray(a[keep])
         return a
 
