@@ -1,16 +1,18 @@
-"""Speed of one forward + backward pass of the engine, per run-step, for R = 1 and R = 64 runs.
+"""Speed of one forward + backward pass of the engine per run-step, for R stacked runs (the chunk size).
 
-    python benchmarks/engine.py
+    python benchmarks/engine.py                 # as the runner works: keep_freed_memory(), one BLAS thread
+    python benchmarks/engine.py --malloc-default # glibc's default mmap threshold, for comparison
 
 The job is the spirals MLP of the dashboard's default comparison (2-32-32-1 tanh, binary
-cross-entropy on logits, 256 points, full batch). R = 64 stacks 64 runs along the run axis in one
-call; the figure printed is microseconds per run-step (one run's forward + backward), so the two
-rows compare directly. Before timing, the stacked gradient of every run is checked against the
-same run computed alone.
+cross-entropy on logits, 256 points, full batch). R runs are stacked along the run axis in one
+call; the figure printed is CPU microseconds per run-step (one run's forward + backward), so the
+rows compare directly and the smallest one is the chunk size the runner should use. Before
+timing, the stacked gradient of every run is checked against the same run computed alone.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -19,6 +21,7 @@ from descentlab import get_registry
 from descentlab.allocator import keep_freed_memory
 
 REPEATS = 7
+RUNS = (1, 2, 4, 8, 16, 32, 64)
 
 
 def spirals_instance():
@@ -35,10 +38,10 @@ def per_run_step_us(instance, runs: int, dtype) -> float:
     instance.loss_and_grad(params, out=grad)  # warm-up: casts the data once, faults the pages in
     best = float("inf")
     for _ in range(REPEATS):  # the minimum over repeats is the least disturbed by other processes
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time: a busy second core does not inflate it
         for _ in range(calls):
             instance.loss_and_grad(params, out=grad)
-        best = min(best, (time.perf_counter() - start) / (calls * runs))
+        best = min(best, (time.process_time() - start) / (calls * runs))
     return best * 1e6
 
 
@@ -49,15 +52,27 @@ def check_stacking(instance, runs: int = 64) -> None:
         np.testing.assert_allclose(stacked[r], alone[0], rtol=1e-12, atol=1e-15)
 
 
-def main() -> None:
-    keep_freed_memory()  # as the runner does
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--malloc-default", action="store_true",
+                        help="leave glibc's mmap threshold at its default (the runner raises it)")
+    args = parser.parse_args(argv)
+    tuned = False if args.malloc_default else keep_freed_memory()  # as the runner does
     instance = spirals_instance()
     check_stacking(instance)
-    print(f"spirals MLP {instance.model!r}, {instance.n_train} training points, full batch")
-    print(f"{'runs R':>7} {'dtype':>8} {'µs per run-step':>16}")
-    for runs in (1, 64):
-        for dtype in (np.float64, np.float32):
-            print(f"{runs:>7} {np.dtype(dtype).name:>8} {per_run_step_us(instance, runs, dtype):>16.1f}")
+    print(f"spirals MLP {instance.model!r}, {instance.n_train} training points, full batch, "
+          f"keep_freed_memory: {tuned}, one BLAS thread")
+    print(f"{'runs R':>7} {'float64 µs/run-step':>20} {'float32 µs/run-step':>20}")
+    try:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(1, user_api="blas")  # as in the runner's worker processes
+    except ImportError:
+        limit = None
+    for runs in RUNS:
+        f64 = per_run_step_us(instance, runs, np.float64)
+        f32 = per_run_step_us(instance, runs, np.float32)
+        print(f"{runs:>7} {f64:>20.1f} {f32:>20.1f}", flush=True)
+    del limit
 
 
 if __name__ == "__main__":

@@ -15,12 +15,18 @@ from .allocator import keep_freed_memory
 from .errors import SpecError
 from .experiment import Experiment, RunConfig
 
-# Working-set budget of one chunk, in the units of _bytes_per_run. Measured (CPU time per run-step
-# of loss_and_grad, 2-32-32-1 tanh MLP on 256 points): float64 144/119/108/294 µs for 1/2/4/8
-# stacked runs, float32 91/66/53/48/137 µs for 1/2/4/8/16: stacking helps until the activations
-# (samples x units x itemsize, 133 KB per float64 run) pass ~4 runs' worth, then falls off a
-# cliff (L2 is 1 MiB per core). 720 KB picks 4 float64 or 8 float32 runs of that job.
-CHUNK_BYTES = 720 * 1024
+# Working-set budget of one chunk, in the units of _bytes_per_run (171 KB per float64 run of the
+# 2-32-32-1 tanh MLP on 256 points). Measured with keep_freed_memory() in effect (as in
+# run_experiment and its workers), `python benchmarks/engine.py`, CPU µs per run-step of
+# loss_and_grad, one BLAS thread: float64 148/136/110/109/112/119/171 for 1/2/4/8/16/32/64 stacked
+# runs, float32 94/69/54/48/46/62/49. Without it (glibc's default mmap threshold) stacking fell off a
+# cliff past 8-16 runs (float64 366 µs at 32 runs, float32 168 µs at 64): every multi-MB temporary
+# was a fresh mmap, page-faulted in again; that cliff, not the 1 MiB L2, set the old budget (720 KB:
+# 4 float64 / 8 float32 runs). The whole runner on the typical job (48 runs, 1 process, CPU µs per
+# run-step, benchmark loaded): float64 126/114/110/127 for 4/8/16/24 runs per chunk, float32
+# 67/58/50/49. 2 MiB picks 12 float64 / 24 float32 runs: on the flat part of both curves, and 48
+# runs make 4 equal float64 jobs for 2 workers.
+CHUNK_BYTES = 2 * 1024 * 1024
 # A job whose estimated serial time is below this runs in-process: a process pool costs ~0.1 s to
 # start and each chunk's payload is pickled both ways.
 PARALLEL_MIN_SECONDS = 1.5
