@@ -10,12 +10,17 @@ Jobs (see the issue and shared/DESIGN.md "run axis"):
   large    MLP 64-256-256-10 on digits, mini-batches of 512, Adam, float32: a full runner step against
            that step's matrix products alone (both with one BLAS thread)
 Before timing anything, the runner's loss curves are checked against the baseline's in float64.
+Runner and baseline are timed under the same conditions: alternately in the same run (each the best
+of REPEAT interleaved repeats, so a burst of load from other processes hits both), and with one BLAS
+thread in this process (the runner's worker processes use one each). The load average is printed
+before and after: the 2-process figures need a second core that is actually free.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import resource
 import sys
 import time
@@ -95,7 +100,7 @@ def plain_rosenbrock(start, rule, lr, steps, a=1.0, b=100.0, mu=0.9, betas=(0.9,
 
 # ---- helpers -------------------------------------------------------------------------------------------
 
-REPEAT = 2  # each timing is the best of this many repeats: the machine may be shared
+REPEAT = 3  # each timing is the best of this many repeats: the machine may be shared
 
 
 def timed(function, *args, repeat=None, **kwargs):
@@ -106,6 +111,22 @@ def timed(function, *args, repeat=None, **kwargs):
         value = function(*args, **kwargs)
         best = min(best, time.perf_counter() - start)
     return value, best
+
+
+def timed_together(functions: dict, repeat=None) -> dict:
+    """``{label: seconds}``, the fastest of ``repeat`` rounds; each round calls every function once, in
+    turn, so the compared timings are taken side by side (a busy spell slows all of them, not one)."""
+    best = {label: math.inf for label in functions}
+    for _ in range(REPEAT if repeat is None else repeat):
+        for label, function in functions.items():
+            start = time.perf_counter()
+            function()
+            best[label] = min(best[label], time.perf_counter() - start)
+    return best
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def curves(results):
@@ -175,15 +196,21 @@ def typical(registry, steps, n_lr):
                 {**experiment.entries[run.entry].to_dict(), "learning_rate": run.learning_rate}]}, registry)
             run_experiment(single, registry=registry, workers=1)
 
-    base_curves, t_base = timed(baseline)
-    res64, t_run = timed(run_experiment, e64, registry=registry, repeat=REPEAT + 1)
+    # equality first, untimed
+    res64 = run_experiment(e64, registry=registry)
     stable = {run.run_id for run in e64.runs() if run.rule in ("gd", "momentum") and run.learning_rate <= 0.3}
-    gap = compare(curves(res64), base_curves, "typical float64", stable)
+    gap = compare(curves(res64), baseline(), "typical float64", stable)
     print(f"  loss curves of runner and baseline agree in float64: max relative gap {gap:.1e} (whole curves "
           f"of the {len(stable)} GD/momentum runs with α <= 0.3, first 10 steps of all {e64.n_runs})")
-    _, t_engine = timed(one_at_a_time, e64)
-    res32, t_run32 = timed(run_experiment, e32, registry=registry, repeat=REPEAT + 1)
-    _, t_serial = timed(run_experiment, e64, registry=registry, workers=1)
+    res32 = run_experiment(e32, registry=registry)
+    times = timed_together({
+        "base": baseline,
+        "run": lambda: run_experiment(e64, registry=registry),
+        "run32": lambda: run_experiment(e32, registry=registry),
+        "serial": lambda: run_experiment(e64, registry=registry, workers=1),
+    })
+    t_base, t_run, t_run32, t_serial = times["base"], times["run"], times["run32"], times["serial"]
+    _, t_engine = timed(one_at_a_time, e64, repeat=1)  # ~4 s, a reference only
     line("plain numpy loop, one configuration at a time", t_base, run_steps)
     line("descentlab engine, one configuration at a time", t_engine, run_steps, t_base)
     line(f"descentlab runner, float64, 1 process", t_serial, run_steps, t_base)
@@ -213,10 +240,17 @@ def tiny(registry, steps):
         return {run.run_id: plain_rosenbrock(instance.init_params([run.seed])[0], run.rule, run.learning_rate, steps)
                 for run in e.runs()}
 
-    base_curves, t_base = timed(baseline)
-    res, t_run = timed(run_experiment, e, registry=registry, repeat=2 * REPEAT)
+    base_curves = baseline()  # equality first, untimed
+    res = run_experiment(e, registry=registry)
     stable = {run_id for run_id, c in base_curves.items() if len(c) == steps + 1}
     gap = compare(curves(res), base_curves, "tiny float64", stable)
+    def runner():
+        return run_experiment(e, registry=registry)
+
+    times = timed_together({"base": baseline, "run": runner})
+    # the runner's ~40 ms is more exposed to a short burst of load than the baseline's ~1.3 s: as
+    # before, it also gets 2 x REPEAT further repeats right after
+    t_base, t_run = times["base"], min(times["run"], timed(runner, repeat=2 * REPEAT)[1])
     print(f"  loss curves agree in float64: max relative gap {gap:.1e} (whole curves of the {len(stable)} "
           f"runs that finish, first 10 steps of the others; {int((res.runs.status == 'diverged').sum())} diverged)")
     line("plain numpy loop, one configuration at a time", t_base, run_steps)
@@ -270,22 +304,25 @@ def main(argv=None) -> int:
     # warm-up: imports (pandas, pyarrow) and first-call costs are not part of any timing
     run_experiment(Experiment.from_dict({"steps": 2, "problem": "quadratic", "rules": [{"rule": "gd"}]},
                                         registry), registry=registry, workers=1)
-    print(f"numpy {np.__version__}, python {sys.version.split()[0]}")
+    print(f"numpy {np.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cpus, {load()}")
+    # One BLAS thread in this process for every job: the baseline and the in-process runner get the same
+    # BLAS as the runner's worker processes (one thread each); multi-threaded BLAS on these small
+    # matrices only spin-waits, and on a shared 2-core machine it swings timings by up to 10x.
+    try:
+        from threadpoolctl import threadpool_limits
+        limit = threadpool_limits(1, user_api="blas")
+    except ImportError:
+        limit = None
+        print("  (threadpoolctl missing: BLAS keeps its default threads)")
     summary = {}
     if args.job in ("typical", "all"):
         summary["typical"] = typical(registry, 60 if args.quick else 500, 4 if args.quick else 16)
     if args.job in ("tiny", "all"):
         summary["tiny"] = tiny(registry, 100 if args.quick else 1000)
     if args.job in ("large", "all"):
-        # one BLAS thread for both sides: the comparison is the engine's work around its matrix
-        # products, and multi-threaded BLAS on a shared 2-core machine swings by 10x (spin-waiting)
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            summary["large"] = large(registry, 10 if args.quick else 60)
-        else:
-            with threadpool_limits(1, user_api="blas"):
-                summary["large"] = large(registry, 10 if args.quick else 60)
+        summary["large"] = large(registry, 10 if args.quick else 60)
+    del limit
+    print(f"after the jobs: {load()}")
     print("targets:")
     if "typical" in summary:
         s = summary["typical"]
