@@ -103,10 +103,14 @@ class LandscapeInstance(ProblemInstance):
         return self.loss_and_grad(np.asarray(points))
 
     def loss_and_grad(self, params, batch=None, out=None):
-        grad = np.empty(params.shape, dtype=params.dtype) if out is None else out
         with np.errstate(**_QUIET):
-            loss = self._value_and_grad(params[:, 0], params[:, 1], grad)
-        return loss, grad
+            return self.loss_and_grad_quiet(params, batch, out)
+
+    def loss_and_grad_quiet(self, params, batch=None, out=None):
+        """:meth:`loss_and_grad` for a caller that already silences floating-point warnings (the
+        runner's step loop): entering ``np.errstate`` costs ~1 µs, an eighth of a tiny problem's call."""
+        grad = np.empty(params.shape, dtype=params.dtype) if out is None else out
+        return self._value_and_grad(params[:, 0], params[:, 1], grad), grad
 
     def _value_and_grad(self, x, y, grad):
         """``f`` at the points, writing ∂f/∂x and ∂f/∂y into ``grad[:, 0]`` and ``grad[:, 1]``.
