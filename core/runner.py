@@ -263,12 +263,18 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     threshold = None
     t = 0
 
+    live_views: list[tuple] = []
+
     def bind_views() -> None:
         """Each group's rows of the live arrays, as views taken once (not sliced again every step)."""
         for group in groups:
             rows = slice(group.lo, group.hi)
-            group.views = (grad[rows], params[rows], None if single else updates_all[rows], rates_t[:, rows],
-                           (group.hi - group.lo, params.shape[1]))
+            group.views = (group, group.rule.update, grad[rows], params[rows],
+                           None if single else updates_all[rows], rates_t[:, rows],
+                           (group.hi - group.lo, params.shape[1]), group.hyper)
+        # the live groups' views as one list: the step loop reads no attribute it can avoid (4 groups
+        # x ~10 attribute reads were ~1 µs of a tiny job's step)
+        live_views[:] = [group.views for group in groups if group.hi > group.lo]
 
     def drop(keep: np.ndarray) -> None:
         """Remove the runs where ``keep`` is False from every live array and group."""
@@ -377,15 +383,11 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                         raise ValueError(_shape_message(group.rule, updates, params.shape))
                 else:
                     updates = updates_all
-                    for group in groups:
-                        if group.hi == group.lo:
-                            continue
-                        g_rows, p_rows, u_rows, rates_rows, shape = group.views
+                    for group, update, g_rows, p_rows, u_rows, rates_rows, shape, hyper in live_views:
                         try:
                             if not group.started:
-                                group.state, group.started = group.rule.init(p_rows, group.hyper), True
-                            block, group.state = group.rule.update(g_rows, group.state, p_rows, rates_rows[t],
-                                                                   group.hyper, t)
+                                group.state, group.started = group.rule.init(p_rows, hyper), True
+                            block, group.state = update(g_rows, group.state, p_rows, rates_rows[t], hyper, t)
                             if getattr(block, "shape", None) != shape:
                                 raise ValueError(_shape_message(group.rule, block, shape))
                             u_rows[...] = block
