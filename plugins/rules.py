@@ -154,7 +154,7 @@ def gd_update(grad, state, params, learning_rate, hyper, step):
         g ← g + λθ          (weight_decay λ, L2)
         θ ← θ − α g
     """
-    g = _l2_gradient(grad, params, state.weight_decay)
+    g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
     if g is grad:
         return np.multiply(grad, -learning_rate), state
     g *= -learning_rate  # g is our own temporary here
@@ -195,7 +195,7 @@ def momentum_update(grad, state, params, learning_rate, hyper, step):
         g ← g + μ v  if nesterov,  else  g ← v
         θ ← θ − α g
     """
-    g = _l2_gradient(grad, params, state.weight_decay)
+    g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
     v = state.velocity
     if step == 0:
         np.copyto(v, g)
@@ -284,7 +284,7 @@ def adagrad_update(grad, state, params, learning_rate, hyper, step):
         s ← s + g²                          (s starts at initial_accumulator_value)
         θ ← θ − α / (1 + t k) · g / (√s + ε)   (t = updates already taken)
     """
-    g = _l2_gradient(grad, params, state.weight_decay)
+    g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
     s = state.sum_squares
     out = np.multiply(g, g)  # scratch, then the updates: one (R, P) allocation per step
     s += out
@@ -318,7 +318,7 @@ def rmsprop_update(grad, state, params, learning_rate, hyper, step):
     """
     rho = hyper["alpha"]
     weight = 1.0 - rho
-    g = _l2_gradient(grad, params, state.weight_decay)
+    g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
     s = state.square_avg
     out = np.multiply(g, g)  # scratch, then the updates: one (R, P) allocation per step
     out *= weight
@@ -445,8 +445,9 @@ def adam_update(grad, state, params, learning_rate, hyper, step):
         v_max ← max(v_max, v)  and use v_max for v            if amsgrad
         θ ← θ − α/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
     """
-    state = _with_bias_for(state, hyper, params, step)
-    g = _l2_gradient(grad, params, state.weight_decay)
+    if step >= state.bias1.shape[1]:
+        state = _with_bias_for(state, hyper, params, step)
+    g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
     return _adam_direction(g, state, learning_rate, hyper, step), state
 
 
@@ -457,7 +458,8 @@ def adamw_update(grad, state, params, learning_rate, hyper, step):
         m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²      (t = step + 1; v_max if amsgrad)
         θ ← θ − α/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
     """
-    state = _with_bias_for(state, hyper, params, step)
+    if step >= state.bias1.shape[1]:
+        state = _with_bias_for(state, hyper, params, step)
     updates = _adam_direction(grad, state, learning_rate, hyper, step)
     if state.weight_decay.shape[1]:
         updates -= (learning_rate * state.weight_decay) * params
