@@ -360,7 +360,9 @@ BIAS_TABLE_MAX = 8192
 
 
 def _bias_tables(hyper, params, steps):
-    """(R, steps) tables of 1 − β₁ᵗ and √(1 − β₂ᵗ), t = 1..steps (zero-stride views when all runs share β)."""
+    """(R, steps) tables of 1 − β₁ᵗ and √(1 − β₂ᵗ) for t = 1..steps.
+
+    Zero-stride views of one row when every run shares β (no memory per run)."""
     runs = params.shape[0]
     tables = []
     for name, root in (("beta1", False), ("beta2", True)):
