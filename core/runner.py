@@ -264,6 +264,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     segment_start = step_segment_start = 0
     grad = np.empty_like(params)
     threshold = None
+    all_fine_below = -1.0  # see _all_fine_below: set with the threshold
     t = 0
 
     live_views: list[tuple] = []
@@ -287,12 +288,13 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
 
     def drop(keep: np.ndarray) -> None:
         """Remove the runs where ``keep`` is False from every live array and group."""
-        nonlocal params, grad, threshold, rates_t, active, n, updates_all, rngs, perms
+        nonlocal params, grad, threshold, all_fine_below, rates_t, active, n, updates_all, rngs, perms
         active = active[keep]
         n = len(active)
         params = np.ascontiguousarray(params[keep])
         grad = np.ascontiguousarray(grad[keep])
         threshold = threshold[keep] if threshold is not None else None
+        all_fine_below = _all_fine_below(threshold)
         rates_t = np.ascontiguousarray(rates_t[:, keep])
         if updates_all is not None:
             updates_all = np.empty_like(params)
@@ -366,9 +368,12 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                 if threshold is None:
                     threshold = factor * np.maximum(np.abs(loss.astype(np.float64)), np.finfo(np.float64).tiny)
                     size_buf = np.empty(r, dtype=loss.dtype)
-                # False for NaN and ±inf; written into reused buffers (no temporaries per step)
-                fine = np.less_equal(np.abs(loss, out=size_buf[:n]), threshold, out=fine_buf[:n])
-                if np.count_nonzero(fine) != n:  # (4x cheaper than fine.all() on a few hundred runs)
+                    all_fine_below = _all_fine_below(threshold)
+                # one dot product (0.6 µs) clears almost every step; only otherwise the exact per-run
+                # test (2.1 µs), False for NaN and ±inf, written into reused buffers
+                if not np.dot(loss, loss) <= all_fine_below and np.count_nonzero(
+                        np.less_equal(np.abs(loss, out=size_buf[:n]), threshold, out=fine_buf[:n])) != n:
+                    fine = fine_buf[:n]
                     dropped = active[~fine]
                     for j in dropped.tolist():
                         status[j], diverged_at[j], last_row[j] = "diverged", t, t
@@ -463,10 +468,10 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
 
     def norms(block):  # (runs, steps, P) -> ‖x‖ = √(Σ_p x²), the sums elementwise those of an einsum
         if block.shape[2] == 2:
-            # the same two products and one addition einsum computes (checked bit for bit), 4.6x faster
-            x, y = block[..., 0], block[..., 1]
-            out = np.multiply(x, x)
-            out += np.multiply(y, y)
+            # the same two products and one addition einsum computes (checked bit for bit), 4.6x faster;
+            # squared in place (the history is not read again): one contiguous pass instead of two strided
+            squares = np.multiply(block, block, out=block)
+            out = np.add(squares[..., 0], squares[..., 1])
         else:
             out = np.einsum("rtp,rtp->rt", block, block)
         if out.dtype != np.float64:
@@ -505,6 +510,17 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         "status": status, "error": errors, "diverged_at": diverged_at, "last_row": last_row,
         "initial": initial, "final": final_params, "path": path,
     }
+
+
+def _all_fine_below(threshold: np.ndarray | None) -> float:
+    """A bound b such that ``Σ loss² <= b`` (as a dot product computes it) implies ``|loss| <= threshold``
+    for every run: half the smallest threshold squared (the half covers the dot product's rounding,
+    relative error < n·ε), capped to a finite float so that an overflowing sum never passes; NaN or
+    ±inf in the losses make the sum NaN or inf, which fails the test as well."""
+    if threshold is None or not len(threshold):
+        return -1.0
+    smallest = float(threshold.min())
+    return min(0.5 * smallest * smallest, float(np.finfo(np.float64).max))
 
 
 def _record_pair(buffer: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
