@@ -379,6 +379,15 @@ def _bias_tables(hyper, params, steps):
     return tables
 
 
+def _bias_at(table, t):
+    """Column t of a bias table: (R, 1), or one number of the table's dtype when every run shares β
+    (a zero-stride table): numpy's scalar path then spares a broadcast (dividing (64, 2) by it 1.1 µs
+    instead of 1.7 µs; the same divisor, the same results)."""
+    if table.strides[0] == 0:
+        return table[0, t - 1]
+    return table[:, t - 1:t]
+
+
 def _adam_state(params, hyper, decay):
     beta1, beta2 = hyper["beta1"], hyper["beta2"]
     amsgrad = hyper.get("amsgrad", 0.0)
@@ -427,7 +436,7 @@ def _adam_direction(g, state, learning_rate, hyper, step):
         np.maximum(peak, v, out=peak)
         second = np.where(state.amsgrad_mask != 0, peak, v) if state.amsgrad_mask.shape[1] else peak
     if t <= state.bias1.shape[1]:
-        bias1, bias2_sqrt = state.bias1[:, t - 1:t], state.bias2_sqrt[:, t - 1:t]
+        bias1, bias2_sqrt = _bias_at(state.bias1, t), _bias_at(state.bias2_sqrt, t)
     else:
         bias1 = 1.0 - beta1 ** t
         bias2_sqrt = np.sqrt(1.0 - beta2 ** t)
