@@ -495,8 +495,9 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         if not broke:
             for j in np.flatnonzero(last_row < T).tolist():
                 path[j, last_row[j] + 1:] = nan
-    lr_m = np.full((r, T + 1), nan)
+    lr_m = np.empty((r, T + 1))
     _transposed(rates, out=lr_m[:, :T])
+    lr_m[:, T] = nan  # the final state takes no step
     # rows after a run's last row are not part of the tables (_assemble keeps rows <= last_row)
     step_m[np.arange(r), last_row] = nan  # no update is taken from a run's last row
     if tick is not None:
@@ -868,7 +869,7 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
     # pandas without a copy (copy=False: a dict of columns is otherwise consolidated into one
     # block, and DataFrame.insert copies too, ~3-5 ms for 256 runs x 1000 steps, as much as the
     # tiny job's whole step loop is allowed); a complete run-major (R, T+1) array is its column.
-    counts = exists.sum(axis=1)
+    counts = np.clip(last_row + 1, 0, T + 1)  # = exists.sum(axis=1), without a pass over (R, T+1)
     n_rows = int(counts.sum())
     cut = np.flatnonzero(counts < T + 1)  # runs that stopped early (diverged or failed)
 
