@@ -209,6 +209,12 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                                             entry.warmup_steps))
     rates = np.concatenate(rate_columns, axis=1)  # (T, r) float64
     rates_t = np.ascontiguousarray(rates.astype(dtype)).reshape(T, r, 1)  # α_t as (r, 1) per step
+    # the table's learning_rate column, run-major, taken now while the rates are in cache (after the
+    # loop the transposing copy took 0.75 ms instead of 0.25 ms)
+    lr_m = np.empty((r, T + 1))
+    _transposed(rates, out=lr_m[:, :T])
+    lr_m[:, T] = np.nan  # the final state takes no step
+    del rates
 
     nan = np.nan
     # Tiny problems (a few parameters): the per-step cost is numpy call overhead, so the loop only
@@ -220,7 +226,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     small = layout.size <= SMALL_PARAMS and 2 * (T + 1) * r * layout.size * dtype.itemsize <= SMALL_COPY_BYTES
     loss_b = None                                                      # (r, T+1), the loss's dtype
     grad_h = np.empty((r, T + 1, layout.size), dtype) if small else None   # g per column
-    step_h = np.empty((r, T + 1, layout.size), dtype) if small else None   # Δθ per column
+    step_h = np.empty((r, T, layout.size), dtype) if small else None   # Δθ per column (none at the last)
     path_h = np.empty((r, T + 1, 2), dtype) if landscape_path else None    # θ per column
     loss_rows = grad_rows = step_rows = path_rows = 0                  # columns filled so far
     grad_b = None if small else np.full((r, T + 1), nan)   # ‖g‖² per column
@@ -495,9 +501,6 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         if not broke:
             for j in np.flatnonzero(last_row < T).tolist():
                 path[j, last_row[j] + 1:] = nan
-    lr_m = np.empty((r, T + 1))
-    _transposed(rates, out=lr_m[:, :T])
-    lr_m[:, T] = nan  # the final state takes no step
     # rows after a run's last row are not part of the tables (_assemble keeps rows <= last_row)
     step_m[np.arange(r), last_row] = nan  # no update is taken from a run's last row
     if tick is not None:
