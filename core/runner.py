@@ -301,7 +301,8 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         grad = np.ascontiguousarray(grad[keep])
         threshold = threshold[keep] if threshold is not None else None
         all_fine_below = _all_fine_below(threshold)
-        rates_t = np.take(rates_t, np.flatnonzero(keep), axis=1)  # a gather: 0.26 ms where keep-masking took 0.70
+        # a gather (0.26 ms for the tiny job's table) where a boolean mask took 0.70 ms
+        rates_t = np.take(rates_t, np.flatnonzero(keep), axis=1)
         if updates_all is not None:
             updates_all = np.empty_like(params)
         if batch_size > 0:
@@ -454,7 +455,8 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     def scatter(buffer, fill_shape=(), parts=segments, rows=T + 1, reduce=None, fill=True):
         """Columns ``[start, stop)`` x first ``len(ids)`` rows of ``buffer`` to runs ``ids``, as float64."""
         if buffer is not None and reduce is not None:
-            buffer = reduce(buffer[:, :rows])  # once over the filled columns (rows past a segment's runs unused)
+            # once over the filled columns (rows past a segment's runs are unused)
+            buffer = reduce(buffer[:, :rows])
         if buffer is not None and len(parts) == 1 and parts[0][0] == 0 and min(parts[0][1], rows) == T + 1 \
                 and len(parts[0][2]) == r:
             # no run stopped early: every step of every run is in the buffer, already in place
