@@ -209,11 +209,11 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                                             entry.warmup_steps))
     rates = np.concatenate(rate_columns, axis=1)  # (T, r) float64
     rates_t = np.ascontiguousarray(rates.astype(dtype)).reshape(T, r, 1)  # α_t as (r, 1) per step
-    # the table's learning_rate column, run-major, taken now while the rates are in cache (after the
-    # loop the transposing copy took 0.75 ms instead of 0.25 ms)
-    lr_m = np.empty((r, T + 1))
+    # the table's learning_rate column, run-major, taken now while the rates are in cache. Filled
+    # first (NaN: the final state takes no step) so that the transposing copy writes to cached lines:
+    # into untouched memory its scattered writes wait on every line (0.09 + 0.28 ms instead of 0.69)
+    lr_m = np.full((r, T + 1), np.nan)
     _transposed(rates, out=lr_m[:, :T])
-    lr_m[:, T] = np.nan  # the final state takes no step
     del rates
 
     nan = np.nan
