@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-SECTION = Path(__file__).resolve().parents[2] / "docs" / "readme" / "20-engine.md"
+SECTION = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_check_grads_snippet_runs(capsys):

@@ -335,7 +335,7 @@ def test_lion_example_plugin_steps_by_hand():
 
 def test_readme_shows_the_example_plugin_verbatim():
     # "Write your own descent rule" quotes examples/plugins/sign_descent.py; keep the two identical.
-    doc = (EXAMPLES.parents[1] / "docs" / "readme" / "35-write-a-rule.md").read_text(encoding="utf-8")
+    doc = (EXAMPLES.parents[1] / "README.md").read_text(encoding="utf-8")
     assert "```python\n" + (EXAMPLES / "sign_descent.py").read_text(encoding="utf-8") + "```" in doc
 
 
