@@ -20,9 +20,9 @@ def keep_freed_memory() -> bool:
 
     A stacked batch makes temporaries of a few MiB per operation. By default glibc serves each
     from a fresh mmap and unmaps it on free, so every operation page-faults its output in again:
-    measured with ``benchmarks/engine.py``, 64 stacked spirals runs cost 259 µs per run-step that
-    way and 121 µs with these thresholds (float32: 171 -> 46 µs). Elsewhere than glibc this does
-    nothing.
+    measured with ``benchmarks/engine.py``, 32 stacked float64 spirals runs cost 366 µs per
+    run-step that way and 119 µs with these thresholds (64 float32 runs: 168 -> 49 µs). Elsewhere
+    than glibc this does nothing.
     """
     global _tuned
     if _tuned is None:
