@@ -1,6 +1,6 @@
 """Cost of sharpness tracking: one λ_max measurement against one training step, and end to end.
 
-Run: /work/venv/bin/python benchmarks/sharpness.py [--problem spirals] [--runs 8] [--steps 200]
+Run: python benchmarks/sharpness.py [--problem spirals] [--runs 8] [--steps 200]
 
 Prints (1) the time of one gradient evaluation + GD update of R stacked runs, (2) the time of one
 top_hessian_eigenvalue call (Lanczos, 20 Hessian-vector products = 20 gradient evaluations of 2R
