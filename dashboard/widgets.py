@@ -34,6 +34,17 @@ DASHBOARD_MAX_STEPS = 100_000      # keeps a browser tab responsive; the CLI has
 # Navigation: deep links on a fresh server
 # ---------------------------------------------------------------------------------------------
 
+# The comparison both the Compare and Decision-boundary pages open on. Measured medians of the final
+# loss on spirals after 500 steps over 3 seeds: GD (α = 1) stalls near 0.55, momentum (α = 0.3,
+# μ = 0.9) reaches ~0.14, Adam (α = 0.01) ~0.03 — three clearly different curves. (Momentum at
+# α = 0.1 would match GD at α = 1, since heavy ball's long-run step is α/(1 − μ).)
+DEFAULT_COMPARISON_RULES = (
+    {"rule": "gd", "label": "vanilla GD", "learning_rate": 1.0},
+    {"rule": "momentum", "label": "momentum", "learning_rate": 0.3, "momentum": 0.9},
+    {"rule": "adam", "label": "Adam", "learning_rate": 0.01},
+)
+
+
 def ensure_navigation() -> None:
     """Make a page that Streamlit runs on its own go through app.py's navigation instead.
 
@@ -228,6 +239,25 @@ def _default_of(declarations: Sequence[HyperParam]) -> dict:
     return {h.name: h.default for h in declarations}
 
 
+def declared_values(declarations: Sequence[HyperParam], key_prefix: str, spec: dict, where: str,
+                    errors: list[str]) -> dict:
+    """One widget per declaration (keys ``key_prefix.<name>``); returns the values that differ from the defaults.
+
+    A value that does not validate adds its one-line message (field ``where.<name>``) to ``errors``.
+    """
+    values = {}
+    for h in declarations:
+        raw = hyperparam_widget(h, f"{key_prefix}.{h.name}", spec.get(h.name, h.default))
+        try:
+            value = spec_value(h, raw, f"{where}.{h.name}")
+        except SpecError as error:
+            errors.append(str(error))
+            continue
+        if value != h.default:
+            values[h.name] = value
+    return values
+
+
 def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names: Sequence[str] | None = None,
                    container=None, errors: list[str]) -> dict:
     """Problem selectbox and its settings; returns the ``[problem]`` table (non-default settings only)."""
@@ -248,16 +278,7 @@ def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names
         where.caption(problem.summary)
     table: dict[str, Any] = {"name": name}
     with where.expander("problem settings", expanded=False):
-        for h in problem.settings:
-            field = f"problem.{h.name}"
-            raw = hyperparam_widget(h, f"{prefix}.problem.{name}.{h.name}", spec_problem.get(h.name, h.default))
-            try:
-                value = spec_value(h, raw, field)
-            except SpecError as error:
-                errors.append(str(error))
-                continue
-            if value != h.default:
-                table[h.name] = value
+        table.update(declared_values(problem.settings, f"{prefix}.problem.{name}", spec_problem, "problem", errors))
     return table
 
 
@@ -324,15 +345,7 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
     hyper_spec = spec_entry if same_rule else {}
     if rule.hyperparams:
         with st.expander(f"{rule_name} hyperparameters", expanded=False):
-            for h in rule.hyperparams:
-                raw = hyperparam_widget(h, f"{base}.{h.name}", hyper_spec.get(h.name, h.default))
-                try:
-                    value = spec_value(h, raw, f"rules[{i}].{h.name}")
-                except SpecError as error:
-                    errors.append(str(error))
-                    continue
-                if value != h.default:
-                    entry[h.name] = value
+            entry.update(declared_values(rule.hyperparams, base, hyper_spec, f"rules[{i}]", errors))
     schedules = sorted(registry.schedules)
     schedule_spec = spec_entry.get("schedule", {})
     if isinstance(schedule_spec, str):
@@ -350,16 +363,9 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
     with st.expander(f"schedule {schedule_name}", expanded=False):
         if schedule.formula:
             st.caption(schedule.formula)
-        for h in schedule.hyperparams:
-            raw = hyperparam_widget(h, f"{skey}.{schedule_name}.{h.name}",
-                                    schedule_spec.get(h.name, h.default) if same_schedule else h.default)
-            try:
-                value = spec_value(h, raw, f"rules[{i}].schedule.{h.name}")
-            except SpecError as error:
-                errors.append(str(error))
-                continue
-            if value != h.default:
-                schedule_table[h.name] = value
+        schedule_table.update(declared_values(schedule.hyperparams, f"{skey}.{schedule_name}",
+                                              schedule_spec if same_schedule else {},
+                                              f"rules[{i}].schedule", errors))
         warm = HyperParam("warmup_steps", 0, 0, None, kind="int", help="linear warm-up: α_t = α(t+1)/W for t < W")
         warmup = hyperparam_widget(warm, f"{skey}.warmup", schedule_spec.get("warmup_steps", 0))
         if warmup:

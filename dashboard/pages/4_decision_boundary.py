@@ -14,11 +14,7 @@ W.ensure_navigation()  # a deep link on a fresh server must still run through ap
 DEFAULT = {
     "steps": 500, "seeds": 1, "batch_size": 0, "eval_every": 50,
     "problem": {"name": "spirals"},
-    "rules": [
-        {"rule": "gd", "label": "vanilla GD", "learning_rate": 0.5},
-        {"rule": "momentum", "label": "momentum", "learning_rate": 0.05, "momentum": 0.9},
-        {"rule": "adam", "label": "Adam", "learning_rate": 0.01},
-    ],
+    "rules": [dict(rule) for rule in W.DEFAULT_COMPARISON_RULES],
 }
 
 st.title("Decision boundary")
