@@ -314,6 +314,17 @@ def run_settings_editor(prefix: str, spec: dict, *, container=None, seeds: bool 
     return out
 
 
+def sidebar_editors(prefix: str, registry: Registry, spec: dict, errors: list[str], *,
+                    names: Sequence[str] | None = None, seeds: bool = True) -> tuple[dict, dict]:
+    """The sidebar's Problem and Runs sections; returns ``(problem table, run settings)``."""
+    with st.sidebar:
+        st.header("Problem")
+        problem = problem_editor(prefix, registry, spec.get("problem", {}), names=names, errors=errors)
+        st.header("Runs")
+        settings = run_settings_editor(prefix, spec, seeds=seeds, errors=errors)
+    return problem, settings
+
+
 def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict, errors: list[str], *,
                       alpha_mode: str = "single") -> dict:
     """One descent variant: rule, label, α (or an α range), its hyperparameters and schedule."""

@@ -26,11 +26,7 @@ W.plugin_warnings(registry)
 start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
 
-with st.sidebar:
-    st.header("Problem")
-    problem = W.problem_editor(PAGE, registry, start.get("problem", {}), errors=errors)
-    st.header("Runs")
-    settings = W.run_settings_editor(PAGE, start, errors=errors)
+problem, settings = W.sidebar_editors(PAGE, registry, start, errors)
 
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
 spec = {"name": "dashboard-compare", **settings, "problem": problem, "rules": rules}

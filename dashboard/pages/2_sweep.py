@@ -37,11 +37,8 @@ first_rates = next((r.get("learning_rate") for r in start.get("rules", []) if is
                     and r.get("learning_rate") and all(isinstance(a, (int, float)) for a in r.get("learning_rate"))),
                    [1e-3, 10.0])
 
+problem, settings = W.sidebar_editors(PAGE, registry, start, errors)
 with st.sidebar:
-    st.header("Problem")
-    problem = W.problem_editor(PAGE, registry, start.get("problem", {}), errors=errors)
-    st.header("Runs")
-    settings = W.run_settings_editor(PAGE, start, errors=errors)
     st.header("α range")
     lo = W.hyperparam_widget(HyperParam("alpha_min", 1e-3, log=True, low=0.0, low_open=True, help="smallest α"),
                              f"{PAGE}.alpha_min", float(min(first_rates)), label="α min")

@@ -33,11 +33,7 @@ W.plugin_warnings(registry)
 names = W.two_parameter_problems(registry)
 start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
-with st.sidebar:
-    st.header("Problem")
-    problem = W.problem_editor(PAGE, registry, start.get("problem", {}), names=names, errors=errors)
-    st.header("Runs")
-    settings = W.run_settings_editor(PAGE, start, errors=errors)
+problem, settings = W.sidebar_editors(PAGE, registry, start, errors, names=names)
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors, columns=4)
 spec = {"name": "dashboard-landscape", **settings, "problem": problem, "rules": rules}
 W.spec_to_url(spec, URL_PARAM)

@@ -26,11 +26,7 @@ W.plugin_warnings(registry)
 names = W.two_input_classifiers(registry)
 start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
-with st.sidebar:
-    st.header("Problem")
-    problem = W.problem_editor(PAGE, registry, start.get("problem", {}), names=names, errors=errors)
-    st.header("Runs")
-    settings = W.run_settings_editor(PAGE, start, seeds=False, errors=errors)
+problem, settings = W.sidebar_editors(PAGE, registry, start, errors, names=names, seeds=False)
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
 spec = {"name": "dashboard-boundary", **settings, "seeds": 1, "problem": problem, "rules": rules}
 W.spec_to_url(spec, URL_PARAM)
