@@ -5,6 +5,9 @@ Definitions (also in the README, "Comparison reports"):
 - A *configuration* of a rule entry is one point of its grid: the base learning rate α together
   with every other hyperparameter, schedule hyperparameter and warm-up value of the runs table.
   Its runs differ only in the seed.
+- A run's *status* is its verdict (``descentlab.verdicts``: converged, progressing, stalled,
+  unstable, diverged, failed). A run is *stable* when it converged or is progressing, and
+  *flagged* when it blew up (unstable or diverged).
 - A run's *score* is its final training loss; a diverged or failed run (or a non-finite loss)
   scores +inf, so it can never make a configuration look good.
 - The *best configuration* of an entry has the lowest median score over seeds (ties: lower median
@@ -12,10 +15,11 @@ Definitions (also in the README, "Comparison reports"):
   hyperparameters when they vary in the grid. If every configuration's median is +inf, no α is
   best: ``best_alpha`` and the losses are NaN.
 - Stability is read along α through the best configuration (the other hyperparameters held at
-  their best values): ``smallest_diverged_alpha`` is the smallest α where at least one seed
-  diverged, ``largest_stable_alpha`` the largest α below it whose runs all finished.
+  their best values): ``smallest_unstable_alpha`` is the smallest α where at least one seed was
+  flagged (unstable or diverged), ``largest_stable_alpha`` the largest α below it whose seeds were
+  all stable (:func:`descentlab.verdicts.stability_edge`).
 - ``steps_to_target_median`` is the median over seeds at the best configuration, counting a seed
-  that never reached the target (or diverged or failed) as +inf; NaN when that median is +inf or
+  that never reached the target (or was flagged or failed) as +inf; NaN when that median is +inf or
   there is no target.
   ``fastest_alpha`` / ``fastest_steps_median`` answer a different question: the configuration
   with the smallest such median anywhere in the grid (it need not be the best by final loss).
@@ -29,16 +33,19 @@ import math
 import numpy as np
 import pandas as pd
 
+from .verdicts import FLAGGED, STABLE, STATUSES, stability_edge
+
 # Columns of the runs table that are not grid coordinates (contract: core/records.py).
 NON_CONFIG_COLUMNS = ("run_id", "entry", "label", "rule", "schedule", "seed", "status", "diverged_at",
-                      "final_loss", "best_loss", "steps_to_target", "error", "divergence_reason")
+                      "unstable_at", "final_loss", "best_loss", "steps_to_target", "error", "divergence_reason",
+                      "lambda_max_start", "lambda_max_flagged")
 
 SUMMARY_COLUMNS = ("entry", "label", "rule", "schedule", "best_alpha", "best_config",
                    "final_loss_median", "final_loss_iqr", "best_loss_median", "best_loss_iqr",
                    "steps_to_target_median", "seeds_reached_target", "fastest_alpha", "fastest_config",
-                   "fastest_steps_median", "seeds", "seeds_finished_at_best",
-                   "largest_stable_alpha", "smallest_diverged_alpha", "alphas_tried",
-                   "runs", "diverged", "failed")
+                   "fastest_steps_median", "seeds", "seeds_stable_at_best",
+                   "largest_stable_alpha", "smallest_unstable_alpha", "alphas_tried",
+                   "runs", *STATUSES)
 
 
 def quantile(values, q: float) -> float:
@@ -79,12 +86,13 @@ def scores(runs: pd.DataFrame, column: str = "final_loss") -> pd.Series:
 
 
 def steps_to_target(runs: pd.DataFrame) -> pd.Series:
-    """Steps to the target per run; +inf where the run never reached it, diverged or failed.
+    """Steps to the target per run; +inf where the run never reached it, was flagged or failed.
 
     A run that touched the target and then blew up does not count as having reached it.
     """
     steps = pd.to_numeric(runs["steps_to_target"], errors="coerce").astype(float)
-    return steps.where(steps.notna() & (runs["status"] == "finished"), math.inf)
+    kept = ~runs["status"].isin((*FLAGGED, "failed"))
+    return steps.where(steps.notna() & kept, math.inf)
 
 
 def fastest_configuration(table: pd.DataFrame) -> pd.Series | None:
@@ -120,8 +128,9 @@ def configurations(entry_runs: pd.DataFrame) -> pd.DataFrame:
                      "median_best": median(group["_best"]),
                      "median_steps": median(group["_steps"]),
                      "n": len(group),
-                     "n_finished": int((group["status"] == "finished").sum()),
-                     "n_diverged": int((group["status"] == "diverged").sum())})
+                     "n_stable": int(group["status"].isin(STABLE).sum()),
+                     "n_flagged": int(group["status"].isin(FLAGGED).sum()),
+                     "statuses": tuple(group["status"])})
     table = pd.DataFrame(rows)
     return table.sort_values(["median_score", "median_best", "learning_rate"], kind="stable")
 
@@ -143,16 +152,12 @@ def alpha_slice(table: pd.DataFrame, best: pd.Series, others: list[str]) -> pd.D
 
 
 def stability_edges(line: pd.DataFrame) -> tuple[float, float]:
-    """(largest stable α, smallest α where a seed diverged) along one α line.
+    """(largest stable α, smallest α where a seed was unstable or diverged) along one α line.
 
-    Stable: every seed finished, and α is below the smallest diverged α, so a lucky α past the
-    edge does not count (the same rule as the dashboard's sweep figure).
+    Stable: every seed converged or progressing, and α below the smallest flagged α, so a lucky α
+    past the edge does not count (the same rule as the dashboard's sweep figure).
     """
-    diverged = line.loc[line["n_diverged"] > 0, "learning_rate"]
-    edge = float(diverged.min()) if len(diverged) else math.nan
-    below = line["learning_rate"] < edge if len(diverged) else True
-    stable = line.loc[(line["n_finished"] == line["n"]) & below, "learning_rate"]
-    return float(stable.max()) if len(stable) else math.nan, edge
+    return stability_edge(line["learning_rate"], line["statuses"])
 
 
 def describe_config(best: pd.Series, others: list[str]) -> str:
@@ -184,7 +189,7 @@ def summarize_entry(entry_runs: pd.DataFrame, target_loss: float | None) -> dict
     table, best, at_best = best_configuration(entry_runs)
     others = config_columns(entry_runs)[1:]
     found = math.isfinite(best["median_score"])
-    largest_stable, smallest_diverged = stability_edges(alpha_slice(table, best, others))
+    largest_stable, smallest_unstable = stability_edges(alpha_slice(table, best, others))
     steps = steps_to_target(at_best)
     steps_median = median(steps) if target_loss is not None else math.nan
     fastest = fastest_configuration(table) if target_loss is not None else None
@@ -205,13 +210,12 @@ def summarize_entry(entry_runs: pd.DataFrame, target_loss: float | None) -> dict
         "fastest_config": "" if fastest is None else describe_config(fastest, varying),
         "fastest_steps_median": math.nan if fastest is None else float(fastest["median_steps"]),
         "seeds": int(entry_runs["seed"].nunique()),
-        "seeds_finished_at_best": int((at_best["status"] == "finished").sum()) if found else 0,
+        "seeds_stable_at_best": int(at_best["status"].isin(STABLE).sum()) if found else 0,
         "largest_stable_alpha": largest_stable,
-        "smallest_diverged_alpha": smallest_diverged,
+        "smallest_unstable_alpha": smallest_unstable,
         "alphas_tried": int(entry_runs["learning_rate"].nunique()),
         "runs": len(entry_runs),
-        "diverged": int((entry_runs["status"] == "diverged").sum()),
-        "failed": int((entry_runs["status"] == "failed").sum()),
+        **{status: int((entry_runs["status"] == status).sum()) for status in STATUSES},
     }
 
 
@@ -292,27 +296,32 @@ def lowest_loss_sentence(summary: pd.DataFrame) -> list[str]:
 
 
 def divergence_sentence(row) -> str:
-    """Where one entry's α line broke (or that it never did)."""
-    if math.isnan(row.best_alpha) and not math.isnan(row.smallest_diverged_alpha):
-        return f"{row.label} diverged or failed at every α tried (smallest α that diverged: {fmt(row.smallest_diverged_alpha)})."
+    """Where one entry's α line blew up (unstable or diverged), or that it never did."""
+    flagged = getattr(row, "unstable", 0) + getattr(row, "diverged", 0)
+    if math.isnan(row.best_alpha) and not math.isnan(row.smallest_unstable_alpha):
+        return (f"{row.label} blew up (unstable or diverged) or failed at every α tried "
+                f"(smallest α that blew up: {fmt(row.smallest_unstable_alpha)}).")
     if math.isnan(row.best_alpha):
         return f"{row.label} did not finish at any α tried ({row.failed} of {row.runs} runs failed)."
-    if math.isnan(row.smallest_diverged_alpha):
-        return f"{row.label} did not diverge at any α tried (α up to {fmt(row.largest_stable_alpha)})."
-    stable = (f"; the largest α with every seed finishing was {fmt(row.largest_stable_alpha)}"
-              if not math.isnan(row.largest_stable_alpha) else "")
-    return f"{row.label} diverged for α >= {fmt(row.smallest_diverged_alpha)}{stable}."
+    stable = (f"; the largest α with every seed converged or progressing was {fmt(row.largest_stable_alpha)}"
+              if not math.isnan(row.largest_stable_alpha) else "; no α had every seed converged or progressing")
+    if math.isnan(row.smallest_unstable_alpha):
+        if flagged == 0:
+            return f"{row.label} did not blow up at any α tried{stable}."
+        return f"{row.label} did not blow up along its best configuration's α line{stable}."
+    counts = f"{row.unstable} unstable and {row.diverged} diverged run{'s' if row.diverged != 1 else ''} in all"
+    return f"{row.label} blew up (unstable or diverged) for α >= {fmt(row.smallest_unstable_alpha)} ({counts}){stable}."
 
 
 def reliability_sentence(row) -> str | None:
     """How consistently the seeds behaved at the entry's best α (None when there is no best α)."""
     if math.isnan(row.best_alpha):
         return None
-    n = row.seeds_finished_at_best
+    n = row.seeds_stable_at_best
     total = row.seeds
     if n < total:
-        return (f"{row.label} is unreliable at its best α: only {n} of {total} seeds finished "
-                f"(median final loss {fmt(row.final_loss_median)}).")
+        return (f"{row.label} is unreliable at its best α: only {n} of {total} seeds converged or were still "
+                f"progressing (median final loss {fmt(row.final_loss_median)}).")
     if total < 2:
         return None
     if not math.isnan(row.steps_to_target_median) and row.seeds_reached_target == total:

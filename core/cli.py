@@ -67,16 +67,26 @@ def _registry(plugin_paths, *, fatal_plugins: bool, warn: bool = True):
 
 
 def _summary(results) -> str:
+    """Counts per status, each entry's best stable run, and why each flagged configuration blew up."""
+    from .verdicts import FLAGGED, STABLE, STATUSES
+
     runs = results.runs
-    lines = [f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())]
+    counts = runs["status"].value_counts()
+    lines = [f"{len(runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
+             + " (status rules: README, \"Run verdicts\")"]
     for label, group in runs.groupby("label", sort=False):
-        finished = group[group["status"] == "finished"]
-        if len(finished):
-            best = finished.loc[finished["final_loss"].idxmin()]
+        stable = group[group["status"].isin(STABLE)]
+        if len(stable):
+            best = stable.loc[stable["final_loss"].idxmin()]
             lines.append(f"  {label}: best final loss {best['final_loss']:.4g} at learning rate "
-                         f"{best['learning_rate']:g} (seed {best['seed']})")
+                         f"{best['learning_rate']:g} (seed {best['seed']}, {best['status']})")
         else:
-            lines.append(f"  {label}: no run finished")
+            lines.append(f"  {label}: no run converged or was still progressing")
+    flagged = runs[runs["status"].isin(FLAGGED)]
+    # one sentence per label and α (its first flagged seed): a sweep's every seed would be a wall of text
+    for _, row in flagged.drop_duplicates(["label", "learning_rate"]).iterrows():
+        reason = row.get("divergence_reason", "") or row["status"]
+        lines.append(f"  {row['label']} at α = {row['learning_rate']:g} (seed {row['seed']}): {reason}")
     failed = runs[runs["status"] == "failed"]
     for error in dict.fromkeys(failed["error"]):
         lines.append(f"  failed: {error}")

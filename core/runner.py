@@ -166,8 +166,13 @@ class _Group:
 
 
 def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfig],
-              tick: Callable[[int], None] | None = None) -> dict:
-    """Train one chunk of runs (of one or several consecutive entries); per-step arrays ``(steps + 1, r)``.
+              tick: Callable[[int], None] | None = None,
+              probe: Callable[[int, np.ndarray, np.ndarray], bool] | None = None) -> dict | None:
+    """Train one chunk of runs (of one or several consecutive entries); per-step arrays ``(r, steps + 1)``.
+
+    ``probe(t, live, params)``, if given, is called at every step after the loss and gradient, with
+    the positions in ``configs`` of the live runs and their parameters θ_t ``(n, P)`` (read-only).
+    Returning True stops training; the chunk then returns None (the probe kept what it needed).
 
     All live runs of the chunk go through the problem's ``loss_and_grad`` as one stack; each
     entry's rule updates its own block of rows. Diverged runs are removed from the stack at the
@@ -321,7 +326,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     # the loop runs inside np.errstate(quiet): a problem that offers a call without its own errstate
     # (landscapes, ~1 µs of their ~8 µs per call) is called that way
     loss_and_grad = getattr(instance, "loss_and_grad_quiet", None) or instance.loss_and_grad
-    broke = False
+    broke = stopped = False
     size_buf, fine_buf = None, np.empty(r, dtype=bool)  # |loss| and |loss| <= threshold, reused every step
     with np.errstate(**_QUIET):
         try:
@@ -358,6 +363,9 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                 if landscape_path:
                     path_rec[0][:n, t] = path_rec[1]
                     path_rows = t + 1
+                if probe is not None and probe(t, active, params):
+                    stopped = True
+                    break
                 if evaluates and (t == T or (eval_every and t % eval_every == 0)):
                     for name, values in instance.evaluate(params).items():
                         if name == "test_loss":
@@ -451,6 +459,9 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
             segments.append((segment_start, int(last_row[active].max()) + 1, active))
             step_segments.append((step_segment_start, T, active))
 
+    if stopped:
+        return None
+
     # scatter the compact columns back to the runs, run-major (r, steps + 1): the layout of the long table
     def scatter(buffer, fill_shape=(), parts=segments, rows=T + 1, reduce=None, fill=True):
         """Columns ``[start, stop)`` x first ``len(ids)`` rows of ``buffer`` to runs ``ids``, as float64."""
@@ -495,7 +506,13 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
             grad_m = scatter(np.sqrt(grad_b, out=grad_b))
             step_m = scatter(np.sqrt(step_b, out=step_b), parts=step_segments)
         # one layer: its norm is the gradient norm, left to the table (None here: no copy)
-        layer_m = np.sqrt(scatter(layer_b, (n_layers,))) if layer_b is not None else None
+        if layer_b is None:
+            layer_m = None
+        elif small:  # the kept gradients, summed per layer as the general path sums them
+            layer_m = np.sqrt(scatter(grad_h, (n_layers,), rows=grad_rows, fill=broke,
+                                      reduce=lambda block: _layer_squares(block, layout, layer_starts)))
+        else:
+            layer_m = np.sqrt(scatter(layer_b, (n_layers,)))
     path = None
     if landscape_path:
         # NaN after a run's last row: only the runs that stopped early have such rows to fill
@@ -516,6 +533,17 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         "status": status, "error": errors, "diverged_at": diverged_at, "last_row": last_row,
         "initial": initial, "final": final_params, "path": path,
     }
+
+
+def _layer_squares(block: np.ndarray, layout, layer_starts: np.ndarray | None) -> np.ndarray:
+    """``(runs, steps, P)`` gradients -> ``(runs, steps, layers)`` sums of squares, as float64."""
+    squares = np.multiply(block, block)
+    if layer_starts is not None:
+        per_layer = np.add.reduceat(squares, layer_starts, axis=2)
+    else:
+        per_layer = np.stack([sum(squares[..., s].sum(axis=2) for s in slices)
+                              for _, slices in layout.layer_slices()], axis=2)
+    return per_layer.astype(np.float64, copy=False)
 
 
 def _all_fine_below(threshold: np.ndarray | None) -> float:
@@ -768,26 +796,23 @@ def _column(values: list):
     return pd.Series([None if v is None else str(v) for v in values], dtype="str")
 
 
-def _divergence_reason(registry, configs, status, diverged_at, rates_at, sharpness_last, problem_info, factor):
+def _train_losses(instance, params: np.ndarray) -> np.ndarray:
+    """The loss of every run on the whole training set at ``params`` (NaN where it cannot be taken)."""
     try:
-        from .stability import divergence_reason
-    except ImportError:
-        return [""] * len(configs)
-    reasons = []
-    top = problem_info.get("top_eigenvalue") if isinstance(problem_info, dict) else None
-    for i, c in enumerate(configs):
-        if status[i] != "diverged":
-            reasons.append("")
-            continue
-        lam = top if top is not None else (None if not np.isfinite(sharpness_last[i]) else float(sharpness_last[i]))
-        hyper = {k: (float(v) if isinstance(v, (bool, int, float)) else v) for k, v in c.hyper.items()}
-        try:
-            reasons.append(str(divergence_reason(registry.rule(c.rule), hyper, float(rates_at[i]),
-                                                 None if lam is None else float(lam), int(diverged_at[i]),
-                                                 divergence_factor=factor, registry=registry) or ""))
-        except Exception:  # theory is a bonus; it must never break a finished experiment
-            reasons.append("")
-    return reasons
+        with np.errstate(**_QUIET):
+            return np.asarray(instance.loss(np.ascontiguousarray(params), None), dtype=np.float64)
+    except Exception:  # a bonus column: a problem that cannot do it leaves the verdict to the batch losses
+        return np.full(params.shape[0], np.nan)
+
+
+def _explain(experiment, registry, instance, configs, status, flagged_at, **records):
+    """The explanation columns of the runs table (``descentlab.explain``); empty if it cannot run."""
+    R = len(configs)
+    try:
+        from .explain import explain_flagged
+        return explain_flagged(instance, registry, experiment, configs, status, flagged_at, **records)
+    except Exception:  # theory is a bonus; it must never break a finished experiment
+        return [""] * R, np.full(R, np.nan), np.full(R, np.nan)
 
 
 def _assemble(experiment, registry, instance, configs, outputs, problem_info):
@@ -835,19 +860,21 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
         if experiment.target_loss is not None:
             hit = exists & (loss <= experiment.target_loss)
             steps_to_target = np.where(hit.any(axis=1), hit.argmax(axis=1), np.nan).astype(float)
-    base_rates = np.array([c.learning_rate for c in configs])
-    before = np.where(np.isfinite(diverged_at), np.maximum(np.nan_to_num(diverged_at) - 1, 0), 0).astype(np.int64)
-    rates_at = np.where(np.isfinite(diverged_at), arrays["learning_rate"][runs_r, before], base_rates)
-    rates_at = np.where(np.isfinite(rates_at), rates_at, base_rates)
-    if arrays["sharpness"] is None:
-        sharp_last = np.full(R, np.nan)
+    from .verdicts import classify, smoothing_window
+
+    minimum = problem_info.get("minimum_value") if isinstance(problem_info, dict) else None
+    n_train = int(getattr(instance, "n_train", 0) or 0)
+    if experiment.batch_size > 0:  # a batch's loss says little: J₀ and J_T on the whole training set
+        train_start, train_final = _train_losses(instance, initial), _train_losses(instance, final)
     else:
-        measured = exists & np.isfinite(arrays["sharpness"])
-        last_measured = np.where(measured, steps, -1).max(axis=1)
-        sharp_last = np.where(last_measured >= 0, arrays["sharpness"][runs_r, np.maximum(last_measured, 0)],
-                              np.nan)
-    reasons = _divergence_reason(registry, configs, status, diverged_at, rates_at, sharp_last, problem_info,
-                                 experiment.divergence_factor)
+        train_start, train_final = loss[:, 0].astype(np.float64), final_loss.astype(np.float64)
+    status, unstable_at = classify(loss, last_row, status, minimum=minimum,
+                                   smooth=smoothing_window(T, experiment.batch_size, n_train),
+                                   ends=np.stack([train_start, train_final], axis=1))
+    flagged_at = np.where(np.isfinite(diverged_at), diverged_at, unstable_at)
+    reasons, lambda_start, lambda_flagged = _explain(
+        experiment, registry, instance, configs, status, flagged_at, initial=initial,
+        rates=arrays["learning_rate"], step_sizes=arrays["step_size"], losses=loss, last_row=last_row)
 
     rule_cols, schedule_cols = _hyper_columns(experiment, registry)
     table = {
@@ -865,8 +892,10 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
         table[f"schedule.{name}"] = _column([c.schedule_hyper.get(name) for c in configs])
     table.update({
         "warmup_steps": np.array([c.warmup_steps for c in configs], dtype=np.int64),
-        "status": status, "diverged_at": diverged_at, "final_loss": final_loss, "best_loss": best,
+        "status": status, "diverged_at": diverged_at, "unstable_at": unstable_at, "final_loss": final_loss, "best_loss": best,
+        "train_loss_start": train_start, "train_loss_final": train_final,
         "steps_to_target": steps_to_target, "error": errors, "divergence_reason": reasons,
+        "lambda_max_start": lambda_start, "lambda_max_flagged": lambda_flagged,
     })
     runs = pd.DataFrame(table)
 

@@ -27,11 +27,11 @@ def reference(results):
         losses = rows["loss"].tolist()
         diverged = any(not math.isfinite(v) or v > factor * losses[0] for v in losses)
         failed = run.status == "failed"
-        status = "failed" if failed else ("diverged" if diverged else "finished")
+        status = "failed" if failed else ("diverged" if diverged else "converged")
         final = math.inf if failed or diverged else losses[-1]
         best = math.inf if failed else min(losses)
         hits = [s for s, v in zip(rows["step"], losses) if v <= target]
-        steps = hits[0] if hits and status == "finished" else math.inf
+        steps = hits[0] if hits and status == "converged" else math.inf
         mu = -1.0 if math.isnan(run.momentum) else run.momentum
         table.setdefault(run.entry, {}).setdefault((run.learning_rate, mu), []).append(
             (final, best, steps, status))
@@ -39,6 +39,14 @@ def reference(results):
 
 
 def test_status_in_fixture_matches_metrics(results):
+    """The fixture's statuses are those of the verdict rules on its own loss curves."""
+    from descentlab.verdicts import classify
+
+    for run in results.runs.itertuples():
+        losses = results.metrics[results.metrics.run_id == run.run_id].sort_values("step")["loss"].to_numpy()
+        given = run.status if run.status in ("failed", "diverged") else "finished"
+        status, _ = classify(losses[None, :], [len(losses) - 1], [given])
+        assert status == [run.status]
     ref = reference(results)
     statuses = [s for entry in ref.values() for seeds in entry.values() for *_, s in seeds]
     assert statuses.count("failed") == 1 and statuses.count("diverged") > 3
@@ -71,15 +79,15 @@ def check_against_reference(results):
         fastest = min(step_medians, key=lambda k: (step_medians[k], medians[k], k[0]))
         assert (row.fastest_alpha, row.fastest_steps_median) == (fastest[0], step_medians[fastest])
         line = {a: [s[3] for s in v] for (a, mu), v in configs.items() if mu == best_key[1]}
-        diverged = [a for a, st in line.items() if "diverged" in st]
-        edge = min(diverged, default=math.inf)
-        stable = [a for a, st in line.items() if all(s == "finished" for s in st) and a < edge]
+        flagged = [a for a, st in line.items() if "diverged" in st or "unstable" in st]
+        edge = min(flagged, default=math.inf)
+        stable = [a for a, st in line.items() if all(s in ("converged", "progressing") for s in st) and a < edge]
         assert row.largest_stable_alpha == max(stable)
-        assert row.smallest_diverged_alpha == edge or (math.isnan(row.smallest_diverged_alpha) and not diverged)
+        assert row.smallest_unstable_alpha == edge or (math.isnan(row.smallest_unstable_alpha) and not flagged)
         everything = [s[3] for v in configs.values() for s in v]
-        assert (row.runs, row.diverged, row.failed) == (
-            len(everything), everything.count("diverged"), everything.count("failed"))
-        assert row.seeds_finished_at_best == sum(s[3] == "finished" for s in seeds)
+        assert (row.runs, row.diverged, row.failed, row.unstable) == (
+            len(everything), everything.count("diverged"), everything.count("failed"), everything.count("unstable"))
+        assert row.seeds_stable_at_best == sum(s[3] in ("converged", "progressing") for s in seeds)
 
 
 def test_gd_row_matches_closed_form(results):
@@ -90,7 +98,7 @@ def test_gd_row_matches_closed_form(results):
     # seed 0 (λ = 1) lands on 0 in one step; seeds 1, 2 shrink the loss by 0.01, 0.04 per step.
     assert gd.steps_to_target_median == 2
     assert gd.final_loss_median == pytest.approx(1.1 * 1.5 ** 2 / 2 * 0.1 ** 120, rel=1e-6)
-    assert (gd.largest_stable_alpha, gd.smallest_diverged_alpha) == (1.0, 1.9)
+    assert (gd.largest_stable_alpha, gd.smallest_unstable_alpha) == (1.0, 1.9)
     assert gd.seeds == 3 and gd.alphas_tried == 6
 
 
@@ -115,7 +123,7 @@ def test_all_diverged_entry_has_no_best_alpha(results):
     runs["status"] = "diverged"
     row = analysis.summarize_entry(runs, TARGET)
     assert math.isnan(row["best_alpha"]) and math.isnan(row["final_loss_median"])
-    assert row["smallest_diverged_alpha"] == 0.1 and math.isnan(row["largest_stable_alpha"])
+    assert row["smallest_unstable_alpha"] == 0.1 and math.isnan(row["largest_stable_alpha"])
     assert "every α" in analysis.divergence_sentence(SimpleNamespace(**row))
     assert analysis.reliability_sentence(SimpleNamespace(**row)) is None
 
@@ -129,19 +137,37 @@ def test_verdict_names_rule_and_alpha(results):
     assert f"α = {analysis.fmt(first.best_alpha)}" in text[0]
     lowest = min(summary.itertuples(), key=lambda r: r.final_loss_median)
     assert any(s.startswith(f"{lowest.label} had the lowest final loss") for s in text)
-    assert "vanilla GD diverged for α >= 1.9; the largest α with every seed finishing was 1." in text
-    assert any(s.startswith(f"heavy ball diverged for α >= {analysis.fmt(hb.smallest_diverged_alpha)}")
+    assert ("vanilla GD blew up (unstable or diverged) for α >= 1.9 (0 unstable and 8 diverged runs in all); "
+            "the largest α with every seed converged or progressing was 1.") in text
+    assert any(s.startswith(f"heavy ball blew up (unstable or diverged) for α >= {analysis.fmt(hb.smallest_unstable_alpha)}")
                for s in text)
     assert text[-1] == "1 of 42 runs failed with an error (see the error column of the runs table)."
     assert gd.runs + hb.runs == 42
 
 
 def test_lucky_alpha_past_the_edge_is_not_stable(results):
-    """A seed diverging at α = 1.9 makes α = 2.5 unstable even if all its seeds had finished."""
+    """A seed diverging at α = 1.9 makes α = 2.5 count as not stable even if all its seeds had converged."""
     runs = results.runs[results.runs.entry == 0].copy()
-    runs.loc[runs.learning_rate == 2.5, "status"] = "finished"
+    runs.loc[runs.learning_rate == 2.5, "status"] = "converged"
     row = analysis.summarize_entry(runs, TARGET)
-    assert (row["largest_stable_alpha"], row["smallest_diverged_alpha"]) == (1.0, 1.9)
+    assert (row["largest_stable_alpha"], row["smallest_unstable_alpha"]) == (1.0, 1.9)
+
+
+def test_an_unstable_seed_moves_the_edge_and_the_star(results):
+    """Unstable counts like diverged for stability: one unstable seed at α = 1 puts the edge there."""
+    runs = results.runs[results.runs.entry == 0].copy()
+    runs.loc[(runs.learning_rate == 1.0) & (runs.seed == 0), "status"] = "unstable"
+    row = analysis.summarize_entry(runs, TARGET)
+    assert (row["largest_stable_alpha"], row["smallest_unstable_alpha"]) == (0.5, 1.0)
+    assert row["unstable"] == 1 and row["seeds_stable_at_best"] == 2
+
+
+def test_stalled_seeds_are_not_stable_but_not_flagged(results):
+    """A stalled seed at α = 1 keeps α = 1 from being stable without moving the edge."""
+    runs = results.runs[results.runs.entry == 0].copy()
+    runs.loc[(runs.learning_rate == 1.0) & (runs.seed == 0), "status"] = "stalled"
+    row = analysis.summarize_entry(runs, TARGET)
+    assert (row["largest_stable_alpha"], row["smallest_unstable_alpha"]) == (0.5, 1.9)
 
 
 def test_best_run_ids_are_the_seeds_of_best_alpha(results):
@@ -166,7 +192,7 @@ def test_entry_whose_runs_all_failed(results):
     runs["status"] = "failed"
     row = SimpleNamespace(**analysis.summarize_entry(runs, TARGET))
     assert math.isnan(row.best_alpha) and row.failed == row.runs == 24
-    assert math.isnan(row.smallest_diverged_alpha) and math.isnan(row.largest_stable_alpha)
+    assert math.isnan(row.smallest_unstable_alpha) and math.isnan(row.largest_stable_alpha)
     assert analysis.divergence_sentence(row) == "heavy ball did not finish at any α tried (24 of 24 runs failed)."
 
 

@@ -63,8 +63,10 @@ def make_results():
             runs.append({
                 "run_id": run_id, "entry": entry, "label": label, "rule": rule, "schedule": "constant",
                 "seed": seed, "learning_rate": alpha, **hyper, "warmup_steps": 0,
-                "status": "failed" if failed else ("diverged" if diverged_at is not None else "finished"),
+                # GD and heavy ball below their limits contract geometrically on a quadratic: converged
+                "status": "failed" if failed else ("diverged" if diverged_at is not None else "converged"),
                 "diverged_at": math.nan if failed or diverged_at is None else float(diverged_at),
+                "unstable_at": math.nan,
                 "final_loss": math.nan if failed else losses[-1],
                 "best_loss": math.nan if failed else float(np.nanmin(losses)),
                 "steps_to_target": math.nan if failed or not reached else float(reached[0]),
@@ -89,7 +91,7 @@ def make_results():
         target_loss=TARGET, sharpness_every=0, entries=entries)
     meta = {"versions": {"descentlab": "0.1.0", "numpy": np.__version__, "pandas": pd.__version__},
             "plugins": {"rule gd": "built-in", "rule momentum": "built-in"},
-            "command": "descentlab run quadratic.toml", "wall_time": 0.1}
+            "command": "descentlab run quadratic.toml", "wall_time_s": 0.1}
     return SimpleNamespace(experiment=experiment, runs=pd.DataFrame(runs), metrics=pd.DataFrame(metrics),
                            weights={}, meta=meta, problem_info={"kind": "regression", "n_params": 1},
                            path=None)

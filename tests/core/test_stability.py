@@ -16,7 +16,7 @@ from descentlab.runner import run_experiment
 
 
 def run_losses(problem, settings, rule, hyper, alphas, steps, factor=1e4):
-    """Train with the real runner: losses (R, steps+1) (NaN after divergence), diverged flags, problem_info."""
+    """Train with the real runner: losses (R, steps+1) (NaN after divergence), flagged (unstable or diverged), results."""
     spec = {"steps": steps, "seeds": [0], "divergence_factor": factor, "eval_every": steps,
             "problem": {"name": problem, **settings},
             "rules": [{"rule": rule, "learning_rate": [float(a) for a in alphas], **hyper}]}
@@ -24,7 +24,7 @@ def run_losses(problem, settings, rule, hyper, alphas, steps, factor=1e4):
     runs = results.runs.sort_values("run_id")
     assert list(runs["learning_rate"]) == pytest.approx(list(alphas))
     table = results.metrics.pivot(index="run_id", columns="step", values="loss").reindex(columns=range(steps + 1))
-    return table.to_numpy(), (runs["status"] == "diverged").to_numpy(), results
+    return table.to_numpy(), runs["status"].isin(("unstable", "diverged")).to_numpy(), results
 
 
 BOWL = {"lambda_max": 2.5, "condition": 10.0, "angle": 30.0}
@@ -63,13 +63,15 @@ def bracket(problem, settings, lam, rule, hyper, steps=1500):
     # a fine grid (1 % apart) around the prediction, not containing it exactly
     alphas = crit * (1.005 + 0.01 * np.arange(-8, 8))
     _, diverged, results = run_losses(problem, settings, rule, hyper, alphas, steps)
-    # monotone: every α below the edge is stable, every α above diverges
+    # monotone: every α below the edge is stable, every α above blows up
     assert not diverged[:8].any() and diverged[8:].all(), (rule, hyper, diverged)
+    statuses = results.runs.sort_values("run_id")["status"].to_numpy()
+    assert set(statuses[:8]) <= {"converged", "progressing"}, statuses
     last_stable, first_diverged = alphas[~diverged].max(), alphas[diverged].min()
     assert last_stable < crit < first_diverged
-    # every diverged run's record explains it with the same theory
+    # every flagged run's record explains it with the same theory: α·λ_max at or above the rule's limit
     reasons = results.runs.sort_values("run_id")["divergence_reason"].to_numpy()
-    assert all("reached" in r and "limit of" in r for r in reasons[diverged]), reasons[diverged]
+    assert all(" ≥ " in r and "'s limit" in r and "critical α = " in r for r in reasons[diverged]), reasons[diverged]
     assert all(r == "" for r in reasons[~diverged])
     return results
 
