@@ -31,7 +31,7 @@ import numpy as np
 
 from .errors import SpecError
 
-__all__ = ["LRFindResult", "lr_find", "lr_find_experiment", "main"]
+__all__ = ["LRFindResult", "THEORY_NOTE", "lr_find", "lr_find_experiment", "main"]
 
 _QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
@@ -184,6 +184,12 @@ def lr_find(instance, rule, hyper: dict | None = None, *, seeds=(0, 1, 2), start
                                   "dtype": dtype.name})
 
 
+# One line wherever the range test's suggestion and the theory's critical α appear side by side.
+THEORY_NOTE = ("Why the two differ: the range test raises α at every step of one short run, and a loss "
+               "needs several steps above the critical α to grow, so its lowest loss sits past c/λ_max by "
+               "design; the critical α holds for a constant α, and the suggestion should sit below it.")
+
+
 def lr_find_experiment(experiment, *, rule: str | None = None, start_lr: float = 1e-6, end_lr: float = 10.0,
                        num_steps: int = 100, beta: float = 0.98, stop_factor: float = 4.0,
                        registry=None) -> list[tuple[str, LRFindResult]]:
@@ -258,8 +264,10 @@ def main(argv=None) -> int:
         theory = f"; critical α from theory {critical:.3g}" if critical is not None else ""
         print(f"{label} ({result.rule}): suggested α = {result.suggested_lr:.3g}{theory}")
         print(f"  why: {result.reason}")
+    if any(result.settings.get("critical_lr") is not None for _, result in found):
+        print(THEORY_NOTE)
     if args.out:
-        payload = {"experiment": experiment.name, "problem": experiment.problem,
+        payload = {"experiment": experiment.name, "problem": experiment.problem, "note": THEORY_NOTE,
                    "entries": [{"label": label, **result.to_dict()} for label, result in found]}
         _write_json_atomic(Path(args.out), payload)
         print(f"wrote {args.out}")

@@ -217,3 +217,18 @@ def test_ties_are_named_as_ties(results):
                               "in a median of 2 steps (at α = 1; α = 2 (momentum=0.5) respectively)")
     assert any(s.startswith("vanilla GD had the lowest final loss: median 1 at α = 1; heavy ball was within 1% of it")
                for s in text)
+
+
+def test_every_runs_column_is_either_an_outcome_or_a_grid_coordinate():
+    """A new outcome column of the runner must be listed, or it would split configurations by seed."""
+    from descentlab.experiment import Experiment
+    from descentlab.runner import run_experiment
+
+    spec = {"steps": 5, "seeds": 2, "batch_size": 4, "problem": {"name": "moons", "samples": 16, "hidden": [3]},
+            "rules": [{"rule": "momentum", "learning_rate": 0.1, "schedule": {"name": "step", "step_size": 2}},
+                      {"rule": "adam", "learning_rate": 0.01}]}
+    runs = run_experiment(Experiment.from_dict(spec), workers=1).runs
+    hyper = {h.name for rule in ("momentum", "adam")
+             for h in __import__("descentlab").get_registry().rule(rule).hyperparams}
+    coordinates = set(runs.columns) - set(analysis.NON_CONFIG_COLUMNS)
+    assert coordinates == {"learning_rate", "warmup_steps", "schedule.step_size", "schedule.gamma"} | hyper

@@ -100,7 +100,11 @@ def test_cli_prints_suggestions_and_writes_json(tmp_path, capsys):
     assert main([str(spec), "--rule", "momentum", "--steps", "80", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "suggested α" in text and "why:" in text and "critical α from theory 0.38" in text
+    # the range test's lowest loss lies past the critical α by design, and the output says why in one line
+    [note] = [line for line in text.splitlines() if line.startswith("Why the two differ")]
+    assert "critical α" in note and "suggestion should sit below it" in note
     payload = json.loads(out.read_text())
+    assert payload["note"] == note
     [entry] = payload["entries"]
     assert entry["rule"] == "momentum" and entry["hyper"]["momentum"] == 0.9
     assert len(entry["learning_rates"]) == 80 and entry["suggested_lr"] < 3.8 / 10
