@@ -134,6 +134,17 @@ class DescentRule:
 
     ``stability_threshold(hyper) -> c`` (optional): on a quadratic with top Hessian eigenvalue λ,
     the rule is stable iff α·λ < c (vanilla GD: 2). ``None`` means the rule has no fixed threshold.
+
+    Optional theory, so that no core or dashboard module needs to know which rule it is:
+
+    - ``title``: the name sentences use ("gradient descent"); a callable gets the run's
+      hyperparameter values (so one rule can be "heavy-ball" or "Nesterov momentum").
+    - ``quadratic_rate(a, hyper) -> ρ``: the per-step contraction on one eigen-direction of a
+      quadratic at a constant α, with ``a`` = α·λ an array; the rule's rate is its largest value.
+    - ``preconditioner(state, hyper, step) -> P`` ``(R, P)``: the diagonal P_t of a preconditioned
+      step θ ← θ − α P_t⁻¹ m_t, read from the state the rule returned at ``step``; with
+      ``preconditioned_limit(learning_rate, hyper) -> c``, the stability limit on λ_max(P⁻¹H)
+      (Adam: (2 + 2β₁)/((1 − β₁)α), Cohen et al. 2022).
     """
 
     name: str
@@ -145,6 +156,16 @@ class DescentRule:
     default_learning_rate: float = 0.01
     stability_threshold: Callable | None = None
     threshold_note: str = ""
+    title: str | Callable[[dict], str] = ""
+    quadratic_rate: Callable | None = None
+    preconditioner: Callable | None = None
+    preconditioned_limit: Callable | None = None
+
+    def display_title(self, hyper: dict | None = None) -> str:
+        """The rule's name in sentences: its ``title`` (called with ``hyper`` if callable), else its name."""
+        if callable(self.title):
+            return str(self.title(dict(hyper or {})))
+        return self.title or self.name
 
     def validate_declaration(self) -> None:
         if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
@@ -154,8 +175,11 @@ class DescentRule:
         _check_declarations(f"rule {self.name!r}", self.hyperparams)
         if "learning_rate" in [h.name for h in self.hyperparams]:
             raise ValueError(f"rule {self.name!r}: learning_rate is set by the runner, do not declare it")
-        if self.stability_threshold is not None and not callable(self.stability_threshold):
-            raise ValueError(f"rule {self.name!r}: stability_threshold must be a callable or None")
+        for field_name in ("stability_threshold", "quadratic_rate", "preconditioner", "preconditioned_limit"):
+            if getattr(self, field_name) is not None and not callable(getattr(self, field_name)):
+                raise ValueError(f"rule {self.name!r}: {field_name} must be a callable or None")
+        if not (isinstance(self.title, str) or callable(self.title)):
+            raise ValueError(f"rule {self.name!r}: title must be a string or a callable")
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,11 @@ def snapshot_weights(instance, registry, experiment, configs, steps: dict[int, i
         at = {k: steps[index_of[c.run_id]] for k, c in enumerate(part)}
         last = max(at.values())
 
-        def probe(t, live, params, at=at, part=part, last=last):
-            for row, k in enumerate(live.tolist()):
-                if at.get(k) == t:
-                    out[index_of[part[k].run_id]] = np.array(params[row], dtype=np.float64)
-            return t >= last
+        def probe(view, at=at, part=part, last=last):
+            for row, k in enumerate(view.live.tolist()):
+                if at.get(k) == view.t:
+                    out[index_of[part[k].run_id]] = np.array(view.params[row], dtype=np.float64)
+            return view.t >= last
 
         run_chunk(instance, registry, experiment, part, probe=probe)
     return out

@@ -99,6 +99,53 @@ def _suggest(lrs: np.ndarray, median: np.ndarray) -> tuple[float, float, float, 
     return steepest, steepest, minimum_lr, reason
 
 
+def _range_test(instance, rule, values, seeds, start_lr, end_lr, steps, beta, stop_factor, batch_size, dtype,
+                registry):
+    """(losses, smoothed, stopped_at) of the range test, trained by the runner's chunk loop.
+
+    The ramp is the ``exponential_ramp`` schedule over ``steps − 1`` updates (α_t = lrs[t]); the
+    stop rule is a probe that smooths each run's loss and stops the chunk once every run is done.
+    Runs past their own stop train on unseen until then (their values are not recorded); the loop's
+    divergence factor is effectively off, so only a non-finite loss (also a stop) drops a run.
+    """
+    from .runner import RuleLookup, one_rule_experiment, run_chunk
+
+    if registry is None:
+        from .registry import get_registry
+        registry = get_registry()
+    runs = len(seeds)
+    n_train = int(getattr(instance, "n_train", 0) or 0)
+    use_batches = 0 < batch_size < n_train
+    experiment = one_rule_experiment(rule, values, list(seeds), steps - 1, start_lr, schedule="exponential_ramp",
+                                     schedule_hyper={"end_lr": float(end_lr)},
+                                     batch_size=int(batch_size) if use_batches else 0, dtype=dtype.name)
+    losses = np.full((runs, steps), np.nan)
+    smoothed = np.full((runs, steps), np.nan)
+    stopped_at = np.full(runs, -1)
+    active = np.ones(runs, dtype=bool)
+    avg = np.zeros(runs)
+    best = np.full(runs, np.inf)
+
+    def stop_rule(view) -> bool:
+        nonlocal avg, best
+        t, live = view.t, view.live
+        loss = np.full(runs, np.nan)
+        loss[live] = np.asarray(view.loss, dtype=float)
+        with np.errstate(**_QUIET):
+            avg = beta * avg + (1.0 - beta) * loss
+            smooth = avg / (1.0 - beta ** (t + 1))
+            losses[active, t] = loss[active]
+            smoothed[active, t] = smooth[active]
+            best = np.where(active, np.minimum(best, smooth), best)
+            stop = active & (~np.isfinite(smooth) | (smooth > stop_factor * best))
+        stopped_at[stop] = t
+        active[stop] = False
+        return not active.any()
+
+    run_chunk(instance, RuleLookup(rule, registry), experiment, experiment.runs(), probe=stop_rule)
+    return losses, smoothed, stopped_at
+
+
 def lr_find(instance, rule, hyper: dict | None = None, *, seeds=(0, 1, 2), start_lr: float = 1e-6,
             end_lr: float = 10.0, num_steps: int = 100, beta: float = 0.98, stop_factor: float = 4.0,
             batch_size: int = 0, dtype="float64", registry=None) -> LRFindResult:
@@ -128,43 +175,10 @@ def lr_find(instance, rule, hyper: dict | None = None, *, seeds=(0, 1, 2), start
     values.update(hyper or {})
     for h in rule.hyperparams:
         values[h.name] = h.check(values[h.name], f"rules.{rule.name}")
-    # numbers and flags arrive as (R, 1) float arrays (flags 0/1), as the runner passes them; choices as-is
-    hyper_arrays = {k: (np.full((runs, 1), float(v)) if isinstance(v, (bool, int, float)) else v)
-                    for k, v in values.items()}
     lrs = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
-
     dtype = np.dtype(dtype)
-    params = np.ascontiguousarray(instance.init_params(seeds, dtype))
-    state = rule.init(params, hyper_arrays)
-    n_train = int(getattr(instance, "n_train", 0) or 0)
-    use_batches = 0 < batch_size < n_train
-    rngs = [np.random.default_rng([seed, 7]) for seed in seeds]  # mini-batch order from the seed alone
-
-    losses = np.full((runs, steps), np.nan)
-    smoothed = np.full((runs, steps), np.nan)
-    stopped_at = np.full(runs, -1)
-    active = np.ones(runs, dtype=bool)
-    avg = np.zeros(runs)
-    best = np.full(runs, np.inf)
-    with np.errstate(**_QUIET):
-        for t in range(steps):
-            batch = (np.stack([rng.choice(n_train, size=batch_size, replace=False) for rng in rngs])
-                     if use_batches else None)
-            loss, grad = instance.loss_and_grad(params, batch)
-            loss = np.asarray(loss, dtype=float)
-            avg = beta * avg + (1.0 - beta) * loss
-            smooth = avg / (1.0 - beta ** (t + 1))
-            losses[active, t] = loss[active]
-            smoothed[active, t] = smooth[active]
-            best = np.where(active, np.minimum(best, smooth), best)
-            stop = active & (~np.isfinite(smooth) | (smooth > stop_factor * best))
-            stopped_at[stop] = t
-            active &= ~stop
-            if not active.any():
-                break
-            lr = np.full((runs, 1), lrs[t], dtype=dtype)
-            updates, state = rule.update(grad, state, params, lr, hyper_arrays, t)
-            params = params + updates
+    losses, smoothed, stopped_at = _range_test(instance, rule, values, seeds, start_lr, end_lr, steps, beta,
+                                                stop_factor, batch_size, dtype, registry)
 
     median = np.full(steps, np.nan)
     low, high = median.copy(), median.copy()

@@ -7,7 +7,7 @@ import math
 import os
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -154,6 +154,59 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".replace("\n", " ")[:500]
 
 
+class RuleLookup:
+    """What :func:`run_chunk` looks up by name, for a rule that need not be registered: ``rule(name)``
+    is always this rule, schedules come from ``registry``."""
+
+    def __init__(self, rule, registry):
+        self._rule, self._registry = rule, registry
+
+    def rule(self, name):
+        return self._rule
+
+    def schedule(self, name):
+        return self._registry.schedule(name)
+
+
+def one_rule_experiment(rule, hyper: dict, seeds: list[int], steps: int, learning_rate: float, *,
+                        schedule: str = "constant", schedule_hyper: dict | None = None, batch_size: int = 0,
+                        dtype: str = "float64") -> Experiment:
+    """An experiment of one rule at one α, for a probe that trains with :func:`run_chunk` directly.
+
+    Its divergence factor is the largest float, so only a non-finite loss stops a run: the probe
+    decides what counts as too far.
+    """
+    from .experiment import RuleEntry
+
+    return Experiment(
+        name="probe", problem="", problem_settings={}, steps=int(steps), seeds=list(seeds),
+        batch_size=int(batch_size), dtype=str(dtype), eval_every=0,
+        divergence_factor=float(np.finfo(np.float64).max), target_loss=None, sharpness_every=0,
+        entries=[RuleEntry(rule=rule.name, label=rule.name, learning_rate=[float(learning_rate)],
+                           hyper={k: [v] for k, v in hyper.items()}, schedule=schedule,
+                           schedule_hyper={k: [v] for k, v in (schedule_hyper or {}).items()})])
+
+
+class StepView(NamedTuple):
+    """What a probe sees of the live runs at step t, before that step's update (all read-only).
+
+    ``live`` are the positions in the chunk's ``configs`` of the ``n`` live runs, in row order;
+    ``params`` θ_t and ``grad`` ∇J(θ_t) are ``(n, P)``, ``loss`` is ``(n,)``; ``batch`` the runs'
+    ``(n, B)`` mini-batch indices or None. ``groups`` has one ``(rows, rule, hyper, state)`` per
+    entry: its rows of the live arrays, its DescentRule, its ``(rows, 1)`` hyperparameter arrays
+    and its rule state after the update of step t − 1 (None before the first update); read the
+    state only through what the rule declares (e.g. ``rule.preconditioner``).
+    """
+
+    t: int
+    live: np.ndarray
+    params: np.ndarray
+    grad: np.ndarray
+    loss: np.ndarray
+    batch: np.ndarray | None
+    groups: tuple
+
+
 class _Group:
     """The runs of one entry inside a chunk: rows ``lo:hi`` of the live arrays, with their rule and state."""
 
@@ -167,12 +220,13 @@ class _Group:
 
 def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfig],
               tick: Callable[[int], None] | None = None,
-              probe: Callable[[int, np.ndarray, np.ndarray], bool] | None = None) -> dict | None:
+              probe: Callable[["StepView"], bool] | None = None) -> dict | None:
     """Train one chunk of runs (of one or several consecutive entries); per-step arrays ``(r, steps + 1)``.
 
-    ``probe(t, live, params)``, if given, is called at every step after the loss and gradient, with
-    the positions in ``configs`` of the live runs and their parameters θ_t ``(n, P)`` (read-only).
-    Returning True stops training; the chunk then returns None (the probe kept what it needed).
+    ``probe(view)``, if given, is called at every step after the loss and gradient with a
+    :class:`StepView` of the live runs (read-only). Returning True stops training; the chunk then
+    returns None (the probe kept what it needed). Sharpness tracking, the explanations of flagged
+    runs and the learning-rate range test are probes: this loop is the only one that trains.
 
     All live runs of the chunk go through the problem's ``loss_and_grad`` as one stack; each
     entry's rule updates its own block of rows. Diverged runs are removed from the stack at the
@@ -363,7 +417,8 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                 if landscape_path:
                     path_rec[0][:n, t] = path_rec[1]
                     path_rows = t + 1
-                if probe is not None and probe(t, active, params):
+                if probe is not None and probe(StepView(t, active, params, g, loss, batch, tuple(
+                        (slice(gr.lo, gr.hi), gr.rule, gr.hyper, gr.state) for gr in groups))):
                     stopped = True
                     break
                 if evaluates and (t == T or (eval_every and t % eval_every == 0)):

@@ -24,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "adam_limit", "adam_preconditioner", "adam_sharpness_run", "hessian_extreme_eigenvalues", "hessian_matrix", "hessian_vector_product",
-    "preconditioned_top_eigenvalue", "top_hessian_eigenvalue",
+    "adam_limit", "adam_preconditioner", "adam_sharpness_run", "hessian_extreme_eigenvalues", "hessian_matrix",
+    "hessian_vector_product", "preconditioned_sharpness_run", "preconditioned_top_eigenvalue",
+    "top_hessian_eigenvalue",
 ]
 
 _QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
@@ -264,46 +265,60 @@ def adam_limit(learning_rate: float, beta1: float = 0.9) -> float:
     return (2.0 + 2.0 * beta1) / ((1.0 - beta1) * learning_rate)
 
 
+def preconditioned_sharpness_run(instance, rule, learning_rate: float, steps: int, every: int, *,
+                                 hyper: dict | None = None, seeds=(0,), registry=None) -> dict:
+    """Train with a preconditioned rule and measure λ_max(H) and λ_max(P⁻¹H) every ``every`` steps.
+
+    ``rule`` is a DescentRule (or registered name) that declares ``preconditioner`` and
+    ``preconditioned_limit`` (Adam, AdamW). The runs are trained by the runner's chunk loop; a probe
+    measures both sharpnesses at the marked steps, with P the preconditioner of the last update
+    (t − 1) read through the rule's declaration. Returns ``{"steps", "sharpness" (S, K),
+    "preconditioned" (S, K), "losses" (S, steps + 1), "limit"}``.
+    """
+    from .runner import RuleLookup, one_rule_experiment, run_chunk
+
+    if registry is None:
+        from .registry import get_registry
+        registry = get_registry()
+    if isinstance(rule, str):
+        rule = registry.rule(rule)
+    if rule.preconditioner is None or rule.preconditioned_limit is None:
+        raise ValueError(f"rule {rule.name!r} declares no preconditioner: its preconditioned sharpness is undefined")
+    values = {h.name: h.default for h in rule.hyperparams}
+    values.update(hyper or {})
+    runs = len(seeds)
+    experiment = one_rule_experiment(rule, values, list(seeds), steps, learning_rate)
+    marks = [t for t in range(steps + 1) if t % max(int(every), 1) == 0 or t == steps]
+    sharp = np.full((runs, len(marks)), np.nan)
+    pre = np.full((runs, len(marks)), np.nan)
+    losses = np.full((runs, steps + 1), np.nan)
+    column = {t: k for k, t in enumerate(marks)}
+
+    def measure(view) -> bool:
+        live, t = view.live, view.t
+        losses[live, t] = view.loss
+        k = column.get(t)
+        if k is not None:
+            sharp[live, k] = top_hessian_eigenvalue(instance, view.params)
+            _, group_rule, group_hyper, state = view.groups[0]
+            if state is not None:
+                p = group_rule.preconditioner(state, group_hyper, t - 1)
+                pre[live, k] = preconditioned_top_eigenvalue(instance, view.params, p)
+        return False
+
+    with np.errstate(**_QUIET):
+        run_chunk(instance, RuleLookup(rule, registry), experiment, experiment.runs(), probe=measure)
+    return {"steps": marks, "sharpness": sharp, "preconditioned": pre, "losses": losses,
+            "limit": float(rule.preconditioned_limit(learning_rate, values))}
+
+
 def adam_sharpness_run(instance, learning_rate: float, steps: int, every: int, *, hyper: dict | None = None,
                        seeds=(0,), rule=None, registry=None) -> dict:
-    """Train with Adam and measure both sharpness λ_max(H) and preconditioned λ_max(P⁻¹H) every k steps.
-
-    The runner records only λ_max(H); Adam's own edge is on P⁻¹H with P its current preconditioner
-    (:func:`adam_preconditioner`), which needs the optimizer state, hence this small loop with the
-    registered ``adam`` rule. At step t ≥ 1 the preconditioner is the one of the last update (t − 1).
-    Returns ``{"steps", "sharpness" (S, K), "preconditioned" (S, K), "losses" (S, steps + 1), "limit"}``.
-    """
+    """:func:`preconditioned_sharpness_run` of ``rule`` (default: the registry's ``adam``); kept for old callers."""
     if rule is None:
         if registry is None:
             from .registry import get_registry
             registry = get_registry()
         rule = registry.rule("adam")
-    values = {h.name: h.default for h in rule.hyperparams}
-    values.update(hyper or {})
-    runs = len(seeds)
-    h = {k: (np.full((runs, 1), float(v)) if isinstance(v, (bool, int, float)) else v) for k, v in values.items()}
-    lr = np.full((runs, 1), float(learning_rate))
-    params = np.ascontiguousarray(instance.init_params(list(seeds), np.float64))
-    state = rule.init(params, h)
-    marks = [t for t in range(steps + 1) if t % max(int(every), 1) == 0 or t == steps]
-    sharp = np.full((runs, len(marks)), np.nan)
-    pre = np.full((runs, len(marks)), np.nan)
-    losses = np.full((runs, steps + 1), np.nan)
-    k = 0
-    with np.errstate(**_QUIET):
-        for t in range(steps + 1):
-            loss, grad = instance.loss_and_grad(params)
-            losses[:, t] = loss
-            if k < len(marks) and marks[k] == t:
-                sharp[:, k] = top_hessian_eigenvalue(instance, params)
-                if t > 0:
-                    p = adam_preconditioner(state.exp_avg_sq, t - 1, beta1=values["beta1"],
-                                            beta2=values["beta2"], eps=values["eps"])
-                    pre[:, k] = preconditioned_top_eigenvalue(instance, params, p)
-                k += 1
-            if t == steps:
-                break
-            updates, state = rule.update(grad, state, params, lr, h, t)
-            params = params + updates
-    return {"steps": marks, "sharpness": sharp, "preconditioned": pre, "losses": losses,
-            "limit": adam_limit(learning_rate, values["beta1"])}
+    return preconditioned_sharpness_run(instance, rule, learning_rate, steps, every, hyper=hyper, seeds=seeds,
+                                        registry=registry)

@@ -27,21 +27,9 @@ import math
 import numpy as np
 
 __all__ = [
-    "RULE_NAMES", "critical_learning_rate", "critical_learning_rates_for_runs", "divergence_reason",
+    "critical_learning_rate", "critical_learning_rates_for_runs", "divergence_reason",
     "gd_optimal", "gd_rate", "heavy_ball_optimal", "measured_rate", "quadratic_rate", "rule_threshold",
 ]
-
-# How a sentence names a rule ("above gradient descent's limit of 2").
-RULE_NAMES = {
-    "gd": "gradient descent",
-    "momentum": "heavy-ball momentum",
-    "nesterov": "Nesterov momentum",
-    "classical_momentum": "classical momentum",
-    "adam": "Adam",
-    "adamw": "AdamW",
-    "adagrad": "Adagrad",
-    "rmsprop": "RMSprop",
-}
 
 _QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
@@ -70,10 +58,18 @@ def _full_hyper(rule, hyper: dict | None) -> dict:
 
 
 def _display_name(rule, hyper: dict) -> str:
-    name = getattr(rule, "name", str(rule))
-    if name == "momentum" and hyper.get("nesterov", 0.0):
-        return "Nesterov momentum"
-    return RULE_NAMES.get(name, name)
+    """How a sentence names a rule: its declared title, else its name."""
+    if hasattr(rule, "display_title"):
+        return rule.display_title(hyper)
+    return str(getattr(rule, "name", rule))
+
+
+def rule_title(rule, hyper: dict | None = None, *, registry=None) -> str:
+    """The declared display title of a rule (or a registered name), with its hyperparameters' values."""
+    resolved = _resolve(rule, registry)
+    if resolved is None:
+        return str(rule)
+    return _display_name(resolved, _full_hyper(resolved, hyper))
 
 
 def rule_threshold(rule, hyper: dict | None = None, *, registry=None) -> float | None:
@@ -202,30 +198,16 @@ def quadratic_rate(rule, hyper: dict | None, learning_rate: float, eigenvalues, 
                    registry=None) -> float | None:
     """Asymptotic per-step contraction (spectral radius) of a rule on a quadratic, or None.
 
-    Known for gd, momentum (heavy ball or nesterov, with dampening), nesterov and
-    classical_momentum at a constant α. Each eigenvalue λ gives a linear recurrence with a = αλ:
-    GD z = 1 − a; heavy ball z² − (1 + μ − a(1 − d))z + μ = 0; Nesterov (PyTorch)
-    z² − (1 + μ − a(1 + μ(1 − d)))z + μ(1 − a) = 0. The rate is the largest |z|.
+    The rule declares it (``DescentRule.quadratic_rate(a, hyper)``, a = αλ per eigenvalue λ; the
+    built-in GD, heavy ball, Nesterov and classical momentum do, at a constant α); None when it does
+    not. L2 weight decay w adds w to every eigenvalue. The rate is the largest over the eigenvalues.
     """
     resolved = _resolve(rule, registry)
-    name = getattr(resolved, "name", rule)
-    values = _full_hyper(resolved, hyper) if resolved is not None else dict(hyper or {})
-    lam = np.asarray(eigenvalues, dtype=float) + float(values.get("weight_decay", 0.0) or 0.0)
-    a = learning_rate * lam
-    if name == "gd":
-        return float(np.max(np.abs(1.0 - a)))
-    if name not in ("momentum", "nesterov", "classical_momentum"):
+    if resolved is None or getattr(resolved, "quadratic_rate", None) is None:
         return None
-    mu = float(values.get("momentum", 0.0))
-    d = float(values.get("dampening", 0.0)) if name == "momentum" else 0.0
-    nesterov = name == "nesterov" or (name == "momentum" and values.get("nesterov", 0.0))
-    if nesterov:
-        trace, det = 1.0 + mu - a * (1.0 + mu * (1.0 - d)), mu * (1.0 - a)
-    else:
-        trace, det = 1.0 + mu - a * (1.0 - d), np.full_like(a, mu)
-    disc = np.sqrt((trace * trace - 4.0 * det).astype(complex))
-    roots = np.abs(np.stack([(trace + disc) / 2.0, (trace - disc) / 2.0]))
-    return float(roots.max())
+    values = _full_hyper(resolved, hyper)
+    lam = np.asarray(eigenvalues, dtype=float) + float(values.get("weight_decay", 0.0) or 0.0)
+    return float(np.max(resolved.quadratic_rate(learning_rate * lam, values)))
 
 
 def measured_rate(losses, minimum: float = 0.0, *, start_fraction: float = 0.5,

@@ -477,6 +477,62 @@ def adamw_update(grad, state, params, learning_rate, hyper, step):
     return updates, state
 
 
+# --- theory: rates on a quadratic, the preconditioner ---------------------------------------------
+# On one eigen-direction of a quadratic (eigenvalue λ, a = αλ) each momentum rule is a linear
+# recurrence x_{t+1} = trace·x_t − det·x_{t−1}; its rate is the largest root modulus of z² − trace z + det.
+
+def _recurrence_rate(trace, det):
+    disc = np.sqrt((np.asarray(trace) ** 2 - 4.0 * np.asarray(det)).astype(complex))
+    return np.maximum(np.abs((trace + disc) / 2.0), np.abs((trace - disc) / 2.0))
+
+
+def gd_rate(a, hyper):
+    """GD: x ← (1 − a)x, rate |1 − a|."""
+    return np.abs(1.0 - np.asarray(a, dtype=float))
+
+
+def momentum_rate(a, hyper):
+    """Heavy ball z² − (1 + μ − a(1 − d))z + μ; Nesterov z² − (1 + μ − a(1 + μ(1 − d)))z + μ(1 − a)."""
+    a = np.asarray(a, dtype=float)
+    mu = float(hyper.get("momentum", 0.0))
+    d = float(hyper.get("dampening", 0.0))
+    if float(hyper.get("nesterov", 0.0)):
+        return _recurrence_rate(1.0 + mu - a * (1.0 + mu * (1.0 - d)), mu * (1.0 - a))
+    return _recurrence_rate(1.0 + mu - a * (1.0 - d), np.full_like(a, mu))
+
+
+def nesterov_rate(a, hyper):
+    return momentum_rate(a, dict(hyper, nesterov=1.0, dampening=0.0))
+
+
+def classical_momentum_rate(a, hyper):
+    """At a constant α the same trajectory as heavy ball without dampening."""
+    return momentum_rate(a, dict(hyper, nesterov=0.0, dampening=0.0))
+
+
+def momentum_title(hyper):
+    return "Nesterov momentum" if float(hyper.get("nesterov", 0.0) or 0.0) else "heavy-ball momentum"
+
+
+def adam_preconditioner(state, hyper, step):
+    """Adam's diagonal preconditioner P_t (Cohen et al. 2022, eq. 2), t = step + 1:
+
+        θ_{t+1} = θ_t − α P_t⁻¹ m_t with m_t uncorrected and P_t = (1 − β₁ᵗ)(√(v_t/(1 − β₂ᵗ)) + ε)
+
+    (v_t the running maximum with amsgrad)."""
+    t = int(step) + 1
+    v = state.max_exp_avg_sq if state.max_exp_avg_sq.shape[1] else state.exp_avg_sq
+    beta1, beta2 = (np.asarray(hyper[k], dtype=np.float64) for k in ("beta1", "beta2"))
+    eps = np.asarray(hyper["eps"], dtype=np.float64)
+    return (1.0 - beta1 ** t) * (np.sqrt(np.asarray(v, dtype=np.float64) / (1.0 - beta2 ** t)) + eps)
+
+
+def adam_limit(learning_rate, hyper):
+    """Stable on a quadratic iff λ_max(P⁻¹H) < (2 + 2β₁)/((1 − β₁)α): 38/α at β₁ = 0.9."""
+    beta1 = float(np.asarray(hyper.get("beta1", 0.9)).reshape(-1)[0])
+    return (2.0 + 2.0 * beta1) / ((1.0 - beta1) * float(learning_rate))
+
+
 # --- declarations --------------------------------------------------------------------------------
 
 _ADAPTIVE_NOTE = ("adaptive: the step divides by a running gradient scale, so the effective step "
@@ -497,6 +553,7 @@ RULES = (
         formula="θ ← θ − α (g + λθ)",
         default_learning_rate=0.01,
         stability_threshold=gd_threshold,
+        title="gradient descent", quadratic_rate=gd_rate,
     ),
     DescentRule(
         "momentum", momentum_init, momentum_update,
@@ -512,6 +569,7 @@ RULES = (
         default_learning_rate=0.01,
         stability_threshold=momentum_threshold,
         threshold_note="heavy ball: α·λ < (2 + 2μ)/(1 − d); with nesterov: α·λ < (2 + 2μ)/(1 + 2μ − μd)",
+        title=momentum_title, quadratic_rate=momentum_rate,
     ),
     DescentRule(
         "nesterov", nesterov_init, nesterov_update,
@@ -521,6 +579,7 @@ RULES = (
         default_learning_rate=0.01,
         stability_threshold=nesterov_threshold,
         threshold_note="α·λ < (2 + 2μ)/(1 + 2μ)",
+        title="Nesterov momentum", quadratic_rate=nesterov_rate,
     ),
     DescentRule(
         "classical_momentum", momentum_init, classical_momentum_update,
@@ -530,6 +589,7 @@ RULES = (
         default_learning_rate=0.01,
         stability_threshold=classical_momentum_threshold,
         threshold_note="α·λ < 2 + 2μ at constant α",
+        title="classical momentum", quadratic_rate=classical_momentum_rate,
     ),
     DescentRule(
         "adagrad", adagrad_init, adagrad_update,
@@ -544,6 +604,7 @@ RULES = (
         formula="s ← s + g²;  θ ← θ − α/(1 + t k) · g/(√s + ε)",
         default_learning_rate=0.01,
         threshold_note=_ADAPTIVE_NOTE,
+        title="Adagrad",
     ),
     DescentRule(
         "rmsprop", rmsprop_init, rmsprop_update,
@@ -558,6 +619,7 @@ RULES = (
         formula="s ← ρs + (1 − ρ) g²;  θ ← θ − α g/(√s + ε)",
         default_learning_rate=0.01,
         threshold_note=_ADAPTIVE_NOTE,
+        title="RMSprop",
     ),
     DescentRule(
         "adam", adam_init, adam_update,
@@ -566,6 +628,7 @@ RULES = (
         formula="m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;  θ ← θ − α/(1 − β₁ᵗ) · m/(√v/√(1 − β₂ᵗ) + ε)",
         default_learning_rate=0.001,
         threshold_note=_ADAPTIVE_NOTE,
+        title="Adam", preconditioner=adam_preconditioner, preconditioned_limit=adam_limit,
     ),
     DescentRule(
         "adamw", adamw_init, adamw_update,
@@ -576,6 +639,7 @@ RULES = (
         formula="θ ← θ − αλθ;  then the Adam step on g",
         default_learning_rate=0.001,
         threshold_note=_ADAPTIVE_NOTE,
+        title="AdamW", preconditioner=adam_preconditioner, preconditioned_limit=adam_limit,
     ),
 )
 

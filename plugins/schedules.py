@@ -1,4 +1,4 @@
-"""Built-in learning-rate schedules (constant, step, exponential, inverse time, cosine), registered like any plugin.
+"""Built-in learning-rate schedules (constant, step, exponential, inverse time, cosine, exponential ramp), registered like any plugin.
 
 A schedule is pure numpy: ``learning_rate(step, base, hyper, total_steps)`` with ``step`` a
 ``(T, 1)`` integer array of 0-based step indices, ``base`` the runs' base learning rates α as
@@ -37,6 +37,12 @@ def exponential(step, base, hyper, total_steps):
 def inverse_time(step, base, hyper, total_steps):
     """α_t = α / (1 + k t)."""
     return _full(base / (1.0 + hyper["decay"] * step), step, base)
+
+
+def exponential_ramp(step, base, hyper, total_steps):
+    """α_t = α · (α_end / α)^(t / T): from α up to α_end at t = T (the learning-rate range test)."""
+    ratio = hyper["end_lr"] / base
+    return _full(base * ratio ** (step / max(int(total_steps), 1)), step, base)
 
 
 def cosine(step, base, hyper, total_steps):
@@ -83,6 +89,13 @@ SCHEDULES = (
         ),
         summary="Cosine annealing from α to η_min over T steps (PyTorch CosineAnnealingLR closed form).",
         formula="α_t = η_min + (α − η_min)(1 + cos(π t / T)) / 2",
+    ),
+    Schedule(
+        "exponential_ramp", exponential_ramp,
+        hyperparams=(HyperParam("end_lr", 10.0, low=0.0, low_open=True, log=True,
+                                help="learning rate reached at the last step"),),
+        summary="Exponential growth from α to α_end over the run: the learning-rate range test's schedule.",
+        formula="α_t = α · (α_end / α)^(t / T)",
     ),
 )
 

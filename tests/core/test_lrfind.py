@@ -111,3 +111,24 @@ def test_cli_prints_suggestions_and_writes_json(tmp_path, capsys):
     assert main([str(spec), "--rule", "adam"]) == 2
     assert "--rule" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.toml")]) == 2
+
+
+def test_the_range_test_is_the_runner_with_an_exponential_ramp():
+    """One loop: lr_find's raw losses are those of run_experiment with the exponential_ramp schedule,
+    up to each seed's stop, and its α_t is Smith's start·(end/start)^(t/(T−1))."""
+    from descentlab.experiment import Experiment
+    from descentlab.runner import run_experiment
+
+    result = lr_find(bowl(10.0), "momentum", {"momentum": 0.5}, seeds=[0, 1], start_lr=1e-3, end_lr=3.0,
+                     num_steps=50)
+    spec = {"steps": 49, "seeds": [0, 1], "eval_every": 0, "divergence_factor": 1e300,
+            "problem": {"name": "quadratic", "lambda_max": 10.0, "condition": 10.0, "start_spread": 0.5},
+            "rules": [{"rule": "momentum", "momentum": 0.5, "learning_rate": 1e-3,
+                       "schedule": {"name": "exponential_ramp", "end_lr": 3.0}}]}
+    runs = run_experiment(Experiment.from_dict(spec), workers=1)
+    for s in range(2):
+        stop = result.stopped_at[s] if result.stopped_at[s] >= 0 else 49
+        m = runs.run_metrics(s)
+        np.testing.assert_array_equal(result.losses[s, :stop + 1], m["loss"][:stop + 1])
+        np.testing.assert_allclose(m["learning_rate"][:49], 1e-3 * 3000.0 ** (np.arange(49) / 49), rtol=1e-13)
+    np.testing.assert_allclose(result.learning_rates, 1e-3 * 3000.0 ** (np.arange(50) / 49), rtol=1e-13)

@@ -30,6 +30,8 @@ def closed_form(name, t, alpha, total, **h):
         period = h["t_max"] or total
         eta_min = h["min_lr_fraction"] * alpha
         return eta_min + (alpha - eta_min) * (1 + math.cos(math.pi * t / period)) / 2
+    if name == "exponential_ramp":   # Smith's range test: α at t = 0, end_lr at t = T
+        return alpha * (h["end_lr"] / alpha) ** (t / total)
     raise KeyError(name)
 
 
@@ -39,6 +41,7 @@ ROWS = {
     "exponential": [{"gamma": 0.9}, {"gamma": 0.5}],
     "inverse_time": [{"decay": 0.1}, {"decay": 1.0}],
     "cosine": [{"t_max": 0, "min_lr_fraction": 0.0}, {"t_max": 8, "min_lr_fraction": 0.1}],
+    "exponential_ramp": [{"end_lr": 10.0}, {"end_lr": 100.0}],
 }
 
 

@@ -56,6 +56,8 @@ def torch_main(name, row, total):
     if name == "cosine":
         t_max = row["t_max"] or total
         return lambda opt: L.CosineAnnealingLR(opt, T_max=t_max, eta_min=row["min_lr_fraction"] * opt.defaults["lr"])
+    if name == "exponential_ramp":  # torch has no range-test scheduler: its LambdaLR of the same factor
+        return lambda opt: L.LambdaLR(opt, lambda t: (row["end_lr"] / opt.defaults["lr"]) ** (t / total))
     raise KeyError(name)
 
 
@@ -67,6 +69,7 @@ ROWS = {
     # t_max 0 = the run's length; t_max 8 and 5 go well past T, where the cosine climbs back up.
     "cosine": [{"t_max": 0, "min_lr_fraction": 0.0}, {"t_max": 8, "min_lr_fraction": 0.1},
                {"t_max": 5, "min_lr_fraction": 0.5}],
+    "exponential_ramp": [{"end_lr": 10.0}, {"end_lr": 50.0}, {"end_lr": 1.0}],
 }
 BASES = np.array([0.1, 2.0, 0.03])
 
