@@ -27,9 +27,12 @@ SETTINGS: tuple[HyperParam, ...] = (
                help="a run diverges when its loss exceeds this multiple of its initial loss (or is NaN/inf)"),
     HyperParam("sharpness_every", 0, 0, None, kind="int",
                help="top Hessian eigenvalue every k steps (0 = off)"),
+    HyperParam("snapshot_every", 0, 0, None, kind="int",
+               help="keep every run's weights every k steps and at the last step (0 = off), "
+                    "so figures can show any of those steps without training again"),
 )
 TOP_KEYS = ("name", "steps", "seeds", "batch_size", "dtype", "eval_every", "divergence_factor",
-            "target_loss", "sharpness_every", "problem", "rules")
+            "target_loss", "sharpness_every", "snapshot_every", "problem", "rules")
 ENTRY_KEYS = ("rule", "label", "learning_rate", "schedule")
 SCHEDULE_KEYS = ("name", "warmup_steps")
 LEARNING_RATE = HyperParam("learning_rate", 0.01, 0.0, None, low_open=True, log=True,
@@ -106,6 +109,7 @@ class Experiment:
     target_loss: float | None
     sharpness_every: int
     entries: list[RuleEntry]
+    snapshot_every: int = 0
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -138,8 +142,9 @@ class Experiment:
         if values["batch_size"] > 0 and kind == "landscape":
             raise SpecError("batch_size", values["batch_size"],
                             f"0 (problem {problem!r} is a landscape: it has no samples to batch)")
-        if values["sharpness_every"] > steps:
-            raise SpecError("sharpness_every", values["sharpness_every"], f"an integer in [0, {steps}] (steps)")
+        for every in ("sharpness_every", "snapshot_every"):
+            if values[every] > steps:
+                raise SpecError(every, values[every], f"an integer in [0, {steps}] (steps)")
         rules = d.get("rules")
         if not isinstance(rules, list) or not rules or not all(isinstance(r, dict) for r in rules):
             raise SpecError("rules", rules, "at least one [[rules]] table, e.g. rule = \"gd\"")
@@ -148,7 +153,8 @@ class Experiment:
         return cls(name=exp_name, problem=problem, problem_settings=settings, steps=steps, seeds=seeds,
                    batch_size=values["batch_size"], dtype=values["dtype"], eval_every=values["eval_every"],
                    divergence_factor=values["divergence_factor"], target_loss=target,
-                   sharpness_every=values["sharpness_every"], entries=entries)
+                   sharpness_every=values["sharpness_every"], entries=entries,
+                   snapshot_every=values["snapshot_every"])
 
     @classmethod
     def from_toml(cls, text: str, registry=None, *, name: str | None = None, strict: bool = True) -> "Experiment":
@@ -163,6 +169,8 @@ class Experiment:
         if self.target_loss is not None:
             d["target_loss"] = self.target_loss
         d["sharpness_every"] = self.sharpness_every
+        if self.snapshot_every:  # written only when on: older result folders' specs stay byte-identical
+            d["snapshot_every"] = self.snapshot_every
         d["problem"] = {"name": self.problem, **self.problem_settings}
         d["rules"] = [e.to_dict() for e in self.entries]
         return d

@@ -320,6 +320,10 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
 
     eval_every = experiment.eval_every
     factor = experiment.divergence_factor
+    snapshot_every = experiment.snapshot_every
+    snapshots = None
+    if snapshot_every:  # (r, K, P): θ at steps 0, k, 2k, ... and T; NaN where a run had stopped
+        snapshots = np.full((r, len(snapshot_steps(T, snapshot_every)), layout.size), nan, dtype=dtype)
     every_tick = max(1, T // 100)
     active = np.arange(r)
     n = r
@@ -431,6 +435,8 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                             if test_acc_b is None:
                                 test_acc_b = np.full((r, T + 1), nan)
                             test_acc_b[:n, t] = values
+                if snapshot_every and (t % snapshot_every == 0 or t == T):
+                    snapshots[active, t // snapshot_every if t % snapshot_every == 0 else -1] = params
                 if sharpness_mod is not None and (t % experiment.sharpness_every == 0 or t == T):
                     if sharp_b is None:
                         sharp_b = np.full((r, T + 1), nan)
@@ -586,7 +592,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     "test_accuracy": _scatter_or_none(scatter, test_acc_b),
                     "sharpness": _scatter_or_none(scatter, sharp_b)},
         "status": status, "error": errors, "diverged_at": diverged_at, "last_row": last_row,
-        "initial": initial, "final": final_params, "path": path,
+        "initial": initial, "final": final_params, "path": path, "snapshots": snapshots,
     }
 
 
@@ -599,6 +605,12 @@ def _layer_squares(block: np.ndarray, layout, layer_starts: np.ndarray | None) -
         per_layer = np.stack([sum(squares[..., s].sum(axis=2) for s in slices)
                               for _, slices in layout.layer_slices()], axis=2)
     return per_layer.astype(np.float64, copy=False)
+
+
+def snapshot_steps(steps: int, every: int) -> list[int]:
+    """The steps whose weights ``snapshot_every = every`` keeps: 0, k, 2k, … and the last."""
+    marks = list(range(0, steps + 1, every))
+    return marks if marks[-1] == steps else marks + [steps]
 
 
 def _all_fine_below(threshold: np.ndarray | None) -> float:
@@ -894,6 +906,7 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
     layers = gather("layers")                                                # (R, T+1, L)
     initial, final = gather("initial", None), gather("final", None)
     path = gather("path", None)
+    snapshots = gather("snapshots", None)
     status = [s for out in outputs for s in out["status"]]
     errors = [e for out in outputs for e in out["error"]]
     if order is not None:
@@ -999,4 +1012,7 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
             weights[f"{prefix}.{e.name}"] = np.ascontiguousarray(layout.view(flat, e.name))
     if path is not None:
         weights["path"] = path
+    if snapshots is not None:
+        weights["snapshots"] = snapshots
+        weights["snapshot_steps"] = np.array(snapshot_steps(T, experiment.snapshot_every), dtype=np.int64)
     return runs, metrics, weights

@@ -423,3 +423,30 @@ def test_per_layer_gradient_norms_equal_a_direct_computation(problem):
                 direct = np.sqrt(sum(float(np.sum(g[s] ** 2)) for s in slices))
                 assert m[f"grad_norm.{name}"][t] == pytest.approx(direct, rel=1e-12), (run.run_id, t, name)
             theta = theta - run.learning_rate * g
+
+
+def test_snapshots_are_the_weights_of_shorter_runs():
+    """snapshot_every = 4 over 10 steps keeps θ at 0, 4, 8, 10: each equals the final weights of the
+    same run trained for that many steps, and a diverged run's later snapshots are NaN."""
+    spec = {"steps": 10, "seeds": [0, 1], "eval_every": 0, "snapshot_every": 4, "divergence_factor": 3,
+            "problem": {"name": "moons", "samples": 32, "hidden": [4]},
+            "rules": [{"rule": "momentum", "learning_rate": [0.3, 300.0]}]}
+    e = Experiment.from_dict(spec)
+    res = run_experiment(e, workers=1)
+    assert list(res.weights["snapshot_steps"]) == [0, 4, 8, 10]
+    snaps = res.weights["snapshots"]
+    assert snaps.shape == (4, 4, res.weights["initial.W1"][0].size + res.weights["initial.b1"][0].size
+                           + res.weights["initial.W2"][0].size + res.weights["initial.b2"][0].size)
+    layout_names = [k[len("final."):] for k in res.weights if k.startswith("final.")]
+    for k, t in enumerate([0, 4, 8, 10]):
+        short = run_experiment(Experiment.from_dict({**spec, "steps": max(t, 1), "snapshot_every": 0}), workers=1) \
+            if t else None
+        for run in e.runs():
+            if run.learning_rate > 1 and res.runs["diverged_at"][run.run_id] <= t:
+                assert np.isnan(snaps[run.run_id, k]).all() or t == 0
+                continue
+            prefix, source = ("initial.", res) if t == 0 else ("final.", short)
+            flat = np.concatenate([source.weights[prefix + name][run.run_id].ravel() for name in layout_names])
+            np.testing.assert_array_equal(snaps[run.run_id, k], flat)
+    assert Experiment.from_dict(e.to_dict()).snapshot_every == 4
+    assert "snapshot_every" not in Experiment.from_dict({**spec, "snapshot_every": 0}).to_dict()
