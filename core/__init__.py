@@ -9,7 +9,8 @@ from .landscapes import LandscapeInstance, LinearRegressionInstance
 from .layout import ParamEntry, ParamLayout
 from .losses import LOSSES, Loss
 from .network import MLP
-from .problem import Dataset, ProblemInstance, SupervisedInstance
+from .problem import (Dataset, ExactHessian, Landscape, Predictor, ProblemInstance, SupervisedInstance,
+                      exact_hessian, is_landscape, is_predictor)
 from .registry import Registry, get_registry, load_registry
 from .experiment import Experiment, RuleEntry, RunConfig, load_experiment_file
 from .records import Results, load_results, save_results
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ACTIVATIONS", "Activation", "Dataset", "DescentRule", "HyperParam", "LOSSES", "Loss", "MLP",
     "ParamEntry", "ParamLayout", "PluginError", "Problem", "ProblemInstance", "Registry", "Schedule",
+    "ExactHessian", "Landscape", "Predictor", "exact_hessian", "is_landscape", "is_predictor",
     "SpecError", "SupervisedInstance", "__version__", "get_registry", "hookimpl", "hookspec",
     "load_registry",
     "GradientCheckError", "check_grads", "check_hessian", "numeric_grad",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -119,3 +119,57 @@ class SupervisedInstance(ProblemInstance):
         return {**super().describe(), "model": repr(self.model), "n_test": len(d.x_test),
                 "n_features": d.x_train.shape[1], "n_outputs": d.y_train.shape[1],
                 "feature_names": list(d.feature_names), "class_names": list(d.class_names)}
+
+
+# ---- optional capabilities ---------------------------------------------------------------------
+# Core and dashboard ask a built problem what it can do through these protocols (isinstance), never
+# which built-in it is; a third-party problem offers a capability by having these members. Facts
+# that need no code are keys of ``describe()``: ``top_eigenvalue`` (a constant Hessian's λ_max, for
+# critical α) and ``minimum_value`` (the known minimum loss J*, for the verdicts).
+
+
+@runtime_checkable
+class Landscape(Protocol):
+    """Two parameters that are the point itself: the dashboard draws contours, paths and minima."""
+
+    bounds: Sequence[Sequence[float]]          # ((x_min, x_max), (y_min, y_max)) of the default window
+    axis_names: Sequence[str]                  # names of the two parameters, e.g. ("x", "y") or ("w", "b")
+    minima: Sequence[Sequence[float]]          # known minima, drawn as markers (may be empty)
+
+    def value(self, points: np.ndarray) -> np.ndarray:
+        """The loss at ``(..., 2)`` points, shape ``(...)``."""
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A model on data: decision boundaries and predictions at any inputs."""
+
+    dataset: Dataset
+
+    def predict(self, params: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+        """Model outputs ``(R, N, k)`` for ``(N, d)`` inputs (logits for classification)."""
+
+
+@runtime_checkable
+class ExactHessian(Protocol):
+    """A closed-form Hessian: explanations and sharpness use it instead of Lanczos."""
+
+    def hessian(self, params: np.ndarray) -> np.ndarray | None:
+        """``(R, P, P)``, or None where it is not known."""
+
+
+def is_landscape(instance) -> bool:
+    """Whether ``instance`` offers the :class:`Landscape` capability (two parameters, a value)."""
+    return isinstance(instance, Landscape) and instance.layout.size == 2
+
+
+def is_predictor(instance) -> bool:
+    """Whether ``instance`` offers the :class:`Predictor` capability."""
+    return isinstance(instance, Predictor)
+
+
+def exact_hessian(instance, params: np.ndarray) -> np.ndarray | None:
+    """The instance's closed-form Hessian at ``params``, or None when it has none."""
+    if not isinstance(instance, ExactHessian):
+        return None
+    return instance.hessian(params)
