@@ -4,7 +4,7 @@
     python benchmarks/explain.py --repeat 5
 
 For each shipped example, the whole ``run_experiment`` is timed with explanations on and off (off:
-``runner._explain`` replaced by one that returns empty columns), alternately in the same process,
+``tables._explain`` replaced by one that returns empty columns), alternately in the same process,
 best of ``--repeat``; only flagged runs are explained, so the extra time is reported per flagged
 run too. The verdicts themselves (``verdicts.classify``) are timed on the tiny job's shape: 256 runs
 x 1001 steps.
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import descentlab.runner as runner
+import descentlab.tables as tables
 from descentlab.experiment import load_experiment_file
 from descentlab.verdicts import FLAGGED, classify
 
@@ -33,15 +34,15 @@ def _no_explanations(experiment, registry, instance, configs, status, flagged_at
 
 
 def timed(experiment, explain: bool) -> tuple[float, object]:
-    original = runner._explain
+    original = tables._explain
     if not explain:
-        runner._explain = _no_explanations
+        tables._explain = _no_explanations
     try:
         start = time.perf_counter()
         results = runner.run_experiment(experiment, workers=1)
         return time.perf_counter() - start, results
     finally:
-        runner._explain = original
+        tables._explain = original
 
 
 def main() -> None:

@@ -33,7 +33,8 @@ def snapshot_weights(instance, registry, experiment, configs, steps: dict[int, i
     Runs are trained in chunks sized by the runner's plan and stop as soon as every asked-for
     weight is taken. Runs that stop (fail or diverge) before their step are left out.
     """
-    from .runner import plan_chunks, run_chunk
+    from .chunk import run_chunk
+    from .runner import plan_chunks
 
     wanted = sorted(i for i, t in steps.items() if t > 0)
     out: dict[int, np.ndarray | None] = {i: None for i in steps}

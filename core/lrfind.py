@@ -108,7 +108,7 @@ def _range_test(instance, rule, values, seeds, start_lr, end_lr, steps, beta, st
     Runs past their own stop train on unseen until then (their values are not recorded); the loop's
     divergence factor is effectively off, so only a non-finite loss (also a stop) drops a run.
     """
-    from .runner import RuleLookup, one_rule_experiment, run_chunk
+    from .chunk import RuleLookup, one_rule_experiment, run_chunk
 
     if registry is None:
         from .registry import get_registry

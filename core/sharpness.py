@@ -275,7 +275,7 @@ def preconditioned_sharpness_run(instance, rule, learning_rate: float, steps: in
     (t − 1) read through the rule's declaration. Returns ``{"steps", "sharpness" (S, K),
     "preconditioned" (S, K), "losses" (S, steps + 1), "limit"}``.
     """
-    from .runner import RuleLookup, one_rule_experiment, run_chunk
+    from .chunk import RuleLookup, one_rule_experiment, run_chunk
 
     if registry is None:
         from .registry import get_registry

@@ -1,0 +1,65 @@
+"""Worker processes of the runner: each rebuilds the plugins and the problem once, then trains chunks."""
+
+from __future__ import annotations
+
+import json
+
+from .allocator import keep_freed_memory
+from .chunk import run_chunk
+from .experiment import Experiment
+
+_WORKER_REGISTRIES: dict = {}
+_WORKER_INSTANCES: dict = {}
+
+
+def _worker_registry(plugin_paths: tuple[str, ...]):
+    if plugin_paths not in _WORKER_REGISTRIES:
+        from .registry import load_registry
+        # plugin files are loaded again here: a worker may be a fresh interpreter (spawn, Dask)
+        _WORKER_REGISTRIES[plugin_paths] = load_registry(plugin_paths, use_env=False)
+    return _WORKER_REGISTRIES[plugin_paths]
+
+
+_BLAS_LIMITED = False
+
+
+def _one_blas_thread() -> None:
+    """In a worker, BLAS gets one thread: the pool already keeps every core busy, and two workers
+    each running two BLAS threads on two cores would fight over them."""
+    global _BLAS_LIMITED
+    import multiprocessing
+
+    if _BLAS_LIMITED or multiprocessing.parent_process() is None:
+        return  # not a worker process (e.g. a thread pool): leave this process's BLAS alone
+    _BLAS_LIMITED = True
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1, user_api="blas")
+    except Exception:  # threadpoolctl missing or unaware of this BLAS: keep its default
+        pass
+
+
+def run_chunk_job(payload: dict) -> dict:
+    """Executor entry point: rebuild registry, experiment and problem in this process, run one chunk."""
+    _one_blas_thread()
+    keep_freed_memory()
+    registry = _worker_registry(tuple(payload["plugin_paths"]))
+    experiment = Experiment.from_dict(payload["experiment"], strict=False)
+    key = json.dumps([experiment.problem, experiment.problem_settings], sort_keys=True, default=str)
+    if key not in _WORKER_INSTANCES:
+        _WORKER_INSTANCES.clear()
+        _WORKER_INSTANCES[key] = registry.problem(experiment.problem).build(dict(experiment.problem_settings))
+    configs = experiment.runs()
+    return run_chunk(_WORKER_INSTANCES[key], registry, experiment, [configs[i] for i in payload["run_ids"]])
+
+
+def _process_context():
+    """fork when this process has no other Python threads (fast: workers inherit the imports);
+    forkserver otherwise (e.g. inside the Streamlit server), where fork could copy a held lock."""
+    import multiprocessing
+    import threading
+
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
