@@ -145,6 +145,9 @@ class DescentRule:
       step θ ← θ − α P_t⁻¹ m_t, read from the state the rule returned at ``step``; with
       ``preconditioned_limit(learning_rate, hyper) -> c``, the stability limit on λ_max(P⁻¹H)
       (Adam: (2 + 2β₁)/((1 − β₁)α), Cohen et al. 2022).
+    - ``optimal(λ_min, λ_max) -> {"learning_rate": α*, <other hyperparameters>..., "rate": ρ,
+      "formula": text}``: the best constant hyperparameters on a quadratic with that spectrum and
+      their per-step contraction of ‖θ − θ*‖ (GD: α* = 2/(λ_min + λ_max); heavy ball: Polyak's).
     """
 
     name: str
@@ -160,6 +163,7 @@ class DescentRule:
     quadratic_rate: Callable | None = None
     preconditioner: Callable | None = None
     preconditioned_limit: Callable | None = None
+    optimal: Callable | None = None
 
     def display_title(self, hyper: dict | None = None) -> str:
         """The rule's name in sentences: its ``title`` (called with ``hyper`` if callable), else its name."""
@@ -175,7 +179,8 @@ class DescentRule:
         _check_declarations(f"rule {self.name!r}", self.hyperparams)
         if "learning_rate" in [h.name for h in self.hyperparams]:
             raise ValueError(f"rule {self.name!r}: learning_rate is set by the runner, do not declare it")
-        for field_name in ("stability_threshold", "quadratic_rate", "preconditioner", "preconditioned_limit"):
+        for field_name in ("stability_threshold", "quadratic_rate", "preconditioner", "preconditioned_limit",
+                           "optimal"):
             if getattr(self, field_name) is not None and not callable(getattr(self, field_name)):
                 raise ValueError(f"rule {self.name!r}: {field_name} must be a callable or None")
         if not (isinstance(self.title, str) or callable(self.title)):

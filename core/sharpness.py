@@ -314,11 +314,12 @@ def preconditioned_sharpness_run(instance, rule, learning_rate: float, steps: in
 
 def adam_sharpness_run(instance, learning_rate: float, steps: int, every: int, *, hyper: dict | None = None,
                        seeds=(0,), rule=None, registry=None) -> dict:
-    """:func:`preconditioned_sharpness_run` of ``rule`` (default: the registry's ``adam``); kept for old callers."""
+    """:func:`preconditioned_sharpness_run` of ``rule``, by default the first registered rule that
+    declares a preconditioner (the built-in Adam); kept for old callers."""
     if rule is None:
         if registry is None:
             from .registry import get_registry
             registry = get_registry()
-        rule = registry.rule("adam")
+        rule = next(r for r in registry.rules.values() if r.preconditioner is not None)
     return preconditioned_sharpness_run(instance, rule, learning_rate, steps, every, hyper=hyper, seeds=seeds,
                                         registry=registry)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import math
+
 import numpy as np
 
 from descentlab import DescentRule, HyperParam, hookimpl
@@ -510,6 +512,21 @@ def classical_momentum_rate(a, hyper):
     return momentum_rate(a, dict(hyper, nesterov=0.0, dampening=0.0))
 
 
+def gd_optimal(lam_min, lam_max):
+    """α* = 2/(λ_min + λ_max): the slowest and fastest directions contract equally, ρ = (κ − 1)/(κ + 1)."""
+    kappa = lam_max / lam_min
+    return {"learning_rate": 2.0 / (lam_min + lam_max), "rate": (kappa - 1.0) / (kappa + 1.0),
+            "formula": "α = 2/(λ_min + λ_max), ρ = (κ − 1)/(κ + 1)"}
+
+
+def heavy_ball_optimal(lam_min, lam_max):
+    """Polyak: α = 4/(√λ_max + √λ_min)², μ = ((√κ − 1)/(√κ + 1))², ρ = √μ (reached asymptotically)."""
+    root = math.sqrt(lam_max / lam_min)
+    rate = (root - 1.0) / (root + 1.0)
+    return {"learning_rate": 4.0 / (math.sqrt(lam_max) + math.sqrt(lam_min)) ** 2, "momentum": rate * rate,
+            "rate": rate, "formula": "α = 4/(√λ_max + √λ_min)², μ = ((√κ − 1)/(√κ + 1))², ρ = √μ"}
+
+
 def momentum_title(hyper):
     return "Nesterov momentum" if float(hyper.get("nesterov", 0.0) or 0.0) else "heavy-ball momentum"
 
@@ -553,7 +570,7 @@ RULES = (
         formula="θ ← θ − α (g + λθ)",
         default_learning_rate=0.01,
         stability_threshold=gd_threshold,
-        title="gradient descent", quadratic_rate=gd_rate,
+        title="gradient descent", quadratic_rate=gd_rate, optimal=gd_optimal,
     ),
     DescentRule(
         "momentum", momentum_init, momentum_update,
@@ -569,7 +586,7 @@ RULES = (
         default_learning_rate=0.01,
         stability_threshold=momentum_threshold,
         threshold_note="heavy ball: α·λ < (2 + 2μ)/(1 − d); with nesterov: α·λ < (2 + 2μ)/(1 + 2μ − μd)",
-        title=momentum_title, quadratic_rate=momentum_rate,
+        title=momentum_title, quadratic_rate=momentum_rate, optimal=heavy_ball_optimal,
     ),
     DescentRule(
         "nesterov", nesterov_init, nesterov_update,

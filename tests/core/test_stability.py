@@ -146,3 +146,20 @@ def test_divergence_sentences():
         "loss exceeded 10000× its initial value (or became NaN/inf) at step 41")
     assert "not measured" in divergence_reason("gd", {}, 0.1, float("nan"), 41)
     assert "diverged at step 5" in divergence_reason("unknown_rule", {}, 1.0, 10.0, 5)
+
+
+def test_declared_optimal_hyperparameters_equal_the_closed_forms():
+    """The rules' ``optimal`` declarations (what the Stability page reads) agree with the theory module,
+    and on a quadratic their declared rate is the spectral radius at those hyperparameters."""
+    registry = get_registry()
+    lam_min, lam_max = 0.1, 10.0
+    gd = registry.rule("gd").optimal(lam_min, lam_max)
+    assert gd["learning_rate"] == pytest.approx(gd_optimal(lam_min, lam_max)["learning_rate"])
+    assert quadratic_rate("gd", {}, gd["learning_rate"], [lam_min, lam_max]) == pytest.approx(gd["rate"])
+    hb = registry.rule("momentum").optimal(lam_min, lam_max)
+    reference = heavy_ball_optimal(lam_min, lam_max)
+    assert (hb["learning_rate"], hb["momentum"], hb["rate"]) == pytest.approx(
+        (reference["learning_rate"], reference["momentum"], reference["rate"]))
+    assert quadratic_rate("momentum", {"momentum": hb["momentum"]}, hb["learning_rate"],
+                          [lam_min, lam_max]) == pytest.approx(hb["rate"], rel=1e-6)
+    assert registry.rule("adam").optimal is None
