@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_text_atomic
 from .errors import SpecError
 
 __all__ = ["LRFindResult", "THEORY_NOTE", "lr_find", "lr_find_experiment", "main"]
@@ -238,19 +237,6 @@ def lr_find_experiment(experiment, *, rule: str | None = None, start_lr: float =
     return out
 
 
-def _write_json_atomic(path: Path, payload) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv=None) -> int:
     """``descentlab lr-find EXPERIMENT.toml [--rule NAME] [--start 1e-6] [--end 10] [--steps 100] [--out PATH]``."""
     parser = argparse.ArgumentParser(
@@ -283,6 +269,6 @@ def main(argv=None) -> int:
     if args.out:
         payload = {"experiment": experiment.name, "problem": experiment.problem, "note": THEORY_NOTE,
                    "entries": [{"label": label, **result.to_dict()} for label, result in found]}
-        _write_json_atomic(Path(args.out), payload)
+        write_text_atomic(Path(args.out), json.dumps(payload, indent=1))
         print(f"wrote {args.out}")
     return 0

@@ -37,6 +37,28 @@ class Results:
         """The metric rows of one run, in step order."""
         return self.metrics[self.metrics["run_id"] == run_id].reset_index(drop=True)
 
+    def metric(self, name: str) -> np.ndarray:
+        """One per-step metric of every run as a ``(runs, steps + 1)`` float array in ``run_id`` order,
+        NaN where a run has no row (after it stopped)."""
+        if name not in self.metrics.columns or name in ("run_id", "step"):
+            accepted = ", ".join(c for c in self.metrics.columns if c not in ("run_id", "step"))
+            raise SpecError("metric", name, f"one of: {accepted}")
+        out = np.full((len(self.runs), self.experiment.steps + 1), np.nan)
+        ids = self.metrics["run_id"].to_numpy()
+        steps = self.metrics["step"].to_numpy()
+        out[ids, steps] = self.metrics[name].to_numpy(dtype=float)
+        return out
+
+    def __repr__(self) -> str:
+        # the dataclass repr printed both tables in full (~39,000 characters for a small sweep)
+        e = self.experiment
+        counts = self.runs["status"].value_counts() if "status" in self.runs else {}
+        statuses = ", ".join(f"{n} {s}" for s, n in counts.items())
+        rules = ", ".join(dict.fromkeys(self.runs["label"])) if "label" in self.runs else ""
+        where = f", path={str(self.path)!r}" if self.path is not None else ""
+        return (f"Results({e.name!r}: {len(self.runs)} runs of {rules} on {e.problem}, {e.steps} steps; "
+                f"{statuses}{where})")
+
 
 def _versions() -> dict:
     return dict(_installed_versions())

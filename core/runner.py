@@ -105,7 +105,8 @@ def _rebuildable(registry, experiment: Experiment) -> bool:
 
 
 def default_workers(experiment: Experiment, instance, registry) -> int:
-    """Both cores when the job is long enough to pay for processes and workers can rebuild the plugins."""
+    """Every core (this machine class has two) when the job is long enough to pay for processes and
+    workers can rebuild the plugins; else 1."""
     import threading
 
     cpus = os.cpu_count() or 1
@@ -118,7 +119,7 @@ def default_workers(experiment: Experiment, instance, registry) -> int:
         threshold *= 3
     if estimated_seconds(experiment, instance) < threshold:
         return 1
-    return min(cpus, 2 if cpus <= 2 else cpus)
+    return cpus
 
 
 # ---- the whole experiment ------------------------------------------------------------------------

@@ -82,16 +82,6 @@ def _l2_gradient(grad, params, decay):
     return out
 
 
-def _l2_gradient_hyper(grad, params, hyper):
-    """:func:`_l2_gradient` deciding from the hyperparameters (rules without a state of their own)."""
-    decay = hyper.get("weight_decay")
-    if decay is None or not np.any(decay):
-        return grad
-    out = np.multiply(params, decay)
-    out += grad
-    return out
-
-
 def _threshold(value):
     """A plain float when every input was a scalar (the theory module passes floats), else the array."""
     value = np.asarray(value, dtype=float)

@@ -147,3 +147,32 @@ def test_choice_hyperparameters_round_trip(tmp_path):
     assert list(res.runs["mode"].fillna("-")) == ["a", "b", "-"]
     back = load_results(save_results(res, tmp_path))
     pd.testing.assert_frame_equal(back.runs, res.runs, check_exact=True)
+
+
+def test_atomic_write_leaves_the_old_file_and_no_temporary_when_the_writer_fails(tmp_path):
+    from descentlab.atomic import write_atomic, write_text_atomic
+
+    target = tmp_path / "sub" / "out.json"
+    write_text_atomic(target, "old")
+
+    def broken(path):
+        path.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_atomic(target, broken)
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.json"]
+
+
+def test_metric_arrays_and_a_short_repr(results):
+    loss = results.metric("loss")
+    assert loss.shape == (len(results.runs), results.experiment.steps + 1)
+    for run_id in results.runs["run_id"]:
+        rows = results.run_metrics(run_id)
+        np.testing.assert_array_equal(loss[run_id, rows["step"]], rows["loss"])
+        assert np.isnan(loss[run_id, len(rows):]).all()
+    with pytest.raises(SpecError, match="metric"):
+        results.metric("los")
+    text = repr(results)
+    assert len(text) < 300 and "rt" in text and "runs" in text and "diverged" in text
