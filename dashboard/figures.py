@@ -19,13 +19,20 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from descentlab.analysis import NON_CONFIG_COLUMNS
+from descentlab.verdicts import stability_edge
+
+from .status_style import STATUS_STYLE, counts_text, is_flagged, status_counts, style_of, worst_status
+
 PALETTE = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A",
            "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"]
-DIVERGED_COLOR = "#d62728"
 
-# Columns of the runs table that describe a run's outcome, not its configuration.
-OUTCOME_COLUMNS = {"run_id", "entry", "label", "rule", "schedule", "seed", "status", "diverged_at",
-                   "final_loss", "best_loss", "steps_to_target", "error", "divergence_reason"}
+# Columns of the runs table that describe a run's outcome, not its configuration (core's list, plus
+# any the dashboard knew before it).
+OUTCOME_COLUMNS = set(NON_CONFIG_COLUMNS) | {"run_id", "entry", "label", "rule", "schedule", "seed", "status",
+                                             "diverged_at", "unstable_at", "final_loss", "best_loss",
+                                             "steps_to_target", "error", "divergence_reason",
+                                             "lambda_max_start", "lambda_max_flagged"}
 
 
 def color(index: int) -> str:
@@ -83,7 +90,7 @@ def config_columns(results) -> list[str]:
             continue
         if c in ("learning_rate", "warmup_steps") or c.startswith("schedule.") or c in declared:
             cols.append(c)
-        elif not declared and not c.startswith(("final_", "best_", "steps_", "wall", "n_")) \
+        elif not declared and not c.startswith(("final_", "best_", "steps_", "wall", "n_", "train_loss", "lambda_")) \
                 and pd.api.types.is_numeric_dtype(runs[c]):
             cols.append(c)  # no experiment at hand: any other numeric column is a hyperparameter
     return cols
@@ -113,13 +120,26 @@ def run_groups(results) -> list[Group]:
     return groups
 
 
-def _diverged_steps(results) -> dict[int, int]:
+def _status_steps(results, status: str, column: str) -> dict[int, int]:
+    """run_id -> ``column`` (a step) of the runs whose status is ``status`` (a missing column: none)."""
     runs = results.runs
+    if column not in runs:
+        return {}
     out = {}
-    for run_id, status, at in zip(runs["run_id"], runs["status"], runs["diverged_at"]):
-        if status == "diverged" and pd.notna(at):
+    for run_id, given, at in zip(runs["run_id"], runs["status"], runs[column]):
+        if given == status and pd.notna(at):
             out[int(run_id)] = int(at)
     return out
+
+
+def _diverged_steps(results) -> dict[int, int]:
+    """run_id -> ``diverged_at`` of the diverged runs (the runner stopped them there)."""
+    return _status_steps(results, "diverged", "diverged_at")
+
+
+def _unstable_steps(results) -> dict[int, int]:
+    """run_id -> ``unstable_at`` of the unstable runs (they went on to the last step)."""
+    return _status_steps(results, "unstable", "unstable_at")
 
 
 def _metric_matrix(results, metric: str, run_ids: Sequence[int], diverged: dict[int, int],
@@ -163,16 +183,21 @@ class Curve:
 
 
 @dataclass
-class DivergedMark:
-    """Where a diverged run stops: the step the runner recorded and the last finite value there."""
+class RunMark:
+    """Where a flagged run went wrong: a diverged run's ``diverged_at`` (where the runner stopped it,
+    at the last finite value) or an unstable run's ``unstable_at`` (its value there; it went on)."""
 
     name: str
     run_id: int
     seed: int
     step: int
     y: float | None
-    text: str
-    color: str
+    text: str              # "diverged at step N" / "unstable from step N"
+    color: str             # the curve's colour (the marker's colour is the status's)
+    status: str = "diverged"
+
+
+DivergedMark = RunMark  # the name before unstable runs were marked too
 
 
 @dataclass
@@ -181,9 +206,14 @@ class CurvesInfo:
     y_title: str
     log_y: bool
     curves: list[Curve] = field(default_factory=list)
-    diverged: list[DivergedMark] = field(default_factory=list)
+    diverged: list[RunMark] = field(default_factory=list)
+    unstable: list[RunMark] = field(default_factory=list)
     x_range: list[int] | None = None
     target: float | None = None              # a horizontal reference line (the target loss)
+
+    @property
+    def marks(self) -> list[RunMark]:
+        return self.diverged + self.unstable
 
 
 def _summarise(steps, values) -> tuple[list, list, list | None, list | None]:
@@ -236,17 +266,39 @@ def _last_finite(steps, column, upto: int) -> float | None:
     return float(column[ok][-1])
 
 
+def _value_at(steps, column, step: int, log_y: bool) -> float | None:
+    """The value at ``step`` (else the last finite one before it), None if nothing is drawable."""
+    column = np.where(np.isinf(column), np.nan, column)
+    if log_y:
+        column = np.where(column > 0, column, np.nan)
+    exact = np.flatnonzero(steps == step)
+    if exact.size and np.isfinite(column[exact[0]]):
+        return float(column[exact[0]])
+    return _last_finite(steps, column, step)
+
+
+def unstable_text(step: int) -> str:
+    return f"unstable from step {step}"
+
+
+def diverged_text(step: int) -> str:
+    return f"diverged at step {step}"
+
+
 def metric_curves_info(results, metric: str, *, title: str | None = None, y_title: str | None = None,
                        log_y: bool = False, groups: Sequence[Group] | None = None,
                        role: str = "train", dash: str = "solid", mark_diverged: bool = True,
                        suffix: str = "", max_points: int = 2000) -> CurvesInfo:
-    """One curve per group of ``metric`` over steps; diverged runs stop at ``diverged_at`` and are marked.
+    """One curve per group of ``metric`` over steps; flagged runs are marked where they went wrong.
 
-    Curves longer than ``max_points`` are thinned to every k-th step (the last step always kept), so
-    a 100 000-step run stays light in the browser; divergence marks keep their exact step.
+    A diverged run stops at ``diverged_at`` (marked "diverged at step N" at its last finite value);
+    an unstable run goes on to the last step and is marked "unstable from step N" at its value at
+    ``unstable_at``. Curves longer than ``max_points`` are thinned to every k-th step (the last step
+    always kept), so a 100 000-step run stays light in the browser; marks keep their exact step.
     """
     groups = run_groups(results) if groups is None else groups
     diverged = _diverged_steps(results)
+    unstable = _unstable_steps(results)
     info = CurvesInfo(title=title or metric, y_title=y_title or metric, log_y=log_y)
     if metric not in results.metrics.columns:
         return info
@@ -266,9 +318,15 @@ def metric_curves_info(results, metric: str, *, title: str | None = None, y_titl
             if run_id in diverged:
                 at = diverged[run_id]
                 column = np.where(np.isinf(values[:, j]), np.nan, values[:, j])
-                info.diverged.append(DivergedMark(
+                info.diverged.append(RunMark(
                     name=g.name, run_id=run_id, seed=seeds_of.get(run_id, -1), step=at,
-                    y=_last_finite(steps, column, at), text=f"diverged at step {at}", color=color(g.index)))
+                    y=_last_finite(steps, column, at), text=diverged_text(at), color=color(g.index)))
+            elif run_id in unstable:
+                at = unstable[run_id]
+                info.unstable.append(RunMark(
+                    name=g.name, run_id=run_id, seed=seeds_of.get(run_id, -1), step=at,
+                    y=_value_at(steps, values[:, j], at, log_y), text=unstable_text(at), color=color(g.index),
+                    status="unstable"))
     steps_total = _total_steps(results)
     if steps_total is not None:
         info.x_range = [0, steps_total]
@@ -323,8 +381,17 @@ def test_accuracy_info(results, groups=None) -> CurvesInfo:
 test_accuracy_info.__test__ = False  # not a pytest test despite its name
 
 
+def _text_side(step: int, x_range: list[int] | None) -> str:
+    """A mark's label stays inside the plot: to the right near the first step, to the left near the last."""
+    if not x_range or x_range[1] <= x_range[0]:
+        return "top center"
+    where = (step - x_range[0]) / (x_range[1] - x_range[0])
+    return "top right" if where < 0.15 else "top left" if where > 0.85 else "top center"
+
+
 def draw_curves(info: CurvesInfo) -> go.Figure:
-    """Lines (with an interquartile band when a curve is a median over seeds) and divergence markers."""
+    """Lines (with an interquartile band when a curve is a median over seeds) and a mark where each flagged
+    run went wrong (in its status's style: diverged at, unstable from)."""
     fig = go.Figure()
     for c in info.curves:
         if c.lower is not None and c.upper is not None:
@@ -336,11 +403,12 @@ def draw_curves(info: CurvesInfo) -> go.Figure:
                                      legendgroup=c.legendgroup, meta="band", name=c.name + " 25%"))
         fig.add_trace(go.Scatter(x=c.x, y=c.y, mode="lines", name=c.name, meta=c.role,
                                  legendgroup=c.legendgroup, line=dict(color=c.color, dash=c.dash, width=2)))
-    for d in info.diverged:
+    for d in info.marks:
+        style = style_of(d.status)
         fig.add_trace(go.Scatter(
-            x=[d.step], y=[d.y], mode="markers+text", name=f"{d.name}: {d.text}", meta="diverged",
-            text=[d.text], textposition="top center", textfont=dict(color=DIVERGED_COLOR),
-            marker=dict(symbol="x", size=13, color=DIVERGED_COLOR, line=dict(width=2, color=d.color)),
+            x=[d.step], y=[d.y], mode="markers+text", name=f"{d.name}: {d.text}", meta=d.status,
+            text=[d.text], textposition=_text_side(d.step, info.x_range), textfont=dict(color=style.color),
+            marker=dict(symbol=style.symbol, size=13, color=style.color, line=dict(width=2, color=d.color)),
             hovertext=[f"{d.name}, seed {d.seed}: {d.text}"], hoverinfo="text", showlegend=False,
             legendgroup=d.name))
     if info.target is not None:
@@ -351,7 +419,7 @@ def draw_curves(info: CurvesInfo) -> go.Figure:
                            font=dict(color="gray"))
     fig.update_layout(title=info.title, xaxis_title="step", yaxis_title=info.y_title,
                       margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2),
-                      hovermode="x unified" if not info.diverged else "closest")
+                      hovermode="x unified" if not info.marks else "closest")
     if info.log_y:
         fig.update_yaxes(type="log")
     if info.x_range:
@@ -367,8 +435,13 @@ def draw_curves(info: CurvesInfo) -> go.Figure:
 class LayerNormsInfo:
     layers: list[str]
     panels: list[tuple[str, list[Curve]]]  # (group name, one curve per layer)
-    diverged: list[DivergedMark] = field(default_factory=list)
+    diverged: list[RunMark] = field(default_factory=list)
     x_range: list[int] | None = None
+    unstable: list[RunMark] = field(default_factory=list)
+
+    @property
+    def marks(self) -> list[RunMark]:
+        return self.diverged + self.unstable
 
 
 def layer_columns(metrics: pd.DataFrame) -> list[str]:
@@ -390,6 +463,7 @@ def layer_grad_norms_info(results, groups: Sequence[Group] | None = None, max_pa
                 c.name, c.color, c.role, c.legendgroup = layer, color(j), layer, layer
                 curves.append(c)
             info.diverged += sub.diverged
+            info.unstable += sub.unstable
         info.panels.append((g.name, curves))
     info.x_range = [0, _total_steps(results)] if _total_steps(results) is not None else None
     return info
@@ -415,10 +489,11 @@ def draw_layer_grad_norms(info: LayerNormsInfo) -> go.Figure:
                                      legendgroup=curve.name, showlegend=curve.name not in shown,
                                      line=dict(color=curve.color, width=2)), row=r, col=c)
             shown.add(curve.name)
-        for d in info.diverged:
+        for d in info.marks:
             if d.name == name:
-                fig.add_trace(go.Scatter(x=[d.step], y=[d.y], mode="markers", meta="diverged",
-                                         marker=dict(symbol="x", size=11, color=DIVERGED_COLOR),
+                style = style_of(d.status)
+                fig.add_trace(go.Scatter(x=[d.step], y=[d.y], mode="markers", meta=d.status,
+                                         marker=dict(symbol=style.symbol, size=11, color=style.color),
                                          hovertext=[f"seed {d.seed}: {d.text}"], hoverinfo="text",
                                          showlegend=False), row=r, col=c)
     fig.update_yaxes(type="log")
@@ -434,24 +509,35 @@ def draw_layer_grad_norms(info: LayerNormsInfo) -> go.Figure:
 
 @dataclass
 class SweepLine:
-    """One rule configuration swept over α: median over seeds at each α."""
+    """One rule configuration swept over α: median over seeds at each α, and each α's statuses."""
 
     name: str
     color: str
     alphas: list[float]
-    final_loss: list[float | None]   # None where diverged
+    final_loss: list[float | None]   # median over seeds; None where a seed blew up or failed (drawn at the top)
     best_loss: list[float | None]
-    diverged: list[bool]             # any seed diverged at that α
+    statuses: list[tuple[str, ...]]  # every seed's status at that α, in seed order
+    worst: list[str]                 # the worst of them (status_style.SEVERITY): the α's marker
+    flagged: list[bool]              # a seed was unstable or diverged
+    failed: list[bool]               # a seed failed (an error, shown with its own marker)
+    diverged: list[bool]             # a seed diverged
     diverged_at: list[int | None]    # earliest divergence step over seeds
-    largest_stable: float | None     # largest α with no diverged seed and no larger α... see sweep_info
+    unstable_at: list[int | None]    # earliest unstable_at over seeds
+    largest_stable: float | None     # descentlab.verdicts.stability_edge: every seed stable, below the smallest flagged α
     largest_stable_loss: float | None = None
+    smallest_flagged: float | None = None  # smallest α where a seed was unstable or diverged
 
 
 @dataclass
 class SweepInfo:
     lines: list[SweepLine]
-    ceiling: float | None            # y where diverged α are drawn
+    ceiling: float | None            # y where flagged and failed α are drawn (above every loss shown)
     metric: str = "final_loss"
+
+    def statuses_present(self) -> list[str]:
+        """The worst statuses drawn, in the vocabulary's order (for the legend)."""
+        seen = {w for line in self.lines for w in line.worst}
+        return [s for s in STATUS_STYLE if s in seen] + sorted(s for s in seen if s not in STATUS_STYLE)
 
 
 def _sweep_groups(results) -> list[tuple[str, int, pd.DataFrame]]:
@@ -470,23 +556,33 @@ def _sweep_groups(results) -> list[tuple[str, int, pd.DataFrame]]:
     return out
 
 
-def sweep_info(results) -> SweepInfo:
-    """Final and best loss against α per rule, diverged α flagged, largest stable α per rule.
+def _earliest(part: pd.DataFrame, status: str, column: str) -> int | None:
+    if column not in part:
+        return None
+    at = pd.to_numeric(part.loc[part["status"].eq(status), column], errors="coerce").dropna()
+    return int(at.min()) if len(at) else None
 
-    "Stable" at α means no seed diverged; the largest stable α is the largest α below the smallest
-    diverged one (so a lucky α past the edge does not count).
+
+def sweep_info(results) -> SweepInfo:
+    """Final and best loss against α per rule, each α's statuses over seeds, largest stable α per rule.
+
+    An α is *flagged* when a seed was unstable or diverged. The largest stable α is
+    :func:`descentlab.verdicts.stability_edge`'s: every seed converged or progressing, and α below
+    the smallest flagged one (so a lucky α past the edge does not count). A flagged α, and one
+    where a seed failed, is drawn at the ceiling above the losses (no point on the loss line: an
+    unstable run's final loss is real but says only that it blew up; the hover text keeps it).
     """
     lines = []
     finite_max = []
     for k, (name, _entry, rows) in enumerate(_sweep_groups(results)):
-        alphas, finals, bests, flags, ats = [], [], [], [], []
-        for alpha, part in rows.groupby("learning_rate", sort=True):
-            div = part["status"].eq("diverged") | part["status"].eq("failed")
+        alphas, finals, bests, statuses, div_ats, unst_ats = [], [], [], [], [], []
+        for alpha, part in rows.sort_values("seed", kind="stable").groupby("learning_rate", sort=True):
             alphas.append(float(alpha))
-            flags.append(bool(div.any()))
-            at = part.loc[part["status"].eq("diverged"), "diverged_at"]
-            ats.append(int(at.min()) if len(at) and at.notna().any() else None)
-            if div.any():
+            seeds = tuple(str(s) for s in part["status"])
+            statuses.append(seeds)
+            div_ats.append(_earliest(part, "diverged", "diverged_at"))
+            unst_ats.append(_earliest(part, "unstable", "unstable_at"))
+            if any(is_flagged(s) or s == "failed" for s in seeds):
                 finals.append(None)
                 bests.append(None)
             else:
@@ -495,45 +591,85 @@ def sweep_info(results) -> SweepInfo:
                 finals.append(f if math.isfinite(f) else None)
                 bests.append(b if math.isfinite(b) else None)
                 finite_max += [v for v in (f, b) if math.isfinite(v)]
-        first_bad = min((a for a, d in zip(alphas, flags) if d), default=math.inf)
-        stable = [(a, f) for a, d, f in zip(alphas, flags, finals) if not d and a < first_bad]
-        largest, largest_loss = (stable[-1] if stable else (None, None))
-        lines.append(SweepLine(name=name, color=color(k), alphas=alphas, final_loss=finals, best_loss=bests,
-                               diverged=flags, diverged_at=ats, largest_stable=largest,
-                               largest_stable_loss=largest_loss))
+        largest, edge = stability_edge(alphas, statuses)
+        largest = None if math.isnan(largest) else largest
+        largest_loss = finals[alphas.index(largest)] if largest is not None else None
+        lines.append(SweepLine(
+            name=name, color=color(k), alphas=alphas, final_loss=finals, best_loss=bests, statuses=statuses,
+            worst=[worst_status(s) for s in statuses],
+            flagged=[any(is_flagged(x) for x in s) for s in statuses],
+            failed=["failed" in s for s in statuses], diverged=["diverged" in s for s in statuses],
+            diverged_at=div_ats, unstable_at=unst_ats, largest_stable=largest, largest_stable_loss=largest_loss,
+            smallest_flagged=None if math.isnan(edge) else edge))
     ceiling = max(finite_max) * 3.0 if finite_max else 1.0
     return SweepInfo(lines=lines, ceiling=ceiling)
 
 
+def _alpha_hover(line: SweepLine, i: int) -> str:
+    text = f"{line.name}: α={line.alphas[i]:g} — {counts_text(line.statuses[i])}"
+    if line.final_loss[i] is not None:
+        text += f"; median final loss {line.final_loss[i]:.4g}"
+    if line.unstable_at[i] is not None:
+        text += f"; {unstable_text(line.unstable_at[i])}"
+    if line.diverged_at[i] is not None:
+        text += f"; {diverged_text(line.diverged_at[i])}"
+    return text
+
+
+def status_legend(fig: go.Figure, statuses: Sequence[str], **where) -> None:
+    """One legend entry per status drawn (a marker without data), so the symbols explain themselves."""
+    for status in statuses:
+        style = style_of(status)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=style.label, meta="status_legend",
+                                 legendgroup=f"status:{status}", hoverinfo="skip",
+                                 marker=dict(symbol=style.symbol, size=10, color=style.color,
+                                             line=dict(width=1, color="black"))), **where)
+
+
 def draw_sweep(info: SweepInfo, *, show_best: bool = True) -> go.Figure:
+    """Per rule: the loss line, one marker per α in the style of its worst status, ★ the largest stable α."""
     fig = go.Figure()
     for line in info.lines:
-        fig.add_trace(go.Scatter(x=line.alphas, y=line.final_loss, mode="lines+markers", name=line.name,
+        fig.add_trace(go.Scatter(x=line.alphas, y=line.final_loss, mode="lines", name=line.name,
                                  meta="final", legendgroup=line.name, line=dict(color=line.color, width=2)))
         if show_best:
             fig.add_trace(go.Scatter(x=line.alphas, y=line.best_loss, mode="lines", name=line.name + " (best)",
                                      meta="best", legendgroup=line.name, showlegend=False,
                                      line=dict(color=line.color, width=1, dash="dot")))
-        bad = [(a, at) for a, d, at in zip(line.alphas, line.diverged, line.diverged_at) if d]
-        if bad:
-            fig.add_trace(go.Scatter(
-                x=[a for a, _ in bad], y=[info.ceiling] * len(bad), mode="markers", meta="diverged",
-                name=line.name + " diverged", legendgroup=line.name, showlegend=False,
-                marker=dict(symbol="x", size=12, color=line.color, line=dict(width=2, color=DIVERGED_COLOR)),
-                hovertext=[f"{line.name}: α={a:g} diverged" + (f" at step {at}" if at is not None else "")
-                           for a, at in bad], hoverinfo="text"))
+        styles = [style_of(w) for w in line.worst]
+        fig.add_trace(go.Scatter(
+            x=line.alphas, y=[info.ceiling if f is None else f for f in line.final_loss], mode="markers",
+            meta="status", name=line.name + " status", legendgroup=line.name, showlegend=False,
+            customdata=list(line.worst),
+            marker=dict(symbol=[s.symbol for s in styles], color=[s.color for s in styles], size=11,
+                        line=dict(width=1.5, color=line.color)),
+            hovertext=[_alpha_hover(line, i) for i in range(len(line.alphas))], hoverinfo="text"))
         if line.largest_stable is not None:
             fig.add_trace(go.Scatter(
                 x=[line.largest_stable], y=[line.largest_stable_loss], mode="markers+text", meta="largest_stable",
                 name=line.name + " largest stable α", legendgroup=line.name, showlegend=False,
                 text=[f"α={line.largest_stable:g}"], textposition="bottom center",
-                marker=dict(symbol="star", size=15, color=line.color, line=dict(width=1, color="black")),
-                hovertext=[f"{line.name}: largest stable α = {line.largest_stable:g}"], hoverinfo="text"))
+                marker=dict(symbol="star", size=17, color=line.color, line=dict(width=1, color="black")),
+                hovertext=[f"{line.name}: largest stable α = {line.largest_stable:g} (every seed converged or "
+                           "progressing, below the smallest α that blew up)"], hoverinfo="text"))
+    status_legend(fig, info.statuses_present())
     fig.update_xaxes(type="log", title="learning rate α (log)")
-    fig.update_yaxes(type="log", title="final loss (log); × = diverged")
-    fig.update_layout(title="Learning-rate sweep: final loss (solid), best loss (dotted), ★ largest stable α",
+    fig.update_yaxes(type="log", title="final loss (log); unstable, diverged, failed α at the top")
+    fig.update_layout(title="Learning-rate sweep: final loss (solid), best loss (dotted), marker = worst status "
+                            "over seeds, ★ largest stable α",
                       margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
     return fig
+
+
+@dataclass
+class HeatmapMark:
+    """Where the seeds of one α row went wrong: the earliest ``unstable_at`` or ``diverged_at``."""
+
+    alpha: float
+    status: str                       # "unstable" or "diverged"
+    step: int
+    seeds: list[int]
+    text: str                         # "unstable from step N" / "diverged at step N"
 
 
 @dataclass
@@ -542,6 +678,8 @@ class HeatmapPanel:
     alphas: list[float]
     steps: list[int]
     z: list[list[float | None]]  # log10 loss, rows = α, columns = step; diverged cells = ceiling
+    statuses: list[str] = field(default_factory=list)      # the worst status of each α row
+    marks: list[HeatmapMark] = field(default_factory=list)
 
 
 @dataclass
@@ -551,18 +689,45 @@ class SweepHeatmapInfo:
     zmax: float
 
 
+def alpha_label(alpha: float) -> str:
+    """How an α row is named on the heatmap's category axis."""
+    return f"{alpha:.3g}"
+
+
+def _row_marks(alpha: float, part: pd.DataFrame) -> list[HeatmapMark]:
+    marks = []
+    for status, column, text in (("unstable", "unstable_at", unstable_text), ("diverged", "diverged_at", diverged_text)):
+        if column not in part:
+            continue
+        rows = part[part["status"].eq(status)]
+        at = pd.to_numeric(rows[column], errors="coerce")
+        rows, at = rows[at.notna()], at[at.notna()]
+        if len(rows):
+            step = int(at.min())
+            marks.append(HeatmapMark(alpha=alpha, status=status, step=step,
+                                     seeds=[int(s) for s in rows["seed"]], text=text(step)))
+    return marks
+
+
 def sweep_heatmap_info(results, *, max_columns: int = 200) -> SweepHeatmapInfo:
-    """log10 of the (median over seeds) loss over step × α for each rule; blown-up cells at the ceiling."""
+    """log10 of the (median over seeds) loss over step × α for each rule; blown-up cells at the ceiling.
+
+    Each α row also carries its worst status and marks where its seeds went wrong: the earliest
+    ``unstable_at`` of its unstable seeds and the earliest ``diverged_at`` of its diverged ones.
+    """
     diverged = _diverged_steps(results)
     panels, finite = [], []
     for name, _entry, rows in _sweep_groups(results):
         alphas, zrows, steps_kept = [], [], None
+        statuses, marks = [], []
         for alpha, part in rows.groupby("learning_rate", sort=True):
             ids = [int(r) for r in part["run_id"]]
             steps, values = _metric_matrix(results, "loss", ids, diverged, pad_diverged=True)
             med = quantiles(values, [0.5])[0] if values.shape[1] > 1 else values[:, 0]
             alphas.append(float(alpha))
             zrows.append((steps, med))
+            statuses.append(worst_status(str(s) for s in part["status"]))
+            marks += _row_marks(float(alpha), part)
         # Align every α row on the group's full step axis (diverged rows are shorter), thinned.
         all_steps = np.unique(np.concatenate([s for s, _ in zrows])) if zrows else np.array([], int)
         stride = max(1, math.ceil(len(all_steps) / max_columns))
@@ -580,16 +745,17 @@ def sweep_heatmap_info(results, *, max_columns: int = 200) -> SweepHeatmapInfo:
             lz = np.where(np.isinf(vals), np.inf, lz)
             finite += list(lz[np.isfinite(lz)])
             z.append(lz)
-        panels.append((name, alphas, [int(s) for s in cols], z))
+        panels.append((name, alphas, [int(s) for s in cols], z, statuses, marks))
     if finite:
         zmin, zmax = float(np.min(finite)), float(np.max(finite))
     else:
         zmin, zmax = 0.0, 1.0
     ceiling = zmax + 0.5
     out = []
-    for name, alphas, cols, z in panels:
+    for name, alphas, cols, z, statuses, marks in panels:
         out.append(HeatmapPanel(name=name, alphas=alphas, steps=cols,
-                                z=[_plain(np.where(np.isposinf(r), ceiling, np.clip(r, None, ceiling))) for r in z]))
+                                z=[_plain(np.where(np.isposinf(r), ceiling, np.clip(r, None, ceiling))) for r in z],
+                                statuses=statuses, marks=marks))
     return SweepHeatmapInfo(panels=out, zmin=zmin, zmax=ceiling)
 
 
@@ -597,17 +763,33 @@ def draw_sweep_heatmap(info: SweepHeatmapInfo) -> go.Figure:
     n = max(1, len(info.panels))
     fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.08 if n > 1 else 0.02,
                         subplot_titles=[p.name for p in info.panels] or [""])
+    shown = set()
     for k, p in enumerate(info.panels):
         fig.add_trace(go.Heatmap(
-            x=p.steps, y=[f"{a:.3g}" for a in p.alphas], z=p.z, zmin=info.zmin, zmax=info.zmax,
+            x=p.steps, y=[alpha_label(a) for a in p.alphas], z=p.z, zmin=info.zmin, zmax=info.zmax,
             colorscale="Viridis", showscale=(k == 0), name=p.name,
             colorbar=dict(title="log10 loss<br>(top = diverged)"),
             hovertemplate="step %{x}<br>α %{y}<br>log10 loss %{z:.3f}<extra>" + p.name + "</extra>"),
             row=k + 1, col=1)
+        for status in ("unstable", "diverged"):
+            marks = [m for m in p.marks if m.status == status]
+            if not marks:
+                continue
+            style = style_of(status)
+            fig.add_trace(go.Scatter(
+                x=[m.step for m in marks], y=[alpha_label(m.alpha) for m in marks], mode="markers", meta=status,
+                name=style.label, legendgroup=f"status:{status}", showlegend=status not in shown,
+                marker=dict(symbol=style.symbol, size=11, color=style.color, line=dict(width=1, color="white")),
+                hovertext=[f"{p.name}, α={m.alpha:g}: {m.text} (seed{'s' if len(m.seeds) > 1 else ''} "
+                           f"{', '.join(str(s) for s in m.seeds)})" for m in marks], hoverinfo="text"),
+                row=k + 1, col=1)
+            shown.add(status)
         fig.update_yaxes(title_text="α", type="category", row=k + 1, col=1)
     fig.update_xaxes(title_text="step", row=n, col=1)
-    fig.update_layout(title="Loss over step × α (bright = blown up)", height=max(320, 260 * n),
-                      margin=dict(l=70, r=20, t=70, b=40))
+    fig.update_layout(title=f"Loss over step × α (bright = blown up; {STATUS_STYLE['unstable'].glyph} unstable from, "
+                            f"{STATUS_STYLE['diverged'].glyph} diverged at that step)",
+                      height=max(320, 260 * n), margin=dict(l=70, r=20, t=70, b=40),
+                      legend=dict(orientation="h", y=-0.15))
     return fig
 
 
@@ -623,6 +805,25 @@ class PathTrace:
     y: list[float | None]
     color: str
     diverged_at: int | None = None
+    status: str = ""
+    unstable_at: int | None = None
+
+
+@dataclass
+class PathMark:
+    """Where a flagged run's path went wrong, drawn once the path has reached that step.
+
+    Unstable: the point θ at ``unstable_at``. Diverged: the last finite point up to ``diverged_at``.
+    ``x``/``y`` are the point's coordinates in the figure (θ₁, θ₂; or θ and its cost on a cost curve).
+    """
+
+    name: str
+    run_id: int
+    status: str
+    step: int
+    x: float
+    y: float
+    text: str
 
 
 @dataclass
@@ -636,6 +837,26 @@ class LandscapeInfo:
     x_title: str = "θ₁"
     y_title: str = "θ₂"
     minima: list[list[float]] = field(default_factory=list)
+    marks: list[PathMark] = field(default_factory=list)
+
+
+def _flag_point(points: np.ndarray, status: str, step: int | None, upto: int) -> tuple[int, np.ndarray] | None:
+    """(step, point) to mark on a path ``points (steps + 1, d)`` drawn up to ``upto``, or None.
+
+    Unstable: the point at ``step`` once ``upto`` reached it. Diverged: the last finite point up to
+    ``step`` (the blown-up iterate itself may not be finite), once ``upto`` reached ``step``.
+    """
+    if step is None or step > upto or step >= len(points):
+        return None
+    if status == "unstable":
+        point = points[step]
+        return (step, point) if np.all(np.isfinite(point)) else None
+    ok = np.flatnonzero(np.all(np.isfinite(points[:step + 1]), axis=1))
+    return (int(ok[-1]), points[ok[-1]]) if ok.size else None
+
+
+def _flag_text(status: str, step: int) -> str:
+    return unstable_text(step) if status == "unstable" else diverged_text(step)
 
 
 def _bounds_of(instance, paths: np.ndarray | None) -> tuple[float, float, float, float]:
@@ -685,7 +906,9 @@ def landscape_info(results, instance, *, grid: int = 80, upto_step: int | None =
     total = paths.shape[1] - 1 if paths is not None else 0
     k = total if upto_step is None else max(0, min(int(upto_step), total))
     diverged = _diverged_steps(results)
-    traces = []
+    unstable = _unstable_steps(results)
+    status_of = dict(zip(results.runs["run_id"].astype(int), results.runs["status"].astype(str)))
+    traces, marks = [], []
     if paths is not None:
         groups = run_groups(results)
         name_of = {r: g.name + (f" seed {s}" if len(g.run_ids) > 1 else "")
@@ -693,13 +916,34 @@ def landscape_info(results, instance, *, grid: int = 80, upto_step: int | None =
         color_of = {r: color(g.index) for g in groups for r in g.run_ids}
         for run_id in (run_ids if run_ids is not None else sorted(name_of)):
             p = paths[run_id, :k + 1]
-            traces.append(PathTrace(name=name_of.get(run_id, str(run_id)), run_id=int(run_id),
+            name = name_of.get(run_id, str(run_id))
+            traces.append(PathTrace(name=name, run_id=int(run_id),
                                     x=_plain(p[:, 0]), y=_plain(p[:, 1]), color=color_of.get(run_id, color(run_id)),
-                                    diverged_at=diverged.get(run_id)))
+                                    diverged_at=diverged.get(run_id), status=status_of.get(int(run_id), ""),
+                                    unstable_at=unstable.get(run_id)))
+            for status, at in (("unstable", unstable.get(run_id)), ("diverged", diverged.get(run_id))):
+                found = _flag_point(paths[run_id], status, at, k)
+                if found is not None:
+                    step, point = found
+                    marks.append(PathMark(name=name, run_id=int(run_id), status=status, step=step,
+                                          x=float(point[0]), y=float(point[1]), text=_flag_text(status, at)))
     names = list(getattr(instance, "axis_names", ("θ₁", "θ₂")))
     return LandscapeInfo(x=_plain(xs), y=_plain(ys), z=[_plain(row) for row in z], log_z=bool(log_z),
                          paths=traces, upto_step=k, x_title=str(names[0]), y_title=str(names[1]),
-                         minima=_minima(instance))
+                         minima=_minima(instance), marks=marks)
+
+
+def _add_path_marks(fig: go.Figure, marks: Sequence[PathMark]) -> None:
+    """One marker trace per status among ``marks`` (meta = the status), labelled with its step."""
+    for status in dict.fromkeys(m.status for m in marks):
+        chosen = [m for m in marks if m.status == status]
+        style = style_of(status)
+        fig.add_trace(go.Scatter(
+            x=[m.x for m in chosen], y=[m.y for m in chosen], mode="markers+text", meta=status, name=style.label,
+            legendgroup=f"status:{status}", text=[m.text for m in chosen], textposition="top right",
+            textfont=dict(color=style.color),
+            marker=dict(symbol=style.symbol, size=14, color=style.color, line=dict(width=1.5, color="white")),
+            hovertext=[f"{m.name}: {m.text}" for m in chosen], hoverinfo="text"))
 
 
 def _minima(instance) -> list[list[float]]:
@@ -708,6 +952,14 @@ def _minima(instance) -> list[list[float]]:
     if minima is None and getattr(instance, "minimum", None) is not None:
         minima = [instance.minimum]
     return [[float(v) for v in np.ravel(m)] for m in (minima or [])]
+
+
+def _path_status_text(p: PathTrace) -> str:
+    if p.diverged_at is not None:
+        return f" ({diverged_text(p.diverged_at)})"
+    if p.unstable_at is not None:
+        return f" ({unstable_text(p.unstable_at)})"
+    return f" ({p.status})" if p.status else ""
 
 
 def _current_point(p: PathTrace, k: int) -> tuple[list, list]:
@@ -731,9 +983,9 @@ def draw_landscape(info: LandscapeInfo, *, animate: bool = False, max_frames: in
         moving.append(len(fig.data))
         fig.add_trace(go.Scatter(x=cx, y=cy, mode="markers", showlegend=False, meta="current",
                                  marker=dict(size=11, color=p.color, line=dict(width=2, color="white")),
-                                 hovertext=[f"{p.name} at step {info.upto_step}"
-                                            + (f" (diverged at step {p.diverged_at})" if p.diverged_at is not None else "")],
+                                 hovertext=[f"{p.name} at step {info.upto_step}" + _path_status_text(p)],
                                  hoverinfo="text"))
+    _add_path_marks(fig, info.marks)
     if info.minima:
         fig.add_trace(go.Scatter(x=[m[0] for m in info.minima], y=[m[1] for m in info.minima], mode="markers",
                                  name="minimum" if len(info.minima) == 1 else "minima",
@@ -785,6 +1037,7 @@ class CostCurveInfo:
     log_y: bool = False
     axis_name: str = "θ"
     other_names: list[str] = field(default_factory=list)
+    marks: list[PathMark] = field(default_factory=list)   # x = θ along the axis, y = its cost
 
 
 def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None = None,
@@ -818,7 +1071,8 @@ def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None =
     ys = evaluate_grid(instance, on_line(xs))
     groups = run_groups(results)
     name_of = {r: (g.name, color(g.index)) for g in groups for r in g.run_ids}
-    steps = []
+    flagged = {"unstable": _unstable_steps(results), "diverged": _diverged_steps(results)}
+    steps, marks = [], []
     for run_id in (run_ids if run_ids is not None else sorted(name_of)):
         theta = paths[run_id, :k + 1, axis]
         ok = np.isfinite(theta)
@@ -827,9 +1081,16 @@ def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None =
             cost[ok] = evaluate_grid(instance, on_line(theta[ok]))
         name, c = name_of.get(run_id, (str(run_id), color(run_id)))
         steps.append((name, c, _plain(theta), _plain(cost)))
+        for status, at_of in flagged.items():
+            found = _flag_point(np.column_stack([theta, cost]), status, at_of.get(run_id), k)
+            if found is not None:
+                step, (t, j) = found
+                marks.append(PathMark(name=name, run_id=int(run_id), status=status, step=step, x=float(t),
+                                      y=float(j), text=_flag_text(status, at_of[run_id])))
     names = list(getattr(instance, "axis_names", [f"θ{i + 1}" for i in range(n_params)]))
     return CostCurveInfo(x=_plain(xs), y=_plain(ys), steps=steps, axis=axis, fixed=fixed, upto_step=k,
-                         axis_name=str(names[axis]), other_names=[str(n) for i, n in enumerate(names) if i != axis])
+                         axis_name=str(names[axis]), other_names=[str(n) for i, n in enumerate(names) if i != axis],
+                         marks=marks)
 
 
 def draw_cost_curve(info: CostCurveInfo) -> go.Figure:
@@ -839,6 +1100,7 @@ def draw_cost_curve(info: CostCurveInfo) -> go.Figure:
     for name, c, theta, cost in info.steps:
         fig.add_trace(go.Scatter(x=theta, y=cost, mode="lines+markers", name=name, meta="steps",
                                  line=dict(color=c, width=1), marker=dict(size=6, color=c)))
+    _add_path_marks(fig, info.marks)
     fixed = ", ".join(f"{n} = {v:.3g}" for n, v in zip(info.other_names, info.fixed or []))
     fig.update_layout(title=f"Cost along {info.axis_name}" + (f" ({fixed} held fixed)" if fixed else "")
                       + f", steps up to {info.upto_step}", xaxis_title=info.axis_name, yaxis_title="cost",
@@ -976,11 +1238,21 @@ def draw_decision_boundary(info: BoundaryInfo) -> go.Figure:
 # ---------------------------------------------------------------------------------------------
 
 SUMMARY_COLUMNS = ["run_id", "label", "rule", "schedule", "learning_rate", "seed", "status", "final_loss",
-                   "best_loss", "steps_to_target", "diverged_at", "divergence_reason"]
+                   "best_loss", "steps_to_target", "diverged_at", "unstable_at", "lambda_max_start",
+                   "lambda_max_flagged", "divergence_reason"]
+
+# Reader-facing names of the runs table's outcome columns (the dashboard's tables and the report).
+COLUMN_LABELS = {"learning_rate": "α", "unstable_at": "unstable from step", "diverged_at": "diverged at step",
+                 "divergence_reason": "why it blew up", "lambda_max_start": "λ_max at start",
+                 "lambda_max_flagged": "λ_max when flagged"}
 
 
 def summary_table(results) -> pd.DataFrame:
-    """One row per run: configuration, status, final and best loss, steps to target, diverged_at."""
+    """One row per run: configuration, status, final and best loss, steps to target, where it went wrong.
+
+    ``unstable_at``, ``lambda_max_start`` and ``lambda_max_flagged`` appear when the records have
+    them (older result folders do not).
+    """
     runs = results.runs.sort_values("run_id")
     cols = [c for c in SUMMARY_COLUMNS if c in runs.columns]
     hyper = [c for c in config_columns(results) if c not in cols and runs[c].notna().any()
@@ -1011,6 +1283,18 @@ def summary_table_info(results) -> TableInfo:
     return TableInfo(columns=list(table.columns), rows=rows)
 
 
+def status_counts_table(results) -> pd.DataFrame:
+    """Runs per status (statuses with runs only, in the vocabulary's order): status, runs, meaning."""
+    counts = status_counts(results.runs["status"].astype(str))
+    return pd.DataFrame({"status": list(counts), "runs": list(counts.values()),
+                         "meaning": [style_of(s).help for s in counts]}, columns=["status", "runs", "meaning"])
+
+
+def status_tint(status, alpha: float = 0.22) -> str:
+    """The status's colour, see-through: a table cell's background."""
+    return _rgba(style_of(status).color, alpha)
+
+
 def draw_summary_table(info: TableInfo) -> go.Figure:
     def cell(v):
         if v is None:
@@ -1019,7 +1303,11 @@ def draw_summary_table(info: TableInfo) -> go.Figure:
             return f"{v:.4g}"
         return str(v)
     columns = [[cell(row[j]) for row in info.rows] for j in range(len(info.columns))]
-    fig = go.Figure(go.Table(header=dict(values=info.columns, fill_color="#e8ecf4", align="left"),
-                             cells=dict(values=columns, align="left")))
+    fill = [["white"] * len(info.rows) for _ in info.columns]
+    if "status" in info.columns:  # the status cells in the status's colour
+        fill[info.columns.index("status")] = [status_tint(row[info.columns.index("status")]) for row in info.rows]
+    fig = go.Figure(go.Table(header=dict(values=[COLUMN_LABELS.get(c, c) for c in info.columns],
+                                         fill_color="#e8ecf4", align="left"),
+                             cells=dict(values=columns, align="left", fill_color=fill)))
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=60 + 28 * max(1, len(info.rows)))
     return fig

@@ -21,6 +21,9 @@ import pandas as pd
 
 from descentlab import analysis
 from descentlab.errors import SpecError
+from descentlab.verdicts import FLAGGED, STATUSES
+
+from .status_style import style_of
 
 FORMATS = ("html", "md", "csv", "png", "all")
 BROWSER_HINT = ("kaleido needs Chrome or Chromium to draw PNG figures: install it with "
@@ -136,23 +139,51 @@ def _config_text(run, columns: Sequence[str]) -> str:
     return ", ".join(parts)
 
 
+_REASON_STEP = re.compile(r"^(diverged|unstable) (?:at|from) step \d+")
+
+
+def _steps_of(part: pd.DataFrame) -> str:
+    """Each run's step of trouble: ``diverged_at`` for a diverged run, ``unstable_at`` for an unstable one."""
+    steps = []
+    for _, run in part.iterrows():
+        column = "diverged_at" if run["status"] == "diverged" else "unstable_at"
+        value = run.get(column, math.nan)
+        steps.append(int(value) if value is not None and value == value else "–")
+    return _grid(steps)
+
+
 def divergence_table(results) -> pd.DataFrame:
-    """Diverged runs that carry a reason, seeds with the same configuration and reason on one row."""
+    """Flagged runs (unstable or diverged), seeds with the same configuration, status and reason on one row.
+
+    "at step" is ``unstable_at`` for an unstable run (it went on) and ``diverged_at`` for a diverged
+    one (stopped there); "why it blew up" is core's ``divergence_reason`` with its step left out (it
+    is in its own column), so seeds that blew up for the same reason share a row. λ_max columns
+    appear when the records have them.
+    """
     runs = results.runs
-    if "divergence_reason" not in runs:
+    flagged = runs[runs["status"].isin(FLAGGED)]
+    if flagged.empty:
         return pd.DataFrame()
+    reason = (flagged["divergence_reason"].fillna("").astype(str) if "divergence_reason" in flagged
+              else pd.Series("", index=flagged.index))
+    flagged = flagged.assign(_reason=reason.str.replace(_REASON_STEP, r"\1", regex=True))
+    lambdas = [(c, label) for c, label in (("lambda_max_start", "λ_max at start"),
+                                           ("lambda_max_flagged", "λ_max when flagged")) if c in flagged]
+    from descentlab.dashboard.figures import config_columns
+
+    grid = set(config_columns(results))  # only grid coordinates name a configuration, never an outcome column
     rows = []
-    diverged = runs[(runs["status"] == "diverged") & runs["divergence_reason"].fillna("").ne("")]
-    # The step is its own column; without it, seeds that diverged for the same reason share a row.
-    diverged = diverged.assign(divergence_reason=diverged["divergence_reason"].str.replace(
-        r"^diverged at step \d+;\s*", "", regex=True))
-    for entry, group in diverged.groupby("entry", sort=True):
-        varying = analysis.varying_columns(runs[runs["entry"] == entry])
-        for (config, reason), part in group.groupby(
-                [group.apply(lambda r: _config_text(r, varying), axis=1), group["divergence_reason"]], sort=False):
-            rows.append({"label": part["label"].iloc[0], "configuration": config,
-                         "seeds": _grid([int(s) for s in part["seed"]]),
-                         "diverged at step": _grid([int(s) for s in part["diverged_at"]]), "reason": reason})
+    for entry, group in flagged.groupby("entry", sort=True):
+        varying = [c for c in analysis.varying_columns(runs[runs["entry"] == entry]) if c in grid]
+        configs = group.apply(lambda r: _config_text(r, varying), axis=1)
+        for (config, status, why), part in group.groupby([configs, group["status"], group["_reason"]], sort=False):
+            row = {"label": part["label"].iloc[0], "configuration": config,
+                   "status": f"{style_of(status).glyph} {status}",
+                   "seeds": _grid([int(s) for s in part["seed"]]), "at step": _steps_of(part)}
+            for column, label in lambdas:
+                row[label] = _grid([cell(float(v)) for v in part[column]])
+            row["why it blew up"] = why or "–"
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -181,8 +212,8 @@ def report_figures(results) -> list[Figure]:
     # theory: the predicted critical α = c/λ_max per rule, where the problem knows λ_max (theory engineer)
     from . import theory_figures
     theory_figures.add_critical_lines(sweep_figure, theory_figures.critical_lines_info(results))
-    out.append(Figure("sensitivity", "Learning-rate sensitivity: final loss against α (× = diverged)",
-                      sweep_figure))
+    out.append(Figure("sensitivity", "Learning-rate sensitivity: final loss against α (marker = worst status "
+                                     "over seeds, ★ largest stable α)", sweep_figure))
     landscape = landscape_figure(results, fg, [r for ids in best.values() for r in ids])
     if landscape is not None:
         out.append(landscape)
@@ -217,7 +248,7 @@ def build_section(results, *, with_figures: bool = True) -> Section:
 
 
 def cell(value) -> str:
-    """A table cell: 3 significant digits, ∞ for +inf (diverged), – for missing."""
+    """A table cell: 3 significant digits, ∞ for +inf (a diverged or failed run's score), – for missing."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, float):
@@ -226,7 +257,7 @@ def cell(value) -> str:
 
 
 def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary table with reader-facing headers and formatted numbers."""
+    """The summary table with reader-facing headers and formatted numbers (columns of ``analysis.summarize``)."""
     s = summary
     return pd.DataFrame({
         "rule": s["label"], "best α": s["best_alpha"].map(cell), "at": s["best_config"].replace("", "–"),
@@ -236,11 +267,17 @@ def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
         "fastest to target anywhere": [
             "–" if math.isnan(a) else f"{n:g} steps at α={a:g}" + (f" ({c})" if c else "")
             for a, c, n in zip(s["fastest_alpha"], s["fastest_config"], s["fastest_steps_median"])],
-        "seeds finished at best α": [f"{a}/{b}" for a, b in zip(s["seeds_finished_at_best"], s["seeds"])],
+        "seeds stable at best α": [f"{a}/{b}" for a, b in zip(s["seeds_stable_at_best"], s["seeds"])],
         "largest stable α": s["largest_stable_alpha"].map(cell),
-        "smallest diverged α": s["smallest_diverged_alpha"].map(cell),
-        "diverged runs": [f"{a}/{b}" for a, b in zip(s["diverged"], s["runs"])],
-        "failed runs": s["failed"].astype(str)})
+        "smallest unstable α": s["smallest_unstable_alpha"].map(cell),
+        "runs by status": [runs_by_status(row) for _, row in s.iterrows()]})
+
+
+def runs_by_status(row) -> str:
+    """``"● 10 converged, ◆ 2 unstable (of 12)"`` from a summary row's per-status counts."""
+    parts = [f"{style_of(status).glyph} {int(row[status])} {status}" for status in STATUSES
+             if status in row and int(row[status])]
+    return ", ".join(parts) + f" (of {int(row['runs'])})"
 
 
 def combined_summary(sections: Sequence[Section]) -> pd.DataFrame:
@@ -302,7 +339,7 @@ def html_section(section: Section, figure_html: list[str]) -> str:
              "<h3>Summary per rule</h3>", html_table(display_summary(section.summary)),
              "<h3>Figures</h3>", *(f"<div class='figure'>{f}</div>" for f in figure_html)]
     if not section.reasons.empty:
-        parts += ["<h3>Why runs diverged</h3>", html_table(section.reasons)]
+        parts += ["<h3>Why runs blew up</h3>", html_table(section.reasons)]
     if not section.failures.empty:
         parts += ["<h3>Failed runs</h3>", html_table(section.failures)]
     parts += ["<h3>The experiment as run</h3>", html_pairs(section.facts), html_table(section.rules),
@@ -364,7 +401,7 @@ def md_section(section: Section, images: dict[int, str], missing_note: str) -> s
     if missing_note:
         parts.append(f"_Figures not drawn: {missing_note}._")
     if not section.reasons.empty:
-        parts += ["### Why runs diverged", md_table(section.reasons)]
+        parts += ["### Why runs blew up", md_table(section.reasons)]
     if not section.failures.empty:
         parts += ["### Failed runs", md_table(section.failures)]
     parts += ["### The experiment as run", md_table(pd.DataFrame(section.facts, columns=["", ""])),

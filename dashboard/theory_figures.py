@@ -14,7 +14,19 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from descentlab.stability import RULE_NAMES, critical_learning_rates_for_runs, rule_threshold
+from descentlab import stability as _stability
+from descentlab.stability import critical_learning_rates_for_runs, rule_threshold
+
+
+def _rule_title(rule: str) -> str:
+    """How a sentence names a rule: core's declared title (``stability.rule_title``), else its name."""
+    title = getattr(_stability, "rule_title", None)
+    if title is not None:
+        try:
+            return str(title(rule))
+        except Exception:  # an unknown plugin rule: its registered name
+            return str(rule)
+    return getattr(_stability, "RULE_NAMES", {}).get(rule, rule)  # core before declared titles
 
 PALETTE = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A",
            "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"]
@@ -75,7 +87,7 @@ def _limit_label(c: float, rule: str, kind: str = "sharpness") -> str:
         return f"{c:.3g}/α (Adam: (2 + 2β₁)/((1 − β₁)α))"
     if rule == "gd":
         return "2/α"
-    return f"{c:.3g}/α ({RULE_NAMES.get(rule, rule)})"
+    return f"{c:.3g}/α ({_rule_title(rule)})"
 
 
 def sharpness_series(name: str, steps, sharpness, *, learning_rates=None, threshold: float | None = None,

@@ -22,6 +22,7 @@ from descentlab.errors import SpecError
 from descentlab.registry import PLUGINS_ENV, Registry, load_registry
 
 from . import figures as F
+from .status_style import STATUS_STYLE, counts_text, is_flagged, style_of
 
 KEEP = "_descentlab_keep"          # session key: widget values kept across page switches
 PLUGIN_PATHS = "_descentlab_plugin_paths"
@@ -567,22 +568,86 @@ def chart(fig, key: str) -> None:
     st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False})
 
 
+_REASON_HEAD = re.compile(r"^(?:diverged at|unstable from) step \d+[;:,]?\s*")
+
+
 def divergence_notes(results) -> list[str]:
-    """One line per diverged run: which, when, and (when the theory engineer's hook knows) why."""
+    """One line per flagged run (unstable or diverged): which, from when, and why (when core says).
+
+    ``divergence_reason`` is core's sentence; when it starts by naming what happened ("diverged at
+    step N …", "unstable from step N …") it is shown as it is, else after that phrase. Failed runs
+    get a line with their error.
+    """
     notes = []
     groups = {r: g for g in F.run_groups(results) for r in g.run_ids}
     for row in results.runs.itertuples(index=False):
-        if row.status == "diverged":
+        status = str(row.status)
+        if is_flagged(status):
             g = groups.get(int(row.run_id))
             name = g.name if g else row.label
             seed = f", seed {row.seed}" if g and len(g.run_ids) > 1 else ""
-            at = "" if row.diverged_at != row.diverged_at else f" at step {int(row.diverged_at)}"
-            reason = getattr(row, "divergence_reason", "") or ""
-            reason = re.sub(r"^diverged at step \d+[;:,]?\s*", "", reason)  # the step is already said
-            notes.append(f"**{name}**{seed} diverged{at}" + (f" — {reason}" if reason else ""))
-        elif row.status == "failed":
+            step = row.diverged_at if status == "diverged" else getattr(row, "unstable_at", math.nan)
+            known = step is not None and step == step  # not NaN
+            what = ((F.diverged_text(int(step)) if status == "diverged" else F.unstable_text(int(step)))
+                    if known else status)
+            reason = str(getattr(row, "divergence_reason", "") or "")
+            if reason and _REASON_HEAD.match(reason):
+                notes.append(f"**{name}**{seed} {reason}")
+            else:
+                notes.append(f"**{name}**{seed} {what}" + (f" — {reason}" if reason else ""))
+        elif status == "failed":
             notes.append(f"**{row.label}** (run {row.run_id}) failed: {getattr(row, 'error', '')}")
     return notes
+
+
+def wall_time(meta) -> float | None:
+    """Seconds the run took, as ``descentlab.records`` writes it (``wall_time_s``); None if not recorded."""
+    meta = meta or {}
+    for key in ("wall_time_s", "wall_time"):  # "wall_time": what the pages once read
+        value = meta.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    return None
+
+
+MAX_STYLED_ROWS = 1000  # pandas' Styler formats every cell (~0.3 ms a row): past this the table stays plain
+
+
+def styled_runs_table(table):
+    """The runs table with each status cell in its status's colour (a pandas Styler), or the table itself."""
+    if "status" not in table or len(table) > MAX_STYLED_ROWS:
+        return table
+
+    def paint(status):
+        style = style_of(status)
+        return f"background-color: {F.status_tint(status)}; color: {style.color}; font-weight: 600"
+    def number(value):  # the Styler's text is what the browser shows where no column format is set
+        return f"{value:.4g}" if isinstance(value, float) else value
+    return table.style.format(number, na_rep="").map(paint, subset=["status"])
+
+
+def status_column_config(table) -> dict:
+    """Readable headers (and number formats) for the columns of the runs table."""
+    config = {"learning_rate": st.column_config.NumberColumn("α", format="%.4g"),
+              "final_loss": st.column_config.NumberColumn(format="%.4g"),
+              "best_loss": st.column_config.NumberColumn(format="%.4g"),
+              "status": st.column_config.TextColumn(
+                  "status", help="; ".join(f"{s.glyph} {s.label}: {s.help}" for s in STATUS_STYLE.values()))}
+    for column in ("unstable_at", "diverged_at"):
+        config[column] = st.column_config.NumberColumn(F.COLUMN_LABELS[column], format="%d")
+    config["divergence_reason"] = st.column_config.TextColumn(
+        F.COLUMN_LABELS["divergence_reason"], help="core's explanation of each unstable or diverged run", width="large")
+    for column in ("lambda_max_start", "lambda_max_flagged"):
+        config[column] = st.column_config.NumberColumn(F.COLUMN_LABELS[column], format="%.4g")
+    return {k: v for k, v in config.items() if k in table.columns}
+
+
+def status_summary(results, prefix: str) -> None:
+    """Runs per status: one caption line (glyph, count, status) and a small table coloured by status."""
+    counts = F.status_counts_table(results)
+    st.caption("Runs per status: " + counts_text(results.runs["status"].astype(str), glyphs=True))
+    st.dataframe(styled_runs_table(counts), key=f"{prefix}.status_counts", hide_index=True,
+                 column_config={"runs": st.column_config.NumberColumn("runs", format="%d")})
 
 
 def render_results(results, prefix: str, *, show_layers: bool = True, notes: bool = True,
@@ -615,10 +680,10 @@ def render_results(results, prefix: str, *, show_layers: bool = True, notes: boo
     if show_layers and F.layer_columns(results.metrics):
         chart(F.draw_layer_grad_norms(F.layer_grad_norms_info(results, groups=groups)), f"{prefix}.chart.layers")
     st.subheader("Summary")
-    st.dataframe(F.summary_table(results), key=f"{prefix}.summary", hide_index=True,
-                 column_config={"learning_rate": st.column_config.NumberColumn("α", format="%.4g"),
-                                "final_loss": st.column_config.NumberColumn(format="%.4g"),
-                                "best_loss": st.column_config.NumberColumn(format="%.4g")})
+    table = F.summary_table(results)
+    st.dataframe(styled_runs_table(table), key=f"{prefix}.summary", hide_index=True,
+                 column_config=status_column_config(table))
+    status_summary(results, prefix)
 
 
 # ---------------------------------------------------------------------------------------------

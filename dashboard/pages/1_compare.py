@@ -3,6 +3,7 @@
 import streamlit as st
 
 from descentlab.dashboard import widgets as W
+from descentlab.dashboard.status_style import STATUS_STYLE
 
 TITLE = "Compare"
 ICON = ":material/show_chart:"
@@ -19,7 +20,9 @@ DEFAULT = {
 
 st.title("Compare descent variants")
 st.caption("Same problem, same data, same initial weights per seed: the runs differ only in the descent rule, "
-           "its α and its schedule. Raise α until a run diverges and watch where it stops.")
+           "its α and its schedule. Raise α until a run blows up and watch where it is marked: "
+           f"{STATUS_STYLE['unstable'].glyph} unstable from the step it went wrong (it runs on), "
+           f"{STATUS_STYLE['diverged'].glyph} diverged where the runner stopped it.")
 
 registry = W.current_registry()
 W.plugin_warnings(registry)
@@ -36,9 +39,9 @@ run_col, info_col = st.columns([1, 5])
 results = W.run_when_asked(PAGE, spec, registry, errors, button_slot=run_col, info_slot=info_col)
 
 if results is not None:
-    wall = results.meta.get("wall_time")
+    wall = W.wall_time(results.meta)
     info_col.caption(f"{len(results.runs)} runs × {results.experiment.steps} steps on "
-                     f"{results.experiment.problem}" + (f" in {wall:.2f} s" if wall else "")
+                     f"{results.experiment.problem}" + (f" in {wall:.2f} s" if wall is not None else "")
                      + " (cached: re-running the same settings is instant)")
     W.render_results(results, PAGE)
     with st.expander("Reproduce from the command line / save"):

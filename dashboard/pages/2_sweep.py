@@ -7,6 +7,7 @@ import streamlit as st
 
 from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
+from descentlab.dashboard.status_style import STATUS_STYLE, counts_text
 from descentlab.declarations import HyperParam
 from descentlab.errors import SpecError
 
@@ -26,8 +27,11 @@ DEFAULT = {
 
 st.title("Learning-rate sweep")
 st.caption("Every rule runs at the same α values (log-spaced), on the same data and initial weights. "
-           "Too small an α barely moves, a good one reaches a low loss, too large a one blows up: "
-           "× marks α values where a seed diverged, ★ the largest stable α of each rule.")
+           "Too small an α barely moves, a good one reaches a low loss, too large a one blows up. Each α is "
+           "marked by the worst status over its seeds ("
+           + ", ".join(f"{s.glyph} {s.label}" for s in STATUS_STYLE.values())
+           + "; α where a seed blew up or failed sit at the top), ★ is the largest stable α of each rule: every seed "
+           "converged or progressing, below the smallest α where a seed was unstable or diverged.")
 
 registry = W.current_registry()
 W.plugin_warnings(registry)
@@ -75,7 +79,8 @@ if results is not None:
     W.chart(sweep_figure, f"{PAGE}.chart.sweep")
     rows = [{"rule": line.name, "largest stable α": line.largest_stable,
              "final loss there": line.largest_stable_loss,
-             "smallest diverged α": min((a for a, d in zip(line.alphas, line.diverged) if d), default=None),
+             "smallest unstable α": line.smallest_flagged,
+             "runs by status": counts_text([s for seeds in line.statuses for s in seeds], glyphs=True),
              "best final loss": min((v for v in line.final_loss if v is not None), default=None),
              "at α": (line.alphas[min(range(len(line.alphas)), key=lambda k: line.final_loss[k]
                                       if line.final_loss[k] is not None else math.inf)]

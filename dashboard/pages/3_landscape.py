@@ -4,6 +4,7 @@ import streamlit as st
 
 from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
+from descentlab.dashboard.status_style import STATUS_STYLE
 
 TITLE = "Landscape"
 ICON = ":material/terrain:"
@@ -26,7 +27,9 @@ DEFAULT = {
 st.title("Landscape")
 st.caption("The cost over the two parameters, with each run's path θ₀, θ₁, … drawn on it. Too small an α crawls, "
            "a good one glides to the minimum, too large a one zig-zags across the valley and, past the "
-           "stability limit, flies off.")
+           "stability limit, flies off. A run that blew up is marked where it went wrong: "
+           f"{STATUS_STYLE['unstable'].glyph} unstable from that step (it runs on), "
+           f"{STATUS_STYLE['diverged'].glyph} diverged there (the runner stopped it).")
 
 registry = W.current_registry()
 W.plugin_warnings(registry)

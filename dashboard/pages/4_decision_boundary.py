@@ -4,6 +4,7 @@ import streamlit as st
 
 from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
+from descentlab.verdicts import is_flagged
 
 TITLE = "Decision boundary"
 ICON = ":material/scatter_plot:"
@@ -62,7 +63,8 @@ if results is not None:
         params = None
     if params is not None:
         status = dict(zip(results.runs["run_id"], results.runs["status"]))
-        panels = [(g.name + (" (diverged)" if status.get(r) == "diverged" else ""), params[j])
+        panels = [(g.name + (f" ({status.get(r)})" if is_flagged(status.get(r)) or status.get(r) == "failed" else ""),
+                   params[j])
                   for j, (g, r) in enumerate(zip(groups, ids))]
         W.chart(F.draw_decision_boundary(F.decision_boundary_info(instance, panels, step=k)), f"{PAGE}.chart.boundary")
         if any(results.experiment.entries[g.entry].schedule != "constant" for g in groups) and 0 < k < steps:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
+from descentlab.verdicts import FLAGGED
 
 TITLE = "Results"
 ICON = ":material/folder_open:"
@@ -75,9 +76,9 @@ except Exception as error:  # a truncated or foreign folder: one line, the page 
     st.stop()
 
 experiment = results.experiment
-wall = results.meta.get("wall_time")
+wall = W.wall_time(results.meta)
 st.caption(f"**{experiment.name}** — problem `{experiment.problem}`, {len(results.runs)} runs × {experiment.steps} "
-           f"steps" + (f", {wall:.2f} s" if isinstance(wall, (int, float)) else "")
+           f"steps" + (f", {wall:.2f} s" if wall is not None else "")
            + (f"; command: `{results.meta.get('command')}`" if results.meta.get("command") else ""))
 
 # ---- downloads ---------------------------------------------------------------------------------
@@ -103,6 +104,22 @@ with cols[4]:
         except Exception as error:
             W.show_error(error)
 # ------------------------------------------------------------------------------------------------
+
+# ---- verdict: core's sentences and the per-rule summary (the report's table) ---------------------
+st.subheader("Verdict")
+try:
+    from descentlab import analysis
+    from descentlab.dashboard import report as R
+
+    summary = analysis.summarize(results)
+    st.markdown("\n".join(f"- {sentence}" for sentence in analysis.verdict(summary, results)))
+    st.dataframe(R.display_summary(summary), key=f"{PAGE}.rules", hide_index=True)
+    reasons = R.divergence_table(results)
+    if not reasons.empty:
+        with st.expander(f"why runs blew up ({int(results.runs['status'].isin(FLAGGED).sum())} unstable or diverged)"):
+            st.dataframe(reasons, key=f"{PAGE}.reasons", hide_index=True)
+except Exception as error:  # records the analysis cannot read: the charts below still work
+    W.show_error(error)
 
 tabs = st.tabs(["Training", "Learning-rate sweep", "Landscape", "Decision boundary", "Spec"])
 with tabs[0]:

@@ -143,7 +143,7 @@ if quadratic:
         W.chart(fig, key="stability_sweep_chart")
         notes = W.divergence_notes(sweep)
         if notes:
-            with st.expander(f"why the {len(notes)} diverged runs diverged"):
+            with st.expander(f"why {len(notes)} runs blew up (unstable or diverged) or failed"):
                 st.markdown("\n".join(f"- {n}" for n in notes[:40]))
     except SpecError as error:
         W.show_error(error)

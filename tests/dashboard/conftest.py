@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,11 +15,30 @@ APP = REPO / "dashboard" / "app.py"
 CHROMIUM = "/usr/bin/chromium"
 
 
-def synthetic_results(configs, *, steps=20, seeds=(0,), layers=2, divergence_factor=1e4, path_dims=0):
-    """Results-like records: ``configs`` is a list of dicts (label, rule, learning_rate, diverge_at=None, ...).
+def _per_run(value, alpha, seed):
+    """A config value that may be a constant, ``f(alpha)`` or ``f(alpha, seed)``."""
+    if not callable(value):
+        return value
+    try:
+        n_args = len(inspect.signature(value).parameters)
+    except (TypeError, ValueError):
+        n_args = 1
+    return value(alpha, seed) if n_args >= 2 else value(alpha)
 
-    Each run's loss decays geometrically at a rate set by α; a run with ``diverge_at`` grows and
-    stops at that step, as the runner records it (rows up to and including diverged_at).
+
+def synthetic_results(configs, *, steps=20, seeds=(0,), layers=2, divergence_factor=1e4, path_dims=0):
+    """Results-like records: ``configs`` is a list of dicts (label, rule, learning_rate, ...).
+
+    Each run's loss decays geometrically at a rate set by α. Per-run keys (a constant, ``f(alpha)``
+    or ``f(alpha, seed)``; None = not this run) decide its verdict, the way core records it:
+
+    - ``diverge_at``: the loss grows and the run stops at that step (rows up to and including
+      ``diverged_at``), status ``diverged``;
+    - ``unstable_at``: the loss decays up to that step, then grows (finite) to the last step,
+      status ``unstable`` with ``unstable_at`` set;
+    - ``fail_at``: the run stops at that step with an error, status ``failed``;
+    - ``status``: the status of any other run (default ``converged``);
+    - ``reason``: its ``divergence_reason`` (default "").
     """
     run_rows, metric_rows = [], []
     paths = []
@@ -30,18 +50,21 @@ def synthetic_results(configs, *, steps=20, seeds=(0,), layers=2, divergence_fac
             for seed in seeds:
                 rng = np.random.default_rng(1000 * run_id + seed)
                 initial = 1.0 + 0.1 * seed
-                diverge_at = config.get("diverge_at")
-                if callable(diverge_at):
-                    diverge_at = diverge_at(alpha)
-                last = steps if diverge_at is None else diverge_at
+                diverge_at = _per_run(config.get("diverge_at"), alpha, seed)
+                unstable_at = _per_run(config.get("unstable_at"), alpha, seed) if diverge_at is None else None
+                fail_at = (_per_run(config.get("fail_at"), alpha, seed)
+                           if diverge_at is None and unstable_at is None else None)
+                last = steps if diverge_at is None and fail_at is None else (diverge_at if fail_at is None else fail_at)
                 losses = []
                 for t in range(last + 1):
-                    if diverge_at is None:
-                        loss = initial * (1 - min(alpha, 0.5)) ** t * (1 + 0.01 * rng.random())
-                    else:
+                    if diverge_at is not None:
                         loss = initial * 3.0 ** t
                         if t == diverge_at:
                             loss = float("inf") if config.get("inf") else initial * divergence_factor * 2
+                    elif unstable_at is not None and t > unstable_at:
+                        loss = losses[unstable_at] * 1.6 ** (t - unstable_at)  # finite, climbing to the end
+                    else:
+                        loss = initial * (1 - min(alpha, 0.5)) ** t * (1 + 0.01 * rng.random())
                     losses.append(loss)
                 for t, loss in enumerate(losses):
                     row = {"run_id": run_id, "step": t, "loss": loss,
@@ -53,15 +76,26 @@ def synthetic_results(configs, *, steps=20, seeds=(0,), layers=2, divergence_fac
                     for layer in range(1, layers + 1):
                         row[f"grad_norm.layer{layer}"] = loss * layer
                     metric_rows.append(row)
-                status = "finished" if diverge_at is None else "diverged"
+                if diverge_at is not None:
+                    status = "diverged"
+                elif unstable_at is not None:
+                    status = "unstable"
+                elif fail_at is not None:
+                    status = "failed"
+                else:
+                    status = _per_run(config.get("status"), alpha, seed) or "converged"
                 finite = [v for v in losses if np.isfinite(v)]
                 run_rows.append({
                     "run_id": run_id, "entry": entry, "label": config.get("label", config["rule"]),
                     "rule": config["rule"], "schedule": "constant", "seed": seed, "learning_rate": float(alpha),
                     "momentum": config.get("momentum", np.nan), "warmup_steps": 0, "status": status,
                     "diverged_at": float(diverge_at) if diverge_at is not None else np.nan,
-                    "final_loss": losses[-1] if diverge_at is None else np.nan,
-                    "best_loss": min(finite), "steps_to_target": np.nan, "error": "", "divergence_reason": "",
+                    "unstable_at": float(unstable_at) if unstable_at is not None else np.nan,
+                    "final_loss": losses[-1] if status not in ("diverged", "failed") else np.nan,
+                    "best_loss": min(finite), "steps_to_target": np.nan,
+                    "error": "ZeroDivisionError: broken on purpose" if status == "failed" else "",
+                    "divergence_reason": (_per_run(config.get("reason"), alpha, seed) or "")
+                    if status in ("unstable", "diverged") else "",
                 })
                 if path_dims:
                     p = np.full((steps + 1, path_dims), np.nan)

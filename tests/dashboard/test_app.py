@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from descentlab.dashboard.status_style import STATUS_STYLE
 from descentlab.experiment import Experiment
 from descentlab.records import save_results
 from descentlab.registry import load_registry
@@ -56,6 +57,27 @@ def records_for(spec: dict, name: str):
     registry = load_registry()
     experiment = Experiment.from_dict({**spec, "name": name}, registry)
     return run_experiment(experiment, registry=registry, workers=1)
+
+
+def table_with(at, column: str):
+    """The first dataframe on the page that has ``column`` (AppTest keeps no keys for read-only tables)."""
+    for frame in at.dataframe:
+        if column in frame.value.columns:
+            return frame
+    raise AssertionError(f"no table with a column {column!r} among {[list(f.value.columns) for f in at.dataframe]}")
+
+
+def cell_styles(frame) -> dict[tuple[int, int], str]:
+    """(row, column) -> the CSS a pandas Styler gave that cell in a Streamlit dataframe."""
+    import re
+    out: dict[tuple[int, int], str] = {}
+    for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", frame.proto.arrow_data.styler.styles):
+        for selector in selectors.split(","):
+            found = re.search(r"row(\d+)_col(\d+)", selector)
+            if found:
+                key = (int(found.group(1)), int(found.group(2)))
+                out[key] = out.get(key, "") + body
+    return out
 
 
 def no_trouble(at) -> None:
@@ -238,7 +260,7 @@ def test_a_broken_plugin_file_is_reported_in_one_line(tmp_path):
 
 # --- the other pages ------------------------------------------------------------------------------
 
-def test_sweep_page_draws_diverged_alphas_and_largest_stable():
+def test_sweep_page_marks_each_alpha_by_status_and_stars_the_largest_stable():
     spec = {"steps": 15, "seeds": 1, "eval_every": 5, "problem": {"name": "sine", "samples": 30, "hidden": [4]},
             "rules": [{"rule": "gd", "learning_rate": [1e-2, 100.0]}], "alpha_points": 5}
     at = open_app("2_sweep.py", sweep=spec)
@@ -248,13 +270,27 @@ def test_sweep_page_draws_diverged_alphas_and_largest_stable():
     assert line["x"] == pytest.approx([0.01, 0.1, 1.0, 10.0, 100.0])
     records = records_for({k: v for k, v in spec.items() if k != "alpha_points"} |
                           {"rules": [{"rule": "gd", "learning_rate": line["x"]}]}, "dashboard-sweep")
-    diverged = records.runs.loc[records.runs.status == "diverged", "learning_rate"].tolist()
-    assert diverged, "α = 100 must blow up on this problem"
-    assert traces(sweep, "diverged")[0]["x"] == pytest.approx(diverged)
+    runs = records.runs.sort_values("learning_rate")
+    flagged = runs.loc[runs.status.isin(["unstable", "diverged"]), "learning_rate"].tolist()
+    assert flagged, "α = 100 must blow up on this problem"
+    (markers,) = traces(sweep, "status")   # one seed: each α's marker is that run's status
+    assert markers["x"] == pytest.approx(runs.learning_rate.tolist())
+    assert markers["marker"]["symbol"] == [STATUS_STYLE[s].symbol for s in runs.status]
+    assert markers["marker"]["color"] == [STATUS_STYLE[s].color for s in runs.status]
+    stable = [a for a, s in zip(runs.learning_rate, runs.status)
+              if s in ("converged", "progressing") and a < min(flagged)]
     (star,) = traces(sweep, "largest_stable")
-    assert star["x"][0] == pytest.approx(max(a for a in line["x"] if a < min(diverged)))
+    assert star["x"][0] == pytest.approx(max(stable))
+    legend = [t["name"] for t in traces(sweep, "status_legend")]
+    assert set(legend) == set(runs.status)
     heat = chart_titled(at, "Loss over step")
     assert heat["data"][0]["type"] == "heatmap"
+    diverged = runs[runs.status == "diverged"]
+    if len(diverged):  # the heatmap marks each diverged row at its diverged_at
+        (crosses,) = traces(heat, "diverged")
+        assert crosses["x"] == [int(v) for v in diverged.diverged_at]
+    table = table_with(at, "smallest unstable α").value
+    assert table["smallest unstable α"].tolist() == pytest.approx([min(flagged)])
 
 
 def test_landscape_page_draws_paths_up_to_the_chosen_step():
@@ -390,7 +426,7 @@ def test_summary_table_reports_steps_to_target_as_the_runner_does():
     no_trouble(at)
     assert at.number_input(key="cmp.target_loss").value == 0.68
     records = records_for(spec, "dashboard-compare")
-    table = at.dataframe[0].value
+    table = table_with(at, "run_id").value
     assert table["run_id"].tolist() == records.runs["run_id"].tolist()
     for column in ("steps_to_target", "final_loss", "best_loss", "diverged_at"):
         assert table[column].tolist() == pytest.approx(records.runs[column].tolist(), nan_ok=True)
@@ -478,5 +514,119 @@ def test_a_grid_with_many_configurations_draws_the_chosen_curves(tmp_path):
     chosen.set_value(last_two)
     at.run()
     assert [t["name"] for t in traces(chart_titled(at, "Training loss"), "train")] == last_two
-    assert len(at.dataframe[0].value) == 14  # the summary still lists every run
+    assert len(table_with(at, "run_id").value) == 14  # the summary still lists every run
     assert folder.exists()
+
+
+# --- run verdicts: unstable runs are marked, statuses counted and coloured -------------------------
+
+def _unstable_regression_spec() -> dict:
+    """Linear regression with GD at α·λ_max = 2.1: past the limit 2, the loss climbs without diverging."""
+    registry = load_registry()
+    problem = registry.problems["linear_regression"]
+    instance = problem.build({h.name: h.default for h in problem.settings})
+    lam = float(instance.describe()["top_eigenvalue"])
+    return {"steps": 40, "seeds": 1, "batch_size": 0, "eval_every": 10, "problem": {"name": "linear_regression"},
+            "rules": [{"rule": "gd", "label": "α·λ_max = 0.5", "learning_rate": 0.5 / lam},
+                      {"rule": "gd", "label": "α·λ_max = 2.1", "learning_rate": 2.1 / lam}]}
+
+
+def test_compare_page_marks_an_unstable_run_and_counts_and_colours_the_statuses():
+    spec = _unstable_regression_spec()
+    at = open_app(compare=spec)
+    no_trouble(at)
+    records = records_for(spec, "dashboard-compare")
+    runs = records.runs.sort_values("run_id")
+    row = runs.iloc[1]
+    assert row.status == "unstable", "precondition (core's verdict): α·λ_max = 2.1 blows up without diverging"
+    step = int(row.unstable_at)
+    loss = chart_titled(at, "Training loss")
+    (mark,) = traces(loss, "unstable")
+    assert mark["x"] == [step] and mark["text"] == [f"unstable from step {step}"]
+    assert mark["marker"]["symbol"] == STATUS_STYLE["unstable"].symbol
+    climbing = next(t for t in traces(loss, "train") if t["name"] == "α·λ_max = 2.1")
+    assert climbing["x"][-1] == spec["steps"]          # not stopped: drawn to the last step
+    assert any(f"unstable from step {step}" in w.value for w in at.warning)
+    # the summary table: every status cell in its status's colour
+    summary = table_with(at, "run_id")
+    styles = cell_styles(summary)
+    column = list(summary.value.columns).index("status")
+    for i, status in enumerate(summary.value["status"]):
+        assert STATUS_STYLE[status].color.lower() in styles[(i, column)].lower(), (status, styles.get((i, column)))
+    # runs per status: the counts of the records, in a table and a caption
+    counts = table_with(at, "runs").value
+    expected = runs["status"].value_counts().to_dict()
+    assert dict(zip(counts["status"], counts["runs"])) == expected
+    caption = next(c.value for c in at.caption if c.value.startswith("Runs per status"))
+    for status, n in expected.items():
+        assert f"{n} {status}" in caption
+
+
+def test_landscape_page_marks_the_unstable_path():
+    """The issue: linear regression at α·λ_max = 2.1, the loss climbs to 1000 with no mark at all."""
+    spec = _unstable_regression_spec()
+    at = open_app("3_landscape.py", landscape=spec)
+    no_trouble(at)
+    records = records_for(spec, "dashboard-landscape")
+    row = records.runs.sort_values("run_id").iloc[1]
+    assert row.status == "unstable", "precondition (core's verdict)"
+    step = int(row.unstable_at)
+    (mark,) = traces(chart_titled(at, "Cost surface"), "unstable")
+    path = records.weights["path"][int(row.run_id)]
+    assert mark["x"] == pytest.approx([path[step, 0]]) and mark["y"] == pytest.approx([path[step, 1]])
+    assert mark["text"] == [f"unstable from step {step}"]
+    assert traces(chart_titled(at, "Cost along"), "unstable")
+    assert traces(chart_titled(at, "Training loss"), "unstable")[0]["x"] == [step]
+    assert any(f"unstable from step {step}" in c.value for c in at.caption)
+
+
+def test_compare_page_shows_the_recorded_wall_time():
+    import re
+    at = open_app(compare=SMALL)
+    no_trouble(at)
+    assert any(re.search(r" in \d+\.\d\d s ", c.value) for c in at.caption), [c.value for c in at.caption]
+
+
+def test_results_page_shows_the_recorded_wall_time(tmp_path):
+    records = records_for(SMALL, "timed")
+    records.meta["wall_time_s"] = 7.25      # what core/records.py writes (and the page once missed)
+    save_results(records, tmp_path)
+    at = open_app("5_results.py", folder=str(tmp_path))
+    no_trouble(at)
+    assert any("7.25 s" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+def test_results_page_without_a_recorded_wall_time_still_opens(tmp_path):
+    records = records_for(SMALL, "untimed")
+    records.meta.pop("wall_time_s", None)
+    save_results(records, tmp_path)
+    at = open_app("5_results.py", folder=str(tmp_path))
+    no_trouble(at)
+    head = next(c.value for c in at.caption if "untimed" in c.value)
+    assert " s;" not in head and not head.rstrip().endswith(" s")
+
+
+def test_wall_time_reads_what_records_write():
+    from descentlab.dashboard import widgets as W
+    assert W.wall_time({"wall_time_s": 1.5}) == 1.5
+    assert W.wall_time({"wall_time": 2.0}) == 2.0          # older key, still read
+    assert W.wall_time({}) is None and W.wall_time(None) is None and W.wall_time({"wall_time_s": "x"}) is None
+
+
+def test_results_page_gives_cores_verdict_and_the_new_summary_columns(tmp_path):
+    from descentlab import analysis
+    from descentlab.records import load_results
+    spec = _unstable_regression_spec()
+    folder = save_results(records_for(spec, "verdicts"), tmp_path)
+    at = open_app("5_results.py", folder=str(tmp_path))
+    no_trouble(at)
+    stored = load_results(folder)
+    text = " ".join(m.value for m in at.markdown)
+    for sentence in analysis.verdict(analysis.summarize(stored), stored):
+        assert sentence in text, sentence
+    rules = table_with(at, "seeds stable at best α").value
+    assert "smallest unstable α" in rules and "runs by status" in rules
+    assert not [c for c in rules.columns if "finished" in c]
+    flagged = stored.runs[stored.runs.status.isin(["unstable", "diverged"])]
+    why = table_with(at, "why it blew up").value
+    assert len(flagged) and why["status"].str.split().str[-1].tolist() == flagged["status"].tolist()

@@ -133,20 +133,118 @@ def test_sweep_info_against_the_run_table(make_results):
     runs = results.runs
     for line, rule in ((gd, "gd"), (adam, "adam")):
         assert line.alphas == alphas
-        for alpha, final, flag in zip(line.alphas, line.final_loss, line.diverged):
-            rows = runs[(runs.rule == rule) & (runs.learning_rate == alpha)]
+        for alpha, final, flag, statuses in zip(line.alphas, line.final_loss, line.flagged, line.statuses):
+            rows = runs[(runs.rule == rule) & (runs.learning_rate == alpha)].sort_values("seed")
+            assert statuses == tuple(rows.status)
             assert flag == bool((rows.status == "diverged").any())
             if flag:
                 assert final is None
             else:
                 assert final == pytest.approx(float(rows.final_loss.median()))
-    assert gd.largest_stable == 0.3 and gd.diverged_at[-1] == 4
-    assert adam.largest_stable == 3.0
+    assert gd.largest_stable == 0.3 and gd.diverged_at[-1] == 4 and gd.smallest_flagged == 1.0
+    assert adam.largest_stable == 3.0 and adam.smallest_flagged is None
     fig = F.draw_sweep(info)
-    crosses = [t for t in fig.data if t.meta == "diverged"]
-    assert len(crosses) == 1 and list(crosses[0].x) == [1.0, 3.0]
+    gd_markers = next(t for t in fig.data if t.meta == "status" and t.name.startswith("gd"))
+    diverged = F.STATUS_STYLE["diverged"]
+    crosses = [a for a, symbol in zip(gd_markers.x, gd_markers.marker.symbol) if symbol == diverged.symbol]
+    assert crosses == [1.0, 3.0]
+    assert [y for a, y in zip(gd_markers.x, gd_markers.y) if a >= 1.0] == [info.ceiling, info.ceiling]
     stars = [t for t in fig.data if t.meta == "largest_stable"]
     assert sorted(s.x[0] for s in stars) == [0.3, 3.0]
+
+
+# Known by construction: three seeds per α; the status of each (α, seed) is chosen here.
+VERDICTS = {0.1: ("converged",) * 3,
+            1.0: ("progressing",) * 3,
+            3.0: ("converged", "unstable", "converged"),   # one seed blows up (and goes on)
+            10.0: ("diverged",) * 3,
+            30.0: ("converged",) * 3}                      # lucky: past the edge, does not count
+WORST = {0.1: "converged", 1.0: "progressing", 3.0: "unstable", 10.0: "diverged", 30.0: "converged"}
+
+
+def _verdict_results(make_results, verdicts=VERDICTS, steps=12):
+    return make_results([{
+        "rule": "gd", "learning_rate": sorted(verdicts),
+        "diverge_at": lambda a, s: 5 if verdicts[a][s] == "diverged" else None,
+        "unstable_at": lambda a, s: 4 + s if verdicts[a][s] == "unstable" else None,
+        "fail_at": lambda a, s: 3 if verdicts[a][s] == "failed" else None,
+        "status": lambda a, s: verdicts[a][s],
+    }], steps=steps, seeds=(0, 1, 2))
+
+
+def test_sweep_marks_each_alpha_by_its_worst_status_and_stars_the_largest_stable(make_results):
+    results = _verdict_results(make_results)
+    assert [tuple(g.status) for _, g in results.runs.groupby("learning_rate")] == list(VERDICTS.values())
+    (line,) = F.sweep_info(results).lines
+    assert line.alphas == [0.1, 1.0, 3.0, 10.0, 30.0]
+    assert line.statuses == [VERDICTS[a] for a in line.alphas]
+    assert line.worst == [WORST[a] for a in line.alphas]
+    assert line.flagged == [False, False, True, True, False]
+    assert line.largest_stable == 1.0            # not 30: a lucky α past the edge does not count
+    assert line.smallest_flagged == 3.0
+    assert line.unstable_at == [None, None, 5, None, None]   # seed 1: 4 + 1
+    assert line.diverged_at == [None, None, None, 5, None]
+    at_one = results.runs[results.runs.learning_rate == 1.0]
+    assert line.largest_stable_loss == pytest.approx(float(at_one.final_loss.median()))
+    # flagged α have no point on the loss line: they sit at the top, above every loss shown
+    assert line.final_loss[2] is None and line.final_loss[3] is None
+    at_thirty = results.runs[results.runs.learning_rate == 30.0]
+    assert line.final_loss[4] == pytest.approx(float(at_thirty.final_loss.median()))
+
+    fig = F.draw_sweep(F.sweep_info(results))
+    (markers,) = [t for t in fig.data if t.meta == "status"]
+    assert list(markers.x) == line.alphas
+    ceiling = F.sweep_info(results).ceiling
+    shown = [v for v in line.final_loss + line.best_loss if v is not None]
+    assert ceiling > max(shown)
+    assert [y == ceiling for y in markers.y] == [False, False, True, True, False]
+    assert list(markers.marker.color) == [F.STATUS_STYLE[WORST[a]].color for a in line.alphas]
+    assert list(markers.marker.symbol) == [F.STATUS_STYLE[WORST[a]].symbol for a in line.alphas]
+    (star,) = [t for t in fig.data if t.meta == "largest_stable"]
+    assert list(star.x) == [1.0]
+    legend = [t.name for t in fig.data if t.meta == "status_legend"]
+    assert legend == ["converged", "progressing", "unstable", "diverged"]
+    assert "worst status" in fig.layout.title.text
+
+
+def test_the_star_never_sits_on_an_alpha_with_an_unstable_seed(make_results):
+    # every α below the edge is stable except one with a single unstable seed: ★ must stay below it
+    verdicts = {0.1: ("converged",) * 3, 0.3: ("converged", "converged", "unstable"), 1.0: ("converged",) * 3}
+    (line,) = F.sweep_info(_verdict_results(make_results, verdicts)).lines
+    assert line.largest_stable == 0.1 and line.smallest_flagged == 0.3
+    unstable_alphas = [a for a in verdicts if "unstable" in verdicts[a]]
+    assert line.largest_stable not in unstable_alphas
+
+
+def test_failed_and_stalled_alphas_are_neither_flagged_nor_stable(make_results):
+    verdicts = {0.01: ("stalled",) * 3, 0.1: ("converged",) * 3, 0.3: ("converged", "failed", "converged"),
+                1.0: ("progressing", "converged", "stalled")}
+    results = _verdict_results(make_results, verdicts)
+    info = F.sweep_info(results)
+    (line,) = info.lines
+    assert line.worst == ["stalled", "converged", "failed", "stalled"]
+    assert line.flagged == [False] * 4 and line.failed == [False, False, True, False]
+    assert line.smallest_flagged is None
+    assert line.largest_stable == 0.1            # 0.3 has a failed seed, 1.0 a stalled one
+    assert line.final_loss[2] is None            # a failed seed has no final loss: drawn at the top
+    fig = F.draw_sweep(info)
+    (markers,) = [t for t in fig.data if t.meta == "status"]
+    assert markers.marker.symbol[2] == F.STATUS_STYLE["failed"].symbol and markers.y[2] == info.ceiling
+    assert markers.marker.color[0] == F.STATUS_STYLE["stalled"].color
+
+
+def test_status_styles_are_distinct_and_cover_the_vocabulary():
+    from descentlab.verdicts import STATUSES
+    style = F.STATUS_STYLE
+    assert tuple(style) == STATUSES
+    assert len({s.color for s in style.values()}) == len(STATUSES)
+    assert len({s.symbol for s in style.values()}) == len(STATUSES)
+    assert all(s.symbol != "star" for s in style.values())  # ★ is the largest stable α
+    from descentlab.dashboard.status_style import style_of, worst_status
+    assert worst_status(["converged", "failed", "unstable"]) == "unstable"
+    assert worst_status(["converged", "progressing"]) == "progressing"
+    assert worst_status(["failed", "stalled"]) == "failed"
+    assert style_of("finished").label == "finished"  # an old record's status: drawn, under its own name
 
 
 def test_largest_stable_alpha_ignores_a_lucky_alpha_past_the_edge(make_results):
@@ -171,13 +269,117 @@ def test_sweep_heatmap_cells_are_log10_loss_and_blown_up_cells_sit_at_the_top(ma
             assert panel.z[1][j] == info.zmax
 
 
+def test_heatmap_marks_unstable_and_diverged_rows_at_their_steps(make_results):
+    results = _verdict_results(make_results)
+    info = F.sweep_heatmap_info(results)
+    (panel,) = info.panels
+    assert panel.statuses == [WORST[a] for a in panel.alphas]
+    marks = {(m.alpha, m.status): m for m in panel.marks}
+    assert set(marks) == {(3.0, "unstable"), (10.0, "diverged")}
+    assert marks[(3.0, "unstable")].step == 5 and marks[(3.0, "unstable")].seeds == [1]
+    assert marks[(3.0, "unstable")].text == "unstable from step 5"
+    assert marks[(10.0, "diverged")].step == 5 and marks[(10.0, "diverged")].seeds == [0, 1, 2]
+    fig = F.draw_sweep_heatmap(info)
+    (unstable,) = [t for t in fig.data if t.meta == "unstable"]
+    assert list(unstable.x) == [5] and list(unstable.y) == [F.alpha_label(3.0)]
+    assert unstable.marker.symbol == F.STATUS_STYLE["unstable"].symbol
+    assert unstable.marker.color == F.STATUS_STYLE["unstable"].color
+    (diverged,) = [t for t in fig.data if t.meta == "diverged"]
+    assert list(diverged.x) == [5] and diverged.marker.color == F.STATUS_STYLE["diverged"].color
+    # the unstable row is not drawn at the ceiling: its seeds went on, the median is a loss
+    row = panel.z[panel.alphas.index(3.0)]
+    assert all(v is not None and v < info.zmax for v in row)
+
+
+def test_unstable_run_is_marked_at_unstable_at_and_drawn_to_the_end(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": 0.1},
+                            {"rule": "gd", "label": "wobbly", "learning_rate": 0.3, "unstable_at": 7}], steps=15)
+    info = F.loss_curves_info(results, test=False)
+    wobbly = next(c for c in info.curves if c.name == "wobbly")
+    assert wobbly.x[-1] == 15  # an unstable run is not stopped
+    assert info.diverged == []
+    (mark,) = info.unstable
+    run_id = int(results.runs.loc[results.runs.label == "wobbly", "run_id"].iloc[0])
+    assert (mark.run_id, mark.step, mark.status) == (run_id, 7, "unstable")
+    assert mark.text == "unstable from step 7"
+    loss = results.metrics[(results.metrics.run_id == run_id)].set_index("step")["loss"]
+    assert mark.y == pytest.approx(float(loss[7]))
+    fig = F.draw_curves(info)
+    (trace,) = [t for t in fig.data if t.meta == "unstable"]
+    assert list(trace.x) == [7] and list(trace.text) == ["unstable from step 7"]
+    assert trace.marker.symbol == F.STATUS_STYLE["unstable"].symbol
+    assert trace.marker.color == F.STATUS_STYLE["unstable"].color
+    # the other charts that mark flagged runs mark it too
+    assert [m.step for m in F.grad_norm_info(results).unstable] == [7]
+    layers = F.layer_grad_norms_info(results)
+    assert [(m.status, m.step) for m in layers.marks] == [("unstable", 7)]
+    assert [t.meta for t in F.draw_layer_grad_norms(layers).data if t.meta == "unstable"] == ["unstable"]
+
+
+def test_diverged_mark_uses_the_diverged_style(make_results):
+    results = make_results([{"rule": "gd", "learning_rate": 5.0, "diverge_at": 4}], steps=10)
+    fig = F.draw_curves(F.loss_curves_info(results, test=False))
+    (trace,) = [t for t in fig.data if t.meta == "diverged"]
+    assert trace.marker.symbol == F.STATUS_STYLE["diverged"].symbol
+    assert trace.marker.color == F.STATUS_STYLE["diverged"].color
+
+
+def test_landscape_and_cost_curve_mark_an_unstable_path(make_results):
+    problem = get_registry().problem("quadratic")
+    instance = problem.build({h.name: h.default for h in problem.settings})
+    results = make_results([{"rule": "gd", "learning_rate": 0.2},
+                            {"rule": "gd", "label": "wobbly", "learning_rate": 0.5, "unstable_at": 3},
+                            {"rule": "gd", "label": "big", "learning_rate": 0.4, "diverge_at": 6}],
+                           steps=10, path_dims=2)
+    path = results.weights["path"]
+    info = F.landscape_info(results, instance, grid=5)
+    marks = {m.status: m for m in info.marks}
+    assert set(marks) == {"unstable", "diverged"}
+    assert (marks["unstable"].run_id, marks["unstable"].step) == (1, 3)
+    assert (marks["unstable"].x, marks["unstable"].y) == pytest.approx(tuple(path[1, 3]))
+    assert marks["unstable"].text == "unstable from step 3"
+    assert (marks["diverged"].run_id, marks["diverged"].step) == (2, 6)
+    assert (marks["diverged"].x, marks["diverged"].y) == pytest.approx(tuple(path[2, 6]))
+    assert [p.status for p in info.paths] == ["converged", "unstable", "diverged"]
+    fig = F.draw_landscape(info)
+    (trace,) = [t for t in fig.data if t.meta == "unstable"]
+    assert list(trace.text) == ["unstable from step 3"]
+    assert trace.marker.symbol == F.STATUS_STYLE["unstable"].symbol
+    # before the path reaches the step there is nothing to mark yet
+    early = F.landscape_info(results, instance, grid=5, upto_step=2)
+    assert early.marks == []
+    curve = F.cost_curve_info(results, instance, axis=0, grid=5)
+    (unstable,) = [m for m in curve.marks if m.status == "unstable"]
+    assert unstable.step == 3 and unstable.x == pytest.approx(path[1, 3, 0])
+    assert [t.meta for t in F.draw_cost_curve(curve).data if t.meta in ("unstable", "diverged")] == \
+        ["unstable", "diverged"]
+
+
+def test_status_counts_table_counts_the_runs(make_results):
+    results = _verdict_results(make_results)
+    counts = F.status_counts_table(results)
+    expected = {}
+    for statuses in VERDICTS.values():
+        for status in statuses:
+            expected[status] = expected.get(status, 0) + 1
+    assert dict(zip(counts["status"], counts["runs"])) == expected
+    assert list(counts["status"]) == ["converged", "progressing", "unstable", "diverged"]  # vocabulary order
+    table = F.summary_table_info(results)
+    fig = F.draw_summary_table(table)
+    fill = fig.data[0].cells.fill.color[table.columns.index("status")]
+    statuses = [row[table.columns.index("status")] for row in table.rows]
+    assert list(fill) == [F.status_tint(s) for s in statuses]
+    assert "why it blew up" in fig.data[0].header.values
+
+
 # --- table --------------------------------------------------------------------------------------
 
 def test_summary_table_is_the_run_table(make_results):
     results = make_results([{"rule": "gd", "learning_rate": 0.1},
                             {"rule": "momentum", "learning_rate": 0.1, "momentum": 0.9, "diverge_at": 2}], steps=5)
     table = F.summary_table(results)
-    for col in ("label", "learning_rate", "status", "final_loss", "best_loss", "steps_to_target", "diverged_at"):
+    for col in ("label", "learning_rate", "status", "final_loss", "best_loss", "steps_to_target", "diverged_at",
+                "unstable_at", "divergence_reason"):
         assert col in table.columns
     pd.testing.assert_series_equal(table["diverged_at"], results.runs["diverged_at"], check_names=False)
     assert "momentum" in table.columns

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -84,9 +86,19 @@ def test_html_inlines_plotly_once_and_holds_every_part(results):
     assert page.count("* plotly.js v") == 1                       # the bundle, once
     assert "<script src=" not in page and 'src="http' not in page   # nothing to fetch: works offline
     assert page.count("Plotly.newPlot(") == len(section.figures) == 5   # loss, step, α_t, sweep, landscape
-    for text in ["vanilla GD diverged for α &gt;= 3", "descentlab run", "experiment.toml",
-                 "numpy", "built-in", "quadratic", "Why runs diverged", "heavy ball"]:
+    for text in ["descentlab run", "experiment.toml", "numpy", "built-in", "quadratic", "Why runs blew up",
+                 "heavy ball", "seeds stable at best α", "smallest unstable α", "runs by status", "why it blew up"]:
         assert text in page, text
+    words = re.sub(r"<script.*?</script>", "", page, flags=re.DOTALL)   # the text, without plotly.js
+    assert "finished" not in words and "smallest diverged" not in words
+    for sentence in analysis.verdict(analysis.summarize(results), results):   # core's words, not the report's
+        assert html.escape(sentence) in page, sentence
+    # GD on a bowl with λ_max = 1 is unstable past α = 2: its α = 3 runs are in the "why" table
+    reasons = section.reasons
+    gd = reasons[reasons["label"] == "vanilla GD"]
+    assert set(gd["configuration"]) == {"α=3"}
+    assert sorted(int(x) for seeds in gd["seeds"] for x in seeds.split(", ")) == [0, 1, 2]
+    assert {status.split()[-1] for status in gd["status"]} <= {"unstable", "diverged"}
 
 
 def test_best_alpha_curves_are_the_best_runs(results):
@@ -329,3 +341,44 @@ def test_png_format_without_browser_exits_1_and_says_what_to_install(record, tmp
     assert run_main(record, "--format", "png", "--out", tmp_path / "p") == 1
     assert "apt-get install chromium" in capsys.readouterr().err
     assert not (tmp_path / "p").exists() or not any((tmp_path / "p").rglob("*.png"))
+
+
+# --- summary and "why" tables on records built by hand ------------------------------------------
+
+def _flagged_by_hand(make_results):
+    """α = 0.1, 1 stable; α = 3: seed 1 unstable from step 5; α = 10: every seed diverged at step 5."""
+    return make_results([{
+        "rule": "gd", "label": "GD", "learning_rate": [0.1, 1.0, 3.0, 10.0],
+        "unstable_at": lambda a, s: 5 if a == 3.0 and s == 1 else None,
+        "diverge_at": lambda a, s: 5 if a == 10.0 else None,
+        "status": lambda a, s: "progressing" if a == 0.1 else "converged",
+        "reason": lambda a, s: ("unstable from step 5 (it ended above its initial loss): α·λ_max = 2.1 ≥ 2, "
+                                "gradient descent's limit") if a == 3.0 else
+                               "diverged at step 5 (loss beyond 1e+04× its initial value, or not finite): "
+                               "α·λ_max = 7 ≥ 2, gradient descent's limit",
+    }], steps=10, seeds=(0, 1, 2))
+
+
+def test_display_summary_uses_the_new_columns(make_results):
+    results = _flagged_by_hand(make_results)
+    summary = analysis.summarize(results)
+    shown = report.display_summary(summary)
+    assert "seeds stable at best α" in shown and "smallest unstable α" in shown
+    assert not [c for c in shown.columns if "finished" in c or "diverged α" in c]
+    row = shown.iloc[0]
+    assert row["smallest unstable α"] == "3"
+    # 6 progressing/converged at 0.1 and 1, 2 converged + 1 unstable at 3, 3 diverged at 10: 12 runs
+    assert row["runs by status"] == "● 5 converged, ▲ 3 progressing, ◆ 1 unstable, × 3 diverged (of 12)"
+    best = float(summary["best_alpha"].iloc[0])
+    stable_at_best = {0.1: 3, 1.0: 3, 3.0: 2}[best]
+    assert row["seeds stable at best α"] == f"{stable_at_best}/3"
+
+
+def test_why_table_lists_unstable_and_diverged_runs_with_their_steps(make_results):
+    table = report.divergence_table(_flagged_by_hand(make_results))
+    assert table["configuration"].tolist() == ["α=3", "α=10"]
+    unstable, diverged = table.iloc[0], table.iloc[1]
+    assert unstable["status"] == "◆ unstable" and unstable["seeds"] == "1" and unstable["at step"] == "5"
+    assert unstable["why it blew up"].startswith("unstable (it ended above its initial loss)")
+    assert diverged["status"] == "× diverged" and diverged["seeds"] == "0, 1, 2" and diverged["at step"] == "5, 5, 5"
+    assert diverged["why it blew up"].startswith("diverged (loss beyond")
