@@ -9,7 +9,7 @@ import streamlit as st
 
 from descentlab.dashboard import theory_figures as TF
 from descentlab.dashboard import widgets as W
-from descentlab.lrfind import lr_find
+from descentlab.lrfind import THEORY_NOTE, lr_find
 from descentlab.stability import critical_learning_rate
 
 TITLE = "LR finder"
@@ -81,6 +81,8 @@ for rule in rules:
 if found:
     W.chart(TF.draw_lr_find(TF.lr_find_info(found, critical=critical)), key="lrfind_chart")
     st.dataframe(pd.DataFrame(rows), key="lrfind_table", hide_index=True)
+    if any(value is not None for value in critical.values()):
+        st.caption(THEORY_NOTE)  # the range test's lowest loss lies past the critical α by design
     st.caption("The same test from the command line: `descentlab lr-find EXPERIMENT.toml [--rule NAME] "
                "[--start 1e-6] [--end 10] [--steps 100] [--out lr.json]`.")
 else:

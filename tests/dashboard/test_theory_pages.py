@@ -110,6 +110,8 @@ def test_lr_find_page_suggestion_equals_core_and_lies_below_critical_alpha():
     assert momentum["suggested α"] < momentum["critical α (theory)"] == pytest.approx(3.8 / 10.0)
     spec = figure_specs(at)[0]
     assert [t["name"] for t in spec["data"] if t.get("meta") == "median"] == list(table["rule"])
+    # both numbers on screen, so the one line that says why they differ is there too
+    assert any(c.value.startswith("Why the two differ") for c in at.caption)
 
 
 def test_stability_page_adam_shows_preconditioned_sharpness_against_38_over_alpha():
