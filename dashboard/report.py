@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from descentlab import analysis
+from descentlab.atomic import write_atomic, write_text_atomic
 from descentlab.errors import SpecError
 from descentlab.verdicts import FLAGGED, STATUSES
 
@@ -426,21 +427,8 @@ def render_markdown(sections: Sequence[Section], images: dict[int, str], missing
 # ---------------------------------------------------------------- files
 
 
-def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write through a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        if temp.exists():
-            temp.unlink()
-    return path
-
-
 def write_text(path: Path, text: str) -> Path:
-    return write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return write_text_atomic(path, text)
 
 
 def write_pngs(pairs: Sequence[tuple[Figure, Path]]) -> str:
