@@ -1,5 +1,6 @@
 """Decision-boundary page: each rule's classifier over the input plane, with the training points."""
 
+import numpy as np
 import streamlit as st
 
 from descentlab.dashboard import figures as F
@@ -29,7 +30,10 @@ start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
 problem, settings = W.sidebar_editors(PAGE, registry, start, errors, names=names, seeds=False)
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
-spec = {"name": "dashboard-boundary", **settings, "seeds": 1, "problem": problem, "rules": rules}
+# the run keeps its weights at about 100 steps, so any earlier step is drawn without training again
+snapshot_every = max(1, int(settings.get("steps", DEFAULT["steps"])) // 100)
+spec = {"name": "dashboard-boundary", **settings, "seeds": 1, "snapshot_every": snapshot_every,
+        "problem": problem, "rules": rules}
 W.spec_to_url(spec, URL_PARAM)
 results = W.run_when_asked(PAGE, spec, registry, errors)
 
@@ -40,34 +44,23 @@ if results is not None:
     if st.session_state[key] > steps:
         st.session_state[key] = steps
     k = W.remember(key, st.slider("step", 0, steps, key=key,
-                                  help="the final step uses the stored final weights; an earlier step k re-runs "
-                                       "the same configuration for k steps (cached)"))
-    shown = results
-    if k < steps:
-        if k == 0:
-            shown = None
-        else:
-            try:
-                shown = W.run_spec({**results.experiment.to_dict(), "steps": int(k)}, registry)
-            except Exception as error:
-                W.show_error(error)
-                shown = None
+                                  help="the weights of the chosen step, as the run kept them (snapshot_every); "
+                                       "between kept steps the latest kept one is shown"))
     instance = W.instance_for(results, registry)
     groups = F.run_groups(results)
     ids = [g.run_ids[0] for g in groups]
-    if k == 0:
-        params = F.params_from_weights(results, instance, "initial", ids)
-    elif shown is not None:
-        params = F.params_from_weights(shown, instance, "final", ids)
+    kept = results.weights.get("snapshot_steps")
+    if k == steps or kept is None:
+        params = F.params_from_weights(results, instance, "final" if k == steps else "initial", ids)
+        k = steps if k == steps else 0
     else:
-        params = None
+        column = int(np.searchsorted(kept, k, side="right")) - 1
+        k = int(kept[column])
+        params = np.asarray(results.weights["snapshots"])[ids, column]
     if params is not None:
         status = dict(zip(results.runs["run_id"], results.runs["status"]))
         panels = [(g.name + (f" ({status.get(r)})" if is_flagged(status.get(r)) or status.get(r) == "failed" else ""),
                    params[j])
                   for j, (g, r) in enumerate(zip(groups, ids))]
         W.chart(F.draw_decision_boundary(F.decision_boundary_info(instance, panels, step=k)), f"{PAGE}.chart.boundary")
-        if any(results.experiment.entries[g.entry].schedule != "constant" for g in groups) and 0 < k < steps:
-            st.caption("Note: a schedule that depends on the total number of steps (e.g. cosine) is compressed "
-                       "into k steps when an earlier step is re-run.")
     W.chart(F.draw_curves(F.loss_curves_info(results)), f"{PAGE}.chart.loss")

@@ -6,9 +6,11 @@ import json
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from descentlab.dashboard import figures as F
 from descentlab.dashboard.status_style import STATUS_STYLE
 from descentlab.experiment import Experiment
 from descentlab.records import save_results
@@ -321,7 +323,17 @@ def test_decision_boundary_page_final_and_earlier_step():
     at.slider(key="bound.step").set_value(4)
     at.run()
     no_trouble(at)
-    assert chart_titled(at, "Decision boundary at step 4")
+    earlier = chart_titled(at, "Decision boundary at step 4")
+    # drawn from the run's kept weights, without training again: equal to the boundary of a 4-step run
+    short = records_for({**spec, "steps": 4}, "short")
+    registry = load_registry()
+    instance = registry.problem("spirals").build(dict(short.experiment.problem_settings))
+    params = F.params_from_weights(short, instance, "final", [0, 1, 2])
+    expected = F.draw_decision_boundary(F.decision_boundary_info(
+        instance, [(f"panel {j}", params[j]) for j in range(3)], step=4)).to_plotly_json()
+    for shown, reference in zip(traces(earlier, "prediction"), [t for t in expected["data"] if t.get("meta") == "prediction"]):
+        np.testing.assert_allclose(np.asarray(shown["z"], dtype=float), np.asarray(reference["z"], dtype=float),
+                                   rtol=1e-12, equal_nan=True)
     assert "spirals" in at.selectbox(key="bound.problem").options
     assert "sine" not in at.selectbox(key="bound.problem").options
 
