@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import math
-
 import numpy as np
 
 from descentlab import DescentRule, HyperParam, hookimpl
+from descentlab import stability
 
 
 # --- shared pieces -----------------------------------------------------------------------------
@@ -503,18 +502,13 @@ def classical_momentum_rate(a, hyper):
 
 
 def gd_optimal(lam_min, lam_max):
-    """α* = 2/(λ_min + λ_max): the slowest and fastest directions contract equally, ρ = (κ − 1)/(κ + 1)."""
-    kappa = lam_max / lam_min
-    return {"learning_rate": 2.0 / (lam_min + lam_max), "rate": (kappa - 1.0) / (kappa + 1.0),
-            "formula": "α = 2/(λ_min + λ_max), ρ = (κ − 1)/(κ + 1)"}
+    """α* = 2/(λ_min + λ_max): the slowest and fastest directions contract equally (descentlab.stability)."""
+    return {**stability.gd_optimal(lam_min, lam_max), "formula": "α = 2/(λ_min + λ_max), ρ = (κ − 1)/(κ + 1)"}
 
 
 def heavy_ball_optimal(lam_min, lam_max):
-    """Polyak: α = 4/(√λ_max + √λ_min)², μ = ((√κ − 1)/(√κ + 1))², ρ = √μ (reached asymptotically)."""
-    root = math.sqrt(lam_max / lam_min)
-    rate = (root - 1.0) / (root + 1.0)
-    return {"learning_rate": 4.0 / (math.sqrt(lam_max) + math.sqrt(lam_min)) ** 2, "momentum": rate * rate,
-            "rate": rate, "formula": "α = 4/(√λ_max + √λ_min)², μ = ((√κ − 1)/(√κ + 1))², ρ = √μ"}
+    """Polyak's (α, μ), reached asymptotically (descentlab.stability)."""
+    return {**stability.heavy_ball_optimal(lam_min, lam_max), "formula": "α = 4/(√λ_max + √λ_min)², μ = ((√κ − 1)/(√κ + 1))², ρ = √μ"}
 
 
 def momentum_title(hyper):
