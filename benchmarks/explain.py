@@ -1,4 +1,4 @@
-"""Cost of run verdicts and of the explanations of flagged runs (quoted in the README, "Run verdicts").
+"""Cost of run verdicts and of the explanations of flagged runs (quoted in docs/verdicts.md).
 
     python benchmarks/explain.py            # three repeats per job
     python benchmarks/explain.py --repeat 5

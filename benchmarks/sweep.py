@@ -1,4 +1,4 @@
-"""Speed of the sweep runner against a plain numpy loop, one configuration at a time (quoted in the README).
+"""Speed of the sweep runner against a plain numpy loop, one configuration at a time (quoted in docs/dev/speed.md).
 
     python benchmarks/sweep.py            # all jobs, a few minutes on 2 cores
     python benchmarks/sweep.py --quick    # fewer steps, for a smoke test

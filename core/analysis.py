@@ -1,6 +1,6 @@
 """Per-rule summary of an experiment's records (best α, losses, divergence) and a verdict drawn from it.
 
-Definitions (also in the README, "Comparison reports"):
+Definitions (also in docs/reports.md):
 
 - A *configuration* of a rule entry is one point of its grid: the base learning rate α together
   with every other hyperparameter, schedule hyperparameter and warm-up value of the runs table.

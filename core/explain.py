@@ -13,7 +13,7 @@ The sentence then compares α·λ_max with the rule's declared ``stability_thres
 a quadratic iff α·λ_max < c, with L2 weight decay w adding w to λ_max). A rule without one
 (adaptive methods) is said to have no fixed curvature limit, and the size of its update relative
 to the weights, ‖Δθ_{s−1}‖/‖θ_{s−1}‖, is reported instead. Only flagged runs pay for this; the
-cost is measured by ``python benchmarks/explain.py`` (README, "Run verdicts").
+cost is measured by ``python benchmarks/explain.py`` (docs/verdicts.md).
 """
 
 from __future__ import annotations

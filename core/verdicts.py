@@ -39,7 +39,7 @@ epoch, at most half the run); the second unstable rule then also needs the rise 
 since the lowest point of a noisy curve sits below its level by noise alone.
 
 The constants were chosen on the shipped examples and the built-in problems (developer notes in
-the README, "Run verdicts").
+docs/verdicts.md).
 """
 
 from __future__ import annotations

@@ -1,0 +1,88 @@
+"""MkDocs hook: the rule and schedule tables come from the plugin declarations, not from a hand copy."""
+
+from __future__ import annotations
+
+import re
+
+MARKER = re.compile(r"<!--\s*generated:\s*([a-z-]+)\s*-->")
+
+
+def _value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|") or "—"
+
+
+def _hyperparams(declared) -> str:
+    return ", ".join(f"`{h.name}` ({_value(h.default)})" for h in declared) or "—"
+
+
+def rules_table(registry) -> str:
+    """One row per registered rule: its summary, formula, hyperparameters, default α and threshold."""
+    rows = ["| rule | what it is | update (g = ∇J, t = step) | hyperparameters (default) | default α | "
+            "stable on a quadratic iff |",
+            "|---|---|---|---|---|---|"]
+    for name, rule in registry.rules.items():
+        threshold = rule.threshold_note or ("α·λ < c, c declared" if rule.stability_threshold else
+                                            "no threshold declared")
+        rows.append(f"| `{name}` | {_cell(rule.summary)} | {_cell(rule.formula)} | "
+                    f"{_cell(_hyperparams(rule.hyperparams))} | {_value(rule.default_learning_rate)} | "
+                    f"{_cell(threshold)} |")
+    return "\n".join(rows)
+
+
+def schedules_table(registry) -> str:
+    """One row per registered schedule: its formula, what it is and its hyperparameters."""
+    rows = ["| schedule | α_t | what it is | hyperparameters (default) |", "|---|---|---|---|"]
+    for name, schedule in registry.schedules.items():
+        rows.append(f"| `{name}` | {_cell(schedule.formula)} | {_cell(schedule.summary)} | "
+                    f"{_cell(_hyperparams(schedule.hyperparams))} |")
+    return "\n".join(rows)
+
+
+def problems_table(registry) -> str:
+    """One row per registered problem: what it is and its options."""
+    rows = ["| problem | kind | what it is | settings (default) |", "|---|---|---|---|"]
+    for name, problem in registry.problems.items():
+        rows.append(f"| `{name}` | {problem.kind} | {_cell(problem.summary)} | "
+                    f"{_cell(_hyperparams(problem.settings))} |")
+    return "\n".join(rows)
+
+
+TABLES = {"rules-table": rules_table, "schedules-table": schedules_table, "problems-table": problems_table}
+
+
+def render(markdown: str, registry=None) -> str:
+    """``markdown`` with every ``<!-- generated: NAME -->`` marker replaced by that table."""
+    if not MARKER.search(markdown):
+        return markdown
+    if registry is None:
+        from descentlab import load_registry
+        registry = load_registry(entry_points=False, use_env=False)
+
+    def table(match):
+        name = match.group(1)
+        if name not in TABLES:
+            raise ValueError(f"docs marker 'generated: {name}': accepted are {', '.join(TABLES)}")
+        return TABLES[name](registry)
+
+    return MARKER.sub(table, markdown)
+
+
+def on_startup(command, dirty):  # noqa: ARG001 - MkDocs hook signature
+    # The package maps core/ to descentlab (pyproject's package-dir), which mkdocstrings' loader
+    # cannot follow: give it a folder where descentlab/ is core/ before its handler starts.
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    link = root / ".cache" / "api" / "descentlab"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(root / "core", target_is_directory=True)
+
+
+def on_page_markdown(markdown, page, config, files):  # noqa: ARG001 - MkDocs hook signature
+    return render(markdown)

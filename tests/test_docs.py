@@ -1,0 +1,96 @@
+"""The docs site: samples are the files in examples/ and run; generated tables follow the declarations."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import runpy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from descentlab import load_registry
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+INCLUDE = re.compile(r'--8<-- "([^"]+)"')
+
+
+def _hooks():
+    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _pages():
+    return sorted(DOCS.rglob("*.md"))
+
+
+def test_every_included_sample_exists_and_every_python_example_is_included():
+    included = {m for page in _pages() for m in INCLUDE.findall(page.read_text(encoding="utf-8"))}
+    assert included, "the docs include no sample"
+    for path in included:
+        assert (ROOT / path).is_file(), f"docs include {path}, which does not exist"
+    scripts = {str(p.relative_to(ROOT)) for p in (ROOT / "examples").glob("*.py")}
+    assert scripts <= included, f"examples not shown in the docs: {sorted(scripts - included)}"
+
+
+def test_gradcheck_example_agrees_with_finite_differences(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(ROOT / "examples" / "gradcheck.py"), run_name="__main__")
+    printed = [float(line.split()[-1]) for line in capsys.readouterr().out.splitlines()]
+    assert len(printed) == 2 and max(printed) < 1e-6
+
+
+def test_python_quickstart_example_matches_the_quadratic_theory(monkeypatch, tmp_path, capsys):
+    # examples/quadratic_sweep.toml: λ_max = 1, so GD is stable iff α < 2 and heavy ball iff α < 2 + 2μ.
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(ROOT / "examples" / "python_quickstart.py"), run_name="__main__")
+    folder = Path(namespace["folder"])
+    assert folder.parent == tmp_path / "results" or folder.parent.resolve() == (tmp_path / "results").resolve()
+    runs = namespace["again"].runs
+    threshold = np.where(runs["rule"] == "gd", 2.0, 2.0 + 2.0 * runs["momentum"].fillna(0.0))
+    below = runs["learning_rate"].to_numpy() < threshold
+    above = runs["learning_rate"].to_numpy() > threshold
+    assert set(runs.loc[below, "status"]) <= {"converged", "progressing"}
+    assert set(runs.loc[above, "status"]) <= {"unstable", "diverged"}
+    assert namespace["loss"].shape == (len(runs), 201)
+
+
+def test_generated_tables_list_every_declaration():
+    registry = load_registry(entry_points=False, use_env=False)
+    hooks = _hooks()
+    rules = hooks.render("<!-- generated: rules-table -->", registry)
+    for name, rule in registry.rules.items():
+        row = next(line for line in rules.splitlines() if line.startswith(f"| `{name}` |"))
+        assert " ".join(rule.formula.split()) in row.replace("\\|", "|")
+        assert f"| {rule.default_learning_rate:g} |" in row
+        for h in rule.hyperparams:
+            assert f"`{h.name}`" in row
+    schedules = hooks.render("<!-- generated: schedules-table -->", registry)
+    assert {line.split("`")[1] for line in schedules.splitlines()[2:]} == set(registry.schedules)
+    problems = hooks.render("<!-- generated: problems-table -->", registry)
+    assert {line.split("`")[1] for line in problems.splitlines()[2:]} == set(registry.problems)
+    with pytest.raises(ValueError, match="generated: nonsense"):
+        hooks.render("<!-- generated: nonsense -->", registry)
+
+
+def test_every_nav_page_exists_and_every_page_is_in_the_nav():
+    nav = re.findall(r":\s*([\w/.-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(encoding="utf-8"), re.M)
+    assert set(nav) == {str(p.relative_to(DOCS)) for p in _pages()}
+
+
+@pytest.mark.skipif(shutil.which("mkdocs") is None and importlib.util.find_spec("mkdocs") is None,
+                    reason="mkdocs is not installed (pip install -e '.[docs]')")
+def test_docs_build_strict(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1",
+                                                                         **__import__("os").environ})
+    assert done.returncode == 0, done.stderr[-3000:]
+    rules_page = (tmp_path / "site" / "rules" / "index.html").read_text(encoding="utf-8")
+    assert "generated:" not in rules_page and "<table>" in rules_page
