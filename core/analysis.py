@@ -48,22 +48,35 @@ SUMMARY_COLUMNS = ("entry", "label", "rule", "schedule", "best_alpha", "best_con
                    "runs", *STATUSES)
 
 
-def quantile(values, q: float) -> float:
-    """The q-quantile with numpy's linear interpolation, exact when +inf values are present.
+def quantiles(values, qs, axis: int = -1) -> np.ndarray:
+    """The qs-quantiles along ``axis`` (numpy's linear interpolation), ignoring NaN and exact with ±inf.
 
-    ``np.quantile`` would compute ``inf - inf`` (NaN, with a warning) next to an infinite value;
-    here a quantile whose upper neighbour is +inf is +inf.
+    Shape: ``(len(qs), *other axes)``, as ``np.quantile``. ``np.nanquantile`` would compute
+    ``inf - inf`` (NaN, with a warning) next to an infinite value and loops over rows in Python;
+    here a quantile whose upper neighbour is +inf is +inf (a median is +inf once half the seeds
+    blew up), one whose lower neighbour is −inf is −inf, and an all-NaN slice gives NaN. One sort
+    serves every row and every q.
     """
-    ordered = np.sort(np.asarray(values, dtype=float))
-    if ordered.size == 0:
-        return math.nan
-    position = (ordered.size - 1) * q
-    low, high = math.floor(position), math.ceil(position)
-    if low == high or ordered[low] == ordered[high]:
-        return float(ordered[low])
-    if math.isinf(ordered[high]):
-        return math.inf
-    return float(ordered[low] + (position - low) * (ordered[high] - ordered[low]))
+    data = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
+    q = np.asarray(qs, dtype=float).reshape(-1)
+    ordered = np.sort(data, axis=-1)                                  # NaN sorts last
+    count = np.sum(~np.isnan(data), axis=-1)
+    position = (np.maximum(count, 1) - 1)[None] * q.reshape((-1,) + (1,) * count.ndim)
+    low = np.floor(position).astype(np.intp)
+    high = np.ceil(position).astype(np.intp)
+    take = lambda index: np.moveaxis(np.take_along_axis(ordered, np.moveaxis(index, 0, -1), axis=-1), -1, 0)
+    below, above = take(low), take(high)
+    with np.errstate(invalid="ignore"):
+        between = below + (position - low) * (above - below)
+    result = np.where((low == high) | (below == above), below,
+                      np.where(np.isposinf(above), np.inf, np.where(np.isneginf(below), -np.inf, between)))
+    return np.where(count[None] == 0, np.nan, result)
+
+
+def quantile(values, q: float) -> float:
+    """The q-quantile of a flat sample (see :func:`quantiles`); NaN for an empty one."""
+    flat = np.asarray(values, dtype=float).reshape(-1)
+    return math.nan if flat.size == 0 else float(quantiles(flat, [q])[0])
 
 
 def median(values) -> float:

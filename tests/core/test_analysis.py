@@ -232,3 +232,44 @@ def test_every_runs_column_is_either_an_outcome_or_a_grid_coordinate():
              for h in __import__("descentlab").get_registry().rule(rule).hyperparams}
     coordinates = set(runs.columns) - set(analysis.NON_CONFIG_COLUMNS)
     assert coordinates == {"learning_rate", "warmup_steps", "schedule.step_size", "schedule.gamma"} | hyper
+
+
+def _quantile_by_hand(sample, q):
+    """Hyndman & Fan type 7 (numpy's default) on the non-NaN values, written out for one sample."""
+    ordered = sorted(v for v in sample if not math.isnan(v))
+    if not ordered:
+        return math.nan
+    position = (len(ordered) - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    if ordered[low] == ordered[high]:
+        return ordered[low]
+    if ordered[high] == math.inf:
+        return math.inf
+    if ordered[low] == -math.inf:
+        return -math.inf
+    return ordered[low] + (position - low) * (ordered[high] - ordered[low])
+
+
+def test_vectorized_quantiles_equal_numpy_on_finite_rows_with_nan():
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((40, 7))
+    values[rng.random(values.shape) < 0.2] = np.nan
+    values[5] = np.nan  # an all-NaN row has no quantile
+    qs = [0.0, 0.1, 0.25, 0.5, 0.75, 1.0]
+    got = analysis.quantiles(values, qs, axis=1)
+    keep = ~np.all(np.isnan(values), axis=1)
+    np.testing.assert_allclose(got[:, keep], np.nanquantile(values[keep], qs, axis=1), rtol=1e-14, atol=1e-15)
+    assert np.isnan(got[:, 5]).all()
+    np.testing.assert_allclose(analysis.quantiles(values.T, qs, axis=0)[:, keep], got[:, keep], rtol=0)
+
+
+def test_vectorized_quantiles_follow_the_written_out_rule_with_infinities():
+    rng = np.random.default_rng(4)
+    pool = np.array([-np.inf, np.inf, np.nan, 0.0, 1.0, 2.5, -3.0])
+    values = rng.choice(pool, size=(300, 5))
+    qs = [0.25, 0.5, 0.75]
+    got = analysis.quantiles(values, qs)
+    for row in range(values.shape[0]):
+        for i, q in enumerate(qs):
+            expected = _quantile_by_hand(list(values[row]), q)
+            assert (math.isnan(expected) and math.isnan(got[i, row])) or got[i, row] == expected, (values[row], q)
