@@ -18,6 +18,7 @@ from .runner import run_experiment
 from .sharpness import top_hessian_eigenvalue
 from .stability import critical_learning_rate, divergence_reason
 from .lrfind import lr_find
+from .compare import compare
 
 __version__ = "0.1.0"
 
@@ -31,7 +32,7 @@ __all__ = [
     "LandscapeInstance", "LinearRegressionInstance",
     "Experiment", "RuleEntry", "RunConfig", "load_experiment_file", "Results", "load_results",
     "save_results", "run_experiment",
-    "top_hessian_eigenvalue", "critical_learning_rate", "divergence_reason", "lr_find",
+    "top_hessian_eigenvalue", "critical_learning_rate", "divergence_reason", "lr_find", "compare",
     "summarize", "verdict",
 ]
 

@@ -1,0 +1,81 @@
+"""``descentlab.compare``: one call from a notebook to a comparison, with rules defined in a cell."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .declarations import DescentRule, Schedule
+from .errors import SpecError
+from .hookspecs import hookimpl
+
+
+class _CellPlugin:
+    """Rules and schedules handed to ``compare`` as objects, registered like a plugin file's."""
+
+    def __init__(self, rules: list[DescentRule], schedules: list[Schedule]):
+        self.rules, self.schedules = rules, schedules
+
+    @hookimpl
+    def register_optimizers(self, register):
+        for rule in self.rules:
+            register(rule)
+
+    @hookimpl
+    def register_schedules(self, register):
+        for schedule in self.schedules:
+            register(schedule)
+
+
+def _entry(rule: Any, index: int, learning_rates) -> dict:
+    if isinstance(rule, DescentRule):
+        entry: dict = {"rule": rule.name}
+    elif isinstance(rule, str):
+        entry = {"rule": rule}
+    elif isinstance(rule, dict):
+        entry = dict(rule)
+        if isinstance(entry.get("rule"), DescentRule):
+            entry["rule"] = entry["rule"].name
+    else:
+        raise SpecError(f"rules[{index}]", rule, "a rule name, a DescentRule or a dict like a [[rules]] entry")
+    if learning_rates is not None and "learning_rate" not in entry:
+        entry["learning_rate"] = learning_rates
+    return entry
+
+
+def compare(problem: str | dict, rules: Iterable, *, learning_rates=None, seeds=3, name: str | None = None,
+            schedules: Iterable[Schedule] = (), registry=None, workers: int | None = None, **settings):
+    """Run ``rules`` on ``problem`` from the same data and initial weights, and return the ``Results``.
+
+    - ``problem``: a registered problem's name, or a dict ``{"name": ..., <setting>: value}``.
+    - ``rules``: each a rule name, a ``DescentRule`` object (registered for this call, so a rule
+      written in a notebook cell needs no file), or a dict shaped like an experiment file's
+      ``[[rules]]`` entry (``rule``, ``learning_rate``, hyperparameters, ``label``, ``schedule``).
+    - ``learning_rates``: a number or a list, for every entry that names none (else each rule's
+      default α).
+    - ``seeds``: a count or a list of seeds; ``settings``: any experiment setting (``steps``,
+      ``batch_size``, ``dtype``, ``eval_every``, ...). Bad values raise the experiment file's
+      one-line ``SpecError``.
+    """
+    from .experiment import Experiment
+    from .registry import get_registry, load_registry
+    from .runner import run_experiment
+
+    rules = list(rules)
+    cell_rules = [r for r in rules if isinstance(r, DescentRule)]
+    cell_rules += [r["rule"] for r in rules if isinstance(r, dict) and isinstance(r.get("rule"), DescentRule)]
+    schedules = list(schedules)
+    if cell_rules or schedules:
+        unique = list({id(r): r for r in cell_rules}.values())
+        registry = load_registry(extra_plugins=[("notebook cell", _CellPlugin(unique, schedules))])
+        if registry.errors:
+            raise SpecError("rules", "; ".join(registry.errors), "rules whose names are not registered yet")
+    registry = registry or get_registry()
+    spec = {"problem": {"name": problem} if isinstance(problem, str) else dict(problem),
+            "rules": [_entry(rule, i, learning_rates) for i, rule in enumerate(rules)],
+            "seeds": seeds, **settings}
+    experiment = Experiment.from_dict(spec, registry, name=name or _default_name(spec))
+    return run_experiment(experiment, registry=registry, workers=workers)
+
+
+def _default_name(spec: dict) -> str:
+    return f"{spec['problem'].get('name', 'problem')}-compare"

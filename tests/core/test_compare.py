@@ -1,0 +1,61 @@
+"""descentlab.compare: a rule defined in a notebook cell runs beside the built-ins, step for step."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+import descentlab as dl
+from descentlab import SpecError
+
+
+class NoState(NamedTuple):
+    pass
+
+
+SIGN = dl.DescentRule("cell_sign", lambda params, hyper: NoState(),
+                      lambda grad, state, params, lr, hyper, step: (-lr * np.sign(grad), state),
+                      summary="sign descent, defined in a test as in a notebook cell")
+
+
+def _by_hand(hessian, start, alpha, steps, step_of):
+    """J = ½ pᵀHp on the quadratic landscape, descended by ``step_of(gradient)`` written out."""
+    p, losses = np.array(start, dtype=float), []
+    for _ in range(steps + 1):
+        losses.append(0.5 * p @ hessian @ p)
+        p = p - alpha * step_of(hessian @ p)
+    return np.array(losses)
+
+
+def test_cell_rule_and_builtin_follow_their_formulas_from_the_same_start():
+    results = dl.compare({"name": "quadratic", "condition": 5.0}, [SIGN, "gd"], learning_rates=[0.05, 0.2],
+                         seeds=1, steps=40)
+    info = results.problem_info
+    hessian, start = np.array(info["hessian"]), info["start"]
+    loss = results.metric("loss")
+    for row, run in enumerate(results.runs.itertuples()):
+        step_of = np.sign if run.rule == "cell_sign" else (lambda g: g)
+        np.testing.assert_allclose(loss[row], _by_hand(hessian, start, run.learning_rate, 40, step_of),
+                                   rtol=1e-12, atol=1e-300)
+    assert sorted(results.runs["rule"].unique()) == ["cell_sign", "gd"]
+
+
+def test_learning_rates_fill_only_entries_that_name_none():
+    results = dl.compare("quadratic", [{"rule": "gd", "learning_rate": 0.3}, "momentum"], learning_rates=0.01,
+                         seeds=[0, 1], steps=5)
+    alphas = results.runs.groupby("rule")["learning_rate"].unique()
+    assert list(alphas["gd"]) == [0.3] and list(alphas["momentum"]) == [0.01]
+    assert sorted(results.runs["seed"].unique()) == [0, 1]
+
+
+def test_bad_input_is_one_line_naming_the_field():
+    with pytest.raises(SpecError, match=r"rules\[0\]") as error:
+        dl.compare("quadratic", [3.5])
+    assert "\n" not in str(error.value)
+    with pytest.raises(SpecError, match="steps"):
+        dl.compare("quadratic", ["gd"], steps=-1)
+    clash = dl.DescentRule("gd", SIGN.init, SIGN.update)
+    with pytest.raises(SpecError, match="already registered"):
+        dl.compare("quadratic", [clash])
