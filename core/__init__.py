@@ -20,7 +20,11 @@ from .stability import critical_learning_rate, divergence_reason
 from .lrfind import lr_find
 from .compare import compare
 
-__version__ = "0.1.0"
+try:  # the version lives in pyproject.toml only
+    from importlib.metadata import PackageNotFoundError, version as _version
+    __version__ = _version("descentlab")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ACTIVATIONS", "Activation", "Dataset", "DescentRule", "HyperParam", "LOSSES", "Loss", "MLP",

@@ -58,3 +58,22 @@ def test_console_script_points_at_the_cli(wheel, wheel_names):
         text = archive.read(entry_points).decode()
     assert "[console_scripts]" in text
     assert "descentlab = descentlab.cli:main" in text
+
+
+def test_wheel_carries_license_and_type_marker(wheel_names):
+    assert "descentlab/py.typed" in wheel_names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in wheel_names), wheel_names
+
+
+def test_wheel_metadata_declares_the_license_expression(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(archive.read(n).decode() for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+    assert "License-Expression: MIT" in metadata.splitlines()
+
+
+def test_version_has_one_source():
+    import tomllib
+
+    import descentlab
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert descentlab.__version__ == declared
