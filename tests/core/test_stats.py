@@ -1,0 +1,98 @@
+"""The comparison statistics against independent computations: direct resampling, scipy, hand examples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from descentlab import stats
+
+
+def test_bootstrap_interval_equals_a_direct_resampling_loop():
+    values = [0.31, 0.12, 0.55, 0.27, 0.40, 0.19, 0.33]
+    rng = np.random.default_rng(11)
+    draws = rng.integers(0, len(values), size=(stats.RESAMPLES, len(values)))
+    medians = sorted(float(np.median([values[i] for i in row])) for row in draws)
+    expected = (float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975)))
+    assert stats.bootstrap_interval(values, seed=11) == pytest.approx(expected, rel=1e-12)
+
+
+def test_bootstrap_interval_keeps_blown_up_seeds_as_worst():
+    low, high = stats.bootstrap_interval([0.1, 0.2, math.inf, math.inf, math.inf])
+    assert high == math.inf and low <= 0.2
+
+
+def test_rank_sum_p_value_equals_scipy_exact_without_ties():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(5)
+    for n_a, n_b in [(3, 3), (5, 4), (8, 8), (9, 10)]:
+        a, b = rng.normal(0, 1, n_a), rng.normal(0.8, 1, n_b)
+        ours = stats.compare_samples(a, b)
+        theirs = scipy_stats.mannwhitneyu(a, b, alternative="two-sided", method="exact").pvalue
+        assert ours.p_value == pytest.approx(theirs, rel=1e-9, abs=1e-12), (n_a, n_b)
+
+
+def test_rank_sum_verdicts_on_cases_known_by_hand():
+    # 2 vs 2, fully separated: 2 of the C(4, 2) = 6 splits are as extreme, p = 1/3: never "better".
+    two = stats.compare_samples([1.0, 2.0], [3.0, 4.0])
+    assert two.p_value == pytest.approx(1 / 3) and two.verdict == "cannot tell apart"
+    assert "cannot tell apart at 2 and 2 seeds" in two.sentence("gd", "adam")
+    # every seed blew up against 5 finite seeds: p = 2 / C(10, 5) = 2/252 < 0.05
+    worse = stats.compare_samples([math.inf] * 5, [0.1, 0.2, 0.3, 0.4, 0.5])
+    assert worse.p_value == pytest.approx(2 / 252) and worse.verdict == "worse"
+    better = stats.compare_samples([0.1, 0.2, 0.3, 0.4, 0.5], [math.inf] * 5)
+    assert better.verdict == "better" and better.sentence("adam", "gd").startswith("adam is better than gd")
+    same = stats.compare_samples([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    assert same.p_value == 1.0 and same.verdict == "cannot tell apart"
+
+
+def test_rank_sum_sampled_beyond_the_exact_limit_agrees_with_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(8)
+    a, b = rng.normal(0, 1, 15), rng.normal(0.6, 1, 15)   # C(30, 15) ≈ 1.6e8 splits: sampled
+    ours = stats.compare_samples(a, b)
+    assert "random permutations" in ours.test
+    theirs = scipy_stats.mannwhitneyu(a, b, alternative="two-sided", method="exact").pvalue
+    assert abs(ours.p_value - theirs) < 5 * math.sqrt(theirs * (1 - theirs) / stats.PERMUTATIONS) + 1e-4
+
+
+def test_performance_profile_on_a_hand_computed_example():
+    # problems p1..p3; costs (steps to target): A = 10, 20, inf; B = 20, 10, 30; C = 40, 40, 60
+    costs = {"A": {"p1": 10, "p2": 20, "p3": math.inf}, "B": {"p1": 20, "p2": 10, "p3": 30},
+             "C": {"p1": 40, "p2": 40, "p3": 60}}
+    # ratios: A = 1, 2, inf; B = 2, 1, 1; C = 4, 4, 2
+    taus = [1.0, 2.0, 3.0, 4.0]
+    profile = stats.performance_profile(costs, taus)
+    np.testing.assert_allclose(profile["A"], [1 / 3, 2 / 3, 2 / 3, 2 / 3])
+    np.testing.assert_allclose(profile["B"], [2 / 3, 1, 1, 1])
+    np.testing.assert_allclose(profile["C"], [0, 1 / 3, 1 / 3, 1])
+    # step integral over [1, 4]: B = (2/3 + 1 + 1) / 3
+    assert stats.profile_area(taus, profile["B"]) == pytest.approx((2 / 3 + 1 + 1) / 3)
+    with pytest.raises(ValueError, match="> 0"):
+        stats.performance_profile({"A": {"p": 0.0}}, taus)
+    with pytest.raises(ValueError, match="no cost for problem"):
+        stats.performance_profile({"A": {"p": 1.0}, "B": {"q": 1.0}}, taus)
+
+
+def test_best_so_far_is_the_running_minimum():
+    np.testing.assert_array_equal(stats.best_so_far([3.0, math.nan, 5.0, 1.0, math.inf, 2.0]),
+                                  [3.0, 3.0, 3.0, 1.0, 1.0, 1.0])
+
+
+def test_random_search_is_seeded_in_range_and_log_uniform():
+    space = {"learning_rate": (1e-4, 1.0, True), "momentum": (0.0, 0.99, False)}
+    trials = stats.random_search(space, 4000, seed=3)
+    assert trials == stats.random_search(space, 4000, seed=3) and trials != stats.random_search(space, 4000, seed=4)
+    lr = np.array([t["learning_rate"] for t in trials])
+    mu = np.array([t["momentum"] for t in trials])
+    assert lr.min() >= 1e-4 and lr.max() <= 1.0 and mu.min() >= 0 and mu.max() <= 0.99
+    # log-uniform: each decade holds a quarter of the draws (binomial sd ≈ 0.7 % of 4000)
+    decades = np.histogram(np.log10(lr), bins=[-4, -3, -2, -1, 0])[0] / lr.size
+    np.testing.assert_allclose(decades, 0.25, atol=0.03)
+    assert abs(np.median(mu) - 0.495) < 0.03
+    with pytest.raises(ValueError, match="budget"):
+        stats.random_search(space, 0, seed=0)
+    with pytest.raises(ValueError, match="low > 0 on a log scale"):
+        stats.random_search({"learning_rate": (0.0, 1.0, True)}, 3, seed=0)
