@@ -3,9 +3,10 @@
 Run: python benchmarks/sharpness.py [--problem spirals] [--runs 8] [--steps 200]
 
 Prints (1) the time of one gradient evaluation + GD update of R stacked runs, (2) the time of one
-top_hessian_eigenvalue call (Lanczos, 20 Hessian-vector products = 20 gradient evaluations of 2R
-runs) on the same R runs, their ratio, and (3) the runner's wall time for the same experiment with
-sharpness_every = 0, 50, 10 and 1.
+Hessian-vector product, exact (R-operator) and by a central difference of gradients, (3) the time
+of one cold λ_max measurement each way (Lanczos to tol 1e-10), and (4) the runner's wall time for the
+same experiment with sharpness_every = 0, 50, 10 and 1, with the warm-started tracker's products
+per measurement.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 from descentlab.experiment import Experiment
 from descentlab.registry import get_registry
 from descentlab.runner import run_experiment
+from descentlab import sharpness
+from descentlab.allocator import keep_freed_memory
 from descentlab.sharpness import top_hessian_eigenvalue
 
 
@@ -52,28 +55,36 @@ def main(argv=None) -> int:
         _, grad = instance.loss_and_grad(params)
         rule.update(grad, state, params, lr, {"weight_decay": np.zeros((args.runs, 1))}, 0)
 
-    calls = []
-    original = instance.loss_and_grad
-
-    def counting(points, batch=None, out=None):
-        calls.append(points.shape[0])
-        return original(points, batch, out)
-
-    def measure():
-        top_hessian_eigenvalue(instance, params, iters=args.iters)
-
+    keep_freed_memory()  # as the runner's processes do: fresh pages per temporary would dominate
+    vectors = np.random.default_rng(0).standard_normal(params.shape)
+    eps = float(sharpness._steps(params, None).mean())
     step_time = best_of(lambda: [train_step() for _ in range(20)], args.repeats) / 20
-    sharp_time = best_of(measure, args.repeats)
-    instance.loss_and_grad = counting
-    measure()
-    instance.loss_and_grad = original
+    exact_hvp = best_of(lambda: [sharpness.hessian_vector_product(instance, params, vectors) for _ in range(20)],
+                        args.repeats) / 20
+    fd_hvp = best_of(lambda: [sharpness.hessian_vector_product(instance, params, vectors, eps=eps)
+                              for _ in range(20)], args.repeats) / 20
+    exact_lambda = best_of(lambda: top_hessian_eigenvalue(instance, params, iters=args.iters), args.repeats)
+    fd_lambda = best_of(lambda: top_hessian_eigenvalue(instance, params, iters=args.iters, eps=eps), args.repeats)
     print(f"problem {args.problem} ({getattr(instance, 'model', '')}, {instance.n_train} samples, "
           f"P = {instance.layout.size}), R = {args.runs} runs stacked")
     print(f"one training step (gradient + GD update):   {1e3 * step_time:8.3f} ms  "
           f"({1e6 * step_time / args.runs:.0f} µs per run-step)")
-    print(f"one sharpness measurement (Lanczos, {len(calls)} of at most {args.iters} HVPs, each one "
-          f"gradient of {2 * args.runs} runs): {1e3 * sharp_time:.3f} ms = {sharp_time / step_time:.1f} training steps")
+    print(f"one Hessian-vector product: exact {1e3 * exact_hvp:.3f} ms = {exact_hvp / step_time:.2f} steps, "
+          f"central difference {1e3 * fd_hvp:.3f} ms = {fd_hvp / step_time:.2f} steps")
+    print(f"one cold λ_max (Lanczos, at most {args.iters} products): exact {1e3 * exact_lambda:.2f} ms = "
+          f"{exact_lambda / step_time:.1f} steps, central differences {1e3 * fd_lambda:.2f} ms = "
+          f"{fd_lambda / step_time:.1f} steps")
 
+    counts = []
+    measure = sharpness.SharpnessTracker.measure
+
+    def counting(self, *a, **k):
+        before = self.products
+        out = measure(self, *a, **k)
+        counts.append(self.products - before)
+        return out
+
+    sharpness.SharpnessTracker.measure = counting
     spec = {"steps": args.steps, "seeds": list(range(args.runs)), "eval_every": args.steps,
             "problem": {"name": args.problem}, "rules": [{"rule": "gd", "learning_rate": 0.1}]}
     base = None
@@ -81,7 +92,9 @@ def main(argv=None) -> int:
         experiment = Experiment.from_dict({**spec, "sharpness_every": every})
         wall = best_of(lambda: run_experiment(experiment, workers=1), max(1, args.repeats // 2))
         base = wall if base is None else base
-        print(f"runner, {args.steps} steps, sharpness_every = {every:3d}: {wall:7.3f} s  ({wall / base:.2f}x)")
+        per = f", {np.mean(counts):.1f} products per measurement (warm start)" if counts else ""
+        counts.clear()
+        print(f"runner, {args.steps} steps, sharpness_every = {every:3d}: {wall:7.3f} s  ({wall / base:.2f}x){per}")
     return 0
 
 

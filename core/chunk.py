@@ -231,7 +231,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         rngs = [np.random.default_rng([int(s), 0x6D696E69]) for s in seeds]
         perms = None
 
-    sharpness_mod = None
+    sharpness_mod = tracker = None
     if experiment.sharpness_every > 0:
         from . import sharpness as sharpness_mod
     evaluates = type(instance).evaluate is not ProblemInstance.evaluate
@@ -358,7 +358,9 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                 if sharpness_mod is not None and (t % experiment.sharpness_every == 0 or t == T):
                     if sharp_b is None:
                         sharp_b = np.full((r, T + 1), nan)
-                    sharp_b[:n, t] = sharpness_mod.top_hessian_eigenvalue(instance, params, batch=batch)
+                    if tracker is None:
+                        tracker = sharpness_mod.SharpnessTracker(r, params.shape[1])
+                    sharp_b[:n, t] = tracker.measure(instance, params, active, batch)
                 if threshold is None:
                     threshold = factor * np.maximum(np.abs(loss.astype(np.float64)), np.finfo(np.float64).tiny)
                     size_buf = np.empty(r, dtype=loss.dtype)
@@ -511,6 +513,8 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     "sharpness": _scatter_or_none(scatter, sharp_b)},
         "status": status, "error": errors, "diverged_at": diverged_at, "last_row": last_row,
         "initial": initial, "final": final_params, "path": path, "snapshots": snapshots,
+        "sharpness_cost": None if tracker is None else {"measurements": tracker.measurements,
+                                                        "hessian_vector_products": tracker.products},
     }
 
 

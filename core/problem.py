@@ -98,6 +98,13 @@ class SupervisedInstance(ProblemInstance):
             x, y = x[batch], y[batch]
         return self.model.loss_value(params, x, y)
 
+    def hessian_vector_product(self, params, vectors, batch=None):
+        """Exact ``H v`` of the training (or mini-batch) loss, float64 (see ``MLP.hessian_vector_product``)."""
+        x, y, _, _ = self._data(np.float64)
+        if batch is not None:
+            x, y = x[batch], y[batch]
+        return self.model.hessian_vector_product(params, vectors, x, y)
+
     def predict(self, params: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         """Model outputs ``(R, N, k)`` on arbitrary inputs (logits for classification)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
@@ -156,6 +163,15 @@ class ExactHessian(Protocol):
 
     def hessian(self, params: np.ndarray) -> np.ndarray | None:
         """``(R, P, P)``, or None where it is not known."""
+
+
+@runtime_checkable
+class HessianVectorProduct(Protocol):
+    """Exact Hessian-vector products: sharpness uses them instead of differences of gradients."""
+
+    def hessian_vector_product(self, params: np.ndarray, vectors: np.ndarray,
+                               batch: np.ndarray | None = None) -> np.ndarray:
+        """``H_r v_r`` ``(R, P)`` in float64 for the loss of ``batch`` (None: the training set)."""
 
 
 def is_landscape(instance) -> bool:
