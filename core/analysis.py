@@ -371,3 +371,72 @@ def verdict(summary: pd.DataFrame, results) -> list[str]:
     sentences += [divergence_sentence(row) for row in summary.itertuples()]
     sentences += [s for s in (reliability_sentence(row) for row in summary.itertuples()) if s]
     return sentences + failure_sentence(summary)
+
+
+# ---------------------------------------------------------------- tables and lines for a screen
+
+
+def format_number(value) -> str:
+    """A hyperparameter as people write it: 0.01, 3, 1e-6 (not 1e-06, 1.000000e-06 or 000001)."""
+    if isinstance(value, bool) or value is None or (isinstance(value, float) and math.isnan(value)):
+        return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).lower()
+    if not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    text = f"{float(value):.4g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
+
+
+def status_counts_text(statuses) -> str:
+    """``"converged"`` when every seed agrees, else ``"2 converged, 1 diverged"`` in the order of STATUSES."""
+    values = list(statuses)
+    present = [s for s in STATUSES if s in values]
+    if len(present) == 1:
+        return present[0]
+    return ", ".join(f"{values.count(s)} {s}" for s in present)
+
+
+def verdict_line(row, seeds: int | None = None) -> str:
+    """One line per rule entry from its summary row: best α, its final loss with the spread over
+    seeds, and what the seeds did there. ``row`` is a row of :func:`summarize`.
+
+    "final loss M (IQR Q over n seeds)" uses the median and interquartile range defined at the top
+    of this module; an entry whose every configuration blew up says so instead.
+    """
+    seeds = int(row.seeds if seeds is None else seeds)
+    if not math.isfinite(row.best_alpha):
+        return f"{row.label}: no α gave a finite median final loss (every configuration blew up or failed)"
+    at = f"α = {format_number(row.best_alpha)}" + (f" ({row.best_config})" if row.best_config else "")
+    spread = "" if seeds < 2 or not math.isfinite(row.final_loss_iqr) else \
+        f" (IQR {fmt(row.final_loss_iqr)} over {seeds} seeds)"
+    stable = int(row.seeds_stable_at_best)
+    return (f"{row.label}: best {at}, final loss {fmt(row.final_loss_median)}{spread}; "
+            f"{stable} of {seeds} seeds converged or progressing there")
+
+
+def configuration_table(results) -> pd.DataFrame:
+    """One row per configuration (seeds aggregated), in entry order then α: what a screen shows.
+
+    Columns: ``label``, ``status`` (:func:`status_counts_text` over the seeds), ``final_loss``
+    (median over seeds, +inf when half blew up), ``final_loss_iqr``, ``seeds``, then α and every
+    hyperparameter that some configuration sets, as text from :func:`format_number`. Columns that
+    no configuration sets are left out.
+    """
+    rows = []
+    for _, entry_runs in results.runs.groupby("entry", sort=True):
+        keys = config_columns(entry_runs)
+        frame = entry_runs.assign(_score=scores(entry_runs))
+        for key, group in frame.groupby(keys, dropna=False, sort=True):
+            key = key if isinstance(key, tuple) else (key,)
+            row = {"label": group["label"].iloc[0], "status": status_counts_text(group["status"]),
+                   "final_loss": median(group["_score"]), "final_loss_iqr": iqr(group["_score"]),
+                   "seeds": len(group)}
+            row.update({("α" if c == "learning_rate" else c): format_number(v) for c, v in zip(keys, key)})
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    empty = [c for c in table.columns if table[c].isna().all() or (table[c].astype(str) == "").all()]
+    return table.drop(columns=empty)

@@ -273,3 +273,50 @@ def test_vectorized_quantiles_follow_the_written_out_rule_with_infinities():
         for i, q in enumerate(qs):
             expected = _quantile_by_hand(list(values[row]), q)
             assert (math.isnan(expected) and math.isnan(got[i, row])) or got[i, row] == expected, (values[row], q)
+
+
+@pytest.mark.parametrize("value, text", [(1e-6, "1e-6"), (0.001, "0.001"), (3e-05, "3e-5"), (0.9, "0.9"),
+                                         (100.0, "100"), (2.5e10, "2.5e10"), (3, "3"), (True, "true"),
+                                         (math.nan, ""), ("cosine", "cosine")])
+def test_format_number_writes_values_as_people_do(value, text):
+    assert analysis.format_number(value) == text
+
+
+def test_status_counts_text():
+    assert analysis.status_counts_text(["converged"] * 3) == "converged"
+    assert analysis.status_counts_text(["diverged", "converged", "converged"]) == "2 converged, 1 diverged"
+
+
+def test_verdict_line_numbers_equal_the_runs_table(results):
+    summary = analysis.summarize(results)
+    for row in summary.itertuples():
+        line = analysis.verdict_line(row)
+        runs = results.runs[results.runs["entry"] == row.entry]
+        if not math.isfinite(row.best_alpha):
+            assert "no α gave a finite median" in line
+            continue
+        # the line's loss is the median over the seeds of the runs at the line's α (the best config)
+        at_best = runs[(runs["learning_rate"] == row.best_alpha)]
+        if row.best_config:
+            name, value = row.best_config.split("=")
+            at_best = at_best[at_best[name].astype(float) == float(value)]
+        finals = sorted(at_best["final_loss"].where(~at_best["status"].isin(("diverged", "failed")), math.inf))
+        assert f"final loss {analysis.fmt(statistics.median(finals))}" in line
+        assert line.startswith(f"{row.label}: best α = {analysis.format_number(row.best_alpha)}")
+        stable = int(at_best["status"].isin(("converged", "progressing")).sum())
+        assert line.endswith(f"{stable} of {results.runs['seed'].nunique()} seeds converged or progressing there")
+
+
+def test_configuration_table_has_one_row_per_configuration(results):
+    table = analysis.configuration_table(results)
+    runs = results.runs
+    expected = runs.groupby(["entry", "learning_rate", "momentum"], dropna=False).ngroups
+    assert len(table) == expected
+    assert list(table.columns[:5]) == ["label", "status", "final_loss", "final_loss_iqr", "seeds"]
+    assert (table["seeds"] == 3).all()
+    assert "nesterov" not in table.columns or table["nesterov"].astype(str).str.len().gt(0).any()
+    gd = table[table["label"] == "vanilla GD"]
+    # GD on λ_s θ²/2 with λ_s = 1 + 0.1 s: α = 0.1 converges or progresses on every seed, α = 4 diverges on every seed
+    assert gd.loc[gd["α"] == "4", "status"].item() == "diverged"
+    assert gd.loc[gd["α"] == "4", "final_loss"].item() == math.inf
+    assert set(gd["α"]) == {analysis.format_number(a) for a in (0.1, 0.5, 1.0, 1.9, 2.5, 4.0)}
