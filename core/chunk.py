@@ -19,7 +19,6 @@ SMALL_COPY_BYTES = 256 * 1024 * 1024  # ... as long as the kept copies of g and 
 
 METRIC_BASE = ("loss", "learning_rate", "step_size", "grad_norm")
 METRIC_TAIL = ("test_loss", "test_accuracy", "sharpness")
-_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
 def _hyper_arrays(configs: list[RunConfig], key: str, dtype) -> dict[str, np.ndarray]:
@@ -304,7 +303,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     loss_and_grad = getattr(instance, "loss_and_grad_quiet", None) or instance.loss_and_grad
     broke = stopped = False
     size_buf, fine_buf = None, np.empty(r, dtype=bool)  # |loss| and |loss| <= threshold, reused every step
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         try:
             for t in range(T + 1):
                 batch = None
@@ -478,7 +477,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
             out = out.astype(np.float64)  # the norms are float64: rooted after the cast, as before
         return np.sqrt(out, out=out)
 
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         loss_m = scatter(loss_b, rows=loss_rows, fill=broke)
         if small:
             grad_m = scatter(grad_h, rows=grad_rows, reduce=norms, fill=broke)

@@ -24,7 +24,6 @@ import numpy as np
 
 __all__ = ["explain_flagged", "flagged_sentence", "snapshot_weights", "top_eigenvalues"]
 
-_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
 def snapshot_weights(instance, registry, experiment, configs, steps: dict[int, int]) -> dict[int, np.ndarray]:
@@ -74,7 +73,7 @@ def top_eigenvalues(instance, params: np.ndarray) -> np.ndarray:
         return result
     from .problem import exact_hessian
 
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         exact = exact_hessian(instance, params[ok])
         if exact is not None:
             matrices = np.asarray(exact, dtype=np.float64)
@@ -178,7 +177,7 @@ def explain_flagged(instance, registry, experiment, configs, status, flagged_at,
     for k, i in enumerate(flagged):
         s, b = int(flagged_at[i]), before[i]
         config = configs[i]
-        with np.errstate(**_QUIET):
+        with np.errstate(all="ignore"):
             weight_norm = float(np.linalg.norm(points[k]))
             ratio = float(step_sizes[i, b]) / weight_norm if weight_norm > 0 else math.nan
         last = int(last_row[i])

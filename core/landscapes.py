@@ -17,7 +17,6 @@ from .layout import ParamLayout
 from .network import MLP
 from .problem import Dataset, ProblemInstance, SupervisedInstance
 
-_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")  # diverging runs make inf
 
 
 def _jittered_starts(start: Sequence[float], spread: float, seeds: Sequence[int], dtype) -> np.ndarray:
@@ -95,7 +94,7 @@ class LandscapeInstance(ProblemInstance):
         points = np.asarray(points)
         if not np.issubdtype(points.dtype, np.floating):
             points = points.astype(np.float64)
-        with np.errstate(**_QUIET):
+        with np.errstate(all="ignore"):
             return self._value(points[..., 0], points[..., 1])
 
     def value_and_grad(self, points) -> tuple[np.ndarray, np.ndarray]:
@@ -103,7 +102,7 @@ class LandscapeInstance(ProblemInstance):
         return self.loss_and_grad(np.asarray(points))
 
     def loss_and_grad(self, params, batch=None, out=None):
-        with np.errstate(**_QUIET):
+        with np.errstate(all="ignore"):
             return self.loss_and_grad_quiet(params, batch, out)
 
     def loss_and_grad_quiet(self, params, batch=None, out=None):
@@ -122,14 +121,14 @@ class LandscapeInstance(ProblemInstance):
         return loss
 
     def loss(self, params, batch=None):
-        with np.errstate(**_QUIET):
+        with np.errstate(all="ignore"):
             return self._value(params[:, 0], params[:, 1])
 
     def hessian(self, params):
         """Exact Hessian ``(R, 2, 2)`` at each run's point."""
         x, y = params[:, 0], params[:, 1]
         out = np.empty((params.shape[0], 2, 2), dtype=params.dtype)
-        with np.errstate(**_QUIET):
+        with np.errstate(all="ignore"):
             hxx, hxy, hyy = self._hess(x, y)
             out[:, 0, 0], out[:, 0, 1], out[:, 1, 0], out[:, 1, 1] = hxx, hxy, hxy, hyy
         return out
@@ -335,7 +334,7 @@ class LinearRegressionInstance(SupervisedInstance):
         points = np.asarray(points, dtype=np.float64)
         w, b = points[..., 0], points[..., 1]
         m = self._moments
-        with np.errstate(**_QUIET):
+        with np.errstate(all="ignore"):
             return 0.5 * (w * w * m["xx"] + 2.0 * w * b * m["x"] + b * b
                           - 2.0 * w * m["xy"] - 2.0 * b * m["y"] + m["yy"])
 

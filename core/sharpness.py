@@ -31,7 +31,6 @@ __all__ = [
     "top_hessian_eigenvalue",
 ]
 
-_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 # Central differences: truncation error ~ ε², rounding error ~ u/ε; ε ≈ u^(1/3) balances them,
 # scaled by the size of the parameters so large weights get a proportionally larger step.
@@ -42,7 +41,7 @@ def _steps(params: np.ndarray, eps: float | None) -> np.ndarray:
     """Finite-difference step per run, ``(R, 1)``."""
     if eps is not None:
         return np.full((params.shape[0], 1), float(eps))
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         # rms computed as m·rms(θ/m) with m = max|θ|, so huge weights do not overflow θ² to inf
         peak = np.max(np.abs(params), axis=1, keepdims=True)
         safe = np.where(peak > 0, peak, 1.0)
@@ -52,7 +51,7 @@ def _steps(params: np.ndarray, eps: float | None) -> np.ndarray:
 
 def _gradients(instance, points: np.ndarray, batch: np.ndarray | None) -> np.ndarray:
     """Gradients at ``points``; rows whose loss is not finite become NaN (nothing to measure there)."""
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         loss, grad = instance.loss_and_grad(points, batch)
     bad = ~np.isfinite(np.asarray(loss))
     if bad.any():
@@ -80,11 +79,11 @@ def hessian_vector_product(instance, params: np.ndarray, vectors: np.ndarray, *,
             return exact
     runs = params.shape[0]
     step = _steps(params, eps)
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         points = np.concatenate([params + step * vectors, params - step * vectors])
     both = None if batch is None else np.concatenate([batch, batch])
     grads = _gradients(instance, np.ascontiguousarray(points), both)
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         return (grads[:runs] - grads[runs:]) / (2.0 * step)
 
 
@@ -92,7 +91,7 @@ def _exact_product(instance, params, vectors, batch) -> np.ndarray | None:
     if isinstance(instance, HessianVectorProduct):
         product = np.asarray(instance.hessian_vector_product(params, vectors, batch), dtype=np.float64)
     elif batch is None and (hessian := exact_hessian(instance, params)) is not None:
-        with np.errstate(**_QUIET):
+        with np.errstate(all="ignore"):
             product = np.einsum("rpq,rq->rp", np.asarray(hessian, dtype=np.float64), vectors)
     else:
         return None
@@ -128,7 +127,7 @@ def hessian_matrix(instance, params: np.ndarray, *, batch: np.ndarray | None = N
         minus[rows, idx] -= eps_rows
         both = None if batch is None else np.tile(batch, (2 * n, 1))
         grads = _gradients(instance, np.concatenate([plus, minus]), both)
-        with np.errstate(**_QUIET):
+        with np.errstate(all="ignore"):
             columns = (grads[:n * runs] - grads[n * runs:]) / (2.0 * eps_rows[:, None])
         out[:, :, cols] = columns.reshape(n, runs, size).transpose(1, 2, 0)
     return 0.5 * (out + out.transpose(0, 2, 1))
@@ -148,7 +147,7 @@ def _tridiagonal_extremes(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.nda
     tri[:, idx, idx] = alphas
     tri[:, idx[:-1], idx[1:]] = betas[:, :m - 1]
     tri[:, idx[1:], idx[:-1]] = betas[:, :m - 1]
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         ritz = np.linalg.eigvalsh(np.nan_to_num(tri, nan=0.0, posinf=0.0, neginf=0.0))
     return ritz[:, -1].copy(), ritz[:, 0].copy()
 
@@ -178,7 +177,7 @@ def _lanczos_extremes(matvec, start: np.ndarray, iters: int, tol: float = 0.0, *
     done = ~np.isfinite(start).all(axis=1) | (np.abs(start).sum(axis=1) == 0)
     q[done] = 0.0
     scale = np.zeros(runs)
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         for j in range(k):
             basis[:, j] = q
             w = matvec(q)
@@ -237,7 +236,7 @@ def _top_ritz_vector(alphas: np.ndarray, betas: np.ndarray, basis: np.ndarray) -
     tri[:, idx, idx] = alphas
     tri[:, idx[:-1], idx[1:]] = betas[:, :m - 1]
     tri[:, idx[1:], idx[:-1]] = betas[:, :m - 1]
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         _, vectors = np.linalg.eigh(np.nan_to_num(tri, nan=0.0, posinf=0.0, neginf=0.0))
         ritz = np.einsum("rk,rkp->rp", vectors[:, :, -1], basis)
         norm = np.linalg.norm(ritz, axis=1, keepdims=True)
@@ -389,7 +388,7 @@ def preconditioned_sharpness_run(instance, rule, learning_rate: float, steps: in
                 pre[live, k] = preconditioned_top_eigenvalue(instance, view.params, p)
         return False
 
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         run_chunk(instance, RuleLookup(rule, registry), experiment, experiment.runs(), probe=measure)
     return {"steps": marks, "sharpness": sharp, "preconditioned": pre, "losses": losses,
             "limit": float(rule.preconditioned_limit(learning_rate, values))}

@@ -31,7 +31,6 @@ __all__ = [
     "gd_optimal", "gd_rate", "heavy_ball_optimal", "measured_rate", "quadratic_rate", "rule_threshold",
 ]
 
-_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
 def _resolve(rule, registry=None):

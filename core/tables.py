@@ -9,7 +9,6 @@ import numpy as np
 from .chunk import METRIC_BASE, METRIC_TAIL, snapshot_steps
 from .experiment import Experiment
 
-_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
 def _json_ready(value):
@@ -48,7 +47,7 @@ def _column(values: list):
 def _train_losses(instance, params: np.ndarray) -> np.ndarray:
     """The loss of every run on the whole training set at ``params`` (NaN where it cannot be taken)."""
     try:
-        with np.errstate(**_QUIET):
+        with np.errstate(all="ignore"):
             return np.asarray(instance.loss(np.ascontiguousarray(params), None), dtype=np.float64)
     except Exception:  # a bonus column: a problem that cannot do it leaves the verdict to the batch losses
         return np.full(params.shape[0], np.nan)
@@ -101,7 +100,7 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
     steps = np.arange(T + 1)[None, :]
     runs_r = np.arange(R)
     exists = steps <= last_row[:, None]   # (R, T+1): the rows a run has
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         usable = exists & np.isfinite(loss)
         lowest = np.where(usable, loss, np.inf).min(axis=1, initial=np.inf)
         best = np.where(usable.any(axis=1), lowest, np.nan)

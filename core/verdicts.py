@@ -62,7 +62,6 @@ STALL = 0.01    # "stalled": progress below 1 % of the scale
 NOISE = 3.0    # mini-batch runs: a rise must also exceed 3 standard errors of the smoothed batch loss
 NEAR = 0.01     # with a known minimum J*: "near it" is within 1 % of the initial gap J₀ − J*
 
-_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
 def is_stable(status) -> bool:
@@ -158,7 +157,7 @@ def classify(loss: np.ndarray, last_row: np.ndarray, runner_status, *, minimum: 
     last_row = np.asarray(last_row, dtype=np.int64)
     statuses = np.array(list(runner_status), dtype=object)
     onsets = np.full(loss.shape[0], np.nan)
-    with np.errstate(**_QUIET):
+    with np.errstate(all="ignore"):
         judged = ~np.isin(statuses, ("diverged", "failed"))
         for length in sorted(set((last_row[judged] + 1).tolist())):
             rows = np.flatnonzero(judged & (last_row + 1 == length))
