@@ -7,7 +7,7 @@ a probe handed to it; the runner (``descentlab.runner``) plans the chunks and ru
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -200,15 +200,17 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     # transposes cost ~2 ms; writing columns instead of rows costs its loop ~1.2 ms). A list of
     # per-step arrays cost ~2 ms per 1000 steps to turn back into one array.
     small = layout.size <= SMALL_PARAMS and 2 * (T + 1) * r * layout.size * dtype.itemsize <= SMALL_COPY_BYTES
-    loss_b = None                                                      # (r, T+1), the loss's dtype
-    grad_h = np.empty((r, T + 1, layout.size), dtype) if small else None   # g per column
-    step_h = np.empty((r, T, layout.size), dtype) if small else None   # Δθ per column (none at the last)
-    path_h = np.empty((r, T + 1, 2), dtype) if landscape_path else None    # θ per column
+    loss_b: Any = None                                                   # (r, T+1), the loss's dtype
+    grad_h: Any = np.empty((r, T + 1, layout.size), dtype) if small else None   # g per column
+    step_h: Any = np.empty((r, T, layout.size), dtype) if small else None   # Δθ per column (none at the last)
+    path_h: Any = np.empty((r, T + 1, 2), dtype) if landscape_path else None    # θ per column
     loss_rows = grad_rows = step_rows = path_rows = 0                  # columns filled so far
-    grad_b = None if small else np.full((r, T + 1), nan)   # ‖g‖² per column
-    step_b = None if small else np.full((r, T + 1), nan)   # ‖Δθ‖² per column
-    layer_b = np.full((r, T + 1, n_layers), nan) if n_layers > 1 else None
-    test_loss_b = test_acc_b = sharp_b = None               # (r, T+1) once something is recorded
+    grad_b: Any = None if small else np.full((r, T + 1), nan)   # ‖g‖² per column
+    step_b: Any = None if small else np.full((r, T + 1), nan)   # ‖Δθ‖² per column
+    layer_b: Any = np.full((r, T + 1, n_layers), nan) if n_layers > 1 else None
+    test_loss_b: Any = None
+    test_acc_b: Any = None
+    sharp_b: Any = None               # (r, T+1) once something is recorded
     status = ["finished"] * r
     errors = [""] * r
     diverged_at = np.full(r, nan)
@@ -220,7 +222,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     final_params = np.empty_like(params)
     single = len(groups) == 1
     # small problems record Δθ from this array (a single rule's updates are copied into it)
-    updates_all = None if single and not small else np.empty_like(params)
+    updates_all: Any = None if single and not small else np.empty_like(params)
 
     batch_size = experiment.batch_size
     if batch_size > 0:
@@ -228,9 +230,10 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         per_epoch = n_train // batch_size
         # each run's own stream of permutations, from its seed alone: same seed, same batches for every rule
         rngs = [np.random.default_rng([int(s), 0x6D696E69]) for s in seeds]
-        perms = None
+        perms: Any = None
 
-    sharpness_mod = tracker = None
+    sharpness_mod: Any = None
+    tracker: Any = None
     if experiment.sharpness_every > 0:
         from . import sharpness as sharpness_mod
     evaluates = type(instance).evaluate is not ProblemInstance.evaluate
@@ -238,7 +241,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     eval_every = experiment.eval_every
     factor = experiment.divergence_factor
     snapshot_every = experiment.snapshot_every
-    snapshots = None
+    snapshots: Any = None
     if snapshot_every:  # (r, K, P): θ at steps 0, k, 2k, ... and T; NaN where a run had stopped
         snapshots = np.full((r, len(snapshot_steps(T, snapshot_every)), layout.size), nan, dtype=dtype)
     every_tick = max(1, T // 100)
@@ -254,7 +257,10 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     t = 0
 
     live_views: list[tuple] = []
-    grad_rec = path_rec = step_rec = None  # (buffer, live array) pairs, see _record_pair
+    # (buffer, live array) pairs, see _record_pair
+    grad_rec: Any = None
+    path_rec: Any = None
+    step_rec: Any = None
 
     def bind_views() -> None:
         """Each group's rows of the live arrays, as views taken once (not sliced again every step)."""
@@ -302,7 +308,8 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     # (landscapes, ~1 µs of their ~8 µs per call) is called that way
     loss_and_grad = getattr(instance, "loss_and_grad_quiet", None) or instance.loss_and_grad
     broke = stopped = False
-    size_buf, fine_buf = None, np.empty(r, dtype=bool)  # |loss| and |loss| <= threshold, reused every step
+    size_buf: Any = None  # |loss| per run, allocated with the threshold and reused every step
+    fine_buf = np.empty(r, dtype=bool)  # |loss| <= threshold per run, reused every step
     with np.errstate(all="ignore"):
         try:
             for t in range(T + 1):

@@ -26,7 +26,8 @@ __all__ = ["explain_flagged", "flagged_sentence", "snapshot_weights", "top_eigen
 
 
 
-def snapshot_weights(instance, registry, experiment, configs, steps: dict[int, int]) -> dict[int, np.ndarray]:
+def snapshot_weights(instance, registry, experiment, configs,
+                     steps: dict[int, int]) -> dict[int, np.ndarray | None]:
     """θ_t of run ``configs[i]`` for each ``i -> t`` in ``steps``, trained again by the runner's chunk loop.
 
     Runs are trained in chunks sized by the runner's plan and stop as soon as every asked-for
@@ -170,7 +171,7 @@ def explain_flagged(instance, registry, experiment, configs, status, flagged_at,
     before = {i: max(int(flagged_at[i]) - 1, 0) for i in flagged}
     snaps = snapshot_weights(instance, registry, experiment, configs, before)
     start = np.asarray(initial, dtype=np.float64)[flagged]
-    points = np.stack([start[k] if snaps[i] is None else snaps[i] for k, i in enumerate(flagged)])
+    points = np.stack([start[k] if (theta := snaps[i]) is None else theta for k, i in enumerate(flagged)])
     lam = top_eigenvalues(instance, np.concatenate([start, points]))
     lam_start[flagged], lam_flagged[flagged] = lam[:len(flagged)], lam[len(flagged):]
     minibatch = experiment.batch_size > 0

@@ -83,6 +83,7 @@ def check_grads(fn: Callable, params, *, eps: float = 1e-6, rtol: float = 1e-6, 
             if error[r] > worst or worst_case is None:
                 worst, worst_case = float(error[r]), (r, d, numeric[r], analytic[r])
     if not worst <= rtol:
+        assert worst_case is not None  # set on the first direction
         r, d, numeric_r, analytic_r = worst_case
         raise GradientCheckError(
             f"gradient check failed: worst relative error {worst:.3e} > rtol {rtol:.1e} "

@@ -156,9 +156,12 @@ class MLP:
         out = np.empty_like(params)
         results = self._weights(out)
         last = len(layers) - 1
-        second = self.activation.second
+        second, output_hvp = self.activation.second, self.loss.output_hvp
+        if second is None or output_hvp is None:
+            raise NotImplementedError(f"{self.activation.name} or {self.loss.name} declares no second derivative")
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            cache, a, r_a = [], inputs, None
+            cache: list[tuple] = []
+            a, r_a = inputs, None
             for i, ((w, b), (vw, vb)) in enumerate(zip(layers, directions)):
                 z = np.matmul(a, w)
                 z += b[:, None, :]
@@ -173,7 +176,7 @@ class MLP:
                 else:
                     cache.append((a, r_a, z, r_z, z))
             _, delta = self.loss.value_and_grad(z, targets)
-            r_delta = self.loss.output_hvp(z, targets, r_z)
+            r_delta = output_hvp(z, targets, r_z)
             ones = np.ones(delta.shape[1])
             for i in range(last, -1, -1):
                 a_in, r_a_in = cache[i][:2]

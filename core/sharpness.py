@@ -177,6 +177,8 @@ def _lanczos_extremes(matvec, start: np.ndarray, iters: int, tol: float = 0.0, *
     done = ~np.isfinite(start).all(axis=1) | (np.abs(start).sum(axis=1) == 0)
     q[done] = 0.0
     scale = np.zeros(runs)
+    top_prev = np.zeros(runs)
+    calm = np.zeros(runs, dtype=int)
     with np.errstate(all="ignore"):
         for j in range(k):
             basis[:, j] = q

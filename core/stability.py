@@ -129,6 +129,7 @@ def divergence_reason(rule, hyper: dict | None, learning_rate: float, sharpness:
                     "(set sharpness_every to measure it)")
         return (f"diverged at {step_text}; λ_max was not measured, so no stability limit can be checked "
                 "(set sharpness_every to measure it)")
+    assert sharpness is not None and learning_rate is not None  # ``known`` checked both
     lam = _effective_eigenvalue(float(sharpness), values)
     product = float(learning_rate) * lam
     c = rule_threshold(resolved, values, registry=registry) if resolved is not None else None
