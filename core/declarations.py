@@ -148,6 +148,8 @@ class DescentRule:
     - ``optimal(λ_min, λ_max) -> {"learning_rate": α*, <other hyperparameters>..., "rate": ρ,
       "formula": text}``: the best constant hyperparameters on a quadratic with that spectrum and
       their per-step contraction of ‖θ − θ*‖ (GD: α* = 2/(λ_min + λ_max); heavy ball: Polyak's).
+    - ``moves_without_gradient``: True when a zero gradient still moves the parameters at the
+      rule's defaults (decoupled weight decay); ``descentlab check`` then skips that check.
     """
 
     name: str
@@ -164,6 +166,7 @@ class DescentRule:
     preconditioner: Callable | None = None
     preconditioned_limit: Callable | None = None
     optimal: Callable | None = None
+    moves_without_gradient: bool = False
 
     def display_title(self, hyper: dict | None = None) -> str:
         """The rule's name in sentences: its ``title`` (called with ``hyper`` if callable), else its name."""

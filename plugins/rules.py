@@ -641,6 +641,7 @@ RULES = (
         default_learning_rate=0.001,
         threshold_note=_ADAPTIVE_NOTE,
         title="AdamW", preconditioner=adam_preconditioner, preconditioned_limit=adam_limit,
+        moves_without_gradient=True,
     ),
 )
 

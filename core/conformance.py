@@ -1,0 +1,287 @@
+"""``descentlab check``: a fixed battery of conformance checks that any descent rule must pass.
+
+Each check states one clause of the rule contract (``descentlab.DescentRule``) and runs the rule on
+inputs where the right answer is known without trusting the rule: a copy of the inputs, the same
+runs computed alone, a zero gradient, a quadratic whose stability edge is c/λ. A check returns a
+:class:`CheckResult` with a one-line reason; :func:`check_rule` runs them all and never raises
+for a broken rule (the reason names what the rule did).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from .declarations import DescentRule
+
+RUNS, PARAMS, STEPS = 3, 5, 6     # small enough to run in milliseconds, big enough to mix rows
+BRACKET = 0.03                    # the stability edge must lie within ±3 % of c/λ
+EDGE_STEPS = 2000                 # steps on the quadratic: (1 − 3 %)^2000 separates stable from not
+
+
+class CheckResult(NamedTuple):
+    """One conformance check: its name, whether the rule passed it, and why not."""
+
+    name: str
+    passed: bool
+    reason: str = ""
+
+
+def _hyper(rule: DescentRule, runs: int, dtype, overrides: dict | None = None) -> dict[str, np.ndarray]:
+    """Every declared hyperparameter as an (R, 1) array of its default (flags 0.0/1.0), as the runner passes them."""
+    out = {}
+    for h in rule.hyperparams:
+        value = (overrides or {}).get(h.name, h.default)
+        if isinstance(value, (bool, int, float)):
+            out[h.name] = np.full((runs, 1), float(value), dtype=dtype)
+        else:
+            out[h.name] = np.full((runs, 1), value, dtype=object)
+    return out
+
+
+def _inputs(dtype, runs: int = RUNS, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    params = rng.standard_normal((runs, PARAMS)).astype(dtype)
+    grads = [rng.standard_normal((runs, PARAMS)).astype(dtype) for _ in range(STEPS)]
+    rates = np.linspace(0.01, 0.03, runs).reshape(runs, 1).astype(dtype)
+    return params, grads, rates
+
+
+def _trajectory(rule: DescentRule, params, grads, rates, hyper, keep_rows=None):
+    """Parameters after each update, with the runner's conventions (``params += updates``). With
+    ``keep_rows``, only those runs go on after the second update, their state rows taken as the
+    runner takes them when other runs diverge."""
+    params = params.copy()
+    state = rule.init(params, hyper)
+    out = []
+    for step, grad in enumerate(grads):
+        if keep_rows is not None and step == 2:
+            state = _take(state, keep_rows, params.shape[0])
+            params, rates = params[keep_rows], rates[keep_rows]
+            hyper = {k: v[keep_rows] for k, v in hyper.items()}
+        if keep_rows is not None and step >= 2:
+            grad = grad[keep_rows]
+        with np.errstate(all="ignore"):  # an overflowing step is a result here, not an error
+            updates, state = rule.update(grad.copy(), state, params, rates, hyper, step)
+            params = params + np.asarray(updates)
+        out.append(params.copy())
+    return out
+
+
+def _take(state, rows, n_rows):
+    """The state with only ``rows`` of its run axis: what the runner does when runs diverge."""
+    def take(a):
+        if isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == n_rows:
+            return np.ascontiguousarray(a[rows])
+        return a
+    if isinstance(state, tuple) and hasattr(state, "_fields"):
+        return type(state)(*(take(a) for a in state))
+    if isinstance(state, tuple):
+        return tuple(take(a) for a in state)
+    return take(state)
+
+
+def _result(name: str, check: Callable[[], str]) -> CheckResult:
+    try:
+        reason = check()
+    except Exception as error:  # a broken rule is reported, never raised
+        message = " ".join(str(error).split()) or type(error).__name__
+        return CheckResult(name, False, f"raised {type(error).__name__}: {message}"[:300])
+    return CheckResult(name, not reason, reason)
+
+
+def check_contract(rule: DescentRule, dtype=np.float64) -> str:
+    params, grads, rates = _inputs(dtype)
+    hyper = _hyper(rule, RUNS, dtype)
+    state = rule.init(params.copy(), hyper)
+    result = rule.update(grads[0].copy(), state, params.copy(), rates, hyper, 0)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        return (f"update returned {type(result).__name__}, not the pair (updates, state): "
+                "return updates, state")
+    updates = np.asarray(result[0])
+    if updates.shape != params.shape:
+        return f"updates have shape {updates.shape}, params {params.shape}: return one update per parameter"
+    if updates.dtype != params.dtype:
+        return f"updates are {updates.dtype} for {params.dtype} params: keep the params' dtype"
+    return ""
+
+
+def check_no_writes(rule: DescentRule) -> str:
+    params, grads, rates = _inputs(np.float64)
+    hyper = _hyper(rule, RUNS, np.float64)
+    p, g = params.copy(), grads[0].copy()
+    state = rule.init(p, hyper)
+    for step in range(3):
+        state = rule.update(g, state, p, rates, hyper, step)[1]
+    if not np.array_equal(p, params):
+        return "update wrote into params (the runner applies params += updates itself)"
+    if not np.array_equal(g, grads[0]):
+        return "update wrote into grad (it is the engine's buffer; copy before changing it)"
+    return ""
+
+
+def check_runs_independent(rule: DescentRule) -> str:
+    params, grads, rates = _inputs(np.float64)
+    together = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
+    for r in range(RUNS):
+        alone = _trajectory(rule, params[r:r + 1], [g[r:r + 1] for g in grads], rates[r:r + 1],
+                            _hyper(rule, 1, np.float64))
+        for step, (a, b) in enumerate(zip(alone, together)):
+            if not np.array_equal(a[0], b[r]):
+                return (f"run {r} stacked with others differs from run {r} alone at step {step} "
+                        f"(max gap {float(np.max(np.abs(a[0] - b[r]))):.3g}): no value may mix runs")
+    return ""
+
+
+def check_dropping_rows(rule: DescentRule) -> str:
+    params, grads, rates = _inputs(np.float64)
+    keep = np.array([0, 2])
+    full = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
+    kept = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64), keep_rows=keep)
+    for step in range(2, STEPS):
+        if not np.array_equal(kept[step], full[step][keep]):
+            return (f"after dropping run 1 from the state (as the runner does for a diverged run), runs 0 and 2 "
+                    f"changed at step {step}: every state field needs the run axis first")
+    return ""
+
+
+def check_deterministic(rule: DescentRule) -> str:
+    params, grads, rates = _inputs(np.float64)
+    first = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
+    second = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
+    for step, (a, b) in enumerate(zip(first, second)):
+        if not np.array_equal(a, b):
+            return f"the same inputs gave different bits at step {step}"
+    return ""
+
+
+def check_float32(rule: DescentRule) -> str:
+    reason = check_contract(rule, np.float32)
+    return reason and f"float32: {reason}"
+
+
+def check_zero_gradient(rule: DescentRule) -> str:
+    if rule.moves_without_gradient:
+        return ""
+    params, _, rates = _inputs(np.float64)
+    zeros = [np.zeros_like(params) for _ in range(STEPS)]
+    path = _trajectory(rule, params, zeros, rates, _hyper(rule, RUNS, np.float64))
+    moved = max(float(np.max(np.abs(p - params))) for p in path)
+    if not moved == 0.0:
+        return (f"a zero gradient moved the parameters by up to {moved:.3g}; a rule that should (decoupled "
+                "weight decay) declares moves_without_gradient=True")
+    return ""
+
+
+def _other_value(h):
+    """A value of ``h`` inside its bounds that differs from its default, or None for kinds one cannot vary."""
+    if h.kind == "bool":
+        return not h.default
+    if h.kind not in ("float", "int"):
+        return None
+    low = h.low if h.low is not None else -math.inf
+    high = h.high if h.high is not None else math.inf
+    candidates = ([h.default * 2, h.default / 2] if h.default else []) + [h.default + 0.5, h.default - 0.5,
+                                                                            h.default + 0.05, 0.5, 1e-3]
+    for value in candidates:
+        value = int(round(value)) if h.kind == "int" else float(value)
+        if value == h.default:
+            continue
+        try:
+            h.check(value)
+        except Exception:
+            continue
+        if low <= value <= high:
+            return value
+    return None
+
+
+def check_hyperparameters_used(rule: DescentRule) -> str:
+    params, grads, rates = _inputs(np.float64)
+    base = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
+    unused = []
+    for h in rule.hyperparams:
+        value = _other_value(h)
+        if value is None:
+            continue
+        # a flag or rate may only matter together with another (dampening with momentum): vary from
+        # the defaults and also with every other flag switched on
+        changed = False
+        for extra in ({}, {o.name: True for o in rule.hyperparams if o.kind == "bool" and o.name != h.name}):
+            path = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64, {**extra, h.name: value}))
+            reference = base if not extra else _trajectory(rule, params, grads, rates,
+                                                           _hyper(rule, RUNS, np.float64, extra))
+            if any(not np.array_equal(a, b) for a, b in zip(path, reference)):
+                changed = True
+                break
+        if not changed:
+            unused.append(f"{h.name}={value!r}")
+    if unused:
+        return f"declared but never changes a step: {', '.join(unused)}"
+    return ""
+
+
+def check_bounds(rule: DescentRule) -> str:
+    params, grads, rates = _inputs(np.float64)
+    for h in rule.hyperparams:
+        for bound, open_ in ((h.low, h.low_open), (h.high, h.high_open)):
+            if bound is None or open_ or h.kind not in ("float", "int"):
+                continue
+            path = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64, {h.name: bound}))
+            if not all(np.isfinite(p).all() for p in path):
+                return f"{h.name} = {bound:g} is accepted by its declaration but gives non-finite steps"
+    return ""
+
+
+def check_stability_threshold(rule: DescentRule) -> str:
+    if rule.stability_threshold is None:
+        return ""
+    defaults = {h.name: h.default for h in rule.hyperparams}
+    c = rule.stability_threshold(defaults)
+    if c is None or not math.isfinite(float(c)):
+        return ""
+    c, lam = float(c), 2.0
+    alphas = np.array([(1 - BRACKET) * c / lam, (1 + BRACKET) * c / lam])
+    runs = len(alphas)
+    params = np.ones((runs, 1))
+    hyper = _hyper(rule, runs, np.float64)
+    state = rule.init(params, hyper)
+    rates = alphas.reshape(runs, 1)
+    start = 0.5 * lam
+    with np.errstate(all="ignore"):
+        for step in range(EDGE_STEPS):
+            updates, state = rule.update(lam * params, state, params, rates, hyper, step)
+            params = params + updates
+        loss = 0.5 * lam * params[:, 0] ** 2
+    below, above = loss
+    if not below < start:
+        return (f"declared stable iff α·λ < {c:g}, but α·λ = {alphas[0] * lam:.4g} did not converge on "
+                f"J = ½·{lam:g}θ² ({EDGE_STEPS} steps)")
+    if not (above > start or not math.isfinite(above)):
+        return (f"declared stable iff α·λ < {c:g}, but α·λ = {alphas[1] * lam:.4g} did not diverge on "
+                f"J = ½·{lam:g}θ² ({EDGE_STEPS} steps)")
+    return ""
+
+
+CHECKS: tuple[tuple[str, Callable[[DescentRule], str]], ...] = (
+    ("returns (updates, state) shaped and typed like params", check_contract),
+    ("float32 stays float32", check_float32),
+    ("never writes into grad or params", check_no_writes),
+    ("runs are independent", check_runs_independent),
+    ("dropping runs' state rows leaves the others unchanged", check_dropping_rows),
+    ("deterministic", check_deterministic),
+    ("a zero gradient is a fixed point", check_zero_gradient),
+    ("every declared hyperparameter is used", check_hyperparameters_used),
+    ("hyperparameters work at their bounds", check_bounds),
+    ("the declared stability threshold holds on a quadratic", check_stability_threshold),
+)
+
+
+def check_rule(rule: DescentRule) -> list[CheckResult]:
+    """Every conformance check on ``rule``, in order; a failing check does not stop the others."""
+    results = [_result(name, lambda check=check: check(rule)) for name, check in CHECKS[:1]]
+    if not results[0].passed:  # without the basic contract the other checks only repeat its failure
+        return results + [CheckResult(name, False, "skipped: the update contract failed") for name, _ in CHECKS[1:]]
+    return results + [_result(name, lambda check=check: check(rule)) for name, check in CHECKS[1:]]
