@@ -28,6 +28,7 @@ Definitions (also in docs/reports.md):
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -440,3 +441,24 @@ def configuration_table(results) -> pd.DataFrame:
         return table
     empty = [c for c in table.columns if table[c].isna().all() or (table[c].astype(str) == "").all()]
     return table.drop(columns=empty)
+
+
+def summary_html(results) -> str:
+    """A few lines for Jupyter: what ran, the status counts, and one verdict line per entry."""
+    e = results.experiment
+    runs = results.runs
+    counts = runs["status"].value_counts()
+    statuses = ", ".join(f"{n} {html.escape(str(s))}" for s, n in counts.items())
+    lines = []
+    try:
+        summary = summarize(results)
+        lines = [verdict_line(row) for row in summary.itertuples()]
+    except Exception as error:  # a summary that cannot be built must not hide the record
+        lines = [f"(no summary: {type(error).__name__})"]
+    where = f"<br><small>{html.escape(str(results.path))}</small>" if results.path is not None else ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return (f"<div><b>{html.escape(str(e.name))}</b>: {len(runs)} runs on {html.escape(str(e.problem))}, "
+            f"{int(e.steps)} steps; "
+            f"{statuses}<ul>{items}</ul>"
+            f"<small>.runs, .metrics, .metric(name) → (runs, steps + 1) array; .plot.loss(), "
+            f".plot.sweep(), .plot.step_sizes(), .plot.learning_rates(), .plot.landscape()</small>{where}</div>")

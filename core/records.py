@@ -49,6 +49,19 @@ class Results:
         out[ids, steps] = self.metrics[name].to_numpy(dtype=float)
         return out
 
+    @property
+    def plot(self):
+        """Figures of this record for a notebook: ``.plot.loss()``, ``.sweep()``, ``.step_sizes()``,
+        ``.learning_rates()``, ``.landscape()`` (plotly; needs the dashboard's dependencies)."""
+        # the one lazy import of the dashboard outside the CLI (tests/test_boundaries.py): figures
+        # are the dashboard's, and a notebook user asks for them here
+        from .dashboard.notebook import ResultPlots
+        return ResultPlots(self)
+
+    def _repr_html_(self) -> str:
+        from .analysis import summary_html
+        return summary_html(self)
+
     def __repr__(self) -> str:
         # the dataclass repr printed both tables in full (~39,000 characters for a small sweep)
         e = self.experiment

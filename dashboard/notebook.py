@@ -1,0 +1,60 @@
+"""Results in a notebook: ``results.plot.loss()`` and friends (plotly figures from the dashboard's own functions)."""
+
+from __future__ import annotations
+
+from descentlab import analysis
+
+LEGEND_LIMIT = 12  # more configurations than this: plot each entry's best one, not every grid point
+
+
+class ResultPlots:
+    """Plotly figures of one ``Results`` record (the dashboard's own figure functions).
+
+    Big sweeps keep a readable legend: with more than ``LEGEND_LIMIT`` configurations, the curve
+    methods draw only each entry's best configuration (``every=True`` draws them all).
+    """
+
+    def __init__(self, results):
+        self.results = results
+
+    def _groups(self, every: bool):
+        from . import figures
+        groups = figures.run_groups(self.results)
+        if every or len(groups) <= LEGEND_LIMIT:
+            return groups
+        best = {entry: set(ids) for entry, ids in analysis.best_run_ids(self.results).items()}
+        return [g for g in groups if set(g.run_ids) & best.get(g.entry, set())]
+
+    def loss(self, every: bool = False):
+        """Training (and test) loss against step, median over seeds with the spread as a band."""
+        from . import figures
+        return figures.draw_curves(figures.loss_curves_info(self.results, groups=self._groups(every)))
+
+    def step_sizes(self, every: bool = False):
+        """‖Δθ_t‖ against step."""
+        from . import figures
+        return figures.draw_curves(figures.step_size_info(self.results, groups=self._groups(every)))
+
+    def learning_rates(self, every: bool = False):
+        """α_t against step (the schedules)."""
+        from . import figures
+        return figures.draw_curves(figures.learning_rate_info(self.results, groups=self._groups(every)))
+
+    def sweep(self):
+        """Final loss against α per entry, each α marked by its worst status, ★ the largest stable α."""
+        from . import figures
+        return figures.draw_sweep(figures.sweep_info(self.results))
+
+    def landscape(self, registry=None):
+        """Contours of a 2-parameter problem with every run's path (landscapes and linear regression)."""
+        from descentlab import get_registry, is_landscape
+        from . import figures
+        registry = registry or get_registry()
+        e = self.results.experiment
+        instance = registry.problem(e.problem).build(dict(e.problem_settings))
+        if not is_landscape(instance):
+            raise ValueError(f"problem {e.problem!r} has {instance.layout.size} parameters: a landscape needs 2")
+        return figures.draw_landscape(figures.landscape_info(self.results, instance))
+
+
+__all__ = ["LEGEND_LIMIT", "ResultPlots"]
