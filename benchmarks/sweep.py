@@ -213,7 +213,7 @@ def typical(registry, steps, n_lr):
     _, t_engine = timed(one_at_a_time, e64, repeat=1)  # ~4 s, a reference only
     line("plain numpy loop, one configuration at a time", t_base, run_steps)
     line("descentlab engine, one configuration at a time", t_engine, run_steps, t_base)
-    line(f"descentlab runner, float64, 1 process", t_serial, run_steps, t_base)
+    line("descentlab runner, float64, 1 process", t_serial, run_steps, t_base)
     line(f"descentlab runner, float64 ({res64.meta['workers']} processes)", t_run, run_steps, t_base)
     line(f"descentlab runner, float32 ({res32.meta['workers']} processes)", t_run32, run_steps, t_base)
     print(f"  runner vs one configuration at a time through the same engine: {t_engine / t_run:.2f}x")

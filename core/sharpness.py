@@ -26,7 +26,8 @@ import numpy as np
 from .problem import HessianVectorProduct, exact_hessian
 
 __all__ = [
-    "SharpnessTracker", "adam_limit", "adam_preconditioner", "adam_sharpness_run", "hessian_extreme_eigenvalues", "hessian_matrix",
+    "SharpnessTracker", "adam_limit", "adam_preconditioner", "adam_sharpness_run", "hessian_extreme_eigenvalues",
+    "hessian_matrix",
     "hessian_vector_product", "preconditioned_sharpness_run", "preconditioned_top_eigenvalue",
     "top_hessian_eigenvalue",
 ]

@@ -141,7 +141,8 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
         table[f"schedule.{name}"] = _column([c.schedule_hyper.get(name) for c in configs])
     table.update({
         "warmup_steps": np.array([c.warmup_steps for c in configs], dtype=np.int64),
-        "status": status, "diverged_at": diverged_at, "unstable_at": unstable_at, "final_loss": final_loss, "best_loss": best,
+        "status": status, "diverged_at": diverged_at, "unstable_at": unstable_at, "final_loss": final_loss,
+        "best_loss": best,
         "train_loss_start": train_start, "train_loss_final": train_final,
         "steps_to_target": steps_to_target, "error": errors, "divergence_reason": reasons,
         "lambda_max_start": lambda_start, "lambda_max_flagged": lambda_flagged,

@@ -48,7 +48,8 @@ import math
 
 import numpy as np
 
-__all__ = ["FLAGGED", "LOST", "NEAR", "NOISE", "SETTLE", "STABLE", "STALL", "STATUSES", "WINDOW", "classify", "is_flagged",
+__all__ = ["FLAGGED", "LOST", "NEAR", "NOISE", "SETTLE", "STABLE", "STALL", "STATUSES", "WINDOW", "classify",
+           "is_flagged",
            "is_stable", "smoothing_window", "stability_edge"]
 
 STATUSES = ("converged", "progressing", "stalled", "unstable", "diverged", "failed")

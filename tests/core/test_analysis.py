@@ -139,7 +139,8 @@ def test_verdict_names_rule_and_alpha(results):
     assert any(s.startswith(f"{lowest.label} had the lowest final loss") for s in text)
     assert ("vanilla GD blew up (unstable or diverged) for α >= 1.9 (0 unstable and 8 diverged runs in all); "
             "the largest α with every seed converged or progressing was 1.") in text
-    assert any(s.startswith(f"heavy ball blew up (unstable or diverged) for α >= {analysis.fmt(hb.smallest_unstable_alpha)}")
+    edge = analysis.fmt(hb.smallest_unstable_alpha)
+    assert any(s.startswith(f"heavy ball blew up (unstable or diverged) for α >= {edge}")
                for s in text)
     assert text[-1] == "1 of 42 runs failed with an error (see the error column of the runs table)."
     assert gd.runs + hb.runs == 42

@@ -91,7 +91,8 @@ def test_landscape_sentence_uses_the_exact_hessian():
 
 def test_adaptive_rule_is_told_it_has_no_curvature_limit_and_gets_its_update_size():
     spec = {"steps": 30, "seeds": [0], "eval_every": 0, "divergence_factor": 5,
-            "problem": {"name": "moons", "samples": 64, "hidden": [4]}, "rules": [{"rule": "adam", "learning_rate": 30.0}]}
+            "problem": {"name": "moons", "samples": 64, "hidden": [4]},
+            "rules": [{"rule": "adam", "learning_rate": 30.0}]}
     results = run_experiment(Experiment.from_dict(spec), workers=1)
     row = results.runs.iloc[0]
     assert row.status in FLAGGED

@@ -129,7 +129,7 @@ def test_warm_started_tracking_equals_cold_lanczos_with_fewer_products():
     instance = problem.build({h.name: h.default for h in problem.settings})
     params = instance.init_params([0, 1, 2])
     tracker = sharpness.SharpnessTracker(3, params.shape[1])
-    cold_products, rng = 0, np.random.default_rng(1)
+    cold_products = 0
     for _ in range(6):  # small moves, as between two measurements of a run
         _, grad = instance.loss_and_grad(params)
         params = params - 0.5 * grad

@@ -1,7 +1,6 @@
 """Learning-rate range test: smoothing and stopping by hand, suggestion below the known edge, CLI."""
 
 import json
-import math
 
 import numpy as np
 import pytest

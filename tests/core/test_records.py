@@ -22,7 +22,8 @@ def registry():
 
 @pytest.fixture(scope="module")
 def results(registry):
-    e = Experiment.from_dict({"name": "rt", "steps": 12, "seeds": 2, "eval_every": 3, "target_loss": 0.3, "divergence_factor": 3,
+    e = Experiment.from_dict({"name": "rt", "steps": 12, "seeds": 2, "eval_every": 3, "target_loss": 0.3,
+                              "divergence_factor": 3,
                               "problem": {"name": "spirals", "samples": 40, "hidden": [3]},
                               "rules": [{"rule": "momentum", "learning_rate": [0.1, 50.0], "nesterov": [True, False]},
                                         {"rule": "test_explode", "learning_rate": 0.1},

@@ -266,7 +266,8 @@ def test_rerun_is_bit_identical_and_chunking_does_not_change_bits(registry, monk
         e.problem_settings)) * 5)  # chunks of 5: one spans both rules
     mixed = run_experiment(e, registry=registry, workers=1)
     assert single.meta["chunks"] == e.n_runs and stacked.meta["chunks"] == 1 and mixed.meta["chunks"] == 3
-    assert (first.runs["status"][:2] == "diverged").all() and kinds(first.runs["status"][2:]) == ["ok"] * (len(first.runs) - 2)
+    assert (first.runs["status"][:2] == "diverged").all()
+    assert kinds(first.runs["status"][2:]) == ["ok"] * (len(first.runs) - 2)
     for other in (second, single, stacked, mixed):
         pd.testing.assert_frame_equal(first.metrics, other.metrics, check_exact=True)
         pd.testing.assert_frame_equal(first.runs, other.runs, check_exact=True)

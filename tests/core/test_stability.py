@@ -16,7 +16,8 @@ from descentlab.runner import run_experiment
 
 
 def run_losses(problem, settings, rule, hyper, alphas, steps, factor=1e4):
-    """Train with the real runner: losses (R, steps+1) (NaN after divergence), flagged (unstable or diverged), results."""
+    """Train with the real runner: losses (R, steps+1) (NaN after divergence), flagged (unstable or diverged),
+    results."""
     spec = {"steps": steps, "seeds": [0], "divergence_factor": factor, "eval_every": steps,
             "problem": {"name": problem, **settings},
             "rules": [{"rule": rule, "learning_rate": [float(a) for a in alphas], **hyper}]}
@@ -117,7 +118,8 @@ def test_heavy_ball_optimal_rate_is_reached_asymptotically():
                           [lam_min, 1.0, lam_max]) == pytest.approx(best["rate"], rel=1e-6)
     bowl = {"lambda_max": lam_max, "condition": lam_max / lam_min, "angle": -40.0}
     for rule in ("momentum", "classical_momentum"):
-        losses, _, _ = run_losses("quadratic", bowl, rule, {"momentum": best["momentum"]}, [best["learning_rate"]], 1500)
+        losses, _, _ = run_losses("quadratic", bowl, rule, {"momentum": best["momentum"]}, [best["learning_rate"]],
+                                  1500)
         # the double root adds a factor t to the error: the estimate approaches ρ like ρ·exp(1/t)
         assert measured_rate(losses[0], floor=1e-250) == pytest.approx(best["rate"], rel=3e-3)
     # far better than GD's best on the same bowl
