@@ -29,7 +29,8 @@ SMALL = {
 }
 
 
-def open_app(page: str | None = None, **query) -> AppTest:
+def open_app(page: str | None = "1_compare.py", **query) -> AppTest:
+    """The app on ``page`` (None: the default page, How it works) with ``query`` as URL parameters."""
     at = AppTest.from_file(str(APP), default_timeout=120)
     for key, value in query.items():
         at.query_params[key] = value if isinstance(value, str) else json.dumps(value)
@@ -97,10 +98,12 @@ def test_app_discovers_pages_in_file_name_order_with_their_titles():
     namespace = vars(module)
     pages = namespace["discover_pages"]()
     names = [p.name for p in pages]
-    assert names == sorted(names) and names[:6] == ["1_compare.py", "2_sweep.py", "3_landscape.py",
-                                                    "4_decision_boundary.py", "5_results.py", "6_plugins.py"]
-    titles = [namespace["page_title"](p)[0] for p in pages[:6]]
-    assert titles == ["Compare", "Learning-rate sweep", "Landscape", "Decision boundary", "Results", "Plugins"]
+    assert names == sorted(names) and names[:7] == ["0_how_it_works.py", "1_compare.py", "2_sweep.py",
+                                                    "3_landscape.py", "4_decision_boundary.py", "5_results.py",
+                                                    "6_plugins.py"]
+    titles = [namespace["page_title"](p)[0] for p in pages[:7]]
+    assert titles == ["How it works", "Compare", "Learning-rate sweep", "Landscape", "Decision boundary",
+                      "Results", "Plugins"]
 
 
 # --- Compare ------------------------------------------------------------------------------------

@@ -1,0 +1,306 @@
+"""How it works: one real training step, taken apart — backpropagation computes ∇J, gradient descent steps with α."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from descentlab import lesson as L
+from descentlab.dashboard import lesson_figures as LF
+from descentlab.dashboard import widgets as W
+from descentlab.errors import SpecError
+
+TITLE = "How it works"
+ICON = ":material/school:"
+PAGE = "how"
+W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
+if "spec" in st.query_params:
+    # Links shared before this page existed opened Compare at the root URL ("/?spec=…"): keep them working.
+    st.switch_page("pages/1_compare.py")
+
+DEFAULT_PROBLEM = "xor"
+DEFAULT_HIDDEN = [3]
+DEFAULT_RATE = 1.0
+STAGE_BUTTONS = (("forward", "1 · Forward"), ("cost", "2 · Cost"), ("backprop", "3 · Backprop"),
+                 ("descent", "4 · Descent"))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _lesson_problems(registry_key: tuple, _registry) -> list[str]:
+    return W.problems_where(_registry, lambda problem, instance: L.can_teach(instance),
+                            ("regression", "classification"))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _build(spec_json: str, registry_key: tuple, _registry):
+    return L.build_instance(json.loads(spec_json), _registry)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _sweep(spec_json: str, guess: float, seed: int, registry_key: tuple, _registry):
+    return L.predict_then_run(json.loads(spec_json), guess, seed=seed, registry=_registry)
+
+
+def _state(key: str, default):
+    if key not in st.session_state:
+        st.session_state[key] = default
+    return st.session_state[key]
+
+
+st.markdown(
+    "<style>div[data-testid='stButton'] button {font-size: 1.15rem; padding: 0.5rem 0.9rem; width: 100%;}</style>",
+    unsafe_allow_html=True)
+st.title("How it works: backpropagation, then gradient descent")
+st.caption("One training step has two halves. **Backpropagation** computes the gradient ∂J/∂w of the cost for "
+           "every weight, by the chain rule, from the output layer backward. **Gradient descent** uses that "
+           "gradient and a learning rate α to step every weight downhill: w ← w − α·∂J/∂w. "
+           "Every number below comes from descentlab's own engine.")
+
+registry = W.current_registry()
+W.plugin_warnings(registry)
+names = _lesson_problems(W.registry_key(), registry)
+if not names:
+    st.error("No registered problem has a network small enough to draw.")
+    st.stop()
+
+# ---- the network and the rule (sidebar) ----------------------------------------------------------
+side = st.sidebar
+W.prime(f"{PAGE}.problem", DEFAULT_PROBLEM if DEFAULT_PROBLEM in names else names[0])
+if st.session_state[f"{PAGE}.problem"] not in names:
+    st.session_state[f"{PAGE}.problem"] = names[0]
+problem = W.remember(f"{PAGE}.problem", side.selectbox("problem", names, key=f"{PAGE}.problem",
+                                                         help="problems whose network is small enough to draw"))
+declaration = registry.problem(problem)
+spec: dict = {"name": problem}
+errors: list[str] = []
+declared = {h.name: h for h in declaration.settings}
+if "hidden" in declared:
+    W.prime(f"{PAGE}.hidden", W.format_int_list(DEFAULT_HIDDEN))
+    text = W.remember(f"{PAGE}.hidden", side.text_input("hidden layers", key=f"{PAGE}.hidden",
+                                                        help="neurons per hidden layer, e.g. 3 or 3, 2"))
+    try:
+        spec["hidden"] = W.parse_int_list(text, "hidden")
+    except SpecError as error:
+        errors.append(str(error))
+if "activation" in declared:
+    choices = list(declared["activation"].choices)
+    W.prime(f"{PAGE}.activation", declared["activation"].default)
+    spec["activation"] = W.remember(f"{PAGE}.activation", side.selectbox("activation f", choices,
+                                                                          key=f"{PAGE}.activation"))
+if "samples" in declared:
+    W.prime(f"{PAGE}.samples", min(int(declared["samples"].default), 64))
+    spec["samples"] = int(W.remember(f"{PAGE}.samples", side.number_input(
+        "examples", 4, 2000, key=f"{PAGE}.samples", help="size of the data set (the batch is all of it)")))
+W.prime(f"{PAGE}.seed", 0)
+seed = int(W.remember(f"{PAGE}.seed", side.number_input("weight seed", 0, 10_000, key=f"{PAGE}.seed",
+                                                        help="which random starting weights")))
+rule_names = sorted(registry.rules)
+W.prime(f"{PAGE}.rule", "gd" if "gd" in rule_names else rule_names[0])
+rule_name = W.remember(f"{PAGE}.rule", side.selectbox(
+    "descent rule", rule_names, key=f"{PAGE}.rule",
+    help="the rule that turns the gradient into a step; shown beside plain gradient descent"))
+rule = registry.rule(rule_name)
+W.prime(f"{PAGE}.alpha", DEFAULT_RATE)
+alpha = float(W.remember(f"{PAGE}.alpha", side.number_input("learning rate α", min_value=1e-6, max_value=1e3,
+                                                             format="%g", key=f"{PAGE}.alpha")))
+
+for message in errors:
+    st.error(message, icon="⚠️")
+if errors:
+    st.stop()
+spec_json = json.dumps(spec, sort_keys=True)
+try:
+    instance = _build(spec_json, W.registry_key(), registry)
+    L.lesson_model(instance)
+except SpecError as error:
+    W.show_error(error)
+    st.stop()
+
+config = (spec_json, seed, rule_name, W.registry_key())
+restart = side.button("start again", key=f"{PAGE}.restart", help="back to the starting weights")
+if st.session_state.get(f"{PAGE}.config") != config or restart:
+    st.session_state[f"{PAGE}.config"] = config
+    st.session_state[f"{PAGE}.lesson"] = L.start_lesson(instance, rule, alpha, seed=seed)
+    st.session_state[f"{PAGE}.stage"] = "forward"
+    st.session_state[f"{PAGE}.lit"] = None
+    st.session_state.pop(f"{PAGE}.trace", None)
+lesson: L.Lesson = st.session_state[f"{PAGE}.lesson"]
+lesson.learning_rate = alpha
+model = L.lesson_model(instance)
+x_train, _ = L.training_data(instance)
+W.prime(f"{PAGE}.example", 0)
+if st.session_state[f"{PAGE}.example"] >= len(x_train):
+    st.session_state[f"{PAGE}.example"] = 0
+example = int(W.remember(f"{PAGE}.example", side.number_input(
+    "example shown", 0, len(x_train) - 1, key=f"{PAGE}.example",
+    help="whose forward values and error δ the diagram shows (the gradient is over the whole batch)")))
+
+trace_key = (lesson.step, example)
+if st.session_state.get(f"{PAGE}.trace", (None,))[0] != trace_key:
+    trace = L.trace_step(instance, lesson.params, example)
+    st.session_state[f"{PAGE}.trace"] = (trace_key, trace, L.finite_difference_gradient(instance, lesson.params))
+_, trace, fd_gradient = st.session_state[f"{PAGE}.trace"]
+
+one_step, felt, predict = st.tabs(["One step, both halves", "The learning rate, felt", "Predict, then run"])
+
+# ---- one step -------------------------------------------------------------------------------------
+with one_step:
+    stage = _state(f"{PAGE}.stage", "forward")
+    columns = st.columns(5)
+    for column, (name, label) in zip(columns, STAGE_BUTTONS):
+        if column.button(label, key=f"{PAGE}.stage.{name}", type="primary" if stage == name else "secondary"):
+            if name == "backprop":
+                # each press carries the error back one more layer, from the output down to layer 1
+                lit = st.session_state.get(f"{PAGE}.lit")
+                st.session_state[f"{PAGE}.lit"] = (model.n_layers if stage != "backprop" or lit is None
+                                                   else max(1, lit - 1))
+            stage = st.session_state[f"{PAGE}.stage"] = name
+    if columns[4].button("5 · Next step ▶", key=f"{PAGE}.stage.next"):
+        L.advance(lesson)
+        st.session_state[f"{PAGE}.stage"] = stage = "forward"
+        st.session_state[f"{PAGE}.lit"] = None
+        trace = L.trace_step(instance, lesson.params, example)
+        fd_gradient = L.finite_difference_gradient(instance, lesson.params)
+        st.session_state[f"{PAGE}.trace"] = ((lesson.step, example), trace, fd_gradient)
+
+    rule_update = L.descent_step(copy.deepcopy(lesson.track), lesson.params, trace.gradient, alpha, lesson.step)
+    gd_update = -alpha * trace.gradient
+    lit_from = st.session_state.get(f"{PAGE}.lit") if stage == "backprop" else None
+    names_flat = L.parameter_names(model)
+    select_key = f"{PAGE}.weight"
+    W.prime(select_key, names_flat[0])
+    if st.session_state[select_key] not in names_flat:
+        st.session_state[select_key] = names_flat[0]
+
+    left, right = st.columns([3, 2])
+    with left:
+        info = LF.network_info(trace, stage, update=rule_update if stage == "descent" else None, lit_from=lit_from,
+                               selected=names_flat.index(st.session_state[select_key]))
+        event = st.plotly_chart(LF.draw_network(info), key=f"{PAGE}.chart.network", width="stretch",
+                                on_select="rerun", selection_mode="points", config={"displaylogo": False})
+        points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
+            getattr(getattr(event, "selection", None), "points", []) or []
+        picked = [p.get("customdata") for p in points if isinstance(p, dict) and p.get("customdata") is not None]
+        if picked:
+            index = picked[0][0] if isinstance(picked[0], list) else picked[0]
+            if 0 <= int(index) < len(names_flat):
+                st.session_state[select_key] = names_flat[int(index)]
+        st.caption(f"step {lesson.step} · edge width = size of {info.edge_quantity}, blue positive, red negative; "
+                   "click a weight's dot to see its chain rule")
+    with right:
+        if stage == "forward":
+            st.markdown(f"**Example {example}**: x = {np.array2string(trace.inputs, precision=3)}")
+            st.latex(r"z^{(l)} = a^{(l-1)} W^{(l)} + b^{(l)},\qquad a^{(l)} = f\big(z^{(l)}\big)")
+            st.markdown(f"f = **{trace.activation}** on hidden layers; the output layer keeps z "
+                        "(the loss reads it directly). Each neuron shows its z and a for this example; hover "
+                        "for the batch mean.")
+        elif stage == "cost":
+            st.markdown(f"Loss: `{trace.loss_formula}`")
+            a, b = st.columns(2)
+            a.metric(f"Jₙ, example {example}", f"{trace.example_loss:.5g}")
+            b.metric("J, mean over the batch", f"{trace.loss:.5g}")
+            st.markdown("Descent lowers **J**, the batch mean: its gradient is the mean of every example's.")
+        elif stage == "backprop":
+            st.latex(r"\delta^{(L)} = \frac{\partial J_n}{\partial z^{(L)}},\quad "
+                     r"\delta^{(l-1)} = f'\big(z^{(l-1)}\big) \odot \delta^{(l)} W^{(l)\top},\quad "
+                     r"\frac{\partial J_n}{\partial w_{ij}} = a_i^{(l-1)}\,\delta_j^{(l)}")
+            st.markdown(f"The error has reached layer **{lit_from}** (press *3 · Backprop* again to carry it "
+                        "one layer further back).")
+        else:
+            st.latex(r"\Delta w = -\alpha\,\frac{\partial J}{\partial w}\ \text{(gradient descent)}")
+            new_params = lesson.params + rule_update
+            a, b = st.columns(2)
+            a.metric("J now", f"{trace.loss:.5g}")
+            b.metric("J′ after the step", f"{L.loss_at(instance, new_params):.5g}",
+                     delta=f"{L.loss_at(instance, new_params) - trace.loss:.3g}", delta_color="inverse")
+            if rule_name != "gd":
+                st.markdown("Same gradient, two steps: plain gradient descent −α·∂J/∂w beside "
+                            f"**{rule.title or rule.name}**'s.")
+
+        chosen = st.selectbox("weight", names_flat, key=select_key, help="its chain-rule product and its check")
+        k = names_flat.index(chosen)
+        layer = int(chosen[1:chosen.index("[")])
+        idx = [int(v) for v in chosen[chosen.index("[") + 1:-1].split(",")]
+        t = trace.layers[layer - 1]
+        if chosen.startswith("W"):
+            product = trace.chain_rule(layer, idx[0], idx[1])
+            st.markdown(f"∂Jₙ/∂{chosen} = a_prev · δ = {product['a_prev']:.4g} × {product['delta']:.4g} = "
+                        f"**{product['example_gradient']:.4g}** (example {example})")
+        else:
+            st.markdown(f"∂Jₙ/∂{chosen} = δ = **{t.delta[idx[0]]:.4g}** (example {example})")
+        st.markdown(f"∂J/∂{chosen} over the batch: backprop **{trace.gradient[k]:.6g}**, "
+                    f"central difference **{fd_gradient[k]:.6g}**")
+        if stage == "descent":
+            st.markdown(f"GD step −α·∂J/∂w = **{gd_update[k]:.4g}**" + (
+                f"; {rule.title or rule.name}'s step = **{rule_update[k]:.4g}**" if rule_name != "gd" else "")
+                + f" → new {chosen} = **{lesson.params[k] + rule_update[k]:.4g}**")
+        if lesson.losses:
+            st.plotly_chart(LF.draw_losses([*lesson.losses, trace.loss]), key=f"{PAGE}.chart.losses",
+                            width="stretch", config={"displayModeBar": False})
+
+    if stage == "descent":
+        table = pd.DataFrame({"weight": names_flat, "w": lesson.params, "∂J/∂w (backprop)": trace.gradient,
+                              "−α·∂J/∂w (GD)": gd_update, f"Δw ({rule.name})": rule_update,
+                              "new w": lesson.params + rule_update})
+        if rule_name == "gd":
+            table = table.drop(columns=[f"Δw ({rule.name})"])
+        with st.expander("every weight's step", expanded=False):
+            st.dataframe(table, hide_index=True, key=f"{PAGE}.table.steps")
+
+# ---- the learning rate, felt ------------------------------------------------------------------------
+with felt:
+    options = ["along −∇J (the descent direction)"] + names_flat
+    W.prime(f"{PAGE}.slice", names_flat[0] if len(names_flat) <= 2 else options[0])
+    if st.session_state[f"{PAGE}.slice"] not in options:
+        st.session_state[f"{PAGE}.slice"] = options[0]
+    along = W.remember(f"{PAGE}.slice", st.selectbox(
+        "slice the cost", options, key=f"{PAGE}.slice",
+        help="the cost as a function of one weight (the others held), or along the descent direction"))
+    view = L.slice_view(instance, lesson.params, weight=None if along == options[0] else names_flat.index(along))
+    if not view.curvature > 0:
+        st.warning(f"The cost curves down along this slice (λ = {view.curvature:.3g}): there is no bottom to "
+                   "glide to. Pick another weight or take a step first.")
+    else:
+        lam = view.curvature
+        rates = [k * 3.0 / (60.0 * lam) for k in range(1, 61)]
+        W.prime(f"{PAGE}.felt_alpha", 20)
+        position = st.select_slider(
+            "learning rate α", options=list(range(1, 61)), key=f"{PAGE}.felt_alpha",
+            format_func=lambda k: f"{k * 3.0 / (60.0 * lam):.3g}",
+            help="the thresholds ½λ⁻¹, λ⁻¹ and 2λ⁻¹ of the four regimes are drawn below")
+        rate = rates[int(position) - 1]
+        bar = LF.regime_bar_info(lam, rate)
+        st.markdown(f"### {bar.regime}: {L.REGIME_TEXT[bar.regime]}")
+        st.caption(f"λ = {lam:.4g} (the curvature d²J/ds² along the slice, an exact Hessian-vector product): "
+                   f"glide from α = {0.5 / lam:.3g}, bounce above {1 / lam:.3g}, escape from {2 / lam:.3g}.")
+        st.plotly_chart(LF.draw_regime_bar(bar), key=f"{PAGE}.chart.regimes", width="stretch",
+                        config={"displayModeBar": False})
+        W.chart(LF.draw_slice(LF.slice_info(instance, lesson.params, view, rate)), f"{PAGE}.chart.slice")
+
+# ---- predict, then run ----------------------------------------------------------------------------
+with predict:
+    st.markdown("Guess the **largest α for which gradient descent still converges** on this problem from these "
+                "starting weights. Then run a fine sweep of α (200 steps each, the whole batch) and compare.")
+    W.prime(f"{PAGE}.guess", 1.0)
+    guess = float(W.remember(f"{PAGE}.guess", st.number_input("your guess of the largest converging α",
+                                                              min_value=1e-6, max_value=1e4, format="%g",
+                                                              key=f"{PAGE}.guess")))
+    if st.button("run the sweep", key=f"{PAGE}.run_sweep", type="primary"):
+        st.session_state[f"{PAGE}.swept"] = (spec_json, guess, seed)
+    if st.session_state.get(f"{PAGE}.swept") == (spec_json, guess, seed):
+        with st.spinner("sweeping α…"):
+            prediction = _sweep(spec_json, guess, seed, W.registry_key(), registry)
+        a, b, c = st.columns(3)
+        a.metric("your guess", f"{prediction.guess:.3g}")
+        b.metric("theory 2/λ_max", f"{prediction.theory:.3g}", help=f"λ_max = {prediction.sharpness:.4g} at the start")
+        c.metric("measured", "none" if math.isnan(prediction.measured) else f"{prediction.measured:.3g}",
+                 help="the largest swept α whose run converged or was still progressing, below every α that blew up")
+        W.chart(LF.draw_prediction(LF.prediction_info(prediction)), f"{PAGE}.chart.prediction")
+        st.caption("On a quadratic cost (linear regression) theory and measurement agree to the sweep's "
+                   "resolution. On a network λ_max changes as it trains, so 2/λ_max at the start is a local "
+                   "prediction.")
