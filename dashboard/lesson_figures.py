@@ -122,7 +122,7 @@ def network_info(trace: L.StepTrace, stage: str, *, update: np.ndarray | None = 
         if selected is not None and e["index"] == selected:
             e["width"] += 3.0
     title = STAGE_TITLES[stage]
-    if stage == "backprop" and lit_from > 1:
+    if stage == "backprop":
         title += f" (reached layer {lit_from})"
     return NetworkInfo(stage=stage, nodes=nodes, edges=edges, edge_quantity=quantity, title=title)
 

@@ -255,11 +255,12 @@ with one_step:
 # ---- the learning rate, felt ------------------------------------------------------------------------
 with felt:
     options = ["along −∇J (the descent direction)"] + names_flat
-    W.prime(f"{PAGE}.slice", names_flat[0] if len(names_flat) <= 2 else options[0])
-    if st.session_state[f"{PAGE}.slice"] not in options:
-        st.session_state[f"{PAGE}.slice"] = options[0]
-    along = W.remember(f"{PAGE}.slice", st.selectbox(
-        "slice the cost", options, key=f"{PAGE}.slice",
+    slice_key = f"{PAGE}.slice.{problem}"   # one choice per problem: a one-weight model starts on its weight
+    W.prime(slice_key, names_flat[0] if len(names_flat) <= 2 else options[0])
+    if st.session_state[slice_key] not in options:
+        st.session_state[slice_key] = options[0]
+    along = W.remember(slice_key, st.selectbox(
+        "slice the cost", options, key=slice_key,
         help="the cost as a function of one weight (the others held), or along the descent direction"))
     view = L.slice_view(instance, lesson.params, weight=None if along == options[0] else names_flat.index(along))
     if not view.curvature > 0:
