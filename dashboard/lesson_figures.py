@@ -19,7 +19,7 @@ STAGES = ("forward", "cost", "backprop", "descent")
 STAGE_TITLES = {
     "forward": "1 · Forward: z = a_prev·W + b, a = f(z)",
     "cost": "2 · Cost: how wrong the output is",
-    "backprop": "3 · Backpropagation: δ = ∂J/∂z, carried backward",
+    "backprop": "3 · Backprop: δ = ∂J/∂z",
     "descent": "4 · Gradient descent: w ← w + Δw",
 }
 POSITIVE, NEGATIVE, DIM = "#0072B2", "#D55E00", "#D0D0D0"   # Okabe–Ito blue and vermillion
@@ -79,8 +79,8 @@ def network_info(trace: L.StepTrace, stage: str, *, update: np.ndarray | None = 
                 t = trace.layers[layer - 1]
                 output = layer == n_layers
                 if stage == "backprop":
-                    text = f"δ={_fmt(t.delta[unit])}"
                     lit = layer >= lit_from
+                    text = f"δ={_fmt(t.delta[unit])}" if lit else "δ=?"   # not reached by the error yet
                 elif stage == "cost" and output:
                     text = f"ŷ={_fmt(t.a[unit])} y={_fmt(trace.target[unit])}"
                     lit = True
@@ -123,7 +123,7 @@ def network_info(trace: L.StepTrace, stage: str, *, update: np.ndarray | None = 
             e["width"] += 3.0
     title = STAGE_TITLES[stage]
     if stage == "backprop":
-        title += f" (reached layer {lit_from})"
+        title += f", reached layer {lit_from}"
     return NetworkInfo(stage=stage, nodes=nodes, edges=edges, edge_quantity=quantity, title=title)
 
 

@@ -52,14 +52,14 @@ def _state(key: str, default):
     return st.session_state[key]
 
 
+# Big buttons for a projector, and less empty space above the title so a stage fits a 1280×800 screen.
 st.markdown(
-    "<style>div[data-testid='stButton'] button {font-size: 1.15rem; padding: 0.5rem 0.9rem; width: 100%;}</style>",
+    "<style>div[data-testid='stButton'] button {font-size: 1.15rem; padding: 0.45rem 0.9rem; width: 100%;}"
+    " div[data-testid='stMainBlockContainer'] {padding-top: 2.2rem;}</style>",
     unsafe_allow_html=True)
-st.title("How it works: backpropagation, then gradient descent")
-st.caption("One training step has two halves. **Backpropagation** computes the gradient ∂J/∂w of the cost for "
-           "every weight, by the chain rule, from the output layer backward. **Gradient descent** uses that "
-           "gradient and a learning rate α to step every weight downhill: w ← w − α·∂J/∂w. "
-           "Every number below comes from descentlab's own engine.")
+st.subheader("How it works: backpropagation, then gradient descent")
+st.caption("**Backpropagation** computes ∂J/∂w for every weight by the chain rule, from the output layer back. "
+           "**Gradient descent** then steps each weight downhill: w ← w − α·∂J/∂w. Every number is the engine's.")
 
 registry = W.current_registry()
 W.plugin_warnings(registry)
@@ -150,24 +150,34 @@ one_step, felt, predict = st.tabs(["One step, both halves", "The learning rate, 
 
 # ---- one step -------------------------------------------------------------------------------------
 with one_step:
+    # Buttons act in callbacks, which run before the page is drawn: the highlighted button is the shown stage.
+    def _go(name: str) -> None:
+        current = st.session_state.get(f"{PAGE}.stage")
+        if name == "backprop":
+            # each press carries the error back one more layer, from the output down to layer 1
+            lit = st.session_state.get(f"{PAGE}.lit")
+            st.session_state[f"{PAGE}.lit"] = (model.n_layers if current != "backprop" or lit is None
+                                               else max(1, lit - 1))
+        st.session_state[f"{PAGE}.stage"] = name
+
+    def _next() -> None:
+        current: L.Lesson = st.session_state[f"{PAGE}.lesson"]
+        current.learning_rate = float(st.session_state.get(f"{PAGE}.alpha", current.learning_rate))
+        L.advance(current)
+        st.session_state[f"{PAGE}.stage"] = "forward"
+        st.session_state[f"{PAGE}.lit"] = None
+
     stage = _state(f"{PAGE}.stage", "forward")
     columns = st.columns(5)
     for column, (name, label) in zip(columns, STAGE_BUTTONS):
-        if column.button(label, key=f"{PAGE}.stage.{name}", type="primary" if stage == name else "secondary"):
-            if name == "backprop":
-                # each press carries the error back one more layer, from the output down to layer 1
-                lit = st.session_state.get(f"{PAGE}.lit")
-                st.session_state[f"{PAGE}.lit"] = (model.n_layers if stage != "backprop" or lit is None
-                                                   else max(1, lit - 1))
-            stage = st.session_state[f"{PAGE}.stage"] = name
-    if columns[4].button("5 · Next step ▶", key=f"{PAGE}.stage.next"):
-        L.advance(lesson)
-        st.session_state[f"{PAGE}.stage"] = stage = "forward"
-        st.session_state[f"{PAGE}.lit"] = None
-        trace = L.trace_step(instance, lesson.params, example)
-        fd_gradient = L.finite_difference_gradient(instance, lesson.params)
-        st.session_state[f"{PAGE}.trace"] = ((lesson.step, example), trace, fd_gradient)
+        column.button(label, key=f"{PAGE}.stage.{name}", type="primary" if stage == name else "secondary",
+                      on_click=_go, args=(name,))
+    columns[4].button("5 · Next step ▶", key=f"{PAGE}.stage.next", on_click=_next)
 
+    if lesson.losses:
+        # in the sidebar, so the stage itself still fits the screen as the chart grows
+        side.plotly_chart(LF.draw_losses([*lesson.losses, trace.loss]), key=f"{PAGE}.chart.losses",
+                          width="stretch", config={"displayModeBar": False})
     rule_update = L.descent_step(copy.deepcopy(lesson.track), lesson.params, trace.gradient, alpha, lesson.step)
     gd_update = -alpha * trace.gradient
     lit_from = st.session_state.get(f"{PAGE}.lit") if stage == "backprop" else None
@@ -181,7 +191,7 @@ with one_step:
     with left:
         info = LF.network_info(trace, stage, update=rule_update if stage == "descent" else None, lit_from=lit_from,
                                selected=names_flat.index(st.session_state[select_key]))
-        event = st.plotly_chart(LF.draw_network(info), key=f"{PAGE}.chart.network", width="stretch",
+        event = st.plotly_chart(LF.draw_network(info, height=380), key=f"{PAGE}.chart.network", width="stretch",
                                 on_select="rerun", selection_mode="points", config={"displaylogo": False})
         points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
             getattr(getattr(event, "selection", None), "points", []) or []
@@ -206,9 +216,9 @@ with one_step:
             b.metric("J, mean over the batch", f"{trace.loss:.5g}")
             st.markdown("Descent lowers **J**, the batch mean: its gradient is the mean of every example's.")
         elif stage == "backprop":
-            st.latex(r"\delta^{(L)} = \frac{\partial J_n}{\partial z^{(L)}},\quad "
-                     r"\delta^{(l-1)} = f'\big(z^{(l-1)}\big) \odot \delta^{(l)} W^{(l)\top},\quad "
-                     r"\frac{\partial J_n}{\partial w_{ij}} = a_i^{(l-1)}\,\delta_j^{(l)}")
+            st.latex(r"\delta^{(L)} = \frac{\partial J_n}{\partial z^{(L)}},\qquad "
+                     r"\delta^{(l-1)} = f'\big(z^{(l-1)}\big) \odot \delta^{(l)} W^{(l)\top}")
+            st.latex(r"\frac{\partial J_n}{\partial w_{ij}} = a_i^{(l-1)}\,\delta_j^{(l)}")
             st.markdown(f"The error has reached layer **{lit_from}** (press *3 · Backprop* again to carry it "
                         "one layer further back).")
         else:
@@ -239,9 +249,6 @@ with one_step:
             st.markdown(f"GD step −α·∂J/∂w = **{gd_update[k]:.4g}**" + (
                 f"; {rule.title or rule.name}'s step = **{rule_update[k]:.4g}**" if rule_name != "gd" else "")
                 + f" → new {chosen} = **{lesson.params[k] + rule_update[k]:.4g}**")
-        if lesson.losses:
-            st.plotly_chart(LF.draw_losses([*lesson.losses, trace.loss]), key=f"{PAGE}.chart.losses",
-                            width="stretch", config={"displayModeBar": False})
 
     if stage == "descent":
         table = pd.DataFrame({"weight": names_flat, "w": lesson.params, "∂J/∂w (backprop)": trace.gradient,

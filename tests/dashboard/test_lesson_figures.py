@@ -38,6 +38,7 @@ def test_backprop_lights_only_the_layers_the_error_has_reached(trace):
     assert all(e["color"] == LF.DIM for e in info.edges if e["layer"] == 1)
     deltas = [n["text"] for n in info.nodes if n["layer"] == 2]
     assert deltas == [f"δ={LF._fmt(v)}" for v in trace.layers[1].delta]
+    assert [n["text"] for n in info.nodes if n["layer"] == 1] == ["δ=?"] * 3   # not reached yet
     with pytest.raises(ValueError, match="update"):
         LF.network_info(trace, "descent")
 
