@@ -1,10 +1,19 @@
-"""Built-in learning-rate schedules (constant, step, exponential, inverse time, cosine, exponential ramp), registered like any plugin.
+"""Built-in learning-rate schedules, registered like any plugin.
+
+constant, step, multistep, exponential, inverse time, polynomial, linear, cosine, cosine with warm
+restarts (SGDR), one-cycle, cyclic (triangular / triangular2), warmup–stable–decay (WSD) and the
+exponential ramp of the learning-rate range test.
 
 A schedule is pure numpy: ``learning_rate(step, base, hyper, total_steps)`` with ``step`` a
 ``(T, 1)`` integer array of 0-based step indices, ``base`` the runs' base learning rates α as
 ``(1, R)`` and each hyperparameter ``(1, R)``; the result broadcasts to ``(T, R)``. Linear warmup
 is not a schedule of its own: it is the ``warmup_steps`` option of every schedule entry, applied
 by ``descentlab.schedule_values.schedule_values``.
+
+Every hyperparameter reaches the schedule as a float array (``schedule_values`` converts them), so
+a schedule cannot take a list or a string: MultiStepLR's milestone list is four integer fields
+``milestone_1`` … ``milestone_4`` (0 = unused), and a torch string option such as
+``anneal_strategy`` is a bool (``linear_anneal``). Both stay sweepable per run.
 """
 
 from __future__ import annotations
@@ -45,6 +54,49 @@ def exponential_ramp(step, base, hyper, total_steps):
     return _full(base * ratio ** (step / max(int(total_steps), 1)), step, base)
 
 
+MILESTONES = 4  # milestone_1 .. milestone_4
+
+
+def multistep(step, base, hyper, total_steps):
+    """α_t = α · γ^#{k : 0 < m_k ≤ t}  (PyTorch MultiStepLR with milestones m_1..m_4).
+
+    A milestone of 0 is unused; milestones need not be sorted, and a repeated one counts twice
+    (as in torch, whose milestones are a Counter).
+    """
+    passed = np.zeros(np.broadcast_shapes(np.shape(step), np.shape(base)))
+    for k in range(1, MILESTONES + 1):
+        m = np.asarray(hyper.get(f"milestone_{k}", 0.0), dtype=float)
+        passed = passed + ((m > 0) & (m <= step))
+    return _full(base * hyper["gamma"] ** passed, step, base)
+
+
+def _horizon(value, total_steps):
+    """A step count hyperparameter where 0 means the run's total steps T (at least 1)."""
+    value = np.asarray(value, dtype=float)
+    return np.where(value > 0, value, max(int(total_steps), 1))
+
+
+def polynomial(step, base, hyper, total_steps):
+    """α_t = α · (1 − min(t, N) / N)^p  (PyTorch PolynomialLR closed form).
+
+    N = total_iters, or the run's total steps T when total_iters is 0 (then α_t > 0 at every
+    step, the last one being α (1/T)^p). From t = N on, α_t = 0 (α for p = 0).
+    """
+    n = _horizon(hyper.get("total_iters", 0.0), total_steps)
+    return _full(base * (1.0 - np.minimum(step, n) / n) ** hyper["power"], step, base)
+
+
+def linear(step, base, hyper, total_steps):
+    """α_t = α · (s + (e − s) · min(t, N) / N)  (PyTorch LinearLR closed form).
+
+    s = start_factor, e = end_factor, N = total_iters or the run's total steps T when it is 0.
+    From t = N on, α_t = e·α.
+    """
+    n = _horizon(hyper.get("total_iters", 0.0), total_steps)
+    start, end = hyper["start_factor"], hyper["end_factor"]
+    return _full(base * (start + (end - start) * np.minimum(step, n) / n), step, base)
+
+
 def cosine(step, base, hyper, total_steps):
     """α_t = η_min + (α − η_min)(1 + cos(π t / T)) / 2 with η_min = min_lr_fraction · α.
 
@@ -69,6 +121,17 @@ SCHEDULES = (
         formula="α_t = α · γ^⌊t / step_size⌋",
     ),
     Schedule(
+        "multistep", multistep,
+        hyperparams=(
+            *(HyperParam(f"milestone_{k}", default, low=0, kind="int",
+                         help=f"step of the {ordinal} decay by γ; 0 = unused")
+              for k, default, ordinal in ((1, 200, "first"), (2, 350, "second"), (3, 0, "third"), (4, 0, "fourth"))),
+            HyperParam("gamma", 0.1, low=0.0, high=1.0, low_open=True, help="factor applied at every milestone"),
+        ),
+        summary="Multiply by γ at each milestone step (PyTorch MultiStepLR; up to four milestones, 0 = unused).",
+        formula="α_t = α · γ^#{k : 0 < m_k ≤ t}",
+    ),
+    Schedule(
         "exponential", exponential,
         hyperparams=(HyperParam("gamma", 0.99, low=0.0, high=1.0, low_open=True, help="factor applied every step"),),
         summary="Exponential decay (PyTorch ExponentialLR).",
@@ -79,6 +142,26 @@ SCHEDULES = (
         hyperparams=(HyperParam("decay", 0.01, low=0.0, help="decay rate k"),),
         summary="Inverse-time decay, the classic Robbins–Monro style α/(1 + kt).",
         formula="α_t = α / (1 + k t)",
+    ),
+    Schedule(
+        "polynomial", polynomial,
+        hyperparams=(
+            HyperParam("total_iters", 0, low=0, kind="int", help="steps N to reach 0; 0 = the run's total steps"),
+            HyperParam("power", 1.0, low=0.0, help="exponent p of the decay"),
+        ),
+        summary="Polynomial decay from α to 0 over N steps (PyTorch PolynomialLR).",
+        formula="α_t = α · (1 − min(t, N) / N)^p",
+    ),
+    Schedule(
+        "linear", linear,
+        hyperparams=(
+            HyperParam("start_factor", 1.0, low=0.0, high=1.0, low_open=True, help="factor s of α at t = 0"),
+            HyperParam("end_factor", 0.0, low=0.0, high=1.0, help="factor e of α from t = N on"),
+            HyperParam("total_iters", 0, low=0, kind="int",
+                       help="steps N from s·α to e·α; 0 = the run's total steps"),
+        ),
+        summary="Linear change of the factor from s to e over N steps (PyTorch LinearLR).",
+        formula="α_t = α · (s + (e − s) · min(t, N) / N)",
     ),
     Schedule(
         "cosine", cosine,

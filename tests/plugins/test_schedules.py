@@ -22,8 +22,17 @@ def closed_form(name, t, alpha, total, **h):
         return alpha
     if name == "step":
         return alpha * h["gamma"] ** (t // h["step_size"])
+    if name == "multistep":
+        passed = sum(1 for k in range(1, 5) if 0 < h[f"milestone_{k}"] <= t)
+        return alpha * h["gamma"] ** passed
     if name == "exponential":
         return alpha * h["gamma"] ** t
+    if name == "polynomial":
+        n = h["total_iters"] or total
+        return alpha * (1 - min(t, n) / n) ** h["power"]
+    if name == "linear":
+        n = h["total_iters"] or total
+        return alpha * (h["start_factor"] + (h["end_factor"] - h["start_factor"]) * min(t, n) / n)
     if name == "inverse_time":
         return alpha / (1 + h["decay"] * t)
     if name == "cosine":
@@ -38,7 +47,12 @@ def closed_form(name, t, alpha, total, **h):
 ROWS = {
     "constant": [{}, {}],
     "step": [{"step_size": 3, "gamma": 0.5}, {"step_size": 5, "gamma": 0.1}],
+    "multistep": [{"milestone_1": 4, "milestone_2": 10, "milestone_3": 0, "milestone_4": 0, "gamma": 0.5},
+                  {"milestone_1": 7, "milestone_2": 2, "milestone_3": 7, "milestone_4": 30, "gamma": 0.1}],
     "exponential": [{"gamma": 0.9}, {"gamma": 0.5}],
+    "polynomial": [{"total_iters": 0, "power": 1.0}, {"total_iters": 12, "power": 2.0}],
+    "linear": [{"start_factor": 1.0, "end_factor": 0.0, "total_iters": 0},
+               {"start_factor": 0.25, "end_factor": 1.0, "total_iters": 8}],
     "inverse_time": [{"decay": 0.1}, {"decay": 1.0}],
     "cosine": [{"t_max": 0, "min_lr_fraction": 0.0}, {"t_max": 8, "min_lr_fraction": 0.1}],
     "exponential_ramp": [{"end_lr": 10.0}, {"end_lr": 100.0}],
@@ -73,6 +87,32 @@ def test_hand_values():
     values = cosine.learning_rate(np.array([[0], [5], [10]]), np.array([[1.0]]),
                                   {"t_max": np.array([[0.0]]), "min_lr_fraction": np.array([[0.2]])}, 10)
     np.testing.assert_allclose(values[:, 0], [1.0, 0.6, 0.2], atol=1e-15)
+
+
+def hand(schedules, name, steps, alpha=1.0, total=10, **h):
+    """One run's α_t at the given steps, the other hyperparameters at their defaults."""
+    schedule = schedules[name]
+    hyper = {d.name: np.array([[float(h.get(d.name, d.default))]]) for d in schedule.hyperparams}
+    return schedule.learning_rate(np.array(steps)[:, None], np.array([[alpha]]), hyper, total)[:, 0]
+
+
+def test_hand_values_multistep_polynomial_linear(schedules):
+    # milestones 3 and 6 (γ = 0.5): 1 until t = 2, 0.5 from t = 3, 0.25 from t = 6.
+    np.testing.assert_allclose(hand(schedules, "multistep", [0, 2, 3, 5, 6, 9], milestone_1=6, milestone_2=3,
+                                    milestone_3=0, milestone_4=0, gamma=0.5), [1, 1, 0.5, 0.5, 0.25, 0.25])
+    # a milestone given twice decays twice: γ² from t = 4
+    np.testing.assert_allclose(hand(schedules, "multistep", [3, 4], milestone_1=4, milestone_2=4,
+                                    milestone_3=0, milestone_4=0, gamma=0.1), [1, 0.01])
+    # polynomial, T = 10, p = 2: (1 − t/10)², so 1, 0.25 at t = 5, 0.01 at the last step t = 9
+    np.testing.assert_allclose(hand(schedules, "polynomial", [0, 5, 9], 2.0, power=2.0), [2.0, 0.5, 0.02])
+    # N = 4, p = 1: 1, 0.5 at t = 2, then 0 from t = 4 on
+    np.testing.assert_allclose(hand(schedules, "polynomial", [0, 2, 4, 7], total_iters=4, power=1.0),
+                               [1, 0.5, 0, 0], atol=1e-16)
+    # linear decay over T = 10 to 0: 1, 0.5 at t = 5, 0.1 at t = 9
+    np.testing.assert_allclose(hand(schedules, "linear", [0, 5, 9]), [1, 0.5, 0.1])
+    # linear warmup 0.25 -> 1 over N = 6: 0.25, 0.625 at t = 3, 1 from t = 6
+    np.testing.assert_allclose(hand(schedules, "linear", [0, 3, 6, 9], start_factor=0.25, end_factor=1.0,
+                                    total_iters=6), [0.25, 0.625, 1, 1])
 
 
 def test_warmup_then_schedule(schedules):

@@ -49,6 +49,14 @@ def torch_main(name, row, total):
         return lambda opt: L.LambdaLR(opt, lambda t: 1.0)
     if name == "step":
         return lambda opt: L.StepLR(opt, step_size=row["step_size"], gamma=row["gamma"])
+    if name == "multistep":
+        milestones = [row[f"milestone_{k}"] for k in range(1, 5) if row[f"milestone_{k}"] > 0]
+        return lambda opt: L.MultiStepLR(opt, milestones=milestones, gamma=row["gamma"])
+    if name == "polynomial":
+        return lambda opt: L.PolynomialLR(opt, total_iters=row["total_iters"] or total, power=row["power"])
+    if name == "linear":
+        return lambda opt: L.LinearLR(opt, start_factor=row["start_factor"], end_factor=row["end_factor"],
+                                      total_iters=row["total_iters"] or total)
     if name == "exponential":
         return lambda opt: L.ExponentialLR(opt, gamma=row["gamma"])
     if name == "inverse_time":
@@ -64,7 +72,17 @@ def torch_main(name, row, total):
 ROWS = {
     "constant": [{}, {}, {}],
     "step": [{"step_size": 4, "gamma": 0.5}, {"step_size": 1, "gamma": 0.9}, {"step_size": 7, "gamma": 0.1}],
+    # unsorted milestones, a repeated one (counts twice, as torch's Counter), and milestones past T
+    "multistep": [{"milestone_1": 5, "milestone_2": 12, "milestone_3": 20, "milestone_4": 0, "gamma": 0.5},
+                  {"milestone_1": 9, "milestone_2": 3, "milestone_3": 9, "milestone_4": 25, "gamma": 0.1},
+                  {"milestone_1": 40, "milestone_2": 0, "milestone_3": 0, "milestone_4": 1, "gamma": 0.9}],
     "exponential": [{"gamma": 0.9}, {"gamma": 0.5}, {"gamma": 0.999}],
+    # total_iters 0 = the run's length; 10 and 17 reach 0 before the end and stay there
+    "polynomial": [{"total_iters": 0, "power": 1.0}, {"total_iters": 10, "power": 2.0},
+                   {"total_iters": 17, "power": 0.5}],
+    "linear": [{"start_factor": 1.0, "end_factor": 0.0, "total_iters": 0},
+               {"start_factor": 0.25, "end_factor": 1.0, "total_iters": 8},
+               {"start_factor": 0.5, "end_factor": 0.1, "total_iters": 13}],
     "inverse_time": [{"decay": 0.1}, {"decay": 1.0}, {"decay": 0.0}],
     # t_max 0 = the run's length; t_max 8 and 5 go well past T, where the cosine climbs back up.
     "cosine": [{"t_max": 0, "min_lr_fraction": 0.0}, {"t_max": 8, "min_lr_fraction": 0.1},
