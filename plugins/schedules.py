@@ -48,6 +48,58 @@ def inverse_time(step, base, hyper, total_steps):
     return _full(base / (1.0 + hyper["decay"] * step), step, base)
 
 
+def cosine_restarts(step, base, hyper, total_steps):
+    """α_t = η_min + (α − η_min)(1 + cos(π t_cur / T_i)) / 2  (PyTorch CosineAnnealingWarmRestarts, SGDR).
+
+    η_min = min_lr_fraction · α. Cycle i (i = 0, 1, ...) lasts T_i = T_0 · m^i steps (m = t_mult)
+    and starts at S_i = T_0 (m^i − 1)/(m − 1) (S_i = i T_0 for m = 1); t_cur = t − S_i for the
+    cycle with S_i ≤ t < S_{i+1}. Each restart jumps back to α. The run's length plays no part.
+    """
+    t0 = np.asarray(hyper["t_0"], dtype=float)
+    m = np.asarray(hyper.get("t_mult", 1.0), dtype=float)
+    t = np.asarray(step, dtype=float)
+    geometric = m > 1
+    safe_m = np.where(geometric, m, 2.0)
+
+    def cycle_start(i):
+        return np.where(geometric, t0 * (safe_m ** i - 1.0) / (safe_m - 1.0), t0 * i)
+
+    # i from the logarithm, then corrected by one either way where rounding put it off
+    guess = np.where(geometric, np.floor(np.log1p(t / t0 * (safe_m - 1.0)) / np.log(safe_m)), np.floor(t / t0))
+    i = guess - (cycle_start(guess) > t)
+    i = i + (cycle_start(i + 1) <= t)
+    t_cur, t_i = t - cycle_start(i), t0 * m ** i
+    low = base * hyper.get("min_lr_fraction", 0.0)
+    return _full(low + (base - low) * (1.0 + np.cos(np.pi * t_cur / t_i)) / 2.0, step, base)
+
+
+def _anneal(start, end, pct, linear):
+    """From ``start`` at pct = 0 to ``end`` at pct = 1: straight where ``linear``, else along a half cosine."""
+    return np.where(linear, (end - start) * pct + start, end + (start - end) / 2.0 * (np.cos(np.pi * pct) + 1.0))
+
+
+def one_cycle(step, base, hyper, total_steps):
+    """PyTorch OneCycleLR (three_phase False, momentum not cycled) with max_lr = α over the run's T steps.
+
+    α₀ = α / div_factor, α_min = α₀ / final_div_factor, E = pct_start · T − 1 (the step of the peak).
+    For t ≤ E: α_t = anneal(α₀, α, t / E); for t > E: α_t = anneal(α, α_min, (t − E) / (T − 1 − E)).
+    anneal(a, b, p) = b + (a − b)(1 + cos(π p)) / 2, or a + (b − a) p with linear_anneal
+    (anneal_strategy "linear"). So α_0 = α₀, α_E = α and α_{T−1} = α_min. When E = 0 (torch divides
+    by zero) the peak is at t = 0; when E < 0 (pct_start · T < 1) there is no rising phase.
+    """
+    total = float(max(int(total_steps), 1))
+    t = np.asarray(step, dtype=float)
+    peak = np.asarray(hyper["pct_start"], dtype=float) * total - 1.0
+    start = base / hyper["div_factor"]
+    low = start / hyper["final_div_factor"]
+    linear = np.asarray(hyper.get("linear_anneal", 0.0), dtype=float) > 0
+    rise = np.where(peak > 0, t / np.where(peak > 0, peak, 1.0), 1.0)
+    span = total - 1.0 - peak
+    fall = (t - peak) / np.where(span > 0, span, 1.0)
+    up, down = _anneal(start, base, rise, linear), _anneal(base, low, fall, linear)
+    return _full(np.where(t <= peak, up, down), step, base)
+
+
 def exponential_ramp(step, base, hyper, total_steps):
     """α_t = α · (α_end / α)^(t / T): from α up to α_end at t = T (the learning-rate range test)."""
     ratio = hyper["end_lr"] / base
@@ -172,6 +224,32 @@ SCHEDULES = (
         ),
         summary="Cosine annealing from α to η_min over T steps (PyTorch CosineAnnealingLR closed form).",
         formula="α_t = η_min + (α − η_min)(1 + cos(π t / T)) / 2",
+    ),
+    Schedule(
+        "cosine_restarts", cosine_restarts,
+        hyperparams=(
+            HyperParam("t_0", 100, low=1, kind="int", help="steps T_0 of the first cycle"),
+            HyperParam("t_mult", 1, low=1, kind="int", help="factor m by which each cycle is longer than the last"),
+            HyperParam("min_lr_fraction", 0.0, low=0.0, high=1.0,
+                       help="learning rate η_min at the bottom of each cycle, as a fraction of the base α"),
+        ),
+        summary="Cosine annealing with warm restarts, SGDR (PyTorch CosineAnnealingWarmRestarts): "
+                "back to α every cycle, cycles T_0, T_0·m, T_0·m², ...",
+        formula="α_t = η_min + (α − η_min)(1 + cos(π t_cur / T_i)) / 2",
+    ),
+    Schedule(
+        "one_cycle", one_cycle,
+        hyperparams=(
+            HyperParam("pct_start", 0.3, low=0.0, high=1.0, help="fraction of the run spent rising to the peak α"),
+            HyperParam("div_factor", 25.0, low=0.0, low_open=True, log=True, help="the first rate is α / div_factor"),
+            HyperParam("final_div_factor", 1e4, low=0.0, low_open=True, log=True,
+                       help="the last rate is α / (div_factor · final_div_factor)"),
+            HyperParam("linear_anneal", False, kind="bool",
+                       help="straight lines instead of half cosines (torch anneal_strategy 'linear')"),
+        ),
+        summary="One-cycle policy (PyTorch OneCycleLR, two phases): from α/div_factor up to the peak α at "
+                "step pct_start·T − 1, then down to α/(div_factor·final_div_factor) at the last step.",
+        formula="α_t = anneal(α₀, α, t / E) for t ≤ E, else anneal(α, α_min, (t − E)/(T − 1 − E))",
     ),
     Schedule(
         "exponential_ramp", exponential_ramp,

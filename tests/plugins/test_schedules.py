@@ -39,6 +39,17 @@ def closed_form(name, t, alpha, total, **h):
         period = h["t_max"] or total
         eta_min = h["min_lr_fraction"] * alpha
         return eta_min + (alpha - eta_min) * (1 + math.cos(math.pi * t / period)) / 2
+    if name == "cosine_restarts":    # walk the cycles: T_0, T_0·m, T_0·m², ...
+        start, length = 0, h["t_0"]
+        while t >= start + length:
+            start, length = start + length, length * h["t_mult"]
+        eta_min = h["min_lr_fraction"] * alpha
+        return eta_min + (alpha - eta_min) * (1 + math.cos(math.pi * (t - start) / length)) / 2
+    if name == "one_cycle":
+        peak, first = h["pct_start"] * total - 1, alpha / h["div_factor"]
+        last = first / h["final_div_factor"]
+        a, b, p = (first, alpha, t / peak) if t <= peak else (alpha, last, (t - peak) / (total - 1 - peak))
+        return a + (b - a) * p if h["linear_anneal"] else b + (a - b) * (1 + math.cos(math.pi * p)) / 2
     if name == "exponential_ramp":   # Smith's range test: α at t = 0, end_lr at t = T
         return alpha * (h["end_lr"] / alpha) ** (t / total)
     raise KeyError(name)
@@ -56,6 +67,10 @@ ROWS = {
     "inverse_time": [{"decay": 0.1}, {"decay": 1.0}],
     "cosine": [{"t_max": 0, "min_lr_fraction": 0.0}, {"t_max": 8, "min_lr_fraction": 0.1}],
     "exponential_ramp": [{"end_lr": 10.0}, {"end_lr": 100.0}],
+    "cosine_restarts": [{"t_0": 3, "t_mult": 2, "min_lr_fraction": 0.0},
+                        {"t_0": 4, "t_mult": 1, "min_lr_fraction": 0.1}],
+    "one_cycle": [{"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4, "linear_anneal": False},
+                  {"pct_start": 0.5, "div_factor": 10.0, "final_div_factor": 100.0, "linear_anneal": True}],
 }
 
 
@@ -113,6 +128,34 @@ def test_hand_values_multistep_polynomial_linear(schedules):
     # linear warmup 0.25 -> 1 over N = 6: 0.25, 0.625 at t = 3, 1 from t = 6
     np.testing.assert_allclose(hand(schedules, "linear", [0, 3, 6, 9], start_factor=0.25, end_factor=1.0,
                                     total_iters=6), [0.25, 0.625, 1, 1])
+
+
+def test_hand_values_cosine_restarts(schedules):
+    # T_0 = 4, m = 2: cycles [0, 4), [4, 12), [12, 28). Top α at each restart, halfway down midway.
+    values = hand(schedules, "cosine_restarts", [0, 2, 3, 4, 8, 11, 12, 20, 28], t_0=4, t_mult=2, min_lr_fraction=0.0)
+    half_3_4 = (1 + math.cos(3 * math.pi / 4)) / 2
+    np.testing.assert_allclose(values, [1, 0.5, half_3_4, 1, 0.5, (1 + math.cos(7 * math.pi / 8)) / 2, 1, 0.5, 1],
+                               atol=1e-15)
+    # m = 1, η_min = 0.2: period 5, α_2.5 would be 0.6; at t = 5, 10 back to 1
+    values = hand(schedules, "cosine_restarts", [0, 5, 10, 7], t_0=5, t_mult=1, min_lr_fraction=0.2)
+    np.testing.assert_allclose(values, [1, 1, 1, 0.2 + 0.8 * (1 + math.cos(2 * math.pi / 5)) / 2])
+
+
+def test_hand_values_one_cycle(schedules):
+    # T = 21, pct_start 0.5: peak at E = 9.5; α₀ = α/10, α_min = α₀/100. Linear: rise α₀ + (α − α₀) t/9.5.
+    h = {"pct_start": 0.5, "div_factor": 10.0, "final_div_factor": 100.0}
+    values = hand(schedules, "one_cycle", [0, 9, 10, 20], total=21, linear_anneal=True, **h)
+    np.testing.assert_allclose(values, [0.1, 0.1 + 0.9 * 9 / 9.5, 1 - (1 - 0.001) * 0.5 / 10.5, 0.001])
+    # cosine, T = 11, pct_start 3/11: E = 2, α₀ = α/4, α_min = α/20; halfway up (α₀ + α)/2 at t = 1, the peak
+    # at t = 2, halfway down (α + α_min)/2 at t = 6 (the fall spans 8 steps) and α_min at t = 10
+    values = hand(schedules, "one_cycle", [0, 1, 2, 6, 10], total=11, pct_start=3 / 11, div_factor=4.0,
+                  final_div_factor=5.0, linear_anneal=False)
+    np.testing.assert_allclose(values, [0.25, 0.625, 1.0, 0.525, 0.05])
+    # pct_start · T = 1 (E = 0, where torch divides by zero): the peak is the first step
+    assert hand(schedules, "one_cycle", [0], total=10, pct_start=0.1)[0] == 1.0
+    # pct_start 1: the whole run rises, from α/25 to the peak α at the last step
+    np.testing.assert_allclose(hand(schedules, "one_cycle", [0, 9], total=10, pct_start=1.0, linear_anneal=True),
+                               [0.04, 1.0])
 
 
 def test_warmup_then_schedule(schedules):
