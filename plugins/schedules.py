@@ -100,6 +100,50 @@ def one_cycle(step, base, hyper, total_steps):
     return _full(np.where(t <= peak, up, down), step, base)
 
 
+def cyclic(step, base, hyper, total_steps):
+    """PyTorch CyclicLR (scale_mode 'cycle', momentum not cycled) between base_lr = α and max_lr.
+
+    With u = step_size_up, d = step_size_down (u when 0), L = u + d and ρ = u / L:
+    c = ⌊1 + t / L⌋ (the cycle, from 1), x = 1 + t / L − c, s = x / ρ for x ≤ ρ else (x − 1)/(ρ − 1),
+    α_t = α + (max_lr − α) · s · g(c) with g = 1 (mode 'triangular') or g(c) = 2^−(c−1) with
+    triangular2 (mode 'triangular2': the amplitude halves every cycle). So α at t = kL and max_lr
+    at t = kL + u. max_lr is an absolute rate; below α the cycle dips instead of rising.
+    """
+    up = np.asarray(hyper["step_size_up"], dtype=float)
+    down = np.asarray(hyper.get("step_size_down", 0.0), dtype=float)
+    size = up + np.where(down > 0, down, up)
+    ratio = up / size
+    cycle = np.floor(1.0 + step / size)
+    x = 1.0 + step / size - cycle
+    scale = np.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))  # ρ < 1 since d ≥ 1
+    halving = np.asarray(hyper.get("triangular2", 0.0), dtype=float) > 0
+    amplitude = np.where(halving, 1.0 / 2.0 ** (cycle - 1.0), 1.0)
+    return _full(base + (hyper["max_lr"] - base) * scale * amplitude, step, base)
+
+
+def wsd(step, base, hyper, total_steps):
+    """Warmup–stable–decay: α_t = α · min(u_t, f_t) over the run's T steps (no torch equivalent).
+
+    W = ⌊w·T + ½⌋ warmup steps and D = ⌊d·T + ½⌋ decay steps (w = warmup_fraction,
+    d = decay_fraction, rounded to the nearest step); the decay starts at S = T − D.
+    Warmup u_t = min(1, (t + 1)/W) (1 when W = 0), the same ramp as ``warmup_steps``: α/W at t = 0,
+    α at t = W − 1. Decay progress p_t = clip((t − S + 1)/D, 0, 1) (0 when D = 0), so p = 1/D at
+    t = S and 1 at the last step t = T − 1. Linear decay f_t = 1 − (1 − φ) p_t; with cosine_decay
+    f_t = φ + (1 − φ)(1 + cos(π p_t))/2, φ = min_lr_fraction. Stable at α in between; when W + D > T
+    the two ramps overlap and the smaller factor wins.
+    """
+    total = max(int(total_steps), 1)
+    warm = np.floor(np.asarray(hyper.get("warmup_fraction", 0.0), dtype=float) * total + 0.5)
+    decay = np.floor(np.asarray(hyper["decay_fraction"], dtype=float) * total + 0.5)
+    t = np.asarray(step, dtype=float)
+    rise = np.where(warm > 0, np.minimum(1.0, (t + 1.0) / np.where(warm > 0, warm, 1.0)), 1.0)
+    p = np.where(decay > 0, np.clip((t - (total - decay) + 1.0) / np.where(decay > 0, decay, 1.0), 0.0, 1.0), 0.0)
+    floor = np.asarray(hyper.get("min_lr_fraction", 0.0), dtype=float)
+    cosine_decay = np.asarray(hyper.get("cosine_decay", 0.0), dtype=float) > 0
+    fall = np.where(cosine_decay, floor + (1.0 - floor) * (1.0 + np.cos(np.pi * p)) / 2.0, 1.0 - (1.0 - floor) * p)
+    return _full(base * np.minimum(rise, fall), step, base)
+
+
 def exponential_ramp(step, base, hyper, total_steps):
     """α_t = α · (α_end / α)^(t / T): from α up to α_end at t = T (the learning-rate range test)."""
     ratio = hyper["end_lr"] / base
@@ -250,6 +294,34 @@ SCHEDULES = (
         summary="One-cycle policy (PyTorch OneCycleLR, two phases): from α/div_factor up to the peak α at "
                 "step pct_start·T − 1, then down to α/(div_factor·final_div_factor) at the last step.",
         formula="α_t = anneal(α₀, α, t / E) for t ≤ E, else anneal(α, α_min, (t − E)/(T − 1 − E))",
+    ),
+    Schedule(
+        "cyclic", cyclic,
+        hyperparams=(
+            HyperParam("max_lr", 0.1, low=0.0, low_open=True, log=True,
+                       help="learning rate at the top of each cycle (α is the bottom)"),
+            HyperParam("step_size_up", 50, low=1, kind="int", help="steps u from α up to max_lr"),
+            HyperParam("step_size_down", 0, low=0, kind="int", help="steps d from max_lr back to α; 0 = step_size_up"),
+            HyperParam("triangular2", False, kind="bool",
+                       help="halve the amplitude every cycle (torch mode 'triangular2'); false = 'triangular'"),
+        ),
+        summary="Cyclical learning rate, triangular or triangular2 (PyTorch CyclicLR): "
+                "straight up from α to max_lr in u steps and back in d.",
+        formula="α_t = α + (max_lr − α) · s(t) · g(c), s the triangle wave in [0, 1], c the cycle",
+    ),
+    Schedule(
+        "wsd", wsd,
+        hyperparams=(
+            HyperParam("warmup_fraction", 0.1, low=0.0, high=1.0, help="fraction w of the run spent warming up"),
+            HyperParam("decay_fraction", 0.2, low=0.0, high=1.0,
+                       help="fraction d of the run spent decaying, at its end"),
+            HyperParam("min_lr_fraction", 0.0, low=0.0, high=1.0,
+                       help="learning rate φα reached at the last step, as a fraction φ of the base α"),
+            HyperParam("cosine_decay", False, kind="bool", help="decay along a half cosine instead of a straight line"),
+        ),
+        summary="Warmup–stable–decay (trapezoid): linear warmup over the first w·T steps, α until the last d·T, "
+                "then a linear or cosine decay to φα at the last step.",
+        formula="α_t = α · min(min(1, (t + 1)/W), f(clip((t − T + D + 1)/D, 0, 1)))",
     ),
     Schedule(
         "exponential_ramp", exponential_ramp,

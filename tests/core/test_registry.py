@@ -17,7 +17,7 @@ from descentlab.registry import BUILTIN_MODULES, load_registry, make_plugin_mana
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
 BUILTIN_RULES = {"gd", "momentum", "nesterov", "classical_momentum", "adagrad", "rmsprop", "adam", "adamw"}
 BUILTIN_SCHEDULES = {"constant", "step", "multistep", "exponential", "inverse_time", "polynomial", "linear", "cosine",
-                     "cosine_restarts", "one_cycle", "exponential_ramp"}
+                     "cosine_restarts", "one_cycle", "cyclic", "wsd", "exponential_ramp"}
 
 
 @pytest.fixture(autouse=True)

@@ -50,6 +50,19 @@ def closed_form(name, t, alpha, total, **h):
         last = first / h["final_div_factor"]
         a, b, p = (first, alpha, t / peak) if t <= peak else (alpha, last, (t - peak) / (total - 1 - peak))
         return a + (b - a) * p if h["linear_anneal"] else b + (a - b) * (1 + math.cos(math.pi * p)) / 2
+    if name == "cyclic":             # Smith's triangle: count steps within the current cycle
+        up = h["step_size_up"]
+        length = up + (h["step_size_down"] or up)
+        cycle, pos = divmod(t, length)
+        height = pos / up if pos <= up else (length - pos) / (length - up)
+        return alpha + (h["max_lr"] - alpha) * height * (0.5 ** cycle if h["triangular2"] else 1.0)
+    if name == "wsd":                # warmup, stable, decay: step counts rounded, the smaller factor wins
+        warm, decay = round(h["warmup_fraction"] * total + 1e-9), round(h["decay_fraction"] * total + 1e-9)
+        rise = min(1, (t + 1) / warm) if warm else 1
+        p = min(max((t - (total - decay) + 1) / decay, 0), 1) if decay else 0
+        phi = h["min_lr_fraction"]
+        fall = phi + (1 - phi) * (1 + math.cos(math.pi * p)) / 2 if h["cosine_decay"] else 1 - (1 - phi) * p
+        return alpha * min(rise, fall)
     if name == "exponential_ramp":   # Smith's range test: α at t = 0, end_lr at t = T
         return alpha * (h["end_lr"] / alpha) ** (t / total)
     raise KeyError(name)
@@ -69,6 +82,10 @@ ROWS = {
     "exponential_ramp": [{"end_lr": 10.0}, {"end_lr": 100.0}],
     "cosine_restarts": [{"t_0": 3, "t_mult": 2, "min_lr_fraction": 0.0},
                         {"t_0": 4, "t_mult": 1, "min_lr_fraction": 0.1}],
+    "cyclic": [{"max_lr": 0.5, "step_size_up": 3, "step_size_down": 0, "triangular2": False},
+               {"max_lr": 4.0, "step_size_up": 2, "step_size_down": 5, "triangular2": True}],
+    "wsd": [{"warmup_fraction": 0.25, "decay_fraction": 0.35, "min_lr_fraction": 0.0, "cosine_decay": False},
+            {"warmup_fraction": 0.0, "decay_fraction": 0.5, "min_lr_fraction": 0.2, "cosine_decay": True}],
     "one_cycle": [{"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4, "linear_anneal": False},
                   {"pct_start": 0.5, "div_factor": 10.0, "final_div_factor": 100.0, "linear_anneal": True}],
 }
@@ -156,6 +173,38 @@ def test_hand_values_one_cycle(schedules):
     # pct_start 1: the whole run rises, from α/25 to the peak α at the last step
     np.testing.assert_allclose(hand(schedules, "one_cycle", [0, 9], total=10, pct_start=1.0, linear_anneal=True),
                                [0.04, 1.0])
+
+
+def test_hand_values_cyclic(schedules):
+    # α = 1, max_lr = 3, up 2 / down 2: 1, 2, 3, 2, 1, 2, 3 ...; triangular2 halves the second peak to 2
+    values = hand(schedules, "cyclic", [0, 1, 2, 3, 4, 5, 6], max_lr=3.0, step_size_up=2, step_size_down=0,
+                  triangular2=False)
+    np.testing.assert_allclose(values, [1, 2, 3, 2, 1, 2, 3])
+    values = hand(schedules, "cyclic", [0, 2, 4, 6, 8, 10], max_lr=3.0, step_size_up=2, step_size_down=0,
+                  triangular2=True)
+    np.testing.assert_allclose(values, [1, 3, 1, 2, 1, 1.5])
+    # up 1 / down 4, max_lr below α (0.2 under α = 1): dips to 0.2 at t = 1, back up by 0.2 a step
+    values = hand(schedules, "cyclic", [0, 1, 2, 3, 4, 5, 6], max_lr=0.2, step_size_up=1, step_size_down=4,
+                  triangular2=False)
+    np.testing.assert_allclose(values, [1, 0.2, 0.4, 0.6, 0.8, 1, 0.2])
+
+
+def test_hand_values_wsd(schedules):
+    # T = 10, w = 0.2 (W = 2), d = 0.4 (D = 4, from S = 6): 0.5, 1, stable 1 to t = 5, then 0.75 .. 0 linearly
+    values = hand(schedules, "wsd", range(10), total=10, warmup_fraction=0.2, decay_fraction=0.4,
+                  min_lr_fraction=0.0, cosine_decay=False)
+    np.testing.assert_allclose(values, [0.5, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25, 0], atol=1e-16)
+    # cosine to φ = 0.2: halfway (0.6) at t = 7, 0.2 at the last step
+    values = hand(schedules, "wsd", [5, 6, 7, 9], total=10, warmup_fraction=0.2, decay_fraction=0.4,
+                  min_lr_fraction=0.2, cosine_decay=True)
+    np.testing.assert_allclose(values, [1, 0.2 + 0.8 * (1 + math.cos(math.pi / 4)) / 2, 0.6, 0.2])
+    # 0.29 · 100 is 28.999...: rounded to W = 29 steps, so α at t = 28 and 28/29 just before
+    values = hand(schedules, "wsd", [27, 28], total=100, warmup_fraction=0.29, decay_fraction=0.0)
+    np.testing.assert_allclose(values, [28 / 29, 1])
+    # W + D > T: the ramps cross and the smaller factor wins (T = 4, W = 4, D = 4: min((t+1)/4, 1 − (t+1)/4))
+    values = hand(schedules, "wsd", range(4), total=4, warmup_fraction=1.0, decay_fraction=1.0,
+                  min_lr_fraction=0.0, cosine_decay=False)
+    np.testing.assert_allclose(values, [0.25, 0.5, 0.25, 0])
 
 
 def test_warmup_then_schedule(schedules):

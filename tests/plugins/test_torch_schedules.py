@@ -43,6 +43,16 @@ def torch_learning_rates(make_scheduler, base, steps=TOTAL):
     return np.array(out)
 
 
+def wsd_factor(t, total, row):
+    """α_t / α of warmup–stable–decay, one step at a time in plain Python."""
+    warm, decay = math.floor(row["warmup_fraction"] * total + 0.5), math.floor(row["decay_fraction"] * total + 0.5)
+    rise = min(1.0, (t + 1) / warm) if warm else 1.0
+    p = min(max((t - (total - decay) + 1) / decay, 0.0), 1.0) if decay else 0.0
+    phi = row["min_lr_fraction"]
+    fall = phi + (1 - phi) * (1 + math.cos(math.pi * p)) / 2 if row["cosine_decay"] else 1 - (1 - phi) * p
+    return min(rise, fall)
+
+
 def torch_main(name, row, total):
     """The torch scheduler equivalent to a descentlab schedule row, for a run of ``total`` steps."""
     if name == "constant":
@@ -73,6 +83,12 @@ def torch_main(name, row, total):
                                         anneal_strategy="linear" if row["linear_anneal"] else "cos",
                                         div_factor=row["div_factor"], final_div_factor=row["final_div_factor"],
                                         three_phase=False, cycle_momentum=False)
+    if name == "cyclic":
+        return lambda opt: L.CyclicLR(opt, base_lr=opt.defaults["lr"], max_lr=row["max_lr"],
+                                      step_size_up=row["step_size_up"], step_size_down=row["step_size_down"] or None,
+                                      mode="triangular2" if row["triangular2"] else "triangular", cycle_momentum=False)
+    if name == "wsd":  # no torch scheduler: LambdaLR of the hand-written factor (see also the SequentialLR test)
+        return lambda opt: L.LambdaLR(opt, lambda t: wsd_factor(t, total, row))
     if name == "exponential_ramp":  # torch has no range-test scheduler: its LambdaLR of the same factor
         return lambda opt: L.LambdaLR(opt, lambda t: (row["end_lr"] / opt.defaults["lr"]) ** (t / total))
     raise KeyError(name)
@@ -101,6 +117,14 @@ ROWS = {
     "cosine_restarts": [{"t_0": 7, "t_mult": 1, "min_lr_fraction": 0.0},
                         {"t_0": 3, "t_mult": 2, "min_lr_fraction": 0.1},
                         {"t_0": 2, "t_mult": 3, "min_lr_fraction": 0.5}],
+    # max_lr above α; triangular2 with a longer way down; max_lr below α (the cycle dips)
+    "cyclic": [{"max_lr": 0.5, "step_size_up": 4, "step_size_down": 0, "triangular2": False},
+               {"max_lr": 3.0, "step_size_up": 3, "step_size_down": 5, "triangular2": True},
+               {"max_lr": 0.01, "step_size_up": 2, "step_size_down": 7, "triangular2": True}],
+    # overlapping ramps (0.5 + 0.6 > 1); no warmup, cosine decay to α/10; no decay at all
+    "wsd": [{"warmup_fraction": 0.5, "decay_fraction": 0.6, "min_lr_fraction": 0.0, "cosine_decay": False},
+            {"warmup_fraction": 0.0, "decay_fraction": 0.3, "min_lr_fraction": 0.1, "cosine_decay": True},
+            {"warmup_fraction": 0.2, "decay_fraction": 0.0, "min_lr_fraction": 0.5, "cosine_decay": False}],
     "one_cycle": [{"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4, "linear_anneal": False},
                   {"pct_start": 0.5, "div_factor": 10.0, "final_div_factor": 100.0, "linear_anneal": True},
                   {"pct_start": 0.1, "div_factor": 4.0, "final_div_factor": 1e3, "linear_anneal": False}],
@@ -163,6 +187,34 @@ def test_one_cycle_edges_match_torch(registry):
     for r, row in enumerate(rows):
         expected = torch_learning_rates(torch_main("one_cycle", row, steps), bases[r], steps)
         np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13, err_msg=str(row))
+
+
+@pytest.mark.parametrize("cosine_decay", [False, True])
+def test_wsd_is_torchs_warmup_constant_decay_sequence(registry, cosine_decay):
+    # WSD built from torch pieces, for T = 40: two runs in one call, W = 8 / D = 12 (φ = 0.1) and
+    # W = 4 / D = 20 (φ = 0). SequentialLR: LinearLR ramp (as in the warmup tests), constant, then
+    # LinearLR(1 − (1 − φ)/D → φ over D − 1 updates), or CosineAnnealingLR(T_max = D) started one
+    # step early at S − 1, where its first value α is the stable one.
+    total, bases = 40, np.array([0.3, 1.5])
+    rows = [{"warmup_fraction": 0.2, "decay_fraction": 0.3, "min_lr_fraction": 0.1, "cosine_decay": cosine_decay},
+            {"warmup_fraction": 0.1, "decay_fraction": 0.5, "min_lr_fraction": 0.0, "cosine_decay": cosine_decay}]
+    values = schedule_values(registry.schedule("wsd"), bases, hyper_columns(rows), total, 0)
+    for r, (row, (warm, decay)) in enumerate(zip(rows, [(8, 12), (4, 20)])):
+        phi, start = row["min_lr_fraction"], total - decay
+
+        def make(opt):
+            ramp = L.LinearLR(opt, start_factor=1.0 / warm, end_factor=1.0, total_iters=warm - 1)
+            stable = L.LambdaLR(opt, lambda t: 1.0)
+            if cosine_decay:
+                fall = L.CosineAnnealingLR(opt, T_max=decay, eta_min=phi * opt.defaults["lr"])
+                return L.SequentialLR(opt, [ramp, stable, fall], milestones=[warm, start - 1])
+            fall = L.LinearLR(opt, start_factor=1 - (1 - phi) / decay, end_factor=phi, total_iters=decay - 1)
+            return L.SequentialLR(opt, [ramp, stable, fall], milestones=[warm, start])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            expected = torch_learning_rates(make, bases[r], total)
+        np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13, err_msg=str(row))
+        assert values[warm - 1, r] == bases[r] and values[-1, r] == pytest.approx(phi * bases[r], abs=1e-15)
 
 
 # --- warmup ----------------------------------------------------------------------------------------------
