@@ -16,7 +16,8 @@ from descentlab.registry import BUILTIN_MODULES, load_registry, make_plugin_mana
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
 BUILTIN_RULES = {"gd", "momentum", "nesterov", "classical_momentum", "adagrad", "rmsprop", "adam", "adamw"}
-BUILTIN_SCHEDULES = {"constant", "step", "exponential", "inverse_time", "cosine", "exponential_ramp"}
+BUILTIN_SCHEDULES = {"constant", "step", "multistep", "exponential", "inverse_time", "polynomial", "linear", "cosine",
+                     "cosine_restarts", "one_cycle", "cyclic", "wsd", "exponential_ramp"}
 
 
 @pytest.fixture(autouse=True)

@@ -43,12 +43,30 @@ def torch_learning_rates(make_scheduler, base, steps=TOTAL):
     return np.array(out)
 
 
+def wsd_factor(t, total, row):
+    """α_t / α of warmup–stable–decay, one step at a time in plain Python."""
+    warm, decay = math.floor(row["warmup_fraction"] * total + 0.5), math.floor(row["decay_fraction"] * total + 0.5)
+    rise = min(1.0, (t + 1) / warm) if warm else 1.0
+    p = min(max((t - (total - decay) + 1) / decay, 0.0), 1.0) if decay else 0.0
+    phi = row["min_lr_fraction"]
+    fall = phi + (1 - phi) * (1 + math.cos(math.pi * p)) / 2 if row["cosine_decay"] else 1 - (1 - phi) * p
+    return min(rise, fall)
+
+
 def torch_main(name, row, total):
     """The torch scheduler equivalent to a descentlab schedule row, for a run of ``total`` steps."""
     if name == "constant":
         return lambda opt: L.LambdaLR(opt, lambda t: 1.0)
     if name == "step":
         return lambda opt: L.StepLR(opt, step_size=row["step_size"], gamma=row["gamma"])
+    if name == "multistep":
+        milestones = [row[f"milestone_{k}"] for k in range(1, 5) if row[f"milestone_{k}"] > 0]
+        return lambda opt: L.MultiStepLR(opt, milestones=milestones, gamma=row["gamma"])
+    if name == "polynomial":
+        return lambda opt: L.PolynomialLR(opt, total_iters=row["total_iters"] or total, power=row["power"])
+    if name == "linear":
+        return lambda opt: L.LinearLR(opt, start_factor=row["start_factor"], end_factor=row["end_factor"],
+                                      total_iters=row["total_iters"] or total)
     if name == "exponential":
         return lambda opt: L.ExponentialLR(opt, gamma=row["gamma"])
     if name == "inverse_time":
@@ -56,6 +74,21 @@ def torch_main(name, row, total):
     if name == "cosine":
         t_max = row["t_max"] or total
         return lambda opt: L.CosineAnnealingLR(opt, T_max=t_max, eta_min=row["min_lr_fraction"] * opt.defaults["lr"])
+    if name == "cosine_restarts":
+        return lambda opt: L.CosineAnnealingWarmRestarts(opt, T_0=row["t_0"], T_mult=row["t_mult"],
+                                                         eta_min=row["min_lr_fraction"] * opt.defaults["lr"])
+    if name == "one_cycle":
+        return lambda opt: L.OneCycleLR(opt, max_lr=opt.defaults["lr"], total_steps=int(total),
+                                        pct_start=row["pct_start"],
+                                        anneal_strategy="linear" if row["linear_anneal"] else "cos",
+                                        div_factor=row["div_factor"], final_div_factor=row["final_div_factor"],
+                                        three_phase=False, cycle_momentum=False)
+    if name == "cyclic":
+        return lambda opt: L.CyclicLR(opt, base_lr=opt.defaults["lr"], max_lr=row["max_lr"],
+                                      step_size_up=row["step_size_up"], step_size_down=row["step_size_down"] or None,
+                                      mode="triangular2" if row["triangular2"] else "triangular", cycle_momentum=False)
+    if name == "wsd":  # no torch scheduler: LambdaLR of the hand-written factor (see also the SequentialLR test)
+        return lambda opt: L.LambdaLR(opt, lambda t: wsd_factor(t, total, row))
     if name == "exponential_ramp":  # torch has no range-test scheduler: its LambdaLR of the same factor
         return lambda opt: L.LambdaLR(opt, lambda t: (row["end_lr"] / opt.defaults["lr"]) ** (t / total))
     raise KeyError(name)
@@ -64,12 +97,37 @@ def torch_main(name, row, total):
 ROWS = {
     "constant": [{}, {}, {}],
     "step": [{"step_size": 4, "gamma": 0.5}, {"step_size": 1, "gamma": 0.9}, {"step_size": 7, "gamma": 0.1}],
+    # unsorted milestones, a repeated one (counts twice, as torch's Counter), and milestones past T
+    "multistep": [{"milestone_1": 5, "milestone_2": 12, "milestone_3": 20, "milestone_4": 0, "gamma": 0.5},
+                  {"milestone_1": 9, "milestone_2": 3, "milestone_3": 9, "milestone_4": 25, "gamma": 0.1},
+                  {"milestone_1": 40, "milestone_2": 0, "milestone_3": 0, "milestone_4": 1, "gamma": 0.9}],
     "exponential": [{"gamma": 0.9}, {"gamma": 0.5}, {"gamma": 0.999}],
+    # total_iters 0 = the run's length; 10 and 17 reach 0 before the end and stay there
+    "polynomial": [{"total_iters": 0, "power": 1.0}, {"total_iters": 10, "power": 2.0},
+                   {"total_iters": 17, "power": 0.5}],
+    "linear": [{"start_factor": 1.0, "end_factor": 0.0, "total_iters": 0},
+               {"start_factor": 0.25, "end_factor": 1.0, "total_iters": 8},
+               {"start_factor": 0.5, "end_factor": 0.1, "total_iters": 13}],
     "inverse_time": [{"decay": 0.1}, {"decay": 1.0}, {"decay": 0.0}],
     # t_max 0 = the run's length; t_max 8 and 5 go well past T, where the cosine climbs back up.
     "cosine": [{"t_max": 0, "min_lr_fraction": 0.0}, {"t_max": 8, "min_lr_fraction": 0.1},
                {"t_max": 5, "min_lr_fraction": 0.5}],
     "exponential_ramp": [{"end_lr": 10.0}, {"end_lr": 50.0}, {"end_lr": 1.0}],
+    # restarts every 7 steps; cycles 3, 6, 12, ...; cycles 2, 6, 18 (t_mult 3) with η_min = α/2
+    "cosine_restarts": [{"t_0": 7, "t_mult": 1, "min_lr_fraction": 0.0},
+                        {"t_0": 3, "t_mult": 2, "min_lr_fraction": 0.1},
+                        {"t_0": 2, "t_mult": 3, "min_lr_fraction": 0.5}],
+    # max_lr above α; triangular2 with a longer way down; max_lr below α (the cycle dips)
+    "cyclic": [{"max_lr": 0.5, "step_size_up": 4, "step_size_down": 0, "triangular2": False},
+               {"max_lr": 3.0, "step_size_up": 3, "step_size_down": 5, "triangular2": True},
+               {"max_lr": 0.01, "step_size_up": 2, "step_size_down": 7, "triangular2": True}],
+    # overlapping ramps (0.5 + 0.6 > 1); no warmup, cosine decay to α/10; no decay at all
+    "wsd": [{"warmup_fraction": 0.5, "decay_fraction": 0.6, "min_lr_fraction": 0.0, "cosine_decay": False},
+            {"warmup_fraction": 0.0, "decay_fraction": 0.3, "min_lr_fraction": 0.1, "cosine_decay": True},
+            {"warmup_fraction": 0.2, "decay_fraction": 0.0, "min_lr_fraction": 0.5, "cosine_decay": False}],
+    "one_cycle": [{"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4, "linear_anneal": False},
+                  {"pct_start": 0.5, "div_factor": 10.0, "final_div_factor": 100.0, "linear_anneal": True},
+                  {"pct_start": 0.1, "div_factor": 4.0, "final_div_factor": 1e3, "linear_anneal": False}],
 }
 BASES = np.array([0.1, 2.0, 0.03])
 
@@ -107,6 +165,58 @@ def test_cosine_past_t_max_follows_torchs_period_2t(registry):
     np.testing.assert_allclose(values, expected, rtol=1e-12, atol=1e-13)
 
 
+def test_cosine_restarts_over_many_cycles_matches_torch(registry):
+    # Nine runs in one call, T_0 ∈ {1, 2, 5} × T_mult ∈ {1, 2, 3}, over 400 steps: dozens of restarts for
+    # T_mult 1 and cycle starts up to 3^5 for T_mult 3, where the closed form's log must land on integers.
+    rows = [{"t_0": t0, "t_mult": m, "min_lr_fraction": 0.2} for t0 in (1, 2, 5) for m in (1, 2, 3)]
+    steps, bases = 400, np.linspace(0.1, 0.9, 9)
+    values = schedule_values(registry.schedule("cosine_restarts"), bases, hyper_columns(rows), steps, 0)
+    for r, row in enumerate(rows):
+        expected = torch_learning_rates(torch_main("cosine_restarts", row, steps), bases[r], steps)
+        np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13, err_msg=str(row))
+
+
+def test_one_cycle_edges_match_torch(registry):
+    # pct_start 0 and 0.004 (peak step E < 0: no rising phase), 0.995 (a falling phase of half a step), odd T.
+    # (pct_start 1 cannot be checked: torch divides by zero on the scheduler step after the last update.)
+    rows = [{"pct_start": p, "div_factor": d, "final_div_factor": f, "linear_anneal": lin}
+            for p, d, f, lin in ((0.0, 25.0, 1e4, False), (0.004, 10.0, 10.0, True), (0.995, 5.0, 2.0, False),
+                                 (0.995, 5.0, 2.0, True), (0.37, 3.0, 7.0, False))]
+    steps, bases = 101, np.array([0.5, 1.0, 0.2, 0.3, 2.0])
+    values = schedule_values(registry.schedule("one_cycle"), bases, hyper_columns(rows), steps, 0)
+    for r, row in enumerate(rows):
+        expected = torch_learning_rates(torch_main("one_cycle", row, steps), bases[r], steps)
+        np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13, err_msg=str(row))
+
+
+@pytest.mark.parametrize("cosine_decay", [False, True])
+def test_wsd_is_torchs_warmup_constant_decay_sequence(registry, cosine_decay):
+    # WSD built from torch pieces, for T = 40: two runs in one call, W = 8 / D = 12 (φ = 0.1) and
+    # W = 4 / D = 20 (φ = 0). SequentialLR: LinearLR ramp (as in the warmup tests), constant, then
+    # LinearLR(1 − (1 − φ)/D → φ over D − 1 updates), or CosineAnnealingLR(T_max = D) started one
+    # step early at S − 1, where its first value α is the stable one.
+    total, bases = 40, np.array([0.3, 1.5])
+    rows = [{"warmup_fraction": 0.2, "decay_fraction": 0.3, "min_lr_fraction": 0.1, "cosine_decay": cosine_decay},
+            {"warmup_fraction": 0.1, "decay_fraction": 0.5, "min_lr_fraction": 0.0, "cosine_decay": cosine_decay}]
+    values = schedule_values(registry.schedule("wsd"), bases, hyper_columns(rows), total, 0)
+    for r, (row, (warm, decay)) in enumerate(zip(rows, [(8, 12), (4, 20)])):
+        phi, start = row["min_lr_fraction"], total - decay
+
+        def make(opt):
+            ramp = L.LinearLR(opt, start_factor=1.0 / warm, end_factor=1.0, total_iters=warm - 1)
+            stable = L.LambdaLR(opt, lambda t: 1.0)
+            if cosine_decay:
+                fall = L.CosineAnnealingLR(opt, T_max=decay, eta_min=phi * opt.defaults["lr"])
+                return L.SequentialLR(opt, [ramp, stable, fall], milestones=[warm, start - 1])
+            fall = L.LinearLR(opt, start_factor=1 - (1 - phi) / decay, end_factor=phi, total_iters=decay - 1)
+            return L.SequentialLR(opt, [ramp, stable, fall], milestones=[warm, start])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            expected = torch_learning_rates(make, bases[r], total)
+        np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13, err_msg=str(row))
+        assert values[warm - 1, r] == bases[r] and values[-1, r] == pytest.approx(phi * bases[r], abs=1e-15)
+
+
 # --- warmup ----------------------------------------------------------------------------------------------
 
 def torch_warmup_then(name, row, warmup, total):
@@ -119,6 +229,9 @@ def torch_warmup_then(name, row, warmup, total):
     return make
 
 
+OWN_INITIAL_LR = {"one_cycle"}
+
+
 @pytest.mark.parametrize("name", sorted(ROWS))
 def test_warmup_then_schedule_matches_torch_sequential_lr(registry, name):
     # Three runs of one call with different W (0, 2 and 6): schedule_values groups them by W.
@@ -128,11 +241,18 @@ def test_warmup_then_schedule_matches_torch_sequential_lr(registry, name):
     values = schedule_values(schedule, BASES, hyper_columns(rows), TOTAL, warmups)
     for r, (row, w) in enumerate(zip(rows, warmups)):
         np.testing.assert_allclose(values[:w, r], BASES[r] * np.arange(1, w + 1) / w, rtol=1e-15)
-        make = torch_warmup_then(name, row, w, TOTAL) if w else torch_main(name, row, TOTAL)
-        with warnings.catch_warnings():
-            # SequentialLR restarts the main scheduler with step(0), which torch flags as deprecated.
-            warnings.simplefilter("ignore", UserWarning)
-            expected = torch_learning_rates(make, BASES[r])
+        if w and name in OWN_INITIAL_LR:
+            # OneCycleLR rewrites group["initial_lr"] (to max_lr / div_factor), which SequentialLR then
+            # uses to restart the LinearLR ramp: torch cannot compose it after a warmup. Check the same
+            # contract piecewise: the ramp above, then the torch scheduler alone over T − W steps.
+            expected = np.concatenate([BASES[r] * np.arange(1, w + 1) / w,
+                                       torch_learning_rates(torch_main(name, row, TOTAL - w), BASES[r], TOTAL - w)])
+        else:
+            make = torch_warmup_then(name, row, w, TOTAL) if w else torch_main(name, row, TOTAL)
+            with warnings.catch_warnings():
+                # SequentialLR restarts the main scheduler with step(0), which torch flags as deprecated.
+                warnings.simplefilter("ignore", UserWarning)
+                expected = torch_learning_rates(make, BASES[r])
         np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13 * BASES[r], err_msg=f"W={w}")
 
 
