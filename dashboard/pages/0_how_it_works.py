@@ -132,6 +132,7 @@ if st.session_state.get(f"{PAGE}.config") != config or restart:
 lesson: L.Lesson = st.session_state[f"{PAGE}.lesson"]
 lesson.learning_rate = alpha
 model = L.lesson_model(instance)
+names_flat = L.parameter_names(model)
 x_train, _ = L.training_data(instance)
 W.prime(f"{PAGE}.example", 0)
 if st.session_state[f"{PAGE}.example"] >= len(x_train):
@@ -146,10 +147,14 @@ if st.session_state.get(f"{PAGE}.trace", (None,))[0] != trace_key:
     st.session_state[f"{PAGE}.trace"] = (trace_key, trace, L.finite_difference_gradient(instance, lesson.params))
 _, trace, fd_gradient = st.session_state[f"{PAGE}.trace"]
 
-one_step, felt, predict = st.tabs(["One step, both halves", "The learning rate, felt", "Predict, then run"])
+# A radio rather than tabs: only the chosen part is computed, and Streamlit draws sliders in hidden tabs wrongly.
+VIEWS = ("One step, both halves", "The learning rate, felt", "Predict, then run")
+W.prime(f"{PAGE}.view", VIEWS[0])
+view_name = W.remember(f"{PAGE}.view", st.radio("part", VIEWS, key=f"{PAGE}.view", horizontal=True,
+                                                label_visibility="collapsed"))
 
 # ---- one step -------------------------------------------------------------------------------------
-with one_step:
+if view_name == VIEWS[0]:
     # Buttons act in callbacks, which run before the page is drawn: the highlighted button is the shown stage.
     def _go(name: str) -> None:
         current = st.session_state.get(f"{PAGE}.stage")
@@ -181,7 +186,6 @@ with one_step:
     rule_update = L.descent_step(copy.deepcopy(lesson.track), lesson.params, trace.gradient, alpha, lesson.step)
     gd_update = -alpha * trace.gradient
     lit_from = st.session_state.get(f"{PAGE}.lit") if stage == "backprop" else None
-    names_flat = L.parameter_names(model)
     select_key = f"{PAGE}.weight"
     W.prime(select_key, names_flat[0])
     if st.session_state[select_key] not in names_flat:
@@ -260,38 +264,41 @@ with one_step:
             st.dataframe(table, hide_index=True, key=f"{PAGE}.table.steps")
 
 # ---- the learning rate, felt ------------------------------------------------------------------------
-with felt:
+if view_name == VIEWS[1]:
+    controls, picture = st.columns([2, 3])
     options = ["along −∇J (the descent direction)"] + names_flat
     slice_key = f"{PAGE}.slice.{problem}"   # one choice per problem: a one-weight model starts on its weight
     W.prime(slice_key, names_flat[0] if len(names_flat) <= 2 else options[0])
     if st.session_state[slice_key] not in options:
         st.session_state[slice_key] = options[0]
-    along = W.remember(slice_key, st.selectbox(
+    along = W.remember(slice_key, controls.selectbox(
         "slice the cost", options, key=slice_key,
         help="the cost as a function of one weight (the others held), or along the descent direction"))
     view = L.slice_view(instance, lesson.params, weight=None if along == options[0] else names_flat.index(along))
     if not view.curvature > 0:
-        st.warning(f"The cost curves down along this slice (λ = {view.curvature:.3g}): there is no bottom to "
-                   "glide to. Pick another weight or take a step first.")
+        controls.warning(f"The cost curves down along this slice (λ = {view.curvature:.3g}): there is no bottom "
+                         "to glide to. Pick another weight or take a step first.")
     else:
         lam = view.curvature
         rates = [k * 3.0 / (60.0 * lam) for k in range(1, 61)]
         W.prime(f"{PAGE}.felt_alpha", 20)
-        position = st.select_slider(
+        position = controls.select_slider(
             "learning rate α", options=list(range(1, 61)), key=f"{PAGE}.felt_alpha",
             format_func=lambda k: f"{k * 3.0 / (60.0 * lam):.3g}",
             help="the thresholds ½λ⁻¹, λ⁻¹ and 2λ⁻¹ of the four regimes are drawn below")
         rate = rates[int(position) - 1]
         bar = LF.regime_bar_info(lam, rate)
-        st.markdown(f"### {bar.regime}: {L.REGIME_TEXT[bar.regime]}")
-        st.caption(f"λ = {lam:.4g} (the curvature d²J/ds² along the slice, an exact Hessian-vector product): "
-                   f"glide from α = {0.5 / lam:.3g}, bounce above {1 / lam:.3g}, escape from {2 / lam:.3g}.")
-        st.plotly_chart(LF.draw_regime_bar(bar), key=f"{PAGE}.chart.regimes", width="stretch",
-                        config={"displayModeBar": False})
-        W.chart(LF.draw_slice(LF.slice_info(instance, lesson.params, view, rate)), f"{PAGE}.chart.slice")
+        controls.markdown(f"#### {bar.regime}\n{L.REGIME_TEXT[bar.regime]}")
+        controls.plotly_chart(LF.draw_regime_bar(bar), key=f"{PAGE}.chart.regimes", width="stretch",
+                              config={"displayModeBar": False})
+        controls.caption(f"λ = {lam:.4g} (the curvature d²J/ds² along the slice, an exact Hessian-vector product): "
+                         f"glide from α = {0.5 / lam:.3g}, bounce above {1 / lam:.3g}, escape from {2 / lam:.3g}.")
+        with picture:
+            W.chart(LF.draw_slice(LF.slice_info(instance, lesson.params, view, rate), height=440),
+                    f"{PAGE}.chart.slice")
 
 # ---- predict, then run ----------------------------------------------------------------------------
-with predict:
+if view_name == VIEWS[2]:
     st.markdown("Guess the **largest α for which gradient descent still converges** on this problem from these "
                 "starting weights. Then run a fine sweep of α (200 steps each, the whole batch) and compare.")
     W.prime(f"{PAGE}.guess", 1.0)

@@ -147,7 +147,7 @@ def test_a_deep_link_on_a_fresh_server_runs_through_app_py(page, server):
 
 
 def test_compare_page_run_draws_one_loss_trace_per_rule(page, server):
-    page.goto(server + "/")
+    page.goto(server + "/compare")
     chart_locator(page, "Training loss")
     page.get_by_role("button", name="Run", exact=True).click()
     loss = chart_locator(page, "Training loss")
@@ -186,3 +186,70 @@ def test_every_page_renders_and_is_screenshotted(page, server, saved_results):
     charts = page.evaluate(JS_CHARTS)
     assert charts == []  # the plugins page has no charts, and no error either
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+# The lesson page's stages, as a teacher clicks them; each must fit a 1280x800 projector screen.
+LESSON_STAGES = (("1 · Forward", "1 · Forward", "forward"), ("2 · Cost", "2 · Cost", "cost"),
+                 ("3 · Backprop", "3 · Backprop", "backprop-output"),
+                 ("3 · Backprop", "3 · Backprop: δ = ∂J/∂z, reached layer 1", "backprop-first-layer"),
+                 ("4 · Descent", "4 · Gradient descent", "descent"), ("5 · Next step ▶", "1 · Forward", "next-step"))
+JS_LAYOUT = """() => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const chart = Array.from(document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot'))[0];
+    const blocks = Array.from(document.querySelectorAll('[data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"]'))
+        .filter(e => e.offsetParent !== null && e.closest('[data-testid="stExpander"]') === null);
+    return {width: document.documentElement.scrollWidth,
+            chart_bottom: chart.getBoundingClientRect().bottom,
+            text_bottom: Math.max(...blocks.map(e => e.getBoundingClientRect().bottom)),
+            scrolled: main ? main.scrollTop : 0};
+}"""
+
+
+@pytest.mark.parametrize("width,height", [(1280, 800), (414, 896)])
+def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, width, height):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        tab = browser.new_page(viewport={"width": width, "height": height})
+        tab.set_default_timeout(90_000)
+        tab.goto(server + "/")
+        chart_locator(tab, "1 · Forward")
+        for button, title, shot in LESSON_STAGES:
+            tab.get_by_role("button", name=button, exact=True).click()
+            tab.wait_for_function("(start) => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
+                                  "el => (" + TITLE_JS + ")(el).startsWith(start))", arg=title)
+            tab.wait_for_timeout(300)
+            layout = tab.evaluate(JS_LAYOUT)
+            assert layout["width"] <= width, layout                   # never a sideways scroll
+            if width >= 1280:                                         # the whole stage on one screen
+                assert layout["chart_bottom"] <= height and layout["text_bottom"] <= height, (button, layout)
+            screen(tab, f"lesson-{shot}" + ("" if width >= 1280 else f"-{width}px"), docs=width >= 1280)
+        assert tab.locator("[data-testid='stException']").count() == 0
+        # the loss so far has grown by the step taken
+        assert tab.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
+                            "el => (" + TITLE_JS + ")(el) === 'loss so far')")
+        if width >= 1280:
+            tab.get_by_text("The learning rate, felt", exact=True).click()
+            chart_locator(tab, "glide")
+            tab.locator("[data-testid='stSlider']").first.wait_for()
+            screen(tab, "lesson-learning-rate-felt", docs=True)
+            tab.get_by_text("Predict, then run", exact=True).click()
+            tab.get_by_role("button", name="run the sweep").click()
+            tab.get_by_text("theory 2/λ_max").first.wait_for()
+            tab.wait_for_timeout(500)
+            screen(tab, "lesson-predict-then-run", docs=True)
+            assert tab.locator("[data-testid='stException']").count() == 0
+        browser.close()
+
+
+def screen(tab, name: str, *, docs: bool) -> None:
+    """A full-window screenshot in test-output/browser/ (and docs/screenshots/ when updating them).
+
+    Waits until Streamlit has replaced every element of the previous run (it keeps them, greyed
+    out and marked data-stale, while the new run draws).
+    """
+    tab.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0")
+    tab.wait_for_timeout(300)
+    tab.screenshot(path=str(OUT / f"{name}.png"))
+    if docs and os.environ.get("DESCENTLAB_UPDATE_SCREENSHOTS"):
+        shutil.copyfile(OUT / f"{name}.png", DOCS / f"{name}.png")

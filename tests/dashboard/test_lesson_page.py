@@ -166,19 +166,21 @@ def test_too_big_a_network_is_one_line(registry):
 
 def test_the_learning_rate_felt_names_the_regime_of_alpha_lambda(registry):
     at = open_page(problem="linear_regression")
+    at.radio(key="how.view").set_value("The learning rate, felt").run()
     no_trouble(at)
     instance = L.build_instance({"name": "linear_regression", "samples": 64}, registry)
     x, _ = L.training_data(instance)
     lam = float(np.mean(x[:, 0] ** 2))                            # J'' along w, closed form
     for position, name in ((5, "crawl"), (20, "glide"), (30, "bounce"), (45, "escape")):
         at.select_slider(key="how.felt_alpha").set_value(position).run()
-        assert any(m.value.startswith(f"### {name}:") for m in at.markdown), position
+        assert any(m.value.startswith(f"#### {name}\n") for m in at.markdown), position
         assert L.regime(position * 3.0 / (60.0 * lam), lam) == name
     assert any(f"λ = {lam:.4g}" in c.value for c in at.caption)
 
 
 def test_predict_then_run_shows_theory_and_measurement(registry):
     at = open_page(problem="linear_regression")
+    at.radio(key="how.view").set_value("Predict, then run").run()
     at.number_input(key="how.guess").set_value(0.7).run()
     at.button(key="how.run_sweep").click().run()
     no_trouble(at)
