@@ -47,6 +47,17 @@ def test_gradcheck_example_agrees_with_finite_differences(monkeypatch, tmp_path,
     assert len(printed) == 2 and max(printed) < 1e-6
 
 
+def test_lesson_example_takes_one_checked_step(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(ROOT / "examples" / "lesson_step.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "gradient descent's step is −α·∇J: True" in out
+    trace = namespace["trace"]
+    assert np.max(np.abs(trace.gradient - namespace["check"])) < 1e-7
+    prediction = namespace["prediction"]
+    assert prediction.measured < prediction.theory < prediction.first_flagged
+
+
 def test_python_quickstart_example_matches_the_quadratic_theory(monkeypatch, tmp_path, capsys):
     # examples/quadratic_sweep.toml: λ_max = 1, so GD is stable iff α < 2 and heavy ball iff α < 2 + 2μ.
     monkeypatch.chdir(tmp_path)

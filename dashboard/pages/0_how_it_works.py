@@ -19,9 +19,9 @@ TITLE = "How it works"
 ICON = ":material/school:"
 PAGE = "how"
 W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
-if "spec" in st.query_params:
-    # Links shared before this page existed opened Compare at the root URL ("/?spec=…"): keep them working.
-    st.switch_page("pages/1_compare.py")
+if "compare" in st.query_params:
+    # Links shared before this page existed opened Compare at the root URL ("/?compare=…"): keep them working.
+    st.switch_page("pages/1_compare.py", query_params=st.query_params.to_dict())
 
 DEFAULT_PROBLEM = "xor"
 DEFAULT_HIDDEN = [3]

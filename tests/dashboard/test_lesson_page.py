@@ -194,9 +194,10 @@ def test_predict_then_run_shows_theory_and_measurement(registry):
 
 def test_an_old_compare_link_at_the_root_still_opens_compare():
     at = AppTest.from_file(str(APP), default_timeout=120)
-    at.query_params["spec"] = json.dumps({"steps": 10, "problem": {"name": "xor"},
+    at.query_params["compare"] = json.dumps({"steps": 10, "problem": {"name": "xor"},
                                           "rules": [{"rule": "gd", "learning_rate": 0.5}]})
     at.run()
     assert not at.exception
     assert not at.subheader or not at.subheader[0].value.startswith("How it works")
     assert at.title and at.title[0].value == "Compare descent variants"
+    assert at.selectbox(key="cmp.problem").value == "xor"          # with the linked settings
