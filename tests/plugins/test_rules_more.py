@@ -1,0 +1,133 @@
+"""The rules of plugins/rules_more.py against torch.optim, step by step, and one first step worked by hand each.
+
+The hand-computed first steps run without torch. The torch comparisons (skipped when torch is not
+importable) stack rows with different hyperparameters in one call, feed both sides the same random
+gradients for 40 steps in float64, and compare every iterate; the runner test replays in torch the
+gradients descentlab's own training loop computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from descentlab.registry import load_registry
+
+STEPS, P = 40, 5
+RTOL, ATOL = 1e-12, 1e-14
+
+NEW_RULES = ("adamax", "nadam", "radam", "adadelta", "rprop", "asgd")
+
+
+@pytest.fixture(scope="module")
+def rules():
+    registry = load_registry(entry_points=False, use_env=False)
+    assert registry.errors == []
+    return registry.rules
+
+
+def hyper_arrays(rule, rows):
+    """Declared hyperparameters as (R, 1) float arrays, one row per run (defaults filled in)."""
+    return {h.name: np.array([[float(row.get(h.name, h.default))] for row in rows]) for h in rule.hyperparams}
+
+
+def ours_path(rule, rows, rates, grads, start):
+    """(steps + 1, R, P) iterates; ``rates`` is (R,) or (R, steps); grads (steps, R, P) are used as given."""
+    hyper = hyper_arrays(rule, rows)
+    params = np.array(start, dtype=float)
+    rates = np.asarray(rates, dtype=float).reshape(len(rows), -1)
+    state = rule.init(params, hyper)
+    path = [params.copy()]
+    for t, grad in enumerate(grads):
+        grad_before, params_before = grad.copy(), params.copy()
+        alpha = rates[:, min(t, rates.shape[1] - 1)][:, None]
+        updates, state = rule.update(grad, state, params, alpha, hyper, t)
+        np.testing.assert_array_equal(grad, grad_before)
+        np.testing.assert_array_equal(params, params_before)
+        assert updates.shape == params.shape and updates.dtype == params.dtype
+        params = params + updates
+        path.append(params.copy())
+    return np.array(path)
+
+
+def first_step(rule, row, lr, grad, theta):
+    """θ₁ of one run from θ₀ = theta with gradient grad (1-D arrays)."""
+    return ours_path(rule, [row], [lr], np.asarray(grad, dtype=float)[None, None], np.asarray(theta)[None])[1, 0]
+
+
+G0 = np.array([0.3, -2.0, 0.0, 1e-3])
+THETA0 = np.array([1.0, -0.5, 2.0, 0.25])
+
+
+# --- first steps worked by hand (no torch needed) ---------------------------------------------------
+
+def test_adamax_first_step_by_hand(rules):
+    # m₁ = (1 − β₁)g, u₁ = max(0, |g| + ε) = |g| + ε, θ₁ = θ₀ − α/(1 − β₁) · m₁/u₁ = θ₀ − α g/(|g| + ε)
+    lr, eps, wd = 0.1, 1e-3, 0.5
+    g = G0 + wd * THETA0
+    expected = THETA0 - lr * g / (np.abs(g) + eps)
+    got = first_step(rules["adamax"], {"eps": eps, "weight_decay": wd, "beta1": 0.7}, lr, G0, THETA0)
+    np.testing.assert_allclose(got, expected, rtol=1e-15)
+
+
+# --- against torch.optim ---------------------------------------------------------------------------
+
+def torch_paths(torch, optimizer, rows, rates, grads, start):
+    """(steps + 1, R, P) iterates of torch.optim.<optimizer>, one optimizer per row, the group's lr set per step."""
+    rates = np.asarray(rates, dtype=float).reshape(len(rows), -1)
+    out = np.empty((len(grads) + 1,) + np.shape(start))
+    for r, kwargs in enumerate(rows):
+        theta = torch.tensor(np.array(start[r]), dtype=torch.float64, requires_grad=True)
+        opt = getattr(torch.optim, optimizer)([theta], lr=float(rates[r, 0]), foreach=False, **kwargs)
+        out[0, r] = theta.detach().numpy()
+        for t, grad in enumerate(grads):
+            opt.param_groups[0]["lr"] = float(rates[r, min(t, rates.shape[1] - 1)])
+            theta.grad = torch.tensor(grad[r], dtype=torch.float64)
+            opt.step()
+            out[t + 1, r] = theta.detach().numpy()
+    return out
+
+
+@pytest.fixture(scope="module")
+def torch64():
+    """torch with float64 as the default dtype: its scalar state (step counts, NAdam's μ product) is then float64."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield torch
+    torch.set_default_dtype(before)
+
+
+def random_problem(seed, runs, scale=1.0):
+    rng = np.random.default_rng(seed)
+    start = rng.normal(size=(runs, P))
+    grads = rng.normal(scale=scale, size=(STEPS, runs, P))
+    grads[5:9, :, 0] = grads[4, :, 0]          # runs of equal sign (Rprop grows its step) ...
+    grads[10:14, :, 1] *= (-1) ** np.arange(4)[:, None]   # ... and of alternating sign
+    grads[20, :, 2] = 0.0                       # an exact zero
+    return start, grads
+
+
+# Each case: descentlab rule, torch optimizer, rows of (descentlab hyper, torch kwargs, α).
+CASES = {
+    "adamax": ("adamax", "Adamax", [
+        ({}, {}, 0.002),
+        ({"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1}, {"betas": (0.5, 0.9), "weight_decay": 0.1}, 0.05),
+        ({"eps": 1e-2, "weight_decay": 0.3}, {"eps": 1e-2, "weight_decay": 0.3}, 0.1),
+        ({"beta1": 0.0, "beta2": 0.99}, {"betas": (0.0, 0.99)}, 0.01),
+    ]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("scheduled", [False, True], ids=["constant", "changing-lr"])
+def test_rows_stacked_in_one_call_match_torch_optim(rules, torch64, case, scheduled):
+    name, optimizer, rows = CASES[case]
+    start, grads = random_problem(len(case), len(rows))
+    rates = np.array([lr for _, _, lr in rows])
+    if scheduled:  # α_t changes every step, as a schedule makes it (torch: the group's lr set before each step)
+        rates = rates[:, None] * (1.0 + 0.5 * np.sin(np.arange(STEPS)))[None, :]
+    ours = ours_path(rules[name], [row for row, _, _ in rows], rates, grads, start)
+    expected = torch_paths(torch64, optimizer, [kwargs for _, kwargs, _ in rows], rates, grads, start)
+    for r in range(len(rows)):
+        np.testing.assert_allclose(ours[:, r], expected[:, r], rtol=RTOL, atol=ATOL, err_msg=f"{case} row {r}")
