@@ -27,6 +27,29 @@ class AdamaxState(NamedTuple):
     weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
 
 
+class NAdamState(NamedTuple):
+    exp_avg: np.ndarray           # (R, P) first moment m
+    exp_avg_sq: np.ndarray        # (R, P) second moment v
+    mu_product: np.ndarray        # (R, 1) Π μ_k over the steps taken (starts at 1)
+    beta1: np.ndarray             # (R, P) or (R, 1) β₁
+    one_minus_beta1: np.ndarray   # 1 − β₁
+    beta2: np.ndarray             # β₂
+    one_minus_beta2: np.ndarray   # 1 − β₂
+    eps: np.ndarray               # ε
+    weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
+
+
+class RAdamState(NamedTuple):
+    exp_avg: np.ndarray           # (R, P) first moment m
+    exp_avg_sq: np.ndarray        # (R, P) second moment v
+    beta1: np.ndarray             # (R, P) or (R, 1) β₁
+    one_minus_beta1: np.ndarray   # 1 − β₁
+    beta2: np.ndarray             # β₂
+    one_minus_beta2: np.ndarray   # 1 − β₂
+    eps: np.ndarray               # ε
+    weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
+
+
 # --- Adamax --------------------------------------------------------------------------------------
 
 def adamax_init(params, hyper):
@@ -59,6 +82,99 @@ def adamax_update(grad, state, params, learning_rate, hyper, step):
     return out, state
 
 
+def _moments(g, state):
+    """m ← β₁ m + (1 − β₁) g and v ← β₂ v + (1 − β₂) g² in place; returns an (R, P) scratch array."""
+    m, v = state.exp_avg, state.exp_avg_sq
+    out = np.multiply(g, state.one_minus_beta1)
+    m *= state.beta1
+    m += out
+    np.multiply(g, g, out=out)
+    out *= state.one_minus_beta2
+    v *= state.beta2
+    v += out
+    return out
+
+
+def _adam_moments_state(cls, params, hyper, *extra):
+    beta1, beta2 = hyper["beta1"], hyper["beta2"]
+    return cls(np.zeros_like(params), np.zeros_like(params), *extra, _rows(beta1, params), _rows(1.0 - beta1, params),
+               _rows(beta2, params), _rows(1.0 - beta2, params), _rows(hyper["eps"], params),
+               _decay_field(hyper, params))
+
+
+# --- NAdam ---------------------------------------------------------------------------------------
+
+def nadam_init(params, hyper):
+    return _adam_moments_state(NAdamState, params, hyper, np.ones((params.shape[0], 1), dtype=params.dtype))
+
+
+def nadam_update(grad, state, params, learning_rate, hyper, step):
+    """NAdam (Dozat 2016), PyTorch convention (beta1 β₁, beta2 β₂, eps ε, momentum_decay ψ, weight_decay λ as L2).
+
+        g ← g + λθ                                   (t = step + 1; m, v start at 0, Π μ at 1)
+        μ_t = β₁ (1 − ½ · 0.96^(tψ)),   μ_{t+1} = β₁ (1 − ½ · 0.96^((t+1)ψ)),   Π ← Π · μ_t
+        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,   d = √(v/(1 − β₂ᵗ)) + ε
+        θ ← θ − α (1 − μ_t)/(1 − Π) · g/d − α μ_{t+1}/(1 − Π μ_{t+1}) · m/d
+    """
+    g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
+    beta1, decay = hyper["beta1"], hyper["momentum_decay"]
+    t = step + 1
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * decay))
+    product = state.mu_product
+    product *= mu
+    out = _moments(g, state)
+    denom = np.divide(state.exp_avg_sq, 1.0 - hyper["beta2"] ** t)
+    np.sqrt(denom, out=denom)
+    denom += state.eps
+    np.divide(g, denom, out=out)
+    out *= -learning_rate * (1.0 - mu) / (1.0 - product)
+    np.divide(state.exp_avg, denom, out=denom)
+    denom *= -learning_rate * mu_next / (1.0 - product * mu_next)
+    out += denom
+    return out, state
+
+
+# --- RAdam ---------------------------------------------------------------------------------------
+
+RADAM_THRESHOLD = 5.0   # PyTorch rectifies once ρ_t > 5 (Liu et al. 2020 use 4; the variance is finite above 4)
+
+
+def radam_init(params, hyper):
+    return _adam_moments_state(RAdamState, params, hyper)
+
+
+def radam_update(grad, state, params, learning_rate, hyper, step):
+    """RAdam (Liu et al. 2020), PyTorch convention (beta1 β₁, beta2 β₂, eps ε, weight_decay λ as L2).
+
+        g ← g + λθ                                   (t = step + 1; m, v start at 0)
+        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,   m̂ = m/(1 − β₁ᵗ)
+        ρ_∞ = 2/(1 − β₂) − 1,   ρ_t = ρ_∞ − 2t β₂ᵗ/(1 − β₂ᵗ)
+        r_t = √((ρ_t − 4)(ρ_t − 2) ρ_∞ / ((ρ_∞ − 4)(ρ_∞ − 2) ρ_t))
+        θ ← θ − α m̂ · r_t √(1 − β₂ᵗ)/(√v + ε)      if ρ_t > 5
+        θ ← θ − α m̂                                  otherwise (momentum SGD while v is unreliable)
+    """
+    g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
+    beta1, beta2 = hyper["beta1"], hyper["beta2"]
+    t = step + 1
+    out = _moments(g, state)
+    bias2 = 1.0 - beta2 ** t
+    rho_inf = 2.0 / (1.0 - beta2) - 1.0
+    rho_t = rho_inf - 2.0 * t * beta2 ** t / bias2
+    rectified = rho_t > RADAM_THRESHOLD
+    np.divide(state.exp_avg, 1.0 - beta1 ** t, out=out)
+    out *= -learning_rate
+    if np.any(rectified):
+        with np.errstate(divide="ignore", invalid="ignore"):  # the runs with ρ_t ≤ 5 take the other branch
+            rect = np.sqrt((rho_t - 4.0) * (rho_t - 2.0) * rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+        adaptive = np.sqrt(state.exp_avg_sq)
+        adaptive += state.eps
+        np.divide(np.sqrt(bias2), adaptive, out=adaptive)
+        adaptive *= np.where(rectified, rect, 0.0)
+        out *= np.where(rectified, adaptive, 1.0)
+    return out, state
+
+
 # --- declarations --------------------------------------------------------------------------------
 
 _EPS = HyperParam("eps", 1e-8, low=0.0, low_open=True, log=True, help="ε added to the denominator")
@@ -80,6 +196,31 @@ RULES = (
         default_learning_rate=0.002,
         threshold_note=_ADAPTIVE_NOTE,
         title="Adamax",
+    ),
+    DescentRule(
+        "nadam", nadam_init, nadam_update,
+        hyperparams=(*_BETAS, _EPS,
+                     HyperParam("momentum_decay", 4e-3, low=0.0,
+                                help="momentum decay ψ of the schedule μ_t = β₁(1 − ½·0.96^(tψ))"),
+                     _weight_decay()),
+        summary="NAdam: Adam with Nesterov momentum and a warming momentum schedule μ_t; weight decay as L2, "
+                "PyTorch convention.",
+        formula="μ_t = β₁(1 − ½·0.96^(tψ));  m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;  "
+                "d = √(v/(1 − β₂ᵗ)) + ε;  θ ← θ − α(1 − μ_t)/(1 − Πμ) · g/d − α μ_{t+1}/(1 − Πμ·μ_{t+1}) · m/d",
+        default_learning_rate=0.002,
+        threshold_note=_ADAPTIVE_NOTE,
+        title="NAdam",
+    ),
+    DescentRule(
+        "radam", radam_init, radam_update,
+        hyperparams=(*_BETAS, _EPS, _weight_decay()),
+        summary="RAdam: Adam whose adaptive step is rectified by the variance of v, momentum SGD while ρ_t ≤ 5; "
+                "weight decay as L2, PyTorch convention.",
+        formula="m̂ = m/(1 − β₁ᵗ);  ρ_t = ρ_∞ − 2tβ₂ᵗ/(1 − β₂ᵗ);  θ ← θ − α m̂ · r_t √(1 − β₂ᵗ)/(√v + ε) if ρ_t > 5, "
+                "else θ ← θ − α m̂",
+        default_learning_rate=0.001,
+        threshold_note=_ADAPTIVE_NOTE + "; while ρ_t ≤ 5 the step is α m̂, a momentum step with no division",
+        title="RAdam",
     ),
 )
 

@@ -70,6 +70,43 @@ def test_adamax_first_step_by_hand(rules):
     np.testing.assert_allclose(got, expected, rtol=1e-15)
 
 
+def test_nadam_first_step_by_hand(rules):
+    # μ₁ = β₁(1 − ½·0.96^ψ), μ₂ = β₁(1 − ½·0.96^{2ψ}), Π = μ₁; m₁ = (1 − β₁)g, v₁ = (1 − β₂)g², so
+    # d = √(v₁/(1 − β₂)) + ε = |g| + ε and θ₁ = θ₀ − α g/d · (1 + μ₂(1 − β₁)/(1 − μ₁μ₂))
+    lr, b1, psi, eps, wd = 0.05, 0.8, 0.3, 1e-2, 0.2
+    mu1, mu2 = b1 * (1 - 0.5 * 0.96 ** psi), b1 * (1 - 0.5 * 0.96 ** (2 * psi))
+    g = G0 + wd * THETA0
+    expected = THETA0 - lr * g / (np.abs(g) + eps) * (1 + mu2 * (1 - b1) / (1 - mu1 * mu2))
+    row = {"beta1": b1, "beta2": 0.9, "momentum_decay": psi, "eps": eps, "weight_decay": wd}
+    np.testing.assert_allclose(first_step(rules["nadam"], row, lr, G0, THETA0), expected, rtol=1e-14)
+
+
+def test_radam_first_step_by_hand_and_rectified_steps_under_a_constant_gradient(rules):
+    # ρ₁ = ρ_∞ − 2β₂/(1 − β₂) = 1 ≤ 5 for every β₂: the first step is θ₀ − α m̂₁ = θ₀ − α g.
+    lr, wd = 0.1, 0.5
+    g = G0 + wd * THETA0
+    np.testing.assert_allclose(first_step(rules["radam"], {"weight_decay": wd}, lr, G0, THETA0), THETA0 - lr * g,
+                               rtol=1e-15)
+    # A constant gradient g (no decay): m̂_t = g and v_t = (1 − β₂ᵗ)g², so each step is
+    # α g · r_t √(1 − β₂ᵗ)/(√(1 − β₂ᵗ)|g| + ε) once ρ_t > 5, else α g.
+    b2, eps, steps = 0.9, 1e-3, 12
+    rho_inf = 2 / (1 - b2) - 1
+    theta, expected = THETA0.copy(), [THETA0.copy()]
+    for t in range(1, steps + 1):
+        c2 = 1 - b2 ** t
+        rho = rho_inf - 2 * t * b2 ** t / c2
+        if rho > 5:
+            r = np.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+            theta = theta - lr * G0 * r * np.sqrt(c2) / (np.sqrt(c2) * np.abs(G0) + eps)
+        else:
+            theta = theta - lr * G0
+        expected.append(theta)
+    assert rho_inf - 2 * b2 / (1 - b2) == pytest.approx(1.0)  # ρ₁ = 19 − 18
+    got = ours_path(rules["radam"], [{"beta2": b2, "eps": eps}], [lr], np.tile(G0, (steps, 1, 1)), THETA0[None])
+    np.testing.assert_allclose(got[:, 0], np.array(expected), rtol=1e-13)
+    assert not np.allclose(got[-1, 0], THETA0 - steps * lr * G0)  # the rectified branch was taken
+
+
 # --- against torch.optim ---------------------------------------------------------------------------
 
 def torch_paths(torch, optimizer, rows, rates, grads, start):
@@ -115,6 +152,20 @@ CASES = {
         ({"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1}, {"betas": (0.5, 0.9), "weight_decay": 0.1}, 0.05),
         ({"eps": 1e-2, "weight_decay": 0.3}, {"eps": 1e-2, "weight_decay": 0.3}, 0.1),
         ({"beta1": 0.0, "beta2": 0.99}, {"betas": (0.0, 0.99)}, 0.01),
+    ]),
+    "nadam": ("nadam", "NAdam", [
+        ({}, {}, 0.002),
+        ({"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1}, {"betas": (0.5, 0.9), "weight_decay": 0.1}, 0.05),
+        ({"momentum_decay": 0.1, "eps": 1e-3, "weight_decay": 0.3},
+         {"momentum_decay": 0.1, "eps": 1e-3, "weight_decay": 0.3}, 0.1),
+        ({"momentum_decay": 0.0, "beta1": 0.95}, {"momentum_decay": 0.0, "betas": (0.95, 0.999)}, 0.01),
+    ]),
+    "radam": ("radam", "RAdam", [
+        ({}, {}, 0.001),
+        ({"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1}, {"betas": (0.5, 0.9), "weight_decay": 0.1}, 0.05),
+        ({"beta2": 0.6, "eps": 1e-3}, {"betas": (0.9, 0.6), "eps": 1e-3}, 0.02),   # ρ_∞ = 4: never rectified
+        ({"beta2": 0.99, "eps": 1e-2, "weight_decay": 0.3},
+         {"betas": (0.9, 0.99), "eps": 1e-2, "weight_decay": 0.3}, 0.1),
     ]),
 }
 
