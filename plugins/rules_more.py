@@ -50,6 +50,29 @@ class RAdamState(NamedTuple):
     weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
 
 
+class AdadeltaState(NamedTuple):
+    square_avg: np.ndarray        # (R, P) running mean of g²
+    acc_delta: np.ndarray         # (R, P) running mean of the squared steps Δ²
+    rho: np.ndarray               # (R, P) or (R, 1) ρ
+    one_minus_rho: np.ndarray     # 1 − ρ
+    eps: np.ndarray               # ε
+    weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
+
+
+class RpropState(NamedTuple):
+    prev: np.ndarray              # (R, P) the previous gradient (0 where its sign flipped)
+    step_size: np.ndarray         # (R, P) per-coordinate step size (set to α at the first step)
+    etaminus: np.ndarray          # (R, P) or (R, 1) η⁻
+    etaplus: np.ndarray           # η⁺
+    step_size_min: np.ndarray     # Δ_min
+    step_size_max: np.ndarray     # Δ_max
+
+
+class ASGDState(NamedTuple):
+    eta: np.ndarray               # (R, 1) the step size η of the next update (set to α at the first step)
+    weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
+
+
 # --- Adamax --------------------------------------------------------------------------------------
 
 def adamax_init(params, hyper):
@@ -175,6 +198,103 @@ def radam_update(grad, state, params, learning_rate, hyper, step):
     return out, state
 
 
+# --- Adadelta ------------------------------------------------------------------------------------
+
+def adadelta_init(params, hyper):
+    rho = hyper["rho"]
+    return AdadeltaState(np.zeros_like(params), np.zeros_like(params), _rows(rho, params), _rows(1.0 - rho, params),
+                         _rows(hyper["eps"], params), _decay_field(hyper, params))
+
+
+def adadelta_update(grad, state, params, learning_rate, hyper, step):
+    """Adadelta (Zeiler 2012), PyTorch convention (rho ρ, eps ε, weight_decay λ as L2; α scales the step).
+
+        g ← g + λθ                                   (s, a start at 0)
+        s ← ρ s + (1 − ρ) g²
+        Δ = √(a + ε)/√(s + ε) · g
+        a ← ρ a + (1 − ρ) Δ²
+        θ ← θ − α Δ
+    """
+    g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
+    s, a = state.square_avg, state.acc_delta
+    out = np.multiply(g, g)  # scratch, then Δ, then the updates: two (R, P) allocations per step
+    out *= state.one_minus_rho
+    s *= state.rho
+    s += out
+    std = np.add(s, state.eps)
+    np.sqrt(std, out=std)
+    np.add(a, state.eps, out=out)
+    np.sqrt(out, out=out)
+    out /= std
+    out *= g
+    np.multiply(out, out, out=std)
+    std *= state.one_minus_rho
+    a *= state.rho
+    a += std
+    out *= -learning_rate
+    return out, state
+
+
+# --- Rprop ---------------------------------------------------------------------------------------
+
+def rprop_init(params, hyper):
+    return RpropState(np.zeros_like(params), np.zeros_like(params), _rows(hyper["etaminus"], params),
+                      _rows(hyper["etaplus"], params), _rows(hyper["step_size_min"], params),
+                      _rows(hyper["step_size_max"], params))
+
+
+def rprop_update(grad, state, params, learning_rate, hyper, step):
+    """Rprop (Riedmiller & Braun 1993), PyTorch convention (etaminus η⁻, etaplus η⁺, step_size_min/max).
+
+        Δ ← α                                        (every coordinate, at the first step only: later α_t are
+                                                      ignored, as torch reads lr once; g_prev starts at 0)
+        Δ ← clamp(η⁺ Δ, Δ_min, Δ_max)   where g · g_prev > 0
+        Δ ← clamp(η⁻ Δ, Δ_min, Δ_max),  g ← 0   where g · g_prev < 0   (no step after a sign change)
+        Δ ← clamp(Δ, Δ_min, Δ_max)               where g · g_prev = 0
+        θ ← θ − sign(g) Δ,   g_prev ← g
+    """
+    prev, size = state.prev, state.step_size
+    if step == 0:
+        np.copyto(size, np.broadcast_to(learning_rate, size.shape))
+    sign = np.sign(np.multiply(grad, prev))
+    size *= np.where(sign > 0, state.etaplus, np.where(sign < 0, state.etaminus, 1.0))
+    np.maximum(size, state.step_size_min, out=size)   # torch's clamp: the maximum with Δ_min, then the minimum
+    np.minimum(size, state.step_size_max, out=size)   # with Δ_max (so Δ_max wins if Δ_min > Δ_max)
+    np.copyto(prev, grad)
+    prev[sign < 0] = 0.0
+    out = np.sign(prev)
+    out *= size
+    np.negative(out, out=out)
+    return out, state
+
+
+# --- ASGD ----------------------------------------------------------------------------------------
+
+def asgd_init(params, hyper):
+    return ASGDState(np.zeros((params.shape[0], 1), dtype=params.dtype), _decay_field(hyper, params))
+
+
+def asgd_update(grad, state, params, learning_rate, hyper, step):
+    """ASGD (Polyak & Juditsky 1992), PyTorch convention (lambd λ_d, alpha a, weight_decay λ as L2): the
+    parameter trajectory θ_t. PyTorch's averaged iterate ax (averaging from step t0) never feeds back into θ_t.
+
+        g ← g + λθ                                   (t = step + 1)
+        η ← α                                        at the first step
+        θ ← θ (1 − λ_d η) − η g
+        η ← α_t / (1 + λ_d α_t t)^a                  the step size of the next update
+    """
+    g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
+    eta = state.eta
+    if step == 0:
+        np.copyto(eta, np.broadcast_to(learning_rate, eta.shape))
+    lambd = hyper["lambd"]
+    out = np.multiply(params, lambd * eta)  # θ(1 − λ_d η) − η g − θ = −(λ_d η θ + η g)
+    out += eta * g
+    np.negative(out, out=out)
+    np.copyto(eta, learning_rate / (1.0 + lambd * learning_rate * (step + 1)) ** hyper["alpha"])
+    return out, state
+
+
 # --- declarations --------------------------------------------------------------------------------
 
 _EPS = HyperParam("eps", 1e-8, low=0.0, low_open=True, log=True, help="ε added to the denominator")
@@ -221,6 +341,57 @@ RULES = (
         default_learning_rate=0.001,
         threshold_note=_ADAPTIVE_NOTE + "; while ρ_t ≤ 5 the step is α m̂, a momentum step with no division",
         title="RAdam",
+    ),
+    DescentRule(
+        "adadelta", adadelta_init, adadelta_update,
+        hyperparams=(
+            HyperParam("rho", 0.9, low=0.0, high=1.0, help="decay ρ of the running means of g² and Δ²"),
+            HyperParam("eps", 1e-6, low=0.0, low_open=True, log=True, help="ε added inside both square roots"),
+            _weight_decay(),
+        ),
+        summary="Adadelta: the step's units come from a running mean of past steps, PyTorch convention "
+                "(α = 1 is the original method).",
+        formula="s ← ρs + (1 − ρ)g²;  Δ = √(a + ε)/√(s + ε) · g;  a ← ρa + (1 − ρ)Δ²;  θ ← θ − αΔ",
+        default_learning_rate=1.0,
+        threshold_note=_ADAPTIVE_NOTE,
+        title="Adadelta",
+    ),
+    DescentRule(
+        "rprop", rprop_init, rprop_update,
+        hyperparams=(
+            HyperParam("etaminus", 0.5, low=0.0, high=1.0, low_open=True, high_open=True,
+                       help="factor η⁻ < 1 shrinking a coordinate's step when its gradient changes sign"),
+            HyperParam("etaplus", 1.2, low=1.0, low_open=True,
+                       help="factor η⁺ > 1 growing a coordinate's step while its gradient keeps its sign"),
+            HyperParam("step_size_min", 1e-6, low=0.0, help="smallest step size Δ_min"),
+            HyperParam("step_size_max", 50.0, low=0.0, low_open=True, help="largest step size Δ_max"),
+        ),
+        summary="Rprop: full-batch sign-based steps whose per-coordinate sizes grow or shrink with the gradient's "
+                "sign; α is the initial step size, PyTorch convention.",
+        formula="Δ ← clamp(η^± Δ, Δ_min, Δ_max) by the sign of g·g_prev (Δ starts at α; g ← 0 after a sign "
+                "change);  θ ← θ − sign(g) Δ",
+        default_learning_rate=0.01,
+        threshold_note=("sign-based: the step is ±Δ per coordinate whatever the gradient's size and the curvature λ, "
+                        "and Δ adapts multiplicatively from α, so no α·λ threshold exists (on a quadratic the "
+                        "iterates never blow up: near a minimum Δ shrinks by η⁻ at every overshoot)"),
+        title="Rprop",
+    ),
+    DescentRule(
+        "asgd", asgd_init, asgd_update,
+        hyperparams=(
+            HyperParam("lambd", 1e-4, low=0.0, help="decay term λ_d: θ ← θ(1 − λ_d η), and η = α/(1 + λ_d α t)^a"),
+            HyperParam("alpha", 0.75, low=0.0, help="power a of the step-size decay η = α/(1 + λ_d α t)^a"),
+            _weight_decay(),
+        ),
+        summary="ASGD: SGD with a decay term and a slowly decaying step size; the parameters themselves, "
+                "not PyTorch's averaged iterate ax. PyTorch convention.",
+        formula="θ ← θ(1 − λ_d η) − η (g + λθ);  η ← α/(1 + λ_d α t)^a  (η = α at the first step)",
+        default_learning_rate=0.01,
+        threshold_note=("the step size η_t = α/(1 + λ_d α t)^a shrinks during the run, so the stability edge "
+                        "η_t(λ + λ_d) < 2 moves: a run unstable at first can settle later, and no fixed α·λ "
+                        "threshold exists"),
+        title="ASGD",
+        moves_without_gradient=True,
     ),
 )
 

@@ -107,6 +107,43 @@ def test_radam_first_step_by_hand_and_rectified_steps_under_a_constant_gradient(
     assert not np.allclose(got[-1, 0], THETA0 - steps * lr * G0)  # the rectified branch was taken
 
 
+def test_adadelta_first_step_by_hand(rules):
+    # s₁ = (1 − ρ)g², a₀ = 0: Δ = √ε/√((1 − ρ)g² + ε) · g, θ₁ = θ₀ − αΔ
+    lr, rho, eps, wd = 0.5, 0.7, 1e-4, 0.1
+    g = G0 + wd * THETA0
+    expected = THETA0 - lr * np.sqrt(eps) / np.sqrt((1 - rho) * g ** 2 + eps) * g
+    got = first_step(rules["adadelta"], {"rho": rho, "eps": eps, "weight_decay": wd}, lr, G0, THETA0)
+    np.testing.assert_allclose(got, expected, rtol=1e-15)
+
+
+def test_rprop_first_three_steps_by_hand(rules):
+    # Δ starts at α = 0.1 (g_prev = 0: Δ only clamped); then ×1.2 on an unchanged sign, ×0.5 and no step
+    # on a flip (the stored gradient becomes 0, so the next product is 0: Δ kept), capped at Δ_max = 0.13.
+    lr = 0.1
+    grads = np.array([[1.0, -1.0, 1.0, 0.0], [2.0, 3.0, 0.0, -1.0], [1.0, 1.0, 1.0, 1.0]])[:, None]
+    row = {"step_size_max": 0.13}
+    theta1 = THETA0 - np.array([0.1, -0.1, 0.1, 0.0])
+    theta2 = theta1 - np.array([0.12, 0.0, 0.0, -0.1])        # Δ₂ = (0.12, 0.05, 0.1, 0.1)
+    theta3 = theta2 - np.array([0.13, 0.05, 0.1, 0.0])        # Δ₃ = (min(0.144, 0.13), 0.05, 0.1, 0.05)
+    got = ours_path(rules["rprop"], [row], [lr], grads, THETA0[None])
+    np.testing.assert_allclose(got[1:, 0], [theta1, theta2, theta3], rtol=1e-15)
+    # later learning rates are ignored (torch reads lr once, to start Δ)
+    again = ours_path(rules["rprop"], [row], [[lr, 7.0, 9.0]], grads, THETA0[None])
+    np.testing.assert_array_equal(again, got)
+
+
+def test_asgd_first_two_steps_by_hand(rules):
+    # η₁ = α: θ₁ = θ₀(1 − λ_d α) − α(g₀ + λθ₀);  η₂ = α/(1 + λ_d α)^a: θ₂ = θ₁(1 − λ_d η₂) − η₂(g₁ + λθ₁)
+    lr, lambd, a, wd = 0.3, 0.2, 0.6, 0.1
+    g1 = np.array([-1.0, 0.5, 0.25, 2.0])
+    theta1 = THETA0 * (1 - lambd * lr) - lr * (G0 + wd * THETA0)
+    eta2 = lr / (1 + lambd * lr) ** a
+    theta2 = theta1 * (1 - lambd * eta2) - eta2 * (g1 + wd * theta1)
+    got = ours_path(rules["asgd"], [{"lambd": lambd, "alpha": a, "weight_decay": wd}], [lr],
+                    np.array([G0, g1])[:, None], THETA0[None])
+    np.testing.assert_allclose(got[1:, 0], [theta1, theta2], rtol=1e-14)
+
+
 # --- against torch.optim ---------------------------------------------------------------------------
 
 def torch_paths(torch, optimizer, rows, rates, grads, start):
@@ -167,6 +204,26 @@ CASES = {
         ({"beta2": 0.99, "eps": 1e-2, "weight_decay": 0.3},
          {"betas": (0.9, 0.99), "eps": 1e-2, "weight_decay": 0.3}, 0.1),
     ]),
+    "adadelta": ("adadelta", "Adadelta", [
+        ({}, {}, 1.0),
+        ({"rho": 0.5, "weight_decay": 0.1}, {"rho": 0.5, "weight_decay": 0.1}, 0.5),
+        ({"eps": 1e-3, "weight_decay": 0.3}, {"eps": 1e-3, "weight_decay": 0.3}, 2.0),
+        ({"rho": 0.99, "eps": 1e-8}, {"rho": 0.99, "eps": 1e-8}, 1.0),
+    ]),
+    "rprop": ("rprop", "Rprop", [
+        ({}, {}, 0.01),
+        ({"etaminus": 0.3, "etaplus": 1.5, "step_size_max": 0.2}, {"etas": (0.3, 1.5), "step_sizes": (1e-6, 0.2)},
+         0.05),
+        ({"step_size_min": 0.004}, {"step_sizes": (0.004, 50.0)}, 0.01),     # Δ reaches Δ_min
+        ({"etaplus": 2.0, "step_size_min": 0.0, "step_size_max": 1.0}, {"etas": (0.5, 2.0), "step_sizes": (0.0, 1.0)},
+         0.1),
+    ]),
+    "asgd": ("asgd", "ASGD", [
+        ({}, {}, 0.01),
+        ({"lambd": 0.1, "alpha": 0.5, "weight_decay": 0.2}, {"lambd": 0.1, "alpha": 0.5, "weight_decay": 0.2}, 0.5),
+        ({"lambd": 0.0}, {"lambd": 0.0, "t0": 5.0}, 0.1),       # t0 moves only torch's average ax, not θ
+        ({"alpha": 1.0, "weight_decay": 0.05}, {"alpha": 1.0, "weight_decay": 0.05, "t0": 0.0}, 0.2),
+    ]),
 }
 
 
@@ -182,3 +239,66 @@ def test_rows_stacked_in_one_call_match_torch_optim(rules, torch64, case, schedu
     expected = torch_paths(torch64, optimizer, [kwargs for _, kwargs, _ in rows], rates, grads, start)
     for r in range(len(rows)):
         np.testing.assert_allclose(ours[:, r], expected[:, r], rtol=RTOL, atol=ATOL, err_msg=f"{case} row {r}")
+
+
+TORCH_NAMES = {"adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam", "adadelta": "Adadelta", "rprop": "Rprop",
+               "asgd": "ASGD"}
+
+
+def test_every_new_rule_is_compared_with_torch():
+    assert set(TORCH_NAMES) == set(NEW_RULES) == {case[0] for case in CASES.values()}
+
+
+def torch_default(defaults, name):
+    pairs = {"beta1": ("betas", 0), "beta2": ("betas", 1), "etaminus": ("etas", 0), "etaplus": ("etas", 1),
+             "step_size_min": ("step_sizes", 0), "step_size_max": ("step_sizes", 1)}
+    if name in pairs:
+        key, index = pairs[name]
+        return defaults[key][index]
+    return defaults[name]
+
+
+@pytest.mark.parametrize("name", NEW_RULES)
+def test_defaults_are_torchs(rules, torch64, name):
+    opt = getattr(torch64.optim, TORCH_NAMES[name])([torch64.zeros(1, requires_grad=True)])
+    defaults = opt.defaults
+    for h in rules[name].hyperparams:
+        assert h.default == torch_default(defaults, h.name), h.name
+    assert rules[name].default_learning_rate == defaults["lr"]
+    assert not defaults.get("decoupled_weight_decay", False)   # NAdam, RAdam: the L2 form descentlab implements
+    assert not defaults.get("maximize", False)
+    if name == "asgd":  # the one torch argument not declared: it moves only the average ax, never θ
+        assert defaults["t0"] == 1e6 and "t0" not in {h.name for h in rules[name].hyperparams}
+
+
+# small enough for the steep Rosenbrock valley (RAdam's first steps and ASGD are plain momentum / SGD steps)
+RUNNER_LR = {"adamax": 0.05, "nadam": 0.05, "radam": 1e-3, "adadelta": 0.5, "rprop": 0.05, "asgd": 1e-3}
+
+
+@pytest.mark.parametrize("name", NEW_RULES)
+def test_through_the_runner_matches_torch_on_the_gradients_it_computed(rules, torch64, name):
+    # descentlab's own training loop (run_chunk) on a landscape, 3 seeds stacked; a probe records θ_t and
+    # ∇J(θ_t) of every run, and torch.optim replays those gradients from the same start.
+    from descentlab.chunk import one_rule_experiment, run_chunk
+    registry = load_registry(entry_points=False, use_env=False)
+    problem = registry.problem("rosenbrock")
+    instance = problem.build({s.name: s.default for s in problem.settings})
+    optimizer, rows = CASES[name][1], CASES[name][2]
+    ours_row, kwargs, lr = rows[1]
+    hyper = {h.name: ours_row.get(h.name, h.default) for h in rules[name].hyperparams}
+    experiment = one_rule_experiment(rules[name], hyper, [0, 1, 2], 30, RUNNER_LR[name])
+    seen = {}
+
+    def probe(view):
+        seen[view.t] = (view.live.copy(), view.params.copy(), view.grad.copy())
+        return False
+
+    run_chunk(instance, registry, experiment, experiment.runs(), probe=probe)
+    steps = sorted(seen)
+    assert len(steps) >= 30 and all(len(seen[t][0]) == 3 for t in steps)
+    start = seen[0][1]
+    grads = np.array([seen[t][2] for t in steps[:-1]])
+    ours = np.array([seen[t][1] for t in steps])
+    alpha = experiment.entries[0].learning_rate[0]
+    expected = torch_paths(torch64, optimizer, [kwargs] * 3, [alpha] * 3, grads, start)
+    np.testing.assert_allclose(ours, expected, rtol=RTOL, atol=ATOL)
