@@ -144,6 +144,13 @@ def test_asgd_first_two_steps_by_hand(rules):
     np.testing.assert_allclose(got[1:, 0], [theta1, theta2], rtol=1e-14)
 
 
+def test_every_rule_of_the_module_has_a_step_by_hand():
+    from descentlab.plugins import rules_more
+    assert {rule.name for rule in rules_more.RULES} == set(NEW_RULES)
+    for name in NEW_RULES:
+        assert any(key.startswith(f"test_{name}_first_") for key in globals()), name
+
+
 # --- against torch.optim ---------------------------------------------------------------------------
 
 def torch_paths(torch, optimizer, rows, rates, grads, start):
