@@ -252,8 +252,11 @@ TORCH_NAMES = {"adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam", "adadelta
                "asgd": "ASGD"}
 
 
-def test_every_new_rule_is_compared_with_torch():
+def test_every_new_rule_is_compared_with_torch_and_with_weight_decay_if_it_has_one(rules):
     assert set(TORCH_NAMES) == set(NEW_RULES) == {case[0] for case in CASES.values()}
+    for name, _, rows in CASES.values():
+        if any(h.name == "weight_decay" for h in rules[name].hyperparams):
+            assert any(row.get("weight_decay") and kwargs.get("weight_decay") for row, kwargs, _ in rows), name
 
 
 def torch_default(defaults, name):
