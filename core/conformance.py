@@ -175,27 +175,31 @@ def check_zero_gradient(rule: DescentRule) -> str:
     return ""
 
 
-def _other_value(h):
-    """A value of ``h`` inside its bounds that differs from its default, or None for kinds one cannot vary."""
+def _other_values(h):
+    """Values of ``h`` inside its bounds that differ from its default (none for kinds one cannot vary).
+
+    Several, tried in turn: a bound such as Rprop's largest step size 50 changes a step only once it
+    is below the step sizes the check's few small steps reach, which 100 (twice the default) is not."""
     if h.kind == "bool":
-        return not h.default
+        return [not h.default]
     if h.kind not in ("float", "int"):
-        return None
+        return []
     low = h.low if h.low is not None else -math.inf
     high = h.high if h.high is not None else math.inf
     candidates = ([h.default * 2, h.default / 2] if h.default else []) + [h.default + 0.5, h.default - 0.5,
                                                                             h.default + 0.05, 0.5, 1e-3]
+    values = []
     for value in candidates:
         value = int(round(value)) if h.kind == "int" else float(value)
-        if value == h.default:
+        if value == h.default or value in values:
             continue
         try:
             h.check(value)
         except Exception:
             continue
         if low <= value <= high:
-            return value
-    return None
+            values.append(value)
+    return values
 
 
 def check_hyperparameters_used(rule: DescentRule) -> str:
@@ -203,21 +207,25 @@ def check_hyperparameters_used(rule: DescentRule) -> str:
     base = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
     unused = []
     for h in rule.hyperparams:
-        value = _other_value(h)
-        if value is None:
+        values = _other_values(h)
+        if not values:
             continue
         # a flag or rate may only matter together with another (dampening with momentum): vary from
         # the defaults and also with every other flag switched on
         changed = False
-        for extra in ({}, {o.name: True for o in rule.hyperparams if o.kind == "bool" and o.name != h.name}):
-            path = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64, {**extra, h.name: value}))
-            reference = base if not extra else _trajectory(rule, params, grads, rates,
-                                                           _hyper(rule, RUNS, np.float64, extra))
-            if any(not np.array_equal(a, b) for a, b in zip(path, reference)):
-                changed = True
+        for value in values:
+            for extra in ({}, {o.name: True for o in rule.hyperparams if o.kind == "bool" and o.name != h.name}):
+                path = _trajectory(rule, params, grads, rates,
+                                   _hyper(rule, RUNS, np.float64, {**extra, h.name: value}))
+                reference = base if not extra else _trajectory(rule, params, grads, rates,
+                                                               _hyper(rule, RUNS, np.float64, extra))
+                if any(not np.array_equal(a, b) for a, b in zip(path, reference)):
+                    changed = True
+                    break
+            if changed:
                 break
         if not changed:
-            unused.append(f"{h.name}={value!r}")
+            unused.append(f"{h.name} (tried {', '.join(repr(v) for v in values)})")
     if unused:
         return f"declared but never changes a step: {', '.join(unused)}"
     return ""

@@ -15,7 +15,8 @@ from descentlab import registry as registry_module
 from descentlab.registry import BUILTIN_MODULES, load_registry, make_plugin_manager
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
-BUILTIN_RULES = {"gd", "momentum", "nesterov", "classical_momentum", "adagrad", "rmsprop", "adam", "adamw"}
+BUILTIN_RULES = {"gd", "momentum", "nesterov", "classical_momentum", "adagrad", "rmsprop", "adam", "adamw",
+                 "adamax", "nadam", "radam", "adadelta", "rprop", "asgd"}
 BUILTIN_SCHEDULES = {"constant", "step", "multistep", "exponential", "inverse_time", "polynomial", "linear", "cosine",
                      "cosine_restarts", "one_cycle", "cyclic", "wsd", "exponential_ramp"}
 
