@@ -96,14 +96,20 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-        tab.set_default_timeout(90_000)
-        yield tab
-        browser.close()
+    with sync_api.sync_playwright() as p:   # one per module: playwright's sync API cannot nest
+        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+    tab.set_default_timeout(90_000)
+    yield tab
+    tab.close()
 
 
 # Streamlit's plotly theme wraps titles in <b>…</b>: compare the text without tags.
@@ -196,7 +202,8 @@ LESSON_STAGES = (("1 · Forward", "1 · Forward", "forward"), ("2 · Cost", "2 �
 JS_LAYOUT = """() => {
     const main = document.querySelector('[data-testid="stMain"]');
     const chart = Array.from(document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot'))[0];
-    const blocks = Array.from(document.querySelectorAll('[data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"]'))
+    const blocks = Array.from(document.querySelectorAll(
+            '[data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"]'))
         .filter(e => e.offsetParent !== null && e.closest('[data-testid="stExpander"]') === null);
     return {width: document.documentElement.scrollWidth,
             chart_bottom: chart.getBoundingClientRect().bottom,
@@ -206,40 +213,37 @@ JS_LAYOUT = """() => {
 
 
 @pytest.mark.parametrize("width,height", [(1280, 800), (414, 896)])
-def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, width, height):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
-        tab = browser.new_page(viewport={"width": width, "height": height})
-        tab.set_default_timeout(90_000)
-        tab.goto(server + "/")
-        chart_locator(tab, "1 · Forward")
-        for button, title, shot in LESSON_STAGES:
-            tab.get_by_role("button", name=button, exact=True).click()
-            tab.wait_for_function("(start) => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
-                                  "el => (" + TITLE_JS + ")(el).startsWith(start))", arg=title)
-            tab.wait_for_timeout(300)
-            layout = tab.evaluate(JS_LAYOUT)
-            assert layout["width"] <= width, layout                   # never a sideways scroll
-            if width >= 1280:                                         # the whole stage on one screen
-                assert layout["chart_bottom"] <= height and layout["text_bottom"] <= height, (button, layout)
-            screen(tab, f"lesson-{shot}" + ("" if width >= 1280 else f"-{width}px"), docs=width >= 1280)
+def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, browser, width, height):
+    tab = browser.new_page(viewport={"width": width, "height": height})
+    tab.set_default_timeout(90_000)
+    tab.goto(server + "/")
+    chart_locator(tab, "1 · Forward")
+    for button, title, shot in LESSON_STAGES:
+        tab.get_by_role("button", name=button, exact=True).click()
+        tab.wait_for_function("(start) => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
+                              "el => (" + TITLE_JS + ")(el).startsWith(start))", arg=title)
+        tab.wait_for_timeout(300)
+        layout = tab.evaluate(JS_LAYOUT)
+        assert layout["width"] <= width, layout                   # never a sideways scroll
+        if width >= 1280:                                         # the whole stage on one screen
+            assert layout["chart_bottom"] <= height and layout["text_bottom"] <= height, (button, layout)
+        screen(tab, f"lesson-{shot}" + ("" if width >= 1280 else f"-{width}px"), docs=width >= 1280)
+    assert tab.locator("[data-testid='stException']").count() == 0
+    # the loss so far has grown by the step taken
+    assert tab.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
+                        "el => (" + TITLE_JS + ")(el) === 'loss so far')")
+    if width >= 1280:
+        tab.get_by_text("The learning rate, felt", exact=True).click()
+        chart_locator(tab, "glide")
+        tab.locator("[data-testid='stSlider']").first.wait_for()
+        screen(tab, "lesson-learning-rate-felt", docs=True)
+        tab.get_by_text("Predict, then run", exact=True).click()
+        tab.get_by_role("button", name="run the sweep").click()
+        tab.get_by_text("theory 2/λ_max").first.wait_for()
+        tab.wait_for_timeout(500)
+        screen(tab, "lesson-predict-then-run", docs=True)
         assert tab.locator("[data-testid='stException']").count() == 0
-        # the loss so far has grown by the step taken
-        assert tab.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
-                            "el => (" + TITLE_JS + ")(el) === 'loss so far')")
-        if width >= 1280:
-            tab.get_by_text("The learning rate, felt", exact=True).click()
-            chart_locator(tab, "glide")
-            tab.locator("[data-testid='stSlider']").first.wait_for()
-            screen(tab, "lesson-learning-rate-felt", docs=True)
-            tab.get_by_text("Predict, then run", exact=True).click()
-            tab.get_by_role("button", name="run the sweep").click()
-            tab.get_by_text("theory 2/λ_max").first.wait_for()
-            tab.wait_for_timeout(500)
-            screen(tab, "lesson-predict-then-run", docs=True)
-            assert tab.locator("[data-testid='stException']").count() == 0
-        browser.close()
+    tab.close()
 
 
 def screen(tab, name: str, *, docs: bool) -> None:
