@@ -12,7 +12,8 @@ the engine itself, for the "How it works" page and for notebooks:
    backprop's, the step is the rule's.
 3. :func:`slice_view` and :func:`regime` make the learning rate felt on a 1-D cost curve: the
    four regimes of gradient descent on a quadratic (crawl, glide, bounce, escape).
-4. :func:`predict_then_run` sweeps α with the runner and sets the measured edge beside 2/λ_max.
+4. :func:`predict_then_run` sweeps α with the runner and sets the measured edge beside c/λ_max
+   (2/λ_max for gradient descent).
 """
 
 from __future__ import annotations
@@ -389,7 +390,7 @@ class Prediction:
     """A student's guess of the largest converging α beside theory and measurement."""
 
     guess: float
-    theory: float                  # 2/λ_max at the starting weights
+    theory: float                  # c/λ_max at the starting weights (c = 2 for gradient descent; NaN if none)
     measured: float                # largest α whose runs converged or were still progressing (NaN if none)
     first_flagged: float           # smallest α whose runs blew up (NaN if none)
     learning_rates: tuple[float, ...]
@@ -415,17 +416,20 @@ def sweep_learning_rates(theory: float, count: int = 24, spread: float = 4.0) ->
     return np.geomspace(theory / spread, theory * spread, count)
 
 
-def predict_then_run(problem: str | dict, guess: float, *, seed: int = 0, steps: int = 200,
+def predict_then_run(problem: str | dict, guess: float, *, rule, seed: int = 0, steps: int = 200,
                      learning_rates: Sequence[float] | None = None, registry=None) -> Prediction:
-    """Sweep gradient descent over α on ``problem`` and set the measured edge beside 2/λ_max and the guess.
+    """Sweep ``rule`` over α on ``problem`` and set the measured edge beside theory and the guess.
 
-    λ_max is the Hessian's top eigenvalue at the starting weights of ``seed``; the sweep runs the
-    ordinary runner (rule ``gd``, full batch) and reads each α's verdict: the measured edge is
-    ``verdicts.stability_edge``'s largest stable α. On a quadratic (linear regression) theory and
-    measurement agree to the grid's resolution; on a network, 2/λ_max is a local prediction.
+    Theory is c/λ_max: λ_max the Hessian's top eigenvalue at the starting weights of ``seed``, c the
+    rule's declared stability threshold at its default hyperparameters (2 for gradient descent, so
+    2/λ_max; NaN when the rule declares none). The sweep runs the ordinary runner (full batch) and
+    reads each α's verdict: the measured edge is ``verdicts.stability_edge``'s largest stable α. On
+    a quadratic (linear regression) theory and measurement agree to the grid's resolution; on a
+    network, c/λ_max is a local prediction. ``rule`` is a registered rule's name or a DescentRule.
     """
     from .compare import compare
     from .registry import get_registry
+    from .stability import rule_threshold
     from .verdicts import stability_edge
 
     if not (isinstance(guess, (int, float)) and math.isfinite(guess) and guess > 0):
@@ -435,10 +439,15 @@ def predict_then_run(problem: str | dict, guess: float, *, seed: int = 0, steps:
     instance = build_instance(spec, registry)
     start = instance.init_params([int(seed)], np.float64)[0]
     sharpness = top_eigenvalue(instance, start)
-    theory = 2.0 / sharpness if sharpness > 0 else math.inf
-    grid = sweep_learning_rates(theory if math.isfinite(theory) else 1.0) if learning_rates is None else learning_rates
+    name = rule if isinstance(rule, str) else rule.name
+    declaration = registry.rule(name) if isinstance(rule, str) else rule
+    threshold = rule_threshold(declaration)
+    theory = (math.nan if threshold is None else threshold / sharpness if sharpness > 0 else math.inf)
+    centre = theory if math.isfinite(theory) else (2.0 / sharpness if sharpness > 0 else 1.0)
+    grid = sweep_learning_rates(centre) if learning_rates is None else learning_rates
     rates = sorted(float(a) for a in grid)
-    results = compare(spec, ["gd"], learning_rates=rates, seeds=[int(seed)], steps=int(steps),
+    entry = name if registry.rules.get(name) is declaration else declaration   # a cell's rule: registered for the call
+    results = compare(spec, [entry], learning_rates=rates, seeds=[int(seed)], steps=int(steps),
                       registry=registry, workers=1, name="predict_then_run")
     runs = results.runs
     by_rate = {float(a): [str(s)] for a, s in zip(runs["learning_rate"], runs["status"])}

@@ -272,7 +272,7 @@ class PredictionInfo:
 
 
 def prediction_info(prediction: L.Prediction) -> PredictionInfo:
-    lines = [("your guess", prediction.guess), ("theory 2/λ_max", prediction.theory),
+    lines = [("your guess", prediction.guess), ("theory c/λ_max", prediction.theory),
              ("measured: last converging α", prediction.measured)]
     return PredictionInfo(lines=[(k, v) for k, v in lines if math.isfinite(v)],
                           points=list(zip(prediction.learning_rates, prediction.statuses)))
@@ -286,7 +286,7 @@ def draw_prediction(info: PredictionInfo, *, height: int = 260) -> go.Figure:
         xs = [a for a, s in info.points if s == status]
         fig.add_trace(go.Scatter(x=xs, y=[0] * len(xs), mode="markers", name=style.label,
                                  marker=dict(size=14, color=style.color, symbol=style.symbol)))
-    dashes = {"your guess": "dot", "theory 2/λ_max": "dash", "measured: last converging α": "solid"}
+    dashes = {"your guess": "dot", "theory c/λ_max": "dash", "measured: last converging α": "solid"}
     for k, (what, value) in enumerate(info.lines):
         fig.add_vline(x=value, line=dict(dash=dashes.get(what, "solid"), width=3, color="#333333"))
         fig.add_annotation(x=math.log10(value), y=0.4 + 0.25 * k, text=f"{what}: {value:.3g}", showarrow=False,

@@ -15,5 +15,5 @@ print("output layer δ for example 0:", trace.layers[-1].delta)
 print("largest |backprop − central difference|:", np.max(np.abs(trace.gradient - check)))
 print("gradient descent's step is −α·∇J:", np.allclose(step, -1.0 * trace.gradient))
 
-prediction = lesson.predict_then_run("linear_regression", guess=0.5)
+prediction = lesson.predict_then_run("linear_regression", guess=0.5, rule="gd")
 print(f"guess {prediction.guess:g}, theory 2/λ_max {prediction.theory:.3g}, measured {prediction.measured:.3g}")

@@ -14,6 +14,7 @@ from descentlab import lesson as L
 from descentlab.dashboard import lesson_figures as LF
 from descentlab.dashboard import widgets as W
 from descentlab.errors import SpecError
+from descentlab.stability import rule_threshold
 
 TITLE = "How it works"
 ICON = ":material/school:"
@@ -42,8 +43,8 @@ def _build(spec_json: str, registry_key: tuple, _registry):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _sweep(spec_json: str, guess: float, seed: int, registry_key: tuple, _registry):
-    return L.predict_then_run(json.loads(spec_json), guess, seed=seed, registry=_registry)
+def _sweep(spec_json: str, guess: float, seed: int, rule: str, registry_key: tuple, _registry):
+    return L.predict_then_run(json.loads(spec_json), guess, rule=rule, seed=seed, registry=_registry)
 
 
 def _state(key: str, default):
@@ -299,23 +300,29 @@ if view_name == VIEWS[1]:
 
 # ---- predict, then run ----------------------------------------------------------------------------
 if view_name == VIEWS[2]:
-    st.markdown("Guess the **largest α for which gradient descent still converges** on this problem from these "
-                "starting weights. Then run a fine sweep of α (200 steps each, the whole batch) and compare.")
+    title = rule.title or rule.name
+    threshold = rule_threshold(rule)
+    theory_label = "theory: none declared" if threshold is None else f"theory {threshold:g}/λ_max"
+    st.markdown(f"Guess the **largest α for which {title} still converges** on this problem from these "
+                "starting weights (the rule is the sidebar's). Then run a fine sweep of α (200 steps each, "
+                "the whole batch) and compare.")
     W.prime(f"{PAGE}.guess", 1.0)
     guess = float(W.remember(f"{PAGE}.guess", st.number_input("your guess of the largest converging α",
                                                               min_value=1e-6, max_value=1e4, format="%g",
                                                               key=f"{PAGE}.guess")))
     if st.button("run the sweep", key=f"{PAGE}.run_sweep", type="primary"):
-        st.session_state[f"{PAGE}.swept"] = (spec_json, guess, seed)
-    if st.session_state.get(f"{PAGE}.swept") == (spec_json, guess, seed):
+        st.session_state[f"{PAGE}.swept"] = (spec_json, guess, seed, rule_name)
+    if st.session_state.get(f"{PAGE}.swept") == (spec_json, guess, seed, rule_name):
         with st.spinner("sweeping α…"):
-            prediction = _sweep(spec_json, guess, seed, W.registry_key(), registry)
+            prediction = _sweep(spec_json, guess, seed, rule_name, W.registry_key(), registry)
         a, b, c = st.columns(3)
         a.metric("your guess", f"{prediction.guess:.3g}")
-        b.metric("theory 2/λ_max", f"{prediction.theory:.3g}", help=f"λ_max = {prediction.sharpness:.4g} at the start")
+        b.metric(theory_label, "—" if math.isnan(prediction.theory) else f"{prediction.theory:.3g}",
+                 help=f"λ_max = {prediction.sharpness:.4g} at the start; the constant is the rule's declared "
+                      "stability threshold at its default hyperparameters")
         c.metric("measured", "none" if math.isnan(prediction.measured) else f"{prediction.measured:.3g}",
                  help="the largest swept α whose run converged or was still progressing, below every α that blew up")
         W.chart(LF.draw_prediction(LF.prediction_info(prediction)), f"{PAGE}.chart.prediction")
         st.caption("On a quadratic cost (linear regression) theory and measurement agree to the sweep's "
-                   "resolution. On a network λ_max changes as it trains, so 2/λ_max at the start is a local "
+                   "resolution. On a network λ_max changes as it trains, so the theory at the start is a local "
                    "prediction.")

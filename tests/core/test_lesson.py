@@ -183,13 +183,24 @@ def test_predict_then_run_on_a_quadratic_agrees_with_two_over_lambda_max(registr
     problem = {"name": "linear_regression", "samples": 32}
     instance = L.build_instance(problem, registry)
     lam_max = float(np.linalg.eigvalsh(instance.matrix)[-1])   # closed-form Hessian of ½ mean (wx + b − y)²
-    prediction = L.predict_then_run(problem, 0.5, registry=registry, steps=300)
+    prediction = L.predict_then_run(problem, 0.5, rule="gd", registry=registry, steps=300)
     assert prediction.sharpness == pytest.approx(lam_max, rel=1e-10)
     assert prediction.theory == pytest.approx(2 / lam_max, rel=1e-10)
     grid = np.array(prediction.learning_rates)
     assert prediction.measured == grid[grid < 2 / lam_max].max()
     assert prediction.first_flagged == grid[grid > 2 / lam_max].min()
     assert prediction.guess == 0.5
+
+
+def test_predict_then_run_uses_the_rules_declared_threshold(registry):
+    # Heavy ball with momentum μ on a quadratic is stable iff α·λ_max < 2 + 2μ (Polyak; docs/theory.md).
+    problem = {"name": "linear_regression", "samples": 32}
+    lam_max = float(np.linalg.eigvalsh(L.build_instance(problem, registry).matrix)[-1])
+    prediction = L.predict_then_run(problem, 1.0, rule="momentum", registry=registry, steps=400)
+    assert prediction.theory == pytest.approx((2 + 2 * 0.9) / lam_max, rel=1e-10)
+    grid = np.array(prediction.learning_rates)
+    assert prediction.measured == grid[grid < prediction.theory].max()
+    assert prediction.first_flagged == grid[grid > prediction.theory].min()
 
 
 def test_refuses_what_it_cannot_draw(registry):
@@ -202,7 +213,7 @@ def test_refuses_what_it_cannot_draw(registry):
     with pytest.raises(SpecError, match="problem.bogus"):
         L.build_instance({"name": "xor", "bogus": 1}, registry)
     with pytest.raises(SpecError, match="guess"):
-        L.predict_then_run("linear_regression", -1.0, registry=registry)
+        L.predict_then_run("linear_regression", -1.0, rule="gd", registry=registry)
     assert not L.can_teach(L.build_instance("digits", registry))   # 64 inputs and 10 outputs
     assert L.can_teach(L.build_instance("iris", registry))
 
