@@ -991,8 +991,11 @@ def draw_landscape(info: LandscapeInfo, *, animate: bool = False, max_frames: in
                                  name="minimum" if len(info.minima) == 1 else "minima",
                                  meta="minimum", marker=dict(symbol="star", size=14, color="gold",
                                                              line=dict(width=1, color="black"))))
-    fig.update_xaxes(range=[info.x[0], info.x[-1]], title=info.x_title)
-    fig.update_yaxes(range=[info.y[0], info.y[-1]], title=info.y_title)
+    # Equal scale on both axes: only then is a gradient step drawn perpendicular to the contour it
+    # leaves (the plot area shrinks to fit the window instead of stretching one axis).
+    fig.update_xaxes(range=[info.x[0], info.x[-1]], title=info.x_title, constrain="domain")
+    fig.update_yaxes(range=[info.y[0], info.y[-1]], title=info.y_title, scaleanchor="x", scaleratio=1,
+                     constrain="domain")
     fig.update_layout(title=f"Cost surface and paths up to step {info.upto_step}", height=600,
                       margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.15))
     if animate and info.upto_step > 0:

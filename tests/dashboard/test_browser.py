@@ -179,7 +179,12 @@ def test_every_page_renders_and_is_screenshotted(page, server, saved_results):
     shoot(chart_locator(page, "Learning-rate sweep"), "sweep")
     shoot(chart_locator(page, "Loss over step"), "sweep-heatmap")
     page.goto(server + "/landscape")
-    shoot(chart_locator(page, "Cost surface"), "landscape")
+    surface = chart_locator(page, "Cost surface")
+    # equal scale: pixels per unit of the parameter are the same on both axes
+    x_scale, y_scale = surface.evaluate("""el => [el._fullLayout.xaxis, el._fullLayout.yaxis].map(
+        a => a._length / Math.abs(a.range[1] - a.range[0]))""")
+    assert x_scale == pytest.approx(y_scale, rel=0.01)
+    shoot(surface, "landscape")
     shoot(chart_locator(page, "Cost along"), "landscape-1d")
     page.goto(server + "/decision_boundary")
     shoot(chart_locator(page, "Decision boundary"), "decision-boundary")

@@ -406,6 +406,8 @@ def test_landscape_contours_are_the_quadratic_and_paths_are_the_records():
         assert trace.y == pytest.approx(list(path[trace.run_id, :8, 1]))
     fig = F.draw_landscape(info)
     assert len([t for t in fig.data if t.meta == "path"]) == 2
+    # one unit of θ₂ is as long on screen as one unit of θ₁ (the browser test measures the pixels)
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.scaleratio == 1
 
 
 def test_cost_curve_of_linear_regression_is_the_closed_form():
