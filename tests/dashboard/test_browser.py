@@ -238,6 +238,16 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
     assert tab.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
                         "el => (" + TITLE_JS + ")(el) === 'loss so far')")
     if width >= 1280:
+        # clicking a weight's dot on the diagram selects it: its chain rule and its check are shown
+        x, y, index = tab.evaluate("""() => {
+            const el = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+            const dots = el._fullData.find(d => d.name === 'weights'), L = el._fullLayout;
+            const box = el.getBoundingClientRect(), k = dots.x.length - 2;
+            return [box.left + L.xaxis._offset + L.xaxis.l2p(dots.x[k]),
+                    box.top + L.yaxis._offset + L.yaxis.l2p(dots.y[k]), dots.customdata[k]]; }""")
+        assert index == 10                                        # W2[1,0] of the 2-3-1 network
+        tab.mouse.click(x, y)
+        tab.get_by_text("∂J/∂W2[1,0] over the batch").first.wait_for()
         tab.get_by_text("The learning rate, felt", exact=True).click()
         chart_locator(tab, "glide")
         tab.locator("[data-testid='stSlider']").first.wait_for()
