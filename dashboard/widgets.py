@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 
 import streamlit as st
 
+from descentlab import analysis
 from descentlab.declarations import HyperParam
 from descentlab.errors import SpecError
 from descentlab.registry import PLUGINS_ENV, Registry, load_registry
@@ -679,11 +680,33 @@ def render_results(results, prefix: str, *, show_layers: bool = True, notes: boo
             chart(F.draw_curves(F.test_accuracy_info(results, groups=groups)), f"{prefix}.chart.acc")
     if show_layers and F.layer_columns(results.metrics):
         chart(F.draw_layer_grad_norms(F.layer_grad_norms_info(results, groups=groups)), f"{prefix}.chart.layers")
-    st.subheader("Summary")
-    table = F.summary_table(results)
-    st.dataframe(styled_runs_table(table), key=f"{prefix}.summary", hide_index=True,
-                 column_config=status_column_config(table))
+    verdict(results)
+    st.subheader("Configurations")
+    configs = analysis.configuration_table(results)
+    st.dataframe(styled_runs_table(configs), key=f"{prefix}.configurations", hide_index=True,
+                 column_config=status_column_config(configs))
     status_summary(results, prefix)
+    with st.expander(f"every run ({len(results.runs)})", expanded=False):
+        table = F.summary_table(results)
+        st.dataframe(styled_runs_table(table), key=f"{prefix}.summary", hide_index=True,
+                     column_config=status_column_config(table))
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~$-])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` shown literally in st.markdown (a label is the user's words, not markup)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def verdict(results) -> None:
+    """One line per rule entry: best α, its final loss with the spread over seeds, what the seeds did."""
+    st.subheader("Verdict")
+    rows = analysis.summarize(results)
+    st.markdown("\n".join("- " + markdown_text(analysis.verdict_line(row)) for row in rows.itertuples()))
+    st.caption("Best α: the lowest median final loss over seeds; spread: the interquartile range "
+               "(docs: Comparison reports, Run verdicts).")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -118,6 +118,26 @@ def test_default_comparison_runs_with_one_loss_curve_per_rule():
     assert shared["problem"]["name"] == "spirals"
 
 
+def test_compare_ends_with_one_verdict_line_per_rule_and_one_row_per_configuration():
+    spec = {**SMALL, "seeds": 2, "rules": [
+        {"rule": "gd", "label": "GD *bold* [x]", "learning_rate": 0.5},
+        {"rule": "gd", "label": "GD too big", "learning_rate": 50.0},
+        {"rule": "adam", "label": "Adam", "learning_rate": 0.01}]}
+    at = open_app(compare=spec)
+    no_trouble(at)
+    records = records_for(spec, "verdict-check")
+    from descentlab import analysis
+    expected = [analysis.verdict_line(row) for row in analysis.summarize(records).itertuples()]
+    shown = next(m.value for m in at.markdown if m.value.startswith("- "))
+    lines = [line[2:].replace("\\", "") for line in shown.split("\n")]
+    assert lines == expected                          # the label's markup characters are shown literally
+    assert expected[0].startswith("GD *bold* [x]: ")
+    configs = table_with(at, "final_loss").value
+    assert len(configs) == 3                          # one row per configuration, seeds aggregated
+    assert list(configs.columns[:3]) == ["label", "status", "final_loss"]
+    assert len(table_with(at, "run_id").value) == 6   # every run, in its expander
+
+
 def test_loss_values_in_the_chart_equal_the_runner_records():
     at = open_app(compare=SMALL)
     no_trouble(at)
