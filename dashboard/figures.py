@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from descentlab.analysis import NON_CONFIG_COLUMNS
+from descentlab.analysis import quantiles as analysis_quantiles
 from descentlab.verdicts import stability_edge
 
 from .status_style import STATUS_STYLE, counts_text, is_flagged, status_counts, style_of, worst_status
@@ -241,22 +242,9 @@ def _thin(x, y, lower, upper, *, max_points: int):
     return pick(x), pick(y), pick(lower), pick(upper)
 
 
-_HUGE = 1e300
-
-
 def quantiles(values: np.ndarray, qs) -> np.ndarray:
-    """Quantiles across runs (axis 1) where +inf means "blown up": a median is inf once half the seeds are.
-
-    numpy's linear interpolation between a finite value and inf gives NaN (inf - inf), so inf is
-    stood in for by a huge finite number and mapped back afterwards. NaN (no value) is ignored.
-    """
-    stand_in = np.where(np.isposinf(values), _HUGE, values)
-    q = np.full((len(qs), values.shape[0]), np.nan)
-    rows = ~np.all(np.isnan(stand_in), axis=1)  # an all-NaN row has no quantile (and numpy would warn)
-    if rows.any():
-        with np.errstate(invalid="ignore", over="ignore"):
-            q[:, rows] = np.nanquantile(stand_in[rows], qs, axis=1)
-    return np.where(q >= _HUGE / 10, np.inf, q)
+    """Quantiles across runs (axis 1), +inf-safe and NaN-ignoring: ``descentlab.analysis.quantiles``."""
+    return analysis_quantiles(values, qs, axis=1)
 
 
 def _last_finite(steps, column, upto: int) -> float | None:
