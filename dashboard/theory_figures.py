@@ -85,13 +85,13 @@ class SharpnessInfo:
 def _limit_label(c: float, rule: str, kind: str = "sharpness") -> str:
     if kind == "preconditioned":
         return f"{c:.3g}/α (Adam: (2 + 2β₁)/((1 − β₁)α))"
-    if rule == "gd":
+    if c == 2.0:   # plain gradient descent's limit needs no name
         return "2/α"
     return f"{c:.3g}/α ({_rule_title(rule)})"
 
 
 def sharpness_series(name: str, steps, sharpness, *, learning_rates=None, threshold: float | None = None,
-                     rule: str = "gd", index: int = 0, kind: str = "sharpness", loss=None) -> SharpnessSeries:
+                     rule: str = "", index: int = 0, kind: str = "sharpness", loss=None) -> SharpnessSeries:
     """A series from arrays: ``learning_rates`` and ``loss`` are per step 0..T (NaN allowed at the end)."""
     steps = np.asarray(steps)
     values = np.asarray(sharpness, dtype=float)

@@ -23,6 +23,7 @@ from descentlab.errors import SpecError
 from descentlab.registry import PLUGINS_ENV, Registry, load_registry
 
 from . import figures as F
+from .presets import preset
 from .status_style import STATUS_STYLE, counts_text, is_flagged, style_of
 
 KEEP = "_descentlab_keep"          # session key: widget values kept across page switches
@@ -36,15 +37,8 @@ DASHBOARD_MAX_STEPS = 100_000      # keeps a browser tab responsive; the CLI has
 # Navigation: deep links on a fresh server
 # ---------------------------------------------------------------------------------------------
 
-# The comparison both the Compare and Decision-boundary pages open on. Measured medians of the final
-# loss on spirals after 500 steps over 3 seeds: GD (α = 1) stalls near 0.55, momentum (α = 0.3,
-# μ = 0.9) reaches ~0.14, Adam (α = 0.01) ~0.03 — three clearly different curves. (Momentum at
-# α = 0.1 would match GD at α = 1, since heavy ball's long-run step is α/(1 − μ).)
-DEFAULT_COMPARISON_RULES = (
-    {"rule": "gd", "label": "vanilla GD", "learning_rate": 1.0},
-    {"rule": "momentum", "label": "momentum", "learning_rate": 0.3, "momentum": 0.9},
-    {"rule": "adam", "label": "Adam", "learning_rate": 0.01},
-)
+# The comparison both the Compare and Decision-boundary pages open on (dashboard/presets/compare.toml).
+DEFAULT_COMPARISON_RULES = tuple(preset("compare")["rules"])
 
 
 def ensure_navigation() -> None:

@@ -79,15 +79,39 @@ def builtin_rule_names() -> set[str]:
     return rules - hyper
 
 
-# The dashboard still names built-in rules in its teaching defaults and on the Stability page (issue
-# "One training loop, one results model, one plugin boundary": moving them into declarations or
-# preset files is the remaining step); it joins this list when that is done.
-@pytest.mark.parametrize("folder", ["core"])
+# The dashboard's teaching defaults are preset files (dashboard/presets/*.toml). The Stability page
+# still sets GD's, heavy ball's and Adam's closed-form theory side by side by name; moving that
+# theory into the rules' declarations is the remaining step of the plugin-boundary issue, and then
+# this exception goes.
+NAMES_RULES_FOR_NOW = {"dashboard/pages/7_stability.py"}
+
+
+@pytest.mark.parametrize("folder", ["core", "dashboard"])
 def test_no_module_outside_plugins_names_a_builtin_rule(folder):
     names = builtin_rule_names()
     assert {"gd", "adam", "adamw", "adagrad", "rmsprop", "classical_momentum"} <= names
     for path in modules(folder):
+        if str(path.relative_to(ROOT)) in NAMES_RULES_FOR_NOW:
+            continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         named = [(node.lineno, node.value) for node in ast.walk(tree)
                  if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names]
         assert not named, f"{path.relative_to(ROOT)} names built-in rules at lines {named}"
+
+
+def test_dashboard_presets_are_valid_experiments():
+    # what the pages open on must load like any experiment file, with rules that exist
+    import tomllib
+
+    from descentlab.dashboard.presets import FOLDER, preset
+    from descentlab.experiment import Experiment
+
+    registry = load_registry(entry_points=False, use_env=False)
+    for path in sorted(FOLDER.glob("*.toml")):
+        tomllib.loads(path.read_text(encoding="utf-8"))
+        data = preset(path.stem)
+        if "rules" in data and isinstance(data["rules"][0], dict):
+            spec = {k: v for k, v in data.items() if k != "alpha_points"}
+            Experiment.from_dict({**spec, "name": f"preset-{path.stem}"}, registry)
+        for name in [data.get("rule"), data.get("baseline"), *[r for r in data.get("rules", []) if isinstance(r, str)]]:
+            assert name is None or name in registry.rules, (path.name, name)

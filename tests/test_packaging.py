@@ -62,6 +62,11 @@ def test_console_script_points_at_the_cli(wheel, wheel_names):
 
 def test_wheel_carries_license_and_type_marker(wheel_names):
     assert "descentlab/py.typed" in wheel_names
+
+
+def test_wheel_carries_the_dashboard_presets(wheel_names):
+    presets = {p.name for p in (ROOT / "dashboard" / "presets").glob("*.toml")}
+    assert presets and {f"descentlab/dashboard/presets/{name}" for name in presets} <= set(wheel_names)
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in wheel_names), wheel_names
 
 

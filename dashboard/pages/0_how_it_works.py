@@ -13,6 +13,7 @@ import streamlit as st
 from descentlab import lesson as L
 from descentlab.dashboard import lesson_figures as LF
 from descentlab.dashboard import widgets as W
+from descentlab.dashboard.presets import preset
 from descentlab.errors import SpecError
 from descentlab.stability import rule_threshold
 
@@ -24,9 +25,8 @@ if "compare" in st.query_params:
     # Links shared before this page existed opened Compare at the root URL ("/?compare=…"): keep them working.
     st.switch_page("pages/1_compare.py", query_params=st.query_params.to_dict())
 
-DEFAULT_PROBLEM = "xor"
-DEFAULT_HIDDEN = [3]
-DEFAULT_RATE = 1.0
+START = preset("lesson")   # dashboard/presets/lesson.toml: XOR, 2-3-1, plain gradient descent at α = 1
+DEFAULT_PROBLEM, DEFAULT_HIDDEN, DEFAULT_RATE = START["problem"], START["hidden"], START["learning_rate"]
 STAGE_BUTTONS = (("forward", "1 · Forward"), ("cost", "2 · Cost"), ("backprop", "3 · Backprop"),
                  ("descent", "4 · Descent"))
 
@@ -101,7 +101,7 @@ W.prime(f"{PAGE}.seed", 0)
 seed = int(W.remember(f"{PAGE}.seed", side.number_input("weight seed", 0, 10_000, key=f"{PAGE}.seed",
                                                         help="which random starting weights")))
 rule_names = sorted(registry.rules)
-W.prime(f"{PAGE}.rule", "gd" if "gd" in rule_names else rule_names[0])
+W.prime(f"{PAGE}.rule", START["rule"] if START["rule"] in rule_names else rule_names[0])
 rule_name = W.remember(f"{PAGE}.rule", side.selectbox(
     "descent rule", rule_names, key=f"{PAGE}.rule",
     help="the rule that turns the gradient into a step; shown beside plain gradient descent"))
@@ -233,7 +233,7 @@ if view_name == VIEWS[0]:
             a.metric("J now", f"{trace.loss:.5g}")
             b.metric("J′ after the step", f"{L.loss_at(instance, new_params):.5g}",
                      delta=f"{L.loss_at(instance, new_params) - trace.loss:.3g}", delta_color="inverse")
-            if rule_name != "gd":
+            if rule_name != START["baseline"]:
                 st.markdown("Same gradient, two steps: plain gradient descent −α·∂J/∂w beside "
                             f"**{rule.title or rule.name}**'s.")
 
@@ -252,14 +252,14 @@ if view_name == VIEWS[0]:
                     f"central difference **{fd_gradient[k]:.6g}**")
         if stage == "descent":
             st.markdown(f"GD step −α·∂J/∂w = **{gd_update[k]:.4g}**" + (
-                f"; {rule.title or rule.name}'s step = **{rule_update[k]:.4g}**" if rule_name != "gd" else "")
+                f"; {rule.title or rule.name}'s step = **{rule_update[k]:.4g}**" if rule_name != START["baseline"] else "")
                 + f" → new {chosen} = **{lesson.params[k] + rule_update[k]:.4g}**")
 
     if stage == "descent":
         table = pd.DataFrame({"weight": names_flat, "w": lesson.params, "∂J/∂w (backprop)": trace.gradient,
                               "−α·∂J/∂w (GD)": gd_update, f"Δw ({rule.name})": rule_update,
                               "new w": lesson.params + rule_update})
-        if rule_name == "gd":
+        if rule_name == START["baseline"]:
             table = table.drop(columns=[f"Δw ({rule.name})"])
         with st.expander("every weight's step", expanded=False):
             st.dataframe(table, hide_index=True, key=f"{PAGE}.table.steps")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from descentlab.dashboard import widgets as W
+from descentlab.dashboard.presets import preset
 from descentlab.dashboard.status_style import STATUS_STYLE
 
 TITLE = "Compare"
@@ -11,12 +12,7 @@ URL_PARAM = "compare"  # ?compare=<experiment JSON> reopens this page's settings
 PAGE = "cmp"
 W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
-# Vanilla GD, momentum and Adam on two spirals: about a second on two cores.
-DEFAULT = {
-    "steps": 500, "seeds": 3, "batch_size": 0, "eval_every": 10, "target_loss": 0.1,
-    "problem": {"name": "spirals"},
-    "rules": [dict(rule) for rule in W.DEFAULT_COMPARISON_RULES],
-}
+DEFAULT = preset("compare")  # vanilla GD, momentum and Adam on two spirals (dashboard/presets/compare.toml)
 
 st.title("Compare descent variants")
 st.caption("Same problem, same data, same initial weights per seed: the runs differ only in the descent rule, "

@@ -7,6 +7,7 @@ import streamlit as st
 
 from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
+from descentlab.dashboard.presets import preset
 from descentlab.dashboard.status_style import STATUS_STYLE, counts_text
 from descentlab.declarations import HyperParam
 from descentlab.errors import SpecError
@@ -17,13 +18,7 @@ URL_PARAM = "sweep"  # ?sweep=<experiment JSON> reopens this page's settings
 PAGE = "sweep"
 W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
-DEFAULT = {
-    "steps": 300, "seeds": 2, "batch_size": 0, "eval_every": 50,
-    "problem": {"name": "sine"},
-    "rules": [{"rule": "gd", "learning_rate": [1e-3, 10.0]}, {"rule": "momentum", "learning_rate": [1e-3, 10.0]},
-              {"rule": "adam", "learning_rate": [1e-3, 10.0]}],
-    "alpha_points": 17,
-}
+DEFAULT = preset("sweep")  # three rules over 17 log-spaced α on sine (dashboard/presets/sweep.toml)
 
 st.title("Learning-rate sweep")
 st.caption("Every rule runs at the same α values (log-spaced), on the same data and initial weights. "

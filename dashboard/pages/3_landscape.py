@@ -4,6 +4,7 @@ import streamlit as st
 
 from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
+from descentlab.dashboard.presets import preset
 from descentlab.dashboard.status_style import STATUS_STYLE
 
 TITLE = "Landscape"
@@ -12,17 +13,7 @@ URL_PARAM = "landscape"  # ?landscape=<experiment JSON> reopens this page's sett
 PAGE = "land"
 W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
-# Gradient descent on a quadratic bowl with λ_max = 1: stable iff α < 2.
-DEFAULT = {
-    "steps": 40, "seeds": 1, "batch_size": 0, "eval_every": 10,
-    "problem": {"name": "quadratic"},
-    "rules": [
-        {"rule": "gd", "label": "α=0.3 (too small)", "learning_rate": 0.3},
-        {"rule": "gd", "label": "α=1.5 (good)", "learning_rate": 1.5},
-        {"rule": "gd", "label": "α=1.95 (zig-zag)", "learning_rate": 1.95},
-        {"rule": "gd", "label": "α=2.3 (diverges)", "learning_rate": 2.3},
-    ],
-}
+DEFAULT = preset("landscape")  # GD on a quadratic bowl with λ_max = 1, four α (presets/landscape.toml)
 
 st.title("Landscape")
 st.caption("The cost over the two parameters, with each run's path θ₀, θ₁, … drawn on it. Too small an α crawls, "

@@ -5,6 +5,7 @@ import streamlit as st
 
 from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
+from descentlab.dashboard.presets import preset
 from descentlab.verdicts import is_flagged
 
 TITLE = "Decision boundary"
@@ -13,11 +14,7 @@ URL_PARAM = "boundary"  # ?boundary=<experiment JSON> reopens this page's settin
 PAGE = "bound"
 W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
-DEFAULT = {
-    "steps": 500, "seeds": 1, "batch_size": 0, "eval_every": 50,
-    "problem": {"name": "spirals"},
-    "rules": [dict(rule) for rule in W.DEFAULT_COMPARISON_RULES],
-}
+DEFAULT = preset("boundary")  # the Compare page's rules, one seed (dashboard/presets/boundary.toml)
 
 st.title("Decision boundary")
 st.caption("The model's prediction over the input plane (colour) and the training points, one panel per "

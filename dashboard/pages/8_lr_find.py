@@ -9,6 +9,7 @@ import streamlit as st
 
 from descentlab.dashboard import theory_figures as TF
 from descentlab.dashboard import widgets as W
+from descentlab.dashboard.presets import preset
 from descentlab.lrfind import THEORY_NOTE, lr_find
 from descentlab.stability import critical_learning_rate
 
@@ -37,11 +38,12 @@ st.markdown(
 
 registry = W.current_registry()
 names = [p for p in sorted(registry.problems) if p != "csv"]
-default_problem = names.index("quadratic") if "quadratic" in names else 0
+START = preset("lr_find")   # dashboard/presets/lr_find.toml
+default_problem = names.index(START["problem"]) if START["problem"] in names else 0
 cols = st.columns(2)
 problem = cols[0].selectbox("problem", names, index=default_problem, key="lrfind_problem")
 rule_names = sorted(registry.rules)
-default_rules = [r for r in ("gd", "momentum", "adam") if r in rule_names]
+default_rules = [r for r in START["rules"] if r in rule_names]
 rules = cols[1].multiselect("rules (their default hyperparameters)", rule_names, default=default_rules,
                             key="lrfind_rules")
 problem_decl = registry.problem(problem)
