@@ -553,7 +553,7 @@ RULES = (
         summary="Vanilla gradient descent; with a batch size it is mini-batch SGD.",
         formula="θ ← θ − α (g + λθ)",
         default_learning_rate=0.01,
-        stability_threshold=gd_threshold,
+        stability_threshold=gd_threshold, threshold_note="α·λ < 2",
         title="gradient descent", quadratic_rate=gd_rate, optimal=gd_optimal,
     ),
     DescentRule(

@@ -79,20 +79,13 @@ def builtin_rule_names() -> set[str]:
     return rules - hyper
 
 
-# The dashboard's teaching defaults are preset files (dashboard/presets/*.toml). The Stability page
-# still sets GD's, heavy ball's and Adam's closed-form theory side by side by name; moving that
-# theory into the rules' declarations is the remaining step of the plugin-boundary issue, and then
-# this exception goes.
-NAMES_RULES_FOR_NOW = {"dashboard/pages/7_stability.py"}
-
-
+# The dashboard's teaching defaults are preset files (dashboard/presets/*.toml); its theory comes
+# from the rules' declarations.
 @pytest.mark.parametrize("folder", ["core", "dashboard"])
 def test_no_module_outside_plugins_names_a_builtin_rule(folder):
     names = builtin_rule_names()
     assert {"gd", "adam", "adamw", "adagrad", "rmsprop", "classical_momentum"} <= names
     for path in modules(folder):
-        if str(path.relative_to(ROOT)) in NAMES_RULES_FOR_NOW:
-            continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         named = [(node.lineno, node.value) for node in ast.walk(tree)
                  if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names]

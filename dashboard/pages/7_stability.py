@@ -13,10 +13,10 @@ from descentlab.dashboard import figures as F
 from descentlab.dashboard import theory_figures as TF
 from descentlab.dashboard import widgets as W
 from descentlab.errors import SpecError
-from descentlab.sharpness import adam_sharpness_run, hessian_extreme_eigenvalues
-from descentlab.stability import (
-    critical_learning_rate, gd_optimal, heavy_ball_optimal, measured_rate, rule_threshold,
-)
+from descentlab.sharpness import hessian_extreme_eigenvalues
+from descentlab.dashboard.presets import preset
+from descentlab.sharpness import preconditioned_sharpness_run
+from descentlab.stability import critical_learning_rate, measured_rate, rule_threshold
 
 TITLE = "Stability"
 ICON = ":material/balance:"
@@ -25,8 +25,9 @@ W.ensure_navigation()  # a deep link on a fresh server must still run through ap
 
 THEORY_PROBLEMS = ("quadratic", "linear_regression", "rosenbrock", "himmelblau", "beale")
 EOS_PROBLEMS = ("sine", "moons", "spirals", "circles", "blobs")
-THRESHOLD_FORMULAS = {"gd": "2", "momentum": "2 + 2μ", "nesterov": "(2 + 2μ)/(1 + 2μ)",
-                      "classical_momentum": "2 + 2μ"}
+START = preset("stability")   # dashboard/presets/stability.toml
+# Every number below comes from the rules' declarations (stability_threshold, threshold_note,
+# optimal, preconditioner): the page names no rule, so a plugin's theory appears beside the built-ins'.
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -41,10 +42,17 @@ def spectrum(problem: str, settings_json: str, registry_key: tuple, _registry) -
             "minimum": ([float(v) for v in info["minima"][0]] if len(info.get("minima") or []) == 1 else None)}
 
 
-@st.cache_data(show_spinner="training Adam with sharpness tracking …", max_entries=16)
-def adam_tracking(problem: str, learning_rate: float, steps: int, every: int, registry_key: tuple, _registry) -> dict:
+@st.cache_data(show_spinner="training with preconditioned-sharpness tracking …", max_entries=16)
+def preconditioned_tracking(problem: str, rule: str, learning_rate: float, steps: int, every: int,
+                            registry_key: tuple, _registry) -> dict:
     instance = _registry.problem(problem).build({h.name: h.default for h in _registry.problem(problem).settings})
-    return adam_sharpness_run(instance, learning_rate, steps, every, registry=_registry)
+    return preconditioned_sharpness_run(instance, _registry.rule(rule), learning_rate, steps, every,
+                                        registry=_registry)
+
+
+def momentum_hyper(rule, mu: float) -> dict:
+    """The page's μ for a rule that declares a ``momentum`` hyperparameter, else nothing."""
+    return {"momentum": mu} if any(h.name == "momentum" for h in rule.hyperparams) else {}
 
 
 def settings_for(problem: str, registry) -> dict:
@@ -69,33 +77,39 @@ def settings_for(problem: str, registry) -> dict:
 
 
 def threshold_table(lam: float, mu: float) -> pd.DataFrame:
+    """One row per registered rule: its declared threshold c at the page's μ, and c/λ_max."""
     rows = []
-    for rule, hyper in (("gd", {}), ("momentum", {"momentum": mu}), ("nesterov", {"momentum": mu}),
-                        ("classical_momentum", {"momentum": mu})):
-        if rule not in registry.rules:
-            continue
-        c = rule_threshold(registry.rule(rule), hyper)
-        crit = critical_learning_rate(registry.rule(rule), hyper, lam)
-        rows.append({"rule": rule, "stable iff α·λ_max <": THRESHOLD_FORMULAS.get(rule, "declared"),
-                     "c": c, "critical α = c/λ_max": crit})
-    for rule in registry.rules:
-        if rule in THRESHOLD_FORMULAS:
-            continue
-        try:  # a plugin may declare its own threshold (at its hyperparameters' defaults); it must not break the page
-            c = rule_threshold(registry.rule(rule))
-            crit = critical_learning_rate(registry.rule(rule), {}, lam)
-            text = "no fixed threshold (adaptive)" if c is None else "declared by the rule"
+    for name, rule in registry.rules.items():
+        hyper = momentum_hyper(rule, mu)
+        try:  # a plugin's threshold must not break the page
+            c = rule_threshold(rule, hyper)
+            crit = critical_learning_rate(rule, hyper, lam)
+            text = rule.threshold_note or ("declared by the rule" if c is not None else "no fixed threshold")
         except Exception as error:
             c, crit, text = None, None, f"threshold failed: {type(error).__name__}"
-        rows.append({"rule": rule, "stable iff α·λ_max <": text, "c": c, "critical α = c/λ_max": crit})
+        rows.append({"rule": name, "stable iff": text, "c": c, "critical α = c/λ_max": crit})
     return pd.DataFrame(rows)
+
+
+def edge_rules(lam: float, mu: float) -> list[tuple[str, dict, float]]:
+    """(rule, hyper, critical α) of the rules that declare a threshold, one per distinct critical α."""
+    out: list[tuple[str, dict, float]] = []
+    for name, rule in registry.rules.items():
+        hyper = momentum_hyper(rule, mu)
+        try:
+            crit = critical_learning_rate(rule, hyper, lam)
+        except Exception:
+            continue
+        if crit is not None and math.isfinite(crit) and not any(math.isclose(crit, c) for _, _, c in out):
+            out.append((name, hyper, float(crit)))
+    return out
 
 
 st.title("Stability: where the edge is, and why")
 st.markdown(
     "On a quadratic with top Hessian eigenvalue λ_max, gradient descent is stable iff **α·λ_max < 2**; "
-    "heavy-ball momentum iff α·λ_max < 2 + 2μ; Nesterov iff α·λ_max < (2 + 2μ)/(1 + 2μ). "
-    "So the **critical learning rate** is c/λ_max, known before running. λ_max here is measured by "
+    "heavy-ball momentum iff α·λ_max < 2 + 2μ; Nesterov iff α·λ_max < (2 + 2μ)/(1 + 2μ). Each rule "
+    "declares its constant c, so the **critical learning rate** c/λ_max is known before running. λ_max here is measured by "
     "Lanczos on Hessian-vector products through the backprop engine.")
 
 registry = W.current_registry()
@@ -129,13 +143,12 @@ steps = int(st.slider("steps of the runs below", 50, 1000, 200, 50, key="stabili
 
 if quadratic:
     st.subheader("Sweep: runs on both sides of the edge")
-    gd_crit = critical_learning_rate("gd", {}, lam_max, registry=registry)
-    alphas = [gd_crit * 10 ** (k / 12.0) for k in range(-18, 9)]
+    edges = edge_rules(lam_max, mu)
+    smallest = min((c for _, _, c in edges), default=2.0 / lam_max)
+    alphas = [smallest * 10 ** (k / 12.0) for k in range(-18, 9)]
     sweep_spec = {"name": "stability-sweep", "steps": steps, "seeds": [0], "eval_every": steps,
                   "problem": {"name": problem, **settings},
-                  "rules": [{"rule": "gd", "learning_rate": alphas},
-                            {"rule": "momentum", "learning_rate": alphas, "momentum": mu},
-                            {"rule": "nesterov", "learning_rate": alphas, "momentum": mu}]}
+                  "rules": [{"rule": name, "learning_rate": alphas, **hyper} for name, hyper, _ in edges]}
     try:
         sweep = W.run_spec(sweep_spec, registry)
         fig = F.draw_sweep(F.sweep_info(sweep))
@@ -149,13 +162,15 @@ if quadratic:
         W.show_error(error)
 
     st.subheader("Optimal α and convergence rate: theory beside measurement")
-    gd_best = gd_optimal(lam_min, lam_max)
-    hb_best = heavy_ball_optimal(lam_min, lam_max)
+    # rules that declare their optimal constant hyperparameters on a quadratic (GD, heavy ball, plugins)
+    best = {name: rule.optimal(lam_min, lam_max) for name, rule in registry.rules.items() if rule.optimal}
+    declared = {name: {h.name for h in registry.rule(name).hyperparams} for name in best}
     rate_spec = {"name": "stability-rates", "steps": steps, "seeds": [0], "eval_every": steps,
                  "problem": {"name": problem, **settings},
-                 "rules": [{"rule": "gd", "learning_rate": gd_best["learning_rate"], "label": "GD at optimal α"},
-                           {"rule": "momentum", "learning_rate": hb_best["learning_rate"],
-                            "momentum": hb_best["momentum"], "label": "heavy ball at optimal (α, μ)"}]}
+                 "rules": [{"rule": name, "learning_rate": b["learning_rate"],
+                            **{k: v for k, v in b.items() if k in declared[name]},
+                            "label": f"{registry.rule(name).display_title(b)} at its optimum"}
+                           for name, b in best.items()]}
     try:
         rates = W.run_spec(rate_spec, registry)
         curves = []
@@ -171,18 +186,16 @@ if quadratic:
                 rho = measured_rate(distances, 0.0, floor=floor, order=1)
             else:
                 rho = measured_rate(losses, spec["minimum_value"], floor=1e-200)
-            theory = gd_best["rate"] if row.rule == "gd" else hb_best["rate"]
+            theory = best[row.rule]["rate"]
             measured[row.rule] = rho
             curves.append((row.label, losses, theory, rho))
-        rate_table = pd.DataFrame([
-            {"rule": "gd", "optimal α": gd_best["learning_rate"], "optimal μ": None,
-             "theory rate": gd_best["rate"], "formula": "α = 2/(λ_min + λ_max), ρ = (κ − 1)/(κ + 1)",
-             "measured rate": measured.get("gd")},
-            {"rule": "momentum", "optimal α": hb_best["learning_rate"], "optimal μ": hb_best["momentum"],
-             "theory rate": hb_best["rate"],
-             "formula": "α = 4/(√λ_max + √λ_min)², μ = ((√κ − 1)/(√κ + 1))², ρ = √μ",
-             "measured rate": measured.get("momentum")},
-        ])
+        rows = []
+        for name, b in best.items():
+            others = {("optimal μ" if k == "momentum" else f"optimal {k}"): v for k, v in b.items()
+                      if k in declared[name]}
+            rows.append({"rule": name, "optimal α": b["learning_rate"], **others, "theory rate": b["rate"],
+                         "formula": b.get("formula", ""), "measured rate": measured.get(name)})
+        rate_table = pd.DataFrame(rows)
         st.dataframe(rate_table, key="stability_rates", hide_index=True)
         st.caption("ρ is the per-step contraction of ‖θ − θ*‖, measured as the fitted per-step ratio of the "
                    "distances to the minimum over the later half of the run (equivalently: the loss gap shrinks "
@@ -205,27 +218,31 @@ st.markdown(
 eos_names = [p for p in EOS_PROBLEMS if p in registry.problems]
 cols = st.columns(4)
 eos_problem = cols[0].selectbox("network problem", eos_names, key="stability_eos_problem")
-eos_rule = cols[1].selectbox("rule", [r for r in ("gd", "momentum", "nesterov", "adam") if r in registry.rules],
-                             key="stability_eos_rule")
+offered = [r for r in START["eos_rules"] if r in registry.rules]
+offered += [r for r in registry.rules if r not in offered]
+eos_rule = cols[1].selectbox("rule", offered, key="stability_eos_rule")
 eos_lr = float(cols[2].number_input("learning rate α", 1e-4, 10.0, 0.1, format="%g", key="stability_eos_lr"))
 eos_steps = int(cols[3].number_input("steps", 20, 5000, 400, 20, key="stability_eos_steps"))
 eos_every = int(st.slider("measure the sharpness every k steps", 1, 100, 10, key="stability_eos_every"))
 if st.button("Run with sharpness tracking", key="stability_eos_run"):
     st.session_state["stability_eos_requested"] = True
-if st.session_state.get("stability_eos_requested") and eos_rule == "adam":
-    # The runner records λ_max(H) only; Adam's edge is on its preconditioned sharpness (needs its state).
-    tracked = adam_tracking(eos_problem, eos_lr, eos_steps, eos_every, W.registry_key(), registry)
-    beta1 = 0.9
-    threshold = (2 + 2 * beta1) / (1 - beta1)
+chosen = registry.rule(eos_rule)
+if st.session_state.get("stability_eos_requested") and chosen.preconditioner is not None \
+        and chosen.preconditioned_limit is not None:
+    # The runner records λ_max(H) only; a preconditioned rule's edge is on λ_max(P⁻¹H) (needs its state).
+    tracked = preconditioned_tracking(eos_problem, eos_rule, eos_lr, eos_steps, eos_every, W.registry_key(),
+                                      registry)
+    title = chosen.display_title()
+    threshold = tracked["limit"] * eos_lr        # the limit is c/α
     alphas = [eos_lr] * (eos_steps + 1)
     info = TF.SharpnessInfo(series=[
-        TF.sharpness_series("Adam", tracked["steps"], tracked["preconditioned"][0], learning_rates=alphas,
-                            threshold=threshold, rule="adam", index=0, kind="preconditioned"),
-        TF.sharpness_series("Adam", tracked["steps"], tracked["sharpness"][0], index=1)],
-        title="Adam: preconditioned sharpness λ_max(P⁻¹H) against 38/α (dashed), and plain λ_max(H)")
+        TF.sharpness_series(title, tracked["steps"], tracked["preconditioned"][0], learning_rates=alphas,
+                            threshold=threshold, rule=eos_rule, index=0, kind="preconditioned"),
+        TF.sharpness_series(title, tracked["steps"], tracked["sharpness"][0], index=1)],
+        title=f"{title}: preconditioned sharpness λ_max(P⁻¹H) against {threshold:.3g}/α (dashed), and plain λ_max(H)")
     W.chart(TF.draw_sharpness(info), key="stability_sharpness_chart")
-    st.caption(f"Adam's limit (2 + 2β₁)/((1 − β₁)α) = {tracked['limit']:.4g} applies to the preconditioned "
-               "sharpness (Cohen et al., 2022), not to λ_max(H); the plain sharpness has no fixed limit under Adam.")
+    st.caption(f"{title}'s declared limit = {tracked['limit']:.4g} applies to the preconditioned sharpness "
+               "(Cohen et al., 2022), not to λ_max(H); the plain sharpness has no fixed limit under it.")
 elif st.session_state.get("stability_eos_requested"):
     eos_spec = {"name": "edge-of-stability", "steps": eos_steps, "seeds": [0], "eval_every": eos_steps,
                 "sharpness_every": eos_every, "problem": {"name": eos_problem},

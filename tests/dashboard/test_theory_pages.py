@@ -127,3 +127,48 @@ def test_stability_page_adam_shows_preconditioned_sharpness_against_38_over_alph
     np.testing.assert_allclose(values(limit[0]["y"]), 38 / 0.01)
     names = [t["name"] for t in spec["data"] if t.get("meta") == "sharpness"]
     assert any("preconditioned" in n for n in names) and any(n.endswith("λ_max") for n in names)
+
+
+HALF_STEP_PLUGIN = '''
+import numpy as np
+from descentlab import DescentRule, hookimpl
+
+
+def init(params, hyper):
+    return ()
+
+
+def update(grad, state, params, learning_rate, hyper, step):
+    return -0.5 * learning_rate * grad, state       # gradient descent at half the rate
+
+
+def optimal(lam_min, lam_max):
+    kappa = lam_max / lam_min
+    return {"learning_rate": 4.0 / (lam_min + lam_max), "rate": (kappa - 1) / (kappa + 1), "formula": "α = 4/(λ_min + λ_max)"}
+
+
+@hookimpl
+def register_optimizers(register):
+    register(DescentRule("half_step", init, update, summary="GD at α/2", stability_threshold=lambda hyper: 4.0,
+                         threshold_note="α·λ < 4", optimal=optimal))
+'''
+
+
+def test_a_plugin_rules_declared_theory_appears_beside_the_builtins(tmp_path, monkeypatch):
+    # the page names no rule: a third-party rule's threshold and optimum are read from its declaration
+    plugin = tmp_path / "half_step.py"
+    plugin.write_text(HALF_STEP_PLUGIN)
+    monkeypatch.setenv("DESCENTLAB_PLUGINS", str(plugin))
+    at = AppTest.from_file(str(PAGES / "7_stability.py"), default_timeout=60).run()
+    assert not at.exception
+    problem = get_registry().problem("quadratic")
+    instance = problem.build({h.name: h.default for h in problem.settings})
+    eig = np.linalg.eigvalsh(np.array(instance.describe()["hessian"]))
+    lam_min, lam_max = eig[0], eig[-1]
+    row = table_row(at.dataframe[0].value, "half_step")
+    assert row["critical α = c/λ_max"] == pytest.approx(4 / lam_max, rel=1e-9)
+    assert row["stable iff"] == "α·λ < 4"
+    rates = table_row(at.dataframe[1].value, "half_step")
+    kappa = lam_max / lam_min
+    assert rates["optimal α"] == pytest.approx(4 / (lam_min + lam_max))
+    assert rates["measured rate"] == pytest.approx((kappa - 1) / (kappa + 1), rel=1e-6)
