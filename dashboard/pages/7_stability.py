@@ -109,7 +109,8 @@ st.title("Stability: where the edge is, and why")
 st.markdown(
     "On a quadratic with top Hessian eigenvalue λ_max, gradient descent is stable iff **α·λ_max < 2**; "
     "heavy-ball momentum iff α·λ_max < 2 + 2μ; Nesterov iff α·λ_max < (2 + 2μ)/(1 + 2μ). Each rule "
-    "declares its constant c, so the **critical learning rate** c/λ_max is known before running. λ_max here is measured by "
+    "declares its constant c, so the **critical learning rate** c/λ_max is known before running. "
+    "λ_max here is measured by "
     "Lanczos on Hessian-vector products through the backprop engine.")
 
 registry = W.current_registry()

@@ -144,7 +144,8 @@ def update(grad, state, params, learning_rate, hyper, step):
 
 def optimal(lam_min, lam_max):
     kappa = lam_max / lam_min
-    return {"learning_rate": 4.0 / (lam_min + lam_max), "rate": (kappa - 1) / (kappa + 1), "formula": "α = 4/(λ_min + λ_max)"}
+    return {"learning_rate": 4.0 / (lam_min + lam_max), "rate": (kappa - 1) / (kappa + 1),
+            "formula": "α = 4/(λ_min + λ_max)"}
 
 
 @hookimpl
