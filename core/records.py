@@ -92,9 +92,9 @@ def _installed_versions() -> dict:
 
 
 def build_meta(experiment: Experiment, registry, *, wall_time: float, problem_info: dict,
-               workers: int = 1, n_chunks: int = 0) -> dict:
+               workers: int = 1, n_chunks: int = 0, sharpness_cost: dict | None = None) -> dict:
     """meta.json: versions, where each plugin used came from, wall time and the problem facts."""
-    return {
+    meta = {
         "descentlab_results": 1,
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
         "versions": _versions(),
@@ -111,6 +111,9 @@ def build_meta(experiment: Experiment, registry, *, wall_time: float, problem_in
         "n_runs": int(experiment.n_runs),
         "problem_info": problem_info,
     }
+    if sharpness_cost is not None:
+        meta["sharpness_cost"] = sharpness_cost
+    return meta
 
 
 def _target_dir(parent: Path, name: str) -> Path:

@@ -200,6 +200,14 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
     runs, metrics, weights = _assemble(experiment, registry, instance, configs, outputs, problem_info)
     meta = build_meta(experiment, registry, wall_time=time.perf_counter() - started,
                       problem_info=problem_info, workers=1 if executor is None else n_workers,
-                      n_chunks=len(outputs))
+                      n_chunks=len(outputs), sharpness_cost=_sharpness_cost(outputs))
     return Results(experiment=experiment, runs=runs, metrics=metrics, weights=weights, meta=meta,
                    problem_info=problem_info, path=None)
+
+
+def _sharpness_cost(outputs: list[dict]) -> dict | None:
+    """What λ_max tracking cost over every chunk: measurements and Hessian-vector products (None if off)."""
+    costs = [out.get("sharpness_cost") for out in outputs if out.get("sharpness_cost")]
+    if not costs:
+        return None
+    return {key: int(sum(c[key] for c in costs)) for key in ("measurements", "hessian_vector_products")}

@@ -192,3 +192,28 @@ def test_adam_run_preconditioned_sharpness_matches_hand_adam():
     np.testing.assert_allclose(out["preconditioned"][0, -1], expected, rtol=1e-6)
     np.testing.assert_allclose(out["losses"][0, -1], 0.5 * (theta - q.center) @ a @ (theta - q.center), rtol=1e-9)
     assert adam_limit(alpha) == pytest.approx(38 / alpha)
+
+
+def test_meta_records_what_sharpness_tracking_cost(tmp_path):
+    # meta.json says how many batched λ_max measurements and Hessian-vector products a run used
+    import json
+
+    from descentlab.experiment import Experiment
+    from descentlab.records import load_results, save_results
+    from descentlab.registry import load_registry
+    from descentlab.runner import run_experiment
+
+    registry = load_registry(entry_points=False, use_env=False)
+    spec = {"name": "cost", "steps": 20, "seeds": 2, "problem": {"name": "xor", "samples": 16, "hidden": [3]},
+            "rules": [{"rule": "gd", "learning_rate": 0.5}]}
+    plain = run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
+    assert "sharpness_cost" not in plain.meta
+    tracked = run_experiment(Experiment.from_dict({**spec, "sharpness_every": 5}, registry), registry=registry,
+                             workers=1)
+    measured_steps = tracked.metrics.dropna(subset=["sharpness"])["step"].unique()
+    cost = tracked.meta["sharpness_cost"]
+    assert cost["measurements"] == len(measured_steps)        # one chunk: one batched measurement per step
+    assert cost["measurements"] <= cost["hessian_vector_products"] <= cost["measurements"] * 21
+    folder = save_results(tracked, tmp_path)
+    assert json.loads((folder / "meta.json").read_text())["sharpness_cost"] == cost
+    assert load_results(folder).meta["sharpness_cost"] == cost
