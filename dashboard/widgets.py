@@ -15,6 +15,7 @@ import os
 import re
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import streamlit as st
 
 from descentlab import analysis
@@ -484,7 +485,10 @@ def validate(spec: dict, registry: Registry):
     return Experiment.from_dict(spec, registry, name=spec.get("name", "dashboard"))
 
 
-@st.cache_data(show_spinner=False, max_entries=24)  # a big sweep is megabytes of metrics
+# cache_resource, not cache_data: every rerun and every session shares one Results instead of
+# unpickling a copy (a 2560-run x 2000-step sweep is ~458 MB). Pages only read it; the weights'
+# arrays are made read-only so that a page that tried to write would fail loudly, not corrupt the cache.
+@st.cache_resource(show_spinner=False, max_entries=12)
 def _run_cached(spec_json: str, registry_key: tuple, _registry: Registry):
     from descentlab.runner import run_experiment
     experiment = validate(json.loads(spec_json), _registry)
@@ -498,6 +502,9 @@ def _run_cached(spec_json: str, registry_key: tuple, _registry: Registry):
 
     results = run_experiment(experiment, registry=_registry, progress=progress)
     bar.empty()
+    for array in (results.weights or {}).values():
+        if isinstance(array, np.ndarray):
+            array.flags.writeable = False
     return results
 
 

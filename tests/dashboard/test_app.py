@@ -665,3 +665,17 @@ def test_results_page_gives_cores_verdict_and_the_new_summary_columns(tmp_path):
     flagged = stored.runs[stored.runs.status.isin(["unstable", "diverged"])]
     why = table_with(at, "why it blew up").value
     assert len(flagged) and why["status"].str.split().str[-1].tolist() == flagged["status"].tolist()
+
+
+def test_cached_results_are_shared_not_copied_and_read_only():
+    # one Results object for every rerun and session (st.cache_resource): no per-rerun copy
+    from descentlab.dashboard import widgets as W
+    registry = load_registry()
+    spec = {**SMALL, "name": "shared-cache"}
+    first = W._run_cached(json.dumps(W.validate(spec, registry).to_dict(), sort_keys=True, default=str),
+                          ((), ""), registry)
+    again = W._run_cached(json.dumps(W.validate(spec, registry).to_dict(), sort_keys=True, default=str),
+                          ((), ""), registry)
+    assert first is again
+    with pytest.raises(ValueError):
+        next(iter(first.weights.values()))[...] = 0.0
