@@ -33,24 +33,29 @@ spec = {"name": "dashboard-landscape", **settings, "problem": problem, "rules": 
 W.spec_to_url(spec, URL_PARAM)
 results = W.run_when_asked(PAGE, spec, registry, errors)
 
+@st.fragment
+def paths_up_to_step(results, instance) -> None:
+    """The step slider, the contour with the paths and the 1-D view: the slider reruns only this part."""
+    steps = int(results.experiment.steps)
+    key = f"{PAGE}.step"
+    W.prime(key, steps)
+    if st.session_state[key] > steps:
+        st.session_state[key] = steps
+    k = W.remember(key, st.slider("step", 0, steps, key=key, help="draw every path up to this step"))
+    for note in W.divergence_notes(results):
+        st.caption("⚠️ " + note)
+    animate = st.toggle("animation controls (play the paths step by step)", value=True, key=f"{PAGE}.animate")
+    W.chart(F.draw_landscape(F.landscape_info(results, instance, upto_step=k), animate=animate),
+            f"{PAGE}.chart.contour")
+    axis_names = list(getattr(instance, "axis_names", ("θ₁", "θ₂")))
+    axis = st.radio("one-parameter view along", [0, 1], format_func=lambda i: str(axis_names[i]),
+                    horizontal=True, key=f"{PAGE}.axis")
+    W.chart(F.draw_cost_curve(F.cost_curve_info(results, instance, axis=axis, upto_step=k)), f"{PAGE}.chart.curve")
+
+
 if results is not None:
     if "path" not in results.weights:
         st.error(f"Problem {results.experiment.problem!r} has more than two parameters: no landscape to draw.")
     else:
-        instance = W.instance_for(results, registry)
-        steps = int(results.experiment.steps)
-        key = f"{PAGE}.step"
-        W.prime(key, steps)
-        if st.session_state[key] > steps:
-            st.session_state[key] = steps
-        k = W.remember(key, st.slider("step", 0, steps, key=key, help="draw every path up to this step"))
-        for note in W.divergence_notes(results):
-            st.caption("⚠️ " + note)
-        animate = st.toggle("animation controls (play the paths step by step)", value=True, key=f"{PAGE}.animate")
-        W.chart(F.draw_landscape(F.landscape_info(results, instance, upto_step=k), animate=animate),
-                f"{PAGE}.chart.contour")
-        axis_names = list(getattr(instance, "axis_names", ("θ₁", "θ₂")))
-        axis = st.radio("one-parameter view along", [0, 1], format_func=lambda i: str(axis_names[i]),
-                        horizontal=True, key=f"{PAGE}.axis")
-        W.chart(F.draw_cost_curve(F.cost_curve_info(results, instance, axis=axis, upto_step=k)), f"{PAGE}.chart.curve")
+        paths_up_to_step(results, W.instance_for(results, registry))
         W.chart(F.draw_curves(F.loss_curves_info(results)), f"{PAGE}.chart.loss")

@@ -34,7 +34,9 @@ spec = {"name": "dashboard-boundary", **settings, "seeds": 1, "snapshot_every": 
 W.spec_to_url(spec, URL_PARAM)
 results = W.run_when_asked(PAGE, spec, registry, errors)
 
-if results is not None:
+@st.fragment
+def boundary_at_step(results) -> None:
+    """The step slider and the boundary it shows: moving the slider reruns only this part."""
     steps = int(results.experiment.steps)
     key = f"{PAGE}.step"
     W.prime(key, steps)
@@ -60,4 +62,8 @@ if results is not None:
                    params[j])
                   for j, (g, r) in enumerate(zip(groups, ids))]
         W.chart(F.draw_decision_boundary(F.decision_boundary_info(instance, panels, step=k)), f"{PAGE}.chart.boundary")
+
+
+if results is not None:
+    boundary_at_step(results)
     W.chart(F.draw_curves(F.loss_curves_info(results)), f"{PAGE}.chart.loss")
