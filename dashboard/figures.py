@@ -40,6 +40,22 @@ def color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+def entry_color(entry: int, rank: int = 0, count: int = 1) -> str:
+    """The colour of rule entry ``entry`` in every chart (loss, sweep, paths, reports): one hue per entry.
+
+    An entry with ``count`` configurations (a grid) gives its ``rank``-th one a shade of the same hue,
+    from darker to lighter, so a sweep's α values stay one family in the legend.
+    """
+    base = color(entry)
+    if count <= 1:
+        return base
+    t = -0.35 + 0.8 * rank / (count - 1)          # -0.35 (darker) .. +0.45 (lighter)
+    h = base.lstrip("#")
+    rgb = [int(h[i:i + 2], 16) for i in (0, 2, 4)]
+    mixed = [round(v + (255 - v) * t) if t > 0 else round(v * (1 + t)) for v in rgb]
+    return "#" + "".join(f"{max(0, min(255, v)):02X}" for v in mixed)
+
+
 def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
     r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
@@ -74,7 +90,8 @@ class Group:
     run_ids: list[int]
     seeds: list[int]
     config: dict[str, Any]
-    index: int  # position, used for the colour
+    index: int  # position in the list
+    color: str = ""  # entry_color of its entry, shaded by its rank among the entry's configurations
 
 
 def config_columns(results) -> list[str]:
@@ -103,6 +120,7 @@ def run_groups(results) -> list[Group]:
     cols = config_columns(results)
     groups: list[Group] = []
     for entry, rows in runs.groupby("entry", sort=True):
+        first = len(groups)
         varying = [c for c in cols if rows[c].nunique(dropna=False) > 1]
         label = str(rows["label"].iloc[0]) if "label" in rows else str(rows["rule"].iloc[0])
         keys = varying or []
@@ -118,6 +136,9 @@ def run_groups(results) -> list[Group]:
             groups.append(Group(name=name, entry=int(entry), rule=str(part["rule"].iloc[0]),
                                 run_ids=[int(r) for r in part["run_id"]],
                                 seeds=[int(s) for s in part["seed"]], config=config, index=len(groups)))
+        mine = groups[first:]
+        for rank, g in enumerate(mine):
+            g.color = entry_color(g.entry, rank, len(mine))
     return groups
 
 
@@ -298,7 +319,7 @@ def metric_curves_info(results, metric: str, *, title: str | None = None, y_titl
         x, y, lower, upper = _thin(*_summarise(steps, values), max_points=max_points)
         if not x:
             continue
-        info.curves.append(Curve(name=g.name + suffix, x=x, y=y, run_ids=list(g.run_ids), color=color(g.index),
+        info.curves.append(Curve(name=g.name + suffix, x=x, y=y, run_ids=list(g.run_ids), color=g.color,
                                  dash=dash, lower=lower, upper=upper, role=role, legendgroup=g.name))
         if not mark_diverged:
             continue
@@ -308,12 +329,12 @@ def metric_curves_info(results, metric: str, *, title: str | None = None, y_titl
                 column = np.where(np.isinf(values[:, j]), np.nan, values[:, j])
                 info.diverged.append(RunMark(
                     name=g.name, run_id=run_id, seed=seeds_of.get(run_id, -1), step=at,
-                    y=_last_finite(steps, column, at), text=diverged_text(at), color=color(g.index)))
+                    y=_last_finite(steps, column, at), text=diverged_text(at), color=g.color))
             elif run_id in unstable:
                 at = unstable[run_id]
                 info.unstable.append(RunMark(
                     name=g.name, run_id=run_id, seed=seeds_of.get(run_id, -1), step=at,
-                    y=_value_at(steps, values[:, j], at, log_y), text=unstable_text(at), color=color(g.index),
+                    y=_value_at(steps, values[:, j], at, log_y), text=unstable_text(at), color=g.color,
                     status="unstable"))
     steps_total = _total_steps(results)
     if steps_total is not None:
@@ -562,7 +583,10 @@ def sweep_info(results) -> SweepInfo:
     """
     lines = []
     finite_max = []
-    for k, (name, _entry, rows) in enumerate(_sweep_groups(results)):
+    sweep_groups = _sweep_groups(results)
+    per_entry = {e: [k for k, (_, entry, _) in enumerate(sweep_groups) if entry == e]
+                 for e in {entry for _, entry, _ in sweep_groups}}
+    for k, (name, _entry, rows) in enumerate(sweep_groups):
         alphas, finals, bests, statuses, div_ats, unst_ats = [], [], [], [], [], []
         for alpha, part in rows.sort_values("seed", kind="stable").groupby("learning_rate", sort=True):
             alphas.append(float(alpha))
@@ -583,7 +607,8 @@ def sweep_info(results) -> SweepInfo:
         largest = None if math.isnan(largest) else largest
         largest_loss = finals[alphas.index(largest)] if largest is not None else None
         lines.append(SweepLine(
-            name=name, color=color(k), alphas=alphas, final_loss=finals, best_loss=bests, statuses=statuses,
+            name=name, color=entry_color(_entry, per_entry[_entry].index(k), len(per_entry[_entry])),
+            alphas=alphas, final_loss=finals, best_loss=bests, statuses=statuses,
             worst=[worst_status(s) for s in statuses],
             flagged=[any(is_flagged(x) for x in s) for s in statuses],
             failed=["failed" in s for s in statuses], diverged=["diverged" in s for s in statuses],
@@ -901,7 +926,7 @@ def landscape_info(results, instance, *, grid: int = 80, upto_step: int | None =
         groups = run_groups(results)
         name_of = {r: g.name + (f" seed {s}" if len(g.run_ids) > 1 else "")
                    for g in groups for r, s in zip(g.run_ids, g.seeds)}
-        color_of = {r: color(g.index) for g in groups for r in g.run_ids}
+        color_of = {r: g.color for g in groups for r in g.run_ids}
         for run_id in (run_ids if run_ids is not None else sorted(name_of)):
             p = paths[run_id, :k + 1]
             name = name_of.get(run_id, str(run_id))
@@ -1061,7 +1086,7 @@ def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None =
 
     ys = evaluate_grid(instance, on_line(xs))
     groups = run_groups(results)
-    name_of = {r: (g.name, color(g.index)) for g in groups for r in g.run_ids}
+    name_of = {r: (g.name, g.color) for g in groups for r in g.run_ids}
     flagged = {"unstable": _unstable_steps(results), "diverged": _diverged_steps(results)}
     steps, marks = [], []
     for run_id in (run_ids if run_ids is not None else sorted(name_of)):

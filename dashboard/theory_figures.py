@@ -17,6 +17,8 @@ import plotly.graph_objects as go
 from descentlab import stability as _stability
 from descentlab.stability import critical_learning_rates_for_runs, rule_threshold
 
+from . import figures as F
+
 
 def _rule_title(rule: str) -> str:
     """How a sentence names a rule: core's declared title (``stability.rule_title``), else its name."""
@@ -28,8 +30,7 @@ def _rule_title(rule: str) -> str:
             return str(rule)
     return getattr(_stability, "RULE_NAMES", {}).get(rule, rule)  # core before declared titles
 
-PALETTE = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A",
-           "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"]
+PALETTE = F.PALETTE   # one palette for the project (dashboard/figures.py)
 
 
 def _color(i: int) -> str:

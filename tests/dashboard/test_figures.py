@@ -501,3 +501,20 @@ def test_multiclass_boundary_is_the_argmax_of_the_network_by_hand():
     fig = F.draw_decision_boundary(info)
     heat = next(t for t in fig.data if t.meta == "prediction")
     assert (heat.zmin, heat.zmax) == (-0.5, 2.5)  # one flat colour band per class
+
+
+def test_one_colour_per_rule_entry_in_every_chart():
+    # an entry keeps its hue in the loss chart, the sweep and the landscape; its α values are shades of it
+    results = _run({"steps": 10, "problem": {"name": "quadratic"},
+                    "rules": [{"rule": "gd", "learning_rate": [0.3, 1.0, 1.9]},
+                              {"rule": "momentum", "learning_rate": 0.2, "momentum": 0.5}]})
+    instance = get_registry().problem("quadratic").build(results.experiment.problem_settings)
+    loss = {c.name: c.color for c in F.loss_curves_info(results, test=False).curves}
+    sweep = {line.name: line.color for line in F.sweep_info(results).lines}
+    paths = {p.name: p.color for p in F.landscape_info(results, instance).paths}
+    momentum = [n for n in loss if n.startswith("momentum")][0]
+    assert loss[momentum] == F.entry_color(1) == sweep["momentum"] == paths[momentum]
+    gd = [loss[n] for n in loss if n.startswith("gd")]
+    assert gd == [F.entry_color(0, rank, 3) for rank in range(3)] and len(set(gd)) == 3
+    assert sweep["gd"] == F.entry_color(0)                      # one sweep line: the entry's own hue
+    assert [p.color for p in F.landscape_info(results, instance).paths if p.name.startswith("gd")] == gd
