@@ -381,8 +381,21 @@ def render_html(sections: Sequence[Section]) -> str:
 # ---------------------------------------------------------------- Markdown
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]!|~])")   # what can start emphasis, code, a link or an image
+
+
 def md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """User text (labels, names, reasons) shown literally in Markdown: HTML escaped (no ``<script>``,
+    no ``<img onerror>``), Markdown punctuation backslash-escaped (no links or images), one line."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False)).replace("\n", " ")
+
+
+def md_code(text: str, language: str = "") -> str:
+    """A fenced code block whose fence is longer than any run of backticks in ``text`` (a label with
+    ``` cannot close it early); code blocks show raw HTML as text."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
 
 
 def md_table(frame: pd.DataFrame) -> str:
@@ -395,10 +408,11 @@ def md_table(frame: pd.DataFrame) -> str:
 
 
 def md_section(section: Section, images: dict[int, str], missing_note: str) -> str:
-    parts = [f"## {section.name}", "### Verdict", "\n".join(f"- {s}" for s in section.verdict),
+    parts = [f"## {md_escape(section.name)}", "### Verdict", "\n".join(f"- {md_escape(s)}" for s in section.verdict),
              "### Summary per rule", md_table(display_summary(section.summary)), "### Figures"]
     for fig in section.figures:
-        parts.append(f"![{fig.title}]({images[id(fig)]})" if id(fig) in images else f"- {fig.title}")
+        parts.append(f"![{md_escape(fig.title)}]({images[id(fig)]})" if id(fig) in images
+                     else f"- {md_escape(fig.title)}")
     if missing_note:
         parts.append(f"_Figures not drawn: {missing_note}._")
     if not section.reasons.empty:
@@ -406,18 +420,18 @@ def md_section(section: Section, images: dict[int, str], missing_note: str) -> s
     if not section.failures.empty:
         parts += ["### Failed runs", md_table(section.failures)]
     parts += ["### The experiment as run", md_table(pd.DataFrame(section.facts, columns=["", ""])),
-              md_table(section.rules), "### Reproduce", f"```sh\n{section.reproduce}\n```"]
+              md_table(section.rules), "### Reproduce", md_code(section.reproduce, "sh")]
     if section.command and section.command != section.reproduce:
-        parts.append(f"Recorded command: `{section.command}`")
+        parts.append("Recorded command:\n\n" + md_code(section.command, "sh"))
     if section.toml:
-        parts.append(f"```toml\n{section.toml.strip()}\n```")
+        parts.append(md_code(section.toml.strip(), "toml"))
     parts += ["### Versions and plugin origins", md_table(pd.DataFrame(section.meta, columns=["", ""]))]
     return "\n\n".join(p for p in parts if p)
 
 
 def render_markdown(sections: Sequence[Section], images: dict[int, str], missing_note: str = "") -> str:
     title = " vs ".join(s.name for s in sections)
-    parts = [f"# descentlab report: {title}"]
+    parts = [f"# descentlab report: {md_escape(title)}"]
     if len(sections) > 1:
         parts += ["## All experiments", md_table(combined_summary(sections))]
     parts += [md_section(s, images, missing_note) for s in sections]

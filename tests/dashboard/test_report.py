@@ -382,3 +382,32 @@ def test_why_table_lists_unstable_and_diverged_runs_with_their_steps(make_result
     assert unstable["why it blew up"].startswith("unstable (it ended above its initial loss)")
     assert diverged["status"] == "× diverged" and diverged["seeds"] == "0, 1, 2" and diverged["at step"] == "5, 5, 5"
     assert diverged["why it blew up"].startswith("diverged (loss beyond")
+
+
+def test_labels_are_text_in_markdown_and_html_reports(tmp_path, monkeypatch):
+    # a label from a shared link or a results folder must not become markup in either report
+    import plotly.io as pio
+
+    from descentlab.experiment import Experiment
+    from descentlab.registry import load_registry
+
+    def no_browser(*args, **kwargs):
+        raise RuntimeError("no browser in this test")
+    monkeypatch.setattr(pio, "write_images", no_browser)
+    evil = "GD <script>alert(1)</script> <img src=x onerror=alert(2)> ![t](http://evil.example/x.png) ```"
+    registry = load_registry(entry_points=False, use_env=False)
+    spec = {"name": "labels", "steps": 5, "problem": {"name": "quadratic"},
+            "rules": [{"rule": "gd", "label": evil, "learning_rate": 0.5}]}
+    results = run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
+    report.build_report([results], "md", tmp_path / "rep.md")
+    markdown = (tmp_path / "rep.md").read_text()
+    # outside code blocks (which show raw text as text) no markup survives; no block is closed early
+    prose = re.sub(r"(?ms)^(`{3,})\w*\n.*?^\1$", "", markdown)
+    assert prose.count("```") == 0
+    markdown = prose
+    assert "<script" not in markdown and "<img" not in markdown
+    assert not re.search(r"(?<!\\)\]\(", markdown)         # no unescaped "](": no link or image
+    assert "&lt;script&gt;" in markdown                      # still there, as text
+    report.build_report([results], "html", tmp_path / "rep.html")
+    page = (tmp_path / "rep.html").read_text()
+    assert "<script>alert(1)" not in page and "<img src=x" not in page
