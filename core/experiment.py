@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,13 @@ from .errors import SpecError
 
 DTYPES = ("float64", "float32")
 MAX_STEPS = 10_000_000
+MAX_FILE_BYTES = 16 * 1024 * 1024  # an experiment file is a few hundred bytes; this is a sanity bound
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# An experiment name becomes a folder name "<name>-<YYYYmmdd-HHMMSS>" (and, with a collision, a suffix):
+# well below the 255 bytes a file name may have on common file systems.
+MAX_NAME_LENGTH = 100
+NAME_ACCEPTED = (f"1 to {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', starting with a letter or digit "
+                 "(it names the results folder)")
 
 # Run settings with their declarations: the same checks and messages as rule hyperparameters.
 SETTINGS: tuple[HyperParam, ...] = (
@@ -127,11 +134,10 @@ class Experiment:
         _check_keys("experiment", d, TOP_KEYS)
         if "name" in d:
             exp_name = d["name"]
-            if not isinstance(exp_name, str) or not NAME_PATTERN.match(exp_name):
-                raise SpecError("name", exp_name, "letters, digits, '.', '_' or '-' (it names the results folder)")
+            check_name(exp_name)
         else:
             exp_name = name or "experiment"
-            exp_name = re.sub(r"[^A-Za-z0-9_.-]", "-", exp_name).lstrip(".-_") or "experiment"
+            exp_name = re.sub(r"[^A-Za-z0-9_.-]", "-", exp_name).lstrip(".-_")[:MAX_NAME_LENGTH] or "experiment"
         values = {h.name: h.check(d.get(h.name, h.default)) for h in SETTINGS}
         steps = values["steps"]
         seeds = _check_seeds(d.get("seeds", 1))
@@ -197,10 +203,22 @@ class Experiment:
 
 # ---- helpers ----------------------------------------------------------------------------------------
 
+def check_name(value) -> str:
+    """An experiment name usable as a results folder name, or a one-line SpecError."""
+    if (not isinstance(value, str) or len(value) > MAX_NAME_LENGTH or not value.isascii()
+            or not NAME_PATTERN.match(value)):
+        shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+        hint = f"{len(value)} characters" if isinstance(value, str) and len(value) > MAX_NAME_LENGTH else ""
+        raise SpecError("name", shown, NAME_ACCEPTED, hint=hint)
+    return value
+
+
 def parse_toml(text: str) -> dict:
     """TOML text -> dict; a syntax error becomes a SpecError naming the line."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig")
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text.removeprefix("\ufeff"))  # a byte-order mark is not TOML syntax
     except tomllib.TOMLDecodeError as error:
         # tomllib's message ends with "(at line L, column C)"
         raise SpecError("experiment file", "malformed TOML", "valid TOML", hint=str(error)) from None
@@ -209,13 +227,22 @@ def parse_toml(text: str) -> dict:
 def load_experiment_file(path, registry=None) -> Experiment:
     """Read and validate an experiment TOML file; its name defaults to the file name."""
     p = Path(path)
+    accepted = "a readable UTF-8 TOML file"
     try:
-        text = p.read_text(encoding="utf-8")
+        if p.is_dir():
+            raise SpecError("experiment file", str(path), accepted, hint="it is a directory")
+        if p.exists() and not stat.S_ISREG(p.stat().st_mode):
+            # /dev/zero or a FIFO would never end (or block until a writer comes)
+            raise SpecError("experiment file", str(path), accepted, hint="not a regular file")
+        if p.exists() and p.stat().st_size > MAX_FILE_BYTES:
+            raise SpecError("experiment file", str(path), accepted,
+                            hint=f"{p.stat().st_size} bytes; at most {MAX_FILE_BYTES}")
+        # bytes, then utf-8-sig: a byte-order mark (Windows editors write one) is accepted, as for CSV files
+        text = p.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise SpecError("experiment file", str(path), "an existing .toml file") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise SpecError("experiment file", str(path), "a readable UTF-8 TOML file",
-                        hint=type(error).__name__) from None
+        raise SpecError("experiment file", str(path), accepted, hint=type(error).__name__) from None
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -299,7 +326,8 @@ def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> Rul
             warmup_steps=int(schedule_spec.get("warmup_steps", 0)))
 
     if not isinstance(rule_name, str) or rule_name not in registry.rules:
-        raise SpecError(f"{where}.rule", rule_name, "one of " + (", ".join(sorted(registry.rules)) or "(no rules loaded)"))
+        raise SpecError(f"{where}.rule", rule_name,
+                        "one of " + (", ".join(sorted(registry.rules)) or "(no rules loaded)"))
     rule = registry.rules[rule_name]
     _check_keys(where, d, (*ENTRY_KEYS, *(h.name for h in rule.hyperparams)))
     if not isinstance(schedule_name, str) or schedule_name not in registry.schedules:

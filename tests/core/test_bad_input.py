@@ -1,0 +1,133 @@
+"""Bad input (issue 11): one line on stderr naming the field, the value and what is accepted; exit 2;
+no traceback; results already written stay untouched. Each test covers a class of inputs, not one case."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from descentlab.cli import main
+
+GOOD = """
+name = "bad-input-quad"
+steps = 10
+seeds = 2
+eval_every = 0
+
+[problem]
+name = "quadratic"
+
+[[rules]]
+rule = "gd"
+learning_rate = [0.1, 0.2]
+"""
+
+
+def spec_text(**top) -> str:
+    """GOOD with top-level keys replaced (values are TOML literals)."""
+    settings, tables = GOOD.split("[problem]", 1)
+    lines = [line for line in settings.splitlines() if line.split(" = ")[0] not in top]
+    head = [f"{k} = {v}" for k, v in top.items()]
+    return "\n".join(head + lines) + "\n[problem]" + tables
+
+
+def snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def earlier(tmp_path_factory):
+    """A results folder with one finished run in it: every refused run below must leave it as it is."""
+    root = tmp_path_factory.mktemp("earlier")
+    spec = root / "good.toml"
+    spec.write_text(GOOD)
+    out = root / "results"
+    assert main(["run", str(spec), "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    return out
+
+
+def cli(*args, cwd=None, timeout=120, env=None):
+    """``python -m descentlab ARGS`` as a subprocess: (exit status, stdout, stderr)."""
+    done = subprocess.run([sys.executable, "-m", "descentlab", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout, env=env)
+    return done.returncode, done.stdout, done.stderr
+
+
+def assert_one_line(status, stderr, *names, code=2):
+    """Exit ``code``, exactly one line on stderr, no traceback, and every one of ``names`` in it."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert status == code, (status, stderr)
+    for name in names:
+        assert str(name) in lines[0], (name, lines[0])
+    return lines[0]
+
+
+def refuse(tmp_path, earlier, text, *names, extra=(), filename="exp.toml"):
+    """Run a spec that must be refused: one line naming ``names``, and ``earlier`` untouched."""
+    before = snapshot(earlier)
+    spec = tmp_path / filename
+    spec.write_text(text, encoding="utf-8")
+    status, _, stderr = cli("run", spec, "--out", earlier, "--quiet", *extra)
+    line = assert_one_line(status, stderr, *names)
+    assert snapshot(earlier) == before
+    return line
+
+
+# ---- 1. experiment names: checked at load time --------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["x" * 101, "a" * 300, "bad/name", "../up", ".hidden", "-dash", "with space",
+                                  "tab\there", "ünïcode", ""])
+def test_bad_names_are_refused_at_load_time_naming_the_field(tmp_path, earlier, name):
+    escaped = name.replace("\\", "\\\\").replace("\t", "\\t")
+    line = refuse(tmp_path, earlier, spec_text(name=f'"{escaped}"'), "name", "100")
+    assert "--out" not in line  # blamed on the name, not on the output folder after training
+
+
+def test_a_non_string_name_is_refused(tmp_path, earlier):
+    refuse(tmp_path, earlier, spec_text(name="42"), "name", "42")
+
+
+def test_names_at_the_limit_run_and_a_long_file_name_is_shortened(tmp_path):
+    from descentlab.experiment import Experiment, load_experiment_file
+
+    assert Experiment.from_toml(spec_text(name='"' + "n" * 100 + '"')).name == "n" * 100
+    long_file = tmp_path / ("f" * 200 + ".toml")
+    long_file.write_text(GOOD.replace('name = "bad-input-quad"\n', ""))
+    assert load_experiment_file(long_file).name == "f" * 100
+
+
+# ---- 3. TOML files with a byte-order mark --------------------------------------------------------------
+
+def test_a_toml_file_with_a_byte_order_mark_loads_and_runs(tmp_path):
+    from descentlab.experiment import Experiment, load_experiment_file
+
+    spec = tmp_path / "bom.toml"
+    spec.write_bytes(b"\xef\xbb\xbf" + GOOD.encode("utf-8"))
+    assert load_experiment_file(spec).name == "bad-input-quad"
+    assert Experiment.from_toml("\ufeff" + GOOD).name == "bad-input-quad"
+    status, stdout, stderr = cli("run", spec, "--out", tmp_path / "out", "--quiet", "--workers", "1")
+    assert status == 0, stderr
+    assert "results:" in stdout
+
+
+def test_a_toml_file_that_is_not_utf8_or_not_a_regular_file_is_one_line(tmp_path, earlier):
+    spec = tmp_path / "latin1.toml"
+    spec.write_bytes(GOOD.replace("bad-input-quad", "caf\xe9").encode("latin-1"))
+    before = snapshot(earlier)
+    for path in (spec, tmp_path, "/dev/zero"):
+        status, _, stderr = cli("run", path, "--out", earlier, "--quiet", timeout=30)
+        assert_one_line(status, stderr, "experiment file", str(path))
+    assert snapshot(earlier) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_as_experiment_file_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    status, _, stderr = cli("run", fifo, "--quiet", timeout=30)
+    assert_one_line(status, stderr, "experiment file", "not a regular file")
