@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -94,18 +95,24 @@ def _summary(results) -> str:
 
 
 def cmd_run(args) -> int:
-    from .experiment import load_experiment_file
+    from .experiment import check_resources, load_experiment_file
     from .records import save_results
     from .runner import run_experiment
 
-    registry = _registry(args.plugin, fatal_plugins=True)
-    experiment = load_experiment_file(args.experiment, registry)
     if args.workers is not None and args.workers < 1:
         raise SpecError("--workers", args.workers, "an integer >= 1")
+    registry = _registry(args.plugin, fatal_plugins=True)
+    experiment = load_experiment_file(args.experiment, registry)
     if args.out is not None:
         _check_out_dir(args.out)
+    workers = _bounded_workers(args.workers, experiment.n_runs, quiet=args.quiet)
+    # the problem is built here once more (cheap: parameters are allocated per chunk) so that a job
+    # that cannot fit is refused before any training, with what it needs and what there is
+    instance = registry.problem(experiment.problem).build(dict(experiment.problem_settings))
+    check_resources(experiment, instance, workers or min(os.cpu_count() or 1, experiment.n_runs))
+    del instance
     progress = None if args.quiet else ProgressBar()
-    results = run_experiment(experiment, registry=registry, progress=progress, workers=args.workers)
+    results = run_experiment(experiment, registry=registry, progress=progress, workers=workers)
     path = save_results(results, args.out)
     if not args.quiet:
         print(_summary(results))
@@ -114,9 +121,20 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _bounded_workers(requested: int | None, n_runs: int, *, quiet: bool = False) -> int | None:
+    """``--workers`` bounded by the job (one run per process at most) and the machine (its CPUs)."""
+    if requested is None:
+        return None
+    cpus = os.cpu_count() or 1
+    bounded = max(1, min(requested, n_runs, cpus))
+    if bounded < requested and not quiet:
+        print(f"descentlab: note: --workers {requested} lowered to {bounded} "
+              f"({n_runs} runs, {cpus} CPUs)", file=sys.stderr)
+    return bounded
+
+
 def _check_out_dir(out) -> None:
     """Fail before training, not after, when the output folder cannot be used."""
-    import os
     from pathlib import Path
 
     p = Path(out)
@@ -160,7 +178,8 @@ def _delegate(module_name: str, function: str, argv, what: str) -> int:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name and (module_name.startswith(error.name) or error.name.startswith(module_name)):
-            raise SpecError("command", what, f"a command whose module is installed ({module_name} is missing)") from None
+            raise SpecError("command", what,
+                            f"a command whose module is installed ({module_name} is missing)") from None
         raise SpecError("command", what, "its dependencies installed", hint=f"missing module {error.name}") from None
     return int(getattr(module, function)(list(argv)) or 0)
 

@@ -200,3 +200,102 @@ def test_non_finite_statistics_are_refused_naming_the_column():
     with pytest.raises(SpecError, match="column 'height'"):
         make_dataset(x, np.arange(4.0).reshape(-1, 1), "regression", standardize_inputs=True,
                      feature_names=["width", "height"])
+
+
+# ---- 2. sizes and counts: checked up front against a stated estimate --------------------------------
+
+HUGE_NET = """
+name = "huge-net"
+[problem]
+name = "spirals"
+hidden = [100000, 100000]
+[[rules]]
+rule = "gd"
+"""
+
+
+def test_a_network_that_cannot_fit_is_refused_before_any_work(tmp_path, earlier):
+    line = refuse(tmp_path, earlier, HUGE_NET, "experiment size", "needs ~", "GB", "10000500001 parameters")
+    assert "has" in line or "allows" in line or "may use" in line
+
+
+def test_the_memory_check_uses_the_stated_cap(tmp_path, earlier):
+    before = snapshot(earlier)
+    spec = tmp_path / "exp.toml"
+    spec.write_text(GOOD)
+    env = {**os.environ, "DESCENTLAB_MEMORY_LIMIT_GB": "0.000001"}
+    status, _, stderr = cli("run", spec, "--out", earlier, "--quiet", env=env)
+    assert_one_line(status, stderr, "experiment size", "needs ~", "DESCENTLAB_MEMORY_LIMIT_GB")
+    env["DESCENTLAB_MEMORY_LIMIT_GB"] = "lots"
+    status, _, stderr = cli("run", spec, "--out", earlier, "--quiet", env=env)
+    assert_one_line(status, stderr, "DESCENTLAB_MEMORY_LIMIT_GB", "lots")
+    assert snapshot(earlier) == before
+
+
+@pytest.mark.parametrize("seeds, shown", [("100000000", "100000000"), ("100001", "100001"), ("0", "0"),
+                                          ("-3", "-3"), ("[18446744073709551616]", "18446744073709551616"),
+                                          ("[9223372036854775808]", "9223372036854775808"),
+                                          ("[4294967296]", "4294967296"), ("[1, -1]", "-1"), ("[1.5]", "1.5"),
+                                          ("[true]", "True"), ("[]", "[]"), ("[2, 2]", "[2, 2]"),
+                                          ('"3"', "'3'")])
+def test_seed_counts_and_values_out_of_range_are_refused(tmp_path, earlier, seeds, shown):
+    line = refuse(tmp_path, earlier, spec_text(seeds=seeds), "seeds", shown)
+    assert "2**32" in line
+
+
+def test_the_largest_seed_runs(tmp_path):
+    from descentlab.experiment import Experiment
+    from descentlab.runner import run_experiment
+
+    experiment = Experiment.from_toml(spec_text(seeds=f"[0, {2 ** 32 - 1}]"))
+    results = run_experiment(experiment, workers=1)
+    assert sorted(results.runs["seed"].unique()) == [0, 2 ** 32 - 1]
+
+
+@pytest.mark.parametrize("key, value", [("steps", 2 ** 64), ("eval_every", 2 ** 63), ("batch_size", -2 ** 70)])
+def test_integers_beyond_64_bits_anywhere_are_refused_naming_the_key(tmp_path, earlier, key, value):
+    refuse(tmp_path, earlier, spec_text(**{key: value}), key, str(value))
+
+
+def test_a_problem_setting_beyond_64_bits_is_refused_naming_it(tmp_path, earlier):
+    text = GOOD.replace('name = "quadratic"', 'name = "spirals"\nseed = 18446744073709551616')
+    refuse(tmp_path, earlier, text, "problem.seed", "18446744073709551616")
+
+
+def test_grids_with_too_many_runs_are_refused_before_they_are_built(tmp_path, earlier):
+    rates = "[" + ", ".join(f"{0.001 * (i + 1):g}" for i in range(1000)) + "]"
+    text = spec_text(seeds="1000").replace("learning_rate = [0.1, 0.2]", f"learning_rate = {rates}")
+    refuse(tmp_path, earlier, text, "runs", "100000", "1000 grid points")
+
+
+# ---- 5. --workers bounded by the job and the machine --------------------------------------------------
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_workers_below_one_are_refused(tmp_path, earlier, value):
+    spec = tmp_path / "exp.toml"
+    spec.write_text(GOOD)
+    before = snapshot(earlier)
+    status, _, stderr = cli("run", spec, "--out", earlier, "--quiet", "--workers", value)
+    assert_one_line(status, stderr, "--workers", value, ">= 1")
+    assert snapshot(earlier) == before
+
+
+def test_workers_that_are_not_integers_are_one_usage_line(tmp_path):
+    spec = tmp_path / "exp.toml"
+    spec.write_text(GOOD)
+    status, _, stderr = cli("run", spec, "--workers", "many")
+    assert_one_line(status, stderr, "--workers", "many")
+
+
+def test_more_workers_than_runs_or_cpus_are_bounded_with_a_note(tmp_path):
+    from descentlab.records import load_results
+
+    spec = tmp_path / "exp.toml"
+    spec.write_text(spec_text(seeds="2"))  # 2 learning rates x 2 seeds = 4 runs
+    status, stdout, stderr = cli("run", spec, "--out", tmp_path / "out", "--workers", "200")
+    assert status == 0, stderr
+    bounded = min(4, os.cpu_count() or 1)
+    assert f"--workers 200 lowered to {bounded}" in stderr
+    assert "Traceback" not in stderr
+    folder = Path(stdout.strip().splitlines()[-1].split("results: ", 1)[1])
+    assert load_results(folder).meta["workers"] <= bounded
