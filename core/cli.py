@@ -9,7 +9,7 @@ import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
 
-from .errors import PluginError, SpecError
+from .errors import PluginError, SpecError, one_line
 
 EXIT_BAD_INPUT = 2
 
@@ -21,8 +21,30 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad arguments as one line and exit status 2, like every other bad input."""
 
+    def parse_known_args(self, args=None, namespace=None):
+        self._last_args = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def _unknown_options(self) -> list[str]:
+        """Options in this parser's arguments that it does not know (nor an abbreviation of one)."""
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        unknown = []
+        for token in getattr(self, "_last_args", []):
+            if token == "--":
+                break
+            if not token.startswith("-") or token == "-" or self._negative_number_matcher.match(token):
+                continue
+            name = token.split("=", 1)[0]
+            if name not in self._option_string_actions and not (
+                    name.startswith("--") and any(o.startswith(name) for o in known)):
+                unknown.append(token)
+        return unknown
+
     def error(self, message):
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        unknown = self._unknown_options() if message.startswith("the following arguments are required") else []
+        if unknown:  # "--bogus" is the mistake to report, not the positional argument it displaced
+            message = f"unrecognized arguments: {' '.join(unknown)}"
+        raise UsageError(one_line(f"{self.prog}: {message} (see {self.prog} --help)"))
 
 
 class ProgressBar:
@@ -184,6 +206,31 @@ def _delegate(module_name: str, function: str, argv, what: str) -> int:
     return int(getattr(module, function)(list(argv)) or 0)
 
 
+PORTS = (1, 65535)
+
+
+def _port(text: str) -> int:
+    """argparse type of --port: an integer in 1-65535 (0 would pick a random port nobody is told of)."""
+    try:
+        port = int(text, 10)
+    except ValueError:
+        port = None
+    if port is None or not PORTS[0] <= port <= PORTS[1]:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer in {PORTS[0]}-{PORTS[1]}")
+    return port
+
+
+def _workers(text: str) -> int:
+    """argparse type of --workers: an integer >= 1."""
+    try:
+        workers = int(text, 10)
+    except ValueError:
+        workers = None
+    if workers is None or workers < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= 1")
+    return workers
+
+
 def cmd_dashboard(args) -> int:
     try:
         dashboard = importlib.import_module("descentlab.dashboard")
@@ -205,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", default=None, help="folder for results (default: results)")
     run.add_argument("--plugin", metavar="PATH", action="append", default=[],
                      help="load descent rules/schedules/problems from a .py file (repeatable)")
-    run.add_argument("--workers", metavar="N", type=int, default=None,
+    run.add_argument("--workers", metavar="N", type=_workers, default=None,
                      help="worker processes (default: both cores when the job is large enough; 1 = in process)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the results path")
     run.set_defaults(handler=cmd_run)
@@ -220,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard = sub.add_parser("dashboard", help="open the interactive dashboard (Streamlit)",
                                description="Serve the descentlab dashboard.")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    dashboard.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    dashboard.add_argument("--port", type=_port, default=8501, help="port, 1-65535 (default 8501)")
     dashboard.set_defaults(handler=cmd_dashboard)
 
     for name, (module, function, text) in DELEGATED.items():

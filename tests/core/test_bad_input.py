@@ -299,3 +299,65 @@ def test_more_workers_than_runs_or_cpus_are_bounded_with_a_note(tmp_path):
     assert "Traceback" not in stderr
     folder = Path(stdout.strip().splitlines()[-1].split("results: ", 1)[1])
     assert load_results(folder).meta["workers"] <= bounded
+
+
+# ---- 5. lr-find and dashboard arguments ---------------------------------------------------------------
+
+@pytest.mark.parametrize("args, names", [
+    (["lr-find", "--bogus"], ["--bogus", "lr-find"]),
+    (["lr-find", "SPEC", "--bogus=1"], ["--bogus=1"]),
+    (["lr-find", "SPEC", "--steps", "x"], ["--steps", "'x'"]),
+    (["lr-find", "SPEC", "--steps", "1"], ["--steps", "1"]),
+    (["lr-find", "SPEC", "--steps", "100000000"], ["--steps", "100000000"]),
+    (["lr-find", "SPEC", "--end", "inf"], ["--end", "inf"]),
+    (["lr-find", "SPEC", "--start", "nan"], ["--start", "nan"]),
+    (["lr-find"], ["experiment", "required"]),
+    (["run", "--bogus"], ["--bogus"]),
+    (["plugins", "--bogus"], ["--bogus"]),
+    (["--bogus"], ["--bogus"]),
+])
+def test_bad_arguments_of_every_command_are_one_usage_line(tmp_path, args, names):
+    spec = tmp_path / "exp.toml"
+    spec.write_text(GOOD)
+    status, stdout, stderr = cli(*[str(spec) if a == "SPEC" else a for a in args], cwd=tmp_path)
+    assert_one_line(status, stderr, *names)
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_lr_find_out_that_is_a_folder_or_an_existing_file_is_refused_before_running(tmp_path):
+    spec = tmp_path / "exp.toml"
+    spec.write_text(GOOD)
+    existing = tmp_path / "earlier.json"
+    existing.write_text('{"kept": true}')
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    cases = [(tmp_path, "folder"), (existing, "exists"), (blocker / "x.json", "writable folder"),
+             ("/dev/null", "not a regular file")]
+    for out, why in cases:
+        status, stdout, stderr = cli("lr-find", spec, "--out", out)
+        assert_one_line(status, stderr, "--out", str(out), why)
+        assert "suggested" not in stdout  # refused before the range test ran
+    assert existing.read_text() == '{"kept": true}'
+    status, stdout, stderr = cli("lr-find", spec, "--steps", "20", "--out", existing, "--force")
+    assert status == 0, stderr
+    assert "entries" in existing.read_text()
+    status, stdout, stderr = cli("lr-find", spec, "--steps", "20", "--out", tmp_path / "new" / "lr.json")
+    assert status == 0 and (tmp_path / "new" / "lr.json").is_file(), stderr
+
+
+@pytest.mark.parametrize("port", ["70000", "65536", "0", "-1", "abc", "1e3", "80.5", ""])
+def test_dashboard_ports_outside_1_to_65535_are_one_line(port):
+    status, stdout, stderr = cli("dashboard", f"--port={port}", timeout=60)
+    line = assert_one_line(status, stderr, "--port", "1-65535")
+    assert repr(port) in line
+    assert "http://" not in stdout  # nothing was served
+
+
+def test_serve_checks_the_port_too():
+    from descentlab.dashboard.serve import check_port, streamlit_command
+    from descentlab.errors import SpecError
+
+    assert check_port(8501) == check_port("8501") == 8501
+    for bad in (0, 65536, -1, "x", 1.5, True, None):
+        with pytest.raises(SpecError, match="--port"):
+            streamlit_command(port=bad)
