@@ -283,11 +283,40 @@ DELEGATED = {
 }
 
 
-def main(argv=None) -> int:
-    """Entry point of ``descentlab`` and ``python -m descentlab``; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+
+
+def interrupted() -> int:
+    """One line for Ctrl-C, whenever it comes; a second Ctrl-C while saying so is ignored."""
+    import signal
+
     try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError):  # not the main thread
+        pass
+    try:
+        print("descentlab: interrupted", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+    return EXIT_INTERRUPTED
+
+
+def main(argv=None) -> int:
+    """Entry point of ``descentlab`` and ``python -m descentlab``; returns the exit status.
+
+    Bad input is one line and status 2, Ctrl-C at any moment (also while an error is reported) one
+    line and status 130, a dead worker process one line and status 1.
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return interrupted()
+
+
+def _main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
         if argv and argv[0] in DELEGATED:
             module, function, _ = DELEGATED[argv[0]]
             return _delegate(module, function, argv[1:], argv[0])
@@ -297,13 +326,10 @@ def main(argv=None) -> int:
             return EXIT_BAD_INPUT if not argv else 0
         return args.handler(args)
     except (SpecError, PluginError, UsageError) as error:
-        print(f"descentlab: error: {error}", file=sys.stderr)
+        print(f"descentlab: error: {one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("descentlab: interrupted; nothing was written", file=sys.stderr)
-        return 130
     except BrokenProcessPool as error:
-        print(f"descentlab: error: a worker process died ({error}); nothing was written; "
+        print(f"descentlab: error: a worker process died ({one_line(error)}); nothing was written; "
               "try --workers 1", file=sys.stderr)
         return 1
 

@@ -361,3 +361,83 @@ def test_serve_checks_the_port_too():
     for bad in (0, 65536, -1, "x", 1.5, True, None):
         with pytest.raises(SpecError, match="--port"):
             streamlit_command(port=bad)
+
+
+# ---- 6. Ctrl-C: one line "interrupted", status 130, nothing written ----------------------------------
+
+LONG = """
+name = "long-run"
+steps = 20000
+seeds = 4
+eval_every = 0
+
+[problem]
+name = "spirals"
+samples = 400
+hidden = [32, 32]
+
+[[rules]]
+rule = "gd"
+learning_rate = [0.01, 0.1]
+"""
+
+
+def interrupt_after(spec, out, delay, *extra):
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "descentlab", "run", str(spec), "--out", str(out),
+                                "--quiet", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    time.sleep(delay)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_during_a_run_is_one_line_and_status_130(tmp_path, earlier, workers):
+    spec = tmp_path / "long.toml"
+    spec.write_text(LONG)
+    before = snapshot(earlier)
+    status, stderr = interrupt_after(spec, earlier, 2.5, "--workers", workers)
+    assert_one_line(status, stderr, "interrupted", code=130)
+    assert snapshot(earlier) == before
+
+
+@pytest.mark.parametrize("where", ["descentlab.experiment.load_experiment_file", "descentlab.cli.build_parser",
+                                   "descentlab.cli._registry"])
+def test_ctrl_c_at_any_point_of_the_command_is_one_line(tmp_path, monkeypatch, capsys, where):
+    import importlib
+
+    module, name = where.rsplit(".", 1)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module(module), name, interrupt)
+    spec = tmp_path / "exp.toml"
+    spec.write_text(GOOD)
+    assert main(["run", str(spec), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "descentlab: interrupted"
+
+
+def test_ctrl_c_while_an_error_is_reported_is_still_one_line(monkeypatch, capsys):
+    import descentlab.cli as cli_module
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "one_line", interrupt)
+    assert main(["run", "/no/such/file.toml"]) == 130
+    assert capsys.readouterr().err.strip() == "descentlab: interrupted"
+
+
+@pytest.mark.xfail(strict=True, reason="Ctrl-C while `import descentlab` runs (its first ~0.3 s) is raised in "
+                   "core/__init__.py, before __main__ or the console entry point run; that file needs the guard")
+def test_ctrl_c_during_start_up_imports_is_one_line(tmp_path):
+    spec = tmp_path / "exp.toml"
+    spec.write_text(GOOD)
+    status, stderr = interrupt_after(spec, tmp_path / "out", 0.15)
+    assert_one_line(status, stderr, "interrupted", code=130)
