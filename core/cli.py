@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
 
-from .errors import PluginError, SpecError
+from .errors import PluginError, SpecError, one_line
 
 EXIT_BAD_INPUT = 2
 
@@ -20,8 +21,30 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse that reports bad arguments as one line and exit status 2, like every other bad input."""
 
+    def parse_known_args(self, args=None, namespace=None):
+        self._last_args = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def _unknown_options(self) -> list[str]:
+        """Options in this parser's arguments that it does not know (nor an abbreviation of one)."""
+        known = [o for o in self._option_string_actions if o.startswith("--")]
+        unknown = []
+        for token in getattr(self, "_last_args", []):
+            if token == "--":
+                break
+            if not token.startswith("-") or token == "-" or self._negative_number_matcher.match(token):
+                continue
+            name = token.split("=", 1)[0]
+            if name not in self._option_string_actions and not (
+                    name.startswith("--") and any(o.startswith(name) for o in known)):
+                unknown.append(token)
+        return unknown
+
     def error(self, message):
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        unknown = self._unknown_options() if message.startswith("the following arguments are required") else []
+        if unknown:  # "--bogus" is the mistake to report, not the positional argument it displaced
+            message = f"unrecognized arguments: {' '.join(unknown)}"
+        raise UsageError(one_line(f"{self.prog}: {message} (see {self.prog} --help)"))
 
 
 class ProgressBar:
@@ -94,18 +117,24 @@ def _summary(results) -> str:
 
 
 def cmd_run(args) -> int:
-    from .experiment import load_experiment_file
+    from .experiment import check_resources, load_experiment_file
     from .records import save_results
     from .runner import run_experiment
 
-    registry = _registry(args.plugin, fatal_plugins=True)
-    experiment = load_experiment_file(args.experiment, registry)
     if args.workers is not None and args.workers < 1:
         raise SpecError("--workers", args.workers, "an integer >= 1")
+    registry = _registry(args.plugin, fatal_plugins=True)
+    experiment = load_experiment_file(args.experiment, registry)
     if args.out is not None:
         _check_out_dir(args.out)
+    workers = _bounded_workers(args.workers, experiment.n_runs, quiet=args.quiet)
+    # the problem is built here once more (cheap: parameters are allocated per chunk) so that a job
+    # that cannot fit is refused before any training, with what it needs and what there is
+    instance = registry.problem(experiment.problem).build(dict(experiment.problem_settings))
+    check_resources(experiment, instance, workers or min(os.cpu_count() or 1, experiment.n_runs))
+    del instance
     progress = None if args.quiet else ProgressBar()
-    results = run_experiment(experiment, registry=registry, progress=progress, workers=args.workers)
+    results = run_experiment(experiment, registry=registry, progress=progress, workers=workers)
     path = save_results(results, args.out)
     if not args.quiet:
         print(_summary(results))
@@ -114,9 +143,20 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _bounded_workers(requested: int | None, n_runs: int, *, quiet: bool = False) -> int | None:
+    """``--workers`` bounded by the job (one run per process at most) and the machine (its CPUs)."""
+    if requested is None:
+        return None
+    cpus = os.cpu_count() or 1
+    bounded = max(1, min(requested, n_runs, cpus))
+    if bounded < requested and not quiet:
+        print(f"descentlab: note: --workers {requested} lowered to {bounded} "
+              f"({n_runs} runs, {cpus} CPUs)", file=sys.stderr)
+    return bounded
+
+
 def _check_out_dir(out) -> None:
     """Fail before training, not after, when the output folder cannot be used."""
-    import os
     from pathlib import Path
 
     p = Path(out)
@@ -160,9 +200,35 @@ def _delegate(module_name: str, function: str, argv, what: str) -> int:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name and (module_name.startswith(error.name) or error.name.startswith(module_name)):
-            raise SpecError("command", what, f"a command whose module is installed ({module_name} is missing)") from None
+            raise SpecError("command", what,
+                            f"a command whose module is installed ({module_name} is missing)") from None
         raise SpecError("command", what, "its dependencies installed", hint=f"missing module {error.name}") from None
     return int(getattr(module, function)(list(argv)) or 0)
+
+
+PORTS = (1, 65535)
+
+
+def _port(text: str) -> int:
+    """argparse type of --port: an integer in 1-65535 (0 would pick a random port nobody is told of)."""
+    try:
+        port = int(text, 10)
+    except ValueError:
+        port = None
+    if port is None or not PORTS[0] <= port <= PORTS[1]:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer in {PORTS[0]}-{PORTS[1]}")
+    return port
+
+
+def _workers(text: str) -> int:
+    """argparse type of --workers: an integer >= 1."""
+    try:
+        workers = int(text, 10)
+    except ValueError:
+        workers = None
+    if workers is None or workers < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= 1")
+    return workers
 
 
 def cmd_dashboard(args) -> int:
@@ -186,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", default=None, help="folder for results (default: results)")
     run.add_argument("--plugin", metavar="PATH", action="append", default=[],
                      help="load descent rules/schedules/problems from a .py file (repeatable)")
-    run.add_argument("--workers", metavar="N", type=int, default=None,
+    run.add_argument("--workers", metavar="N", type=_workers, default=None,
                      help="worker processes (default: both cores when the job is large enough; 1 = in process)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the results path")
     run.set_defaults(handler=cmd_run)
@@ -201,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard = sub.add_parser("dashboard", help="open the interactive dashboard (Streamlit)",
                                description="Serve the descentlab dashboard.")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    dashboard.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    dashboard.add_argument("--port", type=_port, default=8501, help="port, 1-65535 (default 8501)")
     dashboard.set_defaults(handler=cmd_dashboard)
 
     for name, (module, function, text) in DELEGATED.items():
@@ -217,11 +283,40 @@ DELEGATED = {
 }
 
 
-def main(argv=None) -> int:
-    """Entry point of ``descentlab`` and ``python -m descentlab``; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+
+
+def interrupted() -> int:
+    """One line for Ctrl-C, whenever it comes; a second Ctrl-C while saying so is ignored."""
+    import signal
+
     try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (ValueError, OSError):  # not the main thread
+        pass
+    try:
+        print("descentlab: interrupted", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+    return EXIT_INTERRUPTED
+
+
+def main(argv=None) -> int:
+    """Entry point of ``descentlab`` and ``python -m descentlab``; returns the exit status.
+
+    Bad input is one line and status 2, Ctrl-C at any moment (also while an error is reported) one
+    line and status 130, a dead worker process one line and status 1.
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return interrupted()
+
+
+def _main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
         if argv and argv[0] in DELEGATED:
             module, function, _ = DELEGATED[argv[0]]
             return _delegate(module, function, argv[1:], argv[0])
@@ -231,13 +326,10 @@ def main(argv=None) -> int:
             return EXIT_BAD_INPUT if not argv else 0
         return args.handler(args)
     except (SpecError, PluginError, UsageError) as error:
-        print(f"descentlab: error: {error}", file=sys.stderr)
+        print(f"descentlab: error: {one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("descentlab: interrupted; nothing was written", file=sys.stderr)
-        return 130
     except BrokenProcessPool as error:
-        print(f"descentlab: error: a worker process died ({error}); nothing was written; "
+        print(f"descentlab: error: a worker process died ({one_line(error)}); nothing was written; "
               "try --workers 1", file=sys.stderr)
         return 1
 

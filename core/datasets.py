@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -104,11 +105,43 @@ def standardize(train: np.ndarray, *others: np.ndarray):
     """Shift and scale every column to mean 0, std 1 using the TRAINING statistics only.
 
     Constant columns are only centred (std taken as 1). Returns ``(train, *others, mean, std)``.
+    Where that overflows (values near ±1e308: the sum of squares is beyond the float range), the
+    column's statistics are computed on it divided by its largest magnitude instead; a statistic
+    that is itself beyond the float range stays non-finite, which :func:`make_dataset` refuses.
     """
-    mean = train.mean(axis=0)
-    std = train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    return ((train - mean) / std, *[(o - mean) / std for o in others], mean, std)
+    train = np.asarray(train, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mean = train.mean(axis=0)
+        std = train.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        out = [(train - mean) / std, *[(np.asarray(o, dtype=np.float64) - mean) / std for o in others]]
+        bad = ~(np.isfinite(mean) & np.isfinite(std))
+        for a in out:
+            bad |= ~np.isfinite(a).all(axis=0)
+        if bad.any():
+            scale = np.max(np.abs(train), axis=0) if len(train) else np.ones(train.shape[1:])
+            scale = np.where((scale > 0) & np.isfinite(scale), scale, 1.0)
+            m = (train / scale).mean(axis=0)
+            s = (train / scale).std(axis=0)
+            s = np.where(s > 0, s, 1.0)
+            for k, a in enumerate([train, *others]):
+                fixed = (np.asarray(a, dtype=np.float64) / scale - m) / s
+                out[k] = np.where(bad, fixed, out[k])
+            mean = np.where(bad, m * scale, mean)
+            std = np.where(bad, np.where((train / scale).std(axis=0) > 0, s * scale, 1.0), std)
+    return (*out, mean, std)
+
+
+def _check_finite_columns(names, what: str, *arrays) -> None:
+    """Refuse, naming the first such column, data that are not finite (after standardisation)."""
+    for j in range(arrays[0].shape[1] if arrays[0].ndim == 2 else 0):
+        if not all(np.isfinite(a[:, j]).all() for a in arrays):
+            name = names[j] if j < len(names) else f"column {j + 1}"
+            raw = [a[:, j] for a in arrays[2:]]  # the raw columns, when given, for the message
+            biggest = max((float(np.max(np.abs(r))) for r in raw if len(r)), default=float("nan"))
+            raise SpecError(f"{what} column {name!r}", f"values up to {biggest:.3g}" if raw else "non-finite values",
+                            "values whose mean and spread fit in a float64 (|value| well below 1e308)",
+                            hint="rescale the column, e.g. change its units")
 
 
 def encode_targets(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -137,8 +170,10 @@ def make_dataset(x, y, task: str, *, test_fraction: float = 0.2, seed: int = 0, 
     train, test = split_indices(len(x), test_fraction, seed)
     x_train, x_test = x[train], x[test]
     x_mean, x_std = np.zeros(x.shape[1]), np.ones(x.shape[1])
+    names = list(feature_names) or [f"x{i + 1}" for i in range(x.shape[1])]
     if standardize_inputs:
         x_train, x_test, x_mean, x_std = standardize(x_train, x_test)
+        _check_finite_columns(names, "input", np.vstack([x_train, x_test]), np.vstack([x_mean, x_std]), x)
     if task == "classification":
         labels = np.asarray(y, dtype=np.int64).reshape(-1)
         k = int(n_classes if n_classes is not None else labels.max() + 1)
@@ -150,6 +185,9 @@ def make_dataset(x, y, task: str, *, test_fraction: float = 0.2, seed: int = 0, 
     y_mean, y_std = np.zeros(targets.shape[1]), np.ones(targets.shape[1])
     if task == "regression" and standardize_target:
         y_train, y_test, y_mean, y_std = standardize(y_train, y_test)
+        _check_finite_columns([f"target {k + 1}" if targets.shape[1] > 1 else "target"
+                               for k in range(targets.shape[1])], "regression",
+                              np.vstack([y_train, y_test]), np.vstack([y_mean, y_std]), targets)
     dataset = Dataset(np.ascontiguousarray(x_train), np.ascontiguousarray(y_train),
                       np.ascontiguousarray(x_test), np.ascontiguousarray(y_test), task,
                       feature_names=list(feature_names) or [f"x{i + 1}" for i in range(x.shape[1])],
@@ -224,10 +262,17 @@ def read_csv(path, target: str, task: str):
     file = Path(str(path)).expanduser()
     if not str(path).strip():
         raise SpecError(where, str(path), "the path of a CSV file")
-    if not file.exists():
-        raise SpecError(where, str(path), "an existing CSV file", hint="file not found")
-    if not file.is_file():
+    try:
+        mode = file.stat().st_mode
+    except FileNotFoundError:
+        raise SpecError(where, str(path), "an existing CSV file", hint="file not found") from None
+    except (OSError, ValueError) as error:  # permission, a too-long name, a NUL byte in the path
+        raise SpecError(where, str(path), "a readable CSV file", hint=type(error).__name__) from None
+    if stat.S_ISDIR(mode):
         raise SpecError(where, str(path), "a CSV file", hint="it is a directory")
+    if not stat.S_ISREG(mode):
+        # /dev/zero would be read forever, a FIFO blocks until someone writes to it
+        raise SpecError(where, str(path), "a CSV file", hint="not a regular file")
     try:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
@@ -278,6 +323,20 @@ def read_csv(path, target: str, task: str):
     return x, y, features
 
 
+# Unstandardised data beyond this magnitude overflow in the first forward pass or loss (its square
+# and the network's products pass 1e308); standardised columns are rescaled instead.
+MAX_RAW_MAGNITUDE = 1e100
+
+
+def _check_magnitude(x: np.ndarray, names, setting: str) -> None:
+    for j, name in enumerate(names):
+        biggest = float(np.max(np.abs(x[:, j]))) if len(x) else 0.0
+        if biggest > MAX_RAW_MAGNITUDE:
+            raise SpecError(f"column {name!r}", f"values up to {biggest:.3g}",
+                            f"|values| <= {MAX_RAW_MAGNITUDE:g} without standardisation",
+                            hint=f"set problem.{setting} = true or rescale the column")
+
+
 def load_csv(path, target: str, task: str = "regression", *, seed: int = 0, test_fraction: float = 0.2,
              standardize_inputs: bool = True, standardize_target: bool = True) -> Dataset:
     """A user's CSV file as a Dataset: inputs standardised with training statistics.
@@ -287,7 +346,11 @@ def load_csv(path, target: str, task: str = "regression", *, seed: int = 0, test
     if task not in ("regression", "classification"):
         raise SpecError("problem.task", task, "'regression' or 'classification'")
     x, y, features = read_csv(path, target, task)
+    if not standardize_inputs:
+        _check_magnitude(x, features, "standardize")
     if task == "regression":
+        if not standardize_target:
+            _check_magnitude(np.array([[float(v)] for v in y]), [target], "standardize_target")
         return make_dataset(x, np.array([float(v) for v in y]).reshape(-1, 1), task, test_fraction=test_fraction,
                             seed=seed, standardize_inputs=standardize_inputs,
                             standardize_target=standardize_target, feature_names=features)

@@ -9,10 +9,26 @@ class SpecError(ValueError):
 
     def __init__(self, field: str, value, accepted: str, *, hint: str = ""):
         self.field, self.value, self.accepted = field, value, accepted
-        message = f"{field}: got {value!r}; expected {accepted}"
+        message = f"{field}: got {_short(value)}; expected {accepted}"
         if hint:
             message += f" ({hint})"
-        super().__init__(message)
+        super().__init__(one_line(message))
+
+
+MAX_VALUE_CHARS = 200
+
+
+def _short(value) -> str:
+    """``repr(value)``, cut to a readable length (a 10 MB value must not become a 10 MB message)."""
+    text = repr(value)
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[:MAX_VALUE_CHARS - 20] + f"... ({len(text)} characters)"
+    return text
+
+
+def one_line(text: str) -> str:
+    """``text`` with every line break (and run of spaces around it) turned into one space."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip()) or str(text).strip()
 
 
 class PluginError(RuntimeError):

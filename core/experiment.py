@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,19 @@ from .errors import SpecError
 
 DTYPES = ("float64", "float32")
 MAX_STEPS = 10_000_000
+MAX_FILE_BYTES = 16 * 1024 * 1024  # an experiment file is a few hundred bytes; this is a sanity bound
+# Counts checked when the file is loaded, before anything is allocated: every run is a RunConfig, a
+# row of every table and a slice of the stacked parameters.
+MAX_SEEDS = 100_000
+MAX_RUNS = 100_000
+SEED_LIMIT = 2 ** 32  # seeds are stored as int64 and passed to numpy's default_rng; [0, 2**32) for all
+INT64 = (-2 ** 63, 2 ** 63)  # TOML integers are 64-bit; tomllib accepts larger ones, nothing after it does
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# An experiment name becomes a folder name "<name>-<YYYYmmdd-HHMMSS>" (and, with a collision, a suffix):
+# well below the 255 bytes a file name may have on common file systems.
+MAX_NAME_LENGTH = 100
+NAME_ACCEPTED = (f"1 to {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', starting with a letter or digit "
+                 "(it names the results folder)")
 
 # Run settings with their declarations: the same checks and messages as rule hyperparameters.
 SETTINGS: tuple[HyperParam, ...] = (
@@ -127,11 +140,10 @@ class Experiment:
         _check_keys("experiment", d, TOP_KEYS)
         if "name" in d:
             exp_name = d["name"]
-            if not isinstance(exp_name, str) or not NAME_PATTERN.match(exp_name):
-                raise SpecError("name", exp_name, "letters, digits, '.', '_' or '-' (it names the results folder)")
+            check_name(exp_name)
         else:
             exp_name = name or "experiment"
-            exp_name = re.sub(r"[^A-Za-z0-9_.-]", "-", exp_name).lstrip(".-_") or "experiment"
+            exp_name = re.sub(r"[^A-Za-z0-9_.-]", "-", exp_name).lstrip(".-_")[:MAX_NAME_LENGTH] or "experiment"
         values = {h.name: h.check(d.get(h.name, h.default)) for h in SETTINGS}
         steps = values["steps"]
         seeds = _check_seeds(d.get("seeds", 1))
@@ -150,6 +162,8 @@ class Experiment:
             raise SpecError("rules", rules, "at least one [[rules]] table, e.g. rule = \"gd\"")
         entries = [_check_entry(i, r, registry, strict, steps) for i, r in enumerate(rules)]
         _unique_labels(entries, [("label" in r) for r in rules])
+        _check_run_count(entries, seeds)
+        _check_int64(d, "")  # last: the settings' own ranges name what they accept more precisely
         return cls(name=exp_name, problem=problem, problem_settings=settings, steps=steps, seeds=seeds,
                    batch_size=values["batch_size"], dtype=values["dtype"], eval_every=values["eval_every"],
                    divergence_factor=values["divergence_factor"], target_loss=target,
@@ -197,10 +211,22 @@ class Experiment:
 
 # ---- helpers ----------------------------------------------------------------------------------------
 
+def check_name(value) -> str:
+    """An experiment name usable as a results folder name, or a one-line SpecError."""
+    if (not isinstance(value, str) or len(value) > MAX_NAME_LENGTH or not value.isascii()
+            or not NAME_PATTERN.match(value)):
+        shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+        hint = f"{len(value)} characters" if isinstance(value, str) and len(value) > MAX_NAME_LENGTH else ""
+        raise SpecError("name", shown, NAME_ACCEPTED, hint=hint)
+    return value
+
+
 def parse_toml(text: str) -> dict:
     """TOML text -> dict; a syntax error becomes a SpecError naming the line."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8-sig")
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text.removeprefix("\ufeff"))  # a byte-order mark is not TOML syntax
     except tomllib.TOMLDecodeError as error:
         # tomllib's message ends with "(at line L, column C)"
         raise SpecError("experiment file", "malformed TOML", "valid TOML", hint=str(error)) from None
@@ -209,13 +235,22 @@ def parse_toml(text: str) -> dict:
 def load_experiment_file(path, registry=None) -> Experiment:
     """Read and validate an experiment TOML file; its name defaults to the file name."""
     p = Path(path)
+    accepted = "a readable UTF-8 TOML file"
     try:
-        text = p.read_text(encoding="utf-8")
+        if p.is_dir():
+            raise SpecError("experiment file", str(path), accepted, hint="it is a directory")
+        if p.exists() and not stat.S_ISREG(p.stat().st_mode):
+            # /dev/zero or a FIFO would never end (or block until a writer comes)
+            raise SpecError("experiment file", str(path), accepted, hint="not a regular file")
+        if p.exists() and p.stat().st_size > MAX_FILE_BYTES:
+            raise SpecError("experiment file", str(path), accepted,
+                            hint=f"{p.stat().st_size} bytes; at most {MAX_FILE_BYTES}")
+        # bytes, then utf-8-sig: a byte-order mark (Windows editors write one) is accepted, as for CSV files
+        text = p.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise SpecError("experiment file", str(path), "an existing .toml file") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise SpecError("experiment file", str(path), "a readable UTF-8 TOML file",
-                        hint=type(error).__name__) from None
+        raise SpecError("experiment file", str(path), accepted, hint=type(error).__name__) from None
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -230,16 +265,48 @@ def _check_keys(where: str, d: dict, accepted) -> None:
 
 
 def _check_seeds(value) -> list[int]:
-    accepted = "a count n >= 1 (seeds 0..n-1) or a non-empty list of distinct integers >= 0"
+    accepted = (f"a count n >= 1 and <= {MAX_SEEDS} (seeds 0..n-1) or a non-empty list of at most {MAX_SEEDS} "
+                f"distinct integers in [0, 2**32)")
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
+        if not 1 <= value <= MAX_SEEDS:
             raise SpecError("seeds", value, accepted)
         return list(range(value))
-    if (not isinstance(value, list) or not value
-            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value)
-            or len(set(value)) != len(value)):
+    if not isinstance(value, list) or not value:
         raise SpecError("seeds", value, accepted)
+    if len(value) > MAX_SEEDS:
+        raise SpecError("seeds", f"a list of {len(value)} seeds", accepted)
+    for s in value:
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < SEED_LIMIT:
+            raise SpecError("seeds", s, accepted)
+    if len(set(value)) != len(value):
+        raise SpecError("seeds", value, accepted, hint="a seed is repeated")
     return [int(s) for s in value]
+
+
+def _check_int64(value, where: str) -> None:
+    """Refuse integers beyond 64 bits anywhere in the document (numpy and the tables hold int64)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_int64(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_int64(item, f"{where}[{i}]")
+    elif isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value < INT64[1]:
+        raise SpecError(where, value, "an integer in [-2**63, 2**63) (TOML integers are 64-bit)")
+
+
+def _check_run_count(entries: list["RuleEntry"], seeds: list[int]) -> None:
+    """The number of runs, from the grid sizes (before any grid is built)."""
+    total = 0
+    for i, entry in enumerate(entries):
+        points = len(entry.learning_rate)
+        for axis in (*entry.hyper.values(), *entry.schedule_hyper.values()):
+            points *= len(axis)
+        total += points * len(seeds)
+        if total > MAX_RUNS:
+            raise SpecError("runs", total if i == len(entries) - 1 else f"more than {total}",
+                            f"at most {MAX_RUNS} runs (grid points x {len(seeds)} seeds, over all [[rules]])",
+                            hint=f"rules[{i}] has {points} grid points")
 
 
 def _check_problem(value, registry, strict) -> tuple[str, dict, str]:
@@ -299,7 +366,8 @@ def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> Rul
             warmup_steps=int(schedule_spec.get("warmup_steps", 0)))
 
     if not isinstance(rule_name, str) or rule_name not in registry.rules:
-        raise SpecError(f"{where}.rule", rule_name, "one of " + (", ".join(sorted(registry.rules)) or "(no rules loaded)"))
+        raise SpecError(f"{where}.rule", rule_name,
+                        "one of " + (", ".join(sorted(registry.rules)) or "(no rules loaded)"))
     rule = registry.rules[rule_name]
     _check_keys(where, d, (*ENTRY_KEYS, *(h.name for h in rule.hyperparams)))
     if not isinstance(schedule_name, str) or schedule_name not in registry.schedules:
@@ -334,3 +402,90 @@ def _unique_labels(entries: list[RuleEntry], explicit: list[bool]) -> None:
                 n += 1
             entry.label = f"{entry.label} #{n}"
         seen[entry.label] = i
+
+
+# ---- what a job needs: checked before any work starts ---------------------------------------------
+
+# Refused above this many estimated serial seconds (the runner's order-of-magnitude estimate).
+MAX_JOB_SECONDS = 7 * 24 * 3600
+# Result tables and their assembly hold a few copies of each run's per-step metrics and weights.
+RESULT_COPIES = 3
+MEMORY_LIMIT_ENV = "DESCENTLAB_MEMORY_LIMIT_GB"
+
+
+def available_memory() -> tuple[int, str]:
+    """``(bytes, where from)``: this machine's physical memory, or a cgroup limit or
+    ``$DESCENTLAB_MEMORY_LIMIT_GB`` when either is smaller."""
+    import os
+
+    limits: list[tuple[int, str]] = []
+    try:
+        limits.append((os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "this machine has"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2 ** 60:
+            limits.append((int(text), "this container may use"))
+    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if text:
+        try:
+            limits.append((int(float(text) * 1024 ** 3), f"${MEMORY_LIMIT_ENV} allows"))
+        except ValueError:
+            raise SpecError(MEMORY_LIMIT_ENV, text, "a number of gigabytes") from None
+    return min(limits) if limits else (2 ** 62, "no limit known")
+
+
+def resource_estimate(experiment: "Experiment", instance, workers: int = 1) -> tuple[int, float]:
+    """``(bytes, serial seconds)`` a run of ``experiment`` on ``instance`` needs, roughly.
+
+    Memory: the training data (once per process), each process's chunk of stacked runs (the
+    runner's own working-set model, ``runner._bytes_per_run``) and, for every run, its per-step
+    metrics, kept gradient/step copies, snapshots and final weights, times RESULT_COPIES for the
+    tables built from them. Time: ``runner.estimated_seconds``.
+    """
+    from .chunk import METRIC_BASE, METRIC_TAIL, SMALL_PARAMS, snapshot_steps
+    from .runner import CHUNK_BYTES, _bytes_per_run, estimated_seconds
+
+    n_runs, steps = experiment.n_runs, experiment.steps
+    P = int(instance.layout.size)
+    itemsize = 8 if experiment.dtype == "float64" else 4
+    per_run = _bytes_per_run(experiment, instance) * 2  # params, grads, rule state and temporaries
+    in_flight = min(max(1, CHUNK_BYTES // max(per_run, 1)), n_runs) * max(int(workers), 1)
+    data = 0
+    dataset = getattr(instance, "dataset", None)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        data += int(getattr(getattr(dataset, name, None), "nbytes", 0) or 0)
+    n_layers = len(instance.layout.layers)
+    kept = (steps + 1) * (len(METRIC_BASE) + len(METRIC_TAIL) + n_layers) * 8
+    if P <= SMALL_PARAMS:
+        kept += 2 * (steps + 1) * P * itemsize
+    if experiment.snapshot_every:
+        kept += len(snapshot_steps(steps, experiment.snapshot_every)) * P * itemsize
+    kept += 2 * P * 8
+    total = data * max(int(workers), 1) + in_flight * per_run + n_runs * kept * RESULT_COPIES
+    return int(total), float(estimated_seconds(experiment, instance))
+
+
+def _gigabytes(n: float) -> str:
+    gb = n / 1024 ** 3
+    return f"{gb:.3g} GB" if gb >= 0.01 else f"{n / 1024 ** 2:.3g} MB"
+
+
+def check_resources(experiment: "Experiment", instance, workers: int = 1) -> tuple[int, float]:
+    """Refuse, in one line and before any work, a job that cannot fit in memory or would take weeks."""
+    needed, seconds = resource_estimate(experiment, instance, workers)
+    limit, source = available_memory()
+    what = (f"{experiment.n_runs} runs x {instance.layout.size} parameters x {experiment.steps} steps "
+            f"({experiment.dtype})")
+    if needed > limit:
+        raise SpecError("experiment size", what, "a job that fits in memory",
+                        hint=f"needs ~{_gigabytes(needed)}, {source} {_gigabytes(limit)}; use fewer or smaller "
+                             "layers, seeds, grid points or steps")
+    if seconds > MAX_JOB_SECONDS:
+        raise SpecError("experiment size", what, f"a job of at most ~{MAX_JOB_SECONDS // 86400} days",
+                        hint=f"estimated ~{seconds / 86400:.3g} days serial; use fewer runs, steps or samples")
+    return needed, seconds

@@ -18,7 +18,6 @@ curve never falls, the suggestion falls back to minimum/10 and the reason says s
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -237,28 +236,71 @@ def lr_find_experiment(experiment, *, rule: str | None = None, start_lr: float =
     return out
 
 
+MAX_CLI_STEPS = 100_000
+
+
+def _check_out_file(out: str, force: bool) -> Path:
+    """``--out`` must name a new file (or, with ``--force``, an existing file) in a writable folder:
+    checked before the range test runs, so nothing is computed for an output that cannot be written."""
+    import os
+
+    path = Path(out).expanduser()
+    accepted = "the path of a new .json file in a writable folder (--force replaces an existing file)"
+    if not str(out).strip() or path.is_dir():
+        raise SpecError("--out", str(out), accepted, hint="it is a folder" if str(out).strip() else "")
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise SpecError("--out", str(out), accepted, hint="not a regular file")
+        if not force:
+            raise SpecError("--out", str(out), accepted, hint="the file exists")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise SpecError("--out", str(out), accepted, hint=f"{parent} is not a writable folder")
+    return path
+
+
+def _check_cli_numbers(args) -> None:
+    for flag, value in (("--start", args.start), ("--end", args.end), ("--stop-factor", args.stop_factor)):
+        if not math.isfinite(value):
+            raise SpecError(flag, value, "a finite number")
+    if not 2 <= args.steps <= MAX_CLI_STEPS:
+        raise SpecError("--steps", args.steps, f"an integer in [2, {MAX_CLI_STEPS}]")
+
+
 def main(argv=None) -> int:
-    """``descentlab lr-find EXPERIMENT.toml [--rule NAME] [--start 1e-6] [--end 10] [--steps 100] [--out PATH]``."""
-    parser = argparse.ArgumentParser(
+    """``descentlab lr-find EXPERIMENT.toml [--rule NAME] [--start 1e-6] [--end 10] [--steps 100] [--out PATH]``.
+
+    Bad arguments and bad input are one line on stderr and exit status 2, as for ``descentlab run``.
+    """
+    from .cli import EXIT_BAD_INPUT, UsageError, _Parser
+
+    parser = _Parser(
         prog="descentlab lr-find",
         description="Learning-rate range test (Smith; fastai lr_find) for the rules of an experiment file.")
     parser.add_argument("experiment", help="experiment TOML file (its problem, seeds, batch size, dtype)")
     parser.add_argument("--rule", default=None, help="only the entries of this rule (default: every entry)")
     parser.add_argument("--start", type=float, default=1e-6, help="first learning rate (default 1e-6)")
     parser.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
-    parser.add_argument("--steps", type=int, default=100, help="number of steps (default 100)")
+    parser.add_argument("--steps", type=int, default=100,
+                        help=f"number of steps (default 100, at most {MAX_CLI_STEPS})")
     parser.add_argument("--stop-factor", type=float, default=4.0,
                         help="stop when the smoothed loss exceeds this × its best (default 4)")
-    parser.add_argument("--out", default=None, help="write the curves and suggestions as JSON here")
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", default=None, help="write the curves and suggestions as JSON here (a new file)")
+    parser.add_argument("--force", action="store_true", help="let --out replace an existing file")
     try:
+        args = parser.parse_args(argv)
+        _check_cli_numbers(args)
+        if args.out is not None:
+            _check_out_file(args.out, args.force)
         from .experiment import load_experiment_file
         experiment = load_experiment_file(args.experiment)
         found = lr_find_experiment(experiment, rule=args.rule, start_lr=args.start, end_lr=args.end,
                                    num_steps=args.steps, stop_factor=args.stop_factor)
-    except SpecError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except (SpecError, UsageError) as error:
+        print(f"descentlab: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     for label, result in found:
         critical = result.settings.get("critical_lr")
         theory = f"; critical α from theory {critical:.3g}" if critical is not None else ""
@@ -269,6 +311,11 @@ def main(argv=None) -> int:
     if args.out:
         payload = {"experiment": experiment.name, "problem": experiment.problem, "note": THEORY_NOTE,
                    "entries": [{"label": label, **result.to_dict()} for label, result in found]}
-        write_text_atomic(Path(args.out), json.dumps(payload, indent=1))
+        try:
+            write_text_atomic(Path(args.out).expanduser(), json.dumps(payload, indent=1))
+        except OSError as error:  # e.g. the disk filled up, or the folder changed since the check
+            print(f"descentlab: error: --out: could not write {args.out} ({error.strerror or error})",
+                  file=sys.stderr)
+            return 1
         print(f"wrote {args.out}")
     return 0
