@@ -23,10 +23,10 @@ from descentlab.analysis import NON_CONFIG_COLUMNS
 from descentlab.analysis import quantiles as analysis_quantiles
 from descentlab.verdicts import stability_edge
 
+from . import style as S
 from .status_style import STATUS_STYLE, counts_text, is_flagged, status_counts, style_of, worst_status
 
-PALETTE = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A",
-           "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"]
+PALETTE = S.PALETTE
 
 # Columns of the runs table that describe a run's outcome, not its configuration (core's list, plus
 # any the dashboard knew before it).
@@ -92,6 +92,7 @@ class Group:
     config: dict[str, Any]
     index: int  # position in the list
     color: str = ""  # entry_color of its entry, shaded by its rank among the entry's configurations
+    entry_label: str = ""  # the entry's label, shared by all its configurations
 
 
 def config_columns(results) -> list[str]:
@@ -133,7 +134,7 @@ def run_groups(results) -> list[Group]:
             config = {c: part[c].iloc[0] for c in cols}
             suffix = ", ".join(f"{'α' if c == 'learning_rate' else c}={_fmt(v)}" for c, v in zip(keys, key))
             name = f"{label} ({suffix})" if suffix else label
-            groups.append(Group(name=name, entry=int(entry), rule=str(part["rule"].iloc[0]),
+            groups.append(Group(name=name, entry=int(entry), rule=str(part["rule"].iloc[0]), entry_label=label,
                                 run_ids=[int(r) for r in part["run_id"]],
                                 seeds=[int(s) for s in part["seed"]], config=config, index=len(groups)))
         mine = groups[first:]
@@ -202,6 +203,8 @@ class Curve:
     upper: list[float | None] | None = None  # 75th percentile over seeds
     role: str = "train"                      # "train", "test", or a layer name
     legendgroup: str = ""
+    entry: int = -1                          # the rule entry it belongs to (-1: none)
+    entry_label: str = ""
 
 
 @dataclass
@@ -320,7 +323,8 @@ def metric_curves_info(results, metric: str, *, title: str | None = None, y_titl
         if not x:
             continue
         info.curves.append(Curve(name=g.name + suffix, x=x, y=y, run_ids=list(g.run_ids), color=g.color,
-                                 dash=dash, lower=lower, upper=upper, role=role, legendgroup=g.name))
+                                 dash=dash, lower=lower, upper=upper, role=role, legendgroup=g.name,
+                                 entry=g.entry, entry_label=g.entry_label or g.name))
         if not mark_diverged:
             continue
         for j, run_id in enumerate(g.run_ids):
@@ -368,17 +372,17 @@ def loss_curves_info(results, *, test: bool = True, groups: Sequence[Group] | No
 
 
 def learning_rate_info(results, groups=None) -> CurvesInfo:
-    return metric_curves_info(results, "learning_rate", title="Learning rate α_t", y_title="α_t (log)",
+    return metric_curves_info(results, "learning_rate", title="Learning rate αₜ", y_title="αₜ (log)",
                               log_y=True, groups=groups, mark_diverged=False)
 
 
 def step_size_info(results, groups=None) -> CurvesInfo:
-    return metric_curves_info(results, "step_size", title="Step size ‖θ_{t+1} − θ_t‖", y_title="‖Δθ‖ (log)",
+    return metric_curves_info(results, "step_size", title="Step size ‖θₜ₊₁ − θₜ‖", y_title="‖Δθ‖ (log)",
                               log_y=True, groups=groups)
 
 
 def grad_norm_info(results, groups=None) -> CurvesInfo:
-    return metric_curves_info(results, "grad_norm", title="Gradient norm ‖∇J(θ_t)‖", y_title="‖∇J‖ (log)",
+    return metric_curves_info(results, "grad_norm", title="Gradient norm ‖∇J(θₜ)‖", y_title="‖∇J‖ (log)",
                               log_y=True, groups=groups)
 
 
@@ -398,28 +402,54 @@ def _text_side(step: int, x_range: list[int] | None) -> str:
     return "top right" if where < 0.15 else "top left" if where > 0.85 else "top center"
 
 
+LEGEND_MAX = 12  # more curves than this and the legend lists rule entries, not configurations
+
+
+def legend_groups(info: CurvesInfo) -> list[str]:
+    """Each curve's legend group: its own, or (beyond ``LEGEND_MAX`` curves) its rule entry's and role's.
+
+    A 27-configuration sweep then shows one legend item per rule entry, whose click shows or hides
+    all its configurations; every curve still names its configuration on hover.
+    """
+    if len(info.curves) <= LEGEND_MAX:
+        return [c.legendgroup or c.name for c in info.curves]
+    return [f"entry {c.entry} ({c.role})" for c in info.curves]
+
+
 def draw_curves(info: CurvesInfo) -> go.Figure:
     """Lines (with an interquartile band when a curve is a median over seeds) and a mark where each flagged
     run went wrong (in its status's style: diverged at, unstable from)."""
-    fig = go.Figure()
-    for c in info.curves:
+    fig = S.figure()
+    groups = legend_groups(info)
+    by_entry = len(info.curves) > LEGEND_MAX
+    mark_group = {c.name: g for c, g in zip(info.curves, groups) if c.role == "train"}
+    listed: set[str] = set()
+    for c, group in zip(info.curves, groups):
+        if by_entry and group not in listed:
+            listed.add(group)
+            count = groups.count(group)
+            test = " (test)" if c.role == "test" else ""
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", meta="legend", legendgroup=group,
+                                     name=f"{c.entry_label}{test}: {count} configurations (dark → light)",
+                                     line=dict(color=c.color, dash=c.dash, width=2), hoverinfo="skip"))
         if c.lower is not None and c.upper is not None:
             fig.add_trace(go.Scatter(x=c.x, y=c.upper, mode="lines", line=dict(width=0), hoverinfo="skip",
-                                     showlegend=False, legendgroup=c.legendgroup, meta="band",
+                                     showlegend=False, legendgroup=group, meta="band",
                                      name=c.name + " 75%"))
             fig.add_trace(go.Scatter(x=c.x, y=c.lower, mode="lines", line=dict(width=0), fill="tonexty",
                                      fillcolor=_rgba(c.color, 0.18), hoverinfo="skip", showlegend=False,
-                                     legendgroup=c.legendgroup, meta="band", name=c.name + " 25%"))
-        fig.add_trace(go.Scatter(x=c.x, y=c.y, mode="lines", name=c.name, meta=c.role,
-                                 legendgroup=c.legendgroup, line=dict(color=c.color, dash=c.dash, width=2)))
+                                     legendgroup=group, meta="band", name=c.name + " 25%"))
+        fig.add_trace(go.Scatter(x=c.x, y=c.y, mode="lines", name=c.name, meta=c.role, showlegend=not by_entry,
+                                 legendgroup=group, line=dict(color=c.color, dash=c.dash, width=2)))
     for d in info.marks:
         style = style_of(d.status)
+        # cliponaxis off: a mark at the first or last step, or at the top of the axis, keeps its label whole
         fig.add_trace(go.Scatter(
             x=[d.step], y=[d.y], mode="markers+text", name=f"{d.name}: {d.text}", meta=d.status,
             text=[d.text], textposition=_text_side(d.step, info.x_range), textfont=dict(color=style.color),
             marker=dict(symbol=style.symbol, size=13, color=style.color, line=dict(width=2, color=d.color)),
             hovertext=[f"{d.name}, seed {d.seed}: {d.text}"], hoverinfo="text", showlegend=False,
-            legendgroup=d.name))
+            legendgroup=mark_group.get(d.name, d.name), cliponaxis=False))
     if info.target is not None:
         fig.add_hline(y=info.target, line=dict(color="gray", dash="dash", width=1))
         # annotations on a log axis take log10 positions (shapes take data values)
@@ -427,13 +457,12 @@ def draw_curves(info: CurvesInfo) -> go.Figure:
                            text=f"target {info.target:g}", showarrow=False, xanchor="left", yanchor="bottom",
                            font=dict(color="gray"))
     fig.update_layout(title=info.title, xaxis_title="step", yaxis_title=info.y_title,
-                      margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2),
                       hovermode="x unified" if not info.marks else "closest")
     if info.log_y:
         fig.update_yaxes(type="log")
     if info.x_range:
         fig.update_xaxes(range=info.x_range)
-    return fig
+    return S.fit_title(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -459,7 +488,7 @@ def layer_columns(metrics: pd.DataFrame) -> list[str]:
 
 
 def layer_grad_norms_info(results, groups: Sequence[Group] | None = None, max_panels: int = 6) -> LayerNormsInfo:
-    """For each group, one curve per layer of ‖∂J/∂θ_layer‖: how the error grows or fades going back."""
+    """For each group, one curve per layer of ‖∂J/∂θ‖ per layer: how the error grows or fades going back."""
     groups = (run_groups(results) if groups is None else list(groups))[:max_panels]
     cols = layer_columns(results.metrics)
     layers = [c.split(".", 1)[1] for c in cols]
@@ -482,7 +511,7 @@ def draw_layer_grad_norms(info: LayerNormsInfo) -> go.Figure:
     n = max(1, len(info.panels))
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
+    fig = make_subplots(figure=S.figure(), rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
                         subplot_titles=[name for name, _ in info.panels] or [""])
     shown = set()
     for k, (name, curves) in enumerate(info.panels):
@@ -506,10 +535,10 @@ def draw_layer_grad_norms(info: LayerNormsInfo) -> go.Figure:
                                          hovertext=[f"seed {d.seed}: {d.text}"], hoverinfo="text",
                                          showlegend=False), row=r, col=c)
     fig.update_yaxes(type="log")
-    fig.update_layout(title="Per-layer gradient norms ‖∂J/∂θ_layer‖ (backprop: layer L is nearest the loss)",
-                      height=300 * rows + 80, margin=dict(l=60, r=20, t=80, b=40))
+    fig.update_layout(title="Per-layer gradient norms ‖∂J/∂θ‖ per layer (backprop: layer L is nearest the loss)",
+                      height=300 * rows + 80, margin=dict(t=80))
     fig.update_xaxes(title_text="step", row=rows)
-    return fig
+    return S.fit_title(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -641,7 +670,7 @@ def status_legend(fig: go.Figure, statuses: Sequence[str], **where) -> None:
 
 def draw_sweep(info: SweepInfo, *, show_best: bool = True) -> go.Figure:
     """Per rule: the loss line, one marker per α in the style of its worst status, ★ the largest stable α."""
-    fig = go.Figure()
+    fig = S.figure()
     for line in info.lines:
         fig.add_trace(go.Scatter(x=line.alphas, y=line.final_loss, mode="lines", name=line.name,
                                  meta="final", legendgroup=line.name, line=dict(color=line.color, width=2)))
@@ -669,9 +698,8 @@ def draw_sweep(info: SweepInfo, *, show_best: bool = True) -> go.Figure:
     fig.update_xaxes(type="log", title="learning rate α (log)")
     fig.update_yaxes(type="log", title="final loss (log); unstable, diverged, failed α at the top")
     fig.update_layout(title="Learning-rate sweep: final loss (solid), best loss (dotted), marker = worst status "
-                            "over seeds, ★ largest stable α",
-                      margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
-    return fig
+                            "over seeds, ★ largest stable α")
+    return S.fit_title(fig)
 
 
 @dataclass
@@ -774,7 +802,7 @@ def sweep_heatmap_info(results, *, max_columns: int = 200) -> SweepHeatmapInfo:
 
 def draw_sweep_heatmap(info: SweepHeatmapInfo) -> go.Figure:
     n = max(1, len(info.panels))
-    fig = make_subplots(rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.08 if n > 1 else 0.02,
+    fig = make_subplots(figure=S.figure(), rows=n, cols=1, shared_xaxes=True, vertical_spacing=0.08 if n > 1 else 0.02,
                         subplot_titles=[p.name for p in info.panels] or [""])
     shown = set()
     for k, p in enumerate(info.panels):
@@ -801,9 +829,9 @@ def draw_sweep_heatmap(info: SweepHeatmapInfo) -> go.Figure:
     fig.update_xaxes(title_text="step", row=n, col=1)
     fig.update_layout(title=f"Loss over step × α (bright = blown up; {STATUS_STYLE['unstable'].glyph} unstable from, "
                             f"{STATUS_STYLE['diverged'].glyph} diverged at that step)",
-                      height=max(320, 260 * n), margin=dict(l=70, r=20, t=70, b=40),
+                      height=max(320, 260 * n), margin=dict(l=70, t=70),
                       legend=dict(orientation="h", y=-0.15))
-    return fig
+    return S.fit_title(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -982,7 +1010,7 @@ def _current_point(p: PathTrace, k: int) -> tuple[list, list]:
 
 def draw_landscape(info: LandscapeInfo, *, animate: bool = False, max_frames: int = 60) -> go.Figure:
     """Contours, paths and current points; ``animate`` adds ▶ frames that walk the paths step by step."""
-    fig = go.Figure()
+    fig = S.figure()
     fig.add_trace(go.Contour(x=info.x, y=info.y, z=info.z, colorscale="Blues", reversescale=True, ncontours=30,
                              contours=dict(coloring="heatmap"), line=dict(width=0.5), meta="surface",
                              colorbar=dict(title="log10 cost" if info.log_z else "cost"), name="cost",
@@ -1010,7 +1038,7 @@ def draw_landscape(info: LandscapeInfo, *, animate: bool = False, max_frames: in
     fig.update_yaxes(range=[info.y[0], info.y[-1]], title=info.y_title, scaleanchor="x", scaleratio=1,
                      constrain="domain")
     fig.update_layout(title=f"Cost surface and paths up to step {info.upto_step}", height=600,
-                      margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.15))
+                      legend=dict(y=-0.15))
     if animate and info.upto_step > 0:
         stride = max(1, math.ceil(info.upto_step / max_frames))
         steps = list(range(0, info.upto_step + 1, stride))
@@ -1039,14 +1067,14 @@ def draw_landscape(info: LandscapeInfo, *, animate: bool = False, max_frames: in
                                       args=[[str(k)], dict(frame=dict(duration=0, redraw=True), mode="immediate")])
                                  for k in steps])],
             legend=dict(orientation="h", y=-0.3), height=700)
-    return fig
+    return S.fit_title(fig)
 
 
 @dataclass
 class CostCurveInfo:
     x: list[float]
     y: list[float | None]
-    steps: list[tuple[str, str, list[float | None], list[float | None]]]  # (name, color, θ_t, J(θ_t))
+    steps: list[tuple[str, str, list[float | None], list[float | None]]]  # (name, color, θₜ, J(θₜ))
     axis: int
     fixed: list[float] | None      # the other coordinate(s), held fixed
     upto_step: int
@@ -1110,7 +1138,7 @@ def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None =
 
 
 def draw_cost_curve(info: CostCurveInfo) -> go.Figure:
-    fig = go.Figure()
+    fig = S.figure()
     fig.add_trace(go.Scatter(x=info.x, y=info.y, mode="lines", name="cost", meta="curve",
                              line=dict(color="black", width=2)))
     for name, c, theta, cost in info.steps:
@@ -1119,14 +1147,13 @@ def draw_cost_curve(info: CostCurveInfo) -> go.Figure:
     _add_path_marks(fig, info.marks)
     fixed = ", ".join(f"{n} = {v:.3g}" for n, v in zip(info.other_names, info.fixed or []))
     fig.update_layout(title=f"Cost along {info.axis_name}" + (f" ({fixed} held fixed)" if fixed else "")
-                      + f", steps up to {info.upto_step}", xaxis_title=info.axis_name, yaxis_title="cost",
-                      margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
+                      + f", steps up to {info.upto_step}", xaxis_title=info.axis_name, yaxis_title="cost")
     ys = [v for v in info.y if v is not None]
     if ys:  # keep the curve in view even when a path flies off
         span = max(ys) - min(ys)
         fig.update_yaxes(range=[min(ys) - 0.05 * span, max(ys) + 0.05 * span])
         fig.update_xaxes(range=[info.x[0], info.x[-1]])
-    return fig
+    return S.fit_title(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1212,7 +1239,7 @@ def draw_decision_boundary(info: BoundaryInfo) -> go.Figure:
     n = max(1, len(info.panels))
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig = make_subplots(rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
+    fig = make_subplots(figure=S.figure(), rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
                         horizontal_spacing=0.04, vertical_spacing=0.1,
                         subplot_titles=[p.name for p in info.panels] or [""])
     point_colors = POINT_COLORS
@@ -1244,9 +1271,9 @@ def draw_decision_boundary(info: BoundaryInfo) -> go.Figure:
                 row=r, col=c)
     step = info.panels[0].step if info.panels else None
     fig.update_layout(title="Decision boundary" + (f" at step {step}" if step is not None else " (final weights)"),
-                      height=380 * rows + 90, margin=dict(l=50, r=20, t=70, b=40),
+                      height=380 * rows + 90, margin=dict(l=50, t=70),
                       legend=dict(orientation="h", y=-0.12, title="training points: class "))
-    return fig
+    return S.fit_title(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1259,8 +1286,8 @@ SUMMARY_COLUMNS = ["run_id", "label", "rule", "schedule", "learning_rate", "seed
 
 # Reader-facing names of the runs table's outcome columns (the dashboard's tables and the report).
 COLUMN_LABELS = {"learning_rate": "α", "unstable_at": "unstable from step", "diverged_at": "diverged at step",
-                 "divergence_reason": "why it blew up", "lambda_max_start": "λ_max at start",
-                 "lambda_max_flagged": "λ_max when flagged"}
+                 "divergence_reason": "why it blew up", "lambda_max_start": "λₘₐₓ at start",
+                 "lambda_max_flagged": "λₘₐₓ when flagged"}
 
 
 def summary_table(results) -> pd.DataFrame:
@@ -1322,8 +1349,8 @@ def draw_summary_table(info: TableInfo) -> go.Figure:
     fill = [["white"] * len(info.rows) for _ in info.columns]
     if "status" in info.columns:  # the status cells in the status's colour
         fill[info.columns.index("status")] = [status_tint(row[info.columns.index("status")]) for row in info.rows]
-    fig = go.Figure(go.Table(header=dict(values=[COLUMN_LABELS.get(c, c) for c in info.columns],
+    fig = S.figure(go.Table(header=dict(values=[COLUMN_LABELS.get(c, c) for c in info.columns],
                                          fill_color="#e8ecf4", align="left"),
                              cells=dict(values=columns, align="left", fill_color=fill)))
     fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), height=60 + 28 * max(1, len(info.rows)))
-    return fig
+    return S.fit_title(fig)

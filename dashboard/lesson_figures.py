@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from descentlab import lesson as L
+from descentlab.dashboard import style as S
 from descentlab.dashboard.status_style import style_of
 
 STAGES = ("forward", "cost", "backprop", "descent")
@@ -129,7 +130,7 @@ def network_info(trace: L.StepTrace, stage: str, *, update: np.ndarray | None = 
 
 def draw_network(info: NetworkInfo, *, height: int = 430) -> go.Figure:
     """Neurons as circles with their numbers, weights as lines: width for size, blue + / red −."""
-    fig = go.Figure()
+    fig = S.figure()
     for e in info.edges:
         fig.add_trace(go.Scatter(x=[e["x0"], e["x1"]], y=[e["y0"], e["y1"]], mode="lines",
                                  line=dict(width=e["width"], color=e["color"]), hoverinfo="skip",
@@ -153,7 +154,7 @@ def draw_network(info: NetworkInfo, *, height: int = 430) -> go.Figure:
         plot_bgcolor="white", font=FONT, clickmode="event+select",
         xaxis=dict(visible=False, range=[-0.4, layers + 0.4]),
         yaxis=dict(visible=False, range=[min(n["y"] for n in info.nodes) - 0.8, max(n["y"] for n in info.nodes) + 0.5]))
-    return fig
+    return S.fit_title(fig)
 
 
 # ---- the learning rate, felt ----------------------------------------------------------------------
@@ -200,7 +201,7 @@ def slice_info(instance, params, view: L.SliceView, learning_rate: float, steps:
 def draw_slice(info: SliceInfo, *, height: int = 360) -> go.Figure:
     """J along the slice, the tangent (the gradient) at the current point, and each step as an arrow."""
     x = info.offset + info.positions
-    fig = go.Figure()
+    fig = S.figure()
     fig.add_trace(go.Scatter(x=x, y=info.values, mode="lines", line=dict(color="#333333", width=3), name="J"))
     (tx0, ty0), (tx1, ty1) = info.tangent
     fig.add_trace(go.Scatter(x=[tx0, tx1], y=[ty0, ty1], mode="lines", line=dict(color="#999999", dash="dash"),
@@ -219,7 +220,7 @@ def draw_slice(info: SliceInfo, *, height: int = 360) -> go.Figure:
         height=height, margin=dict(l=10, r=10, t=50, b=10), font=FONT, plot_bgcolor="white",
         legend=dict(orientation="h", y=-0.2), xaxis=dict(title=info.label, gridcolor="#EEEEEE"),
         yaxis=dict(title="cost J", gridcolor="#EEEEEE", range=[low - 0.05 * (high - low), high + 0.05 * (high - low)]))
-    return fig
+    return S.fit_title(fig)
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ def regime_bar_info(curvature: float, learning_rate: float) -> RegimeBarInfo:
 
 def draw_regime_bar(info: RegimeBarInfo, *, height: int = 120) -> go.Figure:
     """The four regimes as coloured bands on the α axis, thresholds ½λ⁻¹, λ⁻¹, 2λ⁻¹ marked, α as a pointer."""
-    fig = go.Figure()
+    fig = S.figure()
     for name, a, b in info.bands:
         fig.add_trace(go.Bar(x=[b - a], y=[""], base=[a], orientation="h", marker=dict(color=REGIME_COLORS[name]),
                              name=name, text=[name], textposition="inside", insidetextanchor="middle",
@@ -249,17 +250,17 @@ def draw_regime_bar(info: RegimeBarInfo, *, height: int = 120) -> go.Figure:
     fig.add_vline(x=info.learning_rate, line=dict(color="black", width=4))
     fig.update_layout(barmode="stack", height=height, showlegend=False, margin=dict(l=10, r=10, t=10, b=30),
                       font=FONT, xaxis=dict(title="α", range=[0, info.bands[-1][2]]), plot_bgcolor="white")
-    return fig
+    return S.fit_title(fig)
 
 
 def draw_losses(losses, *, height: int = 200) -> go.Figure:
     """The loss so far, one point per step taken on the page."""
-    fig = go.Figure(go.Scatter(x=list(range(len(losses))), y=list(losses), mode="lines+markers",
+    fig = S.figure(go.Scatter(x=list(range(len(losses))), y=list(losses), mode="lines+markers",
                                line=dict(color="#333333")))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), font=dict(size=13),
                       title=dict(text="loss so far", font=dict(size=14)), xaxis=dict(title="step"),
                       yaxis=dict(title="J"), plot_bgcolor="white")
-    return fig
+    return S.fit_title(fig)
 
 
 # ---- predict, then run ---------------------------------------------------------------------------
@@ -267,12 +268,12 @@ def draw_losses(losses, *, height: int = 200) -> go.Figure:
 
 @dataclass(frozen=True)
 class PredictionInfo:
-    lines: list[tuple[str, float]]            # (what, α): guess, theory 2/λ_max, measured edge
+    lines: list[tuple[str, float]]            # (what, α): guess, theory 2/λₘₐₓ, measured edge
     points: list[tuple[float, str]]           # (α, status) of every swept α
 
 
 def prediction_info(prediction: L.Prediction) -> PredictionInfo:
-    lines = [("your guess", prediction.guess), ("theory c/λ_max", prediction.theory),
+    lines = [("your guess", prediction.guess), ("theory c/λₘₐₓ", prediction.theory),
              ("measured: last converging α", prediction.measured)]
     return PredictionInfo(lines=[(k, v) for k, v in lines if math.isfinite(v)],
                           points=list(zip(prediction.learning_rates, prediction.statuses)))
@@ -280,13 +281,13 @@ def prediction_info(prediction: L.Prediction) -> PredictionInfo:
 
 def draw_prediction(info: PredictionInfo, *, height: int = 260) -> go.Figure:
     """Each swept α as a marker in its status's colour and shape; guess, theory and measurement as lines."""
-    fig = go.Figure()
+    fig = S.figure()
     for status in dict.fromkeys(s for _, s in info.points):
         style = style_of(status)
         xs = [a for a, s in info.points if s == status]
         fig.add_trace(go.Scatter(x=xs, y=[0] * len(xs), mode="markers", name=style.label,
                                  marker=dict(size=14, color=style.color, symbol=style.symbol)))
-    dashes = {"your guess": "dot", "theory c/λ_max": "dash", "measured: last converging α": "solid"}
+    dashes = {"your guess": "dot", "theory c/λₘₐₓ": "dash", "measured: last converging α": "solid"}
     for k, (what, value) in enumerate(info.lines):
         fig.add_vline(x=value, line=dict(dash=dashes.get(what, "solid"), width=3, color="#333333"))
         fig.add_annotation(x=math.log10(value), y=0.4 + 0.25 * k, text=f"{what}: {value:.3g}", showarrow=False,
@@ -294,4 +295,4 @@ def draw_prediction(info: PredictionInfo, *, height: int = 260) -> go.Figure:
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=20, b=40), font=FONT, plot_bgcolor="white",
                       xaxis=dict(title="learning rate α", type="log"), yaxis=dict(visible=False, range=[-0.5, 1.3]),
                       legend=dict(orientation="h", y=-0.35))
-    return fig
+    return S.fit_title(fig)

@@ -31,12 +31,12 @@ class ResultPlots:
         return figures.draw_curves(figures.loss_curves_info(self.results, groups=self._groups(every)))
 
     def step_sizes(self, every: bool = False):
-        """‖Δθ_t‖ against step."""
+        """‖Δθₜ‖ against step."""
         from . import figures
         return figures.draw_curves(figures.step_size_info(self.results, groups=self._groups(every)))
 
     def learning_rates(self, every: bool = False):
-        """α_t against step (the schedules)."""
+        """αₜ against step (the schedules)."""
         from . import figures
         return figures.draw_curves(figures.learning_rate_info(self.results, groups=self._groups(every)))
 

@@ -158,7 +158,7 @@ def divergence_table(results) -> pd.DataFrame:
 
     "at step" is ``unstable_at`` for an unstable run (it went on) and ``diverged_at`` for a diverged
     one (stopped there); "why it blew up" is core's ``divergence_reason`` with its step left out (it
-    is in its own column), so seeds that blew up for the same reason share a row. λ_max columns
+    is in its own column), so seeds that blew up for the same reason share a row. λₘₐₓ columns
     appear when the records have them.
     """
     runs = results.runs
@@ -168,8 +168,8 @@ def divergence_table(results) -> pd.DataFrame:
     reason = (flagged["divergence_reason"].fillna("").astype(str) if "divergence_reason" in flagged
               else pd.Series("", index=flagged.index))
     flagged = flagged.assign(_reason=reason.str.replace(_REASON_STEP, r"\1", regex=True))
-    lambdas = [(c, label) for c, label in (("lambda_max_start", "λ_max at start"),
-                                           ("lambda_max_flagged", "λ_max when flagged")) if c in flagged]
+    lambdas = [(c, label) for c, label in (("lambda_max_start", "λₘₐₓ at start"),
+                                           ("lambda_max_flagged", "λₘₐₓ when flagged")) if c in flagged]
     from descentlab.dashboard.figures import config_columns
 
     grid = set(config_columns(results))  # only grid coordinates name a configuration, never an outcome column
@@ -196,7 +196,7 @@ def failure_table(results) -> pd.DataFrame:
 
 
 def report_figures(results) -> list[Figure]:
-    """Loss, step size and α_t at each rule's best α; the α sweep; landscape paths for 2-parameter problems."""
+    """Loss, step size and αₜ at each rule's best α; the α sweep; landscape paths for 2-parameter problems."""
     from descentlab.dashboard import figures as fg  # the dashboard's figure functions, shared
 
     best = analysis.best_run_ids(results)
@@ -210,7 +210,7 @@ def report_figures(results) -> list[Figure]:
         band = " (median over seeds, IQR band)" if slug == "loss" else ""
         out.append(Figure(slug, info.title + band, fg.draw_curves(info)))
     sweep_figure = fg.draw_sweep(fg.sweep_info(results))
-    # theory: the predicted critical α = c/λ_max per rule, where the problem knows λ_max (theory engineer)
+    # theory: the predicted critical α = c/λₘₐₓ per rule, where the problem knows λₘₐₓ (theory engineer)
     from . import theory_figures
     theory_figures.add_critical_lines(sweep_figure, theory_figures.critical_lines_info(results))
     out.append(Figure("sensitivity", "Learning-rate sensitivity: final loss against α (marker = worst status "

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from descentlab import stability as _stability
 from descentlab.stability import critical_learning_rates_for_runs, rule_threshold
 
-from . import figures as F
+from . import style as S
 
 
 def _rule_title(rule: str) -> str:
@@ -30,7 +30,7 @@ def _rule_title(rule: str) -> str:
             return str(rule)
     return getattr(_stability, "RULE_NAMES", {}).get(rule, rule)  # core before declared titles
 
-PALETTE = F.PALETTE   # one palette for the project (dashboard/figures.py)
+PALETTE = S.PALETTE   # one palette for the project (dashboard/style.py)
 
 
 def _color(i: int) -> str:
@@ -63,7 +63,7 @@ def _log_x(fig: go.Figure) -> bool:
 
 @dataclass
 class SharpnessSeries:
-    """One run's sharpness at the measured steps, and its limit c/α_t at every step (if any)."""
+    """One run's sharpness at the measured steps, and its limit c/αₜ at every step (if any)."""
 
     name: str
     color: str
@@ -72,14 +72,14 @@ class SharpnessSeries:
     limit_steps: list[int] = field(default_factory=list)
     limit: list[float | None] = field(default_factory=list)
     limit_label: str = ""                  # e.g. "2/α" or "3.8/α = (2 + 2μ)/α"
-    kind: str = "sharpness"                # "sharpness" = λ_max(H); "preconditioned" = λ_max(P⁻¹H)
+    kind: str = "sharpness"                # "sharpness" = λₘₐₓ(H); "preconditioned" = λₘₐₓ(P⁻¹H)
     loss: list[float | None] = field(default_factory=list)   # training loss at every step 0..T (optional)
 
 
 @dataclass
 class SharpnessInfo:
     series: list[SharpnessSeries]
-    title: str = "Sharpness λ_max of the loss Hessian, with each rule's stability limit c/α (dashed)"
+    title: str = "Sharpness λₘₐₓ of the loss Hessian, with each rule's stability limit c/α (dashed)"
     note: str = ""
 
 
@@ -118,7 +118,7 @@ def sharpness_series(name: str, steps, sharpness, *, learning_rates=None, thresh
 def sharpness_info(results, run_ids: Sequence[int] | None = None, *, max_runs: int = 8) -> SharpnessInfo:
     """Sharpness-vs-step series of the runs that measured it (``sharpness_every > 0``).
 
-    The limit line of each run is c/α_t with c its rule's declared threshold (2 for GD) and α_t the
+    The limit line of each run is c/αₜ with c its rule's declared threshold (2 for GD) and αₜ the
     learning rate the run actually used at step t (so a schedule bends the line).
     """
     metrics, runs = results.metrics, results.runs.sort_values("run_id")
@@ -145,9 +145,9 @@ def sharpness_info(results, run_ids: Sequence[int] | None = None, *, max_runs: i
 
 
 def draw_sharpness(info: SharpnessInfo) -> go.Figure:
-    fig = go.Figure()
+    fig = S.figure()
     for s in info.series:
-        label = "λ_max(P⁻¹H), preconditioned" if s.kind == "preconditioned" else "λ_max"
+        label = "λₘₐₓ(P⁻¹H), preconditioned" if s.kind == "preconditioned" else "λₘₐₓ"
         fig.add_trace(go.Scatter(x=s.steps, y=s.sharpness, mode="lines+markers", name=f"{s.name}: {label}",
                                  meta="sharpness", legendgroup=s.name, line=dict(color=s.color, width=2),
                                  marker=dict(size=4)))
@@ -163,11 +163,11 @@ def draw_sharpness(info: SharpnessInfo) -> go.Figure:
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="sharpness (top Hessian eigenvalue)")
     if with_loss:
-        fig.update_layout(yaxis2=dict(title="training loss (log)", type="log", overlaying="y", side="right", tickformat=".2g",
+        fig.update_layout(yaxis2=dict(title="training loss (log)", type="log", overlaying="y", side="right",
                                       showgrid=False))
     title = info.title + (f" — {info.note}" if info.note else "")
-    fig.update_layout(title=title, margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.25))
-    return fig
+    fig.update_layout(title=title, legend=dict(y=-0.25))
+    return S.fit_title(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ class LRFindCurve:
     high: list[float | None]
     suggested_lr: float | None
     minimum_lr: float | None
-    critical_lr: float | None = None      # c/λ_max when the problem's λ_max is known
+    critical_lr: float | None = None      # c/λₘₐₓ when the problem's λₘₐₓ is known
     reason: str = ""
 
 
@@ -219,7 +219,7 @@ def _interpolate(xs: list, ys: list, x: float) -> float | None:
 
 
 def draw_lr_find(info: LRFindInfo) -> go.Figure:
-    fig = go.Figure()
+    fig = S.figure()
     for c in info.curves:
         band_x = c.learning_rates + c.learning_rates[::-1]
         band_y = c.high + c.low[::-1]
@@ -239,9 +239,8 @@ def draw_lr_find(info: LRFindInfo) -> go.Figure:
     for k, c in enumerate([c for c in info.curves if c.critical_lr is not None]):
         _vertical_marker(fig, c.critical_lr, f"{c.name}: critical α {c.critical_lr:.3g}", c.color, k)
     fig.update_yaxes(type="log", title="smoothed training loss (log)")
-    fig.update_layout(title=info.title + "<br><sup>★ suggested α; dashed line = critical α from theory</sup>",
-                      margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.2))
-    return fig
+    fig.update_layout(title=info.title + "<br><sup>★ suggested α; dashed line = critical α from theory</sup>")
+    return S.fit_title(fig)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -251,7 +250,7 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Convergence rate: measured loss curve against the theoretical ρ^{2t}
+# Convergence rate: measured loss curve against the theoretical ρ²ᵗ
 # ---------------------------------------------------------------------------------------------
 
 @dataclass
@@ -259,8 +258,8 @@ class RateCurve:
     name: str
     color: str
     steps: list[int]
-    loss_gap: list[float | None]          # J_t − J*
-    theory: list[float | None]            # (J_0 − J*)·ρ^{2t}
+    loss_gap: list[float | None]          # Jₜ − J*
+    theory: list[float | None]            # (J_0 − J*)·ρ²ᵗ
     theory_rate: float
     measured_rate: float | None
 
@@ -268,11 +267,11 @@ class RateCurve:
 @dataclass
 class RateInfo:
     curves: list[RateCurve]
-    title: str = "Convergence: loss gap J_t − J* (solid) against the theory (J₀ − J*)·ρ^{2t} (dashed)"
+    title: str = "Convergence: loss gap Jₜ − J* (solid) against the theory (J₀ − J*)·ρ²ᵗ (dashed)"
 
 
 def rate_info(curves: Sequence[tuple[str, Sequence[float], float, float | None]], minimum: float = 0.0) -> RateInfo:
-    """From ``[(name, losses, theory_rate, measured_rate)]``; the loss gap decays like ρ^{2t}."""
+    """From ``[(name, losses, theory_rate, measured_rate)]``; the loss gap decays like ρ²ᵗ."""
     out = []
     for k, (name, losses, rho, measured) in enumerate(curves):
         gap = np.asarray(losses, dtype=float) - minimum
@@ -288,7 +287,7 @@ def rate_info(curves: Sequence[tuple[str, Sequence[float], float, float | None]]
 
 
 def draw_rates(info: RateInfo) -> go.Figure:
-    fig = go.Figure()
+    fig = S.figure()
     for c in info.curves:
         measured = "" if c.measured_rate is None else f", measured ρ = {c.measured_rate:.4f}"
         fig.add_trace(go.Scatter(x=c.steps, y=c.loss_gap, mode="lines", name=f"{c.name}{measured}",
@@ -296,9 +295,9 @@ def draw_rates(info: RateInfo) -> go.Figure:
         fig.add_trace(go.Scatter(x=c.steps, y=c.theory, mode="lines", name=f"{c.name}: theory ρ = {c.theory_rate:.4f}",
                                  meta="theory", legendgroup=c.name, line=dict(color=c.color, width=1.5, dash="dash")))
     fig.update_xaxes(title="step")
-    fig.update_yaxes(type="log", title="J_t − J* (log)")
-    fig.update_layout(title=info.title, margin=dict(l=60, r=20, t=50, b=40), legend=dict(orientation="h", y=-0.25))
-    return fig
+    fig.update_yaxes(type="log", title="Jₜ − J* (log)")
+    fig.update_layout(title=info.title, legend=dict(y=-0.25))
+    return S.fit_title(fig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,7 +311,7 @@ class CriticalLine:
 
 
 def critical_lines_info(results) -> list[CriticalLine]:
-    """α_crit = c/λ_max per distinct (label, critical α) of a results record whose problem knows λ_max."""
+    """α_crit = c/λₘₐₓ per distinct (label, critical α) of a results record whose problem knows λₘₐₓ."""
     top = (results.problem_info or {}).get("top_eigenvalue")
     if top is None:
         return []

@@ -24,6 +24,7 @@ from descentlab.errors import SpecError
 from descentlab.registry import PLUGINS_ENV, Registry, load_registry
 
 from . import figures as F
+from . import style as S
 from .presets import preset
 from .status_style import STATUS_STYLE, counts_text, is_flagged, style_of
 
@@ -374,7 +375,7 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
         schedule_table.update(declared_values(schedule.hyperparams, f"{skey}.{schedule_name}",
                                               schedule_spec if same_schedule else {},
                                               f"rules[{i}].schedule", errors))
-        warm = HyperParam("warmup_steps", 0, 0, None, kind="int", help="linear warm-up: α_t = α(t+1)/W for t < W")
+        warm = HyperParam("warmup_steps", 0, 0, None, kind="int", help="linear warm-up: αₜ = α(t+1)/W for t < W")
         warmup = hyperparam_widget(warm, f"{skey}.warmup", schedule_spec.get("warmup_steps", 0))
         if warmup:
             schedule_table["warmup_steps"] = int(warmup)
@@ -567,7 +568,8 @@ def show_error(error: BaseException) -> None:
 # ---------------------------------------------------------------------------------------------
 
 def chart(fig, key: str) -> None:
-    st.plotly_chart(fig, key=key, width="stretch", config={"displaylogo": False})
+    """A plotly figure in the project's look (not Streamlit's theme), with the project's toolbar."""
+    st.plotly_chart(fig, key=key, width="stretch", config=S.TOOLBAR, **S.STREAMLIT_CHART)
 
 
 _REASON_HEAD = re.compile(r"^(?:diverged at|unstable from) step \d+[;:,]?\s*")

@@ -12,6 +12,7 @@ import streamlit as st
 
 from descentlab import lesson as L
 from descentlab.dashboard import lesson_figures as LF
+from descentlab.dashboard import style as S
 from descentlab.dashboard import widgets as W
 from descentlab.dashboard.presets import preset
 from descentlab.errors import SpecError
@@ -183,7 +184,7 @@ if view_name == VIEWS[0]:
     if lesson.losses:
         # in the sidebar, so the stage itself still fits the screen as the chart grows
         side.plotly_chart(LF.draw_losses([*lesson.losses, trace.loss]), key=f"{PAGE}.chart.losses",
-                          width="stretch", config={"displayModeBar": False})
+                          width="stretch", config={"displayModeBar": False}, **S.STREAMLIT_CHART)
     rule_update = L.descent_step(copy.deepcopy(lesson.track), lesson.params, trace.gradient, alpha, lesson.step)
     gd_update = -alpha * trace.gradient
     lit_from = st.session_state.get(f"{PAGE}.lit") if stage == "backprop" else None
@@ -197,7 +198,8 @@ if view_name == VIEWS[0]:
         info = LF.network_info(trace, stage, update=rule_update if stage == "descent" else None, lit_from=lit_from,
                                selected=names_flat.index(st.session_state[select_key]))
         event = st.plotly_chart(LF.draw_network(info, height=380), key=f"{PAGE}.chart.network", width="stretch",
-                                on_select="rerun", selection_mode="points", config={"displaylogo": False})
+                                on_select="rerun", selection_mode="points", config=S.TOOLBAR,
+                                **S.STREAMLIT_CHART)
         points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
             getattr(getattr(event, "selection", None), "points", []) or []
         picked = [p.get("customdata") for p in points if isinstance(p, dict) and p.get("customdata") is not None]
@@ -291,7 +293,7 @@ if view_name == VIEWS[1]:
         bar = LF.regime_bar_info(lam, rate)
         controls.markdown(f"#### {bar.regime}\n{L.REGIME_TEXT[bar.regime]}")
         controls.plotly_chart(LF.draw_regime_bar(bar), key=f"{PAGE}.chart.regimes", width="stretch",
-                              config={"displayModeBar": False})
+                              config={"displayModeBar": False}, **S.STREAMLIT_CHART)
         controls.caption(f"λ = {lam:.4g} (the curvature d²J/ds² along the slice, an exact Hessian-vector product): "
                          f"glide from α = {0.5 / lam:.3g}, bounce above {1 / lam:.3g}, escape from {2 / lam:.3g}.")
         with picture:
@@ -302,7 +304,7 @@ if view_name == VIEWS[1]:
 if view_name == VIEWS[2]:
     title = rule.title or rule.name
     threshold = rule_threshold(rule)
-    theory_label = "theory: none declared" if threshold is None else f"theory {threshold:g}/λ_max"
+    theory_label = "theory: none declared" if threshold is None else f"theory {threshold:g}/λₘₐₓ"
     st.markdown(f"Guess the **largest α for which {title} still converges** on this problem from these "
                 "starting weights (the rule is the sidebar's). Then run a fine sweep of α (200 steps each, "
                 "the whole batch) and compare.")
@@ -318,11 +320,11 @@ if view_name == VIEWS[2]:
         a, b, c = st.columns(3)
         a.metric("your guess", f"{prediction.guess:.3g}")
         b.metric(theory_label, "—" if math.isnan(prediction.theory) else f"{prediction.theory:.3g}",
-                 help=f"λ_max = {prediction.sharpness:.4g} at the start; the constant is the rule's declared "
+                 help=f"λₘₐₓ = {prediction.sharpness:.4g} at the start; the constant is the rule's declared "
                       "stability threshold at its default hyperparameters")
         c.metric("measured", "none" if math.isnan(prediction.measured) else f"{prediction.measured:.3g}",
                  help="the largest swept α whose run converged or was still progressing, below every α that blew up")
         W.chart(LF.draw_prediction(LF.prediction_info(prediction)), f"{PAGE}.chart.prediction")
         st.caption("On a quadratic cost (linear regression) theory and measurement agree to the sweep's "
-                   "resolution. On a network λ_max changes as it trains, so the theory at the start is a local "
+                   "resolution. On a network λₘₐₓ changes as it trains, so the theory at the start is a local "
                    "prediction.")

@@ -68,7 +68,7 @@ results = W.run_when_asked(PAGE, spec, registry, errors, label="Run sweep")
 if results is not None:
     info = F.sweep_info(results)
     sweep_figure = F.draw_sweep(info)
-    # theory: the predicted critical α = c/λ_max per rule, where the problem knows λ_max (theory engineer)
+    # theory: the predicted critical α = c/λₘₐₓ per rule, where the problem knows λₘₐₓ (theory engineer)
     from descentlab.dashboard import theory_figures as TF
     TF.add_critical_lines(sweep_figure, TF.critical_lines_info(results))
     W.chart(sweep_figure, f"{PAGE}.chart.sweep")

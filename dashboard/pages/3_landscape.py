@@ -13,7 +13,7 @@ URL_PARAM = "landscape"  # ?landscape=<experiment JSON> reopens this page's sett
 PAGE = "land"
 W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
-DEFAULT = preset("landscape")  # GD on a quadratic bowl with λ_max = 1, four α (presets/landscape.toml)
+DEFAULT = preset("landscape")  # GD on a quadratic bowl with λₘₐₓ = 1, four α (presets/landscape.toml)
 
 st.title("Landscape")
 st.caption("The cost over the two parameters, with each run's path θ₀, θ₁, … drawn on it. Too small an α crawls, "

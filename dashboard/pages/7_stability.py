@@ -1,4 +1,4 @@
-"""Stability page: λ_max, the critical α of each rule, optimal α and rates beside measured runs, sharpness."""
+"""Stability page: λₘₐₓ, the critical α of each rule, optimal α and rates beside measured runs, sharpness."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ START = preset("stability")   # dashboard/presets/stability.toml
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def spectrum(problem: str, settings_json: str, registry_key: tuple, _registry) -> dict:
-    """λ_max, λ_min at the start point by Lanczos on Hessian-vector products, and what the problem declares."""
+    """λₘₐₓ, λₘᵢₙ at the start point by Lanczos on Hessian-vector products, and what the problem declares."""
     instance = _registry.problem(problem).build(json.loads(settings_json))
     params = instance.init_params([0])
     top, bottom = hessian_extreme_eigenvalues(instance, params, iters=instance.layout.size)
@@ -60,7 +60,7 @@ def settings_for(problem: str, registry) -> dict:
     settings = {h.name: h.default for h in registry.problem(problem).settings}
     if problem == "quadratic":
         cols = st.columns(3)
-        settings["lambda_max"] = float(cols[0].number_input("λ_max", 0.01, 1e4, 1.0, key="stability_lambda_max"))
+        settings["lambda_max"] = float(cols[0].number_input("λₘₐₓ", 0.01, 1e4, 1.0, key="stability_lambda_max"))
         settings["condition"] = float(cols[1].number_input("condition number κ", 1.0, 1e5, 10.0,
                                                            key="stability_condition"))
         settings["angle"] = float(cols[2].number_input("angle (degrees)", -180.0, 180.0, 30.0,
@@ -77,7 +77,7 @@ def settings_for(problem: str, registry) -> dict:
 
 
 def threshold_table(lam: float, mu: float) -> pd.DataFrame:
-    """One row per registered rule: its declared threshold c at the page's μ, and c/λ_max."""
+    """One row per registered rule: its declared threshold c at the page's μ, and c/λₘₐₓ."""
     rows = []
     for name, rule in registry.rules.items():
         hyper = momentum_hyper(rule, mu)
@@ -87,7 +87,7 @@ def threshold_table(lam: float, mu: float) -> pd.DataFrame:
             text = rule.threshold_note or ("declared by the rule" if c is not None else "no fixed threshold")
         except Exception as error:
             c, crit, text = None, None, f"threshold failed: {type(error).__name__}"
-        rows.append({"rule": name, "stable iff": text, "c": c, "critical α = c/λ_max": crit})
+        rows.append({"rule": name, "stable iff": text, "c": c, "critical α = c/λₘₐₓ": crit})
     return pd.DataFrame(rows)
 
 
@@ -107,10 +107,10 @@ def edge_rules(lam: float, mu: float) -> list[tuple[str, dict, float]]:
 
 st.title("Stability: where the edge is, and why")
 st.markdown(
-    "On a quadratic with top Hessian eigenvalue λ_max, gradient descent is stable iff **α·λ_max < 2**; "
-    "heavy-ball momentum iff α·λ_max < 2 + 2μ; Nesterov iff α·λ_max < (2 + 2μ)/(1 + 2μ). Each rule "
-    "declares its constant c, so the **critical learning rate** c/λ_max is known before running. "
-    "λ_max here is measured by "
+    "On a quadratic with top Hessian eigenvalue λₘₐₓ, gradient descent is stable iff **α·λₘₐₓ < 2**; "
+    "heavy-ball momentum iff α·λₘₐₓ < 2 + 2μ; Nesterov iff α·λₘₐₓ < (2 + 2μ)/(1 + 2μ). Each rule "
+    "declares its constant c, so the **critical learning rate** c/λₘₐₓ is known before running. "
+    "λₘₐₓ here is measured by "
     "Lanczos on Hessian-vector products through the backprop engine.")
 
 registry = W.current_registry()
@@ -128,12 +128,12 @@ except (SpecError, ValueError) as error:
 lam_max, lam_min = spec["lambda_max"], spec["lambda_min"]
 where = "everywhere (a quadratic)" if spec["declared"] is not None else "at the starting point (not a quadratic)"
 cols = st.columns(3)
-cols[0].metric("λ_max", f"{lam_max:.6g}", help="largest Hessian eigenvalue " + where)
-cols[1].metric("λ_min", f"{lam_min:.6g}")
+cols[0].metric("λₘₐₓ", f"{lam_max:.6g}", help="largest Hessian eigenvalue " + where)
+cols[1].metric("λₘᵢₙ", f"{lam_min:.6g}")
 kappa = lam_max / lam_min if lam_min > 0 else math.inf
 cols[2].metric("condition number κ", f"{kappa:.6g}" if math.isfinite(kappa) else "∞ (not convex here)")
 if spec["declared"] is not None:
-    st.caption(f"The problem declares λ_max = {spec['declared']:.10g}; measured {lam_max:.10g}.")
+    st.caption(f"The problem declares λₘₐₓ = {spec['declared']:.10g}; measured {lam_max:.10g}.")
 
 st.subheader("Critical learning rate per rule")
 table = threshold_table(lam_max, mu)
@@ -180,7 +180,7 @@ if quadratic:
             losses = rates.run_metrics(int(row.run_id))["loss"].to_numpy()
             path = (rates.weights or {}).get("path")
             if path is not None and spec["minimum"] is not None:
-                # distances ‖θ_t − θ*‖ reach rounding only near 1e-16·‖θ*‖, loss gaps near J* ≠ 0 much sooner
+                # distances ‖θₜ − θ*‖ reach rounding only near 1e-16·‖θ*‖, loss gaps near J* ≠ 0 much sooner
                 star = np.asarray(spec["minimum"])
                 distances = np.linalg.norm(path[int(row.run_id)] - star, axis=1)
                 floor = 1e-14 * max(float(np.linalg.norm(star)), 1e-290) / max(float(distances[0]), 1e-300)
@@ -200,7 +200,7 @@ if quadratic:
         st.dataframe(rate_table, key="stability_rates", hide_index=True)
         st.caption("ρ is the per-step contraction of ‖θ − θ*‖, measured as the fitted per-step ratio of the "
                    "distances to the minimum over the later half of the run (equivalently: the loss gap shrinks "
-                   "like ρ^{2t}, the square root of the per-step loss ratio). "
+                   "like ρ²ᵗ, the square root of the per-step loss ratio). "
                    "The heavy-ball rate is reached asymptotically (the error decays like t·ρᵗ). PyTorch's "
                    "momentum convention v = μv + g; θ −= αv follows the same trajectory as Polyak's heavy "
                    "ball with the same α and μ at a constant α.")
@@ -208,14 +208,14 @@ if quadratic:
     except SpecError as error:
         W.show_error(error)
 else:
-    st.info("This landscape is not a quadratic: λ_max changes from point to point, so the numbers above hold "
+    st.info("This landscape is not a quadratic: λₘₐₓ changes from point to point, so the numbers above hold "
             "only near the starting point. Track the sharpness during training below to see the edge move.")
 
 st.subheader("Edge of stability: sharpness during training")
 st.markdown(
-    "Full-batch gradient descent on a network typically **sharpens** (λ_max grows) until λ_max reaches "
+    "Full-batch gradient descent on a network typically **sharpens** (λₘₐₓ grows) until λₘₐₓ reaches "
     "**2/α**, then hovers there while the loss keeps falling non-monotonically (Cohen et al., 2021). "
-    "The dashed line is each run's own limit c/α_t.")
+    "The dashed line is each run's own limit c/αₜ.")
 eos_names = [p for p in EOS_PROBLEMS if p in registry.problems]
 cols = st.columns(4)
 eos_problem = cols[0].selectbox("network problem", eos_names, key="stability_eos_problem")
@@ -230,7 +230,7 @@ if st.button("Run with sharpness tracking", key="stability_eos_run"):
 chosen = registry.rule(eos_rule)
 if st.session_state.get("stability_eos_requested") and chosen.preconditioner is not None \
         and chosen.preconditioned_limit is not None:
-    # The runner records λ_max(H) only; a preconditioned rule's edge is on λ_max(P⁻¹H) (needs its state).
+    # The runner records λₘₐₓ(H) only; a preconditioned rule's edge is on λₘₐₓ(P⁻¹H) (needs its state).
     tracked = preconditioned_tracking(eos_problem, eos_rule, eos_lr, eos_steps, eos_every, W.registry_key(),
                                       registry)
     title = chosen.display_title()
@@ -240,10 +240,10 @@ if st.session_state.get("stability_eos_requested") and chosen.preconditioner is 
         TF.sharpness_series(title, tracked["steps"], tracked["preconditioned"][0], learning_rates=alphas,
                             threshold=threshold, rule=eos_rule, index=0, kind="preconditioned"),
         TF.sharpness_series(title, tracked["steps"], tracked["sharpness"][0], index=1)],
-        title=f"{title}: preconditioned sharpness λ_max(P⁻¹H) against {threshold:.3g}/α (dashed), and plain λ_max(H)")
+        title=f"{title}: preconditioned sharpness λₘₐₓ(P⁻¹H) against {threshold:.3g}/α (dashed), and plain λₘₐₓ(H)")
     W.chart(TF.draw_sharpness(info), key="stability_sharpness_chart")
     st.caption(f"{title}'s declared limit = {tracked['limit']:.4g} applies to the preconditioned sharpness "
-               "(Cohen et al., 2022), not to λ_max(H); the plain sharpness has no fixed limit under it.")
+               "(Cohen et al., 2022), not to λₘₐₓ(H); the plain sharpness has no fixed limit under it.")
 elif st.session_state.get("stability_eos_requested"):
     eos_spec = {"name": "edge-of-stability", "steps": eos_steps, "seeds": [0], "eval_every": eos_steps,
                 "sharpness_every": eos_every, "problem": {"name": eos_problem},

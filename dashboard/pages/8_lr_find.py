@@ -33,7 +33,7 @@ st.markdown(
     "One short run per seed in which α grows exponentially from *start* to *end*; the loss is smoothed "
     "(bias-corrected moving average, β = 0.98) and a run stops once it exceeds 4× its best. The suggested α "
     "is where the median smoothed loss falls fastest per decade of α (fastai's *steep*); the α of the minimum "
-    "divided by 10 (fastai's *minimum*) is shown too. Where the problem's λ_max is known, the dashed line is "
+    "divided by 10 (fastai's *minimum*) is shown too. Where the problem's λₘₐₓ is known, the dashed line is "
     "the critical α from theory: the suggestion should sit left of it.")
 
 registry = W.current_registry()
@@ -50,7 +50,7 @@ problem_decl = registry.problem(problem)
 settings = {h.name: h.default for h in problem_decl.settings}
 if problem == "quadratic":
     cols = st.columns(2)
-    settings["lambda_max"] = float(cols[0].number_input("λ_max of the bowl", 0.01, 1e4, 10.0, key="lrfind_lambda_max"))
+    settings["lambda_max"] = float(cols[0].number_input("λₘₐₓ of the bowl", 0.01, 1e4, 10.0, key="lrfind_lambda_max"))
 if "start_spread" in settings:
     # a landscape's seeds differ only by this jitter of the start; without it every seed is the same run
     settings["start_spread"] = float(st.number_input("start_spread (seeded jitter of the start)", 0.0, 100.0, 0.5,

@@ -113,7 +113,7 @@ def page(server, browser):
 
 
 # Streamlit's plotly theme wraps titles in <b>…</b>: compare the text without tags.
-TITLE_JS = "el => String((el.layout && el.layout.title && el.layout.title.text) || '').replace(/<[^>]*>/g, '')"
+TITLE_JS = "el => String((el.layout && el.layout.title && el.layout.title.text) || '').replace(/<br>/g, ' ').replace(/<[^>]*>/g, '')"
 JS_CHARTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => ({
     title: (""" + TITLE_JS + """)(el),
     traces: (el._fullData || []).map(t => ({name: t.name, meta: t.meta, n: (t.x || []).length}))}))"""
@@ -254,7 +254,7 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
         screen(tab, "lesson-learning-rate-felt", docs=True)
         tab.get_by_text("Predict, then run", exact=True).click()
         tab.get_by_role("button", name="run the sweep").click()
-        tab.get_by_text("theory 2/λ_max").first.wait_for()
+        tab.get_by_text("theory 2/λₘₐₓ").first.wait_for()
         tab.wait_for_timeout(500)
         screen(tab, "lesson-predict-then-run", docs=True)
         assert tab.locator("[data-testid='stException']").count() == 0
@@ -272,3 +272,33 @@ def screen(tab, name: str, *, docs: bool) -> None:
     tab.screenshot(path=str(OUT / f"{name}.png"))
     if docs and os.environ.get("DESCENTLAB_UPDATE_SCREENSHOTS"):
         shutil.copyfile(OUT / f"{name}.png", DOCS / f"{name}.png")
+
+
+JS_TITLES_AND_TOOLBARS = """() => Array.from(document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')).map(el => {
+    const box = r => r && {left: r.left, right: r.right, top: r.top, bottom: r.bottom};
+    const title = el.querySelector('.gtitle'), bar = el.querySelector('.modebar');
+    return {title: title ? title.textContent : '', chart: box(el.getBoundingClientRect()),
+            text: box(title && title.getBoundingClientRect()), bar: box(bar && bar.getBoundingClientRect())}; })"""
+
+
+def _overlap(a, b) -> bool:
+    return bool(a and b) and a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] \
+        and b["top"] < a["bottom"]
+
+
+@pytest.mark.parametrize("path,title", [("/compare", "Training loss"), ("/sweep", "Learning-rate sweep"),
+                                        ("/stability", ""), ("/lr_find", "")])
+def test_the_toolbar_never_covers_a_chart_title_on_a_phone(server, browser, path, title):
+    tab = browser.new_page(viewport={"width": 414, "height": 896})
+    tab.set_default_timeout(90_000)
+    tab.goto(server + path)
+    chart_locator(tab, title)
+    tab.wait_for_timeout(500)
+    charts = tab.evaluate(JS_TITLES_AND_TOOLBARS)
+    assert charts
+    for chart in charts:
+        if chart["text"]:   # the title fits the screen, beside the toolbar
+            assert chart["text"]["right"] <= chart["chart"]["right"] and chart["text"]["top"] >= chart["chart"]["top"] - 4, chart
+        if chart["bar"] and chart["text"]:
+            assert not _overlap(chart["bar"], chart["text"]), chart
+    tab.close()

@@ -188,7 +188,7 @@ def test_predict_then_run_shows_theory_and_measurement(registry):
     theory = 2 / float(np.linalg.eigvalsh(instance.matrix)[-1])
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["your guess"] == "0.7"
-    assert float(metrics["theory 2/λ_max"]) == pytest.approx(theory, rel=1e-2)
+    assert float(metrics["theory 2/λₘₐₓ"]) == pytest.approx(theory, rel=1e-2)
     assert float(metrics["measured"]) < theory
 
 

@@ -45,8 +45,8 @@ def test_stability_page_quadratic_numbers_match_theory():
     expected = {"gd": 2 / lam_max, "momentum": (2 + 2 * mu) / lam_max,
                 "nesterov": (2 + 2 * mu) / (1 + 2 * mu) / lam_max, "classical_momentum": (2 + 2 * mu) / lam_max}
     for rule, alpha in expected.items():
-        assert table_row(thresholds, rule)["critical α = c/λ_max"] == pytest.approx(alpha, rel=1e-9)
-    assert math.isnan(table_row(thresholds, "adam")["critical α = c/λ_max"])
+        assert table_row(thresholds, rule)["critical α = c/λₘₐₓ"] == pytest.approx(alpha, rel=1e-9)
+    assert math.isnan(table_row(thresholds, "adam")["critical α = c/λₘₐₓ"])
 
     rates = at.dataframe[1].value
     kappa = lam_max / lam_min
@@ -77,7 +77,7 @@ def test_stability_page_linear_regression_lambda_is_second_moment_eigenvalue():
     augmented = np.hstack([x, np.ones((len(x), 1))])
     eig = np.linalg.eigvalsh(augmented.T @ augmented / len(x))
     np.testing.assert_allclose(float(at.metric[0].value), eig[-1], rtol=1e-5)
-    assert table_row(at.dataframe[0].value, "gd")["critical α = c/λ_max"] == pytest.approx(
+    assert table_row(at.dataframe[0].value, "gd")["critical α = c/λₘₐₓ"] == pytest.approx(
         2 / eig[-1], rel=1e-5)
 
 
@@ -126,7 +126,7 @@ def test_stability_page_adam_shows_preconditioned_sharpness_against_38_over_alph
     assert len(limit) == 1 and "Adam" in limit[0]["name"]
     np.testing.assert_allclose(values(limit[0]["y"]), 38 / 0.01)
     names = [t["name"] for t in spec["data"] if t.get("meta") == "sharpness"]
-    assert any("preconditioned" in n for n in names) and any(n.endswith("λ_max") for n in names)
+    assert any("preconditioned" in n for n in names) and any(n.endswith("λₘₐₓ") for n in names)
 
 
 HALF_STEP_PLUGIN = '''
@@ -167,7 +167,7 @@ def test_a_plugin_rules_declared_theory_appears_beside_the_builtins(tmp_path, mo
     eig = np.linalg.eigvalsh(np.array(instance.describe()["hessian"]))
     lam_min, lam_max = eig[0], eig[-1]
     row = table_row(at.dataframe[0].value, "half_step")
-    assert row["critical α = c/λ_max"] == pytest.approx(4 / lam_max, rel=1e-9)
+    assert row["critical α = c/λₘₐₓ"] == pytest.approx(4 / lam_max, rel=1e-9)
     assert row["stable iff"] == "α·λ < 4"
     rates = table_row(at.dataframe[1].value, "half_step")
     kappa = lam_max / lam_min
