@@ -118,6 +118,7 @@ def _summary(results) -> str:
 
 def cmd_run(args) -> int:
     from .experiment import check_resources, load_experiment_file
+    from .faults import build_instance
     from .records import save_results
     from .runner import run_experiment
 
@@ -130,7 +131,7 @@ def cmd_run(args) -> int:
     workers = _bounded_workers(args.workers, experiment.n_runs, quiet=args.quiet)
     # the problem is built here once more (cheap: parameters are allocated per chunk) so that a job
     # that cannot fit is refused before any training, with what it needs and what there is
-    instance = registry.problem(experiment.problem).build(dict(experiment.problem_settings))
+    instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     check_resources(experiment, instance, workers or min(os.cpu_count() or 1, experiment.n_runs))
     del instance
     progress = None if args.quiet else ProgressBar()

@@ -19,6 +19,7 @@ from .chunk import (METRIC_BASE, METRIC_TAIL, SMALL_COPY_BYTES, SMALL_PARAMS, Ru
                     one_rule_experiment, run_chunk, snapshot_steps)
 from .errors import SpecError
 from .experiment import Experiment, RunConfig
+from .faults import build_instance
 from .tables import _assemble, _json_ready
 from .workers import _process_context, run_chunk_job  # noqa: F401
 
@@ -139,7 +140,7 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
     started = time.perf_counter()
     keep_freed_memory()  # big temporaries are reused from the heap instead of page-faulted in again
     problem = registry.problem(experiment.problem)
-    instance = problem.build(dict(experiment.problem_settings))
+    instance = build_instance(problem, dict(experiment.problem_settings))
     n_train = int(getattr(instance, "n_train", 0) or 0)
     if experiment.batch_size > 0 and experiment.batch_size > n_train:
         raise SpecError("batch_size", experiment.batch_size,
