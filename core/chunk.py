@@ -651,12 +651,12 @@ def _rule_fault(rule, error: BaseException, result, started: bool) -> str:
     from .faults import definition, fault
 
     function = rule.update if started else rule.init
-    if isinstance(error, _RuleResultError):
-        return str(error).replace(f"rule {rule.name!r}", f"rule {rule.name!r} ({definition(function)})", 1)
-    if result is not _PENDING and not (isinstance(result, tuple) and len(result) == 2):
-        got = "None" if result is None else f"a {type(result).__name__}"
+    if result is not _PENDING and not (isinstance(result, (tuple, list)) and len(result) == 2):
+        got = "None" if result is None else f"{type(result).__name__} {getattr(result, 'shape', '')}".strip()
         return (f"rule {rule.name!r} ({definition(function)}): update returned {got}; "
                 "expected a pair (updates, state)")
+    if isinstance(error, _RuleResultError):
+        return str(error).replace(f"rule {rule.name!r}", f"rule {rule.name!r} ({definition(function)})", 1)
     return fault("rule", rule.name, error, rule.init, rule.update, fallback=function)
 
 

@@ -137,11 +137,23 @@ def cmd_run(args) -> int:
     progress = None if args.quiet else ProgressBar()
     results = run_experiment(experiment, registry=registry, progress=progress, workers=workers)
     path = save_results(results, args.out)
+    _warn_failed(results)
     if not args.quiet:
         print(_summary(results))
         print(f"wall time {results.meta['wall_time_s']:.2f} s")
     print(f"results: {path}")
     return 0
+
+
+def _warn_failed(results) -> None:
+    """One line on stderr per distinct reason runs failed (a plugin's fault, named with its file:line),
+    also with --quiet: the results are saved and the command succeeds, but it must not look clean."""
+    runs = results.runs
+    failed = runs[runs["status"] == "failed"]
+    for error, group in failed.groupby("error", sort=False):
+        labels = ", ".join(repr(label) for label in dict.fromkeys(group["label"]))
+        count = f"{len(group)} run{'s' if len(group) != 1 else ''}"
+        print(f"descentlab: warning: {count} of {labels} failed: {one_line(error)}", file=sys.stderr)
 
 
 def _bounded_workers(requested: int | None, n_runs: int, *, quiet: bool = False) -> int | None:

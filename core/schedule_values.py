@@ -28,9 +28,10 @@ def schedule_values(schedule: Schedule, base, hyper: dict, total_steps: int, war
         if w:
             values[:w, columns] = alpha * (steps[:w] + 1) / w
         if w < total_steps:
-            rest = schedule.learning_rate(steps[: total_steps - w], alpha,
-                                          {name: value[columns][None, :] for name, value in hyper.items()},
-                                          total_steps - w)
+            with np.errstate(all="ignore"):  # a non-finite result is refused below, with where it is
+                rest = schedule.learning_rate(steps[: total_steps - w], alpha,
+                                              {name: value[columns][None, :] for name, value in hyper.items()},
+                                              total_steps - w)
             expected = (total_steps - w, columns.size)
             if rest is None:
                 raise ScheduleResultError(schedule.name, f"returned None; expected an array of shape "
