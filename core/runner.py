@@ -197,7 +197,7 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
     if progress is not None:
         progress(total, total)
 
-    problem_info = _json_ready(instance.describe())
+    problem_info = _json_ready(_describe(experiment, instance))
     runs, metrics, weights = _assemble(experiment, registry, instance, configs, outputs, problem_info)
     meta = build_meta(experiment, registry, wall_time=time.perf_counter() - started,
                       problem_info=problem_info, workers=1 if executor is None else n_workers,
@@ -212,3 +212,17 @@ def _sharpness_cost(outputs: list[dict]) -> dict | None:
     if not costs:
         return None
     return {key: int(sum(c[key] for c in costs)) for key in ("measurements", "hessian_vector_products")}
+
+
+def _describe(experiment: Experiment, instance) -> dict:
+    """The problem's own description; one that breaks (sys.exit too) leaves the base description and
+    the one-line reason under ``describe_error``: the runs are trained and must not be lost to it."""
+    try:
+        return instance.describe()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        from .faults import fault
+        from .problem import ProblemInstance
+        return {**ProblemInstance.describe(instance),
+                "describe_error": fault("problem", experiment.problem, error, type(instance), what="describe failed:")}

@@ -365,6 +365,10 @@ class Bowl(ProblemInstance):
         {loss_and_grad}
         return 0.5 * (params * params).sum(axis=1), np.multiply(params, 1.0, out=out)
 
+    def describe(self):
+        {describe}
+        return super().describe()
+
 
 def _build(settings):
     {build}
@@ -382,7 +386,7 @@ def register_problems(register):
     ("sys.exit(4)  # HERE", "build failed: called sys.exit(4)"),
 ])
 def test_a_problem_whose_build_raises_is_one_line_exit_2(tmp_path, capsys, build, reason):
-    path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(build=build, loss_and_grad="pass"))
+    path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(build=build, loss_and_grad="pass", describe="pass"))
     experiment = write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"')
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 2
@@ -392,7 +396,7 @@ def test_a_problem_whose_build_raises_is_one_line_exit_2(tmp_path, capsys, build
 
 def test_a_problem_raising_while_training_fails_its_runs_named(tmp_path, capsys):
     path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(
-        build="pass", loss_and_grad="raise FloatingPointError('bad batch')  # HERE"))
+        build="pass", loss_and_grad="raise FloatingPointError('bad batch')  # HERE", describe="pass"))
     experiment = write_experiment(tmp_path, ['rule = "gd"', 'rule = "momentum"'], problem='name = "bowl"')
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 0
@@ -400,3 +404,36 @@ def test_a_problem_raising_while_training_fails_its_runs_named(tmp_path, capsys)
                     "FloatingPointError: bad batch")
     (folder,) = results_folders(tmp_path)
     assert set(load_results(folder).runs["status"]) == {"failed"}
+
+
+def test_a_problem_whose_describe_exits_after_training_loses_no_run(tmp_path, capsys):
+    path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(
+        build="pass", loss_and_grad="pass", describe="sys.exit(9)  # HERE"))
+    experiment = write_experiment(tmp_path, ['rule = "gd"\nlearning_rate = 0.1'], problem='name = "bowl"')
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0 and err == ""
+    (folder,) = results_folders(tmp_path)
+    results = load_results(folder)
+    assert set(results.runs["status"]) != {"failed"}
+    assert results.problem_info["describe_error"] == (
+        f"problem 'bowl' ({path}:{line}): describe failed: called sys.exit(9)")
+
+
+def test_a_rule_whose_theory_exits_keeps_its_finished_runs(tmp_path, capsys):
+    path, line = write_plugin(tmp_path, "theory", """
+        def _threshold(hyper):
+            sys.exit(2)  # HERE
+
+
+        @hookimpl
+        def register_optimizers(register):
+            register(DescentRule("shaky", lambda p, h: (), lambda g, s, p, a, h, t: (-a * g, s),
+                                 stability_threshold=_threshold))
+        """)
+    experiment = write_experiment(tmp_path, ['rule = "shaky"\nlearning_rate = [0.1, 5.0]'])
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0 and err == ""
+    (folder,) = results_folders(tmp_path)
+    runs = load_results(folder).runs
+    assert "diverged" in set(runs["status"])
+    assert any("no explanation (called sys.exit(2))" in reason for reason in runs["divergence_reason"])
