@@ -437,3 +437,14 @@ def test_a_rule_whose_theory_exits_keeps_its_finished_runs(tmp_path, capsys):
     runs = load_results(folder).runs
     assert "diverged" in set(runs["status"])
     assert any("no explanation (called sys.exit(2))" in reason for reason in runs["divergence_reason"])
+
+
+def test_the_conformance_battery_reports_a_rule_that_exits():
+    from descentlab import DescentRule
+    from descentlab.conformance import check_rule
+
+    def _update(grad, state, params, learning_rate, hyper, step):
+        sys.exit(1)
+
+    results = check_rule(DescentRule("exits", lambda params, hyper: (), _update))
+    assert not results[0].passed and "SystemExit" in results[0].reason
