@@ -386,7 +386,8 @@ def register_problems(register):
     ("sys.exit(4)  # HERE", "build failed: called sys.exit(4)"),
 ])
 def test_a_problem_whose_build_raises_is_one_line_exit_2(tmp_path, capsys, build, reason):
-    path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(build=build, loss_and_grad="pass", describe="pass"))
+    path, line = write_plugin(tmp_path, "bad_problem",
+                              PROBLEM.format(build=build, loss_and_grad="pass", describe="pass"))
     experiment = write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"')
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 2
