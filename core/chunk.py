@@ -67,10 +67,6 @@ def _contiguous_layer_starts(layout) -> np.ndarray | None:
     return np.array(starts, dtype=np.intp)
 
 
-def _error_text(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}".replace("\n", " ")[:500]
-
-
 class RuleLookup:
     """What :func:`run_chunk` looks up by name, for a rule that need not be registered: ``rule(name)``
     is always this rule, schedules come from ``registry``."""

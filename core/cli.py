@@ -80,8 +80,10 @@ def _registry(plugin_paths, *, fatal_plugins: bool, warn: bool = True):
     from .registry import load_registry
 
     registry = load_registry(plugin_paths or ())
+    # a file's message names it as given or, for its hooks, by its full path (file:/abs/path.py)
+    named = [str(p) for p in plugin_paths or ()] + [os.path.realpath(os.path.expanduser(p)) for p in plugin_paths or ()]
     for message in registry.errors:
-        explicit = any(p in message for p in (plugin_paths or ()))
+        explicit = any(p in message for p in named)
         if fatal_plugins and explicit:
             raise PluginError(message)
         if warn:

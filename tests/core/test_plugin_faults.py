@@ -449,3 +449,15 @@ def test_the_conformance_battery_reports_a_rule_that_exits():
 
     results = check_rule(DescentRule("exits", lambda params, hyper: (), _update))
     assert not results[0].passed and "SystemExit" in results[0].reason
+
+
+def test_a_broken_hook_in_a_file_named_by_a_relative_path_stops_run(tmp_path, capsys, monkeypatch):
+    path, line = write_plugin(tmp_path, "exit_hook", """
+        @hookimpl
+        def register_schedules(register):
+            sys.exit(0)  # HERE
+        """)
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"']), "./exit_hook.py")
+    assert status == 2
+    assert_one_line(err, f"{path}:{line}", "register_schedules failed: called sys.exit(0)")
