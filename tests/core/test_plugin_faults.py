@@ -359,6 +359,7 @@ class Bowl(ProblemInstance):
         self.layout = ParamLayout([("point", (2,), "point")])
 
     def init_params(self, seeds, dtype=np.float64):
+        {init_params}
         return np.ones((len(seeds), 2), dtype=dtype)
 
     def loss_and_grad(self, params, batch=None, out=None):
@@ -387,7 +388,7 @@ def register_problems(register):
 ])
 def test_a_problem_whose_build_raises_is_one_line_exit_2(tmp_path, capsys, build, reason):
     path, line = write_plugin(tmp_path, "bad_problem",
-                              PROBLEM.format(build=build, loss_and_grad="pass", describe="pass"))
+                              PROBLEM.format(build=build, loss_and_grad="pass", describe="pass", init_params="pass"))
     experiment = write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"')
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 2
@@ -397,7 +398,8 @@ def test_a_problem_whose_build_raises_is_one_line_exit_2(tmp_path, capsys, build
 
 def test_a_problem_raising_while_training_fails_its_runs_named(tmp_path, capsys):
     path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(
-        build="pass", loss_and_grad="raise FloatingPointError('bad batch')  # HERE", describe="pass"))
+        build="pass", loss_and_grad="raise FloatingPointError('bad batch')  # HERE", describe="pass",
+        init_params="pass"))
     experiment = write_experiment(tmp_path, ['rule = "gd"', 'rule = "momentum"'], problem='name = "bowl"')
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 0
@@ -409,7 +411,7 @@ def test_a_problem_raising_while_training_fails_its_runs_named(tmp_path, capsys)
 
 def test_a_problem_whose_describe_exits_after_training_loses_no_run(tmp_path, capsys):
     path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(
-        build="pass", loss_and_grad="pass", describe="sys.exit(9)  # HERE"))
+        build="pass", loss_and_grad="pass", describe="sys.exit(9)  # HERE", init_params="pass"))
     experiment = write_experiment(tmp_path, ['rule = "gd"\nlearning_rate = 0.1'], problem='name = "bowl"')
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 0 and err == ""
@@ -461,3 +463,13 @@ def test_a_broken_hook_in_a_file_named_by_a_relative_path_stops_run(tmp_path, ca
     status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"']), "./exit_hook.py")
     assert status == 2
     assert_one_line(err, f"{path}:{line}", "register_schedules failed: called sys.exit(0)")
+
+
+def test_a_problem_whose_init_params_raises_is_one_line_exit_2(tmp_path, capsys):
+    path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(
+        build="pass", loss_and_grad="pass", describe="pass", init_params="raise IndexError('no seed 0')  # HERE"))
+    experiment = write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"')
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 2
+    assert_one_line(err, "descentlab: error: ", f"problem 'bowl' ({path}:{line}): init_params failed: IndexError")
+    assert results_folders(tmp_path) == []
