@@ -67,10 +67,6 @@ def _contiguous_layer_starts(layout) -> np.ndarray | None:
     return np.array(starts, dtype=np.intp)
 
 
-def _error_text(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}".replace("\n", " ")[:500]
-
-
 class RuleLookup:
     """What :func:`run_chunk` looks up by name, for a rule that need not be registered: ``rule(name)``
     is always this rule, schedules come from ``registry``."""
@@ -168,6 +164,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     groups: list[_Group] = []
     group_of_run = np.empty(r, dtype=np.int64)
     rate_columns = []
+    unscheduled: list[tuple[_Group, str]] = []  # entries whose schedule failed, with the one-line reason
     for index in dict.fromkeys(c.entry for c in configs):
         members = [k for k, c in enumerate(configs) if c.entry == index]
         if members != list(range(members[0], members[-1] + 1)):
@@ -179,10 +176,16 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         group.lo, group.hi = members[0], members[-1] + 1
         group_of_run[members] = len(groups)
         groups.append(group)
-        rate_columns.append(schedule_values(registry.schedule(entry.schedule),
-                                            np.array([c.learning_rate for c in part]),
-                                            _hyper_arrays(part, "schedule_hyper", np.float64), T,
-                                            entry.warmup_steps))
+        schedule = registry.schedule(entry.schedule)
+        try:  # the schedule is plugin code: whatever goes wrong in it fails this entry's runs only
+            rate_columns.append(schedule_values(schedule, np.array([c.learning_rate for c in part]),
+                                                _hyper_arrays(part, "schedule_hyper", np.float64), T,
+                                                entry.warmup_steps))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
+            rate_columns.append(np.full((T, len(part)), np.nan))
+            unscheduled.append((group, _schedule_fault(schedule, error)))
     rates = np.concatenate(rate_columns, axis=1)  # (T, r) float64
     rates_t = np.ascontiguousarray(rates.astype(dtype)).reshape(T, r, 1)  # α_t as (r, 1) per step
     # the table's learning_rate column, run-major, taken now while the rates are in cache. Filled
@@ -217,7 +220,15 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     last_row = np.full(r, T, dtype=np.int64)
 
     seeds = [c.seed for c in configs]
-    params = np.ascontiguousarray(instance.init_params(seeds, dtype), dtype=dtype)
+    try:
+        params = np.ascontiguousarray(instance.init_params(seeds, dtype), dtype=dtype)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # no run of the problem can start: one line naming it
+        from .errors import PluginError
+        from .faults import fault
+        raise PluginError(fault("problem", experiment.problem, error, type(instance),
+                                what="init_params failed:")) from None
     initial = params.copy()
     final_params = np.empty_like(params)
     single = len(groups) == 1
@@ -304,15 +315,24 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         bind_views()
 
     bind_views()
+    broke = stopped = False
+    if unscheduled:  # their runs fail before step 0: out of the stack before anything is computed
+        keep = np.ones(r, dtype=bool)
+        for group, message in unscheduled:
+            keep[group.lo:group.hi] = False
+            for j in range(group.lo, group.hi):
+                status[j], errors[j], last_row[j] = "failed", message, 0
+        final_params[~keep] = params[~keep]
+        broke = True  # their row 0 is in no buffer: scatter NaN-fills
+        drop(keep)
     # the loop runs inside np.errstate(quiet): a problem that offers a call without its own errstate
     # (landscapes, ~1 µs of their ~8 µs per call) is called that way
     loss_and_grad = getattr(instance, "loss_and_grad_quiet", None) or instance.loss_and_grad
-    broke = stopped = False
     size_buf: Any = None  # |loss| per run, allocated with the threshold and reused every step
     fine_buf = np.empty(r, dtype=bool)  # |loss| <= threshold per run, reused every step
     with np.errstate(all="ignore"):
         try:
-            for t in range(T + 1):
+            for t in range(T + 1 if n else 0):
                 batch = None
                 if batch_size > 0:
                     position = t % per_epoch
@@ -395,28 +415,40 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                 failed = None
                 if single:
                     group = groups[0]
-                    if not group.started:
-                        group.state, group.started = group.rule.init(params, group.hyper), True
-                    updates, group.state = group.rule.update(g, group.state, params, rates_t[t], group.hyper, t)
-                    if getattr(updates, "shape", None) != params.shape:
-                        raise ValueError(_shape_message(group.rule, updates, params.shape))
+                    result = _PENDING
+                    try:
+                        if not group.started:
+                            group.state, group.started = group.rule.init(params, group.hyper), True
+                        result = group.rule.update(g, group.state, params, rates_t[t], group.hyper, t)
+                        updates, group.state = result
+                        if getattr(updates, "shape", None) != params.shape:
+                            raise _RuleResultError(_shape_message(group.rule, updates, params.shape))
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException as error:  # the only rule broke: named below, as the chunk's failure
+                        raise _RuleFault(_rule_fault(group.rule, error, result, group.started)) from error
                 else:
                     updates = updates_all
                     for group, update, g_rows, p_rows, u_rows, rates_rows, shape, hyper in live_views:
+                        result = _PENDING
                         try:
                             if not group.started:
                                 group.state, group.started = group.rule.init(p_rows, hyper), True
-                            block, group.state = update(g_rows, group.state, p_rows, rates_rows[t], hyper, t)
+                            result = update(g_rows, group.state, p_rows, rates_rows[t], hyper, t)
+                            block, group.state = result
                             if getattr(block, "shape", None) != shape:
-                                raise ValueError(_shape_message(group.rule, block, shape))
+                                raise _RuleResultError(_shape_message(group.rule, block, shape))
                             u_rows[...] = block
-                        except Exception as error:  # only this entry's runs fail
+                        except KeyboardInterrupt:
+                            raise
+                        except BaseException as error:  # only this entry's runs fail (sys.exit too)
+                            message = _rule_fault(group.rule, error, result, group.started)
                             rows = slice(group.lo, group.hi)
                             u_rows[...] = 0.0
                             failed = np.ones(n, dtype=bool) if failed is None else failed
                             failed[rows] = False
                             for j in active[rows].tolist():
-                                status[j], errors[j], last_row[j] = "failed", _error_text(error), t
+                                status[j], errors[j], last_row[j] = "failed", message, t
                 if small:
                     if updates is not updates_all:  # the single rule's own array
                         np.copyto(updates_all, updates)
@@ -436,9 +468,11 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                         break
                 if tick is not None and t % every_tick == 0:
                     tick(t)
-        except Exception as error:  # the problem (or the only rule) broke: the chunk's live runs fail
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # the problem (or the only rule) broke: the chunk's live runs fail
             broke = True  # row t may be missing from the buffers: scatter NaN-fills
-            message = _error_text(error)
+            message = str(error) if isinstance(error, _RuleFault) else _problem_fault(experiment, instance, error)
             for j in active.tolist():
                 status[j], errors[j], last_row[j] = "failed", message, t
         if n:
@@ -595,3 +629,52 @@ def _scatter_or_none(scatter, buffer):
 def _shape_message(rule, updates, expected) -> str:
     return (f"rule {rule.name!r} returned updates of shape "
             f"{getattr(updates, 'shape', type(updates).__name__)}; expected {expected}")
+
+
+class _RuleResultError(ValueError):
+    """A rule's update returned something of the wrong shape (the message names the rule)."""
+
+
+class _RuleFault(Exception):
+    """The only rule of a chunk broke; the message is the whole one-line story."""
+
+
+_PENDING = object()  # what a rule's update "returned" when it raised instead
+
+
+def _rule_fault(rule, error: BaseException, result, started: bool) -> str:
+    """One line naming the rule, its file:line and what went wrong in its init or update."""
+    from .faults import definition, fault
+
+    function = rule.update if started else rule.init
+    if result is not _PENDING and not (isinstance(result, (tuple, list)) and len(result) == 2):
+        got = "None" if result is None else f"{type(result).__name__} {getattr(result, 'shape', '')}".strip()
+        return (f"rule {rule.name!r} ({definition(function)}): update returned {got}; "
+                "expected a pair (updates, state)")
+    if isinstance(error, _RuleResultError):
+        return str(error).replace(f"rule {rule.name!r}", f"rule {rule.name!r} ({definition(function)})", 1)
+    return fault("rule", rule.name, error, rule.init, rule.update, fallback=function)
+
+
+def _schedule_fault(schedule, error: BaseException) -> str:
+    """One line naming the schedule, its file:line and what it raised or returned."""
+    from .faults import definition, fault
+    from .schedule_values import ScheduleResultError
+
+    if isinstance(error, ScheduleResultError):
+        return f"schedule {schedule.name!r} ({definition(schedule.learning_rate)}) {error.problem}"
+    return fault("schedule", schedule.name, error, schedule.learning_rate)
+
+
+def _problem_fault(experiment: Experiment, instance, error: BaseException) -> str:
+    """One line for an error while training that is not a rule's: the problem's, named, when it is
+    raised in the problem's own code; else the error itself."""
+    import os
+    import traceback
+
+    from .faults import error_text, fault, source_files
+
+    files = source_files(type(instance))
+    if any(os.path.abspath(frame.filename) in files for frame in traceback.extract_tb(error.__traceback__)):
+        return fault("problem", experiment.problem, error, type(instance))
+    return error_text(error)

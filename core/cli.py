@@ -80,8 +80,10 @@ def _registry(plugin_paths, *, fatal_plugins: bool, warn: bool = True):
     from .registry import load_registry
 
     registry = load_registry(plugin_paths or ())
+    # a file's message names it as given or, for its hooks, by its full path (file:/abs/path.py)
+    named = [str(p) for p in plugin_paths or ()] + [os.path.realpath(os.path.expanduser(p)) for p in plugin_paths or ()]
     for message in registry.errors:
-        explicit = any(p in message for p in (plugin_paths or ()))
+        explicit = any(p in message for p in named)
         if fatal_plugins and explicit:
             raise PluginError(message)
         if warn:
@@ -118,6 +120,7 @@ def _summary(results) -> str:
 
 def cmd_run(args) -> int:
     from .experiment import check_resources, load_experiment_file
+    from .faults import build_instance
     from .records import save_results
     from .runner import run_experiment
 
@@ -130,17 +133,29 @@ def cmd_run(args) -> int:
     workers = _bounded_workers(args.workers, experiment.n_runs, quiet=args.quiet)
     # the problem is built here once more (cheap: parameters are allocated per chunk) so that a job
     # that cannot fit is refused before any training, with what it needs and what there is
-    instance = registry.problem(experiment.problem).build(dict(experiment.problem_settings))
+    instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     check_resources(experiment, instance, workers or min(os.cpu_count() or 1, experiment.n_runs))
     del instance
     progress = None if args.quiet else ProgressBar()
     results = run_experiment(experiment, registry=registry, progress=progress, workers=workers)
     path = save_results(results, args.out)
+    _warn_failed(results)
     if not args.quiet:
         print(_summary(results))
         print(f"wall time {results.meta['wall_time_s']:.2f} s")
     print(f"results: {path}")
     return 0
+
+
+def _warn_failed(results) -> None:
+    """One line on stderr per distinct reason runs failed (a plugin's fault, named with its file:line),
+    also with --quiet: the results are saved and the command succeeds, but it must not look clean."""
+    runs = results.runs
+    failed = runs[runs["status"] == "failed"]
+    for error, group in failed.groupby("error", sort=False):
+        labels = ", ".join(repr(label) for label in dict.fromkeys(group["label"]))
+        count = f"{len(group)} run{'s' if len(group) != 1 else ''}"
+        print(f"descentlab: warning: {count} of {labels} failed: {one_line(error)}", file=sys.stderr)
 
 
 def _bounded_workers(requested: int | None, n_runs: int, *, quiet: bool = False) -> int | None:

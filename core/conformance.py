@@ -86,7 +86,9 @@ def _take(state, rows, n_rows):
 def _result(name: str, check: Callable[[], str]) -> CheckResult:
     try:
         reason = check()
-    except Exception as error:  # a broken rule is reported, never raised
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # a broken rule is reported, never raised (sys.exit in it too)
         message = " ".join(str(error).split()) or type(error).__name__
         return CheckResult(name, False, f"raised {type(error).__name__}: {message}"[:300])
     return CheckResult(name, not reason, reason)

@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from .faults import error_text
+
 __all__ = ["explain_flagged", "flagged_sentence", "snapshot_weights", "top_eigenvalues"]
 
 
@@ -189,6 +191,8 @@ def explain_flagged(instance, registry, experiment, configs, status, flagged_at,
                 lambda_start=float(lam_start[i]), lambda_flagged=float(lam_flagged[i]), update_ratio=ratio,
                 minibatch=minibatch, ended_above_start=bool(losses[i, last] > losses[i, 0]),
                 divergence_factor=float(experiment.divergence_factor))
-        except Exception as error:  # an explanation is a bonus: it must never lose a finished experiment
-            reasons[i] = f"{status[i]} at step {s}; no explanation ({type(error).__name__}: {error})"
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # an explanation is a bonus: it must never lose a finished experiment
+            reasons[i] = f"{status[i]} at step {s}; no explanation ({error_text(error)})"
     return reasons, lam_start, lam_flagged

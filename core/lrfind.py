@@ -219,7 +219,8 @@ def lr_find_experiment(experiment, *, rule: str | None = None, start_lr: float =
     if not entries:
         raise SpecError("--rule", rule, "a rule of the experiment: " +
                         ", ".join(sorted({e.rule for e in experiment.entries})))
-    instance = registry.problem(experiment.problem).build(dict(experiment.problem_settings))
+    from .faults import build_instance
+    instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     out = []
     for entry in entries:
         hyper = {name: values[0] for name, values in entry.hyper.items()}

@@ -8,15 +8,16 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pluggy
+from pluggy._hooks import varnames  # how pluggy itself reads a hookimpl's arguments
 
 from . import hookspecs
 from .declarations import DescentRule, Problem, Schedule
-from .errors import SpecError
+from .errors import SpecError, one_line
+from .faults import definition, error_text, where
 
 ENTRY_POINT_GROUP = "descentlab"
 PLUGINS_ENV = "DESCENTLAB_PLUGINS"
@@ -92,10 +93,57 @@ def _load_file(path: str):
     return module
 
 
-def _short_reason(error: BaseException) -> str:
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    return f"{type(error).__name__}: {error}{where}"
+def _short_reason(error: BaseException, *code) -> str:
+    """``Type: message (path:line)`` on one line, the line the deepest one in the plugin's own files."""
+    place = where(error, *code)
+    return one_line(error_text(error) + (f" ({place})" if place else ""))
+
+
+def _accepted_hooks(pm: pluggy.PluginManager) -> str:
+    return ", ".join(f"{name}({', '.join(getattr(pm.hook, name).spec.argnames)})" for name, *_ in _KINDS)
+
+
+def _hook_mismatch(pm: pluggy.PluginManager, plugin) -> str | None:
+    """One line for the first descentlab hookimpl of ``plugin`` that is no descentlab hook (a misspelt
+    name) or asks for arguments the hook does not pass; None when every one matches. pluggy would
+    accept the first silently and refuse the second in three lines."""
+    for attribute in dir(plugin):
+        try:
+            options = pm.parse_hookimpl_opts(plugin, attribute)
+        except Exception:  # an attribute that cannot even be looked at is no hookimpl
+            continue
+        if options is None:
+            continue
+        function = getattr(plugin, attribute)
+        hook_name = options.get("specname") or attribute
+        caller = getattr(pm.hook, hook_name, None)
+        spec = getattr(caller, "spec", None)
+        place = definition(function)
+        head = f"hook {attribute}" + (f" ({place})" if place else "")
+        if spec is None:
+            return f"{head} is not a descentlab hook; expected one of {_accepted_hooks(pm)}"
+        required, _ = varnames(function)
+        extra = [a for a in required if a not in spec.argnames]
+        if extra:
+            return (f"{head} takes ({', '.join(required)}), but {hook_name} passes only "
+                    f"({', '.join(spec.argnames)}); expected def {hook_name}({', '.join(spec.argnames)})")
+    return None
+
+
+def _register(pm: pluggy.PluginManager, plugin, name: str) -> None:
+    """``pm.register`` after checking the plugin's hooks; a mismatch is a ValueError of one line."""
+    mismatch = _hook_mismatch(pm, plugin)
+    if mismatch is None:
+        try:
+            pm.register(plugin, name=name)
+            return
+        except pluggy.PluginValidationError as error:  # what the check above did not foresee
+            mismatch = one_line(error)
+    raise _HookMismatch(mismatch)
+
+
+class _HookMismatch(ValueError):
+    """A plugin whose hooks descentlab cannot call (the message is the whole story)."""
 
 
 def env_plugin_paths() -> list[str]:
@@ -124,9 +172,13 @@ def load_registry(plugin_paths=(), *, entry_points: bool | None = None, use_env:
     if entry_points:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
-                pm.register(ep.load(), name=ep.name)
+                _register(pm, ep.load(), ep.name)
                 origin_of[ep.name] = _origin_of_entry_point(ep)
-            except Exception as error:  # a broken third-party package must not stop the others
+            except KeyboardInterrupt:
+                raise
+            except _HookMismatch as error:
+                registry.errors.append(f"plugin {ep.name!r}: {error}")
+            except BaseException as error:  # a broken third-party package (sys.exit too) must not stop the others
                 registry.errors.append(f"plugin {ep.name!r}: failed to load: {_short_reason(error)}")
 
     paths = list(plugin_paths) + (env_plugin_paths() if use_env else [])
@@ -141,14 +193,21 @@ def load_registry(plugin_paths=(), *, entry_points: bool | None = None, use_env:
             module = _load_file(path)
             if pm.is_registered(module):
                 continue
-            pm.register(module, name=name)
+            _register(pm, module, name)
             origin_of[name] = f"file {Path(path).expanduser().resolve()}"
-        except Exception as error:
-            registry.errors.append(f"plugin {path!r}: failed to load: {_short_reason(error)}")
+        except KeyboardInterrupt:
+            raise
+        except _HookMismatch as error:
+            registry.errors.append(f"plugin {path!r}: {error}")
+        except BaseException as error:  # raising at import, sys.exit included, is this file's fault only
+            registry.errors.append(f"plugin {path!r}: failed to load: {_short_reason(error, resolved)}")
 
     for name, plugin in extra_plugins:
-        pm.register(plugin, name=name)
-        origin_of[name] = f"registered {name}"
+        try:
+            _register(pm, plugin, name)
+            origin_of[name] = f"registered {name}"
+        except _HookMismatch as error:
+            registry.errors.append(f"plugin {name!r}: {error}")
 
     for hook_name, attribute, declaration_type, noun in _KINDS:
         table = getattr(registry, attribute)
@@ -175,8 +234,11 @@ def load_registry(plugin_paths=(), *, entry_points: bool | None = None, use_env:
 
             try:
                 impl.function(register=register)
-            except Exception as error:
-                registry.errors.append(f"plugin {plugin_name!r}: {hook_name} failed: {_short_reason(error)}")
+            except KeyboardInterrupt:
+                raise
+            except BaseException as error:  # sys.exit in a hook too: this plugin's fault only
+                registry.errors.append(f"plugin {plugin_name!r}: {hook_name} failed: "
+                                       f"{_short_reason(error, impl.function, impl.plugin)}")
     return registry
 
 

@@ -19,6 +19,7 @@ from .chunk import (METRIC_BASE, METRIC_TAIL, SMALL_COPY_BYTES, SMALL_PARAMS, Ru
                     one_rule_experiment, run_chunk, snapshot_steps)
 from .errors import SpecError
 from .experiment import Experiment, RunConfig
+from .faults import build_instance
 from .tables import _assemble, _json_ready
 from .workers import _process_context, run_chunk_job  # noqa: F401
 
@@ -139,7 +140,7 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
     started = time.perf_counter()
     keep_freed_memory()  # big temporaries are reused from the heap instead of page-faulted in again
     problem = registry.problem(experiment.problem)
-    instance = problem.build(dict(experiment.problem_settings))
+    instance = build_instance(problem, dict(experiment.problem_settings))
     n_train = int(getattr(instance, "n_train", 0) or 0)
     if experiment.batch_size > 0 and experiment.batch_size > n_train:
         raise SpecError("batch_size", experiment.batch_size,
@@ -196,7 +197,7 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
     if progress is not None:
         progress(total, total)
 
-    problem_info = _json_ready(instance.describe())
+    problem_info = _json_ready(_describe(experiment, instance))
     runs, metrics, weights = _assemble(experiment, registry, instance, configs, outputs, problem_info)
     meta = build_meta(experiment, registry, wall_time=time.perf_counter() - started,
                       problem_info=problem_info, workers=1 if executor is None else n_workers,
@@ -211,3 +212,17 @@ def _sharpness_cost(outputs: list[dict]) -> dict | None:
     if not costs:
         return None
     return {key: int(sum(c[key] for c in costs)) for key in ("measurements", "hessian_vector_products")}
+
+
+def _describe(experiment: Experiment, instance) -> dict:
+    """The problem's own description; one that breaks (sys.exit too) leaves the base description and
+    the one-line reason under ``describe_error``: the runs are trained and must not be lost to it."""
+    try:
+        return instance.describe()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:
+        from .faults import fault
+        from .problem import ProblemInstance
+        return {**ProblemInstance.describe(instance),
+                "describe_error": fault("problem", experiment.problem, error, type(instance), what="describe failed:")}

@@ -28,13 +28,34 @@ def schedule_values(schedule: Schedule, base, hyper: dict, total_steps: int, war
         if w:
             values[:w, columns] = alpha * (steps[:w] + 1) / w
         if w < total_steps:
-            rest = schedule.learning_rate(steps[: total_steps - w], alpha,
-                                          {name: value[columns][None, :] for name, value in hyper.items()},
-                                          total_steps - w)
-            rest = np.asarray(rest, dtype=float)
+            with np.errstate(all="ignore"):  # a non-finite result is refused below, with where it is
+                rest = schedule.learning_rate(steps[: total_steps - w], alpha,
+                                              {name: value[columns][None, :] for name, value in hyper.items()},
+                                              total_steps - w)
+            expected = (total_steps - w, columns.size)
+            if rest is None:
+                raise ScheduleResultError(schedule.name, f"returned None; expected an array of shape "
+                                          f"(steps, runs) = {expected} (or one that broadcasts to it)")
             try:
-                values[w:, columns] = np.broadcast_to(rest, (total_steps - w, columns.size))
+                rest = np.asarray(rest, dtype=float)
+            except (TypeError, ValueError):
+                raise ScheduleResultError(schedule.name, f"returned {type(rest).__name__}, not numbers; expected "
+                                          f"an array of shape (steps, runs) = {expected}") from None
+            try:
+                block = values[w:, columns] = np.broadcast_to(rest, expected)
             except ValueError:
-                raise ValueError(f"schedule {schedule.name!r} returned shape {rest.shape}; "
-                                 f"expected {(total_steps - w, columns.size)}") from None
+                raise ScheduleResultError(schedule.name, f"returned shape {rest.shape}; expected (steps, runs) = "
+                                          f"{expected} (or a shape that broadcasts to it)") from None
+            if not np.isfinite(block).all():
+                t, k = np.argwhere(~np.isfinite(block))[0]
+                raise ScheduleResultError(schedule.name, f"returned {block[t, k]} at step {t} (run {k} of "
+                                          f"{columns.size}); expected finite learning rates")
     return values
+
+
+class ScheduleResultError(ValueError):
+    """A schedule returned something the runner cannot use: ``problem`` says what, without the name."""
+
+    def __init__(self, name: str, problem: str):
+        self.name, self.problem = name, problem
+        super().__init__(f"schedule {name!r} {problem}")

@@ -49,7 +49,9 @@ def _train_losses(instance, params: np.ndarray) -> np.ndarray:
     try:
         with np.errstate(all="ignore"):
             return np.asarray(instance.loss(np.ascontiguousarray(params), None), dtype=np.float64)
-    except Exception:  # a bonus column: a problem that cannot do it leaves the verdict to the batch losses
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # a bonus column: a problem that cannot (sys.exit too) leaves the verdict to the batch loss
         return np.full(params.shape[0], np.nan)
 
 
@@ -59,7 +61,9 @@ def _explain(experiment, registry, instance, configs, status, flagged_at, **reco
     try:
         from .explain import explain_flagged
         return explain_flagged(instance, registry, experiment, configs, status, flagged_at, **records)
-    except Exception:  # theory is a bonus; it must never break a finished experiment
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # theory is a bonus; it must never break a finished experiment (sys.exit in it too)
         return [""] * R, np.full(R, np.nan), np.full(R, np.nan)
 
 

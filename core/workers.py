@@ -7,6 +7,7 @@ import json
 from .allocator import keep_freed_memory
 from .chunk import run_chunk
 from .experiment import Experiment
+from .faults import build_instance
 
 _WORKER_REGISTRIES: dict = {}
 _WORKER_INSTANCES: dict = {}
@@ -48,7 +49,8 @@ def run_chunk_job(payload: dict) -> dict:
     key = json.dumps([experiment.problem, experiment.problem_settings], sort_keys=True, default=str)
     if key not in _WORKER_INSTANCES:
         _WORKER_INSTANCES.clear()
-        _WORKER_INSTANCES[key] = registry.problem(experiment.problem).build(dict(experiment.problem_settings))
+        problem = registry.problem(experiment.problem)
+        _WORKER_INSTANCES[key] = build_instance(problem, dict(experiment.problem_settings))
     configs = experiment.runs()
     return run_chunk(_WORKER_INSTANCES[key], registry, experiment, [configs[i] for i in payload["run_ids"]])
 

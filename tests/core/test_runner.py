@@ -168,8 +168,10 @@ def test_a_failing_rule_fails_only_its_own_runs(registry):
     res = run_experiment(e, registry=registry, workers=1)
     runs = res.runs
     assert kinds(runs["status"]) == ["ok"] * 2 + ["failed"] * 4 + ["ok"] * 2
-    assert set(runs["error"][2:4]) == {"ValueError: boom at step 3"}
-    assert all("shape" in text for text in runs["error"][4:6])
+    # each error names the rule and the line of its own code that raised (or returned the wrong shape)
+    assert set(runs["error"][2:4]) == {f"rule 'test_explode' ({PLUGIN_FILE}:21): ValueError: boom at step 3"}
+    assert all(text.startswith(f"rule 'test_bad_shape' ({PLUGIN_FILE}:25) returned updates of shape")
+               for text in runs["error"][4:6])
     assert (runs["error"][[0, 1, 6, 7]] == "").all()
     assert list(res.metrics.groupby("run_id")["step"].max()) == [20, 20, 3, 3, 0, 0, 20, 20]
     assert res.meta["chunks"] == 1  # tiny problem: all entries share one stack, the failures are per entry
@@ -190,7 +192,7 @@ def test_a_failing_rule_alone_in_its_chunk(registry, monkeypatch):
     e = experiment(registry, [{"rule": "test_explode", "learning_rate": 0.1}, {"rule": "test_gd"}])
     runs = run_experiment(e, registry=registry, workers=1).runs
     assert kinds(runs["status"]) == ["failed", "ok"]
-    assert runs["error"][0] == "ValueError: boom at step 3"
+    assert runs["error"][0] == f"rule 'test_explode' ({PLUGIN_FILE}:21): ValueError: boom at step 3"
 
 
 def test_same_seed_gives_the_same_initial_weights_for_every_rule(registry):

@@ -1,0 +1,100 @@
+"""Plugin code is called through these helpers: whatever it raises (``sys.exit`` included) becomes one
+line naming the plugin, its file:line and what went wrong.
+
+Only KeyboardInterrupt goes through untouched (Ctrl-C stops the command); every other
+BaseException from plugin code is that plugin's fault, not the command's end.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import traceback
+from pathlib import Path
+
+from .errors import PluginError, SpecError, one_line
+
+_CORE_DIR = os.path.dirname(os.path.abspath(__file__))
+MAX_ERROR_CHARS = 500
+
+
+def error_text(error: BaseException) -> str:
+    """``Type: message`` on one line; ``sys.exit(code)`` is said as such."""
+    if isinstance(error, SystemExit):
+        return f"called sys.exit({error.code!r})"
+    return one_line(f"{type(error).__name__}: {error}")[:MAX_ERROR_CHARS]
+
+
+def source_files(*code) -> set[str]:
+    """The files that define ``code`` (functions, classes with their bases, modules, objects, paths)."""
+    files: set[str] = set()
+    for obj in code:
+        if obj is None:
+            continue
+        if isinstance(obj, (str, os.PathLike)):
+            files.add(os.path.abspath(obj))
+            continue
+        if not (inspect.isclass(obj) or inspect.ismodule(obj) or callable(obj)):
+            obj = type(obj)  # a plugin object: the file of its class
+        objs = [c for c in inspect.getmro(obj) if c is not object] if inspect.isclass(obj) else [obj]
+        for item in objs:
+            item = getattr(item, "__func__", item)
+            try:
+                path = inspect.getsourcefile(item) or inspect.getfile(item)
+            except (TypeError, OSError):
+                continue
+            if path:
+                files.add(os.path.abspath(path))
+    return files
+
+
+def definition(obj) -> str:
+    """``path:line`` of the ``def`` (or ``class``) line of ``obj``, or '' when it has no source."""
+    obj = getattr(obj, "__func__", obj)
+    try:
+        path = inspect.getsourcefile(obj) or inspect.getfile(obj)
+        lines, first = inspect.getsourcelines(obj)
+    except (TypeError, OSError):
+        code = getattr(obj, "__code__", None)
+        return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+    for offset, line in enumerate(lines):
+        if line.lstrip().startswith(("def ", "async def ", "class ")):
+            return f"{os.path.abspath(path)}:{first + offset}"
+    return f"{os.path.abspath(path)}:{first}"
+
+
+def where(error: BaseException, *code, fallback=None) -> str:
+    """``path:line`` of the deepest traceback frame in the files defining ``code``; else of the deepest
+    frame outside descentlab's core; else where ``fallback`` (or the first of ``code``) is defined."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if isinstance(error, SyntaxError) and error.filename:  # the line is the error's, not a frame's
+        return f"{os.path.abspath(error.filename)}:{error.lineno}"
+    files = source_files(*code)
+    for frame in reversed(frames):
+        if os.path.abspath(frame.filename) in files:
+            return f"{os.path.abspath(frame.filename)}:{frame.lineno}"
+    for frame in reversed(frames):
+        path = os.path.abspath(frame.filename)
+        if not path.startswith(_CORE_DIR + os.sep) and "pluggy" not in Path(path).parts:
+            if not files:
+                return f"{path}:{frame.lineno}"
+            break
+    target = fallback if fallback is not None else (code[0] if code else None)
+    return definition(target) if target is not None else ""
+
+
+def fault(kind: str, name: str, error: BaseException, *code, what: str = "", fallback=None) -> str:
+    """One line: ``<kind> '<name>' (<path:line>): [<what> ]<Type: message>``."""
+    place = where(error, *code, fallback=fallback)
+    head = f"{kind} {name!r}" + (f" ({place})" if place else "")
+    return one_line(f"{head}: {what + ' ' if what else ''}{error_text(error)}")
+
+
+def build_instance(problem, settings: dict):
+    """``problem.build(settings)``; anything it raises is a PluginError naming the problem and its file:line."""
+    try:
+        return problem.build(settings)
+    except (KeyboardInterrupt, SpecError):  # Ctrl-C; a setting the problem refuses is bad input, named already
+        raise
+    except BaseException as error:
+        raise PluginError(fault("problem", problem.name, error, problem.build, what="build failed:")) from None

@@ -1,0 +1,475 @@
+"""Broken plugins written into tmp_path and run through the CLI: every failure is one line naming the
+plugin and its file:line, no traceback, and only the runs (or the plugin) concerned are lost."""
+
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from descentlab import load_results
+from descentlab.cli import main
+
+HEADER = """\
+import sys
+import numpy as np
+from descentlab import DescentRule, HyperParam, Problem, Schedule, hookimpl
+"""
+
+
+@pytest.fixture(autouse=True)
+def forget_file_plugins():
+    """Plugin files are imported into sys.modules; drop the ones a test loaded."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith("descentlab_file_plugin_"):
+            del sys.modules[name]
+
+
+def write_plugin(tmp_path, name, body):
+    """A plugin file; returns (path, line of the statement marked ``# HERE``)."""
+    text = HEADER + textwrap.dedent(body)
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    (line,) = [i for i, row in enumerate(text.splitlines(), 1) if "# HERE" in row]
+    return path, line
+
+
+def write_experiment(tmp_path, entries, problem='name = "quadratic"', steps=20, seeds=2):
+    text = f'name = "faults"\nsteps = {steps}\nseeds = {seeds}\n[problem]\n{problem}\n' + "".join(
+        f"[[rules]]\n{entry}\n" for entry in entries)
+    path = tmp_path / "experiment.toml"
+    path.write_text(text)
+    return path
+
+
+def run(tmp_path, capsys, experiment, *plugins, workers=1):
+    capsys.readouterr()
+    argv = ["run", str(experiment), "--out", str(tmp_path / "out"), "--quiet", "--workers", str(workers)]
+    for plugin in plugins:
+        argv += ["--plugin", str(plugin)]
+    status = main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def assert_one_line(err, *mentions):
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert "Traceback" not in err
+    for mention in mentions:
+        assert mention in err, (mention, err)
+
+
+def results_folders(tmp_path):
+    out = tmp_path / "out"
+    return sorted(out.iterdir()) if out.exists() else []
+
+
+GOOD_RULE = """
+def _init(params, hyper):
+    return ()
+
+
+def _update(grad, state, params, learning_rate, hyper, step):
+    return -learning_rate * grad, state
+
+
+@hookimpl
+def register_optimizers(register):
+    register(DescentRule("good_rule", _init, _update))
+"""
+
+
+# --- a plugin that cannot even be loaded ------------------------------------------------------------
+
+BROKEN_AT_LOAD = {
+    "exit_at_import": ("import os\nsys.exit(3)  # HERE\n", "called sys.exit(3)"),
+    "exit_zero_at_import": ("sys.exit()  # HERE\n", "called sys.exit(None)"),
+    "raise_at_import": ("raise RuntimeError('no licence')  # HERE\n", "RuntimeError: no licence"),
+    "exit_in_hook": ("""
+        @hookimpl
+        def register_optimizers(register):
+            sys.exit(0)  # HERE
+        """, "register_optimizers failed: called sys.exit(0)"),
+    "raise_in_hook": ("""
+        @hookimpl
+        def register_schedules(register):
+            register(Schedule("fine", lambda step, base, hyper, total: base + 0 * step))
+            raise KeyError("oops")  # HERE
+        """, "register_schedules failed: KeyError: 'oops'"),
+    "bad_signature": ("""
+        @hookimpl
+        def register_optimizers(reg, extra):  # HERE
+            pass
+        """, "expected def register_optimizers(register)"),
+    "misspelt_hook": ("""
+        @hookimpl
+        def register_optimisers(register):  # HERE
+            pass
+        """, "register_optimisers"),
+    "method_with_bad_signature": ("""
+        class Plugin:
+            @hookimpl
+            def register_problems(self, register, settings):  # HERE
+                pass
+
+        plugin = Plugin()
+        register_problems = plugin.register_problems
+        """, "(register, settings)"),
+}
+
+
+@pytest.mark.parametrize("name", list(BROKEN_AT_LOAD))
+def test_a_broken_plugin_file_stops_run_with_one_line(tmp_path, capsys, name):
+    body, reason = BROKEN_AT_LOAD[name]
+    path, line = write_plugin(tmp_path, name, body)
+    experiment = write_experiment(tmp_path, ['rule = "gd"'])
+    status, out, err = run(tmp_path, capsys, experiment, path)
+    assert status == 2
+    assert_one_line(err, "descentlab: error: ", f"{path}:{line}", reason)
+    assert results_folders(tmp_path) == []  # refused before anything is written
+
+
+@pytest.mark.parametrize("name", list(BROKEN_AT_LOAD))
+def test_a_broken_plugin_is_listed_and_the_others_keep_working(tmp_path, capsys, name):
+    body, reason = BROKEN_AT_LOAD[name]
+    path, line = write_plugin(tmp_path, name, body)
+    good, _ = write_plugin(tmp_path, "good", GOOD_RULE + "# HERE\n")
+    capsys.readouterr()
+    assert main(["plugins", "--plugin", str(path), "--plugin", str(good)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    listed = captured.out.split("Broken plugins:\n", 1)
+    assert len(listed) == 2, captured.out
+    broken = [row for row in listed[1].splitlines() if str(path) in row]
+    assert len(broken) == 1 and f"{path}:{line}" in broken[0] and reason in broken[0], listed[1]
+    assert "  good_rule  [file " in listed[0] and "  gd  [built-in]" in listed[0]
+    # and the good file still runs
+    experiment = write_experiment(tmp_path, ['rule = "good_rule"\nlearning_rate = 0.1'])
+    status, out, err = run(tmp_path, capsys, experiment, good)
+    assert status == 0 and err == ""
+
+
+def test_the_hook_line_names_what_it_accepts(tmp_path, capsys):
+    path, line = write_plugin(tmp_path, "sig", """
+        @hookimpl
+        def register_optimizers(reg, extra):  # HERE
+            pass
+        """)
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"']), path)
+    assert status == 2
+    assert_one_line(err, f"hook register_optimizers ({path}:{line}) takes (reg, extra)",
+                    "passes only (register)")
+
+
+# --- a broken schedule: its entry's runs fail, the others are saved ---------------------------------
+
+SCHEDULES = {
+    "raises": ("""
+        def _bad(step, base, hyper, total_steps):
+            raise ZeroDivisionError("no warmup")  # HERE
+        """, "ZeroDivisionError: no warmup", False),
+    "exits": ("""
+        def _bad(step, base, hyper, total_steps):
+            sys.exit(5)  # HERE
+        """, "called sys.exit(5)", False),
+    "wrong_shape": ("""
+        def _bad(step, base, hyper, total_steps):  # HERE
+            return np.ones(3)
+        """, "returned shape (3,); expected (steps, runs) = (20, ", True),
+    "none": ("""
+        def _bad(step, base, hyper, total_steps):  # HERE
+            return None
+        """, "returned None", True),
+    "nan": ("""
+        def _bad(step, base, hyper, total_steps):  # HERE
+            return base * np.where(step == 4, np.nan, 1.0)
+        """, "returned nan at step 4", True),
+    "inf": ("""
+        def _bad(step, base, hyper, total_steps):  # HERE
+            return base / (step - step)
+        """, "expected finite learning rates", True),
+    "text": ("""
+        def _bad(step, base, hyper, total_steps):  # HERE
+            return "fast"
+        """, "not numbers", True),
+}
+
+
+def _schedule_plugin(tmp_path, body):
+    return write_plugin(tmp_path, "bad_schedule", body + """
+        @hookimpl
+        def register_schedules(register):
+            register(Schedule("bad", _bad))
+        """)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_a_broken_schedule_fails_its_entry_only(tmp_path, capsys, name, workers):
+    if workers == 2 and name not in ("raises", "wrong_shape"):
+        pytest.skip("two cases are enough to show worker processes isolate the same way")
+    body, reason, _ = SCHEDULES[name]
+    path, line = _schedule_plugin(tmp_path, body)
+    experiment = write_experiment(tmp_path, ['rule = "gd"\nlearning_rate = 0.1',
+                                             'rule = "momentum"\nlearning_rate = 0.1\n[rules.schedule]\nname = "bad"',
+                                             'rule = "gd"\nlearning_rate = 0.2'])
+    status, out, err = run(tmp_path, capsys, experiment, path, workers=workers)
+    assert status == 0  # a run that fails is recorded as failed; the command succeeds
+    assert_one_line(err, "descentlab: warning: 2 runs of 'momentum + bad' failed: ",
+                    f"schedule 'bad' ({path}:{line})", reason)
+    (folder,) = results_folders(tmp_path)
+    assert out.strip() == f"results: {folder}"
+    runs = load_results(folder).runs
+    assert list(runs["status"] == "failed") == [False, False, True, True, False, False]
+    assert set(runs["error"][2:4]) == {err.split(" failed: ", 1)[1].strip()}
+    assert np.isfinite(runs["final_loss"][[0, 1, 4, 5]]).all()
+
+    # the healthy entries are exactly what they are without the broken one
+    alone = write_experiment(tmp_path, ['rule = "gd"\nlearning_rate = 0.1', 'rule = "gd"\nlearning_rate = 0.2'])
+    (tmp_path / "out").rename(tmp_path / "with_bad")
+    assert run(tmp_path, capsys, alone)[0] == 0
+    (clean,) = results_folders(tmp_path)
+    with_bad, without = load_results(folder.parent.parent / "with_bad" / folder.name), load_results(clean)
+    for run_id, alone_id in ((0, 0), (1, 1), (4, 2), (5, 3)):
+        np.testing.assert_array_equal(with_bad.run_metrics(run_id)["loss"], without.run_metrics(alone_id)["loss"])
+
+
+def test_a_broken_schedule_alone(tmp_path, capsys):
+    path, line = _schedule_plugin(tmp_path, SCHEDULES["raises"][0])
+    experiment = write_experiment(tmp_path, ['rule = "gd"\n[rules.schedule]\nname = "bad"'])
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0
+    assert_one_line(err, f"schedule 'bad' ({path}:{line}): ZeroDivisionError")
+    (folder,) = results_folders(tmp_path)
+    runs = load_results(folder).runs
+    assert list(runs["status"]) == ["failed", "failed"]
+
+
+# --- a broken rule ---------------------------------------------------------------------------------
+
+RULES = {
+    "raises_in_init": ("""
+        def _init(params, hyper):
+            raise RuntimeError("init broke")  # HERE
+
+        def _update(grad, state, params, learning_rate, hyper, step):
+            return -learning_rate * grad, state
+        """, "RuntimeError: init broke"),
+    "exits_in_init": ("""
+        def _init(params, hyper):
+            sys.exit("bye")  # HERE
+
+        def _update(grad, state, params, learning_rate, hyper, step):
+            return -learning_rate * grad, state
+        """, "called sys.exit('bye')"),
+    "raises_in_update": ("""
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):
+            if step == 2:
+                raise ValueError("update broke")  # HERE
+            return -learning_rate * grad, state
+        """, "ValueError: update broke"),
+    "exits_in_update": ("""
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):
+            sys.exit(1)  # HERE
+        """, "called sys.exit(1)"),
+    "returns_none": ("""
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):  # HERE
+            return None
+        """, "update returned None; expected a pair (updates, state)"),
+    "returns_updates_only": ("""
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):  # HERE
+            return -learning_rate * grad
+        """, "update returned ndarray (2, 2); expected a pair (updates, state)"),
+    "wrong_shape": ("""
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):  # HERE
+            return np.zeros(3), state
+        """, "returned updates of shape (3,); expected (2, 2)"),
+    "raises_inside_numpy": ("""
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):
+            return np.reshape(grad, (7, 7)), state  # HERE
+        """, "ValueError: cannot reshape"),
+}
+
+
+def _rule_plugin(tmp_path, body):
+    return write_plugin(tmp_path, "bad_rule", body + """
+        @hookimpl
+        def register_optimizers(register):
+            register(DescentRule("bad_rule", _init, _update))
+        """)
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_a_broken_rule_fails_its_entry_only(tmp_path, capsys, name):
+    body, reason = RULES[name]
+    path, line = _rule_plugin(tmp_path, body)
+    experiment = write_experiment(tmp_path, ['rule = "gd"\nlearning_rate = 0.1', 'rule = "bad_rule"'])
+    status, out, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0
+    assert_one_line(err, "2 runs of 'bad_rule' failed: ", f"rule 'bad_rule' ({path}:{line})", reason)
+    (folder,) = results_folders(tmp_path)
+    runs = load_results(folder).runs
+    assert list(runs["status"] == "failed") == [False, False, True, True]
+
+
+@pytest.mark.parametrize("name", ["raises_in_update", "exits_in_init", "returns_none"])
+def test_a_broken_rule_alone_in_the_experiment(tmp_path, capsys, name):
+    # the chunk's only rule: the path that does not split the update per entry
+    body, reason = RULES[name]
+    path, line = _rule_plugin(tmp_path, body)
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "bad_rule"']), path)
+    assert status == 0
+    assert_one_line(err, f"rule 'bad_rule' ({path}:{line})", reason)
+    (folder,) = results_folders(tmp_path)
+    assert list(load_results(folder).runs["status"]) == ["failed", "failed"]
+
+
+# --- a broken problem ------------------------------------------------------------------------------
+
+PROBLEM = """
+from descentlab import ParamLayout
+from descentlab.problem import ProblemInstance
+
+
+class Bowl(ProblemInstance):
+    kind = "landscape"
+    n_train = 0
+
+    def __init__(self, settings):
+        self.layout = ParamLayout([("point", (2,), "point")])
+
+    def init_params(self, seeds, dtype=np.float64):
+        {init_params}
+        return np.ones((len(seeds), 2), dtype=dtype)
+
+    def loss_and_grad(self, params, batch=None, out=None):
+        {loss_and_grad}
+        return 0.5 * (params * params).sum(axis=1), np.multiply(params, 1.0, out=out)
+
+    def describe(self):
+        {describe}
+        return super().describe()
+
+
+def _build(settings):
+    {build}
+    return Bowl(settings)
+
+
+@hookimpl
+def register_problems(register):
+    register(Problem("bowl", _build, kind="landscape", has_model=False))
+"""
+
+
+@pytest.mark.parametrize("build, reason", [
+    ("raise OSError('data file missing')  # HERE", "build failed: OSError: data file missing"),
+    ("sys.exit(4)  # HERE", "build failed: called sys.exit(4)"),
+])
+def test_a_problem_whose_build_raises_is_one_line_exit_2(tmp_path, capsys, build, reason):
+    path, line = write_plugin(tmp_path, "bad_problem",
+                              PROBLEM.format(build=build, loss_and_grad="pass", describe="pass", init_params="pass"))
+    experiment = write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"')
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 2
+    assert_one_line(err, "descentlab: error: ", f"problem 'bowl' ({path}:{line})", reason)
+    assert results_folders(tmp_path) == []
+
+
+def test_a_problem_raising_while_training_fails_its_runs_named(tmp_path, capsys):
+    path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(
+        build="pass", loss_and_grad="raise FloatingPointError('bad batch')  # HERE", describe="pass",
+        init_params="pass"))
+    experiment = write_experiment(tmp_path, ['rule = "gd"', 'rule = "momentum"'], problem='name = "bowl"')
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0
+    assert_one_line(err, "4 runs of 'gd', 'momentum' failed: ", f"problem 'bowl' ({path}:{line})",
+                    "FloatingPointError: bad batch")
+    (folder,) = results_folders(tmp_path)
+    assert set(load_results(folder).runs["status"]) == {"failed"}
+
+
+def test_a_problem_whose_describe_exits_after_training_loses_no_run(tmp_path, capsys):
+    path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(
+        build="pass", loss_and_grad="pass", describe="sys.exit(9)  # HERE", init_params="pass"))
+    experiment = write_experiment(tmp_path, ['rule = "gd"\nlearning_rate = 0.1'], problem='name = "bowl"')
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0 and err == ""
+    (folder,) = results_folders(tmp_path)
+    results = load_results(folder)
+    assert set(results.runs["status"]) != {"failed"}
+    assert results.problem_info["describe_error"] == (
+        f"problem 'bowl' ({path}:{line}): describe failed: called sys.exit(9)")
+
+
+def test_a_rule_whose_theory_exits_keeps_its_finished_runs(tmp_path, capsys):
+    path, line = write_plugin(tmp_path, "theory", """
+        def _threshold(hyper):
+            sys.exit(2)  # HERE
+
+
+        @hookimpl
+        def register_optimizers(register):
+            register(DescentRule("shaky", lambda p, h: (), lambda g, s, p, a, h, t: (-a * g, s),
+                                 stability_threshold=_threshold))
+        """)
+    experiment = write_experiment(tmp_path, ['rule = "shaky"\nlearning_rate = [0.1, 5.0]'])
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0 and err == ""
+    (folder,) = results_folders(tmp_path)
+    runs = load_results(folder).runs
+    assert "diverged" in set(runs["status"])
+    assert any("no explanation (called sys.exit(2))" in reason for reason in runs["divergence_reason"])
+
+
+def test_the_conformance_battery_reports_a_rule_that_exits():
+    from descentlab import DescentRule
+    from descentlab.conformance import check_rule
+
+    def _update(grad, state, params, learning_rate, hyper, step):
+        sys.exit(1)
+
+    results = check_rule(DescentRule("exits", lambda params, hyper: (), _update))
+    assert not results[0].passed and "SystemExit" in results[0].reason
+
+
+def test_a_broken_hook_in_a_file_named_by_a_relative_path_stops_run(tmp_path, capsys, monkeypatch):
+    path, line = write_plugin(tmp_path, "exit_hook", """
+        @hookimpl
+        def register_schedules(register):
+            sys.exit(0)  # HERE
+        """)
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"']), "./exit_hook.py")
+    assert status == 2
+    assert_one_line(err, f"{path}:{line}", "register_schedules failed: called sys.exit(0)")
+
+
+def test_a_problem_whose_init_params_raises_is_one_line_exit_2(tmp_path, capsys):
+    path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(
+        build="pass", loss_and_grad="pass", describe="pass", init_params="raise IndexError('no seed 0')  # HERE"))
+    experiment = write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"')
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 2
+    assert_one_line(err, "descentlab: error: ", f"problem 'bowl' ({path}:{line}): init_params failed: IndexError")
+    assert results_folders(tmp_path) == []
