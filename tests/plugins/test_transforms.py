@@ -347,3 +347,45 @@ def test_chain_rule_keeps_the_rules_name_and_splits_its_hyperparameters(registry
     state = chained.init(params, h)
     updates, state = chained.update(np.array([[3.0, -0.1]]), state, params, np.array([[0.1]]), h, 0)
     np.testing.assert_allclose(updates, [[-0.05, 0.01]], rtol=0, atol=1e-17)
+
+
+# ---- what the docs and the CLI show --------------------------------------------------------------------
+
+def test_the_docs_transform_example_registers_and_runs():
+    import re
+    import types
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    section = text.split("## Write a gradient transform", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    module = types.ModuleType("docs_transform_example")
+    exec(compile(code, "docs/plugins.md", "exec"), module.__dict__)
+    registry = load_registry(entry_points=False, use_env=False, extra_plugins=[("docs", module)])
+    assert registry.errors == [] and {"scale", "cap_step"} <= set(registry.transforms)
+    results = run(registry, spec([{"rule": "gd", "learning_rate": 0.5,
+                                   "transforms": [{"name": "scale", "scale": 2.0}, {"name": "cap_step", "max_step": 0.01}]}],
+                                 steps=5))
+    steps = results.metric("step_size")[:, :5]
+    assert np.all(steps <= 0.01 * (1 + 1e-12)) and np.all(steps > 0)
+
+
+def test_docs_table_and_cli_list_every_transform(registry, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from descentlab.cli import main
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "hooks.py"
+    loaded = importlib.util.spec_from_file_location("docs_hooks_transforms", path)
+    hooks = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(hooks)
+    table = hooks.render("<!-- generated: transforms-table -->", registry)
+    assert {line.split("`")[1] for line in table.splitlines()[2:]} == set(registry.transforms)
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    listed = out.split("Gradient transforms:", 1)[1]
+    for name, transform in registry.transforms.items():
+        assert f"  {name}  [built-in]" in listed
+        for h in transform.hyperparams:
+            assert f"{h.name}=" in listed
