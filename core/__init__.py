@@ -2,6 +2,7 @@
 
 from .activations import ACTIVATIONS, Activation
 from .declarations import DescentRule, HyperParam, Problem, Schedule
+from .declarations import Transform
 from .errors import PluginError, SpecError
 from .gradcheck import GradientCheckError, check_grads, check_hessian, numeric_grad
 from .hookspecs import hookimpl, hookspec
@@ -37,7 +38,7 @@ __all__ = [
     "Experiment", "RuleEntry", "RunConfig", "load_experiment_file", "Results", "load_results",
     "save_results", "run_experiment",
     "top_hessian_eigenvalue", "critical_learning_rate", "divergence_reason", "lr_find", "compare",
-    "summarize", "verdict",
+    "summarize", "verdict", "Transform",
 ]
 
 _LAZY = {"summarize": "analysis", "verdict": "analysis"}

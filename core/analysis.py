@@ -39,7 +39,8 @@ from .verdicts import FLAGGED, STABLE, STATUSES, stability_edge
 # Columns of the runs table that are not grid coordinates (contract: core/records.py).
 NON_CONFIG_COLUMNS = ("run_id", "entry", "label", "rule", "schedule", "seed", "status", "diverged_at",
                       "unstable_at", "final_loss", "best_loss", "train_loss_start", "train_loss_final",
-                      "steps_to_target", "error", "divergence_reason", "lambda_max_start", "lambda_max_flagged")
+                      "steps_to_target", "error", "divergence_reason", "lambda_max_start", "lambda_max_flagged",
+                      "transforms")
 
 SUMMARY_COLUMNS = ("entry", "label", "rule", "schedule", "best_alpha", "best_config",
                    "final_loss_median", "final_loss_iqr", "best_loss_median", "best_loss_iqr",

@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from .experiment import Experiment, RunConfig
+from .transforms import ChainState, chain_hyper, chain_rule
 
 # Problems with at most this many parameters take the "tiny" bookkeeping path in run_chunk.
 SMALL_PARAMS = 32
@@ -44,6 +45,8 @@ def _take_rows(state, keep: np.ndarray, n_rows: int):
 
     if state is None:
         return None
+    if isinstance(state, ChainState):  # a rule chained with transforms: each part's rows alike
+        return state.map(lambda part: _take_rows(part, keep, n_rows))
     if isinstance(state, tuple) and hasattr(state, "_fields"):
         return type(state)(*[take(a) for a in state])
     if isinstance(state, tuple):
@@ -173,6 +176,10 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         entry = experiment.entries[index]
         group = _Group(index, entry, registry.rule(entry.rule),
                        {k: v.reshape(-1, 1) for k, v in _hyper_arrays(part, "hyper", dtype).items()})
+        if getattr(entry, "transforms", None):  # the entry's gradient transforms around its rule
+            declared = [(registry.transform(spec.name), spec.values) for spec in entry.transforms]
+            group.rule = chain_rule(group.rule, [transform for transform, _ in declared], layout)
+            group.hyper.update(chain_hyper(declared, len(part), [c.seed for c in part], dtype))
         group.lo, group.hi = members[0], members[-1] + 1
         group_of_run[members] = len(groups)
         groups.append(group)

@@ -193,13 +193,17 @@ def cmd_plugins(args) -> int:
     out = []
     for title, table, kind, attribute in (("Descent rules", registry.rules, "rule", "hyperparams"),
                                           ("Schedules", registry.schedules, "schedule", "hyperparams"),
-                                          ("Problems", registry.problems, "problem", "settings")):
+                                          ("Problems", registry.problems, "problem", "settings"),
+                                          ("Gradient transforms", registry.transforms, "transform", "hyperparams")):
         out.append(f"{title}:")
         for name, declaration in table.items():
             summary = f" - {declaration.summary}" if declaration.summary else ""
             out.append(f"  {name}  [{registry.origin(kind, name)}]{summary}")
             if kind == "rule":
                 out.append(f"      learning_rate={declaration.default_learning_rate!r}  a number > 0, log scale")
+            if kind == "transform":
+                out.append("      wrapper: after the rule, on its updates" if declaration.is_wrapper
+                           else "      before the rule, on the gradient")
             for h in getattr(declaration, attribute):
                 out.append(f"      {_format_hyper(h)}")
         out.append("")

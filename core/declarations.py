@@ -1,4 +1,4 @@
-"""What plugins register: hyperparameter declarations, descent rules, schedules and problems."""
+"""What plugins register: hyperparameter declarations, descent rules, gradient transforms, schedules and problems."""
 
 from __future__ import annotations
 
@@ -239,3 +239,67 @@ class Problem:
         if not callable(self.build):
             raise ValueError(f"problem {self.name!r}: build must be callable")
         _check_declarations(f"problem {self.name!r}", self.settings)
+
+
+# The key of the runs' seeds in every transform's ``hyper`` (not a declarable hyperparameter).
+SEED_KEY = "seed"
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A gradient transform (optax style) that an experiment entry applies around its descent rule.
+
+    Every function is pure numpy over the run axis, like a rule's: ``params`` and ``grad`` are
+    ``(R, P)``; ``hyper`` maps each declared hyperparameter to an ``(R, 1)`` array and, in addition,
+    ``hyper["seed"]`` to the runs' seeds as an ``(R, 1)`` int64 array (for transforms that draw
+    random numbers: draw each run's from its own seed, so a run's result never depends on the
+    other runs of its batch). Every quantity is per run (a global norm is over one run's
+    parameters), and every field of the state keeps the run axis first (the runner drops the rows
+    of diverged runs).
+
+    - ``init(params, hyper) -> state`` (optional; ``None`` means the transform keeps no state).
+    - ``update(grad, state, params, hyper, step) -> (grad, state)`` (optional): runs **before** the
+      rule, in the entry's order; the rule receives the last transform's gradient. Must not modify
+      ``grad`` or ``params`` in place (return a new array).
+    - ``after(updates, state, params, learning_rate, hyper, step) -> (updates, state)`` (optional):
+      a **wrapper** around the rule, run after it on the rule's updates (``params`` are still θ_t;
+      the runner applies θ_{t+1} = θ_t + updates). Lookahead and decoupled weight decay are
+      wrappers: anything that acts on the parameters after the rule's step is a rewrite of that
+      step, so the step size the runs table records is the step actually taken.
+
+    ``uses_layout``: when True, ``init`` is called as ``init(params, hyper, layout=layout)`` with the
+    problem's ``ParamLayout`` (names, shapes and offsets of the tensors in a run's flat row), for
+    transforms that act per weight matrix; keep what it needs in the state as plain Python values
+    (not arrays, whose first axis the runner would take for the run axis).
+
+    A transform declares at least one of ``update`` and ``after``. ``summary`` is one line;
+    ``formula`` the update in the docs' notation (g = ∇J, t = step).
+    """
+
+    name: str
+    init: Callable | None = None
+    update: Callable | None = None
+    after: Callable | None = None
+    hyperparams: tuple[HyperParam, ...] = ()
+    summary: str = ""
+    formula: str = ""
+    uses_layout: bool = False
+
+    @property
+    def is_wrapper(self) -> bool:
+        """True when the transform acts on the rule's updates (``after``) rather than on the gradient."""
+        return self.after is not None
+
+    def validate_declaration(self) -> None:
+        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ValueError(f"transform name {self.name!r}: use letters, digits, '_' or '-'")
+        for field_name in ("init", "update", "after"):
+            if getattr(self, field_name) is not None and not callable(getattr(self, field_name)):
+                raise ValueError(f"transform {self.name!r}: {field_name} must be a callable or None")
+        if self.update is None and self.after is None:
+            raise ValueError(f"transform {self.name!r}: declare update (before the rule) or after (a wrapper)")
+        _check_declarations(f"transform {self.name!r}", self.hyperparams)
+        if SEED_KEY in [h.name for h in self.hyperparams]:
+            raise ValueError(f"transform {self.name!r}: {SEED_KEY!r} is the runs' seed, set by the runner")
+        if "name" in [h.name for h in self.hyperparams]:
+            raise ValueError(f"transform {self.name!r}: 'name' names the transform in an entry, do not declare it")

@@ -46,10 +46,21 @@ SETTINGS: tuple[HyperParam, ...] = (
 )
 TOP_KEYS = ("name", "steps", "seeds", "batch_size", "dtype", "eval_every", "divergence_factor",
             "target_loss", "sharpness_every", "snapshot_every", "problem", "rules")
-ENTRY_KEYS = ("rule", "label", "learning_rate", "schedule")
+ENTRY_KEYS = ("rule", "label", "learning_rate", "schedule", "transforms")
 SCHEDULE_KEYS = ("name", "warmup_steps")
 LEARNING_RATE = HyperParam("learning_rate", 0.01, 0.0, None, low_open=True, log=True,
                            help="base learning rate α")
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """One item of an entry's ``transforms`` list: a transform's name and its checked hyperparameters."""
+
+    name: str
+    values: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **self.values}
 
 
 @dataclass
@@ -63,6 +74,7 @@ class RuleEntry:
     schedule: str = "constant"
     schedule_hyper: dict[str, list] = field(default_factory=dict)
     warmup_steps: int = 0
+    transforms: list[TransformSpec] = field(default_factory=list)  # applied in order around the rule
 
     def grid(self) -> list[tuple[float, dict, dict]]:
         """Every ``(learning_rate, hyper, schedule_hyper)`` combination, learning rate outermost."""
@@ -87,7 +99,14 @@ class RuleEntry:
         schedule = {"name": self.schedule, "warmup_steps": self.warmup_steps}
         schedule.update({k: scalar_or_list(v) for k, v in self.schedule_hyper.items()})
         d["schedule"] = schedule
+        if self.transforms:  # written only when used: older result folders' specs stay byte-identical
+            d["transforms"] = [t.to_dict() for t in self.transforms]
         return d
+
+    def transforms_text(self) -> str:
+        """The runs table's ``transforms`` text, e.g. ``clip_global_norm(max_norm=1)>weight_decay_l2(decay=0.01)``."""
+        from .transforms import describe
+        return describe([(t.name, t.values) for t in self.transforms])
 
 
 @dataclass(frozen=True)
@@ -363,7 +382,8 @@ def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> Rul
             schedule=schedule_name,
             schedule_hyper={k: (v if isinstance(v, list) else [v])
                             for k, v in schedule_spec.items() if k not in SCHEDULE_KEYS},
-            warmup_steps=int(schedule_spec.get("warmup_steps", 0)))
+            warmup_steps=int(schedule_spec.get("warmup_steps", 0)),
+            transforms=_check_transforms(where, d.get("transforms", []), registry, strict))
 
     if not isinstance(rule_name, str) or rule_name not in registry.rules:
         raise SpecError(f"{where}.rule", rule_name,
@@ -383,10 +403,49 @@ def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> Rul
                       for h in schedule.hyperparams}
     warmup = HyperParam("warmup_steps", 0, 0, steps - 1, kind="int").check(
         schedule_spec.get("warmup_steps", 0), f"{where}.schedule")
+    transforms = _check_transforms(where, d.get("transforms", []), registry, strict)
     if label is None:
         label = rule_name if schedule_name == "constant" else f"{rule_name} + {schedule_name}"
+        if transforms:  # "gd + clip_global_norm": told apart from the same rule without them
+            label = " + ".join([label, *(t.name for t in transforms)])
     return RuleEntry(rule=rule_name, label=label, learning_rate=learning_rate, hyper=hyper,
-                     schedule=schedule_name, schedule_hyper=schedule_hyper, warmup_steps=warmup)
+                     schedule=schedule_name, schedule_hyper=schedule_hyper, warmup_steps=warmup,
+                     transforms=transforms)
+
+
+TRANSFORMS_ACCEPTED = ('a list of transform tables in order, e.g. '
+                       'transforms = [{name = "clip_global_norm", max_norm = 1.0}]')
+
+
+def _check_transforms(where: str, value, registry, strict: bool) -> list[TransformSpec]:
+    """An entry's ``transforms``: each a ``{name = ..., <hyperparameter> = value}`` table (or a bare name)."""
+    if not isinstance(value, list):
+        raise SpecError(f"{where}.transforms", value, TRANSFORMS_ACCEPTED)
+    out = []
+    for i, item in enumerate(value):
+        at = f"{where}.transforms[{i}]"
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or "name" not in item:
+            raise SpecError(at, item, 'a table with a name, e.g. {name = "clip_global_norm", max_norm = 1.0}')
+        name = item["name"]
+        if not strict:
+            out.append(TransformSpec(str(name), {k: v for k, v in item.items() if k != "name"}))
+            continue
+        known = getattr(registry, "transforms", {})
+        if not isinstance(name, str) or name not in known:
+            raise SpecError(f"{at}.name", name, "one of " + (", ".join(sorted(known)) or "(no transforms loaded)"))
+        transform = known[name]
+        _check_keys(at, item, ("name", *(h.name for h in transform.hyperparams)))
+        values = {}
+        for h in transform.hyperparams:
+            given = item.get(h.name, h.default)
+            if isinstance(given, list) and h.kind != "int_list":
+                raise SpecError(f"{at}.{h.name}", given, h.accepted(),
+                                hint="one value: a transform's hyperparameters are not grid axes")
+            values[h.name] = h.check(given, at)
+        out.append(TransformSpec(name, values))
+    return out
 
 
 def _unique_labels(entries: list[RuleEntry], explicit: list[bool]) -> None:

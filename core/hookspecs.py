@@ -19,3 +19,8 @@ def register_schedules(register):
 @hookspec
 def register_problems(register):
     """Called once when plugins load: call ``register(Problem(...))`` for each training problem."""
+
+
+@hookspec
+def register_transforms(register):
+    """Called once when plugins load: call ``register(Transform(...))`` for each gradient transform or wrapper."""

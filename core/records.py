@@ -113,6 +113,9 @@ def build_meta(experiment: Experiment, registry, *, wall_time: float, problem_in
     }
     if sharpness_cost is not None:
         meta["sharpness_cost"] = sharpness_cost
+    transforms = {t.name: registry.origin("transform", t.name) for e in experiment.entries for t in e.transforms}
+    if transforms:  # only when used: older meta.json files keep their keys
+        meta["plugins"]["transforms"] = transforms
     return meta
 
 

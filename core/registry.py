@@ -16,6 +16,7 @@ from pluggy._hooks import varnames  # how pluggy itself reads a hookimpl's argum
 
 from . import hookspecs
 from .declarations import DescentRule, Problem, Schedule
+from .declarations import Transform
 from .errors import SpecError, one_line
 from .faults import definition, error_text, where
 
@@ -23,13 +24,15 @@ ENTRY_POINT_GROUP = "descentlab"
 PLUGINS_ENV = "DESCENTLAB_PLUGINS"
 NO_ENTRY_POINTS_ENV = "DESCENTLAB_NO_ENTRY_POINTS"
 BUILTIN_MODULES = ("descentlab.plugins.rules", "descentlab.plugins.rules_more", "descentlab.plugins.schedules",
-                   "descentlab.plugins.problems")
+                   "descentlab.plugins.problems",
+                   "descentlab.plugins.transforms")
 
 # (hook name, registry attribute, declaration type, noun used in messages)
 _KINDS = (
     ("register_optimizers", "rules", DescentRule, "rule"),
     ("register_schedules", "schedules", Schedule, "schedule"),
     ("register_problems", "problems", Problem, "problem"),
+    ("register_transforms", "transforms", Transform, "transform"),
 )
 
 
@@ -40,6 +43,7 @@ class Registry:
     rules: dict[str, DescentRule] = field(default_factory=dict)
     schedules: dict[str, Schedule] = field(default_factory=dict)
     problems: dict[str, Problem] = field(default_factory=dict)
+    transforms: dict[str, Transform] = field(default_factory=dict)
     origins: dict[tuple[str, str], str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     plugin_paths: tuple[str, ...] = ()
@@ -58,6 +62,9 @@ class Registry:
 
     def problem(self, name: str) -> Problem:
         return self._get("problem", name)
+
+    def transform(self, name: str) -> Transform:
+        return self._get("transform", name)
 
     def origin(self, kind: str, name: str) -> str:
         return self.origins.get((kind, name), "unknown")

@@ -102,6 +102,7 @@ def _rebuildable(registry, experiment: Experiment) -> bool:
     """Can a worker process rebuild these plugins (built-in, installed or from a file)?"""
     used = [("problem", experiment.problem)]
     used += [("rule", e.rule) for e in experiment.entries] + [("schedule", e.schedule) for e in experiment.entries]
+    used += [("transform", t.name) for e in experiment.entries for t in getattr(e, "transforms", ())]
     return all(registry.origin(k, n).startswith(("built-in", "package", "file ")) for k, n in used)
 
 

@@ -145,6 +145,8 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
         table[f"schedule.{name}"] = _column([c.schedule_hyper.get(name) for c in configs])
     table.update({
         "warmup_steps": np.array([c.warmup_steps for c in configs], dtype=np.int64),
+        # the entry's gradient transforms in order, "" when none (descentlab.transforms.describe)
+        "transforms": pd.Series([experiment.entries[c.entry].transforms_text() for c in configs], dtype="str"),
         "status": status, "diverged_at": diverged_at, "unstable_at": unstable_at, "final_loss": final_loss,
         "best_loss": best,
         "train_loss_start": train_start, "train_loss_final": train_final,

@@ -1300,7 +1300,9 @@ def summary_table(results) -> pd.DataFrame:
     cols = [c for c in SUMMARY_COLUMNS if c in runs.columns]
     hyper = [c for c in config_columns(results) if c not in cols and runs[c].notna().any()
              and (c != "warmup_steps" or runs[c].fillna(0).ne(0).any())]
-    table = runs[cols[:5] + hyper + cols[5:]].reset_index(drop=True)
+    # the entries' gradient transforms, when some entry has them (older records have no such column)
+    transforms = ["transforms"] if "transforms" in runs.columns and runs["transforms"].fillna("").ne("").any() else []
+    table = runs[cols[:5] + transforms + hyper + cols[5:]].reset_index(drop=True)
     return table
 
 

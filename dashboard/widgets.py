@@ -323,8 +323,43 @@ def sidebar_editors(prefix: str, registry: Registry, spec: dict, errors: list[st
     return problem, settings
 
 
+def transforms_editor(key_prefix: str, where: str, registry: Registry, spec_transforms, errors: list[str]) -> list:
+    """Gradient transforms of one entry: a multiselect (the order picked is the order applied) and each
+    chosen transform's hyperparameter widgets, generated from its declaration; returns the entry's
+    ``transforms`` list (non-default values only), empty when none is chosen."""
+    names = list(registry.transforms)
+    if not names:
+        return []
+    given = []
+    for item in spec_transforms if isinstance(spec_transforms, list) else []:
+        item = {"name": item} if isinstance(item, str) else item
+        if isinstance(item, dict) and item.get("name") in names and item["name"] not in [g["name"] for g in given]:
+            given.append(item)
+    key = f"{key_prefix}.transforms"
+    prime(key, [g["name"] for g in given])
+    if any(n not in names for n in st.session_state[key]):  # a plugin went away: keep what is still known
+        st.session_state[key] = [n for n in st.session_state[key] if n in names]
+    chosen = remember(key, st.multiselect(
+        "gradient transforms", names, key=key,
+        help="applied in the order picked: before the rule on the gradient, wrappers after it on its step"))
+    out = []
+    for position, name in enumerate(chosen):
+        transform = registry.transforms[name]
+        spec_item = next((g for g in given if g["name"] == name), {})
+        values = {}
+        if transform.hyperparams:
+            kind = "wrapper" if transform.is_wrapper else "before the rule"
+            with st.expander(f"{name} ({kind})", expanded=False):
+                if transform.formula:
+                    st.caption(transform.formula)
+                values = declared_values(transform.hyperparams, f"{key_prefix}.transforms.{name}", spec_item,
+                                         f"{where}.transforms[{position}]", errors)
+        out.append({"name": name, **values})
+    return out
+
+
 def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict, errors: list[str], *,
-                      alpha_mode: str = "single") -> dict:
+                      alpha_mode: str = "single", transforms: bool = False) -> dict:
     """One descent variant: rule, label, α (or an α range), its hyperparameters and schedule."""
     rules = sorted(registry.rules)
     key = f"{prefix}.rules.{i}.rule"
@@ -381,12 +416,19 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
             schedule_table["warmup_steps"] = int(warmup)
     if schedule_name != "constant" or schedule_table:
         entry["schedule"] = {"name": schedule_name, **schedule_table}
+    if transforms:
+        chosen = transforms_editor(f"{prefix}.rules.{i}", f"rules[{i}]", registry, spec_entry.get("transforms", []),
+                                   errors)
+        if chosen:
+            entry["transforms"] = chosen
     return entry
 
 
 def rules_editor(prefix: str, registry: Registry, spec_rules: list[dict], errors: list[str], *,
-                 alpha_mode: str = "single", columns: int = 3) -> list[dict]:
-    """A number of descent variants, drawn side by side; 0 variants is allowed (and reported)."""
+                 alpha_mode: str = "single", columns: int = 3, transforms: bool = False) -> list[dict]:
+    """A number of descent variants, drawn side by side; 0 variants is allowed (and reported).
+
+    ``transforms=True`` gives each variant a gradient-transforms editor (:func:`transforms_editor`)."""
     key = f"{prefix}.n_rules"
     prime(key, min(len(spec_rules), MAX_RULES))
     n = remember(key, st.number_input("number of descent variants", min_value=0, max_value=MAX_RULES, step=1,
@@ -400,7 +442,8 @@ def rules_editor(prefix: str, registry: Registry, spec_rules: list[dict], errors
                 break
             with col, st.container(border=True):
                 spec_entry = spec_rules[i] if i < len(spec_rules) else {}
-                entries.append(rule_entry_editor(prefix, i, registry, spec_entry, errors, alpha_mode=alpha_mode))
+                entries.append(rule_entry_editor(prefix, i, registry, spec_entry, errors, alpha_mode=alpha_mode,
+                                                 transforms=transforms))
     return entries
 
 

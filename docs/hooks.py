@@ -1,4 +1,4 @@
-"""MkDocs hook: the rule and schedule tables come from the plugin declarations, not from a hand copy."""
+"""MkDocs hook: the rule, schedule, problem and transform tables come from the plugin declarations, not from a hand copy."""
 
 from __future__ import annotations
 
@@ -53,7 +53,19 @@ def problems_table(registry) -> str:
     return "\n".join(rows)
 
 
-TABLES = {"rules-table": rules_table, "schedules-table": schedules_table, "problems-table": problems_table}
+def transforms_table(registry) -> str:
+    """One row per registered gradient transform: where it acts, its formula and its hyperparameters."""
+    rows = ["| transform | acts | update (g = ∇J, Δθ = the rule's step, t = step) | what it is | "
+            "hyperparameters (default) |", "|---|---|---|---|---|"]
+    for name, transform in registry.transforms.items():
+        acts = "after the rule (wrapper)" if transform.is_wrapper else "before the rule"
+        rows.append(f"| `{name}` | {acts} | {_cell(transform.formula)} | {_cell(transform.summary)} | "
+                    f"{_cell(_hyperparams(transform.hyperparams))} |")
+    return "\n".join(rows)
+
+
+TABLES = {"rules-table": rules_table, "schedules-table": schedules_table, "problems-table": problems_table,
+          "transforms-table": transforms_table}
 
 
 def render(markdown: str, registry=None) -> str:

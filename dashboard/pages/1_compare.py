@@ -27,7 +27,7 @@ errors: list[str] = []
 
 problem, settings = W.sidebar_editors(PAGE, registry, start, errors)
 
-rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
+rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors, transforms=True)
 spec = {"name": "dashboard-compare", **settings, "problem": problem, "rules": rules}
 W.spec_to_url(spec, URL_PARAM)
 

@@ -64,7 +64,7 @@ if registry.errors:
             st.error(message.splitlines()[0])
 
 tabs = st.tabs([f"Descent rules ({len(registry.rules)})", f"Schedules ({len(registry.schedules)})",
-                f"Problems ({len(registry.problems)})"])
+                f"Problems ({len(registry.problems)})", f"Gradient transforms ({len(registry.transforms)})"])
 with tabs[0]:
     for name, rule in sorted(registry.rules.items()):
         with st.expander(f"**{name}** — {rule.summary or 'no summary'}"):
@@ -97,5 +97,18 @@ with tabs[2]:
             if problem.settings:
                 st.dataframe(declarations_table(problem.settings), hide_index=True, key=f"{PAGE}.problem.{name}")
             doc = docstring(problem.build)
+            if doc:
+                st.text(doc)
+with tabs[3]:
+    for name, transform in sorted(registry.transforms.items()):
+        acts = "a wrapper: after the rule, on its step" if transform.is_wrapper else "before the rule, on the gradient"
+        with st.expander(f"**{name}** — {transform.summary or 'no summary'}"):
+            st.caption(f"origin: {registry.origin('transform', name)} · {acts}")
+            if transform.formula:
+                st.code(transform.formula, language=None)
+            if transform.hyperparams:
+                st.dataframe(declarations_table(transform.hyperparams), hide_index=True,
+                             key=f"{PAGE}.transform.{name}")
+            doc = docstring(*[f for f in (transform.update, transform.after, transform.init) if f is not None])
             if doc:
                 st.text(doc)

@@ -81,7 +81,7 @@ def test_runs_table_columns(registry):
     runs = run_experiment(e, registry=registry, workers=1).runs
     assert list(runs.columns) == [
         "run_id", "entry", "label", "rule", "schedule", "seed", "learning_rate", "scale", "momentum", "dampening",
-        "nesterov", "weight_decay", "schedule.step_size", "schedule.gamma", "warmup_steps", "status",
+        "nesterov", "weight_decay", "schedule.step_size", "schedule.gamma", "warmup_steps", "transforms", "status",
         "diverged_at", "unstable_at", "final_loss", "best_loss", "train_loss_start", "train_loss_final",
         "steps_to_target", "error", "divergence_reason",
         "lambda_max_start", "lambda_max_flagged"]
