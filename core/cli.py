@@ -173,6 +173,21 @@ def _format_hyper(h) -> str:
     return text + (f"  - {h.help}" if h.help else "")
 
 
+def _torch_note(rule) -> str:
+    """Where the rule's defaults differ from its torch.optim counterpart's (empty when it has none)."""
+    torch_optimizer = getattr(rule, "torch_optimizer", "")
+    if not torch_optimizer:
+        return ""
+    differences = rule.torch_differences()
+    if not differences:
+        return f"same defaults as torch.optim.{torch_optimizer}"
+
+    def text(value):
+        return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    return (f"defaults differ from torch.optim.{torch_optimizer}: "
+            + ", ".join(f"{name} {text(own)} (torch {text(theirs)})" for name, own, theirs in differences))
+
+
 def cmd_plugins(args) -> int:
     registry = _registry(args.plugin, fatal_plugins=False, warn=False)  # listed below instead
     out = []
@@ -185,6 +200,9 @@ def cmd_plugins(args) -> int:
             out.append(f"  {name}  [{registry.origin(kind, name)}]{summary}")
             if kind == "rule":
                 out.append(f"      learning_rate={declaration.default_learning_rate!r}  a number > 0, log scale")
+                torch_line = _torch_note(declaration)
+                if torch_line:
+                    out.append(f"      {torch_line}")
             for h in getattr(declaration, attribute):
                 out.append(f"      {_format_hyper(h)}")
         out.append("")
