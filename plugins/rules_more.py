@@ -400,7 +400,8 @@ RULES = (
                         "η_t(λ + λ_d) < 2 moves: a run unstable at first can settle later, and no fixed α·λ "
                         "threshold exists"),
         title="ASGD",
-        torch_optimizer="ASGD", torch_defaults={"learning_rate": 0.01, "lambd": 1e-4, "alpha": 0.75, "weight_decay": 0.0},
+        torch_optimizer="ASGD", torch_defaults={"learning_rate": 0.01, "lambd": 1e-4, "alpha": 0.75,
+                                         "weight_decay": 0.0},
         moves_without_gradient=True,
     ),
 )
