@@ -231,3 +231,15 @@ def test_existing_files_are_never_overwritten(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main(["new-rule", "mine", "--dir", str(tmp_path / "file")]) == 2
     assert "a folder" in _one_line_error(capsys)
+
+
+def test_the_sample_in_docs_cli_is_what_check_prints(tmp_path, capsys):
+    path = tmp_path / "leaky.py"
+    path.write_text(HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n"
+                    "    grad *= -learning_rate\n    return np.asarray(grad, dtype=np.float64), state\n"
+                    + FOOTER.format(name="leaky", extra=""))
+    assert main(["check", str(path)]) == 1
+    out = capsys.readouterr().out
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    sample = docs.split("```\nrule    1")[1].split("```")[0]
+    assert ("rule    1" + sample).strip() in out
