@@ -141,7 +141,7 @@ def test_an_unknown_name_is_one_line_listing_the_accepted_names(capsys):
     assert "'gdd'" in line and "adam" in line and "momentum" in line and "plugin .py file" in line
 
 
-@pytest.mark.parametrize("make", ["missing", "folder", "no_rules", "broken_import"])
+@pytest.mark.parametrize("make", ["missing", "folder", "no_rules", "broken_import", "takes_a_builtin_name"])
 def test_bad_files_are_one_line_and_exit_2(make, tmp_path, capsys):
     path = tmp_path / "p.py"
     if make == "folder":
@@ -151,11 +151,15 @@ def test_bad_files_are_one_line_and_exit_2(make, tmp_path, capsys):
         path.write_text("x = 1\n")
     elif make == "broken_import":
         path.write_text("import not_a_module_anywhere\n")
+    elif make == "takes_a_builtin_name":
+        path.write_text(HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n"
+                        "    return -learning_rate * grad, state\n" + FOOTER.format(name="gd", extra=""))
     assert main(["check", str(path)]) == 2
     line = _one_line_error(capsys)
     assert str(path).rstrip("/") in line or path.name in line
     assert {"missing": "no such file", "folder": "a folder", "no_rules": "registers none",
-            "broken_import": "not_a_module_anywhere"}[make] in line
+            "broken_import": "not_a_module_anywhere",
+            "takes_a_builtin_name": "rule 'gd' is already registered by built-in"}[make] in line
 
 
 def test_nothing_to_check_is_a_usage_error(capsys):
