@@ -188,6 +188,21 @@ def _format_hyper(h) -> str:
     return text + (f"  - {h.help}" if h.help else "")
 
 
+def _torch_note(rule) -> str:
+    """Where the rule's defaults differ from its torch.optim counterpart's (empty when it has none)."""
+    torch_optimizer = getattr(rule, "torch_optimizer", "")
+    if not torch_optimizer:
+        return ""
+    differences = rule.torch_differences()
+    if not differences:
+        return f"same defaults as torch.optim.{torch_optimizer}"
+
+    def text(value):
+        return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    return (f"defaults differ from torch.optim.{torch_optimizer}: "
+            + ", ".join(f"{name} {text(own)} (torch {text(theirs)})" for name, own, theirs in differences))
+
+
 def cmd_plugins(args) -> int:
     registry = _registry(args.plugin, fatal_plugins=False, warn=False)  # listed below instead
     out = []
@@ -201,6 +216,9 @@ def cmd_plugins(args) -> int:
             out.append(f"  {name}  [{registry.origin(kind, name)}]{summary}")
             if kind == "rule":
                 out.append(f"      learning_rate={declaration.default_learning_rate!r}  a number > 0, log scale")
+                torch_line = _torch_note(declaration)
+                if torch_line:
+                    out.append(f"      {torch_line}")
             if kind == "transform":
                 out.append("      wrapper: after the rule, on its updates" if declaration.is_wrapper
                            else "      before the rule, on the gradient")
@@ -211,6 +229,70 @@ def cmd_plugins(args) -> int:
         out.append("Broken plugins:")
         out += [f"  {message}" for message in registry.errors]
     print("\n".join(out).rstrip())
+    return 0
+
+
+def _is_plugin_path(target: str) -> bool:
+    """``check`` reads an argument as a file when it looks like one (``.py`` or a folder separator)."""
+    return target.endswith(".py") or "/" in target or os.sep in target
+
+
+def _check_marks() -> tuple[str, str, str]:
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "✓✗·".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return ("+", "x", ".")
+    return ("✓", "✗", "·")
+
+
+def cmd_check(args) -> int:
+    from pathlib import Path
+
+    from .conformance import check_rule, format_table
+
+    if not args.targets and not args.all:
+        raise UsageError("descentlab check: name a rule or a plugin .py file, or use --all "
+                         "(see descentlab check --help)")
+    files: dict[str, str] = {}   # argument -> resolved path
+    for target in args.targets:
+        if _is_plugin_path(target):
+            path = Path(target).expanduser()
+            if not path.is_file():
+                raise SpecError("check", target, "a registered rule name or an existing plugin .py file",
+                                hint="a folder" if path.is_dir() else "no such file")
+            files[target] = str(path.resolve())
+    registry = _registry(list(dict.fromkeys(files.values())), fatal_plugins=True)
+    selected: dict[str, object] = dict(registry.rules) if args.all else {}
+    for target in args.targets:
+        if target in files:
+            names = [n for n in registry.rules if registry.origin("rule", n) == f"file {files[target]}"]
+            if not names:
+                raise SpecError("check", target, "a plugin file that registers a descent rule",
+                                hint="it registers none: no @hookimpl register_optimizers calling register(...)")
+        elif target in registry.rules:
+            names = [target]
+        else:
+            raise SpecError("check", target, "a registered rule name (one of " + ", ".join(sorted(registry.rules))
+                            + ") or the path of a plugin .py file")
+        selected.update({n: registry.rules[n] for n in names})
+    results = {name: check_rule(rule) for name, rule in selected.items()}
+    print(format_table(results, _check_marks()))
+    return 0 if all(r.passed for checks in results.values() for r in checks) else 1
+
+
+def cmd_new_rule(args) -> int:
+    from . import newrule
+
+    registry = _registry([], fatal_plugins=False, warn=False)
+    newrule.check_name(args.name, registry)
+    written = newrule.write(newrule.plan(args.name, args.dir))
+    folder = written[0].parent
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: descentlab check {written[0]}\n"
+          f"      python -m pytest {written[1]}\n"
+          f"      pip install {folder}   # then descentlab finds {args.name!r} by its entry point")
     return 0
 
 
@@ -282,6 +364,25 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("--plugin", metavar="PATH", action="append", default=[],
                          help="also load plugins from this .py file (repeatable)")
     plugins.set_defaults(handler=cmd_plugins)
+
+    check = sub.add_parser("check", help="run the conformance battery on descent rules (exit 1 if one fails)",
+                           description="Run descentlab's conformance checks on rules named by their registered "
+                                       "name or by a plugin .py file (every rule it registers); print a rule x "
+                                       "check table with the reason for each failure. Exit 0 when every check "
+                                       "passes, 1 when one fails, 2 for bad input.")
+    check.add_argument("targets", nargs="*", metavar="RULE_OR_FILE",
+                       help="a registered rule name, or the path of a plugin .py file")
+    check.add_argument("--all", action="store_true", help="check every registered rule")
+    check.set_defaults(handler=cmd_check)
+
+    new_rule = sub.add_parser("new-rule", help="write a single-file plugin folder to start a descent rule from",
+                              description="Write descentlab_NAME/ (or DIR) with NAME.py (a working heavy-ball "
+                                          "momentum rule registered by the register_optimizers hook), "
+                                          "test_NAME.py (the conformance battery and a step computed by hand) "
+                                          "and pyproject.toml (its descentlab entry point). Never overwrites.")
+    new_rule.add_argument("name", metavar="NAME", help="the rule's name: a lowercase Python identifier")
+    new_rule.add_argument("--dir", metavar="DIR", default=None, help="folder to write into (default descentlab_NAME)")
+    new_rule.set_defaults(handler=cmd_new_rule)
 
     dashboard = sub.add_parser("dashboard", help="open the interactive dashboard (Streamlit)",
                                description="Serve the descentlab dashboard.")

@@ -295,3 +295,45 @@ def check_rule(rule: DescentRule) -> list[CheckResult]:
     if not results[0].passed:  # without the basic contract the other checks only repeat its failure
         return results + [CheckResult(name, False, "skipped: the update contract failed") for name, _ in CHECKS[1:]]
     return results + [_result(name, lambda check=check: check(rule)) for name, check in CHECKS[1:]]
+
+
+SKIPPED = "skipped: "
+
+
+def format_table(results: dict[str, list[CheckResult]], marks: tuple[str, str, str] = ("✓", "✗", "·")) -> str:
+    """``descentlab check``'s report: the checks numbered, a rule × check grid of ``marks`` (passed,
+    failed, skipped), each failure on one line with its reason, and the totals."""
+    passed_mark, failed_mark, skipped_mark = marks
+    width = max([len("rule")] + [len(name) for name in results])
+    numbers = [str(i) for i in range(1, len(CHECKS) + 1)]
+    lines = ["checks:"] + [f"  {n:>2}  {name}" for n, (name, _) in zip(numbers, CHECKS)] + [""]
+    lines.append(f"{'rule':<{width}}  " + " ".join(f"{n:>2}" for n in numbers))
+    failures, counts = [], {"passed": 0, "failed": 0, "skipped": 0}
+    for rule, checks in results.items():
+        row = []
+        for n, result in zip(numbers, checks):
+            if result.passed:
+                row.append(passed_mark)
+                counts["passed"] += 1
+            elif result.reason.startswith(SKIPPED):
+                row.append(skipped_mark)
+                counts["skipped"] += 1
+            else:
+                row.append(failed_mark)
+                counts["failed"] += 1
+                failures.append(f"  {failed_mark} {rule}: {n} {result.name}: {one_line_reason(result.reason)}")
+        skipped = [n for n, r in zip(numbers, checks) if not r.passed and r.reason.startswith(SKIPPED)]
+        if skipped:
+            failures.append(f"  {skipped_mark} {rule}: checks {skipped[0]}-{skipped[-1]} skipped "
+                            f"({checks[int(skipped[0]) - 1].reason[len(SKIPPED):]})")
+        lines.append(f"{rule:<{width}}  " + " ".join(f"{m:>2}" for m in row))
+    if failures:
+        lines += ["", "failures:"] + failures
+    total = sum(counts.values())
+    summary = f"{len(results)} rule{'s' * (len(results) != 1)}, {total} checks: {counts['passed']} passed"
+    summary += f", {counts['failed']} failed" + (f", {counts['skipped']} skipped" if counts["skipped"] else "")
+    return "\n".join(lines + ["", summary])
+
+
+def one_line_reason(text: str) -> str:
+    return " ".join(str(text).split())

@@ -150,6 +150,10 @@ class DescentRule:
       their per-step contraction of ‖θ − θ*‖ (GD: α* = 2/(λ_min + λ_max); heavy ball: Polyak's).
     - ``moves_without_gradient``: True when a zero gradient still moves the parameters at the
       rule's defaults (decoupled weight decay); ``descentlab check`` then skips that check.
+    - ``torch_optimizer`` and ``torch_defaults``: the ``torch.optim`` class the rule follows ("SGD")
+      and torch's default for ``learning_rate`` and each declared hyperparameter torch also has
+      (``{"learning_rate": 0.001, "momentum": 0.0}``); ``descentlab plugins`` names where the rule's
+      own defaults differ (:meth:`torch_differences`).
     """
 
     name: str
@@ -167,6 +171,14 @@ class DescentRule:
     preconditioned_limit: Callable | None = None
     optimal: Callable | None = None
     moves_without_gradient: bool = False
+    torch_optimizer: str = ""
+    torch_defaults: dict = field(default_factory=dict, hash=False)
+
+    def torch_differences(self) -> list[tuple[str, Any, Any]]:
+        """``(name, own default, torch's default)`` for every default that differs from ``torch_optimizer``'s."""
+        own = {"learning_rate": self.default_learning_rate, **{h.name: h.default for h in self.hyperparams}}
+        return [(name, own[name], theirs) for name, theirs in self.torch_defaults.items()
+                if name in own and own[name] != theirs]
 
     def display_title(self, hyper: dict | None = None) -> str:
         """The rule's name in sentences: its ``title`` (called with ``hyper`` if callable), else its name."""
@@ -188,6 +200,13 @@ class DescentRule:
                 raise ValueError(f"rule {self.name!r}: {field_name} must be a callable or None")
         if not (isinstance(self.title, str) or callable(self.title)):
             raise ValueError(f"rule {self.name!r}: title must be a string or a callable")
+        if not isinstance(self.torch_optimizer, str) or not isinstance(self.torch_defaults, dict):
+            raise ValueError(f"rule {self.name!r}: torch_optimizer must be a string and torch_defaults a dict")
+        if self.torch_defaults and not self.torch_optimizer:
+            raise ValueError(f"rule {self.name!r}: torch_defaults needs torch_optimizer (the torch.optim class)")
+        unknown = set(self.torch_defaults) - {"learning_rate", *(h.name for h in self.hyperparams)}
+        if unknown:
+            raise ValueError(f"rule {self.name!r}: torch_defaults names {sorted(unknown)}, which it does not declare")
 
 
 @dataclass(frozen=True)

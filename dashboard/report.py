@@ -59,6 +59,7 @@ class Section:
     reasons: pd.DataFrame
     failures: pd.DataFrame
     figures: list[Figure] = field(default_factory=list)
+    rule_checks: list[str] = field(default_factory=list)
 
 
 def experiment_name(results) -> str:
@@ -235,6 +236,30 @@ def landscape_figure(results, fg, run_ids: list[int]) -> Figure | None:
     return Figure("landscape", "Paths on the cost surface at each rule's best α", fg.draw_landscape(info))
 
 
+def rule_check_warnings(results) -> list[str]:
+    """One line per rule of the record that is not a built-in and does not pass ``descentlab check``
+    (as its code is here now): the report must not let a broken rule's numbers pass for real ones."""
+    origins = ((results.meta or {}).get("plugins") or {}).get("rules") or {}
+    others = {name: origin for name, origin in origins.items() if origin != "built-in"}
+    if not others:
+        return []
+    from descentlab.conformance import check_rule
+    from descentlab.registry import load_registry
+
+    files = ((results.meta or {}).get("plugins") or {}).get("plugin_files") or []
+    registry = load_registry([f for f in files if Path(f).is_file()])
+    lines = []
+    for name, origin in others.items():
+        rule = registry.rules.get(name)
+        if rule is None or registry.origin("rule", name) == "built-in":
+            lines.append(f"⚠ rule {name!r} ({origin}) was not checked: it is not registered here")
+            continue
+        failed = [r.name for r in check_rule(rule) if not r.passed and not r.reason.startswith("skipped")]
+        if failed:
+            lines.append(f"⚠ rule {name!r} ({origin}) fails descentlab check: {'; '.join(failed)}")
+    return lines
+
+
 def build_section(results, *, with_figures: bool = True) -> Section:
     summary = analysis.summarize(results)
     return Section(
@@ -242,7 +267,8 @@ def build_section(results, *, with_figures: bool = True) -> Section:
         toml=experiment_toml(results), command=str((results.meta or {}).get("command", "")),
         reproduce=reproduce_command(results), meta=meta_rows(results.meta), summary=summary,
         verdict=analysis.verdict(summary, results), reasons=divergence_table(results),
-        failures=failure_table(results), figures=report_figures(results) if with_figures else [])
+        failures=failure_table(results), figures=report_figures(results) if with_figures else [],
+        rule_checks=rule_check_warnings(results))
 
 
 # ---------------------------------------------------------------- formatting shared by the renderers
@@ -337,6 +363,7 @@ def html_section(section: Section, figure_html: list[str]) -> str:
     e = html.escape
     parts = [f"<section><h2>{e(section.name)}</h2>", "<h3>Verdict</h3><ul class='verdict'>",
              *(f"<li>{e(s)}</li>" for s in section.verdict), "</ul>",
+             *(f"<p class='warn'>{e(s)}</p>" for s in section.rule_checks),
              "<h3>Summary per rule</h3>", html_table(display_summary(section.summary)),
              "<h3>Figures</h3>", *(f"<div class='figure'>{f}</div>" for f in figure_html)]
     if not section.reasons.empty:
@@ -409,6 +436,7 @@ def md_table(frame: pd.DataFrame) -> str:
 
 def md_section(section: Section, images: dict[int, str], missing_note: str) -> str:
     parts = [f"## {md_escape(section.name)}", "### Verdict", "\n".join(f"- {md_escape(s)}" for s in section.verdict),
+             "\n\n".join(f"**{md_escape(s)}**" for s in section.rule_checks),
              "### Summary per rule", md_table(display_summary(section.summary)), "### Figures"]
     for fig in section.figures:
         parts.append(f"![{md_escape(fig.title)}]({images[id(fig)]})" if id(fig) in images

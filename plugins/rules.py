@@ -555,6 +555,7 @@ RULES = (
         default_learning_rate=0.01,
         stability_threshold=gd_threshold, threshold_note="α·λ < 2",
         title="gradient descent", quadratic_rate=gd_rate, optimal=gd_optimal,
+        torch_optimizer="SGD", torch_defaults={"learning_rate": 0.001, "weight_decay": 0.0},
     ),
     DescentRule(
         "momentum", momentum_init, momentum_update,
@@ -571,6 +572,8 @@ RULES = (
         stability_threshold=momentum_threshold,
         threshold_note="heavy ball: α·λ < (2 + 2μ)/(1 − d); with nesterov: α·λ < (2 + 2μ)/(1 + 2μ − μd)",
         title=momentum_title, quadratic_rate=momentum_rate, optimal=heavy_ball_optimal,
+        torch_optimizer="SGD", torch_defaults={"learning_rate": 0.001, "momentum": 0.0, "dampening": 0.0,
+                                        "nesterov": False, "weight_decay": 0.0},
     ),
     DescentRule(
         "nesterov", nesterov_init, nesterov_update,
@@ -581,6 +584,7 @@ RULES = (
         stability_threshold=nesterov_threshold,
         threshold_note="α·λ < (2 + 2μ)/(1 + 2μ)",
         title="Nesterov momentum", quadratic_rate=nesterov_rate,
+        torch_optimizer="SGD", torch_defaults={"learning_rate": 0.001, "momentum": 0.0, "weight_decay": 0.0},
     ),
     DescentRule(
         "classical_momentum", momentum_init, classical_momentum_update,
@@ -606,6 +610,8 @@ RULES = (
         default_learning_rate=0.01,
         threshold_note=_ADAPTIVE_NOTE,
         title="Adagrad",
+        torch_optimizer="Adagrad", torch_defaults={"learning_rate": 0.01, "lr_decay": 0.0, "eps": 1e-10,
+                                            "initial_accumulator_value": 0.0, "weight_decay": 0.0},
     ),
     DescentRule(
         "rmsprop", rmsprop_init, rmsprop_update,
@@ -621,6 +627,8 @@ RULES = (
         default_learning_rate=0.01,
         threshold_note=_ADAPTIVE_NOTE,
         title="RMSprop",
+        torch_optimizer="RMSprop", torch_defaults={"learning_rate": 0.01, "alpha": 0.99, "eps": 1e-8, "centered": False,
+                                            "momentum": 0.0, "weight_decay": 0.0},
     ),
     DescentRule(
         "adam", adam_init, adam_update,
@@ -630,6 +638,8 @@ RULES = (
         default_learning_rate=0.001,
         threshold_note=_ADAPTIVE_NOTE,
         title="Adam", preconditioner=adam_preconditioner, preconditioned_limit=adam_limit,
+        torch_optimizer="Adam", torch_defaults={"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                                         "amsgrad": False, "weight_decay": 0.0},
     ),
     DescentRule(
         "adamw", adamw_init, adamw_update,
@@ -641,6 +651,8 @@ RULES = (
         default_learning_rate=0.001,
         threshold_note=_ADAPTIVE_NOTE,
         title="AdamW", preconditioner=adam_preconditioner, preconditioned_limit=adam_limit,
+        torch_optimizer="AdamW", torch_defaults={"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                                          "amsgrad": False, "weight_decay": 0.01},
         moves_without_gradient=True,
     ),
 )

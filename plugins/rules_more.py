@@ -316,6 +316,8 @@ RULES = (
         default_learning_rate=0.002,
         threshold_note=_ADAPTIVE_NOTE,
         title="Adamax",
+        torch_optimizer="Adamax", torch_defaults={"learning_rate": 0.002, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                                           "weight_decay": 0.0},
     ),
     DescentRule(
         "nadam", nadam_init, nadam_update,
@@ -330,6 +332,8 @@ RULES = (
         default_learning_rate=0.002,
         threshold_note=_ADAPTIVE_NOTE,
         title="NAdam",
+        torch_optimizer="NAdam", torch_defaults={"learning_rate": 0.002, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                                          "momentum_decay": 0.004, "weight_decay": 0.0},
     ),
     DescentRule(
         "radam", radam_init, radam_update,
@@ -341,6 +345,8 @@ RULES = (
         default_learning_rate=0.001,
         threshold_note=_ADAPTIVE_NOTE + "; while ρ_t ≤ 5 the step is α m̂, a momentum step with no division",
         title="RAdam",
+        torch_optimizer="RAdam", torch_defaults={"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                                          "weight_decay": 0.0},
     ),
     DescentRule(
         "adadelta", adadelta_init, adadelta_update,
@@ -355,6 +361,7 @@ RULES = (
         default_learning_rate=1.0,
         threshold_note=_ADAPTIVE_NOTE,
         title="Adadelta",
+        torch_optimizer="Adadelta", torch_defaults={"learning_rate": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0},
     ),
     DescentRule(
         "rprop", rprop_init, rprop_update,
@@ -375,6 +382,8 @@ RULES = (
                         "and Δ adapts multiplicatively from α, so no α·λ threshold exists (on a quadratic the "
                         "iterates never blow up: near a minimum Δ shrinks by η⁻ at every overshoot)"),
         title="Rprop",
+        torch_optimizer="Rprop", torch_defaults={"learning_rate": 0.01, "etaminus": 0.5, "etaplus": 1.2,
+                                          "step_size_min": 1e-6, "step_size_max": 50.0},
     ),
     DescentRule(
         "asgd", asgd_init, asgd_update,
@@ -391,6 +400,8 @@ RULES = (
                         "η_t(λ + λ_d) < 2 moves: a run unstable at first can settle later, and no fixed α·λ "
                         "threshold exists"),
         title="ASGD",
+        torch_optimizer="ASGD", torch_defaults={"learning_rate": 0.01, "lambd": 1e-4, "alpha": 0.75,
+                                         "weight_decay": 0.0},
         moves_without_gradient=True,
     ),
 )

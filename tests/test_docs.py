@@ -105,3 +105,13 @@ def test_docs_build_strict(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     rules_page = (tmp_path / "site" / "rules" / "index.html").read_text(encoding="utf-8")
     assert "generated:" not in rules_page and "<table>" in rules_page
+
+
+def test_every_cli_subcommand_is_documented():
+    from descentlab.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    missing = [name for name in commands if f"descentlab {name}" not in text]
+    assert not missing, f"docs/cli.md does not document: {missing}"
