@@ -396,7 +396,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                 if single:
                     group = groups[0]
                     if not group.started:
-                        group.state, group.started = group.rule.init(params, group.hyper), True
+                        group.state, group.started = group.rule.start(params, group.hyper, layout), True
                     updates, group.state = group.rule.update(g, group.state, params, rates_t[t], group.hyper, t)
                     if getattr(updates, "shape", None) != params.shape:
                         raise ValueError(_shape_message(group.rule, updates, params.shape))
@@ -405,7 +405,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     for group, update, g_rows, p_rows, u_rows, rates_rows, shape, hyper in live_views:
                         try:
                             if not group.started:
-                                group.state, group.started = group.rule.init(p_rows, hyper), True
+                                group.state, group.started = group.rule.start(p_rows, hyper, layout), True
                             block, group.state = update(g_rows, group.state, p_rows, rates_rows[t], hyper, t)
                             if getattr(block, "shape", None) != shape:
                                 raise ValueError(_shape_message(group.rule, block, shape))

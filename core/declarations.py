@@ -150,6 +150,11 @@ class DescentRule:
       their per-step contraction of ‖θ − θ*‖ (GD: α* = 2/(λ_min + λ_max); heavy ball: Polyak's).
     - ``moves_without_gradient``: True when a zero gradient still moves the parameters at the
       rule's defaults (decoupled weight decay); ``descentlab check`` then skips that check.
+    - ``uses_layout``: True when the rule treats each parameter tensor by its shape (Adafactor
+      factors every matrix's second moment): ``init`` is then called as
+      ``init(params, hyper, layout=...)`` with the problem's ``ParamLayout``, or ``layout=None`` when
+      the caller has only the flat row (the rule then treats the row as one vector). Call
+      :meth:`start` rather than ``init`` to get this right for any rule.
     """
 
     name: str
@@ -167,6 +172,13 @@ class DescentRule:
     preconditioned_limit: Callable | None = None
     optimal: Callable | None = None
     moves_without_gradient: bool = False
+    uses_layout: bool = False
+
+    def start(self, params, hyper, layout=None):
+        """``init(params, hyper)``, passing ``layout`` (a ``ParamLayout`` or None) to a rule that ``uses_layout``."""
+        if self.uses_layout:
+            return self.init(params, hyper, layout=layout)
+        return self.init(params, hyper)
 
     def display_title(self, hyper: dict | None = None) -> str:
         """The rule's name in sentences: its ``title`` (called with ``hyper`` if callable), else its name."""
