@@ -21,7 +21,8 @@ from .errors import SpecError
 ENTRY_POINT_GROUP = "descentlab"
 PLUGINS_ENV = "DESCENTLAB_PLUGINS"
 NO_ENTRY_POINTS_ENV = "DESCENTLAB_NO_ENTRY_POINTS"
-BUILTIN_MODULES = ("descentlab.plugins.rules", "descentlab.plugins.rules_more", "descentlab.plugins.schedules",
+BUILTIN_MODULES = ("descentlab.plugins.rules", "descentlab.plugins.rules_more", "descentlab.plugins.rules_new",
+                   "descentlab.plugins.schedules",
                    "descentlab.plugins.problems")
 
 # (hook name, registry attribute, declaration type, noun used in messages)
