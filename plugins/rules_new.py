@@ -110,13 +110,15 @@ def _adafactor_plan(layout, size: int) -> tuple:
 
     A tensor of two or more dimensions is factored over its last two (L = the product of the leading
     ones, as torch batches them); one of zero or one dimension keeps an unfactored v. Without a layout
-    the whole row is one vector."""
-    entries = [((), (size,))] if layout is None else [(e.offset, e.shape) for e in layout.entries]
+    the whole row is one vector. The layout's tensors lie one after the other in its order."""
+    shapes = [(size,)] if layout is None else [e.shape for e in layout.entries]
     if layout is not None and layout.size != size:
         raise ValueError(f"adafactor: the layout holds {layout.size} parameters, the rows {size}")
     plan, start, rows, cols, vector = [], 0, 0, 0, 0
-    for _, shape in entries:
+    for shape in shapes:
         n = math.prod(shape)
+        if n == 0:
+            continue
         if len(shape) >= 2:
             lead, n_r, n_c = math.prod(shape[:-2]), shape[-2], shape[-1]
             plan.append((start, start + n, (lead, n_r, n_c), rows, cols, vector))
@@ -160,8 +162,8 @@ def adafactor_update(grad, state, params, learning_rate, hyper, step):
         θ ← θ − a_t / max(1, RMS(u)/d) · u
 
     eps1 = 0 (the default) stands for torch's eps1=None: the machine epsilon of the runs' dtype. The
-    tensors' shapes come from the problem's layout (``uses_layout``); called without one (``layout=None``,
-    e.g. the lesson), the rule treats each run's row as one vector.
+    tensors' shapes come from the problem's layout (``uses_layout``: the runner and the lesson pass it);
+    initialised without one (``layout=None``), the rule treats each run's row as one vector.
     """
     t = step + 1
     runs = params.shape[0]

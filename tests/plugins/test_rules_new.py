@@ -465,3 +465,19 @@ def test_sgd_schedule_free_has_a_moving_edge_not_a_fixed_threshold(rules):
     assert abs(first[0]) < 1 < abs(first[1])
     assert np.all(np.abs(params[:3, 0]) < 1e-3) and largest[2] > 1e6
     assert not np.abs(params[3, 0]) < 1e6
+
+
+def test_adafactor_state_survives_the_runners_row_drop(rules):
+    # the plan (tensor shapes, the same for every run) is passed through; the factors lose the dropped rows
+    from descentlab.chunk import _take_rows
+    rule = rules["adafactor"]
+    rows = [{}, {"d": 2.0}, {"weight_decay": 0.1}]
+    start, grads = random_problem(6, 3, LAYOUT.size)
+    hyper = hyper_arrays(rule, rows)
+    state = rule.start(start, hyper, LAYOUT)
+    _, state = rule.update(grads[0], state, start, np.full((3, 1), 0.01), hyper, 0)
+    keep = np.array([True, False, True])
+    kept = _take_rows(state, keep, 3)
+    assert kept.plan == state.plan
+    for name in ("row_var", "col_var", "variance"):
+        np.testing.assert_array_equal(getattr(kept, name), getattr(state, name)[keep])
