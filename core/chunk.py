@@ -425,7 +425,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     result = _PENDING
                     try:
                         if not group.started:
-                            group.state, group.started = group.rule.init(params, group.hyper), True
+                            group.state, group.started = group.rule.start(params, group.hyper, layout), True
                         result = group.rule.update(g, group.state, params, rates_t[t], group.hyper, t)
                         updates, group.state = result
                         if getattr(updates, "shape", None) != params.shape:
@@ -440,7 +440,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                         result = _PENDING
                         try:
                             if not group.started:
-                                group.state, group.started = group.rule.init(p_rows, hyper), True
+                                group.state, group.started = group.rule.start(p_rows, hyper, layout), True
                             result = update(g_rows, group.state, p_rows, rates_rows[t], hyper, t)
                             block, group.state = result
                             if getattr(block, "shape", None) != shape:

@@ -15,10 +15,13 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .declarations import DescentRule
+from .layout import ParamLayout
 
 RUNS, PARAMS, STEPS = 3, 5, 6     # small enough to run in milliseconds, big enough to mix rows
 BRACKET = 0.03                    # the stability edge must lie within ±3 % of c/λ
 EDGE_STEPS = 2000                 # steps on the quadratic: (1 − 3 %)^2000 separates stable from not
+# what a rule that ``uses_layout`` is told the PARAMS columns hold: a 2×2 matrix and a vector of 1
+LAYOUT = ParamLayout([("weight", (2, 2), "layer"), ("bias", (1,), "layer")])
 
 
 class CheckResult(NamedTuple):
@@ -41,6 +44,11 @@ def _hyper(rule: DescentRule, runs: int, dtype, overrides: dict | None = None) -
     return out
 
 
+def _start(rule: DescentRule, params, hyper):
+    """``rule.init`` as the runner calls it: with :data:`LAYOUT` for a rule that uses the layout."""
+    return rule.start(params, hyper, LAYOUT if params.shape[1] == LAYOUT.size else None)
+
+
 def _inputs(dtype, runs: int = RUNS, seed: int = 0):
     rng = np.random.default_rng(seed)
     params = rng.standard_normal((runs, PARAMS)).astype(dtype)
@@ -52,9 +60,10 @@ def _inputs(dtype, runs: int = RUNS, seed: int = 0):
 def _trajectory(rule: DescentRule, params, grads, rates, hyper, keep_rows=None):
     """Parameters after each update, with the runner's conventions (``params += updates``). With
     ``keep_rows``, only those runs go on after the second update, their state rows taken as the
-    runner takes them when other runs diverge."""
+    runner takes them when other runs diverge. ``rates`` is (R, 1), or (R, steps) for an α_t that
+    changes (column t at step t)."""
     params = params.copy()
-    state = rule.init(params, hyper)
+    state = _start(rule, params, hyper)
     out = []
     for step, grad in enumerate(grads):
         if keep_rows is not None and step == 2:
@@ -64,7 +73,8 @@ def _trajectory(rule: DescentRule, params, grads, rates, hyper, keep_rows=None):
         if keep_rows is not None and step >= 2:
             grad = grad[keep_rows]
         with np.errstate(all="ignore"):  # an overflowing step is a result here, not an error
-            updates, state = rule.update(grad.copy(), state, params, rates, hyper, step)
+            rate = rates if rates.shape[1] == 1 else rates[:, step:step + 1]
+            updates, state = rule.update(grad.copy(), state, params, rate, hyper, step)
             params = params + np.asarray(updates)
         out.append(params.copy())
     return out
@@ -97,7 +107,7 @@ def _result(name: str, check: Callable[[], str]) -> CheckResult:
 def check_contract(rule: DescentRule, dtype=np.float64) -> str:
     params, grads, rates = _inputs(dtype)
     hyper = _hyper(rule, RUNS, dtype)
-    state = rule.init(params.copy(), hyper)
+    state = _start(rule, params.copy(), hyper)
     result = rule.update(grads[0].copy(), state, params.copy(), rates, hyper, 0)
     if not (isinstance(result, tuple) and len(result) == 2):
         return (f"update returned {type(result).__name__}, not the pair (updates, state): "
@@ -114,7 +124,7 @@ def check_no_writes(rule: DescentRule) -> str:
     params, grads, rates = _inputs(np.float64)
     hyper = _hyper(rule, RUNS, np.float64)
     p, g = params.copy(), grads[0].copy()
-    state = rule.init(p, hyper)
+    state = _start(rule, p, hyper)
     for step in range(3):
         state = rule.update(g, state, p, rates, hyper, step)[1]
     if not np.array_equal(p, params):
@@ -207,6 +217,10 @@ def _other_values(h):
 def check_hyperparameters_used(rule: DescentRule) -> str:
     params, grads, rates = _inputs(np.float64)
     base = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
+    # a rising α_t, as a warmup makes it: schedule-free's weight_lr_power weights its average by max α^p,
+    # which a constant α leaves unchanged
+    rising = rates * (1.0 + 0.5 * np.arange(STEPS, dtype=rates.dtype))
+    base_rising = None
     unused = []
     for h in rule.hyperparams:
         values = _other_values(h)
@@ -224,6 +238,10 @@ def check_hyperparameters_used(rule: DescentRule) -> str:
                 if any(not np.array_equal(a, b) for a, b in zip(path, reference)):
                     changed = True
                     break
+            if not changed:
+                base_rising = base_rising or _trajectory(rule, params, grads, rising, _hyper(rule, RUNS, np.float64))
+                path = _trajectory(rule, params, grads, rising, _hyper(rule, RUNS, np.float64, {h.name: value}))
+                changed = any(not np.array_equal(a, b) for a, b in zip(path, base_rising))
             if changed:
                 break
         if not changed:
@@ -257,7 +275,7 @@ def check_stability_threshold(rule: DescentRule) -> str:
     runs = len(alphas)
     params = np.ones((runs, 1))
     hyper = _hyper(rule, runs, np.float64)
-    state = rule.init(params, hyper)
+    state = _start(rule, params, hyper)
     rates = alphas.reshape(runs, 1)
     start = 0.5 * lam
     with np.errstate(all="ignore"):

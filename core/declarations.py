@@ -154,6 +154,11 @@ class DescentRule:
       and torch's default for ``learning_rate`` and each declared hyperparameter torch also has
       (``{"learning_rate": 0.001, "momentum": 0.0}``); ``descentlab plugins`` names where the rule's
       own defaults differ (:meth:`torch_differences`).
+    - ``uses_layout``: True when the rule treats each parameter tensor by its shape (Adafactor
+      factors every matrix's second moment): ``init`` is then called as
+      ``init(params, hyper, layout=...)`` with the problem's ``ParamLayout``, or ``layout=None`` when
+      the caller has only the flat row (the rule then treats the row as one vector). Call
+      :meth:`start` rather than ``init`` to get this right for any rule.
     """
 
     name: str
@@ -179,6 +184,13 @@ class DescentRule:
         own = {"learning_rate": self.default_learning_rate, **{h.name: h.default for h in self.hyperparams}}
         return [(name, own[name], theirs) for name, theirs in self.torch_defaults.items()
                 if name in own and own[name] != theirs]
+    uses_layout: bool = False
+
+    def start(self, params, hyper, layout=None):
+        """``init(params, hyper)``, passing ``layout`` (a ``ParamLayout`` or None) to a rule that ``uses_layout``."""
+        if self.uses_layout:
+            return self.init(params, hyper, layout=layout)
+        return self.init(params, hyper)
 
     def display_title(self, hyper: dict | None = None) -> str:
         """The rule's name in sentences: its ``title`` (called with ``hyper`` if callable), else its name."""

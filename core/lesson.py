@@ -261,11 +261,12 @@ class RuleTrack:
     state: Any = None
 
 
-def start_track(rule, params, overrides: dict | None = None) -> RuleTrack:
-    """A fresh :class:`RuleTrack` whose state is the rule's ``init`` at ``params``."""
+def start_track(rule, params, overrides: dict | None = None, layout=None) -> RuleTrack:
+    """A fresh :class:`RuleTrack` whose state is the rule's ``init`` at ``params`` (given the problem's
+    ``layout`` if the rule uses it, as the runner does)."""
     hyper = rule_hyper(rule, overrides)
     theta = np.asarray(params, dtype=np.float64).reshape(1, -1)
-    return RuleTrack(rule=rule, hyper=hyper, state=rule.init(theta.copy(), hyper))
+    return RuleTrack(rule=rule, hyper=hyper, state=rule.start(theta.copy(), hyper, layout))
 
 
 def descent_step(track: RuleTrack, params, gradient, learning_rate: float, step: int) -> np.ndarray:
@@ -298,7 +299,7 @@ def start_lesson(instance, rule, learning_rate: float, *, seed: int = 0, overrid
     """A lesson at the problem's initial weights for ``seed`` (the same ones the runner starts from)."""
     lesson_model(instance)
     params = np.asarray(instance.init_params([int(seed)], np.float64), dtype=np.float64)[0]
-    return Lesson(instance=instance, params=params, track=start_track(rule, params, overrides),
+    return Lesson(instance=instance, params=params, track=start_track(rule, params, overrides, instance.layout),
                   learning_rate=float(learning_rate))
 
 

@@ -23,9 +23,8 @@ from .faults import definition, error_text, where
 ENTRY_POINT_GROUP = "descentlab"
 PLUGINS_ENV = "DESCENTLAB_PLUGINS"
 NO_ENTRY_POINTS_ENV = "DESCENTLAB_NO_ENTRY_POINTS"
-BUILTIN_MODULES = ("descentlab.plugins.rules", "descentlab.plugins.rules_more", "descentlab.plugins.schedules",
-                   "descentlab.plugins.problems",
-                   "descentlab.plugins.transforms")
+BUILTIN_MODULES = ("descentlab.plugins.rules", "descentlab.plugins.rules_more", "descentlab.plugins.rules_new",
+                   "descentlab.plugins.schedules", "descentlab.plugins.problems", "descentlab.plugins.transforms")
 
 # (hook name, registry attribute, declaration type, noun used in messages)
 _KINDS = (

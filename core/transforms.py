@@ -98,7 +98,7 @@ def chain_rule(rule: DescentRule, transforms: list[Transform], layout=None) -> D
                 states.append(t.init(params, part, layout=layout))
             else:
                 states.append(t.init(params, part))
-        return ChainState(rule.init(params, own), tuple(states))
+        return ChainState(rule.start(params, own, layout), tuple(states))
 
     def update(grad, state, params, learning_rate, hyper, step):
         own, parts = split(hyper)

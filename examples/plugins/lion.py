@@ -1,4 +1,6 @@
-"""Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms") as a descentlab plugin."""
+"""Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms") as a descentlab plugin.
+
+descentlab has Lion built in as ``lion``; this teaching copy registers itself as ``my_lion`` so both load."""
 
 from typing import NamedTuple
 
@@ -30,7 +32,7 @@ def update(grad, state, params, learning_rate, hyper, step):
 @hookimpl
 def register_optimizers(register):
     register(DescentRule(
-        "lion", init, update,
+        "my_lion", init, update,
         hyperparams=(
             HyperParam("beta1", 0.9, low=0.0, high=1.0, help="interpolation of m and g for the step"),
             HyperParam("beta2", 0.99, low=0.0, high=1.0, help="decay of the momentum m"),

@@ -151,3 +151,31 @@ def test_testing_helper_raises_naming_every_failed_check():
     assert "rule 'leaky' fails 2 of" in text
     assert "never writes into grad or params" in text and "float32 stays float32" in text
     assert len(assert_rule(_rule(_gd))) == len(CHECKS)
+
+
+def test_a_hyperparameter_that_matters_only_under_a_changing_learning_rate_counts_as_used():
+    # weighted by a power of α_t/α₀ (as schedule-free weights its average by (max α)^p): a constant α never shows it
+    class First(NamedTuple):
+        first: np.ndarray
+
+    def init(params, hyper):
+        return First(np.zeros((params.shape[0], 1), params.dtype))
+
+    def update(grad, state, params, lr, hyper, step):
+        if step == 0:
+            state.first[...] = lr
+        return -lr * grad * (lr / state.first) ** hyper["power"], state
+    rule = _rule(update, init, hyperparams=(HyperParam("power", 2.0, low=0.0),))
+    assert not _failed(rule)
+
+
+def test_a_rule_that_uses_the_layout_is_given_one_matching_the_checks_params():
+    from descentlab.conformance import LAYOUT, PARAMS
+    seen = []
+
+    def init(params, hyper, layout=None):
+        seen.append(layout)
+        return Empty()
+    assert not _failed(_rule(_gd, init, uses_layout=True))
+    assert LAYOUT.size == PARAMS and seen and all(layout == LAYOUT for layout in seen)
+    assert _rule(_gd).start(np.zeros((1, PARAMS)), {}, LAYOUT) == Empty()   # others are called as init(params, hyper)

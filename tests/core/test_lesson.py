@@ -126,7 +126,7 @@ def test_gradient_descent_step_and_other_rules_from_the_same_gradient(registry, 
 def test_the_lessons_steps_follow_the_runners_trajectory(registry):
     # Five steps on the page are five steps of `descentlab run` with the same problem, seed and α.
     problem = {"name": "xor", "hidden": [3], "samples": 24}
-    for rule, alpha in (("gd", 0.7), ("adam", 0.05)):
+    for rule, alpha in (("gd", 0.7), ("adam", 0.05), ("adafactor", 0.05)):   # adafactor: the lesson has the layout too
         lesson = L.start_lesson(L.build_instance(problem, registry), registry.rule(rule), alpha, seed=2)
         for _ in range(5):
             L.advance(lesson)

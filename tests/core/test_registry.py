@@ -16,7 +16,8 @@ from descentlab.registry import BUILTIN_MODULES, load_registry, make_plugin_mana
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
 BUILTIN_RULES = {"gd", "momentum", "nesterov", "classical_momentum", "adagrad", "rmsprop", "adam", "adamw",
-                 "adamax", "nadam", "radam", "adadelta", "rprop", "asgd"}
+                 "adamax", "nadam", "radam", "adadelta", "rprop", "asgd",
+                 "lion", "signsgd", "adafactor", "sgd_schedule_free", "adamw_schedule_free"}
 BUILTIN_SCHEDULES = {"constant", "step", "multistep", "exponential", "inverse_time", "polynomial", "linear", "cosine",
                      "cosine_restarts", "one_cycle", "cyclic", "wsd", "exponential_ramp"}
 
@@ -267,7 +268,7 @@ def test_plugin_file_failing_to_import_is_reported_by_path(tmp_path):
     for path, reason in ((crashes, "ImportError: needs a package"), (garbled, "SyntaxError"),
                          (missing, "no such file")):
         assert any(str(path) in e and reason in e for e in registry.errors), (path, registry.errors)
-    assert "lion" in registry.rules
+    assert "my_lion" in registry.rules
     assert_builtins_intact(registry)
 
 
@@ -324,7 +325,7 @@ def test_sign_descent_example_plugin_steps_by_hand():
 def test_lion_example_plugin_steps_by_hand():
     registry = load(plugin_paths=[str(EXAMPLES / "lion.py")])
     assert registry.errors == []
-    lion = registry.rule("lion")
+    lion = registry.rule("my_lion")
     # Constant gradient g = (2, −1), θ = (1, 1), α = 0.01, λ = 0.1: c = (1−β₁)g on step one, then
     # β₁(1−β₂)g + (1−β₁)g: the sign is sign(g) every step, so θ ← θ − α(sign(g) + λθ) twice.
     grad, params = np.array([[2.0, -1.0]]), np.array([[1.0, 1.0]])

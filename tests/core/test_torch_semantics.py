@@ -490,8 +490,8 @@ def test_rule_batch_of_rows_matches_torch_optim_for_each_row(rules, case):
 
 
 def test_every_rule_with_weight_decay_is_compared_with_torch(rules):
-    from descentlab.plugins import rules_more  # compared with weight decay in tests/plugins/test_rules_more.py
-    others = {rule.name for rule in rules_more.RULES}
+    from descentlab.plugins import rules_more, rules_new  # compared with weight decay in test_rules_more.py and
+    others = {rule.name for rule in rules_more.RULES + rules_new.RULES}   # test_rules_new.py (tests/plugins)
     with_decay = {name for name, rule in rules.items()
                   if name not in others and any(h.name == "weight_decay" for h in rule.hyperparams)}
     compared = {RULE_ROWS[c][0] for c in RULE_ROWS
