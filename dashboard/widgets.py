@@ -23,6 +23,7 @@ from descentlab.declarations import HyperParam
 from descentlab.errors import SpecError
 from descentlab.registry import PLUGINS_ENV, Registry, load_registry
 
+from . import access
 from . import figures as F
 from .presets import preset
 from .status_style import STATUS_STYLE, counts_text, is_flagged, style_of
@@ -93,7 +94,13 @@ def registry_key() -> tuple:
 
 
 def add_plugin_path(path: str) -> Registry:
-    """Load a plugin file into the dashboard's registry (for this session); returns the new registry."""
+    """Load a plugin file into the dashboard's registry (for this session); returns the new registry.
+
+    Refused (PermissionError) when plugin files are off: see :func:`access.plugin_files_allowed`.
+    """
+    allowed, why_not = access.plugin_files_allowed()
+    if not allowed:
+        raise PermissionError(access.plugin_files_off_message(why_not))
     resolved = os.path.abspath(os.path.expanduser(path))
     paths = [p for p in plugin_paths() if p != resolved] + [resolved]
     st.session_state[PLUGIN_PATHS] = tuple(paths)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from descentlab.dashboard import access
 from descentlab.dashboard import widgets as W
 
 TITLE = "Plugins"
@@ -31,29 +32,33 @@ st.caption("Descent rules, schedules and problems come from plugins: the built-i
            "point group `descentlab`), files named in `DESCENTLAB_PLUGINS`, and files loaded below. Widgets "
            "on the other pages are generated from the hyperparameters declared here.")
 
-# ---- load a plugin file by path -----------------------------------------------------------------
-with st.form(f"{PAGE}.load_form", border=True):
-    path = st.text_input("load a plugin file (.py)", key=f"{PAGE}.path",
-                         placeholder="/path/to/my_rule.py", help="a module with @hookimpl register_optimizers / "
-                                                                 "register_schedules / register_problems")
-    submitted = st.form_submit_button("Load plugin", type="primary", key=f"{PAGE}.load")
-if submitted and path.strip():
-    resolved = str(Path(path.strip()).expanduser().resolve())
-    before = W.current_registry()
-    known = {(k, n) for k in ("rules", "schedules", "problems") for n in getattr(before, k)}
-    if not Path(resolved).is_file():
-        st.error(f"plugin file: got {path.strip()!r}; expected an existing .py file", icon="⚠️")
-    else:
-        registry = W.add_plugin_path(resolved)
-        problems = [e for e in registry.errors if resolved in e or Path(resolved).name in e]
-        added = [f"{k[:-1]} `{n}`" for k in ("rules", "schedules", "problems") for n in getattr(registry, k)
-                 if (k, n) not in known]
-        for message in problems:
-            st.error(message.splitlines()[0], icon="⚠️")
-        if added:
-            st.success("Loaded " + ", ".join(added) + ": it now appears on every page with its own widgets.")
-        elif not problems:
-            st.warning("The file loaded but registered nothing new (no @hookimpl functions, or names already known).")
+# ---- load a plugin file by path (runs its code on the server: loopback or --allow-plugin-files only) ----
+allowed, why_not = access.plugin_files_allowed()
+if not allowed:
+    st.info(access.plugin_files_off_message(W.markdown_text(why_not)), icon="🔒")
+else:
+    with st.form(f"{PAGE}.load_form", border=True):
+        path = st.text_input("load a plugin file (.py)", key=f"{PAGE}.path",
+                             placeholder="/path/to/my_rule.py", help="a module with @hookimpl register_optimizers / "
+                                                                     "register_schedules / register_problems")
+        submitted = st.form_submit_button("Load plugin", type="primary", key=f"{PAGE}.load")
+    if submitted and path.strip():
+        resolved = str(Path(path.strip()).expanduser().resolve())
+        before = W.current_registry()
+        known = {(k, n) for k in ("rules", "schedules", "problems") for n in getattr(before, k)}
+        if not Path(resolved).is_file():
+            st.error(f"plugin file: got {path.strip()!r}; expected an existing .py file", icon="⚠️")
+        else:
+            registry = W.add_plugin_path(resolved)
+            problems = [e for e in registry.errors if resolved in e or Path(resolved).name in e]
+            added = [f"{k[:-1]} `{n}`" for k in ("rules", "schedules", "problems") for n in getattr(registry, k)
+                     if (k, n) not in known]
+            for message in problems:
+                st.error(message.splitlines()[0], icon="⚠️")
+            if added:
+                st.success("Loaded " + ", ".join(added) + ": it now appears on every page with its own widgets.")
+            elif not problems:
+                st.warning("The file loaded but registered nothing new (no @hookimpl functions, or names already known).")
 
 registry = W.current_registry()
 if W.plugin_paths():
