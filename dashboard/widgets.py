@@ -489,7 +489,18 @@ def opened_from_link(page: str) -> bool:
 def validate(spec: dict, registry: Registry):
     """The Experiment for ``spec``, or raise SpecError with its one-line message."""
     from descentlab.experiment import Experiment
+    check_data_paths(spec, registry)
     return Experiment.from_dict(spec, registry, name=spec.get("name", "dashboard"))
+
+
+def check_data_paths(spec: dict, registry: Registry) -> None:
+    """A spec whose problem reads a file (the csv problem's ``path``) outside the allowed roots is
+    refused before anything is read (see :mod:`descentlab.dashboard.access`)."""
+    problem = spec.get("problem") if isinstance(spec, dict) else None
+    if isinstance(problem, str):
+        problem = {"name": problem}
+    if isinstance(problem, dict) and isinstance(problem.get("name"), str):
+        access.check_problem_paths(problem["name"], problem, registry)
 
 
 # cache_resource, not cache_data: every rerun and every session shares one Results instead of
@@ -729,6 +740,7 @@ def _instance(problem: str, settings_json: str, registry_key: tuple, _registry: 
 def instance_for(results, registry: Registry):
     """The built problem of a Results (same settings, same data), cached."""
     experiment = results.experiment
+    access.check_problem_paths(experiment.problem, experiment.problem_settings, registry)
     settings = json.dumps(experiment.problem_settings, sort_keys=True, default=str)
     return _instance(experiment.problem, settings, registry_key(), registry)
 

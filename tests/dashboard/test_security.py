@@ -62,6 +62,11 @@ def markdown_bodies(at) -> list[tuple[str, str]]:
     return out
 
 
+def shown(text: str) -> str:
+    """What a reader sees of a Markdown body (user text is backslash-escaped)."""
+    return re.sub(r"\\(.)", r"\1", text)
+
+
 def assert_no_markup_from(at, needle: str = "evil.example") -> None:
     bodies = markdown_bodies(at)
     assert any(needle in text for _, text in bodies), "the label should be on the page, as text"
@@ -201,3 +206,109 @@ def test_allow_path_must_be_a_folder_and_reaches_streamlit(monkeypatch, tmp_path
     assert FakeProcess.launched == []
     serve_module.serve("127.0.0.1", 8600, allow_paths=[str(tmp_path)])
     assert FakeProcess.launched[0][1]["DESCENTLAB_ALLOW_PATHS"] == str(tmp_path.resolve())
+
+
+# ---- 2. data files and results folders under allowed roots -----------------------------------------
+
+@pytest.fixture
+def roots(tmp_path, monkeypatch):
+    """An allowed folder and, beside it, a secret one outside every allowed root."""
+    allowed, secret = tmp_path / "allowed", tmp_path / "secret"
+    allowed.mkdir()
+    secret.mkdir()
+    (secret / "passwd.csv").write_text(SECRET + "\nsecond line\n")
+    monkeypatch.setenv("DESCENTLAB_ALLOW_PATHS", str(allowed))
+    monkeypatch.delenv("DESCENTLAB_RESULTS", raising=False)
+    return allowed, secret
+
+
+def test_check_path_resolves_symlinks_and_dotdot(roots):
+    allowed, secret = roots
+    (allowed / "data.csv").write_text("a,y\n1,2\n")
+    assert access.check_path("problem.path", allowed / "data.csv") == (allowed / "data.csv").resolve()
+    link = allowed / "link.csv"
+    link.symlink_to(secret / "passwd.csv")
+    for value in (secret / "passwd.csv", link, f"{allowed}/../secret/passwd.csv", "/etc/passwd"):
+        with pytest.raises(SpecError) as caught:
+            access.check_path("problem.path", value)
+        message = str(caught.value)
+        assert message.startswith("problem.path: got ") and str(value) in message
+        assert str(allowed.resolve()) in message and os.getcwd() in message and "\n" not in message
+
+
+def csv_link(path) -> dict:
+    return {**SMALL, "problem": {"name": "csv", "path": str(path), "target": "y", "hidden": [4]}}
+
+
+@pytest.mark.parametrize("where", ["outside", "symlink", "dotdot", "etc"])
+def test_a_shared_link_cannot_read_a_file_outside_the_allowed_roots(roots, where):
+    allowed, secret = roots
+    (allowed / "link.csv").symlink_to(secret / "passwd.csv")
+    path = {"outside": secret / "passwd.csv", "symlink": allowed / "link.csv",
+            "dotdot": f"{allowed}/../secret/passwd.csv", "etc": "/etc/passwd"}[where]
+    at = open_app("1_compare.py", compare=csv_link(path))
+    assert not at.exception
+    everything = " ".join(text for _, text in markdown_bodies(at))
+    assert SECRET not in everything and "root:x" not in everything
+    errors = [shown(e.value) for e in at.error if "problem.path" in shown(e.value)]
+    assert len(errors) == 1 and "allowed root" in errors[0]
+    assert str(allowed.resolve()) in errors[0] and str(path) in errors[0]
+
+
+def test_a_csv_under_an_allowed_root_still_runs(roots):
+    allowed, _ = roots
+    rows = ["a,b,y"] + [f"{i},{i % 3},{(i * 7) % 5}" for i in range(30)]
+    (allowed / "data.csv").write_text("\n".join(rows) + "\n")
+    at = open_app("1_compare.py", compare=csv_link(allowed / "data.csv"))
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.get("plotly_chart")
+
+
+def test_the_cli_still_reads_any_path_the_user_gives(roots):
+    _, secret = roots
+    rows = ["a,y"] + [f"{i},{i}" for i in range(10)]
+    (secret / "mine.csv").write_text("\n".join(rows) + "\n")
+    problem = load_registry().problem("csv")
+    settings = {h.name: h.default for h in problem.settings}
+    instance = problem.build({**settings, "path": str(secret / "mine.csv"), "target": "y"})
+    assert instance.dataset.x_train.shape[1] == 1
+
+
+def test_a_results_folder_in_a_saved_experiment_is_checked_too(roots):
+    from descentlab.dashboard import access as A
+    _, secret = roots
+    with pytest.raises(SpecError, match="problem.path"):
+        A.check_problem_paths("csv", {"path": str(secret / "passwd.csv")}, load_registry())
+    A.check_problem_paths("spirals", {}, load_registry())   # no file settings: nothing to check
+
+
+def saved(folder: Path, label: str = "vanilla GD", name: str = "saved"):
+    from descentlab.experiment import Experiment
+    from descentlab.runner import run_experiment
+    registry = load_registry()
+    spec = {**SMALL, "rules": [{"rule": "gd", "label": label, "learning_rate": 0.5},
+                               {"rule": "gd", "label": label + " fast", "learning_rate": 1e6}]}
+    experiment = Experiment.from_dict({**spec, "name": name}, registry)
+    return save_results(run_experiment(experiment, registry=registry, workers=1), folder)
+
+
+def test_results_page_refuses_a_folder_outside_the_allowed_roots(roots):
+    _, secret = roots
+    saved(secret)
+    at = open_app("5_results.py", folder=str(secret))
+    assert not at.exception
+    assert not [s for s in at.selectbox if s.key == "res.pick"]   # nothing listed, nothing opened
+    errors = [shown(e.value) for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("folder: got") and "allowed root" in errors[0]
+    assert str(secret) in errors[0]
+
+
+def test_results_page_leaves_out_a_symlink_to_an_outside_folder(roots):
+    allowed, secret = roots
+    inside = saved(allowed, name="inside")
+    outside = saved(secret, name="outside")
+    (allowed / "sneaky").symlink_to(outside)
+    at = open_app("5_results.py", folder=str(allowed))
+    assert not at.exception
+    assert at.selectbox(key="res.pick").options == [inside.name]
