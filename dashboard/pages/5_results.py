@@ -92,9 +92,9 @@ except Exception as error:  # a truncated or foreign folder: one line, the page 
 
 experiment = results.experiment
 wall = W.wall_time(results.meta)
-st.caption(f"**{experiment.name}** — problem `{experiment.problem}`, {len(results.runs)} runs × {experiment.steps} "
-           f"steps" + (f", {wall:.2f} s" if wall is not None else "")
-           + (f"; command: `{results.meta.get('command')}`" if results.meta.get("command") else ""))
+st.caption(f"**{W.markdown_text(experiment.name)}** — problem {W.markdown_text(experiment.problem)}, "
+           f"{len(results.runs)} runs × {experiment.steps} steps" + (f", {wall:.2f} s" if wall is not None else "")
+           + (f"; command: {W.markdown_text(results.meta.get('command'))}" if results.meta.get("command") else ""))
 
 # ---- downloads ---------------------------------------------------------------------------------
 cols = st.columns(5)
@@ -127,7 +127,7 @@ try:
     from descentlab.dashboard import report as R
 
     summary = analysis.summarize(results)
-    st.markdown("\n".join(f"- {sentence}" for sentence in analysis.verdict(summary, results)))
+    st.markdown("\n".join(f"- {W.markdown_text(sentence)}" for sentence in analysis.verdict(summary, results)))
     st.dataframe(R.display_summary(summary), key=f"{PAGE}.rules", hide_index=True)
     reasons = R.divergence_table(results)
     if not reasons.empty:
@@ -156,7 +156,7 @@ with tabs[2]:
     if "path" not in results.weights:
         st.info("Not a two-parameter problem: no landscape.")
     elif instance is None:
-        st.warning(f"Cannot rebuild problem `{experiment.problem}` to draw its contours: {why}")
+        st.warning(W.markdown_text(f"Cannot rebuild problem {experiment.problem} to draw its contours: {why}"))
     else:
         k = st.slider("step", 0, int(experiment.steps), int(experiment.steps), key=f"{PAGE}.step")
         W.chart(F.draw_landscape(F.landscape_info(results, instance, upto_step=k)), f"{PAGE}.chart.contour")

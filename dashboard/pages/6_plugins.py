@@ -47,37 +47,39 @@ else:
         before = W.current_registry()
         known = {(k, n) for k in ("rules", "schedules", "problems") for n in getattr(before, k)}
         if not Path(resolved).is_file():
-            st.error(f"plugin file: got {path.strip()!r}; expected an existing .py file", icon="⚠️")
+            st.error(W.markdown_text(f"plugin file: got {path.strip()!r}; expected an existing .py file"), icon="⚠️")
         else:
             registry = W.add_plugin_path(resolved)
             problems = [e for e in registry.errors if resolved in e or Path(resolved).name in e]
-            added = [f"{k[:-1]} `{n}`" for k in ("rules", "schedules", "problems") for n in getattr(registry, k)
+            added = [f"{k[:-1]} {n}" for k in ("rules", "schedules", "problems") for n in getattr(registry, k)
                      if (k, n) not in known]
             for message in problems:
-                st.error(message.splitlines()[0], icon="⚠️")
+                st.error(W.markdown_text(message.splitlines()[0]), icon="⚠️")
             if added:
-                st.success("Loaded " + ", ".join(added) + ": it now appears on every page with its own widgets.")
+                st.success(W.markdown_text("Loaded " + ", ".join(added)
+                                           + ": it now appears on every page with its own widgets."))
             elif not problems:
                 st.warning("The file loaded but registered nothing new (no @hookimpl functions, or names already known).")
 
 registry = W.current_registry()
 if W.plugin_paths():
-    st.caption("Loaded in this session: " + ", ".join(f"`{p}`" for p in W.plugin_paths()))
+    st.caption("Loaded in this session: " + W.markdown_text(", ".join(W.plugin_paths())))
 if registry.errors:
     with st.expander(f"⚠️ {len(registry.errors)} plugin problem(s)", expanded=True):
         for message in registry.errors:
-            st.error(message.splitlines()[0])
+            st.error(W.markdown_text(message.splitlines()[0]))
 
 tabs = st.tabs([f"Descent rules ({len(registry.rules)})", f"Schedules ({len(registry.schedules)})",
                 f"Problems ({len(registry.problems)})"])
 with tabs[0]:
     for name, rule in sorted(registry.rules.items()):
-        with st.expander(f"**{name}** — {rule.summary or 'no summary'}"):
-            st.caption(f"origin: {registry.origin('rule', name)} · default α = {rule.default_learning_rate:g}")
+        with st.expander(f"**{W.markdown_text(name)}** — {W.markdown_text(rule.summary or 'no summary')}"):
+            st.caption(W.markdown_text(f"origin: {registry.origin('rule', name)} · default α = "
+                                       f"{rule.default_learning_rate:g}"))
             if rule.formula:
                 st.code(rule.formula, language=None)
             if rule.threshold_note:
-                st.markdown(f"**Stability on a quadratic:** {rule.threshold_note}")
+                st.markdown(f"**Stability on a quadratic:** {W.markdown_text(rule.threshold_note)}")
             if rule.hyperparams:
                 st.dataframe(declarations_table(rule.hyperparams), hide_index=True, key=f"{PAGE}.rule.{name}")
             doc = docstring(rule.update, rule.init)
@@ -86,8 +88,8 @@ with tabs[0]:
                 st.text(doc)
 with tabs[1]:
     for name, schedule in sorted(registry.schedules.items()):
-        with st.expander(f"**{name}** — {schedule.summary or 'no summary'}"):
-            st.caption(f"origin: {registry.origin('schedule', name)}")
+        with st.expander(f"**{W.markdown_text(name)}** — {W.markdown_text(schedule.summary or 'no summary')}"):
+            st.caption(W.markdown_text(f"origin: {registry.origin('schedule', name)}"))
             if schedule.formula:
                 st.code(schedule.formula, language=None)
             if schedule.hyperparams:
@@ -97,8 +99,9 @@ with tabs[1]:
                 st.text(doc)
 with tabs[2]:
     for name, problem in sorted(registry.problems.items()):
-        with st.expander(f"**{name}** ({problem.kind}) — {problem.summary or 'no summary'}"):
-            st.caption(f"origin: {registry.origin('problem', name)}")
+        with st.expander(f"**{W.markdown_text(name)}** ({W.markdown_text(problem.kind)}) — "
+                         f"{W.markdown_text(problem.summary or 'no summary')}"):
+            st.caption(W.markdown_text(f"origin: {registry.origin('problem', name)}"))
             if problem.settings:
                 st.dataframe(declarations_table(problem.settings), hide_index=True, key=f"{PAGE}.problem.{name}")
             doc = docstring(problem.build)

@@ -312,3 +312,55 @@ def test_results_page_leaves_out_a_symlink_to_an_outside_folder(roots):
     at = open_app("5_results.py", folder=str(allowed))
     assert not at.exception
     assert at.selectbox(key="res.pick").options == [inside.name]
+
+
+# ---- 3. labels are text ----------------------------------------------------------------------------
+
+def test_a_shared_links_labels_are_not_markdown():
+    spec = {**SMALL, "rules": [{"rule": "gd", "label": EVIL, "learning_rate": 0.5},
+                               {"rule": "gd", "label": EVIL + " fast", "learning_rate": 1e6}]}  # diverges: a note
+    at = open_app("1_compare.py", compare=spec)
+    assert not at.exception
+    assert at.warning, "the diverged run's note should be shown"
+    assert_no_markup_from(at)
+
+
+def test_a_results_folders_labels_are_not_markdown(roots):
+    allowed, _ = roots
+    saved(allowed, label=EVIL)
+    at = open_app("5_results.py", folder=str(allowed))
+    assert not at.exception
+    assert_no_markup_from(at)
+
+
+EVIL_PLUGIN = textwrap.dedent(f'''
+    from typing import NamedTuple
+    import numpy as np
+    from descentlab import DescentRule, hookimpl
+
+    class State(NamedTuple):
+        count: np.ndarray
+
+    def init(params, hyper):
+        return State(np.zeros((params.shape[0], 1)))
+
+    def update(grad, state, params, learning_rate, hyper, step):
+        return -learning_rate * grad, State(state.count + 1)
+
+    @hookimpl
+    def register_optimizers(register):
+        register(DescentRule("evil_rule", init, update, summary={EVIL!r}, formula={EVIL!r}))
+''')
+
+
+def test_plugin_strings_are_not_markdown(tmp_path, monkeypatch):
+    plugin = tmp_path / "evil_plugin.py"
+    plugin.write_text(EVIL_PLUGIN)
+    monkeypatch.setenv("DESCENTLAB_PLUGINS", str(plugin))
+    at = open_app("6_plugins.py")
+    assert not at.exception
+    assert_no_markup_from(at)
+    spec = {**SMALL, "rules": [{"rule": "evil_rule", "learning_rate": 0.1}]}
+    at = open_app("1_compare.py", compare=spec)
+    assert not at.exception
+    assert_no_markup_from(at)
