@@ -338,7 +338,8 @@ def cmd_dashboard(args) -> int:
         serve = getattr(dashboard, "serve")
     except (ModuleNotFoundError, AttributeError) as error:
         raise SpecError("command", "dashboard", "the dashboard installed", hint=str(error)) from None
-    return int(serve(host=args.host, port=args.port) or 0)
+    return int(serve(host=args.host, port=args.port, allow_plugin_files=args.allow_plugin_files,
+                     allow_paths=args.allow_path) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -388,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Serve the descentlab dashboard.")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     dashboard.add_argument("--port", type=_port, default=8501, help="port, 1-65535 (default 8501)")
+    dashboard.add_argument("--allow-plugin-files", action="store_true",
+                           help="let visitors load plugin .py files from the Plugins page even when not bound "
+                                "to loopback (they run as code on this machine)")
+    dashboard.add_argument("--allow-path", metavar="DIR", action="append", default=[],
+                           help="also let the dashboard read data files and results under DIR (repeatable; "
+                                "always allowed: the results folder and the working directory)")
     dashboard.set_defaults(handler=cmd_dashboard)
 
     for name, (module, function, text) in DELEGATED.items():

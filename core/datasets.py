@@ -253,10 +253,19 @@ def _number(cell: str) -> float:
     return value
 
 
+class _Described(str):
+    """A value SpecError shows as it is, not quoted: what a cell held, described, never its text."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 def read_csv(path, target: str, task: str):
     """``(x (N, d), target column as str list, feature names)`` from a CSV with a header row.
 
-    Every failure is a one-line SpecError naming the file, and the column/row where relevant.
+    Every failure is a one-line SpecError naming the file, and the line and column number where
+    relevant, and what was expected. No message quotes the file's text (not a header name, not a
+    cell): a path typed into a shared dashboard must not turn an error into a way to read a file.
     """
     where = "problem.path"
     file = Path(str(path)).expanduser()
@@ -288,7 +297,8 @@ def read_csv(path, target: str, task: str):
         raise SpecError(where, str(path), "a CSV file with a header row and data rows",
                         hint="the file has a header but no data rows")
     if target not in header:
-        raise SpecError("problem.target", target, "a column of " + file.name + ": " + ", ".join(header))
+        raise SpecError("problem.target", target, f"the name of a column in the header row (line {header_line}) of "
+                        f"{file.name}", hint=f"none of its {len(header)} column(s) has that name")
     if len(header) < 2:
         raise SpecError(where, str(path), "a CSV file with at least one input column besides the target")
     t = header.index(target)
@@ -297,30 +307,42 @@ def read_csv(path, target: str, task: str):
     y = []
     for i, (line_number, row) in enumerate(rows[1:]):
         if len(row) != len(header):
-            raise SpecError(f"{file.name} line {line_number}", f"{len(row)} cells",
+            raise SpecError(f"{file.name} line {line_number}", _Described(f"{len(row)} cells"),
                             f"{len(header)} cells, as in the header")
         column = 0
         for j, cell in enumerate(row):
             if j == t:
                 if not cell.strip():
-                    raise SpecError(f"{file.name} line {line_number}, column {target!r}", cell,
-                                    "a target value (the cell is empty)")
+                    raise SpecError(f"{file.name} line {line_number}, column {j + 1} (target {target!r})",
+                                    _Described("an empty cell"), "a target value")
                 y.append(cell.strip())
                 continue
             try:
                 x[i, column] = _number(cell.strip())
             except ValueError:
-                raise SpecError(f"{file.name} line {line_number}, column {header[j]!r}", cell,
-                                "a number" + (" (the cell is empty)" if not cell.strip() else "")) from None
+                raise SpecError(f"{file.name} line {line_number}, column {j + 1}", _cell_description(cell),
+                                "a number") from None
             column += 1
     if task == "regression":
         for (line_number, _), cell in zip(rows[1:], y):
             try:
                 _number(cell)
             except ValueError:
-                raise SpecError(f"{file.name} line {line_number}, column {target!r}", cell,
-                                "a number (task is regression)") from None
+                raise SpecError(f"{file.name} line {line_number}, column {t + 1} (target {target!r})",
+                                _cell_description(cell), "a number (task is regression)") from None
     return x, y, features
+
+
+def _cell_description(cell: str) -> _Described:
+    """What a cell that is not a number holds, in words (its text is never repeated)."""
+    text = cell.strip()
+    if not text:
+        return _Described("an empty cell")
+    try:
+        float(text)
+        return _Described("a number that is not finite")
+    except ValueError:
+        return _Described("text that is not a number")
 
 
 # Unstandardised data beyond this magnitude overflow in the first forward pass or loss (its square

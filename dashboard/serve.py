@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,11 +35,46 @@ def streamlit_command(host: str = "127.0.0.1", port: int = 8501, extra_args: Seq
             "--browser.gatherUsageStats", "false", *map(str, extra_args)]
 
 
-def serve(host: str = "127.0.0.1", port: int = 8501, extra_args: Sequence[str] = ()) -> int:
-    """Serve the dashboard until interrupted; returns Streamlit's exit status (0 on Ctrl-C)."""
+def check_allow_paths(paths: Sequence[str]) -> list[str]:
+    """Each ``--allow-path`` as an absolute, resolved folder, or a one-line SpecError naming it."""
+    from descentlab.errors import SpecError
+
+    out = []
+    for path in paths:
+        try:
+            resolved = Path(os.path.expanduser(str(path))).resolve()
+        except (OSError, RuntimeError, ValueError):
+            resolved = None
+        if resolved is None or not resolved.is_dir():
+            raise SpecError("--allow-path", str(path), "an existing folder")
+        out.append(str(resolved))
+    return out
+
+
+def announce(host: str, port: int, allow_plugin_files: bool = False, *, stdout=None, stderr=None) -> None:
+    """The address line on stdout and, when not bound to loopback, the one-line warning on stderr."""
+    from .access import binding_warning
+
+    print(f"descentlab dashboard: http://{host}:{int(port)}  (Ctrl-C to stop)", file=stdout or sys.stdout, flush=True)
+    warning = binding_warning(host, allow_plugin_files)
+    if warning:
+        print(warning, file=stderr or sys.stderr, flush=True)
+
+
+def serve(host: str = "127.0.0.1", port: int = 8501, extra_args: Sequence[str] = (), *,
+          allow_plugin_files: bool = False, allow_paths: Sequence[str] = ()) -> int:
+    """Serve the dashboard until interrupted; returns Streamlit's exit status (0 on Ctrl-C).
+
+    The Streamlit process learns the binding, ``allow_plugin_files`` and the ``allow_paths`` folders
+    from environment variables (see :mod:`descentlab.dashboard.access`).
+    """
+    from .access import server_environment
+
     port = check_port(port)
-    print(f"descentlab dashboard: http://{host}:{int(port)}  (Ctrl-C to stop)", flush=True)
-    process = subprocess.Popen(streamlit_command(host, port, extra_args))
+    allow_paths = check_allow_paths(allow_paths)
+    announce(host, port, allow_plugin_files)
+    env = {**os.environ, **server_environment(host, allow_plugin_files, allow_paths)}
+    process = subprocess.Popen(streamlit_command(host, port, extra_args), env=env)
     try:
         return process.wait()
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from descentlab.declarations import HyperParam
 from descentlab.errors import SpecError
 from descentlab.registry import PLUGINS_ENV, Registry, load_registry
 
+from . import access
 from . import figures as F
 from . import style as S
 from .presets import preset
@@ -84,7 +85,7 @@ def current_registry() -> Registry:
 def plugin_warnings(registry: Registry) -> None:
     """Plugins that failed to load, one line each; everything else on the page keeps working."""
     if registry.errors:
-        lines = [e.splitlines()[0] for e in registry.errors]
+        lines = [markdown_text(e.splitlines()[0]) for e in registry.errors]
         st.warning("Some plugins did not load (details on the Plugins page):  \n" + "  \n".join(lines[:5])
                    + ("  \n…" if len(lines) > 5 else ""))
 
@@ -94,7 +95,13 @@ def registry_key() -> tuple:
 
 
 def add_plugin_path(path: str) -> Registry:
-    """Load a plugin file into the dashboard's registry (for this session); returns the new registry."""
+    """Load a plugin file into the dashboard's registry (for this session); returns the new registry.
+
+    Refused (PermissionError) when plugin files are off: see :func:`access.plugin_files_allowed`.
+    """
+    allowed, why_not = access.plugin_files_allowed()
+    if not allowed:
+        raise PermissionError(access.plugin_files_off_message(why_not))
     resolved = os.path.abspath(os.path.expanduser(path))
     paths = [p for p in plugin_paths() if p != resolved] + [resolved]
     st.session_state[PLUGIN_PATHS] = tuple(paths)
@@ -273,7 +280,7 @@ def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names
                                          help="every run sees the same data and starts from the same weights per seed"))
     problem = registry.problems[name]
     if problem.summary:
-        where.caption(problem.summary)
+        where.caption(markdown_text(problem.summary))
     table: dict[str, Any] = {"name": name}
     with where.expander("problem settings", expanded=False):
         table.update(declared_values(problem.settings, f"{prefix}.problem.{name}", spec_problem, "problem", errors))
@@ -370,7 +377,7 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
     rule_name = remember(key, st.selectbox(f"rule #{i + 1}", rules, key=key))
     rule = registry.rules[rule_name]
     if rule.formula:
-        st.caption(rule.formula)
+        st.caption(markdown_text(rule.formula))
     entry: dict[str, Any] = {"rule": rule_name}
     same_rule = spec_entry.get("rule") == rule_name
     # Keyed by rule: choosing another rule starts from that rule's own label and defaults.
@@ -388,7 +395,7 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
         entry["learning_rate"] = hyperparam_widget(alpha_decl, f"{base}.learning_rate", alpha, label="α (learning rate)")
     hyper_spec = spec_entry if same_rule else {}
     if rule.hyperparams:
-        with st.expander(f"{rule_name} hyperparameters", expanded=False):
+        with st.expander(f"{markdown_text(rule_name)} hyperparameters", expanded=False):
             entry.update(declared_values(rule.hyperparams, base, hyper_spec, f"rules[{i}]", errors))
     schedules = sorted(registry.schedules)
     schedule_spec = spec_entry.get("schedule", {})
@@ -404,9 +411,9 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
     schedule_table: dict[str, Any] = {}
     same_schedule = schedule_spec.get("name", "constant") == schedule_name
     # Every schedule gets the expander: warm-up is a generic option of all of them.
-    with st.expander(f"schedule {schedule_name}", expanded=False):
+    with st.expander(f"schedule {markdown_text(schedule_name)}", expanded=False):
         if schedule.formula:
-            st.caption(schedule.formula)
+            st.caption(markdown_text(schedule.formula))
         schedule_table.update(declared_values(schedule.hyperparams, f"{skey}.{schedule_name}",
                                               schedule_spec if same_schedule else {},
                                               f"rules[{i}].schedule", errors))
@@ -526,7 +533,18 @@ def opened_from_link(page: str) -> bool:
 def validate(spec: dict, registry: Registry):
     """The Experiment for ``spec``, or raise SpecError with its one-line message."""
     from descentlab.experiment import Experiment
+    check_data_paths(spec, registry)
     return Experiment.from_dict(spec, registry, name=spec.get("name", "dashboard"))
+
+
+def check_data_paths(spec: dict, registry: Registry) -> None:
+    """A spec whose problem reads a file (the csv problem's ``path``) outside the allowed roots is
+    refused before anything is read (see :mod:`descentlab.dashboard.access`)."""
+    problem = spec.get("problem") if isinstance(spec, dict) else None
+    if isinstance(problem, str):
+        problem = {"name": problem}
+    if isinstance(problem, dict) and isinstance(problem.get("name"), str):
+        access.check_problem_paths(problem["name"], problem, registry)
 
 
 # cache_resource, not cache_data: every rerun and every session shares one Results instead of
@@ -582,7 +600,7 @@ def run_when_asked(page: str, spec: dict, registry: Registry, errors: list[str],
     """
     clicked = (button_slot or st).button(label, key=f"{page}.run", type="primary")
     for message in errors:
-        st.error(message, icon="⚠️")
+        st.error(markdown_text(message), icon="⚠️")
     state_key = f"_{page}_ran"
     ran = st.session_state.get(state_key)
     target = spec if (clicked or ran is None) else ran
@@ -601,9 +619,9 @@ def run_when_asked(page: str, spec: dict, registry: Registry, errors: list[str],
 def show_error(error: BaseException) -> None:
     """One line in the page, never a traceback."""
     if isinstance(error, SpecError):
-        st.error(str(error), icon="⚠️")
+        st.error(markdown_text(str(error)), icon="⚠️")
     else:
-        st.error(f"{type(error).__name__}: {error}".splitlines()[0], icon="⚠️")
+        st.error(markdown_text(f"{type(error).__name__}: {error}".splitlines()[0]), icon="⚠️")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -638,12 +656,14 @@ def divergence_notes(results) -> list[str]:
             what = ((F.diverged_text(int(step)) if status == "diverged" else F.unstable_text(int(step)))
                     if known else status)
             reason = str(getattr(row, "divergence_reason", "") or "")
+            name, reason = markdown_text(name), markdown_text(reason)
             if reason and _REASON_HEAD.match(reason):
                 notes.append(f"**{name}**{seed} {reason}")
             else:
                 notes.append(f"**{name}**{seed} {what}" + (f" — {reason}" if reason else ""))
         elif status == "failed":
-            notes.append(f"**{row.label}** (run {row.run_id}) failed: {getattr(row, 'error', '')}")
+            notes.append(f"**{markdown_text(row.label)}** (run {row.run_id}) failed: "
+                         f"{markdown_text(getattr(row, 'error', ''))}")
     return notes
 
 
@@ -692,7 +712,7 @@ def status_column_config(table) -> dict:
 def status_summary(results, prefix: str) -> None:
     """Runs per status: one caption line (glyph, count, status) and a small table coloured by status."""
     counts = F.status_counts_table(results)
-    st.caption("Runs per status: " + counts_text(results.runs["status"].astype(str), glyphs=True))
+    st.caption("Runs per status: " + markdown_text(counts_text(results.runs["status"].astype(str), glyphs=True)))
     st.dataframe(styled_runs_table(counts), key=f"{prefix}.status_counts", hide_index=True,
                  column_config={"runs": st.column_config.NumberColumn("runs", format="%d")})
 
@@ -767,6 +787,7 @@ def _instance(problem: str, settings_json: str, registry_key: tuple, _registry: 
 def instance_for(results, registry: Registry):
     """The built problem of a Results (same settings, same data), cached."""
     experiment = results.experiment
+    access.check_problem_paths(experiment.problem, experiment.problem_settings, registry)
     settings = json.dumps(experiment.problem_settings, sort_keys=True, default=str)
     return _instance(experiment.problem, settings, registry_key(), registry)
 

@@ -112,7 +112,7 @@ alpha = float(W.remember(f"{PAGE}.alpha", side.number_input("learning rate α", 
                                                              format="%g", key=f"{PAGE}.alpha")))
 
 for message in errors:
-    st.error(message, icon="⚠️")
+    st.error(W.markdown_text(message), icon="⚠️")
 if errors:
     st.stop()
 spec_json = json.dumps(spec, sort_keys=True)
@@ -305,7 +305,7 @@ if view_name == VIEWS[2]:
     title = rule.title or rule.name
     threshold = rule_threshold(rule)
     theory_label = "theory: none declared" if threshold is None else f"theory {threshold:g}/λₘₐₓ"
-    st.markdown(f"Guess the **largest α for which {title} still converges** on this problem from these "
+    st.markdown(f"Guess the **largest α for which {W.markdown_text(title)} still converges** on this problem from these "
                 "starting weights (the rule is the sidebar's). Then run a fine sweep of α (200 steps each, "
                 "the whole batch) and compare.")
     W.prime(f"{PAGE}.guess", 1.0)

@@ -37,7 +37,7 @@ results = W.run_when_asked(PAGE, spec, registry, errors, button_slot=run_col, in
 if results is not None:
     wall = W.wall_time(results.meta)
     info_col.caption(f"{len(results.runs)} runs × {results.experiment.steps} steps on "
-                     f"{results.experiment.problem}" + (f" in {wall:.2f} s" if wall is not None else "")
+                     f"{W.markdown_text(results.experiment.problem)}" + (f" in {wall:.2f} s" if wall is not None else "")
                      + " (cached: re-running the same settings is instant)")
     W.render_results(results, PAGE)
     with st.expander("Reproduce from the command line / save"):
@@ -48,6 +48,6 @@ if results is not None:
             try:
                 from descentlab.records import save_results
                 path = save_results(results)
-                st.success(f"Saved to {path} (open it on the Results page).")
+                st.success(W.markdown_text(f"Saved to {path} (open it on the Results page)."))
             except Exception as error:
                 W.show_error(error)

@@ -55,7 +55,8 @@ def paths_up_to_step(results, instance) -> None:
 
 if results is not None:
     if "path" not in results.weights:
-        st.error(f"Problem {results.experiment.problem!r} has more than two parameters: no landscape to draw.")
+        st.error(W.markdown_text(f"Problem {results.experiment.problem!r} has more than two parameters: "
+                                 "no landscape to draw."))
     else:
         paths_up_to_step(results, W.instance_for(results, registry))
         W.chart(F.draw_curves(F.loss_curves_info(results)), f"{PAGE}.chart.loss")

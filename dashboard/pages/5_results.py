@@ -1,13 +1,14 @@
 """Results page: browse saved experiments, see every plot without re-running, download the raw tables."""
 
 import io
-import os
 from pathlib import Path
 
 import streamlit as st
 
+from descentlab.dashboard import access
 from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
+from descentlab.errors import SpecError
 from descentlab.verdicts import FLAGGED
 
 TITLE = "Results"
@@ -29,6 +30,14 @@ def experiments_in(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
+def _allowed(path: Path) -> bool:
+    try:
+        access.check_path("folder", path)
+        return True
+    except SpecError:
+        return False
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def _load(path: str, mtime: float):
     from descentlab.records import load_results
@@ -46,16 +55,22 @@ st.caption("Every experiment saved under a folder (default `results/`, where `de
            "one draws all its plots from the records: nothing is re-run.")
 
 folder_key = f"{PAGE}.folder"
-W.prime(folder_key, st.query_params.get("folder", os.environ.get("DESCENTLAB_RESULTS", "results")))
-folder = W.remember(folder_key, st.text_input("folder", key=folder_key, help="a results folder, or a folder of them"))
-found = experiments_in(Path(folder).expanduser())
+W.prime(folder_key, st.query_params.get("folder", access.results_dir()))
+folder = W.remember(folder_key, st.text_input("folder", key=folder_key, help="a results folder, or a folder of them "
+                                              "(under the results folder, the working directory or an --allow-path)"))
+try:  # a link's ?folder= may name any path: only folders under the allowed roots are read
+    root = access.check_path("folder", folder)
+except SpecError as error:
+    W.show_error(error)
+    st.stop()
+# a symlinked experiment folder pointing outside the allowed roots is left out
+found = [p for p in experiments_in(root) if _allowed(p)]
 if not found:
-    st.info(f"No saved experiments under `{folder}` yet. Run `descentlab run experiment.toml`, or press "
-            "*Save these results* on the Compare page.")
+    st.info(f"No saved experiments under {W.markdown_text(folder)} yet. Run `descentlab run experiment.toml`, "
+            "or press *Save these results* on the Compare page.")
     st.stop()
 
 # Options are names (not paths) so that AppTest and the URL see the same strings.
-root = Path(folder).expanduser()
 by_name = {("." if p == root else p.name): p for p in found}
 names = list(by_name)
 pick_key = f"{PAGE}.pick"
@@ -77,9 +92,9 @@ except Exception as error:  # a truncated or foreign folder: one line, the page 
 
 experiment = results.experiment
 wall = W.wall_time(results.meta)
-st.caption(f"**{experiment.name}** — problem `{experiment.problem}`, {len(results.runs)} runs × {experiment.steps} "
-           f"steps" + (f", {wall:.2f} s" if wall is not None else "")
-           + (f"; command: `{results.meta.get('command')}`" if results.meta.get("command") else ""))
+st.caption(f"**{W.markdown_text(experiment.name)}** — problem {W.markdown_text(experiment.problem)}, "
+           f"{len(results.runs)} runs × {experiment.steps} steps" + (f", {wall:.2f} s" if wall is not None else "")
+           + (f"; command: {W.markdown_text(results.meta.get('command'))}" if results.meta.get("command") else ""))
 
 # ---- downloads ---------------------------------------------------------------------------------
 cols = st.columns(5)
@@ -112,7 +127,7 @@ try:
     from descentlab.dashboard import report as R
 
     summary = analysis.summarize(results)
-    st.markdown("\n".join(f"- {sentence}" for sentence in analysis.verdict(summary, results)))
+    st.markdown("\n".join(f"- {W.markdown_text(sentence)}" for sentence in analysis.verdict(summary, results)))
     st.dataframe(R.display_summary(summary), key=f"{PAGE}.rules", hide_index=True)
     reasons = R.divergence_table(results)
     if not reasons.empty:
@@ -141,7 +156,7 @@ with tabs[2]:
     if "path" not in results.weights:
         st.info("Not a two-parameter problem: no landscape.")
     elif instance is None:
-        st.warning(f"Cannot rebuild problem `{experiment.problem}` to draw its contours: {why}")
+        st.warning(W.markdown_text(f"Cannot rebuild problem {experiment.problem} to draw its contours: {why}"))
     else:
         k = st.slider("step", 0, int(experiment.steps), int(experiment.steps), key=f"{PAGE}.step")
         W.chart(F.draw_landscape(F.landscape_info(results, instance, upto_step=k)), f"{PAGE}.chart.contour")

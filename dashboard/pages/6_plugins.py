@@ -5,6 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from descentlab.dashboard import access
 from descentlab.dashboard import widgets as W
 
 TITLE = "Plugins"
@@ -31,48 +32,54 @@ st.caption("Descent rules, schedules and problems come from plugins: the built-i
            "point group `descentlab`), files named in `DESCENTLAB_PLUGINS`, and files loaded below. Widgets "
            "on the other pages are generated from the hyperparameters declared here.")
 
-# ---- load a plugin file by path -----------------------------------------------------------------
-with st.form(f"{PAGE}.load_form", border=True):
-    path = st.text_input("load a plugin file (.py)", key=f"{PAGE}.path",
-                         placeholder="/path/to/my_rule.py", help="a module with @hookimpl register_optimizers / "
-                                                                 "register_schedules / register_problems")
-    submitted = st.form_submit_button("Load plugin", type="primary", key=f"{PAGE}.load")
-if submitted and path.strip():
-    resolved = str(Path(path.strip()).expanduser().resolve())
-    before = W.current_registry()
-    known = {(k, n) for k in ("rules", "schedules", "problems") for n in getattr(before, k)}
-    if not Path(resolved).is_file():
-        st.error(f"plugin file: got {path.strip()!r}; expected an existing .py file", icon="⚠️")
-    else:
-        registry = W.add_plugin_path(resolved)
-        problems = [e for e in registry.errors if resolved in e or Path(resolved).name in e]
-        added = [f"{k[:-1]} `{n}`" for k in ("rules", "schedules", "problems") for n in getattr(registry, k)
-                 if (k, n) not in known]
-        for message in problems:
-            st.error(message.splitlines()[0], icon="⚠️")
-        if added:
-            st.success("Loaded " + ", ".join(added) + ": it now appears on every page with its own widgets.")
-        elif not problems:
-            st.warning("The file loaded but registered nothing new (no @hookimpl functions, or names already known).")
+# ---- load a plugin file by path (runs its code on the server: loopback or --allow-plugin-files only) ----
+allowed, why_not = access.plugin_files_allowed()
+if not allowed:
+    st.info(access.plugin_files_off_message(W.markdown_text(why_not)), icon="🔒")
+else:
+    with st.form(f"{PAGE}.load_form", border=True):
+        path = st.text_input("load a plugin file (.py)", key=f"{PAGE}.path",
+                             placeholder="/path/to/my_rule.py", help="a module with @hookimpl register_optimizers / "
+                                                                     "register_schedules / register_problems")
+        submitted = st.form_submit_button("Load plugin", type="primary", key=f"{PAGE}.load")
+    if submitted and path.strip():
+        resolved = str(Path(path.strip()).expanduser().resolve())
+        before = W.current_registry()
+        known = {(k, n) for k in ("rules", "schedules", "problems") for n in getattr(before, k)}
+        if not Path(resolved).is_file():
+            st.error(W.markdown_text(f"plugin file: got {path.strip()!r}; expected an existing .py file"), icon="⚠️")
+        else:
+            registry = W.add_plugin_path(resolved)
+            problems = [e for e in registry.errors if resolved in e or Path(resolved).name in e]
+            added = [f"{k[:-1]} {n}" for k in ("rules", "schedules", "problems") for n in getattr(registry, k)
+                     if (k, n) not in known]
+            for message in problems:
+                st.error(W.markdown_text(message.splitlines()[0]), icon="⚠️")
+            if added:
+                st.success(W.markdown_text("Loaded " + ", ".join(added)
+                                           + ": it now appears on every page with its own widgets."))
+            elif not problems:
+                st.warning("The file loaded but registered nothing new (no @hookimpl functions, or names already known).")
 
 registry = W.current_registry()
 if W.plugin_paths():
-    st.caption("Loaded in this session: " + ", ".join(f"`{p}`" for p in W.plugin_paths()))
+    st.caption("Loaded in this session: " + W.markdown_text(", ".join(W.plugin_paths())))
 if registry.errors:
     with st.expander(f"⚠️ {len(registry.errors)} plugin problem(s)", expanded=True):
         for message in registry.errors:
-            st.error(message.splitlines()[0])
+            st.error(W.markdown_text(message.splitlines()[0]))
 
 tabs = st.tabs([f"Descent rules ({len(registry.rules)})", f"Schedules ({len(registry.schedules)})",
                 f"Problems ({len(registry.problems)})", f"Gradient transforms ({len(registry.transforms)})"])
 with tabs[0]:
     for name, rule in sorted(registry.rules.items()):
-        with st.expander(f"**{name}** — {rule.summary or 'no summary'}"):
-            st.caption(f"origin: {registry.origin('rule', name)} · default α = {rule.default_learning_rate:g}")
+        with st.expander(f"**{W.markdown_text(name)}** — {W.markdown_text(rule.summary or 'no summary')}"):
+            st.caption(W.markdown_text(f"origin: {registry.origin('rule', name)} · default α = "
+                                       f"{rule.default_learning_rate:g}"))
             if rule.formula:
                 st.code(rule.formula, language=None)
             if rule.threshold_note:
-                st.markdown(f"**Stability on a quadratic:** {rule.threshold_note}")
+                st.markdown(f"**Stability on a quadratic:** {W.markdown_text(rule.threshold_note)}")
             if rule.hyperparams:
                 st.dataframe(declarations_table(rule.hyperparams), hide_index=True, key=f"{PAGE}.rule.{name}")
             doc = docstring(rule.update, rule.init)
@@ -81,8 +88,8 @@ with tabs[0]:
                 st.text(doc)
 with tabs[1]:
     for name, schedule in sorted(registry.schedules.items()):
-        with st.expander(f"**{name}** — {schedule.summary or 'no summary'}"):
-            st.caption(f"origin: {registry.origin('schedule', name)}")
+        with st.expander(f"**{W.markdown_text(name)}** — {W.markdown_text(schedule.summary or 'no summary')}"):
+            st.caption(W.markdown_text(f"origin: {registry.origin('schedule', name)}"))
             if schedule.formula:
                 st.code(schedule.formula, language=None)
             if schedule.hyperparams:
@@ -92,8 +99,9 @@ with tabs[1]:
                 st.text(doc)
 with tabs[2]:
     for name, problem in sorted(registry.problems.items()):
-        with st.expander(f"**{name}** ({problem.kind}) — {problem.summary or 'no summary'}"):
-            st.caption(f"origin: {registry.origin('problem', name)}")
+        with st.expander(f"**{W.markdown_text(name)}** ({W.markdown_text(problem.kind)}) — "
+                         f"{W.markdown_text(problem.summary or 'no summary')}"):
+            st.caption(W.markdown_text(f"origin: {registry.origin('problem', name)}"))
             if problem.settings:
                 st.dataframe(declarations_table(problem.settings), hide_index=True, key=f"{PAGE}.problem.{name}")
             doc = docstring(problem.build)

@@ -242,7 +242,7 @@ if st.session_state.get("stability_eos_requested") and chosen.preconditioner is 
         TF.sharpness_series(title, tracked["steps"], tracked["sharpness"][0], index=1)],
         title=f"{title}: preconditioned sharpness λₘₐₓ(P⁻¹H) against {threshold:.3g}/α (dashed), and plain λₘₐₓ(H)")
     W.chart(TF.draw_sharpness(info), key="stability_sharpness_chart")
-    st.caption(f"{title}'s declared limit = {tracked['limit']:.4g} applies to the preconditioned sharpness "
+    st.caption(f"{W.markdown_text(title)}'s declared limit = {tracked['limit']:.4g} applies to the preconditioned sharpness "
                "(Cohen et al., 2022), not to λₘₐₓ(H); the plain sharpness has no fixed limit under it.")
 elif st.session_state.get("stability_eos_requested"):
     eos_spec = {"name": "edge-of-stability", "steps": eos_steps, "seeds": [0], "eval_every": eos_steps,
@@ -257,7 +257,7 @@ elif st.session_state.get("stability_eos_requested"):
             limit = series.limit[0]
             values = [v for v in series.sharpness if v is not None]
             tail = values[len(values) * 2 // 3:] or values
-            st.caption(f"Limit {series.limit_label} = {limit:.4g}; sharpness at the start {values[0]:.4g}, "
+            st.caption(f"Limit {W.markdown_text(series.limit_label)} = {limit:.4g}; sharpness at the start {values[0]:.4g}, "
                        f"highest {max(values):.4g}, mean over the last third of the run "
                        f"{sum(tail) / len(tail):.4g}.")
         for note in W.divergence_notes(eos):

@@ -121,3 +121,13 @@ def browser_type_launch_args():
             "args": ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                      "--no-first-run", "--disable-background-networking", "--disable-component-update",
                      "--disable-sync", "--disable-extensions", "--disable-default-apps"]}
+
+
+@pytest.fixture(autouse=True)
+def dashboard_reads_test_folders(tmp_path_factory, monkeypatch):
+    """Tests keep results and data in pytest's temporary folders: allow them, as ``--allow-path`` would.
+
+    The dashboard reads only under allowed roots (descentlab.dashboard.access); tests of that rule
+    set DESCENTLAB_ALLOW_PATHS themselves.
+    """
+    monkeypatch.setenv("DESCENTLAB_ALLOW_PATHS", str(tmp_path_factory.getbasetemp()))

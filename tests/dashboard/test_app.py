@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -81,6 +82,11 @@ def cell_styles(frame) -> dict[tuple[int, int], str]:
                 key = (int(found.group(1)), int(found.group(2)))
                 out[key] = out.get(key, "") + body
     return out
+
+
+def shown(text: str) -> str:
+    """What a reader sees of a Markdown body: user text is backslash-escaped (W.markdown_text, issue #11)."""
+    return re.sub(r"\\(.)", r"\1", text)
 
 
 def no_trouble(at) -> None:
@@ -191,7 +197,7 @@ def test_invalid_settings_give_one_line_errors_and_the_page_keeps_working(change
     at.button(key="cmp.run").click()
     at.run()
     assert not at.exception
-    messages = [e.value for e in at.error]
+    messages = [shown(e.value) for e in at.error]
     assert len(messages) == 1 and field in messages[0] and "\n" not in messages[0]
     assert "Traceback" not in messages[0]
     assert at.button(key="cmp.run")  # the page is still there
@@ -263,9 +269,9 @@ def test_a_plugin_registered_in_the_test_appears_with_its_widgets(tmp_path, monk
 
     page = open_app("6_plugins.py")
     no_trouble(page)
-    labels = [e.label for e in page.expander]
+    labels = [shown(e.label) for e in page.expander]
     assert any("signgd_test" in label for label in labels)
-    assert any(str(plugin) in c.value for c in page.caption)
+    assert any(str(plugin) in shown(c.value) for c in page.caption)
 
 
 def test_a_broken_plugin_file_is_reported_in_one_line(tmp_path):
@@ -277,7 +283,7 @@ def test_a_broken_plugin_file_is_reported_in_one_line(tmp_path):
     at.button(key="plug.load").click()
     at.run()
     assert not at.exception
-    messages = [e.value for e in at.error]
+    messages = [shown(e.value) for e in at.error]
     assert messages and "broken_plugin.py" in messages[0] and "SyntaxError" in messages[0]
     # the other plugins still work
     assert any("adam" in e.label for e in at.expander)
@@ -394,7 +400,7 @@ def test_results_page_with_an_empty_folder_says_so(tmp_path):
 def test_plugins_page_lists_every_rule_schedule_and_problem():
     at = open_app("6_plugins.py")
     no_trouble(at)
-    labels = " ".join(e.label for e in at.expander)
+    labels = shown(" ".join(e.label for e in at.expander))
     registry = load_registry()
     for name in (*registry.rules, *registry.schedules, *registry.problems):
         assert f"**{name}**" in labels
@@ -443,7 +449,7 @@ def test_broken_plugins_are_reported_and_the_page_keeps_working(tmp_path, monkey
     monkeypatch.setenv("DESCENTLAB_PLUGINS", os.pathsep.join([str(unimportable), str(raising)]))
     at = open_app(compare=SMALL)
     no_trouble(at)
-    assert any("unimportable_plugin.py" in w.value and "ModuleNotFoundError" in w.value for w in at.warning)
+    assert any("unimportable_plugin.py" in shown(w.value) and "ModuleNotFoundError" in w.value for w in at.warning)
     assert [t["name"] for t in traces(chart_titled(at, "Training loss"), "train")] == ["vanilla GD", "momentum", "Adam"]
     at.selectbox(key="cmp.rules.1.rule").set_value("broken_test")
     at.run()
@@ -478,7 +484,7 @@ def test_a_plugin_file_loaded_on_the_plugins_page_reaches_the_compare_page(tmp_p
     at.button(key="plug.load").click()
     at.run()
     no_trouble(at)
-    assert any("signgd_loaded" in s.value for s in at.success)
+    assert any("signgd_loaded" in shown(s.value) for s in at.success)
     at.switch_page("pages/1_compare.py")
     at.run()
     no_trouble(at)
@@ -656,7 +662,7 @@ def test_results_page_gives_cores_verdict_and_the_new_summary_columns(tmp_path):
     at = open_app("5_results.py", folder=str(tmp_path))
     no_trouble(at)
     stored = load_results(folder)
-    text = " ".join(m.value for m in at.markdown)
+    text = shown(" ".join(m.value for m in at.markdown))
     for sentence in analysis.verdict(analysis.summarize(stored), stored):
         assert sentence in text, sentence
     rules = table_with(at, "seeds stable at best α").value

@@ -22,7 +22,7 @@ def test_serve_is_reexported_and_returns_streamlits_status(monkeypatch, capsys):
     launched = []
 
     class FakeProcess:
-        def __init__(self, command):
+        def __init__(self, command, env=None):  # env: the binding and options for the page (see access.py)
             launched.append(command)
 
         def wait(self, timeout=None):
