@@ -240,9 +240,15 @@ def cmd_dashboard(args) -> int:
     return int(serve(host=args.host, port=args.port) or 0)
 
 
+def _version() -> str:
+    from . import __version__  # read from the installed metadata: pyproject.toml is its one source
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="descentlab",
                      description="Compare gradient-descent variants on the same problem, data and initial weights.")
+    parser.add_argument("--version", action="version", version=f"descentlab {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run an experiment file and save its results",

@@ -82,3 +82,14 @@ def test_version_has_one_source():
     import descentlab
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
     assert descentlab.__version__ == declared
+
+
+def test_version_option_prints_the_declared_version(capsys):
+    import tomllib
+
+    from descentlab.cli import main
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out == f"descentlab {declared}\n"
