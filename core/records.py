@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import give_user_mode
 from .errors import SpecError
 from .experiment import Experiment, parse_toml
 
@@ -142,6 +143,7 @@ def save_results(results: Results, out_dir=None) -> Path:
     except OSError as error:
         raise SpecError("--out", str(parent), "a writable folder", hint=type(error).__name__) from None
     try:
+        give_user_mode(tmp, folder=True)  # mkdtemp makes 0700; the files inside follow the umask already
         meta = dict(results.meta)
         target = _target_dir(parent, results.experiment.name)
         plugin_files = meta.get("plugins", {}).get("plugin_files", [])
