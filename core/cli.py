@@ -118,7 +118,7 @@ def _summary(results) -> str:
 
 def cmd_run(args) -> int:
     from .experiment import check_resources, load_experiment_file
-    from .records import save_results
+    from .records import RESULTS_ENV, save_results
     from .runner import run_experiment
 
     if args.workers is not None and args.workers < 1:
@@ -127,6 +127,8 @@ def cmd_run(args) -> int:
     experiment = load_experiment_file(args.experiment, registry)
     if args.out is not None:
         _check_out_dir(args.out)
+    elif os.environ.get(RESULTS_ENV):  # the default folder, named so that a bad value can be traced
+        _check_out_dir(os.environ[RESULTS_ENV], field=RESULTS_ENV)
     workers = _bounded_workers(args.workers, experiment.n_runs, quiet=args.quiet)
     # the problem is built here once more (cheap: parameters are allocated per chunk) so that a job
     # that cannot fit is refused before any training, with what it needs and what there is
@@ -155,7 +157,7 @@ def _bounded_workers(requested: int | None, n_runs: int, *, quiet: bool = False)
     return bounded
 
 
-def _check_out_dir(out) -> None:
+def _check_out_dir(out, field: str = "--out") -> None:
     """Fail before training, not after, when the output folder cannot be used."""
     from pathlib import Path
 
@@ -163,7 +165,7 @@ def _check_out_dir(out) -> None:
     while not p.exists() and p != p.parent:
         p = p.parent
     if p.exists() and (not p.is_dir() or not os.access(p, os.W_OK | os.X_OK)):
-        raise SpecError("--out", str(out), "a writable folder")
+        raise SpecError(field, str(out), "a writable folder")
 
 
 def _format_hyper(h) -> str:
@@ -255,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Run every rule x hyperparameter x seed of an experiment file and write "
                                      "a results folder <out>/<name>-<YYYYmmdd-HHMMSS>.")
     run.add_argument("experiment", metavar="EXPERIMENT.toml", help="experiment file (see examples/)")
-    run.add_argument("--out", metavar="DIR", default=None, help="folder for results (default: results)")
+    run.add_argument("--out", metavar="DIR", default=None,
+                     help="folder for results (default: $DESCENTLAB_RESULTS, else results)")
     run.add_argument("--plugin", metavar="PATH", action="append", default=[],
                      help="load descent rules/schedules/problems from a .py file (repeatable)")
     run.add_argument("--workers", metavar="N", type=_workers, default=None,

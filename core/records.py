@@ -20,6 +20,14 @@ from .experiment import Experiment, parse_toml
 
 FILES = ("experiment.toml", "runs.parquet", "metrics.parquet", "weights.npz", "meta.json")
 DEFAULT_RESULTS_DIR = "results"
+RESULTS_ENV = "DESCENTLAB_RESULTS"
+
+
+def default_results_dir() -> str:
+    """Where results go when no folder is given: ``$DESCENTLAB_RESULTS`` if set and not empty, else
+    ``results``. The CLI's ``run``, :func:`save_results` and the dashboard (which lists this folder
+    on its Results page and saves its runs there) all use it."""
+    return os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR
 
 
 @dataclass
@@ -132,9 +140,10 @@ def save_results(results: Results, out_dir=None) -> Path:
 
     Atomic: every file is written into a hidden temporary folder beside the target, which is then
     renamed; an interrupted or failing write leaves no experiment folder, and an existing folder
-    is never touched. ``out_dir`` defaults to ``results``; an unwritable one raises SpecError.
+    is never touched. ``out_dir`` defaults to :func:`default_results_dir` (``$DESCENTLAB_RESULTS``,
+    else ``results``); an unwritable one raises SpecError.
     """
-    parent = Path(DEFAULT_RESULTS_DIR if out_dir is None else out_dir)
+    parent = Path(default_results_dir() if out_dir is None else out_dir)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         if not parent.is_dir():

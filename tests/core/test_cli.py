@@ -204,3 +204,33 @@ def test_run_with_two_workers_equals_one(tmp_path):
     two = load_results(next((tmp_path / "two").iterdir()))
     assert two.meta["workers"] == 2 and one.meta["workers"] == 1
     assert one.metrics.equals(two.metrics) and one.runs.equals(two.runs)
+
+
+def test_descentlab_results_is_the_default_out(tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DESCENTLAB_RESULTS", str(tmp_path / "from-env"))
+    assert main(["run", str(spec), "--quiet", "--workers", "1"]) == 0
+    [folder] = (tmp_path / "from-env").iterdir()
+    assert capsys.readouterr().out == f"results: {folder}\n"
+    assert not (tmp_path / "results").exists()
+    # --out still wins over the environment
+    assert main(["run", str(spec), "--quiet", "--workers", "1", "--out", str(tmp_path / "given")]) == 0
+    assert len(list((tmp_path / "given").iterdir())) == 1 and len(list((tmp_path / "from-env").iterdir())) == 1
+    # unset or empty: results/ in the current folder
+    monkeypatch.setenv("DESCENTLAB_RESULTS", "")
+    assert main(["run", str(spec), "--quiet", "--workers", "1"]) == 0
+    assert len(list((tmp_path / "results").iterdir())) == 1
+
+
+def test_a_bad_descentlab_results_is_named_before_running(tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("DESCENTLAB_RESULTS", str(blocker / "sub"))
+    capsys.readouterr()
+    assert main(["run", str(spec), "--quiet", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("descentlab: error: DESCENTLAB_RESULTS: ") and err.count("\n") == 1, err
