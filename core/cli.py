@@ -10,6 +10,7 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 
 from .errors import PluginError, SpecError, one_line
+from .log import cli_logging, level_for, logger
 
 EXIT_BAD_INPUT = 2
 
@@ -85,7 +86,9 @@ def _registry(plugin_paths, *, fatal_plugins: bool, warn: bool = True):
         if fatal_plugins and explicit:
             raise PluginError(message)
         if warn:
-            print(f"descentlab: warning: {message}", file=sys.stderr)
+            logger.warning(message)
+    logger.debug("plugins: %d rules, %d schedules, %d problems; plugin files: %s", len(registry.rules),
+                 len(registry.schedules), len(registry.problems), ", ".join(registry.plugin_paths) or "none")
     return registry
 
 
@@ -141,6 +144,8 @@ def cmd_run(args) -> int:
     if not args.quiet:
         print(_summary(results))
         print(f"wall time {results.meta['wall_time_s']:.2f} s")
+    logger.debug("%d runs in %d chunks on %d worker process(es)", results.meta["n_runs"],
+                 results.meta["chunks"], results.meta["workers"])
     print(f"results: {path}")
     return 0
 
@@ -152,8 +157,7 @@ def _bounded_workers(requested: int | None, n_runs: int, *, quiet: bool = False)
     cpus = os.cpu_count() or 1
     bounded = max(1, min(requested, n_runs, cpus))
     if bounded < requested and not quiet:
-        print(f"descentlab: note: --workers {requested} lowered to {bounded} "
-              f"({n_runs} runs, {cpus} CPUs)", file=sys.stderr)
+        logger.info("--workers %d lowered to %d (%d runs, %d CPUs)", requested, bounded, n_runs, cpus)
     return bounded
 
 
@@ -247,10 +251,38 @@ def _version() -> str:
     return __version__
 
 
+def _add_logging_options(parser, *, quiet_dest: str, verbose_dest: str) -> None:
+    # separate destinations: a subcommand's defaults would overwrite the values parsed before it
+    parser.add_argument("-v", "--verbose", action="count", default=0, dest=verbose_dest,
+                        help="print details as well (debug lines on stderr)")
+    parser.add_argument("--quiet", action="store_true", dest=quiet_dest,
+                        help="only results, warnings and errors: no notes, progress bar or summary")
+
+
+
+def _leading_logging_options(argv: list[str]) -> tuple[int, bool, list[str]]:
+    """``-v``/``--verbose``/``--quiet`` before the command (for the commands that parse their own
+    arguments): (verbosity, quiet, the rest)."""
+    verbose, quiet = 0, False
+    while argv:
+        token = argv[0]
+        if token == "--quiet":
+            quiet = True
+        elif token == "--verbose":
+            verbose += 1
+        elif len(token) > 1 and token.startswith("-") and set(token[1:]) == {"v"}:
+            verbose += len(token) - 1
+        else:
+            break
+        argv = argv[1:]
+    return verbose, quiet, argv
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="descentlab",
                      description="Compare gradient-descent variants on the same problem, data and initial weights.")
     parser.add_argument("--version", action="version", version=f"descentlab {_version()}")
+    _add_logging_options(parser, quiet_dest="global_quiet", verbose_dest="verbose")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run an experiment file and save its results",
@@ -264,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", metavar="N", type=_workers, default=None,
                      help="worker processes (default: both cores when the job is large enough; 1 = in process)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the results path")
+    run.add_argument("-v", "--verbose", action="count", default=0, dest="run_verbose",
+                     help="also print details (plugins, chunks, workers); as before the command")
     run.set_defaults(handler=cmd_run)
 
     plugins = sub.add_parser("plugins", help="list descent rules, schedules and problems with their hyperparameters",
@@ -326,14 +360,19 @@ def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
-        if argv and argv[0] in DELEGATED:
-            module, function, _ = DELEGATED[argv[0]]
-            return _delegate(module, function, argv[1:], argv[0])
+        verbose, quiet, rest = _leading_logging_options(argv)
+        if rest and rest[0] in DELEGATED:
+            module, function, _ = DELEGATED[rest[0]]
+            with cli_logging(level_for(verbose, quiet)):
+                return _delegate(module, function, rest[1:], rest[0])
         args = parser.parse_args(argv)
         if getattr(args, "handler", None) is None:
             parser.print_help()
             return EXIT_BAD_INPUT if not argv else 0
-        return args.handler(args)
+        # -v/--quiet are accepted before the command and, for run, after it too
+        args.quiet = bool(args.global_quiet or getattr(args, "quiet", False))
+        with cli_logging(level_for(args.verbose + getattr(args, "run_verbose", 0), args.quiet)):
+            return args.handler(args)
     except (SpecError, PluginError, UsageError) as error:
         print(f"descentlab: error: {one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -234,3 +234,49 @@ def test_a_bad_descentlab_results_is_named_before_running(tmp_path, monkeypatch,
     assert main(["run", str(spec), "--quiet", "--workers", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("descentlab: error: DESCENTLAB_RESULTS: ") and err.count("\n") == 1, err
+
+
+def _run_with(tmp_path, *options, after=()):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)  # 8 runs
+    return main([*options, "run", str(spec), "--out", str(tmp_path / "out"), "--workers", "64", *after])
+
+
+def test_notes_go_through_the_descentlab_logger_at_the_default_level(tmp_path, capsys):
+    import logging
+
+    before = list(logging.getLogger("descentlab").handlers)
+    assert _run_with(tmp_path) == 0
+    captured = capsys.readouterr()
+    assert "descentlab: note: --workers 64 lowered to" in captured.err
+    assert "descentlab: debug:" not in captured.err
+    assert "8 runs:" in captured.out  # the summary is results output, printed
+    # the command's handler is gone afterwards: a second main() does not print each line twice
+    assert logging.getLogger("descentlab").handlers == before
+    assert _run_with(tmp_path) == 0
+    assert capsys.readouterr().err.count("lowered to") == 1
+
+
+@pytest.mark.parametrize("options, after", [(["--quiet"], []), ([], ["--quiet"]), (["-v", "--quiet"], [])],
+                         ids=["before", "after", "wins-over-verbose"])
+def test_quiet_before_or_after_run_leaves_only_the_results_path(tmp_path, capsys, options, after):
+    assert _run_with(tmp_path, *options, after=after) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    [line] = captured.out.splitlines()
+    assert line.startswith("results: ")
+
+
+@pytest.mark.parametrize("options, after", [(["-v"], []), ([], ["-v"]), (["--verbose"], []), ([], ["--verbose"])])
+def test_verbose_before_or_after_run_adds_debug_lines(tmp_path, capsys, options, after):
+    assert _run_with(tmp_path, *options, after=after) == 0
+    err = capsys.readouterr().err
+    assert "descentlab: debug: plugins: " in err and "descentlab: debug: 8 runs in " in err
+    assert "descentlab: note: --workers 64 lowered to" in err
+
+
+def test_logging_options_before_a_delegated_command_are_taken_off(tmp_path, capsys):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    assert main(["--quiet", "-v", "lr-find", str(spec), "--steps", "10"]) == 0
+    assert "suggested α" in capsys.readouterr().out
