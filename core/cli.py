@@ -10,6 +10,7 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 
 from .errors import PluginError, SpecError, one_line
+from .extras import EXTRA_OF_MODULE, MissingExtra, extra_message, has_module
 from .log import cli_logging, level_for, logger
 
 EXIT_BAD_INPUT = 2
@@ -326,6 +327,34 @@ DELEGATED = {
 }
 
 
+# The commands that need an extra (pyproject.toml) and the modules that stand for it: checked before
+# the command starts, so that a missing one is one line naming the extra (--help works without it).
+COMMAND_EXTRAS = {
+    "dashboard": ("the dashboard", "dashboard", ("streamlit", "plotly")),
+    "report": ("descentlab report", "report", ("plotly",)),
+}
+
+
+def _check_extras(command: str | None, argv: list[str]) -> None:
+    if command not in COMMAND_EXTRAS or {"-h", "--help"} & set(argv):
+        return
+    what, extra, modules = COMMAND_EXTRAS[command]
+    for module in modules:
+        if not has_module(module):
+            raise MissingExtra.of(what, extra, module)
+
+
+def _missing_extra(error: ModuleNotFoundError, command: str | None) -> str | None:
+    """The one line for an optional module found missing while a command ran, else None."""
+    top = (error.name or "").split(".")[0]
+    if top not in EXTRA_OF_MODULE:
+        return None
+    if command in COMMAND_EXTRAS and EXTRA_OF_MODULE[top] != "datasets":
+        what, extra, _ = COMMAND_EXTRAS[command]
+        return extra_message(what, "report" if top == "kaleido" else extra)
+    return extra_message(f"descentlab {command}" if command else "descentlab", EXTRA_OF_MODULE[top])
+
+
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
 
 
@@ -358,9 +387,12 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = None
     try:
         parser = build_parser()
         verbose, quiet, rest = _leading_logging_options(argv)
+        command = rest[0] if rest else None
+        _check_extras(command, rest[1:])
         if rest and rest[0] in DELEGATED:
             module, function, _ = DELEGATED[rest[0]]
             with cli_logging(level_for(verbose, quiet)):
@@ -373,8 +405,14 @@ def _main(argv=None) -> int:
         args.quiet = bool(args.global_quiet or getattr(args, "quiet", False))
         with cli_logging(level_for(args.verbose + getattr(args, "run_verbose", 0), args.quiet)):
             return args.handler(args)
-    except (SpecError, PluginError, UsageError) as error:
+    except (SpecError, PluginError, UsageError, MissingExtra) as error:
         print(f"descentlab: error: {one_line(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ModuleNotFoundError as error:  # an optional module imported while the command ran
+        message = _missing_extra(error, command)
+        if message is None:
+            raise
+        print(f"descentlab: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenProcessPool as error:
         print(f"descentlab: error: a worker process died ({one_line(error)}); nothing was written; "

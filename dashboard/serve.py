@@ -35,8 +35,16 @@ def streamlit_command(host: str = "127.0.0.1", port: int = 8501, extra_args: Seq
 
 
 def serve(host: str = "127.0.0.1", port: int = 8501, extra_args: Sequence[str] = ()) -> int:
-    """Serve the dashboard until interrupted; returns Streamlit's exit status (0 on Ctrl-C)."""
+    """Serve the dashboard until interrupted; returns Streamlit's exit status (0 on Ctrl-C).
+
+    Without the ``[dashboard]`` extra (streamlit, plotly) raises MissingExtra, naming it.
+    """
     port = check_port(port)
+    from descentlab.extras import MissingExtra, has_module
+
+    for module in ("streamlit", "plotly"):
+        if not has_module(module):
+            raise MissingExtra.of("the dashboard", "dashboard", module)
     print(f"descentlab dashboard: http://{host}:{int(port)}  (Ctrl-C to stop)", flush=True)
     process = subprocess.Popen(streamlit_command(host, port, extra_args))
     try:
