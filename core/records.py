@@ -61,7 +61,11 @@ class Results:
     @property
     def plot(self):
         """Figures of this record for a notebook: ``.plot.loss()``, ``.sweep()``, ``.step_sizes()``,
-        ``.learning_rates()``, ``.landscape()`` (plotly; needs the dashboard's dependencies)."""
+        ``.learning_rates()``, ``.landscape()`` (plotly: the ``[dashboard]`` extra; without it,
+        MissingExtra names it)."""
+        from .extras import require
+
+        require("plotly", "results.plot", "dashboard")
         # the one lazy import of the dashboard outside the CLI (tests/test_boundaries.py): figures
         # are the dashboard's, and a notebook user asks for them here
         from .dashboard.notebook import ResultPlots

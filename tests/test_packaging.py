@@ -282,3 +282,13 @@ def test_a_problem_needing_scikit_learn_names_the_datasets_extra(tmp_path):
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert done.stderr == ("descentlab: error: the iris problem needs the [datasets] extra: "
                            "pip install 'descentlab[datasets]'\n")
+
+
+def test_results_plot_names_the_dashboard_extra(tmp_path):
+    code = BLOCKED_CORE.split("spec = {")[0] + (
+        "from descentlab.extras import MissingExtra\n"
+        "r = run_experiment(Experiment.from_dict({'steps': 2, 'problem': {'name': 'quadratic'},"
+        " 'rules': [{'rule': 'gd'}]}), workers=1)\n"
+        "try:\n    r.plot\nexcept MissingExtra as error:\n    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.stdout == "results.plot needs the [dashboard] extra: pip install 'descentlab[dashboard]'\n", done
