@@ -280,3 +280,28 @@ def test_logging_options_before_a_delegated_command_are_taken_off(tmp_path, caps
     spec.write_text(GOOD)
     assert main(["--quiet", "-v", "lr-find", str(spec), "--steps", "10"]) == 0
     assert "suggested α" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("missing, line", [
+    ("plotly.graph_objects", "descentlab report needs the [report] extra: pip install 'descentlab[report]'"),
+    ("kaleido", "descentlab report needs the [report] extra: pip install 'descentlab[report]'"),
+    ("sklearn", "descentlab report needs the [datasets] extra: pip install 'descentlab[datasets]'"),
+])
+def test_an_optional_module_missing_while_a_command_runs_names_its_extra(monkeypatch, capsys, missing, line):
+    import descentlab.dashboard.report as report
+
+    def fails(argv):
+        raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+    monkeypatch.setattr(report, "main", fails)
+    assert main(["report", "somewhere"]) == 2
+    assert capsys.readouterr().err == f"descentlab: error: {line}\n"
+
+
+def test_any_other_missing_module_is_not_disguised_as_an_extra(monkeypatch):
+    import descentlab.dashboard.report as report
+
+    def fails(argv):
+        raise ModuleNotFoundError("No module named 'frobnitz'", name="frobnitz")
+    monkeypatch.setattr(report, "main", fails)
+    with pytest.raises(ModuleNotFoundError, match="frobnitz"):
+        main(["report", "somewhere"])
