@@ -4,10 +4,43 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["write_atomic", "write_text_atomic"]
+__all__ = ["current_umask", "give_user_mode", "write_atomic", "write_text_atomic"]
+
+_PROC_STATUS = "/proc/self/status"
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read per call (a program may change it after importing descentlab).
+
+    ``os.umask`` is the only portable way to read it and it sets it too: between setting and
+    restoring, a file that another thread creates gets the temporary mask. So Linux's
+    ``/proc/self/status`` (which only reads) comes first; the fallback sets the most restrictive
+    mask, 0o077, for that moment (never 0: a file created meanwhile would be world-writable), and
+    holds a lock, which orders this function's callers but cannot stop other code in other threads.
+    """
+    try:
+        with open(_PROC_STATUS, encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
+def give_user_mode(path, *, folder: bool) -> None:
+    """Set ``path`` to the mode a plain ``open``/``mkdir`` would give it under the user's umask:
+    ``tempfile.mkstemp``/``mkdtemp`` make 0600/0700 whatever the umask says, which a results
+    folder shared with a group (umask 002) or readable by all (022) should not be."""
+    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
 
 
 def write_atomic(path, write: Callable[[Path], None]) -> Path:
@@ -19,6 +52,7 @@ def write_atomic(path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     temp = Path(name)
     try:
+        give_user_mode(temp, folder=False)  # the writer may replace the file; then it has that mode anyway
         write(temp)
         os.replace(temp, path)
     finally:

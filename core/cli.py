@@ -10,6 +10,8 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 
 from .errors import PluginError, SpecError, one_line
+from .extras import EXTRA_OF_MODULE, MissingExtra, extra_message, has_module
+from .log import cli_logging, level_for, logger
 
 EXIT_BAD_INPUT = 2
 
@@ -87,7 +89,9 @@ def _registry(plugin_paths, *, fatal_plugins: bool, warn: bool = True):
         if fatal_plugins and explicit:
             raise PluginError(message)
         if warn:
-            print(f"descentlab: warning: {message}", file=sys.stderr)
+            logger.warning(message)
+    logger.debug("plugins: %d rules, %d schedules, %d problems; plugin files: %s", len(registry.rules),
+                 len(registry.schedules), len(registry.problems), ", ".join(registry.plugin_paths) or "none")
     return registry
 
 
@@ -121,7 +125,7 @@ def _summary(results) -> str:
 def cmd_run(args) -> int:
     from .experiment import check_resources, load_experiment_file
     from .faults import build_instance
-    from .records import save_results
+    from .records import RESULTS_ENV, save_results
     from .runner import run_experiment
 
     if args.workers is not None and args.workers < 1:
@@ -130,6 +134,8 @@ def cmd_run(args) -> int:
     experiment = load_experiment_file(args.experiment, registry)
     if args.out is not None:
         _check_out_dir(args.out)
+    elif os.environ.get(RESULTS_ENV):  # the default folder, named so that a bad value can be traced
+        _check_out_dir(os.environ[RESULTS_ENV], field=RESULTS_ENV)
     workers = _bounded_workers(args.workers, experiment.n_runs, quiet=args.quiet)
     # the problem is built here once more (cheap: parameters are allocated per chunk) so that a job
     # that cannot fit is refused before any training, with what it needs and what there is
@@ -143,6 +149,8 @@ def cmd_run(args) -> int:
     if not args.quiet:
         print(_summary(results))
         print(f"wall time {results.meta['wall_time_s']:.2f} s")
+    logger.debug("%d runs in %d chunks on %d worker process(es)", results.meta["n_runs"],
+                 results.meta["chunks"], results.meta["workers"])
     print(f"results: {path}")
     return 0
 
@@ -165,12 +173,11 @@ def _bounded_workers(requested: int | None, n_runs: int, *, quiet: bool = False)
     cpus = os.cpu_count() or 1
     bounded = max(1, min(requested, n_runs, cpus))
     if bounded < requested and not quiet:
-        print(f"descentlab: note: --workers {requested} lowered to {bounded} "
-              f"({n_runs} runs, {cpus} CPUs)", file=sys.stderr)
+        logger.info("--workers %d lowered to %d (%d runs, %d CPUs)", requested, bounded, n_runs, cpus)
     return bounded
 
 
-def _check_out_dir(out) -> None:
+def _check_out_dir(out, field: str = "--out") -> None:
     """Fail before training, not after, when the output folder cannot be used."""
     from pathlib import Path
 
@@ -178,7 +185,7 @@ def _check_out_dir(out) -> None:
     while not p.exists() and p != p.parent:
         p = p.parent
     if p.exists() and (not p.is_dir() or not os.access(p, os.W_OK | os.X_OK)):
-        raise SpecError("--out", str(out), "a writable folder")
+        raise SpecError(field, str(out), "a writable folder")
 
 
 def _format_hyper(h) -> str:
@@ -342,21 +349,58 @@ def cmd_dashboard(args) -> int:
                      allow_paths=args.allow_path) or 0)
 
 
+def _version() -> str:
+    from . import __version__  # read from the installed metadata: pyproject.toml is its one source
+    return __version__
+
+
+def _add_logging_options(parser, *, quiet_dest: str, verbose_dest: str) -> None:
+    # separate destinations: a subcommand's defaults would overwrite the values parsed before it
+    parser.add_argument("-v", "--verbose", action="count", default=0, dest=verbose_dest,
+                        help="print details as well (debug lines on stderr)")
+    parser.add_argument("--quiet", action="store_true", dest=quiet_dest,
+                        help="only results, warnings and errors: no notes, progress bar or summary")
+
+
+
+def _leading_logging_options(argv: list[str]) -> tuple[int, bool, list[str]]:
+    """``-v``/``--verbose``/``--quiet`` before the command (for the commands that parse their own
+    arguments): (verbosity, quiet, the rest)."""
+    verbose, quiet = 0, False
+    while argv:
+        token = argv[0]
+        if token == "--quiet":
+            quiet = True
+        elif token == "--verbose":
+            verbose += 1
+        elif len(token) > 1 and token.startswith("-") and set(token[1:]) == {"v"}:
+            verbose += len(token) - 1
+        else:
+            break
+        argv = argv[1:]
+    return verbose, quiet, argv
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="descentlab",
                      description="Compare gradient-descent variants on the same problem, data and initial weights.")
+    parser.add_argument("--version", action="version", version=f"descentlab {_version()}")
+    _add_logging_options(parser, quiet_dest="global_quiet", verbose_dest="verbose")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run an experiment file and save its results",
                          description="Run every rule x hyperparameter x seed of an experiment file and write "
                                      "a results folder <out>/<name>-<YYYYmmdd-HHMMSS>.")
     run.add_argument("experiment", metavar="EXPERIMENT.toml", help="experiment file (see examples/)")
-    run.add_argument("--out", metavar="DIR", default=None, help="folder for results (default: results)")
+    run.add_argument("--out", metavar="DIR", default=None,
+                     help="folder for results (default: $DESCENTLAB_RESULTS, else results)")
     run.add_argument("--plugin", metavar="PATH", action="append", default=[],
                      help="load descent rules/schedules/problems from a .py file (repeatable)")
     run.add_argument("--workers", metavar="N", type=_workers, default=None,
                      help="worker processes (default: both cores when the job is large enough; 1 = in process)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the results path")
+    run.add_argument("-v", "--verbose", action="count", default=0, dest="run_verbose",
+                     help="also print details (plugins, chunks, workers); as before the command")
     run.set_defaults(handler=cmd_run)
 
     plugins = sub.add_parser("plugins", help="list descent rules, schedules and problems with their hyperparameters",
@@ -410,6 +454,34 @@ DELEGATED = {
 }
 
 
+# The commands that need an extra (pyproject.toml) and the modules that stand for it: checked before
+# the command starts, so that a missing one is one line naming the extra (--help works without it).
+COMMAND_EXTRAS = {
+    "dashboard": ("the dashboard", "dashboard", ("streamlit", "plotly")),
+    "report": ("descentlab report", "report", ("plotly",)),
+}
+
+
+def _check_extras(command: str | None, argv: list[str]) -> None:
+    if command not in COMMAND_EXTRAS or {"-h", "--help"} & set(argv):
+        return
+    what, extra, modules = COMMAND_EXTRAS[command]
+    for module in modules:
+        if not has_module(module):
+            raise MissingExtra.of(what, extra, module)
+
+
+def _missing_extra(error: ModuleNotFoundError, command: str | None) -> str | None:
+    """The one line for an optional module found missing while a command ran, else None."""
+    top = (error.name or "").split(".")[0]
+    if top not in EXTRA_OF_MODULE:
+        return None
+    if command in COMMAND_EXTRAS and EXTRA_OF_MODULE[top] != "datasets":
+        what, extra, _ = COMMAND_EXTRAS[command]
+        return extra_message(what, "report" if top == "kaleido" else extra)
+    return extra_message(f"descentlab {command}" if command else "descentlab", EXTRA_OF_MODULE[top])
+
+
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
 
 
@@ -442,18 +514,32 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    command = None
     try:
         parser = build_parser()
-        if argv and argv[0] in DELEGATED:
-            module, function, _ = DELEGATED[argv[0]]
-            return _delegate(module, function, argv[1:], argv[0])
+        verbose, quiet, rest = _leading_logging_options(argv)
+        command = rest[0] if rest else None
+        _check_extras(command, rest[1:])
+        if rest and rest[0] in DELEGATED:
+            module, function, _ = DELEGATED[rest[0]]
+            with cli_logging(level_for(verbose, quiet)):
+                return _delegate(module, function, rest[1:], rest[0])
         args = parser.parse_args(argv)
         if getattr(args, "handler", None) is None:
             parser.print_help()
             return EXIT_BAD_INPUT if not argv else 0
-        return args.handler(args)
-    except (SpecError, PluginError, UsageError) as error:
+        # -v/--quiet are accepted before the command and, for run, after it too
+        args.quiet = bool(args.global_quiet or getattr(args, "quiet", False))
+        with cli_logging(level_for(args.verbose + getattr(args, "run_verbose", 0), args.quiet)):
+            return args.handler(args)
+    except (SpecError, PluginError, UsageError, MissingExtra) as error:
         print(f"descentlab: error: {one_line(error)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ModuleNotFoundError as error:  # an optional module imported while the command ran
+        message = _missing_extra(error, command)
+        if message is None:
+            raise
+        print(f"descentlab: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenProcessPool as error:
         print(f"descentlab: error: a worker process died ({one_line(error)}); nothing was written; "

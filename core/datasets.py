@@ -224,9 +224,11 @@ def load_sklearn(name: str, *, seed: int = 0, test_fraction: float = 0.2, sample
     """
     if name not in SKLEARN_SETS:
         raise SpecError("problem", name, "one of " + ", ".join(SKLEARN_SETS))
-    import sklearn.datasets  # imported here: only these problems need scikit-learn
+    from .extras import require
 
-    bunch = getattr(sklearn.datasets, f"load_{name}")()
+    # imported here: only these problems need scikit-learn, which the [datasets] extra installs
+    sklearn_datasets = require("sklearn.datasets", f"the {name} problem", "datasets")
+    bunch = getattr(sklearn_datasets, f"load_{name}")()
     x, y = np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target)
     if samples and samples < len(x):
         keep = np.sort(np.random.default_rng([int(seed), 2]).permutation(len(x))[:samples])

@@ -14,11 +14,20 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import give_user_mode
 from .errors import SpecError
 from .experiment import Experiment, parse_toml
 
 FILES = ("experiment.toml", "runs.parquet", "metrics.parquet", "weights.npz", "meta.json")
 DEFAULT_RESULTS_DIR = "results"
+RESULTS_ENV = "DESCENTLAB_RESULTS"
+
+
+def default_results_dir() -> str:
+    """Where results go when no folder is given: ``$DESCENTLAB_RESULTS`` if set and not empty, else
+    ``results``. The CLI's ``run``, :func:`save_results` and the dashboard (which lists this folder
+    on its Results page and saves its runs there) all use it."""
+    return os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR
 
 
 @dataclass
@@ -52,7 +61,11 @@ class Results:
     @property
     def plot(self):
         """Figures of this record for a notebook: ``.plot.loss()``, ``.sweep()``, ``.step_sizes()``,
-        ``.learning_rates()``, ``.landscape()`` (plotly; needs the dashboard's dependencies)."""
+        ``.learning_rates()``, ``.landscape()`` (plotly: the ``[dashboard]`` extra; without it,
+        MissingExtra names it)."""
+        from .extras import require
+
+        require("plotly", "results.plot", "dashboard")
         # the one lazy import of the dashboard outside the CLI (tests/test_boundaries.py): figures
         # are the dashboard's, and a notebook user asks for them here
         from .dashboard.notebook import ResultPlots
@@ -134,9 +147,10 @@ def save_results(results: Results, out_dir=None) -> Path:
 
     Atomic: every file is written into a hidden temporary folder beside the target, which is then
     renamed; an interrupted or failing write leaves no experiment folder, and an existing folder
-    is never touched. ``out_dir`` defaults to ``results``; an unwritable one raises SpecError.
+    is never touched. ``out_dir`` defaults to :func:`default_results_dir` (``$DESCENTLAB_RESULTS``,
+    else ``results``); an unwritable one raises SpecError.
     """
-    parent = Path(DEFAULT_RESULTS_DIR if out_dir is None else out_dir)
+    parent = Path(default_results_dir() if out_dir is None else out_dir)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         if not parent.is_dir():
@@ -145,6 +159,7 @@ def save_results(results: Results, out_dir=None) -> Path:
     except OSError as error:
         raise SpecError("--out", str(parent), "a writable folder", hint=type(error).__name__) from None
     try:
+        give_user_mode(tmp, folder=True)  # mkdtemp makes 0700; the files inside follow the umask already
         meta = dict(results.meta)
         target = _target_dir(parent, results.experiment.name)
         plugin_files = meta.get("plugins", {}).get("plugin_files", [])

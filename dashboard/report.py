@@ -477,6 +477,10 @@ def write_pngs(pairs: Sequence[tuple[Figure, Path]]) -> str:
     """Draw every figure in one kaleido call (one browser start); "" on success, else why not."""
     if not pairs:
         return ""
+    from descentlab.extras import extra_message, has_module
+
+    if not has_module("kaleido"):
+        return extra_message("PNG export", "report")
     import plotly.io as pio
 
     temps = [p.with_name(f".{p.stem}.{os.getpid()}.tmp.png") for _, p in pairs]

@@ -65,12 +65,18 @@ def serve(host: str = "127.0.0.1", port: int = 8501, extra_args: Sequence[str] =
           allow_plugin_files: bool = False, allow_paths: Sequence[str] = ()) -> int:
     """Serve the dashboard until interrupted; returns Streamlit's exit status (0 on Ctrl-C).
 
+    Without the ``[dashboard]`` extra (streamlit, plotly) raises MissingExtra, naming it.
     The Streamlit process learns the binding, ``allow_plugin_files`` and the ``allow_paths`` folders
     from environment variables (see :mod:`descentlab.dashboard.access`).
     """
     from .access import server_environment
 
     port = check_port(port)
+    from descentlab.extras import MissingExtra, has_module
+
+    for module in ("streamlit", "plotly"):
+        if not has_module(module):
+            raise MissingExtra.of("the dashboard", "dashboard", module)
     allow_paths = check_allow_paths(allow_paths)
     announce(host, port, allow_plugin_files)
     env = {**os.environ, **server_environment(host, allow_plugin_files, allow_paths)}

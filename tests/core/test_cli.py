@@ -204,3 +204,104 @@ def test_run_with_two_workers_equals_one(tmp_path):
     two = load_results(next((tmp_path / "two").iterdir()))
     assert two.meta["workers"] == 2 and one.meta["workers"] == 1
     assert one.metrics.equals(two.metrics) and one.runs.equals(two.runs)
+
+
+def test_descentlab_results_is_the_default_out(tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DESCENTLAB_RESULTS", str(tmp_path / "from-env"))
+    assert main(["run", str(spec), "--quiet", "--workers", "1"]) == 0
+    [folder] = (tmp_path / "from-env").iterdir()
+    assert capsys.readouterr().out == f"results: {folder}\n"
+    assert not (tmp_path / "results").exists()
+    # --out still wins over the environment
+    assert main(["run", str(spec), "--quiet", "--workers", "1", "--out", str(tmp_path / "given")]) == 0
+    assert len(list((tmp_path / "given").iterdir())) == 1 and len(list((tmp_path / "from-env").iterdir())) == 1
+    # unset or empty: results/ in the current folder
+    monkeypatch.setenv("DESCENTLAB_RESULTS", "")
+    assert main(["run", str(spec), "--quiet", "--workers", "1"]) == 0
+    assert len(list((tmp_path / "results").iterdir())) == 1
+
+
+def test_a_bad_descentlab_results_is_named_before_running(tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("DESCENTLAB_RESULTS", str(blocker / "sub"))
+    capsys.readouterr()
+    assert main(["run", str(spec), "--quiet", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("descentlab: error: DESCENTLAB_RESULTS: ") and err.count("\n") == 1, err
+
+
+def _run_with(tmp_path, *options, after=()):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)  # 8 runs
+    return main([*options, "run", str(spec), "--out", str(tmp_path / "out"), "--workers", "64", *after])
+
+
+def test_notes_go_through_the_descentlab_logger_at_the_default_level(tmp_path, capsys):
+    import logging
+
+    before = list(logging.getLogger("descentlab").handlers)
+    assert _run_with(tmp_path) == 0
+    captured = capsys.readouterr()
+    assert "descentlab: note: --workers 64 lowered to" in captured.err
+    assert "descentlab: debug:" not in captured.err
+    assert "8 runs:" in captured.out  # the summary is results output, printed
+    # the command's handler is gone afterwards: a second main() does not print each line twice
+    assert logging.getLogger("descentlab").handlers == before
+    assert _run_with(tmp_path) == 0
+    assert capsys.readouterr().err.count("lowered to") == 1
+
+
+@pytest.mark.parametrize("options, after", [(["--quiet"], []), ([], ["--quiet"]), (["-v", "--quiet"], [])],
+                         ids=["before", "after", "wins-over-verbose"])
+def test_quiet_before_or_after_run_leaves_only_the_results_path(tmp_path, capsys, options, after):
+    assert _run_with(tmp_path, *options, after=after) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    [line] = captured.out.splitlines()
+    assert line.startswith("results: ")
+
+
+@pytest.mark.parametrize("options, after", [(["-v"], []), ([], ["-v"]), (["--verbose"], []), ([], ["--verbose"])])
+def test_verbose_before_or_after_run_adds_debug_lines(tmp_path, capsys, options, after):
+    assert _run_with(tmp_path, *options, after=after) == 0
+    err = capsys.readouterr().err
+    assert "descentlab: debug: plugins: " in err and "descentlab: debug: 8 runs in " in err
+    assert "descentlab: note: --workers 64 lowered to" in err
+
+
+def test_logging_options_before_a_delegated_command_are_taken_off(tmp_path, capsys):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    assert main(["--quiet", "-v", "lr-find", str(spec), "--steps", "10"]) == 0
+    assert "suggested α" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("missing, line", [
+    ("plotly.graph_objects", "descentlab report needs the [report] extra: pip install 'descentlab[report]'"),
+    ("kaleido", "descentlab report needs the [report] extra: pip install 'descentlab[report]'"),
+    ("sklearn", "descentlab report needs the [datasets] extra: pip install 'descentlab[datasets]'"),
+])
+def test_an_optional_module_missing_while_a_command_runs_names_its_extra(monkeypatch, capsys, missing, line):
+    import descentlab.dashboard.report as report
+
+    def fails(argv):
+        raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+    monkeypatch.setattr(report, "main", fails)
+    assert main(["report", "somewhere"]) == 2
+    assert capsys.readouterr().err == f"descentlab: error: {line}\n"
+
+
+def test_any_other_missing_module_is_not_disguised_as_an_extra(monkeypatch):
+    import descentlab.dashboard.report as report
+
+    def fails(argv):
+        raise ModuleNotFoundError("No module named 'frobnitz'", name="frobnitz")
+    monkeypatch.setattr(report, "main", fails)
+    with pytest.raises(ModuleNotFoundError, match="frobnitz"):
+        main(["report", "somewhere"])
