@@ -97,4 +97,7 @@ def build_instance(problem, settings: dict):
     except (KeyboardInterrupt, SpecError):  # Ctrl-C; a setting the problem refuses is bad input, named already
         raise
     except BaseException as error:
+        from .extras import MissingExtra
+        if isinstance(error, MissingExtra):   # not the plugin's fault: the install lacks an extra, which it names
+            raise
         raise PluginError(fault("problem", problem.name, error, problem.build, what="build failed:")) from None
