@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["write_atomic", "write_text_atomic"]
+__all__ = ["pid_alive", "write_atomic", "write_text_atomic"]
 
 
 def write_atomic(path, write: Callable[[Path], None]) -> Path:
@@ -30,3 +30,15 @@ def write_atomic(path, write: Callable[[Path], None]) -> Path:
 def write_text_atomic(path, text: str) -> Path:
     """:func:`write_atomic` of a UTF-8 text."""
     return write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process ``pid`` (on this machine) alive? True when unsure (no permission, odd value): only a
+    process certainly gone may have its leftovers removed."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError, ValueError):
+        return True
+    return True

