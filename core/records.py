@@ -6,7 +6,9 @@ import functools
 import json
 import os
 import platform
+import re
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import pid_alive
 from .errors import SpecError
 from .experiment import Experiment, parse_toml
 
@@ -116,6 +119,43 @@ def build_meta(experiment: Experiment, registry, *, wall_time: float, problem_in
     return meta
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
+
+
+def _temporary_prefix(name: str) -> str:
+    """``.<name>.<host>.<pid>.``: mkdtemp adds 8 random characters and ``.tmp``."""
+    return f".{name}.{_host()}.{os.getpid()}."
+
+
+# exactly what _temporary_prefix + mkdtemp make (random part: tempfile's 8 of [a-z0-9_])
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]{1,10})\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temporaries(parent) -> list[Path]:
+    """Remove the hidden temporary folders of :func:`save_results` in ``parent`` whose writer, a process
+    of this machine, is gone (killed during a save); return them. A temporary of a live process, of
+    another machine, or anything not named exactly like one is left alone; errors are ignored."""
+    removed = []
+    host, me = _host(), os.getpid()
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.fullmatch(entry.name)
+        if not match or match["host"] != host or int(match["pid"]) == me or pid_alive(int(match["pid"])):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
 def _target_dir(parent: Path, name: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     candidate = parent / f"{name}-{stamp}"
@@ -132,27 +172,33 @@ def save_results(results: Results, out_dir=None) -> Path:
     Atomic: every file is written into a hidden temporary folder beside the target, which is then
     renamed; an interrupted or failing write leaves no experiment folder, and an existing folder
     is never touched. ``out_dir`` defaults to ``results``; an unwritable one raises SpecError.
+    The temporary folder's name carries this machine's name and this process's pid, so that the
+    temporaries of writers killed outright (SIGKILL, power loss) are removed by the next save or load
+    there (:func:`remove_stale_temporaries`).
     """
     parent = Path(DEFAULT_RESULTS_DIR if out_dir is None else out_dir)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         if not parent.is_dir():
             raise NotADirectoryError(str(parent))
-        tmp = Path(tempfile.mkdtemp(prefix=f".{results.experiment.name}.", suffix=".tmp", dir=parent))
+        remove_stale_temporaries(parent)
+        tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(results.experiment.name), suffix=".tmp", dir=parent))
     except OSError as error:
         raise SpecError("--out", str(parent), "a writable folder", hint=type(error).__name__) from None
     try:
         meta = dict(results.meta)
-        target = _target_dir(parent, results.experiment.name)
         plugin_files = meta.get("plugins", {}).get("plugin_files", [])
-        meta["command"] = f"descentlab run {target / 'experiment.toml'}" + "".join(
-            f" --plugin {path}" for path in plugin_files)
         (tmp / "experiment.toml").write_text(results.experiment.to_toml(), encoding="utf-8")
         results.runs.to_parquet(tmp / "runs.parquet", index=False, compression="zstd")
         results.metrics.to_parquet(tmp / "metrics.parquet", index=False, compression="zstd")
         np.savez(tmp / "weights.npz", **results.weights)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+        target = _target_dir(parent, results.experiment.name)
         for _ in range(100):
+            # the command names the folder this very rename creates: a run that took the name
+            # meanwhile (same name, same second) makes us write meta.json again for the next name
+            meta["command"] = f"descentlab run {target / 'experiment.toml'}" + "".join(
+                f" --plugin {path}" for path in plugin_files)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
             try:
                 os.rename(tmp, target)  # fails rather than replace a folder that appeared meanwhile
                 break
@@ -174,9 +220,11 @@ def save_results(results: Results, out_dir=None) -> Path:
 
 
 def load_results(path) -> Results:
-    """Read a folder written by :func:`save_results`; anything else raises a one-line SpecError."""
+    """Read a folder written by :func:`save_results`; anything else raises a one-line SpecError.
+    Stale temporaries of killed saves beside the folder are removed (:func:`remove_stale_temporaries`)."""
     folder = Path(path)
     accepted = "a results folder written by descentlab run (" + ", ".join(FILES) + ")"
+    remove_stale_temporaries(folder.parent)
     if not folder.is_dir():
         raise SpecError("results", str(path), accepted, hint="no such folder")
     missing = [f for f in FILES if not (folder / f).is_file()]

@@ -170,3 +170,91 @@ def test_prctl_is_armed_on_linux():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", str(int(signal.SIGTERM))]
     assert workers.PR_SET_PDEATHSIG == 1
+
+
+# ---- 2. temporaries of killed saves -----------------------------------------------------------------
+
+def _temporary(parent: Path, pid: int, host=None, name="rt", random="abcd_123") -> Path:
+    folder = parent / f".{name}.{host or records._host()}.{pid}.{random}.tmp"
+    folder.mkdir(parents=True)
+    (folder / "runs.parquet").write_bytes(b"half a file")
+    return folder
+
+
+def _leftovers(parent: Path) -> dict[str, Path]:
+    dead, live = _dead_pid(), os.getpid()
+    made = {"dead": _temporary(parent, dead), "dead.dotted.name": _temporary(parent, dead, name="a.b-c"),
+            "live": _temporary(parent, live), "other_host": _temporary(parent, dead, host="elsewhere-box"),
+            "not_the_pattern": _temporary(parent, dead, random="notthis1").rename(parent / f".rt.{records._host()}.{dead}.tmp"),
+            "a_file": parent / f".rt.{records._host()}.{dead}.zzzzzzzz.tmp"}
+    made["a_file"].write_text("a file, not a folder")
+    return made
+
+
+@pytest.mark.parametrize("how", ["save", "load"])
+def test_stale_temporaries_of_dead_writers_are_removed_and_no_others(how, results, saved):
+    parent = saved.parent
+    made = _leftovers(parent)
+    if how == "save":
+        save_results(dataclasses.replace(results), parent)
+    else:
+        load_results(saved)
+    assert not made["dead"].exists() and not made["dead.dotted.name"].exists()
+    for kept in ("live", "other_host", "not_the_pattern", "a_file"):
+        assert made[kept].exists(), kept
+    assert (made["live"] / "runs.parquet").read_bytes() == b"half a file"
+    assert saved.is_dir() and load_results(saved).runs.equals(results.runs)
+
+
+def test_the_temporary_folder_carries_the_writers_pid(results, tmp_path, monkeypatch):
+    seen = []
+    real = np.savez
+
+    def spy(path, **arrays):
+        seen.extend(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+        real(path, **arrays)
+
+    monkeypatch.setattr(records.np, "savez", spy)
+    save_results(dataclasses.replace(results), tmp_path)
+    assert len(seen) == 1
+    match = records._TEMPORARY.fullmatch(seen[0])
+    assert match and match["name"] == "rt" and int(match["pid"]) == os.getpid()
+    assert match["host"] == records._host()
+
+
+def test_a_temporary_of_a_running_save_in_another_process_is_kept(results, tmp_path):
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        busy = _temporary(tmp_path, other.pid)
+        save_results(dataclasses.replace(results), tmp_path)
+        assert busy.exists()
+    finally:
+        other.communicate(b"")
+    save_results(dataclasses.replace(results), tmp_path)
+    assert not busy.exists()
+
+
+# ---- 3. a name collision between two concurrent runs ------------------------------------------------
+
+def test_each_meta_command_names_its_own_folder_after_a_collision(results, tmp_path, monkeypatch):
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 1, 2, 3, 4, 5, tzinfo=tz)
+
+    monkeypatch.setattr(records, "datetime", Frozen)
+    real, others, started = np.savez, [], []
+
+    def another_run_finishes_meanwhile(path, **arrays):
+        if not started:  # the first save is half-way; a second run of the same name saves in the same second
+            started.append(True)
+            others.append(save_results(dataclasses.replace(results), tmp_path))
+        real(path, **arrays)
+
+    monkeypatch.setattr(records.np, "savez", another_run_finishes_meanwhile)
+    first = save_results(dataclasses.replace(results), tmp_path)
+    assert others and {first.name, others[0].name} == {"rt-20260102-030405", "rt-20260102-030405-2"}
+    for folder in (first, others[0]):
+        meta = json.loads((folder / "meta.json").read_text())
+        assert meta["command"] == f"descentlab run {folder / 'experiment.toml'}"
+        assert load_results(folder).meta["command"] == meta["command"]
