@@ -20,7 +20,7 @@ import pytest
 
 import descentlab.records as records
 from descentlab.dashboard import report
-from descentlab.errors import SpecError
+from descentlab.errors import ResultsError, SpecError
 from descentlab.experiment import Experiment
 from descentlab.records import load_results, save_results
 from descentlab.registry import load_registry
@@ -258,3 +258,107 @@ def test_each_meta_command_names_its_own_folder_after_a_collision(results, tmp_p
         meta = json.loads((folder / "meta.json").read_text())
         assert meta["command"] == f"descentlab run {folder / 'experiment.toml'}"
         assert load_results(folder).meta["command"] == meta["command"]
+
+
+# ---- 4. corrupted folders ---------------------------------------------------------------------------
+
+def _rewrite_meta(folder, change):
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps(change(meta)))
+
+
+def _rewrite_table(folder, name, change):
+    table = pd.read_parquet(folder / name)
+    change(table).to_parquet(folder / name, index=False)
+
+
+def _rewrite_weights(folder, change):
+    with np.load(folder / "weights.npz") as npz:
+        weights = {k: npz[k] for k in npz.files}
+    change(weights)
+    np.savez(folder / "weights.npz", **weights)
+
+
+def _truncate(folder, name):
+    data = (folder / name).read_bytes()
+    (folder / name).write_bytes(data[: len(data) // 2])
+
+
+CORRUPTIONS = {
+    # case: (corrupt the folder, file named, field named)
+    "meta_is_a_list": (lambda f: (f / "meta.json").write_text("[]"), "meta.json", "top level"),
+    "meta_not_json": (lambda f: (f / "meta.json").write_text("{\"versions\": "), "meta.json", "unreadable"),
+    "problem_info_list": (lambda f: _rewrite_meta(f, lambda m: {**m, "problem_info": [1, 2]}),
+                          "meta.json", "problem_info"),
+    "layout_shape_text": (lambda f: _rewrite_meta(f, lambda m: {**m, "problem_info": {
+        **m["problem_info"], "layout": [{**m["problem_info"]["layout"][0], "shape": ["big"]}]}}),
+        "meta.json", "problem_info.layout"),
+    "n_runs_text": (lambda f: _rewrite_meta(f, lambda m: {**m, "n_runs": "four"}), "meta.json", "n_runs"),
+    "foreign_runs": (lambda f: pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_parquet(f / "runs.parquet"),
+                     "runs.parquet", "run_id"),
+    "runs_missing_status": (lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.drop(columns="status")),
+                            "runs.parquet", "status"),
+    "runs_label_numbers": (lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.assign(label=range(len(t)))),
+                           "runs.parquet", "label"),
+    "runs_too_few_rows": (lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.iloc[1:]),
+                          "runs.parquet", "run_id"),
+    "runs_unknown_status": (lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.assign(status="great")),
+                            "runs.parquet", "status"),
+    "metrics_missing_loss": (lambda f: _rewrite_table(f, "metrics.parquet", lambda t: t.drop(columns="loss")),
+                             "metrics.parquet", "loss"),
+    "metrics_step_beyond": (lambda f: _rewrite_table(f, "metrics.parquet", lambda t: t.assign(step=t["step"] + 50)),
+                            "metrics.parquet", "step"),
+    "metrics_run_id_text": (lambda f: _rewrite_table(f, "metrics.parquet", lambda t: t.assign(run_id="0")),
+                            "metrics.parquet", "run_id"),
+    "weights_transposed": (lambda f: _rewrite_weights(f, lambda w: w.update({"final.W1": w["final.W1"].transpose(0, 2, 1)})),
+                           "weights.npz", "final.W1"),
+    "weights_one_run_short": (lambda f: _rewrite_weights(f, lambda w: w.update({"initial.b2": w["initial.b2"][1:]})),
+                              "weights.npz", "initial.b2"),
+    "weights_missing_final": (lambda f: _rewrite_weights(f, lambda w: w.pop("final.W2")), "weights.npz", "final.W2"),
+    "snapshots_wrong_count": (lambda f: _rewrite_weights(f, lambda w: w.update({"snapshot_steps": np.arange(7)})),
+                              "weights.npz", "snapshots"),
+    "truncated_runs": (lambda f: _truncate(f, "runs.parquet"), "runs.parquet", "unreadable"),
+    "truncated_weights": (lambda f: _truncate(f, "weights.npz"), "weights.npz", "unreadable"),
+}
+
+
+def test_the_saved_folder_itself_is_valid(saved, results):
+    back = load_results(saved)
+    assert set(records.RUN_COLUMNS) | set(records.OPTIONAL_RUN_COLUMNS) <= set(back.runs.columns)
+    assert set(records.METRIC_COLUMNS) | set(records.OPTIONAL_METRIC_COLUMNS) <= set(back.metrics.columns)
+    assert set(records.META_FIELDS) - {"sharpness_cost"} <= set(back.meta)
+    assert "snapshots" in back.weights
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_a_corrupted_folder_is_one_results_error_naming_file_and_field(case, saved):
+    corrupt, file, field = CORRUPTIONS[case]
+    corrupt(saved)
+    with pytest.raises(ResultsError) as caught:
+        load_results(saved)
+    message = str(caught.value)
+    assert isinstance(caught.value, SpecError)  # every caller of bad input already shows it as one line
+    assert "\n" not in message and str(saved / file) in message and field in message, message
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPTIONS))
+def test_report_on_a_corrupted_folder_exits_2_with_one_line(case, saved, tmp_path, capsys):
+    corrupt, file, field = CORRUPTIONS[case]
+    corrupt(saved)
+    out = tmp_path / "report.html"
+    assert report.main([str(saved), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and captured.out == "", captured.err
+    assert lines[0].startswith("descentlab report: results ") and file in lines[0] and field in lines[0]
+    assert not out.exists()
+
+
+def test_the_report_command_prints_no_traceback(saved, tmp_path):
+    (saved / "meta.json").write_text("[]")
+    env = {**os.environ, "DESCENTLAB_NO_ENTRY_POINTS": "1"}
+    done = subprocess.run([sys.executable, "-m", "descentlab", "report", str(saved), "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert "meta.json" in done.stderr and done.stdout == ""
