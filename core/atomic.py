@@ -21,6 +21,10 @@ def write_atomic(path, write: Callable[[Path], None]) -> Path:
     try:
         write(temp)
         os.replace(temp, path)
+    except OSError as error:  # e.g. a full disk: say which file could not be written, not its temporary
+        if error.filename in (None, str(temp), temp):
+            error.filename = str(path)
+        raise
     finally:
         if temp.exists():
             temp.unlink()

@@ -581,6 +581,17 @@ def load_record(path):
                            "readable descentlab records") from None
 
 
+def os_error_line(error: OSError) -> str:
+    """One line for a file error: the file, and a full disk said in words."""
+    import errno
+
+    where = f" {error.filename}" if error.filename else ""
+    reason = error.strerror or type(error).__name__
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        reason = f"the disk is full ({reason})"
+    return one_line(f"cannot write{where}: {reason}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``descentlab report``: 0 on success, 2 on bad input (one line on stderr, nothing written)."""
     try:
@@ -592,9 +603,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as error:  # bad arguments, and every ResultsError (a folder not as documented)
         print(f"descentlab report: {one_line(error)}", file=sys.stderr)
         return 2
-    except OSError as error:  # an --out that cannot be written: name it, one line
-        print(f"descentlab report: --out: cannot write {error.filename or ''}: {error.strerror or error}",
-              file=sys.stderr)
+    except OSError as error:  # a report file that cannot be written (or read): name it, one line
+        print(f"descentlab report: {os_error_line(error)}", file=sys.stderr)
         return 2
     for path in written:
         print(path)

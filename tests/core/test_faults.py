@@ -362,3 +362,53 @@ def test_the_report_command_prints_no_traceback(saved, tmp_path):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert "meta.json" in done.stderr and done.stdout == ""
+
+
+# ---- 5. a full disk ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["html", "csv"])
+def test_a_full_disk_names_the_report_file_it_could_not_write(fmt, saved, tmp_path, capsys, monkeypatch):
+    def disk_full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    out = tmp_path / "report"
+    assert report.main([str(saved), "--format", fmt, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and captured.out == ""
+    first = out / ("report.html" if fmt == "html" else "runs.csv")
+    assert str(first) in lines[0] and "disk is full" in lines[0], lines[0]
+    assert not out.exists() or sorted(out.iterdir()) == []  # no file, no temporary left behind
+
+
+def test_saving_onto_a_full_disk_keeps_earlier_results(results, saved, monkeypatch):
+    before = {p.name: p.read_bytes() for p in saved.iterdir()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(records.np, "savez", disk_full)
+    with pytest.raises(SpecError, match="No space left"):
+        save_results(dataclasses.replace(results), saved.parent)
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
+    shutil.rmtree(saved)  # keeps tmp_path small
+
+
+def test_an_atomic_write_that_fails_names_its_target_not_its_temporary(tmp_path):
+    from descentlab.atomic import write_atomic
+
+    def disk_full(path):
+        path.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    target = tmp_path / "out.csv"
+    with pytest.raises(OSError) as caught:
+        write_atomic(target, disk_full)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(PermissionError) as caught:  # a filename the writer gave itself is kept
+        write_atomic(target, lambda p: (_ for _ in ()).throw(PermissionError(errno.EACCES, "denied", "/elsewhere")))
+    assert caught.value.filename == "/elsewhere"
