@@ -277,8 +277,9 @@ _JSON_TYPES = {int: "an integer", str: "a string", dict: "a JSON object", (int, 
 
 
 def _json_kind(value) -> str:
+    number = "a number" if isinstance(value, (int, float)) else type(value).__name__
     return {dict: "a JSON object", list: "a JSON array", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+            type(None): "null"}.get(type(value), number)
 
 
 def _check_columns(file: Path, table, required: dict, optional: dict) -> None:
@@ -329,7 +330,8 @@ def validate_results(folder, experiment: Experiment, runs, metrics, weights: dic
     shapes = {k: tuple(v.shape) for k, v in weights.items()}
     tensors = sorted({k.split(".", 1)[1] for k in shapes if k.startswith(("initial.", "final."))})
     if not tensors:
-        raise ResultsError(where, "initial.*", "no initial or final weights", "initial.<tensor> and final.<tensor> arrays")
+        raise ResultsError(where, "initial.*", "no initial or final weights",
+                           "initial.<tensor> and final.<tensor> arrays")
     layout = meta.get("problem_info", {}).get("layout")
     expected = {}
     if isinstance(layout, list) and all(isinstance(e, dict) and "name" in e and "shape" in e for e in layout):

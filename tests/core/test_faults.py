@@ -185,7 +185,8 @@ def _leftovers(parent: Path) -> dict[str, Path]:
     dead, live = _dead_pid(), os.getpid()
     made = {"dead": _temporary(parent, dead), "dead.dotted.name": _temporary(parent, dead, name="a.b-c"),
             "live": _temporary(parent, live), "other_host": _temporary(parent, dead, host="elsewhere-box"),
-            "not_the_pattern": _temporary(parent, dead, random="notthis1").rename(parent / f".rt.{records._host()}.{dead}.tmp"),
+            "not_the_pattern": _temporary(parent, dead, random="notthis1").rename(
+                parent / f".rt.{records._host()}.{dead}.tmp"),
             "a_file": parent / f".rt.{records._host()}.{dead}.zzzzzzzz.tmp"}
     made["a_file"].write_text("a file, not a folder")
     return made
@@ -310,7 +311,8 @@ CORRUPTIONS = {
                             "metrics.parquet", "step"),
     "metrics_run_id_text": (lambda f: _rewrite_table(f, "metrics.parquet", lambda t: t.assign(run_id="0")),
                             "metrics.parquet", "run_id"),
-    "weights_transposed": (lambda f: _rewrite_weights(f, lambda w: w.update({"final.W1": w["final.W1"].transpose(0, 2, 1)})),
+    "weights_transposed": (lambda f: _rewrite_weights(
+        f, lambda w: w.update({"final.W1": w["final.W1"].transpose(0, 2, 1)})),
                            "weights.npz", "final.W1"),
     "weights_one_run_short": (lambda f: _rewrite_weights(f, lambda w: w.update({"initial.b2": w["initial.b2"][1:]})),
                               "weights.npz", "initial.b2"),
