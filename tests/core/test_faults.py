@@ -366,6 +366,21 @@ def test_the_report_command_prints_no_traceback(saved, tmp_path):
     assert "meta.json" in done.stderr and done.stdout == ""
 
 
+
+@pytest.mark.parametrize("case", ["meta_is_a_list", "problem_info_list", "weights_transposed", "truncated_runs"])
+def test_the_results_page_shows_a_corrupted_folder_in_one_line(case, saved):
+    AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+    corrupt, file, field = CORRUPTIONS[case]
+    corrupt(saved)
+    at = AppTest.from_file(str(Path(report.__file__).with_name("app.py")), default_timeout=120)
+    at.query_params["folder"] = str(saved.parent)
+    at.switch_page("pages/5_results.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "\n" not in message and file in message and field in message, message
+
 # ---- 5. a full disk ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fmt", ["html", "csv"])
