@@ -53,13 +53,14 @@ def die_with_parent(parent_pid: int) -> None:
 
     On Linux the kernel sends SIGTERM when the worker's parent ends (``prctl(PR_SET_PDEATHSIG)``);
     the parent dying before that call is caught by looking right after it. Elsewhere (or if prctl
-    fails) a daemon thread polls the parent pid. (With forkserver the kernel-level parent is the
-    fork server, which itself exits when ``parent_pid`` does.)
+    fails) a daemon thread polls the parent pid. The thread also runs when this process's parent
+    is not ``parent_pid`` (forkserver: the fork server is the parent, and it outlives the pool's
+    process because every worker holds its liveness pipe open).
     """
     import signal
 
     ppid = os.getppid()
-    if not _parent_death_signal(signal.SIGTERM):
+    if not _parent_death_signal(signal.SIGTERM) or ppid != parent_pid:
         _start_watchdog(ppid, parent_pid)
     if os.getppid() != ppid or not pid_alive(parent_pid):  # died before the signal was armed
         os.kill(os.getpid(), signal.SIGTERM)

@@ -63,23 +63,37 @@ learning_rate = 0.05
 
 
 def _stat(pid: int):
-    """(parent pid, state, start time) of a process from /proc, or None if it is gone."""
+    """(parent pid, state, start time, CPU seconds used) of a process from /proc, or None if it is gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = text[text.rindex(")") + 2:].split()
-    return int(fields[1]), fields[0], fields[19]
+    return int(fields[1]), fields[0], fields[19], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _children(pid: int) -> dict[int, str]:
-    """Live children of ``pid`` and their start times (scans /proc: task/*/children is not always built in)."""
-    found = {}
+def _training(pid: int) -> bool:
+    """Has the worker used a few CPU seconds, i.e. started, imported descentlab and begun its chunk?"""
+    stat = _stat(pid)
+    return stat is not None and stat[3] >= 3.0
+
+
+def _descendants(root: int) -> dict[int, tuple[int, str]]:
+    """Live descendants of ``root``: pid -> (parent pid, start time). Scans /proc (task/*/children
+    is not always built into the kernel)."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             stat = _stat(int(entry.name))
-            if stat and stat[0] == pid and stat[1] not in "ZX":
-                found[int(entry.name)] = stat[2]
+            if stat and stat[1] not in "ZX":
+                table[int(entry.name)] = (stat[0], stat[2])
+    found, todo = {}, [root]
+    while todo:
+        parent = todo.pop()
+        for pid, (ppid, started) in table.items():
+            if ppid == parent and pid not in found:
+                found[pid] = (ppid, started)
+                todo.append(pid)
     return found
 
 
@@ -88,38 +102,55 @@ def _alive(pid: int, started: str) -> bool:
     return stat is not None and stat[1] not in "ZX" and stat[2] == started
 
 
+# a parent with a second thread gets forkserver workers: grandchildren, their parent the fork server
+THREADED = """import sys, threading
+if __name__ == "__main__":
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+    from descentlab.cli import main
+    sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not Path("/proc/self/stat").exists(),
                     reason="Linux only: uses prctl's parent-death signal and /proc")
+@pytest.mark.parametrize("start", ["fork", "forkserver"])
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "term"])
-def test_worker_processes_die_with_their_parent(signum, tmp_path):
+def test_worker_processes_die_with_their_parent(signum, start, tmp_path):
     spec = tmp_path / "long.toml"
     spec.write_text(LONG)
+    (tmp_path / "threaded.py").write_text(THREADED)
+    command = [str(tmp_path / "threaded.py")] if start == "forkserver" else ["-m", "descentlab"]
     log = (tmp_path / "stderr.txt").open("w")
     env = {**os.environ, "DESCENTLAB_NO_ENTRY_POINTS": "1"}
-    parent = subprocess.Popen([sys.executable, "-m", "descentlab", "run", str(spec), "--workers", "2", "--quiet",
+    parent = subprocess.Popen([sys.executable, *command, "run", str(spec), "--workers", "2", "--quiet",
                                "--out", str(tmp_path / "out")], stdout=subprocess.DEVNULL, stderr=log, env=env)
-    workers: dict[int, str] = {}
+    family: dict[int, tuple[int, str]] = {}
     try:
         for _ in range(3000):  # generous: the parent imports, builds the problem, then starts the pool
-            workers = _children(parent.pid)
-            if len(workers) >= 2 or parent.poll() is not None:
+            family = _descendants(parent.pid)
+            children = {p for p, (pp, _) in family.items() if pp == parent.pid}
+            workers = children if start == "fork" else {p for p, (pp, _) in family.items() if pp in children}
+            # killed while a worker still starts, it would die of the missing parent anyway: wait
+            # until both train
+            if sum(map(_training, workers)) >= 2 or parent.poll() is not None:
                 break
             time.sleep(0.1)
-        assert parent.poll() is None and len(workers) >= 2, (tmp_path / "stderr.txt").read_text()
+        assert parent.poll() is None and sum(map(_training, workers)) >= 2, (tmp_path / "stderr.txt").read_text()
+        family = _descendants(parent.pid)
         os.kill(parent.pid, signum)
         parent.wait()
         for _ in range(1200):
-            if not any(_alive(pid, started) for pid, started in workers.items()):
+            if not any(_alive(pid, started) for pid, (_, started) in family.items()):
                 break
             time.sleep(0.1)
-        survivors = [pid for pid, started in workers.items() if _alive(pid, started)]
-        assert survivors == [], f"workers {survivors} outlived their parent"
+        survivors = [pid for pid, (_, started) in family.items() if _alive(pid, started)]
+        assert survivors == [], f"processes {survivors} of the pool outlived their parent"
     finally:
         log.close()
         if parent.poll() is None:
             parent.kill()
             parent.wait()
-        for pid, started in workers.items():
+        for pid, (_, started) in family.items():
             if _alive(pid, started):
                 os.kill(pid, signal.SIGKILL)
 
@@ -131,12 +162,16 @@ def test_a_worker_whose_parent_is_already_gone_ends_itself(monkeypatch):
     monkeypatch.setattr(workers.os, "kill", lambda pid, signum: ended.append((pid, signum)))
     monkeypatch.setattr(workers, "_parent_death_signal", lambda signum: True)
     monkeypatch.setattr(workers, "pid_alive", lambda pid: False)
-    workers.die_with_parent(12345)
-    assert ended == [(os.getpid(), signal.SIGTERM)]
+    watched = []
+    monkeypatch.setattr(workers, "_start_watchdog", lambda ppid, parent: watched.append((ppid, parent)))
+    workers.die_with_parent(os.getppid())
+    assert ended == [(os.getpid(), signal.SIGTERM)] and watched == []
     ended.clear()
     monkeypatch.setattr(workers, "pid_alive", lambda pid: True)
     workers.die_with_parent(os.getppid())
-    assert ended == []
+    assert ended == [] and watched == []
+    workers.die_with_parent(12345)  # started by a fork server: the pool's process is watched too
+    assert ended == [] and watched == [(os.getppid(), 12345)]
 
 
 def test_without_prctl_a_watchdog_ends_the_worker(monkeypatch):
