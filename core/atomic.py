@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["current_umask", "give_user_mode", "write_atomic", "write_text_atomic"]
+__all__ = ["current_umask", "give_user_mode", "pid_alive", "write_atomic", "write_text_atomic"]
 
 _PROC_STATUS = "/proc/self/status"
 _UMASK_LOCK = threading.Lock()
@@ -55,6 +55,10 @@ def write_atomic(path, write: Callable[[Path], None]) -> Path:
         give_user_mode(temp, folder=False)  # the writer may replace the file; then it has that mode anyway
         write(temp)
         os.replace(temp, path)
+    except OSError as error:  # e.g. a full disk: say which file could not be written, not its temporary
+        if error.filename in (None, str(temp), temp):
+            error.filename = str(path)
+        raise
     finally:
         if temp.exists():
             temp.unlink()
@@ -64,3 +68,15 @@ def write_atomic(path, write: Callable[[Path], None]) -> Path:
 def write_text_atomic(path, text: str) -> Path:
     """:func:`write_atomic` of a UTF-8 text."""
     return write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process ``pid`` (on this machine) alive? True when unsure (no permission, odd value): only a
+    process certainly gone may have its leftovers removed."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError, ValueError):
+        return True
+    return True

@@ -33,3 +33,14 @@ def one_line(text: str) -> str:
 
 class PluginError(RuntimeError):
     """A plugin that failed to import, register or declare itself; the message names the plugin."""
+
+
+class ResultsError(SpecError):
+    """A results folder that is not what ``descentlab run`` writes (docs/results.md): one line naming
+    the file and the field that is wrong. A SpecError, so every caller of bad input shows it as such."""
+
+    def __init__(self, path, field: str, problem: str, accepted: str = "the layout in docs/results.md"):
+        self.path, self.problem = str(path), str(problem)
+        self.field, self.value, self.accepted = field, str(path), accepted
+        where = f"results {self.path}" + (f", field {field}" if field else "")
+        ValueError.__init__(self, one_line(f"{where}: {problem}; expected {accepted}"))

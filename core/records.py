@@ -6,7 +6,9 @@ import functools
 import json
 import os
 import platform
+import re
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import give_user_mode
-from .errors import SpecError
+from .atomic import give_user_mode, pid_alive
+from .errors import ResultsError, SpecError
 from .experiment import Experiment, parse_toml
 
 FILES = ("experiment.toml", "runs.parquet", "metrics.parquet", "weights.npz", "meta.json")
@@ -132,6 +134,43 @@ def build_meta(experiment: Experiment, registry, *, wall_time: float, problem_in
     return meta
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
+
+
+def _temporary_prefix(name: str) -> str:
+    """``.<name>.<host>.<pid>.``: mkdtemp adds 8 random characters and ``.tmp``."""
+    return f".{name}.{_host()}.{os.getpid()}."
+
+
+# exactly what _temporary_prefix + mkdtemp make (random part: tempfile's 8 of [a-z0-9_])
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]{1,10})\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temporaries(parent) -> list[Path]:
+    """Remove the hidden temporary folders of :func:`save_results` in ``parent`` whose writer, a process
+    of this machine, is gone (killed during a save); return them. A temporary of a live process, of
+    another machine, or anything not named exactly like one is left alone; errors are ignored."""
+    removed = []
+    host, me = _host(), os.getpid()
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.fullmatch(entry.name)
+        if not match or match["host"] != host or int(match["pid"]) == me or pid_alive(int(match["pid"])):
+            continue
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
+
+
 def _target_dir(parent: Path, name: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     candidate = parent / f"{name}-{stamp}"
@@ -149,28 +188,34 @@ def save_results(results: Results, out_dir=None) -> Path:
     renamed; an interrupted or failing write leaves no experiment folder, and an existing folder
     is never touched. ``out_dir`` defaults to :func:`default_results_dir` (``$DESCENTLAB_RESULTS``,
     else ``results``); an unwritable one raises SpecError.
+    The temporary folder's name carries this machine's name and this process's pid, so that the
+    temporaries of writers killed outright (SIGKILL, power loss) are removed by the next save or load
+    there (:func:`remove_stale_temporaries`).
     """
     parent = Path(default_results_dir() if out_dir is None else out_dir)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         if not parent.is_dir():
             raise NotADirectoryError(str(parent))
-        tmp = Path(tempfile.mkdtemp(prefix=f".{results.experiment.name}.", suffix=".tmp", dir=parent))
+        remove_stale_temporaries(parent)
+        tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(results.experiment.name), suffix=".tmp", dir=parent))
     except OSError as error:
         raise SpecError("--out", str(parent), "a writable folder", hint=type(error).__name__) from None
     try:
         give_user_mode(tmp, folder=True)  # mkdtemp makes 0700; the files inside follow the umask already
         meta = dict(results.meta)
-        target = _target_dir(parent, results.experiment.name)
         plugin_files = meta.get("plugins", {}).get("plugin_files", [])
-        meta["command"] = f"descentlab run {target / 'experiment.toml'}" + "".join(
-            f" --plugin {path}" for path in plugin_files)
         (tmp / "experiment.toml").write_text(results.experiment.to_toml(), encoding="utf-8")
         results.runs.to_parquet(tmp / "runs.parquet", index=False, compression="zstd")
         results.metrics.to_parquet(tmp / "metrics.parquet", index=False, compression="zstd")
         np.savez(tmp / "weights.npz", **results.weights)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+        target = _target_dir(parent, results.experiment.name)
         for _ in range(100):
+            # the command names the folder this very rename creates: a run that took the name
+            # meanwhile (same name, same second) makes us write meta.json again for the next name
+            meta["command"] = f"descentlab run {target / 'experiment.toml'}" + "".join(
+                f" --plugin {path}" for path in plugin_files)
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
             try:
                 os.rename(tmp, target)  # fails rather than replace a folder that appeared meanwhile
                 break
@@ -192,14 +237,18 @@ def save_results(results: Results, out_dir=None) -> Path:
 
 
 def load_results(path) -> Results:
-    """Read a folder written by :func:`save_results`; anything else raises a one-line SpecError."""
+    """Read a folder written by :func:`save_results`; anything else (a foreign folder, a truncated or
+    corrupted file, a table or array not in the layout of docs/results.md) raises a one-line
+    :class:`~descentlab.errors.ResultsError` naming the file and the field. Stale temporaries of
+    killed saves beside the folder are removed (:func:`remove_stale_temporaries`)."""
     folder = Path(path)
     accepted = "a results folder written by descentlab run (" + ", ".join(FILES) + ")"
+    remove_stale_temporaries(folder.parent)
     if not folder.is_dir():
-        raise SpecError("results", str(path), accepted, hint="no such folder")
+        raise ResultsError(path, "", "no such folder", accepted)
     missing = [f for f in FILES if not (folder / f).is_file()]
     if missing:
-        raise SpecError("results", str(path), accepted, hint="missing " + ", ".join(missing))
+        raise ResultsError(path, "", "missing " + ", ".join(missing), accepted)
     import pandas as pd
 
     current = "experiment.toml"
@@ -216,11 +265,119 @@ def load_results(path) -> Results:
         current = "meta.json"
         meta = json.loads((folder / current).read_text(encoding="utf-8"))
     except SpecError as error:
-        raise SpecError(f"results {current}", str(folder / current), "a file written by descentlab run",
-                        hint=str(error)) from None
+        raise ResultsError(folder / current, "", "not a file written by descentlab run", str(error)) from None
     except Exception as error:  # truncated or foreign files: say which one
         reason = f"{type(error).__name__}: {error}".replace("\n", " ")[:200]
-        raise SpecError(f"results {current}", str(folder / current), "a file written by descentlab run",
-                        hint=reason) from None
+        raise ResultsError(folder / current, "", f"unreadable ({reason})", "a file written by descentlab run") from None
+    validate_results(folder, experiment, runs, metrics, weights, meta)
     return Results(experiment=experiment, runs=runs, metrics=metrics, weights=weights, meta=meta,
                    problem_info=meta.get("problem_info", {}), path=folder)
+
+
+# ---- the layout of a results folder (docs/results.md), checked once on load --------------------
+# Required are the columns every version of descentlab wrote; later columns (and a rule's or
+# schedule's hyperparameters) may be absent in older folders and extra columns are allowed.
+
+RUN_COLUMNS = {"run_id": "i", "entry": "i", "label": "s", "rule": "s", "schedule": "s", "seed": "i",
+               "learning_rate": "f", "warmup_steps": "i", "status": "s", "diverged_at": "f",
+               "final_loss": "f", "best_loss": "f", "steps_to_target": "f", "error": "s"}
+OPTIONAL_RUN_COLUMNS = {"unstable_at": "f", "train_loss_start": "f", "train_loss_final": "f",
+                        "divergence_reason": "s", "lambda_max_start": "f", "lambda_max_flagged": "f"}
+METRIC_COLUMNS = {"run_id": "i", "step": "i", "loss": "f", "learning_rate": "f", "step_size": "f",
+                  "grad_norm": "f"}
+OPTIONAL_METRIC_COLUMNS = {"test_loss": "f", "test_accuracy": "f", "sharpness": "f"}
+META_FIELDS = {"descentlab_results": int, "created": str, "versions": dict, "platform": str, "plugins": dict,
+               "wall_time_s": (int, float), "workers": int, "chunks": int, "n_runs": int,
+               "problem_info": dict, "command": str, "sharpness_cost": dict}
+_KINDS = {"i": ("an integer column", "iu"), "f": ("a number column", "iuf"), "s": ("a text column", "OSU")}
+_JSON_TYPES = {int: "an integer", str: "a string", dict: "a JSON object", (int, float): "a number"}
+
+
+def _json_kind(value) -> str:
+    number = "a number" if isinstance(value, (int, float)) else type(value).__name__
+    return {dict: "a JSON object", list: "a JSON array", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), number)
+
+
+def _check_columns(file: Path, table, required: dict, optional: dict) -> None:
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ResultsError(file, missing[0], f"missing column{'s' if len(missing) > 1 else ''} "
+                           + ", ".join(missing), "the columns in docs/results.md")
+    for name, kind in {**required, **{c: k for c, k in optional.items() if c in table.columns}}.items():
+        what, kinds = _KINDS[kind]
+        column = table[name]
+        ok = column.dtype.kind in kinds
+        if ok and kind == "s":
+            ok = all(isinstance(v, str) for v in column.tolist())
+        if not ok:
+            raise ResultsError(file, name, f"column of type {column.dtype}", what)
+
+
+def validate_results(folder, experiment: Experiment, runs, metrics, weights: dict, meta) -> None:
+    """Check what :func:`load_results` read against the layout of docs/results.md; the first thing
+    that is not as documented raises a one-line ResultsError naming the file and the field."""
+    folder = Path(folder)
+    where = folder / "meta.json"
+    if not isinstance(meta, dict):
+        raise ResultsError(where, "top level", _json_kind(meta), "a JSON object")
+    for key, kind in META_FIELDS.items():
+        if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+            raise ResultsError(where, key, _json_kind(meta[key]), _JSON_TYPES[kind])
+
+    n_runs, steps = experiment.n_runs, experiment.steps
+    where = folder / "runs.parquet"
+    _check_columns(where, runs, RUN_COLUMNS, OPTIONAL_RUN_COLUMNS)
+    if len(runs) != n_runs or not np.array_equal(runs["run_id"].to_numpy(), np.arange(n_runs)):
+        raise ResultsError(where, "run_id", f"{len(runs)} rows with run_id {_span(runs['run_id'])}",
+                           f"run_id 0 ... {n_runs - 1}, one row each (the {n_runs} runs of experiment.toml)")
+    from .verdicts import STATUSES
+    unknown = sorted(set(runs["status"]) - set(STATUSES))
+    if unknown:
+        raise ResultsError(where, "status", f"unknown status {unknown[0]!r}", "one of " + ", ".join(STATUSES))
+
+    where = folder / "metrics.parquet"
+    _check_columns(where, metrics, METRIC_COLUMNS, OPTIONAL_METRIC_COLUMNS)
+    for name, high in (("run_id", n_runs - 1), ("step", steps)):
+        values = metrics[name].to_numpy()
+        if len(values) and (values.min() < 0 or values.max() > high):
+            raise ResultsError(where, name, f"values {_span(metrics[name])}", f"0 ... {high}")
+
+    where = folder / "weights.npz"
+    shapes = {k: tuple(v.shape) for k, v in weights.items()}
+    tensors = sorted({k.split(".", 1)[1] for k in shapes if k.startswith(("initial.", "final."))})
+    if not tensors:
+        raise ResultsError(where, "initial.*", "no initial or final weights",
+                           "initial.<tensor> and final.<tensor> arrays")
+    layout = meta.get("problem_info", {}).get("layout")
+    expected = {}
+    if isinstance(layout, list) and all(isinstance(e, dict) and "name" in e and "shape" in e for e in layout):
+        try:
+            expected = {str(e["name"]): (n_runs, *map(int, e["shape"])) for e in layout}
+        except (TypeError, ValueError):
+            raise ResultsError(folder / "meta.json", "problem_info.layout", "a shape that is not a list of integers",
+                               "the layout's rows {name, shape, ...}") from None
+    for tensor in tensors:
+        for key in (f"initial.{tensor}", f"final.{tensor}"):
+            want = expected.get(tensor)
+            if key not in shapes:
+                raise ResultsError(where, key, "missing", f"an array of shape {want or '(runs, ...)'}")
+            if want is not None and shapes[key] != want or not shapes[key] or shapes[key][0] != n_runs:
+                raise ResultsError(where, key, f"shape {shapes[key]}",
+                                   f"shape {want}" if want else f"{n_runs} rows (one per run)")
+    missing = [t for t in expected if t not in tensors]
+    if missing:
+        raise ResultsError(where, f"initial.{missing[0]}", "missing", f"an array of shape {expected[missing[0]]}")
+    if "path" in shapes and (len(shapes["path"]) != 3 or shapes["path"][:2] != (n_runs, steps + 1)):
+        raise ResultsError(where, "path", f"shape {shapes['path']}", f"shape ({n_runs}, {steps + 1}, 2)")
+    if "snapshots" in shapes:
+        snap = shapes["snapshots"]
+        count = shapes.get("snapshot_steps", (None,))
+        if len(snap) != 3 or snap[0] != n_runs or len(count) != 1 or count[0] != snap[1]:
+            raise ResultsError(where, "snapshots", f"shape {snap} with snapshot_steps of shape {count}",
+                               f"shape ({n_runs}, K, P) and snapshot_steps of shape (K,)")
+
+
+def _span(column) -> str:
+    values = np.asarray(column)
+    return f"{values.min()} ... {values.max()}" if len(values) else "(none)"

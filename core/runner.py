@@ -21,7 +21,7 @@ from .errors import SpecError
 from .experiment import Experiment, RunConfig
 from .faults import build_instance
 from .tables import _assemble, _json_ready
-from .workers import _process_context, run_chunk_job  # noqa: F401
+from .workers import _process_context, die_with_parent, run_chunk_job  # noqa: F401
 
 __all__ = ["RuleLookup", "StepView", "default_workers", "estimated_seconds", "one_rule_experiment", "plan_chunks",
            "run_chunk", "run_chunk_job", "run_experiment", "snapshot_steps"]
@@ -164,7 +164,8 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
             if not _rebuildable(registry, experiment):
                 raise SpecError("workers", n_workers, "1 for plugins registered in this process only "
                                 "(load them from a file or a package to use worker processes)")
-            owned = executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_process_context())
+            owned = executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_process_context(),
+                                                   initializer=die_with_parent, initargs=(os.getpid(),))
     else:
         n_workers = getattr(executor, "_max_workers", 2)
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+import time
 
 from .allocator import keep_freed_memory
+from .atomic import pid_alive
 from .chunk import run_chunk
 from .experiment import Experiment
 from .faults import build_instance
@@ -38,6 +42,54 @@ def _one_blas_thread() -> None:
         threadpool_limits(1, user_api="blas")
     except Exception:  # threadpoolctl missing or unaware of this BLAS: keep its default
         pass
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+WATCHDOG_SECONDS = 1.0
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this worker when the process that started the pool dies, even by
+    SIGKILL (which no cleanup of its own can answer).
+
+    On Linux the kernel sends SIGTERM when the worker's parent ends (``prctl(PR_SET_PDEATHSIG)``);
+    the parent dying before that call is caught by looking right after it. Elsewhere (or if prctl
+    fails) a daemon thread polls the parent pid. The thread also runs when this process's parent
+    is not ``parent_pid`` (forkserver: the fork server is the parent, and it outlives the pool's
+    process because every worker holds its liveness pipe open).
+    """
+    import signal
+
+    ppid = os.getppid()
+    if not _parent_death_signal(signal.SIGTERM) or ppid != parent_pid:
+        _start_watchdog(ppid, parent_pid)
+    if os.getppid() != ppid or not pid_alive(parent_pid):  # died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _parent_death_signal(signum: int) -> bool:
+    """Ask Linux to send ``signum`` to this process when its parent dies; False where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _start_watchdog(ppid: int, parent_pid: int) -> None:
+    import signal
+    import threading
+
+    def watch():
+        while os.getppid() == ppid and pid_alive(parent_pid):
+            time.sleep(WATCHDOG_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="descentlab-parent-watchdog", daemon=True).start()
 
 
 def run_chunk_job(payload: dict) -> dict:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from descentlab import analysis
 from descentlab.atomic import write_atomic, write_text_atomic
-from descentlab.errors import SpecError
+from descentlab.errors import ResultsError, SpecError, one_line
 from descentlab.verdicts import FLAGGED, STATUSES
 
 from .status_style import style_of
@@ -600,7 +600,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def load_record(path):
-    """The records of one experiment folder, or a one-line SpecError saying why they cannot be read."""
+    """The records of one experiment folder, or a one-line ResultsError saying why they cannot be read."""
     from descentlab.records import load_results
 
     try:
@@ -609,8 +609,19 @@ def load_record(path):
         raise
     except Exception as error:  # anything load_results did not foresee: still one line
         reason = (str(error).strip().splitlines() or [""])[0][:200]
-        raise SpecError("results", str(path), "readable descentlab records",
-                        hint=f"{type(error).__name__}: {reason}") from None
+        raise ResultsError(path, "", f"unreadable ({type(error).__name__}: {reason})",
+                           "readable descentlab records") from None
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for a file error: the file, and a full disk said in words."""
+    import errno
+
+    where = f" {error.filename}" if error.filename else ""
+    reason = error.strerror or type(error).__name__
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        reason = f"the disk is full ({reason})"
+    return one_line(f"cannot write{where}: {reason}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -621,12 +632,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SpecError("--format", args.format, "one of " + ", ".join(FORMATS))
         results_list = [load_record(p) for p in args.results]
         written = build_report(results_list, args.format, args.out)
-    except SpecError as error:
-        print(f"descentlab report: {error}", file=sys.stderr)
+    except SpecError as error:  # bad arguments, and every ResultsError (a folder not as documented)
+        print(f"descentlab report: {one_line(error)}", file=sys.stderr)
         return 2
-    except OSError as error:  # an --out that cannot be written: name it, one line
-        print(f"descentlab report: --out: cannot write {error.filename or ''}: {error.strerror or error}",
-              file=sys.stderr)
+    except OSError as error:  # a report file that cannot be written (or read): name it, one line
+        print(f"descentlab report: {os_error_line(error)}", file=sys.stderr)
         return 2
     for path in written:
         print(path)
