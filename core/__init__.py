@@ -1,25 +1,50 @@
 """descentlab: backpropagation computes the gradient; gradient descent walks down it."""
 
-from .activations import ACTIVATIONS, Activation
-from .declarations import DescentRule, HyperParam, Problem, Schedule
-from .declarations import Transform
-from .errors import PluginError, SpecError
-from .gradcheck import GradientCheckError, check_grads, check_hessian, numeric_grad
-from .hookspecs import hookimpl, hookspec
-from .landscapes import LandscapeInstance, LinearRegressionInstance
-from .layout import ParamEntry, ParamLayout
-from .losses import LOSSES, Loss
-from .network import MLP
-from .problem import (Dataset, ExactHessian, Landscape, Predictor, ProblemInstance, SupervisedInstance,
-                      exact_hessian, is_landscape, is_predictor)
-from .registry import Registry, get_registry, load_registry
-from .experiment import Experiment, RuleEntry, RunConfig, load_experiment_file
-from .records import Results, load_results, save_results
-from .runner import run_experiment
-from .sharpness import top_hessian_eigenvalue
-from .stability import critical_learning_rate, divergence_reason
-from .lrfind import lr_find
-from .compare import compare
+import os as _os
+import _signal  # the C module: `signal` imports enum, itself a window for Ctrl-C
+import sys as _sys
+
+
+def _interrupted_while_starting(signum, frame):  # pragma: no cover - exercised in a subprocess
+    _os.write(2, b"descentlab: interrupted\n")
+    _os._exit(130)
+
+
+# Ctrl-C while the command line imports this package (its first ~0.3 s) is one line and status 130,
+# as later on: only for the CLI (console script or ``python -m descentlab``); a program importing
+# descentlab keeps its own handler. A handler, not ``except KeyboardInterrupt``: an interrupt caught
+# inside an import could still end the process by signal (status -2) on its way out.
+_previous_sigint = None
+if _sys.argv and _sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1] in ("descentlab", "descentlab.exe", "-m"):
+    try:
+        _previous_sigint = _signal.signal(_signal.SIGINT, _interrupted_while_starting)
+    except (ValueError, OSError):  # not the main thread
+        _previous_sigint = None
+
+try:
+    from .activations import ACTIVATIONS, Activation
+    from .declarations import DescentRule, HyperParam, Problem, Schedule
+    from .declarations import Transform
+    from .errors import PluginError, SpecError
+    from .gradcheck import GradientCheckError, check_grads, check_hessian, numeric_grad
+    from .hookspecs import hookimpl, hookspec
+    from .landscapes import LandscapeInstance, LinearRegressionInstance
+    from .layout import ParamEntry, ParamLayout
+    from .losses import LOSSES, Loss
+    from .network import MLP
+    from .problem import (Dataset, ExactHessian, Landscape, Predictor, ProblemInstance, SupervisedInstance,
+                          exact_hessian, is_landscape, is_predictor)
+    from .registry import Registry, get_registry, load_registry
+    from .experiment import Experiment, RuleEntry, RunConfig, load_experiment_file
+    from .records import Results, load_results, save_results
+    from .runner import run_experiment
+    from .sharpness import top_hessian_eigenvalue
+    from .stability import critical_learning_rate, divergence_reason
+    from .lrfind import lr_find
+    from .compare import compare
+finally:
+    if _previous_sigint is not None:
+        _signal.signal(_signal.SIGINT, _previous_sigint)
 
 try:  # the version lives in pyproject.toml only
     from importlib.metadata import PackageNotFoundError, version as _version

@@ -9,11 +9,15 @@ import sys
 
 
 def _run() -> int:
+    import signal
+
+    from . import _interrupted_while_starting
+
+    previous = signal.signal(signal.SIGINT, _interrupted_while_starting)  # as in __init__.py: no traceback
     try:
         from .cli import main
-    except KeyboardInterrupt:
-        print("descentlab: interrupted", file=sys.stderr)
-        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return main()
 
 
