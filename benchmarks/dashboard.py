@@ -1,0 +1,141 @@
+"""What a class waits for on the dashboard: figures from arrays, and click → chart in a real browser.
+
+    python benchmarks/dashboard.py            # figures only (no browser needed)
+    python benchmarks/dashboard.py --browser  # also Debian chromium via playwright
+
+Targets (issue #16), for the default comparison (the Compare page's preset: spirals, 3 rules x 3
+seeds, 500 steps): the Compare page's figures built in <= 0.15 s; in the browser, click Run ->
+loss chart drawn <= 0.8 s, revisiting the page (cached results) -> charts <= 0.3 s, first page of a
+fresh server <= 2 s. Each number is a median; the machine is shared, so quote them with this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+
+
+def default_comparison():
+    from descentlab.dashboard.presets import preset
+    from descentlab.experiment import Experiment
+    from descentlab.registry import load_registry
+    from descentlab.runner import run_experiment
+
+    registry = load_registry(entry_points=False, use_env=False)
+    spec = {"name": "bench-dashboard", **preset("compare")}
+    started = time.perf_counter()
+    results = run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
+    return results, time.perf_counter() - started
+
+
+def build_figures(results) -> list:
+    """The figures the Compare page draws for ``results`` (dashboard/widgets.py, show_results)."""
+    from descentlab.dashboard import figures as F
+
+    groups = F.run_groups(results)
+    figs = [F.draw_curves(F.loss_curves_info(results, groups=groups)),
+            F.draw_curves(F.learning_rate_info(results, groups=groups)),
+            F.draw_curves(F.grad_norm_info(results, groups=groups)),
+            F.draw_curves(F.step_size_info(results, groups=groups))]
+    if F.layer_columns(results.metrics):
+        figs.append(F.draw_layer_grad_norms(F.layer_grad_norms_info(results, groups=groups)))
+    figs.append(F.summary_table(results))
+    return figs
+
+
+def time_figures(results, repeats: int = 9) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for fig in build_figures(results):
+            if hasattr(fig, "to_plotly_json"):
+                fig.to_plotly_json()          # what Streamlit serialises
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CHART_DRAWN = """(start) => Array.from(document.querySelectorAll('.js-plotly-plot')).some(
+    el => el._fullData && String((el.layout.title || {}).text || '').replace(/<[^>]*>/g, ' ').startsWith(start))
+    && document.querySelectorAll('[data-stale="true"]').length === 0"""
+
+
+def time_browser(repeats: int = 5) -> dict[str, float]:
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    script = Path(sys.executable).parent / "descentlab"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "descentlab"]
+    started = time.perf_counter()
+    server = subprocess.Popen([*command, "dashboard", "--port", str(port)], cwd=str(REPO), start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
+                    if response.read().decode().strip() == "ok":
+                        break
+            except OSError:
+                time.sleep(0.05)
+        healthy = time.perf_counter() - started
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+            tab.set_default_timeout(120_000)
+            t0 = time.perf_counter()
+            tab.goto(url + "/compare")
+            tab.wait_for_function(CHART_DRAWN, arg="Training loss")
+            first = time.perf_counter() - t0
+            clicks, revisits = [], []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                tab.get_by_role("button", name="Run", exact=True).click()
+                tab.wait_for_timeout(50)      # let Streamlit mark the old elements stale
+                tab.wait_for_function(CHART_DRAWN, arg="Training loss")
+                clicks.append(time.perf_counter() - t0)
+                tab.get_by_role("link", name="Landscape").click()
+                tab.wait_for_function(CHART_DRAWN, arg="Cost surface")
+                t0 = time.perf_counter()
+                tab.get_by_role("link", name="Compare").click()
+                tab.wait_for_function(CHART_DRAWN, arg="Training loss")
+                revisits.append(time.perf_counter() - t0)
+            browser.close()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+    return {"server healthy after start": healthy, "first Compare page, charts drawn": first,
+            "click Run -> loss chart (median)": statistics.median(clicks),
+            "revisit Compare (cached) -> charts (median)": statistics.median(revisits)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--browser", action="store_true", help="also measure in Debian chromium")
+    args = parser.parse_args()
+    results, run_time = default_comparison()
+    print(f"default comparison: {len(results.runs)} runs computed in {run_time:.2f} s (one process)")
+    print(f"Compare page figures built and serialised: {time_figures(results):.3f} s median (target <= 0.15 s)")
+    if args.browser:
+        for what, seconds in time_browser().items():
+            print(f"{what}: {seconds:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
