@@ -411,3 +411,36 @@ def test_labels_are_text_in_markdown_and_html_reports(tmp_path, monkeypatch):
     report.build_report([results], "html", tmp_path / "rep.html")
     page = (tmp_path / "rep.html").read_text()
     assert "<script>alert(1)" not in page and "<img src=x" not in page
+
+
+def test_ctrl_c_during_png_export_acts_without_waiting_for_the_export(record, tmp_path, monkeypatch, capsys):
+    # kaleido's own shutdown took 35-52 s after Ctrl-C: the export now runs aside, and the interrupt
+    # ends the command while the (stand-in) export is still blocked, which it would never leave.
+    import os
+    import signal
+    import threading
+
+    import plotly.io as pio
+
+    from descentlab.cli import main
+
+    started, never, tidied = threading.Event(), threading.Event(), threading.Event()
+
+    def stuck_export(*args, **kwargs):
+        started.set()
+        try:
+            never.wait()
+        except KeyboardInterrupt:     # as kaleido does: tidy its browser up before letting go
+            never.wait(5)
+            tidied.set()
+            raise
+    monkeypatch.setattr(pio, "write_images", stuck_export)
+
+    def press_ctrl_c():
+        started.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+    threading.Thread(target=press_ctrl_c, daemon=True).start()
+    status = main(["report", str(record), "--format", "png", "--out", str(tmp_path / "p")])
+    assert status == 130 and not tidied.is_set()
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "descentlab: interrupted"
+    assert not any((tmp_path / "p").rglob("*.png"))
