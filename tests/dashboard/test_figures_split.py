@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -42,6 +44,20 @@ def test_every_public_name_is_still_importable_from_figures(name):
 
 def test_a_diverged_mark_is_still_a_run_mark():
     assert F.DivergedMark is F.RunMark
+
+
+CHART_MODULES = sorted((Path(__file__).resolve().parents[2] / "dashboard").glob("fig_*.py"))
+
+
+def test_figures_is_only_the_import_path_and_each_chart_family_a_file_one_reads():
+    assert len(CHART_MODULES) >= 5
+    figures = ast.parse(Path(F.__file__).read_text(encoding="utf-8"))
+    assert not [n for n in figures.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]  # no code of its own
+    for path in CHART_MODULES:
+        text = path.read_text(encoding="utf-8")
+        doc = ast.get_docstring(ast.parse(text))
+        assert doc and "\n" not in doc, f"{path.name}: a one-line docstring saying what it holds"
+        assert len(text.splitlines()) <= 400, f"{path.name}: {len(text.splitlines())} lines"
 
 
 # --- the figures themselves -------------------------------------------------------------------
