@@ -237,7 +237,7 @@ def sweep_heatmap_info(results, *, max_columns: int = 200) -> SweepHeatmapInfo:
     diverged = _diverged_steps(results)
     panels, finite = [], []
     for name, _entry, rows in _sweep_groups(results):
-        alphas, zrows, steps_kept = [], [], None
+        alphas, zrows = [], []
         statuses, marks = [], []
         for alpha, part in rows.groupby("learning_rate", sort=True):
             ids = [int(r) for r in part["run_id"]]
