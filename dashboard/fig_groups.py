@@ -1,0 +1,187 @@
+"""Runs grouped by configuration over seeds, their colours, and the helpers every chart family shares."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from descentlab.analysis import NON_CONFIG_COLUMNS
+from descentlab.analysis import quantiles as analysis_quantiles
+
+from . import style as S
+
+
+PALETTE = S.PALETTE
+
+# Columns of the runs table that describe a run's outcome, not its configuration (core's list, plus
+# any the dashboard knew before it).
+OUTCOME_COLUMNS = set(NON_CONFIG_COLUMNS) | {"run_id", "entry", "label", "rule", "schedule", "seed", "status",
+                                             "diverged_at", "unstable_at", "final_loss", "best_loss",
+                                             "steps_to_target", "error", "divergence_reason",
+                                             "lambda_max_start", "lambda_max_flagged"}
+
+
+def color(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def entry_color(entry: int, rank: int = 0, count: int = 1) -> str:
+    """The colour of rule entry ``entry`` in every chart (loss, sweep, paths, reports): one hue per entry.
+
+    An entry with ``count`` configurations (a grid) gives its ``rank``-th one a shade of the same hue,
+    from darker to lighter, so a sweep's α values stay one family in the legend.
+    """
+    base = color(entry)
+    if count <= 1:
+        return base
+    t = -0.35 + 0.8 * rank / (count - 1)          # -0.35 (darker) .. +0.45 (lighter)
+    h = base.lstrip("#")
+    rgb = [int(h[i:i + 2], 16) for i in (0, 2, 4)]
+    mixed = [round(v + (255 - v) * t) if t > 0 else round(v * (1 + t)) for v in rgb]
+    return "#" + "".join(f"{max(0, min(255, v)):02X}" for v in mixed)
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def _plain(values) -> list:
+    """Floats as a list, with NaN and ±inf as None (plotly leaves a gap; JSON stays valid)."""
+    out = []
+    for v in np.asarray(values, dtype=float).ravel():
+        out.append(float(v) if math.isfinite(v) else None)
+    return out
+
+
+def _fmt(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):g}"
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Groups: runs that differ only in their seed
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Group:
+    """Runs of one configuration (one entry, one point of its grid), one run per seed."""
+
+    name: str
+    entry: int
+    rule: str
+    run_ids: list[int]
+    seeds: list[int]
+    config: dict[str, Any]
+    index: int  # position in the list
+    color: str = ""  # entry_color of its entry, shaded by its rank among the entry's configurations
+    entry_label: str = ""  # the entry's label, shared by all its configurations
+
+
+def config_columns(results) -> list[str]:
+    """Columns of the runs table that hold a run's configuration (α, hyperparameters, schedule)."""
+    runs = results.runs
+    experiment = getattr(results, "experiment", None)
+    declared: set[str] = set()
+    if experiment is not None and getattr(experiment, "entries", None):
+        for entry in experiment.entries:
+            declared |= set(getattr(entry, "hyper", {}) or {})
+    cols = []
+    for c in runs.columns:
+        if c in OUTCOME_COLUMNS:
+            continue
+        if c in ("learning_rate", "warmup_steps") or c.startswith("schedule.") or c in declared:
+            cols.append(c)
+        elif not declared and not c.startswith(("final_", "best_", "steps_", "wall", "n_", "train_loss", "lambda_")) \
+                and pd.api.types.is_numeric_dtype(runs[c]):
+            cols.append(c)  # no experiment at hand: any other numeric column is a hyperparameter
+    return cols
+
+
+def run_groups(results) -> list[Group]:
+    """Group runs by entry and configuration; the name is the entry's label plus what varies in it."""
+    runs = results.runs.sort_values("run_id")
+    cols = config_columns(results)
+    groups: list[Group] = []
+    for entry, rows in runs.groupby("entry", sort=True):
+        first = len(groups)
+        varying = [c for c in cols if rows[c].nunique(dropna=False) > 1]
+        label = str(rows["label"].iloc[0]) if "label" in rows else str(rows["rule"].iloc[0])
+        keys = varying or []
+        if keys:
+            parts = rows.groupby(keys, sort=True, dropna=False)
+        else:
+            parts = [((), rows)]
+        for key, part in parts:
+            key = key if isinstance(key, tuple) else (key,)
+            config = {c: part[c].iloc[0] for c in cols}
+            suffix = ", ".join(f"{'α' if c == 'learning_rate' else c}={_fmt(v)}" for c, v in zip(keys, key))
+            name = f"{label} ({suffix})" if suffix else label
+            groups.append(Group(name=name, entry=int(entry), rule=str(part["rule"].iloc[0]), entry_label=label,
+                                run_ids=[int(r) for r in part["run_id"]],
+                                seeds=[int(s) for s in part["seed"]], config=config, index=len(groups)))
+        mine = groups[first:]
+        for rank, g in enumerate(mine):
+            g.color = entry_color(g.entry, rank, len(mine))
+    return groups
+
+
+def _status_steps(results, status: str, column: str) -> dict[int, int]:
+    """run_id -> ``column`` (a step) of the runs whose status is ``status`` (a missing column: none)."""
+    runs = results.runs
+    if column not in runs:
+        return {}
+    out = {}
+    for run_id, given, at in zip(runs["run_id"], runs["status"], runs[column]):
+        if given == status and pd.notna(at):
+            out[int(run_id)] = int(at)
+    return out
+
+
+def _diverged_steps(results) -> dict[int, int]:
+    """run_id -> ``diverged_at`` of the diverged runs (the runner stopped them there)."""
+    return _status_steps(results, "diverged", "diverged_at")
+
+
+def _unstable_steps(results) -> dict[int, int]:
+    """run_id -> ``unstable_at`` of the unstable runs (they went on to the last step)."""
+    return _status_steps(results, "unstable", "unstable_at")
+
+
+def _metric_matrix(results, metric: str, run_ids: Sequence[int], diverged: dict[int, int],
+                   pad_diverged: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values (T, len(run_ids)))``; a diverged run is +inf from its divergence on if padded."""
+    m = results.metrics
+    m = m[m["run_id"].isin(list(run_ids))][["run_id", "step", metric]]
+    table = m.pivot(index="step", columns="run_id", values=metric)
+    table = table.reindex(columns=list(run_ids))
+    table = table.sort_index()
+    values = table.to_numpy(dtype=float, copy=True)
+    steps = table.index.to_numpy()
+    if pad_diverged:
+        for j, run_id in enumerate(run_ids):
+            if run_id in diverged:
+                at = diverged[run_id]
+                after = steps >= at
+                bad = after & ~np.isfinite(values[:, j])
+                values[bad | (steps > at), j] = np.inf
+    return steps, values
+
+
+def quantiles(values: np.ndarray, qs) -> np.ndarray:
+    """Quantiles across runs (axis 1), +inf-safe and NaN-ignoring: ``descentlab.analysis.quantiles``."""
+    return analysis_quantiles(values, qs, axis=1)
+
+
+def unstable_text(step: int) -> str:
+    return f"unstable from step {step}"
+
+
+def diverged_text(step: int) -> str:
+    return f"diverged at step {step}"
