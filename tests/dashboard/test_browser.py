@@ -63,14 +63,16 @@ def saved_results(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "DESCENTLAB_NO_ENTRY_POINTS": "1"}
     env.pop("DESCENTLAB_PLUGINS", None)
     OUT.mkdir(parents=True, exist_ok=True)
     log = open(OUT / "server.log", "wb")
     # A session of its own, so that the launcher and the streamlit process it starts stop together.
-    process = subprocess.Popen(dashboard_command(port), cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT,
+    # the saved results live in pytest's temporary folder: allowed as a user would (--allow-path)
+    command = [*dashboard_command(port), "--allow-path", str(tmp_path_factory.getbasetemp())]
+    process = subprocess.Popen(command, cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
