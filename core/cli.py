@@ -489,14 +489,20 @@ def interrupted() -> int:
     """One line for Ctrl-C, whenever it comes; a second Ctrl-C while saying so is ignored."""
     import signal
 
+    previous = None
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     except (ValueError, OSError):  # not the main thread
         pass
     try:
         print("descentlab: interrupted", file=sys.stderr, flush=True)
     except (OSError, ValueError):
         pass
+    finally:
+        # A program (or test session) that calls main() keeps its own Ctrl-C: left ignored, a later
+        # interrupt would never arrive and the caller's children would inherit the ignore.
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return EXIT_INTERRUPTED
 
 

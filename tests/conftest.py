@@ -1,6 +1,24 @@
-"""Shared test set-up: third-party entry points are blocked so installed plugins cannot change results."""
+"""Shared test set-up: third-party entry points are blocked so installed plugins cannot change results,
+and every test starts with Python's own Ctrl-C handler."""
 
 import os
+import signal
+
+import pytest
 
 os.environ["DESCENTLAB_NO_ENTRY_POINTS"] = "1"
 os.environ.pop("DESCENTLAB_PLUGINS", None)
+
+# A job started in the background by a non-interactive shell begins with SIGINT ignored, and Python
+# then leaves it ignored: the Ctrl-C tests would wait for an interrupt that never comes (one such
+# wait hung a whole CI run). Their children inherit the handler set here.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_is_a_keyboard_interrupt():
+    """Fail the test that leaves Ctrl-C changed, instead of hanging a later one."""
+    yield
+    handler = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert handler is signal.default_int_handler, f"this test left SIGINT handled by {handler!r}"
