@@ -67,7 +67,9 @@ def write_atomic(path, write: Callable[[Path], None]) -> Path:
 
 def write_text_atomic(path, text: str) -> Path:
     """:func:`write_atomic` of a UTF-8 text."""
-    return write_atomic(path, lambda p: p.write_text(text, encoding="utf-8"))
+    def write(p: Path) -> None:
+        p.write_text(text, encoding="utf-8")
+    return write_atomic(path, write)
 
 
 def pid_alive(pid: int) -> bool:

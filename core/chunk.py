@@ -7,7 +7,7 @@ a probe handed to it; the runner (``descentlab.runner``) plans the chunks and ru
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, overload
 
 import numpy as np
 
@@ -134,6 +134,13 @@ class _Group:
         self.views = None  # (g, θ, Δθ, α rows, update shape): this group's rows of the live arrays
 
 
+@overload
+def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfig],
+              tick: Callable[[int], None] | None = None, probe: None = None) -> dict: ...
+@overload
+def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfig],
+              tick: Callable[[int], None] | None = None,
+              probe: Callable[["StepView"], bool] | None = None) -> dict | None: ...
 def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfig],
               tick: Callable[[int], None] | None = None,
               probe: Callable[["StepView"], bool] | None = None) -> dict | None:

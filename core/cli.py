@@ -270,7 +270,7 @@ def cmd_check(args) -> int:
                                 hint="a folder" if path.is_dir() else "no such file")
             files[target] = str(path.resolve())
     registry = _registry(list(dict.fromkeys(files.values())), fatal_plugins=True)
-    selected: dict[str, object] = dict(registry.rules) if args.all else {}
+    selected: dict = dict(registry.rules) if args.all else {}
     for target in args.targets:
         if target in files:
             names = [n for n in registry.rules if registry.origin("rule", n) == f"file {files[target]}"]

@@ -309,10 +309,13 @@ CHECKS: tuple[tuple[str, Callable[[DescentRule], str]], ...] = (
 
 def check_rule(rule: DescentRule) -> list[CheckResult]:
     """Every conformance check on ``rule``, in order; a failing check does not stop the others."""
-    results = [_result(name, lambda check=check: check(rule)) for name, check in CHECKS[:1]]
+    def bound(check: Callable[[DescentRule], str]) -> Callable[[], str]:
+        return lambda: check(rule)
+
+    results = [_result(name, bound(check)) for name, check in CHECKS[:1]]
     if not results[0].passed:  # without the basic contract the other checks only repeat its failure
         return results + [CheckResult(name, False, "skipped: the update contract failed") for name, _ in CHECKS[1:]]
-    return results + [_result(name, lambda check=check: check(rule)) for name, check in CHECKS[1:]]
+    return results + [_result(name, bound(check)) for name, check in CHECKS[1:]]
 
 
 SKIPPED = "skipped: "

@@ -192,7 +192,6 @@ def make_dataset(x, y, task: str, *, test_fraction: float = 0.2, seed: int = 0, 
                       np.ascontiguousarray(x_test), np.ascontiguousarray(y_test), task,
                       feature_names=list(feature_names) or [f"x{i + 1}" for i in range(x.shape[1])],
                       class_names=list(class_names) if task == "classification" else [])
-    # Extra attributes (Dataset is a plain dataclass): how to map raw inputs/targets to the model's scale.
     dataset.x_mean, dataset.x_std, dataset.y_mean, dataset.y_std = x_mean, x_std, y_mean, y_std
     dataset.train_index, dataset.test_index = train, test
     return dataset

@@ -26,7 +26,7 @@ def _short(value) -> str:
     return text
 
 
-def one_line(text: str) -> str:
+def one_line(text: object) -> str:
     """``text`` with every line break (and run of spaces around it) turned into one space."""
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip()) or str(text).strip()
 

@@ -31,7 +31,7 @@ from .errors import SpecError
 
 __all__ = ["LRFindResult", "THEORY_NOTE", "lr_find", "lr_find_experiment", "main"]
 
-_QUIET = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+_QUIET: dict = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
 
 @dataclass

@@ -62,6 +62,13 @@ class Dataset:
     task: str                                 # "regression" or "classification"
     feature_names: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
+    # How raw inputs/targets map to the model's scale (set by the CSV/sklearn loaders; None elsewhere).
+    x_mean: np.ndarray | None = field(default=None, repr=False, compare=False)
+    x_std: np.ndarray | None = field(default=None, repr=False, compare=False)
+    y_mean: np.ndarray | None = field(default=None, repr=False, compare=False)
+    y_std: np.ndarray | None = field(default=None, repr=False, compare=False)
+    train_index: np.ndarray | None = field(default=None, repr=False, compare=False)
+    test_index: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 class SupervisedInstance(ProblemInstance):
@@ -176,7 +183,7 @@ class HessianVectorProduct(Protocol):
 
 def is_landscape(instance) -> bool:
     """Whether ``instance`` offers the :class:`Landscape` capability (two parameters, a value)."""
-    return isinstance(instance, Landscape) and instance.layout.size == 2
+    return getattr(getattr(instance, "layout", None), "size", None) == 2 and isinstance(instance, Landscape)
 
 
 def is_predictor(instance) -> bool:

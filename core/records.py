@@ -11,12 +11,16 @@ import shutil
 import socket
 import tempfile
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import give_user_mode, pid_alive
+
+if TYPE_CHECKING:  # pandas is imported where tables are built: `import descentlab` stays light
+    import pandas as pd
 from .errors import ResultsError, SpecError
 from .experiment import Experiment, parse_toml
 
@@ -97,7 +101,7 @@ def _installed_versions() -> dict:
     # read once per process: importlib.metadata parses five METADATA files, ~4 ms per experiment
     import importlib.metadata
 
-    versions = {"python": platform.python_version()}
+    versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in ("descentlab", "numpy", "pandas", "pyarrow", "pluggy"):
         try:
             versions[name] = importlib.metadata.version(name)
@@ -109,7 +113,7 @@ def _installed_versions() -> dict:
 def build_meta(experiment: Experiment, registry, *, wall_time: float, problem_info: dict,
                workers: int = 1, n_chunks: int = 0, sharpness_cost: dict | None = None) -> dict:
     """meta.json: versions, where each plugin used came from, wall time and the problem facts."""
-    meta = {
+    meta: dict = {
         "descentlab_results": 1,
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
         "versions": _versions(),
@@ -151,7 +155,7 @@ def remove_stale_temporaries(parent) -> list[Path]:
     """Remove the hidden temporary folders of :func:`save_results` in ``parent`` whose writer, a process
     of this machine, is gone (killed during a save); return them. A temporary of a live process, of
     another machine, or anything not named exactly like one is left alone; errors are ignored."""
-    removed = []
+    removed: list[Path] = []
     host, me = _host(), os.getpid()
     try:
         entries = list(os.scandir(parent))
@@ -208,7 +212,7 @@ def save_results(results: Results, out_dir=None) -> Path:
         (tmp / "experiment.toml").write_text(results.experiment.to_toml(), encoding="utf-8")
         results.runs.to_parquet(tmp / "runs.parquet", index=False, compression="zstd")
         results.metrics.to_parquet(tmp / "metrics.parquet", index=False, compression="zstd")
-        np.savez(tmp / "weights.npz", **results.weights)
+        np.savez(tmp / "weights.npz", **results.weights)  # type: ignore[arg-type]  # numpy stubs: savez(file, *args, allow_pickle=..., **kwds)
         target = _target_dir(parent, results.experiment.name)
         for _ in range(100):
             # the command names the folder this very rename creates: a run that took the name
@@ -286,7 +290,7 @@ OPTIONAL_RUN_COLUMNS = {"unstable_at": "f", "train_loss_start": "f", "train_loss
 METRIC_COLUMNS = {"run_id": "i", "step": "i", "loss": "f", "learning_rate": "f", "step_size": "f",
                   "grad_norm": "f"}
 OPTIONAL_METRIC_COLUMNS = {"test_loss": "f", "test_accuracy": "f", "sharpness": "f"}
-META_FIELDS = {"descentlab_results": int, "created": str, "versions": dict, "platform": str, "plugins": dict,
+META_FIELDS: dict[str, type | tuple[type, ...]] = {"descentlab_results": int, "created": str, "versions": dict, "platform": str, "plugins": dict,
                "wall_time_s": (int, float), "workers": int, "chunks": int, "n_runs": int,
                "problem_info": dict, "command": str, "sharpness_cost": dict}
 _KINDS = {"i": ("an integer column", "iu"), "f": ("a number column", "iuf"), "s": ("a text column", "OSU")}

@@ -89,6 +89,8 @@ def _load_file(path: str):
     digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
     module_name = "descentlab_file_plugin_" + "".join(c if c.isalnum() else "_" for c in resolved.stem) + "_" + digest
     spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if spec is None or spec.loader is None:  # a path Python cannot load as a module
+        raise ImportError(f"cannot load {path} as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module  # lets worker processes and dataclasses find it by name
     try:

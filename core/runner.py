@@ -210,7 +210,7 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
 
 def _sharpness_cost(outputs: list[dict]) -> dict | None:
     """What λ_max tracking cost over every chunk: measurements and Hessian-vector products (None if off)."""
-    costs = [out.get("sharpness_cost") for out in outputs if out.get("sharpness_cost")]
+    costs: list[dict] = [out["sharpness_cost"] for out in outputs if out.get("sharpness_cost")]
     if not costs:
         return None
     return {key: int(sum(c[key] for c in costs)) for key in ("measurements", "hessian_vector_products")}
