@@ -101,7 +101,8 @@ class HyperParam:
             raise ValueError(f"hyperparameter {self.name!r}: a choice needs choices")
         if self.log and self.kind in ("float", "int") and (self.low is None or self.low < 0 or
                                                            (self.low == 0 and not self.low_open)):
-            raise ValueError(f"hyperparameter {self.name!r}: log scale needs low > 0")
+            raise ValueError(f"hyperparameter {self.name!r}: log=True with low={self.low!r}; accepted: low > 0, "
+                             "or low=0 with low_open=True (0 itself excluded, every positive value allowed)")
         try:
             self.check(self.default)
         except SpecError as error:

@@ -21,7 +21,7 @@ import streamlit as st
 from descentlab import analysis
 from descentlab.declarations import HyperParam
 from descentlab.errors import SpecError
-from descentlab.registry import PLUGINS_ENV, Registry, load_registry
+from descentlab.registry import PLUGINS_ENV, Registry, env_plugin_paths, load_registry
 
 from . import access
 from . import figures as F
@@ -31,6 +31,7 @@ from .status_style import STATUS_STYLE, counts_text, is_flagged, style_of
 
 KEEP = "_descentlab_keep"          # session key: widget values kept across page switches
 PLUGIN_PATHS = "_descentlab_plugin_paths"
+LOADED_CODE = "_plugin_loaded_code"  # path -> file_fingerprint when the Plugins page last loaded it
 MAX_RULES = 8
 MAX_SEEDS = 20
 DASHBOARD_MAX_STEPS = 100_000      # keeps a browser tab responsive; the CLI has no such limit
@@ -69,7 +70,7 @@ def ensure_navigation() -> None:
 # ---------------------------------------------------------------------------------------------
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _load_registry(paths: tuple[str, ...], env: str) -> Registry:
+def _load_registry(paths: tuple[str, ...], env: str, fingerprint: tuple) -> Registry:
     return load_registry(paths)
 
 
@@ -77,9 +78,52 @@ def plugin_paths() -> tuple[str, ...]:
     return tuple(st.session_state.get(PLUGIN_PATHS, ()))
 
 
+def file_fingerprint(path: str) -> str:
+    """A digest of the file's bytes ("" when it cannot be read): a plugin file edited since it was
+    loaded has another fingerprint, so its module is imported again and results made with the old
+    code are not reused."""
+    import hashlib
+
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha1(handle.read()).hexdigest()
+    except OSError:
+        return ""
+
+
+def plugins_fingerprint() -> tuple:
+    """(path, digest) of every plugin file the dashboard loads: this session's and DESCENTLAB_PLUGINS's."""
+    return tuple((p, file_fingerprint(p)) for p in (*plugin_paths(), *env_plugin_paths()))
+
+
 def current_registry() -> Registry:
-    """Built-ins, installed entry points, DESCENTLAB_PLUGINS files and files loaded on the Plugins page."""
-    return _load_registry(plugin_paths(), os.environ.get(PLUGINS_ENV, ""))
+    """Built-ins, installed entry points, DESCENTLAB_PLUGINS files and files loaded on the Plugins page;
+    loaded again whenever one of those files changed."""
+    return _load_registry(plugin_paths(), os.environ.get(PLUGINS_ENV, ""), plugins_fingerprint())
+
+
+def unknown_name(key: str, wanted: Any, names: Sequence[str], kind: str, field: str,
+                 errors: list[str]) -> Callable[[], None]:
+    """A name from a shared link or preset (``wanted``) that this session has no plugin for: an error
+    naming it, kept until the user picks another in the selectbox ``key`` (pass the returned
+    callback as its ``on_change``). Never replaced silently: the page would run another rule."""
+    missing_key = f"_{key}.missing"
+    if key not in st.session_state and isinstance(wanted, str) and wanted and wanted not in names:
+        st.session_state[missing_key] = wanted
+    missing = st.session_state.get(missing_key)
+    if missing is not None:
+        errors.append(f"{field}: {kind} {missing!r} is not registered in this session: load its plugin on the "
+                      f"Plugins page, or choose another {kind}")
+    return lambda: st.session_state.pop(missing_key, None)
+
+
+_RULE_FIELD = re.compile(r"\brules\[(\d+)\](?:\.\w+|\[\d+\])*")
+
+
+def form_numbering(message: str) -> str:
+    """Messages name a variant as the form does: ``rules[0].beta1`` is shown as ``rule #1
+    (rules[0].beta1)`` — the form counts from 1, the experiment file from 0, and both stay visible."""
+    return _RULE_FIELD.sub(lambda m: f"rule #{int(m.group(1)) + 1} ({m.group(0)})", message)
 
 
 def plugin_warnings(registry: Registry) -> None:
@@ -91,7 +135,8 @@ def plugin_warnings(registry: Registry) -> None:
 
 
 def registry_key() -> tuple:
-    return plugin_paths(), os.environ.get(PLUGINS_ENV, "")
+    """What cached results depend on besides their settings: which plugin files, with which code."""
+    return plugin_paths(), os.environ.get(PLUGINS_ENV, ""), plugins_fingerprint()
 
 
 def add_plugin_path(path: str) -> Registry:
@@ -105,8 +150,13 @@ def add_plugin_path(path: str) -> Registry:
     resolved = os.path.abspath(os.path.expanduser(path))
     paths = [p for p in plugin_paths() if p != resolved] + [resolved]
     st.session_state[PLUGIN_PATHS] = tuple(paths)
-    _load_registry.clear()  # a file may have changed since it was last loaded
-    return current_registry()
+    st.session_state.setdefault(LOADED_CODE, {})[resolved] = file_fingerprint(resolved)
+    return current_registry()  # a changed file has a new fingerprint, so it is imported again
+
+
+def loaded_code(path: str) -> str | None:
+    """The fingerprint of ``path`` when this session last loaded it on the Plugins page (None: never)."""
+    return st.session_state.get(LOADED_CODE, {}).get(os.path.abspath(os.path.expanduser(path)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,11 +322,15 @@ def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names
         where.error("No problem of the right kind is registered.")
         return {}
     key = f"{prefix}.problem"
+    # (a registered problem this page does not offer, e.g. a network on the Landscape page, is a
+    # question of capability, not of a missing plugin: the page's own choice is kept for it)
+    picked = unknown_name(key, spec_problem.get("name"), [*names, *registry.problems], "problem", "problem.name",
+                          errors)
     start = spec_problem.get("name") if spec_problem.get("name") in names else names[0]
     prime(key, start)
     if st.session_state[key] not in names:
         st.session_state[key] = names[0]
-    name = remember(key, where.selectbox("problem", names, key=key,
+    name = remember(key, where.selectbox("problem", names, key=key, on_change=picked,
                                          help="every run sees the same data and starts from the same weights per seed"))
     problem = registry.problems[name]
     if problem.summary:
@@ -370,11 +424,12 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
     """One descent variant: rule, label, α (or an α range), its hyperparameters and schedule."""
     rules = sorted(registry.rules)
     key = f"{prefix}.rules.{i}.rule"
+    picked = unknown_name(key, spec_entry.get("rule"), rules, "rule", f"rules[{i}].rule", errors)
     start = spec_entry.get("rule") if spec_entry.get("rule") in rules else rules[0]
     prime(key, start)
     if st.session_state[key] not in rules:
         st.session_state[key] = rules[0]
-    rule_name = remember(key, st.selectbox(f"rule #{i + 1}", rules, key=key))
+    rule_name = remember(key, st.selectbox(f"rule #{i + 1}", rules, key=key, on_change=picked))
     rule = registry.rules[rule_name]
     if rule.formula:
         st.caption(markdown_text(rule.formula))
@@ -403,10 +458,11 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
         schedule_spec = {"name": schedule_spec}
     skey = f"{prefix}.rules.{i}.schedule"
     start = schedule_spec.get("name", "constant")
+    picked_schedule = unknown_name(skey, start, schedules, "schedule", f"rules[{i}].schedule.name", errors)
     prime(skey, start if start in schedules else ("constant" if "constant" in schedules else schedules[0]))
     if st.session_state[skey] not in schedules:
         st.session_state[skey] = schedules[0]
-    schedule_name = remember(skey, st.selectbox("schedule", schedules, key=skey))
+    schedule_name = remember(skey, st.selectbox("schedule", schedules, key=skey, on_change=picked_schedule))
     schedule = registry.schedules[schedule_name]
     schedule_table: dict[str, Any] = {}
     same_schedule = schedule_spec.get("name", "constant") == schedule_name
@@ -600,7 +656,7 @@ def run_when_asked(page: str, spec: dict, registry: Registry, errors: list[str],
     """
     clicked = (button_slot or st).button(label, key=f"{page}.run", type="primary")
     for message in errors:
-        st.error(markdown_text(message), icon="⚠️")
+        st.error(markdown_text(form_numbering(message)), icon="⚠️")
     state_key = f"_{page}_ran"
     ran = st.session_state.get(state_key)
     target = spec if (clicked or ran is None) else ran
@@ -619,7 +675,7 @@ def run_when_asked(page: str, spec: dict, registry: Registry, errors: list[str],
 def show_error(error: BaseException) -> None:
     """One line in the page, never a traceback."""
     if isinstance(error, SpecError):
-        st.error(markdown_text(str(error)), icon="⚠️")
+        st.error(markdown_text(form_numbering(str(error))), icon="⚠️")
     else:
         st.error(markdown_text(f"{type(error).__name__}: {error}".splitlines()[0]), icon="⚠️")
 

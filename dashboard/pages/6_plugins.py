@@ -46,6 +46,8 @@ else:
         resolved = str(Path(path.strip()).expanduser().resolve())
         before = W.current_registry()
         known = {(k, n) for k in ("rules", "schedules", "problems") for n in getattr(before, k)}
+        # The code this session last loaded from that file (None: never loaded), to tell a reload.
+        old_code = W.loaded_code(resolved)
         if not Path(resolved).is_file():
             st.error(W.markdown_text(f"plugin file: got {path.strip()!r}; expected an existing .py file"), icon="⚠️")
         else:
@@ -55,10 +57,17 @@ else:
                      if (k, n) not in known]
             for message in problems:
                 st.error(W.markdown_text(message.splitlines()[0]), icon="⚠️")
+            new_code = W.file_fingerprint(resolved)
             if added:
                 st.success(W.markdown_text("Loaded " + ", ".join(added)
                                            + ": it now appears on every page with its own widgets."))
-            elif not problems:
+            if old_code is not None and old_code != new_code and not problems:
+                st.success(W.markdown_text(f"Reloaded {Path(resolved).name}: it changed since it was loaded, so its "
+                                           "new code is used from now on; results made with the old code are not "
+                                           "reused."))
+            elif old_code is not None and not added and not problems:
+                st.info(W.markdown_text(f"{Path(resolved).name} is unchanged since it was loaded; nothing to do."))
+            elif not added and not problems:
                 st.warning("The file loaded but registered nothing new (no @hookimpl functions, or names already known).")
 
 registry = W.current_registry()

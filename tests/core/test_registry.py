@@ -226,7 +226,7 @@ def test_duplicate_name_is_reported_and_the_first_registration_kept():
 
 @pytest.mark.parametrize("bad, reason", [
     (HyperParam("not an identifier", 1.0), "not an identifier"),
-    (HyperParam("rate", 0.0, low=0.0, log=True), "log scale needs low > 0"),
+    (HyperParam("rate", 0.0, low=0.0, log=True), "accepted: low > 0, or low=0 with low_open=True"),
     (HyperParam("rate", 5.0, low=0.0, high=1.0), "default"),
     (HyperParam("flag", False, kind="switch"), "kind"),
     (HyperParam("pick", "a", kind="choice"), "needs choices"),

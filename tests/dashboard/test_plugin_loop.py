@@ -1,0 +1,166 @@
+"""The plugin loop in the dashboard (issue #16): an edited plugin file is used when loaded again, a
+link naming a rule this session lacks says so, and messages number the variants as the form does."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from descentlab.declarations import HyperParam
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+
+SMALL = {"steps": 12, "seeds": 1, "batch_size": 0, "eval_every": 4,
+         "problem": {"name": "spirals", "samples": 30, "hidden": [4]}}
+
+PLUGIN = textwrap.dedent('''
+    """A rule whose step is scaled by SCALE: 1.0 is gradient descent, 0.0 never moves."""
+    from descentlab import DescentRule, hookimpl
+
+    SCALE = {scale}
+
+    def init(params, hyper):
+        return ()
+
+    def update(grad, state, params, learning_rate, hyper, step):
+        return -SCALE * learning_rate * grad, state
+
+    @hookimpl
+    def register_optimizers(register):
+        register(DescentRule("edited_rule", init, update, ()))
+''')
+
+
+def shown(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
+
+
+def open_page(page: str, **query) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = json.dumps(value)
+    at.switch_page(f"pages/{page}")
+    return at.run()
+
+
+def losses(at) -> list[float]:
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        title = spec["layout"].get("title", {})
+        if str(title.get("text", "") if isinstance(title, dict) else title).startswith("Training loss"):
+            (trace,) = [t for t in spec["data"] if t.get("meta") == "train"]
+            return [float(y) for y in trace["y"]]
+    raise AssertionError("no training-loss chart")
+
+
+def load_on_plugins_page(path: Path) -> AppTest:
+    at = open_page("6_plugins.py")
+    at.text_input(key="plug.path").input(str(path))
+    at.button(key="plug.load").click()
+    return at.run()
+
+
+def test_an_edited_plugin_file_loaded_again_runs_its_new_code(tmp_path):
+    plugin = tmp_path / "edited_plugin.py"
+    plugin.write_text(PLUGIN.format(scale=1.0))
+    first = load_on_plugins_page(plugin)
+    assert not first.exception and not first.error, [e.value for e in first.error]
+    assert any("edited_rule" in shown(s.value) for s in first.success)
+
+    spec = {**SMALL, "rules": [{"rule": "edited_rule", "learning_rate": 0.5}]}
+    first.switch_page("pages/1_compare.py")
+    first.query_params["compare"] = json.dumps(spec)
+    first.run()
+    assert not first.exception and not first.error, [e.value for e in first.error]
+    moving = losses(first)
+    assert moving[-1] < moving[0]  # scale 1: gradient descent lowers the loss
+
+    plugin.write_text(PLUGIN.format(scale=0.0))  # now the rule never moves: the loss stays put
+    first.switch_page("pages/6_plugins.py")
+    first.run()
+    first.text_input(key="plug.path").input(str(plugin))
+    first.button(key="plug.load").click()
+    first.run()
+    assert any("Reloaded edited_plugin.py" in shown(s.value) for s in first.success), \
+        [s.value for s in first.success] + [w.value for w in first.warning]
+
+    first.switch_page("pages/1_compare.py")
+    first.run()
+    first.button(key="cmp.run").click()
+    first.run()
+    assert not first.exception and not first.error, [e.value for e in first.error]
+    still = losses(first)
+    assert still[0] == moving[0]  # same data and initial weights
+    assert all(v == still[0] for v in still), still  # the new code ran, not the cached old result
+
+
+def test_a_link_naming_a_rule_this_session_lacks_says_so_and_runs_nothing():
+    spec = {**SMALL, "rules": [{"rule": "gd", "learning_rate": 0.1},
+                               {"rule": "my_missing_rule", "learning_rate": 0.1}]}
+    at = open_page("1_compare.py", compare=spec)
+    assert not at.exception
+    messages = [shown(e.value) for e in at.error]
+    assert any("rule #2 (rules[1].rule): rule 'my_missing_rule' is not registered in this session" in m
+               and "Plugins page" in m for m in messages), messages
+    assert not at.get("plotly_chart")  # nothing ran with a silently substituted rule
+    at.selectbox(key="cmp.rules.1.rule").set_value("adam")  # the user picks another: the error goes
+    at.run()
+    at.button(key="cmp.run").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.get("plotly_chart")
+
+
+def test_a_link_naming_a_missing_schedule_or_problem_says_so():
+    spec = {**SMALL, "problem": {"name": "no_such_problem"},
+            "rules": [{"rule": "gd", "learning_rate": 0.1, "schedule": {"name": "no_such_schedule"}}]}
+    at = open_page("1_compare.py", compare=spec)
+    assert not at.exception
+    messages = [shown(e.value) for e in at.error]
+    assert any("problem.name: problem 'no_such_problem' is not registered" in m for m in messages), messages
+    assert any("rule #1 (rules[0].schedule.name): schedule 'no_such_schedule' is not registered" in m
+               for m in messages), messages
+
+
+def test_messages_number_variants_as_the_form_does():
+    spec = {**SMALL, "rules": [{"rule": "gd", "learning_rate": 0.1},
+                               {"rule": "adam", "learning_rate": 0.01, "beta1": 5.0}]}
+    at = open_page("1_compare.py", compare=spec)
+    labels = [s.label for s in at.selectbox if s.key and s.key.endswith(".rule")]
+    assert labels[:2] == ["rule #1", "rule #2"]
+    messages = [shown(e.value) for e in at.error]
+    assert any(m.startswith("rule #2 (rules[1].beta1)") for m in messages), messages
+
+
+@pytest.mark.parametrize("declaration, accepted", [
+    (dict(low=0.0, low_open=True, log=True), True),
+    (dict(low=1e-8, log=True), True),
+    (dict(low=0.0, log=True), False),
+    (dict(low=-1.0, low_open=True, log=True), False),
+])
+def test_log_scale_bounds_are_accepted_only_when_every_value_is_positive(declaration, accepted):
+    if accepted:
+        h = HyperParam("rate", 0.1, **declaration)
+        h.validate_declaration()
+        assert h.check(1e-6) == 1e-6
+        with pytest.raises(Exception):
+            h.check(0.0)
+    else:
+        from descentlab import DescentRule, hookimpl
+        from descentlab.registry import load_registry
+
+        class Plugin:
+            @hookimpl
+            def register_optimizers(self, register):
+                register(DescentRule("log_rule", lambda p, h: (), lambda g, s, p, a, h, t: (-a * g, s),
+                                     (HyperParam("rate", 0.1, **declaration),)))
+
+        registry = load_registry(extra_plugins=[("logplugin", Plugin())], entry_points=False, use_env=False)
+        assert "log_rule" not in registry.rules
+        (message,) = registry.errors
+        assert "log=True with low=" in message and "low_open=True" in message and "\n" not in message
