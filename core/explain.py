@@ -142,8 +142,12 @@ def flagged_sentence(*, status: str, step: int, rule, hyper: dict, rate_start: f
     if c is None:
         size = (f"; measured instead: its update at step {before} was {_number(update_ratio)}× the size of "
                 "the weights (‖Δθ‖/‖θ‖)") if math.isfinite(update_ratio) else ""
-        return (head + f"; {who} has no fixed curvature limit (its step size adapts to the gradients), so "
-                f"{measured}{other} decides nothing on its own{size}")
+        # Only the rule knows why it has no limit (adaptive rules say so in threshold_note); a plugin
+        # rule that declares nothing is not told its step adapts when it may be plain descent.
+        note = " ".join(str(getattr(rule, "threshold_note", "") or "").split())
+        why_none = (f"{who} has no fixed curvature limit ({note})" if note
+                    else f"{who} declares no stability threshold")
+        return head + f"; {why_none}, so {measured}{other} decides nothing on its own{size}"
     limit = _distinct(worst, c)[1]
     if worst >= c:
         crit = f"; critical α = {limit}/λ_max = {_number(c / worst_lam)} there" if worst_lam > 0 else ""

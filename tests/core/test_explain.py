@@ -127,3 +127,25 @@ def test_every_flagged_run_of_the_shipped_examples_is_explained(path):
         assert products(row.divergence_reason), row.divergence_reason
         assert np.isfinite(row.lambda_max_start)
     assert (results.runs.loc[~results.runs["status"].isin(FLAGGED), "divergence_reason"] == "").all()
+
+
+def test_a_rule_without_a_declared_threshold_is_not_told_its_step_adapts():
+    # plain gradient descent under another name, declaring no threshold and no note: the sentence
+    # must not invent a reason (an adaptive step) the rule never gave
+    from descentlab import DescentRule, hookimpl
+    from descentlab.registry import load_registry
+
+    class Plugin:
+        @hookimpl
+        def register_optimizers(self, register):
+            register(DescentRule("plain_no_threshold", lambda p, h: (), lambda g, s, p, a, h, t: (-a * g, s), ()))
+
+    registry = load_registry(extra_plugins=[("plain", Plugin())], entry_points=False, use_env=False)
+    spec = {"steps": 30, "seeds": [0], "eval_every": 0, "divergence_factor": 5,
+            "problem": {"name": "moons", "samples": 64, "hidden": [4]},
+            "rules": [{"rule": "plain_no_threshold", "learning_rate": 500.0}]}
+    results = run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
+    row = results.runs.iloc[0]
+    assert row.status in FLAGGED
+    assert "declares no stability threshold" in row.divergence_reason
+    assert "adapt" not in row.divergence_reason
