@@ -1,4 +1,7 @@
-"""The dashboard's entry point: page config and navigation over dashboard/pages/*.py (file-name order)."""
+"""The dashboard's entry point: page config and navigation over dashboard/views/*.py (file-name order).
+
+The folder is not called ``pages/``: next to the main script that name puts Streamlit in its legacy
+multipage mode, where a deep link on a fresh server runs the page file without this navigation."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent / "views"
 
 
 def page_title(path: Path) -> tuple[str, str | None]:

@@ -45,26 +45,6 @@ DASHBOARD_MAX_STEPS = 100_000      # keeps a browser tab responsive; the CLI has
 DEFAULT_COMPARISON_RULES = tuple(preset("compare")["rules"])
 
 
-def ensure_navigation() -> None:
-    """Make a page that Streamlit runs on its own go through app.py's navigation instead.
-
-    Because the pages live in a folder named ``pages/`` next to app.py, Streamlit starts in its
-    legacy multipage mode: until some session has run ``st.navigation`` it executes a linked page
-    file (``/sweep?sweep=…`` on a fresh server) directly, without app.py: no wide layout, raw file
-    names in the sidebar. Here the page then runs app.py's navigation itself, which resolves the
-    same page by its URL path and runs it (nested, with the same widget state), and stops the
-    outer run. No rerun, so a widget interaction in this run is not lost.
-    """
-    try:
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a future Streamlit without the legacy mode
-        return
-    if getattr(PagesManager, "uses_pages_directory", False):
-        from descentlab.dashboard.app import main
-        main()   # st.navigation turns the legacy mode off and runs this page again, inside it
-        st.stop()
-
-
 # ---------------------------------------------------------------------------------------------
 # Plugins: the registry the dashboard uses (built-ins, entry points, env var, files loaded here)
 # ---------------------------------------------------------------------------------------------

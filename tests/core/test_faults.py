@@ -411,7 +411,7 @@ def test_the_results_page_shows_a_corrupted_folder_in_one_line(case, saved, monk
     corrupt(saved)
     at = AppTest.from_file(str(Path(report.__file__).with_name("app.py")), default_timeout=120)
     at.query_params["folder"] = str(saved.parent)
-    at.switch_page("pages/5_results.py")
+    at.switch_page("views/5_results.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.error) == 1

@@ -36,7 +36,7 @@ def open_app(page: str | None = "1_compare.py", **query) -> AppTest:
     for key, value in query.items():
         at.query_params[key] = value if isinstance(value, str) else json.dumps(value)
     if page:
-        at.switch_page(f"pages/{page}")
+        at.switch_page(f"views/{page}")
     return at.run()
 
 
@@ -410,10 +410,10 @@ def test_settings_survive_a_visit_to_another_page():
     at = open_app(compare=SMALL)
     at.number_input(key="cmp.rules.2.adam.learning_rate").set_value(0.03)
     at.run()
-    at.switch_page("pages/6_plugins.py")
+    at.switch_page("views/6_plugins.py")
     at.run()
     no_trouble(at)
-    at.switch_page("pages/1_compare.py")
+    at.switch_page("views/1_compare.py")
     at.run()
     no_trouble(at)
     assert at.number_input(key="cmp.rules.2.adam.learning_rate").value == 0.03
@@ -485,7 +485,7 @@ def test_a_plugin_file_loaded_on_the_plugins_page_reaches_the_compare_page(tmp_p
     at.run()
     no_trouble(at)
     assert any("signgd_loaded" in shown(s.value) for s in at.success)
-    at.switch_page("pages/1_compare.py")
+    at.switch_page("views/1_compare.py")
     at.run()
     no_trouble(at)
     assert "signgd_loaded" in at.selectbox(key="cmp.rules.0.rule").options

@@ -147,7 +147,7 @@ def shoot(locator, name: str) -> Path:
 
 
 def test_a_deep_link_on_a_fresh_server_runs_through_app_py(page, server):
-    # First visit of this server: Streamlit would run the page file in its legacy pages/ mode.
+    # First visit of this server: were the folder named pages/, Streamlit would run the page file alone.
     page.goto(server + "/landscape")
     chart_locator(page, "Cost surface")
     page.get_by_role("link", name="Learning-rate sweep").wait_for()  # titles from app.py's st.navigation

@@ -14,7 +14,7 @@ from descentlab import lesson as L
 from descentlab.registry import load_registry
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-PAGE = "pages/0_how_it_works.py"
+PAGE = "views/0_how_it_works.py"
 
 
 @pytest.fixture(scope="module")

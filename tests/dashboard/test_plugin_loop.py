@@ -44,7 +44,7 @@ def open_page(page: str, **query) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=120)
     for key, value in query.items():
         at.query_params[key] = json.dumps(value)
-    at.switch_page(f"pages/{page}")
+    at.switch_page(f"views/{page}")
     return at.run()
 
 
@@ -73,7 +73,7 @@ def test_an_edited_plugin_file_loaded_again_runs_its_new_code(tmp_path):
     assert any("edited_rule" in shown(s.value) for s in first.success)
 
     spec = {**SMALL, "rules": [{"rule": "edited_rule", "learning_rate": 0.5}]}
-    first.switch_page("pages/1_compare.py")
+    first.switch_page("views/1_compare.py")
     first.query_params["compare"] = json.dumps(spec)
     first.run()
     assert not first.exception and not first.error, [e.value for e in first.error]
@@ -81,7 +81,7 @@ def test_an_edited_plugin_file_loaded_again_runs_its_new_code(tmp_path):
     assert moving[-1] < moving[0]  # scale 1: gradient descent lowers the loss
 
     plugin.write_text(PLUGIN.format(scale=0.0))  # now the rule never moves: the loss stays put
-    first.switch_page("pages/6_plugins.py")
+    first.switch_page("views/6_plugins.py")
     first.run()
     first.text_input(key="plug.path").input(str(plugin))
     first.button(key="plug.load").click()
@@ -89,7 +89,7 @@ def test_an_edited_plugin_file_loaded_again_runs_its_new_code(tmp_path):
     assert any("Reloaded edited_plugin.py" in shown(s.value) for s in first.success), \
         [s.value for s in first.success] + [w.value for w in first.warning]
 
-    first.switch_page("pages/1_compare.py")
+    first.switch_page("views/1_compare.py")
     first.run()
     first.button(key="cmp.run").click()
     first.run()

@@ -37,7 +37,7 @@ def open_app(page: str, **query) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=120)
     for key, value in query.items():
         at.query_params[key] = value if isinstance(value, str) else json.dumps(value)
-    at.switch_page(f"pages/{page}")
+    at.switch_page(f"views/{page}")
     return at.run()
 
 

@@ -21,7 +21,7 @@ RAW_MATH = re.compile(r"[_^]\{|\^\d|[α-ωΑ-Ω∂‖]_|_(?:t|max|min|layer|k)\b
 def _open(page: str | None) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=180)
     if page:
-        at.switch_page(f"pages/{page}")
+        at.switch_page(f"views/{page}")
     return at.run()
 
 

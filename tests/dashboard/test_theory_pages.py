@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from descentlab.lrfind import lr_find
 from descentlab.registry import get_registry
 
-PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "pages"
+PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "views"
 
 
 def figure_specs(at):

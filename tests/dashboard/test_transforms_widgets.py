@@ -20,7 +20,7 @@ SMALL = {"steps": 10, "seeds": 1, "batch_size": 0, "eval_every": 5,
 def open_compare(spec: dict) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.query_params["compare"] = json.dumps(spec)
-    at.switch_page("pages/1_compare.py")
+    at.switch_page("views/1_compare.py")
     return at.run()
 
 
@@ -66,7 +66,7 @@ def test_a_bad_transform_value_is_one_line_naming_the_field():
 def test_the_plugins_page_lists_every_transform():
     registry = load_registry(entry_points=False, use_env=False)
     at = AppTest.from_file(str(APP), default_timeout=120)
-    at.switch_page("pages/6_plugins.py")
+    at.switch_page("views/6_plugins.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     titles = [e.label for e in at.expander]

@@ -21,10 +21,9 @@ from descentlab.stability import rule_threshold
 TITLE = "How it works"
 ICON = ":material/school:"
 PAGE = "how"
-W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 if "compare" in st.query_params:
     # Links shared before this page existed opened Compare at the root URL ("/?compare=…"): keep them working.
-    st.switch_page("pages/1_compare.py", query_params=st.query_params.to_dict())
+    st.switch_page("views/1_compare.py", query_params=st.query_params.to_dict())
 
 START = preset("lesson")   # dashboard/presets/lesson.toml: XOR, 2-3-1, plain gradient descent at α = 1
 DEFAULT_PROBLEM, DEFAULT_HIDDEN, DEFAULT_RATE = START["problem"], START["hidden"], START["learning_rate"]

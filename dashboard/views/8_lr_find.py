@@ -16,7 +16,6 @@ from descentlab.stability import critical_learning_rate
 TITLE = "LR finder"
 ICON = ":material/search:"
 
-W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -11,7 +11,6 @@ from descentlab.dashboard import widgets as W
 TITLE = "Plugins"
 ICON = ":material/extension:"
 PAGE = "plug"
-W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 
 def declarations_table(hyperparams) -> list[dict]:

@@ -11,7 +11,6 @@ TITLE = "Landscape"
 ICON = ":material/terrain:"
 URL_PARAM = "landscape"  # ?landscape=<experiment JSON> reopens this page's settings
 PAGE = "land"
-W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 DEFAULT = preset("landscape")  # GD on a quadratic bowl with λₘₐₓ = 1, four α (presets/landscape.toml)
 

@@ -10,7 +10,6 @@ TITLE = "Compare"
 ICON = ":material/show_chart:"
 URL_PARAM = "compare"  # ?compare=<experiment JSON> reopens this page's settings
 PAGE = "cmp"
-W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 DEFAULT = preset("compare")  # vanilla GD, momentum and Adam on two spirals (dashboard/presets/compare.toml)
 

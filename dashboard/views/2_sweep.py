@@ -16,7 +16,6 @@ TITLE = "Learning-rate sweep"
 ICON = ":material/tune:"
 URL_PARAM = "sweep"  # ?sweep=<experiment JSON> reopens this page's settings
 PAGE = "sweep"
-W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 DEFAULT = preset("sweep")  # three rules over 17 log-spaced α on sine (dashboard/presets/sweep.toml)
 

@@ -14,7 +14,6 @@ from descentlab.verdicts import FLAGGED
 TITLE = "Results"
 ICON = ":material/folder_open:"
 PAGE = "res"
-W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 RESULT_FILES = ("experiment.toml", "runs.parquet", "metrics.parquet")
 
 

@@ -12,7 +12,6 @@ TITLE = "Decision boundary"
 ICON = ":material/scatter_plot:"
 URL_PARAM = "boundary"  # ?boundary=<experiment JSON> reopens this page's settings
 PAGE = "bound"
-W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 DEFAULT = preset("boundary")  # the Compare page's rules, one seed (dashboard/presets/boundary.toml)
 

@@ -21,7 +21,6 @@ from descentlab.stability import critical_learning_rate, measured_rate, rule_thr
 TITLE = "Stability"
 ICON = ":material/balance:"
 
-W.ensure_navigation()  # a deep link on a fresh server must still run through app.py
 
 THEORY_PROBLEMS = ("quadratic", "linear_regression", "rosenbrock", "himmelblau", "beale")
 EOS_PROBLEMS = ("sine", "moons", "spirals", "circles", "blobs")
