@@ -44,6 +44,21 @@ SETTINGS: tuple[HyperParam, ...] = (
                help="keep every run's weights every k steps and at the last step (0 = off), "
                     "so figures can show any of those steps without training again"),
 )
+# Declared here too although parsed by their own checks (a count or a list; optional): the dashboard
+# builds its widgets from these, so a default or a help text lives in one place.
+SEED_COUNT = HyperParam("seeds", 1, 1, MAX_SEEDS, kind="int", help="runs per configuration (seeds 0..n-1)")
+TARGET_LOSS = HyperParam("target_loss", 0.0,
+                         help="steps_to_target: the first step whose loss is at or below this (absent = none)")
+
+
+def setting(name: str) -> HyperParam:
+    """The declaration of run setting ``name`` (of :data:`SETTINGS`, or seeds / target_loss)."""
+    for h in (*SETTINGS, SEED_COUNT, TARGET_LOSS):
+        if h.name == name:
+            return h
+    raise KeyError(name)
+
+
 TOP_KEYS = ("name", "steps", "seeds", "batch_size", "dtype", "eval_every", "divergence_factor",
             "target_loss", "sharpness_every", "snapshot_every", "problem", "rules")
 ENTRY_KEYS = ("rule", "label", "learning_rate", "schedule", "transforms")
@@ -168,7 +183,7 @@ class Experiment:
         seeds = _check_seeds(d.get("seeds", 1))
         target = d.get("target_loss")
         if target is not None:
-            target = HyperParam("target_loss", 0.0).check(target)
+            target = TARGET_LOSS.check(target)
         problem, settings, kind = _check_problem(d.get("problem"), registry, strict)
         if values["batch_size"] > 0 and kind == "landscape":
             raise SpecError("batch_size", values["batch_size"],

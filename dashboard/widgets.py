@@ -13,6 +13,7 @@ import json
 import math
 import os
 import re
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ import streamlit as st
 from descentlab import analysis
 from descentlab.declarations import HyperParam
 from descentlab.errors import SpecError
+from descentlab.experiment import setting
 from descentlab.registry import PLUGINS_ENV, Registry, env_plugin_paths, load_registry
 
 from . import access
@@ -326,20 +328,21 @@ def run_settings_editor(prefix: str, spec: dict, *, container=None, seeds: bool 
     """Steps, seeds, batch size and evaluation interval (values outside the dashboard's limits are reported)."""
     where = container or st
     out = {}
-    steps_decl = HyperParam("steps", 300, 1, DASHBOARD_MAX_STEPS, kind="int", help="descent steps per run")
-    out["steps"] = hyperparam_widget(steps_decl, f"{prefix}.steps", spec.get("steps", 300), container=where)
+    # The experiment's own declarations (defaults, bounds, help); only the dashboard's limits differ.
+    steps_decl = replace(setting("steps"), high=DASHBOARD_MAX_STEPS)
+    out["steps"] = hyperparam_widget(steps_decl, f"{prefix}.steps", spec.get("steps", steps_decl.default),
+                                     container=where)
     if seeds:
-        count = spec.get("seeds", 1)
+        count = spec.get("seeds", setting("seeds").default)
         count = len(count) if isinstance(count, list) else count  # a list of seeds -> its length
-        seeds_decl = HyperParam("seeds", 1, 1, MAX_SEEDS, kind="int",
-                                help="runs per configuration (seeds 0..n-1); with several: median and interquartile band")
+        seeds_decl = replace(setting("seeds"), high=MAX_SEEDS,
+                             help=setting("seeds").help + "; with several: median and interquartile band")
         out["seeds"] = hyperparam_widget(seeds_decl, f"{prefix}.seeds", count, container=where)
-    batch_decl = HyperParam("batch_size", 0, 0, None, kind="int", help="0 = full batch; else samples per mini-batch")
-    out["batch_size"] = hyperparam_widget(batch_decl, f"{prefix}.batch_size", spec.get("batch_size", 0), container=where)
-    eval_decl = HyperParam("eval_every", 10, 0, None, kind="int", help="test loss every k steps (0 = last step only)")
-    out["eval_every"] = hyperparam_widget(eval_decl, f"{prefix}.eval_every", spec.get("eval_every", 10), container=where)
-    target_decl = HyperParam("target_loss", 0.0, 0.0, None, log=False,
-                             help="steps_to_target: first step whose loss is at or below this (0 = none)")
+    for name in ("batch_size", "eval_every"):
+        decl = setting(name)
+        out[name] = hyperparam_widget(decl, f"{prefix}.{name}", spec.get(name, decl.default), container=where)
+    # In the form 0 means "no target" (a number field cannot be empty), so the widget starts at 0.
+    target_decl = replace(setting("target_loss"), low=0.0, help=setting("target_loss").help + "; 0 = none")
     target = hyperparam_widget(target_decl, f"{prefix}.target_loss", spec.get("target_loss") or 0.0,
                                container=where, label="target loss (0 = none)")
     if target:
