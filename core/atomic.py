@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tempfile
 import threading
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["current_umask", "give_user_mode", "pid_alive", "write_atomic", "write_text_atomic"]
+__all__ = ["current_umask", "give_user_mode", "host_name", "pid_alive", "write_atomic", "write_text_atomic"]
 
 _PROC_STATUS = "/proc/self/status"
 _UMASK_LOCK = threading.Lock()
@@ -43,12 +45,43 @@ def give_user_mode(path, *, folder: bool) -> None:
     os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
 
 
+def host_name() -> str:
+    """This machine's name as it may appear in a file name (temporaries say which host wrote them)."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
+
+
+def _stale_temporaries(path: Path) -> list[Path]:
+    """Temporaries of ``path`` left by a writer of this machine that is gone (killed mid-write)."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]{1,10})\."
+                         r"[a-z0-9_]{8}" + re.escape(".tmp" + path.suffix))
+    host, found = host_name(), []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return found
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match and match["host"] == host and int(match["pid"]) != os.getpid() and not pid_alive(int(match["pid"])):
+            found.append(path.parent / name)
+    return found
+
+
 def write_atomic(path, write: Callable[[Path], None]) -> Path:
     """Call ``write(temporary_path)``, then rename it to ``path``: a reader never sees half a file, and
-    a failed write leaves the old file (if any) and no temporary behind. The folder is created."""
+    a failed write leaves the old file (if any) and no temporary behind. The folder is created.
+
+    The temporary is named ``.<name>.<host>.<pid>.<random>.tmp<suffix>``, so one that a killed writer
+    left behind is recognised and removed by the next write of the same file; a live writer's, or
+    another machine's (a shared folder), is left alone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    for stale in _stale_temporaries(path):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{host_name()}.{os.getpid()}.", suffix=".tmp" + path.suffix,
+                                dir=path.parent)
     os.close(fd)
     temp = Path(name)
     try:

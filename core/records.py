@@ -8,7 +8,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import give_user_mode, pid_alive
+from .atomic import give_user_mode, host_name, pid_alive
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: `import descentlab` stays light
     import pandas as pd
@@ -139,7 +138,7 @@ def build_meta(experiment: Experiment, registry, *, wall_time: float, problem_in
 
 
 def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
+    return host_name()
 
 
 def _temporary_prefix(name: str) -> str:

@@ -466,3 +466,28 @@ def test_an_atomic_write_that_fails_names_its_target_not_its_temporary(tmp_path)
     with pytest.raises(PermissionError) as caught:  # a filename the writer gave itself is kept
         write_atomic(target, lambda p: (_ for _ in ()).throw(PermissionError(errno.EACCES, "denied", "/elsewhere")))
     assert caught.value.filename == "/elsewhere"
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    # A writer killed between mkstemp and rename leaves .<name>.<host>.<pid>.<random>.tmp<suffix>;
+    # the next write of that file removes it when that pid is gone on this host, and nothing else.
+    import subprocess
+    import sys
+
+    from descentlab.atomic import host_name, write_text_atomic
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    target = tmp_path / "report.md"
+    stale = tmp_path / f".report.md.{host_name()}.{gone.pid}.abcd1234.tmp.md"
+    live = tmp_path / f".report.md.{host_name()}.{os.getppid()}.abcd1234.tmp.md"
+    elsewhere = tmp_path / f".report.md.other-host.{gone.pid}.abcd1234.tmp.md"
+    other_file = tmp_path / f".notes.md.{host_name()}.{gone.pid}.abcd1234.tmp.md"
+    for leftover in (stale, live, elsewhere, other_file):
+        leftover.write_text("half")
+    write_text_atomic(target, "whole")
+    assert target.read_text() == "whole"
+    assert not stale.exists()
+    assert live.exists() and elsewhere.exists() and other_file.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name, elsewhere.name,
+                                                                  other_file.name])
