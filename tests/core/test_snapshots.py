@@ -38,6 +38,21 @@ def registry():
     return snapshot_registry()
 
 
+def _blas_kernels() -> str:
+    from threadpoolctl import threadpool_info
+
+    return ", ".join(str(i.get("architecture")) for i in threadpool_info() if i.get("internal_api") == "openblas")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _same_blas_kernels_as_the_goldens():
+    """The goldens are bit-level and come from OpenBLAS's Haswell (AVX2) kernels; tests/conftest.py
+    pins them. On a machine where that pin cannot hold (not x86-64) the bytes cannot match."""
+    kernels = _blas_kernels()
+    if kernels and kernels not in ("Haswell", "Zen"):  # Zen runs OpenBLAS's Haswell kernels
+        pytest.skip(f"snapshot goldens are from OpenBLAS Haswell kernels; this machine runs {kernels}")
+
+
 def compare(name: str, golden: dict, actual: dict) -> str | None:
     """None when every golden digest is matched, else a message naming the case and its columns."""
     changed = [key for key in golden if key in actual and actual[key] != golden[key]]
