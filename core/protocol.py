@@ -15,7 +15,7 @@ from .errors import SpecError
 from .experiment import Experiment, Protocol, RuleEntry
 
 __all__ = ["FLOOR", "SUITES", "TAUS", "ProtocolOutcome", "choose", "draw_trials", "format_report",
-           "grid_trials", "profile_costs", "run_protocol", "save_protocol", "search_space", "seed_for"]
+           "grid_trials", "load_protocol", "profile_costs", "run_from_cli", "run_protocol", "save_protocol", "search_space", "seed_for"]
 
 # The built-in teaching suite: quick problems of every family, each with its own steps and a target
 # loss a well-tuned rule reaches; start_spread > 0 on the landscapes so that seeds differ at all.
@@ -338,3 +338,25 @@ def load_protocol(folder) -> dict | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def run_from_cli(experiment: Experiment, registry, args) -> int:
+    """``descentlab run`` of an experiment with ``[protocol]``: print the leaderboard and verdicts, save
+    the first problem's test-seed results folder with ``protocol.json`` (every problem's numbers) in it."""
+    import shlex
+
+    from .records import save_results
+    from .runner import run_experiment
+
+    workers = args.workers
+    command = shlex.join(["descentlab", "run", str(args.experiment)]
+                         + [a for p in args.plugin or () for a in ("--plugin", str(p))])
+    outcome = run_protocol(experiment, registry=registry, command=command,
+                           run=lambda e: run_experiment(e, registry=registry, workers=workers))
+    first = outcome.test_results[0]
+    path = save_results(first, args.out)
+    save_protocol(outcome.report, path)
+    if not args.quiet:
+        print(format_report(outcome.report))
+    print(f"results: {path} (protocol.json: every problem's numbers)")
+    return 0
