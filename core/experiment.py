@@ -610,6 +610,9 @@ class Protocol:
 def _protocol_seeds(value, field_name: str, start: int) -> tuple:
     """A count n (seeds start..start+n-1) or a list, checked as the top-level ``seeds``."""
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SEEDS:
+        if start + value > SEED_LIMIT:  # a count continues after the tune seeds: it must stay below 2**32
+            raise SpecError(f"protocol.{field_name}", value, f"a count of seeds from {start} that stay below 2**32, "
+                            "or a list of seeds")
         return tuple(range(start, start + value))
     try:
         return tuple(_check_seeds(value))

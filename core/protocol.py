@@ -297,7 +297,7 @@ def format_report(report: dict) -> str:
     for p in report["problems"]:
         lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}):")
         lines.append(f"  {'rule':<16} {'one-shot median [95% CI]':<30} {'tuned median [95% CI]':<30} "
-                     f"{'steps to target':<16} profile")
+                     f"{'steps to target':<16} profile score")
         for row in sorted(p["rules"], key=lambda r: (r["tuned"]["median"], r["label"])):
             one, two = row["one_shot"], row["tuned"]
             steps = (f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})"
@@ -343,16 +343,25 @@ def load_protocol(folder) -> dict | None:
 def run_from_cli(experiment: Experiment, registry, args) -> int:
     """``descentlab run`` of an experiment with ``[protocol]``: print the leaderboard and verdicts, save
     the first problem's test-seed results folder with ``protocol.json`` (every problem's numbers) in it."""
+    import os
     import shlex
 
+    from .experiment import check_resources
+    from .faults import build_instance
     from .records import save_results
     from .runner import run_experiment
 
     workers = args.workers
     command = shlex.join(["descentlab", "run", str(args.experiment)]
                          + [a for p in args.plugin or () for a in ("--plugin", str(p))])
-    outcome = run_protocol(experiment, registry=registry, command=command,
-                           run=lambda e: run_experiment(e, registry=registry, workers=workers))
+    def run(job: Experiment):
+        # every batch is checked before it trains, as a plain run is: one line if it cannot fit
+        instance = build_instance(registry.problem(job.problem), dict(job.problem_settings))
+        check_resources(job, instance, workers or min(os.cpu_count() or 1, job.n_runs))
+        del instance
+        return run_experiment(job, registry=registry, workers=workers)
+
+    outcome = run_protocol(experiment, registry=registry, command=command, run=run)
     first = outcome.test_results[0]
     path = save_results(first, args.out)
     save_protocol(outcome.report, path)

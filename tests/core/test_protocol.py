@@ -142,6 +142,7 @@ BAD = [
     ({"lr_factors": [10, 1]}, "protocol.lr_factors", "0 < low <= high"),
     ({"tune": ["nope"]}, "protocol.tune", "momentum"),
     ({"target": "low"}, "protocol.target", "a number"),
+    ({"tune_seeds": [2 ** 32 - 1], "test_seeds": 3}, "protocol.test_seeds", "below 2**32"),
     ({"bugdet": 3}, "protocol", "one of the keys budget"),
 ]
 
