@@ -15,7 +15,7 @@ from .errors import SpecError
 from .experiment import Experiment, Protocol, RuleEntry
 
 __all__ = ["FLOOR", "SUITES", "TAUS", "ProtocolOutcome", "choose", "draw_trials", "format_report",
-           "grid_trials", "load_protocol", "profile_costs", "run_from_cli", "run_protocol", "save_protocol", "search_space", "seed_for"]
+           "grid_trials", "load_protocol", "pairwise", "profile_costs", "run_from_cli", "run_protocol", "save_protocol", "search_space", "seed_for"]
 
 # The built-in teaching suite: quick problems of every family, each with its own steps and a target
 # loss a well-tuned rule reaches; start_spread > 0 on the landscapes so that seeds differ at all.
@@ -183,6 +183,45 @@ def profile_costs(problems: list[dict], labels: list[str]) -> dict[str, dict[str
     return costs
 
 
+def _plan(entry: RuleEntry, index: int, rule, protocol: Protocol) -> dict:
+    """One rule's defaults, its search space and its ``budget`` trials, with the entries that run them."""
+    alpha, base, _ = entry.grid()[0]
+    space = search_space(rule, entry, protocol)
+    trials = draw_trials(space, protocol.budget, protocol.search, seed_for(protocol.search_seed, index))
+    configs = [{"learning_rate": float(t["learning_rate"]), **_checked(rule, t, base)} for t in trials]
+    entries = [_entry(entry, f"{entry.label} [default]", alpha, base)]
+    entries += [_entry(entry, f"{entry.label} [trial {k + 1}]", c["learning_rate"],
+                       {n: v for n, v in c.items() if n != "learning_rate"}) for k, c in enumerate(configs)]
+    return {"entry": entry, "default": {"learning_rate": float(alpha), **base}, "trials": configs,
+            "space": space, "entries": entries}
+
+
+def _select(plan: dict, tuned: dict, budget: int) -> dict:
+    """The chosen trial of one rule by :func:`choose`, from its tune-seed scores only."""
+    from .analysis import median
+
+    label = plan["entry"].label
+    medians = [median(tuned[f"{label} [trial {k + 1}]"][0]) for k in range(budget)]
+    best = choose(medians)
+    return {"label": label, "rule": plan["entry"].rule, "budget": budget,
+            "space": {n: list(v) for n, v in plan["space"].items()},
+            "default_config": plan["default"], "chosen": best + 1, "chosen_config": plan["trials"][best],
+            "tune_default_median": median(tuned[f"{label} [default]"][0]),
+            "trial_medians": medians, "best_so_far": stats.best_so_far(medians).tolist()}
+
+
+def pairwise(rows: list[dict]) -> list[dict]:
+    """Every pair of rules' tuned test-seed losses through :func:`descentlab.stats.compare_samples`."""
+    pairs = []
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            a, b = rows[i]["label"], rows[j]["label"]
+            c = stats.compare_samples(rows[i]["tuned"]["scores"], rows[j]["tuned"]["scores"])
+            pairs.append({"a": a, "b": b, "verdict": c.verdict, "p_value": c.p_value, "test": c.test,
+                          "n_a": c.n_a, "n_b": c.n_b, "sentence": c.sentence(a, b)})
+    return pairs
+
+
 def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None = None,
                  command: str = "") -> ProtocolOutcome:
     """Tune every rule with the same budget on the tune seeds, then measure defaults and the chosen
@@ -202,59 +241,31 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
     labels = [e.label for e in experiment.entries]
     problems, test_results = [], []
     for number, problem in enumerate(_problems(experiment, protocol)):
-        key = f"{number + 1}. {problem['name']}"
         # ---- tuning: defaults and `budget` trials per rule, tune seeds only
-        tune_entries, plans = [], []
-        for index, entry in enumerate(experiment.entries):
-            rule = registry.rules[entry.rule]
-            alpha, base, _ = entry.grid()[0]
-            space = search_space(rule, entry, protocol)
-            trials = draw_trials(space, protocol.budget, protocol.search, seed_for(protocol.search_seed, index))
-            configs = [{"learning_rate": float(t["learning_rate"]), **_checked(rule, t, base)} for t in trials]
-            plans.append({"default": {"learning_rate": float(alpha), **base}, "trials": configs, "space": space})
-            tune_entries.append(_entry(entry, f"{entry.label} [default]", alpha, base))
-            tune_entries += [_entry(entry, f"{entry.label} [trial {k + 1}]", c["learning_rate"],
-                                    {n: v for n, v in c.items() if n != "learning_rate"})
-                             for k, c in enumerate(configs)]
+        plans = [_plan(entry, index, registry.rules[entry.rule], protocol)
+                 for index, entry in enumerate(experiment.entries)]
+        tune_entries = [e for plan in plans for e in plan["entries"]]
         tuned = _by_label(run(_phase(experiment, problem, tune_entries, protocol.tune_seeds, f"{experiment.name}-tune")))
         # ---- selection: decided here, before any test seed is run
-        test_entries, rows = [], []
-        for index, (entry, plan) in enumerate(zip(experiment.entries, plans)):
-            from .analysis import median
-            medians = [median(tuned[f"{entry.label} [trial {k + 1}]"][0]) for k in range(protocol.budget)]
-            best = choose(medians)
-            chosen = plan["trials"][best]
-            rows.append({"label": entry.label, "rule": entry.rule, "budget": protocol.budget,
-                         "space": {n: list(v) for n, v in plan["space"].items()},
-                         "default_config": plan["default"], "chosen": best + 1, "chosen_config": chosen,
-                         "tune_default_median": median(tuned[f"{entry.label} [default]"][0]),
-                         "trial_medians": medians, "best_so_far": stats.best_so_far(medians).tolist()})
-            test_entries.append(_entry(entry, f"{entry.label} [default]", plan["default"]["learning_rate"],
-                                       {n: v for n, v in plan["default"].items() if n != "learning_rate"}))
-            test_entries.append(_entry(entry, f"{entry.label} [tuned]", chosen["learning_rate"],
-                                       {n: v for n, v in chosen.items() if n != "learning_rate"}))
+        rows = [_select(plan, tuned, protocol.budget) for plan in plans]
+        test_entries = [_entry(plan["entry"], f"{plan['entry'].label} [{which}]", config["learning_rate"],
+                               {n: v for n, v in config.items() if n != "learning_rate"})
+                        for plan, row in zip(plans, rows)
+                        for which, config in (("default", row["default_config"]), ("tuned", row["chosen_config"]))]
         # ---- test: defaults and the chosen configuration on the test seeds; every reported number is from here
         results = run(_phase(experiment, problem, test_entries, protocol.test_seeds, f"{experiment.name}-test"))
         test_results.append(results)
         tested = _by_label(results)
         target = problem["target_loss"]
         for row in rows:
-            one = tested[f"{row['label']} [default]"]
-            two = tested[f"{row['label']} [tuned]"]
-            row["one_shot"] = _numbers(one[0], one[1], target, BOOTSTRAP_SEED)
-            row["tuned"] = _numbers(two[0], two[1], target, BOOTSTRAP_SEED)
-        pairs = []
-        for i in range(len(rows)):
-            for j in range(i + 1, len(rows)):
-                c = stats.compare_samples(rows[i]["tuned"]["scores"], rows[j]["tuned"]["scores"])
-                pairs.append({"a": rows[i]["label"], "b": rows[j]["label"], "verdict": c.verdict,
-                              "p_value": c.p_value, "test": c.test, "n_a": c.n_a, "n_b": c.n_b,
-                              "sentence": c.sentence(rows[i]["label"], rows[j]["label"])})
+            for which, name in (("default", "one_shot"), ("tuned", "tuned")):
+                score, steps, _ = tested[f"{row['label']} [{which}]"]
+                row[name] = _numbers(score, steps, target, BOOTSTRAP_SEED)
         minimum = (results.problem_info or {}).get("minimum_value")
-        problems.append({"key": key, "name": problem["name"], "settings": problem["settings"],
-                         "steps": problem["steps"], "target": target,
+        problems.append({"key": f"{number + 1}. {problem['name']}", "name": problem["name"],
+                         "settings": problem["settings"], "steps": problem["steps"], "target": target,
                          "minimum": float(minimum) if isinstance(minimum, (int, float)) else None,
-                         "rules": rows, "pairwise": pairs})
+                         "rules": rows, "pairwise": pairwise(rows)})
     costs = profile_costs(problems, labels)
     rho = stats.performance_profile(costs, TAUS)
     report = {
