@@ -69,21 +69,21 @@ def profile_figure(comparison: Comparison):
     import plotly.graph_objects as go
 
     profile = comparison.data["profile"]
-    fig = go.Figure()
+    fig = S.figure()
     for i, (label, rho) in enumerate(profile["rho"].items()):
         fig.add_trace(go.Scatter(x=profile["taus"], y=[_f(v) for v in rho], mode="lines", line_shape="hv",
                                  name=f"{label} (area {_f(profile['score'][label]):.3f})",
                                  line={"color": S.PALETTE[i % len(S.PALETTE)]}))
     fig.update_layout(title="Performance profile: share of problems within a factor τ of the best",
                       xaxis_title="τ (performance ratio)", yaxis_title="ρ(τ)", yaxis_range=[-0.02, 1.02])
-    return fig
+    return S.fit_title(fig)
 
 
 def best_so_far_figure(comparison: Comparison):
     """Best median tune-seed loss after each trial, per rule and problem: what the budget bought."""
     import plotly.graph_objects as go
 
-    fig = go.Figure()
+    fig = S.figure()
     labels = list(comparison.data["profile"]["score"])
     for p in comparison.data["problems"]:
         for r in p["rules"]:
@@ -93,7 +93,7 @@ def best_so_far_figure(comparison: Comparison):
                                      line={"color": S.PALETTE[labels.index(r["label"]) % len(S.PALETTE)]}))
     fig.update_layout(title="Best so far against the tuning budget (median over tune seeds)",
                       xaxis_title="trials", yaxis_title="best median final loss", yaxis_type="log")
-    return fig
+    return S.fit_title(fig)
 
 
 def _pairs(comparison: Comparison) -> list[tuple[str, str]]:
