@@ -172,8 +172,9 @@ def _numbers(score: np.ndarray, steps: np.ndarray, target, seed: int) -> dict:
 
 
 def profile_costs(problems: list[dict], labels: list[str]) -> dict[str, dict[str, float]]:
-    """costs[label][problem key] = max(median tuned test-seed loss − J*, FLOOR); +inf when that median is
-    +inf (more than half the test seeds diverged or failed): a failure, never within any τ."""
+    """``costs[label][key]`` (``key`` naming the problem) = max(median tuned test-seed loss − J*, FLOOR);
+    +inf when that median is +inf (more than half the test seeds diverged or failed): a failure,
+    never within any τ."""
     costs: dict[str, dict[str, float]] = {label: {} for label in labels}
     for p in problems:
         minimum = p["minimum"] if p["minimum"] is not None else 0.0
