@@ -200,3 +200,41 @@ def test_cli_prints_the_leaderboard_and_saves_protocol_json(tmp_path, capsys):
     assert data["command"] == f"descentlab run {path}"
     scores = data["profile"]["score"]
     assert set(scores) == {"gd", "adam"} and all(0 <= v <= 1 for v in scores.values())
+
+
+def test_selection_ranks_diverged_trials_last_and_ties_to_the_earlier_trial():
+    from descentlab.protocol import choose
+
+    assert choose([math.inf, 2.0, 1.0, 1.0]) == 2
+    assert choose([math.nan, 3.0]) == 1          # NaN (no finite run) is never chosen over a number
+    assert choose([math.inf, math.inf]) == 0     # all diverged: the first, and the report shows +inf
+
+
+def test_profile_measure_subtracts_the_known_minimum_floors_and_fails_on_inf():
+    from descentlab.protocol import FLOOR, profile_costs
+
+    problems = [{"key": "p", "minimum": 1.0, "rules": [{"label": "a", "tuned": {"median": 1.5}},
+                                                     {"label": "b", "tuned": {"median": 1.0 + 1e-15}}]},
+                {"key": "q", "minimum": None, "rules": [{"label": "a", "tuned": {"median": 0.2}},
+                                                      {"label": "b", "tuned": {"median": math.inf}}]}]
+    costs = profile_costs(problems, ["a", "b"])
+    assert costs == {"a": {"p": pytest.approx(0.5), "q": 0.2}, "b": {"p": FLOOR, "q": math.inf}}
+
+
+def test_search_space_tunes_only_finite_declared_ranges_on_their_scale():
+    from descentlab.experiment import Protocol
+    from descentlab.protocol import search_space
+    from descentlab.registry import get_registry
+
+    registry = get_registry()
+    adam = registry.rules["adam"]
+    entry = Experiment.from_dict(spec({}, rules=[{"rule": "adam", "learning_rate": 0.002}])).entries[0]
+    space = search_space(adam, entry, Protocol(lr_factors=(0.1, 10.0)))
+    assert space["learning_rate"] == pytest.approx((0.0002, 0.02, True, "float"))
+    declared = {h.name: h for h in adam.hyperparams}
+    for name in ("beta1", "beta2"):
+        h = declared[name]
+        assert space[name] == (h.low, h.high, h.log, h.kind)
+    assert "eps" not in space and "weight_decay" not in space and "amsgrad" not in space  # unbounded or a flag
+    only = search_space(adam, entry, Protocol(tune=("beta1",)))
+    assert set(only) == {"learning_rate", "beta1"}
