@@ -358,8 +358,10 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
     import os
     import shlex
 
+    from .atomic import write_text_atomic
     from .experiment import check_resources
     from .faults import build_instance
+    from .log import logger
     from .records import save_results
     from .runner import run_experiment
 
@@ -371,11 +373,16 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
         instance = build_instance(registry.problem(job.problem), dict(job.problem_settings))
         check_resources(job, instance, workers or min(os.cpu_count() or 1, job.n_runs))
         del instance
+        logger.debug("%s: %s, %d runs on seeds %s", job.name, job.problem, job.n_runs, job.seeds)
         return run_experiment(job, registry=registry, workers=workers)
 
     outcome = run_protocol(experiment, registry=registry, command=command, run=run)
     first = outcome.test_results[0]
     path = save_results(first, args.out)
+    # the whole experiment as run (every default written out), so the folder alone reproduces it
+    write_text_atomic(path / "protocol.toml", experiment.to_toml())
+    outcome.report["reproduce"] = shlex.join(["descentlab", "run", str(path / "protocol.toml")]
+                                             + [a for p in args.plugin or () for a in ("--plugin", str(p))])
     save_protocol(outcome.report, path)
     if not args.quiet:
         print(format_report(outcome.report))

@@ -21,6 +21,7 @@ class Comparison:
     verdict_rule: str
     measure: str
     command: str
+    reproduce: str
     leaderboard: pd.DataFrame
     verdicts: list[str] = field(default_factory=list)
     data: dict = field(default_factory=dict)
@@ -60,7 +61,7 @@ def load_comparison(folder) -> Comparison | None:
         verdicts += [f"{p['key']}: {pair['sentence']}" for pair in p["pairwise"]]
     return Comparison(statement=data["statement"], selection=data["selection"], intervals=data["intervals"],
                       verdict_rule=data["verdicts"], measure=data["profile"]["measure"],
-                      command=data.get("command", ""), leaderboard=pd.DataFrame(rows), verdicts=verdicts,
+                      command=data.get("command", ""), reproduce=data.get("reproduce", ""), leaderboard=pd.DataFrame(rows), verdicts=verdicts,
                       data=data)
 
 
@@ -107,14 +108,16 @@ def comparison_html(comparison: Comparison, table, pairs) -> list[str]:
     e = html.escape
     return ["<h3>Comparison (protocol)</h3>", pairs(_pairs(comparison)), table(comparison.leaderboard),
             "<ul class='verdict'>", *(f"<li>{e(v)}</li>" for v in comparison.verdicts), "</ul>",
-            f"<p>Reproduce the comparison: <code>{e(comparison.command)}</code></p>"]
+            f"<p>Reproduce the comparison: <code>{e(comparison.reproduce or comparison.command)}</code>"
+            + (f" (recorded command: <code>{e(comparison.command)}</code>)" if comparison.reproduce else "") + "</p>"]
 
 
 def comparison_md(comparison: Comparison, table, escape, code) -> list[str]:
     """The section's Markdown parts; ``table``, ``escape`` and ``code`` are the report's own renderers."""
     return ["### Comparison (protocol)", table(pd.DataFrame(_pairs(comparison), columns=["", ""])),
             table(comparison.leaderboard), "\n".join(f"- {escape(v)}" for v in comparison.verdicts),
-            "Reproduce the comparison:\n\n" + code(comparison.command, "sh")]
+            "Reproduce the comparison:\n\n" + code(comparison.reproduce or comparison.command, "sh"),
+            ("Recorded command:\n\n" + code(comparison.command, "sh")) if comparison.reproduce else ""]
 
 
 __all__ = ["Comparison", "best_so_far_figure", "comparison_html", "comparison_md", "load_comparison",

@@ -64,4 +64,4 @@ with st.expander(f"pairwise verdicts ({len(comparison.verdicts)})"):
 W.chart(profile_figure(comparison), f"{PAGE}.chart.profile")
 st.caption(f"Profile measure: {W.markdown_text(comparison.measure)}.")
 W.chart(best_so_far_figure(comparison), f"{PAGE}.chart.best_so_far")
-st.code(comparison.command, language="sh")
+st.code(comparison.reproduce or comparison.command, language="sh")

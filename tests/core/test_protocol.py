@@ -200,6 +200,11 @@ def test_cli_prints_the_leaderboard_and_saves_protocol_json(tmp_path, capsys):
     assert data["command"] == f"descentlab run {path}"
     scores = data["profile"]["score"]
     assert set(scores) == {"gd", "adam"} and all(0 <= v <= 1 for v in scores.values())
+    # the folder alone reproduces the comparison: its protocol.toml gives the same numbers
+    assert data["reproduce"] == f"descentlab run {folder / 'protocol.toml'}"
+    assert main(["run", str(folder / "protocol.toml"), "--out", str(tmp_path / "again"), "--quiet"]) == 0
+    (again,) = (tmp_path / "again").iterdir()
+    assert load_protocol(again)["problems"] == data["problems"]
 
 
 def test_selection_ranks_diverged_trials_last_and_ties_to_the_earlier_trial():

@@ -30,7 +30,7 @@ def test_report_of_a_protocol_folder_has_the_comparison(tmp_path, capsys):
         assert f"| {row['label']} |" in text and shown in text
     for pair in data["problems"][0]["pairwise"]:
         assert pair["verdict"] in ("better", "worse", "cannot tell apart")
-    assert f"descentlab run {path}" in text
+    assert f"descentlab run {folder / 'protocol.toml'}" in text and f"descentlab run {path}" in text
     (html,) = build_report([load_record(folder)], "html", tmp_path / "r.html")
     page = html.read_text()
     assert "Comparison (protocol)" in page and "Performance profile" in page
