@@ -200,7 +200,8 @@ class Experiment:
             raise SpecError("problems" if "problems" in d else "suite", d.get("problems", d.get("suite")),
                             "a [protocol] table as well (several problems are compared by the protocol)")
         _check_int64(d, "")  # last: the settings' own ranges name what they accept more precisely
-        return cls(protocol=protocol, suite=suite, name=exp_name, problem=problem, problem_settings=settings, steps=steps, seeds=seeds,
+        return cls(protocol=protocol, suite=suite,
+                   name=exp_name, problem=problem, problem_settings=settings, steps=steps, seeds=seeds,
                    batch_size=values["batch_size"], dtype=values["dtype"], eval_every=values["eval_every"],
                    divergence_factor=values["divergence_factor"], target_loss=target,
                    sharpness_every=values["sharpness_every"], entries=entries,

@@ -14,8 +14,9 @@ from . import stats
 from .errors import SpecError
 from .experiment import Experiment, Protocol, RuleEntry
 
-__all__ = ["FLOOR", "SUITES", "TAUS", "ProtocolOutcome", "choose", "draw_trials", "format_report",
-           "grid_trials", "load_protocol", "pairwise", "profile_costs", "run_from_cli", "run_protocol", "save_protocol", "search_space", "seed_for"]
+__all__ = ["FLOOR", "SUITES", "TAUS", "ProtocolOutcome", "choose", "draw_trials", "format_report", "grid_trials",
+           "load_protocol", "pairwise", "profile_costs", "run_from_cli", "run_protocol", "save_protocol",
+           "search_space", "seed_for"]
 
 # The built-in teaching suite: quick problems of every family, each with its own steps and a target
 # loss a well-tuned rule reaches; start_spread > 0 on the landscapes so that seeds differ at all.
@@ -246,7 +247,8 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
         plans = [_plan(entry, index, registry.rules[entry.rule], protocol)
                  for index, entry in enumerate(experiment.entries)]
         tune_entries = [e for plan in plans for e in plan["entries"]]
-        tuned = _by_label(run(_phase(experiment, problem, tune_entries, protocol.tune_seeds, f"{experiment.name}-tune")))
+        tune_job = _phase(experiment, problem, tune_entries, protocol.tune_seeds, f"{experiment.name}-tune")
+        tuned = _by_label(run(tune_job))
         # ---- selection: decided here, before any test seed is run
         rows = [_select(plan, tuned, protocol.budget) for plan in plans]
         test_entries = [_entry(plan["entry"], f"{plan['entry'].label} [{which}]", config["learning_rate"],
@@ -290,8 +292,8 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
 
 def statement(protocol: Protocol, n_problems: int) -> str:
     """The budget and split statement printed with every leaderboard."""
-    return (f"every rule: {protocol.budget} {protocol.search}-search trials (seed {protocol.search_seed}) on tune seeds "
-            f"{list(protocol.tune_seeds)}; defaults and the chosen trial re-run on test seeds "
+    return (f"every rule: {protocol.budget} {protocol.search}-search trials (seed {protocol.search_seed}) "
+            f"on tune seeds {list(protocol.tune_seeds)}; defaults and the chosen trial re-run on test seeds "
             f"{list(protocol.test_seeds)}, the only seeds any reported number comes from; {n_problems} problem(s)")
 
 
@@ -299,6 +301,10 @@ def _g(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return "inf" if value == math.inf else f"{value:.3g}"
+
+
+def _with_ci(numbers: dict) -> str:
+    return f"{_g(numbers['median'])} [{_g(numbers['ci'][0])}, {_g(numbers['ci'][1])}]"
 
 
 def format_report(report: dict) -> str:
@@ -314,9 +320,8 @@ def format_report(report: dict) -> str:
             one, two = row["one_shot"], row["tuned"]
             steps = (f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})"
                      if "steps_median" in two else "-")
-            lines.append(f"  {row['label']:<16} {_g(one['median']) + ' [' + _g(one['ci'][0]) + ', ' + _g(one['ci'][1]) + ']':<30} "
-                         f"{_g(two['median']) + ' [' + _g(two['ci'][0]) + ', ' + _g(two['ci'][1]) + ']':<30} "
-                         f"{steps:<16} {score[row['label']]:.3f}")
+            lines.append(f"  {row['label']:<16} {_with_ci(one):<30} {_with_ci(two):<30} {steps:<16} "
+                         f"{score[row['label']]:.3f}")
         lines += [f"  {pair['sentence']}" for pair in p["pairwise"]]
     lines.append("profile score: area under ρ(τ) for τ in [1, 4] (1 = best on every problem); "
                  + ", ".join(f"{k} {v:.3f}" for k, v in sorted(score.items(), key=lambda kv: -kv[1])))

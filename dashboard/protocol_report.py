@@ -61,7 +61,8 @@ def load_comparison(folder) -> Comparison | None:
         verdicts += [f"{p['key']}: {pair['sentence']}" for pair in p["pairwise"]]
     return Comparison(statement=data["statement"], selection=data["selection"], intervals=data["intervals"],
                       verdict_rule=data["verdicts"], measure=data["profile"]["measure"],
-                      command=data.get("command", ""), reproduce=data.get("reproduce", ""), leaderboard=pd.DataFrame(rows), verdicts=verdicts,
+                      command=data.get("command", ""), reproduce=data.get("reproduce", ""),
+                      leaderboard=pd.DataFrame(rows), verdicts=verdicts,
                       data=data)
 
 

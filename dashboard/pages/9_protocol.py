@@ -1,4 +1,4 @@
-"""Honest comparison page: a protocol comparison saved by ``descentlab run`` (protocol.json), drawn without re-running."""
+"""Honest comparison page: a protocol comparison saved by ``descentlab run`` (protocol.json), never re-run."""
 
 from pathlib import Path
 
@@ -19,7 +19,8 @@ def comparisons_in(folder: Path) -> list[Path]:
     """Result folders with a protocol.json under ``folder`` (or ``folder`` itself), newest first."""
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "protocol.json").is_file()]
+    found = [p for p in folder.iterdir()
+             if p.is_dir() and not p.name.startswith(".") and (p / "protocol.json").is_file()]
     if (folder / "protocol.json").is_file():
         found.append(folder)
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
