@@ -654,6 +654,14 @@ def check_protocol(value, entries: list[RuleEntry], registry, strict: bool) -> P
             raise SpecError("protocol.tune", tune, '"all" or a list of hyperparameter names of the rules ('
                             + (", ".join(sorted(declared)) or "none declared") + "); learning_rate is always tuned")
         tune = tuple(tune)
+    # each problem trains two batches; both are counted before anything is allocated
+    tuning_runs = len(entries) * (1 + budget) * len(tune_seeds)
+    if tuning_runs > MAX_RUNS:
+        raise SpecError("protocol.budget", budget, f"at most {MAX_RUNS} tuning runs per problem "
+                        f"(rules x (1 + budget) x tune seeds)", hint=f"{tuning_runs} runs")
+    if len(entries) * 2 * len(test_seeds) > MAX_RUNS:
+        raise SpecError("protocol.test_seeds", f"{len(test_seeds)} seeds", f"at most {MAX_RUNS} test runs per problem "
+                        "(rules x 2 x test seeds)", hint=f"{len(entries) * 2 * len(test_seeds)} runs")
     return Protocol(budget=budget, search=search, search_seed=search_seed, tune_seeds=tune_seeds,
                     test_seeds=test_seeds, target=target, lr_factors=(float(factors[0]), float(factors[1])),
                     tune=tune)

@@ -143,6 +143,7 @@ BAD = [
     ({"tune": ["nope"]}, "protocol.tune", "momentum"),
     ({"target": "low"}, "protocol.target", "a number"),
     ({"tune_seeds": [2 ** 32 - 1], "test_seeds": 3}, "protocol.test_seeds", "below 2**32"),
+    ({"budget": 1000, "tune_seeds": 100}, "protocol.budget", "at most 100000 tuning runs"),
     ({"bugdet": 3}, "protocol", "one of the keys budget"),
 ]
 
