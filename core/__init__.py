@@ -35,7 +35,7 @@ try:
     from .problem import (Dataset, ExactHessian, Landscape, Predictor, ProblemInstance, SupervisedInstance,
                           exact_hessian, is_landscape, is_predictor)
     from .registry import Registry, get_registry, load_registry
-    from .experiment import Experiment, RuleEntry, RunConfig, load_experiment_file
+    from .experiment import Experiment, Protocol, RuleEntry, RunConfig, load_experiment_file
     from .records import Results, load_results, save_results
     from .runner import run_experiment
     from .sharpness import top_hessian_eigenvalue
@@ -63,10 +63,10 @@ __all__ = [
     "Experiment", "RuleEntry", "RunConfig", "load_experiment_file", "Results", "load_results",
     "save_results", "run_experiment",
     "top_hessian_eigenvalue", "critical_learning_rate", "divergence_reason", "lr_find", "compare",
-    "summarize", "verdict", "Transform",
+    "summarize", "verdict", "Transform", "Protocol", "run_protocol", "SUITES",
 ]
 
-_LAZY = {"summarize": "analysis", "verdict": "analysis"}
+_LAZY = {"summarize": "analysis", "verdict": "analysis", "run_protocol": "protocol", "SUITES": "protocol"}
 
 
 def __getattr__(name):

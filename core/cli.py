@@ -136,6 +136,9 @@ def cmd_run(args) -> int:
         _check_out_dir(args.out)
     elif os.environ.get(RESULTS_ENV):  # the default folder, named so that a bad value can be traced
         _check_out_dir(os.environ[RESULTS_ENV], field=RESULTS_ENV)
+    if experiment.protocol is not None:  # an honest comparison (docs/protocol.md): tune, then test
+        from .protocol import run_from_cli
+        return run_from_cli(experiment, registry, args)
     workers = _bounded_workers(args.workers, experiment.n_runs, quiet=args.quiet)
     # the problem is built here once more (cheap: parameters are allocated per chunk) so that a job
     # that cannot fit is refused before any training, with what it needs and what there is

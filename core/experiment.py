@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import stat
 import tomllib
@@ -60,7 +61,7 @@ def setting(name: str) -> HyperParam:
 
 
 TOP_KEYS = ("name", "steps", "seeds", "batch_size", "dtype", "eval_every", "divergence_factor",
-            "target_loss", "sharpness_every", "snapshot_every", "problem", "rules")
+            "target_loss", "sharpness_every", "snapshot_every", "problem", "rules", "protocol", "problems", "suite")
 ENTRY_KEYS = ("rule", "label", "learning_rate", "schedule", "transforms")
 SCHEDULE_KEYS = ("name", "warmup_steps")
 LEARNING_RATE = HyperParam("learning_rate", 0.01, 0.0, None, low_open=True, log=True,
@@ -157,6 +158,10 @@ class Experiment:
     sharpness_every: int
     entries: list[RuleEntry]
     snapshot_every: int = 0
+    protocol: "Protocol | None" = None  # [protocol]: an honest comparison (descentlab.protocol)
+    # [[problems]] or suite = "...": every problem of a protocol comparison, each
+    # {"name", "settings", "steps", "target_loss"}; empty for a single-problem experiment
+    suite: list = field(default_factory=list)
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -184,7 +189,9 @@ class Experiment:
         target = d.get("target_loss")
         if target is not None:
             target = TARGET_LOSS.check(target)
-        problem, settings, kind = _check_problem(d.get("problem"), registry, strict)
+        suite = _check_suite(d, registry, strict, steps, target)
+        problem, settings, kind = ((suite[0]["name"], suite[0]["settings"], "") if suite
+                                   else _check_problem(d.get("problem"), registry, strict))
         if values["batch_size"] > 0 and kind == "landscape":
             raise SpecError("batch_size", values["batch_size"],
                             f"0 (problem {problem!r} is a landscape: it has no samples to batch)")
@@ -197,8 +204,19 @@ class Experiment:
         entries = [_check_entry(i, r, registry, strict, steps) for i, r in enumerate(rules)]
         _unique_labels(entries, [("label" in r) for r in rules])
         _check_run_count(entries, seeds)
+        protocol = None
+        if "protocol" in d:
+            if "seeds" in d:
+                raise SpecError("seeds", d["seeds"], "no top-level seeds with [protocol]: set protocol.tune_seeds "
+                                "and protocol.test_seeds (tuning never sees a test seed)")
+            protocol = check_protocol(d["protocol"], entries, registry, strict)
+            seeds = [*protocol.tune_seeds, *protocol.test_seeds]
+        elif suite:
+            raise SpecError("problems" if "problems" in d else "suite", d.get("problems", d.get("suite")),
+                            "a [protocol] table as well (several problems are compared by the protocol)")
         _check_int64(d, "")  # last: the settings' own ranges name what they accept more precisely
-        return cls(name=exp_name, problem=problem, problem_settings=settings, steps=steps, seeds=seeds,
+        return cls(protocol=protocol, suite=suite,
+                   name=exp_name, problem=problem, problem_settings=settings, steps=steps, seeds=seeds,
                    batch_size=values["batch_size"], dtype=values["dtype"], eval_every=values["eval_every"],
                    divergence_factor=values["divergence_factor"], target_loss=target,
                    sharpness_every=values["sharpness_every"], entries=entries,
@@ -214,13 +232,22 @@ class Experiment:
         d: dict[str, Any] = {"name": self.name, "steps": self.steps, "seeds": list(self.seeds),
                              "batch_size": self.batch_size, "dtype": self.dtype, "eval_every": self.eval_every,
                              "divergence_factor": self.divergence_factor}
+        if self.protocol is not None:  # its seeds are the protocol's tune_seeds and test_seeds
+            del d["seeds"]
         if self.target_loss is not None:
             d["target_loss"] = self.target_loss
         d["sharpness_every"] = self.sharpness_every
         if self.snapshot_every:  # written only when on: older result folders' specs stay byte-identical
             d["snapshot_every"] = self.snapshot_every
-        d["problem"] = {"name": self.problem, **self.problem_settings}
+        if self.suite:
+            d["problems"] = [{"name": p["name"], **p["settings"], "steps": p["steps"],
+                              **({"target_loss": p["target_loss"]} if p["target_loss"] is not None else {})}
+                             for p in self.suite]
+        else:
+            d["problem"] = {"name": self.problem, **self.problem_settings}
         d["rules"] = [e.to_dict() for e in self.entries]
+        if self.protocol is not None:  # written only when used: older result folders' specs stay byte-identical
+            d["protocol"] = self.protocol.to_dict()
         return d
 
     def to_toml(self) -> str:
@@ -563,3 +590,129 @@ def check_resources(experiment: "Experiment", instance, workers: int = 1) -> tup
         raise SpecError("experiment size", what, f"a job of at most ~{MAX_JOB_SECONDS // 86400} days",
                         hint=f"estimated ~{seconds / 86400:.3g} days serial; use fewer runs, steps or samples")
     return needed, seconds
+
+
+# ---- [protocol] and [[problems]]: an honest comparison (descentlab.protocol runs it) ---------------
+
+SEARCHES = ("random", "grid")
+PROTOCOL_KEYS = ("budget", "search", "search_seed", "tune_seeds", "test_seeds", "target", "lr_factors", "tune")
+MAX_BUDGET = 1000
+PROBLEM_RUN_KEYS = ("steps", "target_loss")  # per-problem run settings a [[problems]] table may set
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A validated ``[protocol]`` table: equal tuning budgets, disjoint tune/test seeds (docs/protocol.md)."""
+
+    budget: int = 8
+    search: str = "random"
+    search_seed: int = 0
+    tune_seeds: tuple = (0, 1, 2)
+    test_seeds: tuple = (3, 4, 5, 6, 7)
+    target: float | None = None
+    lr_factors: tuple = (0.01, 100.0)  # the α range: each rule's own default α times these
+    tune: tuple | str = "all"          # "all" hyperparameters with a finite declared range, or these names
+
+    def to_dict(self) -> dict:
+        d: dict[str, Any] = {"budget": self.budget, "search": self.search, "search_seed": self.search_seed,
+                             "tune_seeds": list(self.tune_seeds), "test_seeds": list(self.test_seeds),
+                             "lr_factors": list(self.lr_factors),
+                             "tune": self.tune if isinstance(self.tune, str) else list(self.tune)}
+        if self.target is not None:
+            d["target"] = self.target
+        return d
+
+
+def _protocol_seeds(value, field_name: str, start: int) -> tuple:
+    """A count n (seeds start..start+n-1) or a list, checked as the top-level ``seeds``."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SEEDS:
+        if start + value > SEED_LIMIT:  # a count continues after the tune seeds: it must stay below 2**32
+            raise SpecError(f"protocol.{field_name}", value, f"a count of seeds from {start} that stay below 2**32, "
+                            "or a list of seeds")
+        return tuple(range(start, start + value))
+    try:
+        return tuple(_check_seeds(value))
+    except SpecError as error:  # the same message, named as the protocol's field
+        raise SpecError(f"protocol.{field_name}", error.value, error.accepted) from None
+
+
+def check_protocol(value, entries: list[RuleEntry], registry, strict: bool) -> Protocol:
+    """The ``[protocol]`` table, or a one-line SpecError naming the field, the value and what is accepted."""
+    if not isinstance(value, dict):
+        raise SpecError("protocol", value, "a [protocol] table, e.g. budget = 8")
+    _check_keys("protocol", value, PROTOCOL_KEYS)
+    budget = HyperParam("budget", 8, 1, MAX_BUDGET, kind="int").check(value.get("budget", 8), "protocol")
+    search = HyperParam("search", "random", kind="choice", choices=SEARCHES).check(
+        value.get("search", "random"), "protocol")
+    search_seed = HyperParam("search_seed", 0, 0, SEED_LIMIT - 1, kind="int").check(
+        value.get("search_seed", 0), "protocol")
+    tune_seeds = _protocol_seeds(value.get("tune_seeds", 3), "tune_seeds", 0)
+    test_seeds = _protocol_seeds(value.get("test_seeds", 5), "test_seeds", max(tune_seeds) + 1)
+    shared = sorted(set(tune_seeds) & set(test_seeds))
+    if shared:
+        raise SpecError("protocol.test_seeds", list(test_seeds), "seeds disjoint from protocol.tune_seeds",
+                        hint=f"{shared} in both: tuning must never see a test seed")
+    target = value.get("target")
+    if target is not None:
+        target = HyperParam("target", 0.0).check(target, "protocol")
+    factors = value.get("lr_factors", [0.01, 100.0])
+    accepted = "[low, high]: two numbers 0 < low <= high, multiplying each rule's default learning rate"
+    if (not isinstance(factors, list) or len(factors) != 2
+            or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) or f <= 0
+                   for f in factors) or factors[0] > factors[1]):
+        raise SpecError("protocol.lr_factors", factors, accepted)
+    tune = value.get("tune", "all")
+    if tune != "all":
+        declared = {h.name for e in entries for h in (registry.rules[e.rule].hyperparams if strict else ())}
+        if (not isinstance(tune, list) or not all(isinstance(t, str) for t in tune)
+                or (strict and any(t not in declared for t in tune))):
+            raise SpecError("protocol.tune", tune, '"all" or a list of hyperparameter names of the rules ('
+                            + (", ".join(sorted(declared)) or "none declared") + "); learning_rate is always tuned")
+        tune = tuple(tune)
+    # each problem trains two batches; both are counted before anything is allocated
+    tuning_runs = len(entries) * (1 + budget) * len(tune_seeds)
+    if tuning_runs > MAX_RUNS:
+        raise SpecError("protocol.budget", budget, f"at most {MAX_RUNS} tuning runs per problem "
+                        f"(rules x (1 + budget) x tune seeds)", hint=f"{tuning_runs} runs")
+    if len(entries) * 2 * len(test_seeds) > MAX_RUNS:
+        raise SpecError("protocol.test_seeds", f"{len(test_seeds)} seeds", f"at most {MAX_RUNS} test runs per problem "
+                        "(rules x 2 x test seeds)", hint=f"{len(entries) * 2 * len(test_seeds)} runs")
+    return Protocol(budget=budget, search=search, search_seed=search_seed, tune_seeds=tune_seeds,
+                    test_seeds=test_seeds, target=target, lr_factors=(float(factors[0]), float(factors[1])),
+                    tune=tune)
+
+
+def _check_suite(d: dict, registry, strict: bool, steps: int, target) -> list[dict]:
+    """``[[problems]]`` or ``suite = "<name>"``: each problem with its own steps and target; [] if neither."""
+    if "suite" in d:
+        from .protocol import SUITES  # the built-in suites live with the protocol that runs them
+        if "problems" in d or "problem" in d:
+            raise SpecError("suite", d["suite"], "either suite, [[problems]] or [problem], not several")
+        if d["suite"] not in SUITES:
+            raise SpecError("suite", d["suite"], "one of " + ", ".join(repr(s) for s in SUITES))
+        items = [dict(item) for item in SUITES[d["suite"]]]
+    elif "problems" in d:
+        if "problem" in d:
+            raise SpecError("problems", "[[problems]] and [problem]", "one of them, not both")
+        items = d["problems"]
+        if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+            raise SpecError("problems", items, 'at least one [[problems]] table, e.g. name = "rosenbrock"')
+    else:
+        return []
+    suite = []
+    for i, item in enumerate(items):
+        item = dict(item)
+        run = {k: item.pop(k) for k in PROBLEM_RUN_KEYS if k in item}
+        where = f"problems[{i}]"
+        own_steps = HyperParam("steps", steps, 1, MAX_STEPS, kind="int").check(run.get("steps", steps), where)
+        own_target = run.get("target_loss", target)
+        if own_target is not None:
+            own_target = HyperParam("target_loss", 0.0).check(own_target, where)
+        try:
+            name, settings, kind = _check_problem(item, registry, strict)
+        except SpecError as error:
+            raise SpecError(f"{where}: {error.field}", error.value, error.accepted) from None
+        if kind == "landscape" and d.get("batch_size", 0):
+            raise SpecError("batch_size", d["batch_size"], f"0 (problems[{i}] {name!r} is a landscape)")
+        suite.append({"name": name, "settings": settings, "steps": own_steps, "target_loss": own_target})
+    return suite

@@ -60,6 +60,7 @@ class Section:
     failures: pd.DataFrame
     figures: list[Figure] = field(default_factory=list)
     rule_checks: list[str] = field(default_factory=list)
+    comparison: object = None  # a protocol comparison (protocol_report.Comparison), when the folder has one
 
 
 def experiment_name(results) -> str:
@@ -262,13 +263,26 @@ def rule_check_warnings(results) -> list[str]:
 
 def build_section(results, *, with_figures: bool = True) -> Section:
     summary = analysis.summarize(results)
-    return Section(
+    section = Section(
         name=experiment_name(results), facts=experiment_facts(results), rules=rules_table(results),
         toml=experiment_toml(results), command=str((results.meta or {}).get("command", "")),
         reproduce=reproduce_command(results), meta=meta_rows(results.meta), summary=summary,
         verdict=analysis.verdict(summary, results), reasons=divergence_table(results),
         failures=failure_table(results), figures=report_figures(results) if with_figures else [],
         rule_checks=rule_check_warnings(results))
+    _add_comparison(section, results, with_figures)
+    return section
+
+
+def _add_comparison(section: Section, results, with_figures: bool) -> None:
+    """The protocol comparison of a folder with protocol.json (docs/protocol.md), its figures first."""
+    from .protocol_report import best_so_far_figure, load_comparison, profile_figure
+
+    section.comparison = load_comparison(getattr(results, "path", None))
+    if section.comparison is not None and with_figures:
+        section.figures[:0] = [Figure("profile", "Performance profile", profile_figure(section.comparison)),
+                               Figure("best-so-far", "Best so far against the tuning budget",
+                                      best_so_far_figure(section.comparison))]
 
 
 # ---------------------------------------------------------------- formatting shared by the renderers
@@ -364,6 +378,7 @@ def html_section(section: Section, figure_html: list[str]) -> str:
     parts = [f"<section><h2>{e(section.name)}</h2>", "<h3>Verdict</h3><ul class='verdict'>",
              *(f"<li>{e(s)}</li>" for s in section.verdict), "</ul>",
              *(f"<p class='warn'>{e(s)}</p>" for s in section.rule_checks),
+             *(_comparison_html(section) if section.comparison is not None else []),
              "<h3>Summary per rule</h3>", html_table(display_summary(section.summary)),
              "<h3>Figures</h3>", *(f"<div class='figure'>{f}</div>" for f in figure_html)]
     if not section.reasons.empty:
@@ -378,6 +393,11 @@ def html_section(section: Section, figure_html: list[str]) -> str:
         parts.append(f"<details><summary>experiment.toml</summary><pre>{e(section.toml)}</pre></details>")
     parts += ["<h3>Versions and plugin origins</h3>", html_pairs(section.meta), "</section>"]
     return "\n".join(parts)
+
+
+def _comparison_html(section: Section) -> list[str]:
+    from .protocol_report import comparison_html
+    return comparison_html(section.comparison, html_table, html_pairs)
 
 
 def render_html(sections: Sequence[Section]) -> str:
@@ -437,6 +457,7 @@ def md_table(frame: pd.DataFrame) -> str:
 def md_section(section: Section, images: dict[int, str], missing_note: str) -> str:
     parts = [f"## {md_escape(section.name)}", "### Verdict", "\n".join(f"- {md_escape(s)}" for s in section.verdict),
              "\n\n".join(f"**{md_escape(s)}**" for s in section.rule_checks),
+             *(_comparison_md(section) if section.comparison is not None else []),
              "### Summary per rule", md_table(display_summary(section.summary)), "### Figures"]
     for fig in section.figures:
         parts.append(f"![{md_escape(fig.title)}]({images[id(fig)]})" if id(fig) in images
@@ -455,6 +476,11 @@ def md_section(section: Section, images: dict[int, str], missing_note: str) -> s
         parts.append(md_code(section.toml.strip(), "toml"))
     parts += ["### Versions and plugin origins", md_table(pd.DataFrame(section.meta, columns=["", ""]))]
     return "\n\n".join(p for p in parts if p)
+
+
+def _comparison_md(section: Section) -> list[str]:
+    from .protocol_report import comparison_md
+    return comparison_md(section.comparison, md_table, md_escape, md_code)
 
 
 def render_markdown(sections: Sequence[Section], images: dict[int, str], missing_note: str = "") -> str:

@@ -1,0 +1,395 @@
+"""The honest-comparison protocol: equal tuning budgets, tune/test seeds, intervals, verdicts, suites, profiles."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import stats
+from .errors import SpecError
+from .experiment import Experiment, Protocol, RuleEntry
+
+__all__ = ["FLOOR", "SUITES", "TAUS", "ProtocolOutcome", "choose", "draw_trials", "format_report", "grid_trials",
+           "load_protocol", "pairwise", "profile_costs", "run_from_cli", "run_protocol", "save_protocol",
+           "search_space", "seed_for"]
+
+# The built-in teaching suite: quick problems of every family, each with its own steps and a target
+# loss a well-tuned rule reaches; start_spread > 0 on the landscapes so that seeds differ at all.
+SUITES: dict[str, tuple[dict, ...]] = {
+    "teaching": (
+        {"name": "quadratic", "condition": 10.0, "start_spread": 0.5, "steps": 100, "target_loss": 1e-3},
+        {"name": "quadratic", "condition": 100.0, "start_spread": 0.5, "steps": 150, "target_loss": 1e-3},
+        {"name": "rosenbrock", "start_spread": 0.1, "steps": 300, "target_loss": 1e-2},
+        {"name": "himmelblau", "start_spread": 0.5, "steps": 100, "target_loss": 1e-3},
+        {"name": "beale", "start_spread": 0.2, "steps": 200, "target_loss": 1e-2},
+        {"name": "linear_regression", "samples": 64, "start_spread": 0.5, "steps": 100, "target_loss": 0.05},
+        {"name": "xor", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.1},
+        {"name": "moons", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.2},
+    ),
+}
+TAUS = tuple(float(t) for t in np.round(np.linspace(1.0, 4.0, 61), 10))  # profile grid, step 0.05
+# The profile's measure: median test-seed final loss above the problem's known minimum (0 if none),
+# floored here: two rules that both reach the minimum to 1e-8 have solved the problem equally well,
+# and a ratio of 1e-30 to 1e-20 would call one of them 10^10 times worse.
+FLOOR = 1e-8
+BOOTSTRAP_SEED = 0  # the intervals' resampling seed: a report is reproducible
+
+
+@dataclass
+class ProtocolOutcome:
+    """What :func:`run_protocol` returns: the JSON-ready report and each problem's test-seed Results."""
+
+    report: dict
+    test_results: list
+
+
+def seed_for(search_seed: int, entry: int) -> int:
+    """The search seed of one rule entry: independent streams per entry from one protocol seed."""
+    return int(np.random.SeedSequence([int(search_seed), int(entry)]).generate_state(1)[0])
+
+
+def search_space(rule, entry: RuleEntry, protocol: Protocol) -> dict[str, tuple[float, float, bool, str]]:
+    """``{name: (low, high, log, kind)}``: α always (log, the one-shot α times ``lr_factors``), and every
+    float/int hyperparameter with a finite declared range (log where declared), or those in ``tune``.
+
+    A hyperparameter without a finite range (ε in (0, ∞)), a flag or a choice keeps its value: there
+    is no honest way to draw from an unbounded range.
+    """
+    alpha = float(entry.grid()[0][0])
+    space = {"learning_rate": (alpha * protocol.lr_factors[0], alpha * protocol.lr_factors[1], True, "float")}
+    for h in rule.hyperparams:
+        if h.kind not in ("float", "int") or h.low is None or h.high is None:
+            continue
+        if not (math.isfinite(h.low) and math.isfinite(h.high)) or (h.log and h.low <= 0) or h.low >= h.high:
+            continue
+        if protocol.tune != "all" and h.name not in protocol.tune:
+            continue
+        space[h.name] = (float(h.low), float(h.high), bool(h.log), h.kind)
+    return space
+
+
+def _scale(space, name: str, u: np.ndarray) -> np.ndarray:
+    """Map ``u`` in [0, 1) onto one dimension (log-uniform where declared)."""
+    low, high, log, _ = space[name]
+    if log:
+        return np.exp(np.log(low) + u * (np.log(high) - np.log(low)))
+    return low + u * (high - low)
+
+
+def grid_trials(space, budget: int, seed: int) -> list[dict]:
+    """A k^D grid with k = the largest integer such that k^D ≤ ``budget`` (cell centres, so an open
+    bound like momentum < 1 is never hit), then ``budget − k^D`` seeded random draws: exactly
+    ``budget`` trials whatever the number of dimensions, so every rule gets the same budget."""
+    names = sorted(space)
+    k = 1
+    while (k + 1) ** len(names) <= budget:
+        k += 1
+    centres = (np.arange(k) + 0.5) / k
+    axes = [_scale(space, n, centres) for n in names]
+    grid = [dict(zip(names, map(float, point))) for point in np.stack(np.meshgrid(*axes, indexing="ij"), -1)
+            .reshape(-1, len(names))]
+    rest = budget - len(grid)
+    return grid + (draw_trials(space, rest, "random", seed) if rest else [])
+
+
+def draw_trials(space, budget: int, search: str, seed: int) -> list[dict]:
+    """``budget`` trials of ``space`` by ``search`` ("random": independent seeded draws; "grid")."""
+    if search == "grid":
+        return grid_trials(space, budget, seed)
+    plain = {n: (low, high, log) for n, (low, high, log, _) in space.items()}
+    return stats.random_search(plain, budget, seed)
+
+
+def _checked(rule, trial: dict, base: dict) -> dict:
+    """The trial's hyperparameters (ints rounded), each checked by its declaration; one the draw put
+    on an open bound (probability ~0) keeps the entry's value instead."""
+    out = dict(base)
+    for h in rule.hyperparams:
+        if h.name in trial:
+            value = round(trial[h.name]) if h.kind == "int" else trial[h.name]
+            try:
+                out[h.name] = h.check(value)
+            except SpecError:
+                pass
+    return out
+
+
+def choose(medians) -> int:
+    """The selection rule: the lowest median tune-seed score wins (+inf, i.e. a median that
+    diverged, ranks last); ties go to the earlier trial. Index 0 when every trial diverged."""
+    values = np.where(np.isnan(np.asarray(medians, dtype=float)), np.inf, np.asarray(medians, dtype=float))
+    return int(np.argmin(values)) if values.size else 0
+
+
+def _problems(experiment: Experiment, protocol: Protocol) -> list[dict]:
+    """Every problem of the comparison with its steps and target (its own target wins over protocol.target)."""
+    if experiment.suite:
+        return [{**p, "target_loss": p["target_loss"] if p["target_loss"] is not None else protocol.target}
+                for p in experiment.suite]
+    target = protocol.target if protocol.target is not None else experiment.target_loss
+    return [{"name": experiment.problem, "settings": dict(experiment.problem_settings), "steps": experiment.steps,
+             "target_loss": target}]
+
+
+def _phase(experiment: Experiment, problem: dict, entries: list[RuleEntry], seeds, name: str) -> Experiment:
+    """One batch of runs on one problem: the experiment's run settings, these entries and seeds."""
+    return replace(experiment, name=name, problem=problem["name"], problem_settings=dict(problem["settings"]),
+                   steps=int(problem["steps"]), seeds=list(seeds), target_loss=problem["target_loss"],
+                   entries=entries, sharpness_every=0, snapshot_every=0, protocol=None, suite=[])
+
+
+def _entry(entry: RuleEntry, label: str, learning_rate: float, hyper: dict) -> RuleEntry:
+    return replace(entry, label=label, learning_rate=[float(learning_rate)],
+                   hyper={k: [v] for k, v in hyper.items()},
+                   schedule_hyper={k: [v[0]] for k, v in entry.schedule_hyper.items()})
+
+
+def _by_label(results) -> dict[str, tuple[np.ndarray, np.ndarray, list[int]]]:
+    """label -> (scores, steps to target, seeds), in seed order; scores are +inf for diverged/failed runs."""
+    from .analysis import scores, steps_to_target
+
+    runs = results.runs.sort_values("seed", kind="stable")
+    runs = runs.assign(_score=scores(runs), _steps=steps_to_target(runs))
+    return {label: (g["_score"].to_numpy(float), g["_steps"].to_numpy(float), [int(s) for s in g["seed"]])
+            for label, g in runs.groupby("label", sort=False)}
+
+
+def _numbers(score: np.ndarray, steps: np.ndarray, target, seed: int) -> dict:
+    """Median and bootstrap interval of a sample of test-seed scores, and steps to target."""
+    from .analysis import median
+
+    low, high = stats.bootstrap_interval(score, seed=seed)
+    out = {"scores": score.tolist(), "median": median(score), "ci": [low, high]}
+    if target is not None:
+        out["steps"] = steps.tolist()
+        out["steps_median"] = median(steps)
+        out["reached"] = int(np.isfinite(steps).sum())
+    return out
+
+
+def profile_costs(problems: list[dict], labels: list[str]) -> dict[str, dict[str, float]]:
+    """``costs[label][key]`` (``key`` naming the problem) = max(median tuned test-seed loss − J*, FLOOR);
+    +inf when that median is +inf (more than half the test seeds diverged or failed): a failure,
+    never within any τ."""
+    costs: dict[str, dict[str, float]] = {label: {} for label in labels}
+    for p in problems:
+        minimum = p["minimum"] if p["minimum"] is not None else 0.0
+        for row in p["rules"]:
+            m = row["tuned"]["median"]
+            costs[row["label"]][p["key"]] = math.inf if not math.isfinite(m) else max(m - minimum, FLOOR)
+    return costs
+
+
+def _plan(entry: RuleEntry, index: int, rule, protocol: Protocol) -> dict:
+    """One rule's defaults, its search space and its ``budget`` trials, with the entries that run them."""
+    alpha, base, _ = entry.grid()[0]
+    space = search_space(rule, entry, protocol)
+    trials = draw_trials(space, protocol.budget, protocol.search, seed_for(protocol.search_seed, index))
+    configs = [{"learning_rate": float(t["learning_rate"]), **_checked(rule, t, base)} for t in trials]
+    entries = [_entry(entry, f"{entry.label} [default]", alpha, base)]
+    entries += [_entry(entry, f"{entry.label} [trial {k + 1}]", c["learning_rate"],
+                       {n: v for n, v in c.items() if n != "learning_rate"}) for k, c in enumerate(configs)]
+    return {"entry": entry, "default": {"learning_rate": float(alpha), **base}, "trials": configs,
+            "space": space, "entries": entries}
+
+
+def _select(plan: dict, tuned: dict, budget: int) -> dict:
+    """The chosen trial of one rule by :func:`choose`, from its tune-seed scores only."""
+    from .analysis import median
+
+    label = plan["entry"].label
+    medians = [median(tuned[f"{label} [trial {k + 1}]"][0]) for k in range(budget)]
+    best = choose(medians)
+    return {"label": label, "rule": plan["entry"].rule, "budget": budget,
+            "space": {n: list(v) for n, v in plan["space"].items()},
+            "default_config": plan["default"], "chosen": best + 1, "chosen_config": plan["trials"][best],
+            "tune_default_median": median(tuned[f"{label} [default]"][0]),
+            "trial_medians": medians, "best_so_far": stats.best_so_far(medians).tolist()}
+
+
+def pairwise(rows: list[dict]) -> list[dict]:
+    """Every pair of rules' tuned test-seed losses through :func:`descentlab.stats.compare_samples`."""
+    pairs = []
+    for i in range(len(rows)):
+        for j in range(i + 1, len(rows)):
+            a, b = rows[i]["label"], rows[j]["label"]
+            c = stats.compare_samples(rows[i]["tuned"]["scores"], rows[j]["tuned"]["scores"])
+            pairs.append({"a": a, "b": b, "verdict": c.verdict, "p_value": c.p_value, "test": c.test,
+                          "n_a": c.n_a, "n_b": c.n_b, "sentence": c.sentence(a, b)})
+    return pairs
+
+
+def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None = None,
+                 command: str = "") -> ProtocolOutcome:
+    """Tune every rule with the same budget on the tune seeds, then measure defaults and the chosen
+    configuration on the test seeds, for every problem (docs/protocol.md).
+
+    ``run(experiment) -> Results`` trains one batch (default: the runner); a test passes its own to
+    see which seeds each phase reads.
+    """
+    from .registry import get_registry
+    from .runner import run_experiment
+
+    protocol = experiment.protocol
+    if protocol is None:
+        raise SpecError("protocol", None, "an experiment with a [protocol] table")
+    registry = registry or get_registry()
+    run = run or (lambda e: run_experiment(e, registry=registry))
+    labels = [e.label for e in experiment.entries]
+    problems, test_results = [], []
+    for number, problem in enumerate(_problems(experiment, protocol)):
+        # ---- tuning: defaults and `budget` trials per rule, tune seeds only
+        plans = [_plan(entry, index, registry.rules[entry.rule], protocol)
+                 for index, entry in enumerate(experiment.entries)]
+        tune_entries = [e for plan in plans for e in plan["entries"]]
+        tune_job = _phase(experiment, problem, tune_entries, protocol.tune_seeds, f"{experiment.name}-tune")
+        tuned = _by_label(run(tune_job))
+        # ---- selection: decided here, before any test seed is run
+        rows = [_select(plan, tuned, protocol.budget) for plan in plans]
+        test_entries = [_entry(plan["entry"], f"{plan['entry'].label} [{which}]", config["learning_rate"],
+                               {n: v for n, v in config.items() if n != "learning_rate"})
+                        for plan, row in zip(plans, rows)
+                        for which, config in (("default", row["default_config"]), ("tuned", row["chosen_config"]))]
+        # ---- test: defaults and the chosen configuration on the test seeds; every reported number is from here
+        results = run(_phase(experiment, problem, test_entries, protocol.test_seeds, f"{experiment.name}-test"))
+        test_results.append(results)
+        tested = _by_label(results)
+        target = problem["target_loss"]
+        for row in rows:
+            for which, name in (("default", "one_shot"), ("tuned", "tuned")):
+                score, steps, _ = tested[f"{row['label']} [{which}]"]
+                row[name] = _numbers(score, steps, target, BOOTSTRAP_SEED)
+        minimum = (results.problem_info or {}).get("minimum_value")
+        problems.append({"key": f"{number + 1}. {problem['name']}", "name": problem["name"],
+                         "settings": problem["settings"], "steps": problem["steps"], "target": target,
+                         "minimum": float(minimum) if isinstance(minimum, (int, float)) else None,
+                         "rules": rows, "pairwise": pairwise(rows)})
+    costs = profile_costs(problems, labels)
+    rho = stats.performance_profile(costs, TAUS)
+    report = {
+        "format": "descentlab protocol 1",
+        "name": experiment.name, "command": command, "experiment": experiment.to_dict(),
+        "protocol": protocol.to_dict(),
+        "statement": statement(protocol, len(problems)),
+        "selection": "lowest median final training loss over the tune seeds; a median of +inf (diverged) ranks last",
+        "intervals": f"percentile bootstrap of the median, {stats.RESAMPLES} resamples, level {stats.LEVEL}, "
+                     f"seed {BOOTSTRAP_SEED}",
+        "verdicts": "two-sided permutation rank-sum test (Wilcoxon-Mann-Whitney) of the tuned test-seed losses "
+                    f"at level {1 - stats.LEVEL:.2g}",
+        "problems": problems,
+        "profile": {"measure": f"median tuned test-seed final loss above the known minimum, floored at {FLOOR:g}; "
+                               "+inf when that median is +inf",
+                    "taus": list(TAUS), "costs": costs, "rho": {k: v.tolist() for k, v in rho.items()},
+                    "score": {k: stats.profile_area(TAUS, v) for k, v in rho.items()}},
+    }
+    return ProtocolOutcome(report=report, test_results=test_results)
+
+
+def statement(protocol: Protocol, n_problems: int) -> str:
+    """The budget and split statement printed with every leaderboard."""
+    return (f"every rule: {protocol.budget} {protocol.search}-search trials (seed {protocol.search_seed}) "
+            f"on tune seeds {list(protocol.tune_seeds)}; defaults and the chosen trial re-run on test seeds "
+            f"{list(protocol.test_seeds)}, the only seeds any reported number comes from; {n_problems} problem(s)")
+
+
+def _g(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return "inf" if value == math.inf else f"{value:.3g}"
+
+
+def _with_ci(numbers: dict) -> str:
+    return f"{_g(numbers['median'])} [{_g(numbers['ci'][0])}, {_g(numbers['ci'][1])}]"
+
+
+def format_report(report: dict) -> str:
+    """The leaderboard (one-shot and tuned medians with intervals, steps to target, profile score) and
+    the pairwise verdicts, as the CLI prints them."""
+    score = report["profile"]["score"]
+    lines = [report["statement"]]
+    for p in report["problems"]:
+        lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}):")
+        lines.append(f"  {'rule':<16} {'one-shot median [95% CI]':<30} {'tuned median [95% CI]':<30} "
+                     f"{'steps to target':<16} profile score")
+        for row in sorted(p["rules"], key=lambda r: (r["tuned"]["median"], r["label"])):
+            one, two = row["one_shot"], row["tuned"]
+            steps = (f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})"
+                     if "steps_median" in two else "-")
+            lines.append(f"  {row['label']:<16} {_with_ci(one):<30} {_with_ci(two):<30} {steps:<16} "
+                         f"{score[row['label']]:.3f}")
+        lines += [f"  {pair['sentence']}" for pair in p["pairwise"]]
+    lines.append("profile score: area under ρ(τ) for τ in [1, 4] (1 = best on every problem); "
+                 + ", ".join(f"{k} {v:.3f}" for k, v in sorted(score.items(), key=lambda kv: -kv[1])))
+    return "\n".join(lines)
+
+
+def _json_ready(value):
+    """JSON has no infinity: +inf/−inf/NaN become the strings "inf"/"-inf"/"nan" (float() reads them back)."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def save_protocol(report: dict, folder) -> Path:
+    """``protocol.json`` in ``folder``, written atomically (JSON, never pickle)."""
+    from .atomic import write_text_atomic
+
+    text = json.dumps(_json_ready(report), indent=1, allow_nan=False, ensure_ascii=False)
+    return write_text_atomic(Path(folder) / "protocol.json", text + "\n")
+
+
+def load_protocol(folder) -> dict | None:
+    """The ``protocol.json`` of a results folder, or None when it has none."""
+    path = Path(folder) / "protocol.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def run_from_cli(experiment: Experiment, registry, args) -> int:
+    """``descentlab run`` of an experiment with ``[protocol]``: print the leaderboard and verdicts, save
+    the first problem's test-seed results folder with ``protocol.json`` (every problem's numbers) in it."""
+    import os
+    import shlex
+
+    from .atomic import write_text_atomic
+    from .experiment import check_resources
+    from .faults import build_instance
+    from .log import logger
+    from .records import save_results
+    from .runner import run_experiment
+
+    workers = args.workers
+    command = shlex.join(["descentlab", "run", str(args.experiment)]
+                         + [a for p in args.plugin or () for a in ("--plugin", str(p))])
+    def run(job: Experiment):
+        # every batch is checked before it trains, as a plain run is: one line if it cannot fit
+        instance = build_instance(registry.problem(job.problem), dict(job.problem_settings))
+        check_resources(job, instance, workers or min(os.cpu_count() or 1, job.n_runs))
+        del instance
+        logger.debug("%s: %s, %d runs on seeds %s", job.name, job.problem, job.n_runs, job.seeds)
+        return run_experiment(job, registry=registry, workers=workers)
+
+    outcome = run_protocol(experiment, registry=registry, command=command, run=run)
+    first = outcome.test_results[0]
+    path = save_results(first, args.out)
+    # the whole experiment as run (every default written out), so the folder alone reproduces it
+    write_text_atomic(path / "protocol.toml", experiment.to_toml())
+    outcome.report["reproduce"] = shlex.join(["descentlab", "run", str(path / "protocol.toml")]
+                                             + [a for p in args.plugin or () for a in ("--plugin", str(p))])
+    save_protocol(outcome.report, path)
+    if not args.quiet:
+        print(format_report(outcome.report))
+    print(f"results: {path} (protocol.json: every problem's numbers)")
+    return 0

@@ -1,0 +1,36 @@
+"""The report's comparison section reads protocol.json: its leaderboard, verdicts, profile plot and command."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytest.importorskip("plotly")
+
+from descentlab.cli import main  # noqa: E402
+from descentlab.dashboard.report import build_report, build_section, load_record, md_escape, render_markdown  # noqa: E402
+from descentlab.protocol import load_protocol  # noqa: E402
+
+
+def test_report_of_a_protocol_folder_has_the_comparison(tmp_path, capsys):
+    path = tmp_path / "c.toml"
+    path.write_text('steps = 15\n[problem]\nname = "quadratic"\nstart_spread = 0.5\n'
+                    '[[rules]]\nrule = "gd"\n[[rules]]\nrule = "momentum"\n'
+                    '[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 3\n')
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    (folder,) = (tmp_path / "out").iterdir()
+    data = load_protocol(folder)
+    # Markdown without PNGs (kaleido takes seconds); the HTML below draws the figures
+    text = render_markdown([build_section(load_record(folder), with_figures=False)], {})
+    assert "### Comparison (protocol)" in text and md_escape(data["statement"]) in text
+    for row in data["problems"][0]["rules"]:
+        median = float(row["tuned"]["median"])
+        shown = "∞" if median == math.inf else f"{median:.3g}"
+        assert f"| {row['label']} |" in text and shown in text
+    for pair in data["problems"][0]["pairwise"]:
+        assert pair["verdict"] in ("better", "worse", "cannot tell apart")
+    assert f"descentlab run {folder / 'protocol.toml'}" in text and f"descentlab run {path}" in text
+    (html,) = build_report([load_record(folder)], "html", tmp_path / "r.html")
+    page = html.read_text()
+    assert "Comparison (protocol)" in page and "Performance profile" in page
