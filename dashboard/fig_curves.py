@@ -84,14 +84,31 @@ def _summarise(steps, values) -> tuple[list, list, list | None, list | None]:
 
 
 def _thin(x, y, lower, upper, *, max_points: int):
-    """Every k-th point (and the last) when a curve has more than ``max_points`` points."""
+    """At most ``max_points`` points of a longer curve, keeping its shape: the first and last points
+    and, in each of ``max_points // 2 - 1`` equal buckets of steps, the points where the drawn values
+    (median and band) are lowest and highest, so a divergence spike or a sudden drop is never
+    thinned away. Kept points keep their exact values."""
     n = len(x)
-    if n <= max_points or max_points < 2:
+    if n <= max_points or max_points < 4:
         return x, y, lower, upper
-    stride = math.ceil(n / max_points)
-    keep = list(range(0, n, stride))
-    if keep[-1] != n - 1:
-        keep.append(n - 1)
+    columns = [np.array([np.nan if v is None else v for v in values], dtype=float)
+               for values in (y, lower, upper) if values is not None]
+    stacked = np.vstack(columns)
+    buckets = max_points // 2 - 1
+    edges = np.linspace(1, n - 1, buckets + 1).round().astype(int)  # the first and last are kept apart
+    keep = {0, n - 1}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi <= lo:
+            continue
+        block = stacked[:, lo:hi]
+        finite = np.isfinite(block)
+        if not finite.any():
+            keep.add(int(lo))  # a gap stays a gap: one point of it
+            continue
+        high = np.where(finite, block, -np.inf).max(axis=0)
+        low = np.where(finite, block, np.inf).min(axis=0)
+        keep.update((int(lo + np.argmax(high)), int(lo + np.argmin(low))))
+    keep = sorted(keep)
 
     def pick(values):
         return None if values is None else [values[i] for i in keep]
@@ -124,8 +141,9 @@ def metric_curves_info(results, metric: str, *, title: str | None = None, y_titl
 
     A diverged run stops at ``diverged_at`` (marked "diverged at step N" at its last finite value);
     an unstable run goes on to the last step and is marked "unstable from step N" at its value at
-    ``unstable_at``. Curves longer than ``max_points`` are thinned to every k-th step (the last step
-    always kept), so a 100 000-step run stays light in the browser; marks keep their exact step.
+    ``unstable_at``. Curves longer than ``max_points`` are decimated by :func:`_thin` (first and
+    last step, and each bucket's lowest and highest values kept), so a 100 000-step run stays light
+    in the browser without losing a spike; marks keep their exact step.
     """
     groups = run_groups(results) if groups is None else groups
     diverged = _diverged_steps(results)

@@ -479,9 +479,23 @@ def test_long_curves_are_thinned_but_keep_the_last_step_and_exact_values(make_re
     results = make_results([{"rule": "gd", "learning_rate": 0.001}], steps=50)
     info = F.metric_curves_info(results, "loss", max_points=10)
     (curve,) = info.curves
-    assert curve.x == list(range(0, 51, 6)) + [50]  # 51 points, at most 10: every 6th, and the last
+    assert len(curve.x) <= 10 and curve.x[0] == 0 and curve.x[-1] == 50 and curve.x == sorted(set(curve.x))
     loss = results.metrics.set_index("step")["loss"]
     assert curve.y == [loss[s] for s in curve.x]
+
+
+@pytest.mark.parametrize("spike_step, factor", [(23, 1e6), (37, 1e-6), (1, 50.0), (49, 1e3)])
+def test_thinning_never_drops_a_spike_or_a_dip(make_results, spike_step, factor):
+    # a one-step excursion (what a divergence or a sudden drop looks like) between any two
+    # evenly spaced points must still be drawn, at its exact value
+    results = make_results([{"rule": "gd", "learning_rate": 0.001}], steps=50)
+    rows = results.metrics["step"] == spike_step
+    results.metrics.loc[rows, "loss"] = results.metrics.loc[rows, "loss"] * factor
+    (curve,) = F.metric_curves_info(results, "loss", max_points=10).curves
+    assert spike_step in curve.x
+    loss = results.metrics.set_index("step")["loss"]
+    assert curve.y[curve.x.index(spike_step)] == loss[spike_step]
+    assert max(curve.y) == loss.max() and min(curve.y) == loss.min()
 
 
 def test_multiclass_boundary_is_the_argmax_of_the_network_by_hand():
