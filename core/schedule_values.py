@@ -154,3 +154,13 @@ def check_parts(where: str, spec: dict, registry) -> dict:
             or any(m < 1 for m in milestones) or any(b <= a for a, b in zip(milestones, milestones[1:]))):
         raise SpecError(f"{where}.milestones", spec.get("milestones"), accepted)
     return {"schedules": [parts], "milestones": [list(milestones)]}
+
+
+def preview(schedule: Schedule, base, hyper: dict, total_steps: int, warmup_steps=0,
+            lookup=None) -> tuple[np.ndarray | None, str]:
+    """``(values, note)`` for drawing a schedule before any run: :func:`schedule_values` and ``""``, or,
+    for a stateful schedule (whose α_t is only known while a run trains), ``None`` and one line saying so."""
+    if schedule.stateful:
+        return None, (f"{schedule.name} is stateful: its α_t follows each run's losses, so it cannot be drawn "
+                      "before running (see the learning-rate curve of the results)")
+    return schedule_values(schedule, base, hyper, total_steps, warmup_steps, lookup=lookup), ""

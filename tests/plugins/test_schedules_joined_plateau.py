@@ -294,3 +294,19 @@ def test_failing_stateful_schedule_fails_its_entry_only(registry):
     assert list(status["gd + broken"]) == ["failed", "failed"] and status["gd"] != "failed"
     error = results.runs[results.runs.label == "gd + broken"].error.iloc[0]
     assert "broken" in error and "no plateau today" in error and "\n" not in error
+
+
+def test_schedule_preview_draws_closed_form_and_says_in_one_line_it_cannot_draw_a_stateful_one(registry):
+    from descentlab.dashboard.fig_curves import schedule_preview
+
+    figure = schedule_preview(registry.schedule("sequential"), 0.5,
+                              {"milestones": [3], "schedules": [{"name": "constant"},
+                                                                {"name": "exponential", "gamma": 0.5}]},
+                              6, lookup=registry.schedule)
+    np.testing.assert_allclose(figure.data[0].y, [0.5, 0.5, 0.5, 0.5, 0.25, 0.125])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure = schedule_preview(registry.schedule("reduce_on_plateau"), 0.5, {"patience": 10}, 6)
+    assert not figure.data
+    title = figure.layout.title.text.replace("<br>", " ")
+    assert "reduce_on_plateau is stateful" in title and "cannot be drawn before running" in title
