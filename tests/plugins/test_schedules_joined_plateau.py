@@ -310,3 +310,13 @@ def test_schedule_preview_draws_closed_form_and_says_in_one_line_it_cannot_draw_
     assert not figure.data
     title = figure.layout.title.text.replace("<br>", " ")
     assert "reduce_on_plateau is stateful" in title and "cannot be drawn before running" in title
+
+
+def test_descentlab_plugins_lists_both_with_their_kind(capsys):
+    from descentlab.cli import main
+
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "  sequential  [built-in]" in out and "joins schedules: schedules = [" in out
+    assert "  reduce_on_plateau  [built-in]" in out and "stateful: α_t follows each run's training loss" in out
+    assert "patience=10  an integer in [0, inf)" in out
