@@ -271,9 +271,10 @@ class Schedule:
         elif not callable(self.learning_rate):
             raise ValueError(f"schedule {self.name!r}: learning_rate must be callable")
         _check_declarations(f"schedule {self.name!r}", self.hyperparams)
-        if self.joins and {h.name for h in self.hyperparams} & {"schedules", "milestones"}:
-            raise ValueError(f"schedule {self.name!r}: schedules and milestones are a joining schedule's "
-                             "own fields, do not declare them")
+        if {h.name for h in self.hyperparams} & {"schedules", "milestones"}:
+            # reserved for every schedule: a saved spec is read back by these names without the registry
+            raise ValueError(f"schedule {self.name!r}: schedules and milestones are the fields of a schedule "
+                             "that joins others, do not declare them")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ TOP_KEYS = ("name", "steps", "seeds", "batch_size", "dtype", "eval_every", "dive
             "target_loss", "sharpness_every", "snapshot_every", "problem", "rules")
 ENTRY_KEYS = ("rule", "label", "learning_rate", "schedule", "transforms")
 SCHEDULE_KEYS = ("name", "warmup_steps")
+JOINED_KEYS = ("schedules", "milestones")  # the fields of a schedule that joins others; no schedule declares them
 LEARNING_RATE = HyperParam("learning_rate", 0.01, 0.0, None, low_open=True, log=True,
                            help="base learning rate α")
 
@@ -380,7 +381,8 @@ def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> Rul
             learning_rate=[float(v) for v in (lr if isinstance(lr, list) else [lr])],
             hyper={k: (v if isinstance(v, list) else [v]) for k, v in d.items() if k not in ENTRY_KEYS},
             schedule=schedule_name,
-            schedule_hyper={k: (v if isinstance(v, list) else [v])
+            # a joining schedule's schedules and milestones are one grid point, even as lists
+            schedule_hyper={k: (v if isinstance(v, list) and k not in JOINED_KEYS else [v])
                             for k, v in schedule_spec.items() if k not in SCHEDULE_KEYS},
             warmup_steps=int(schedule_spec.get("warmup_steps", 0)),
             transforms=_check_transforms(where, d.get("transforms", []), registry, strict))
@@ -394,7 +396,7 @@ def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> Rul
         raise SpecError(f"{where}.schedule.name", schedule_name,
                         "one of " + (", ".join(sorted(registry.schedules)) or "(no schedules loaded)"))
     schedule = registry.schedules[schedule_name]
-    joined = ("schedules", "milestones") if schedule.joins else ()  # a joining schedule's parts (schedule_values)
+    joined = JOINED_KEYS if schedule.joins else ()  # a joining schedule's parts (schedule_values.check_parts)
     _check_keys(f"{where}.schedule", schedule_spec,
                 (*SCHEDULE_KEYS, *joined, *(h.name for h in schedule.hyperparams)))
 

@@ -116,14 +116,20 @@ def test_sequential_matches_torch_sequential_lr(registry, case):
         np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13 * base, err_msg=f"{case} α={base}")
 
 
-def test_sequential_run_records_its_rates_and_keeps_its_spec(registry):
-    tables = [{"name": "linear", "start_factor": 0.1, "end_factor": 1.0, "total_iters": 10}, "cosine"]
-    experiment = Experiment.from_dict(spec({"name": "sequential", "schedules": tables, "milestones": [10]},
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sequential_run_records_its_rates_and_keeps_its_spec(registry, workers):
+    tables = [{"name": "linear", "start_factor": 0.1, "end_factor": 1.0, "total_iters": 10}, "cosine",
+              {"name": "step", "step_size": 2, "gamma": 0.5}]
+    experiment = Experiment.from_dict(spec({"name": "sequential", "schedules": tables, "milestones": [10, 25]},
                                            learning_rate=[0.3, 1.5]), registry)
-    again = Experiment.from_dict(experiment.to_dict(), registry)  # what a results folder reloads
-    assert again.entries[0].schedule_hyper == experiment.entries[0].schedule_hyper
-    results = run_experiment(experiment, registry=registry, workers=1)
-    expected = joined(registry, tables, [10], [0.3, 1.5], 30)
+    assert len(experiment.runs()) == 2  # the parts and milestones are one grid point, not axes
+    # a results folder is read back, and a worker process rebuilds the experiment, without the registry
+    for again in (Experiment.from_dict(experiment.to_dict(), registry),
+                  Experiment.from_dict(experiment.to_dict(), strict=False)):
+        assert again.entries[0].schedule_hyper == experiment.entries[0].schedule_hyper
+    results = run_experiment(experiment, registry=registry, workers=workers)
+    expected = joined(registry, tables, [10, 25], [0.3, 1.5], 30)
+    assert len(results.runs) == 2
     for r, run in enumerate(results.runs.itertuples()):
         rows = results.metrics[results.metrics.run_id == run.run_id].sort_values("step")
         np.testing.assert_array_equal(rows.learning_rate.to_numpy()[:30], expected[:, r])
