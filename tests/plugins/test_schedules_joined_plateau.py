@@ -117,7 +117,7 @@ def test_sequential_matches_torch_sequential_lr(registry, case):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sequential_run_records_its_rates_and_keeps_its_spec(registry, workers):
+def test_sequential_run_records_its_rates_and_keeps_its_spec(registry, workers, tmp_path):
     tables = [{"name": "linear", "start_factor": 0.1, "end_factor": 1.0, "total_iters": 10}, "cosine",
               {"name": "step", "step_size": 2, "gamma": 0.5}]
     experiment = Experiment.from_dict(spec({"name": "sequential", "schedules": tables, "milestones": [10, 25]},
@@ -128,6 +128,11 @@ def test_sequential_run_records_its_rates_and_keeps_its_spec(registry, workers):
                   Experiment.from_dict(experiment.to_dict(), strict=False)):
         assert again.entries[0].schedule_hyper == experiment.entries[0].schedule_hyper
     results = run_experiment(experiment, registry=registry, workers=workers)
+    if workers == 1:  # a results folder keeps the parts (experiment.toml) and reads back the same runs
+        from descentlab.records import load_results, save_results
+        loaded = load_results(save_results(results, tmp_path))
+        assert loaded.experiment.entries[0].schedule_hyper == experiment.entries[0].schedule_hyper
+        np.testing.assert_array_equal(loaded.metrics.learning_rate.to_numpy(), results.metrics.learning_rate.to_numpy())
     expected = joined(registry, tables, [10, 25], [0.3, 1.5], 30)
     assert len(results.runs) == 2
     for r, run in enumerate(results.runs.itertuples()):
@@ -280,18 +285,24 @@ def test_run_under_reduce_on_plateau_records_torchs_rates_for_its_own_losses(reg
     assert reduced >= 3  # the comparison saw reductions
 
 
-def test_failing_stateful_schedule_fails_its_entry_only(registry):
+@pytest.mark.parametrize("where", ["init", "update", "shape"])
+def test_failing_stateful_schedule_fails_its_entry_only(registry, where):
     from descentlab import Schedule
     from descentlab.registry import Registry
 
-    def broken_update(loss, state, hyper, step):
-        if step == 3:
+    def init(base, hyper):
+        if where == "init":
             raise ZeroDivisionError("no plateau today")
-        return state, state
+        return base.copy()
+
+    def update(loss, state, hyper, step):
+        if step == 3 and where == "update":
+            raise ZeroDivisionError("no plateau today")
+        return (np.ones(7) if step == 3 and where == "shape" else state), state
 
     own = Registry(rules=dict(registry.rules), schedules={
-        **registry.schedules, "broken": Schedule("broken", None, stateful=True, init=lambda base, hyper: base.copy(),
-                                                 update=broken_update, summary="s", formula="f")},
+        **registry.schedules, "broken": Schedule("broken", None, stateful=True, init=init, update=update,
+                                                 summary="s", formula="f")},
         problems=dict(registry.problems), transforms=dict(registry.transforms))
     document = spec({"name": "broken"}, learning_rate=[0.1, 0.2], steps=10)
     document["rules"].append({"rule": "gd", "learning_rate": 0.1})
@@ -299,7 +310,10 @@ def test_failing_stateful_schedule_fails_its_entry_only(registry):
     status = results.runs.set_index("label").status
     assert list(status["gd + broken"]) == ["failed", "failed"] and status["gd"] != "failed"
     error = results.runs[results.runs.label == "gd + broken"].error.iloc[0]
-    assert "broken" in error and "no plateau today" in error and "\n" not in error
+    expected = "expected 2 finite learning rates" if where == "shape" else "no plateau today"
+    assert error.startswith("schedule 'broken'") and expected in error and "\n" not in error, error
+    gd = results.metrics[results.metrics.run_id == 2]
+    assert len(gd) == 11 and np.isfinite(gd.loss).all()  # the other entry trained every step
 
 
 def test_schedule_preview_draws_closed_form_and_says_in_one_line_it_cannot_draw_a_stateful_one(registry):
