@@ -44,8 +44,8 @@ def schedule_values(schedule: Schedule, base, hyper: dict, total_steps: int, war
             own = {name: value[columns][None, :] for name, value in hyper.items()}
             with np.errstate(all="ignore"):  # a non-finite result is refused below, with where it is
                 if schedule.joins:
-                    rest = schedule.learning_rate(steps[: total_steps - w], alpha,
-                                                  {"milestones": tuple(int(m) for m in _first(structure["milestones"]))},
+                    milestones = tuple(int(m) for m in _first(structure["milestones"]))
+                    rest = schedule.learning_rate(steps[: total_steps - w], alpha, {"milestones": milestones},
                                                   total_steps - w, _parts(structure["schedules"], alpha, lookup))
                 else:
                     rest = schedule.learning_rate(steps[: total_steps - w], alpha, own, total_steps - w)
@@ -109,7 +109,8 @@ PARTS_ACCEPTED = 'a non-empty list of schedule tables, e.g. schedules = [{name =
 
 
 def check_parts(where: str, spec: dict, registry) -> dict:
-    """A joining schedule's ``schedules`` and ``milestones``, checked: ``{"schedules": [[tables]], "milestones": [[steps]]}``.
+    """A joining schedule's ``schedules`` and ``milestones``, checked, as ``{"schedules": [[tables]],
+    "milestones": [[steps]]}``.
 
     Each part is a table with a ``name`` (a closed-form schedule) and that schedule's
     hyperparameters, one value each (every default filled in); the milestones are len(schedules) − 1
