@@ -132,6 +132,8 @@ class _Group:
         self.state = None
         self.started = False
         self.views = None  # (g, θ, Δθ, α rows, update shape): this group's rows of the live arrays
+        self.schedule = None  # a stateful schedule's (Schedule, (rows,) hyperparameters); its state below
+        self.schedule_state = None
 
 
 @overload
@@ -192,15 +194,23 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         groups.append(group)
         schedule = registry.schedule(entry.schedule)
         try:  # the schedule is plugin code: whatever goes wrong in it fails this entry's runs only
-            rate_columns.append(schedule_values(schedule, np.array([c.learning_rate for c in part]),
-                                                _hyper_arrays(part, "schedule_hyper", np.float64), T,
-                                                entry.warmup_steps))
+            base = np.array([c.learning_rate for c in part])
+            if schedule.stateful:  # α_0 = α; α_{t+1} from the loss of step t, in the loop below
+                group.schedule = (schedule, _hyper_arrays(part, "schedule_hyper", np.float64))
+                group.schedule_state = schedule.init(base, group.schedule[1])
+                column = np.full((T, len(part)), np.nan)
+                column[0] = base
+                rate_columns.append(column)
+            else:
+                rate_columns.append(schedule_values(schedule, base, _hyper_arrays(part, "schedule_hyper", np.float64),
+                                                    T, entry.warmup_steps, lookup=registry.schedule))
         except KeyboardInterrupt:
             raise
         except BaseException as error:
             rate_columns.append(np.full((T, len(part)), np.nan))
             unscheduled.append((group, _schedule_fault(schedule, error)))
     rates = np.concatenate(rate_columns, axis=1)  # (T, r) float64
+    stateful = [group for group in groups if group.schedule is not None]
     rates_t = np.ascontiguousarray(rates.astype(dtype)).reshape(T, r, 1)  # α_t as (r, 1) per step
     # the table's learning_rate column, run-major, taken now while the rates are in cache. Filled
     # first (NaN: the final state takes no step) so that the transposing copy writes to cached lines:
@@ -324,6 +334,9 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
             local = keep[group.lo:group.hi]
             group.hyper = {k: np.ascontiguousarray(v[local]) for k, v in group.hyper.items()}
             group.state = _take_rows(group.state, local, len(local))
+            if group.schedule is not None:
+                group.schedule = (group.schedule[0], {k: v[local] for k, v in group.schedule[1].items()})
+                group.schedule_state = _take_rows(group.schedule_state, local, len(local))
             group.lo, group.hi = position, position + int(local.sum())
             position = group.hi
         bind_views()
@@ -421,11 +434,28 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     drop(fine)
                     if n == 0:
                         break
+                    loss = loss[fine]  # the live runs' losses, for a stateful schedule below
                     g = grad
                     if batch is not None:
                         batch = perms[:, position * batch_size:(position + 1) * batch_size]
                 if t == T:
                     break
+                if stateful and t + 1 < T:  # α_{t+1} of stateful schedules from this step's loss
+                    unscheduled_now = _stateful_step(stateful, loss, t, rates_t, lr_m, active, status, errors,
+                                                     last_row)
+                    if unscheduled_now is not None:  # a schedule broke: its runs stop at row t, before update t
+                        keep = unscheduled_now
+                        final_params[active[~keep]] = params[~keep]
+                        segments.append((segment_start, t + 1, active))
+                        step_segments.append((step_segment_start, t, active))
+                        segment_start, step_segment_start = t + 1, t
+                        drop(keep)
+                        if n == 0:
+                            break
+                        loss = loss[keep]
+                        g = grad
+                        if batch is not None:
+                            batch = perms[:, position * batch_size:(position + 1) * batch_size]
                 failed = None
                 if single:
                     group = groups[0]
@@ -676,8 +706,49 @@ def _schedule_fault(schedule, error: BaseException) -> str:
     from .schedule_values import ScheduleResultError
 
     if isinstance(error, ScheduleResultError):
-        return f"schedule {schedule.name!r} ({definition(schedule.learning_rate)}) {error.problem}"
-    return fault("schedule", schedule.name, error, schedule.learning_rate)
+        return f"schedule {schedule.name!r} ({definition(schedule.code)}) {error.problem}"
+    return fault("schedule", schedule.name, error, schedule.code)
+
+
+def _stateful_step(groups, loss, t, rates_t, lr_m, active, status, errors, last_row) -> np.ndarray | None:
+    """Feed step t's loss to each group's stateful schedule and write α_{t+1} (rates and the recorded column).
+
+    Returns None, or the keep mask of the live rows when a schedule raised or returned something
+    unusable: that entry's runs are marked failed at row t (the caller drops them).
+    """
+    from .schedule_values import ScheduleResultError
+
+    keep = None
+    loss = np.asarray(loss, dtype=np.float64)
+    for group in groups:
+        if group.hi <= group.lo:
+            continue
+        schedule, hyper = group.schedule
+        rows = slice(group.lo, group.hi)
+        try:
+            with np.errstate(all="ignore"):  # a NaN/inf loss (a run diverging) is the schedule's input, not a fault
+                rate, state = schedule.update(loss[rows], group.schedule_state, hyper, t)
+                rate = np.asarray(rate, dtype=np.float64)
+            if rate.shape != (group.hi - group.lo,) or not np.isfinite(rate).all():
+                raise ScheduleResultError(schedule.name, f"update returned {_short_array(rate)} at step {t}; "
+                                          f"expected {group.hi - group.lo} finite learning rates, one per run")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
+            message = _schedule_fault(schedule, error)
+            keep = np.ones(len(active), dtype=bool) if keep is None else keep
+            keep[rows] = False
+            for j in active[rows].tolist():
+                status[j], errors[j], last_row[j] = "failed", message, t
+            continue
+        group.schedule_state = state
+        rates_t[t + 1, rows, 0] = rate
+        lr_m[active[rows], t + 1] = rate
+    return keep
+
+
+def _short_array(value) -> str:
+    return f"shape {value.shape}" if value.size > 4 or value.ndim != 1 else repr(value.tolist())
 
 
 def _problem_fault(experiment: Experiment, instance, error: BaseException) -> str:

@@ -232,6 +232,10 @@ def cmd_plugins(args) -> int:
             if kind == "transform":
                 out.append("      wrapper: after the rule, on its updates" if declaration.is_wrapper
                            else "      before the rule, on the gradient")
+            if kind == "schedule" and declaration.joins:  # its fields are tables, not declared numbers
+                out.append("      joins schedules: schedules = [{name = ...}, ...], milestones = [m_1, ...]")
+            if kind == "schedule" and declaration.stateful:
+                out.append("      stateful: α_t follows each run's training loss, step by step (not drawn ahead)")
             for h in getattr(declaration, attribute):
                 out.append(f"      {_format_hyper(h)}")
         out.append("")

@@ -229,20 +229,53 @@ class Schedule:
     ``step`` is an integer array of 0-based step indices, shape ``(T, 1)``; ``base`` is the runs'
     base learning rates α, shape ``(1, R)``; each ``hyper`` value is ``(1, R)``. The result
     broadcasts to ``(T, R)``. Must be pure numpy: the runner computes every α_t up front.
+
+    Two other kinds, declared by capability:
+
+    - ``joins``: the schedule is made of other schedules (torch ``SequentialLR``). Its experiment
+      table takes ``schedules`` (a list of schedule tables) and ``milestones`` (a list of steps)
+      instead of numbers, and it is called as ``learning_rate(step, base, hyper, total_steps,
+      parts)``: ``hyper["milestones"]`` is the tuple of milestones and ``parts[k](step, total_steps)``
+      computes part k's ``(len(step), R)`` rates for the same runs. Its parts are closed-form.
+    - ``stateful``: α_t depends on the run itself (torch ``ReduceLROnPlateau``), so it cannot be
+      computed before training. ``init(base, hyper) -> state`` with ``base`` the runs' α as ``(R,)``
+      and each ``hyper`` value ``(R,)``; the state is an array or a dict of arrays with the run axis
+      first (the loop drops the rows of stopped runs). ``update(loss, state, hyper, step) ->
+      (learning_rate, state)`` receives the ``(R,)`` float64 training loss of step ``step`` (the loop drops a
+      run whose loss is not finite first, but ``update`` must neither fail nor warn on NaN or ±inf) and returns the
+      ``(R,)`` α of step ``step + 1``. α_0 is the base α. ``learning_rate`` may then be None.
     """
 
     name: str
-    learning_rate: Callable
+    learning_rate: Callable | None
     hyperparams: tuple[HyperParam, ...] = ()
     summary: str = ""
     formula: str = ""
+    joins: bool = False
+    stateful: bool = False
+    init: Callable | None = None
+    update: Callable | None = None
+
+    @property
+    def code(self) -> Callable:
+        """The function that defines the schedule (for its docstring and for naming its file:line)."""
+        return self.update if self.stateful else self.learning_rate
 
     def validate_declaration(self) -> None:
         if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
             raise ValueError(f"schedule name {self.name!r}: use letters, digits, '_' or '-'")
-        if not callable(self.learning_rate):
+        if self.stateful:
+            if not callable(self.init) or not callable(self.update):
+                raise ValueError(f"schedule {self.name!r}: a stateful schedule needs callables init and update")
+            if self.joins:
+                raise ValueError(f"schedule {self.name!r}: a schedule cannot both join others and be stateful")
+        elif not callable(self.learning_rate):
             raise ValueError(f"schedule {self.name!r}: learning_rate must be callable")
         _check_declarations(f"schedule {self.name!r}", self.hyperparams)
+        if {h.name for h in self.hyperparams} & {"schedules", "milestones"}:
+            # reserved for every schedule: a saved spec is read back by these names without the registry
+            raise ValueError(f"schedule {self.name!r}: schedules and milestones are the fields of a schedule "
+                             "that joins others, do not declare them")
 
 
 @dataclass(frozen=True)

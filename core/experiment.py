@@ -64,6 +64,7 @@ TOP_KEYS = ("name", "steps", "seeds", "batch_size", "dtype", "eval_every", "dive
             "target_loss", "sharpness_every", "snapshot_every", "problem", "rules", "protocol", "problems", "suite")
 ENTRY_KEYS = ("rule", "label", "learning_rate", "schedule", "transforms")
 SCHEDULE_KEYS = ("name", "warmup_steps")
+JOINED_KEYS = ("schedules", "milestones")  # the fields of a schedule that joins others; no schedule declares them
 LEARNING_RATE = HyperParam("learning_rate", 0.01, 0.0, None, low_open=True, log=True,
                            help="base learning rate α")
 
@@ -422,7 +423,8 @@ def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> Rul
             learning_rate=[float(v) for v in (lr if isinstance(lr, list) else [lr])],
             hyper={k: (v if isinstance(v, list) else [v]) for k, v in d.items() if k not in ENTRY_KEYS},
             schedule=schedule_name,
-            schedule_hyper={k: (v if isinstance(v, list) else [v])
+            # a joining schedule's schedules and milestones are one grid point, even as lists
+            schedule_hyper={k: (v if isinstance(v, list) and k not in JOINED_KEYS else [v])
                             for k, v in schedule_spec.items() if k not in SCHEDULE_KEYS},
             warmup_steps=int(schedule_spec.get("warmup_steps", 0)),
             transforms=_check_transforms(where, d.get("transforms", []), registry, strict))
@@ -436,15 +438,23 @@ def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> Rul
         raise SpecError(f"{where}.schedule.name", schedule_name,
                         "one of " + (", ".join(sorted(registry.schedules)) or "(no schedules loaded)"))
     schedule = registry.schedules[schedule_name]
-    _check_keys(f"{where}.schedule", schedule_spec, (*SCHEDULE_KEYS, *(h.name for h in schedule.hyperparams)))
+    joined = JOINED_KEYS if schedule.joins else ()  # a joining schedule's parts (schedule_values.check_parts)
+    _check_keys(f"{where}.schedule", schedule_spec,
+                (*SCHEDULE_KEYS, *joined, *(h.name for h in schedule.hyperparams)))
 
     lr_decl = HyperParam("learning_rate", rule.default_learning_rate, 0.0, None, low_open=True)
     learning_rate = _check_grid(lr_decl, d.get("learning_rate", rule.default_learning_rate), where)
     hyper = {h.name: _check_grid(h, d.get(h.name, h.default), where) for h in rule.hyperparams}
     schedule_hyper = {h.name: _check_grid(h, schedule_spec.get(h.name, h.default), f"{where}.schedule")
                       for h in schedule.hyperparams}
+    if joined:
+        from .schedule_values import check_parts
+        schedule_hyper.update(check_parts(f"{where}.schedule", schedule_spec, registry))
     warmup = HyperParam("warmup_steps", 0, 0, steps - 1, kind="int").check(
         schedule_spec.get("warmup_steps", 0), f"{where}.schedule")
+    if warmup and schedule.stateful:  # its α_t comes from the run's losses, step by step: no ramp precomputed
+        raise SpecError(f"{where}.schedule.warmup_steps", warmup,
+                        f"0 for a stateful schedule ({schedule_name!r} reads α_t from the run's losses)")
     transforms = _check_transforms(where, d.get("transforms", []), registry, strict)
     if label is None:
         label = rule_name if schedule_name == "constant" else f"{rule_name} + {schedule_name}"

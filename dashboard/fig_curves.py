@@ -213,6 +213,22 @@ def learning_rate_info(results, groups=None) -> CurvesInfo:
                               log_y=True, groups=groups, mark_diverged=False)
 
 
+def schedule_preview(schedule, learning_rate: float, hyper: dict, steps: int, warmup_steps: int = 0,
+                     lookup=None) -> go.Figure:
+    """α_t of one schedule over ``steps`` steps, drawn before anything runs; ``hyper`` holds one value per
+    hyperparameter (a joining schedule's ``schedules`` and ``milestones`` as in its table). A stateful
+    schedule's α_t follows a run's losses: the figure then has no line and its title says so in one line."""
+    from descentlab.schedule_values import preview
+
+    values, note = preview(schedule, [float(learning_rate)], hyper, int(steps), warmup_steps, lookup=lookup)
+    fig = S.figure(title=dict(text=note or f"α_t of {schedule.name}"),
+                   xaxis=dict(title=dict(text="step t")), yaxis=dict(title=dict(text="α_t")))
+    if values is not None:
+        fig.add_trace(go.Scatter(x=list(range(int(steps))), y=values[:, 0].tolist(), mode="lines",
+                                 name=schedule.name, showlegend=False))
+    return S.fit_title(fig)
+
+
 def step_size_info(results, groups=None) -> CurvesInfo:
     return metric_curves_info(results, "step_size", title="Step size ‖θₜ₊₁ − θₜ‖", y_title="‖Δθ‖ (log)",
                               log_y=True, groups=groups)

@@ -1,8 +1,9 @@
 """Built-in learning-rate schedules, registered like any plugin.
 
 constant, step, multistep, exponential, inverse time, polynomial, linear, cosine, cosine with warm
-restarts (SGDR), one-cycle, cyclic (triangular / triangular2), warmup–stable–decay (WSD) and the
-exponential ramp of the learning-rate range test.
+restarts (SGDR), one-cycle, cyclic (triangular / triangular2), warmup–stable–decay (WSD), the
+exponential ramp of the learning-rate range test, sequential (schedules joined at milestones) and
+reduce-on-plateau (stateful: it reads each step's loss).
 
 A schedule is pure numpy: ``learning_rate(step, base, hyper, total_steps)`` with ``step`` a
 ``(T, 1)`` integer array of 0-based step indices, ``base`` the runs' base learning rates α as
@@ -14,6 +15,10 @@ Every hyperparameter reaches the schedule as a float array (``schedule_values`` 
 a schedule cannot take a list or a string: MultiStepLR's milestone list is four integer fields
 ``milestone_1`` … ``milestone_4`` (0 = unused), and a torch string option such as
 ``anneal_strategy`` is a bool (``linear_anneal``). Both stay sweepable per run.
+
+Two schedules are of the other kinds a ``Schedule`` can declare: ``sequential`` joins other
+schedules (``joins=True``: its parts are tables, not numbers) and ``reduce_on_plateau`` is stateful
+(``init``/``update`` over the run axis, fed each step's training loss while the runs train).
 """
 
 from __future__ import annotations
@@ -205,6 +210,58 @@ def cosine(step, base, hyper, total_steps):
     return _full(low + (base - low) * (1.0 + np.cos(np.pi * step / period)) / 2.0, step, base)
 
 
+def sequential(step, base, hyper, total_steps, parts):
+    """Part k from milestone m_k on, its own step counted from there (torch SequentialLR, optax join_schedules).
+
+    With m_0 = 0 and m_{K} = T: α_t = part_k(t − m_k) for m_k ≤ t < m_{k+1}. Each part runs as if
+    its run were its segment, m_{k+1} − m_k steps (the last: T − m_K), so a horizon of 0 ("the
+    run's total steps", e.g. cosine's t_max) means the part's own segment. Every part starts from
+    the base α, as torch's parts start from the optimizer's initial lr. Parts past T never run.
+    """
+    t = np.asarray(step).reshape(-1)
+    bounds = [0, *hyper["milestones"], max(int(total_steps), int(t.max(initial=-1)) + 1)]
+    out = np.empty((t.size, np.shape(base)[-1]))
+    for k, part in enumerate(parts):
+        start, stop = bounds[k], max(bounds[k + 1], bounds[k])
+        rows = (t >= start) & (t < stop)
+        if rows.any():
+            out[rows] = part(t[rows] - start, stop - start)
+    return out
+
+
+def plateau_init(base, hyper):
+    """State of torch ReduceLROnPlateau (mode 'min') per run: α, the best loss (inf), bad steps and cooldown left."""
+    runs = np.shape(base)[0]
+    return {"lr": np.array(base, dtype=float), "best": np.full(runs, np.inf),
+            "bad": np.zeros(runs), "cooldown": np.zeros(runs)}
+
+
+def plateau_update(loss, state, hyper, step):
+    """One torch ReduceLROnPlateau.step(loss) per run (mode 'min'); returns α of the next step.
+
+    better = loss < best·(1 − threshold) (rel) or loss < best − threshold (abs_threshold);
+    best ← loss and bad ← 0 when better, else bad ← bad + 1; during a cooldown (counter > 0)
+    the counter drops by one and bad ← 0; when bad > patience: α ← max(factor·α, min_lr) if that
+    lowers α by more than eps, then cooldown ← cooldown steps and bad ← 0. A NaN or infinite
+    loss is never better (no comparison with NaN holds), so it counts as a bad step, as in torch.
+    """
+    threshold = hyper["threshold"]
+    with np.errstate(all="ignore"):  # best = inf and a NaN or inf loss: plain IEEE results, no warnings
+        better = np.where(hyper["abs_threshold"] > 0, loss < state["best"] - threshold,
+                          loss < state["best"] * (1.0 - threshold))
+        best = np.where(better, loss, state["best"])
+    bad = np.where(better, 0.0, state["bad"] + 1.0)
+    cooling = state["cooldown"] > 0
+    cooldown = np.where(cooling, state["cooldown"] - 1.0, state["cooldown"])
+    bad = np.where(cooling, 0.0, bad)
+    reduce = bad > hyper["patience"]
+    lowered = np.maximum(state["lr"] * hyper["factor"], hyper["min_lr"])
+    lr = np.where(reduce & (state["lr"] - lowered > hyper["eps"]), lowered, state["lr"])
+    state = {"lr": lr, "best": best, "bad": np.where(reduce, 0.0, bad),
+             "cooldown": np.where(reduce, hyper["cooldown"], cooldown)}
+    return lr, state
+
+
 SCHEDULES = (
     Schedule("constant", constant, summary="The base learning rate at every step.", formula="α_t = α"),
     Schedule(
@@ -329,6 +386,31 @@ SCHEDULES = (
                                 help="learning rate reached at the last step"),),
         summary="Exponential growth from α to α_end over the run: the learning-rate range test's schedule.",
         formula="α_t = α · (α_end / α)^(t / T)",
+    ),
+    Schedule(
+        "sequential", sequential, joins=True,
+        summary="Schedules joined at milestones (PyTorch SequentialLR, optax join_schedules): the table's "
+                "schedules = [{name = ...}, ...] run one after another, each restarted at its milestone "
+                "(milestones = [m_1, ...], increasing steps).",
+        formula="α_t = part_k(t − m_k) for m_k ≤ t < m_{k+1}  (m_0 = 0)",
+    ),
+    Schedule(
+        "reduce_on_plateau", None, stateful=True, init=plateau_init, update=plateau_update,
+        hyperparams=(
+            HyperParam("factor", 0.1, low=0.0, high=1.0, low_open=True, high_open=True,
+                       help="α is multiplied by this on a plateau"),
+            HyperParam("patience", 10, low=0, kind="int",
+                       help="steps without improvement tolerated; the next one lowers α"),
+            HyperParam("threshold", 1e-4, low=0.0, help="how much lower a loss must be to count as better"),
+            HyperParam("abs_threshold", False, kind="bool",
+                       help="threshold is absolute (torch threshold_mode 'abs'); false = relative ('rel')"),
+            HyperParam("cooldown", 0, low=0, kind="int", help="steps after a reduction during which none is counted"),
+            HyperParam("min_lr", 0.0, low=0.0, help="α never goes below this (an absolute learning rate)"),
+            HyperParam("eps", 1e-8, low=0.0, help="a reduction smaller than this is skipped"),
+        ),
+        summary="Reduce-on-plateau (PyTorch ReduceLROnPlateau, mode 'min'), stateful: multiply α by factor when "
+                "the run's training loss has not improved for more than patience steps.",
+        formula="α_{t+1} = max(factor · α_t, min_lr) after patience + 1 steps without a better loss",
     ),
 )
 

@@ -102,7 +102,7 @@ with tabs[1]:
                 st.code(schedule.formula, language=None)
             if schedule.hyperparams:
                 st.dataframe(declarations_table(schedule.hyperparams), hide_index=True, key=f"{PAGE}.schedule.{name}")
-            doc = docstring(schedule.learning_rate)
+            doc = docstring(schedule.learning_rate, schedule.update)  # a stateful schedule has only init/update
             if doc:
                 st.text(doc)
 with tabs[2]:

@@ -19,7 +19,8 @@ BUILTIN_RULES = {"gd", "momentum", "nesterov", "classical_momentum", "adagrad", 
                  "adamax", "nadam", "radam", "adadelta", "rprop", "asgd",
                  "lion", "signsgd", "adafactor", "sgd_schedule_free", "adamw_schedule_free"}
 BUILTIN_SCHEDULES = {"constant", "step", "multistep", "exponential", "inverse_time", "polynomial", "linear", "cosine",
-                     "cosine_restarts", "one_cycle", "cyclic", "wsd", "exponential_ramp"}
+                     "cosine_restarts", "one_cycle", "cyclic", "wsd", "exponential_ramp", "sequential",
+                     "reduce_on_plateau"}
 
 
 @pytest.fixture(autouse=True)

@@ -38,10 +38,11 @@ def registry():
     return snapshot_registry()
 
 
-def _blas_kernels() -> str:
+def _blas_kernels() -> set[str]:
+    """The kernel family of every OpenBLAS loaded (numpy's, and scipy's once scikit-learn is imported)."""
     from threadpoolctl import threadpool_info
 
-    return ", ".join(str(i.get("architecture")) for i in threadpool_info() if i.get("internal_api") == "openblas")
+    return {str(i.get("architecture")) for i in threadpool_info() if i.get("internal_api") == "openblas"}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -49,8 +50,9 @@ def _same_blas_kernels_as_the_goldens():
     """The goldens are bit-level and come from OpenBLAS's Haswell (AVX2) kernels; tests/conftest.py
     pins them. On a machine where that pin cannot hold (not x86-64) the bytes cannot match."""
     kernels = _blas_kernels()
-    if kernels and kernels not in ("Haswell", "Zen"):  # Zen runs OpenBLAS's Haswell kernels
-        pytest.skip(f"snapshot goldens are from OpenBLAS Haswell kernels; this machine runs {kernels}")
+    if kernels - {"Haswell", "Zen"}:  # Zen runs OpenBLAS's Haswell kernels
+        pytest.skip("snapshot goldens are from OpenBLAS Haswell kernels; this machine runs "
+                    + ", ".join(sorted(kernels)))
 
 
 def compare(name: str, golden: dict, actual: dict) -> str | None:

@@ -92,7 +92,9 @@ ROWS = {
 
 
 def test_every_builtin_schedule_is_tested(schedules):
-    assert set(ROWS) == set(schedules)
+    # the joining and the stateful schedule are tested in test_schedules_joined_plateau.py
+    assert set(ROWS) == {name for name, s in schedules.items() if not (s.joins or s.stateful)}
+    assert {name for name, s in schedules.items() if s.joins or s.stateful} == {"sequential", "reduce_on_plateau"}
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))

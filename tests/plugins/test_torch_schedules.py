@@ -141,7 +141,8 @@ def hyper_columns(rows):
 
 
 def test_every_builtin_schedule_has_a_torch_counterpart(registry):
-    assert set(ROWS) == set(registry.schedules)
+    # sequential and reduce_on_plateau are compared with torch in test_schedules_joined_plateau.py
+    assert set(ROWS) == {name for name, s in registry.schedules.items() if not (s.joins or s.stateful)}
 
 
 @pytest.mark.parametrize("name", sorted(ROWS))
