@@ -28,7 +28,7 @@ from .fig_groups import (PALETTE, OUTCOME_COLUMNS, color, entry_color, Group, co
 from .fig_curves import (Curve, RunMark, DivergedMark, CurvesInfo, metric_curves_info, loss_curves_info,
                          learning_rate_info, step_size_info, grad_norm_info, test_accuracy_info, LEGEND_MAX,
                          legend_groups, draw_curves, LayerNormsInfo, layer_columns, layer_grad_norms_info,
-                         draw_layer_grad_norms)
+                         draw_layer_grad_norms, schedule_preview)
 from .fig_sweep import (SweepLine, SweepInfo, sweep_info, status_legend, draw_sweep, HeatmapMark, HeatmapPanel,
                         SweepHeatmapInfo, alpha_label, sweep_heatmap_info, draw_sweep_heatmap)
 from .fig_landscape import (PathTrace, PathMark, LandscapeInfo, evaluate_grid, landscape_info, draw_landscape,

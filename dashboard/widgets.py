@@ -460,6 +460,9 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
         warmup = hyperparam_widget(warm, f"{skey}.warmup", schedule_spec.get("warmup_steps", 0))
         if warmup:
             schedule_table["warmup_steps"] = int(warmup)
+        if schedule_name != "constant" or warmup:
+            schedule_preview(f"{skey}.preview", registry, schedule, entry.get("learning_rate"), schedule_table,
+                             st.session_state.get(f"{prefix}.steps"))
     if schedule_name != "constant" or schedule_table:
         entry["schedule"] = {"name": schedule_name, **schedule_table}
     if transforms:
@@ -468,6 +471,24 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
         if chosen:
             entry["transforms"] = chosen
     return entry
+
+
+def schedule_preview(key: str, registry: Registry, schedule, learning_rate, table: dict, steps) -> None:
+    """α_t of the schedule as chosen, over the run's steps, before anything runs (a stateful schedule
+    says in its title why it cannot be drawn). Nothing when the values are not valid yet: the form's
+    own one-line errors say why."""
+    rates = learning_rate if isinstance(learning_rate, list) else [learning_rate]
+    if not steps or not rates or not all(isinstance(r, (int, float)) and r > 0 for r in rates):
+        return
+    hyper = {h.name: table.get(h.name, h.default) for h in schedule.hyperparams}
+    hyper.update({k: v for k, v in table.items() if k not in ("name", "warmup_steps")})
+    try:
+        fig = F.schedule_preview(schedule, max(rates), hyper, int(steps), int(table.get("warmup_steps", 0)),
+                                 lookup=registry.schedules.get)
+    except Exception:  # an invalid combination: validation reports it in one line
+        return
+    fig.update_layout(height=220, margin=dict(l=40, r=10, t=40, b=30))
+    chart(fig, key)
 
 
 def rules_editor(prefix: str, registry: Registry, spec_rules: list[dict], errors: list[str], *,

@@ -107,7 +107,7 @@ def test_a_link_naming_a_rule_this_session_lacks_says_so_and_runs_nothing():
     messages = [shown(e.value) for e in at.error]
     assert any("rule #2 (rules[1].rule): rule 'my_missing_rule' is not registered in this session" in m
                and "Plugins page" in m for m in messages), messages
-    assert not at.get("plotly_chart")  # nothing ran with a silently substituted rule
+    assert not [c for c in at.get("plotly_chart") if "Training loss" in c.proto.spec]  # nothing ran
     at.selectbox(key="cmp.rules.1.rule").set_value("adam")  # the user picks another: the error goes
     at.run()
     at.button(key="cmp.run").click()
@@ -164,3 +164,29 @@ def test_log_scale_bounds_are_accepted_only_when_every_value_is_positive(declara
         assert "log_rule" not in registry.rules
         (message,) = registry.errors
         assert "log=True with low=" in message and "low_open=True" in message and "\n" not in message
+
+
+def test_a_schedule_is_drawn_before_running_with_the_values_the_run_will_use():
+    # the preview's α_t against the learning rates the run then records, step for step
+    spec = {**SMALL, "steps": 30, "rules": [{"rule": "gd", "learning_rate": 0.2,
+                                             "schedule": {"name": "step", "step_size": 10, "gamma": 0.5}}]}
+    at = open_page("1_compare.py", compare=spec)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    previews = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                if "α_t of step" in str(json.loads(c.proto.spec)["layout"].get("title"))]
+    (preview,) = previews
+    drawn = preview["data"][0]["y"]
+    from descentlab.experiment import Experiment
+    from descentlab.runner import run_experiment
+
+    recorded = run_experiment(Experiment.from_dict(spec), workers=1).run_metrics(0)["learning_rate"]
+    assert len(drawn) == 30 and drawn == pytest.approx(list(recorded[:30]), rel=1e-15)
+    assert drawn[0] == 0.2 and drawn[10] == 0.1  # and by hand: ×0.5 every 10 steps
+
+
+def test_a_stateful_schedule_says_it_cannot_be_drawn_before_running():
+    spec = {**SMALL, "rules": [{"rule": "gd", "learning_rate": 0.2, "schedule": {"name": "reduce_on_plateau"}}]}
+    at = open_page("1_compare.py", compare=spec)
+    assert not at.exception
+    titles = [str(json.loads(c.proto.spec)["layout"].get("title")) for c in at.get("plotly_chart")]
+    assert any("stateful" in t and "cannot be drawn before running" in t for t in titles), titles
