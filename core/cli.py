@@ -213,6 +213,11 @@ def _run_on_dask(args, experiment, registry, workers):
                          progress=progress)
     except SpecError:
         raise
+    except KeyboardInterrupt:
+        if (folder / "experiment.toml").is_file():  # Ctrl-C after the sweep began: say how to go on
+            print(f"descentlab: the finished parts are kept; go on with: descentlab run {args.experiment} "
+                  f"--resume {folder}", file=sys.stderr)
+        raise
     except Exception as error:  # a task failed (or the cluster went away): the parts written so far stay
         raise SweepInterrupted(f"a task failed ({one_line(error)[:300]}); the finished parts are kept; "
                                f"go on with: descentlab run {args.experiment} --resume {folder}") from None

@@ -70,7 +70,8 @@ def assert_same(a, b):
     pd.testing.assert_frame_equal(metrics_a, metrics_b, check_exact=True)
     assert sorted(a.weights) == sorted(b.weights)
     for key in a.weights:
-        assert a.weights[key].dtype == b.weights[key].dtype and a.weights[key].tobytes() == b.weights[key].tobytes(), key
+        same = a.weights[key].dtype == b.weights[key].dtype and a.weights[key].tobytes() == b.weights[key].tobytes()
+        assert same, key
 
 
 def part_files(folder: Path) -> dict[str, Path]:
@@ -250,3 +251,22 @@ def test_the_progress_bar_counts_tasks_with_an_eta():
     bar(8, 8)
     assert stream.text.endswith("8/8 tasks\n")
     assert np.isfinite(float(stream.text.split("ETA ")[1].split(" s")[0]))
+
+
+def test_a_failed_task_is_one_line_that_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    import descentlab.cluster as cluster
+
+    def fail(experiment, folder, **kwargs):
+        folder.mkdir(parents=True)
+        raise RuntimeError("worker lost\nwith a second line")
+
+    monkeypatch.setattr(cluster, "connect", lambda *args, **kwargs: object())
+    monkeypatch.setattr(cluster, "close", lambda client: None)
+    monkeypatch.setattr(cluster, "run_sweep", fail)
+    spec = tmp_path / "exp.toml"
+    spec.write_text(TOML)
+    assert main(["run", str(spec), "--executor", "dask", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("descentlab: error: a task failed (worker lost with a second line); ")
+    assert f"descentlab run {spec} --resume {tmp_path / 'out'}/dask-cli-" in err[0]
