@@ -4,7 +4,7 @@ import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, InvalidStateError, wait
 from pathlib import Path
 
 import numpy as np
@@ -112,18 +112,39 @@ def test_run_experiment_takes_a_dask_client(client, experiment, reference):
 
 
 class FailingAfter(Executor):
-    """The cluster's executor, but the task submitted ``n``-th fails (an interrupted sweep)."""
+    """The cluster's executor, but the task submitted ``n``-th fails (an interrupted sweep).
+
+    The sweep gets stand-in futures: when it gives up and cancels them, the tasks already sent
+    still finish on the cluster (as they would: a running task is not stopped), and ``wait()``
+    waits for them, so that which parts exist does not depend on timing.
+    """
 
     def __init__(self, executor, n):
-        self.executor, self.n, self.submitted = executor, n, 0
+        self.executor, self.n, self.sent = executor, n, []
 
     def submit(self, fn, /, *args, **kwargs):
-        self.submitted += 1
-        if self.submitted == self.n:
-            future = Future()
-            future.set_exception(RuntimeError("worker lost"))
-            return future
-        return self.executor.submit(fn, *args, **kwargs)
+        stand_in = Future()
+        if len(self.sent) + 1 == self.n:
+            self.sent.append(None)
+            stand_in.set_exception(RuntimeError("worker lost"))
+            return stand_in
+        real = self.executor.submit(fn, *args, **kwargs)
+        self.sent.append(real)
+
+        def copy(done, stand_in=stand_in):
+            try:
+                if done.exception() is not None:
+                    stand_in.set_exception(done.exception())
+                else:
+                    stand_in.set_result(done.result())
+            except InvalidStateError:  # the sweep cancelled its stand-in
+                pass
+
+        real.add_done_callback(copy)
+        return stand_in
+
+    def wait(self):
+        wait([f for f in self.sent if f is not None], timeout=120)
 
 
 @pytest.mark.slow
@@ -131,22 +152,22 @@ def test_an_interrupted_sweep_resumes_to_the_same_tables(client, experiment, ref
     from descentlab.cluster import run_sweep
 
     folder = tmp_path / "sweep"
+    failing = FailingAfter(client.get_executor(), 2)
     with pytest.raises(RuntimeError, match="worker lost"):
-        run_sweep(experiment, folder, client=FailingAfter(client.get_executor(), 2))
-    # tasks already running finish writing their parts (cancelling a future does not stop its task)
-    deadline = time.monotonic() + 60
-    while any(client.processing().values()) and time.monotonic() < deadline:
-        time.sleep(0.05)
+        run_sweep(experiment, folder, client=failing)
+    failing.wait()
     assert not (folder / "meta.json").exists()
     with pytest.raises(Exception, match="resume"):
         load_results(folder)
     before = part_files(folder)
+    n_tasks = len(failing.sent)
+    assert len(before) == 3 * (n_tasks - 1)  # every task but the failed one wrote its three parts
     stamps = {name: p.stat().st_mtime_ns for name, p in before.items()}
     results = run_sweep(experiment, folder, client=client, resume=True)
     assert_same(reference, results)
     after = part_files(folder)
     assert all(after[name].stat().st_mtime_ns == stamp for name, stamp in stamps.items())  # not rewritten
-    assert results.meta["tasks_run"] == (len(after) - len(before)) // 3 >= 1
+    assert results.meta["tasks_run"] == 1 and len(after) == 3 * n_tasks
 
 
 @pytest.mark.slow
