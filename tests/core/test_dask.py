@@ -171,6 +171,32 @@ def test_an_interrupted_sweep_resumes_to_the_same_tables(client, experiment, ref
 
 
 @pytest.mark.slow
+def test_a_worker_killed_mid_sweep_loses_nothing(client, experiment, reference, tmp_path):
+    """SIGKILL one worker process while tasks run: Dask sends its task to the other worker (its
+    nanny starts a new one), a half-written part is never taken for one, and the tables are the same."""
+    import signal
+    import threading
+
+    from descentlab.cluster import run_sweep
+
+    folder = tmp_path / "sweep"
+    pids = client.run(os.getpid)  # worker address -> pid
+    out = {}
+    sweep = threading.Thread(target=lambda: out.update(results=run_sweep(experiment, folder, client=client)))
+    sweep.start()
+    deadline = time.monotonic() + 60
+    while not any(client.processing().values()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    busy = next(address for address, keys in client.processing().items() if keys)
+    os.kill(pids[busy], signal.SIGKILL)
+    sweep.join(timeout=120)
+    assert "results" in out, "the sweep did not finish"
+    assert_same(reference, out["results"])
+    client.wait_for_workers(2, timeout=60)  # the nanny's new worker, for the tests after this one
+    assert pids[busy] not in client.run(os.getpid).values()  # the kill did land: that process is gone
+
+
+@pytest.mark.slow
 def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, capsys):
     spec = tmp_path / "exp.toml"
     spec.write_text(TOML)
