@@ -110,6 +110,8 @@ def run_sweep(experiment, folder, *, client, registry=None, resume: bool = False
     for kind in PART_DIRS:  # made now: an interrupted sweep's folder is known as one (load_results, --resume)
         (folder / kind).mkdir(exist_ok=True)
     tasks = plan_tasks(experiment, instance)
+    if resume:
+        _remove_unplanned(folder, {t["hash"] for t in tasks})
     todo = [t for t in tasks if not is_done(folder, t)]
     total = len(tasks)
     done = total - len(todo)
@@ -156,3 +158,15 @@ def _remove_temporaries(folder: Path) -> None:
                 path.unlink()
             except OSError:
                 pass
+
+
+def _remove_unplanned(folder: Path, planned: set[str]) -> list[Path]:
+    """Parts of this experiment that the plan no longer has (chunk sizes changed between versions of
+    descentlab): their runs are planned again under other names, and kept they would be read twice."""
+    removed = []
+    for kind in ("runs", "metrics", "weights"):
+        for path in (folder / kind).glob("problem=*/rule=*/part-*"):
+            if path.name.split(".", 1)[0].removeprefix("part-") not in planned:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed

@@ -212,7 +212,10 @@ def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, 
     kept = files["metrics/" + str(gone.relative_to(folder / "runs")).replace(".parquet", ".parquet")]
     kept_gd = next(p for name, p in files.items() if name.startswith("runs/problem=quadratic/rule=gd/"))
     stamp = kept_gd.stat().st_mtime_ns
+    stale = folder / "runs" / "problem=quadratic" / "rule=gd" / "part-0123456789abcdef01234567.parquet"
+    stale.write_bytes(kept_gd.read_bytes())  # a part of another plan of the same runs: would be read twice
     assert main(["run", str(spec), "--resume", str(folder), "--scheduler", scheduler, "--quiet"]) == 0
+    assert not stale.exists()
     assert capsys.readouterr().out.strip() == f"results: {folder}"
     resumed = load_results(folder)
     assert resumed.meta["tasks_run"] == 1 and gone.is_file() and kept.is_file()
