@@ -50,20 +50,15 @@ def connect(scheduler: str | None = None, n_workers: int | None = None):
         except (OSError, TimeoutError) as error:
             raise SpecError("--scheduler", scheduler, "the address of a running Dask scheduler",
                             hint=f"no answer in {CONNECT_SECONDS} s: {type(error).__name__}") from None
-    # processes, one thread each: the engine holds the GIL, so threads would share one core
-    cluster = distributed.LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                                       processes=True, dashboard_address=None, host="127.0.0.1")
-    client = distributed.Client(cluster)
-    client._descentlab_cluster = cluster  # closed with the client (see close())
-    return client
+    # A Client without an address starts a LocalCluster with these arguments and closes it with
+    # itself. Processes, one thread each: the engine holds the GIL, so threads would share one core.
+    return distributed.Client(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                              dashboard_address=None, host="127.0.0.1")
 
 
 def close(client) -> None:
-    """Close ``client`` and the local cluster :func:`connect` started for it, if any."""
-    cluster = getattr(client, "_descentlab_cluster", None)
+    """Close ``client`` (and so the local cluster :func:`connect` started for it)."""
     client.close()
-    if cluster is not None:
-        cluster.close()
 
 
 def run_sweep(experiment, folder, *, client, registry=None, resume: bool = False,
