@@ -52,25 +52,40 @@ class _Parser(argparse.ArgumentParser):
 class ProgressBar:
     """A one-line progress bar on stderr: ``[#####.....]  52%  1.3 s``; silent when stderr is not a terminal."""
 
-    def __init__(self, stream=None, width: int = 30):
+    def __init__(self, stream=None, width: int = 30, unit: str | None = None):
         self.stream = stream or sys.stderr
         self.width = width
+        self.unit = unit  # "tasks": also "3/8 tasks" and an ETA (Dask sweeps count tasks, not run-steps)
         self.started = time.perf_counter()
+        self.first: int | None = None  # done at the first call: a resumed sweep's parts took no time now
+        self.since = self.started
         self.last = -1.0
         self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.finished = False
+
+    def counts(self, done: int, total: int, now: float) -> str:
+        """``  3/8 tasks  ETA 12 s``: the rest at the pace of the items done since the first call."""
+        if self.first is None:
+            self.first, self.since = done, now
+        text = f"  {done}/{total} {self.unit}"
+        if total > done > self.first:
+            eta = (now - self.since) / (done - self.first) * (total - done)
+            text += f"  ETA {eta:.0f} s"
+        return text
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total <= 0 or self.finished:
             return
         now = time.perf_counter()
+        if self.unit is not None and self.first is None:
+            self.first, self.since = done, now  # paced from here: a cluster's start is not a task's time
         if done < total and now - self.last < 0.1:
             return  # redraw at most 10 times a second
         self.last = now
         fraction = min(done / total, 1.0)
         filled = int(round(self.width * fraction))
         self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:5.0%}  "
-                          f"{now - self.started:6.1f} s")
+                          f"{now - self.started:6.1f} s" + (self.counts(done, total, now) if self.unit else ""))
         if done >= total:
             self.stream.write("\n")
             self.finished = True
@@ -145,9 +160,14 @@ def cmd_run(args) -> int:
     instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     check_resources(experiment, instance, workers or min(os.cpu_count() or 1, experiment.n_runs))
     del instance
-    progress = None if args.quiet else ProgressBar()
-    results = run_experiment(experiment, registry=registry, progress=progress, workers=workers)
-    path = save_results(results, args.out)
+    executor = _executor_choice(args)
+    if executor == "dask":
+        results = _run_on_dask(args, experiment, registry, workers)
+        path = results.path
+    else:
+        progress = None if args.quiet else ProgressBar()
+        results = run_experiment(experiment, registry=registry, progress=progress, workers=workers)
+        path = save_results(results, args.out)
     _warn_failed(results)
     if not args.quiet:
         print(_summary(results))
@@ -156,6 +176,60 @@ def cmd_run(args) -> int:
                  results.meta["chunks"], results.meta["workers"])
     print(f"results: {path}")
     return 0
+
+
+EXECUTORS = ("local", "dask")
+
+
+def _executor_choice(args) -> str:
+    """``--executor``; ``--scheduler`` and ``--resume`` are Dask's, so they choose it when it is not given."""
+    dask_only = [flag for flag, value in (("--scheduler", args.scheduler), ("--resume", args.resume)) if value]
+    if args.executor is None:
+        return "dask" if dask_only else "local"
+    if args.executor == "local" and dask_only:
+        raise SpecError("--executor", "local", f"dask (with {' and '.join(dask_only)})")
+    return args.executor
+
+
+def _run_on_dask(args, experiment, registry, workers):
+    """The sweep as tasks on a Dask cluster, written as parts into a new (or the resumed) folder."""
+    from pathlib import Path
+
+    from .cluster import check_scheduler, close, connect, run_sweep
+    from .records import _target_dir, default_results_dir
+
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)  # before the extra is looked for: a typo is the first thing to say
+    if not has_module("distributed"):
+        raise MissingExtra.of("descentlab run --executor dask", "distributed", "distributed")
+    if args.resume is not None:
+        folder = Path(args.resume)
+        if not folder.is_dir():
+            raise SpecError("--resume", args.resume, "the folder of an unfinished descentlab run --executor dask")
+    else:
+        parent = Path(args.out if args.out is not None else default_results_dir())
+        folder = _target_dir(parent, experiment.name)
+    progress = None if args.quiet else ProgressBar(unit="tasks")
+    client = connect(args.scheduler, n_workers=workers)
+    try:
+        return run_sweep(experiment, folder, client=client, registry=registry, resume=args.resume is not None,
+                         progress=progress)
+    except SpecError:
+        raise
+    except KeyboardInterrupt:
+        if (folder / "experiment.toml").is_file():  # Ctrl-C after the sweep began: say how to go on
+            print(f"descentlab: the finished parts are kept; go on with: descentlab run {args.experiment} "
+                  f"--resume {folder}", file=sys.stderr)
+        raise
+    except Exception as error:  # a task failed (or the cluster went away): the parts written so far stay
+        raise SweepInterrupted(f"a task failed ({one_line(error)[:300]}); the finished parts are kept; "
+                               f"go on with: descentlab run {args.experiment} --resume {folder}") from None
+    finally:
+        close(client)
+
+
+class SweepInterrupted(Exception):
+    """A Dask sweep that stopped part-way (one line, exit status 1): its folder can be resumed."""
 
 
 def _warn_failed(results) -> None:
@@ -405,6 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="load descent rules/schedules/problems from a .py file (repeatable)")
     run.add_argument("--workers", metavar="N", type=_workers, default=None,
                      help="worker processes (default: both cores when the job is large enough; 1 = in process)")
+    run.add_argument("--executor", choices=EXECUTORS, default=None,
+                     help="local: this machine's process pool (default); dask: tasks on a Dask cluster, "
+                          "results written as parts (docs/cluster.md; needs the [distributed] extra)")
+    run.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                     help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster of --workers "
+                          "processes, else every core)")
+    run.add_argument("--resume", metavar="DIR", default=None,
+                     help="go on with the unfinished Dask sweep in DIR: only tasks without parts are run")
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the results path")
     run.add_argument("-v", "--verbose", action="count", default=0, dest="run_verbose",
                      help="also print details (plugins, chunks, workers); as before the command")
@@ -554,6 +636,9 @@ def _main(argv=None) -> int:
             raise
         print(f"descentlab: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except SweepInterrupted as error:
+        print(f"descentlab: error: {one_line(error)}", file=sys.stderr)
+        return 1
     except BrokenProcessPool as error:
         print(f"descentlab: error: a worker process died ({one_line(error)}); nothing was written; "
               "try --workers 1", file=sys.stderr)

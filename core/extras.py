@@ -1,7 +1,7 @@
 """The optional parts of descentlab and the pip extras that install them.
 
 The core (engine, runner, records, ``descentlab run``/``plugins``/``lr-find``) needs only the
-project's dependencies; the dashboard, the reports and scikit-learn's datasets need an extra
+project's dependencies; the dashboard, the reports, scikit-learn's datasets and Dask sweeps need an extra
 (pyproject.toml ``[project.optional-dependencies]``). Without it, the one line says which::
 
     the dashboard needs the [dashboard] extra: pip install 'descentlab[dashboard]'
@@ -16,7 +16,8 @@ __all__ = ["EXTRA_OF_MODULE", "MissingExtra", "extra_message", "has_module", "re
 
 # import name -> the extra that installs it (the modules a user may lack: pyproject.toml declares them
 # in these extras only; tests/test_packaging.py checks the two agree)
-EXTRA_OF_MODULE = {"streamlit": "dashboard", "plotly": "dashboard", "kaleido": "report", "sklearn": "datasets"}
+EXTRA_OF_MODULE = {"streamlit": "dashboard", "plotly": "dashboard", "kaleido": "report", "sklearn": "datasets",
+                   "distributed": "distributed"}
 
 
 def extra_message(what: str, extra: str) -> str:

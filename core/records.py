@@ -24,6 +24,8 @@ from .errors import ResultsError, SpecError
 from .experiment import Experiment, parse_toml
 
 FILES = ("experiment.toml", "runs.parquet", "metrics.parquet", "weights.npz", "meta.json")
+# the partitioned layout (descentlab.parts) has runs/, metrics/ and weights/ folders of parts instead
+PARTITIONED_FILES = ("experiment.toml", "meta.json")
 DEFAULT_RESULTS_DIR = "results"
 RESULTS_ENV = "DESCENTLAB_RESULTS"
 
@@ -249,8 +251,13 @@ def load_results(path) -> Results:
     remove_stale_temporaries(folder.parent)
     if not folder.is_dir():
         raise ResultsError(path, "", "no such folder", accepted)
-    missing = [f for f in FILES if not (folder / f).is_file()]
+    from .parts import is_partitioned
+
+    partitioned = is_partitioned(folder)  # written by tasks (--executor dask): docs/cluster.md
+    missing = [f for f in (PARTITIONED_FILES if partitioned else FILES) if not (folder / f).is_file()]
     if missing:
+        if partitioned and missing == ["meta.json"]:
+            accepted = "a finished sweep (resume this one: descentlab run EXPERIMENT.toml --resume FOLDER)"
         raise ResultsError(path, "", "missing " + ", ".join(missing), accepted)
     import pandas as pd
 
@@ -258,15 +265,25 @@ def load_results(path) -> Results:
     try:
         experiment = Experiment.from_dict(parse_toml((folder / current).read_text(encoding="utf-8")),
                                           strict=False)
-        current = "runs.parquet"
-        runs = pd.read_parquet(folder / current)
-        current = "metrics.parquet"
-        metrics = pd.read_parquet(folder / current)
-        current = "weights.npz"
-        with np.load(folder / current, allow_pickle=False) as npz:
-            weights = {k: npz[k] for k in npz.files}
+        if partitioned:
+            from .parts import read_parts
+
+            current = "runs"
+            runs, metrics, weights = read_parts(folder, experiment)
+            if runs is None:
+                raise ResultsError(folder / current, "", "no parts", "part-<hash>.parquet files (docs/cluster.md)")
+        else:
+            current = "runs.parquet"
+            runs = pd.read_parquet(folder / current)
+            current = "metrics.parquet"
+            metrics = pd.read_parquet(folder / current)
+            current = "weights.npz"
+            with np.load(folder / current, allow_pickle=False) as npz:
+                weights = {k: npz[k] for k in npz.files}
         current = "meta.json"
         meta = json.loads((folder / current).read_text(encoding="utf-8"))
+    except ResultsError:
+        raise
     except SpecError as error:
         raise ResultsError(folder / current, "", "not a file written by descentlab run", str(error)) from None
     except Exception as error:  # truncated or foreign files: say which one

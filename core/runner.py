@@ -111,8 +111,14 @@ def default_workers(experiment: Experiment, instance, registry) -> int:
     workers can rebuild the plugins; else 1."""
     import threading
 
+    import multiprocessing
+
     cpus = os.cpu_count() or 1
     if cpus < 2 or not _rebuildable(registry, experiment):
+        return 1
+    if multiprocessing.current_process().daemon:
+        # e.g. inside a Dask worker (a daemonic process): it may not start processes of its own, and
+        # the cluster already keeps every core busy, so its share runs here
         return 1
     threshold = PARALLEL_MIN_SECONDS
     if threading.active_count() > 1:
@@ -126,22 +132,8 @@ def default_workers(experiment: Experiment, instance, registry) -> int:
 
 # ---- the whole experiment ------------------------------------------------------------------------
 
-def run_experiment(experiment: Experiment, *, registry=None, executor: Executor | None = None,
-                   progress: Callable[[int, int], None] | None = None, workers: int | None = None):
-    """Train every run of ``experiment`` and return its :class:`~descentlab.records.Results`.
-
-    ``executor``: any ``concurrent.futures.Executor`` for the chunks (results are identical to a
-    serial run). Without one, ``workers`` processes are used (default: both cores when the job is
-    large enough; ``workers=1`` runs in this process). ``progress(done, total)`` counts run-steps.
-    """
-    from .records import Results, build_meta
-    from .registry import get_registry
-
-    registry = registry or get_registry()
-    started = time.perf_counter()
-    keep_freed_memory()  # big temporaries are reused from the heap instead of page-faulted in again
-    problem = registry.problem(experiment.problem)
-    instance = build_instance(problem, dict(experiment.problem_settings))
+def check_job(experiment: Experiment, instance) -> None:
+    """What only the built problem can tell about a spec: a one-line SpecError before any training."""
     n_train = int(getattr(instance, "n_train", 0) or 0)
     if experiment.batch_size > 0 and experiment.batch_size > n_train:
         raise SpecError("batch_size", experiment.batch_size,
@@ -152,6 +144,28 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
         except ImportError:
             raise SpecError("sharpness_every", experiment.sharpness_every,
                             "0 (descentlab.sharpness is not available)") from None
+
+
+def run_experiment(experiment: Experiment, *, registry=None, executor: Executor | None = None,
+                   progress: Callable[[int, int], None] | None = None, workers: int | None = None):
+    """Train every run of ``experiment`` and return its :class:`~descentlab.records.Results`.
+
+    ``executor``: any ``concurrent.futures.Executor`` for the chunks, or a ``distributed.Client``
+    (results are identical to a serial run); ``workers`` is then how many chunks it runs at once
+    (default: the Dask client's thread count, else this machine's CPU count), which sets how finely
+    the runs are split. Without one, ``workers`` processes are used (default: both cores when the
+    job is large enough; ``workers=1`` runs in this process; inside a daemonic process, such as a
+    Dask worker, always in this process). ``progress(done, total)`` counts run-steps.
+    """
+    from .records import Results, build_meta
+    from .registry import get_registry
+
+    registry = registry or get_registry()
+    started = time.perf_counter()
+    keep_freed_memory()  # big temporaries are reused from the heap instead of page-faulted in again
+    problem = registry.problem(experiment.problem)
+    instance = build_instance(problem, dict(experiment.problem_settings))
+    check_job(experiment, instance)
 
     configs = experiment.runs()
     chunks = plan_chunks(experiment, instance, configs)
@@ -167,7 +181,7 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
             owned = executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_process_context(),
                                                    initializer=die_with_parent, initargs=(os.getpid(),))
     else:
-        n_workers = getattr(executor, "_max_workers", 2)
+        executor, n_workers = executor_and_workers(executor, workers)
 
     outputs: list[dict] = []
     try:
@@ -206,6 +220,21 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
                       n_chunks=len(outputs), sharpness_cost=_sharpness_cost(outputs))
     return Results(experiment=experiment, runs=runs, metrics=metrics, weights=weights, meta=meta,
                    problem_info=problem_info, path=None)
+
+
+def executor_and_workers(executor, workers: int | None = None) -> tuple[Executor, int]:
+    """``(executor, how many tasks it runs at once)`` for an Executor or a ``distributed.Client``.
+
+    A pool's size is private (``_max_workers``), so it is asked of Dask (its workers' threads) or
+    given as ``workers``; other executors count as this machine's CPUs.
+    """
+    if workers is None and callable(getattr(executor, "nthreads", None)):
+        workers = sum(executor.nthreads().values())  # a distributed.Client: threads over all its workers
+    if callable(getattr(executor, "get_executor", None)):
+        executor = executor.get_executor()
+    if workers is None:
+        workers = os.cpu_count() or 1
+    return executor, max(int(workers), 1)
 
 
 def _sharpness_cost(outputs: list[dict]) -> dict | None:

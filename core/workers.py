@@ -92,19 +92,26 @@ def _start_watchdog(ppid: int, parent_pid: int) -> None:
     threading.Thread(target=watch, name="descentlab-parent-watchdog", daemon=True).start()
 
 
-def run_chunk_job(payload: dict) -> dict:
-    """Executor entry point: rebuild registry, experiment and problem in this process, run one chunk."""
+def worker_context(payload: dict):
+    """``(registry, experiment, instance)`` of a job's payload, rebuilt once per process and kept."""
     _one_blas_thread()
     keep_freed_memory()
     registry = _worker_registry(tuple(payload["plugin_paths"]))
+    # the spec was validated where the job was planned: trusted here, not checked again
     experiment = Experiment.from_dict(payload["experiment"], strict=False)
     key = json.dumps([experiment.problem, experiment.problem_settings], sort_keys=True, default=str)
     if key not in _WORKER_INSTANCES:
         _WORKER_INSTANCES.clear()
         problem = registry.problem(experiment.problem)
         _WORKER_INSTANCES[key] = build_instance(problem, dict(experiment.problem_settings))
+    return registry, experiment, _WORKER_INSTANCES[key]
+
+
+def run_chunk_job(payload: dict) -> dict:
+    """Executor entry point: rebuild registry, experiment and problem in this process, run one chunk."""
+    registry, experiment, instance = worker_context(payload)
     configs = experiment.runs()
-    return run_chunk(_WORKER_INSTANCES[key], registry, experiment, [configs[i] for i in payload["run_ids"]])
+    return run_chunk(instance, registry, experiment, [configs[i] for i in payload["run_ids"]])
 
 
 def _process_context():

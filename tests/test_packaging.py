@@ -102,7 +102,7 @@ def test_version_option_prints_the_declared_version(capsys):
 # import name -> distribution name, where they differ
 DISTRIBUTION_OF = {"sklearn": "scikit-learn", "yaml": "pyyaml", "tomli_w": "tomli-w", "PIL": "pillow",
                    "dateutil": "python-dateutil", "skimage": "scikit-image", "cv2": "opencv-python"}
-OPTIONAL = ("streamlit", "plotly", "sklearn", "kaleido")
+OPTIONAL = ("streamlit", "plotly", "sklearn", "kaleido", "distributed")
 
 
 def _normal(name: str) -> str:
@@ -198,7 +198,8 @@ def test_the_extras_install_what_descentlab_extras_names(project):
     assert extras["dashboard"] == {"streamlit", "plotly"}
     assert extras["report"] == {"plotly", "kaleido"}
     assert extras["datasets"] == {"scikit-learn"}
-    assert extras["all"] == extras["dashboard"] | extras["report"] | extras["datasets"]
+    assert extras["distributed"] == {"distributed"}
+    assert extras["all"] == extras["dashboard"] | extras["report"] | extras["datasets"] | extras["distributed"]
     assert {"test", "docs"} <= set(extras)
 
 
@@ -214,7 +215,7 @@ def test_fresh_machine_commands_install_the_extras_they_use():
 BLOCKED_CORE = r"""
 import importlib.abc, sys
 
-BLOCKED = {"streamlit", "plotly", "sklearn", "kaleido"}
+BLOCKED = {"streamlit", "plotly", "sklearn", "kaleido", "distributed"}
 
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):

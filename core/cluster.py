@@ -1,0 +1,167 @@
+"""Sweeps on Dask: tasks of the partitioned layout sent to a local or remote cluster, resumable.
+
+``descentlab run EXP --executor dask [--scheduler ADDRESS] [--resume FOLDER]`` is
+:func:`run_sweep` with :func:`connect`. Needs the ``[distributed]`` extra; docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from concurrent.futures import as_completed
+from pathlib import Path
+from typing import Callable
+
+from .atomic import write_text_atomic
+from .errors import SpecError
+
+__all__ = ["SCHEDULER_ACCEPTED", "check_scheduler", "connect", "run_sweep"]
+
+SCHEDULER_ACCEPTED = "tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT with PORT in 1-65535 (a Dask scheduler)"
+_ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
+CONNECT_SECONDS = 10  # a scheduler that does not answer in this time is reported, not waited for
+EXTRA = "distributed"
+
+
+def check_scheduler(address: str) -> str:
+    """A Dask scheduler address as ``--scheduler`` accepts it, or a one-line SpecError."""
+    match = _ADDRESS.match(address.strip()) if isinstance(address, str) else None
+    if match is None or not 1 <= int(match["port"]) <= 65535:
+        raise SpecError("--scheduler", address, SCHEDULER_ACCEPTED)
+    return address.strip() if match["scheme"] else f"tcp://{address.strip()}"
+
+
+def _distributed():
+    from .extras import require
+    return require("distributed", "descentlab run --executor dask", EXTRA)
+
+
+def connect(scheduler: str | None = None, n_workers: int | None = None):
+    """A ``distributed.Client``: of the scheduler at ``scheduler``, or of a new local cluster of
+    ``n_workers`` single-threaded processes (default: every core) bound to 127.0.0.1 without its
+    web dashboard. Closing the client closes a cluster it started."""
+    distributed = _distributed()
+    if scheduler is not None:
+        address = check_scheduler(scheduler)
+        try:
+            return distributed.Client(address, timeout=CONNECT_SECONDS)
+        except (OSError, TimeoutError) as error:
+            raise SpecError("--scheduler", scheduler, "the address of a running Dask scheduler",
+                            hint=f"no answer in {CONNECT_SECONDS} s: {type(error).__name__}") from None
+    # A Client without an address starts a LocalCluster with these arguments and closes it with
+    # itself. Processes, one thread each: the engine holds the GIL, so threads would share one core.
+    return distributed.Client(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                              dashboard_address=None, host="127.0.0.1")
+
+
+def close(client) -> None:
+    """Close ``client`` (and so the local cluster :func:`connect` started for it)."""
+    client.close()
+
+
+def run_sweep(experiment, folder, *, client, registry=None, resume: bool = False,
+              progress: Callable[[int, int], None] | None = None):
+    """Run ``experiment`` as tasks on ``client`` (a ``distributed.Client`` or any Executor), each
+    writing its parts into ``folder``; return the :class:`~descentlab.records.Results` read back.
+
+    ``resume=True`` takes an existing folder of the same experiment and runs only the tasks whose
+    parts are missing. ``progress(done, total)`` counts tasks (parts already there count as done).
+    A task that fails leaves the other parts in place: the same call with ``resume=True`` goes on.
+    """
+    from .experiment import Experiment, parse_toml
+    from .faults import build_instance
+    from .parts import PART_DIRS, is_done, plan_tasks, read_parts
+    from .records import build_meta, load_results, remove_stale_temporaries
+    from .registry import get_registry
+    from .runner import _describe, _rebuildable, check_job, executor_and_workers
+    from .tables import _json_ready
+
+    registry = registry or get_registry()
+    started = time.perf_counter()
+    folder = Path(folder)
+    if not _rebuildable(registry, experiment):
+        raise SpecError("--executor", "dask", "local for plugins registered in this process only "
+                        "(load them from a file or a package so that Dask workers can rebuild them)")
+    instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
+    check_job(experiment, instance)
+    spec_file = folder / "experiment.toml"
+    if resume:
+        if not spec_file.is_file():
+            raise SpecError("--resume", str(folder), "a folder written by descentlab run --executor dask",
+                            hint="it has no experiment.toml")
+        saved = Experiment.from_dict(parse_toml(spec_file.read_text(encoding="utf-8")), strict=False)
+        if saved.to_dict() != experiment.to_dict():
+            raise SpecError("--resume", str(folder), "the folder of this same experiment",
+                            hint="its experiment.toml differs from the experiment given")
+        if (folder / "meta.json").exists():
+            (folder / "meta.json").unlink()  # rewritten at the end; a folder being resumed is not finished
+        _remove_temporaries(folder)
+    else:
+        folder.mkdir(parents=True, exist_ok=False)
+        write_text_atomic(spec_file, experiment.to_toml())
+
+    for kind in PART_DIRS:  # made now: an interrupted sweep's folder is known as one (load_results, --resume)
+        (folder / kind).mkdir(exist_ok=True)
+    tasks = plan_tasks(experiment, instance)
+    if resume:
+        _remove_unplanned(folder, {t["hash"] for t in tasks})
+    todo = [t for t in tasks if not is_done(folder, t)]
+    total = len(tasks)
+    done = total - len(todo)
+    if progress is not None:
+        progress(done, total)
+    executor, n_workers = executor_and_workers(client)
+    payload = {"experiment": experiment.to_dict(), "plugin_paths": list(registry.plugin_paths),
+               "folder": str(folder.resolve())}
+    from .parts import run_task
+
+    futures = [executor.submit(run_task, {**payload, **task}) for task in todo]
+    summaries = []
+    try:
+        for future in as_completed(futures):
+            summaries.append(future.result())
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    finally:
+        for future in futures:
+            future.cancel()
+
+    runs, metrics, weights = read_parts(folder, experiment)
+    problem_info = _json_ready(_describe(experiment, instance))
+    costs = [s["sharpness_cost"] for s in summaries if s.get("sharpness_cost")]
+    cost = ({k: int(sum(c[k] for c in costs)) for k in ("measurements", "hessian_vector_products")}
+            if costs else None)
+    meta = build_meta(experiment, registry, wall_time=time.perf_counter() - started, problem_info=problem_info,
+                      workers=n_workers, n_chunks=total, sharpness_cost=cost)
+    meta["command"] = f"descentlab run {spec_file} --executor dask" + "".join(
+        f" --plugin {path}" for path in registry.plugin_paths)
+    meta["layout"] = "partitioned"
+    meta["tasks_run"] = len(todo)  # the others were found done (a resumed sweep)
+    write_text_atomic(folder / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
+    remove_stale_temporaries(folder.parent)
+    return load_results(folder)
+
+
+def _remove_temporaries(folder: Path) -> None:
+    """Hidden temporaries of parts whose writer was killed (write_atomic names them ``.part-*.tmp*``)."""
+    for kind in ("runs", "metrics", "weights"):
+        for path in (folder / kind).glob("problem=*/rule=*/.part-*.tmp*"):
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+
+def _remove_unplanned(folder: Path, planned: set[str]) -> list[Path]:
+    """Parts of this experiment that the plan no longer has (chunk sizes changed between versions of
+    descentlab): their runs are planned again under other names, and kept they would be read twice."""
+    removed = []
+    for kind in ("runs", "metrics", "weights"):
+        for path in (folder / kind).glob("problem=*/rule=*/part-*"):
+            if path.name.split(".", 1)[0].removeprefix("part-") not in planned:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
