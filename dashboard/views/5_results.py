@@ -15,6 +15,21 @@ TITLE = "Results"
 ICON = ":material/folder_open:"
 PAGE = "res"
 RESULT_FILES = ("experiment.toml", "runs.parquet", "metrics.parquet")
+PART_FOLDERS = ("runs", "metrics")  # the partitioned layout of a Dask sweep (docs/cluster.md)
+
+
+def is_results_folder(p: Path) -> bool:
+    """A folder ``load_results`` reads: one file per table, or a Dask sweep's partitioned parts."""
+    if not (p / "experiment.toml").is_file():
+        return False
+    return all((p / f).is_file() for f in RESULT_FILES) or all((p / d).is_dir() for d in PART_FOLDERS)
+
+
+def changed_at(p: Path) -> float:
+    """When a results folder last changed: its runs table, or the newest of its parts."""
+    if (p / "runs.parquet").is_file():
+        return (p / "runs.parquet").stat().st_mtime
+    return max((f.stat().st_mtime for f in (p / "runs").rglob("*.parquet")), default=p.stat().st_mtime)
 
 
 def experiments_in(folder: Path) -> list[Path]:
@@ -22,11 +37,10 @@ def experiments_in(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     # a hidden ".<name>.*.tmp" folder is a save still in progress (records are written atomically)
-    found = [p for p in folder.iterdir()
-             if p.is_dir() and not p.name.startswith(".") and all((p / f).is_file() for f in RESULT_FILES)]
-    if all((folder / f).is_file() for f in RESULT_FILES):
+    found = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and is_results_folder(p)]
+    if is_results_folder(folder):
         found.append(folder)
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    return sorted(found, key=changed_at, reverse=True)
 
 
 def _allowed(path: Path) -> bool:
@@ -84,7 +98,7 @@ st.query_params["folder"] = folder
 st.query_params["open"] = picked_name
 
 try:
-    results = _load(picked, Path(picked, "runs.parquet").stat().st_mtime)
+    results = _load(picked, changed_at(Path(picked)))
 except Exception as error:  # a truncated or foreign folder: one line, the page keeps working
     W.show_error(error)
     st.stop()
