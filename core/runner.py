@@ -18,7 +18,7 @@ from .allocator import keep_freed_memory
 from .chunk import (METRIC_BASE, METRIC_TAIL, SMALL_COPY_BYTES, SMALL_PARAMS, RuleLookup, StepView,  # noqa: F401
                     one_rule_experiment, run_chunk, snapshot_steps)
 from .errors import SpecError
-from .experiment import Experiment, RunConfig
+from .experiment import Experiment, RunConfig, check_resources
 from .faults import build_instance
 from .tables import _assemble, _json_ready
 from .workers import _process_context, die_with_parent, run_chunk_job  # noqa: F401
@@ -174,6 +174,9 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
     owned = None
     if executor is None:
         n_workers = default_workers(experiment, instance, registry) if workers is None else int(workers)
+        # A job that cannot fit is refused in one line before anything trains, from Python and the
+        # dashboard as from the CLI (which checks before building the records folder).
+        check_resources(experiment, instance, max(n_workers, 1))
         if n_workers > 1 and len(configs) > 1:
             if not _rebuildable(registry, experiment):
                 raise SpecError("workers", n_workers, "1 for plugins registered in this process only "
@@ -182,6 +185,7 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
                                                    initializer=die_with_parent, initargs=(os.getpid(),))
     else:
         executor, n_workers = executor_and_workers(executor, workers)
+        check_resources(experiment, instance, 1)  # the workers may be elsewhere; the records come here
 
     outputs: list[dict] = []
     try:

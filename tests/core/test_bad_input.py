@@ -219,6 +219,21 @@ def test_a_network_that_cannot_fit_is_refused_before_any_work(tmp_path, earlier)
     assert "has" in line or "allows" in line or "may use" in line
 
 
+def test_run_experiment_from_python_refuses_it_too_before_any_work(monkeypatch):
+    # the dashboard and notebooks call run_experiment directly, not the CLI
+    import descentlab.chunk as chunk
+    from descentlab.errors import SpecError
+    from descentlab.experiment import Experiment, parse_toml
+    from descentlab.runner import run_experiment
+
+    def never(*args, **kwargs):
+        raise AssertionError("a chunk trained")
+    monkeypatch.setattr(chunk, "run_chunk", never)
+    with pytest.raises(SpecError, match="experiment size") as refused:
+        run_experiment(Experiment.from_dict(parse_toml(HUGE_NET)), workers=1)
+    assert "needs ~" in str(refused.value) and "\n" not in str(refused.value)
+
+
 def test_the_memory_check_uses_the_stated_cap(tmp_path, earlier):
     before = snapshot(earlier)
     spec = tmp_path / "exp.toml"
