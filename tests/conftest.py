@@ -24,6 +24,20 @@ signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
+def _main_module_is_restored():
+    """Streamlit's AppTest leaves ``sys.modules["__main__"]`` pointing at its generated script (for
+    ``from_function``, one that calls the page with its arguments); a later test whose worker
+    processes start by forkserver or spawn (chosen once other threads run, e.g. a Dask client's)
+    would make each worker import that script and die. Every test gets the real one back."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
+
+
+@pytest.fixture(autouse=True)
 def _ctrl_c_is_a_keyboard_interrupt():
     """Fail the test that leaves Ctrl-C changed, instead of hanging a later one."""
     yield
