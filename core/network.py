@@ -198,3 +198,106 @@ class MLP:
                     r_delta += curvature
                     delta = self.activation.backward(z_prev, a_prev, grad_a)
         return out
+
+    def hessian_operator(self, params: np.ndarray, inputs: np.ndarray, targets: np.ndarray) -> "HessianOperator":
+        """``H v`` at fixed ``params`` for several v: the R-operator with its v-free half done once.
+
+        Lanczos multiplies the same Hessian by several vectors. Everything in
+        :meth:`hessian_vector_product` that does not depend on v (the forward pass z_i, a_i, the
+        slopes f'(z_i), the backward deltas δ_i and f''(z_{i−1}) ⊙ (δ_i W_iᵀ)) is computed here once,
+        so each product only pushes R{·} through: fewer matrix products and no activation function
+        (docs/dev/speed.md, "Sharpness tracking"). Same formulas; the products agree to rounding.
+        """
+        params = np.asarray(params, dtype=np.float64)
+        inputs = np.asarray(inputs, dtype=np.float64)
+        targets = np.asarray(targets, dtype=np.float64)
+        layers = self._weights(params)
+        last = len(layers) - 1
+        second, output_hvp = self.activation.second, self.loss.output_hvp
+        if second is None or output_hvp is None:
+            raise NotImplementedError(f"{self.activation.name} or {self.loss.name} declares no second derivative")
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            ins, slopes, zs = [], [], []      # a_{i−1} per layer; f'(z_i) and z_i, a_i per hidden layer
+            a = inputs
+            for i, (w, b) in enumerate(layers):
+                ins.append(a)
+                z = np.matmul(a, w)
+                z += b[:, None, :]
+                if i < last:
+                    a = self.activation.forward(z)
+                    zs.append((z, a))
+                    slopes.append(self.activation.backward(z, a, np.ones_like(z)))
+            output = z
+            _, delta = self.loss.value_and_grad(output, targets)
+            deltas, curvatures = [None] * (last + 1), [None] * last
+            deltas[last] = delta
+            for i in range(last, 0, -1):
+                grad_a = np.matmul(delta, layers[i][0].transpose(0, 2, 1))
+                curvature = second(*zs[i - 1])
+                curvature *= grad_a
+                curvatures[i - 1] = curvature
+                delta = slopes[i - 1] * grad_a
+                deltas[i - 1] = delta
+        return HessianOperator(self, params, ins, slopes, deltas, curvatures, output, targets)
+
+
+class HessianOperator:
+    """``op(vectors) -> H v`` ``(R, P)`` of an MLP at fixed parameters (see ``MLP.hessian_operator``).
+
+    ``op.rows(keep)`` is the same operator restricted to the runs ``keep`` (Lanczos drops the runs
+    that have converged, so the products of the remaining ones cost less).
+    """
+
+    def __init__(self, model, params, ins, slopes, deltas, curvatures, output, targets):
+        self.model, self.params = model, params
+        self.ins, self.slopes, self.deltas, self.curvatures = ins, slopes, deltas, curvatures
+        self.output, self.targets = output, targets
+        self.layers = model._weights(params)
+
+    def rows(self, keep: np.ndarray) -> "HessianOperator":
+        def pick(a):
+            return a if a is None or a.ndim == 2 else a[keep]  # 2-D: inputs shared by all runs
+        return HessianOperator(self.model, self.params[keep], [pick(a) for a in self.ins],
+                               [pick(a) for a in self.slopes], [pick(a) for a in self.deltas],
+                               [pick(a) for a in self.curvatures], self.output[keep], pick(self.targets))
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        vectors = np.asarray(vectors, dtype=np.float64)
+        model, layers, ins, slopes, deltas = self.model, self.layers, self.ins, self.slopes, self.deltas
+        directions = model._weights(vectors)
+        out = np.empty_like(self.params)
+        results = model._weights(out)
+        last = len(layers) - 1
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            r_ins, r_zs = [], []
+            r_a = None
+            for i, ((w, _), (vw, vb)) in enumerate(zip(layers, directions)):
+                r_ins.append(r_a)
+                r_z = np.matmul(ins[i], vw)
+                r_z += vb[:, None, :]
+                if r_a is not None:
+                    r_z += np.matmul(r_a, w)
+                r_zs.append(r_z)
+                if i < last:
+                    r_a = slopes[i] * r_z
+            r_delta = model.loss.output_hvp(self.output, self.targets, r_zs[last])
+            ones = np.ones(r_delta.shape[1])
+            for i in range(last, -1, -1):
+                a_in, r_a_in = ins[i], r_ins[i]
+                hw, hb = results[i]
+                np.matmul(a_in.T if a_in.ndim == 2 else a_in.transpose(0, 2, 1), r_delta, out=hw)
+                if r_a_in is not None:
+                    hw += np.matmul(r_a_in.transpose(0, 2, 1), deltas[i])
+                np.matmul(ones, r_delta, out=hb)
+                if i > 0:
+                    w, vw = layers[i][0], directions[i][0]
+                    if w.shape[2] == 1:  # one output unit: outer products, cheaper by broadcasting
+                        r_grad_a = r_delta * w.transpose(0, 2, 1)
+                        r_grad_a += deltas[i] * vw.transpose(0, 2, 1)
+                    else:
+                        r_grad_a = np.matmul(r_delta, w.transpose(0, 2, 1))
+                        r_grad_a += np.matmul(deltas[i], vw.transpose(0, 2, 1))
+                    r_grad_a *= slopes[i - 1]
+                    r_grad_a += self.curvatures[i - 1] * r_zs[i - 1]
+                    r_delta = r_grad_a
+        return out

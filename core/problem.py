@@ -105,6 +105,13 @@ class SupervisedInstance(ProblemInstance):
             x, y = x[batch], y[batch]
         return self.model.hessian_vector_product(params, vectors, x, y)
 
+    def hessian_operator(self, params, batch=None):
+        """``matvec(vectors) -> H v`` at fixed ``params`` (see ``MLP.hessian_operator``): for several products."""
+        x, y, _, _ = self._data(np.float64)
+        if batch is not None:
+            x, y = x[batch], y[batch]
+        return self.model.hessian_operator(params, x, y)
+
     def predict(self, params: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         """Model outputs ``(R, N, k)`` on arbitrary inputs (logits for classification)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):

@@ -217,3 +217,91 @@ def test_meta_records_what_sharpness_tracking_cost(tmp_path):
     folder = save_results(tracked, tmp_path)
     assert json.loads((folder / "meta.json").read_text())["sharpness_cost"] == cost
     assert load_results(folder).meta["sharpness_cost"] == cost
+
+
+# ---- the tracker: warm-started Lanczos with a Ritz-residual stop, on the reused R-operator --------
+
+TRACKER_RTOL = 1e-7  # documented: Ritz residual <= 1e-4 |θ|, so |θ − λ| <~ 1e-8 |θ|² / gap
+
+
+def test_hessian_operator_equals_dense_hessian_and_restricts_to_rows():
+    instance = tiny_mlp(seed=4)
+    params = instance.init_params([1, 2, 3]) * 2.0
+    v = np.random.default_rng(1).normal(size=params.shape)
+    op = instance.hessian_operator(params)
+    dense = np.stack([hessian_by_hand(instance, params[r]) for r in range(3)])
+    expected = np.einsum("rpq,rq->rp", dense, v)
+    np.testing.assert_allclose(op(v), expected, rtol=1e-6, atol=1e-8 * np.abs(expected).max())
+    np.testing.assert_allclose(op(v), hessian_vector_product(instance, params, v), rtol=1e-12, atol=1e-15)
+    keep = np.array([2, 0])
+    np.testing.assert_allclose(op.rows(keep)(v[keep]), op(v)[keep], rtol=1e-14, atol=1e-16)
+    # mini-batches: per-run inputs
+    batch = np.array([np.arange(0, 10), np.arange(10, 20), np.arange(5, 15)])
+    np.testing.assert_allclose(instance.hessian_operator(params, batch)(v),
+                               hessian_vector_product(instance, params, v, batch=batch), rtol=1e-12, atol=1e-15)
+
+
+def _gd_trajectory(instance, params, steps, lr, every):
+    out = []
+    params = params.copy()
+    for t in range(steps + 1):
+        if t % every == 0:
+            out.append(params.copy())
+        params -= lr * instance.loss_and_grad(params)[1]
+    return out
+
+
+def test_tracker_follows_the_dense_hessian_top_eigenvalue_along_training():
+    from descentlab.sharpness import SharpnessTracker
+    instance = tiny_mlp(seed=5)
+    snapshots = _gd_trajectory(instance, instance.init_params([0, 1, 2]) * 2.0, 60, 0.2, 10)
+    tracker = SharpnessTracker(3, snapshots[0].shape[1])
+    for params in snapshots:
+        lam = tracker.measure(instance, params, np.arange(3))
+        for r in range(3):
+            reference = np.linalg.eigvalsh(hessian_by_hand(instance, params[r]))[-1]
+            np.testing.assert_allclose(lam[r], reference, rtol=max(TRACKER_RTOL, 1e-6))  # 1e-6: the reference's own differencing
+        # the exact reference (Lanczos through the whole space) pins it at the documented tolerance
+        full = hessian_extreme_eigenvalues(instance, params, iters=params.shape[1])[0]
+        np.testing.assert_allclose(lam, full, rtol=TRACKER_RTOL)
+    assert tracker.measurements == len(snapshots)
+    assert tracker.measurements <= tracker.products <= tracker.measurements * 20
+
+
+def test_tracker_on_a_saddle_and_on_stale_warm_starts():
+    from descentlab.sharpness import SharpnessTracker
+    eig = np.array([3.0, 1.0, 0.5, -50.0, -2.0, 2.0])
+    matrix = rotated(eig, seed=8)
+    saddle = Quadratic(matrix)
+    params = saddle.init_params([0, 1, 2, 3])
+    tracker = SharpnessTracker(4, 6)
+    np.testing.assert_allclose(tracker.measure(saddle, params, np.arange(4)), 3.0, rtol=TRACKER_RTOL)
+    warm = tracker.products
+    # now a constant Hessian: the warm start is the top eigenvector, one product is enough
+    np.testing.assert_allclose(tracker.measure(saddle, params, np.arange(4)), 3.0, rtol=TRACKER_RTOL)
+    assert tracker.products - warm == 1
+    # a stale start mostly along the λ = 2 eigenvector: the residual test does not accept the
+    # Rayleigh quotient near 2, Lanczos goes on until the top pair is found
+    vectors = np.linalg.eigh(matrix)[1]                     # columns, eigenvalues ascending
+    stale = vectors[:, -2] + 0.05 * vectors[:, -1]
+    tracker.vectors[:] = stale / np.linalg.norm(stale)
+    before = tracker.products
+    np.testing.assert_allclose(tracker.measure(saddle, params, np.arange(4)), 3.0, rtol=TRACKER_RTOL)
+    assert tracker.products - before > 1
+
+
+def test_tracker_mini_batch_non_finite_runs_and_subsets():
+    from descentlab.sharpness import SharpnessTracker
+    instance, x = linear_regression(samples=40)
+    batch = np.array([np.arange(0, 10), np.arange(20, 30), np.arange(5, 15)])
+    params = instance.init_params([0, 1, 2])
+    params[1] = np.nan
+    tracker = SharpnessTracker(5, params.shape[1])
+    lam = tracker.measure(instance, params, np.array([4, 0, 2]), batch)
+    assert np.isnan(lam[1])
+    for r in (0, 2):
+        a = np.hstack([x[batch[r]], np.ones((10, 1))])
+        np.testing.assert_allclose(lam[r], np.linalg.eigvalsh(a.T @ a / 10)[-1], rtol=TRACKER_RTOL)
+    # a run's value does not depend on what else is measured with it
+    alone = SharpnessTracker(5, params.shape[1]).measure(instance, params[2:], np.array([2]), batch[2:])
+    np.testing.assert_allclose(alone, lam[2:], rtol=TRACKER_RTOL)
