@@ -33,9 +33,9 @@ from descentlab.sharpness import top_hessian_eigenvalue
 def best_of(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     return min(times)
 
 
@@ -107,10 +107,10 @@ def main(argv=None) -> int:
     for round_ in range(args.repeats + 1):
         for every, experiment in experiments.items():
             counts.clear()
-            start = time.perf_counter()
+            start = time.process_time()
             run_experiment(experiment, workers=1)
             if round_:                        # round 0 warms up (imports, caches)
-                walls[every].append(time.perf_counter() - start)
+                walls[every].append(time.process_time() - start)
             per_measurement[every] = (np.mean(counts), len(counts)) if counts else None
     base = min(walls[everies[0]])
     print(f"runner, {args.runs} runs x {args.steps} steps, one process, best of {args.repeats} interleaved rounds:")

@@ -97,12 +97,13 @@ class MLP:
             return self.loss.value(self.forward(params, inputs), targets)
 
     def loss_and_grad(self, params: np.ndarray, inputs: np.ndarray, targets: np.ndarray,
-                      out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      out: np.ndarray | None = None, trace: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Mean loss ``(R,)`` and its gradient ``(R, P)`` by backpropagation.
 
         Forward keeps each layer's input and pre-activation; backward carries
         δ = ∂J/∂z from the output layer down: ∂J/∂W = aᵀδ, ∂J/∂b = Σ_n δ,
-        δ_prev = f'(z_prev) ⊙ (δ Wᵀ).
+        δ_prev = f'(z_prev) ⊙ (δ Wᵀ). A ``trace`` dict receives that forward and backward pass
+        (for :meth:`hessian_operator` at the same point; the gradient is the same either way).
         """
         grad = np.empty_like(params) if out is None else out
         layers = self._weights(params)
@@ -117,12 +118,16 @@ class MLP:
                 cache.append((a, z))
                 a = z if i == last else self.activation.forward(z)
             loss, delta = self.loss.value_and_grad(a, targets)
+            if trace is not None:
+                trace.update(cache=cache, output=a, deltas=[None] * (last + 1), grad_as=[None] * last)
             # Summing over samples as a product with a row of ones runs through BLAS, about 3x
             # faster than delta.sum(axis=1) at these sizes.
             ones = np.ones(delta.shape[1], dtype=delta.dtype)
             for i in range(last, -1, -1):
                 a_in, z = cache[i]
                 gw, gb = grads[i]
+                if trace is not None:
+                    trace["deltas"][i] = delta
                 if a_in.ndim == 2:  # inputs shared by all runs
                     np.matmul(a_in.T, delta, out=gw)
                 else:
@@ -134,6 +139,8 @@ class MLP:
                         grad_a = delta * w.transpose(0, 2, 1)
                     else:
                         grad_a = np.matmul(delta, w.transpose(0, 2, 1))
+                    if trace is not None:
+                        trace["grad_as"][i - 1] = grad_a.copy()  # backward overwrites it
                     delta = self.activation.backward(cache[i - 1][1], a_in, grad_a)
         return loss, grad
 
@@ -199,7 +206,8 @@ class MLP:
                     delta = self.activation.backward(z_prev, a_prev, grad_a)
         return out
 
-    def hessian_operator(self, params: np.ndarray, inputs: np.ndarray, targets: np.ndarray) -> "HessianOperator":
+    def hessian_operator(self, params: np.ndarray, inputs: np.ndarray, targets: np.ndarray,
+                         trace: dict | None = None) -> "HessianOperator":
         """``H v`` at fixed ``params`` for several v: the R-operator with its v-free half done once.
 
         Lanczos multiplies the same Hessian by several vectors. Everything in
@@ -207,6 +215,8 @@ class MLP:
         slopes f'(z_i), the backward deltas δ_i and f''(z_{i−1}) ⊙ (δ_i W_iᵀ)) is computed here once,
         so each product only pushes R{·} through: fewer matrix products and no activation function
         (docs/dev/speed.md, "Sharpness tracking"). Same formulas; the products agree to rounding.
+        ``trace``: the dict that :meth:`loss_and_grad` filled at these same float64 params and
+        inputs (the training step's own pass), so not even the forward pass is repeated.
         """
         params = np.asarray(params, dtype=np.float64)
         inputs = np.asarray(inputs, dtype=np.float64)
@@ -216,6 +226,18 @@ class MLP:
         second, output_hvp = self.activation.second, self.loss.output_hvp
         if second is None or output_hvp is None:
             raise NotImplementedError(f"{self.activation.name} or {self.loss.name} declares no second derivative")
+        if trace is not None:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                ins = [a_in for a_in, _ in trace["cache"]]
+                zs = [(trace["cache"][i][1], ins[i + 1]) for i in range(last)]
+                slopes = [self.activation.backward(z, a, np.ones_like(z)) for z, a in zs]
+                curvatures = []
+                for (z, a), grad_a in zip(zs, trace["grad_as"]):
+                    curvature = second(z, a)
+                    curvature *= grad_a
+                    curvatures.append(curvature)
+            return HessianOperator(self, params, ins, slopes, list(trace["deltas"]), curvatures, trace["output"],
+                                   targets)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             ins, slopes, zs = [], [], []      # a_{i−1} per layer; f'(z_i) and z_i, a_i per hidden layer
             a = inputs
@@ -253,6 +275,8 @@ class HessianOperator:
         self.ins, self.slopes, self.deltas, self.curvatures = ins, slopes, deltas, curvatures
         self.output, self.targets = output, targets
         self.layers = model._weights(params)
+        # W_iᵀ as contiguous arrays: numpy's batched matmul is about twice as slow on a transposed view
+        self.transposed = [None] + [np.ascontiguousarray(w.transpose(0, 2, 1)) for w, _ in self.layers[1:]]
 
     def rows(self, keep: np.ndarray) -> "HessianOperator":
         def pick(a):
@@ -290,13 +314,13 @@ class HessianOperator:
                     hw += np.matmul(r_a_in.transpose(0, 2, 1), deltas[i])
                 np.matmul(ones, r_delta, out=hb)
                 if i > 0:
-                    w, vw = layers[i][0], directions[i][0]
-                    if w.shape[2] == 1:  # one output unit: outer products, cheaper by broadcasting
-                        r_grad_a = r_delta * w.transpose(0, 2, 1)
-                        r_grad_a += deltas[i] * vw.transpose(0, 2, 1)
+                    vw_t = directions[i][0].transpose(0, 2, 1)
+                    if vw_t.shape[1] == 1:  # one output unit: both outer products as one matmul of depth 2
+                        r_grad_a = np.matmul(np.concatenate([r_delta, deltas[i]], axis=2),
+                                             np.concatenate([self.transposed[i], vw_t], axis=1))
                     else:
-                        r_grad_a = np.matmul(r_delta, w.transpose(0, 2, 1))
-                        r_grad_a += np.matmul(deltas[i], vw.transpose(0, 2, 1))
+                        r_grad_a = np.matmul(r_delta, self.transposed[i])
+                        r_grad_a += np.matmul(deltas[i], np.ascontiguousarray(vw_t))
                     r_grad_a *= slopes[i - 1]
                     r_grad_a += self.curvatures[i - 1] * r_zs[i - 1]
                     r_delta = r_grad_a

@@ -21,6 +21,8 @@ fast when the top eigenvalue is separated from the rest (the usual case in netwo
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from .problem import HessianVectorProduct, exact_hessian
@@ -293,14 +295,34 @@ class _ProductOperator:
         return hessian_vector_product(self.instance, self.params, vectors, batch=self.batch)
 
 
-def _hessian_operator(instance, params, batch):
+def _hessian_operator(instance, params, batch, trace=None):
     make = getattr(instance, "hessian_operator", None)
     if make is not None:
         try:
-            return make(params, batch)
+            return make(params, batch) if trace is None else make(params, batch, trace=trace)
         except NotImplementedError:  # an activation or loss without second derivatives
             pass
     return _ProductOperator(instance, params, batch)
+
+
+def forward_trace(instance, params: np.ndarray) -> dict | None:
+    """An empty dict for the training step's ``loss_and_grad(..., trace=...)`` when the tracker can
+    reuse that pass (a float64 network offering ``hessian_operator``), else None."""
+    if params.dtype != np.float64 or getattr(instance, "hessian_operator", None) is None:
+        return None
+    model = getattr(instance, "model", None)
+    if model is None or model.activation.second is None or model.loss.output_hvp is None:
+        return None
+    kind = type(instance)
+    if kind not in _TAKES_TRACE:  # a problem that overrides loss_and_grad without it trains as before
+        try:
+            _TAKES_TRACE[kind] = "trace" in inspect.signature(instance.loss_and_grad).parameters
+        except (TypeError, ValueError):
+            _TAKES_TRACE[kind] = False
+    return {} if _TAKES_TRACE[kind] else None
+
+
+_TAKES_TRACE: dict = {}
 
 
 def _top_pair(operator, start: np.ndarray, iters: int, tol: float) -> tuple[np.ndarray, np.ndarray, int]:
@@ -311,8 +333,13 @@ def _top_pair(operator, start: np.ndarray, iters: int, tol: float) -> tuple[np.n
     ‖H u − θ u‖ = β_j |y_j| (free from the tridiagonal matrix), is at most ``tol`` |θ|; at the latest
     after ``min(iters, P)`` products, the full Lanczos. That residual is the correctness check: some
     eigenvalue of H lies within ‖r‖ of θ, and within ‖r‖²/gap when θ is separated by gap from the
-    rest of the spectrum, so tol = 1e-4 gives λ_max to about 1e-8 |θ| relative to a unit gap. A
-    warm start (the previous top eigenvector) usually passes it after 2–4 products. One pass of
+    rest of the spectrum. The tracker's tol = 3e-4 thus gives λ_max to about 1e-7 |θ|² / gap: within
+    1e-6 relative wherever the next eigenvalue is at least 10 % below the top (largest change against
+    the cold tol-1e-10 Lanczos on the typical job: 1.7e-7). The residual says θ is *an* eigenvalue;
+    that it is the top one rests on the start having a component along the top eigenvector well
+    above tol (a random cold start, or the previous top eigenvector: a stale start mostly along
+    another eigenvector is caught by the residual test and continued, see the tests). A warm start
+    (the previous top eigenvector) usually passes it after 2–3 products. One pass of
     re-orthogonalisation is enough for these few iterations (the basis loses orthogonality only
     as Ritz values converge, about u ‖H‖ / ‖r‖).
     """
@@ -326,10 +353,12 @@ def _top_pair(operator, start: np.ndarray, iters: int, tol: float) -> tuple[np.n
         return top, vectors, 0
     op = operator if live.size == runs else operator.rows(live)
     n = live.size
-    basis = np.zeros((n, k, size))
+    # the arrays hold only the runs still iterating (``where``: their positions in the output), and
+    # are compacted when some finish, so every step works on contiguous slices
+    where = live
+    basis = np.empty((n, min(k, 4), size))  # grown on demand: a warm start rarely needs more
     alphas = np.zeros((n, k))
     betas = np.zeros((n, k))
-    rows = np.arange(n)                       # rows of basis still iterating
     q = start[live]
     prev = np.zeros_like(q)
     beta_prev = np.zeros(n)
@@ -338,45 +367,51 @@ def _top_pair(operator, start: np.ndarray, iters: int, tol: float) -> tuple[np.n
     idx = np.arange(k)
     with np.errstate(all="ignore"):
         for j in range(k):
-            basis[rows, j] = q
+            m = j + 1
+            if j == basis.shape[1]:
+                grown = np.empty((len(where), min(k, 2 * j), size))
+                grown[:, :j] = basis
+                basis = grown
+            basis[:, j] = q
             w = op(q)
             products += 1
             a = np.einsum("rp,rp->r", w, q)
-            w -= a[:, None] * q + beta_prev[:, None] * prev
-            block = basis[rows, :j + 1]
+            w -= a[:, None] * q
+            w -= beta_prev[:, None] * prev
+            block = basis[:, :m]
             w -= np.einsum("rk,rkp->rp", np.einsum("rkp,rp->rk", block, w), block)
             b = np.sqrt(np.einsum("rp,rp->r", w, w))
-            alphas[rows, j] = a
-            scale = np.maximum(scale, np.abs(np.nan_to_num(a)) + np.nan_to_num(beta_prev))
-            m = j + 1
-            tri = np.zeros((len(rows), m, m))
-            tri[:, idx[:m], idx[:m]] = alphas[rows, :m]
-            tri[:, idx[:m - 1], idx[1:m]] = betas[rows, :m - 1]
-            tri[:, idx[1:m], idx[:m - 1]] = betas[rows, :m - 1]
+            alphas[:, j] = a
+            scale = np.fmax(scale, np.abs(a) + beta_prev)
+            tri = np.zeros((len(where), m, m))
+            tri[:, idx[:m], idx[:m]] = alphas[:, :m]
+            tri[:, idx[:m - 1], idx[1:m]] = betas[:, :m - 1]
+            tri[:, idx[1:m], idx[:m - 1]] = betas[:, :m - 1]
             bad = ~np.isfinite(tri).all(axis=(1, 2)) | ~np.isfinite(b)
-            theta, y = np.linalg.eigh(np.where(bad[:, None, None], 0.0, tri))
+            if bad.any():
+                tri[bad] = 0.0
+            theta, y = np.linalg.eigh(tri)
             theta, y = theta[:, -1], y[:, :, -1]
             residual = b * np.abs(y[:, -1])
             finished = bad | (residual <= tol * np.abs(theta)) | ~(b > 1e-9 * np.maximum(scale, 1e-300))
             if j == k - 1:
                 finished[:] = True
             if finished.any():
-                out = live[rows[finished]]
+                out = where[finished]
                 u = np.einsum("rk,rkp->rp", y[finished], block[finished])
                 norm = np.linalg.norm(u, axis=1, keepdims=True)
                 top[out] = np.where(bad[finished], np.nan, theta[finished])
                 vectors[out] = np.where(bad[finished][:, None], np.nan, u / np.where(norm > 0, norm, 1.0))
-            keep = ~finished
-            if not keep.any():
-                break
-            rows = rows[keep]
-            betas[rows, j] = b[keep]
-            prev = q[keep]
-            q = w[keep] / b[keep][:, None]
-            beta_prev = b[keep]
-            scale = scale[keep]
-            if not keep.all():
+                keep = ~finished
+                if not keep.any():
+                    break
+                where, basis, alphas, betas = where[keep], basis[keep, :m], alphas[keep], betas[keep]
+                w, b, q, scale = w[keep], b[keep], q[keep], scale[keep]
                 op = op.rows(keep)
+            betas[:, j] = b
+            prev = q
+            q = w / b[:, None]
+            beta_prev = b
     return top, vectors, products
 
 
@@ -384,27 +419,33 @@ class SharpnessTracker:
     """λ_max of a chunk's live runs at chosen steps, each run's Lanczos warm-started from its last top eigenvector.
 
     Between two measurements ten steps apart the top eigenvector moves little, so starting from it
-    the Ritz residual test of :func:`_top_pair` (``tol``, relative) passes after a few products.
+    the Ritz residual test of :func:`_top_pair` (``tol``, relative; λ_max to 1e-6 relative at the
+    default 3e-4 when the top eigenvalue is separated) passes after a few products.
     The products reuse the v-free half of the R-operator (``hessian_operator``) and converged runs
     leave the batch. ``products`` counts the batched Hessian-vector products used. Cost measured in
     docs/dev/speed.md ("Sharpness tracking").
     """
 
-    def __init__(self, runs: int, size: int, *, iters: int = 20, tol: float = 1e-4, seed: int = 0):
+    def __init__(self, runs: int, size: int, *, iters: int = 20, tol: float = 3e-4, seed: int = 0):
         self.vectors = np.full((runs, size), np.nan)        # rows: the chunk's runs; NaN = none yet
         self.iters, self.tol = iters, tol
         self.cold = _start_vector(size, seed)
         self.products = 0
         self.measurements = 0
 
-    def measure(self, instance, params: np.ndarray, runs: np.ndarray, batch: np.ndarray | None = None) -> np.ndarray:
-        """λ_max ``(n,)`` of ``params`` ``(n, P)``, whose rows are the chunk's runs ``runs`` ``(n,)``."""
+    def measure(self, instance, params: np.ndarray, runs: np.ndarray, batch: np.ndarray | None = None,
+                trace: dict | None = None) -> np.ndarray:
+        """λ_max ``(n,)`` of ``params`` ``(n, P)``, whose rows are the chunk's runs ``runs`` ``(n,)``.
+
+        ``trace``: filled by this step's ``loss_and_grad(params, batch, trace=...)`` (see
+        :func:`forward_trace`), whose forward and backward pass the products then reuse.
+        """
         params = np.ascontiguousarray(params, dtype=np.float64)
         start = self.vectors[runs]
         fresh = ~np.isfinite(start).all(axis=1)
         start[fresh] = self.cold
         start[~np.isfinite(params).all(axis=1)] = 0.0
-        top, vectors, products = _top_pair(_hessian_operator(instance, params, batch), start, self.iters, self.tol)
+        top, vectors, products = _top_pair(_hessian_operator(instance, params, batch, trace or None), start, self.iters, self.tol)
         self.vectors[runs] = vectors
         self.products += products
         self.measurements += 1

@@ -221,7 +221,9 @@ def test_meta_records_what_sharpness_tracking_cost(tmp_path):
 
 # ---- the tracker: warm-started Lanczos with a Ritz-residual stop, on the reused R-operator --------
 
-TRACKER_RTOL = 1e-7  # documented: Ritz residual <= 1e-4 |θ|, so |θ − λ| <~ 1e-8 |θ|² / gap
+# documented (SharpnessTracker): Ritz residual <= 3e-4 |θ|, so |θ − λ_max| <~ 1e-7 |θ|² / gap, within
+# 1e-6 relative wherever the top eigenvalue is separated from the next by at least a tenth of it
+TRACKER_RTOL = 1e-6
 
 
 def test_hessian_operator_equals_dense_hessian_and_restricts_to_rows():
@@ -260,7 +262,7 @@ def test_tracker_follows_the_dense_hessian_top_eigenvalue_along_training():
         lam = tracker.measure(instance, params, np.arange(3))
         for r in range(3):
             reference = np.linalg.eigvalsh(hessian_by_hand(instance, params[r]))[-1]
-            np.testing.assert_allclose(lam[r], reference, rtol=max(TRACKER_RTOL, 1e-6))  # 1e-6: the reference's own differencing
+            np.testing.assert_allclose(lam[r], reference, rtol=2e-6)  # 2e-6: tracker + the reference's own differencing
         # the exact reference (Lanczos through the whole space) pins it at the documented tolerance
         full = hessian_extreme_eigenvalues(instance, params, iters=params.shape[1])[0]
         np.testing.assert_allclose(lam, full, rtol=TRACKER_RTOL)
@@ -305,3 +307,21 @@ def test_tracker_mini_batch_non_finite_runs_and_subsets():
     # a run's value does not depend on what else is measured with it
     alone = SharpnessTracker(5, params.shape[1]).measure(instance, params[2:], np.array([2]), batch[2:])
     np.testing.assert_allclose(alone, lam[2:], rtol=TRACKER_RTOL)
+
+
+def test_hessian_operator_from_the_training_steps_trace_is_the_same_operator():
+    from descentlab.sharpness import forward_trace
+    instance = tiny_mlp(seed=6)
+    params = instance.init_params([0, 1]) * 2.0
+    batch = np.array([np.arange(0, 12), np.arange(8, 20)])
+    v = np.random.default_rng(2).normal(size=params.shape)
+    for b in (None, batch):
+        trace = forward_trace(instance, params)
+        assert trace == {}
+        loss, grad = instance.loss_and_grad(params, b, trace=trace)
+        plain_loss, plain_grad = instance.loss_and_grad(params, b)
+        assert np.array_equal(loss, plain_loss) and np.array_equal(grad, plain_grad)   # training unchanged
+        np.testing.assert_allclose(instance.hessian_operator(params, b, trace=trace)(v),
+                                   hessian_vector_product(instance, params, v, batch=b), rtol=1e-12, atol=1e-15)
+    assert forward_trace(instance, params.astype(np.float32)) is None          # float32 passes are not reused
+    assert forward_trace(Quadratic(np.eye(2)), np.zeros((1, 2))) is None
