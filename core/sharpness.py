@@ -335,7 +335,7 @@ def _top_pair(operator, start: np.ndarray, iters: int, tol: float) -> tuple[np.n
     eigenvalue of H lies within ‖r‖ of θ, and within ‖r‖²/gap when θ is separated by gap from the
     rest of the spectrum. The tracker's tol = 3e-4 thus gives λ_max to about 1e-7 |θ|² / gap: within
     1e-6 relative wherever the next eigenvalue is at least 10 % below the top (largest change against
-    the cold tol-1e-10 Lanczos on the typical job: 1.7e-7). The residual says θ is *an* eigenvalue;
+    the previous tracker, tol 1e-10, on the typical job: 2.3e-7). The residual says θ is *an* eigenvalue;
     that it is the top one rests on the start having a component along the top eigenvector well
     above tol (a random cold start, or the previous top eigenvector: a stale start mostly along
     another eigenvector is caught by the residual test and continued, see the tests). A warm start
