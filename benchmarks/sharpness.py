@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--every", default="0,10,50", help="comma-separated sharpness_every values; 0 first")
     parser.add_argument("--stack", type=int, default=12, help="stacked runs of the micro-benchmarks")
+    parser.add_argument("--compare", metavar="REV", help="also time the SharpnessTracker of git revision REV "
+                        "(its core/sharpness.py, without the forward-pass reuse) in the same rounds")
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
@@ -79,7 +81,7 @@ def main(argv=None) -> int:
     print(f"problem {args.problem} ({getattr(instance, 'model', '')}, {instance.n_train} samples, "
           f"P = {instance.layout.size}), R = {args.stack} runs stacked, best of {args.repeats}")
     print(f"one training step (gradient + GD update):   {1e3 * step_time:8.3f} ms  "
-          f"({1e6 * step_time / args.runs:.0f} µs per run-step)")
+          f"({1e6 * step_time / args.stack:.0f} µs per run-step)")
     print(f"one Hessian-vector product: exact {1e3 * exact_hvp:.3f} ms = {exact_hvp / step_time:.2f} steps, "
           f"central difference {1e3 * fd_hvp:.3f} ms = {fd_hvp / step_time:.2f} steps, "
           f"tracker's operator {1e3 * op_hvp:.3f} ms = {op_hvp / step_time:.2f} steps "
@@ -98,33 +100,63 @@ def main(argv=None) -> int:
         return out
 
     sharpness.SharpnessTracker.measure = counting
+    trackers = {"": (sharpness.SharpnessTracker, sharpness.forward_trace)}
+    if args.compare:
+        trackers[args.compare] = (_tracker_of(args.compare, counts), lambda instance, params: None)
     spec = {"steps": args.steps, "seeds": list(range(args.runs)), "eval_every": args.steps,
             "problem": {"name": args.problem}, "rules": [{"rule": "gd", "learning_rate": 0.1}]}
     everies = [int(e) for e in args.every.split(",")]
+    rows = [(e, "") for e in everies] + [(e, args.compare) for e in everies if e and args.compare]
     experiments = {e: Experiment.from_dict({**spec, "sharpness_every": e}) for e in everies}
-    walls = {e: [] for e in everies}
+    walls = {row: [] for row in rows}
     per_measurement = {}
     for round_ in range(args.repeats + 1):
-        for every, experiment in experiments.items():
+        for every, rev in rows:
+            sharpness.SharpnessTracker, sharpness.forward_trace = trackers[rev]
             counts.clear()
             start = time.process_time()
-            run_experiment(experiment, workers=1)
+            run_experiment(experiments[every], workers=1)
             if round_:                        # round 0 warms up (imports, caches)
-                walls[every].append(time.process_time() - start)
-            per_measurement[every] = (np.mean(counts), len(counts)) if counts else None
-    base = min(walls[everies[0]])
-    print(f"runner, {args.runs} runs x {args.steps} steps, one process, best of {args.repeats} interleaved rounds:")
-    for every in everies:
-        wall = min(walls[every])
-        line = f"  sharpness_every = {every:3d}: {wall:7.3f} s  ({wall / base:.2f}x)"
-        if per_measurement[every]:
-            mean, measurements = per_measurement[every]      # batched: one per chunk and marked step
+                walls[every, rev].append(time.process_time() - start)
+            per_measurement[every, rev] = (np.mean(counts), len(counts)) if counts else None
+    sharpness.SharpnessTracker, sharpness.forward_trace = trackers[""]
+    base = min(walls[everies[0], ""])
+    print(f"runner, {args.runs} runs x {args.steps} steps, one process, CPU time, best of {args.repeats} "
+          f"interleaved rounds:")
+    for every, rev in rows:
+        wall = min(walls[every, rev])
+        line = f"  sharpness_every = {every:3d}{' (tracker of ' + rev + ')' if rev else ''}: {wall:7.3f} s  ({wall / base:.2f}x)"
+        if per_measurement[every, rev]:
+            mean, measurements = per_measurement[every, rev]      # batched: one per chunk and marked step
             marks = len([t for t in range(args.steps + 1) if t % every == 0 or t == args.steps])
             chunk_step = base / (args.steps + 1) / (measurements / marks)   # one step of one chunk
             line += (f", {mean:.1f} batched products per measurement, one measurement = "
                      f"{(wall - base) / measurements / chunk_step:.1f} training steps")
         print(line)
     return 0
+
+
+def _tracker_of(rev: str, counts: list):
+    """The SharpnessTracker class of ``rev``'s core/sharpness.py, loaded beside today's package."""
+    import importlib.util
+    import subprocess
+    from pathlib import Path
+
+    source = subprocess.run(["git", "show", f"{rev}:core/sharpness.py"], check=True, capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent).stdout
+    spec = importlib.util.spec_from_loader("descentlab._sharpness_" + rev.replace("~", "_"), loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "descentlab"
+    exec(compile(source, f"{rev}:core/sharpness.py", "exec"), module.__dict__)
+
+    class Tracker(module.SharpnessTracker):
+        def measure(self, instance, params, runs, batch=None, trace=None):
+            before = self.products
+            out = super().measure(instance, params, runs, batch)
+            counts.append(self.products - before)
+            return out
+
+    return Tracker
 
 
 if __name__ == "__main__":
