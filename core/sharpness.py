@@ -17,6 +17,9 @@ smallest *algebraic* Ritz values, so λ_max is right whatever the sign of the ot
 comes for free). With ``iters >= P`` the Krylov space is the whole space and the result is exact
 up to the finite-difference error; with fewer iterations λ_max is a lower bound that converges
 fast when the top eigenvalue is separated from the rest (the usual case in networks).
+
+The runner's tracker (:class:`SharpnessTracker`) is tuned for cost instead: warm starts, a stop on
+each run's Ritz residual, and products that reuse the training step's pass (docs/dev/speed.md).
 """
 
 from __future__ import annotations
