@@ -275,6 +275,10 @@ class HessianOperator:
         self.ins, self.slopes, self.deltas, self.curvatures = ins, slopes, deltas, curvatures
         self.output, self.targets = output, targets
         self.layers = model._weights(params)
+        # (W_i columns, W_i shape, b_i columns) of the flat row, looked up once: two splits per product
+        entries = {e.name: e for e in model.layout.entries}
+        self.splits = [(slice(w.offset, w.offset + w.size), w.shape, slice(b.offset, b.offset + b.size))
+                       for w, b in ((entries[f"W{i}"], entries[f"b{i}"]) for i in range(1, model.n_layers + 1))]
         # W_iᵀ as contiguous arrays: numpy's batched matmul is about twice as slow on a transposed view
         self.transposed = [None] + [np.ascontiguousarray(w.transpose(0, 2, 1)) for w, _ in self.layers[1:]]
 
@@ -288,9 +292,10 @@ class HessianOperator:
     def __call__(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.asarray(vectors, dtype=np.float64)
         model, layers, ins, slopes, deltas = self.model, self.layers, self.ins, self.slopes, self.deltas
-        directions = model._weights(vectors)
         out = np.empty_like(self.params)
-        results = model._weights(out)
+        runs = out.shape[0]
+        directions = [(vectors[:, w].reshape(runs, *shape), vectors[:, b]) for w, shape, b in self.splits]
+        results = [(out[:, w].reshape(runs, *shape), out[:, b]) for w, shape, b in self.splits]
         last = len(layers) - 1
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             r_ins, r_zs = [], []
