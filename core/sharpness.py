@@ -313,8 +313,9 @@ def forward_trace(instance, params: np.ndarray) -> dict | None:
     reuse that pass (a float64 network offering ``hessian_operator``), else None."""
     if params.dtype != np.float64 or getattr(instance, "hessian_operator", None) is None:
         return None
-    model = getattr(instance, "model", None)
-    if model is None or model.activation.second is None or model.loss.output_hvp is None:
+    model = getattr(instance, "model", None)  # a plugin's problem may hold any kind of model
+    if getattr(getattr(model, "activation", None), "second", None) is None \
+            or getattr(getattr(model, "loss", None), "output_hvp", None) is None:
         return None
     kind = type(instance)
     if kind not in _TAKES_TRACE:  # a problem that overrides loss_and_grad without it trains as before

@@ -332,6 +332,14 @@ def test_hessian_operator_from_the_training_steps_trace_is_the_same_operator():
     assert forward_trace(instance, params.astype(np.float32)) is None          # float32 passes are not reused
     assert forward_trace(Quadratic(np.eye(2)), np.zeros((1, 2))) is None
 
+    class OtherModel(Quadratic):  # a plugin problem with some other model and its own operator
+        model = object()
+
+        def hessian_operator(self, params, batch=None):
+            raise AssertionError("not called by forward_trace")
+
+    assert forward_trace(OtherModel(np.eye(2)), np.zeros((1, 2))) is None
+
 
 def test_tracker_on_landscapes_against_closed_form_eigenvalues():
     from descentlab.experiment import Experiment
