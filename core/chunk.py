@@ -366,7 +366,13 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     if position == 0:
                         perms = np.stack([rng.permutation(n_train) for rng in rngs])
                     batch = perms[:, position * batch_size:(position + 1) * batch_size]
-                loss, g = loss_and_grad(params, batch, out=grad)
+                trace = None
+                if sharpness_mod is not None and (t % experiment.sharpness_every == 0 or t == T):
+                    trace = sharpness_mod.forward_trace(instance, params)  # the tracker reuses this pass
+                if trace is None:
+                    loss, g = loss_and_grad(params, batch, out=grad)
+                else:
+                    loss, g = instance.loss_and_grad(params, batch, out=grad, trace=trace)
                 if getattr(loss, "shape", None) != (n,) or g.shape != params.shape:
                     raise ValueError(f"problem returned loss {np.shape(loss)} and gradient {g.shape} for "
                                      f"parameters {params.shape}")
@@ -413,7 +419,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                         sharp_b = np.full((r, T + 1), nan)
                     if tracker is None:
                         tracker = sharpness_mod.SharpnessTracker(r, params.shape[1])
-                    sharp_b[:n, t] = tracker.measure(instance, params, active, batch)
+                    sharp_b[:n, t] = tracker.measure(instance, params, active, batch, trace)
                 if threshold is None:
                     threshold = factor * np.maximum(np.abs(loss.astype(np.float64)), np.finfo(np.float64).tiny)
                     size_buf = np.empty(r, dtype=loss.dtype)

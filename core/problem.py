@@ -93,11 +93,13 @@ class SupervisedInstance(ProblemInstance):
     def init_params(self, seeds, dtype=np.float64):
         return self.model.init_params(seeds, dtype)
 
-    def loss_and_grad(self, params, batch=None, out=None):
+    def loss_and_grad(self, params, batch=None, out=None, trace=None):
         x, y, _, _ = self._data(params.dtype)
         if batch is not None:
             x, y = x[batch], y[batch]
-        return self.model.loss_and_grad(params, x, y, out=out)
+        if trace is None:
+            return self.model.loss_and_grad(params, x, y, out=out)
+        return self.model.loss_and_grad(params, x, y, out=out, trace=trace)
 
     def loss(self, params, batch=None):
         x, y, _, _ = self._data(params.dtype)
@@ -111,6 +113,14 @@ class SupervisedInstance(ProblemInstance):
         if batch is not None:
             x, y = x[batch], y[batch]
         return self.model.hessian_vector_product(params, vectors, x, y)
+
+    def hessian_operator(self, params, batch=None, trace=None):
+        """``op(vectors) -> H v`` at fixed ``params`` for several products (see ``MLP.hessian_operator``);
+        ``trace``: what ``loss_and_grad(params, batch, trace=...)`` recorded at these float64 params."""
+        x, y, _, _ = self._data(np.float64)
+        if batch is not None:
+            x, y = x[batch], y[batch]
+        return self.model.hessian_operator(params, x, y, trace=trace)
 
     def predict(self, params: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         """Model outputs ``(R, N, k)`` on arbitrary inputs (logits for classification)."""

@@ -217,3 +217,151 @@ def test_meta_records_what_sharpness_tracking_cost(tmp_path):
     folder = save_results(tracked, tmp_path)
     assert json.loads((folder / "meta.json").read_text())["sharpness_cost"] == cost
     assert load_results(folder).meta["sharpness_cost"] == cost
+
+
+# ---- the tracker: warm-started Lanczos with a Ritz-residual stop, on the reused R-operator --------
+
+# documented (SharpnessTracker): Ritz residual <= 3e-4 |θ|, so |θ − λ_max| <~ 1e-7 |θ|² / gap, within
+# 1e-6 relative wherever the top eigenvalue is separated from the next by at least a tenth of it
+TRACKER_RTOL = 1e-6
+
+
+def test_hessian_operator_equals_dense_hessian_and_restricts_to_rows():
+    instance = tiny_mlp(seed=4)
+    params = instance.init_params([1, 2, 3]) * 2.0
+    v = np.random.default_rng(1).normal(size=params.shape)
+    op = instance.hessian_operator(params)
+    dense = np.stack([hessian_by_hand(instance, params[r]) for r in range(3)])
+    expected = np.einsum("rpq,rq->rp", dense, v)
+    np.testing.assert_allclose(op(v), expected, rtol=1e-6, atol=1e-8 * np.abs(expected).max())
+    np.testing.assert_allclose(op(v), hessian_vector_product(instance, params, v), rtol=1e-12, atol=1e-15)
+    keep = np.array([2, 0])
+    np.testing.assert_allclose(op.rows(keep)(v[keep]), op(v)[keep], rtol=1e-14, atol=1e-16)
+    # mini-batches: per-run inputs
+    batch = np.array([np.arange(0, 10), np.arange(10, 20), np.arange(5, 15)])
+    np.testing.assert_allclose(instance.hessian_operator(params, batch)(v),
+                               hessian_vector_product(instance, params, v, batch=batch), rtol=1e-12, atol=1e-15)
+
+
+def _gd_trajectory(instance, params, steps, lr, every):
+    out = []
+    params = params.copy()
+    for t in range(steps + 1):
+        if t % every == 0:
+            out.append(params.copy())
+        params -= lr * instance.loss_and_grad(params)[1]
+    return out
+
+
+def exact_dense_hessian(instance, theta):
+    """H column by column from MLP.hessian_vector_product (the R-operator checked against torch), symmetrised."""
+    size = theta.size
+    x, y, _, _ = instance._data(np.float64)
+    columns = instance.model.hessian_vector_product(np.repeat(theta[None], size, axis=0), np.eye(size), x, y)
+    return 0.5 * (columns + columns.T)
+
+
+def test_tracker_follows_the_dense_hessian_top_eigenvalue_along_training():
+    from descentlab.sharpness import SharpnessTracker
+    instance = tiny_mlp(seed=5)
+    snapshots = _gd_trajectory(instance, instance.init_params([0, 1, 2]) * 2.0, 60, 0.2, 10)
+    tracker = SharpnessTracker(3, snapshots[0].shape[1])
+    for params in snapshots:
+        lam = tracker.measure(instance, params, np.arange(3))
+        for r in range(3):
+            dense = exact_dense_hessian(instance, params[r])
+            np.testing.assert_allclose(dense, hessian_by_hand(instance, params[r]), atol=1e-6 * np.abs(dense).max())
+            np.testing.assert_allclose(lam[r], np.linalg.eigvalsh(dense)[-1], rtol=TRACKER_RTOL)
+    assert tracker.measurements == len(snapshots)
+    assert tracker.measurements <= tracker.products <= tracker.measurements * 20
+
+
+def test_tracker_on_a_saddle_and_on_stale_warm_starts():
+    from descentlab.sharpness import SharpnessTracker
+    eig = np.array([3.0, 1.0, 0.5, -50.0, -2.0, 2.0])
+    matrix = rotated(eig, seed=8)
+    saddle = Quadratic(matrix)
+    params = saddle.init_params([0, 1, 2, 3])
+    tracker = SharpnessTracker(4, 6)
+    np.testing.assert_allclose(tracker.measure(saddle, params, np.arange(4)), 3.0, rtol=TRACKER_RTOL)
+    warm = tracker.products
+    # now a constant Hessian: the warm start is the top eigenvector, one product is enough
+    np.testing.assert_allclose(tracker.measure(saddle, params, np.arange(4)), 3.0, rtol=TRACKER_RTOL)
+    assert tracker.products - warm == 1
+    # a stale start mostly along the λ = 2 eigenvector: the residual test does not accept the
+    # Rayleigh quotient near 2, Lanczos goes on until the top pair is found
+    vectors = np.linalg.eigh(matrix)[1]                     # columns, eigenvalues ascending
+    stale = vectors[:, -2] + 0.05 * vectors[:, -1]
+    tracker.vectors[:] = stale / np.linalg.norm(stale)
+    before = tracker.products
+    np.testing.assert_allclose(tracker.measure(saddle, params, np.arange(4)), 3.0, rtol=TRACKER_RTOL)
+    assert tracker.products - before > 1
+
+
+def test_tracker_mini_batch_non_finite_runs_and_subsets():
+    from descentlab.sharpness import SharpnessTracker
+    instance, x = linear_regression(samples=40)
+    batch = np.array([np.arange(0, 10), np.arange(20, 30), np.arange(5, 15)])
+    params = instance.init_params([0, 1, 2])
+    params[1] = np.nan
+    tracker = SharpnessTracker(5, params.shape[1])
+    lam = tracker.measure(instance, params, np.array([4, 0, 2]), batch)
+    assert np.isnan(lam[1])
+    for r in (0, 2):
+        a = np.hstack([x[batch[r]], np.ones((10, 1))])
+        np.testing.assert_allclose(lam[r], np.linalg.eigvalsh(a.T @ a / 10)[-1], rtol=TRACKER_RTOL)
+    # a run's value does not depend on what else is measured with it
+    alone = SharpnessTracker(5, params.shape[1]).measure(instance, params[2:], np.array([2]), batch[2:])
+    np.testing.assert_allclose(alone, lam[2:], rtol=TRACKER_RTOL)
+
+
+def test_hessian_operator_from_the_training_steps_trace_is_the_same_operator():
+    from descentlab.sharpness import forward_trace
+    instance = tiny_mlp(seed=6)
+    params = instance.init_params([0, 1]) * 2.0
+    batch = np.array([np.arange(0, 12), np.arange(8, 20)])
+    v = np.random.default_rng(2).normal(size=params.shape)
+    for b in (None, batch):
+        trace = forward_trace(instance, params)
+        assert trace == {}
+        loss, grad = instance.loss_and_grad(params, b, trace=trace)
+        plain_loss, plain_grad = instance.loss_and_grad(params, b)
+        assert np.array_equal(loss, plain_loss) and np.array_equal(grad, plain_grad)   # training unchanged
+        np.testing.assert_allclose(instance.hessian_operator(params, b, trace=trace)(v),
+                                   hessian_vector_product(instance, params, v, batch=b), rtol=1e-12, atol=1e-15)
+    assert forward_trace(instance, params.astype(np.float32)) is None          # float32 passes are not reused
+    assert forward_trace(Quadratic(np.eye(2)), np.zeros((1, 2))) is None
+
+    class OtherModel(Quadratic):  # a plugin problem with some other model and its own operator
+        model = object()
+
+        def hessian_operator(self, params, batch=None):
+            raise AssertionError("not called by forward_trace")
+
+    assert forward_trace(OtherModel(np.eye(2)), np.zeros((1, 2))) is None
+
+
+def test_tracker_on_landscapes_against_closed_form_eigenvalues():
+    from descentlab.experiment import Experiment
+    from descentlab.registry import get_registry
+    from descentlab.runner import run_experiment
+    from descentlab.sharpness import SharpnessTracker
+    # Rosenbrock (a = 1, b = 100): H = [[2 − 4b(y − x²) + 8b x², −4b x], [−4b x, 2b]], written out here
+    problem = get_registry().problem("rosenbrock")
+    rosenbrock = problem.build({h.name: h.default for h in problem.settings})
+    points = np.array([[-1.2, 1.0], [0.5, 0.25], [1.0, 1.0], [0.0, 2.0]])
+    tracker = SharpnessTracker(4, 2)
+    for shift in (0.0, 1e-3):                                    # a cold, then a warm measurement
+        p = points + shift
+        lam = tracker.measure(rosenbrock, p, np.arange(4))
+        for r, (x, y) in enumerate(p):
+            h = np.array([[2 - 400 * (y - x * x) + 800 * x * x, -400 * x], [-400 * x, 200.0]])
+            np.testing.assert_allclose(lam[r], np.linalg.eigvalsh(h)[-1], rtol=TRACKER_RTOL)
+    # a quadratic bowl of chosen λ_max, through the runner: every measurement is that constant
+    spec = {"steps": 30, "seeds": [0, 1, 2], "sharpness_every": 5, "eval_every": 0,
+            "problem": {"name": "quadratic", "lambda_max": 3.0, "condition": 7.0, "angle": 20.0},
+            "rules": [{"rule": "gd", "learning_rate": 0.1}]}
+    results = run_experiment(Experiment.from_dict(spec), workers=1)
+    measured = results.metrics["sharpness"].dropna().to_numpy()
+    assert len(measured) == 3 * 7
+    np.testing.assert_allclose(measured, 3.0, rtol=TRACKER_RTOL)

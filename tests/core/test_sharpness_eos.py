@@ -31,7 +31,8 @@ def test_progressive_sharpening_up_to_two_over_alpha_and_hovering():
     assert 0.8 * edge < tail.mean() < 1.3 * edge
     loss = metrics["loss"].to_numpy()
     assert loss[-1] < 0.5 * loss[0]
-    # the runner's last measurement is the sharpness of the final weights
+    # the runner's last measurement is the sharpness of the final weights, to the tracker's documented
+    # tolerance (Ritz residual <= 3e-4 |θ|: λ_max to 1e-6 relative where the top eigenvalue is separated)
     instance = get_registry().problem("sine").build(dict(results.experiment.problem_settings))
     final = np.concatenate([results.weights[f"final.{e.name}"].reshape(1, -1) for e in instance.layout.entries], axis=1)
-    np.testing.assert_allclose(top_hessian_eigenvalue(instance, final), sharp[-1], rtol=1e-9)
+    np.testing.assert_allclose(top_hessian_eigenvalue(instance, final), sharp[-1], rtol=1e-6)
