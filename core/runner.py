@@ -18,6 +18,7 @@ from .allocator import keep_freed_memory
 from .chunk import (METRIC_BASE, METRIC_TAIL, SMALL_COPY_BYTES, SMALL_PARAMS, RuleLookup, StepView,  # noqa: F401
                     one_rule_experiment, run_chunk, snapshot_steps)
 from .errors import SpecError
+from .problem import network_of
 from .experiment import Experiment, RunConfig
 from .faults import build_instance
 from .tables import _assemble, _json_ready
@@ -58,8 +59,8 @@ def _bytes_per_run(experiment: Experiment, instance) -> int:
     parameter-sized arrays (parameters, gradient, update, rule state)."""
     itemsize = np.dtype(experiment.dtype).itemsize
     elements = 4 * instance.layout.size
-    model = getattr(instance, "model", None)
-    if model is not None and hasattr(model, "sizes"):
+    model = network_of(instance)  # the declared Network capability: its layers' widths
+    if model is not None:
         elements += _samples_per_step(experiment, instance) * sum(model.sizes[1:])
     return elements * itemsize
 
