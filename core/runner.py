@@ -18,9 +18,9 @@ from .allocator import keep_freed_memory
 from .chunk import (METRIC_BASE, METRIC_TAIL, SMALL_COPY_BYTES, SMALL_PARAMS, RuleLookup, StepView,  # noqa: F401
                     one_rule_experiment, run_chunk, snapshot_steps)
 from .errors import SpecError
-from .problem import network_of
 from .experiment import Experiment, RunConfig
 from .faults import build_instance
+from .problem import network_of
 from .tables import _assemble, _json_ready
 from .workers import _process_context, die_with_parent, run_chunk_job  # noqa: F401
 
