@@ -32,8 +32,9 @@ try:
     from .layout import ParamEntry, ParamLayout
     from .losses import LOSSES, Loss
     from .network import MLP
-    from .problem import (Dataset, ExactHessian, Landscape, Predictor, ProblemInstance, SupervisedInstance,
-                          exact_hessian, is_landscape, is_predictor)
+    from .problem import (Dataset, ExactHessian, HessianVectorProduct, Landscape, Network, Predictor,
+                          ProblemInstance, QuietLossAndGrad, SupervisedInstance, exact_hessian,
+                          has_hessian_vector_product, is_classifier, is_landscape, is_predictor, network_of)
     from .registry import Registry, get_registry, load_registry
     from .experiment import Experiment, Protocol, RuleEntry, RunConfig, load_experiment_file
     from .records import Results, load_results, save_results
@@ -56,6 +57,8 @@ __all__ = [
     "ACTIVATIONS", "Activation", "Dataset", "DescentRule", "HyperParam", "LOSSES", "Loss", "MLP",
     "ParamEntry", "ParamLayout", "PluginError", "Problem", "ProblemInstance", "Registry", "Schedule",
     "ExactHessian", "Landscape", "Predictor", "exact_hessian", "is_landscape", "is_predictor",
+    "HessianVectorProduct", "Network", "QuietLossAndGrad", "has_hessian_vector_product", "is_classifier",
+    "network_of",
     "SpecError", "SupervisedInstance", "__version__", "get_registry", "hookimpl", "hookspec",
     "load_registry",
     "GradientCheckError", "check_grads", "check_hessian", "numeric_grad",

@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple, overload
 import numpy as np
 
 from .experiment import Experiment, RunConfig
+from .problem import quiet_loss_and_grad
 from .transforms import ChainState, chain_hyper, chain_rule
 
 # Problems with at most this many parameters take the "tiny" bookkeeping path in run_chunk.
@@ -353,8 +354,8 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         broke = True  # their row 0 is in no buffer: scatter NaN-fills
         drop(keep)
     # the loop runs inside np.errstate(quiet): a problem that offers a call without its own errstate
-    # (landscapes, ~1 µs of their ~8 µs per call) is called that way
-    loss_and_grad = getattr(instance, "loss_and_grad_quiet", None) or instance.loss_and_grad
+    # (the declared QuietLossAndGrad capability; landscapes, ~1 µs of their ~8 µs per call) is called that way
+    loss_and_grad = quiet_loss_and_grad(instance)
     size_buf: Any = None  # |loss| per run, allocated with the threshold and reused every step
     fine_buf = np.empty(r, dtype=bool)  # |loss| <= threshold per run, reused every step
     with np.errstate(all="ignore"):

@@ -560,6 +560,7 @@ def resource_estimate(experiment: "Experiment", instance, workers: int = 1) -> t
     """
     from .chunk import METRIC_BASE, METRIC_TAIL, SMALL_PARAMS, snapshot_steps
     from .runner import CHUNK_BYTES, _bytes_per_run, estimated_seconds
+    from .problem import is_predictor
 
     n_runs, steps = experiment.n_runs, experiment.steps
     P = int(instance.layout.size)
@@ -567,9 +568,9 @@ def resource_estimate(experiment: "Experiment", instance, workers: int = 1) -> t
     per_run = _bytes_per_run(experiment, instance) * 2  # params, grads, rule state and temporaries
     in_flight = min(max(1, CHUNK_BYTES // max(per_run, 1)), n_runs) * max(int(workers), 1)
     data = 0
-    dataset = getattr(instance, "dataset", None)
-    for name in ("x_train", "y_train", "x_test", "y_test"):
-        data += int(getattr(getattr(dataset, name, None), "nbytes", 0) or 0)
+    if is_predictor(instance):  # the declared Predictor capability: its dataset's arrays stay in memory
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            data += int(getattr(getattr(instance.dataset, name), "nbytes", 0) or 0)
     n_layers = len(instance.layout.layers)
     kept = (steps + 1) * (len(METRIC_BASE) + len(METRIC_TAIL) + n_layers) * 8
     if P <= SMALL_PARAMS:

@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import SpecError
 from .network import MLP
+from .problem import network_of
 
 MAX_UNITS = 30   # a diagram a class can read: at most this many neurons, inputs and outputs included
 
@@ -68,9 +69,8 @@ def regime_thresholds(curvature: float) -> dict[str, float]:
 
 def lesson_model(instance) -> MLP:
     """The instance's MLP, or a one-line SpecError when the problem has none or it is too big to draw."""
-    model = getattr(instance, "model", None)
-    dataset = getattr(instance, "dataset", None)
-    if not isinstance(model, MLP) or dataset is None:
+    model = network_of(instance)  # the declared Network capability: an engine MLP and its dataset
+    if model is None:
         raise SpecError("problem", type(instance).__name__,
                         "a problem with a network and a dataset (not an analytic landscape)")
     units = sum(model.sizes)
@@ -82,8 +82,8 @@ def lesson_model(instance) -> MLP:
 
 def can_teach(instance, hidden_units: int = 2) -> bool:
     """Whether the instance's network could be drawn with ``hidden_units`` hidden neurons (inputs and outputs fixed)."""
-    model = getattr(instance, "model", None)
-    if not isinstance(model, MLP) or getattr(instance, "dataset", None) is None:
+    model = network_of(instance)
+    if model is None:
         return False
     return model.sizes[0] + model.sizes[-1] + (hidden_units if model.n_layers > 1 else 0) <= MAX_UNITS
 

@@ -146,15 +146,19 @@ class SupervisedInstance(ProblemInstance):
 
 
 # ---- optional capabilities ---------------------------------------------------------------------
-# Core and dashboard ask a built problem what it can do through these protocols (isinstance), never
-# which built-in it is; a third-party problem offers a capability by having these members. Facts
-# that need no code are keys of ``describe()``: ``top_eigenvalue`` (a constant Hessian's λ_max, for
-# critical α) and ``minimum_value`` (the known minimum loss J*, for the verdicts).
+# Core and dashboard ask a built problem what it can do through these protocols (the ``is_…`` and
+# ``…_of`` helpers below), never which built-in it is; a third-party problem offers a capability by
+# having these members, subclassing none of the built-ins. Every member a page, a figure or the runner reads
+# beyond ProblemInstance's own is declared here (tests/test_boundaries.py and
+# tests/dashboard/test_third_party_problem.py hold them to it). Facts that need no code are keys of
+# ``describe()``: ``top_eigenvalue`` (a constant Hessian's λ_max, for critical α and the Stability
+# page's theory) and ``minimum_value`` (the known minimum loss J*, for the verdicts and rates).
 
 
 @runtime_checkable
 class Landscape(Protocol):
-    """Two parameters that are the point itself: the dashboard draws contours, paths and minima."""
+    """Two parameters that are the point itself: the Landscape page draws ``value``'s contours over
+    ``bounds``, each run's path and the ``minima``, with ``axis_names`` on the axes."""
 
     bounds: Sequence[Sequence[float]]          # ((x_min, x_max), (y_min, y_max)) of the default window
     axis_names: Sequence[str]                  # names of the two parameters, e.g. ("x", "y") or ("w", "b")
@@ -166,7 +170,8 @@ class Landscape(Protocol):
 
 @runtime_checkable
 class Predictor(Protocol):
-    """A model on data: decision boundaries and predictions at any inputs."""
+    """A model on data: predictions at any inputs. With a classification ``dataset.task`` and two
+    input columns it gets the Decision-boundary page (and the Results page's boundary tab)."""
 
     dataset: Dataset
 
@@ -176,7 +181,8 @@ class Predictor(Protocol):
 
 @runtime_checkable
 class ExactHessian(Protocol):
-    """A closed-form Hessian: explanations and sharpness use it instead of Lanczos."""
+    """A closed-form Hessian: explanations and sharpness use it instead of Lanczos, and the
+    Stability page's theory section offers the problem."""
 
     def hessian(self, params: np.ndarray) -> np.ndarray | None:
         """``(R, P, P)``, or None where it is not known."""
@@ -184,11 +190,33 @@ class ExactHessian(Protocol):
 
 @runtime_checkable
 class HessianVectorProduct(Protocol):
-    """Exact Hessian-vector products: sharpness uses them instead of differences of gradients."""
+    """Exact Hessian-vector products: sharpness uses them instead of differences of gradients, and
+    the Stability page's edge-of-stability section offers the problem."""
 
     def hessian_vector_product(self, params: np.ndarray, vectors: np.ndarray,
                                batch: np.ndarray | None = None) -> np.ndarray:
         """``H_r v_r`` ``(R, P)`` in float64 for the loss of ``batch`` (None: the training set)."""
+
+
+@runtime_checkable
+class QuietLossAndGrad(Protocol):
+    """``loss_and_grad`` without its own ``np.errstate``: the runner's step loop is already silenced.
+
+    Entering ``np.errstate`` costs about 1 µs, an eighth of a two-parameter landscape's whole call,
+    so the runner calls this instead of ``loss_and_grad`` where it is offered. Same results."""
+
+    def loss_and_grad_quiet(self, params: np.ndarray, batch: np.ndarray | None = None,
+                            out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`ProblemInstance.loss_and_grad`, floating-point warnings left to the caller."""
+
+
+@runtime_checkable
+class Network(Protocol):
+    """An engine :class:`~descentlab.network.MLP` on a dataset: the lesson page draws the network
+    neuron by neuron, and the runner sizes its chunks by the layers' widths."""
+
+    model: MLP
+    dataset: Dataset
 
 
 def is_landscape(instance) -> bool:
@@ -206,3 +234,29 @@ def exact_hessian(instance, params: np.ndarray) -> np.ndarray | None:
     if not isinstance(instance, ExactHessian):
         return None
     return instance.hessian(params)
+
+
+def is_classifier(instance) -> bool:
+    """Whether ``instance`` is a :class:`Predictor` whose dataset is a classification task (the
+    decision-boundary page further asks for two inputs)."""
+    return is_predictor(instance) and getattr(instance.dataset, "task", None) == "classification"
+
+
+def has_hessian_vector_product(instance) -> bool:
+    """Whether ``instance`` offers the :class:`HessianVectorProduct` capability."""
+    return isinstance(instance, HessianVectorProduct)
+
+
+def network_of(instance) -> MLP | None:
+    """The instance's engine MLP when it offers the :class:`Network` capability, else None."""
+    if isinstance(instance, Network) and isinstance(instance.model, MLP):
+        return instance.model
+    return None
+
+
+def quiet_loss_and_grad(instance):
+    """The call the runner's (already silenced) step loop trains with: ``loss_and_grad_quiet`` where
+    the instance offers :class:`QuietLossAndGrad`, else ``loss_and_grad``."""
+    if isinstance(instance, QuietLossAndGrad):
+        return instance.loss_and_grad_quiet
+    return instance.loss_and_grad

@@ -20,6 +20,7 @@ from .chunk import (METRIC_BASE, METRIC_TAIL, SMALL_COPY_BYTES, SMALL_PARAMS, Ru
 from .errors import SpecError
 from .experiment import Experiment, RunConfig, check_resources
 from .faults import build_instance
+from .problem import network_of
 from .tables import _assemble, _json_ready
 from .workers import _process_context, die_with_parent, run_chunk_job  # noqa: F401
 
@@ -58,8 +59,8 @@ def _bytes_per_run(experiment: Experiment, instance) -> int:
     parameter-sized arrays (parameters, gradient, update, rule state)."""
     itemsize = np.dtype(experiment.dtype).itemsize
     elements = 4 * instance.layout.size
-    model = getattr(instance, "model", None)
-    if model is not None and hasattr(model, "sizes"):
+    model = network_of(instance)  # the declared Network capability: its layers' widths
+    if model is not None:
         elements += _samples_per_step(experiment, instance) * sum(model.sizes[1:])
     return elements * itemsize
 

@@ -49,10 +49,12 @@ class BoundaryInfo:
 
 
 def _score(instance, outputs: np.ndarray) -> tuple[np.ndarray, str, float, float]:
-    loss_name = getattr(getattr(getattr(instance, "model", None), "loss", None), "name", "")
+    # Predictor.predict returns logits for classification (problem.py): one logit is P(class 1)
+    # through the sigmoid. The dataset's declared task says so; the model's loss is not asked.
+    classification = getattr(instance.dataset, "task", "") == "classification"
     k = outputs.shape[-1]
     with np.errstate(all="ignore"):
-        if k == 1 and ("bce" in loss_name or "logistic" in loss_name or "binary" in loss_name):
+        if k == 1 and classification:
             z = outputs[..., 0]
             e = np.exp(-np.abs(z))
             return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)), "P(class 1)", 0.0, 1.0

@@ -10,6 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from . import style as S
+from descentlab.problem import is_landscape
+
 from .fig_groups import _diverged_steps, _plain, _unstable_steps, color, diverged_text, run_groups, unstable_text
 from .status_style import style_of
 
@@ -80,8 +82,16 @@ def _flag_text(status: str, step: int) -> str:
     return unstable_text(step) if status == "unstable" else diverged_text(step)
 
 
+def _axis_names(instance, n_params: int = 2) -> list[str]:
+    """The declared ``Landscape.axis_names``, else θ₁, θ₂, … (a two-parameter problem that is no landscape)."""
+    if is_landscape(instance):
+        return [str(n) for n in instance.axis_names]
+    return [f"θ{chr(0x2080 + i + 1)}" if i < 9 else f"θ{i + 1}" for i in range(n_params)]
+
+
 def _bounds_of(instance, paths: np.ndarray | None) -> tuple[float, float, float, float]:
-    b = getattr(instance, "bounds", None)
+    # the declared Landscape window; without one, a window around the paths
+    b = instance.bounds if is_landscape(instance) else None
     if b is not None:
         arr = np.asarray(b, dtype=float).ravel()
         if arr.size == 4:  # ((xmin, xmax), (ymin, ymax)) or (xmin, xmax, ymin, ymax)
@@ -103,9 +113,8 @@ def _bounds_of(instance, paths: np.ndarray | None) -> tuple[float, float, float,
 
 def evaluate_grid(instance, points: np.ndarray) -> np.ndarray:
     """Cost at many points at once: each point is one "run" of the problem (the run axis)."""
-    value = getattr(instance, "value", None)
-    with np.errstate(all="ignore"):
-        out = value(points) if callable(value) else instance.loss(np.ascontiguousarray(points))
+    with np.errstate(all="ignore"):  # the declared Landscape.value, else the training loss of each point
+        out = instance.value(points) if is_landscape(instance) else instance.loss(np.ascontiguousarray(points))
     return np.asarray(out, dtype=float).reshape(-1)
 
 
@@ -148,7 +157,7 @@ def landscape_info(results, instance, *, grid: int = 80, upto_step: int | None =
                     step, point = found
                     marks.append(PathMark(name=name, run_id=int(run_id), status=status, step=step,
                                           x=float(point[0]), y=float(point[1]), text=_flag_text(status, at)))
-    names = list(getattr(instance, "axis_names", ("θ₁", "θ₂")))
+    names = _axis_names(instance)
     return LandscapeInfo(x=_plain(xs), y=_plain(ys), z=[_plain(row) for row in z], log_z=bool(log_z),
                          paths=traces, upto_step=k, x_title=str(names[0]), y_title=str(names[1]),
                          minima=_minima(instance), marks=marks)
@@ -168,10 +177,8 @@ def _add_path_marks(fig: go.Figure, marks: Sequence[PathMark]) -> None:
 
 
 def _minima(instance) -> list[list[float]]:
-    """Known minima of a landscape (``minima``, or a single ``minimum``), as plain lists."""
-    minima = getattr(instance, "minima", None)
-    if minima is None and getattr(instance, "minimum", None) is not None:
-        minima = [instance.minimum]
+    """Known minima (the declared ``Landscape.minima``; none for other problems), as plain lists."""
+    minima = instance.minima if is_landscape(instance) else ()
     return [[float(v) for v in np.ravel(m)] for m in (minima or [])]
 
 
@@ -311,7 +318,7 @@ def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None =
                 step, (t, j) = found
                 marks.append(PathMark(name=name, run_id=int(run_id), status=status, step=step, x=float(t),
                                       y=float(j), text=_flag_text(status, at_of[run_id])))
-    names = list(getattr(instance, "axis_names", [f"θ{i + 1}" for i in range(n_params)]))
+    names = _axis_names(instance, n_params)
     return CostCurveInfo(x=_plain(xs), y=_plain(ys), steps=steps, axis=axis, fixed=fixed, upto_step=k,
                          axis_name=str(names[axis]), other_names=[str(n) for i, n in enumerate(names) if i != axis],
                          marks=marks)

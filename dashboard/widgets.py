@@ -23,6 +23,7 @@ from descentlab import analysis
 from descentlab.declarations import HyperParam
 from descentlab.errors import SpecError
 from descentlab.experiment import setting
+from descentlab.problem import is_classifier
 from descentlab.registry import PLUGINS_ENV, Registry, env_plugin_paths, load_registry
 
 from . import access
@@ -296,8 +297,12 @@ def declared_values(declarations: Sequence[HyperParam], key_prefix: str, spec: d
 
 
 def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names: Sequence[str] | None = None,
-                   container=None, errors: list[str]) -> dict:
-    """Problem selectbox and its settings; returns the ``[problem]`` table (non-default settings only)."""
+                   container=None, errors: list[str], needs: str = "") -> dict:
+    """Problem selectbox and its settings; returns the ``[problem]`` table (non-default settings only).
+
+    ``needs`` says which capability the page's ``names`` have (e.g. "two parameters"): a registered
+    problem without it that a link asks for is replaced by the page's own choice, with one line
+    saying so."""
     where = container or st
     names = list(names if names is not None else sorted(registry.problems))
     if not names:
@@ -309,10 +314,23 @@ def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names
     picked = unknown_name(key, spec_problem.get("name"), [*names, *registry.problems], "problem", "problem.name",
                           errors)
     start = spec_problem.get("name") if spec_problem.get("name") in names else names[0]
+    lacking_key = f"_{key}.lacking"
+    wanted = spec_problem.get("name")
+    if key not in st.session_state and isinstance(wanted, str) and wanted in registry.problems and wanted not in names:
+        st.session_state[lacking_key] = (wanted, start)
+    if st.session_state.get(lacking_key) is not None:
+        lacking, shown = st.session_state[lacking_key]
+        where.warning(markdown_text(f"problem.name: got {lacking!r}; expected a problem this page can draw"
+                                    + (f" ({needs})" if needs else "") + f", such as {', '.join(names)}. "
+                                    f"Showing {shown!r} instead."), icon="⚠️")
+
+    def changed() -> None:
+        picked()
+        st.session_state.pop(lacking_key, None)
     prime(key, start)
     if st.session_state[key] not in names:
         st.session_state[key] = names[0]
-    name = remember(key, where.selectbox("problem", names, key=key, on_change=picked,
+    name = remember(key, where.selectbox("problem", names, key=key, on_change=changed,
                                          help="every run sees the same data and starts from the same weights per seed"))
     problem = registry.problems[name]
     if problem.summary:
@@ -357,11 +375,11 @@ def run_settings_editor(prefix: str, spec: dict, *, container=None, seeds: bool 
 
 
 def sidebar_editors(prefix: str, registry: Registry, spec: dict, errors: list[str], *,
-                    names: Sequence[str] | None = None, seeds: bool = True) -> tuple[dict, dict]:
+                    names: Sequence[str] | None = None, seeds: bool = True, needs: str = "") -> tuple[dict, dict]:
     """The sidebar's Problem and Runs sections; returns ``(problem table, run settings)``."""
     with st.sidebar:
         st.header("Problem")
-        problem = problem_editor(prefix, registry, spec.get("problem", {}), names=names, errors=errors)
+        problem = problem_editor(prefix, registry, spec.get("problem", {}), names=names, errors=errors, needs=needs)
         st.header("Runs")
         settings = run_settings_editor(prefix, spec, seeds=seeds, errors=errors)
     return problem, settings
@@ -855,7 +873,14 @@ def instance_for(results, registry: Registry):
 def _default_instance(name: str, registry: Registry):
     problem = registry.problems[name]
     defaults = {h.name: h.default for h in problem.settings}
-    return _instance(name, json.dumps(defaults, sort_keys=True, default=str), registry_key(), registry)
+    return _default_build(name, json.dumps(defaults, sort_keys=True, default=str), registry_key(), registry)
+
+
+# The pages ask every registered problem's default instance for its capabilities on each rerun: a
+# cache of its own, sized for every problem, so those builds never push out the runs' instances.
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _default_build(problem: str, settings_json: str, registry_key: tuple, _registry: Registry):
+    return _registry.problem(problem).build(json.loads(settings_json))
 
 
 def problems_where(registry: Registry, test: Callable[[Any, Any], bool], kinds: Sequence[str]) -> list[str]:
@@ -873,23 +898,16 @@ def problems_where(registry: Registry, test: Callable[[Any, Any], bool], kinds: 
 
 
 def two_parameter_problems(registry: Registry) -> list[str]:
-    """Analytic landscapes and any problem with exactly two parameters (e.g. one-weight regression)."""
-    names = []
-    for name, problem in sorted(registry.problems.items()):
-        if problem.kind == "landscape":
-            names.append(name)
-        elif not any(h.name == "hidden" for h in problem.settings):  # an MLP with hidden layers: many parameters
-            try:
-                if _default_instance(name, registry).layout.size == 2:
-                    names.append(name)
-            except Exception:  # needs settings to build (e.g. a CSV path)
-                continue
-    return names
+    """Problems whose default instance has exactly two parameters: the declared Landscape capability
+    (contours from its ``value``, window and minima) or any other two-parameter problem (contours of
+    its training loss). Asked of the built instance, never of the problem's name or settings."""
+    return problems_where(registry, lambda problem, instance: instance.layout.size == 2,
+                          ("landscape", "regression", "classification"))
 
 
 def two_input_classifiers(registry: Registry) -> list[str]:
-    """Classification problems whose inputs are points of the plane."""
+    """Classifiers on points of the plane: the declared Predictor capability, a classification
+    dataset with two input columns."""
     def ok(problem, instance):
-        data = getattr(instance, "dataset", None)
-        return data is not None and data.x_train.shape[1] == 2 and hasattr(instance, "predict")
+        return is_classifier(instance) and np.shape(instance.dataset.x_train)[1:] == (2,)
     return problems_where(registry, ok, ("classification",))

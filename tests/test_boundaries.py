@@ -108,3 +108,79 @@ def test_dashboard_presets_are_valid_experiments():
             Experiment.from_dict({**spec, "name": f"preset-{path.stem}"}, registry)
         for name in [data.get("rule"), data.get("baseline"), *[r for r in data.get("rules", []) if isinstance(r, str)]]:
             assert name is None or name in registry.rules, (path.name, name)
+
+
+def builtin_problem_names() -> set[str]:
+    """Names of the built-in problems, but ``csv``: it is also a file format the report writes and
+    reads (``--format csv``), and naming a format is not naming a problem."""
+    registry = load_registry(entry_points=False, use_env=False)
+    return {n for n in registry.problems if registry.origin("problem", n).startswith("built-in")} - {"csv"}
+
+
+# Where a built-in problem's name is data, not a decision: the built-ins' own definitions (their
+# dataset generators and instances, registered by plugins/problems.py) and the protocol's teaching
+# suite (a list of problems, like a preset). Pages open on problems named in dashboard/presets/*.toml.
+PROBLEM_NAMES_ALLOWED = {"core/datasets.py", "core/landscapes.py", "core/protocol.py"}
+
+
+@pytest.mark.parametrize("folder", ["core", "dashboard"])
+def test_no_module_outside_plugins_names_a_builtin_problem(folder):
+    # "Capabilities, not names": a page or the runner asks a problem what it can do (problem.py's
+    # protocols), so a third-party problem with the same capabilities gets the same treatment
+    names = builtin_problem_names()
+    assert {"quadratic", "rosenbrock", "linear_regression", "moons", "spirals", "sine"} <= names
+    for path in modules(folder):
+        if str(path.relative_to(ROOT)) in PROBLEM_NAMES_ALLOWED:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        named = [(node.lineno, node.value) for node in ast.walk(tree)
+                 if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names]
+        assert not named, f"{path.relative_to(ROOT)} names built-in problems at lines {named}"
+
+
+def test_no_module_outside_plugins_asks_for_a_builtin_problem_class():
+    # isinstance(…, LandscapeInstance) and friends would tie a page to the built-ins' classes; the
+    # declared protocols (problem.py) are what core and dashboard check
+    builtin = {"LandscapeInstance", "LinearRegressionInstance", "QuadraticBowl", "Rosenbrock", "Himmelblau",
+               "Beale", "SupervisedInstance"}
+    for folder in ("core", "dashboard"):
+        for path in modules(folder):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            checks = [node.lineno for node in ast.walk(tree)
+                      if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("isinstance", "issubclass")
+                      and len(node.args) == 2
+                      and {getattr(n, "id", getattr(n, "attr", "")) for n in ast.walk(node.args[1])} & builtin]
+            assert not checks, f"{path.relative_to(ROOT)} checks a built-in problem class at lines {checks}"
+
+
+def declared_problem_members() -> set[str]:
+    """Members problem.py declares for a built problem: ProblemInstance's and its protocols'."""
+    from descentlab import problem
+
+    classes = [problem.ProblemInstance, problem.Landscape, problem.Predictor, problem.ExactHessian,
+               problem.HessianVectorProduct, problem.QuietLossAndGrad, problem.Network]
+    members = set()
+    for cls in classes:
+        members |= {n for n in vars(cls) if not n.startswith("_")} | set(getattr(cls, "__annotations__", {}))
+    return members
+
+
+def test_core_and_dashboard_read_only_declared_members_of_a_problem_instance():
+    # every `instance.<name>` and `getattr(instance, "<name>")` on a built problem (the variables named
+    # `instance` throughout core and dashboard) is a member problem.py declares
+    declared = declared_problem_members()
+    assert {"layout", "value", "bounds", "minima", "axis_names", "predict", "dataset", "hessian",
+            "hessian_vector_product", "loss_and_grad_quiet", "model"} <= declared
+    for folder in ("core", "dashboard"):
+        for path in modules(folder):
+            if path.name in ("problem.py", "landscapes.py"):   # where they are declared and implemented
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            read = [(node.lineno, node.attr) for node in ast.walk(tree)
+                    if isinstance(node, ast.Attribute) and getattr(node.value, "id", "") == "instance"]
+            read += [(node.lineno, node.args[1].value) for node in ast.walk(tree)
+                     if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("getattr", "hasattr")
+                     and len(node.args) >= 2 and getattr(node.args[0], "id", "") == "instance"
+                     and isinstance(node.args[1], ast.Constant)]
+            undeclared = [(line, name) for line, name in read if name not in declared]
+            assert not undeclared, f"{path.relative_to(ROOT)} reads undeclared problem members {undeclared}"

@@ -6,6 +6,7 @@ from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
 from descentlab.dashboard.presets import preset
 from descentlab.dashboard.status_style import STATUS_STYLE
+from descentlab.problem import is_landscape
 
 TITLE = "Landscape"
 ICON = ":material/terrain:"
@@ -26,7 +27,8 @@ W.plugin_warnings(registry)
 names = W.two_parameter_problems(registry)
 start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
-problem, settings = W.sidebar_editors(PAGE, registry, start, errors, names=names)
+problem, settings = W.sidebar_editors(PAGE, registry, start, errors, names=names,
+                                      needs="two parameters: a Landscape, or any problem of two weights")
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors, columns=4)
 spec = {"name": "dashboard-landscape", **settings, "problem": problem, "rules": rules}
 W.spec_to_url(spec, URL_PARAM)
@@ -46,7 +48,7 @@ def paths_up_to_step(results, instance) -> None:
     animate = st.toggle("animation controls (play the paths step by step)", value=True, key=f"{PAGE}.animate")
     W.chart(F.draw_landscape(F.landscape_info(results, instance, upto_step=k), animate=animate),
             f"{PAGE}.chart.contour")
-    axis_names = list(getattr(instance, "axis_names", ("θ₁", "θ₂")))
+    axis_names = list(instance.axis_names) if is_landscape(instance) else ["θ₁", "θ₂"]  # declared Landscape names
     axis = st.radio("one-parameter view along", [0, 1], format_func=lambda i: str(axis_names[i]),
                     horizontal=True, key=f"{PAGE}.axis")
     W.chart(F.draw_cost_curve(F.cost_curve_info(results, instance, axis=axis, upto_step=k)), f"{PAGE}.chart.curve")

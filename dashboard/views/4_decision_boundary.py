@@ -24,7 +24,8 @@ W.plugin_warnings(registry)
 names = W.two_input_classifiers(registry)
 start = W.initial_spec(PAGE, DEFAULT, URL_PARAM)
 errors: list[str] = []
-problem, settings = W.sidebar_editors(PAGE, registry, start, errors, names=names, seeds=False)
+problem, settings = W.sidebar_editors(PAGE, registry, start, errors, names=names, seeds=False,
+                                      needs="a Predictor classifying points of the plane")
 rules = W.rules_editor(PAGE, registry, start.get("rules", []), errors)
 # the run keeps its weights at about 100 steps, so any earlier step is drawn without training again
 snapshot_every = max(1, int(settings.get("steps", DEFAULT["steps"])) // 100)
@@ -64,5 +65,7 @@ def boundary_at_step(results) -> None:
 
 
 if results is not None:
+    for note in W.divergence_notes(results):  # why a flagged run blew up (core's explanation), as on the Landscape page
+        st.caption("⚠️ " + note)
     boundary_at_step(results)
     W.chart(F.draw_curves(F.loss_curves_info(results)), f"{PAGE}.chart.loss")

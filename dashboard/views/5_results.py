@@ -3,12 +3,14 @@
 import io
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from descentlab.dashboard import access
 from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
 from descentlab.errors import SpecError
+from descentlab.problem import is_classifier
 from descentlab.verdicts import FLAGGED
 
 TITLE = "Results"
@@ -175,8 +177,8 @@ with tabs[2]:
         W.chart(F.draw_landscape(F.landscape_info(results, instance, upto_step=k)), f"{PAGE}.chart.contour")
         W.chart(F.draw_cost_curve(F.cost_curve_info(results, instance, upto_step=k)), f"{PAGE}.chart.curve")
 with tabs[3]:
-    data = getattr(instance, "dataset", None)
-    if instance is None or data is None or data.x_train.shape[1] != 2 or instance.kind != "classification":
+    # the declared Predictor capability on a classification dataset of two inputs
+    if not (is_classifier(instance) and np.shape(instance.dataset.x_train)[1:] == (2,)):
         st.info("Not a two-input classification problem (or it cannot be rebuilt): no decision boundary.")
     else:
         groups = F.run_groups(results)

@@ -13,6 +13,7 @@ from descentlab.dashboard import figures as F
 from descentlab.dashboard import theory_figures as TF
 from descentlab.dashboard import widgets as W
 from descentlab.errors import SpecError
+from descentlab.problem import exact_hessian, has_hessian_vector_product, is_landscape
 from descentlab.sharpness import hessian_extreme_eigenvalues
 from descentlab.dashboard.presets import preset
 from descentlab.sharpness import preconditioned_sharpness_run
@@ -22,9 +23,7 @@ TITLE = "Stability"
 ICON = ":material/balance:"
 
 
-THEORY_PROBLEMS = ("quadratic", "linear_regression", "rosenbrock", "himmelblau", "beale")
-EOS_PROBLEMS = ("sine", "moons", "spirals", "circles", "blobs")
-START = preset("stability")   # dashboard/presets/stability.toml
+START = preset("stability")   # dashboard/presets/stability.toml (which problem each section opens on)
 # Every number below comes from the rules' declarations (stability_threshold, threshold_note,
 # optimal, preconditioner): the page names no rule, so a plugin's theory appears beside the built-ins'.
 
@@ -36,9 +35,32 @@ def spectrum(problem: str, settings_json: str, registry_key: tuple, _registry) -
     params = instance.init_params([0])
     top, bottom = hessian_extreme_eigenvalues(instance, params, iters=instance.layout.size)
     info = instance.describe()
+    minima = list(instance.minima) if is_landscape(instance) else []   # the declared Landscape minima
     return {"lambda_max": float(top[0]), "lambda_min": float(bottom[0]), "declared": info.get("top_eigenvalue"),
             "minimum_value": float(info.get("minimum_value", 0.0) or 0.0), "start": [float(v) for v in params[0]],
-            "minimum": ([float(v) for v in info["minima"][0]] if len(info.get("minima") or []) == 1 else None)}
+            "minimum": ([float(v) for v in minima[0]] if len(minima) == 1 else None)}
+
+
+def theory_problems(registry) -> list[str]:
+    """Problems with a closed-form Hessian (the declared ExactHessian capability, not None at the
+    start): the theory below is exact on them. The preset's problem first."""
+    def exact(problem, instance):
+        return exact_hessian(instance, instance.init_params([0])) is not None
+    return _preset_first(W.problems_where(registry, exact, ("landscape", "regression", "classification")),
+                         START.get("problem"))
+
+
+def network_problems(registry) -> list[str]:
+    """Problems whose sharpness comes from exact Hessian-vector products and not from a closed-form
+    Hessian (the declared HessianVectorProduct capability: networks). The preset's problem first."""
+    def network(problem, instance):
+        return has_hessian_vector_product(instance) and exact_hessian(instance, instance.init_params([0])) is None
+    return _preset_first(W.problems_where(registry, network, ("regression", "classification")),
+                         START.get("eos_problem"))
+
+
+def _preset_first(names: list[str], first: str | None) -> list[str]:
+    return ([first] if first in names else []) + [n for n in names if n != first]
 
 
 @st.cache_data(show_spinner="training with preconditioned-sharpness tracking …", max_entries=16)
@@ -54,24 +76,25 @@ def momentum_hyper(rule, mu: float) -> dict:
     return {"momentum": mu} if any(h.name == "momentum" for h in rule.hyperparams) else {}
 
 
+# Settings shown as widgets when the chosen problem declares them (by setting, never by problem):
+# (setting, label, low, high, type); the rest keep their declared defaults.
+SETTING_WIDGETS = (("lambda_max", "λₘₐₓ", 0.01, 1e4, float),
+                   ("condition", "condition number κ", 1.0, 1e5, float),
+                   ("angle", "angle (degrees)", -180.0, 180.0, float),
+                   ("samples", "samples", 4, 10_000, int),
+                   ("x_high", "x_high (x uniform in [x_low, x_high])", 0.1, 100.0, float),
+                   ("noise", "noise", 0.0, 10.0, float))
+
+
 def settings_for(problem: str, registry) -> dict:
-    """A few settings of the chosen problem as widgets; the rest keep their declared defaults."""
+    """The chosen problem's declared settings among SETTING_WIDGETS as widgets, three to a row."""
     settings = {h.name: h.default for h in registry.problem(problem).settings}
-    if problem == "quadratic":
+    shown = [w for w in SETTING_WIDGETS if w[0] in settings]
+    for row in range(0, len(shown), 3):
         cols = st.columns(3)
-        settings["lambda_max"] = float(cols[0].number_input("λₘₐₓ", 0.01, 1e4, 1.0, key="stability_lambda_max"))
-        settings["condition"] = float(cols[1].number_input("condition number κ", 1.0, 1e5, 10.0,
-                                                           key="stability_condition"))
-        settings["angle"] = float(cols[2].number_input("angle (degrees)", -180.0, 180.0, 30.0,
-                                                       key="stability_angle"))
-    elif problem == "linear_regression":
-        cols = st.columns(3)
-        settings["samples"] = int(cols[0].number_input("samples", 4, 10_000, int(settings["samples"]),
-                                                       key="stability_samples"))
-        settings["x_high"] = float(cols[1].number_input("x_high (x uniform in [x_low, x_high])", 0.1, 100.0,
-                                                        float(settings["x_high"]), key="stability_x_high"))
-        settings["noise"] = float(cols[2].number_input("noise", 0.0, 10.0, float(settings["noise"]),
-                                                       key="stability_noise"))
+        for col, (name, label, low, high, kind) in zip(cols, shown[row:row + 3]):
+            settings[name] = kind(col.number_input(label, kind(low), kind(high), kind(settings[name]),
+                                                   key=f"stability_{name}"))
     return settings
 
 
@@ -113,7 +136,7 @@ st.markdown(
     "Lanczos on Hessian-vector products through the backprop engine.")
 
 registry = W.current_registry()
-names = [p for p in THEORY_PROBLEMS if p in registry.problems]
+names = theory_problems(registry)
 problem = st.selectbox("problem", names, key="stability_problem")
 settings = settings_for(problem, registry)
 mu = float(st.slider("momentum μ (heavy ball, Nesterov)", 0.0, 0.99, 0.9, 0.01, key="stability_momentum"))
@@ -215,7 +238,7 @@ st.markdown(
     "Full-batch gradient descent on a network typically **sharpens** (λₘₐₓ grows) until λₘₐₓ reaches "
     "**2/α**, then hovers there while the loss keeps falling non-monotonically (Cohen et al., 2021). "
     "The dashed line is each run's own limit c/αₜ.")
-eos_names = [p for p in EOS_PROBLEMS if p in registry.problems]
+eos_names = network_problems(registry)
 cols = st.columns(4)
 eos_problem = cols[0].selectbox("network problem", eos_names, key="stability_eos_problem")
 offered = [r for r in START["eos_rules"] if r in registry.rules]

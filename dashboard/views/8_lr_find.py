@@ -36,7 +36,8 @@ st.markdown(
     "the critical α from theory: the suggestion should sit left of it.")
 
 registry = W.current_registry()
-names = [p for p in sorted(registry.problems) if p != "csv"]
+# every problem whose defaults build (one that needs a setting first, like a CSV file's path, is left out)
+names = W.problems_where(registry, lambda problem, instance: True, ("landscape", "regression", "classification"))
 START = preset("lr_find")   # dashboard/presets/lr_find.toml
 default_problem = names.index(START["problem"]) if START["problem"] in names else 0
 cols = st.columns(2)
@@ -47,7 +48,7 @@ rules = cols[1].multiselect("rules (their default hyperparameters)", rule_names,
                             key="lrfind_rules")
 problem_decl = registry.problem(problem)
 settings = {h.name: h.default for h in problem_decl.settings}
-if problem == "quadratic":
+if "lambda_max" in settings:  # a problem that declares its curvature as a setting (by setting, not by name)
     cols = st.columns(2)
     settings["lambda_max"] = float(cols[0].number_input("λₘₐₓ of the bowl", 0.01, 1e4, 10.0, key="lrfind_lambda_max"))
 if "start_spread" in settings:

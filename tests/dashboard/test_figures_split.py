@@ -80,8 +80,9 @@ def _bowl():
     def value(points):
         points = np.asarray(points, dtype=float)
         return points[:, 0] ** 2 + 3.0 * points[:, 1] ** 2
-    return SimpleNamespace(value=value, bounds=((-2.0, 2.0), (-1.5, 1.5)), minimum=[0.0, 0.0],
-                           axis_names=("θ₁", "θ₂"))
+    # the documented Landscape capability (problem.py), nothing more
+    return SimpleNamespace(value=value, bounds=((-2.0, 2.0), (-1.5, 1.5)), minima=[[0.0, 0.0]],
+                           axis_names=("θ₁", "θ₂"), layout=SimpleNamespace(size=2))
 
 
 def _classifier():
@@ -92,8 +93,10 @@ def _classifier():
 
     def predict(params, inputs):
         return (inputs @ params[:, :2].T + params[:, 2]).T[..., None]
-    return SimpleNamespace(dataset=SimpleNamespace(x_train=x, x_test=x[:0], y_train=y, class_names=["no", "yes"]),
-                           predict=predict, model=SimpleNamespace(loss=SimpleNamespace(name="bce")))
+    # the documented Predictor capability: a dataset (task, splits, class names) and predict (logits)
+    return SimpleNamespace(dataset=SimpleNamespace(x_train=x, x_test=x[:0], y_train=y, class_names=["no", "yes"],
+                                                   task="classification"),
+                           predict=predict)
 
 
 @functools.cache  # the figures once for all the tests below
