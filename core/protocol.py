@@ -164,13 +164,13 @@ def _final_test_loss(results) -> np.ndarray:
 def _by_label(results, column: str = "final_loss") -> dict[str, tuple[np.ndarray, np.ndarray, list[int]]]:
     """label -> (scores, steps to target, seeds), in seed order; scores are +inf for diverged/failed runs.
 
-    ``column`` "validation_loss" scores each run by its final ``test_loss``, which on the
-    validation view (tuning of a supervised problem) is the final validation loss."""
+    ``column`` "held_out_loss" scores each run by its final ``test_loss``: the final validation loss
+    on the validation view (tuning of a supervised problem), the final test-split loss otherwise."""
     from .analysis import scores, steps_to_target
 
     runs = results.runs
-    if column == "validation_loss":
-        runs = runs.assign(validation_loss=_final_test_loss(results))
+    if column == "held_out_loss":
+        runs = runs.assign(held_out_loss=_final_test_loss(results))
     runs = runs.sort_values("seed", kind="stable")
     runs = runs.assign(_score=scores(runs, column), _steps=steps_to_target(runs))
     return {label: (g["_score"].to_numpy(float), g["_steps"].to_numpy(float), [int(s) for s in g["seed"]])
@@ -289,12 +289,14 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
         tune_entries = [e for plan in plans for e in plan["entries"]]
         tune_job = _phase(experiment, problem, tune_entries, protocol.tune_seeds, f"{experiment.name}-tune")
         on_validation = supervised(problem, registry)
+        # a supervised problem is scored on held-out rows in both phases: the validation loss while
+        # tuning, the test-split loss in the test phase; a landscape by its final training loss
+        column = "held_out_loss" if on_validation else "final_loss"
         if on_validation:
             # the split is seeded by search_seed: every rule and trial is scored on the same rows
-            tuned = _by_label(run(tune_job, validation=(protocol.validation, protocol.search_seed)),
-                              "validation_loss")
+            tuned = _by_label(run(tune_job, validation=(protocol.validation, protocol.search_seed)), column)
         else:
-            tuned = _by_label(run(tune_job))
+            tuned = _by_label(run(tune_job), column)
         # ---- selection: decided here, before any test seed (or test row) is run
         rows = [_select(plan, tuned, protocol.budget) for plan in plans]
         test_entries = [_entry(plan["entry"], f"{plan['entry'].label} [{which}]", config["learning_rate"],
@@ -307,7 +309,7 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
         name = f"{experiment.name}-test" if number == 0 else f"{experiment.name}-test-{number + 1}-{problem['name']}"
         results = run(_phase(experiment, problem, test_entries, protocol.test_seeds, name))
         test_results.append(results)
-        tested = _by_label(results)
+        tested = _by_label(results, column)
         target = problem["target_loss"]
         for row in rows:
             for which, key in (("default", "one_shot"), ("tuned", "tuned")):
@@ -320,6 +322,7 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
                          "minimum": float(minimum) if isinstance(minimum, (int, float)) else None,
                          "selected_on": (f"validation loss ({protocol.validation:g} of the training split)"
                                          if on_validation else "training loss on the tune seeds"),
+                         "reported": "test-split loss" if on_validation else "training loss",
                          "rules": rows, "pairwise": pairwise(rows)})
     costs = profile_costs(problems, labels)
     rho = stats.performance_profile(costs, TAUS)
@@ -338,6 +341,9 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
                     f"test-seed losses (exact up to {stats.PAIRED_EXACT_LIMIT} seeds) at level {1 - stats.LEVEL:.2g}; "
                     f"at fewer than {stats.min_paired_seeds()} seeds it can only say cannot tell apart",
         "problems": problems,
+        "reported": "every loss is the final loss on the test seeds: on the test split for supervised "
+                    "problems (trained on the whole training split), the training loss for landscapes; "
+                    "steps to target count steps of the training loss",
         "profile": {"measure": f"median tuned test-seed final loss above the known minimum, floored at {FLOOR:g}; "
                                "+inf when that median is +inf",
                     "taus": list(TAUS), "costs": costs, "rho": {k: v.tolist() for k, v in rho.items()},
@@ -370,7 +376,8 @@ def format_report(report: dict) -> str:
     score = report["profile"]["score"]
     lines = [report["statement"]]
     for p in report["problems"]:
-        lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}):")
+        reported = f", {p['reported']}" if "reported" in p else ""
+        lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}{reported}):")
         lines.append(f"  {'rule':<16} {'one-shot median [95% CI]':<30} {'tuned median [95% CI]':<30} "
                      f"{'steps to target':<16} profile score")
         for row in sorted(p["rules"], key=lambda r: (r["tuned"]["median"], r["label"])):

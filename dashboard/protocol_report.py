@@ -20,6 +20,7 @@ class Comparison:
     intervals: str
     verdict_rule: str
     measure: str
+    reported: str
     command: str
     reproduce: str
     leaderboard: pd.DataFrame
@@ -68,12 +69,14 @@ def load_comparison(folder) -> Comparison | None:
                          # protocol.json before the paired test (format 1) has no tuning verdict
                          "tuning helped?": _tuning(r.get("tuning")),
                          "selected on": p.get("selected_on", "training loss on the tune seeds"),
+                         "reported loss": p.get("reported", "training loss"),
                          "test runs": p.get("results", "." if p is data["problems"][0] else "–"),
                          "profile score": _f(score[r["label"]])})
         verdicts += [f"{p['key']}: {pair['sentence']}" for pair in p["pairwise"]]
         verdicts += [f"{p['key']}: tuning: {r['tuning']['sentence']}" for r in p["rules"] if "tuning" in r]
     return Comparison(statement=data["statement"], selection=data["selection"], intervals=data["intervals"],
                       verdict_rule=data["verdicts"], measure=data["profile"]["measure"],
+                      reported=data.get("reported", "the final training loss on the test seeds"),
                       command=data.get("command", ""), reproduce=data.get("reproduce", ""),
                       leaderboard=pd.DataFrame(rows), verdicts=verdicts,
                       data=data)
@@ -114,6 +117,7 @@ def best_so_far_figure(comparison: Comparison):
 
 def _pairs(comparison: Comparison) -> list[tuple[str, str]]:
     return [("budget and split", comparison.statement), ("selection", comparison.selection),
+            ("reported numbers", comparison.reported),
             ("intervals", comparison.intervals), ("verdicts", comparison.verdict_rule),
             ("profile measure", comparison.measure)]
 

@@ -116,6 +116,14 @@ def test_selection_reads_the_median_final_validation_loss(monkeypatch):
                    for k in (1, 2)]
         assert row["trial_medians"] == pytest.approx(medians)
         assert row["chosen"] == 1 + int(np.argmin(medians))
+    # and the reported numbers are the final test-split losses of the test phase, seed by seed
+    test = seen["test"]
+    final = test.metrics[test.metrics["step"] == experiment.steps].set_index("run_id")["test_loss"]
+    for row in report["problems"][0]["rules"]:
+        runs = test.runs[test.runs["label"] == f"{row['label']} [tuned]"].sort_values("seed")
+        assert row["tuned"]["seeds"] == runs["seed"].tolist()
+        assert row["tuned"]["scores"] == pytest.approx(runs["run_id"].map(final).tolist())
+    assert report["problems"][0]["reported"] == "test-split loss"
 
 
 def test_the_view_splits_the_training_rows_by_a_seeded_fraction():
@@ -270,4 +278,10 @@ def test_every_problems_test_runs_are_a_results_folder_referenced_by_protocol_js
         assert sorted(set(results.runs["seed"])) == [5, 6]
         # the saved runs are the reported numbers
         tuned = results.runs[results.runs["label"] == "gd [tuned]"].sort_values("seed")
-        assert tuned["final_loss"].tolist() == pytest.approx([float(v) for v in p["rules"][0]["tuned"]["scores"]])
+        if p["reported"] == "test-split loss":  # xor: the final test loss of each run
+            last = results.metrics[results.metrics["step"] == 8].set_index("run_id")["test_loss"]
+            expected = tuned["run_id"].map(last).tolist()
+        else:
+            expected = tuned["final_loss"].tolist()
+        assert expected == pytest.approx([float(v) for v in p["rules"][0]["tuned"]["scores"]])
+    assert [p["reported"] for p in data["problems"]] == ["training loss", "test-split loss", "training loss"]
