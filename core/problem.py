@@ -135,6 +135,11 @@ class SupervisedInstance(ProblemInstance):
                 "feature_names": list(d.feature_names), "class_names": list(d.class_names)}
 
 
+def holds_out(instance) -> bool:
+    """Whether :func:`validation_view` can split ``instance``: a SupervisedInstance with ≥ 2 training rows."""
+    return isinstance(instance, SupervisedInstance) and len(instance.dataset.x_train) >= 2
+
+
 def validation_view(instance, fraction: float, seed: int) -> SupervisedInstance | None:
     """The instance the protocol tunes on (docs/protocol.md): its training split cut in two, the
     "test" split replaced by the validation part, so the runner's ``test_loss`` is the validation loss.
@@ -147,7 +152,7 @@ def validation_view(instance, fraction: float, seed: int) -> SupervisedInstance 
     a :class:`SupervisedInstance` with at least 2 training rows (a landscape, a foreign problem whose
     use of its data is unknown): those keep held-out seeds only.
     """
-    if not isinstance(instance, SupervisedInstance) or len(instance.dataset.x_train) < 2:
+    if not holds_out(instance):
         return None
     import copy
 

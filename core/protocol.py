@@ -255,10 +255,9 @@ def tuning_verdict(row: dict) -> dict:
 def supervised(problem: dict, registry) -> bool:
     """Whether tuning on this problem selects on a validation split (its instance has a Dataset to split)."""
     from .faults import build_instance
-    from .problem import validation_view
+    from .problem import holds_out
 
-    instance = build_instance(registry.problem(problem["name"]), dict(problem["settings"]))
-    return validation_view(instance, 0.5, 0) is not None
+    return holds_out(build_instance(registry.problem(problem["name"]), dict(problem["settings"])))
 
 
 def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None = None,
@@ -344,7 +343,8 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
         "reported": "every loss is the final loss on the test seeds: on the test split for supervised "
                     "problems (trained on the whole training split), the training loss for landscapes; "
                     "steps to target count steps of the training loss",
-        "profile": {"measure": f"median tuned test-seed final loss above the known minimum, floored at {FLOOR:g}; "
+        "profile": {"measure": f"median tuned test-seed final loss (test-split loss for supervised problems) above "
+                               f"the known minimum, floored at {FLOOR:g}; "
                                "+inf when that median is +inf",
                     "taus": list(TAUS), "costs": costs, "rho": {k: v.tolist() for k, v in rho.items()},
                     "score": {k: stats.profile_area(TAUS, v) for k, v in rho.items()}},
