@@ -36,7 +36,7 @@ def test_report_of_a_protocol_folder_has_the_comparison(tmp_path, capsys):
         assert md_escape(f"tuning: {row['tuning']['sentence']}") in text
         cell = {"better": "yes", "worse": "no, worse"}.get(row["tuning"]["verdict"], "cannot tell apart at 3 seeds")
         assert f"{cell} (p = {float(row['tuning']['p_value']):.2g})" in text
-    assert "test-split loss" not in text and "| training loss |" in text  # a landscape: training loss reported
+    assert "| test-split loss |" not in text and "| training loss |" in text  # a landscape: training loss reported
     assert f"descentlab run {folder / 'protocol.toml'}" in text and f"descentlab run {path}" in text
     (html,) = build_report([load_record(folder)], "html", tmp_path / "r.html")
     page = html.read_text()
