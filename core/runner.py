@@ -150,7 +150,8 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
     n_train = int(getattr(instance, "n_train", 0) or 0)
     if experiment.batch_size > 0 and experiment.batch_size > n_train:
         raise SpecError("batch_size", experiment.batch_size,
-                        f"an integer in [0, {n_train}] (the problem has {n_train} training samples)")
+                        f"an integer in [0, {n_train}] (the problem has {n_train} training samples"
+                        + (" beside the protocol's validation split)" if validation is not None else ")"))
     if experiment.sharpness_every > 0:
         try:
             from . import sharpness  # noqa: F401

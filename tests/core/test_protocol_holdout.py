@@ -285,3 +285,15 @@ def test_every_problems_test_runs_are_a_results_folder_referenced_by_protocol_js
             expected = tuned["final_loss"].tolist()
         assert expected == pytest.approx([float(v) for v in p["rules"][0]["tuned"]["scores"]])
     assert [p["reported"] for p in data["problems"]] == ["training loss", "test-split loss", "training loss"]
+
+
+def test_a_batch_larger_than_the_rows_left_for_tuning_is_one_line():
+    from descentlab.errors import SpecError
+
+    full = _built(_supervised_spec())
+    spec = {**_supervised_spec(), "batch_size": full.n_train}  # fits the training split, not the view
+    with pytest.raises(SpecError) as caught:
+        run_protocol(Experiment.from_dict(spec), run=lambda e, **kw: run_experiment(e, workers=1, **kw))
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"batch_size: got {full.n_train}")
+    assert "beside the protocol's validation split" in message
