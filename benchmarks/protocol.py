@@ -35,7 +35,7 @@ def plain(experiment) -> int:
 
 
 def protocol(experiment) -> int:
-    outcome = run_protocol(experiment, run=lambda e: run_experiment(e, workers=1))
+    outcome = run_protocol(experiment, run=lambda e, **kw: run_experiment(e, workers=1, **kw))
     p = experiment.protocol
     per_problem = len(experiment.entries) * ((1 + p.budget) * len(p.tune_seeds) + 2 * len(p.test_seeds))
     assert sum(len(r.runs) for r in outcome.test_results) == len(experiment.entries) * 2 * len(p.test_seeds) * len(

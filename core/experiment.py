@@ -606,7 +606,8 @@ def check_resources(experiment: "Experiment", instance, workers: int = 1) -> tup
 # ---- [protocol] and [[problems]]: an honest comparison (descentlab.protocol runs it) ---------------
 
 SEARCHES = ("random", "grid")
-PROTOCOL_KEYS = ("budget", "search", "search_seed", "tune_seeds", "test_seeds", "target", "lr_factors", "tune")
+PROTOCOL_KEYS = ("budget", "search", "search_seed", "tune_seeds", "test_seeds", "target", "lr_factors", "tune",
+                 "validation")
 MAX_BUDGET = 1000
 PROBLEM_RUN_KEYS = ("steps", "target_loss")  # per-problem run settings a [[problems]] table may set
 
@@ -619,16 +620,19 @@ class Protocol:
     search: str = "random"
     search_seed: int = 0
     tune_seeds: tuple = (0, 1, 2)
-    test_seeds: tuple = (3, 4, 5, 6, 7)
+    # 8, not 5: the paired test's smallest p-value is 2 / 2^n, so 5 seeds could never reach p < 0.05
+    test_seeds: tuple = (3, 4, 5, 6, 7, 8, 9, 10)
     target: float | None = None
     lr_factors: tuple = (0.01, 100.0)  # the α range: each rule's own default α times these
     tune: tuple | str = "all"          # "all" hyperparameters with a finite declared range, or these names
+    validation: float = 0.2            # share of a supervised problem's training rows that tuning selects on
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"budget": self.budget, "search": self.search, "search_seed": self.search_seed,
                              "tune_seeds": list(self.tune_seeds), "test_seeds": list(self.test_seeds),
                              "lr_factors": list(self.lr_factors),
-                             "tune": self.tune if isinstance(self.tune, str) else list(self.tune)}
+                             "tune": self.tune if isinstance(self.tune, str) else list(self.tune),
+                             "validation": self.validation}
         if self.target is not None:
             d["target"] = self.target
         return d
@@ -658,7 +662,7 @@ def check_protocol(value, entries: list[RuleEntry], registry, strict: bool) -> P
     search_seed = HyperParam("search_seed", 0, 0, SEED_LIMIT - 1, kind="int").check(
         value.get("search_seed", 0), "protocol")
     tune_seeds = _protocol_seeds(value.get("tune_seeds", 3), "tune_seeds", 0)
-    test_seeds = _protocol_seeds(value.get("test_seeds", 5), "test_seeds", max(tune_seeds) + 1)
+    test_seeds = _protocol_seeds(value.get("test_seeds", 8), "test_seeds", max(tune_seeds) + 1)
     shared = sorted(set(tune_seeds) & set(test_seeds))
     if shared:
         raise SpecError("protocol.test_seeds", list(test_seeds), "seeds disjoint from protocol.tune_seeds",
@@ -666,6 +670,11 @@ def check_protocol(value, entries: list[RuleEntry], registry, strict: bool) -> P
     target = value.get("target")
     if target is not None:
         target = HyperParam("target", 0.0).check(target, "protocol")
+    validation = value.get("validation", 0.2)
+    if (isinstance(validation, bool) or not isinstance(validation, (int, float)) or not math.isfinite(validation)
+            or not 0 < validation <= 0.5):
+        raise SpecError("protocol.validation", validation, "a number in (0, 0.5]: the share of a supervised "
+                        "problem's training rows held out for selection")
     factors = value.get("lr_factors", [0.01, 100.0])
     accepted = "[low, high]: two numbers 0 < low <= high, multiplying each rule's default learning rate"
     if (not isinstance(factors, list) or len(factors) != 2
@@ -690,7 +699,7 @@ def check_protocol(value, entries: list[RuleEntry], registry, strict: bool) -> P
                         "(rules x 2 x test seeds)", hint=f"{len(entries) * 2 * len(test_seeds)} runs")
     return Protocol(budget=budget, search=search, search_seed=search_seed, tune_seeds=tune_seeds,
                     test_seeds=test_seeds, target=target, lr_factors=(float(factors[0]), float(factors[1])),
-                    tune=tune)
+                    tune=tune, validation=float(validation))
 
 
 def _check_suite(d: dict, registry, strict: bool, steps: int, target) -> list[dict]:

@@ -145,6 +145,46 @@ class SupervisedInstance(ProblemInstance):
                 "feature_names": list(d.feature_names), "class_names": list(d.class_names)}
 
 
+def holds_out(instance) -> bool:
+    """Whether :func:`validation_view` can split ``instance``: a SupervisedInstance with ≥ 2 training rows."""
+    return isinstance(instance, SupervisedInstance) and len(instance.dataset.x_train) >= 2
+
+
+def validation_view(instance, fraction: float, seed: int) -> SupervisedInstance | None:
+    """The instance the protocol tunes on (docs/protocol.md): its training split cut in two, the
+    "test" split replaced by the validation part, so the runner's ``test_loss`` is the validation loss.
+
+    Of the n training rows, ``v = min(max(1, round(fraction · n)), n − 1)`` chosen by the seeded
+    permutation ``default_rng([seed, 2]).permutation(n)`` are the validation rows, the other n − v
+    the training rows of the view. The instance's own test split is not in the view at all, so
+    nothing trained or evaluated on it can read a test row. Inputs keep the scale they were given
+    from the whole training split (never from the test split). ``None`` for an instance that is not
+    a :class:`SupervisedInstance` with at least 2 training rows (a landscape, a foreign problem whose
+    use of its data is unknown): those keep held-out seeds only.
+    """
+    if not holds_out(instance):
+        return None
+    import copy
+
+    d = instance.dataset
+    n = len(d.x_train)
+    n_val = min(max(1, int(round(float(fraction) * n))), n - 1)
+    # [seed, 2]: a stream of its own, apart from the train/test split's [seed, 1] (datasets.split_indices)
+    order = np.random.default_rng([int(seed), 2]).permutation(n)
+    fit, val = np.sort(order[n_val:]), np.sort(order[:n_val])
+    rows = d.train_index if d.train_index is not None else np.arange(n)
+    dataset = Dataset(x_train=d.x_train[fit], y_train=d.y_train[fit], x_test=d.x_train[val], y_test=d.y_train[val],
+                      task=d.task, feature_names=list(d.feature_names), class_names=list(d.class_names),
+                      x_mean=d.x_mean, x_std=d.x_std, y_mean=d.y_mean, y_std=d.y_std,
+                      train_index=np.asarray(rows)[fit], test_index=np.asarray(rows)[val])
+    # a shallow copy keeps a subclass's own methods (its model, hessian); the data and caches are the view's
+    view = copy.copy(instance)
+    view.dataset = dataset
+    view.n_train = len(fit)
+    view._cast_cache = {}
+    return view
+
+
 # ---- optional capabilities ---------------------------------------------------------------------
 # Core and dashboard ask a built problem what it can do through these protocols (the ``is_…`` and
 # ``…_of`` helpers below), never which built-in it is; a third-party problem offers a capability by

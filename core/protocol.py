@@ -16,7 +16,7 @@ from .experiment import Experiment, Protocol, RuleEntry
 
 __all__ = ["FLOOR", "SUITES", "TAUS", "ProtocolOutcome", "choose", "draw_trials", "format_report", "grid_trials",
            "load_protocol", "pairwise", "profile_costs", "run_from_cli", "run_protocol", "save_protocol",
-           "search_space", "seed_for"]
+           "search_space", "seed_for", "supervised", "tuning_verdict"]
 
 # The built-in teaching suite: quick problems of every family, each with its own steps and a target
 # loss a well-tuned rule reaches; start_spread > 0 on the landscapes so that seeds differ at all.
@@ -38,6 +38,7 @@ TAUS = tuple(float(t) for t in np.round(np.linspace(1.0, 4.0, 61), 10))  # profi
 # and a ratio of 1e-30 to 1e-20 would call one of them 10^10 times worse.
 FLOOR = 1e-8
 BOOTSTRAP_SEED = 0  # the intervals' resampling seed: a report is reproducible
+PROBLEMS_FOLDER = "problems"  # inside the protocol folder: the test-seed results of problems 2, 3, ...
 
 
 @dataclass
@@ -149,22 +150,40 @@ def _entry(entry: RuleEntry, label: str, learning_rate: float, hyper: dict) -> R
                    schedule_hyper={k: [v[0]] for k, v in entry.schedule_hyper.items()})
 
 
-def _by_label(results) -> dict[str, tuple[np.ndarray, np.ndarray, list[int]]]:
-    """label -> (scores, steps to target, seeds), in seed order; scores are +inf for diverged/failed runs."""
+def _final_test_loss(results) -> np.ndarray:
+    """Each run's ``test_loss`` at its last step, aligned with ``results.runs`` (NaN where none was
+    measured). On the validation view that is the final validation loss."""
+    metrics = results.metrics
+    if "test_loss" not in metrics.columns:
+        return np.full(len(results.runs), np.nan)
+    last = metrics[metrics["step"] == metrics.groupby("run_id")["step"].transform("max")]
+    final = dict(zip(last["run_id"].to_numpy(), last["test_loss"].to_numpy(float)))
+    return np.array([final.get(r, np.nan) for r in results.runs["run_id"].to_numpy()], dtype=float)
+
+
+def _by_label(results, column: str = "final_loss") -> dict[str, tuple[np.ndarray, np.ndarray, list[int]]]:
+    """label -> (scores, steps to target, seeds), in seed order; scores are +inf for diverged/failed runs.
+
+    ``column`` "held_out_loss" scores each run by its final ``test_loss``: the final validation loss
+    on the validation view (tuning of a supervised problem), the final test-split loss otherwise."""
     from .analysis import scores, steps_to_target
 
-    runs = results.runs.sort_values("seed", kind="stable")
-    runs = runs.assign(_score=scores(runs), _steps=steps_to_target(runs))
+    runs = results.runs
+    if column == "held_out_loss":
+        runs = runs.assign(held_out_loss=_final_test_loss(results))
+    runs = runs.sort_values("seed", kind="stable")
+    runs = runs.assign(_score=scores(runs, column), _steps=steps_to_target(runs))
     return {label: (g["_score"].to_numpy(float), g["_steps"].to_numpy(float), [int(s) for s in g["seed"]])
             for label, g in runs.groupby("label", sort=False)}
 
 
-def _numbers(score: np.ndarray, steps: np.ndarray, target, seed: int) -> dict:
-    """Median and bootstrap interval of a sample of test-seed scores, and steps to target."""
+def _numbers(score: np.ndarray, steps: np.ndarray, target, seed: int, seeds: list[int]) -> dict:
+    """Median and bootstrap interval of a sample of test-seed scores, and steps to target; ``seeds``
+    in the same order as the scores, which is what pairs two rules' runs seed by seed."""
     from .analysis import median
 
     low, high = stats.bootstrap_interval(score, seed=seed)
-    out = {"scores": score.tolist(), "median": median(score), "ci": [low, high]}
+    out = {"seeds": list(seeds), "scores": score.tolist(), "median": median(score), "ci": [low, high]}
     if target is not None:
         out["steps"] = steps.tolist()
         out["steps_median"] = median(steps)
@@ -212,25 +231,44 @@ def _select(plan: dict, tuned: dict, budget: int) -> dict:
             "trial_medians": medians, "best_so_far": stats.best_so_far(medians).tolist()}
 
 
+def _paired(a: dict, b: dict, name_a: str, name_b: str) -> dict:
+    """Two samples of test-seed numbers through :func:`descentlab.stats.compare_paired`, seed by seed."""
+    if a["seeds"] != b["seeds"]:  # both are run on the same test seeds; anything else is a bug, not data
+        raise ValueError(f"paired comparison of {name_a} and {name_b}: seeds {a['seeds']} and {b['seeds']} differ")
+    c = stats.compare_paired(a["scores"], b["scores"])
+    return {"a": name_a, "b": name_b, "verdict": c.verdict, "p_value": c.p_value, "test": c.test,
+            "n": c.n_a, "sentence": c.sentence(name_a, name_b)}
+
+
 def pairwise(rows: list[dict]) -> list[dict]:
-    """Every pair of rules' tuned test-seed losses through :func:`descentlab.stats.compare_samples`."""
-    pairs = []
-    for i in range(len(rows)):
-        for j in range(i + 1, len(rows)):
-            a, b = rows[i]["label"], rows[j]["label"]
-            c = stats.compare_samples(rows[i]["tuned"]["scores"], rows[j]["tuned"]["scores"])
-            pairs.append({"a": a, "b": b, "verdict": c.verdict, "p_value": c.p_value, "test": c.test,
-                          "n_a": c.n_a, "n_b": c.n_b, "sentence": c.sentence(a, b)})
-    return pairs
+    """Every pair of rules' tuned test-seed losses, paired by seed (:func:`descentlab.stats.compare_paired`)."""
+    return [_paired(rows[i]["tuned"], rows[j]["tuned"], rows[i]["label"], rows[j]["label"])
+            for i in range(len(rows)) for j in range(i + 1, len(rows))]
+
+
+def tuning_verdict(row: dict) -> dict:
+    """Did tuning help this rule? Its tuned against its one-shot test-seed losses, by the same paired
+    test: "better" = the tuned configuration is lower, "worse" = tuning made it worse."""
+    return _paired(row["tuned"], row["one_shot"], f"{row['label']} tuned", f"{row['label']} one-shot")
+
+
+def supervised(problem: dict, registry) -> bool:
+    """Whether tuning on this problem selects on a validation split (its instance has a Dataset to split)."""
+    from .faults import build_instance
+    from .problem import holds_out
+
+    return holds_out(build_instance(registry.problem(problem["name"]), dict(problem["settings"])))
 
 
 def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None = None,
                  command: str = "") -> ProtocolOutcome:
-    """Tune every rule with the same budget on the tune seeds, then measure defaults and the chosen
-    configuration on the test seeds, for every problem (docs/protocol.md).
+    """Tune every rule with the same budget on the tune seeds (and, for a supervised problem, on a
+    validation split of its training data), then measure defaults and the chosen configuration on the
+    test seeds, for every problem (docs/protocol.md).
 
-    ``run(experiment) -> Results`` trains one batch (default: the runner); a test passes its own to
-    see which seeds each phase reads.
+    ``run(experiment) -> Results`` trains one batch (default: the runner); a supervised problem's
+    tuning batch is ``run(experiment, validation=(fraction, seed))``, which must train on
+    :func:`descentlab.problem.validation_view`. A test passes its own ``run`` to see what each phase reads.
     """
     from .registry import get_registry
     from .runner import run_experiment
@@ -239,50 +277,74 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
     if protocol is None:
         raise SpecError("protocol", None, "an experiment with a [protocol] table")
     registry = registry or get_registry()
-    run = run or (lambda e: run_experiment(e, registry=registry))
+    run = run or (lambda e, **kw: run_experiment(e, registry=registry, **kw))
     labels = [e.label for e in experiment.entries]
     problems, test_results = [], []
     for number, problem in enumerate(_problems(experiment, protocol)):
-        # ---- tuning: defaults and `budget` trials per rule, tune seeds only
+        # ---- tuning: defaults and `budget` trials per rule, tune seeds only; on a supervised problem
+        # the training split minus a validation part, scored by the final validation loss
         plans = [_plan(entry, index, registry.rules[entry.rule], protocol)
                  for index, entry in enumerate(experiment.entries)]
         tune_entries = [e for plan in plans for e in plan["entries"]]
         tune_job = _phase(experiment, problem, tune_entries, protocol.tune_seeds, f"{experiment.name}-tune")
-        tuned = _by_label(run(tune_job))
-        # ---- selection: decided here, before any test seed is run
+        on_validation = supervised(problem, registry)
+        # a supervised problem is scored on held-out rows in both phases: the validation loss while
+        # tuning, the test-split loss in the test phase; a landscape by its final training loss
+        column = "held_out_loss" if on_validation else "final_loss"
+        if on_validation:
+            # the split is seeded by search_seed: every rule and trial is scored on the same rows
+            tuned = _by_label(run(tune_job, validation=(protocol.validation, protocol.search_seed)), column)
+        else:
+            tuned = _by_label(run(tune_job), column)
+        # ---- selection: decided here, before any test seed (or test row) is run
         rows = [_select(plan, tuned, protocol.budget) for plan in plans]
         test_entries = [_entry(plan["entry"], f"{plan['entry'].label} [{which}]", config["learning_rate"],
                                {n: v for n, v in config.items() if n != "learning_rate"})
                         for plan, row in zip(plans, rows)
                         for which, config in (("default", row["default_config"]), ("tuned", row["chosen_config"]))]
-        # ---- test: defaults and the chosen configuration on the test seeds; every reported number is from here
-        results = run(_phase(experiment, problem, test_entries, protocol.test_seeds, f"{experiment.name}-test"))
+        # ---- test: defaults and the chosen configuration on the test seeds, trained on the whole
+        # training split; every reported number is from here. Each problem's batch has its own name:
+        # its results folder is saved under the first one's (run_from_cli)
+        name = f"{experiment.name}-test" if number == 0 else f"{experiment.name}-test-{number + 1}-{problem['name']}"
+        results = run(_phase(experiment, problem, test_entries, protocol.test_seeds, name))
         test_results.append(results)
-        tested = _by_label(results)
+        tested = _by_label(results, column)
         target = problem["target_loss"]
         for row in rows:
-            for which, name in (("default", "one_shot"), ("tuned", "tuned")):
-                score, steps, _ = tested[f"{row['label']} [{which}]"]
-                row[name] = _numbers(score, steps, target, BOOTSTRAP_SEED)
+            for which, key in (("default", "one_shot"), ("tuned", "tuned")):
+                score, steps, seeds = tested[f"{row['label']} [{which}]"]
+                row[key] = _numbers(score, steps, target, BOOTSTRAP_SEED, seeds)
+            row["tuning"] = tuning_verdict(row)
         minimum = (results.problem_info or {}).get("minimum_value")
         problems.append({"key": f"{number + 1}. {problem['name']}", "name": problem["name"],
                          "settings": problem["settings"], "steps": problem["steps"], "target": target,
                          "minimum": float(minimum) if isinstance(minimum, (int, float)) else None,
+                         "selected_on": (f"validation loss ({protocol.validation:g} of the training split)"
+                                         if on_validation else "training loss on the tune seeds"),
+                         "reported": "test-split loss" if on_validation else "training loss",
                          "rules": rows, "pairwise": pairwise(rows)})
     costs = profile_costs(problems, labels)
     rho = stats.performance_profile(costs, TAUS)
     report = {
-        "format": "descentlab protocol 1",
+        "format": "descentlab protocol 2",
         "name": experiment.name, "command": command, "experiment": experiment.to_dict(),
         "protocol": protocol.to_dict(),
         "statement": statement(protocol, len(problems)),
-        "selection": "lowest median final training loss over the tune seeds; a median of +inf (diverged) ranks last",
+        "selection": "lowest median over the tune seeds of the final validation loss (supervised problems: "
+                     f"{protocol.validation:g} of the training split held out, seeded by search_seed; the test "
+                     "split is never read) or of the final training loss (landscapes); a median of +inf "
+                     "(diverged) ranks last",
         "intervals": f"percentile bootstrap of the median, {stats.RESAMPLES} resamples, level {stats.LEVEL}, "
                      f"seed {BOOTSTRAP_SEED}",
-        "verdicts": "two-sided permutation rank-sum test (Wilcoxon-Mann-Whitney) of the tuned test-seed losses "
-                    f"at level {1 - stats.LEVEL:.2g}",
+        "verdicts": "two-sided paired sign-flip test of the signed ranks of the per-seed differences of the "
+                    f"test-seed losses (exact up to {stats.PAIRED_EXACT_LIMIT} seeds) at level {1 - stats.LEVEL:.2g}; "
+                    f"at fewer than {stats.min_paired_seeds()} seeds it can only say cannot tell apart",
         "problems": problems,
-        "profile": {"measure": f"median tuned test-seed final loss above the known minimum, floored at {FLOOR:g}; "
+        "reported": "every loss is the final loss on the test seeds: on the test split for supervised "
+                    "problems (trained on the whole training split), the training loss for landscapes; "
+                    "steps to target count steps of the training loss",
+        "profile": {"measure": f"median tuned test-seed final loss (test-split loss for supervised problems) above "
+                               f"the known minimum, floored at {FLOOR:g}; "
                                "+inf when that median is +inf",
                     "taus": list(TAUS), "costs": costs, "rho": {k: v.tolist() for k, v in rho.items()},
                     "score": {k: stats.profile_area(TAUS, v) for k, v in rho.items()}},
@@ -293,7 +355,8 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
 def statement(protocol: Protocol, n_problems: int) -> str:
     """The budget and split statement printed with every leaderboard."""
     return (f"every rule: {protocol.budget} {protocol.search}-search trials (seed {protocol.search_seed}) "
-            f"on tune seeds {list(protocol.tune_seeds)}; defaults and the chosen trial re-run on test seeds "
+            f"on tune seeds {list(protocol.tune_seeds)}, selected on a {protocol.validation:g} validation split "
+            f"of the training data where the problem has one; defaults and the chosen trial re-run on test seeds "
             f"{list(protocol.test_seeds)}, the only seeds any reported number comes from; {n_problems} problem(s)")
 
 
@@ -313,7 +376,8 @@ def format_report(report: dict) -> str:
     score = report["profile"]["score"]
     lines = [report["statement"]]
     for p in report["problems"]:
-        lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}):")
+        reported = f", {p['reported']}" if "reported" in p else ""
+        lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}{reported}):")
         lines.append(f"  {'rule':<16} {'one-shot median [95% CI]':<30} {'tuned median [95% CI]':<30} "
                      f"{'steps to target':<16} profile score")
         for row in sorted(p["rules"], key=lambda r: (r["tuned"]["median"], r["label"])):
@@ -323,6 +387,7 @@ def format_report(report: dict) -> str:
             lines.append(f"  {row['label']:<16} {_with_ci(one):<30} {_with_ci(two):<30} {steps:<16} "
                          f"{score[row['label']]:.3f}")
         lines += [f"  {pair['sentence']}" for pair in p["pairwise"]]
+        lines += [f"  tuning: {row['tuning']['sentence']}" for row in p["rules"] if "tuning" in row]
     lines.append("profile score: area under ρ(τ) for τ in [1, 4] (1 = best on every problem); "
                  + ", ".join(f"{k} {v:.3f}" for k, v in sorted(score.items(), key=lambda kv: -kv[1])))
     return "\n".join(lines)
@@ -359,7 +424,8 @@ def load_protocol(folder) -> dict | None:
 
 def run_from_cli(experiment: Experiment, registry, args) -> int:
     """``descentlab run`` of an experiment with ``[protocol]``: print the leaderboard and verdicts, save
-    the first problem's test-seed results folder with ``protocol.json`` (every problem's numbers) in it."""
+    every problem's test-seed runs as an ordinary results folder (the first problem's is the protocol
+    folder itself, the others under its ``problems/``) with ``protocol.json`` referencing each of them."""
     import os
     import shlex
 
@@ -368,28 +434,36 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
     from .faults import build_instance
     from .log import logger
     from .records import save_results
-    from .runner import run_experiment
+    from .runner import _validation_instance, run_experiment
 
     workers = args.workers
     command = shlex.join(["descentlab", "run", str(args.experiment)]
                          + [a for p in args.plugin or () for a in ("--plugin", str(p))])
-    def run(job: Experiment):
+    def run(job: Experiment, validation=None):
         # every batch is checked before it trains, as a plain run is: one line if it cannot fit
         instance = build_instance(registry.problem(job.problem), dict(job.problem_settings))
+        if validation is not None:
+            instance = _validation_instance(instance, job, validation)
         check_resources(job, instance, workers or min(os.cpu_count() or 1, job.n_runs))
         del instance
         logger.debug("%s: %s, %d runs on seeds %s", job.name, job.problem, job.n_runs, job.seeds)
-        return run_experiment(job, registry=registry, workers=workers)
+        return run_experiment(job, registry=registry, workers=workers, validation=validation)
 
     outcome = run_protocol(experiment, registry=registry, command=command, run=run)
-    first = outcome.test_results[0]
-    path = save_results(first, args.out)
+    path = save_results(outcome.test_results[0], args.out)
+    outcome.report["problems"][0]["results"] = "."
+    # the other problems' folders are ordinary results folders (load_results, the Results page and
+    # `descentlab report` read each as they are), inside this one so the comparison stays one folder
+    for problem, results in zip(outcome.report["problems"][1:], outcome.test_results[1:]):
+        problem["results"] = save_results(results, path / PROBLEMS_FOLDER).relative_to(path).as_posix()
     # the whole experiment as run (every default written out), so the folder alone reproduces it
     write_text_atomic(path / "protocol.toml", experiment.to_toml())
     outcome.report["reproduce"] = shlex.join(["descentlab", "run", str(path / "protocol.toml")]
                                              + [a for p in args.plugin or () for a in ("--plugin", str(p))])
-    save_protocol(outcome.report, path)
+    save_protocol(outcome.report, path)  # last: a folder with protocol.json has every problem's folder
     if not args.quiet:
         print(format_report(outcome.report))
-    print(f"results: {path} (protocol.json: every problem's numbers)")
+    print(f"results: {path} (protocol.json: every problem's numbers; each problem's test-seed runs: "
+          f"{path} and {path / PROBLEMS_FOLDER})" if len(outcome.test_results) > 1
+          else f"results: {path} (protocol.json: the comparison's numbers)")
     return 0

@@ -133,12 +133,13 @@ def default_workers(experiment: Experiment, instance, registry) -> int:
 
 # ---- the whole experiment ------------------------------------------------------------------------
 
-def check_job(experiment: Experiment, instance) -> None:
+def check_job(experiment: Experiment, instance, validation=None) -> None:
     """What only the built problem can tell about a spec: a one-line SpecError before any training."""
     n_train = int(getattr(instance, "n_train", 0) or 0)
     if experiment.batch_size > 0 and experiment.batch_size > n_train:
         raise SpecError("batch_size", experiment.batch_size,
-                        f"an integer in [0, {n_train}] (the problem has {n_train} training samples)")
+                        f"an integer in [0, {n_train}] (the problem has {n_train} training samples"
+                        + (" beside the protocol's validation split)" if validation is not None else ")"))
     if experiment.sharpness_every > 0:
         try:
             from . import sharpness  # noqa: F401
@@ -148,7 +149,8 @@ def check_job(experiment: Experiment, instance) -> None:
 
 
 def run_experiment(experiment: Experiment, *, registry=None, executor: Executor | None = None,
-                   progress: Callable[[int, int], None] | None = None, workers: int | None = None):
+                   progress: Callable[[int, int], None] | None = None, workers: int | None = None,
+                   validation: tuple[float, int] | None = None):
     """Train every run of ``experiment`` and return its :class:`~descentlab.records.Results`.
 
     ``executor``: any ``concurrent.futures.Executor`` for the chunks, or a ``distributed.Client``
@@ -157,6 +159,8 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
     the runs are split. Without one, ``workers`` processes are used (default: both cores when the
     job is large enough; ``workers=1`` runs in this process; inside a daemonic process, such as a
     Dask worker, always in this process). ``progress(done, total)`` counts run-steps.
+    ``validation = (fraction, seed)``: train on :func:`descentlab.problem.validation_view` of the
+    problem instead (the protocol's tuning phase), in every worker too; the problem must be supervised.
     """
     from .records import Results, build_meta
     from .registry import get_registry
@@ -166,7 +170,9 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
     keep_freed_memory()  # big temporaries are reused from the heap instead of page-faulted in again
     problem = registry.problem(experiment.problem)
     instance = build_instance(problem, dict(experiment.problem_settings))
-    check_job(experiment, instance)
+    if validation is not None:
+        instance = _validation_instance(instance, experiment, validation)
+    check_job(experiment, instance, validation)
 
     configs = experiment.runs()
     chunks = plan_chunks(experiment, instance, configs)
@@ -204,7 +210,8 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
                 done += width * experiment.steps
         else:
             jobs = _split_for_workers(chunks, 2 * max(int(n_workers), 1))
-            payload = {"experiment": experiment.to_dict(), "plugin_paths": list(registry.plugin_paths)}
+            payload = {"experiment": experiment.to_dict(), "plugin_paths": list(registry.plugin_paths),
+                       "validation": None if validation is None else [float(validation[0]), int(validation[1])]}
             futures = {executor.submit(run_chunk_job, {**payload, "run_ids": chunk}): len(chunk)
                        for chunk in jobs}
             for future in as_completed(futures):
@@ -240,6 +247,17 @@ def executor_and_workers(executor, workers: int | None = None) -> tuple[Executor
     if workers is None:
         workers = os.cpu_count() or 1
     return executor, max(int(workers), 1)
+
+
+def _validation_instance(instance, experiment: Experiment, validation):
+    """The validation view of ``instance`` (docs/protocol.md), or a SpecError if it has no Dataset to split."""
+    from .problem import validation_view
+
+    view = validation_view(instance, float(validation[0]), int(validation[1]))
+    if view is None:
+        raise SpecError("protocol.validation", validation[0], "a supervised problem (a Dataset with at least 2 "
+                        f"training rows) to carve a validation split from; {experiment.problem!r} has none")
+    return view
 
 
 def _sharpness_cost(outputs: list[dict]) -> dict | None:

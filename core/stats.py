@@ -19,6 +19,7 @@ LEVEL = 0.95            # two-sided confidence level of intervals and tests
 RESAMPLES = 2000        # bootstrap resamples: the interval's ends move by < 1 % of its width past this
 EXACT_LIMIT = 200_000   # the permutation test enumerates every split up to this many, else samples
 PERMUTATIONS = 20_000   # Monte Carlo permutations beyond EXACT_LIMIT (p-value standard error ≤ 0.0035)
+PAIRED_EXACT_LIMIT = 16  # the paired test enumerates all 2^n sign patterns up to n = 16 (65 536), else samples
 
 
 def _sample(values) -> np.ndarray:
@@ -66,10 +67,12 @@ class Comparison(NamedTuple):
     n_b: int
     median_a: float
     median_b: float
+    paired: bool = False  # compare_paired: n_a = n_b = the number of seeds both were run on
 
     def sentence(self, name_a: str = "a", name_b: str = "b") -> str:
         if self.verdict == "cannot tell apart":
-            return (f"{name_a} and {name_b}: cannot tell apart at {self.n_a} and {self.n_b} seeds "
+            seeds = f"{self.n_a}" if self.paired else f"{self.n_a} and {self.n_b}"
+            return (f"{name_a} and {name_b}: cannot tell apart at {seeds} seeds "
                     f"(p = {self.p_value:.2g}, {self.test})")
         return f"{name_a} is {self.verdict} than {name_b} (p = {self.p_value:.2g}, {self.test})"
 
@@ -108,6 +111,80 @@ def compare_samples(a, b, level: float = LEVEL, seed: int = 0) -> Comparison:
     else:
         verdict = "cannot tell apart"
     return Comparison(verdict, p_value, test, n_a, int(xb.size), median_a, median_b)
+
+
+def _signed_ranks(a, b) -> tuple[np.ndarray, int]:
+    """Signed mid-ranks of the nonzero paired differences a − b, and the number of pairs kept.
+
+    +inf is the worst value: inf − inf (both diverged) is a tie, a − b = ±inf when one side
+    diverged ranks as the largest difference. A pair with NaN on either side is dropped; a zero
+    difference carries no sign and is dropped (Wilcoxon's convention)."""
+    xa = np.asarray(a, dtype=float).reshape(-1)
+    xb = np.asarray(b, dtype=float).reshape(-1)
+    if xa.size != xb.size:
+        raise ValueError(f"a paired test needs samples of equal length (seed by seed), not {xa.size} and {xb.size}")
+    kept = ~(np.isnan(xa) | np.isnan(xb))
+    xa, xb = xa[kept], xb[kept]
+    with np.errstate(invalid="ignore"):
+        diff = xa - xb
+    diff = np.where(np.isnan(diff), 0.0, diff)  # inf − inf: both runs diverged, a tie
+    diff = diff[diff != 0]
+    if diff.size == 0:
+        return diff, int(xa.size)
+    return np.sign(diff) * _mid_ranks(np.abs(diff)), int(xa.size)
+
+
+def min_paired_seeds(level: float = LEVEL) -> int:
+    """The fewest seeds at which :func:`compare_paired` can say "better" or "worse": with n nonzero
+    differences the smallest two-sided p-value is 2 / 2^n (every difference the same sign), so
+    n must satisfy 2 / 2^n < 1 − level (6 at the 95 % level: p ≥ 0.0625 at 5 seeds)."""
+    n = 1
+    while 2.0 / 2 ** n >= 1 - level:
+        n += 1
+    return n
+
+
+def compare_paired(a, b, level: float = LEVEL, seed: int = 0) -> Comparison:
+    """Two-sided paired test of "a and b are exchangeable seed by seed": ``a[i]`` and ``b[i]`` were run
+    on the same seed, so only their difference says which is lower.
+
+    The statistic is the sum of the signed mid-ranks of the nonzero differences a − b (Wilcoxon's
+    signed-rank statistic). Its null distribution flips the sign of each difference independently
+    (a sign-flip permutation test): all 2^n patterns are enumerated for n ≤ ``PAIRED_EXACT_LIMIT``,
+    else ``PERMUTATIONS`` seeded random patterns are drawn and p = (1 + hits) / (1 + draws), so that
+    a Monte Carlo p-value is never 0. The p-value is the share of patterns whose statistic is at
+    least as far from 0 as the observed one. Below 1 − level, ``a`` is "better" when the statistic
+    is negative (a is lower on the differences that weigh most), "worse" when positive; otherwise
+    the two "cannot tell apart". Fewer than :func:`min_paired_seeds` nonzero differences can never
+    reach the level, and the verdict says so rather than guessing.
+    """
+    signed, n = _signed_ranks(a, b)
+    xa, xb = np.asarray(a, dtype=float).reshape(-1), np.asarray(b, dtype=float).reshape(-1)
+    finite_a, finite_b = xa[~np.isnan(xa)], xb[~np.isnan(xb)]
+    median_a = float(quantiles(finite_a, [0.5])[0]) if finite_a.size else math.nan
+    median_b = float(quantiles(finite_b, [0.5])[0]) if finite_b.size else math.nan
+    k = signed.size
+    if k <= PAIRED_EXACT_LIMIT:
+        test = "exact paired sign-flip signed-rank test"
+    else:
+        test = f"paired sign-flip signed-rank test, {PERMUTATIONS} random sign patterns"
+    if k == 0:
+        return Comparison("cannot tell apart", 1.0, test, n, n, median_a, median_b, paired=True)
+    observed = abs(signed.sum())
+    # ranks are multiples of 1/2, so sums are exact in float64; the tolerance only guards rounding
+    if k <= PAIRED_EXACT_LIMIT:
+        patterns = 1 - 2 * ((np.arange(2 ** k)[:, None] >> np.arange(k)[None, :]) & 1)  # every ±1 pattern
+        p_value = float(np.mean(np.abs(patterns @ np.abs(signed)) >= observed - 1e-9))
+    else:
+        rng = np.random.default_rng(seed)
+        patterns = rng.choice(np.array([-1.0, 1.0]), size=(PERMUTATIONS, k))
+        hits = int(np.sum(np.abs(patterns @ np.abs(signed)) >= observed - 1e-9))
+        p_value = (1 + hits) / (1 + PERMUTATIONS)
+    if p_value < 1 - level and signed.sum() != 0:
+        verdict = "better" if signed.sum() < 0 else "worse"
+    else:
+        verdict = "cannot tell apart"
+    return Comparison(verdict, p_value, test, n, n, median_a, median_b, paired=True)
 
 
 def performance_profile(costs: dict[str, dict[str, float]], taus: Sequence[float]) -> dict[str, np.ndarray]:

@@ -99,11 +99,16 @@ def worker_context(payload: dict):
     registry = _worker_registry(tuple(payload["plugin_paths"]))
     # the spec was validated where the job was planned: trusted here, not checked again
     experiment = Experiment.from_dict(payload["experiment"], strict=False)
-    key = json.dumps([experiment.problem, experiment.problem_settings], sort_keys=True, default=str)
+    validation = payload.get("validation")
+    key = json.dumps([experiment.problem, experiment.problem_settings, validation], sort_keys=True, default=str)
     if key not in _WORKER_INSTANCES:
         _WORKER_INSTANCES.clear()
         problem = registry.problem(experiment.problem)
-        _WORKER_INSTANCES[key] = build_instance(problem, dict(experiment.problem_settings))
+        instance = build_instance(problem, dict(experiment.problem_settings))
+        if validation is not None:  # the protocol's tuning view, the same split as in the parent
+            from .runner import _validation_instance
+            instance = _validation_instance(instance, experiment, validation)
+        _WORKER_INSTANCES[key] = instance
     return registry, experiment, _WORKER_INSTANCES[key]
 
 

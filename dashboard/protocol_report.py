@@ -20,6 +20,7 @@ class Comparison:
     intervals: str
     verdict_rule: str
     measure: str
+    reported: str
     command: str
     reproduce: str
     leaderboard: pd.DataFrame
@@ -35,6 +36,14 @@ def _f(value) -> float:
 def _g(value) -> str:
     v = _f(value)
     return "–" if math.isnan(v) else ("∞" if v == math.inf else f"{v:.3g}")
+
+
+def _tuning(verdict: dict | None) -> str:
+    """The tuned-vs-one-shot verdict in a cell: "yes" when tuned is better, "no, worse" when worse."""
+    if not verdict:
+        return "–"
+    word = {"better": "yes", "worse": "no, worse"}.get(verdict["verdict"], f"cannot tell apart at {verdict['n']} seeds")
+    return f"{word} (p = {_f(verdict['p_value']):.2g})"
 
 
 def load_comparison(folder) -> Comparison | None:
@@ -57,10 +66,17 @@ def load_comparison(folder) -> Comparison | None:
                          "steps to target": (f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})"
                                              if "steps_median" in two else "–"),
                          "chosen trial": f"{r['chosen']} of {r['budget']}",
+                         # protocol.json before the paired test (format 1) has no tuning verdict
+                         "tuning helped?": _tuning(r.get("tuning")),
+                         "selected on": p.get("selected_on", "training loss on the tune seeds"),
+                         "reported loss": p.get("reported", "training loss"),
+                         "test runs": p.get("results", "." if p is data["problems"][0] else "–"),
                          "profile score": _f(score[r["label"]])})
         verdicts += [f"{p['key']}: {pair['sentence']}" for pair in p["pairwise"]]
+        verdicts += [f"{p['key']}: tuning: {r['tuning']['sentence']}" for r in p["rules"] if "tuning" in r]
     return Comparison(statement=data["statement"], selection=data["selection"], intervals=data["intervals"],
                       verdict_rule=data["verdicts"], measure=data["profile"]["measure"],
+                      reported=data.get("reported", "the final training loss on the test seeds"),
                       command=data.get("command", ""), reproduce=data.get("reproduce", ""),
                       leaderboard=pd.DataFrame(rows), verdicts=verdicts,
                       data=data)
@@ -94,12 +110,14 @@ def best_so_far_figure(comparison: Comparison):
                                      name=f"{r['label']} · {p['key']}", legendgroup=r["label"],
                                      line={"color": S.PALETTE[labels.index(r["label"]) % len(S.PALETTE)]}))
     fig.update_layout(title="Best so far against the tuning budget (median over tune seeds)",
-                      xaxis_title="trials", yaxis_title="best median final loss", yaxis_type="log")
+                      xaxis_title="trials", yaxis_title="best median final loss (validation where held out)",
+                      yaxis_type="log")
     return S.fit_title(fig)
 
 
 def _pairs(comparison: Comparison) -> list[tuple[str, str]]:
     return [("budget and split", comparison.statement), ("selection", comparison.selection),
+            ("reported numbers", comparison.reported),
             ("intervals", comparison.intervals), ("verdicts", comparison.verdict_rule),
             ("profile measure", comparison.measure)]
 

@@ -56,10 +56,11 @@ except Exception as error:  # a truncated or foreign protocol.json: one line, th
 
 st.markdown(f"**Budget and split.** {W.markdown_text(comparison.statement)}  \n"
             f"**Selection.** {W.markdown_text(comparison.selection)}  \n"
+            f"**Reported numbers.** {W.markdown_text(comparison.reported)}  \n"
             f"**Intervals.** {W.markdown_text(comparison.intervals)}  \n"
             f"**Verdicts.** {W.markdown_text(comparison.verdict_rule)}")
 st.dataframe(comparison.leaderboard, key=f"{PAGE}.leaderboard", hide_index=True)
-with st.expander(f"pairwise verdicts ({len(comparison.verdicts)})"):
+with st.expander(f"pairwise and tuning verdicts ({len(comparison.verdicts)})"):
     st.markdown("\n".join(f"- {W.markdown_text(v)}" for v in comparison.verdicts))
 W.chart(profile_figure(comparison), f"{PAGE}.chart.profile")
 st.caption(f"Profile measure: {W.markdown_text(comparison.measure)}.")

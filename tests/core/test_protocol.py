@@ -75,9 +75,9 @@ def test_grid_covers_each_dimension_on_its_scale():
     assert draw_trials(space, 4, "random", 3) == draw_trials(space, 4, "random", 3)  # seeded
 
 
-def _two_gd(alpha_a: float, alpha_b: float) -> Experiment:
+def _two_gd(alpha_a: float, alpha_b: float, test_seeds: int = 8) -> Experiment:
     # lr_factors [1, 1] pins every trial to the entry's α (gd has no other bounded hyperparameter)
-    return Experiment.from_dict(spec({"budget": 2, "tune_seeds": 2, "test_seeds": 5, "lr_factors": [1, 1]},
+    return Experiment.from_dict(spec({"budget": 2, "tune_seeds": 2, "test_seeds": test_seeds, "lr_factors": [1, 1]},
                                      rules=[{"rule": "gd", "label": "a", "learning_rate": alpha_a},
                                             {"rule": "gd", "label": "b", "learning_rate": alpha_b}]))
 
@@ -92,8 +92,13 @@ def test_verdicts_on_cases_known_by_construction():
     # the same rule at the same α on the same seeds: identical samples
     report = run_protocol(_two_gd(0.1, 0.1), run=Recorder()).report
     pair = report["problems"][0]["pairwise"][0]
-    assert pair["verdict"] == "cannot tell apart" and "cannot tell apart at 5 and 5 seeds" in pair["sentence"]
-    # and separated / identical samples straight into the test
+    assert pair["verdict"] == "cannot tell apart"
+    assert "cannot tell apart at 8 seeds (p = 1, exact paired" in pair["sentence"]
+    # better on every seed, but at 5 seeds the paired test cannot reach p < 0.05 (2 / 2^5 = 0.0625)
+    report = run_protocol(_two_gd(0.5, 1e-6, test_seeds=5), run=Recorder()).report
+    pair = report["problems"][0]["pairwise"][0]
+    assert pair["verdict"] == "cannot tell apart" and pair["p_value"] == pytest.approx(0.0625)
+    # and separated / identical samples straight into the tests
     assert stats.compare_samples([1, 2, 3, 4, 5], [11, 12, 13, 14, 15]).verdict == "better"
     assert stats.compare_samples([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]).verdict == "cannot tell apart"
 
@@ -205,7 +210,10 @@ def test_cli_prints_the_leaderboard_and_saves_protocol_json(tmp_path, capsys):
     assert data["reproduce"] == f"descentlab run {folder / 'protocol.toml'}"
     assert main(["run", str(folder / "protocol.toml"), "--out", str(tmp_path / "again"), "--quiet"]) == 0
     (again,) = (tmp_path / "again").iterdir()
-    assert load_protocol(again)["problems"] == data["problems"]
+    def numbers(problems):  # each problem's results folder is named by the time it was saved
+        return [{k: v for k, v in problem.items() if k != "results"} for problem in problems]
+
+    assert numbers(load_protocol(again)["problems"]) == numbers(data["problems"])
 
 
 def test_selection_ranks_diverged_trials_last_and_ties_to_the_earlier_trial():
