@@ -54,7 +54,7 @@ def _stale_temporaries(path: Path) -> list[Path]:
     """Temporaries of ``path`` left by a writer of this machine that is gone (killed mid-write)."""
     pattern = re.compile(re.escape(f".{path.name}.") + r"(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]{1,10})\."
                          r"[a-z0-9_]{8}" + re.escape(".tmp" + path.suffix))
-    host, found = host_name(), []
+    host, found = host_name(), []  # type: tuple[str, list[Path]]
     try:
         names = os.listdir(path.parent)
     except OSError:

@@ -259,7 +259,9 @@ class Schedule:
     @property
     def code(self) -> Callable:
         """The function that defines the schedule (for its docstring and for naming its file:line)."""
-        return self.update if self.stateful else self.learning_rate
+        code = self.update if self.stateful else self.learning_rate
+        assert code is not None  # validate_declaration: a stateful schedule declares update
+        return code
 
     def validate_declaration(self) -> None:
         if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):

@@ -231,7 +231,7 @@ class MLP:
                 ins = [a_in for a_in, _ in trace["cache"]]
                 zs = [(trace["cache"][i][1], ins[i + 1]) for i in range(last)]
                 slopes = [self.activation.backward(z, a, np.ones_like(z)) for z, a in zs]
-                curvatures = []
+                curvatures: list = []
                 for (z, a), grad_a in zip(zs, trace["grad_as"]):
                     curvature = second(z, a)
                     curvature *= grad_a
@@ -251,7 +251,8 @@ class MLP:
                     slopes.append(self.activation.backward(z, a, np.ones_like(z)))
             output = z
             _, delta = self.loss.value_and_grad(output, targets)
-            deltas, curvatures = [None] * (last + 1), [None] * last
+            deltas: list = [None] * (last + 1)
+            curvatures = [None] * last
             deltas[last] = delta
             for i in range(last, 0, -1):
                 grad_a = np.matmul(delta, layers[i][0].transpose(0, 2, 1))
@@ -298,7 +299,8 @@ class HessianOperator:
         results = [(out[:, w].reshape(runs, *shape), out[:, b]) for w, shape, b in self.splits]
         last = len(layers) - 1
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            r_ins, r_zs = [], []
+            r_ins: list[np.ndarray | None] = []
+            r_zs: list[np.ndarray] = []
             r_a = None
             for i, ((w, _), (vw, vb)) in enumerate(zip(layers, directions)):
                 r_ins.append(r_a)

@@ -42,13 +42,15 @@ def schedule_values(schedule: Schedule, base, hyper: dict, total_steps: int, war
             values[:w, columns] = alpha * (steps[:w] + 1) / w
         if w < total_steps:
             own = {name: value[columns][None, :] for name, value in hyper.items()}
+            formula = schedule.learning_rate
+            assert formula is not None  # only stateful schedules have none, and they are not precomputed
             with np.errstate(all="ignore"):  # a non-finite result is refused below, with where it is
                 if schedule.joins:
                     milestones = tuple(int(m) for m in _first(structure["milestones"]))
-                    rest = schedule.learning_rate(steps[: total_steps - w], alpha, {"milestones": milestones},
-                                                  total_steps - w, _parts(structure["schedules"], alpha, lookup))
+                    rest = formula(steps[: total_steps - w], alpha, {"milestones": milestones},
+                                   total_steps - w, _parts(structure["schedules"], alpha, lookup))
                 else:
-                    rest = schedule.learning_rate(steps[: total_steps - w], alpha, own, total_steps - w)
+                    rest = formula(steps[: total_steps - w], alpha, own, total_steps - w)
             expected = (total_steps - w, columns.size)
             if rest is None:
                 raise ScheduleResultError(schedule.name, f"returned None; expected an array of shape "
