@@ -32,7 +32,7 @@ try:
     from .layout import ParamEntry, ParamLayout
     from .losses import LOSSES, Loss
     from .network import MLP
-    from .problem import (Dataset, ExactHessian, HessianVectorProduct, Landscape, Network, Predictor,
+    from .problem import (Dataset, ExactHessian, HessianOperator, HessianVectorProduct, Landscape, Network, Predictor,
                           ProblemInstance, QuietLossAndGrad, SupervisedInstance, exact_hessian,
                           has_hessian_vector_product, is_classifier, is_landscape, is_predictor, network_of)
     from .registry import Registry, get_registry, load_registry
@@ -57,7 +57,7 @@ __all__ = [
     "ACTIVATIONS", "Activation", "Dataset", "DescentRule", "HyperParam", "LOSSES", "Loss", "MLP",
     "ParamEntry", "ParamLayout", "PluginError", "Problem", "ProblemInstance", "Registry", "Schedule",
     "ExactHessian", "Landscape", "Predictor", "exact_hessian", "is_landscape", "is_predictor",
-    "HessianVectorProduct", "Network", "QuietLossAndGrad", "has_hessian_vector_product", "is_classifier",
+    "HessianOperator", "HessianVectorProduct", "Network", "QuietLossAndGrad", "has_hessian_vector_product", "is_classifier",
     "network_of",
     "SpecError", "SupervisedInstance", "__version__", "get_registry", "hookimpl", "hookspec",
     "load_registry",

