@@ -44,10 +44,12 @@ def build_figures(results) -> list:
     from descentlab.dashboard import figures as F
 
     groups = F.run_groups(results)
-    figs = [F.draw_curves(F.loss_curves_info(results, groups=groups)),
-            F.draw_curves(F.learning_rate_info(results, groups=groups)),
-            F.draw_curves(F.grad_norm_info(results, groups=groups)),
-            F.draw_curves(F.step_size_info(results, groups=groups))]
+    figs = [
+        F.draw_curves(F.loss_curves_info(results, groups=groups)),
+        F.draw_curves(F.learning_rate_info(results, groups=groups)),
+        F.draw_curves(F.grad_norm_info(results, groups=groups)),
+        F.draw_curves(F.step_size_info(results, groups=groups)),
+    ]
     if F.layer_columns(results.metrics):
         figs.append(F.draw_layer_grad_norms(F.layer_grad_norms_info(results, groups=groups)))
     figs.append(F.summary_table(results))
@@ -60,7 +62,7 @@ def time_figures(results, repeats: int = 9) -> float:
         started = time.perf_counter()
         for fig in build_figures(results):
             if hasattr(fig, "to_plotly_json"):
-                fig.to_plotly_json()          # what Streamlit serialises
+                fig.to_plotly_json()  # what Streamlit serialises
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -83,8 +85,13 @@ def time_browser(repeats: int = 5) -> dict[str, float]:
     script = Path(sys.executable).parent / "descentlab"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "descentlab"]
     started = time.perf_counter()
-    server = subprocess.Popen([*command, "dashboard", "--port", str(port)], cwd=str(REPO), start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*command, "dashboard", "--port", str(port)],
+        cwd=str(REPO),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -107,7 +114,7 @@ def time_browser(repeats: int = 5) -> dict[str, float]:
             for _ in range(repeats):
                 t0 = time.perf_counter()
                 tab.get_by_role("button", name="Run", exact=True).click()
-                tab.wait_for_timeout(50)      # let Streamlit mark the old elements stale
+                tab.wait_for_timeout(50)  # let Streamlit mark the old elements stale
                 tab.wait_for_function(CHART_DRAWN, arg="Training loss")
                 clicks.append(time.perf_counter() - t0)
                 tab.get_by_role("link", name="Landscape").click()
@@ -120,9 +127,12 @@ def time_browser(repeats: int = 5) -> dict[str, float]:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
-    return {"server healthy after start": healthy, "first Compare page, charts drawn": first,
-            "click Run -> loss chart (median)": statistics.median(clicks),
-            "revisit Compare (cached) -> charts (median)": statistics.median(revisits)}
+    return {
+        "server healthy after start": healthy,
+        "first Compare page, charts drawn": first,
+        "click Run -> loss chart (median)": statistics.median(clicks),
+        "revisit Compare (cached) -> charts (median)": statistics.median(revisits),
+    }
 
 
 def main() -> None:

@@ -37,10 +37,18 @@ SIZES = {  # name -> (learning rates per rule, steps); 3 rules, 1 seed
 
 def spec(name: str, rates: int, steps: int) -> dict:
     grid = [float(v) for v in np.geomspace(1e-3, 1.0, rates)]
-    return {"name": f"overhead-{name}", "steps": steps, "seeds": 1, "eval_every": 0,
-            "problem": {"name": "spirals", "samples": 256, "hidden": [32, 32]},
-            "rules": [{"rule": "gd", "learning_rate": grid}, {"rule": "momentum", "learning_rate": grid},
-                      {"rule": "adam", "learning_rate": grid}]}
+    return {
+        "name": f"overhead-{name}",
+        "steps": steps,
+        "seeds": 1,
+        "eval_every": 0,
+        "problem": {"name": "spirals", "samples": 256, "hidden": [32, 32]},
+        "rules": [
+            {"rule": "gd", "learning_rate": grid},
+            {"rule": "momentum", "learning_rate": grid},
+            {"rule": "adam", "learning_rate": grid},
+        ],
+    }
 
 
 def main() -> None:
@@ -80,8 +88,10 @@ def main() -> None:
                 assert np.array_equal(losses[name], dask.metrics["loss"].to_numpy(), equal_nan=True)
                 shutil.rmtree(folder)
             p, d = pool_times[name], min(times)
-            print(f"{name:8} {experiment.n_runs:5d} {experiment.steps:6d} {dask.meta['chunks']:6d} {p:8.3f} "
-                  f"{d:8.3f} {d / p:10.2f}")
+            print(
+                f"{name:8} {experiment.n_runs:5d} {experiment.steps:6d} {dask.meta['chunks']:6d} {p:8.3f} "
+                f"{d:8.3f} {d / p:10.2f}"
+            )
     finally:
         close(client)
         shutil.rmtree(scratch, ignore_errors=True)

@@ -54,17 +54,23 @@ def check_stacking(instance, runs: int = 64) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--malloc-default", action="store_true",
-                        help="leave glibc's mmap threshold at its default (the runner raises it)")
+    parser.add_argument(
+        "--malloc-default",
+        action="store_true",
+        help="leave glibc's mmap threshold at its default (the runner raises it)",
+    )
     args = parser.parse_args(argv)
     tuned = False if args.malloc_default else keep_freed_memory()  # as the runner does
     instance = spirals_instance()
     check_stacking(instance)
-    print(f"spirals MLP {instance.model!r}, {instance.n_train} training points, full batch, "
-          f"keep_freed_memory: {tuned}, one BLAS thread")
+    print(
+        f"spirals MLP {instance.model!r}, {instance.n_train} training points, full batch, "
+        f"keep_freed_memory: {tuned}, one BLAS thread"
+    )
     print(f"{'runs R':>7} {'float64 µs/run-step':>20} {'float32 µs/run-step':>20}")
     try:
         from threadpoolctl import threadpool_limits
+
         limit = threadpool_limits(1, user_api="blas")  # as in the runner's worker processes
     except ImportError:
         limit = None

@@ -50,8 +50,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f}; one process (workers=1), best of {args.repeat}")
-    print(f"{'example':22s} {'runs':>5s} {'flagged':>8s} {'without':>9s} {'with':>9s} {'ratio':>6s} "
-          f"{'per flagged run':>16s}")
+    print(
+        f"{'example':22s} {'runs':>5s} {'flagged':>8s} {'without':>9s} {'with':>9s} {'ratio':>6s} "
+        f"{'per flagged run':>16s}"
+    )
     for path in sorted(glob.glob(str(ROOT / "examples" / "*.toml"))):
         experiment = load_experiment_file(path)
         timed(experiment, True)  # warm-up: imports, data sets
@@ -63,12 +65,13 @@ def main() -> None:
         flagged = int(results.runs["status"].isin(FLAGGED).sum())
         extra = min(on) - min(off)
         per = f"{1e3 * extra / flagged:.1f} ms" if flagged else "-"
-        print(f"{Path(path).stem:22s} {len(results.runs):5d} {flagged:8d} {min(off):8.3f}s {min(on):8.3f}s "
-              f"{min(on) / min(off):6.2f} {per:>16s}")
+        print(
+            f"{Path(path).stem:22s} {len(results.runs):5d} {flagged:8d} {min(off):8.3f}s {min(on):8.3f}s "
+            f"{min(on) / min(off):6.2f} {per:>16s}"
+        )
     rng = np.random.default_rng(0)
     loss = np.cumprod(0.99 + 0.001 * rng.standard_normal((256, 1001)), axis=1)
-    best = min(_time(lambda: classify(loss, np.full(256, 1000), ["finished"] * 256, minimum=0.0))
-               for _ in range(30))
+    best = min(_time(lambda: classify(loss, np.full(256, 1000), ["finished"] * 256, minimum=0.0)) for _ in range(30))
     print(f"verdicts of 256 runs x 1001 steps: {1e3 * best:.2f} ms (best of 30)")
 
 

@@ -51,6 +51,7 @@ def main() -> None:
         print(f"{name:>5} {sizes:<12} {params.size:>10}   {seconds * 1e3:8.1f} ms")
 
     from streamlit.testing.v1 import AppTest
+
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.run()
     stages = ["forward", "cost", "backprop", "descent", "next"]
@@ -61,8 +62,10 @@ def main() -> None:
         button.click().run()
         times.append(time.perf_counter() - start)
         assert not at.exception
-    print(f"whole page rerun after a stage click (AppTest, xor 2-3-1, median of 20): "
-          f"{statistics.median(times) * 1e3:.0f} ms (max {max(times) * 1e3:.0f} ms)")
+    print(
+        f"whole page rerun after a stage click (AppTest, xor 2-3-1, median of 20): "
+        f"{statistics.median(times) * 1e3:.0f} ms (max {max(times) * 1e3:.0f} ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -27,9 +27,16 @@ def plain(experiment) -> int:
     """Every problem once: the rules as written, the test seeds; returns the number of runs."""
     runs = 0
     for p in experiment.suite:
-        job = replace(experiment, problem=p["name"], problem_settings=p["settings"], steps=p["steps"],
-                      seeds=list(experiment.protocol.test_seeds), target_loss=p["target_loss"],
-                      protocol=None, suite=[])
+        job = replace(
+            experiment,
+            problem=p["name"],
+            problem_settings=p["settings"],
+            steps=p["steps"],
+            seeds=list(experiment.protocol.test_seeds),
+            target_loss=p["target_loss"],
+            protocol=None,
+            suite=[],
+        )
         runs += len(run_experiment(job, workers=1).runs)
     return runs
 
@@ -39,7 +46,8 @@ def protocol(experiment) -> int:
     p = experiment.protocol
     per_problem = len(experiment.entries) * ((1 + p.budget) * len(p.tune_seeds) + 2 * len(p.test_seeds))
     assert sum(len(r.runs) for r in outcome.test_results) == len(experiment.entries) * 2 * len(p.test_seeds) * len(
-        experiment.suite)
+        experiment.suite
+    )
     return per_problem * len(experiment.suite)
 
 
@@ -56,12 +64,16 @@ def main() -> None:
             started = time.perf_counter()
             runs[name] = job(experiment)
             best[name] = min(best[name], time.perf_counter() - started)
-    print(f"{experiment.name}: {len(experiment.suite)} problems, {len(experiment.entries)} rules, "
-          f"budget {experiment.protocol.budget}, {len(experiment.protocol.tune_seeds)} tune / "
-          f"{len(experiment.protocol.test_seeds)} test seeds")
+    print(
+        f"{experiment.name}: {len(experiment.suite)} problems, {len(experiment.entries)} rules, "
+        f"budget {experiment.protocol.budget}, {len(experiment.protocol.tune_seeds)} tune / "
+        f"{len(experiment.protocol.test_seeds)} test seeds"
+    )
     print(f"plain run of the rules as written on the test seeds: {runs['plain']:4d} runs  {best['plain']:.3f} s")
-    print(f"protocol (tune + select + test):                     {runs['protocol']:4d} runs  "
-          f"{best['protocol']:.3f} s  ({best['protocol'] / best['plain']:.2f}x)")
+    print(
+        f"protocol (tune + select + test):                     {runs['protocol']:4d} runs  "
+        f"{best['protocol']:.3f} s  ({best['protocol'] / best['plain']:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

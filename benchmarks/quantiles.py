@@ -1,6 +1,6 @@
 """Seed quantiles of loss curves: descentlab.analysis.quantiles against np.nanquantile (quoted in docs/dev/speed.md).
 
-    python benchmarks/quantiles.py
+python benchmarks/quantiles.py
 """
 
 import timeit
@@ -25,8 +25,10 @@ def main() -> None:
         assert np.allclose(ours[finite], reference[finite], rtol=1e-12)
         numpy_s = min(timeit.repeat(lambda: np.nanquantile(stand_in, QS, axis=1), number=20, repeat=5)) / 20
         ours_s = min(timeit.repeat(lambda: quantiles(values, QS, axis=1), number=20, repeat=5)) / 20
-        print(f"{shape[0]:>5} × {shape[1]:<5}  {numpy_s * 1e3:>22.2f} ms  {ours_s * 1e3:>15.2f} ms  "
-              f"{numpy_s / ours_s:>6.0f}×")
+        print(
+            f"{shape[0]:>5} × {shape[1]:<5}  {numpy_s * 1e3:>22.2f} ms  {ours_s * 1e3:>15.2f} ms  "
+            f"{numpy_s / ours_s:>6.0f}×"
+        )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,12 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--every", default="0,10,50", help="comma-separated sharpness_every values; 0 first")
     parser.add_argument("--stack", type=int, default=12, help="stacked runs of the micro-benchmarks")
-    parser.add_argument("--compare", metavar="REV", help="also time the SharpnessTracker of git revision REV "
-                        "(its core/sharpness.py, without the forward-pass reuse) in the same rounds")
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="also time the SharpnessTracker of git revision REV "
+        "(its core/sharpness.py, without the forward-pass reuse) in the same rounds",
+    )
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
@@ -69,26 +73,41 @@ def main(argv=None) -> int:
     vectors = np.random.default_rng(0).standard_normal(params.shape)
     eps = float(sharpness._steps(params, None).mean())
     step_time = best_of(lambda: [train_step() for _ in range(20)], args.repeats) / 20
-    exact_hvp = best_of(lambda: [sharpness.hessian_vector_product(instance, params, vectors) for _ in range(20)],
-                        args.repeats) / 20
-    fd_hvp = best_of(lambda: [sharpness.hessian_vector_product(instance, params, vectors, eps=eps)
-                              for _ in range(20)], args.repeats) / 20
+    exact_hvp = (
+        best_of(lambda: [sharpness.hessian_vector_product(instance, params, vectors) for _ in range(20)], args.repeats)
+        / 20
+    )
+    fd_hvp = (
+        best_of(
+            lambda: [sharpness.hessian_vector_product(instance, params, vectors, eps=eps) for _ in range(20)],
+            args.repeats,
+        )
+        / 20
+    )
     exact_lambda = best_of(lambda: top_hessian_eigenvalue(instance, params, iters=args.iters), args.repeats)
     operator = sharpness._hessian_operator(instance, params, None)
     op_hvp = best_of(lambda: [operator(vectors) for _ in range(20)], args.repeats) / 20
     op_setup = best_of(lambda: sharpness._hessian_operator(instance, params, None), args.repeats)
     fd_lambda = best_of(lambda: top_hessian_eigenvalue(instance, params, iters=args.iters, eps=eps), args.repeats)
-    print(f"problem {args.problem} ({getattr(instance, 'model', '')}, {instance.n_train} samples, "
-          f"P = {instance.layout.size}), R = {args.stack} runs stacked, best of {args.repeats}")
-    print(f"one training step (gradient + GD update):   {1e3 * step_time:8.3f} ms  "
-          f"({1e6 * step_time / args.stack:.0f} µs per run-step)")
-    print(f"one Hessian-vector product: exact {1e3 * exact_hvp:.3f} ms = {exact_hvp / step_time:.2f} steps, "
-          f"central difference {1e3 * fd_hvp:.3f} ms = {fd_hvp / step_time:.2f} steps, "
-          f"tracker's operator {1e3 * op_hvp:.3f} ms = {op_hvp / step_time:.2f} steps "
-          f"(+ {op_setup / step_time:.2f} steps once per measurement)")
-    print(f"one cold λ_max (Lanczos, at most {args.iters} products): exact {1e3 * exact_lambda:.2f} ms = "
-          f"{exact_lambda / step_time:.1f} steps, central differences {1e3 * fd_lambda:.2f} ms = "
-          f"{fd_lambda / step_time:.1f} steps")
+    print(
+        f"problem {args.problem} ({getattr(instance, 'model', '')}, {instance.n_train} samples, "
+        f"P = {instance.layout.size}), R = {args.stack} runs stacked, best of {args.repeats}"
+    )
+    print(
+        f"one training step (gradient + GD update):   {1e3 * step_time:8.3f} ms  "
+        f"({1e6 * step_time / args.stack:.0f} µs per run-step)"
+    )
+    print(
+        f"one Hessian-vector product: exact {1e3 * exact_hvp:.3f} ms = {exact_hvp / step_time:.2f} steps, "
+        f"central difference {1e3 * fd_hvp:.3f} ms = {fd_hvp / step_time:.2f} steps, "
+        f"tracker's operator {1e3 * op_hvp:.3f} ms = {op_hvp / step_time:.2f} steps "
+        f"(+ {op_setup / step_time:.2f} steps once per measurement)"
+    )
+    print(
+        f"one cold λ_max (Lanczos, at most {args.iters} products): exact {1e3 * exact_lambda:.2f} ms = "
+        f"{exact_lambda / step_time:.1f} steps, central differences {1e3 * fd_lambda:.2f} ms = "
+        f"{fd_lambda / step_time:.1f} steps"
+    )
 
     counts = []
     measure = sharpness.SharpnessTracker.measure
@@ -103,8 +122,13 @@ def main(argv=None) -> int:
     trackers = {"": (sharpness.SharpnessTracker, sharpness.forward_trace)}
     if args.compare:
         trackers[args.compare] = (_tracker_of(args.compare, counts), lambda instance, params: None)
-    spec = {"steps": args.steps, "seeds": list(range(args.runs)), "eval_every": args.steps,
-            "problem": {"name": args.problem}, "rules": [{"rule": "gd", "learning_rate": 0.1}]}
+    spec = {
+        "steps": args.steps,
+        "seeds": list(range(args.runs)),
+        "eval_every": args.steps,
+        "problem": {"name": args.problem},
+        "rules": [{"rule": "gd", "learning_rate": 0.1}],
+    }
     everies = [int(e) for e in args.every.split(",")]
     rows = [(e, "") for e in everies] + [(e, args.compare) for e in everies if e and args.compare]
     experiments = {e: Experiment.from_dict({**spec, "sharpness_every": e}) for e in everies}
@@ -116,22 +140,27 @@ def main(argv=None) -> int:
             counts.clear()
             start = time.process_time()
             run_experiment(experiments[every], workers=1)
-            if round_:                        # round 0 warms up (imports, caches)
+            if round_:  # round 0 warms up (imports, caches)
                 walls[every, rev].append(time.process_time() - start)
             per_measurement[every, rev] = (np.mean(counts), len(counts)) if counts else None
     sharpness.SharpnessTracker, sharpness.forward_trace = trackers[""]
     base = min(walls[everies[0], ""])
-    print(f"runner, {args.runs} runs x {args.steps} steps, one process, CPU time, best of {args.repeats} "
-          f"interleaved rounds:")
+    print(
+        f"runner, {args.runs} runs x {args.steps} steps, one process, CPU time, best of {args.repeats} "
+        f"interleaved rounds:"
+    )
     for every, rev in rows:
         wall = min(walls[every, rev])
-        line = f"  sharpness_every = {every:3d}{' (tracker of ' + rev + ')' if rev else ''}: {wall:7.3f} s  ({wall / base:.2f}x)"
+        tracker = f" (tracker of {rev})" if rev else ""
+        line = f"  sharpness_every = {every:3d}{tracker}: {wall:7.3f} s  ({wall / base:.2f}x)"
         if per_measurement[every, rev]:
-            mean, measurements = per_measurement[every, rev]      # batched: one per chunk and marked step
+            mean, measurements = per_measurement[every, rev]  # batched: one per chunk and marked step
             marks = len([t for t in range(args.steps + 1) if t % every == 0 or t == args.steps])
-            chunk_step = base / (args.steps + 1) / (measurements / marks)   # one step of one chunk
-            line += (f", {mean:.1f} batched products per measurement, one measurement = "
-                     f"{(wall - base) / measurements / chunk_step:.1f} training steps")
+            chunk_step = base / (args.steps + 1) / (measurements / marks)  # one step of one chunk
+            line += (
+                f", {mean:.1f} batched products per measurement, one measurement = "
+                f"{(wall - base) / measurements / chunk_step:.1f} training steps"
+            )
         print(line)
     return 0
 
@@ -142,8 +171,13 @@ def _tracker_of(rev: str, counts: list):
     import subprocess
     from pathlib import Path
 
-    source = subprocess.run(["git", "show", f"{rev}:core/sharpness.py"], check=True, capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parent).stdout
+    source = subprocess.run(
+        ["git", "show", f"{rev}:core/sharpness.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent,
+    ).stdout
     spec = importlib.util.spec_from_loader("descentlab._sharpness_" + rev.replace("~", "_"), loader=None)
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "descentlab"

@@ -36,6 +36,7 @@ FACTOR = 1e4  # the runner's default divergence_factor; the baseline stops the s
 
 # ---- the plain numpy baseline: one configuration at a time, everything written out ---------------------
 
+
 def plain_mlp(x, y, weights, rule, lr, steps, mu=0.9, betas=(0.9, 0.999), eps=1e-8):
     """Full-batch training of a tanh MLP with binary cross-entropy on logits; returns the loss curve."""
     ws = [w.copy() for w in weights]
@@ -89,7 +90,7 @@ def plain_rosenbrock(start, rule, lr, steps, a=1.0, b=100.0, mu=0.9, betas=(0.9,
     for t in range(steps + 1):
         x, y = theta[0]
         valley = y - x * x
-        loss = (a - x) ** 2 + b * valley ** 2
+        loss = (a - x) ** 2 + b * valley**2
         losses.append(loss)
         if not math.isfinite(loss) or loss > FACTOR * losses[0] or t == steps:
             break
@@ -166,20 +167,30 @@ def line(label, seconds, run_steps, reference=None):
 
 # ---- jobs ----------------------------------------------------------------------------------------------
 
+
 def typical(registry, steps, n_lr):
     lrs = [float(v) for v in np.logspace(-3, 1, n_lr)]
-    spec = {"name": "bench-typical", "steps": steps, "seeds": [0], "eval_every": 0,
-            "problem": {"name": "spirals", "samples": 256, "test_fraction": 0.0, "hidden": [32, 32],
-                        "activation": "tanh"},
-            "rules": [{"rule": "gd", "learning_rate": lrs}, {"rule": "momentum", "learning_rate": lrs},
-                      {"rule": "adam", "learning_rate": lrs}]}
+    spec = {
+        "name": "bench-typical",
+        "steps": steps,
+        "seeds": [0],
+        "eval_every": 0,
+        "problem": {"name": "spirals", "samples": 256, "test_fraction": 0.0, "hidden": [32, 32], "activation": "tanh"},
+        "rules": [
+            {"rule": "gd", "learning_rate": lrs},
+            {"rule": "momentum", "learning_rate": lrs},
+            {"rule": "adam", "learning_rate": lrs},
+        ],
+    }
     e64 = Experiment.from_dict(spec, registry)
     e32 = Experiment.from_dict({**spec, "dtype": "float32"}, registry)
     instance = registry.problem("spirals").build(e64.problem_settings)
     x, y = instance.dataset.x_train, instance.dataset.y_train
     run_steps = e64.n_runs * steps
-    print(f"typical job: {instance.model}, {len(x)} points, full batch, {steps} steps, "
-          f"{e64.n_runs} runs (gd, momentum, adam x {n_lr} α in [1e-3, 10])")
+    print(
+        f"typical job: {instance.model}, {len(x)} points, full batch, {steps} steps, "
+        f"{e64.n_runs} runs (gd, momentum, adam x {n_lr} α in [1e-3, 10])"
+    )
 
     def baseline():
         out = {}
@@ -192,23 +203,33 @@ def typical(registry, steps, n_lr):
 
     def one_at_a_time(experiment):
         for run in experiment.runs():
-            single = Experiment.from_dict({**experiment.to_dict(), "seeds": [run.seed], "rules": [
-                {**experiment.entries[run.entry].to_dict(), "learning_rate": run.learning_rate}]}, registry)
+            single = Experiment.from_dict(
+                {
+                    **experiment.to_dict(),
+                    "seeds": [run.seed],
+                    "rules": [{**experiment.entries[run.entry].to_dict(), "learning_rate": run.learning_rate}],
+                },
+                registry,
+            )
             run_experiment(single, registry=registry, workers=1)
 
     # equality first, untimed
     res64 = run_experiment(e64, registry=registry)
     stable = {run.run_id for run in e64.runs() if run.rule in ("gd", "momentum") and run.learning_rate <= 0.3}
     gap = compare(curves(res64), baseline(), "typical float64", stable)
-    print(f"  loss curves of runner and baseline agree in float64: max relative gap {gap:.1e} (whole curves "
-          f"of the {len(stable)} GD/momentum runs with α <= 0.3, first 10 steps of all {e64.n_runs})")
+    print(
+        f"  loss curves of runner and baseline agree in float64: max relative gap {gap:.1e} (whole curves "
+        f"of the {len(stable)} GD/momentum runs with α <= 0.3, first 10 steps of all {e64.n_runs})"
+    )
     res32 = run_experiment(e32, registry=registry)
-    times = timed_together({
-        "base": baseline,
-        "run": lambda: run_experiment(e64, registry=registry),
-        "run32": lambda: run_experiment(e32, registry=registry),
-        "serial": lambda: run_experiment(e64, registry=registry, workers=1),
-    })
+    times = timed_together(
+        {
+            "base": baseline,
+            "run": lambda: run_experiment(e64, registry=registry),
+            "run32": lambda: run_experiment(e32, registry=registry),
+            "serial": lambda: run_experiment(e64, registry=registry, workers=1),
+        }
+    )
     t_base, t_run, t_run32, t_serial = times["base"], times["run"], times["run32"], times["serial"]
     _, t_engine = timed(one_at_a_time, e64, repeat=1)  # ~4 s, a reference only
     line("plain numpy loop, one configuration at a time", t_base, run_steps)
@@ -225,25 +246,38 @@ def typical(registry, steps, n_lr):
 
 
 def tiny(registry, steps):
-    alphas = {"gd": np.logspace(-4, -2.5, 8), "momentum": np.logspace(-5, -3, 8),
-              "nesterov": np.logspace(-5, -3, 8), "adam": np.logspace(-3, -1.3, 8)}
-    spec = {"name": "bench-tiny", "steps": steps, "seeds": 8, "eval_every": 0,
-            "problem": {"name": "rosenbrock", "start_spread": 0.2},
-            "rules": [{"rule": rule, "learning_rate": [float(a) for a in lr]} for rule, lr in alphas.items()]}
+    alphas = {
+        "gd": np.logspace(-4, -2.5, 8),
+        "momentum": np.logspace(-5, -3, 8),
+        "nesterov": np.logspace(-5, -3, 8),
+        "adam": np.logspace(-3, -1.3, 8),
+    }
+    spec = {
+        "name": "bench-tiny",
+        "steps": steps,
+        "seeds": 8,
+        "eval_every": 0,
+        "problem": {"name": "rosenbrock", "start_spread": 0.2},
+        "rules": [{"rule": rule, "learning_rate": [float(a) for a in lr]} for rule, lr in alphas.items()],
+    }
     e = Experiment.from_dict(spec, registry)
     instance = registry.problem("rosenbrock").build(e.problem_settings)
     run_steps = e.n_runs * steps
-    print(f"tiny job: Rosenbrock, {e.n_runs} runs (gd, momentum, nesterov, adam x 8 α x 8 starting points), "
-          f"{steps} steps")
+    print(
+        f"tiny job: Rosenbrock, {e.n_runs} runs (gd, momentum, nesterov, adam x 8 α x 8 starting points), {steps} steps"
+    )
 
     def baseline():
-        return {run.run_id: plain_rosenbrock(instance.init_params([run.seed])[0], run.rule, run.learning_rate, steps)
-                for run in e.runs()}
+        return {
+            run.run_id: plain_rosenbrock(instance.init_params([run.seed])[0], run.rule, run.learning_rate, steps)
+            for run in e.runs()
+        }
 
     base_curves = baseline()  # equality first, untimed
     res = run_experiment(e, registry=registry)
     stable = {run_id for run_id, c in base_curves.items() if len(c) == steps + 1}
     gap = compare(curves(res), base_curves, "tiny float64", stable)
+
     def runner():
         return run_experiment(e, registry=registry)
 
@@ -251,8 +285,10 @@ def tiny(registry, steps):
     # the runner's ~40 ms is more exposed to a short burst of load than the baseline's ~1.3 s: as
     # before, it also gets 2 x REPEAT further repeats right after
     t_base, t_run = times["base"], min(times["run"], timed(runner, repeat=2 * REPEAT)[1])
-    print(f"  loss curves agree in float64: max relative gap {gap:.1e} (whole curves of the {len(stable)} "
-          f"runs that finish, first 10 steps of the others; {int((res.runs.status == 'diverged').sum())} diverged)")
+    print(
+        f"  loss curves agree in float64: max relative gap {gap:.1e} (whole curves of the {len(stable)} "
+        f"runs that finish, first 10 steps of the others; {int((res.runs.status == 'diverged').sum())} diverged)"
+    )
     line("plain numpy loop, one configuration at a time", t_base, run_steps)
     line(f"descentlab runner ({res.meta['workers']} process(es))", t_run, run_steps, t_base)
     return {"vs_baseline": t_base / t_run}
@@ -260,17 +296,25 @@ def tiny(registry, steps):
 
 def large(registry, steps):
     def experiment(n_steps):
-        spec = {"name": "bench-large", "steps": n_steps, "seeds": [0, 1], "eval_every": 0, "dtype": "float32",
-                "batch_size": 512, "problem": {"name": "digits", "hidden": [256, 256]},
-                "rules": [{"rule": "adam", "learning_rate": 1e-3}]}
+        spec = {
+            "name": "bench-large",
+            "steps": n_steps,
+            "seeds": [0, 1],
+            "eval_every": 0,
+            "dtype": "float32",
+            "batch_size": 512,
+            "problem": {"name": "digits", "hidden": [256, 256]},
+            "rules": [{"rule": "adam", "learning_rate": 1e-3}],
+        }
         return Experiment.from_dict(spec, registry)
 
     e, short = experiment(steps), experiment(max(steps // 6, 1))
     instance = registry.problem("digits").build(e.problem_settings)
     sizes = instance.model.sizes
     runs, batch = e.n_runs, e.batch_size
-    print(f"large-layer job: {instance.model}, batch {batch}, Adam, float32, {runs} runs, {steps} steps, "
-          "one BLAS thread")
+    print(
+        f"large-layer job: {instance.model}, batch {batch}, Adam, float32, {runs} runs, {steps} steps, one BLAS thread"
+    )
     run_experiment(e, registry=registry, workers=1)  # warm-up: the digits data, first-call costs
 
     rng = np.random.default_rng(0)
@@ -293,13 +337,19 @@ def large(registry, steps):
     # A step's cost is the difference of a long and a short run over their difference in steps: the
     # one-off work of run_experiment (loading digits through scikit-learn, initial weights, the
     # tables; ~40 ms, measured) is not part of a step.
-    times = timed_together({"run": lambda: run_experiment(e, registry=registry, workers=1),
-                            "short run": lambda: run_experiment(short, registry=registry, workers=1),
-                            "matmuls": lambda: [matmuls() for _ in range(steps)]}, repeat=REPEAT + 1)
+    times = timed_together(
+        {
+            "run": lambda: run_experiment(e, registry=registry, workers=1),
+            "short run": lambda: run_experiment(short, registry=registry, workers=1),
+            "matmuls": lambda: [matmuls() for _ in range(steps)],
+        },
+        repeat=REPEAT + 1,
+    )
     per_step = (times["run"] - times["short run"]) / (e.steps - short.steps)
     t_mm = times["matmuls"] / steps
-    print(f"  runner step {per_step * 1e3:.2f} ms, its matrix products alone {t_mm * 1e3:.2f} ms: "
-          f"{per_step / t_mm:.2f}x")
+    print(
+        f"  runner step {per_step * 1e3:.2f} ms, its matrix products alone {t_mm * 1e3:.2f} ms: {per_step / t_mm:.2f}x"
+    )
     return {"step_vs_matmul": per_step / t_mm}
 
 
@@ -310,14 +360,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     registry = load_registry(entry_points=False, use_env=False)
     # warm-up: imports (pandas, pyarrow) and first-call costs are not part of any timing
-    run_experiment(Experiment.from_dict({"steps": 2, "problem": "quadratic", "rules": [{"rule": "gd"}]},
-                                        registry), registry=registry, workers=1)
+    run_experiment(
+        Experiment.from_dict({"steps": 2, "problem": "quadratic", "rules": [{"rule": "gd"}]}, registry),
+        registry=registry,
+        workers=1,
+    )
     print(f"numpy {np.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cpus, {load()}")
     # One BLAS thread in this process for every job: the baseline and the in-process runner get the same
     # BLAS as the runner's worker processes (one thread each); multi-threaded BLAS on these small
     # matrices only spin-waits, and on a shared 2-core machine it swings timings by up to 10x.
     try:
         from threadpoolctl import threadpool_limits
+
         limit = threadpool_limits(1, user_api="blas")
     except ImportError:
         limit = None

@@ -32,9 +32,24 @@ try:
     from .layout import ParamEntry, ParamLayout
     from .losses import LOSSES, Loss
     from .network import MLP
-    from .problem import (Dataset, ExactHessian, HessianOperator, HessianVectorProduct, Landscape, Network, Predictor,
-                          ProblemInstance, QuietLossAndGrad, SupervisedInstance, exact_hessian,
-                          has_hessian_vector_product, is_classifier, is_landscape, is_predictor, network_of)
+    from .problem import (
+        Dataset,
+        ExactHessian,
+        HessianOperator,
+        HessianVectorProduct,
+        Landscape,
+        Network,
+        Predictor,
+        ProblemInstance,
+        QuietLossAndGrad,
+        SupervisedInstance,
+        exact_hessian,
+        has_hessian_vector_product,
+        is_classifier,
+        is_landscape,
+        is_predictor,
+        network_of,
+    )
     from .registry import Registry, get_registry, load_registry
     from .experiment import Experiment, Protocol, RuleEntry, RunConfig, load_experiment_file
     from .records import Results, load_results, save_results
@@ -49,24 +64,72 @@ finally:
 
 try:  # the version lives in pyproject.toml only
     from importlib.metadata import PackageNotFoundError, version as _version
+
     __version__ = _version("descentlab")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "Dataset", "DescentRule", "HyperParam", "LOSSES", "Loss", "MLP",
-    "ParamEntry", "ParamLayout", "PluginError", "Problem", "ProblemInstance", "Registry", "Schedule",
-    "ExactHessian", "Landscape", "Predictor", "exact_hessian", "is_landscape", "is_predictor",
-    "HessianOperator", "HessianVectorProduct", "Network", "QuietLossAndGrad", "has_hessian_vector_product", "is_classifier",
+    "ACTIVATIONS",
+    "Activation",
+    "Dataset",
+    "DescentRule",
+    "HyperParam",
+    "LOSSES",
+    "Loss",
+    "MLP",
+    "ParamEntry",
+    "ParamLayout",
+    "PluginError",
+    "Problem",
+    "ProblemInstance",
+    "Registry",
+    "Schedule",
+    "ExactHessian",
+    "Landscape",
+    "Predictor",
+    "exact_hessian",
+    "is_landscape",
+    "is_predictor",
+    "HessianOperator",
+    "HessianVectorProduct",
+    "Network",
+    "QuietLossAndGrad",
+    "has_hessian_vector_product",
+    "is_classifier",
     "network_of",
-    "SpecError", "SupervisedInstance", "__version__", "get_registry", "hookimpl", "hookspec",
+    "SpecError",
+    "SupervisedInstance",
+    "__version__",
+    "get_registry",
+    "hookimpl",
+    "hookspec",
     "load_registry",
-    "GradientCheckError", "check_grads", "check_hessian", "numeric_grad",
-    "LandscapeInstance", "LinearRegressionInstance",
-    "Experiment", "RuleEntry", "RunConfig", "load_experiment_file", "Results", "load_results",
-    "save_results", "run_experiment",
-    "top_hessian_eigenvalue", "critical_learning_rate", "divergence_reason", "lr_find", "compare",
-    "summarize", "verdict", "Transform", "Protocol", "run_protocol", "SUITES",
+    "GradientCheckError",
+    "check_grads",
+    "check_hessian",
+    "numeric_grad",
+    "LandscapeInstance",
+    "LinearRegressionInstance",
+    "Experiment",
+    "RuleEntry",
+    "RunConfig",
+    "load_experiment_file",
+    "Results",
+    "load_results",
+    "save_results",
+    "run_experiment",
+    "top_hessian_eigenvalue",
+    "critical_learning_rate",
+    "divergence_reason",
+    "lr_find",
+    "compare",
+    "summarize",
+    "verdict",
+    "Transform",
+    "Protocol",
+    "run_protocol",
+    "SUITES",
 ]
 
 _LAZY = {"summarize": "analysis", "verdict": "analysis", "run_protocol": "protocol", "SUITES": "protocol"}
@@ -76,5 +139,6 @@ def __getattr__(name):
     # The analysis needs pandas; loading it on first use keeps `import descentlab` light for plugins.
     if name in _LAZY:
         from importlib import import_module
+
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'descentlab' has no attribute {name!r}")

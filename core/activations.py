@@ -106,12 +106,17 @@ ACTIVATIONS: dict[str, Activation] = {
     for a in (
         Activation("identity", _identity_forward, _identity_backward, "f(z) = z", _zero_second),
         Activation("tanh", _tanh_forward, _tanh_backward, "f(z) = tanh z;  f' = 1 - f²", _tanh_second),
-        Activation("sigmoid", _sigmoid_forward, _sigmoid_backward, "f(z) = 1/(1+e^-z);  f' = f(1-f)",
-                   _sigmoid_second),
+        Activation("sigmoid", _sigmoid_forward, _sigmoid_backward, "f(z) = 1/(1+e^-z);  f' = f(1-f)", _sigmoid_second),
         Activation("relu", _relu_forward, _relu_backward, "f(z) = max(z, 0);  f' = [z > 0]", _zero_second),
-        Activation("leaky_relu", _leaky_relu_forward, _leaky_relu_backward,
-                   f"f(z) = z if z > 0 else {LEAKY_SLOPE}z", _zero_second),
-        Activation("softplus", _softplus_forward, _softplus_backward, "f(z) = log(1+e^z);  f' = σ(z)",
-                   _softplus_second),
+        Activation(
+            "leaky_relu",
+            _leaky_relu_forward,
+            _leaky_relu_backward,
+            f"f(z) = z if z > 0 else {LEAKY_SLOPE}z",
+            _zero_second,
+        ),
+        Activation(
+            "softplus", _softplus_forward, _softplus_backward, "f(z) = log(1+e^z);  f' = σ(z)", _softplus_second
+        ),
     )
 }

@@ -37,17 +37,52 @@ import pandas as pd
 from .verdicts import FLAGGED, STABLE, STATUSES, stability_edge
 
 # Columns of the runs table that are not grid coordinates (contract: core/records.py).
-NON_CONFIG_COLUMNS = ("run_id", "entry", "label", "rule", "schedule", "seed", "status", "diverged_at",
-                      "unstable_at", "final_loss", "best_loss", "train_loss_start", "train_loss_final",
-                      "steps_to_target", "error", "divergence_reason", "lambda_max_start", "lambda_max_flagged",
-                      "transforms")
+NON_CONFIG_COLUMNS = (
+    "run_id",
+    "entry",
+    "label",
+    "rule",
+    "schedule",
+    "seed",
+    "status",
+    "diverged_at",
+    "unstable_at",
+    "final_loss",
+    "best_loss",
+    "train_loss_start",
+    "train_loss_final",
+    "steps_to_target",
+    "error",
+    "divergence_reason",
+    "lambda_max_start",
+    "lambda_max_flagged",
+    "transforms",
+)
 
-SUMMARY_COLUMNS = ("entry", "label", "rule", "schedule", "best_alpha", "best_config",
-                   "final_loss_median", "final_loss_iqr", "best_loss_median", "best_loss_iqr",
-                   "steps_to_target_median", "seeds_reached_target", "fastest_alpha", "fastest_config",
-                   "fastest_steps_median", "seeds", "seeds_stable_at_best",
-                   "largest_stable_alpha", "smallest_unstable_alpha", "alphas_tried",
-                   "runs", *STATUSES)
+SUMMARY_COLUMNS = (
+    "entry",
+    "label",
+    "rule",
+    "schedule",
+    "best_alpha",
+    "best_config",
+    "final_loss_median",
+    "final_loss_iqr",
+    "best_loss_median",
+    "best_loss_iqr",
+    "steps_to_target_median",
+    "seeds_reached_target",
+    "fastest_alpha",
+    "fastest_config",
+    "fastest_steps_median",
+    "seeds",
+    "seeds_stable_at_best",
+    "largest_stable_alpha",
+    "smallest_unstable_alpha",
+    "alphas_tried",
+    "runs",
+    *STATUSES,
+)
 
 
 def quantiles(values, qs, axis: int = -1) -> np.ndarray:
@@ -61,7 +96,7 @@ def quantiles(values, qs, axis: int = -1) -> np.ndarray:
     """
     data = np.moveaxis(np.asarray(values, dtype=float), axis, -1)
     q = np.asarray(qs, dtype=float).reshape(-1)
-    ordered = np.sort(data, axis=-1)                                  # NaN sorts last
+    ordered = np.sort(data, axis=-1)  # NaN sorts last
     count = np.sum(~np.isnan(data), axis=-1)
     position = (np.maximum(count, 1) - 1)[None] * q.reshape((-1,) + (1,) * count.ndim)
     low = np.floor(position).astype(np.intp)
@@ -70,8 +105,11 @@ def quantiles(values, qs, axis: int = -1) -> np.ndarray:
     below, above = take(low), take(high)
     with np.errstate(invalid="ignore"):
         between = below + (position - low) * (above - below)
-    result = np.where((low == high) | (below == above), below,
-                      np.where(np.isposinf(above), np.inf, np.where(np.isneginf(below), -np.inf, between)))
+    result = np.where(
+        (low == high) | (below == above),
+        below,
+        np.where(np.isposinf(above), np.inf, np.where(np.isneginf(below), -np.inf, between)),
+    )
     return np.where(count[None] == 0, np.nan, result)
 
 
@@ -120,8 +158,11 @@ def fastest_configuration(table: pd.DataFrame) -> pd.Series | None:
 
 def config_columns(entry_runs: pd.DataFrame) -> list[str]:
     """Grid coordinates of one entry's runs: α first, then every hyperparameter the rule has."""
-    others = [c for c in entry_runs.columns
-              if c not in NON_CONFIG_COLUMNS and c != "learning_rate" and entry_runs[c].notna().any()]
+    others = [
+        c
+        for c in entry_runs.columns
+        if c not in NON_CONFIG_COLUMNS and c != "learning_rate" and entry_runs[c].notna().any()
+    ]
     return ["learning_rate"] + others
 
 
@@ -133,19 +174,24 @@ def varying_columns(entry_runs: pd.DataFrame) -> list[str]:
 def configurations(entry_runs: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration of an entry: its coordinates, median scores and status counts."""
     keys = config_columns(entry_runs)
-    frame = entry_runs.assign(_score=scores(entry_runs), _best=scores(entry_runs, "best_loss"),
-                              _steps=steps_to_target(entry_runs))
+    frame = entry_runs.assign(
+        _score=scores(entry_runs), _best=scores(entry_runs, "best_loss"), _steps=steps_to_target(entry_runs)
+    )
     rows = []
     for key, group in frame.groupby(keys, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(keys, key)),
-                     "median_score": median(group["_score"]),
-                     "median_best": median(group["_best"]),
-                     "median_steps": median(group["_steps"]),
-                     "n": len(group),
-                     "n_stable": int(group["status"].isin(STABLE).sum()),
-                     "n_flagged": int(group["status"].isin(FLAGGED).sum()),
-                     "statuses": tuple(group["status"])})
+        rows.append(
+            {
+                **dict(zip(keys, key)),
+                "median_score": median(group["_score"]),
+                "median_best": median(group["_best"]),
+                "median_steps": median(group["_steps"]),
+                "n": len(group),
+                "n_stable": int(group["status"].isin(STABLE).sum()),
+                "n_flagged": int(group["status"].isin(FLAGGED).sum()),
+                "statuses": tuple(group["status"]),
+            }
+        )
     table = pd.DataFrame(rows)
     return table.sort_values(["median_score", "median_best", "learning_rate"], kind="stable")
 
@@ -177,8 +223,7 @@ def stability_edges(line: pd.DataFrame) -> tuple[float, float]:
 
 def describe_config(best: pd.Series, others: list[str]) -> str:
     """``"momentum=0.9, schedule.gamma=0.5"`` for the varying hyperparameters of the best configuration."""
-    return ", ".join(f"{c}={best[c]:g}" if isinstance(best[c], (int, float)) else f"{c}={best[c]}"
-                     for c in others)
+    return ", ".join(f"{c}={best[c]:g}" if isinstance(best[c], (int, float)) else f"{c}={best[c]}" for c in others)
 
 
 def best_configuration(entry_runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
@@ -194,8 +239,7 @@ def best_run_ids(results) -> dict[int, list[int]]:
     out = {}
     for entry, group in results.runs.groupby("entry", sort=True):
         _, best, at_best = best_configuration(group)
-        out[int(entry)] = ([int(r) for r in at_best["run_id"]]
-                           if math.isfinite(best["median_score"]) else [])
+        out[int(entry)] = [int(r) for r in at_best["run_id"]] if math.isfinite(best["median_score"]) else []
     return out
 
 
@@ -211,7 +255,9 @@ def summarize_entry(entry_runs: pd.DataFrame, target_loss: float | None) -> dict
     varying = varying_columns(entry_runs)
     first = entry_runs.iloc[0]
     return {
-        "entry": int(first["entry"]), "label": first["label"], "rule": first["rule"],
+        "entry": int(first["entry"]),
+        "label": first["label"],
+        "rule": first["rule"],
         "schedule": first["schedule"],
         "best_alpha": float(best["learning_rate"]) if found else math.nan,
         "best_config": describe_config(best, varying) if found else "",
@@ -262,30 +308,41 @@ def target_sentence(summary: pd.DataFrame, target: float | None) -> list[str]:
     if target is None:
         return []
     reached = summary[summary["steps_to_target_median"].notna()].sort_values(
-        ["steps_to_target_median", "final_loss_median"], kind="stable")
+        ["steps_to_target_median", "final_loss_median"], kind="stable"
+    )
     if reached.empty:
-        sentences, first_steps = [f"No rule reached the target loss {fmt(target)} at its best α "
-                                  "(median over seeds)."], math.inf
+        sentences, first_steps = (
+            [f"No rule reached the target loss {fmt(target)} at its best α (median over seeds)."],
+            math.inf,
+        )
     else:
         first_steps = reached.iloc[0].steps_to_target_median
         leaders = reached[reached["steps_to_target_median"] == first_steps]
         if len(leaders) == 1:
-            text = (f"{leaders.iloc[0].label} reached the target loss {fmt(target)} first, in a median of "
-                    f"{first_steps:g} steps at {_at(leaders.iloc[0])}")
+            text = (
+                f"{leaders.iloc[0].label} reached the target loss {fmt(target)} first, in a median of "
+                f"{first_steps:g} steps at {_at(leaders.iloc[0])}"
+            )
         else:
-            text = (f"{_join(list(leaders['label']))} tied in reaching the target loss {fmt(target)} first, "
-                    f"in a median of {first_steps:g} steps (at "
-                    + "; ".join(_at(r) for r in leaders.itertuples()) + " respectively)")
-        rest = [f"{r.label} ({r.steps_to_target_median:g} steps)" for r in reached.iloc[len(leaders):].itertuples()]
+            text = (
+                f"{_join(list(leaders['label']))} tied in reaching the target loss {fmt(target)} first, "
+                f"in a median of {first_steps:g} steps (at "
+                + "; ".join(_at(r) for r in leaders.itertuples())
+                + " respectively)"
+            )
+        rest = [f"{r.label} ({r.steps_to_target_median:g} steps)" for r in reached.iloc[len(leaders) :].itertuples()]
         sentences = [text + (", then " + ", ".join(rest) if rest else "") + "."]
     quickest = summary[summary["fastest_steps_median"].notna()].sort_values(
-        ["fastest_steps_median", "final_loss_median"], kind="stable")
+        ["fastest_steps_median", "final_loss_median"], kind="stable"
+    )
     if not quickest.empty:
         q = quickest.iloc[0]
         if q.fastest_steps_median < first_steps:
             config = f" ({q.fastest_config})" if q.fastest_config else ""
-            sentences.append(f"Over the whole grid, {q.label} got there fastest: a median of "
-                             f"{q.fastest_steps_median:g} steps at α = {fmt(q.fastest_alpha)}{config}.")
+            sentences.append(
+                f"Over the whole grid, {q.label} got there fastest: a median of "
+                f"{q.fastest_steps_median:g} steps at α = {fmt(q.fastest_alpha)}{config}."
+            )
     never = summary.loc[summary["steps_to_target_median"].isna(), "label"].tolist()
     if never and not reached.empty:
         sentences.append(f"{_join(never)} did not reach it in the median run at {_their(never)} best α.")
@@ -314,12 +371,17 @@ def divergence_sentence(row) -> str:
     """Where one entry's α line blew up (unstable or diverged), or that it never did."""
     flagged = getattr(row, "unstable", 0) + getattr(row, "diverged", 0)
     if math.isnan(row.best_alpha) and not math.isnan(row.smallest_unstable_alpha):
-        return (f"{row.label} blew up (unstable or diverged) or failed at every α tried "
-                f"(smallest α that blew up: {fmt(row.smallest_unstable_alpha)}).")
+        return (
+            f"{row.label} blew up (unstable or diverged) or failed at every α tried "
+            f"(smallest α that blew up: {fmt(row.smallest_unstable_alpha)})."
+        )
     if math.isnan(row.best_alpha):
         return f"{row.label} did not finish at any α tried ({row.failed} of {row.runs} runs failed)."
-    stable = (f"; the largest α with every seed converged or progressing was {fmt(row.largest_stable_alpha)}"
-              if not math.isnan(row.largest_stable_alpha) else "; no α had every seed converged or progressing")
+    stable = (
+        f"; the largest α with every seed converged or progressing was {fmt(row.largest_stable_alpha)}"
+        if not math.isnan(row.largest_stable_alpha)
+        else "; no α had every seed converged or progressing"
+    )
     if math.isnan(row.smallest_unstable_alpha):
         if flagged == 0:
             return f"{row.label} did not blow up at any α tried{stable}."
@@ -335,8 +397,10 @@ def reliability_sentence(row) -> str | None:
     n = row.seeds_stable_at_best
     total = row.seeds
     if n < total:
-        return (f"{row.label} is unreliable at its best α: only {n} of {total} seeds converged or were still "
-                f"progressing (median final loss {fmt(row.final_loss_median)}).")
+        return (
+            f"{row.label} is unreliable at its best α: only {n} of {total} seeds converged or were still "
+            f"progressing (median final loss {fmt(row.final_loss_median)})."
+        )
     if total < 2:
         return None
     if not math.isnan(row.steps_to_target_median) and row.seeds_reached_target == total:
@@ -345,8 +409,10 @@ def reliability_sentence(row) -> str | None:
     spread = row.final_loss_iqr / row.final_loss_median if row.final_loss_median > 0 else 0.0
     if spread <= 0.1:
         return f"{row.label} was consistent across its {total} seeds (IQR {fmt(row.final_loss_iqr)} of the final loss)."
-    return (f"{row.label} varied across its {total} seeds: IQR {fmt(row.final_loss_iqr)} "
-            f"against a median final loss of {fmt(row.final_loss_median)}.")
+    return (
+        f"{row.label} varied across its {total} seeds: IQR {fmt(row.final_loss_iqr)} "
+        f"against a median final loss of {fmt(row.final_loss_median)}."
+    )
 
 
 def failure_sentence(summary: pd.DataFrame) -> list[str]:
@@ -411,11 +477,16 @@ def verdict_line(row, seeds: int | None = None) -> str:
     if not math.isfinite(row.best_alpha):
         return f"{row.label}: no α gave a finite median final loss (every configuration blew up or failed)"
     at = f"α = {format_number(row.best_alpha)}" + (f" ({row.best_config})" if row.best_config else "")
-    spread = "" if seeds < 2 or not math.isfinite(row.final_loss_iqr) else \
-        f" (IQR {fmt(row.final_loss_iqr)} over {seeds} seeds)"
+    spread = (
+        ""
+        if seeds < 2 or not math.isfinite(row.final_loss_iqr)
+        else f" (IQR {fmt(row.final_loss_iqr)} over {seeds} seeds)"
+    )
     stable = int(row.seeds_stable_at_best)
-    return (f"{row.label}: best {at}, final loss {fmt(row.final_loss_median)}{spread}; "
-            f"{stable} of {seeds} seeds converged or progressing there")
+    return (
+        f"{row.label}: best {at}, final loss {fmt(row.final_loss_median)}{spread}; "
+        f"{stable} of {seeds} seeds converged or progressing there"
+    )
 
 
 def configuration_table(results) -> pd.DataFrame:
@@ -432,9 +503,13 @@ def configuration_table(results) -> pd.DataFrame:
         frame = entry_runs.assign(_score=scores(entry_runs))
         for key, group in frame.groupby(keys, dropna=False, sort=True):
             key = key if isinstance(key, tuple) else (key,)
-            row = {"label": group["label"].iloc[0], "status": status_counts_text(group["status"]),
-                   "final_loss": median(group["_score"]), "final_loss_iqr": iqr(group["_score"]),
-                   "seeds": len(group)}
+            row = {
+                "label": group["label"].iloc[0],
+                "status": status_counts_text(group["status"]),
+                "final_loss": median(group["_score"]),
+                "final_loss_iqr": iqr(group["_score"]),
+                "seeds": len(group),
+            }
             row.update({("α" if c == "learning_rate" else c): format_number(v) for c, v in zip(keys, key)})
             rows.append(row)
     table = pd.DataFrame(rows)
@@ -458,8 +533,10 @@ def summary_html(results) -> str:
         lines = [f"(no summary: {type(error).__name__})"]
     where = f"<br><small>{html.escape(str(results.path))}</small>" if results.path is not None else ""
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    return (f"<div><b>{html.escape(str(e.name))}</b>: {len(runs)} runs on {html.escape(str(e.problem))}, "
-            f"{int(e.steps)} steps; "
-            f"{statuses}<ul>{items}</ul>"
-            f"<small>.runs, .metrics, .metric(name) → (runs, steps + 1) array; .plot.loss(), "
-            f".plot.sweep(), .plot.step_sizes(), .plot.learning_rates(), .plot.landscape()</small>{where}</div>")
+    return (
+        f"<div><b>{html.escape(str(e.name))}</b>: {len(runs)} runs on {html.escape(str(e.problem))}, "
+        f"{int(e.steps)} steps; "
+        f"{statuses}<ul>{items}</ul>"
+        f"<small>.runs, .metrics, .metric(name) → (runs, steps + 1) array; .plot.loss(), "
+        f".plot.sweep(), .plot.step_sizes(), .plot.learning_rates(), .plot.landscape()</small>{where}</div>"
+    )

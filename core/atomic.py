@@ -52,8 +52,10 @@ def host_name() -> str:
 
 def _stale_temporaries(path: Path) -> list[Path]:
     """Temporaries of ``path`` left by a writer of this machine that is gone (killed mid-write)."""
-    pattern = re.compile(re.escape(f".{path.name}.") + r"(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]{1,10})\."
-                         r"[a-z0-9_]{8}" + re.escape(".tmp" + path.suffix))
+    pattern = re.compile(
+        re.escape(f".{path.name}.") + r"(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]{1,10})\."
+        r"[a-z0-9_]{8}" + re.escape(".tmp" + path.suffix)
+    )
     host, found = host_name(), []  # type: tuple[str, list[Path]]
     try:
         names = os.listdir(path.parent)
@@ -80,8 +82,9 @@ def write_atomic(path, write: Callable[[Path], None]) -> Path:
             stale.unlink()
         except OSError:
             pass
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{host_name()}.{os.getpid()}.", suffix=".tmp" + path.suffix,
-                                dir=path.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{path.name}.{host_name()}.{os.getpid()}.", suffix=".tmp" + path.suffix, dir=path.parent
+    )
     os.close(fd)
     temp = Path(name)
     try:
@@ -100,8 +103,10 @@ def write_atomic(path, write: Callable[[Path], None]) -> Path:
 
 def write_text_atomic(path, text: str) -> Path:
     """:func:`write_atomic` of a UTF-8 text."""
+
     def write(p: Path) -> None:
         p.write_text(text, encoding="utf-8")
+
     return write_atomic(path, write)
 
 

@@ -37,6 +37,7 @@ def _hyper_arrays(configs: list[RunConfig], key: str, dtype) -> dict[str, np.nda
 
 def _take_rows(state, keep: np.ndarray, n_rows: int):
     """The rule state with the rows of dropped runs removed (arrays whose first axis is the run axis)."""
+
     def take(a):
         if isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == n_rows:
             if a.strides[0] == 0 and n_rows > 0:  # one row shared by every run (a broadcast view): stays one
@@ -85,9 +86,18 @@ class RuleLookup:
         return self._registry.schedule(name)
 
 
-def one_rule_experiment(rule, hyper: dict, seeds: list[int], steps: int, learning_rate: float, *,
-                        schedule: str = "constant", schedule_hyper: dict | None = None, batch_size: int = 0,
-                        dtype: str = "float64") -> Experiment:
+def one_rule_experiment(
+    rule,
+    hyper: dict,
+    seeds: list[int],
+    steps: int,
+    learning_rate: float,
+    *,
+    schedule: str = "constant",
+    schedule_hyper: dict | None = None,
+    batch_size: int = 0,
+    dtype: str = "float64",
+) -> Experiment:
     """An experiment of one rule at one α, for a probe that trains with :func:`run_chunk` directly.
 
     Its divergence factor is the largest float, so only a non-finite loss stops a run: the probe
@@ -96,12 +106,28 @@ def one_rule_experiment(rule, hyper: dict, seeds: list[int], steps: int, learnin
     from .experiment import RuleEntry
 
     return Experiment(
-        name="probe", problem="", problem_settings={}, steps=int(steps), seeds=list(seeds),
-        batch_size=int(batch_size), dtype=str(dtype), eval_every=0,
-        divergence_factor=float(np.finfo(np.float64).max), target_loss=None, sharpness_every=0,
-        entries=[RuleEntry(rule=rule.name, label=rule.name, learning_rate=[float(learning_rate)],
-                           hyper={k: [v] for k, v in hyper.items()}, schedule=schedule,
-                           schedule_hyper={k: [v] for k, v in (schedule_hyper or {}).items()})])
+        name="probe",
+        problem="",
+        problem_settings={},
+        steps=int(steps),
+        seeds=list(seeds),
+        batch_size=int(batch_size),
+        dtype=str(dtype),
+        eval_every=0,
+        divergence_factor=float(np.finfo(np.float64).max),
+        target_loss=None,
+        sharpness_every=0,
+        entries=[
+            RuleEntry(
+                rule=rule.name,
+                label=rule.name,
+                learning_rate=[float(learning_rate)],
+                hyper={k: [v] for k, v in hyper.items()},
+                schedule=schedule,
+                schedule_hyper={k: [v] for k, v in (schedule_hyper or {}).items()},
+            )
+        ],
+    )
 
 
 class StepView(NamedTuple):
@@ -138,15 +164,31 @@ class _Group:
 
 
 @overload
-def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfig],
-              tick: Callable[[int], None] | None = None, probe: None = None) -> dict: ...
+def run_chunk(
+    instance,
+    registry,
+    experiment: Experiment,
+    configs: list[RunConfig],
+    tick: Callable[[int], None] | None = None,
+    probe: None = None,
+) -> dict: ...
 @overload
-def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfig],
-              tick: Callable[[int], None] | None = None,
-              probe: Callable[["StepView"], bool] | None = None) -> dict | None: ...
-def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfig],
-              tick: Callable[[int], None] | None = None,
-              probe: Callable[["StepView"], bool] | None = None) -> dict | None:
+def run_chunk(
+    instance,
+    registry,
+    experiment: Experiment,
+    configs: list[RunConfig],
+    tick: Callable[[int], None] | None = None,
+    probe: Callable[["StepView"], bool] | None = None,
+) -> dict | None: ...
+def run_chunk(
+    instance,
+    registry,
+    experiment: Experiment,
+    configs: list[RunConfig],
+    tick: Callable[[int], None] | None = None,
+    probe: Callable[["StepView"], bool] | None = None,
+) -> dict | None:
     """Train one chunk of runs (of one or several consecutive entries); per-step arrays ``(r, steps + 1)``.
 
     ``probe(view)``, if given, is called at every step after the loss and gradient with a
@@ -184,8 +226,12 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
             raise ValueError("a chunk's runs of one entry must be consecutive")
         part = [configs[k] for k in members]
         entry = experiment.entries[index]
-        group = _Group(index, entry, registry.rule(entry.rule),
-                       {k: v.reshape(-1, 1) for k, v in _hyper_arrays(part, "hyper", dtype).items()})
+        group = _Group(
+            index,
+            entry,
+            registry.rule(entry.rule),
+            {k: v.reshape(-1, 1) for k, v in _hyper_arrays(part, "hyper", dtype).items()},
+        )
         if getattr(entry, "transforms", None):  # the entry's gradient transforms around its rule
             declared = [(registry.transform(spec.name), spec.values) for spec in entry.transforms]
             group.rule = chain_rule(group.rule, [transform for transform, _ in declared], layout)
@@ -203,8 +249,16 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                 column[0] = base
                 rate_columns.append(column)
             else:
-                rate_columns.append(schedule_values(schedule, base, _hyper_arrays(part, "schedule_hyper", np.float64),
-                                                    T, entry.warmup_steps, lookup=registry.schedule))
+                rate_columns.append(
+                    schedule_values(
+                        schedule,
+                        base,
+                        _hyper_arrays(part, "schedule_hyper", np.float64),
+                        T,
+                        entry.warmup_steps,
+                        lookup=registry.schedule,
+                    )
+                )
         except KeyboardInterrupt:
             raise
         except BaseException as error:
@@ -228,17 +282,17 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     # transposes cost ~2 ms; writing columns instead of rows costs its loop ~1.2 ms). A list of
     # per-step arrays cost ~2 ms per 1000 steps to turn back into one array.
     small = layout.size <= SMALL_PARAMS and 2 * (T + 1) * r * layout.size * dtype.itemsize <= SMALL_COPY_BYTES
-    loss_b: Any = None                                                   # (r, T+1), the loss's dtype
-    grad_h: Any = np.empty((r, T + 1, layout.size), dtype) if small else None   # g per column
-    step_h: Any = np.empty((r, T, layout.size), dtype) if small else None   # Δθ per column (none at the last)
-    path_h: Any = np.empty((r, T + 1, 2), dtype) if landscape_path else None    # θ per column
-    loss_rows = grad_rows = step_rows = path_rows = 0                  # columns filled so far
-    grad_b: Any = None if small else np.full((r, T + 1), nan)   # ‖g‖² per column
-    step_b: Any = None if small else np.full((r, T + 1), nan)   # ‖Δθ‖² per column
+    loss_b: Any = None  # (r, T+1), the loss's dtype
+    grad_h: Any = np.empty((r, T + 1, layout.size), dtype) if small else None  # g per column
+    step_h: Any = np.empty((r, T, layout.size), dtype) if small else None  # Δθ per column (none at the last)
+    path_h: Any = np.empty((r, T + 1, 2), dtype) if landscape_path else None  # θ per column
+    loss_rows = grad_rows = step_rows = path_rows = 0  # columns filled so far
+    grad_b: Any = None if small else np.full((r, T + 1), nan)  # ‖g‖² per column
+    step_b: Any = None if small else np.full((r, T + 1), nan)  # ‖Δθ‖² per column
     layer_b: Any = np.full((r, T + 1, n_layers), nan) if n_layers > 1 else None
     test_loss_b: Any = None
     test_acc_b: Any = None
-    sharp_b: Any = None               # (r, T+1) once something is recorded
+    sharp_b: Any = None  # (r, T+1) once something is recorded
     status = ["finished"] * r
     errors = [""] * r
     diverged_at = np.full(r, nan)
@@ -252,8 +306,10 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     except BaseException as error:  # no run of the problem can start: one line naming it
         from .errors import PluginError
         from .faults import fault
-        raise PluginError(fault("problem", experiment.problem, error, type(instance),
-                                what="init_params failed:")) from None
+
+        raise PluginError(
+            fault("problem", experiment.problem, error, type(instance), what="init_params failed:")
+        ) from None
     initial = params.copy()
     final_params = np.empty_like(params)
     single = len(groups) == 1
@@ -307,9 +363,16 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
             path_rec = _record_pair(path_h, params)
         for group in groups:
             rows = slice(group.lo, group.hi)
-            group.views = (group, group.rule.update, grad[rows], params[rows],
-                           None if single else updates_all[rows], rates_t[:, rows],
-                           (group.hi - group.lo, params.shape[1]), group.hyper)
+            group.views = (
+                group,
+                group.rule.update,
+                grad[rows],
+                params[rows],
+                None if single else updates_all[rows],
+                rates_t[:, rows],
+                (group.hi - group.lo, params.shape[1]),
+                group.hyper,
+            )
         # the live groups' views as one list: the step loop reads no attribute it can avoid (4 groups
         # x ~10 attribute reads were ~1 µs of a tiny job's step)
         live_views[:] = [group.views for group in groups if group.hi > group.lo]
@@ -332,7 +395,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
             perms = perms[keep] if perms is not None else None
         position = 0
         for group in groups:
-            local = keep[group.lo:group.hi]
+            local = keep[group.lo : group.hi]
             group.hyper = {k: np.ascontiguousarray(v[local]) for k, v in group.hyper.items()}
             group.state = _take_rows(group.state, local, len(local))
             if group.schedule is not None:
@@ -347,7 +410,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
     if unscheduled:  # their runs fail before step 0: out of the stack before anything is computed
         keep = np.ones(r, dtype=bool)
         for group, message in unscheduled:
-            keep[group.lo:group.hi] = False
+            keep[group.lo : group.hi] = False
             for j in range(group.lo, group.hi):
                 status[j], errors[j], last_row[j] = "failed", message, 0
         final_params[~keep] = params[~keep]
@@ -366,7 +429,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     position = t % per_epoch
                     if position == 0:
                         perms = np.stack([rng.permutation(n_train) for rng in rngs])
-                    batch = perms[:, position * batch_size:(position + 1) * batch_size]
+                    batch = perms[:, position * batch_size : (position + 1) * batch_size]
                 trace = None
                 if sharpness_mod is not None and (t % experiment.sharpness_every == 0 or t == T):
                     trace = sharpness_mod.forward_trace(instance, params)  # the tracker reuses this pass
@@ -375,8 +438,9 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                 else:
                     loss, g = instance.loss_and_grad(params, batch, out=grad, trace=trace)
                 if getattr(loss, "shape", None) != (n,) or g.shape != params.shape:
-                    raise ValueError(f"problem returned loss {np.shape(loss)} and gradient {g.shape} for "
-                                     f"parameters {params.shape}")
+                    raise ValueError(
+                        f"problem returned loss {np.shape(loss)} and gradient {g.shape} for parameters {params.shape}"
+                    )
                 if g is not grad:  # the problem made its own array: the groups' views must follow it
                     grad = g
                     bind_views()
@@ -399,8 +463,17 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                 if landscape_path:
                     path_rec[0][:n, t] = path_rec[1]
                     path_rows = t + 1
-                if probe is not None and probe(StepView(t, active, params, g, loss, batch, tuple(
-                        (slice(gr.lo, gr.hi), gr.rule, gr.hyper, gr.state) for gr in groups))):
+                if probe is not None and probe(
+                    StepView(
+                        t,
+                        active,
+                        params,
+                        g,
+                        loss,
+                        batch,
+                        tuple((slice(gr.lo, gr.hi), gr.rule, gr.hyper, gr.state) for gr in groups),
+                    )
+                ):
                     stopped = True
                     break
                 if evaluates and (t == T or (eval_every and t % eval_every == 0)):
@@ -427,8 +500,11 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     all_fine_below = _all_fine_below(threshold)
                 # one dot product (0.6 µs) clears almost every step; only otherwise the exact per-run
                 # test (2.1 µs), False for NaN and ±inf, written into reused buffers
-                if not np.dot(loss, loss) <= all_fine_below and np.count_nonzero(
-                        np.less_equal(np.abs(loss, out=size_buf[:n]), threshold, out=fine_buf[:n])) != n:
+                if (
+                    not np.dot(loss, loss) <= all_fine_below
+                    and np.count_nonzero(np.less_equal(np.abs(loss, out=size_buf[:n]), threshold, out=fine_buf[:n]))
+                    != n
+                ):
                     fine = fine_buf[:n]
                     dropped = active[~fine]
                     for j in dropped.tolist():
@@ -444,12 +520,11 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                     loss = loss[fine]  # the live runs' losses, for a stateful schedule below
                     g = grad
                     if batch is not None:
-                        batch = perms[:, position * batch_size:(position + 1) * batch_size]
+                        batch = perms[:, position * batch_size : (position + 1) * batch_size]
                 if t == T:
                     break
                 if stateful and t + 1 < T:  # α_{t+1} of stateful schedules from this step's loss
-                    unscheduled_now = _stateful_step(stateful, loss, t, rates_t, lr_m, active, status, errors,
-                                                     last_row)
+                    unscheduled_now = _stateful_step(stateful, loss, t, rates_t, lr_m, active, status, errors, last_row)
                     if unscheduled_now is not None:  # a schedule broke: its runs stop at row t, before update t
                         keep = unscheduled_now
                         final_params[active[~keep]] = params[~keep]
@@ -462,7 +537,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                         loss = loss[keep]
                         g = grad
                         if batch is not None:
-                            batch = perms[:, position * batch_size:(position + 1) * batch_size]
+                            batch = perms[:, position * batch_size : (position + 1) * batch_size]
                 failed = None
                 if single:
                     group = groups[0]
@@ -540,8 +615,13 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         if buffer is not None and reduce is not None:
             # once over the filled columns (rows past a segment's runs are unused)
             buffer = reduce(buffer[:, :rows])
-        if buffer is not None and len(parts) == 1 and parts[0][0] == 0 and min(parts[0][1], rows) == T + 1 \
-                and len(parts[0][2]) == r:
+        if (
+            buffer is not None
+            and len(parts) == 1
+            and parts[0][0] == 0
+            and min(parts[0][1], rows) == T + 1
+            and len(parts[0][2]) == r
+        ):
             # no run stopped early: every step of every run is in the buffer, already in place
             return buffer.astype(np.float64, copy=False)
         # rows after a run's last row are never read (the table keeps rows <= last_row): only a
@@ -552,7 +632,7 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
                 stop = min(stop, rows)
                 if stop <= start:
                     continue
-                block = buffer[:len(ids), start:stop]
+                block = buffer[: len(ids), start:stop]
                 # every run live: a plain slice (fancy indexing is ~3x slower on these sizes)
                 out[slice(None) if len(ids) == r else ids, start:stop] = block
         return out
@@ -581,8 +661,15 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         if layer_b is None:
             layer_m = None
         elif small:  # the kept gradients, summed per layer as the general path sums them
-            layer_m = np.sqrt(scatter(grad_h, (n_layers,), rows=grad_rows, fill=broke,
-                                      reduce=lambda block: _layer_squares(block, layout, layer_starts)))
+            layer_m = np.sqrt(
+                scatter(
+                    grad_h,
+                    (n_layers,),
+                    rows=grad_rows,
+                    fill=broke,
+                    reduce=lambda block: _layer_squares(block, layout, layer_starts),
+                )
+            )
         else:
             layer_m = np.sqrt(scatter(layer_b, (n_layers,)))
     path = None
@@ -591,21 +678,34 @@ def run_chunk(instance, registry, experiment: Experiment, configs: list[RunConfi
         path = scatter(path_h, (2,), rows=path_rows, fill=broke)
         if not broke:
             for j in np.flatnonzero(last_row < T).tolist():
-                path[j, last_row[j] + 1:] = nan
+                path[j, last_row[j] + 1 :] = nan
     # rows after a run's last row are not part of the tables (_assemble keeps rows <= last_row)
     step_m[np.arange(r), last_row] = nan  # no update is taken from a run's last row
     if tick is not None:
         tick(T)
     return {
         "run_ids": [c.run_id for c in configs],
-        "metrics": {"loss": loss_m, "learning_rate": lr_m, "step_size": step_m, "grad_norm": grad_m,
-                    "layers": layer_m, "test_loss": _scatter_or_none(scatter, test_loss_b),
-                    "test_accuracy": _scatter_or_none(scatter, test_acc_b),
-                    "sharpness": _scatter_or_none(scatter, sharp_b)},
-        "status": status, "error": errors, "diverged_at": diverged_at, "last_row": last_row,
-        "initial": initial, "final": final_params, "path": path, "snapshots": snapshots,
-        "sharpness_cost": None if tracker is None else {"measurements": tracker.measurements,
-                                                        "hessian_vector_products": tracker.products},
+        "metrics": {
+            "loss": loss_m,
+            "learning_rate": lr_m,
+            "step_size": step_m,
+            "grad_norm": grad_m,
+            "layers": layer_m,
+            "test_loss": _scatter_or_none(scatter, test_loss_b),
+            "test_accuracy": _scatter_or_none(scatter, test_acc_b),
+            "sharpness": _scatter_or_none(scatter, sharp_b),
+        },
+        "status": status,
+        "error": errors,
+        "diverged_at": diverged_at,
+        "last_row": last_row,
+        "initial": initial,
+        "final": final_params,
+        "path": path,
+        "snapshots": snapshots,
+        "sharpness_cost": None
+        if tracker is None
+        else {"measurements": tracker.measurements, "hessian_vector_products": tracker.products},
     }
 
 
@@ -615,8 +715,9 @@ def _layer_squares(block: np.ndarray, layout, layer_starts: np.ndarray | None) -
     if layer_starts is not None:
         per_layer = np.add.reduceat(squares, layer_starts, axis=2)
     else:
-        per_layer = np.stack([sum(squares[..., s].sum(axis=2) for s in slices)
-                              for _, slices in layout.layer_slices()], axis=2)
+        per_layer = np.stack(
+            [sum(squares[..., s].sum(axis=2) for s in slices) for _, slices in layout.layer_slices()], axis=2
+        )
     return per_layer.astype(np.float64, copy=False)
 
 
@@ -668,7 +769,7 @@ def _transposed(block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         except ValueError:  # this view of the buffer cannot be reinterpreted: copy as floats
             src, dst = block, out
     for start in range(0, src.shape[0], _TILE_ROWS):
-        dst[:, start:start + _TILE_ROWS] = np.swapaxes(src[start:start + _TILE_ROWS], 0, 1)
+        dst[:, start : start + _TILE_ROWS] = np.swapaxes(src[start : start + _TILE_ROWS], 0, 1)
     return out
 
 
@@ -678,8 +779,10 @@ def _scatter_or_none(scatter, buffer):
 
 
 def _shape_message(rule, updates, expected) -> str:
-    return (f"rule {rule.name!r} returned updates of shape "
-            f"{getattr(updates, 'shape', type(updates).__name__)}; expected {expected}")
+    return (
+        f"rule {rule.name!r} returned updates of shape "
+        f"{getattr(updates, 'shape', type(updates).__name__)}; expected {expected}"
+    )
 
 
 class _RuleResultError(ValueError):
@@ -700,8 +803,7 @@ def _rule_fault(rule, error: BaseException, result, started: bool) -> str:
     function = rule.update if started else rule.init
     if result is not _PENDING and not (isinstance(result, (tuple, list)) and len(result) == 2):
         got = "None" if result is None else f"{type(result).__name__} {getattr(result, 'shape', '')}".strip()
-        return (f"rule {rule.name!r} ({definition(function)}): update returned {got}; "
-                "expected a pair (updates, state)")
+        return f"rule {rule.name!r} ({definition(function)}): update returned {got}; expected a pair (updates, state)"
     if isinstance(error, _RuleResultError):
         return str(error).replace(f"rule {rule.name!r}", f"rule {rule.name!r} ({definition(function)})", 1)
     return fault("rule", rule.name, error, rule.init, rule.update, fallback=function)
@@ -737,8 +839,11 @@ def _stateful_step(groups, loss, t, rates_t, lr_m, active, status, errors, last_
                 rate, state = schedule.update(loss[rows], group.schedule_state, hyper, t)
                 rate = np.asarray(rate, dtype=np.float64)
             if rate.shape != (group.hi - group.lo,) or not np.isfinite(rate).all():
-                raise ScheduleResultError(schedule.name, f"update returned {_short_array(rate)} at step {t}; "
-                                          f"expected {group.hi - group.lo} finite learning rates, one per run")
+                raise ScheduleResultError(
+                    schedule.name,
+                    f"update returned {_short_array(rate)} at step {t}; "
+                    f"expected {group.hi - group.lo} finite learning rates, one per run",
+                )
         except KeyboardInterrupt:
             raise
         except BaseException as error:

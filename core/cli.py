@@ -38,7 +38,8 @@ class _Parser(argparse.ArgumentParser):
                 continue
             name = token.split("=", 1)[0]
             if name not in self._option_string_actions and not (
-                    name.startswith("--") and any(o.startswith(name) for o in known)):
+                name.startswith("--") and any(o.startswith(name) for o in known)
+            ):
                 unknown.append(token)
         return unknown
 
@@ -84,8 +85,10 @@ class ProgressBar:
         self.last = now
         fraction = min(done / total, 1.0)
         filled = int(round(self.width * fraction))
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:5.0%}  "
-                          f"{now - self.started:6.1f} s" + (self.counts(done, total, now) if self.unit else ""))
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:5.0%}  "
+            f"{now - self.started:6.1f} s" + (self.counts(done, total, now) if self.unit else "")
+        )
         if done >= total:
             self.stream.write("\n")
             self.finished = True
@@ -105,8 +108,13 @@ def _registry(plugin_paths, *, fatal_plugins: bool, warn: bool = True):
             raise PluginError(message)
         if warn:
             logger.warning(message)
-    logger.debug("plugins: %d rules, %d schedules, %d problems; plugin files: %s", len(registry.rules),
-                 len(registry.schedules), len(registry.problems), ", ".join(registry.plugin_paths) or "none")
+    logger.debug(
+        "plugins: %d rules, %d schedules, %d problems; plugin files: %s",
+        len(registry.rules),
+        len(registry.schedules),
+        len(registry.problems),
+        ", ".join(registry.plugin_paths) or "none",
+    )
     return registry
 
 
@@ -116,14 +124,19 @@ def _summary(results) -> str:
 
     runs = results.runs
     counts = runs["status"].value_counts()
-    lines = [f"{len(runs)} runs: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
-             + " (status rules: README, \"Run verdicts\")"]
+    lines = [
+        f"{len(runs)} runs: "
+        + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
+        + ' (status rules: README, "Run verdicts")'
+    ]
     for label, group in runs.groupby("label", sort=False):
         stable = group[group["status"].isin(STABLE)]
         if len(stable):
             best = stable.loc[stable["final_loss"].idxmin()]
-            lines.append(f"  {label}: best final loss {best['final_loss']:.4g} at learning rate "
-                         f"{best['learning_rate']:g} (seed {best['seed']}, {best['status']})")
+            lines.append(
+                f"  {label}: best final loss {best['final_loss']:.4g} at learning rate "
+                f"{best['learning_rate']:g} (seed {best['seed']}, {best['status']})"
+            )
         else:
             lines.append(f"  {label}: no run converged or was still progressing")
     flagged = runs[runs["status"].isin(FLAGGED)]
@@ -153,6 +166,7 @@ def cmd_run(args) -> int:
         _check_out_dir(os.environ[RESULTS_ENV], field=RESULTS_ENV)
     if experiment.protocol is not None:  # an honest comparison (docs/protocol.md): tune, then test
         from .protocol import run_from_cli
+
         return run_from_cli(experiment, registry, args)
     workers = _bounded_workers(args.workers, experiment.n_runs, quiet=args.quiet)
     # the problem is built here once more (cheap: parameters are allocated per chunk) so that a job
@@ -172,8 +186,12 @@ def cmd_run(args) -> int:
     if not args.quiet:
         print(_summary(results))
         print(f"wall time {results.meta['wall_time_s']:.2f} s")
-    logger.debug("%d runs in %d chunks on %d worker process(es)", results.meta["n_runs"],
-                 results.meta["chunks"], results.meta["workers"])
+    logger.debug(
+        "%d runs in %d chunks on %d worker process(es)",
+        results.meta["n_runs"],
+        results.meta["chunks"],
+        results.meta["workers"],
+    )
     print(f"results: {path}")
     return 0
 
@@ -212,18 +230,24 @@ def _run_on_dask(args, experiment, registry, workers):
     progress = None if args.quiet else ProgressBar(unit="tasks")
     client = connect(args.scheduler, n_workers=workers)
     try:
-        return run_sweep(experiment, folder, client=client, registry=registry, resume=args.resume is not None,
-                         progress=progress)
+        return run_sweep(
+            experiment, folder, client=client, registry=registry, resume=args.resume is not None, progress=progress
+        )
     except SpecError:
         raise
     except KeyboardInterrupt:
         if (folder / "experiment.toml").is_file():  # Ctrl-C after the sweep began: say how to go on
-            print(f"descentlab: the finished parts are kept; go on with: descentlab run {args.experiment} "
-                  f"--resume {folder}", file=sys.stderr)
+            print(
+                f"descentlab: the finished parts are kept; go on with: descentlab run {args.experiment} "
+                f"--resume {folder}",
+                file=sys.stderr,
+            )
         raise
     except Exception as error:  # a task failed (or the cluster went away): the parts written so far stay
-        raise SweepInterrupted(f"a task failed ({one_line(error)[:300]}); the finished parts are kept; "
-                               f"go on with: descentlab run {args.experiment} --resume {folder}") from None
+        raise SweepInterrupted(
+            f"a task failed ({one_line(error)[:300]}); the finished parts are kept; "
+            f"go on with: descentlab run {args.experiment} --resume {folder}"
+        ) from None
     finally:
         close(client)
 
@@ -283,17 +307,21 @@ def _torch_note(rule) -> str:
 
     def text(value):
         return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-    return (f"defaults differ from torch.optim.{torch_optimizer}: "
-            + ", ".join(f"{name} {text(own)} (torch {text(theirs)})" for name, own, theirs in differences))
+
+    return f"defaults differ from torch.optim.{torch_optimizer}: " + ", ".join(
+        f"{name} {text(own)} (torch {text(theirs)})" for name, own, theirs in differences
+    )
 
 
 def cmd_plugins(args) -> int:
     registry = _registry(args.plugin, fatal_plugins=False, warn=False)  # listed below instead
     out = []
-    for title, table, kind, attribute in (("Descent rules", registry.rules, "rule", "hyperparams"),
-                                          ("Schedules", registry.schedules, "schedule", "hyperparams"),
-                                          ("Problems", registry.problems, "problem", "settings"),
-                                          ("Gradient transforms", registry.transforms, "transform", "hyperparams")):
+    for title, table, kind, attribute in (
+        ("Descent rules", registry.rules, "rule", "hyperparams"),
+        ("Schedules", registry.schedules, "schedule", "hyperparams"),
+        ("Problems", registry.problems, "problem", "settings"),
+        ("Gradient transforms", registry.transforms, "transform", "hyperparams"),
+    ):
         out.append(f"{title}:")
         for name, declaration in table.items():
             summary = f" - {declaration.summary}" if declaration.summary else ""
@@ -304,8 +332,11 @@ def cmd_plugins(args) -> int:
                 if torch_line:
                     out.append(f"      {torch_line}")
             if kind == "transform":
-                out.append("      wrapper: after the rule, on its updates" if declaration.is_wrapper
-                           else "      before the rule, on the gradient")
+                out.append(
+                    "      wrapper: after the rule, on its updates"
+                    if declaration.is_wrapper
+                    else "      before the rule, on the gradient"
+                )
             if kind == "schedule" and declaration.joins:  # its fields are tables, not declared numbers
                 out.append("      joins schedules: schedules = [{name = ...}, ...], milestones = [m_1, ...]")
             if kind == "schedule" and declaration.stateful:
@@ -340,15 +371,20 @@ def cmd_check(args) -> int:
     from .conformance import check_rule, format_table
 
     if not args.targets and not args.all:
-        raise UsageError("descentlab check: name a rule or a plugin .py file, or use --all "
-                         "(see descentlab check --help)")
-    files: dict[str, str] = {}   # argument -> resolved path
+        raise UsageError(
+            "descentlab check: name a rule or a plugin .py file, or use --all (see descentlab check --help)"
+        )
+    files: dict[str, str] = {}  # argument -> resolved path
     for target in args.targets:
         if _is_plugin_path(target):
             path = Path(target).expanduser()
             if not path.is_file():
-                raise SpecError("check", target, "a registered rule name or an existing plugin .py file",
-                                hint="a folder" if path.is_dir() else "no such file")
+                raise SpecError(
+                    "check",
+                    target,
+                    "a registered rule name or an existing plugin .py file",
+                    hint="a folder" if path.is_dir() else "no such file",
+                )
             files[target] = str(path.resolve())
     registry = _registry(list(dict.fromkeys(files.values())), fatal_plugins=True)
     selected: dict = dict(registry.rules) if args.all else {}
@@ -356,13 +392,22 @@ def cmd_check(args) -> int:
         if target in files:
             names = [n for n in registry.rules if registry.origin("rule", n) == f"file {files[target]}"]
             if not names:
-                raise SpecError("check", target, "a plugin file that registers a descent rule",
-                                hint="it registers none: no @hookimpl register_optimizers calling register(...)")
+                raise SpecError(
+                    "check",
+                    target,
+                    "a plugin file that registers a descent rule",
+                    hint="it registers none: no @hookimpl register_optimizers calling register(...)",
+                )
         elif target in registry.rules:
             names = [target]
         else:
-            raise SpecError("check", target, "a registered rule name (one of " + ", ".join(sorted(registry.rules))
-                            + ") or the path of a plugin .py file")
+            raise SpecError(
+                "check",
+                target,
+                "a registered rule name (one of "
+                + ", ".join(sorted(registry.rules))
+                + ") or the path of a plugin .py file",
+            )
         selected.update({n: registry.rules[n] for n in names})
     results = {name: check_rule(rule) for name, rule in selected.items()}
     print(format_table(results, _check_marks()))
@@ -378,9 +423,11 @@ def cmd_new_rule(args) -> int:
     folder = written[0].parent
     for path in written:
         print(f"wrote {path}")
-    print(f"next: descentlab check {written[0]}\n"
-          f"      python -m pytest {written[1]}\n"
-          f"      pip install {folder}   # then descentlab finds {args.name!r} by its entry point")
+    print(
+        f"next: descentlab check {written[0]}\n"
+        f"      python -m pytest {written[1]}\n"
+        f"      pip install {folder}   # then descentlab finds {args.name!r} by its entry point"
+    )
     return 0
 
 
@@ -389,8 +436,9 @@ def _delegate(module_name: str, function: str, argv, what: str) -> int:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name and (module_name.startswith(error.name) or error.name.startswith(module_name)):
-            raise SpecError("command", what,
-                            f"a command whose module is installed ({module_name} is missing)") from None
+            raise SpecError(
+                "command", what, f"a command whose module is installed ({module_name} is missing)"
+            ) from None
         raise SpecError("command", what, "its dependencies installed", hint=f"missing module {error.name}") from None
     return int(getattr(module, function)(list(argv)) or 0)
 
@@ -426,22 +474,34 @@ def cmd_dashboard(args) -> int:
         serve = getattr(dashboard, "serve")
     except (ModuleNotFoundError, AttributeError) as error:
         raise SpecError("command", "dashboard", "the dashboard installed", hint=str(error)) from None
-    return int(serve(host=args.host, port=args.port, allow_plugin_files=args.allow_plugin_files,
-                     allow_paths=args.allow_path) or 0)
+    return int(
+        serve(host=args.host, port=args.port, allow_plugin_files=args.allow_plugin_files, allow_paths=args.allow_path)
+        or 0
+    )
 
 
 def _version() -> str:
     from . import __version__  # read from the installed metadata: pyproject.toml is its one source
+
     return __version__
 
 
 def _add_logging_options(parser, *, quiet_dest: str, verbose_dest: str) -> None:
     # separate destinations: a subcommand's defaults would overwrite the values parsed before it
-    parser.add_argument("-v", "--verbose", action="count", default=0, dest=verbose_dest,
-                        help="print details as well (debug lines on stderr)")
-    parser.add_argument("--quiet", action="store_true", dest=quiet_dest,
-                        help="only results, warnings and errors: no notes, progress bar or summary")
-
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        dest=verbose_dest,
+        help="print details as well (debug lines on stderr)",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        dest=quiet_dest,
+        help="only results, warnings and errors: no notes, progress bar or summary",
+    )
 
 
 def _leading_logging_options(argv: list[str]) -> tuple[int, bool, list[str]]:
@@ -463,71 +523,129 @@ def _leading_logging_options(argv: list[str]) -> tuple[int, bool, list[str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="descentlab",
-                     description="Compare gradient-descent variants on the same problem, data and initial weights.")
+    parser = _Parser(
+        prog="descentlab",
+        description="Compare gradient-descent variants on the same problem, data and initial weights.",
+    )
     parser.add_argument("--version", action="version", version=f"descentlab {_version()}")
     _add_logging_options(parser, quiet_dest="global_quiet", verbose_dest="verbose")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run an experiment file and save its results",
-                         description="Run every rule x hyperparameter x seed of an experiment file and write "
-                                     "a results folder <out>/<name>-<YYYYmmdd-HHMMSS>.")
+    run = sub.add_parser(
+        "run",
+        help="run an experiment file and save its results",
+        description="Run every rule x hyperparameter x seed of an experiment file and write "
+        "a results folder <out>/<name>-<YYYYmmdd-HHMMSS>.",
+    )
     run.add_argument("experiment", metavar="EXPERIMENT.toml", help="experiment file (see examples/)")
-    run.add_argument("--out", metavar="DIR", default=None,
-                     help="folder for results (default: $DESCENTLAB_RESULTS, else results)")
-    run.add_argument("--plugin", metavar="PATH", action="append", default=[],
-                     help="load descent rules/schedules/problems from a .py file (repeatable)")
-    run.add_argument("--workers", metavar="N", type=_workers, default=None,
-                     help="worker processes (default: both cores when the job is large enough; 1 = in process)")
-    run.add_argument("--executor", choices=EXECUTORS, default=None,
-                     help="local: this machine's process pool (default); dask: tasks on a Dask cluster, "
-                          "results written as parts (docs/cluster.md; needs the [distributed] extra)")
-    run.add_argument("--scheduler", metavar="ADDRESS", default=None,
-                     help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster of --workers "
-                          "processes, else every core)")
-    run.add_argument("--resume", metavar="DIR", default=None,
-                     help="go on with the unfinished Dask sweep in DIR: only tasks without parts are run")
+    run.add_argument(
+        "--out", metavar="DIR", default=None, help="folder for results (default: $DESCENTLAB_RESULTS, else results)"
+    )
+    run.add_argument(
+        "--plugin",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="load descent rules/schedules/problems from a .py file (repeatable)",
+    )
+    run.add_argument(
+        "--workers",
+        metavar="N",
+        type=_workers,
+        default=None,
+        help="worker processes (default: both cores when the job is large enough; 1 = in process)",
+    )
+    run.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default=None,
+        help="local: this machine's process pool (default); dask: tasks on a Dask cluster, "
+        "results written as parts (docs/cluster.md; needs the [distributed] extra)",
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster of --workers "
+        "processes, else every core)",
+    )
+    run.add_argument(
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="go on with the unfinished Dask sweep in DIR: only tasks without parts are run",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the results path")
-    run.add_argument("-v", "--verbose", action="count", default=0, dest="run_verbose",
-                     help="also print details (plugins, chunks, workers); as before the command")
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        dest="run_verbose",
+        help="also print details (plugins, chunks, workers); as before the command",
+    )
     run.set_defaults(handler=cmd_run)
 
-    plugins = sub.add_parser("plugins", help="list descent rules, schedules and problems with their hyperparameters",
-                             description="List every descent rule, schedule and problem, where it comes from, "
-                                         "and its hyperparameters with defaults and ranges; broken plugins last.")
-    plugins.add_argument("--plugin", metavar="PATH", action="append", default=[],
-                         help="also load plugins from this .py file (repeatable)")
+    plugins = sub.add_parser(
+        "plugins",
+        help="list descent rules, schedules and problems with their hyperparameters",
+        description="List every descent rule, schedule and problem, where it comes from, "
+        "and its hyperparameters with defaults and ranges; broken plugins last.",
+    )
+    plugins.add_argument(
+        "--plugin",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="also load plugins from this .py file (repeatable)",
+    )
     plugins.set_defaults(handler=cmd_plugins)
 
-    check = sub.add_parser("check", help="run the conformance battery on descent rules (exit 1 if one fails)",
-                           description="Run descentlab's conformance checks on rules named by their registered "
-                                       "name or by a plugin .py file (every rule it registers); print a rule x "
-                                       "check table with the reason for each failure. Exit 0 when every check "
-                                       "passes, 1 when one fails, 2 for bad input.")
-    check.add_argument("targets", nargs="*", metavar="RULE_OR_FILE",
-                       help="a registered rule name, or the path of a plugin .py file")
+    check = sub.add_parser(
+        "check",
+        help="run the conformance battery on descent rules (exit 1 if one fails)",
+        description="Run descentlab's conformance checks on rules named by their registered "
+        "name or by a plugin .py file (every rule it registers); print a rule x "
+        "check table with the reason for each failure. Exit 0 when every check "
+        "passes, 1 when one fails, 2 for bad input.",
+    )
+    check.add_argument(
+        "targets", nargs="*", metavar="RULE_OR_FILE", help="a registered rule name, or the path of a plugin .py file"
+    )
     check.add_argument("--all", action="store_true", help="check every registered rule")
     check.set_defaults(handler=cmd_check)
 
-    new_rule = sub.add_parser("new-rule", help="write a single-file plugin folder to start a descent rule from",
-                              description="Write descentlab_NAME/ (or DIR) with NAME.py (a working heavy-ball "
-                                          "momentum rule registered by the register_optimizers hook), "
-                                          "test_NAME.py (the conformance battery and a step computed by hand) "
-                                          "and pyproject.toml (its descentlab entry point). Never overwrites.")
+    new_rule = sub.add_parser(
+        "new-rule",
+        help="write a single-file plugin folder to start a descent rule from",
+        description="Write descentlab_NAME/ (or DIR) with NAME.py (a working heavy-ball "
+        "momentum rule registered by the register_optimizers hook), "
+        "test_NAME.py (the conformance battery and a step computed by hand) "
+        "and pyproject.toml (its descentlab entry point). Never overwrites.",
+    )
     new_rule.add_argument("name", metavar="NAME", help="the rule's name: a lowercase Python identifier")
     new_rule.add_argument("--dir", metavar="DIR", default=None, help="folder to write into (default descentlab_NAME)")
     new_rule.set_defaults(handler=cmd_new_rule)
 
-    dashboard = sub.add_parser("dashboard", help="open the interactive dashboard (Streamlit)",
-                               description="Serve the descentlab dashboard.")
+    dashboard = sub.add_parser(
+        "dashboard", help="open the interactive dashboard (Streamlit)", description="Serve the descentlab dashboard."
+    )
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     dashboard.add_argument("--port", type=_port, default=8501, help="port, 1-65535 (default 8501)")
-    dashboard.add_argument("--allow-plugin-files", action="store_true",
-                           help="let visitors load plugin .py files from the Plugins page even when not bound "
-                                "to loopback (they run as code on this machine)")
-    dashboard.add_argument("--allow-path", metavar="DIR", action="append", default=[],
-                           help="also let the dashboard read data files and results under DIR (repeatable; "
-                                "always allowed: the results folder and the working directory)")
+    dashboard.add_argument(
+        "--allow-plugin-files",
+        action="store_true",
+        help="let visitors load plugin .py files from the Plugins page even when not bound "
+        "to loopback (they run as code on this machine)",
+    )
+    dashboard.add_argument(
+        "--allow-path",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="also let the dashboard read data files and results under DIR (repeatable; "
+        "always allowed: the results folder and the working directory)",
+    )
     dashboard.set_defaults(handler=cmd_dashboard)
 
     for name, (module, function, text) in DELEGATED.items():
@@ -640,8 +758,10 @@ def _main(argv=None) -> int:
         print(f"descentlab: error: {one_line(error)}", file=sys.stderr)
         return 1
     except BrokenProcessPool as error:
-        print(f"descentlab: error: a worker process died ({one_line(error)}); nothing was written; "
-              "try --workers 1", file=sys.stderr)
+        print(
+            f"descentlab: error: a worker process died ({one_line(error)}); nothing was written; try --workers 1",
+            file=sys.stderr,
+        )
         return 1
 
 

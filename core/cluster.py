@@ -35,6 +35,7 @@ def check_scheduler(address: str) -> str:
 
 def _distributed():
     from .extras import require
+
     return require("distributed", "descentlab run --executor dask", EXTRA)
 
 
@@ -48,12 +49,21 @@ def connect(scheduler: str | None = None, n_workers: int | None = None):
         try:
             return distributed.Client(address, timeout=CONNECT_SECONDS)
         except (OSError, TimeoutError) as error:
-            raise SpecError("--scheduler", scheduler, "the address of a running Dask scheduler",
-                            hint=f"no answer in {CONNECT_SECONDS} s: {type(error).__name__}") from None
+            raise SpecError(
+                "--scheduler",
+                scheduler,
+                "the address of a running Dask scheduler",
+                hint=f"no answer in {CONNECT_SECONDS} s: {type(error).__name__}",
+            ) from None
     # A Client without an address starts a LocalCluster with these arguments and closes it with
     # itself. Processes, one thread each: the engine holds the GIL, so threads would share one core.
-    return distributed.Client(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                              dashboard_address=None, host="127.0.0.1")
+    return distributed.Client(
+        n_workers=n_workers or os.cpu_count() or 1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+    )
 
 
 def close(client) -> None:
@@ -61,8 +71,15 @@ def close(client) -> None:
     client.close()
 
 
-def run_sweep(experiment, folder, *, client, registry=None, resume: bool = False,
-              progress: Callable[[int, int], None] | None = None):
+def run_sweep(
+    experiment,
+    folder,
+    *,
+    client,
+    registry=None,
+    resume: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+):
     """Run ``experiment`` as tasks on ``client`` (a ``distributed.Client`` or any Executor), each
     writing its parts into ``folder``; return the :class:`~descentlab.records.Results` read back.
 
@@ -82,19 +99,31 @@ def run_sweep(experiment, folder, *, client, registry=None, resume: bool = False
     started = time.perf_counter()
     folder = Path(folder)
     if not _rebuildable(registry, experiment):
-        raise SpecError("--executor", "dask", "local for plugins registered in this process only "
-                        "(load them from a file or a package so that Dask workers can rebuild them)")
+        raise SpecError(
+            "--executor",
+            "dask",
+            "local for plugins registered in this process only "
+            "(load them from a file or a package so that Dask workers can rebuild them)",
+        )
     instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     check_job(experiment, instance)
     spec_file = folder / "experiment.toml"
     if resume:
         if not spec_file.is_file():
-            raise SpecError("--resume", str(folder), "a folder written by descentlab run --executor dask",
-                            hint="it has no experiment.toml")
+            raise SpecError(
+                "--resume",
+                str(folder),
+                "a folder written by descentlab run --executor dask",
+                hint="it has no experiment.toml",
+            )
         saved = Experiment.from_dict(parse_toml(spec_file.read_text(encoding="utf-8")), strict=False)
         if saved.to_dict() != experiment.to_dict():
-            raise SpecError("--resume", str(folder), "the folder of this same experiment",
-                            hint="its experiment.toml differs from the experiment given")
+            raise SpecError(
+                "--resume",
+                str(folder),
+                "the folder of this same experiment",
+                hint="its experiment.toml differs from the experiment given",
+            )
         if (folder / "meta.json").exists():
             (folder / "meta.json").unlink()  # rewritten at the end; a folder being resumed is not finished
         _remove_temporaries(folder)
@@ -113,8 +142,11 @@ def run_sweep(experiment, folder, *, client, registry=None, resume: bool = False
     if progress is not None:
         progress(done, total)
     executor, n_workers = executor_and_workers(client)
-    payload = {"experiment": experiment.to_dict(), "plugin_paths": list(registry.plugin_paths),
-               "folder": str(folder.resolve())}
+    payload = {
+        "experiment": experiment.to_dict(),
+        "plugin_paths": list(registry.plugin_paths),
+        "folder": str(folder.resolve()),
+    }
     from .parts import run_task
 
     futures = [executor.submit(run_task, {**payload, **task}) for task in todo]
@@ -132,12 +164,19 @@ def run_sweep(experiment, folder, *, client, registry=None, resume: bool = False
     runs, metrics, weights = read_parts(folder, experiment)
     problem_info = _json_ready(_describe(experiment, instance))
     costs = [s["sharpness_cost"] for s in summaries if s.get("sharpness_cost")]
-    cost = ({k: int(sum(c[k] for c in costs)) for k in ("measurements", "hessian_vector_products")}
-            if costs else None)
-    meta = build_meta(experiment, registry, wall_time=time.perf_counter() - started, problem_info=problem_info,
-                      workers=n_workers, n_chunks=total, sharpness_cost=cost)
+    cost = {k: int(sum(c[k] for c in costs)) for k in ("measurements", "hessian_vector_products")} if costs else None
+    meta = build_meta(
+        experiment,
+        registry,
+        wall_time=time.perf_counter() - started,
+        problem_info=problem_info,
+        workers=n_workers,
+        n_chunks=total,
+        sharpness_cost=cost,
+    )
     meta["command"] = f"descentlab run {spec_file} --executor dask" + "".join(
-        f" --plugin {path}" for path in registry.plugin_paths)
+        f" --plugin {path}" for path in registry.plugin_paths
+    )
     meta["layout"] = "partitioned"
     meta["tasks_run"] = len(todo)  # the others were found done (a resumed sweep)
     write_text_atomic(folder / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")

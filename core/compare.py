@@ -42,8 +42,18 @@ def _entry(rule: Any, index: int, learning_rates) -> dict:
     return entry
 
 
-def compare(problem: str | dict, rules: Iterable, *, learning_rates=None, seeds=3, name: str | None = None,
-            schedules: Iterable[Schedule] = (), registry=None, workers: int | None = None, **settings):
+def compare(
+    problem: str | dict,
+    rules: Iterable,
+    *,
+    learning_rates=None,
+    seeds=3,
+    name: str | None = None,
+    schedules: Iterable[Schedule] = (),
+    registry=None,
+    workers: int | None = None,
+    **settings,
+):
     """Run ``rules`` on ``problem`` from the same data and initial weights, and return the ``Results``.
 
     - ``problem``: a registered problem's name, or a dict ``{"name": ..., <setting>: value}``.
@@ -70,9 +80,12 @@ def compare(problem: str | dict, rules: Iterable, *, learning_rates=None, seeds=
         if registry.errors:
             raise SpecError("rules", "; ".join(registry.errors), "rules whose names are not registered yet")
     registry = registry or get_registry()
-    spec = {"problem": {"name": problem} if isinstance(problem, str) else dict(problem),
-            "rules": [_entry(rule, i, learning_rates) for i, rule in enumerate(rules)],
-            "seeds": seeds, **settings}
+    spec = {
+        "problem": {"name": problem} if isinstance(problem, str) else dict(problem),
+        "rules": [_entry(rule, i, learning_rates) for i, rule in enumerate(rules)],
+        "seeds": seeds,
+        **settings,
+    }
     experiment = Experiment.from_dict(spec, registry, name=name or _default_name(spec))
     return run_experiment(experiment, registry=registry, workers=workers)
 

@@ -17,9 +17,9 @@ import numpy as np
 from .declarations import DescentRule
 from .layout import ParamLayout
 
-RUNS, PARAMS, STEPS = 3, 5, 6     # small enough to run in milliseconds, big enough to mix rows
-BRACKET = 0.03                    # the stability edge must lie within ±3 % of c/λ
-EDGE_STEPS = 2000                 # steps on the quadratic: (1 − 3 %)^2000 separates stable from not
+RUNS, PARAMS, STEPS = 3, 5, 6  # small enough to run in milliseconds, big enough to mix rows
+BRACKET = 0.03  # the stability edge must lie within ±3 % of c/λ
+EDGE_STEPS = 2000  # steps on the quadratic: (1 − 3 %)^2000 separates stable from not
 # what a rule that ``uses_layout`` is told the PARAMS columns hold: a 2×2 matrix and a vector of 1
 LAYOUT = ParamLayout([("weight", (2, 2), "layer"), ("bias", (1,), "layer")])
 
@@ -73,7 +73,7 @@ def _trajectory(rule: DescentRule, params, grads, rates, hyper, keep_rows=None):
         if keep_rows is not None and step >= 2:
             grad = grad[keep_rows]
         with np.errstate(all="ignore"):  # an overflowing step is a result here, not an error
-            rate = rates if rates.shape[1] == 1 else rates[:, step:step + 1]
+            rate = rates if rates.shape[1] == 1 else rates[:, step : step + 1]
             updates, state = rule.update(grad.copy(), state, params, rate, hyper, step)
             params = params + np.asarray(updates)
         out.append(params.copy())
@@ -82,10 +82,12 @@ def _trajectory(rule: DescentRule, params, grads, rates, hyper, keep_rows=None):
 
 def _take(state, rows, n_rows):
     """The state with only ``rows`` of its run axis: what the runner does when runs diverge."""
+
     def take(a):
         if isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == n_rows:
             return np.ascontiguousarray(a[rows])
         return a
+
     if isinstance(state, tuple) and hasattr(state, "_fields"):
         return type(state)(*(take(a) for a in state))
     if isinstance(state, tuple):
@@ -110,8 +112,7 @@ def check_contract(rule: DescentRule, dtype=np.float64) -> str:
     state = _start(rule, params.copy(), hyper)
     result = rule.update(grads[0].copy(), state, params.copy(), rates, hyper, 0)
     if not (isinstance(result, tuple) and len(result) == 2):
-        return (f"update returned {type(result).__name__}, not the pair (updates, state): "
-                "return updates, state")
+        return f"update returned {type(result).__name__}, not the pair (updates, state): return updates, state"
     updates = np.asarray(result[0])
     if updates.shape != params.shape:
         return f"updates have shape {updates.shape}, params {params.shape}: return one update per parameter"
@@ -138,12 +139,15 @@ def check_runs_independent(rule: DescentRule) -> str:
     params, grads, rates = _inputs(np.float64)
     together = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
     for r in range(RUNS):
-        alone = _trajectory(rule, params[r:r + 1], [g[r:r + 1] for g in grads], rates[r:r + 1],
-                            _hyper(rule, 1, np.float64))
+        alone = _trajectory(
+            rule, params[r : r + 1], [g[r : r + 1] for g in grads], rates[r : r + 1], _hyper(rule, 1, np.float64)
+        )
         for step, (a, b) in enumerate(zip(alone, together)):
             if not np.array_equal(a[0], b[r]):
-                return (f"run {r} stacked with others differs from run {r} alone at step {step} "
-                        f"(max gap {float(np.max(np.abs(a[0] - b[r]))):.3g}): no value may mix runs")
+                return (
+                    f"run {r} stacked with others differs from run {r} alone at step {step} "
+                    f"(max gap {float(np.max(np.abs(a[0] - b[r]))):.3g}): no value may mix runs"
+                )
     return ""
 
 
@@ -154,8 +158,10 @@ def check_dropping_rows(rule: DescentRule) -> str:
     kept = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64), keep_rows=keep)
     for step in range(2, STEPS):
         if not np.array_equal(kept[step], full[step][keep]):
-            return (f"after dropping run 1 from the state (as the runner does for a diverged run), runs 0 and 2 "
-                    f"changed at step {step}: every state field needs the run axis first")
+            return (
+                f"after dropping run 1 from the state (as the runner does for a diverged run), runs 0 and 2 "
+                f"changed at step {step}: every state field needs the run axis first"
+            )
     return ""
 
 
@@ -182,8 +188,10 @@ def check_zero_gradient(rule: DescentRule) -> str:
     path = _trajectory(rule, params, zeros, rates, _hyper(rule, RUNS, np.float64))
     moved = max(float(np.max(np.abs(p - params))) for p in path)
     if not moved == 0.0:
-        return (f"a zero gradient moved the parameters by up to {moved:.3g}; a rule that should (decoupled "
-                "weight decay) declares moves_without_gradient=True")
+        return (
+            f"a zero gradient moved the parameters by up to {moved:.3g}; a rule that should (decoupled "
+            "weight decay) declares moves_without_gradient=True"
+        )
     return ""
 
 
@@ -198,8 +206,13 @@ def _other_values(h):
         return []
     low = h.low if h.low is not None else -math.inf
     high = h.high if h.high is not None else math.inf
-    candidates = ([h.default * 2, h.default / 2] if h.default else []) + [h.default + 0.5, h.default - 0.5,
-                                                                            h.default + 0.05, 0.5, 1e-3]
+    candidates = ([h.default * 2, h.default / 2] if h.default else []) + [
+        h.default + 0.5,
+        h.default - 0.5,
+        h.default + 0.05,
+        0.5,
+        1e-3,
+    ]
     values = []
     for value in candidates:
         value = int(round(value)) if h.kind == "int" else float(value)
@@ -231,10 +244,12 @@ def check_hyperparameters_used(rule: DescentRule) -> str:
         changed = False
         for value in values:
             for extra in ({}, {o.name: True for o in rule.hyperparams if o.kind == "bool" and o.name != h.name}):
-                path = _trajectory(rule, params, grads, rates,
-                                   _hyper(rule, RUNS, np.float64, {**extra, h.name: value}))
-                reference = base if not extra else _trajectory(rule, params, grads, rates,
-                                                               _hyper(rule, RUNS, np.float64, extra))
+                path = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64, {**extra, h.name: value}))
+                reference = (
+                    base
+                    if not extra
+                    else _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64, extra))
+                )
                 if any(not np.array_equal(a, b) for a, b in zip(path, reference)):
                     changed = True
                     break
@@ -285,11 +300,15 @@ def check_stability_threshold(rule: DescentRule) -> str:
         loss = 0.5 * lam * params[:, 0] ** 2
     below, above = loss
     if not below < start:
-        return (f"declared stable iff α·λ < {c:g}, but α·λ = {alphas[0] * lam:.4g} did not converge on "
-                f"J = ½·{lam:g}θ² ({EDGE_STEPS} steps)")
+        return (
+            f"declared stable iff α·λ < {c:g}, but α·λ = {alphas[0] * lam:.4g} did not converge on "
+            f"J = ½·{lam:g}θ² ({EDGE_STEPS} steps)"
+        )
     if not (above > start or not math.isfinite(above)):
-        return (f"declared stable iff α·λ < {c:g}, but α·λ = {alphas[1] * lam:.4g} did not diverge on "
-                f"J = ½·{lam:g}θ² ({EDGE_STEPS} steps)")
+        return (
+            f"declared stable iff α·λ < {c:g}, but α·λ = {alphas[1] * lam:.4g} did not diverge on "
+            f"J = ½·{lam:g}θ² ({EDGE_STEPS} steps)"
+        )
     return ""
 
 
@@ -309,6 +328,7 @@ CHECKS: tuple[tuple[str, Callable[[DescentRule], str]], ...] = (
 
 def check_rule(rule: DescentRule) -> list[CheckResult]:
     """Every conformance check on ``rule``, in order; a failing check does not stop the others."""
+
     def bound(check: Callable[[DescentRule], str]) -> Callable[[], str]:
         return lambda: check(rule)
 
@@ -345,8 +365,10 @@ def format_table(results: dict[str, list[CheckResult]], marks: tuple[str, str, s
                 failures.append(f"  {failed_mark} {rule}: {n} {result.name}: {one_line_reason(result.reason)}")
         skipped = [n for n, r in zip(numbers, checks) if not r.passed and r.reason.startswith(SKIPPED)]
         if skipped:
-            failures.append(f"  {skipped_mark} {rule}: checks {skipped[0]}-{skipped[-1]} skipped "
-                            f"({checks[int(skipped[0]) - 1].reason[len(SKIPPED):]})")
+            failures.append(
+                f"  {skipped_mark} {rule}: checks {skipped[0]}-{skipped[-1]} skipped "
+                f"({checks[int(skipped[0]) - 1].reason[len(SKIPPED) :]})"
+            )
         lines.append(f"{rule:<{width}}  " + " ".join(f"{m:>2}" for m in row))
     if failures:
         lines += ["", "failures:"] + failures

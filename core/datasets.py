@@ -77,15 +77,29 @@ def sine(samples: int, noise: float, rng: np.random.Generator, periods: float = 
     return x, np.sin(x) + noise * rng.standard_normal((samples, 1))
 
 
-def line(samples: int, noise: float, rng: np.random.Generator, slope: float = 2.0, intercept: float = -1.0,
-         x_low: float = 0.0, x_high: float = 2.0):
+def line(
+    samples: int,
+    noise: float,
+    rng: np.random.Generator,
+    slope: float = 2.0,
+    intercept: float = -1.0,
+    x_low: float = 0.0,
+    x_high: float = 2.0,
+):
     """Regression: x uniform in [x_low, x_high], y = slope·x + intercept + noise·N(0, 1)."""
     x = rng.uniform(x_low, x_high, (samples, 1))
     return x, slope * x + intercept + noise * rng.standard_normal((samples, 1))
 
 
-GENERATORS = {"xor": xor, "moons": moons, "circles": circles, "spirals": spirals, "blobs": blobs,
-              "sine": sine, "line": line}
+GENERATORS = {
+    "xor": xor,
+    "moons": moons,
+    "circles": circles,
+    "spirals": spirals,
+    "blobs": blobs,
+    "sine": sine,
+    "line": line,
+}
 
 # -- split, standardisation, targets ---------------------------------------------------------------
 
@@ -139,9 +153,12 @@ def _check_finite_columns(names, what: str, *arrays) -> None:
             name = names[j] if j < len(names) else f"column {j + 1}"
             raw = [a[:, j] for a in arrays[2:]]  # the raw columns, when given, for the message
             biggest = max((float(np.max(np.abs(r))) for r in raw if len(r)), default=float("nan"))
-            raise SpecError(f"{what} column {name!r}", f"values up to {biggest:.3g}" if raw else "non-finite values",
-                            "values whose mean and spread fit in a float64 (|value| well below 1e308)",
-                            hint="rescale the column, e.g. change its units")
+            raise SpecError(
+                f"{what} column {name!r}",
+                f"values up to {biggest:.3g}" if raw else "non-finite values",
+                "values whose mean and spread fit in a float64 (|value| well below 1e308)",
+                hint="rescale the column, e.g. change its units",
+            )
 
 
 def encode_targets(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -159,8 +176,19 @@ def loss_for(task: str, n_outputs_or_classes: int) -> str:
     return "bce_logits" if n_outputs_or_classes == 2 else "softmax_ce"
 
 
-def make_dataset(x, y, task: str, *, test_fraction: float = 0.2, seed: int = 0, standardize_inputs=False,
-                 standardize_target=False, n_classes: int | None = None, feature_names=(), class_names=()):
+def make_dataset(
+    x,
+    y,
+    task: str,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    standardize_inputs=False,
+    standardize_target=False,
+    n_classes: int | None = None,
+    feature_names=(),
+    class_names=(),
+):
     """Split ``x`` and ``y`` (labels for classification, ``(N, k)`` targets for regression) into a Dataset.
 
     Standardisation statistics (inputs, and regression targets when asked) come from the
@@ -185,37 +213,66 @@ def make_dataset(x, y, task: str, *, test_fraction: float = 0.2, seed: int = 0, 
     y_mean, y_std = np.zeros(targets.shape[1]), np.ones(targets.shape[1])
     if task == "regression" and standardize_target:
         y_train, y_test, y_mean, y_std = standardize(y_train, y_test)
-        _check_finite_columns([f"target {k + 1}" if targets.shape[1] > 1 else "target"
-                               for k in range(targets.shape[1])], "regression",
-                              np.vstack([y_train, y_test]), np.vstack([y_mean, y_std]), targets)
-    dataset = Dataset(np.ascontiguousarray(x_train), np.ascontiguousarray(y_train),
-                      np.ascontiguousarray(x_test), np.ascontiguousarray(y_test), task,
-                      feature_names=list(feature_names) or [f"x{i + 1}" for i in range(x.shape[1])],
-                      class_names=list(class_names) if task == "classification" else [])
+        _check_finite_columns(
+            [f"target {k + 1}" if targets.shape[1] > 1 else "target" for k in range(targets.shape[1])],
+            "regression",
+            np.vstack([y_train, y_test]),
+            np.vstack([y_mean, y_std]),
+            targets,
+        )
+    dataset = Dataset(
+        np.ascontiguousarray(x_train),
+        np.ascontiguousarray(y_train),
+        np.ascontiguousarray(x_test),
+        np.ascontiguousarray(y_test),
+        task,
+        feature_names=list(feature_names) or [f"x{i + 1}" for i in range(x.shape[1])],
+        class_names=list(class_names) if task == "classification" else [],
+    )
     dataset.x_mean, dataset.x_std, dataset.y_mean, dataset.y_std = x_mean, x_std, y_mean, y_std
     dataset.train_index, dataset.test_index = train, test
     return dataset
 
 
-def generated(name: str, *, samples: int, noise: float, seed: int, test_fraction: float = 0.2,
-              standardize_inputs: bool = False, **options) -> Dataset:
+def generated(
+    name: str,
+    *,
+    samples: int,
+    noise: float,
+    seed: int,
+    test_fraction: float = 0.2,
+    standardize_inputs: bool = False,
+    **options,
+) -> Dataset:
     """A Dataset from one of :data:`GENERATORS`; the same arguments always give the same data."""
     rng = np.random.default_rng([int(seed), 0])
     x, y = GENERATORS[name](int(samples), float(noise), rng, **options)
     task = "regression" if name in ("sine", "line") else "classification"
     n_classes = options.get("classes", 2) if task == "classification" else None
-    return make_dataset(x, y, task, test_fraction=test_fraction, seed=seed,
-                        standardize_inputs=standardize_inputs, n_classes=n_classes)
+    return make_dataset(
+        x, y, task, test_fraction=test_fraction, seed=seed, standardize_inputs=standardize_inputs, n_classes=n_classes
+    )
 
 
 # -- real data shipped with scikit-learn (no network) -----------------------------------------------
 
-SKLEARN_SETS = {"digits": "classification", "iris": "classification", "breast_cancer": "classification",
-                "diabetes": "regression"}
+SKLEARN_SETS = {
+    "digits": "classification",
+    "iris": "classification",
+    "breast_cancer": "classification",
+    "diabetes": "regression",
+}
 
 
-def load_sklearn(name: str, *, seed: int = 0, test_fraction: float = 0.2, samples: int = 0,
-                 standardize_inputs: bool = True, standardize_target: bool = True) -> Dataset:
+def load_sklearn(
+    name: str,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    samples: int = 0,
+    standardize_inputs: bool = True,
+    standardize_target: bool = True,
+) -> Dataset:
     """One of scikit-learn's bundled sets (read from the installed package, never downloaded).
 
     ``samples`` > 0 keeps a seeded random subset of that many rows. Regression targets are
@@ -236,12 +293,27 @@ def load_sklearn(name: str, *, seed: int = 0, test_fraction: float = 0.2, sample
     feature_names = [str(f) for f in getattr(bunch, "feature_names", [])] or []
     if task == "classification":
         class_names = [str(c) for c in getattr(bunch, "target_names", [])]
-        return make_dataset(x, y, task, test_fraction=test_fraction, seed=seed,
-                            standardize_inputs=standardize_inputs, n_classes=len(class_names),
-                            feature_names=feature_names, class_names=class_names)
-    return make_dataset(x, y.reshape(-1, 1), task, test_fraction=test_fraction, seed=seed,
-                        standardize_inputs=standardize_inputs, standardize_target=standardize_target,
-                        feature_names=feature_names)
+        return make_dataset(
+            x,
+            y,
+            task,
+            test_fraction=test_fraction,
+            seed=seed,
+            standardize_inputs=standardize_inputs,
+            n_classes=len(class_names),
+            feature_names=feature_names,
+            class_names=class_names,
+        )
+    return make_dataset(
+        x,
+        y.reshape(-1, 1),
+        task,
+        test_fraction=test_fraction,
+        seed=seed,
+        standardize_inputs=standardize_inputs,
+        standardize_target=standardize_target,
+        feature_names=feature_names,
+    )
 
 
 # -- a user's CSV file -----------------------------------------------------------------------------
@@ -286,20 +358,30 @@ def read_csv(path, target: str, task: str):
     try:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
-        raise SpecError(where, str(path), "a readable UTF-8 CSV file",
-                        hint=type(error).__name__) from None
-    rows = [(number, row) for number, row in enumerate(csv.reader(text.splitlines()), start=1)
-            if any(cell.strip() for cell in row)]
+        raise SpecError(where, str(path), "a readable UTF-8 CSV file", hint=type(error).__name__) from None
+    rows = [
+        (number, row)
+        for number, row in enumerate(csv.reader(text.splitlines()), start=1)
+        if any(cell.strip() for cell in row)
+    ]
     if not rows:
         raise SpecError(where, str(path), "a CSV file with a header row and data rows", hint="the file is empty")
     header_line, header = rows[0]
     header = [h.strip() for h in header]
     if len(rows) == 1:
-        raise SpecError(where, str(path), "a CSV file with a header row and data rows",
-                        hint="the file has a header but no data rows")
+        raise SpecError(
+            where,
+            str(path),
+            "a CSV file with a header row and data rows",
+            hint="the file has a header but no data rows",
+        )
     if target not in header:
-        raise SpecError("problem.target", target, f"the name of a column in the header row (line {header_line}) of "
-                        f"{file.name}", hint=f"none of its {len(header)} column(s) has that name")
+        raise SpecError(
+            "problem.target",
+            target,
+            f"the name of a column in the header row (line {header_line}) of {file.name}",
+            hint=f"none of its {len(header)} column(s) has that name",
+        )
     if len(header) < 2:
         raise SpecError(where, str(path), "a CSV file with at least one input column besides the target")
     t = header.index(target)
@@ -308,29 +390,39 @@ def read_csv(path, target: str, task: str):
     y = []
     for i, (line_number, row) in enumerate(rows[1:]):
         if len(row) != len(header):
-            raise SpecError(f"{file.name} line {line_number}", _Described(f"{len(row)} cells"),
-                            f"{len(header)} cells, as in the header")
+            raise SpecError(
+                f"{file.name} line {line_number}",
+                _Described(f"{len(row)} cells"),
+                f"{len(header)} cells, as in the header",
+            )
         column = 0
         for j, cell in enumerate(row):
             if j == t:
                 if not cell.strip():
-                    raise SpecError(f"{file.name} line {line_number}, column {j + 1} (target {target!r})",
-                                    _Described("an empty cell"), "a target value")
+                    raise SpecError(
+                        f"{file.name} line {line_number}, column {j + 1} (target {target!r})",
+                        _Described("an empty cell"),
+                        "a target value",
+                    )
                 y.append(cell.strip())
                 continue
             try:
                 x[i, column] = _number(cell.strip())
             except ValueError:
-                raise SpecError(f"{file.name} line {line_number}, column {j + 1}", _cell_description(cell),
-                                "a number") from None
+                raise SpecError(
+                    f"{file.name} line {line_number}, column {j + 1}", _cell_description(cell), "a number"
+                ) from None
             column += 1
     if task == "regression":
         for (line_number, _), cell in zip(rows[1:], y):
             try:
                 _number(cell)
             except ValueError:
-                raise SpecError(f"{file.name} line {line_number}, column {t + 1} (target {target!r})",
-                                _cell_description(cell), "a number (task is regression)") from None
+                raise SpecError(
+                    f"{file.name} line {line_number}, column {t + 1} (target {target!r})",
+                    _cell_description(cell),
+                    "a number (task is regression)",
+                ) from None
     return x, y, features
 
 
@@ -355,13 +447,24 @@ def _check_magnitude(x: np.ndarray, names, setting: str) -> None:
     for j, name in enumerate(names):
         biggest = float(np.max(np.abs(x[:, j]))) if len(x) else 0.0
         if biggest > MAX_RAW_MAGNITUDE:
-            raise SpecError(f"column {name!r}", f"values up to {biggest:.3g}",
-                            f"|values| <= {MAX_RAW_MAGNITUDE:g} without standardisation",
-                            hint=f"set problem.{setting} = true or rescale the column")
+            raise SpecError(
+                f"column {name!r}",
+                f"values up to {biggest:.3g}",
+                f"|values| <= {MAX_RAW_MAGNITUDE:g} without standardisation",
+                hint=f"set problem.{setting} = true or rescale the column",
+            )
 
 
-def load_csv(path, target: str, task: str = "regression", *, seed: int = 0, test_fraction: float = 0.2,
-             standardize_inputs: bool = True, standardize_target: bool = True) -> Dataset:
+def load_csv(
+    path,
+    target: str,
+    task: str = "regression",
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    standardize_inputs: bool = True,
+    standardize_target: bool = True,
+) -> Dataset:
     """A user's CSV file as a Dataset: inputs standardised with training statistics.
 
     Classification labels may be numbers or text; classes are the sorted distinct values.
@@ -374,18 +477,32 @@ def load_csv(path, target: str, task: str = "regression", *, seed: int = 0, test
     if task == "regression":
         if not standardize_target:
             _check_magnitude(np.array([[float(v)] for v in y]), [target], "standardize_target")
-        return make_dataset(x, np.array([float(v) for v in y]).reshape(-1, 1), task, test_fraction=test_fraction,
-                            seed=seed, standardize_inputs=standardize_inputs,
-                            standardize_target=standardize_target, feature_names=features)
+        return make_dataset(
+            x,
+            np.array([float(v) for v in y]).reshape(-1, 1),
+            task,
+            test_fraction=test_fraction,
+            seed=seed,
+            standardize_inputs=standardize_inputs,
+            standardize_target=standardize_target,
+            feature_names=features,
+        )
     try:  # numeric labels sort numerically ("10" after "9"), text labels alphabetically
         classes = sorted(set(y), key=float)
     except ValueError:
         classes = sorted(set(y))
     if len(classes) < 2:
-        raise SpecError("problem.target", target, "a column with at least two classes",
-                        hint=f"only {classes!r} found")
+        raise SpecError("problem.target", target, "a column with at least two classes", hint=f"only {classes!r} found")
     index = {c: k for k, c in enumerate(classes)}
     labels = np.array([index[v] for v in y])
-    return make_dataset(x, labels, task, test_fraction=test_fraction, seed=seed,
-                        standardize_inputs=standardize_inputs, n_classes=len(classes),
-                        feature_names=features, class_names=classes)
+    return make_dataset(
+        x,
+        labels,
+        task,
+        test_fraction=test_fraction,
+        seed=seed,
+        standardize_inputs=standardize_inputs,
+        n_classes=len(classes),
+        feature_names=features,
+        class_names=classes,
+    )

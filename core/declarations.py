@@ -71,8 +71,8 @@ class HyperParam:
             if isinstance(value, int) and not isinstance(value, bool):
                 value = [value]
             if not isinstance(value, (list, tuple)) or any(
-                    isinstance(v, bool) or not isinstance(v, int) or (self.low is not None and v < self.low)
-                    for v in value):
+                isinstance(v, bool) or not isinstance(v, int) or (self.low is not None and v < self.low) for v in value
+            ):
                 raise bad
             return list(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -99,10 +99,15 @@ class HyperParam:
             raise ValueError(f"hyperparameter {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
         if self.kind == "choice" and not self.choices:
             raise ValueError(f"hyperparameter {self.name!r}: a choice needs choices")
-        if self.log and self.kind in ("float", "int") and (self.low is None or self.low < 0 or
-                                                           (self.low == 0 and not self.low_open)):
-            raise ValueError(f"hyperparameter {self.name!r}: log=True with low={self.low!r}; accepted: low > 0, "
-                             "or low=0 with low_open=True (0 itself excluded, every positive value allowed)")
+        if (
+            self.log
+            and self.kind in ("float", "int")
+            and (self.low is None or self.low < 0 or (self.low == 0 and not self.low_open))
+        ):
+            raise ValueError(
+                f"hyperparameter {self.name!r}: log=True with low={self.low!r}; accepted: low > 0, "
+                "or low=0 with low_open=True (0 itself excluded, every positive value allowed)"
+            )
         try:
             self.check(self.default)
         except SpecError as error:
@@ -183,8 +188,12 @@ class DescentRule:
     def torch_differences(self) -> list[tuple[str, Any, Any]]:
         """``(name, own default, torch's default)`` for every default that differs from ``torch_optimizer``'s."""
         own = {"learning_rate": self.default_learning_rate, **{h.name: h.default for h in self.hyperparams}}
-        return [(name, own[name], theirs) for name, theirs in self.torch_defaults.items()
-                if name in own and own[name] != theirs]
+        return [
+            (name, own[name], theirs)
+            for name, theirs in self.torch_defaults.items()
+            if name in own and own[name] != theirs
+        ]
+
     uses_layout: bool = False
 
     def start(self, params, hyper, layout=None):
@@ -207,8 +216,13 @@ class DescentRule:
         _check_declarations(f"rule {self.name!r}", self.hyperparams)
         if "learning_rate" in [h.name for h in self.hyperparams]:
             raise ValueError(f"rule {self.name!r}: learning_rate is set by the runner, do not declare it")
-        for field_name in ("stability_threshold", "quadratic_rate", "preconditioner", "preconditioned_limit",
-                           "optimal"):
+        for field_name in (
+            "stability_threshold",
+            "quadratic_rate",
+            "preconditioner",
+            "preconditioned_limit",
+            "optimal",
+        ):
             if getattr(self, field_name) is not None and not callable(getattr(self, field_name)):
                 raise ValueError(f"rule {self.name!r}: {field_name} must be a callable or None")
         if not (isinstance(self.title, str) or callable(self.title)):
@@ -276,8 +290,10 @@ class Schedule:
         _check_declarations(f"schedule {self.name!r}", self.hyperparams)
         if {h.name for h in self.hyperparams} & {"schedules", "milestones"}:
             # reserved for every schedule: a saved spec is read back by these names without the registry
-            raise ValueError(f"schedule {self.name!r}: schedules and milestones are the fields of a schedule "
-                             "that joins others, do not declare them")
+            raise ValueError(
+                f"schedule {self.name!r}: schedules and milestones are the fields of a schedule "
+                "that joins others, do not declare them"
+            )
 
 
 @dataclass(frozen=True)
@@ -302,7 +318,9 @@ class Problem:
         if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
             raise ValueError(f"problem name {self.name!r}: use letters, digits, '_' or '-'")
         if self.kind not in ("landscape", "regression", "classification"):
-            raise ValueError(f"problem {self.name!r}: kind {self.kind!r} is not landscape, regression or classification")
+            raise ValueError(
+                f"problem {self.name!r}: kind {self.kind!r} is not landscape, regression or classification"
+            )
         if not callable(self.build):
             raise ValueError(f"problem {self.name!r}: build must be callable")
         _check_declarations(f"problem {self.name!r}", self.settings)

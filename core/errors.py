@@ -22,7 +22,7 @@ def _short(value) -> str:
     """``repr(value)``, cut to a readable length (a 10 MB value must not become a 10 MB message)."""
     text = repr(value)
     if len(text) > MAX_VALUE_CHARS:
-        text = text[:MAX_VALUE_CHARS - 20] + f"... ({len(text)} characters)"
+        text = text[: MAX_VALUE_CHARS - 20] + f"... ({len(text)} characters)"
     return text
 
 

@@ -21,35 +21,55 @@ MAX_FILE_BYTES = 16 * 1024 * 1024  # an experiment file is a few hundred bytes; 
 # row of every table and a slice of the stacked parameters.
 MAX_SEEDS = 100_000
 MAX_RUNS = 100_000
-SEED_LIMIT = 2 ** 32  # seeds are stored as int64 and passed to numpy's default_rng; [0, 2**32) for all
-INT64 = (-2 ** 63, 2 ** 63)  # TOML integers are 64-bit; tomllib accepts larger ones, nothing after it does
+SEED_LIMIT = 2**32  # seeds are stored as int64 and passed to numpy's default_rng; [0, 2**32) for all
+INT64 = (-(2**63), 2**63)  # TOML integers are 64-bit; tomllib accepts larger ones, nothing after it does
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # An experiment name becomes a folder name "<name>-<YYYYmmdd-HHMMSS>" (and, with a collision, a suffix):
 # well below the 255 bytes a file name may have on common file systems.
 MAX_NAME_LENGTH = 100
-NAME_ACCEPTED = (f"1 to {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', starting with a letter or digit "
-                 "(it names the results folder)")
+NAME_ACCEPTED = (
+    f"1 to {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', starting with a letter or digit "
+    "(it names the results folder)"
+)
 
 # Run settings with their declarations: the same checks and messages as rule hyperparameters.
 SETTINGS: tuple[HyperParam, ...] = (
     HyperParam("steps", 500, 1, MAX_STEPS, kind="int", help="number of descent steps per run"),
     HyperParam("batch_size", 0, 0, None, kind="int", help="0 = full batch; else samples per mini-batch"),
     HyperParam("dtype", "float64", kind="choice", choices=DTYPES, help="floating-point type of the runs"),
-    HyperParam("eval_every", 10, 0, None, kind="int",
-               help="test loss/accuracy every k steps and at the last step (0 = last step only)"),
-    HyperParam("divergence_factor", 1e4, 1.0, None, low_open=True,
-               help="a run diverges when its loss exceeds this multiple of its initial loss (or is NaN/inf)"),
-    HyperParam("sharpness_every", 0, 0, None, kind="int",
-               help="top Hessian eigenvalue every k steps (0 = off)"),
-    HyperParam("snapshot_every", 0, 0, None, kind="int",
-               help="keep every run's weights every k steps and at the last step (0 = off), "
-                    "so figures can show any of those steps without training again"),
+    HyperParam(
+        "eval_every",
+        10,
+        0,
+        None,
+        kind="int",
+        help="test loss/accuracy every k steps and at the last step (0 = last step only)",
+    ),
+    HyperParam(
+        "divergence_factor",
+        1e4,
+        1.0,
+        None,
+        low_open=True,
+        help="a run diverges when its loss exceeds this multiple of its initial loss (or is NaN/inf)",
+    ),
+    HyperParam("sharpness_every", 0, 0, None, kind="int", help="top Hessian eigenvalue every k steps (0 = off)"),
+    HyperParam(
+        "snapshot_every",
+        0,
+        0,
+        None,
+        kind="int",
+        help="keep every run's weights every k steps and at the last step (0 = off), "
+        "so figures can show any of those steps without training again",
+    ),
 )
 # Declared here too although parsed by their own checks (a count or a list; optional): the dashboard
 # builds its widgets from these, so a default or a help text lives in one place.
 SEED_COUNT = HyperParam("seeds", 1, 1, MAX_SEEDS, kind="int", help="runs per configuration (seeds 0..n-1)")
-TARGET_LOSS = HyperParam("target_loss", 0.0,
-                         help="steps_to_target: the first step whose loss is at or below this (absent = none)")
+TARGET_LOSS = HyperParam(
+    "target_loss", 0.0, help="steps_to_target: the first step whose loss is at or below this (absent = none)"
+)
 
 
 def setting(name: str) -> HyperParam:
@@ -60,13 +80,27 @@ def setting(name: str) -> HyperParam:
     raise KeyError(name)
 
 
-TOP_KEYS = ("name", "steps", "seeds", "batch_size", "dtype", "eval_every", "divergence_factor",
-            "target_loss", "sharpness_every", "snapshot_every", "problem", "rules", "protocol", "problems", "suite")
+TOP_KEYS = (
+    "name",
+    "steps",
+    "seeds",
+    "batch_size",
+    "dtype",
+    "eval_every",
+    "divergence_factor",
+    "target_loss",
+    "sharpness_every",
+    "snapshot_every",
+    "problem",
+    "rules",
+    "protocol",
+    "problems",
+    "suite",
+)
 ENTRY_KEYS = ("rule", "label", "learning_rate", "schedule", "transforms")
 SCHEDULE_KEYS = ("name", "warmup_steps")
 JOINED_KEYS = ("schedules", "milestones")  # the fields of a schedule that joins others; no schedule declares them
-LEARNING_RATE = HyperParam("learning_rate", 0.01, 0.0, None, low_open=True, log=True,
-                           help="base learning rate α")
+LEARNING_RATE = HyperParam("learning_rate", 0.01, 0.0, None, low_open=True, log=True, help="base learning rate α")
 
 
 @dataclass(frozen=True)
@@ -97,12 +131,11 @@ class RuleEntry:
         """Every ``(learning_rate, hyper, schedule_hyper)`` combination, learning rate outermost."""
         names = list(self.hyper)
         schedule_names = list(self.schedule_hyper)
-        axes = [self.learning_rate] + [self.hyper[n] for n in names] + \
-               [self.schedule_hyper[n] for n in schedule_names]
+        axes = [self.learning_rate] + [self.hyper[n] for n in names] + [self.schedule_hyper[n] for n in schedule_names]
         combos = []
         for values in itertools.product(*axes):
-            hyper = dict(zip(names, values[1:1 + len(names)]))
-            schedule_hyper = dict(zip(schedule_names, values[1 + len(names):]))
+            hyper = dict(zip(names, values[1 : 1 + len(names)]))
+            schedule_hyper = dict(zip(schedule_names, values[1 + len(names) :]))
             combos.append((values[0], hyper, schedule_hyper))
         return combos
 
@@ -110,8 +143,11 @@ class RuleEntry:
         def scalar_or_list(values):
             return values[0] if len(values) == 1 else list(values)
 
-        d: dict[str, Any] = {"rule": self.rule, "label": self.label,
-                             "learning_rate": scalar_or_list(self.learning_rate)}
+        d: dict[str, Any] = {
+            "rule": self.rule,
+            "label": self.label,
+            "learning_rate": scalar_or_list(self.learning_rate),
+        }
         d.update({k: scalar_or_list(v) for k, v in self.hyper.items()})
         schedule = {"name": self.schedule, "warmup_steps": self.warmup_steps}
         schedule.update({k: scalar_or_list(v) for k, v in self.schedule_hyper.items()})
@@ -123,6 +159,7 @@ class RuleEntry:
     def transforms_text(self) -> str:
         """The runs table's ``transforms`` text, e.g. ``clip_global_norm(max_norm=1)>weight_decay_l2(decay=0.01)``."""
         from .transforms import describe
+
         return describe([(t.name, t.values) for t in self.transforms])
 
 
@@ -176,6 +213,7 @@ class Experiment:
             raise SpecError("experiment", d, "a TOML table")
         if strict and registry is None:
             from .registry import get_registry
+
             registry = get_registry()
         _check_keys("experiment", d, TOP_KEYS)
         if "name" in d:
@@ -191,37 +229,61 @@ class Experiment:
         if target is not None:
             target = TARGET_LOSS.check(target)
         suite = _check_suite(d, registry, strict, steps, target)
-        problem, settings, kind = ((suite[0]["name"], suite[0]["settings"], "") if suite
-                                   else _check_problem(d.get("problem"), registry, strict))
+        problem, settings, kind = (
+            (suite[0]["name"], suite[0]["settings"], "")
+            if suite
+            else _check_problem(d.get("problem"), registry, strict)
+        )
         if values["batch_size"] > 0 and kind == "landscape":
-            raise SpecError("batch_size", values["batch_size"],
-                            f"0 (problem {problem!r} is a landscape: it has no samples to batch)")
+            raise SpecError(
+                "batch_size",
+                values["batch_size"],
+                f"0 (problem {problem!r} is a landscape: it has no samples to batch)",
+            )
         for every in ("sharpness_every", "snapshot_every"):
             if values[every] > steps:
                 raise SpecError(every, values[every], f"an integer in [0, {steps}] (steps)")
         rules = d.get("rules")
         if not isinstance(rules, list) or not rules or not all(isinstance(r, dict) for r in rules):
-            raise SpecError("rules", rules, "at least one [[rules]] table, e.g. rule = \"gd\"")
+            raise SpecError("rules", rules, 'at least one [[rules]] table, e.g. rule = "gd"')
         entries = [_check_entry(i, r, registry, strict, steps) for i, r in enumerate(rules)]
         _unique_labels(entries, [("label" in r) for r in rules])
         _check_run_count(entries, seeds)
         protocol = None
         if "protocol" in d:
             if "seeds" in d:
-                raise SpecError("seeds", d["seeds"], "no top-level seeds with [protocol]: set protocol.tune_seeds "
-                                "and protocol.test_seeds (tuning never sees a test seed)")
+                raise SpecError(
+                    "seeds",
+                    d["seeds"],
+                    "no top-level seeds with [protocol]: set protocol.tune_seeds "
+                    "and protocol.test_seeds (tuning never sees a test seed)",
+                )
             protocol = check_protocol(d["protocol"], entries, registry, strict)
             seeds = [*protocol.tune_seeds, *protocol.test_seeds]
         elif suite:
-            raise SpecError("problems" if "problems" in d else "suite", d.get("problems", d.get("suite")),
-                            "a [protocol] table as well (several problems are compared by the protocol)")
+            raise SpecError(
+                "problems" if "problems" in d else "suite",
+                d.get("problems", d.get("suite")),
+                "a [protocol] table as well (several problems are compared by the protocol)",
+            )
         _check_int64(d, "")  # last: the settings' own ranges name what they accept more precisely
-        return cls(protocol=protocol, suite=suite,
-                   name=exp_name, problem=problem, problem_settings=settings, steps=steps, seeds=seeds,
-                   batch_size=values["batch_size"], dtype=values["dtype"], eval_every=values["eval_every"],
-                   divergence_factor=values["divergence_factor"], target_loss=target,
-                   sharpness_every=values["sharpness_every"], entries=entries,
-                   snapshot_every=values["snapshot_every"])
+        return cls(
+            protocol=protocol,
+            suite=suite,
+            name=exp_name,
+            problem=problem,
+            problem_settings=settings,
+            steps=steps,
+            seeds=seeds,
+            batch_size=values["batch_size"],
+            dtype=values["dtype"],
+            eval_every=values["eval_every"],
+            divergence_factor=values["divergence_factor"],
+            target_loss=target,
+            sharpness_every=values["sharpness_every"],
+            entries=entries,
+            snapshot_every=values["snapshot_every"],
+        )
 
     @classmethod
     def from_toml(cls, text: str, registry=None, *, name: str | None = None, strict: bool = True) -> "Experiment":
@@ -230,9 +292,15 @@ class Experiment:
     # ---- output ---------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """The complete spec (every default written out); ``from_dict(to_dict())`` gives it back."""
-        d: dict[str, Any] = {"name": self.name, "steps": self.steps, "seeds": list(self.seeds),
-                             "batch_size": self.batch_size, "dtype": self.dtype, "eval_every": self.eval_every,
-                             "divergence_factor": self.divergence_factor}
+        d: dict[str, Any] = {
+            "name": self.name,
+            "steps": self.steps,
+            "seeds": list(self.seeds),
+            "batch_size": self.batch_size,
+            "dtype": self.dtype,
+            "eval_every": self.eval_every,
+            "divergence_factor": self.divergence_factor,
+        }
         if self.protocol is not None:  # its seeds are the protocol's tune_seeds and test_seeds
             del d["seeds"]
         if self.target_loss is not None:
@@ -241,9 +309,15 @@ class Experiment:
         if self.snapshot_every:  # written only when on: older result folders' specs stay byte-identical
             d["snapshot_every"] = self.snapshot_every
         if self.suite:
-            d["problems"] = [{"name": p["name"], **p["settings"], "steps": p["steps"],
-                              **({"target_loss": p["target_loss"]} if p["target_loss"] is not None else {})}
-                             for p in self.suite]
+            d["problems"] = [
+                {
+                    "name": p["name"],
+                    **p["settings"],
+                    "steps": p["steps"],
+                    **({"target_loss": p["target_loss"]} if p["target_loss"] is not None else {}),
+                }
+                for p in self.suite
+            ]
         else:
             d["problem"] = {"name": self.problem, **self.problem_settings}
         d["rules"] = [e.to_dict() for e in self.entries]
@@ -253,6 +327,7 @@ class Experiment:
 
     def to_toml(self) -> str:
         import tomli_w
+
         return tomli_w.dumps(self.to_dict())
 
     def runs(self) -> list[RunConfig]:
@@ -261,9 +336,20 @@ class Experiment:
         for index, entry in enumerate(self.entries):
             for learning_rate, hyper, schedule_hyper in entry.grid():
                 for seed in self.seeds:
-                    out.append(RunConfig(len(out), index, entry.label, entry.rule, entry.schedule, seed,
-                                         float(learning_rate), dict(hyper), dict(schedule_hyper),
-                                         entry.warmup_steps))
+                    out.append(
+                        RunConfig(
+                            len(out),
+                            index,
+                            entry.label,
+                            entry.rule,
+                            entry.schedule,
+                            seed,
+                            float(learning_rate),
+                            dict(hyper),
+                            dict(schedule_hyper),
+                            entry.warmup_steps,
+                        )
+                    )
         return out
 
     @property
@@ -273,10 +359,15 @@ class Experiment:
 
 # ---- helpers ----------------------------------------------------------------------------------------
 
+
 def check_name(value) -> str:
     """An experiment name usable as a results folder name, or a one-line SpecError."""
-    if (not isinstance(value, str) or len(value) > MAX_NAME_LENGTH or not value.isascii()
-            or not NAME_PATTERN.match(value)):
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_NAME_LENGTH
+        or not value.isascii()
+        or not NAME_PATTERN.match(value)
+    ):
         shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
         hint = f"{len(value)} characters" if isinstance(value, str) and len(value) > MAX_NAME_LENGTH else ""
         raise SpecError("name", shown, NAME_ACCEPTED, hint=hint)
@@ -305,8 +396,9 @@ def load_experiment_file(path, registry=None) -> Experiment:
             # /dev/zero or a FIFO would never end (or block until a writer comes)
             raise SpecError("experiment file", str(path), accepted, hint="not a regular file")
         if p.exists() and p.stat().st_size > MAX_FILE_BYTES:
-            raise SpecError("experiment file", str(path), accepted,
-                            hint=f"{p.stat().st_size} bytes; at most {MAX_FILE_BYTES}")
+            raise SpecError(
+                "experiment file", str(path), accepted, hint=f"{p.stat().st_size} bytes; at most {MAX_FILE_BYTES}"
+            )
         # bytes, then utf-8-sig: a byte-order mark (Windows editors write one) is accepted, as for CSV files
         text = p.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
@@ -327,8 +419,10 @@ def _check_keys(where: str, d: dict, accepted) -> None:
 
 
 def _check_seeds(value) -> list[int]:
-    accepted = (f"a count n >= 1 and <= {MAX_SEEDS} (seeds 0..n-1) or a non-empty list of at most {MAX_SEEDS} "
-                f"distinct integers in [0, 2**32)")
+    accepted = (
+        f"a count n >= 1 and <= {MAX_SEEDS} (seeds 0..n-1) or a non-empty list of at most {MAX_SEEDS} "
+        f"distinct integers in [0, 2**32)"
+    )
     if isinstance(value, int) and not isinstance(value, bool):
         if not 1 <= value <= MAX_SEEDS:
             raise SpecError("seeds", value, accepted)
@@ -366,16 +460,19 @@ def _check_run_count(entries: list["RuleEntry"], seeds: list[int]) -> None:
             points *= len(axis)
         total += points * len(seeds)
         if total > MAX_RUNS:
-            raise SpecError("runs", total if i == len(entries) - 1 else f"more than {total}",
-                            f"at most {MAX_RUNS} runs (grid points x {len(seeds)} seeds, over all [[rules]])",
-                            hint=f"rules[{i}] has {points} grid points")
+            raise SpecError(
+                "runs",
+                total if i == len(entries) - 1 else f"more than {total}",
+                f"at most {MAX_RUNS} runs (grid points x {len(seeds)} seeds, over all [[rules]])",
+                hint=f"rules[{i}] has {points} grid points",
+            )
 
 
 def _check_problem(value, registry, strict) -> tuple[str, dict, str]:
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict) or "name" not in value:
-        raise SpecError("problem", value, "a [problem] table with a name, e.g. name = \"spirals\"")
+        raise SpecError("problem", value, 'a [problem] table with a name, e.g. name = "spirals"')
     name = value["name"]
     if not strict:
         return name, {k: v for k, v in value.items() if k != "name"}, ""
@@ -404,7 +501,7 @@ def _check_grid(h: HyperParam, value, where: str) -> list:
 def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> RuleEntry:
     where = f"rules[{index}]"
     if "rule" not in d:
-        raise SpecError(f"{where}.rule", None, "the name of a descent rule, e.g. rule = \"gd\"")
+        raise SpecError(f"{where}.rule", None, 'the name of a descent rule, e.g. rule = "gd"')
     rule_name = d["rule"]
     schedule_spec = d.get("schedule", "constant")
     if isinstance(schedule_spec, str):
@@ -419,54 +516,76 @@ def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> Rul
     if not strict:
         lr = d.get("learning_rate", [])
         return RuleEntry(
-            rule=rule_name, label=label or rule_name,
+            rule=rule_name,
+            label=label or rule_name,
             learning_rate=[float(v) for v in (lr if isinstance(lr, list) else [lr])],
             hyper={k: (v if isinstance(v, list) else [v]) for k, v in d.items() if k not in ENTRY_KEYS},
             schedule=schedule_name,
             # a joining schedule's schedules and milestones are one grid point, even as lists
-            schedule_hyper={k: (v if isinstance(v, list) and k not in JOINED_KEYS else [v])
-                            for k, v in schedule_spec.items() if k not in SCHEDULE_KEYS},
+            schedule_hyper={
+                k: (v if isinstance(v, list) and k not in JOINED_KEYS else [v])
+                for k, v in schedule_spec.items()
+                if k not in SCHEDULE_KEYS
+            },
             warmup_steps=int(schedule_spec.get("warmup_steps", 0)),
-            transforms=_check_transforms(where, d.get("transforms", []), registry, strict))
+            transforms=_check_transforms(where, d.get("transforms", []), registry, strict),
+        )
 
     if not isinstance(rule_name, str) or rule_name not in registry.rules:
-        raise SpecError(f"{where}.rule", rule_name,
-                        "one of " + (", ".join(sorted(registry.rules)) or "(no rules loaded)"))
+        raise SpecError(
+            f"{where}.rule", rule_name, "one of " + (", ".join(sorted(registry.rules)) or "(no rules loaded)")
+        )
     rule = registry.rules[rule_name]
     _check_keys(where, d, (*ENTRY_KEYS, *(h.name for h in rule.hyperparams)))
     if not isinstance(schedule_name, str) or schedule_name not in registry.schedules:
-        raise SpecError(f"{where}.schedule.name", schedule_name,
-                        "one of " + (", ".join(sorted(registry.schedules)) or "(no schedules loaded)"))
+        raise SpecError(
+            f"{where}.schedule.name",
+            schedule_name,
+            "one of " + (", ".join(sorted(registry.schedules)) or "(no schedules loaded)"),
+        )
     schedule = registry.schedules[schedule_name]
     joined = JOINED_KEYS if schedule.joins else ()  # a joining schedule's parts (schedule_values.check_parts)
-    _check_keys(f"{where}.schedule", schedule_spec,
-                (*SCHEDULE_KEYS, *joined, *(h.name for h in schedule.hyperparams)))
+    _check_keys(f"{where}.schedule", schedule_spec, (*SCHEDULE_KEYS, *joined, *(h.name for h in schedule.hyperparams)))
 
     lr_decl = HyperParam("learning_rate", rule.default_learning_rate, 0.0, None, low_open=True)
     learning_rate = _check_grid(lr_decl, d.get("learning_rate", rule.default_learning_rate), where)
     hyper = {h.name: _check_grid(h, d.get(h.name, h.default), where) for h in rule.hyperparams}
-    schedule_hyper = {h.name: _check_grid(h, schedule_spec.get(h.name, h.default), f"{where}.schedule")
-                      for h in schedule.hyperparams}
+    schedule_hyper = {
+        h.name: _check_grid(h, schedule_spec.get(h.name, h.default), f"{where}.schedule") for h in schedule.hyperparams
+    }
     if joined:
         from .schedule_values import check_parts
+
         schedule_hyper.update(check_parts(f"{where}.schedule", schedule_spec, registry))
     warmup = HyperParam("warmup_steps", 0, 0, steps - 1, kind="int").check(
-        schedule_spec.get("warmup_steps", 0), f"{where}.schedule")
+        schedule_spec.get("warmup_steps", 0), f"{where}.schedule"
+    )
     if warmup and schedule.stateful:  # its α_t comes from the run's losses, step by step: no ramp precomputed
-        raise SpecError(f"{where}.schedule.warmup_steps", warmup,
-                        f"0 for a stateful schedule ({schedule_name!r} reads α_t from the run's losses)")
+        raise SpecError(
+            f"{where}.schedule.warmup_steps",
+            warmup,
+            f"0 for a stateful schedule ({schedule_name!r} reads α_t from the run's losses)",
+        )
     transforms = _check_transforms(where, d.get("transforms", []), registry, strict)
     if label is None:
         label = rule_name if schedule_name == "constant" else f"{rule_name} + {schedule_name}"
         if transforms:  # "gd + clip_global_norm": told apart from the same rule without them
             label = " + ".join([label, *(t.name for t in transforms)])
-    return RuleEntry(rule=rule_name, label=label, learning_rate=learning_rate, hyper=hyper,
-                     schedule=schedule_name, schedule_hyper=schedule_hyper, warmup_steps=warmup,
-                     transforms=transforms)
+    return RuleEntry(
+        rule=rule_name,
+        label=label,
+        learning_rate=learning_rate,
+        hyper=hyper,
+        schedule=schedule_name,
+        schedule_hyper=schedule_hyper,
+        warmup_steps=warmup,
+        transforms=transforms,
+    )
 
 
-TRANSFORMS_ACCEPTED = ('a list of transform tables in order, e.g. '
-                       'transforms = [{name = "clip_global_norm", max_norm = 1.0}]')
+TRANSFORMS_ACCEPTED = (
+    'a list of transform tables in order, e.g. transforms = [{name = "clip_global_norm", max_norm = 1.0}]'
+)
 
 
 def _check_transforms(where: str, value, registry, strict: bool) -> list[TransformSpec]:
@@ -493,8 +612,12 @@ def _check_transforms(where: str, value, registry, strict: bool) -> list[Transfo
         for h in transform.hyperparams:
             given = item.get(h.name, h.default)
             if isinstance(given, list) and h.kind != "int_list":
-                raise SpecError(f"{at}.{h.name}", given, h.accepted(),
-                                hint="one value: a transform's hyperparameters are not grid axes")
+                raise SpecError(
+                    f"{at}.{h.name}",
+                    given,
+                    h.accepted(),
+                    hint="one value: a transform's hyperparameters are not grid axes",
+                )
             values[h.name] = h.check(given, at)
         out.append(TransformSpec(name, values))
     return out
@@ -506,8 +629,9 @@ def _unique_labels(entries: list[RuleEntry], explicit: list[bool]) -> None:
     for i, entry in enumerate(entries):
         if entry.label in seen:
             if explicit[i]:
-                raise SpecError(f"rules[{i}].label", entry.label,
-                                f"a label not already used by rules[{seen[entry.label]}]")
+                raise SpecError(
+                    f"rules[{i}].label", entry.label, f"a label not already used by rules[{seen[entry.label]}]"
+                )
             n = 2
             while f"{entry.label} #{n}" in seen:
                 n += 1
@@ -539,15 +663,15 @@ def available_memory() -> tuple[int, str]:
             text = Path(path).read_text().strip()
         except OSError:
             continue
-        if text.isdigit() and int(text) < 2 ** 60:
+        if text.isdigit() and int(text) < 2**60:
             limits.append((int(text), "this container may use"))
     text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
     if text:
         try:
-            limits.append((int(float(text) * 1024 ** 3), f"${MEMORY_LIMIT_ENV} allows"))
+            limits.append((int(float(text) * 1024**3), f"${MEMORY_LIMIT_ENV} allows"))
         except ValueError:
             raise SpecError(MEMORY_LIMIT_ENV, text, "a number of gigabytes") from None
-    return min(limits) if limits else (2 ** 62, "no limit known")
+    return min(limits) if limits else (2**62, "no limit known")
 
 
 def resource_estimate(experiment: "Experiment", instance, workers: int = 1) -> tuple[int, float]:
@@ -583,31 +707,49 @@ def resource_estimate(experiment: "Experiment", instance, workers: int = 1) -> t
 
 
 def _gigabytes(n: float) -> str:
-    gb = n / 1024 ** 3
-    return f"{gb:.3g} GB" if gb >= 0.01 else f"{n / 1024 ** 2:.3g} MB"
+    gb = n / 1024**3
+    return f"{gb:.3g} GB" if gb >= 0.01 else f"{n / 1024**2:.3g} MB"
 
 
 def check_resources(experiment: "Experiment", instance, workers: int = 1) -> tuple[int, float]:
     """Refuse, in one line and before any work, a job that cannot fit in memory or would take weeks."""
     needed, seconds = resource_estimate(experiment, instance, workers)
     limit, source = available_memory()
-    what = (f"{experiment.n_runs} runs x {instance.layout.size} parameters x {experiment.steps} steps "
-            f"({experiment.dtype})")
+    what = (
+        f"{experiment.n_runs} runs x {instance.layout.size} parameters x {experiment.steps} steps ({experiment.dtype})"
+    )
     if needed > limit:
-        raise SpecError("experiment size", what, "a job that fits in memory",
-                        hint=f"needs ~{_gigabytes(needed)}, {source} {_gigabytes(limit)}; use fewer or smaller "
-                             "layers, seeds, grid points or steps")
+        raise SpecError(
+            "experiment size",
+            what,
+            "a job that fits in memory",
+            hint=f"needs ~{_gigabytes(needed)}, {source} {_gigabytes(limit)}; use fewer or smaller "
+            "layers, seeds, grid points or steps",
+        )
     if seconds > MAX_JOB_SECONDS:
-        raise SpecError("experiment size", what, f"a job of at most ~{MAX_JOB_SECONDS // 86400} days",
-                        hint=f"estimated ~{seconds / 86400:.3g} days serial; use fewer runs, steps or samples")
+        raise SpecError(
+            "experiment size",
+            what,
+            f"a job of at most ~{MAX_JOB_SECONDS // 86400} days",
+            hint=f"estimated ~{seconds / 86400:.3g} days serial; use fewer runs, steps or samples",
+        )
     return needed, seconds
 
 
 # ---- [protocol] and [[problems]]: an honest comparison (descentlab.protocol runs it) ---------------
 
 SEARCHES = ("random", "grid")
-PROTOCOL_KEYS = ("budget", "search", "search_seed", "tune_seeds", "test_seeds", "target", "lr_factors", "tune",
-                 "validation")
+PROTOCOL_KEYS = (
+    "budget",
+    "search",
+    "search_seed",
+    "tune_seeds",
+    "test_seeds",
+    "target",
+    "lr_factors",
+    "tune",
+    "validation",
+)
 MAX_BUDGET = 1000
 PROBLEM_RUN_KEYS = ("steps", "target_loss")  # per-problem run settings a [[problems]] table may set
 
@@ -624,15 +766,20 @@ class Protocol:
     test_seeds: tuple = (3, 4, 5, 6, 7, 8, 9, 10)
     target: float | None = None
     lr_factors: tuple = (0.01, 100.0)  # the α range: each rule's own default α times these
-    tune: tuple | str = "all"          # "all" hyperparameters with a finite declared range, or these names
-    validation: float = 0.2            # share of a supervised problem's training rows that tuning selects on
+    tune: tuple | str = "all"  # "all" hyperparameters with a finite declared range, or these names
+    validation: float = 0.2  # share of a supervised problem's training rows that tuning selects on
 
     def to_dict(self) -> dict:
-        d: dict[str, Any] = {"budget": self.budget, "search": self.search, "search_seed": self.search_seed,
-                             "tune_seeds": list(self.tune_seeds), "test_seeds": list(self.test_seeds),
-                             "lr_factors": list(self.lr_factors),
-                             "tune": self.tune if isinstance(self.tune, str) else list(self.tune),
-                             "validation": self.validation}
+        d: dict[str, Any] = {
+            "budget": self.budget,
+            "search": self.search,
+            "search_seed": self.search_seed,
+            "tune_seeds": list(self.tune_seeds),
+            "test_seeds": list(self.test_seeds),
+            "lr_factors": list(self.lr_factors),
+            "tune": self.tune if isinstance(self.tune, str) else list(self.tune),
+            "validation": self.validation,
+        }
         if self.target is not None:
             d["target"] = self.target
         return d
@@ -642,8 +789,11 @@ def _protocol_seeds(value, field_name: str, start: int) -> tuple:
     """A count n (seeds start..start+n-1) or a list, checked as the top-level ``seeds``."""
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_SEEDS:
         if start + value > SEED_LIMIT:  # a count continues after the tune seeds: it must stay below 2**32
-            raise SpecError(f"protocol.{field_name}", value, f"a count of seeds from {start} that stay below 2**32, "
-                            "or a list of seeds")
+            raise SpecError(
+                f"protocol.{field_name}",
+                value,
+                f"a count of seeds from {start} that stay below 2**32, or a list of seeds",
+            )
         return tuple(range(start, start + value))
     try:
         return tuple(_check_seeds(value))
@@ -658,54 +808,97 @@ def check_protocol(value, entries: list[RuleEntry], registry, strict: bool) -> P
     _check_keys("protocol", value, PROTOCOL_KEYS)
     budget = HyperParam("budget", 8, 1, MAX_BUDGET, kind="int").check(value.get("budget", 8), "protocol")
     search = HyperParam("search", "random", kind="choice", choices=SEARCHES).check(
-        value.get("search", "random"), "protocol")
+        value.get("search", "random"), "protocol"
+    )
     search_seed = HyperParam("search_seed", 0, 0, SEED_LIMIT - 1, kind="int").check(
-        value.get("search_seed", 0), "protocol")
+        value.get("search_seed", 0), "protocol"
+    )
     tune_seeds = _protocol_seeds(value.get("tune_seeds", 3), "tune_seeds", 0)
     test_seeds = _protocol_seeds(value.get("test_seeds", 8), "test_seeds", max(tune_seeds) + 1)
     shared = sorted(set(tune_seeds) & set(test_seeds))
     if shared:
-        raise SpecError("protocol.test_seeds", list(test_seeds), "seeds disjoint from protocol.tune_seeds",
-                        hint=f"{shared} in both: tuning must never see a test seed")
+        raise SpecError(
+            "protocol.test_seeds",
+            list(test_seeds),
+            "seeds disjoint from protocol.tune_seeds",
+            hint=f"{shared} in both: tuning must never see a test seed",
+        )
     target = value.get("target")
     if target is not None:
         target = HyperParam("target", 0.0).check(target, "protocol")
     validation = value.get("validation", 0.2)
-    if (isinstance(validation, bool) or not isinstance(validation, (int, float)) or not math.isfinite(validation)
-            or not 0 < validation <= 0.5):
-        raise SpecError("protocol.validation", validation, "a number in (0, 0.5]: the share of a supervised "
-                        "problem's training rows held out for selection")
+    if (
+        isinstance(validation, bool)
+        or not isinstance(validation, (int, float))
+        or not math.isfinite(validation)
+        or not 0 < validation <= 0.5
+    ):
+        raise SpecError(
+            "protocol.validation",
+            validation,
+            "a number in (0, 0.5]: the share of a supervised problem's training rows held out for selection",
+        )
     factors = value.get("lr_factors", [0.01, 100.0])
     accepted = "[low, high]: two numbers 0 < low <= high, multiplying each rule's default learning rate"
-    if (not isinstance(factors, list) or len(factors) != 2
-            or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) or f <= 0
-                   for f in factors) or factors[0] > factors[1]):
+    if (
+        not isinstance(factors, list)
+        or len(factors) != 2
+        or any(
+            isinstance(f, bool) or not isinstance(f, (int, float)) or not math.isfinite(f) or f <= 0 for f in factors
+        )
+        or factors[0] > factors[1]
+    ):
         raise SpecError("protocol.lr_factors", factors, accepted)
     tune = value.get("tune", "all")
     if tune != "all":
         declared = {h.name for e in entries for h in (registry.rules[e.rule].hyperparams if strict else ())}
-        if (not isinstance(tune, list) or not all(isinstance(t, str) for t in tune)
-                or (strict and any(t not in declared for t in tune))):
-            raise SpecError("protocol.tune", tune, '"all" or a list of hyperparameter names of the rules ('
-                            + (", ".join(sorted(declared)) or "none declared") + "); learning_rate is always tuned")
+        if (
+            not isinstance(tune, list)
+            or not all(isinstance(t, str) for t in tune)
+            or (strict and any(t not in declared for t in tune))
+        ):
+            raise SpecError(
+                "protocol.tune",
+                tune,
+                '"all" or a list of hyperparameter names of the rules ('
+                + (", ".join(sorted(declared)) or "none declared")
+                + "); learning_rate is always tuned",
+            )
         tune = tuple(tune)
     # each problem trains two batches; both are counted before anything is allocated
     tuning_runs = len(entries) * (1 + budget) * len(tune_seeds)
     if tuning_runs > MAX_RUNS:
-        raise SpecError("protocol.budget", budget, f"at most {MAX_RUNS} tuning runs per problem "
-                        f"(rules x (1 + budget) x tune seeds)", hint=f"{tuning_runs} runs")
+        raise SpecError(
+            "protocol.budget",
+            budget,
+            f"at most {MAX_RUNS} tuning runs per problem (rules x (1 + budget) x tune seeds)",
+            hint=f"{tuning_runs} runs",
+        )
     if len(entries) * 2 * len(test_seeds) > MAX_RUNS:
-        raise SpecError("protocol.test_seeds", f"{len(test_seeds)} seeds", f"at most {MAX_RUNS} test runs per problem "
-                        "(rules x 2 x test seeds)", hint=f"{len(entries) * 2 * len(test_seeds)} runs")
-    return Protocol(budget=budget, search=search, search_seed=search_seed, tune_seeds=tune_seeds,
-                    test_seeds=test_seeds, target=target, lr_factors=(float(factors[0]), float(factors[1])),
-                    tune=tune, validation=float(validation))
+        raise SpecError(
+            "protocol.test_seeds",
+            f"{len(test_seeds)} seeds",
+            f"at most {MAX_RUNS} test runs per problem (rules x 2 x test seeds)",
+            hint=f"{len(entries) * 2 * len(test_seeds)} runs",
+        )
+    return Protocol(
+        budget=budget,
+        search=search,
+        search_seed=search_seed,
+        tune_seeds=tune_seeds,
+        test_seeds=test_seeds,
+        target=target,
+        lr_factors=(float(factors[0]), float(factors[1])),
+        tune=tune,
+        validation=float(validation),
+    )
 
 
 def _check_suite(d: dict, registry, strict: bool, steps: int, target) -> list[dict]:
     """``[[problems]]`` or ``suite = "<name>"``: each problem with its own steps and target; [] if neither."""
     if "suite" in d:
         from .protocol import SUITES  # the built-in suites live with the protocol that runs them
+
         if "problems" in d or "problem" in d:
             raise SpecError("suite", d["suite"], "either suite, [[problems]] or [problem], not several")
         if d["suite"] not in SUITES:

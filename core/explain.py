@@ -27,9 +27,7 @@ from .faults import error_text
 __all__ = ["explain_flagged", "flagged_sentence", "snapshot_weights", "top_eigenvalues"]
 
 
-
-def snapshot_weights(instance, registry, experiment, configs,
-                     steps: dict[int, int]) -> dict[int, np.ndarray | None]:
+def snapshot_weights(instance, registry, experiment, configs, steps: dict[int, int]) -> dict[int, np.ndarray | None]:
     """θ_t of run ``configs[i]`` for each ``i -> t`` in ``steps``, trained again by the runner's chunk loop.
 
     Runs are trained in chunks sized by the runner's plan and stop as soon as every asked-for
@@ -50,8 +48,11 @@ def snapshot_weights(instance, registry, experiment, configs,
             bands.append([i])
     index_of = {configs[i].run_id: i for band in bands for i in band}
     by_id = {configs[i].run_id: configs[i] for i in index_of.values()}
-    chunks = [ids for band in bands
-              for ids in plan_chunks(experiment, instance, sorted((configs[i] for i in band), key=lambda c: c.run_id))]
+    chunks = [
+        ids
+        for band in bands
+        for ids in plan_chunks(experiment, instance, sorted((configs[i] for i in band), key=lambda c: c.run_id))
+    ]
     for chunk_ids in chunks:
         part = [by_id[run_id] for run_id in chunk_ids]
         at = {k: steps[index_of[c.run_id]] for k, c in enumerate(part)}
@@ -87,6 +88,7 @@ def top_eigenvalues(instance, params: np.ndarray) -> np.ndarray:
             result[ok] = values
             return result
         from .sharpness import top_hessian_eigenvalue
+
         # 30 products: the sentence quotes 3 digits, and the top eigenvalue of these small networks is
         # well separated (benchmarks/explain.py measures the cost)
         result[ok] = top_hessian_eigenvalue(instance, params[ok], iters=min(30, params.shape[1]))
@@ -106,17 +108,28 @@ def _distinct(a: float, b: float) -> tuple[str, str]:
     return left, right
 
 
-def flagged_sentence(*, status: str, step: int, rule, hyper: dict, rate_start: float, rate_flagged: float,
-                     lambda_start: float, lambda_flagged: float, update_ratio: float, minibatch: bool,
-                     ended_above_start: bool, divergence_factor: float) -> str:
+def flagged_sentence(
+    *,
+    status: str,
+    step: int,
+    rule,
+    hyper: dict,
+    rate_start: float,
+    rate_flagged: float,
+    lambda_start: float,
+    lambda_flagged: float,
+    update_ratio: float,
+    minibatch: bool,
+    ended_above_start: bool,
+    divergence_factor: float,
+) -> str:
     """One sentence: what happened at ``step`` and how α·λ_max compares with the rule's limit."""
     from .stability import _display_name, _effective_eigenvalue, _full_hyper, rule_threshold
 
     values = _full_hyper(rule, hyper)
     who = _display_name(rule, values)
     if status == "diverged":
-        head = (f"diverged at step {step} (loss beyond {divergence_factor:g}× its initial value, or not "
-                "finite)")
+        head = f"diverged at step {step} (loss beyond {divergence_factor:g}× its initial value, or not finite)"
     elif ended_above_start:
         head = f"unstable from step {step} (it ended above its initial loss)"
     else:
@@ -124,12 +137,21 @@ def flagged_sentence(*, status: str, step: int, rule, hyper: dict, rate_start: f
     before = max(step - 1, 0)
     c = rule_threshold(rule, values)
     # (α·λ_max, where, λ_max) at the weights before the flagged step, then at the start
-    points = [(rate_flagged * _effective_eigenvalue(lambda_flagged, values),
-               f"at step {before}" if before > 0 else "at the start",
-               _effective_eigenvalue(lambda_flagged, values))]
+    points = [
+        (
+            rate_flagged * _effective_eigenvalue(lambda_flagged, values),
+            f"at step {before}" if before > 0 else "at the start",
+            _effective_eigenvalue(lambda_flagged, values),
+        )
+    ]
     if before > 0:
-        points.append((rate_start * _effective_eigenvalue(lambda_start, values), "at the start",
-                       _effective_eigenvalue(lambda_start, values)))
+        points.append(
+            (
+                rate_start * _effective_eigenvalue(lambda_start, values),
+                "at the start",
+                _effective_eigenvalue(lambda_start, values),
+            )
+        )
     points = [p for p in points if math.isfinite(p[0])]
     if not points:
         return head + "; λ_max could not be measured (the loss is not finite at those weights)"
@@ -140,26 +162,37 @@ def flagged_sentence(*, status: str, step: int, rule, hyper: dict, rate_start: f
     measured = f"α·λ_max = {_distinct(worst, c_value)[0]} {where}"
     other = "".join(f" ({_distinct(p, c_value)[0]} {w})" for p, w, _ in others)
     if c is None:
-        size = (f"; measured instead: its update at step {before} was {_number(update_ratio)}× the size of "
-                "the weights (‖Δθ‖/‖θ‖)") if math.isfinite(update_ratio) else ""
+        size = (
+            (
+                f"; measured instead: its update at step {before} was {_number(update_ratio)}× the size of "
+                "the weights (‖Δθ‖/‖θ‖)"
+            )
+            if math.isfinite(update_ratio)
+            else ""
+        )
         # Only the rule knows why it has no limit (adaptive rules say so in threshold_note); a plugin
         # rule that declares nothing is not told its step adapts when it may be plain descent.
         note = " ".join(str(getattr(rule, "threshold_note", "") or "").split())
-        why_none = (f"{who} has no fixed curvature limit ({note})" if note
-                    else f"{who} declares no stability threshold")
+        why_none = f"{who} has no fixed curvature limit ({note})" if note else f"{who} declares no stability threshold"
         return head + f"; {why_none}, so {measured}{other} decides nothing on its own{size}"
     limit = _distinct(worst, c)[1]
     if worst >= c:
         crit = f"; critical α = {limit}/λ_max = {_number(c / worst_lam)} there" if worst_lam > 0 else ""
         return head + f": {measured} ≥ {limit}, {who}'s limit{other}{crit}"
-    why = ("each step sees another mini-batch, so batch noise rather than curvature may be the cause"
-           if minibatch else "the loss may be far from quadratic there")
-    return (head + f": {measured}{other} is below {limit}, {who}'s limit, so the stability limit does not "
-            f"explain it ({why})")
+    why = (
+        "each step sees another mini-batch, so batch noise rather than curvature may be the cause"
+        if minibatch
+        else "the loss may be far from quadratic there"
+    )
+    return (
+        head + f": {measured}{other} is below {limit}, {who}'s limit, so the stability limit does not "
+        f"explain it ({why})"
+    )
 
 
-def explain_flagged(instance, registry, experiment, configs, status, flagged_at, *, initial, rates, step_sizes,
-                    losses, last_row) -> tuple[list[str], np.ndarray, np.ndarray]:
+def explain_flagged(
+    instance, registry, experiment, configs, status, flagged_at, *, initial, rates, step_sizes, losses, last_row
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(sentences, λ_max at the start, λ_max before the flagged step) for every run; "" and NaN if not flagged.
 
     ``flagged_at`` is each run's flagged step (NaN when not flagged); ``initial`` ``(R, P)`` the
@@ -179,7 +212,7 @@ def explain_flagged(instance, registry, experiment, configs, status, flagged_at,
     start = np.asarray(initial, dtype=np.float64)[flagged]
     points = np.stack([start[k] if (theta := snaps[i]) is None else theta for k, i in enumerate(flagged)])
     lam = top_eigenvalues(instance, np.concatenate([start, points]))
-    lam_start[flagged], lam_flagged[flagged] = lam[:len(flagged)], lam[len(flagged):]
+    lam_start[flagged], lam_flagged[flagged] = lam[: len(flagged)], lam[len(flagged) :]
     minibatch = experiment.batch_size > 0
     for k, i in enumerate(flagged):
         s, b = int(flagged_at[i]), before[i]
@@ -190,11 +223,19 @@ def explain_flagged(instance, registry, experiment, configs, status, flagged_at,
         last = int(last_row[i])
         try:
             reasons[i] = flagged_sentence(
-                status=status[i], step=s, rule=registry.rule(config.rule), hyper=dict(config.hyper),
-                rate_start=float(rates[i, 0]), rate_flagged=float(rates[i, b]),
-                lambda_start=float(lam_start[i]), lambda_flagged=float(lam_flagged[i]), update_ratio=ratio,
-                minibatch=minibatch, ended_above_start=bool(losses[i, last] > losses[i, 0]),
-                divergence_factor=float(experiment.divergence_factor))
+                status=status[i],
+                step=s,
+                rule=registry.rule(config.rule),
+                hyper=dict(config.hyper),
+                rate_start=float(rates[i, 0]),
+                rate_flagged=float(rates[i, b]),
+                lambda_start=float(lam_start[i]),
+                lambda_flagged=float(lam_flagged[i]),
+                update_ratio=ratio,
+                minibatch=minibatch,
+                ended_above_start=bool(losses[i, last] > losses[i, 0]),
+                divergence_factor=float(experiment.divergence_factor),
+            )
         except KeyboardInterrupt:
             raise
         except BaseException as error:  # an explanation is a bonus: it must never lose a finished experiment

@@ -16,8 +16,13 @@ __all__ = ["EXTRA_OF_MODULE", "MissingExtra", "extra_message", "has_module", "re
 
 # import name -> the extra that installs it (the modules a user may lack: pyproject.toml declares them
 # in these extras only; tests/test_packaging.py checks the two agree)
-EXTRA_OF_MODULE = {"streamlit": "dashboard", "plotly": "dashboard", "kaleido": "report", "sklearn": "datasets",
-                   "distributed": "distributed"}
+EXTRA_OF_MODULE = {
+    "streamlit": "dashboard",
+    "plotly": "dashboard",
+    "kaleido": "report",
+    "sklearn": "datasets",
+    "distributed": "distributed",
+}
 
 
 def extra_message(what: str, extra: str) -> str:

@@ -98,6 +98,7 @@ def build_instance(problem, settings: dict):
         raise
     except BaseException as error:
         from .extras import MissingExtra
-        if isinstance(error, MissingExtra):   # not the plugin's fault: the install lacks an extra, which it names
+
+        if isinstance(error, MissingExtra):  # not the plugin's fault: the install lacks an extra, which it names
             raise
         raise PluginError(fault("problem", problem.name, error, problem.build, what="build failed:")) from None

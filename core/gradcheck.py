@@ -46,8 +46,16 @@ def _as_runs(params) -> np.ndarray:
     return params
 
 
-def check_grads(fn: Callable, params, *, eps: float = 1e-6, rtol: float = 1e-6, directions: int = 3,
-                seed: int = 0, atol: float | None = None) -> float:
+def check_grads(
+    fn: Callable,
+    params,
+    *,
+    eps: float = 1e-6,
+    rtol: float = 1e-6,
+    directions: int = 3,
+    seed: int = 0,
+    atol: float | None = None,
+) -> float:
     """Check ``fn(params) -> (loss (R,), grad (R, P))`` against central finite differences.
 
     For each of ``directions`` random unit directions (a different one per run, seeded by
@@ -64,8 +72,9 @@ def check_grads(fn: Callable, params, *, eps: float = 1e-6, rtol: float = 1e-6, 
     loss, grad = fn(params.copy())
     loss, grad = np.asarray(loss), np.asarray(grad)
     if loss.shape != (runs,) or grad.shape != (runs, size):
-        raise GradientCheckError(f"fn must return loss {(runs,)} and grad {(runs, size)}, "
-                                 f"got {loss.shape} and {grad.shape}")
+        raise GradientCheckError(
+            f"fn must return loss {(runs,)} and grad {(runs, size)}, got {loss.shape} and {grad.shape}"
+        )
     rng = np.random.default_rng(seed)
     worst, worst_case = 0.0, None
     with np.errstate(all="ignore"):  # a non-finite loss must fail the check, not warn
@@ -88,7 +97,8 @@ def check_grads(fn: Callable, params, *, eps: float = 1e-6, rtol: float = 1e-6, 
         raise GradientCheckError(
             f"gradient check failed: worst relative error {worst:.3e} > rtol {rtol:.1e} "
             f"(run {r}, direction {d}: finite difference {numeric_r:.10g}, grad·v {analytic_r:.10g}, "
-            f"eps {eps:g}, dtype {params.dtype})")
+            f"eps {eps:g}, dtype {params.dtype})"
+        )
     return worst
 
 
@@ -109,8 +119,9 @@ def numeric_grad(loss_fn: Callable, params, eps: float = 1e-6) -> np.ndarray:
     return out
 
 
-def check_hessian(grad_fn: Callable, hessian, params, *, eps: float = 1e-6, rtol: float = 1e-6,
-                  directions: int = 3, seed: int = 0) -> float:
+def check_hessian(
+    grad_fn: Callable, hessian, params, *, eps: float = 1e-6, rtol: float = 1e-6, directions: int = 3, seed: int = 0
+) -> float:
     """Check an exact Hessian ``(R, P, P)`` against finite differences of ``grad_fn(params) -> (R, P)``.
 
     Compares ``H v`` with ``(∇J(θ + εv) − ∇J(θ − εv)) / (2ε)`` along random unit directions;
@@ -128,18 +139,23 @@ def check_hessian(grad_fn: Callable, hessian, params, *, eps: float = 1e-6, rtol
     with np.errstate(all="ignore"):
         for d in range(directions):
             v = _unit_directions(rng, (runs, size), params.dtype)
-            numeric = (np.asarray(grad_fn(params + eps * v), dtype=np.float64)
-                       - np.asarray(grad_fn(params - eps * v), dtype=np.float64)) / (2.0 * eps)
+            numeric = (
+                np.asarray(grad_fn(params + eps * v), dtype=np.float64)
+                - np.asarray(grad_fn(params - eps * v), dtype=np.float64)
+            ) / (2.0 * eps)
             analytic = np.einsum("rpq,rq->rp", h, v.astype(np.float64))
             noise = 10.0 * np.finfo(params.dtype).eps * (np.linalg.norm(g0, axis=1) + 1.0) / eps
-            scale = np.maximum(np.maximum(np.linalg.norm(numeric, axis=1), np.linalg.norm(analytic, axis=1)),
-                               noise / rtol)
+            scale = np.maximum(
+                np.maximum(np.linalg.norm(numeric, axis=1), np.linalg.norm(analytic, axis=1)), noise / rtol
+            )
             error = np.linalg.norm(numeric - analytic, axis=1) / scale
             error = np.where(np.isfinite(error) & np.isfinite(scale), error, np.inf)
             r = int(np.argmax(error))
             if error[r] > worst:
                 worst, where = float(error[r]), (r, d)
     if not worst <= rtol:
-        raise GradientCheckError(f"hessian check failed: worst relative error {worst:.3e} > rtol {rtol:.1e} "
-                                 f"(run {where[0]}, direction {where[1]}, eps {eps:g})")
+        raise GradientCheckError(
+            f"hessian check failed: worst relative error {worst:.3e} > rtol {rtol:.1e} "
+            f"(run {where[0]}, direction {where[1]}, eps {eps:g})"
+        )
     return worst

@@ -18,7 +18,6 @@ from .network import MLP
 from .problem import Dataset, ProblemInstance, SupervisedInstance
 
 
-
 def _jittered_starts(start: Sequence[float], spread: float, seeds: Sequence[int], dtype) -> np.ndarray:
     """``(R, 2)`` starting points: ``start`` plus ``spread``·N(0, 1) drawn from each run's seed alone."""
     params = np.empty((len(seeds), 2), dtype=np.float64)
@@ -33,8 +32,9 @@ def _jittered_starts(start: Sequence[float], spread: float, seeds: Sequence[int]
     return params.astype(dtype, copy=False)
 
 
-def _window(points: Sequence[Sequence[float]], minimum: tuple[tuple[float, float], tuple[float, float]],
-            margin: float = 0.25) -> tuple[tuple[float, float], tuple[float, float]]:
+def _window(
+    points: Sequence[Sequence[float]], minimum: tuple[tuple[float, float], tuple[float, float]], margin: float = 0.25
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """The smallest box containing ``minimum`` (a default window) and every point, with a margin."""
     (x0, x1), (y0, y1) = minimum
     xs = [x0, x1] + [p[0] for p in points]
@@ -66,8 +66,9 @@ class LandscapeInstance(ProblemInstance):
         self.layout = ParamLayout([("x", (), "point"), ("y", (), "point")])
         self.start = (float(start[0]), float(start[1]))
         self.start_spread = float(start_spread)
-        corners = [(self.start[0] + s * 2 * self.start_spread, self.start[1] + s * 2 * self.start_spread)
-                   for s in (-1, 1)]
+        corners = [
+            (self.start[0] + s * 2 * self.start_spread, self.start[1] + s * 2 * self.start_spread) for s in (-1, 1)
+        ]
         self.bounds = _window(corners + list(self.minima), self.default_bounds)
 
     @property
@@ -134,11 +135,17 @@ class LandscapeInstance(ProblemInstance):
         return out
 
     def describe(self):
-        return {**super().describe(), "name": self.name, "formula": self.formula,
-                "axis_names": list(self.axis_names),
-                "bounds": [list(b) for b in self.bounds], "minima": [list(m) for m in self.minima],
-                "minimum_value": self.minimum_value, "start": list(self.start),
-                "start_spread": self.start_spread}
+        return {
+            **super().describe(),
+            "name": self.name,
+            "formula": self.formula,
+            "axis_names": list(self.axis_names),
+            "bounds": [list(b) for b in self.bounds],
+            "minima": [list(m) for m in self.minima],
+            "minimum_value": self.minimum_value,
+            "start": list(self.start),
+            "start_spread": self.start_spread,
+        }
 
 
 class QuadraticBowl(LandscapeInstance):
@@ -152,8 +159,14 @@ class QuadraticBowl(LandscapeInstance):
     formula = "f(p) = ½ pᵀ A p,  A = Q(θ) diag(λ_max, λ_max/κ) Q(θ)ᵀ"
     minima = ((0.0, 0.0),)
 
-    def __init__(self, condition: float = 10.0, angle: float = 30.0, lambda_max: float = 1.0,
-                 start=(-4.0, 3.0), start_spread: float = 0.0):
+    def __init__(
+        self,
+        condition: float = 10.0,
+        angle: float = 30.0,
+        lambda_max: float = 1.0,
+        start=(-4.0, 3.0),
+        start_spread: float = 0.0,
+    ):
         self.condition, self.angle, self.lambda_max = float(condition), float(angle), float(lambda_max)
         self.eigenvalues = (self.lambda_max, self.lambda_max / self.condition)
         theta = math.radians(self.angle)
@@ -177,9 +190,14 @@ class QuadraticBowl(LandscapeInstance):
         return a * ones, b * ones, c * ones
 
     def describe(self):
-        return {**super().describe(), "condition": self.condition, "angle": self.angle,
-                "hessian": self.matrix.tolist(), "eigenvalues": list(self.eigenvalues),
-                "top_eigenvalue": self.eigenvalues[0]}
+        return {
+            **super().describe(),
+            "condition": self.condition,
+            "angle": self.angle,
+            "hessian": self.matrix.tolist(),
+            "eigenvalues": list(self.eigenvalues),
+            "top_eigenvalue": self.eigenvalues[0],
+        }
 
 
 class Rosenbrock(LandscapeInstance):
@@ -208,20 +226,19 @@ class Rosenbrock(LandscapeInstance):
         d = np.subtract(a, x)
         valley = np.multiply(x, x)
         np.subtract(y, valley, out=valley)
-        loss = np.multiply(d, d)                   # (a − x)²
+        loss = np.multiply(d, d)  # (a − x)²
         term = np.multiply(valley, valley)
         term *= b
-        loss += term                               # + b (y − x²)²
+        loss += term  # + b (y − x²)²
         np.multiply(x, 4.0 * b, out=term)
         term *= valley
         d *= -2.0
-        np.subtract(d, term, out=grad[:, 0])      # −2(a − x) − 4b x (y − x²)
+        np.subtract(d, term, out=grad[:, 0])  # −2(a − x) − 4b x (y − x²)
         np.multiply(valley, 2.0 * b, out=grad[:, 1])
         return loss
 
     def _hess(self, x, y):
-        return (2.0 - 4.0 * self.b * y + 12.0 * self.b * x * x, -4.0 * self.b * x,
-                2.0 * self.b * np.ones_like(x))
+        return (2.0 - 4.0 * self.b * y + 12.0 * self.b * x * x, -4.0 * self.b * x, 2.0 * self.b * np.ones_like(x))
 
     def describe(self):
         return {**super().describe(), "a": self.a, "b": self.b}
@@ -233,8 +250,12 @@ class Himmelblau(LandscapeInstance):
     name = "himmelblau"
     formula = "f(x, y) = (x² + y − 11)² + (x + y² − 7)²"
     # (3, 2) is exact; the other three are roots of ∇f refined by Newton's method in float64.
-    minima = ((3.0, 2.0), (-2.805118086952745, 3.131312518250573),
-              (-3.779310253377747, -3.2831859912861696), (3.5844283403304917, -1.8481265269644034))
+    minima = (
+        (3.0, 2.0),
+        (-2.805118086952745, 3.131312518250573),
+        (-3.779310253377747, -3.2831859912861696),
+        (3.5844283403304917, -1.8481265269644034),
+    )
 
     def __init__(self, start=(0.0, 0.0), start_spread: float = 0.0):
         super().__init__(start, start_spread)
@@ -263,21 +284,21 @@ class Beale(LandscapeInstance):
         super().__init__(start, start_spread)
 
     def _value(self, x, y):
-        return sum((c - x + x * y ** i) ** 2 for i, c in enumerate(self._C, start=1))
+        return sum((c - x + x * y**i) ** 2 for i, c in enumerate(self._C, start=1))
 
     def _grad(self, x, y):
         gx = gy = 0.0
         for i, c in enumerate(self._C, start=1):
-            r = c - x + x * y ** i
-            gx = gx + 2.0 * r * (y ** i - 1.0)
+            r = c - x + x * y**i
+            gx = gx + 2.0 * r * (y**i - 1.0)
             gy = gy + 2.0 * r * i * x * y ** (i - 1)
         return gx, gy
 
     def _hess(self, x, y):
         hxx = hxy = hyy = 0.0
         for i, c in enumerate(self._C, start=1):
-            r = c - x + x * y ** i
-            dx, dy = y ** i - 1.0, i * x * y ** (i - 1)          # ∂r/∂x, ∂r/∂y
+            r = c - x + x * y**i
+            dx, dy = y**i - 1.0, i * x * y ** (i - 1)  # ∂r/∂x, ∂r/∂y
             dxy, dyy = i * y ** (i - 1), i * (i - 1) * x * y ** max(i - 2, 0)
             hxx = hxx + 2.0 * dx * dx
             hxy = hxy + 2.0 * (dx * dy + r * dxy)
@@ -308,8 +329,13 @@ class LinearRegressionInstance(SupervisedInstance):
         x = np.asarray(dataset.x_train, dtype=np.float64)[:, 0]
         y = np.asarray(dataset.y_train, dtype=np.float64)[:, 0]
         # Means of x², x, 1, xy, y, y²: J(w, b) is a quadratic in (w, b) with these coefficients.
-        self._moments = {"xx": float(np.mean(x * x)), "x": float(np.mean(x)), "xy": float(np.mean(x * y)),
-                         "y": float(np.mean(y)), "yy": float(np.mean(y * y))}
+        self._moments = {
+            "xx": float(np.mean(x * x)),
+            "x": float(np.mean(x)),
+            "xy": float(np.mean(x * y)),
+            "y": float(np.mean(y)),
+            "yy": float(np.mean(y * y)),
+        }
         m = self._moments
         self.matrix = np.array([[m["xx"], m["x"]], [m["x"], 1.0]])
         self.eigenvalues = tuple(float(v) for v in np.linalg.eigvalsh(self.matrix)[::-1])
@@ -317,8 +343,9 @@ class LinearRegressionInstance(SupervisedInstance):
         self.minima = ((float(solution[0]), float(solution[1])),)
         self.minimum_value = float(self.value(np.array(self.minima[0])))
         center = self.minima[0]
-        half = max(1.0, 1.25 * max(abs(self.start[0] - center[0]), abs(self.start[1] - center[1]))
-                   + 2.0 * self.start_spread)
+        half = max(
+            1.0, 1.25 * max(abs(self.start[0] - center[0]), abs(self.start[1] - center[1])) + 2.0 * self.start_spread
+        )
         self.bounds = ((center[0] - half, center[0] + half), (center[1] - half, center[1] + half))
 
     @property
@@ -335,8 +362,9 @@ class LinearRegressionInstance(SupervisedInstance):
         w, b = points[..., 0], points[..., 1]
         m = self._moments
         with np.errstate(all="ignore"):
-            return 0.5 * (w * w * m["xx"] + 2.0 * w * b * m["x"] + b * b
-                          - 2.0 * w * m["xy"] - 2.0 * b * m["y"] + m["yy"])
+            return 0.5 * (
+                w * w * m["xx"] + 2.0 * w * b * m["x"] + b * b - 2.0 * w * m["xy"] - 2.0 * b * m["y"] + m["yy"]
+            )
 
     def value_and_grad(self, points):
         return self.loss_and_grad(np.asarray(points))
@@ -345,12 +373,20 @@ class LinearRegressionInstance(SupervisedInstance):
         return np.broadcast_to(self.matrix.astype(params.dtype), (params.shape[0], 2, 2)).copy()
 
     def describe(self):
-        info = {**super().describe(), "name": self.name, "formula": self.formula,
-                "axis_names": list(self.axis_names), "bounds": [list(b) for b in self.bounds],
-                "minima": [list(m) for m in self.minima], "minimum_value": self.minimum_value,
-                "start": list(self.start), "start_spread": self.start_spread,
-                "hessian": self.matrix.tolist(), "eigenvalues": list(self.eigenvalues),
-                "top_eigenvalue": self.eigenvalues[0]}
+        info = {
+            **super().describe(),
+            "name": self.name,
+            "formula": self.formula,
+            "axis_names": list(self.axis_names),
+            "bounds": [list(b) for b in self.bounds],
+            "minima": [list(m) for m in self.minima],
+            "minimum_value": self.minimum_value,
+            "start": list(self.start),
+            "start_spread": self.start_spread,
+            "hessian": self.matrix.tolist(),
+            "eigenvalues": list(self.eigenvalues),
+            "top_eigenvalue": self.eigenvalues[0],
+        }
         if self.truth is not None:
             info["true_slope"], info["true_intercept"] = self.truth
         return info

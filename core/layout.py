@@ -58,7 +58,7 @@ class ParamLayout:
     def view(self, params: np.ndarray, name: str) -> np.ndarray:
         """The ``(R, *shape)`` view of one named tensor inside ``params`` (no copy)."""
         e = self.entry(name)
-        return params[:, e.offset:e.offset + e.size].reshape(params.shape[0], *e.shape)
+        return params[:, e.offset : e.offset + e.size].reshape(params.shape[0], *e.shape)
 
     def unflatten(self, params: np.ndarray) -> dict[str, np.ndarray]:
         """``{name: (R, *shape) view}`` for every tensor."""
@@ -69,12 +69,14 @@ class ParamLayout:
         runs = next(iter(tensors.values())).shape[0]
         out = np.empty((runs, self.size), dtype=np.result_type(*tensors.values()))
         for e in self.entries:
-            out[:, e.offset:e.offset + e.size] = np.asarray(tensors[e.name]).reshape(runs, e.size)
+            out[:, e.offset : e.offset + e.size] = np.asarray(tensors[e.name]).reshape(runs, e.size)
         return out
 
     def layer_slices(self) -> list[tuple[str, list[slice]]]:
-        return [(layer, [slice(e.offset, e.offset + e.size) for e in self.entries if e.layer == layer])
-                for layer in self.layers]
+        return [
+            (layer, [slice(e.offset, e.offset + e.size) for e in self.entries if e.layer == layer])
+            for layer in self.layers
+        ]
 
     def layer_norms(self, flat: np.ndarray) -> np.ndarray:
         """Euclidean norm of each layer's part of ``flat`` (``(R, P)`` -> ``(R, n_layers)``)."""
@@ -85,5 +87,7 @@ class ParamLayout:
 
     def describe(self) -> list[dict]:
         """Rows ``{name, shape, offset, size, layer}`` for docs, records and the dashboard."""
-        return [{"name": e.name, "shape": list(e.shape), "offset": e.offset, "size": e.size, "layer": e.layer}
-                for e in self.entries]
+        return [
+            {"name": e.name, "shape": list(e.shape), "offset": e.offset, "size": e.size, "layer": e.layer}
+            for e in self.entries
+        ]

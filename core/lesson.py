@@ -28,7 +28,7 @@ from .errors import SpecError
 from .network import MLP
 from .problem import network_of
 
-MAX_UNITS = 30   # a diagram a class can read: at most this many neurons, inputs and outputs included
+MAX_UNITS = 30  # a diagram a class can read: at most this many neurons, inputs and outputs included
 
 # The four regimes of gradient descent on a quadratic of curvature λ: the error e = w − w* obeys
 # e ← (1 − αλ) e, so the rule is a statement about αλ (docs/lesson_plan.md).
@@ -71,12 +71,16 @@ def lesson_model(instance) -> MLP:
     """The instance's MLP, or a one-line SpecError when the problem has none or it is too big to draw."""
     model = network_of(instance)  # the declared Network capability: an engine MLP and its dataset
     if model is None:
-        raise SpecError("problem", type(instance).__name__,
-                        "a problem with a network and a dataset (not an analytic landscape)")
+        raise SpecError(
+            "problem", type(instance).__name__, "a problem with a network and a dataset (not an analytic landscape)"
+        )
     units = sum(model.sizes)
     if units > MAX_UNITS:
-        raise SpecError("problem.hidden", "-".join(map(str, model.sizes)),
-                        f"a network of at most {MAX_UNITS} neurons in all (this one has {units})")
+        raise SpecError(
+            "problem.hidden",
+            "-".join(map(str, model.sizes)),
+            f"a network of at most {MAX_UNITS} neurons in all (this one has {units})",
+        )
     return model
 
 
@@ -124,29 +128,29 @@ def training_data(instance) -> tuple[np.ndarray, np.ndarray]:
 class LayerTrace:
     """One layer ``l`` of the traced step (weights W of shape (n_in, n_out), biases b)."""
 
-    index: int                 # 1-based, as in the parameter names W1, b1, ...
-    weights: np.ndarray        # (n_in, n_out)
-    biases: np.ndarray         # (n_out,)
-    a_in: np.ndarray           # (n_in,)  the example's input to this layer (a of the layer below)
-    z: np.ndarray              # (n_out,) the example's pre-activations z = a_in W + b
-    a: np.ndarray              # (n_out,) the example's activations f(z) (z itself on the output layer)
-    a_mean: np.ndarray         # (n_out,) batch mean of a
-    delta: np.ndarray          # (n_out,) δ = ∂Jₙ/∂z for the example's own cost Jₙ
-    grad_weights: np.ndarray   # (n_in, n_out) batch gradient ∂J/∂W from the engine
-    grad_biases: np.ndarray    # (n_out,)     batch gradient ∂J/∂b from the engine
+    index: int  # 1-based, as in the parameter names W1, b1, ...
+    weights: np.ndarray  # (n_in, n_out)
+    biases: np.ndarray  # (n_out,)
+    a_in: np.ndarray  # (n_in,)  the example's input to this layer (a of the layer below)
+    z: np.ndarray  # (n_out,) the example's pre-activations z = a_in W + b
+    a: np.ndarray  # (n_out,) the example's activations f(z) (z itself on the output layer)
+    a_mean: np.ndarray  # (n_out,) batch mean of a
+    delta: np.ndarray  # (n_out,) δ = ∂Jₙ/∂z for the example's own cost Jₙ
+    grad_weights: np.ndarray  # (n_in, n_out) batch gradient ∂J/∂W from the engine
+    grad_biases: np.ndarray  # (n_out,)     batch gradient ∂J/∂b from the engine
 
 
 @dataclass(frozen=True)
 class StepTrace:
     """Forward and backward pass of one step at ``params`` on the full training batch."""
 
-    params: np.ndarray         # (P,)
+    params: np.ndarray  # (P,)
     example: int
-    inputs: np.ndarray         # (d,) the example's inputs
-    target: np.ndarray         # (k,) the example's target
-    example_loss: float        # Jₙ, the cost of that example alone
-    loss: float                # J, the mean over the batch (what descent lowers)
-    gradient: np.ndarray       # (P,) ∂J/∂θ from the engine's backpropagation
+    inputs: np.ndarray  # (d,) the example's inputs
+    target: np.ndarray  # (k,) the example's target
+    example_loss: float  # Jₙ, the cost of that example alone
+    loss: float  # J, the mean over the batch (what descent lowers)
+    gradient: np.ndarray  # (P,) ∂J/∂θ from the engine's backpropagation
     layers: tuple[LayerTrace, ...]
     loss_formula: str
     activation: str
@@ -163,9 +167,12 @@ class StepTrace:
         j), and ∂J/∂w, the mean of that product over the batch, from the engine.
         """
         t = self.layers[layer - 1]
-        return {"a_prev": float(t.a_in[i]), "delta": float(t.delta[j]),
-                "example_gradient": float(t.a_in[i] * t.delta[j]),
-                "batch_gradient": float(t.grad_weights[i, j])}
+        return {
+            "a_prev": float(t.a_in[i]),
+            "delta": float(t.delta[j]),
+            "example_gradient": float(t.a_in[i] * t.delta[j]),
+            "batch_gradient": float(t.grad_weights[i, j]),
+        }
 
 
 def trace_step(instance, params, example: int = 0) -> StepTrace:
@@ -190,7 +197,7 @@ def trace_step(instance, params, example: int = 0) -> StepTrace:
         # Forward on the example (a batch of one: its mean loss is the example's own cost Jₙ) and
         # on the whole batch (for the batch means shown beside each neuron).
         forward_example, forward_batch = [], []
-        a_one, a_all = x[example:example + 1][None], x[None]
+        a_one, a_all = x[example : example + 1][None], x[None]
         for i in range(1, last + 1):
             w, b = views[f"W{i}"], views[f"b{i}"]
             z_one, z_all = a_one @ w + b[:, None, :], a_all @ w + b[:, None, :]
@@ -199,7 +206,7 @@ def trace_step(instance, params, example: int = 0) -> StepTrace:
             out_all = z_all if i == last else model.activation.forward(z_all)
             forward_batch.append(out_all)
             a_one, a_all = out_one, out_all
-        example_loss, delta = model.loss.value_and_grad(a_one, y[example:example + 1][None])
+        example_loss, delta = model.loss.value_and_grad(a_one, y[example : example + 1][None])
         deltas: list[Any] = [None] * last
         for i in range(last, 0, -1):
             deltas[i - 1] = delta
@@ -212,15 +219,33 @@ def trace_step(instance, params, example: int = 0) -> StepTrace:
     for i in range(1, last + 1):
         a_in, z = forward_example[i - 1]
         a_out = z if i == last else model.activation.forward(z)
-        layers.append(LayerTrace(
-            index=i, weights=views[f"W{i}"][0].copy(), biases=views[f"b{i}"][0].copy(),
-            a_in=a_in[0, 0].copy(), z=z[0, 0].copy(), a=a_out[0, 0].copy(),
-            a_mean=forward_batch[i - 1][0].mean(axis=0), delta=deltas[i - 1][0, 0].copy(),
-            grad_weights=grads[f"W{i}"][0].copy(), grad_biases=grads[f"b{i}"][0].copy()))
-    return StepTrace(params=theta[0].copy(), example=example, inputs=x[example].copy(), target=y[example].copy(),
-                     example_loss=float(example_loss[0]), loss=float(loss[0]), gradient=grad[0].copy(),
-                     layers=tuple(layers), loss_formula=model.loss.formula, activation=model.activation.name,
-                     sizes=tuple(model.sizes))
+        layers.append(
+            LayerTrace(
+                index=i,
+                weights=views[f"W{i}"][0].copy(),
+                biases=views[f"b{i}"][0].copy(),
+                a_in=a_in[0, 0].copy(),
+                z=z[0, 0].copy(),
+                a=a_out[0, 0].copy(),
+                a_mean=forward_batch[i - 1][0].mean(axis=0),
+                delta=deltas[i - 1][0, 0].copy(),
+                grad_weights=grads[f"W{i}"][0].copy(),
+                grad_biases=grads[f"b{i}"][0].copy(),
+            )
+        )
+    return StepTrace(
+        params=theta[0].copy(),
+        example=example,
+        inputs=x[example].copy(),
+        target=y[example].copy(),
+        example_loss=float(example_loss[0]),
+        loss=float(loss[0]),
+        gradient=grad[0].copy(),
+        layers=tuple(layers),
+        loss_formula=model.loss.formula,
+        activation=model.activation.name,
+        sizes=tuple(model.sizes),
+    )
 
 
 def finite_difference_gradient(instance, params, eps: float = 1e-6) -> np.ndarray:
@@ -256,7 +281,7 @@ def rule_hyper(rule, overrides: dict | None = None) -> dict[str, np.ndarray]:
 class RuleTrack:
     """One rule's side of the lesson: its state and hyperparameters, carried from step to step."""
 
-    rule: Any                              # a DescentRule
+    rule: Any  # a DescentRule
     hyper: dict[str, np.ndarray]
     state: Any = None
 
@@ -299,8 +324,12 @@ def start_lesson(instance, rule, learning_rate: float, *, seed: int = 0, overrid
     """A lesson at the problem's initial weights for ``seed`` (the same ones the runner starts from)."""
     lesson_model(instance)
     params = np.asarray(instance.init_params([int(seed)], np.float64), dtype=np.float64)[0]
-    return Lesson(instance=instance, params=params, track=start_track(rule, params, overrides, instance.layout),
-                  learning_rate=float(learning_rate))
+    return Lesson(
+        instance=instance,
+        params=params,
+        track=start_track(rule, params, overrides, instance.layout),
+        learning_rate=float(learning_rate),
+    )
 
 
 def advance(lesson: Lesson) -> tuple[StepTrace, np.ndarray]:
@@ -331,12 +360,12 @@ class SliceView:
     J(0) + J′(0)s + ½λs² the regimes of :func:`regime` are exact; elsewhere they hold near s = 0.
     """
 
-    direction: np.ndarray      # (P,) unit vector d
-    label: str                 # what the horizontal axis is, e.g. "w" or "distance along −∇J"
-    offset: float              # the coordinate shown at s = 0 (the weight's value for a one-weight slice)
-    slope: float               # J′(0) = ∇J·d
-    curvature: float           # λ = dᵀ H d (exact Hessian-vector product)
-    value: float               # J(0)
+    direction: np.ndarray  # (P,) unit vector d
+    label: str  # what the horizontal axis is, e.g. "w" or "distance along −∇J"
+    offset: float  # the coordinate shown at s = 0 (the weight's value for a one-weight slice)
+    slope: float  # J′(0) = ∇J·d
+    curvature: float  # λ = dᵀ H d (exact Hessian-vector product)
+    value: float  # J(0)
 
     def steps(self, instance, params, learning_rate: float, count: int = 8) -> np.ndarray:
         """The positions s₀ = 0, s₁, … of ``count`` gradient-descent steps along the slice."""
@@ -373,8 +402,14 @@ def slice_view(instance, params, *, weight: int | None = None) -> SliceView:
         direction = np.eye(theta.shape[1])[int(weight)]
         label, offset = parameter_names(model)[int(weight)], float(theta[0, int(weight)])
     hv = model.hessian_vector_product(theta, direction[None], x, y)
-    return SliceView(direction=direction, label=label, offset=offset, slope=float(grad[0] @ direction),
-                     curvature=float(hv[0] @ direction), value=float(loss[0]))
+    return SliceView(
+        direction=direction,
+        label=label,
+        offset=offset,
+        slope=float(grad[0] @ direction),
+        curvature=float(hv[0] @ direction),
+        value=float(loss[0]),
+    )
 
 
 def slice_curve(instance, params, view: SliceView, positions) -> np.ndarray:
@@ -391,12 +426,12 @@ class Prediction:
     """A student's guess of the largest converging α beside theory and measurement."""
 
     guess: float
-    theory: float                  # c/λ_max at the starting weights (c = 2 for gradient descent; NaN if none)
-    measured: float                # largest α whose runs converged or were still progressing (NaN if none)
-    first_flagged: float           # smallest α whose runs blew up (NaN if none)
+    theory: float  # c/λ_max at the starting weights (c = 2 for gradient descent; NaN if none)
+    measured: float  # largest α whose runs converged or were still progressing (NaN if none)
+    first_flagged: float  # smallest α whose runs blew up (NaN if none)
     learning_rates: tuple[float, ...]
     statuses: tuple[str, ...]
-    sharpness: float               # λ_max at the starting weights
+    sharpness: float  # λ_max at the starting weights
 
 
 def top_eigenvalue(instance, params, iterations: int = 200) -> float:
@@ -417,8 +452,16 @@ def sweep_learning_rates(theory: float, count: int = 24, spread: float = 4.0) ->
     return np.geomspace(theory / spread, theory * spread, count)
 
 
-def predict_then_run(problem: str | dict, guess: float, *, rule, seed: int = 0, steps: int = 200,
-                     learning_rates: Sequence[float] | None = None, registry=None) -> Prediction:
+def predict_then_run(
+    problem: str | dict,
+    guess: float,
+    *,
+    rule,
+    seed: int = 0,
+    steps: int = 200,
+    learning_rates: Sequence[float] | None = None,
+    registry=None,
+) -> Prediction:
     """Sweep ``rule`` over α on ``problem`` and set the measured edge beside theory and the guess.
 
     Theory is c/λ_max: λ_max the Hessian's top eigenvalue at the starting weights of ``seed``, c the
@@ -443,17 +486,31 @@ def predict_then_run(problem: str | dict, guess: float, *, rule, seed: int = 0, 
     name = rule if isinstance(rule, str) else rule.name
     declaration = registry.rule(name) if isinstance(rule, str) else rule
     threshold = rule_threshold(declaration)
-    theory = (math.nan if threshold is None else threshold / sharpness if sharpness > 0 else math.inf)
+    theory = math.nan if threshold is None else threshold / sharpness if sharpness > 0 else math.inf
     centre = theory if math.isfinite(theory) else (2.0 / sharpness if sharpness > 0 else 1.0)
     grid = sweep_learning_rates(centre) if learning_rates is None else learning_rates
     rates = sorted(float(a) for a in grid)
-    entry = name if registry.rules.get(name) is declaration else declaration   # a cell's rule: registered for the call
-    results = compare(spec, [entry], learning_rates=rates, seeds=[int(seed)], steps=int(steps),
-                      registry=registry, workers=1, name="predict_then_run")
+    entry = name if registry.rules.get(name) is declaration else declaration  # a cell's rule: registered for the call
+    results = compare(
+        spec,
+        [entry],
+        learning_rates=rates,
+        seeds=[int(seed)],
+        steps=int(steps),
+        registry=registry,
+        workers=1,
+        name="predict_then_run",
+    )
     runs = results.runs
     by_rate = {float(a): [str(s)] for a, s in zip(runs["learning_rate"], runs["status"])}
     ordered = sorted(by_rate)
     measured, flagged = stability_edge(ordered, [by_rate[a] for a in ordered])
-    return Prediction(guess=float(guess), theory=theory, measured=measured, first_flagged=flagged,
-                      learning_rates=tuple(ordered), statuses=tuple(by_rate[a][0] for a in ordered),
-                      sharpness=sharpness)
+    return Prediction(
+        guess=float(guess),
+        theory=theory,
+        measured=measured,
+        first_flagged=flagged,
+        learning_rates=tuple(ordered),
+        statuses=tuple(by_rate[a][0] for a in ordered),
+        sharpness=sharpness,
+    )

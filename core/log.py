@@ -18,8 +18,13 @@ __all__ = ["cli_logging", "level_for", "logger"]
 logger = logging.getLogger("descentlab")
 logger.addHandler(logging.NullHandler())
 
-_LABELS = {logging.DEBUG: "debug", logging.INFO: "note", logging.WARNING: "warning",
-           logging.ERROR: "error", logging.CRITICAL: "error"}
+_LABELS = {
+    logging.DEBUG: "debug",
+    logging.INFO: "note",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "error",
+}
 
 
 class _Stderr(logging.StreamHandler):

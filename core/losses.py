@@ -115,12 +115,30 @@ LOSSES: dict[str, Loss] = {
     l.name: l
     for l in (
         Loss("mse", mse_value_and_grad, mse_value, "J = mean (ŷ - y)²", "regression", mse_output_hvp),
-        Loss("half_mse", half_mse_value_and_grad, half_mse_value, "J = ½ mean (ŷ - y)²", "regression",
-             half_mse_output_hvp),
-        Loss("bce_logits", bce_value_and_grad, bce_value,
-             "J = mean [log(1 + e^z) - y z]  (binary cross-entropy on logits)", "classification", bce_output_hvp),
-        Loss("softmax_ce", softmax_ce_value_and_grad, softmax_ce_value,
-             "J = -mean Σ_c y_c log softmax(z)_c", "classification", softmax_ce_output_hvp),
+        Loss(
+            "half_mse",
+            half_mse_value_and_grad,
+            half_mse_value,
+            "J = ½ mean (ŷ - y)²",
+            "regression",
+            half_mse_output_hvp,
+        ),
+        Loss(
+            "bce_logits",
+            bce_value_and_grad,
+            bce_value,
+            "J = mean [log(1 + e^z) - y z]  (binary cross-entropy on logits)",
+            "classification",
+            bce_output_hvp,
+        ),
+        Loss(
+            "softmax_ce",
+            softmax_ce_value_and_grad,
+            softmax_ce_value,
+            "J = -mean Σ_c y_c log softmax(z)_c",
+            "classification",
+            softmax_ce_output_hvp,
+        ),
     )
 }
 

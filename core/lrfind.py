@@ -41,35 +41,45 @@ class LRFindResult:
     rule: str
     hyper: dict
     seeds: list[int]
-    learning_rates: np.ndarray        # (T,) α_t of every step
-    losses: np.ndarray                # (S, T) raw training loss at θ_t; NaN after a seed stopped
-    smoothed: np.ndarray              # (S, T) bias-corrected EMA of the loss; NaN after a seed stopped
-    stopped_at: np.ndarray            # (S,) step at which a seed stopped, −1 if it ran to the end
-    median: np.ndarray                # (T,) median of the smoothed curves; NaN once most seeds stopped
-    low: np.ndarray                   # (T,) 25th percentile (band)
-    high: np.ndarray                  # (T,) 75th percentile (band)
+    learning_rates: np.ndarray  # (T,) α_t of every step
+    losses: np.ndarray  # (S, T) raw training loss at θ_t; NaN after a seed stopped
+    smoothed: np.ndarray  # (S, T) bias-corrected EMA of the loss; NaN after a seed stopped
+    stopped_at: np.ndarray  # (S,) step at which a seed stopped, −1 if it ran to the end
+    median: np.ndarray  # (T,) median of the smoothed curves; NaN once most seeds stopped
+    low: np.ndarray  # (T,) 25th percentile (band)
+    high: np.ndarray  # (T,) 75th percentile (band)
     suggested_lr: float
-    steepest_lr: float                # NaN when the curve never falls
-    minimum_lr: float                 # α at the minimum of the median curve, divided by 10
+    steepest_lr: float  # NaN when the curve never falls
+    minimum_lr: float  # α at the minimum of the median curve, divided by 10
     reason: str
     settings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-ready (NaN becomes None)."""
+
         def clean(a):
             return [None if not math.isfinite(v) else float(v) for v in np.asarray(a, dtype=float).ravel()]
 
         def scalar(v):
             return None if not math.isfinite(v) else float(v)
 
-        return {"rule": self.rule, "hyper": self.hyper, "seeds": list(self.seeds),
-                "learning_rates": clean(self.learning_rates), "median": clean(self.median),
-                "low": clean(self.low), "high": clean(self.high),
-                "smoothed": [clean(row) for row in self.smoothed],
-                "losses": [clean(row) for row in self.losses],
-                "stopped_at": [int(s) for s in self.stopped_at],
-                "suggested_lr": scalar(self.suggested_lr), "steepest_lr": scalar(self.steepest_lr),
-                "minimum_lr": scalar(self.minimum_lr), "reason": self.reason, "settings": self.settings}
+        return {
+            "rule": self.rule,
+            "hyper": self.hyper,
+            "seeds": list(self.seeds),
+            "learning_rates": clean(self.learning_rates),
+            "median": clean(self.median),
+            "low": clean(self.low),
+            "high": clean(self.high),
+            "smoothed": [clean(row) for row in self.smoothed],
+            "losses": [clean(row) for row in self.losses],
+            "stopped_at": [int(s) for s in self.stopped_at],
+            "suggested_lr": scalar(self.suggested_lr),
+            "steepest_lr": scalar(self.steepest_lr),
+            "minimum_lr": scalar(self.minimum_lr),
+            "reason": self.reason,
+            "settings": self.settings,
+        }
 
 
 def _suggest(lrs: np.ndarray, median: np.ndarray) -> tuple[float, float, float, str]:
@@ -81,24 +91,34 @@ def _suggest(lrs: np.ndarray, median: np.ndarray) -> tuple[float, float, float, 
     curve, log_lr = median[:n], np.log(lrs[:n])
     i_min = int(np.argmin(curve))
     minimum_lr = float(lrs[i_min] / 10.0)
-    min_text = (f"the smoothed loss is lowest at α = {lrs[i_min]:.3g}, a tenth of that is "
-                f"{minimum_lr:.3g} (fastai's 'minimum')")
+    min_text = (
+        f"the smoothed loss is lowest at α = {lrs[i_min]:.3g}, a tenth of that is {minimum_lr:.3g} (fastai's 'minimum')"
+    )
     if i_min < 1:
-        return minimum_lr, float("nan"), minimum_lr, ("the smoothed loss never fell, so no steepest point "
-                                                      "exists; suggested the minimum's α/10: " + min_text)
-    slope = np.gradient(curve[:i_min + 1], log_lr[:i_min + 1])
+        return (
+            minimum_lr,
+            float("nan"),
+            minimum_lr,
+            ("the smoothed loss never fell, so no steepest point exists; suggested the minimum's α/10: " + min_text),
+        )
+    slope = np.gradient(curve[: i_min + 1], log_lr[: i_min + 1])
     i_steep = int(np.argmin(slope))
     steepest = float(lrs[i_steep])
     if not slope[i_steep] < 0:
-        return minimum_lr, float("nan"), minimum_lr, ("the smoothed loss has no falling stretch; suggested "
-                                                      "the minimum's α/10: " + min_text)
-    reason = (f"steepest descent of the median smoothed loss: at α = {steepest:.3g} the loss falls fastest "
-              f"per decade of α (fastai's 'steep'); " + min_text)
+        return (
+            minimum_lr,
+            float("nan"),
+            minimum_lr,
+            ("the smoothed loss has no falling stretch; suggested the minimum's α/10: " + min_text),
+        )
+    reason = (
+        f"steepest descent of the median smoothed loss: at α = {steepest:.3g} the loss falls fastest "
+        f"per decade of α (fastai's 'steep'); " + min_text
+    )
     return steepest, steepest, minimum_lr, reason
 
 
-def _range_test(instance, rule, values, seeds, start_lr, end_lr, steps, beta, stop_factor, batch_size, dtype,
-                registry):
+def _range_test(instance, rule, values, seeds, start_lr, end_lr, steps, beta, stop_factor, batch_size, dtype, registry):
     """(losses, smoothed, stopped_at) of the range test, trained by the runner's chunk loop.
 
     The ramp is the ``exponential_ramp`` schedule over ``steps − 1`` updates (α_t = lrs[t]); the
@@ -110,13 +130,22 @@ def _range_test(instance, rule, values, seeds, start_lr, end_lr, steps, beta, st
 
     if registry is None:
         from .registry import get_registry
+
         registry = get_registry()
     runs = len(seeds)
     n_train = int(getattr(instance, "n_train", 0) or 0)
     use_batches = 0 < batch_size < n_train
-    experiment = one_rule_experiment(rule, values, list(seeds), steps - 1, start_lr, schedule="exponential_ramp",
-                                     schedule_hyper={"end_lr": float(end_lr)},
-                                     batch_size=int(batch_size) if use_batches else 0, dtype=dtype.name)
+    experiment = one_rule_experiment(
+        rule,
+        values,
+        list(seeds),
+        steps - 1,
+        start_lr,
+        schedule="exponential_ramp",
+        schedule_hyper={"end_lr": float(end_lr)},
+        batch_size=int(batch_size) if use_batches else 0,
+        dtype=dtype.name,
+    )
     losses = np.full((runs, steps), np.nan)
     smoothed = np.full((runs, steps), np.nan)
     stopped_at = np.full(runs, -1)
@@ -144,9 +173,21 @@ def _range_test(instance, rule, values, seeds, start_lr, end_lr, steps, beta, st
     return losses, smoothed, stopped_at
 
 
-def lr_find(instance, rule, hyper: dict | None = None, *, seeds=(0, 1, 2), start_lr: float = 1e-6,
-            end_lr: float = 10.0, num_steps: int = 100, beta: float = 0.98, stop_factor: float = 4.0,
-            batch_size: int = 0, dtype="float64", registry=None) -> LRFindResult:
+def lr_find(
+    instance,
+    rule,
+    hyper: dict | None = None,
+    *,
+    seeds=(0, 1, 2),
+    start_lr: float = 1e-6,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    beta: float = 0.98,
+    stop_factor: float = 4.0,
+    batch_size: int = 0,
+    dtype="float64",
+    registry=None,
+) -> LRFindResult:
     """Run the range test of ``rule`` (a DescentRule or registered name) on a built problem instance.
 
     ``hyper`` sets the rule's hyperparameters (defaults for the rest); ``seeds`` are the runs'
@@ -163,6 +204,7 @@ def lr_find(instance, rule, hyper: dict | None = None, *, seeds=(0, 1, 2), start
     if isinstance(rule, str):
         if registry is None:
             from .registry import get_registry
+
             registry = get_registry()
         rule = registry.rule(rule)
     seeds = [int(s) for s in seeds]
@@ -175,8 +217,9 @@ def lr_find(instance, rule, hyper: dict | None = None, *, seeds=(0, 1, 2), start
         values[h.name] = h.check(values[h.name], f"rules.{rule.name}")
     lrs = start_lr * (end_lr / start_lr) ** (np.arange(steps) / (steps - 1))
     dtype = np.dtype(dtype)
-    losses, smoothed, stopped_at = _range_test(instance, rule, values, seeds, start_lr, end_lr, steps, beta,
-                                                stop_factor, batch_size, dtype, registry)
+    losses, smoothed, stopped_at = _range_test(
+        instance, rule, values, seeds, start_lr, end_lr, steps, beta, stop_factor, batch_size, dtype, registry
+    )
 
     median = np.full(steps, np.nan)
     low, high = median.copy(), median.copy()
@@ -187,24 +230,52 @@ def lr_find(instance, rule, hyper: dict | None = None, *, seeds=(0, 1, 2), start
     if cut > 0:
         low[:cut], median[:cut], high[:cut] = np.nanpercentile(smoothed[:, :cut], [25, 50, 75], axis=0)
     suggested, steepest, minimum, reason = _suggest(lrs, median)
-    return LRFindResult(rule=rule.name, hyper={k: v for k, v in values.items()}, seeds=seeds,
-                        learning_rates=lrs, losses=losses, smoothed=smoothed, stopped_at=stopped_at,
-                        median=median, low=low, high=high, suggested_lr=suggested, steepest_lr=steepest,
-                        minimum_lr=minimum, reason=reason,
-                        settings={"start_lr": start_lr, "end_lr": end_lr, "num_steps": steps, "beta": beta,
-                                  "stop_factor": stop_factor, "batch_size": int(batch_size),
-                                  "dtype": dtype.name})
+    return LRFindResult(
+        rule=rule.name,
+        hyper={k: v for k, v in values.items()},
+        seeds=seeds,
+        learning_rates=lrs,
+        losses=losses,
+        smoothed=smoothed,
+        stopped_at=stopped_at,
+        median=median,
+        low=low,
+        high=high,
+        suggested_lr=suggested,
+        steepest_lr=steepest,
+        minimum_lr=minimum,
+        reason=reason,
+        settings={
+            "start_lr": start_lr,
+            "end_lr": end_lr,
+            "num_steps": steps,
+            "beta": beta,
+            "stop_factor": stop_factor,
+            "batch_size": int(batch_size),
+            "dtype": dtype.name,
+        },
+    )
 
 
 # One line wherever the range test's suggestion and the theory's critical α appear side by side.
-THEORY_NOTE = ("Why the two differ: the range test raises α at every step of one short run, and a loss "
-               "needs several steps above the critical α to grow, so its lowest loss sits past c/λ_max by "
-               "design; the critical α holds for a constant α, and the suggestion should sit below it.")
+THEORY_NOTE = (
+    "Why the two differ: the range test raises α at every step of one short run, and a loss "
+    "needs several steps above the critical α to grow, so its lowest loss sits past c/λ_max by "
+    "design; the critical α holds for a constant α, and the suggestion should sit below it."
+)
 
 
-def lr_find_experiment(experiment, *, rule: str | None = None, start_lr: float = 1e-6, end_lr: float = 10.0,
-                       num_steps: int = 100, beta: float = 0.98, stop_factor: float = 4.0,
-                       registry=None) -> list[tuple[str, LRFindResult]]:
+def lr_find_experiment(
+    experiment,
+    *,
+    rule: str | None = None,
+    start_lr: float = 1e-6,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    beta: float = 0.98,
+    stop_factor: float = 4.0,
+    registry=None,
+) -> list[tuple[str, LRFindResult]]:
     """Range test for each ``[[rules]]`` entry of an experiment (or those of one rule name).
 
     Uses the experiment's problem, seeds, batch size and dtype, and each entry's first grid point
@@ -214,25 +285,40 @@ def lr_find_experiment(experiment, *, rule: str | None = None, start_lr: float =
     """
     if registry is None:
         from .registry import get_registry
+
         registry = get_registry()
     entries = [e for e in experiment.entries if rule is None or e.rule == rule]
     if not entries:
-        raise SpecError("--rule", rule, "a rule of the experiment: " +
-                        ", ".join(sorted({e.rule for e in experiment.entries})))
+        raise SpecError(
+            "--rule", rule, "a rule of the experiment: " + ", ".join(sorted({e.rule for e in experiment.entries}))
+        )
     from .faults import build_instance
+
     instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     out = []
     for entry in entries:
         hyper = {name: values[0] for name, values in entry.hyper.items()}
-        result = lr_find(instance, registry.rule(entry.rule), hyper, seeds=experiment.seeds,
-                         start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, beta=beta,
-                         stop_factor=stop_factor, batch_size=experiment.batch_size,
-                         dtype=experiment.dtype, registry=registry)
+        result = lr_find(
+            instance,
+            registry.rule(entry.rule),
+            hyper,
+            seeds=experiment.seeds,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            beta=beta,
+            stop_factor=stop_factor,
+            batch_size=experiment.batch_size,
+            dtype=experiment.dtype,
+            registry=registry,
+        )
         top = instance.describe().get("top_eigenvalue")
         if top is not None:
             from .stability import critical_learning_rate
-            result.settings["critical_lr"] = critical_learning_rate(registry.rule(entry.rule), hyper, top,
-                                                                    registry=registry)
+
+            result.settings["critical_lr"] = critical_learning_rate(
+                registry.rule(entry.rule), hyper, top, registry=registry
+            )
         out.append((entry.label, result))
     return out
 
@@ -279,15 +365,18 @@ def main(argv=None) -> int:
 
     parser = _Parser(
         prog="descentlab lr-find",
-        description="Learning-rate range test (Smith; fastai lr_find) for the rules of an experiment file.")
+        description="Learning-rate range test (Smith; fastai lr_find) for the rules of an experiment file.",
+    )
     parser.add_argument("experiment", help="experiment TOML file (its problem, seeds, batch size, dtype)")
     parser.add_argument("--rule", default=None, help="only the entries of this rule (default: every entry)")
     parser.add_argument("--start", type=float, default=1e-6, help="first learning rate (default 1e-6)")
     parser.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
-    parser.add_argument("--steps", type=int, default=100,
-                        help=f"number of steps (default 100, at most {MAX_CLI_STEPS})")
-    parser.add_argument("--stop-factor", type=float, default=4.0,
-                        help="stop when the smoothed loss exceeds this × its best (default 4)")
+    parser.add_argument(
+        "--steps", type=int, default=100, help=f"number of steps (default 100, at most {MAX_CLI_STEPS})"
+    )
+    parser.add_argument(
+        "--stop-factor", type=float, default=4.0, help="stop when the smoothed loss exceeds this × its best (default 4)"
+    )
     parser.add_argument("--out", default=None, help="write the curves and suggestions as JSON here (a new file)")
     parser.add_argument("--force", action="store_true", help="let --out replace an existing file")
     try:
@@ -296,9 +385,16 @@ def main(argv=None) -> int:
         if args.out is not None:
             _check_out_file(args.out, args.force)
         from .experiment import load_experiment_file
+
         experiment = load_experiment_file(args.experiment)
-        found = lr_find_experiment(experiment, rule=args.rule, start_lr=args.start, end_lr=args.end,
-                                   num_steps=args.steps, stop_factor=args.stop_factor)
+        found = lr_find_experiment(
+            experiment,
+            rule=args.rule,
+            start_lr=args.start,
+            end_lr=args.end,
+            num_steps=args.steps,
+            stop_factor=args.stop_factor,
+        )
     except (SpecError, UsageError) as error:
         print(f"descentlab: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -310,13 +406,16 @@ def main(argv=None) -> int:
     if any(result.settings.get("critical_lr") is not None for _, result in found):
         print(THEORY_NOTE)
     if args.out:
-        payload = {"experiment": experiment.name, "problem": experiment.problem, "note": THEORY_NOTE,
-                   "entries": [{"label": label, **result.to_dict()} for label, result in found]}
+        payload = {
+            "experiment": experiment.name,
+            "problem": experiment.problem,
+            "note": THEORY_NOTE,
+            "entries": [{"label": label, **result.to_dict()} for label, result in found],
+        }
         try:
             write_text_atomic(Path(args.out).expanduser(), json.dumps(payload, indent=1))
         except OSError as error:  # e.g. the disk filled up, or the folder changed since the check
-            print(f"descentlab: error: --out: could not write {args.out} ({error.strerror or error})",
-                  file=sys.stderr)
+            print(f"descentlab: error: --out: could not write {args.out} ({error.strerror or error})", file=sys.stderr)
             return 1
         print(f"wrote {args.out}")
     return 0

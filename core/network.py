@@ -34,8 +34,7 @@ class MLP:
     Inputs are ``(N, d)`` shared by all runs or ``(R, N, d)`` per run (mini-batches).
     """
 
-    def __init__(self, sizes: Sequence[int], activation: str = "tanh", loss: str = "mse",
-                 init: str = "auto"):
+    def __init__(self, sizes: Sequence[int], activation: str = "tanh", loss: str = "mse", init: str = "auto"):
         if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
             raise SpecError("model.sizes", list(sizes), "at least an input and an output size, all >= 1")
         if activation not in ACTIVATIONS:
@@ -57,8 +56,7 @@ class MLP:
         self.n_layers = len(self.sizes) - 1
 
     def __repr__(self) -> str:
-        return (f"MLP({'-'.join(map(str, self.sizes))}, {self.activation.name}, {self.loss.name}, "
-                f"{self.init})")
+        return f"MLP({'-'.join(map(str, self.sizes))}, {self.activation.name}, {self.loss.name}, {self.init})"
 
     def init_params(self, seeds: Sequence[int], dtype=np.float64) -> np.ndarray:
         """``(R, P)`` initial parameters, row r drawn from ``seeds[r]`` alone; biases start at 0.
@@ -72,9 +70,12 @@ class MLP:
             for i in range(1, self.n_layers + 1):
                 entry = self.layout.entry(f"W{i}")
                 distribution, scale = init_scale(self.init, *entry.shape)
-                draw = (rng.uniform(-scale, scale, entry.size) if distribution == "uniform"
-                        else rng.normal(0.0, scale, entry.size))
-                params[r, entry.offset:entry.offset + entry.size] = draw
+                draw = (
+                    rng.uniform(-scale, scale, entry.size)
+                    if distribution == "uniform"
+                    else rng.normal(0.0, scale, entry.size)
+                )
+                params[r, entry.offset : entry.offset + entry.size] = draw
         return params.astype(dtype, copy=False)
 
     def _weights(self, params):
@@ -96,8 +97,14 @@ class MLP:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             return self.loss.value(self.forward(params, inputs), targets)
 
-    def loss_and_grad(self, params: np.ndarray, inputs: np.ndarray, targets: np.ndarray,
-                      out: np.ndarray | None = None, trace: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def loss_and_grad(
+        self,
+        params: np.ndarray,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        out: np.ndarray | None = None,
+        trace: dict | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Mean loss ``(R,)`` and its gradient ``(R, P)`` by backpropagation.
 
         Forward keeps each layer's input and pre-activation; backward carries
@@ -144,8 +151,9 @@ class MLP:
                     delta = self.activation.backward(cache[i - 1][1], a_in, grad_a)
         return loss, grad
 
-    def hessian_vector_product(self, params: np.ndarray, vectors: np.ndarray, inputs: np.ndarray,
-                               targets: np.ndarray) -> np.ndarray:
+    def hessian_vector_product(
+        self, params: np.ndarray, vectors: np.ndarray, inputs: np.ndarray, targets: np.ndarray
+    ) -> np.ndarray:
         """Exact ``H v`` ``(R, P)`` for every run: Pearlmutter's R-operator over backprop (float64).
 
         R{·} is the directional derivative along v (V_i, c_i the parts of v for W_i, b_i). Forward,
@@ -206,8 +214,9 @@ class MLP:
                     delta = self.activation.backward(z_prev, a_prev, grad_a)
         return out
 
-    def hessian_operator(self, params: np.ndarray, inputs: np.ndarray, targets: np.ndarray,
-                         trace: dict | None = None) -> "HessianOperator":
+    def hessian_operator(
+        self, params: np.ndarray, inputs: np.ndarray, targets: np.ndarray, trace: dict | None = None
+    ) -> "HessianOperator":
         """``H v`` at fixed ``params`` for several v: the R-operator with its v-free half done once.
 
         Lanczos multiplies the same Hessian by several vectors. Everything in
@@ -236,10 +245,11 @@ class MLP:
                     curvature = second(z, a)
                     curvature *= grad_a
                     curvatures.append(curvature)
-            return HessianOperator(self, params, ins, slopes, list(trace["deltas"]), curvatures, trace["output"],
-                                   targets)
+            return HessianOperator(
+                self, params, ins, slopes, list(trace["deltas"]), curvatures, trace["output"], targets
+            )
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            ins, slopes, zs = [], [], []      # a_{i−1} per layer; f'(z_i) and z_i, a_i per hidden layer
+            ins, slopes, zs = [], [], []  # a_{i−1} per layer; f'(z_i) and z_i, a_i per hidden layer
             a = inputs
             for i, (w, b) in enumerate(layers):
                 ins.append(a)
@@ -278,17 +288,27 @@ class HessianOperator:
         self.layers = model._weights(params)
         # (W_i columns, W_i shape, b_i columns) of the flat row, looked up once: two splits per product
         entries = {e.name: e for e in model.layout.entries}
-        self.splits = [(slice(w.offset, w.offset + w.size), w.shape, slice(b.offset, b.offset + b.size))
-                       for w, b in ((entries[f"W{i}"], entries[f"b{i}"]) for i in range(1, model.n_layers + 1))]
+        self.splits = [
+            (slice(w.offset, w.offset + w.size), w.shape, slice(b.offset, b.offset + b.size))
+            for w, b in ((entries[f"W{i}"], entries[f"b{i}"]) for i in range(1, model.n_layers + 1))
+        ]
         # W_iᵀ as contiguous arrays: numpy's batched matmul is about twice as slow on a transposed view
         self.transposed = [None] + [np.ascontiguousarray(w.transpose(0, 2, 1)) for w, _ in self.layers[1:]]
 
     def rows(self, keep: np.ndarray) -> "HessianOperator":
         def pick(a):
             return a if a is None or a.ndim == 2 else a[keep]  # 2-D: inputs shared by all runs
-        return HessianOperator(self.model, self.params[keep], [pick(a) for a in self.ins],
-                               [pick(a) for a in self.slopes], [pick(a) for a in self.deltas],
-                               [pick(a) for a in self.curvatures], self.output[keep], pick(self.targets))
+
+        return HessianOperator(
+            self.model,
+            self.params[keep],
+            [pick(a) for a in self.ins],
+            [pick(a) for a in self.slopes],
+            [pick(a) for a in self.deltas],
+            [pick(a) for a in self.curvatures],
+            self.output[keep],
+            pick(self.targets),
+        )
 
     def __call__(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.asarray(vectors, dtype=np.float64)
@@ -323,8 +343,10 @@ class HessianOperator:
                 if i > 0:
                     vw_t = directions[i][0].transpose(0, 2, 1)
                     if vw_t.shape[1] == 1:  # one output unit: both outer products as one matmul of depth 2
-                        r_grad_a = np.matmul(np.concatenate([r_delta, deltas[i]], axis=2),
-                                             np.concatenate([self.transposed[i], vw_t], axis=1))
+                        r_grad_a = np.matmul(
+                            np.concatenate([r_delta, deltas[i]], axis=2),
+                            np.concatenate([self.transposed[i], vw_t], axis=1),
+                        )
                     else:
                         r_grad_a = np.matmul(r_delta, self.transposed[i])
                         r_grad_a += np.matmul(deltas[i], np.ascontiguousarray(vw_t))

@@ -96,7 +96,7 @@ def test_two_steps_computed_by_hand():
     np.testing.assert_allclose(updates, [[-0.125, 0.0]])
 '''
 
-PYPROJECT_TEMPLATE = '''# Install with `pip install .` in this folder; descentlab then finds the rule by its entry point
+PYPROJECT_TEMPLATE = """# Install with `pip install .` in this folder; descentlab then finds the rule by its entry point
 # (`descentlab plugins` shows its origin as package __DIST__ 0.1.0). Reinstall after editing this file.
 [build-system]
 requires = ["setuptools>=68"]
@@ -113,7 +113,7 @@ __NAME__ = "__NAME__"  # the module that holds the @hookimpl function
 
 [tool.setuptools]
 py-modules = ["__NAME__"]
-'''
+"""
 
 
 def check_name(name: str, registry) -> None:
@@ -122,11 +122,19 @@ def check_name(name: str, registry) -> None:
     if not name.isidentifier() or name != name.lower() or keyword.iskeyword(name):
         raise SpecError(field, name, "a lowercase Python identifier (letters, digits and _), e.g. scaled_momentum")
     if name in registry.rules:
-        raise SpecError(field, name, "a name no rule has yet",
-                        hint=f"{name!r} is already registered by {registry.origin('rule', name)}")
+        raise SpecError(
+            field,
+            name,
+            "a name no rule has yet",
+            hint=f"{name!r} is already registered by {registry.origin('rule', name)}",
+        )
     if name in sys.stdlib_module_names or importlib.util.find_spec(name) is not None:
-        raise SpecError(field, name, "a name no importable module has",
-                        hint=f"a module {name!r} exists, and {name}.py would shadow it")
+        raise SpecError(
+            field,
+            name,
+            "a name no importable module has",
+            hint=f"a module {name!r} exists, and {name}.py would shadow it",
+        )
 
 
 def plan(name: str, folder: str | None = None) -> dict[Path, str]:
@@ -136,14 +144,25 @@ def plan(name: str, folder: str | None = None) -> dict[Path, str]:
         raise SpecError("--dir", str(root), "a folder (or a path that does not exist yet)")
 
     def fill(template: str) -> str:
-        return (template.replace("__NAME__", name).replace("__DIST__", "descentlab-" + name.replace("_", "-"))
-                .replace("__GROUP__", ENTRY_POINT_GROUP))
-    files = {root / f"{name}.py": fill(RULE_TEMPLATE), root / f"test_{name}.py": fill(TEST_TEMPLATE),
-             root / "pyproject.toml": fill(PYPROJECT_TEMPLATE)}
+        return (
+            template.replace("__NAME__", name)
+            .replace("__DIST__", "descentlab-" + name.replace("_", "-"))
+            .replace("__GROUP__", ENTRY_POINT_GROUP)
+        )
+
+    files = {
+        root / f"{name}.py": fill(RULE_TEMPLATE),
+        root / f"test_{name}.py": fill(TEST_TEMPLATE),
+        root / "pyproject.toml": fill(PYPROJECT_TEMPLATE),
+    }
     for path in files:
         if path.exists() or path.is_symlink():
-            raise SpecError("new-rule", str(path), "a file that does not exist yet",
-                            hint="new-rule never overwrites; choose another NAME or --dir")
+            raise SpecError(
+                "new-rule",
+                str(path),
+                "a file that does not exist yet",
+                hint="new-rule never overwrites; choose another NAME or --dir",
+            )
     return files
 
 
@@ -156,8 +175,9 @@ def write(files: dict[Path, str]) -> list[Path]:
             with open(path, "x", encoding="utf-8") as handle:
                 handle.write(text)
         except FileExistsError:
-            raise SpecError("new-rule", str(path), "a file that does not exist yet",
-                            hint="new-rule never overwrites") from None
+            raise SpecError(
+                "new-rule", str(path), "a file that does not exist yet", hint="new-rule never overwrites"
+            ) from None
         except OSError as error:
             raise SpecError("new-rule", str(path), "a writable path", hint=error.strerror or str(error)) from None
         written.append(path)

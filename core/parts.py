@@ -43,8 +43,12 @@ def is_partitioned(folder) -> bool:
 
 def task_hash(spec: dict, run_ids: list[int]) -> str:
     """A task's name: the hash of the validated spec and its run ids (same task, same name, any machine)."""
-    text = json.dumps({"format": PART_FORMAT, "experiment": spec, "run_ids": [int(i) for i in run_ids]},
-                      sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(
+        {"format": PART_FORMAT, "experiment": spec, "run_ids": [int(i) for i in run_ids]},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
@@ -57,9 +61,11 @@ def part_paths(folder, problem: str, rule: str, key: str) -> dict[str, Path]:
     """The three files of one task: ``{"runs": ..., "metrics": ..., "weights": ...}``."""
     where = _partition(problem, rule)
     folder = Path(folder)
-    return {"runs": folder / "runs" / where / f"part-{key}.parquet",
-            "metrics": folder / "metrics" / where / f"part-{key}.parquet",
-            "weights": folder / "weights" / where / f"part-{key}.npz"}
+    return {
+        "runs": folder / "runs" / where / f"part-{key}.parquet",
+        "metrics": folder / "metrics" / where / f"part-{key}.parquet",
+        "weights": folder / "weights" / where / f"part-{key}.npz",
+    }
 
 
 def plan_tasks(experiment, instance) -> list[dict]:
@@ -73,8 +79,15 @@ def plan_tasks(experiment, instance) -> list[dict]:
     for index, entry in enumerate(experiment.entries):
         mine = [c for c in configs if c.entry == index]
         for ids in plan_chunks(experiment, instance, mine):
-            tasks.append({"entry": index, "problem": experiment.problem, "rule": entry.rule,
-                          "run_ids": [int(i) for i in ids], "hash": task_hash(spec, ids)})
+            tasks.append(
+                {
+                    "entry": index,
+                    "problem": experiment.problem,
+                    "rule": entry.rule,
+                    "run_ids": [int(i) for i in ids],
+                    "hash": task_hash(spec, ids),
+                }
+            )
     return tasks
 
 
@@ -109,8 +122,13 @@ def run_task(payload: dict) -> dict:
     write_atomic(paths["metrics"], lambda p: metrics.to_parquet(p, index=False, compression="zstd"))
     part = runs.drop(columns=[c for c in PARTITION_COLUMNS if c in runs.columns])
     write_atomic(paths["runs"], lambda p: part.to_parquet(p, index=False, compression="zstd"))
-    return {"hash": payload["hash"], "runs": len(configs), "seconds": time.perf_counter() - started,
-            "statuses": runs["status"].value_counts().to_dict(), "sharpness_cost": output.get("sharpness_cost")}
+    return {
+        "hash": payload["hash"],
+        "runs": len(configs),
+        "seconds": time.perf_counter() - started,
+        "statuses": runs["status"].value_counts().to_dict(),
+        "sharpness_cost": output.get("sharpness_cost"),
+    }
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
@@ -163,7 +181,7 @@ def read_parts(folder, experiment):
             runs[name] = _column(values)
     metrics = pd.concat(metric_parts, ignore_index=True) if metric_parts else pd.DataFrame()
     weights: dict = {}
-    for key in (weight_parts[0] if weight_parts else {}):
+    for key in weight_parts[0] if weight_parts else {}:
         if key == "run_id":
             continue
         if key == "snapshot_steps":  # the same steps for every run: one array, not a run axis

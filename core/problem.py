@@ -21,15 +21,16 @@ class ProblemInstance:
     """
 
     layout: ParamLayout
-    kind: str = "regression"      # "landscape", "regression" or "classification"
-    n_train: int = 0              # 0: no samples to batch over (an analytic landscape)
+    kind: str = "regression"  # "landscape", "regression" or "classification"
+    n_train: int = 0  # 0: no samples to batch over (an analytic landscape)
 
     def init_params(self, seeds: Sequence[int], dtype=np.float64) -> np.ndarray:
         """``(R, P)`` starting parameters; row r depends only on ``seeds[r]`` and the settings."""
         raise NotImplementedError
 
-    def loss_and_grad(self, params: np.ndarray, batch: np.ndarray | None = None,
-                      out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def loss_and_grad(
+        self, params: np.ndarray, batch: np.ndarray | None = None, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Training loss ``(R,)`` and its gradient ``(R, P)`` (written into ``out`` if given)."""
         raise NotImplementedError
 
@@ -47,8 +48,12 @@ class ProblemInstance:
 
     def describe(self) -> dict:
         """JSON-ready facts about the built problem for records and the dashboard."""
-        return {"kind": self.kind, "n_params": self.layout.size, "n_train": self.n_train,
-                "layout": self.layout.describe()}
+        return {
+            "kind": self.kind,
+            "n_params": self.layout.size,
+            "n_train": self.n_train,
+            "layout": self.layout.describe(),
+        }
 
 
 @dataclass
@@ -59,7 +64,7 @@ class Dataset:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    task: str                                 # "regression" or "classification"
+    task: str  # "regression" or "classification"
     feature_names: list[str] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
     # How raw inputs/targets map to the model's scale (set by the CSV/sklearn loaders; None elsewhere).
@@ -86,8 +91,9 @@ class SupervisedInstance(ProblemInstance):
         key = np.dtype(dtype)
         if key not in self._cast_cache:
             d = self.dataset
-            self._cast_cache[key] = tuple(np.ascontiguousarray(a, dtype=key)
-                                          for a in (d.x_train, d.y_train, d.x_test, d.y_test))
+            self._cast_cache[key] = tuple(
+                np.ascontiguousarray(a, dtype=key) for a in (d.x_train, d.y_train, d.x_test, d.y_test)
+            )
         return self._cast_cache[key]
 
     def init_params(self, seeds, dtype=np.float64):
@@ -140,9 +146,15 @@ class SupervisedInstance(ProblemInstance):
 
     def describe(self):
         d = self.dataset
-        return {**super().describe(), "model": repr(self.model), "n_test": len(d.x_test),
-                "n_features": d.x_train.shape[1], "n_outputs": d.y_train.shape[1],
-                "feature_names": list(d.feature_names), "class_names": list(d.class_names)}
+        return {
+            **super().describe(),
+            "model": repr(self.model),
+            "n_test": len(d.x_test),
+            "n_features": d.x_train.shape[1],
+            "n_outputs": d.y_train.shape[1],
+            "feature_names": list(d.feature_names),
+            "class_names": list(d.class_names),
+        }
 
 
 def holds_out(instance) -> bool:
@@ -173,10 +185,21 @@ def validation_view(instance, fraction: float, seed: int) -> SupervisedInstance 
     order = np.random.default_rng([int(seed), 2]).permutation(n)
     fit, val = np.sort(order[n_val:]), np.sort(order[:n_val])
     rows = d.train_index if d.train_index is not None else np.arange(n)
-    dataset = Dataset(x_train=d.x_train[fit], y_train=d.y_train[fit], x_test=d.x_train[val], y_test=d.y_train[val],
-                      task=d.task, feature_names=list(d.feature_names), class_names=list(d.class_names),
-                      x_mean=d.x_mean, x_std=d.x_std, y_mean=d.y_mean, y_std=d.y_std,
-                      train_index=np.asarray(rows)[fit], test_index=np.asarray(rows)[val])
+    dataset = Dataset(
+        x_train=d.x_train[fit],
+        y_train=d.y_train[fit],
+        x_test=d.x_train[val],
+        y_test=d.y_train[val],
+        task=d.task,
+        feature_names=list(d.feature_names),
+        class_names=list(d.class_names),
+        x_mean=d.x_mean,
+        x_std=d.x_std,
+        y_mean=d.y_mean,
+        y_std=d.y_std,
+        train_index=np.asarray(rows)[fit],
+        test_index=np.asarray(rows)[val],
+    )
     # a shallow copy keeps a subclass's own methods (its model, hessian); the data and caches are the view's
     view = copy.copy(instance)
     view.dataset = dataset
@@ -200,9 +223,9 @@ class Landscape(Protocol):
     """Two parameters that are the point itself: the Landscape page draws ``value``'s contours over
     ``bounds``, each run's path and the ``minima``, with ``axis_names`` on the axes."""
 
-    bounds: Sequence[Sequence[float]]          # ((x_min, x_max), (y_min, y_max)) of the default window
-    axis_names: Sequence[str]                  # names of the two parameters, e.g. ("x", "y") or ("w", "b")
-    minima: Sequence[Sequence[float]]          # known minima, drawn as markers (may be empty)
+    bounds: Sequence[Sequence[float]]  # ((x_min, x_max), (y_min, y_max)) of the default window
+    axis_names: Sequence[str]  # names of the two parameters, e.g. ("x", "y") or ("w", "b")
+    minima: Sequence[Sequence[float]]  # known minima, drawn as markers (may be empty)
 
     def value(self, points: np.ndarray) -> np.ndarray:
         """The loss at ``(..., 2)`` points, shape ``(...)``."""
@@ -233,8 +256,9 @@ class HessianVectorProduct(Protocol):
     """Exact Hessian-vector products: sharpness uses them instead of differences of gradients, and
     the Stability page's edge-of-stability section offers the problem."""
 
-    def hessian_vector_product(self, params: np.ndarray, vectors: np.ndarray,
-                               batch: np.ndarray | None = None) -> np.ndarray:
+    def hessian_vector_product(
+        self, params: np.ndarray, vectors: np.ndarray, batch: np.ndarray | None = None
+    ) -> np.ndarray:
         """``H_r v_r`` ``(R, P)`` in float64 for the loss of ``batch`` (None: the training set)."""
 
 
@@ -255,8 +279,9 @@ class QuietLossAndGrad(Protocol):
     Entering ``np.errstate`` costs about 1 µs, an eighth of a two-parameter landscape's whole call,
     so the runner calls this instead of ``loss_and_grad`` where it is offered. Same results."""
 
-    def loss_and_grad_quiet(self, params: np.ndarray, batch: np.ndarray | None = None,
-                            out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def loss_and_grad_quiet(
+        self, params: np.ndarray, batch: np.ndarray | None = None, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """As :meth:`ProblemInstance.loss_and_grad`, floating-point warnings left to the caller."""
 
 

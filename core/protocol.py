@@ -14,9 +14,26 @@ from . import stats
 from .errors import SpecError
 from .experiment import Experiment, Protocol, RuleEntry
 
-__all__ = ["FLOOR", "SUITES", "TAUS", "ProtocolOutcome", "choose", "draw_trials", "format_report", "grid_trials",
-           "load_protocol", "pairwise", "profile_costs", "run_from_cli", "run_protocol", "save_protocol",
-           "search_space", "seed_for", "supervised", "tuning_verdict"]
+__all__ = [
+    "FLOOR",
+    "SUITES",
+    "TAUS",
+    "ProtocolOutcome",
+    "choose",
+    "draw_trials",
+    "format_report",
+    "grid_trials",
+    "load_protocol",
+    "pairwise",
+    "profile_costs",
+    "run_from_cli",
+    "run_protocol",
+    "save_protocol",
+    "search_space",
+    "seed_for",
+    "supervised",
+    "tuning_verdict",
+]
 
 # The built-in teaching suite: quick problems of every family, each with its own steps and a target
 # loss a well-tuned rule reaches; start_spread > 0 on the landscapes so that seeds differ at all.
@@ -92,8 +109,10 @@ def grid_trials(space, budget: int, seed: int) -> list[dict]:
         k += 1
     centres = (np.arange(k) + 0.5) / k
     axes = [_scale(space, n, centres) for n in names]
-    grid = [dict(zip(names, map(float, point))) for point in np.stack(np.meshgrid(*axes, indexing="ij"), -1)
-            .reshape(-1, len(names))]
+    grid = [
+        dict(zip(names, map(float, point)))
+        for point in np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(names))
+    ]
     rest = budget - len(grid)
     return grid + (draw_trials(space, rest, "random", seed) if rest else [])
 
@@ -130,24 +149,47 @@ def choose(medians) -> int:
 def _problems(experiment: Experiment, protocol: Protocol) -> list[dict]:
     """Every problem of the comparison with its steps and target (its own target wins over protocol.target)."""
     if experiment.suite:
-        return [{**p, "target_loss": p["target_loss"] if p["target_loss"] is not None else protocol.target}
-                for p in experiment.suite]
+        return [
+            {**p, "target_loss": p["target_loss"] if p["target_loss"] is not None else protocol.target}
+            for p in experiment.suite
+        ]
     target = protocol.target if protocol.target is not None else experiment.target_loss
-    return [{"name": experiment.problem, "settings": dict(experiment.problem_settings), "steps": experiment.steps,
-             "target_loss": target}]
+    return [
+        {
+            "name": experiment.problem,
+            "settings": dict(experiment.problem_settings),
+            "steps": experiment.steps,
+            "target_loss": target,
+        }
+    ]
 
 
 def _phase(experiment: Experiment, problem: dict, entries: list[RuleEntry], seeds, name: str) -> Experiment:
     """One batch of runs on one problem: the experiment's run settings, these entries and seeds."""
-    return replace(experiment, name=name, problem=problem["name"], problem_settings=dict(problem["settings"]),
-                   steps=int(problem["steps"]), seeds=list(seeds), target_loss=problem["target_loss"],
-                   entries=entries, sharpness_every=0, snapshot_every=0, protocol=None, suite=[])
+    return replace(
+        experiment,
+        name=name,
+        problem=problem["name"],
+        problem_settings=dict(problem["settings"]),
+        steps=int(problem["steps"]),
+        seeds=list(seeds),
+        target_loss=problem["target_loss"],
+        entries=entries,
+        sharpness_every=0,
+        snapshot_every=0,
+        protocol=None,
+        suite=[],
+    )
 
 
 def _entry(entry: RuleEntry, label: str, learning_rate: float, hyper: dict) -> RuleEntry:
-    return replace(entry, label=label, learning_rate=[float(learning_rate)],
-                   hyper={k: [v] for k, v in hyper.items()},
-                   schedule_hyper={k: [v[0]] for k, v in entry.schedule_hyper.items()})
+    return replace(
+        entry,
+        label=label,
+        learning_rate=[float(learning_rate)],
+        hyper={k: [v] for k, v in hyper.items()},
+        schedule_hyper={k: [v[0]] for k, v in entry.schedule_hyper.items()},
+    )
 
 
 def _final_test_loss(results) -> np.ndarray:
@@ -173,8 +215,10 @@ def _by_label(results, column: str = "final_loss") -> dict[str, tuple[np.ndarray
         runs = runs.assign(held_out_loss=_final_test_loss(results))
     runs = runs.sort_values("seed", kind="stable")
     runs = runs.assign(_score=scores(runs, column), _steps=steps_to_target(runs))
-    return {label: (g["_score"].to_numpy(float), g["_steps"].to_numpy(float), [int(s) for s in g["seed"]])
-            for label, g in runs.groupby("label", sort=False)}
+    return {
+        label: (g["_score"].to_numpy(float), g["_steps"].to_numpy(float), [int(s) for s in g["seed"]])
+        for label, g in runs.groupby("label", sort=False)
+    }
 
 
 def _numbers(score: np.ndarray, steps: np.ndarray, target, seed: int, seeds: list[int]) -> dict:
@@ -211,10 +255,22 @@ def _plan(entry: RuleEntry, index: int, rule, protocol: Protocol) -> dict:
     trials = draw_trials(space, protocol.budget, protocol.search, seed_for(protocol.search_seed, index))
     configs = [{"learning_rate": float(t["learning_rate"]), **_checked(rule, t, base)} for t in trials]
     entries = [_entry(entry, f"{entry.label} [default]", alpha, base)]
-    entries += [_entry(entry, f"{entry.label} [trial {k + 1}]", c["learning_rate"],
-                       {n: v for n, v in c.items() if n != "learning_rate"}) for k, c in enumerate(configs)]
-    return {"entry": entry, "default": {"learning_rate": float(alpha), **base}, "trials": configs,
-            "space": space, "entries": entries}
+    entries += [
+        _entry(
+            entry,
+            f"{entry.label} [trial {k + 1}]",
+            c["learning_rate"],
+            {n: v for n, v in c.items() if n != "learning_rate"},
+        )
+        for k, c in enumerate(configs)
+    ]
+    return {
+        "entry": entry,
+        "default": {"learning_rate": float(alpha), **base},
+        "trials": configs,
+        "space": space,
+        "entries": entries,
+    }
 
 
 def _select(plan: dict, tuned: dict, budget: int) -> dict:
@@ -224,11 +280,18 @@ def _select(plan: dict, tuned: dict, budget: int) -> dict:
     label = plan["entry"].label
     medians = [median(tuned[f"{label} [trial {k + 1}]"][0]) for k in range(budget)]
     best = choose(medians)
-    return {"label": label, "rule": plan["entry"].rule, "budget": budget,
-            "space": {n: list(v) for n, v in plan["space"].items()},
-            "default_config": plan["default"], "chosen": best + 1, "chosen_config": plan["trials"][best],
-            "tune_default_median": median(tuned[f"{label} [default]"][0]),
-            "trial_medians": medians, "best_so_far": stats.best_so_far(medians).tolist()}
+    return {
+        "label": label,
+        "rule": plan["entry"].rule,
+        "budget": budget,
+        "space": {n: list(v) for n, v in plan["space"].items()},
+        "default_config": plan["default"],
+        "chosen": best + 1,
+        "chosen_config": plan["trials"][best],
+        "tune_default_median": median(tuned[f"{label} [default]"][0]),
+        "trial_medians": medians,
+        "best_so_far": stats.best_so_far(medians).tolist(),
+    }
 
 
 def _paired(a: dict, b: dict, name_a: str, name_b: str) -> dict:
@@ -236,14 +299,24 @@ def _paired(a: dict, b: dict, name_a: str, name_b: str) -> dict:
     if a["seeds"] != b["seeds"]:  # both are run on the same test seeds; anything else is a bug, not data
         raise ValueError(f"paired comparison of {name_a} and {name_b}: seeds {a['seeds']} and {b['seeds']} differ")
     c = stats.compare_paired(a["scores"], b["scores"])
-    return {"a": name_a, "b": name_b, "verdict": c.verdict, "p_value": c.p_value, "test": c.test,
-            "n": c.n_a, "sentence": c.sentence(name_a, name_b)}
+    return {
+        "a": name_a,
+        "b": name_b,
+        "verdict": c.verdict,
+        "p_value": c.p_value,
+        "test": c.test,
+        "n": c.n_a,
+        "sentence": c.sentence(name_a, name_b),
+    }
 
 
 def pairwise(rows: list[dict]) -> list[dict]:
     """Every pair of rules' tuned test-seed losses, paired by seed (:func:`descentlab.stats.compare_paired`)."""
-    return [_paired(rows[i]["tuned"], rows[j]["tuned"], rows[i]["label"], rows[j]["label"])
-            for i in range(len(rows)) for j in range(i + 1, len(rows))]
+    return [
+        _paired(rows[i]["tuned"], rows[j]["tuned"], rows[i]["label"], rows[j]["label"])
+        for i in range(len(rows))
+        for j in range(i + 1, len(rows))
+    ]
 
 
 def tuning_verdict(row: dict) -> dict:
@@ -260,8 +333,9 @@ def supervised(problem: dict, registry) -> bool:
     return holds_out(build_instance(registry.problem(problem["name"]), dict(problem["settings"])))
 
 
-def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None = None,
-                 command: str = "") -> ProtocolOutcome:
+def run_protocol(
+    experiment: Experiment, *, registry=None, run: Callable | None = None, command: str = ""
+) -> ProtocolOutcome:
     """Tune every rule with the same budget on the tune seeds (and, for a supervised problem, on a
     validation split of its training data), then measure defaults and the chosen configuration on the
     test seeds, for every problem (docs/protocol.md).
@@ -283,8 +357,9 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
     for number, problem in enumerate(_problems(experiment, protocol)):
         # ---- tuning: defaults and `budget` trials per rule, tune seeds only; on a supervised problem
         # the training split minus a validation part, scored by the final validation loss
-        plans = [_plan(entry, index, registry.rules[entry.rule], protocol)
-                 for index, entry in enumerate(experiment.entries)]
+        plans = [
+            _plan(entry, index, registry.rules[entry.rule], protocol) for index, entry in enumerate(experiment.entries)
+        ]
         tune_entries = [e for plan in plans for e in plan["entries"]]
         tune_job = _phase(experiment, problem, tune_entries, protocol.tune_seeds, f"{experiment.name}-tune")
         on_validation = supervised(problem, registry)
@@ -298,10 +373,16 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
             tuned = _by_label(run(tune_job), column)
         # ---- selection: decided here, before any test seed (or test row) is run
         rows = [_select(plan, tuned, protocol.budget) for plan in plans]
-        test_entries = [_entry(plan["entry"], f"{plan['entry'].label} [{which}]", config["learning_rate"],
-                               {n: v for n, v in config.items() if n != "learning_rate"})
-                        for plan, row in zip(plans, rows)
-                        for which, config in (("default", row["default_config"]), ("tuned", row["chosen_config"]))]
+        test_entries = [
+            _entry(
+                plan["entry"],
+                f"{plan['entry'].label} [{which}]",
+                config["learning_rate"],
+                {n: v for n, v in config.items() if n != "learning_rate"},
+            )
+            for plan, row in zip(plans, rows)
+            for which, config in (("default", row["default_config"]), ("tuned", row["chosen_config"]))
+        ]
         # ---- test: defaults and the chosen configuration on the test seeds, trained on the whole
         # training split; every reported number is from here. Each problem's batch has its own name:
         # its results folder is saved under the first one's (run_from_cli)
@@ -316,48 +397,67 @@ def run_protocol(experiment: Experiment, *, registry=None, run: Callable | None 
                 row[key] = _numbers(score, steps, target, BOOTSTRAP_SEED, seeds)
             row["tuning"] = tuning_verdict(row)
         minimum = (results.problem_info or {}).get("minimum_value")
-        problems.append({"key": f"{number + 1}. {problem['name']}", "name": problem["name"],
-                         "settings": problem["settings"], "steps": problem["steps"], "target": target,
-                         "minimum": float(minimum) if isinstance(minimum, (int, float)) else None,
-                         "selected_on": (f"validation loss ({protocol.validation:g} of the training split)"
-                                         if on_validation else "training loss on the tune seeds"),
-                         "reported": "test-split loss" if on_validation else "training loss",
-                         "rules": rows, "pairwise": pairwise(rows)})
+        problems.append(
+            {
+                "key": f"{number + 1}. {problem['name']}",
+                "name": problem["name"],
+                "settings": problem["settings"],
+                "steps": problem["steps"],
+                "target": target,
+                "minimum": float(minimum) if isinstance(minimum, (int, float)) else None,
+                "selected_on": (
+                    f"validation loss ({protocol.validation:g} of the training split)"
+                    if on_validation
+                    else "training loss on the tune seeds"
+                ),
+                "reported": "test-split loss" if on_validation else "training loss",
+                "rules": rows,
+                "pairwise": pairwise(rows),
+            }
+        )
     costs = profile_costs(problems, labels)
     rho = stats.performance_profile(costs, TAUS)
     report = {
         "format": "descentlab protocol 2",
-        "name": experiment.name, "command": command, "experiment": experiment.to_dict(),
+        "name": experiment.name,
+        "command": command,
+        "experiment": experiment.to_dict(),
         "protocol": protocol.to_dict(),
         "statement": statement(protocol, len(problems)),
         "selection": "lowest median over the tune seeds of the final validation loss (supervised problems: "
-                     f"{protocol.validation:g} of the training split held out, seeded by search_seed; the test "
-                     "split is never read) or of the final training loss (landscapes); a median of +inf "
-                     "(diverged) ranks last",
+        f"{protocol.validation:g} of the training split held out, seeded by search_seed; the test "
+        "split is never read) or of the final training loss (landscapes); a median of +inf "
+        "(diverged) ranks last",
         "intervals": f"percentile bootstrap of the median, {stats.RESAMPLES} resamples, level {stats.LEVEL}, "
-                     f"seed {BOOTSTRAP_SEED}",
+        f"seed {BOOTSTRAP_SEED}",
         "verdicts": "two-sided paired sign-flip test of the signed ranks of the per-seed differences of the "
-                    f"test-seed losses (exact up to {stats.PAIRED_EXACT_LIMIT} seeds) at level {1 - stats.LEVEL:.2g}; "
-                    f"at fewer than {stats.min_paired_seeds()} seeds it can only say cannot tell apart",
+        f"test-seed losses (exact up to {stats.PAIRED_EXACT_LIMIT} seeds) at level {1 - stats.LEVEL:.2g}; "
+        f"at fewer than {stats.min_paired_seeds()} seeds it can only say cannot tell apart",
         "problems": problems,
         "reported": "every loss is the final loss on the test seeds: on the test split for supervised "
-                    "problems (trained on the whole training split), the training loss for landscapes; "
-                    "steps to target count steps of the training loss",
-        "profile": {"measure": f"median tuned test-seed final loss (test-split loss for supervised problems) above "
-                               f"the known minimum, floored at {FLOOR:g}; "
-                               "+inf when that median is +inf",
-                    "taus": list(TAUS), "costs": costs, "rho": {k: v.tolist() for k, v in rho.items()},
-                    "score": {k: stats.profile_area(TAUS, v) for k, v in rho.items()}},
+        "problems (trained on the whole training split), the training loss for landscapes; "
+        "steps to target count steps of the training loss",
+        "profile": {
+            "measure": f"median tuned test-seed final loss (test-split loss for supervised problems) above "
+            f"the known minimum, floored at {FLOOR:g}; "
+            "+inf when that median is +inf",
+            "taus": list(TAUS),
+            "costs": costs,
+            "rho": {k: v.tolist() for k, v in rho.items()},
+            "score": {k: stats.profile_area(TAUS, v) for k, v in rho.items()},
+        },
     }
     return ProtocolOutcome(report=report, test_results=test_results)
 
 
 def statement(protocol: Protocol, n_problems: int) -> str:
     """The budget and split statement printed with every leaderboard."""
-    return (f"every rule: {protocol.budget} {protocol.search}-search trials (seed {protocol.search_seed}) "
-            f"on tune seeds {list(protocol.tune_seeds)}, selected on a {protocol.validation:g} validation split "
-            f"of the training data where the problem has one; defaults and the chosen trial re-run on test seeds "
-            f"{list(protocol.test_seeds)}, the only seeds any reported number comes from; {n_problems} problem(s)")
+    return (
+        f"every rule: {protocol.budget} {protocol.search}-search trials (seed {protocol.search_seed}) "
+        f"on tune seeds {list(protocol.tune_seeds)}, selected on a {protocol.validation:g} validation split "
+        f"of the training data where the problem has one; defaults and the chosen trial re-run on test seeds "
+        f"{list(protocol.test_seeds)}, the only seeds any reported number comes from; {n_problems} problem(s)"
+    )
 
 
 def _g(value) -> str:
@@ -378,18 +478,24 @@ def format_report(report: dict) -> str:
     for p in report["problems"]:
         reported = f", {p['reported']}" if "reported" in p else ""
         lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}{reported}):")
-        lines.append(f"  {'rule':<16} {'one-shot median [95% CI]':<30} {'tuned median [95% CI]':<30} "
-                     f"{'steps to target':<16} profile score")
+        lines.append(
+            f"  {'rule':<16} {'one-shot median [95% CI]':<30} {'tuned median [95% CI]':<30} "
+            f"{'steps to target':<16} profile score"
+        )
         for row in sorted(p["rules"], key=lambda r: (r["tuned"]["median"], r["label"])):
             one, two = row["one_shot"], row["tuned"]
-            steps = (f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})"
-                     if "steps_median" in two else "-")
-            lines.append(f"  {row['label']:<16} {_with_ci(one):<30} {_with_ci(two):<30} {steps:<16} "
-                         f"{score[row['label']]:.3f}")
+            steps = (
+                f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})" if "steps_median" in two else "-"
+            )
+            lines.append(
+                f"  {row['label']:<16} {_with_ci(one):<30} {_with_ci(two):<30} {steps:<16} {score[row['label']]:.3f}"
+            )
         lines += [f"  {pair['sentence']}" for pair in p["pairwise"]]
         lines += [f"  tuning: {row['tuning']['sentence']}" for row in p["rules"] if "tuning" in row]
-    lines.append("profile score: area under ρ(τ) for τ in [1, 4] (1 = best on every problem); "
-                 + ", ".join(f"{k} {v:.3f}" for k, v in sorted(score.items(), key=lambda kv: -kv[1])))
+    lines.append(
+        "profile score: area under ρ(τ) for τ in [1, 4] (1 = best on every problem); "
+        + ", ".join(f"{k} {v:.3f}" for k, v in sorted(score.items(), key=lambda kv: -kv[1]))
+    )
     return "\n".join(lines)
 
 
@@ -437,8 +543,10 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
     from .runner import _validation_instance, run_experiment
 
     workers = args.workers
-    command = shlex.join(["descentlab", "run", str(args.experiment)]
-                         + [a for p in args.plugin or () for a in ("--plugin", str(p))])
+    command = shlex.join(
+        ["descentlab", "run", str(args.experiment)] + [a for p in args.plugin or () for a in ("--plugin", str(p))]
+    )
+
     def run(job: Experiment, validation=None):
         # every batch is checked before it trains, as a plain run is: one line if it cannot fit
         instance = build_instance(registry.problem(job.problem), dict(job.problem_settings))
@@ -458,12 +566,17 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
         problem["results"] = save_results(results, path / PROBLEMS_FOLDER).relative_to(path).as_posix()
     # the whole experiment as run (every default written out), so the folder alone reproduces it
     write_text_atomic(path / "protocol.toml", experiment.to_toml())
-    outcome.report["reproduce"] = shlex.join(["descentlab", "run", str(path / "protocol.toml")]
-                                             + [a for p in args.plugin or () for a in ("--plugin", str(p))])
+    outcome.report["reproduce"] = shlex.join(
+        ["descentlab", "run", str(path / "protocol.toml")]
+        + [a for p in args.plugin or () for a in ("--plugin", str(p))]
+    )
     save_protocol(outcome.report, path)  # last: a folder with protocol.json has every problem's folder
     if not args.quiet:
         print(format_report(outcome.report))
-    print(f"results: {path} (protocol.json: every problem's numbers; each problem's test-seed runs: "
-          f"{path} and {path / PROBLEMS_FOLDER})" if len(outcome.test_results) > 1
-          else f"results: {path} (protocol.json: the comparison's numbers)")
+    print(
+        f"results: {path} (protocol.json: every problem's numbers; each problem's test-seed runs: "
+        f"{path} and {path / PROBLEMS_FOLDER})"
+        if len(outcome.test_results) > 1
+        else f"results: {path} (protocol.json: the comparison's numbers)"
+    )
     return 0

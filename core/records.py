@@ -76,10 +76,12 @@ class Results:
         # the one lazy import of the dashboard outside the CLI (tests/test_boundaries.py): figures
         # are the dashboard's, and a notebook user asks for them here
         from .dashboard.notebook import ResultPlots
+
         return ResultPlots(self)
 
     def _repr_html_(self) -> str:
         from .analysis import summary_html
+
         return summary_html(self)
 
     def __repr__(self) -> str:
@@ -89,8 +91,9 @@ class Results:
         statuses = ", ".join(f"{n} {s}" for s, n in counts.items())
         rules = ", ".join(dict.fromkeys(self.runs["label"])) if "label" in self.runs else ""
         where = f", path={str(self.path)!r}" if self.path is not None else ""
-        return (f"Results({e.name!r}: {len(self.runs)} runs of {rules} on {e.problem}, {e.steps} steps; "
-                f"{statuses}{where})")
+        return (
+            f"Results({e.name!r}: {len(self.runs)} runs of {rules} on {e.problem}, {e.steps} steps; {statuses}{where})"
+        )
 
 
 def _versions() -> dict:
@@ -111,8 +114,16 @@ def _installed_versions() -> dict:
     return versions
 
 
-def build_meta(experiment: Experiment, registry, *, wall_time: float, problem_info: dict,
-               workers: int = 1, n_chunks: int = 0, sharpness_cost: dict | None = None) -> dict:
+def build_meta(
+    experiment: Experiment,
+    registry,
+    *,
+    wall_time: float,
+    problem_info: dict,
+    workers: int = 1,
+    n_chunks: int = 0,
+    sharpness_cost: dict | None = None,
+) -> dict:
     """meta.json: versions, where each plugin used came from, wall time and the problem facts."""
     meta: dict = {
         "descentlab_results": 1,
@@ -219,7 +230,8 @@ def save_results(results: Results, out_dir=None) -> Path:
             # the command names the folder this very rename creates: a run that took the name
             # meanwhile (same name, same second) makes us write meta.json again for the next name
             meta["command"] = f"descentlab run {target / 'experiment.toml'}" + "".join(
-                f" --plugin {path}" for path in plugin_files)
+                f" --plugin {path}" for path in plugin_files
+            )
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
             try:
                 os.rename(tmp, target)  # fails rather than replace a folder that appeared meanwhile
@@ -233,8 +245,9 @@ def save_results(results: Results, out_dir=None) -> Path:
     except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(error, OSError):
-            raise SpecError("--out", str(parent), "a writable folder with free space",
-                            hint=f"{type(error).__name__}: {error}") from None
+            raise SpecError(
+                "--out", str(parent), "a writable folder with free space", hint=f"{type(error).__name__}: {error}"
+            ) from None
         raise
     results.path = target
     results.meta = meta
@@ -263,8 +276,7 @@ def load_results(path) -> Results:
 
     current = "experiment.toml"
     try:
-        experiment = Experiment.from_dict(parse_toml((folder / current).read_text(encoding="utf-8")),
-                                          strict=False)
+        experiment = Experiment.from_dict(parse_toml((folder / current).read_text(encoding="utf-8")), strict=False)
         if partitioned:
             from .parts import read_parts
 
@@ -290,40 +302,81 @@ def load_results(path) -> Results:
         reason = f"{type(error).__name__}: {error}".replace("\n", " ")[:200]
         raise ResultsError(folder / current, "", f"unreadable ({reason})", "a file written by descentlab run") from None
     validate_results(folder, experiment, runs, metrics, weights, meta)
-    return Results(experiment=experiment, runs=runs, metrics=metrics, weights=weights, meta=meta,
-                   problem_info=meta.get("problem_info", {}), path=folder)
+    return Results(
+        experiment=experiment,
+        runs=runs,
+        metrics=metrics,
+        weights=weights,
+        meta=meta,
+        problem_info=meta.get("problem_info", {}),
+        path=folder,
+    )
 
 
 # ---- the layout of a results folder (docs/results.md), checked once on load --------------------
 # Required are the columns every version of descentlab wrote; later columns (and a rule's or
 # schedule's hyperparameters) may be absent in older folders and extra columns are allowed.
 
-RUN_COLUMNS = {"run_id": "i", "entry": "i", "label": "s", "rule": "s", "schedule": "s", "seed": "i",
-               "learning_rate": "f", "warmup_steps": "i", "status": "s", "diverged_at": "f",
-               "final_loss": "f", "best_loss": "f", "steps_to_target": "f", "error": "s"}
-OPTIONAL_RUN_COLUMNS = {"unstable_at": "f", "train_loss_start": "f", "train_loss_final": "f",
-                        "divergence_reason": "s", "lambda_max_start": "f", "lambda_max_flagged": "f"}
-METRIC_COLUMNS = {"run_id": "i", "step": "i", "loss": "f", "learning_rate": "f", "step_size": "f",
-                  "grad_norm": "f"}
+RUN_COLUMNS = {
+    "run_id": "i",
+    "entry": "i",
+    "label": "s",
+    "rule": "s",
+    "schedule": "s",
+    "seed": "i",
+    "learning_rate": "f",
+    "warmup_steps": "i",
+    "status": "s",
+    "diverged_at": "f",
+    "final_loss": "f",
+    "best_loss": "f",
+    "steps_to_target": "f",
+    "error": "s",
+}
+OPTIONAL_RUN_COLUMNS = {
+    "unstable_at": "f",
+    "train_loss_start": "f",
+    "train_loss_final": "f",
+    "divergence_reason": "s",
+    "lambda_max_start": "f",
+    "lambda_max_flagged": "f",
+}
+METRIC_COLUMNS = {"run_id": "i", "step": "i", "loss": "f", "learning_rate": "f", "step_size": "f", "grad_norm": "f"}
 OPTIONAL_METRIC_COLUMNS = {"test_loss": "f", "test_accuracy": "f", "sharpness": "f"}
-META_FIELDS: dict[str, type | tuple[type, ...]] = {"descentlab_results": int, "created": str, "versions": dict, "platform": str, "plugins": dict,
-               "wall_time_s": (int, float), "workers": int, "chunks": int, "n_runs": int,
-               "problem_info": dict, "command": str, "sharpness_cost": dict}
+META_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "descentlab_results": int,
+    "created": str,
+    "versions": dict,
+    "platform": str,
+    "plugins": dict,
+    "wall_time_s": (int, float),
+    "workers": int,
+    "chunks": int,
+    "n_runs": int,
+    "problem_info": dict,
+    "command": str,
+    "sharpness_cost": dict,
+}
 _KINDS = {"i": ("an integer column", "iu"), "f": ("a number column", "iuf"), "s": ("a text column", "OSU")}
 _JSON_TYPES = {int: "an integer", str: "a string", dict: "a JSON object", (int, float): "a number"}
 
 
 def _json_kind(value) -> str:
     number = "a number" if isinstance(value, (int, float)) else type(value).__name__
-    return {dict: "a JSON object", list: "a JSON array", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), number)
+    return {dict: "a JSON object", list: "a JSON array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), number
+    )
 
 
 def _check_columns(file: Path, table, required: dict, optional: dict) -> None:
     missing = [c for c in required if c not in table.columns]
     if missing:
-        raise ResultsError(file, missing[0], f"missing column{'s' if len(missing) > 1 else ''} "
-                           + ", ".join(missing), "the columns in docs/results.md")
+        raise ResultsError(
+            file,
+            missing[0],
+            f"missing column{'s' if len(missing) > 1 else ''} " + ", ".join(missing),
+            "the columns in docs/results.md",
+        )
     for name, kind in {**required, **{c: k for c, k in optional.items() if c in table.columns}}.items():
         what, kinds = _KINDS[kind]
         column = table[name]
@@ -349,9 +402,14 @@ def validate_results(folder, experiment: Experiment, runs, metrics, weights: dic
     where = folder / "runs.parquet"
     _check_columns(where, runs, RUN_COLUMNS, OPTIONAL_RUN_COLUMNS)
     if len(runs) != n_runs or not np.array_equal(runs["run_id"].to_numpy(), np.arange(n_runs)):
-        raise ResultsError(where, "run_id", f"{len(runs)} rows with run_id {_span(runs['run_id'])}",
-                           f"run_id 0 ... {n_runs - 1}, one row each (the {n_runs} runs of experiment.toml)")
+        raise ResultsError(
+            where,
+            "run_id",
+            f"{len(runs)} rows with run_id {_span(runs['run_id'])}",
+            f"run_id 0 ... {n_runs - 1}, one row each (the {n_runs} runs of experiment.toml)",
+        )
     from .verdicts import STATUSES
+
     unknown = sorted(set(runs["status"]) - set(STATUSES))
     if unknown:
         raise ResultsError(where, "status", f"unknown status {unknown[0]!r}", "one of " + ", ".join(STATUSES))
@@ -367,24 +425,30 @@ def validate_results(folder, experiment: Experiment, runs, metrics, weights: dic
     shapes = {k: tuple(v.shape) for k, v in weights.items()}
     tensors = sorted({k.split(".", 1)[1] for k in shapes if k.startswith(("initial.", "final."))})
     if not tensors:
-        raise ResultsError(where, "initial.*", "no initial or final weights",
-                           "initial.<tensor> and final.<tensor> arrays")
+        raise ResultsError(
+            where, "initial.*", "no initial or final weights", "initial.<tensor> and final.<tensor> arrays"
+        )
     layout = meta.get("problem_info", {}).get("layout")
     expected = {}
     if isinstance(layout, list) and all(isinstance(e, dict) and "name" in e and "shape" in e for e in layout):
         try:
             expected = {str(e["name"]): (n_runs, *map(int, e["shape"])) for e in layout}
         except (TypeError, ValueError):
-            raise ResultsError(folder / "meta.json", "problem_info.layout", "a shape that is not a list of integers",
-                               "the layout's rows {name, shape, ...}") from None
+            raise ResultsError(
+                folder / "meta.json",
+                "problem_info.layout",
+                "a shape that is not a list of integers",
+                "the layout's rows {name, shape, ...}",
+            ) from None
     for tensor in tensors:
         for key in (f"initial.{tensor}", f"final.{tensor}"):
             want = expected.get(tensor)
             if key not in shapes:
                 raise ResultsError(where, key, "missing", f"an array of shape {want or '(runs, ...)'}")
             if want is not None and shapes[key] != want or not shapes[key] or shapes[key][0] != n_runs:
-                raise ResultsError(where, key, f"shape {shapes[key]}",
-                                   f"shape {want}" if want else f"{n_runs} rows (one per run)")
+                raise ResultsError(
+                    where, key, f"shape {shapes[key]}", f"shape {want}" if want else f"{n_runs} rows (one per run)"
+                )
     missing = [t for t in expected if t not in tensors]
     if missing:
         raise ResultsError(where, f"initial.{missing[0]}", "missing", f"an array of shape {expected[missing[0]]}")
@@ -394,8 +458,12 @@ def validate_results(folder, experiment: Experiment, runs, metrics, weights: dic
         snap = shapes["snapshots"]
         count = shapes.get("snapshot_steps", (None,))
         if len(snap) != 3 or snap[0] != n_runs or len(count) != 1 or count[0] != snap[1]:
-            raise ResultsError(where, "snapshots", f"shape {snap} with snapshot_steps of shape {count}",
-                               f"shape ({n_runs}, K, P) and snapshot_steps of shape (K,)")
+            raise ResultsError(
+                where,
+                "snapshots",
+                f"shape {snap} with snapshot_steps of shape {count}",
+                f"shape ({n_runs}, K, P) and snapshot_steps of shape (K,)",
+            )
 
 
 def _span(column) -> str:

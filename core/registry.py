@@ -23,8 +23,14 @@ from .faults import definition, error_text, where
 ENTRY_POINT_GROUP = "descentlab"
 PLUGINS_ENV = "DESCENTLAB_PLUGINS"
 NO_ENTRY_POINTS_ENV = "DESCENTLAB_NO_ENTRY_POINTS"
-BUILTIN_MODULES = ("descentlab.plugins.rules", "descentlab.plugins.rules_more", "descentlab.plugins.rules_new",
-                   "descentlab.plugins.schedules", "descentlab.plugins.problems", "descentlab.plugins.transforms")
+BUILTIN_MODULES = (
+    "descentlab.plugins.rules",
+    "descentlab.plugins.rules_more",
+    "descentlab.plugins.rules_new",
+    "descentlab.plugins.schedules",
+    "descentlab.plugins.problems",
+    "descentlab.plugins.transforms",
+)
 
 # (hook name, registry attribute, declaration type, noun used in messages)
 _KINDS = (
@@ -133,8 +139,10 @@ def _hook_mismatch(pm: pluggy.PluginManager, plugin) -> str | None:
         required, _ = varnames(function)
         extra = [a for a in required if a not in spec.argnames]
         if extra:
-            return (f"{head} takes ({', '.join(required)}), but {hook_name} passes only "
-                    f"({', '.join(spec.argnames)}); expected def {hook_name}({', '.join(spec.argnames)})")
+            return (
+                f"{head} takes ({', '.join(required)}), but {hook_name} passes only "
+                f"({', '.join(spec.argnames)}); expected def {hook_name}({', '.join(spec.argnames)})"
+            )
     return None
 
 
@@ -159,8 +167,14 @@ def env_plugin_paths() -> list[str]:
     return [p for p in os.environ.get(PLUGINS_ENV, "").split(os.pathsep) if p.strip()]
 
 
-def load_registry(plugin_paths=(), *, entry_points: bool | None = None, use_env: bool = True,
-                  extra_plugins=(), pm: pluggy.PluginManager | None = None) -> Registry:
+def load_registry(
+    plugin_paths=(),
+    *,
+    entry_points: bool | None = None,
+    use_env: bool = True,
+    extra_plugins=(),
+    pm: pluggy.PluginManager | None = None,
+) -> Registry:
     """Register the built-ins, installed entry points and plugin files, then collect their declarations.
 
     A plugin that fails to import, raises while registering, or registers a duplicate or invalid
@@ -232,8 +246,10 @@ def load_registry(plugin_paths=(), *, entry_points: bool | None = None, use_env:
                         raise TypeError(f"register() expects a {declaration_type.__name__}, got {declaration!r}")
                     declaration.validate_declaration()
                     if declaration.name in table:
-                        raise ValueError(f"{noun} {declaration.name!r} is already registered by "
-                                         f"{registry.origins[(noun, declaration.name)]}")
+                        raise ValueError(
+                            f"{noun} {declaration.name!r} is already registered by "
+                            f"{registry.origins[(noun, declaration.name)]}"
+                        )
                 except Exception as error:  # any broken declaration is that declaration's fault only
                     registry.errors.append(f"plugin {_plugin!r}: {error}")
                     return
@@ -245,8 +261,9 @@ def load_registry(plugin_paths=(), *, entry_points: bool | None = None, use_env:
             except KeyboardInterrupt:
                 raise
             except BaseException as error:  # sys.exit in a hook too: this plugin's fault only
-                registry.errors.append(f"plugin {plugin_name!r}: {hook_name} failed: "
-                                       f"{_short_reason(error, impl.function, impl.plugin)}")
+                registry.errors.append(
+                    f"plugin {plugin_name!r}: {hook_name} failed: {_short_reason(error, impl.function, impl.plugin)}"
+                )
     return registry
 
 

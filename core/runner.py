@@ -15,8 +15,17 @@ from typing import Callable
 import numpy as np
 
 from .allocator import keep_freed_memory
-from .chunk import (METRIC_BASE, METRIC_TAIL, SMALL_COPY_BYTES, SMALL_PARAMS, RuleLookup, StepView,  # noqa: F401
-                    one_rule_experiment, run_chunk, snapshot_steps)
+from .chunk import (
+    METRIC_BASE,  # noqa: F401  (re-exported: these lived here before chunk.py)
+    METRIC_TAIL,  # noqa: F401  (re-exported: these lived here before chunk.py)
+    SMALL_COPY_BYTES,  # noqa: F401  (re-exported: these lived here before chunk.py)
+    SMALL_PARAMS,  # noqa: F401  (re-exported: these lived here before chunk.py)
+    RuleLookup,
+    StepView,  # noqa: F401
+    one_rule_experiment,
+    run_chunk,
+    snapshot_steps,
+)
 from .errors import SpecError
 from .experiment import Experiment, RunConfig, check_resources
 from .faults import build_instance
@@ -24,8 +33,18 @@ from .problem import network_of
 from .tables import _assemble, _json_ready
 from .workers import _process_context, die_with_parent, run_chunk_job  # noqa: F401
 
-__all__ = ["RuleLookup", "StepView", "default_workers", "estimated_seconds", "one_rule_experiment", "plan_chunks",
-           "run_chunk", "run_chunk_job", "run_experiment", "snapshot_steps"]
+__all__ = [
+    "RuleLookup",
+    "StepView",
+    "default_workers",
+    "estimated_seconds",
+    "one_rule_experiment",
+    "plan_chunks",
+    "run_chunk",
+    "run_chunk_job",
+    "run_experiment",
+    "snapshot_steps",
+]
 
 # Working-set budget of one chunk, in the units of _bytes_per_run (171 KB per float64 run of the
 # 2-32-32-1 tanh MLP on 256 points). Measured with keep_freed_memory() in effect (as in
@@ -47,6 +66,7 @@ _SECONDS_PER_UNIT = 0.9e-9
 
 
 # ---- planning ------------------------------------------------------------------------------------
+
 
 def _samples_per_step(experiment: Experiment, instance) -> int:
     if experiment.batch_size > 0:
@@ -133,24 +153,35 @@ def default_workers(experiment: Experiment, instance, registry) -> int:
 
 # ---- the whole experiment ------------------------------------------------------------------------
 
+
 def check_job(experiment: Experiment, instance, validation=None) -> None:
     """What only the built problem can tell about a spec: a one-line SpecError before any training."""
     n_train = int(getattr(instance, "n_train", 0) or 0)
     if experiment.batch_size > 0 and experiment.batch_size > n_train:
-        raise SpecError("batch_size", experiment.batch_size,
-                        f"an integer in [0, {n_train}] (the problem has {n_train} training samples"
-                        + (" beside the protocol's validation split)" if validation is not None else ")"))
+        raise SpecError(
+            "batch_size",
+            experiment.batch_size,
+            f"an integer in [0, {n_train}] (the problem has {n_train} training samples"
+            + (" beside the protocol's validation split)" if validation is not None else ")"),
+        )
     if experiment.sharpness_every > 0:
         try:
             from . import sharpness  # noqa: F401
         except ImportError:
-            raise SpecError("sharpness_every", experiment.sharpness_every,
-                            "0 (descentlab.sharpness is not available)") from None
+            raise SpecError(
+                "sharpness_every", experiment.sharpness_every, "0 (descentlab.sharpness is not available)"
+            ) from None
 
 
-def run_experiment(experiment: Experiment, *, registry=None, executor: Executor | None = None,
-                   progress: Callable[[int, int], None] | None = None, workers: int | None = None,
-                   validation: tuple[float, int] | None = None):
+def run_experiment(
+    experiment: Experiment,
+    *,
+    registry=None,
+    executor: Executor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    validation: tuple[float, int] | None = None,
+):
     """Train every run of ``experiment`` and return its :class:`~descentlab.records.Results`.
 
     ``executor``: any ``concurrent.futures.Executor`` for the chunks, or a ``distributed.Client``
@@ -186,10 +217,18 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
         check_resources(experiment, instance, max(n_workers, 1))
         if n_workers > 1 and len(configs) > 1:
             if not _rebuildable(registry, experiment):
-                raise SpecError("workers", n_workers, "1 for plugins registered in this process only "
-                                "(load them from a file or a package to use worker processes)")
-            owned = executor = ProcessPoolExecutor(max_workers=n_workers, mp_context=_process_context(),
-                                                   initializer=die_with_parent, initargs=(os.getpid(),))
+                raise SpecError(
+                    "workers",
+                    n_workers,
+                    "1 for plugins registered in this process only "
+                    "(load them from a file or a package to use worker processes)",
+                )
+            owned = executor = ProcessPoolExecutor(
+                max_workers=n_workers,
+                mp_context=_process_context(),
+                initializer=die_with_parent,
+                initargs=(os.getpid(),),
+            )
     else:
         executor, n_workers = executor_and_workers(executor, workers)
         check_resources(experiment, instance, 1)  # the workers may be elsewhere; the records come here
@@ -205,15 +244,24 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
                     if progress is not None:
                         progress(_base + t * _width, total)
 
-                outputs.append(run_chunk(instance, registry, experiment, [configs[i] for i in chunk],
-                                         tick if progress is not None else None))
+                outputs.append(
+                    run_chunk(
+                        instance,
+                        registry,
+                        experiment,
+                        [configs[i] for i in chunk],
+                        tick if progress is not None else None,
+                    )
+                )
                 done += width * experiment.steps
         else:
             jobs = _split_for_workers(chunks, 2 * max(int(n_workers), 1))
-            payload = {"experiment": experiment.to_dict(), "plugin_paths": list(registry.plugin_paths),
-                       "validation": None if validation is None else [float(validation[0]), int(validation[1])]}
-            futures = {executor.submit(run_chunk_job, {**payload, "run_ids": chunk}): len(chunk)
-                       for chunk in jobs}
+            payload = {
+                "experiment": experiment.to_dict(),
+                "plugin_paths": list(registry.plugin_paths),
+                "validation": None if validation is None else [float(validation[0]), int(validation[1])],
+            }
+            futures = {executor.submit(run_chunk_job, {**payload, "run_ids": chunk}): len(chunk) for chunk in jobs}
             for future in as_completed(futures):
                 outputs.append(future.result())
                 done += futures[future] * experiment.steps
@@ -227,11 +275,24 @@ def run_experiment(experiment: Experiment, *, registry=None, executor: Executor 
 
     problem_info = _json_ready(_describe(experiment, instance))
     runs, metrics, weights = _assemble(experiment, registry, instance, configs, outputs, problem_info)
-    meta = build_meta(experiment, registry, wall_time=time.perf_counter() - started,
-                      problem_info=problem_info, workers=1 if executor is None else n_workers,
-                      n_chunks=len(outputs), sharpness_cost=_sharpness_cost(outputs))
-    return Results(experiment=experiment, runs=runs, metrics=metrics, weights=weights, meta=meta,
-                   problem_info=problem_info, path=None)
+    meta = build_meta(
+        experiment,
+        registry,
+        wall_time=time.perf_counter() - started,
+        problem_info=problem_info,
+        workers=1 if executor is None else n_workers,
+        n_chunks=len(outputs),
+        sharpness_cost=_sharpness_cost(outputs),
+    )
+    return Results(
+        experiment=experiment,
+        runs=runs,
+        metrics=metrics,
+        weights=weights,
+        meta=meta,
+        problem_info=problem_info,
+        path=None,
+    )
 
 
 def executor_and_workers(executor, workers: int | None = None) -> tuple[Executor, int]:
@@ -255,8 +316,12 @@ def _validation_instance(instance, experiment: Experiment, validation):
 
     view = validation_view(instance, float(validation[0]), int(validation[1]))
     if view is None:
-        raise SpecError("protocol.validation", validation[0], "a supervised problem (a Dataset with at least 2 "
-                        f"training rows) to carve a validation split from; {experiment.problem!r} has none")
+        raise SpecError(
+            "protocol.validation",
+            validation[0],
+            "a supervised problem (a Dataset with at least 2 "
+            f"training rows) to carve a validation split from; {experiment.problem!r} has none",
+        )
     return view
 
 
@@ -278,5 +343,8 @@ def _describe(experiment: Experiment, instance) -> dict:
     except BaseException as error:
         from .faults import fault
         from .problem import ProblemInstance
-        return {**ProblemInstance.describe(instance),
-                "describe_error": fault("problem", experiment.problem, error, type(instance), what="describe failed:")}
+
+        return {
+            **ProblemInstance.describe(instance),
+            "describe_error": fault("problem", experiment.problem, error, type(instance), what="describe failed:"),
+        }

@@ -7,8 +7,7 @@ import numpy as np
 from .declarations import Schedule
 
 
-def schedule_values(schedule: Schedule, base, hyper: dict, total_steps: int, warmup_steps=0,
-                    lookup=None) -> np.ndarray:
+def schedule_values(schedule: Schedule, base, hyper: dict, total_steps: int, warmup_steps=0, lookup=None) -> np.ndarray:
     """α_t of R runs for t = 0..total_steps−1 as a ``(total_steps, R)`` float64 array.
 
     ``base`` is ``(R,)`` (the runs' base α), each ``hyper`` value ``(R,)`` (or a scalar) and
@@ -22,8 +21,9 @@ def schedule_values(schedule: Schedule, base, hyper: dict, total_steps: int, war
     ahead: it is refused here (the chunk loop runs it step by step).
     """
     if schedule.stateful:
-        raise ScheduleResultError(schedule.name, "is stateful: its α_t depends on the run's losses and is only "
-                                  "known while training")
+        raise ScheduleResultError(
+            schedule.name, "is stateful: its α_t depends on the run's losses and is only known while training"
+        )
     base = np.atleast_1d(np.asarray(base, dtype=float))
     runs, total_steps = base.shape[0], int(total_steps)
     structure = {}
@@ -47,28 +47,44 @@ def schedule_values(schedule: Schedule, base, hyper: dict, total_steps: int, war
             with np.errstate(all="ignore"):  # a non-finite result is refused below, with where it is
                 if schedule.joins:
                     milestones = tuple(int(m) for m in _first(structure["milestones"]))
-                    rest = formula(steps[: total_steps - w], alpha, {"milestones": milestones},
-                                   total_steps - w, _parts(structure["schedules"], alpha, lookup))
+                    rest = formula(
+                        steps[: total_steps - w],
+                        alpha,
+                        {"milestones": milestones},
+                        total_steps - w,
+                        _parts(structure["schedules"], alpha, lookup),
+                    )
                 else:
                     rest = formula(steps[: total_steps - w], alpha, own, total_steps - w)
             expected = (total_steps - w, columns.size)
             if rest is None:
-                raise ScheduleResultError(schedule.name, f"returned None; expected an array of shape "
-                                          f"(steps, runs) = {expected} (or one that broadcasts to it)")
+                raise ScheduleResultError(
+                    schedule.name,
+                    f"returned None; expected an array of shape "
+                    f"(steps, runs) = {expected} (or one that broadcasts to it)",
+                )
             try:
                 rest = np.asarray(rest, dtype=float)
             except (TypeError, ValueError):
-                raise ScheduleResultError(schedule.name, f"returned {type(rest).__name__}, not numbers; expected "
-                                          f"an array of shape (steps, runs) = {expected}") from None
+                raise ScheduleResultError(
+                    schedule.name,
+                    f"returned {type(rest).__name__}, not numbers; expected "
+                    f"an array of shape (steps, runs) = {expected}",
+                ) from None
             try:
                 block = values[w:, columns] = np.broadcast_to(rest, expected)
             except ValueError:
-                raise ScheduleResultError(schedule.name, f"returned shape {rest.shape}; expected (steps, runs) = "
-                                          f"{expected} (or a shape that broadcasts to it)") from None
+                raise ScheduleResultError(
+                    schedule.name,
+                    f"returned shape {rest.shape}; expected (steps, runs) = "
+                    f"{expected} (or a shape that broadcasts to it)",
+                ) from None
             if not np.isfinite(block).all():
                 t, k = np.argwhere(~np.isfinite(block))[0]
-                raise ScheduleResultError(schedule.name, f"returned {block[t, k]} at step {t} (run {k} of "
-                                          f"{columns.size}); expected finite learning rates")
+                raise ScheduleResultError(
+                    schedule.name,
+                    f"returned {block[t, k]} at step {t} (run {k} of {columns.size}); expected finite learning rates",
+                )
     return values
 
 
@@ -88,6 +104,7 @@ def _parts(tables, alpha, lookup) -> list:
         def rates(step, total_steps):
             block = child.learning_rate(np.asarray(step).reshape(-1, 1), alpha, hyper, int(total_steps))
             return np.broadcast_to(np.asarray(block, dtype=float), (np.size(step), alpha.shape[-1]))
+
         return rates
 
     out = []
@@ -106,8 +123,9 @@ class ScheduleResultError(ValueError):
         super().__init__(f"schedule {name!r} {problem}")
 
 
-PARTS_ACCEPTED = 'a non-empty list of schedule tables, e.g. schedules = [{name = "linear", start_factor = 0.1}, ' \
-                 '{name = "cosine"}]'
+PARTS_ACCEPTED = (
+    'a non-empty list of schedule tables, e.g. schedules = [{name = "linear", start_factor = 0.1}, {name = "cosine"}]'
+)
 
 
 def check_parts(where: str, spec: dict, registry) -> dict:
@@ -133,13 +151,19 @@ def check_parts(where: str, spec: dict, registry) -> dict:
             raise SpecError(at, table, 'a schedule table with a name, e.g. {name = "cosine"}')
         name = table["name"]
         if not isinstance(name, str) or name not in closed:
-            raise SpecError(f"{at}.name", name, "one of " + ", ".join(closed) +
-                            " (a part is a closed-form schedule: not one that joins others or is stateful)")
+            raise SpecError(
+                f"{at}.name",
+                name,
+                "one of "
+                + ", ".join(closed)
+                + " (a part is a closed-form schedule: not one that joins others or is stateful)",
+            )
         declared = registry.schedules[name].hyperparams
         for key in table:
             if key != "name" and key not in {h.name for h in declared}:
-                raise SpecError(at, key, "one of the keys " + ", ".join(["name", *(h.name for h in declared)]),
-                                hint="unknown key")
+                raise SpecError(
+                    at, key, "one of the keys " + ", ".join(["name", *(h.name for h in declared)]), hint="unknown key"
+                )
         values = {}
         for h in declared:
             value = table.get(h.name, h.default)
@@ -148,22 +172,28 @@ def check_parts(where: str, spec: dict, registry) -> dict:
             values[h.name] = h.check(value, at)
         parts.append({"name": name, **values})
     milestones = spec.get("milestones", [])
-    accepted = (f"a list of {len(tables) - 1} strictly increasing integer steps >= 1 (one per schedule after the "
-                "first)")
+    accepted = f"a list of {len(tables) - 1} strictly increasing integer steps >= 1 (one per schedule after the first)"
     if isinstance(milestones, int) and not isinstance(milestones, bool):
         milestones = [milestones]
-    if (not isinstance(milestones, list) or len(milestones) != len(tables) - 1
-            or any(isinstance(m, bool) or not isinstance(m, int) for m in milestones)
-            or any(m < 1 for m in milestones) or any(b <= a for a, b in zip(milestones, milestones[1:]))):
+    if (
+        not isinstance(milestones, list)
+        or len(milestones) != len(tables) - 1
+        or any(isinstance(m, bool) or not isinstance(m, int) for m in milestones)
+        or any(m < 1 for m in milestones)
+        or any(b <= a for a, b in zip(milestones, milestones[1:]))
+    ):
         raise SpecError(f"{where}.milestones", spec.get("milestones"), accepted)
     return {"schedules": [parts], "milestones": [list(milestones)]}
 
 
-def preview(schedule: Schedule, base, hyper: dict, total_steps: int, warmup_steps=0,
-            lookup=None) -> tuple[np.ndarray | None, str]:
+def preview(
+    schedule: Schedule, base, hyper: dict, total_steps: int, warmup_steps=0, lookup=None
+) -> tuple[np.ndarray | None, str]:
     """``(values, note)`` for drawing a schedule before any run: :func:`schedule_values` and ``""``, or,
     for a stateful schedule (whose α_t is only known while a run trains), ``None`` and one line saying so."""
     if schedule.stateful:
-        return None, (f"{schedule.name} is stateful: its α_t follows each run's losses, so it cannot be drawn "
-                      "before running (see the learning-rate curve of the results)")
+        return None, (
+            f"{schedule.name} is stateful: its α_t follows each run's losses, so it cannot be drawn "
+            "before running (see the learning-rate curve of the results)"
+        )
     return schedule_values(schedule, base, hyper, total_steps, warmup_steps, lookup=lookup), ""

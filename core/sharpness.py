@@ -31,9 +31,15 @@ import numpy as np
 from .problem import HessianVectorProduct, exact_hessian
 
 __all__ = [
-    "SharpnessTracker", "adam_limit", "adam_preconditioner", "adam_sharpness_run", "hessian_extreme_eigenvalues",
+    "SharpnessTracker",
+    "adam_limit",
+    "adam_preconditioner",
+    "adam_sharpness_run",
+    "hessian_extreme_eigenvalues",
     "hessian_matrix",
-    "hessian_vector_product", "preconditioned_sharpness_run", "preconditioned_top_eigenvalue",
+    "hessian_vector_product",
+    "preconditioned_sharpness_run",
+    "preconditioned_top_eigenvalue",
     "top_hessian_eigenvalue",
 ]
 
@@ -66,8 +72,9 @@ def _gradients(instance, points: np.ndarray, batch: np.ndarray | None) -> np.nda
     return grad
 
 
-def hessian_vector_product(instance, params: np.ndarray, vectors: np.ndarray, *,
-                           batch: np.ndarray | None = None, eps: float | None = None) -> np.ndarray:
+def hessian_vector_product(
+    instance, params: np.ndarray, vectors: np.ndarray, *, batch: np.ndarray | None = None, eps: float | None = None
+) -> np.ndarray:
     """``H_r v_r`` for every run r: ``params`` and ``vectors`` are ``(R, P)``; float64 result.
 
     Exact when the instance offers it: a closed-form Hessian (landscapes) or the
@@ -108,8 +115,9 @@ def _exact_product(instance, params, vectors, batch) -> np.ndarray | None:
     return product
 
 
-def hessian_matrix(instance, params: np.ndarray, *, batch: np.ndarray | None = None,
-                   eps: float | None = None, chunk: int = 4096) -> np.ndarray:
+def hessian_matrix(
+    instance, params: np.ndarray, *, batch: np.ndarray | None = None, eps: float | None = None, chunk: int = 4096
+) -> np.ndarray:
     """Full ``(R, P, P)`` Hessian by central differences of gradients, symmetrised (small P only).
 
     Column j is ``H e_j``; several columns of all runs go through the engine in one batch of at
@@ -117,7 +125,7 @@ def hessian_matrix(instance, params: np.ndarray, *, batch: np.ndarray | None = N
     """
     params = np.asarray(params, dtype=np.float64)
     runs, size = params.shape
-    step = _steps(params, eps)                                  # (R, 1)
+    step = _steps(params, eps)  # (R, 1)
     out = np.empty((runs, size, size))
     per_call = max(1, chunk // (2 * runs))
     for start in range(0, size, per_call):
@@ -134,7 +142,7 @@ def hessian_matrix(instance, params: np.ndarray, *, batch: np.ndarray | None = N
         both = None if batch is None else np.tile(batch, (2 * n, 1))
         grads = _gradients(instance, np.concatenate([plus, minus]), both)
         with np.errstate(all="ignore"):
-            columns = (grads[:n * runs] - grads[n * runs:]) / (2.0 * eps_rows[:, None])
+            columns = (grads[: n * runs] - grads[n * runs :]) / (2.0 * eps_rows[:, None])
         out[:, :, cols] = columns.reshape(n, runs, size).transpose(1, 2, 0)
     return 0.5 * (out + out.transpose(0, 2, 1))
 
@@ -151,15 +159,16 @@ def _tridiagonal_extremes(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.nda
     tri = np.zeros((runs, m, m))
     idx = np.arange(m)
     tri[:, idx, idx] = alphas
-    tri[:, idx[:-1], idx[1:]] = betas[:, :m - 1]
-    tri[:, idx[1:], idx[:-1]] = betas[:, :m - 1]
+    tri[:, idx[:-1], idx[1:]] = betas[:, : m - 1]
+    tri[:, idx[1:], idx[:-1]] = betas[:, : m - 1]
     with np.errstate(all="ignore"):
         ritz = np.linalg.eigvalsh(np.nan_to_num(tri, nan=0.0, posinf=0.0, neginf=0.0))
     return ritz[:, -1].copy(), ritz[:, 0].copy()
 
 
-def _lanczos_extremes(matvec, start: np.ndarray, iters: int, tol: float = 0.0, *,
-                      info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _lanczos_extremes(
+    matvec, start: np.ndarray, iters: int, tol: float = 0.0, *, info: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Largest and smallest Ritz values ``(R,), (R,)`` of a batched symmetric operator.
 
     ``matvec((R, P)) -> (R, P)``; ``start`` is ``(R, P)`` with unit rows (zero rows are skipped and
@@ -192,15 +201,15 @@ def _lanczos_extremes(matvec, start: np.ndarray, iters: int, tol: float = 0.0, *
             a = np.einsum("rp,rp->r", w, q)
             w -= a[:, None] * q + beta_prev[:, None] * prev
             for _ in range(2):  # twice is enough (Kahan–Parlett "twice is enough")
-                coeff = np.einsum("rkp,rp->rk", basis[:, :j + 1], w)
-                w -= np.einsum("rk,rkp->rp", coeff, basis[:, :j + 1])
+                coeff = np.einsum("rkp,rp->rk", basis[:, : j + 1], w)
+                w -= np.einsum("rk,rkp->rp", coeff, basis[:, : j + 1])
             b = np.sqrt(np.einsum("rp,rp->r", w, w))
             alphas[:, j] = np.where(done, alphas[:, 0], a)
             scale = np.maximum(scale, np.abs(np.nan_to_num(a)) + np.nan_to_num(beta_prev))
             if j == k - 1:
                 break
             if tol > 0 and j >= 1:
-                top_now = _tridiagonal_extremes(alphas[:, :j + 1], betas[:, :j])[0]
+                top_now = _tridiagonal_extremes(alphas[:, : j + 1], betas[:, :j])[0]
                 if j >= 2:
                     change = np.abs(top_now - top_prev) <= tol * np.abs(top_now)
                     calm = np.where(change | ~np.isfinite(top_now), calm + 1, 0)
@@ -216,17 +225,23 @@ def _lanczos_extremes(matvec, start: np.ndarray, iters: int, tol: float = 0.0, *
             prev = q
             q = np.where(done[:, None], 0.0, w / np.where(done, 1.0, b)[:, None])
             beta_prev = betas[:, j]
-    bad = ~np.isfinite(alphas[:, :k]).all(axis=1) | ~np.isfinite(betas[:, :k]).all(axis=1) \
-        | ~np.isfinite(start).all(axis=1) | (np.abs(start).sum(axis=1) == 0)
-    top, bottom = _tridiagonal_extremes(np.where(bad[:, None], 0.0, alphas[:, :k]),
-                                        np.where(bad[:, None], 0.0, betas[:, :k - 1]))
+    bad = (
+        ~np.isfinite(alphas[:, :k]).all(axis=1)
+        | ~np.isfinite(betas[:, :k]).all(axis=1)
+        | ~np.isfinite(start).all(axis=1)
+        | (np.abs(start).sum(axis=1) == 0)
+    )
+    top, bottom = _tridiagonal_extremes(
+        np.where(bad[:, None], 0.0, alphas[:, :k]), np.where(bad[:, None], 0.0, betas[:, : k - 1])
+    )
     top[bad] = np.nan
     bottom[bad] = np.nan
     if info is not None:
         # ``info`` asks for the products used and each run's top Ritz vector (the next warm start)
         info["products"] = k
-        info["top_vector"] = _top_ritz_vector(np.where(bad[:, None], 0.0, alphas[:, :k]),
-                                              np.where(bad[:, None], 0.0, betas[:, :k - 1]), basis[:, :k])
+        info["top_vector"] = _top_ritz_vector(
+            np.where(bad[:, None], 0.0, alphas[:, :k]), np.where(bad[:, None], 0.0, betas[:, : k - 1]), basis[:, :k]
+        )
         info["top_vector"][bad] = np.nan
     return top, bottom
 
@@ -242,8 +257,8 @@ def _top_ritz_vector(alphas: np.ndarray, betas: np.ndarray, basis: np.ndarray) -
     tri = np.zeros((runs, m, m))
     idx = np.arange(m)
     tri[:, idx, idx] = alphas
-    tri[:, idx[:-1], idx[1:]] = betas[:, :m - 1]
-    tri[:, idx[1:], idx[:-1]] = betas[:, :m - 1]
+    tri[:, idx[:-1], idx[1:]] = betas[:, : m - 1]
+    tri[:, idx[1:], idx[:-1]] = betas[:, : m - 1]
     with np.errstate(all="ignore"):
         _, vectors = np.linalg.eigh(np.nan_to_num(tri, nan=0.0, posinf=0.0, neginf=0.0))
         ritz = np.einsum("rk,rkp->rp", vectors[:, :, -1], basis)
@@ -251,9 +266,16 @@ def _top_ritz_vector(alphas: np.ndarray, betas: np.ndarray, basis: np.ndarray) -
         return ritz / np.where(norm > 0, norm, 1.0)
 
 
-def hessian_extreme_eigenvalues(instance, params: np.ndarray, *, batch: np.ndarray | None = None,
-                                iters: int = 20, seed: int = 0, eps: float | None = None,
-                                tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def hessian_extreme_eigenvalues(
+    instance,
+    params: np.ndarray,
+    *,
+    batch: np.ndarray | None = None,
+    iters: int = 20,
+    seed: int = 0,
+    eps: float | None = None,
+    tol: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """``(λ_max, λ_min)``, each ``(R,)``, of the training-loss Hessian at each run's parameters.
 
     Lanczos with ``min(iters, P)`` Hessian-vector products (each one batched gradient evaluation
@@ -266,13 +288,21 @@ def hessian_extreme_eigenvalues(instance, params: np.ndarray, *, batch: np.ndarr
     runs, size = params.shape
     start = np.tile(_start_vector(size, seed), (runs, 1))
     start[~np.isfinite(params).all(axis=1)] = 0.0
-    return _lanczos_extremes(lambda v: hessian_vector_product(instance, params, v, batch=batch, eps=eps),
-                             start, iters, tol)
+    return _lanczos_extremes(
+        lambda v: hessian_vector_product(instance, params, v, batch=batch, eps=eps), start, iters, tol
+    )
 
 
-def top_hessian_eigenvalue(instance, params: np.ndarray, *, batch: np.ndarray | None = None,
-                           iters: int = 20, seed: int = 0, eps: float | None = None,
-                           tol: float = 1e-10) -> np.ndarray:
+def top_hessian_eigenvalue(
+    instance,
+    params: np.ndarray,
+    *,
+    batch: np.ndarray | None = None,
+    iters: int = 20,
+    seed: int = 0,
+    eps: float | None = None,
+    tol: float = 1e-10,
+) -> np.ndarray:
     """Sharpness λ_max ``(R,)``: the largest (algebraic) Hessian eigenvalue of each run's loss.
 
     The runner's hook for ``sharpness_every``. ``batch`` as in :func:`hessian_vector_product`;
@@ -280,8 +310,7 @@ def top_hessian_eigenvalue(instance, params: np.ndarray, *, batch: np.ndarray | 
     ``iters`` Hessian-vector products; fewer once λ_max of every run has changed by less than
     ``tol`` (relative) twice in a row (``tol=0``: always ``iters``).
     """
-    return hessian_extreme_eigenvalues(instance, params, batch=batch, iters=iters, seed=seed, eps=eps,
-                                       tol=tol)[0]
+    return hessian_extreme_eigenvalues(instance, params, batch=batch, iters=iters, seed=seed, eps=eps, tol=tol)[0]
 
 
 class _ProductOperator:
@@ -314,8 +343,10 @@ def forward_trace(instance, params: np.ndarray) -> dict | None:
     if params.dtype != np.float64 or getattr(instance, "hessian_operator", None) is None:
         return None
     model = getattr(instance, "model", None)  # a plugin's problem may hold any kind of model
-    if getattr(getattr(model, "activation", None), "second", None) is None \
-            or getattr(getattr(model, "loss", None), "output_hvp", None) is None:
+    if (
+        getattr(getattr(model, "activation", None), "second", None) is None
+        or getattr(getattr(model, "loss", None), "output_hvp", None) is None
+    ):
         return None
     kind = type(instance)
     if kind not in _TAKES_TRACE:  # a problem that overrides loss_and_grad without it trains as before
@@ -389,8 +420,8 @@ def _top_pair(operator, start: np.ndarray, iters: int, tol: float) -> tuple[np.n
             scale = np.fmax(scale, np.abs(a) + beta_prev)
             tri = np.zeros((len(where), m, m))
             tri[:, idx[:m], idx[:m]] = alphas[:, :m]
-            tri[:, idx[:m - 1], idx[1:m]] = betas[:, :m - 1]
-            tri[:, idx[1:m], idx[:m - 1]] = betas[:, :m - 1]
+            tri[:, idx[: m - 1], idx[1:m]] = betas[:, : m - 1]
+            tri[:, idx[1:m], idx[: m - 1]] = betas[:, : m - 1]
             bad = ~np.isfinite(tri).all(axis=(1, 2)) | ~np.isfinite(b)
             if bad.any():
                 tri[bad] = 0.0
@@ -431,14 +462,15 @@ class SharpnessTracker:
     """
 
     def __init__(self, runs: int, size: int, *, iters: int = 20, tol: float = 3e-4, seed: int = 0):
-        self.vectors = np.full((runs, size), np.nan)        # rows: the chunk's runs; NaN = none yet
+        self.vectors = np.full((runs, size), np.nan)  # rows: the chunk's runs; NaN = none yet
         self.iters, self.tol = iters, tol
         self.cold = _start_vector(size, seed)
         self.products = 0
         self.measurements = 0
 
-    def measure(self, instance, params: np.ndarray, runs: np.ndarray, batch: np.ndarray | None = None,
-                trace: dict | None = None) -> np.ndarray:
+    def measure(
+        self, instance, params: np.ndarray, runs: np.ndarray, batch: np.ndarray | None = None, trace: dict | None = None
+    ) -> np.ndarray:
         """λ_max ``(n,)`` of ``params`` ``(n, P)``, whose rows are the chunk's runs ``runs`` ``(n,)``.
 
         ``trace``: filled by this step's ``loss_and_grad(params, batch, trace=...)`` (see
@@ -449,15 +481,18 @@ class SharpnessTracker:
         fresh = ~np.isfinite(start).all(axis=1)
         start[fresh] = self.cold
         start[~np.isfinite(params).all(axis=1)] = 0.0
-        top, vectors, products = _top_pair(_hessian_operator(instance, params, batch, trace or None), start, self.iters, self.tol)
+        top, vectors, products = _top_pair(
+            _hessian_operator(instance, params, batch, trace or None), start, self.iters, self.tol
+        )
         self.vectors[runs] = vectors
         self.products += products
         self.measurements += 1
         return top
 
 
-def adam_preconditioner(second_moment: np.ndarray, step: int, *, beta1: float = 0.9,
-                        beta2: float = 0.999, eps: float = 1e-8) -> np.ndarray:
+def adam_preconditioner(
+    second_moment: np.ndarray, step: int, *, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+) -> np.ndarray:
     """Diagonal of Adam's effective preconditioner P_t, ``(R, P)`` (Cohen et al. 2022, eq. 2).
 
     Adam's step is θ_{t+1} = θ_t − α P_t⁻¹ m_t with bias-uncorrected momentum m_t and
@@ -466,12 +501,20 @@ def adam_preconditioner(second_moment: np.ndarray, step: int, *, beta1: float = 
     """
     t = int(step) + 1
     v = np.asarray(second_moment, dtype=np.float64)
-    return (1.0 - beta1 ** t) * (np.sqrt(v / (1.0 - beta2 ** t)) + eps)
+    return (1.0 - beta1**t) * (np.sqrt(v / (1.0 - beta2**t)) + eps)
 
 
-def preconditioned_top_eigenvalue(instance, params: np.ndarray, preconditioner: np.ndarray, *,
-                                  batch: np.ndarray | None = None, iters: int = 20, seed: int = 0,
-                                  eps: float | None = None, tol: float = 1e-10) -> np.ndarray:
+def preconditioned_top_eigenvalue(
+    instance,
+    params: np.ndarray,
+    preconditioner: np.ndarray,
+    *,
+    batch: np.ndarray | None = None,
+    iters: int = 20,
+    seed: int = 0,
+    eps: float | None = None,
+    tol: float = 1e-10,
+) -> np.ndarray:
     """Preconditioned sharpness λ_max(P⁻¹H), ``(R,)``, for a diagonal preconditioner ``(R, P)``.
 
     P⁻¹H is similar to the symmetric P^{-1/2} H P^{-1/2}, whose Lanczos iteration needs only
@@ -495,8 +538,17 @@ def adam_limit(learning_rate: float, beta1: float = 0.9) -> float:
     return (2.0 + 2.0 * beta1) / ((1.0 - beta1) * learning_rate)
 
 
-def preconditioned_sharpness_run(instance, rule, learning_rate: float, steps: int, every: int, *,
-                                 hyper: dict | None = None, seeds=(0,), registry=None) -> dict:
+def preconditioned_sharpness_run(
+    instance,
+    rule,
+    learning_rate: float,
+    steps: int,
+    every: int,
+    *,
+    hyper: dict | None = None,
+    seeds=(0,),
+    registry=None,
+) -> dict:
     """Train with a preconditioned rule and measure λ_max(H) and λ_max(P⁻¹H) every ``every`` steps.
 
     ``rule`` is a DescentRule (or registered name) that declares ``preconditioner`` and
@@ -509,6 +561,7 @@ def preconditioned_sharpness_run(instance, rule, learning_rate: float, steps: in
 
     if registry is None:
         from .registry import get_registry
+
         registry = get_registry()
     if isinstance(rule, str):
         rule = registry.rule(rule)
@@ -538,18 +591,34 @@ def preconditioned_sharpness_run(instance, rule, learning_rate: float, steps: in
 
     with np.errstate(all="ignore"):
         run_chunk(instance, RuleLookup(rule, registry), experiment, experiment.runs(), probe=measure)
-    return {"steps": marks, "sharpness": sharp, "preconditioned": pre, "losses": losses,
-            "limit": float(rule.preconditioned_limit(learning_rate, values))}
+    return {
+        "steps": marks,
+        "sharpness": sharp,
+        "preconditioned": pre,
+        "losses": losses,
+        "limit": float(rule.preconditioned_limit(learning_rate, values)),
+    }
 
 
-def adam_sharpness_run(instance, learning_rate: float, steps: int, every: int, *, hyper: dict | None = None,
-                       seeds=(0,), rule=None, registry=None) -> dict:
+def adam_sharpness_run(
+    instance,
+    learning_rate: float,
+    steps: int,
+    every: int,
+    *,
+    hyper: dict | None = None,
+    seeds=(0,),
+    rule=None,
+    registry=None,
+) -> dict:
     """:func:`preconditioned_sharpness_run` of ``rule``, by default the first registered rule that
     declares a preconditioner (the built-in Adam); kept for old callers."""
     if rule is None:
         if registry is None:
             from .registry import get_registry
+
             registry = get_registry()
         rule = next(r for r in registry.rules.values() if r.preconditioner is not None)
-    return preconditioned_sharpness_run(instance, rule, learning_rate, steps, every, hyper=hyper, seeds=seeds,
-                                        registry=registry)
+    return preconditioned_sharpness_run(
+        instance, rule, learning_rate, steps, every, hyper=hyper, seeds=seeds, registry=registry
+    )

@@ -27,10 +27,16 @@ import math
 import numpy as np
 
 __all__ = [
-    "critical_learning_rate", "critical_learning_rates_for_runs", "divergence_reason",
-    "gd_optimal", "gd_rate", "heavy_ball_optimal", "measured_rate", "quadratic_rate", "rule_threshold",
+    "critical_learning_rate",
+    "critical_learning_rates_for_runs",
+    "divergence_reason",
+    "gd_optimal",
+    "gd_rate",
+    "heavy_ball_optimal",
+    "measured_rate",
+    "quadratic_rate",
+    "rule_threshold",
 ]
-
 
 
 def _resolve(rule, registry=None):
@@ -39,6 +45,7 @@ def _resolve(rule, registry=None):
         return rule
     if registry is None:
         from .registry import get_registry
+
         registry = get_registry()
     return registry.rules.get(rule)
 
@@ -88,8 +95,7 @@ def _effective_eigenvalue(top_eigenvalue: float, hyper: dict) -> float:
     return float(top_eigenvalue) + float(hyper.get("weight_decay", 0.0) or 0.0)
 
 
-def critical_learning_rate(rule, hyper: dict | None, top_eigenvalue: float | None, *,
-                           registry=None) -> float | None:
+def critical_learning_rate(rule, hyper: dict | None, top_eigenvalue: float | None, *, registry=None) -> float | None:
     """α_crit = c / λ_max: the largest stable constant α on a quadratic with that top eigenvalue.
 
     ``rule`` is a DescentRule or a registered name; ``hyper`` maps hyperparameter names to numbers
@@ -106,8 +112,16 @@ def critical_learning_rate(rule, hyper: dict | None, top_eigenvalue: float | Non
     return c / lam if lam > 0 else None
 
 
-def divergence_reason(rule, hyper: dict | None, learning_rate: float, sharpness: float | None,
-                      step: int, *, divergence_factor: float | None = None, registry=None) -> str:
+def divergence_reason(
+    rule,
+    hyper: dict | None,
+    learning_rate: float,
+    sharpness: float | None,
+    step: int,
+    *,
+    divergence_factor: float | None = None,
+    registry=None,
+) -> str:
     """One sentence saying why a run diverged, as far as the quadratic theory can tell.
 
     ``sharpness`` is λ_max (known for quadratics and linear regression, else the last measured
@@ -120,29 +134,41 @@ def divergence_reason(rule, hyper: dict | None, learning_rate: float, sharpness:
     values = _full_hyper(resolved, hyper) if resolved is not None else dict(hyper or {})
     who = _display_name(resolved if resolved is not None else rule, values)
     step_text = f"step {int(step)}" if step is not None and math.isfinite(float(step)) else "an unknown step"
-    known = (sharpness is not None and learning_rate is not None
-             and math.isfinite(float(sharpness)) and math.isfinite(float(learning_rate)))
+    known = (
+        sharpness is not None
+        and learning_rate is not None
+        and math.isfinite(float(sharpness))
+        and math.isfinite(float(learning_rate))
+    )
     if not known:
         if divergence_factor is not None and math.isfinite(float(divergence_factor)):
-            return (f"loss exceeded {float(divergence_factor):g}× its initial value (or became NaN/inf) "
-                    f"at {step_text}; λ_max was not measured, so no stability limit can be checked "
-                    "(set sharpness_every to measure it)")
-        return (f"diverged at {step_text}; λ_max was not measured, so no stability limit can be checked "
-                "(set sharpness_every to measure it)")
+            return (
+                f"loss exceeded {float(divergence_factor):g}× its initial value (or became NaN/inf) "
+                f"at {step_text}; λ_max was not measured, so no stability limit can be checked "
+                "(set sharpness_every to measure it)"
+            )
+        return (
+            f"diverged at {step_text}; λ_max was not measured, so no stability limit can be checked "
+            "(set sharpness_every to measure it)"
+        )
     assert sharpness is not None and learning_rate is not None  # ``known`` checked both
     lam = _effective_eigenvalue(float(sharpness), values)
     product = float(learning_rate) * lam
     c = rule_threshold(resolved, values, registry=registry) if resolved is not None else None
     head = f"diverged at {step_text}; α·λ_max "
     if c is None:
-        return (head + f"= {product:.3g}, but {who} has no fixed stability limit on a quadratic "
-                "(its effective step size adapts during the run)")
+        return (
+            head + f"= {product:.3g}, but {who} has no fixed stability limit on a quadratic "
+            "(its effective step size adapts during the run)"
+        )
     if product >= c:
         crit = f" (critical α = {c:.3g}/λ_max = {c / lam:.3g})" if lam > 0 else ""
         return head + f"reached {product:.3g}, above {who}'s limit of {c:.3g}" + crit
-    return (head + f"= {product:.3g} is below {who}'s limit of {c:.3g}, so the quadratic stability "
-            "limit does not explain it: the sharpness may have grown since it was measured, or the "
-            "loss is far from quadratic here")
+    return (
+        head + f"= {product:.3g} is below {who}'s limit of {c:.3g}, so the quadratic stability "
+        "limit does not explain it: the sharpness may have grown since it was measured, or the "
+        "loss is far from quadratic here"
+    )
 
 
 def critical_learning_rates_for_runs(runs, top_eigenvalue: float | None, *, registry=None) -> np.ndarray:
@@ -155,8 +181,11 @@ def critical_learning_rates_for_runs(runs, top_eigenvalue: float | None, *, regi
         resolved = _resolve(row["rule"], registry)
         if resolved is None:
             continue
-        hyper = {h.name: row[h.name] for h in resolved.hyperparams
-                 if h.name in row and not (isinstance(row[h.name], float) and math.isnan(row[h.name]))}
+        hyper = {
+            h.name: row[h.name]
+            for h in resolved.hyperparams
+            if h.name in row and not (isinstance(row[h.name], float) and math.isnan(row[h.name]))
+        }
         value = critical_learning_rate(resolved, hyper, top_eigenvalue, registry=registry)
         if value is not None:
             out[i] = value
@@ -164,6 +193,7 @@ def critical_learning_rates_for_runs(runs, top_eigenvalue: float | None, *, regi
 
 
 # --- quadratic theory: optimal parameters and rates ---------------------------------------------
+
 
 def gd_rate(learning_rate: float, eigenvalues) -> float:
     """Per-step contraction of ‖θ − θ*‖ for GD: max_i |1 − αλ_i| (< 1 iff stable)."""
@@ -177,8 +207,11 @@ def gd_optimal(lam_min: float, lam_max: float) -> dict:
     At α* the slowest and the fastest directions contract equally (1 − α*λ_min = −(1 − α*λ_max)).
     """
     kappa = lam_max / lam_min
-    return {"learning_rate": 2.0 / (lam_min + lam_max), "rate": (kappa - 1.0) / (kappa + 1.0),
-            "condition_number": kappa}
+    return {
+        "learning_rate": 2.0 / (lam_min + lam_max),
+        "rate": (kappa - 1.0) / (kappa + 1.0),
+        "condition_number": kappa,
+    }
 
 
 def heavy_ball_optimal(lam_min: float, lam_max: float) -> dict:
@@ -190,12 +223,15 @@ def heavy_ball_optimal(lam_min: float, lam_max: float) -> dict:
     """
     root_kappa = math.sqrt(lam_max / lam_min)
     rate = (root_kappa - 1.0) / (root_kappa + 1.0)
-    return {"learning_rate": 4.0 / (math.sqrt(lam_max) + math.sqrt(lam_min)) ** 2,
-            "momentum": rate * rate, "rate": rate, "condition_number": lam_max / lam_min}
+    return {
+        "learning_rate": 4.0 / (math.sqrt(lam_max) + math.sqrt(lam_min)) ** 2,
+        "momentum": rate * rate,
+        "rate": rate,
+        "condition_number": lam_max / lam_min,
+    }
 
 
-def quadratic_rate(rule, hyper: dict | None, learning_rate: float, eigenvalues, *,
-                   registry=None) -> float | None:
+def quadratic_rate(rule, hyper: dict | None, learning_rate: float, eigenvalues, *, registry=None) -> float | None:
     """Asymptotic per-step contraction (spectral radius) of a rule on a quadratic, or None.
 
     The rule declares it (``DescentRule.quadratic_rate(a, hyper)``, a = αλ per eigenvalue λ; the
@@ -210,8 +246,9 @@ def quadratic_rate(rule, hyper: dict | None, learning_rate: float, eigenvalues, 
     return float(np.max(resolved.quadratic_rate(learning_rate * lam, values)))
 
 
-def measured_rate(losses, minimum: float = 0.0, *, start_fraction: float = 0.5,
-                  floor: float = 1e-20, order: int = 2) -> float:
+def measured_rate(
+    losses, minimum: float = 0.0, *, start_fraction: float = 0.5, floor: float = 1e-20, order: int = 2
+) -> float:
     """Linear convergence rate ρ of ‖θ − θ*‖ estimated from a loss curve (NaN if it cannot be).
 
     On a quadratic J_t − J* = ½ e_tᵀ H e_t, so when the error e_t shrinks like ρᵗ the loss gap

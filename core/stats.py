@@ -15,10 +15,10 @@ import numpy as np
 
 from .analysis import quantiles
 
-LEVEL = 0.95            # two-sided confidence level of intervals and tests
-RESAMPLES = 2000        # bootstrap resamples: the interval's ends move by < 1 % of its width past this
-EXACT_LIMIT = 200_000   # the permutation test enumerates every split up to this many, else samples
-PERMUTATIONS = 20_000   # Monte Carlo permutations beyond EXACT_LIMIT (p-value standard error ≤ 0.0035)
+LEVEL = 0.95  # two-sided confidence level of intervals and tests
+RESAMPLES = 2000  # bootstrap resamples: the interval's ends move by < 1 % of its width past this
+EXACT_LIMIT = 200_000  # the permutation test enumerates every split up to this many, else samples
+PERMUTATIONS = 20_000  # Monte Carlo permutations beyond EXACT_LIMIT (p-value standard error ≤ 0.0035)
 PAIRED_EXACT_LIMIT = 16  # the paired test enumerates all 2^n sign patterns up to n = 16 (65 536), else samples
 
 
@@ -60,9 +60,9 @@ def _mid_ranks(pooled: np.ndarray) -> np.ndarray:
 class Comparison(NamedTuple):
     """How sample ``a`` compares with sample ``b`` (lower is better)."""
 
-    verdict: str          # "better", "worse" or "cannot tell apart"
-    p_value: float        # two-sided
-    test: str             # the test used, for the report
+    verdict: str  # "better", "worse" or "cannot tell apart"
+    p_value: float  # two-sided
+    test: str  # the test used, for the report
     n_a: int
     n_b: int
     median_a: float
@@ -72,8 +72,7 @@ class Comparison(NamedTuple):
     def sentence(self, name_a: str = "a", name_b: str = "b") -> str:
         if self.verdict == "cannot tell apart":
             seeds = f"{self.n_a}" if self.paired else f"{self.n_a} and {self.n_b}"
-            return (f"{name_a} and {name_b}: cannot tell apart at {seeds} seeds "
-                    f"(p = {self.p_value:.2g}, {self.test})")
+            return f"{name_a} and {name_b}: cannot tell apart at {seeds} seeds (p = {self.p_value:.2g}, {self.test})"
         return f"{name_a} is {self.verdict} than {name_b} (p = {self.p_value:.2g}, {self.test})"
 
 
@@ -139,7 +138,7 @@ def min_paired_seeds(level: float = LEVEL) -> int:
     differences the smallest two-sided p-value is 2 / 2^n (every difference the same sign), so
     n must satisfy 2 / 2^n < 1 − level (6 at the 95 % level: p ≥ 0.0625 at 5 seeds)."""
     n = 1
-    while 2.0 / 2 ** n >= 1 - level:
+    while 2.0 / 2**n >= 1 - level:
         n += 1
     return n
 
@@ -173,7 +172,7 @@ def compare_paired(a, b, level: float = LEVEL, seed: int = 0) -> Comparison:
     observed = abs(signed.sum())
     # ranks are multiples of 1/2, so sums are exact in float64; the tolerance only guards rounding
     if k <= PAIRED_EXACT_LIMIT:
-        patterns = 1 - 2 * ((np.arange(2 ** k)[:, None] >> np.arange(k)[None, :]) & 1)  # every ±1 pattern
+        patterns = 1 - 2 * ((np.arange(2**k)[:, None] >> np.arange(k)[None, :]) & 1)  # every ±1 pattern
         p_value = float(np.mean(np.abs(patterns @ np.abs(signed)) >= observed - 1e-9))
     else:
         rng = np.random.default_rng(seed)
@@ -246,8 +245,10 @@ def random_search(space: dict[str, tuple[float, float, bool]], budget: int, seed
     for name in sorted(space):
         low, high, log = space[name]
         if not (math.isfinite(low) and math.isfinite(high)) or low > high or (log and low <= 0):
-            raise ValueError(f"search range {name} = ({low}, {high}, log={log}): accepted is finite "
-                             "low ≤ high, with low > 0 on a log scale")
+            raise ValueError(
+                f"search range {name} = ({low}, {high}, log={log}): accepted is finite "
+                "low ≤ high, with low > 0 on a log scale"
+            )
         draws = rng.random(budget)
         values = np.exp(np.log(low) + draws * (np.log(high) - np.log(low))) if log else low + draws * (high - low)
         for trial, value in zip(trials, values):

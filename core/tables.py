@@ -10,7 +10,6 @@ from .chunk import METRIC_BASE, METRIC_TAIL, snapshot_steps
 from .experiment import Experiment
 
 
-
 def _json_ready(value):
     """numpy scalars and arrays inside ``describe()`` as plain JSON values."""
     if isinstance(value, dict):
@@ -60,6 +59,7 @@ def _explain(experiment, registry, instance, configs, status, flagged_at, **reco
     R = len(configs)
     try:
         from .explain import explain_flagged
+
         return explain_flagged(instance, registry, experiment, configs, status, flagged_at, **records)
     except KeyboardInterrupt:
         raise
@@ -82,13 +82,14 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
         if all(p is None for p in parts):
             return None  # never recorded (all NaN), or one layer (its norm is grad_norm)
         if any(p is None for p in parts):
-            parts = [np.full((len(out["run_ids"]), T + 1), np.nan) if p is None else p
-                     for p, out in zip(parts, outputs)]
+            parts = [
+                np.full((len(out["run_ids"]), T + 1), np.nan) if p is None else p for p, out in zip(parts, outputs)
+            ]
         stacked = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return stacked if order is None else stacked[order]
 
     arrays = {name: gather(name) for name in (*METRIC_BASE, *METRIC_TAIL)}  # each (R, T+1)
-    layers = gather("layers")                                                # (R, T+1, L)
+    layers = gather("layers")  # (R, T+1, L)
     initial, final = gather("initial", None), gather("final", None)
     path = gather("path", None)
     snapshots = gather("snapshots", None)
@@ -103,7 +104,7 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
     loss = arrays["loss"]
     steps = np.arange(T + 1)[None, :]
     runs_r = np.arange(R)
-    exists = steps <= last_row[:, None]   # (R, T+1): the rows a run has
+    exists = steps <= last_row[:, None]  # (R, T+1): the rows a run has
     with np.errstate(all="ignore"):
         usable = exists & np.isfinite(loss)
         lowest = np.where(usable, loss, np.inf).min(axis=1, initial=np.inf)
@@ -121,13 +122,28 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
         train_start, train_final = _train_losses(instance, initial), _train_losses(instance, final)
     else:
         train_start, train_final = loss[:, 0].astype(np.float64), final_loss.astype(np.float64)
-    status, unstable_at = classify(loss, last_row, status, minimum=minimum,
-                                   smooth=smoothing_window(T, experiment.batch_size, n_train),
-                                   ends=np.stack([train_start, train_final], axis=1))
+    status, unstable_at = classify(
+        loss,
+        last_row,
+        status,
+        minimum=minimum,
+        smooth=smoothing_window(T, experiment.batch_size, n_train),
+        ends=np.stack([train_start, train_final], axis=1),
+    )
     flagged_at = np.where(np.isfinite(diverged_at), diverged_at, unstable_at)
     reasons, lambda_start, lambda_flagged = _explain(
-        experiment, registry, instance, configs, status, flagged_at, initial=initial,
-        rates=arrays["learning_rate"], step_sizes=arrays["step_size"], losses=loss, last_row=last_row)
+        experiment,
+        registry,
+        instance,
+        configs,
+        status,
+        flagged_at,
+        initial=initial,
+        rates=arrays["learning_rate"],
+        step_sizes=arrays["step_size"],
+        losses=loss,
+        last_row=last_row,
+    )
 
     rule_cols, schedule_cols = _hyper_columns(experiment, registry)
     table = {
@@ -143,16 +159,25 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
         table[name] = _column([c.hyper.get(name) for c in configs])
     for name in schedule_cols:
         table[f"schedule.{name}"] = _column([c.schedule_hyper.get(name) for c in configs])
-    table.update({
-        "warmup_steps": np.array([c.warmup_steps for c in configs], dtype=np.int64),
-        # the entry's gradient transforms in order, "" when none (descentlab.transforms.describe)
-        "transforms": pd.Series([experiment.entries[c.entry].transforms_text() for c in configs], dtype="str"),
-        "status": status, "diverged_at": diverged_at, "unstable_at": unstable_at, "final_loss": final_loss,
-        "best_loss": best,
-        "train_loss_start": train_start, "train_loss_final": train_final,
-        "steps_to_target": steps_to_target, "error": errors, "divergence_reason": reasons,
-        "lambda_max_start": lambda_start, "lambda_max_flagged": lambda_flagged,
-    })
+    table.update(
+        {
+            "warmup_steps": np.array([c.warmup_steps for c in configs], dtype=np.int64),
+            # the entry's gradient transforms in order, "" when none (descentlab.transforms.describe)
+            "transforms": pd.Series([experiment.entries[c.entry].transforms_text() for c in configs], dtype="str"),
+            "status": status,
+            "diverged_at": diverged_at,
+            "unstable_at": unstable_at,
+            "final_loss": final_loss,
+            "best_loss": best,
+            "train_loss_start": train_start,
+            "train_loss_final": train_final,
+            "steps_to_target": steps_to_target,
+            "error": errors,
+            "divergence_reason": reasons,
+            "lambda_max_start": lambda_start,
+            "lambda_max_flagged": lambda_flagged,
+        }
+    )
     runs = pd.DataFrame(table)
 
     # metrics table, long format: run-major, one row per recorded step. Columns are handed to
@@ -175,21 +200,24 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
         src = dst = first = 0
         for i in cut.tolist():
             whole = (i - first) * (T + 1)
-            out[dst:dst + whole] = flat[src:src + whole]
+            out[dst : dst + whole] = flat[src : src + whole]
             dst, src = dst + whole, src + whole
-            out[dst:dst + counts[i]] = flat[src:src + counts[i]]
+            out[dst : dst + counts[i]] = flat[src : src + counts[i]]
             dst, src, first = dst + counts[i], src + T + 1, i + 1
         out[dst:] = flat[src:]
         return out
 
-    columns = {"run_id": np.repeat(np.arange(R, dtype=np.int64), counts),
-               "step": long(np.tile(np.arange(T + 1, dtype=np.int64), R))}
+    columns = {
+        "run_id": np.repeat(np.arange(R, dtype=np.int64), counts),
+        "step": long(np.tile(np.arange(T + 1, dtype=np.int64), R)),
+    }
     for name in METRIC_BASE:
         columns[name] = long(arrays[name])
     for k, layer in enumerate(layer_names):
         # one layer: its norm is the gradient norm (a copy: columns must not share memory)
-        columns[f"grad_norm.{layer}"] = (columns["grad_norm"].copy() if layers is None
-                                         else long(np.ascontiguousarray(layers[:, :, k])))
+        columns[f"grad_norm.{layer}"] = (
+            columns["grad_norm"].copy() if layers is None else long(np.ascontiguousarray(layers[:, :, k]))
+        )
     for name in METRIC_TAIL:
         columns[name] = long(arrays[name])
     metrics = pd.DataFrame(columns, copy=False)

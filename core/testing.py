@@ -14,6 +14,7 @@ def check_rule(rule: DescentRule) -> list[CheckResult]:
     results = _run_checks(rule)
     failed = [f"  {r.name}: {r.reason}" for r in results if not r.passed]
     if failed:
-        raise AssertionError(f"rule {rule.name!r} fails {len(failed)} of {len(results)} conformance checks:\n"
-                             + "\n".join(failed))
+        raise AssertionError(
+            f"rule {rule.name!r} fails {len(failed)} of {len(results)} conformance checks:\n" + "\n".join(failed)
+        )
     return results

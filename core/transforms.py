@@ -58,8 +58,11 @@ def chain_hyper(transforms: list[tuple[Transform, dict]], runs: int, seeds, dtyp
     for position, (transform, values) in enumerate(transforms):
         for h in transform.hyperparams:
             value = values.get(h.name, h.default)
-            array = np.full((runs, 1), float(value), dtype=dtype) if isinstance(value, (bool, int, float)) \
+            array = (
+                np.full((runs, 1), float(value), dtype=dtype)
+                if isinstance(value, (bool, int, float))
                 else np.full((runs, 1), value, dtype=object)
+            )
             out[hyper_key(position, h.name)] = array
     out[SEED_HYPER] = np.asarray(seeds, dtype=np.int64).reshape(runs, 1)
     return out
@@ -107,25 +110,38 @@ def chain_rule(rule: DescentRule, transforms: list[Transform], layout=None) -> D
         for i in before:
             g, states[i] = transforms[i].update(g, states[i], params, parts[i], step)
             if getattr(g, "shape", None) != grad.shape:
-                raise ValueError(f"transform {transforms[i].name!r} returned a gradient of shape "
-                                 f"{getattr(g, 'shape', type(g).__name__)}; expected {grad.shape}")
+                raise ValueError(
+                    f"transform {transforms[i].name!r} returned a gradient of shape "
+                    f"{getattr(g, 'shape', type(g).__name__)}; expected {grad.shape}"
+                )
         updates, rule_state = rule.update(g, state.rule, params, learning_rate, own, step)
         for i in wrappers:
             updates, states[i] = transforms[i].after(updates, states[i], params, learning_rate, parts[i], step)
             if getattr(updates, "shape", None) != grad.shape:
-                raise ValueError(f"transform {transforms[i].name!r} returned updates of shape "
-                                 f"{getattr(updates, 'shape', type(updates).__name__)}; expected {grad.shape}")
+                raise ValueError(
+                    f"transform {transforms[i].name!r} returned updates of shape "
+                    f"{getattr(updates, 'shape', type(updates).__name__)}; expected {grad.shape}"
+                )
         return updates, ChainState(rule_state, tuple(states))
 
     preconditioner = None
     if rule.preconditioner is not None:
+
         def preconditioner(state, hyper, step):
             return rule.preconditioner(state.rule, split(hyper)[0], step)
 
-    return DescentRule(rule.name, init, update, hyperparams=rule.hyperparams, summary=rule.summary,
-                       formula=rule.formula, default_learning_rate=rule.default_learning_rate,
-                       title=rule.title, preconditioner=preconditioner,
-                       preconditioned_limit=rule.preconditioned_limit)
+    return DescentRule(
+        rule.name,
+        init,
+        update,
+        hyperparams=rule.hyperparams,
+        summary=rule.summary,
+        formula=rule.formula,
+        default_learning_rate=rule.default_learning_rate,
+        title=rule.title,
+        preconditioner=preconditioner,
+        preconditioned_limit=rule.preconditioned_limit,
+    )
 
 
 def describe(specs) -> str:

@@ -48,21 +48,33 @@ import math
 
 import numpy as np
 
-__all__ = ["FLAGGED", "LOST", "NEAR", "NOISE", "SETTLE", "STABLE", "STALL", "STATUSES", "WINDOW", "classify",
-           "is_flagged",
-           "is_stable", "smoothing_window", "stability_edge"]
+__all__ = [
+    "FLAGGED",
+    "LOST",
+    "NEAR",
+    "NOISE",
+    "SETTLE",
+    "STABLE",
+    "STALL",
+    "STATUSES",
+    "WINDOW",
+    "classify",
+    "is_flagged",
+    "is_stable",
+    "smoothing_window",
+    "stability_edge",
+]
 
 STATUSES = ("converged", "progressing", "stalled", "unstable", "diverged", "failed")
-STABLE = ("converged", "progressing")     # what "stable" means everywhere
-FLAGGED = ("unstable", "diverged")        # runs that blew up: they get an explanation
+STABLE = ("converged", "progressing")  # what "stable" means everywhere
+FLAGGED = ("unstable", "diverged")  # runs that blew up: they get an explanation
 
-WINDOW = 0.1    # the final window: the last tenth of the steps (at least one step)
-SETTLE = 0.01   # "still falling": the final window is lower than the one before by more than 1 % of the progress
-LOST = 0.5      # "blew up": back above the best by more than half of the progress made
-STALL = 0.01    # "stalled": progress below 1 % of the scale
-NOISE = 3.0    # mini-batch runs: a rise must also exceed 3 standard errors of the smoothed batch loss
-NEAR = 0.01     # with a known minimum J*: "near it" is within 1 % of the initial gap J₀ − J*
-
+WINDOW = 0.1  # the final window: the last tenth of the steps (at least one step)
+SETTLE = 0.01  # "still falling": the final window is lower than the one before by more than 1 % of the progress
+LOST = 0.5  # "blew up": back above the best by more than half of the progress made
+STALL = 0.01  # "stalled": progress below 1 % of the scale
+NOISE = 3.0  # mini-batch runs: a rise must also exceed 3 standard errors of the smoothed batch loss
+NEAR = 0.01  # with a known minimum J*: "near it" is within 1 % of the initial gap J₀ − J*
 
 
 def is_stable(status) -> bool:
@@ -98,8 +110,9 @@ def _first(mask: np.ndarray) -> np.ndarray:
     return np.where(mask.any(axis=1), mask.argmax(axis=1), np.nan)
 
 
-def _judge(loss: np.ndarray, first: np.ndarray, last: np.ndarray, minimum: float | None,
-           smooth: int) -> tuple[np.ndarray, np.ndarray]:
+def _judge(
+    loss: np.ndarray, first: np.ndarray, last: np.ndarray, minimum: float | None, smooth: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(statuses, unstable_at) of n finite loss histories of one length, ``(n, L)``, by the module's rules.
 
     All runs of one length are judged at once: a Python loop over a tiny job's 256 runs cost ~4 ms,
@@ -114,14 +127,14 @@ def _judge(loss: np.ndarray, first: np.ndarray, last: np.ndarray, minimum: float
     rise = curve[:, -1] - best
     k = max(1, int(math.ceil(WINDOW * (length - 1))))
     level = curve[:, -k:].mean(axis=1)
-    previous = curve[:, max(0, length - 2 * k):length - k]
+    previous = curve[:, max(0, length - 2 * k) : length - k]
     known = minimum is not None and math.isfinite(minimum)
     known_row = known & (first > (minimum if known else 0.0))
     scale = np.where(known_row, first - (minimum if known else 0.0), np.abs(first))
     stalled = progress <= STALL * scale
     noise = np.zeros(n)
     if smooth > 1:  # a smoothed batch curve: its minimum sits below its mean by noise alone
-        noise = NOISE * loss[:, -max(k, smooth):].std(axis=1) / math.sqrt(smooth)
+        noise = NOISE * loss[:, -max(k, smooth) :].std(axis=1) / math.sqrt(smooth)
     unstable = (last > first) | (~stalled & (rise > LOST * progress) & (rise > noise))
     far = known_row & (best - (minimum if known else 0.0) > NEAR * (first - (minimum if known else 0.0)))
     if previous.shape[1]:
@@ -144,8 +157,15 @@ def _judge(loss: np.ndarray, first: np.ndarray, last: np.ndarray, minimum: float
     return status, onset
 
 
-def classify(loss: np.ndarray, last_row: np.ndarray, runner_status, *, minimum: float | None = None,
-             smooth: int = 1, ends: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+def classify(
+    loss: np.ndarray,
+    last_row: np.ndarray,
+    runner_status,
+    *,
+    minimum: float | None = None,
+    smooth: int = 1,
+    ends: np.ndarray | None = None,
+) -> tuple[list[str], np.ndarray]:
     """Statuses and ``unstable_at`` of R runs.
 
     ``loss`` is ``(R, steps + 1)`` (rows after a run's ``last_row`` are ignored); ``runner_status``

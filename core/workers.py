@@ -20,6 +20,7 @@ _WORKER_INSTANCES: dict = {}
 def _worker_registry(plugin_paths: tuple[str, ...]):
     if plugin_paths not in _WORKER_REGISTRIES:
         from .registry import load_registry
+
         # plugin files are loaded again here: a worker may be a fresh interpreter (spawn, Dask)
         _WORKER_REGISTRIES[plugin_paths] = load_registry(plugin_paths, use_env=False)
     return _WORKER_REGISTRIES[plugin_paths]
@@ -39,6 +40,7 @@ def _one_blas_thread() -> None:
     _BLAS_LIMITED = True
     try:
         from threadpoolctl import threadpool_limits
+
         threadpool_limits(1, user_api="blas")
     except Exception:  # threadpoolctl missing or unaware of this BLAS: keep its default
         pass
@@ -107,6 +109,7 @@ def worker_context(payload: dict):
         instance = build_instance(problem, dict(experiment.problem_settings))
         if validation is not None:  # the protocol's tuning view, the same split as in the parent
             from .runner import _validation_instance
+
             instance = _validation_instance(instance, experiment, validation)
         _WORKER_INSTANCES[key] = instance
     return registry, experiment, _WORKER_INSTANCES[key]

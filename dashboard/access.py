@@ -23,10 +23,10 @@ from typing import Mapping
 
 from descentlab.errors import SpecError
 
-BINDING_ENV = "DESCENTLAB_BINDING"                      # "loopback" or "public" (set by serve.py)
-HOST_ENV = "DESCENTLAB_HOST"                            # the address serve.py binds (for messages)
+BINDING_ENV = "DESCENTLAB_BINDING"  # "loopback" or "public" (set by serve.py)
+HOST_ENV = "DESCENTLAB_HOST"  # the address serve.py binds (for messages)
 ALLOW_PLUGIN_FILES_ENV = "DESCENTLAB_ALLOW_PLUGIN_FILES"  # "1": --allow-plugin-files
-ALLOW_PATHS_ENV = "DESCENTLAB_ALLOW_PATHS"              # --allow-path folders, joined with os.pathsep
+ALLOW_PATHS_ENV = "DESCENTLAB_ALLOW_PATHS"  # --allow-path folders, joined with os.pathsep
 RESULTS_ENV = "DESCENTLAB_RESULTS"
 DEFAULT_RESULTS = "results"
 ENABLE_HINT = "restart with `descentlab dashboard --allow-plugin-files` to allow it"
@@ -47,6 +47,7 @@ def server_address() -> str | None:
     """Streamlit's ``server.address`` option (None when not set or Streamlit is not running)."""
     try:
         from streamlit import config
+
         value = config.get_option("server.address")
     except Exception:
         return None
@@ -78,8 +79,7 @@ def plugin_files_allowed(environ: Mapping[str, str] | None = None, address: str 
 
 def plugin_files_off_message(why: str) -> str:
     """The one line the Plugins page shows instead of its path input."""
-    return (f"Loading plugin files is off: {why}, and a plugin file runs any code on the server; "
-            f"{ENABLE_HINT}.")
+    return f"Loading plugin files is off: {why}, and a plugin file runs any code on the server; {ENABLE_HINT}."
 
 
 def allowed_paths_from_env(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -119,8 +119,12 @@ def check_path(field: str, value, environ: Mapping[str, str] | None = None) -> P
     resolved = _resolve(value)
     if resolved is not None and any(resolved == r or resolved.is_relative_to(r) for r in roots):
         return resolved
-    raise SpecError(field, str(value), "a path under an allowed root: " + roots_text(roots),
-                    hint="the dashboard reads nothing else; start it with --allow-path DIR to add one")
+    raise SpecError(
+        field,
+        str(value),
+        "a path under an allowed root: " + roots_text(roots),
+        hint="the dashboard reads nothing else; start it with --allow-path DIR to add one",
+    )
 
 
 # Problem settings that name a file the problem reads (the built-in csv problem's ``path``).
@@ -146,15 +150,22 @@ def binding_warning(host: str, allow_plugin_files: bool) -> str | None:
     """The one line ``descentlab dashboard`` prints on stderr when it is reachable from other machines."""
     if is_loopback(host):
         return None
-    plugins = ("plugin files CAN be loaded (--allow-plugin-files): visitors can run any code on this machine"
-               if allow_plugin_files else "loading plugin files is off (--allow-plugin-files turns it on)")
-    return (f"descentlab dashboard: warning: listening on {host}, not loopback: anyone who can reach it can run "
-            f"experiments, with no login; {plugins}")
+    plugins = (
+        "plugin files CAN be loaded (--allow-plugin-files): visitors can run any code on this machine"
+        if allow_plugin_files
+        else "loading plugin files is off (--allow-plugin-files turns it on)"
+    )
+    return (
+        f"descentlab dashboard: warning: listening on {host}, not loopback: anyone who can reach it can run "
+        f"experiments, with no login; {plugins}"
+    )
 
 
 def server_environment(host: str, allow_plugin_files: bool = False, allow_paths=()) -> dict[str, str]:
     """The environment variables serve.py gives the Streamlit process (they override inherited ones)."""
-    return {BINDING_ENV: "loopback" if is_loopback(host) else "public",
-            HOST_ENV: str(host),
-            ALLOW_PLUGIN_FILES_ENV: "1" if allow_plugin_files else "0",
-            ALLOW_PATHS_ENV: os.pathsep.join(str(p) for p in allow_paths)}
+    return {
+        BINDING_ENV: "loopback" if is_loopback(host) else "public",
+        HOST_ENV: str(host),
+        ALLOW_PLUGIN_FILES_ENV: "1" if allow_plugin_files else "0",
+        ALLOW_PATHS_ENV: os.pathsep.join(str(p) for p in allow_paths),
+    }

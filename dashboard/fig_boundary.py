@@ -18,6 +18,7 @@ from .fig_groups import _plain, _rgba
 # Decision boundary over the input plane
 # ---------------------------------------------------------------------------------------------
 
+
 def params_from_weights(results, instance, which: str = "final", run_ids: Sequence[int] | None = None) -> np.ndarray:
     """``(R, P)`` parameters rebuilt from the stored ``"<which>.<tensor>"`` arrays (run_id order)."""
     layout = instance.layout
@@ -30,7 +31,7 @@ def params_from_weights(results, instance, which: str = "final", run_ids: Sequen
 @dataclass
 class BoundaryPanel:
     name: str
-    z: list[list[float | None]]   # score at each grid point; rows follow y
+    z: list[list[float | None]]  # score at each grid point; rows follow y
     step: int | None
 
 
@@ -43,7 +44,7 @@ class BoundaryInfo:
     points_y: list[float]
     points_class: list[int]
     class_names: list[str]
-    score: str                     # what z is: "P(class 1)", "predicted class" or "output"
+    score: str  # what z is: "P(class 1)", "predicted class" or "output"
     zmin: float
     zmax: float
 
@@ -66,8 +67,9 @@ def _score(instance, outputs: np.ndarray) -> tuple[np.ndarray, str, float, float
     return out, "model output", lo, hi
 
 
-def decision_boundary_info(instance, panels: Sequence[tuple[str, np.ndarray]], *, step: int | None = None,
-                           grid: int = 80, margin: float = 0.15) -> BoundaryInfo:
+def decision_boundary_info(
+    instance, panels: Sequence[tuple[str, np.ndarray]], *, step: int | None = None, grid: int = 80, margin: float = 0.15
+) -> BoundaryInfo:
     """The model's prediction over the training inputs' plane for each ``(name, params (P,))`` panel."""
     data = instance.dataset
     x_all = np.concatenate([data.x_train, data.x_test]) if len(data.x_test) else data.x_train
@@ -85,11 +87,20 @@ def decision_boundary_info(instance, panels: Sequence[tuple[str, np.ndarray]], *
         for (name, _), s in zip(panels, scores):
             out_panels.append(BoundaryPanel(name=name, z=[_plain(r) for r in s.reshape(grid, grid)], step=step))
     y = data.y_train
-    classes = (np.argmax(y, axis=1) if y.shape[1] > 1 else (y[:, 0] > 0.5).astype(int))
+    classes = np.argmax(y, axis=1) if y.shape[1] > 1 else (y[:, 0] > 0.5).astype(int)
     names = list(data.class_names) or [str(c) for c in range(max(2, y.shape[1]))]
-    return BoundaryInfo(x=_plain(xs), y=_plain(ys), panels=out_panels, points_x=_plain(data.x_train[:, 0]),
-                        points_y=_plain(data.x_train[:, 1]), points_class=[int(c) for c in classes],
-                        class_names=names, score=label, zmin=zmin, zmax=zmax)
+    return BoundaryInfo(
+        x=_plain(xs),
+        y=_plain(ys),
+        panels=out_panels,
+        points_x=_plain(data.x_train[:, 0]),
+        points_y=_plain(data.x_train[:, 1]),
+        points_class=[int(c) for c in classes],
+        class_names=names,
+        score=label,
+        zmin=zmin,
+        zmax=zmax,
+    )
 
 
 POINT_COLORS = ["#1f3b9a", "#c0392b", "#1e8449", "#7d3c98", "#b9770e", "#117a8b", "#6e2c00", "#5d6d7e"]
@@ -99,9 +110,16 @@ def draw_decision_boundary(info: BoundaryInfo) -> go.Figure:
     n = max(1, len(info.panels))
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig = make_subplots(figure=S.figure(), rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
-                        horizontal_spacing=0.04, vertical_spacing=0.1,
-                        subplot_titles=[p.name for p in info.panels] or [""])
+    fig = make_subplots(
+        figure=S.figure(),
+        rows=rows,
+        cols=cols,
+        shared_xaxes=True,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        vertical_spacing=0.1,
+        subplot_titles=[p.name for p in info.panels] or [""],
+    )
     point_colors = POINT_COLORS
     discrete = info.score == "predicted class"
     if discrete:  # one flat colour per class, the colour of that class's points (lightened)
@@ -114,23 +132,49 @@ def draw_decision_boundary(info: BoundaryInfo) -> go.Figure:
         scale, zmin, zmax = "RdBu", info.zmin, info.zmax
     for k, p in enumerate(info.panels):
         r, c = k // cols + 1, k % cols + 1
-        fig.add_trace(go.Heatmap(x=info.x, y=info.y, z=p.z, zmin=zmin, zmax=zmax, colorscale=scale,
-                                 reversescale=not discrete, opacity=1.0 if discrete else 0.75, showscale=(k == 0),
-                                 meta="prediction", zsmooth=False if discrete else "best",
-                                 colorbar=dict(title=info.score, tickvals=list(range(n)) if discrete else None),
-                                 name=p.name,
-                                 hovertemplate="x₁ %{x:.2f}<br>x₂ %{y:.2f}<br>%{z:.2f}<extra></extra>"),
-                      row=r, col=c)
+        fig.add_trace(
+            go.Heatmap(
+                x=info.x,
+                y=info.y,
+                z=p.z,
+                zmin=zmin,
+                zmax=zmax,
+                colorscale=scale,
+                reversescale=not discrete,
+                opacity=1.0 if discrete else 0.75,
+                showscale=(k == 0),
+                meta="prediction",
+                zsmooth=False if discrete else "best",
+                colorbar=dict(title=info.score, tickvals=list(range(n)) if discrete else None),
+                name=p.name,
+                hovertemplate="x₁ %{x:.2f}<br>x₂ %{y:.2f}<br>%{z:.2f}<extra></extra>",
+            ),
+            row=r,
+            col=c,
+        )
         for cls in sorted(set(info.points_class)):
             idx = [i for i, v in enumerate(info.points_class) if v == cls]
-            fig.add_trace(go.Scatter(
-                x=[info.points_x[i] for i in idx], y=[info.points_y[i] for i in idx], mode="markers",
-                name=info.class_names[cls] if cls < len(info.class_names) else str(cls), meta="points",
-                legendgroup=f"class{cls}", showlegend=(k == 0),
-                marker=dict(size=6, color=point_colors[cls % len(point_colors)], line=dict(width=0.8, color="black"))),
-                row=r, col=c)
+            fig.add_trace(
+                go.Scatter(
+                    x=[info.points_x[i] for i in idx],
+                    y=[info.points_y[i] for i in idx],
+                    mode="markers",
+                    name=info.class_names[cls] if cls < len(info.class_names) else str(cls),
+                    meta="points",
+                    legendgroup=f"class{cls}",
+                    showlegend=(k == 0),
+                    marker=dict(
+                        size=6, color=point_colors[cls % len(point_colors)], line=dict(width=0.8, color="black")
+                    ),
+                ),
+                row=r,
+                col=c,
+            )
     step = info.panels[0].step if info.panels else None
-    fig.update_layout(title="Decision boundary" + (f" at step {step}" if step is not None else " (final weights)"),
-                      height=380 * rows + 90, margin=dict(l=50, t=70),
-                      legend=dict(orientation="h", y=-0.12, title="training points: class "))
+    fig.update_layout(
+        title="Decision boundary" + (f" at step {step}" if step is not None else " (final weights)"),
+        height=380 * rows + 90,
+        margin=dict(l=50, t=70),
+        legend=dict(orientation="h", y=-0.12, title="training points: class "),
+    )
     return S.fit_title(fig)

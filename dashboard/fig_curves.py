@@ -1,4 +1,4 @@
-"""Curves over the step axis (loss, α, step size, gradient norm, per layer): data -> info record -> figure."""
+"""Curves over the step axis (loss, α, step size, gradient norm, a schedule's α_t): data -> info -> figure."""
 
 from __future__ import annotations
 
@@ -7,19 +7,28 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from . import style as S
-from .fig_groups import (Group, _diverged_steps, _metric_matrix, _plain, _rgba, _unstable_steps, color,
-                         diverged_text, quantiles, run_groups, unstable_text)
+from .fig_groups import (
+    Group,
+    _diverged_steps,
+    _metric_matrix,
+    _plain,
+    _rgba,
+    _unstable_steps,
+    diverged_text,
+    quantiles,
+    run_groups,
+    unstable_text,
+)
 from .status_style import style_of
 
 
 # ---------------------------------------------------------------------------------------------
 # Curves over the step axis
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Curve:
@@ -33,9 +42,9 @@ class Curve:
     dash: str = "solid"
     lower: list[float | None] | None = None  # 25th percentile over seeds
     upper: list[float | None] | None = None  # 75th percentile over seeds
-    role: str = "train"                      # "train", "test", or a layer name
+    role: str = "train"  # "train", "test", or a layer name
     legendgroup: str = ""
-    entry: int = -1                          # the rule entry it belongs to (-1: none)
+    entry: int = -1  # the rule entry it belongs to (-1: none)
     entry_label: str = ""
 
 
@@ -49,8 +58,8 @@ class RunMark:
     seed: int
     step: int
     y: float | None
-    text: str              # "diverged at step N" / "unstable from step N"
-    color: str             # the curve's colour (the marker's colour is the status's)
+    text: str  # "diverged at step N" / "unstable from step N"
+    color: str  # the curve's colour (the marker's colour is the status's)
     status: str = "diverged"
 
 
@@ -66,7 +75,7 @@ class CurvesInfo:
     diverged: list[RunMark] = field(default_factory=list)
     unstable: list[RunMark] = field(default_factory=list)
     x_range: list[int] | None = None
-    target: float | None = None              # a horizontal reference line (the target loss)
+    target: float | None = None  # a horizontal reference line (the target loss)
 
     @property
     def marks(self) -> list[RunMark]:
@@ -91,8 +100,11 @@ def _thin(x, y, lower, upper, *, max_points: int):
     n = len(x)
     if n <= max_points or max_points < 4:
         return x, y, lower, upper
-    columns = [np.array([np.nan if v is None else v for v in values], dtype=float)
-               for values in (y, lower, upper) if values is not None]
+    columns = [
+        np.array([np.nan if v is None else v for v in values], dtype=float)
+        for values in (y, lower, upper)
+        if values is not None
+    ]
     stacked = np.vstack(columns)
     buckets = max_points // 2 - 1
     edges = np.linspace(1, n - 1, buckets + 1).round().astype(int)  # the first and last are kept apart
@@ -112,6 +124,7 @@ def _thin(x, y, lower, upper, *, max_points: int):
 
     def pick(values):
         return None if values is None else [values[i] for i in keep]
+
     return pick(x), pick(y), pick(lower), pick(upper)
 
 
@@ -133,10 +146,20 @@ def _value_at(steps, column, step: int, log_y: bool) -> float | None:
     return _last_finite(steps, column, step)
 
 
-def metric_curves_info(results, metric: str, *, title: str | None = None, y_title: str | None = None,
-                       log_y: bool = False, groups: Sequence[Group] | None = None,
-                       role: str = "train", dash: str = "solid", mark_diverged: bool = True,
-                       suffix: str = "", max_points: int = 2000) -> CurvesInfo:
+def metric_curves_info(
+    results,
+    metric: str,
+    *,
+    title: str | None = None,
+    y_title: str | None = None,
+    log_y: bool = False,
+    groups: Sequence[Group] | None = None,
+    role: str = "train",
+    dash: str = "solid",
+    mark_diverged: bool = True,
+    suffix: str = "",
+    max_points: int = 2000,
+) -> CurvesInfo:
     """One curve per group of ``metric`` over steps; flagged runs are marked where they went wrong.
 
     A diverged run stops at ``diverged_at`` (marked "diverged at step N" at its last finite value);
@@ -159,24 +182,53 @@ def metric_curves_info(results, metric: str, *, title: str | None = None, y_titl
         x, y, lower, upper = _thin(*_summarise(steps, values), max_points=max_points)
         if not x:
             continue
-        info.curves.append(Curve(name=g.name + suffix, x=x, y=y, run_ids=list(g.run_ids), color=g.color,
-                                 dash=dash, lower=lower, upper=upper, role=role, legendgroup=g.name,
-                                 entry=g.entry, entry_label=g.entry_label or g.name))
+        info.curves.append(
+            Curve(
+                name=g.name + suffix,
+                x=x,
+                y=y,
+                run_ids=list(g.run_ids),
+                color=g.color,
+                dash=dash,
+                lower=lower,
+                upper=upper,
+                role=role,
+                legendgroup=g.name,
+                entry=g.entry,
+                entry_label=g.entry_label or g.name,
+            )
+        )
         if not mark_diverged:
             continue
         for j, run_id in enumerate(g.run_ids):
             if run_id in diverged:
                 at = diverged[run_id]
                 column = np.where(np.isinf(values[:, j]), np.nan, values[:, j])
-                info.diverged.append(RunMark(
-                    name=g.name, run_id=run_id, seed=seeds_of.get(run_id, -1), step=at,
-                    y=_last_finite(steps, column, at), text=diverged_text(at), color=g.color))
+                info.diverged.append(
+                    RunMark(
+                        name=g.name,
+                        run_id=run_id,
+                        seed=seeds_of.get(run_id, -1),
+                        step=at,
+                        y=_last_finite(steps, column, at),
+                        text=diverged_text(at),
+                        color=g.color,
+                    )
+                )
             elif run_id in unstable:
                 at = unstable[run_id]
-                info.unstable.append(RunMark(
-                    name=g.name, run_id=run_id, seed=seeds_of.get(run_id, -1), step=at,
-                    y=_value_at(steps, values[:, j], at, log_y), text=unstable_text(at), color=g.color,
-                    status="unstable"))
+                info.unstable.append(
+                    RunMark(
+                        name=g.name,
+                        run_id=run_id,
+                        seed=seeds_of.get(run_id, -1),
+                        step=at,
+                        y=_value_at(steps, values[:, j], at, log_y),
+                        text=unstable_text(at),
+                        color=g.color,
+                        status="unstable",
+                    )
+                )
     steps_total = _total_steps(results)
     if steps_total is not None:
         info.x_range = [0, steps_total]
@@ -197,8 +249,16 @@ def loss_curves_info(results, *, test: bool = True, groups: Sequence[Group] | No
     groups = run_groups(results) if groups is None else groups
     info = metric_curves_info(results, "loss", title="Loss", y_title="loss (log)", log_y=True, groups=groups)
     if test and "test_loss" in results.metrics.columns and results.metrics["test_loss"].notna().any():
-        extra = metric_curves_info(results, "test_loss", log_y=True, groups=groups, role="test",
-                                   dash="dot", mark_diverged=False, suffix=" (test)")
+        extra = metric_curves_info(
+            results,
+            "test_loss",
+            log_y=True,
+            groups=groups,
+            role="test",
+            dash="dot",
+            mark_diverged=False,
+            suffix=" (test)",
+        )
         for c in extra.curves:  # one band per rule is enough: the training loss carries it
             c.lower = c.upper = None
         info.curves += extra.curves
@@ -209,39 +269,56 @@ def loss_curves_info(results, *, test: bool = True, groups: Sequence[Group] | No
 
 
 def learning_rate_info(results, groups=None) -> CurvesInfo:
-    return metric_curves_info(results, "learning_rate", title="Learning rate αₜ", y_title="αₜ (log)",
-                              log_y=True, groups=groups, mark_diverged=False)
+    return metric_curves_info(
+        results,
+        "learning_rate",
+        title="Learning rate αₜ",
+        y_title="αₜ (log)",
+        log_y=True,
+        groups=groups,
+        mark_diverged=False,
+    )
 
 
-def schedule_preview(schedule, learning_rate: float, hyper: dict, steps: int, warmup_steps: int = 0,
-                     lookup=None) -> go.Figure:
+def schedule_preview(
+    schedule, learning_rate: float, hyper: dict, steps: int, warmup_steps: int = 0, lookup=None
+) -> go.Figure:
     """α_t of one schedule over ``steps`` steps, drawn before anything runs; ``hyper`` holds one value per
     hyperparameter (a joining schedule's ``schedules`` and ``milestones`` as in its table). A stateful
     schedule's α_t follows a run's losses: the figure then has no line and its title says so in one line."""
     from descentlab.schedule_values import preview
 
     values, note = preview(schedule, [float(learning_rate)], hyper, int(steps), warmup_steps, lookup=lookup)
-    fig = S.figure(title=dict(text=note or f"α_t of {schedule.name}"),
-                   xaxis=dict(title=dict(text="step t")), yaxis=dict(title=dict(text="α_t")))
+    fig = S.figure(
+        title=dict(text=note or f"α_t of {schedule.name}"),
+        xaxis=dict(title=dict(text="step t")),
+        yaxis=dict(title=dict(text="α_t")),
+    )
     if values is not None:
-        fig.add_trace(go.Scatter(x=list(range(int(steps))), y=values[:, 0].tolist(), mode="lines",
-                                 name=schedule.name, showlegend=False))
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(int(steps))), y=values[:, 0].tolist(), mode="lines", name=schedule.name, showlegend=False
+            )
+        )
     return S.fit_title(fig)
 
 
 def step_size_info(results, groups=None) -> CurvesInfo:
-    return metric_curves_info(results, "step_size", title="Step size ‖θₜ₊₁ − θₜ‖", y_title="‖Δθ‖ (log)",
-                              log_y=True, groups=groups)
+    return metric_curves_info(
+        results, "step_size", title="Step size ‖θₜ₊₁ − θₜ‖", y_title="‖Δθ‖ (log)", log_y=True, groups=groups
+    )
 
 
 def grad_norm_info(results, groups=None) -> CurvesInfo:
-    return metric_curves_info(results, "grad_norm", title="Gradient norm ‖∇J(θₜ)‖", y_title="‖∇J‖ (log)",
-                              log_y=True, groups=groups)
+    return metric_curves_info(
+        results, "grad_norm", title="Gradient norm ‖∇J(θₜ)‖", y_title="‖∇J‖ (log)", log_y=True, groups=groups
+    )
 
 
 def test_accuracy_info(results, groups=None) -> CurvesInfo:
-    return metric_curves_info(results, "test_accuracy", title="Test accuracy", y_title="accuracy",
-                              groups=groups, mark_diverged=False)
+    return metric_curves_info(
+        results, "test_accuracy", title="Test accuracy", y_title="accuracy", groups=groups, mark_diverged=False
+    )
 
 
 test_accuracy_info.__test__ = False  # not a pytest test despite its name
@@ -282,113 +359,102 @@ def draw_curves(info: CurvesInfo) -> go.Figure:
             listed.add(group)
             count = groups.count(group)
             test = " (test)" if c.role == "test" else ""
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", meta="legend", legendgroup=group,
-                                     name=f"{c.entry_label}{test}: {count} configurations (dark → light)",
-                                     line=dict(color=c.color, dash=c.dash, width=2), hoverinfo="skip"))
+            fig.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="lines",
+                    meta="legend",
+                    legendgroup=group,
+                    name=f"{c.entry_label}{test}: {count} configurations (dark → light)",
+                    line=dict(color=c.color, dash=c.dash, width=2),
+                    hoverinfo="skip",
+                )
+            )
         if c.lower is not None and c.upper is not None:
-            fig.add_trace(go.Scatter(x=c.x, y=c.upper, mode="lines", line=dict(width=0), hoverinfo="skip",
-                                     showlegend=False, legendgroup=group, meta="band",
-                                     name=c.name + " 75%"))
-            fig.add_trace(go.Scatter(x=c.x, y=c.lower, mode="lines", line=dict(width=0), fill="tonexty",
-                                     fillcolor=_rgba(c.color, 0.18), hoverinfo="skip", showlegend=False,
-                                     legendgroup=group, meta="band", name=c.name + " 25%"))
-        fig.add_trace(go.Scatter(x=c.x, y=c.y, mode="lines", name=c.name, meta=c.role, showlegend=not by_entry,
-                                 legendgroup=group, line=dict(color=c.color, dash=c.dash, width=2)))
+            fig.add_trace(
+                go.Scatter(
+                    x=c.x,
+                    y=c.upper,
+                    mode="lines",
+                    line=dict(width=0),
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=group,
+                    meta="band",
+                    name=c.name + " 75%",
+                )
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=c.x,
+                    y=c.lower,
+                    mode="lines",
+                    line=dict(width=0),
+                    fill="tonexty",
+                    fillcolor=_rgba(c.color, 0.18),
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=group,
+                    meta="band",
+                    name=c.name + " 25%",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=c.x,
+                y=c.y,
+                mode="lines",
+                name=c.name,
+                meta=c.role,
+                showlegend=not by_entry,
+                legendgroup=group,
+                line=dict(color=c.color, dash=c.dash, width=2),
+            )
+        )
     for d in info.marks:
         style = style_of(d.status)
         # cliponaxis off: a mark at the first or last step, or at the top of the axis, keeps its label whole
-        fig.add_trace(go.Scatter(
-            x=[d.step], y=[d.y], mode="markers+text", name=f"{d.name}: {d.text}", meta=d.status,
-            text=[d.text], textposition=_text_side(d.step, info.x_range), textfont=dict(color=style.color),
-            marker=dict(symbol=style.symbol, size=13, color=style.color, line=dict(width=2, color=d.color)),
-            hovertext=[f"{d.name}, seed {d.seed}: {d.text}"], hoverinfo="text", showlegend=False,
-            legendgroup=mark_group.get(d.name, d.name), cliponaxis=False))
+        fig.add_trace(
+            go.Scatter(
+                x=[d.step],
+                y=[d.y],
+                mode="markers+text",
+                name=f"{d.name}: {d.text}",
+                meta=d.status,
+                text=[d.text],
+                textposition=_text_side(d.step, info.x_range),
+                textfont=dict(color=style.color),
+                marker=dict(symbol=style.symbol, size=13, color=style.color, line=dict(width=2, color=d.color)),
+                hovertext=[f"{d.name}, seed {d.seed}: {d.text}"],
+                hoverinfo="text",
+                showlegend=False,
+                legendgroup=mark_group.get(d.name, d.name),
+                cliponaxis=False,
+            )
+        )
     if info.target is not None:
         fig.add_hline(y=info.target, line=dict(color="gray", dash="dash", width=1))
         # annotations on a log axis take log10 positions (shapes take data values)
-        fig.add_annotation(x=0, xref="paper", y=math.log10(info.target) if info.log_y else info.target, yref="y",
-                           text=f"target {info.target:g}", showarrow=False, xanchor="left", yanchor="bottom",
-                           font=dict(color="gray"))
-    fig.update_layout(title=info.title, xaxis_title="step", yaxis_title=info.y_title,
-                      hovermode="x unified" if not info.marks else "closest")
+        fig.add_annotation(
+            x=0,
+            xref="paper",
+            y=math.log10(info.target) if info.log_y else info.target,
+            yref="y",
+            text=f"target {info.target:g}",
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            font=dict(color="gray"),
+        )
+    fig.update_layout(
+        title=info.title,
+        xaxis_title="step",
+        yaxis_title=info.y_title,
+        hovermode="x unified" if not info.marks else "closest",
+    )
     if info.log_y:
         fig.update_yaxes(type="log")
     if info.x_range:
         fig.update_xaxes(range=info.x_range)
-    return S.fit_title(fig)
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-layer gradient norms: the backprop view
-# ---------------------------------------------------------------------------------------------
-
-@dataclass
-class LayerNormsInfo:
-    layers: list[str]
-    panels: list[tuple[str, list[Curve]]]  # (group name, one curve per layer)
-    diverged: list[RunMark] = field(default_factory=list)
-    x_range: list[int] | None = None
-    unstable: list[RunMark] = field(default_factory=list)
-
-    @property
-    def marks(self) -> list[RunMark]:
-        return self.diverged + self.unstable
-
-
-def layer_columns(metrics: pd.DataFrame) -> list[str]:
-    cols = [c for c in metrics.columns if c.startswith("grad_norm.")]
-    return sorted(cols, key=lambda c: (len(c), c))  # layer2 before layer10
-
-
-def layer_grad_norms_info(results, groups: Sequence[Group] | None = None, max_panels: int = 6) -> LayerNormsInfo:
-    """For each group, one curve per layer of ‖∂J/∂θ‖ per layer: how the error grows or fades going back."""
-    groups = (run_groups(results) if groups is None else list(groups))[:max_panels]
-    cols = layer_columns(results.metrics)
-    layers = [c.split(".", 1)[1] for c in cols]
-    info = LayerNormsInfo(layers=layers, panels=[])
-    for g in groups:
-        curves = []
-        for j, (col, layer) in enumerate(zip(cols, layers)):
-            sub = metric_curves_info(results, col, log_y=True, groups=[g], mark_diverged=(j == 0))
-            for c in sub.curves:
-                c.name, c.color, c.role, c.legendgroup = layer, color(j), layer, layer
-                curves.append(c)
-            info.diverged += sub.diverged
-            info.unstable += sub.unstable
-        info.panels.append((g.name, curves))
-    info.x_range = [0, _total_steps(results)] if _total_steps(results) is not None else None
-    return info
-
-
-def draw_layer_grad_norms(info: LayerNormsInfo) -> go.Figure:
-    n = max(1, len(info.panels))
-    cols = min(n, 3)
-    rows = math.ceil(n / cols)
-    fig = make_subplots(figure=S.figure(), rows=rows, cols=cols, shared_xaxes=True, shared_yaxes=True,
-                        subplot_titles=[name for name, _ in info.panels] or [""])
-    shown = set()
-    for k, (name, curves) in enumerate(info.panels):
-        r, c = k // cols + 1, k % cols + 1
-        for curve in curves:
-            if curve.lower is not None:
-                fig.add_trace(go.Scatter(x=curve.x, y=curve.upper, mode="lines", line=dict(width=0),
-                                         showlegend=False, hoverinfo="skip", meta="band"), row=r, col=c)
-                fig.add_trace(go.Scatter(x=curve.x, y=curve.lower, mode="lines", line=dict(width=0),
-                                         fill="tonexty", fillcolor=_rgba(curve.color, 0.18), showlegend=False,
-                                         hoverinfo="skip", meta="band"), row=r, col=c)
-            fig.add_trace(go.Scatter(x=curve.x, y=curve.y, mode="lines", name=curve.name, meta=curve.role,
-                                     legendgroup=curve.name, showlegend=curve.name not in shown,
-                                     line=dict(color=curve.color, width=2)), row=r, col=c)
-            shown.add(curve.name)
-        for d in info.marks:
-            if d.name == name:
-                style = style_of(d.status)
-                fig.add_trace(go.Scatter(x=[d.step], y=[d.y], mode="markers", meta=d.status,
-                                         marker=dict(symbol=style.symbol, size=11, color=style.color),
-                                         hovertext=[f"seed {d.seed}: {d.text}"], hoverinfo="text",
-                                         showlegend=False), row=r, col=c)
-    fig.update_yaxes(type="log")
-    fig.update_layout(title="Per-layer gradient norms ‖∂J/∂θ‖ per layer (backprop: layer L is nearest the loss)",
-                      height=300 * rows + 80, margin=dict(t=80))
-    fig.update_xaxes(title_text="step", row=rows)
     return S.fit_title(fig)

@@ -19,10 +19,24 @@ PALETTE = S.PALETTE
 
 # Columns of the runs table that describe a run's outcome, not its configuration (core's list, plus
 # any the dashboard knew before it).
-OUTCOME_COLUMNS = set(NON_CONFIG_COLUMNS) | {"run_id", "entry", "label", "rule", "schedule", "seed", "status",
-                                             "diverged_at", "unstable_at", "final_loss", "best_loss",
-                                             "steps_to_target", "error", "divergence_reason",
-                                             "lambda_max_start", "lambda_max_flagged"}
+OUTCOME_COLUMNS = set(NON_CONFIG_COLUMNS) | {
+    "run_id",
+    "entry",
+    "label",
+    "rule",
+    "schedule",
+    "seed",
+    "status",
+    "diverged_at",
+    "unstable_at",
+    "final_loss",
+    "best_loss",
+    "steps_to_target",
+    "error",
+    "divergence_reason",
+    "lambda_max_start",
+    "lambda_max_flagged",
+}
 
 
 def color(index: int) -> str:
@@ -38,16 +52,16 @@ def entry_color(entry: int, rank: int = 0, count: int = 1) -> str:
     base = color(entry)
     if count <= 1:
         return base
-    t = -0.35 + 0.8 * rank / (count - 1)          # -0.35 (darker) .. +0.45 (lighter)
+    t = -0.35 + 0.8 * rank / (count - 1)  # -0.35 (darker) .. +0.45 (lighter)
     h = base.lstrip("#")
-    rgb = [int(h[i:i + 2], 16) for i in (0, 2, 4)]
+    rgb = [int(h[i : i + 2], 16) for i in (0, 2, 4)]
     mixed = [round(v + (255 - v) * t) if t > 0 else round(v * (1 + t)) for v in rgb]
     return "#" + "".join(f"{max(0, min(255, v)):02X}" for v in mixed)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
 
 
@@ -68,6 +82,7 @@ def _fmt(value) -> str:
 # ---------------------------------------------------------------------------------------------
 # Groups: runs that differ only in their seed
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Group:
@@ -98,8 +113,11 @@ def config_columns(results) -> list[str]:
             continue
         if c in ("learning_rate", "warmup_steps") or c.startswith("schedule.") or c in declared:
             cols.append(c)
-        elif not declared and not c.startswith(("final_", "best_", "steps_", "wall", "n_", "train_loss", "lambda_")) \
-                and pd.api.types.is_numeric_dtype(runs[c]):
+        elif (
+            not declared
+            and not c.startswith(("final_", "best_", "steps_", "wall", "n_", "train_loss", "lambda_"))
+            and pd.api.types.is_numeric_dtype(runs[c])
+        ):
             cols.append(c)  # no experiment at hand: any other numeric column is a hyperparameter
     return cols
 
@@ -123,9 +141,18 @@ def run_groups(results) -> list[Group]:
             config = {c: part[c].iloc[0] for c in cols}
             suffix = ", ".join(f"{'α' if c == 'learning_rate' else c}={_fmt(v)}" for c, v in zip(keys, key))
             name = f"{label} ({suffix})" if suffix else label
-            groups.append(Group(name=name, entry=int(entry), rule=str(part["rule"].iloc[0]), entry_label=label,
-                                run_ids=[int(r) for r in part["run_id"]],
-                                seeds=[int(s) for s in part["seed"]], config=config, index=len(groups)))
+            groups.append(
+                Group(
+                    name=name,
+                    entry=int(entry),
+                    rule=str(part["rule"].iloc[0]),
+                    entry_label=label,
+                    run_ids=[int(r) for r in part["run_id"]],
+                    seeds=[int(s) for s in part["seed"]],
+                    config=config,
+                    index=len(groups),
+                )
+            )
         mine = groups[first:]
         for rank, g in enumerate(mine):
             g.color = entry_color(g.entry, rank, len(mine))
@@ -154,8 +181,9 @@ def _unstable_steps(results) -> dict[int, int]:
     return _status_steps(results, "unstable", "unstable_at")
 
 
-def _metric_matrix(results, metric: str, run_ids: Sequence[int], diverged: dict[int, int],
-                   pad_diverged: bool) -> tuple[np.ndarray, np.ndarray]:
+def _metric_matrix(
+    results, metric: str, run_ids: Sequence[int], diverged: dict[int, int], pad_diverged: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """``(steps, values (T, len(run_ids)))``; a diverged run is +inf from its divergence on if padded."""
     m = results.metrics
     m = m[m["run_id"].isin(list(run_ids))][["run_id", "step", metric]]

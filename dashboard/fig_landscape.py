@@ -20,6 +20,7 @@ from .status_style import style_of
 # Landscapes: contours with each run's path, and a one-parameter cost curve
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class PathTrace:
     name: str
@@ -53,7 +54,7 @@ class PathMark:
 class LandscapeInfo:
     x: list[float]
     y: list[float]
-    z: list[list[float | None]]   # rows follow y, columns follow x
+    z: list[list[float | None]]  # rows follow y, columns follow x
     log_z: bool
     paths: list[PathTrace]
     upto_step: int
@@ -74,7 +75,7 @@ def _flag_point(points: np.ndarray, status: str, step: int | None, upto: int) ->
     if status == "unstable":
         point = points[step]
         return (step, point) if np.all(np.isfinite(point)) else None
-    ok = np.flatnonzero(np.all(np.isfinite(points[:step + 1]), axis=1))
+    ok = np.flatnonzero(np.all(np.isfinite(points[: step + 1]), axis=1))
     return (int(ok[-1]), points[ok[-1]]) if ok.size else None
 
 
@@ -118,8 +119,15 @@ def evaluate_grid(instance, points: np.ndarray) -> np.ndarray:
     return np.asarray(out, dtype=float).reshape(-1)
 
 
-def landscape_info(results, instance, *, grid: int = 80, upto_step: int | None = None,
-                   run_ids: Sequence[int] | None = None, log_z: bool | None = None) -> LandscapeInfo:
+def landscape_info(
+    results,
+    instance,
+    *,
+    grid: int = 80,
+    upto_step: int | None = None,
+    run_ids: Sequence[int] | None = None,
+    log_z: bool | None = None,
+) -> LandscapeInfo:
     """Contours of the cost over the plot window and each run's path θ_0 … θ_k (from weights["path"])."""
     paths = np.asarray(results.weights["path"], dtype=float) if "path" in results.weights else None
     xmin, xmax, ymin, ymax = _bounds_of(instance, paths)
@@ -129,7 +137,11 @@ def landscape_info(results, instance, *, grid: int = 80, upto_step: int | None =
     z = evaluate_grid(instance, np.column_stack([gx.ravel(), gy.ravel()])).reshape(grid, grid)
     finite = z[np.isfinite(z)]
     if log_z is None:
-        log_z = bool(finite.size) and float(finite.min()) >= 0 and float(finite.max()) > 50 * max(float(finite.min()), 1e-12)
+        log_z = (
+            bool(finite.size)
+            and float(finite.min()) >= 0
+            and float(finite.max()) > 50 * max(float(finite.min()), 1e-12)
+        )
     if log_z:
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.log10(z - (finite.min() if finite.size else 0.0) + 1e-3)
@@ -141,26 +153,53 @@ def landscape_info(results, instance, *, grid: int = 80, upto_step: int | None =
     traces, marks = [], []
     if paths is not None:
         groups = run_groups(results)
-        name_of = {r: g.name + (f" seed {s}" if len(g.run_ids) > 1 else "")
-                   for g in groups for r, s in zip(g.run_ids, g.seeds)}
+        name_of = {
+            r: g.name + (f" seed {s}" if len(g.run_ids) > 1 else "") for g in groups for r, s in zip(g.run_ids, g.seeds)
+        }
         color_of = {r: g.color for g in groups for r in g.run_ids}
-        for run_id in (run_ids if run_ids is not None else sorted(name_of)):
-            p = paths[run_id, :k + 1]
+        for run_id in run_ids if run_ids is not None else sorted(name_of):
+            p = paths[run_id, : k + 1]
             name = name_of.get(run_id, str(run_id))
-            traces.append(PathTrace(name=name, run_id=int(run_id),
-                                    x=_plain(p[:, 0]), y=_plain(p[:, 1]), color=color_of.get(run_id, color(run_id)),
-                                    diverged_at=diverged.get(run_id), status=status_of.get(int(run_id), ""),
-                                    unstable_at=unstable.get(run_id)))
+            traces.append(
+                PathTrace(
+                    name=name,
+                    run_id=int(run_id),
+                    x=_plain(p[:, 0]),
+                    y=_plain(p[:, 1]),
+                    color=color_of.get(run_id, color(run_id)),
+                    diverged_at=diverged.get(run_id),
+                    status=status_of.get(int(run_id), ""),
+                    unstable_at=unstable.get(run_id),
+                )
+            )
             for status, at in (("unstable", unstable.get(run_id)), ("diverged", diverged.get(run_id))):
                 found = _flag_point(paths[run_id], status, at, k)
                 if found is not None:
                     step, point = found
-                    marks.append(PathMark(name=name, run_id=int(run_id), status=status, step=step,
-                                          x=float(point[0]), y=float(point[1]), text=_flag_text(status, at)))
+                    marks.append(
+                        PathMark(
+                            name=name,
+                            run_id=int(run_id),
+                            status=status,
+                            step=step,
+                            x=float(point[0]),
+                            y=float(point[1]),
+                            text=_flag_text(status, at),
+                        )
+                    )
     names = _axis_names(instance)
-    return LandscapeInfo(x=_plain(xs), y=_plain(ys), z=[_plain(row) for row in z], log_z=bool(log_z),
-                         paths=traces, upto_step=k, x_title=str(names[0]), y_title=str(names[1]),
-                         minima=_minima(instance), marks=marks)
+    return LandscapeInfo(
+        x=_plain(xs),
+        y=_plain(ys),
+        z=[_plain(row) for row in z],
+        log_z=bool(log_z),
+        paths=traces,
+        upto_step=k,
+        x_title=str(names[0]),
+        y_title=str(names[1]),
+        minima=_minima(instance),
+        marks=marks,
+    )
 
 
 def _add_path_marks(fig: go.Figure, marks: Sequence[PathMark]) -> None:
@@ -168,12 +207,22 @@ def _add_path_marks(fig: go.Figure, marks: Sequence[PathMark]) -> None:
     for status in dict.fromkeys(m.status for m in marks):
         chosen = [m for m in marks if m.status == status]
         style = style_of(status)
-        fig.add_trace(go.Scatter(
-            x=[m.x for m in chosen], y=[m.y for m in chosen], mode="markers+text", meta=status, name=style.label,
-            legendgroup=f"status:{status}", text=[m.text for m in chosen], textposition="top right",
-            textfont=dict(color=style.color),
-            marker=dict(symbol=style.symbol, size=14, color=style.color, line=dict(width=1.5, color="white")),
-            hovertext=[f"{m.name}: {m.text}" for m in chosen], hoverinfo="text"))
+        fig.add_trace(
+            go.Scatter(
+                x=[m.x for m in chosen],
+                y=[m.y for m in chosen],
+                mode="markers+text",
+                meta=status,
+                name=style.label,
+                legendgroup=f"status:{status}",
+                text=[m.text for m in chosen],
+                textposition="top right",
+                textfont=dict(color=style.color),
+                marker=dict(symbol=style.symbol, size=14, color=style.color, line=dict(width=1.5, color="white")),
+                hovertext=[f"{m.name}: {m.text}" for m in chosen],
+                hoverinfo="text",
+            )
+        )
 
 
 def _minima(instance) -> list[list[float]]:
@@ -191,41 +240,76 @@ def _path_status_text(p: PathTrace) -> str:
 
 
 def _current_point(p: PathTrace, k: int) -> tuple[list, list]:
-    pts = [(x, y) for x, y in zip(p.x[:k + 1], p.y[:k + 1]) if x is not None and y is not None]
+    pts = [(x, y) for x, y in zip(p.x[: k + 1], p.y[: k + 1]) if x is not None and y is not None]
     return ([pts[-1][0]], [pts[-1][1]]) if pts else ([None], [None])
 
 
 def draw_landscape(info: LandscapeInfo, *, animate: bool = False, max_frames: int = 60) -> go.Figure:
     """Contours, paths and current points; ``animate`` adds ▶ frames that walk the paths step by step."""
     fig = S.figure()
-    fig.add_trace(go.Contour(x=info.x, y=info.y, z=info.z, colorscale="Blues", reversescale=True, ncontours=30,
-                             contours=dict(coloring="heatmap"), line=dict(width=0.5), meta="surface",
-                             colorbar=dict(title="log10 cost" if info.log_z else "cost"), name="cost",
-                             hovertemplate="θ₁ %{x:.3g}<br>θ₂ %{y:.3g}<br>%{z:.3g}<extra></extra>"))
+    fig.add_trace(
+        go.Contour(
+            x=info.x,
+            y=info.y,
+            z=info.z,
+            colorscale="Blues",
+            reversescale=True,
+            ncontours=30,
+            contours=dict(coloring="heatmap"),
+            line=dict(width=0.5),
+            meta="surface",
+            colorbar=dict(title="log10 cost" if info.log_z else "cost"),
+            name="cost",
+            hovertemplate="θ₁ %{x:.3g}<br>θ₂ %{y:.3g}<br>%{z:.3g}<extra></extra>",
+        )
+    )
     moving = []  # indices of the traces a frame redraws
     for p in info.paths:
         moving.append(len(fig.data))
-        fig.add_trace(go.Scatter(x=p.x, y=p.y, mode="lines+markers", name=p.name, meta="path",
-                                 line=dict(color=p.color, width=2), marker=dict(size=4, color=p.color)))
+        fig.add_trace(
+            go.Scatter(
+                x=p.x,
+                y=p.y,
+                mode="lines+markers",
+                name=p.name,
+                meta="path",
+                line=dict(color=p.color, width=2),
+                marker=dict(size=4, color=p.color),
+            )
+        )
         cx, cy = _current_point(p, info.upto_step)
         moving.append(len(fig.data))
-        fig.add_trace(go.Scatter(x=cx, y=cy, mode="markers", showlegend=False, meta="current",
-                                 marker=dict(size=11, color=p.color, line=dict(width=2, color="white")),
-                                 hovertext=[f"{p.name} at step {info.upto_step}" + _path_status_text(p)],
-                                 hoverinfo="text"))
+        fig.add_trace(
+            go.Scatter(
+                x=cx,
+                y=cy,
+                mode="markers",
+                showlegend=False,
+                meta="current",
+                marker=dict(size=11, color=p.color, line=dict(width=2, color="white")),
+                hovertext=[f"{p.name} at step {info.upto_step}" + _path_status_text(p)],
+                hoverinfo="text",
+            )
+        )
     _add_path_marks(fig, info.marks)
     if info.minima:
-        fig.add_trace(go.Scatter(x=[m[0] for m in info.minima], y=[m[1] for m in info.minima], mode="markers",
-                                 name="minimum" if len(info.minima) == 1 else "minima",
-                                 meta="minimum", marker=dict(symbol="star", size=14, color="gold",
-                                                             line=dict(width=1, color="black"))))
+        fig.add_trace(
+            go.Scatter(
+                x=[m[0] for m in info.minima],
+                y=[m[1] for m in info.minima],
+                mode="markers",
+                name="minimum" if len(info.minima) == 1 else "minima",
+                meta="minimum",
+                marker=dict(symbol="star", size=14, color="gold", line=dict(width=1, color="black")),
+            )
+        )
     # Equal scale on both axes: only then is a gradient step drawn perpendicular to the contour it
     # leaves (the plot area shrinks to fit the window instead of stretching one axis).
     fig.update_xaxes(range=[info.x[0], info.x[-1]], title=info.x_title, constrain="domain")
-    fig.update_yaxes(range=[info.y[0], info.y[-1]], title=info.y_title, scaleanchor="x", scaleratio=1,
-                     constrain="domain")
-    fig.update_layout(title=f"Cost surface and paths up to step {info.upto_step}", height=600,
-                      legend=dict(y=-0.15))
+    fig.update_yaxes(
+        range=[info.y[0], info.y[-1]], title=info.y_title, scaleanchor="x", scaleratio=1, constrain="domain"
+    )
+    fig.update_layout(title=f"Cost surface and paths up to step {info.upto_step}", height=600, legend=dict(y=-0.15))
     if animate and info.upto_step > 0:
         stride = max(1, math.ceil(info.upto_step / max_frames))
         steps = list(range(0, info.upto_step + 1, stride))
@@ -235,25 +319,55 @@ def draw_landscape(info: LandscapeInfo, *, animate: bool = False, max_frames: in
         for k in steps:
             data = []
             for p in info.paths:
-                data.append(go.Scatter(x=p.x[:k + 1], y=p.y[:k + 1]))
+                data.append(go.Scatter(x=p.x[: k + 1], y=p.y[: k + 1]))
                 cx, cy = _current_point(p, k)
                 data.append(go.Scatter(x=cx, y=cy))
             frames.append(go.Frame(data=data, traces=moving, name=str(k)))
         fig.frames = frames
         # redraw=True: without it plotly drops the contour's fill while it animates the paths
-        play = dict(frame=dict(duration=120, redraw=True), transition=dict(duration=0), fromcurrent=False,
-                    mode="immediate")
+        play = dict(
+            frame=dict(duration=120, redraw=True), transition=dict(duration=0), fromcurrent=False, mode="immediate"
+        )
         fig.update_layout(
-            updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.08, xanchor="left", yanchor="top",
-                              showactive=False, buttons=[
-                                  dict(label="▶ play", method="animate", args=[None, play]),
-                                  dict(label="❚❚", method="animate",
-                                       args=[[None], dict(frame=dict(duration=0, redraw=True), mode="immediate")])])],
-            sliders=[dict(active=len(steps) - 1, y=-0.06, x=0.2, len=0.8, currentvalue=dict(prefix="step "),
-                          steps=[dict(label=str(k), method="animate",
-                                      args=[[str(k)], dict(frame=dict(duration=0, redraw=True), mode="immediate")])
-                                 for k in steps])],
-            legend=dict(orientation="h", y=-0.3), height=700)
+            updatemenus=[
+                dict(
+                    type="buttons",
+                    direction="left",
+                    x=0.0,
+                    y=-0.08,
+                    xanchor="left",
+                    yanchor="top",
+                    showactive=False,
+                    buttons=[
+                        dict(label="▶ play", method="animate", args=[None, play]),
+                        dict(
+                            label="❚❚",
+                            method="animate",
+                            args=[[None], dict(frame=dict(duration=0, redraw=True), mode="immediate")],
+                        ),
+                    ],
+                )
+            ],
+            sliders=[
+                dict(
+                    active=len(steps) - 1,
+                    y=-0.06,
+                    x=0.2,
+                    len=0.8,
+                    currentvalue=dict(prefix="step "),
+                    steps=[
+                        dict(
+                            label=str(k),
+                            method="animate",
+                            args=[[str(k)], dict(frame=dict(duration=0, redraw=True), mode="immediate")],
+                        )
+                        for k in steps
+                    ],
+                )
+            ],
+            legend=dict(orientation="h", y=-0.3),
+            height=700,
+        )
     return S.fit_title(fig)
 
 
@@ -263,17 +377,24 @@ class CostCurveInfo:
     y: list[float | None]
     steps: list[tuple[str, str, list[float | None], list[float | None]]]  # (name, color, θₜ, J(θₜ))
     axis: int
-    fixed: list[float] | None      # the other coordinate(s), held fixed
+    fixed: list[float] | None  # the other coordinate(s), held fixed
     upto_step: int
     log_y: bool = False
     axis_name: str = "θ"
     other_names: list[str] = field(default_factory=list)
-    marks: list[PathMark] = field(default_factory=list)   # x = θ along the axis, y = its cost
+    marks: list[PathMark] = field(default_factory=list)  # x = θ along the axis, y = its cost
 
 
-def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None = None,
-                    run_ids: Sequence[int] | None = None, grid: int = 200, fixed: Sequence[float] | None = None
-                    ) -> CostCurveInfo:
+def cost_curve_info(
+    results,
+    instance,
+    *,
+    axis: int = 0,
+    upto_step: int | None = None,
+    run_ids: Sequence[int] | None = None,
+    grid: int = 200,
+    fixed: Sequence[float] | None = None,
+) -> CostCurveInfo:
     """The cost along one parameter (others held at ``fixed``: default the minimum, else run 0's end),
     with each run's iterates projected onto that line."""
     paths = np.asarray(results.weights["path"], dtype=float)
@@ -304,8 +425,8 @@ def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None =
     name_of = {r: (g.name, g.color) for g in groups for r in g.run_ids}
     flagged = {"unstable": _unstable_steps(results), "diverged": _diverged_steps(results)}
     steps, marks = [], []
-    for run_id in (run_ids if run_ids is not None else sorted(name_of)):
-        theta = paths[run_id, :k + 1, axis]
+    for run_id in run_ids if run_ids is not None else sorted(name_of):
+        theta = paths[run_id, : k + 1, axis]
         ok = np.isfinite(theta)
         cost = np.full(len(theta), np.nan)
         if ok.any():
@@ -316,25 +437,57 @@ def cost_curve_info(results, instance, *, axis: int = 0, upto_step: int | None =
             found = _flag_point(np.column_stack([theta, cost]), status, at_of.get(run_id), k)
             if found is not None:
                 step, (t, j) = found
-                marks.append(PathMark(name=name, run_id=int(run_id), status=status, step=step, x=float(t),
-                                      y=float(j), text=_flag_text(status, at_of[run_id])))
+                marks.append(
+                    PathMark(
+                        name=name,
+                        run_id=int(run_id),
+                        status=status,
+                        step=step,
+                        x=float(t),
+                        y=float(j),
+                        text=_flag_text(status, at_of[run_id]),
+                    )
+                )
     names = _axis_names(instance, n_params)
-    return CostCurveInfo(x=_plain(xs), y=_plain(ys), steps=steps, axis=axis, fixed=fixed, upto_step=k,
-                         axis_name=str(names[axis]), other_names=[str(n) for i, n in enumerate(names) if i != axis],
-                         marks=marks)
+    return CostCurveInfo(
+        x=_plain(xs),
+        y=_plain(ys),
+        steps=steps,
+        axis=axis,
+        fixed=fixed,
+        upto_step=k,
+        axis_name=str(names[axis]),
+        other_names=[str(n) for i, n in enumerate(names) if i != axis],
+        marks=marks,
+    )
 
 
 def draw_cost_curve(info: CostCurveInfo) -> go.Figure:
     fig = S.figure()
-    fig.add_trace(go.Scatter(x=info.x, y=info.y, mode="lines", name="cost", meta="curve",
-                             line=dict(color="black", width=2)))
+    fig.add_trace(
+        go.Scatter(x=info.x, y=info.y, mode="lines", name="cost", meta="curve", line=dict(color="black", width=2))
+    )
     for name, c, theta, cost in info.steps:
-        fig.add_trace(go.Scatter(x=theta, y=cost, mode="lines+markers", name=name, meta="steps",
-                                 line=dict(color=c, width=1), marker=dict(size=6, color=c)))
+        fig.add_trace(
+            go.Scatter(
+                x=theta,
+                y=cost,
+                mode="lines+markers",
+                name=name,
+                meta="steps",
+                line=dict(color=c, width=1),
+                marker=dict(size=6, color=c),
+            )
+        )
     _add_path_marks(fig, info.marks)
     fixed = ", ".join(f"{n} = {v:.3g}" for n, v in zip(info.other_names, info.fixed or []))
-    fig.update_layout(title=f"Cost along {info.axis_name}" + (f" ({fixed} held fixed)" if fixed else "")
-                      + f", steps up to {info.upto_step}", xaxis_title=info.axis_name, yaxis_title="cost")
+    fig.update_layout(
+        title=f"Cost along {info.axis_name}"
+        + (f" ({fixed} held fixed)" if fixed else "")
+        + f", steps up to {info.upto_step}",
+        xaxis_title=info.axis_name,
+        yaxis_title="cost",
+    )
     ys = [v for v in info.y if v is not None]
     if ys:  # keep the curve in view even when a path flies off
         span = max(ys) - min(ys)

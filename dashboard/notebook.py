@@ -19,6 +19,7 @@ class ResultPlots:
 
     def _groups(self, every: bool):
         from . import figures
+
         groups = figures.run_groups(self.results)
         if every or len(groups) <= LEGEND_LIMIT:
             return groups
@@ -28,27 +29,32 @@ class ResultPlots:
     def loss(self, every: bool = False):
         """Training (and test) loss against step, median over seeds with the spread as a band."""
         from . import figures
+
         return figures.draw_curves(figures.loss_curves_info(self.results, groups=self._groups(every)))
 
     def step_sizes(self, every: bool = False):
         """‖Δθₜ‖ against step."""
         from . import figures
+
         return figures.draw_curves(figures.step_size_info(self.results, groups=self._groups(every)))
 
     def learning_rates(self, every: bool = False):
         """αₜ against step (the schedules)."""
         from . import figures
+
         return figures.draw_curves(figures.learning_rate_info(self.results, groups=self._groups(every)))
 
     def sweep(self):
         """Final loss against α per entry, each α marked by its worst status, ★ the largest stable α."""
         from . import figures
+
         return figures.draw_sweep(figures.sweep_info(self.results))
 
     def landscape(self, registry=None):
         """Contours of a 2-parameter problem with every run's path (landscapes and linear regression)."""
         from descentlab import get_registry, is_landscape
         from . import figures
+
         registry = registry or get_registry()
         e = self.results.experiment
         instance = registry.problem(e.problem).build(dict(e.problem_settings))

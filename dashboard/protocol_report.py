@@ -58,28 +58,43 @@ def load_comparison(folder) -> Comparison | None:
     for p in data["problems"]:
         for r in p["rules"]:
             one, two = r["one_shot"], r["tuned"]
-            rows.append({"problem": p["key"], "rule": r["label"],
-                         "one-shot median": _f(one["median"]),
-                         "one-shot 95% CI": f"[{_g(one['ci'][0])}, {_g(one['ci'][1])}]",
-                         "tuned median": _f(two["median"]),
-                         "tuned 95% CI": f"[{_g(two['ci'][0])}, {_g(two['ci'][1])}]",
-                         "steps to target": (f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})"
-                                             if "steps_median" in two else "–"),
-                         "chosen trial": f"{r['chosen']} of {r['budget']}",
-                         # protocol.json before the paired test (format 1) has no tuning verdict
-                         "tuning helped?": _tuning(r.get("tuning")),
-                         "selected on": p.get("selected_on", "training loss on the tune seeds"),
-                         "reported loss": p.get("reported", "training loss"),
-                         "test runs": p.get("results", "." if p is data["problems"][0] else "–"),
-                         "profile score": _f(score[r["label"]])})
+            rows.append(
+                {
+                    "problem": p["key"],
+                    "rule": r["label"],
+                    "one-shot median": _f(one["median"]),
+                    "one-shot 95% CI": f"[{_g(one['ci'][0])}, {_g(one['ci'][1])}]",
+                    "tuned median": _f(two["median"]),
+                    "tuned 95% CI": f"[{_g(two['ci'][0])}, {_g(two['ci'][1])}]",
+                    "steps to target": (
+                        f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})"
+                        if "steps_median" in two
+                        else "–"
+                    ),
+                    "chosen trial": f"{r['chosen']} of {r['budget']}",
+                    # protocol.json before the paired test (format 1) has no tuning verdict
+                    "tuning helped?": _tuning(r.get("tuning")),
+                    "selected on": p.get("selected_on", "training loss on the tune seeds"),
+                    "reported loss": p.get("reported", "training loss"),
+                    "test runs": p.get("results", "." if p is data["problems"][0] else "–"),
+                    "profile score": _f(score[r["label"]]),
+                }
+            )
         verdicts += [f"{p['key']}: {pair['sentence']}" for pair in p["pairwise"]]
         verdicts += [f"{p['key']}: tuning: {r['tuning']['sentence']}" for r in p["rules"] if "tuning" in r]
-    return Comparison(statement=data["statement"], selection=data["selection"], intervals=data["intervals"],
-                      verdict_rule=data["verdicts"], measure=data["profile"]["measure"],
-                      reported=data.get("reported", "the final training loss on the test seeds"),
-                      command=data.get("command", ""), reproduce=data.get("reproduce", ""),
-                      leaderboard=pd.DataFrame(rows), verdicts=verdicts,
-                      data=data)
+    return Comparison(
+        statement=data["statement"],
+        selection=data["selection"],
+        intervals=data["intervals"],
+        verdict_rule=data["verdicts"],
+        measure=data["profile"]["measure"],
+        reported=data.get("reported", "the final training loss on the test seeds"),
+        command=data.get("command", ""),
+        reproduce=data.get("reproduce", ""),
+        leaderboard=pd.DataFrame(rows),
+        verdicts=verdicts,
+        data=data,
+    )
 
 
 def profile_figure(comparison: Comparison):
@@ -89,11 +104,22 @@ def profile_figure(comparison: Comparison):
     profile = comparison.data["profile"]
     fig = S.figure()
     for i, (label, rho) in enumerate(profile["rho"].items()):
-        fig.add_trace(go.Scatter(x=profile["taus"], y=[_f(v) for v in rho], mode="lines", line_shape="hv",
-                                 name=f"{label} (area {_f(profile['score'][label]):.3f})",
-                                 line={"color": S.PALETTE[i % len(S.PALETTE)]}))
-    fig.update_layout(title="Performance profile: share of problems within a factor τ of the best",
-                      xaxis_title="τ (performance ratio)", yaxis_title="ρ(τ)", yaxis_range=[-0.02, 1.02])
+        fig.add_trace(
+            go.Scatter(
+                x=profile["taus"],
+                y=[_f(v) for v in rho],
+                mode="lines",
+                line_shape="hv",
+                name=f"{label} (area {_f(profile['score'][label]):.3f})",
+                line={"color": S.PALETTE[i % len(S.PALETTE)]},
+            )
+        )
+    fig.update_layout(
+        title="Performance profile: share of problems within a factor τ of the best",
+        xaxis_title="τ (performance ratio)",
+        yaxis_title="ρ(τ)",
+        yaxis_range=[-0.02, 1.02],
+    )
     return S.fit_title(fig)
 
 
@@ -106,38 +132,62 @@ def best_so_far_figure(comparison: Comparison):
     for p in comparison.data["problems"]:
         for r in p["rules"]:
             curve = [_f(v) for v in r["best_so_far"]]
-            fig.add_trace(go.Scatter(x=list(range(1, len(curve) + 1)), y=curve, mode="lines+markers",
-                                     name=f"{r['label']} · {p['key']}", legendgroup=r["label"],
-                                     line={"color": S.PALETTE[labels.index(r["label"]) % len(S.PALETTE)]}))
-    fig.update_layout(title="Best so far against the tuning budget (median over tune seeds)",
-                      xaxis_title="trials", yaxis_title="best median final loss (validation where held out)",
-                      yaxis_type="log")
+            fig.add_trace(
+                go.Scatter(
+                    x=list(range(1, len(curve) + 1)),
+                    y=curve,
+                    mode="lines+markers",
+                    name=f"{r['label']} · {p['key']}",
+                    legendgroup=r["label"],
+                    line={"color": S.PALETTE[labels.index(r["label"]) % len(S.PALETTE)]},
+                )
+            )
+    fig.update_layout(
+        title="Best so far against the tuning budget (median over tune seeds)",
+        xaxis_title="trials",
+        yaxis_title="best median final loss (validation where held out)",
+        yaxis_type="log",
+    )
     return S.fit_title(fig)
 
 
 def _pairs(comparison: Comparison) -> list[tuple[str, str]]:
-    return [("budget and split", comparison.statement), ("selection", comparison.selection),
-            ("reported numbers", comparison.reported),
-            ("intervals", comparison.intervals), ("verdicts", comparison.verdict_rule),
-            ("profile measure", comparison.measure)]
+    return [
+        ("budget and split", comparison.statement),
+        ("selection", comparison.selection),
+        ("reported numbers", comparison.reported),
+        ("intervals", comparison.intervals),
+        ("verdicts", comparison.verdict_rule),
+        ("profile measure", comparison.measure),
+    ]
 
 
 def comparison_html(comparison: Comparison, table, pairs) -> list[str]:
     """The section's HTML parts; ``table`` and ``pairs`` are the report's own renderers."""
     e = html.escape
-    return ["<h3>Comparison (protocol)</h3>", pairs(_pairs(comparison)), table(comparison.leaderboard),
-            "<ul class='verdict'>", *(f"<li>{e(v)}</li>" for v in comparison.verdicts), "</ul>",
-            f"<p>Reproduce the comparison: <code>{e(comparison.reproduce or comparison.command)}</code>"
-            + (f" (recorded command: <code>{e(comparison.command)}</code>)" if comparison.reproduce else "") + "</p>"]
+    return [
+        "<h3>Comparison (protocol)</h3>",
+        pairs(_pairs(comparison)),
+        table(comparison.leaderboard),
+        "<ul class='verdict'>",
+        *(f"<li>{e(v)}</li>" for v in comparison.verdicts),
+        "</ul>",
+        f"<p>Reproduce the comparison: <code>{e(comparison.reproduce or comparison.command)}</code>"
+        + (f" (recorded command: <code>{e(comparison.command)}</code>)" if comparison.reproduce else "")
+        + "</p>",
+    ]
 
 
 def comparison_md(comparison: Comparison, table, escape, code) -> list[str]:
     """The section's Markdown parts; ``table``, ``escape`` and ``code`` are the report's own renderers."""
-    return ["### Comparison (protocol)", table(pd.DataFrame(_pairs(comparison), columns=["", ""])),
-            table(comparison.leaderboard), "\n".join(f"- {escape(v)}" for v in comparison.verdicts),
-            "Reproduce the comparison:\n\n" + code(comparison.reproduce or comparison.command, "sh"),
-            ("Recorded command:\n\n" + code(comparison.command, "sh")) if comparison.reproduce else ""]
+    return [
+        "### Comparison (protocol)",
+        table(pd.DataFrame(_pairs(comparison), columns=["", ""])),
+        table(comparison.leaderboard),
+        "\n".join(f"- {escape(v)}" for v in comparison.verdicts),
+        "Reproduce the comparison:\n\n" + code(comparison.reproduce or comparison.command, "sh"),
+        ("Recorded command:\n\n" + code(comparison.command, "sh")) if comparison.reproduce else "",
+    ]
 
 
-__all__ = ["Comparison", "best_so_far_figure", "comparison_html", "comparison_md", "load_comparison",
-           "profile_figure"]
+__all__ = ["Comparison", "best_so_far_figure", "comparison_html", "comparison_md", "load_comparison", "profile_figure"]

@@ -27,8 +27,10 @@ from descentlab.verdicts import FLAGGED, STATUSES
 from .status_style import style_of
 
 FORMATS = ("html", "md", "csv", "png", "all")
-BROWSER_HINT = ("kaleido needs Chrome or Chromium to draw PNG figures: install it with "
-                "`apt-get install chromium` (Debian/Ubuntu) or `plotly_get_chrome`")
+BROWSER_HINT = (
+    "kaleido needs Chrome or Chromium to draw PNG figures: install it with "
+    "`apt-get install chromium` (Debian/Ubuntu) or `plotly_get_chrome`"
+)
 FIGURE_SIZE = {"landscape": (760, 620)}
 DEFAULT_FIGURE_SIZE = (900, 480)
 
@@ -82,11 +84,15 @@ def experiment_facts(results) -> list[tuple[str, str]]:
         facts.append(("model", str(info["model"])))
     if info.get("n_params") is not None:
         facts.append(("parameters", str(info["n_params"])))
-    facts += [("steps", str(e.steps)), ("seeds", _grid(e.seeds)),
-              ("batch size", "full batch" if not e.batch_size else str(e.batch_size)),
-              ("dtype", str(e.dtype)), ("divergence", f"loss > {e.divergence_factor:g} × initial loss, or NaN/inf"),
-              ("target loss", "none" if e.target_loss is None else f"{e.target_loss:g}"),
-              ("runs", str(len(results.runs)))]
+    facts += [
+        ("steps", str(e.steps)),
+        ("seeds", _grid(e.seeds)),
+        ("batch size", "full batch" if not e.batch_size else str(e.batch_size)),
+        ("dtype", str(e.dtype)),
+        ("divergence", f"loss > {e.divergence_factor:g} × initial loss, or NaN/inf"),
+        ("target loss", "none" if e.target_loss is None else f"{e.target_loss:g}"),
+        ("runs", str(len(results.runs))),
+    ]
     return facts
 
 
@@ -95,9 +101,16 @@ def rules_table(results) -> pd.DataFrame:
     rows = []
     for entry in results.experiment.entries:
         schedule = entry.schedule + "".join(f", {k}={_grid(v)}" for k, v in (entry.schedule_hyper or {}).items())
-        rows.append({"label": entry.label, "rule": entry.rule, "α grid": _grid(entry.learning_rate),
-                     "hyperparameters": "; ".join(f"{k}={_grid(v)}" for k, v in (entry.hyper or {}).items()),
-                     "schedule": schedule, "warm-up steps": str(entry.warmup_steps)})
+        rows.append(
+            {
+                "label": entry.label,
+                "rule": entry.rule,
+                "α grid": _grid(entry.learning_rate),
+                "hyperparameters": "; ".join(f"{k}={_grid(v)}" for k, v in (entry.hyper or {}).items()),
+                "schedule": schedule,
+                "warm-up steps": str(entry.warmup_steps),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -129,16 +142,16 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def meta_rows(meta: dict) -> list[tuple[str, str]]:
     """meta.json as (key, value) rows: versions, plugin origins, wall time (problem_info is shown elsewhere)."""
     rows = []
-    for key, value in _flatten({k: v for k, v in (meta or {}).items()
-                                if k not in ("problem_info", "command")}).items():
+    for key, value in _flatten({k: v for k, v in (meta or {}).items() if k not in ("problem_info", "command")}).items():
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
         rows.append((key, text))
     return rows
 
 
 def _config_text(run, columns: Sequence[str]) -> str:
-    parts = [f"α={run['learning_rate']:g}"] + [f"{c}={run[c]:g}" if isinstance(run[c], float) else f"{c}={run[c]}"
-                                                for c in columns]
+    parts = [f"α={run['learning_rate']:g}"] + [
+        f"{c}={run[c]:g}" if isinstance(run[c], float) else f"{c}={run[c]}" for c in columns
+    ]
     return ", ".join(parts)
 
 
@@ -167,11 +180,17 @@ def divergence_table(results) -> pd.DataFrame:
     flagged = runs[runs["status"].isin(FLAGGED)]
     if flagged.empty:
         return pd.DataFrame()
-    reason = (flagged["divergence_reason"].fillna("").astype(str) if "divergence_reason" in flagged
-              else pd.Series("", index=flagged.index))
+    reason = (
+        flagged["divergence_reason"].fillna("").astype(str)
+        if "divergence_reason" in flagged
+        else pd.Series("", index=flagged.index)
+    )
     flagged = flagged.assign(_reason=reason.str.replace(_REASON_STEP, r"\1", regex=True))
-    lambdas = [(c, label) for c, label in (("lambda_max_start", "λₘₐₓ at start"),
-                                           ("lambda_max_flagged", "λₘₐₓ when flagged")) if c in flagged]
+    lambdas = [
+        (c, label)
+        for c, label in (("lambda_max_start", "λₘₐₓ at start"), ("lambda_max_flagged", "λₘₐₓ when flagged"))
+        if c in flagged
+    ]
     from descentlab.dashboard.figures import config_columns
 
     grid = set(config_columns(results))  # only grid coordinates name a configuration, never an outcome column
@@ -180,9 +199,13 @@ def divergence_table(results) -> pd.DataFrame:
         varying = [c for c in analysis.varying_columns(runs[runs["entry"] == entry]) if c in grid]
         configs = group.apply(lambda r: _config_text(r, varying), axis=1)
         for (config, status, why), part in group.groupby([configs, group["status"], group["_reason"]], sort=False):
-            row = {"label": part["label"].iloc[0], "configuration": config,
-                   "status": f"{style_of(status).glyph} {status}",
-                   "seeds": _grid([int(s) for s in part["seed"]]), "at step": _steps_of(part)}
+            row = {
+                "label": part["label"].iloc[0],
+                "configuration": config,
+                "status": f"{style_of(status).glyph} {status}",
+                "seeds": _grid([int(s) for s in part["seed"]]),
+                "at step": _steps_of(part),
+            }
             for column, label in lambdas:
                 row[label] = _grid([cell(float(v)) for v in part[column]])
             row["why it blew up"] = why or "–"
@@ -193,8 +216,12 @@ def divergence_table(results) -> pd.DataFrame:
 def failure_table(results) -> pd.DataFrame:
     runs = results.runs
     failed = runs[runs["status"] == "failed"]
-    return pd.DataFrame([{"label": r["label"], "α": f"{r['learning_rate']:g}", "seed": int(r["seed"]),
-                          "error": r.get("error", "")} for _, r in failed.iterrows()])
+    return pd.DataFrame(
+        [
+            {"label": r["label"], "α": f"{r['learning_rate']:g}", "seed": int(r["seed"]), "error": r.get("error", "")}
+            for _, r in failed.iterrows()
+        ]
+    )
 
 
 def report_figures(results) -> list[Figure]:
@@ -205,8 +232,11 @@ def report_figures(results) -> list[Figure]:
     wanted = {frozenset(ids) for ids in best.values() if ids}
     groups = [g for g in fg.run_groups(results) if frozenset(g.run_ids) in wanted]
     out = []
-    for slug, make in (("loss", fg.loss_curves_info), ("step_size", fg.step_size_info),
-                       ("learning_rate", fg.learning_rate_info)):
+    for slug, make in (
+        ("loss", fg.loss_curves_info),
+        ("step_size", fg.step_size_info),
+        ("learning_rate", fg.learning_rate_info),
+    ):
         info = make(results, groups=groups)
         info.title = f"{info.title} at each rule's best α"
         band = " (median over seeds, IQR band)" if slug == "loss" else ""
@@ -214,9 +244,15 @@ def report_figures(results) -> list[Figure]:
     sweep_figure = fg.draw_sweep(fg.sweep_info(results))
     # theory: the predicted critical α = c/λₘₐₓ per rule, where the problem knows λₘₐₓ (theory engineer)
     from . import theory_figures
+
     theory_figures.add_critical_lines(sweep_figure, theory_figures.critical_lines_info(results))
-    out.append(Figure("sensitivity", "Learning-rate sensitivity: final loss against α (marker = worst status "
-                                     "over seeds, ★ largest stable α)", sweep_figure))
+    out.append(
+        Figure(
+            "sensitivity",
+            "Learning-rate sensitivity: final loss against α (marker = worst status over seeds, ★ largest stable α)",
+            sweep_figure,
+        )
+    )
     landscape = landscape_figure(results, fg, [r for ids in best.values() for r in ids])
     if landscape is not None:
         out.append(landscape)
@@ -229,6 +265,7 @@ def landscape_figure(results, fg, run_ids: list[int]) -> Figure | None:
         return None
     try:
         from descentlab.registry import get_registry
+
         e = results.experiment
         instance = get_registry().problem(e.problem).build(dict(e.problem_settings))
     except Exception:  # the problem's plugin is not installed here: the report goes on without it
@@ -264,12 +301,20 @@ def rule_check_warnings(results) -> list[str]:
 def build_section(results, *, with_figures: bool = True) -> Section:
     summary = analysis.summarize(results)
     section = Section(
-        name=experiment_name(results), facts=experiment_facts(results), rules=rules_table(results),
-        toml=experiment_toml(results), command=str((results.meta or {}).get("command", "")),
-        reproduce=reproduce_command(results), meta=meta_rows(results.meta), summary=summary,
-        verdict=analysis.verdict(summary, results), reasons=divergence_table(results),
-        failures=failure_table(results), figures=report_figures(results) if with_figures else [],
-        rule_checks=rule_check_warnings(results))
+        name=experiment_name(results),
+        facts=experiment_facts(results),
+        rules=rules_table(results),
+        toml=experiment_toml(results),
+        command=str((results.meta or {}).get("command", "")),
+        reproduce=reproduce_command(results),
+        meta=meta_rows(results.meta),
+        summary=summary,
+        verdict=analysis.verdict(summary, results),
+        reasons=divergence_table(results),
+        failures=failure_table(results),
+        figures=report_figures(results) if with_figures else [],
+        rule_checks=rule_check_warnings(results),
+    )
     _add_comparison(section, results, with_figures)
     return section
 
@@ -280,9 +325,10 @@ def _add_comparison(section: Section, results, with_figures: bool) -> None:
 
     section.comparison = load_comparison(getattr(results, "path", None))
     if section.comparison is not None and with_figures:
-        section.figures[:0] = [Figure("profile", "Performance profile", profile_figure(section.comparison)),
-                               Figure("best-so-far", "Best so far against the tuning budget",
-                                      best_so_far_figure(section.comparison))]
+        section.figures[:0] = [
+            Figure("profile", "Performance profile", profile_figure(section.comparison)),
+            Figure("best-so-far", "Best so far against the tuning budget", best_so_far_figure(section.comparison)),
+        ]
 
 
 # ---------------------------------------------------------------- formatting shared by the renderers
@@ -300,30 +346,42 @@ def cell(value) -> str:
 def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary table with reader-facing headers and formatted numbers (columns of ``analysis.summarize``)."""
     s = summary
-    return pd.DataFrame({
-        "rule": s["label"], "best α": s["best_alpha"].map(cell), "at": s["best_config"].replace("", "–"),
-        "final loss (median)": s["final_loss_median"].map(cell), "final loss IQR": s["final_loss_iqr"].map(cell),
-        "best loss (median)": s["best_loss_median"].map(cell), "best loss IQR": s["best_loss_iqr"].map(cell),
-        "steps to target (median)": s["steps_to_target_median"].map(lambda v: "–" if math.isnan(v) else f"{v:g}"),
-        "fastest to target anywhere": [
-            "–" if math.isnan(a) else f"{n:g} steps at α={a:g}" + (f" ({c})" if c else "")
-            for a, c, n in zip(s["fastest_alpha"], s["fastest_config"], s["fastest_steps_median"])],
-        "seeds stable at best α": [f"{a}/{b}" for a, b in zip(s["seeds_stable_at_best"], s["seeds"])],
-        "largest stable α": s["largest_stable_alpha"].map(cell),
-        "smallest unstable α": s["smallest_unstable_alpha"].map(cell),
-        "runs by status": [runs_by_status(row) for _, row in s.iterrows()]})
+    return pd.DataFrame(
+        {
+            "rule": s["label"],
+            "best α": s["best_alpha"].map(cell),
+            "at": s["best_config"].replace("", "–"),
+            "final loss (median)": s["final_loss_median"].map(cell),
+            "final loss IQR": s["final_loss_iqr"].map(cell),
+            "best loss (median)": s["best_loss_median"].map(cell),
+            "best loss IQR": s["best_loss_iqr"].map(cell),
+            "steps to target (median)": s["steps_to_target_median"].map(lambda v: "–" if math.isnan(v) else f"{v:g}"),
+            "fastest to target anywhere": [
+                "–" if math.isnan(a) else f"{n:g} steps at α={a:g}" + (f" ({c})" if c else "")
+                for a, c, n in zip(s["fastest_alpha"], s["fastest_config"], s["fastest_steps_median"])
+            ],
+            "seeds stable at best α": [f"{a}/{b}" for a, b in zip(s["seeds_stable_at_best"], s["seeds"])],
+            "largest stable α": s["largest_stable_alpha"].map(cell),
+            "smallest unstable α": s["smallest_unstable_alpha"].map(cell),
+            "runs by status": [runs_by_status(row) for _, row in s.iterrows()],
+        }
+    )
 
 
 def runs_by_status(row) -> str:
     """``"● 10 converged, ◆ 2 unstable (of 12)"`` from a summary row's per-status counts."""
-    parts = [f"{style_of(status).glyph} {int(row[status])} {status}" for status in STATUSES
-             if status in row and int(row[status])]
+    parts = [
+        f"{style_of(status).glyph} {int(row[status])} {status}"
+        for status in STATUSES
+        if status in row and int(row[status])
+    ]
     return ", ".join(parts) + f" (of {int(row['runs'])})"
 
 
 def combined_summary(sections: Sequence[Section]) -> pd.DataFrame:
-    return pd.concat([display_summary(s.summary).assign(experiment=s.name) for s in sections],
-                     ignore_index=True).pipe(lambda d: d[["experiment"] + list(d.columns[:-1])])
+    return pd.concat([display_summary(s.summary).assign(experiment=s.name) for s in sections], ignore_index=True).pipe(
+        lambda d: d[["experiment"] + list(d.columns[:-1])]
+    )
 
 
 def safe_name(text: str) -> str:
@@ -348,7 +406,8 @@ def figure_files(sections: Sequence[Section]) -> list[tuple[Figure, str]]:
 CSS = """
 body{font-family:system-ui,sans-serif;margin:24px;color:#222;line-height:1.45}
 h1{font-size:1.6em} h2{border-bottom:1px solid #ccc;padding-bottom:4px} h3{margin-top:1.4em}
-table{border-collapse:collapse;margin:8px 0;font-size:0.9em} th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}
+table{border-collapse:collapse;margin:8px 0;font-size:0.9em}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left}
 th{background:#f0f3f8} pre{background:#f6f6f6;padding:8px;overflow-x:auto} code{background:#f6f6f6}
 .verdict li{margin:4px 0} .figure{margin:12px 0} .table{overflow-x:auto}
 .side{display:grid;gap:24px;align-items:start} .side>section{min-width:0}
@@ -362,8 +421,10 @@ def html_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return ""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell(v))}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
     return f"<div class='table'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
@@ -375,18 +436,29 @@ def html_pairs(rows: Sequence[tuple[str, str]]) -> str:
 
 def html_section(section: Section, figure_html: list[str]) -> str:
     e = html.escape
-    parts = [f"<section><h2>{e(section.name)}</h2>", "<h3>Verdict</h3><ul class='verdict'>",
-             *(f"<li>{e(s)}</li>" for s in section.verdict), "</ul>",
-             *(f"<p class='warn'>{e(s)}</p>" for s in section.rule_checks),
-             *(_comparison_html(section) if section.comparison is not None else []),
-             "<h3>Summary per rule</h3>", html_table(display_summary(section.summary)),
-             "<h3>Figures</h3>", *(f"<div class='figure'>{f}</div>" for f in figure_html)]
+    parts = [
+        f"<section><h2>{e(section.name)}</h2>",
+        "<h3>Verdict</h3><ul class='verdict'>",
+        *(f"<li>{e(s)}</li>" for s in section.verdict),
+        "</ul>",
+        *(f"<p class='warn'>{e(s)}</p>" for s in section.rule_checks),
+        *(_comparison_html(section) if section.comparison is not None else []),
+        "<h3>Summary per rule</h3>",
+        html_table(display_summary(section.summary)),
+        "<h3>Figures</h3>",
+        *(f"<div class='figure'>{f}</div>" for f in figure_html),
+    ]
     if not section.reasons.empty:
         parts += ["<h3>Why runs blew up</h3>", html_table(section.reasons)]
     if not section.failures.empty:
         parts += ["<h3>Failed runs</h3>", html_table(section.failures)]
-    parts += ["<h3>The experiment as run</h3>", html_pairs(section.facts), html_table(section.rules),
-              "<h3>Reproduce</h3>", f"<pre>{e(section.reproduce)}</pre>"]
+    parts += [
+        "<h3>The experiment as run</h3>",
+        html_pairs(section.facts),
+        html_table(section.rules),
+        "<h3>Reproduce</h3>",
+        f"<pre>{e(section.reproduce)}</pre>",
+    ]
     if section.command and section.command != section.reproduce:
         parts.append(f"<p>Recorded command: <code>{e(section.command)}</code></p>")
     if section.toml:
@@ -397,6 +469,7 @@ def html_section(section: Section, figure_html: list[str]) -> str:
 
 def _comparison_html(section: Section) -> list[str]:
     from .protocol_report import comparison_html
+
     return comparison_html(section.comparison, html_table, html_pairs)
 
 
@@ -407,9 +480,14 @@ def render_html(sections: Sequence[Section]) -> str:
     for section in sections:
         figure_html = []
         for fig in section.figures:
-            figure_html.append(fig.figure.to_html(
-                full_html=False, include_plotlyjs=first, default_width="100%",
-                config={"displaylogo": False, "responsive": True}))
+            figure_html.append(
+                fig.figure.to_html(
+                    full_html=False,
+                    include_plotlyjs=first,
+                    default_width="100%",
+                    config={"displaylogo": False, "responsive": True},
+                )
+            )
             first = False
         bodies.append(html_section(section, figure_html))
     title = " vs ".join(s.name for s in sections)
@@ -420,15 +498,20 @@ def render_html(sections: Sequence[Section]) -> str:
         body = f"<div class='side' style='{columns}'>" + "\n".join(bodies) + "</div>"
     else:
         body = bodies[0]
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-            + "\n".join(head) + body + RESIZE + "</body></html>")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        + "\n".join(head)
+        + body
+        + RESIZE
+        + "</body></html>"
+    )
 
 
 # ---------------------------------------------------------------- Markdown
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]!|~])")   # what can start emphasis, code, a link or an image
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]!|~])")  # what can start emphasis, code, a link or an image
 
 
 def md_escape(text: str) -> str:
@@ -448,28 +531,39 @@ def md_code(text: str, language: str = "") -> str:
 def md_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return ""
-    lines = ["| " + " | ".join(md_escape(c) for c in frame.columns) + " |",
-             "|" + "---|" * len(frame.columns)]
+    lines = ["| " + " | ".join(md_escape(c) for c in frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(md_escape(cell(v)) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
 
 def md_section(section: Section, images: dict[int, str], missing_note: str) -> str:
-    parts = [f"## {md_escape(section.name)}", "### Verdict", "\n".join(f"- {md_escape(s)}" for s in section.verdict),
-             "\n\n".join(f"**{md_escape(s)}**" for s in section.rule_checks),
-             *(_comparison_md(section) if section.comparison is not None else []),
-             "### Summary per rule", md_table(display_summary(section.summary)), "### Figures"]
+    parts = [
+        f"## {md_escape(section.name)}",
+        "### Verdict",
+        "\n".join(f"- {md_escape(s)}" for s in section.verdict),
+        "\n\n".join(f"**{md_escape(s)}**" for s in section.rule_checks),
+        *(_comparison_md(section) if section.comparison is not None else []),
+        "### Summary per rule",
+        md_table(display_summary(section.summary)),
+        "### Figures",
+    ]
     for fig in section.figures:
-        parts.append(f"![{md_escape(fig.title)}]({images[id(fig)]})" if id(fig) in images
-                     else f"- {md_escape(fig.title)}")
+        parts.append(
+            f"![{md_escape(fig.title)}]({images[id(fig)]})" if id(fig) in images else f"- {md_escape(fig.title)}"
+        )
     if missing_note:
         parts.append(f"_Figures not drawn: {missing_note}._")
     if not section.reasons.empty:
         parts += ["### Why runs blew up", md_table(section.reasons)]
     if not section.failures.empty:
         parts += ["### Failed runs", md_table(section.failures)]
-    parts += ["### The experiment as run", md_table(pd.DataFrame(section.facts, columns=["", ""])),
-              md_table(section.rules), "### Reproduce", md_code(section.reproduce, "sh")]
+    parts += [
+        "### The experiment as run",
+        md_table(pd.DataFrame(section.facts, columns=["", ""])),
+        md_table(section.rules),
+        "### Reproduce",
+        md_code(section.reproduce, "sh"),
+    ]
     if section.command and section.command != section.reproduce:
         parts.append("Recorded command:\n\n" + md_code(section.command, "sh"))
     if section.toml:
@@ -480,6 +574,7 @@ def md_section(section: Section, images: dict[int, str], missing_note: str) -> s
 
 def _comparison_md(section: Section) -> list[str]:
     from .protocol_report import comparison_md
+
     return comparison_md(section.comparison, md_table, md_escape, md_code)
 
 
@@ -561,15 +656,25 @@ def write_pngs(pairs: Sequence[tuple[Figure, Path]]) -> str:
         for _, p in pairs:
             p.parent.mkdir(parents=True, exist_ok=True)
         sizes = [FIGURE_SIZE.get(f.slug, DEFAULT_FIGURE_SIZE) for f, _ in pairs]
-        _interruptible(lambda: pio.write_images([f.figure for f, _ in pairs], temps, format="png",
-                                                width=[w for w, _ in sizes], height=[h for _, h in sizes]))
+        _interruptible(
+            lambda: pio.write_images(
+                [f.figure for f, _ in pairs],
+                temps,
+                format="png",
+                width=[w for w, _ in sizes],
+                height=[h for _, h in sizes],
+            )
+        )
         for temp, (_, path) in zip(temps, pairs):
             os.replace(temp, path)
         return ""
     except Exception as error:  # kaleido raises several types when no browser can start
         text = f"{type(error).__name__}: {error}"
-        return BROWSER_HINT if "chrom" in text.lower() or "browser" in text.lower() else \
-            "PNG export failed: " + text.splitlines()[0]
+        return (
+            BROWSER_HINT
+            if "chrom" in text.lower() or "browser" in text.lower()
+            else "PNG export failed: " + text.splitlines()[0]
+        )
     finally:
         for temp in temps:
             if temp.exists():
@@ -578,12 +683,21 @@ def write_pngs(pairs: Sequence[tuple[Figure, Path]]) -> str:
 
 def csv_tables(sections: Sequence[Section], results_list) -> dict[str, pd.DataFrame]:
     """runs, metrics and summary tables; an ``experiment`` column tells experiments apart."""
+
     def tagged(frames):
-        return pd.concat([f.assign(experiment=s.name).pipe(lambda d: d[["experiment"] + list(d.columns[:-1])])
-                          for f, s in zip(frames, sections)], ignore_index=True)
-    return {"runs.csv": tagged([r.runs for r in results_list]),
-            "metrics.csv": tagged([r.metrics for r in results_list]),
-            "summary.csv": tagged([s.summary for s in sections])}
+        return pd.concat(
+            [
+                f.assign(experiment=s.name).pipe(lambda d: d[["experiment"] + list(d.columns[:-1])])
+                for f, s in zip(frames, sections)
+            ],
+            ignore_index=True,
+        )
+
+    return {
+        "runs.csv": tagged([r.runs for r in results_list]),
+        "metrics.csv": tagged([r.metrics for r in results_list]),
+        "summary.csv": tagged([s.summary for s in sections]),
+    }
 
 
 @dataclass
@@ -620,8 +734,9 @@ def plan_outputs(fmt: str, out, results_list) -> Targets:
     return Targets(folder, html_path, md_path, figures)
 
 
-def build_report(results_list, fmt: str = "html", out=None, *,
-                 notify: Callable[[str], None] | None = None) -> list[Path]:
+def build_report(
+    results_list, fmt: str = "html", out=None, *, notify: Callable[[str], None] | None = None
+) -> list[Path]:
     """Write the report of one or more experiments in ``fmt``; return the files written.
 
     A missing browser for PNG figures is reported through ``notify`` (stderr by default) and the
@@ -643,8 +758,11 @@ def build_report(results_list, fmt: str = "html", out=None, *,
         else:
             written += [p for _, p in pairs]
         if fmt in ("md", "all"):
-            images = {} if problem else {
-                id(fig): os.path.relpath(p, targets.md.parent).replace(os.sep, "/") for fig, p in pairs}
+            images = (
+                {}
+                if problem
+                else {id(fig): os.path.relpath(p, targets.md.parent).replace(os.sep, "/") for fig, p in pairs}
+            )
             written.append(write_text(targets.md, render_markdown(sections, images, problem)))
     if fmt in ("html", "all"):
         written.append(write_text(targets.html, render_html(sections)))
@@ -661,7 +779,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one SpecError line instead of printing usage."""
 
     def error(self, message):
-        raise SpecError("arguments", message, "RESULTS_DIR [RESULTS_DIR ...] [--format html|md|csv|png|all] [--out PATH]")
+        raise SpecError(
+            "arguments", message, "RESULTS_DIR [RESULTS_DIR ...] [--format html|md|csv|png|all] [--out PATH]"
+        )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -682,8 +802,9 @@ def load_record(path):
         raise
     except Exception as error:  # anything load_results did not foresee: still one line
         reason = (str(error).strip().splitlines() or [""])[0][:200]
-        raise ResultsError(path, "", f"unreadable ({type(error).__name__}: {reason})",
-                           "readable descentlab records") from None
+        raise ResultsError(
+            path, "", f"unreadable ({type(error).__name__}: {reason})", "readable descentlab records"
+        ) from None
 
 
 def os_error_line(error: OSError) -> str:
@@ -727,8 +848,17 @@ def render_download(results, *, key: str = "report") -> None:
     import streamlit as st
 
     name = safe_name(experiment_name(results))
-    st.download_button("Download HTML report", data=lambda: render_html([build_section(results)]).encode("utf-8"),
-                       file_name=f"{name}-report.html", mime="text/html", key=f"{key}-html")
-    st.download_button("Download summary CSV",
-                       data=lambda: analysis.summarize(results).to_csv(index=False).encode("utf-8"),
-                       file_name=f"{name}-summary.csv", mime="text/csv", key=f"{key}-csv")
+    st.download_button(
+        "Download HTML report",
+        data=lambda: render_html([build_section(results)]).encode("utf-8"),
+        file_name=f"{name}-report.html",
+        mime="text/html",
+        key=f"{key}-html",
+    )
+    st.download_button(
+        "Download summary CSV",
+        data=lambda: analysis.summarize(results).to_csv(index=False).encode("utf-8"),
+        file_name=f"{name}-summary.csv",
+        mime="text/csv",
+        key=f"{key}-csv",
+    )

@@ -30,9 +30,22 @@ def check_port(port) -> int:
 def streamlit_command(host: str = "127.0.0.1", port: int = 8501, extra_args: Sequence[str] = ()) -> list[str]:
     """The command line that serves the dashboard (used by :func:`serve` and by tests)."""
     port = check_port(port)
-    return [sys.executable, "-m", "streamlit", "run", str(APP),
-            "--server.headless", "true", "--server.address", str(host), "--server.port", str(int(port)),
-            "--browser.gatherUsageStats", "false", *map(str, extra_args)]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.address",
+        str(host),
+        "--server.port",
+        str(int(port)),
+        "--browser.gatherUsageStats",
+        "false",
+        *map(str, extra_args),
+    ]
 
 
 def check_allow_paths(paths: Sequence[str]) -> list[str]:
@@ -61,8 +74,14 @@ def announce(host: str, port: int, allow_plugin_files: bool = False, *, stdout=N
         print(warning, file=stderr or sys.stderr, flush=True)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8501, extra_args: Sequence[str] = (), *,
-          allow_plugin_files: bool = False, allow_paths: Sequence[str] = ()) -> int:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    extra_args: Sequence[str] = (),
+    *,
+    allow_plugin_files: bool = False,
+    allow_paths: Sequence[str] = (),
+) -> int:
     """Serve the dashboard until interrupted; returns Streamlit's exit status (0 on Ctrl-C).
 
     Without the ``[dashboard]`` extra (streamlit, plotly) raises MissingExtra, naming it.

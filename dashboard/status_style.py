@@ -25,26 +25,41 @@ from typing import Iterable, NamedTuple
 
 from descentlab.verdicts import FLAGGED, STABLE, STATUSES, is_flagged, is_stable
 
-__all__ = ["FLAGGED", "SEVERITY", "STABLE", "STATUSES", "STATUS_STYLE", "StatusStyle", "UNKNOWN_STYLE",
-           "counts_text", "is_flagged", "is_stable", "status_counts", "style_of", "worst_status"]
+__all__ = [
+    "FLAGGED",
+    "SEVERITY",
+    "STABLE",
+    "STATUSES",
+    "STATUS_STYLE",
+    "StatusStyle",
+    "UNKNOWN_STYLE",
+    "counts_text",
+    "is_flagged",
+    "is_stable",
+    "status_counts",
+    "style_of",
+    "worst_status",
+]
 
 
 class StatusStyle(NamedTuple):
-    color: str    # hex colour of the marker / text
-    symbol: str   # plotly marker symbol
-    label: str    # short label for legends and text
-    glyph: str    # one character for captions and table cells ("× = diverged")
-    help: str     # what the status means, one line
+    color: str  # hex colour of the marker / text
+    symbol: str  # plotly marker symbol
+    label: str  # short label for legends and text
+    glyph: str  # one character for captions and table cells ("× = diverged")
+    help: str  # what the status means, one line
 
 
 STATUS_STYLE: dict[str, StatusStyle] = {
     "converged": StatusStyle("#009E73", "circle", "converged", "●", "reached its best and stayed near it"),
     "progressing": StatusStyle("#0072B2", "triangle-up", "progressing", "▲", "still falling at the end"),
     "stalled": StatusStyle("#999999", "square", "stalled", "■", "no meaningful progress"),
-    "unstable": StatusStyle("#E69F00", "diamond", "unstable", "◆",
-                            "stayed finite but blew up (the run was not stopped)"),
-    "diverged": StatusStyle("#D55E00", "x", "diverged", "×",
-                            "the loss left the divergence bound or became NaN/inf (the run was stopped)"),
+    "unstable": StatusStyle(
+        "#E69F00", "diamond", "unstable", "◆", "stayed finite but blew up (the run was not stopped)"
+    ),
+    "diverged": StatusStyle(
+        "#D55E00", "x", "diverged", "×", "the loss left the divergence bound or became NaN/inf (the run was stopped)"
+    ),
     "failed": StatusStyle("#000000", "hexagon", "failed", "⬢", "the rule or the problem raised an error"),
 }
 assert tuple(STATUS_STYLE) == STATUSES, "one style per status of descentlab.verdicts, in its order"

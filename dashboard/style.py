@@ -6,37 +6,61 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 # One hue per rule entry, in every chart of the dashboard and the reports (plotly's qualitative order).
-PALETTE = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A",
-           "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"]
+PALETTE = ["#636EFA", "#EF553B", "#00CC96", "#AB63FA", "#FFA15A", "#19D3F3", "#FF6692", "#B6E880", "#FF97FF", "#FECB52"]
 
 NAME = "descentlab"
 
 # Ticks read the same on every axis: 10⁻³ rather than 1m, 0.001 and 1e-3 on neighbouring charts, and
 # a log axis labels its decades only (the 2…9 between them are left as unlabelled minor ticks).
-_AXIS = dict(exponentformat="power", showexponent="all", minorloglabels="none", automargin=True,
-             gridcolor="#E8E8EE", linecolor="#9A9AA8", zerolinecolor="#C8C8D0", ticks="outside",
-             tickcolor="#9A9AA8", title=dict(standoff=8))
+_AXIS = dict(
+    exponentformat="power",
+    showexponent="all",
+    minorloglabels="none",
+    automargin=True,
+    gridcolor="#E8E8EE",
+    linecolor="#9A9AA8",
+    zerolinecolor="#C8C8D0",
+    ticks="outside",
+    tickcolor="#9A9AA8",
+    title=dict(standoff=8),
+)
 
-TEMPLATE = go.layout.Template(layout=dict(
-    font=dict(family="'Source Sans Pro', 'Segoe UI', 'Helvetica Neue', Arial, sans-serif", size=13, color="#262730"),
-    title=dict(x=0, xref="paper", xanchor="left", font=dict(size=15)),
-    colorway=PALETTE,
-    paper_bgcolor="white", plot_bgcolor="white",
-    xaxis=_AXIS, yaxis=_AXIS,
-    legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"),
-    # The toolbar stands upright in the right margin, so it never lies over a title, however narrow the page.
-    modebar=dict(orientation="v"),
-    margin=dict(l=60, r=40, t=50, b=40),
-    hoverlabel=dict(namelength=-1),
-))
+TEMPLATE = go.layout.Template(
+    layout=dict(
+        font=dict(
+            family="'Source Sans Pro', 'Segoe UI', 'Helvetica Neue', Arial, sans-serif", size=13, color="#262730"
+        ),
+        title=dict(x=0, xref="paper", xanchor="left", font=dict(size=15)),
+        colorway=PALETTE,
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        xaxis=_AXIS,
+        yaxis=_AXIS,
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.2, yanchor="top"),
+        # The toolbar stands upright in the right margin, so it never lies over a title, however narrow the page.
+        modebar=dict(orientation="v"),
+        margin=dict(l=60, r=40, t=50, b=40),
+        hoverlabel=dict(namelength=-1),
+    )
+)
 pio.templates[NAME] = TEMPLATE
 
 # Streamlit draws a chart with its own theme unless told not to; the dashboard asks for the project's.
 STREAMLIT_CHART = dict(theme=None)
 # Buttons a class needs (zoom, pan, reset, save); the rest only crowded the toolbar.
-TOOLBAR = {"displaylogo": False,
-           "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d", "zoomIn2d", "zoomOut2d",
-                                      "toggleSpikelines", "hoverClosestCartesian", "hoverCompareCartesian"]}
+TOOLBAR = {
+    "displaylogo": False,
+    "modeBarButtonsToRemove": [
+        "select2d",
+        "lasso2d",
+        "autoScale2d",
+        "zoomIn2d",
+        "zoomOut2d",
+        "toggleSpikelines",
+        "hoverClosestCartesian",
+        "hoverCompareCartesian",
+    ],
+}
 
 
 def figure(*data, **layout) -> go.Figure:
@@ -76,6 +100,8 @@ def fit_title(fig: go.Figure) -> go.Figure:
     plain = title.replace("<sup>", "").replace("</sup>", "")
     lines = wrap(plain)
     top = fig.layout.margin.t if fig.layout.margin.t is not None else TEMPLATE.layout.margin.t
-    fig.update_layout(title=dict(text="<br>".join(lines), yref="container", y=1, yanchor="top", pad=dict(t=12)),
-                      margin=dict(t=max(top, 24 + 19 * len(lines))))
+    fig.update_layout(
+        title=dict(text="<br>".join(lines), yref="container", y=1, yanchor="top", pad=dict(t=12)),
+        margin=dict(t=max(top, 24 + 19 * len(lines))),
+    )
     return fig

@@ -30,7 +30,8 @@ def _rule_title(rule: str) -> str:
             return str(rule)
     return getattr(_stability, "RULE_NAMES", {}).get(rule, rule)  # core before declared titles
 
-PALETTE = S.PALETTE   # one palette for the project (dashboard/style.py)
+
+PALETTE = S.PALETTE  # one palette for the project (dashboard/style.py)
 
 
 def _color(i: int) -> str:
@@ -48,9 +49,18 @@ def _fmt(value: float) -> str:
 def _vertical_marker(fig: go.Figure, x: float, text: str, color: str, k: int) -> None:
     """A dashed vertical line at x with its label staggered down the top edge (labels never overlap)."""
     fig.add_vline(x=x, line=dict(color=color, dash="dash", width=1.5))
-    fig.add_annotation(x=math.log10(x) if _log_x(fig) else x, y=1.0 - 0.07 * k, xref="x", yref="paper",
-                       text=text, showarrow=False, xanchor="left", yanchor="top",
-                       font=dict(color=color, size=11), bgcolor="rgba(255,255,255,0.7)")
+    fig.add_annotation(
+        x=math.log10(x) if _log_x(fig) else x,
+        y=1.0 - 0.07 * k,
+        xref="x",
+        yref="paper",
+        text=text,
+        showarrow=False,
+        xanchor="left",
+        yanchor="top",
+        font=dict(color=color, size=11),
+        bgcolor="rgba(255,255,255,0.7)",
+    )
 
 
 def _log_x(fig: go.Figure) -> bool:
@@ -60,6 +70,7 @@ def _log_x(fig: go.Figure) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Sharpness against the stability limit c/α (edge of stability)
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class SharpnessSeries:
@@ -71,9 +82,9 @@ class SharpnessSeries:
     sharpness: list[float | None]
     limit_steps: list[int] = field(default_factory=list)
     limit: list[float | None] = field(default_factory=list)
-    limit_label: str = ""                  # e.g. "2/α" or "3.8/α = (2 + 2μ)/α"
-    kind: str = "sharpness"                # "sharpness" = λₘₐₓ(H); "preconditioned" = λₘₐₓ(P⁻¹H)
-    loss: list[float | None] = field(default_factory=list)   # training loss at every step 0..T (optional)
+    limit_label: str = ""  # e.g. "2/α" or "3.8/α = (2 + 2μ)/α"
+    kind: str = "sharpness"  # "sharpness" = λₘₐₓ(H); "preconditioned" = λₘₐₓ(P⁻¹H)
+    loss: list[float | None] = field(default_factory=list)  # training loss at every step 0..T (optional)
 
 
 @dataclass
@@ -86,20 +97,35 @@ class SharpnessInfo:
 def _limit_label(c: float, rule: str, kind: str = "sharpness") -> str:
     if kind == "preconditioned":
         return f"{c:.3g}/α (Adam: (2 + 2β₁)/((1 − β₁)α))"
-    if c == 2.0:   # plain gradient descent's limit needs no name
+    if c == 2.0:  # plain gradient descent's limit needs no name
         return "2/α"
     return f"{c:.3g}/α ({_rule_title(rule)})"
 
 
-def sharpness_series(name: str, steps, sharpness, *, learning_rates=None, threshold: float | None = None,
-                     rule: str = "", index: int = 0, kind: str = "sharpness", loss=None) -> SharpnessSeries:
+def sharpness_series(
+    name: str,
+    steps,
+    sharpness,
+    *,
+    learning_rates=None,
+    threshold: float | None = None,
+    rule: str = "",
+    index: int = 0,
+    kind: str = "sharpness",
+    loss=None,
+) -> SharpnessSeries:
     """A series from arrays: ``learning_rates`` and ``loss`` are per step 0..T (NaN allowed at the end)."""
     steps = np.asarray(steps)
     values = np.asarray(sharpness, dtype=float)
     keep = np.isfinite(values)
-    series = SharpnessSeries(name=name, color=_color(index), steps=[int(s) for s in steps[keep]],
-                             sharpness=_plain(values[keep]), kind=kind,
-                             loss=[] if loss is None else _plain(loss))
+    series = SharpnessSeries(
+        name=name,
+        color=_color(index),
+        steps=[int(s) for s in steps[keep]],
+        sharpness=_plain(values[keep]),
+        kind=kind,
+        loss=[] if loss is None else _plain(loss),
+    )
     if threshold is not None and learning_rates is not None:
         lr = np.asarray(learning_rates, dtype=float)
         # the last row (final state) has no α of its own: carry the previous one forward
@@ -130,16 +156,30 @@ def sharpness_info(results, run_ids: Sequence[int] | None = None, *, max_runs: i
     for k, run_id in enumerate(chosen[:max_runs]):
         row = runs[runs["run_id"] == run_id].iloc[0]
         rows = metrics[metrics["run_id"] == run_id].sort_values("step")
-        hyper = {c: row[c] for c in runs.columns if c not in ("run_id", "learning_rate") and
-                 isinstance(row[c], (int, float, np.number)) and not (isinstance(row[c], float) and math.isnan(row[c]))}
+        hyper = {
+            c: row[c]
+            for c in runs.columns
+            if c not in ("run_id", "learning_rate")
+            and isinstance(row[c], (int, float, np.number))
+            and not (isinstance(row[c], float) and math.isnan(row[c]))
+        }
         try:
             c = rule_threshold(str(row["rule"]), hyper)
         except Exception:  # an unknown plugin rule: draw the sharpness without a limit
             c = None
         name = f"{row['label']} α={float(row['learning_rate']):g} seed {int(row['seed'])}"
-        series.append(sharpness_series(name, rows["step"].to_numpy(), rows["sharpness"].to_numpy(),
-                                       learning_rates=rows["learning_rate"].to_numpy(), threshold=c,
-                                       rule=str(row["rule"]), index=k, loss=rows["loss"].to_numpy()))
+        series.append(
+            sharpness_series(
+                name,
+                rows["step"].to_numpy(),
+                rows["sharpness"].to_numpy(),
+                learning_rates=rows["learning_rate"].to_numpy(),
+                threshold=c,
+                rule=str(row["rule"]),
+                index=k,
+                loss=rows["loss"].to_numpy(),
+            )
+        )
     note = "" if len(chosen) <= max_runs else f"showing {max_runs} of {len(chosen)} runs"
     return SharpnessInfo(series=series, note=note)
 
@@ -148,23 +188,52 @@ def draw_sharpness(info: SharpnessInfo) -> go.Figure:
     fig = S.figure()
     for s in info.series:
         label = "λₘₐₓ(P⁻¹H), preconditioned" if s.kind == "preconditioned" else "λₘₐₓ"
-        fig.add_trace(go.Scatter(x=s.steps, y=s.sharpness, mode="lines+markers", name=f"{s.name}: {label}",
-                                 meta="sharpness", legendgroup=s.name, line=dict(color=s.color, width=2),
-                                 marker=dict(size=4)))
+        fig.add_trace(
+            go.Scatter(
+                x=s.steps,
+                y=s.sharpness,
+                mode="lines+markers",
+                name=f"{s.name}: {label}",
+                meta="sharpness",
+                legendgroup=s.name,
+                line=dict(color=s.color, width=2),
+                marker=dict(size=4),
+            )
+        )
         if s.limit:
-            fig.add_trace(go.Scatter(x=s.limit_steps, y=s.limit, mode="lines", name=f"{s.name}: limit {s.limit_label}",
-                                     meta="limit", legendgroup=s.name, line=dict(color=s.color, width=1.5, dash="dash")))
+            fig.add_trace(
+                go.Scatter(
+                    x=s.limit_steps,
+                    y=s.limit,
+                    mode="lines",
+                    name=f"{s.name}: limit {s.limit_label}",
+                    meta="limit",
+                    legendgroup=s.name,
+                    line=dict(color=s.color, width=1.5, dash="dash"),
+                )
+            )
     with_loss = [s for s in info.series if s.loss]
     for s in with_loss:
         # the training loss on a second axis: at the edge of stability it keeps falling, non-monotonically
-        fig.add_trace(go.Scatter(x=list(range(len(s.loss))), y=s.loss, mode="lines", name=f"{s.name}: loss (right axis)",
-                                 meta="loss", legendgroup=s.name, yaxis="y2",
-                                 line=dict(color=s.color, width=1, dash="dot"), opacity=0.6))
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(s.loss))),
+                y=s.loss,
+                mode="lines",
+                name=f"{s.name}: loss (right axis)",
+                meta="loss",
+                legendgroup=s.name,
+                yaxis="y2",
+                line=dict(color=s.color, width=1, dash="dot"),
+                opacity=0.6,
+            )
+        )
     fig.update_xaxes(title="step")
     fig.update_yaxes(title="sharpness (top Hessian eigenvalue)")
     if with_loss:
-        fig.update_layout(yaxis2=dict(title="training loss (log)", type="log", overlaying="y", side="right",
-                                      showgrid=False))
+        fig.update_layout(
+            yaxis2=dict(title="training loss (log)", type="log", overlaying="y", side="right", showgrid=False)
+        )
     title = info.title + (f" — {info.note}" if info.note else "")
     fig.update_layout(title=title, legend=dict(y=-0.25))
     return S.fit_title(fig)
@@ -173,6 +242,7 @@ def draw_sharpness(info: SharpnessInfo) -> go.Figure:
 # ---------------------------------------------------------------------------------------------
 # Learning-rate range test
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class LRFindCurve:
@@ -184,7 +254,7 @@ class LRFindCurve:
     high: list[float | None]
     suggested_lr: float | None
     minimum_lr: float | None
-    critical_lr: float | None = None      # c/λₘₐₓ when the problem's λₘₐₓ is known
+    critical_lr: float | None = None  # c/λₘₐₓ when the problem's λₘₐₓ is known
     reason: str = ""
 
 
@@ -202,11 +272,20 @@ def lr_find_info(found: Sequence[tuple[str, object]], *, critical: dict | None =
         upto = (finite[-1] + 1) if finite else 0
         suggested = float(r.suggested_lr) if math.isfinite(r.suggested_lr) else None
         minimum = float(r.minimum_lr) if math.isfinite(r.minimum_lr) else None
-        curves.append(LRFindCurve(
-            name=label, color=_color(k), learning_rates=_plain(r.learning_rates[:upto]),
-            median=_plain(r.median[:upto]), low=_plain(r.low[:upto]), high=_plain(r.high[:upto]),
-            suggested_lr=suggested, minimum_lr=minimum,
-            critical_lr=(critical or {}).get(label), reason=r.reason))
+        curves.append(
+            LRFindCurve(
+                name=label,
+                color=_color(k),
+                learning_rates=_plain(r.learning_rates[:upto]),
+                median=_plain(r.median[:upto]),
+                low=_plain(r.low[:upto]),
+                high=_plain(r.high[:upto]),
+                suggested_lr=suggested,
+                minimum_lr=minimum,
+                critical_lr=(critical or {}).get(label),
+                reason=r.reason,
+            )
+        )
     return LRFindInfo(curves=curves)
 
 
@@ -223,18 +302,50 @@ def draw_lr_find(info: LRFindInfo) -> go.Figure:
     for c in info.curves:
         band_x = c.learning_rates + c.learning_rates[::-1]
         band_y = c.high + c.low[::-1]
-        fig.add_trace(go.Scatter(x=band_x, y=band_y, fill="toself", mode="lines", line=dict(width=0),
-                                 fillcolor=_rgba(c.color, 0.2), name=f"{c.name} quartiles", meta="band",
-                                 legendgroup=c.name, showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=c.learning_rates, y=c.median, mode="lines", name=c.name, meta="median",
-                                 legendgroup=c.name, line=dict(color=c.color, width=2)))
+        fig.add_trace(
+            go.Scatter(
+                x=band_x,
+                y=band_y,
+                fill="toself",
+                mode="lines",
+                line=dict(width=0),
+                fillcolor=_rgba(c.color, 0.2),
+                name=f"{c.name} quartiles",
+                meta="band",
+                legendgroup=c.name,
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=c.learning_rates,
+                y=c.median,
+                mode="lines",
+                name=c.name,
+                meta="median",
+                legendgroup=c.name,
+                line=dict(color=c.color, width=2),
+            )
+        )
         if c.suggested_lr is not None:
             y = _interpolate(c.learning_rates, c.median, c.suggested_lr)
-            fig.add_trace(go.Scatter(x=[c.suggested_lr], y=[y], mode="markers+text", meta="suggested",
-                                     name=f"{c.name} suggested α", legendgroup=c.name, showlegend=False,
-                                     text=[f"α={c.suggested_lr:.3g}"], textposition="bottom left",
-                                     marker=dict(symbol="star", size=15, color=c.color, line=dict(width=1, color="black")),
-                                     hovertext=[c.reason], hoverinfo="text"))
+            fig.add_trace(
+                go.Scatter(
+                    x=[c.suggested_lr],
+                    y=[y],
+                    mode="markers+text",
+                    meta="suggested",
+                    name=f"{c.name} suggested α",
+                    legendgroup=c.name,
+                    showlegend=False,
+                    text=[f"α={c.suggested_lr:.3g}"],
+                    textposition="bottom left",
+                    marker=dict(symbol="star", size=15, color=c.color, line=dict(width=1, color="black")),
+                    hovertext=[c.reason],
+                    hoverinfo="text",
+                )
+            )
     fig.update_xaxes(type="log", title="learning rate α (log), growing every step")
     for k, c in enumerate([c for c in info.curves if c.critical_lr is not None]):
         _vertical_marker(fig, c.critical_lr, f"{c.name}: critical α {c.critical_lr:.3g}", c.color, k)
@@ -245,7 +356,7 @@ def draw_lr_find(info: LRFindInfo) -> go.Figure:
 
 def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
 
 
@@ -253,13 +364,14 @@ def _rgba(hex_color: str, alpha: float) -> str:
 # Convergence rate: measured loss curve against the theoretical ρ²ᵗ
 # ---------------------------------------------------------------------------------------------
 
+
 @dataclass
 class RateCurve:
     name: str
     color: str
     steps: list[int]
-    loss_gap: list[float | None]          # Jₜ − J*
-    theory: list[float | None]            # (J_0 − J*)·ρ²ᵗ
+    loss_gap: list[float | None]  # Jₜ − J*
+    theory: list[float | None]  # (J_0 − J*)·ρ²ᵗ
     theory_rate: float
     measured_rate: float | None
 
@@ -280,9 +392,17 @@ def rate_info(curves: Sequence[tuple[str, Sequence[float], float, float | None]]
             theory = gap[0] * float(rho) ** (2.0 * steps)
             gap = np.where(gap > 0, gap, np.nan)
             theory = np.where(theory > 0, theory, np.nan)
-        out.append(RateCurve(name=name, color=_color(k), steps=[int(s) for s in steps], loss_gap=_plain(gap),
-                             theory=_plain(theory), theory_rate=float(rho),
-                             measured_rate=None if measured is None or not math.isfinite(measured) else float(measured)))
+        out.append(
+            RateCurve(
+                name=name,
+                color=_color(k),
+                steps=[int(s) for s in steps],
+                loss_gap=_plain(gap),
+                theory=_plain(theory),
+                theory_rate=float(rho),
+                measured_rate=None if measured is None or not math.isfinite(measured) else float(measured),
+            )
+        )
     return RateInfo(curves=out)
 
 
@@ -290,10 +410,28 @@ def draw_rates(info: RateInfo) -> go.Figure:
     fig = S.figure()
     for c in info.curves:
         measured = "" if c.measured_rate is None else f", measured ρ = {c.measured_rate:.4f}"
-        fig.add_trace(go.Scatter(x=c.steps, y=c.loss_gap, mode="lines", name=f"{c.name}{measured}",
-                                 meta="measured", legendgroup=c.name, line=dict(color=c.color, width=2)))
-        fig.add_trace(go.Scatter(x=c.steps, y=c.theory, mode="lines", name=f"{c.name}: theory ρ = {c.theory_rate:.4f}",
-                                 meta="theory", legendgroup=c.name, line=dict(color=c.color, width=1.5, dash="dash")))
+        fig.add_trace(
+            go.Scatter(
+                x=c.steps,
+                y=c.loss_gap,
+                mode="lines",
+                name=f"{c.name}{measured}",
+                meta="measured",
+                legendgroup=c.name,
+                line=dict(color=c.color, width=2),
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=c.steps,
+                y=c.theory,
+                mode="lines",
+                name=f"{c.name}: theory ρ = {c.theory_rate:.4f}",
+                meta="theory",
+                legendgroup=c.name,
+                line=dict(color=c.color, width=1.5, dash="dash"),
+            )
+        )
     fig.update_xaxes(title="step")
     fig.update_yaxes(type="log", title="Jₜ − J* (log)")
     fig.update_layout(title=info.title, legend=dict(y=-0.25))
@@ -303,6 +441,7 @@ def draw_rates(info: RateInfo) -> go.Figure:
 # ---------------------------------------------------------------------------------------------
 # Critical α on a learning-rate sweep
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class CriticalLine:
@@ -333,6 +472,11 @@ def add_critical_lines(fig: go.Figure, lines: Sequence[CriticalLine]) -> go.Figu
         if trace.name and line_color and trace.name not in colors:
             colors[trace.name] = line_color
     for k, line in enumerate(lines):
-        _vertical_marker(fig, line.learning_rate, f"{line.name}: critical α {line.learning_rate:.3g}",
-                         colors.get(line.name, _color(k)), k)
+        _vertical_marker(
+            fig,
+            line.learning_rate,
+            f"{line.name}: critical α {line.learning_rate:.3g}",
+            colors.get(line.name, _color(k)),
+            k,
+        )
     return fig

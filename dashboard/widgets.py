@@ -32,12 +32,12 @@ from . import style as S
 from .presets import preset
 from .status_style import STATUS_STYLE, counts_text, is_flagged, style_of
 
-KEEP = "_descentlab_keep"          # session key: widget values kept across page switches
+KEEP = "_descentlab_keep"  # session key: widget values kept across page switches
 PLUGIN_PATHS = "_descentlab_plugin_paths"
 LOADED_CODE = "_plugin_loaded_code"  # path -> file_fingerprint when the Plugins page last loaded it
 MAX_RULES = 8
 MAX_SEEDS = 20
-DASHBOARD_MAX_STEPS = 100_000      # keeps a browser tab responsive; the CLI has no such limit
+DASHBOARD_MAX_STEPS = 100_000  # keeps a browser tab responsive; the CLI has no such limit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -51,6 +51,7 @@ DEFAULT_COMPARISON_RULES = tuple(preset("compare")["rules"])
 # ---------------------------------------------------------------------------------------------
 # Plugins: the registry the dashboard uses (built-ins, entry points, env var, files loaded here)
 # ---------------------------------------------------------------------------------------------
+
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _load_registry(paths: tuple[str, ...], env: str, fingerprint: tuple) -> Registry:
@@ -85,8 +86,9 @@ def current_registry() -> Registry:
     return _load_registry(plugin_paths(), os.environ.get(PLUGINS_ENV, ""), plugins_fingerprint())
 
 
-def unknown_name(key: str, wanted: Any, names: Sequence[str], kind: str, field: str,
-                 errors: list[str]) -> Callable[[], None]:
+def unknown_name(
+    key: str, wanted: Any, names: Sequence[str], kind: str, field: str, errors: list[str]
+) -> Callable[[], None]:
     """A name from a shared link or preset (``wanted``) that this session has no plugin for: an error
     naming it, kept until the user picks another in the selectbox ``key`` (pass the returned
     callback as its ``on_change``). Never replaced silently: the page would run another rule."""
@@ -95,8 +97,10 @@ def unknown_name(key: str, wanted: Any, names: Sequence[str], kind: str, field: 
         st.session_state[missing_key] = wanted
     missing = st.session_state.get(missing_key)
     if missing is not None:
-        errors.append(f"{field}: {kind} {missing!r} is not registered in this session: load its plugin on the "
-                      f"Plugins page, or choose another {kind}")
+        errors.append(
+            f"{field}: {kind} {missing!r} is not registered in this session: load its plugin on the "
+            f"Plugins page, or choose another {kind}"
+        )
     return lambda: st.session_state.pop(missing_key, None)
 
 
@@ -113,8 +117,11 @@ def plugin_warnings(registry: Registry) -> None:
     """Plugins that failed to load, one line each; everything else on the page keeps working."""
     if registry.errors:
         lines = [markdown_text(e.splitlines()[0]) for e in registry.errors]
-        st.warning("Some plugins did not load (details on the Plugins page):  \n" + "  \n".join(lines[:5])
-                   + ("  \n…" if len(lines) > 5 else ""))
+        st.warning(
+            "Some plugins did not load (details on the Plugins page):  \n"
+            + "  \n".join(lines[:5])
+            + ("  \n…" if len(lines) > 5 else "")
+        )
 
 
 def registry_key() -> tuple:
@@ -146,6 +153,7 @@ def loaded_code(path: str) -> str | None:
 # State kept across page switches
 # ---------------------------------------------------------------------------------------------
 
+
 def _keep() -> dict:
     if KEEP not in st.session_state:
         st.session_state[KEEP] = {}
@@ -166,6 +174,7 @@ def remember(key: str, value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Widgets from declarations
 # ---------------------------------------------------------------------------------------------
+
 
 def format_int_list(values) -> str:
     return ", ".join(str(int(v)) for v in values)
@@ -203,8 +212,7 @@ def spec_value(h: HyperParam, raw: Any, field: str) -> Any:
     return raw
 
 
-def hyperparam_widget(h: HyperParam, key: str, default: Any = None, *, label: str | None = None,
-                      container=None) -> Any:
+def hyperparam_widget(h: HyperParam, key: str, default: Any = None, *, label: str | None = None, container=None) -> Any:
     """Draw the widget a declaration asks for and return its raw value.
 
     float -> slider when both bounds are closed and the scale is linear, else a number input
@@ -237,15 +245,29 @@ def hyperparam_widget(h: HyperParam, key: str, default: Any = None, *, label: st
     else:
         prime(key, float(start))
         current = st.session_state[key]
-        bounded = (h.low is not None and h.high is not None and not h.log and (h.high - h.low) <= 1000
-                   and isinstance(current, (int, float)) and h.low <= current <= h.high)
+        bounded = (
+            h.low is not None
+            and h.high is not None
+            and not h.log
+            and (h.high - h.low) <= 1000
+            and isinstance(current, (int, float))
+            and h.low <= current <= h.high
+        )
         if bounded:
-            value = where.slider(label, min_value=float(h.low), max_value=float(h.high),
-                                 step=_nice_step(h.low, h.high), key=key, help=help_text, format="%g")
+            value = where.slider(
+                label,
+                min_value=float(h.low),
+                max_value=float(h.high),
+                step=_nice_step(h.low, h.high),
+                key=key,
+                help=help_text,
+                format="%g",
+            )
         else:
             # The step is fixed by the declaration's default (a widget's step must not change).
-            value = where.number_input(label, key=key, help=help_text, format="%g",
-                                       step=_log_step(h.default) if h.log else None)
+            value = where.number_input(
+                label, key=key, help=help_text, format="%g", step=_log_step(h.default) if h.log else None
+            )
     return remember(key, value)
 
 
@@ -273,12 +295,14 @@ def _log_step(value: float) -> float:
 # The experiment editor: problem, run settings, descent-rule entries -> experiment dict
 # ---------------------------------------------------------------------------------------------
 
+
 def _default_of(declarations: Sequence[HyperParam]) -> dict:
     return {h.name: h.default for h in declarations}
 
 
-def declared_values(declarations: Sequence[HyperParam], key_prefix: str, spec: dict, where: str,
-                    errors: list[str]) -> dict:
+def declared_values(
+    declarations: Sequence[HyperParam], key_prefix: str, spec: dict, where: str, errors: list[str]
+) -> dict:
     """One widget per declaration (keys ``key_prefix.<name>``); returns the values that differ from the defaults.
 
     A value that does not validate adds its one-line message (field ``where.<name>``) to ``errors``.
@@ -296,8 +320,16 @@ def declared_values(declarations: Sequence[HyperParam], key_prefix: str, spec: d
     return values
 
 
-def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names: Sequence[str] | None = None,
-                   container=None, errors: list[str], needs: str = "") -> dict:
+def problem_editor(
+    prefix: str,
+    registry: Registry,
+    spec_problem: dict,
+    *,
+    names: Sequence[str] | None = None,
+    container=None,
+    errors: list[str],
+    needs: str = "",
+) -> dict:
     """Problem selectbox and its settings; returns the ``[problem]`` table (non-default settings only).
 
     ``needs`` says which capability the page's ``names`` have (e.g. "two parameters"): a registered
@@ -311,8 +343,9 @@ def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names
     key = f"{prefix}.problem"
     # (a registered problem this page does not offer, e.g. a network on the Landscape page, is a
     # question of capability, not of a missing plugin: the page's own choice is kept for it)
-    picked = unknown_name(key, spec_problem.get("name"), [*names, *registry.problems], "problem", "problem.name",
-                          errors)
+    picked = unknown_name(
+        key, spec_problem.get("name"), [*names, *registry.problems], "problem", "problem.name", errors
+    )
     start = spec_problem.get("name") if spec_problem.get("name") in names else names[0]
     lacking_key = f"_{key}.lacking"
     wanted = spec_problem.get("name")
@@ -320,18 +353,33 @@ def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names
         st.session_state[lacking_key] = (wanted, start)
     if st.session_state.get(lacking_key) is not None:
         lacking, shown = st.session_state[lacking_key]
-        where.warning(markdown_text(f"problem.name: got {lacking!r}; expected a problem this page can draw"
-                                    + (f" ({needs})" if needs else "") + f", such as {', '.join(names)}. "
-                                    f"Showing {shown!r} instead."), icon="⚠️")
+        where.warning(
+            markdown_text(
+                f"problem.name: got {lacking!r}; expected a problem this page can draw"
+                + (f" ({needs})" if needs else "")
+                + f", such as {', '.join(names)}. "
+                f"Showing {shown!r} instead."
+            ),
+            icon="⚠️",
+        )
 
     def changed() -> None:
         picked()
         st.session_state.pop(lacking_key, None)
+
     prime(key, start)
     if st.session_state[key] not in names:
         st.session_state[key] = names[0]
-    name = remember(key, where.selectbox("problem", names, key=key, on_change=changed,
-                                         help="every run sees the same data and starts from the same weights per seed"))
+    name = remember(
+        key,
+        where.selectbox(
+            "problem",
+            names,
+            key=key,
+            on_change=changed,
+            help="every run sees the same data and starts from the same weights per seed",
+        ),
+    )
     problem = registry.problems[name]
     if problem.summary:
         where.caption(markdown_text(problem.summary))
@@ -341,41 +389,67 @@ def problem_editor(prefix: str, registry: Registry, spec_problem: dict, *, names
     return table
 
 
-def run_settings_editor(prefix: str, spec: dict, *, container=None, seeds: bool = True,
-                        errors: list[str] | None = None) -> dict:
+def run_settings_editor(
+    prefix: str, spec: dict, *, container=None, seeds: bool = True, errors: list[str] | None = None
+) -> dict:
     """Steps, seeds, batch size and evaluation interval (values outside the dashboard's limits are reported)."""
     where = container or st
     out = {}
     # The experiment's own declarations (defaults, bounds, help); only the dashboard's limits differ.
     steps_decl = replace(setting("steps"), high=DASHBOARD_MAX_STEPS)
-    out["steps"] = hyperparam_widget(steps_decl, f"{prefix}.steps", spec.get("steps", steps_decl.default),
-                                     container=where)
+    out["steps"] = hyperparam_widget(
+        steps_decl, f"{prefix}.steps", spec.get("steps", steps_decl.default), container=where
+    )
     if seeds:
         count = spec.get("seeds", setting("seeds").default)
         count = len(count) if isinstance(count, list) else count  # a list of seeds -> its length
-        seeds_decl = replace(setting("seeds"), high=MAX_SEEDS,
-                             help=setting("seeds").help + "; with several: median and interquartile band")
+        seeds_decl = replace(
+            setting("seeds"),
+            high=MAX_SEEDS,
+            help=setting("seeds").help + "; with several: median and interquartile band",
+        )
         out["seeds"] = hyperparam_widget(seeds_decl, f"{prefix}.seeds", count, container=where)
     for name in ("batch_size", "eval_every"):
         decl = setting(name)
         out[name] = hyperparam_widget(decl, f"{prefix}.{name}", spec.get(name, decl.default), container=where)
     # In the form 0 means "no target" (a number field cannot be empty), so the widget starts at 0.
     target_decl = replace(setting("target_loss"), low=0.0, help=setting("target_loss").help + "; 0 = none")
-    target = hyperparam_widget(target_decl, f"{prefix}.target_loss", spec.get("target_loss") or 0.0,
-                               container=where, label="target loss (0 = none)")
+    target = hyperparam_widget(
+        target_decl,
+        f"{prefix}.target_loss",
+        spec.get("target_loss") or 0.0,
+        container=where,
+        label="target loss (0 = none)",
+    )
     if target:
         out["target_loss"] = float(target)
     if errors is not None:
         if not 1 <= int(out["steps"]) <= DASHBOARD_MAX_STEPS:
-            errors.append(str(SpecError("steps", out["steps"], steps_decl.accepted(),
-                                        hint="the dashboard's limit; the CLI runs longer experiments")))
+            errors.append(
+                str(
+                    SpecError(
+                        "steps",
+                        out["steps"],
+                        steps_decl.accepted(),
+                        hint="the dashboard's limit; the CLI runs longer experiments",
+                    )
+                )
+            )
         if seeds and not 1 <= int(out["seeds"]) <= MAX_SEEDS:
             errors.append(str(SpecError("seeds", out["seeds"], seeds_decl.accepted())))
     return out
 
 
-def sidebar_editors(prefix: str, registry: Registry, spec: dict, errors: list[str], *,
-                    names: Sequence[str] | None = None, seeds: bool = True, needs: str = "") -> tuple[dict, dict]:
+def sidebar_editors(
+    prefix: str,
+    registry: Registry,
+    spec: dict,
+    errors: list[str],
+    *,
+    names: Sequence[str] | None = None,
+    seeds: bool = True,
+    needs: str = "",
+) -> tuple[dict, dict]:
     """The sidebar's Problem and Runs sections; returns ``(problem table, run settings)``."""
     with st.sidebar:
         st.header("Problem")
@@ -401,9 +475,15 @@ def transforms_editor(key_prefix: str, where: str, registry: Registry, spec_tran
     prime(key, [g["name"] for g in given])
     if any(n not in names for n in st.session_state[key]):  # a plugin went away: keep what is still known
         st.session_state[key] = [n for n in st.session_state[key] if n in names]
-    chosen = remember(key, st.multiselect(
-        "gradient transforms", names, key=key,
-        help="applied in the order picked: before the rule on the gradient, wrappers after it on its step"))
+    chosen = remember(
+        key,
+        st.multiselect(
+            "gradient transforms",
+            names,
+            key=key,
+            help="applied in the order picked: before the rule on the gradient, wrappers after it on its step",
+        ),
+    )
     out = []
     for position, name in enumerate(chosen):
         transform = registry.transforms[name]
@@ -414,14 +494,27 @@ def transforms_editor(key_prefix: str, where: str, registry: Registry, spec_tran
             with st.expander(f"{name} ({kind})", expanded=False):
                 if transform.formula:
                     st.caption(transform.formula)
-                values = declared_values(transform.hyperparams, f"{key_prefix}.transforms.{name}", spec_item,
-                                         f"{where}.transforms[{position}]", errors)
+                values = declared_values(
+                    transform.hyperparams,
+                    f"{key_prefix}.transforms.{name}",
+                    spec_item,
+                    f"{where}.transforms[{position}]",
+                    errors,
+                )
         out.append({"name": name, **values})
     return out
 
 
-def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict, errors: list[str], *,
-                      alpha_mode: str = "single", transforms: bool = False) -> dict:
+def rule_entry_editor(
+    prefix: str,
+    i: int,
+    registry: Registry,
+    spec_entry: dict,
+    errors: list[str],
+    *,
+    alpha_mode: str = "single",
+    transforms: bool = False,
+) -> dict:
     """One descent variant: rule, label, α (or an α range), its hyperparameters and schedule."""
     rules = sorted(registry.rules)
     key = f"{prefix}.rules.{i}.rule"
@@ -446,9 +539,17 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
     base = f"{prefix}.rules.{i}.{rule_name}"
     if alpha_mode == "single":
         alpha = (lr_spec[0] if lr_spec else None) if isinstance(lr_spec, list) else lr_spec
-        alpha_decl = HyperParam("learning_rate", float(rule.default_learning_rate), log=True, low=0.0, low_open=True,
-                                help="base learning rate α (the schedule scales it over steps)")
-        entry["learning_rate"] = hyperparam_widget(alpha_decl, f"{base}.learning_rate", alpha, label="α (learning rate)")
+        alpha_decl = HyperParam(
+            "learning_rate",
+            float(rule.default_learning_rate),
+            log=True,
+            low=0.0,
+            low_open=True,
+            help="base learning rate α (the schedule scales it over steps)",
+        )
+        entry["learning_rate"] = hyperparam_widget(
+            alpha_decl, f"{base}.learning_rate", alpha, label="α (learning rate)"
+        )
     hyper_spec = spec_entry if same_rule else {}
     if rule.hyperparams:
         with st.expander(f"{markdown_text(rule_name)} hyperparameters", expanded=False):
@@ -471,21 +572,34 @@ def rule_entry_editor(prefix: str, i: int, registry: Registry, spec_entry: dict,
     with st.expander(f"schedule {markdown_text(schedule_name)}", expanded=False):
         if schedule.formula:
             st.caption(markdown_text(schedule.formula))
-        schedule_table.update(declared_values(schedule.hyperparams, f"{skey}.{schedule_name}",
-                                              schedule_spec if same_schedule else {},
-                                              f"rules[{i}].schedule", errors))
+        schedule_table.update(
+            declared_values(
+                schedule.hyperparams,
+                f"{skey}.{schedule_name}",
+                schedule_spec if same_schedule else {},
+                f"rules[{i}].schedule",
+                errors,
+            )
+        )
         warm = HyperParam("warmup_steps", 0, 0, None, kind="int", help="linear warm-up: αₜ = α(t+1)/W for t < W")
         warmup = hyperparam_widget(warm, f"{skey}.warmup", schedule_spec.get("warmup_steps", 0))
         if warmup:
             schedule_table["warmup_steps"] = int(warmup)
         if schedule_name != "constant" or warmup:
-            schedule_preview(f"{skey}.preview", registry, schedule, entry.get("learning_rate"), schedule_table,
-                             st.session_state.get(f"{prefix}.steps"))
+            schedule_preview(
+                f"{skey}.preview",
+                registry,
+                schedule,
+                entry.get("learning_rate"),
+                schedule_table,
+                st.session_state.get(f"{prefix}.steps"),
+            )
     if schedule_name != "constant" or schedule_table:
         entry["schedule"] = {"name": schedule_name, **schedule_table}
     if transforms:
-        chosen = transforms_editor(f"{prefix}.rules.{i}", f"rules[{i}]", registry, spec_entry.get("transforms", []),
-                                   errors)
+        chosen = transforms_editor(
+            f"{prefix}.rules.{i}", f"rules[{i}]", registry, spec_entry.get("transforms", []), errors
+        )
         if chosen:
             entry["transforms"] = chosen
     return entry
@@ -501,23 +615,41 @@ def schedule_preview(key: str, registry: Registry, schedule, learning_rate, tabl
     hyper = {h.name: table.get(h.name, h.default) for h in schedule.hyperparams}
     hyper.update({k: v for k, v in table.items() if k not in ("name", "warmup_steps")})
     try:
-        fig = F.schedule_preview(schedule, max(rates), hyper, int(steps), int(table.get("warmup_steps", 0)),
-                                 lookup=registry.schedules.get)
+        fig = F.schedule_preview(
+            schedule, max(rates), hyper, int(steps), int(table.get("warmup_steps", 0)), lookup=registry.schedules.get
+        )
     except Exception:  # an invalid combination: validation reports it in one line
         return
     fig.update_layout(height=220, margin=dict(l=40, r=10, t=40, b=30))
     chart(fig, key)
 
 
-def rules_editor(prefix: str, registry: Registry, spec_rules: list[dict], errors: list[str], *,
-                 alpha_mode: str = "single", columns: int = 3, transforms: bool = False) -> list[dict]:
+def rules_editor(
+    prefix: str,
+    registry: Registry,
+    spec_rules: list[dict],
+    errors: list[str],
+    *,
+    alpha_mode: str = "single",
+    columns: int = 3,
+    transforms: bool = False,
+) -> list[dict]:
     """A number of descent variants, drawn side by side; 0 variants is allowed (and reported).
 
     ``transforms=True`` gives each variant a gradient-transforms editor (:func:`transforms_editor`)."""
     key = f"{prefix}.n_rules"
     prime(key, min(len(spec_rules), MAX_RULES))
-    n = remember(key, st.number_input("number of descent variants", min_value=0, max_value=MAX_RULES, step=1,
-                                      key=key, help="each is one rule with its α, hyperparameters and schedule"))
+    n = remember(
+        key,
+        st.number_input(
+            "number of descent variants",
+            min_value=0,
+            max_value=MAX_RULES,
+            step=1,
+            key=key,
+            help="each is one rule with its α, hyperparameters and schedule",
+        ),
+    )
     entries = []
     for start in range(0, int(n), columns):
         cols = st.columns(columns)
@@ -527,14 +659,18 @@ def rules_editor(prefix: str, registry: Registry, spec_rules: list[dict], errors
                 break
             with col, st.container(border=True):
                 spec_entry = spec_rules[i] if i < len(spec_rules) else {}
-                entries.append(rule_entry_editor(prefix, i, registry, spec_entry, errors, alpha_mode=alpha_mode,
-                                                 transforms=transforms))
+                entries.append(
+                    rule_entry_editor(
+                        prefix, i, registry, spec_entry, errors, alpha_mode=alpha_mode, transforms=transforms
+                    )
+                )
     return entries
 
 
 # ---------------------------------------------------------------------------------------------
 # URL query string: the settings of a page, shared by link
 # ---------------------------------------------------------------------------------------------
+
 
 def spec_from_url(param: str = "spec") -> dict | None:
     """The experiment dict carried in the URL (JSON), or None (a broken one is reported)."""
@@ -608,9 +744,11 @@ def opened_from_link(page: str) -> bool:
 # Running: validated spec -> cached Results, with a progress bar on the first run
 # ---------------------------------------------------------------------------------------------
 
+
 def validate(spec: dict, registry: Registry):
     """The Experiment for ``spec``, or raise SpecError with its one-line message."""
     from descentlab.experiment import Experiment
+
     check_data_paths(spec, registry)
     return Experiment.from_dict(spec, registry, name=spec.get("name", "dashboard"))
 
@@ -631,6 +769,7 @@ def check_data_paths(spec: dict, registry: Registry) -> None:
 @st.cache_resource(show_spinner=False, max_entries=12)
 def _run_cached(spec_json: str, registry_key: tuple, _registry: Registry):
     from descentlab.runner import run_experiment
+
     experiment = validate(json.loads(spec_json), _registry)
     # The bar is created inside the cached function so that a cache hit replays it (already done).
     bar = st.progress(0.0, text=f"running {experiment.n_runs} runs × {experiment.steps} steps …")
@@ -669,8 +808,16 @@ def run_spec(spec: dict, registry: Registry):
     return _run_cached(canonical, registry_key(), registry)
 
 
-def run_when_asked(page: str, spec: dict, registry: Registry, errors: list[str], *,
-                   label: str = "Run", button_slot=None, info_slot=None):
+def run_when_asked(
+    page: str,
+    spec: dict,
+    registry: Registry,
+    errors: list[str],
+    *,
+    label: str = "Run",
+    button_slot=None,
+    info_slot=None,
+):
     """The page's Run button: run ``spec`` on a click (or on first open) and keep showing the last run.
 
     Settings edited since the last run do not re-run by themselves (a sweep can take a while); the
@@ -706,6 +853,7 @@ def show_error(error: BaseException) -> None:
 # Views of a Results, shared by the Compare and Results pages
 # ---------------------------------------------------------------------------------------------
 
+
 def chart(fig, key: str) -> None:
     """A plotly figure in the project's look (not Streamlit's theme), with the project's toolbar."""
     st.plotly_chart(fig, key=key, width="stretch", config=S.TOOLBAR, **S.STREAMLIT_CHART)
@@ -731,8 +879,11 @@ def divergence_notes(results) -> list[str]:
             seed = f", seed {row.seed}" if g and len(g.run_ids) > 1 else ""
             step = row.diverged_at if status == "diverged" else getattr(row, "unstable_at", math.nan)
             known = step is not None and step == step  # not NaN
-            what = ((F.diverged_text(int(step)) if status == "diverged" else F.unstable_text(int(step)))
-                    if known else status)
+            what = (
+                (F.diverged_text(int(step)) if status == "diverged" else F.unstable_text(int(step)))
+                if known
+                else status
+            )
             reason = str(getattr(row, "divergence_reason", "") or "")
             name, reason = markdown_text(name), markdown_text(reason)
             if reason and _REASON_HEAD.match(reason):
@@ -740,8 +891,9 @@ def divergence_notes(results) -> list[str]:
             else:
                 notes.append(f"**{name}**{seed} {what}" + (f" — {reason}" if reason else ""))
         elif status == "failed":
-            notes.append(f"**{markdown_text(row.label)}** (run {row.run_id}) failed: "
-                         f"{markdown_text(getattr(row, 'error', ''))}")
+            notes.append(
+                f"**{markdown_text(row.label)}** (run {row.run_id}) failed: {markdown_text(getattr(row, 'error', ''))}"
+            )
     return notes
 
 
@@ -766,22 +918,28 @@ def styled_runs_table(table):
     def paint(status):
         style = style_of(status)
         return f"background-color: {F.status_tint(status)}; color: {style.color}; font-weight: 600"
+
     def number(value):  # the Styler's text is what the browser shows where no column format is set
         return f"{value:.4g}" if isinstance(value, float) else value
+
     return table.style.format(number, na_rep="").map(paint, subset=["status"])
 
 
 def status_column_config(table) -> dict:
     """Readable headers (and number formats) for the columns of the runs table."""
-    config = {"learning_rate": st.column_config.NumberColumn("α", format="%.4g"),
-              "final_loss": st.column_config.NumberColumn(format="%.4g"),
-              "best_loss": st.column_config.NumberColumn(format="%.4g"),
-              "status": st.column_config.TextColumn(
-                  "status", help="; ".join(f"{s.glyph} {s.label}: {s.help}" for s in STATUS_STYLE.values()))}
+    config = {
+        "learning_rate": st.column_config.NumberColumn("α", format="%.4g"),
+        "final_loss": st.column_config.NumberColumn(format="%.4g"),
+        "best_loss": st.column_config.NumberColumn(format="%.4g"),
+        "status": st.column_config.TextColumn(
+            "status", help="; ".join(f"{s.glyph} {s.label}: {s.help}" for s in STATUS_STYLE.values())
+        ),
+    }
     for column in ("unstable_at", "diverged_at"):
         config[column] = st.column_config.NumberColumn(F.COLUMN_LABELS[column], format="%d")
     config["divergence_reason"] = st.column_config.TextColumn(
-        F.COLUMN_LABELS["divergence_reason"], help="core's explanation of each unstable or diverged run", width="large")
+        F.COLUMN_LABELS["divergence_reason"], help="core's explanation of each unstable or diverged run", width="large"
+    )
     for column in ("lambda_max_start", "lambda_max_flagged"):
         config[column] = st.column_config.NumberColumn(F.COLUMN_LABELS[column], format="%.4g")
     return {k: v for k, v in config.items() if k in table.columns}
@@ -791,12 +949,15 @@ def status_summary(results, prefix: str) -> None:
     """Runs per status: one caption line (glyph, count, status) and a small table coloured by status."""
     counts = F.status_counts_table(results)
     st.caption("Runs per status: " + markdown_text(counts_text(results.runs["status"].astype(str), glyphs=True)))
-    st.dataframe(styled_runs_table(counts), key=f"{prefix}.status_counts", hide_index=True,
-                 column_config={"runs": st.column_config.NumberColumn("runs", format="%d")})
+    st.dataframe(
+        styled_runs_table(counts),
+        key=f"{prefix}.status_counts",
+        hide_index=True,
+        column_config={"runs": st.column_config.NumberColumn("runs", format="%d")},
+    )
 
 
-def render_results(results, prefix: str, *, show_layers: bool = True, notes: bool = True,
-                   max_groups: int = 12) -> None:
+def render_results(results, prefix: str, *, show_layers: bool = True, notes: bool = True, max_groups: int = 12) -> None:
     """Every training chart of a Results, all on the same step axis, and the summary table.
 
     With more than ``max_groups`` configurations (a grid, a sweep) a multiselect picks the curves
@@ -827,13 +988,21 @@ def render_results(results, prefix: str, *, show_layers: bool = True, notes: boo
     verdict(results)
     st.subheader("Configurations")
     configs = analysis.configuration_table(results)
-    st.dataframe(styled_runs_table(configs), key=f"{prefix}.configurations", hide_index=True,
-                 column_config=status_column_config(configs))
+    st.dataframe(
+        styled_runs_table(configs),
+        key=f"{prefix}.configurations",
+        hide_index=True,
+        column_config=status_column_config(configs),
+    )
     status_summary(results, prefix)
     with st.expander(f"every run ({len(results.runs)})", expanded=False):
         table = F.summary_table(results)
-        st.dataframe(styled_runs_table(table), key=f"{prefix}.summary", hide_index=True,
-                     column_config=status_column_config(table))
+        st.dataframe(
+            styled_runs_table(table),
+            key=f"{prefix}.summary",
+            hide_index=True,
+            column_config=status_column_config(table),
+        )
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~$-])")
@@ -849,13 +1018,16 @@ def verdict(results) -> None:
     st.subheader("Verdict")
     rows = analysis.summarize(results)
     st.markdown("\n".join("- " + markdown_text(analysis.verdict_line(row)) for row in rows.itertuples()))
-    st.caption("Best α: the lowest median final loss over seeds; spread: the interquartile range "
-               "(docs: Comparison reports, Run verdicts).")
+    st.caption(
+        "Best α: the lowest median final loss over seeds; spread: the interquartile range "
+        "(docs: Comparison reports, Run verdicts)."
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Problem instances (for contours and decision boundaries) and problem filters
 # ---------------------------------------------------------------------------------------------
+
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _instance(problem: str, settings_json: str, registry_key: tuple, _registry: Registry):
@@ -901,13 +1073,16 @@ def two_parameter_problems(registry: Registry) -> list[str]:
     """Problems whose default instance has exactly two parameters: the declared Landscape capability
     (contours from its ``value``, window and minima) or any other two-parameter problem (contours of
     its training loss). Asked of the built instance, never of the problem's name or settings."""
-    return problems_where(registry, lambda problem, instance: instance.layout.size == 2,
-                          ("landscape", "regression", "classification"))
+    return problems_where(
+        registry, lambda problem, instance: instance.layout.size == 2, ("landscape", "regression", "classification")
+    )
 
 
 def two_input_classifiers(registry: Registry) -> list[str]:
     """Classifiers on points of the plane: the declared Predictor capability, a classification
     dataset with two input columns."""
+
     def ok(problem, instance):
         return is_classifier(instance) and np.shape(instance.dataset.x_train)[1:] == (2,)
+
     return problems_where(registry, ok, ("classification",))

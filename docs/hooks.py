@@ -1,4 +1,6 @@
-"""MkDocs hook: the rule, schedule, problem and transform tables come from the plugin declarations, not from a hand copy."""
+"""MkDocs hook: the rule, schedule, problem and transform tables come from the plugin declarations.
+
+Not from a hand copy: a new built-in or a changed default shows up in the docs by itself."""
 
 from __future__ import annotations
 
@@ -23,15 +25,20 @@ def _hyperparams(declared) -> str:
 
 def rules_table(registry) -> str:
     """One row per registered rule: its summary, formula, hyperparameters, default α and threshold."""
-    rows = ["| rule | what it is | update (g = ∇J, t = step) | hyperparameters (default) | default α | "
-            "stable on a quadratic iff |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| rule | what it is | update (g = ∇J, t = step) | hyperparameters (default) | default α | "
+        "stable on a quadratic iff |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, rule in registry.rules.items():
-        threshold = rule.threshold_note or ("α·λ < c, c declared" if rule.stability_threshold else
-                                            "no threshold declared")
-        rows.append(f"| `{name}` | {_cell(rule.summary)} | {_cell(rule.formula)} | "
-                    f"{_cell(_hyperparams(rule.hyperparams))} | {_value(rule.default_learning_rate)} | "
-                    f"{_cell(threshold)} |")
+        threshold = rule.threshold_note or (
+            "α·λ < c, c declared" if rule.stability_threshold else "no threshold declared"
+        )
+        rows.append(
+            f"| `{name}` | {_cell(rule.summary)} | {_cell(rule.formula)} | "
+            f"{_cell(_hyperparams(rule.hyperparams))} | {_value(rule.default_learning_rate)} | "
+            f"{_cell(threshold)} |"
+        )
     return "\n".join(rows)
 
 
@@ -39,8 +46,10 @@ def schedules_table(registry) -> str:
     """One row per registered schedule: its formula, what it is and its hyperparameters."""
     rows = ["| schedule | α_t | what it is | hyperparameters (default) |", "|---|---|---|---|"]
     for name, schedule in registry.schedules.items():
-        rows.append(f"| `{name}` | {_cell(schedule.formula)} | {_cell(schedule.summary)} | "
-                    f"{_cell(_hyperparams(schedule.hyperparams))} |")
+        rows.append(
+            f"| `{name}` | {_cell(schedule.formula)} | {_cell(schedule.summary)} | "
+            f"{_cell(_hyperparams(schedule.hyperparams))} |"
+        )
     return "\n".join(rows)
 
 
@@ -48,24 +57,34 @@ def problems_table(registry) -> str:
     """One row per registered problem: what it is and its options."""
     rows = ["| problem | kind | what it is | settings (default) |", "|---|---|---|---|"]
     for name, problem in registry.problems.items():
-        rows.append(f"| `{name}` | {problem.kind} | {_cell(problem.summary)} | "
-                    f"{_cell(_hyperparams(problem.settings))} |")
+        rows.append(
+            f"| `{name}` | {problem.kind} | {_cell(problem.summary)} | {_cell(_hyperparams(problem.settings))} |"
+        )
     return "\n".join(rows)
 
 
 def transforms_table(registry) -> str:
     """One row per registered gradient transform: where it acts, its formula and its hyperparameters."""
-    rows = ["| transform | acts | update (g = ∇J, Δθ = the rule's step, t = step) | what it is | "
-            "hyperparameters (default) |", "|---|---|---|---|---|"]
+    rows = [
+        "| transform | acts | update (g = ∇J, Δθ = the rule's step, t = step) | what it is | "
+        "hyperparameters (default) |",
+        "|---|---|---|---|---|",
+    ]
     for name, transform in registry.transforms.items():
         acts = "after the rule (wrapper)" if transform.is_wrapper else "before the rule"
-        rows.append(f"| `{name}` | {acts} | {_cell(transform.formula)} | {_cell(transform.summary)} | "
-                    f"{_cell(_hyperparams(transform.hyperparams))} |")
+        rows.append(
+            f"| `{name}` | {acts} | {_cell(transform.formula)} | {_cell(transform.summary)} | "
+            f"{_cell(_hyperparams(transform.hyperparams))} |"
+        )
     return "\n".join(rows)
 
 
-TABLES = {"rules-table": rules_table, "schedules-table": schedules_table, "problems-table": problems_table,
-          "transforms-table": transforms_table}
+TABLES = {
+    "rules-table": rules_table,
+    "schedules-table": schedules_table,
+    "problems-table": problems_table,
+    "transforms-table": transforms_table,
+}
 
 
 def render(markdown: str, registry=None) -> str:
@@ -74,6 +93,7 @@ def render(markdown: str, registry=None) -> str:
         return markdown
     if registry is None:
         from descentlab import load_registry
+
         registry = load_registry(entry_points=False, use_env=False)
 
     def table(match):
@@ -89,6 +109,7 @@ def on_startup(command, dirty):  # noqa: ARG001 - MkDocs hook signature
     # The package maps core/ to descentlab (pyproject's package-dir), which mkdocstrings' loader
     # cannot follow: give it a folder where descentlab/ is core/ before its handler starts.
     from pathlib import Path
+
     root = Path(__file__).resolve().parents[1]
     link = root / ".cache" / "api" / "descentlab"
     link.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ registry = get_registry()
 instance = lesson.build_instance({"name": "xor", "hidden": [3]}, registry)
 run = lesson.start_lesson(instance, registry.rule("gd"), learning_rate=1.0)
 
-trace, step = lesson.advance(run)           # backprop at the current weights, then the rule's step
+trace, step = lesson.advance(run)  # backprop at the current weights, then the rule's step
 check = lesson.finite_difference_gradient(instance, trace.params)
 print("output layer δ for example 0:", trace.layers[-1].delta)
 print("largest |backprop − central difference|:", np.max(np.abs(trace.gradient - check)))

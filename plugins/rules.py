@@ -89,43 +89,44 @@ def _threshold(value):
 
 class GDState(NamedTuple):
     """Vanilla gradient descent keeps no optimizer state, only the decision on weight decay."""
-    weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
+
+    weight_decay: np.ndarray  # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
 
 
 class MomentumState(NamedTuple):
-    velocity: np.ndarray          # (R, P) momentum buffer v
-    momentum: np.ndarray          # (R, P) or (R, 1) μ
-    gradient_weight: np.ndarray   # (R, P) or (R, 1) 1 − d when some run uses dampening, else (R, 0)
-    nesterov: np.ndarray          # (R, 1 or P) μ when some run is Nesterov, else (R, 0)
-    nesterov_mask: np.ndarray     # (R, 1) 0/1 when Nesterov and heavy-ball runs are mixed, else (R, 0)
-    weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
+    velocity: np.ndarray  # (R, P) momentum buffer v
+    momentum: np.ndarray  # (R, P) or (R, 1) μ
+    gradient_weight: np.ndarray  # (R, P) or (R, 1) 1 − d when some run uses dampening, else (R, 0)
+    nesterov: np.ndarray  # (R, 1 or P) μ when some run is Nesterov, else (R, 0)
+    nesterov_mask: np.ndarray  # (R, 1) 0/1 when Nesterov and heavy-ball runs are mixed, else (R, 0)
+    weight_decay: np.ndarray  # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
 
 
 class AdagradState(NamedTuple):
-    sum_squares: np.ndarray       # (R, P) Σ g²
-    weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
+    sum_squares: np.ndarray  # (R, P) Σ g²
+    weight_decay: np.ndarray  # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
 
 
 class RMSpropState(NamedTuple):
-    square_avg: np.ndarray        # (R, P) running mean of g²
-    grad_avg: np.ndarray          # (R, P) running mean of g (centered), else (R, 0)
-    momentum_buffer: np.ndarray   # (R, P) when some run uses momentum, else (R, 0)
-    weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
+    square_avg: np.ndarray  # (R, P) running mean of g²
+    grad_avg: np.ndarray  # (R, P) running mean of g (centered), else (R, 0)
+    momentum_buffer: np.ndarray  # (R, P) when some run uses momentum, else (R, 0)
+    weight_decay: np.ndarray  # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
 
 
 class AdamState(NamedTuple):
-    exp_avg: np.ndarray           # (R, P) first moment m
-    exp_avg_sq: np.ndarray        # (R, P) second moment v
-    max_exp_avg_sq: np.ndarray    # (R, P) running max of v (amsgrad), else (R, 0)
-    beta1: np.ndarray             # (R, P) or (R, 1) β₁
-    one_minus_beta1: np.ndarray   # 1 − β₁, same shape
-    beta2: np.ndarray             # β₂
-    one_minus_beta2: np.ndarray   # 1 − β₂
-    eps: np.ndarray               # ε
-    amsgrad_mask: np.ndarray      # (R, 1) 0/1 when AMSGrad and plain runs are mixed, else (R, 0)
-    weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay (L2 or decoupled), else (R, 0)
-    bias1: np.ndarray             # (R, K) 1 − β₁ᵗ for t = 1..K (a zero-stride view when β₁ is shared)
-    bias2_sqrt: np.ndarray        # (R, K) √(1 − β₂ᵗ)
+    exp_avg: np.ndarray  # (R, P) first moment m
+    exp_avg_sq: np.ndarray  # (R, P) second moment v
+    max_exp_avg_sq: np.ndarray  # (R, P) running max of v (amsgrad), else (R, 0)
+    beta1: np.ndarray  # (R, P) or (R, 1) β₁
+    one_minus_beta1: np.ndarray  # 1 − β₁, same shape
+    beta2: np.ndarray  # β₂
+    one_minus_beta2: np.ndarray  # 1 − β₂
+    eps: np.ndarray  # ε
+    amsgrad_mask: np.ndarray  # (R, 1) 0/1 when AMSGrad and plain runs are mixed, else (R, 0)
+    weight_decay: np.ndarray  # (R, 1 or P) λ when some run uses weight decay (L2 or decoupled), else (R, 0)
+    bias1: np.ndarray  # (R, K) 1 − β₁ᵗ for t = 1..K (a zero-stride view when β₁ is shared)
+    bias2_sqrt: np.ndarray  # (R, K) √(1 − β₂ᵗ)
 
 
 def _empty_rows(params, dtype=None):
@@ -135,6 +136,7 @@ def _empty_rows(params, dtype=None):
 
 # --- vanilla gradient descent ------------------------------------------------------------------
 
+
 def gd_init(params, hyper):
     return GDState(_decay_field(hyper, params))
 
@@ -142,8 +144,8 @@ def gd_init(params, hyper):
 def gd_update(grad, state, params, learning_rate, hyper, step):
     """Vanilla gradient descent (PyTorch SGD without momentum).
 
-        g ← g + λθ          (weight_decay λ, L2)
-        θ ← θ − α g
+    g ← g + λθ          (weight_decay λ, L2)
+    θ ← θ − α g
     """
     g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
     if g is grad:
@@ -159,14 +161,18 @@ def gd_threshold(hyper):
 
 # --- momentum (PyTorch convention), Nesterov -----------------------------------------------------
 
+
 def _momentum_state(params, hyper, nesterov):
     mu = hyper["momentum"]
     dampening = hyper.get("dampening", 0.0)
     return MomentumState(
-        np.zeros_like(params), _rows(mu, params),
+        np.zeros_like(params),
+        _rows(mu, params),
         _flag_rows(1.0 - np.asarray(dampening, dtype=getattr(mu, "dtype", None)), params, bool(np.any(dampening))),
-        _flag_rows(mu, params, bool(np.any(nesterov))), _mixed_mask(nesterov, params),
-        _decay_field(hyper, params))
+        _flag_rows(mu, params, bool(np.any(nesterov))),
+        _mixed_mask(nesterov, params),
+        _decay_field(hyper, params),
+    )
 
 
 def momentum_init(params, hyper):
@@ -180,11 +186,11 @@ def nesterov_init(params, hyper):
 def momentum_update(grad, state, params, learning_rate, hyper, step):
     """Heavy-ball momentum, PyTorch SGD convention (momentum μ, dampening d, nesterov, weight_decay λ).
 
-        g ← g + λθ
-        v ← g                       on the first step (PyTorch initialises the buffer with g)
-        v ← μ v + (1 − d) g         afterwards
-        g ← g + μ v  if nesterov,  else  g ← v
-        θ ← θ − α g
+    g ← g + λθ
+    v ← g                       on the first step (PyTorch initialises the buffer with g)
+    v ← μ v + (1 − d) g         afterwards
+    g ← g + μ v  if nesterov,  else  g ← v
+    θ ← θ − α g
     """
     g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
     v = state.velocity
@@ -225,9 +231,9 @@ def momentum_threshold(hyper):
 def nesterov_update(grad, state, params, learning_rate, hyper, step):
     """Nesterov momentum, PyTorch SGD(nesterov=True) convention (momentum μ, weight_decay λ).
 
-        g ← g + λθ
-        v ← g  on the first step,  v ← μ v + g  afterwards
-        θ ← θ − α (g + μ v)
+    g ← g + λθ
+    v ← g  on the first step,  v ← μ v + g  afterwards
+    θ ← θ − α (g + μ v)
     """
     if not state.nesterov.shape[1]:  # a state from momentum_init: decide from this rule's fixed flags
         state = nesterov_init(params, hyper)._replace(velocity=state.velocity)
@@ -239,6 +245,7 @@ def nesterov_threshold(hyper):
 
 
 # --- classical momentum ------------------------------------------------------------------------
+
 
 def classical_momentum_update(grad, state, params, learning_rate, hyper, step):
     """Classical momentum (Polyak; Sutskever et al. 2013), the learning rate inside the buffer.
@@ -263,6 +270,7 @@ def classical_momentum_threshold(hyper):
 
 # --- Adagrad -----------------------------------------------------------------------------------
 
+
 def adagrad_init(params, hyper):
     start = hyper.get("initial_accumulator_value", 0.0)
     return AdagradState(np.zeros_like(params) + np.asarray(start, dtype=params.dtype), _decay_field(hyper, params))
@@ -271,9 +279,9 @@ def adagrad_init(params, hyper):
 def adagrad_update(grad, state, params, learning_rate, hyper, step):
     """Adagrad, PyTorch convention (lr_decay k, eps ε, initial_accumulator_value, weight_decay λ).
 
-        g ← g + λθ
-        s ← s + g²                          (s starts at initial_accumulator_value)
-        θ ← θ − α / (1 + t k) · g / (√s + ε)   (t = updates already taken)
+    g ← g + λθ
+    s ← s + g²                          (s starts at initial_accumulator_value)
+    θ ← θ − α / (1 + t k) · g / (√s + ε)   (t = updates already taken)
     """
     g = _l2_gradient(grad, params, state.weight_decay) if state.weight_decay.shape[1] else grad
     s = state.sum_squares
@@ -288,24 +296,27 @@ def adagrad_update(grad, state, params, learning_rate, hyper, step):
 
 # --- RMSprop -----------------------------------------------------------------------------------
 
+
 def rmsprop_init(params, hyper):
     centered = np.any(hyper.get("centered", 0.0))
     momentum = np.any(hyper.get("momentum", 0.0))
-    return RMSpropState(np.zeros_like(params),
-                        np.zeros_like(params) if centered else _empty_rows(params),
-                        np.zeros_like(params) if momentum else _empty_rows(params),
-                        _decay_field(hyper, params))
+    return RMSpropState(
+        np.zeros_like(params),
+        np.zeros_like(params) if centered else _empty_rows(params),
+        np.zeros_like(params) if momentum else _empty_rows(params),
+        _decay_field(hyper, params),
+    )
 
 
 def rmsprop_update(grad, state, params, learning_rate, hyper, step):
     """RMSprop, PyTorch convention (alpha ρ, eps ε, centered, momentum μ, weight_decay λ).
 
-        g ← g + λθ
-        s ← ρ s + (1 − ρ) g²
-        m ← ρ m + (1 − ρ) g,  d ← √(s − m²) + ε    if centered
-        d ← √s + ε                                 otherwise  (ε added after the square root)
-        b ← μ b + g / d  (b starts at 0),  θ ← θ − α b    if μ > 0
-        θ ← θ − α g / d                                    otherwise
+    g ← g + λθ
+    s ← ρ s + (1 − ρ) g²
+    m ← ρ m + (1 − ρ) g,  d ← √(s − m²) + ε    if centered
+    d ← √s + ε                                 otherwise  (ε added after the square root)
+    b ← μ b + g / d  (b starts at 0),  θ ← θ − α b    if μ > 0
+    θ ← θ − α g / d                                    otherwise
     """
     rho = hyper["alpha"]
     weight = 1.0 - rho
@@ -376,17 +387,25 @@ def _bias_at(table, t):
     instead of 1.7 µs; the same divisor, the same results)."""
     if table.strides[0] == 0:
         return table[0, t - 1]
-    return table[:, t - 1:t]
+    return table[:, t - 1 : t]
 
 
 def _adam_state(params, hyper, decay):
     beta1, beta2 = hyper["beta1"], hyper["beta2"]
     amsgrad = hyper.get("amsgrad", 0.0)
-    return AdamState(np.zeros_like(params), np.zeros_like(params),
-                     np.zeros_like(params) if np.any(amsgrad) else _empty_rows(params),
-                     _rows(beta1, params), _rows(1.0 - beta1, params), _rows(beta2, params),
-                     _rows(1.0 - beta2, params), _rows(hyper["eps"], params), _mixed_mask(amsgrad, params), decay,
-                     *_bias_tables(hyper, params, BIAS_TABLE_STEPS))
+    return AdamState(
+        np.zeros_like(params),
+        np.zeros_like(params),
+        np.zeros_like(params) if np.any(amsgrad) else _empty_rows(params),
+        _rows(beta1, params),
+        _rows(1.0 - beta1, params),
+        _rows(beta2, params),
+        _rows(1.0 - beta2, params),
+        _rows(hyper["eps"], params),
+        _mixed_mask(amsgrad, params),
+        decay,
+        *_bias_tables(hyper, params, BIAS_TABLE_STEPS),
+    )
 
 
 def _with_bias_for(state, hyper, params, step):
@@ -405,8 +424,13 @@ def adam_init(params, hyper):
 def adamw_init(params, hyper):
     # decoupled decay multiplies α λ (both (R, 1)) before touching θ: kept as given, not expanded
     decay = hyper["weight_decay"]
-    return _adam_state(params, hyper, np.array(np.broadcast_to(decay, (params.shape[0], 1)))
-                       if np.any(decay) else _empty_rows(params, getattr(decay, "dtype", None)))
+    return _adam_state(
+        params,
+        hyper,
+        np.array(np.broadcast_to(decay, (params.shape[0], 1)))
+        if np.any(decay)
+        else _empty_rows(params, getattr(decay, "dtype", None)),
+    )
 
 
 def _adam_direction(g, state, learning_rate, hyper, step):
@@ -429,8 +453,8 @@ def _adam_direction(g, state, learning_rate, hyper, step):
     if t <= state.bias1.shape[1]:
         bias1, bias2_sqrt = _bias_at(state.bias1, t), _bias_at(state.bias2_sqrt, t)
     else:
-        bias1 = 1.0 - beta1 ** t
-        bias2_sqrt = np.sqrt(1.0 - beta2 ** t)
+        bias1 = 1.0 - beta1**t
+        bias2_sqrt = np.sqrt(1.0 - beta2**t)
     np.sqrt(second, out=out)
     out /= bias2_sqrt
     out += state.eps
@@ -442,10 +466,10 @@ def _adam_direction(g, state, learning_rate, hyper, step):
 def adam_update(grad, state, params, learning_rate, hyper, step):
     """Adam, PyTorch convention (beta1 β₁, beta2 β₂, eps ε, amsgrad, weight_decay λ as L2).
 
-        g ← g + λθ
-        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²      (m, v start at 0; t = step + 1)
-        v_max ← max(v_max, v)  and use v_max for v            if amsgrad
-        θ ← θ − α/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
+    g ← g + λθ
+    m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²      (m, v start at 0; t = step + 1)
+    v_max ← max(v_max, v)  and use v_max for v            if amsgrad
+    θ ← θ − α/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
     """
     if step >= state.bias1.shape[1]:
         state = _with_bias_for(state, hyper, params, step)
@@ -456,9 +480,9 @@ def adam_update(grad, state, params, learning_rate, hyper, step):
 def adamw_update(grad, state, params, learning_rate, hyper, step):
     """AdamW, PyTorch convention: decoupled weight decay λ, then the Adam step on the raw gradient.
 
-        θ ← θ − α λ θ
-        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²      (t = step + 1; v_max if amsgrad)
-        θ ← θ − α/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
+    θ ← θ − α λ θ
+    m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²      (t = step + 1; v_max if amsgrad)
+    θ ← θ − α/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
     """
     if step >= state.bias1.shape[1]:
         state = _with_bias_for(state, hyper, params, step)
@@ -471,6 +495,7 @@ def adamw_update(grad, state, params, learning_rate, hyper, step):
 # --- theory: rates on a quadratic, the preconditioner ---------------------------------------------
 # On one eigen-direction of a quadratic (eigenvalue λ, a = αλ) each momentum rule is a linear
 # recurrence x_{t+1} = trace·x_t − det·x_{t−1}; its rate is the largest root modulus of z² − trace z + det.
+
 
 def _recurrence_rate(trace, det):
     disc = np.sqrt((np.asarray(trace) ** 2 - 4.0 * np.asarray(det)).astype(complex))
@@ -508,7 +533,10 @@ def gd_optimal(lam_min, lam_max):
 
 def heavy_ball_optimal(lam_min, lam_max):
     """Polyak's (α, μ), reached asymptotically (descentlab.stability)."""
-    return {**stability.heavy_ball_optimal(lam_min, lam_max), "formula": "α = 4/(√λ_max + √λ_min)², μ = ((√κ − 1)/(√κ + 1))², ρ = √μ"}
+    return {
+        **stability.heavy_ball_optimal(lam_min, lam_max),
+        "formula": "α = 4/(√λ_max + √λ_min)², μ = ((√κ − 1)/(√κ + 1))², ρ = √μ",
+    }
 
 
 def momentum_title(hyper):
@@ -525,7 +553,7 @@ def adam_preconditioner(state, hyper, step):
     v = state.max_exp_avg_sq if state.max_exp_avg_sq.shape[1] else state.exp_avg_sq
     beta1, beta2 = (np.asarray(hyper[k], dtype=np.float64) for k in ("beta1", "beta2"))
     eps = np.asarray(hyper["eps"], dtype=np.float64)
-    return (1.0 - beta1 ** t) * (np.sqrt(np.asarray(v, dtype=np.float64) / (1.0 - beta2 ** t)) + eps)
+    return (1.0 - beta1**t) * (np.sqrt(np.asarray(v, dtype=np.float64) / (1.0 - beta2**t)) + eps)
 
 
 def adam_limit(learning_rate, hyper):
@@ -536,33 +564,52 @@ def adam_limit(learning_rate, hyper):
 
 # --- declarations --------------------------------------------------------------------------------
 
-_ADAPTIVE_NOTE = ("adaptive: the step divides by a running gradient scale, so the effective step "
-                  "size changes during the run and no fixed α·λ_max threshold exists")
+_ADAPTIVE_NOTE = (
+    "adaptive: the step divides by a running gradient scale, so the effective step "
+    "size changes during the run and no fixed α·λ_max threshold exists"
+)
 
 _MOMENTUM = HyperParam("momentum", 0.9, low=0.0, high=1.0, high_open=True, help="momentum factor μ")
-_EPS = HyperParam("eps", 1e-8, low=0.0, low_open=True, log=True,
-                  help="ε added to the denominator after the square root")
+_EPS = HyperParam(
+    "eps", 1e-8, low=0.0, low_open=True, log=True, help="ε added to the denominator after the square root"
+)
 _AMSGRAD = HyperParam("amsgrad", False, kind="bool", help="divide by the running maximum of v (AMSGrad)")
-_BETAS = (HyperParam("beta1", 0.9, low=0.0, high=1.0, high_open=True, help="decay of the first moment β₁"),
-          HyperParam("beta2", 0.999, low=0.0, high=1.0, high_open=True, help="decay of the second moment β₂"))
+_BETAS = (
+    HyperParam("beta1", 0.9, low=0.0, high=1.0, high_open=True, help="decay of the first moment β₁"),
+    HyperParam("beta2", 0.999, low=0.0, high=1.0, high_open=True, help="decay of the second moment β₂"),
+)
 
 RULES = (
     DescentRule(
-        "gd", gd_init, gd_update,
+        "gd",
+        gd_init,
+        gd_update,
         hyperparams=(_weight_decay(),),
         summary="Vanilla gradient descent; with a batch size it is mini-batch SGD.",
         formula="θ ← θ − α (g + λθ)",
         default_learning_rate=0.01,
-        stability_threshold=gd_threshold, threshold_note="α·λ < 2",
-        title="gradient descent", quadratic_rate=gd_rate, optimal=gd_optimal,
-        torch_optimizer="SGD", torch_defaults={"learning_rate": 0.001, "weight_decay": 0.0},
+        stability_threshold=gd_threshold,
+        threshold_note="α·λ < 2",
+        title="gradient descent",
+        quadratic_rate=gd_rate,
+        optimal=gd_optimal,
+        torch_optimizer="SGD",
+        torch_defaults={"learning_rate": 0.001, "weight_decay": 0.0},
     ),
     DescentRule(
-        "momentum", momentum_init, momentum_update,
+        "momentum",
+        momentum_init,
+        momentum_update,
         hyperparams=(
             _MOMENTUM,
-            HyperParam("dampening", 0.0, low=0.0, high=1.0, high_open=True,
-                       help="dampening d: the gradient enters the buffer as (1 − d) g"),
+            HyperParam(
+                "dampening",
+                0.0,
+                low=0.0,
+                high=1.0,
+                high_open=True,
+                help="dampening d: the gradient enters the buffer as (1 − d) g",
+            ),
             HyperParam("nesterov", False, kind="bool", help="Nesterov's look-ahead: step along g + μv"),
             _weight_decay(),
         ),
@@ -571,37 +618,55 @@ RULES = (
         default_learning_rate=0.01,
         stability_threshold=momentum_threshold,
         threshold_note="heavy ball: α·λ < (2 + 2μ)/(1 − d); with nesterov: α·λ < (2 + 2μ)/(1 + 2μ − μd)",
-        title=momentum_title, quadratic_rate=momentum_rate, optimal=heavy_ball_optimal,
-        torch_optimizer="SGD", torch_defaults={"learning_rate": 0.001, "momentum": 0.0, "dampening": 0.0,
-                                        "nesterov": False, "weight_decay": 0.0},
+        title=momentum_title,
+        quadratic_rate=momentum_rate,
+        optimal=heavy_ball_optimal,
+        torch_optimizer="SGD",
+        torch_defaults={
+            "learning_rate": 0.001,
+            "momentum": 0.0,
+            "dampening": 0.0,
+            "nesterov": False,
+            "weight_decay": 0.0,
+        },
     ),
     DescentRule(
-        "nesterov", nesterov_init, nesterov_update,
+        "nesterov",
+        nesterov_init,
+        nesterov_update,
         hyperparams=(_MOMENTUM, _weight_decay()),
         summary="Nesterov momentum, PyTorch convention (SGD with nesterov=True).",
         formula="v ← μv + g;  θ ← θ − α (g + μv)",
         default_learning_rate=0.01,
         stability_threshold=nesterov_threshold,
         threshold_note="α·λ < (2 + 2μ)/(1 + 2μ)",
-        title="Nesterov momentum", quadratic_rate=nesterov_rate,
-        torch_optimizer="SGD", torch_defaults={"learning_rate": 0.001, "momentum": 0.0, "weight_decay": 0.0},
+        title="Nesterov momentum",
+        quadratic_rate=nesterov_rate,
+        torch_optimizer="SGD",
+        torch_defaults={"learning_rate": 0.001, "momentum": 0.0, "weight_decay": 0.0},
     ),
     DescentRule(
-        "classical_momentum", momentum_init, classical_momentum_update,
+        "classical_momentum",
+        momentum_init,
+        classical_momentum_update,
         hyperparams=(_MOMENTUM,),
         summary="Classical momentum: the learning rate enters the buffer (differs from PyTorch under a schedule).",
         formula="v ← μv + α g;  θ ← θ − v",
         default_learning_rate=0.01,
         stability_threshold=classical_momentum_threshold,
         threshold_note="α·λ < 2 + 2μ at constant α",
-        title="classical momentum", quadratic_rate=classical_momentum_rate,
+        title="classical momentum",
+        quadratic_rate=classical_momentum_rate,
     ),
     DescentRule(
-        "adagrad", adagrad_init, adagrad_update,
+        "adagrad",
+        adagrad_init,
+        adagrad_update,
         hyperparams=(
             HyperParam("lr_decay", 0.0, low=0.0, help="learning-rate decay k: α/(1 + t k)"),
-            HyperParam("eps", 1e-10, low=0.0, low_open=True, log=True,
-                       help="ε added to the denominator after the square root"),
+            HyperParam(
+                "eps", 1e-10, low=0.0, low_open=True, log=True, help="ε added to the denominator after the square root"
+            ),
             HyperParam("initial_accumulator_value", 0.0, low=0.0, help="starting value of Σ g²"),
             _weight_decay(),
         ),
@@ -610,11 +675,19 @@ RULES = (
         default_learning_rate=0.01,
         threshold_note=_ADAPTIVE_NOTE,
         title="Adagrad",
-        torch_optimizer="Adagrad", torch_defaults={"learning_rate": 0.01, "lr_decay": 0.0, "eps": 1e-10,
-                                            "initial_accumulator_value": 0.0, "weight_decay": 0.0},
+        torch_optimizer="Adagrad",
+        torch_defaults={
+            "learning_rate": 0.01,
+            "lr_decay": 0.0,
+            "eps": 1e-10,
+            "initial_accumulator_value": 0.0,
+            "weight_decay": 0.0,
+        },
     ),
     DescentRule(
-        "rmsprop", rmsprop_init, rmsprop_update,
+        "rmsprop",
+        rmsprop_init,
+        rmsprop_update,
         hyperparams=(
             HyperParam("alpha", 0.99, low=0.0, high=1.0, high_open=True, help="smoothing constant ρ of the mean of g²"),
             _EPS,
@@ -627,32 +700,66 @@ RULES = (
         default_learning_rate=0.01,
         threshold_note=_ADAPTIVE_NOTE,
         title="RMSprop",
-        torch_optimizer="RMSprop", torch_defaults={"learning_rate": 0.01, "alpha": 0.99, "eps": 1e-8, "centered": False,
-                                            "momentum": 0.0, "weight_decay": 0.0},
+        torch_optimizer="RMSprop",
+        torch_defaults={
+            "learning_rate": 0.01,
+            "alpha": 0.99,
+            "eps": 1e-8,
+            "centered": False,
+            "momentum": 0.0,
+            "weight_decay": 0.0,
+        },
     ),
     DescentRule(
-        "adam", adam_init, adam_update,
+        "adam",
+        adam_init,
+        adam_update,
         hyperparams=(*_BETAS, _EPS, _AMSGRAD, _weight_decay()),
         summary="Adam with bias correction and optional AMSGrad; weight decay as L2, PyTorch convention.",
         formula="m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;  θ ← θ − α/(1 − β₁ᵗ) · m/(√v/√(1 − β₂ᵗ) + ε)",
         default_learning_rate=0.001,
         threshold_note=_ADAPTIVE_NOTE,
-        title="Adam", preconditioner=adam_preconditioner, preconditioned_limit=adam_limit,
-        torch_optimizer="Adam", torch_defaults={"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                                         "amsgrad": False, "weight_decay": 0.0},
+        title="Adam",
+        preconditioner=adam_preconditioner,
+        preconditioned_limit=adam_limit,
+        torch_optimizer="Adam",
+        torch_defaults={
+            "learning_rate": 0.001,
+            "beta1": 0.9,
+            "beta2": 0.999,
+            "eps": 1e-8,
+            "amsgrad": False,
+            "weight_decay": 0.0,
+        },
     ),
     DescentRule(
-        "adamw", adamw_init, adamw_update,
-        hyperparams=(*_BETAS, _EPS, _AMSGRAD,
-                     HyperParam("weight_decay", 0.01, low=0.0,
-                                help="decoupled weight decay λ: θ ← θ − αλθ before the Adam step")),
+        "adamw",
+        adamw_init,
+        adamw_update,
+        hyperparams=(
+            *_BETAS,
+            _EPS,
+            _AMSGRAD,
+            HyperParam(
+                "weight_decay", 0.01, low=0.0, help="decoupled weight decay λ: θ ← θ − αλθ before the Adam step"
+            ),
+        ),
         summary="AdamW: Adam with decoupled weight decay, PyTorch convention.",
         formula="θ ← θ − αλθ;  then the Adam step on g",
         default_learning_rate=0.001,
         threshold_note=_ADAPTIVE_NOTE,
-        title="AdamW", preconditioner=adam_preconditioner, preconditioned_limit=adam_limit,
-        torch_optimizer="AdamW", torch_defaults={"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                                          "amsgrad": False, "weight_decay": 0.01},
+        title="AdamW",
+        preconditioner=adam_preconditioner,
+        preconditioned_limit=adam_limit,
+        torch_optimizer="AdamW",
+        torch_defaults={
+            "learning_rate": 0.001,
+            "beta1": 0.9,
+            "beta2": 0.999,
+            "eps": 1e-8,
+            "amsgrad": False,
+            "weight_decay": 0.01,
+        },
         moves_without_gradient=True,
     ),
 )

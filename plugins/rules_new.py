@@ -21,45 +21,52 @@ from .rules import _ADAPTIVE_NOTE, _decay_field, _l2_gradient, _rows, _weight_de
 
 
 class LionState(NamedTuple):
-    exp_avg: np.ndarray           # (R, P) momentum m
-    beta1: np.ndarray             # (R, P) or (R, 1) β₁
-    one_minus_beta1: np.ndarray   # 1 − β₁
-    beta2: np.ndarray             # β₂
-    one_minus_beta2: np.ndarray   # 1 − β₂
-    weight_decay: np.ndarray      # (R, 1 or P) decoupled λ when some run uses weight decay, else (R, 0)
+    exp_avg: np.ndarray  # (R, P) momentum m
+    beta1: np.ndarray  # (R, P) or (R, 1) β₁
+    one_minus_beta1: np.ndarray  # 1 − β₁
+    beta2: np.ndarray  # β₂
+    one_minus_beta2: np.ndarray  # 1 − β₂
+    weight_decay: np.ndarray  # (R, 1 or P) decoupled λ when some run uses weight decay, else (R, 0)
 
 
 class SignState(NamedTuple):
-    weight_decay: np.ndarray      # (R, 1 or P) decoupled λ when some run uses weight decay, else (R, 0)
+    weight_decay: np.ndarray  # (R, 1 or P) decoupled λ when some run uses weight decay, else (R, 0)
 
 
 class AdafactorState(NamedTuple):
-    row_var: np.ndarray           # (R, Σ rows) row factors R of every matrix, one after the other
-    col_var: np.ndarray           # (R, Σ columns) column factors C of every matrix
-    variance: np.ndarray          # (R, Σ sizes) unfactored second moment v of every vector
-    plan: tuple                   # the tensors' columns and shapes: the same for every run, not an array (the
-                                  # runner's row drops pass it through unchanged)
+    row_var: np.ndarray  # (R, Σ rows) row factors R of every matrix, one after the other
+    col_var: np.ndarray  # (R, Σ columns) column factors C of every matrix
+    variance: np.ndarray  # (R, Σ sizes) unfactored second moment v of every vector
+    plan: tuple  # the tensors' columns and shapes: the same for every run, not an array (the
+    # runner's row drops pass it through unchanged)
 
 
 class ScheduleFreeState(NamedTuple):
-    z: np.ndarray                 # (R, P) the base sequence z (starts at θ₀)
-    x: np.ndarray                 # (R, P) the averaged sequence x (starts at θ₀): what to evaluate
-    exp_avg_sq: np.ndarray        # (R, P) second moment v (AdamW), else (R, 0)
-    lr_max: np.ndarray            # (R, 1) the largest α_t so far (starts at −1, as the reference)
-    weight_sum: np.ndarray        # (R, 1) Σ of the averaging weights so far
-    beta: np.ndarray              # (R, P) or (R, 1) the interpolation β (SGD's momentum, AdamW's β₁)
-    beta2: np.ndarray             # β₂ (AdamW), else (R, 0)
-    one_minus_beta2: np.ndarray   # 1 − β₂ (AdamW), else (R, 0)
-    eps: np.ndarray               # ε (AdamW), else (R, 0)
-    weight_decay: np.ndarray      # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
+    z: np.ndarray  # (R, P) the base sequence z (starts at θ₀)
+    x: np.ndarray  # (R, P) the averaged sequence x (starts at θ₀): what to evaluate
+    exp_avg_sq: np.ndarray  # (R, P) second moment v (AdamW), else (R, 0)
+    lr_max: np.ndarray  # (R, 1) the largest α_t so far (starts at −1, as the reference)
+    weight_sum: np.ndarray  # (R, 1) Σ of the averaging weights so far
+    beta: np.ndarray  # (R, P) or (R, 1) the interpolation β (SGD's momentum, AdamW's β₁)
+    beta2: np.ndarray  # β₂ (AdamW), else (R, 0)
+    one_minus_beta2: np.ndarray  # 1 − β₂ (AdamW), else (R, 0)
+    eps: np.ndarray  # ε (AdamW), else (R, 0)
+    weight_decay: np.ndarray  # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
 
 
 # --- Lion ----------------------------------------------------------------------------------------
 
+
 def lion_init(params, hyper):
     beta1, beta2 = hyper["beta1"], hyper["beta2"]
-    return LionState(np.zeros_like(params), _rows(beta1, params), _rows(1.0 - beta1, params), _rows(beta2, params),
-                     _rows(1.0 - beta2, params), _decay_field(hyper, params))
+    return LionState(
+        np.zeros_like(params),
+        _rows(beta1, params),
+        _rows(1.0 - beta1, params),
+        _rows(beta2, params),
+        _rows(1.0 - beta2, params),
+        _decay_field(hyper, params),
+    )
 
 
 def lion_update(grad, state, params, learning_rate, hyper, step):
@@ -87,6 +94,7 @@ def lion_update(grad, state, params, learning_rate, hyper, step):
 
 # --- signSGD -------------------------------------------------------------------------------------
 
+
 def signsgd_init(params, hyper):
     return SignState(_decay_field(hyper, params))
 
@@ -94,7 +102,7 @@ def signsgd_init(params, hyper):
 def signsgd_update(grad, state, params, learning_rate, hyper, step):
     """Sign descent, signSGD (Bernstein et al. 2018), with decoupled weight decay λ.
 
-        θ ← θ − α (sign(g) + λθ)                     (sign(0) = 0: a zero gradient takes no step)
+    θ ← θ − α (sign(g) + λθ)                     (sign(0) = 0: a zero gradient takes no step)
     """
     out = np.sign(grad)
     if state.weight_decay.shape[1]:
@@ -104,6 +112,7 @@ def signsgd_update(grad, state, params, learning_rate, hyper, step):
 
 
 # --- Adafactor -----------------------------------------------------------------------------------
+
 
 def _adafactor_plan(layout, size: int) -> tuple:
     """Per tensor: (start, stop, (L, n_r, n_c) or None, row offset, column offset, vector offset).
@@ -139,8 +148,12 @@ def _lerp(start, end, weight):
 def adafactor_init(params, hyper, layout=None):
     plan, rows, cols, vector = _adafactor_plan(layout, params.shape[1])
     runs = params.shape[0]
-    return AdafactorState(np.zeros((runs, rows), params.dtype), np.zeros((runs, cols), params.dtype),
-                          np.zeros((runs, vector), params.dtype), plan)
+    return AdafactorState(
+        np.zeros((runs, rows), params.dtype),
+        np.zeros((runs, cols), params.dtype),
+        np.zeros((runs, vector), params.dtype),
+        plan,
+    )
 
 
 def _rms(a):
@@ -169,8 +182,8 @@ def adafactor_update(grad, state, params, learning_rate, hyper, step):
     runs = params.shape[0]
     eps1 = hyper["eps1"]
     eps1 = np.where(eps1 > 0, eps1, np.finfo(params.dtype).eps).astype(params.dtype, copy=False)
-    share = t ** hyper["beta2_decay"]                            # β̂ = t^c, (R, 1)
-    rho = np.minimum(learning_rate, t ** -0.5)
+    share = t ** hyper["beta2_decay"]  # β̂ = t^c, (R, 1)
+    rho = np.minimum(learning_rate, t**-0.5)
     decay = hyper["weight_decay"]
     decayed = bool(np.any(decay))
     out = np.empty_like(params)
@@ -180,18 +193,18 @@ def adafactor_update(grad, state, params, learning_rate, hyper, step):
         a_t = np.maximum(hyper["eps2"], _rms(theta)) * rho
         squares = np.multiply(g, g)
         if shape is None:
-            estimate = _lerp(state.variance[:, vector_at:vector_at + n], squares, share)
-            state.variance[:, vector_at:vector_at + n] = estimate
+            estimate = _lerp(state.variance[:, vector_at : vector_at + n], squares, share)
+            state.variance[:, vector_at : vector_at + n] = estimate
         else:
             lead, n_r, n_c = shape
             squares = squares.reshape(runs, lead, n_r, n_c)
             weight = share.reshape(runs, 1, 1, 1)
-            row = state.row_var[:, row_at:row_at + lead * n_r].reshape(runs, lead, n_r, 1)
-            col = state.col_var[:, col_at:col_at + lead * n_c].reshape(runs, lead, 1, n_c)
+            row = state.row_var[:, row_at : row_at + lead * n_r].reshape(runs, lead, n_r, 1)
+            col = state.col_var[:, col_at : col_at + lead * n_c].reshape(runs, lead, 1, n_c)
             row = _lerp(row, squares.mean(axis=3, keepdims=True), weight)
             col = _lerp(col, squares.mean(axis=2, keepdims=True), weight)
-            state.row_var[:, row_at:row_at + lead * n_r] = row.reshape(runs, -1)
-            state.col_var[:, col_at:col_at + lead * n_c] = col.reshape(runs, -1)
+            state.row_var[:, row_at : row_at + lead * n_r] = row.reshape(runs, -1)
+            state.col_var[:, col_at : col_at + lead * n_c] = col.reshape(runs, -1)
             estimate = row * col
             estimate /= np.maximum(row.mean(axis=2, keepdims=True), eps1.reshape(runs, 1, 1, 1))
             estimate = estimate.reshape(runs, n)
@@ -208,6 +221,7 @@ def adafactor_update(grad, state, params, learning_rate, hyper, step):
 
 # --- schedule-free SGD and AdamW -----------------------------------------------------------------
 
+
 def _schedule_free_state(params, hyper, beta, adam: bool):
     runs = params.shape[0]
     none = np.zeros((runs, 0), params.dtype)
@@ -215,9 +229,15 @@ def _schedule_free_state(params, hyper, beta, adam: bool):
         beta2 = hyper["beta2"]
         moments = (np.zeros_like(params), _rows(beta2, params), _rows(1.0 - beta2, params), _rows(hyper["eps"], params))
     return ScheduleFreeState(
-        params.copy(), params.copy(), moments[0] if adam else none, np.full((runs, 1), -1.0, params.dtype),
-        np.zeros((runs, 1), params.dtype), _rows(beta, params), *(moments[1:] if adam else (none, none, none)),
-        _decay_field(hyper, params))
+        params.copy(),
+        params.copy(),
+        moments[0] if adam else none,
+        np.full((runs, 1), -1.0, params.dtype),
+        np.zeros((runs, 1), params.dtype),
+        _rows(beta, params),
+        *(moments[1:] if adam else (none, none, none)),
+        _decay_field(hyper, params),
+    )
 
 
 def _average_weight(state, learning_rate, hyper, step):
@@ -306,96 +326,138 @@ def adamw_schedule_free_update(grad, state, params, learning_rate, hyper, step):
 
 # --- declarations --------------------------------------------------------------------------------
 
-_SIGN_NOTE = ("sign-based: every coordinate moves by ±α whatever the gradient's size and the curvature λ, so no "
-              "α·λ threshold exists (on a quadratic the iterates never blow up; they end oscillating in a band "
-              "around the minimum whose width scales with α)")
+_SIGN_NOTE = (
+    "sign-based: every coordinate moves by ±α whatever the gradient's size and the curvature λ, so no "
+    "α·λ threshold exists (on a quadratic the iterates never blow up; they end oscillating in a band "
+    "around the minimum whose width scales with α)"
+)
 _DECOUPLED = "decoupled weight decay λ: θ ← θ − αλθ beside the sign step"
 _AVERAGE = (
     HyperParam("r", 0.0, low=0.0, help="power r of the polynomial weights tʳ of the average x"),
-    HyperParam("weight_lr_power", 2.0, low=0.0,
-               help="power p of the largest α so far in the average's weights tʳ(max α)^p (0: no weighting)"),
+    HyperParam(
+        "weight_lr_power",
+        2.0,
+        low=0.0,
+        help="power p of the largest α so far in the average's weights tʳ(max α)^p (0: no weighting)",
+    ),
 )
-_SCHEDULE_FREE_NOTE = ("the average x is weighted by c_t ≈ 1/t, so the iteration changes every step: the first "
-                       "step is a GD step from θ₀ (edge α·λ < 2) and the edge moves towards α·λ(1 − β) < 2 as c_t "
-                       "→ 0 (the long-run edge, 20 at β = 0.9: runs below it may first grow by orders of "
-                       "magnitude); no fixed α·λ threshold exists")
+_SCHEDULE_FREE_NOTE = (
+    "the average x is weighted by c_t ≈ 1/t, so the iteration changes every step: the first "
+    "step is a GD step from θ₀ (edge α·λ < 2) and the edge moves towards α·λ(1 − β) < 2 as c_t "
+    "→ 0 (the long-run edge, 20 at β = 0.9: runs below it may first grow by orders of "
+    "magnitude); no fixed α·λ threshold exists"
+)
 
 RULES = (
     DescentRule(
-        "lion", lion_init, lion_update,
+        "lion",
+        lion_init,
+        lion_update,
         hyperparams=(
             HyperParam("beta1", 0.9, low=0.0, high=1.0, help="interpolation β₁ of m and g whose sign is the step"),
             HyperParam("beta2", 0.99, low=0.0, high=1.0, help="decay β₂ of the momentum m"),
             _weight_decay(_DECOUPLED),
         ),
         summary="Lion: the sign of an interpolation of momentum and gradient, with decoupled weight decay "
-                "(Chen et al. 2023).",
+        "(Chen et al. 2023).",
         formula="θ ← θ − α (sign(β₁m + (1 − β₁)g) + λθ);  m ← β₂m + (1 − β₂)g",
         default_learning_rate=1e-4,
         threshold_note=_SIGN_NOTE,
         title="Lion",
     ),
     DescentRule(
-        "signsgd", signsgd_init, signsgd_update,
+        "signsgd",
+        signsgd_init,
+        signsgd_update,
         hyperparams=(_weight_decay(_DECOUPLED),),
-        summary="Sign descent (signSGD): fixed-length steps against the gradient's sign, with decoupled weight "
-                "decay.",
+        summary="Sign descent (signSGD): fixed-length steps against the gradient's sign, with decoupled weight decay.",
         formula="θ ← θ − α (sign(g) + λθ)",
         default_learning_rate=0.01,
         threshold_note=_SIGN_NOTE,
         title="sign descent",
     ),
     DescentRule(
-        "adafactor", adafactor_init, adafactor_update,
+        "adafactor",
+        adafactor_init,
+        adafactor_update,
         hyperparams=(
-            HyperParam("beta2_decay", -0.8, high=0.0,
-                       help="exponent c ≤ 0 of the weight t^c of the newest g² in the second moment"),
-            HyperParam("eps1", 0.0, low=0.0,
-                       help="ε₁ flooring the second-moment estimate (as ε₁²); 0 means the machine epsilon of the "
-                            "runs' dtype, torch's eps1=None"),
+            HyperParam(
+                "beta2_decay",
+                -0.8,
+                high=0.0,
+                help="exponent c ≤ 0 of the weight t^c of the newest g² in the second moment",
+            ),
+            HyperParam(
+                "eps1",
+                0.0,
+                low=0.0,
+                help="ε₁ flooring the second-moment estimate (as ε₁²); 0 means the machine epsilon of the "
+                "runs' dtype, torch's eps1=None",
+            ),
             HyperParam("eps2", 1e-3, low=0.0, help="ε₂: the smallest parameter RMS the relative step scales by"),
             HyperParam("d", 1.0, low=1.0, help="clipping threshold d ≥ 1 of the update's RMS"),
-            HyperParam("weight_decay", 0.0, low=0.0,
-                       help="decoupled weight decay λ: θ ← θ(1 − αλ) before the step (torch's Adafactor)"),
+            HyperParam(
+                "weight_decay",
+                0.0,
+                low=0.0,
+                help="decoupled weight decay λ: θ ← θ(1 − αλ) before the step (torch's Adafactor)",
+            ),
         ),
         summary="Adafactor: a factored second moment (row and column means for every matrix), a step relative "
-                "to the parameters' RMS and clipped by d; torch.optim.Adafactor's convention.",
+        "to the parameters' RMS and clipped by d; torch.optim.Adafactor's convention.",
         formula="ρ = min(α, 1/√t);  v̂ = RC/mean(R) (matrix) or v (vector), R, C, v ← lerp(·, mean g², t^c);  "
-                "u = g/√max(v̂, ε₁²);  θ ← θ(1 − αλ) − max(ε₂, RMS(θ)) ρ u / max(1, RMS(u)/d)",
+        "u = g/√max(v̂, ε₁²);  θ ← θ(1 − αλ) − max(ε₂, RMS(θ)) ρ u / max(1, RMS(u)/d)",
         default_learning_rate=0.01,
         threshold_note=(_ADAPTIVE_NOTE + "; the step is also relative (ρ_t RMS(θ)) and clipped to RMS ≤ d"),
         title="Adafactor",
         uses_layout=True,
     ),
     DescentRule(
-        "sgd_schedule_free", sgd_schedule_free_init, sgd_schedule_free_update,
+        "sgd_schedule_free",
+        sgd_schedule_free_init,
+        sgd_schedule_free_update,
         hyperparams=(
-            HyperParam("momentum", 0.9, low=0.0, high=1.0, low_open=True, high_open=True,
-                       help="interpolation β between the average x and the base sequence z: y = βx + (1 − β)z"),
+            HyperParam(
+                "momentum",
+                0.9,
+                low=0.0,
+                high=1.0,
+                low_open=True,
+                high_open=True,
+                help="interpolation β between the average x and the base sequence z: y = βx + (1 − β)z",
+            ),
             _weight_decay("L2 penalty λ at y: the gradient becomes g + λy"),
             *_AVERAGE,
         ),
         summary="Schedule-free SGD (Defazio et al. 2024): SGD steps on z, an online average x, gradients at "
-                "their interpolation y (the parameters here); reference-implementation convention.",
+        "their interpolation y (the parameters here); reference-implementation convention.",
         formula="z ← z − α(g + λy);  c = tʳ(max α)^p/Σ;  x ← (1 − c)x + cz;  y ← βx + (1 − β)z",
         default_learning_rate=1.0,
         threshold_note=_SCHEDULE_FREE_NOTE,
         title="schedule-free SGD",
     ),
     DescentRule(
-        "adamw_schedule_free", adamw_schedule_free_init, adamw_schedule_free_update,
+        "adamw_schedule_free",
+        adamw_schedule_free_init,
+        adamw_schedule_free_update,
         hyperparams=(
-            HyperParam("beta1", 0.9, low=0.0, high=1.0, high_open=True,
-                       help="interpolation β₁ between the average x and the base sequence z: y = β₁x + (1 − β₁)z"),
+            HyperParam(
+                "beta1",
+                0.9,
+                low=0.0,
+                high=1.0,
+                high_open=True,
+                help="interpolation β₁ between the average x and the base sequence z: y = β₁x + (1 − β₁)z",
+            ),
             HyperParam("beta2", 0.999, low=0.0, high=1.0, high_open=True, help="decay of the second moment β₂"),
             HyperParam("eps", 1e-8, low=0.0, low_open=True, log=True, help="ε added to the denominator"),
             HyperParam("weight_decay", 0.0, low=0.0, help="decoupled weight decay λ at y: z ← z − αλy"),
             *_AVERAGE,
         ),
         summary="Schedule-free AdamW (Defazio et al. 2024): Adam-normalised steps on z, an online average x, "
-                "gradients at their interpolation y (the parameters here); reference-implementation convention.",
+        "gradients at their interpolation y (the parameters here); reference-implementation convention.",
         formula="v ← β₂v + (1 − β₂)g²;  z ← z − α(g/(√(v/(1 − β₂ᵗ)) + ε) + λy);  c = tʳ(max α)^p/Σ;  "
-                "x ← (1 − c)x + cz;  y ← β₁x + (1 − β₁)z",
+        "x ← (1 − c)x + cz;  y ← β₁x + (1 − β₁)z",
         default_learning_rate=0.0025,
         threshold_note=_ADAPTIVE_NOTE,
         title="schedule-free AdamW",

@@ -67,13 +67,13 @@ def cosine_restarts(step, base, hyper, total_steps):
     safe_m = np.where(geometric, m, 2.0)
 
     def cycle_start(i):
-        return np.where(geometric, t0 * (safe_m ** i - 1.0) / (safe_m - 1.0), t0 * i)
+        return np.where(geometric, t0 * (safe_m**i - 1.0) / (safe_m - 1.0), t0 * i)
 
     # i from the logarithm, then corrected by one either way where rounding put it off
     guess = np.where(geometric, np.floor(np.log1p(t / t0 * (safe_m - 1.0)) / np.log(safe_m)), np.floor(t / t0))
     i = guess - (cycle_start(guess) > t)
     i = i + (cycle_start(i + 1) <= t)
-    t_cur, t_i = t - cycle_start(i), t0 * m ** i
+    t_cur, t_i = t - cycle_start(i), t0 * m**i
     low = base * hyper.get("min_lr_fraction", 0.0)
     return _full(low + (base - low) * (1.0 + np.cos(np.pi * t_cur / t_i)) / 2.0, step, base)
 
@@ -232,8 +232,12 @@ def sequential(step, base, hyper, total_steps, parts):
 def plateau_init(base, hyper):
     """State of torch ReduceLROnPlateau (mode 'min') per run: α, the best loss (inf), bad steps and cooldown left."""
     runs = np.shape(base)[0]
-    return {"lr": np.array(base, dtype=float), "best": np.full(runs, np.inf),
-            "bad": np.zeros(runs), "cooldown": np.zeros(runs)}
+    return {
+        "lr": np.array(base, dtype=float),
+        "best": np.full(runs, np.inf),
+        "bad": np.zeros(runs),
+        "cooldown": np.zeros(runs),
+    }
 
 
 def plateau_update(loss, state, hyper, step):
@@ -247,8 +251,9 @@ def plateau_update(loss, state, hyper, step):
     """
     threshold = hyper["threshold"]
     with np.errstate(all="ignore"):  # best = inf and a NaN or inf loss: plain IEEE results, no warnings
-        better = np.where(hyper["abs_threshold"] > 0, loss < state["best"] - threshold,
-                          loss < state["best"] * (1.0 - threshold))
+        better = np.where(
+            hyper["abs_threshold"] > 0, loss < state["best"] - threshold, loss < state["best"] * (1.0 - threshold)
+        )
         best = np.where(better, loss, state["best"])
     bad = np.where(better, 0.0, state["bad"] + 1.0)
     cooling = state["cooldown"] > 0
@@ -257,15 +262,20 @@ def plateau_update(loss, state, hyper, step):
     reduce = bad > hyper["patience"]
     lowered = np.maximum(state["lr"] * hyper["factor"], hyper["min_lr"])
     lr = np.where(reduce & (state["lr"] - lowered > hyper["eps"]), lowered, state["lr"])
-    state = {"lr": lr, "best": best, "bad": np.where(reduce, 0.0, bad),
-             "cooldown": np.where(reduce, hyper["cooldown"], cooldown)}
+    state = {
+        "lr": lr,
+        "best": best,
+        "bad": np.where(reduce, 0.0, bad),
+        "cooldown": np.where(reduce, hyper["cooldown"], cooldown),
+    }
     return lr, state
 
 
 SCHEDULES = (
     Schedule("constant", constant, summary="The base learning rate at every step.", formula="α_t = α"),
     Schedule(
-        "step", step_decay,
+        "step",
+        step_decay,
         hyperparams=(
             HyperParam("step_size", 100, low=1, kind="int", help="steps between two decays"),
             HyperParam("gamma", 0.1, low=0.0, high=1.0, low_open=True, help="factor applied every step_size steps"),
@@ -274,30 +284,37 @@ SCHEDULES = (
         formula="α_t = α · γ^⌊t / step_size⌋",
     ),
     Schedule(
-        "multistep", multistep,
+        "multistep",
+        multistep,
         hyperparams=(
-            *(HyperParam(f"milestone_{k}", default, low=0, kind="int",
-                         help=f"step of the {ordinal} decay by γ; 0 = unused")
-              for k, default, ordinal in ((1, 200, "first"), (2, 350, "second"), (3, 0, "third"), (4, 0, "fourth"))),
+            *(
+                HyperParam(
+                    f"milestone_{k}", default, low=0, kind="int", help=f"step of the {ordinal} decay by γ; 0 = unused"
+                )
+                for k, default, ordinal in ((1, 200, "first"), (2, 350, "second"), (3, 0, "third"), (4, 0, "fourth"))
+            ),
             HyperParam("gamma", 0.1, low=0.0, high=1.0, low_open=True, help="factor applied at every milestone"),
         ),
         summary="Multiply by γ at each milestone step (PyTorch MultiStepLR; up to four milestones, 0 = unused).",
         formula="α_t = α · γ^#{k : 0 < m_k ≤ t}",
     ),
     Schedule(
-        "exponential", exponential,
+        "exponential",
+        exponential,
         hyperparams=(HyperParam("gamma", 0.99, low=0.0, high=1.0, low_open=True, help="factor applied every step"),),
         summary="Exponential decay (PyTorch ExponentialLR).",
         formula="α_t = α · γ^t",
     ),
     Schedule(
-        "inverse_time", inverse_time,
+        "inverse_time",
+        inverse_time,
         hyperparams=(HyperParam("decay", 0.01, low=0.0, help="decay rate k"),),
         summary="Inverse-time decay, the classic Robbins–Monro style α/(1 + kt).",
         formula="α_t = α / (1 + k t)",
     ),
     Schedule(
-        "polynomial", polynomial,
+        "polynomial",
+        polynomial,
         hyperparams=(
             HyperParam("total_iters", 0, low=0, kind="int", help="steps N to reach 0; 0 = the run's total steps"),
             HyperParam("power", 1.0, low=0.0, help="exponent p of the decay"),
@@ -306,110 +323,167 @@ SCHEDULES = (
         formula="α_t = α · (1 − min(t, N) / N)^p",
     ),
     Schedule(
-        "linear", linear,
+        "linear",
+        linear,
         hyperparams=(
             HyperParam("start_factor", 1.0, low=0.0, high=1.0, low_open=True, help="factor s of α at t = 0"),
             HyperParam("end_factor", 0.0, low=0.0, high=1.0, help="factor e of α from t = N on"),
-            HyperParam("total_iters", 0, low=0, kind="int",
-                       help="steps N from s·α to e·α; 0 = the run's total steps"),
+            HyperParam("total_iters", 0, low=0, kind="int", help="steps N from s·α to e·α; 0 = the run's total steps"),
         ),
         summary="Linear change of the factor from s to e over N steps (PyTorch LinearLR).",
         formula="α_t = α · (s + (e − s) · min(t, N) / N)",
     ),
     Schedule(
-        "cosine", cosine,
+        "cosine",
+        cosine,
         hyperparams=(
             HyperParam("t_max", 0, low=0, kind="int", help="steps of the half cosine; 0 = the run's total steps"),
-            HyperParam("min_lr_fraction", 0.0, low=0.0, high=1.0,
-                       help="final learning rate η_min as a fraction of the base α"),
+            HyperParam(
+                "min_lr_fraction", 0.0, low=0.0, high=1.0, help="final learning rate η_min as a fraction of the base α"
+            ),
         ),
         summary="Cosine annealing from α to η_min over T steps (PyTorch CosineAnnealingLR closed form).",
         formula="α_t = η_min + (α − η_min)(1 + cos(π t / T)) / 2",
     ),
     Schedule(
-        "cosine_restarts", cosine_restarts,
+        "cosine_restarts",
+        cosine_restarts,
         hyperparams=(
             HyperParam("t_0", 100, low=1, kind="int", help="steps T_0 of the first cycle"),
             HyperParam("t_mult", 1, low=1, kind="int", help="factor m by which each cycle is longer than the last"),
-            HyperParam("min_lr_fraction", 0.0, low=0.0, high=1.0,
-                       help="learning rate η_min at the bottom of each cycle, as a fraction of the base α"),
+            HyperParam(
+                "min_lr_fraction",
+                0.0,
+                low=0.0,
+                high=1.0,
+                help="learning rate η_min at the bottom of each cycle, as a fraction of the base α",
+            ),
         ),
         summary="Cosine annealing with warm restarts, SGDR (PyTorch CosineAnnealingWarmRestarts): "
-                "back to α every cycle, cycles T_0, T_0·m, T_0·m², ...",
+        "back to α every cycle, cycles T_0, T_0·m, T_0·m², ...",
         formula="α_t = η_min + (α − η_min)(1 + cos(π t_cur / T_i)) / 2",
     ),
     Schedule(
-        "one_cycle", one_cycle,
+        "one_cycle",
+        one_cycle,
         hyperparams=(
             HyperParam("pct_start", 0.3, low=0.0, high=1.0, help="fraction of the run spent rising to the peak α"),
             HyperParam("div_factor", 25.0, low=0.0, low_open=True, log=True, help="the first rate is α / div_factor"),
-            HyperParam("final_div_factor", 1e4, low=0.0, low_open=True, log=True,
-                       help="the last rate is α / (div_factor · final_div_factor)"),
-            HyperParam("linear_anneal", False, kind="bool",
-                       help="straight lines instead of half cosines (torch anneal_strategy 'linear')"),
+            HyperParam(
+                "final_div_factor",
+                1e4,
+                low=0.0,
+                low_open=True,
+                log=True,
+                help="the last rate is α / (div_factor · final_div_factor)",
+            ),
+            HyperParam(
+                "linear_anneal",
+                False,
+                kind="bool",
+                help="straight lines instead of half cosines (torch anneal_strategy 'linear')",
+            ),
         ),
         summary="One-cycle policy (PyTorch OneCycleLR, two phases): from α/div_factor up to the peak α at "
-                "step pct_start·T − 1, then down to α/(div_factor·final_div_factor) at the last step.",
+        "step pct_start·T − 1, then down to α/(div_factor·final_div_factor) at the last step.",
         formula="α_t = anneal(α₀, α, t / E) for t ≤ E, else anneal(α, α_min, (t − E)/(T − 1 − E))",
     ),
     Schedule(
-        "cyclic", cyclic,
+        "cyclic",
+        cyclic,
         hyperparams=(
-            HyperParam("max_lr", 0.1, low=0.0, low_open=True, log=True,
-                       help="learning rate at the top of each cycle (α is the bottom)"),
+            HyperParam(
+                "max_lr",
+                0.1,
+                low=0.0,
+                low_open=True,
+                log=True,
+                help="learning rate at the top of each cycle (α is the bottom)",
+            ),
             HyperParam("step_size_up", 50, low=1, kind="int", help="steps u from α up to max_lr"),
             HyperParam("step_size_down", 0, low=0, kind="int", help="steps d from max_lr back to α; 0 = step_size_up"),
-            HyperParam("triangular2", False, kind="bool",
-                       help="halve the amplitude every cycle (torch mode 'triangular2'); false = 'triangular'"),
+            HyperParam(
+                "triangular2",
+                False,
+                kind="bool",
+                help="halve the amplitude every cycle (torch mode 'triangular2'); false = 'triangular'",
+            ),
         ),
         summary="Cyclical learning rate, triangular or triangular2 (PyTorch CyclicLR): "
-                "straight up from α to max_lr in u steps and back in d.",
+        "straight up from α to max_lr in u steps and back in d.",
         formula="α_t = α + (max_lr − α) · s(t) · g(c), s the triangle wave in [0, 1], c the cycle",
     ),
     Schedule(
-        "wsd", wsd,
+        "wsd",
+        wsd,
         hyperparams=(
             HyperParam("warmup_fraction", 0.1, low=0.0, high=1.0, help="fraction w of the run spent warming up"),
-            HyperParam("decay_fraction", 0.2, low=0.0, high=1.0,
-                       help="fraction d of the run spent decaying, at its end"),
-            HyperParam("min_lr_fraction", 0.0, low=0.0, high=1.0,
-                       help="learning rate φα reached at the last step, as a fraction φ of the base α"),
+            HyperParam(
+                "decay_fraction", 0.2, low=0.0, high=1.0, help="fraction d of the run spent decaying, at its end"
+            ),
+            HyperParam(
+                "min_lr_fraction",
+                0.0,
+                low=0.0,
+                high=1.0,
+                help="learning rate φα reached at the last step, as a fraction φ of the base α",
+            ),
             HyperParam("cosine_decay", False, kind="bool", help="decay along a half cosine instead of a straight line"),
         ),
         summary="Warmup–stable–decay (trapezoid): linear warmup over the first w·T steps, α until the last d·T, "
-                "then a linear or cosine decay to φα at the last step.",
+        "then a linear or cosine decay to φα at the last step.",
         formula="α_t = α · min(min(1, (t + 1)/W), f(clip((t − T + D + 1)/D, 0, 1)))",
     ),
     Schedule(
-        "exponential_ramp", exponential_ramp,
-        hyperparams=(HyperParam("end_lr", 10.0, low=0.0, low_open=True, log=True,
-                                help="learning rate reached at the last step"),),
+        "exponential_ramp",
+        exponential_ramp,
+        hyperparams=(
+            HyperParam("end_lr", 10.0, low=0.0, low_open=True, log=True, help="learning rate reached at the last step"),
+        ),
         summary="Exponential growth from α to α_end over the run: the learning-rate range test's schedule.",
         formula="α_t = α · (α_end / α)^(t / T)",
     ),
     Schedule(
-        "sequential", sequential, joins=True,
+        "sequential",
+        sequential,
+        joins=True,
         summary="Schedules joined at milestones (PyTorch SequentialLR, optax join_schedules): the table's "
-                "schedules = [{name = ...}, ...] run one after another, each restarted at its milestone "
-                "(milestones = [m_1, ...], increasing steps).",
+        "schedules = [{name = ...}, ...] run one after another, each restarted at its milestone "
+        "(milestones = [m_1, ...], increasing steps).",
         formula="α_t = part_k(t − m_k) for m_k ≤ t < m_{k+1}  (m_0 = 0)",
     ),
     Schedule(
-        "reduce_on_plateau", None, stateful=True, init=plateau_init, update=plateau_update,
+        "reduce_on_plateau",
+        None,
+        stateful=True,
+        init=plateau_init,
+        update=plateau_update,
         hyperparams=(
-            HyperParam("factor", 0.1, low=0.0, high=1.0, low_open=True, high_open=True,
-                       help="α is multiplied by this on a plateau"),
-            HyperParam("patience", 10, low=0, kind="int",
-                       help="steps without improvement tolerated; the next one lowers α"),
+            HyperParam(
+                "factor",
+                0.1,
+                low=0.0,
+                high=1.0,
+                low_open=True,
+                high_open=True,
+                help="α is multiplied by this on a plateau",
+            ),
+            HyperParam(
+                "patience", 10, low=0, kind="int", help="steps without improvement tolerated; the next one lowers α"
+            ),
             HyperParam("threshold", 1e-4, low=0.0, help="how much lower a loss must be to count as better"),
-            HyperParam("abs_threshold", False, kind="bool",
-                       help="threshold is absolute (torch threshold_mode 'abs'); false = relative ('rel')"),
+            HyperParam(
+                "abs_threshold",
+                False,
+                kind="bool",
+                help="threshold is absolute (torch threshold_mode 'abs'); false = relative ('rel')",
+            ),
             HyperParam("cooldown", 0, low=0, kind="int", help="steps after a reduction during which none is counted"),
             HyperParam("min_lr", 0.0, low=0.0, help="α never goes below this (an absolute learning rate)"),
             HyperParam("eps", 1e-8, low=0.0, help="a reduction smaller than this is skipped"),
         ),
         summary="Reduce-on-plateau (PyTorch ReduceLROnPlateau, mode 'min'), stateful: multiply α by factor when "
-                "the run's training loss has not improved for more than patience steps.",
+        "the run's training loss has not improved for more than patience steps.",
         formula="α_{t+1} = max(factor · α_t, min_lr) after patience + 1 steps without a better loss",
     ),
 )

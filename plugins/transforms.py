@@ -24,11 +24,12 @@ NOISE_STREAM = 0x6E6F6973
 
 # --- clipping ------------------------------------------------------------------------------------
 
+
 def clip_global_norm_update(grad, state, params, hyper, step):
     """Clip each run's gradient to a global norm (PyTorch ``clip_grad_norm_`` convention).
 
-        n ← ‖g‖₂ over all of the run's parameters
-        g ← g · min(1, c / (n + 10⁻⁶))          (max_norm c)
+    n ← ‖g‖₂ over all of the run's parameters
+    g ← g · min(1, c / (n + 10⁻⁶))          (max_norm c)
     """
     norm = np.sqrt(np.einsum("rp,rp->r", grad, grad))[:, None]
     coefficient = np.minimum(hyper["max_norm"] / (norm + CLIP_NORM_EPS), 1.0)
@@ -38,13 +39,14 @@ def clip_global_norm_update(grad, state, params, hyper, step):
 def clip_by_value_update(grad, state, params, hyper, step):
     """Clip every component of the gradient to [−c, c] (PyTorch ``clip_grad_value_``).
 
-        g ← min(max(g, −c), c)                  (clip_value c)
+    g ← min(max(g, −c), c)                  (clip_value c)
     """
     c = hyper["clip_value"]
     return np.clip(grad, -c, c), state
 
 
 # --- weight decay --------------------------------------------------------------------------------
+
 
 def weight_decay_l2_update(grad, state, params, hyper, step):
     """L2 weight decay on the gradient (PyTorch's ``weight_decay`` of SGD, Adam, ...).
@@ -69,6 +71,7 @@ def weight_decay_decoupled_after(updates, state, params, learning_rate, hyper, s
 
 
 # --- gradient noise ------------------------------------------------------------------------------
+
 
 def gradient_noise_init(params, hyper):
     """One random generator per run, seeded by that run's seed alone."""
@@ -100,6 +103,7 @@ def gradient_noise_update(grad, state, params, hyper, step):
 
 # --- gradient centralisation ---------------------------------------------------------------------
 
+
 def gradient_centralization_init(params, hyper, layout=None):
     """The weight matrices to centralise: ``(offset, size, shape)`` of every tensor with 2+ axes."""
     if layout is None:
@@ -120,13 +124,14 @@ def gradient_centralization_update(grad, state, params, hyper, step):
     out = grad.copy()
     runs = grad.shape[0]
     for offset, size, shape in state:
-        block = grad[:, offset:offset + size].reshape(runs, *shape)
+        block = grad[:, offset : offset + size].reshape(runs, *shape)
         axes = tuple(range(1, len(shape)))
-        out[:, offset:offset + size] = (block - block.mean(axis=axes, keepdims=True)).reshape(runs, size)
+        out[:, offset : offset + size] = (block - block.mean(axis=axes, keepdims=True)).reshape(runs, size)
     return out, state
 
 
 # --- Lookahead -----------------------------------------------------------------------------------
+
 
 def lookahead_init(params, hyper):
     """The slow weights φ start at θ₀."""
@@ -154,44 +159,73 @@ def lookahead_after(updates, state, params, learning_rate, hyper, step):
 
 TRANSFORMS = (
     Transform(
-        "clip_global_norm", update=clip_global_norm_update,
-        hyperparams=(HyperParam("max_norm", 1.0, 0.0, None, low_open=True, log=True,
-                                help="largest ‖g‖₂ of a run's whole gradient c"),),
+        "clip_global_norm",
+        update=clip_global_norm_update,
+        hyperparams=(
+            HyperParam(
+                "max_norm", 1.0, 0.0, None, low_open=True, log=True, help="largest ‖g‖₂ of a run's whole gradient c"
+            ),
+        ),
         summary="Clip each run's gradient to a global ℓ₂ norm (PyTorch clip_grad_norm_).",
-        formula="g ← g · min(1, c / (‖g‖₂ + 10⁻⁶))"),
+        formula="g ← g · min(1, c / (‖g‖₂ + 10⁻⁶))",
+    ),
     Transform(
-        "clip_by_value", update=clip_by_value_update,
-        hyperparams=(HyperParam("clip_value", 1.0, 0.0, None, low_open=True, log=True,
-                                help="largest |g_i| of one gradient component c"),),
+        "clip_by_value",
+        update=clip_by_value_update,
+        hyperparams=(
+            HyperParam(
+                "clip_value", 1.0, 0.0, None, low_open=True, log=True, help="largest |g_i| of one gradient component c"
+            ),
+        ),
         summary="Clip every gradient component to [−c, c] (PyTorch clip_grad_value_).",
-        formula="g ← clip(g, −c, c)"),
+        formula="g ← clip(g, −c, c)",
+    ),
     Transform(
-        "weight_decay_l2", update=weight_decay_l2_update,
+        "weight_decay_l2",
+        update=weight_decay_l2_update,
         hyperparams=(HyperParam("decay", 0.01, 0.0, None, help="L2 penalty λ: the gradient becomes g + λθ"),),
         summary="L2 weight decay on the gradient, before the rule (PyTorch weight_decay).",
-        formula="g ← g + λθ"),
+        formula="g ← g + λθ",
+    ),
     Transform(
-        "weight_decay_decoupled", after=weight_decay_decoupled_after,
+        "weight_decay_decoupled",
+        after=weight_decay_decoupled_after,
         hyperparams=(HyperParam("decay", 0.01, 0.0, None, help="decoupled decay λ: θ ← θ − α_t λ θ"),),
         summary="Decoupled weight decay, a wrapper after the rule (AdamW's, for any rule).",
-        formula="Δθ ← Δθ − α_t λ θ"),
+        formula="Δθ ← Δθ − α_t λ θ",
+    ),
     Transform(
-        "gradient_noise", init=gradient_noise_init, update=gradient_noise_update,
-        hyperparams=(HyperParam("eta", 0.01, 0.0, None, help="noise variance scale η"),
-                     HyperParam("gamma", 0.55, 0.0, None, help="annealing exponent γ of the variance")),
+        "gradient_noise",
+        init=gradient_noise_init,
+        update=gradient_noise_update,
+        hyperparams=(
+            HyperParam("eta", 0.01, 0.0, None, help="noise variance scale η"),
+            HyperParam("gamma", 0.55, 0.0, None, help="annealing exponent γ of the variance"),
+        ),
         summary="Annealed Gaussian gradient noise, each run's own stream from its seed (Neelakantan et al. 2015).",
-        formula="g ← g + σ_t ε,  ε ~ N(0, I),  σ_t² = η / (1 + t)^γ"),
+        formula="g ← g + σ_t ε,  ε ~ N(0, I),  σ_t² = η / (1 + t)^γ",
+    ),
     Transform(
-        "gradient_centralization", init=gradient_centralization_init, update=gradient_centralization_update,
+        "gradient_centralization",
+        init=gradient_centralization_init,
+        update=gradient_centralization_update,
         uses_layout=True,
         summary="Remove the mean of each output unit's weight-gradient column (Yong et al. 2020); biases unchanged.",
-        formula="∂J/∂W[:, j] ← ∂J/∂W[:, j] − mean_i ∂J/∂W[i, j]"),
+        formula="∂J/∂W[:, j] ← ∂J/∂W[:, j] − mean_i ∂J/∂W[i, j]",
+    ),
     Transform(
-        "lookahead", init=lookahead_init, after=lookahead_after,
-        hyperparams=(HyperParam("sync_every", 5, 1, None, kind="int", help="fast steps k between syncs"),
-                     HyperParam("alpha", 0.5, 0.0, 1.0, low_open=True, help="slow-weights step α")),
-        summary="Lookahead wrapper: the rule's fast weights, pulled back to slow weights every k steps (Zhang et al. 2019).",
-        formula="every k steps: φ ← φ + α(θ − φ), θ ← φ"),
+        "lookahead",
+        init=lookahead_init,
+        after=lookahead_after,
+        hyperparams=(
+            HyperParam("sync_every", 5, 1, None, kind="int", help="fast steps k between syncs"),
+            HyperParam("alpha", 0.5, 0.0, 1.0, low_open=True, help="slow-weights step α"),
+        ),
+        summary=(
+            "Lookahead wrapper: the rule's fast weights, pulled back to slow weights every k steps (Zhang et al. 2019)."
+        ),
+        formula="every k steps: φ ← φ + α(θ − φ), θ ← φ",
+    ),
 )
 
 

@@ -39,9 +39,13 @@ def imports(path: Path) -> list[tuple[str, bool]]:
                     name = child.module or ""
                 found.append((name, in_function))
                 found.extend((f"{name}.{alias.name}", in_function) for alias in child.names)
-            elif (isinstance(child, ast.Call) and getattr(child.func, "attr", getattr(child.func, "id", ""))
-                  == "import_module" and child.args and isinstance(child.args[0], ast.Constant)):
-                found.append((str(child.args[0].value), in_function))   # importlib.import_module("...")
+            elif (
+                isinstance(child, ast.Call)
+                and getattr(child.func, "attr", getattr(child.func, "id", "")) == "import_module"
+                and child.args
+                and isinstance(child.args[0], ast.Constant)
+            ):
+                found.append((str(child.args[0].value), in_function))  # importlib.import_module("...")
             visit(child, inner)
 
     visit(tree, False)
@@ -50,7 +54,7 @@ def imports(path: Path) -> list[tuple[str, bool]]:
 
 def test_the_import_reader_sees_relative_and_lazy_imports():
     found = dict(imports(ROOT / "core" / "cli.py"))
-    assert found.get("descentlab.runner.run_experiment") is True        # `from .runner import ...` in a function
+    assert found.get("descentlab.runner.run_experiment") is True  # `from .runner import ...` in a function
     assert any(name.startswith("descentlab.dashboard") for name in found)
 
 
@@ -73,8 +77,11 @@ def builtin_rule_names() -> set[str]:
     """Names of the built-in rules that are not also a built-in hyperparameter's name (``momentum``
     and ``nesterov`` are both: reading a run's μ or flag is not naming a rule)."""
     registry = load_registry(entry_points=False, use_env=False)
-    rules = {name for name, origin in ((n, registry.origin("rule", n)) for n in registry.rules)
-             if origin.startswith("built-in")}
+    rules = {
+        name
+        for name, origin in ((n, registry.origin("rule", n)) for n in registry.rules)
+        if origin.startswith("built-in")
+    }
     hyper = {h.name for rule in registry.rules.values() for h in rule.hyperparams}
     return rules - hyper
 
@@ -87,8 +94,11 @@ def test_no_module_outside_plugins_names_a_builtin_rule(folder):
     assert {"gd", "adam", "adamw", "adagrad", "rmsprop", "classical_momentum"} <= names
     for path in modules(folder):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        named = [(node.lineno, node.value) for node in ast.walk(tree)
-                 if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names]
+        named = [
+            (node.lineno, node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names
+        ]
         assert not named, f"{path.relative_to(ROOT)} names built-in rules at lines {named}"
 
 
@@ -133,25 +143,39 @@ def test_no_module_outside_plugins_names_a_builtin_problem(folder):
         if str(path.relative_to(ROOT)) in PROBLEM_NAMES_ALLOWED:
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        named = [(node.lineno, node.value) for node in ast.walk(tree)
-                 if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names]
+        named = [
+            (node.lineno, node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names
+        ]
         assert not named, f"{path.relative_to(ROOT)} names built-in problems at lines {named}"
 
 
 def test_no_module_outside_plugins_asks_for_a_builtin_problem_class():
     # isinstance(…, LandscapeInstance) and friends would tie a page to the built-ins' classes; the
     # declared protocols (problem.py) are what core and dashboard check
-    builtin = {"LandscapeInstance", "LinearRegressionInstance", "QuadraticBowl", "Rosenbrock", "Himmelblau",
-               "Beale", "SupervisedInstance"}
+    builtin = {
+        "LandscapeInstance",
+        "LinearRegressionInstance",
+        "QuadraticBowl",
+        "Rosenbrock",
+        "Himmelblau",
+        "Beale",
+        "SupervisedInstance",
+    }
     for folder in ("core", "dashboard"):
         for path in modules(folder):
             if path.name == "problem.py":  # defines SupervisedInstance: its validation view may check for it
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
-            checks = [node.lineno for node in ast.walk(tree)
-                      if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("isinstance", "issubclass")
-                      and len(node.args) == 2
-                      and {getattr(n, "id", getattr(n, "attr", "")) for n in ast.walk(node.args[1])} & builtin]
+            checks = [
+                node.lineno
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Call)
+                and getattr(node.func, "id", "") in ("isinstance", "issubclass")
+                and len(node.args) == 2
+                and {getattr(n, "id", getattr(n, "attr", "")) for n in ast.walk(node.args[1])} & builtin
+            ]
             assert not checks, f"{path.relative_to(ROOT)} checks a built-in problem class at lines {checks}"
 
 
@@ -159,8 +183,16 @@ def declared_problem_members() -> set[str]:
     """Members problem.py declares for a built problem: ProblemInstance's and its protocols'."""
     from descentlab import problem
 
-    classes = [problem.ProblemInstance, problem.Landscape, problem.Predictor, problem.ExactHessian,
-               problem.HessianVectorProduct, problem.HessianOperator, problem.QuietLossAndGrad, problem.Network]
+    classes = [
+        problem.ProblemInstance,
+        problem.Landscape,
+        problem.Predictor,
+        problem.ExactHessian,
+        problem.HessianVectorProduct,
+        problem.HessianOperator,
+        problem.QuietLossAndGrad,
+        problem.Network,
+    ]
     members = set()
     for cls in classes:
         members |= {n for n in vars(cls) if not n.startswith("_")} | set(getattr(cls, "__annotations__", {}))
@@ -171,18 +203,37 @@ def test_core_and_dashboard_read_only_declared_members_of_a_problem_instance():
     # every `instance.<name>` and `getattr(instance, "<name>")` on a built problem (the variables named
     # `instance` throughout core and dashboard) is a member problem.py declares
     declared = declared_problem_members()
-    assert {"layout", "value", "bounds", "minima", "axis_names", "predict", "dataset", "hessian",
-            "hessian_vector_product", "loss_and_grad_quiet", "model"} <= declared
+    assert {
+        "layout",
+        "value",
+        "bounds",
+        "minima",
+        "axis_names",
+        "predict",
+        "dataset",
+        "hessian",
+        "hessian_vector_product",
+        "loss_and_grad_quiet",
+        "model",
+    } <= declared
     for folder in ("core", "dashboard"):
         for path in modules(folder):
-            if path.name in ("problem.py", "landscapes.py"):   # where they are declared and implemented
+            if path.name in ("problem.py", "landscapes.py"):  # where they are declared and implemented
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"))
-            read = [(node.lineno, node.attr) for node in ast.walk(tree)
-                    if isinstance(node, ast.Attribute) and getattr(node.value, "id", "") == "instance"]
-            read += [(node.lineno, node.args[1].value) for node in ast.walk(tree)
-                     if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("getattr", "hasattr")
-                     and len(node.args) >= 2 and getattr(node.args[0], "id", "") == "instance"
-                     and isinstance(node.args[1], ast.Constant)]
+            read = [
+                (node.lineno, node.attr)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and getattr(node.value, "id", "") == "instance"
+            ]
+            read += [
+                (node.lineno, node.args[1].value)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Call)
+                and getattr(node.func, "id", "") in ("getattr", "hasattr")
+                and len(node.args) >= 2
+                and getattr(node.args[0], "id", "") == "instance"
+                and isinstance(node.args[1], ast.Constant)
+            ]
             undeclared = [(line, name) for line, name in read if name not in declared]
             assert not undeclared, f"{path.relative_to(ROOT)} reads undeclared problem members {undeclared}"

@@ -96,12 +96,18 @@ def test_every_nav_page_exists_and_every_page_is_in_the_nav():
     assert set(nav) == {str(p.relative_to(DOCS)) for p in _pages()}
 
 
-@pytest.mark.skipif(shutil.which("mkdocs") is None and importlib.util.find_spec("mkdocs") is None,
-                    reason="mkdocs is not installed (pip install -e '.[docs]')")
+@pytest.mark.skipif(
+    shutil.which("mkdocs") is None and importlib.util.find_spec("mkdocs") is None,
+    reason="mkdocs is not installed (pip install -e '.[docs]')",
+)
 def test_docs_build_strict(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                          cwd=ROOT, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1",
-                                                                         **__import__("os").environ})
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"NO_MKDOCS_2_WARNING": "1", **__import__("os").environ},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rules_page = (tmp_path / "site" / "rules" / "index.html").read_text(encoding="utf-8")
     assert "generated:" not in rules_page and "<table>" in rules_page

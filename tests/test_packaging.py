@@ -26,8 +26,11 @@ def _source_packages() -> set[str]:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(out)],
+        check=True,
+        capture_output=True,
+    )
     (built,) = out.glob("descentlab-*.whl")
     return built
 
@@ -49,8 +52,11 @@ def test_every_subpackage_is_in_the_wheel(wheel_names):
 
 
 def test_every_module_is_in_the_wheel(wheel_names):
-    modules = {f"{FOLDERS[folder]}/{path.relative_to(ROOT / folder).as_posix()}"
-               for folder in FOLDERS for path in (ROOT / folder).rglob("*.py")}
+    modules = {
+        f"{FOLDERS[folder]}/{path.relative_to(ROOT / folder).as_posix()}"
+        for folder in FOLDERS
+        for path in (ROOT / folder).rglob("*.py")
+    }
     assert modules <= set(wheel_names), modules - set(wheel_names)
 
 
@@ -82,6 +88,7 @@ def test_version_has_one_source():
     import tomllib
 
     import descentlab
+
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
     assert descentlab.__version__ == declared
 
@@ -90,6 +97,7 @@ def test_version_option_prints_the_declared_version(capsys):
     import tomllib
 
     from descentlab.cli import main
+
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
     with pytest.raises(SystemExit) as caught:
         main(["--version"])
@@ -100,8 +108,15 @@ def test_version_option_prints_the_declared_version(capsys):
 # ---------------------------------------------------------------- dependencies and extras
 
 # import name -> distribution name, where they differ
-DISTRIBUTION_OF = {"sklearn": "scikit-learn", "yaml": "pyyaml", "tomli_w": "tomli-w", "PIL": "pillow",
-                   "dateutil": "python-dateutil", "skimage": "scikit-image", "cv2": "opencv-python"}
+DISTRIBUTION_OF = {
+    "sklearn": "scikit-learn",
+    "yaml": "pyyaml",
+    "tomli_w": "tomli-w",
+    "PIL": "pillow",
+    "dateutil": "python-dateutil",
+    "skimage": "scikit-image",
+    "cv2": "opencv-python",
+}
 OPTIONAL = ("streamlit", "plotly", "sklearn", "kaleido", "distributed")
 
 
@@ -144,10 +159,14 @@ def _third_party_imports() -> list[tuple[str, str, bool]]:
                         names = [alias.name for alias in child.names]
                     elif isinstance(child, ast.ImportFrom) and not child.level and child.module:
                         names = [child.module]
-                    elif (isinstance(child, ast.Call)
-                          and (getattr(child.func, "attr", "") or getattr(child.func, "id", "")) in IMPORTERS
-                          and child.args and isinstance(child.args[0], ast.Constant)
-                          and isinstance(child.args[0].value, str) and not child.args[0].value.startswith(".")):
+                    elif (
+                        isinstance(child, ast.Call)
+                        and (getattr(child.func, "attr", "") or getattr(child.func, "id", "")) in IMPORTERS
+                        and child.args
+                        and isinstance(child.args[0], ast.Constant)
+                        and isinstance(child.args[0].value, str)
+                        and not child.args[0].value.startswith(".")
+                    ):
                         names = [child.args[0].value]
                     for name in names:
                         top = name.split(".")[0]
@@ -173,8 +192,13 @@ def test_every_imported_module_is_declared(project):
     for extra, requirements in project["optional-dependencies"].items():
         if extra not in ("test", "docs"):
             declared |= _requirement_names(requirements)
-    missing = sorted({f"{module} ({_distribution(module)}) in {path}" for module, path, _ in _third_party_imports()
-                      if _distribution(module) not in declared})
+    missing = sorted(
+        {
+            f"{module} ({_distribution(module)}) in {path}"
+            for module, path, _ in _third_party_imports()
+            if _distribution(module) not in declared
+        }
+    )
     assert not missing, f"imported but declared in neither dependencies nor an extra: {missing}"
 
 
@@ -182,8 +206,13 @@ def test_core_imports_at_module_level_only_core_dependencies(project):
     """Importing any module of core/ or plugins/ needs only [project] dependencies; the optional
     modules are imported inside the functions that use them."""
     core = _requirement_names(project["dependencies"])
-    wrong = sorted({f"{module} in {path}" for module, path, top in _third_party_imports()
-                    if top and not path.startswith("dashboard") and _distribution(module) not in core})
+    wrong = sorted(
+        {
+            f"{module} in {path}"
+            for module, path, top in _third_party_imports()
+            if top and not path.startswith("dashboard") and _distribution(module) not in core
+        }
+    )
     assert not wrong, wrong
     assert not core & {_distribution(m) for m in OPTIONAL}, "an optional module is a core dependency"
 
@@ -242,14 +271,16 @@ sys.exit(main(sys.argv[2:]))
 
 
 def _blocked(tmp_path, *argv):
-    return subprocess.run([sys.executable, "-c", BLOCKED_CORE, str(tmp_path / "out"), *argv], capture_output=True,
-                          text=True, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKED_CORE, str(tmp_path / "out"), *argv], capture_output=True, text=True, cwd=tmp_path
+    )
 
 
 def test_the_core_runs_without_the_extras(tmp_path):
     spec = tmp_path / "exp.toml"
-    spec.write_text('name = "cli"\nsteps = 5\n[problem]\nname = "rosenbrock"\n[[rules]]\nrule = "gd"\n'
-                    'learning_rate = 1e-4\n')
+    spec.write_text(
+        'name = "cli"\nsteps = 5\n[problem]\nname = "rosenbrock"\n[[rules]]\nrule = "gd"\nlearning_rate = 1e-4\n'
+    )
     done = _blocked(tmp_path, "run", str(spec), "--out", str(tmp_path / "out"), "--quiet", "--workers", "1")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -259,16 +290,18 @@ def test_the_core_runs_without_the_extras(tmp_path):
     assert done.stderr == ""
 
 
-@pytest.mark.parametrize("argv, what, extra", [
-    (["dashboard"], "the dashboard", "dashboard"),
-    (["dashboard", "--port", "8600"], "the dashboard", "dashboard"),
-    (["report", "results/whatever"], "descentlab report", "report"),
-])
+@pytest.mark.parametrize(
+    "argv, what, extra",
+    [
+        (["dashboard"], "the dashboard", "dashboard"),
+        (["dashboard", "--port", "8600"], "the dashboard", "dashboard"),
+        (["report", "results/whatever"], "descentlab report", "report"),
+    ],
+)
 def test_a_missing_extra_is_one_line_naming_it(tmp_path, argv, what, extra):
     done = _blocked(tmp_path, *argv)
     assert done.returncode == 2, (done.stdout, done.stderr)
-    assert done.stderr == (f"descentlab: error: {what} needs the [{extra}] extra: "
-                           f"pip install 'descentlab[{extra}]'\n")
+    assert done.stderr == (f"descentlab: error: {what} needs the [{extra}] extra: pip install 'descentlab[{extra}]'\n")
 
 
 def test_help_needs_no_extra(tmp_path):
@@ -281,8 +314,9 @@ def test_a_problem_needing_scikit_learn_names_the_datasets_extra(tmp_path):
     spec.write_text('name = "iris"\nsteps = 5\n[problem]\nname = "iris"\n[[rules]]\nrule = "gd"\n')
     done = _blocked(tmp_path, "run", str(spec), "--workers", "1", "--quiet")
     assert done.returncode == 2, (done.stdout, done.stderr)
-    assert done.stderr == ("descentlab: error: the iris problem needs the [datasets] extra: "
-                           "pip install 'descentlab[datasets]'\n")
+    assert done.stderr == (
+        "descentlab: error: the iris problem needs the [datasets] extra: pip install 'descentlab[datasets]'\n"
+    )
 
 
 def test_results_plot_names_the_dashboard_extra(tmp_path):
@@ -290,6 +324,7 @@ def test_results_plot_names_the_dashboard_extra(tmp_path):
         "from descentlab.extras import MissingExtra\n"
         "r = run_experiment(Experiment.from_dict({'steps': 2, 'problem': {'name': 'quadratic'},"
         " 'rules': [{'rule': 'gd'}]}), workers=1)\n"
-        "try:\n    r.plot\nexcept MissingExtra as error:\n    print(error)\n")
+        "try:\n    r.plot\nexcept MissingExtra as error:\n    print(error)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert done.stdout == "results.plot needs the [dashboard] extra: pip install 'descentlab[dashboard]'\n", done

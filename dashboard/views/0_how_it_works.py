@@ -25,16 +25,21 @@ if "compare" in st.query_params:
     # Links shared before this page existed opened Compare at the root URL ("/?compare=…"): keep them working.
     st.switch_page("views/1_compare.py", query_params=st.query_params.to_dict())
 
-START = preset("lesson")   # dashboard/presets/lesson.toml: XOR, 2-3-1, plain gradient descent at α = 1
+START = preset("lesson")  # dashboard/presets/lesson.toml: XOR, 2-3-1, plain gradient descent at α = 1
 DEFAULT_PROBLEM, DEFAULT_HIDDEN, DEFAULT_RATE = START["problem"], START["hidden"], START["learning_rate"]
-STAGE_BUTTONS = (("forward", "1 · Forward"), ("cost", "2 · Cost"), ("backprop", "3 · Backprop"),
-                 ("descent", "4 · Descent"))
+STAGE_BUTTONS = (
+    ("forward", "1 · Forward"),
+    ("cost", "2 · Cost"),
+    ("backprop", "3 · Backprop"),
+    ("descent", "4 · Descent"),
+)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _lesson_problems(registry_key: tuple, _registry) -> list[str]:
-    return W.problems_where(_registry, lambda problem, instance: L.can_teach(instance),
-                            ("regression", "classification"))
+    return W.problems_where(
+        _registry, lambda problem, instance: L.can_teach(instance), ("regression", "classification")
+    )
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -57,10 +62,13 @@ def _state(key: str, default):
 st.markdown(
     "<style>div[data-testid='stButton'] button {font-size: 1.15rem; padding: 0.45rem 0.9rem; width: 100%;}"
     " div[data-testid='stMainBlockContainer'] {padding-top: 2.2rem;}</style>",
-    unsafe_allow_html=True)
+    unsafe_allow_html=True,
+)
 st.subheader("How it works: backpropagation, then gradient descent")
-st.caption("**Backpropagation** computes ∂J/∂w for every weight by the chain rule, from the output layer back. "
-           "**Gradient descent** then steps each weight downhill: w ← w − α·∂J/∂w. Every number is the engine's.")
+st.caption(
+    "**Backpropagation** computes ∂J/∂w for every weight by the chain rule, from the output layer back. "
+    "**Gradient descent** then steps each weight downhill: w ← w − α·∂J/∂w. Every number is the engine's."
+)
 
 registry = W.current_registry()
 W.plugin_warnings(registry)
@@ -74,16 +82,20 @@ side = st.sidebar
 W.prime(f"{PAGE}.problem", DEFAULT_PROBLEM if DEFAULT_PROBLEM in names else names[0])
 if st.session_state[f"{PAGE}.problem"] not in names:
     st.session_state[f"{PAGE}.problem"] = names[0]
-problem = W.remember(f"{PAGE}.problem", side.selectbox("problem", names, key=f"{PAGE}.problem",
-                                                         help="problems whose network is small enough to draw"))
+problem = W.remember(
+    f"{PAGE}.problem",
+    side.selectbox("problem", names, key=f"{PAGE}.problem", help="problems whose network is small enough to draw"),
+)
 declaration = registry.problem(problem)
 spec: dict = {"name": problem}
 errors: list[str] = []
 declared = {h.name: h for h in declaration.settings}
 if "hidden" in declared:
     W.prime(f"{PAGE}.hidden", W.format_int_list(DEFAULT_HIDDEN))
-    text = W.remember(f"{PAGE}.hidden", side.text_input("hidden layers", key=f"{PAGE}.hidden",
-                                                        help="neurons per hidden layer, e.g. 3 or 3, 2"))
+    text = W.remember(
+        f"{PAGE}.hidden",
+        side.text_input("hidden layers", key=f"{PAGE}.hidden", help="neurons per hidden layer, e.g. 3 or 3, 2"),
+    )
     try:
         spec["hidden"] = W.parse_int_list(text, "hidden")
     except SpecError as error:
@@ -91,24 +103,45 @@ if "hidden" in declared:
 if "activation" in declared:
     choices = list(declared["activation"].choices)
     W.prime(f"{PAGE}.activation", declared["activation"].default)
-    spec["activation"] = W.remember(f"{PAGE}.activation", side.selectbox("activation f", choices,
-                                                                          key=f"{PAGE}.activation"))
+    spec["activation"] = W.remember(
+        f"{PAGE}.activation", side.selectbox("activation f", choices, key=f"{PAGE}.activation")
+    )
 if "samples" in declared:
     W.prime(f"{PAGE}.samples", min(int(declared["samples"].default), 64))
-    spec["samples"] = int(W.remember(f"{PAGE}.samples", side.number_input(
-        "examples", 4, 2000, key=f"{PAGE}.samples", help="size of the data set (the batch is all of it)")))
+    spec["samples"] = int(
+        W.remember(
+            f"{PAGE}.samples",
+            side.number_input(
+                "examples", 4, 2000, key=f"{PAGE}.samples", help="size of the data set (the batch is all of it)"
+            ),
+        )
+    )
 W.prime(f"{PAGE}.seed", 0)
-seed = int(W.remember(f"{PAGE}.seed", side.number_input("weight seed", 0, 10_000, key=f"{PAGE}.seed",
-                                                        help="which random starting weights")))
+seed = int(
+    W.remember(
+        f"{PAGE}.seed",
+        side.number_input("weight seed", 0, 10_000, key=f"{PAGE}.seed", help="which random starting weights"),
+    )
+)
 rule_names = sorted(registry.rules)
 W.prime(f"{PAGE}.rule", START["rule"] if START["rule"] in rule_names else rule_names[0])
-rule_name = W.remember(f"{PAGE}.rule", side.selectbox(
-    "descent rule", rule_names, key=f"{PAGE}.rule",
-    help="the rule that turns the gradient into a step; shown beside plain gradient descent"))
+rule_name = W.remember(
+    f"{PAGE}.rule",
+    side.selectbox(
+        "descent rule",
+        rule_names,
+        key=f"{PAGE}.rule",
+        help="the rule that turns the gradient into a step; shown beside plain gradient descent",
+    ),
+)
 rule = registry.rule(rule_name)
 W.prime(f"{PAGE}.alpha", DEFAULT_RATE)
-alpha = float(W.remember(f"{PAGE}.alpha", side.number_input("learning rate α", min_value=1e-6, max_value=1e3,
-                                                             format="%g", key=f"{PAGE}.alpha")))
+alpha = float(
+    W.remember(
+        f"{PAGE}.alpha",
+        side.number_input("learning rate α", min_value=1e-6, max_value=1e3, format="%g", key=f"{PAGE}.alpha"),
+    )
+)
 
 for message in errors:
     st.error(W.markdown_text(message), icon="⚠️")
@@ -138,9 +171,18 @@ x_train, _ = L.training_data(instance)
 W.prime(f"{PAGE}.example", 0)
 if st.session_state[f"{PAGE}.example"] >= len(x_train):
     st.session_state[f"{PAGE}.example"] = 0
-example = int(W.remember(f"{PAGE}.example", side.number_input(
-    "example shown", 0, len(x_train) - 1, key=f"{PAGE}.example",
-    help="whose forward values and error δ the diagram shows (the gradient is over the whole batch)")))
+example = int(
+    W.remember(
+        f"{PAGE}.example",
+        side.number_input(
+            "example shown",
+            0,
+            len(x_train) - 1,
+            key=f"{PAGE}.example",
+            help="whose forward values and error δ the diagram shows (the gradient is over the whole batch)",
+        ),
+    )
+)
 
 trace_key = (lesson.step, example)
 if st.session_state.get(f"{PAGE}.trace", (None,))[0] != trace_key:
@@ -151,8 +193,9 @@ _, trace, fd_gradient = st.session_state[f"{PAGE}.trace"]
 # A radio rather than tabs: only the chosen part is computed, and Streamlit draws sliders in hidden tabs wrongly.
 VIEWS = ("One step, both halves", "The learning rate, felt", "Predict, then run")
 W.prime(f"{PAGE}.view", VIEWS[0])
-view_name = W.remember(f"{PAGE}.view", st.radio("part", VIEWS, key=f"{PAGE}.view", horizontal=True,
-                                                label_visibility="collapsed"))
+view_name = W.remember(
+    f"{PAGE}.view", st.radio("part", VIEWS, key=f"{PAGE}.view", horizontal=True, label_visibility="collapsed")
+)
 
 # ---- one step -------------------------------------------------------------------------------------
 if view_name == VIEWS[0]:
@@ -162,8 +205,9 @@ if view_name == VIEWS[0]:
         if name == "backprop":
             # each press carries the error back one more layer, from the output down to layer 1
             lit = st.session_state.get(f"{PAGE}.lit")
-            st.session_state[f"{PAGE}.lit"] = (model.n_layers if current != "backprop" or lit is None
-                                               else max(1, lit - 1))
+            st.session_state[f"{PAGE}.lit"] = (
+                model.n_layers if current != "backprop" or lit is None else max(1, lit - 1)
+            )
         st.session_state[f"{PAGE}.stage"] = name
 
     def _next() -> None:
@@ -176,14 +220,24 @@ if view_name == VIEWS[0]:
     stage = _state(f"{PAGE}.stage", "forward")
     columns = st.columns(5)
     for column, (name, label) in zip(columns, STAGE_BUTTONS):
-        column.button(label, key=f"{PAGE}.stage.{name}", type="primary" if stage == name else "secondary",
-                      on_click=_go, args=(name,))
+        column.button(
+            label,
+            key=f"{PAGE}.stage.{name}",
+            type="primary" if stage == name else "secondary",
+            on_click=_go,
+            args=(name,),
+        )
     columns[4].button("5 · Next step ▶", key=f"{PAGE}.stage.next", on_click=_next)
 
     if lesson.losses:
         # in the sidebar, so the stage itself still fits the screen as the chart grows
-        side.plotly_chart(LF.draw_losses([*lesson.losses, trace.loss]), key=f"{PAGE}.chart.losses",
-                          width="stretch", config={"displayModeBar": False}, **S.STREAMLIT_CHART)
+        side.plotly_chart(
+            LF.draw_losses([*lesson.losses, trace.loss]),
+            key=f"{PAGE}.chart.losses",
+            width="stretch",
+            config={"displayModeBar": False},
+            **S.STREAMLIT_CHART,
+        )
     rule_update = L.descent_step(copy.deepcopy(lesson.track), lesson.params, trace.gradient, alpha, lesson.step)
     gd_update = -alpha * trace.gradient
     lit_from = st.session_state.get(f"{PAGE}.lit") if stage == "backprop" else None
@@ -194,27 +248,45 @@ if view_name == VIEWS[0]:
 
     left, right = st.columns([3, 2])
     with left:
-        info = LF.network_info(trace, stage, update=rule_update if stage == "descent" else None, lit_from=lit_from,
-                               selected=names_flat.index(st.session_state[select_key]))
-        event = st.plotly_chart(LF.draw_network(info, height=380), key=f"{PAGE}.chart.network", width="stretch",
-                                on_select="rerun", selection_mode="points", config=S.TOOLBAR,
-                                **S.STREAMLIT_CHART)
-        points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, dict) else \
-            getattr(getattr(event, "selection", None), "points", []) or []
+        info = LF.network_info(
+            trace,
+            stage,
+            update=rule_update if stage == "descent" else None,
+            lit_from=lit_from,
+            selected=names_flat.index(st.session_state[select_key]),
+        )
+        event = st.plotly_chart(
+            LF.draw_network(info, height=380),
+            key=f"{PAGE}.chart.network",
+            width="stretch",
+            on_select="rerun",
+            selection_mode="points",
+            config=S.TOOLBAR,
+            **S.STREAMLIT_CHART,
+        )
+        points = (
+            (event or {}).get("selection", {}).get("points", [])
+            if isinstance(event, dict)
+            else getattr(getattr(event, "selection", None), "points", []) or []
+        )
         picked = [p.get("customdata") for p in points if isinstance(p, dict) and p.get("customdata") is not None]
         if picked:
             index = picked[0][0] if isinstance(picked[0], list) else picked[0]
             if 0 <= int(index) < len(names_flat):
                 st.session_state[select_key] = names_flat[int(index)]
-        st.caption(f"step {lesson.step} · edge width = size of {info.edge_quantity}, blue positive, red negative; "
-                   "click a weight's dot to see its chain rule")
+        st.caption(
+            f"step {lesson.step} · edge width = size of {info.edge_quantity}, blue positive, red negative; "
+            "click a weight's dot to see its chain rule"
+        )
     with right:
         if stage == "forward":
             st.markdown(f"**Example {example}**: x = {np.array2string(trace.inputs, precision=3)}")
             st.latex(r"z^{(l)} = a^{(l-1)} W^{(l)} + b^{(l)},\qquad a^{(l)} = f\big(z^{(l)}\big)")
-            st.markdown(f"f = **{trace.activation}** on hidden layers; the output layer keeps z "
-                        "(the loss reads it directly). Each neuron shows its z and a for this example; hover "
-                        "for the batch mean.")
+            st.markdown(
+                f"f = **{trace.activation}** on hidden layers; the output layer keeps z "
+                "(the loss reads it directly). Each neuron shows its z and a for this example; hover "
+                "for the batch mean."
+            )
         elif stage == "cost":
             st.markdown(f"Loss: `{trace.loss_formula}`")
             a, b = st.columns(2)
@@ -222,44 +294,70 @@ if view_name == VIEWS[0]:
             b.metric("J, mean over the batch", f"{trace.loss:.5g}")
             st.markdown("Descent lowers **J**, the batch mean: its gradient is the mean of every example's.")
         elif stage == "backprop":
-            st.latex(r"\delta^{(L)} = \frac{\partial J_n}{\partial z^{(L)}},\qquad "
-                     r"\delta^{(l-1)} = f'\big(z^{(l-1)}\big) \odot \delta^{(l)} W^{(l)\top}")
+            st.latex(
+                r"\delta^{(L)} = \frac{\partial J_n}{\partial z^{(L)}},\qquad "
+                r"\delta^{(l-1)} = f'\big(z^{(l-1)}\big) \odot \delta^{(l)} W^{(l)\top}"
+            )
             st.latex(r"\frac{\partial J_n}{\partial w_{ij}} = a_i^{(l-1)}\,\delta_j^{(l)}")
-            st.markdown(f"The error has reached layer **{lit_from}** (press *3 · Backprop* again to carry it "
-                        "one layer further back).")
+            st.markdown(
+                f"The error has reached layer **{lit_from}** (press *3 · Backprop* again to carry it "
+                "one layer further back)."
+            )
         else:
             st.latex(r"\Delta w = -\alpha\,\frac{\partial J}{\partial w}\ \text{(gradient descent)}")
             new_params = lesson.params + rule_update
             a, b = st.columns(2)
             a.metric("J now", f"{trace.loss:.5g}")
-            b.metric("J′ after the step", f"{L.loss_at(instance, new_params):.5g}",
-                     delta=f"{L.loss_at(instance, new_params) - trace.loss:.3g}", delta_color="inverse")
+            b.metric(
+                "J′ after the step",
+                f"{L.loss_at(instance, new_params):.5g}",
+                delta=f"{L.loss_at(instance, new_params) - trace.loss:.3g}",
+                delta_color="inverse",
+            )
             if rule_name != START["baseline"]:
-                st.markdown("Same gradient, two steps: plain gradient descent −α·∂J/∂w beside "
-                            f"**{rule.title or rule.name}**'s.")
+                st.markdown(
+                    f"Same gradient, two steps: plain gradient descent −α·∂J/∂w beside **{rule.title or rule.name}**'s."
+                )
 
         chosen = st.selectbox("weight", names_flat, key=select_key, help="its chain-rule product and its check")
         k = names_flat.index(chosen)
-        layer = int(chosen[1:chosen.index("[")])
-        idx = [int(v) for v in chosen[chosen.index("[") + 1:-1].split(",")]
+        layer = int(chosen[1 : chosen.index("[")])
+        idx = [int(v) for v in chosen[chosen.index("[") + 1 : -1].split(",")]
         t = trace.layers[layer - 1]
         if chosen.startswith("W"):
             product = trace.chain_rule(layer, idx[0], idx[1])
-            st.markdown(f"∂Jₙ/∂{chosen} = a_prev · δ = {product['a_prev']:.4g} × {product['delta']:.4g} = "
-                        f"**{product['example_gradient']:.4g}** (example {example})")
+            st.markdown(
+                f"∂Jₙ/∂{chosen} = a_prev · δ = {product['a_prev']:.4g} × {product['delta']:.4g} = "
+                f"**{product['example_gradient']:.4g}** (example {example})"
+            )
         else:
             st.markdown(f"∂Jₙ/∂{chosen} = δ = **{t.delta[idx[0]]:.4g}** (example {example})")
-        st.markdown(f"∂J/∂{chosen} over the batch: backprop **{trace.gradient[k]:.6g}**, "
-                    f"central difference **{fd_gradient[k]:.6g}**")
+        st.markdown(
+            f"∂J/∂{chosen} over the batch: backprop **{trace.gradient[k]:.6g}**, "
+            f"central difference **{fd_gradient[k]:.6g}**"
+        )
         if stage == "descent":
-            st.markdown(f"GD step −α·∂J/∂w = **{gd_update[k]:.4g}**" + (
-                f"; {rule.title or rule.name}'s step = **{rule_update[k]:.4g}**" if rule_name != START["baseline"] else "")
-                + f" → new {chosen} = **{lesson.params[k] + rule_update[k]:.4g}**")
+            st.markdown(
+                f"GD step −α·∂J/∂w = **{gd_update[k]:.4g}**"
+                + (
+                    f"; {rule.title or rule.name}'s step = **{rule_update[k]:.4g}**"
+                    if rule_name != START["baseline"]
+                    else ""
+                )
+                + f" → new {chosen} = **{lesson.params[k] + rule_update[k]:.4g}**"
+            )
 
     if stage == "descent":
-        table = pd.DataFrame({"weight": names_flat, "w": lesson.params, "∂J/∂w (backprop)": trace.gradient,
-                              "−α·∂J/∂w (GD)": gd_update, f"Δw ({rule.name})": rule_update,
-                              "new w": lesson.params + rule_update})
+        table = pd.DataFrame(
+            {
+                "weight": names_flat,
+                "w": lesson.params,
+                "∂J/∂w (backprop)": trace.gradient,
+                "−α·∂J/∂w (GD)": gd_update,
+                f"Δw ({rule.name})": rule_update,
+                "new w": lesson.params + rule_update,
+            }
+        )
         if rule_name == START["baseline"]:
             table = table.drop(columns=[f"Δw ({rule.name})"])
         with st.expander("every weight's step", expanded=False):
@@ -269,48 +367,78 @@ if view_name == VIEWS[0]:
 if view_name == VIEWS[1]:
     controls, picture = st.columns([2, 3])
     options = ["along −∇J (the descent direction)"] + names_flat
-    slice_key = f"{PAGE}.slice.{problem}"   # one choice per problem: a one-weight model starts on its weight
+    slice_key = f"{PAGE}.slice.{problem}"  # one choice per problem: a one-weight model starts on its weight
     W.prime(slice_key, names_flat[0] if len(names_flat) <= 2 else options[0])
     if st.session_state[slice_key] not in options:
         st.session_state[slice_key] = options[0]
-    along = W.remember(slice_key, controls.selectbox(
-        "slice the cost", options, key=slice_key,
-        help="the cost as a function of one weight (the others held), or along the descent direction"))
+    along = W.remember(
+        slice_key,
+        controls.selectbox(
+            "slice the cost",
+            options,
+            key=slice_key,
+            help="the cost as a function of one weight (the others held), or along the descent direction",
+        ),
+    )
     view = L.slice_view(instance, lesson.params, weight=None if along == options[0] else names_flat.index(along))
     if not view.curvature > 0:
-        controls.warning(f"The cost curves down along this slice (λ = {view.curvature:.3g}): there is no bottom "
-                         "to glide to. Pick another weight or take a step first.")
+        controls.warning(
+            f"The cost curves down along this slice (λ = {view.curvature:.3g}): there is no bottom "
+            "to glide to. Pick another weight or take a step first."
+        )
     else:
         lam = view.curvature
         rates = [k * 3.0 / (60.0 * lam) for k in range(1, 61)]
         W.prime(f"{PAGE}.felt_alpha", 20)
         position = controls.select_slider(
-            "learning rate α", options=list(range(1, 61)), key=f"{PAGE}.felt_alpha",
+            "learning rate α",
+            options=list(range(1, 61)),
+            key=f"{PAGE}.felt_alpha",
             format_func=lambda k: f"{k * 3.0 / (60.0 * lam):.3g}",
-            help="the thresholds ½λ⁻¹, λ⁻¹ and 2λ⁻¹ of the four regimes are drawn below")
+            help="the thresholds ½λ⁻¹, λ⁻¹ and 2λ⁻¹ of the four regimes are drawn below",
+        )
         rate = rates[int(position) - 1]
         bar = LF.regime_bar_info(lam, rate)
         controls.markdown(f"#### {bar.regime}\n{L.REGIME_TEXT[bar.regime]}")
-        controls.plotly_chart(LF.draw_regime_bar(bar), key=f"{PAGE}.chart.regimes", width="stretch",
-                              config={"displayModeBar": False}, **S.STREAMLIT_CHART)
-        controls.caption(f"λ = {lam:.4g} (the curvature d²J/ds² along the slice, an exact Hessian-vector product): "
-                         f"glide from α = {0.5 / lam:.3g}, bounce above {1 / lam:.3g}, escape from {2 / lam:.3g}.")
+        controls.plotly_chart(
+            LF.draw_regime_bar(bar),
+            key=f"{PAGE}.chart.regimes",
+            width="stretch",
+            config={"displayModeBar": False},
+            **S.STREAMLIT_CHART,
+        )
+        controls.caption(
+            f"λ = {lam:.4g} (the curvature d²J/ds² along the slice, an exact Hessian-vector product): "
+            f"glide from α = {0.5 / lam:.3g}, bounce above {1 / lam:.3g}, escape from {2 / lam:.3g}."
+        )
         with picture:
-            W.chart(LF.draw_slice(LF.slice_info(instance, lesson.params, view, rate), height=440),
-                    f"{PAGE}.chart.slice")
+            W.chart(
+                LF.draw_slice(LF.slice_info(instance, lesson.params, view, rate), height=440), f"{PAGE}.chart.slice"
+            )
 
 # ---- predict, then run ----------------------------------------------------------------------------
 if view_name == VIEWS[2]:
     title = rule.title or rule.name
     threshold = rule_threshold(rule)
     theory_label = "theory: none declared" if threshold is None else f"theory {threshold:g}/λₘₐₓ"
-    st.markdown(f"Guess the **largest α for which {W.markdown_text(title)} still converges** on this problem from these "
-                "starting weights (the rule is the sidebar's). Then run a fine sweep of α (200 steps each, "
-                "the whole batch) and compare.")
+    st.markdown(
+        f"Guess the **largest α for which {W.markdown_text(title)} still converges** on this problem from these "
+        "starting weights (the rule is the sidebar's). Then run a fine sweep of α (200 steps each, "
+        "the whole batch) and compare."
+    )
     W.prime(f"{PAGE}.guess", 1.0)
-    guess = float(W.remember(f"{PAGE}.guess", st.number_input("your guess of the largest converging α",
-                                                              min_value=1e-6, max_value=1e4, format="%g",
-                                                              key=f"{PAGE}.guess")))
+    guess = float(
+        W.remember(
+            f"{PAGE}.guess",
+            st.number_input(
+                "your guess of the largest converging α",
+                min_value=1e-6,
+                max_value=1e4,
+                format="%g",
+                key=f"{PAGE}.guess",
+            ),
+        )
+    )
     if st.button("run the sweep", key=f"{PAGE}.run_sweep", type="primary"):
         st.session_state[f"{PAGE}.swept"] = (spec_json, guess, seed, rule_name)
     if st.session_state.get(f"{PAGE}.swept") == (spec_json, guess, seed, rule_name):
@@ -318,12 +446,20 @@ if view_name == VIEWS[2]:
             prediction = _sweep(spec_json, guess, seed, rule_name, W.registry_key(), registry)
         a, b, c = st.columns(3)
         a.metric("your guess", f"{prediction.guess:.3g}")
-        b.metric(theory_label, "—" if math.isnan(prediction.theory) else f"{prediction.theory:.3g}",
-                 help=f"λₘₐₓ = {prediction.sharpness:.4g} at the start; the constant is the rule's declared "
-                      "stability threshold at its default hyperparameters")
-        c.metric("measured", "none" if math.isnan(prediction.measured) else f"{prediction.measured:.3g}",
-                 help="the largest swept α whose run converged or was still progressing, below every α that blew up")
+        b.metric(
+            theory_label,
+            "—" if math.isnan(prediction.theory) else f"{prediction.theory:.3g}",
+            help=f"λₘₐₓ = {prediction.sharpness:.4g} at the start; the constant is the rule's declared "
+            "stability threshold at its default hyperparameters",
+        )
+        c.metric(
+            "measured",
+            "none" if math.isnan(prediction.measured) else f"{prediction.measured:.3g}",
+            help="the largest swept α whose run converged or was still progressing, below every α that blew up",
+        )
         W.chart(LF.draw_prediction(LF.prediction_info(prediction)), f"{PAGE}.chart.prediction")
-        st.caption("On a quadratic cost (linear regression) theory and measurement agree to the sweep's "
-                   "resolution. On a network λₘₐₓ changes as it trains, so the theory at the start is a local "
-                   "prediction.")
+        st.caption(
+            "On a quadratic cost (linear regression) theory and measurement agree to the sweep's "
+            "resolution. On a network λₘₐₓ changes as it trains, so the theory at the start is a local "
+            "prediction."
+        )

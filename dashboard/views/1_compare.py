@@ -14,10 +14,12 @@ PAGE = "cmp"
 DEFAULT = preset("compare")  # vanilla GD, momentum and Adam on two spirals (dashboard/presets/compare.toml)
 
 st.title("Compare descent variants")
-st.caption("Same problem, same data, same initial weights per seed: the runs differ only in the descent rule, "
-           "its α and its schedule. Raise α until a run blows up and watch where it is marked: "
-           f"{STATUS_STYLE['unstable'].glyph} unstable from the step it went wrong (it runs on), "
-           f"{STATUS_STYLE['diverged'].glyph} diverged where the runner stopped it.")
+st.caption(
+    "Same problem, same data, same initial weights per seed: the runs differ only in the descent rule, "
+    "its α and its schedule. Raise α until a run blows up and watch where it is marked: "
+    f"{STATUS_STYLE['unstable'].glyph} unstable from the step it went wrong (it runs on), "
+    f"{STATUS_STYLE['diverged'].glyph} diverged where the runner stopped it."
+)
 
 registry = W.current_registry()
 W.plugin_warnings(registry)
@@ -35,9 +37,12 @@ results = W.run_when_asked(PAGE, spec, registry, errors, button_slot=run_col, in
 
 if results is not None:
     wall = W.wall_time(results.meta)
-    info_col.caption(f"{len(results.runs)} runs × {results.experiment.steps} steps on "
-                     f"{W.markdown_text(results.experiment.problem)}" + (f" in {wall:.2f} s" if wall is not None else "")
-                     + " (cached: re-running the same settings is instant)")
+    info_col.caption(
+        f"{len(results.runs)} runs × {results.experiment.steps} steps on "
+        f"{W.markdown_text(results.experiment.problem)}"
+        + (f" in {wall:.2f} s" if wall is not None else "")
+        + " (cached: re-running the same settings is instant)"
+    )
     W.render_results(results, PAGE)
     with st.expander("Reproduce from the command line / save"):
         toml = results.experiment.to_toml()
@@ -46,6 +51,7 @@ if results is not None:
         if st.button("Save these results under results/", key=f"{PAGE}.save"):
             try:
                 from descentlab.records import save_results
+
                 path = save_results(results)
                 st.success(W.markdown_text(f"Saved to {path} (open it on the Results page)."))
             except Exception as error:

@@ -56,6 +56,7 @@ def _allowed(path: Path) -> bool:
 @st.cache_data(show_spinner=False, max_entries=16)
 def _load(path: str, mtime: float):
     from descentlab.records import load_results
+
     return load_results(path)
 
 
@@ -66,13 +67,22 @@ def _parquet_bytes(frame) -> bytes:
 
 
 st.title("Results")
-st.caption("Every experiment saved under a folder (default `results/`, where `descentlab run` writes). Opening "
-           "one draws all its plots from the records: nothing is re-run.")
+st.caption(
+    "Every experiment saved under a folder (default `results/`, where `descentlab run` writes). Opening "
+    "one draws all its plots from the records: nothing is re-run."
+)
 
 folder_key = f"{PAGE}.folder"
 W.prime(folder_key, st.query_params.get("folder", access.results_dir()))
-folder = W.remember(folder_key, st.text_input("folder", key=folder_key, help="a results folder, or a folder of them "
-                                              "(under the results folder, the working directory or an --allow-path)"))
+folder = W.remember(
+    folder_key,
+    st.text_input(
+        "folder",
+        key=folder_key,
+        help="a results folder, or a folder of them "
+        "(under the results folder, the working directory or an --allow-path)",
+    ),
+)
 try:  # a link's ?folder= may name any path: only folders under the allowed roots are read
     root = access.check_path("folder", folder)
 except SpecError as error:
@@ -81,8 +91,10 @@ except SpecError as error:
 # a symlinked experiment folder pointing outside the allowed roots is left out
 found = [p for p in experiments_in(root) if _allowed(p)]
 if not found:
-    st.info(f"No saved experiments under {W.markdown_text(folder)} yet. Run `descentlab run experiment.toml`, "
-            "or press *Save these results* on the Compare page.")
+    st.info(
+        f"No saved experiments under {W.markdown_text(folder)} yet. Run `descentlab run experiment.toml`, "
+        "or press *Save these results* on the Compare page."
+    )
     st.stop()
 
 # Options are names (not paths) so that AppTest and the URL see the same strings.
@@ -107,21 +119,44 @@ except Exception as error:  # a truncated or foreign folder: one line, the page 
 
 experiment = results.experiment
 wall = W.wall_time(results.meta)
-st.caption(f"**{W.markdown_text(experiment.name)}** — problem {W.markdown_text(experiment.problem)}, "
-           f"{len(results.runs)} runs × {experiment.steps} steps" + (f", {wall:.2f} s" if wall is not None else "")
-           + (f"; command: {W.markdown_text(results.meta.get('command'))}" if results.meta.get("command") else ""))
+st.caption(
+    f"**{W.markdown_text(experiment.name)}** — problem {W.markdown_text(experiment.problem)}, "
+    f"{len(results.runs)} runs × {experiment.steps} steps"
+    + (f", {wall:.2f} s" if wall is not None else "")
+    + (f"; command: {W.markdown_text(results.meta.get('command'))}" if results.meta.get("command") else "")
+)
 
 # ---- downloads ---------------------------------------------------------------------------------
 cols = st.columns(5)
 stem = Path(picked).name
-cols[0].download_button("runs.csv", results.runs.to_csv(index=False), file_name=f"{stem}-runs.csv",
-                        mime="text/csv", key=f"{PAGE}.dl.runs_csv")
-cols[1].download_button("metrics.csv", results.metrics.to_csv(index=False), file_name=f"{stem}-metrics.csv",
-                        mime="text/csv", key=f"{PAGE}.dl.metrics_csv")
-cols[2].download_button("runs.parquet", _parquet_bytes(results.runs), file_name=f"{stem}-runs.parquet",
-                        mime="application/octet-stream", key=f"{PAGE}.dl.runs_parquet")
-cols[3].download_button("metrics.parquet", _parquet_bytes(results.metrics), file_name=f"{stem}-metrics.parquet",
-                        mime="application/octet-stream", key=f"{PAGE}.dl.metrics_parquet")
+cols[0].download_button(
+    "runs.csv",
+    results.runs.to_csv(index=False),
+    file_name=f"{stem}-runs.csv",
+    mime="text/csv",
+    key=f"{PAGE}.dl.runs_csv",
+)
+cols[1].download_button(
+    "metrics.csv",
+    results.metrics.to_csv(index=False),
+    file_name=f"{stem}-metrics.csv",
+    mime="text/csv",
+    key=f"{PAGE}.dl.metrics_csv",
+)
+cols[2].download_button(
+    "runs.parquet",
+    _parquet_bytes(results.runs),
+    file_name=f"{stem}-runs.parquet",
+    mime="application/octet-stream",
+    key=f"{PAGE}.dl.runs_parquet",
+)
+cols[3].download_button(
+    "metrics.parquet",
+    _parquet_bytes(results.metrics),
+    file_name=f"{stem}-metrics.parquet",
+    mime="application/octet-stream",
+    key=f"{PAGE}.dl.metrics_parquet",
+)
 # ---- report export (owned by the report engineer: descentlab.dashboard.report.render_download) ----
 with cols[4]:
     try:
@@ -185,8 +220,10 @@ with tabs[3]:
         ids = [g.run_ids[0] for g in groups]
         params = F.params_from_weights(results, instance, "final", ids)
         panels = [(g.name, params[j]) for j, g in enumerate(groups)][:9]
-        W.chart(F.draw_decision_boundary(F.decision_boundary_info(instance, panels, step=int(experiment.steps))),
-                f"{PAGE}.chart.boundary")
+        W.chart(
+            F.draw_decision_boundary(F.decision_boundary_info(instance, panels, step=int(experiment.steps))),
+            f"{PAGE}.chart.boundary",
+        )
 with tabs[4]:
     st.code(experiment.to_toml(), language="toml")
     st.json(results.meta, expanded=False)

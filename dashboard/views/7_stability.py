@@ -23,7 +23,7 @@ TITLE = "Stability"
 ICON = ":material/balance:"
 
 
-START = preset("stability")   # dashboard/presets/stability.toml (which problem each section opens on)
+START = preset("stability")  # dashboard/presets/stability.toml (which problem each section opens on)
 # Every number below comes from the rules' declarations (stability_threshold, threshold_note,
 # optimal, preconditioner): the page names no rule, so a plugin's theory appears beside the built-ins'.
 
@@ -35,28 +35,39 @@ def spectrum(problem: str, settings_json: str, registry_key: tuple, _registry) -
     params = instance.init_params([0])
     top, bottom = hessian_extreme_eigenvalues(instance, params, iters=instance.layout.size)
     info = instance.describe()
-    minima = list(instance.minima) if is_landscape(instance) else []   # the declared Landscape minima
-    return {"lambda_max": float(top[0]), "lambda_min": float(bottom[0]), "declared": info.get("top_eigenvalue"),
-            "minimum_value": float(info.get("minimum_value", 0.0) or 0.0), "start": [float(v) for v in params[0]],
-            "minimum": ([float(v) for v in minima[0]] if len(minima) == 1 else None)}
+    minima = list(instance.minima) if is_landscape(instance) else []  # the declared Landscape minima
+    return {
+        "lambda_max": float(top[0]),
+        "lambda_min": float(bottom[0]),
+        "declared": info.get("top_eigenvalue"),
+        "minimum_value": float(info.get("minimum_value", 0.0) or 0.0),
+        "start": [float(v) for v in params[0]],
+        "minimum": ([float(v) for v in minima[0]] if len(minima) == 1 else None),
+    }
 
 
 def theory_problems(registry) -> list[str]:
     """Problems with a closed-form Hessian (the declared ExactHessian capability, not None at the
     start): the theory below is exact on them. The preset's problem first."""
+
     def exact(problem, instance):
         return exact_hessian(instance, instance.init_params([0])) is not None
-    return _preset_first(W.problems_where(registry, exact, ("landscape", "regression", "classification")),
-                         START.get("problem"))
+
+    return _preset_first(
+        W.problems_where(registry, exact, ("landscape", "regression", "classification")), START.get("problem")
+    )
 
 
 def network_problems(registry) -> list[str]:
     """Problems whose sharpness comes from exact Hessian-vector products and not from a closed-form
     Hessian (the declared HessianVectorProduct capability: networks). The preset's problem first."""
+
     def network(problem, instance):
         return has_hessian_vector_product(instance) and exact_hessian(instance, instance.init_params([0])) is None
-    return _preset_first(W.problems_where(registry, network, ("regression", "classification")),
-                         START.get("eos_problem"))
+
+    return _preset_first(
+        W.problems_where(registry, network, ("regression", "classification")), START.get("eos_problem")
+    )
 
 
 def _preset_first(names: list[str], first: str | None) -> list[str]:
@@ -64,11 +75,11 @@ def _preset_first(names: list[str], first: str | None) -> list[str]:
 
 
 @st.cache_data(show_spinner="training with preconditioned-sharpness tracking …", max_entries=16)
-def preconditioned_tracking(problem: str, rule: str, learning_rate: float, steps: int, every: int,
-                            registry_key: tuple, _registry) -> dict:
+def preconditioned_tracking(
+    problem: str, rule: str, learning_rate: float, steps: int, every: int, registry_key: tuple, _registry
+) -> dict:
     instance = _registry.problem(problem).build({h.name: h.default for h in _registry.problem(problem).settings})
-    return preconditioned_sharpness_run(instance, _registry.rule(rule), learning_rate, steps, every,
-                                        registry=_registry)
+    return preconditioned_sharpness_run(instance, _registry.rule(rule), learning_rate, steps, every, registry=_registry)
 
 
 def momentum_hyper(rule, mu: float) -> dict:
@@ -78,12 +89,14 @@ def momentum_hyper(rule, mu: float) -> dict:
 
 # Settings shown as widgets when the chosen problem declares them (by setting, never by problem):
 # (setting, label, low, high, type); the rest keep their declared defaults.
-SETTING_WIDGETS = (("lambda_max", "λₘₐₓ", 0.01, 1e4, float),
-                   ("condition", "condition number κ", 1.0, 1e5, float),
-                   ("angle", "angle (degrees)", -180.0, 180.0, float),
-                   ("samples", "samples", 4, 10_000, int),
-                   ("x_high", "x_high (x uniform in [x_low, x_high])", 0.1, 100.0, float),
-                   ("noise", "noise", 0.0, 10.0, float))
+SETTING_WIDGETS = (
+    ("lambda_max", "λₘₐₓ", 0.01, 1e4, float),
+    ("condition", "condition number κ", 1.0, 1e5, float),
+    ("angle", "angle (degrees)", -180.0, 180.0, float),
+    ("samples", "samples", 4, 10_000, int),
+    ("x_high", "x_high (x uniform in [x_low, x_high])", 0.1, 100.0, float),
+    ("noise", "noise", 0.0, 10.0, float),
+)
 
 
 def settings_for(problem: str, registry) -> dict:
@@ -92,9 +105,10 @@ def settings_for(problem: str, registry) -> dict:
     shown = [w for w in SETTING_WIDGETS if w[0] in settings]
     for row in range(0, len(shown), 3):
         cols = st.columns(3)
-        for col, (name, label, low, high, kind) in zip(cols, shown[row:row + 3]):
-            settings[name] = kind(col.number_input(label, kind(low), kind(high), kind(settings[name]),
-                                                   key=f"stability_{name}"))
+        for col, (name, label, low, high, kind) in zip(cols, shown[row : row + 3]):
+            settings[name] = kind(
+                col.number_input(label, kind(low), kind(high), kind(settings[name]), key=f"stability_{name}")
+            )
     return settings
 
 
@@ -133,7 +147,8 @@ st.markdown(
     "heavy-ball momentum iff α·λₘₐₓ < 2 + 2μ; Nesterov iff α·λₘₐₓ < (2 + 2μ)/(1 + 2μ). Each rule "
     "declares its constant c, so the **critical learning rate** c/λₘₐₓ is known before running. "
     "λₘₐₓ here is measured by "
-    "Lanczos on Hessian-vector products through the backprop engine.")
+    "Lanczos on Hessian-vector products through the backprop engine."
+)
 
 registry = W.current_registry()
 names = theory_problems(registry)
@@ -169,9 +184,14 @@ if quadratic:
     edges = edge_rules(lam_max, mu)
     smallest = min((c for _, _, c in edges), default=2.0 / lam_max)
     alphas = [smallest * 10 ** (k / 12.0) for k in range(-18, 9)]
-    sweep_spec = {"name": "stability-sweep", "steps": steps, "seeds": [0], "eval_every": steps,
-                  "problem": {"name": problem, **settings},
-                  "rules": [{"rule": name, "learning_rate": alphas, **hyper} for name, hyper, _ in edges]}
+    sweep_spec = {
+        "name": "stability-sweep",
+        "steps": steps,
+        "seeds": [0],
+        "eval_every": steps,
+        "problem": {"name": problem, **settings},
+        "rules": [{"rule": name, "learning_rate": alphas, **hyper} for name, hyper, _ in edges],
+    }
     try:
         sweep = W.run_spec(sweep_spec, registry)
         fig = F.draw_sweep(F.sweep_info(sweep))
@@ -188,12 +208,22 @@ if quadratic:
     # rules that declare their optimal constant hyperparameters on a quadratic (GD, heavy ball, plugins)
     best = {name: rule.optimal(lam_min, lam_max) for name, rule in registry.rules.items() if rule.optimal}
     declared = {name: {h.name for h in registry.rule(name).hyperparams} for name in best}
-    rate_spec = {"name": "stability-rates", "steps": steps, "seeds": [0], "eval_every": steps,
-                 "problem": {"name": problem, **settings},
-                 "rules": [{"rule": name, "learning_rate": b["learning_rate"],
-                            **{k: v for k, v in b.items() if k in declared[name]},
-                            "label": f"{registry.rule(name).display_title(b)} at its optimum"}
-                           for name, b in best.items()]}
+    rate_spec = {
+        "name": "stability-rates",
+        "steps": steps,
+        "seeds": [0],
+        "eval_every": steps,
+        "problem": {"name": problem, **settings},
+        "rules": [
+            {
+                "rule": name,
+                "learning_rate": b["learning_rate"],
+                **{k: v for k, v in b.items() if k in declared[name]},
+                "label": f"{registry.rule(name).display_title(b)} at its optimum",
+            }
+            for name, b in best.items()
+        ],
+    }
     try:
         rates = W.run_spec(rate_spec, registry)
         curves = []
@@ -214,30 +244,44 @@ if quadratic:
             curves.append((row.label, losses, theory, rho))
         rows = []
         for name, b in best.items():
-            others = {("optimal μ" if k == "momentum" else f"optimal {k}"): v for k, v in b.items()
-                      if k in declared[name]}
-            rows.append({"rule": name, "optimal α": b["learning_rate"], **others, "theory rate": b["rate"],
-                         "formula": b.get("formula", ""), "measured rate": measured.get(name)})
+            others = {
+                ("optimal μ" if k == "momentum" else f"optimal {k}"): v for k, v in b.items() if k in declared[name]
+            }
+            rows.append(
+                {
+                    "rule": name,
+                    "optimal α": b["learning_rate"],
+                    **others,
+                    "theory rate": b["rate"],
+                    "formula": b.get("formula", ""),
+                    "measured rate": measured.get(name),
+                }
+            )
         rate_table = pd.DataFrame(rows)
         st.dataframe(rate_table, key="stability_rates", hide_index=True)
-        st.caption("ρ is the per-step contraction of ‖θ − θ*‖, measured as the fitted per-step ratio of the "
-                   "distances to the minimum over the later half of the run (equivalently: the loss gap shrinks "
-                   "like ρ²ᵗ, the square root of the per-step loss ratio). "
-                   "The heavy-ball rate is reached asymptotically (the error decays like t·ρᵗ). PyTorch's "
-                   "momentum convention v = μv + g; θ −= αv follows the same trajectory as Polyak's heavy "
-                   "ball with the same α and μ at a constant α.")
+        st.caption(
+            "ρ is the per-step contraction of ‖θ − θ*‖, measured as the fitted per-step ratio of the "
+            "distances to the minimum over the later half of the run (equivalently: the loss gap shrinks "
+            "like ρ²ᵗ, the square root of the per-step loss ratio). "
+            "The heavy-ball rate is reached asymptotically (the error decays like t·ρᵗ). PyTorch's "
+            "momentum convention v = μv + g; θ −= αv follows the same trajectory as Polyak's heavy "
+            "ball with the same α and μ at a constant α."
+        )
         W.chart(TF.draw_rates(TF.rate_info(curves, minimum=spec["minimum_value"])), key="stability_rate_chart")
     except SpecError as error:
         W.show_error(error)
 else:
-    st.info("This landscape is not a quadratic: λₘₐₓ changes from point to point, so the numbers above hold "
-            "only near the starting point. Track the sharpness during training below to see the edge move.")
+    st.info(
+        "This landscape is not a quadratic: λₘₐₓ changes from point to point, so the numbers above hold "
+        "only near the starting point. Track the sharpness during training below to see the edge move."
+    )
 
 st.subheader("Edge of stability: sharpness during training")
 st.markdown(
     "Full-batch gradient descent on a network typically **sharpens** (λₘₐₓ grows) until λₘₐₓ reaches "
     "**2/α**, then hovers there while the loss keeps falling non-monotonically (Cohen et al., 2021). "
-    "The dashed line is each run's own limit c/αₜ.")
+    "The dashed line is each run's own limit c/αₜ."
+)
 eos_names = network_problems(registry)
 cols = st.columns(4)
 eos_problem = cols[0].selectbox("network problem", eos_names, key="stability_eos_problem")
@@ -250,26 +294,47 @@ eos_every = int(st.slider("measure the sharpness every k steps", 1, 100, 10, key
 if st.button("Run with sharpness tracking", key="stability_eos_run"):
     st.session_state["stability_eos_requested"] = True
 chosen = registry.rule(eos_rule)
-if st.session_state.get("stability_eos_requested") and chosen.preconditioner is not None \
-        and chosen.preconditioned_limit is not None:
+if (
+    st.session_state.get("stability_eos_requested")
+    and chosen.preconditioner is not None
+    and chosen.preconditioned_limit is not None
+):
     # The runner records λₘₐₓ(H) only; a preconditioned rule's edge is on λₘₐₓ(P⁻¹H) (needs its state).
-    tracked = preconditioned_tracking(eos_problem, eos_rule, eos_lr, eos_steps, eos_every, W.registry_key(),
-                                      registry)
+    tracked = preconditioned_tracking(eos_problem, eos_rule, eos_lr, eos_steps, eos_every, W.registry_key(), registry)
     title = chosen.display_title()
-    threshold = tracked["limit"] * eos_lr        # the limit is c/α
+    threshold = tracked["limit"] * eos_lr  # the limit is c/α
     alphas = [eos_lr] * (eos_steps + 1)
-    info = TF.SharpnessInfo(series=[
-        TF.sharpness_series(title, tracked["steps"], tracked["preconditioned"][0], learning_rates=alphas,
-                            threshold=threshold, rule=eos_rule, index=0, kind="preconditioned"),
-        TF.sharpness_series(title, tracked["steps"], tracked["sharpness"][0], index=1)],
-        title=f"{title}: preconditioned sharpness λₘₐₓ(P⁻¹H) against {threshold:.3g}/α (dashed), and plain λₘₐₓ(H)")
+    info = TF.SharpnessInfo(
+        series=[
+            TF.sharpness_series(
+                title,
+                tracked["steps"],
+                tracked["preconditioned"][0],
+                learning_rates=alphas,
+                threshold=threshold,
+                rule=eos_rule,
+                index=0,
+                kind="preconditioned",
+            ),
+            TF.sharpness_series(title, tracked["steps"], tracked["sharpness"][0], index=1),
+        ],
+        title=f"{title}: preconditioned sharpness λₘₐₓ(P⁻¹H) against {threshold:.3g}/α (dashed), and plain λₘₐₓ(H)",
+    )
     W.chart(TF.draw_sharpness(info), key="stability_sharpness_chart")
-    st.caption(f"{W.markdown_text(title)}'s declared limit = {tracked['limit']:.4g} applies to the preconditioned sharpness "
-               "(Cohen et al., 2022), not to λₘₐₓ(H); the plain sharpness has no fixed limit under it.")
+    st.caption(
+        f"{W.markdown_text(title)}'s declared limit = {tracked['limit']:.4g} applies to the preconditioned sharpness "
+        "(Cohen et al., 2022), not to λₘₐₓ(H); the plain sharpness has no fixed limit under it."
+    )
 elif st.session_state.get("stability_eos_requested"):
-    eos_spec = {"name": "edge-of-stability", "steps": eos_steps, "seeds": [0], "eval_every": eos_steps,
-                "sharpness_every": eos_every, "problem": {"name": eos_problem},
-                "rules": [{"rule": eos_rule, "learning_rate": eos_lr}]}
+    eos_spec = {
+        "name": "edge-of-stability",
+        "steps": eos_steps,
+        "seeds": [0],
+        "eval_every": eos_steps,
+        "sharpness_every": eos_every,
+        "problem": {"name": eos_problem},
+        "rules": [{"rule": eos_rule, "learning_rate": eos_lr}],
+    }
     try:
         eos = W.run_spec(eos_spec, registry)
         info = TF.sharpness_info(eos)
@@ -278,10 +343,12 @@ elif st.session_state.get("stability_eos_requested"):
         if series is not None and series.limit and series.sharpness:
             limit = series.limit[0]
             values = [v for v in series.sharpness if v is not None]
-            tail = values[len(values) * 2 // 3:] or values
-            st.caption(f"Limit {W.markdown_text(series.limit_label)} = {limit:.4g}; sharpness at the start {values[0]:.4g}, "
-                       f"highest {max(values):.4g}, mean over the last third of the run "
-                       f"{sum(tail) / len(tail):.4g}.")
+            tail = values[len(values) * 2 // 3 :] or values
+            st.caption(
+                f"Limit {W.markdown_text(series.limit_label)} = {limit:.4g}; sharpness at the start {values[0]:.4g}, "
+                f"highest {max(values):.4g}, mean over the last third of the run "
+                f"{sum(tail) / len(tail):.4g}."
+            )
         for note in W.divergence_notes(eos):
             st.markdown(f"- {note}")
     except SpecError as error:

@@ -18,16 +18,19 @@ def comparisons_in(folder: Path) -> list[Path]:
     """Result folders with a protocol.json under ``folder`` (or ``folder`` itself), newest first."""
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir()
-             if p.is_dir() and not p.name.startswith(".") and (p / "protocol.json").is_file()]
+    found = [
+        p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "protocol.json").is_file()
+    ]
     if (folder / "protocol.json").is_file():
         found.append(folder)
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
 st.title(TITLE)
-st.caption("Comparisons run with a `[protocol]` table (docs/protocol.md): every rule tuned with the same budget "
-           "on tune seeds; every number here comes from the test seeds. Read from protocol.json: nothing is re-run.")
+st.caption(
+    "Comparisons run with a `[protocol]` table (docs/protocol.md): every rule tuned with the same budget "
+    "on tune seeds; every number here comes from the test seeds. Read from protocol.json: nothing is re-run."
+)
 
 folder_key = f"{PAGE}.folder"
 W.prime(folder_key, st.query_params.get("folder", access.results_dir()))
@@ -39,8 +42,10 @@ except SpecError as error:
     st.stop()
 found = comparisons_in(root)
 if not found:
-    st.info(f"No protocol comparison under {W.markdown_text(folder)} yet. Run "
-            "`descentlab run examples/teaching_suite.toml`.")
+    st.info(
+        f"No protocol comparison under {W.markdown_text(folder)} yet. Run "
+        "`descentlab run examples/teaching_suite.toml`."
+    )
     st.stop()
 by_name = {("." if p == root else p.name): p for p in found}
 pick_key = f"{PAGE}.pick"
@@ -54,11 +59,13 @@ except Exception as error:  # a truncated or foreign protocol.json: one line, th
     W.show_error(error)
     st.stop()
 
-st.markdown(f"**Budget and split.** {W.markdown_text(comparison.statement)}  \n"
-            f"**Selection.** {W.markdown_text(comparison.selection)}  \n"
-            f"**Reported numbers.** {W.markdown_text(comparison.reported)}  \n"
-            f"**Intervals.** {W.markdown_text(comparison.intervals)}  \n"
-            f"**Verdicts.** {W.markdown_text(comparison.verdict_rule)}")
+st.markdown(
+    f"**Budget and split.** {W.markdown_text(comparison.statement)}  \n"
+    f"**Selection.** {W.markdown_text(comparison.selection)}  \n"
+    f"**Reported numbers.** {W.markdown_text(comparison.reported)}  \n"
+    f"**Intervals.** {W.markdown_text(comparison.intervals)}  \n"
+    f"**Verdicts.** {W.markdown_text(comparison.verdict_rule)}"
+)
 st.dataframe(comparison.leaderboard, key=f"{PAGE}.leaderboard", hide_index=True)
 with st.expander(f"pairwise and tuning verdicts ({len(comparison.verdicts)})"):
     st.markdown("\n".join(f"- {W.markdown_text(v)}" for v in comparison.verdicts))

@@ -1,4 +1,5 @@
 """Sign descent, θ ← θ − α·sign(g): a complete descentlab plugin (load with --plugin sign_descent.py)."""
+
 from typing import NamedTuple
 
 import numpy as np
@@ -20,7 +21,13 @@ def update(grad, state, params, learning_rate, hyper, step):
 
 @hookimpl
 def register_optimizers(register):
-    register(DescentRule(
-        "sign_descent", init, update,
-        hyperparams=(HyperParam("weight_decay", 0.0, low=0.0, help="decoupled weight decay λ"),),
-        summary="Fixed-length steps against the gradient's sign.", formula="θ ← θ − α (sign(g) + λθ)"))
+    register(
+        DescentRule(
+            "sign_descent",
+            init,
+            update,
+            hyperparams=(HyperParam("weight_decay", 0.0, low=0.0, help="decoupled weight decay λ"),),
+            summary="Fixed-length steps against the gradient's sign.",
+            formula="θ ← θ − α (sign(g) + λθ)",
+        )
+    )

@@ -36,15 +36,17 @@ import snapshot_cases  # noqa: E402
 
 
 def _git(code_dir: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(code_dir), *args], check=True, capture_output=True,
-                          text=True).stdout.rstrip()
+    return subprocess.run(
+        ["git", "-C", str(code_dir), *args], check=True, capture_output=True, text=True
+    ).stdout.rstrip()
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=HERE / "snapshots.json")
-    parser.add_argument("--allow-dirty", action="store_true",
-                        help="snapshot code with uncommitted changes (for experiments only)")
+    parser.add_argument(
+        "--allow-dirty", action="store_true", help="snapshot code with uncommitted changes (for experiments only)"
+    )
     args = parser.parse_args(argv)
 
     import descentlab
@@ -68,11 +70,13 @@ def main(argv=None) -> int:
     print(f"{len(cases)} cases in {time.perf_counter() - started:.1f} s")
 
     document = {
-        "_comment": (f"Golden SHA-256 digests of the runner's results, generated from commit {commit}"
-                     f"{' WITH UNCOMMITTED CHANGES' if dirty else ''}. Regenerate only when a change of "
-                     "results is intended (say why in the commit message): run "
-                     "`python tests/core/make_snapshots.py` with a descentlab installed from that commit. "
-                     "Cases and digest rules: tests/core/snapshot_cases.py."),
+        "_comment": (
+            f"Golden SHA-256 digests of the runner's results, generated from commit {commit}"
+            f"{' WITH UNCOMMITTED CHANGES' if dirty else ''}. Regenerate only when a change of "
+            "results is intended (say why in the commit message): run "
+            "`python tests/core/make_snapshots.py` with a descentlab installed from that commit. "
+            "Cases and digest rules: tests/core/snapshot_cases.py."
+        ),
         "_commit": commit,
         **cases,
     }

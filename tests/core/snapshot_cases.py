@@ -48,13 +48,17 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "classical_momentum": ("classical_momentum", {}),
     "classical_momentum_grid": ("classical_momentum", {"momentum": [0.0, 0.5]}),
     "adagrad": ("adagrad", {}),
-    "adagrad_options": ("adagrad", {"lr_decay": 0.01, "initial_accumulator_value": 0.1, "eps": 1e-6,
-                                    "weight_decay": 0.01}),
+    "adagrad_options": (
+        "adagrad",
+        {"lr_decay": 0.01, "initial_accumulator_value": 0.1, "eps": 1e-6, "weight_decay": 0.01},
+    ),
     "rmsprop": ("rmsprop", {}),
     "rmsprop_centered": ("rmsprop", {"centered": True}),
     "rmsprop_momentum": ("rmsprop", {"momentum": 0.9}),
-    "rmsprop_centered_momentum_wd": ("rmsprop", {"centered": True, "momentum": 0.5, "alpha": 0.9,
-                                                 "weight_decay": 0.01}),
+    "rmsprop_centered_momentum_wd": (
+        "rmsprop",
+        {"centered": True, "momentum": 0.5, "alpha": 0.9, "weight_decay": 0.01},
+    ),
     "rmsprop_mixed": ("rmsprop", {"centered": [False, True]}),
     "adam": ("adam", {}),
     "adam_amsgrad": ("adam", {"amsgrad": True}),
@@ -72,36 +76,62 @@ ADAPTIVE = ("adagrad", "rmsprop", "adam", "adamw")
 KINDS: dict[str, tuple[dict, list[float], list[float]]] = {
     # landscape, quadratic bowl λ_max = 1: the larger α of each pair diverges (GD α < 2, heavy ball
     # α < 3.8, Nesterov α < 1.36; an adaptive step of ~α jumps far outside at once)
-    "quadratic": ({"divergence_factor": 100.0, "eval_every": 0, "target_loss": 0.01,
-                   "problem": {"name": "quadratic", "condition": 10.0, "angle": 30.0, "start_spread": 0.1}},
-                  [0.5, 4.5], [0.1, 100.0]),
+    "quadratic": (
+        {
+            "divergence_factor": 100.0,
+            "eval_every": 0,
+            "target_loss": 0.01,
+            "problem": {"name": "quadratic", "condition": 10.0, "angle": 30.0, "start_spread": 0.1},
+        },
+        [0.5, 4.5],
+        [0.1, 100.0],
+    ),
     # landscape, Rosenbrock valley: stable rates
-    "rosenbrock": ({"eval_every": 0, "target_loss": 1.0,
-                    "problem": {"name": "rosenbrock", "start_spread": 0.1}},
-                   [1e-4, 1e-3], [1e-2, 1e-1]),
+    "rosenbrock": (
+        {"eval_every": 0, "target_loss": 1.0, "problem": {"name": "rosenbrock", "start_spread": 0.1}},
+        [1e-4, 1e-3],
+        [1e-2, 1e-1],
+    ),
     # linear regression y = w x + b (two parameters: the landscape path bookkeeping, with data)
-    "linreg": ({"eval_every": 10, "target_loss": 0.05,
-                "problem": {"name": "linear_regression", "samples": 64, "noise": 0.1, "start_spread": 0.5}},
-               [0.1, 0.5], [0.05, 0.3]),
+    "linreg": (
+        {
+            "eval_every": 10,
+            "target_loss": 0.05,
+            "problem": {"name": "linear_regression", "samples": 64, "noise": 0.1, "start_spread": 0.5},
+        },
+        [0.1, 0.5],
+        [0.05, 0.3],
+    ),
     # MLP 2-4-1 on XOR: 17 parameters <= SMALL_PARAMS, the "small" bookkeeping path
-    "xor": ({"eval_every": 10, "target_loss": 0.6,
-             "problem": {"name": "xor", "samples": 64, "hidden": [4]}},
-            [0.3, 1.0], [0.01, 0.1]),
+    "xor": (
+        {"eval_every": 10, "target_loss": 0.6, "problem": {"name": "xor", "samples": 64, "hidden": [4]}},
+        [0.3, 1.0],
+        [0.01, 0.1],
+    ),
     # MLP 2-16-1 on two moons: 65 parameters, the general path (per-layer norms in the loop)
-    "moons": ({"eval_every": 10, "target_loss": 0.5,
-               "problem": {"name": "moons", "samples": 128, "hidden": [16]}},
-              [0.3, 1.0], [0.01, 0.1]),
+    "moons": (
+        {"eval_every": 10, "target_loss": 0.5, "problem": {"name": "moons", "samples": 128, "hidden": [16]}},
+        [0.3, 1.0],
+        [0.01, 0.1],
+    ),
     # mini-batches, small path: 51 training points, batches of 16, a new permutation every 3 steps
-    "xor_minibatch": ({"eval_every": 10, "batch_size": 16,
-                       "problem": {"name": "xor", "samples": 64, "hidden": [4]}},
-                      [0.3, 1.0], [0.01, 0.1]),
+    "xor_minibatch": (
+        {"eval_every": 10, "batch_size": 16, "problem": {"name": "xor", "samples": 64, "hidden": [4]}},
+        [0.3, 1.0],
+        [0.01, 0.1],
+    ),
     # mini-batches, general path
-    "moons_minibatch": ({"eval_every": 10, "batch_size": 16,
-                         "problem": {"name": "moons", "samples": 128, "hidden": [16]}},
-                        [0.3, 1.0], [0.01, 0.1]),
+    "moons_minibatch": (
+        {"eval_every": 10, "batch_size": 16, "problem": {"name": "moons", "samples": 128, "hidden": [16]}},
+        [0.3, 1.0],
+        [0.01, 0.1],
+    ),
     # a schedule with warmup on every rule (cosine, 8 warmup steps)
-    "moons_schedule": ({"eval_every": 10, "problem": {"name": "moons", "samples": 128, "hidden": [16]}},
-                       [0.3, 1.0], [0.01, 0.1]),
+    "moons_schedule": (
+        {"eval_every": 10, "problem": {"name": "moons", "samples": 128, "hidden": [16]}},
+        [0.3, 1.0],
+        [0.01, 0.1],
+    ),
 }
 SCHEDULED_KINDS = {"moons_schedule": {"name": "cosine", "warmup_steps": 8, "min_lr_fraction": 0.1}}
 # the flag variants run on these kinds (the default variants on every kind)
@@ -173,34 +203,51 @@ def _special_cases() -> list[Case]:
     for dtype in DTYPES:
         # the top Hessian eigenvalue every 10 steps (landscape, small and general MLP)
         for kind in ("quadratic", "xor", "moons"):
-            entries = [_entry("gd", (KINDS[kind][1], KINDS[kind][2]), label="gd"),
-                       _entry("adam", (KINDS[kind][1], KINDS[kind][2]), label="adam")]
+            entries = [
+                _entry("gd", (KINDS[kind][1], KINDS[kind][2]), label="gd"),
+                _entry("adam", (KINDS[kind][1], KINDS[kind][2]), label="adam"),
+            ]
             cases.append(Case(f"sharpness-{kind}-{dtype}", _spec(kind, dtype, entries, sharpness_every=10)))
         # a larger network: several chunks per experiment (4417 parameters: 14 runs make 3 float64
         # chunks, 2 float32 chunks)
-        big = {"eval_every": 10, "steps": 20,
-               "problem": {"name": "moons", "samples": 128, "hidden": [64, 64]}}
-        entries = [{"rule": "gd", "learning_rate": [0.03, 0.1, 0.3]},
-                   {"rule": "adam", "learning_rate": [0.003, 0.01], "amsgrad": [False, True]}]
+        big = {"eval_every": 10, "steps": 20, "problem": {"name": "moons", "samples": 128, "hidden": [64, 64]}}
+        entries = [
+            {"rule": "gd", "learning_rate": [0.03, 0.1, 0.3]},
+            {"rule": "adam", "learning_rate": [0.003, 0.01], "amsgrad": [False, True]},
+        ]
         spec = {"seeds": list(SEEDS), "dtype": dtype, **big, "rules": entries}
         cases.append(Case(f"chunks-moons64x64-{dtype}", spec))
         # the same through an executor: chunks rebuilt from the experiment's dict (run_chunk_job)
         cases.append(Case(f"executor-moons64x64-{dtype}", spec, executor=True))
         # the executor path on a multi-rule landscape with divergences
-        cases.append(Case(f"executor-multi-quadratic-{dtype}",
-                          _spec("quadratic", dtype, _multi_rule_entries("quadratic")), executor=True))
+        cases.append(
+            Case(
+                f"executor-multi-quadratic-{dtype}",
+                _spec("quadratic", dtype, _multi_rule_entries("quadratic")),
+                executor=True,
+            )
+        )
         # divergences inside networks: runs dropped from the stack at different steps, on the small
         # and the general path, full-batch and mini-batch (a low divergence factor and large rates)
         for kind in ("xor", "moons", "xor_minibatch", "moons_minibatch"):
-            entries = [_entry(variant, ([0.5, 30.0], [0.01, 3.0]), label=variant)
-                       for variant in ("gd", "momentum_mixed", "nesterov", "adam", "rmsprop_centered")]
+            entries = [
+                _entry(variant, ([0.5, 30.0], [0.01, 3.0]), label=variant)
+                for variant in ("gd", "momentum_mixed", "nesterov", "adam", "rmsprop_centered")
+            ]
             cases.append(Case(f"diverge-{kind}-{dtype}", _spec(kind, dtype, entries, divergence_factor=1.5)))
-            cases.append(Case(f"diverge-{kind}-gd-{dtype}",
-                              _spec(kind, dtype, [_entry("gd", ([0.5, 30.0], [0.01, 3.0]))], divergence_factor=1.5)))
+            cases.append(
+                Case(
+                    f"diverge-{kind}-gd-{dtype}",
+                    _spec(kind, dtype, [_entry("gd", ([0.5, 30.0], [0.01, 3.0]))], divergence_factor=1.5),
+                )
+            )
         # eval_every = 0 on a network: test loss and accuracy at the last step only
-        cases.append(Case(f"eval-last-only-moons-{dtype}",
-                          _spec("moons", dtype, [_entry("momentum", (KINDS["moons"][1], KINDS["moons"][2]))],
-                                eval_every=0)))
+        cases.append(
+            Case(
+                f"eval-last-only-moons-{dtype}",
+                _spec("moons", dtype, [_entry("momentum", (KINDS["moons"][1], KINDS["moons"][2]))], eval_every=0),
+            )
+        )
     return cases
 
 
@@ -211,9 +258,11 @@ assert len(CASES_BY_NAME) == len(CASES), "case names must be unique"
 
 # ---- running and digesting ---------------------------------------------------------------------------
 
+
 def snapshot_registry():
     """Built-ins only: no entry points, no DESCENTLAB_PLUGINS files (installed plugins cannot change results)."""
     from descentlab.registry import load_registry
+
     return load_registry(entry_points=False, use_env=False)
 
 
@@ -240,8 +289,7 @@ def _canonical(values: np.ndarray) -> np.ndarray:
 
 def digest_column(values) -> str:
     """SHA-256 of a table column as little-endian float64 bytes, NaN canonical."""
-    array = _canonical(np.asarray(values.to_numpy(dtype="<f8") if hasattr(values, "to_numpy") else values,
-                                  dtype="<f8"))
+    array = _canonical(np.asarray(values.to_numpy(dtype="<f8") if hasattr(values, "to_numpy") else values, dtype="<f8"))
     return hashlib.sha256(array.tobytes()).hexdigest()
 
 

@@ -33,8 +33,7 @@ def reference(results):
         hits = [s for s, v in zip(rows["step"], losses) if v <= target]
         steps = hits[0] if hits and status == "converged" else math.inf
         mu = -1.0 if math.isnan(run.momentum) else run.momentum
-        table.setdefault(run.entry, {}).setdefault((run.learning_rate, mu), []).append(
-            (final, best, steps, status))
+        table.setdefault(run.entry, {}).setdefault((run.learning_rate, mu), []).append((final, best, steps, status))
     return table
 
 
@@ -73,8 +72,7 @@ def check_against_reference(results):
         assert row.final_loss_iqr == pytest.approx(np.percentile(finals, 75) - np.percentile(finals, 25))
         assert row.best_loss_median == statistics.median(s[1] for s in seeds)
         steps = statistics.median(s[2] for s in seeds)
-        assert (math.isnan(row.steps_to_target_median) if math.isinf(steps)
-                else row.steps_to_target_median == steps)
+        assert math.isnan(row.steps_to_target_median) if math.isinf(steps) else row.steps_to_target_median == steps
         step_medians = {key: statistics.median(s[2] for s in seeds) for key, seeds in configs.items()}
         fastest = min(step_medians, key=lambda k: (step_medians[k], medians[k], k[0]))
         assert (row.fastest_alpha, row.fastest_steps_median) == (fastest[0], step_medians[fastest])
@@ -86,7 +84,11 @@ def check_against_reference(results):
         assert row.smallest_unstable_alpha == edge or (math.isnan(row.smallest_unstable_alpha) and not flagged)
         everything = [s[3] for v in configs.values() for s in v]
         assert (row.runs, row.diverged, row.failed, row.unstable) == (
-            len(everything), everything.count("diverged"), everything.count("failed"), everything.count("unstable"))
+            len(everything),
+            everything.count("diverged"),
+            everything.count("failed"),
+            everything.count("unstable"),
+        )
         assert row.seeds_stable_at_best == sum(s[3] in ("converged", "progressing") for s in seeds)
 
 
@@ -97,7 +99,7 @@ def test_gd_row_matches_closed_form(results):
     assert gd.best_config == ""
     # seed 0 (λ = 1) lands on 0 in one step; seeds 1, 2 shrink the loss by 0.01, 0.04 per step.
     assert gd.steps_to_target_median == 2
-    assert gd.final_loss_median == pytest.approx(1.1 * 1.5 ** 2 / 2 * 0.1 ** 120, rel=1e-6)
+    assert gd.final_loss_median == pytest.approx(1.1 * 1.5**2 / 2 * 0.1**120, rel=1e-6)
     assert (gd.largest_stable_alpha, gd.smallest_unstable_alpha) == (1.0, 1.9)
     assert gd.seeds == 3 and gd.alphas_tried == 6
 
@@ -137,11 +139,12 @@ def test_verdict_names_rule_and_alpha(results):
     assert f"α = {analysis.fmt(first.best_alpha)}" in text[0]
     lowest = min(summary.itertuples(), key=lambda r: r.final_loss_median)
     assert any(s.startswith(f"{lowest.label} had the lowest final loss") for s in text)
-    assert ("vanilla GD blew up (unstable or diverged) for α >= 1.9 (0 unstable and 8 diverged runs in all); "
-            "the largest α with every seed converged or progressing was 1.") in text
+    assert (
+        "vanilla GD blew up (unstable or diverged) for α >= 1.9 (0 unstable and 8 diverged runs in all); "
+        "the largest α with every seed converged or progressing was 1."
+    ) in text
     edge = analysis.fmt(hb.smallest_unstable_alpha)
-    assert any(s.startswith(f"heavy ball blew up (unstable or diverged) for α >= {edge}")
-               for s in text)
+    assert any(s.startswith(f"heavy ball blew up (unstable or diverged) for α >= {edge}") for s in text)
     assert text[-1] == "1 of 42 runs failed with an error (see the error column of the runs table)."
     assert gd.runs + hb.runs == 42
 
@@ -214,10 +217,14 @@ def test_ties_are_named_as_ties(results):
     summary["steps_to_target_median"] = 2.0
     summary["final_loss_median"] = [1.0, 1.005]
     text = analysis.verdict(summary, results)
-    assert text[0].startswith("vanilla GD and heavy ball tied in reaching the target loss 0.001 first, "
-                              "in a median of 2 steps (at α = 1; α = 2 (momentum=0.5) respectively)")
-    assert any(s.startswith("vanilla GD had the lowest final loss: median 1 at α = 1; heavy ball was within 1% of it")
-               for s in text)
+    assert text[0].startswith(
+        "vanilla GD and heavy ball tied in reaching the target loss 0.001 first, "
+        "in a median of 2 steps (at α = 1; α = 2 (momentum=0.5) respectively)"
+    )
+    assert any(
+        s.startswith("vanilla GD had the lowest final loss: median 1 at α = 1; heavy ball was within 1% of it")
+        for s in text
+    )
 
 
 def test_every_runs_column_is_either_an_outcome_or_a_grid_coordinate():
@@ -225,12 +232,20 @@ def test_every_runs_column_is_either_an_outcome_or_a_grid_coordinate():
     from descentlab.experiment import Experiment
     from descentlab.runner import run_experiment
 
-    spec = {"steps": 5, "seeds": 2, "batch_size": 4, "problem": {"name": "moons", "samples": 16, "hidden": [3]},
-            "rules": [{"rule": "momentum", "learning_rate": 0.1, "schedule": {"name": "step", "step_size": 2}},
-                      {"rule": "adam", "learning_rate": 0.01}]}
+    spec = {
+        "steps": 5,
+        "seeds": 2,
+        "batch_size": 4,
+        "problem": {"name": "moons", "samples": 16, "hidden": [3]},
+        "rules": [
+            {"rule": "momentum", "learning_rate": 0.1, "schedule": {"name": "step", "step_size": 2}},
+            {"rule": "adam", "learning_rate": 0.01},
+        ],
+    }
     runs = run_experiment(Experiment.from_dict(spec), workers=1).runs
-    hyper = {h.name for rule in ("momentum", "adam")
-             for h in __import__("descentlab").get_registry().rule(rule).hyperparams}
+    hyper = {
+        h.name for rule in ("momentum", "adam") for h in __import__("descentlab").get_registry().rule(rule).hyperparams
+    }
     coordinates = set(runs.columns) - set(analysis.NON_CONFIG_COLUMNS)
     assert coordinates == {"learning_rate", "warmup_steps", "schedule.step_size", "schedule.gamma"} | hyper
 
@@ -276,9 +291,21 @@ def test_vectorized_quantiles_follow_the_written_out_rule_with_infinities():
             assert (math.isnan(expected) and math.isnan(got[i, row])) or got[i, row] == expected, (values[row], q)
 
 
-@pytest.mark.parametrize("value, text", [(1e-6, "1e-6"), (0.001, "0.001"), (3e-05, "3e-5"), (0.9, "0.9"),
-                                         (100.0, "100"), (2.5e10, "2.5e10"), (3, "3"), (True, "true"),
-                                         (math.nan, ""), ("cosine", "cosine")])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (1e-6, "1e-6"),
+        (0.001, "0.001"),
+        (3e-05, "3e-5"),
+        (0.9, "0.9"),
+        (100.0, "100"),
+        (2.5e10, "2.5e10"),
+        (3, "3"),
+        (True, "true"),
+        (math.nan, ""),
+        ("cosine", "cosine"),
+    ],
+)
 def test_format_number_writes_values_as_people_do(value, text):
     assert analysis.format_number(value) == text
 

@@ -35,8 +35,7 @@ def spec_text(**top) -> str:
 
 
 def snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*"))}
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +51,14 @@ def earlier(tmp_path_factory):
 
 def cli(*args, cwd=None, timeout=120, env=None):
     """``python -m descentlab ARGS`` as a subprocess: (exit status, stdout, stderr)."""
-    done = subprocess.run([sys.executable, "-m", "descentlab", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "descentlab", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env,
+    )
     return done.returncode, done.stdout, done.stderr
 
 
@@ -81,8 +86,10 @@ def refuse(tmp_path, earlier, text, *names, extra=(), filename="exp.toml"):
 
 # ---- 1. experiment names: checked at load time --------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["x" * 101, "a" * 300, "bad/name", "../up", ".hidden", "-dash", "with space",
-                                  "tab\there", "ünïcode", ""])
+
+@pytest.mark.parametrize(
+    "name", ["x" * 101, "a" * 300, "bad/name", "../up", ".hidden", "-dash", "with space", "tab\there", "ünïcode", ""]
+)
 def test_bad_names_are_refused_at_load_time_naming_the_field(tmp_path, earlier, name):
     escaped = name.replace("\\", "\\\\").replace("\t", "\\t")
     line = refuse(tmp_path, earlier, spec_text(name=f'"{escaped}"'), "name", "100")
@@ -103,6 +110,7 @@ def test_names_at_the_limit_run_and_a_long_file_name_is_shortened(tmp_path):
 
 
 # ---- 3. TOML files with a byte-order mark --------------------------------------------------------------
+
 
 def test_a_toml_file_with_a_byte_order_mark_loads_and_runs(tmp_path):
     from descentlab.experiment import Experiment, load_experiment_file
@@ -136,10 +144,13 @@ def test_a_fifo_as_experiment_file_is_refused_without_blocking(tmp_path):
 
 # ---- 4. CSV paths that are not regular files, columns beyond the float range ---------------------------
 
+
 def csv_spec(path, **settings) -> str:
     extra = "".join(f"{k} = {v}\n" for k, v in settings.items())
-    return (f'name = "csv-bad"\nsteps = 5\nseeds = 1\neval_every = 0\n\n[problem]\nname = "csv"\n'
-            f'path = "{path}"\ntarget = "y"\nhidden = [4]\n{extra}\n[[rules]]\nrule = "gd"\nlearning_rate = 0.1\n')
+    return (
+        f'name = "csv-bad"\nsteps = 5\nseeds = 1\neval_every = 0\n\n[problem]\nname = "csv"\n'
+        f'path = "{path}"\ntarget = "y"\nhidden = [4]\n{extra}\n[[rules]]\nrule = "gd"\nlearning_rate = 0.1\n'
+    )
 
 
 def test_csv_paths_that_are_not_regular_files_are_refused(tmp_path, earlier):
@@ -169,6 +180,7 @@ def test_columns_near_the_float_limit_are_rescaled_without_warnings(tmp_path):
 
     path = huge_csv(tmp_path)
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         data = load_csv(path, "y")
@@ -177,8 +189,7 @@ def test_columns_near_the_float_limit_are_rescaled_without_warnings(tmp_path):
     status, stdout, stderr = cli("run", tmp_path / "exp.toml", "--out", tmp_path / "out", "--quiet")
     assert status == 2  # no such file yet: the CLI check itself
     (tmp_path / "exp.toml").write_text(csv_spec(path))
-    status, stdout, stderr = cli("run", tmp_path / "exp.toml", "--out", tmp_path / "out", "--quiet",
-                                 "--workers", "1")
+    status, stdout, stderr = cli("run", tmp_path / "exp.toml", "--out", tmp_path / "out", "--quiet", "--workers", "1")
     assert status == 0, stderr
     assert "RuntimeWarning" not in stderr and "Traceback" not in stderr
 
@@ -198,8 +209,9 @@ def test_non_finite_statistics_are_refused_naming_the_column():
 
     x = np.array([[1.0, np.inf], [2.0, 1.0], [3.0, 2.0], [4.0, 3.0]])
     with pytest.raises(SpecError, match="column 'height'"):
-        make_dataset(x, np.arange(4.0).reshape(-1, 1), "regression", standardize_inputs=True,
-                     feature_names=["width", "height"])
+        make_dataset(
+            x, np.arange(4.0).reshape(-1, 1), "regression", standardize_inputs=True, feature_names=["width", "height"]
+        )
 
 
 # ---- 2. sizes and counts: checked up front against a stated estimate --------------------------------
@@ -228,6 +240,7 @@ def test_run_experiment_from_python_refuses_it_too_before_any_work(monkeypatch):
 
     def never(*args, **kwargs):
         raise AssertionError("a chunk trained")
+
     monkeypatch.setattr(chunk, "run_chunk", never)
     with pytest.raises(SpecError, match="experiment size") as refused:
         run_experiment(Experiment.from_dict(parse_toml(HUGE_NET)), workers=1)
@@ -247,12 +260,24 @@ def test_the_memory_check_uses_the_stated_cap(tmp_path, earlier):
     assert snapshot(earlier) == before
 
 
-@pytest.mark.parametrize("seeds, shown", [("100000000", "100000000"), ("100001", "100001"), ("0", "0"),
-                                          ("-3", "-3"), ("[18446744073709551616]", "18446744073709551616"),
-                                          ("[9223372036854775808]", "9223372036854775808"),
-                                          ("[4294967296]", "4294967296"), ("[1, -1]", "-1"), ("[1.5]", "1.5"),
-                                          ("[true]", "True"), ("[]", "[]"), ("[2, 2]", "[2, 2]"),
-                                          ('"3"', "'3'")])
+@pytest.mark.parametrize(
+    "seeds, shown",
+    [
+        ("100000000", "100000000"),
+        ("100001", "100001"),
+        ("0", "0"),
+        ("-3", "-3"),
+        ("[18446744073709551616]", "18446744073709551616"),
+        ("[9223372036854775808]", "9223372036854775808"),
+        ("[4294967296]", "4294967296"),
+        ("[1, -1]", "-1"),
+        ("[1.5]", "1.5"),
+        ("[true]", "True"),
+        ("[]", "[]"),
+        ("[2, 2]", "[2, 2]"),
+        ('"3"', "'3'"),
+    ],
+)
 def test_seed_counts_and_values_out_of_range_are_refused(tmp_path, earlier, seeds, shown):
     line = refuse(tmp_path, earlier, spec_text(seeds=seeds), "seeds", shown)
     assert "2**32" in line
@@ -262,12 +287,12 @@ def test_the_largest_seed_runs(tmp_path):
     from descentlab.experiment import Experiment
     from descentlab.runner import run_experiment
 
-    experiment = Experiment.from_toml(spec_text(seeds=f"[0, {2 ** 32 - 1}]"))
+    experiment = Experiment.from_toml(spec_text(seeds=f"[0, {2**32 - 1}]"))
     results = run_experiment(experiment, workers=1)
-    assert sorted(results.runs["seed"].unique()) == [0, 2 ** 32 - 1]
+    assert sorted(results.runs["seed"].unique()) == [0, 2**32 - 1]
 
 
-@pytest.mark.parametrize("key, value", [("steps", 2 ** 64), ("eval_every", 2 ** 63), ("batch_size", -2 ** 70)])
+@pytest.mark.parametrize("key, value", [("steps", 2**64), ("eval_every", 2**63), ("batch_size", -(2**70))])
 def test_integers_beyond_64_bits_anywhere_are_refused_naming_the_key(tmp_path, earlier, key, value):
     refuse(tmp_path, earlier, spec_text(**{key: value}), key, str(value))
 
@@ -284,6 +309,7 @@ def test_grids_with_too_many_runs_are_refused_before_they_are_built(tmp_path, ea
 
 
 # ---- 5. --workers bounded by the job and the machine --------------------------------------------------
+
 
 @pytest.mark.parametrize("value", ["0", "-3"])
 def test_workers_below_one_are_refused(tmp_path, earlier, value):
@@ -318,19 +344,23 @@ def test_more_workers_than_runs_or_cpus_are_bounded_with_a_note(tmp_path):
 
 # ---- 5. lr-find and dashboard arguments ---------------------------------------------------------------
 
-@pytest.mark.parametrize("args, names", [
-    (["lr-find", "--bogus"], ["--bogus", "lr-find"]),
-    (["lr-find", "SPEC", "--bogus=1"], ["--bogus=1"]),
-    (["lr-find", "SPEC", "--steps", "x"], ["--steps", "'x'"]),
-    (["lr-find", "SPEC", "--steps", "1"], ["--steps", "1"]),
-    (["lr-find", "SPEC", "--steps", "100000000"], ["--steps", "100000000"]),
-    (["lr-find", "SPEC", "--end", "inf"], ["--end", "inf"]),
-    (["lr-find", "SPEC", "--start", "nan"], ["--start", "nan"]),
-    (["lr-find"], ["experiment", "required"]),
-    (["run", "--bogus"], ["--bogus"]),
-    (["plugins", "--bogus"], ["--bogus"]),
-    (["--bogus"], ["--bogus"]),
-])
+
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["lr-find", "--bogus"], ["--bogus", "lr-find"]),
+        (["lr-find", "SPEC", "--bogus=1"], ["--bogus=1"]),
+        (["lr-find", "SPEC", "--steps", "x"], ["--steps", "'x'"]),
+        (["lr-find", "SPEC", "--steps", "1"], ["--steps", "1"]),
+        (["lr-find", "SPEC", "--steps", "100000000"], ["--steps", "100000000"]),
+        (["lr-find", "SPEC", "--end", "inf"], ["--end", "inf"]),
+        (["lr-find", "SPEC", "--start", "nan"], ["--start", "nan"]),
+        (["lr-find"], ["experiment", "required"]),
+        (["run", "--bogus"], ["--bogus"]),
+        (["plugins", "--bogus"], ["--bogus"]),
+        (["--bogus"], ["--bogus"]),
+    ],
+)
 def test_bad_arguments_of_every_command_are_one_usage_line(tmp_path, args, names):
     spec = tmp_path / "exp.toml"
     spec.write_text(GOOD)
@@ -346,8 +376,12 @@ def test_lr_find_out_that_is_a_folder_or_an_existing_file_is_refused_before_runn
     existing.write_text('{"kept": true}')
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    cases = [(tmp_path, "folder"), (existing, "exists"), (blocker / "x.json", "writable folder"),
-             ("/dev/null", "not a regular file")]
+    cases = [
+        (tmp_path, "folder"),
+        (existing, "exists"),
+        (blocker / "x.json", "writable folder"),
+        ("/dev/null", "not a regular file"),
+    ]
     for out, why in cases:
         status, stdout, stderr = cli("lr-find", spec, "--out", out)
         assert_one_line(status, stderr, "--out", str(out), why)
@@ -401,9 +435,13 @@ def interrupt_after(spec, out, delay, *extra):
     import signal
     import time
 
-    process = subprocess.Popen([sys.executable, "-m", "descentlab", "run", str(spec), "--out", str(out),
-                                "--quiet", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "descentlab", "run", str(spec), "--out", str(out), "--quiet", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     time.sleep(delay)
     os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
     _, stderr = process.communicate(timeout=60)
@@ -420,8 +458,9 @@ def test_ctrl_c_during_a_run_is_one_line_and_status_130(tmp_path, earlier, worke
     assert snapshot(earlier) == before
 
 
-@pytest.mark.parametrize("where", ["descentlab.experiment.load_experiment_file", "descentlab.cli.build_parser",
-                                   "descentlab.cli._registry"])
+@pytest.mark.parametrize(
+    "where", ["descentlab.experiment.load_experiment_file", "descentlab.cli.build_parser", "descentlab.cli._registry"]
+)
 def test_ctrl_c_at_any_point_of_the_command_is_one_line(tmp_path, monkeypatch, capsys, where):
     import importlib
 
@@ -457,9 +496,24 @@ def test_ctrl_c_during_start_up_imports_is_one_line(tmp_path, module):
 
     spec = tmp_path / "exp.toml"
     spec.write_text(GOOD)
-    process = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "descentlab", "run", str(spec),
-                                "--out", str(tmp_path / "out"), "--quiet"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "descentlab",
+            "run",
+            str(spec),
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     seen = []
     for line in process.stderr:
         seen.append(line)

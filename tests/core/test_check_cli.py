@@ -18,7 +18,7 @@ from descentlab.registry import ENTRY_POINT_GROUP
 
 NAMES = [name for name, _ in CHECKS]
 
-HEADER = '''
+HEADER = """
 from typing import NamedTuple
 import numpy as np
 from descentlab import DescentRule, HyperParam, hookimpl
@@ -31,36 +31,60 @@ class Empty(NamedTuple):
 def init(params, hyper):
     return Empty()
 
-'''
+"""
 
-FOOTER = '''
+FOOTER = """
 
 @hookimpl
 def register_optimizers(register):
     register(DescentRule("{name}", init, update{extra}))
-'''
+"""
 
 # name -> (update body, extra DescentRule arguments, the check it must fail, words of its reason)
 BROKEN = {
-    "writes_grad": ("    grad *= -learning_rate\n    return grad, state\n", "",
-                    "never writes into grad or params", "wrote into grad"),
-    "float64_out": ("    return np.asarray(-learning_rate * grad, dtype=np.float64), state\n", "",
-                    "float32 stays float32", "float64 for float32 params"),
-    "noisy": ("    return -learning_rate * grad * (1 + 0.01 * np.random.standard_normal(grad.shape)), state\n", "",
-              "deterministic", "different bits"),
-    "mixes_runs": ("    return -learning_rate * grad.mean(axis=0, keepdims=True) + 0 * grad, state\n", "",
-                   "runs are independent", "no value may mix runs"),
-    "ignores_beta": ("    return -learning_rate * grad, state\n",
-                     ', hyperparams=(HyperParam("beta", 0.9, low=0.0, high=0.99),)',
-                     "every declared hyperparameter is used", "beta"),
+    "writes_grad": (
+        "    grad *= -learning_rate\n    return grad, state\n",
+        "",
+        "never writes into grad or params",
+        "wrote into grad",
+    ),
+    "float64_out": (
+        "    return np.asarray(-learning_rate * grad, dtype=np.float64), state\n",
+        "",
+        "float32 stays float32",
+        "float64 for float32 params",
+    ),
+    "noisy": (
+        "    return -learning_rate * grad * (1 + 0.01 * np.random.standard_normal(grad.shape)), state\n",
+        "",
+        "deterministic",
+        "different bits",
+    ),
+    "mixes_runs": (
+        "    return -learning_rate * grad.mean(axis=0, keepdims=True) + 0 * grad, state\n",
+        "",
+        "runs are independent",
+        "no value may mix runs",
+    ),
+    "ignores_beta": (
+        "    return -learning_rate * grad, state\n",
+        ', hyperparams=(HyperParam("beta", 0.9, low=0.0, high=0.99),)',
+        "every declared hyperparameter is used",
+        "beta",
+    ),
 }
 
 
 def _plugin(folder: Path, name: str) -> Path:
     body, extra, _, _ = BROKEN[name]
     path = folder / f"{name}.py"
-    path.write_text(HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n" + body
-                    + FOOTER.format(name=name, extra=extra), encoding="utf-8")
+    path.write_text(
+        HEADER
+        + "def update(grad, state, params, learning_rate, hyper, step):\n"
+        + body
+        + FOOTER.format(name=name, extra=extra),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -72,12 +96,15 @@ def test_every_builtin_passes_with_all(capsys):
     assert main(["check", "--all"]) == 0
     out = capsys.readouterr().out
     builtins = load_registry(entry_points=False, use_env=False).rules
-    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
-            if line.split() and line.split()[0] in builtins}
+    rows = {
+        line.split()[0]: line.split()[1:] for line in out.splitlines() if line.split() and line.split()[0] in builtins
+    }
     assert set(rows) == set(builtins)
     assert all(marks == ["✓"] * len(CHECKS) for marks in rows.values()), rows
-    assert f"{len(builtins)} rules, {len(builtins) * len(CHECKS)} checks: {len(builtins) * len(CHECKS)} passed, " \
-           "0 failed" in out
+    assert (
+        f"{len(builtins)} rules, {len(builtins) * len(CHECKS)} checks: {len(builtins) * len(CHECKS)} passed, "
+        "0 failed" in out
+    )
     assert "failures:" not in out
 
 
@@ -104,8 +131,10 @@ def test_a_broken_plugin_file_fails_the_check_that_names_its_mistake(name, tmp_p
 
 def test_a_rule_returning_only_updates_is_one_failure_and_the_rest_skipped(tmp_path, capsys):
     path = tmp_path / "bare.py"
-    path.write_text(HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n"
-                    "    return -learning_rate * grad\n" + FOOTER.format(name="bare", extra=""))
+    path.write_text(
+        HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n"
+        "    return -learning_rate * grad\n" + FOOTER.format(name="bare", extra="")
+    )
     assert main(["check", str(path)]) == 1
     out = capsys.readouterr().out
     assert len(_failure_lines(out)) == 1 and "not the pair (updates, state)" in out
@@ -114,17 +143,20 @@ def test_a_rule_returning_only_updates_is_one_failure_and_the_rest_skipped(tmp_p
 
 def test_every_rule_of_a_file_is_checked_and_a_good_one_passes(tmp_path, capsys):
     path = tmp_path / "two.py"
-    path.write_text(HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n"
-                    "    return -learning_rate * grad, state\n\n"
-                    "def noisy(grad, state, params, learning_rate, hyper, step):\n"
-                    "    return -learning_rate * grad * np.random.random(), state\n\n"
-                    "@hookimpl\ndef register_optimizers(register):\n"
-                    "    register(DescentRule('plain', init, update))\n"
-                    "    register(DescentRule('random_scale', init, noisy))\n")
+    path.write_text(
+        HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n"
+        "    return -learning_rate * grad, state\n\n"
+        "def noisy(grad, state, params, learning_rate, hyper, step):\n"
+        "    return -learning_rate * grad * np.random.random(), state\n\n"
+        "@hookimpl\ndef register_optimizers(register):\n"
+        "    register(DescentRule('plain', init, update))\n"
+        "    register(DescentRule('random_scale', init, noisy))\n"
+    )
     assert main(["check", str(path)]) == 1
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
-            if line.startswith(("plain ", "random_scale "))}
+    rows = {
+        line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith(("plain ", "random_scale "))
+    }
     assert rows["plain"] == ["✓"] * len(CHECKS)
     assert rows["random_scale"][NAMES.index("deterministic")] == "✗"
 
@@ -152,14 +184,20 @@ def test_bad_files_are_one_line_and_exit_2(make, tmp_path, capsys):
     elif make == "broken_import":
         path.write_text("import not_a_module_anywhere\n")
     elif make == "takes_a_builtin_name":
-        path.write_text(HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n"
-                        "    return -learning_rate * grad, state\n" + FOOTER.format(name="gd", extra=""))
+        path.write_text(
+            HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n"
+            "    return -learning_rate * grad, state\n" + FOOTER.format(name="gd", extra="")
+        )
     assert main(["check", str(path)]) == 2
     line = _one_line_error(capsys)
     assert str(path).rstrip("/") in line or path.name in line
-    assert {"missing": "no such file", "folder": "a folder", "no_rules": "registers none",
-            "broken_import": "not_a_module_anywhere",
-            "takes_a_builtin_name": "rule 'gd' is already registered by built-in"}[make] in line
+    assert {
+        "missing": "no such file",
+        "folder": "a folder",
+        "no_rules": "registers none",
+        "broken_import": "not_a_module_anywhere",
+        "takes_a_builtin_name": "rule 'gd' is already registered by built-in",
+    }[make] in line
 
 
 def test_nothing_to_check_is_a_usage_error(capsys):
@@ -169,16 +207,24 @@ def test_nothing_to_check_is_a_usage_error(capsys):
 
 # ---- new-rule ---------------------------------------------------------------------------------
 
+
 def test_new_rule_generates_a_plugin_that_passes_check_and_its_own_tests(tmp_path, capsys):
     folder = tmp_path / "descentlab_scaled_momentum"
     assert main(["new-rule", "scaled_momentum", "--dir", str(folder)]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == ["pyproject.toml", "scaled_momentum.py",
-                                                        "test_scaled_momentum.py"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "pyproject.toml",
+        "scaled_momentum.py",
+        "test_scaled_momentum.py",
+    ]
     capsys.readouterr()
     assert main(["check", str(folder / "scaled_momentum.py")]) == 0
     assert "1 rule, 10 checks: 10 passed, 0 failed" in capsys.readouterr().out
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "test_scaled_momentum.py"], cwd=folder, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_scaled_momentum.py"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "2 passed" in done.stdout
     text = (folder / "scaled_momentum.py").read_text(encoding="utf-8")
@@ -190,8 +236,12 @@ def test_the_generated_tests_fail_when_the_rule_is_broken(tmp_path):
     assert main(["new-rule", "mine", "--dir", str(folder)]) == 0
     rule = folder / "mine.py"
     rule.write_text(rule.read_text(encoding="utf-8").replace("+ grad\n", "+ 2 * grad\n"), encoding="utf-8")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"],
-                          cwd=folder, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
     # twice the gradient: the hand-computed steps and the declared threshold (2 + 2μ) are both wrong now
     assert done.returncode == 1, done.stdout[-2000:]
     assert "FAILED test_mine.py::test_two_steps_computed_by_hand" in done.stdout
@@ -209,12 +259,17 @@ def test_the_generated_pyproject_declares_the_entry_point_the_registry_reads(tmp
     assert data["project"]["name"] == "descentlab-my-rule"
 
 
-@pytest.mark.parametrize("name, words", [("MyRule", "lowercase Python identifier"),
-                                         ("2fast", "lowercase Python identifier"),
-                                         ("my-rule", "lowercase Python identifier"),
-                                         ("class", "lowercase Python identifier"),
-                                         ("momentum", "already registered by built-in"),
-                                         ("json", "would shadow it")])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("MyRule", "lowercase Python identifier"),
+        ("2fast", "lowercase Python identifier"),
+        ("my-rule", "lowercase Python identifier"),
+        ("class", "lowercase Python identifier"),
+        ("momentum", "already registered by built-in"),
+        ("json", "would shadow it"),
+    ],
+)
 def test_bad_names_are_one_line_and_write_nothing(name, words, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["new-rule", name]) == 2
@@ -231,7 +286,7 @@ def test_existing_files_are_never_overwritten(tmp_path, capsys):
     line = _one_line_error(capsys)
     assert "test_mine.py" in line and "never overwrites" in line
     assert (folder / "test_mine.py").read_text() == "keep me\n"
-    assert sorted(p.name for p in folder.iterdir()) == ["test_mine.py"]   # nothing else written either
+    assert sorted(p.name for p in folder.iterdir()) == ["test_mine.py"]  # nothing else written either
     (tmp_path / "file").write_text("")
     assert main(["new-rule", "mine", "--dir", str(tmp_path / "file")]) == 2
     assert "a folder" in _one_line_error(capsys)
@@ -239,9 +294,11 @@ def test_existing_files_are_never_overwritten(tmp_path, capsys):
 
 def test_the_sample_in_docs_cli_is_what_check_prints(tmp_path, capsys):
     path = tmp_path / "leaky.py"
-    path.write_text(HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n"
-                    "    grad *= -learning_rate\n    return np.asarray(grad, dtype=np.float64), state\n"
-                    + FOOTER.format(name="leaky", extra=""))
+    path.write_text(
+        HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n"
+        "    grad *= -learning_rate\n    return np.asarray(grad, dtype=np.float64), state\n"
+        + FOOTER.format(name="leaky", extra="")
+    )
     assert main(["check", str(path)]) == 1
     out = capsys.readouterr().out
     docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")

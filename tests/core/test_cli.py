@@ -35,8 +35,7 @@ momentum = [0.5, 0.9]
 
 
 def snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*"))}
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
 
 
 @pytest.fixture
@@ -71,12 +70,22 @@ def test_run_prints_a_summary(earlier, tmp_path, capsys):
 BAD = [
     ('steps = 10\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "sgdd"\n', "rules[0].rule", "adam"),
     ('steps = 10\n[problem]\nname = "quadratc"\n[[rules]]\nrule = "gd"\n', "problem.name", "rosenbrock"),
-    ('steps = 10\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "gd"\n[rules.schedule]\nname = "cos"\n',
-     "rules[0].schedule.name", "cosine"),
-    ('steps = 10\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "gd"\n[[rules]]\nrule = "momentum"\n'
-     'momentum = 2.0\n', "rules[1].momentum", "[0, 1)"),
-    ('steps = 10\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "gd"\nlearning_rate = "fast"\n',
-     "rules[0].learning_rate", "a number"),
+    (
+        'steps = 10\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "gd"\n[rules.schedule]\nname = "cos"\n',
+        "rules[0].schedule.name",
+        "cosine",
+    ),
+    (
+        'steps = 10\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "gd"\n[[rules]]\nrule = "momentum"\n'
+        "momentum = 2.0\n",
+        "rules[1].momentum",
+        "[0, 1)",
+    ),
+    (
+        'steps = 10\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "gd"\nlearning_rate = "fast"\n',
+        "rules[0].learning_rate",
+        "a number",
+    ),
     ('steps = 10\n[problem\nname = "quadratic"\n', "experiment file", "line 2"),
 ]
 
@@ -172,8 +181,13 @@ def test_python_dash_m_and_the_progress_bar(tmp_path):
     spec = tmp_path / "good.toml"
     spec.write_text(GOOD)
     env = {**os.environ, "DESCENTLAB_NO_ENTRY_POINTS": "1"}
-    done = subprocess.run([sys.executable, "-m", "descentlab", "run", str(spec), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "descentlab", "run", str(spec), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "results: " in done.stdout and "8 runs" in done.stdout
     assert done.stderr == ""  # no warnings; no progress bar when stderr is not a terminal
@@ -257,8 +271,11 @@ def test_notes_go_through_the_descentlab_logger_at_the_default_level(tmp_path, c
     assert capsys.readouterr().err.count("lowered to") == 1
 
 
-@pytest.mark.parametrize("options, after", [(["--quiet"], []), ([], ["--quiet"]), (["-v", "--quiet"], [])],
-                         ids=["before", "after", "wins-over-verbose"])
+@pytest.mark.parametrize(
+    "options, after",
+    [(["--quiet"], []), ([], ["--quiet"]), (["-v", "--quiet"], [])],
+    ids=["before", "after", "wins-over-verbose"],
+)
 def test_quiet_before_or_after_run_leaves_only_the_results_path(tmp_path, capsys, options, after):
     assert _run_with(tmp_path, *options, after=after) == 0
     captured = capsys.readouterr()
@@ -282,16 +299,20 @@ def test_logging_options_before_a_delegated_command_are_taken_off(tmp_path, caps
     assert "suggested α" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("missing, line", [
-    ("plotly.graph_objects", "descentlab report needs the [report] extra: pip install 'descentlab[report]'"),
-    ("kaleido", "descentlab report needs the [report] extra: pip install 'descentlab[report]'"),
-    ("sklearn", "descentlab report needs the [datasets] extra: pip install 'descentlab[datasets]'"),
-])
+@pytest.mark.parametrize(
+    "missing, line",
+    [
+        ("plotly.graph_objects", "descentlab report needs the [report] extra: pip install 'descentlab[report]'"),
+        ("kaleido", "descentlab report needs the [report] extra: pip install 'descentlab[report]'"),
+        ("sklearn", "descentlab report needs the [datasets] extra: pip install 'descentlab[datasets]'"),
+    ],
+)
 def test_an_optional_module_missing_while_a_command_runs_names_its_extra(monkeypatch, capsys, missing, line):
     import descentlab.dashboard.report as report
 
     def fails(argv):
         raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+
     monkeypatch.setattr(report, "main", fails)
     assert main(["report", "somewhere"]) == 2
     assert capsys.readouterr().err == f"descentlab: error: {line}\n"
@@ -302,6 +323,7 @@ def test_any_other_missing_module_is_not_disguised_as_an_extra(monkeypatch):
 
     def fails(argv):
         raise ModuleNotFoundError("No module named 'frobnitz'", name="frobnitz")
+
     monkeypatch.setattr(report, "main", fails)
     with pytest.raises(ModuleNotFoundError, match="frobnitz"):
         main(["report", "somewhere"])

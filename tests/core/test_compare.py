@@ -15,9 +15,12 @@ class NoState(NamedTuple):
     pass
 
 
-SIGN = dl.DescentRule("cell_sign", lambda params, hyper: NoState(),
-                      lambda grad, state, params, lr, hyper, step: (-lr * np.sign(grad), state),
-                      summary="sign descent, defined in a test as in a notebook cell")
+SIGN = dl.DescentRule(
+    "cell_sign",
+    lambda params, hyper: NoState(),
+    lambda grad, state, params, lr, hyper, step: (-lr * np.sign(grad), state),
+    summary="sign descent, defined in a test as in a notebook cell",
+)
 
 
 def _by_hand(hessian, start, alpha, steps, step_of):
@@ -30,21 +33,24 @@ def _by_hand(hessian, start, alpha, steps, step_of):
 
 
 def test_cell_rule_and_builtin_follow_their_formulas_from_the_same_start():
-    results = dl.compare({"name": "quadratic", "condition": 5.0}, [SIGN, "gd"], learning_rates=[0.05, 0.2],
-                         seeds=1, steps=40)
+    results = dl.compare(
+        {"name": "quadratic", "condition": 5.0}, [SIGN, "gd"], learning_rates=[0.05, 0.2], seeds=1, steps=40
+    )
     info = results.problem_info
     hessian, start = np.array(info["hessian"]), info["start"]
     loss = results.metric("loss")
     for row, run in enumerate(results.runs.itertuples()):
         step_of = np.sign if run.rule == "cell_sign" else (lambda g: g)
-        np.testing.assert_allclose(loss[row], _by_hand(hessian, start, run.learning_rate, 40, step_of),
-                                   rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(
+            loss[row], _by_hand(hessian, start, run.learning_rate, 40, step_of), rtol=1e-12, atol=1e-300
+        )
     assert sorted(results.runs["rule"].unique()) == ["cell_sign", "gd"]
 
 
 def test_learning_rates_fill_only_entries_that_name_none():
-    results = dl.compare("quadratic", [{"rule": "gd", "learning_rate": 0.3}, "momentum"], learning_rates=0.01,
-                         seeds=[0, 1], steps=5)
+    results = dl.compare(
+        "quadratic", [{"rule": "gd", "learning_rate": 0.3}, "momentum"], learning_rates=0.01, seeds=[0, 1], steps=5
+    )
     alphas = results.runs.groupby("rule")["learning_rate"].unique()
     assert list(alphas["gd"]) == [0.3] and list(alphas["momentum"]) == [0.01]
     assert sorted(results.runs["seed"].unique()) == [0, 1]

@@ -42,6 +42,7 @@ def test_every_builtin_and_example_rule_passes_every_check():
     registry = load_registry(entry_points=False, use_env=False)
     rules = dict(registry.rules)
     from pathlib import Path
+
     examples = Path(__file__).resolve().parents[2] / "examples" / "plugins"
     for path in sorted(examples.glob("*.py")):
         module = _load_file(str(path))
@@ -62,6 +63,7 @@ def test_writing_into_grad_is_caught():
     def update(grad, state, params, lr, hyper, step):
         grad *= -lr
         return grad, state
+
     assert _failed(_rule(update)) == {"never writes into grad or params"}
 
 
@@ -69,12 +71,14 @@ def test_writing_into_params_is_caught():
     def update(grad, state, params, lr, hyper, step):
         params -= lr * grad  # takes the step itself: the runner would then apply it a second time
         return -lr * grad, state
+
     assert "never writes into grad or params" in _failed(_rule(update))
 
 
 def test_mixing_runs_is_caught():
     def update(grad, state, params, lr, hyper, step):
-        return -lr * grad / np.sqrt(np.mean(grad ** 2)), state   # one scale over every run
+        return -lr * grad / np.sqrt(np.mean(grad**2)), state  # one scale over every run
+
     failed = _failed(_rule(update))
     assert "runs are independent" in failed
     assert "returns (updates, state) shaped and typed like params" not in failed
@@ -82,11 +86,12 @@ def test_mixing_runs_is_caught():
 
 def test_state_without_the_run_axis_is_caught_when_rows_are_dropped():
     def init(params, hyper):
-        return Velocity(np.zeros((params.shape[1], params.shape[0]), params.dtype))   # (P, R): runs last
+        return Velocity(np.zeros((params.shape[1], params.shape[0]), params.dtype))  # (P, R): runs last
 
     def update(grad, state, params, lr, hyper, step):
         v = 0.9 * state.v + grad.T
         return -lr * (grad + v.T), Velocity(v)
+
     failed = _failed(_rule(update, init))
     assert failed == {"dropping runs' state rows leaves the others unchanged"}
 
@@ -94,18 +99,21 @@ def test_state_without_the_run_axis_is_caught_when_rows_are_dropped():
 def test_randomness_is_caught_as_non_determinism():
     def update(grad, state, params, lr, hyper, step):
         return -lr * grad * (1 + 0.01 * np.random.standard_normal(grad.shape)), state
+
     assert "deterministic" in _failed(_rule(update))
 
 
 def test_float64_updates_for_float32_params_are_caught():
     def update(grad, state, params, lr, hyper, step):
         return np.asarray(-lr * grad, dtype=np.float64), state
+
     assert _failed(_rule(update)) == {"float32 stays float32"}
 
 
 def test_undeclared_motion_at_zero_gradient_is_caught():
     def update(grad, state, params, lr, hyper, step):
         return -lr * (grad + 0.1 * params), state
+
     rule = _rule(update)
     assert _failed(rule) == {"a zero gradient is a fixed point"}
     assert not _failed(_rule(update, moves_without_gradient=True))
@@ -122,19 +130,21 @@ def test_a_hyperparameter_that_breaks_at_its_bound_is_caught():
     def update(grad, state, params, lr, hyper, step):
         with np.errstate(all="ignore"):
             return -lr * grad / (1.0 - hyper["beta"]), state
+
     rule = _rule(update, hyperparams=(HyperParam("beta", 0.5, low=0.0, high=1.0),))
     assert _failed(rule) == {"hyperparameters work at their bounds"}
 
 
 @pytest.mark.parametrize("declared, fails", [(2.0, False), (4.0, True), (1.0, True)])
 def test_a_declared_threshold_is_confirmed_on_a_quadratic(declared, fails):
-    rule = _rule(_gd, stability_threshold=lambda hyper: declared)   # GD's true threshold is 2
+    rule = _rule(_gd, stability_threshold=lambda hyper: declared)  # GD's true threshold is 2
     assert ("the declared stability threshold holds on a quadratic" in _failed(rule)) == fails
 
 
 def test_a_raising_rule_is_reported_in_one_line():
     def update(grad, state, params, lr, hyper, step):
         raise KeyError("exp_avg\nsecond line")
+
     (first, *_) = check_rule(_rule(update))
     assert not first.passed and first.reason.startswith("raised KeyError") and "\n" not in first.reason
 
@@ -145,6 +155,7 @@ def test_testing_helper_raises_naming_every_failed_check():
     def update(grad, state, params, lr, hyper, step):
         grad *= -lr
         return np.asarray(grad, dtype=np.float64), state
+
     with pytest.raises(AssertionError) as error:
         assert_rule(_rule(update, name="leaky"))
     text = str(error.value)
@@ -165,17 +176,20 @@ def test_a_hyperparameter_that_matters_only_under_a_changing_learning_rate_count
         if step == 0:
             state.first[...] = lr
         return -lr * grad * (lr / state.first) ** hyper["power"], state
+
     rule = _rule(update, init, hyperparams=(HyperParam("power", 2.0, low=0.0),))
     assert not _failed(rule)
 
 
 def test_a_rule_that_uses_the_layout_is_given_one_matching_the_checks_params():
     from descentlab.conformance import LAYOUT, PARAMS
+
     seen = []
 
     def init(params, hyper, layout=None):
         seen.append(layout)
         return Empty()
+
     assert not _failed(_rule(_gd, init, uses_layout=True))
     assert LAYOUT.size == PARAMS and seen and all(layout == LAYOUT for layout in seen)
-    assert _rule(_gd).start(np.zeros((1, PARAMS)), {}, LAYOUT) == Empty()   # others are called as init(params, hyper)
+    assert _rule(_gd).start(np.zeros((1, PARAMS)), {}, LAYOUT) == Empty()  # others are called as init(params, hyper)

@@ -18,11 +18,17 @@ from descentlab.records import load_results
 # Two entries, each split into several tasks (128-128 hidden units: a few runs per chunk), with a
 # schedule hyperparameter on one entry only, divergent runs, test evaluation and a landscape-free
 # network: every column kind of both tables and every weights array crosses the parts.
-SPEC = {"name": "dask-sweep", "steps": 25, "seeds": 2, "eval_every": 5,
-        "problem": {"name": "moons", "samples": 200, "hidden": [128, 128]},
-        "rules": [{"rule": "gd", "learning_rate": [0.05, 0.5, 40.0]},
-                  {"rule": "adam", "learning_rate": [0.001, 0.01],
-                   "schedule": {"name": "step", "step_size": 10, "gamma": 0.5}}]}
+SPEC = {
+    "name": "dask-sweep",
+    "steps": 25,
+    "seeds": 2,
+    "eval_every": 5,
+    "problem": {"name": "moons", "samples": 200, "hidden": [128, 128]},
+    "rules": [
+        {"rule": "gd", "learning_rate": [0.05, 0.5, 40.0]},
+        {"rule": "adam", "learning_rate": [0.001, 0.01], "schedule": {"name": "step", "step_size": 10, "gamma": 0.5}},
+    ],
+}
 TOML = """name = "dask-cli"
 steps = 20
 seeds = 2
@@ -201,8 +207,22 @@ def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, 
     spec = tmp_path / "exp.toml"
     spec.write_text(TOML)
     scheduler = client.scheduler.address
-    assert main(["run", str(spec), "--executor", "dask", "--scheduler", scheduler, "--out", str(tmp_path / "out"),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(spec),
+                "--executor",
+                "dask",
+                "--scheduler",
+                scheduler,
+                "--out",
+                str(tmp_path / "out"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     folder = Path(capsys.readouterr().out.strip().split("results: ")[1])
     whole = load_results(folder)
     files = part_files(folder)
@@ -235,20 +255,33 @@ def test_a_missing_distributed_extra_is_one_line(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
         "descentlab: error: descentlab run --executor dask needs the [distributed] extra: "
-        "pip install 'descentlab[distributed]'"]
+        "pip install 'descentlab[distributed]'"
+    ]
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("address", ["nohost", "tcp://localhost", "tcp://localhost:0", "127.0.0.1:99999",
-                                     "http://127.0.0.1:8786", "tcp://bad host:8786", ""])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "nohost",
+        "tcp://localhost",
+        "tcp://localhost:0",
+        "127.0.0.1:99999",
+        "http://127.0.0.1:8786",
+        "tcp://bad host:8786",
+        "",
+    ],
+)
 def test_a_bad_scheduler_address_is_one_line(address, tmp_path, capsys):
     spec = tmp_path / "exp.toml"
     spec.write_text(TOML)
     assert main(["run", str(spec), "--executor", "dask", "--scheduler", address, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0]
-    assert err[0] == (f"descentlab: error: --scheduler: got {address!r}; expected tcp://HOST:PORT, tls://HOST:PORT "
-                      "or HOST:PORT with PORT in 1-65535 (a Dask scheduler)")
+    assert err[0] == (
+        f"descentlab: error: --scheduler: got {address!r}; expected tcp://HOST:PORT, tls://HOST:PORT "
+        "or HOST:PORT with PORT in 1-65535 (a Dask scheduler)"
+    )
 
 
 def test_resume_needs_the_dask_executor_and_a_folder(tmp_path, capsys):

@@ -67,11 +67,17 @@ def test_backprop_matches_finite_differences(activation, loss, sizes):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
-       n_in=st.integers(1, 4), n_out=st.integers(1, 3),
-       activation=st.sampled_from(sorted(ACTIVATIONS)), loss=st.sampled_from(sorted(LOSSES)),
-       runs=st.integers(1, 4), samples=st.integers(1, 9), per_run_inputs=st.booleans(),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
+    n_in=st.integers(1, 4),
+    n_out=st.integers(1, 3),
+    activation=st.sampled_from(sorted(ACTIVATIONS)),
+    loss=st.sampled_from(sorted(LOSSES)),
+    runs=st.integers(1, 4),
+    samples=st.integers(1, 9),
+    per_run_inputs=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_hypothesis_architectures(hidden, n_in, n_out, activation, loss, runs, samples, per_run_inputs, seed):
     rng = np.random.default_rng(seed)
     model = MLP([n_in, *hidden, n_out], activation=activation, loss=loss)
@@ -97,7 +103,7 @@ def test_per_run_minibatches_match_one_run_at_a_time():
     batch = np.stack([rng.choice(40, 8, replace=False) for _ in range(4)])
     loss, grad = instance.loss_and_grad(params, batch)
     for r in range(4):
-        loss_r, grad_r = model.loss_and_grad(params[r:r + 1], x[batch[r]], y[batch[r]])
+        loss_r, grad_r = model.loss_and_grad(params[r : r + 1], x[batch[r]], y[batch[r]])
         np.testing.assert_allclose(loss[r], loss_r[0], rtol=1e-13)
         np.testing.assert_allclose(grad[r], grad_r[0], rtol=1e-12, atol=1e-15)
     check_grads(lambda p: instance.loss_and_grad(p, batch), params)
@@ -112,7 +118,7 @@ def test_one_forward_backward_serves_all_runs():
     params = perturbed_params(model, rng, runs=5)
     loss, grad = model.loss_and_grad(params, x, y)
     for r in range(5):
-        loss_r, grad_r = model.loss_and_grad(params[r:r + 1].copy(), x, y)
+        loss_r, grad_r = model.loss_and_grad(params[r : r + 1].copy(), x, y)
         assert loss_r[0] == pytest.approx(loss[r], rel=1e-14)
         np.testing.assert_allclose(grad_r[0], grad[r], rtol=1e-13, atol=1e-16)
 

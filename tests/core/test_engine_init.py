@@ -5,7 +5,7 @@ import pytest
 
 from descentlab import MLP
 
-FAN_IN, FAN_OUT = 400, 300   # one large layer: 120 000 draws make the sample variance precise
+FAN_IN, FAN_OUT = 400, 300  # one large layer: 120 000 draws make the sample variance precise
 
 
 def first_layer(scheme, seeds=(0,), dtype=np.float64):
@@ -14,12 +14,15 @@ def first_layer(scheme, seeds=(0,), dtype=np.float64):
     return model, model.layout.view(params, "W1")
 
 
-@pytest.mark.parametrize("scheme, variance", [
-    ("glorot_uniform", 2.0 / (FAN_IN + FAN_OUT)),   # Glorot & Bengio (2010): Var = 2/(fan_in + fan_out)
-    ("glorot_normal", 2.0 / (FAN_IN + FAN_OUT)),
-    ("he_uniform", 2.0 / FAN_IN),                    # He et al. (2015): Var = 2/fan_in
-    ("he_normal", 2.0 / FAN_IN),
-])
+@pytest.mark.parametrize(
+    "scheme, variance",
+    [
+        ("glorot_uniform", 2.0 / (FAN_IN + FAN_OUT)),  # Glorot & Bengio (2010): Var = 2/(fan_in + fan_out)
+        ("glorot_normal", 2.0 / (FAN_IN + FAN_OUT)),
+        ("he_uniform", 2.0 / FAN_IN),  # He et al. (2015): Var = 2/fan_in
+        ("he_normal", 2.0 / FAN_IN),
+    ],
+)
 def test_weight_variance_and_distribution(scheme, variance):
     _, w = first_layer(scheme)
     w = w[0].ravel()
@@ -29,9 +32,9 @@ def test_weight_variance_and_distribution(scheme, variance):
     assert abs(w.var() / variance - 1.0) < 5 * np.sqrt((kurtosis - 1.0) / n)
     assert abs(w.mean()) < 5 * np.sqrt(variance / n)
     sample_kurtosis = np.mean((w - w.mean()) ** 4) / w.var() ** 2
-    assert sample_kurtosis == pytest.approx(kurtosis, abs=0.05)   # tells uniform from normal
+    assert sample_kurtosis == pytest.approx(kurtosis, abs=0.05)  # tells uniform from normal
     if scheme.endswith("uniform"):
-        bound = np.sqrt(3.0 * variance)          # U(−b, b) has variance b²/3
+        bound = np.sqrt(3.0 * variance)  # U(−b, b) has variance b²/3
         assert np.abs(w).max() <= bound
         assert np.abs(w).max() > 0.999 * bound
 

@@ -10,9 +10,13 @@ def test_documented_order_names_and_shapes():
     model = MLP([2, 5, 3, 1])
     rows = model.layout.describe()
     assert [(r["name"], tuple(r["shape"]), r["layer"]) for r in rows] == [
-        ("W1", (2, 5), "layer1"), ("b1", (5,), "layer1"),
-        ("W2", (5, 3), "layer2"), ("b2", (3,), "layer2"),
-        ("W3", (3, 1), "layer3"), ("b3", (1,), "layer3")]
+        ("W1", (2, 5), "layer1"),
+        ("b1", (5,), "layer1"),
+        ("W2", (5, 3), "layer2"),
+        ("b2", (3,), "layer2"),
+        ("W3", (3, 1), "layer3"),
+        ("b3", (1,), "layer3"),
+    ]
     offsets = np.cumsum([0] + [r["size"] for r in rows])
     assert [r["offset"] for r in rows] == offsets[:-1].tolist()
     assert model.layout.size == offsets[-1] == 2 * 5 + 5 + 5 * 3 + 3 + 3 * 1 + 1
@@ -29,7 +33,7 @@ def test_views_are_row_major_and_share_memory():
         assert w1[r, i, j] == params[r, i * 4 + j]
     b1 = layout.view(params, "b1")
     assert b1[1, 3] == params[1, 12 + 3]
-    w1[0, 0, 0] = -1.0                      # writing through a view changes the flat array
+    w1[0, 0, 0] = -1.0  # writing through a view changes the flat array
     assert params[0, 0] == -1.0
 
 

@@ -29,8 +29,10 @@ def test_bce_with_logits_matches_the_textbook_formula():
     z = rng.normal(0, 3, (2, 5, 1))
     y = rng.integers(0, 2, (5, 1)).astype(float)
     for r in range(2):
-        terms = [-(y[n, 0] * math.log(plain_sigmoid(z[r, n, 0]))
-                   + (1 - y[n, 0]) * math.log(1 - plain_sigmoid(z[r, n, 0]))) for n in range(5)]
+        terms = [
+            -(y[n, 0] * math.log(plain_sigmoid(z[r, n, 0])) + (1 - y[n, 0]) * math.log(1 - plain_sigmoid(z[r, n, 0])))
+            for n in range(5)
+        ]
         expected = sum(terms) / 5
         assert LOSSES["bce_logits"].value(z, y)[r] == pytest.approx(expected, rel=1e-12)
         assert LOSSES["bce_logits"].value_and_grad(z, y)[0][r] == pytest.approx(expected, rel=1e-12)
@@ -73,11 +75,17 @@ def test_extreme_logits_stay_finite_without_warnings():
         assert np.isfinite(activation.forward(np.array([-1000.0, 1000.0]))).all()
 
 
-@pytest.mark.parametrize("name, plain", [
-    ("identity", lambda z: z), ("tanh", math.tanh), ("sigmoid", plain_sigmoid),
-    ("relu", lambda z: max(z, 0.0)), ("leaky_relu", lambda z: z if z > 0 else 0.01 * z),
-    ("softplus", lambda z: math.log1p(math.exp(z))),
-])
+@pytest.mark.parametrize(
+    "name, plain",
+    [
+        ("identity", lambda z: z),
+        ("tanh", math.tanh),
+        ("sigmoid", plain_sigmoid),
+        ("relu", lambda z: max(z, 0.0)),
+        ("leaky_relu", lambda z: z if z > 0 else 0.01 * z),
+        ("softplus", lambda z: math.log1p(math.exp(z))),
+    ],
+)
 def test_activation_values(name, plain):
     z = np.array([-3.0, -0.5, 0.25, 2.0])
     np.testing.assert_allclose(ACTIVATIONS[name].forward(z), [plain(v) for v in z], rtol=1e-14)

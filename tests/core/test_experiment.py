@@ -18,8 +18,12 @@ def registry():
 
 
 def spec(**changes):
-    d = {"steps": 20, "seeds": 2, "problem": {"name": "test_quadratic"},
-         "rules": [{"rule": "test_gd", "learning_rate": 0.1}]}
+    d = {
+        "steps": 20,
+        "seeds": 2,
+        "problem": {"name": "test_quadratic"},
+        "rules": [{"rule": "test_gd", "learning_rate": 0.1}],
+    }
     d.update(changes)
     return d
 
@@ -28,8 +32,14 @@ def test_defaults_come_from_the_declarations(registry):
     e = Experiment.from_dict(spec(), registry, name="my-file")
     assert e.name == "my-file"
     assert e.seeds == [0, 1]
-    assert (e.batch_size, e.dtype, e.eval_every, e.divergence_factor, e.target_loss, e.sharpness_every) == \
-        (0, "float64", 10, 1e4, None, 0)
+    assert (e.batch_size, e.dtype, e.eval_every, e.divergence_factor, e.target_loss, e.sharpness_every) == (
+        0,
+        "float64",
+        10,
+        1e4,
+        None,
+        0,
+    )
     assert e.problem_settings == {"lam1": 1.0, "lam2": 0.25, "start_x": 1.0, "start_y": -2.0, "start_spread": 0.0}
     entry = e.entries[0]
     assert entry.hyper == {"scale": [1.0]}
@@ -42,10 +52,13 @@ def test_default_learning_rate_is_the_rules(registry):
 
 
 def test_grid_is_the_product_with_seeds_innermost(registry):
-    d = spec(seeds=[3, 5], rules=[
-        {"rule": "test_gd", "learning_rate": [0.1, 0.2, 0.3], "scale": [1.0, 2.0]},
-        {"rule": "gd", "learning_rate": 0.5, "schedule": {"name": "step", "gamma": [0.5, 0.1], "step_size": 4}},
-    ])
+    d = spec(
+        seeds=[3, 5],
+        rules=[
+            {"rule": "test_gd", "learning_rate": [0.1, 0.2, 0.3], "scale": [1.0, 2.0]},
+            {"rule": "gd", "learning_rate": 0.5, "schedule": {"name": "step", "gamma": [0.5, 0.1], "step_size": 4}},
+        ],
+    )
     e = Experiment.from_dict(d, registry)
     runs = e.runs()
     assert len(runs) == e.n_runs == 3 * 2 * 2 + 2 * 2
@@ -59,11 +72,21 @@ def test_grid_is_the_product_with_seeds_innermost(registry):
 
 
 def test_to_toml_round_trips(registry):
-    d = spec(target_loss=0.01, eval_every=5, dtype="float32", rules=[
-        {"rule": "test_gd", "learning_rate": [0.1, 1.0], "scale": 2.0, "label": "mine"},
-        {"rule": "momentum", "learning_rate": 0.1, "momentum": [0.5, 0.9], "nesterov": [True, False],
-         "schedule": {"name": "cosine", "warmup_steps": 3}},
-    ])
+    d = spec(
+        target_loss=0.01,
+        eval_every=5,
+        dtype="float32",
+        rules=[
+            {"rule": "test_gd", "learning_rate": [0.1, 1.0], "scale": 2.0, "label": "mine"},
+            {
+                "rule": "momentum",
+                "learning_rate": 0.1,
+                "momentum": [0.5, 0.9],
+                "nesterov": [True, False],
+                "schedule": {"name": "cosine", "warmup_steps": 3},
+            },
+        ],
+    )
     e = Experiment.from_dict(d, registry)
     again = Experiment.from_toml(e.to_toml(), registry)
     assert again == e
@@ -92,8 +115,11 @@ BAD = [
     ({"rules": [{"rule": "gd", "learning_rate": -1.0}]}, "rules[0].learning_rate", "(0, inf)"),
     ({"rules": [{"rule": "gd", "learning_rate": []}]}, "rules[0].learning_rate", "non-empty list"),
     ({"rules": [{"rule": "gd", "schedule": {"name": "step", "gamma": 7}}]}, "rules[0].schedule.gamma", "1"),
-    ({"rules": [{"rule": "gd", "schedule": {"name": "step", "warmup_steps": 20}}]},
-     "rules[0].schedule.warmup_steps", "[0, 19]"),
+    (
+        {"rules": [{"rule": "gd", "schedule": {"name": "step", "warmup_steps": 20}}]},
+        "rules[0].schedule.warmup_steps",
+        "[0, 19]",
+    ),
     ({"rules": []}, "rules", "[[rules]]"),
     ({"steps": 0}, "steps", "integer"),
     ({"steps": 2.5}, "steps", "integer"),

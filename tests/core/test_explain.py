@@ -21,7 +21,7 @@ PRODUCT = re.compile(r"(?<![\w.])(\d[\d.e+-]*) (at step (\d+)|at the start)")
 
 def products(sentence: str) -> dict[int, float]:
     """{step: α·λ_max} quoted in a sentence (step 0 for "at the start")."""
-    sentence = sentence[sentence.index("α·λ_max = "):]
+    sentence = sentence[sentence.index("α·λ_max = ") :]
     return {int(m.group(3) or 0): float(m.group(1)) for m in PRODUCT.finditer(sentence)}
 
 
@@ -48,8 +48,14 @@ def gd_weights(instance, theta0: np.ndarray, alpha: float, steps: int) -> np.nda
 
 def test_network_sentence_quotes_lambda_max_of_a_finite_difference_hessian():
     """xor with one hidden layer of 2 (9 weights): GD at α = 10 diverges after a few steps."""
-    spec = {"steps": 60, "seeds": [0, 1], "eval_every": 0, "divergence_factor": 5,
-            "problem": {"name": "xor", "hidden": [2]}, "rules": [{"rule": "gd", "learning_rate": 10.0}]}
+    spec = {
+        "steps": 60,
+        "seeds": [0, 1],
+        "eval_every": 0,
+        "divergence_factor": 5,
+        "problem": {"name": "xor", "hidden": [2]},
+        "rules": [{"rule": "gd", "learning_rate": 10.0}],
+    }
     experiment = Experiment.from_dict(spec)
     results = run_experiment(experiment, workers=1)
     problem = get_registry().problem("xor")
@@ -74,8 +80,13 @@ def rosenbrock_hessian(x: float, y: float, a: float = 1.0, b: float = 100.0) -> 
 
 
 def test_landscape_sentence_uses_the_exact_hessian():
-    spec = {"steps": 50, "seeds": [0], "eval_every": 0, "problem": {"name": "rosenbrock"},
-            "rules": [{"rule": "gd", "learning_rate": 1e-2}]}
+    spec = {
+        "steps": 50,
+        "seeds": [0],
+        "eval_every": 0,
+        "problem": {"name": "rosenbrock"},
+        "rules": [{"rule": "gd", "learning_rate": 1e-2}],
+    }
     results = run_experiment(Experiment.from_dict(spec), workers=1)
     row = results.runs.iloc[0]
     assert row.status in FLAGGED
@@ -90,9 +101,14 @@ def test_landscape_sentence_uses_the_exact_hessian():
 
 
 def test_adaptive_rule_is_told_it_has_no_curvature_limit_and_gets_its_update_size():
-    spec = {"steps": 30, "seeds": [0], "eval_every": 0, "divergence_factor": 5,
-            "problem": {"name": "moons", "samples": 64, "hidden": [4]},
-            "rules": [{"rule": "adam", "learning_rate": 30.0}]}
+    spec = {
+        "steps": 30,
+        "seeds": [0],
+        "eval_every": 0,
+        "divergence_factor": 5,
+        "problem": {"name": "moons", "samples": 64, "hidden": [4]},
+        "rules": [{"rule": "adam", "learning_rate": 30.0}],
+    }
     results = run_experiment(Experiment.from_dict(spec), workers=1)
     row = results.runs.iloc[0]
     assert row.status in FLAGGED
@@ -113,8 +129,13 @@ def test_runs_that_did_not_blow_up_pay_nothing_and_say_nothing(monkeypatch):
 
     calls = []
     monkeypatch.setattr(explain, "top_eigenvalues", lambda *a, **k: calls.append(1))
-    spec = {"steps": 30, "seeds": [0, 1], "eval_every": 0, "problem": {"name": "quadratic"},
-            "rules": [{"rule": "gd", "learning_rate": [0.1, 1.0]}]}
+    spec = {
+        "steps": 30,
+        "seeds": [0, 1],
+        "eval_every": 0,
+        "problem": {"name": "quadratic"},
+        "rules": [{"rule": "gd", "learning_rate": [0.1, 1.0]}],
+    }
     runs = run_experiment(Experiment.from_dict(spec), workers=1).runs
     assert not calls and (runs["divergence_reason"] == "").all() and runs["lambda_max_start"].isna().all()
 
@@ -141,9 +162,14 @@ def test_a_rule_without_a_declared_threshold_is_not_told_its_step_adapts():
             register(DescentRule("plain_no_threshold", lambda p, h: (), lambda g, s, p, a, h, t: (-a * g, s), ()))
 
     registry = load_registry(extra_plugins=[("plain", Plugin())], entry_points=False, use_env=False)
-    spec = {"steps": 30, "seeds": [0], "eval_every": 0, "divergence_factor": 5,
-            "problem": {"name": "moons", "samples": 64, "hidden": [4]},
-            "rules": [{"rule": "plain_no_threshold", "learning_rate": 500.0}]}
+    spec = {
+        "steps": 30,
+        "seeds": [0],
+        "eval_every": 0,
+        "divergence_factor": 5,
+        "problem": {"name": "moons", "samples": 64, "hidden": [4]},
+        "rules": [{"rule": "plain_no_threshold", "learning_rate": 500.0}],
+    }
     results = run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
     row = results.runs.iloc[0]
     assert row.status in FLAGGED

@@ -31,9 +31,17 @@ from descentlab.runner import run_experiment
 @pytest.fixture(scope="module")
 def results():
     registry = load_registry(entry_points=False, use_env=False)
-    e = Experiment.from_dict({"name": "rt", "steps": 6, "seeds": 2, "snapshot_every": 3,
-                              "problem": {"name": "spirals", "samples": 40, "hidden": [3]},
-                              "rules": [{"rule": "momentum", "learning_rate": [0.1, 0.5]}]}, registry)
+    e = Experiment.from_dict(
+        {
+            "name": "rt",
+            "steps": 6,
+            "seeds": 2,
+            "snapshot_every": 3,
+            "problem": {"name": "spirals", "samples": 40, "hidden": [3]},
+            "rules": [{"rule": "momentum", "learning_rate": [0.1, 0.5]}],
+        },
+        registry,
+    )
     return run_experiment(e, registry=registry, workers=1)
 
 
@@ -69,7 +77,7 @@ def _stat(pid: int):
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return int(fields[1]), fields[0], fields[19], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -112,8 +120,10 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not Path("/proc/self/stat").exists(),
-                    reason="Linux only: uses prctl's parent-death signal and /proc")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not Path("/proc/self/stat").exists(),
+    reason="Linux only: uses prctl's parent-death signal and /proc",
+)
 @pytest.mark.parametrize("start", ["fork", "forkserver"])
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "term"])
 def test_worker_processes_die_with_their_parent(signum, start, tmp_path):
@@ -123,8 +133,12 @@ def test_worker_processes_die_with_their_parent(signum, start, tmp_path):
     command = [str(tmp_path / "threaded.py")] if start == "forkserver" else ["-m", "descentlab"]
     log = (tmp_path / "stderr.txt").open("w")
     env = {**os.environ, "DESCENTLAB_NO_ENTRY_POINTS": "1"}
-    parent = subprocess.Popen([sys.executable, *command, "run", str(spec), "--workers", "2", "--quiet",
-                               "--out", str(tmp_path / "out")], stdout=subprocess.DEVNULL, stderr=log, env=env)
+    parent = subprocess.Popen(
+        [sys.executable, *command, "run", str(spec), "--workers", "2", "--quiet", "--out", str(tmp_path / "out")],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env=env,
+    )
     family: dict[int, tuple[int, str]] = {}
     try:
         for _ in range(3000):  # generous: the parent imports, builds the problem, then starts the pool
@@ -199,16 +213,19 @@ def test_prctl_is_armed_on_linux():
         pytest.skip("Linux only")
     from descentlab import workers
 
-    code = ("import signal, sys; from descentlab.workers import _parent_death_signal;"
-            "import ctypes; ok = _parent_death_signal(signal.SIGTERM);"
-            "v = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(v), 0, 0, 0);"
-            "print(ok, v.value)")
+    code = (
+        "import signal, sys; from descentlab.workers import _parent_death_signal;"
+        "import ctypes; ok = _parent_death_signal(signal.SIGTERM);"
+        "v = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(v), 0, 0, 0);"
+        "print(ok, v.value)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", str(int(signal.SIGTERM))]
     assert workers.PR_SET_PDEATHSIG == 1
 
 
 # ---- 2. temporaries of killed saves -----------------------------------------------------------------
+
 
 def _temporary(parent: Path, pid: int, host=None, name="rt", random="abcd_123") -> Path:
     folder = parent / f".{name}.{host or records._host()}.{pid}.{random}.tmp"
@@ -219,11 +236,16 @@ def _temporary(parent: Path, pid: int, host=None, name="rt", random="abcd_123") 
 
 def _leftovers(parent: Path) -> dict[str, Path]:
     dead, live = _dead_pid(), os.getpid()
-    made = {"dead": _temporary(parent, dead), "dead.dotted.name": _temporary(parent, dead, name="a.b-c"),
-            "live": _temporary(parent, live), "other_host": _temporary(parent, dead, host="elsewhere-box"),
-            "not_the_pattern": _temporary(parent, dead, random="notthis1").rename(
-                parent / f".rt.{records._host()}.{dead}.tmp"),
-            "a_file": parent / f".rt.{records._host()}.{dead}.zzzzzzzz.tmp"}
+    made = {
+        "dead": _temporary(parent, dead),
+        "dead.dotted.name": _temporary(parent, dead, name="a.b-c"),
+        "live": _temporary(parent, live),
+        "other_host": _temporary(parent, dead, host="elsewhere-box"),
+        "not_the_pattern": _temporary(parent, dead, random="notthis1").rename(
+            parent / f".rt.{records._host()}.{dead}.tmp"
+        ),
+        "a_file": parent / f".rt.{records._host()}.{dead}.zzzzzzzz.tmp",
+    }
     made["a_file"].write_text("a file, not a folder")
     return made
 
@@ -273,6 +295,7 @@ def test_a_temporary_of_a_running_save_in_another_process_is_kept(results, tmp_p
 
 # ---- 3. a name collision between two concurrent runs ------------------------------------------------
 
+
 def test_each_meta_command_names_its_own_folder_after_a_collision(results, tmp_path, monkeypatch):
     class Frozen(datetime):
         @classmethod
@@ -299,6 +322,7 @@ def test_each_meta_command_names_its_own_folder_after_a_collision(results, tmp_p
 
 # ---- 4. corrupted folders ---------------------------------------------------------------------------
 
+
 def _rewrite_meta(folder, change):
     meta = json.loads((folder / "meta.json").read_text())
     (folder / "meta.json").write_text(json.dumps(change(meta)))
@@ -324,37 +348,76 @@ def _truncate(folder, name):
 CORRUPTIONS = {
     # case: (corrupt the folder, file named, field named)
     "meta_is_a_list": (lambda f: (f / "meta.json").write_text("[]"), "meta.json", "top level"),
-    "meta_not_json": (lambda f: (f / "meta.json").write_text("{\"versions\": "), "meta.json", "unreadable"),
-    "problem_info_list": (lambda f: _rewrite_meta(f, lambda m: {**m, "problem_info": [1, 2]}),
-                          "meta.json", "problem_info"),
-    "layout_shape_text": (lambda f: _rewrite_meta(f, lambda m: {**m, "problem_info": {
-        **m["problem_info"], "layout": [{**m["problem_info"]["layout"][0], "shape": ["big"]}]}}),
-        "meta.json", "problem_info.layout"),
+    "meta_not_json": (lambda f: (f / "meta.json").write_text('{"versions": '), "meta.json", "unreadable"),
+    "problem_info_list": (
+        lambda f: _rewrite_meta(f, lambda m: {**m, "problem_info": [1, 2]}),
+        "meta.json",
+        "problem_info",
+    ),
+    "layout_shape_text": (
+        lambda f: _rewrite_meta(
+            f,
+            lambda m: {
+                **m,
+                "problem_info": {**m["problem_info"], "layout": [{**m["problem_info"]["layout"][0], "shape": ["big"]}]},
+            },
+        ),
+        "meta.json",
+        "problem_info.layout",
+    ),
     "n_runs_text": (lambda f: _rewrite_meta(f, lambda m: {**m, "n_runs": "four"}), "meta.json", "n_runs"),
-    "foreign_runs": (lambda f: pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_parquet(f / "runs.parquet"),
-                     "runs.parquet", "run_id"),
-    "runs_missing_status": (lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.drop(columns="status")),
-                            "runs.parquet", "status"),
-    "runs_label_numbers": (lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.assign(label=range(len(t)))),
-                           "runs.parquet", "label"),
-    "runs_too_few_rows": (lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.iloc[1:]),
-                          "runs.parquet", "run_id"),
-    "runs_unknown_status": (lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.assign(status="great")),
-                            "runs.parquet", "status"),
-    "metrics_missing_loss": (lambda f: _rewrite_table(f, "metrics.parquet", lambda t: t.drop(columns="loss")),
-                             "metrics.parquet", "loss"),
-    "metrics_step_beyond": (lambda f: _rewrite_table(f, "metrics.parquet", lambda t: t.assign(step=t["step"] + 50)),
-                            "metrics.parquet", "step"),
-    "metrics_run_id_text": (lambda f: _rewrite_table(f, "metrics.parquet", lambda t: t.assign(run_id="0")),
-                            "metrics.parquet", "run_id"),
-    "weights_transposed": (lambda f: _rewrite_weights(
-        f, lambda w: w.update({"final.W1": w["final.W1"].transpose(0, 2, 1)})),
-                           "weights.npz", "final.W1"),
-    "weights_one_run_short": (lambda f: _rewrite_weights(f, lambda w: w.update({"initial.b2": w["initial.b2"][1:]})),
-                              "weights.npz", "initial.b2"),
+    "foreign_runs": (
+        lambda f: pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_parquet(f / "runs.parquet"),
+        "runs.parquet",
+        "run_id",
+    ),
+    "runs_missing_status": (
+        lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.drop(columns="status")),
+        "runs.parquet",
+        "status",
+    ),
+    "runs_label_numbers": (
+        lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.assign(label=range(len(t)))),
+        "runs.parquet",
+        "label",
+    ),
+    "runs_too_few_rows": (lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.iloc[1:]), "runs.parquet", "run_id"),
+    "runs_unknown_status": (
+        lambda f: _rewrite_table(f, "runs.parquet", lambda t: t.assign(status="great")),
+        "runs.parquet",
+        "status",
+    ),
+    "metrics_missing_loss": (
+        lambda f: _rewrite_table(f, "metrics.parquet", lambda t: t.drop(columns="loss")),
+        "metrics.parquet",
+        "loss",
+    ),
+    "metrics_step_beyond": (
+        lambda f: _rewrite_table(f, "metrics.parquet", lambda t: t.assign(step=t["step"] + 50)),
+        "metrics.parquet",
+        "step",
+    ),
+    "metrics_run_id_text": (
+        lambda f: _rewrite_table(f, "metrics.parquet", lambda t: t.assign(run_id="0")),
+        "metrics.parquet",
+        "run_id",
+    ),
+    "weights_transposed": (
+        lambda f: _rewrite_weights(f, lambda w: w.update({"final.W1": w["final.W1"].transpose(0, 2, 1)})),
+        "weights.npz",
+        "final.W1",
+    ),
+    "weights_one_run_short": (
+        lambda f: _rewrite_weights(f, lambda w: w.update({"initial.b2": w["initial.b2"][1:]})),
+        "weights.npz",
+        "initial.b2",
+    ),
     "weights_missing_final": (lambda f: _rewrite_weights(f, lambda w: w.pop("final.W2")), "weights.npz", "final.W2"),
-    "snapshots_wrong_count": (lambda f: _rewrite_weights(f, lambda w: w.update({"snapshot_steps": np.arange(7)})),
-                              "weights.npz", "snapshots"),
+    "snapshots_wrong_count": (
+        lambda f: _rewrite_weights(f, lambda w: w.update({"snapshot_steps": np.arange(7)})),
+        "weights.npz",
+        "snapshots",
+    ),
     "truncated_runs": (lambda f: _truncate(f, "runs.parquet"), "runs.parquet", "unreadable"),
     "truncated_weights": (lambda f: _truncate(f, "weights.npz"), "weights.npz", "unreadable"),
 }
@@ -395,18 +458,21 @@ def test_report_on_a_corrupted_folder_exits_2_with_one_line(case, saved, tmp_pat
 def test_the_report_command_prints_no_traceback(saved, tmp_path):
     (saved / "meta.json").write_text("[]")
     env = {**os.environ, "DESCENTLAB_NO_ENTRY_POINTS": "1"}
-    done = subprocess.run([sys.executable, "-m", "descentlab", "report", str(saved), "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "descentlab", "report", str(saved), "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert "meta.json" in done.stderr and done.stdout == ""
 
 
-
 @pytest.mark.parametrize("case", ["meta_is_a_list", "problem_info_list", "weights_transposed", "truncated_runs"])
 def test_the_results_page_shows_a_corrupted_folder_in_one_line(case, saved, monkeypatch):
     AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
-    monkeypatch.setenv("DESCENTLAB_ALLOW_PATHS", str(saved.parent))   # as `--allow-path` would
+    monkeypatch.setenv("DESCENTLAB_ALLOW_PATHS", str(saved.parent))  # as `--allow-path` would
     corrupt, file, field = CORRUPTIONS[case]
     corrupt(saved)
     at = AppTest.from_file(str(Path(report.__file__).with_name("app.py")), default_timeout=120)
@@ -415,10 +481,12 @@ def test_the_results_page_shows_a_corrupted_folder_in_one_line(case, saved, monk
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert len(at.error) == 1
-    message = re.sub(r"\\(.)", r"\1", at.error[0].value)   # as a reader sees it (W.markdown_text escapes)
+    message = re.sub(r"\\(.)", r"\1", at.error[0].value)  # as a reader sees it (W.markdown_text escapes)
     assert "\n" not in message and file in message and field in message, message
 
+
 # ---- 5. a full disk ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fmt", ["html", "csv"])
 def test_a_full_disk_names_the_report_file_it_could_not_write(fmt, saved, tmp_path, capsys, monkeypatch):
@@ -489,5 +557,6 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_pa
     assert target.read_text() == "whole"
     assert not stale.exists()
     assert live.exists() and elsewhere.exists() and other_file.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, live.name, elsewhere.name,
-                                                                  other_file.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [target.name, live.name, elsewhere.name, other_file.name]
+    )

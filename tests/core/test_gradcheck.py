@@ -9,7 +9,7 @@ from descentlab import GradientCheckError, check_grads, check_hessian, numeric_g
 def cubic(params):
     """J(θ) = Σ a_p θ_p³/3 + Σ θ_p, per run; ∇J = a θ² + 1, Hessian diag(2 a θ)."""
     a = np.arange(1, params.shape[1] + 1)
-    return (a * params ** 3 / 3).sum(axis=1) + params.sum(axis=1), a * params ** 2 + 1.0
+    return (a * params**3 / 3).sum(axis=1) + params.sum(axis=1), a * params**2 + 1.0
 
 
 def test_correct_gradient_passes_and_returns_the_worst_error():
@@ -24,7 +24,7 @@ def test_wrong_gradient_in_one_run_is_caught_and_named():
     def broken(p):
         loss, grad = cubic(p)
         grad = grad.copy()
-        grad[2, 3] *= 1.01        # a 1 % error in one coordinate of run 2
+        grad[2, 3] *= 1.01  # a 1 % error in one coordinate of run 2
         return loss, grad
 
     with pytest.raises(GradientCheckError) as caught:
@@ -37,7 +37,7 @@ def test_wrong_gradient_in_one_run_is_caught_and_named():
 def test_at_a_stationary_point_the_noise_floor_applies():
     # ∇(Σ θ²) = 0 at θ = 0: finite differences give rounding noise only; the check must pass.
     def bowl(p):
-        return (p ** 2).sum(axis=1) + 1.0, 2 * p
+        return (p**2).sum(axis=1) + 1.0, 2 * p
 
     assert check_grads(bowl, np.zeros((3, 5))) <= 1e-6
 

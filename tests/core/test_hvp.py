@@ -25,18 +25,23 @@ def _data(loss: str, rng, n=9, d=3, k=2):
 def _torch_hvp(net: MLP, params, vectors, x, y):
     """H v of the same network written in torch, by double backward (autograd, float64)."""
     torch = pytest.importorskip("torch")
-    act = {"identity": lambda z: z, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu,
-           "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, 0.01),
-           "softplus": torch.nn.functional.softplus}[net.activation.name]
+    act = {
+        "identity": lambda z: z,
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "relu": torch.relu,
+        "leaky_relu": lambda z: torch.nn.functional.leaky_relu(z, 0.01),
+        "softplus": torch.nn.functional.softplus,
+    }[net.activation.name]
     xt, yt = torch.tensor(x), torch.tensor(y)
 
     def loss_of(flat):
         a, offset = xt, 0
         for i in range(1, net.n_layers + 1):
             n_in, n_out = net.layout.entry(f"W{i}").shape
-            w = flat[offset:offset + n_in * n_out].reshape(n_in, n_out)
+            w = flat[offset : offset + n_in * n_out].reshape(n_in, n_out)
             offset += n_in * n_out
-            b = flat[offset:offset + n_out]
+            b = flat[offset : offset + n_out]
             offset += n_out
             z = a @ w + b
             a = z if i == net.n_layers else act(z)
@@ -78,8 +83,9 @@ def test_exact_hvp_agrees_with_central_differences_and_builds_a_symmetric_hessia
     vectors = rng.standard_normal(params.shape)
     ours = net.hessian_vector_product(params, vectors, x, y)
     eps = 1e-5
-    differences = (net.loss_and_grad(params + eps * vectors, x, y)[1]
-                   - net.loss_and_grad(params - eps * vectors, x, y)[1]) / (2 * eps)
+    differences = (
+        net.loss_and_grad(params + eps * vectors, x, y)[1] - net.loss_and_grad(params - eps * vectors, x, y)[1]
+    ) / (2 * eps)
     np.testing.assert_allclose(ours, differences, rtol=1e-6, atol=1e-9)
     size = net.layout.size
     columns = net.hessian_vector_product(np.repeat(params, size, 0), np.eye(size), x, y)  # row j = H e_j
@@ -94,8 +100,9 @@ def test_exact_hvp_of_linear_regression_is_the_second_moment_matrix():
     features = np.hstack([x, np.ones((11, 1))])
     hessian = features.T @ features / 11
     params, vectors = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
-    np.testing.assert_allclose(net.hessian_vector_product(params, vectors, x, y), vectors @ hessian,
-                               rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(
+        net.hessian_vector_product(params, vectors, x, y), vectors @ hessian, rtol=1e-13, atol=1e-15
+    )
 
 
 def test_per_run_mini_batches_give_each_runs_own_hessian():
@@ -105,26 +112,33 @@ def test_per_run_mini_batches_give_each_runs_own_hessian():
     x, y = rng.standard_normal((2, 6, 2)), rng.standard_normal((2, 6, 1))
     together = net.hessian_vector_product(params, vectors, x, y)
     for r in range(2):
-        alone = net.hessian_vector_product(params[r:r + 1], vectors[r:r + 1], x[r], y[r])
-        np.testing.assert_allclose(together[r:r + 1], alone, rtol=1e-14, atol=1e-16)
+        alone = net.hessian_vector_product(params[r : r + 1], vectors[r : r + 1], x[r], y[r])
+        np.testing.assert_allclose(together[r : r + 1], alone, rtol=1e-14, atol=1e-16)
 
 
 def test_networks_offer_exact_products_and_sharpness_uses_them():
     from descentlab import get_registry
+
     problem = get_registry().problem("xor")
     instance = problem.build({h.name: h.default for h in problem.settings})
     assert isinstance(instance, HessianVectorProduct)
     params = instance.init_params([0, 1])
     vectors = np.random.default_rng(0).standard_normal(params.shape)
-    np.testing.assert_array_equal(sharpness.hessian_vector_product(instance, params, vectors),
-                                  instance.hessian_vector_product(params, vectors))
+    np.testing.assert_array_equal(
+        sharpness.hessian_vector_product(instance, params, vectors), instance.hessian_vector_product(params, vectors)
+    )
     # an explicit eps still asks for the central difference, which agrees to its own accuracy
-    np.testing.assert_allclose(sharpness.hessian_vector_product(instance, params, vectors, eps=1e-5),
-                               instance.hessian_vector_product(params, vectors), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(
+        sharpness.hessian_vector_product(instance, params, vectors, eps=1e-5),
+        instance.hessian_vector_product(params, vectors),
+        rtol=1e-6,
+        atol=1e-8,
+    )
 
 
 def test_warm_started_tracking_equals_cold_lanczos_with_fewer_products():
     from descentlab import get_registry
+
     problem = get_registry().problem("moons")
     instance = problem.build({h.name: h.default for h in problem.settings})
     params = instance.init_params([0, 1, 2])
@@ -136,8 +150,9 @@ def test_warm_started_tracking_equals_cold_lanczos_with_fewer_products():
         warm = tracker.measure(instance, params, np.arange(3))
         info: dict = {}
         start = np.tile(sharpness._start_vector(params.shape[1], 0), (3, 1))
-        cold, _ = sharpness._lanczos_extremes(lambda v: instance.hessian_vector_product(params, v), start, 20,
-                                              1e-10, info=info)
+        cold, _ = sharpness._lanczos_extremes(
+            lambda v: instance.hessian_vector_product(params, v), start, 20, 1e-10, info=info
+        )
         cold_products += info["products"]
         np.testing.assert_allclose(warm, cold, rtol=1e-6)  # the tracker's documented tolerance
         dense = np.linalg.eigvalsh(sharpness.hessian_matrix(instance, params))[:, -1]

@@ -61,8 +61,9 @@ def test_each_examples_chain_rule_products_average_to_the_batch_gradient(setup):
             for j in range(n_out):
                 mean = np.mean([t.chain_rule(layer.index, i, j)["example_gradient"] for t in traces])
                 assert mean == pytest.approx(layer.grad_weights[i, j], rel=1e-9, abs=1e-13)
-        np.testing.assert_allclose(np.mean([t.layers[layer.index - 1].delta for t in traces], axis=0),
-                                   layer.grad_biases, rtol=1e-9, atol=1e-13)
+        np.testing.assert_allclose(
+            np.mean([t.layers[layer.index - 1].delta for t in traces], axis=0), layer.grad_biases, rtol=1e-9, atol=1e-13
+        )
 
 
 def test_the_examples_delta_is_the_derivative_of_its_own_cost(setup):
@@ -72,7 +73,7 @@ def test_the_examples_delta_is_the_derivative_of_its_own_cost(setup):
     x, y = L.training_data(instance)
     n, eps = 2, 1e-6
     trace = L.trace_step(instance, params, n)
-    assert trace.example_loss == pytest.approx(float(model.loss_value(params[None], x[n:n + 1], y[n:n + 1])[0]))
+    assert trace.example_loss == pytest.approx(float(model.loss_value(params[None], x[n : n + 1], y[n : n + 1])[0]))
     for layer in trace.layers:
         offset = model.layout.entry(f"W{layer.index}").offset
         n_out = layer.weights.shape[1]
@@ -81,16 +82,16 @@ def test_the_examples_delta_is_the_derivative_of_its_own_cost(setup):
                 shifted = np.repeat(params[None], 2, axis=0)
                 shifted[0, offset + i * n_out + j] += eps
                 shifted[1, offset + i * n_out + j] -= eps
-                values = model.loss_value(shifted, x[n:n + 1], y[n:n + 1])
+                values = model.loss_value(shifted, x[n : n + 1], y[n : n + 1])
                 fd = (values[0] - values[1]) / (2 * eps)
-                assert trace.chain_rule(layer.index, i, j)["example_gradient"] == pytest.approx(fd, rel=1e-5,
-                                                                                               abs=1e-9)
+                assert trace.chain_rule(layer.index, i, j)["example_gradient"] == pytest.approx(fd, rel=1e-5, abs=1e-9)
 
 
 def test_one_weight_regression_by_hand(registry):
     # ŷ = w x + b, Jₙ = ½(ŷ − y)², δ = ŷ − y, ∂Jₙ/∂w = x δ, ∂Jₙ/∂b = δ.
-    instance = L.build_instance({"name": "linear_regression", "samples": 10, "start_w": 0.5, "start_b": -0.25},
-                                registry)
+    instance = L.build_instance(
+        {"name": "linear_regression", "samples": 10, "start_w": 0.5, "start_b": -0.25}, registry
+    )
     params = instance.init_params([0])[0]
     assert params.tolist() == [0.5, -0.25]
     x, y = L.training_data(instance)
@@ -126,12 +127,20 @@ def test_gradient_descent_step_and_other_rules_from_the_same_gradient(registry, 
 def test_the_lessons_steps_follow_the_runners_trajectory(registry):
     # Five steps on the page are five steps of `descentlab run` with the same problem, seed and α.
     problem = {"name": "xor", "hidden": [3], "samples": 24}
-    for rule, alpha in (("gd", 0.7), ("adam", 0.05), ("adafactor", 0.05)):   # adafactor: the lesson has the layout too
+    for rule, alpha in (("gd", 0.7), ("adam", 0.05), ("adafactor", 0.05)):  # adafactor: the lesson has the layout too
         lesson = L.start_lesson(L.build_instance(problem, registry), registry.rule(rule), alpha, seed=2)
         for _ in range(5):
             L.advance(lesson)
-        experiment = Experiment.from_dict({"name": "lesson-check", "problem": problem, "steps": 5, "seeds": [2],
-                                           "rules": [{"rule": rule, "learning_rate": alpha}]}, registry)
+        experiment = Experiment.from_dict(
+            {
+                "name": "lesson-check",
+                "problem": problem,
+                "steps": 5,
+                "seeds": [2],
+                "rules": [{"rule": rule, "learning_rate": alpha}],
+            },
+            registry,
+        )
         results = run_experiment(experiment, registry=registry, workers=1)
         losses = results.metrics.sort_values("step")["loss"].to_numpy()[:5]
         np.testing.assert_allclose(lesson.losses, losses, rtol=1e-12)
@@ -140,7 +149,16 @@ def test_the_lessons_steps_follow_the_runners_trajectory(registry):
 def test_regimes_follow_the_contraction_one_minus_alpha_lambda():
     lam = 4.0
     assert [L.regime(a / lam, lam) for a in (0.1, 0.49, 0.5, 0.8, 1.0, 1.01, 1.9, 2.0, 2.5)] == [
-        "crawl", "crawl", "glide", "glide", "glide", "bounce", "bounce", "escape", "escape"]
+        "crawl",
+        "crawl",
+        "glide",
+        "glide",
+        "glide",
+        "bounce",
+        "bounce",
+        "escape",
+        "escape",
+    ]
     assert L.regime(1.0, 0.0) == "escape" and L.regime(1.0, -1.0) == "escape"
     t = L.regime_thresholds(lam)
     assert (t["glide"], t["bounce"], t["escape"]) == (0.125, 0.25, 0.5)
@@ -182,7 +200,7 @@ def test_gradient_slice_curvature_matches_differences_of_gradients(registry):
 def test_predict_then_run_on_a_quadratic_agrees_with_two_over_lambda_max(registry):
     problem = {"name": "linear_regression", "samples": 32}
     instance = L.build_instance(problem, registry)
-    lam_max = float(np.linalg.eigvalsh(instance.matrix)[-1])   # closed-form Hessian of ½ mean (wx + b − y)²
+    lam_max = float(np.linalg.eigvalsh(instance.matrix)[-1])  # closed-form Hessian of ½ mean (wx + b − y)²
     prediction = L.predict_then_run(problem, 0.5, rule="gd", registry=registry, steps=300)
     assert prediction.sharpness == pytest.approx(lam_max, rel=1e-10)
     assert prediction.theory == pytest.approx(2 / lam_max, rel=1e-10)
@@ -214,7 +232,7 @@ def test_refuses_what_it_cannot_draw(registry):
         L.build_instance({"name": "xor", "bogus": 1}, registry)
     with pytest.raises(SpecError, match="guess"):
         L.predict_then_run("linear_regression", -1.0, rule="gd", registry=registry)
-    assert not L.can_teach(L.build_instance("digits", registry))   # 64 inputs and 10 outputs
+    assert not L.can_teach(L.build_instance("digits", registry))  # 64 inputs and 10 outputs
     assert L.can_teach(L.build_instance("iris", registry))
 
 

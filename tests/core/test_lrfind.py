@@ -29,8 +29,9 @@ def test_suggestion_lies_below_the_critical_alpha_on_the_quadratic_bowl(lambda_m
 
 
 def test_smoothing_stopping_and_band_follow_the_definitions():
-    result = lr_find(bowl(10.0), "gd", seeds=[0, 1, 2, 3], start_lr=1e-4, end_lr=10.0, num_steps=60,
-                     beta=0.9, stop_factor=3.0)
+    result = lr_find(
+        bowl(10.0), "gd", seeds=[0, 1, 2, 3], start_lr=1e-4, end_lr=10.0, num_steps=60, beta=0.9, stop_factor=3.0
+    )
     lrs = result.learning_rates
     np.testing.assert_allclose(lrs[0], 1e-4)
     np.testing.assert_allclose(lrs[-1], 10.0)
@@ -38,16 +39,16 @@ def test_smoothing_stopping_and_band_follow_the_definitions():
     for s in range(4):
         stop = result.stopped_at[s]
         assert stop > 0, "the bowl with λ_max = 10 must blow up before α = 10"
-        raw = result.losses[s, :stop + 1]
+        raw = result.losses[s, : stop + 1]
         avg, smooth = 0.0, []
         for t, value in enumerate(raw):
             avg = 0.9 * avg + 0.1 * value
             smooth.append(avg / (1 - 0.9 ** (t + 1)))
-        np.testing.assert_allclose(result.smoothed[s, :stop + 1], smooth, rtol=1e-12)
+        np.testing.assert_allclose(result.smoothed[s, : stop + 1], smooth, rtol=1e-12)
         best = np.minimum.accumulate(smooth)
         assert smooth[stop] > 3.0 * best[stop]
         assert all(smooth[t] <= 3.0 * best[t] for t in range(stop))
-        assert np.isnan(result.smoothed[s, stop + 1:]).all()
+        assert np.isnan(result.smoothed[s, stop + 1 :]).all()
     finite = np.isfinite(result.median)
     curves = result.smoothed[:, finite]
     np.testing.assert_allclose(result.median[finite], np.nanmedian(curves, axis=0))
@@ -55,7 +56,7 @@ def test_smoothing_stopping_and_band_follow_the_definitions():
     assert (result.median[finite] <= result.high[finite]).all()
     # suggestion: steepest fall of the median per log α, before its minimum
     i_min = int(np.nanargmin(result.median))
-    slope = np.gradient(result.median[:i_min + 1], np.log(lrs[:i_min + 1]))
+    slope = np.gradient(result.median[: i_min + 1], np.log(lrs[: i_min + 1]))
     assert result.steepest_lr == lrs[int(np.argmin(slope))]
     assert result.minimum_lr == pytest.approx(lrs[i_min] / 10)
 
@@ -118,16 +119,26 @@ def test_the_range_test_is_the_runner_with_an_exponential_ramp():
     from descentlab.experiment import Experiment
     from descentlab.runner import run_experiment
 
-    result = lr_find(bowl(10.0), "momentum", {"momentum": 0.5}, seeds=[0, 1], start_lr=1e-3, end_lr=3.0,
-                     num_steps=50)
-    spec = {"steps": 49, "seeds": [0, 1], "eval_every": 0, "divergence_factor": 1e300,
-            "problem": {"name": "quadratic", "lambda_max": 10.0, "condition": 10.0, "start_spread": 0.5},
-            "rules": [{"rule": "momentum", "momentum": 0.5, "learning_rate": 1e-3,
-                       "schedule": {"name": "exponential_ramp", "end_lr": 3.0}}]}
+    result = lr_find(bowl(10.0), "momentum", {"momentum": 0.5}, seeds=[0, 1], start_lr=1e-3, end_lr=3.0, num_steps=50)
+    spec = {
+        "steps": 49,
+        "seeds": [0, 1],
+        "eval_every": 0,
+        "divergence_factor": 1e300,
+        "problem": {"name": "quadratic", "lambda_max": 10.0, "condition": 10.0, "start_spread": 0.5},
+        "rules": [
+            {
+                "rule": "momentum",
+                "momentum": 0.5,
+                "learning_rate": 1e-3,
+                "schedule": {"name": "exponential_ramp", "end_lr": 3.0},
+            }
+        ],
+    }
     runs = run_experiment(Experiment.from_dict(spec), workers=1)
     for s in range(2):
         stop = result.stopped_at[s] if result.stopped_at[s] >= 0 else 49
         m = runs.run_metrics(s)
-        np.testing.assert_array_equal(result.losses[s, :stop + 1], m["loss"][:stop + 1])
+        np.testing.assert_array_equal(result.losses[s, : stop + 1], m["loss"][: stop + 1])
         np.testing.assert_allclose(m["learning_rate"][:49], 1e-3 * 3000.0 ** (np.arange(49) / 49), rtol=1e-13)
     np.testing.assert_allclose(result.learning_rates, 1e-3 * 3000.0 ** (np.arange(50) / 49), rtol=1e-13)

@@ -13,8 +13,14 @@ from descentlab.experiment import Experiment
 from descentlab.records import save_results
 from descentlab.runner import run_experiment
 
-SPEC = {"name": "perm", "steps": 3, "seeds": 1, "eval_every": 0, "problem": {"name": "quadratic"},
-        "rules": [{"rule": "gd", "learning_rate": 0.1}]}
+SPEC = {
+    "name": "perm",
+    "steps": 3,
+    "seeds": 1,
+    "eval_every": 0,
+    "problem": {"name": "quadratic"},
+    "rules": [{"rule": "gd", "learning_rate": 0.1}],
+}
 
 
 @pytest.fixture
@@ -25,6 +31,7 @@ def umask():
 
     def set_mask(mask):
         os.umask(mask)
+
     yield set_mask
     os.umask(previous)
 
@@ -38,8 +45,9 @@ def results():
     return run_experiment(Experiment.from_dict(SPEC), workers=1)
 
 
-@pytest.mark.parametrize("mask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600),
-                                                          (0o002, 0o775, 0o664)])
+@pytest.mark.parametrize(
+    "mask, folder_mode, file_mode", [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600), (0o002, 0o775, 0o664)]
+)
 def test_results_folder_and_files_follow_the_umask(tmp_path, umask, results, mask, folder_mode, file_mode):
     umask(mask)
     folder = save_results(results, tmp_path / "out")

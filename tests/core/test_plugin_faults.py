@@ -38,7 +38,8 @@ def write_plugin(tmp_path, name, body):
 
 def write_experiment(tmp_path, entries, problem='name = "quadratic"', steps=20, seeds=2):
     text = f'name = "faults"\nsteps = {steps}\nseeds = {seeds}\n[problem]\n{problem}\n' + "".join(
-        f"[[rules]]\n{entry}\n" for entry in entries)
+        f"[[rules]]\n{entry}\n" for entry in entries
+    )
     path = tmp_path / "experiment.toml"
     path.write_text(text)
     return path
@@ -87,28 +88,41 @@ BROKEN_AT_LOAD = {
     "exit_at_import": ("import os\nsys.exit(3)  # HERE\n", "called sys.exit(3)"),
     "exit_zero_at_import": ("sys.exit()  # HERE\n", "called sys.exit(None)"),
     "raise_at_import": ("raise RuntimeError('no licence')  # HERE\n", "RuntimeError: no licence"),
-    "exit_in_hook": ("""
+    "exit_in_hook": (
+        """
         @hookimpl
         def register_optimizers(register):
             sys.exit(0)  # HERE
-        """, "register_optimizers failed: called sys.exit(0)"),
-    "raise_in_hook": ("""
+        """,
+        "register_optimizers failed: called sys.exit(0)",
+    ),
+    "raise_in_hook": (
+        """
         @hookimpl
         def register_schedules(register):
             register(Schedule("fine", lambda step, base, hyper, total: base + 0 * step))
             raise KeyError("oops")  # HERE
-        """, "register_schedules failed: KeyError: 'oops'"),
-    "bad_signature": ("""
+        """,
+        "register_schedules failed: KeyError: 'oops'",
+    ),
+    "bad_signature": (
+        """
         @hookimpl
         def register_optimizers(reg, extra):  # HERE
             pass
-        """, "expected def register_optimizers(register)"),
-    "misspelt_hook": ("""
+        """,
+        "expected def register_optimizers(register)",
+    ),
+    "misspelt_hook": (
+        """
         @hookimpl
         def register_optimisers(register):  # HERE
             pass
-        """, "register_optimisers"),
-    "method_with_bad_signature": ("""
+        """,
+        "register_optimisers",
+    ),
+    "method_with_bad_signature": (
+        """
         class Plugin:
             @hookimpl
             def register_problems(self, register, settings):  # HERE
@@ -116,7 +130,9 @@ BROKEN_AT_LOAD = {
 
         plugin = Plugin()
         register_problems = plugin.register_problems
-        """, "(register, settings)"),
+        """,
+        "(register, settings)",
+    ),
 }
 
 
@@ -152,57 +168,93 @@ def test_a_broken_plugin_is_listed_and_the_others_keep_working(tmp_path, capsys,
 
 
 def test_the_hook_line_names_what_it_accepts(tmp_path, capsys):
-    path, line = write_plugin(tmp_path, "sig", """
+    path, line = write_plugin(
+        tmp_path,
+        "sig",
+        """
         @hookimpl
         def register_optimizers(reg, extra):  # HERE
             pass
-        """)
+        """,
+    )
     status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"']), path)
     assert status == 2
-    assert_one_line(err, f"hook register_optimizers ({path}:{line}) takes (reg, extra)",
-                    "passes only (register)")
+    assert_one_line(err, f"hook register_optimizers ({path}:{line}) takes (reg, extra)", "passes only (register)")
 
 
 # --- a broken schedule: its entry's runs fail, the others are saved ---------------------------------
 
 SCHEDULES = {
-    "raises": ("""
+    "raises": (
+        """
         def _bad(step, base, hyper, total_steps):
             raise ZeroDivisionError("no warmup")  # HERE
-        """, "ZeroDivisionError: no warmup", False),
-    "exits": ("""
+        """,
+        "ZeroDivisionError: no warmup",
+        False,
+    ),
+    "exits": (
+        """
         def _bad(step, base, hyper, total_steps):
             sys.exit(5)  # HERE
-        """, "called sys.exit(5)", False),
-    "wrong_shape": ("""
+        """,
+        "called sys.exit(5)",
+        False,
+    ),
+    "wrong_shape": (
+        """
         def _bad(step, base, hyper, total_steps):  # HERE
             return np.ones(3)
-        """, "returned shape (3,); expected (steps, runs) = (20, ", True),
-    "none": ("""
+        """,
+        "returned shape (3,); expected (steps, runs) = (20, ",
+        True,
+    ),
+    "none": (
+        """
         def _bad(step, base, hyper, total_steps):  # HERE
             return None
-        """, "returned None", True),
-    "nan": ("""
+        """,
+        "returned None",
+        True,
+    ),
+    "nan": (
+        """
         def _bad(step, base, hyper, total_steps):  # HERE
             return base * np.where(step == 4, np.nan, 1.0)
-        """, "returned nan at step 4", True),
-    "inf": ("""
+        """,
+        "returned nan at step 4",
+        True,
+    ),
+    "inf": (
+        """
         def _bad(step, base, hyper, total_steps):  # HERE
             return base / (step - step)
-        """, "expected finite learning rates", True),
-    "text": ("""
+        """,
+        "expected finite learning rates",
+        True,
+    ),
+    "text": (
+        """
         def _bad(step, base, hyper, total_steps):  # HERE
             return "fast"
-        """, "not numbers", True),
+        """,
+        "not numbers",
+        True,
+    ),
 }
 
 
 def _schedule_plugin(tmp_path, body):
-    return write_plugin(tmp_path, "bad_schedule", body + """
+    return write_plugin(
+        tmp_path,
+        "bad_schedule",
+        body
+        + """
         @hookimpl
         def register_schedules(register):
             register(Schedule("bad", _bad))
-        """)
+        """,
+    )
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -212,13 +264,19 @@ def test_a_broken_schedule_fails_its_entry_only(tmp_path, capsys, name, workers)
         pytest.skip("two cases are enough to show worker processes isolate the same way")
     body, reason, _ = SCHEDULES[name]
     path, line = _schedule_plugin(tmp_path, body)
-    experiment = write_experiment(tmp_path, ['rule = "gd"\nlearning_rate = 0.1',
-                                             'rule = "momentum"\nlearning_rate = 0.1\n[rules.schedule]\nname = "bad"',
-                                             'rule = "gd"\nlearning_rate = 0.2'])
+    experiment = write_experiment(
+        tmp_path,
+        [
+            'rule = "gd"\nlearning_rate = 0.1',
+            'rule = "momentum"\nlearning_rate = 0.1\n[rules.schedule]\nname = "bad"',
+            'rule = "gd"\nlearning_rate = 0.2',
+        ],
+    )
     status, out, err = run(tmp_path, capsys, experiment, path, workers=workers)
     assert status == 0  # a run that fails is recorded as failed; the command succeeds
-    assert_one_line(err, "descentlab: warning: 2 runs of 'momentum + bad' failed: ",
-                    f"schedule 'bad' ({path}:{line})", reason)
+    assert_one_line(
+        err, "descentlab: warning: 2 runs of 'momentum + bad' failed: ", f"schedule 'bad' ({path}:{line})", reason
+    )
     (folder,) = results_folders(tmp_path)
     assert out.strip() == f"results: {folder}"
     runs = load_results(folder).runs
@@ -250,21 +308,28 @@ def test_a_broken_schedule_alone(tmp_path, capsys):
 # --- a broken rule ---------------------------------------------------------------------------------
 
 RULES = {
-    "raises_in_init": ("""
+    "raises_in_init": (
+        """
         def _init(params, hyper):
             raise RuntimeError("init broke")  # HERE
 
         def _update(grad, state, params, learning_rate, hyper, step):
             return -learning_rate * grad, state
-        """, "RuntimeError: init broke"),
-    "exits_in_init": ("""
+        """,
+        "RuntimeError: init broke",
+    ),
+    "exits_in_init": (
+        """
         def _init(params, hyper):
             sys.exit("bye")  # HERE
 
         def _update(grad, state, params, learning_rate, hyper, step):
             return -learning_rate * grad, state
-        """, "called sys.exit('bye')"),
-    "raises_in_update": ("""
+        """,
+        "called sys.exit('bye')",
+    ),
+    "raises_in_update": (
+        """
         def _init(params, hyper):
             return ()
 
@@ -272,51 +337,73 @@ RULES = {
             if step == 2:
                 raise ValueError("update broke")  # HERE
             return -learning_rate * grad, state
-        """, "ValueError: update broke"),
-    "exits_in_update": ("""
+        """,
+        "ValueError: update broke",
+    ),
+    "exits_in_update": (
+        """
         def _init(params, hyper):
             return ()
 
         def _update(grad, state, params, learning_rate, hyper, step):
             sys.exit(1)  # HERE
-        """, "called sys.exit(1)"),
-    "returns_none": ("""
+        """,
+        "called sys.exit(1)",
+    ),
+    "returns_none": (
+        """
         def _init(params, hyper):
             return ()
 
         def _update(grad, state, params, learning_rate, hyper, step):  # HERE
             return None
-        """, "update returned None; expected a pair (updates, state)"),
-    "returns_updates_only": ("""
+        """,
+        "update returned None; expected a pair (updates, state)",
+    ),
+    "returns_updates_only": (
+        """
         def _init(params, hyper):
             return ()
 
         def _update(grad, state, params, learning_rate, hyper, step):  # HERE
             return -learning_rate * grad
-        """, "update returned ndarray (2, 2); expected a pair (updates, state)"),
-    "wrong_shape": ("""
+        """,
+        "update returned ndarray (2, 2); expected a pair (updates, state)",
+    ),
+    "wrong_shape": (
+        """
         def _init(params, hyper):
             return ()
 
         def _update(grad, state, params, learning_rate, hyper, step):  # HERE
             return np.zeros(3), state
-        """, "returned updates of shape (3,); expected (2, 2)"),
-    "raises_inside_numpy": ("""
+        """,
+        "returned updates of shape (3,); expected (2, 2)",
+    ),
+    "raises_inside_numpy": (
+        """
         def _init(params, hyper):
             return ()
 
         def _update(grad, state, params, learning_rate, hyper, step):
             return np.reshape(grad, (7, 7)), state  # HERE
-        """, "ValueError: cannot reshape"),
+        """,
+        "ValueError: cannot reshape",
+    ),
 }
 
 
 def _rule_plugin(tmp_path, body):
-    return write_plugin(tmp_path, "bad_rule", body + """
+    return write_plugin(
+        tmp_path,
+        "bad_rule",
+        body
+        + """
         @hookimpl
         def register_optimizers(register):
             register(DescentRule("bad_rule", _init, _update))
-        """)
+        """,
+    )
 
 
 @pytest.mark.parametrize("name", list(RULES))
@@ -382,13 +469,17 @@ def register_problems(register):
 """
 
 
-@pytest.mark.parametrize("build, reason", [
-    ("raise OSError('data file missing')  # HERE", "build failed: OSError: data file missing"),
-    ("sys.exit(4)  # HERE", "build failed: called sys.exit(4)"),
-])
+@pytest.mark.parametrize(
+    "build, reason",
+    [
+        ("raise OSError('data file missing')  # HERE", "build failed: OSError: data file missing"),
+        ("sys.exit(4)  # HERE", "build failed: called sys.exit(4)"),
+    ],
+)
 def test_a_problem_whose_build_raises_is_one_line_exit_2(tmp_path, capsys, build, reason):
-    path, line = write_plugin(tmp_path, "bad_problem",
-                              PROBLEM.format(build=build, loss_and_grad="pass", describe="pass", init_params="pass"))
+    path, line = write_plugin(
+        tmp_path, "bad_problem", PROBLEM.format(build=build, loss_and_grad="pass", describe="pass", init_params="pass")
+    )
     experiment = write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"')
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 2
@@ -397,21 +488,32 @@ def test_a_problem_whose_build_raises_is_one_line_exit_2(tmp_path, capsys, build
 
 
 def test_a_problem_raising_while_training_fails_its_runs_named(tmp_path, capsys):
-    path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(
-        build="pass", loss_and_grad="raise FloatingPointError('bad batch')  # HERE", describe="pass",
-        init_params="pass"))
+    path, line = write_plugin(
+        tmp_path,
+        "bad_problem",
+        PROBLEM.format(
+            build="pass",
+            loss_and_grad="raise FloatingPointError('bad batch')  # HERE",
+            describe="pass",
+            init_params="pass",
+        ),
+    )
     experiment = write_experiment(tmp_path, ['rule = "gd"', 'rule = "momentum"'], problem='name = "bowl"')
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 0
-    assert_one_line(err, "4 runs of 'gd', 'momentum' failed: ", f"problem 'bowl' ({path}:{line})",
-                    "FloatingPointError: bad batch")
+    assert_one_line(
+        err, "4 runs of 'gd', 'momentum' failed: ", f"problem 'bowl' ({path}:{line})", "FloatingPointError: bad batch"
+    )
     (folder,) = results_folders(tmp_path)
     assert set(load_results(folder).runs["status"]) == {"failed"}
 
 
 def test_a_problem_whose_describe_exits_after_training_loses_no_run(tmp_path, capsys):
-    path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(
-        build="pass", loss_and_grad="pass", describe="sys.exit(9)  # HERE", init_params="pass"))
+    path, line = write_plugin(
+        tmp_path,
+        "bad_problem",
+        PROBLEM.format(build="pass", loss_and_grad="pass", describe="sys.exit(9)  # HERE", init_params="pass"),
+    )
     experiment = write_experiment(tmp_path, ['rule = "gd"\nlearning_rate = 0.1'], problem='name = "bowl"')
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 0 and err == ""
@@ -419,11 +521,15 @@ def test_a_problem_whose_describe_exits_after_training_loses_no_run(tmp_path, ca
     results = load_results(folder)
     assert set(results.runs["status"]) != {"failed"}
     assert results.problem_info["describe_error"] == (
-        f"problem 'bowl' ({path}:{line}): describe failed: called sys.exit(9)")
+        f"problem 'bowl' ({path}:{line}): describe failed: called sys.exit(9)"
+    )
 
 
 def test_a_rule_whose_theory_exits_keeps_its_finished_runs(tmp_path, capsys):
-    path, line = write_plugin(tmp_path, "theory", """
+    path, line = write_plugin(
+        tmp_path,
+        "theory",
+        """
         def _threshold(hyper):
             sys.exit(2)  # HERE
 
@@ -432,7 +538,8 @@ def test_a_rule_whose_theory_exits_keeps_its_finished_runs(tmp_path, capsys):
         def register_optimizers(register):
             register(DescentRule("shaky", lambda p, h: (), lambda g, s, p, a, h, t: (-a * g, s),
                                  stability_threshold=_threshold))
-        """)
+        """,
+    )
     experiment = write_experiment(tmp_path, ['rule = "shaky"\nlearning_rate = [0.1, 5.0]'])
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 0 and err == ""
@@ -454,11 +561,15 @@ def test_the_conformance_battery_reports_a_rule_that_exits():
 
 
 def test_a_broken_hook_in_a_file_named_by_a_relative_path_stops_run(tmp_path, capsys, monkeypatch):
-    path, line = write_plugin(tmp_path, "exit_hook", """
+    path, line = write_plugin(
+        tmp_path,
+        "exit_hook",
+        """
         @hookimpl
         def register_schedules(register):
             sys.exit(0)  # HERE
-        """)
+        """,
+    )
     monkeypatch.chdir(tmp_path)
     status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"']), "./exit_hook.py")
     assert status == 2
@@ -466,8 +577,13 @@ def test_a_broken_hook_in_a_file_named_by_a_relative_path_stops_run(tmp_path, ca
 
 
 def test_a_problem_whose_init_params_raises_is_one_line_exit_2(tmp_path, capsys):
-    path, line = write_plugin(tmp_path, "bad_problem", PROBLEM.format(
-        build="pass", loss_and_grad="pass", describe="pass", init_params="raise IndexError('no seed 0')  # HERE"))
+    path, line = write_plugin(
+        tmp_path,
+        "bad_problem",
+        PROBLEM.format(
+            build="pass", loss_and_grad="pass", describe="pass", init_params="raise IndexError('no seed 0')  # HERE"
+        ),
+    )
     experiment = write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"')
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 2

@@ -11,14 +11,19 @@ import pytest
 from descentlab import stats
 from descentlab.errors import SpecError
 from descentlab.experiment import Experiment
-from descentlab.protocol import (BOOTSTRAP_SEED, draw_trials, grid_trials, load_protocol, run_protocol,
-                                 save_protocol)
+from descentlab.protocol import BOOTSTRAP_SEED, draw_trials, grid_trials, load_protocol, run_protocol, save_protocol
 from descentlab.runner import run_experiment
 
 
 def spec(protocol: dict, rules=None, **top) -> dict:
-    return {"name": "p", "steps": 20, "problem": {"name": "quadratic", "start_spread": 0.5},
-            "rules": rules or [{"rule": "gd"}, {"rule": "momentum"}], "protocol": protocol, **top}
+    return {
+        "name": "p",
+        "steps": 20,
+        "problem": {"name": "quadratic", "start_spread": 0.5},
+        "rules": rules or [{"rule": "gd"}, {"rule": "momentum"}],
+        "protocol": protocol,
+        **top,
+    }
 
 
 class Recorder:
@@ -77,9 +82,15 @@ def test_grid_covers_each_dimension_on_its_scale():
 
 def _two_gd(alpha_a: float, alpha_b: float, test_seeds: int = 8) -> Experiment:
     # lr_factors [1, 1] pins every trial to the entry's α (gd has no other bounded hyperparameter)
-    return Experiment.from_dict(spec({"budget": 2, "tune_seeds": 2, "test_seeds": test_seeds, "lr_factors": [1, 1]},
-                                     rules=[{"rule": "gd", "label": "a", "learning_rate": alpha_a},
-                                            {"rule": "gd", "label": "b", "learning_rate": alpha_b}]))
+    return Experiment.from_dict(
+        spec(
+            {"budget": 2, "tune_seeds": 2, "test_seeds": test_seeds, "lr_factors": [1, 1]},
+            rules=[
+                {"rule": "gd", "label": "a", "learning_rate": alpha_a},
+                {"rule": "gd", "label": "b", "learning_rate": alpha_b},
+            ],
+        )
+    )
 
 
 def test_verdicts_on_cases_known_by_construction():
@@ -117,8 +128,11 @@ def test_reported_interval_is_a_direct_bootstrap_of_the_test_seed_medians():
 
 def test_profile_against_a_hand_computed_example():
     # three problems; ratios to the best: A (1, 2, inf), B (2, 1, 1), C (4, 3, 2)
-    costs = {"A": {"p": 1.0, "q": 2.0, "r": math.inf}, "B": {"p": 2.0, "q": 1.0, "r": 1.0},
-             "C": {"p": 4.0, "q": 3.0, "r": 2.0}}
+    costs = {
+        "A": {"p": 1.0, "q": 2.0, "r": math.inf},
+        "B": {"p": 2.0, "q": 1.0, "r": 1.0},
+        "C": {"p": 4.0, "q": 3.0, "r": 2.0},
+    }
     taus = [1.0, 2.0, 3.0, 4.0]
     rho = stats.performance_profile(costs, taus)
     assert rho["A"].tolist() == pytest.approx([1 / 3, 2 / 3, 2 / 3, 2 / 3])
@@ -147,7 +161,7 @@ BAD = [
     ({"lr_factors": [10, 1]}, "protocol.lr_factors", "0 < low <= high"),
     ({"tune": ["nope"]}, "protocol.tune", "momentum"),
     ({"target": "low"}, "protocol.target", "a number"),
-    ({"tune_seeds": [2 ** 32 - 1], "test_seeds": 3}, "protocol.test_seeds", "below 2**32"),
+    ({"tune_seeds": [2**32 - 1], "test_seeds": 3}, "protocol.test_seeds", "below 2**32"),
     ({"budget": 1000, "tune_seeds": 100}, "protocol.budget", "at most 100000 tuning runs"),
     ({"bugdet": 3}, "protocol", "one of the keys budget"),
 ]
@@ -193,10 +207,12 @@ def test_cli_prints_the_leaderboard_and_saves_protocol_json(tmp_path, capsys):
     from descentlab.cli import main
 
     path = tmp_path / "two.toml"
-    path.write_text('steps = 15\n[[problems]]\nname = "quadratic"\nstart_spread = 0.5\n'
-                    '[[problems]]\nname = "himmelblau"\nstart_spread = 0.5\n'
-                    '[[rules]]\nrule = "gd"\n[[rules]]\nrule = "adam"\n'
-                    '[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 3\ntarget = 0.5\n')
+    path.write_text(
+        'steps = 15\n[[problems]]\nname = "quadratic"\nstart_spread = 0.5\n'
+        '[[problems]]\nname = "himmelblau"\nstart_spread = 0.5\n'
+        '[[rules]]\nrule = "gd"\n[[rules]]\nrule = "adam"\n'
+        "[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 3\ntarget = 0.5\n"
+    )
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert "tuned median [95% CI]" in out and "profile score" in out and "1. quadratic" in out
@@ -210,6 +226,7 @@ def test_cli_prints_the_leaderboard_and_saves_protocol_json(tmp_path, capsys):
     assert data["reproduce"] == f"descentlab run {folder / 'protocol.toml'}"
     assert main(["run", str(folder / "protocol.toml"), "--out", str(tmp_path / "again"), "--quiet"]) == 0
     (again,) = (tmp_path / "again").iterdir()
+
     def numbers(problems):  # each problem's results folder is named by the time it was saved
         return [{k: v for k, v in problem.items() if k != "results"} for problem in problems]
 
@@ -220,17 +237,25 @@ def test_selection_ranks_diverged_trials_last_and_ties_to_the_earlier_trial():
     from descentlab.protocol import choose
 
     assert choose([math.inf, 2.0, 1.0, 1.0]) == 2
-    assert choose([math.nan, 3.0]) == 1          # NaN (no finite run) is never chosen over a number
-    assert choose([math.inf, math.inf]) == 0     # all diverged: the first, and the report shows +inf
+    assert choose([math.nan, 3.0]) == 1  # NaN (no finite run) is never chosen over a number
+    assert choose([math.inf, math.inf]) == 0  # all diverged: the first, and the report shows +inf
 
 
 def test_profile_measure_subtracts_the_known_minimum_floors_and_fails_on_inf():
     from descentlab.protocol import FLOOR, profile_costs
 
-    problems = [{"key": "p", "minimum": 1.0, "rules": [{"label": "a", "tuned": {"median": 1.5}},
-                                                     {"label": "b", "tuned": {"median": 1.0 + 1e-15}}]},
-                {"key": "q", "minimum": None, "rules": [{"label": "a", "tuned": {"median": 0.2}},
-                                                      {"label": "b", "tuned": {"median": math.inf}}]}]
+    problems = [
+        {
+            "key": "p",
+            "minimum": 1.0,
+            "rules": [{"label": "a", "tuned": {"median": 1.5}}, {"label": "b", "tuned": {"median": 1.0 + 1e-15}}],
+        },
+        {
+            "key": "q",
+            "minimum": None,
+            "rules": [{"label": "a", "tuned": {"median": 0.2}}, {"label": "b", "tuned": {"median": math.inf}}],
+        },
+    ]
     costs = profile_costs(problems, ["a", "b"])
     assert costs == {"a": {"p": pytest.approx(0.5), "q": 0.2}, "b": {"p": FLOOR, "q": math.inf}}
 

@@ -38,8 +38,10 @@ class Spy:
         self.trained: dict[str, set] = {}
         self.evaluated: dict[str, set] = {}
         spy = self
-        original = {name: getattr(SupervisedInstance, name)
-                    for name in ("loss_and_grad", "loss", "hessian_vector_product", "evaluate", "predict")}
+        original = {
+            name: getattr(SupervisedInstance, name)
+            for name in ("loss_and_grad", "loss", "hessian_vector_product", "evaluate", "predict")
+        }
 
         def training(name):
             def method(self, params, *args, **kwargs):
@@ -49,6 +51,7 @@ class Spy:
                     x = x[batch].reshape(-1, x.shape[-1])
                 spy.trained.setdefault(spy.phase, set()).update(_rows(x))
                 return original[name](self, params, *args, **kwargs)
+
             return method
 
         def evaluate(self, params):
@@ -70,8 +73,13 @@ class Spy:
 
 
 def _supervised_spec(**protocol) -> dict:
-    return {"name": "v", "steps": 6, "problem": dict(XOR), "rules": [{"rule": "gd"}, {"rule": "adam"}],
-            "protocol": {"budget": 2, "tune_seeds": 2, "test_seeds": 2, **protocol}}
+    return {
+        "name": "v",
+        "steps": 6,
+        "problem": dict(XOR),
+        "rules": [{"rule": "gd"}, {"rule": "adam"}],
+        "protocol": {"budget": 2, "tune_seeds": 2, "test_seeds": 2, **protocol},
+    }
 
 
 def _built(spec: dict):
@@ -112,8 +120,7 @@ def test_selection_reads_the_median_final_validation_loss(monkeypatch):
     last = tune.metrics[tune.metrics["step"] == experiment.steps].set_index("run_id")["test_loss"]
     runs = tune.runs.assign(val=tune.runs["run_id"].map(last))
     for row in report["problems"][0]["rules"]:
-        medians = [float(np.median(runs[runs["label"] == f"{row['label']} [trial {k}]"]["val"]))
-                   for k in (1, 2)]
+        medians = [float(np.median(runs[runs["label"] == f"{row['label']} [trial {k}]"]["val"])) for k in (1, 2)]
         assert row["trial_medians"] == pytest.approx(medians)
         assert row["chosen"] == 1 + int(np.argmin(medians))
     # and the reported numbers are the final test-split losses of the test phase, seed by seed
@@ -133,9 +140,9 @@ def test_the_view_splits_the_training_rows_by_a_seeded_fraction():
     again = validation_view(full, 0.25, 7)
     other = validation_view(full, 0.25, 8)
     assert len(view.dataset.x_test) == round(0.25 * n) and view.n_train == n - round(0.25 * n)
-    assert np.array_equal(view.dataset.x_test, again.dataset.x_test)          # seeded
-    assert not np.array_equal(view.dataset.x_test, other.dataset.x_test)      # by that seed
-    assert full.n_train == n and len(full.dataset.x_test) > 0                 # the original is untouched
+    assert np.array_equal(view.dataset.x_test, again.dataset.x_test)  # seeded
+    assert not np.array_equal(view.dataset.x_test, other.dataset.x_test)  # by that seed
+    assert full.n_train == n and len(full.dataset.x_test) > 0  # the original is untouched
     landscape = _built({**_supervised_spec(), "problem": {"name": "quadratic"}})
     assert validation_view(landscape, 0.2, 0) is None
 
@@ -174,8 +181,8 @@ def _brute_force_p(a, b) -> float:
 
 
 CASES = [
-    ([1, 2, 3, 4, 5, 6, 7, 8], [2, 3, 4, 5, 6, 7, 8, 9]),                 # a lower on every seed
-    ([1.0, 2.5, 3.0, 0.5, 7.0, 2.0], [1.5, 2.0, 3.0, 0.7, 6.0, 2.2]),     # a zero difference, mixed signs
+    ([1, 2, 3, 4, 5, 6, 7, 8], [2, 3, 4, 5, 6, 7, 8, 9]),  # a lower on every seed
+    ([1.0, 2.5, 3.0, 0.5, 7.0, 2.0], [1.5, 2.0, 3.0, 0.7, 6.0, 2.2]),  # a zero difference, mixed signs
     ([1.0, math.inf, 3.0, math.inf, 0.1, 4, 5], [2.0, 1.0, math.inf, math.inf, 0.2, 3, 6]),  # diverged runs
     ([0.3, 0.1, 0.4, 0.1, 0.5, 0.9, 0.2, 0.6, 0.5], [0.4, 0.2, 0.3, 0.2, 0.7, 1.0, 0.1, 0.8, 0.6]),  # tied |d|
 ]
@@ -209,7 +216,7 @@ def test_paired_monte_carlo_beyond_the_exact_limit_is_seeded_and_close_to_exact(
 def test_paired_verdicts_on_cases_known_by_construction():
     lower = np.arange(8.0)
     c = stats.compare_paired(lower, lower + 1.0)
-    assert (c.verdict, c.p_value) == ("better", pytest.approx(2 / 2 ** 8))
+    assert (c.verdict, c.p_value) == ("better", pytest.approx(2 / 2**8))
     assert stats.compare_paired(lower + 1.0, lower).verdict == "worse"
     same = stats.compare_paired(lower, lower)
     assert same.verdict == "cannot tell apart" and same.p_value == 1.0
@@ -235,10 +242,15 @@ def test_docs_state_the_minimum_number_of_seeds():
 
 def _gd_tuned(factor: float) -> Experiment:
     # lr_factors [f, f]: every trial is the default α times f, so tuning moves α by exactly that factor
-    return Experiment.from_dict({"name": "t", "steps": 20, "problem": {"name": "quadratic", "start_spread": 0.5},
-                                 "rules": [{"rule": "gd", "learning_rate": 0.001}],
-                                 "protocol": {"budget": 1, "tune_seeds": 1, "test_seeds": 8,
-                                              "lr_factors": [factor, factor]}})
+    return Experiment.from_dict(
+        {
+            "name": "t",
+            "steps": 20,
+            "problem": {"name": "quadratic", "start_spread": 0.5},
+            "rules": [{"rule": "gd", "learning_rate": 0.001}],
+            "protocol": {"budget": 1, "tune_seeds": 1, "test_seeds": 8, "lr_factors": [factor, factor]},
+        }
+    )
 
 
 def test_tuning_verdict_on_cases_known_by_construction():
@@ -247,7 +259,7 @@ def test_tuning_verdict_on_cases_known_by_construction():
 
     # α 0.001 → 0.5 on a quadratic with λ_max = 1: lower on every test seed
     (row,) = run_protocol(_gd_tuned(500.0), run=run).report["problems"][0]["rules"]
-    assert row["tuning"]["verdict"] == "better" and row["tuning"]["p_value"] == pytest.approx(2 / 2 ** 8)
+    assert row["tuning"]["verdict"] == "better" and row["tuning"]["p_value"] == pytest.approx(2 / 2**8)
     assert row["tuning"]["sentence"].startswith("gd tuned is better than gd one-shot")
     # the chosen configuration is the default: identical runs
     (row,) = run_protocol(_gd_tuned(1.0), run=run).report["problems"][0]["rules"]
@@ -263,11 +275,13 @@ def test_every_problems_test_runs_are_a_results_folder_referenced_by_protocol_js
     from descentlab.records import load_results
 
     path = tmp_path / "two.toml"
-    path.write_text('steps = 8\n[[problems]]\nname = "quadratic"\nstart_spread = 0.5\n'
-                    '[[problems]]\nname = "xor"\nsamples = 24\nhidden = [2]\n'
-                    '[[problems]]\nname = "himmelblau"\nstart_spread = 0.5\n'
-                    '[[rules]]\nrule = "gd"\n'
-                    '[protocol]\nbudget = 1\ntune_seeds = 1\ntest_seeds = [5, 6]\n')
+    path.write_text(
+        'steps = 8\n[[problems]]\nname = "quadratic"\nstart_spread = 0.5\n'
+        '[[problems]]\nname = "xor"\nsamples = 24\nhidden = [2]\n'
+        '[[problems]]\nname = "himmelblau"\nstart_spread = 0.5\n'
+        '[[rules]]\nrule = "gd"\n'
+        "[protocol]\nbudget = 1\ntune_seeds = 1\ntest_seeds = [5, 6]\n"
+    )
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 0
     (folder,) = (tmp_path / "out").iterdir()
     data = load_protocol(folder)

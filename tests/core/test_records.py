@@ -22,13 +22,23 @@ def registry():
 
 @pytest.fixture(scope="module")
 def results(registry):
-    e = Experiment.from_dict({"name": "rt", "steps": 12, "seeds": 2, "eval_every": 3, "target_loss": 0.3,
-                              "divergence_factor": 3,
-                              "problem": {"name": "spirals", "samples": 40, "hidden": [3]},
-                              "rules": [{"rule": "momentum", "learning_rate": [0.1, 50.0], "nesterov": [True, False]},
-                                        {"rule": "test_explode", "learning_rate": 0.1},
-                                        {"rule": "adam", "schedule": {"name": "cosine", "warmup_steps": 2}}]},
-                             registry)
+    e = Experiment.from_dict(
+        {
+            "name": "rt",
+            "steps": 12,
+            "seeds": 2,
+            "eval_every": 3,
+            "target_loss": 0.3,
+            "divergence_factor": 3,
+            "problem": {"name": "spirals", "samples": 40, "hidden": [3]},
+            "rules": [
+                {"rule": "momentum", "learning_rate": [0.1, 50.0], "nesterov": [True, False]},
+                {"rule": "test_explode", "learning_rate": 0.1},
+                {"rule": "adam", "schedule": {"name": "cosine", "warmup_steps": 2}},
+            ],
+        },
+        registry,
+    )
     return run_experiment(e, registry=registry, workers=1)
 
 
@@ -48,6 +58,7 @@ def test_save_and_load_give_the_same_tables(results, tmp_path):
     assert back.meta == json.loads(json.dumps(results.meta))
     assert back.path == path
     from descentlab.verdicts import STATUSES
+
     assert {"diverged", "failed"} <= set(results.runs["status"]) <= set(STATUSES)
 
 
@@ -137,13 +148,26 @@ def test_choice_hyperparameters_round_trip(tmp_path):
         @staticmethod
         @hookimpl
         def register_optimizers(register):
-            register(DescentRule("signed", lambda p, h: (), lambda g, s, p, lr, h, t: (-lr * np_.sign(g), s),
-                                 hyperparams=(HyperParam("mode", "a", kind="choice", choices=("a", "b")),)))
+            register(
+                DescentRule(
+                    "signed",
+                    lambda p, h: (),
+                    lambda g, s, p, lr, h, t: (-lr * np_.sign(g), s),
+                    hyperparams=(HyperParam("mode", "a", kind="choice", choices=("a", "b")),),
+                )
+            )
 
-    registry = load_registry(entry_points=False, use_env=False,
-                             extra_plugins=[("test", RunnerTestPlugin), ("choice", ChoicePlugin)])
-    e = Experiment.from_dict({"steps": 3, "problem": "test_quadratic", "rules": [
-        {"rule": "signed", "mode": ["a", "b"]}, {"rule": "test_gd"}]}, registry)
+    registry = load_registry(
+        entry_points=False, use_env=False, extra_plugins=[("test", RunnerTestPlugin), ("choice", ChoicePlugin)]
+    )
+    e = Experiment.from_dict(
+        {
+            "steps": 3,
+            "problem": "test_quadratic",
+            "rules": [{"rule": "signed", "mode": ["a", "b"]}, {"rule": "test_gd"}],
+        },
+        registry,
+    )
     res = run_experiment(e, registry=registry, workers=1)
     assert list(res.runs["mode"].fillna("-")) == ["a", "b", "-"]
     back = load_results(save_results(res, tmp_path))
@@ -172,7 +196,7 @@ def test_metric_arrays_and_a_short_repr(results):
     for run_id in results.runs["run_id"]:
         rows = results.run_metrics(run_id)
         np.testing.assert_array_equal(loss[run_id, rows["step"]], rows["loss"])
-        assert np.isnan(loss[run_id, len(rows):]).all()
+        assert np.isnan(loss[run_id, len(rows) :]).all()
     with pytest.raises(SpecError, match="metric"):
         results.metric("los")
     text = repr(results)

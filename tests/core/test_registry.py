@@ -15,12 +15,44 @@ from descentlab import registry as registry_module
 from descentlab.registry import BUILTIN_MODULES, load_registry, make_plugin_manager
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
-BUILTIN_RULES = {"gd", "momentum", "nesterov", "classical_momentum", "adagrad", "rmsprop", "adam", "adamw",
-                 "adamax", "nadam", "radam", "adadelta", "rprop", "asgd",
-                 "lion", "signsgd", "adafactor", "sgd_schedule_free", "adamw_schedule_free"}
-BUILTIN_SCHEDULES = {"constant", "step", "multistep", "exponential", "inverse_time", "polynomial", "linear", "cosine",
-                     "cosine_restarts", "one_cycle", "cyclic", "wsd", "exponential_ramp", "sequential",
-                     "reduce_on_plateau"}
+BUILTIN_RULES = {
+    "gd",
+    "momentum",
+    "nesterov",
+    "classical_momentum",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "adamax",
+    "nadam",
+    "radam",
+    "adadelta",
+    "rprop",
+    "asgd",
+    "lion",
+    "signsgd",
+    "adafactor",
+    "sgd_schedule_free",
+    "adamw_schedule_free",
+}
+BUILTIN_SCHEDULES = {
+    "constant",
+    "step",
+    "multistep",
+    "exponential",
+    "inverse_time",
+    "polynomial",
+    "linear",
+    "cosine",
+    "cosine_restarts",
+    "one_cycle",
+    "cyclic",
+    "wsd",
+    "exponential_ramp",
+    "sequential",
+    "reduce_on_plateau",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +85,7 @@ def rule(name, *hyperparams):
 
 def plugin(*rules, fail_after=None):
     """A plugin object registering ``rules`` (raising after ``fail_after`` of them if set)."""
+
     class Plugin:
         @hookimpl
         def register_optimizers(self, register):
@@ -60,6 +93,7 @@ def plugin(*rules, fail_after=None):
                 if fail_after is not None and i == fail_after:
                     raise RuntimeError("boom while registering")
                 register(declaration)
+
     return Plugin()
 
 
@@ -70,6 +104,7 @@ def assert_builtins_intact(registry):
 
 
 # --- the built-ins ---------------------------------------------------------------------------------
+
 
 def test_builtins_register_without_errors():
     registry = load()
@@ -113,11 +148,13 @@ def test_check_pending_catches_a_misspelt_hook():
 
 def test_unknown_name_lists_the_known_ones():
     from descentlab.errors import SpecError
+
     with pytest.raises(SpecError, match="adam.*gd"):
         load().rule("adamm")
 
 
 # --- temporary plugins -----------------------------------------------------------------------------
+
 
 def test_temporary_plugin_object_registers_a_rule_with_its_origin():
     registry = load(extra_plugins=[("temp-rules", plugin(rule("temp_rule", HyperParam("beta", 0.5))))])
@@ -129,7 +166,7 @@ def test_temporary_plugin_object_registers_a_rule_with_its_origin():
 
 def test_temporary_schedule_plugin():
     def halving(step, base, hyper, total_steps):
-        return base * 0.5 ** step
+        return base * 0.5**step
 
     class Plugin:
         @hookimpl
@@ -142,14 +179,16 @@ def test_temporary_schedule_plugin():
 
 def test_plugin_file_loaded_from_a_path(tmp_path):
     path = tmp_path / "my_rule.py"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         import numpy as np
         from descentlab import DescentRule, hookimpl
 
         @hookimpl
         def register_optimizers(register):
             register(DescentRule("half_step", lambda p, h: (), lambda g, s, p, a, h, t: (-0.5 * a * g, s)))
-    """))
+    """)
+    )
     registry = load(plugin_paths=[str(path)])
     assert registry.errors == []
     assert registry.origin("rule", "half_step") == f"file {path.resolve()}"
@@ -161,13 +200,15 @@ def test_plugin_files_from_the_environment_variable(tmp_path, monkeypatch):
     paths = []
     for name in ("env_one", "env_two"):
         path = tmp_path / f"{name}.py"
-        path.write_text(textwrap.dedent(f"""
+        path.write_text(
+            textwrap.dedent(f"""
             from descentlab import DescentRule, hookimpl
 
             @hookimpl
             def register_optimizers(register):
                 register(DescentRule("{name}", lambda p, h: (), lambda g, s, p, a, h, t: (0 * g, s)))
-        """))
+        """)
+        )
         paths.append(str(path))
     monkeypatch.setenv("DESCENTLAB_PLUGINS", os.pathsep.join(paths))
     registry = load(use_env=True)
@@ -189,13 +230,15 @@ def test_two_plugin_files_with_the_same_name_in_different_folders(tmp_path):
     for folder in ("one", "two"):
         (tmp_path / folder).mkdir()
         path = tmp_path / folder / "plugin.py"
-        path.write_text(textwrap.dedent(f"""
+        path.write_text(
+            textwrap.dedent(f"""
             from descentlab import DescentRule, hookimpl
 
             @hookimpl
             def register_optimizers(register):
                 register(DescentRule("rule_{folder}", lambda p, h: (), lambda g, s, p, a, h, t: (0 * g, s)))
-        """))
+        """)
+        )
         paths.append(str(path))
     registry = load(plugin_paths=paths)
     assert registry.errors == []
@@ -204,6 +247,7 @@ def test_two_plugin_files_with_the_same_name_in_different_folders(tmp_path):
 
 
 # --- broken plugins are reported by name; everything else keeps working --------------------------
+
 
 def test_plugin_raising_while_registering_is_reported_by_name():
     broken = plugin(rule("before_boom"), rule("after_boom"), fail_after=1)
@@ -225,14 +269,17 @@ def test_duplicate_name_is_reported_and_the_first_registration_kept():
     assert "copycat_rule" in registry.rules  # the plugin's other declarations still count
 
 
-@pytest.mark.parametrize("bad, reason", [
-    (HyperParam("not an identifier", 1.0), "not an identifier"),
-    (HyperParam("rate", 0.0, low=0.0, log=True), "accepted: low > 0, or low=0 with low_open=True"),
-    (HyperParam("rate", 5.0, low=0.0, high=1.0), "default"),
-    (HyperParam("flag", False, kind="switch"), "kind"),
-    (HyperParam("pick", "a", kind="choice"), "needs choices"),
-    ("not a HyperParam", "not a HyperParam"),
-])
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (HyperParam("not an identifier", 1.0), "not an identifier"),
+        (HyperParam("rate", 0.0, low=0.0, log=True), "accepted: low > 0, or low=0 with low_open=True"),
+        (HyperParam("rate", 5.0, low=0.0, high=1.0), "default"),
+        (HyperParam("flag", False, kind="switch"), "kind"),
+        (HyperParam("pick", "a", kind="choice"), "needs choices"),
+        ("not a HyperParam", "not a HyperParam"),
+    ],
+)
 def test_invalid_hyperparameter_declaration_is_reported(bad, reason):
     registry = load(extra_plugins=[("sloppy", plugin(rule("sloppy_rule", bad), rule("tidy_rule")))])
     assert len(registry.errors) == 1, registry.errors
@@ -242,16 +289,23 @@ def test_invalid_hyperparameter_declaration_is_reported(bad, reason):
     assert_builtins_intact(registry)
 
 
-@pytest.mark.parametrize("declaration, reason", [
-    (DescentRule("learns", _noop_init, _noop_update, hyperparams=(HyperParam("learning_rate", 0.1),)),
-     "set by the runner"),
-    (DescentRule("bad name!", _noop_init, _noop_update), "use letters"),
-    (DescentRule("not_callable", None, _noop_update), "callables"),
-    (DescentRule("repeats", _noop_init, _noop_update, hyperparams=(HyperParam("a", 1.0), HyperParam("a", 2.0))),
-     "repeat"),
-    (DescentRule("fixed_threshold", _noop_init, _noop_update, stability_threshold=2.0), "stability_threshold"),
-    (Schedule("a_schedule_as_rule", lambda *a: 1.0), "expects a DescentRule"),
-])
+@pytest.mark.parametrize(
+    "declaration, reason",
+    [
+        (
+            DescentRule("learns", _noop_init, _noop_update, hyperparams=(HyperParam("learning_rate", 0.1),)),
+            "set by the runner",
+        ),
+        (DescentRule("bad name!", _noop_init, _noop_update), "use letters"),
+        (DescentRule("not_callable", None, _noop_update), "callables"),
+        (
+            DescentRule("repeats", _noop_init, _noop_update, hyperparams=(HyperParam("a", 1.0), HyperParam("a", 2.0))),
+            "repeat",
+        ),
+        (DescentRule("fixed_threshold", _noop_init, _noop_update, stability_threshold=2.0), "stability_threshold"),
+        (Schedule("a_schedule_as_rule", lambda *a: 1.0), "expects a DescentRule"),
+    ],
+)
 def test_invalid_rule_declaration_is_reported(declaration, reason):
     registry = load(extra_plugins=[("sloppy", plugin(declaration))])
     assert len(registry.errors) == 1 and "sloppy" in registry.errors[0] and reason in registry.errors[0]
@@ -266,8 +320,11 @@ def test_plugin_file_failing_to_import_is_reported_by_path(tmp_path):
     missing = tmp_path / "missing.py"
     registry = load(plugin_paths=[str(crashes), str(garbled), str(missing), str(EXAMPLES / "lion.py")])
     assert len(registry.errors) == 3
-    for path, reason in ((crashes, "ImportError: needs a package"), (garbled, "SyntaxError"),
-                         (missing, "no such file")):
+    for path, reason in (
+        (crashes, "ImportError: needs a package"),
+        (garbled, "SyntaxError"),
+        (missing, "no such file"),
+    ):
         assert any(str(path) in e and reason in e for e in registry.errors), (path, registry.errors)
     assert "my_lion" in registry.rules
     assert_builtins_intact(registry)
@@ -300,9 +357,9 @@ def test_entry_point_failing_to_load_is_reported_by_name(monkeypatch):
 
 # --- the example plugins ----------------------------------------------------------------------------
 
+
 def _one_step(rule_, grad, params, lr, hyper_values, steps=1):
-    hyper = {h.name: np.full((grad.shape[0], 1), float(hyper_values.get(h.name, h.default)))
-             for h in rule_.hyperparams}
+    hyper = {h.name: np.full((grad.shape[0], 1), float(hyper_values.get(h.name, h.default))) for h in rule_.hyperparams}
     state = rule_.init(params, hyper)
     for t in range(steps):
         updates, state = rule_.update(grad, state, params, np.full((grad.shape[0], 1), lr), hyper, t)
@@ -317,10 +374,11 @@ def test_sign_descent_example_plugin_steps_by_hand():
     grad = np.array([[3.0, -0.2, 0.0], [1e-9, -5.0, 2.0]])
     params = np.array([[1.0, 1.0, 1.0], [2.0, -1.0, 0.5]])
     # θ − α(sign(g) + λθ) with α = 0.1, λ = 0.5
-    expected = [[1 - 0.1 * 1.5, 1 - 0.1 * (-1 + 0.5), 1 - 0.1 * 0.5],
-                [2 - 0.1 * (1 + 1.0), -1 - 0.1 * (-1 - 0.5), 0.5 - 0.1 * (1 + 0.25)]]
-    np.testing.assert_allclose(_one_step(sign_descent, grad, params, 0.1, {"weight_decay": 0.5}), expected,
-                               rtol=1e-15)
+    expected = [
+        [1 - 0.1 * 1.5, 1 - 0.1 * (-1 + 0.5), 1 - 0.1 * 0.5],
+        [2 - 0.1 * (1 + 1.0), -1 - 0.1 * (-1 - 0.5), 0.5 - 0.1 * (1 + 0.25)],
+    ]
+    np.testing.assert_allclose(_one_step(sign_descent, grad, params, 0.1, {"weight_decay": 0.5}), expected, rtol=1e-15)
 
 
 def test_lion_example_plugin_steps_by_hand():
@@ -333,8 +391,7 @@ def test_lion_example_plugin_steps_by_hand():
     theta = [1.0, 1.0]
     for _ in range(2):
         theta = [theta[0] - 0.01 * (1 + 0.1 * theta[0]), theta[1] - 0.01 * (-1 + 0.1 * theta[1])]
-    np.testing.assert_allclose(_one_step(lion, grad, params, 0.01, {"weight_decay": 0.1}, steps=2), [theta],
-                               rtol=1e-15)
+    np.testing.assert_allclose(_one_step(lion, grad, params, 0.01, {"weight_decay": 0.1}, steps=2), [theta], rtol=1e-15)
 
 
 def test_plugin_guide_shows_the_example_plugin_itself():

@@ -76,23 +76,60 @@ def test_metrics_equal_a_plain_numpy_loop(registry):
 
 
 def test_runs_table_columns(registry):
-    e = experiment(registry, [{"rule": "test_gd", "learning_rate": 0.1},
-                              {"rule": "momentum", "learning_rate": 0.1, "schedule": {"name": "step", "step_size": 5}}])
+    e = experiment(
+        registry,
+        [
+            {"rule": "test_gd", "learning_rate": 0.1},
+            {"rule": "momentum", "learning_rate": 0.1, "schedule": {"name": "step", "step_size": 5}},
+        ],
+    )
     runs = run_experiment(e, registry=registry, workers=1).runs
     assert list(runs.columns) == [
-        "run_id", "entry", "label", "rule", "schedule", "seed", "learning_rate", "scale", "momentum", "dampening",
-        "nesterov", "weight_decay", "schedule.step_size", "schedule.gamma", "warmup_steps", "transforms", "status",
-        "diverged_at", "unstable_at", "final_loss", "best_loss", "train_loss_start", "train_loss_final",
-        "steps_to_target", "error", "divergence_reason",
-        "lambda_max_start", "lambda_max_flagged"]
+        "run_id",
+        "entry",
+        "label",
+        "rule",
+        "schedule",
+        "seed",
+        "learning_rate",
+        "scale",
+        "momentum",
+        "dampening",
+        "nesterov",
+        "weight_decay",
+        "schedule.step_size",
+        "schedule.gamma",
+        "warmup_steps",
+        "transforms",
+        "status",
+        "diverged_at",
+        "unstable_at",
+        "final_loss",
+        "best_loss",
+        "train_loss_start",
+        "train_loss_final",
+        "steps_to_target",
+        "error",
+        "divergence_reason",
+        "lambda_max_start",
+        "lambda_max_flagged",
+    ]
     assert runs["scale"].tolist()[0] == 1.0 and np.isnan(runs["scale"][1])
     assert np.isnan(runs["momentum"][0]) and runs["momentum"][1] == 0.9 and runs["nesterov"][1] == 0.0
 
 
 def test_schedule_and_warmup_give_the_recorded_learning_rate(registry):
-    e = experiment(registry, [{"rule": "test_gd", "learning_rate": 0.2,
-                               "schedule": {"name": "step", "step_size": 4, "gamma": 0.5, "warmup_steps": 3}}],
-                   steps=12)
+    e = experiment(
+        registry,
+        [
+            {
+                "rule": "test_gd",
+                "learning_rate": 0.2,
+                "schedule": {"name": "step", "step_size": 4, "gamma": 0.5, "warmup_steps": 3},
+            }
+        ],
+        steps=12,
+    )
     lr = run_experiment(e, registry=registry, workers=1).metrics["learning_rate"].to_numpy()
     expected = [0.2 * (t + 1) / 3 for t in range(3)] + [0.2 * 0.5 ** ((t - 3) // 4) for t in range(3, 12)]
     np.testing.assert_allclose(lr[:12], expected, rtol=1e-15)
@@ -135,13 +172,14 @@ def test_divergence_is_detected_frozen_and_others_continue(registry):
     assert list(counts) == [40, t_div, 1]
     assert np.isinf(runs["final_loss"][2])
     # the diverged run's rows match the reference up to its divergence step, its path is NaN afterwards
-    loss, *_ , path = reference_gd(2.5, 1.0, t_div)
+    loss, *_, path = reference_gd(2.5, 1.0, t_div)
     np.testing.assert_array_equal(res.run_metrics(1)["loss"], loss)
     np.testing.assert_array_equal(res.weights["final.point"][1], path[-1])
-    assert np.isnan(res.weights["path"][1][t_div + 1:]).all()
+    assert np.isnan(res.weights["path"][1][t_div + 1 :]).all()
     # the other run is exactly what it is alone
-    alone = run_experiment(experiment(registry, [{"rule": "test_gd", "learning_rate": 0.5}], steps=40),
-                           registry=registry, workers=1)
+    alone = run_experiment(
+        experiment(registry, [{"rule": "test_gd", "learning_rate": 0.5}], steps=40), registry=registry, workers=1
+    )
     pd.testing.assert_frame_equal(res.run_metrics(0), alone.run_metrics(0), check_exact=True)
     assert "2" in runs["divergence_reason"][1]  # gd's limit α·λ_max < 2 is named
     assert runs["divergence_reason"][0] == ""
@@ -162,16 +200,22 @@ def test_steps_to_target_matches_the_closed_form(registry):
 
 
 def test_a_failing_rule_fails_only_its_own_runs(registry):
-    rules = [{"rule": "test_gd", "learning_rate": 0.1}, {"rule": "test_explode", "learning_rate": 0.1},
-             {"rule": "test_bad_shape", "learning_rate": 0.1}, {"rule": "test_gd", "learning_rate": 0.3}]
+    rules = [
+        {"rule": "test_gd", "learning_rate": 0.1},
+        {"rule": "test_explode", "learning_rate": 0.1},
+        {"rule": "test_bad_shape", "learning_rate": 0.1},
+        {"rule": "test_gd", "learning_rate": 0.3},
+    ]
     e = experiment(registry, rules, seeds=2)
     res = run_experiment(e, registry=registry, workers=1)
     runs = res.runs
     assert kinds(runs["status"]) == ["ok"] * 2 + ["failed"] * 4 + ["ok"] * 2
     # each error names the rule and the line of its own code that raised (or returned the wrong shape)
     assert set(runs["error"][2:4]) == {f"rule 'test_explode' ({PLUGIN_FILE}:21): ValueError: boom at step 3"}
-    assert all(text.startswith(f"rule 'test_bad_shape' ({PLUGIN_FILE}:25) returned updates of shape")
-               for text in runs["error"][4:6])
+    assert all(
+        text.startswith(f"rule 'test_bad_shape' ({PLUGIN_FILE}:25) returned updates of shape")
+        for text in runs["error"][4:6]
+    )
     assert (runs["error"][[0, 1, 6, 7]] == "").all()
     assert list(res.metrics.groupby("run_id")["step"].max()) == [20, 20, 3, 3, 0, 0, 20, 20]
     assert res.meta["chunks"] == 1  # tiny problem: all entries share one stack, the failures are per entry
@@ -196,8 +240,12 @@ def test_a_failing_rule_alone_in_its_chunk(registry, monkeypatch):
 
 
 def test_same_seed_gives_the_same_initial_weights_for_every_rule(registry):
-    e = spirals(registry, [{"rule": "gd", "learning_rate": [0.1, 1.0]}, {"rule": "adam", "learning_rate": 0.01}],
-                seeds=[4, 9], steps=3)
+    e = spirals(
+        registry,
+        [{"rule": "gd", "learning_rate": [0.1, 1.0]}, {"rule": "adam", "learning_rate": 0.01}],
+        seeds=[4, 9],
+        steps=3,
+    )
     res = run_experiment(e, registry=registry, workers=1)
     by_seed = {}
     for run in e.runs():
@@ -247,7 +295,7 @@ def test_mlp_runs_match_a_plain_numpy_backprop_loop(registry):
         m = res.run_metrics(run.run_id)
         np.testing.assert_allclose(m["loss"], expected, rtol=1e-12)
         layers = m[["grad_norm.layer1", "grad_norm.layer2", "grad_norm.layer3"]].to_numpy()
-        np.testing.assert_allclose(m["grad_norm"] ** 2, (layers ** 2).sum(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(m["grad_norm"] ** 2, (layers**2).sum(axis=1), rtol=1e-12)
         evaluated = m.loc[m["test_accuracy"].notna(), "step"].tolist()
         assert evaluated == [0, 4, 8, 12, 15]
         assert m["test_loss"].notna().tolist() == m["test_accuracy"].notna().tolist()
@@ -255,17 +303,25 @@ def test_mlp_runs_match_a_plain_numpy_backprop_loop(registry):
 
 def test_rerun_is_bit_identical_and_chunking_does_not_change_bits(registry, monkeypatch):
     # the diverging α comes first: dropping it shifts the stacked columns of the others
-    e = spirals(registry, [{"rule": "momentum", "learning_rate": [30.0, 0.01, 0.1, 1.0]},
-                           {"rule": "adam", "learning_rate": [0.001, 0.01, 0.1]}], seeds=2, steps=25,
-                divergence_factor=3)
+    e = spirals(
+        registry,
+        [
+            {"rule": "momentum", "learning_rate": [30.0, 0.01, 0.1, 1.0]},
+            {"rule": "adam", "learning_rate": [0.001, 0.01, 0.1]},
+        ],
+        seeds=2,
+        steps=25,
+        divergence_factor=3,
+    )
     first = run_experiment(e, registry=registry, workers=1)
     second = run_experiment(e, registry=registry, workers=1)
     monkeypatch.setattr(runner, "CHUNK_BYTES", 1)  # one run per chunk
     single = run_experiment(e, registry=registry, workers=1)
     monkeypatch.setattr(runner, "CHUNK_BYTES", 1 << 40)  # every run, both rules, in one chunk
     stacked = run_experiment(e, registry=registry, workers=1)
-    monkeypatch.setattr(runner, "CHUNK_BYTES", runner._bytes_per_run(e, registry.problem("spirals").build(
-        e.problem_settings)) * 5)  # chunks of 5: one spans both rules
+    monkeypatch.setattr(
+        runner, "CHUNK_BYTES", runner._bytes_per_run(e, registry.problem("spirals").build(e.problem_settings)) * 5
+    )  # chunks of 5: one spans both rules
     mixed = run_experiment(e, registry=registry, workers=1)
     assert single.meta["chunks"] == e.n_runs and stacked.meta["chunks"] == 1 and mixed.meta["chunks"] == 3
     assert (first.runs["status"][:2] == "diverged").all()
@@ -279,9 +335,20 @@ def test_rerun_is_bit_identical_and_chunking_does_not_change_bits(registry, monk
 
 def test_process_pool_results_equal_serial():
     registry = load_registry([PLUGIN_FILE], entry_points=False, use_env=False)
-    e = Experiment.from_dict({"steps": 20, "seeds": 2, "eval_every": 5, "problem": SPIRALS, "rules": [
-        {"rule": "test_gd", "learning_rate": [0.1, 1.0]}, {"rule": "adam", "learning_rate": [0.01, 0.1]},
-        {"rule": "gd", "learning_rate": 100.0}]}, registry)
+    e = Experiment.from_dict(
+        {
+            "steps": 20,
+            "seeds": 2,
+            "eval_every": 5,
+            "problem": SPIRALS,
+            "rules": [
+                {"rule": "test_gd", "learning_rate": [0.1, 1.0]},
+                {"rule": "adam", "learning_rate": [0.01, 0.1]},
+                {"rule": "gd", "learning_rate": 100.0},
+            ],
+        },
+        registry,
+    )
     serial = run_experiment(e, registry=registry, workers=1)
     seen = []
     with ProcessPoolExecutor(max_workers=2) as pool:
@@ -296,6 +363,7 @@ def test_process_pool_results_equal_serial():
 
 def test_plugins_registered_in_process_only_cannot_go_to_workers(registry):
     from descentlab.errors import SpecError
+
     e = experiment(registry, [{"rule": "test_gd", "learning_rate": [0.1, 0.2]}])
     with pytest.raises(SpecError, match="workers"):
         run_experiment(e, registry=registry, workers=2)
@@ -303,9 +371,15 @@ def test_plugins_registered_in_process_only_cannot_go_to_workers(registry):
 
 def test_mini_batches_are_seeded_permutations_shared_across_rules(registry):
     test_runner_plugin.BATCH_LOG.clear()
-    e = experiment(registry, [{"rule": "gd", "learning_rate": 0.1}, {"rule": "test_gd", "learning_rate": 0.5}],
-                   problem={"name": "test_samples", "samples": 20}, batch_size=6, seeds=[0, 1], steps=7,
-                   eval_every=2)
+    e = experiment(
+        registry,
+        [{"rule": "gd", "learning_rate": 0.1}, {"rule": "test_gd", "learning_rate": 0.5}],
+        problem={"name": "test_samples", "samples": 20},
+        batch_size=6,
+        seeds=[0, 1],
+        steps=7,
+        eval_every=2,
+    )
     res = run_experiment(e, registry=registry, workers=1)
     log = np.array(test_runner_plugin.BATCH_LOG)  # one stack of all 4 runs per step (a tiny problem)
     assert log.shape == (e.steps + 1, 4, 6)
@@ -313,7 +387,7 @@ def test_mini_batches_are_seeded_permutations_shared_across_rules(registry):
     np.testing.assert_array_equal(first_rule, second_rule)  # same seed, same batches, whatever the rule
     for run in range(2):
         for epoch in (0, 1):  # 20 // 6 = 3 batches per epoch, drawn without replacement
-            drawn = first_rule[3 * epoch:3 * epoch + 3, run].ravel()
+            drawn = first_rule[3 * epoch : 3 * epoch + 3, run].ravel()
             assert len(set(drawn)) == 18
     assert not np.array_equal(first_rule[:, 0], first_rule[:, 1])  # seeds differ
     # each row's loss is that mini-batch's loss at θ_t (reconstructed from the final/initial weights path)
@@ -328,14 +402,20 @@ def test_mini_batches_are_seeded_permutations_shared_across_rules(registry):
 
 def test_batch_larger_than_the_data_is_a_spec_error(registry):
     from descentlab.errors import SpecError
+
     e = experiment(registry, [{"rule": "gd"}], problem={"name": "test_samples", "samples": 20}, batch_size=21)
     with pytest.raises(SpecError, match="batch_size"):
         run_experiment(e, registry=registry, workers=1)
 
 
 def test_sharpness_every_measures_the_top_eigenvalue(registry):
-    e = experiment(registry, [{"rule": "test_gd", "learning_rate": 0.1}], steps=10, sharpness_every=5,
-                   problem={"name": "test_quadratic", "lam1": 3.0, "lam2": 0.5})
+    e = experiment(
+        registry,
+        [{"rule": "test_gd", "learning_rate": 0.1}],
+        steps=10,
+        sharpness_every=5,
+        problem={"name": "test_quadratic", "lam1": 3.0, "lam2": 0.5},
+    )
     m = run_experiment(e, registry=registry, workers=1).metrics
     measured = m.loc[m["sharpness"].notna(), ["step", "sharpness"]]
     assert measured["step"].tolist() == [0, 5, 10]
@@ -359,16 +439,21 @@ def test_float32_runs_stay_float32(registry):
 
 def test_default_workers_use_processes_only_for_long_jobs_of_rebuildable_plugins(registry, monkeypatch):
     builtin = load_registry(entry_points=False, use_env=False)
-    e = Experiment.from_dict({"steps": 10, "seeds": 2, "problem": SPIRALS,
-                              "rules": [{"rule": "gd", "learning_rate": [0.1, 1.0]}]}, builtin)
+    e = Experiment.from_dict(
+        {"steps": 10, "seeds": 2, "problem": SPIRALS, "rules": [{"rule": "gd", "learning_rate": [0.1, 1.0]}]}, builtin
+    )
     instance = builtin.problem("spirals").build(e.problem_settings)
     assert runner.default_workers(e, instance, builtin) == 1  # far below PARALLEL_MIN_SECONDS
     monkeypatch.setattr(runner, "PARALLEL_MIN_SECONDS", 0.0)
     monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)  # the decision, whatever machine runs the test
     assert runner.default_workers(e, instance, builtin) == 2
     in_process = experiment(registry, [{"rule": "test_gd"}])
-    assert runner.default_workers(in_process, registry.problem("test_quadratic").build(
-        in_process.problem_settings), registry) == 1  # a worker could not find test_gd
+    assert (
+        runner.default_workers(
+            in_process, registry.problem("test_quadratic").build(in_process.problem_settings), registry
+        )
+        == 1
+    )  # a worker could not find test_gd
     parallel = run_experiment(e, registry=builtin)
     assert parallel.meta["workers"] == 2
     serial = run_experiment(e, registry=builtin, workers=1)
@@ -376,8 +461,9 @@ def test_default_workers_use_processes_only_for_long_jobs_of_rebuildable_plugins
 
 
 def test_tiny_and_general_bookkeeping_paths_agree(registry, monkeypatch):
-    e = experiment(registry, [{"rule": "test_gd", "learning_rate": [2.5, 0.5, 0.1]}, {"rule": "momentum"}],
-                   steps=30, seeds=2)
+    e = experiment(
+        registry, [{"rule": "test_gd", "learning_rate": [2.5, 0.5, 0.1]}, {"rule": "momentum"}], steps=30, seeds=2
+    )
     tiny = run_experiment(e, registry=registry, workers=1)
     monkeypatch.setattr(runner, "SMALL_PARAMS", 0)
     general = run_experiment(e, registry=registry, workers=1)
@@ -388,28 +474,50 @@ def test_tiny_and_general_bookkeeping_paths_agree(registry, monkeypatch):
 
 def test_everything_at_once_does_not_depend_on_chunking(registry, monkeypatch):
     """Mini-batches, evaluation, sharpness, divergence and a failing rule in one stack, or run by run."""
-    e = experiment(registry, [{"rule": "gd", "learning_rate": [0.1, 1e3, 5.0]}, {"rule": "test_explode"},
-                              {"rule": "adam", "learning_rate": [0.1, 1e3]}],
-                   problem={"name": "test_samples", "samples": 20}, steps=30, seeds=3, batch_size=4,
-                   eval_every=5, sharpness_every=10)
+    e = experiment(
+        registry,
+        [
+            {"rule": "gd", "learning_rate": [0.1, 1e3, 5.0]},
+            {"rule": "test_explode"},
+            {"rule": "adam", "learning_rate": [0.1, 1e3]},
+        ],
+        problem={"name": "test_samples", "samples": 20},
+        steps=30,
+        seeds=3,
+        batch_size=4,
+        eval_every=5,
+        sharpness_every=10,
+    )
     together = run_experiment(e, registry=registry, workers=1)
     monkeypatch.setattr(runner, "CHUNK_BYTES", 1)
     alone = run_experiment(e, registry=registry, workers=1)
     assert together.meta["chunks"] == 1 and alone.meta["chunks"] == e.n_runs
     pd.testing.assert_frame_equal(together.metrics, alone.metrics, check_exact=True)
     pd.testing.assert_frame_equal(together.runs, alone.runs, check_exact=True)
-    assert kinds(together.runs["status"]) == ["ok"] * 3 + ["diverged"] * 6 + ["failed"] * 3 + \
-        ["ok"] * 3 + ["diverged"] * 3
+    assert (
+        kinds(together.runs["status"]) == ["ok"] * 3 + ["diverged"] * 6 + ["failed"] * 3 + ["ok"] * 3 + ["diverged"] * 3
+    )
 
 
-@pytest.mark.parametrize("problem", [{"name": "xor", "hidden": [4]},                  # 17 parameters: small path
-                                     {"name": "moons", "samples": 64, "hidden": [16]}])  # 65: general path
+@pytest.mark.parametrize(
+    "problem",
+    [
+        {"name": "xor", "hidden": [4]},  # 17 parameters: small path
+        {"name": "moons", "samples": 64, "hidden": [16]},
+    ],
+)  # 65: general path
 def test_per_layer_gradient_norms_equal_a_direct_computation(problem):
     """‖∂J/∂(layer ℓ)‖ from a plain GD loop, on both sides of SMALL_PARAMS, with a run that diverges."""
     from descentlab.registry import get_registry
 
-    spec = {"steps": 12, "seeds": [0, 1], "eval_every": 0, "divergence_factor": 3, "problem": problem,
-            "rules": [{"rule": "gd", "learning_rate": [0.5, 300.0]}]}
+    spec = {
+        "steps": 12,
+        "seeds": [0, 1],
+        "eval_every": 0,
+        "divergence_factor": 3,
+        "problem": problem,
+        "rules": [{"rule": "gd", "learning_rate": [0.5, 300.0]}],
+    }
     e = Experiment.from_dict(spec)
     res = run_experiment(e, workers=1)
     instance = get_registry().problem(problem["name"]).build(dict(e.problem_settings))
@@ -431,19 +539,34 @@ def test_per_layer_gradient_norms_equal_a_direct_computation(problem):
 def test_snapshots_are_the_weights_of_shorter_runs():
     """snapshot_every = 4 over 10 steps keeps θ at 0, 4, 8, 10: each equals the final weights of the
     same run trained for that many steps, and a diverged run's later snapshots are NaN."""
-    spec = {"steps": 10, "seeds": [0, 1], "eval_every": 0, "snapshot_every": 4, "divergence_factor": 3,
-            "problem": {"name": "moons", "samples": 32, "hidden": [4]},
-            "rules": [{"rule": "momentum", "learning_rate": [0.3, 300.0]}]}
+    spec = {
+        "steps": 10,
+        "seeds": [0, 1],
+        "eval_every": 0,
+        "snapshot_every": 4,
+        "divergence_factor": 3,
+        "problem": {"name": "moons", "samples": 32, "hidden": [4]},
+        "rules": [{"rule": "momentum", "learning_rate": [0.3, 300.0]}],
+    }
     e = Experiment.from_dict(spec)
     res = run_experiment(e, workers=1)
     assert list(res.weights["snapshot_steps"]) == [0, 4, 8, 10]
     snaps = res.weights["snapshots"]
-    assert snaps.shape == (4, 4, res.weights["initial.W1"][0].size + res.weights["initial.b1"][0].size
-                           + res.weights["initial.W2"][0].size + res.weights["initial.b2"][0].size)
-    layout_names = [k[len("final."):] for k in res.weights if k.startswith("final.")]
+    assert snaps.shape == (
+        4,
+        4,
+        res.weights["initial.W1"][0].size
+        + res.weights["initial.b1"][0].size
+        + res.weights["initial.W2"][0].size
+        + res.weights["initial.b2"][0].size,
+    )
+    layout_names = [k[len("final.") :] for k in res.weights if k.startswith("final.")]
     for k, t in enumerate([0, 4, 8, 10]):
-        short = run_experiment(Experiment.from_dict({**spec, "steps": max(t, 1), "snapshot_every": 0}), workers=1) \
-            if t else None
+        short = (
+            run_experiment(Experiment.from_dict({**spec, "steps": max(t, 1), "snapshot_every": 0}), workers=1)
+            if t
+            else None
+        )
         for run in e.runs():
             if run.learning_rate > 1 and res.runs["diverged_at"][run.run_id] <= t:
                 assert np.isnan(snaps[run.run_id, k]).all() or t == 0

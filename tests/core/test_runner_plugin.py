@@ -85,8 +85,13 @@ class Samples(ProblemInstance):
 
 
 def _settings_quadratic():
-    return (HyperParam("lam1", 1.0, 0.0, None, low_open=True), HyperParam("lam2", 0.25, 0.0, None, low_open=True),
-            HyperParam("start_x", 1.0), HyperParam("start_y", -2.0), HyperParam("start_spread", 0.0, 0.0))
+    return (
+        HyperParam("lam1", 1.0, 0.0, None, low_open=True),
+        HyperParam("lam2", 0.25, 0.0, None, low_open=True),
+        HyperParam("start_x", 1.0),
+        HyperParam("start_y", -2.0),
+        HyperParam("start_spread", 0.0, 0.0),
+    )
 
 
 SCALE = HyperParam("scale", 1.0, 0.0, 10.0, low_open=True, help="multiplies the step")
@@ -98,8 +103,16 @@ class RunnerTestPlugin:
     @staticmethod
     @hookimpl
     def register_optimizers(register):
-        register(DescentRule("test_gd", _gd_init, _gd_update, hyperparams=(SCALE,), default_learning_rate=0.1,
-                             stability_threshold=lambda hyper: 2.0))
+        register(
+            DescentRule(
+                "test_gd",
+                _gd_init,
+                _gd_update,
+                hyperparams=(SCALE,),
+                default_learning_rate=0.1,
+                stability_threshold=lambda hyper: 2.0,
+            )
+        )
         register(DescentRule("test_explode", _gd_init, _explode_update))
         register(DescentRule("test_bad_shape", _gd_init, _bad_shape_update))
 
@@ -107,8 +120,13 @@ class RunnerTestPlugin:
     @hookimpl
     def register_problems(register):
         register(Problem("test_quadratic", Quadratic, _settings_quadratic(), kind="landscape", has_model=False))
-        register(Problem("test_samples", Samples, (HyperParam("seed", 0, 0, None, kind="int"),
-                                                   HyperParam("samples", 20, 2, None, kind="int"))))
+        register(
+            Problem(
+                "test_samples",
+                Samples,
+                (HyperParam("seed", 0, 0, None, kind="int"), HyperParam("samples", 20, 2, None, kind="int")),
+            )
+        )
 
 
 # As a plugin file (--plugin PATH / DESCENTLAB_PLUGINS) the module-level hooks are what pluggy sees.

@@ -7,8 +7,12 @@ from descentlab.layout import ParamLayout
 from descentlab.network import MLP
 from descentlab.problem import Dataset, ProblemInstance, SupervisedInstance
 from descentlab.sharpness import (
-    adam_preconditioner, hessian_extreme_eigenvalues, hessian_matrix, hessian_vector_product,
-    preconditioned_top_eigenvalue, top_hessian_eigenvalue,
+    adam_preconditioner,
+    hessian_extreme_eigenvalues,
+    hessian_matrix,
+    hessian_vector_product,
+    preconditioned_top_eigenvalue,
+    top_hessian_eigenvalue,
 )
 
 
@@ -72,7 +76,7 @@ def linear_regression(samples=50, features=3, seed=0):
 
 def test_linear_regression_equals_second_moment_eigenvalue():
     instance, x = linear_regression()
-    augmented = np.hstack([x, np.ones((len(x), 1))])        # parameters are W1 (d, 1) then b1
+    augmented = np.hstack([x, np.ones((len(x), 1))])  # parameters are W1 (d, 1) then b1
     second_moment = augmented.T @ augmented / len(x)
     expected = np.linalg.eigvalsh(second_moment)[-1]
     params = instance.init_params([0, 1, 2]) * 5.0
@@ -171,6 +175,7 @@ def test_adam_preconditioner_formula():
 
 def test_adam_run_preconditioned_sharpness_matches_hand_adam():
     from descentlab.sharpness import adam_limit, adam_sharpness_run
+
     a = rotated([8.0, 0.5], seed=7)
     q = Quadratic(a, center=[0.3, -0.2])
     alpha, steps = 0.05, 12
@@ -186,8 +191,8 @@ def test_adam_run_preconditioned_sharpness_matches_hand_adam():
         g = a @ (theta - q.center)
         m = 0.9 * m + 0.1 * g
         v = 0.999 * v + 0.001 * g * g
-        theta = theta - alpha / (1 - 0.9 ** t) * m / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
-    p = (1 - 0.9 ** steps) * (np.sqrt(v / (1 - 0.999 ** steps)) + 1e-8)
+        theta = theta - alpha / (1 - 0.9**t) * m / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    p = (1 - 0.9**steps) * (np.sqrt(v / (1 - 0.999**steps)) + 1e-8)
     expected = np.max(np.linalg.eigvals(np.diag(1 / p) @ a).real)
     np.testing.assert_allclose(out["preconditioned"][0, -1], expected, rtol=1e-6)
     np.testing.assert_allclose(out["losses"][0, -1], 0.5 * (theta - q.center) @ a @ (theta - q.center), rtol=1e-9)
@@ -204,15 +209,21 @@ def test_meta_records_what_sharpness_tracking_cost(tmp_path):
     from descentlab.runner import run_experiment
 
     registry = load_registry(entry_points=False, use_env=False)
-    spec = {"name": "cost", "steps": 20, "seeds": 2, "problem": {"name": "xor", "samples": 16, "hidden": [3]},
-            "rules": [{"rule": "gd", "learning_rate": 0.5}]}
+    spec = {
+        "name": "cost",
+        "steps": 20,
+        "seeds": 2,
+        "problem": {"name": "xor", "samples": 16, "hidden": [3]},
+        "rules": [{"rule": "gd", "learning_rate": 0.5}],
+    }
     plain = run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
     assert "sharpness_cost" not in plain.meta
-    tracked = run_experiment(Experiment.from_dict({**spec, "sharpness_every": 5}, registry), registry=registry,
-                             workers=1)
+    tracked = run_experiment(
+        Experiment.from_dict({**spec, "sharpness_every": 5}, registry), registry=registry, workers=1
+    )
     measured_steps = tracked.metrics.dropna(subset=["sharpness"])["step"].unique()
     cost = tracked.meta["sharpness_cost"]
-    assert cost["measurements"] == len(measured_steps)        # one chunk: one batched measurement per step
+    assert cost["measurements"] == len(measured_steps)  # one chunk: one batched measurement per step
     assert cost["measurements"] <= cost["hessian_vector_products"] <= cost["measurements"] * 21
     folder = save_results(tracked, tmp_path)
     assert json.loads((folder / "meta.json").read_text())["sharpness_cost"] == cost
@@ -239,8 +250,12 @@ def test_hessian_operator_equals_dense_hessian_and_restricts_to_rows():
     np.testing.assert_allclose(op.rows(keep)(v[keep]), op(v)[keep], rtol=1e-14, atol=1e-16)
     # mini-batches: per-run inputs
     batch = np.array([np.arange(0, 10), np.arange(10, 20), np.arange(5, 15)])
-    np.testing.assert_allclose(instance.hessian_operator(params, batch)(v),
-                               hessian_vector_product(instance, params, v, batch=batch), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        instance.hessian_operator(params, batch)(v),
+        hessian_vector_product(instance, params, v, batch=batch),
+        rtol=1e-12,
+        atol=1e-15,
+    )
 
 
 def _gd_trajectory(instance, params, steps, lr, every):
@@ -263,6 +278,7 @@ def exact_dense_hessian(instance, theta):
 
 def test_tracker_follows_the_dense_hessian_top_eigenvalue_along_training():
     from descentlab.sharpness import SharpnessTracker
+
     instance = tiny_mlp(seed=5)
     snapshots = _gd_trajectory(instance, instance.init_params([0, 1, 2]) * 2.0, 60, 0.2, 10)
     tracker = SharpnessTracker(3, snapshots[0].shape[1])
@@ -278,6 +294,7 @@ def test_tracker_follows_the_dense_hessian_top_eigenvalue_along_training():
 
 def test_tracker_on_a_saddle_and_on_stale_warm_starts():
     from descentlab.sharpness import SharpnessTracker
+
     eig = np.array([3.0, 1.0, 0.5, -50.0, -2.0, 2.0])
     matrix = rotated(eig, seed=8)
     saddle = Quadratic(matrix)
@@ -290,7 +307,7 @@ def test_tracker_on_a_saddle_and_on_stale_warm_starts():
     assert tracker.products - warm == 1
     # a stale start mostly along the λ = 2 eigenvector: the residual test does not accept the
     # Rayleigh quotient near 2, Lanczos goes on until the top pair is found
-    vectors = np.linalg.eigh(matrix)[1]                     # columns, eigenvalues ascending
+    vectors = np.linalg.eigh(matrix)[1]  # columns, eigenvalues ascending
     stale = vectors[:, -2] + 0.05 * vectors[:, -1]
     tracker.vectors[:] = stale / np.linalg.norm(stale)
     before = tracker.products
@@ -300,6 +317,7 @@ def test_tracker_on_a_saddle_and_on_stale_warm_starts():
 
 def test_tracker_mini_batch_non_finite_runs_and_subsets():
     from descentlab.sharpness import SharpnessTracker
+
     instance, x = linear_regression(samples=40)
     batch = np.array([np.arange(0, 10), np.arange(20, 30), np.arange(5, 15)])
     params = instance.init_params([0, 1, 2])
@@ -317,6 +335,7 @@ def test_tracker_mini_batch_non_finite_runs_and_subsets():
 
 def test_hessian_operator_from_the_training_steps_trace_is_the_same_operator():
     from descentlab.sharpness import forward_trace
+
     instance = tiny_mlp(seed=6)
     params = instance.init_params([0, 1]) * 2.0
     batch = np.array([np.arange(0, 12), np.arange(8, 20)])
@@ -326,10 +345,14 @@ def test_hessian_operator_from_the_training_steps_trace_is_the_same_operator():
         assert trace == {}
         loss, grad = instance.loss_and_grad(params, b, trace=trace)
         plain_loss, plain_grad = instance.loss_and_grad(params, b)
-        assert np.array_equal(loss, plain_loss) and np.array_equal(grad, plain_grad)   # training unchanged
-        np.testing.assert_allclose(instance.hessian_operator(params, b, trace=trace)(v),
-                                   hessian_vector_product(instance, params, v, batch=b), rtol=1e-12, atol=1e-15)
-    assert forward_trace(instance, params.astype(np.float32)) is None          # float32 passes are not reused
+        assert np.array_equal(loss, plain_loss) and np.array_equal(grad, plain_grad)  # training unchanged
+        np.testing.assert_allclose(
+            instance.hessian_operator(params, b, trace=trace)(v),
+            hessian_vector_product(instance, params, v, batch=b),
+            rtol=1e-12,
+            atol=1e-15,
+        )
+    assert forward_trace(instance, params.astype(np.float32)) is None  # float32 passes are not reused
     assert forward_trace(Quadratic(np.eye(2)), np.zeros((1, 2))) is None
 
     class OtherModel(Quadratic):  # a plugin problem with some other model and its own operator
@@ -346,21 +369,27 @@ def test_tracker_on_landscapes_against_closed_form_eigenvalues():
     from descentlab.registry import get_registry
     from descentlab.runner import run_experiment
     from descentlab.sharpness import SharpnessTracker
+
     # Rosenbrock (a = 1, b = 100): H = [[2 − 4b(y − x²) + 8b x², −4b x], [−4b x, 2b]], written out here
     problem = get_registry().problem("rosenbrock")
     rosenbrock = problem.build({h.name: h.default for h in problem.settings})
     points = np.array([[-1.2, 1.0], [0.5, 0.25], [1.0, 1.0], [0.0, 2.0]])
     tracker = SharpnessTracker(4, 2)
-    for shift in (0.0, 1e-3):                                    # a cold, then a warm measurement
+    for shift in (0.0, 1e-3):  # a cold, then a warm measurement
         p = points + shift
         lam = tracker.measure(rosenbrock, p, np.arange(4))
         for r, (x, y) in enumerate(p):
             h = np.array([[2 - 400 * (y - x * x) + 800 * x * x, -400 * x], [-400 * x, 200.0]])
             np.testing.assert_allclose(lam[r], np.linalg.eigvalsh(h)[-1], rtol=TRACKER_RTOL)
     # a quadratic bowl of chosen λ_max, through the runner: every measurement is that constant
-    spec = {"steps": 30, "seeds": [0, 1, 2], "sharpness_every": 5, "eval_every": 0,
-            "problem": {"name": "quadratic", "lambda_max": 3.0, "condition": 7.0, "angle": 20.0},
-            "rules": [{"rule": "gd", "learning_rate": 0.1}]}
+    spec = {
+        "steps": 30,
+        "seeds": [0, 1, 2],
+        "sharpness_every": 5,
+        "eval_every": 0,
+        "problem": {"name": "quadratic", "lambda_max": 3.0, "condition": 7.0, "angle": 20.0},
+        "rules": [{"rule": "gd", "learning_rate": 0.1}],
+    }
     results = run_experiment(Experiment.from_dict(spec), workers=1)
     measured = results.metrics["sharpness"].dropna().to_numpy()
     assert len(measured) == 3 * 7

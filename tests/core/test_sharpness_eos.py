@@ -10,9 +10,14 @@ from descentlab.sharpness import top_hessian_eigenvalue
 
 def test_progressive_sharpening_up_to_two_over_alpha_and_hovering():
     alpha, every, steps = 0.2, 10, 400
-    spec = {"steps": steps, "seeds": [0], "sharpness_every": every, "eval_every": steps,
-            "problem": {"name": "sine", "hidden": [16], "samples": 64, "activation": "tanh"},
-            "rules": [{"rule": "gd", "learning_rate": alpha}]}
+    spec = {
+        "steps": steps,
+        "seeds": [0],
+        "sharpness_every": every,
+        "eval_every": steps,
+        "problem": {"name": "sine", "hidden": [16], "samples": 64, "activation": "tanh"},
+        "rules": [{"rule": "gd", "learning_rate": alpha}],
+    }
     results = run_experiment(Experiment.from_dict(spec), workers=1)
     assert results.runs["status"].tolist()[0] in ("converged", "progressing")  # hovering at 2/α is stable
     metrics = results.metrics.sort_values("step")
@@ -27,7 +32,7 @@ def test_progressive_sharpening_up_to_two_over_alpha_and_hovering():
     assert sharp[first_at_edge] >= edge and first_at_edge > 5
     assert np.all(np.diff(sharp[1:first_at_edge]) > 0)
     # ... and afterwards hovers around 2/α instead of growing without bound, while training goes on
-    tail = sharp[len(sharp) * 2 // 3:]
+    tail = sharp[len(sharp) * 2 // 3 :]
     assert 0.8 * edge < tail.mean() < 1.3 * edge
     loss = metrics["loss"].to_numpy()
     assert loss[-1] < 0.5 * loss[0]

@@ -7,8 +7,14 @@ import pytest
 
 from descentlab.registry import get_registry
 from descentlab.stability import (
-    critical_learning_rate, divergence_reason, gd_optimal, gd_rate, heavy_ball_optimal,
-    measured_rate, quadratic_rate, rule_threshold,
+    critical_learning_rate,
+    divergence_reason,
+    gd_optimal,
+    gd_rate,
+    heavy_ball_optimal,
+    measured_rate,
+    quadratic_rate,
+    rule_threshold,
 )
 
 from descentlab.experiment import Experiment
@@ -18,9 +24,14 @@ from descentlab.runner import run_experiment
 def run_losses(problem, settings, rule, hyper, alphas, steps, factor=1e4):
     """Train with the real runner: losses (R, steps+1) (NaN after divergence), flagged (unstable or diverged),
     results."""
-    spec = {"steps": steps, "seeds": [0], "divergence_factor": factor, "eval_every": steps,
-            "problem": {"name": problem, **settings},
-            "rules": [{"rule": rule, "learning_rate": [float(a) for a in alphas], **hyper}]}
+    spec = {
+        "steps": steps,
+        "seeds": [0],
+        "divergence_factor": factor,
+        "eval_every": steps,
+        "problem": {"name": problem, **settings},
+        "rules": [{"rule": rule, "learning_rate": [float(a) for a in alphas], **hyper}],
+    }
     results = run_experiment(Experiment.from_dict(spec), workers=1)
     runs = results.runs.sort_values("run_id")
     assert list(runs["learning_rate"]) == pytest.approx(list(alphas))
@@ -32,8 +43,13 @@ BOWL = {"lambda_max": 2.5, "condition": 10.0, "angle": 30.0}
 LINE = {"samples": 40, "noise": 0.3}
 
 
-RULE_CASES = [("gd", {}), ("momentum", {"momentum": 0.9}), ("nesterov", {"momentum": 0.9}),
-              ("momentum", {"momentum": 0.5}), ("classical_momentum", {"momentum": 0.7})]
+RULE_CASES = [
+    ("gd", {}),
+    ("momentum", {"momentum": 0.9}),
+    ("nesterov", {"momentum": 0.9}),
+    ("momentum", {"momentum": 0.5}),
+    ("classical_momentum", {"momentum": 0.7}),
+]
 
 
 def test_critical_learning_rate_is_threshold_over_lambda():
@@ -41,8 +57,9 @@ def test_critical_learning_rate_is_threshold_over_lambda():
     assert critical_learning_rate("gd", {}, lam) == pytest.approx(2 / lam)
     assert critical_learning_rate("momentum", {"momentum": 0.9}, lam) == pytest.approx(3.8 / lam)
     assert critical_learning_rate("nesterov", {"momentum": 0.9}, lam) == pytest.approx(3.8 / 2.8 / lam)
-    assert critical_learning_rate("momentum", {"momentum": 0.9, "nesterov": True}, lam) == \
-        pytest.approx(3.8 / 2.8 / lam)
+    assert critical_learning_rate("momentum", {"momentum": 0.9, "nesterov": True}, lam) == pytest.approx(
+        3.8 / 2.8 / lam
+    )
     # weight decay w adds w to every eigenvalue
     assert critical_learning_rate("gd", {"weight_decay": 1.0}, lam) == pytest.approx(2 / 5)
     assert critical_learning_rate("adam", {}, lam) is None
@@ -88,7 +105,7 @@ def test_runs_bracket_the_predicted_critical_alpha_on_linear_regression(rule, hy
     problem = get_registry().problem("linear_regression")
     instance = problem.build({**{h.name: h.default for h in problem.settings}, **LINE})
     x = instance.dataset.x_train
-    augmented = np.hstack([x, np.ones((len(x), 1))])           # half-MSE: H = E[[x,1][x,1]ᵀ]
+    augmented = np.hstack([x, np.ones((len(x), 1))])  # half-MSE: H = E[[x,1][x,1]ᵀ]
     lam = np.linalg.eigvalsh(augmented.T @ augmented / len(x))[-1]
     results = bracket("linear_regression", LINE, lam, rule, hyper)
     assert results.problem_info["top_eigenvalue"] == pytest.approx(lam, rel=1e-12)
@@ -114,12 +131,14 @@ def test_heavy_ball_optimal_rate_is_reached_asymptotically():
     kappa = lam_max / lam_min
     assert best["rate"] == pytest.approx((math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1))
     assert best["momentum"] == pytest.approx(best["rate"] ** 2)
-    assert quadratic_rate("momentum", {"momentum": best["momentum"]}, best["learning_rate"],
-                          [lam_min, 1.0, lam_max]) == pytest.approx(best["rate"], rel=1e-6)
+    assert quadratic_rate(
+        "momentum", {"momentum": best["momentum"]}, best["learning_rate"], [lam_min, 1.0, lam_max]
+    ) == pytest.approx(best["rate"], rel=1e-6)
     bowl = {"lambda_max": lam_max, "condition": lam_max / lam_min, "angle": -40.0}
     for rule in ("momentum", "classical_momentum"):
-        losses, _, _ = run_losses("quadratic", bowl, rule, {"momentum": best["momentum"]}, [best["learning_rate"]],
-                                  1500)
+        losses, _, _ = run_losses(
+            "quadratic", bowl, rule, {"momentum": best["momentum"]}, [best["learning_rate"]], 1500
+        )
         # the double root adds a factor t to the error: the estimate approaches ρ like ρ·exp(1/t)
         assert measured_rate(losses[0], floor=1e-250) == pytest.approx(best["rate"], rel=3e-3)
     # far better than GD's best on the same bowl
@@ -136,8 +155,9 @@ def test_measured_rate_edge_cases():
 
 def test_divergence_sentences():
     text = divergence_reason("gd", {}, 0.27, 10.0, 41)
-    assert text == ("diverged at step 41; α·λ_max reached 2.7, above gradient descent's limit of 2 "
-                    "(critical α = 2/λ_max = 0.2)")
+    assert text == (
+        "diverged at step 41; α·λ_max reached 2.7, above gradient descent's limit of 2 (critical α = 2/λ_max = 0.2)"
+    )
     text = divergence_reason("momentum", {"momentum": 0.9}, 0.5, 10.0, 7)
     assert "heavy-ball momentum's limit of 3.8" in text and "reached 5" in text
     text = divergence_reason("momentum", {"momentum": 0.9, "nesterov": 1.0}, 0.5, 10.0, 7)
@@ -145,7 +165,8 @@ def test_divergence_sentences():
     assert "below gradient descent's limit of 2" in divergence_reason("gd", {}, 0.1, 10.0, 3)
     assert "no fixed stability limit" in divergence_reason("adam", {}, 0.1, 10.0, 3)
     assert divergence_reason("gd", {}, 0.1, None, 41, divergence_factor=1e4).startswith(
-        "loss exceeded 10000× its initial value (or became NaN/inf) at step 41")
+        "loss exceeded 10000× its initial value (or became NaN/inf) at step 41"
+    )
     assert "not measured" in divergence_reason("gd", {}, 0.1, float("nan"), 41)
     assert "diverged at step 5" in divergence_reason("unknown_rule", {}, 1.0, 10.0, 5)
 
@@ -161,7 +182,9 @@ def test_declared_optimal_hyperparameters_equal_the_closed_forms():
     hb = registry.rule("momentum").optimal(lam_min, lam_max)
     reference = heavy_ball_optimal(lam_min, lam_max)
     assert (hb["learning_rate"], hb["momentum"], hb["rate"]) == pytest.approx(
-        (reference["learning_rate"], reference["momentum"], reference["rate"]))
-    assert quadratic_rate("momentum", {"momentum": hb["momentum"]}, hb["learning_rate"],
-                          [lam_min, lam_max]) == pytest.approx(hb["rate"], rel=1e-6)
+        (reference["learning_rate"], reference["momentum"], reference["rate"])
+    )
+    assert quadratic_rate(
+        "momentum", {"momentum": hb["momentum"]}, hb["learning_rate"], [lam_min, lam_max]
+    ) == pytest.approx(hb["rate"], rel=1e-6)
     assert registry.rule("adam").optimal is None

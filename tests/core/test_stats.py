@@ -51,7 +51,7 @@ def test_rank_sum_verdicts_on_cases_known_by_hand():
 def test_rank_sum_sampled_beyond_the_exact_limit_agrees_with_scipy():
     scipy_stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(8)
-    a, b = rng.normal(0, 1, 15), rng.normal(0.6, 1, 15)   # C(30, 15) ≈ 1.6e8 splits: sampled
+    a, b = rng.normal(0, 1, 15), rng.normal(0.6, 1, 15)  # C(30, 15) ≈ 1.6e8 splits: sampled
     ours = stats.compare_samples(a, b)
     assert "random permutations" in ours.test
     theirs = scipy_stats.mannwhitneyu(a, b, alternative="two-sided", method="exact").pvalue
@@ -60,8 +60,11 @@ def test_rank_sum_sampled_beyond_the_exact_limit_agrees_with_scipy():
 
 def test_performance_profile_on_a_hand_computed_example():
     # problems p1..p3; costs (steps to target): A = 10, 20, inf; B = 20, 10, 30; C = 40, 40, 60
-    costs = {"A": {"p1": 10, "p2": 20, "p3": math.inf}, "B": {"p1": 20, "p2": 10, "p3": 30},
-             "C": {"p1": 40, "p2": 40, "p3": 60}}
+    costs = {
+        "A": {"p1": 10, "p2": 20, "p3": math.inf},
+        "B": {"p1": 20, "p2": 10, "p3": 30},
+        "C": {"p1": 40, "p2": 40, "p3": 60},
+    }
     # ratios: A = 1, 2, inf; B = 2, 1, 1; C = 4, 4, 2
     taus = [1.0, 2.0, 3.0, 4.0]
     profile = stats.performance_profile(costs, taus)
@@ -77,8 +80,9 @@ def test_performance_profile_on_a_hand_computed_example():
 
 
 def test_best_so_far_is_the_running_minimum():
-    np.testing.assert_array_equal(stats.best_so_far([3.0, math.nan, 5.0, 1.0, math.inf, 2.0]),
-                                  [3.0, 3.0, 3.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(
+        stats.best_so_far([3.0, math.nan, 5.0, 1.0, math.inf, 2.0]), [3.0, 3.0, 3.0, 1.0, 1.0, 1.0]
+    )
 
 
 def test_random_search_is_seeded_in_range_and_log_uniform():

@@ -29,6 +29,7 @@ def as_torch(array, grad=False):
 
 def strict():
     """Any numpy floating-point warning (overflow, invalid, divide) or Python warning is an error."""
+
     class _Strict:
         def __enter__(self):
             self._warn = warnings.catch_warnings()
@@ -41,10 +42,12 @@ def strict():
             self._err.__exit__(*exc)
             self._warn.__exit__(*exc)
             return False
+
     return _Strict()
 
 
 # --- losses ----------------------------------------------------------------------------------------
+
 
 def torch_loss(name, output, target):
     """The PyTorch loss of one run's outputs (N, k): mean reduction, as descentlab documents."""
@@ -84,8 +87,7 @@ def test_elementwise_losses_match_torch(name, k, per_run_targets):
     rng = np.random.default_rng(k)
     logits = rng.normal(scale=2.0, size=(R, N, k))
     shape = (R, N, k) if per_run_targets else (N, k)
-    target = (rng.integers(0, 2, size=shape).astype(float) if name == "bce_logits"
-              else rng.normal(size=shape))
+    target = rng.integers(0, 2, size=shape).astype(float) if name == "bce_logits" else rng.normal(size=shape)
     check_loss_against_torch(name, logits, target)
 
 
@@ -159,8 +161,8 @@ TORCH_ACTIVATIONS = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
     "relu": F.relu,
-    "leaky_relu": F.leaky_relu,       # negative_slope 0.01 by default
-    "softplus": F.softplus,           # beta 1, threshold 20
+    "leaky_relu": F.leaky_relu,  # negative_slope 0.01 by default
+    "softplus": F.softplus,  # beta 1, threshold 20
 }
 
 
@@ -181,7 +183,7 @@ def activation_against_torch(name, z):
     return a, at.detach().numpy(), grad, zt.grad.numpy()
 
 
-ORDINARY = np.linspace(-6.0, 6.0, 4 * 25).reshape(4, 25)   # includes no exact 0; zero is tested alone
+ORDINARY = np.linspace(-6.0, 6.0, 4 * 25).reshape(4, 25)  # includes no exact 0; zero is tested alone
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -235,6 +237,7 @@ def test_softplus_matches_torch_within_its_threshold_linearisation():
 
 
 # --- the whole MLP -------------------------------------------------------------------------------------
+
 
 def torch_mlp(model, params_row):
     """The same network in torch: Linear layers whose weight is W.T (torch stores (out, in))."""
@@ -291,8 +294,9 @@ def test_mlp_loss_and_every_gradient_match_torch_autograd(activation, loss_name,
     k = 3 if loss_name == "softmax_ce" else (1 if minibatch else 2)  # k = 1: the outer-product branch
     model = MLP([3, 5, 4, k], activation=activation, loss=loss_name)
     params = model.init_params([11, 12, 13])
-    params[:, model.layout.entry("b1").offset:] += rng.normal(scale=0.3, size=params.shape[1]
-                                                              - model.layout.entry("b1").offset)
+    params[:, model.layout.entry("b1").offset :] += rng.normal(
+        scale=0.3, size=params.shape[1] - model.layout.entry("b1").offset
+    )
     shape = (R, N, 3) if minibatch else (N, 3)
     inputs = rng.normal(size=shape)
     target_shape = shape[:-1] + (k,)
@@ -322,24 +326,26 @@ FAN_IN, FAN_OUT = 400, 300
 
 def torch_documented_scale(scheme, fan_in, fan_out):
     """torch.nn.init's documented bound / std (gain 1 for Xavier, calculate_gain('relu') for Kaiming)."""
-    if scheme == "glorot_uniform":      # xavier_uniform_: a = gain · sqrt(6 / (fan_in + fan_out))
+    if scheme == "glorot_uniform":  # xavier_uniform_: a = gain · sqrt(6 / (fan_in + fan_out))
         return 1.0 * math.sqrt(6.0 / (fan_in + fan_out))
-    if scheme == "glorot_normal":       # xavier_normal_: std = gain · sqrt(2 / (fan_in + fan_out))
+    if scheme == "glorot_normal":  # xavier_normal_: std = gain · sqrt(2 / (fan_in + fan_out))
         return 1.0 * math.sqrt(2.0 / (fan_in + fan_out))
     gain = torch.nn.init.calculate_gain("relu")
-    if scheme == "he_uniform":          # kaiming_uniform_, mode fan_in: bound = gain · sqrt(3 / fan_in)
+    if scheme == "he_uniform":  # kaiming_uniform_, mode fan_in: bound = gain · sqrt(3 / fan_in)
         return gain * math.sqrt(3.0 / fan_in)
-    if scheme == "he_normal":           # kaiming_normal_, mode fan_in: std = gain / sqrt(fan_in)
+    if scheme == "he_normal":  # kaiming_normal_, mode fan_in: std = gain / sqrt(fan_in)
         return gain / math.sqrt(fan_in)
     raise KeyError(scheme)
 
 
 def torch_init(scheme, tensor):
     init = torch.nn.init
-    return {"glorot_uniform": lambda t: init.xavier_uniform_(t),
-            "glorot_normal": lambda t: init.xavier_normal_(t),
-            "he_uniform": lambda t: init.kaiming_uniform_(t, nonlinearity="relu"),
-            "he_normal": lambda t: init.kaiming_normal_(t, nonlinearity="relu")}[scheme](tensor)
+    return {
+        "glorot_uniform": lambda t: init.xavier_uniform_(t),
+        "glorot_normal": lambda t: init.xavier_normal_(t),
+        "he_uniform": lambda t: init.kaiming_uniform_(t, nonlinearity="relu"),
+        "he_normal": lambda t: init.kaiming_normal_(t, nonlinearity="relu"),
+    }[scheme](tensor)
 
 
 SCHEMES = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal"]
@@ -366,7 +372,7 @@ def test_init_empirical_variance_equals_torchs(scheme):
     finally:
         torch.random.set_rng_state(generator_state)
     scale = torch_documented_scale(scheme, FAN_IN, FAN_OUT)
-    variance = scale ** 2 / 3.0 if scheme.endswith("uniform") else scale ** 2
+    variance = scale**2 / 3.0 if scheme.endswith("uniform") else scale**2
     kurtosis = 1.8 if scheme.endswith("uniform") else 3.0
     tolerance = 5 * math.sqrt((kurtosis - 1.0) / ours.size)  # 5 standard errors of a sample variance
     assert abs(ours.var() / variance - 1.0) < tolerance
@@ -428,54 +434,110 @@ def torch_path(optimizer, kwargs, lr, a, b, start, after_init=None):
 
 # Each case: descentlab rule, torch optimizer, rows of (descentlab hyper, torch kwargs, α).
 RULE_ROWS = {
-    "gd-weight_decay": ("gd", "SGD", [
-        ({}, {}, 0.1),
-        ({"weight_decay": 0.3}, {"weight_decay": 0.3}, 0.2),
-        ({"weight_decay": 0.05}, {"weight_decay": 0.05}, 0.05),
-    ]),
-    "momentum-mixed-nesterov-dampening-decay": ("momentum", "SGD", [
-        ({"momentum": 0.9}, {"momentum": 0.9}, 0.05),
-        ({"momentum": 0.7, "nesterov": True, "weight_decay": 0.1},
-         {"momentum": 0.7, "nesterov": True, "weight_decay": 0.1}, 0.1),
-        ({"momentum": 0.5, "dampening": 0.4, "weight_decay": 0.2},
-         {"momentum": 0.5, "dampening": 0.4, "weight_decay": 0.2}, 0.2),
-        ({"momentum": 0.8, "nesterov": True}, {"momentum": 0.8, "nesterov": True}, 0.03),
-    ]),
-    "nesterov-weight_decay": ("nesterov", "SGD", [
-        ({"momentum": 0.9, "weight_decay": 0.2}, {"momentum": 0.9, "nesterov": True, "weight_decay": 0.2}, 0.05),
-        ({"momentum": 0.5}, {"momentum": 0.5, "nesterov": True}, 0.2),
-        ({"momentum": 0.95, "weight_decay": 0.01}, {"momentum": 0.95, "nesterov": True, "weight_decay": 0.01}, 0.02),
-    ]),
-    "adagrad-all-options": ("adagrad", "Adagrad", [
-        ({}, {}, 0.3),
-        ({"lr_decay": 0.2, "initial_accumulator_value": 0.5, "weight_decay": 0.1},
-         {"lr_decay": 0.2, "initial_accumulator_value": 0.5, "weight_decay": 0.1}, 0.5),
-        ({"eps": 1e-2, "weight_decay": 0.3}, {"eps": 1e-2, "weight_decay": 0.3}, 0.2),
-        ({"lr_decay": 0.05, "initial_accumulator_value": 2.0}, {"lr_decay": 0.05, "initial_accumulator_value": 2.0},
-         1.0),
-    ]),
-    "rmsprop-centered-momentum-decay": ("rmsprop", "RMSprop", [
-        ({}, {}, 0.01),
-        ({"centered": True, "momentum": 0.9, "alpha": 0.9},
-         {"centered": True, "momentum": 0.9, "alpha": 0.9}, 0.005),
-        ({"centered": True, "weight_decay": 0.2}, {"centered": True, "weight_decay": 0.2}, 0.02),
-        ({"momentum": 0.5, "weight_decay": 0.1, "eps": 1e-3}, {"momentum": 0.5, "weight_decay": 0.1, "eps": 1e-3},
-         0.01),
-    ]),
-    "adam-decay-mixed-amsgrad": ("adam", "Adam", [
-        ({}, {}, 0.05),
-        ({"weight_decay": 0.2}, {"weight_decay": 0.2}, 0.1),
-        ({"amsgrad": True, "beta1": 0.5, "beta2": 0.9}, {"amsgrad": True, "betas": (0.5, 0.9)}, 0.05),
-        ({"eps": 1e-2, "beta2": 0.99, "weight_decay": 0.05}, {"eps": 1e-2, "betas": (0.9, 0.99), "weight_decay": 0.05},
-         0.2),
-    ]),
-    "adamw-amsgrad": ("adamw", "AdamW", [
-        ({"amsgrad": True}, {"amsgrad": True}, 0.05),
-        ({"amsgrad": True, "weight_decay": 0.5, "beta1": 0.8}, {"amsgrad": True, "weight_decay": 0.5,
-                                                                "betas": (0.8, 0.999)}, 0.1),
-        ({"weight_decay": 0.0}, {"weight_decay": 0.0}, 0.05),
-        ({"weight_decay": 1.0, "eps": 1e-3}, {"weight_decay": 1.0, "eps": 1e-3}, 0.02),
-    ]),
+    "gd-weight_decay": (
+        "gd",
+        "SGD",
+        [
+            ({}, {}, 0.1),
+            ({"weight_decay": 0.3}, {"weight_decay": 0.3}, 0.2),
+            ({"weight_decay": 0.05}, {"weight_decay": 0.05}, 0.05),
+        ],
+    ),
+    "momentum-mixed-nesterov-dampening-decay": (
+        "momentum",
+        "SGD",
+        [
+            ({"momentum": 0.9}, {"momentum": 0.9}, 0.05),
+            (
+                {"momentum": 0.7, "nesterov": True, "weight_decay": 0.1},
+                {"momentum": 0.7, "nesterov": True, "weight_decay": 0.1},
+                0.1,
+            ),
+            (
+                {"momentum": 0.5, "dampening": 0.4, "weight_decay": 0.2},
+                {"momentum": 0.5, "dampening": 0.4, "weight_decay": 0.2},
+                0.2,
+            ),
+            ({"momentum": 0.8, "nesterov": True}, {"momentum": 0.8, "nesterov": True}, 0.03),
+        ],
+    ),
+    "nesterov-weight_decay": (
+        "nesterov",
+        "SGD",
+        [
+            ({"momentum": 0.9, "weight_decay": 0.2}, {"momentum": 0.9, "nesterov": True, "weight_decay": 0.2}, 0.05),
+            ({"momentum": 0.5}, {"momentum": 0.5, "nesterov": True}, 0.2),
+            (
+                {"momentum": 0.95, "weight_decay": 0.01},
+                {"momentum": 0.95, "nesterov": True, "weight_decay": 0.01},
+                0.02,
+            ),
+        ],
+    ),
+    "adagrad-all-options": (
+        "adagrad",
+        "Adagrad",
+        [
+            ({}, {}, 0.3),
+            (
+                {"lr_decay": 0.2, "initial_accumulator_value": 0.5, "weight_decay": 0.1},
+                {"lr_decay": 0.2, "initial_accumulator_value": 0.5, "weight_decay": 0.1},
+                0.5,
+            ),
+            ({"eps": 1e-2, "weight_decay": 0.3}, {"eps": 1e-2, "weight_decay": 0.3}, 0.2),
+            (
+                {"lr_decay": 0.05, "initial_accumulator_value": 2.0},
+                {"lr_decay": 0.05, "initial_accumulator_value": 2.0},
+                1.0,
+            ),
+        ],
+    ),
+    "rmsprop-centered-momentum-decay": (
+        "rmsprop",
+        "RMSprop",
+        [
+            ({}, {}, 0.01),
+            (
+                {"centered": True, "momentum": 0.9, "alpha": 0.9},
+                {"centered": True, "momentum": 0.9, "alpha": 0.9},
+                0.005,
+            ),
+            ({"centered": True, "weight_decay": 0.2}, {"centered": True, "weight_decay": 0.2}, 0.02),
+            (
+                {"momentum": 0.5, "weight_decay": 0.1, "eps": 1e-3},
+                {"momentum": 0.5, "weight_decay": 0.1, "eps": 1e-3},
+                0.01,
+            ),
+        ],
+    ),
+    "adam-decay-mixed-amsgrad": (
+        "adam",
+        "Adam",
+        [
+            ({}, {}, 0.05),
+            ({"weight_decay": 0.2}, {"weight_decay": 0.2}, 0.1),
+            ({"amsgrad": True, "beta1": 0.5, "beta2": 0.9}, {"amsgrad": True, "betas": (0.5, 0.9)}, 0.05),
+            (
+                {"eps": 1e-2, "beta2": 0.99, "weight_decay": 0.05},
+                {"eps": 1e-2, "betas": (0.9, 0.99), "weight_decay": 0.05},
+                0.2,
+            ),
+        ],
+    ),
+    "adamw-amsgrad": (
+        "adamw",
+        "AdamW",
+        [
+            ({"amsgrad": True}, {"amsgrad": True}, 0.05),
+            (
+                {"amsgrad": True, "weight_decay": 0.5, "beta1": 0.8},
+                {"amsgrad": True, "weight_decay": 0.5, "betas": (0.8, 0.999)},
+                0.1,
+            ),
+            ({"weight_decay": 0.0}, {"weight_decay": 0.0}, 0.05),
+            ({"weight_decay": 1.0, "eps": 1e-3}, {"weight_decay": 1.0, "eps": 1e-3}, 0.02),
+        ],
+    ),
 }
 
 
@@ -491,11 +553,14 @@ def test_rule_batch_of_rows_matches_torch_optim_for_each_row(rules, case):
 
 def test_every_rule_with_weight_decay_is_compared_with_torch(rules):
     from descentlab.plugins import rules_more, rules_new  # compared with weight decay in test_rules_more.py and
-    others = {rule.name for rule in rules_more.RULES + rules_new.RULES}   # test_rules_new.py (tests/plugins)
-    with_decay = {name for name, rule in rules.items()
-                  if name not in others and any(h.name == "weight_decay" for h in rule.hyperparams)}
-    compared = {RULE_ROWS[c][0] for c in RULE_ROWS
-                if any(row.get("weight_decay") for row, _, _ in RULE_ROWS[c][2])}
+
+    others = {rule.name for rule in rules_more.RULES + rules_new.RULES}  # test_rules_new.py (tests/plugins)
+    with_decay = {
+        name
+        for name, rule in rules.items()
+        if name not in others and any(h.name == "weight_decay" for h in rule.hyperparams)
+    }
+    compared = {RULE_ROWS[c][0] for c in RULE_ROWS if any(row.get("weight_decay") for row, _, _ in RULE_ROWS[c][2])}
     assert with_decay <= compared
 
 
@@ -504,17 +569,27 @@ def test_nesterov_with_dampening_follows_torchs_sgd_algorithm(rules):
     # momentum and zero dampening"); descentlab allows it. Its update rule is still torch's algorithm:
     # set the dampening after construction and torch's SGD step runs the formula as documented.
     a, b, start = dense_quadratic(1)
-    rows = [{"momentum": 0.8, "nesterov": True, "dampening": 0.3}, {"momentum": 0.6, "nesterov": True,
-                                                                     "dampening": 0.6, "weight_decay": 0.1}]
+    rows = [
+        {"momentum": 0.8, "nesterov": True, "dampening": 0.3},
+        {"momentum": 0.6, "nesterov": True, "dampening": 0.6, "weight_decay": 0.1},
+    ]
     ours = descentlab_path(rules["momentum"], rows, [0.05, 0.1], a, b, start)
     with pytest.raises(ValueError):
         torch.optim.SGD([as_torch(start, grad=True)], lr=0.1, momentum=0.8, dampening=0.3, nesterov=True)
     for r, (row, lr) in enumerate(zip(rows, [0.05, 0.1])):
+
         def set_dampening(opt, d=row["dampening"]):
             opt.param_groups[0]["dampening"] = d
-        expected = torch_path("SGD", {"momentum": row["momentum"], "nesterov": True,
-                                      "weight_decay": row.get("weight_decay", 0.0)}, lr, a, b, start,
-                              after_init=set_dampening)
+
+        expected = torch_path(
+            "SGD",
+            {"momentum": row["momentum"], "nesterov": True, "weight_decay": row.get("weight_decay", 0.0)},
+            lr,
+            a,
+            b,
+            start,
+            after_init=set_dampening,
+        )
         np.testing.assert_allclose(ours[:, r], expected, rtol=1e-10, atol=1e-12)
 
 
@@ -523,9 +598,11 @@ def test_rules_on_an_mlp_gradient_sequence_match_torch_optim(rules):
     rng = np.random.default_rng(5)
     model = MLP([2, 6, 1], activation="tanh", loss="mse")
     inputs, targets = rng.normal(size=(16, 2)), rng.normal(size=(16, 1))
-    cases = [("adam", {"amsgrad": True, "weight_decay": 0.01}, "Adam", {"amsgrad": True, "weight_decay": 0.01}),
-             ("momentum", {"momentum": 0.9, "nesterov": True}, "SGD", {"momentum": 0.9, "nesterov": True}),
-             ("rmsprop", {"centered": True, "momentum": 0.3}, "RMSprop", {"centered": True, "momentum": 0.3})]
+    cases = [
+        ("adam", {"amsgrad": True, "weight_decay": 0.01}, "Adam", {"amsgrad": True, "weight_decay": 0.01}),
+        ("momentum", {"momentum": 0.9, "nesterov": True}, "SGD", {"momentum": 0.9, "nesterov": True}),
+        ("rmsprop", {"centered": True, "momentum": 0.3}, "RMSprop", {"centered": True, "momentum": 0.3}),
+    ]
     lrs = [0.02, 0.05, 0.005]
     for (name, row, optimizer, kwargs), lr in zip(cases, lrs):
         rule = rules[name]
@@ -533,8 +610,12 @@ def test_rules_on_an_mlp_gradient_sequence_match_torch_optim(rules):
         hyper = {h.name: np.array([[float(row.get(h.name, h.default))]] * 2) for h in rule.hyperparams}
         state = rule.init(params, hyper)
         layers = [torch_mlp(model, params[r]) for r in range(2)]
-        opts = [getattr(torch.optim, optimizer)([p for layer in ls for p in layer.parameters()], lr=lr,
-                                                foreach=False, **kwargs) for ls in layers]
+        opts = [
+            getattr(torch.optim, optimizer)(
+                [p for layer in ls for p in layer.parameters()], lr=lr, foreach=False, **kwargs
+            )
+            for ls in layers
+        ]
         for t in range(STEPS):
             _, grad = model.loss_and_grad(params, inputs, targets)
             updates, state = rule.update(grad, state, params, np.full((2, 1), lr), hyper, t)
@@ -548,12 +629,18 @@ def test_rules_on_an_mlp_gradient_sequence_match_torch_optim(rules):
             for i, layer in enumerate(layers[r], start=1):
                 tensors[f"W{i}"] = layer.weight.detach().numpy().T[None]
                 tensors[f"b{i}"] = layer.bias.detach().numpy()[None]
-            np.testing.assert_allclose(params[r], model.layout.flatten(tensors)[0], rtol=1e-9, atol=1e-12,
-                                       err_msg=name)
+            np.testing.assert_allclose(params[r], model.layout.flatten(tensors)[0], rtol=1e-9, atol=1e-12, err_msg=name)
 
 
-TORCH_OPTIMIZER = {"gd": "SGD", "momentum": "SGD", "nesterov": "SGD", "adagrad": "Adagrad",
-                   "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW"}
+TORCH_OPTIMIZER = {
+    "gd": "SGD",
+    "momentum": "SGD",
+    "nesterov": "SGD",
+    "adagrad": "Adagrad",
+    "rmsprop": "RMSprop",
+    "adam": "Adam",
+    "adamw": "AdamW",
+}
 
 
 @pytest.mark.parametrize("name", sorted(TORCH_OPTIMIZER))

@@ -24,8 +24,9 @@ STEPS = np.arange(201)
 
 # ---- loss curves built by hand --------------------------------------------------------------------
 
+
 def test_geometric_decay_converges():
-    assert verdict(0.9 ** STEPS) == ("converged", pytest.approx(math.nan, nan_ok=True))
+    assert verdict(0.9**STEPS) == ("converged", pytest.approx(math.nan, nan_ok=True))
 
 
 def test_a_steady_fall_is_progressing():
@@ -35,9 +36,9 @@ def test_a_steady_fall_is_progressing():
 
 def test_a_flat_curve_and_a_rounding_wobble_are_stalled():
     assert verdict(np.ones(201))[0] == "stalled"
-    wobble = 1.0 - 1e-12 * (STEPS % 2)            # below J₀ by rounding only
+    wobble = 1.0 - 1e-12 * (STEPS % 2)  # below J₀ by rounding only
     assert verdict(wobble)[0] == "stalled"
-    assert verdict(1.0 - 0.005 * (1 - 0.9 ** STEPS))[0] == "stalled"  # 0.5 % of J₀, below STALL = 1 %
+    assert verdict(1.0 - 0.005 * (1 - 0.9**STEPS))[0] == "stalled"  # 0.5 % of J₀, below STALL = 1 %
 
 
 def test_ending_above_the_start_is_unstable_from_the_first_step_above_it():
@@ -58,27 +59,27 @@ def test_losing_more_than_half_the_progress_is_unstable_even_below_the_start():
 
 
 def test_a_spike_that_recovers_is_judged_by_where_the_run_ends():
-    curve = 0.9 ** STEPS
-    curve[50:55] = 5.0                              # above J₀ for a moment, then back on the curve
+    curve = 0.9**STEPS
+    curve[50:55] = 5.0  # above J₀ for a moment, then back on the curve
     assert verdict(curve)[0] == "converged"
 
 
 def test_the_runners_diverged_and_failed_are_kept_and_non_finite_is_diverged():
-    assert verdict(0.9 ** STEPS, "diverged")[0] == "diverged"
-    assert verdict(0.9 ** STEPS, "failed")[0] == "failed"
+    assert verdict(0.9**STEPS, "diverged")[0] == "diverged"
+    assert verdict(0.9**STEPS, "failed")[0] == "failed"
     assert verdict([1.0, 0.5, math.inf])[0] == "diverged"
 
 
 def test_a_slow_crawl_far_from_a_known_minimum_is_progressing():
-    crawl = 10.0 - 9.0 * (1 - 0.5 ** STEPS) - 0.001 * STEPS   # fast drop to 1, then 0.2 % of the progress per 20 steps
-    assert verdict(crawl)[0] == "converged"                    # minimum unknown: the run has settled
-    assert verdict(crawl, minimum=0.0)[0] == "progressing"      # J* = 0 is far: still on its way
-    assert verdict(0.9 ** STEPS, minimum=0.0)[0] == "converged"
+    crawl = 10.0 - 9.0 * (1 - 0.5**STEPS) - 0.001 * STEPS  # fast drop to 1, then 0.2 % of the progress per 20 steps
+    assert verdict(crawl)[0] == "converged"  # minimum unknown: the run has settled
+    assert verdict(crawl, minimum=0.0)[0] == "progressing"  # J* = 0 is far: still on its way
+    assert verdict(0.9**STEPS, minimum=0.0)[0] == "converged"
 
 
 def test_mini_batch_noise_is_not_a_blow_up():
     rng = np.random.default_rng(0)
-    trend = 0.2 + 0.5 * 0.97 ** STEPS
+    trend = 0.2 + 0.5 * 0.97**STEPS
     noisy = trend * (1 + 0.3 * rng.standard_normal(STEPS.size))
     noisy[0] = trend[0]
     window = smoothing_window(200, batch_size=10, n_train=100)
@@ -98,8 +99,13 @@ def test_smoothing_window_is_one_epoch_at_most_half_the_run():
 
 def test_stability_edge_ignores_lucky_alphas_and_stalled_seeds():
     alphas = [0.1, 1.0, 3.0, 10.0, 30.0]
-    statuses = [["stalled", "converged"], ["converged", "progressing"], ["converged", "unstable"],
-                ["diverged", "diverged"], ["converged", "converged"]]
+    statuses = [
+        ["stalled", "converged"],
+        ["converged", "progressing"],
+        ["converged", "unstable"],
+        ["diverged", "diverged"],
+        ["converged", "converged"],
+    ]
     assert stability_edge(alphas, statuses) == (1.0, 3.0)
     assert stability_edge([0.1, 1.0], [["converged"], ["progressing"]]) == (1.0, pytest.approx(math.nan, nan_ok=True))
     largest, edge = stability_edge([1.0], [["stalled"]])
@@ -112,9 +118,16 @@ def test_vocabulary():
 
 # ---- real runs ------------------------------------------------------------------------------------
 
+
 def run(problem, rule, alphas, steps, **settings):
-    spec = {"steps": steps, "seeds": [0], "eval_every": 0, "problem": problem,
-            "rules": [{"rule": rule, "learning_rate": [float(a) for a in alphas]}], **settings}
+    spec = {
+        "steps": steps,
+        "seeds": [0],
+        "eval_every": 0,
+        "problem": problem,
+        "rules": [{"rule": rule, "learning_rate": [float(a) for a in alphas]}],
+        **settings,
+    }
     return run_experiment(Experiment.from_dict(spec), workers=1).runs.sort_values("run_id")
 
 
@@ -148,7 +161,7 @@ def problems_with_defaults():
     for name, problem in sorted(registry.problems.items()):
         try:
             problem.build({h.name: h.default for h in problem.settings})
-        except Exception:   # e.g. the CSV problem needs a path
+        except Exception:  # e.g. the CSV problem needs a path
             continue
         names.append(name)
     return names
@@ -159,12 +172,17 @@ def problems_with_defaults():
 def test_a_huge_alpha_is_never_reported_stable(problem, rule):
     """10³ × the rule's default α on every problem: a run that ends above its start is flagged."""
     alpha = 1e3 * get_registry().rule(rule).default_learning_rate
-    spec = {"steps": 40, "seeds": [0, 1], "eval_every": 0, "problem": {"name": problem},
-            "rules": [{"rule": rule, "learning_rate": alpha}]}
+    spec = {
+        "steps": 40,
+        "seeds": [0, 1],
+        "eval_every": 0,
+        "problem": {"name": problem},
+        "rules": [{"rule": rule, "learning_rate": alpha}],
+    }
     results = run_experiment(Experiment.from_dict(spec), workers=1)
     for row in results.runs.itertuples():
         losses = results.run_metrics(row.run_id)["loss"].to_numpy()
-        if not losses[-1] <= losses[0]:   # above its start, or not finite
+        if not losses[-1] <= losses[0]:  # above its start, or not finite
             assert row.status in FLAGGED, (problem, rule, row.status, losses[0], losses[-1])
         if row.status in FLAGGED:
             assert row.divergence_reason, (problem, rule)

@@ -52,13 +52,14 @@ def synthetic_results(configs, *, steps=20, seeds=(0,), layers=2, divergence_fac
                 initial = 1.0 + 0.1 * seed
                 diverge_at = _per_run(config.get("diverge_at"), alpha, seed)
                 unstable_at = _per_run(config.get("unstable_at"), alpha, seed) if diverge_at is None else None
-                fail_at = (_per_run(config.get("fail_at"), alpha, seed)
-                           if diverge_at is None and unstable_at is None else None)
+                fail_at = (
+                    _per_run(config.get("fail_at"), alpha, seed) if diverge_at is None and unstable_at is None else None
+                )
                 last = steps if diverge_at is None and fail_at is None else (diverge_at if fail_at is None else fail_at)
                 losses = []
                 for t in range(last + 1):
                     if diverge_at is not None:
-                        loss = initial * 3.0 ** t
+                        loss = initial * 3.0**t
                         if t == diverge_at:
                             loss = float("inf") if config.get("inf") else initial * divergence_factor * 2
                     elif unstable_at is not None and t > unstable_at:
@@ -67,12 +68,17 @@ def synthetic_results(configs, *, steps=20, seeds=(0,), layers=2, divergence_fac
                         loss = initial * (1 - min(alpha, 0.5)) ** t * (1 + 0.01 * rng.random())
                     losses.append(loss)
                 for t, loss in enumerate(losses):
-                    row = {"run_id": run_id, "step": t, "loss": loss,
-                           "learning_rate": alpha if t < steps else np.nan,
-                           "step_size": alpha * (t + 1) if t < steps else np.nan,
-                           "grad_norm": loss * 2.0,
-                           "test_loss": loss * 1.1 if t % 5 == 0 or t == steps else np.nan,
-                           "test_accuracy": np.nan, "sharpness": np.nan}
+                    row = {
+                        "run_id": run_id,
+                        "step": t,
+                        "loss": loss,
+                        "learning_rate": alpha if t < steps else np.nan,
+                        "step_size": alpha * (t + 1) if t < steps else np.nan,
+                        "grad_norm": loss * 2.0,
+                        "test_loss": loss * 1.1 if t % 5 == 0 or t == steps else np.nan,
+                        "test_accuracy": np.nan,
+                        "sharpness": np.nan,
+                    }
                     for layer in range(1, layers + 1):
                         row[f"grad_norm.layer{layer}"] = loss * layer
                     metric_rows.append(row)
@@ -85,18 +91,29 @@ def synthetic_results(configs, *, steps=20, seeds=(0,), layers=2, divergence_fac
                 else:
                     status = _per_run(config.get("status"), alpha, seed) or "converged"
                 finite = [v for v in losses if np.isfinite(v)]
-                run_rows.append({
-                    "run_id": run_id, "entry": entry, "label": config.get("label", config["rule"]),
-                    "rule": config["rule"], "schedule": "constant", "seed": seed, "learning_rate": float(alpha),
-                    "momentum": config.get("momentum", np.nan), "warmup_steps": 0, "status": status,
-                    "diverged_at": float(diverge_at) if diverge_at is not None else np.nan,
-                    "unstable_at": float(unstable_at) if unstable_at is not None else np.nan,
-                    "final_loss": losses[-1] if status not in ("diverged", "failed") else np.nan,
-                    "best_loss": min(finite), "steps_to_target": np.nan,
-                    "error": "ZeroDivisionError: broken on purpose" if status == "failed" else "",
-                    "divergence_reason": (_per_run(config.get("reason"), alpha, seed) or "")
-                    if status in ("unstable", "diverged") else "",
-                })
+                run_rows.append(
+                    {
+                        "run_id": run_id,
+                        "entry": entry,
+                        "label": config.get("label", config["rule"]),
+                        "rule": config["rule"],
+                        "schedule": "constant",
+                        "seed": seed,
+                        "learning_rate": float(alpha),
+                        "momentum": config.get("momentum", np.nan),
+                        "warmup_steps": 0,
+                        "status": status,
+                        "diverged_at": float(diverge_at) if diverge_at is not None else np.nan,
+                        "unstable_at": float(unstable_at) if unstable_at is not None else np.nan,
+                        "final_loss": losses[-1] if status not in ("diverged", "failed") else np.nan,
+                        "best_loss": min(finite),
+                        "steps_to_target": np.nan,
+                        "error": "ZeroDivisionError: broken on purpose" if status == "failed" else "",
+                        "divergence_reason": (_per_run(config.get("reason"), alpha, seed) or "")
+                        if status in ("unstable", "diverged")
+                        else "",
+                    }
+                )
                 if path_dims:
                     p = np.full((steps + 1, path_dims), np.nan)
                     for t in range(last + 1):
@@ -105,8 +122,15 @@ def synthetic_results(configs, *, steps=20, seeds=(0,), layers=2, divergence_fac
                 run_id += 1
     weights = {"path": np.stack(paths)} if path_dims else {}
     experiment = SimpleNamespace(steps=steps, entries=[SimpleNamespace(hyper={"momentum": [0.9]})])
-    return SimpleNamespace(experiment=experiment, runs=pd.DataFrame(run_rows), metrics=pd.DataFrame(metric_rows),
-                           weights=weights, meta={}, problem_info={}, path=None)
+    return SimpleNamespace(
+        experiment=experiment,
+        runs=pd.DataFrame(run_rows),
+        metrics=pd.DataFrame(metric_rows),
+        weights=weights,
+        meta={},
+        problem_info={},
+        path=None,
+    )
 
 
 @pytest.fixture
@@ -117,10 +141,22 @@ def make_results():
 @pytest.fixture(scope="session")
 def browser_type_launch_args():
     """pytest-playwright hook (if installed): Debian chromium, never a downloaded browser."""
-    return {"executable_path": CHROMIUM, "headless": True,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--disable-extensions", "--disable-default-apps"]}
+    return {
+        "executable_path": CHROMIUM,
+        "headless": True,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--disable-default-apps",
+        ],
+    }
 
 
 @pytest.fixture(autouse=True)

@@ -22,11 +22,16 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 # Small enough that every page runs in well under a second.
 SMALL = {
-    "steps": 20, "seeds": 1, "batch_size": 0, "eval_every": 5,
+    "steps": 20,
+    "seeds": 1,
+    "batch_size": 0,
+    "eval_every": 5,
     "problem": {"name": "spirals", "samples": 40, "hidden": [4]},
-    "rules": [{"rule": "gd", "label": "vanilla GD", "learning_rate": 0.5},
-              {"rule": "momentum", "label": "momentum", "learning_rate": 0.05},
-              {"rule": "adam", "label": "Adam", "learning_rate": 0.01}],
+    "rules": [
+        {"rule": "gd", "label": "vanilla GD", "learning_rate": 0.5},
+        {"rule": "momentum", "label": "momentum", "learning_rate": 0.05},
+        {"rule": "adam", "label": "Adam", "learning_rate": 0.01},
+    ],
 }
 
 
@@ -74,6 +79,7 @@ def table_with(at, column: str):
 def cell_styles(frame) -> dict[tuple[int, int], str]:
     """(row, column) -> the CSS a pandas Styler gave that cell in a Streamlit dataframe."""
     import re
+
     out: dict[tuple[int, int], str] = {}
     for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", frame.proto.arrow_data.styler.styles):
         for selector in selectors.split(","):
@@ -96,52 +102,76 @@ def no_trouble(at) -> None:
 
 # --- navigation -----------------------------------------------------------------------------------
 
+
 def test_app_discovers_pages_in_file_name_order_with_their_titles():
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("descentlab_app_for_test", APP)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # not __main__: defines the helpers without starting navigation
     namespace = vars(module)
     pages = namespace["discover_pages"]()
     names = [p.name for p in pages]
-    assert names == sorted(names) and names[:7] == ["0_how_it_works.py", "1_compare.py", "2_sweep.py",
-                                                    "3_landscape.py", "4_decision_boundary.py", "5_results.py",
-                                                    "6_plugins.py"]
+    assert names == sorted(names) and names[:7] == [
+        "0_how_it_works.py",
+        "1_compare.py",
+        "2_sweep.py",
+        "3_landscape.py",
+        "4_decision_boundary.py",
+        "5_results.py",
+        "6_plugins.py",
+    ]
     titles = [namespace["page_title"](p)[0] for p in pages[:7]]
-    assert titles == ["How it works", "Compare", "Learning-rate sweep", "Landscape", "Decision boundary",
-                      "Results", "Plugins"]
+    assert titles == [
+        "How it works",
+        "Compare",
+        "Learning-rate sweep",
+        "Landscape",
+        "Decision boundary",
+        "Results",
+        "Plugins",
+    ]
 
 
 # --- Compare ------------------------------------------------------------------------------------
+
 
 def test_default_comparison_runs_with_one_loss_curve_per_rule():
     at = open_app()
     no_trouble(at)
     loss = chart_titled(at, "Training loss")
     assert [t["name"] for t in traces(loss, "train")] == ["vanilla GD", "momentum", "Adam"]
-    shared = json.loads(at.query_params["compare"][0] if isinstance(at.query_params["compare"], list) else at.query_params["compare"])
+    shared = json.loads(
+        at.query_params["compare"][0] if isinstance(at.query_params["compare"], list) else at.query_params["compare"]
+    )
     assert [r["rule"] for r in shared["rules"]] == ["gd", "momentum", "adam"]
     assert shared["problem"]["name"] == "spirals"
 
 
 def test_compare_ends_with_one_verdict_line_per_rule_and_one_row_per_configuration():
-    spec = {**SMALL, "seeds": 2, "rules": [
-        {"rule": "gd", "label": "GD *bold* [x]", "learning_rate": 0.5},
-        {"rule": "gd", "label": "GD too big", "learning_rate": 50.0},
-        {"rule": "adam", "label": "Adam", "learning_rate": 0.01}]}
+    spec = {
+        **SMALL,
+        "seeds": 2,
+        "rules": [
+            {"rule": "gd", "label": "GD *bold* [x]", "learning_rate": 0.5},
+            {"rule": "gd", "label": "GD too big", "learning_rate": 50.0},
+            {"rule": "adam", "label": "Adam", "learning_rate": 0.01},
+        ],
+    }
     at = open_app(compare=spec)
     no_trouble(at)
     records = records_for(spec, "verdict-check")
     from descentlab import analysis
+
     expected = [analysis.verdict_line(row) for row in analysis.summarize(records).itertuples()]
     shown = next(m.value for m in at.markdown if m.value.startswith("- "))
     lines = [line[2:].replace("\\", "") for line in shown.split("\n")]
-    assert lines == expected                          # the label's markup characters are shown literally
+    assert lines == expected  # the label's markup characters are shown literally
     assert expected[0].startswith("GD *bold* [x]: ")
     configs = table_with(at, "final_loss").value
-    assert len(configs) == 3                          # one row per configuration, seeds aggregated
+    assert len(configs) == 3  # one row per configuration, seeds aggregated
     assert list(configs.columns[:3]) == ["label", "status", "final_loss"]
-    assert len(table_with(at, "run_id").value) == 6   # every run, in its expander
+    assert len(table_with(at, "run_id").value) == 6  # every run, in its expander
 
 
 def test_loss_values_in_the_chart_equal_the_runner_records():
@@ -182,14 +212,17 @@ def test_raising_alpha_past_divergence_marks_the_run_at_the_recorded_step():
     assert any(f"diverged at step {step}" in w.value for w in at.warning)
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda at: at.number_input(key="cmp.n_rules").set_value(0), "rules"),
-    (lambda at: at.number_input(key="cmp.rules.0.gd.learning_rate").set_value(0.0), "learning_rate"),
-    (lambda at: at.number_input(key="cmp.rules.1.momentum.learning_rate").set_value(-1.0), "learning_rate"),
-    (lambda at: at.number_input(key="cmp.steps").set_value(0), "steps"),
-    (lambda at: at.text_input(key="cmp.problem.spirals.hidden").input("4, x"), "problem.hidden"),
-    (lambda at: at.number_input(key="cmp.batch_size").set_value(10_000), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda at: at.number_input(key="cmp.n_rules").set_value(0), "rules"),
+        (lambda at: at.number_input(key="cmp.rules.0.gd.learning_rate").set_value(0.0), "learning_rate"),
+        (lambda at: at.number_input(key="cmp.rules.1.momentum.learning_rate").set_value(-1.0), "learning_rate"),
+        (lambda at: at.number_input(key="cmp.steps").set_value(0), "steps"),
+        (lambda at: at.text_input(key="cmp.problem.spirals.hidden").input("4, x"), "problem.hidden"),
+        (lambda at: at.number_input(key="cmp.batch_size").set_value(10_000), "batch_size"),
+    ],
+)
 def test_invalid_settings_give_one_line_errors_and_the_page_keeps_working(change, field):
     at = open_app(compare=SMALL)
     no_trouble(at)
@@ -214,7 +247,11 @@ def test_a_shared_link_reopens_the_same_comparison():
     no_trouble(again)
     assert again.number_input(key="cmp.rules.2.adam.learning_rate").value == 0.02
     assert again.text_input(key="cmp.problem.spirals.hidden").value == "4"
-    assert [t["name"] for t in traces(chart_titled(again, "Training loss"), "train")] == ["vanilla GD", "momentum", "Adam"]
+    assert [t["name"] for t in traces(chart_titled(again, "Training loss"), "train")] == [
+        "vanilla GD",
+        "momentum",
+        "Adam",
+    ]
 
 
 # --- plugins ------------------------------------------------------------------------------------
@@ -291,25 +328,36 @@ def test_a_broken_plugin_file_is_reported_in_one_line(tmp_path):
 
 # --- the other pages ------------------------------------------------------------------------------
 
+
 def test_sweep_page_marks_each_alpha_by_status_and_stars_the_largest_stable():
-    spec = {"steps": 15, "seeds": 1, "eval_every": 5, "problem": {"name": "sine", "samples": 30, "hidden": [4]},
-            "rules": [{"rule": "gd", "learning_rate": [1e-2, 100.0]}], "alpha_points": 5}
+    spec = {
+        "steps": 15,
+        "seeds": 1,
+        "eval_every": 5,
+        "problem": {"name": "sine", "samples": 30, "hidden": [4]},
+        "rules": [{"rule": "gd", "learning_rate": [1e-2, 100.0]}],
+        "alpha_points": 5,
+    }
     at = open_app("2_sweep.py", sweep=spec)
     no_trouble(at)
     sweep = chart_titled(at, "Learning-rate sweep")
     (line,) = traces(sweep, "final")
     assert line["x"] == pytest.approx([0.01, 0.1, 1.0, 10.0, 100.0])
-    records = records_for({k: v for k, v in spec.items() if k != "alpha_points"} |
-                          {"rules": [{"rule": "gd", "learning_rate": line["x"]}]}, "dashboard-sweep")
+    records = records_for(
+        {k: v for k, v in spec.items() if k != "alpha_points"}
+        | {"rules": [{"rule": "gd", "learning_rate": line["x"]}]},
+        "dashboard-sweep",
+    )
     runs = records.runs.sort_values("learning_rate")
     flagged = runs.loc[runs.status.isin(["unstable", "diverged"]), "learning_rate"].tolist()
     assert flagged, "α = 100 must blow up on this problem"
-    (markers,) = traces(sweep, "status")   # one seed: each α's marker is that run's status
+    (markers,) = traces(sweep, "status")  # one seed: each α's marker is that run's status
     assert markers["x"] == pytest.approx(runs.learning_rate.tolist())
     assert markers["marker"]["symbol"] == [STATUS_STYLE[s].symbol for s in runs.status]
     assert markers["marker"]["color"] == [STATUS_STYLE[s].color for s in runs.status]
-    stable = [a for a, s in zip(runs.learning_rate, runs.status)
-              if s in ("converged", "progressing") and a < min(flagged)]
+    stable = [
+        a for a, s in zip(runs.learning_rate, runs.status) if s in ("converged", "progressing") and a < min(flagged)
+    ]
     (star,) = traces(sweep, "largest_stable")
     assert star["x"][0] == pytest.approx(max(stable))
     legend = [t["name"] for t in traces(sweep, "status_legend")]
@@ -358,11 +406,15 @@ def test_decision_boundary_page_final_and_earlier_step():
     registry = load_registry()
     instance = registry.problem("spirals").build(dict(short.experiment.problem_settings))
     params = F.params_from_weights(short, instance, "final", [0, 1, 2])
-    expected = F.draw_decision_boundary(F.decision_boundary_info(
-        instance, [(f"panel {j}", params[j]) for j in range(3)], step=4)).to_plotly_json()
-    for shown, reference in zip(traces(earlier, "prediction"), [t for t in expected["data"] if t.get("meta") == "prediction"]):
-        np.testing.assert_allclose(np.asarray(shown["z"], dtype=float), np.asarray(reference["z"], dtype=float),
-                                   rtol=1e-12, equal_nan=True)
+    expected = F.draw_decision_boundary(
+        F.decision_boundary_info(instance, [(f"panel {j}", params[j]) for j in range(3)], step=4)
+    ).to_plotly_json()
+    for shown, reference in zip(
+        traces(earlier, "prediction"), [t for t in expected["data"] if t.get("meta") == "prediction"]
+    ):
+        np.testing.assert_allclose(
+            np.asarray(shown["z"], dtype=float), np.asarray(reference["z"], dtype=float), rtol=1e-12, equal_nan=True
+        )
     assert "spirals" in at.selectbox(key="bound.problem").options
     assert "sine" not in at.selectbox(key="bound.problem").options
 
@@ -384,6 +436,7 @@ def test_results_page_opens_a_saved_experiment_without_rerunning(tmp_path):
 
 def test_results_page_skips_a_save_still_in_progress(tmp_path):
     import shutil
+
     folder = save_results(records_for(SMALL, "saved-compare"), tmp_path)
     shutil.copytree(folder, tmp_path / f".{folder.name}.x1.tmp")  # what an unfinished save looks like
     at = open_app("5_results.py", folder=str(tmp_path))
@@ -420,7 +473,7 @@ def test_settings_survive_a_visit_to_another_page():
     assert at.text_input(key="cmp.problem.spirals.hidden").value == "4"
 
 
-BROKEN_AT_RUNTIME = textwrap.dedent('''
+BROKEN_AT_RUNTIME = textwrap.dedent("""
     from typing import NamedTuple
     import numpy as np
     from descentlab import DescentRule, hookimpl
@@ -437,11 +490,12 @@ BROKEN_AT_RUNTIME = textwrap.dedent('''
     @hookimpl
     def register_optimizers(register):
         register(DescentRule("broken_test", init, update, summary="raises"))
-''')
+""")
 
 
 def test_broken_plugins_are_reported_and_the_page_keeps_working(tmp_path, monkeypatch):
     import os
+
     unimportable = tmp_path / "unimportable_plugin.py"
     unimportable.write_text("import no_such_module_anywhere\n")
     raising = tmp_path / "raising_plugin.py"
@@ -518,9 +572,13 @@ def test_schedules_and_seeds_reach_the_charts_as_recorded():
 
 
 def test_an_edited_link_with_nonsense_values_still_opens_the_page():
-    nonsense = {"steps": "many", "seeds": -1, "eval_every": [1], "problem": {"name": "spirals", "hidden": "x, y",
-                                                                         "noise": "loud"},
-                "rules": [{"rule": "gd", "learning_rate": "fast", "weight_decay": None}, "not a table"]}
+    nonsense = {
+        "steps": "many",
+        "seeds": -1,
+        "eval_every": [1],
+        "problem": {"name": "spirals", "hidden": "x, y", "noise": "loud"},
+        "rules": [{"rule": "gd", "learning_rate": "fast", "weight_decay": None}, "not a table"],
+    }
     at = open_app(compare=nonsense)
     assert not at.exception
     messages = [e.value for e in at.error]
@@ -532,18 +590,24 @@ def test_an_edited_link_with_nonsense_values_still_opens_the_page():
     assert traces(chart_titled(broken, "Training loss"), "train")  # the default comparison instead
 
 
-@pytest.mark.parametrize("page, param", [("2_sweep.py", "sweep"), ("3_landscape.py", "landscape"),
-                                         ("4_decision_boundary.py", "boundary")])
+@pytest.mark.parametrize(
+    "page, param", [("2_sweep.py", "sweep"), ("3_landscape.py", "landscape"), ("4_decision_boundary.py", "boundary")]
+)
 def test_nonsense_links_do_not_break_the_other_pages(page, param):
-    nonsense = {"steps": "many", "seeds": "some", "alpha_points": "lots", "problem": 7,
-                "rules": [{"rule": 3, "learning_rate": ["a", "b"], "schedule": 5}, None]}
+    nonsense = {
+        "steps": "many",
+        "seeds": "some",
+        "alpha_points": "lots",
+        "problem": 7,
+        "rules": [{"rule": 3, "learning_rate": ["a", "b"], "schedule": 5}, None],
+    }
     at = open_app(page, **{param: nonsense})
     assert not at.exception, [e.value for e in at.exception]
     assert all("\n" not in e.value for e in at.error)
 
 
 def test_a_grid_with_many_configurations_draws_the_chosen_curves(tmp_path):
-    spec = {**SMALL, "rules": [{"rule": "gd", "learning_rate": [0.01 * 2 ** k for k in range(14)]}]}
+    spec = {**SMALL, "rules": [{"rule": "gd", "learning_rate": [0.01 * 2**k for k in range(14)]}]}
     records = records_for(spec, "many")
     folder = save_results(records, tmp_path)
     at = open_app("5_results.py", folder=str(tmp_path))
@@ -561,15 +625,24 @@ def test_a_grid_with_many_configurations_draws_the_chosen_curves(tmp_path):
 
 # --- run verdicts: unstable runs are marked, statuses counted and coloured -------------------------
 
+
 def _unstable_regression_spec() -> dict:
     """Linear regression with GD at α·λ_max = 2.1: past the limit 2, the loss climbs without diverging."""
     registry = load_registry()
     problem = registry.problems["linear_regression"]
     instance = problem.build({h.name: h.default for h in problem.settings})
     lam = float(instance.describe()["top_eigenvalue"])
-    return {"steps": 40, "seeds": 1, "batch_size": 0, "eval_every": 10, "problem": {"name": "linear_regression"},
-            "rules": [{"rule": "gd", "label": "α·λ_max = 0.5", "learning_rate": 0.5 / lam},
-                      {"rule": "gd", "label": "α·λ_max = 2.1", "learning_rate": 2.1 / lam}]}
+    return {
+        "steps": 40,
+        "seeds": 1,
+        "batch_size": 0,
+        "eval_every": 10,
+        "problem": {"name": "linear_regression"},
+        "rules": [
+            {"rule": "gd", "label": "α·λ_max = 0.5", "learning_rate": 0.5 / lam},
+            {"rule": "gd", "label": "α·λ_max = 2.1", "learning_rate": 2.1 / lam},
+        ],
+    }
 
 
 def test_compare_page_marks_an_unstable_run_and_counts_and_colours_the_statuses():
@@ -586,7 +659,7 @@ def test_compare_page_marks_an_unstable_run_and_counts_and_colours_the_statuses(
     assert mark["x"] == [step] and mark["text"] == [f"unstable from step {step}"]
     assert mark["marker"]["symbol"] == STATUS_STYLE["unstable"].symbol
     climbing = next(t for t in traces(loss, "train") if t["name"] == "α·λ_max = 2.1")
-    assert climbing["x"][-1] == spec["steps"]          # not stopped: drawn to the last step
+    assert climbing["x"][-1] == spec["steps"]  # not stopped: drawn to the last step
     assert any(f"unstable from step {step}" in w.value for w in at.warning)
     # the summary table: every status cell in its status's colour
     summary = table_with(at, "run_id")
@@ -623,6 +696,7 @@ def test_landscape_page_marks_the_unstable_path():
 
 def test_compare_page_shows_the_recorded_wall_time():
     import re
+
     at = open_app(compare=SMALL)
     no_trouble(at)
     assert any(re.search(r" in \d+\.\d\d s ", c.value) for c in at.caption), [c.value for c in at.caption]
@@ -630,7 +704,7 @@ def test_compare_page_shows_the_recorded_wall_time():
 
 def test_results_page_shows_the_recorded_wall_time(tmp_path):
     records = records_for(SMALL, "timed")
-    records.meta["wall_time_s"] = 7.25      # what core/records.py writes (and the page once missed)
+    records.meta["wall_time_s"] = 7.25  # what core/records.py writes (and the page once missed)
     save_results(records, tmp_path)
     at = open_app("5_results.py", folder=str(tmp_path))
     no_trouble(at)
@@ -649,14 +723,16 @@ def test_results_page_without_a_recorded_wall_time_still_opens(tmp_path):
 
 def test_wall_time_reads_what_records_write():
     from descentlab.dashboard import widgets as W
+
     assert W.wall_time({"wall_time_s": 1.5}) == 1.5
-    assert W.wall_time({"wall_time": 2.0}) == 2.0          # older key, still read
+    assert W.wall_time({"wall_time": 2.0}) == 2.0  # older key, still read
     assert W.wall_time({}) is None and W.wall_time(None) is None and W.wall_time({"wall_time_s": "x"}) is None
 
 
 def test_results_page_gives_cores_verdict_and_the_new_summary_columns(tmp_path):
     from descentlab import analysis
     from descentlab.records import load_results
+
     spec = _unstable_regression_spec()
     folder = save_results(records_for(spec, "verdicts"), tmp_path)
     at = open_app("5_results.py", folder=str(tmp_path))
@@ -676,12 +752,15 @@ def test_results_page_gives_cores_verdict_and_the_new_summary_columns(tmp_path):
 def test_cached_results_are_shared_not_copied_and_read_only():
     # one Results object for every rerun and session (st.cache_resource): no per-rerun copy
     from descentlab.dashboard import widgets as W
+
     registry = load_registry()
     spec = {**SMALL, "name": "shared-cache"}
-    first = W._run_cached(json.dumps(W.validate(spec, registry).to_dict(), sort_keys=True, default=str),
-                          ((), ""), registry)
-    again = W._run_cached(json.dumps(W.validate(spec, registry).to_dict(), sort_keys=True, default=str),
-                          ((), ""), registry)
+    first = W._run_cached(
+        json.dumps(W.validate(spec, registry).to_dict(), sort_keys=True, default=str), ((), ""), registry
+    )
+    again = W._run_cached(
+        json.dumps(W.validate(spec, registry).to_dict(), sort_keys=True, default=str), ((), ""), registry
+    )
     assert first is again
     with pytest.raises(ValueError):
         next(iter(first.weights.values()))[...] = 0.0

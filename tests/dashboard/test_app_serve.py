@@ -6,16 +6,31 @@ from pathlib import Path
 import descentlab.dashboard as dashboard
 import importlib
 
-serve_module = importlib.import_module("descentlab.dashboard.serve")  # the package re-exports the function under the same name
+serve_module = importlib.import_module(
+    "descentlab.dashboard.serve"
+)  # the package re-exports the function under the same name
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 
 def test_streamlit_command_is_the_documented_one():
     assert serve_module.streamlit_command("0.0.0.0", 9000, ["--theme.base", "dark"]) == [
-        sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
-        "--server.address", "0.0.0.0", "--server.port", "9000", "--browser.gatherUsageStats", "false",
-        "--theme.base", "dark"]
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "0.0.0.0",
+        "--server.port",
+        "9000",
+        "--browser.gatherUsageStats",
+        "false",
+        "--theme.base",
+        "dark",
+    ]
 
 
 def test_serve_is_reexported_and_returns_streamlits_status(monkeypatch, capsys):

@@ -22,9 +22,18 @@ REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 OUT = REPO / "test-output" / "browser"
 DOCS = REPO / "docs" / "screenshots"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--disable-extensions", "--disable-default-apps"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+]
 
 pytestmark = [
     pytest.mark.browser,
@@ -52,10 +61,19 @@ def saved_results(tmp_path_factory):
     from descentlab.records import save_results
     from descentlab.registry import load_registry
     from descentlab.runner import run_experiment
+
     registry = load_registry()
-    spec = {"name": "browser-moons", "steps": 200, "seeds": 2, "problem": {"name": "moons"},
-            "rules": [{"rule": "gd", "learning_rate": 0.5}, {"rule": "momentum", "learning_rate": 0.05},
-                      {"rule": "adam", "learning_rate": 0.01}]}
+    spec = {
+        "name": "browser-moons",
+        "steps": 200,
+        "seeds": 2,
+        "problem": {"name": "moons"},
+        "rules": [
+            {"rule": "gd", "learning_rate": 0.5},
+            {"rule": "momentum", "learning_rate": 0.05},
+            {"rule": "adam", "learning_rate": 0.01},
+        ],
+    }
     results = run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
     folder = tmp_path_factory.mktemp("results")
     save_results(results, folder)
@@ -72,8 +90,9 @@ def server(tmp_path_factory):
     # A session of its own, so that the launcher and the streamlit process it starts stop together.
     # the saved results live in pytest's temporary folder: allowed as a user would (--allow-path)
     command = [*dashboard_command(port), "--allow-path", str(tmp_path_factory.getbasetemp())]
-    process = subprocess.Popen(command, cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -100,7 +119,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:   # one per module: playwright's sync API cannot nest
+    with sync_api.sync_playwright() as p:  # one per module: playwright's sync API cannot nest
         launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         yield launched
         launched.close()
@@ -115,18 +134,28 @@ def page(server, browser):
 
 
 # Streamlit's plotly theme wraps titles in <b>…</b>: compare the text without tags.
-TITLE_JS = "el => String((el.layout && el.layout.title && el.layout.title.text) || '').replace(/<br>/g, ' ').replace(/<[^>]*>/g, '')"
-JS_CHARTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => ({
-    title: (""" + TITLE_JS + """)(el),
+TITLE_JS = (
+    "el => String((el.layout && el.layout.title && el.layout.title.text) || '')"
+    ".replace(/<br>/g, ' ').replace(/<[^>]*>/g, '')"
+)
+JS_CHARTS = (
+    """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => ({
+    title: ("""
+    + TITLE_JS
+    + """)(el),
     traces: (el._fullData || []).map(t => ({name: t.name, meta: t.meta, n: (t.x || []).length}))}))"""
+)
 
 
 def chart_locator(tab, title_start: str):
     """The plotly element whose title starts with ``title_start`` (waits until it is drawn)."""
     tab.wait_for_function(
         """(start) => Array.from(document.querySelectorAll('.js-plotly-plot')).some(
-               el => el._fullData && (""" + TITLE_JS + """)(el).startsWith(start))""",
-        arg=title_start)
+               el => el._fullData && ("""
+        + TITLE_JS
+        + """)(el).startsWith(start))""",
+        arg=title_start,
+    )
     charts = tab.locator(".js-plotly-plot")
     for i in range(charts.count()):
         title = charts.nth(i).evaluate(TITLE_JS)
@@ -172,8 +201,11 @@ def test_compare_page_run_draws_one_loss_trace_per_rule(page, server):
     chart_locator(page, "Cost surface")
     page.get_by_role("link", name="Compare").click()
     loss = chart_locator(page, "Training loss")
-    assert [t["name"] for t in loss.evaluate("el => el._fullData.map(t => ({name: t.name, meta: t.meta}))")
-            if t["meta"] == "train"] == ["vanilla GD", "momentum", "Adam"]
+    assert [
+        t["name"]
+        for t in loss.evaluate("el => el._fullData.map(t => ({name: t.name, meta: t.meta}))")
+        if t["meta"] == "train"
+    ] == ["vanilla GD", "momentum", "Adam"]
 
 
 def test_every_page_renders_and_is_screenshotted(page, server, saved_results):
@@ -202,10 +234,14 @@ def test_every_page_renders_and_is_screenshotted(page, server, saved_results):
 
 
 # The lesson page's stages, as a teacher clicks them; each must fit a 1280x800 projector screen.
-LESSON_STAGES = (("1 · Forward", "1 · Forward", "forward"), ("2 · Cost", "2 · Cost", "cost"),
-                 ("3 · Backprop", "3 · Backprop", "backprop-output"),
-                 ("3 · Backprop", "3 · Backprop: δ = ∂J/∂z, reached layer 1", "backprop-first-layer"),
-                 ("4 · Descent", "4 · Gradient descent", "descent"), ("5 · Next step ▶", "1 · Forward", "next-step"))
+LESSON_STAGES = (
+    ("1 · Forward", "1 · Forward", "forward"),
+    ("2 · Cost", "2 · Cost", "cost"),
+    ("3 · Backprop", "3 · Backprop", "backprop-output"),
+    ("3 · Backprop", "3 · Backprop: δ = ∂J/∂z, reached layer 1", "backprop-first-layer"),
+    ("4 · Descent", "4 · Gradient descent", "descent"),
+    ("5 · Next step ▶", "1 · Forward", "next-step"),
+)
 JS_LAYOUT = """() => {
     const main = document.querySelector('[data-testid="stMain"]');
     const chart = Array.from(document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot'))[0];
@@ -227,18 +263,23 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
     chart_locator(tab, "1 · Forward")
     for button, title, shot in LESSON_STAGES:
         tab.get_by_role("button", name=button, exact=True).click()
-        tab.wait_for_function("(start) => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
-                              "el => (" + TITLE_JS + ")(el).startsWith(start))", arg=title)
+        tab.wait_for_function(
+            "(start) => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
+            "el => (" + TITLE_JS + ")(el).startsWith(start))",
+            arg=title,
+        )
         tab.wait_for_timeout(300)
         layout = tab.evaluate(JS_LAYOUT)
-        assert layout["width"] <= width, layout                   # never a sideways scroll
-        if width >= 1280:                                         # the whole stage on one screen
+        assert layout["width"] <= width, layout  # never a sideways scroll
+        if width >= 1280:  # the whole stage on one screen
             assert layout["chart_bottom"] <= height and layout["text_bottom"] <= height, (button, layout)
         screen(tab, f"lesson-{shot}" + ("" if width >= 1280 else f"-{width}px"), docs=width >= 1280)
     assert tab.locator("[data-testid='stException']").count() == 0
     # the loss so far has grown by the step taken
-    assert tab.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
-                        "el => (" + TITLE_JS + ")(el) === 'loss so far')")
+    assert tab.evaluate(
+        "() => Array.from(document.querySelectorAll('.js-plotly-plot')).some("
+        "el => (" + TITLE_JS + ")(el) === 'loss so far')"
+    )
     if width >= 1280:
         # clicking a weight's dot on the diagram selects it: its chain rule and its check are shown
         x, y, index = tab.evaluate("""() => {
@@ -247,7 +288,7 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
             const box = el.getBoundingClientRect(), k = dots.x.length - 2;
             return [box.left + L.xaxis._offset + L.xaxis.l2p(dots.x[k]),
                     box.top + L.yaxis._offset + L.yaxis.l2p(dots.y[k]), dots.customdata[k]]; }""")
-        assert index == 10                                        # W2[1,0] of the 2-3-1 network
+        assert index == 10  # W2[1,0] of the 2-3-1 network
         tab.mouse.click(x, y)
         tab.get_by_text("∂J/∂W2[1,0] over the batch").first.wait_for()
         tab.get_by_text("The learning rate, felt", exact=True).click()
@@ -276,7 +317,8 @@ def screen(tab, name: str, *, docs: bool) -> None:
         shutil.copyfile(OUT / f"{name}.png", DOCS / f"{name}.png")
 
 
-JS_TITLES_AND_TOOLBARS = """() => Array.from(document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')).map(el => {
+JS_TITLES_AND_TOOLBARS = """() => Array.from(
+    document.querySelectorAll('[data-testid="stMain"] .js-plotly-plot')).map(el => {
     const box = r => r && {left: r.left, right: r.right, top: r.top, bottom: r.bottom};
     const title = el.querySelector('.gtitle'), bar = el.querySelector('.modebar');
     return {title: title ? title.textContent : '', chart: box(el.getBoundingClientRect()),
@@ -284,12 +326,19 @@ JS_TITLES_AND_TOOLBARS = """() => Array.from(document.querySelectorAll('[data-te
 
 
 def _overlap(a, b) -> bool:
-    return bool(a and b) and a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] \
+    return (
+        bool(a and b)
+        and a["left"] < b["right"]
+        and b["left"] < a["right"]
+        and a["top"] < b["bottom"]
         and b["top"] < a["bottom"]
+    )
 
 
-@pytest.mark.parametrize("path,title", [("/compare", "Training loss"), ("/sweep", "Learning-rate sweep"),
-                                        ("/stability", ""), ("/lr_find", "")])
+@pytest.mark.parametrize(
+    "path,title",
+    [("/compare", "Training loss"), ("/sweep", "Learning-rate sweep"), ("/stability", ""), ("/lr_find", "")],
+)
 def test_the_toolbar_never_covers_a_chart_title_on_a_phone(server, browser, path, title):
     tab = browser.new_page(viewport={"width": 414, "height": 896})
     tab.set_default_timeout(90_000)
@@ -299,8 +348,10 @@ def test_the_toolbar_never_covers_a_chart_title_on_a_phone(server, browser, path
     charts = tab.evaluate(JS_TITLES_AND_TOOLBARS)
     assert charts
     for chart in charts:
-        if chart["text"]:   # the title fits the screen, beside the toolbar
-            assert chart["text"]["right"] <= chart["chart"]["right"] and chart["text"]["top"] >= chart["chart"]["top"] - 4, chart
+        if chart["text"]:  # the title fits the screen, beside the toolbar
+            assert (
+                chart["text"]["right"] <= chart["chart"]["right"] and chart["text"]["top"] >= chart["chart"]["top"] - 4
+            ), chart
         if chart["bar"] and chart["text"]:
             assert not _overlap(chart["bar"], chart["text"]), chart
     tab.close()

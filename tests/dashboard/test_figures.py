@@ -30,9 +30,13 @@ def _run(spec):
 
 # --- curves -------------------------------------------------------------------------------------
 
+
 def test_loss_curves_median_and_band_match_pandas(make_results):
-    results = make_results([{"rule": "gd", "label": "vanilla GD", "learning_rate": 0.1},
-                            {"rule": "adam", "learning_rate": 0.3}], steps=12, seeds=(0, 1, 2, 3))
+    results = make_results(
+        [{"rule": "gd", "label": "vanilla GD", "learning_rate": 0.1}, {"rule": "adam", "learning_rate": 0.3}],
+        steps=12,
+        seeds=(0, 1, 2, 3),
+    )
     info = F.loss_curves_info(results, test=False)
     assert [c.name for c in info.curves] == ["vanilla GD", "adam"]
     for curve, entry in zip(info.curves, (0, 1)):
@@ -54,8 +58,10 @@ def test_single_run_curve_is_the_records(make_results):
 
 
 def test_diverged_run_stops_at_diverged_at_and_is_marked(make_results):
-    results = make_results([{"rule": "gd", "learning_rate": 0.1},
-                            {"rule": "gd", "label": "big", "learning_rate": 5.0, "diverge_at": 6}], steps=20)
+    results = make_results(
+        [{"rule": "gd", "learning_rate": 0.1}, {"rule": "gd", "label": "big", "learning_rate": 5.0, "diverge_at": 6}],
+        steps=20,
+    )
     info = F.loss_curves_info(results, test=False)
     big = next(c for c in info.curves if c.name == "big")
     recorded = int(results.runs.loc[results.runs.label == "big", "diverged_at"].iloc[0])
@@ -93,8 +99,13 @@ def test_median_over_seeds_is_blown_up_once_half_the_seeds_are(make_results):
 
 
 def test_groups_name_the_grid_point(make_results):
-    results = make_results([{"rule": "gd", "label": "GD", "learning_rate": [0.01, 0.1]},
-                            {"rule": "momentum", "learning_rate": 0.1, "momentum": 0.9}], seeds=(0, 1))
+    results = make_results(
+        [
+            {"rule": "gd", "label": "GD", "learning_rate": [0.01, 0.1]},
+            {"rule": "momentum", "learning_rate": 0.1, "momentum": 0.9},
+        ],
+        seeds=(0, 1),
+    )
     groups = F.run_groups(results)
     assert [g.name for g in groups] == ["GD (α=0.01)", "GD (α=0.1)", "momentum"]
     assert [g.run_ids for g in groups] == [[0, 1], [2, 3], [4, 5]]
@@ -107,27 +118,40 @@ def test_other_metric_curves_and_layers(make_results):
     assert F.step_size_info(results).curves[0].y == m["step_size"].iloc[:-1].tolist()
     layers = F.layer_grad_norms_info(results)
     assert layers.layers == ["layer1", "layer2", "layer3"]
-    (name, curves), = layers.panels
+    ((name, curves),) = layers.panels
     for curve, layer in zip(curves, layers.layers):
         assert curve.y == m[f"grad_norm.{layer}"].tolist()
     F.draw_layer_grad_norms(layers)
 
 
 def test_figures_hold_plain_lists(make_results):
-    results = make_results([{"rule": "gd", "learning_rate": [0.1, 1.0], "diverge_at": lambda a: 3 if a > 0.5 else None}],
-                           steps=10, seeds=(0, 1))
-    for fig in (F.draw_curves(F.loss_curves_info(results)), F.draw_sweep(F.sweep_info(results)),
-                F.draw_sweep_heatmap(F.sweep_heatmap_info(results)),
-                F.draw_summary_table(F.summary_table_info(results))):
+    results = make_results(
+        [{"rule": "gd", "learning_rate": [0.1, 1.0], "diverge_at": lambda a: 3 if a > 0.5 else None}],
+        steps=10,
+        seeds=(0, 1),
+    )
+    for fig in (
+        F.draw_curves(F.loss_curves_info(results)),
+        F.draw_sweep(F.sweep_info(results)),
+        F.draw_sweep_heatmap(F.sweep_heatmap_info(results)),
+        F.draw_summary_table(F.summary_table_info(results)),
+    ):
         assert _is_plain(fig.to_plotly_json()["data"])
 
 
 # --- learning-rate sweep ------------------------------------------------------------------------
 
+
 def test_sweep_info_against_the_run_table(make_results):
     alphas = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
-    results = make_results([{"rule": "gd", "learning_rate": alphas, "diverge_at": lambda a: 4 if a >= 1.0 else None},
-                            {"rule": "adam", "learning_rate": alphas}], steps=10, seeds=(0, 1, 2))
+    results = make_results(
+        [
+            {"rule": "gd", "learning_rate": alphas, "diverge_at": lambda a: 4 if a >= 1.0 else None},
+            {"rule": "adam", "learning_rate": alphas},
+        ],
+        steps=10,
+        seeds=(0, 1, 2),
+    )
     info = F.sweep_info(results)
     gd, adam = info.lines
     runs = results.runs
@@ -154,22 +178,31 @@ def test_sweep_info_against_the_run_table(make_results):
 
 
 # Known by construction: three seeds per α; the status of each (α, seed) is chosen here.
-VERDICTS = {0.1: ("converged",) * 3,
-            1.0: ("progressing",) * 3,
-            3.0: ("converged", "unstable", "converged"),   # one seed blows up (and goes on)
-            10.0: ("diverged",) * 3,
-            30.0: ("converged",) * 3}                      # lucky: past the edge, does not count
+VERDICTS = {
+    0.1: ("converged",) * 3,
+    1.0: ("progressing",) * 3,
+    3.0: ("converged", "unstable", "converged"),  # one seed blows up (and goes on)
+    10.0: ("diverged",) * 3,
+    30.0: ("converged",) * 3,
+}  # lucky: past the edge, does not count
 WORST = {0.1: "converged", 1.0: "progressing", 3.0: "unstable", 10.0: "diverged", 30.0: "converged"}
 
 
 def _verdict_results(make_results, verdicts=VERDICTS, steps=12):
-    return make_results([{
-        "rule": "gd", "learning_rate": sorted(verdicts),
-        "diverge_at": lambda a, s: 5 if verdicts[a][s] == "diverged" else None,
-        "unstable_at": lambda a, s: 4 + s if verdicts[a][s] == "unstable" else None,
-        "fail_at": lambda a, s: 3 if verdicts[a][s] == "failed" else None,
-        "status": lambda a, s: verdicts[a][s],
-    }], steps=steps, seeds=(0, 1, 2))
+    return make_results(
+        [
+            {
+                "rule": "gd",
+                "learning_rate": sorted(verdicts),
+                "diverge_at": lambda a, s: 5 if verdicts[a][s] == "diverged" else None,
+                "unstable_at": lambda a, s: 4 + s if verdicts[a][s] == "unstable" else None,
+                "fail_at": lambda a, s: 3 if verdicts[a][s] == "failed" else None,
+                "status": lambda a, s: verdicts[a][s],
+            }
+        ],
+        steps=steps,
+        seeds=(0, 1, 2),
+    )
 
 
 def test_sweep_marks_each_alpha_by_its_worst_status_and_stars_the_largest_stable(make_results):
@@ -180,9 +213,9 @@ def test_sweep_marks_each_alpha_by_its_worst_status_and_stars_the_largest_stable
     assert line.statuses == [VERDICTS[a] for a in line.alphas]
     assert line.worst == [WORST[a] for a in line.alphas]
     assert line.flagged == [False, False, True, True, False]
-    assert line.largest_stable == 1.0            # not 30: a lucky α past the edge does not count
+    assert line.largest_stable == 1.0  # not 30: a lucky α past the edge does not count
     assert line.smallest_flagged == 3.0
-    assert line.unstable_at == [None, None, 5, None, None]   # seed 1: 4 + 1
+    assert line.unstable_at == [None, None, 5, None, None]  # seed 1: 4 + 1
     assert line.diverged_at == [None, None, None, 5, None]
     at_one = results.runs[results.runs.learning_rate == 1.0]
     assert line.largest_stable_loss == pytest.approx(float(at_one.final_loss.median()))
@@ -217,16 +250,20 @@ def test_the_star_never_sits_on_an_alpha_with_an_unstable_seed(make_results):
 
 
 def test_failed_and_stalled_alphas_are_neither_flagged_nor_stable(make_results):
-    verdicts = {0.01: ("stalled",) * 3, 0.1: ("converged",) * 3, 0.3: ("converged", "failed", "converged"),
-                1.0: ("progressing", "converged", "stalled")}
+    verdicts = {
+        0.01: ("stalled",) * 3,
+        0.1: ("converged",) * 3,
+        0.3: ("converged", "failed", "converged"),
+        1.0: ("progressing", "converged", "stalled"),
+    }
     results = _verdict_results(make_results, verdicts)
     info = F.sweep_info(results)
     (line,) = info.lines
     assert line.worst == ["stalled", "converged", "failed", "stalled"]
     assert line.flagged == [False] * 4 and line.failed == [False, False, True, False]
     assert line.smallest_flagged is None
-    assert line.largest_stable == 0.1            # 0.3 has a failed seed, 1.0 a stalled one
-    assert line.final_loss[2] is None            # a failed seed has no final loss: drawn at the top
+    assert line.largest_stable == 0.1  # 0.3 has a failed seed, 1.0 a stalled one
+    assert line.final_loss[2] is None  # a failed seed has no final loss: drawn at the top
     fig = F.draw_sweep(info)
     (markers,) = [t for t in fig.data if t.meta == "status"]
     assert markers.marker.symbol[2] == F.STATUS_STYLE["failed"].symbol and markers.y[2] == info.ceiling
@@ -235,12 +272,14 @@ def test_failed_and_stalled_alphas_are_neither_flagged_nor_stable(make_results):
 
 def test_status_styles_are_distinct_and_cover_the_vocabulary():
     from descentlab.verdicts import STATUSES
+
     style = F.STATUS_STYLE
     assert tuple(style) == STATUSES
     assert len({s.color for s in style.values()}) == len(STATUSES)
     assert len({s.symbol for s in style.values()}) == len(STATUSES)
     assert all(s.symbol != "star" for s in style.values())  # ★ is the largest stable α
     from descentlab.dashboard.status_style import style_of, worst_status
+
     assert worst_status(["converged", "failed", "unstable"]) == "unstable"
     assert worst_status(["converged", "progressing"]) == "progressing"
     assert worst_status(["failed", "stalled"]) == "failed"
@@ -248,14 +287,16 @@ def test_status_styles_are_distinct_and_cover_the_vocabulary():
 
 
 def test_largest_stable_alpha_ignores_a_lucky_alpha_past_the_edge(make_results):
-    results = make_results([{"rule": "gd", "learning_rate": [0.1, 1.0, 2.0],
-                             "diverge_at": lambda a: 3 if a == 1.0 else None}], steps=6)
+    results = make_results(
+        [{"rule": "gd", "learning_rate": [0.1, 1.0, 2.0], "diverge_at": lambda a: 3 if a == 1.0 else None}], steps=6
+    )
     assert F.sweep_info(results).lines[0].largest_stable == 0.1
 
 
 def test_sweep_heatmap_cells_are_log10_loss_and_blown_up_cells_sit_at_the_top(make_results):
-    results = make_results([{"rule": "gd", "learning_rate": [0.1, 2.0], "diverge_at": lambda a: 3 if a > 1 else None}],
-                           steps=8)
+    results = make_results(
+        [{"rule": "gd", "learning_rate": [0.1, 2.0], "diverge_at": lambda a: 3 if a > 1 else None}], steps=8
+    )
     info = F.sweep_heatmap_info(results)
     (panel,) = info.panels
     assert panel.alphas == [0.1, 2.0] and panel.steps == list(range(9))
@@ -292,8 +333,13 @@ def test_heatmap_marks_unstable_and_diverged_rows_at_their_steps(make_results):
 
 
 def test_unstable_run_is_marked_at_unstable_at_and_drawn_to_the_end(make_results):
-    results = make_results([{"rule": "gd", "learning_rate": 0.1},
-                            {"rule": "gd", "label": "wobbly", "learning_rate": 0.3, "unstable_at": 7}], steps=15)
+    results = make_results(
+        [
+            {"rule": "gd", "learning_rate": 0.1},
+            {"rule": "gd", "label": "wobbly", "learning_rate": 0.3, "unstable_at": 7},
+        ],
+        steps=15,
+    )
     info = F.loss_curves_info(results, test=False)
     wobbly = next(c for c in info.curves if c.name == "wobbly")
     assert wobbly.x[-1] == 15  # an unstable run is not stopped
@@ -327,10 +373,15 @@ def test_diverged_mark_uses_the_diverged_style(make_results):
 def test_landscape_and_cost_curve_mark_an_unstable_path(make_results):
     problem = get_registry().problem("quadratic")
     instance = problem.build({h.name: h.default for h in problem.settings})
-    results = make_results([{"rule": "gd", "learning_rate": 0.2},
-                            {"rule": "gd", "label": "wobbly", "learning_rate": 0.5, "unstable_at": 3},
-                            {"rule": "gd", "label": "big", "learning_rate": 0.4, "diverge_at": 6}],
-                           steps=10, path_dims=2)
+    results = make_results(
+        [
+            {"rule": "gd", "learning_rate": 0.2},
+            {"rule": "gd", "label": "wobbly", "learning_rate": 0.5, "unstable_at": 3},
+            {"rule": "gd", "label": "big", "learning_rate": 0.4, "diverge_at": 6},
+        ],
+        steps=10,
+        path_dims=2,
+    )
     path = results.weights["path"]
     info = F.landscape_info(results, instance, grid=5)
     marks = {m.status: m for m in info.marks}
@@ -351,8 +402,10 @@ def test_landscape_and_cost_curve_mark_an_unstable_path(make_results):
     curve = F.cost_curve_info(results, instance, axis=0, grid=5)
     (unstable,) = [m for m in curve.marks if m.status == "unstable"]
     assert unstable.step == 3 and unstable.x == pytest.approx(path[1, 3, 0])
-    assert [t.meta for t in F.draw_cost_curve(curve).data if t.meta in ("unstable", "diverged")] == \
-        ["unstable", "diverged"]
+    assert [t.meta for t in F.draw_cost_curve(curve).data if t.meta in ("unstable", "diverged")] == [
+        "unstable",
+        "diverged",
+    ]
 
 
 def test_status_counts_table_counts_the_runs(make_results):
@@ -374,12 +427,27 @@ def test_status_counts_table_counts_the_runs(make_results):
 
 # --- table --------------------------------------------------------------------------------------
 
+
 def test_summary_table_is_the_run_table(make_results):
-    results = make_results([{"rule": "gd", "learning_rate": 0.1},
-                            {"rule": "momentum", "learning_rate": 0.1, "momentum": 0.9, "diverge_at": 2}], steps=5)
+    results = make_results(
+        [
+            {"rule": "gd", "learning_rate": 0.1},
+            {"rule": "momentum", "learning_rate": 0.1, "momentum": 0.9, "diverge_at": 2},
+        ],
+        steps=5,
+    )
     table = F.summary_table(results)
-    for col in ("label", "learning_rate", "status", "final_loss", "best_loss", "steps_to_target", "diverged_at",
-                "unstable_at", "divergence_reason"):
+    for col in (
+        "label",
+        "learning_rate",
+        "status",
+        "final_loss",
+        "best_loss",
+        "steps_to_target",
+        "diverged_at",
+        "unstable_at",
+        "divergence_reason",
+    ):
         assert col in table.columns
     pd.testing.assert_series_equal(table["diverged_at"], results.runs["diverged_at"], check_names=False)
     assert "momentum" in table.columns
@@ -390,9 +458,11 @@ def test_summary_table_is_the_run_table(make_results):
 
 # --- landscapes, cost curve and decision boundary on real runs ----------------------------------
 
+
 def test_landscape_contours_are_the_quadratic_and_paths_are_the_records():
-    results = _run({"steps": 15, "problem": {"name": "quadratic"},
-                    "rules": [{"rule": "gd", "learning_rate": [0.5, 2.5]}]})
+    results = _run(
+        {"steps": 15, "problem": {"name": "quadratic"}, "rules": [{"rule": "gd", "learning_rate": [0.5, 2.5]}]}
+    )
     instance = get_registry().problem("quadratic").build(results.experiment.problem_settings)
     info = F.landscape_info(results, instance, grid=11, upto_step=7, log_z=False)
     a = instance.hessian(np.zeros((1, 2)))[0]  # f = ½ pᵀAp: the Hessian is A
@@ -411,8 +481,9 @@ def test_landscape_contours_are_the_quadratic_and_paths_are_the_records():
 
 
 def test_cost_curve_of_linear_regression_is_the_closed_form():
-    results = _run({"steps": 10, "problem": {"name": "linear_regression"},
-                    "rules": [{"rule": "gd", "learning_rate": 0.3}]})
+    results = _run(
+        {"steps": 10, "problem": {"name": "linear_regression"}, "rules": [{"rule": "gd", "learning_rate": 0.3}]}
+    )
     instance = get_registry().problem("linear_regression").build(results.experiment.problem_settings)
     info = F.cost_curve_info(results, instance, axis=0, grid=9)
     x = instance.dataset.x_train[:, 0]
@@ -428,8 +499,13 @@ def test_cost_curve_of_linear_regression_is_the_closed_form():
 
 
 def test_decision_boundary_is_the_network_by_hand():
-    results = _run({"steps": 5, "problem": {"name": "moons", "samples": 40, "hidden": [5]},
-                    "rules": [{"rule": "gd", "learning_rate": 0.5}, {"rule": "adam", "learning_rate": 0.05}]})
+    results = _run(
+        {
+            "steps": 5,
+            "problem": {"name": "moons", "samples": 40, "hidden": [5]},
+            "rules": [{"rule": "gd", "learning_rate": 0.5}, {"rule": "adam", "learning_rate": 0.05}],
+        }
+    )
     instance = get_registry().problem("moons").build(results.experiment.problem_settings)
     params = F.params_from_weights(results, instance, "final")
     info = F.decision_boundary_info(instance, [("gd", params[0]), ("adam", params[1])], grid=7, step=5)
@@ -448,8 +524,14 @@ def test_decision_boundary_is_the_network_by_hand():
 
 
 def test_loss_curves_of_a_real_run_equal_its_records():
-    results = _run({"steps": 12, "seeds": 2, "problem": {"name": "xor", "samples": 30, "hidden": [3]},
-                    "rules": [{"rule": "gd", "learning_rate": 0.3}, {"rule": "momentum", "learning_rate": 0.1}]})
+    results = _run(
+        {
+            "steps": 12,
+            "seeds": 2,
+            "problem": {"name": "xor", "samples": 30, "hidden": [3]},
+            "rules": [{"rule": "gd", "learning_rate": 0.3}, {"rule": "momentum", "learning_rate": 0.1}],
+        }
+    )
     info = F.loss_curves_info(results, test=False)
     assert [c.name for c in info.curves] == list(results.runs.drop_duplicates("entry")["label"])
     for curve, entry in zip(info.curves, (0, 1)):
@@ -459,8 +541,13 @@ def test_loss_curves_of_a_real_run_equal_its_records():
 
 
 def test_landscape_animation_frames_walk_the_recorded_paths():
-    results = _run({"steps": 12, "problem": {"name": "rosenbrock"},
-                    "rules": [{"rule": "gd", "learning_rate": 1e-3}, {"rule": "adam", "learning_rate": 0.05}]})
+    results = _run(
+        {
+            "steps": 12,
+            "problem": {"name": "rosenbrock"},
+            "rules": [{"rule": "gd", "learning_rate": 1e-3}, {"rule": "adam", "learning_rate": 0.05}],
+        }
+    )
     instance = get_registry().problem("rosenbrock").build(results.experiment.problem_settings)
     info = F.landscape_info(results, instance, grid=9)
     fig = F.draw_landscape(info, animate=True)
@@ -470,7 +557,7 @@ def test_landscape_animation_frames_walk_the_recorded_paths():
         k = int(frame.name)
         lines, points = frame.data[0::2], frame.data[1::2]
         for run_id, (line, point) in enumerate(zip(lines, points)):
-            assert list(line.x) == pytest.approx(list(path[run_id, :k + 1, 0]))
+            assert list(line.x) == pytest.approx(list(path[run_id, : k + 1, 0]))
             assert list(point.y) == pytest.approx([path[run_id, k, 1]])
     assert _is_plain(fig.to_plotly_json()["frames"])
 
@@ -499,8 +586,13 @@ def test_thinning_never_drops_a_spike_or_a_dip(make_results, spike_step, factor)
 
 
 def test_multiclass_boundary_is_the_argmax_of_the_network_by_hand():
-    results = _run({"steps": 5, "problem": {"name": "blobs", "samples": 60, "hidden": [4]},
-                    "rules": [{"rule": "adam", "learning_rate": 0.05}]})
+    results = _run(
+        {
+            "steps": 5,
+            "problem": {"name": "blobs", "samples": 60, "hidden": [4]},
+            "rules": [{"rule": "adam", "learning_rate": 0.05}],
+        }
+    )
     instance = get_registry().problem("blobs").build(results.experiment.problem_settings)
     params = F.params_from_weights(results, instance, "final")
     info = F.decision_boundary_info(instance, [("adam", params[0])], grid=6)
@@ -519,9 +611,16 @@ def test_multiclass_boundary_is_the_argmax_of_the_network_by_hand():
 
 def test_one_colour_per_rule_entry_in_every_chart():
     # an entry keeps its hue in the loss chart, the sweep and the landscape; its α values are shades of it
-    results = _run({"steps": 10, "problem": {"name": "quadratic"},
-                    "rules": [{"rule": "gd", "learning_rate": [0.3, 1.0, 1.9]},
-                              {"rule": "momentum", "learning_rate": 0.2, "momentum": 0.5}]})
+    results = _run(
+        {
+            "steps": 10,
+            "problem": {"name": "quadratic"},
+            "rules": [
+                {"rule": "gd", "learning_rate": [0.3, 1.0, 1.9]},
+                {"rule": "momentum", "learning_rate": 0.2, "momentum": 0.5},
+            ],
+        }
+    )
     instance = get_registry().problem("quadratic").build(results.experiment.problem_settings)
     loss = {c.name: c.color for c in F.loss_curves_info(results, test=False).curves}
     sweep = {line.name: line.color for line in F.sweep_info(results).lines}
@@ -530,5 +629,5 @@ def test_one_colour_per_rule_entry_in_every_chart():
     assert loss[momentum] == F.entry_color(1) == sweep["momentum"] == paths[momentum]
     gd = [loss[n] for n in loss if n.startswith("gd")]
     assert gd == [F.entry_color(0, rank, 3) for rank in range(3)] and len(set(gd)) == 3
-    assert sweep["gd"] == F.entry_color(0)                      # one sweep line: the entry's own hue
+    assert sweep["gd"] == F.entry_color(0)  # one sweep line: the entry's own hue
     assert [p.color for p in F.landscape_info(results, instance).paths if p.name.startswith("gd")] == gd

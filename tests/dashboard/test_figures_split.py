@@ -19,20 +19,76 @@ from descentlab.dashboard import figures as F
 # (numpy, plotly, dataclass, ...) are not part of it; the status vocabulary it imported is, since
 # pages read ``F.STATUS_STYLE``.
 PUBLIC_NAMES = [
-    "PALETTE", "OUTCOME_COLUMNS", "color", "entry_color", "Group", "config_columns", "run_groups", "Curve",
-    "RunMark", "DivergedMark", "CurvesInfo", "quantiles", "unstable_text", "diverged_text", "metric_curves_info",
-    "loss_curves_info", "learning_rate_info", "step_size_info", "grad_norm_info", "test_accuracy_info",
-    "LEGEND_MAX", "legend_groups", "draw_curves", "LayerNormsInfo", "layer_columns", "layer_grad_norms_info",
-    "draw_layer_grad_norms", "SweepLine", "SweepInfo", "sweep_info", "status_legend", "draw_sweep",
-    "HeatmapMark", "HeatmapPanel", "SweepHeatmapInfo", "alpha_label", "sweep_heatmap_info", "draw_sweep_heatmap",
-    "PathTrace", "PathMark", "LandscapeInfo", "evaluate_grid", "landscape_info", "draw_landscape",
-    "CostCurveInfo", "cost_curve_info", "draw_cost_curve", "params_from_weights", "BoundaryPanel",
-    "BoundaryInfo", "decision_boundary_info", "POINT_COLORS", "draw_decision_boundary", "SUMMARY_COLUMNS",
-    "COLUMN_LABELS", "summary_table", "TableInfo", "summary_table_info", "status_counts_table", "status_tint",
+    "PALETTE",
+    "OUTCOME_COLUMNS",
+    "color",
+    "entry_color",
+    "Group",
+    "config_columns",
+    "run_groups",
+    "Curve",
+    "RunMark",
+    "DivergedMark",
+    "CurvesInfo",
+    "quantiles",
+    "unstable_text",
+    "diverged_text",
+    "metric_curves_info",
+    "loss_curves_info",
+    "learning_rate_info",
+    "step_size_info",
+    "grad_norm_info",
+    "test_accuracy_info",
+    "LEGEND_MAX",
+    "legend_groups",
+    "draw_curves",
+    "LayerNormsInfo",
+    "layer_columns",
+    "layer_grad_norms_info",
+    "draw_layer_grad_norms",
+    "SweepLine",
+    "SweepInfo",
+    "sweep_info",
+    "status_legend",
+    "draw_sweep",
+    "HeatmapMark",
+    "HeatmapPanel",
+    "SweepHeatmapInfo",
+    "alpha_label",
+    "sweep_heatmap_info",
+    "draw_sweep_heatmap",
+    "PathTrace",
+    "PathMark",
+    "LandscapeInfo",
+    "evaluate_grid",
+    "landscape_info",
+    "draw_landscape",
+    "CostCurveInfo",
+    "cost_curve_info",
+    "draw_cost_curve",
+    "params_from_weights",
+    "BoundaryPanel",
+    "BoundaryInfo",
+    "decision_boundary_info",
+    "POINT_COLORS",
+    "draw_decision_boundary",
+    "SUMMARY_COLUMNS",
+    "COLUMN_LABELS",
+    "summary_table",
+    "TableInfo",
+    "summary_table_info",
+    "status_counts_table",
+    "status_tint",
     "draw_summary_table",
     # imported into its namespace
-    "NON_CONFIG_COLUMNS", "stability_edge", "STATUS_STYLE", "counts_text", "is_flagged", "status_counts",
-    "style_of", "worst_status",
+    "NON_CONFIG_COLUMNS",
+    "stability_edge",
+    "STATUS_STYLE",
+    "counts_text",
+    "is_flagged",
+    "status_counts",
+    "style_of",
+    "worst_status",
 ]
 
 
@@ -57,7 +113,9 @@ def test_figures_is_only_the_import_path_and_each_chart_family_a_file_one_reads(
         text = path.read_text(encoding="utf-8")
         doc = ast.get_docstring(ast.parse(text))
         assert doc and "\n" not in doc, f"{path.name}: a one-line docstring saying what it holds"
-        assert len(text.splitlines()) <= 400, f"{path.name}: {len(text.splitlines())} lines"
+        # 500 after ruff format, which puts one argument per line in a long call: the ~400 lines the
+        # split aimed at were counted in the denser hand style before (docs/dev/design.md)
+        assert len(text.splitlines()) <= 500, f"{path.name}: {len(text.splitlines())} lines"
 
 
 # --- the figures themselves -------------------------------------------------------------------
@@ -68,21 +126,36 @@ def test_figures_is_only_the_import_path_and_each_chart_family_a_file_one_reads(
 # contents are checked against independent computations in test_figures.py. If a plotly or numpy
 # upgrade changes these bytes, re-record them only after seeing that the library is the cause.
 
+
 def _results(synthetic_results):
-    configs = [{"rule": "gd", "label": "plain", "learning_rate": [0.05, 0.2, 0.6, 1.5],
-                "diverge_at": lambda a: 7 if a > 1 else None, "unstable_at": lambda a: 9 if 0.5 < a < 1 else None},
-               {"rule": "adam", "label": "other", "learning_rate": [0.1, 0.3]}]
+    configs = [
+        {
+            "rule": "gd",
+            "label": "plain",
+            "learning_rate": [0.05, 0.2, 0.6, 1.5],
+            "diverge_at": lambda a: 7 if a > 1 else None,
+            "unstable_at": lambda a: 9 if 0.5 < a < 1 else None,
+        },
+        {"rule": "adam", "label": "other", "learning_rate": [0.1, 0.3]},
+    ]
     return synthetic_results(configs, steps=16, seeds=(0, 1), path_dims=2)
 
 
 def _bowl():
     """A 2-D quadratic landscape: what landscape_info and cost_curve_info read from a problem."""
+
     def value(points):
         points = np.asarray(points, dtype=float)
         return points[:, 0] ** 2 + 3.0 * points[:, 1] ** 2
+
     # the documented Landscape capability (problem.py), nothing more
-    return SimpleNamespace(value=value, bounds=((-2.0, 2.0), (-1.5, 1.5)), minima=[[0.0, 0.0]],
-                           axis_names=("θ₁", "θ₂"), layout=SimpleNamespace(size=2))
+    return SimpleNamespace(
+        value=value,
+        bounds=((-2.0, 2.0), (-1.5, 1.5)),
+        minima=[[0.0, 0.0]],
+        axis_names=("θ₁", "θ₂"),
+        layout=SimpleNamespace(size=2),
+    )
 
 
 def _classifier():
@@ -93,10 +166,12 @@ def _classifier():
 
     def predict(params, inputs):
         return (inputs @ params[:, :2].T + params[:, 2]).T[..., None]
+
     # the documented Predictor capability: a dataset (task, splits, class names) and predict (logits)
-    return SimpleNamespace(dataset=SimpleNamespace(x_train=x, x_test=x[:0], y_train=y, class_names=["no", "yes"],
-                                                   task="classification"),
-                           predict=predict)
+    return SimpleNamespace(
+        dataset=SimpleNamespace(x_train=x, x_test=x[:0], y_train=y, class_names=["no", "yes"], task="classification"),
+        predict=predict,
+    )
 
 
 @functools.cache  # the figures once for all the tests below
@@ -112,11 +187,19 @@ def _draw(synthetic_results):
     yield "layers", F.draw_layer_grad_norms(F.layer_grad_norms_info(results))
     yield "sweep", F.draw_sweep(F.sweep_info(results))
     yield "heatmap", F.draw_sweep_heatmap(F.sweep_heatmap_info(results))
-    yield "landscape", F.draw_landscape(F.landscape_info(results, bowl, grid=12, upto_step=9), animate=True,
-                                        max_frames=4)
+    yield (
+        "landscape",
+        F.draw_landscape(F.landscape_info(results, bowl, grid=12, upto_step=9), animate=True, max_frames=4),
+    )
     yield "cost_curve", F.draw_cost_curve(F.cost_curve_info(results, bowl, axis=1, grid=20))
-    yield "boundary", F.draw_decision_boundary(F.decision_boundary_info(
-        _classifier(), [("a", np.array([1.0, 0.5, 0.0])), ("b", np.array([-0.3, 2.0, 0.2]))], step=4, grid=10))
+    yield (
+        "boundary",
+        F.draw_decision_boundary(
+            F.decision_boundary_info(
+                _classifier(), [("a", np.array([1.0, 0.5, 0.0])), ("b", np.array([-0.3, 2.0, 0.2]))], step=4, grid=10
+            )
+        ),
+    )
     yield "table", F.draw_summary_table(F.summary_table_info(results))
 
 

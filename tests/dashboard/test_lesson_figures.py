@@ -38,15 +38,18 @@ def test_backprop_lights_only_the_layers_the_error_has_reached(trace):
     assert all(e["color"] == LF.DIM for e in info.edges if e["layer"] == 1)
     deltas = [n["text"] for n in info.nodes if n["layer"] == 2]
     assert deltas == [f"δ={LF._fmt(v)}" for v in trace.layers[1].delta]
-    assert [n["text"] for n in info.nodes if n["layer"] == 1] == ["δ=?"] * 3   # not reached yet
+    assert [n["text"] for n in info.nodes if n["layer"] == 1] == ["δ=?"] * 3  # not reached yet
     with pytest.raises(ValueError, match="update"):
         LF.network_info(trace, "descent")
 
 
 def test_regime_bar_bands_are_the_thresholds_of_the_quadratic():
-    info = LF.regime_bar_info(4.0, 0.6)   # αλ = 2.4
-    assert [(n, a, b) for n, a, b in info.bands[:3]] == [("crawl", 0.0, 0.125), ("glide", 0.125, 0.25),
-                                                         ("bounce", 0.25, 0.5)]
+    info = LF.regime_bar_info(4.0, 0.6)  # αλ = 2.4
+    assert [(n, a, b) for n, a, b in info.bands[:3]] == [
+        ("crawl", 0.0, 0.125),
+        ("glide", 0.125, 0.25),
+        ("bounce", 0.25, 0.5),
+    ]
     assert info.bands[3][:2] == ("escape", 0.5) and info.regime == "escape"
 
 
@@ -58,6 +61,6 @@ def test_slice_record_follows_the_iterates(trace):
     info = LF.slice_info(instance, params, view, 1.5 / view.curvature)
     assert info.regime == "bounce"
     errors = info.iterates - (-view.slope / view.curvature)
-    assert np.all(np.sign(errors[1:]) == -np.sign(errors[:-1]))           # overshoots every step
-    assert np.all(np.abs(errors[1:]) < np.abs(errors[:-1]))               # and still converges
+    assert np.all(np.sign(errors[1:]) == -np.sign(errors[:-1]))  # overshoots every step
+    assert np.all(np.abs(errors[1:]) < np.abs(errors[:-1]))  # and still converges
     np.testing.assert_allclose(info.iterate_values, L.slice_curve(instance, params, view, info.iterates))

@@ -26,8 +26,9 @@ def open_page(**widgets) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.run()
     for key, value in widgets.items():
-        widget = next(w for w in at.get("selectbox") + at.get("text_input") + at.get("number_input")
-                      if w.key == f"how.{key}")
+        widget = next(
+            w for w in at.get("selectbox") + at.get("text_input") + at.get("number_input") if w.key == f"how.{key}"
+        )
         widget.set_value(value)
         at.run()
     return at
@@ -66,8 +67,13 @@ def test_how_it_works_is_the_first_page_and_shows_the_forward_values_of_the_engi
     at = open_page()
     no_trouble(at)
     assert at.subheader[0].value.startswith("How it works")
-    assert [b.label for b in at.button][:5] == ["1 · Forward", "2 · Cost", "3 · Backprop", "4 · Descent",
-                                                "5 · Next step ▶"]
+    assert [b.label for b in at.button][:5] == [
+        "1 · Forward",
+        "2 · Cost",
+        "3 · Backprop",
+        "4 · Descent",
+        "5 · Next step ▶",
+    ]
     instance, lesson = default_lesson(registry)
     trace = L.trace_step(instance, lesson.params, 0)
     spec = network(at)
@@ -76,7 +82,7 @@ def test_how_it_works_is_the_first_page_and_shows_the_forward_values_of_the_engi
     expected = [f"z={v:.3f}<br>a={a:.3f}" for v, a in zip(trace.layers[0].z, trace.layers[0].a)]
     assert hidden[:3] == expected
     weights = next(t for t in spec["data"] if t.get("name") == "weights")
-    assert len(weights["customdata"]) == 2 * 3 + 3 * 1       # one clickable dot per weight
+    assert len(weights["customdata"]) == 2 * 3 + 3 * 1  # one clickable dot per weight
 
 
 def test_cost_stage_shows_the_example_and_batch_cost(registry):
@@ -91,7 +97,7 @@ def test_cost_stage_shows_the_example_and_batch_cost(registry):
 def test_backprop_lights_the_layers_from_the_output_down_and_shows_the_chain_rule(registry):
     at = click(open_page(), "backprop")
     spec = network(at)
-    assert "reached layer 2" in spec["layout"]["title"]["text"].replace("<br>", " ")   # first press: the output layer
+    assert "reached layer 2" in spec["layout"]["title"]["text"].replace("<br>", " ")  # first press: the output layer
     lines = [t for t in spec["data"] if t.get("mode") == "lines"]
     assert [t["line"]["color"] != "#D0D0D0" for t in lines] == [False] * 6 + [True] * 3  # W1 dim, W2 lit
     assert any("reached layer **2**" in m.value for m in at.markdown)
@@ -114,7 +120,7 @@ def test_descent_shows_the_gd_step_and_the_new_cost_computed_by_hand(registry):
     at = click(open_page(alpha=0.5), "descent")
     instance, lesson = default_lesson(registry, alpha=0.5)
     trace = L.trace_step(instance, lesson.params, 0)
-    new = lesson.params - 0.5 * trace.gradient                     # θ − α∇J
+    new = lesson.params - 0.5 * trace.gradient  # θ − α∇J
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["J′ after the step"]) == pytest.approx(L.loss_at(instance, new), rel=1e-4)
     spec = network(at)
@@ -127,7 +133,7 @@ def test_another_rule_steps_from_the_same_gradient(registry):
     at = click(open_page(rule="adam", alpha=0.05), "descent")
     instance, lesson = default_lesson(registry, "adam", 0.05)
     g = L.trace_step(instance, lesson.params, 0).gradient
-    adam_first = -0.05 * g / (np.abs(g) + 1e-8)                     # Adam's first step, m̂ = g, v̂ = g²
+    adam_first = -0.05 * g / (np.abs(g) + 1e-8)  # Adam's first step, m̂ = g, v̂ = g²
     text = " ".join(m.value for m in at.markdown)
     assert f"GD step −α·∂J/∂w = **{-0.05 * g[0]:.4g}**" in text
     assert f"Adam's step = **{adam_first[0]:.4g}**" in text
@@ -170,7 +176,7 @@ def test_the_learning_rate_felt_names_the_regime_of_alpha_lambda(registry):
     no_trouble(at)
     instance = L.build_instance({"name": "linear_regression", "samples": 64}, registry)
     x, _ = L.training_data(instance)
-    lam = float(np.mean(x[:, 0] ** 2))                            # J'' along w, closed form
+    lam = float(np.mean(x[:, 0] ** 2))  # J'' along w, closed form
     for position, name in ((5, "crawl"), (20, "glide"), (30, "bounce"), (45, "escape")):
         at.select_slider(key="how.felt_alpha").set_value(position).run()
         assert any(m.value.startswith(f"#### {name}\n") for m in at.markdown), position
@@ -194,10 +200,11 @@ def test_predict_then_run_shows_theory_and_measurement(registry):
 
 def test_an_old_compare_link_at_the_root_still_opens_compare():
     at = AppTest.from_file(str(APP), default_timeout=120)
-    at.query_params["compare"] = json.dumps({"steps": 10, "problem": {"name": "xor"},
-                                          "rules": [{"rule": "gd", "learning_rate": 0.5}]})
+    at.query_params["compare"] = json.dumps(
+        {"steps": 10, "problem": {"name": "xor"}, "rules": [{"rule": "gd", "learning_rate": 0.5}]}
+    )
     at.run()
     assert not at.exception
     assert not at.subheader or not at.subheader[0].value.startswith("How it works")
     assert at.title and at.title[0].value == "Compare descent variants"
-    assert at.selectbox(key="cmp.problem").value == "xor"          # with the linked settings
+    assert at.selectbox(key="cmp.problem").value == "xor"  # with the linked settings

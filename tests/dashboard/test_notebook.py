@@ -13,8 +13,9 @@ from descentlab import analysis
 def sweep():
     # 3 rules × 9 α = 27 configurations, 2 seeds: the size whose legend used to list 118 traces
     alphas = list(np.geomspace(0.01, 3.0, 9))
-    return dl.compare({"name": "quadratic", "start_spread": 0.5}, ["gd", "momentum", "adam"],
-                      learning_rates=alphas, seeds=2, steps=60)
+    return dl.compare(
+        {"name": "quadratic", "start_spread": 0.5}, ["gd", "momentum", "adam"], learning_rates=alphas, seeds=2, steps=60
+    )
 
 
 def _legend(figure) -> list[str]:
@@ -31,9 +32,12 @@ def test_big_sweep_plots_each_entrys_best_configuration(sweep):
         alpha = runs.loc[ids[0], "learning_rate"]
         label = runs.loc[ids[0], "label"]
         # the legend names the best configuration of each entry, by its α
-        assert any(name.startswith(str(label)) and analysis.format_number(alpha)[:3] in name for name in names), \
-            (label, alpha, names)
-    every = sweep.plot.loss(every=True)   # every configuration drawn; the legend lists the 3 entries
+        assert any(name.startswith(str(label)) and analysis.format_number(alpha)[:3] in name for name in names), (
+            label,
+            alpha,
+            names,
+        )
+    every = sweep.plot.loss(every=True)  # every configuration drawn; the legend lists the 3 entries
     assert len({t.name for t in every.data if t.meta == "train"}) == 27
     assert len(set(_legend(every))) == 3
 
@@ -48,8 +52,9 @@ def test_other_figures_and_landscape(sweep):
 
 
 def test_html_summary_is_escaped_and_holds_the_verdict_lines():
-    results = dl.compare("quadratic", [{"rule": "gd", "label": "<script>alert(1)</script>", "learning_rate": 0.5}],
-                         seeds=2, steps=20)
+    results = dl.compare(
+        "quadratic", [{"rule": "gd", "label": "<script>alert(1)</script>", "learning_rate": 0.5}], seeds=2, steps=20
+    )
     text = results._repr_html_()
     assert "<script>" not in text and "&lt;script&gt;" in text
     line = analysis.verdict_line(next(analysis.summarize(results).itertuples()))

@@ -15,8 +15,13 @@ from descentlab.declarations import HyperParam
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
-SMALL = {"steps": 12, "seeds": 1, "batch_size": 0, "eval_every": 4,
-         "problem": {"name": "spirals", "samples": 30, "hidden": [4]}}
+SMALL = {
+    "steps": 12,
+    "seeds": 1,
+    "batch_size": 0,
+    "eval_every": 4,
+    "problem": {"name": "spirals", "samples": 30, "hidden": [4]},
+}
 
 PLUGIN = textwrap.dedent('''
     """A rule whose step is scaled by SCALE: 1.0 is gradient descent, 0.0 never moves."""
@@ -86,8 +91,9 @@ def test_an_edited_plugin_file_loaded_again_runs_its_new_code(tmp_path):
     first.text_input(key="plug.path").input(str(plugin))
     first.button(key="plug.load").click()
     first.run()
-    assert any("Reloaded edited_plugin.py" in shown(s.value) for s in first.success), \
-        [s.value for s in first.success] + [w.value for w in first.warning]
+    assert any("Reloaded edited_plugin.py" in shown(s.value) for s in first.success), [
+        s.value for s in first.success
+    ] + [w.value for w in first.warning]
 
     first.switch_page("views/1_compare.py")
     first.run()
@@ -100,13 +106,14 @@ def test_an_edited_plugin_file_loaded_again_runs_its_new_code(tmp_path):
 
 
 def test_a_link_naming_a_rule_this_session_lacks_says_so_and_runs_nothing():
-    spec = {**SMALL, "rules": [{"rule": "gd", "learning_rate": 0.1},
-                               {"rule": "my_missing_rule", "learning_rate": 0.1}]}
+    spec = {**SMALL, "rules": [{"rule": "gd", "learning_rate": 0.1}, {"rule": "my_missing_rule", "learning_rate": 0.1}]}
     at = open_page("1_compare.py", compare=spec)
     assert not at.exception
     messages = [shown(e.value) for e in at.error]
-    assert any("rule #2 (rules[1].rule): rule 'my_missing_rule' is not registered in this session" in m
-               and "Plugins page" in m for m in messages), messages
+    assert any(
+        "rule #2 (rules[1].rule): rule 'my_missing_rule' is not registered in this session" in m and "Plugins page" in m
+        for m in messages
+    ), messages
     assert not [c for c in at.get("plotly_chart") if "Training loss" in c.proto.spec]  # nothing ran
     at.selectbox(key="cmp.rules.1.rule").set_value("adam")  # the user picks another: the error goes
     at.run()
@@ -117,19 +124,25 @@ def test_a_link_naming_a_rule_this_session_lacks_says_so_and_runs_nothing():
 
 
 def test_a_link_naming_a_missing_schedule_or_problem_says_so():
-    spec = {**SMALL, "problem": {"name": "no_such_problem"},
-            "rules": [{"rule": "gd", "learning_rate": 0.1, "schedule": {"name": "no_such_schedule"}}]}
+    spec = {
+        **SMALL,
+        "problem": {"name": "no_such_problem"},
+        "rules": [{"rule": "gd", "learning_rate": 0.1, "schedule": {"name": "no_such_schedule"}}],
+    }
     at = open_page("1_compare.py", compare=spec)
     assert not at.exception
     messages = [shown(e.value) for e in at.error]
     assert any("problem.name: problem 'no_such_problem' is not registered" in m for m in messages), messages
-    assert any("rule #1 (rules[0].schedule.name): schedule 'no_such_schedule' is not registered" in m
-               for m in messages), messages
+    assert any(
+        "rule #1 (rules[0].schedule.name): schedule 'no_such_schedule' is not registered" in m for m in messages
+    ), messages
 
 
 def test_messages_number_variants_as_the_form_does():
-    spec = {**SMALL, "rules": [{"rule": "gd", "learning_rate": 0.1},
-                               {"rule": "adam", "learning_rate": 0.01, "beta1": 5.0}]}
+    spec = {
+        **SMALL,
+        "rules": [{"rule": "gd", "learning_rate": 0.1}, {"rule": "adam", "learning_rate": 0.01, "beta1": 5.0}],
+    }
     at = open_page("1_compare.py", compare=spec)
     labels = [s.label for s in at.selectbox if s.key and s.key.endswith(".rule")]
     assert labels[:2] == ["rule #1", "rule #2"]
@@ -137,12 +150,15 @@ def test_messages_number_variants_as_the_form_does():
     assert any(m.startswith("rule #2 (rules[1].beta1)") for m in messages), messages
 
 
-@pytest.mark.parametrize("declaration, accepted", [
-    (dict(low=0.0, low_open=True, log=True), True),
-    (dict(low=1e-8, log=True), True),
-    (dict(low=0.0, log=True), False),
-    (dict(low=-1.0, low_open=True, log=True), False),
-])
+@pytest.mark.parametrize(
+    "declaration, accepted",
+    [
+        (dict(low=0.0, low_open=True, log=True), True),
+        (dict(low=1e-8, log=True), True),
+        (dict(low=0.0, log=True), False),
+        (dict(low=-1.0, low_open=True, log=True), False),
+    ],
+)
 def test_log_scale_bounds_are_accepted_only_when_every_value_is_positive(declaration, accepted):
     if accepted:
         h = HyperParam("rate", 0.1, **declaration)
@@ -157,8 +173,14 @@ def test_log_scale_bounds_are_accepted_only_when_every_value_is_positive(declara
         class Plugin:
             @hookimpl
             def register_optimizers(self, register):
-                register(DescentRule("log_rule", lambda p, h: (), lambda g, s, p, a, h, t: (-a * g, s),
-                                     (HyperParam("rate", 0.1, **declaration),)))
+                register(
+                    DescentRule(
+                        "log_rule",
+                        lambda p, h: (),
+                        lambda g, s, p, a, h, t: (-a * g, s),
+                        (HyperParam("rate", 0.1, **declaration),),
+                    )
+                )
 
         registry = load_registry(extra_plugins=[("logplugin", Plugin())], entry_points=False, use_env=False)
         assert "log_rule" not in registry.rules
@@ -168,12 +190,18 @@ def test_log_scale_bounds_are_accepted_only_when_every_value_is_positive(declara
 
 def test_a_schedule_is_drawn_before_running_with_the_values_the_run_will_use():
     # the preview's α_t against the learning rates the run then records, step for step
-    spec = {**SMALL, "steps": 30, "rules": [{"rule": "gd", "learning_rate": 0.2,
-                                             "schedule": {"name": "step", "step_size": 10, "gamma": 0.5}}]}
+    spec = {
+        **SMALL,
+        "steps": 30,
+        "rules": [{"rule": "gd", "learning_rate": 0.2, "schedule": {"name": "step", "step_size": 10, "gamma": 0.5}}],
+    }
     at = open_page("1_compare.py", compare=spec)
     assert not at.exception and not at.error, [e.value for e in at.error]
-    previews = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                if "α_t of step" in str(json.loads(c.proto.spec)["layout"].get("title"))]
+    previews = [
+        json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if "α_t of step" in str(json.loads(c.proto.spec)["layout"].get("title"))
+    ]
     (preview,) = previews
     drawn = preview["data"][0]["y"]
     from descentlab.experiment import Experiment

@@ -18,9 +18,11 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 def test_page_shows_the_saved_comparison(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text('steps = 10\n[problem]\nname = "quadratic"\nstart_spread = 0.5\n'
-                    '[[rules]]\nrule = "gd"\n[[rules]]\nrule = "adam"\n'
-                    '[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 3\n')
+    path.write_text(
+        'steps = 10\n[problem]\nname = "quadratic"\nstart_spread = 0.5\n'
+        '[[rules]]\nrule = "gd"\n[[rules]]\nrule = "adam"\n'
+        "[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 3\n"
+    )
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     (folder,) = (tmp_path / "out").iterdir()
     data = load_protocol(folder)
@@ -32,12 +34,14 @@ def test_page_shows_the_saved_comparison(tmp_path):
     assert at.selectbox(key="proto.pick").value == folder.name
     (table,) = [d.value for d in at.dataframe]
     assert list(table["rule"]) == [r["label"] for r in data["problems"][0]["rules"]]
-    assert list(table["tuned median"]) == pytest.approx([float(r["tuned"]["median"])
-                                                         for r in data["problems"][0]["rules"]])
+    assert list(table["tuned median"]) == pytest.approx(
+        [float(r["tuned"]["median"]) for r in data["problems"][0]["rules"]]
+    )
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     profile = next(s for s in specs if s["layout"]["title"]["text"].startswith("Performance profile"))
     assert [t["y"] for t in profile["data"]] == [data["profile"]["rho"][k] for k in data["profile"]["rho"]]
     from descentlab.dashboard import style as S
+
     assert all(s["layout"]["template"]["layout"]["colorway"] == S.PALETTE for s in specs)  # the project's look
 
 

@@ -15,9 +15,11 @@ from descentlab.protocol import load_protocol  # noqa: E402
 
 def test_report_of_a_protocol_folder_has_the_comparison(tmp_path, capsys):
     path = tmp_path / "c.toml"
-    path.write_text('steps = 15\n[problem]\nname = "quadratic"\nstart_spread = 0.5\n'
-                    '[[rules]]\nrule = "gd"\n[[rules]]\nrule = "momentum"\n'
-                    '[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 3\n')
+    path.write_text(
+        'steps = 15\n[problem]\nname = "quadratic"\nstart_spread = 0.5\n'
+        '[[rules]]\nrule = "gd"\n[[rules]]\nrule = "momentum"\n'
+        "[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 3\n"
+    )
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     (folder,) = (tmp_path / "out").iterdir()
     data = load_protocol(folder)
@@ -50,9 +52,15 @@ def test_a_protocol_json_from_before_the_paired_test_still_loads(tmp_path):
     # the fields format 1 wrote (no seeds, tuning verdict, results folder, selected_on or reported)
     numbers = {"scores": [1.0, 2.0], "median": 1.5, "ci": [1.0, 2.0]}
     row = {"label": "gd", "one_shot": numbers, "tuned": numbers, "chosen": 1, "budget": 2, "best_so_far": [1.5]}
-    old = {"format": "descentlab protocol 1", "statement": "s", "selection": "sel", "intervals": "i",
-           "verdicts": "v", "problems": [{"key": "1. quadratic", "rules": [row], "pairwise": []}],
-           "profile": {"measure": "m", "score": {"gd": 1.0}, "taus": [1.0, 2.0], "rho": {"gd": [1.0, 1.0]}}}
+    old = {
+        "format": "descentlab protocol 1",
+        "statement": "s",
+        "selection": "sel",
+        "intervals": "i",
+        "verdicts": "v",
+        "problems": [{"key": "1. quadratic", "rules": [row], "pairwise": []}],
+        "profile": {"measure": "m", "score": {"gd": 1.0}, "taus": [1.0, 2.0], "rho": {"gd": [1.0, 1.0]}},
+    }
     save_protocol(old, tmp_path)
     comparison = load_comparison(tmp_path)
     (shown,) = comparison.leaderboard.to_dict("records")

@@ -22,9 +22,18 @@ from descentlab.runner import run_experiment
 
 CHROMIUM = "/usr/bin/chromium"
 needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium not installed")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               "--disable-extensions", "--disable-default-apps"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+]
 
 # A 2-parameter bowl (λ_max = 1): GD is stable iff α < 2, heavy ball iff α < 2 + 2μ.
 EXPERIMENT = """
@@ -83,15 +92,26 @@ def run_main(*argv) -> int:
 def test_html_inlines_plotly_once_and_holds_every_part(results):
     section = report.build_section(results)
     page = report.render_html([section])
-    assert page.count("* plotly.js v") == 1                       # the bundle, once
-    assert "<script src=" not in page and 'src="http' not in page   # nothing to fetch: works offline
-    assert page.count("Plotly.newPlot(") == len(section.figures) == 5   # loss, step, α_t, sweep, landscape
-    for text in ["descentlab run", "experiment.toml", "numpy", "built-in", "quadratic", "Why runs blew up",
-                 "heavy ball", "seeds stable at best α", "smallest unstable α", "runs by status", "why it blew up"]:
+    assert page.count("* plotly.js v") == 1  # the bundle, once
+    assert "<script src=" not in page and 'src="http' not in page  # nothing to fetch: works offline
+    assert page.count("Plotly.newPlot(") == len(section.figures) == 5  # loss, step, α_t, sweep, landscape
+    for text in [
+        "descentlab run",
+        "experiment.toml",
+        "numpy",
+        "built-in",
+        "quadratic",
+        "Why runs blew up",
+        "heavy ball",
+        "seeds stable at best α",
+        "smallest unstable α",
+        "runs by status",
+        "why it blew up",
+    ]:
         assert text in page, text
-    words = re.sub(r"<script.*?</script>", "", page, flags=re.DOTALL)   # the text, without plotly.js
+    words = re.sub(r"<script.*?</script>", "", page, flags=re.DOTALL)  # the text, without plotly.js
     assert "finished" not in words and "smallest diverged" not in words
-    for sentence in analysis.verdict(analysis.summarize(results), results):   # core's words, not the report's
+    for sentence in analysis.verdict(analysis.summarize(results), results):  # core's words, not the report's
         assert html.escape(sentence) in page, sentence
     # GD on a bowl with λ_max = 1 is unstable past α = 2: its α = 3 runs are in the "why" table
     reasons = section.reasons
@@ -109,8 +129,7 @@ def test_best_alpha_curves_are_the_best_runs(results):
     assert len(curves) == len(summary)
     best_ids = analysis.best_run_ids(results)
     for trace, ids in zip(curves, best_ids.values()):
-        losses = results.metrics[results.metrics.run_id.isin(ids)].pivot(index="step", columns="run_id",
-                                                                          values="loss")
+        losses = results.metrics[results.metrics.run_id.isin(ids)].pivot(index="step", columns="run_id", values="loss")
         np.testing.assert_allclose(np.array(trace.y, dtype=float), losses.median(axis=1).to_numpy(), rtol=1e-12)
 
 
@@ -135,8 +154,9 @@ def test_html_report_renders_offline_in_chromium(record, tmp_path):
                 page.on("request", lambda r: requests.append(r.url))
                 page.goto(path.as_uri())
                 page.wait_for_function(
-                    f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_figures}", timeout=30000)
-                page.wait_for_timeout(200)   # the resize after load
+                    f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_figures}", timeout=30000
+                )
+                page.wait_for_timeout(200)  # the resize after load
                 seen[path] = page.evaluate("""[...document.querySelectorAll('.js-plotly-plot')].map(e => [
                     e._fullData.length, e.getBoundingClientRect().width,
                     e.closest('section').getBoundingClientRect().width])""")
@@ -155,7 +175,7 @@ def test_markdown_report_writes_pngs_beside_it(record, tmp_path):
     out = tmp_path / "rep.md"
     assert run_main(record, "--format", "md", "--out", out) == 0
     text = out.read_text()
-    images = [line[line.index("](") + 2:-1] for line in text.splitlines() if line.startswith("![")]
+    images = [line[line.index("](") + 2 : -1] for line in text.splitlines() if line.startswith("![")]
     assert len(images) == 5
     for name in images:
         png = (tmp_path / name).read_bytes()
@@ -168,6 +188,7 @@ def test_markdown_without_browser_names_the_install_and_keeps_tables(results, tm
 
     def no_browser(*args, **kwargs):
         raise RuntimeError("\nKaleido requires Google Chrome to be installed.\n")
+
     monkeypatch.setattr(pio, "write_images", no_browser)
     written = report.build_report([results], "md", tmp_path / "rep.md")
     assert written == [tmp_path / "rep.md"]
@@ -198,7 +219,7 @@ def test_two_experiments_side_by_side(results, tmp_path):
     assert page.count("* plotly.js v") == 1
     assert "class='side'" in page and "All experiments" in page
     assert "bowl-gd-vs-momentum" in page and "quadratic-gd-vs-heavy-ball" in page
-    assert page.count("Plotly.newPlot(") == 5 + 4   # the hand-built record has no landscape
+    assert page.count("Plotly.newPlot(") == 5 + 4  # the hand-built record has no landscape
 
 
 def _one_error_line(capsys) -> str:
@@ -230,8 +251,12 @@ def test_bad_input_exits_2_with_one_line_and_overwrites_nothing(case, record, tm
     assert run_main(target, "--format", fmt, "--out", out) == 2
     line = _one_error_line(capsys)
     assert line.startswith("descentlab report: ")
-    assert {"not_an_experiment": "missing", "truncated_parquet": "metrics.parquet",
-            "unknown_format": "one of html, md, csv, png, all", "no_folder": "no such folder"}[case] in line
+    assert {
+        "not_an_experiment": "missing",
+        "truncated_parquet": "metrics.parquet",
+        "unknown_format": "one of html, md, csv, png, all",
+        "no_folder": "no such folder",
+    }[case] in line
     assert out.read_text() == "earlier report"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
@@ -249,7 +274,7 @@ def test_rerunning_the_stored_experiment_reproduces_bit_identical_metrics(record
     for column in results.metrics.columns:
         stored, fresh = results.metrics[column].to_numpy(), again.metrics[column].to_numpy()
         assert stored.dtype == fresh.dtype
-        assert stored.tobytes() == fresh.tobytes(), column   # bit-identical, NaN included
+        assert stored.tobytes() == fresh.tobytes(), column  # bit-identical, NaN included
     pd.testing.assert_frame_equal(again.runs, results.runs, check_exact=True)
 
 
@@ -277,6 +302,7 @@ def test_render_download_runs_in_streamlit(record):
     def page(path):
         from descentlab.dashboard import report as r
         from descentlab.records import load_results as load
+
         r.render_download(load(path))
 
     at = AppTest.from_function(page, args=(str(record),), default_timeout=30).run()
@@ -309,7 +335,7 @@ def test_reproduce_command_names_plugin_files(results):
 
 def test_summary_of_real_runs_equals_the_reference_from_metrics(results):
     """The runner's runs table and summarize() agree with numbers recomputed from the metric rows."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "core"))   # test_analysis imports its data module
+    sys.path.insert(0, str(Path(__file__).parents[1] / "core"))  # test_analysis imports its data module
     try:
         _core_test_module("test_analysis").check_against_reference(results)
     finally:
@@ -321,10 +347,11 @@ def test_png_format_writes_only_the_figures_in_one_export_call(results, tmp_path
 
     calls = []
 
-    def fake_write_images(figs, paths, **kwargs):   # stands in for kaleido: one call, every figure
+    def fake_write_images(figs, paths, **kwargs):  # stands in for kaleido: one call, every figure
         calls.append(len(figs))
         for path in paths:
             Path(path).write_bytes(b"\x89PNG\r\n\x1a\n")
+
     monkeypatch.setattr(pio, "write_images", fake_write_images)
     written = report.build_report([results], "png", tmp_path / "pngs")
     assert calls == [5]
@@ -337,6 +364,7 @@ def test_png_format_without_browser_exits_1_and_says_what_to_install(record, tmp
 
     def no_browser(*args, **kwargs):
         raise RuntimeError("Kaleido requires Google Chrome to be installed.")
+
     monkeypatch.setattr(pio, "write_images", no_browser)
     assert run_main(record, "--format", "png", "--out", tmp_path / "p") == 1
     assert "apt-get install chromium" in capsys.readouterr().err
@@ -345,18 +373,32 @@ def test_png_format_without_browser_exits_1_and_says_what_to_install(record, tmp
 
 # --- summary and "why" tables on records built by hand ------------------------------------------
 
+
 def _flagged_by_hand(make_results):
     """α = 0.1, 1 stable; α = 3: seed 1 unstable from step 5; α = 10: every seed diverged at step 5."""
-    return make_results([{
-        "rule": "gd", "label": "GD", "learning_rate": [0.1, 1.0, 3.0, 10.0],
-        "unstable_at": lambda a, s: 5 if a == 3.0 and s == 1 else None,
-        "diverge_at": lambda a, s: 5 if a == 10.0 else None,
-        "status": lambda a, s: "progressing" if a == 0.1 else "converged",
-        "reason": lambda a, s: ("unstable from step 5 (it ended above its initial loss): α·λ_max = 2.1 ≥ 2, "
-                                "gradient descent's limit") if a == 3.0 else
-                               "diverged at step 5 (loss beyond 1e+04× its initial value, or not finite): "
-                               "α·λ_max = 7 ≥ 2, gradient descent's limit",
-    }], steps=10, seeds=(0, 1, 2))
+    return make_results(
+        [
+            {
+                "rule": "gd",
+                "label": "GD",
+                "learning_rate": [0.1, 1.0, 3.0, 10.0],
+                "unstable_at": lambda a, s: 5 if a == 3.0 and s == 1 else None,
+                "diverge_at": lambda a, s: 5 if a == 10.0 else None,
+                "status": lambda a, s: "progressing" if a == 0.1 else "converged",
+                "reason": lambda a, s: (
+                    (
+                        "unstable from step 5 (it ended above its initial loss): α·λ_max = 2.1 ≥ 2, "
+                        "gradient descent's limit"
+                    )
+                    if a == 3.0
+                    else "diverged at step 5 (loss beyond 1e+04× its initial value, or not finite): "
+                    "α·λ_max = 7 ≥ 2, gradient descent's limit"
+                ),
+            }
+        ],
+        steps=10,
+        seeds=(0, 1, 2),
+    )
 
 
 def test_display_summary_uses_the_new_columns(make_results):
@@ -393,11 +435,16 @@ def test_labels_are_text_in_markdown_and_html_reports(tmp_path, monkeypatch):
 
     def no_browser(*args, **kwargs):
         raise RuntimeError("no browser in this test")
+
     monkeypatch.setattr(pio, "write_images", no_browser)
     evil = "GD <script>alert(1)</script> <img src=x onerror=alert(2)> ![t](http://evil.example/x.png) ```"
     registry = load_registry(entry_points=False, use_env=False)
-    spec = {"name": "labels", "steps": 5, "problem": {"name": "quadratic"},
-            "rules": [{"rule": "gd", "label": evil, "learning_rate": 0.5}]}
+    spec = {
+        "name": "labels",
+        "steps": 5,
+        "problem": {"name": "quadratic"},
+        "rules": [{"rule": "gd", "label": evil, "learning_rate": 0.5}],
+    }
     results = run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
     report.build_report([results], "md", tmp_path / "rep.md")
     markdown = (tmp_path / "rep.md").read_text()
@@ -406,8 +453,8 @@ def test_labels_are_text_in_markdown_and_html_reports(tmp_path, monkeypatch):
     assert prose.count("```") == 0
     markdown = prose
     assert "<script" not in markdown and "<img" not in markdown
-    assert not re.search(r"(?<!\\)\]\(", markdown)         # no unescaped "](": no link or image
-    assert "&lt;script&gt;" in markdown                      # still there, as text
+    assert not re.search(r"(?<!\\)\]\(", markdown)  # no unescaped "](": no link or image
+    assert "&lt;script&gt;" in markdown  # still there, as text
     report.build_report([results], "html", tmp_path / "rep.html")
     page = (tmp_path / "rep.html").read_text()
     assert "<script>alert(1)" not in page and "<img src=x" not in page
@@ -430,15 +477,17 @@ def test_ctrl_c_during_png_export_acts_without_waiting_for_the_export(record, tm
         started.set()
         try:
             never.wait()
-        except KeyboardInterrupt:     # as kaleido does: tidy its browser up before letting go
+        except KeyboardInterrupt:  # as kaleido does: tidy its browser up before letting go
             never.wait(5)
             tidied.set()
             raise
+
     monkeypatch.setattr(pio, "write_images", stuck_export)
 
     def press_ctrl_c():
         started.wait()
         os.kill(os.getpid(), signal.SIGINT)
+
     threading.Thread(target=press_ctrl_c, daemon=True).start()
     status = main(["report", str(record), "--format", "png", "--out", str(tmp_path / "p")])
     assert status == 130 and not tidied.is_set()

@@ -8,7 +8,7 @@ from descentlab.records import load_results, save_results
 from descentlab.registry import load_registry
 from descentlab.runner import run_experiment
 
-PLUGIN = '''
+PLUGIN = """
 from typing import NamedTuple
 import numpy as np
 from descentlab import DescentRule, hookimpl
@@ -34,9 +34,9 @@ def noisy(grad, state, params, learning_rate, hyper, step):
 def register_optimizers(register):
     register(DescentRule("plain_gd", init, plain))
     register(DescentRule("noisy_gd", init, noisy))
-'''
+"""
 
-EXPERIMENT = '''
+EXPERIMENT = """
 name = "plugin-rules"
 steps = 5
 seeds = 1
@@ -56,7 +56,7 @@ learning_rate = 0.1
 [[rules]]
 rule = "noisy_gd"
 learning_rate = 0.1
-'''
+"""
 
 
 def _record(tmp_path):
@@ -98,5 +98,5 @@ def test_built_in_rules_are_not_checked_or_marked(tmp_path, monkeypatch):
 
     results, _ = _record(tmp_path)
     results.meta["plugins"]["rules"] = {"gd": "built-in"}
-    monkeypatch.setattr(descentlab.conformance, "check_rule", None)   # it must not even be called
+    monkeypatch.setattr(descentlab.conformance, "check_rule", None)  # it must not even be called
     assert report.build_section(results, with_figures=False).rule_checks == []

@@ -15,9 +15,14 @@ from descentlab.records import load_results, save_results
 from descentlab.runner import run_experiment
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-SPEC = {"name": "parts", "steps": 15, "seeds": [0, 1], "eval_every": 5,
-        "problem": {"name": "moons", "samples": 40, "hidden": [4]},
-        "rules": [{"rule": "gd", "learning_rate": [0.1, 0.5]}, {"rule": "adam", "learning_rate": 0.01}]}
+SPEC = {
+    "name": "parts",
+    "steps": 15,
+    "seeds": [0, 1],
+    "eval_every": 5,
+    "problem": {"name": "moons", "samples": 40, "hidden": [4]},
+    "rules": [{"rule": "gd", "learning_rate": [0.1, 0.5]}, {"rule": "adam", "learning_rate": 0.01}],
+}
 
 
 def loss_traces(at) -> dict[str, list[float]]:

@@ -28,9 +28,14 @@ APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 EVIL = "![x](http://evil.example/p.png) <img src=x onerror=alert(1)> **bold**"
 SECRET = "root:x:0:0:TOP-SECRET-FIRST-LINE"
 
-SMALL = {"steps": 10, "seeds": 1, "batch_size": 0, "eval_every": 5,
-         "problem": {"name": "spirals", "samples": 30, "hidden": [4]},
-         "rules": [{"rule": "gd", "label": "vanilla GD", "learning_rate": 0.5}]}
+SMALL = {
+    "steps": 10,
+    "seeds": 1,
+    "batch_size": 0,
+    "eval_every": 5,
+    "problem": {"name": "spirals", "samples": 30, "hidden": [4]},
+    "rules": [{"rule": "gd", "label": "vanilla GD", "learning_rate": 0.5}],
+}
 
 
 def open_app(page: str, **query) -> AppTest:
@@ -55,7 +60,7 @@ def markdown_bodies(at) -> list[tuple[str, str]]:
                 if isinstance(value, str) and value:
                     out.append((kind, value))
         children = getattr(node, "children", None)
-        for child in (children.values() if isinstance(children, dict) else children or []):
+        for child in children.values() if isinstance(children, dict) else children or []:
             walk(child)
 
     walk(at._tree)
@@ -78,20 +83,33 @@ def assert_no_markup_from(at, needle: str = "evil.example") -> None:
 
 # ---- 1. plugin files: loopback, or --allow-plugin-files --------------------------------------------
 
-@pytest.mark.parametrize("host, loopback", [
-    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True),
-    ("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("example.org", False), ("", False)])
+
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("example.org", False),
+        ("", False),
+    ],
+)
 def test_which_addresses_are_loopback(host, loopback):
     assert access.is_loopback(host) is loopback
 
 
 def test_plugin_files_are_off_on_a_public_binding_unless_allowed():
-    assert access.plugin_files_allowed({}, None) == (True, "")            # unknown binding: not public
+    assert access.plugin_files_allowed({}, None) == (True, "")  # unknown binding: not public
     assert access.plugin_files_allowed({}, "127.0.0.1")[0] is True
     assert access.plugin_files_allowed({"DESCENTLAB_BINDING": "loopback"}, None)[0] is True
     off, why = access.plugin_files_allowed({"DESCENTLAB_BINDING": "public", "DESCENTLAB_HOST": "0.0.0.0"}, None)
     assert off is False and "0.0.0.0" in why
-    assert access.plugin_files_allowed({}, "0.0.0.0")[0] is False          # `streamlit run --server.address`
+    assert access.plugin_files_allowed({}, "0.0.0.0")[0] is False  # `streamlit run --server.address`
     # serve.py says loopback but Streamlit was told otherwise: the address wins
     assert access.plugin_files_allowed({"DESCENTLAB_BINDING": "loopback"}, "10.0.0.1")[0] is False
     public = {"DESCENTLAB_BINDING": "public", "DESCENTLAB_ALLOW_PLUGIN_FILES": "1"}
@@ -100,6 +118,7 @@ def test_plugin_files_are_off_on_a_public_binding_unless_allowed():
 
 def test_streamlit_server_address_option_is_read(monkeypatch):
     from streamlit import config
+
     monkeypatch.setattr(config, "get_option", lambda name: "0.0.0.0" if name == "server.address" else None)
     assert access.server_address() == "0.0.0.0"
     assert access.plugin_files_allowed({})[0] is False
@@ -137,6 +156,7 @@ def test_allow_plugin_files_brings_the_path_input_back(monkeypatch):
 
 def test_add_plugin_path_refuses_when_off(monkeypatch, tmp_path):
     from descentlab.dashboard import widgets as W
+
     monkeypatch.setenv("DESCENTLAB_BINDING", "public")
     monkeypatch.delenv("DESCENTLAB_ALLOW_PLUGIN_FILES", raising=False)
     ran = tmp_path / "ran"
@@ -186,13 +206,26 @@ def test_loopback_binding_prints_no_warning(monkeypatch, capsys, host):
 
 def test_cli_passes_allow_plugin_files_and_allow_paths_to_serve(monkeypatch, tmp_path):
     import descentlab.dashboard as dashboard
+
     calls = []
     monkeypatch.setattr(dashboard, "serve", lambda **kwargs: calls.append(kwargs) or 0)
     one, two = tmp_path / "one", tmp_path / "two"
-    assert cli.main(["dashboard", "--host", "0.0.0.0", "--allow-plugin-files",
-                     "--allow-path", str(one), "--allow-path", str(two)]) == 0
-    assert calls == [{"host": "0.0.0.0", "port": 8501, "allow_plugin_files": True,
-                      "allow_paths": [str(one), str(two)]}]
+    assert (
+        cli.main(
+            [
+                "dashboard",
+                "--host",
+                "0.0.0.0",
+                "--allow-plugin-files",
+                "--allow-path",
+                str(one),
+                "--allow-path",
+                str(two),
+            ]
+        )
+        == 0
+    )
+    assert calls == [{"host": "0.0.0.0", "port": 8501, "allow_plugin_files": True, "allow_paths": [str(one), str(two)]}]
     calls.clear()
     assert cli.main(["dashboard"]) == 0
     assert calls[0]["allow_plugin_files"] is False and calls[0]["allow_paths"] == []
@@ -209,6 +242,7 @@ def test_allow_path_must_be_a_folder_and_reaches_streamlit(monkeypatch, tmp_path
 
 
 # ---- 2. data files and results folders under allowed roots -----------------------------------------
+
 
 @pytest.fixture
 def roots(tmp_path, monkeypatch):
@@ -244,8 +278,12 @@ def csv_link(path) -> dict:
 def test_a_shared_link_cannot_read_a_file_outside_the_allowed_roots(roots, where):
     allowed, secret = roots
     (allowed / "link.csv").symlink_to(secret / "passwd.csv")
-    path = {"outside": secret / "passwd.csv", "symlink": allowed / "link.csv",
-            "dotdot": f"{allowed}/../secret/passwd.csv", "etc": "/etc/passwd"}[where]
+    path = {
+        "outside": secret / "passwd.csv",
+        "symlink": allowed / "link.csv",
+        "dotdot": f"{allowed}/../secret/passwd.csv",
+        "etc": "/etc/passwd",
+    }[where]
     at = open_app("1_compare.py", compare=csv_link(path))
     assert not at.exception
     everything = " ".join(text for _, text in markdown_bodies(at))
@@ -277,18 +315,25 @@ def test_the_cli_still_reads_any_path_the_user_gives(roots):
 
 def test_a_results_folder_in_a_saved_experiment_is_checked_too(roots):
     from descentlab.dashboard import access as A
+
     _, secret = roots
     with pytest.raises(SpecError, match="problem.path"):
         A.check_problem_paths("csv", {"path": str(secret / "passwd.csv")}, load_registry())
-    A.check_problem_paths("spirals", {}, load_registry())   # no file settings: nothing to check
+    A.check_problem_paths("spirals", {}, load_registry())  # no file settings: nothing to check
 
 
 def saved(folder: Path, label: str = "vanilla GD", name: str = "saved"):
     from descentlab.experiment import Experiment
     from descentlab.runner import run_experiment
+
     registry = load_registry()
-    spec = {**SMALL, "rules": [{"rule": "gd", "label": label, "learning_rate": 0.5},
-                               {"rule": "gd", "label": label + " fast", "learning_rate": 1e6}]}
+    spec = {
+        **SMALL,
+        "rules": [
+            {"rule": "gd", "label": label, "learning_rate": 0.5},
+            {"rule": "gd", "label": label + " fast", "learning_rate": 1e6},
+        ],
+    }
     experiment = Experiment.from_dict({**spec, "name": name}, registry)
     return save_results(run_experiment(experiment, registry=registry, workers=1), folder)
 
@@ -298,7 +343,7 @@ def test_results_page_refuses_a_folder_outside_the_allowed_roots(roots):
     saved(secret)
     at = open_app("5_results.py", folder=str(secret))
     assert not at.exception
-    assert not [s for s in at.selectbox if s.key == "res.pick"]   # nothing listed, nothing opened
+    assert not [s for s in at.selectbox if s.key == "res.pick"]  # nothing listed, nothing opened
     errors = [shown(e.value) for e in at.error]
     assert len(errors) == 1 and errors[0].startswith("folder: got") and "allowed root" in errors[0]
     assert str(secret) in errors[0]
@@ -316,9 +361,15 @@ def test_results_page_leaves_out_a_symlink_to_an_outside_folder(roots):
 
 # ---- 3. labels are text ----------------------------------------------------------------------------
 
+
 def test_a_shared_links_labels_are_not_markdown():
-    spec = {**SMALL, "rules": [{"rule": "gd", "label": EVIL, "learning_rate": 0.5},
-                               {"rule": "gd", "label": EVIL + " fast", "learning_rate": 1e6}]}  # diverges: a note
+    spec = {
+        **SMALL,
+        "rules": [
+            {"rule": "gd", "label": EVIL, "learning_rate": 0.5},
+            {"rule": "gd", "label": EVIL + " fast", "learning_rate": 1e6},
+        ],
+    }  # diverges: a note
     at = open_app("1_compare.py", compare=spec)
     assert not at.exception
     assert at.warning, "the diverged run's note should be shown"
@@ -333,7 +384,7 @@ def test_a_results_folders_labels_are_not_markdown(roots):
     assert_no_markup_from(at)
 
 
-EVIL_PLUGIN = textwrap.dedent(f'''
+EVIL_PLUGIN = textwrap.dedent(f"""
     from typing import NamedTuple
     import numpy as np
     from descentlab import DescentRule, hookimpl
@@ -350,7 +401,7 @@ EVIL_PLUGIN = textwrap.dedent(f'''
     @hookimpl
     def register_optimizers(register):
         register(DescentRule("evil_rule", init, update, summary={EVIL!r}, formula={EVIL!r}))
-''')
+""")
 
 
 def test_plugin_strings_are_not_markdown(tmp_path, monkeypatch):

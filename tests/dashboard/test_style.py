@@ -37,8 +37,15 @@ def _texts(spec: dict) -> list[str]:
     return out
 
 
-PAGES = [None, "1_compare.py", "2_sweep.py", "3_landscape.py", "4_decision_boundary.py", "7_stability.py",
-         "8_lr_find.py"]
+PAGES = [
+    None,
+    "1_compare.py",
+    "2_sweep.py",
+    "3_landscape.py",
+    "4_decision_boundary.py",
+    "7_stability.py",
+    "8_lr_find.py",
+]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -53,7 +60,7 @@ def test_every_chart_is_drawn_in_the_project_look_with_math_as_unicode(page):
         template = spec["layout"]["template"]["layout"]
         assert template["colorway"] == S.PALETTE
         assert template["xaxis"]["exponentformat"] == "power" and template["yaxis"]["minorloglabels"] == "none"
-        for axis, value in spec["layout"].items():   # no chart overrides the uniform tick format
+        for axis, value in spec["layout"].items():  # no chart overrides the uniform tick format
             if re.fullmatch(r"[xy]axis\d*", axis):
                 assert "tickformat" not in value and value.get("exponentformat", "power") == "power", (page, axis)
         for text in _texts(spec):
@@ -70,18 +77,20 @@ def test_the_raw_math_pattern_catches_what_it_is_for():
 
 def _sweep(make_results, alphas: int, entries: int = 3):
     grid = [0.01 * (k + 1) for k in range(alphas)]
-    return make_results([{"rule": r, "label": r.upper(), "learning_rate": grid} for r in ["gd", "momentum", "adam"][:entries]],
-                        seeds=(0, 1))
+    return make_results(
+        [{"rule": r, "label": r.upper(), "learning_rate": grid} for r in ["gd", "momentum", "adam"][:entries]],
+        seeds=(0, 1),
+    )
 
 
 def test_a_big_sweep_lists_rule_entries_in_its_legend_and_keeps_every_curve(make_results):
-    results = _sweep(make_results, alphas=9)                  # 27 configurations, 3 entries
+    results = _sweep(make_results, alphas=9)  # 27 configurations, 3 entries
     info = F.loss_curves_info(results)
     train = [c for c in info.curves if c.role == "train"]
     assert len(train) == 27 and len(info.curves) > F.LEGEND_MAX
     fig = F.draw_curves(info)
     listed = [t for t in fig.data if t.showlegend is not False]
-    roles = {c.role for c in info.curves}                      # train, and test (dotted) where recorded
+    roles = {c.role for c in info.curves}  # train, and test (dotted) where recorded
     assert len(listed) == 3 * len(roles)
     expected = {"GD", "MOMENTUM", "ADAM"}
     if "test" in roles:
@@ -97,7 +106,7 @@ def test_a_big_sweep_lists_rule_entries_in_its_legend_and_keeps_every_curve(make
 
 
 def test_a_small_comparison_lists_each_configuration(make_results):
-    results = _sweep(make_results, alphas=2)                  # 6 configurations: each its own legend item
+    results = _sweep(make_results, alphas=2)  # 6 configurations: each its own legend item
     info = F.loss_curves_info(results, test=False)
     fig = F.draw_curves(info)
     listed = sorted(t.name for t in fig.data if t.showlegend is not False and t.meta != "status_legend")

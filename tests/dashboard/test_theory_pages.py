@@ -16,6 +16,7 @@ PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "views"
 
 def figure_specs(at):
     import json
+
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
@@ -42,8 +43,12 @@ def test_stability_page_quadratic_numbers_match_theory():
 
     thresholds = at.dataframe[0].value
     mu = 0.9
-    expected = {"gd": 2 / lam_max, "momentum": (2 + 2 * mu) / lam_max,
-                "nesterov": (2 + 2 * mu) / (1 + 2 * mu) / lam_max, "classical_momentum": (2 + 2 * mu) / lam_max}
+    expected = {
+        "gd": 2 / lam_max,
+        "momentum": (2 + 2 * mu) / lam_max,
+        "nesterov": (2 + 2 * mu) / (1 + 2 * mu) / lam_max,
+        "classical_momentum": (2 + 2 * mu) / lam_max,
+    }
     for rule, alpha in expected.items():
         assert table_row(thresholds, rule)["critical α = c/λₘₐₓ"] == pytest.approx(alpha, rel=1e-9)
     assert math.isnan(table_row(thresholds, "adam")["critical α = c/λₘₐₓ"])
@@ -57,14 +62,13 @@ def test_stability_page_quadratic_numbers_match_theory():
     hb = table_row(rates, "momentum")
     rho = (math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)
     assert hb["optimal α"] == pytest.approx(4 / (math.sqrt(lam_max) + math.sqrt(lam_min)) ** 2)
-    assert hb["optimal μ"] == pytest.approx(rho ** 2)
+    assert hb["optimal μ"] == pytest.approx(rho**2)
     assert hb["measured rate"] == pytest.approx(rho, rel=0.02)  # asymptotic (t·ρᵗ): 200 steps
 
     # the sweep draws the predicted critical α as vertical lines
     sweep = figure_specs(at)[0]
     lines = sorted(s["x0"] for s in sweep["layout"].get("shapes", []))
-    np.testing.assert_allclose(lines, sorted([expected["gd"], expected["momentum"], expected["nesterov"]]),
-                               rtol=1e-9)
+    np.testing.assert_allclose(lines, sorted([expected["gd"], expected["momentum"], expected["nesterov"]]), rtol=1e-9)
 
 
 def test_stability_page_linear_regression_lambda_is_second_moment_eigenvalue():
@@ -77,8 +81,7 @@ def test_stability_page_linear_regression_lambda_is_second_moment_eigenvalue():
     augmented = np.hstack([x, np.ones((len(x), 1))])
     eig = np.linalg.eigvalsh(augmented.T @ augmented / len(x))
     np.testing.assert_allclose(float(at.metric[0].value), eig[-1], rtol=1e-5)
-    assert table_row(at.dataframe[0].value, "gd")["critical α = c/λₘₐₓ"] == pytest.approx(
-        2 / eig[-1], rel=1e-5)
+    assert table_row(at.dataframe[0].value, "gd")["critical α = c/λₘₐₓ"] == pytest.approx(2 / eig[-1], rel=1e-5)
 
 
 def test_stability_page_sharpness_chart_has_the_two_over_alpha_line():
@@ -101,8 +104,7 @@ def test_lr_find_page_suggestion_equals_core_and_lies_below_critical_alpha():
     gd = table_row(table, "gd")
     assert gd["critical α (theory)"] == pytest.approx(2 / 10.0)
     problem = get_registry().problem("quadratic")
-    instance = problem.build({**{h.name: h.default for h in problem.settings}, "lambda_max": 10.0,
-                              "start_spread": 0.5})
+    instance = problem.build({**{h.name: h.default for h in problem.settings}, "lambda_max": 10.0, "start_spread": 0.5})
     direct = lr_find(instance, "gd", seeds=[0, 1, 2])
     assert gd["suggested α"] == pytest.approx(direct.suggested_lr)
     assert gd["suggested α"] < gd["critical α (theory)"]
@@ -129,7 +131,7 @@ def test_stability_page_adam_shows_preconditioned_sharpness_against_38_over_alph
     assert any("preconditioned" in n for n in names) and any(n.endswith("λₘₐₓ") for n in names)
 
 
-HALF_STEP_PLUGIN = '''
+HALF_STEP_PLUGIN = """
 import numpy as np
 from descentlab import DescentRule, hookimpl
 
@@ -152,7 +154,7 @@ def optimal(lam_min, lam_max):
 def register_optimizers(register):
     register(DescentRule("half_step", init, update, summary="GD at α/2", stability_threshold=lambda hyper: 4.0,
                          threshold_note="α·λ < 4", optimal=optimal))
-'''
+"""
 
 
 def test_a_plugin_rules_declared_theory_appears_beside_the_builtins(tmp_path, monkeypatch):

@@ -1,9 +1,6 @@
 """Theory figure records: limit lines c/α_t follow the schedule, LR-finder band, rates, critical lines."""
 
-import math
-
 import numpy as np
-import pytest
 
 from descentlab.dashboard import theory_figures as TF
 from descentlab.experiment import Experiment
@@ -13,12 +10,18 @@ from descentlab.runner import run_experiment
 
 
 def bowl_results(sharpness_every=5):
-    spec = {"steps": 30, "seeds": [0], "sharpness_every": sharpness_every, "eval_every": 30,
-            "problem": {"name": "quadratic", "lambda_max": 4.0},
-            "rules": [{"rule": "gd", "learning_rate": 0.4,
-                       "schedule": {"name": "step", "step_size": 10, "gamma": 0.5}},
-                      {"rule": "momentum", "learning_rate": [0.1, 0.3], "momentum": 0.5},
-                      {"rule": "adam", "learning_rate": 0.1}]}
+    spec = {
+        "steps": 30,
+        "seeds": [0],
+        "sharpness_every": sharpness_every,
+        "eval_every": 30,
+        "problem": {"name": "quadratic", "lambda_max": 4.0},
+        "rules": [
+            {"rule": "gd", "learning_rate": 0.4, "schedule": {"name": "step", "step_size": 10, "gamma": 0.5}},
+            {"rule": "momentum", "learning_rate": [0.1, 0.3], "momentum": 0.5},
+            {"rule": "adam", "learning_rate": 0.1},
+        ],
+    }
     return run_experiment(Experiment.from_dict(spec), workers=1)
 
 
@@ -28,16 +31,27 @@ def test_sharpness_info_limit_follows_the_schedule_and_threshold():
     assert len(info.series) == 4
     gd, m1, m3, adam = info.series
     assert gd.steps == list(range(0, 31, 5))
-    np.testing.assert_allclose(gd.sharpness, 4.0, rtol=1e-9)          # λ_max of the bowl everywhere
-    expected_alpha = [0.4 * 0.5 ** (t // 10) for t in range(30)] + [0.4 * 0.5 ** 2]  # last row: carried
+    np.testing.assert_allclose(gd.sharpness, 4.0, rtol=1e-9)  # λ_max of the bowl everywhere
+    expected_alpha = [0.4 * 0.5 ** (t // 10) for t in range(30)] + [0.4 * 0.5**2]  # last row: carried
     np.testing.assert_allclose(gd.limit, [2 / a for a in expected_alpha])
     assert gd.limit_label == "2/α"
     np.testing.assert_allclose(m1.limit, (2 + 2 * 0.5) / 0.1)
     np.testing.assert_allclose(m3.limit, (2 + 2 * 0.5) / 0.3)
     assert adam.limit == [] and adam.limit_label == ""
     fig = TF.draw_sharpness(info)
-    assert [t.meta for t in fig.data] == ["sharpness", "limit", "sharpness", "limit", "sharpness", "limit",
-                                          "sharpness", "loss", "loss", "loss", "loss"]
+    assert [t.meta for t in fig.data] == [
+        "sharpness",
+        "limit",
+        "sharpness",
+        "limit",
+        "sharpness",
+        "limit",
+        "sharpness",
+        "loss",
+        "loss",
+        "loss",
+        "loss",
+    ]
     loss = results.metrics[results.metrics["run_id"] == 0].sort_values("step")["loss"].to_numpy()
     np.testing.assert_allclose(gd.loss, loss)
     assert TF.sharpness_info(results, max_runs=2).note == "showing 2 of 4 runs"
@@ -83,6 +97,7 @@ def test_rate_info_theory_line_is_rho_to_the_two_t():
 
 def test_report_sensitivity_chart_draws_the_critical_alphas():
     from descentlab.dashboard.report import report_figures
+
     results = bowl_results(sharpness_every=0)
     [sensitivity] = [f for f in report_figures(results) if f.slug == "sensitivity"]
     assert sorted(s.x0 for s in sensitivity.figure.layout.shapes) == [2 / 4.0, 3.0 / 4.0]

@@ -25,12 +25,28 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
 PLUGIN = ROOT / "tests" / "plugins" / "third_party_problems.py"
 
-LANDSCAPE = {"steps": 12, "seeds": 1, "batch_size": 0, "eval_every": 4, "problem": {"name": "camel_test"},
-             "rules": [{"rule": "gd", "label": "small", "learning_rate": 0.05},
-                       {"rule": "gd", "label": "huge", "learning_rate": 1.0}]}
-CLASSIFIER = {"steps": 30, "seeds": 1, "batch_size": 0, "eval_every": 10, "problem": {"name": "halfplane_test"},
-              "rules": [{"rule": "gd", "label": "plain", "learning_rate": 2.0},
-                        {"rule": "gd", "label": "huge", "learning_rate": 60.0}]}
+LANDSCAPE = {
+    "steps": 12,
+    "seeds": 1,
+    "batch_size": 0,
+    "eval_every": 4,
+    "problem": {"name": "camel_test"},
+    "rules": [
+        {"rule": "gd", "label": "small", "learning_rate": 0.05},
+        {"rule": "gd", "label": "huge", "learning_rate": 1.0},
+    ],
+}
+CLASSIFIER = {
+    "steps": 30,
+    "seeds": 1,
+    "batch_size": 0,
+    "eval_every": 10,
+    "problem": {"name": "halfplane_test"},
+    "rules": [
+        {"rule": "gd", "label": "plain", "learning_rate": 2.0},
+        {"rule": "gd", "label": "huge", "learning_rate": 60.0},
+    ],
+}
 
 
 @pytest.fixture
@@ -50,7 +66,7 @@ def open_page(page: str, **query) -> AppTest:
 
 
 def shown(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text)   # user text is backslash-escaped Markdown
+    return re.sub(r"\\(.)", r"\1", text)  # user text is backslash-escaped Markdown
 
 
 def chart_titled(at, start: str) -> dict:
@@ -85,6 +101,7 @@ def records(spec: dict, registry):
 
 # --- the camel, by hand ------------------------------------------------------------------------
 
+
 def camel(x, y):
     return 2 * x**2 - 1.05 * x**4 + x**6 / 6 + x * y + y**2
 
@@ -116,8 +133,8 @@ def test_the_landscape_page_draws_a_third_party_landscape_and_explains_its_blow_
     (surface,) = traces(contour, "surface")
     gx, gy = np.meshgrid(surface["x"], surface["y"])
     f = camel(gx, gy)
-    assert surface["x"][0] == -2.0 and surface["x"][-1] == 2.0       # the declared bounds
-    assert surface["colorbar"]["title"]["text"] == "log10 cost"     # f spans > 50× its minimum
+    assert surface["x"][0] == -2.0 and surface["x"][-1] == 2.0  # the declared bounds
+    assert surface["colorbar"]["title"]["text"] == "log10 cost"  # f spans > 50× its minimum
     np.testing.assert_allclose(np.asarray(surface["z"], dtype=float), np.log10(f - f.min() + 1e-3), rtol=1e-12)
     (star,) = traces(contour, "minimum")
     assert (star["x"], star["y"]) == ([0.0], [0.0])
@@ -132,7 +149,7 @@ def test_the_landscape_page_draws_a_third_party_landscape_and_explains_its_blow_
     step, products = explanation(at, "huge")
     before = gradient_descent(camel_gradient, (1.2, -0.8), 1.0, step - 1)[-1]
     lam = np.linalg.eigvalsh(camel_hessian(before))[-1]
-    assert products[f"at step {step - 1}"] == pytest.approx(1.0 * lam, rel=5e-3)      # quoted to 3 digits
+    assert products[f"at step {step - 1}"] == pytest.approx(1.0 * lam, rel=5e-3)  # quoted to 3 digits
     lam_start = np.linalg.eigvalsh(camel_hessian((1.2, -0.8)))[-1]
     assert products["at the start"] == pytest.approx(1.0 * lam_start, rel=5e-3)
     runs = records(LANDSCAPE, plugin).runs.set_index("label")
@@ -142,6 +159,7 @@ def test_the_landscape_page_draws_a_third_party_landscape_and_explains_its_blow_
 
 
 # --- the classifier, by hand -------------------------------------------------------------------
+
 
 def logistic_loss(theta, x, y):
     z = x @ theta[:2] + theta[2]
@@ -159,8 +177,9 @@ def finite_difference_hessian(f, theta, h=1e-4):
     e = np.eye(n) * h
     for i in range(n):
         for j in range(n):
-            out[i, j] = (f(theta + e[i] + e[j]) - f(theta + e[i] - e[j]) - f(theta - e[i] + e[j])
-                         + f(theta - e[i] - e[j])) / (4 * h * h)
+            out[i, j] = (
+                f(theta + e[i] + e[j]) - f(theta + e[i] - e[j]) - f(theta - e[i] + e[j]) + f(theta - e[i] - e[j])
+            ) / (4 * h * h)
     return (out + out.T) / 2
 
 
@@ -200,10 +219,13 @@ def test_the_boundary_page_draws_a_third_party_classifier_and_explains_its_insta
     assert runs.loc["huge", "lambda_max_flagged"] == pytest.approx(lam, rel=1e-5)
 
 
-@pytest.mark.parametrize("page, param, spec, lacking", [
-    ("3_landscape.py", "landscape", CLASSIFIER, "halfplane_test"),
-    ("4_decision_boundary.py", "boundary", LANDSCAPE, "camel_test"),
-])
+@pytest.mark.parametrize(
+    "page, param, spec, lacking",
+    [
+        ("3_landscape.py", "landscape", CLASSIFIER, "halfplane_test"),
+        ("4_decision_boundary.py", "boundary", LANDSCAPE, "camel_test"),
+    ],
+)
 def test_a_problem_forced_onto_a_page_it_lacks_the_capability_for_gets_one_line(plugin, page, param, spec, lacking):
     at = open_page(page, **{param: {**spec, "steps": 3}})
     assert not at.exception, [e.value for e in at.exception]
@@ -227,5 +249,5 @@ def test_the_stability_page_offers_the_landscape_for_its_theory_and_neither_for_
     assert not at.exception, [e.value for e in at.exception]
     start = np.array([1.2, -0.8])
     lam = np.linalg.eigvalsh(camel_hessian(start))
-    assert float(at.metric[0].value) == pytest.approx(lam[-1], rel=1e-5)   # λₘₐₓ at the start
+    assert float(at.metric[0].value) == pytest.approx(lam[-1], rel=1e-5)  # λₘₐₓ at the start
     assert float(at.metric[1].value) == pytest.approx(lam[0], rel=1e-5)

@@ -13,8 +13,13 @@ from streamlit.testing.v1 import AppTest
 from descentlab.registry import load_registry
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
-SMALL = {"steps": 10, "seeds": 1, "batch_size": 0, "eval_every": 5,
-         "problem": {"name": "spirals", "samples": 40, "hidden": [4]}}
+SMALL = {
+    "steps": 10,
+    "seeds": 1,
+    "batch_size": 0,
+    "eval_every": 5,
+    "problem": {"name": "spirals", "samples": 40, "hidden": [4]},
+}
 
 
 def open_compare(spec: dict) -> AppTest:
@@ -25,16 +30,24 @@ def open_compare(spec: dict) -> AppTest:
 
 
 def url_spec(at) -> dict:
-    return json.loads(at.query_params["compare"][0] if isinstance(at.query_params["compare"], list)
-                      else at.query_params["compare"])
+    return json.loads(
+        at.query_params["compare"][0] if isinstance(at.query_params["compare"], list) else at.query_params["compare"]
+    )
 
 
 def test_transform_widgets_come_from_the_declarations_and_reach_the_runs():
     registry = load_registry(entry_points=False, use_env=False)
-    spec = {**SMALL, "rules": [
-        {"rule": "gd", "learning_rate": 0.5,
-         "transforms": [{"name": "lookahead", "sync_every": 3}, {"name": "clip_global_norm", "max_norm": 0.5}]},
-        {"rule": "adam", "learning_rate": 0.01}]}
+    spec = {
+        **SMALL,
+        "rules": [
+            {
+                "rule": "gd",
+                "learning_rate": 0.5,
+                "transforms": [{"name": "lookahead", "sync_every": 3}, {"name": "clip_global_norm", "max_norm": 0.5}],
+            },
+            {"rule": "adam", "learning_rate": 0.01},
+        ],
+    }
     at = open_compare(spec)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -46,7 +59,10 @@ def test_transform_widgets_come_from_the_declarations_and_reach_the_runs():
     assert inputs["cmp.rules.0.transforms.lookahead.sync_every"] == 3
     assert inputs["cmp.rules.0.transforms.clip_global_norm.max_norm"] == 0.5
     shown = url_spec(at)["rules"]
-    assert shown[0]["transforms"] == [{"name": "lookahead", "sync_every": 3}, {"name": "clip_global_norm", "max_norm": 0.5}]
+    assert shown[0]["transforms"] == [
+        {"name": "lookahead", "sync_every": 3},
+        {"name": "clip_global_norm", "max_norm": 0.5},
+    ]
     assert "transforms" not in shown[1]
     runs = next(f.value for f in at.dataframe if "run_id" in f.value.columns and "transforms" in f.value.columns)
     assert list(runs["transforms"]) == ["lookahead(sync_every=3,alpha=0.5)>clip_global_norm(max_norm=0.5)", ""]

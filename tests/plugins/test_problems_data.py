@@ -6,8 +6,24 @@ import pytest
 from descentlab import SupervisedInstance, check_grads, load_registry
 from descentlab import datasets
 
-ALL_PROBLEMS = ["quadratic", "rosenbrock", "himmelblau", "beale", "linear_regression", "xor", "moons",
-                "circles", "spirals", "blobs", "sine", "digits", "iris", "breast_cancer", "diabetes", "csv"]
+ALL_PROBLEMS = [
+    "quadratic",
+    "rosenbrock",
+    "himmelblau",
+    "beale",
+    "linear_regression",
+    "xor",
+    "moons",
+    "circles",
+    "spirals",
+    "blobs",
+    "sine",
+    "digits",
+    "iris",
+    "breast_cancer",
+    "diabetes",
+    "csv",
+]
 GENERATED = ["xor", "moons", "circles", "spirals", "blobs", "sine"]
 
 
@@ -68,7 +84,7 @@ def test_split_is_disjoint_complete_and_seeded():
     again = datasets.split_indices(100, 0.25, seed=3)
     assert np.array_equal(train, again[0]) and np.array_equal(test, again[1])
     assert not np.array_equal(test, datasets.split_indices(100, 0.25, seed=4)[1])
-    assert len(datasets.split_indices(5, 0.9, seed=0)[0]) >= 1       # never an empty training set
+    assert len(datasets.split_indices(5, 0.9, seed=0)[0]) >= 1  # never an empty training set
     assert len(datasets.split_indices(10, 0.0, seed=0)[1]) == 0
 
 
@@ -86,11 +102,11 @@ def test_standardisation_uses_training_statistics_only():
     labels = rng.integers(0, 2, 200)
     d = datasets.make_dataset(x, labels, "classification", test_fraction=0.3, seed=2, standardize_inputs=True)
     train, test = datasets.split_indices(200, 0.3, seed=2)
-    mean, std = x[train].mean(axis=0), x[train].std(axis=0)     # independent: raw training rows only
+    mean, std = x[train].mean(axis=0), x[train].std(axis=0)  # independent: raw training rows only
     np.testing.assert_allclose(d.x_train, (x[train] - mean) / std, rtol=1e-12)
     np.testing.assert_allclose(d.x_test, (x[test] - mean) / std, rtol=1e-12)
     np.testing.assert_allclose(d.x_train.mean(axis=0), 0.0, atol=1e-12)
-    assert np.abs(d.x_test.mean(axis=0)).max() > 1e-3            # test statistics were not used
+    assert np.abs(d.x_test.mean(axis=0)).max() > 1e-3  # test statistics were not used
 
 
 def test_constant_column_is_centred_not_divided_by_zero():
@@ -134,8 +150,10 @@ def test_generators_draw_the_shapes_they_promise():
     np.testing.assert_allclose(np.hypot(x[:, 0], x[:, 1]), 2.0, rtol=1e-14)
 
 
-@pytest.mark.parametrize("name, n, d, k", [("digits", 1797, 64, 10), ("iris", 150, 4, 3),
-                                           ("breast_cancer", 569, 30, 1), ("diabetes", 442, 10, 1)])
+@pytest.mark.parametrize(
+    "name, n, d, k",
+    [("digits", 1797, 64, 10), ("iris", 150, 4, 3), ("breast_cancer", 569, 30, 1), ("diabetes", 442, 10, 1)],
+)
 def test_scikit_learn_sets_load_offline_with_the_right_shapes(registry, name, n, d, k):
     instance = build(registry, name)
     data = instance.dataset

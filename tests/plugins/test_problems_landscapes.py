@@ -19,8 +19,9 @@ def registry():
 def build(registry, name, **overrides):
     problem = registry.problem(name)
     settings = {h.name: h.default for h in problem.settings}
-    settings.update({k: problem.settings[[h.name for h in problem.settings].index(k)].check(v)
-                     for k, v in overrides.items()})
+    settings.update(
+        {k: problem.settings[[h.name for h in problem.settings].index(k)].check(v) for k, v in overrides.items()}
+    )
     return problem.build(settings)
 
 
@@ -38,8 +39,9 @@ def test_gradient_and_hessian_pass_the_checker(registry, name):
     np.testing.assert_array_equal(instance.value(points), loss)
 
 
-@pytest.mark.parametrize("instance", [QuadraticBowl(), Rosenbrock(), Rosenbrock(a=-0.5, b=10.0),
-                                      Himmelblau(), Beale()], ids=repr)
+@pytest.mark.parametrize(
+    "instance", [QuadraticBowl(), Rosenbrock(), Rosenbrock(a=-0.5, b=10.0), Himmelblau(), Beale()], ids=repr
+)
 def test_known_minima_are_stationary_with_the_known_value(instance):
     minima = np.array(instance.minima)
     loss, grad = instance.value_and_grad(minima)
@@ -51,11 +53,11 @@ def test_known_minima_are_stationary_with_the_known_value(instance):
 
 
 def test_closed_form_values():
-    assert Rosenbrock().value(np.array([0.0, 0.0])) == 1.0                         # (a − 0)² with a = 1
+    assert Rosenbrock().value(np.array([0.0, 0.0])) == 1.0  # (a − 0)² with a = 1
     assert Rosenbrock(a=2.0, b=3.0).value(np.array([1.0, 2.0])) == 1.0 + 3.0 * 1.0
     assert Himmelblau().value(np.array([0.0, 0.0])) == 121.0 + 49.0
-    assert Beale().value(np.array([0.0, 0.0])) == pytest.approx(1.5 ** 2 + 2.25 ** 2 + 2.625 ** 2)
-    assert Beale().value(np.array([1.0, 1.0])) == pytest.approx(1.5 ** 2 + 2.25 ** 2 + 2.625 ** 2)
+    assert Beale().value(np.array([0.0, 0.0])) == pytest.approx(1.5**2 + 2.25**2 + 2.625**2)
+    assert Beale().value(np.array([1.0, 1.0])) == pytest.approx(1.5**2 + 2.25**2 + 2.625**2)
 
 
 def test_quadratic_hessian_eigenvalues_and_rotation(registry):
@@ -111,6 +113,7 @@ def test_float32_runs_stay_float32(registry, name):
 @pytest.mark.parametrize("name", LANDSCAPE_NAMES + ["linear_regression"])
 def test_describe_is_json_ready(registry, name):
     import json
+
     info = json.loads(json.dumps(build(registry, name).describe()))
     assert info["n_params"] == 2 and len(info["bounds"]) == 2 and info["minima"]
 
@@ -128,7 +131,7 @@ def test_linear_regression_hessian_is_the_second_moment_matrix(registry):
     x = instance.dataset.x_train[:, 0]
     y = instance.dataset.y_train[:, 0]
     design = np.column_stack([x, np.ones_like(x)])
-    second_moment = design.T @ design / len(x)                  # E[[x, 1][x, 1]ᵀ], computed independently
+    second_moment = design.T @ design / len(x)  # E[[x, 1][x, 1]ᵀ], computed independently
     params = instance.init_params([0, 1, 2])
     np.testing.assert_allclose(instance.hessian(params), np.stack([second_moment] * 3), rtol=1e-13)
     info = instance.describe()

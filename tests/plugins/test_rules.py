@@ -46,6 +46,7 @@ def run_rule(rule, rows, learning_rates, steps=3, curvature=A, start=THETA0):
 
 # --- plain-Python references, one coordinate at a time (the gradient of coordinate i is a_i θ_i) -------
 
+
 def ref_gd(theta, a, lr, steps=3, weight_decay=0.0):
     path = [theta]
     for _ in range(steps):
@@ -110,8 +111,19 @@ def ref_rmsprop(theta, a, lr, steps=3, alpha=0.99, eps=1e-8, centered=False, mom
     return path
 
 
-def ref_adam(theta, a, lr, steps=3, beta1=0.9, beta2=0.999, eps=1e-8, amsgrad=False, weight_decay=0.0,
-             decoupled=False, grads=None):
+def ref_adam(
+    theta,
+    a,
+    lr,
+    steps=3,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    amsgrad=False,
+    weight_decay=0.0,
+    decoupled=False,
+    grads=None,
+):
     """torch.optim.Adam / AdamW as implemented (amsgrad keeps the max of the raw v, then bias-corrects)."""
     path, m, v, v_max = [theta], 0.0, 0.0, 0.0
     for t in range(1, steps + 1):
@@ -127,8 +139,8 @@ def ref_adam(theta, a, lr, steps=3, beta1=0.9, beta2=0.999, eps=1e-8, amsgrad=Fa
             second = v_max
         else:
             second = v
-        denom = math.sqrt(second) / math.sqrt(1 - beta2 ** t) + eps
-        theta = theta - lr / (1 - beta1 ** t) * m / denom
+        denom = math.sqrt(second) / math.sqrt(1 - beta2**t) + eps
+        theta = theta - lr / (1 - beta1**t) * m / denom
         path.append(theta)
     return path
 
@@ -143,6 +155,7 @@ def reference(fn, lrs, rows, steps=3, **fixed):
 
 
 # --- first three steps against hand-computed numbers ---------------------------------------------
+
 
 def test_gd_three_steps_by_hand(rules):
     # α = 0.1: θ₁ ← 0.9 θ₁ and θ₂ ← (1 − 0.4) θ₂ = 0.6 θ₂ each step.
@@ -169,18 +182,38 @@ def test_adam_first_step_is_learning_rate_times_sign(rules):
 
 CASES = [
     ("gd", ref_gd, [{}, {"weight_decay": 0.3}], [0.1, 0.05]),
-    ("momentum", ref_torch_sgd, [{"momentum": 0.9}, {"momentum": 0.5, "dampening": 0.3, "weight_decay": 0.1}],
-     [0.1, 0.2]),
-    ("momentum", ref_torch_sgd, [{"momentum": 0.9, "nesterov": True}, {"momentum": 0.7, "weight_decay": 0.2}],
-     [0.05, 0.1]),
+    (
+        "momentum",
+        ref_torch_sgd,
+        [{"momentum": 0.9}, {"momentum": 0.5, "dampening": 0.3, "weight_decay": 0.1}],
+        [0.1, 0.2],
+    ),
+    (
+        "momentum",
+        ref_torch_sgd,
+        [{"momentum": 0.9, "nesterov": True}, {"momentum": 0.7, "weight_decay": 0.2}],
+        [0.05, 0.1],
+    ),
     ("nesterov", ref_torch_sgd, [{"momentum": 0.9}, {"momentum": 0.6, "weight_decay": 0.1}], [0.05, 0.1]),
-    ("adagrad", ref_adagrad, [{}, {"lr_decay": 0.5, "eps": 1e-3, "initial_accumulator_value": 0.2,
-                                   "weight_decay": 0.1}], [0.1, 0.3]),
-    ("rmsprop", ref_rmsprop, [{}, {"alpha": 0.9, "eps": 1e-3, "centered": True, "momentum": 0.5,
-                                   "weight_decay": 0.1}], [0.01, 0.05]),
+    (
+        "adagrad",
+        ref_adagrad,
+        [{}, {"lr_decay": 0.5, "eps": 1e-3, "initial_accumulator_value": 0.2, "weight_decay": 0.1}],
+        [0.1, 0.3],
+    ),
+    (
+        "rmsprop",
+        ref_rmsprop,
+        [{}, {"alpha": 0.9, "eps": 1e-3, "centered": True, "momentum": 0.5, "weight_decay": 0.1}],
+        [0.01, 0.05],
+    ),
     ("rmsprop", ref_rmsprop, [{"centered": True}, {"momentum": 0.9}], [0.01, 0.02]),
-    ("adam", ref_adam, [{}, {"beta1": 0.5, "beta2": 0.9, "eps": 1e-3, "amsgrad": True, "weight_decay": 0.1}],
-     [0.01, 0.1]),
+    (
+        "adam",
+        ref_adam,
+        [{}, {"beta1": 0.5, "beta2": 0.9, "eps": 1e-3, "amsgrad": True, "weight_decay": 0.1}],
+        [0.01, 0.1],
+    ),
     ("adamw", ref_adam, [{}, {"beta1": 0.8, "beta2": 0.99, "amsgrad": True, "weight_decay": 0.5}], [0.01, 0.1]),
 ]
 
@@ -212,12 +245,18 @@ def test_classical_momentum_three_steps(rules):
 
 def test_every_builtin_rule_has_a_three_step_test(rules):
     from descentlab.plugins import rules_more, rules_new  # their steps by hand: test_rules_more.py, test_rules_new.py
-    tested = ({case[0] for case in CASES} | {"classical_momentum"} | {rule.name for rule in rules_more.RULES}
-              | {rule.name for rule in rules_new.RULES})
+
+    tested = (
+        {case[0] for case in CASES}
+        | {"classical_momentum"}
+        | {rule.name for rule in rules_more.RULES}
+        | {rule.name for rule in rules_new.RULES}
+    )
     assert tested == set(rules)
 
 
 # --- PyTorch conventions -------------------------------------------------------------------------
+
 
 def test_momentum_buffer_starts_at_the_first_gradient_even_with_dampening(rules):
     # PyTorch sets buf = g on the first step (no (1 − d) factor): the first step equals plain GD.
@@ -260,7 +299,7 @@ def test_adamw_decay_is_decoupled_and_adam_decay_is_l2(rules):
     adamw = _adam_step_on(rules["adamw"], [0.0], {"weight_decay": 0.5}, lr=0.1, params=2.0)
     assert adamw[1] == pytest.approx(2.0 - 0.1 * 0.5 * 2.0, rel=1e-15)
     adam = _adam_step_on(rules["adam"], [0.0], {"weight_decay": 0.5}, lr=0.1, params=2.0)
-    assert adam[1] == pytest.approx(2.0 - 0.1, rel=1e-7)   # first Adam step: α·sign(λθ)
+    assert adam[1] == pytest.approx(2.0 - 0.1, rel=1e-7)  # first Adam step: α·sign(λθ)
 
 
 # --- the run axis: a batch of different hyperparameters equals separate runs ---------------------
@@ -326,8 +365,9 @@ THRESHOLD_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, row, expected", THRESHOLD_CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(THRESHOLD_CASES)])
+@pytest.mark.parametrize(
+    "name, row, expected", THRESHOLD_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(THRESHOLD_CASES)]
+)
 def test_stability_threshold_brackets_divergence(rules, name, row, expected):
     rule = rules[name]
     hyper = hyper_arrays(rule, [row])
@@ -349,9 +389,11 @@ def test_dampened_heavy_ball_threshold_matches_iteration_matrix():
     # Independent check of (2 + 2μ)/(1 − d): bisect the spectral radius of the linear map
     # (x, αv) ↦ (x − a(1−d)x − μαv, μαv + a(1−d)x) with a = αλ (PyTorch heavy ball after step one).
     for mu, d in ((0.9, 0.0), (0.5, 0.5), (0.3, 0.8)):
+
         def radius(a):
             m = np.array([[1 - a * (1 - d), -mu], [a * (1 - d), mu]])
             return max(abs(np.linalg.eigvals(m)))
+
         low, high = 1e-6, 100.0
         for _ in range(200):
             mid = 0.5 * (low + high)
@@ -362,14 +404,17 @@ def test_dampened_heavy_ball_threshold_matches_iteration_matrix():
 def test_nesterov_threshold_matches_iteration_matrix():
     # PyTorch Nesterov with dampening d: v' = μv + (1−d)λx; x' = x − α(λx + μv').
     for mu, d in ((0.9, 0.0), (0.5, 0.3), (0.2, 0.0)):
+
         def radius(a):
             m = np.array([[1 - a - mu * (1 - d) * a, -mu * mu], [(1 - d) * a, mu]])
             return max(abs(np.linalg.eigvals(m)))
+
         low, high = 1e-6, 50.0
         for _ in range(200):
             mid = 0.5 * (low + high)
             low, high = (mid, high) if radius(mid) < 1 else (low, mid)
         from descentlab.plugins.rules import momentum_threshold
+
         assert low == pytest.approx(momentum_threshold({"momentum": mu, "dampening": d, "nesterov": 1.0}), rel=1e-6)
 
 
@@ -380,6 +425,7 @@ def test_adaptive_rules_say_why_they_have_no_threshold(rules):
 
 
 # --- classical momentum vs PyTorch's convention -----------------------------------------------------
+
 
 def test_classical_and_pytorch_momentum_agree_at_constant_alpha_and_differ_under_a_schedule(rules):
     steps, row = 50, {"momentum": 0.9}
@@ -394,8 +440,10 @@ def test_classical_and_pytorch_momentum_agree_at_constant_alpha_and_differ_under
     np.testing.assert_allclose(classical[:2], torch_style[:2], rtol=1e-14)  # one step: both α₀ g₀
     assert np.max(np.abs(classical[2:] - torch_style[2:])) > 1e-3
     # The references agree: PyTorch rescales the whole buffer by α_t, classical keeps the old α's.
-    expected = [ref_classical(THETA0[0], A[0], decaying[0], steps, momentum=0.9)[-1],
-                ref_classical(THETA0[1], A[1], decaying[0], steps, momentum=0.9)[-1]]
+    expected = [
+        ref_classical(THETA0[0], A[0], decaying[0], steps, momentum=0.9)[-1],
+        ref_classical(THETA0[1], A[1], decaying[0], steps, momentum=0.9)[-1],
+    ]
     np.testing.assert_allclose(classical[-1, 0], expected, rtol=1e-12)
 
 
@@ -403,13 +451,25 @@ def test_classical_and_pytorch_momentum_agree_at_constant_alpha_and_differ_under
 
 TORCH_CASES = [
     ("gd", {}, "SGD", {}),
-    ("momentum", {"momentum": 0.9, "dampening": 0.2, "weight_decay": 0.1}, "SGD",
-     {"momentum": 0.9, "dampening": 0.2, "weight_decay": 0.1}),
+    (
+        "momentum",
+        {"momentum": 0.9, "dampening": 0.2, "weight_decay": 0.1},
+        "SGD",
+        {"momentum": 0.9, "dampening": 0.2, "weight_decay": 0.1},
+    ),
     ("nesterov", {"momentum": 0.8}, "SGD", {"momentum": 0.8, "nesterov": True}),
-    ("adagrad", {"lr_decay": 0.1, "initial_accumulator_value": 0.1}, "Adagrad",
-     {"lr_decay": 0.1, "initial_accumulator_value": 0.1}),
-    ("rmsprop", {"centered": True, "momentum": 0.5, "weight_decay": 0.1}, "RMSprop",
-     {"centered": True, "momentum": 0.5, "weight_decay": 0.1}),
+    (
+        "adagrad",
+        {"lr_decay": 0.1, "initial_accumulator_value": 0.1},
+        "Adagrad",
+        {"lr_decay": 0.1, "initial_accumulator_value": 0.1},
+    ),
+    (
+        "rmsprop",
+        {"centered": True, "momentum": 0.5, "weight_decay": 0.1},
+        "RMSprop",
+        {"centered": True, "momentum": 0.5, "weight_decay": 0.1},
+    ),
     ("adam", {"amsgrad": True, "weight_decay": 0.1}, "Adam", {"amsgrad": True, "weight_decay": 0.1}),
     ("adamw", {"weight_decay": 0.1}, "AdamW", {"weight_decay": 0.1}),
 ]
@@ -433,6 +493,7 @@ def test_matches_torch_optim(rules, name, row, optimizer, kwargs):
 
 
 # --- dtype: float32 runs stay float32 (no silent upcast that would cost the float32 speed-up) ------
+
 
 @pytest.mark.parametrize("name", sorted(GRID_ROWS))
 def test_float32_stays_float32(rules, name):

@@ -61,6 +61,7 @@ THETA0 = np.array([1.0, -0.5, 2.0, 0.25])
 
 # --- first steps worked by hand (no torch needed) ---------------------------------------------------
 
+
 def test_adamax_first_step_by_hand(rules):
     # m₁ = (1 − β₁)g, u₁ = max(0, |g| + ε) = |g| + ε, θ₁ = θ₀ − α/(1 − β₁) · m₁/u₁ = θ₀ − α g/(|g| + ε)
     lr, eps, wd = 0.1, 1e-3, 0.5
@@ -74,7 +75,7 @@ def test_nadam_first_step_by_hand(rules):
     # μ₁ = β₁(1 − ½·0.96^ψ), μ₂ = β₁(1 − ½·0.96^{2ψ}), Π = μ₁; m₁ = (1 − β₁)g, v₁ = (1 − β₂)g², so
     # d = √(v₁/(1 − β₂)) + ε = |g| + ε and θ₁ = θ₀ − α g/d · (1 + μ₂(1 − β₁)/(1 − μ₁μ₂))
     lr, b1, psi, eps, wd = 0.05, 0.8, 0.3, 1e-2, 0.2
-    mu1, mu2 = b1 * (1 - 0.5 * 0.96 ** psi), b1 * (1 - 0.5 * 0.96 ** (2 * psi))
+    mu1, mu2 = b1 * (1 - 0.5 * 0.96**psi), b1 * (1 - 0.5 * 0.96 ** (2 * psi))
     g = G0 + wd * THETA0
     expected = THETA0 - lr * g / (np.abs(g) + eps) * (1 + mu2 * (1 - b1) / (1 - mu1 * mu2))
     row = {"beta1": b1, "beta2": 0.9, "momentum_decay": psi, "eps": eps, "weight_decay": wd}
@@ -85,16 +86,17 @@ def test_radam_first_step_by_hand_and_rectified_steps_under_a_constant_gradient(
     # ρ₁ = ρ_∞ − 2β₂/(1 − β₂) = 1 ≤ 5 for every β₂: the first step is θ₀ − α m̂₁ = θ₀ − α g.
     lr, wd = 0.1, 0.5
     g = G0 + wd * THETA0
-    np.testing.assert_allclose(first_step(rules["radam"], {"weight_decay": wd}, lr, G0, THETA0), THETA0 - lr * g,
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        first_step(rules["radam"], {"weight_decay": wd}, lr, G0, THETA0), THETA0 - lr * g, rtol=1e-15
+    )
     # A constant gradient g (no decay): m̂_t = g and v_t = (1 − β₂ᵗ)g², so each step is
     # α g · r_t √(1 − β₂ᵗ)/(√(1 − β₂ᵗ)|g| + ε) once ρ_t > 5, else α g.
     b2, eps, steps = 0.9, 1e-3, 12
     rho_inf = 2 / (1 - b2) - 1
     theta, expected = THETA0.copy(), [THETA0.copy()]
     for t in range(1, steps + 1):
-        c2 = 1 - b2 ** t
-        rho = rho_inf - 2 * t * b2 ** t / c2
+        c2 = 1 - b2**t
+        rho = rho_inf - 2 * t * b2**t / c2
         if rho > 5:
             r = np.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
             theta = theta - lr * G0 * r * np.sqrt(c2) / (np.sqrt(c2) * np.abs(G0) + eps)
@@ -111,7 +113,7 @@ def test_adadelta_first_step_by_hand(rules):
     # s₁ = (1 − ρ)g², a₀ = 0: Δ = √ε/√((1 − ρ)g² + ε) · g, θ₁ = θ₀ − αΔ
     lr, rho, eps, wd = 0.5, 0.7, 1e-4, 0.1
     g = G0 + wd * THETA0
-    expected = THETA0 - lr * np.sqrt(eps) / np.sqrt((1 - rho) * g ** 2 + eps) * g
+    expected = THETA0 - lr * np.sqrt(eps) / np.sqrt((1 - rho) * g**2 + eps) * g
     got = first_step(rules["adadelta"], {"rho": rho, "eps": eps, "weight_decay": wd}, lr, G0, THETA0)
     np.testing.assert_allclose(got, expected, rtol=1e-15)
 
@@ -123,8 +125,8 @@ def test_rprop_first_three_steps_by_hand(rules):
     grads = np.array([[1.0, -1.0, 1.0, 0.0], [2.0, 3.0, 0.0, -1.0], [1.0, 1.0, 1.0, 1.0]])[:, None]
     row = {"step_size_max": 0.13}
     theta1 = THETA0 - np.array([0.1, -0.1, 0.1, 0.0])
-    theta2 = theta1 - np.array([0.12, 0.0, 0.0, -0.1])        # Δ₂ = (0.12, 0.05, 0.1, 0.1)
-    theta3 = theta2 - np.array([0.13, 0.05, 0.1, 0.0])        # Δ₃ = (min(0.144, 0.13), 0.05, 0.1, 0.05)
+    theta2 = theta1 - np.array([0.12, 0.0, 0.0, -0.1])  # Δ₂ = (0.12, 0.05, 0.1, 0.1)
+    theta3 = theta2 - np.array([0.13, 0.05, 0.1, 0.0])  # Δ₃ = (min(0.144, 0.13), 0.05, 0.1, 0.05)
     got = ours_path(rules["rprop"], [row], [lr], grads, THETA0[None])
     np.testing.assert_allclose(got[1:, 0], [theta1, theta2, theta3], rtol=1e-15)
     # later learning rates are ignored (torch reads lr once, to start Δ)
@@ -139,19 +141,26 @@ def test_asgd_first_two_steps_by_hand(rules):
     theta1 = THETA0 * (1 - lambd * lr) - lr * (G0 + wd * THETA0)
     eta2 = lr / (1 + lambd * lr) ** a
     theta2 = theta1 * (1 - lambd * eta2) - eta2 * (g1 + wd * theta1)
-    got = ours_path(rules["asgd"], [{"lambd": lambd, "alpha": a, "weight_decay": wd}], [lr],
-                    np.array([G0, g1])[:, None], THETA0[None])
+    got = ours_path(
+        rules["asgd"],
+        [{"lambd": lambd, "alpha": a, "weight_decay": wd}],
+        [lr],
+        np.array([G0, g1])[:, None],
+        THETA0[None],
+    )
     np.testing.assert_allclose(got[1:, 0], [theta1, theta2], rtol=1e-14)
 
 
 def test_every_rule_of_the_module_has_a_step_by_hand():
     from descentlab.plugins import rules_more
+
     assert {rule.name for rule in rules_more.RULES} == set(NEW_RULES)
     for name in NEW_RULES:
         assert any(key.startswith(f"test_{name}_first_") for key in globals()), name
 
 
 # --- against torch.optim ---------------------------------------------------------------------------
+
 
 def torch_paths(torch, optimizer, rows, rates, grads, start):
     """(steps + 1, R, P) iterates of torch.optim.<optimizer>, one optimizer per row, the group's lr set per step."""
@@ -183,54 +192,90 @@ def random_problem(seed, runs, scale=1.0):
     rng = np.random.default_rng(seed)
     start = rng.normal(size=(runs, P))
     grads = rng.normal(scale=scale, size=(STEPS, runs, P))
-    grads[5:9, :, 0] = grads[4, :, 0]          # runs of equal sign (Rprop grows its step) ...
-    grads[10:14, :, 1] *= (-1) ** np.arange(4)[:, None]   # ... and of alternating sign
-    grads[20, :, 2] = 0.0                       # an exact zero
+    grads[5:9, :, 0] = grads[4, :, 0]  # runs of equal sign (Rprop grows its step) ...
+    grads[10:14, :, 1] *= (-1) ** np.arange(4)[:, None]  # ... and of alternating sign
+    grads[20, :, 2] = 0.0  # an exact zero
     return start, grads
 
 
 # Each case: descentlab rule, torch optimizer, rows of (descentlab hyper, torch kwargs, α).
 CASES = {
-    "adamax": ("adamax", "Adamax", [
-        ({}, {}, 0.002),
-        ({"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1}, {"betas": (0.5, 0.9), "weight_decay": 0.1}, 0.05),
-        ({"eps": 1e-2, "weight_decay": 0.3}, {"eps": 1e-2, "weight_decay": 0.3}, 0.1),
-        ({"beta1": 0.0, "beta2": 0.99}, {"betas": (0.0, 0.99)}, 0.01),
-    ]),
-    "nadam": ("nadam", "NAdam", [
-        ({}, {}, 0.002),
-        ({"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1}, {"betas": (0.5, 0.9), "weight_decay": 0.1}, 0.05),
-        ({"momentum_decay": 0.1, "eps": 1e-3, "weight_decay": 0.3},
-         {"momentum_decay": 0.1, "eps": 1e-3, "weight_decay": 0.3}, 0.1),
-        ({"momentum_decay": 0.0, "beta1": 0.95}, {"momentum_decay": 0.0, "betas": (0.95, 0.999)}, 0.01),
-    ]),
-    "radam": ("radam", "RAdam", [
-        ({}, {}, 0.001),
-        ({"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1}, {"betas": (0.5, 0.9), "weight_decay": 0.1}, 0.05),
-        ({"beta2": 0.6, "eps": 1e-3}, {"betas": (0.9, 0.6), "eps": 1e-3}, 0.02),   # ρ_∞ = 4: never rectified
-        ({"beta2": 0.99, "eps": 1e-2, "weight_decay": 0.3},
-         {"betas": (0.9, 0.99), "eps": 1e-2, "weight_decay": 0.3}, 0.1),
-    ]),
-    "adadelta": ("adadelta", "Adadelta", [
-        ({}, {}, 1.0),
-        ({"rho": 0.5, "weight_decay": 0.1}, {"rho": 0.5, "weight_decay": 0.1}, 0.5),
-        ({"eps": 1e-3, "weight_decay": 0.3}, {"eps": 1e-3, "weight_decay": 0.3}, 2.0),
-        ({"rho": 0.99, "eps": 1e-8}, {"rho": 0.99, "eps": 1e-8}, 1.0),
-    ]),
-    "rprop": ("rprop", "Rprop", [
-        ({}, {}, 0.01),
-        ({"etaminus": 0.3, "etaplus": 1.5, "step_size_max": 0.2}, {"etas": (0.3, 1.5), "step_sizes": (1e-6, 0.2)},
-         0.05),
-        ({"step_size_min": 0.004}, {"step_sizes": (0.004, 50.0)}, 0.01),     # Δ reaches Δ_min
-        ({"etaplus": 2.0, "step_size_min": 0.0, "step_size_max": 1.0}, {"etas": (0.5, 2.0), "step_sizes": (0.0, 1.0)},
-         0.1),
-    ]),
-    "asgd": ("asgd", "ASGD", [
-        ({}, {}, 0.01),
-        ({"lambd": 0.1, "alpha": 0.5, "weight_decay": 0.2}, {"lambd": 0.1, "alpha": 0.5, "weight_decay": 0.2}, 0.5),
-        ({"lambd": 0.0}, {"lambd": 0.0, "t0": 5.0}, 0.1),       # t0 moves only torch's average ax, not θ
-        ({"alpha": 1.0, "weight_decay": 0.05}, {"alpha": 1.0, "weight_decay": 0.05, "t0": 0.0}, 0.2),
-    ]),
+    "adamax": (
+        "adamax",
+        "Adamax",
+        [
+            ({}, {}, 0.002),
+            ({"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1}, {"betas": (0.5, 0.9), "weight_decay": 0.1}, 0.05),
+            ({"eps": 1e-2, "weight_decay": 0.3}, {"eps": 1e-2, "weight_decay": 0.3}, 0.1),
+            ({"beta1": 0.0, "beta2": 0.99}, {"betas": (0.0, 0.99)}, 0.01),
+        ],
+    ),
+    "nadam": (
+        "nadam",
+        "NAdam",
+        [
+            ({}, {}, 0.002),
+            ({"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1}, {"betas": (0.5, 0.9), "weight_decay": 0.1}, 0.05),
+            (
+                {"momentum_decay": 0.1, "eps": 1e-3, "weight_decay": 0.3},
+                {"momentum_decay": 0.1, "eps": 1e-3, "weight_decay": 0.3},
+                0.1,
+            ),
+            ({"momentum_decay": 0.0, "beta1": 0.95}, {"momentum_decay": 0.0, "betas": (0.95, 0.999)}, 0.01),
+        ],
+    ),
+    "radam": (
+        "radam",
+        "RAdam",
+        [
+            ({}, {}, 0.001),
+            ({"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1}, {"betas": (0.5, 0.9), "weight_decay": 0.1}, 0.05),
+            ({"beta2": 0.6, "eps": 1e-3}, {"betas": (0.9, 0.6), "eps": 1e-3}, 0.02),  # ρ_∞ = 4: never rectified
+            (
+                {"beta2": 0.99, "eps": 1e-2, "weight_decay": 0.3},
+                {"betas": (0.9, 0.99), "eps": 1e-2, "weight_decay": 0.3},
+                0.1,
+            ),
+        ],
+    ),
+    "adadelta": (
+        "adadelta",
+        "Adadelta",
+        [
+            ({}, {}, 1.0),
+            ({"rho": 0.5, "weight_decay": 0.1}, {"rho": 0.5, "weight_decay": 0.1}, 0.5),
+            ({"eps": 1e-3, "weight_decay": 0.3}, {"eps": 1e-3, "weight_decay": 0.3}, 2.0),
+            ({"rho": 0.99, "eps": 1e-8}, {"rho": 0.99, "eps": 1e-8}, 1.0),
+        ],
+    ),
+    "rprop": (
+        "rprop",
+        "Rprop",
+        [
+            ({}, {}, 0.01),
+            (
+                {"etaminus": 0.3, "etaplus": 1.5, "step_size_max": 0.2},
+                {"etas": (0.3, 1.5), "step_sizes": (1e-6, 0.2)},
+                0.05,
+            ),
+            ({"step_size_min": 0.004}, {"step_sizes": (0.004, 50.0)}, 0.01),  # Δ reaches Δ_min
+            (
+                {"etaplus": 2.0, "step_size_min": 0.0, "step_size_max": 1.0},
+                {"etas": (0.5, 2.0), "step_sizes": (0.0, 1.0)},
+                0.1,
+            ),
+        ],
+    ),
+    "asgd": (
+        "asgd",
+        "ASGD",
+        [
+            ({}, {}, 0.01),
+            ({"lambd": 0.1, "alpha": 0.5, "weight_decay": 0.2}, {"lambd": 0.1, "alpha": 0.5, "weight_decay": 0.2}, 0.5),
+            ({"lambd": 0.0}, {"lambd": 0.0, "t0": 5.0}, 0.1),  # t0 moves only torch's average ax, not θ
+            ({"alpha": 1.0, "weight_decay": 0.05}, {"alpha": 1.0, "weight_decay": 0.05, "t0": 0.0}, 0.2),
+        ],
+    ),
 }
 
 
@@ -248,8 +293,14 @@ def test_rows_stacked_in_one_call_match_torch_optim(rules, torch64, case, schedu
         np.testing.assert_allclose(ours[:, r], expected[:, r], rtol=RTOL, atol=ATOL, err_msg=f"{case} row {r}")
 
 
-TORCH_NAMES = {"adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam", "adadelta": "Adadelta", "rprop": "Rprop",
-               "asgd": "ASGD"}
+TORCH_NAMES = {
+    "adamax": "Adamax",
+    "nadam": "NAdam",
+    "radam": "RAdam",
+    "adadelta": "Adadelta",
+    "rprop": "Rprop",
+    "asgd": "ASGD",
+}
 
 
 def test_every_new_rule_is_compared_with_torch_and_with_weight_decay_if_it_has_one(rules):
@@ -260,8 +311,14 @@ def test_every_new_rule_is_compared_with_torch_and_with_weight_decay_if_it_has_o
 
 
 def torch_default(defaults, name):
-    pairs = {"beta1": ("betas", 0), "beta2": ("betas", 1), "etaminus": ("etas", 0), "etaplus": ("etas", 1),
-             "step_size_min": ("step_sizes", 0), "step_size_max": ("step_sizes", 1)}
+    pairs = {
+        "beta1": ("betas", 0),
+        "beta2": ("betas", 1),
+        "etaminus": ("etas", 0),
+        "etaplus": ("etas", 1),
+        "step_size_min": ("step_sizes", 0),
+        "step_size_max": ("step_sizes", 1),
+    }
     if name in pairs:
         key, index = pairs[name]
         return defaults[key][index]
@@ -275,7 +332,7 @@ def test_defaults_are_torchs(rules, torch64, name):
     for h in rules[name].hyperparams:
         assert h.default == torch_default(defaults, h.name), h.name
     assert rules[name].default_learning_rate == defaults["lr"]
-    assert not defaults.get("decoupled_weight_decay", False)   # NAdam, RAdam: the L2 form descentlab implements
+    assert not defaults.get("decoupled_weight_decay", False)  # NAdam, RAdam: the L2 form descentlab implements
     assert not defaults.get("maximize", False)
     if name == "asgd":  # the one torch argument not declared: it moves only the average ax, never θ
         assert defaults["t0"] == 1e6 and "t0" not in {h.name for h in rules[name].hyperparams}
@@ -290,6 +347,7 @@ def test_through_the_runner_matches_torch_on_the_gradients_it_computed(rules, to
     # descentlab's own training loop (run_chunk) on a landscape, 3 seeds stacked; a probe records θ_t and
     # ∇J(θ_t) of every run, and torch.optim replays those gradients from the same start.
     from descentlab.chunk import one_rule_experiment, run_chunk
+
     registry = load_registry(entry_points=False, use_env=False)
     problem = registry.problem("rosenbrock")
     instance = problem.build({s.name: s.default for s in problem.settings})

@@ -55,8 +55,9 @@ def ours_path(rule, rows, rates, grads, start, layout=None, keep_states=False):
         params = params + updates
         path.append(params.copy())
         if keep_states:
-            states.append(state._replace(**{k: np.copy(v) for k, v in state._asdict().items()
-                                            if isinstance(v, np.ndarray)}))
+            states.append(
+                state._replace(**{k: np.copy(v) for k, v in state._asdict().items() if isinstance(v, np.ndarray)})
+            )
     return (np.array(path), states) if keep_states else np.array(path)
 
 
@@ -64,7 +65,7 @@ def random_problem(seed, runs, size):
     rng = np.random.default_rng(seed)
     start = rng.normal(size=(runs, size))
     grads = rng.normal(size=(STEPS, runs, size))
-    grads[20, :, 1] = 0.0                       # an exact zero
+    grads[20, :, 1] = 0.0  # an exact zero
     return start, grads
 
 
@@ -82,6 +83,7 @@ def sign(v):
 
 
 # --- Lion ------------------------------------------------------------------------------------------
+
 
 def lion_reference(theta, grads, rates, beta1, beta2, wd):
     """Chen et al. 2023, Algorithm 2, one run, coordinate by coordinate: a list of iterates."""
@@ -114,20 +116,26 @@ def test_lion_second_step_takes_the_sign_of_the_interpolation_not_of_the_gradien
 
 @pytest.mark.parametrize("scheduled", [False, True], ids=["constant", "changing-lr"])
 def test_lion_rows_stacked_match_the_papers_algorithm(rules, scheduled):
-    rows = [{}, {"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1}, {"beta1": 0.95, "beta2": 0.999,
-                                                                     "weight_decay": 0.01}, {"beta1": 0.0}]
+    rows = [
+        {},
+        {"beta1": 0.5, "beta2": 0.9, "weight_decay": 0.1},
+        {"beta1": 0.95, "beta2": 0.999, "weight_decay": 0.01},
+        {"beta1": 0.0},
+    ]
     rates = np.array([1e-4, 0.01, 0.05, 0.003])
     rates = changing(rates) if scheduled else rates[:, None].repeat(STEPS, 1)
     start, grads = random_problem(1, len(rows), 5)
     grads[5:9, :, 0] = grads[4, :, 0]
     ours = ours_path(rules["lion"], rows, rates, grads, start)
     for r, row in enumerate(rows):
-        expected = lion_reference(start[r], grads[:, r], rates[r], row.get("beta1", 0.9), row.get("beta2", 0.99),
-                                  row.get("weight_decay", 0.0))
+        expected = lion_reference(
+            start[r], grads[:, r], rates[r], row.get("beta1", 0.9), row.get("beta2", 0.99), row.get("weight_decay", 0.0)
+        )
         np.testing.assert_allclose(ours[:, r], expected, rtol=RTOL, atol=ATOL, err_msg=f"row {r}")
 
 
 # --- signSGD ---------------------------------------------------------------------------------------
+
 
 def test_signsgd_first_step_by_hand(rules):
     lr, wd = 0.1, 0.5
@@ -143,8 +151,9 @@ def test_signsgd_rows_stacked_match_a_plain_loop(rules):
     for r, row in enumerate(rows):
         theta, expected = list(start[r]), [list(start[r])]
         for t in range(STEPS):
-            theta = [th - rates[r, t] * (sign(g) + row.get("weight_decay", 0.0) * th)
-                     for th, g in zip(theta, grads[t, r])]
+            theta = [
+                th - rates[r, t] * (sign(g) + row.get("weight_decay", 0.0) * th) for th, g in zip(theta, grads[t, r])
+            ]
             expected.append(theta)
         np.testing.assert_allclose(ours[:, r], expected, rtol=RTOL, atol=ATOL)
 
@@ -161,10 +170,10 @@ def test_adafactor_first_step_by_hand(rules):
     g = np.array([1.0, 2.0, 3.0, 4.0, 0.5, -3.0])
     theta = np.ones(6)
     lr = 0.01
-    v_hat = np.array([2.5 * 5, 2.5 * 10, 12.5 * 5, 12.5 * 10]) / 7.5      # R = (2.5, 12.5), C = (5, 10)
-    u_matrix = g[:4] / np.sqrt(v_hat)                                        # RMS(u) = √0.96 < d = 1: no clip
-    assert math.isclose(np.sqrt(np.mean(u_matrix ** 2)), math.sqrt(0.96))
-    u_vector = np.sign(g[4:])                                                # v = g²: u = g/|g|
+    v_hat = np.array([2.5 * 5, 2.5 * 10, 12.5 * 5, 12.5 * 10]) / 7.5  # R = (2.5, 12.5), C = (5, 10)
+    u_matrix = g[:4] / np.sqrt(v_hat)  # RMS(u) = √0.96 < d = 1: no clip
+    assert math.isclose(np.sqrt(np.mean(u_matrix**2)), math.sqrt(0.96))
+    u_vector = np.sign(g[4:])  # v = g²: u = g/|g|
     expected = theta - lr * np.concatenate([u_matrix, u_vector])
     got = ours_path(rules["adafactor"], [{}], [lr], g[None, None], theta[None], layout=layout)[1, 0]
     np.testing.assert_allclose(got, expected, rtol=1e-15)
@@ -186,14 +195,20 @@ def test_adafactor_first_step_floors_at_eps1_and_eps2_by_hand(rules):
 
 
 def adafactor_torch_kwargs(row):
-    return {"beta2_decay": row.get("beta2_decay", -0.8), "eps": (row.get("eps1") or None, row.get("eps2", 1e-3)),
-            "d": row.get("d", 1.0), "weight_decay": row.get("weight_decay", 0.0)}
+    return {
+        "beta2_decay": row.get("beta2_decay", -0.8),
+        "eps": (row.get("eps1") or None, row.get("eps2", 1e-3)),
+        "d": row.get("d", 1.0),
+        "weight_decay": row.get("weight_decay", 0.0),
+    }
 
 
 def torch_adafactor_path(torch, layout, kwargs, rates, grads, start):
     """One run of torch.optim.Adafactor over the layout's tensors: (steps + 1, P) flat iterates."""
-    tensors = [torch.tensor(layout.view(start[None], e.name)[0].copy(), dtype=torch.float64, requires_grad=True)
-               for e in layout.entries]
+    tensors = [
+        torch.tensor(layout.view(start[None], e.name)[0].copy(), dtype=torch.float64, requires_grad=True)
+        for e in layout.entries
+    ]
     opt = torch.optim.Adafactor(tensors, lr=float(rates[0]), foreach=False, **kwargs)
     flat = [np.concatenate([t.detach().numpy().reshape(-1) for t in tensors])]
     for step, grad in enumerate(grads):
@@ -220,8 +235,8 @@ def torch64():
 ADAFACTOR_ROWS = [
     ({}, 0.01),
     ({"beta2_decay": -0.5, "eps1": 1e-3, "eps2": 1e-2, "d": 1.2, "weight_decay": 0.1}, 0.3),
-    ({"beta2_decay": 0.0, "weight_decay": 0.5}, 0.05),        # β̂ = 1: v is this step's g² alone
-    ({"d": 1.0, "eps2": 0.5, "beta2_decay": -1.0}, 2.0),       # ρ_t = 1/√t < α: the relative step size caps
+    ({"beta2_decay": 0.0, "weight_decay": 0.5}, 0.05),  # β̂ = 1: v is this step's g² alone
+    ({"d": 1.0, "eps2": 0.5, "beta2_decay": -1.0}, 2.0),  # ρ_t = 1/√t < α: the relative step size caps
 ]
 
 
@@ -231,7 +246,7 @@ def test_adafactor_rows_stacked_match_torch_tensor_by_tensor(rules, torch64, sch
     rates = np.array([lr for _, lr in ADAFACTOR_ROWS])
     rates = changing(rates) if scheduled else rates[:, None].repeat(STEPS, 1)
     start, grads = random_problem(3, len(rows), LAYOUT.size)
-    grads[10:14] *= 30.0                                      # a burst: RMS(u) > d, the update is clipped
+    grads[10:14] *= 30.0  # a burst: RMS(u) > d, the update is clipped
     ours = ours_path(rules["adafactor"], rows, rates, grads, start, layout=LAYOUT)
     for r, row in enumerate(rows):
         expected = torch_adafactor_path(torch64, LAYOUT, adafactor_torch_kwargs(row), rates[r], grads[:, r], start[r])
@@ -245,17 +260,23 @@ def test_adafactor_without_a_layout_is_torchs_on_one_vector(rules, torch64):
     ours = ours_path(rules["adafactor"], rows, rates, grads, start)
     vector = ParamLayout([("theta", (7,), "all")])
     for r, row in enumerate(rows):
-        expected = torch_adafactor_path(torch64, vector, adafactor_torch_kwargs(row), rates[r:r + 1], grads[:, r],
-                                        start[r])
+        expected = torch_adafactor_path(
+            torch64, vector, adafactor_torch_kwargs(row), rates[r : r + 1], grads[:, r], start[r]
+        )
         np.testing.assert_allclose(ours[:, r], expected, rtol=RTOL, atol=ATOL)
 
 
 def test_adafactor_defaults_are_torchs(rules, torch64):
     defaults = torch64.optim.Adafactor([torch64.zeros(1, requires_grad=True)]).defaults
     declared = {h.name: h.default for h in rules["adafactor"].hyperparams}
-    assert declared == {"beta2_decay": defaults["beta2_decay"], "eps1": 0.0, "eps2": defaults["eps"][1],
-                        "d": defaults["d"], "weight_decay": defaults["weight_decay"]}
-    assert defaults["eps"][0] is None          # what eps1 = 0 stands for: the dtype's machine epsilon
+    assert declared == {
+        "beta2_decay": defaults["beta2_decay"],
+        "eps1": 0.0,
+        "eps2": defaults["eps"][1],
+        "d": defaults["d"],
+        "weight_decay": defaults["weight_decay"],
+    }
+    assert defaults["eps"][0] is None  # what eps1 = 0 stands for: the dtype's machine epsilon
     assert rules["adafactor"].default_learning_rate == defaults["lr"]
     assert defaults["maximize"] is False
 
@@ -264,14 +285,16 @@ def test_adafactor_through_the_runner_factors_the_networks_matrices_as_torch(rul
     # descentlab's own training loop on a small network: the runner hands the rule the problem's layout;
     # torch replays the gradients the loop computed, one Adafactor per run over the same tensors
     from descentlab.chunk import one_rule_experiment, run_chunk
+
     registry = load_registry(entry_points=False, use_env=False)
     problem = registry.problem("moons")
     settings = {s.name: s.default for s in problem.settings}
     instance = problem.build({**settings, "hidden": [5, 3], "samples": 64})
     rule = rules["adafactor"]
     row = ADAFACTOR_ROWS[1][0]
-    experiment = one_rule_experiment(rule, {h.name: row.get(h.name, h.default) for h in rule.hyperparams},
-                                     [0, 1, 2], 25, 0.05)
+    experiment = one_rule_experiment(
+        rule, {h.name: row.get(h.name, h.default) for h in rule.hyperparams}, [0, 1, 2], 25, 0.05
+    )
     seen = {}
 
     def probe(view):
@@ -284,8 +307,9 @@ def test_adafactor_through_the_runner_factors_the_networks_matrices_as_torch(rul
     ours = np.array([seen[t][0] for t in steps])
     grads = np.array([seen[t][1] for t in steps[:-1]])
     for r in range(3):
-        expected = torch_adafactor_path(torch64, instance.layout, adafactor_torch_kwargs(row), [0.05], grads[:, r],
-                                        ours[0, r])
+        expected = torch_adafactor_path(
+            torch64, instance.layout, adafactor_torch_kwargs(row), [0.05], grads[:, r], ours[0, r]
+        )
         np.testing.assert_allclose(ours[:, r], expected, rtol=RTOL, atol=ATOL)
     # and the factored estimate differs from treating the row as one vector
     flat = ours_path(rule, [row], [0.05], grads[:, :1], ours[0, :1])
@@ -294,8 +318,10 @@ def test_adafactor_through_the_runner_factors_the_networks_matrices_as_torch(rul
 
 # --- schedule-free SGD and AdamW -------------------------------------------------------------------
 
-def schedule_free_reference(theta, grad_at, rates, *, adam, beta, wd=0.0, r=0.0, p=2.0, warmup=0, beta2=0.999,
-                            eps=1e-8):
+
+def schedule_free_reference(
+    theta, grad_at, rates, *, adam, beta, wd=0.0, r=0.0, p=2.0, warmup=0, beta2=0.999, eps=1e-8
+):
     """Defazio et al. 2024 as the reference implementation runs it, one run, coordinate by coordinate.
 
     ``grad_at(y)`` is the gradient at the list y (gradients are taken at y); ``rates`` the base α per step,
@@ -306,7 +332,7 @@ def schedule_free_reference(theta, grad_at, rates, *, adam, beta, wd=0.0, r=0.0,
     for k in range(len(rates)):
         lr = rates[k] * ((k + 1) / warmup if k < warmup else 1.0)
         lr_max = max(lr_max, lr)
-        weight = (k + 1) ** r * lr_max ** p
+        weight = (k + 1) ** r * lr_max**p
         weight_sum += weight
         c = weight / weight_sum if weight_sum else 0.0
         g = grad_at(y)
@@ -330,7 +356,7 @@ B_SHIFT = np.array([1.0, -1.0, 0.5, 0.0])
 
 def quadratic_grad(y):
     """∇ of Σ ½ a_i (y_i − b_i)² + ¼ y_i⁴/10 (a little curvature that changes with y)."""
-    return [a * (yi - b) + 0.1 * yi ** 3 for a, b, yi in zip(A_DIAG, B_SHIFT, y)]
+    return [a * (yi - b) + 0.1 * yi**3 for a, b, yi in zip(A_DIAG, B_SHIFT, y)]
 
 
 def quadratic_grads(params):
@@ -345,8 +371,9 @@ def test_sgd_schedule_free_first_two_steps_by_hand(rules):
     theta = np.array([1.0, -2.0, 0.5])
     rows = [{}, {"r": 1.0}, {"weight_decay": 0.5}]
     start = np.tile(theta, (3, 1))
-    path, states = ours_path(rules["sgd_schedule_free"], rows, [0.1] * 3, lambda params: 2.0 * params, start,
-                             keep_states=True)
+    path, states = ours_path(
+        rules["sgd_schedule_free"], rows, [0.1] * 3, lambda params: 2.0 * params, start, keep_states=True
+    )
     np.testing.assert_allclose(path[1], [0.8 * theta, 0.8 * theta, 0.75 * theta], rtol=1e-15)
     np.testing.assert_allclose(path[2], [0.712 * theta, 0.688 * theta, 0.646875 * theta], rtol=1e-14)
     np.testing.assert_allclose(states[1].x, [0.72 * theta, 2.08 / 3 * theta, 0.65625 * theta], rtol=1e-14)
@@ -392,13 +419,13 @@ def test_schedule_free_rows_stacked_match_the_reference_algorithm_with_gradients
     rates = np.array([lr for _, _, lr in cases])
     rates = changing(rates) if scheduled else rates[:, None].repeat(STEPS, 1)
     start = np.random.default_rng(5).normal(size=(len(cases), len(A_DIAG)))
-    ours, states = ours_path(rules[name], [row for row, _, _ in cases], rates, quadratic_grads, start,
-                             keep_states=True)
+    ours, states = ours_path(rules[name], [row for row, _, _ in cases], rates, quadratic_grads, start, keep_states=True)
     for r, (_, kwargs, _) in enumerate(cases):
         kwargs = dict(kwargs)
         beta = kwargs.pop("beta", 0.9)
-        ys, xs = schedule_free_reference(start[r], quadratic_grad, rates[r], adam=name.startswith("adam"), beta=beta,
-                                         **kwargs)
+        ys, xs = schedule_free_reference(
+            start[r], quadratic_grad, rates[r], adam=name.startswith("adam"), beta=beta, **kwargs
+        )
         np.testing.assert_allclose(ours[:, r], ys, rtol=RTOL, atol=ATOL, err_msg=f"{name} row {r}: y")
         np.testing.assert_allclose([s.x[r] for s in states], xs[1:], rtol=RTOL, atol=ATOL, err_msg=f"row {r}: x")
 
@@ -408,17 +435,18 @@ def test_schedule_free_warmup_is_the_schedules_warmup(rules, name):
     # the reference's warmup_steps W scales α by (k + 1)/W for k < W: descentlab's schedule warmup gives the
     # same α_t, and the average's weights (max α)^p follow it
     from descentlab.schedule_values import schedule_values
+
     registry = load_registry(entry_points=False, use_env=False)
     warmup, base = 8, 0.2 if name.startswith("sgd") else 0.05
-    rates = schedule_values(registry.schedule("constant"), np.array([base]), {}, STEPS, warmup).T   # (1, STEPS)
+    rates = schedule_values(registry.schedule("constant"), np.array([base]), {}, STEPS, warmup).T  # (1, STEPS)
     start = np.array([[0.5, -1.0, 2.0, 0.1]])
     ours = ours_path(rules[name], [{}], rates, quadratic_grads, start)
-    ys, _ = schedule_free_reference(start[0], quadratic_grad, [base] * STEPS, adam=name.startswith("adam"),
-                                    beta=0.9, warmup=warmup)
+    ys, _ = schedule_free_reference(
+        start[0], quadratic_grad, [base] * STEPS, adam=name.startswith("adam"), beta=0.9, warmup=warmup
+    )
     np.testing.assert_allclose(ours[:, 0], ys, rtol=RTOL, atol=ATOL)
-    plain, _ = schedule_free_reference(start[0], quadratic_grad, [base] * STEPS, adam=name.startswith("adam"),
-                                       beta=0.9)
-    assert not np.allclose(ys, plain)      # the warmup did change the run
+    plain, _ = schedule_free_reference(start[0], quadratic_grad, [base] * STEPS, adam=name.startswith("adam"), beta=0.9)
+    assert not np.allclose(ys, plain)  # the warmup did change the run
 
 
 def test_schedule_free_defaults_are_the_reference_implementations(rules):
@@ -432,8 +460,10 @@ def test_schedule_free_defaults_are_the_reference_implementations(rules):
 
 # --- the module --------------------------------------------------------------------------------------
 
+
 def test_every_rule_of_the_module_has_a_step_by_hand_and_says_why_it_has_no_threshold():
     from descentlab.plugins import rules_new
+
     assert {rule.name for rule in rules_new.RULES} == set(NEW_RULES)
     for rule in rules_new.RULES:
         assert any(key.startswith(f"test_{rule.name}_first_") for key in globals()), rule.name
@@ -470,6 +500,7 @@ def test_sgd_schedule_free_has_a_moving_edge_not_a_fixed_threshold(rules):
 def test_adafactor_state_survives_the_runners_row_drop(rules):
     # the plan (tensor shapes, the same for every run) is passed through; the factors lose the dropped rows
     from descentlab.chunk import _take_rows
+
     rule = rules["adafactor"]
     rows = [{}, {"d": 2.0}, {"weight_decay": 0.1}]
     start, grads = random_problem(6, 3, LAYOUT.size)

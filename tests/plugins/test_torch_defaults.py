@@ -10,12 +10,31 @@ import pytest
 from descentlab import load_registry
 
 # descentlab hyperparameter -> (torch argument, index into it when torch takes a pair)
-TORCH_ARGUMENT = {"learning_rate": ("lr", None), "beta1": ("betas", 0), "beta2": ("betas", 1),
-                  "etaminus": ("etas", 0), "etaplus": ("etas", 1),
-                  "step_size_min": ("step_sizes", 0), "step_size_max": ("step_sizes", 1)}
+TORCH_ARGUMENT = {
+    "learning_rate": ("lr", None),
+    "beta1": ("betas", 0),
+    "beta2": ("betas", 1),
+    "etaminus": ("etas", 0),
+    "etaplus": ("etas", 1),
+    "step_size_min": ("step_sizes", 0),
+    "step_size_max": ("step_sizes", 1),
+}
 # rules that follow a torch.optim class; classical_momentum has none (α sits inside its buffer)
-WITH_TORCH = {"gd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam", "radam",
-              "adadelta", "rprop", "asgd"}
+WITH_TORCH = {
+    "gd",
+    "momentum",
+    "nesterov",
+    "adagrad",
+    "rmsprop",
+    "adam",
+    "adamw",
+    "adamax",
+    "nadam",
+    "radam",
+    "adadelta",
+    "rprop",
+    "asgd",
+}
 
 
 def _rules():

@@ -65,8 +65,9 @@ def torch_main(name, row, total):
     if name == "polynomial":
         return lambda opt: L.PolynomialLR(opt, total_iters=row["total_iters"] or total, power=row["power"])
     if name == "linear":
-        return lambda opt: L.LinearLR(opt, start_factor=row["start_factor"], end_factor=row["end_factor"],
-                                      total_iters=row["total_iters"] or total)
+        return lambda opt: L.LinearLR(
+            opt, start_factor=row["start_factor"], end_factor=row["end_factor"], total_iters=row["total_iters"] or total
+        )
     if name == "exponential":
         return lambda opt: L.ExponentialLR(opt, gamma=row["gamma"])
     if name == "inverse_time":
@@ -75,18 +76,31 @@ def torch_main(name, row, total):
         t_max = row["t_max"] or total
         return lambda opt: L.CosineAnnealingLR(opt, T_max=t_max, eta_min=row["min_lr_fraction"] * opt.defaults["lr"])
     if name == "cosine_restarts":
-        return lambda opt: L.CosineAnnealingWarmRestarts(opt, T_0=row["t_0"], T_mult=row["t_mult"],
-                                                         eta_min=row["min_lr_fraction"] * opt.defaults["lr"])
+        return lambda opt: L.CosineAnnealingWarmRestarts(
+            opt, T_0=row["t_0"], T_mult=row["t_mult"], eta_min=row["min_lr_fraction"] * opt.defaults["lr"]
+        )
     if name == "one_cycle":
-        return lambda opt: L.OneCycleLR(opt, max_lr=opt.defaults["lr"], total_steps=int(total),
-                                        pct_start=row["pct_start"],
-                                        anneal_strategy="linear" if row["linear_anneal"] else "cos",
-                                        div_factor=row["div_factor"], final_div_factor=row["final_div_factor"],
-                                        three_phase=False, cycle_momentum=False)
+        return lambda opt: L.OneCycleLR(
+            opt,
+            max_lr=opt.defaults["lr"],
+            total_steps=int(total),
+            pct_start=row["pct_start"],
+            anneal_strategy="linear" if row["linear_anneal"] else "cos",
+            div_factor=row["div_factor"],
+            final_div_factor=row["final_div_factor"],
+            three_phase=False,
+            cycle_momentum=False,
+        )
     if name == "cyclic":
-        return lambda opt: L.CyclicLR(opt, base_lr=opt.defaults["lr"], max_lr=row["max_lr"],
-                                      step_size_up=row["step_size_up"], step_size_down=row["step_size_down"] or None,
-                                      mode="triangular2" if row["triangular2"] else "triangular", cycle_momentum=False)
+        return lambda opt: L.CyclicLR(
+            opt,
+            base_lr=opt.defaults["lr"],
+            max_lr=row["max_lr"],
+            step_size_up=row["step_size_up"],
+            step_size_down=row["step_size_down"] or None,
+            mode="triangular2" if row["triangular2"] else "triangular",
+            cycle_momentum=False,
+        )
     if name == "wsd":  # no torch scheduler: LambdaLR of the hand-written factor (see also the SequentialLR test)
         return lambda opt: L.LambdaLR(opt, lambda t: wsd_factor(t, total, row))
     if name == "exponential_ramp":  # torch has no range-test scheduler: its LambdaLR of the same factor
@@ -98,36 +112,54 @@ ROWS = {
     "constant": [{}, {}, {}],
     "step": [{"step_size": 4, "gamma": 0.5}, {"step_size": 1, "gamma": 0.9}, {"step_size": 7, "gamma": 0.1}],
     # unsorted milestones, a repeated one (counts twice, as torch's Counter), and milestones past T
-    "multistep": [{"milestone_1": 5, "milestone_2": 12, "milestone_3": 20, "milestone_4": 0, "gamma": 0.5},
-                  {"milestone_1": 9, "milestone_2": 3, "milestone_3": 9, "milestone_4": 25, "gamma": 0.1},
-                  {"milestone_1": 40, "milestone_2": 0, "milestone_3": 0, "milestone_4": 1, "gamma": 0.9}],
+    "multistep": [
+        {"milestone_1": 5, "milestone_2": 12, "milestone_3": 20, "milestone_4": 0, "gamma": 0.5},
+        {"milestone_1": 9, "milestone_2": 3, "milestone_3": 9, "milestone_4": 25, "gamma": 0.1},
+        {"milestone_1": 40, "milestone_2": 0, "milestone_3": 0, "milestone_4": 1, "gamma": 0.9},
+    ],
     "exponential": [{"gamma": 0.9}, {"gamma": 0.5}, {"gamma": 0.999}],
     # total_iters 0 = the run's length; 10 and 17 reach 0 before the end and stay there
-    "polynomial": [{"total_iters": 0, "power": 1.0}, {"total_iters": 10, "power": 2.0},
-                   {"total_iters": 17, "power": 0.5}],
-    "linear": [{"start_factor": 1.0, "end_factor": 0.0, "total_iters": 0},
-               {"start_factor": 0.25, "end_factor": 1.0, "total_iters": 8},
-               {"start_factor": 0.5, "end_factor": 0.1, "total_iters": 13}],
+    "polynomial": [
+        {"total_iters": 0, "power": 1.0},
+        {"total_iters": 10, "power": 2.0},
+        {"total_iters": 17, "power": 0.5},
+    ],
+    "linear": [
+        {"start_factor": 1.0, "end_factor": 0.0, "total_iters": 0},
+        {"start_factor": 0.25, "end_factor": 1.0, "total_iters": 8},
+        {"start_factor": 0.5, "end_factor": 0.1, "total_iters": 13},
+    ],
     "inverse_time": [{"decay": 0.1}, {"decay": 1.0}, {"decay": 0.0}],
     # t_max 0 = the run's length; t_max 8 and 5 go well past T, where the cosine climbs back up.
-    "cosine": [{"t_max": 0, "min_lr_fraction": 0.0}, {"t_max": 8, "min_lr_fraction": 0.1},
-               {"t_max": 5, "min_lr_fraction": 0.5}],
+    "cosine": [
+        {"t_max": 0, "min_lr_fraction": 0.0},
+        {"t_max": 8, "min_lr_fraction": 0.1},
+        {"t_max": 5, "min_lr_fraction": 0.5},
+    ],
     "exponential_ramp": [{"end_lr": 10.0}, {"end_lr": 50.0}, {"end_lr": 1.0}],
     # restarts every 7 steps; cycles 3, 6, 12, ...; cycles 2, 6, 18 (t_mult 3) with η_min = α/2
-    "cosine_restarts": [{"t_0": 7, "t_mult": 1, "min_lr_fraction": 0.0},
-                        {"t_0": 3, "t_mult": 2, "min_lr_fraction": 0.1},
-                        {"t_0": 2, "t_mult": 3, "min_lr_fraction": 0.5}],
+    "cosine_restarts": [
+        {"t_0": 7, "t_mult": 1, "min_lr_fraction": 0.0},
+        {"t_0": 3, "t_mult": 2, "min_lr_fraction": 0.1},
+        {"t_0": 2, "t_mult": 3, "min_lr_fraction": 0.5},
+    ],
     # max_lr above α; triangular2 with a longer way down; max_lr below α (the cycle dips)
-    "cyclic": [{"max_lr": 0.5, "step_size_up": 4, "step_size_down": 0, "triangular2": False},
-               {"max_lr": 3.0, "step_size_up": 3, "step_size_down": 5, "triangular2": True},
-               {"max_lr": 0.01, "step_size_up": 2, "step_size_down": 7, "triangular2": True}],
+    "cyclic": [
+        {"max_lr": 0.5, "step_size_up": 4, "step_size_down": 0, "triangular2": False},
+        {"max_lr": 3.0, "step_size_up": 3, "step_size_down": 5, "triangular2": True},
+        {"max_lr": 0.01, "step_size_up": 2, "step_size_down": 7, "triangular2": True},
+    ],
     # overlapping ramps (0.5 + 0.6 > 1); no warmup, cosine decay to α/10; no decay at all
-    "wsd": [{"warmup_fraction": 0.5, "decay_fraction": 0.6, "min_lr_fraction": 0.0, "cosine_decay": False},
-            {"warmup_fraction": 0.0, "decay_fraction": 0.3, "min_lr_fraction": 0.1, "cosine_decay": True},
-            {"warmup_fraction": 0.2, "decay_fraction": 0.0, "min_lr_fraction": 0.5, "cosine_decay": False}],
-    "one_cycle": [{"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4, "linear_anneal": False},
-                  {"pct_start": 0.5, "div_factor": 10.0, "final_div_factor": 100.0, "linear_anneal": True},
-                  {"pct_start": 0.1, "div_factor": 4.0, "final_div_factor": 1e3, "linear_anneal": False}],
+    "wsd": [
+        {"warmup_fraction": 0.5, "decay_fraction": 0.6, "min_lr_fraction": 0.0, "cosine_decay": False},
+        {"warmup_fraction": 0.0, "decay_fraction": 0.3, "min_lr_fraction": 0.1, "cosine_decay": True},
+        {"warmup_fraction": 0.2, "decay_fraction": 0.0, "min_lr_fraction": 0.5, "cosine_decay": False},
+    ],
+    "one_cycle": [
+        {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4, "linear_anneal": False},
+        {"pct_start": 0.5, "div_factor": 10.0, "final_div_factor": 100.0, "linear_anneal": True},
+        {"pct_start": 0.1, "div_factor": 4.0, "final_div_factor": 1e3, "linear_anneal": False},
+    ],
 }
 BASES = np.array([0.1, 2.0, 0.03])
 
@@ -180,9 +212,16 @@ def test_cosine_restarts_over_many_cycles_matches_torch(registry):
 def test_one_cycle_edges_match_torch(registry):
     # pct_start 0 and 0.004 (peak step E < 0: no rising phase), 0.995 (a falling phase of half a step), odd T.
     # (pct_start 1 cannot be checked: torch divides by zero on the scheduler step after the last update.)
-    rows = [{"pct_start": p, "div_factor": d, "final_div_factor": f, "linear_anneal": lin}
-            for p, d, f, lin in ((0.0, 25.0, 1e4, False), (0.004, 10.0, 10.0, True), (0.995, 5.0, 2.0, False),
-                                 (0.995, 5.0, 2.0, True), (0.37, 3.0, 7.0, False))]
+    rows = [
+        {"pct_start": p, "div_factor": d, "final_div_factor": f, "linear_anneal": lin}
+        for p, d, f, lin in (
+            (0.0, 25.0, 1e4, False),
+            (0.004, 10.0, 10.0, True),
+            (0.995, 5.0, 2.0, False),
+            (0.995, 5.0, 2.0, True),
+            (0.37, 3.0, 7.0, False),
+        )
+    ]
     steps, bases = 101, np.array([0.5, 1.0, 0.2, 0.3, 2.0])
     values = schedule_values(registry.schedule("one_cycle"), bases, hyper_columns(rows), steps, 0)
     for r, row in enumerate(rows):
@@ -197,8 +236,10 @@ def test_wsd_is_torchs_warmup_constant_decay_sequence(registry, cosine_decay):
     # LinearLR(1 − (1 − φ)/D → φ over D − 1 updates), or CosineAnnealingLR(T_max = D) started one
     # step early at S − 1, where its first value α is the stable one.
     total, bases = 40, np.array([0.3, 1.5])
-    rows = [{"warmup_fraction": 0.2, "decay_fraction": 0.3, "min_lr_fraction": 0.1, "cosine_decay": cosine_decay},
-            {"warmup_fraction": 0.1, "decay_fraction": 0.5, "min_lr_fraction": 0.0, "cosine_decay": cosine_decay}]
+    rows = [
+        {"warmup_fraction": 0.2, "decay_fraction": 0.3, "min_lr_fraction": 0.1, "cosine_decay": cosine_decay},
+        {"warmup_fraction": 0.1, "decay_fraction": 0.5, "min_lr_fraction": 0.0, "cosine_decay": cosine_decay},
+    ]
     values = schedule_values(registry.schedule("wsd"), bases, hyper_columns(rows), total, 0)
     for r, (row, (warm, decay)) in enumerate(zip(rows, [(8, 12), (4, 20)])):
         phi, start = row["min_lr_fraction"], total - decay
@@ -211,6 +252,7 @@ def test_wsd_is_torchs_warmup_constant_decay_sequence(registry, cosine_decay):
                 return L.SequentialLR(opt, [ramp, stable, fall], milestones=[warm, start - 1])
             fall = L.LinearLR(opt, start_factor=1 - (1 - phi) / decay, end_factor=phi, total_iters=decay - 1)
             return L.SequentialLR(opt, [ramp, stable, fall], milestones=[warm, start])
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             expected = torch_learning_rates(make, bases[r], total)
@@ -220,6 +262,7 @@ def test_wsd_is_torchs_warmup_constant_decay_sequence(registry, cosine_decay):
 
 # --- warmup ----------------------------------------------------------------------------------------------
 
+
 def torch_warmup_then(name, row, warmup, total):
     """SequentialLR: LinearLR from α/W to α over W−1 updates, then the main schedule restarted at 0."""
     main = torch_main(name, row, total - warmup)
@@ -227,6 +270,7 @@ def torch_warmup_then(name, row, warmup, total):
     def make(opt):
         ramp = L.LinearLR(opt, start_factor=1.0 / warmup, end_factor=1.0, total_iters=warmup - 1)
         return L.SequentialLR(opt, [ramp, main(opt)], milestones=[warmup])
+
     return make
 
 
@@ -246,8 +290,12 @@ def test_warmup_then_schedule_matches_torch_sequential_lr(registry, name):
             # OneCycleLR rewrites group["initial_lr"] (to max_lr / div_factor), which SequentialLR then
             # uses to restart the LinearLR ramp: torch cannot compose it after a warmup. Check the same
             # contract piecewise: the ramp above, then the torch scheduler alone over T − W steps.
-            expected = np.concatenate([BASES[r] * np.arange(1, w + 1) / w,
-                                       torch_learning_rates(torch_main(name, row, TOTAL - w), BASES[r], TOTAL - w)])
+            expected = np.concatenate(
+                [
+                    BASES[r] * np.arange(1, w + 1) / w,
+                    torch_learning_rates(torch_main(name, row, TOTAL - w), BASES[r], TOTAL - w),
+                ]
+            )
         else:
             make = torch_warmup_then(name, row, w, TOTAL) if w else torch_main(name, row, TOTAL)
             with warnings.catch_warnings():
@@ -273,11 +321,13 @@ def test_one_step_warmup_is_alpha_then_the_schedule_shifted_by_one(registry):
     values = schedule_values(registry.schedule("exponential"), [0.5], {"gamma": 0.8}, 6, 1)[:, 0]
     np.testing.assert_allclose(values, [0.5, 0.5, 0.4, 0.32, 0.256, 0.2048], rtol=1e-15)
     values = schedule_values(registry.schedule("cosine"), [1.0], {"t_max": 0, "min_lr_fraction": 0.0}, 5, 1)[:, 0]
-    np.testing.assert_allclose(values, [1.0] + [(1 + math.cos(math.pi * t / 4)) / 2 for t in range(4)],
-                               rtol=1e-15, atol=1e-16)
+    np.testing.assert_allclose(
+        values, [1.0] + [(1 + math.cos(math.pi * t / 4)) / 2 for t in range(4)], rtol=1e-15, atol=1e-16
+    )
 
 
 # --- rules driven by a schedule: PyTorch's optimizer + scheduler step by step --------------------------
+
 
 def dense_quadratic(size=5, seed=0):
     rng = np.random.default_rng(seed)
@@ -287,16 +337,42 @@ def dense_quadratic(size=5, seed=0):
 
 SCHEDULED_RULES = [
     # (rule, rule rows, torch optimizer, torch kwargs per row, schedule, schedule rows, warmups)
-    ("momentum", [{"momentum": 0.9}, {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1}],
-     "SGD", [{"momentum": 0.9}, {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1}],
-     "step", [{"step_size": 5, "gamma": 0.5}, {"step_size": 3, "gamma": 0.8}], [0, 4]),
-    ("adam", [{}, {"amsgrad": True, "weight_decay": 0.05}],
-     "Adam", [{}, {"amsgrad": True, "weight_decay": 0.05}],
-     "cosine", [{"t_max": 0, "min_lr_fraction": 0.1}, {"t_max": 7, "min_lr_fraction": 0.0}], [5, 0]),
-    ("adagrad", [{"lr_decay": 0.1}, {}], "Adagrad", [{"lr_decay": 0.1}, {}],
-     "exponential", [{"gamma": 0.9}, {"gamma": 0.97}], [0, 3]),
-    ("rmsprop", [{"centered": True, "momentum": 0.5}, {}], "RMSprop", [{"centered": True, "momentum": 0.5}, {}],
-     "inverse_time", [{"decay": 0.2}, {"decay": 0.05}], [2, 0]),
+    (
+        "momentum",
+        [{"momentum": 0.9}, {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1}],
+        "SGD",
+        [{"momentum": 0.9}, {"momentum": 0.5, "nesterov": True, "weight_decay": 0.1}],
+        "step",
+        [{"step_size": 5, "gamma": 0.5}, {"step_size": 3, "gamma": 0.8}],
+        [0, 4],
+    ),
+    (
+        "adam",
+        [{}, {"amsgrad": True, "weight_decay": 0.05}],
+        "Adam",
+        [{}, {"amsgrad": True, "weight_decay": 0.05}],
+        "cosine",
+        [{"t_max": 0, "min_lr_fraction": 0.1}, {"t_max": 7, "min_lr_fraction": 0.0}],
+        [5, 0],
+    ),
+    (
+        "adagrad",
+        [{"lr_decay": 0.1}, {}],
+        "Adagrad",
+        [{"lr_decay": 0.1}, {}],
+        "exponential",
+        [{"gamma": 0.9}, {"gamma": 0.97}],
+        [0, 3],
+    ),
+    (
+        "rmsprop",
+        [{"centered": True, "momentum": 0.5}, {}],
+        "RMSprop",
+        [{"centered": True, "momentum": 0.5}, {}],
+        "inverse_time",
+        [{"decay": 0.2}, {"decay": 0.05}],
+        [2, 0],
+    ),
 ]
 
 
@@ -317,8 +393,11 @@ def test_rule_under_schedule_matches_torch_optimizer_with_scheduler(registry, ca
     for r in range(2):
         theta = torch.tensor(start, dtype=torch.float64, requires_grad=True)
         opt = getattr(torch.optim, optimizer)([theta], lr=bases[r], foreach=False, **torch_kwargs[r])
-        make = (torch_warmup_then(schedule_name, sched_rows[r], warmups[r], steps) if warmups[r]
-                else torch_main(schedule_name, sched_rows[r], steps))
+        make = (
+            torch_warmup_then(schedule_name, sched_rows[r], warmups[r], steps)
+            if warmups[r]
+            else torch_main(schedule_name, sched_rows[r], steps)
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             scheduler = make(opt)
@@ -333,12 +412,23 @@ def test_rule_under_schedule_matches_torch_optimizer_with_scheduler(registry, ca
 
 # --- the runner end to end: α_t in the metrics and the path on a quadratic bowl ----------------------------
 
+
 def test_runner_with_warmup_and_schedule_matches_torch(registry):
     steps, warmup = 24, 4
-    spec = {"steps": steps, "seeds": 1, "eval_every": 0,
-            "problem": {"name": "quadratic", "condition": 5.0, "lambda_max": 1.0},
-            "rules": [{"rule": "momentum", "learning_rate": [0.3, 0.8], "momentum": 0.8,
-                       "schedule": {"name": "step", "step_size": 6, "gamma": 0.5, "warmup_steps": warmup}}]}
+    spec = {
+        "steps": steps,
+        "seeds": 1,
+        "eval_every": 0,
+        "problem": {"name": "quadratic", "condition": 5.0, "lambda_max": 1.0},
+        "rules": [
+            {
+                "rule": "momentum",
+                "learning_rate": [0.3, 0.8],
+                "momentum": 0.8,
+                "schedule": {"name": "step", "step_size": 6, "gamma": 0.5, "warmup_steps": warmup},
+            }
+        ],
+    }
     experiment = Experiment.from_dict(spec, registry)
     results = run_experiment(experiment, registry=registry, workers=1)
     instance = registry.problems["quadratic"].build(experiment.problem_settings)
@@ -350,8 +440,9 @@ def test_runner_with_warmup_and_schedule_matches_torch(registry):
         main = torch_main("step", {"step_size": 6, "gamma": 0.5}, steps - warmup)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            scheduler = L.SequentialLR(opt, [L.LinearLR(opt, start_factor=1 / warmup, total_iters=warmup - 1),
-                                             main(opt)], milestones=[warmup])
+            scheduler = L.SequentialLR(
+                opt, [L.LinearLR(opt, start_factor=1 / warmup, total_iters=warmup - 1), main(opt)], milestones=[warmup]
+            )
             expected_path, expected_lr = [theta.detach().numpy().copy()], []
             for _ in range(steps):
                 _, grad = instance.loss_and_grad(theta.detach().numpy()[None].copy())

@@ -38,8 +38,13 @@ def untouched(function, *arrays):
 
 
 def spec(rules, steps=30, seeds=2, problem=None, **settings):
-    d = {"steps": steps, "seeds": seeds, "eval_every": 0,
-         "problem": problem or {"name": "moons", "samples": 32, "hidden": [4]}, "rules": rules}
+    d = {
+        "steps": steps,
+        "seeds": seeds,
+        "eval_every": 0,
+        "problem": problem or {"name": "moons", "samples": 32, "hidden": [4]},
+        "rules": rules,
+    }
     d.update(settings)
     return d
 
@@ -55,6 +60,7 @@ def final_params(results):
 
 # ---- each step against a hand-computed value --------------------------------------------------------
 
+
 def test_clip_global_norm_scales_each_run_by_its_own_norm(registry):
     t = registry.transform("clip_global_norm")
     grad = np.array([[3.0, 4.0], [0.3, 0.4], [3.0, 4.0]])
@@ -62,8 +68,8 @@ def test_clip_global_norm_scales_each_run_by_its_own_norm(registry):
     h = hyper(t, [{"max_norm": 1.0}, {"max_norm": 1.0}, {"max_norm": 10.0}])
     g, _ = untouched(lambda g, p: t.update(g, None, p, h, 0), grad, params)
     np.testing.assert_array_equal(g[0], [3.0 / (5.0 + 1e-6), 4.0 / (5.0 + 1e-6)])  # 5 > 1: clipped
-    np.testing.assert_array_equal(g[1], [0.3, 0.4])                                   # 0.5 < 1: as is
-    np.testing.assert_array_equal(g[2], [3.0, 4.0])                                   # 5 < 10: as is
+    np.testing.assert_array_equal(g[1], [0.3, 0.4])  # 0.5 < 1: as is
+    np.testing.assert_array_equal(g[2], [3.0, 4.0])  # 5 < 10: as is
 
 
 def test_clip_by_value_clips_each_component(registry):
@@ -130,7 +136,7 @@ def test_lookahead_pulls_to_the_slow_weights_every_k_steps(registry):
     # step 0 (not a sync): the rule's update passes through
     u, slow = untouched(lambda u, p: t.after(u, slow, p, alpha, h, 0), np.array([[-1.0, 2.0]]), theta0)
     np.testing.assert_array_equal(u, [[-1.0, 2.0]])
-    theta1 = theta0 + u                                            # (3, 2)
+    theta1 = theta0 + u  # (3, 2)
     # step 1 (t + 1 = 2): fast θ' = (3, 2) + (-1, 2) = (2, 4); φ = (4, 0) + ½((2, 4) − (4, 0)) = (3, 2)
     u, slow = untouched(lambda u, p: t.after(u, slow, p, alpha, h, 1), np.array([[-1.0, 2.0]]), theta1)
     np.testing.assert_array_equal(theta1 + u, [[3.0, 2.0]])
@@ -138,6 +144,7 @@ def test_lookahead_pulls_to_the_slow_weights_every_k_steps(registry):
 
 
 # ---- against PyTorch and the built-in options they reproduce --------------------------------------------
+
 
 def test_clip_global_norm_matches_torch_clip_grad_norm_per_run(registry):
     torch = pytest.importorskip("torch")
@@ -149,8 +156,10 @@ def test_clip_global_norm_matches_torch_clip_grad_norm_per_run(registry):
     g, _ = t.update(grad, None, np.zeros_like(grad), {"max_norm": max_norm[:, None]}, 0)
     for r in range(4):
         # the run's parameters as two tensors: the norm is global over both
-        tensors = [torch.nn.Parameter(torch.zeros(3, dtype=torch.float64)),
-                   torch.nn.Parameter(torch.zeros(2, 2, dtype=torch.float64))]
+        tensors = [
+            torch.nn.Parameter(torch.zeros(3, dtype=torch.float64)),
+            torch.nn.Parameter(torch.zeros(2, 2, dtype=torch.float64)),
+        ]
         tensors[0].grad = torch.tensor(grad[r, :3])
         tensors[1].grad = torch.tensor(grad[r, 3:].reshape(2, 2))
         torch.nn.utils.clip_grad_norm_(tensors, max_norm=float(max_norm[r]))
@@ -162,9 +171,14 @@ def test_clip_global_norm_matches_torch_clip_grad_norm_per_run(registry):
 @pytest.mark.parametrize("hidden", [[4], [16]])  # 17 parameters (decay expanded to (R, P)) and 65 ((R, 1))
 def test_l2_transform_then_gd_is_gd_with_weight_decay_bit_for_bit(registry, dtype, hidden):
     problem = {"name": "moons", "samples": 32, "hidden": hidden}
-    d = spec([{"rule": "gd", "learning_rate": [0.1, 0.5], "weight_decay": 0.03},
-              {"rule": "gd", "learning_rate": [0.1, 0.5], "transforms": [{"name": "weight_decay_l2", "decay": 0.03}]}],
-             problem=problem, dtype=dtype)
+    d = spec(
+        [
+            {"rule": "gd", "learning_rate": [0.1, 0.5], "weight_decay": 0.03},
+            {"rule": "gd", "learning_rate": [0.1, 0.5], "transforms": [{"name": "weight_decay_l2", "decay": 0.03}]},
+        ],
+        problem=problem,
+        dtype=dtype,
+    )
     results = run(registry, d)
     loss = results.metric("loss")
     np.testing.assert_array_equal(loss[:4], loss[4:])
@@ -175,11 +189,25 @@ def test_l2_transform_then_gd_is_gd_with_weight_decay_bit_for_bit(registry, dtyp
 
 def test_decoupled_decay_then_adam_is_adamw_bit_for_bit(registry):
     # equal to the last bit (the same operations in the same order), stronger than the 1e-14 asked for
-    d = spec([{"rule": "adamw", "learning_rate": 0.02, "weight_decay": 0.1,
-               "schedule": {"name": "cosine", "warmup_steps": 5}},
-              {"rule": "adam", "learning_rate": 0.02, "schedule": {"name": "cosine", "warmup_steps": 5},
-               "transforms": [{"name": "weight_decay_decoupled", "decay": 0.1}]}],
-             steps=60, seeds=3, problem={"name": "moons", "samples": 32, "hidden": [16]})
+    d = spec(
+        [
+            {
+                "rule": "adamw",
+                "learning_rate": 0.02,
+                "weight_decay": 0.1,
+                "schedule": {"name": "cosine", "warmup_steps": 5},
+            },
+            {
+                "rule": "adam",
+                "learning_rate": 0.02,
+                "schedule": {"name": "cosine", "warmup_steps": 5},
+                "transforms": [{"name": "weight_decay_decoupled", "decay": 0.1}],
+            },
+        ],
+        steps=60,
+        seeds=3,
+        problem={"name": "moons", "samples": 32, "hidden": [16]},
+    )
     results = run(registry, d)
     np.testing.assert_array_equal(results.metric("loss")[:3], results.metric("loss")[3:])
     for name, w in final_params(results).items():
@@ -189,19 +217,33 @@ def test_decoupled_decay_then_adam_is_adamw_bit_for_bit(registry):
 def test_lookahead_around_momentum_matches_a_written_out_loop(registry):
     problem = {"name": "moons", "samples": 32, "hidden": [4]}
     alpha, mu, k, pull, steps, seeds = 0.2, 0.9, 3, 0.5, 25, [0, 1]
-    results = run(registry, spec([{"rule": "momentum", "learning_rate": alpha, "momentum": mu,
-                                   "transforms": [{"name": "lookahead", "sync_every": k, "alpha": pull}]}],
-                                 steps=steps, seeds=seeds, problem=problem))
-    instance = registry.problem("moons").build(Experiment.from_dict(spec([{"rule": "gd"}], problem=problem),
-                                                                   registry).problem_settings)
+    results = run(
+        registry,
+        spec(
+            [
+                {
+                    "rule": "momentum",
+                    "learning_rate": alpha,
+                    "momentum": mu,
+                    "transforms": [{"name": "lookahead", "sync_every": k, "alpha": pull}],
+                }
+            ],
+            steps=steps,
+            seeds=seeds,
+            problem=problem,
+        ),
+    )
+    instance = registry.problem("moons").build(
+        Experiment.from_dict(spec([{"rule": "gd"}], problem=problem), registry).problem_settings
+    )
     theta = instance.init_params(seeds, np.float64).astype(np.float64)
     slow, velocity, losses = theta.copy(), np.zeros_like(theta), []
     for t in range(steps):
         loss, grad = instance.loss_and_grad(theta, None)
         losses.append(loss.copy())
-        velocity = mu * velocity + grad         # PyTorch SGD momentum: v ← μv + g, θ ← θ − αv
+        velocity = mu * velocity + grad  # PyTorch SGD momentum: v ← μv + g, θ ← θ − αv
         theta = theta - alpha * velocity
-        if (t + 1) % k == 0:                    # Lookahead: φ ← φ + α(θ − φ), θ ← φ
+        if (t + 1) % k == 0:  # Lookahead: φ ← φ + α(θ − φ), θ ← φ
             slow = slow + pull * (theta - slow)
             theta = slow.copy()
     np.testing.assert_allclose(results.metric("loss")[:, :steps], np.array(losses).T, rtol=1e-12, atol=0)
@@ -211,16 +253,23 @@ def test_lookahead_around_momentum_matches_a_written_out_loop(registry):
 
 # ---- runs stay independent; noise is reproducible ---------------------------------------------------------
 
-ALL = [{"name": "gradient_noise", "eta": 0.05}, {"name": "clip_global_norm", "max_norm": 0.5},
-       {"name": "clip_by_value", "clip_value": 0.2}, {"name": "gradient_centralization"},
-       {"name": "weight_decay_l2", "decay": 0.01}, {"name": "weight_decay_decoupled", "decay": 0.01},
-       {"name": "lookahead", "sync_every": 4}]
+ALL = [
+    {"name": "gradient_noise", "eta": 0.05},
+    {"name": "clip_global_norm", "max_norm": 0.5},
+    {"name": "clip_by_value", "clip_value": 0.2},
+    {"name": "gradient_centralization"},
+    {"name": "weight_decay_l2", "decay": 0.01},
+    {"name": "weight_decay_decoupled", "decay": 0.01},
+    {"name": "lookahead", "sync_every": 4},
+]
 
 
 def test_runs_stacked_equal_each_run_alone_even_when_others_diverge(registry):
-    rules = [{"rule": "adam", "learning_rate": [0.01, 1e3], "transforms": ALL},
-             {"rule": "momentum", "learning_rate": 0.1, "transforms": ALL[:3]},
-             {"rule": "gd", "learning_rate": 0.1}]
+    rules = [
+        {"rule": "adam", "learning_rate": [0.01, 1e3], "transforms": ALL},
+        {"rule": "momentum", "learning_rate": 0.1, "transforms": ALL[:3]},
+        {"rule": "gd", "learning_rate": 0.1},
+    ]
     together = run(registry, spec(rules, steps=40, seeds=[3, 5]))
     assert "diverged" in set(together.runs["status"]) and together.runs["status"].nunique() > 1
     loss = together.metric("loss")
@@ -228,21 +277,33 @@ def test_runs_stacked_equal_each_run_alone_even_when_others_diverge(registry):
     for _, row in together.runs.iterrows():
         entry = dict(rules[row["entry"]], learning_rate=row["learning_rate"])
         alone = run(registry, spec([entry], steps=40, seeds=[int(row["seed"])]))
-        np.testing.assert_allclose(alone.metric("loss")[0], loss[row["run_id"]], rtol=1e-13, atol=0,
-                                   equal_nan=True, err_msg=str(dict(row[["label", "seed", "learning_rate"]])))
+        np.testing.assert_allclose(
+            alone.metric("loss")[0],
+            loss[row["run_id"]],
+            rtol=1e-13,
+            atol=0,
+            equal_nan=True,
+            err_msg=str(dict(row[["label", "seed", "learning_rate"]])),
+        )
         if row["status"] != "diverged":
             for name, w in final_params(alone).items():
                 np.testing.assert_allclose(w[0], weights[name][row["run_id"]], rtol=1e-12, atol=1e-15)
 
 
 def test_gradient_noise_is_deterministic_per_seed_and_differs_between_seeds(registry):
-    d = spec([{"rule": "gd", "learning_rate": 0.1, "transforms": [{"name": "gradient_noise", "eta": 0.1}]},
-              {"rule": "gd", "learning_rate": 0.1}], seeds=[0, 1], steps=20)
+    d = spec(
+        [
+            {"rule": "gd", "learning_rate": 0.1, "transforms": [{"name": "gradient_noise", "eta": 0.1}]},
+            {"rule": "gd", "learning_rate": 0.1},
+        ],
+        seeds=[0, 1],
+        steps=20,
+    )
     first, again = run(registry, d), run(registry, d)
     np.testing.assert_array_equal(first.metric("loss"), again.metric("loss"))
     loss = first.metric("loss")
-    assert not np.array_equal(loss[0], loss[1])             # seed 0 and seed 1 draw different noise
-    assert not np.array_equal(loss[0, 1:], loss[2, 1:])     # the noise changes the run
+    assert not np.array_equal(loss[0], loss[1])  # seed 0 and seed 1 draw different noise
+    assert not np.array_equal(loss[0, 1:], loss[2, 1:])  # the noise changes the run
     # through worker jobs (the spec travels as a dict): the same numbers
     with ThreadPoolExecutor(max_workers=2) as pool:
         pooled = run_experiment(Experiment.from_dict(d, registry), registry=registry, executor=pool)
@@ -259,14 +320,29 @@ def test_no_transforms_means_the_rule_alone_and_an_empty_column(registry):
 
 
 def test_runs_table_and_meta_record_the_transforms(registry):
-    results = run(registry, spec([{"rule": "gd", "learning_rate": 0.1,
-                                   "transforms": [{"name": "clip_global_norm", "max_norm": 1.0},
-                                                  {"name": "weight_decay_l2", "decay": 0.01}]}], steps=5))
+    results = run(
+        registry,
+        spec(
+            [
+                {
+                    "rule": "gd",
+                    "learning_rate": 0.1,
+                    "transforms": [
+                        {"name": "clip_global_norm", "max_norm": 1.0},
+                        {"name": "weight_decay_l2", "decay": 0.01},
+                    ],
+                }
+            ],
+            steps=5,
+        ),
+    )
     assert set(results.runs["transforms"]) == {"clip_global_norm(max_norm=1)>weight_decay_l2(decay=0.01)"}
     assert set(results.runs["label"]) == {"gd + clip_global_norm + weight_decay_l2"}
     assert results.meta["plugins"]["transforms"] == {"clip_global_norm": "built-in", "weight_decay_l2": "built-in"}
-    assert describe([]) == "" and describe([("lookahead", {"sync_every": 5, "alpha": 0.25})]) == \
-        "lookahead(sync_every=5,alpha=0.25)"
+    assert (
+        describe([]) == ""
+        and describe([("lookahead", {"sync_every": 5, "alpha": 0.25})]) == "lookahead(sync_every=5,alpha=0.25)"
+    )
 
 
 def test_saved_results_keep_the_transforms(registry, tmp_path):
@@ -281,16 +357,24 @@ def test_saved_results_keep_the_transforms(registry, tmp_path):
 
 # ---- the experiment entry ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("transforms, field, accepted", [
-    ("clip_global_norm", "rules[0].transforms", "a list of transform tables"),
-    ([{"max_norm": 1.0}], "rules[0].transforms[0]", "a table with a name"),
-    ([3], "rules[0].transforms[0]", "a table with a name"),
-    ([{"name": "clip"}], "rules[0].transforms[0].name", "one of clip_by_value, clip_global_norm"),
-    ([{"name": "clip_global_norm", "max_nrom": 1.0}], "rules[0].transforms[0]", "one of the keys name, max_norm"),
-    ([{"name": "clip_global_norm", "max_norm": 0.0}], "rules[0].transforms[0].max_norm", "a number in (0, inf)"),
-    ([{"name": "clip_global_norm", "max_norm": [1.0, 2.0]}], "rules[0].transforms[0].max_norm", "not grid axes"),
-    (["lookahead", {"name": "lookahead", "sync_every": 0}], "rules[0].transforms[1].sync_every", "an integer in [1"),
-])
+
+@pytest.mark.parametrize(
+    "transforms, field, accepted",
+    [
+        ("clip_global_norm", "rules[0].transforms", "a list of transform tables"),
+        ([{"max_norm": 1.0}], "rules[0].transforms[0]", "a table with a name"),
+        ([3], "rules[0].transforms[0]", "a table with a name"),
+        ([{"name": "clip"}], "rules[0].transforms[0].name", "one of clip_by_value, clip_global_norm"),
+        ([{"name": "clip_global_norm", "max_nrom": 1.0}], "rules[0].transforms[0]", "one of the keys name, max_norm"),
+        ([{"name": "clip_global_norm", "max_norm": 0.0}], "rules[0].transforms[0].max_norm", "a number in (0, inf)"),
+        ([{"name": "clip_global_norm", "max_norm": [1.0, 2.0]}], "rules[0].transforms[0].max_norm", "not grid axes"),
+        (
+            ["lookahead", {"name": "lookahead", "sync_every": 0}],
+            "rules[0].transforms[1].sync_every",
+            "an integer in [1",
+        ),
+    ],
+)
 def test_a_bad_transforms_field_is_one_line_naming_it(registry, transforms, field, accepted):
     with pytest.raises(SpecError) as caught:
         Experiment.from_dict(spec([{"rule": "gd", "transforms": transforms}]), registry)
@@ -301,7 +385,9 @@ def test_a_bad_transforms_field_is_one_line_naming_it(registry, transforms, fiel
 def test_the_transforms_field_round_trips_with_defaults_filled_in(registry):
     e = Experiment.from_dict(spec([{"rule": "gd", "transforms": ["lookahead", {"name": "clip_by_value"}]}]), registry)
     assert [t.to_dict() for t in e.entries[0].transforms] == [
-        {"name": "lookahead", "sync_every": 5, "alpha": 0.5}, {"name": "clip_by_value", "clip_value": 1.0}]
+        {"name": "lookahead", "sync_every": 5, "alpha": 0.5},
+        {"name": "clip_by_value", "clip_value": 1.0},
+    ]
     again = Experiment.from_dict(e.to_dict(), registry)
     assert again.entries[0].transforms == e.entries[0].transforms
     loose = Experiment.from_dict(e.to_dict(), strict=False)
@@ -311,15 +397,23 @@ def test_the_transforms_field_round_trips_with_defaults_filled_in(registry):
 
 # ---- a transform from a plugin --------------------------------------------------------------------------
 
+
 class SignPlugin:
     @staticmethod
     @hookimpl
     def register_transforms(register):
-        register(Transform("sign", update=lambda g, s, p, h, t: (np.sign(g) * h["scale"], s),
-                           hyperparams=(HyperParam("scale", 1.0, 0.0, None),), summary="sign of g"))
-        register(Transform("nothing"))                                         # neither update nor after
-        register(Transform("seeded", update=lambda g, s, p, h, t: (g, s),
-                           hyperparams=(HyperParam("seed", 0, kind="int"),)))  # the runs' seed is reserved
+        register(
+            Transform(
+                "sign",
+                update=lambda g, s, p, h, t: (np.sign(g) * h["scale"], s),
+                hyperparams=(HyperParam("scale", 1.0, 0.0, None),),
+                summary="sign of g",
+            )
+        )
+        register(Transform("nothing"))  # neither update nor after
+        register(
+            Transform("seeded", update=lambda g, s, p, h, t: (g, s), hyperparams=(HyperParam("seed", 0, kind="int"),))
+        )  # the runs' seed is reserved
         register(Transform("broken", update=lambda g, s, p, h, t: (g[:, :1], s)))
 
 
@@ -329,9 +423,18 @@ def test_a_plugin_transform_is_registered_checked_and_isolated():
     assert "nothing" not in registry.transforms and "seeded" not in registry.transforms
     assert any("'nothing'" in e and "update" in e for e in registry.errors)
     assert any("'seeded'" in e and "'seed'" in e for e in registry.errors)
-    results = run(registry, spec([{"rule": "gd", "learning_rate": 0.1, "transforms": [{"name": "sign", "scale": 0.5}]},
-                                  {"rule": "gd", "learning_rate": 0.1, "transforms": ["broken"]},
-                                  {"rule": "gd", "learning_rate": 0.1}], steps=5, seeds=1))
+    results = run(
+        registry,
+        spec(
+            [
+                {"rule": "gd", "learning_rate": 0.1, "transforms": [{"name": "sign", "scale": 0.5}]},
+                {"rule": "gd", "learning_rate": 0.1, "transforms": ["broken"]},
+                {"rule": "gd", "learning_rate": 0.1},
+            ],
+            steps=5,
+            seeds=1,
+        ),
+    )
     status = results.runs.set_index("entry")["status"]
     assert status[1] == "failed" and status[0] != "failed" and status[2] != "failed"
     assert "transform 'broken' returned a gradient of shape" in results.runs.set_index("entry")["error"][1]
@@ -342,14 +445,17 @@ def test_chain_rule_keeps_the_rules_name_and_splits_its_hyperparameters(registry
     chained = chain_rule(gd, [registry.transform("clip_by_value")])
     assert chained.name == "gd"
     params = np.array([[1.0, -1.0]])
-    h = {"weight_decay": np.zeros((1, 1)),
-         **chain_hyper([(registry.transform("clip_by_value"), {"clip_value": 0.5})], 1, [0], np.float64)}
+    h = {
+        "weight_decay": np.zeros((1, 1)),
+        **chain_hyper([(registry.transform("clip_by_value"), {"clip_value": 0.5})], 1, [0], np.float64),
+    }
     state = chained.init(params, h)
     updates, state = chained.update(np.array([[3.0, -0.1]]), state, params, np.array([[0.1]]), h, 0)
     np.testing.assert_allclose(updates, [[-0.05, 0.01]], rtol=0, atol=1e-17)
 
 
 # ---- what the docs and the CLI show --------------------------------------------------------------------
+
 
 def test_the_docs_transform_example_registers_and_runs():
     import re
@@ -363,9 +469,19 @@ def test_the_docs_transform_example_registers_and_runs():
     exec(compile(code, "docs/plugins.md", "exec"), module.__dict__)
     registry = load_registry(entry_points=False, use_env=False, extra_plugins=[("docs", module)])
     assert registry.errors == [] and {"scale", "cap_step"} <= set(registry.transforms)
-    results = run(registry, spec([{"rule": "gd", "learning_rate": 0.5,
-                                   "transforms": [{"name": "scale", "scale": 2.0}, {"name": "cap_step", "max_step": 0.01}]}],
-                                 steps=5))
+    results = run(
+        registry,
+        spec(
+            [
+                {
+                    "rule": "gd",
+                    "learning_rate": 0.5,
+                    "transforms": [{"name": "scale", "scale": 2.0}, {"name": "cap_step", "max_step": 0.01}],
+                }
+            ],
+            steps=5,
+        ),
+    )
     steps = results.metric("step_size")[:, :5]
     assert np.all(steps <= 0.01 * (1 + 1e-12)) and np.all(steps > 0)
 

@@ -75,8 +75,15 @@ def halfplane_data(samples: int, seed: int) -> Dataset:
     x = centres + 0.8 * rng.standard_normal((samples, 2))
     y = labels[:, None].astype(np.float64)
     n_test = samples // 4
-    return Dataset(x_train=x[n_test:], y_train=y[n_test:], x_test=x[:n_test], y_test=y[:n_test],
-                   task="classification", feature_names=["u", "v"], class_names=["left", "right"])
+    return Dataset(
+        x_train=x[n_test:],
+        y_train=y[n_test:],
+        x_test=x[:n_test],
+        y_test=y[:n_test],
+        task="classification",
+        feature_names=["u", "v"],
+        class_names=["left", "right"],
+    )
 
 
 class HalfPlane(ProblemInstance):
@@ -85,19 +92,19 @@ class HalfPlane(ProblemInstance):
     kind = "classification"
 
     def __init__(self, dataset: Dataset):
-        self.dataset = dataset           # the Predictor capability: the data ...
+        self.dataset = dataset  # the Predictor capability: the data ...
         self.n_train = len(dataset.x_train)
         self.layout = ParamLayout([("w", (2,), "linear"), ("b", (), "linear")])
 
     def init_params(self, seeds, dtype=np.float64):
         return np.stack([np.random.default_rng(int(s)).normal(0.0, 0.1, 3) for s in seeds]).astype(dtype)
 
-    def predict(self, params, inputs):   # ... and the logits at any inputs, (R, N, 1)
+    def predict(self, params, inputs):  # ... and the logits at any inputs, (R, N, 1)
         with np.errstate(all="ignore"):
             return (np.asarray(inputs, dtype=params.dtype) @ params[:, :2].T + params[:, 2]).T[..., None]
 
     def _loss(self, params, x, y):
-        z = self.predict(params, x)[..., 0]                       # (R, N)
+        z = self.predict(params, x)[..., 0]  # (R, N)
         with np.errstate(all="ignore"):
             # softplus(z) − y·z, written to stay finite for large |z|
             return np.mean(np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))) - y[:, 0] * z, axis=1), z
@@ -111,9 +118,9 @@ class HalfPlane(ProblemInstance):
         losses = np.empty(len(params), dtype=params.dtype)
         for r in range(len(params)):
             x, y = (x_all, y_all) if batch is None else (x_all[batch[r]], y_all[batch[r]])
-            loss, z = self._loss(params[r:r + 1], x, y)
+            loss, z = self._loss(params[r : r + 1], x, y)
             with np.errstate(all="ignore"):
-                residual = 1.0 / (1.0 + np.exp(-z[0])) - y[:, 0]       # dℓ/dz
+                residual = 1.0 / (1.0 + np.exp(-z[0])) - y[:, 0]  # dℓ/dz
                 grad[r, :2] = residual @ x / len(x)
                 grad[r, 2] = residual.mean()
             losses[r] = loss[0]
@@ -126,13 +133,29 @@ class HalfPlane(ProblemInstance):
 
 @hookimpl
 def register_problems(register):
-    register(Problem("camel_test", lambda s: Camel((s["start_x"], s["start_y"])),
-                     (HyperParam("start_x", 1.2, help="x of the starting point"),
-                      HyperParam("start_y", -0.8, help="y of the starting point")),
-                     "three-hump camel 2x² − 1.05x⁴ + x⁶/6 + xy + y² (a test plugin)",
-                     kind="landscape", has_model=False))
-    register(Problem("halfplane_test", lambda s: HalfPlane(halfplane_data(s["samples"], s["seed"])),
-                     (HyperParam("seed", 0, low=0, kind="int", help="data seed"),
-                      HyperParam("samples", 80, low=8, high=10_000, kind="int", help="number of points")),
-                     "logistic regression on two overlapping Gaussian clouds (a test plugin)",
-                     kind="classification", has_model=False))
+    register(
+        Problem(
+            "camel_test",
+            lambda s: Camel((s["start_x"], s["start_y"])),
+            (
+                HyperParam("start_x", 1.2, help="x of the starting point"),
+                HyperParam("start_y", -0.8, help="y of the starting point"),
+            ),
+            "three-hump camel 2x² − 1.05x⁴ + x⁶/6 + xy + y² (a test plugin)",
+            kind="landscape",
+            has_model=False,
+        )
+    )
+    register(
+        Problem(
+            "halfplane_test",
+            lambda s: HalfPlane(halfplane_data(s["samples"], s["seed"])),
+            (
+                HyperParam("seed", 0, low=0, kind="int", help="data seed"),
+                HyperParam("samples", 80, low=8, high=10_000, kind="int", help="number of points"),
+            ),
+            "logistic regression on two overlapping Gaussian clouds (a test plugin)",
+            kind="classification",
+            has_model=False,
+        )
+    )
