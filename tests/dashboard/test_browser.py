@@ -193,6 +193,8 @@ def test_compare_page_run_draws_one_loss_trace_per_rule(page, server):
     train = [t["name"] for t in traces if t["meta"] == "train"]
     assert train == ["vanilla GD", "momentum", "Adam"]
     page.screenshot(path=str(OUT / "compare-page.png"))
+    if os.environ.get("DESCENTLAB_UPDATE_SCREENSHOTS"):  # the page shots are in the docs too
+        shutil.copyfile(OUT / "compare-page.png", DOCS / "compare-page.png")
     shoot(loss, "compare-loss")
     shoot(chart_locator(page, "Per-layer gradient norms"), "compare-layers")
     shoot(chart_locator(page, "Step size"), "compare-step-size")
@@ -225,6 +227,8 @@ def test_every_page_renders_and_is_screenshotted(page, server, saved_results):
     page.goto(server + f"/results?folder={saved_results}")
     chart_locator(page, "Training loss")
     page.screenshot(path=str(OUT / "results-page.png"))
+    if os.environ.get("DESCENTLAB_UPDATE_SCREENSHOTS"):
+        shutil.copyfile(OUT / "results-page.png", DOCS / "results-page.png")
     page.goto(server + "/plugins")
     page.get_by_text("Descent rules").first.wait_for()
     page.screenshot(path=str(OUT / "plugins-page.png"))
