@@ -560,3 +560,33 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [target.name, live.name, elsewhere.name, other_file.name]
     )
+
+
+def test_a_long_lived_worker_runs_an_edited_plugin_files_new_code(tmp_path):
+    # A Dask worker keeps its registry between tasks; once the plugin file changes it must load the
+    # new code (the step -scale·α·g by hand, before and after the edit).
+    import numpy as np
+
+    from descentlab.workers import _worker_registry
+
+    plugin = tmp_path / "edited_worker_plugin.py"
+    source = """
+from descentlab import DescentRule, hookimpl
+
+def update(grad, state, params, learning_rate, hyper, step):
+    return -{scale} * learning_rate * grad, state
+
+@hookimpl
+def register_optimizers(register):
+    register(DescentRule("edited_in_worker", lambda params, hyper: (), update, ()))
+"""
+    grad = np.ones((1, 3))
+
+    def step():
+        rule = _worker_registry((str(plugin),)).rule("edited_in_worker")
+        return rule.update(grad, (), np.zeros((1, 3)), np.full((1, 1), 0.5), {}, 0)[0]
+
+    plugin.write_text(source.format(scale=1.0))
+    np.testing.assert_array_equal(step(), -0.5 * grad)
+    plugin.write_text(source.format(scale=3.0))
+    np.testing.assert_array_equal(step(), -1.5 * grad)
