@@ -286,15 +286,25 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
     )
     if width >= 1280:
         # clicking a weight's dot on the diagram selects it: its chain rule and its check are shown
-        x, y, index = tab.evaluate("""() => {
-            const el = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
-            const dots = el._fullData.find(d => d.name === 'weights'), L = el._fullLayout;
-            const box = el.getBoundingClientRect(), k = dots.x.length - 2;
-            return [box.left + L.xaxis._offset + L.xaxis.l2p(dots.x[k]),
-                    box.top + L.yaxis._offset + L.yaxis.l2p(dots.y[k]), dots.customdata[k]]; }""")
-        assert index == 10  # W2[1,0] of the 2-3-1 network
-        tab.mouse.click(x, y)
-        tab.get_by_text("∂J/∂W2[1,0] over the batch").first.wait_for()
+        # (A click that lands while Streamlit is still redrawing is lost, as it would be for a
+        # person: wait for the page to settle, and click again if the selection did not show.)
+        for attempt in range(3):
+            tab.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0")
+            x, y, index = tab.evaluate("""() => {
+                const el = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+                const dots = el._fullData.find(d => d.name === 'weights'), L = el._fullLayout;
+                const box = el.getBoundingClientRect(), k = dots.x.length - 2;
+                return [box.left + L.xaxis._offset + L.xaxis.l2p(dots.x[k]),
+                        box.top + L.yaxis._offset + L.yaxis.l2p(dots.y[k]), dots.customdata[k]]; }""")
+            assert index == 10  # W2[1,0] of the 2-3-1 network
+            tab.mouse.move(x, y)
+            tab.mouse.click(x, y)
+            try:
+                tab.get_by_text("∂J/∂W2[1,0] over the batch").first.wait_for(timeout=30_000)
+                break
+            except Exception as error:  # playwright's TimeoutError; the module is imported lazily
+                if attempt == 2 or "Timeout" not in type(error).__name__:
+                    raise
         tab.get_by_text("The learning rate, felt", exact=True).click()
         chart_locator(tab, "glide")
         tab.locator("[data-testid='stSlider']").first.wait_for()
