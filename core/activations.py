@@ -7,6 +7,8 @@ from typing import Callable
 
 import numpy as np
 
+__all__ = ["LEAKY_SLOPE", "Activation", "ACTIVATIONS"]
+
 LEAKY_SLOPE = 0.01  # PyTorch's LeakyReLU default negative_slope
 
 

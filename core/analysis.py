@@ -36,6 +36,41 @@ import pandas as pd
 
 from .verdicts import FLAGGED, STABLE, STATUSES, stability_edge
 
+__all__ = [
+    "NON_CONFIG_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "quantiles",
+    "quantile",
+    "median",
+    "iqr",
+    "scores",
+    "steps_to_target",
+    "fastest_configuration",
+    "config_columns",
+    "varying_columns",
+    "configurations",
+    "alpha_slice",
+    "stability_edges",
+    "describe_config",
+    "best_configuration",
+    "best_run_ids",
+    "summarize_entry",
+    "summarize",
+    "CLOSE",
+    "fmt",
+    "target_sentence",
+    "lowest_loss_sentence",
+    "divergence_sentence",
+    "reliability_sentence",
+    "failure_sentence",
+    "verdict",
+    "format_number",
+    "status_counts_text",
+    "verdict_line",
+    "configuration_table",
+    "summary_html",
+]
+
 # Columns of the runs table that are not grid coordinates (contract: core/records.py).
 NON_CONFIG_COLUMNS = (
     "run_id",

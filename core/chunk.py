@@ -15,6 +15,18 @@ from .experiment import Experiment, RunConfig
 from .problem import quiet_loss_and_grad
 from .transforms import ChainState, chain_hyper, chain_rule
 
+__all__ = [
+    "SMALL_PARAMS",
+    "SMALL_COPY_BYTES",
+    "METRIC_BASE",
+    "METRIC_TAIL",
+    "RuleLookup",
+    "one_rule_experiment",
+    "StepView",
+    "run_chunk",
+    "snapshot_steps",
+]
+
 # Problems with at most this many parameters take the "tiny" bookkeeping path in run_chunk.
 SMALL_PARAMS = 32
 SMALL_COPY_BYTES = 256 * 1024 * 1024  # ... as long as the kept copies of g and Δθ stay below this

@@ -13,6 +13,26 @@ from .errors import PluginError, SpecError, one_line
 from .extras import EXTRA_OF_MODULE, MissingExtra, extra_message, has_module
 from .log import cli_logging, level_for, logger
 
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "UsageError",
+    "ProgressBar",
+    "cmd_run",
+    "EXECUTORS",
+    "SweepInterrupted",
+    "cmd_plugins",
+    "cmd_check",
+    "cmd_new_rule",
+    "PORTS",
+    "cmd_dashboard",
+    "build_parser",
+    "DELEGATED",
+    "COMMAND_EXTRAS",
+    "EXIT_INTERRUPTED",
+    "interrupted",
+    "main",
+]
+
 EXIT_BAD_INPUT = 2
 
 

@@ -17,7 +17,7 @@ from typing import Callable
 from .atomic import write_text_atomic
 from .errors import SpecError
 
-__all__ = ["SCHEDULER_ACCEPTED", "check_scheduler", "connect", "run_sweep"]
+__all__ = ["close", "SCHEDULER_ACCEPTED", "check_scheduler", "connect", "run_sweep"]
 
 SCHEDULER_ACCEPTED = "tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT with PORT in 1-65535 (a Dask scheduler)"
 _ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")

@@ -8,6 +8,8 @@ from .declarations import DescentRule, Schedule
 from .errors import SpecError
 from .hookspecs import hookimpl
 
+__all__ = ["compare"]
+
 
 class _CellPlugin:
     """Rules and schedules handed to ``compare`` as objects, registered like a plugin file's."""

@@ -17,6 +17,28 @@ import numpy as np
 from .declarations import DescentRule
 from .layout import ParamLayout
 
+__all__ = [
+    "BRACKET",
+    "EDGE_STEPS",
+    "LAYOUT",
+    "CheckResult",
+    "check_contract",
+    "check_no_writes",
+    "check_runs_independent",
+    "check_dropping_rows",
+    "check_deterministic",
+    "check_float32",
+    "check_zero_gradient",
+    "check_hyperparameters_used",
+    "check_bounds",
+    "check_stability_threshold",
+    "CHECKS",
+    "check_rule",
+    "SKIPPED",
+    "format_table",
+    "one_line_reason",
+]
+
 RUNS, PARAMS, STEPS = 3, 5, 6  # small enough to run in milliseconds, big enough to mix rows
 BRACKET = 0.03  # the stability edge must lie within ±3 % of c/λ
 EDGE_STEPS = 2000  # steps on the quadratic: (1 − 3 %)^2000 separates stable from not

@@ -19,6 +19,28 @@ import numpy as np
 from .errors import SpecError
 from .problem import Dataset
 
+__all__ = [
+    "xor",
+    "moons",
+    "circles",
+    "spirals",
+    "blobs",
+    "sine",
+    "line",
+    "GENERATORS",
+    "split_indices",
+    "standardize",
+    "encode_targets",
+    "loss_for",
+    "make_dataset",
+    "generated",
+    "SKLEARN_SETS",
+    "load_sklearn",
+    "read_csv",
+    "MAX_RAW_MAGNITUDE",
+    "load_csv",
+]
+
 # -- generated datasets ------------------------------------------------------------------------
 
 

@@ -8,6 +8,8 @@ from typing import Any, Callable
 
 from .errors import SpecError
 
+__all__ = ["KINDS", "HyperParam", "DescentRule", "Schedule", "Problem", "SEED_KEY", "Transform"]
+
 KINDS = ("float", "int", "bool", "choice", "str", "int_list")
 
 

@@ -1,5 +1,7 @@
 """The one exception type that bad user input raises, with a one-line message."""
 
+__all__ = ["SpecError", "MAX_VALUE_CHARS", "one_line", "PluginError", "ResultsError"]
+
 
 class SpecError(ValueError):
     """Bad input: names the field, the value given and what is accepted, on one line.

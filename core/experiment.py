@@ -14,6 +14,48 @@ from typing import Any
 from .declarations import HyperParam
 from .errors import SpecError
 
+__all__ = [
+    "DTYPES",
+    "MAX_STEPS",
+    "MAX_FILE_BYTES",
+    "MAX_SEEDS",
+    "MAX_RUNS",
+    "SEED_LIMIT",
+    "INT64",
+    "NAME_PATTERN",
+    "MAX_NAME_LENGTH",
+    "NAME_ACCEPTED",
+    "SETTINGS",
+    "SEED_COUNT",
+    "TARGET_LOSS",
+    "setting",
+    "TOP_KEYS",
+    "ENTRY_KEYS",
+    "SCHEDULE_KEYS",
+    "JOINED_KEYS",
+    "LEARNING_RATE",
+    "TransformSpec",
+    "RuleEntry",
+    "RunConfig",
+    "Experiment",
+    "check_name",
+    "parse_toml",
+    "load_experiment_file",
+    "TRANSFORMS_ACCEPTED",
+    "MAX_JOB_SECONDS",
+    "RESULT_COPIES",
+    "MEMORY_LIMIT_ENV",
+    "available_memory",
+    "resource_estimate",
+    "check_resources",
+    "SEARCHES",
+    "PROTOCOL_KEYS",
+    "MAX_BUDGET",
+    "PROBLEM_RUN_KEYS",
+    "Protocol",
+    "check_protocol",
+]
+
 DTYPES = ("float64", "float32")
 MAX_STEPS = 10_000_000
 MAX_FILE_BYTES = 16 * 1024 * 1024  # an experiment file is a few hundred bytes; this is a sanity bound

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from .errors import PluginError, SpecError, one_line
 
+__all__ = ["MAX_ERROR_CHARS", "error_text", "source_files", "definition", "where", "fault", "build_instance"]
+
 _CORE_DIR = os.path.dirname(os.path.abspath(__file__))
 MAX_ERROR_CHARS = 500
 

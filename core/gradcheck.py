@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+__all__ = ["GradientCheckError", "check_grads", "numeric_grad", "check_hessian"]
+
 
 class GradientCheckError(AssertionError):
     """The analytic derivative disagrees with finite differences; the message has the worst case."""

@@ -2,6 +2,8 @@
 
 import pluggy
 
+__all__ = ["register_optimizers", "register_schedules", "register_problems", "register_transforms"]
+
 hookspec = pluggy.HookspecMarker("descentlab")
 hookimpl = pluggy.HookimplMarker("descentlab")
 

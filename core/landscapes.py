@@ -17,6 +17,16 @@ from .layout import ParamLayout
 from .network import MLP
 from .problem import Dataset, ProblemInstance, SupervisedInstance
 
+__all__ = [
+    "LandscapeInstance",
+    "QuadraticBowl",
+    "Rosenbrock",
+    "Himmelblau",
+    "Beale",
+    "LANDSCAPES",
+    "LinearRegressionInstance",
+]
+
 
 def _jittered_starts(start: Sequence[float], spread: float, seeds: Sequence[int], dtype) -> np.ndarray:
     """``(R, 2)`` starting points: ``start`` plus ``spread``·N(0, 1) drawn from each run's seed alone."""

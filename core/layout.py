@@ -7,6 +7,8 @@ from math import prod
 
 import numpy as np
 
+__all__ = ["ParamEntry", "ParamLayout"]
+
 
 @dataclass(frozen=True)
 class ParamEntry:

@@ -28,6 +28,38 @@ from .errors import SpecError
 from .network import MLP
 from .problem import network_of
 
+__all__ = [
+    "MAX_UNITS",
+    "REGIMES",
+    "REGIME_TEXT",
+    "regime",
+    "regime_thresholds",
+    "lesson_model",
+    "can_teach",
+    "parameter_names",
+    "build_instance",
+    "training_data",
+    "LayerTrace",
+    "StepTrace",
+    "trace_step",
+    "finite_difference_gradient",
+    "rule_hyper",
+    "RuleTrack",
+    "start_track",
+    "descent_step",
+    "Lesson",
+    "start_lesson",
+    "advance",
+    "loss_at",
+    "SliceView",
+    "slice_view",
+    "slice_curve",
+    "Prediction",
+    "top_eigenvalue",
+    "sweep_learning_rates",
+    "predict_then_run",
+]
+
 MAX_UNITS = 30  # a diagram a class can read: at most this many neurons, inputs and outputs included
 
 # The four regimes of gradient descent on a quadratic of curvature λ: the error e = w − w* obeys

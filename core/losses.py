@@ -12,6 +12,24 @@ from typing import Callable
 
 import numpy as np
 
+__all__ = [
+    "Loss",
+    "mse_value",
+    "mse_value_and_grad",
+    "mse_output_hvp",
+    "half_mse_value",
+    "half_mse_value_and_grad",
+    "half_mse_output_hvp",
+    "bce_value",
+    "bce_value_and_grad",
+    "bce_output_hvp",
+    "softmax_ce_value",
+    "softmax_ce_value_and_grad",
+    "softmax_ce_output_hvp",
+    "LOSSES",
+    "accuracy",
+]
+
 
 @dataclass(frozen=True)
 class Loss:

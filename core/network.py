@@ -11,6 +11,8 @@ from .errors import SpecError
 from .layout import ParamLayout
 from .losses import LOSSES
 
+__all__ = ["INIT_SCHEMES", "init_scale", "MLP", "HessianOperator"]
+
 INIT_SCHEMES = ("auto", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from .errors import SpecError
 from .registry import ENTRY_POINT_GROUP
 
+__all__ = ["RULE_TEMPLATE", "TEST_TEMPLATE", "PYPROJECT_TEMPLATE", "check_name", "plan", "write"]
+
 RULE_TEMPLATE = '''"""__NAME__: heavy-ball momentum, a descentlab descent rule (made by `descentlab new-rule __NAME__`).
 
     v ← μ v + g

@@ -25,7 +25,7 @@ import numpy as np
 
 from .atomic import write_atomic
 
-__all__ = ["PART_DIRS", "is_partitioned", "part_paths", "plan_tasks", "read_parts", "run_task", "task_hash"]
+__all__ = ["is_done", "PART_DIRS", "is_partitioned", "part_paths", "plan_tasks", "read_parts", "run_task", "task_hash"]
 
 PART_DIRS = ("runs", "metrics", "weights")
 # Bumped when what a part holds changes: parts of another format are then not taken as done.

@@ -11,6 +11,28 @@ from .layout import ParamLayout
 from .losses import accuracy
 from .network import MLP
 
+__all__ = [
+    "ProblemInstance",
+    "Dataset",
+    "SupervisedInstance",
+    "holds_out",
+    "validation_view",
+    "Landscape",
+    "Predictor",
+    "ExactHessian",
+    "HessianVectorProduct",
+    "HessianOperator",
+    "QuietLossAndGrad",
+    "Network",
+    "is_landscape",
+    "is_predictor",
+    "exact_hessian",
+    "is_classifier",
+    "has_hessian_vector_product",
+    "network_of",
+    "quiet_loss_and_grad",
+]
+
 
 class ProblemInstance:
     """A problem built from its settings. Subclasses implement the methods that raise here.

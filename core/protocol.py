@@ -15,6 +15,7 @@ from .errors import SpecError
 from .experiment import Experiment, Protocol, RuleEntry
 
 __all__ = [
+    "statement",
     "FLOOR",
     "SUITES",
     "TAUS",

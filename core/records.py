@@ -23,6 +23,25 @@ if TYPE_CHECKING:  # pandas is imported where tables are built: `import descentl
 from .errors import ResultsError, SpecError
 from .experiment import Experiment, parse_toml
 
+__all__ = [
+    "FILES",
+    "PARTITIONED_FILES",
+    "DEFAULT_RESULTS_DIR",
+    "RESULTS_ENV",
+    "default_results_dir",
+    "Results",
+    "build_meta",
+    "remove_stale_temporaries",
+    "save_results",
+    "load_results",
+    "RUN_COLUMNS",
+    "OPTIONAL_RUN_COLUMNS",
+    "METRIC_COLUMNS",
+    "OPTIONAL_METRIC_COLUMNS",
+    "META_FIELDS",
+    "validate_results",
+]
+
 FILES = ("experiment.toml", "runs.parquet", "metrics.parquet", "weights.npz", "meta.json")
 # the partitioned layout (descentlab.parts) has runs/, metrics/ and weights/ folders of parts instead
 PARTITIONED_FILES = ("experiment.toml", "meta.json")

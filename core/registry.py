@@ -20,6 +20,19 @@ from .declarations import Transform
 from .errors import SpecError, one_line
 from .faults import definition, error_text, where
 
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PLUGINS_ENV",
+    "NO_ENTRY_POINTS_ENV",
+    "BUILTIN_MODULES",
+    "Registry",
+    "make_plugin_manager",
+    "env_plugin_paths",
+    "load_registry",
+    "get_registry",
+    "reset_registry",
+]
+
 ENTRY_POINT_GROUP = "descentlab"
 PLUGINS_ENV = "DESCENTLAB_PLUGINS"
 NO_ENTRY_POINTS_ENV = "DESCENTLAB_NO_ENTRY_POINTS"

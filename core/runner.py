@@ -34,6 +34,8 @@ from .tables import _assemble, _json_ready
 from .workers import _process_context, die_with_parent, run_chunk_job  # noqa: F401
 
 __all__ = [
+    "check_job",
+    "executor_and_workers",
     "RuleLookup",
     "StepView",
     "default_workers",

@@ -6,6 +6,8 @@ import numpy as np
 
 from .declarations import Schedule
 
+__all__ = ["schedule_values", "ScheduleResultError", "PARTS_ACCEPTED", "check_parts", "preview"]
+
 
 def schedule_values(schedule: Schedule, base, hyper: dict, total_steps: int, warmup_steps=0, lookup=None) -> np.ndarray:
     """α_t of R runs for t = 0..total_steps−1 as a ``(total_steps, R)`` float64 array.

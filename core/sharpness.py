@@ -31,6 +31,7 @@ import numpy as np
 from .problem import HessianVectorProduct, exact_hessian
 
 __all__ = [
+    "forward_trace",
     "SharpnessTracker",
     "adam_limit",
     "adam_preconditioner",

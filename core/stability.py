@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 __all__ = [
+    "rule_title",
     "critical_learning_rate",
     "critical_learning_rates_for_runs",
     "divergence_reason",

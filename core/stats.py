@@ -15,6 +15,23 @@ import numpy as np
 
 from .analysis import quantiles
 
+__all__ = [
+    "LEVEL",
+    "RESAMPLES",
+    "EXACT_LIMIT",
+    "PERMUTATIONS",
+    "PAIRED_EXACT_LIMIT",
+    "bootstrap_interval",
+    "Comparison",
+    "compare_samples",
+    "min_paired_seeds",
+    "compare_paired",
+    "performance_profile",
+    "profile_area",
+    "best_so_far",
+    "random_search",
+]
+
 LEVEL = 0.95  # two-sided confidence level of intervals and tests
 RESAMPLES = 2000  # bootstrap resamples: the interval's ends move by < 1 % of its width past this
 EXACT_LIMIT = 200_000  # the permutation test enumerates every split up to this many, else samples

@@ -5,6 +5,8 @@ from __future__ import annotations
 from .conformance import CheckResult, check_rule as _run_checks
 from .declarations import DescentRule
 
+__all__ = ["check_rule"]
+
 
 def check_rule(rule: DescentRule) -> list[CheckResult]:
     """Run ``descentlab check``'s battery on ``rule``; raise AssertionError naming each failed check.

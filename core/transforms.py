@@ -24,6 +24,8 @@ import numpy as np
 
 from .declarations import SEED_KEY, DescentRule, Transform
 
+__all__ = ["SEED_HYPER", "ChainState", "hyper_key", "chain_hyper", "chain_rule", "describe"]
+
 SEED_HYPER = "@" + SEED_KEY
 
 

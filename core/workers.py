@@ -14,6 +14,8 @@ from .chunk import run_chunk
 from .experiment import Experiment
 from .faults import build_instance
 
+__all__ = ["PR_SET_PDEATHSIG", "WATCHDOG_SECONDS", "die_with_parent", "worker_context", "run_chunk_job"]
+
 _WORKER_REGISTRIES: dict = {}
 _WORKER_INSTANCES: dict = {}
 
