@@ -54,6 +54,7 @@ def compare(
     schedules: Iterable[Schedule] = (),
     registry=None,
     workers: int | None = None,
+    progress=True,
     **settings,
 ):
     """Run ``rules`` on ``problem`` from the same data and initial weights, and return the ``Results``.
@@ -67,6 +68,8 @@ def compare(
     - ``seeds``: a count or a list of seeds; ``settings``: any experiment setting (``steps``,
       ``batch_size``, ``dtype``, ``eval_every``, ...). Bad values raise the experiment file's
       one-line ``SpecError``.
+    - ``progress``: ``True`` shows a bar (in a notebook cell, or on a terminal's stderr), ``False``
+      none, or any ``progress(done, total)`` callable counting run-steps.
     """
     from .experiment import Experiment
     from .registry import get_registry, load_registry
@@ -89,7 +92,11 @@ def compare(
         **settings,
     }
     experiment = Experiment.from_dict(spec, registry, name=name or _default_name(spec))
-    return run_experiment(experiment, registry=registry, workers=workers)
+    if progress is True:
+        from .progress import auto_progress
+
+        progress = auto_progress(f"{experiment.n_runs} runs × {experiment.steps} steps")
+    return run_experiment(experiment, registry=registry, workers=workers, progress=progress or None)
 
 
 def _default_name(spec: dict) -> str:

@@ -20,8 +20,11 @@ def _run(path: Path, tmp_path: Path):
 
 
 def _text(cell) -> str:
+    """What a cell printed and returned (not what it displayed, such as a progress bar)."""
     parts = []
     for output in cell.get("outputs", []):
+        if output.get("output_type") == "display_data":
+            continue
         parts.append(output.get("text", ""))
         parts.append(output.get("data", {}).get("text/plain", ""))
     return "".join(parts)
@@ -43,6 +46,15 @@ def test_notebook_runs_without_error(path, tmp_path):
         if o.get("output_type") == "error"
     ]
     assert not errors
+    # compare() draws its progress in the cell, finished: value = max on the last update
+    bars = [
+        o["data"]["text/html"]
+        for c in notebook.cells
+        if c.cell_type == "code" and "compare(" in c.source
+        for o in c.get("outputs", [])
+        if o.get("output_type") in ("display_data", "update_display_data") and "<progress" in str(o.get("data"))
+    ]
+    assert bars and all("100%" in bar for bar in bars[-1:]), bars
     if path.stem == "lesson_backprop_vs_descent":
         sweep = _text(notebook.cells[-1]).splitlines()
         # GD on a quadratic with λ_max = 1: stable below α = 2, blown up above it (known by construction)

@@ -65,3 +65,43 @@ def test_bad_input_is_one_line_naming_the_field():
     clash = dl.DescentRule("gd", SIGN.init, SIGN.update)
     with pytest.raises(SpecError, match="already registered"):
         dl.compare("quadratic", [clash])
+
+
+def test_in_a_notebook_compare_draws_one_progress_bar_updated_to_the_end(monkeypatch):
+    # a stand-in IPython with a kernel: the bar is displayed once and updated in place, and its last
+    # state is every run-step done (counted here from the experiment, not from the bar)
+    import sys
+    import types
+
+    from descentlab import compare
+
+    shown, updates = [], []
+
+    class Handle:
+        def update(self, obj):
+            updates.append(obj.data)
+
+    display_module = types.ModuleType("IPython.display")
+    display_module.HTML = type("HTML", (), {"__init__": lambda self, data: setattr(self, "data", data)})
+    display_module.display = lambda obj, display_id=False: (shown.append(obj.data), Handle())[1]
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: types.SimpleNamespace(kernel=object())
+    ipython.display = display_module
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", display_module)
+
+    results = compare("quadratic", ["gd", "momentum"], seeds=2, steps=30, workers=1)
+    total = results.experiment.n_runs * results.experiment.steps
+    assert len(shown) == 1 and updates
+    assert f'value="{total}" max="{total}"' in updates[-1] and "100%" in updates[-1]
+    assert "4 runs × 30 steps" in updates[-1]
+
+
+def test_outside_a_notebook_the_bar_goes_to_a_terminal_only(monkeypatch, capsys):
+    from descentlab import compare
+    from descentlab.progress import auto_progress, in_notebook
+
+    assert not in_notebook()
+    compare("quadratic", ["gd"], seeds=1, steps=10, workers=1)
+    assert capsys.readouterr().err == ""  # stderr is not a terminal under pytest: silent
+    assert not auto_progress().enabled
