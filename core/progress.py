@@ -42,8 +42,10 @@ class NotebookProgress:
         if done < total and now - self.last < 0.1:
             return
         self.last = now
-        from IPython.display import HTML, display
-
+        # IPython is already loaded in a kernel (in_notebook checked it): no import, so descentlab
+        # neither declares nor needs it anywhere else
+        ipython = sys.modules["IPython"]
+        display, HTML = ipython.display.display, ipython.display.HTML
         html = HTML(self._html(done, total, now))
         if self.handle is None:
             self.handle = display(html, display_id=True)
