@@ -264,14 +264,22 @@ def run_chunk(
         except BaseException as error:
             rate_columns.append(np.full((T, len(part)), np.nan))
             unscheduled.append((group, _schedule_fault(schedule, error)))
-    rates = np.concatenate(rate_columns, axis=1)  # (T, r) float64
+    # (T, r) float64; one entry's table is used as it is, and in float64 it is α_t itself (no copies)
+    rates = rate_columns[0] if len(rate_columns) == 1 else np.concatenate(rate_columns, axis=1)
     stateful = [group for group in groups if group.schedule is not None]
-    rates_t = np.ascontiguousarray(rates.astype(dtype)).reshape(T, r, 1)  # α_t as (r, 1) per step
-    # the table's learning_rate column, run-major, taken now while the rates are in cache. Filled
-    # first (NaN: the final state takes no step) so that the transposing copy writes to cached lines:
-    # into untouched memory its scattered writes wait on every line (0.09 + 0.25 ms instead of 0.69)
     lr_m = np.full((r, T + 1), np.nan)
-    _transposed(rates, out=lr_m[:, :T])
+    if not stateful and T and np.array_equal(rates[-1], rates[0]) and bool((rates == rates[0]).all()):
+        # every run's α is the same at every step (a constant schedule): α_t is one row seen through a
+        # zero stride, so dropping runs takes from one row, not from the whole (steps, runs) table
+        # (measurements in docs/dev/speed.md); read-only, as a rule's inputs are for it
+        rates_t = np.broadcast_to(rates[0].astype(dtype).reshape(1, r, 1), (T, r, 1))
+        lr_m[:, :T] = rates[0][:, None]
+    else:
+        rates_t = np.ascontiguousarray(rates.astype(dtype, copy=False)).reshape(T, r, 1)  # α_t as (r, 1) per step
+        # the table's learning_rate column, run-major, taken now while the rates are in cache. Filled
+        # first (NaN: the final state takes no step) so that the transposing copy writes to cached lines:
+        # into untouched memory its scattered writes wait on every line (0.09 + 0.25 ms instead of 0.69)
+        _transposed(rates, out=lr_m[:, :T])
     del rates
 
     nan = np.nan
@@ -386,8 +394,14 @@ def run_chunk(
         grad = np.ascontiguousarray(grad[keep])
         threshold = threshold[keep] if threshold is not None else None
         all_fine_below = _all_fine_below(threshold)
-        # a gather (0.26 ms for the tiny job's table) where a boolean mask took 0.70 ms
-        rates_t = np.take(rates_t, np.flatnonzero(keep), axis=1)
+        # a gather (0.26 ms for the tiny job's table) where a boolean mask took 0.70 ms; only of the
+        # steps still to come (rows before t are never read again and stay unset)
+        if rates_t.strides[0] == 0:  # one row for every step (see the setup): stays one row
+            rates_t = np.broadcast_to(rates_t[0][keep][None], (T, n, 1))
+        else:
+            remaining = np.empty((T, n, 1), dtype=rates_t.dtype)
+            np.take(rates_t[t:], np.flatnonzero(keep), axis=1, out=remaining[t:])
+            rates_t = remaining
         if updates_all is not None:
             updates_all = np.empty_like(params)
         if batch_size > 0:
@@ -624,6 +638,19 @@ def run_chunk(
         ):
             # no run stopped early: every step of every run is in the buffer, already in place
             return buffer.astype(np.float64, copy=False)
+        if buffer is not None and not fill and buffer.shape[:2] == (r, T + 1):
+            # Runs stopped early, nothing to NaN-fill: the segments are moved into place inside the
+            # buffer itself. A segment of all r runs is already there; a later one (live runs `ids`,
+            # increasing, in rows 0..len(ids)-1) moves down to rows `ids` (numpy copies the overlapping
+            # source first). Rows past a run's last row keep stale figures, never read (see above).
+            # This spares a fresh (r, steps + 1) array's page faults and the copy of the first segment.
+            with np.errstate(invalid="ignore"):  # cells never written (rows of stopped runs) may hold NaN bits
+                out = buffer.astype(np.float64, copy=False)
+            for start, stop, ids in parts:
+                stop = min(stop, rows)
+                if stop > start and len(ids) != r:
+                    out[ids, start:stop] = out[: len(ids), start:stop]
+            return out
         # rows after a run's last row are never read (the table keeps rows <= last_row): only a
         # figure whose every row is kept (the path, NaN after divergence) is filled
         out = np.full((r, T + 1, *fill_shape), nan) if fill else np.empty((r, T + 1, *fill_shape))
