@@ -361,12 +361,15 @@ def run_chunk(
     grad_rec: Any = None
     path_rec: Any = None
     step_rec: Any = None
+    # the pair type step_rec views the Δθ history as (None when it is kept as floats)
+    step_pair: Any = None
 
     def bind_views() -> None:
         """Each group's rows of the live arrays, as views taken once (not sliced again every step)."""
-        nonlocal grad_rec, path_rec, step_rec
+        nonlocal grad_rec, path_rec, step_rec, step_pair
         if small:
             grad_rec, step_rec = _record_pair(grad_h, grad), _record_pair(step_h, updates_all)
+            step_pair = step_rec[0].dtype if step_rec[0] is not step_h else None
         if landscape_path:
             path_rec = _record_pair(path_h, params)
         for group in groups:
@@ -590,10 +593,16 @@ def run_chunk(
                             for j in active[rows].tolist():
                                 status[j], errors[j], last_row[j] = "failed", message, t
                 if small:
-                    if updates is not updates_all:  # the single rule's own array
+                    if updates is updates_all:
+                        step_rec[0][:n, t] = step_rec[1]
+                    elif updates.dtype == dtype and step_pair is not None and updates.flags.c_contiguous:
+                        # the single rule's own array, recorded from itself (viewed as pairs, see
+                        # _record_pair): one call instead of a copy into updates_all and then the record
+                        step_rec[0][:n, t] = updates.view(step_pair)[:, 0]
+                    else:  # another dtype: cast once, as params += would see it
                         np.copyto(updates_all, updates)
                         updates = updates_all
-                    step_rec[0][:n, t] = step_rec[1]
+                        step_rec[0][:n, t] = step_rec[1]
                     step_rows = t + 1
                 else:
                     np.einsum("rp,rp->r", updates, updates, out=step_b[:n, t])
