@@ -652,7 +652,7 @@ def run_chunk(
             # buffer itself. A segment of all r runs is already there; a later one (live runs `ids`,
             # increasing, in rows 0..len(ids)-1) moves down to rows `ids` (numpy copies the overlapping
             # source first). Rows past a run's last row keep stale figures, never read (see above).
-            # This spares a fresh (r, steps + 1) array's page faults and the copy of the first segment.
+            # This spares a fresh (r, steps + 1) array and the copy of the first segment (docs/dev/speed.md).
             with np.errstate(invalid="ignore"):  # cells never written (rows of stopped runs) may hold NaN bits
                 out = buffer.astype(np.float64, copy=False)
             for start, stop, ids in parts:
