@@ -7,6 +7,8 @@ Jobs (see the issue and shared/DESIGN.md "run axis"):
   typical  2-32-32-1 tanh MLP, 256 spirals points, full batch, 500 steps, GD / momentum / Adam x 16
            learning rates in [1e-3, 10], float64 (and float32 for the float32 ratio)
   tiny     Rosenbrock, 256 runs (GD / momentum / Nesterov / Adam x 8 α x 8 starting points), 1000 steps
+  rosenbrock512  Rosenbrock, 512 stacked runs of one rule (8 α x 64 starting points), 2000 steps, for
+           GD, momentum and Adam in turn: µs per run-step of the whole run_experiment (issue #17)
   large    MLP 64-256-256-10 on digits, mini-batches of 512, Adam, float32: a full runner step against
            that step's matrix products alone (both with one BLAS thread)
 Before timing anything, the runner's loss curves are checked against the baseline's in float64.
@@ -294,6 +296,40 @@ def tiny(registry, steps):
     return {"vs_baseline": t_base / t_run}
 
 
+def rosenbrock512(registry, steps, repeat=7):
+    """µs per run-step of 512 stacked Rosenbrock runs of one rule: a whole ``run_experiment`` (setup,
+    steps, tables) in one process, best of ``repeat`` rounds that time every rule in turn."""
+    alphas = {"gd": np.logspace(-4, -2.5, 8), "momentum": np.logspace(-5, -3, 8), "adam": np.logspace(-3, -1.3, 8)}
+
+    def make(rule, n_steps):
+        spec = {
+            "name": f"bench-rosenbrock512-{rule}",
+            "steps": n_steps,
+            "seeds": 64,
+            "eval_every": 0,
+            "problem": {"name": "rosenbrock", "start_spread": 0.2},
+            "rules": [{"rule": rule, "learning_rate": [float(a) for a in alphas[rule]]}],
+        }
+        return Experiment.from_dict(spec, registry)
+
+    experiments = {rule: make(rule, steps) for rule in alphas}
+    print(
+        f"rosenbrock512 job: Rosenbrock, 512 runs of one rule (8 α x 64 starting points), {steps} steps, "
+        f"best of {repeat}"
+    )
+
+    times = timed_together(
+        {rule: (lambda e=e: run_experiment(e, registry=registry, workers=1)) for rule, e in experiments.items()},
+        repeat=repeat,
+    )
+    out = {}
+    for rule, e in experiments.items():
+        us = times[rule] / (e.n_runs * steps) * 1e6
+        out[rule] = us
+        print(f"  {rule:<10} {times[rule]:7.3f} s  {us:6.3f} µs/run-step", flush=True)
+    return out
+
+
 def large(registry, steps):
     def experiment(n_steps):
         spec = {
@@ -356,7 +392,7 @@ def large(registry, steps):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and learning rates (smoke test)")
-    parser.add_argument("--job", choices=("typical", "tiny", "large", "all"), default="all")
+    parser.add_argument("--job", choices=("typical", "tiny", "rosenbrock512", "large", "all"), default="all")
     args = parser.parse_args(argv)
     registry = load_registry(entry_points=False, use_env=False)
     # warm-up: imports (pandas, pyarrow) and first-call costs are not part of any timing
@@ -381,6 +417,8 @@ def main(argv=None) -> int:
         summary["typical"] = typical(registry, 60 if args.quick else 500, 4 if args.quick else 16)
     if args.job in ("tiny", "all"):
         summary["tiny"] = tiny(registry, 100 if args.quick else 1000)
+    if args.job in ("rosenbrock512", "all"):
+        summary["rosenbrock512"] = rosenbrock512(registry, 200 if args.quick else 2000, 2 if args.quick else 7)
     if args.job in ("large", "all"):
         summary["large"] = large(registry, 10 if args.quick else 60)
     del limit
@@ -393,6 +431,9 @@ def main(argv=None) -> int:
         print(f"  peak memory < 500 MB: {s['peak_mb']:.0f} MB")
     if "tiny" in summary:
         print(f"  tiny job >= 30x the plain loop: {summary['tiny']['vs_baseline']:.1f}x")
+    if "rosenbrock512" in summary:
+        worst = max(summary["rosenbrock512"].values())
+        print(f"  rosenbrock512 <= 0.05 µs/run-step (slowest rule): {worst:.3f} µs")
     if "large" in summary:
         print(f"  large-layer step <= 1.4x its matrix products: {summary['large']['step_vs_matmul']:.2f}x")
     return 0

@@ -276,14 +276,22 @@ def run_chunk(
         except BaseException as error:
             rate_columns.append(np.full((T, len(part)), np.nan))
             unscheduled.append((group, _schedule_fault(schedule, error)))
-    rates = np.concatenate(rate_columns, axis=1)  # (T, r) float64
+    # (T, r) float64; one entry's table is used as it is, and in float64 it is α_t itself (no copies)
+    rates = rate_columns[0] if len(rate_columns) == 1 else np.concatenate(rate_columns, axis=1)
     stateful = [group for group in groups if group.schedule is not None]
-    rates_t = np.ascontiguousarray(rates.astype(dtype)).reshape(T, r, 1)  # α_t as (r, 1) per step
-    # the table's learning_rate column, run-major, taken now while the rates are in cache. Filled
-    # first (NaN: the final state takes no step) so that the transposing copy writes to cached lines:
-    # into untouched memory its scattered writes wait on every line (0.09 + 0.25 ms instead of 0.69)
     lr_m = np.full((r, T + 1), np.nan)
-    _transposed(rates, out=lr_m[:, :T])
+    if not stateful and T and np.array_equal(rates[-1], rates[0]) and bool((rates == rates[0]).all()):
+        # every run's α is the same at every step (a constant schedule): α_t is one row seen through a
+        # zero stride, so dropping runs takes from one row, not from the whole (steps, runs) table
+        # (measurements in docs/dev/speed.md); read-only, as a rule's inputs are for it
+        rates_t = np.broadcast_to(rates[0].astype(dtype).reshape(1, r, 1), (T, r, 1))
+        lr_m[:, :T] = rates[0][:, None]
+    else:
+        rates_t = np.ascontiguousarray(rates.astype(dtype, copy=False)).reshape(T, r, 1)  # α_t as (r, 1) per step
+        # the table's learning_rate column, run-major, taken now while the rates are in cache. Filled
+        # first (NaN: the final state takes no step) so that the transposing copy writes to cached lines:
+        # into untouched memory its scattered writes wait on every line (0.09 + 0.25 ms instead of 0.69)
+        _transposed(rates, out=lr_m[:, :T])
     del rates
 
     nan = np.nan
@@ -365,12 +373,15 @@ def run_chunk(
     grad_rec: Any = None
     path_rec: Any = None
     step_rec: Any = None
+    # the pair type step_rec views the Δθ history as (None when it is kept as floats)
+    step_pair: Any = None
 
     def bind_views() -> None:
         """Each group's rows of the live arrays, as views taken once (not sliced again every step)."""
-        nonlocal grad_rec, path_rec, step_rec
+        nonlocal grad_rec, path_rec, step_rec, step_pair
         if small:
             grad_rec, step_rec = _record_pair(grad_h, grad), _record_pair(step_h, updates_all)
+            step_pair = step_rec[0].dtype if step_rec[0] is not step_h else None
         if landscape_path:
             path_rec = _record_pair(path_h, params)
         for group in groups:
@@ -398,8 +409,14 @@ def run_chunk(
         grad = np.ascontiguousarray(grad[keep])
         threshold = threshold[keep] if threshold is not None else None
         all_fine_below = _all_fine_below(threshold)
-        # a gather (0.26 ms for the tiny job's table) where a boolean mask took 0.70 ms
-        rates_t = np.take(rates_t, np.flatnonzero(keep), axis=1)
+        # a gather (0.26 ms for the tiny job's table) where a boolean mask took 0.70 ms; only of the
+        # steps still to come (rows before t are never read again and stay unset)
+        if rates_t.strides[0] == 0:  # one row for every step (see the setup): stays one row
+            rates_t = np.broadcast_to(rates_t[0][keep][None], (T, n, 1))
+        else:
+            remaining = np.empty((T, n, 1), dtype=rates_t.dtype)
+            np.take(rates_t[t:], np.flatnonzero(keep), axis=1, out=remaining[t:])
+            rates_t = remaining
         if updates_all is not None:
             updates_all = np.empty_like(params)
         if batch_size > 0:
@@ -588,10 +605,16 @@ def run_chunk(
                             for j in active[rows].tolist():
                                 status[j], errors[j], last_row[j] = "failed", message, t
                 if small:
-                    if updates is not updates_all:  # the single rule's own array
+                    if updates is updates_all:
+                        step_rec[0][:n, t] = step_rec[1]
+                    elif updates.dtype == dtype and step_pair is not None and updates.flags.c_contiguous:
+                        # the single rule's own array, recorded from itself (viewed as pairs, see
+                        # _record_pair): one call instead of a copy into updates_all and then the record
+                        step_rec[0][:n, t] = updates.view(step_pair)[:, 0]
+                    else:  # another dtype: cast once, as params += would see it
                         np.copyto(updates_all, updates)
                         updates = updates_all
-                    step_rec[0][:n, t] = step_rec[1]
+                        step_rec[0][:n, t] = step_rec[1]
                     step_rows = t + 1
                 else:
                     np.einsum("rp,rp->r", updates, updates, out=step_b[:n, t])
@@ -636,6 +659,19 @@ def run_chunk(
         ):
             # no run stopped early: every step of every run is in the buffer, already in place
             return buffer.astype(np.float64, copy=False)
+        if buffer is not None and not fill and buffer.shape[:2] == (r, T + 1):
+            # Runs stopped early, nothing to NaN-fill: the segments are moved into place inside the
+            # buffer itself. A segment of all r runs is already there; a later one (live runs `ids`,
+            # increasing, in rows 0..len(ids)-1) moves down to rows `ids` (numpy copies the overlapping
+            # source first). Rows past a run's last row keep stale figures, never read (see above).
+            # This spares a fresh (r, steps + 1) array and the copy of the first segment (docs/dev/speed.md).
+            with np.errstate(invalid="ignore"):  # cells never written (rows of stopped runs) may hold NaN bits
+                out = buffer.astype(np.float64, copy=False)
+            for start, stop, ids in parts:
+                stop = min(stop, rows)
+                if stop > start and len(ids) != r:
+                    out[ids, start:stop] = out[: len(ids), start:stop]
+            return out
         # rows after a run's last row are never read (the table keeps rows <= last_row): only a
         # figure whose every row is kept (the path, NaN after divergence) is filled
         out = np.full((r, T + 1, *fill_shape), nan) if fill else np.empty((r, T + 1, *fill_shape))

@@ -38,10 +38,12 @@ def schedule_values(schedule: Schedule, base, hyper: dict, total_steps: int, war
     steps = np.arange(total_steps)[:, None]
     for w in np.unique(warmup):
         columns = np.flatnonzero(warmup == w)
+        # the table's columns to write: a slice when they are every run (one pass, not a scatter)
+        target = slice(None) if columns.size == runs else columns
         w = int(min(max(w, 0), total_steps))
         alpha = base[columns][None, :]
         if w:
-            values[:w, columns] = alpha * (steps[:w] + 1) / w
+            values[:w, target] = alpha * (steps[:w] + 1) / w
         if w < total_steps:
             own = {name: value[columns][None, :] for name, value in hyper.items()}
             formula = schedule.learning_rate
@@ -74,7 +76,7 @@ def schedule_values(schedule: Schedule, base, hyper: dict, total_steps: int, war
                     f"an array of shape (steps, runs) = {expected}",
                 ) from None
             try:
-                block = values[w:, columns] = np.broadcast_to(rest, expected)
+                block = values[w:, target] = np.broadcast_to(rest, expected)
             except ValueError:
                 raise ScheduleResultError(
                     schedule.name,
