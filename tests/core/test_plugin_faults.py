@@ -589,3 +589,39 @@ def test_a_problem_whose_init_params_raises_is_one_line_exit_2(tmp_path, capsys)
     assert status == 2
     assert_one_line(err, "descentlab: error: ", f"problem 'bowl' ({path}:{line}): init_params failed: IndexError")
     assert results_folders(tmp_path) == []
+
+
+def test_a_rule_writing_into_its_learning_rate_fails_its_runs_in_one_line_and_spares_the_others():
+    # a constant schedule's α is a read-only view shared by every step (docs/plugins.md): a rule that
+    # scales it in place must not change the α of the next step or of the other entry's runs
+    import numpy as np
+
+    from descentlab import DescentRule, hookimpl
+    from descentlab.experiment import Experiment
+    from descentlab.registry import load_registry
+    from descentlab.runner import run_experiment
+
+    def greedy(grad, state, params, learning_rate, hyper, step):
+        learning_rate *= 2.0
+        return -learning_rate * grad, state
+
+    class Plugin:
+        @hookimpl
+        def register_optimizers(self, register):
+            register(DescentRule("writes_its_rate", lambda p, h: (), greedy, ()))
+
+    registry = load_registry(extra_plugins=[("greedy", Plugin())], entry_points=False, use_env=False)
+    spec = {
+        "steps": 5,
+        "seeds": [0],
+        "eval_every": 0,
+        "problem": {"name": "quadratic"},
+        "rules": [{"rule": "writes_its_rate", "learning_rate": 0.1}, {"rule": "gd", "learning_rate": 0.1}],
+    }
+    results = run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
+    runs = results.runs.set_index("rule")
+    assert runs.loc["writes_its_rate", "status"] == "failed"
+    assert "\n" not in runs.loc["writes_its_rate", "error"] and "read-only" in runs.loc["writes_its_rate", "error"]
+    assert runs.loc["gd", "status"] != "failed"
+    gd = results.run_metrics(int(runs.loc["gd", "run_id"]))
+    np.testing.assert_array_equal(gd["learning_rate"].dropna().to_numpy()[:5], np.full(5, 0.1))
