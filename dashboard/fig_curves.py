@@ -13,6 +13,7 @@ from . import style as S
 from .fig_groups import (
     Group,
     _diverged_steps,
+    _drawn,
     _metric_matrix,
     _plain,
     _rgba,
@@ -355,6 +356,7 @@ def draw_curves(info: CurvesInfo) -> go.Figure:
     mark_group = {c.name: g for c, g in zip(info.curves, groups) if c.role == "train"}
     listed: set[str] = set()
     for c, group in zip(info.curves, groups):
+        x, y = _drawn(c.x), _drawn(c.y)
         if by_entry and group not in listed:
             listed.add(group)
             count = groups.count(group)
@@ -374,8 +376,8 @@ def draw_curves(info: CurvesInfo) -> go.Figure:
         if c.lower is not None and c.upper is not None:
             fig.add_trace(
                 go.Scatter(
-                    x=c.x,
-                    y=c.upper,
+                    x=x,
+                    y=_drawn(c.upper),
                     mode="lines",
                     line=dict(width=0),
                     hoverinfo="skip",
@@ -387,8 +389,8 @@ def draw_curves(info: CurvesInfo) -> go.Figure:
             )
             fig.add_trace(
                 go.Scatter(
-                    x=c.x,
-                    y=c.lower,
+                    x=x,
+                    y=_drawn(c.lower),
                     mode="lines",
                     line=dict(width=0),
                     fill="tonexty",
@@ -402,8 +404,8 @@ def draw_curves(info: CurvesInfo) -> go.Figure:
             )
         fig.add_trace(
             go.Scatter(
-                x=c.x,
-                y=c.y,
+                x=x,
+                y=y,
                 mode="lines",
                 name=c.name,
                 meta=c.role,

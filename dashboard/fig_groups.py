@@ -73,6 +73,23 @@ def _plain(values) -> list:
     return out
 
 
+def _drawn(values) -> np.ndarray | list:
+    """A curve's values as plotly should receive them: a numpy array (None as NaN), not a list.
+
+    plotly validates a Python list element by element (~1.5 ms per 500-point trace, more than half
+    of the Compare page's figure time) and walks it again when serialising; an array is checked as
+    one object and sent base64-encoded (``dtype`` + ``bdata``), so the cost follows the points drawn
+    at C speed. NaN is a gap in plotly.js exactly as None was. Values that are not numbers stay a list.
+    """
+    if values is None:
+        return values
+    try:
+        array = np.asarray([np.nan if v is None else v for v in values])
+    except (TypeError, ValueError):
+        return list(values)
+    return array if array.dtype.kind in "iuf" else list(values)
+
+
 def _fmt(value) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{float(value):g}"

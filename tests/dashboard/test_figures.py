@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ from descentlab.dashboard import figures as F
 from descentlab.experiment import Experiment
 from descentlab.registry import get_registry
 from descentlab.runner import run_experiment
+from plotly_values import plain_json
 
 
 def _is_plain(value) -> bool:
@@ -124,19 +126,33 @@ def test_other_metric_curves_and_layers(make_results):
     F.draw_layer_grad_norms(layers)
 
 
-def test_figures_hold_plain_lists(make_results):
+def test_figures_are_strict_json_and_curves_decode_to_their_info_values(make_results):
+    """Curves reach plotly as numpy arrays (sent base64-encoded, docs/dev/speed.md); the other charts as
+    lists. Either way the JSON is strict (no NaN or Infinity literal a browser would refuse) and each
+    line, decoded, holds exactly its info record's values, gaps (None) included."""
     results = make_results(
         [{"rule": "gd", "learning_rate": [0.1, 1.0], "diverge_at": lambda a: 3 if a > 0.5 else None}],
         steps=10,
         seeds=(0, 1),
     )
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the figure JSON")
+
+    info = F.loss_curves_info(results)
+    assert any(v is None for c in info.curves for v in c.y)  # the diverged run's gap is checked too
     for fig in (
-        F.draw_curves(F.loss_curves_info(results)),
+        F.draw_curves(info),
         F.draw_sweep(F.sweep_info(results)),
         F.draw_sweep_heatmap(F.sweep_heatmap_info(results)),
         F.draw_summary_table(F.summary_table_info(results)),
     ):
-        assert _is_plain(fig.to_plotly_json()["data"])
+        json.loads(fig.to_json(), parse_constant=refuse)
+    data = plain_json(F.draw_curves(info))["data"]
+    lines = [t for t in data if t.get("meta") in ("train", "test")]
+    bands = [t for t in data if t.get("meta") == "band"]
+    assert [(t["meta"], t["x"], t["y"]) for t in lines] == [(c.role, c.x, c.y) for c in info.curves]
+    assert [t["y"] for t in bands] == [v for c in info.curves if c.lower is not None for v in (c.upper, c.lower)]
 
 
 # --- learning-rate sweep ------------------------------------------------------------------------
