@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -198,17 +199,57 @@ def _unstable_steps(results) -> dict[int, int]:
     return _status_steps(results, "unstable", "unstable_at")
 
 
+# The wide tables of the last few metrics frames, by id, each held with a weak reference to its frame
+# (a freed frame's id can be reused; the reference tells a live frame from a new one at that id).
+_WIDE_CACHE: dict[int, tuple[weakref.ref, dict[str, tuple]]] = {}
+_WIDE_FRAMES = 4
+
+
+def _wide(metrics: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]]:
+    """``metric`` of every run as one (steps × runs) table, pivoted once per frame and metric.
+
+    Every chart of a page asks for the same metric once per group (and the per-layer chart once per
+    group and layer); one pivot of all runs is sliced instead of one pivot per group. Returns the
+    sorted steps, the values, which (step, run) rows exist in ``metrics`` and each run's column.
+    """
+    held = _WIDE_CACHE.get(id(metrics))
+    if held is None or held[0]() is not metrics:
+        while len(_WIDE_CACHE) >= _WIDE_FRAMES:
+            del _WIDE_CACHE[next(iter(_WIDE_CACHE))]
+        held = (weakref.ref(metrics), {})
+        _WIDE_CACHE[id(metrics)] = held
+    tables = held[1]
+    if metric not in tables:
+        # what DataFrame.pivot(index="step", columns="run_id") gives, in numpy: sorted steps and runs
+        steps, row = np.unique(metrics["step"].to_numpy(), return_inverse=True)
+        runs, col = np.unique(metrics["run_id"].to_numpy(), return_inverse=True)
+        values = np.full((len(steps), len(runs)), np.nan)
+        values[row, col] = metrics[metric].to_numpy(dtype=float, na_value=np.nan)
+        present = np.zeros(values.shape, dtype=bool)
+        present[row, col] = True
+        if np.count_nonzero(present) != len(metrics):
+            raise ValueError("the metrics table holds several rows for one (run_id, step)")  # as pivot would
+        tables[metric] = (steps, values, present, {int(r): j for j, r in enumerate(runs)})
+    return tables[metric]
+
+
 def _metric_matrix(
     results, metric: str, run_ids: Sequence[int], diverged: dict[int, int], pad_diverged: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(steps, values (T, len(run_ids)))``; a diverged run is +inf from its divergence on if padded."""
-    m = results.metrics
-    m = m[m["run_id"].isin(list(run_ids))][["run_id", "step", metric]]
-    table = m.pivot(index="step", columns="run_id", values=metric)
-    table = table.reindex(columns=list(run_ids))
-    table = table.sort_index()
-    values = table.to_numpy(dtype=float, copy=True)
-    steps = table.index.to_numpy()
+    """``(steps, values (T, len(run_ids)))``; a diverged run is +inf from its divergence on if padded.
+
+    The steps are those where at least one of ``run_ids`` has a row (as a pivot of their rows alone
+    would give), sliced from the frame's one wide table (:func:`_wide`).
+    """
+    all_steps, table, present, column = _wide(results.metrics, metric)
+    cols = [column.get(int(r), -1) for r in run_ids]
+    known = [j for j in cols if j >= 0]
+    rows = present[:, known].any(axis=1) if known else np.zeros(len(all_steps), dtype=bool)
+    steps = all_steps[rows]
+    values = np.full((len(steps), len(cols)), np.nan)
+    for k, j in enumerate(cols):
+        if j >= 0:
+            values[:, k] = table[rows, j]
     if pad_diverged:
         for j, run_id in enumerate(run_ids):
             if run_id in diverged:

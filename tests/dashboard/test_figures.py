@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -647,3 +648,32 @@ def test_one_colour_per_rule_entry_in_every_chart():
     assert gd == [F.entry_color(0, rank, 3) for rank in range(3)] and len(set(gd)) == 3
     assert sweep["gd"] == F.entry_color(0)  # one sweep line: the entry's own hue
     assert [p.color for p in F.landscape_info(results, instance).paths if p.name.startswith("gd")] == gd
+
+
+def test_a_groups_matrix_sliced_from_the_wide_table_equals_a_pivot_of_its_own_rows(make_results):
+    """_metric_matrix slices one pivot of all runs (pivoted once per frame and metric); for every group
+    it must give what pandas gives pivoting that group's rows alone: the same steps (a group whose runs
+    all stopped early has fewer), the same values, NaN where a row is missing or holds NaN."""
+    from descentlab.dashboard.fig_groups import _metric_matrix
+
+    results = make_results(
+        [
+            {"rule": "gd", "learning_rate": [0.1, 2.0], "diverge_at": lambda a: 4 if a > 1 else None},
+            {"rule": "adam", "learning_rate": [0.05]},
+        ],
+        steps=12,
+        seeds=(0, 1, 2),
+    )
+    m = results.metrics
+    groups = F.run_groups(results)
+    assert any(len(m[m.run_id.isin(g.run_ids)].step.unique()) < 13 for g in groups)  # a shorter group
+    for metric in ("loss", "test_loss"):  # test_loss: NaN on most rows, rows present
+        for g in groups:
+            own = m[m.run_id.isin(g.run_ids)].pivot(index="step", columns="run_id", values=metric)
+            own = own.reindex(columns=g.run_ids).sort_index()
+            steps, values = _metric_matrix(results, metric, g.run_ids, {}, pad_diverged=False)
+            assert steps.tolist() == own.index.tolist()
+            np.testing.assert_array_equal(values, own.to_numpy(dtype=float))
+    twice = SimpleNamespace(metrics=pd.concat([m, m.iloc[:1]], ignore_index=True))
+    with pytest.raises(ValueError):  # as DataFrame.pivot refuses duplicate entries
+        _metric_matrix(twice, "loss", groups[0].run_ids, {}, pad_diverged=False)
