@@ -677,3 +677,32 @@ def test_a_groups_matrix_sliced_from_the_wide_table_equals_a_pivot_of_its_own_ro
     twice = SimpleNamespace(metrics=pd.concat([m, m.iloc[:1]], ignore_index=True))
     with pytest.raises(ValueError):  # as DataFrame.pivot refuses duplicate entries
         _metric_matrix(twice, "loss", groups[0].run_ids, {}, pad_diverged=False)
+
+
+def test_thinning_keeps_each_buckets_extremes_and_one_point_of_a_gap():
+    """_thin against its definition, bucket by bucket: the first and last step, and in each of the
+    max_points // 2 - 1 buckets between them the (first) step of the highest and of the lowest value
+    drawn (median or band), or the bucket's first step when nothing in it is drawable."""
+    from descentlab.dashboard.fig_curves import _thin
+
+    rng = np.random.default_rng(7)
+    n, max_points = 700, 40
+    y = np.round(rng.lognormal(size=n), 1)  # rounded: ties, where the first step must win
+    y[100:180] = np.nan  # a gap wider than a bucket
+    y[rng.random(n) < 0.05] = np.nan
+    y = [None if math.isnan(v) else float(v) for v in y]
+    lower = [None if v is None else v * 0.8 for v in y]
+    upper = [None if v is None else v * 1.3 for v in y]
+    expected = {0, n - 1}
+    edges = np.linspace(1, n - 1, max_points // 2).round().astype(int)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        drawn = [(t, v) for t in range(lo, hi) for v in (y[t], lower[t], upper[t]) if v is not None]
+        if not drawn:
+            expected.add(int(lo))
+            continue
+        expected.add(max(drawn, key=lambda tv: (tv[1], -tv[0]))[0])
+        expected.add(min(drawn, key=lambda tv: (tv[1], tv[0]))[0])
+    x, ty, tl, tu = _thin(list(range(n)), y, lower, upper, max_points=max_points)
+    assert x == sorted(expected) and len(x) <= max_points
+    assert (ty, tl, tu) == ([y[t] for t in x], [lower[t] for t in x], [upper[t] for t in x])
+    assert None in ty  # the gap is drawn as a gap
