@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -201,8 +202,29 @@ def _unstable_steps(results) -> dict[int, int]:
 
 # The wide tables of the last few metrics frames, by id, each held with a weak reference to its frame
 # (a freed frame's id can be reused; the reference tells a live frame from a new one at that id).
+# Streamlit draws each session in its own thread, hence the lock; the byte budget keeps a long sweep's
+# tables (256 runs x 100 000 steps is 230 MB per metric) from being held beside its frame.
 _WIDE_CACHE: dict[int, tuple[weakref.ref, dict[str, tuple]]] = {}
 _WIDE_FRAMES = 4
+_WIDE_BYTES = 64 << 20
+_WIDE_LOCK = threading.Lock()
+
+
+def _table_bytes(table: tuple) -> int:
+    return int(table[1].nbytes + table[2].nbytes)
+
+
+def _wide_table(metrics: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]]:
+    # what DataFrame.pivot(index="step", columns="run_id") gives, in numpy: sorted steps and runs
+    steps, row = np.unique(metrics["step"].to_numpy(), return_inverse=True)
+    runs, col = np.unique(metrics["run_id"].to_numpy(), return_inverse=True)
+    values = np.full((len(steps), len(runs)), np.nan)
+    values[row, col] = metrics[metric].to_numpy(dtype=float, na_value=np.nan)
+    present = np.zeros(values.shape, dtype=bool)
+    present[row, col] = True
+    if np.count_nonzero(present) != len(metrics):
+        raise ValueError("the metrics table holds several rows for one (run_id, step)")  # as pivot would
+    return steps, values, present, {int(r): j for j, r in enumerate(runs)}
 
 
 def _wide(metrics: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]]:
@@ -212,25 +234,29 @@ def _wide(metrics: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, n
     group and layer); one pivot of all runs is sliced instead of one pivot per group. Returns the
     sorted steps, the values, which (step, run) rows exist in ``metrics`` and each run's column.
     """
-    held = _WIDE_CACHE.get(id(metrics))
-    if held is None or held[0]() is not metrics:
-        while len(_WIDE_CACHE) >= _WIDE_FRAMES:
+    key = id(metrics)
+    with _WIDE_LOCK:
+        held = _WIDE_CACHE.get(key)
+        if held is not None and held[0]() is metrics and metric in held[1]:
+            return held[1][metric]
+    table = _wide_table(metrics, metric)
+    if _table_bytes(table) > _WIDE_BYTES:
+        return table  # too large to keep: built for this call only
+    with _WIDE_LOCK:
+        held = _WIDE_CACHE.pop(key, None)
+        if held is None or held[0]() is not metrics:
+            held = (weakref.ref(metrics), {})
+        _WIDE_CACHE[key] = held  # last: the most recently used frame is evicted last
+        held[1][metric] = table
+        # oldest frames first (dicts keep insertion order), then this frame's oldest other metrics
+        while len(_WIDE_CACHE) > _WIDE_FRAMES or (
+            len(_WIDE_CACHE) > 1
+            and sum(_table_bytes(t) for _, ts in _WIDE_CACHE.values() for t in ts.values()) > _WIDE_BYTES
+        ):
             del _WIDE_CACHE[next(iter(_WIDE_CACHE))]
-        held = (weakref.ref(metrics), {})
-        _WIDE_CACHE[id(metrics)] = held
-    tables = held[1]
-    if metric not in tables:
-        # what DataFrame.pivot(index="step", columns="run_id") gives, in numpy: sorted steps and runs
-        steps, row = np.unique(metrics["step"].to_numpy(), return_inverse=True)
-        runs, col = np.unique(metrics["run_id"].to_numpy(), return_inverse=True)
-        values = np.full((len(steps), len(runs)), np.nan)
-        values[row, col] = metrics[metric].to_numpy(dtype=float, na_value=np.nan)
-        present = np.zeros(values.shape, dtype=bool)
-        present[row, col] = True
-        if np.count_nonzero(present) != len(metrics):
-            raise ValueError("the metrics table holds several rows for one (run_id, step)")  # as pivot would
-        tables[metric] = (steps, values, present, {int(r): j for j, r in enumerate(runs)})
-    return tables[metric]
+        while sum(_table_bytes(t) for t in held[1].values()) > _WIDE_BYTES:
+            del held[1][next(m for m in held[1] if m != metric)]
+    return table
 
 
 def _metric_matrix(

@@ -706,3 +706,28 @@ def test_thinning_keeps_each_buckets_extremes_and_one_point_of_a_gap():
     assert x == sorted(expected) and len(x) <= max_points
     assert (ty, tl, tu) == ([y[t] for t in x], [lower[t] for t in x], [upper[t] for t in x])
     assert None in ty  # the gap is drawn as a gap
+
+
+def test_the_wide_tables_kept_stay_within_their_frame_count_and_byte_budget(make_results, monkeypatch):
+    """The per-frame tables are a cache: at most _WIDE_FRAMES frames and _WIDE_BYTES bytes are held,
+    the frame in use is kept, and a table too large to keep is still built and right."""
+    from descentlab.dashboard import fig_groups
+
+    monkeypatch.setattr(fig_groups, "_WIDE_CACHE", {})
+    frames = [make_results([{"rule": "gd", "learning_rate": [0.1]}], steps=30, seeds=(0, 1)) for _ in range(6)]
+    for results in frames:
+        for metric in ("loss", "grad_norm"):
+            fig_groups._metric_matrix(results, metric, [0, 1], {}, pad_diverged=False)
+    assert list(fig_groups._WIDE_CACHE) == [id(r.metrics) for r in frames[-fig_groups._WIDE_FRAMES :]]
+    one = fig_groups._table_bytes(fig_groups._wide(frames[-1].metrics, "loss"))
+    monkeypatch.setattr(fig_groups, "_WIDE_BYTES", 3 * one)
+    fig_groups._wide(frames[-1].metrics, "step_size")
+    held = [t for _, tables in fig_groups._WIDE_CACHE.values() for t in tables.values()]
+    assert sum(map(fig_groups._table_bytes, held)) <= 3 * one
+    assert "step_size" in fig_groups._WIDE_CACHE[id(frames[-1].metrics)][1]
+    monkeypatch.setattr(fig_groups, "_WIDE_BYTES", one // 2)
+    m = frames[0].metrics
+    steps, values = fig_groups._metric_matrix(frames[0], "loss", [1, 0], {}, pad_diverged=False)
+    expected = m.pivot(index="step", columns="run_id", values="loss")[[1, 0]]
+    np.testing.assert_array_equal(values, expected.to_numpy())
+    assert steps.tolist() == expected.index.tolist()
