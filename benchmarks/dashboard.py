@@ -2,6 +2,7 @@
 
     python benchmarks/dashboard.py            # figures only (no browser needed)
     python benchmarks/dashboard.py --browser  # also Debian chromium via playwright
+    python benchmarks/dashboard.py --scaling  # also how figure time grows with the points drawn
 
 Targets (issue #16), for the default comparison (the Compare page's preset: spirals, 3 rules x 3
 seeds, 500 steps): the Compare page's figures built in <= 0.15 s; in the browser, click Run ->
@@ -26,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 
 
-def default_comparison():
+def default_comparison(steps: int | None = None):
     from descentlab.dashboard.presets import preset
     from descentlab.experiment import Experiment
     from descentlab.registry import load_registry
@@ -34,6 +35,8 @@ def default_comparison():
 
     registry = load_registry(entry_points=False, use_env=False)
     spec = {"name": "bench-dashboard", **preset("compare")}
+    if steps is not None:
+        spec["steps"] = steps
     started = time.perf_counter()
     results = run_experiment(Experiment.from_dict(spec, registry), registry=registry, workers=1)
     return results, time.perf_counter() - started
@@ -57,14 +60,33 @@ def build_figures(results) -> list:
 
 
 def time_figures(results, repeats: int = 9) -> float:
+    from descentlab.dashboard import fig_groups
+
     times = []
     for _ in range(repeats):
+        # each repeat starts from the Results alone: the per-frame wide tables are built again
+        # (getattr: the same file also times a checkout from before that cache)
+        getattr(fig_groups, "_WIDE_CACHE", {}).clear()
         started = time.perf_counter()
         for fig in build_figures(results):
             if hasattr(fig, "to_plotly_json"):
                 fig.to_plotly_json()  # what Streamlit serialises
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def points_drawn(results) -> int:
+    """Values the figures hand the browser: every x of every trace (the summary table not counted)."""
+    return sum(len(trace.x) for fig in build_figures(results) if hasattr(fig, "data") for trace in fig.data)
+
+
+def time_scaling(steps: tuple[int, ...] = (500, 2000)) -> list[tuple[int, int, float]]:
+    """(steps, points drawn, figure time) of the default comparison run for each number of steps."""
+    rows = []
+    for n in steps:
+        results, _ = default_comparison(n)
+        rows.append((n, points_drawn(results), time_figures(results, repeats=5)))
+    return rows
 
 
 def _free_port() -> int:
@@ -138,10 +160,18 @@ def time_browser(repeats: int = 5) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--browser", action="store_true", help="also measure in Debian chromium")
+    parser.add_argument("--scaling", action="store_true", help="also time the figures of 500 and 2000 steps")
     args = parser.parse_args()
     results, run_time = default_comparison()
     print(f"default comparison: {len(results.runs)} runs computed in {run_time:.2f} s (one process)")
     print(f"Compare page figures built and serialised: {time_figures(results):.3f} s median (target <= 0.15 s)")
+    if args.scaling:
+        (n0, p0, t0), *rest = time_scaling()
+        for n, points, seconds in [(n0, p0, t0), *rest]:
+            print(
+                f"{n} steps: {points} points drawn, figures {seconds:.3f} s median "
+                f"(x{points / p0:.2f} points, x{seconds / t0:.2f} time against {n0} steps)"
+            )
     if args.browser:
         for what, seconds in time_browser().items():
             print(f"{what}: {seconds:.2f} s")

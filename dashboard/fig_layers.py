@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 
 from . import style as S
 from .fig_curves import Curve, RunMark, _total_steps, metric_curves_info
-from .fig_groups import Group, _rgba, color, run_groups
+from .fig_groups import Group, _drawn, _rgba, color, run_groups
 from .status_style import style_of
 
 # ---------------------------------------------------------------------------------------------
@@ -74,11 +74,12 @@ def draw_layer_grad_norms(info: LayerNormsInfo) -> go.Figure:
     for k, (name, curves) in enumerate(info.panels):
         r, c = k // cols + 1, k % cols + 1
         for curve in curves:
+            x = _drawn(curve.x)
             if curve.lower is not None:
                 fig.add_trace(
                     go.Scatter(
-                        x=curve.x,
-                        y=curve.upper,
+                        x=x,
+                        y=_drawn(curve.upper),
                         mode="lines",
                         line=dict(width=0),
                         showlegend=False,
@@ -90,8 +91,8 @@ def draw_layer_grad_norms(info: LayerNormsInfo) -> go.Figure:
                 )
                 fig.add_trace(
                     go.Scatter(
-                        x=curve.x,
-                        y=curve.lower,
+                        x=x,
+                        y=_drawn(curve.lower),
                         mode="lines",
                         line=dict(width=0),
                         fill="tonexty",
@@ -105,8 +106,8 @@ def draw_layer_grad_norms(info: LayerNormsInfo) -> go.Figure:
                 )
             fig.add_trace(
                 go.Scatter(
-                    x=curve.x,
-                    y=curve.y,
+                    x=x,
+                    y=_drawn(curve.y),
                     mode="lines",
                     name=curve.name,
                     meta=curve.role,

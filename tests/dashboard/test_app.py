@@ -17,6 +17,7 @@ from descentlab.experiment import Experiment
 from descentlab.records import save_results
 from descentlab.registry import load_registry
 from descentlab.runner import run_experiment
+from plotly_values import plain_json
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
@@ -46,7 +47,7 @@ def open_app(page: str | None = "1_compare.py", **query) -> AppTest:
 
 
 def charts(at) -> list[dict]:
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return [plain_json(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
 
 
 def chart_titled(at, start: str) -> dict:

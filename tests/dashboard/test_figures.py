@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from descentlab.dashboard import figures as F
 from descentlab.experiment import Experiment
 from descentlab.registry import get_registry
 from descentlab.runner import run_experiment
+from plotly_values import plain_json
 
 
 def _is_plain(value) -> bool:
@@ -124,19 +127,33 @@ def test_other_metric_curves_and_layers(make_results):
     F.draw_layer_grad_norms(layers)
 
 
-def test_figures_hold_plain_lists(make_results):
+def test_figures_are_strict_json_and_curves_decode_to_their_info_values(make_results):
+    """Curves reach plotly as numpy arrays (sent base64-encoded, docs/dev/speed.md); the other charts as
+    lists. Either way the JSON is strict (no NaN or Infinity literal a browser would refuse) and each
+    line, decoded, holds exactly its info record's values, gaps (None) included."""
     results = make_results(
         [{"rule": "gd", "learning_rate": [0.1, 1.0], "diverge_at": lambda a: 3 if a > 0.5 else None}],
         steps=10,
         seeds=(0, 1),
     )
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the figure JSON")
+
+    info = F.loss_curves_info(results)
+    assert any(v is None for c in info.curves for v in c.y)  # the diverged run's gap is checked too
     for fig in (
-        F.draw_curves(F.loss_curves_info(results)),
+        F.draw_curves(info),
         F.draw_sweep(F.sweep_info(results)),
         F.draw_sweep_heatmap(F.sweep_heatmap_info(results)),
         F.draw_summary_table(F.summary_table_info(results)),
     ):
-        assert _is_plain(fig.to_plotly_json()["data"])
+        json.loads(fig.to_json(), parse_constant=refuse)
+    data = plain_json(F.draw_curves(info))["data"]
+    lines = [t for t in data if t.get("meta") in ("train", "test")]
+    bands = [t for t in data if t.get("meta") == "band"]
+    assert [(t["meta"], t["x"], t["y"]) for t in lines] == [(c.role, c.x, c.y) for c in info.curves]
+    assert [t["y"] for t in bands] == [v for c in info.curves if c.lower is not None for v in (c.upper, c.lower)]
 
 
 # --- learning-rate sweep ------------------------------------------------------------------------
@@ -631,3 +648,86 @@ def test_one_colour_per_rule_entry_in_every_chart():
     assert gd == [F.entry_color(0, rank, 3) for rank in range(3)] and len(set(gd)) == 3
     assert sweep["gd"] == F.entry_color(0)  # one sweep line: the entry's own hue
     assert [p.color for p in F.landscape_info(results, instance).paths if p.name.startswith("gd")] == gd
+
+
+def test_a_groups_matrix_sliced_from_the_wide_table_equals_a_pivot_of_its_own_rows(make_results):
+    """_metric_matrix slices one pivot of all runs (pivoted once per frame and metric); for every group
+    it must give what pandas gives pivoting that group's rows alone: the same steps (a group whose runs
+    all stopped early has fewer), the same values, NaN where a row is missing or holds NaN."""
+    from descentlab.dashboard.fig_groups import _metric_matrix
+
+    results = make_results(
+        [
+            {"rule": "gd", "learning_rate": [0.1, 2.0], "diverge_at": lambda a: 4 if a > 1 else None},
+            {"rule": "adam", "learning_rate": [0.05]},
+        ],
+        steps=12,
+        seeds=(0, 1, 2),
+    )
+    m = results.metrics
+    groups = F.run_groups(results)
+    assert any(len(m[m.run_id.isin(g.run_ids)].step.unique()) < 13 for g in groups)  # a shorter group
+    for metric in ("loss", "test_loss"):  # test_loss: NaN on most rows, rows present
+        for g in groups:
+            own = m[m.run_id.isin(g.run_ids)].pivot(index="step", columns="run_id", values=metric)
+            own = own.reindex(columns=g.run_ids).sort_index()
+            steps, values = _metric_matrix(results, metric, g.run_ids, {}, pad_diverged=False)
+            assert steps.tolist() == own.index.tolist()
+            np.testing.assert_array_equal(values, own.to_numpy(dtype=float))
+    twice = SimpleNamespace(metrics=pd.concat([m, m.iloc[:1]], ignore_index=True))
+    with pytest.raises(ValueError):  # as DataFrame.pivot refuses duplicate entries
+        _metric_matrix(twice, "loss", groups[0].run_ids, {}, pad_diverged=False)
+
+
+def test_thinning_keeps_each_buckets_extremes_and_one_point_of_a_gap():
+    """_thin against its definition, bucket by bucket: the first and last step, and in each of the
+    max_points // 2 - 1 buckets between them the (first) step of the highest and of the lowest value
+    drawn (median or band), or the bucket's first step when nothing in it is drawable."""
+    from descentlab.dashboard.fig_curves import _thin
+
+    rng = np.random.default_rng(7)
+    n, max_points = 700, 40
+    y = np.round(rng.lognormal(size=n), 1)  # rounded: ties, where the first step must win
+    y[100:180] = np.nan  # a gap wider than a bucket
+    y[rng.random(n) < 0.05] = np.nan
+    y = [None if math.isnan(v) else float(v) for v in y]
+    lower = [None if v is None else v * 0.8 for v in y]
+    upper = [None if v is None else v * 1.3 for v in y]
+    expected = {0, n - 1}
+    edges = np.linspace(1, n - 1, max_points // 2).round().astype(int)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        drawn = [(t, v) for t in range(lo, hi) for v in (y[t], lower[t], upper[t]) if v is not None]
+        if not drawn:
+            expected.add(int(lo))
+            continue
+        expected.add(max(drawn, key=lambda tv: (tv[1], -tv[0]))[0])
+        expected.add(min(drawn, key=lambda tv: (tv[1], tv[0]))[0])
+    x, ty, tl, tu = _thin(list(range(n)), y, lower, upper, max_points=max_points)
+    assert x == sorted(expected) and len(x) <= max_points
+    assert (ty, tl, tu) == ([y[t] for t in x], [lower[t] for t in x], [upper[t] for t in x])
+    assert None in ty  # the gap is drawn as a gap
+
+
+def test_the_wide_tables_kept_stay_within_their_frame_count_and_byte_budget(make_results, monkeypatch):
+    """The per-frame tables are a cache: at most _WIDE_FRAMES frames and _WIDE_BYTES bytes are held,
+    the frame in use is kept, and a table too large to keep is still built and right."""
+    from descentlab.dashboard import fig_groups
+
+    monkeypatch.setattr(fig_groups, "_WIDE_CACHE", {})
+    frames = [make_results([{"rule": "gd", "learning_rate": [0.1]}], steps=30, seeds=(0, 1)) for _ in range(6)]
+    for results in frames:
+        for metric in ("loss", "grad_norm"):
+            fig_groups._metric_matrix(results, metric, [0, 1], {}, pad_diverged=False)
+    assert list(fig_groups._WIDE_CACHE) == [id(r.metrics) for r in frames[-fig_groups._WIDE_FRAMES :]]
+    one = fig_groups._table_bytes(fig_groups._wide(frames[-1].metrics, "loss"))
+    monkeypatch.setattr(fig_groups, "_WIDE_BYTES", 3 * one)
+    fig_groups._wide(frames[-1].metrics, "step_size")
+    held = [t for _, tables in fig_groups._WIDE_CACHE.values() for t in tables.values()]
+    assert sum(map(fig_groups._table_bytes, held)) <= 3 * one
+    assert "step_size" in fig_groups._WIDE_CACHE[id(frames[-1].metrics)][1]
+    monkeypatch.setattr(fig_groups, "_WIDE_BYTES", one // 2)
+    m = frames[0].metrics
+    steps, values = fig_groups._metric_matrix(frames[0], "loss", [1, 0], {}, pad_diverged=False)
+    expected = m.pivot(index="step", columns="run_id", values="loss")[[1, 0]]
+    np.testing.assert_array_equal(values, expected.to_numpy())
+    assert steps.tolist() == expected.index.tolist()

@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from descentlab.declarations import HyperParam
+from plotly_values import plain_json
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
@@ -55,7 +56,7 @@ def open_page(page: str, **query) -> AppTest:
 
 def losses(at) -> list[float]:
     for chart in at.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
+        spec = plain_json(json.loads(chart.proto.spec))
         title = spec["layout"].get("title", {})
         if str(title.get("text", "") if isinstance(title, dict) else title).startswith("Training loss"):
             (trace,) = [t for t in spec["data"] if t.get("meta") == "train"]

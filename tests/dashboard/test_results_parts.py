@@ -13,6 +13,7 @@ from descentlab.cluster import run_sweep
 from descentlab.experiment import Experiment
 from descentlab.records import load_results, save_results
 from descentlab.runner import run_experiment
+from plotly_values import plain_json
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 SPEC = {
@@ -27,7 +28,7 @@ SPEC = {
 
 def loss_traces(at) -> dict[str, list[float]]:
     for chart in at.get("plotly_chart"):
-        spec = json.loads(chart.proto.spec)
+        spec = plain_json(json.loads(chart.proto.spec))
         title = spec["layout"].get("title", {})
         if str(title.get("text", "") if isinstance(title, dict) else title).startswith("Training loss"):
             return {t["name"]: t["y"] for t in spec["data"] if t.get("meta") == "train"}

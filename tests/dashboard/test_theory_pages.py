@@ -1,11 +1,11 @@
 """AppTest of the Stability and LR-finder pages: the numbers shown equal theory computed here."""
 
-import base64
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from plotly_values import plain_json
 from streamlit.testing.v1 import AppTest
 
 from descentlab.lrfind import lr_find
@@ -17,13 +17,11 @@ PAGES = Path(__file__).resolve().parents[2] / "dashboard" / "views"
 def figure_specs(at):
     import json
 
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    return [plain_json(json.loads(chart.proto.spec)) for chart in at.get("plotly_chart")]
 
 
 def values(v):
-    if isinstance(v, dict) and "bdata" in v:
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
-    return np.asarray(v, dtype=float)
+    return np.asarray(v, dtype=float)  # typed arrays are decoded by plain_json (figure_specs)
 
 
 def table_row(frame, rule):
