@@ -22,6 +22,7 @@ __all__ = [
     "ProtocolOutcome",
     "choose",
     "draw_trials",
+    "floored",
     "format_report",
     "grid_trials",
     "load_protocol",
@@ -242,7 +243,9 @@ def profile_costs(problems: list[dict], labels: list[str]) -> dict[str, dict[str
     never within any τ."""
     costs: dict[str, dict[str, float]] = {label: {} for label in labels}
     for p in problems:
-        minimum = p["minimum"] if p["minimum"] is not None else 0.0
+        # J* is the training loss's minimum: a problem reported on its test split is measured from 0
+        on_test_split = p.get("reported") == "test-split loss"
+        minimum = p["minimum"] if p["minimum"] is not None and not on_test_split else 0.0
         for row in p["rules"]:
             m = row["tuned"]["median"]
             costs[row["label"]][p["key"]] = math.inf if not math.isfinite(m) else max(m - minimum, FLOOR)
@@ -295,11 +298,21 @@ def _select(plan: dict, tuned: dict, budget: int) -> dict:
     }
 
 
-def _paired(a: dict, b: dict, name_a: str, name_b: str) -> dict:
-    """Two samples of test-seed numbers through :func:`descentlab.stats.compare_paired`, seed by seed."""
+def floored(scores, minimum: float | None = None) -> np.ndarray:
+    """Scores as the verdicts and the profile compare them: the loss above the problem's known
+    minimum (0 if none), at least :data:`FLOOR`; a diverged run's inf (and NaN) stays as it is."""
+    x = np.asarray(scores, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(x), np.maximum(x - (minimum or 0.0), FLOOR), x)
+
+
+def _paired(a: dict, b: dict, name_a: str, name_b: str, minimum: float | None = None) -> dict:
+    """Two samples of test-seed numbers through :func:`descentlab.stats.compare_paired`, seed by seed,
+    both :func:`floored` first: two runs that both reached the minimum to 1e-8 are a tie, not a
+    "better" decided by rounding (1e-31 against 1e-24)."""
     if a["seeds"] != b["seeds"]:  # both are run on the same test seeds; anything else is a bug, not data
         raise ValueError(f"paired comparison of {name_a} and {name_b}: seeds {a['seeds']} and {b['seeds']} differ")
-    c = stats.compare_paired(a["scores"], b["scores"])
+    c = stats.compare_paired(floored(a["scores"], minimum), floored(b["scores"], minimum))
     return {
         "a": name_a,
         "b": name_b,
@@ -311,19 +324,19 @@ def _paired(a: dict, b: dict, name_a: str, name_b: str) -> dict:
     }
 
 
-def pairwise(rows: list[dict]) -> list[dict]:
+def pairwise(rows: list[dict], minimum: float | None = None) -> list[dict]:
     """Every pair of rules' tuned test-seed losses, paired by seed (:func:`descentlab.stats.compare_paired`)."""
     return [
-        _paired(rows[i]["tuned"], rows[j]["tuned"], rows[i]["label"], rows[j]["label"])
+        _paired(rows[i]["tuned"], rows[j]["tuned"], rows[i]["label"], rows[j]["label"], minimum)
         for i in range(len(rows))
         for j in range(i + 1, len(rows))
     ]
 
 
-def tuning_verdict(row: dict) -> dict:
+def tuning_verdict(row: dict, minimum: float | None = None) -> dict:
     """Did tuning help this rule? Its tuned against its one-shot test-seed losses, by the same paired
     test: "better" = the tuned configuration is lower, "worse" = tuning made it worse."""
-    return _paired(row["tuned"], row["one_shot"], f"{row['label']} tuned", f"{row['label']} one-shot")
+    return _paired(row["tuned"], row["one_shot"], f"{row['label']} tuned", f"{row['label']} one-shot", minimum)
 
 
 def supervised(problem: dict, registry) -> bool:
@@ -392,12 +405,14 @@ def run_protocol(
         test_results.append(results)
         tested = _by_label(results, column)
         target = problem["target_loss"]
+        minimum = (results.problem_info or {}).get("minimum_value")
+        # the known minimum is of the training loss: a test-split loss is measured from 0
+        known = float(minimum) if isinstance(minimum, (int, float)) and not on_validation else None
         for row in rows:
             for which, key in (("default", "one_shot"), ("tuned", "tuned")):
                 score, steps, seeds = tested[f"{row['label']} [{which}]"]
                 row[key] = _numbers(score, steps, target, BOOTSTRAP_SEED, seeds)
-            row["tuning"] = tuning_verdict(row)
-        minimum = (results.problem_info or {}).get("minimum_value")
+            row["tuning"] = tuning_verdict(row, known)
         problems.append(
             {
                 "key": f"{number + 1}. {problem['name']}",
@@ -413,7 +428,7 @@ def run_protocol(
                 ),
                 "reported": "test-split loss" if on_validation else "training loss",
                 "rules": rows,
-                "pairwise": pairwise(rows),
+                "pairwise": pairwise(rows, known),
             }
         )
     costs = profile_costs(problems, labels)

@@ -277,3 +277,23 @@ def test_search_space_tunes_only_finite_declared_ranges_on_their_scale():
     assert "eps" not in space and "weight_decay" not in space and "amsgrad" not in space  # unbounded or a flag
     only = search_space(adam, entry, Protocol(tune=("beta1",)))
     assert set(only) == {"learning_rate", "beta1"}
+
+
+def test_a_test_split_loss_is_measured_from_zero_not_from_the_training_losss_minimum():
+    # linear regression's known minimum is of its training loss; its reported test-split losses can
+    # lie below it, so subtracting it would floor clearly different rules into a tie
+    from descentlab.protocol import _paired, profile_costs
+
+    problem = {
+        "key": "r",
+        "minimum": 0.04,
+        "reported": "test-split loss",
+        "rules": [{"label": "a", "tuned": {"median": 0.03}}, {"label": "b", "tuned": {"median": 0.06}}],
+    }
+    assert profile_costs([problem], ["a", "b"]) == {"a": {"r": 0.03}, "b": {"r": 0.06}}
+    seeds = list(range(8))
+    a = {"seeds": seeds, "scores": [0.030 + 0.001 * i for i in range(8)]}
+    b = {"seeds": seeds, "scores": [0.035 + 0.001 * i for i in range(8)]}
+    assert _paired(a, b, "a", "b", minimum=None)["verdict"] == "better"
+    # what subtracting the training minimum (0.04) would have done: both floored, a tie
+    assert _paired(a, b, "a", "b", minimum=0.04)["verdict"] == "cannot tell apart"

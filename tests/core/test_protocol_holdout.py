@@ -266,6 +266,28 @@ def test_tuning_verdict_on_cases_known_by_construction():
     assert row["tuning"]["verdict"] == "cannot tell apart" and row["tuning"]["p_value"] == 1.0
 
 
+def test_two_rules_that_both_reach_the_minimum_are_a_tie_not_a_verdict_decided_by_rounding():
+    # per seed 1e-31 against 1e-24 above J* (both solved to far better than FLOOR): a tie; the same
+    # consistent gap above the floor is a verdict (by the sign-flip enumeration: p = 2/2^8)
+    from descentlab.protocol import FLOOR, _paired
+
+    seeds = list(range(8))
+    tiny_a = {"seeds": seeds, "scores": [3.0 + 1e-31 * (i + 1) for i in range(8)]}
+    tiny_b = {"seeds": seeds, "scores": [3.0 + 1e-24 * (i + 1) for i in range(8)]}
+    tie = _paired(tiny_a, tiny_b, "a", "b", minimum=3.0)
+    assert tie["verdict"] == "cannot tell apart" and tie["p_value"] == 1.0
+    # without a known minimum the floor is absolute: losses of 1e-31 and 1e-24 tie as well
+    low = _paired({"seeds": seeds, "scores": [1e-31] * 8}, {"seeds": seeds, "scores": [1e-24] * 8}, "a", "b")
+    assert low["verdict"] == "cannot tell apart"
+    above_a = {"seeds": seeds, "scores": [10 * FLOOR * (i + 1) for i in range(8)]}
+    above_b = {"seeds": seeds, "scores": [20 * FLOOR * (i + 1) for i in range(8)]}
+    clear = _paired(above_a, above_b, "a", "b")
+    assert clear["verdict"] == "better" and clear["p_value"] == pytest.approx(2 / 2**8)
+    # a diverged run stays the worst value, above any floored one
+    diverged = _paired(above_a, {"seeds": seeds, "scores": [float("inf")] * 8}, "a", "b")
+    assert diverged["verdict"] == "better"
+
+
 # ---- every problem's test runs saved -----------------------------------------------------------
 
 
