@@ -28,6 +28,7 @@ __all__ = [
     "Registry",
     "make_plugin_manager",
     "env_plugin_paths",
+    "plugin_code",
     "load_registry",
     "get_registry",
     "reset_registry",
@@ -173,6 +174,20 @@ def _register(pm: pluggy.PluginManager, plugin, name: str) -> None:
 
 class _HookMismatch(ValueError):
     """A plugin whose hooks descentlab cannot call (the message is the whole story)."""
+
+
+def plugin_code(paths) -> tuple[tuple[str, str], ...]:
+    """``(path, digest of its bytes)`` per plugin file ("" when unreadable): what a cached registry,
+    or results made with it, depend on. An edited file has another digest, so whoever keys a cache
+    by this (the dashboard, a long-lived worker) imports it again instead of keeping the old code."""
+    out = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                out.append((str(path), hashlib.sha1(handle.read()).hexdigest()))
+        except OSError:
+            out.append((str(path), ""))
+    return tuple(out)
 
 
 def env_plugin_paths() -> list[str]:

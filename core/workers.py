@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -20,21 +19,13 @@ _WORKER_REGISTRIES: dict = {}
 _WORKER_INSTANCES: dict = {}
 
 
-def _file_digest(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.sha1(handle.read()).hexdigest()
-    except OSError:
-        return ""
-
-
 def _worker_registry(plugin_paths: tuple[str, ...]):
     # Keyed by the files' bytes, not only their paths: a long-lived worker (a Dask worker) must run
     # a plugin file's new code once it is edited, as the parent and the dashboard do.
-    key = tuple((p, _file_digest(p)) for p in plugin_paths)
-    if key not in _WORKER_REGISTRIES:
-        from .registry import load_registry
+    from .registry import load_registry, plugin_code
 
+    key = plugin_code(plugin_paths)
+    if key not in _WORKER_REGISTRIES:
         # plugin files are loaded again here: a worker may be a fresh interpreter (spawn, Dask)
         _WORKER_REGISTRIES[key] = load_registry(plugin_paths, use_env=False)
     return _WORKER_REGISTRIES[key]

@@ -24,7 +24,7 @@ from descentlab.declarations import HyperParam
 from descentlab.errors import SpecError
 from descentlab.experiment import setting
 from descentlab.problem import is_classifier
-from descentlab.registry import PLUGINS_ENV, Registry, env_plugin_paths, load_registry
+from descentlab.registry import PLUGINS_ENV, Registry, env_plugin_paths, load_registry, plugin_code
 
 from . import access
 from . import figures as F
@@ -63,21 +63,13 @@ def plugin_paths() -> tuple[str, ...]:
 
 
 def file_fingerprint(path: str) -> str:
-    """A digest of the file's bytes ("" when it cannot be read): a plugin file edited since it was
-    loaded has another fingerprint, so its module is imported again and results made with the old
-    code are not reused."""
-    import hashlib
-
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.sha1(handle.read()).hexdigest()
-    except OSError:
-        return ""
+    """The digest of one plugin file's bytes (:func:`descentlab.registry.plugin_code`)."""
+    return plugin_code([path])[0][1]
 
 
 def plugins_fingerprint() -> tuple:
     """(path, digest) of every plugin file the dashboard loads: this session's and DESCENTLAB_PLUGINS's."""
-    return tuple((p, file_fingerprint(p)) for p in (*plugin_paths(), *env_plugin_paths()))
+    return plugin_code((*plugin_paths(), *env_plugin_paths()))
 
 
 def current_registry() -> Registry:
