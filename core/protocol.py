@@ -23,6 +23,7 @@ __all__ = [
     "choose",
     "draw_trials",
     "floored",
+    "reference_minimum",
     "format_report",
     "grid_trials",
     "load_protocol",
@@ -243,12 +244,10 @@ def profile_costs(problems: list[dict], labels: list[str]) -> dict[str, dict[str
     never within any τ."""
     costs: dict[str, dict[str, float]] = {label: {} for label in labels}
     for p in problems:
-        # J* is the training loss's minimum: a problem reported on its test split is measured from 0
-        on_test_split = p.get("reported") == "test-split loss"
-        minimum = p["minimum"] if p["minimum"] is not None and not on_test_split else 0.0
+        minimum = reference_minimum(p["minimum"], p.get("reported", "training loss"))
         for row in p["rules"]:
             m = row["tuned"]["median"]
-            costs[row["label"]][p["key"]] = math.inf if not math.isfinite(m) else max(m - minimum, FLOOR)
+            costs[row["label"]][p["key"]] = math.inf if not math.isfinite(m) else float(floored(m, minimum))
     return costs
 
 
@@ -296,6 +295,12 @@ def _select(plan: dict, tuned: dict, budget: int) -> dict:
         "trial_medians": medians,
         "best_so_far": stats.best_so_far(medians).tolist(),
     }
+
+
+def reference_minimum(minimum, reported: str) -> float | None:
+    """What a problem's reported losses are measured from: its known minimum, which is the training
+    loss's, so only when the training loss is what is reported (None: measured from 0)."""
+    return float(minimum) if isinstance(minimum, (int, float)) and reported == "training loss" else None
 
 
 def floored(scores, minimum: float | None = None) -> np.ndarray:
@@ -406,8 +411,8 @@ def run_protocol(
         tested = _by_label(results, column)
         target = problem["target_loss"]
         minimum = (results.problem_info or {}).get("minimum_value")
-        # the known minimum is of the training loss: a test-split loss is measured from 0
-        known = float(minimum) if isinstance(minimum, (int, float)) and not on_validation else None
+        reported = "test-split loss" if on_validation else "training loss"
+        known = reference_minimum(minimum, reported)
         for row in rows:
             for which, key in (("default", "one_shot"), ("tuned", "tuned")):
                 score, steps, seeds = tested[f"{row['label']} [{which}]"]
@@ -426,7 +431,7 @@ def run_protocol(
                     if on_validation
                     else "training loss on the tune seeds"
                 ),
-                "reported": "test-split loss" if on_validation else "training loss",
+                "reported": reported,
                 "rules": rows,
                 "pairwise": pairwise(rows, known),
             }
