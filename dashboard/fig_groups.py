@@ -18,26 +18,8 @@ from . import style as S
 
 PALETTE = S.PALETTE
 
-# Columns of the runs table that describe a run's outcome, not its configuration (core's list, plus
-# any the dashboard knew before it).
-OUTCOME_COLUMNS = set(NON_CONFIG_COLUMNS) | {
-    "run_id",
-    "entry",
-    "label",
-    "rule",
-    "schedule",
-    "seed",
-    "status",
-    "diverged_at",
-    "unstable_at",
-    "final_loss",
-    "best_loss",
-    "steps_to_target",
-    "error",
-    "divergence_reason",
-    "lambda_max_start",
-    "lambda_max_flagged",
-}
+# Columns of the runs table that describe a run's outcome, not its configuration (core's list).
+OUTCOME_COLUMNS = set(NON_CONFIG_COLUMNS)
 
 
 def color(index: int) -> str:
