@@ -10,7 +10,15 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["current_umask", "give_user_mode", "host_name", "pid_alive", "write_atomic", "write_text_atomic"]
+__all__ = [
+    "current_umask",
+    "give_user_mode",
+    "host_name",
+    "pid_alive",
+    "writer_gone",
+    "write_atomic",
+    "write_text_atomic",
+]
 
 _PROC_STATUS = "/proc/self/status"
 _UMASK_LOCK = threading.Lock()
@@ -50,22 +58,25 @@ def host_name() -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:63] or "host"
 
 
+def writer_gone(match) -> bool:
+    """Whether the temporary a name ``match`` (groups ``host`` and ``pid``) describes was left by a
+    process of this machine that is gone: only then may it be removed (never a live writer's, nor
+    another machine's in a shared folder)."""
+    pid = int(match["pid"])
+    return match["host"] == host_name() and pid != os.getpid() and not pid_alive(pid)
+
+
 def _stale_temporaries(path: Path) -> list[Path]:
     """Temporaries of ``path`` left by a writer of this machine that is gone (killed mid-write)."""
     pattern = re.compile(
         re.escape(f".{path.name}.") + r"(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]{1,10})\."
         r"[a-z0-9_]{8}" + re.escape(".tmp" + path.suffix)
     )
-    host, found = host_name(), []  # type: tuple[str, list[Path]]
     try:
         names = os.listdir(path.parent)
     except OSError:
-        return found
-    for name in names:
-        match = pattern.fullmatch(name)
-        if match and match["host"] == host and int(match["pid"]) != os.getpid() and not pid_alive(int(match["pid"])):
-            found.append(path.parent / name)
-    return found
+        return []
+    return [path.parent / name for name in names if (match := pattern.fullmatch(name)) and writer_gone(match)]
 
 
 def write_atomic(path, write: Callable[[Path], None]) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import give_user_mode, host_name, pid_alive
+from .atomic import give_user_mode, host_name, writer_gone
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: `import descentlab` stays light
     import pandas as pd
@@ -187,14 +187,13 @@ def remove_stale_temporaries(parent) -> list[Path]:
     of this machine, is gone (killed during a save); return them. A temporary of a live process, of
     another machine, or anything not named exactly like one is left alone; errors are ignored."""
     removed: list[Path] = []
-    host, me = _host(), os.getpid()
     try:
         entries = list(os.scandir(parent))
     except OSError:
         return removed
     for entry in entries:
         match = _TEMPORARY.fullmatch(entry.name)
-        if not match or match["host"] != host or int(match["pid"]) == me or pid_alive(int(match["pid"])):
+        if not match or not writer_gone(match):
             continue
         try:
             if not entry.is_dir(follow_symlinks=False):
