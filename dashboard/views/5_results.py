@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
+from descentlab.parts import is_partitioned
 from descentlab.dashboard import access
 from descentlab.dashboard import figures as F
 from descentlab.dashboard import widgets as W
@@ -17,14 +18,13 @@ TITLE = "Results"
 ICON = ":material/folder_open:"
 PAGE = "res"
 RESULT_FILES = ("experiment.toml", "runs.parquet", "metrics.parquet")
-PART_FOLDERS = ("runs", "metrics")  # the partitioned layout of a Dask sweep (docs/cluster.md)
 
 
 def is_results_folder(p: Path) -> bool:
     """A folder ``load_results`` reads: one file per table, or a Dask sweep's partitioned parts."""
     if not (p / "experiment.toml").is_file():
         return False
-    return all((p / f).is_file() for f in RESULT_FILES) or all((p / d).is_dir() for d in PART_FOLDERS)
+    return all((p / f).is_file() for f in RESULT_FILES) or is_partitioned(p)
 
 
 def changed_at(p: Path) -> float:
