@@ -233,7 +233,7 @@ def test_a_network_that_cannot_fit_is_refused_before_any_work(tmp_path, earlier)
 
 def test_run_experiment_from_python_refuses_it_too_before_any_work(monkeypatch):
     # the dashboard and notebooks call run_experiment directly, not the CLI
-    import descentlab.chunk as chunk
+    import descentlab.runner as runner
     from descentlab.errors import SpecError
     from descentlab.experiment import Experiment, parse_toml
     from descentlab.runner import run_experiment
@@ -241,7 +241,7 @@ def test_run_experiment_from_python_refuses_it_too_before_any_work(monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("a chunk trained")
 
-    monkeypatch.setattr(chunk, "run_chunk", never)
+    monkeypatch.setattr(runner, "run_chunk", never)  # the name the runner calls it by
     with pytest.raises(SpecError, match="experiment size") as refused:
         run_experiment(Experiment.from_dict(parse_toml(HUGE_NET)), workers=1)
     assert "needs ~" in str(refused.value) and "\n" not in str(refused.value)
