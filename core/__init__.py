@@ -21,6 +21,22 @@ if _sys.argv and _sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1] in ("descent
     except (ValueError, OSError):  # not the main thread
         _previous_sigint = None
 
+
+def _end_start_up() -> bool:
+    """Give SIGINT back its handler; ``cli.main`` calls it where it can catch KeyboardInterrupt itself.
+
+    Not at the end of this file: the console script still imports ``descentlab.cli`` after it, and
+    an interrupt that lands while the handler is swapped back must meet an ``except``. True when
+    this process is the command line (so ``main`` may ignore Ctrl-C once it has its exit status).
+    """
+    global _previous_sigint
+    previous, _previous_sigint = _previous_sigint, None
+    if previous is not None and _signal.getsignal(_signal.SIGINT) is _interrupted_while_starting:
+        _signal.signal(_signal.SIGINT, previous)
+        return True
+    return False
+
+
 try:
     from .activations import ACTIVATIONS, Activation
     from .declarations import DescentRule, HyperParam, Problem, Schedule
@@ -58,9 +74,9 @@ try:
     from .stability import critical_learning_rate, divergence_reason
     from .lrfind import lr_find
     from .compare import compare
-finally:
-    if _previous_sigint is not None:
-        _signal.signal(_signal.SIGINT, _previous_sigint)
+except BaseException:
+    _end_start_up()
+    raise
 
 try:  # the version lives in pyproject.toml only
     from importlib.metadata import PackageNotFoundError, version as _version

@@ -739,10 +739,23 @@ def main(argv=None) -> int:
     Bad input is one line and status 2, Ctrl-C at any moment (also while an error is reported) one
     line and status 130, a dead worker process one line and status 1.
     """
+    import _signal  # the C module: no Python frame in which an interrupt could land
+
+    from . import _end_start_up
+
+    command_line = False
     try:
+        command_line = _end_start_up()  # from here on, Ctrl-C is the except below
         return _main(argv)
     except KeyboardInterrupt:
+        # CPython 3.11 marks an interrupt that lands inside eval() of a string (namedtuple, dataclass
+        # and typing build classes that way) as unhandled, even once caught, and then ends the process
+        # by SIGINT (status -2) instead of our 130. Each eval() of a string clears that mark first.
+        eval("None")
         return interrupted()
+    finally:
+        if command_line:  # the status is decided: a Ctrl-C on the way out must not turn it into -2
+            _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
 
 
 def _main(argv=None) -> int:

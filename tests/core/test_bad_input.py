@@ -527,3 +527,33 @@ def test_ctrl_c_during_start_up_imports_is_one_line(tmp_path, module):
     assert "Traceback" not in stderr, stderr[-2000:]
     ours = [line for line in stderr.splitlines() if not line.startswith("import time:")]
     assert ours == ["descentlab: interrupted"] and process.returncode == 130, (process.returncode, ours)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        # the interrupt lands while main() gives SIGINT back its handler (the race CI once hit)
+        "descentlab._end_start_up = lambda: (_ for _ in ()).throw(KeyboardInterrupt)",
+        # it lands inside eval() of a string, as while namedtuple builds a class: CPython then marks
+        # it unhandled even once caught, and would end the process by SIGINT (status -2)
+        "cli._main = lambda argv: eval('(_ for _ in ()).throw(KeyboardInterrupt)')",
+    ],
+    ids=["while-handing-back", "inside-eval"],
+)
+def test_ctrl_c_caught_by_the_command_line_is_one_line_and_130(tmp_path, where):
+    # Run with -m, as `python -m descentlab` is: only that path ends by SIGINT on a marked interrupt.
+    (tmp_path / "interrupted_cli.py").write_text(
+        "\n".join(
+            [
+                "import sys",
+                "sys.argv[0] = 'descentlab'  # what the command line's process looks like",
+                "import descentlab, descentlab.cli as cli",
+                where,
+                "sys.exit(cli.main(['plugins']))",
+            ]
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "interrupted_cli"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert (done.returncode, done.stderr.strip()) == (130, "descentlab: interrupted")
