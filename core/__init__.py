@@ -68,6 +68,7 @@ try:
     )
     from .registry import Registry, get_registry, load_registry
     from .experiment import Experiment, Protocol, RuleEntry, RunConfig, load_experiment_file
+    from .grid import Configuration, configurations
     from .records import Results, load_results, save_results
     from .runner import run_experiment
     from .sharpness import top_hessian_eigenvalue
@@ -132,6 +133,8 @@ __all__ = [
     "RunConfig",
     "load_experiment_file",
     "Results",
+    "Configuration",
+    "configurations",
     "load_results",
     "save_results",
     "run_experiment",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pandas is imported where tables are built: `import descentl
     import pandas as pd
 from .errors import ResultsError, SpecError
 from .experiment import Experiment, parse_toml
+from .grid import Configuration, configurations
 
 __all__ = [
     "FILES",
@@ -72,17 +73,55 @@ class Results:
         """The metric rows of one run, in step order."""
         return self.metrics[self.metrics["run_id"] == run_id].reset_index(drop=True)
 
+    @property
+    def configurations(self) -> list[Configuration]:
+        """The experiment's grid: one :class:`~descentlab.grid.Configuration` per point, each with the
+        run ids of its seeds (``results.metric("loss")[c.run_ids]`` is one curve per seed)."""
+        return self._cache("configurations", self.experiment, lambda: configurations(self.experiment))
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The per-step metrics this record holds (``loss``, ``step_size``, …), as :meth:`metric` accepts."""
+        return [c for c in self.metrics.columns if c not in ("run_id", "step")]
+
     def metric(self, name: str) -> np.ndarray:
         """One per-step metric of every run as a ``(runs, steps + 1)`` float array in ``run_id`` order,
-        NaN where a run has no row (after it stopped)."""
-        if name not in self.metrics.columns or name in ("run_id", "step"):
-            accepted = ", ".join(c for c in self.metrics.columns if c not in ("run_id", "step"))
-            raise SpecError("metric", name, f"one of: {accepted}")
-        out = np.full((len(self.runs), self.experiment.steps + 1), np.nan)
-        ids = self.metrics["run_id"].to_numpy()
-        steps = self.metrics["step"].to_numpy()
-        out[ids, steps] = self.metrics[name].to_numpy(dtype=float)
-        return out
+        NaN where a run has no row (after it stopped). Built once per record and metric and shared:
+        the array is read-only (``.copy()`` it to change it)."""
+        if name not in self.metric_names:
+            raise SpecError("metric", name, f"one of: {', '.join(self.metric_names)}")
+
+        def build() -> np.ndarray:
+            ids, steps = self._rows()
+            out = np.full((len(self.runs), self.experiment.steps + 1), np.nan)
+            out[ids, steps] = self.metrics[name].to_numpy(dtype=float, na_value=np.nan)
+            out.flags.writeable = False
+            return out
+
+        return self._cache(f"metric:{name}", self.metrics, build)
+
+    @property
+    def rows_per_run(self) -> np.ndarray:
+        """How many metric rows (steps 0 … k − 1) each run has, in ``run_id`` order: ``steps + 1`` for a
+        run that trained to the end, fewer for one that diverged or failed."""
+        return np.bincount(self._rows()[0], minlength=len(self.runs))
+
+    def _rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(run_id, step) of every metrics row, as integer arrays."""
+        metrics = self.metrics
+        return self._cache(
+            "rows",
+            metrics,
+            lambda: (metrics["run_id"].to_numpy(dtype=np.int64), metrics["step"].to_numpy(dtype=np.int64)),
+        )
+
+    def _cache(self, key: str, source, build):
+        """``build()``, kept until ``source`` (the table or experiment it was built from) is replaced."""
+        held = self.__dict__.setdefault("_built", {})
+        found = held.get(key)
+        if found is None or found[0] is not source:
+            found = held[key] = (source, build())  # two threads may both build it: the same values
+        return found[1]
 
     @property
     def plot(self):
