@@ -9,7 +9,7 @@ import platform
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ __all__ = [
     "PARTITIONED_FILES",
     "DEFAULT_RESULTS_DIR",
     "RESULTS_ENV",
+    "METRIC_CACHE_BYTES",
     "default_results_dir",
     "Results",
     "build_meta",
@@ -48,6 +49,9 @@ FILES = ("experiment.toml", "runs.parquet", "metrics.parquet", "weights.npz", "m
 PARTITIONED_FILES = ("experiment.toml", "meta.json")
 DEFAULT_RESULTS_DIR = "results"
 RESULTS_ENV = "DESCENTLAB_RESULTS"
+# Per-step arrays a record keeps once built (Results.metric): a 256-run x 100 000-step sweep is
+# 205 MB per metric, so beyond this they are built per call instead of held beside the table.
+METRIC_CACHE_BYTES = 256 << 20
 
 
 def default_results_dir() -> str:
@@ -68,6 +72,9 @@ class Results:
     meta: dict
     problem_info: dict
     path: Path | None = None
+    # arrays built from the tables (metric, has_row, configurations), each with the table it came
+    # from: a field, so copies made with dataclasses.replace or Results(**vars(r)) stay valid
+    _built: dict = field(default_factory=dict, repr=False, compare=False)
 
     def run_metrics(self, run_id: int) -> pd.DataFrame:
         """The metric rows of one run, in step order."""
@@ -86,8 +93,9 @@ class Results:
 
     def metric(self, name: str) -> np.ndarray:
         """One per-step metric of every run as a ``(runs, steps + 1)`` float array in ``run_id`` order,
-        NaN where a run has no row (after it stopped). Built once per record and metric and shared:
-        the array is read-only (``.copy()`` it to change it)."""
+        NaN where a run has no row (after it stopped). Built once per record and metric and shared
+        while the arrays held stay under ``METRIC_CACHE_BYTES``: the array is read-only (``.copy()`` it
+        to change it)."""
         if name not in self.metric_names:
             raise SpecError("metric", name, f"one of: {', '.join(self.metric_names)}")
 
@@ -98,13 +106,35 @@ class Results:
             out.flags.writeable = False
             return out
 
-        return self._cache(f"metric:{name}", self.metrics, build)
+        key = f"metric:{name}"
+        held = {k: v for k, v in self._built.items() if v[0] is self.metrics}
+        if key not in held:
+            used = sum(v[1].nbytes for k, v in held.items() if k.startswith("metric:"))
+            if used + 8 * len(self.runs) * (self.experiment.steps + 1) > METRIC_CACHE_BYTES:
+                return build()  # a very long sweep: built for this call only, not held beside the table
+        return self._cache(key, self.metrics, build)
+
+    @property
+    def has_row(self) -> np.ndarray:
+        """``(runs, steps + 1)`` booleans: where the metrics table has a row (a run's rows end where it
+        stopped). Read-only; a table with two rows for one (run, step) is a ValueError."""
+
+        def build() -> np.ndarray:
+            ids, steps = self._rows()
+            out = np.zeros((len(self.runs), self.experiment.steps + 1), dtype=bool)
+            out[ids, steps] = True
+            if np.count_nonzero(out) != len(ids):
+                raise ValueError("the metrics table holds several rows for one (run_id, step)")
+            out.flags.writeable = False
+            return out
+
+        return self._cache("has_row", self.metrics, build)
 
     @property
     def rows_per_run(self) -> np.ndarray:
-        """How many metric rows (steps 0 … k − 1) each run has, in ``run_id`` order: ``steps + 1`` for a
-        run that trained to the end, fewer for one that diverged or failed."""
-        return np.bincount(self._rows()[0], minlength=len(self.runs))
+        """How many metric rows each run has, in ``run_id`` order: ``steps + 1`` for a run that trained
+        to the end, fewer for one that diverged or failed."""
+        return self.has_row.sum(axis=1)
 
     def _rows(self) -> tuple[np.ndarray, np.ndarray]:
         """(run_id, step) of every metrics row, as integer arrays."""
@@ -117,10 +147,9 @@ class Results:
 
     def _cache(self, key: str, source, build):
         """``build()``, kept until ``source`` (the table or experiment it was built from) is replaced."""
-        held = self.__dict__.setdefault("_built", {})
-        found = held.get(key)
+        found = self._built.get(key)
         if found is None or found[0] is not source:
-            found = held[key] = (source, build())  # two threads may both build it: the same values
+            found = self._built[key] = (source, build())  # two threads may both build it: the same values
         return found[1]
 
     @property

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -182,82 +180,22 @@ def _unstable_steps(results) -> dict[int, int]:
     return _status_steps(results, "unstable", "unstable_at")
 
 
-# The wide tables of the last few metrics frames, by id, each held with a weak reference to its frame
-# (a freed frame's id can be reused; the reference tells a live frame from a new one at that id).
-# Streamlit draws each session in its own thread, hence the lock; the byte budget keeps a long sweep's
-# tables (256 runs x 100 000 steps is 230 MB per metric) from being held beside its frame.
-_WIDE_CACHE: dict[int, tuple[weakref.ref, dict[str, tuple]]] = {}
-_WIDE_FRAMES = 4
-_WIDE_BYTES = 64 << 20
-_WIDE_LOCK = threading.Lock()
-
-
-def _table_bytes(table: tuple) -> int:
-    return int(table[1].nbytes + table[2].nbytes)
-
-
-def _wide_table(metrics: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]]:
-    # what DataFrame.pivot(index="step", columns="run_id") gives, in numpy: sorted steps and runs
-    steps, row = np.unique(metrics["step"].to_numpy(), return_inverse=True)
-    runs, col = np.unique(metrics["run_id"].to_numpy(), return_inverse=True)
-    values = np.full((len(steps), len(runs)), np.nan)
-    values[row, col] = metrics[metric].to_numpy(dtype=float, na_value=np.nan)
-    present = np.zeros(values.shape, dtype=bool)
-    present[row, col] = True
-    if np.count_nonzero(present) != len(metrics):
-        raise ValueError("the metrics table holds several rows for one (run_id, step)")  # as pivot would
-    return steps, values, present, {int(r): j for j, r in enumerate(runs)}
-
-
-def _wide(metrics: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, int]]:
-    """``metric`` of every run as one (steps × runs) table, pivoted once per frame and metric.
-
-    Every chart of a page asks for the same metric once per group (and the per-layer chart once per
-    group and layer); one pivot of all runs is sliced instead of one pivot per group. Returns the
-    sorted steps, the values, which (step, run) rows exist in ``metrics`` and each run's column.
-    """
-    key = id(metrics)
-    with _WIDE_LOCK:
-        held = _WIDE_CACHE.get(key)
-        if held is not None and held[0]() is metrics and metric in held[1]:
-            return held[1][metric]
-    table = _wide_table(metrics, metric)
-    if _table_bytes(table) > _WIDE_BYTES:
-        return table  # too large to keep: built for this call only
-    with _WIDE_LOCK:
-        held = _WIDE_CACHE.pop(key, None)
-        if held is None or held[0]() is not metrics:
-            held = (weakref.ref(metrics), {})
-        _WIDE_CACHE[key] = held  # last: the most recently used frame is evicted last
-        held[1][metric] = table
-        # oldest frames first (dicts keep insertion order), then this frame's oldest other metrics
-        while len(_WIDE_CACHE) > _WIDE_FRAMES or (
-            len(_WIDE_CACHE) > 1
-            and sum(_table_bytes(t) for _, ts in _WIDE_CACHE.values() for t in ts.values()) > _WIDE_BYTES
-        ):
-            del _WIDE_CACHE[next(iter(_WIDE_CACHE))]
-        while sum(_table_bytes(t) for t in held[1].values()) > _WIDE_BYTES:
-            del held[1][next(m for m in held[1] if m != metric)]
-    return table
-
-
 def _metric_matrix(
     results, metric: str, run_ids: Sequence[int], diverged: dict[int, int], pad_diverged: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(steps, values (T, len(run_ids)))``; a diverged run is +inf from its divergence on if padded.
 
     The steps are those where at least one of ``run_ids`` has a row (as a pivot of their rows alone
-    would give), sliced from the frame's one wide table (:func:`_wide`).
+    would give), sliced from the record's own ``(runs, steps + 1)`` arrays (``Results.metric``, built
+    once per record and metric); a run id the record does not have is a column of NaN.
     """
-    all_steps, table, present, column = _wide(results.metrics, metric)
-    cols = [column.get(int(r), -1) for r in run_ids]
-    known = [j for j in cols if j >= 0]
-    rows = present[:, known].any(axis=1) if known else np.zeros(len(all_steps), dtype=bool)
-    steps = all_steps[rows]
-    values = np.full((len(steps), len(cols)), np.nan)
-    for k, j in enumerate(cols):
-        if j >= 0:
-            values[:, k] = table[rows, j]
+    every, present = results.metric(metric), results.has_row
+    ids = np.asarray(run_ids, dtype=np.int64).reshape(-1)
+    known = (ids >= 0) & (ids < len(every))
+    rows = present[ids[known]].any(axis=0) if known.any() else np.zeros(present.shape[1], dtype=bool)
+    steps = np.flatnonzero(rows)
+    values = np.full((len(steps), len(ids)), np.nan)
+    values[:, known] = every[ids[known]][:, rows].T
     if pad_diverged:
         for j, run_id in enumerate(run_ids):
             if run_id in diverged:

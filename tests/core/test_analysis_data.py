@@ -13,6 +13,8 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from descentlab.records import Results
+
 STEPS = 60
 SEEDS = [0, 1, 2]
 TARGET = 1e-3
@@ -144,7 +146,7 @@ def make_results():
         "command": "descentlab run quadratic.toml",
         "wall_time_s": 0.1,
     }
-    return SimpleNamespace(
+    return Results(  # a Results whose experiment is only what the analysis reads of it
         experiment=experiment,
         runs=pd.DataFrame(runs),
         metrics=pd.DataFrame(metrics),

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from descentlab.records import Results
+
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "dashboard" / "app.py"
 CHROMIUM = "/usr/bin/chromium"
@@ -122,7 +124,7 @@ def synthetic_results(configs, *, steps=20, seeds=(0,), layers=2, divergence_fac
                 run_id += 1
     weights = {"path": np.stack(paths)} if path_dims else {}
     experiment = SimpleNamespace(steps=steps, entries=[SimpleNamespace(hyper={"momentum": [0.9]})])
-    return SimpleNamespace(
+    return Results(  # a Results whose experiment is only what the figures read of it
         experiment=experiment,
         runs=pd.DataFrame(run_rows),
         metrics=pd.DataFrame(metric_rows),

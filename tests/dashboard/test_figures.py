@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -651,7 +651,7 @@ def test_one_colour_per_rule_entry_in_every_chart():
 
 
 def test_a_groups_matrix_sliced_from_the_wide_table_equals_a_pivot_of_its_own_rows(make_results):
-    """_metric_matrix slices one pivot of all runs (pivoted once per frame and metric); for every group
+    """_metric_matrix slices the record's (runs, steps + 1) arrays (built once per metric); for every group
     it must give what pandas gives pivoting that group's rows alone: the same steps (a group whose runs
     all stopped early has fewer), the same values, NaN where a row is missing or holds NaN."""
     from descentlab.dashboard.fig_groups import _metric_matrix
@@ -674,7 +674,7 @@ def test_a_groups_matrix_sliced_from_the_wide_table_equals_a_pivot_of_its_own_ro
             steps, values = _metric_matrix(results, metric, g.run_ids, {}, pad_diverged=False)
             assert steps.tolist() == own.index.tolist()
             np.testing.assert_array_equal(values, own.to_numpy(dtype=float))
-    twice = SimpleNamespace(metrics=pd.concat([m, m.iloc[:1]], ignore_index=True))
+    twice = dataclasses.replace(results, metrics=pd.concat([m, m.iloc[:1]], ignore_index=True))
     with pytest.raises(ValueError):  # as DataFrame.pivot refuses duplicate entries
         _metric_matrix(twice, "loss", groups[0].run_ids, {}, pad_diverged=False)
 
@@ -708,26 +708,17 @@ def test_thinning_keeps_each_buckets_extremes_and_one_point_of_a_gap():
     assert None in ty  # the gap is drawn as a gap
 
 
-def test_the_wide_tables_kept_stay_within_their_frame_count_and_byte_budget(make_results, monkeypatch):
-    """The per-frame tables are a cache: at most _WIDE_FRAMES frames and _WIDE_BYTES bytes are held,
-    the frame in use is kept, and a table too large to keep is still built and right."""
-    from descentlab.dashboard import fig_groups
+def test_metric_arrays_held_by_a_record_stay_within_their_byte_budget(make_results, monkeypatch):
+    """A record keeps the per-step arrays it built while they fit in METRIC_CACHE_BYTES; past it an
+    array is built for the call only, and is still right (a pivot of the long table)."""
+    import descentlab.records as records
 
-    monkeypatch.setattr(fig_groups, "_WIDE_CACHE", {})
-    frames = [make_results([{"rule": "gd", "learning_rate": [0.1]}], steps=30, seeds=(0, 1)) for _ in range(6)]
-    for results in frames:
-        for metric in ("loss", "grad_norm"):
-            fig_groups._metric_matrix(results, metric, [0, 1], {}, pad_diverged=False)
-    assert list(fig_groups._WIDE_CACHE) == [id(r.metrics) for r in frames[-fig_groups._WIDE_FRAMES :]]
-    one = fig_groups._table_bytes(fig_groups._wide(frames[-1].metrics, "loss"))
-    monkeypatch.setattr(fig_groups, "_WIDE_BYTES", 3 * one)
-    fig_groups._wide(frames[-1].metrics, "step_size")
-    held = [t for _, tables in fig_groups._WIDE_CACHE.values() for t in tables.values()]
-    assert sum(map(fig_groups._table_bytes, held)) <= 3 * one
-    assert "step_size" in fig_groups._WIDE_CACHE[id(frames[-1].metrics)][1]
-    monkeypatch.setattr(fig_groups, "_WIDE_BYTES", one // 2)
-    m = frames[0].metrics
-    steps, values = fig_groups._metric_matrix(frames[0], "loss", [1, 0], {}, pad_diverged=False)
-    expected = m.pivot(index="step", columns="run_id", values="loss")[[1, 0]]
-    np.testing.assert_array_equal(values, expected.to_numpy())
-    assert steps.tolist() == expected.index.tolist()
+    results = make_results([{"rule": "gd", "learning_rate": [0.1]}], steps=30, seeds=(0, 1))
+    one = 8 * len(results.runs) * (results.experiment.steps + 1)
+    monkeypatch.setattr(records, "METRIC_CACHE_BYTES", 2 * one)
+    assert results.metric("loss") is results.metric("loss")
+    assert results.metric("grad_norm") is results.metric("grad_norm")
+    third = results.metric("step_size")
+    assert third is not results.metric("step_size")  # over budget: not held
+    expected = results.metrics.pivot(index="run_id", columns="step", values="step_size")
+    np.testing.assert_array_equal(third, expected.to_numpy())
