@@ -355,7 +355,7 @@ def test_more_workers_than_runs_or_cpus_are_bounded_with_a_note(tmp_path):
         (["lr-find", "SPEC", "--steps", "100000000"], ["--steps", "100000000"]),
         (["lr-find", "SPEC", "--end", "inf"], ["--end", "inf"]),
         (["lr-find", "SPEC", "--start", "nan"], ["--start", "nan"]),
-        (["lr-find"], ["experiment", "required"]),
+        (["lr-find"], ["EXPERIMENT.toml: got nothing; expected experiment file"]),
         (["run", "--bogus"], ["--bogus"]),
         (["plugins", "--bogus"], ["--bogus"]),
         (["--bogus"], ["--bogus"]),
