@@ -356,6 +356,8 @@ def test_more_workers_than_runs_or_cpus_are_bounded_with_a_note(tmp_path):
         (["lr-find", "SPEC", "--end", "inf"], ["--end", "inf"]),
         (["lr-find", "SPEC", "--start", "nan"], ["--start", "nan"]),
         (["lr-find"], ["EXPERIMENT.toml: got nothing; expected experiment file"]),
+        (["report", "--bogus"], ["report option: got '--bogus'; expected"]),
+        (["report", "SPEC", "--format", "pdf"], ["--format: got 'pdf'; expected one of html"]),
         (["run", "--bogus"], ["--bogus"]),
         (["plugins", "--bogus"], ["--bogus"]),
         (["--bogus"], ["--bogus"]),
