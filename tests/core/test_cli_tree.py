@@ -5,6 +5,8 @@ works; building the tree imports none of the dashboard's dependencies."""
 from __future__ import annotations
 
 import argparse
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -23,12 +25,16 @@ def subcommands() -> dict[str, argparse.ArgumentParser]:
 
 def option_cases() -> list[tuple[list[str], str]]:
     """(argv, how the one line must begin) for every option of every subcommand and of the top level:
-    a flag given a value, an option given no value, and a typed or choice option given a bad value."""
+    a flag given a value, an option given no value, a typed or choice option given a bad value, and
+    a positional with choices given one that is not."""
     parsers = {"": build_parser(), **subcommands()}
     cases = []
     for name, parser in parsers.items():
         command = [name] if name else []
         for action in parser._actions:
+            if not action.option_strings and action.choices is not None:  # the command, completion's shell
+                field = "command" if isinstance(action, argparse._SubParsersAction) else action.dest
+                cases.append(([*command, "oops!"], f"{field}: got 'oops!'; expected one of "))
             if not action.option_strings or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
                 continue
             option = max(action.option_strings, key=len)
@@ -51,7 +57,7 @@ def one_error_line(capsys) -> str:
 
 
 def test_the_tree_holds_every_command_report_and_lr_find_included():
-    assert set(subcommands()) == {"run", "plugins", "check", "new-rule", "dashboard", "report", "lr-find"}
+    assert set(subcommands()) == {"run", "plugins", "check", "new-rule", "dashboard", "report", "lr-find", "completion"}
     # their arguments are declared, not handed over raw: each has its own options in the tree
     for name in ("report", "lr-find"):
         assert [a for a in subcommands()[name]._actions if a.option_strings and a.dest != "help"], name
@@ -61,7 +67,7 @@ def test_the_tree_holds_every_command_report_and_lr_find_included():
 def test_an_unknown_option_of_every_subcommand_is_one_line_naming_it(name, capsys):
     assert main([name, "--no-such-option"]) == 2
     line = one_error_line(capsys)
-    assert line.startswith(f"{name} option: got '--no-such-option'; expected one of --help, "), line
+    assert line.startswith(f"{name} option: got '--no-such-option'; expected one of --help"), line
     assert line.endswith(f"(see descentlab {name} --help)"), line
 
 
@@ -70,7 +76,7 @@ def test_a_bad_value_of_every_option_is_one_line_naming_the_option(argv, begins,
     assert main(argv) == 2
     line = one_error_line(capsys)
     assert line.startswith(begins), line
-    command = argv[0] if not argv[0].startswith("-") else ""
+    command = argv[0] if argv[0] in subcommands() else ""
     assert line.endswith(f"(see {' '.join(['descentlab', command]).strip()} --help)"), line
 
 
@@ -91,6 +97,7 @@ def test_the_walk_reaches_a_typed_option_of_report_and_lr_find():
         (["lr-find"], "EXPERIMENT.toml: got nothing; expected experiment file"),
         (["plugins", "extra"], "plugins argument: got 'extra'; expected no further arguments"),
         (["frobnicate"], "command: got 'frobnicate'; expected one of run, plugins, check, new-rule, dashboard,"),
+        (["completion", "zsh"], "shell: got 'zsh'; expected one of bash"),
     ],
 )
 def test_what_the_line_says(argv, line, capsys):
@@ -166,3 +173,51 @@ def test_building_the_tree_and_its_help_import_no_dashboard_plotly_streamlit_or_
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
+
+
+# ---- descentlab completion bash: a script generated from the same tree
+
+
+def test_the_completion_script_names_every_command_option_and_choice(capsys):
+    assert main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    for name, parser in {"": build_parser(), **subcommands()}.items():
+        [line] = [line for line in script.splitlines() if line.strip().startswith(f'"{name}") words=')]
+        listed = line.split('words="', 1)[1].split('"', 1)[0].split()
+        options = [o for a in parser._actions for o in a.option_strings]
+        assert set(options) <= set(listed), (name, set(options) - set(listed))
+    assert '"report --format") words="html md csv png all"' in script
+    assert '"run --executor") words="local dask"' in script
+
+
+BASH = shutil.which("bash")
+
+
+def complete(line: str) -> list[str]:
+    """What bash's completion of ``line`` (the cursor at its end) offers, with the generated script."""
+    words = line.split(" ")
+    script = subprocess.run(
+        [sys.executable, "-m", "descentlab", "completion", "bash"], capture_output=True, text=True, timeout=120
+    )
+    assert script.returncode == 0, script.stderr
+    driver = (
+        script.stdout
+        + "COMP_WORDS=("
+        + " ".join(shlex.quote(w) for w in words)
+        + f"); COMP_CWORD={len(words) - 1}; _descentlab; printf '%s\\n' \"${{COMPREPLY[@]}}\"\n"
+    )
+    done = subprocess.run([BASH, "--norc", "--noprofile"], input=driver, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    return [w for w in done.stdout.splitlines() if w]
+
+
+@pytest.mark.skipif(BASH is None, reason="bash is not installed")
+def test_bash_completes_commands_options_and_choices_from_the_tree():
+    assert complete("descentlab lr") == ["lr-find"]
+    assert {"run", "report", "lr-find", "completion", "--version"} <= set(complete("descentlab "))
+    assert complete("descentlab report --f") == ["--format"]
+    assert complete("descentlab report results/x --format ") == ["html", "md", "csv", "png", "all"]
+    assert complete("descentlab -v lr-find x.toml --st") == ["--start", "--steps", "--stop-factor"]
+    assert complete("descentlab run --executor d") == ["dask"]
+    assert complete("descentlab completion ") == ["-h", "--help", "bash"]
+    assert complete("descentlab run x.toml --out ") == []  # a free value: bash falls back to file names
