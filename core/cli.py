@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
+import re
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -26,7 +28,15 @@ __all__ = [
     "PORTS",
     "cmd_dashboard",
     "build_parser",
-    "DELEGATED",
+    "add_report_arguments",
+    "add_lr_find_arguments",
+    "REPORT_FORMATS",
+    "LR_FIND_MAX_STEPS",
+    "cmd_report",
+    "cmd_lr_find",
+    "SHELLS",
+    "completion_script",
+    "cmd_completion",
     "COMMAND_EXTRAS",
     "EXIT_INTERRUPTED",
     "interrupted",
@@ -41,15 +51,95 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad arguments as one line and exit status 2, like every other bad input."""
+    """argparse whose every complaint, for the command and each subcommand alike, is one line
+    ``<field>: got <value>; expected <what is accepted> (see <prog> --help)``: a UsageError (exit
+    status 2), never the usage text nor a traceback. A subcommand's parser refuses what it does not
+    know itself, so that the line names that subcommand."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("exit_on_error", False)  # an ArgumentError comes to parse_known_args as it is
+        super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
         self._last_args = list(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(args, namespace)
+        try:
+            namespace, extras = super().parse_known_args(args, namespace)
+        except argparse.ArgumentError as error:
+            raise UsageError(self._argument_line(error)) from None
+        if extras:
+            raise UsageError(self._extras_line(extras))
+        return namespace, extras
+
+    def error(self, message):  # what argparse reports without an ArgumentError (e.g. a missing positional)
+        raise UsageError(self._message_line(message))
+
+    # -------------------------------------------------------------- the values that are refused
+
+    def _get_value(self, action, arg_string):
+        try:
+            return super()._get_value(action, arg_string)
+        except argparse.ArgumentError:
+            accepted = getattr(action.type, "accepted", None) or _TYPE_WORDS.get(action.type, "a valid value")
+            raise _BadArgument(action, repr(arg_string), accepted) from None
+
+    def _check_value(self, action, value):
+        if action.choices is not None and value not in action.choices:
+            raise _BadArgument(action, repr(value), "one of " + ", ".join(map(str, action.choices)))
+
+    # -------------------------------------------------------------- the one line
+
+    def _line(self, field: str, got: str, accepted: str) -> str:
+        return one_line(f"{field}: got {got}; expected {accepted} (see {self.prog} --help)")
+
+    def _command(self) -> str:
+        """This parser's subcommand ("" for the top level): ``lr-find`` of ``descentlab lr-find``."""
+        return self.prog.partition(" ")[2]
+
+    def _action(self, name: str | None):
+        return next((a for a in self._actions if name is not None and _action_name(a) == name), None)
+
+    def _argument_line(self, error: argparse.ArgumentError) -> str:
+        if isinstance(error, _BadArgument):
+            return self._line(_field(error.action), error.got, error.accepted)
+        action, message = self._action(error.argument_name), error.message
+        if action is None:
+            return self._message_line(message)
+        field = _field(action)
+        if message.startswith("expected"):  # an option at the end, or before another option: no value
+            what = action.metavar if isinstance(action.metavar, str) else action.dest.upper()
+            return self._line(field, "nothing", f"{field} {what}")
+        if message.startswith("ignored explicit argument"):  # --quiet=1
+            return self._line(field, message.partition("argument ")[2], f"{field} without a value")
+        return self._line(field, message, "what its help says")
+
+    def _extras_line(self, extras: list[str]) -> str:
+        options = [token for token in extras if token.startswith("-") and token != "-"]
+        if options:  # the likely mistake: what follows an unknown option may be its value
+            return self._line(
+                f"{self._command()} option".strip(), repr(" ".join(options)), "one of " + ", ".join(self._known())
+            )
+        return self._line(f"{self._command()} argument".strip(), repr(" ".join(extras)), "no further arguments")
+
+    def _message_line(self, message: str) -> str:
+        if message.startswith("the following arguments are required"):
+            unknown = self._unknown_options()
+            if unknown:  # "--bogus" is the mistake to report, not the positional argument it displaced
+                return self._extras_line(unknown)
+            names = message.partition(": ")[2]
+            action = self._action(names.split(", ")[0])
+            accepted = (action.help if action is not None and action.help else "") or "a value"
+            return self._line(names, "nothing", accepted)
+        ambiguous = re.match(r"ambiguous option: (\S+) could match (.+)", message)
+        if ambiguous:
+            return self._line(f"{self._command()} option".strip(), repr(ambiguous[1]), f"one of {ambiguous[2]}")
+        return one_line(f"{self.prog}: {message} (see {self.prog} --help)")  # nothing else is known to reach here
+
+    def _known(self) -> list[str]:
+        return [o for a in self._actions for o in a.option_strings if o.startswith("--")]
 
     def _unknown_options(self) -> list[str]:
         """Options in this parser's arguments that it does not know (nor an abbreviation of one)."""
-        known = [o for o in self._option_string_actions if o.startswith("--")]
+        known = self._known()
         unknown = []
         for token in getattr(self, "_last_args", []):
             if token == "--":
@@ -63,11 +153,48 @@ class _Parser(argparse.ArgumentParser):
                 unknown.append(token)
         return unknown
 
-    def error(self, message):
-        unknown = self._unknown_options() if message.startswith("the following arguments are required") else []
-        if unknown:  # "--bogus" is the mistake to report, not the positional argument it displaced
-            message = f"unrecognized arguments: {' '.join(unknown)}"
-        raise UsageError(one_line(f"{self.prog}: {message} (see {self.prog} --help)"))
+
+class _BadArgument(argparse.ArgumentError):
+    """A value the parser refuses, with what it accepts (for the one line)."""
+
+    def __init__(self, action, got: str, accepted: str):
+        super().__init__(action, f"got {got}; expected {accepted}")
+        self.action, self.got, self.accepted = action, got, accepted
+
+
+def _action_name(action) -> str | None:
+    """The name argparse gives an argument in its messages: ``-v/--verbose``, a metavar or the dest."""
+    if action.option_strings:
+        return "/".join(action.option_strings)
+    if isinstance(action.metavar, str):
+        return action.metavar
+    return None if action.dest is argparse.SUPPRESS else action.dest
+
+
+def _field(action) -> str:
+    """How the one line names an argument: its long option, ``command`` for the subcommand, or its metavar."""
+    if action.option_strings:
+        return max(action.option_strings, key=len)
+    if isinstance(action, argparse._SubParsersAction):
+        return "command"
+    return _action_name(action) or "argument"
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number"}
+
+
+class _Number:
+    """An argparse type: a number of ``kind`` that ``check`` accepts; ``accepted`` says which, in the one line."""
+
+    def __init__(self, kind: type, accepted: str, check=lambda value: True):
+        self.kind, self.accepted, self.check = kind, accepted, check
+        self.__name__ = kind.__name__
+
+    def __call__(self, text: str):
+        value = self.kind(text)
+        if not self.check(value):
+            raise ValueError(text)
+        return value
 
 
 class ProgressBar:
@@ -451,41 +578,41 @@ def cmd_new_rule(args) -> int:
     return 0
 
 
-def _delegate(module_name: str, function: str, argv, what: str) -> int:
+def _implementation(module_name: str, command: str):
+    """The module that carries ``command`` out, imported only when it runs: ``build_parser`` stays light."""
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name and (module_name.startswith(error.name) or error.name.startswith(module_name)):
             raise SpecError(
-                "command", what, f"a command whose module is installed ({module_name} is missing)"
+                "command", command, f"a command whose module is installed ({module_name} is missing)"
             ) from None
-        raise SpecError("command", what, "its dependencies installed", hint=f"missing module {error.name}") from None
-    return int(getattr(module, function)(list(argv)) or 0)
+        if (error.name or "").split(".")[0] in EXTRA_OF_MODULE:
+            raise  # an optional module: _main names its extra
+        raise SpecError("command", command, "its dependencies installed", hint=f"missing module {error.name}") from None
+
+
+def cmd_report(args) -> int:
+    return int(_implementation("descentlab.dashboard.report", "report").run(args) or 0)
+
+
+def cmd_lr_find(args) -> int:
+    return int(_implementation("descentlab.lrfind", "lr-find").run(args) or 0)
 
 
 PORTS = (1, 65535)
 
 
-def _port(text: str) -> int:
-    """argparse type of --port: an integer in 1-65535 (0 would pick a random port nobody is told of)."""
-    try:
-        port = int(text, 10)
-    except ValueError:
-        port = None
-    if port is None or not PORTS[0] <= port <= PORTS[1]:
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer in {PORTS[0]}-{PORTS[1]}")
-    return port
+# argparse types: a value outside them is the one line "--port: got '0'; expected an integer in 1-65535"
+_port = _Number(int, f"an integer in {PORTS[0]}-{PORTS[1]}", lambda port: PORTS[0] <= port <= PORTS[1])
+_workers = _Number(int, "an integer >= 1", lambda workers: workers >= 1)
+_finite = _Number(float, "a finite number", math.isfinite)
 
+LR_FIND_MAX_STEPS = 100_000
+_lr_find_steps = _Number(int, f"an integer in [2, {LR_FIND_MAX_STEPS}]", lambda n: 2 <= n <= LR_FIND_MAX_STEPS)
 
-def _workers(text: str) -> int:
-    """argparse type of --workers: an integer >= 1."""
-    try:
-        workers = int(text, 10)
-    except ValueError:
-        workers = None
-    if workers is None or workers < 1:
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= 1")
-    return workers
+# descentlab report --format (descentlab.dashboard.report.FORMATS is this tuple)
+REPORT_FORMATS = ("html", "md", "csv", "png", "all")
 
 
 def cmd_dashboard(args) -> int:
@@ -522,24 +649,6 @@ def _add_logging_options(parser, *, quiet_dest: str, verbose_dest: str) -> None:
         dest=quiet_dest,
         help="only results, warnings and errors: no notes, progress bar or summary",
     )
-
-
-def _leading_logging_options(argv: list[str]) -> tuple[int, bool, list[str]]:
-    """``-v``/``--verbose``/``--quiet`` before the command (for the commands that parse their own
-    arguments): (verbosity, quiet, the rest)."""
-    verbose, quiet = 0, False
-    while argv:
-        token = argv[0]
-        if token == "--quiet":
-            quiet = True
-        elif token == "--verbose":
-            verbose += 1
-        elif len(token) > 1 and token.startswith("-") and set(token[1:]) == {"v"}:
-            verbose += len(token) - 1
-        else:
-            break
-        argv = argv[1:]
-    return verbose, quiet, argv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -668,29 +777,148 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dashboard.set_defaults(handler=cmd_dashboard)
 
-    for name, (module, function, text) in DELEGATED.items():
-        # listed for --help; main() hands their arguments over untouched
-        sub.add_parser(name, help=text, add_help=False)
+    report = sub.add_parser(
+        "report",
+        help="export a report (HTML) of a results folder",
+        description="Export a comparison report of stored experiments (docs/reports.md); nothing is re-run.",
+    )
+    add_report_arguments(report)
+    report.set_defaults(handler=cmd_report)
+
+    lr_find = sub.add_parser(
+        "lr-find",
+        help="find a good learning-rate range for a rule on a problem",
+        description="Learning-rate range test (Smith; fastai lr_find) for the rules of an experiment file.",
+    )
+    add_lr_find_arguments(lr_find)
+    lr_find.set_defaults(handler=cmd_lr_find)
+
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script for descentlab (generated from this parser)",
+        description="Print a bash completion script for descentlab: its commands, each command's "
+        "options and their choices, as this parser declares them. Load it with "
+        'eval "$(descentlab completion bash)", e.g. in ~/.bashrc.',
+    )
+    completion.add_argument("shell", choices=SHELLS, help="the shell to complete in: bash")
+    completion.set_defaults(handler=cmd_completion)
     return parser
 
 
-# Commands whose own module parses their arguments: name -> (module, function, help)
-DELEGATED = {
-    "report": ("descentlab.dashboard.report", "main", "export a report (HTML) of a results folder"),
-    "lr-find": ("descentlab.lrfind", "main", "find a good learning-rate range for a rule on a problem"),
-}
+SHELLS = ("bash",)
 
 
-# The commands that need an extra (pyproject.toml) and the modules that stand for it: checked before
-# the command starts, so that a missing one is one line naming the extra (--help works without it).
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    return dict(action.choices) if action is not None else {}
+
+
+def completion_script(parser: argparse.ArgumentParser, program: str = "descentlab") -> str:
+    """A bash completion script for ``parser``'s tree: the commands, each command's options, and
+    after an option its choices (after an option with a free value, or for a positional, file names)."""
+    commands = {"": parser, **_subparsers(parser)}
+    words, values = [], []
+    for name, sub in commands.items():
+        options = [o for a in sub._actions for o in a.option_strings]
+        positional = [
+            str(c) for a in sub._actions if not a.option_strings and a.nargs != argparse.PARSER for c in a.choices or ()
+        ]
+        listed = options + positional + ([c for c in _subparsers(sub)] if not name else [])
+        words.append(f'        "{name}") words="{" ".join(listed)}" ;;')
+        for action in sub._actions:
+            if action.option_strings and action.nargs != 0:
+                choices = " ".join(map(str, action.choices or ()))
+                values += [f'        "{name} {option}") words="{choices}" ;;' for option in action.option_strings]
+    for line in words + values:  # the script quotes nothing: every word must be a plain token
+        if not re.fullmatch(r'        "[-\w. ]*"\) words="[-\w. ]*" ;;', line):
+            raise ValueError(f"cannot complete {line.strip()!r} in bash: a word that is not a plain token")
+    function = "_" + re.sub(r"\W", "_", program)
+    return "\n".join(
+        [
+            f"# bash completion for {program}, generated by `{program} completion bash` from its parser",
+            f"{function}() {{",
+            "    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} command='' words i",
+            "    for ((i = 1; i < COMP_CWORD; i++)); do  # the command: the first word that is not an option",
+            "        case ${COMP_WORDS[i]} in -*) ;; *) command=${COMP_WORDS[i]}; break ;; esac",
+            "    done",
+            "    case $command in",
+            *words,
+            "        *) words='' ;;",
+            "    esac",
+            '    case "$command $prev" in  # after an option that takes a value: its choices, else file names',
+            *values,
+            "    esac",
+            '    COMPREPLY=($(compgen -W "$words" -- "$cur"))',
+            "}",
+            f"complete -o default -F {function} {program}",
+            "",
+        ]
+    )
+
+
+def cmd_completion(args) -> int:
+    print(completion_script(build_parser()), end="")
+    return 0
+
+
+# The arguments of the commands whose code lives in a heavier module (report: the dashboard's
+# figures, plotly, pandas; lr-find: the runner), declared here so that build_parser imports none of it.
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """``descentlab report``'s arguments; ``descentlab.dashboard.report.run`` carries them out."""
+    parser.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders written by `descentlab run`")
+    parser.add_argument(
+        "--format", choices=REPORT_FORMATS, default="html", metavar="FORMAT", help="html (default), md, csv, png or all"
+    )
+    parser.add_argument(
+        "--out", metavar="PATH", default=None, help="report file (.html/.md) or folder; default RESULTS_DIR/report/"
+    )
+
+
+def add_lr_find_arguments(parser: argparse.ArgumentParser) -> None:
+    """``descentlab lr-find``'s arguments; ``descentlab.lrfind.run`` carries them out."""
+    parser.add_argument(
+        "experiment", metavar="EXPERIMENT.toml", help="experiment file (its problem, seeds, batch size, dtype)"
+    )
+    parser.add_argument(
+        "--rule", metavar="NAME", default=None, help="only the entries of this rule (default: every entry)"
+    )
+    parser.add_argument(
+        "--start", metavar="ALPHA", type=_finite, default=1e-6, help="first learning rate (default 1e-6)"
+    )
+    parser.add_argument("--end", metavar="ALPHA", type=_finite, default=10.0, help="last learning rate (default 10)")
+    parser.add_argument(
+        "--steps",
+        metavar="N",
+        type=_lr_find_steps,
+        default=100,
+        help=f"number of steps (default 100, at most {LR_FIND_MAX_STEPS})",
+    )
+    parser.add_argument(
+        "--stop-factor",
+        metavar="FACTOR",
+        type=_finite,
+        default=4.0,
+        help="stop when the smoothed loss exceeds this × its best (default 4)",
+    )
+    parser.add_argument(
+        "--out", metavar="PATH", default=None, help="write the curves and suggestions as JSON here (a new file)"
+    )
+    parser.add_argument("--force", action="store_true", help="let --out replace an existing file")
+
+
+# The commands that need an extra (pyproject.toml) and the modules that stand for it: checked once the
+# arguments are parsed, before the command starts, so that a missing one is one line naming the extra
+# (--help, which parsing answers, works without it).
 COMMAND_EXTRAS = {
     "dashboard": ("the dashboard", "dashboard", ("streamlit", "plotly")),
     "report": ("descentlab report", "report", ("plotly",)),
 }
 
 
-def _check_extras(command: str | None, argv: list[str]) -> None:
-    if command not in COMMAND_EXTRAS or {"-h", "--help"} & set(argv):
+def _check_extras(command: str | None) -> None:
+    if command not in COMMAND_EXTRAS:
         return
     what, extra, modules = COMMAND_EXTRAS[command]
     for module in modules:
@@ -763,18 +991,13 @@ def _main(argv=None) -> int:
     command = None
     try:
         parser = build_parser()
-        verbose, quiet, rest = _leading_logging_options(argv)
-        command = rest[0] if rest else None
-        _check_extras(command, rest[1:])
-        if rest and rest[0] in DELEGATED:
-            module, function, _ = DELEGATED[rest[0]]
-            with cli_logging(level_for(verbose, quiet)):
-                return _delegate(module, function, rest[1:], rest[0])
         args = parser.parse_args(argv)
+        command = args.command
         if getattr(args, "handler", None) is None:
             parser.print_help()
             return EXIT_BAD_INPUT if not argv else 0
-        # -v/--quiet are accepted before the command and, for run, after it too
+        _check_extras(command)
+        # -v/--quiet are accepted before every command and, for run, after it too
         args.quiet = bool(args.global_quiet or getattr(args, "quiet", False))
         with cli_logging(level_for(args.verbose + getattr(args, "run_verbose", 0), args.quiet)):
             return args.handler(args)

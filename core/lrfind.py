@@ -29,7 +29,7 @@ import numpy as np
 from .atomic import write_text_atomic
 from .errors import SpecError
 
-__all__ = ["LRFindResult", "THEORY_NOTE", "lr_find", "lr_find_experiment", "main"]
+__all__ = ["LRFindResult", "THEORY_NOTE", "lr_find", "lr_find_experiment", "main", "run"]
 
 _QUIET: dict = dict(over="ignore", invalid="ignore", divide="ignore", under="ignore")
 
@@ -323,9 +323,6 @@ def lr_find_experiment(
     return out
 
 
-MAX_CLI_STEPS = 100_000
-
-
 def _check_out_file(out: str, force: bool) -> Path:
     """``--out`` must name a new file (or, with ``--force``, an existing file) in a writable folder:
     checked before the range test runs, so nothing is computed for an output that cannot be written."""
@@ -348,56 +345,33 @@ def _check_out_file(out: str, force: bool) -> Path:
     return path
 
 
-def _check_cli_numbers(args) -> None:
-    for flag, value in (("--start", args.start), ("--end", args.end), ("--stop-factor", args.stop_factor)):
-        if not math.isfinite(value):
-            raise SpecError(flag, value, "a finite number")
-    if not 2 <= args.steps <= MAX_CLI_STEPS:
-        raise SpecError("--steps", args.steps, f"an integer in [2, {MAX_CLI_STEPS}]")
-
-
 def main(argv=None) -> int:
     """``descentlab lr-find EXPERIMENT.toml [--rule NAME] [--start 1e-6] [--end 10] [--steps 100] [--out PATH]``.
 
-    Bad arguments and bad input are one line on stderr and exit status 2, as for ``descentlab run``.
+    The same command as ``descentlab lr-find`` (its arguments are declared once, in
+    ``descentlab.cli.add_lr_find_arguments``): bad arguments and bad input are one line on stderr and
+    exit status 2, as for every command.
     """
-    from .cli import EXIT_BAD_INPUT, UsageError, _Parser
+    from .cli import main as cli_main
 
-    parser = _Parser(
-        prog="descentlab lr-find",
-        description="Learning-rate range test (Smith; fastai lr_find) for the rules of an experiment file.",
-    )
-    parser.add_argument("experiment", help="experiment TOML file (its problem, seeds, batch size, dtype)")
-    parser.add_argument("--rule", default=None, help="only the entries of this rule (default: every entry)")
-    parser.add_argument("--start", type=float, default=1e-6, help="first learning rate (default 1e-6)")
-    parser.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
-    parser.add_argument(
-        "--steps", type=int, default=100, help=f"number of steps (default 100, at most {MAX_CLI_STEPS})"
-    )
-    parser.add_argument(
-        "--stop-factor", type=float, default=4.0, help="stop when the smoothed loss exceeds this × its best (default 4)"
-    )
-    parser.add_argument("--out", default=None, help="write the curves and suggestions as JSON here (a new file)")
-    parser.add_argument("--force", action="store_true", help="let --out replace an existing file")
-    try:
-        args = parser.parse_args(argv)
-        _check_cli_numbers(args)
-        if args.out is not None:
-            _check_out_file(args.out, args.force)
-        from .experiment import load_experiment_file
+    return cli_main(["lr-find", *(sys.argv[1:] if argv is None else argv)])
 
-        experiment = load_experiment_file(args.experiment)
-        found = lr_find_experiment(
-            experiment,
-            rule=args.rule,
-            start_lr=args.start,
-            end_lr=args.end,
-            num_steps=args.steps,
-            stop_factor=args.stop_factor,
-        )
-    except (SpecError, UsageError) as error:
-        print(f"descentlab: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+
+def run(args) -> int:
+    """Carry out ``descentlab lr-find`` with its parsed arguments; bad input raises SpecError."""
+    if args.out is not None:
+        _check_out_file(args.out, args.force)
+    from .experiment import load_experiment_file
+
+    experiment = load_experiment_file(args.experiment)
+    found = lr_find_experiment(
+        experiment,
+        rule=args.rule,
+        start_lr=args.start,
+        end_lr=args.end,
+        num_steps=args.steps,
+        stop_factor=args.stop_factor,
+    )
     for label, result in found:
         critical = result.settings.get("critical_lr")
         theory = f"; critical α from theory {critical:.3g}" if critical is not None else ""

@@ -6,7 +6,6 @@ reads the records only (it never re-runs training) and reuses the dashboard's fi
 
 from __future__ import annotations
 
-import argparse
 import html
 import math
 import os
@@ -21,12 +20,13 @@ import pandas as pd
 
 from descentlab import analysis
 from descentlab.atomic import write_atomic, write_text_atomic
+from descentlab.cli import REPORT_FORMATS
 from descentlab.errors import ResultsError, SpecError, one_line
 from descentlab.verdicts import FLAGGED, STATUSES
 
 from .status_style import style_of
 
-FORMATS = ("html", "md", "csv", "png", "all")
+FORMATS = REPORT_FORMATS  # what `descentlab report --format` accepts, declared with its arguments
 BROWSER_HINT = (
     "kaleido needs Chrome or Chromium to draw PNG figures: install it with "
     "`apt-get install chromium` (Debian/Ubuntu) or `plotly_get_chrome`"
@@ -775,23 +775,6 @@ def build_report(
 # ---------------------------------------------------------------- command line
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one SpecError line instead of printing usage."""
-
-    def error(self, message):
-        raise SpecError(
-            "arguments", message, "RESULTS_DIR [RESULTS_DIR ...] [--format html|md|csv|png|all] [--out PATH]"
-        )
-
-
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="descentlab report", description="Export a comparison report of stored experiments.")
-    p.add_argument("results", nargs="+", metavar="RESULTS_DIR", help="folders written by `descentlab run`")
-    p.add_argument("--format", default="html", help="html (default), md, csv, png or all")
-    p.add_argument("--out", default=None, help="report file (.html/.md) or folder; default RESULTS_DIR/report/")
-    return p
-
-
 def load_record(path):
     """The records of one experiment folder, or a one-line ResultsError saying why they cannot be read."""
     from descentlab.records import load_results
@@ -819,18 +802,24 @@ def os_error_line(error: OSError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``descentlab report``: 0 on success, 2 on bad input (one line on stderr, nothing written)."""
+    """``descentlab report``: 0 on success, 2 on bad input (one line on stderr, nothing written).
+
+    The same command as ``descentlab report`` (its arguments are declared once, in
+    ``descentlab.cli.add_report_arguments``).
+    """
+    from descentlab.cli import main as cli_main
+
+    return cli_main(["report", *(sys.argv[1:] if argv is None else argv)])
+
+
+def run(args) -> int:
+    """Carry out ``descentlab report`` with its parsed arguments: 0 when files were written, 1 when
+    none could be (PNG export without a browser); bad input raises SpecError, nothing written."""
+    results_list = [load_record(p) for p in args.results]
     try:
-        args = parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-        if args.format not in FORMATS:
-            raise SpecError("--format", args.format, "one of " + ", ".join(FORMATS))
-        results_list = [load_record(p) for p in args.results]
         written = build_report(results_list, args.format, args.out)
-    except SpecError as error:  # bad arguments, and every ResultsError (a folder not as documented)
-        print(f"descentlab report: {one_line(error)}", file=sys.stderr)
-        return 2
     except OSError as error:  # a report file that cannot be written (or read): name it, one line
-        print(f"descentlab report: {os_error_line(error)}", file=sys.stderr)
+        print(f"descentlab: error: {os_error_line(error)}", file=sys.stderr)
         return 2
     for path in written:
         print(path)

@@ -304,9 +304,10 @@ def test_a_missing_extra_is_one_line_naming_it(tmp_path, argv, what, extra):
     assert done.stderr == (f"descentlab: error: {what} needs the [{extra}] extra: pip install 'descentlab[{extra}]'\n")
 
 
-def test_help_needs_no_extra(tmp_path):
-    done = _blocked(tmp_path, "dashboard", "--help")
-    assert done.returncode == 0 and "usage: descentlab dashboard" in done.stdout, done.stderr
+@pytest.mark.parametrize("command", ["dashboard", "report", "lr-find"])
+def test_help_needs_no_extra(tmp_path, command):
+    done = _blocked(tmp_path, command, "--help")
+    assert done.returncode == 0 and f"usage: descentlab {command}" in done.stdout, done.stderr
 
 
 def test_a_problem_needing_scikit_learn_names_the_datasets_extra(tmp_path):

@@ -161,20 +161,30 @@ def test_a_broken_plugin_file_given_to_run_is_bad_input(earlier, tmp_path, capsy
     assert "broken.py" in capsys.readouterr().err
 
 
-def test_delegated_commands_say_when_their_module_is_missing(monkeypatch, capsys):
-    monkeypatch.setitem(cli.DELEGATED, "lr-find", ("descentlab.no_such_module", "main", "x"))
-    assert main(["lr-find", "--rule", "gd"]) == 2
-    assert "descentlab.no_such_module" in capsys.readouterr().err
+def test_a_command_whose_module_is_missing_says_so_in_one_line(monkeypatch, tmp_path, capsys):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    monkeypatch.setitem(sys.modules, "descentlab.lrfind", None)  # its import fails as if it were not installed
+    assert main(["lr-find", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("descentlab: error: command: got 'lr-find'; expected ") and err.count("\n") == 1, err
+    assert "descentlab.lrfind" in err
 
 
-def test_delegated_commands_get_their_arguments(monkeypatch):
+def test_report_and_lr_find_are_carried_out_with_the_arguments_the_tree_parsed(monkeypatch):
+    import descentlab.dashboard.report as report
+    import descentlab.lrfind as lrfind
+
     seen = []
-    fake = type(sys)("descentlab_fake_report")
-    fake.main = lambda argv: seen.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "descentlab_fake_report", fake)
-    monkeypatch.setitem(cli.DELEGATED, "report", ("descentlab_fake_report", "main", "x"))
-    assert main(["report", "some/dir", "--format", "md"]) == 0
-    assert seen == [["some/dir", "--format", "md"]]
+    monkeypatch.setattr(report, "run", lambda args: seen.append(("report", args)) or 0)
+    monkeypatch.setattr(lrfind, "run", lambda args: seen.append(("lr-find", args)) or 0)
+    assert main(["-v", "report", "some/dir", "other/dir", "--format", "md"]) == 0
+    assert main(["--quiet", "lr-find", "x.toml", "--steps", "12", "--stop-factor", "3"]) == 0
+    (_, report_args), (_, lr_args) = seen
+    assert (report_args.results, report_args.format, report_args.out) == (["some/dir", "other/dir"], "md", None)
+    assert report_args.verbose == 1
+    assert (lr_args.experiment, lr_args.steps, lr_args.stop_factor, lr_args.start) == ("x.toml", 12, 3.0, 1e-6)
+    assert lr_args.global_quiet
 
 
 def test_python_dash_m_and_the_progress_bar(tmp_path):
@@ -310,10 +320,10 @@ def test_logging_options_before_a_delegated_command_are_taken_off(tmp_path, caps
 def test_an_optional_module_missing_while_a_command_runs_names_its_extra(monkeypatch, capsys, missing, line):
     import descentlab.dashboard.report as report
 
-    def fails(argv):
+    def fails(args):
         raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
 
-    monkeypatch.setattr(report, "main", fails)
+    monkeypatch.setattr(report, "run", fails)
     assert main(["report", "somewhere"]) == 2
     assert capsys.readouterr().err == f"descentlab: error: {line}\n"
 
@@ -321,9 +331,9 @@ def test_an_optional_module_missing_while_a_command_runs_names_its_extra(monkeyp
 def test_any_other_missing_module_is_not_disguised_as_an_extra(monkeypatch):
     import descentlab.dashboard.report as report
 
-    def fails(argv):
+    def fails(args):
         raise ModuleNotFoundError("No module named 'frobnitz'", name="frobnitz")
 
-    monkeypatch.setattr(report, "main", fails)
+    monkeypatch.setattr(report, "run", fails)
     with pytest.raises(ModuleNotFoundError, match="frobnitz"):
         main(["report", "somewhere"])

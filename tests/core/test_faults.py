@@ -451,7 +451,7 @@ def test_report_on_a_corrupted_folder_exits_2_with_one_line(case, saved, tmp_pat
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and captured.out == "", captured.err
-    assert lines[0].startswith("descentlab report: results ") and file in lines[0] and field in lines[0]
+    assert lines[0].startswith("descentlab: error: results ") and file in lines[0] and field in lines[0]
     assert not out.exists()
 
 

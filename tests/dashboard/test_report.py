@@ -250,7 +250,7 @@ def test_bad_input_exits_2_with_one_line_and_overwrites_nothing(case, record, tm
         target = tmp_path / "missing"
     assert run_main(target, "--format", fmt, "--out", out) == 2
     line = _one_error_line(capsys)
-    assert line.startswith("descentlab report: ")
+    assert line.startswith("descentlab: error: ")  # as every command says bad input
     assert {
         "not_an_experiment": "missing",
         "truncated_parquet": "metrics.parquet",
