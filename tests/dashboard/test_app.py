@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from descentlab.dashboard import figures as F
 from descentlab.dashboard.status_style import STATUS_STYLE
@@ -17,9 +15,7 @@ from descentlab.experiment import Experiment
 from descentlab.records import save_results
 from descentlab.registry import load_registry
 from descentlab.runner import run_experiment
-from plotly_values import plain_json
-
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+from apptest_helpers import APP, chart_titled, no_trouble, open_app, shown
 
 # Small enough that every page runs in well under a second.
 SMALL = {
@@ -34,29 +30,6 @@ SMALL = {
         {"rule": "adam", "label": "Adam", "learning_rate": 0.01},
     ],
 }
-
-
-def open_app(page: str | None = "1_compare.py", **query) -> AppTest:
-    """The app on ``page`` (None: the default page, How it works) with ``query`` as URL parameters."""
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    for key, value in query.items():
-        at.query_params[key] = value if isinstance(value, str) else json.dumps(value)
-    if page:
-        at.switch_page(f"views/{page}")
-    return at.run()
-
-
-def charts(at) -> list[dict]:
-    return [plain_json(json.loads(c.proto.spec)) for c in at.get("plotly_chart")]
-
-
-def chart_titled(at, start: str) -> dict:
-    for spec in charts(at):
-        title = spec["layout"].get("title", {})
-        text = title.get("text", "") if isinstance(title, dict) else str(title)
-        if text.startswith(start):
-            return spec
-    raise AssertionError(f"no chart titled {start!r} among {[c['layout'].get('title') for c in charts(at)]}")
 
 
 def traces(spec: dict, meta: str) -> list[dict]:
@@ -79,7 +52,6 @@ def table_with(at, column: str):
 
 def cell_styles(frame) -> dict[tuple[int, int], str]:
     """(row, column) -> the CSS a pandas Styler gave that cell in a Streamlit dataframe."""
-    import re
 
     out: dict[tuple[int, int], str] = {}
     for selectors, body in re.findall(r"([^{}]+)\{([^}]*)\}", frame.proto.arrow_data.styler.styles):
@@ -89,16 +61,6 @@ def cell_styles(frame) -> dict[tuple[int, int], str]:
                 key = (int(found.group(1)), int(found.group(2)))
                 out[key] = out.get(key, "") + body
     return out
-
-
-def shown(text: str) -> str:
-    """What a reader sees of a Markdown body: user text is backslash-escaped (W.markdown_text, issue #11)."""
-    return re.sub(r"\\(.)", r"\1", text)
-
-
-def no_trouble(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 # --- navigation -----------------------------------------------------------------------------------
@@ -410,11 +372,11 @@ def test_decision_boundary_page_final_and_earlier_step():
     expected = F.draw_decision_boundary(
         F.decision_boundary_info(instance, [(f"panel {j}", params[j]) for j in range(3)], step=4)
     ).to_plotly_json()
-    for shown, reference in zip(
+    for drawn, reference in zip(
         traces(earlier, "prediction"), [t for t in expected["data"] if t.get("meta") == "prediction"]
     ):
         np.testing.assert_allclose(
-            np.asarray(shown["z"], dtype=float), np.asarray(reference["z"], dtype=float), rtol=1e-12, equal_nan=True
+            np.asarray(drawn["z"], dtype=float), np.asarray(reference["z"], dtype=float), rtol=1e-12, equal_nan=True
         )
     assert "spirals" in at.selectbox(key="bound.problem").options
     assert "sine" not in at.selectbox(key="bound.problem").options
@@ -696,7 +658,6 @@ def test_landscape_page_marks_the_unstable_path():
 
 
 def test_compare_page_shows_the_recorded_wall_time():
-    import re
 
     at = open_app(compare=SMALL)
     no_trouble(at)

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from descentlab import lesson as L
 from descentlab.registry import load_registry
+from apptest_helpers import no_trouble
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PAGE = "views/0_how_it_works.py"
@@ -45,11 +46,6 @@ def charts(at) -> dict[str, dict]:
 
 def network(at) -> dict:
     return next(spec for title, spec in charts(at).items() if re.match(r"\d · ", title))
-
-
-def no_trouble(at) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
 
 
 def click(at, stage: str) -> AppTest:

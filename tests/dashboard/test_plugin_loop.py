@@ -4,7 +4,6 @@ link naming a rule this session lacks says so, and messages number the variants 
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from pathlib import Path
 
@@ -12,9 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from descentlab.declarations import HyperParam
+from apptest_helpers import open_app as open_page, shown
 from plotly_values import plain_json
-
-APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 
 SMALL = {
     "steps": 12,
@@ -40,18 +38,6 @@ PLUGIN = textwrap.dedent('''
     def register_optimizers(register):
         register(DescentRule("edited_rule", init, update, ()))
 ''')
-
-
-def shown(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text)
-
-
-def open_page(page: str, **query) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    for key, value in query.items():
-        at.query_params[key] = json.dumps(value)
-    at.switch_page(f"views/{page}")
-    return at.run()
 
 
 def losses(at) -> list[float]:

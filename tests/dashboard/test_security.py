@@ -22,6 +22,7 @@ from descentlab.dashboard import access
 from descentlab.errors import SpecError
 from descentlab.records import save_results
 from descentlab.registry import load_registry
+from apptest_helpers import shown
 
 serve_module = importlib.import_module("descentlab.dashboard.serve")
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
@@ -65,11 +66,6 @@ def markdown_bodies(at) -> list[tuple[str, str]]:
 
     walk(at._tree)
     return out
-
-
-def shown(text: str) -> str:
-    """What a reader sees of a Markdown body (user text is backslash-escaped)."""
-    return re.sub(r"\\(.)", r"\1", text)
 
 
 def assert_no_markup_from(at, needle: str = "evil.example") -> None:

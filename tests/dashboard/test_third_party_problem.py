@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from descentlab.experiment import Experiment
 from descentlab.registry import load_registry
 from descentlab.runner import run_experiment
+from apptest_helpers import open_app as open_page, shown
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
@@ -55,18 +56,6 @@ def plugin(monkeypatch):
     registry = load_registry([PLUGIN], use_env=False)
     assert not registry.errors, registry.errors
     return registry
-
-
-def open_page(page: str, **query) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    for key, value in query.items():
-        at.query_params[key] = json.dumps(value)
-    at.switch_page(f"views/{page}")
-    return at.run()
-
-
-def shown(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text)  # user text is backslash-escaped Markdown
 
 
 def chart_titled(at, start: str) -> dict:
