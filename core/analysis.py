@@ -572,6 +572,7 @@ def summary_html(results) -> str:
         f"<div><b>{html.escape(str(e.name))}</b>: {len(runs)} runs on {html.escape(str(e.problem))}, "
         f"{int(e.steps)} steps; "
         f"{statuses}<ul>{items}</ul>"
-        f"<small>.runs, .metrics, .metric(name) → (runs, steps + 1) array; .plot.loss(), "
+        f"<small>.runs, .metrics, .metric(name) → (runs, steps + 1) array, .configurations → the grid "
+        f"with each point's run_ids; .plot.loss(), "
         f".plot.sweep(), .plot.step_sizes(), .plot.learning_rates(), .plot.landscape()</small>{where}</div>"
     )

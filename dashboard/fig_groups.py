@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from descentlab.analysis import NON_CONFIG_COLUMNS
+from descentlab.analysis import config_columns as analysis_config_columns
 from descentlab.analysis import quantiles as analysis_quantiles
 
 from . import style as S
@@ -99,26 +100,9 @@ class Group:
 
 
 def config_columns(results) -> list[str]:
-    """Columns of the runs table that hold a run's configuration (α, hyperparameters, schedule)."""
-    runs = results.runs
-    experiment = getattr(results, "experiment", None)
-    declared: set[str] = set()
-    if experiment is not None and getattr(experiment, "entries", None):
-        for entry in experiment.entries:
-            declared |= set(getattr(entry, "hyper", {}) or {})
-    cols = []
-    for c in runs.columns:
-        if c in OUTCOME_COLUMNS:
-            continue
-        if c in ("learning_rate", "warmup_steps") or c.startswith("schedule.") or c in declared:
-            cols.append(c)
-        elif (
-            not declared
-            and not c.startswith(("final_", "best_", "steps_", "wall", "n_", "train_loss", "lambda_"))
-            and pd.api.types.is_numeric_dtype(runs[c])
-        ):
-            cols.append(c)  # no experiment at hand: any other numeric column is a hyperparameter
-    return cols
+    """Columns of the runs table that hold a run's configuration (α, hyperparameters, schedule):
+    ``descentlab.analysis.config_columns``, so a chart groups runs exactly as the summary does."""
+    return analysis_config_columns(results.runs)
 
 
 def run_groups(results) -> list[Group]:
