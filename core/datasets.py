@@ -38,6 +38,7 @@ __all__ = [
     "load_sklearn",
     "read_csv",
     "MAX_RAW_MAGNITUDE",
+    "OTHER_DELIMITERS",
     "load_csv",
 ]
 
@@ -341,11 +342,25 @@ def load_sklearn(
 # -- a user's CSV file -----------------------------------------------------------------------------
 
 
-def _number(cell: str) -> float:
+def _number(cell: str, decimal_comma: bool = False) -> float:
+    if decimal_comma and cell.count(",") == 1 and "." not in cell:
+        cell = cell.replace(",", ".")  # 1,5 in a ;-separated file (a spreadsheet's export in many locales)
     value = float(cell)  # raises ValueError for text and empty cells
     if not math.isfinite(value):
         raise ValueError(cell)
     return value
+
+
+# Separators read besides the comma, tried in this order when the header row has no comma.
+OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def _delimiter(text: str) -> str:
+    """The header row's separator: a comma, else the first of OTHER_DELIMITERS it contains."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    if "," in header:
+        return ","
+    return next((d for d in OTHER_DELIMITERS if d in header), ",")
 
 
 class _Described(str):
@@ -381,9 +396,11 @@ def read_csv(path, target: str, task: str):
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError(where, str(path), "a readable UTF-8 CSV file", hint=type(error).__name__) from None
+    delimiter = _delimiter(text)
+    decimal_comma = delimiter == ";"
     rows = [
         (number, row)
-        for number, row in enumerate(csv.reader(text.splitlines()), start=1)
+        for number, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), start=1)
         if any(cell.strip() for cell in row)
     ]
     if not rows:
@@ -406,6 +423,13 @@ def read_csv(path, target: str, task: str):
         )
     if len(header) < 2:
         raise SpecError(where, str(path), "a CSV file with at least one input column besides the target")
+    for j, name in enumerate(header):
+        if name in header[:j]:  # which column would "size" be? (the name itself is never repeated)
+            raise SpecError(
+                f"{file.name} line {header_line}",
+                _Described(f"columns {header.index(name) + 1} and {j + 1} with the same name"),
+                "a header row whose column names are all different",
+            )
     t = header.index(target)
     features = [h for j, h in enumerate(header) if j != t]
     x = np.empty((len(rows) - 1, len(header) - 1))
@@ -429,22 +453,24 @@ def read_csv(path, target: str, task: str):
                 y.append(cell.strip())
                 continue
             try:
-                x[i, column] = _number(cell.strip())
+                x[i, column] = _number(cell.strip(), decimal_comma)
             except ValueError:
                 raise SpecError(
                     f"{file.name} line {line_number}, column {j + 1}", _cell_description(cell), "a number"
                 ) from None
             column += 1
     if task == "regression":
+        numbers = []
         for (line_number, _), cell in zip(rows[1:], y):
             try:
-                _number(cell)
+                numbers.append(_number(cell, decimal_comma))
             except ValueError:
                 raise SpecError(
                     f"{file.name} line {line_number}, column {t + 1} (target {target!r})",
                     _cell_description(cell),
-                    "a number (task is regression)",
+                    'a number (task is regression; for class labels, set task = "classification")',
                 ) from None
+        y = [repr(value) for value in numbers]  # as the file meant them (1,5 in a ;-file is 1.5): exact
     return x, y, features
 
 
@@ -514,7 +540,9 @@ def load_csv(
     except ValueError:
         classes = sorted(set(y))
     if len(classes) < 2:
-        raise SpecError("problem.target", target, "a column with at least two classes", hint=f"only {classes!r} found")
+        raise SpecError(
+            "problem.target", target, "a column with at least two classes", hint="it holds one distinct value"
+        )
     index = {c: k for k, c in enumerate(classes)}
     labels = np.array([index[v] for v in y])
     return make_dataset(

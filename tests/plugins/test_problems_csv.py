@@ -88,9 +88,39 @@ def test_empty_cell_and_non_numeric_regression_target(registry, tmp_path):
     path = write(tmp_path, "a,y\n1,2\n,3\n")
     message = one_line_error(registry, path=path, target="y")
     assert "line 3" in message and "empty" in message
-    path = write(tmp_path, "a,y\n1,2\n2,cat\n", "target.csv")
+    path = write(tmp_path, "a,y\n1,2\n2,kitten\n", "target.csv")
     message = one_line_error(registry, path=path, target="y", task="regression")
-    assert "line 3" in message and "'y'" in message and "column 2" in message and "cat" not in message
+    assert "line 3" in message and "'y'" in message and "column 2" in message and "kitten" not in message
+    assert 'task = "classification"' in message  # text labels are a classification target
+
+
+@pytest.mark.parametrize(
+    "separator, decimal",
+    [(";", ","), (";", "."), ("\t", "."), ("|", ".")],
+    ids=["semicolon-decimal-comma", "semicolon", "tab", "pipe"],
+)
+def test_other_separators_and_decimal_commas_read_as_the_comma_file(registry, tmp_path, separator, decimal):
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(0, 2, (24, 2)), 3)
+    y = np.round(x[:, 0] - 2 * x[:, 1], 3)
+
+    def text(sep, dec):
+        cells = [[f"{v}".replace(".", dec) for v in row] for row in np.column_stack([x, y])]
+        return "\n".join([sep.join(["a", "b", "y"])] + [sep.join(row) for row in cells])
+
+    reference = build(registry, path=write(tmp_path, text(",", ".")), target="y", task="regression").dataset
+    other = build(
+        registry, path=write(tmp_path, text(separator, decimal), "other.csv"), target="y", task="regression"
+    ).dataset
+    assert other.feature_names == ["a", "b"]
+    for name in ("x_train", "x_test", "y_train", "y_test"):
+        np.testing.assert_array_equal(getattr(other, name), getattr(reference, name))
+
+
+def test_a_header_naming_a_column_twice_is_one_line_without_the_name(registry, tmp_path):
+    path = write(tmp_path, "secret,y,secret\n1,2,3\n4,5,6\n")
+    message = one_line_error(registry, path=path, target="y")
+    assert "line 1" in message and "columns 1 and 3" in message and "secret" not in message
 
 
 def test_empty_file_and_header_only(registry, tmp_path):
@@ -103,9 +133,9 @@ def test_empty_file_and_header_only(registry, tmp_path):
 def test_ragged_row_and_single_class(registry, tmp_path):
     message = one_line_error(registry, path=write(tmp_path, "a,b,y\n1,2,3\n4,5\n"), target="y")
     assert "line 3" in message and "2 cells" in message
-    path = write(tmp_path, "a,y\n1,x\n2,x\n", "one.csv")
+    path = write(tmp_path, "a,y\n1,xylophone\n2,xylophone\n", "one.csv")
     message = one_line_error(registry, path=path, target="y", task="classification")
-    assert "two classes" in message
+    assert "two classes" in message and "xylophone" not in message  # a label is the file's text
 
 
 def test_no_path_given(registry):
