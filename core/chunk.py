@@ -13,6 +13,7 @@ import numpy as np
 
 from .experiment import Experiment, RunConfig
 from .problem import quiet_loss_and_grad
+from .faults import wrote_into
 from .transforms import ChainState, chain_hyper, chain_rule
 
 __all__ = [
@@ -572,12 +573,16 @@ def run_chunk(
                     group = groups[0]
                     result = _PENDING
                     try:
+                        before = None
                         if not group.started:
                             group.state, group.started = group.rule.start(params, group.hyper, layout), True
+                            before = (params.copy(), g.copy())  # a first step that writes in is caught
                         result = group.rule.update(g, group.state, params, rates_t[t], group.hyper, t)
                         updates, group.state = result
                         if getattr(updates, "shape", None) != params.shape:
                             raise _RuleResultError(_shape_message(group.rule, updates, params.shape))
+                        if before is not None and (wrote := wrote_into(before[0], params, before[1], g)):
+                            raise _RuleResultError(f"rule {group.rule.name!r} {wrote}")
                     except KeyboardInterrupt:
                         raise
                     except BaseException as error:  # the only rule broke: named below, as the chunk's failure
@@ -587,12 +592,16 @@ def run_chunk(
                     for group, update, g_rows, p_rows, u_rows, rates_rows, shape, hyper in live_views:
                         result = _PENDING
                         try:
+                            before = None
                             if not group.started:
                                 group.state, group.started = group.rule.start(p_rows, hyper, layout), True
+                                before = (p_rows.copy(), g_rows.copy())  # a first step that writes in is caught
                             result = update(g_rows, group.state, p_rows, rates_rows[t], hyper, t)
                             block, group.state = result
                             if getattr(block, "shape", None) != shape:
                                 raise _RuleResultError(_shape_message(group.rule, block, shape))
+                            if before is not None and (wrote := wrote_into(before[0], p_rows, before[1], g_rows)):
+                                raise _RuleResultError(f"rule {group.rule.name!r} {wrote}")
                             u_rows[...] = block
                         except KeyboardInterrupt:
                             raise

@@ -15,6 +15,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .declarations import DescentRule
+from .faults import wrote_into
 from .layout import ParamLayout
 
 __all__ = [
@@ -150,11 +151,7 @@ def check_no_writes(rule: DescentRule) -> str:
     state = _start(rule, p, hyper)
     for step in range(3):
         state = rule.update(g, state, p, rates, hyper, step)[1]
-    if not np.array_equal(p, params):
-        return "update wrote into params (the runner applies params += updates itself)"
-    if not np.array_equal(g, grads[0]):
-        return "update wrote into grad (it is the engine's buffer; copy before changing it)"
-    return ""
+    return wrote_into(params, p, grads[0], g)
 
 
 def check_runs_independent(rule: DescentRule) -> str:

@@ -14,10 +14,36 @@ from pathlib import Path
 
 from .errors import PluginError, SpecError, one_line
 
-__all__ = ["MAX_ERROR_CHARS", "error_text", "source_files", "definition", "where", "fault", "build_instance"]
+__all__ = [
+    "WROTE_INTO_PARAMS",
+    "WROTE_INTO_GRAD",
+    "wrote_into",
+    "MAX_ERROR_CHARS",
+    "error_text",
+    "source_files",
+    "definition",
+    "where",
+    "fault",
+    "build_instance",
+]
 
 _CORE_DIR = os.path.dirname(os.path.abspath(__file__))
 MAX_ERROR_CHARS = 500
+
+# What a rule's update may not do (the conformance check, and the runner on each rule's first step)
+WROTE_INTO_PARAMS = "update wrote into params (the runner applies params += updates itself)"
+WROTE_INTO_GRAD = "update wrote into grad (it is the engine's buffer; copy before changing it)"
+
+
+def wrote_into(params_before, params, grad_before, grad) -> str:
+    """WROTE_INTO_PARAMS or WROTE_INTO_GRAD if an update changed that array (NaN equal to NaN), else ""."""
+    import numpy as np
+
+    if not np.array_equal(params, params_before, equal_nan=True):
+        return WROTE_INTO_PARAMS
+    if not np.array_equal(grad, grad_before, equal_nan=True):
+        return WROTE_INTO_GRAD
+    return ""
 
 
 def error_text(error: BaseException) -> str:

@@ -380,6 +380,28 @@ RULES = {
         """,
         "returned updates of shape (3,); expected (2, 2)",
     ),
+    "writes_into_params": (
+        """
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):  # HERE
+            params *= 0.0  # lands a quadratic's runs on its minimum: "converged" if not caught
+            return -learning_rate * grad, state
+        """,
+        "update wrote into params",
+    ),
+    "writes_into_grad": (
+        """
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):  # HERE
+            grad *= -learning_rate
+            return grad, state
+        """,
+        "update wrote into grad",
+    ),
     "raises_inside_numpy": (
         """
         def _init(params, hyper):
@@ -419,7 +441,9 @@ def test_a_broken_rule_fails_its_entry_only(tmp_path, capsys, name):
     assert list(runs["status"] == "failed") == [False, False, True, True]
 
 
-@pytest.mark.parametrize("name", ["raises_in_update", "exits_in_init", "returns_none"])
+@pytest.mark.parametrize(
+    "name", ["raises_in_update", "exits_in_init", "returns_none", "writes_into_params", "writes_into_grad"]
+)
 def test_a_broken_rule_alone_in_the_experiment(tmp_path, capsys, name):
     # the chunk's only rule: the path that does not split the update per entry
     body, reason = RULES[name]
