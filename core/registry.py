@@ -279,7 +279,9 @@ def load_registry(
                             f"{registry.origins[(noun, declaration.name)]}"
                         )
                 except Exception as error:  # any broken declaration is that declaration's fault only
-                    registry.errors.append(f"plugin {_plugin!r}: {error}")
+                    caller = sys._getframe(1)  # the plugin's register(...) line, for the one-line error
+                    where = f" ({caller.f_code.co_filename}:{caller.f_lineno})"
+                    registry.errors.append(f"plugin {_plugin!r}: {error}{where}")
                     return
                 table[declaration.name] = declaration
                 registry.origins[(noun, declaration.name)] = _origin

@@ -421,3 +421,27 @@ def test_packaged_plugin_found_through_its_entry_point(tmp_path, monkeypatch):
         assert "sign_descent" not in load_registry(use_env=False).rules
     finally:
         sys.modules.pop(module, None)
+
+
+def test_a_refused_declaration_names_the_file_and_line_of_its_register_call(tmp_path):
+    path = tmp_path / "refused.py"
+    lines = [
+        "from descentlab import DescentRule, HyperParam, hookimpl",
+        "def init(params, hyper):",
+        "    return ()",
+        "def update(grad, state, params, learning_rate, hyper, step):",
+        "    return -learning_rate * grad, state",
+        "@hookimpl",
+        "def register_optimizers(register):",
+        "    register(DescentRule('fine_one', init, update))",
+        "    register('not a declaration')",
+        "    register(DescentRule('gd', init, update))",
+        "    register(DescentRule('beta_out', init, update, (HyperParam('beta', 5.0, low=0.0, high=1.0),)))",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    registry = load(plugin_paths=[str(path)])
+    wanted = {9: "expects a DescentRule", 10: "already registered by built-in", 11: "got 5.0"}
+    assert len(registry.errors) == len(wanted), registry.errors
+    for (line, reason), error in zip(wanted.items(), registry.errors):
+        assert reason in error and error.endswith(f"({path}:{line})"), error
+    assert "fine_one" in registry.rules  # the plugin's good declaration still counts
