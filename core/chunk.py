@@ -14,7 +14,7 @@ import numpy as np
 from .experiment import Experiment, RunConfig
 from .problem import quiet_loss_and_grad
 from .faults import wrote_into
-from .transforms import ChainState, chain_hyper, chain_rule
+from .transforms import ChainFault, ChainState, chain_hyper, chain_rule
 
 __all__ = [
     "SMALL_PARAMS",
@@ -857,6 +857,8 @@ def _rule_fault(rule, error: BaseException, result, started: bool) -> str:
     """One line naming the rule, its file:line and what went wrong in its init or update."""
     from .faults import definition, fault
 
+    if isinstance(error, ChainFault):  # a transform, or the rule inside a chain: it named itself
+        return str(error)
     function = rule.update if started else rule.init
     if result is not _PENDING and not (isinstance(result, (tuple, list)) and len(result) == 2):
         got = "None" if result is None else f"{type(result).__name__} {getattr(result, 'shape', '')}".strip()

@@ -24,9 +24,48 @@ import numpy as np
 
 from .declarations import SEED_KEY, DescentRule, Transform
 
-__all__ = ["SEED_HYPER", "ChainState", "hyper_key", "chain_hyper", "chain_rule", "describe"]
+__all__ = ["SEED_HYPER", "ChainState", "ChainFault", "hyper_key", "chain_hyper", "chain_rule", "describe"]
 
 SEED_HYPER = "@" + SEED_KEY
+
+
+class ChainFault(Exception):
+    """A part of a chained rule (a transform, or the rule inside) broke: the message is the whole
+    one line, naming that part and its own file:line (not this module's, which only calls it)."""
+
+
+def _part(kind: str, name: str, function, *code):
+    """``function`` as a part of a chain: what it raises becomes a ChainFault naming it (Ctrl-C passes)."""
+    from .faults import fault
+
+    def call(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (KeyboardInterrupt, ChainFault):
+            raise
+        except BaseException as error:  # sys.exit too: this part's fault only
+            raise ChainFault(fault(kind, name, error, *code, fallback=function)) from error
+
+    return call
+
+
+def _checked_pair(kind: str, name: str, function, result, what: str):
+    """``result`` of a part that must return ``(array, state)``; else a ChainFault saying so."""
+    if isinstance(result, (tuple, list)) and len(result) == 2:
+        return result
+    from .faults import definition
+
+    got = "None" if result is None else f"{type(result).__name__} {getattr(result, 'shape', '')}".strip()
+    raise ChainFault(f"{kind} {name!r} ({definition(function)}): returned {got}; expected a pair ({what}, state)")
+
+
+def _no_writes(kind: str, name: str, function, before, params, grad) -> None:
+    """On a chain's first step: a part that wrote into ``params`` or the gradient it was given is named."""
+    from .faults import definition, wrote_into
+
+    wrote = wrote_into(before[0], params, before[1], grad)
+    if wrote:
+        raise ChainFault(f"{kind} {name!r} ({definition(function)}) {wrote.replace('update ', '', 1)}")
 
 
 class ChainState:
@@ -99,29 +138,53 @@ def chain_rule(rule: DescentRule, transforms: list[Transform], layout=None) -> D
         for t, part in zip(transforms, parts):
             if t.init is None:
                 states.append(None)
-            elif t.uses_layout:
-                states.append(t.init(params, part, layout=layout))
-            else:
-                states.append(t.init(params, part))
-        return ChainState(rule.start(params, own, layout), tuple(states))
+                continue
+            start = _part("transform", t.name, t.init, t.init, t.update, t.after)
+            states.append(start(params, part, layout=layout) if t.uses_layout else start(params, part))
+        own_start = _part("rule", rule.name, rule.start, rule.init, rule.update)
+        return ChainState(own_start(params, own, layout), tuple(states))
+
+    # each part called through _part, built once: what it raises names that part and its file
+    code = [(t.init, t.update, t.after) for t in transforms]
+    before_calls = {i: _part("transform", transforms[i].name, transforms[i].update, *code[i]) for i in before}
+    after_calls = {i: _part("transform", transforms[i].name, transforms[i].after, *code[i]) for i in wrappers}
+    rule_update = _part("rule", rule.name, rule.update, rule.init, rule.update)
+    first = [True]  # the first update of this chain is checked for writes into its inputs
 
     def update(grad, state, params, learning_rate, hyper, step):
         own, parts = split(hyper)
         states = list(state.transforms)
+        check, first[0] = first[0], False
         g = grad
         for i in before:
-            g, states[i] = transforms[i].update(g, states[i], params, parts[i], step)
+            t = transforms[i]
+            seen = (params.copy(), g.copy()) if check else None
+            result = before_calls[i](g, states[i], params, parts[i], step)
+            new_g, states[i] = _checked_pair("transform", t.name, t.update, result, "grad")
+            if seen is not None:
+                _no_writes("transform", t.name, t.update, seen, params, g)
+            g = new_g
             if getattr(g, "shape", None) != grad.shape:
-                raise ValueError(
-                    f"transform {transforms[i].name!r} returned a gradient of shape "
+                raise ChainFault(
+                    f"transform {t.name!r} ({_definition(t.update)}) returned a gradient of shape "
                     f"{getattr(g, 'shape', type(g).__name__)}; expected {grad.shape}"
                 )
-        updates, rule_state = rule.update(g, state.rule, params, learning_rate, own, step)
+        seen = (params.copy(), g.copy()) if check else None
+        result = rule_update(g, state.rule, params, learning_rate, own, step)
+        updates, rule_state = _checked_pair("rule", rule.name, rule.update, result, "updates")
+        if seen is not None:
+            _no_writes("rule", rule.name, rule.update, seen, params, g)
         for i in wrappers:
-            updates, states[i] = transforms[i].after(updates, states[i], params, learning_rate, parts[i], step)
+            t = transforms[i]
+            seen = (params.copy(), updates) if check else None  # the updates are the wrapper's to change
+            result = after_calls[i](updates, states[i], params, learning_rate, parts[i], step)
+            new_updates, states[i] = _checked_pair("transform", t.name, t.after, result, "updates")
+            if seen is not None:
+                _no_writes("transform", t.name, t.after, seen, params, updates)
+            updates = new_updates
             if getattr(updates, "shape", None) != grad.shape:
-                raise ValueError(
-                    f"transform {transforms[i].name!r} returned updates of shape "
+                raise ChainFault(
+                    f"transform {t.name!r} ({_definition(t.after)}) returned updates of shape "
                     f"{getattr(updates, 'shape', type(updates).__name__)}; expected {grad.shape}"
                 )
         return updates, ChainState(rule_state, tuple(states))
@@ -144,6 +207,12 @@ def chain_rule(rule: DescentRule, transforms: list[Transform], layout=None) -> D
         preconditioner=preconditioner,
         preconditioned_limit=rule.preconditioned_limit,
     )
+
+
+def _definition(function) -> str:
+    from .faults import definition
+
+    return definition(function)
 
 
 def describe(specs) -> str:

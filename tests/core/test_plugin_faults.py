@@ -13,7 +13,7 @@ from descentlab.cli import main
 HEADER = """\
 import sys
 import numpy as np
-from descentlab import DescentRule, HyperParam, Problem, Schedule, hookimpl
+from descentlab import DescentRule, HyperParam, Problem, Schedule, Transform, hookimpl
 """
 
 
@@ -649,3 +649,78 @@ def test_a_rule_writing_into_its_learning_rate_fails_its_runs_in_one_line_and_sp
     assert runs.loc["gd", "status"] != "failed"
     gd = results.run_metrics(int(runs.loc["gd", "run_id"]))
     np.testing.assert_array_equal(gd["learning_rate"].dropna().to_numpy()[:5], np.full(5, 0.1))
+
+
+# --- a broken transform, and a broken rule inside a chain -----------------------------------------
+
+TRANSFORMS = {
+    "raises": (
+        """
+        def _update(grad, state, params, hyper, step):
+            raise ArithmeticError("transform broke")  # HERE
+        """,
+        "update",
+        "ArithmeticError: transform broke",
+    ),
+    "returns_grad_only": (
+        """
+        def _update(grad, state, params, hyper, step):  # HERE
+            return grad * 0.5
+        """,
+        "update",
+        "returned ndarray (2, 2); expected a pair (grad, state)",
+    ),
+    "writes_into_grad": (
+        """
+        def _update(grad, state, params, hyper, step):  # HERE
+            grad *= 0.5
+            return grad, state
+        """,
+        "update",
+        "wrote into grad",
+    ),
+    "wrapper_writes_into_params": (
+        """
+        def _update(updates, state, params, learning_rate, hyper, step):  # HERE
+            params += updates
+            return updates, state
+        """,
+        "after",
+        "wrote into params",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+def test_a_broken_transform_is_named_with_its_own_file_and_fails_its_entry_only(tmp_path, capsys, name):
+    body, role, reason = TRANSFORMS[name]
+    path, line = write_plugin(
+        tmp_path,
+        "bad_transform",
+        body
+        + f"""
+        @hookimpl
+        def register_transforms(register):
+            register(Transform("bad_transform", {role}=_update))
+        """,
+    )
+    experiment = write_experiment(
+        tmp_path, ['rule = "gd"\nlearning_rate = 0.1\ntransforms = ["bad_transform"]', 'rule = "momentum"']
+    )
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0
+    # the transform and its own file:line: not the built-in rule it wraps, nor core/transforms.py
+    assert_one_line(
+        err, "2 runs of 'gd + bad_transform' failed: ", f"transform 'bad_transform' ({path}:{line})", reason
+    )
+    (folder,) = results_folders(tmp_path)
+    assert list(load_results(folder).runs["status"] == "failed") == [True, True, False, False]
+
+
+def test_a_broken_rule_inside_a_chain_is_named_with_its_own_file(tmp_path, capsys):
+    body, reason = RULES["raises_in_update"]
+    path, line = _rule_plugin(tmp_path, body)
+    experiment = write_experiment(tmp_path, ['rule = "bad_rule"\ntransforms = ["clip_by_value"]', 'rule = "gd"'])
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0
+    assert_one_line(err, f"rule 'bad_rule' ({path}:{line})", reason)

@@ -437,7 +437,10 @@ def test_a_plugin_transform_is_registered_checked_and_isolated():
     )
     status = results.runs.set_index("entry")["status"]
     assert status[1] == "failed" and status[0] != "failed" and status[2] != "failed"
-    assert "transform 'broken' returned a gradient of shape" in results.runs.set_index("entry")["error"][1]
+    # named with its own file:line (the lambda above), not the chain's in core/transforms.py
+    error = results.runs.set_index("entry")["error"][1]
+    line = next(n for n, text in enumerate(open(__file__, encoding="utf-8"), 1) if 'Transform("broken"' in text)
+    assert f"transform 'broken' ({__file__}:{line}) returned a gradient of shape (1, 1); expected (1, 17)" == error
 
 
 def test_chain_rule_keeps_the_rules_name_and_splits_its_hyperparameters(registry):
