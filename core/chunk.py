@@ -331,6 +331,14 @@ def run_chunk(
         raise PluginError(
             fault("problem", experiment.problem, error, type(instance), what="init_params failed:")
         ) from None
+    if params.shape != (len(seeds), instance.layout.size):
+        from .errors import PluginError
+        from .faults import definition
+
+        raise PluginError(
+            f"problem {experiment.problem!r} ({definition(type(instance).init_params)}): init_params returned "
+            f"shape {params.shape}; expected ({len(seeds)}, {instance.layout.size}) = (runs, layout.size)"
+        )
     initial = params.copy()
     final_params = np.empty_like(params)
     single = len(groups) == 1
@@ -464,12 +472,17 @@ def run_chunk(
                 if sharpness_mod is not None and (t % experiment.sharpness_every == 0 or t == T):
                     trace = sharpness_mod.forward_trace(instance, params)  # the tracker reuses this pass
                 if trace is None:
-                    loss, g = loss_and_grad(params, batch, out=grad)
+                    pair = loss_and_grad(params, batch, out=grad)
                 else:
-                    loss, g = instance.loss_and_grad(params, batch, out=grad, trace=trace)
-                if getattr(loss, "shape", None) != (n,) or g.shape != params.shape:
-                    raise ValueError(
-                        f"problem returned loss {np.shape(loss)} and gradient {g.shape} for parameters {params.shape}"
+                    pair = instance.loss_and_grad(params, batch, out=grad, trace=trace)
+                if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                    got = f"{type(pair).__name__} {getattr(pair, 'shape', '')}".strip()
+                    raise _ProblemResultError(f"loss_and_grad returned {got}; expected a pair (loss, gradient)")
+                loss, g = pair
+                if getattr(loss, "shape", None) != (n,) or getattr(g, "shape", None) != params.shape:
+                    raise _ProblemResultError(
+                        f"loss_and_grad returned loss {_shape_of(loss)} and gradient {_shape_of(g)} for parameters "
+                        f"{params.shape}; expected arrays of shape ({n},) and {params.shape}"
                     )
                 if g is not grad:  # the problem made its own array: the groups' views must follow it
                     grad = g
@@ -922,13 +935,25 @@ def _short_array(value) -> str:
     return f"shape {value.shape}" if value.size > 4 or value.ndim != 1 else repr(value.tolist())
 
 
+class _ProblemResultError(ValueError):
+    """The problem's loss_and_grad returned something other than (loss (R,), gradient (R, P))."""
+
+
+def _shape_of(value) -> str:
+    shape = getattr(value, "shape", None)
+    return str(shape) if shape is not None else f"of type {type(value).__name__}"
+
+
 def _problem_fault(experiment: Experiment, instance, error: BaseException) -> str:
     """One line for an error while training that is not a rule's: the problem's, named, when it is
-    raised in the problem's own code; else the error itself."""
+    raised in the problem's own code or is what it returned; else the error itself."""
     import os
     import traceback
 
-    from .faults import error_text, fault, source_files
+    from .faults import definition, error_text, fault, source_files
+
+    if isinstance(error, _ProblemResultError):
+        return f"problem {experiment.problem!r} ({definition(type(instance).loss_and_grad)}): {error}"
 
     files = source_files(type(instance))
     if any(os.path.abspath(frame.filename) in files for frame in traceback.extract_tb(error.__traceback__)):

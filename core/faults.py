@@ -121,7 +121,7 @@ def fault(kind: str, name: str, error: BaseException, *code, what: str = "", fal
 def build_instance(problem, settings: dict):
     """``problem.build(settings)``; anything it raises is a PluginError naming the problem and its file:line."""
     try:
-        return problem.build(settings)
+        instance = problem.build(settings)
     except (KeyboardInterrupt, SpecError):  # Ctrl-C; a setting the problem refuses is bad input, named already
         raise
     except BaseException as error:
@@ -130,3 +130,13 @@ def build_instance(problem, settings: dict):
         if isinstance(error, MissingExtra):  # not the plugin's fault: the install lacks an extra, which it names
             raise
         raise PluginError(fault("problem", problem.name, error, problem.build, what="build failed:")) from None
+    missing = [m for m in ("layout", "init_params", "loss_and_grad") if not hasattr(instance, m)]
+    if missing or not isinstance(getattr(instance.layout, "size", None), int):
+        got = f"{type(instance).__name__}" + (
+            f" without {', '.join(missing)}" if missing else " whose layout has no size"
+        )
+        raise PluginError(
+            f"problem {problem.name!r} ({definition(problem.build)}): build returned {got}; expected a "
+            "ProblemInstance with layout (a ParamLayout), init_params and loss_and_grad (descentlab.problem)"
+        )
+    return instance

@@ -724,3 +724,46 @@ def test_a_broken_rule_inside_a_chain_is_named_with_its_own_file(tmp_path, capsy
     status, _, err = run(tmp_path, capsys, experiment, path)
     assert status == 0
     assert_one_line(err, f"rule 'bad_rule' ({path}:{line})", reason)
+
+
+def _bowl(**parts):
+    return PROBLEM.format(
+        **{"build": "pass", "loss_and_grad": "pass", "describe": "pass", "init_params": "pass", **parts}
+    )
+
+
+@pytest.mark.parametrize(
+    "build, got",
+    [("return None", "build returned NoneType without layout"), ("return object()", "build returned object without")],
+)
+def test_a_build_that_returns_no_problem_instance_is_one_line_exit_2(tmp_path, capsys, build, got):
+    path, _ = write_plugin(tmp_path, "bad_problem", _bowl(build=build + "  # HERE"))
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"'), path)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if text.startswith("def _build"))
+    assert status == 2
+    assert_one_line(err, "descentlab: error: ", f"problem 'bowl' ({path}:{line})", got, "ProblemInstance")
+    assert results_folders(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "returned, reason",
+    [
+        ("return 0.5 * (params * params).sum(axis=1)", "loss_and_grad returned ndarray (2,); expected a pair"),
+        ("return params * params, params", "loss (2, 2) and gradient (2, 2) for parameters (2, 2)"),
+        ("return [1.0, 2.0], params.tolist()", "loss of type list and gradient of type list"),
+    ],
+)
+def test_a_problem_returning_the_wrong_loss_or_gradient_is_named_with_its_file(tmp_path, capsys, returned, reason):
+    path, _ = write_plugin(tmp_path, "bad_problem", _bowl(loss_and_grad=returned + "  # HERE"))
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"'), path)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "def loss_and_grad" in text)
+    assert status == 0  # its runs are failed and saved, as for any problem that breaks while training
+    assert_one_line(err, f"problem 'bowl' ({path}:{line})", reason)
+
+
+def test_init_params_of_the_wrong_shape_is_one_line_exit_2(tmp_path, capsys):
+    path, _ = write_plugin(tmp_path, "bad_problem", _bowl(init_params="return np.ones((len(seeds), 5))  # HERE"))
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"'), path)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "def init_params" in text)
+    assert status == 2
+    assert_one_line(err, f"problem 'bowl' ({path}:{line})", "init_params returned shape (2, 5); expected (2, 2)")
