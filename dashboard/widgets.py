@@ -822,8 +822,15 @@ def warm_up(spec: dict):
     key = registry_key(())
     registry = _load_registry(*key)
     results = run_spec(spec, registry, key)
-    results_figures(results, results_view(results, "groups", lambda: F.run_groups(results)))
-    results_tables(results)
+    figures = results_figures(results, results_view(results, "groups", lambda: F.run_groups(results)))
+    tables = results_tables(results)
+    # What the page's first run would otherwise import on the way: plotly's JSON encoder (what
+    # st.plotly_chart calls), pandas' Styler with jinja2, tomli_w for the experiment file.
+    for fig in figures.values():
+        fig.to_json()
+    for name in ("configurations", "status_counts", "summary"):
+        styled_runs_table(tables[name])
+    results.experiment.to_toml()
     return results
 
 
