@@ -9,6 +9,7 @@ string so that a shared link reopens the same comparison.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 import os
@@ -767,25 +768,31 @@ def check_data_paths(spec: dict, registry: Registry) -> None:
 # unpickling a copy (a 2560-run x 2000-step sweep is ~458 MB). Pages only read it; the weights'
 # arrays are made read-only so that a page that tried to write would fail loudly, not corrupt the cache.
 @st.cache_resource(show_spinner=False, max_entries=12)
-def _run_cached(spec_json: str, registry_key: tuple, _registry: Registry):
+def _run_cached(spec_json: str, registry_key: tuple, _registry: Registry, _bar_slot=None, _page_context=None):
     from descentlab.runner import run_experiment
 
     experiment = validate(json.loads(spec_json), _registry)
-    # The bar is created inside the cached function so that a cache hit replays it (already done).
-    # Outside a session (warm_up at server start) there is no page to draw it on.
-    in_session = get_script_run_ctx(suppress_warning=True) is not None
-    bar = (
-        st.progress(0.0, text=f"running {experiment.n_runs} runs × {experiment.steps} steps …") if in_session else None
-    )
+
+    # The progress bar is drawn in the page's slot (run_spec's st.empty()) from the page's own context,
+    # so the cached function records no element: a hit replays nothing, and every visit of a page has
+    # the same elements (the slot, emptied) whether its Results was computed in this session, in
+    # another one, or at server start (warm_up, outside any session: no slot, no bar).
+    def draw(call, *args, **kwargs):
+        if _bar_slot is not None and _page_context is not None:
+            _page_context.run(call, *args, **kwargs)
 
     def progress(*args, **kwargs):
         fraction = _progress_fraction(args, kwargs)
-        if fraction is not None and bar is not None:
-            bar.progress(min(max(fraction, 0.0), 1.0), text=f"running … {100 * fraction:.0f}%")
+        if fraction is not None and _bar_slot is not None:
+            draw(_bar_slot.progress, min(max(fraction, 0.0), 1.0), text=f"running … {100 * fraction:.0f}%")
 
-    results = run_experiment(experiment, registry=_registry, progress=progress)
-    if bar is not None:
-        bar.empty()
+    if _bar_slot is not None:
+        draw(_bar_slot.progress, 0.0, text=f"running {experiment.n_runs} runs × {experiment.steps} steps …")
+    try:
+        results = run_experiment(experiment, registry=_registry, progress=progress)
+    finally:
+        if _bar_slot is not None:
+            draw(_bar_slot.empty)
     for array in (results.weights or {}).values():
         if isinstance(array, np.ndarray):
             array.flags.writeable = False
@@ -811,7 +818,10 @@ def run_spec(spec: dict, registry: Registry, key: tuple | None = None):
     :func:`registry_key`). SpecError propagates."""
     experiment = validate(spec, registry)
     canonical = json.dumps(experiment.to_dict(), sort_keys=True, default=str)
-    return _run_cached(canonical, registry_key() if key is None else key, registry)
+    in_session = get_script_run_ctx(suppress_warning=True) is not None
+    slot = st.empty() if in_session else None  # where a run that has to compute shows its progress
+    page_context = contextvars.copy_context() if in_session else None
+    return _run_cached(canonical, registry_key() if key is None else key, registry, slot, page_context)
 
 
 def warm_up(spec: dict):

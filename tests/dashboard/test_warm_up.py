@@ -212,3 +212,48 @@ def test_launch_hands_every_argument_to_streamlits_command_line(monkeypatch):
     monkeypatch.setattr(cli, "main", lambda **kwargs: seen.update(kwargs))
     launch.main(["run", "app.py", "--server.port", "9000"])
     assert seen == {"warm": True, "args": ["run", "app.py", "--server.port", "9000"], "prog_name": "streamlit"}
+
+
+def element_types(at) -> list[str]:
+    """Every node of the page's element tree, depth first (the frontend's delta paths)."""
+    out: list[str] = []
+
+    def walk(node):
+        out.append(type(node).__name__ + ":" + str(getattr(node, "type", "")))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return out
+
+
+def test_a_page_has_the_same_elements_however_its_results_were_computed():
+    """The progress bar lives in a slot of the page, drawn outside the cached function's recording:
+    computed in this session, in another one or by the warm-up, the page has the same elements
+    (a replayed bar used to add one only where the run had happened in a session)."""
+    spec = {**SMALL, "steps": 21}
+    W._run_cached.clear()
+    computed = element_types(compare_page(compare=spec))
+    hit = element_types(compare_page(compare=spec))
+    W._run_cached.clear()
+    W.warm_up({"name": "dashboard-compare", **spec})
+    warmed = element_types(compare_page(compare=spec))
+    assert computed == hit == warmed
+
+
+def test_the_progress_bar_is_drawn_in_the_page_while_a_run_computes(monkeypatch):
+    seen = []
+    original = runner.run_experiment
+
+    def slow(experiment, *, progress=None, **kwargs):
+        progress(1, 2)
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        seen.append(get_script_run_ctx() is not None)
+        return original(experiment, progress=progress, **kwargs)
+
+    monkeypatch.setattr(runner, "run_experiment", slow)
+    W._run_cached.clear()
+    at = compare_page(compare={**SMALL, "steps": 22})
+    assert seen == [True] and not at.exception
+    assert not at.get("progress")  # emptied once the run is done
