@@ -1000,10 +1000,13 @@ T = TypeVar("T")
 # object and shared by every rerun and session: _run_cached hands every session the same Results, so
 # a revisit redraws nothing. Held by id with a weak reference, like fig_groups' wide tables (a freed
 # object's id can be reused; the reference tells a live Results from a new one at that id), for at
-# most _VIEWS_RESULTS objects (as many as _run_cached keeps). The figures are plotly objects that
-# st.plotly_chart only reads (it serialises a deep copy), so a shared one sends the same bytes.
+# most _VIEWS_RESULTS objects (as many as _run_cached keeps) and _VIEWS_KEYS views of each, least
+# recently used dropped first (each choice of curves on a sweep is another six figures). The figures
+# are plotly objects that st.plotly_chart only reads (it serialises a deep copy), so a shared one
+# sends the same bytes.
 _VIEWS: dict[int, tuple[weakref.ref, dict]] = {}
 _VIEWS_RESULTS = 12
+_VIEWS_KEYS = 48
 _VIEWS_LOCK = threading.Lock()
 
 
@@ -1017,11 +1020,16 @@ def results_view(results, key: Any, build: Callable[[], T]) -> T:
         _VIEWS[rid] = held  # last: the most recently drawn Results is evicted last
         while len(_VIEWS) > _VIEWS_RESULTS:
             del _VIEWS[next(iter(_VIEWS))]
-        if key in held[1]:
-            return held[1][key]
+        views = held[1]
+        if key in views:
+            views[key] = views.pop(key)  # last: the most recently used view is dropped last
+            return views[key]
     value = build()  # outside the lock: another session may draw another Results meanwhile
     with _VIEWS_LOCK:
-        return held[1].setdefault(key, value)
+        value = views.setdefault(key, value)
+        while len(views) > _VIEWS_KEYS:
+            del views[next(iter(views))]
+        return value
 
 
 def _groups_key(groups) -> tuple:

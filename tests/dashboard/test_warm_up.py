@@ -257,3 +257,16 @@ def test_the_progress_bar_is_drawn_in_the_page_while_a_run_computes(monkeypatch)
     at = compare_page(compare={**SMALL, "steps": 22})
     assert seen == [True] and not at.exception
     assert not at.get("progress")  # emptied once the run is done
+
+
+def test_at_most_a_bounded_number_of_views_are_held_per_results(monkeypatch):
+    """Each choice of curves on a sweep is another set of figures: the least recently used go first."""
+    monkeypatch.setattr(W, "_VIEWS", {})
+    monkeypatch.setattr(W, "_VIEWS_KEYS", 3)
+    results = results_of(SMALL)
+    for key in ("a", "b", "c"):
+        W.results_view(results, key, lambda key=key: key)
+    W.results_view(results, "a", lambda: "rebuilt")  # used again: now the most recent
+    W.results_view(results, "d", lambda: "d")
+    assert list(W._VIEWS[id(results)][1]) == ["c", "a", "d"]
+    assert W.results_view(results, "b", lambda: "b again") == "b again"  # dropped, so built anew
