@@ -3,6 +3,7 @@
     python benchmarks/dashboard.py            # figures only (no browser needed)
     python benchmarks/dashboard.py --browser  # also Debian chromium via playwright
     python benchmarks/dashboard.py --scaling  # also how figure time grows with the points drawn
+    python benchmarks/dashboard.py --browser --no-warm-up  # the server without its start-up warm-up
 
 Targets (issue #16), for the default comparison (the Compare page's preset: spirals, 3 rules x 3
 seeds, 500 steps): the Compare page's figures built in <= 0.15 s; in the browser, click Run ->
@@ -100,10 +101,13 @@ CHART_DRAWN = """(start) => Array.from(document.querySelectorAll('.js-plotly-plo
     && document.querySelectorAll('[data-stale="true"]').length === 0"""
 
 
-def time_browser(repeats: int = 5) -> dict[str, float]:
+def time_browser(repeats: int = 5, warm_up: bool = True, first_after: float = 0.0) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
+    env = dict(os.environ)
+    if not warm_up:
+        env["DESCENTLAB_DASHBOARD_WARM_UP"] = "0"  # descentlab.dashboard.launch
     script = Path(sys.executable).parent / "descentlab"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "descentlab"]
     started = time.perf_counter()
@@ -113,6 +117,7 @@ def time_browser(repeats: int = 5) -> dict[str, float]:
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -124,12 +129,15 @@ def time_browser(repeats: int = 5) -> dict[str, float]:
             except OSError:
                 time.sleep(0.05)
         healthy = time.perf_counter() - started
+        time.sleep(first_after)  # a visitor who arrives later than the first health check
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
             tab = browser.new_page(viewport={"width": 1400, "height": 1000})
             tab.set_default_timeout(120_000)
             t0 = time.perf_counter()
             tab.goto(url + "/compare")
+            tab.wait_for_selector("text=Compare descent variants")  # the page's title: the script is running
+            first_title = time.perf_counter() - t0
             tab.wait_for_function(CHART_DRAWN, arg="Training loss")
             first = time.perf_counter() - t0
             clicks, revisits = [], []
@@ -151,6 +159,7 @@ def time_browser(repeats: int = 5) -> dict[str, float]:
         server.wait(timeout=20)
     return {
         "server healthy after start": healthy,
+        "first Compare page, title shown": first_title,
         "first Compare page, charts drawn": first,
         "click Run -> loss chart (median)": statistics.median(clicks),
         "revisit Compare (cached) -> charts (median)": statistics.median(revisits),
@@ -161,6 +170,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--browser", action="store_true", help="also measure in Debian chromium")
     parser.add_argument("--scaling", action="store_true", help="also time the figures of 500 and 2000 steps")
+    parser.add_argument(
+        "--first-after",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="open the first page S seconds after the server is up",
+    )
+    parser.add_argument(
+        "--no-warm-up",
+        action="store_true",
+        help="start the server without its warm-up (DESCENTLAB_DASHBOARD_WARM_UP=0)",
+    )
     args = parser.parse_args()
     results, run_time = default_comparison()
     print(f"default comparison: {len(results.runs)} runs computed in {run_time:.2f} s (one process)")
@@ -173,7 +194,7 @@ def main() -> None:
                 f"(x{points / p0:.2f} points, x{seconds / t0:.2f} time against {n0} steps)"
             )
     if args.browser:
-        for what, seconds in time_browser().items():
+        for what, seconds in time_browser(warm_up=not args.no_warm_up, first_after=args.first_after).items():
             print(f"{what}: {seconds:.2f} s")
 
 

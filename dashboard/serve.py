@@ -1,4 +1,5 @@
-"""Launch the dashboard: ``streamlit run dashboard/app.py`` headless on a chosen host and port."""
+"""Launch the dashboard: ``streamlit run dashboard/app.py`` headless on a chosen host and port (through
+:mod:`descentlab.dashboard.launch`, which warms the Compare page's caches first)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def streamlit_command(host: str = "127.0.0.1", port: int = 8501, extra_args: Seq
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "descentlab.dashboard.launch",  # streamlit's command line, after starting the warm-up (launch.py)
         "run",
         str(APP),
         "--server.headless",

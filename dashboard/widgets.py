@@ -9,15 +9,19 @@ string so that a shared link reopens the same comparison.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 import os
 import re
+import threading
+import weakref
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from descentlab import analysis
 from descentlab.declarations import HyperParam
@@ -67,15 +71,16 @@ def file_fingerprint(path: str) -> str:
     return plugin_code([path])[0][1]
 
 
-def plugins_fingerprint() -> tuple:
-    """(path, digest) of every plugin file the dashboard loads: this session's and DESCENTLAB_PLUGINS's."""
-    return plugin_code((*plugin_paths(), *env_plugin_paths()))
+def plugins_fingerprint(paths: tuple[str, ...] | None = None) -> tuple:
+    """(path, digest) of every plugin file the dashboard loads: this session's (or ``paths``) and
+    DESCENTLAB_PLUGINS's."""
+    return plugin_code((*(plugin_paths() if paths is None else paths), *env_plugin_paths()))
 
 
 def current_registry() -> Registry:
     """Built-ins, installed entry points, DESCENTLAB_PLUGINS files and files loaded on the Plugins page;
     loaded again whenever one of those files changed."""
-    return _load_registry(plugin_paths(), os.environ.get(PLUGINS_ENV, ""), plugins_fingerprint())
+    return _load_registry(*registry_key())
 
 
 def unknown_name(
@@ -116,9 +121,13 @@ def plugin_warnings(registry: Registry) -> None:
         )
 
 
-def registry_key() -> tuple:
-    """What cached results depend on besides their settings: which plugin files, with which code."""
-    return plugin_paths(), os.environ.get(PLUGINS_ENV, ""), plugins_fingerprint()
+def registry_key(paths: tuple[str, ...] | None = None) -> tuple:
+    """What cached results depend on besides their settings: which plugin files, with which code.
+
+    ``paths``: the plugin files loaded on the Plugins page (default: this session's; ``()`` is a fresh
+    session's, which is what :func:`warm_up` runs under, outside any session)."""
+    paths = plugin_paths() if paths is None else paths
+    return paths, os.environ.get(PLUGINS_ENV, ""), plugins_fingerprint(paths)
 
 
 def add_plugin_path(path: str) -> Registry:
@@ -759,20 +768,31 @@ def check_data_paths(spec: dict, registry: Registry) -> None:
 # unpickling a copy (a 2560-run x 2000-step sweep is ~458 MB). Pages only read it; the weights'
 # arrays are made read-only so that a page that tried to write would fail loudly, not corrupt the cache.
 @st.cache_resource(show_spinner=False, max_entries=12)
-def _run_cached(spec_json: str, registry_key: tuple, _registry: Registry):
+def _run_cached(spec_json: str, registry_key: tuple, _registry: Registry, _bar_slot=None, _page_context=None):
     from descentlab.runner import run_experiment
 
     experiment = validate(json.loads(spec_json), _registry)
-    # The bar is created inside the cached function so that a cache hit replays it (already done).
-    bar = st.progress(0.0, text=f"running {experiment.n_runs} runs × {experiment.steps} steps …")
+
+    # The progress bar is drawn in the page's slot (run_spec's st.empty()) from the page's own context,
+    # so the cached function records no element: a hit replays nothing, and every visit of a page has
+    # the same elements (the slot, emptied) whether its Results was computed in this session, in
+    # another one, or at server start (warm_up, outside any session: no slot, no bar).
+    def draw(call, *args, **kwargs):
+        if _bar_slot is not None and _page_context is not None:
+            _page_context.run(call, *args, **kwargs)
 
     def progress(*args, **kwargs):
         fraction = _progress_fraction(args, kwargs)
-        if fraction is not None:
-            bar.progress(min(max(fraction, 0.0), 1.0), text=f"running … {100 * fraction:.0f}%")
+        if fraction is not None and _bar_slot is not None:
+            draw(_bar_slot.progress, min(max(fraction, 0.0), 1.0), text=f"running … {100 * fraction:.0f}%")
 
-    results = run_experiment(experiment, registry=_registry, progress=progress)
-    bar.empty()
+    if _bar_slot is not None:
+        draw(_bar_slot.progress, 0.0, text=f"running {experiment.n_runs} runs × {experiment.steps} steps …")
+    try:
+        results = run_experiment(experiment, registry=_registry, progress=progress)
+    finally:
+        if _bar_slot is not None:
+            draw(_bar_slot.empty)
     for array in (results.weights or {}).values():
         if isinstance(array, np.ndarray):
             array.flags.writeable = False
@@ -793,11 +813,35 @@ def _progress_fraction(args, kwargs) -> float | None:
     return None
 
 
-def run_spec(spec: dict, registry: Registry):
-    """Validate and run (cached on the spec and the loaded plugins). SpecError propagates."""
+def run_spec(spec: dict, registry: Registry, key: tuple | None = None):
+    """Validate and run (cached on the spec and the loaded plugins, ``key``: default this session's
+    :func:`registry_key`). SpecError propagates."""
     experiment = validate(spec, registry)
     canonical = json.dumps(experiment.to_dict(), sort_keys=True, default=str)
-    return _run_cached(canonical, registry_key(), registry)
+    in_session = get_script_run_ctx(suppress_warning=True) is not None
+    slot = st.empty() if in_session else None  # where a run that has to compute shows its progress
+    page_context = contextvars.copy_context() if in_session else None
+    return _run_cached(canonical, registry_key() if key is None else key, registry, slot, page_context)
+
+
+def warm_up(spec: dict):
+    """Run ``spec`` into the shared caches as a fresh session would, and build what
+    :func:`render_results` draws of it: called once by the server at start
+    (:mod:`descentlab.dashboard.launch`) for the Compare page's opening comparison, so the first
+    visitor finds it done. Outside any session: it calls no Streamlit element. Returns the Results."""
+    key = registry_key(())
+    registry = _load_registry(*key)
+    results = run_spec(spec, registry, key)
+    figures = results_figures(results, results_view(results, "groups", lambda: F.run_groups(results)))
+    tables = results_tables(results)
+    # What the page's first run would otherwise import on the way: plotly's JSON encoder (what
+    # st.plotly_chart calls), pandas' Styler with jinja2, tomli_w for the experiment file.
+    for fig in figures.values():
+        fig.to_json()
+    for name in ("configurations", "status_counts", "summary"):
+        styled_runs_table(tables[name])
+    results.experiment.to_toml()
+    return results
 
 
 def run_when_asked(
@@ -939,8 +983,9 @@ def status_column_config(table) -> dict:
 
 def status_summary(results, prefix: str) -> None:
     """Runs per status: one caption line (glyph, count, status) and a small table coloured by status."""
-    counts = F.status_counts_table(results)
-    st.caption("Runs per status: " + markdown_text(counts_text(results.runs["status"].astype(str), glyphs=True)))
+    counts = results_view(results, "status_counts", lambda: F.status_counts_table(results))
+    line = results_view(results, "status_line", lambda: counts_text(results.runs["status"].astype(str), glyphs=True))
+    st.caption("Runs per status: " + markdown_text(line))
     st.dataframe(
         styled_runs_table(counts),
         key=f"{prefix}.status_counts",
@@ -949,13 +994,88 @@ def status_summary(results, prefix: str) -> None:
     )
 
 
+T = TypeVar("T")
+
+# What render_results draws from a Results (figures, tables, verdict lines), built once per Results
+# object and shared by every rerun and session: _run_cached hands every session the same Results, so
+# a revisit redraws nothing. Held by id with a weak reference, like fig_groups' wide tables (a freed
+# object's id can be reused; the reference tells a live Results from a new one at that id), for at
+# most _VIEWS_RESULTS objects (as many as _run_cached keeps) and _VIEWS_KEYS views of each, least
+# recently used dropped first (each choice of curves on a sweep is another six figures). The figures
+# are plotly objects that st.plotly_chart only reads (it serialises a deep copy), so a shared one
+# sends the same bytes.
+_VIEWS: dict[int, tuple[weakref.ref, dict]] = {}
+_VIEWS_RESULTS = 12
+_VIEWS_KEYS = 48
+_VIEWS_LOCK = threading.Lock()
+
+
+def results_view(results, key: Any, build: Callable[[], T]) -> T:
+    """``build()`` for ``results`` and ``key``, computed once per Results object (see _VIEWS)."""
+    rid = id(results)
+    with _VIEWS_LOCK:
+        held = _VIEWS.pop(rid, None)
+        if held is None or held[0]() is not results:
+            held = (weakref.ref(results), {})
+        _VIEWS[rid] = held  # last: the most recently drawn Results is evicted last
+        while len(_VIEWS) > _VIEWS_RESULTS:
+            del _VIEWS[next(iter(_VIEWS))]
+        views = held[1]
+        if key in views:
+            views[key] = views.pop(key)  # last: the most recently used view is dropped last
+            return views[key]
+    value = build()  # outside the lock: another session may draw another Results meanwhile
+    with _VIEWS_LOCK:
+        value = views.setdefault(key, value)
+        while len(views) > _VIEWS_KEYS:
+            del views[next(iter(views))]
+        return value
+
+
+def _groups_key(groups) -> tuple:
+    return tuple((g.name, tuple(g.run_ids)) for g in groups)
+
+
+def results_figures(results, groups, *, show_layers: bool = True) -> dict[str, Any]:
+    """The training charts of ``results`` for the curves of ``groups``, by name (loss, lr, grad, step,
+    and acc / layers where the records have them), each built once per Results and set of curves."""
+    drawn = _groups_key(groups)
+    draws: dict[str, Callable[[], Any]] = {
+        "loss": lambda: F.draw_curves(F.loss_curves_info(results, groups=groups)),
+        "lr": lambda: F.draw_curves(F.learning_rate_info(results, groups=groups)),
+        "grad": lambda: F.draw_curves(F.grad_norm_info(results, groups=groups)),
+        "step": lambda: F.draw_curves(F.step_size_info(results, groups=groups)),
+    }
+    if "test_accuracy" in results.metrics and results.metrics["test_accuracy"].notna().any():
+        draws["acc"] = lambda: F.draw_curves(F.test_accuracy_info(results, groups=groups))
+    if show_layers and F.layer_columns(results.metrics):
+        draws["layers"] = lambda: F.draw_layer_grad_norms(F.layer_grad_norms_info(results, groups=groups))
+    return {name: results_view(results, ("figure", name, drawn), draw) for name, draw in draws.items()}
+
+
+def results_tables(results, *, notes: bool = True) -> dict[str, Any]:
+    """The tables and texts render_results shows beside the charts, each built once per Results
+    (``notes``: also the divergence notes)."""
+    return {
+        "notes": results_view(results, "notes", lambda: divergence_notes(results)) if notes else [],
+        "verdict": results_view(results, "verdict", lambda: _verdict_markdown(results)),
+        "configurations": results_view(results, "configurations", lambda: analysis.configuration_table(results)),
+        "status_counts": results_view(results, "status_counts", lambda: F.status_counts_table(results)),
+        "status_line": results_view(
+            results, "status_line", lambda: counts_text(results.runs["status"].astype(str), glyphs=True)
+        ),
+        "summary": results_view(results, "summary", lambda: F.summary_table(results)),
+    }
+
+
 def render_results(results, prefix: str, *, show_layers: bool = True, notes: bool = True, max_groups: int = 12) -> None:
     """Every training chart of a Results, all on the same step axis, and the summary table.
 
     With more than ``max_groups`` configurations (a grid, a sweep) a multiselect picks the curves
-    drawn, so the charts stay readable; the summary table always lists every run.
+    drawn, so the charts stay readable; the summary table always lists every run. What is drawn is
+    built once per Results and set of curves (:func:`results_view`): a rerun only sends it again.
     """
-    groups = F.run_groups(results)
+    groups = results_view(results, "groups", lambda: F.run_groups(results))
     if len(groups) > max_groups:
         names = [g.name for g in groups]
         key = f"{prefix}.groups"
@@ -963,23 +1083,24 @@ def render_results(results, prefix: str, *, show_layers: bool = True, notes: boo
         st.session_state[key] = [n for n in st.session_state[key] if n in names] or names[:max_groups]
         chosen = set(remember(key, st.multiselect(f"curves to draw ({len(groups)} configurations)", names, key=key)))
         groups = [g for g in groups if g.name in chosen]
-    notes = divergence_notes(results) if notes else []
-    if notes:
-        st.warning("  \n".join(notes[:12]) + ("  \n…" if len(notes) > 12 else ""))
-    chart(F.draw_curves(F.loss_curves_info(results, groups=groups)), f"{prefix}.chart.loss")
+    figs = results_figures(results, groups, show_layers=show_layers)
+    tables = results_tables(results, notes=notes)
+    if tables["notes"]:
+        st.warning("  \n".join(tables["notes"][:12]) + ("  \n…" if len(tables["notes"]) > 12 else ""))
+    chart(figs["loss"], f"{prefix}.chart.loss")
     left, right = st.columns(2)
     with left:
-        chart(F.draw_curves(F.learning_rate_info(results, groups=groups)), f"{prefix}.chart.lr")
-        chart(F.draw_curves(F.grad_norm_info(results, groups=groups)), f"{prefix}.chart.grad")
+        chart(figs["lr"], f"{prefix}.chart.lr")
+        chart(figs["grad"], f"{prefix}.chart.grad")
     with right:
-        chart(F.draw_curves(F.step_size_info(results, groups=groups)), f"{prefix}.chart.step")
-        if "test_accuracy" in results.metrics and results.metrics["test_accuracy"].notna().any():
-            chart(F.draw_curves(F.test_accuracy_info(results, groups=groups)), f"{prefix}.chart.acc")
-    if show_layers and F.layer_columns(results.metrics):
-        chart(F.draw_layer_grad_norms(F.layer_grad_norms_info(results, groups=groups)), f"{prefix}.chart.layers")
+        chart(figs["step"], f"{prefix}.chart.step")
+        if "acc" in figs:
+            chart(figs["acc"], f"{prefix}.chart.acc")
+    if "layers" in figs:
+        chart(figs["layers"], f"{prefix}.chart.layers")
     verdict(results)
     st.subheader("Configurations")
-    configs = analysis.configuration_table(results)
+    configs = tables["configurations"]
     st.dataframe(
         styled_runs_table(configs),
         key=f"{prefix}.configurations",
@@ -988,7 +1109,7 @@ def render_results(results, prefix: str, *, show_layers: bool = True, notes: boo
     )
     status_summary(results, prefix)
     with st.expander(f"every run ({len(results.runs)})", expanded=False):
-        table = F.summary_table(results)
+        table = tables["summary"]
         st.dataframe(
             styled_runs_table(table),
             key=f"{prefix}.summary",
@@ -1005,11 +1126,15 @@ def markdown_text(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
+def _verdict_markdown(results) -> str:
+    rows = analysis.summarize(results)
+    return "\n".join("- " + markdown_text(analysis.verdict_line(row)) for row in rows.itertuples())
+
+
 def verdict(results) -> None:
     """One line per rule entry: best α, its final loss with the spread over seeds, what the seeds did."""
     st.subheader("Verdict")
-    rows = analysis.summarize(results)
-    st.markdown("\n".join("- " + markdown_text(analysis.verdict_line(row)) for row in rows.itertuples()))
+    st.markdown(results_view(results, "verdict", lambda: _verdict_markdown(results)))
     st.caption(
         "Best α: the lowest median final loss over seeds; spread: the interquartile range "
         "(docs: Comparison reports, Run verdicts)."

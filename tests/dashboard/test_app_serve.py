@@ -17,7 +17,7 @@ def test_streamlit_command_is_the_documented_one():
     assert serve_module.streamlit_command("0.0.0.0", 9000, ["--theme.base", "dark"]) == [
         sys.executable,
         "-m",
-        "streamlit",
+        "descentlab.dashboard.launch",
         "run",
         str(APP),
         "--server.headless",
