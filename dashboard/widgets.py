@@ -27,6 +27,7 @@ from descentlab import analysis
 from descentlab.declarations import HyperParam
 from descentlab.errors import SpecError
 from descentlab.experiment import setting
+from descentlab.faults import build_instance
 from descentlab.problem import is_classifier
 from descentlab.registry import PLUGINS_ENV, Registry, env_plugin_paths, load_registry, plugin_code
 
@@ -1148,7 +1149,8 @@ def verdict(results) -> None:
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _instance(problem: str, settings_json: str, registry_key: tuple, _registry: Registry):
-    return _registry.problem(problem).build(json.loads(settings_json))
+    # build_instance: what build raises, or an instance without layout/loss_and_grad, is one line naming it
+    return build_instance(_registry.problem(problem), json.loads(settings_json))
 
 
 def instance_for(results, registry: Registry):
@@ -1169,7 +1171,7 @@ def _default_instance(name: str, registry: Registry):
 # cache of its own, sized for every problem, so those builds never push out the runs' instances.
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _default_build(problem: str, settings_json: str, registry_key: tuple, _registry: Registry):
-    return _registry.problem(problem).build(json.loads(settings_json))
+    return build_instance(_registry.problem(problem), json.loads(settings_json))
 
 
 def problems_where(registry: Registry, test: Callable[[Any, Any], bool], kinds: Sequence[str]) -> list[str]:
