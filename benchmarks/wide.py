@@ -15,9 +15,10 @@ For each width, in every round and in turn (so a burst of load from other proces
   (j) JAX's jitted step (vmap over the runs, float64, XLA's default threads) when jax is installed
 
 A step is the time of every run's step: the difference of a long and a short run over their
-difference in steps, so one-off costs (the pool's start, initial weights, the tables) cancel. Each
-figure is the median over rounds of that round's difference. Results of (a), (b), (c) are checked
-bit-identical first.
+difference in steps, so one-off costs (the pool's start, initial weights, the tables) cancel. A
+plan's figure is the median long run minus the median short run over all rounds (the ``round:``
+lines print each round's own difference); the products' and JAX's, the median over rounds.
+Results of (a), (b), (c) are checked bit-identical first.
 """
 
 from __future__ import annotations
@@ -222,12 +223,17 @@ def bench(registry, width, runs, rounds, target_seconds):
                 matmul()
             return (time.perf_counter() - start) / n_mm
 
-    def diff(fn):
+    runs_timed: dict[str, tuple[list[float], list[float]]] = {}  # label: (long runs, short runs)
+
+    def diff(label, fn):
         t0 = time.perf_counter()
         fn(e)
         t1 = time.perf_counter()
         fn(short)
         t2 = time.perf_counter()
+        longs, shorts = runs_timed.setdefault(label, ([], []))
+        longs.append(t1 - t0)
+        shorts.append(t2 - t1)
         return ((t1 - t0) - (t2 - t1)) / (long_steps - short_steps)
 
     plans = {
@@ -238,7 +244,7 @@ def bench(registry, width, runs, rounds, target_seconds):
     samples: dict[str, list[float]] = {k: [] for k in [*plans, "matmuls 1 thread", "matmuls 2 threads", "jax"]}
     for _ in range(rounds):
         for label, fn in plans.items():
-            samples[label].append(diff(fn))
+            samples[label].append(diff(label, fn))
         samples["matmuls 1 thread"].append(mm(1))
         samples["matmuls 2 threads"].append(mm(2))
         if jax_side.available:
@@ -246,6 +252,10 @@ def bench(registry, width, runs, rounds, target_seconds):
         print("    round: " + ", ".join(f"{v[-1] * 1e3:.1f}" for v in samples.values() if v) + " ms", flush=True)
     jax_side.close()
     med = {k: statistics.median(v) for k, v in samples.items() if v}
+    # a plan's step from the median long run and the median short run: a burst of load in one
+    # round's short run then cannot make that round's difference (and the median) too small
+    for label, (longs, shorts) in runs_timed.items():
+        med[label] = (statistics.median(longs) - statistics.median(shorts)) / (long_steps - short_steps)
     mm1, mm2 = med["matmuls 1 thread"], med["matmuls 2 threads"]
     jx = med.get("jax")
     print(f"  one step of all {runs} runs, median of {rounds} interleaved rounds ({load()}):")
