@@ -460,6 +460,42 @@ def test_default_workers_use_processes_only_for_long_jobs_of_rebuildable_plugins
     pd.testing.assert_frame_equal(serial.metrics, parallel.metrics, check_exact=True)
 
 
+def test_processes_and_blas_threads_train_the_same_bits():
+    """The plans a job can run under (benchmarks/wide.py times them: docs/dev/speed.md, "Wide
+    networks") train the same bits: 2 worker processes with one BLAS thread each, this process with
+    2 BLAS threads, and with 1. The net is wide enough that OpenBLAS splits its matrix products over
+    threads (256 x 64 x 64 multiply-adds, above its 4 x 65536), so the thread count is really tried."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    builtin = load_registry(entry_points=False, use_env=False)
+    e = Experiment.from_dict(
+        {
+            "steps": 6,
+            "seeds": 2,
+            "eval_every": 3,
+            "problem": {"name": "spirals", "samples": 320, "test_fraction": 0.2, "hidden": [64, 64]},
+            "rules": [{"rule": "gd", "learning_rate": [0.1, 3.0]}, {"rule": "adam", "learning_rate": 0.01}],
+        },
+        builtin,
+    )
+    with threadpool_limits(2, user_api="blas"):
+        blas_threads = {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+        threaded = run_experiment(e, registry=builtin, workers=1)
+    with threadpool_limits(1, user_api="blas"):
+        single = run_experiment(e, registry=builtin, workers=1)
+    processes = run_experiment(e, registry=builtin, workers=2)
+    assert processes.meta["workers"] == 2 and threaded.meta["workers"] == 1
+    assert blas_threads == {2} or (runner.os.cpu_count() or 1) < 2
+    for other in (single, processes):
+        assert list(other.metrics.columns) == list(threaded.metrics.columns)
+        for column in threaded.metrics.select_dtypes("number").columns:
+            assert np.array_equal(threaded.metrics[column], other.metrics[column], equal_nan=True), column
+        assert threaded.runs["status"].tolist() == other.runs["status"].tolist()
+        assert sorted(other.weights) == sorted(threaded.weights)
+        for key, value in threaded.weights.items():
+            assert np.array_equal(value, other.weights[key], equal_nan=True), key
+
+
 def test_tiny_and_general_bookkeeping_paths_agree(registry, monkeypatch):
     e = experiment(
         registry, [{"rule": "test_gd", "learning_rate": [2.5, 0.5, 0.1]}, {"rule": "momentum"}], steps=30, seeds=2
