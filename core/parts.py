@@ -113,7 +113,8 @@ def run_task(payload: dict) -> dict:
     configs = [every[i] for i in payload["run_ids"]]
     output = run_chunk(instance, registry, experiment, configs)
     problem_info = _json_ready(_describe(experiment, instance))
-    runs, metrics, weights = _assemble(experiment, registry, instance, configs, [output], problem_info)
+    runs, step_arrays, weights = _assemble(experiment, registry, instance, configs, [output], problem_info)
+    metrics = step_arrays.long_table()
     ids = np.asarray(payload["run_ids"], dtype=np.int64)
     metrics["run_id"] = ids[metrics["run_id"].to_numpy()]  # _assemble numbers a subset's runs 0..r-1
     paths = part_paths(payload["folder"], payload["problem"], payload["rule"], payload["hash"])

@@ -198,12 +198,14 @@ def _entry(entry: RuleEntry, label: str, learning_rate: float, hyper: dict) -> R
 def _final_test_loss(results) -> np.ndarray:
     """Each run's ``test_loss`` at its last step, aligned with ``results.runs`` (NaN where none was
     measured). On the validation view that is the final validation loss."""
-    metrics = results.metrics
-    if "test_loss" not in metrics.columns:
+    if "test_loss" not in results.metric_names:
         return np.full(len(results.runs), np.nan)
-    last = metrics[metrics["step"] == metrics.groupby("run_id")["step"].transform("max")]
-    final = dict(zip(last["run_id"].to_numpy(), last["test_loss"].to_numpy(float)))
-    return np.array([final.get(r, np.nan) for r in results.runs["run_id"].to_numpy()], dtype=float)
+    test_loss, rows = results.metric("test_loss"), results.rows_per_run
+    at_last = test_loss[np.arange(len(rows)), np.maximum(rows - 1, 0)]  # each run's last recorded step
+    final = np.where(rows > 0, at_last, np.nan)
+    ids = results.runs["run_id"].to_numpy()
+    known = (ids >= 0) & (ids < len(final))
+    return np.where(known, final[np.clip(ids, 0, max(len(final) - 1, 0))], np.nan).astype(float)
 
 
 def _by_label(results, column: str = "final_loss") -> dict[str, tuple[np.ndarray, np.ndarray, list[int]]]:

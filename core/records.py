@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pandas is imported where tables are built: `import descentl
 from .errors import ResultsError, SpecError
 from .experiment import Experiment, parse_toml
 from .grid import Configuration, configurations
+from .step_arrays import StepArrays
 
 __all__ = [
     "FILES",
@@ -61,19 +62,49 @@ def default_results_dir() -> str:
     return os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR
 
 
+class _MetricsTable:
+    """``Results.metrics``: the long table as given, or built from ``step_arrays`` when first read.
+
+    A descriptor field (dataclasses call ``__set__`` from ``__init__``) that keeps the table in the
+    instance's ``__dict__`` under its own name, so ``Results(metrics=table)``, ``dataclasses.replace``,
+    ``Results(**vars(results))`` and assignment work as on a plain field. A table it built is noted
+    in ``_built["long_table"]`` with its arrays: that one still counts as the arrays' values.
+    """
+
+    def __get__(self, results, owner=None):
+        if results is None:
+            return None  # the field's default: no table given
+        table = results.__dict__.get("metrics")
+        arrays = results.__dict__.get("step_arrays")
+        if table is None and arrays is not None:
+            table = results.__dict__["metrics"] = arrays.long_table()
+            results._built["long_table"] = (arrays, table)
+        return table
+
+    def __set__(self, results, table) -> None:
+        results.__dict__["metrics"] = table
+
+
 @dataclass
 class Results:
-    """Everything one experiment produced (see the README's results format for every column)."""
+    """Everything one experiment produced (see the README's results format for every column).
+
+    Per-step values: fresh from the runner, a record holds them as ``(runs, steps + 1)`` arrays
+    (``step_arrays``, :mod:`descentlab.step_arrays`) and builds the long ``metrics`` table from them
+    only when it is read or saved; :meth:`metric` slices the arrays. A record loaded from disk, or
+    given a table, works from that table.
+    """
 
     experiment: Experiment
     runs: "pd.DataFrame"
-    metrics: "pd.DataFrame"
-    weights: dict[str, np.ndarray]
-    meta: dict
-    problem_info: dict
+    metrics: "pd.DataFrame" = _MetricsTable()  # type: ignore[assignment]  # a descriptor: see _MetricsTable
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    problem_info: dict = field(default_factory=dict)
     path: Path | None = None
+    step_arrays: StepArrays | None = field(default=None, repr=False, compare=False)
     # arrays built from the tables (metric, has_row, configurations), each with the table it came
-    # from: a field, so copies made with dataclasses.replace or Results(**vars(r)) stay valid
+    # from: a field, so copies made with dataclasses.replace stay valid
     _built: dict = field(default_factory=dict, repr=False, compare=False)
 
     def run_metrics(self, run_id: int) -> pd.DataFrame:
@@ -86,9 +117,25 @@ class Results:
         run ids of its seeds (``results.metric("loss")[c.run_ids]`` is one curve per seed)."""
         return self._cache("configurations", self.experiment, lambda: configurations(self.experiment))
 
+    def _arrays(self) -> StepArrays | None:
+        """The per-step arrays, while they are what the record's values come from (no table was given)."""
+        arrays, table = self.step_arrays, self.__dict__.get("metrics")
+        if arrays is None or table is None:
+            return arrays
+        built = self._built.get("long_table")
+        return arrays if built is not None and built[0] is arrays and built[1] is table else None
+
+    def _source(self):
+        """What the per-step values come from: the arrays, else the table."""
+        arrays = self._arrays()
+        return self.metrics if arrays is None else arrays
+
     @property
     def metric_names(self) -> list[str]:
         """The per-step metrics this record holds (``loss``, ``step_size``, …), as :meth:`metric` accepts."""
+        arrays = self._arrays()
+        if arrays is not None:
+            return arrays.names
         return [c for c in self.metrics.columns if c not in ("run_id", "step")]
 
     def metric(self, name: str) -> np.ndarray:
@@ -98,43 +145,65 @@ class Results:
         to change it)."""
         if name not in self.metric_names:
             raise SpecError("metric", name, f"one of: {', '.join(self.metric_names)}")
+        arrays = self._arrays()
 
         def build() -> np.ndarray:
-            ids, steps = self._rows()
-            out = np.full((len(self.runs), self.experiment.steps + 1), np.nan)
-            out[ids, steps] = self.metrics[name].to_numpy(dtype=float, na_value=np.nan)
+            if arrays is not None:
+                out = arrays.metric(name, self.has_row)
+            else:
+                ids, steps = self._rows()
+                out = np.full((len(self.runs), self.experiment.steps + 1), np.nan)
+                out[ids, steps] = self.metrics[name].to_numpy(dtype=float, na_value=np.nan)
             out.flags.writeable = False
             return out
 
         key = f"metric:{name}"
-        held = {k: v for k, v in self._built.items() if v[0] is self.metrics}
+        source = self._source()
+        held = {k: v for k, v in self._built.items() if v[0] is source}
         if key not in held:
             used = sum(v[1].nbytes for k, v in held.items() if k.startswith("metric:"))
             if used + 8 * len(self.runs) * (self.experiment.steps + 1) > METRIC_CACHE_BYTES:
                 return build()  # a very long sweep: built for this call only, not held beside the table
-        return self._cache(key, self.metrics, build)
+        return self._cache(key, source, build)
 
     @property
     def has_row(self) -> np.ndarray:
         """``(runs, steps + 1)`` booleans: where the metrics table has a row (a run's rows end where it
         stopped). Read-only; a table with two rows for one (run, step) is a ValueError."""
+        arrays = self._arrays()
 
         def build() -> np.ndarray:
-            ids, steps = self._rows()
-            out = np.zeros((len(self.runs), self.experiment.steps + 1), dtype=bool)
-            out[ids, steps] = True
-            if np.count_nonzero(out) != len(ids):
-                raise ValueError("the metrics table holds several rows for one (run_id, step)")
+            if arrays is not None:
+                out = arrays.exists()
+            else:
+                ids, steps = self._rows()
+                out = np.zeros((len(self.runs), self.experiment.steps + 1), dtype=bool)
+                out[ids, steps] = True
+                if np.count_nonzero(out) != len(ids):
+                    raise ValueError("the metrics table holds several rows for one (run_id, step)")
             out.flags.writeable = False
             return out
 
-        return self._cache("has_row", self.metrics, build)
+        return self._cache("has_row", self._source(), build)
 
     @property
     def rows_per_run(self) -> np.ndarray:
         """How many metric rows each run has, in ``run_id`` order: ``steps + 1`` for a run that trained
         to the end, fewer for one that diverged or failed."""
         return self.has_row.sum(axis=1)
+
+    @property
+    def last_step(self) -> int:
+        """The largest step any run recorded (-1 when no run has a row)."""
+        reached = np.flatnonzero(self.has_row.any(axis=0))
+        return int(reached[-1]) if len(reached) else -1
+
+    def _table_to_write(self) -> "pd.DataFrame":
+        """The long table for a file: the one held, else built for this write only (not kept beside
+        the arrays, so saving a long sweep does not double what the record holds)."""
+        if self.__dict__.get("metrics") is None and self.step_arrays is not None:
+            return self.step_arrays.long_table()
+        return self.metrics
 
     def _rows(self) -> tuple[np.ndarray, np.ndarray]:
         """(run_id, step) of every metrics row, as integer arrays."""
@@ -146,7 +215,7 @@ class Results:
         )
 
     def _cache(self, key: str, source, build):
-        """``build()``, kept until ``source`` (the table or experiment it was built from) is replaced."""
+        """``build()``, kept until ``source`` (the table, arrays or experiment it was built from) is replaced."""
         found = self._built.get(key)
         if found is None or found[0] is not source:
             found = self._built[key] = (source, build())  # two threads may both build it: the same values
@@ -309,7 +378,7 @@ def save_results(results: Results, out_dir=None) -> Path:
         plugin_files = meta.get("plugins", {}).get("plugin_files", [])
         (tmp / "experiment.toml").write_text(results.experiment.to_toml(), encoding="utf-8")
         results.runs.to_parquet(tmp / "runs.parquet", index=False, compression="zstd")
-        results.metrics.to_parquet(tmp / "metrics.parquet", index=False, compression="zstd")
+        results._table_to_write().to_parquet(tmp / "metrics.parquet", index=False, compression="zstd")
         np.savez(tmp / "weights.npz", **results.weights)  # type: ignore[arg-type]  # numpy stubs: savez(file, *args, allow_pickle=..., **kwds)
         target = _target_dir(parent, results.experiment.name)
         for _ in range(100):

@@ -276,7 +276,7 @@ def run_experiment(
         progress(total, total)
 
     problem_info = _json_ready(_describe(experiment, instance))
-    runs, metrics, weights = _assemble(experiment, registry, instance, configs, outputs, problem_info)
+    runs, step_arrays, weights = _assemble(experiment, registry, instance, configs, outputs, problem_info)
     meta = build_meta(
         experiment,
         registry,
@@ -289,11 +289,11 @@ def run_experiment(
     return Results(
         experiment=experiment,
         runs=runs,
-        metrics=metrics,
         weights=weights,
         meta=meta,
         problem_info=problem_info,
         path=None,
+        step_arrays=step_arrays,  # the long metrics table is built from these when asked for
     )
 
 

@@ -195,6 +195,11 @@ def quantiles(values: np.ndarray, qs) -> np.ndarray:
     return analysis_quantiles(values, qs, axis=1)
 
 
+def has_values(results, metric: str) -> bool:
+    """Whether ``metric`` was recorded at any step of any run (a test loss, an accuracy, sharpness)."""
+    return metric in results.metric_names and bool((~np.isnan(results.metric(metric))).any())
+
+
 def unstable_text(step: int) -> str:
     return f"unstable from step {step}"
 

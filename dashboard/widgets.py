@@ -1047,9 +1047,9 @@ def results_figures(results, groups, *, show_layers: bool = True) -> dict[str, A
         "grad": lambda: F.draw_curves(F.grad_norm_info(results, groups=groups)),
         "step": lambda: F.draw_curves(F.step_size_info(results, groups=groups)),
     }
-    if "test_accuracy" in results.metrics and results.metrics["test_accuracy"].notna().any():
+    if F.has_values(results, "test_accuracy"):
         draws["acc"] = lambda: F.draw_curves(F.test_accuracy_info(results, groups=groups))
-    if show_layers and F.layer_columns(results.metrics):
+    if show_layers and F.layer_columns(results):
         draws["layers"] = lambda: F.draw_layer_grad_norms(F.layer_grad_norms_info(results, groups=groups))
     return {name: results_view(results, ("figure", name, drawn), draw) for name, draw in draws.items()}
 
