@@ -1,0 +1,155 @@
+"""The partitioned layout itself (#14), without a cluster: any Executor runs the Dask task code.
+
+The reference for every table is the same experiment run by the built-in runner and saved in the
+single-file layout; the readers are pandas and DuckDB as docs/cluster.md shows them.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from descentlab import Experiment, run_experiment, save_results
+from descentlab.cluster import run_sweep
+from descentlab.errors import ResultsError
+from descentlab.records import load_results
+from descentlab.registry import load_registry
+
+# A rule whose hyperparameter is text (a choice): in a part of another entry its column is all
+# missing, and the dataset readers of pandas and DuckDB take one file's types for every file.
+CHOICE_RULE = """
+from typing import NamedTuple
+
+import numpy as np
+from descentlab import DescentRule, HyperParam, hookimpl
+
+
+class NoState(NamedTuple):
+    pass
+
+
+def init(params, hyper):
+    return NoState()
+
+
+def update(grad, state, params, learning_rate, hyper, step):
+    return -learning_rate * np.sign(grad), state
+
+
+@hookimpl
+def register_optimizers(register):
+    register(DescentRule("sign_choice", init, update, summary="sign descent", formula="θ ← θ − α sign(g)",
+                         hyperparams=(HyperParam("flavour", "plain", kind="choice", choices=("plain", "fancy")),)))
+"""
+SPEC = {
+    "name": "text-columns",
+    "steps": 10,
+    "seeds": 2,
+    "problem": {"name": "rosenbrock"},
+    "rules": [
+        # gd first: its part sorts first, so a reader taking the first file's types sees flavour as float
+        {"rule": "gd", "learning_rate": [0.0001, 0.001]},
+        {"rule": "sign_choice", "learning_rate": 0.01, "flavour": ["plain", "fancy"]},
+        {"rule": "adam", "learning_rate": 0.01, "schedule": {"name": "cyclic", "max_lr": 0.02, "triangular2": [True]}},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """``(partitioned folder, single-file Results of the same runs)``."""
+    where = tmp_path_factory.mktemp("parts")
+    plugin = where / "sign_choice.py"
+    plugin.write_text(CHOICE_RULE)
+    registry = load_registry([str(plugin)], use_env=False)
+    experiment = Experiment.from_dict(SPEC, registry=registry)
+    with ThreadPoolExecutor(2) as pool:
+        run_sweep(experiment, where / "sweep", client=pool, registry=registry)
+    single = load_results(save_results(run_experiment(experiment, registry=registry, workers=1), where / "single"))
+    return where / "sweep", single
+
+
+def test_every_part_of_a_table_has_the_same_schema(sweep):
+    folder, _ = sweep
+    for kind in ("runs", "metrics"):
+        schemas = [pq.read_schema(p).remove_metadata() for p in sorted((folder / kind).rglob("part-*.parquet"))]
+        assert len(schemas) == 3
+        assert all(s.equals(schemas[0]) for s in schemas), kind
+    flavour = pq.read_schema(next((folder / "runs").rglob("rule=gd/part-*.parquet"))).field("flavour")
+    assert str(flavour.type) in ("string", "large_string")  # missing text, not a float column
+
+
+def test_pandas_reads_the_runs_folder_as_the_single_file_table(sweep):
+    folder, single = sweep
+    table = pd.read_parquet(folder / "runs").sort_values("run_id").reset_index(drop=True)
+    assert set(table["problem"].astype(str)) == {"rosenbrock"}
+    assert table["rule"].astype(str).tolist() == single.runs["rule"].tolist()
+    for name in ("flavour", "schedule.triangular2", "learning_rate", "final_loss", "label"):
+        got = [None if pd.isna(v) else v for v in table[name].tolist()]
+        want = [None if pd.isna(v) else v for v in single.runs[name].tolist()]
+        assert got == want, name
+    assert table["flavour"].dropna().tolist() == ["plain", "plain", "fancy", "fancy"]
+
+
+def test_duckdb_reads_the_parts_with_one_glob(sweep):
+    duckdb = pytest.importorskip("duckdb")
+    folder, single = sweep
+    glob = str(folder / "runs" / "**" / "*.parquet")
+    rows = duckdb.sql(
+        f"select run_id, rule, flavour, final_loss from read_parquet('{glob}', hive_partitioning=true) order by run_id"
+    ).fetchall()
+    want = single.runs
+    assert [r[0] for r in rows] == want["run_id"].tolist()
+    assert [r[1] for r in rows] == want["rule"].tolist()
+    assert [r[2] for r in rows] == [None if pd.isna(v) else v for v in want["flavour"]]
+    assert [r[3] for r in rows] == want["final_loss"].tolist()
+
+
+def test_load_results_equals_the_single_file_layout(sweep):
+    folder, single = sweep
+    results = load_results(folder)
+    pd.testing.assert_frame_equal(results.runs, single.runs, check_exact=True)
+    pd.testing.assert_frame_equal(results.metrics, single.metrics, check_exact=True)
+
+
+@pytest.mark.parametrize("kind", ["metrics", "weights"])
+def test_a_lost_part_is_one_line_naming_it(sweep, kind, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(sweep[0], folder)
+    lost = next((folder / kind).rglob("rule=sign_choice/part-*"))
+    lost.unlink()
+    with pytest.raises(ResultsError) as caught:
+        load_results(folder)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert str(lost) in message and "--resume" in message
+
+
+def test_a_lost_runs_part_names_the_runs_folder(sweep, tmp_path):
+    import shutil
+
+    folder = tmp_path / "copy"
+    shutil.copytree(sweep[0], folder)
+    next((folder / "runs").rglob("rule=gd/part-*")).unlink()
+    with pytest.raises(ResultsError, match=f"results {folder / 'runs'}, field run_id: 6 rows"):
+        load_results(folder)
+
+
+def test_parts_are_named_by_the_task_spec(sweep):
+    """Same experiment, same plan, same names: how --resume finds the parts done on another machine."""
+    from descentlab.faults import build_instance
+    from descentlab.parts import part_paths, plan_tasks
+
+    folder, single = sweep
+    experiment = single.experiment
+    registry = load_registry([str(Path(folder).parent / "sign_choice.py")], use_env=False)
+    instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
+    tasks = plan_tasks(experiment, instance)
+    expected = {p for t in tasks for p in part_paths(folder, t["problem"], t["rule"], t["hash"]).values()}
+    assert expected == {p for p in folder.rglob("part-*")}
