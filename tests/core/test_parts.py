@@ -153,3 +153,102 @@ def test_parts_are_named_by_the_task_spec(sweep):
     tasks = plan_tasks(experiment, instance)
     expected = {p for t in tasks for p in part_paths(folder, t["problem"], t["rule"], t["hash"]).values()}
     assert expected == {p for p in folder.rglob("part-*")}
+
+
+def test_rerunning_into_the_same_folder_goes_on_where_it_stopped(sweep, tmp_path):
+    """run_sweep into a sweep's folder resumes it (no resume=True needed): only missing parts run."""
+    import shutil
+
+    from descentlab.errors import SpecError
+
+    folder = tmp_path / "copy"
+    shutil.copytree(sweep[0], folder)
+    (folder / "meta.json").unlink()  # an unfinished sweep
+    lost = next((folder / "runs").rglob("rule=adam/part-*"))
+    lost.unlink()
+    kept = {p: p.stat().st_mtime_ns for p in folder.rglob("part-*") if "rule=adam" not in str(p)}
+    registry = load_registry([str(Path(sweep[0]).parent / "sign_choice.py")], use_env=False)
+    experiment = Experiment.from_dict(SPEC, registry=registry)
+    with ThreadPoolExecutor(2) as pool:
+        results = run_sweep(experiment, folder, client=pool, registry=registry)
+    assert results.meta["tasks_run"] == 1 and lost.is_file()
+    assert all(p.stat().st_mtime_ns == stamp for p, stamp in kept.items())
+    pd.testing.assert_frame_equal(results.runs, sweep[1].runs, check_exact=True)
+    # any other folder that is not empty is refused in one line, and left as it was
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with ThreadPoolExecutor(1) as pool, pytest.raises(SpecError, match="expected a new or empty folder"):
+        run_sweep(experiment, other, client=pool, registry=registry)
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+    # and a finished single-file folder of the same experiment is not taken for a sweep
+    with ThreadPoolExecutor(1) as pool, pytest.raises(SpecError, match="holds runs.parquet"):
+        run_sweep(experiment, sweep[1].path, client=pool, registry=registry, resume=True)
+    assert not (sweep[1].path / "runs").exists() and (sweep[1].path / "meta.json").is_file()
+
+
+def test_a_flagged_runs_explanation_does_not_depend_on_the_runs_beside_it():
+    """λ_max of the explanation columns is computed over the flagged runs of one table: the pool's
+    whole table, or one Dask task's part. Each row must come out the same bits either way."""
+    import numpy as np
+
+    from descentlab.explain import top_eigenvalues
+    from descentlab.faults import build_instance
+    from descentlab.registry import get_registry
+
+    spec = {"name": "x", "problem": {"name": "moons", "samples": 60, "hidden": [8, 8]}, "rules": [{"rule": "gd"}]}
+    settings = dict(Experiment.from_dict(spec).problem_settings)
+    instance = build_instance(get_registry().problem("moons"), settings)
+    rng = np.random.default_rng(3)
+    # different scales converge in different numbers of Lanczos steps
+    params = rng.standard_normal((6, instance.layout.size)) * np.array([0.1, 0.5, 1.0, 2.0, 4.0, 8.0])[:, None]
+    together = top_eigenvalues(instance, params)
+    alone = np.array([top_eigenvalues(instance, params[i : i + 1])[0] for i in range(len(params))])
+    pairs = np.concatenate([top_eigenvalues(instance, params[i : i + 2]) for i in (0, 2, 4)])
+    assert together.tobytes() == alone.tobytes() == pairs.tobytes()
+    # and it is λ_max: the largest eigenvalue of the Hessian by central differences of the gradient
+    point, size, h = params[1], instance.layout.size, 1e-5
+    grads = [instance.loss_and_grad(np.stack([point + h * e, point - h * e]), None)[1] for e in np.eye(size)]
+    hessian = np.array([(g[0] - g[1]) / (2 * h) for g in grads])
+    assert together[1] == pytest.approx(np.linalg.eigvalsh((hessian + hessian.T) / 2)[-1], rel=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_runs_records_are_the_same_bits_alone_in_a_chunk_as_beside_others(dtype):
+    """A Dask task is one entry's share of runs, the pool's chunks may mix entries and are split to
+    keep its workers busy, and diverged runs leave a chunk: a run's step size, gradient norm and
+    sharpness must not depend on which runs are stacked with it (numpy sums a lone row otherwise)."""
+    import numpy as np
+
+    from descentlab.chunk import run_chunk
+    from descentlab.faults import build_instance
+    from descentlab.registry import get_registry
+
+    spec = {
+        "name": "alone",
+        "steps": 12,
+        "seeds": 2,
+        "dtype": dtype,
+        "sharpness_every": 3,
+        # 17 000 parameters (the path that sums squares per step; numpy's lone-row kernel differs on long
+        # rows), relu so that α = 50 diverges
+        "problem": {"name": "moons", "samples": 30, "hidden": [128, 128], "activation": "relu"},
+        "rules": [{"rule": "gd", "learning_rate": [0.1, 50.0]}, {"rule": "adam", "learning_rate": 0.01}],
+    }
+    experiment = Experiment.from_dict(spec)
+    registry = get_registry()
+    instance = build_instance(registry.problem("moons"), dict(experiment.problem_settings))
+    configs = experiment.runs()
+    together = run_chunk(instance, registry, experiment, configs)
+    assert np.isfinite(together["diverged_at"]).any()  # a chunk that loses runs on the way
+    for i, config in enumerate(configs):
+        alone = run_chunk(instance, registry, experiment, [config])
+        rows = int(together["last_row"][i]) + 1  # the rows the tables keep
+        assert int(alone["last_row"][0]) + 1 == rows
+        for key in ("loss", "step_size", "grad_norm", "sharpness"):
+            got, want = alone["metrics"][key], together["metrics"][key]
+            if want is None:
+                assert got is None, key
+                continue
+            same = np.asarray(got)[0, :rows].tobytes() == np.asarray(want)[i, :rows].tobytes()
+            assert same, (key, config.label, config.learning_rate, config.seed)
