@@ -311,17 +311,34 @@ def cmd_run(args) -> int:
         _check_out_dir(args.out)
     elif os.environ.get(RESULTS_ENV):  # the default folder, named so that a bad value can be traced
         _check_out_dir(os.environ[RESULTS_ENV], field=RESULTS_ENV)
+    executor = _executor_choice(args)
+    if executor == "dask" and args.scheduler is not None and args.workers is not None:
+        raise SpecError("--workers", args.workers, "no value with --scheduler (its cluster has the workers it has)")
     if experiment.protocol is not None:  # an honest comparison (docs/protocol.md): tune, then test
         from .protocol import run_from_cli
 
-        return run_from_cli(experiment, registry, args)
+        if executor != "dask":
+            return run_from_cli(experiment, registry, args)
+        if args.resume is not None:
+            raise SpecError(
+                "--resume",
+                args.resume,
+                "no value for a [protocol] experiment (its phases run on the cluster as one job each, "
+                "kept in memory and saved at the end; resuming is for plain sweeps)",
+            )
+        client = _dask_client(args, args.workers)
+        try:
+            return run_from_cli(experiment, registry, args, executor=client)
+        finally:
+            from .cluster import close
+
+            close(client)
     workers = _bounded_workers(args.workers, experiment.n_runs, quiet=args.quiet)
     # the problem is built here once more (cheap: parameters are allocated per chunk) so that a job
     # that cannot fit is refused before any training, with what it needs and what there is
     instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     check_resources(experiment, instance, workers or min(os.cpu_count() or 1, experiment.n_runs))
     del instance
-    executor = _executor_choice(args)
     if executor == "dask":
         results = _run_on_dask(args, experiment, registry, workers)
         path = results.path
@@ -360,22 +377,28 @@ def _run_on_dask(args, experiment, registry, workers):
     """The sweep as tasks on a Dask cluster, written as parts into a new (or the resumed) folder."""
     from pathlib import Path
 
-    from .cluster import check_scheduler, close, connect, run_sweep
+    from .cluster import close, is_sweep_folder, run_sweep
     from .records import _target_dir, default_results_dir
 
-    if args.scheduler is not None:
-        check_scheduler(args.scheduler)  # before the extra is looked for: a typo is the first thing to say
-    if not has_module("distributed"):
-        raise MissingExtra.of("descentlab run --executor dask", "distributed", "distributed")
+    _check_dask(args)
     if args.resume is not None:
         folder = Path(args.resume)
-        if not folder.is_dir():
-            raise SpecError("--resume", args.resume, "the folder of an unfinished descentlab run --executor dask")
+        if not folder.is_dir() or not is_sweep_folder(folder):  # said before a cluster is started
+            raise SpecError(
+                "--resume",
+                args.resume,
+                "the folder of an unfinished descentlab run --executor dask",
+                hint="this one holds runs.parquet: a finished single-file results folder"
+                if (folder / "runs.parquet").is_file()
+                else "",
+            )
+    elif args.out is not None and is_sweep_folder(args.out):
+        folder = Path(args.out)  # rerunning into the sweep's own folder goes on as --resume does
     else:
         parent = Path(args.out if args.out is not None else default_results_dir())
         folder = _target_dir(parent, experiment.name)
     progress = None if args.quiet else ProgressBar(unit="tasks")
-    client = connect(args.scheduler, n_workers=workers)
+    client = _dask_client(args, workers)
     try:
         return run_sweep(
             experiment, folder, client=client, registry=registry, resume=args.resume is not None, progress=progress
@@ -397,6 +420,24 @@ def _run_on_dask(args, experiment, registry, workers):
         ) from None
     finally:
         close(client)
+
+
+def _check_dask(args) -> None:
+    """The scheduler address, then the extra: one line each, before anything starts."""
+    from .cluster import check_scheduler
+
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)  # before the extra is looked for: a typo is the first thing to say
+    if not has_module("distributed"):
+        raise MissingExtra.of("descentlab run --executor dask", "distributed", "distributed")
+
+
+def _dask_client(args, workers):
+    """A client of ``--scheduler``, or of a local cluster of ``--workers`` processes."""
+    from .cluster import connect
+
+    _check_dask(args)
+    return connect(args.scheduler, n_workers=workers)
 
 
 class SweepInterrupted(Exception):

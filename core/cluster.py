@@ -17,7 +17,7 @@ from typing import Callable
 from .atomic import write_text_atomic
 from .errors import SpecError
 
-__all__ = ["close", "SCHEDULER_ACCEPTED", "check_scheduler", "connect", "run_sweep"]
+__all__ = ["close", "SCHEDULER_ACCEPTED", "check_scheduler", "connect", "is_sweep_folder", "run_sweep"]
 
 SCHEDULER_ACCEPTED = "tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT with PORT in 1-65535 (a Dask scheduler)"
 _ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
@@ -62,6 +62,10 @@ def connect(scheduler: str | None = None, n_workers: int | None = None):
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
+        # without a dashboard the scheduler still serves its HTTP routes (health, metrics), by default
+        # on port 8787: a second sweep at the same time got "Port 8787 is already in use" on stderr.
+        # Any free port of 127.0.0.1 instead, and still no dashboard.
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         host="127.0.0.1",
     )
 
@@ -84,8 +88,10 @@ def run_sweep(
     writing its parts into ``folder``; return the :class:`~descentlab.records.Results` read back.
 
     ``resume=True`` takes an existing folder of the same experiment and runs only the tasks whose
-    parts are missing. ``progress(done, total)`` counts tasks (parts already there count as done).
-    A task that fails leaves the other parts in place: the same call with ``resume=True`` goes on.
+    parts are missing; so does a ``folder`` that already holds a sweep (rerunning into the same
+    folder), while any other existing, non-empty folder is refused. ``progress(done, total)``
+    counts tasks (parts already there count as done). A task that fails leaves the other parts in
+    place: the same call goes on.
     """
     from .experiment import Experiment, parse_toml
     from .faults import build_instance
@@ -108,13 +114,17 @@ def run_sweep(
     instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     check_job(experiment, instance)
     spec_file = folder / "experiment.toml"
+    if not resume and is_sweep_folder(folder):
+        resume = True  # rerunning into the same folder goes on where it stopped (docs/cluster.md)
     if resume:
-        if not spec_file.is_file():
+        if not spec_file.is_file() or (folder / "runs.parquet").exists():
             raise SpecError(
                 "--resume",
                 str(folder),
                 "a folder written by descentlab run --executor dask",
-                hint="it has no experiment.toml",
+                hint="this one holds runs.parquet: a finished single-file results folder"
+                if (folder / "runs.parquet").exists()
+                else "it has no experiment.toml",
             )
         saved = Experiment.from_dict(parse_toml(spec_file.read_text(encoding="utf-8")), strict=False)
         if saved.to_dict() != experiment.to_dict():
@@ -128,7 +138,13 @@ def run_sweep(
             (folder / "meta.json").unlink()  # rewritten at the end; a folder being resumed is not finished
         _remove_temporaries(folder)
     else:
-        folder.mkdir(parents=True, exist_ok=False)
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise SpecError(
+                "folder",
+                str(folder),
+                "a new or empty folder, or the folder of an unfinished sweep of this experiment",
+            )
+        folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(spec_file, experiment.to_toml())
 
     for kind in PART_DIRS:  # made now: an interrupted sweep's folder is known as one (load_results, --resume)
@@ -182,6 +198,14 @@ def run_sweep(
     write_text_atomic(folder / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
     remove_stale_temporaries(folder.parent)
     return load_results(folder)
+
+
+def is_sweep_folder(folder) -> bool:
+    """Whether ``folder`` was written by :func:`run_sweep` (finished or not): an experiment.toml
+    (written first) and no single-file tables (which :func:`~descentlab.records.save_results`
+    renames into place with its experiment.toml, all at once)."""
+    folder = Path(folder)
+    return (folder / "experiment.toml").is_file() and not (folder / "runs.parquet").exists()
 
 
 def _remove_temporaries(folder: Path) -> None:
