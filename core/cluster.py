@@ -161,6 +161,7 @@ def run_sweep(
     payload = {
         "experiment": experiment.to_dict(),
         "plugin_paths": list(registry.plugin_paths),
+        "plugin_errors": list(registry.errors),  # faults known here, not the worker's own
         "folder": str(folder.resolve()),
     }
     from .parts import run_task

@@ -261,6 +261,7 @@ def run_experiment(
             payload = {
                 "experiment": experiment.to_dict(),
                 "plugin_paths": list(registry.plugin_paths),
+                "plugin_errors": list(registry.errors),  # faults known here, not the worker's own
                 "validation": None if validation is None else [float(validation[0]), int(validation[1])],
             }
             futures = {executor.submit(run_chunk_job, {**payload, "run_ids": chunk}): len(chunk) for chunk in jobs}

@@ -252,3 +252,46 @@ def test_a_runs_records_are_the_same_bits_alone_in_a_chunk_as_beside_others(dtyp
                 continue
             same = np.asarray(got)[0, :rows].tobytes() == np.asarray(want)[i, :rows].tobytes()
             assert same, (key, config.label, config.learning_rate, config.seed)
+
+
+def test_a_worker_without_the_plugin_file_says_so(sweep, tmp_path):
+    """A Dask worker on a machine without the --plugin file at that path: the task's error names the
+    file and the worker's host, not "rule: got 'sign_choice'; expected one of ..." of the registry."""
+    from descentlab.errors import PluginError
+    from descentlab.faults import build_instance
+    from descentlab.parts import plan_tasks, run_task
+
+    folder, single = sweep
+    experiment = single.experiment
+    registry = load_registry([str(Path(folder).parent / "sign_choice.py")], use_env=False)
+    instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
+    task = next(t for t in plan_tasks(experiment, instance) if t["rule"] == "sign_choice")
+    elsewhere = str(tmp_path / "not-here" / "sign_choice.py")
+    payload = {"experiment": experiment.to_dict(), "plugin_paths": [elsewhere], "folder": str(tmp_path), **task}
+    with pytest.raises(PluginError) as caught:
+        run_task(payload)
+    message = str(caught.value)
+    assert elsewhere in message and "FileNotFoundError" in message and "on worker host" in message
+    assert not list(tmp_path.rglob("part-*"))
+
+
+def test_a_plugin_files_known_fault_does_not_stop_its_other_plugins_on_the_workers(tmp_path):
+    """One broken declaration in a file is reported and its other rules work (in the parent): the
+    workers see the same fault and must not take it for a file missing on their machine."""
+    plugin = tmp_path / "half_broken.py"
+    plugin.write_text(
+        CHOICE_RULE
+        + """
+
+@hookimpl
+def register_schedules(register):
+    raise RuntimeError("this hook is broken")
+"""
+    )
+    registry = load_registry([str(plugin)], use_env=False)
+    assert registry.errors and "sign_choice" in registry.rules
+    spec = {"name": "half", "steps": 5, "problem": {"name": "rosenbrock"}, "rules": [{"rule": "sign_choice"}]}
+    experiment = Experiment.from_dict(spec, registry=registry)
+    with ThreadPoolExecutor(2) as pool:
+        results = run_sweep(experiment, tmp_path / "sweep", client=pool, registry=registry)
+    assert results.runs["status"].tolist() != ["failed"] and len(results.runs) == 1
