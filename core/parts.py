@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -122,13 +123,15 @@ def run_task(payload: dict) -> dict:
     metrics["run_id"] = ids[metrics["run_id"].to_numpy()]  # _assemble numbers a subset's runs 0..r-1
     paths = part_paths(payload["folder"], payload["problem"], payload["rule"], payload["hash"])
     # weights and metrics first, the runs part last: its presence is what a reader lists
-    write_atomic(paths["weights"], lambda p: _save_npz(p, {**weights, "run_id": ids}))
-    write_atomic(paths["metrics"], lambda p: metrics.to_parquet(p, index=False, compression="zstd"))
+    write_atomic(paths["weights"], _synced(lambda p: _save_npz(p, {**weights, "run_id": ids})))
+    write_atomic(paths["metrics"], _synced(lambda p: metrics.to_parquet(p, index=False, compression="zstd")))
     part = runs.drop(columns=[c for c in PARTITION_COLUMNS if c in runs.columns])
     for name in text_columns(experiment):
         if name in part.columns:
             part[name] = pd.Series([None if _missing(v) else str(v) for v in part[name].tolist()], dtype="str")
-    write_atomic(paths["runs"], lambda p: part.to_parquet(p, index=False, compression="zstd"))
+    write_atomic(paths["runs"], _synced(lambda p: part.to_parquet(p, index=False, compression="zstd")))
+    for path in paths.values():
+        _sync_folder(path.parent)
     return {
         "hash": payload["hash"],
         "runs": len(configs),
@@ -161,6 +164,32 @@ def text_columns(experiment) -> list[str]:
 
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _synced(write):
+    """``write`` then fsync the file: a part that exists is taken as done (``is_done``), so after a
+    power cut its name must not have reached the disk before its bytes (a rename may)."""
+
+    def write_and_sync(path: Path) -> None:
+        write(path)
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+    return write_and_sync
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so that the renames into it are on disk too (where the system allows it)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:  # some file systems refuse fsync of a folder
+        pass
+    finally:
+        os.close(handle)
 
 
 def _save_npz(path: Path, arrays: dict) -> None:

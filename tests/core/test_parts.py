@@ -295,3 +295,27 @@ def register_schedules(register):
     with ThreadPoolExecutor(2) as pool:
         results = run_sweep(experiment, tmp_path / "sweep", client=pool, registry=registry)
     assert results.runs["status"].tolist() != ["failed"] and len(results.runs) == 1
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an fd through /proc")
+def test_a_parts_bytes_reach_the_disk_before_its_name(tmp_path, monkeypatch):
+    """A part that exists counts as done; after a power cut it must not exist without its bytes:
+    each temporary is fsynced before its rename, and the folder after it."""
+    import os
+
+    synced = []
+    real_fsync = os.fsync
+
+    def spy(fd):
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    spec = {"name": "sync", "steps": 3, "problem": {"name": "rosenbrock"}, "rules": [{"rule": "gd"}, {"rule": "adam"}]}
+    with ThreadPoolExecutor(1) as pool:
+        run_sweep(Experiment.from_dict(spec), tmp_path / "sweep", client=pool)
+    parts = sorted((tmp_path / "sweep").rglob("part-*"))
+    assert len(parts) == 6
+    for part in parts:
+        assert any(s.parent == part.parent and s.name.startswith(f".{part.name}.") for s in synced), part
+        assert part.parent in synced
