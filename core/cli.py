@@ -381,6 +381,8 @@ def _run_on_dask(args, experiment, registry, workers):
     from .records import _target_dir, default_results_dir
 
     _check_dask(args)
+    if args.resume is not None and args.out is not None and Path(args.out) != Path(args.resume):
+        raise SpecError("--out", args.out, f"no value with --resume (the resumed sweep is {args.resume})")
     if args.resume is not None:
         folder = Path(args.resume)
         if not folder.is_dir() or not is_sweep_folder(folder):  # said before a cluster is started

@@ -428,6 +428,7 @@ def test_options_that_do_not_fit_are_one_line_before_any_cluster_starts(tmp_path
         (["run", str(protocol), "--resume", str(single)], "--resume: got", "[protocol] experiment"),
         (["run", str(spec), "--scheduler", "127.0.0.1:8786", "--workers", "2"], "--workers: got 2", "--scheduler"),
         (["run", str(spec), "--resume", str(single)], "--resume: got", "holds runs.parquet"),
+        (["run", str(spec), "--resume", str(single), "--out", str(tmp_path)], "--out: got", "with --resume"),
     ]
     for argv, start, accepted in cases:
         assert main(argv) == 2, argv
