@@ -17,7 +17,7 @@ from typing import Callable
 from .atomic import write_text_atomic
 from .errors import SpecError
 
-__all__ = ["close", "SCHEDULER_ACCEPTED", "check_scheduler", "connect", "is_sweep_folder", "run_sweep"]
+__all__ = ["close", "SCHEDULER_ACCEPTED", "check_scheduler", "connect", "is_sweep_folder", "run_sweep", "TaskFailed"]
 
 SCHEDULER_ACCEPTED = "tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT with PORT in 1-65535 (a Dask scheduler)"
 _ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
@@ -166,11 +166,14 @@ def run_sweep(
     }
     from .parts import run_task
 
-    futures = [executor.submit(run_task, {**payload, **task}) for task in todo]
+    futures = {executor.submit(run_task, {**payload, **task}): task for task in todo}
     summaries = []
     try:
         for future in as_completed(futures):
-            summaries.append(future.result())
+            try:
+                summaries.append(future.result())
+            except Exception as error:  # which task, so that a plugin crashing its worker is found
+                raise TaskFailed(futures[future], error) from error
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -199,6 +202,19 @@ def run_sweep(
     write_text_atomic(folder / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
     remove_stale_temporaries(folder.parent)
     return load_results(folder)
+
+
+class TaskFailed(RuntimeError):
+    """A task of a sweep failed (its error is ``__cause__``): the message names its rule entry and
+    runs, e.g. the entry whose plugin crashed every worker that ran it (Dask's KilledWorker)."""
+
+    def __init__(self, task: dict, error: BaseException):
+        self.task = task
+        ids = task["run_ids"]
+        runs = f"run {ids[0]}" if len(ids) == 1 else f"runs {ids[0]}..{ids[-1]}"
+        super().__init__(
+            f"the task of rules[{task['entry']}] ({task['rule']!r}, {runs}): {type(error).__name__}: {error}"
+        )
 
 
 def is_sweep_folder(folder) -> bool:

@@ -159,7 +159,9 @@ def test_an_interrupted_sweep_resumes_to_the_same_tables(client, experiment, ref
 
     folder = tmp_path / "sweep"
     failing = FailingAfter(client.get_executor(), 2)
-    with pytest.raises(RuntimeError, match="worker lost"):
+    with pytest.raises(
+        RuntimeError, match=r"the task of rules\[[01]\] \('(gd|adam)', runs \d+\.\.\d+\): RuntimeError: worker lost"
+    ):
         run_sweep(experiment, folder, client=failing)
     failing.wait()
     assert not (folder / "meta.json").exists()
@@ -540,7 +542,9 @@ def test_a_worker_killed_mid_sweep_fails_its_task_and_the_sweep_resumes(kill_ref
         assert busy is not None, "no task left running"
         os.kill(pids[busy], signal.SIGKILL)
         runner.join(timeout=120)
-        assert type(outcome.get("error")).__name__ == "KilledWorker", outcome
+        error = outcome.get("error")
+        assert type(error.__cause__).__name__ == "KilledWorker", outcome
+        assert str(error).startswith("the task of rules[") and ": KilledWorker: " in str(error)
         assert not (folder / "meta.json").exists()
         done = len(list((folder / "runs").rglob("part-*")))
         strict.wait_for_workers(2, timeout=60)
