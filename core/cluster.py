@@ -225,10 +225,22 @@ def is_sweep_folder(folder) -> bool:
     return (folder / "experiment.toml").is_file() and not (folder / "runs.parquet").exists()
 
 
+_PART_TEMPORARY = re.compile(
+    r"\.part-[0-9a-f]+\.(?:parquet|npz)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]{1,10})\.[a-z0-9_]{8}\.tmp\.(?:parquet|npz)"
+)
+
+
 def _remove_temporaries(folder: Path) -> None:
-    """Hidden temporaries of parts whose writer was killed (write_atomic names them ``.part-*.tmp*``)."""
+    """Hidden temporaries of parts whose writer was killed (write_atomic names them
+    ``.part-*.<host>.<pid>.*.tmp*``): only a gone writer's of this machine, never those of a task
+    still writing (another sweep resuming the same folder) or of another machine's worker."""
+    from .atomic import writer_gone
+
     for kind in ("runs", "metrics", "weights"):
         for path in (folder / kind).glob("problem=*/rule=*/.part-*.tmp*"):
+            match = _PART_TEMPORARY.fullmatch(path.name)
+            if match is None or not writer_gone(match):
+                continue
             try:
                 path.unlink()
             except OSError:

@@ -126,7 +126,7 @@ def run_task(payload: dict) -> dict:
     write_atomic(paths["weights"], _synced(lambda p: _save_npz(p, {**weights, "run_id": ids})))
     write_atomic(paths["metrics"], _synced(lambda p: metrics.to_parquet(p, index=False, compression="zstd")))
     part = runs.drop(columns=[c for c in PARTITION_COLUMNS if c in runs.columns])
-    for name in text_columns(experiment):
+    for name in text_columns(experiment, every):
         if name in part.columns:
             part[name] = pd.Series([None if _missing(v) else str(v) for v in part[name].tolist()], dtype="str")
     write_atomic(paths["runs"], _synced(lambda p: part.to_parquet(p, index=False, compression="zstd")))
@@ -141,7 +141,7 @@ def run_task(payload: dict) -> dict:
     }
 
 
-def text_columns(experiment) -> list[str]:
+def text_columns(experiment, configs=None) -> list[str]:
     """The runs table's hyperparameter columns that hold text in some entry of ``experiment``.
 
     In a part of an entry without that hyperparameter the column would be all missing, which the
@@ -152,7 +152,7 @@ def text_columns(experiment) -> list[str]:
     from .tables import _hyper_columns
 
     rule_cols, schedule_cols = _hyper_columns(experiment, None)
-    configs = experiment.runs()
+    configs = experiment.runs() if configs is None else configs  # every run's (a task has them already)
 
     def is_text(value) -> bool:
         return not _missing(value) and not isinstance(value, (bool, int, float, np.number))

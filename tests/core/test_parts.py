@@ -319,3 +319,32 @@ def test_a_parts_bytes_reach_the_disk_before_its_name(tmp_path, monkeypatch):
     for part in parts:
         assert any(s.parent == part.parent and s.name.startswith(f".{part.name}.") for s in synced), part
         assert part.parent in synced
+
+
+def test_resuming_removes_only_the_temporaries_of_gone_writers(sweep, tmp_path):
+    """A killed worker's half-written part goes; a live writer's (another sweep resuming the same
+    folder) and another machine's stay: removing them would fail those writers' renames."""
+    import shutil
+    import subprocess
+    import sys
+
+    from descentlab.atomic import host_name
+
+    folder = tmp_path / "copy"
+    shutil.copytree(sweep[0], folder)
+    (folder / "meta.json").unlink()
+    part = next((folder / "runs").rglob("rule=gd/part-*.parquet"))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)
+    names = {
+        "dead": f".{part.name}.{host_name()}.{dead_pid}.abcd1234.tmp.parquet",
+        "live": f".{part.name}.{host_name()}.1.abcd1234.tmp.parquet",  # pid 1 is alive
+        "remote": f".{part.name}.another-host.{dead_pid}.abcd1234.tmp.parquet",
+    }
+    for name in names.values():
+        (part.parent / name).write_bytes(b"half a part")
+    registry = load_registry([str(Path(sweep[0]).parent / "sign_choice.py")], use_env=False)
+    with ThreadPoolExecutor(1) as pool:
+        run_sweep(Experiment.from_dict(SPEC, registry=registry), folder, client=pool, registry=registry, resume=True)
+    left = {p.name for p in part.parent.iterdir() if p.name.startswith(".")}
+    assert left == {names["live"], names["remote"]}
