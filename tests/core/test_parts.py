@@ -348,3 +348,19 @@ def test_resuming_removes_only_the_temporaries_of_gone_writers(sweep, tmp_path):
         run_sweep(Experiment.from_dict(SPEC, registry=registry), folder, client=pool, registry=registry, resume=True)
     left = {p.name for p in part.parent.iterdir() if p.name.startswith(".")}
     assert left == {names["live"], names["remote"]}
+
+
+def test_layer_norms_of_a_lone_run_are_those_of_the_same_run_in_a_stack():
+    import numpy as np
+
+    from descentlab.faults import build_instance
+    from descentlab.registry import get_registry
+
+    spec = {"name": "x", "problem": {"name": "moons", "samples": 30, "hidden": [128, 128]}, "rules": [{"rule": "gd"}]}
+    instance = build_instance(get_registry().problem("moons"), dict(Experiment.from_dict(spec).problem_settings))
+    rows = np.random.default_rng(0).standard_normal((3, instance.layout.size))
+    stacked = instance.layout.layer_norms(rows)
+    alone = np.concatenate([instance.layout.layer_norms(rows[i : i + 1]) for i in range(3)])
+    assert stacked.tobytes() == alone.tobytes()
+    # and they are the norms: the squares of every layer's parameters add up to the whole row's
+    assert np.allclose((stacked**2).sum(axis=1), (rows**2).sum(axis=1), rtol=1e-12)
