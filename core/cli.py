@@ -198,7 +198,7 @@ class _Number:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr: ``[#####.....]  52%  1.3 s``; silent when stderr is not a terminal."""
+    """A one-line progress bar on stderr, ``[#####.....]  52%  1.3 s  ETA 1 s``; silent off a terminal."""
 
     def __init__(self, stream=None, width: int = 30, unit: str | None = None):
         self.stream = stream or sys.stderr
@@ -208,6 +208,7 @@ class ProgressBar:
         self.first: int | None = None  # done at the first call: a resumed sweep's parts took no time now
         self.since = self.started
         self.last = -1.0
+        self.longest = 0  # characters of the longest line drawn so far
         self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.finished = False
 
@@ -221,6 +222,12 @@ class ProgressBar:
             text += f"  ETA {eta:.0f} s"
         return text
 
+    def eta(self, done: int, total: int, now: float) -> str:
+        """``  ETA 12 s`` of a local run (run-steps): the rest at the pace so far."""
+        if not 0 < done < total:
+            return ""
+        return f"  ETA {(now - self.started) / done * (total - done):.0f} s"
+
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total <= 0 or self.finished:
             return
@@ -232,10 +239,13 @@ class ProgressBar:
         self.last = now
         fraction = min(done / total, 1.0)
         filled = int(round(self.width * fraction))
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:5.0%}  "
-            f"{now - self.started:6.1f} s" + (self.counts(done, total, now) if self.unit else "")
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction:5.0%}  {now - self.started:6.1f} s" + (
+            self.counts(done, total, now) if self.unit else self.eta(done, total, now)
         )
+        # padded to the longest line drawn: a shorter one ("ETA 9 s" after "ETA 10 s", the last line
+        # without an ETA) would leave the end of the one before on the screen
+        self.longest = max(self.longest, len(line))
+        self.stream.write("\r" + line.ljust(self.longest))
         if done >= total:
             self.stream.write("\n")
             self.finished = True

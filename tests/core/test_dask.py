@@ -334,7 +334,9 @@ def test_the_progress_bar_counts_tasks_with_an_eta():
     bar(4, 8)
     assert "2/8 tasks" in stream.text and "4/8 tasks  ETA " in stream.text
     bar(8, 8)
-    assert stream.text.endswith("8/8 tasks\n")
+    *_, before, last = stream.text.split("\r")
+    assert last.rstrip(" \n").endswith("8/8 tasks") and last.endswith("\n")
+    assert len(last) == len(before) + 1  # padded: the ETA drawn before is blanked out
     assert np.isfinite(float(stream.text.split("ETA ")[1].split(" s")[0]))
 
 
