@@ -387,7 +387,7 @@ def _run_on_dask(args, experiment, registry, workers):
     """The sweep as tasks on a Dask cluster, written as parts into a new (or the resumed) folder."""
     from pathlib import Path
 
-    from .cluster import close, is_sweep_folder, run_sweep
+    from .cluster import check_resumable, close, is_sweep_folder, run_sweep
     from .records import _target_dir, default_results_dir
 
     _check_dask(args)
@@ -395,17 +395,10 @@ def _run_on_dask(args, experiment, registry, workers):
         raise SpecError("--out", args.out, f"no value with --resume (the resumed sweep is {args.resume})")
     if args.resume is not None:
         folder = Path(args.resume)
-        if not folder.is_dir() or not is_sweep_folder(folder):  # said before a cluster is started
-            raise SpecError(
-                "--resume",
-                args.resume,
-                "the folder of an unfinished descentlab run --executor dask",
-                hint="this one holds runs.parquet: a finished single-file results folder"
-                if (folder / "runs.parquet").is_file()
-                else "",
-            )
+        check_resumable(folder, experiment, "--resume")  # said before a cluster is started
     elif args.out is not None and is_sweep_folder(args.out):
         folder = Path(args.out)  # rerunning into the sweep's own folder goes on as --resume does
+        check_resumable(folder, experiment, "--out")
     else:
         parent = Path(args.out if args.out is not None else default_results_dir())
         folder = _target_dir(parent, experiment.name)

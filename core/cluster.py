@@ -17,7 +17,16 @@ from typing import Callable
 from .atomic import write_text_atomic
 from .errors import SpecError
 
-__all__ = ["close", "SCHEDULER_ACCEPTED", "check_scheduler", "connect", "is_sweep_folder", "run_sweep", "TaskFailed"]
+__all__ = [
+    "close",
+    "SCHEDULER_ACCEPTED",
+    "check_resumable",
+    "check_scheduler",
+    "connect",
+    "is_sweep_folder",
+    "run_sweep",
+    "TaskFailed",
+]
 
 SCHEDULER_ACCEPTED = "tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT with PORT in 1-65535 (a Dask scheduler)"
 _ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
@@ -93,7 +102,6 @@ def run_sweep(
     counts tasks (parts already there count as done). A task that fails leaves the other parts in
     place: the same call goes on.
     """
-    from .experiment import Experiment, parse_toml
     from .faults import build_instance
     from .parts import PART_DIRS, is_done, plan_tasks, read_parts
     from .records import build_meta, load_results, remove_stale_temporaries
@@ -114,26 +122,11 @@ def run_sweep(
     instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     check_job(experiment, instance)
     spec_file = folder / "experiment.toml"
+    field = "--resume" if resume else "folder"  # what the caller named: a refusal says that
     if not resume and is_sweep_folder(folder):
         resume = True  # rerunning into the same folder goes on where it stopped (docs/cluster.md)
     if resume:
-        if not spec_file.is_file() or (folder / "runs.parquet").exists():
-            raise SpecError(
-                "--resume",
-                str(folder),
-                "a folder written by descentlab run --executor dask",
-                hint="this one holds runs.parquet: a finished single-file results folder"
-                if (folder / "runs.parquet").exists()
-                else "it has no experiment.toml",
-            )
-        saved = Experiment.from_dict(parse_toml(spec_file.read_text(encoding="utf-8")), strict=False)
-        if saved.to_dict() != experiment.to_dict():
-            raise SpecError(
-                "--resume",
-                str(folder),
-                "the folder of this same experiment",
-                hint="its experiment.toml differs from the experiment given",
-            )
+        check_resumable(folder, experiment, field)
         if (folder / "meta.json").exists():
             (folder / "meta.json").unlink()  # rewritten at the end; a folder being resumed is not finished
         _remove_temporaries(folder)
@@ -214,6 +207,32 @@ class TaskFailed(RuntimeError):
         runs = f"run {ids[0]}" if len(ids) == 1 else f"runs {ids[0]}..{ids[-1]}"
         super().__init__(
             f"the task of rules[{task['entry']}] ({task['rule']!r}, {runs}): {type(error).__name__}: {error}"
+        )
+
+
+def check_resumable(folder, experiment, field: str = "--resume") -> None:
+    """A one-line SpecError (naming ``field``) unless ``folder`` is a sweep of ``experiment``:
+    said before any cluster starts, and a finished single-file folder is never touched."""
+    from .experiment import Experiment, parse_toml
+
+    folder = Path(folder)
+    spec_file = folder / "experiment.toml"
+    if not folder.is_dir() or not is_sweep_folder(folder):
+        raise SpecError(
+            field,
+            str(folder),
+            "the folder of a descentlab run --executor dask",
+            hint="this one holds runs.parquet: a finished single-file results folder"
+            if (folder / "runs.parquet").exists()
+            else "it has no experiment.toml",
+        )
+    saved = Experiment.from_dict(parse_toml(spec_file.read_text(encoding="utf-8")), strict=False)
+    if saved.to_dict() != experiment.to_dict():
+        raise SpecError(
+            field,
+            str(folder),
+            "the folder of this same experiment",
+            hint="its experiment.toml differs from the experiment given",
         )
 
 

@@ -426,6 +426,14 @@ def test_options_that_do_not_fit_are_one_line_before_any_cluster_starts(tmp_path
     single = tmp_path / "single"
     assert main(["run", str(spec), "--out", str(single), "--quiet"]) == 0
     (single,) = single.iterdir()
+    from concurrent.futures import ThreadPoolExecutor
+
+    from descentlab.cluster import run_sweep
+    from descentlab.experiment import parse_toml
+
+    other = Experiment.from_dict({**parse_toml(TOML), "steps": 3})
+    with ThreadPoolExecutor(1) as pool:  # a sweep's folder, of another experiment
+        sweep = run_sweep(other, tmp_path / "other-sweep", client=pool).path
     before = sorted(p.name for p in single.iterdir())
     capsys.readouterr()
     cases = [
@@ -433,6 +441,8 @@ def test_options_that_do_not_fit_are_one_line_before_any_cluster_starts(tmp_path
         (["run", str(spec), "--scheduler", "127.0.0.1:8786", "--workers", "2"], "--workers: got 2", "--scheduler"),
         (["run", str(spec), "--resume", str(single)], "--resume: got", "holds runs.parquet"),
         (["run", str(spec), "--resume", str(single), "--out", str(tmp_path)], "--out: got", "with --resume"),
+        (["run", str(spec), "--resume", str(sweep)], "--resume: got", "this same experiment"),
+        (["run", str(spec), "--executor", "dask", "--out", str(sweep)], "--out: got", "this same experiment"),
     ]
     for argv, start, accepted in cases:
         assert main(argv) == 2, argv
