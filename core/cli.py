@@ -198,7 +198,7 @@ class _Number:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr: ``[#####.....]  52%  1.3 s``; silent when stderr is not a terminal."""
+    """A one-line progress bar on stderr, ``[#####.....]  52%  1.3 s  ETA 1 s``; silent off a terminal."""
 
     def __init__(self, stream=None, width: int = 30, unit: str | None = None):
         self.stream = stream or sys.stderr
@@ -208,6 +208,7 @@ class ProgressBar:
         self.first: int | None = None  # done at the first call: a resumed sweep's parts took no time now
         self.since = self.started
         self.last = -1.0
+        self.longest = 0  # characters of the longest line drawn so far
         self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.finished = False
 
@@ -221,6 +222,12 @@ class ProgressBar:
             text += f"  ETA {eta:.0f} s"
         return text
 
+    def eta(self, done: int, total: int, now: float) -> str:
+        """``  ETA 12 s`` of a local run (run-steps): the rest at the pace so far."""
+        if not 0 < done < total:
+            return ""
+        return f"  ETA {(now - self.started) / done * (total - done):.0f} s"
+
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total <= 0 or self.finished:
             return
@@ -232,10 +239,13 @@ class ProgressBar:
         self.last = now
         fraction = min(done / total, 1.0)
         filled = int(round(self.width * fraction))
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:5.0%}  "
-            f"{now - self.started:6.1f} s" + (self.counts(done, total, now) if self.unit else "")
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction:5.0%}  {now - self.started:6.1f} s" + (
+            self.counts(done, total, now) if self.unit else self.eta(done, total, now)
         )
+        # padded to the longest line drawn: a shorter one ("ETA 9 s" after "ETA 10 s", the last line
+        # without an ETA) would leave the end of the one before on the screen
+        self.longest = max(self.longest, len(line))
+        self.stream.write("\r" + line.ljust(self.longest))
         if done >= total:
             self.stream.write("\n")
             self.finished = True
@@ -311,17 +321,34 @@ def cmd_run(args) -> int:
         _check_out_dir(args.out)
     elif os.environ.get(RESULTS_ENV):  # the default folder, named so that a bad value can be traced
         _check_out_dir(os.environ[RESULTS_ENV], field=RESULTS_ENV)
+    executor = _executor_choice(args)
+    if executor == "dask" and args.scheduler is not None and args.workers is not None:
+        raise SpecError("--workers", args.workers, "no value with --scheduler (its cluster has the workers it has)")
     if experiment.protocol is not None:  # an honest comparison (docs/protocol.md): tune, then test
         from .protocol import run_from_cli
 
-        return run_from_cli(experiment, registry, args)
+        if executor != "dask":
+            return run_from_cli(experiment, registry, args)
+        if args.resume is not None:
+            raise SpecError(
+                "--resume",
+                args.resume,
+                "no value for a [protocol] experiment (its phases run on the cluster as one job each, "
+                "kept in memory and saved at the end; resuming is for plain sweeps)",
+            )
+        client = _dask_client(args, args.workers)
+        try:
+            return run_from_cli(experiment, registry, args, executor=client)
+        finally:
+            from .cluster import close
+
+            close(client)
     workers = _bounded_workers(args.workers, experiment.n_runs, quiet=args.quiet)
     # the problem is built here once more (cheap: parameters are allocated per chunk) so that a job
     # that cannot fit is refused before any training, with what it needs and what there is
     instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     check_resources(experiment, instance, workers or min(os.cpu_count() or 1, experiment.n_runs))
     del instance
-    executor = _executor_choice(args)
     if executor == "dask":
         results = _run_on_dask(args, experiment, registry, workers)
         path = results.path
@@ -360,22 +387,23 @@ def _run_on_dask(args, experiment, registry, workers):
     """The sweep as tasks on a Dask cluster, written as parts into a new (or the resumed) folder."""
     from pathlib import Path
 
-    from .cluster import check_scheduler, close, connect, run_sweep
+    from .cluster import check_resumable, close, is_sweep_folder, run_sweep
     from .records import _target_dir, default_results_dir
 
-    if args.scheduler is not None:
-        check_scheduler(args.scheduler)  # before the extra is looked for: a typo is the first thing to say
-    if not has_module("distributed"):
-        raise MissingExtra.of("descentlab run --executor dask", "distributed", "distributed")
+    _check_dask(args)
+    if args.resume is not None and args.out is not None and Path(args.out) != Path(args.resume):
+        raise SpecError("--out", args.out, f"no value with --resume (the resumed sweep is {args.resume})")
     if args.resume is not None:
         folder = Path(args.resume)
-        if not folder.is_dir():
-            raise SpecError("--resume", args.resume, "the folder of an unfinished descentlab run --executor dask")
+        check_resumable(folder, experiment, "--resume")  # said before a cluster is started
+    elif args.out is not None and is_sweep_folder(args.out):
+        folder = Path(args.out)  # rerunning into the sweep's own folder goes on as --resume does
+        check_resumable(folder, experiment, "--out")
     else:
         parent = Path(args.out if args.out is not None else default_results_dir())
         folder = _target_dir(parent, experiment.name)
     progress = None if args.quiet else ProgressBar(unit="tasks")
-    client = connect(args.scheduler, n_workers=workers)
+    client = _dask_client(args, workers)
     try:
         return run_sweep(
             experiment, folder, client=client, registry=registry, resume=args.resume is not None, progress=progress
@@ -397,6 +425,24 @@ def _run_on_dask(args, experiment, registry, workers):
         ) from None
     finally:
         close(client)
+
+
+def _check_dask(args) -> None:
+    """The scheduler address, then the extra: one line each, before anything starts."""
+    from .cluster import check_scheduler
+
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)  # before the extra is looked for: a typo is the first thing to say
+    if not has_module("distributed"):
+        raise MissingExtra.of("descentlab run --executor dask", "distributed", "distributed")
+
+
+def _dask_client(args, workers):
+    """A client of ``--scheduler``, or of a local cluster of ``--workers`` processes."""
+    from .cluster import connect
+
+    _check_dask(args)
+    return connect(args.scheduler, n_workers=workers)
 
 
 class SweepInterrupted(Exception):

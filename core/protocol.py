@@ -551,10 +551,13 @@ def load_protocol(folder) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def run_from_cli(experiment: Experiment, registry, args) -> int:
+def run_from_cli(experiment: Experiment, registry, args, executor=None) -> int:
     """``descentlab run`` of an experiment with ``[protocol]``: print the leaderboard and verdicts, save
     every problem's test-seed runs as an ordinary results folder (the first problem's is the protocol
-    folder itself, the others under its ``problems/``) with ``protocol.json`` referencing each of them."""
+    folder itself, the others under its ``problems/``) with ``protocol.json`` referencing each of them.
+
+    ``executor`` (a ``distributed.Client`` for ``--executor dask``) trains every phase's batch there
+    instead of in this machine's pool; the numbers are the same bit for bit."""
     import os
     import shlex
 
@@ -575,9 +578,12 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
         instance = build_instance(registry.problem(job.problem), dict(job.problem_settings))
         if validation is not None:
             instance = _validation_instance(instance, job, validation)
-        check_resources(job, instance, workers or min(os.cpu_count() or 1, job.n_runs))
+        if executor is None:  # with an executor, run_experiment checks what comes back here
+            check_resources(job, instance, workers or min(os.cpu_count() or 1, job.n_runs))
         del instance
         logger.debug("%s: %s, %d runs on seeds %s", job.name, job.problem, job.n_runs, job.seeds)
+        if executor is not None:  # the cluster's threads say how finely each batch is split
+            return run_experiment(job, registry=registry, executor=executor, validation=validation)
         return run_experiment(job, registry=registry, workers=workers, validation=validation)
 
     outcome = run_protocol(experiment, registry=registry, command=command, run=run)

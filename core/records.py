@@ -419,13 +419,13 @@ def load_results(path) -> Results:
     remove_stale_temporaries(folder.parent)
     if not folder.is_dir():
         raise ResultsError(path, "", "no such folder", accepted)
-    from .parts import is_partitioned
+    from .parts import RESUME_HINT, is_partitioned
 
     partitioned = is_partitioned(folder)  # written by tasks (--executor dask): docs/cluster.md
     missing = [f for f in (PARTITIONED_FILES if partitioned else FILES) if not (folder / f).is_file()]
     if missing:
         if partitioned and missing == ["meta.json"]:
-            accepted = "a finished sweep (resume this one: descentlab run EXPERIMENT.toml --resume FOLDER)"
+            accepted = f"a finished sweep (resume this one: {RESUME_HINT})"
         raise ResultsError(path, "", "missing " + ", ".join(missing), accepted)
     import pandas as pd
 
@@ -545,7 +545,13 @@ def _check_columns(file: Path, table, required: dict, optional: dict) -> None:
 def validate_results(folder, experiment: Experiment, runs, metrics, weights: dict, meta) -> None:
     """Check what :func:`load_results` read against the layout of docs/results.md; the first thing
     that is not as documented raises a one-line ResultsError naming the file and the field."""
+    from .parts import is_partitioned
+
     folder = Path(folder)
+    # a partitioned folder's tables are the folders of their parts (docs/cluster.md): name those
+    names = (
+        ("runs", "metrics", "weights") if is_partitioned(folder) else ("runs.parquet", "metrics.parquet", "weights.npz")
+    )
     where = folder / "meta.json"
     if not isinstance(meta, dict):
         raise ResultsError(where, "top level", _json_kind(meta), "a JSON object")
@@ -554,7 +560,7 @@ def validate_results(folder, experiment: Experiment, runs, metrics, weights: dic
             raise ResultsError(where, key, _json_kind(meta[key]), _JSON_TYPES[kind])
 
     n_runs, steps = experiment.n_runs, experiment.steps
-    where = folder / "runs.parquet"
+    where = folder / names[0]
     _check_columns(where, runs, RUN_COLUMNS, OPTIONAL_RUN_COLUMNS)
     if len(runs) != n_runs or not np.array_equal(runs["run_id"].to_numpy(), np.arange(n_runs)):
         raise ResultsError(
@@ -569,14 +575,14 @@ def validate_results(folder, experiment: Experiment, runs, metrics, weights: dic
     if unknown:
         raise ResultsError(where, "status", f"unknown status {unknown[0]!r}", "one of " + ", ".join(STATUSES))
 
-    where = folder / "metrics.parquet"
+    where = folder / names[1]
     _check_columns(where, metrics, METRIC_COLUMNS, OPTIONAL_METRIC_COLUMNS)
     for name, high in (("run_id", n_runs - 1), ("step", steps)):
         values = metrics[name].to_numpy()
         if len(values) and (values.min() < 0 or values.max() > high):
             raise ResultsError(where, name, f"values {_span(metrics[name])}", f"0 ... {high}")
 
-    where = folder / "weights.npz"
+    where = folder / names[2]
     shapes = {k: tuple(v.shape) for k, v in weights.items()}
     tensors = sorted({k.split(".", 1)[1] for k in shapes if k.startswith(("initial.", "final."))})
     if not tensors:

@@ -261,6 +261,7 @@ def run_experiment(
             payload = {
                 "experiment": experiment.to_dict(),
                 "plugin_paths": list(registry.plugin_paths),
+                "plugin_errors": list(registry.errors),  # faults known here, not the worker's own
                 "validation": None if validation is None else [float(validation[0]), int(validation[1])],
             }
             futures = {executor.submit(run_chunk_job, {**payload, "run_ids": chunk}): len(chunk) for chunk in jobs}
@@ -300,13 +301,22 @@ def run_experiment(
 def executor_and_workers(executor, workers: int | None = None) -> tuple[Executor, int]:
     """``(executor, how many tasks it runs at once)`` for an Executor or a ``distributed.Client``.
 
-    A pool's size is private (``_max_workers``), so it is asked of Dask (its workers' threads) or
-    given as ``workers``; other executors count as this machine's CPUs.
+    A pool's size is private (``_max_workers``), so it is asked of Dask (its workers' threads, for a
+    client and for its ``get_executor()``) or given as ``workers``; other executors count as this
+    machine's CPUs.
     """
-    if workers is None and callable(getattr(executor, "nthreads", None)):
-        workers = sum(executor.nthreads().values())  # a distributed.Client: threads over all its workers
+    client = executor
+    if type(executor).__module__.startswith("distributed.") and hasattr(executor, "_client"):
+        # client.get_executor(): distributed's ClientExecutor keeps its client only under this name;
+        # without it a cluster of hundreds of threads would get this machine's few jobs
+        client = executor._client
+    if workers is None and callable(getattr(client, "nthreads", None)):
+        workers = sum(client.nthreads().values())  # a distributed.Client: threads over all its workers
     if callable(getattr(executor, "get_executor", None)):
-        executor = executor.get_executor()
+        # pure=False: a task's key is new on every submit. Dask names a pure task by its function and
+        # arguments, and a resumed sweep submits the very same tasks: while the failed sweep's futures
+        # live (an exception's traceback in a notebook), the client would hand back their error.
+        executor = executor.get_executor(pure=False)
     if workers is None:
         workers = os.cpu_count() or 1
     return executor, max(int(workers), 1)

@@ -217,6 +217,11 @@ def test_progress_bar_draws_on_a_terminal():
     bar(10, 10)  # the runner may report the end twice: drawn once
     text = stream.getvalue()
     assert "[#####.....]   50%" in text and text.endswith("\n") and text.count("[##########]  100%") == 1
+    # halfway at this pace, the rest takes as long as the first half took
+    halfway = text.split("\r")[1]
+    elapsed = float(halfway.split("%")[1].split(" s")[0])
+    assert "  ETA " in halfway and float(halfway.split("ETA ")[1].split(" s")[0]) == pytest.approx(elapsed, abs=1)
+    assert "ETA" not in text.split("\r")[-1]
 
 
 def test_run_with_two_workers_equals_one(tmp_path):
