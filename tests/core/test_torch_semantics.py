@@ -461,6 +461,21 @@ RULE_ROWS = {
             ({"momentum": 0.8, "nesterov": True}, {"momentum": 0.8, "nesterov": True}, 0.03),
         ],
     ),
+    # torch.optim.SGD keeps no buffer at momentum = 0, so its dampening changes nothing there: plain SGD
+    # (rows with μ = 0 and d > 0 stacked with rows where the dampening acts)
+    "momentum-zero-momentum-ignores-dampening": (
+        "momentum",
+        "SGD",
+        [
+            ({"momentum": 0.0, "dampening": 0.5}, {"momentum": 0.0, "dampening": 0.5}, 0.1),
+            ({"momentum": 0.6, "dampening": 0.5}, {"momentum": 0.6, "dampening": 0.5}, 0.1),
+            (
+                {"momentum": 0.0, "dampening": 0.9, "weight_decay": 0.1},
+                {"momentum": 0.0, "dampening": 0.9, "weight_decay": 0.1},
+                0.2,
+            ),
+        ],
+    ),
     "nesterov-weight_decay": (
         "nesterov",
         "SGD",

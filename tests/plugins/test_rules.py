@@ -360,6 +360,8 @@ THRESHOLD_CASES = [
     ("momentum", {"momentum": 0.9}, 2 + 2 * 0.9),
     ("momentum", {"momentum": 0.5, "dampening": 0.5}, (2 + 2 * 0.5) / (1 - 0.5)),
     ("momentum", {"momentum": 0.8, "nesterov": True}, (2 + 2 * 0.8) / (1 + 2 * 0.8)),
+    # μ = 0: torch's SGD keeps no buffer and ignores the dampening, so the edge is GD's α·λ < 2
+    ("momentum", {"momentum": 0.0, "dampening": 0.5}, 2.0),
     ("nesterov", {"momentum": 0.9}, (2 + 2 * 0.9) / (1 + 2 * 0.9)),
     ("classical_momentum", {"momentum": 0.9}, 2 + 2 * 0.9),
 ]
