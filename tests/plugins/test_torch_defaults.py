@@ -18,7 +18,11 @@ TORCH_ARGUMENT = {
     "etaplus": ("etas", 1),
     "step_size_min": ("step_sizes", 0),
     "step_size_max": ("step_sizes", 1),
+    "eps1": ("eps", 0),  # Adafactor's eps = (eps1, eps2)
+    "eps2": ("eps", 1),
 }
+# torch writes "the dtype's machine epsilon" as None; descentlab's declaration says 0 for it
+TORCH_NONE_IS = {"eps1": 0.0}
 # rules that follow a torch.optim class; classical_momentum has none (α sits inside its buffer)
 WITH_TORCH = {
     "gd",
@@ -34,6 +38,7 @@ WITH_TORCH = {
     "adadelta",
     "rprop",
     "asgd",
+    "adafactor",
 }
 
 
@@ -58,7 +63,8 @@ def test_declared_torch_defaults_are_torchs_and_cover_every_shared_hyperparamete
         if argument not in torch_defaults:
             continue  # a hyperparameter torch does not have
         value = torch_defaults[argument]
-        expected[own] = value if index is None else value[index]
+        value = value if index is None else value[index]
+        expected[own] = TORCH_NONE_IS[own] if value is None and own in TORCH_NONE_IS else value
     assert rule.torch_defaults == expected
 
 
@@ -85,6 +91,7 @@ def test_plugins_listing_names_every_difference(capsys):
     differing = [n for n, r in rules.items() if r.torch_differences()]
     assert out.count("defaults differ from torch.optim.") == len(differing)
     assert "same defaults as torch.optim.Adam" in out
+    assert "same defaults as torch.optim.Adafactor" in out
 
 
 def test_a_declaration_naming_an_undeclared_hyperparameter_is_refused():
