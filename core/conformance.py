@@ -19,7 +19,8 @@ from .faults import wrote_into
 from .layout import ParamLayout
 
 __all__ = [
-    "BRACKET",
+    "GRID_STEP",
+    "GRID_POINTS",
     "EDGE_STEPS",
     "LAYOUT",
     "CheckResult",
@@ -41,8 +42,11 @@ __all__ = [
 ]
 
 RUNS, PARAMS, STEPS = 3, 5, 6  # small enough to run in milliseconds, big enough to mix rows
-BRACKET = 0.03  # the stability edge must lie within ±3 % of c/λ
-EDGE_STEPS = 2000  # steps on the quadratic: (1 − 3 %)^2000 separates stable from not
+# The stability check's grid of α: c/λ · (1 + GRID_STEP)^(k + ½) for k = −GRID_POINTS .. GRID_POINTS − 1,
+# from about half to twice c/λ, the two points nearest the edge ±0.5 % from it.
+GRID_STEP = 0.01
+GRID_POINTS = 70
+EDGE_STEPS = 4000  # steps on the quadratic: a contraction 0.5 % from the edge still shows in this many
 # what a rule that ``uses_layout`` is told the PARAMS columns hold: a 2×2 matrix and a vector of 1
 LAYOUT = ParamLayout([("weight", (2, 2), "layer"), ("bias", (1,), "layer")])
 
@@ -297,37 +301,71 @@ def check_bounds(rule: DescentRule) -> str:
     return ""
 
 
+def _threshold_settings(rule: DescentRule) -> list[dict]:
+    """The hyperparameter settings the declared threshold is confirmed at: the defaults, then each
+    hyperparameter in turn moved to another value inside its bounds (a threshold formula right only
+    at the defaults, or one that ignores a hyperparameter the edge depends on, fails at one of them)."""
+    defaults = {h.name: h.default for h in rule.hyperparams}
+    return [defaults] + [{**defaults, h.name: value} for h in rule.hyperparams for value in _other_values(h)[:1]]
+
+
+def _describe_setting(setting: dict, defaults: dict) -> str:
+    moved = [f"{k}={v!r}" for k, v in setting.items() if v != defaults.get(k)]
+    return " at " + ", ".join(moved) if moved else " at the defaults"
+
+
 def check_stability_threshold(rule: DescentRule) -> str:
+    """On J = ½λθ², α on a grid of ratio 1 + GRID_STEP around c/λ (no point on c/λ itself): the last
+    stable α and the first diverging one must bracket c/λ, at the defaults and with each
+    hyperparameter moved in turn (:func:`_threshold_settings`)."""
     if rule.stability_threshold is None:
         return ""
+    from .stability import _effective_eigenvalue
+
     defaults = {h.name: h.default for h in rule.hyperparams}
-    c = rule.stability_threshold(defaults)
-    if c is None or not math.isfinite(float(c)):
-        return ""
-    c, lam = float(c), 2.0
-    alphas = np.array([(1 - BRACKET) * c / lam, (1 + BRACKET) * c / lam])
-    runs = len(alphas)
-    params = np.ones((runs, 1))
-    hyper = _hyper(rule, runs, np.float64)
-    state = _start(rule, params, hyper)
-    rates = alphas.reshape(runs, 1)
-    start = 0.5 * lam
-    with np.errstate(all="ignore"):
-        for step in range(EDGE_STEPS):
-            updates, state = rule.update(lam * params, state, params, rates, hyper, step)
-            params = params + updates
-        loss = 0.5 * lam * params[:, 0] ** 2
-    below, above = loss
-    if not below < start:
-        return (
-            f"declared stable iff α·λ < {c:g}, but α·λ = {alphas[0] * lam:.4g} did not converge on "
-            f"J = ½·{lam:g}θ² ({EDGE_STEPS} steps)"
-        )
-    if not (above > start or not math.isfinite(above)):
-        return (
-            f"declared stable iff α·λ < {c:g}, but α·λ = {alphas[1] * lam:.4g} did not diverge on "
-            f"J = ½·{lam:g}θ² ({EDGE_STEPS} steps)"
-        )
+    curvature = 2.0  # J = ½λθ² with λ = 2
+    exponents = np.arange(-GRID_POINTS, GRID_POINTS) + 0.5
+    for setting in _threshold_settings(rule):
+        c = rule.stability_threshold(setting)
+        if c is None or not math.isfinite(float(c)):
+            continue
+        c = float(c)
+        # the edge is c over the curvature the step sees: an L2 weight_decay w adds w to it, as in
+        # descentlab.stability (the gradient λθ becomes (λ + w)θ)
+        lam = _effective_eigenvalue(curvature, setting)
+        alphas = c / lam * (1.0 + GRID_STEP) ** exponents
+        runs = len(alphas)
+        params = np.ones((runs, 1))
+        hyper = _hyper(rule, runs, np.float64, setting)
+        state = _start(rule, params, hyper)
+        rates = alphas.reshape(runs, 1)
+        start = 0.5 * curvature
+        with np.errstate(all="ignore"):
+            for step in range(EDGE_STEPS):
+                updates, state = rule.update(curvature * params, state, params, rates, hyper, step)
+                params = params + updates
+            loss = 0.5 * curvature * params[:, 0] ** 2
+        stable = loss < start  # False for NaN and inf too
+        where = _describe_setting(setting, defaults)
+        grid = f"α·λ from {alphas[0] * lam:.4g} to {alphas[-1] * lam:.4g}, ratio {1 + GRID_STEP:g}"
+        if lam != curvature:
+            grid += f", λ = {curvature:g} + weight_decay"
+        if not stable.any():
+            return (
+                f"declared stable iff α·λ < {c:g}{where}, but no α on the grid ({grid}) converged on "
+                f"J = ½·{curvature:g}θ² in {EDGE_STEPS} steps"
+            )
+        if stable.all():
+            return (
+                f"declared stable iff α·λ < {c:g}{where}, but every α on the grid ({grid}) converged on "
+                f"J = ½·{curvature:g}θ² in {EDGE_STEPS} steps"
+            )
+        last_stable, first_diverging = alphas[stable].max() * lam, alphas[~stable].min() * lam
+        if not last_stable < c < first_diverging:
+            return (
+                f"declared stable iff α·λ < {c:g}{where}, but on J = ½·{curvature:g}θ² ({EDGE_STEPS} steps) the last "
+                f"stable α·λ is {last_stable:.4g} and the first diverging {first_diverging:.4g}"
+            )
     return ""
 
 

@@ -135,10 +135,59 @@ def test_a_hyperparameter_that_breaks_at_its_bound_is_caught():
     assert _failed(rule) == {"hyperparameters work at their bounds"}
 
 
-@pytest.mark.parametrize("declared, fails", [(2.0, False), (4.0, True), (1.0, True)])
+@pytest.mark.parametrize("declared, fails", [(2.0, False), (4.0, True), (1.0, True), (2.03, True), (1.97, True)])
 def test_a_declared_threshold_is_confirmed_on_a_quadratic(declared, fails):
-    rule = _rule(_gd, stability_threshold=lambda hyper: declared)  # GD's true threshold is 2
+    rule = _rule(_gd, stability_threshold=lambda hyper: declared)  # GD's true threshold is 2 (|1 − αλ| < 1)
     assert ("the declared stability threshold holds on a quadratic" in _failed(rule)) == fails
+
+
+THRESHOLD = "the declared stability threshold holds on a quadratic"
+
+
+def _reason(rule, name=THRESHOLD):
+    return next(r.reason for r in check_rule(rule) if r.name == name)
+
+
+def test_a_threshold_off_by_two_percent_names_the_measured_bracket():
+    reason = _reason(_rule(_gd, stability_threshold=lambda hyper: 2.04))
+    # |1 − αλ| < 1: the grid's points nearest α·λ = 2 are 2·1.01^(±½) = 1.99 and 2.01
+    assert "α·λ < 2.04 at the defaults" in reason and "last stable α·λ is 1.99 and the first diverging 2.01" in reason
+    assert "\n" not in reason
+
+
+def _heavy_ball(threshold):
+    """PyTorch-style heavy ball v ← μv + g, θ ← θ − αv: on ½λθ² stable iff αλ < 2 + 2μ (the roots of
+    z² − (1 + μ − αλ)z + μ inside the unit circle)."""
+
+    def init(params, hyper):
+        return Velocity(np.zeros_like(params))
+
+    def update(grad, state, params, lr, hyper, step):
+        v = hyper["momentum"] * state.v + grad
+        return -lr * v, Velocity(v)
+
+    momentum = HyperParam("momentum", 0.9, low=0.0, high=1.0, high_open=True)
+    return _rule(update, init, hyperparams=(momentum,), stability_threshold=threshold)
+
+
+def test_a_threshold_right_only_at_the_defaults_fails_at_another_setting():
+    def mu(hyper):
+        return float(np.asarray(hyper["momentum"]).reshape(-1)[0])
+
+    assert not _failed(_heavy_ball(lambda hyper: 2 + 2 * mu(hyper)))
+    reason = _reason(_heavy_ball(lambda hyper: 3.8))  # 2 + 2·0.9, whatever μ is
+    assert "α·λ < 3.8 at momentum=0.45" in reason  # the edge there is 2 + 2·0.45 = 2.9
+    last, first = (float(x) for x in reason.split("last stable α·λ is ")[1].split(" and the first diverging "))
+    assert last < 2.9 < first and first / last < 1.011
+
+
+def test_l2_weight_decay_moves_the_edge_to_c_over_lambda_plus_decay():
+    # g + wθ on ½λθ²: GD stable iff α(λ + w) < 2, the convention of descentlab.stability
+    def update(grad, state, params, lr, hyper, step):
+        return -lr * (grad + hyper["weight_decay"] * params), state
+
+    decay = HyperParam("weight_decay", 0.0, low=0.0)
+    assert not _failed(_rule(update, hyperparams=(decay,), stability_threshold=lambda hyper: 2.0))
 
 
 def test_a_raising_rule_is_reported_in_one_line():
