@@ -262,11 +262,14 @@ def check_hyperparameters_used(rule: DescentRule) -> str:
         values = _other_values(h)
         if not values:
             continue
-        # a flag or rate may only matter together with another (dampening with momentum): vary from
-        # the defaults and also with every other flag switched on
+        # a flag or rate may only matter together with another (dampening with momentum, NAdam's
+        # decoupled_weight_decay with a weight_decay > 0): vary from the defaults, with every other flag
+        # switched on, and with each other hyperparameter moved off its default in turn
+        flags_on = {o.name: True for o in rule.hyperparams if o.kind == "bool" and o.name != h.name}
+        moved = [{o.name: _other_values(o)[0]} for o in rule.hyperparams if o.name != h.name and _other_values(o)]
         changed = False
         for value in values:
-            for extra in ({}, {o.name: True for o in rule.hyperparams if o.kind == "bool" and o.name != h.name}):
+            for extra in ({}, flags_on, *moved):
                 path = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64, {**extra, h.name: value}))
                 reference = (
                     base

@@ -126,6 +126,21 @@ def test_a_declared_but_unused_hyperparameter_is_caught():
     assert not unused.passed and "momentum" in unused.reason
 
 
+def test_a_flag_that_matters_only_with_another_hyperparameter_moved_counts_as_used():
+    # NAdam's decoupled_weight_decay changes nothing at weight_decay = 0, its default
+    def update(grad, state, params, lr, hyper, step):
+        decay = hyper["weight_decay"] * params
+        decoupled = hyper["decoupled"] != 0
+        return -lr * (np.where(decoupled, grad, grad + decay) + np.where(decoupled, decay * 0.5, 0.0)), state
+
+    flag = HyperParam("decoupled", False, kind="bool")
+    assert not _failed(_rule(update, hyperparams=(HyperParam("weight_decay", 0.0, low=0.0), flag)))
+    # a flag that never matters is still caught beside another hyperparameter
+    unused = _rule(_gd, hyperparams=(HyperParam("weight_decay", 0.0, low=0.0), flag))
+    reason = next(r.reason for r in check_rule(unused) if r.name == "every declared hyperparameter is used")
+    assert "decoupled" in reason and "weight_decay" in reason
+
+
 def test_a_hyperparameter_that_breaks_at_its_bound_is_caught():
     def update(grad, state, params, lr, hyper, step):
         with np.errstate(all="ignore"):
