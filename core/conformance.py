@@ -71,6 +71,33 @@ def _hyper(rule: DescentRule, runs: int, dtype, overrides: dict | None = None) -
     return out
 
 
+def _mixed_rows(rule: DescentRule) -> list[dict]:
+    """One setting per run of the checks' stacks (RUNS = 3): the defaults, every hyperparameter moved off
+    its default, and every flag on. Runs of one batch then differ in their hyperparameters too, as a grid's
+    do, so a value computed across the batch's hyperparameters (a max over runs, a branch decided for
+    all of them) shows."""
+    moved = {h.name: values[0] for h in rule.hyperparams if (values := _other_values(h))}
+    flags = {h.name: not h.default for h in rule.hyperparams if h.kind == "bool"}
+    return [{}, moved, flags]
+
+
+def _hyper_rows(rule: DescentRule, rows: list[dict], dtype) -> dict[str, np.ndarray]:
+    """Every declared hyperparameter as an (R, 1) array, run r taking ``rows[r]`` (else the default)."""
+    out = {}
+    for h in rule.hyperparams:
+        values = [row.get(h.name, h.default) for row in rows]
+        if all(isinstance(v, (bool, int, float)) for v in values):
+            out[h.name] = np.array([[float(v)] for v in values], dtype=dtype)
+        else:
+            out[h.name] = np.array([[v] for v in values], dtype=object)
+    return out
+
+
+def _same(a, b) -> bool:
+    """Bit for bit, a NaN equal to a NaN (a run that overflowed is a result here too)."""
+    return np.array_equal(a, b, equal_nan=True)
+
+
 def _start(rule: DescentRule, params, hyper):
     """``rule.init`` as the runner calls it: with :data:`LAYOUT` for a rule that uses the layout."""
     return rule.start(params, hyper, LAYOUT if params.shape[1] == LAYOUT.size else None)
@@ -160,27 +187,36 @@ def check_no_writes(rule: DescentRule) -> str:
 
 def check_runs_independent(rule: DescentRule) -> str:
     params, grads, rates = _inputs(np.float64)
-    together = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
-    for r in range(RUNS):
-        alone = _trajectory(
-            rule, params[r : r + 1], [g[r : r + 1] for g in grads], rates[r : r + 1], _hyper(rule, 1, np.float64)
-        )
-        for step, (a, b) in enumerate(zip(alone, together)):
-            if not np.array_equal(a[0], b[r]):
-                return (
-                    f"run {r} stacked with others differs from run {r} alone at step {step} "
-                    f"(max gap {float(np.max(np.abs(a[0] - b[r]))):.3g}): no value may mix runs"
-                )
+    for rows, what in (([{}] * RUNS, "the same hyperparameters"), (_mixed_rows(rule), "different hyperparameters")):
+        together = _trajectory(rule, params, grads, rates, _hyper_rows(rule, rows, np.float64))
+        for r in range(RUNS):
+            alone = _trajectory(
+                rule,
+                params[r : r + 1],
+                [g[r : r + 1] for g in grads],
+                rates[r : r + 1],
+                _hyper_rows(rule, rows[r : r + 1], np.float64),
+            )
+            for step, (a, b) in enumerate(zip(alone, together)):
+                if not _same(a[0], b[r]):
+                    with np.errstate(all="ignore"):
+                        gap = float(np.nanmax(np.abs(a[0] - b[r]), initial=0.0))
+                    moved = {k: v for k, v in rows[r].items()}
+                    return (
+                        f"run {r} stacked with others of {what} differs from run {r} alone at step {step} "
+                        f"(max gap {gap:.3g}{f'; run {r} has {moved}' if moved else ''}): no value may mix runs"
+                    )
     return ""
 
 
 def check_dropping_rows(rule: DescentRule) -> str:
     params, grads, rates = _inputs(np.float64)
     keep = np.array([0, 2])
-    full = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
-    kept = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64), keep_rows=keep)
+    hyper = _hyper_rows(rule, _mixed_rows(rule), np.float64)  # run 1, dropped, differs from both kept runs
+    full = _trajectory(rule, params, grads, rates, hyper)
+    kept = _trajectory(rule, params, grads, rates, hyper, keep_rows=keep)
     for step in range(2, STEPS):
-        if not np.array_equal(kept[step], full[step][keep]):
+        if not _same(kept[step], full[step][keep]):
             return (
                 f"after dropping run 1 from the state (as the runner does for a diverged run), runs 0 and 2 "
                 f"changed at step {step}: every state field needs the run axis first"

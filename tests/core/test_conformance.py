@@ -84,6 +84,25 @@ def test_mixing_runs_is_caught():
     assert "returns (updates, state) shaped and typed like params" not in failed
 
 
+def test_mixing_runs_through_their_hyperparameters_is_caught():
+    # one branch for the whole batch, decided by any run's flag: a grid of runs with and without it
+    # gives each run what it would not get alone (with the same hyperparameters it is invisible)
+    def update(grad, state, params, lr, hyper, step):
+        scale = 0.5 if np.any(hyper["halve"]) else 1.0
+        return -lr * grad * scale, state
+
+    rule = _rule(update, hyperparams=(HyperParam("halve", False, kind="bool"),))
+    results = {r.name: r for r in check_rule(rule)}
+    independent = results["runs are independent"]
+    assert not independent.passed and "different hyperparameters" in independent.reason
+    assert "run 0" in independent.reason and "\n" not in independent.reason
+
+    def fair(grad, state, params, lr, hyper, step):
+        return -lr * grad * np.where(hyper["halve"] != 0, 0.5, 1.0).astype(grad.dtype), state
+
+    assert not _failed(_rule(fair, hyperparams=(HyperParam("halve", False, kind="bool"),)))
+
+
 def test_state_without_the_run_axis_is_caught_when_rows_are_dropped():
     def init(params, hyper):
         return Velocity(np.zeros((params.shape[1], params.shape[0]), params.dtype))  # (P, R): runs last
