@@ -294,6 +294,10 @@ def check_hyperparameters_used(rule: DescentRule) -> str:
     rising = rates * (1.0 + 0.5 * np.arange(STEPS, dtype=rates.dtype))
     base_rising = None
     unused = []
+    # the learning rate is every rule's first hyperparameter, set by the runner: α doubled must change a step
+    doubled = _trajectory(rule, params, grads, rates * 2.0, _hyper(rule, RUNS, np.float64))
+    if all(_same(a, b) for a, b in zip(doubled, base)):
+        unused.append("learning_rate (tried α doubled)")
     for h in rule.hyperparams:
         values = _other_values(h)
         if not values:

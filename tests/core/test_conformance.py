@@ -160,6 +160,14 @@ def test_a_flag_that_matters_only_with_another_hyperparameter_moved_counts_as_us
     assert "decoupled" in reason and "weight_decay" in reason
 
 
+def test_a_rule_that_ignores_the_learning_rate_is_caught():
+    def update(grad, state, params, lr, hyper, step):
+        return -0.01 * grad, state  # a hard-coded step size: α, and every schedule, silently ignored
+
+    reason = next(r.reason for r in check_rule(_rule(update)) if r.name == "every declared hyperparameter is used")
+    assert "learning_rate" in reason
+
+
 def test_a_hyperparameter_that_breaks_at_its_bound_is_caught():
     def update(grad, state, params, lr, hyper, step):
         with np.errstate(all="ignore"):
