@@ -457,6 +457,33 @@ def test_chain_rule_keeps_the_rules_name_and_splits_its_hyperparameters(registry
     np.testing.assert_allclose(updates, [[-0.05, 0.01]], rtol=0, atol=1e-17)
 
 
+def _chained_step(registry, names_and_values, rule="gd", grad=((3.0, -0.1),), params=((1.0, -1.0),), lr=0.1):
+    transforms = [registry.transform(name) for name, _ in names_and_values]
+    chained = chain_rule(registry.rule(rule), transforms)
+    params = np.array(params)
+    h = {
+        **{h.name: np.full((1, 1), float(h.default)) for h in registry.rule(rule).hyperparams},
+        **chain_hyper([(t, v) for t, (_, v) in zip(transforms, names_and_values)], 1, [0], np.float64),
+    }
+    state = chained.init(params, h)
+    return chained.update(np.array(grad), state, params, np.array([[lr]]), h, 0)[0]
+
+
+def test_transforms_apply_in_the_entrys_order_as_optax_chain():
+    # optax.chain(T1, T2)(g) = T2(T1(g)): clipping then L2 is clip(g) + λθ, L2 then clipping clip(g + λθ)
+    registry = load_registry(entry_points=False, use_env=False)
+    g, theta, c, lam, lr = np.array([3.0, -0.1]), np.array([1.0, -1.0]), 0.5, 2.0, 0.1
+    clip_then_l2 = _chained_step(registry, [("clip_by_value", {"clip_value": c}), ("weight_decay_l2", {"decay": lam})])
+    l2_then_clip = _chained_step(registry, [("weight_decay_l2", {"decay": lam}), ("clip_by_value", {"clip_value": c})])
+    np.testing.assert_allclose(clip_then_l2[0], -lr * (np.clip(g, -c, c) + lam * theta), rtol=1e-15)
+    np.testing.assert_allclose(l2_then_clip[0], -lr * np.clip(g + lam * theta, -c, c), rtol=1e-15)
+    assert not np.allclose(clip_then_l2, l2_then_clip)
+    # a global-norm clip after L2 sees the decayed gradient's norm, before it the raw one
+    norm_first = _chained_step(registry, [("clip_global_norm", {"max_norm": 1.0}), ("weight_decay_l2", {"decay": lam})])
+    raw = g * min(1.0, 1.0 / (np.linalg.norm(g) + 1e-6))
+    np.testing.assert_allclose(norm_first[0], -lr * (raw + lam * theta), rtol=1e-15)
+
+
 # ---- what the docs and the CLI show --------------------------------------------------------------------
 
 
