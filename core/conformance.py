@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .declarations import DescentRule
-from .faults import wrote_into
+from .faults import where, wrote_into
 from .layout import ParamLayout
 
 __all__ = [
@@ -149,14 +149,18 @@ def _take(state, rows, n_rows):
     return take(state)
 
 
-def _result(name: str, check: Callable[[], str]) -> CheckResult:
+def _result(name: str, check: Callable[[], str], rule: DescentRule | None = None) -> CheckResult:
     try:
         reason = check()
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # a broken rule is reported, never raised (sys.exit in it too)
         message = " ".join(str(error).split()) or type(error).__name__
-        return CheckResult(name, False, f"raised {type(error).__name__}: {message}"[:300])
+        # where it raised: the deepest frame in the rule's own code (its init, update, threshold ...)
+        code = [] if rule is None else [rule.init, rule.update, rule.stability_threshold]
+        place = where(error, *[c for c in code if c is not None]) if code else ""
+        at = f" at {place}" if place else ""
+        return CheckResult(name, False, f"raised {type(error).__name__}{at}: {message}"[:400])
     return CheckResult(name, not reason, reason)
 
 
@@ -432,10 +436,10 @@ def check_rule(rule: DescentRule) -> list[CheckResult]:
     def bound(check: Callable[[DescentRule], str]) -> Callable[[], str]:
         return lambda: check(rule)
 
-    results = [_result(name, bound(check)) for name, check in CHECKS[:1]]
+    results = [_result(name, bound(check), rule) for name, check in CHECKS[:1]]
     if not results[0].passed:  # without the basic contract the other checks only repeat its failure
         return results + [CheckResult(name, False, "skipped: the update contract failed") for name, _ in CHECKS[1:]]
-    return results + [_result(name, bound(check)) for name, check in CHECKS[1:]]
+    return results + [_result(name, bound(check), rule) for name, check in CHECKS[1:]]
 
 
 SKIPPED = "skipped: "

@@ -238,6 +238,9 @@ def test_a_raising_rule_is_reported_in_one_line():
 
     (first, *_) = check_rule(_rule(update))
     assert not first.passed and first.reason.startswith("raised KeyError") and "\n" not in first.reason
+    # named by the file and line where the rule raised, as every plugin fault is
+    line = next(n for n, text in enumerate(open(__file__, encoding="utf-8"), 1) if 'raise KeyError("exp_avg' in text)
+    assert f"raised KeyError at {__file__}:{line}: " in first.reason
 
 
 def test_testing_helper_raises_naming_every_failed_check():
