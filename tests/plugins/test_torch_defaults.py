@@ -102,3 +102,33 @@ def test_a_declaration_naming_an_undeclared_hyperparameter_is_refused():
         rule.validate_declaration()
     with pytest.raises(ValueError, match="torch_optimizer"):
         DescentRule("x", lambda p, h: (), lambda *a: None, torch_defaults={"learning_rate": 1}).validate_declaration()
+
+
+def test_readme_counts_and_names_what_is_built_in_and_which_torch_optimizers_it_leaves_out():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = " ".join(text.split("## Built in, and torch.optim", 1)[1].strip().split("\n\n", 1)[0].split())
+    registry = load_registry(entry_points=False, use_env=False)
+    counts = {
+        kind: int(n)
+        for n, kind in re.findall(r"(\d+) (descent rules|learning-rate schedules|gradient transforms)", section)
+    }
+    assert counts == {
+        "descent rules": len(registry.rules),
+        "learning-rate schedules": len(registry.schedules),
+        "gradient transforms": len(registry.transforms),
+    }
+    named = set(re.findall(r"`([a-z_]+)`", section.split("15 learning-rate")[0]))
+    assert named == set(registry.rules)
+    # every torch.optim optimizer is followed by a rule or named as left out
+    optim = pytest.importorskip("torch.optim")
+    classes = {n for n, c in vars(optim).items() if inspect.isclass(c) and issubclass(c, optim.Optimizer)} - {
+        "Optimizer"
+    }
+    followed = {rule.torch_optimizer for rule in registry.rules.values() if rule.torch_optimizer}
+    left_out = set(
+        re.search(r"every torch\.optim optimizer but ([^)]*)\)", section).group(1).replace(" and", ",").split(", ")
+    )
+    assert classes - followed == {"SparseAdam", "LBFGS", "Muon"} and left_out == {"SparseAdam", "L-BFGS", "Muon"}
