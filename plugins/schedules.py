@@ -124,8 +124,9 @@ def cyclic(step, base, hyper, total_steps):
     With u = step_size_up, d = step_size_down (u when 0), L = u + d and ρ = u / L:
     c = ⌊1 + t / L⌋ (the cycle, from 1), x = 1 + t / L − c, s = x / ρ for x ≤ ρ else (x − 1)/(ρ − 1),
     α_t = α + (max_lr − α) · s · g(c) with g = 1 (mode 'triangular') or g(c) = 2^−(c−1) with
-    triangular2 (mode 'triangular2': the amplitude halves every cycle). So α at t = kL and max_lr
-    at t = kL + u. max_lr is an absolute rate; below α the cycle dips instead of rising.
+    triangular2 (mode 'triangular2': the amplitude halves every cycle), times γ^t with gamma γ < 1
+    (mode 'exp_range'; γ = 1, the default, is none). So α at t = kL and max_lr at t = kL + u (for
+    γ = 1). max_lr is an absolute rate; below α the cycle dips instead of rising.
     """
     up = np.asarray(hyper["step_size_up"], dtype=float)
     down = np.asarray(hyper.get("step_size_down", 0.0), dtype=float)
@@ -136,6 +137,9 @@ def cyclic(step, base, hyper, total_steps):
     scale = np.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))  # ρ < 1 since d ≥ 1
     halving = np.asarray(hyper.get("triangular2", 0.0), dtype=float) > 0
     amplitude = np.where(halving, 1.0 / 2.0 ** (cycle - 1.0), 1.0)
+    gamma = np.asarray(hyper.get("gamma", 1.0), dtype=float)
+    if np.any(gamma != 1.0):  # torch mode 'exp_range' (scale_mode 'iterations'): the amplitude times γ^t
+        amplitude = amplitude * gamma**step
     return _full(base + (hyper["max_lr"] - base) * scale * amplitude, step, base)
 
 
@@ -428,8 +432,16 @@ SCHEDULES = (
                 kind="bool",
                 help="halve the amplitude every cycle (torch mode 'triangular2'); false = 'triangular'",
             ),
+            HyperParam(
+                "gamma",
+                1.0,
+                low=0.0,
+                high=1.0,
+                low_open=True,
+                help="multiply the amplitude by γ^t (torch mode 'exp_range' with this gamma); 1 = no decay",
+            ),
         ),
-        summary="Cyclical learning rate, triangular or triangular2 (PyTorch CyclicLR): "
+        summary="Cyclical learning rate, triangular, triangular2 or exp_range (PyTorch CyclicLR): "
         "straight up from α to max_lr in u steps and back in d.",
         formula="α_t = α + (max_lr − α) · s(t) · g(c), s the triangle wave in [0, 1], c the cycle",
     ),

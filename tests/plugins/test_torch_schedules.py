@@ -98,7 +98,10 @@ def torch_main(name, row, total):
             max_lr=row["max_lr"],
             step_size_up=row["step_size_up"],
             step_size_down=row["step_size_down"] or None,
-            mode="triangular2" if row["triangular2"] else "triangular",
+            mode="exp_range"
+            if row.get("gamma", 1.0) != 1.0
+            else ("triangular2" if row["triangular2"] else "triangular"),
+            gamma=row.get("gamma", 1.0),
             cycle_momentum=False,
         )
     if name == "wsd":  # no torch scheduler: LambdaLR of the hand-written factor (see also the SequentialLR test)
@@ -207,6 +210,21 @@ def test_cosine_restarts_over_many_cycles_matches_torch(registry):
     for r, row in enumerate(rows):
         expected = torch_learning_rates(torch_main("cosine_restarts", row, steps), bases[r], steps)
         np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13, err_msg=str(row))
+
+
+def test_cyclic_exp_range_matches_torch_in_one_call_with_triangular_runs(registry):
+    # torch mode "exp_range": the triangle's amplitude times γ^t (scale_mode "iterations")
+    rows = [
+        {"max_lr": m, "step_size_up": u, "step_size_down": d, "triangular2": False, "gamma": g}
+        for m, u, d, g in ((0.8, 3, 2, 0.9), (0.05, 4, 0, 0.99), (2.0, 1, 5, 0.5), (0.8, 3, 2, 1.0))
+    ]
+    bases = np.array([0.1, 0.01, 0.3, 0.1])
+    values = schedule_values(registry.schedule("cyclic"), bases, hyper_columns(rows), 50, 0)
+    for r, row in enumerate(rows):
+        expected = torch_learning_rates(torch_main("cyclic", row, 50), bases[r], 50)
+        np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13, err_msg=str(row))
+    # by hand: u = 3, d = 2 (L = 5): the top of the first cycle at t = 3 is α + (max_lr − α)·0.9³
+    assert values[3, 0] == pytest.approx(0.1 + 0.7 * 0.9**3, rel=1e-14)
 
 
 def test_one_cycle_three_phase_matches_torch_in_one_call_with_two_phase_runs(registry):
