@@ -135,18 +135,13 @@ def _trajectory(rule: DescentRule, params, grads, rates, hyper, keep_rows=None):
 
 
 def _take(state, rows, n_rows):
-    """The state with only ``rows`` of its run axis: what the runner does when runs diverge."""
+    """The state with only ``rows`` of its run axis, by the runner's own code for diverged runs
+    (NamedTuples, tuples, dicts and arrays alike), so the check drops rows exactly as a run would."""
+    from .chunk import _take_rows
 
-    def take(a):
-        if isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == n_rows:
-            return np.ascontiguousarray(a[rows])
-        return a
-
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(take(a) for a in state))
-    if isinstance(state, tuple):
-        return tuple(take(a) for a in state)
-    return take(state)
+    keep = np.zeros(n_rows, dtype=bool)
+    keep[rows] = True
+    return _take_rows(state, keep, n_rows)
 
 
 def _result(name: str, check: Callable[[], str], rule: DescentRule | None = None) -> CheckResult:

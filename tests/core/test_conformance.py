@@ -115,6 +115,27 @@ def test_state_without_the_run_axis_is_caught_when_rows_are_dropped():
     assert failed == {"dropping runs' state rows leaves the others unchanged"}
 
 
+def test_a_dict_state_is_dropped_by_rows_as_the_runner_drops_it():
+    # the runner (chunk._take_rows) drops rows of NamedTuple, tuple and dict states alike: a dict is not a fault
+    def init(params, hyper):
+        return {"velocity": np.zeros_like(params)}
+
+    def update(grad, state, params, lr, hyper, step):
+        v = 0.9 * state["velocity"] + grad
+        return -lr * v, {"velocity": v}
+
+    assert not _failed(_rule(update, init))
+
+    def init_runs_last(params, hyper):
+        return {"velocity": np.zeros((params.shape[1], params.shape[0]), params.dtype)}
+
+    def update_runs_last(grad, state, params, lr, hyper, step):
+        v = 0.9 * state["velocity"] + grad.T
+        return -lr * (grad + v.T), {"velocity": v}
+
+    assert _failed(_rule(update_runs_last, init_runs_last)) == {"dropping runs' state rows leaves the others unchanged"}
+
+
 def test_randomness_is_caught_as_non_determinism():
     def update(grad, state, params, lr, hyper, step):
         return -lr * grad * (1 + 0.01 * np.random.standard_normal(grad.shape)), state
