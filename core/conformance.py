@@ -260,6 +260,8 @@ def _other_values(h):
     is below the step sizes the check's few small steps reach, which 100 (twice the default) is not."""
     if h.kind == "bool":
         return [not h.default]
+    if h.kind == "choice":
+        return [c for c in h.choices if c != h.default]
     if h.kind not in ("float", "int"):
         return []
     low = h.low if h.low is not None else -math.inf

@@ -189,6 +189,18 @@ def test_a_rule_that_ignores_the_learning_rate_is_caught():
     assert "learning_rate" in reason
 
 
+def test_a_choice_hyperparameter_is_varied_through_its_choices():
+    def update(grad, state, params, lr, hyper, step):
+        scale = np.where(hyper["norm"] == "sign", 1.0, 0.0).astype(grad.dtype)
+        return -lr * (scale * np.sign(grad) + (1 - scale) * grad), state
+
+    used = HyperParam("norm", "none", kind="choice", choices=("none", "sign"))
+    assert not _failed(_rule(update, hyperparams=(used,)))
+    unused = _rule(_gd, hyperparams=(used,))
+    reason = next(r.reason for r in check_rule(unused) if r.name == "every declared hyperparameter is used")
+    assert "norm (tried 'sign')" in reason
+
+
 def test_a_hyperparameter_that_breaks_at_its_bound_is_caught():
     def update(grad, state, params, lr, hyper, step):
         with np.errstate(all="ignore"):
