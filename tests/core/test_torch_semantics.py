@@ -567,9 +567,10 @@ def test_rule_batch_of_rows_matches_torch_optim_for_each_row(rules, case):
 
 
 def test_every_rule_with_weight_decay_is_compared_with_torch(rules):
-    from descentlab.plugins import rules_more, rules_new  # compared with weight decay in test_rules_more.py and
+    # compared with weight decay in test_rules_more.py, test_rules_new.py and test_rules_muon.py (tests/plugins)
+    from descentlab.plugins import rules_more, rules_muon, rules_new
 
-    others = {rule.name for rule in rules_more.RULES + rules_new.RULES}  # test_rules_new.py (tests/plugins)
+    others = {rule.name for rule in rules_more.RULES + rules_new.RULES + rules_muon.RULES}
     with_decay = {
         name
         for name, rule in rules.items()

@@ -244,13 +244,15 @@ def test_classical_momentum_three_steps(rules):
 
 
 def test_every_builtin_rule_has_a_three_step_test(rules):
-    from descentlab.plugins import rules_more, rules_new  # their steps by hand: test_rules_more.py, test_rules_new.py
+    # their steps by hand: test_rules_more.py, test_rules_new.py, test_rules_muon.py
+    from descentlab.plugins import rules_more, rules_muon, rules_new
 
     tested = (
         {case[0] for case in CASES}
         | {"classical_momentum"}
         | {rule.name for rule in rules_more.RULES}
         | {rule.name for rule in rules_new.RULES}
+        | {rule.name for rule in rules_muon.RULES}
     )
     assert tested == set(rules)
 

@@ -20,9 +20,12 @@ TORCH_ARGUMENT = {
     "step_size_max": ("step_sizes", 1),
     "eps1": ("eps", 0),  # Adafactor's eps = (eps1, eps2)
     "eps2": ("eps", 1),
+    "ns_a": ("ns_coefficients", 0),  # Muon's Newton–Schulz coefficients (a, b, c)
+    "ns_b": ("ns_coefficients", 1),
+    "ns_c": ("ns_coefficients", 2),
 }
 # torch writes "the dtype's machine epsilon" as None; descentlab's declaration says 0 for it
-TORCH_NONE_IS = {"eps1": 0.0}
+TORCH_NONE_IS = {"eps1": 0.0, "adjust_lr_fn": "original"}
 # rules that follow a torch.optim class; classical_momentum has none (α sits inside its buffer)
 WITH_TORCH = {
     "gd",
@@ -39,6 +42,7 @@ WITH_TORCH = {
     "rprop",
     "asgd",
     "adafactor",
+    "muon",
 }
 
 
@@ -131,4 +135,4 @@ def test_readme_counts_and_names_what_is_built_in_and_which_torch_optimizers_it_
     left_out = set(
         re.search(r"every torch\.optim optimizer but ([^)]*)\)", section).group(1).replace(" and", ",").split(", ")
     )
-    assert classes - followed == {"SparseAdam", "LBFGS", "Muon"} and left_out == {"SparseAdam", "L-BFGS", "Muon"}
+    assert classes - followed == {"SparseAdam", "LBFGS"} and left_out == {"SparseAdam", "L-BFGS"}
