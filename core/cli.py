@@ -559,6 +559,9 @@ def _check_marks() -> tuple[str, str, str]:
 
 
 def cmd_check(args) -> int:
+    """The conformance table of the rules named. A target that is bad input (an unknown name, a missing
+    file, a file that fails to load or registers no rule) is one line; with several targets the others
+    are still checked and the exit status is 2 after their table (a broken plugin does not hide the rest)."""
     from pathlib import Path
 
     from .conformance import check_rule, format_table
@@ -567,43 +570,76 @@ def cmd_check(args) -> int:
         raise UsageError(
             "descentlab check: name a rule or a plugin .py file, or use --all (see descentlab check --help)"
         )
+    problems: list[Exception] = []  # in the order of the targets
+    missing: dict[str, Exception] = {}
     files: dict[str, str] = {}  # argument -> resolved path
     for target in args.targets:
         if _is_plugin_path(target):
             path = Path(target).expanduser()
             if not path.is_file():
-                raise SpecError(
+                missing[target] = SpecError(
                     "check",
                     target,
                     "a registered rule name or an existing plugin .py file",
                     hint="a folder" if path.is_dir() else "no such file",
                 )
+                continue
             files[target] = str(path.resolve())
-    registry = _registry(list(dict.fromkeys(files.values())), fatal_plugins=True)
+    registry = _registry(list(dict.fromkeys(files.values())), fatal_plugins=False, warn=False)
+    broken: dict[str, str] = {}  # resolved path -> the first message naming it
+    for message in registry.errors:
+        for target, resolved in files.items():
+            if resolved not in broken and (target in message or resolved in message):
+                broken[resolved] = message
+    for message in registry.errors:
+        if message not in broken.values():
+            logger.warning(message)  # another plugin's fault (an entry point): not what was asked for
     selected: dict = dict(registry.rules) if args.all else {}
     for target in args.targets:
+        if target in missing:
+            problems.append(missing[target])
+            continue
         if target in files:
+            if files[target] in broken:
+                problems.append(PluginError(broken[files[target]]))
+                continue
             names = [n for n in registry.rules if registry.origin("rule", n) == f"file {files[target]}"]
             if not names:
-                raise SpecError(
-                    "check",
-                    target,
-                    "a plugin file that registers a descent rule",
-                    hint="it registers none: no @hookimpl register_optimizers calling register(...)",
+                problems.append(
+                    SpecError(
+                        "check",
+                        target,
+                        "a plugin file that registers a descent rule",
+                        hint="it registers none: no @hookimpl register_optimizers calling register(...)",
+                    )
                 )
+                continue
         elif target in registry.rules:
             names = [target]
         else:
-            raise SpecError(
-                "check",
-                target,
-                "a registered rule name (one of "
-                + ", ".join(sorted(registry.rules))
-                + ") or the path of a plugin .py file",
+            problems.append(
+                SpecError(
+                    "check",
+                    target,
+                    "a registered rule name (one of "
+                    + ", ".join(sorted(registry.rules))
+                    + ") or the path of a plugin .py file",
+                )
             )
+            continue
         selected.update({n: registry.rules[n] for n in names})
+    if problems and not selected:
+        if len(problems) == 1:
+            raise problems[0]
+        for problem in problems:
+            print(f"descentlab: error: {one_line(problem)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     results = {name: check_rule(rule) for name, rule in selected.items()}
     print(format_table(results, _check_marks()))
+    for problem in problems:
+        print(f"descentlab: error: {one_line(problem)}", file=sys.stderr)
+    if problems:
+        return EXIT_BAD_INPUT
     return 0 if all(r.passed for checks in results.values() for r in checks) else 1
 
 
