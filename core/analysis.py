@@ -555,14 +555,16 @@ def configuration_table(results) -> pd.DataFrame:
 
 
 def summary_html(results) -> str:
-    """A few lines for Jupyter: what ran, the status counts, and one verdict line per entry."""
+    """A few lines for Jupyter: what ran, the status counts, the verdict (which entry won: first to
+    the target loss when the experiment sets one, the lowest median final loss) and one line per entry."""
     e = results.experiment
     runs = results.runs
     counts = runs["status"].value_counts()
     statuses = ", ".join(f"{n} {html.escape(str(s))}" for s, n in counts.items())
-    lines = []
+    lines, verdicts = [], []
     try:
         summary = summarize(results)
+        verdicts = target_sentence(summary, getattr(e, "target_loss", None)) + lowest_loss_sentence(summary)
         lines = [verdict_line(row) for row in summary.itertuples()]
     except Exception as error:  # a summary that cannot be built must not hide the record
         lines = [f"(no summary: {type(error).__name__})"]
@@ -571,7 +573,7 @@ def summary_html(results) -> str:
     return (
         f"<div><b>{html.escape(str(e.name))}</b>: {len(runs)} runs on {html.escape(str(e.problem))}, "
         f"{int(e.steps)} steps; "
-        f"{statuses}<ul>{items}</ul>"
+        f"{statuses}" + "".join(f"<br><b>{html.escape(v)}</b>" for v in verdicts) + f"<ul>{items}</ul>"
         f"<small>.runs, .metrics, .metric(name) → (runs, steps + 1) array, .configurations → the grid "
         f"with each point's run_ids; .plot.loss(), "
         f".plot.sweep(), .plot.step_sizes(), .plot.learning_rates(), .plot.landscape()</small>{where}</div>"

@@ -50,8 +50,11 @@ class ResultPlots:
 
         return figures.draw_sweep(figures.sweep_info(self.results))
 
-    def landscape(self, registry=None):
-        """Contours of a 2-parameter problem with every run's path (landscapes and linear regression)."""
+    def landscape(self, registry=None, every: bool = False):
+        """Contours of a 2-parameter problem with each run's path (landscapes and linear regression).
+
+        On a big sweep, as for the curves, only the paths of each entry's best configuration (every
+        seed of it); ``every=True`` draws every run's path."""
         from descentlab import get_registry, is_landscape
         from . import figures
 
@@ -60,7 +63,8 @@ class ResultPlots:
         instance = registry.problem(e.problem).build(dict(e.problem_settings))
         if not is_landscape(instance):
             raise ValueError(f"problem {e.problem!r} has {instance.layout.size} parameters: a landscape needs 2")
-        return figures.draw_landscape(figures.landscape_info(self.results, instance))
+        run_ids = sorted(int(r) for g in self._groups(every) for r in g.run_ids)
+        return figures.draw_landscape(figures.landscape_info(self.results, instance, run_ids=run_ids))
 
 
 __all__ = ["LEGEND_LIMIT", "ResultPlots"]

@@ -60,3 +60,44 @@ def test_html_summary_is_escaped_and_holds_the_verdict_lines():
     line = analysis.verdict_line(next(analysis.summarize(results).itertuples()))
     assert analysis.html.escape(line) in text
     assert "2 converged" in text or "2 progressing" in text
+
+
+def test_big_sweep_landscape_draws_the_paths_of_each_entrys_best_configuration(sweep):
+    def paths(figure):
+        return [t for t in figure.data if t.meta == "path"]
+
+    # 3 entries' best configurations × 2 seeds, named like the loss figure's legend
+    drawn = paths(sweep.plot.landscape())
+    assert len(drawn) == 3 * 2
+    legend = set(_legend(sweep.plot.loss()))
+    assert {t.name.rsplit(" seed ", 1)[0] for t in drawn} == legend
+    assert len(paths(sweep.plot.landscape(every=True))) == len(sweep.runs) == 54
+
+
+def test_html_summary_names_the_winner_against_the_closed_form():
+    # Isotropic bowl f = ½ λ‖p‖², λ = 1, from p0 = (-4, 3): GD gives f_t = 12.5 (1 − α)^(2t),
+    # so at 20 steps α = 0.5 ends at 12.5 · 0.5^40 and α = 0.05 at 12.5 · 0.95^40: "fast" wins.
+    steps = 20
+    results = dl.compare(
+        {"name": "quadratic", "condition": 1.0},
+        [{"rule": "gd", "label": "slow", "learning_rate": 0.05}, {"rule": "gd", "label": "fast", "learning_rate": 0.5}],
+        seeds=1,
+        steps=steps,
+        progress=False,
+    )
+    final = dict(zip(results.runs["label"], results.runs["final_loss"]))
+    assert final["fast"] == pytest.approx(12.5 * 0.25**steps, rel=1e-9)
+    assert final["slow"] == pytest.approx(12.5 * 0.95 ** (2 * steps), rel=1e-9)
+    text = results._repr_html_()
+    assert f"fast had the lowest final loss: median {analysis.fmt(12.5 * 0.25**steps)} at α = 0.5" in text
+    # with a target loss, the verdict also says who got there first: f_t ≤ 1e-3 at t = ⌈ln(1e-3/12.5) / (2 ln 0.5)⌉
+    first = int(np.ceil(np.log(1e-3 / 12.5) / (2 * np.log(0.5))))
+    targeted = dl.compare(
+        {"name": "quadratic", "condition": 1.0},
+        [{"rule": "gd", "label": "slow", "learning_rate": 0.05}, {"rule": "gd", "label": "fast", "learning_rate": 0.5}],
+        seeds=1,
+        steps=steps,
+        target_loss=1e-3,
+        progress=False,
+    )
+    assert f"fast reached the target loss 0.001 first, in a median of {first} steps" in targeted._repr_html_()
