@@ -179,7 +179,8 @@ class Results:
         rules = ", ".join(dict.fromkeys(self.runs["label"])) if "label" in self.runs else ""
         where = f", path={str(self.path)!r}" if self.path is not None else ""
         return (
-            f"Results({e.name!r}: {len(self.runs)} runs of {rules} on {e.problem}, {e.steps} steps; {statuses}{where})"
+            f"Results({e.name!r}: {len(self.runs)} run{'' if len(self.runs) == 1 else 's'} of {rules} on "
+            f"{e.problem}, {e.steps} steps; {statuses}{where})"
         )
 
 

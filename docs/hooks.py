@@ -79,11 +79,24 @@ def transforms_table(registry) -> str:
     return "\n".join(rows)
 
 
+def torch_defaults_table(registry) -> str:
+    """One row per rule whose defaults differ from its ``torch.optim`` counterpart's (``torch_differences``)."""
+    rows = ["| rule | descentlab default | torch.optim default (under descentlab's name) |", "|---|---|---|"]
+    for name, rule in registry.rules.items():
+        differences = rule.torch_differences()
+        if differences:
+            ours = ", ".join(f"`{h}` = {_value(own)}" for h, own, _ in differences)
+            theirs = ", ".join(f"`{h}` = {_value(torch)}" for h, _, torch in differences)
+            rows.append(f"| `{name}` | {ours} | `{rule.torch_optimizer}`: {theirs} |")
+    return "\n".join(rows)
+
+
 TABLES = {
     "rules-table": rules_table,
     "schedules-table": schedules_table,
     "problems-table": problems_table,
     "transforms-table": transforms_table,
+    "torch-defaults-table": torch_defaults_table,
 }
 
 

@@ -121,3 +121,52 @@ def test_every_cli_subcommand_is_documented():
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
     missing = [name for name in commands if f"descentlab {name}" not in text]
     assert not missing, f"docs/cli.md does not document: {missing}"
+
+
+def test_compare_example_matches_the_quadratic_closed_form(monkeypatch, tmp_path, capsys):
+    # The default quadratic: λ = (1, 0.1) with the top eigenvector at 30°, from θ0 = (-4, 3).
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(ROOT / "examples" / "compare_in_a_notebook.py"), run_name="__main__")
+    results = namespace["results"]
+    runs = results.runs
+    assert len(runs) == 3 * 3 * 3 and not list(tmp_path.iterdir())  # compare keeps results in memory
+    # signSGD moves every coordinate by α: ‖Δθ‖ = α·√2 on the first step (no zero gradient there)
+    sign = runs[runs["rule"] == "my_sign"]
+    first_steps = results.metric("step_size")[sign["run_id"].to_numpy(), 1]
+    np.testing.assert_allclose(first_steps, sign["learning_rate"].to_numpy() * np.sqrt(2.0), rtol=1e-12)
+    # GD at α = 1 removes the λ = 1 direction in one step; the λ = 0.1 one shrinks by 0.9 per step:
+    # f_200 = ½ · 0.1 · c² · 0.9^400, c = θ0 · (−sin 30°, cos 30°)
+    c = -4.0 * -np.sin(np.radians(30)) + 3.0 * np.cos(np.radians(30))
+    gd = runs[(runs["rule"] == "gd") & (runs["learning_rate"] == 1.0)]
+    np.testing.assert_allclose(gd["final_loss"], 0.5 * 0.1 * c**2 * 0.9**400, rtol=1e-6)
+    # every α here is below GD's 2/λ_max and heavy ball's (2 + 2μ)/λ_max: nothing blows up
+    assert set(runs["status"]) <= {"converged", "progressing"}
+    figure = namespace["figure"]
+    assert {t.name.split(" (")[0] for t in figure.data if t.showlegend is not False and t.name} >= {"my_sign", "gd"}
+    assert "27 runs of my_sign, gd, momentum" in capsys.readouterr().out
+
+
+def _fenced_blocks(text: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.M | re.S)
+
+
+def test_readme_python_example_is_the_example_file():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (block,) = _fenced_blocks(readme, "python")
+    source = (ROOT / "examples" / "compare_in_a_notebook.py").read_text(encoding="utf-8")
+    assert block == source.split('"""', 2)[2].lstrip("\n"), "README's Python block differs from its example file"
+    assert "examples/compare_in_a_notebook.py" in readme
+
+
+def test_readme_is_a_front_door():
+    assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 150
+
+
+def test_torch_defaults_table_lists_the_rules_that_differ():
+    registry = load_registry(entry_points=False, use_env=False)
+    table = _hooks().render("<!-- generated: torch-defaults-table -->", registry)
+    rows = table.splitlines()[2:]
+    # torch.optim.SGD: lr = 1e-3, momentum = 0 (its documented signature); descentlab: α = 0.01, μ = 0.9
+    assert any(r.startswith("| `gd` |") and "= 0.01" in r and "= 0.001" in r for r in rows), rows
+    assert any(r.startswith("| `momentum` |") and "= 0.9" in r and "`momentum` = 0 " in r for r in rows), rows
+    assert not any(r.startswith("| `adam` |") for r in rows)
