@@ -132,7 +132,7 @@ def test_compare_example_matches_the_quadratic_closed_form(monkeypatch, tmp_path
     assert len(runs) == 3 * 3 * 3 and not list(tmp_path.iterdir())  # compare keeps results in memory
     # signSGD moves every coordinate by α: ‖Δθ‖ = α·√2 on the first step (no zero gradient there)
     sign = runs[runs["rule"] == "my_sign"]
-    first_steps = results.metric("step_size")[sign["run_id"].to_numpy(), 1]
+    first_steps = results.metric("step_size")[sign["run_id"].to_numpy(), 0]  # row t: ‖θ_{t+1} − θ_t‖
     np.testing.assert_allclose(first_steps, sign["learning_rate"].to_numpy() * np.sqrt(2.0), rtol=1e-12)
     # GD at α = 1 removes the λ = 1 direction in one step; the λ = 0.1 one shrinks by 0.9 per step:
     # f_200 = ½ · 0.1 · c² · 0.9^400, c = θ0 · (−sin 30°, cos 30°)
@@ -170,3 +170,137 @@ def test_torch_defaults_table_lists_the_rules_that_differ():
     assert any(r.startswith("| `gd` |") and "= 0.01" in r and "= 0.001" in r for r in rows), rows
     assert any(r.startswith("| `momentum` |") and "= 0.9" in r and "`momentum` = 0 " in r for r in rows), rows
     assert not any(r.startswith("| `adam` |") for r in rows)
+
+
+def _quadratic_matrix(lambda_max: float, condition: float, angle_degrees: float) -> np.ndarray:
+    """A = Q(θ) diag(λ_max, λ_max/κ) Q(θ)ᵀ, the quadratic bowl as docs/problems.md defines it."""
+    t = np.radians(angle_degrees)
+    q = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    return q @ np.diag([lambda_max, lambda_max / condition]) @ q.T
+
+
+def test_sharpness_example_finds_the_bowls_eigenvalues(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(ROOT / "examples" / "sharpness.py"), run_name="__main__")
+    np.testing.assert_allclose(namespace["lam"], 3.0, rtol=1e-6)
+    np.testing.assert_allclose(namespace["lam_max"], 3.0, rtol=1e-6)
+    np.testing.assert_allclose(namespace["lam_min"], 0.3, rtol=1e-6)
+    np.testing.assert_allclose(
+        namespace["H"], np.broadcast_to(_quadratic_matrix(3.0, 10.0, 30.0), (3, 2, 2)), atol=1e-6
+    )
+    assert "critical α = 2/λ_max = 0.666666" in capsys.readouterr().out
+
+
+def _registry_with(*files: str):
+    from descentlab import load_registry
+
+    registry = load_registry([str(ROOT / "examples" / "plugins" / f) for f in files], entry_points=False, use_env=False)
+    assert not registry.errors, registry.errors
+    return registry
+
+
+def test_bowl_example_problem_follows_gradient_descent_in_closed_form():
+    import descentlab as dl
+
+    registry = _registry_with("bowl.py")
+    # f = (x − 1)² + 4y² from (−2, 2): GD gives x_t − 1 = −3 (1 − 2α)^t and y_t = 2 (1 − 8α)^t
+    alpha, steps = 0.05, 30
+    results = dl.compare("bowl", ["gd"], learning_rates=alpha, seeds=1, steps=steps, registry=registry, progress=False)
+    expected = 9 * (1 - 2 * alpha) ** (2 * steps) + 4 * 4 * (1 - 8 * alpha) ** (2 * steps)
+    np.testing.assert_allclose(results.runs["final_loss"], expected, rtol=1e-10)
+    # its declared λ_max = 8 is the Hessian's: GD is stable iff α < 2/8, and α = 0.26 blows up
+    above = dl.compare("bowl", ["gd"], learning_rates=0.26, seeds=1, steps=200, registry=registry, progress=False)
+    assert set(above.runs["status"]) <= {"unstable", "diverged"}
+
+
+def test_transform_example_scales_and_caps_the_first_step_by_hand():
+    import descentlab as dl
+
+    registry = _registry_with("step_transforms.py")
+    # the default quadratic from θ0 = (−4, 3): g0 = A θ0, and GD's first step is −α g0
+    g0 = _quadratic_matrix(1.0, 10.0, 30.0) @ np.array([-4.0, 3.0])
+    alpha = 0.1
+    entries = [
+        {"rule": "gd", "label": "scaled", "learning_rate": alpha, "transforms": [{"name": "scale", "scale": 2.0}]},
+        {
+            "rule": "gd",
+            "label": "capped",
+            "learning_rate": alpha,
+            "transforms": [{"name": "cap_step", "max_step": 0.01}],
+        },
+    ]
+    results = dl.compare("quadratic", entries, seeds=1, steps=5, registry=registry, progress=False)
+    first = dict(zip(results.runs["label"], results.metric("step_size")[results.runs["run_id"].to_numpy(), 0]))
+    assert first["scaled"] == pytest.approx(2.0 * alpha * np.linalg.norm(g0), rel=1e-12)
+    assert first["capped"] == pytest.approx(0.01, rel=1e-12)  # ‖α g0‖ ≈ 0.33 > c, so the cap binds
+
+
+def test_plugin_test_example_runs_the_battery(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "examples" / "plugins"))
+    monkeypatch.delitem(sys.modules, "sign_descent", raising=False)
+    namespace = runpy.run_path(str(ROOT / "examples" / "plugins" / "test_sign_descent.py"))
+    namespace["test_sign_descent_conforms"]()  # raises AssertionError naming a failed check
+
+
+def test_reuse_weights_example_forward_pass_is_the_engines(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(ROOT / "examples" / "reuse_weights.py"), run_name="__main__")
+    from descentlab.lesson import build_instance
+
+    instance = build_instance(namespace["problem"])
+    w = namespace["w"]
+    params = instance.layout.flatten({e.name: w[f"final.{e.name}"][:1] for e in instance.layout.entries})
+    np.testing.assert_allclose(namespace["logits"], instance.predict(params, namespace["x"])[0], rtol=1e-12, atol=1e-12)
+    # the weights are the trained ones: the run's folder is under results/ and its accuracy is printed
+    assert Path(namespace["folder"]).parent.resolve() == (tmp_path / "results").resolve()
+    assert float(capsys.readouterr().out.split()[-1]) > 0.75
+
+
+# Python blocks in docs/ that are not programs to run, each with the reason. Every other Python
+# sample is a file of examples/ that the page includes (and a test above runs).
+NOT_PROGRAMS = {
+    ("rules.md", "state = rule.init(params, hyper)"): "the shape of a rule's two calls, not a program",
+    ("cluster.md", "from distributed import Client"): "needs a Dask scheduler at the address it names",
+    ("cluster.md", "import pandas as pd"): "reads a sweep's folder of parts in place, without descentlab",
+    ("cluster.md", "import duckdb"): "reads a sweep's folder of parts in place, without descentlab",
+}
+
+
+def test_every_python_sample_in_the_docs_is_an_included_example():
+    inline, used = [], set()
+    for page in _pages():
+        for block in _fenced_blocks(page.read_text(encoding="utf-8"), "python"):
+            if INCLUDE.fullmatch(block.strip()):
+                continue
+            name, first = str(page.relative_to(DOCS)), block.splitlines()[0]
+            known = [key for key in NOT_PROGRAMS if key[0] == name and first.startswith(key[1])]
+            if not known:
+                inline.append((name, first))
+            used.update(known)
+    assert not inline, f"Python samples written inline (put each in examples/ and include it): {inline}"
+    assert used == set(NOT_PROGRAMS), set(NOT_PROGRAMS) - used  # the list names no sample that is gone
+
+
+def test_every_toml_sample_in_the_docs_is_a_valid_experiment_part():
+    """A fragment of an experiment file, completed with a problem and a rule where it has none,
+    is accepted by the experiment parser (with the example plugins loaded)."""
+    import tomllib
+
+    from descentlab import Experiment
+
+    registry = _registry_with("sign_descent.py", "step_transforms.py", "bowl.py")
+    checked = 0
+    for page in _pages():
+        for block in _fenced_blocks(page.read_text(encoding="utf-8"), "toml"):
+            if INCLUDE.fullmatch(block.strip()):
+                continue
+            spec = tomllib.loads(block)
+            if "build-system" in spec or "project" in spec:  # a package's pyproject.toml, not an experiment
+                continue
+            if spec.get("problem", {}).get("name") == "csv":  # names the reader's own data file
+                continue
+            spec.setdefault("problem", {"name": "quadratic"})
+            spec.setdefault("rules", [{"rule": "gd"}])
+            Experiment.from_dict(spec, registry)  # a SpecError names the key
+            checked += 1
+    assert checked >= 5
