@@ -493,3 +493,11 @@ def test_ctrl_c_during_png_export_acts_without_waiting_for_the_export(record, tm
     assert status == 130 and not tidied.is_set()
     assert capsys.readouterr().err.strip().splitlines()[-1] == "descentlab: interrupted"
     assert not any((tmp_path / "p").rglob("*.png"))
+
+
+def test_report_finds_a_name_in_descentlab_results(record, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DESCENTLAB_RESULTS", str(record.parent))
+    assert run_main(record.name, "--format", "csv", "--out", tmp_path / "out") == 0
+    assert (tmp_path / "out" / "summary.csv").is_file()
+    assert str(tmp_path / "out" / "summary.csv") in capsys.readouterr().out
