@@ -119,15 +119,24 @@ def render(markdown: str, registry=None) -> str:
 
 
 def on_startup(command, dirty):  # noqa: ARG001 - MkDocs hook signature
-    # The package maps core/ to descentlab (pyproject's package-dir), which mkdocstrings' loader
-    # cannot follow: give it a folder where descentlab/ is core/ before its handler starts.
+    # The package maps core/ to descentlab and plugins/, dashboard/ to its subpackages (pyproject's
+    # package-dir), which mkdocstrings' loader cannot follow: give it a folder laid out as installed,
+    # descentlab/ holding links to core/'s files and to the two subpackage folders.
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    link = root / ".cache" / "api" / "descentlab"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.is_symlink():
-        link.symlink_to(root / "core", target_is_directory=True)
+    package = root / ".cache" / "api" / "descentlab"
+    if package.is_symlink():  # the earlier layout: one link to core/
+        package.unlink()
+    package.mkdir(parents=True, exist_ok=True)
+    wanted = {p.name: p for p in (root / "core").iterdir() if p.suffix in (".py", ".typed")}
+    wanted |= {"plugins": root / "plugins", "dashboard": root / "dashboard"}
+    for link in package.iterdir():
+        if link.is_symlink() and (link.name not in wanted or link.resolve() != wanted[link.name].resolve()):
+            link.unlink()  # a module since renamed or removed
+    for name, target in wanted.items():
+        if not (package / name).is_symlink():
+            (package / name).symlink_to(target, target_is_directory=target.is_dir())
 
 
 def on_page_markdown(markdown, page, config, files):  # noqa: ARG001 - MkDocs hook signature

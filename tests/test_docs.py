@@ -111,6 +111,10 @@ def test_docs_build_strict(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     rules_page = (tmp_path / "site" / "rules" / "index.html").read_text(encoding="utf-8")
     assert "generated:" not in rules_page and "<table>" in rules_page
+    # the API reference reaches the subpackages too (results.plot is descentlab.dashboard.notebook's)
+    api_page = (tmp_path / "site" / "api" / "index.html").read_text(encoding="utf-8")
+    for documented in ("descentlab.compare.compare", "ResultPlots", "step_sizes", "auto_progress", "cli_logging"):
+        assert documented in api_page, documented
 
 
 def test_every_cli_subcommand_is_documented():
