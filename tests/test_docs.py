@@ -308,3 +308,18 @@ def test_every_toml_sample_in_the_docs_is_a_valid_experiment_part():
             Experiment.from_dict(spec, registry)  # a SpecError names the key
             checked += 1
     assert checked >= 5
+
+
+def test_readme_links_reach_existing_pages_and_headings():
+    """GitHub shows README.md outside the site, so the strict build does not check its links."""
+    toc = pytest.importorskip("markdown.extensions.toc")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(((?:docs|examples)/[^)#\s]+)(?:#([^)\s]+))?\)", readme)
+    assert links
+    for path, anchor in links:
+        target = ROOT / path
+        assert target.exists(), f"README links to {path}, which does not exist"
+        if anchor:
+            headings = re.findall(r"^#+\s+(.*?)\s*$", target.read_text(encoding="utf-8"), re.M)
+            slugs = {toc.slugify(h.replace("`", ""), "-") for h in headings}
+            assert anchor in slugs, f"README links to {path}#{anchor}; its headings give {sorted(slugs)}"
