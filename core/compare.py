@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Iterable
 
 from .declarations import DescentRule, Schedule
@@ -46,7 +47,7 @@ def _entry(rule: Any, index: int, learning_rates) -> dict:
 
 def compare(
     problem: str | dict,
-    rules: Iterable,
+    rules: Iterable | str | dict | DescentRule,
     *,
     learning_rates=None,
     seeds=3,
@@ -60,7 +61,7 @@ def compare(
     """Run ``rules`` on ``problem`` from the same data and initial weights, and return the ``Results``.
 
     - ``problem``: a registered problem's name, or a dict ``{"name": ..., <setting>: value}``.
-    - ``rules``: each a rule name, a ``DescentRule`` object (registered for this call, so a rule
+    - ``rules``: a list (or one alone), each a rule name, a ``DescentRule`` object (registered for this call, so a rule
       written in a notebook cell needs no file), or a dict shaped like an experiment file's
       ``[[rules]]`` entry (``rule``, ``learning_rate``, hyperparameters, ``label``, ``schedule``).
     - ``learning_rates``: a number or a list, for every entry that names none (else each rule's
@@ -75,7 +76,18 @@ def compare(
     from .registry import get_registry, load_registry
     from .runner import run_experiment
 
-    rules = list(rules)
+    if isinstance(problem, str):
+        problem_spec = {"name": problem}
+    elif isinstance(problem, dict):
+        problem_spec = dict(problem)
+    else:
+        raise SpecError("problem", problem, "a problem name or a dict {'name': ..., <setting>: value}")
+    # one rule alone is a list of one: compare("quadratic", "gd") must not read "g" and "d"
+    rules = [rules] if isinstance(rules, (str, dict, DescentRule)) else list(rules)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1):
+        raise SpecError("workers", workers, "a count >= 1 (1 runs in this process), or None for the default")
+    if not (isinstance(progress, bool) or callable(progress) or progress is None):
+        raise SpecError("progress", progress, "True (a bar), False (none) or a callable progress(done, total)")
     cell_rules = [r for r in rules if isinstance(r, DescentRule)]
     cell_rules += [r["rule"] for r in rules if isinstance(r, dict) and isinstance(r.get("rule"), DescentRule)]
     schedules = list(schedules)
@@ -86,7 +98,7 @@ def compare(
             raise SpecError("rules", "; ".join(registry.errors), "rules whose names are not registered yet")
     registry = registry or get_registry()
     spec = {
-        "problem": {"name": problem} if isinstance(problem, str) else dict(problem),
+        "problem": problem_spec,
         "rules": [_entry(rule, i, learning_rates) for i, rule in enumerate(rules)],
         "seeds": seeds,
         **settings,

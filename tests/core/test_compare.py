@@ -67,6 +67,30 @@ def test_bad_input_is_one_line_naming_the_field():
         dl.compare("quadratic", [clash])
 
 
+@pytest.mark.parametrize(
+    "arguments, field",
+    [
+        ({"problem": 3, "rules": ["gd"]}, "problem"),
+        ({"problem": "quadratic", "rules": ["gd"], "progress": "yes"}, "progress"),
+        ({"problem": "quadratic", "rules": ["gd"], "workers": 0}, "workers"),
+        ({"problem": "quadratic", "rules": ["gd"], "workers": 1.5}, "workers"),
+        ({"problem": "quadratic", "rules": ["gd"], "workers": True}, "workers"),
+    ],
+)
+def test_bad_arguments_are_one_line_naming_the_argument(arguments, field):
+    with pytest.raises(SpecError) as error:
+        dl.compare(**arguments, steps=2)
+    text = str(error.value)
+    assert text.startswith(f"{field}: got ") and "expected" in text and "\n" not in text, text
+
+
+def test_one_rule_alone_is_a_list_of_one():
+    # a string is not a list of one-letter rule names
+    for rule in ("gd", SIGN, {"rule": "gd", "learning_rate": 0.1}):
+        results = dl.compare("quadratic", rule, seeds=1, steps=2, progress=False, workers=np.int64(1))
+        assert len(results.runs) == 1
+
+
 def test_in_a_notebook_compare_draws_one_progress_bar_updated_to_the_end(monkeypatch):
     # a stand-in IPython with a kernel: the bar is displayed once and updated in place, and its last
     # state is every run-step done (counted here from the experiment, not from the bar)
