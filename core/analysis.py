@@ -34,6 +34,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from .errors import one_line
 from .verdicts import FLAGGED, STABLE, STATUSES, stability_edge
 
 __all__ = [
@@ -565,6 +566,11 @@ def summary_html(results) -> str:
     try:
         summary = summarize(results)
         verdicts = target_sentence(summary, getattr(e, "target_loss", None)) + lowest_loss_sentence(summary)
+        # A notebook shows no log: the reason a rule failed is said here, once per entry, as the CLI warns
+        failed = runs[runs["status"] == "failed"] if "error" in runs else runs.iloc[:0]
+        for label, group in failed.groupby("label", sort=False):
+            count = f"{len(group)} run{'s' if len(group) > 1 else ''}"
+            verdicts.append(f"{count} of {label} failed: {one_line(str(group['error'].iloc[0]))}")
         lines = [verdict_line(row) for row in summary.itertuples()]
     except Exception as error:  # a summary that cannot be built must not hide the record
         lines = [f"(no summary: {type(error).__name__})"]

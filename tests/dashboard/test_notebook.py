@@ -101,3 +101,19 @@ def test_html_summary_names_the_winner_against_the_closed_form():
         progress=False,
     )
     assert f"fast reached the target loss 0.001 first, in a median of {first} steps" in targeted._repr_html_()
+
+
+def test_html_summary_says_why_a_cell_rule_failed():
+    # a notebook shows no log lines: the reason a rule broke is in the summary, with its file:line
+    def update(grad, state, params, lr, hyper, step):
+        if step == 2:
+            raise RuntimeError("boom at step 2")
+        return -lr * grad, state
+
+    broken = dl.DescentRule("broken_cell", lambda params, hyper: (), update)
+    results = dl.compare("quadratic", [broken, "gd"], learning_rates=0.1, seeds=2, steps=5, progress=False)
+    assert list(results.runs.groupby("rule")["status"].unique()["broken_cell"]) == ["failed"]
+    text = results._repr_html_()
+    line = next(part for part in text.split("<br>") if "of broken_cell failed" in part)
+    assert line.startswith("<b>2 runs of broken_cell failed: rule &#x27;broken_cell&#x27; (")
+    assert f"{__file__}:" in line and "RuntimeError: boom at step 2" in line
