@@ -87,6 +87,14 @@ def test_generated_tables_list_every_declaration():
     assert {line.split("`")[1] for line in schedules.splitlines()[2:]} == set(registry.schedules)
     problems = hooks.render("<!-- generated: problems-table -->", registry)
     assert {line.split("`")[1] for line in problems.splitlines()[2:]} == set(registry.problems)
+    transforms = hooks.render("<!-- generated: transforms-table -->", registry)
+    for name, transform in registry.transforms.items():
+        row = next(line for line in transforms.splitlines() if line.startswith(f"| `{name}` |"))
+        assert ("after the rule" in row) == bool(transform.is_wrapper), row
+        assert " ".join(transform.formula.split()) in row.replace("\\|", "|")
+    # every table is on a page of the site
+    markers = {m for page in _pages() for m in hooks.MARKER.findall(page.read_text(encoding="utf-8"))}
+    assert markers == set(hooks.TABLES), markers
     with pytest.raises(ValueError, match="generated: nonsense"):
         hooks.render("<!-- generated: nonsense -->", registry)
 
