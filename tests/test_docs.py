@@ -300,7 +300,7 @@ def test_every_toml_sample_in_the_docs_is_a_valid_experiment_part():
 
     from descentlab import Experiment
 
-    registry = _registry_with("sign_descent.py", "step_transforms.py", "bowl.py")
+    registry = _registry_with("sign_descent.py", "step_transforms.py", "bowl.py", "inverse_sqrt.py")
     checked = 0
     for page in _pages():
         for block in _fenced_blocks(page.read_text(encoding="utf-8"), "toml"):
@@ -331,3 +331,18 @@ def test_readme_links_reach_existing_pages_and_headings():
             headings = re.findall(r"^#+\s+(.*?)\s*$", target.read_text(encoding="utf-8"), re.M)
             slugs = {toc.slugify(h.replace("`", ""), "-") for h in headings}
             assert anchor in slugs, f"README links to {path}#{anchor}; its headings give {sorted(slugs)}"
+
+
+def test_schedule_example_gives_its_formula_at_every_step():
+    import descentlab as dl
+
+    registry = _registry_with("inverse_sqrt.py")
+    entry = {"rule": "gd", "learning_rate": [0.1, 0.4], "schedule": {"name": "inverse_sqrt", "tau": [5.0, 50.0]}}
+    results = dl.compare("quadratic", [entry], seeds=1, steps=30, registry=registry, progress=False)
+    recorded = results.metric("learning_rate")
+    t = np.arange(30)
+    taus = results.runs["schedule.tau"].to_numpy()
+    for alpha, tau, run_id in zip(results.runs["learning_rate"], taus, results.runs["run_id"]):
+        # α_t = α / √(1 + t/τ), written out here, for each (α, τ) of the grid
+        np.testing.assert_allclose(recorded[run_id, :30], alpha / np.sqrt(1.0 + t / tau), rtol=1e-14)
+    assert sorted(zip(results.runs["learning_rate"], taus)) == [(0.1, 5.0), (0.1, 50.0), (0.4, 5.0), (0.4, 50.0)]
