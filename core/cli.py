@@ -274,7 +274,7 @@ def _summary(results) -> str:
     lines = [
         f"{len(runs)} runs: "
         + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
-        + ' (status rules: README, "Run verdicts")'
+        + " (status rules: docs/verdicts.md)"
     ]
     for label, group in runs.groupby("label", sort=False):
         stable = group[group["status"].isin(STABLE)]

@@ -346,3 +346,37 @@ def test_schedule_example_gives_its_formula_at_every_step():
         # α_t = α / √(1 + t/τ), written out here, for each (α, τ) of the grid
         np.testing.assert_allclose(recorded[run_id, :30], alpha / np.sqrt(1.0 + t / tau), rtol=1e-14)
     assert sorted(zip(results.runs["learning_rate"], taus)) == [(0.1, 5.0), (0.1, 50.0), (0.4, 5.0), (0.4, 50.0)]
+
+
+def _shows(line: str, printed: str) -> bool:
+    """``printed`` is the shown line, where the page may cut a stretch short with "…"."""
+    at = 0
+    for part in line.split("…"):
+        found = printed.find(part, at)
+        if found < 0 or (at == 0 and found != 0):
+            return False
+        at = found + len(part)
+    return "…" in line or at == len(printed)
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_command_line_output_on_the_page_is_what_the_command_prints(page, monkeypatch, tmp_path, capsys):
+    from descentlab.cli import main
+
+    text = (ROOT / page).read_text(encoding="utf-8")
+    command = re.search(r"^descentlab run (examples/\S+\.toml)", text, re.M)
+    shown = re.search(r"^```\n(\d+ runs:.*?)^```", text, re.M | re.S).group(1).splitlines()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DESCENTLAB_RESULTS", raising=False)
+    assert main(["run", str(ROOT / command.group(1)), "--workers", "1"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    name = command.group(1).split("/")[-1].removesuffix(".toml").replace("_", "-")
+    assert printed[-1].startswith(f"results: results/{name}-") and shown[-1].startswith(f"results: results/{name}-")
+    # the page's lines in order ("..." for lines it leaves out; the wall time differs every run)
+    at = 0
+    for line in shown[:-1]:
+        if line.strip() == "..." or line.startswith("wall time"):
+            continue
+        matches = [i for i in range(at, len(printed)) if _shows(line, printed[i])]
+        assert matches, f"{page} shows {line!r}; the command printed {printed[at:]}"
+        at = matches[0] + 1
