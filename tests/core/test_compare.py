@@ -129,3 +129,24 @@ def test_outside_a_notebook_the_bar_goes_to_a_terminal_only(monkeypatch, capsys)
     compare("quadratic", ["gd"], seeds=1, steps=10, workers=1)
     assert capsys.readouterr().err == ""  # stderr is not a terminal under pytest: silent
     assert not auto_progress().enabled
+
+
+def test_run_experiment_takes_progress_true_as_compare_does(monkeypatch):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    experiment = dl.Experiment.from_dict(
+        {"steps": 7, "seeds": 3, "problem": {"name": "quadratic"}, "rules": [{"rule": "gd"}]}
+    )
+    dl.run_experiment(experiment, progress=True, workers=1)
+    last = terminal.getvalue().split("\r")[-1]
+    assert last.startswith("[" + "#" * 30 + "]") and "100%" in last and last.endswith("\n")
+    dl.run_experiment(experiment, progress=False, workers=1)  # none
+    with pytest.raises(SpecError, match=r"^progress: got 'yes'; expected True"):
+        dl.run_experiment(experiment, progress="yes", workers=1)
