@@ -417,3 +417,20 @@ def test_a_core_only_install_names_the_missing_extra(core_only, tmp_path, argv, 
     done = _core_python(core_only, tmp_path, "-m", "descentlab", *argv)
     assert done.returncode == 2
     assert done.stderr == f"descentlab: error: {what} needs the [{extra}] extra: pip install 'descentlab[{extra}]'\n"
+
+
+@pytest.mark.parametrize(
+    "problem, options, message",
+    [
+        ("iris", [], "the iris problem needs the [datasets] extra: pip install 'descentlab[datasets]'"),
+        ("quadratic", ["--executor", "dask"], "needs the [distributed] extra: pip install 'descentlab[distributed]'"),
+    ],
+)
+def test_a_core_only_run_names_the_missing_extra(core_only, tmp_path, problem, options, message):
+    spec = tmp_path / "exp.toml"
+    spec.write_text(f'name = "x"\nsteps = 3\n[problem]\nname = "{problem}"\n[[rules]]\nrule = "gd"\n')
+    done = _core_python(core_only, tmp_path, "-m", "descentlab", "run", str(spec), "--quiet", *options)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.startswith("descentlab: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.rstrip("\n").endswith(message), done.stderr
+    assert not (tmp_path / "results").exists()
