@@ -644,6 +644,7 @@ def _add_logging_options(parser, *, quiet_dest: str, verbose_dest: str) -> None:
         help="print details as well (debug lines on stderr)",
     )
     parser.add_argument(
+        "-q",
         "--quiet",
         action="store_true",
         dest=quiet_dest,
@@ -704,7 +705,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="go on with the unfinished Dask sweep in DIR: only tasks without parts are run",
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the results path")
+    run.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar or summary; print only the results path"
+    )
     run.add_argument(
         "-v",
         "--verbose",

@@ -283,8 +283,8 @@ def test_notes_go_through_the_descentlab_logger_at_the_default_level(tmp_path, c
 
 @pytest.mark.parametrize(
     "options, after",
-    [(["--quiet"], []), ([], ["--quiet"]), (["-v", "--quiet"], [])],
-    ids=["before", "after", "wins-over-verbose"],
+    [(["--quiet"], []), ([], ["--quiet"]), (["-v", "--quiet"], []), (["-q"], []), ([], ["-q"])],
+    ids=["before", "after", "wins-over-verbose", "short-before", "short-after"],
 )
 def test_quiet_before_or_after_run_leaves_only_the_results_path(tmp_path, capsys, options, after):
     assert _run_with(tmp_path, *options, after=after) == 0
