@@ -380,3 +380,28 @@ def test_command_line_output_on_the_page_is_what_the_command_prints(page, monkey
         matches = [i for i in range(at, len(printed)) if _shows(line, printed[i])]
         assert matches, f"{page} shows {line!r}; the command printed {printed[at:]}"
         at = matches[0] + 1
+
+
+def test_lr_find_output_on_the_theory_page_is_what_the_command_prints(monkeypatch, tmp_path, capsys):
+    """docs/theory.md shows each command followed by its output as `# ` lines ("…" cuts a stretch)."""
+    from descentlab.cli import main
+
+    text = (DOCS / "theory.md").read_text(encoding="utf-8")
+    block = next(b for b in _fenced_blocks(text, "bash") if b.startswith("descentlab lr-find"))
+    commands: list[tuple[list[str], list[str]]] = []
+    for line in block.splitlines():
+        if line.startswith("descentlab "):
+            commands.append((line.split()[1:], []))
+        elif line.startswith("# "):
+            commands[-1][1].append(line[2:])
+    assert len(commands) == 2
+    monkeypatch.chdir(tmp_path)
+    for argv, shown in commands:
+        argv = [str(ROOT / a) if a.startswith("examples/") else a for a in argv]
+        assert main(argv) == 0
+        printed = capsys.readouterr().out.splitlines()
+        at = 0
+        for line in shown:
+            matches = [i for i in range(at, len(printed)) if _shows(line.strip(), printed[i].strip())]
+            assert matches, f"theory.md shows {line!r} after {argv}; it printed {printed[at:]}"
+            at = matches[0] + 1
