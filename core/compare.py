@@ -40,7 +40,11 @@ def _entry(rule: Any, index: int, learning_rates) -> dict:
             entry["rule"] = entry["rule"].name
     else:
         raise SpecError(f"rules[{index}]", rule, "a rule name, a DescentRule or a dict like a [[rules]] entry")
-    if learning_rates is not None and "learning_rate" not in entry:
+    if isinstance(learning_rates, dict):  # per entry, by label or rule name
+        key = entry.get("label", entry["rule"]) if entry.get("label") in learning_rates else entry["rule"]
+        if key in learning_rates and "learning_rate" not in entry:
+            entry["learning_rate"] = learning_rates[key]
+    elif learning_rates is not None and "learning_rate" not in entry:
         entry["learning_rate"] = learning_rates
     return entry
 
@@ -65,7 +69,8 @@ def compare(
       written in a notebook cell needs no file), or a dict shaped like an experiment file's
       ``[[rules]]`` entry (``rule``, ``learning_rate``, hyperparameters, ``label``, ``schedule``).
     - ``learning_rates``: a number or a list, for every entry that names none (else each rule's
-      default α).
+      default α); or a dict from rule name (or label) to a number or list, per entry, e.g.
+      ``{"gd": [0.1, 1.0], "adam": [1e-3, 1e-2]}`` (an entry it does not name keeps its default).
     - ``seeds``: a count or a list of seeds; ``settings``: any experiment setting (``steps``,
       ``batch_size``, ``dtype``, ``eval_every``, ...). Bad values raise the experiment file's
       one-line ``SpecError``.
@@ -97,9 +102,18 @@ def compare(
         if registry.errors:
             raise SpecError("rules", "; ".join(registry.errors), "rules whose names are not registered yet")
     registry = registry or get_registry()
+    entries = [_entry(rule, i, learning_rates) for i, rule in enumerate(rules)]
+    if isinstance(learning_rates, dict):
+        names = {e.get("label") for e in entries} | {e["rule"] for e in entries}
+        unknown = [k for k in learning_rates if k not in names]
+        if unknown:
+            accepted = ", ".join(sorted(str(n) for n in names if n))
+            raise SpecError(
+                "learning_rates", unknown[0], f"a key naming one of the rules or labels compared: {accepted}"
+            )
     spec = {
         "problem": problem_spec,
-        "rules": [_entry(rule, i, learning_rates) for i, rule in enumerate(rules)],
+        "rules": entries,
         "seeds": seeds,
         **settings,
     }

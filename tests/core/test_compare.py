@@ -150,3 +150,19 @@ def test_run_experiment_takes_progress_true_as_compare_does(monkeypatch):
     dl.run_experiment(experiment, progress=False, workers=1)  # none
     with pytest.raises(SpecError, match=r"^progress: got 'yes'; expected True"):
         dl.run_experiment(experiment, progress="yes", workers=1)
+
+
+def test_learning_rates_per_rule_or_label():
+    results = dl.compare(
+        "quadratic",
+        ["gd", {"rule": "momentum", "label": "heavy ball"}, "adam"],
+        learning_rates={"gd": [0.1, 1.0], "heavy ball": 0.05},
+        seeds=1,
+        steps=3,
+        progress=False,
+    )
+    alphas = {label: sorted(group) for label, group in results.runs.groupby("label")["learning_rate"]}
+    adam_default = dl.get_registry().rule("adam").default_learning_rate
+    assert alphas == {"gd": [0.1, 1.0], "heavy ball": [0.05], "adam": [adam_default]}
+    with pytest.raises(SpecError, match=r"^learning_rates: got 'sgd'; expected a key naming one of"):
+        dl.compare("quadratic", ["gd"], learning_rates={"sgd": 0.1}, steps=2)
