@@ -115,5 +115,17 @@ def test_html_summary_says_why_a_cell_rule_failed():
     assert list(results.runs.groupby("rule")["status"].unique()["broken_cell"]) == ["failed"]
     text = results._repr_html_()
     line = next(part for part in text.split("<br>") if "of broken_cell failed" in part)
-    assert line.startswith("<b>2 runs of broken_cell failed: rule &#x27;broken_cell&#x27; (")
+    assert line.startswith("2 runs of broken_cell failed: rule &#x27;broken_cell&#x27; (")
     assert f"{__file__}:" in line and "RuntimeError: boom at step 2" in line
+
+
+def test_html_summary_says_why_each_rule_first_blew_up():
+    # λ_max = 1: GD is stable iff α < 2, heavy ball (μ = 0.9) iff α < 2(1 + μ) = 3.8 (Polyak)
+    results = dl.compare(
+        "quadratic", ["gd", "momentum"], learning_rates=[1.0, 2.5, 5.0], seeds=2, steps=50, progress=False
+    )
+    lines = [line for line in results._repr_html_().split("<br>") if " at α = " in line and " (seed " in line]
+    assert len(lines) == 2, lines
+    gd, momentum = lines
+    assert gd.startswith("gd at α = 2.5 (seed 0): diverged") and "critical α = 2/λ_max = 2 there" in gd
+    assert momentum.startswith("momentum at α = 5 (seed 0): diverged") and "critical α = 3.8/λ_max = 3.8" in momentum
