@@ -361,14 +361,14 @@ def _run_on_dask(args, experiment, registry, workers):
     from pathlib import Path
 
     from .cluster import check_scheduler, close, connect, run_sweep
-    from .records import _target_dir, default_results_dir
+    from .records import _target_dir, default_results_dir, find_results_dir
 
     if args.scheduler is not None:
         check_scheduler(args.scheduler)  # before the extra is looked for: a typo is the first thing to say
     if not has_module("distributed"):
         raise MissingExtra.of("descentlab run --executor dask", "distributed", "distributed")
     if args.resume is not None:
-        folder = Path(args.resume)
+        folder = find_results_dir(args.resume)  # the name run printed is enough, as for report
         if not folder.is_dir():
             raise SpecError("--resume", args.resume, "the folder of an unfinished descentlab run --executor dask")
     else:

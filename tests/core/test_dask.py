@@ -203,7 +203,7 @@ def test_a_worker_killed_mid_sweep_loses_nothing(client, experiment, reference, 
 
 
 @pytest.mark.slow
-def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, capsys):
+def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, capsys, monkeypatch):
     spec = tmp_path / "exp.toml"
     spec.write_text(TOML)
     scheduler = client.scheduler.address
@@ -234,7 +234,10 @@ def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, 
     stamp = kept_gd.stat().st_mtime_ns
     stale = folder / "runs" / "problem=quadratic" / "rule=gd" / "part-0123456789abcdef01234567.parquet"
     stale.write_bytes(kept_gd.read_bytes())  # a part of another plan of the same runs: would be read twice
-    assert main(["run", str(spec), "--resume", str(folder), "--scheduler", scheduler, "--quiet"]) == 0
+    # by its name alone: the folder is found in DESCENTLAB_RESULTS, as report and load_results find it
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DESCENTLAB_RESULTS", str(tmp_path / "out"))
+    assert main(["run", str(spec), "--resume", folder.name, "--scheduler", scheduler, "--quiet"]) == 0
     assert not stale.exists()
     assert capsys.readouterr().out.strip() == f"results: {folder}"
     resumed = load_results(folder)
