@@ -405,3 +405,38 @@ def test_lr_find_output_on_the_theory_page_is_what_the_command_prints(monkeypatc
             matches = [i for i in range(at, len(printed)) if _shows(line.strip(), printed[i].strip())]
             assert matches, f"theory.md shows {line!r} after {argv}; it printed {printed[at:]}"
             at = matches[0] + 1
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mkdocs") is None, reason="mkdocs is not installed (pip install -e '.[docs]')"
+)
+@pytest.mark.parametrize(
+    "fault, named",
+    [
+        ("[a page](no-such-page.md)", "no-such-page.md"),
+        ("[a heading](rules.md#no-such-heading)", "no-such-heading"),
+        ("::: descentlab.no_such_module", "descentlab.no_such_module"),
+        ("[a heading](rules.md#defaults-and-torchoptim)", None),  # the copy itself builds
+    ],
+    ids=["link", "anchor", "api-reference", "none"],
+)
+def test_strict_build_fails_on_a_broken_reference(tmp_path, fault, named):
+    """The build .ci/run runs is the guard: a broken link, anchor or API reference fails it."""
+    for folder in ("core", "plugins", "dashboard", "examples"):
+        (tmp_path / folder).symlink_to(ROOT / folder, target_is_directory=True)
+    shutil.copytree(DOCS, tmp_path / "docs", ignore=shutil.ignore_patterns("screenshots"))
+    (tmp_path / "docs" / "screenshots").symlink_to(DOCS / "screenshots", target_is_directory=True)
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    page = tmp_path / "docs" / "theory.md"
+    page.write_text(page.read_text(encoding="utf-8") + f"\n\n{fault}\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    if named is None:
+        assert done.returncode == 0, done.stderr[-2000:]
+    else:
+        assert done.returncode != 0 and named in done.stderr, done.stderr[-2000:]
