@@ -440,3 +440,28 @@ def test_strict_build_fails_on_a_broken_reference(tmp_path, fault, named):
         assert done.returncode == 0, done.stderr[-2000:]
     else:
         assert done.returncode != 0 and named in done.stderr, done.stderr[-2000:]
+
+
+EXPERIMENT_FILES = sorted(p.name for p in (ROOT / "examples").glob("*.toml"))
+
+
+def test_every_example_experiment_is_on_a_page():
+    pages = "".join(p.read_text(encoding="utf-8") for p in _pages())
+    missing = [name for name in EXPERIMENT_FILES if f"examples/{name}" not in pages]
+    assert not missing, f"example experiment files no page mentions: {missing}"
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in EXPERIMENT_FILES if n != "teaching_suite.toml"]
+)  # a protocol: its own tests
+def test_every_example_experiment_runs_and_each_rule_trains(name, tmp_path, capsys):
+    from descentlab import load_results
+    from descentlab.cli import main
+
+    assert main(["run", str(ROOT / "examples" / name), "--out", str(tmp_path), "--workers", "1", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err, captured.err
+    runs = load_results(captured.out.strip().removeprefix("results: ")).runs
+    assert "failed" not in set(runs["status"])
+    stable = runs[runs["status"].isin(["converged", "progressing"])]
+    assert set(stable["label"]) == set(runs["label"]), "a rule of the example never trained"
