@@ -434,3 +434,28 @@ def test_a_core_only_run_names_the_missing_extra(core_only, tmp_path, problem, o
     assert done.stderr.startswith("descentlab: error: ") and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.rstrip("\n").endswith(message), done.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_the_build_prints_no_deprecation_warning(tmp_path):
+    # PEP 639's `license = "MIT"`: the old table form printed a deprecation wall on every install
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-v",
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    output = done.stdout + done.stderr
+    assert "Deprecat" not in output and "deprecat" not in output, [
+        line for line in output.splitlines() if "eprecat" in line
+    ]
