@@ -129,3 +129,18 @@ def test_html_summary_says_why_each_rule_first_blew_up():
     gd, momentum = lines
     assert gd.startswith("gd at α = 2.5 (seed 0): diverged") and "critical α = 2/λ_max = 2 there" in gd
     assert momentum.startswith("momentum at α = 5 (seed 0): diverged") and "critical α = 3.8/λ_max = 3.8" in momentum
+
+
+def test_landscape_of_a_problem_from_a_plugin_file_needs_no_registry_argument():
+    from pathlib import Path
+
+    bowl = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "bowl.py"
+    registry = dl.load_registry([str(bowl)], entry_points=False, use_env=False)
+    results = dl.compare("bowl", ["gd"], learning_rates=0.05, seeds=1, steps=10, registry=registry, progress=False)
+    assert results.meta["plugins"]["plugin_files"] == [str(bowl)]
+    figure = results.plot.landscape()  # the meta names the file the problem came from
+    (path,) = [t for t in figure.data if t.meta == "path"]
+    # GD on (x − 1)² + 4y² from (−2, 2): x_t − 1 = −3 (1 − 2α)^t, y_t = 2 (1 − 8α)^t
+    t = np.arange(11)
+    np.testing.assert_allclose(path.x, 1 - 3 * 0.9**t, rtol=1e-12)
+    np.testing.assert_allclose(path.y, 2 * 0.6**t, rtol=1e-12, atol=1e-15)
