@@ -65,9 +65,12 @@ def compare(
     """Run ``rules`` on ``problem`` from the same data and initial weights, and return the ``Results``.
 
     - ``problem``: a registered problem's name, or a dict ``{"name": ..., <setting>: value}``.
-    - ``rules``: a list (or one alone), each a rule name, a ``DescentRule`` object (registered for this call, so a rule
-      written in a notebook cell needs no file), or a dict shaped like an experiment file's
-      ``[[rules]]`` entry (``rule``, ``learning_rate``, hyperparameters, ``label``, ``schedule``).
+    - ``rules``: a list (or one alone), each a rule name, a ``DescentRule`` object (registered for
+      this call, so a rule written in a notebook cell needs no file), or a dict shaped like an
+      experiment file's ``[[rules]]`` entry (``rule``, ``learning_rate``, hyperparameters,
+      ``label``, ``schedule``).
+    - ``registry``: where names are looked up (default: the built-ins, installed plugins and
+      ``DESCENTLAB_PLUGINS``); its plugin files are kept when cell rules are added to it.
     - ``learning_rates``: a number or a list, for every entry that names none (else each rule's
       default α); or a dict from rule name (or label) to a number or list, per entry, e.g.
       ``{"gd": [0.1, 1.0], "adam": [1e-3, 1e-2]}`` (an entry it does not name keeps its default).
@@ -98,7 +101,8 @@ def compare(
     schedules = list(schedules)
     if cell_rules or schedules:
         unique = list({id(r): r for r in cell_rules}.values())
-        registry = load_registry(extra_plugins=[("notebook cell", _CellPlugin(unique, schedules))])
+        given = registry.plugin_paths if registry is not None else ()  # e.g. a problem from a file
+        registry = load_registry(given, extra_plugins=[("notebook cell", _CellPlugin(unique, schedules))])
         if registry.errors:
             raise SpecError("rules", "; ".join(registry.errors), "rules whose names are not registered yet")
     registry = registry or get_registry()

@@ -166,3 +166,14 @@ def test_learning_rates_per_rule_or_label():
     assert alphas == {"gd": [0.1, 1.0], "heavy ball": [0.05], "adam": [adam_default]}
     with pytest.raises(SpecError, match=r"^learning_rates: got 'sgd'; expected a key naming one of"):
         dl.compare("quadratic", ["gd"], learning_rates={"sgd": 0.1}, steps=2)
+
+
+def test_cell_rule_on_a_problem_from_a_plugin_file():
+    from pathlib import Path
+
+    bowl = Path(__file__).resolve().parents[2] / "examples" / "plugins" / "bowl.py"
+    registry = dl.load_registry([str(bowl)], entry_points=False, use_env=False)
+    results = dl.compare("bowl", [SIGN], learning_rates=0.1, seeds=1, steps=3, registry=registry, progress=False)
+    # sign descent from (−2, 2) on (x − 1)² + 4y²: each coordinate moves by α toward the minimum
+    np.testing.assert_allclose(results.weights["final.x"][0], -2 + 3 * 0.1, rtol=1e-12)
+    np.testing.assert_allclose(results.weights["final.y"][0], 2 - 3 * 0.1, rtol=1e-12)
