@@ -38,6 +38,11 @@ def _entry(rule: Any, index: int, learning_rates) -> dict:
         entry = dict(rule)
         if isinstance(entry.get("rule"), DescentRule):
             entry["rule"] = entry["rule"].name
+        schedule = entry.get("schedule")
+        if isinstance(schedule, Schedule):
+            entry["schedule"] = schedule.name
+        elif isinstance(schedule, dict) and isinstance(schedule.get("name"), Schedule):
+            entry["schedule"] = {**schedule, "name": schedule["name"].name}
     else:
         raise SpecError(f"rules[{index}]", rule, "a rule name, a DescentRule or a dict like a [[rules]] entry")
     if isinstance(learning_rates, dict):  # per entry, by label or rule name
@@ -68,7 +73,7 @@ def compare(
     - ``rules``: a list (or one alone), each a rule name, a ``DescentRule`` object (registered for
       this call, so a rule written in a notebook cell needs no file), or a dict shaped like an
       experiment file's ``[[rules]]`` entry (``rule``, ``learning_rate``, hyperparameters,
-      ``label``, ``schedule``).
+      ``label``, ``schedule``: a name, a table, or a ``Schedule`` object written in a cell).
     - ``registry``: where names are looked up (default: the built-ins, installed plugins and
       ``DESCENTLAB_PLUGINS``); its plugin files are kept when cell rules are added to it.
     - ``learning_rates``: a number or a list, for every entry that names none (else each rule's
@@ -99,6 +104,13 @@ def compare(
     cell_rules = [r for r in rules if isinstance(r, DescentRule)]
     cell_rules += [r["rule"] for r in rules if isinstance(r, dict) and isinstance(r.get("rule"), DescentRule)]
     schedules = list(schedules)
+    # a Schedule object in an entry, as `schedule = ...` or `schedule = {"name": ..., <hyper>: ...}`
+    for r in rules:
+        found = r.get("schedule") if isinstance(r, dict) else None
+        found = found.get("name") if isinstance(found, dict) else found
+        if isinstance(found, Schedule):
+            schedules.append(found)
+    schedules = list({id(s): s for s in schedules}.values())
     if cell_rules or schedules:
         unique = list({id(r): r for r in cell_rules}.values())
         given = registry.plugin_paths if registry is not None else ()  # e.g. a problem from a file

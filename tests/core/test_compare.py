@@ -177,3 +177,16 @@ def test_cell_rule_on_a_problem_from_a_plugin_file():
     # sign descent from (−2, 2) on (x − 1)² + 4y²: each coordinate moves by α toward the minimum
     np.testing.assert_allclose(results.weights["final.x"][0], -2 + 3 * 0.1, rtol=1e-12)
     np.testing.assert_allclose(results.weights["final.y"][0], 2 - 3 * 0.1, rtol=1e-12)
+
+
+def test_a_schedule_written_in_a_cell_is_registered_like_a_cell_rule():
+    # α_t = α for t < 5, α/2 after: the recorded α_t is exactly that, however the schedule is handed over
+    halve = dl.Schedule("halve_at_5", lambda step, base, hyper, total: base * np.where(step < 5, 1.0, 0.5))
+    expected = 0.2 * np.where(np.arange(8) < 5, 1.0, 0.5)
+    for entry, extra in (
+        ({"rule": "gd", "learning_rate": 0.2, "schedule": "halve_at_5"}, {"schedules": [halve]}),
+        ({"rule": "gd", "learning_rate": 0.2, "schedule": halve}, {}),
+        ({"rule": SIGN, "learning_rate": 0.2, "schedule": {"name": halve, "warmup_steps": 0}}, {}),
+    ):
+        results = dl.compare("quadratic", [entry], seeds=1, steps=8, progress=False, **extra)
+        np.testing.assert_allclose(results.metric("learning_rate")[0, :8], expected, rtol=0)
