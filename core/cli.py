@@ -300,7 +300,7 @@ def _summary(results) -> str:
 def cmd_run(args) -> int:
     from .experiment import check_resources, load_experiment_file
     from .faults import build_instance
-    from .records import RESULTS_ENV, save_results
+    from .records import RESULTS_ENV, default_results_dir, save_results
     from .runner import run_experiment
 
     if args.workers is not None and args.workers < 1:
@@ -310,7 +310,7 @@ def cmd_run(args) -> int:
     if args.out is not None:
         _check_out_dir(args.out)
     elif os.environ.get(RESULTS_ENV):  # the default folder, named so that a bad value can be traced
-        _check_out_dir(os.environ[RESULTS_ENV], field=RESULTS_ENV)
+        _check_out_dir(default_results_dir(), field=RESULTS_ENV)
     if experiment.protocol is not None:  # an honest comparison (docs/protocol.md): tune, then test
         from .protocol import run_from_cli
 

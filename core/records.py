@@ -58,8 +58,9 @@ METRIC_CACHE_BYTES = 256 << 20
 def default_results_dir() -> str:
     """Where results go when no folder is given: ``$DESCENTLAB_RESULTS`` if set and not empty, else
     ``results``. The CLI's ``run``, :func:`save_results` and the dashboard (which lists this folder
-    on its Results page and saves its runs there) all use it."""
-    return os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR
+    on its Results page and saves its runs there) all use it. A leading ``~`` is the home folder,
+    as a shell would expand it: a value set in a file, unexpanded, must not make a folder named ``~``."""
+    return os.path.expanduser(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR)
 
 
 @dataclass

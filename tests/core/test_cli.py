@@ -248,6 +248,24 @@ def test_descentlab_results_is_the_default_out(tmp_path, monkeypatch, capsys):
     assert len(list((tmp_path / "results").iterdir())) == 1
 
 
+def test_descentlab_results_starting_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    # a value from a file or a unit is not expanded by a shell: "~/runs" must not make a folder "~"
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(), work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("DESCENTLAB_RESULTS", "~/runs")
+    monkeypatch.chdir(work)
+    assert main(["run", str(spec), "--quiet", "--workers", "1"]) == 0
+    [folder] = (home / "runs").iterdir()
+    assert capsys.readouterr().out == f"results: {folder}\n"
+    assert not list(work.iterdir())
+    from descentlab.dashboard import access
+
+    assert access.results_dir() == str(home / "runs")  # the dashboard lists the same folder
+
+
 def test_a_bad_descentlab_results_is_named_before_running(tmp_path, monkeypatch, capsys):
     spec = tmp_path / "good.toml"
     spec.write_text(GOOD)
