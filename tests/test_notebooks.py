@@ -86,3 +86,12 @@ def test_notebook_runs_without_error(path, tmp_path):
         legend = {t["name"] for t in figure["data"] if t.get("showlegend", True) and t.get("name")}
         assert {n.removesuffix(" (test)") for n in legend} == {n for n in legend if not n.endswith(" (test)")}
         assert len(legend) == 8 and {n.split(" (")[0] for n in legend} == {"my_sign_descent", "gd", "momentum", "adam"}
+
+
+def test_notebooks_are_stored_clean_for_a_python3_kernel():
+    # no stale outputs in the repository: what a reader sees is what their run shows
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        assert notebook.metadata.get("kernelspec", {}).get("name") == "python3", path.name
+        stored = [c for c in notebook.cells if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))]
+        assert not stored, f"{path.name} holds outputs of an earlier run"
