@@ -63,6 +63,13 @@ def test_notebook_runs_without_error(path, tmp_path):
         assert len(runs) == 8
         for _, _, alpha, status, *_ in runs:
             assert status in (("converged", "progressing") if float(alpha) < 2 else ("unstable", "diverged")), alpha
+        # the first steps from one gradient g of the 2-3-1 network (P = 13), α = 0.05: GD's is −αg;
+        # momentum's too (PyTorch's buffer starts at g); Adam's is −α·g/|g| per coordinate (m̂ = g,
+        # v̂ = g² after bias correction), so its norm is α√P
+        steps = next(_text(c) for c in notebook.cells if c.cell_type == "code" and "first_step(name" in c.source)
+        norms = {line.split(":")[0].strip(): float(line.split("= ")[1].split(",")[0]) for line in steps.splitlines()}
+        assert norms["gd"] == norms["momentum"]
+        assert abs(norms["adam"] - 0.05 * 13**0.5) < 1e-4, norms
     if path.stem == "compare_your_rule":
         # the results cell shows the compact summary: the verdict and the cell rule's line
         summary = next(
