@@ -198,7 +198,8 @@ class _Number:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr: ``[#####.....]  52%  1.3 s``; silent when stderr is not a terminal."""
+    """A one-line progress bar on stderr: ``[#####.....]  52%  1.3 s  ETA 1 s``; silent when stderr is
+    not a terminal. The ETA is the rest at the pace since the first call, as tqdm estimates it."""
 
     def __init__(self, stream=None, width: int = 30, unit: str | None = None):
         self.stream = stream or sys.stderr
@@ -221,11 +222,18 @@ class ProgressBar:
             text += f"  ETA {eta:.0f} s"
         return text
 
+    def eta(self, done: int, total: int, now: float) -> str:
+        """``  ETA 12 s`` once some run-steps were done since the first call (none before, or at the end)."""
+        first = self.first if self.first is not None else done
+        if total > done > first and now > self.since:
+            return f"  ETA {(now - self.since) / (done - first) * (total - done):.0f} s"
+        return ""
+
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total <= 0 or self.finished:
             return
         now = time.perf_counter()
-        if self.unit is not None and self.first is None:
+        if self.first is None:
             self.first, self.since = done, now  # paced from here: a cluster's start is not a task's time
         if done < total and now - self.last < 0.1:
             return  # redraw at most 10 times a second
@@ -234,7 +242,8 @@ class ProgressBar:
         filled = int(round(self.width * fraction))
         self.stream.write(
             f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:5.0%}  "
-            f"{now - self.started:6.1f} s" + (self.counts(done, total, now) if self.unit else "")
+            f"{now - self.started:6.1f} s"
+            + (self.counts(done, total, now) if self.unit else self.eta(done, total, now))
         )
         if done >= total:
             self.stream.write("\n")

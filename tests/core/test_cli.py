@@ -219,6 +219,24 @@ def test_progress_bar_draws_on_a_terminal():
     assert "[#####.....]   50%" in text and text.endswith("\n") and text.count("[##########]  100%") == 1
 
 
+def test_progress_bar_estimates_the_time_left_at_the_pace_so_far(monkeypatch):
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    clock = iter([100.0, 100.0, 102.0, 105.0])  # made, first call, second call, the end
+    monkeypatch.setattr(cli.time, "perf_counter", lambda: next(clock))
+    stream = Tty()
+    bar = cli.ProgressBar(stream, width=10)
+    bar(0, 100)  # nothing done yet: no estimate
+    bar(25, 100)  # 25 run-steps in 2 s: the other 75 take 6 s
+    bar(100, 100)
+    first, second, last = stream.getvalue().lstrip("\r").split("\r")
+    assert "ETA" not in first and second.endswith("2.0 s  ETA 6 s") and "ETA" not in last
+
+
 def test_run_with_two_workers_equals_one(tmp_path):
     spec = tmp_path / "good.toml"
     spec.write_text(GOOD)
