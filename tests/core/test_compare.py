@@ -190,3 +190,13 @@ def test_a_schedule_written_in_a_cell_is_registered_like_a_cell_rule():
     ):
         results = dl.compare("quadratic", [entry], seeds=1, steps=8, progress=False, **extra)
         np.testing.assert_allclose(results.metric("learning_rate")[0, :8], expected, rtol=0)
+
+
+def test_notebook_bar_shows_the_time_left_while_it_runs():
+    from descentlab.progress import NotebookProgress
+
+    bar = NotebookProgress("4 runs")
+    bar.started = 10.0
+    assert bar._html(0, 100, 10.0).endswith("4 runs 0% &nbsp; 0.0 s")  # no pace yet
+    assert bar._html(20, 100, 12.0).endswith("20% &nbsp; 2.0 s, 8 s left")  # 20 in 2 s: 80 more take 8 s
+    assert bar._html(100, 100, 20.0).endswith("100% &nbsp; 10.0 s")
