@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import re
 from typing import Any, Iterable
 
 from .declarations import DescentRule, Schedule
@@ -116,7 +117,10 @@ def compare(
         given = registry.plugin_paths if registry is not None else ()  # e.g. a problem from a file
         registry = load_registry(given, extra_plugins=[("notebook cell", _CellPlugin(unique, schedules))])
         if registry.errors:
-            raise SpecError("rules", "; ".join(registry.errors), "rules whose names are not registered yet")
+            # the register() call named is this module's, not the user's cell: drop that location
+            here = re.compile(r" \(" + re.escape(__file__) + r":\d+\)")
+            reasons = "; ".join(here.sub("", e).removeprefix("plugin 'notebook cell': ") for e in registry.errors)
+            raise SpecError("rules", reasons, "declarations with a valid name that is not registered yet")
     registry = registry or get_registry()
     entries = [_entry(rule, i, learning_rates) for i, rule in enumerate(rules)]
     if isinstance(learning_rates, dict):

@@ -200,3 +200,12 @@ def test_notebook_bar_shows_the_time_left_while_it_runs():
     assert bar._html(0, 100, 10.0).endswith("4 runs 0% &nbsp; 0.0 s")  # no pace yet
     assert bar._html(20, 100, 12.0).endswith("20% &nbsp; 2.0 s, 8 s left")  # 20 in 2 s: 80 more take 8 s
     assert bar._html(100, 100, 20.0).endswith("100% &nbsp; 10.0 s")
+
+
+def test_a_cell_rule_the_registry_refuses_is_one_line_about_the_rule():
+    bad = dl.DescentRule("bad name!", SIGN.init, SIGN.update)
+    with pytest.raises(SpecError) as error:
+        dl.compare("quadratic", [bad], steps=2)
+    text = str(error.value)
+    assert text.startswith("rules: got \"rule name 'bad name!': use letters, digits") and "\n" not in text
+    assert "compare.py" not in text  # the register call inside compare is not where the mistake is
