@@ -7,6 +7,7 @@ The chunk loop itself is ``descentlab.chunk`` (the one place that trains), the w
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -214,6 +215,9 @@ def run_experiment(
     from .registry import get_registry
 
     report = _progress_callback(progress, experiment)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1):
+        # 0 ran serially and "x" was a ValueError deep in the pool's set-up: say what is accepted
+        raise SpecError("workers", workers, "a count >= 1 (1 runs in this process), or None for the default")
     registry = registry or get_registry()
     started = time.perf_counter()
     keep_freed_memory()  # big temporaries are reused from the heap instead of page-faulted in again

@@ -209,3 +209,10 @@ def test_a_cell_rule_the_registry_refuses_is_one_line_about_the_rule():
     text = str(error.value)
     assert text.startswith("rules: got \"rule name 'bad name!': use letters, digits") and "\n" not in text
     assert "compare.py" not in text  # the register call inside compare is not where the mistake is
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, "2", True])
+def test_run_experiment_refuses_a_worker_count_it_cannot_use(workers):
+    experiment = dl.Experiment.from_dict({"steps": 2, "problem": {"name": "quadratic"}, "rules": [{"rule": "gd"}]})
+    with pytest.raises(SpecError, match=r"^workers: got .*; expected a count >= 1"):
+        dl.run_experiment(experiment, workers=workers)
