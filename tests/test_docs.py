@@ -273,8 +273,9 @@ def test_reuse_weights_example_forward_pass_is_the_engines(monkeypatch, tmp_path
 NOT_PROGRAMS = {
     ("rules.md", "state = rule.init(params, hyper)"): "the shape of a rule's two calls, not a program",
     ("cluster.md", "from distributed import Client"): "needs a Dask scheduler at the address it names",
-    ("cluster.md", "import pandas as pd"): "reads a sweep's folder of parts in place, without descentlab",
-    ("cluster.md", "import duckdb"): "reads a sweep's folder of parts in place, without descentlab",
+    # these two read a Dask sweep's parts: tests/core/test_dask.py runs them on a real sweep's folder
+    ("cluster.md", "import pandas as pd"): "needs a sweep's folder of parts (run in tests/core/test_dask.py)",
+    ("cluster.md", "import duckdb"): "needs a sweep's folder of parts (run in tests/core/test_dask.py)",
 }
 
 

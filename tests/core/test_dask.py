@@ -356,3 +356,29 @@ def test_a_failed_task_is_one_line_that_says_how_to_resume(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("descentlab: error: a task failed (worker lost with a second line); ")
     assert f"descentlab run {spec} --resume {tmp_path / 'out'}/dask-cli-" in err[0]
+
+
+def test_the_cluster_pages_pandas_and_duckdb_samples_read_the_parts(client, experiment, reference, tmp_path):
+    """docs/cluster.md reads a sweep's parts without descentlab: its two samples, run on a real folder."""
+    import re
+
+    from descentlab.cluster import run_sweep
+
+    folder = tmp_path / "sweep"
+    run_sweep(experiment, folder, client=client)
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cluster.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", page, re.M | re.S)
+    pandas_sample = next(b for b in blocks if b.startswith("import pandas as pd"))
+    duckdb_sample = next(b for b in blocks if b.startswith("import duckdb"))
+    named = re.search(r'"(results/sweep-[0-9-]+)', pandas_sample).group(1)
+    scope: dict = {}
+    exec(pandas_sample.replace(named, str(folder)), scope)
+    assert len(scope["runs"]) == len(reference.runs) and len(scope["metrics"]) == len(reference.metrics)
+    assert {"problem", "rule"} <= set(scope["metrics"].columns)  # hive partitions, as the comment says
+    best = eval(duckdb_sample.split("\n", 1)[1].replace(named, str(folder)), {"duckdb": __import__("duckdb")})
+    expected = reference.runs.groupby("rule")["final_loss"].agg(["count", "min"])
+    for row in best.itertuples():
+        assert row.runs == expected.loc[row.rule, "count"]
+        assert row.best == expected.loc[row.rule, "min"] or (
+            np.isnan(row.best) and np.isnan(expected.loc[row.rule, "min"])
+        )
