@@ -198,7 +198,9 @@ class _Number:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr, ``[#####.....]  52%  1.3 s  ETA 1 s``; silent off a terminal."""
+    """A one-line progress bar on stderr: ``[#####.....]  52%  1.3 s  ETA 1 s``; silent when stderr is
+    not a terminal. The ETA is the rest at the pace so far (a Dask sweep's: since the first call, so
+    that the cluster's start and resumed parts do not count)."""
 
     def __init__(self, stream=None, width: int = 30, unit: str | None = None):
         self.stream = stream or sys.stderr
@@ -223,7 +225,8 @@ class ProgressBar:
         return text
 
     def eta(self, done: int, total: int, now: float) -> str:
-        """``  ETA 12 s`` of a local run (run-steps): the rest at the pace so far."""
+        """``  ETA 12 s`` of a local run (run-steps): the rest at the pace since the bar was made (none
+        before the first run-step, or at the end)."""
         if not 0 < done < total:
             return ""
         return f"  ETA {(now - self.started) / done * (total - done):.0f} s"
@@ -232,7 +235,7 @@ class ProgressBar:
         if not self.enabled or total <= 0 or self.finished:
             return
         now = time.perf_counter()
-        if self.unit is not None and self.first is None:
+        if self.first is None:
             self.first, self.since = done, now  # paced from here: a cluster's start is not a task's time
         if done < total and now - self.last < 0.1:
             return  # redraw at most 10 times a second
@@ -284,7 +287,7 @@ def _summary(results) -> str:
     lines = [
         f"{len(runs)} runs: "
         + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
-        + ' (status rules: README, "Run verdicts")'
+        + " (status rules: docs/verdicts.md)"
     ]
     for label, group in runs.groupby("label", sort=False):
         stable = group[group["status"].isin(STABLE)]
@@ -310,7 +313,7 @@ def _summary(results) -> str:
 def cmd_run(args) -> int:
     from .experiment import check_resources, load_experiment_file
     from .faults import build_instance
-    from .records import RESULTS_ENV, save_results
+    from .records import RESULTS_ENV, default_results_dir, save_results
     from .runner import run_experiment
 
     if args.workers is not None and args.workers < 1:
@@ -320,7 +323,7 @@ def cmd_run(args) -> int:
     if args.out is not None:
         _check_out_dir(args.out)
     elif os.environ.get(RESULTS_ENV):  # the default folder, named so that a bad value can be traced
-        _check_out_dir(os.environ[RESULTS_ENV], field=RESULTS_ENV)
+        _check_out_dir(default_results_dir(), field=RESULTS_ENV)
     executor = _executor_choice(args)
     if executor == "dask" and args.scheduler is not None and args.workers is not None:
         raise SpecError("--workers", args.workers, "no value with --scheduler (its cluster has the workers it has)")
@@ -388,13 +391,13 @@ def _run_on_dask(args, experiment, registry, workers):
     from pathlib import Path
 
     from .cluster import check_resumable, close, is_sweep_folder, run_sweep
-    from .records import _target_dir, default_results_dir
+    from .records import _target_dir, default_results_dir, find_results_dir
 
     _check_dask(args)
     if args.resume is not None and args.out is not None and Path(args.out) != Path(args.resume):
         raise SpecError("--out", args.out, f"no value with --resume (the resumed sweep is {args.resume})")
     if args.resume is not None:
-        folder = Path(args.resume)
+        folder = find_results_dir(args.resume)  # the name run printed is enough, as for report
         check_resumable(folder, experiment, "--resume")  # said before a cluster is started
     elif args.out is not None and is_sweep_folder(args.out):
         folder = Path(args.out)  # rerunning into the sweep's own folder goes on as --resume does
@@ -726,6 +729,7 @@ def _add_logging_options(parser, *, quiet_dest: str, verbose_dest: str) -> None:
         help="print details as well (debug lines on stderr)",
     )
     parser.add_argument(
+        "-q",
         "--quiet",
         action="store_true",
         dest=quiet_dest,
@@ -786,7 +790,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="go on with the unfinished Dask sweep in DIR: only tasks without parts are run",
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the results path")
+    run.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar or summary; print only the results path"
+    )
     run.add_argument(
         "-v",
         "--verbose",

@@ -32,6 +32,7 @@ __all__ = [
     "RESULTS_ENV",
     "METRIC_CACHE_BYTES",
     "default_results_dir",
+    "find_results_dir",
     "Results",
     "build_meta",
     "remove_stale_temporaries",
@@ -58,8 +59,9 @@ METRIC_CACHE_BYTES = 256 << 20
 def default_results_dir() -> str:
     """Where results go when no folder is given: ``$DESCENTLAB_RESULTS`` if set and not empty, else
     ``results``. The CLI's ``run``, :func:`save_results` and the dashboard (which lists this folder
-    on its Results page and saves its runs there) all use it."""
-    return os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR
+    on its Results page and saves its runs there) all use it. A leading ``~`` is the home folder,
+    as a shell would expand it: a value set in a file, unexpanded, must not make a folder named ``~``."""
+    return os.path.expanduser(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR)
 
 
 class _MetricsTable:
@@ -248,7 +250,8 @@ class Results:
         rules = ", ".join(dict.fromkeys(self.runs["label"])) if "label" in self.runs else ""
         where = f", path={str(self.path)!r}" if self.path is not None else ""
         return (
-            f"Results({e.name!r}: {len(self.runs)} runs of {rules} on {e.problem}, {e.steps} steps; {statuses}{where})"
+            f"Results({e.name!r}: {len(self.runs)} run{'' if len(self.runs) == 1 else 's'} of {rules} on "
+            f"{e.problem}, {e.steps} steps; {statuses}{where})"
         )
 
 
@@ -409,16 +412,31 @@ def save_results(results: Results, out_dir=None) -> Path:
     return target
 
 
+def find_results_dir(path) -> Path:
+    """``path`` itself when it exists, or is absolute; else the same name inside the results folder
+    (``$DESCENTLAB_RESULTS``, else ``results``) when a folder of that name is there."""
+    folder = Path(path)
+    if folder.exists() or folder.is_absolute():
+        return folder
+    in_results = Path(default_results_dir()) / folder
+    return in_results if in_results.is_dir() else folder
+
+
 def load_results(path) -> Results:
     """Read a folder written by :func:`save_results`; anything else (a foreign folder, a truncated or
     corrupted file, a table or array not in the layout of docs/results.md) raises a one-line
     :class:`~descentlab.errors.ResultsError` naming the file and the field. Stale temporaries of
-    killed saves beside the folder are removed (:func:`remove_stale_temporaries`)."""
-    folder = Path(path)
+    killed saves beside the folder are removed (:func:`remove_stale_temporaries`).
+
+    A relative ``path`` that is not a folder here is looked up in the results folder
+    (:func:`default_results_dir`, ``$DESCENTLAB_RESULTS``), so the name ``descentlab run`` printed
+    is enough: ``load_results("quadratic-sweep-20261204-175902")``."""
+    folder = find_results_dir(path)
     accepted = "a results folder written by descentlab run (" + ", ".join(FILES) + ")"
     remove_stale_temporaries(folder.parent)
     if not folder.is_dir():
-        raise ResultsError(path, "", "no such folder", accepted)
+        where = default_results_dir()
+        raise ResultsError(path, "", f"no such folder (here or in the results folder {where})", accepted)
     from .parts import RESUME_HINT, is_partitioned
 
     partitioned = is_partitioned(folder)  # written by tasks (--executor dask): docs/cluster.md

@@ -205,7 +205,7 @@ def test_a_worker_killed_mid_sweep_loses_nothing(client, experiment, reference, 
 
 
 @pytest.mark.slow
-def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, capsys):
+def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, capsys, monkeypatch):
     spec = tmp_path / "exp.toml"
     spec.write_text(TOML)
     scheduler = client.scheduler.address
@@ -236,7 +236,10 @@ def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, 
     stamp = kept_gd.stat().st_mtime_ns
     stale = folder / "runs" / "problem=quadratic" / "rule=gd" / "part-0123456789abcdef01234567.parquet"
     stale.write_bytes(kept_gd.read_bytes())  # a part of another plan of the same runs: would be read twice
-    assert main(["run", str(spec), "--resume", str(folder), "--scheduler", scheduler, "--quiet"]) == 0
+    # by its name alone: the folder is found in DESCENTLAB_RESULTS, as report and load_results find it
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DESCENTLAB_RESULTS", str(tmp_path / "out"))
+    assert main(["run", str(spec), "--resume", folder.name, "--scheduler", scheduler, "--quiet"]) == 0
     assert not stale.exists()
     assert capsys.readouterr().out.strip() == f"results: {folder}"
     resumed = load_results(folder)
@@ -594,3 +597,29 @@ def test_a_local_cluster_takes_no_fixed_port(tmp_path):
             close(second)
     finally:
         holder.close()
+
+
+def test_the_cluster_pages_pandas_and_duckdb_samples_read_the_parts(client, experiment, reference, tmp_path):
+    """docs/cluster.md reads a sweep's parts without descentlab: its two samples, run on a real folder."""
+    import re
+
+    from descentlab.cluster import run_sweep
+
+    folder = tmp_path / "sweep"
+    run_sweep(experiment, folder, client=client)
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cluster.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", page, re.M | re.S)
+    pandas_sample = next(b for b in blocks if b.startswith("import pandas as pd"))
+    duckdb_sample = next(b for b in blocks if b.startswith("import duckdb"))
+    named = re.search(r'"(results/sweep-[0-9-]+)', pandas_sample).group(1)
+    scope: dict = {}
+    exec(pandas_sample.replace(named, str(folder)), scope)
+    assert len(scope["runs"]) == len(reference.runs) and len(scope["metrics"]) == len(reference.metrics)
+    assert {"problem", "rule"} <= set(scope["metrics"].columns)  # hive partitions, as the comment says
+    best = eval(duckdb_sample.split("\n", 1)[1].replace(named, str(folder)), {"duckdb": __import__("duckdb")})
+    expected = reference.runs.groupby("rule")["final_loss"].agg(["count", "min"])
+    for row in best.itertuples():
+        assert row.runs == expected.loc[row.rule, "count"]
+        assert row.best == expected.loc[row.rule, "min"] or (
+            np.isnan(row.best) and np.isnan(expected.loc[row.rule, "min"])
+        )
