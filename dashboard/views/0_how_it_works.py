@@ -15,7 +15,7 @@ from descentlab.dashboard import lesson_figures as LF
 from descentlab.dashboard import style as S
 from descentlab.dashboard import widgets as W
 from descentlab.dashboard.presets import preset
-from descentlab.errors import SpecError
+from descentlab.errors import PluginError, SpecError
 from descentlab.stability import rule_threshold
 
 TITLE = "How it works"
@@ -50,6 +50,14 @@ def _build(spec_json: str, registry_key: tuple, _registry):
 @st.cache_data(show_spinner=False, max_entries=32)
 def _sweep(spec_json: str, guess: float, seed: int, rule: str, registry_key: tuple, _registry):
     return L.predict_then_run(json.loads(spec_json), guess, rule=rule, seed=seed, registry=_registry)
+
+
+def _title(rule) -> str:
+    """The rule's name in sentences at its defaults (a callable title, like momentum's, gets them)."""
+    try:
+        return rule.display_title({h.name: h.default for h in rule.hyperparams})
+    except Exception:  # a plugin's broken title must not take the page down: its name says enough
+        return rule.name
 
 
 def _state(key: str, default):
@@ -135,6 +143,7 @@ rule_name = W.remember(
     ),
 )
 rule = registry.rule(rule_name)
+rule_title = _title(rule)
 W.prime(f"{PAGE}.alpha", DEFAULT_RATE)
 alpha = float(
     W.remember(
@@ -151,7 +160,7 @@ spec_json = json.dumps(spec, sort_keys=True)
 try:
     instance = _build(spec_json, W.registry_key(), registry)
     L.lesson_model(instance)
-except SpecError as error:
+except (SpecError, PluginError) as error:  # bad settings, or a problem plugin whose build broke: one line
     W.show_error(error)
     st.stop()
 
@@ -159,7 +168,14 @@ config = (spec_json, seed, rule_name, W.registry_key())
 restart = side.button("start again", key=f"{PAGE}.restart", help="back to the starting weights")
 if st.session_state.get(f"{PAGE}.config") != config or restart:
     st.session_state[f"{PAGE}.config"] = config
-    st.session_state[f"{PAGE}.lesson"] = L.start_lesson(instance, rule, alpha, seed=seed)
+    try:
+        st.session_state[f"{PAGE}.lesson"] = L.start_lesson(instance, rule, alpha, seed=seed)
+        st.session_state[f"{PAGE}.fault"] = ""
+    except PluginError as error:  # the rule's init broke: forward, cost and backprop need no rule
+        st.session_state[f"{PAGE}.lesson"] = L.Lesson(
+            instance, L.starting_params(instance, seed), track=None, learning_rate=alpha
+        )
+        st.session_state[f"{PAGE}.fault"] = str(error)
     st.session_state[f"{PAGE}.stage"] = "forward"
     st.session_state[f"{PAGE}.lit"] = None
     st.session_state.pop(f"{PAGE}.trace", None)
@@ -187,8 +203,13 @@ example = int(
 trace_key = (lesson.step, example)
 if st.session_state.get(f"{PAGE}.trace", (None,))[0] != trace_key:
     trace = L.trace_step(instance, lesson.params, example)
-    st.session_state[f"{PAGE}.trace"] = (trace_key, trace, L.finite_difference_gradient(instance, lesson.params))
-_, trace, fd_gradient = st.session_state[f"{PAGE}.trace"]
+    st.session_state[f"{PAGE}.trace"] = (
+        trace_key,
+        trace,
+        L.finite_difference_gradient(instance, lesson.params),
+        L.finite_difference_gradient(instance, lesson.params, example=example),
+    )
+_, trace, fd_gradient, fd_example = st.session_state[f"{PAGE}.trace"]
 
 # A radio rather than tabs: only the chosen part is computed, and Streamlit draws sliders in hidden tabs wrongly.
 VIEWS = ("One step, both halves", "The learning rate, felt", "Predict, then run")
@@ -213,7 +234,13 @@ if view_name == VIEWS[0]:
     def _next() -> None:
         current: L.Lesson = st.session_state[f"{PAGE}.lesson"]
         current.learning_rate = float(st.session_state.get(f"{PAGE}.alpha", current.learning_rate))
-        L.advance(current)
+        if current.track is None:  # the rule's init broke: its own line is shown already
+            return
+        try:
+            L.advance(current)
+        except PluginError as error:  # the rule broke on this step: say so, and stay where we are
+            st.session_state[f"{PAGE}.fault"] = str(error)
+            return
         st.session_state[f"{PAGE}.stage"] = "forward"
         st.session_state[f"{PAGE}.lit"] = None
 
@@ -238,8 +265,20 @@ if view_name == VIEWS[0]:
             config={"displayModeBar": False},
             **S.STREAMLIT_CHART,
         )
-    rule_update = L.descent_step(copy.deepcopy(lesson.track), lesson.params, trace.gradient, alpha, lesson.step)
     gd_update = -alpha * trace.gradient
+    fault = st.session_state.get(f"{PAGE}.fault", "")
+    rule_update = None
+    if lesson.track is not None and not fault:
+        try:  # a copy of the track: looking at the step must not take it
+            rule_update = L.descent_step(copy.deepcopy(lesson.track), lesson.params, trace.gradient, alpha, lesson.step)
+        except PluginError as error:
+            fault = str(error)
+    if fault:
+        # the rule's own line (name, file:line, what broke); the stages that need no rule keep working
+        st.error(W.markdown_text(f"{fault}. The step shown is plain gradient descent's."), icon="⚠️")
+    rule_broken = rule_update is None
+    if rule_update is None:
+        rule_update = gd_update
     lit_from = st.session_state.get(f"{PAGE}.lit") if stage == "backprop" else None
     select_key = f"{PAGE}.weight"
     W.prime(select_key, names_flat[0])
@@ -279,6 +318,14 @@ if view_name == VIEWS[0]:
             "click a weight's dot to see its chain rule"
         )
     with right:
+        blown = L.diverged_at([*lesson.losses, trace.loss])
+        if blown is not None:  # what the runner would call this run: overflow is a diverged run, not a crash
+            st.warning(
+                f"Diverged at step {blown}: J = {([*lesson.losses, trace.loss])[blown]:.3g} is not finite or "
+                f"beyond {L.DIVERGENCE_FACTOR:g}× its start, as the runner judges a run. Lower α (or pick "
+                "another rule) and press *start again*.",
+                icon="💥",
+            )
         if stage == "forward":
             st.markdown(f"**Example {example}**: x = {np.array2string(trace.inputs, precision=3)}")
             st.latex(r"z^{(l)} = a^{(l-1)} W^{(l)} + b^{(l)},\qquad a^{(l)} = f\big(z^{(l)}\big)")
@@ -314,9 +361,10 @@ if view_name == VIEWS[0]:
                 delta=f"{L.loss_at(instance, new_params) - trace.loss:.3g}",
                 delta_color="inverse",
             )
-            if rule_name != START["baseline"]:
+            if rule_name != START["baseline"] and not rule_broken:
                 st.markdown(
-                    f"Same gradient, two steps: plain gradient descent −α·∂J/∂w beside **{rule.title or rule.name}**'s."
+                    "Same gradient, two steps: plain gradient descent −α·∂J/∂w beside "
+                    f"**{W.markdown_text(rule_title)}**'s."
                 )
 
         chosen = st.selectbox("weight", names_flat, key=select_key, help="its chain-rule product and its check")
@@ -328,10 +376,14 @@ if view_name == VIEWS[0]:
             product = trace.chain_rule(layer, idx[0], idx[1])
             st.markdown(
                 f"∂Jₙ/∂{chosen} = a_prev · δ = {product['a_prev']:.4g} × {product['delta']:.4g} = "
-                f"**{product['example_gradient']:.4g}** (example {example})"
+                f"**{product['example_gradient']:.4g}** (example {example}; central difference of Jₙ "
+                f"**{fd_example[k]:.4g}**)"
             )
         else:
-            st.markdown(f"∂Jₙ/∂{chosen} = δ = **{t.delta[idx[0]]:.4g}** (example {example})")
+            st.markdown(
+                f"∂Jₙ/∂{chosen} = δ = **{t.delta[idx[0]]:.4g}** (example {example}; central difference of Jₙ "
+                f"**{fd_example[k]:.4g}**)"
+            )
         st.markdown(
             f"∂J/∂{chosen} over the batch: backprop **{trace.gradient[k]:.6g}**, "
             f"central difference **{fd_gradient[k]:.6g}**"
@@ -340,8 +392,8 @@ if view_name == VIEWS[0]:
             st.markdown(
                 f"GD step −α·∂J/∂w = **{gd_update[k]:.4g}**"
                 + (
-                    f"; {rule.title or rule.name}'s step = **{rule_update[k]:.4g}**"
-                    if rule_name != START["baseline"]
+                    f"; {W.markdown_text(rule_title)}'s step = **{rule_update[k]:.4g}**"
+                    if rule_name != START["baseline"] and not rule_broken
                     else ""
                 )
                 + f" → new {chosen} = **{lesson.params[k] + rule_update[k]:.4g}**"
@@ -358,7 +410,7 @@ if view_name == VIEWS[0]:
                 "new w": lesson.params + rule_update,
             }
         )
-        if rule_name == START["baseline"]:
+        if rule_name == START["baseline"] or rule_broken:
             table = table.drop(columns=[f"Δw ({rule.name})"])
         with st.expander("every weight's step", expanded=False):
             st.dataframe(table, hide_index=True, key=f"{PAGE}.table.steps")
@@ -381,7 +433,12 @@ if view_name == VIEWS[1]:
         ),
     )
     view = L.slice_view(instance, lesson.params, weight=None if along == options[0] else names_flat.index(along))
-    if not view.curvature > 0:
+    if not (math.isfinite(view.curvature) and math.isfinite(view.value)):
+        controls.warning(
+            "The weights or the cost are no longer finite (the steps diverged): there is no curve to "
+            "draw. Press *start again* in the sidebar."
+        )
+    elif not view.curvature > 0:
         controls.warning(
             f"The cost curves down along this slice (λ = {view.curvature:.3g}): there is no bottom "
             "to glide to. Pick another weight or take a step first."
@@ -418,13 +475,13 @@ if view_name == VIEWS[1]:
 
 # ---- predict, then run ----------------------------------------------------------------------------
 if view_name == VIEWS[2]:
-    title = rule.title or rule.name
+    title = rule_title
     threshold = rule_threshold(rule)
     theory_label = "theory: none declared" if threshold is None else f"theory {threshold:g}/λₘₐₓ"
     st.markdown(
         f"Guess the **largest α for which {W.markdown_text(title)} still converges** on this problem from these "
         "starting weights (the rule is the sidebar's). Then run a fine sweep of α (200 steps each, "
-        "the whole batch) and compare."
+        "the whole batch: a coarse grid finds the edge, a fine one narrows it) and compare."
     )
     W.prime(f"{PAGE}.guess", 1.0)
     guess = float(
@@ -444,18 +501,34 @@ if view_name == VIEWS[2]:
     if st.session_state.get(f"{PAGE}.swept") == (spec_json, guess, seed, rule_name):
         with st.spinner("sweeping α…"):
             prediction = _sweep(spec_json, guess, seed, rule_name, W.registry_key(), registry)
+        if prediction.failure:  # a broken rule plugin: its runs failed, and this is why
+            st.error(W.markdown_text(prediction.failure), icon="⚠️")
         a, b, c = st.columns(3)
-        a.metric("your guess", f"{prediction.guess:.3g}")
+        a.metric(
+            "your guess",
+            f"{prediction.guess:.3g}",
+            delta=prediction.guess_status or None,
+            delta_color="normal" if prediction.guess_status in ("converged", "progressing") else "inverse",
+            help="and what its own run did",
+        )
         b.metric(
             theory_label,
             "—" if math.isnan(prediction.theory) else f"{prediction.theory:.3g}",
             help=f"λₘₐₓ = {prediction.sharpness:.4g} at the start; the constant is the rule's declared "
             "stability threshold at its default hyperparameters",
         )
+        measured = "none" if math.isnan(prediction.measured) else f"{prediction.measured:.3g}"
+        if math.isfinite(prediction.measured) and not math.isfinite(prediction.first_flagged):
+            measured = f"≥ {measured}"  # nothing swept blew up: the edge is further out
         c.metric(
             "measured",
-            "none" if math.isnan(prediction.measured) else f"{prediction.measured:.3g}",
-            help="the largest swept α whose run converged or was still progressing, below every α that blew up",
+            measured,
+            help="the largest swept α whose run converged or was still progressing, below every α that blew up "
+            + (
+                f"(the first that blew up: {prediction.first_flagged:.4g})"
+                if math.isfinite(prediction.first_flagged)
+                else "(none blew up)"
+            ),
         )
         W.chart(LF.draw_prediction(LF.prediction_info(prediction)), f"{PAGE}.chart.prediction")
         st.caption(

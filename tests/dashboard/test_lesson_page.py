@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from descentlab import lesson as L
 from descentlab.registry import load_registry
-from apptest_helpers import no_trouble
+from apptest_helpers import no_trouble, shown
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 PAGE = "views/0_how_it_works.py"
@@ -204,3 +204,127 @@ def test_an_old_compare_link_at_the_root_still_opens_compare():
     assert not at.subheader or not at.subheader[0].value.startswith("How it works")
     assert at.title and at.title[0].value == "Compare descent variants"
     assert at.selectbox(key="cmp.problem").value == "xor"  # with the linked settings
+
+
+def test_a_rule_with_a_callable_title_is_named_by_it(registry):
+    # momentum's title is a function of its hyperparameters ("heavy-ball" or "Nesterov momentum")
+    at = click(open_page(rule="momentum", alpha=0.1), "descent")
+    text = shown(" ".join(m.value for m in at.markdown))
+    assert "<function" not in text
+    assert "beside **heavy-ball momentum**'s" in text and "heavy-ball momentum's step = " in text
+    at.radio(key="how.view").set_value("Predict, then run").run()
+    assert any("largest α for which heavy-ball momentum still converges" in shown(m.value) for m in at.markdown)
+
+
+def test_the_example_shows_its_own_central_difference_beside_its_chain_rule(registry):
+    at = click(open_page(example=5), "backprop")
+    at.selectbox(key="how.weight").set_value("W1[1,2]").run()
+    instance, lesson = default_lesson(registry)
+    model = L.lesson_model(instance)
+    x, y = L.training_data(instance)
+    k, eps = L.parameter_names(model).index("W1[1,2]"), 1e-6
+    plus, minus = lesson.params.copy(), lesson.params.copy()
+    plus[k] += eps
+    minus[k] -= eps
+    by_hand = (model.loss_value(plus[None], x[5:6], y[5:6])[0] - model.loss_value(minus[None], x[5:6], y[5:6])[0]) / (
+        2 * eps
+    )  # ∂J₅/∂w by a central difference of example 5's own cost
+    product = L.trace_step(instance, lesson.params, 5).chain_rule(1, 1, 2)
+    text = " ".join(m.value for m in at.markdown)
+    assert f"= **{product['example_gradient']:.4g}** (example 5; central difference of Jₙ **{by_hand:.4g}**)" in text
+    assert product["example_gradient"] == pytest.approx(by_hand, rel=1e-5)
+
+
+BROKEN_RULES = """
+import numpy as np
+from descentlab import DescentRule, hookimpl
+
+
+def init(params, hyper):
+    return ()
+
+
+def init_breaks(params, hyper):
+    raise ValueError("init broke")
+
+
+def update_breaks(grad, state, params, learning_rate, hyper, step):
+    raise RuntimeError("update broke")
+
+
+@hookimpl
+def register_optimizers(register):
+    register(DescentRule("lesson_update_breaks", init, update_breaks))
+    register(DescentRule("lesson_init_breaks", init_breaks, update_breaks))
+"""
+
+
+@pytest.mark.parametrize(
+    "rule,line,what", [("lesson_update_breaks", 15, "update broke"), ("lesson_init_breaks", 11, "init broke")]
+)
+def test_a_broken_rule_plugin_is_one_line_and_the_lesson_keeps_working(tmp_path, monkeypatch, rule, line, what):
+    plugin = tmp_path / "broken_lesson_rules.py"
+    plugin.write_text(BROKEN_RULES)
+    monkeypatch.setenv("DESCENTLAB_PLUGINS", str(plugin))
+    at = open_page(rule=rule, alpha=0.5)
+    assert not at.exception, [e.value for e in at.exception]
+    for stage in ("forward", "cost", "backprop", "descent", "next"):
+        at.button(key=f"how.stage.{stage}").click().run()
+        assert not at.exception, (stage, [e.value for e in at.exception])
+        assert len(at.error) == 1, stage
+        message = shown(at.error[0].value)
+        assert message.startswith(f"rule '{rule}' ({plugin}:{line}): ") and what in message, message
+    registry = load_registry()
+    instance, lesson = default_lesson(registry, alpha=0.5)
+    trace = L.trace_step(instance, lesson.params, 0)
+    # the step shown is plain gradient descent's, and Next step did not move the weights
+    assert any("step 0" in c.value for c in at.caption)
+    at.button(key="how.stage.descent").click().run()
+    assert (
+        f"Δw = {-0.5 * trace.gradient[0]:.6g}"
+        in next(t for t in network(at)["data"] if t.get("name") == "weights")["hovertext"][0]
+    )
+    at.radio(key="how.view").set_value("Predict, then run").run()
+    at.button(key="how.run_sweep").click().run()
+    assert not at.exception
+    assert any(shown(e.value).startswith(f"rule '{rule}' ({plugin}:") for e in at.error)
+    assert {m.label: m.value for m in at.metric}["measured"] == "none"
+
+
+def test_a_diverging_lesson_says_so_at_the_step_the_runner_would(registry):
+    from descentlab.experiment import Experiment
+    from descentlab.runner import run_experiment
+
+    problem = {"name": "linear_regression", "samples": 64}
+    instance = L.build_instance(problem, registry)
+    alpha = 3.0 * 2.0 / float(np.linalg.eigvalsh(instance.matrix)[-1])  # 3× GD's limit 2/λ_max
+    experiment = Experiment.from_dict(
+        {"name": "d", "problem": problem, "steps": 20, "seeds": [0], "rules": [{"rule": "gd", "learning_rate": alpha}]},
+        registry,
+    )
+    runs = run_experiment(experiment, registry=registry, workers=1).runs
+    step = int(runs["diverged_at"].iloc[0])
+    at = open_page(problem="linear_regression", alpha=alpha)
+    for _ in range(step - 1):
+        click(at, "next")
+    assert not at.warning  # one step before the runner's verdict
+    at.button(key="how.stage.next").click().run()
+    assert not at.exception
+    assert len(at.warning) == 1 and at.warning[0].value.startswith(f"Diverged at step {step}: ")
+    for stage in ("forward", "cost", "backprop", "descent"):
+        at.button(key=f"how.stage.{stage}").click().run()
+        assert not at.exception and not at.error
+
+
+def test_predict_then_run_shows_the_narrowed_edge_and_the_guess_verdict(registry):
+    at = open_page(problem="linear_regression")
+    instance = L.build_instance({"name": "linear_regression", "samples": 64}, registry)
+    theory = 2 / float(np.linalg.eigvalsh(instance.matrix)[-1])
+    at.radio(key="how.view").set_value("Predict, then run").run()
+    at.number_input(key="how.guess").set_value(round(1.5 * theory, 3)).run()
+    at.button(key="how.run_sweep").click().run()
+    no_trouble(at)
+    guess = next(m for m in at.metric if m.label == "your guess")
+    assert guess.proto.delta in ("unstable", "diverged")
+    measured = float(next(m for m in at.metric if m.label == "measured").value)
+    assert 0.99 * theory < measured < theory  # three digits shown: the fine sweep's bracket is 0.7 %
