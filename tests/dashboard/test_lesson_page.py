@@ -328,3 +328,74 @@ def test_predict_then_run_shows_the_narrowed_edge_and_the_guess_verdict(registry
     assert guess.proto.delta in ("unstable", "diverged")
     measured = float(next(m for m in at.metric if m.label == "measured").value)
     assert 0.99 * theory < measured < theory  # three digits shown: the fine sweep's bracket is 0.7 %
+
+
+def _fd_hessian(instance, params, eps=1e-5):
+    # central differences of the engine's own gradient, column by column (independent of the lesson's
+    # exact Hessian-vector products)
+    p = params.size
+    shifts = np.concatenate([params + eps * np.eye(p), params - eps * np.eye(p)])
+    _, grads = instance.loss_and_grad(shifts)
+    hessian = (grads[:p] - grads[p:]) / (2 * eps)
+    return 0.5 * (hessian + hessian.T)
+
+
+def test_every_offered_problem_shows_the_engines_numbers_in_every_view(registry):
+    # For each problem on offer, what the page shows against the problem's own loss_and_grad, the
+    # engine's gradient checker (central differences) and a finite-difference Hessian.
+    from descentlab.gradcheck import numeric_grad
+
+    at = open_page(alpha=0.3)
+    offered = at.selectbox(key="how.problem").options
+    for name in offered:
+        at.selectbox(key="how.problem").set_value(name).run()
+        declared = {h.name: h for h in registry.problem(name).settings}
+        spec = {"name": name}
+        if "hidden" in declared:
+            at.text_input(key="how.hidden").set_value("3").run()
+            spec["hidden"] = [3]
+        if "activation" in declared:
+            spec["activation"] = at.selectbox(key="how.activation").value
+        if "samples" in declared:
+            spec["samples"] = int(at.number_input(key="how.samples").value)
+        instance = L.build_instance(spec, registry)
+        params = instance.init_params([0])[0]
+        loss, grad = instance.loss_and_grad(params[None])
+        loss, grad = float(loss[0]), grad[0]
+        click(at, "cost")
+        metrics = {m.label: m.value for m in at.metric}
+        assert float(metrics["J, mean over the batch"]) == pytest.approx(loss, rel=1e-4), name
+        click(at, "backprop")
+        first = at.selectbox(key="how.weight").value
+        numeric = numeric_grad(instance.loss, params[None])[0]
+        text = " ".join(m.value for m in at.markdown)
+        assert f"∂J/∂{first} over the batch: backprop **{grad[0]:.6g}**" in text, name
+        batch_fd = re.search(rf"∂J/∂{re.escape(first)} over the batch: .*?central difference \*\*([^*]+)\*\*", text)
+        assert float(batch_fd.group(1)) == pytest.approx(numeric[0], rel=1e-4, abs=1e-7), name
+        click(at, "descent")
+        metrics = {m.label: m.value for m in at.metric}
+        after = float(instance.loss((params - 0.3 * grad)[None])[0])  # θ − α∇J, by hand
+        assert float(metrics["J′ after the step"]) == pytest.approx(after, rel=1e-4), name
+        at.radio(key="how.view").set_value("The learning rate, felt").run()
+        no_trouble(at)
+        along = at.selectbox(key=f"how.slice.{name}").value
+        d = (
+            -grad / np.linalg.norm(grad)
+            if along.startswith("along")
+            else np.eye(params.size)[L.parameter_names(L.lesson_model(instance)).index(along)]
+        )
+        eps = 1e-5
+        _, g2 = instance.loss_and_grad(np.stack([params + eps * d, params - eps * d]))
+        curvature = float((g2[0] - g2[1]) @ d / (2 * eps))  # d²J/ds² by differences of the engine's gradient
+        if curvature > 0:
+            lam = re.search(r"λ = ([^ ]+) \(the curvature", " ".join(c.value for c in at.caption))
+            assert float(lam.group(1)) == pytest.approx(curvature, rel=1e-3), name
+        else:
+            assert at.warning, name
+        at.radio(key="how.view").set_value("Predict, then run").run()
+        at.button(key="how.run_sweep").click().run()
+        no_trouble(at)
+        lam_max = float(np.linalg.eigvalsh(_fd_hessian(instance, params))[-1])
+        metrics = {m.label: m.value for m in at.metric}
+        assert float(metrics["theory 2/λₘₐₓ"]) == pytest.approx(2 / lam_max, rel=5e-3), name  # 3 digits shown
+        at.radio(key="how.view").set_value("One step, both halves").run()
