@@ -124,6 +124,12 @@ if "samples" in declared:
             ),
         )
     )
+# Every other setting the problem declares (its data seed, noise, classes, init, a plugin's own ...),
+# generated from the declarations as on the Compare page, so any registered network can be taught on.
+others = [h for h in declaration.settings if h.name not in ("hidden", "activation", "samples")]
+if others:
+    with side.expander("more problem settings", expanded=False):
+        spec.update(W.declared_values(others, f"{PAGE}.problem.{problem}", {}, "problem", errors))
 W.prime(f"{PAGE}.seed", 0)
 seed = int(
     W.remember(

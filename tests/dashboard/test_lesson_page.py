@@ -399,3 +399,21 @@ def test_every_offered_problem_shows_the_engines_numbers_in_every_view(registry)
         metrics = {m.label: m.value for m in at.metric}
         assert float(metrics["theory 2/λₘₐₓ"]) == pytest.approx(2 / lam_max, rel=5e-3), name  # 3 digits shown
         at.radio(key="how.view").set_value("One step, both halves").run()
+
+
+def test_every_declared_problem_setting_reaches_the_lesson(registry):
+    # blobs with 4 classes: a 2-3-4 softmax network whose numbers are those of the problem built so
+    at = open_page(problem="blobs")
+    at.number_input(key="how.problem.blobs.classes").set_value(4).run()
+    at.number_input(key="how.problem.blobs.noise").set_value(0.25).run()
+    no_trouble(at)
+    click(at, "cost")
+    instance = L.build_instance({"name": "blobs", "hidden": [3], "samples": 64, "classes": 4, "noise": 0.25}, registry)
+    assert L.lesson_model(instance).sizes == [2, 3, 4]
+    loss = float(instance.loss_and_grad(instance.init_params([0]))[0][0])
+    assert float({m.label: m.value for m in at.metric}["J, mean over the batch"]) == pytest.approx(loss, rel=1e-4)
+    neurons = next(t for t in network(at)["data"] if t.get("name") == "neurons")
+    assert len(neurons["text"]) == 2 + 3 + 4
+    at.number_input(key="how.problem.blobs.classes").set_value(1).run()
+    assert not at.exception
+    assert [shown(e.value) for e in at.error] == ["problem.classes: got 1; expected an integer in [2, 10]"]
