@@ -404,17 +404,38 @@ class Lesson:
     losses: list[float] = field(default_factory=list)
 
 
-def starting_params(instance, seed: int = 0) -> np.ndarray:
-    """The problem's initial weights (P,) for ``seed``: the same ones the runner starts that seed from."""
-    lesson_model(instance)
-    return np.asarray(instance.init_params([int(seed)], np.float64), dtype=np.float64)[0]
+def starting_params(instance, seed: int = 0, *, problem: str = "") -> np.ndarray:
+    """The problem's initial weights (P,) for ``seed``: the same ones the runner starts that seed from.
+
+    A problem plugin whose ``init_params`` raises or returns the wrong shape is a PluginError with
+    the runner's line for it, naming ``problem`` (default: the instance's class) and its file:line.
+    """
+    from .faults import definition, fault
+
+    model = lesson_model(instance)
+    name = problem or type(instance).__name__
+    try:
+        params = np.asarray(instance.init_params([int(seed)], np.float64), dtype=np.float64)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # plugin code: sys.exit included
+        raise PluginError(fault("problem", name, error, type(instance), what="init_params failed:")) from None
+    if params.shape != (1, model.layout.size):
+        raise PluginError(
+            f"problem {name!r} ({definition(type(instance).init_params)}): init_params returned "
+            f"shape {params.shape}; expected (1, {model.layout.size}) = (runs, layout.size)"
+        )
+    return params[0]
 
 
-def start_lesson(instance, rule, learning_rate: float, *, seed: int = 0, overrides: dict | None = None) -> Lesson:
+def start_lesson(
+    instance, rule, learning_rate: float, *, seed: int = 0, overrides: dict | None = None, problem: str = ""
+) -> Lesson:
     """A lesson at the problem's initial weights for ``seed`` (the same ones the runner starts from).
 
-    A rule whose ``init`` breaks is a PluginError naming it (:func:`start_track`)."""
-    params = starting_params(instance, seed)
+    A rule whose ``init`` breaks, or a problem whose ``init_params`` does, is a PluginError naming
+    it (:func:`start_track`, :func:`starting_params`)."""
+    params = starting_params(instance, seed, problem=problem)
     return Lesson(
         instance=instance,
         params=params,

@@ -16,6 +16,7 @@ from descentlab.dashboard import style as S
 from descentlab.dashboard import widgets as W
 from descentlab.dashboard.presets import preset
 from descentlab.errors import PluginError, SpecError
+from descentlab.faults import fault
 from descentlab.stability import rule_threshold
 
 TITLE = "How it works"
@@ -58,6 +59,14 @@ def _title(rule) -> str:
         return rule.display_title({h.name: h.default for h in rule.hyperparams})
     except Exception:  # a plugin's broken title must not take the page down: its name says enough
         return rule.name
+
+
+def _show(error: BaseException) -> None:
+    """A setting's or a plugin's one line, as it is (the plugin's line already names it, file:line)."""
+    if isinstance(error, PluginError):
+        st.error(W.markdown_text(str(error)), icon="⚠️")
+    else:
+        W.show_error(error)
 
 
 def _state(key: str, default):
@@ -167,21 +176,26 @@ try:
     instance = _build(spec_json, W.registry_key(), registry)
     L.lesson_model(instance)
 except (SpecError, PluginError) as error:  # bad settings, or a problem plugin whose build broke: one line
-    W.show_error(error)
+    _show(error)
     st.stop()
 
 config = (spec_json, seed, rule_name, W.registry_key())
 restart = side.button("start again", key=f"{PAGE}.restart", help="back to the starting weights")
 if st.session_state.get(f"{PAGE}.config") != config or restart:
+    try:
+        start = L.starting_params(instance, seed, problem=problem)
+    except PluginError as error:  # the problem's init_params broke: nothing to show, in one line
+        st.session_state.pop(f"{PAGE}.config", None)
+        _show(error)
+        st.stop()
     st.session_state[f"{PAGE}.config"] = config
     try:
-        st.session_state[f"{PAGE}.lesson"] = L.start_lesson(instance, rule, alpha, seed=seed)
+        track = L.start_track(rule, start, None, instance.layout)
         st.session_state[f"{PAGE}.fault"] = ""
     except PluginError as error:  # the rule's init broke: forward, cost and backprop need no rule
-        st.session_state[f"{PAGE}.lesson"] = L.Lesson(
-            instance, L.starting_params(instance, seed), track=None, learning_rate=alpha
-        )
+        track = None
         st.session_state[f"{PAGE}.fault"] = str(error)
+    st.session_state[f"{PAGE}.lesson"] = L.Lesson(instance, start, track=track, learning_rate=alpha)
     st.session_state[f"{PAGE}.stage"] = "forward"
     st.session_state[f"{PAGE}.lit"] = None
     st.session_state.pop(f"{PAGE}.trace", None)
@@ -208,13 +222,20 @@ example = int(
 
 trace_key = (lesson.step, example)
 if st.session_state.get(f"{PAGE}.trace", (None,))[0] != trace_key:
-    trace = L.trace_step(instance, lesson.params, example)
-    st.session_state[f"{PAGE}.trace"] = (
-        trace_key,
-        trace,
-        L.finite_difference_gradient(instance, lesson.params),
-        L.finite_difference_gradient(instance, lesson.params, example=example),
-    )
+    try:
+        trace = L.trace_step(instance, lesson.params, example)
+        st.session_state[f"{PAGE}.trace"] = (
+            trace_key,
+            trace,
+            L.finite_difference_gradient(instance, lesson.params),
+            L.finite_difference_gradient(instance, lesson.params, example=example),
+        )
+    except SpecError as error:
+        W.show_error(error)
+        st.stop()
+    except Exception as error:  # a problem plugin whose model and data do not fit: named, in one line
+        _show(PluginError(fault("problem", problem, error, type(instance))))
+        st.stop()
 _, trace, fd_gradient, fd_example = st.session_state[f"{PAGE}.trace"]
 
 # A radio rather than tabs: only the chosen part is computed, and Streamlit draws sliders in hidden tabs wrongly.

@@ -417,3 +417,65 @@ def test_every_declared_problem_setting_reaches_the_lesson(registry):
     at.number_input(key="how.problem.blobs.classes").set_value(1).run()
     assert not at.exception
     assert [shown(e.value) for e in at.error] == ["problem.classes: got 1; expected an integer in [2, 10]"]
+
+
+NETWORK_PROBLEMS = """
+import numpy as np
+from descentlab import Dataset, MLP, Problem, ProblemInstance, hookimpl
+
+
+class TinyNet(ProblemInstance):
+    kind = "classification"
+
+    def __init__(self, mode):
+        rng = np.random.default_rng(0)
+        x = rng.uniform(-1, 1, (12, 3 if mode == "misfit" else 2))
+        y = (x[:, :1] * x[:, 1:2] > 0).astype(float)
+        self.mode, self.model, self.n_train = mode, MLP([2, 2, 1], "sigmoid", "bce_logits"), 12
+        self.dataset = Dataset(x, y, x[:4], y[:4], "classification")
+        self.layout = self.model.layout
+
+    def init_params(self, seeds, dtype=np.float64):
+        if self.mode == "raises":
+            raise RuntimeError("init_params broke")
+        if self.mode == "shape":
+            return np.zeros((len(seeds), 3))
+        return self.model.init_params(seeds, dtype)
+
+    def loss_and_grad(self, params, batch=None, out=None):
+        return self.model.loss_and_grad(params, self.dataset.x_train, self.dataset.y_train)
+
+
+@hookimpl
+def register_problems(register):
+    for mode in ("fine", "raises", "shape", "misfit"):
+        register(Problem(f"tinynet_{mode}", lambda s, mode=mode: TinyNet(mode), (), mode, kind="classification"))
+"""
+
+
+def test_a_third_party_network_is_taught_and_a_broken_one_is_one_line(tmp_path, monkeypatch):
+    plugin = tmp_path / "tiny_networks.py"
+    plugin.write_text(NETWORK_PROBLEMS)
+    monkeypatch.setenv("DESCENTLAB_PLUGINS", str(plugin))
+    at = open_page(problem="tinynet_fine", alpha=0.5)
+    no_trouble(at)
+    registry = load_registry()
+    instance = L.build_instance("tinynet_fine", registry)
+    params = instance.init_params([0])[0]
+    loss, grad = instance.loss_and_grad(params[None])  # the plugin's own loss_and_grad
+    click(at, "cost")
+    assert float({m.label: m.value for m in at.metric}["J, mean over the batch"]) == pytest.approx(loss[0], rel=1e-4)
+    click(at, "descent")
+    after = float(instance.loss_and_grad((params - 0.5 * grad[0])[None])[0][0])
+    assert float({m.label: m.value for m in at.metric}["J′ after the step"]) == pytest.approx(after, rel=1e-4)
+    expected = {
+        "raises": f"problem 'tinynet_raises' ({plugin}:19): init_params failed: RuntimeError: init_params broke",
+        "shape": f"problem 'tinynet_shape' ({plugin}:17): init_params returned shape (1, 3); expected (1, 9)",
+        "misfit": f"problem 'tinynet_misfit' ({plugin}:",
+    }
+    for mode, start in expected.items():
+        at = open_page(problem=f"tinynet_{mode}")
+        assert not at.exception, [e.value for e in at.exception]
+        assert len(at.error) == 1 and shown(at.error[0].value).startswith(start), shown(at.error[0].value)
+        at.selectbox(key="how.problem").set_value("xor").run()  # the other problems keep working
+        no_trouble(at)
