@@ -479,18 +479,18 @@ if view_name == VIEWS[1]:
             options=list(range(1, 61)),
             key=f"{PAGE}.felt_alpha",
             format_func=lambda k: f"{k * 3.0 / (60.0 * lam):.3g}",
-            help="the thresholds ½λ⁻¹, λ⁻¹ and 2λ⁻¹ of the four regimes are drawn below",
+            help="the thresholds ½λ⁻¹, λ⁻¹ and 2λ⁻¹ of the four regimes are drawn right below, on the same α scale",
         )
         rate = rates[int(position) - 1]
-        bar = LF.regime_bar_info(lam, rate)
-        controls.markdown(f"#### {bar.regime}\n{L.REGIME_TEXT[bar.regime]}")
-        controls.plotly_chart(
+        bar = LF.regime_bar_info(lam, rate, span=(rates[0], rates[-1]))  # drawn on the slider's own α range
+        controls.plotly_chart(  # right under the slider: its thresholds are the slider's
             LF.draw_regime_bar(bar),
             key=f"{PAGE}.chart.regimes",
             width="stretch",
             config={"displayModeBar": False},
             **S.STREAMLIT_CHART,
         )
+        controls.markdown(f"#### {bar.regime}\n{L.REGIME_TEXT[bar.regime]}")
         controls.caption(
             f"λ = {lam:.4g} (the curvature d²J/ds² along the slice, an exact Hessian-vector product): "
             f"glide from α = {0.5 / lam:.3g}, bounce above {1 / lam:.3g}, escape from {2 / lam:.3g}."

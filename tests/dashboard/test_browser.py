@@ -307,8 +307,17 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
                     raise
         tab.get_by_text("The learning rate, felt", exact=True).click()
         chart_locator(tab, "glide")
-        tab.locator("[data-testid='stSlider']").first.wait_for()
+        slider = tab.locator("[data-testid='stMain'] [data-testid='stSlider'] input[type='range']")
+        slider.wait_for(state="attached")  # the sidebar has sliders too: the page's own is in stMain
         screen(tab, "lesson-learning-rate-felt", docs=True)
+        # the regimes' thresholds are drawn on the slider: α's pointer on the bar sits under the thumb,
+        # in the middle and at both ends of the slider (so every threshold sits under its position)
+        for key in (None, "End", "Home"):
+            if key:
+                slider.press(key)
+                tab.wait_for_function(JS_POINTER_AT_END, arg=1 if key == "End" else 0)
+            thumb, pointer = tab.evaluate(JS_THUMB_AND_POINTER)
+            assert abs(thumb - pointer) <= 3, (key, thumb, pointer)
         tab.get_by_text("Predict, then run", exact=True).click()
         tab.get_by_role("button", name="run the sweep").click()
         tab.get_by_text("theory 2/λₘₐₓ").first.wait_for()
@@ -316,6 +325,24 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
         screen(tab, "lesson-predict-then-run", docs=True)
         assert tab.locator("[data-testid='stException']").count() == 0
     tab.close()
+
+
+JS_THUMB_AND_POINTER = """() => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const input = main.querySelector('[data-testid="stSlider"] input[type="range"]');
+    const thumb = input.parentElement.parentElement.getBoundingClientRect();
+    const bar = Array.from(main.querySelectorAll('.js-plotly-plot')).find(
+        el => el._fullData.some(t => t.type === 'bar'));
+    const L = bar._fullLayout, box = bar.getBoundingClientRect();
+    return [thumb.left + thumb.width / 2, box.left + L.xaxis._offset + L.xaxis.l2p(L.shapes[0].x0)]; }"""
+# the page has redrawn the bar for the slider's new α: its pointer is at the end of the bar's axis
+JS_POINTER_AT_END = """(end) => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const bar = Array.from(main.querySelectorAll('.js-plotly-plot')).find(
+        el => el._fullData && el._fullData.some(t => t.type === 'bar'));
+    if (!bar) return false;
+    const L = bar._fullLayout, x = L.shapes[0].x0, target = L.xaxis.range[end];
+    return Math.abs(x - target) <= 1e-9 * Math.abs(target); }"""
 
 
 def screen(tab, name: str, *, docs: bool) -> None:
