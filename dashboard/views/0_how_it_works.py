@@ -355,7 +355,9 @@ if view_name == VIEWS[0]:
             )
         if stage == "forward":
             st.markdown(f"**Example {example}**: x = {np.array2string(trace.inputs, precision=3)}")
-            st.latex(r"z^{(l)} = a^{(l-1)} W^{(l)} + b^{(l)},\qquad a^{(l)} = f\big(z^{(l)}\big)")
+            st.latex(
+                r"z^{(l)} = a^{(l-1)} W^{(l)} + b^{(l)},\quad a^{(l)} = f\big(z^{(l)}\big)"
+            )  # \qquad ran 14 px past the column
             st.markdown(
                 f"f = **{trace.activation}** on hidden layers; the output layer keeps z "
                 "(the loss reads it directly). Each neuron shows its z and a for this example; hover "
@@ -368,11 +370,13 @@ if view_name == VIEWS[0]:
             b.metric("J, mean over the batch", f"{trace.loss:.5g}")
             st.markdown("Descent lowers **J**, the batch mean: its gradient is the mean of every example's.")
         elif stage == "backprop":
+            # one rule per line: side by side, the second (the backward step itself) was cut off at
+            # the right edge of the column on a 1280-pixel screen
             st.latex(
-                r"\delta^{(L)} = \frac{\partial J_n}{\partial z^{(L)}},\qquad "
-                r"\delta^{(l-1)} = f'\big(z^{(l-1)}\big) \odot \delta^{(l)} W^{(l)\top}"
+                r"\begin{aligned}\delta^{(L)} &= \partial J_n / \partial z^{(L)} \\ "
+                r"\delta^{(l-1)} &= f'\big(z^{(l-1)}\big) \odot \delta^{(l)} W^{(l)\top} \\ "
+                r"\partial J_n / \partial w_{ij} &= a_i^{(l-1)}\,\delta_j^{(l)}\end{aligned}"
             )
-            st.latex(r"\frac{\partial J_n}{\partial w_{ij}} = a_i^{(l-1)}\,\delta_j^{(l)}")
             st.markdown(
                 f"The error has reached layer **{lit_from}** (press *3 · Backprop* again to carry it "
                 "one layer further back)."

@@ -252,7 +252,11 @@ JS_LAYOUT = """() => {
     const blocks = Array.from(document.querySelectorAll(
             '[data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"]'))
         .filter(e => e.offsetParent !== null && e.closest('[data-testid="stExpander"]') === null);
+    // how much of a formula runs past the width it is given (KaTeX clips it from view)
+    const formulas = Array.from(document.querySelectorAll('[data-testid="stMain"] .katex-display'))
+        .filter(e => e.offsetParent !== null).map(e => e.scrollWidth - e.clientWidth);
     return {width: document.documentElement.scrollWidth,
+            formula_overrun: Math.max(0, ...formulas),
             chart_bottom: chart.getBoundingClientRect().bottom,
             text_bottom: Math.max(...blocks.map(e => e.getBoundingClientRect().bottom)),
             scrolled: main ? main.scrollTop : 0};
@@ -275,6 +279,7 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
         tab.wait_for_timeout(300)
         layout = tab.evaluate(JS_LAYOUT)
         assert layout["width"] <= width, layout  # never a sideways scroll
+        assert layout["formula_overrun"] <= 3, (button, layout)  # every formula shown whole (to a glyph's overhang)
         if width >= 1280:  # the whole stage on one screen
             assert layout["chart_bottom"] <= height and layout["text_bottom"] <= height, (button, layout)
         screen(tab, f"lesson-{shot}" + ("" if width >= 1280 else f"-{width}px"), docs=width >= 1280)
