@@ -445,11 +445,12 @@ def draw_prediction(info: PredictionInfo, *, height: int = 260) -> go.Figure:
         )
     fig.update_layout(
         height=height,
-        margin=dict(l=10, r=10, t=20, b=40),
+        margin=dict(l=10, r=10, t=34, b=40),
         font=FONT,
         plot_bgcolor="white",
         xaxis=dict(title="learning rate α", type="log"),
         yaxis=dict(visible=False, range=[-0.5, 1.3]),
-        legend=dict(orientation="h", y=-0.35),
+        # above the plot: below it, the legend ran into the axis title at the page's height
+        legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
     )
     return S.fit_title(fig)

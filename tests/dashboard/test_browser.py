@@ -323,15 +323,22 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
                 tab.wait_for_function(JS_POINTER_AT_END, arg=1 if key == "End" else 0)
             thumb, pointer = tab.evaluate(JS_THUMB_AND_POINTER)
             assert abs(thumb - pointer) <= 3, (key, thumb, pointer)
+        assert tab.evaluate(JS_MAIN_BOTTOM) <= height  # the whole view on one screen
         tab.get_by_text("Predict, then run", exact=True).click()
         tab.get_by_role("button", name="run the sweep").click()
         tab.get_by_text("theory 2/λₘₐₓ").first.wait_for()
         tab.wait_for_timeout(500)
         screen(tab, "lesson-predict-then-run", docs=True)
+        assert tab.evaluate(JS_MAIN_BOTTOM) <= height
         assert tab.locator("[data-testid='stException']").count() == 0
     tab.close()
 
 
+# the lowest edge of anything shown in the page's main area (expanders left closed count as their header)
+JS_MAIN_BOTTOM = """() => Math.max(...Array.from(
+    document.querySelectorAll('[data-testid="stMain"] [data-testid="stElementContainer"]'))
+    .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height > 0)
+    .map(e => e.getBoundingClientRect().bottom))"""
 JS_THUMB_AND_POINTER = """() => {
     const main = document.querySelector('[data-testid="stMain"]');
     const input = main.querySelector('[data-testid="stSlider"] input[type="range"]');
