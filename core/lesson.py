@@ -592,6 +592,7 @@ def predict_then_run(
     steps: int = 200,
     learning_rates: Sequence[float] | None = None,
     refine: int = 16,
+    hyper: dict | None = None,
     registry=None,
 ) -> Prediction:
     """Sweep ``rule`` over α on ``problem`` and set the measured edge beside theory and the guess.
@@ -607,12 +608,14 @@ def predict_then_run(
     ``refine`` more α log-spaced strictly inside that bracket narrow it (the 12.8 % spacing of the
     default grid becomes 0.7 %). The guessed α is run too, so the student sees its own verdict.
     On a quadratic (linear regression) theory and measurement agree to that resolution; on a
-    network, c/λ_max is a local prediction. ``rule`` is a registered rule's name or a DescentRule;
-    a rule whose runs fail (a broken plugin) leaves its one-line fault in ``failure``.
+    network, c/λ_max is a local prediction. ``rule`` is a registered rule's name or a DescentRule,
+    run with ``hyper`` (its hyperparameters; missing ones take their defaults, and c is the
+    threshold at these values, with an L2 ``weight_decay`` added to λ_max); a rule whose runs fail
+    (a broken plugin) leaves its one-line fault in ``failure``.
     """
     from .compare import compare
     from .registry import get_registry
-    from .stability import rule_threshold
+    from .stability import critical_learning_rate, rule_threshold
     from .verdicts import stability_edge
 
     if isinstance(guess, bool) or not (isinstance(guess, (int, float)) and math.isfinite(guess) and guess > 0):
@@ -626,12 +629,17 @@ def predict_then_run(
     sharpness = top_eigenvalue(instance, start)
     name = rule if isinstance(rule, str) else rule.name
     declaration = registry.rule(name) if isinstance(rule, str) else rule
-    threshold = rule_threshold(declaration)
-    theory = math.nan if threshold is None else threshold / sharpness if sharpness > 0 else math.inf
+    hyper = dict(hyper or {})
+    threshold = rule_threshold(declaration, hyper)
+    critical = critical_learning_rate(declaration, hyper, sharpness)
+    theory = math.nan if threshold is None else math.inf if critical is None else critical
     centre = theory if math.isfinite(theory) else (2.0 / sharpness if sharpness > 0 else 1.0)
     grid = sweep_learning_rates(centre) if learning_rates is None else learning_rates
     rates = sorted({float(a) for a in grid} | {float(guess)})
-    entry = name if registry.rules.get(name) is declaration else declaration  # a cell's rule: registered for the call
+    rule_entry = (
+        name if registry.rules.get(name) is declaration else declaration
+    )  # a cell's rule: registered for the call
+    entry = {"rule": rule_entry, **hyper} if hyper else rule_entry  # an experiment file's [[rules]] entry
     by_rate: dict[float, list[str]] = {}
     failures: list[str] = []
 

@@ -49,14 +49,16 @@ def _build(spec_json: str, registry_key: tuple, _registry):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _sweep(spec_json: str, guess: float, seed: int, rule: str, registry_key: tuple, _registry):
-    return L.predict_then_run(json.loads(spec_json), guess, rule=rule, seed=seed, registry=_registry)
+def _sweep(spec_json: str, guess: float, seed: int, rule: str, hyper_json: str, registry_key: tuple, _registry):
+    return L.predict_then_run(
+        json.loads(spec_json), guess, rule=rule, seed=seed, hyper=json.loads(hyper_json), registry=_registry
+    )
 
 
-def _title(rule) -> str:
-    """The rule's name in sentences at its defaults (a callable title, like momentum's, gets them)."""
+def _title(rule, hyper: dict) -> str:
+    """The rule's name in sentences at these hyperparameters (a callable title, like momentum's, gets them)."""
     try:
-        return rule.display_title({h.name: h.default for h in rule.hyperparams})
+        return rule.display_title({**{h.name: h.default for h in rule.hyperparams}, **hyper})
     except Exception:  # a plugin's broken title must not take the page down: its name says enough
         return rule.name
 
@@ -158,7 +160,14 @@ rule_name = W.remember(
     ),
 )
 rule = registry.rule(rule_name)
-rule_title = _title(rule)
+# The rule's own hyperparameters (μ, β₁, β₂, ε, ... or a plugin's), generated from its declarations;
+# only the values that differ from the defaults are kept, as in an experiment file's [[rules]] entry.
+rule_hyper: dict = {}
+if rule.hyperparams:
+    with side.expander("rule settings", expanded=False):
+        rule_hyper = W.declared_values(rule.hyperparams, f"{PAGE}.rule.{rule_name}", {}, "rule", errors)
+hyper_json = json.dumps(rule_hyper, sort_keys=True)
+rule_title = _title(rule, rule_hyper)
 W.prime(f"{PAGE}.alpha", DEFAULT_RATE)
 alpha = float(
     W.remember(
@@ -179,7 +188,7 @@ except (SpecError, PluginError) as error:  # bad settings, or a problem plugin w
     _show(error)
     st.stop()
 
-config = (spec_json, seed, rule_name, W.registry_key())
+config = (spec_json, seed, rule_name, hyper_json, W.registry_key())  # new settings: a new lesson
 restart = side.button("start again", key=f"{PAGE}.restart", help="back to the starting weights")
 if st.session_state.get(f"{PAGE}.config") != config or restart:
     try:
@@ -190,7 +199,7 @@ if st.session_state.get(f"{PAGE}.config") != config or restart:
         st.stop()
     st.session_state[f"{PAGE}.config"] = config
     try:
-        track = L.start_track(rule, start, None, instance.layout)
+        track = L.start_track(rule, start, rule_hyper, instance.layout)
         st.session_state[f"{PAGE}.fault"] = ""
     except PluginError as error:  # the rule's init broke: forward, cost and backprop need no rule
         track = None
@@ -507,7 +516,7 @@ if view_name == VIEWS[1]:
 # ---- predict, then run ----------------------------------------------------------------------------
 if view_name == VIEWS[2]:
     title = rule_title
-    threshold = rule_threshold(rule)
+    threshold = rule_threshold(rule, rule_hyper)
     theory_label = "theory: none declared" if threshold is None else f"theory {threshold:g}/λₘₐₓ"
     st.markdown(
         f"Guess the **largest α for which {W.markdown_text(title)} still converges** here, from these "
@@ -530,10 +539,10 @@ if view_name == VIEWS[2]:
         )
     )
     if go.button("run the sweep", key=f"{PAGE}.run_sweep", type="primary"):
-        st.session_state[f"{PAGE}.swept"] = (spec_json, guess, seed, rule_name)
-    if st.session_state.get(f"{PAGE}.swept") == (spec_json, guess, seed, rule_name):
+        st.session_state[f"{PAGE}.swept"] = (spec_json, guess, seed, rule_name, hyper_json)
+    if st.session_state.get(f"{PAGE}.swept") == (spec_json, guess, seed, rule_name, hyper_json):
         with st.spinner("sweeping α…"):
-            prediction = _sweep(spec_json, guess, seed, rule_name, W.registry_key(), registry)
+            prediction = _sweep(spec_json, guess, seed, rule_name, hyper_json, W.registry_key(), registry)
         if prediction.failure:  # a broken rule plugin: its runs failed, and this is why
             st.error(W.markdown_text(prediction.failure), icon="⚠️")
         a, b, c = st.columns(3)
@@ -548,7 +557,7 @@ if view_name == VIEWS[2]:
             theory_label,
             "—" if math.isnan(prediction.theory) else f"{prediction.theory:.3g}",
             help=f"λₘₐₓ = {prediction.sharpness:.4g} at the start; the constant is the rule's declared "
-            "stability threshold at its default hyperparameters",
+            "stability threshold at the sidebar's rule settings (an L2 weight decay adds to λₘₐₓ)",
         )
         measured = "none" if math.isnan(prediction.measured) else f"{prediction.measured:.3g}"
         if math.isfinite(prediction.measured) and not math.isfinite(prediction.first_flagged):

@@ -402,3 +402,18 @@ def test_predict_then_run_with_a_broken_rule_names_it(registry):
     prediction = L.predict_then_run({"name": "linear_regression"}, 1.0, rule=rule, registry=registry)
     assert math.isnan(prediction.measured)
     assert prediction.failure.startswith("rule 'update_raises' (") and f"{__file__}:" in prediction.failure
+
+
+def test_predict_then_run_takes_the_rules_hyperparameters(registry):
+    # heavy ball at μ = 0.5: stable iff α·λ_max < 2 + 2μ = 3; GD with L2 weight decay w: the gradient is
+    # g + wθ, so λ_max becomes λ_max + w and the edge 2/(λ_max + w). Both against the closed form.
+    problem = {"name": "linear_regression", "samples": 32}
+    lam_max = float(np.linalg.eigvalsh(L.build_instance(problem, registry).matrix)[-1])
+    heavy = L.predict_then_run(problem, 1.0, rule="momentum", hyper={"momentum": 0.5}, registry=registry, steps=400)
+    assert heavy.theory == pytest.approx(3 / lam_max, rel=1e-10)
+    assert heavy.measured < 3 / lam_max < heavy.first_flagged and heavy.first_flagged / heavy.measured < 1.01
+    decayed = L.predict_then_run(problem, 1.0, rule="gd", hyper={"weight_decay": 0.5}, registry=registry)
+    assert decayed.theory == pytest.approx(2 / (lam_max + 0.5), rel=1e-10)
+    assert decayed.measured < decayed.theory < decayed.first_flagged
+    with pytest.raises(SpecError, match="momentum"):
+        L.predict_then_run(problem, 1.0, rule="momentum", hyper={"momentum": 7.0}, registry=registry)

@@ -479,3 +479,29 @@ def test_a_third_party_network_is_taught_and_a_broken_one_is_one_line(tmp_path, 
         assert len(at.error) == 1 and shown(at.error[0].value).startswith(start), shown(at.error[0].value)
         at.selectbox(key="how.problem").set_value("xor").run()  # the other problems keep working
         no_trouble(at)
+
+
+def test_the_rules_own_settings_reach_its_step_and_its_theory(registry):
+    # heavy ball with μ = 0.5 (PyTorch's convention): b₁ = g₁, b₂ = μ b₁ + g₂, Δθ = −α b; on a quadratic
+    # it is stable iff α·λ_max < 2 + 2μ = 3 (Polyak)
+    at = open_page(problem="linear_regression", rule="momentum", alpha=0.2)
+    at.slider(key="how.rule.momentum.momentum").set_value(0.5).run()
+    no_trouble(at)
+    instance = L.build_instance({"name": "linear_regression", "samples": 64}, registry)
+    theta = instance.init_params([0])[0]
+    _, g1 = instance.loss_and_grad(theta[None])
+    second = theta - 0.2 * g1[0]
+    _, g2 = instance.loss_and_grad(second[None])
+    click(at, "next")
+    click(at, "descent")
+    text = shown(" ".join(m.value for m in at.markdown))
+    step = -0.2 * (0.5 * g1[0][0] + g2[0][0])
+    assert f"heavy-ball momentum's step = **{step:.4g}**" in text
+    at.radio(key="how.view").set_value("Predict, then run").run()
+    at.button(key="how.run_sweep").click().run()
+    no_trouble(at)
+    lam_max = float(np.linalg.eigvalsh(instance.matrix)[-1])
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["theory 3/λₘₐₓ"]) == pytest.approx(3 / lam_max, rel=5e-3)
+    measured = float(metrics["measured"])
+    assert 0.99 * 3 / lam_max < measured < 3 / lam_max
