@@ -630,8 +630,17 @@ def predict_then_run(
     name = rule if isinstance(rule, str) else rule.name
     declaration = registry.rule(name) if isinstance(rule, str) else rule
     hyper = dict(hyper or {})
-    threshold = rule_threshold(declaration, hyper)
-    critical = critical_learning_rate(declaration, hyper, sharpness)
+    try:
+        threshold = rule_threshold(declaration, hyper)
+        critical = critical_learning_rate(declaration, hyper, sharpness)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # a plugin's stability_threshold: named with its file:line
+        from .faults import fault
+
+        raise PluginError(
+            fault("rule", name, error, declaration.stability_threshold, what="stability_threshold failed:")
+        ) from None
     theory = math.nan if threshold is None else math.inf if critical is None else critical
     centre = theory if math.isfinite(theory) else (2.0 / sharpness if sharpness > 0 else 1.0)
     grid = sweep_learning_rates(centre) if learning_rates is None else learning_rates

@@ -516,7 +516,10 @@ if view_name == VIEWS[1]:
 # ---- predict, then run ----------------------------------------------------------------------------
 if view_name == VIEWS[2]:
     title = rule_title
-    threshold = rule_threshold(rule, rule_hyper)
+    try:
+        threshold = rule_threshold(rule, rule_hyper)
+    except Exception:  # a plugin's broken stability_threshold: the sweep below names it in one line
+        threshold = None
     theory_label = "theory: none declared" if threshold is None else f"theory {threshold:g}/λₘₐₓ"
     st.markdown(
         f"Guess the **largest α for which {W.markdown_text(title)} still converges** here, from these "
@@ -542,7 +545,11 @@ if view_name == VIEWS[2]:
         st.session_state[f"{PAGE}.swept"] = (spec_json, guess, seed, rule_name, hyper_json)
     if st.session_state.get(f"{PAGE}.swept") == (spec_json, guess, seed, rule_name, hyper_json):
         with st.spinner("sweeping α…"):
-            prediction = _sweep(spec_json, guess, seed, rule_name, hyper_json, W.registry_key(), registry)
+            try:
+                prediction = _sweep(spec_json, guess, seed, rule_name, hyper_json, W.registry_key(), registry)
+            except (SpecError, PluginError) as error:
+                _show(error)
+                st.stop()
         if prediction.failure:  # a broken rule plugin: its runs failed, and this is why
             st.error(W.markdown_text(prediction.failure), icon="⚠️")
         a, b, c = st.columns(3)

@@ -417,3 +417,20 @@ def test_predict_then_run_takes_the_rules_hyperparameters(registry):
     assert decayed.measured < decayed.theory < decayed.first_flagged
     with pytest.raises(SpecError, match="momentum"):
         L.predict_then_run(problem, 1.0, rule="momentum", hyper={"momentum": 7.0}, registry=registry)
+
+
+def _threshold_raises(hyper):
+    raise ZeroDivisionError("threshold broke")
+
+
+def test_predict_then_run_names_a_broken_stability_threshold(registry):
+    from descentlab.declarations import DescentRule
+    from descentlab.errors import PluginError
+
+    gd = registry.rule("gd")
+    rule = DescentRule("bad_threshold", gd.init, gd.update, stability_threshold=_threshold_raises)
+    with pytest.raises(PluginError) as caught:
+        L.predict_then_run({"name": "linear_regression"}, 1.0, rule=rule, registry=registry)
+    message = str(caught.value)
+    assert message.startswith("rule 'bad_threshold' (") and f"{__file__}:" in message
+    assert "stability_threshold failed: ZeroDivisionError: threshold broke" in message
