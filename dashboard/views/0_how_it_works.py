@@ -391,7 +391,9 @@ if view_name == VIEWS[0]:
                 "one layer further back)."
             )
         else:
-            st.latex(r"\Delta w = -\alpha\,\frac{\partial J}{\partial w}\ \text{(gradient descent)}")
+            two_rules = rule_name != START["baseline"] and not rule_broken
+            if not two_rules:  # with another rule, its line below says both steps in less height
+                st.latex(r"\Delta w = -\alpha\,\frac{\partial J}{\partial w}\ \text{(gradient descent)}")
             new_params = lesson.params + rule_update
             a, b = st.columns(2)
             a.metric("J now", f"{trace.loss:.5g}")
@@ -401,10 +403,13 @@ if view_name == VIEWS[0]:
                 delta=f"{L.loss_at(instance, new_params) - trace.loss:.3g}",
                 delta_color="inverse",
             )
-            if rule_name != START["baseline"] and not rule_broken:
+            if two_rules:
+                formula = f" ({W.markdown_text(rule.formula)})" if rule.formula else ""
                 st.markdown(
-                    "Same gradient, two steps: plain gradient descent −α·∂J/∂w beside "
-                    f"**{W.markdown_text(rule_title)}**'s."
+                    "Same gradient, two steps: plain gradient descent's Δw = −α·∂J/∂w beside "
+                    f"**{W.markdown_text(rule_title)}**'s{formula}; J′ = "
+                    f"{L.loss_at(instance, lesson.params + gd_update):.5g} after GD's, "
+                    f"{L.loss_at(instance, new_params):.5g} after {W.markdown_text(rule_title)}'s."
                 )
 
         chosen = st.selectbox("weight", names_flat, key=select_key, help="its chain-rule product and its check")
@@ -412,7 +417,9 @@ if view_name == VIEWS[0]:
         layer = int(chosen[1 : chosen.index("[")])
         idx = [int(v) for v in chosen[chosen.index("[") + 1 : -1].split(",")]
         t = trace.layers[layer - 1]
-        if chosen.startswith("W"):
+        if stage == "descent":
+            pass  # backprop's chain rule was the last stage's; here the weight's gradient and its steps
+        elif chosen.startswith("W"):
             product = trace.chain_rule(layer, idx[0], idx[1])
             st.markdown(
                 f"∂Jₙ/∂{chosen} = a_prev · δ = {product['a_prev']:.4g} × {product['delta']:.4g} = "

@@ -330,6 +330,18 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
         tab.wait_for_timeout(500)
         screen(tab, "lesson-predict-then-run", docs=True)
         assert tab.evaluate(JS_MAIN_BOTTOM) <= height
+        # the lesson plan's minute 6: Adam's step beside GD's, from the same gradient, still on one screen
+        tab.get_by_text("One step, both halves", exact=True).click()
+        tab.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").filter(has_text="descent rule").click()
+        tab.keyboard.type("adam")
+        tab.keyboard.press("Enter")
+        tab.get_by_role("button", name="4 · Descent", exact=True).click()
+        tab.get_by_text("Same gradient, two steps").first.wait_for()
+        tab.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0")
+        layout = tab.evaluate(JS_LAYOUT)
+        assert layout["chart_bottom"] <= height and layout["text_bottom"] <= height, ("adam", layout)
+        assert layout["formula_overrun"] <= 3, ("adam", layout)
+        screen(tab, "lesson-descent-adam", docs=False)
         assert tab.locator("[data-testid='stException']").count() == 0
     tab.close()
 

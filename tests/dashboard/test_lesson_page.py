@@ -133,6 +133,10 @@ def test_another_rule_steps_from_the_same_gradient(registry):
     text = " ".join(m.value for m in at.markdown)
     assert f"GD step −α·∂J/∂w = **{-0.05 * g[0]:.4g}**" in text
     assert f"Adam's step = **{adam_first[0]:.4g}**" in text
+    # and the cost after each of the two steps, from the problem's own loss
+    after_gd = float(instance.loss_and_grad((lesson.params - 0.05 * g)[None])[0][0])
+    after_adam = float(instance.loss_and_grad((lesson.params + adam_first)[None])[0][0])
+    assert f"; J′ = {after_gd:.5g} after GD's, {after_adam:.5g} after Adam's." in text
 
 
 def test_next_step_repeats_from_the_new_weights_like_the_runner(registry):
@@ -211,7 +215,7 @@ def test_a_rule_with_a_callable_title_is_named_by_it(registry):
     at = click(open_page(rule="momentum", alpha=0.1), "descent")
     text = shown(" ".join(m.value for m in at.markdown))
     assert "<function" not in text
-    assert "beside **heavy-ball momentum**'s" in text and "heavy-ball momentum's step = " in text
+    assert "beside **heavy-ball momentum**'s (v ← μv" in text and "heavy-ball momentum's step = " in text
     at.radio(key="how.view").set_value("Predict, then run").run()
     assert any("largest α for which heavy-ball momentum still converges" in shown(m.value) for m in at.markdown)
 
