@@ -592,7 +592,7 @@ def run_chunk(
                             before = (params.copy(), g.copy())  # a first step that writes in is caught
                         result = group.rule.update(g, group.state, params, rates_t[t], group.hyper, t)
                         updates, group.state = result
-                        if getattr(updates, "shape", None) != params.shape:
+                        if getattr(updates, "shape", None) != params.shape or updates.dtype.kind not in _REAL_KINDS:
                             raise _RuleResultError(_shape_message(group.rule, updates, params.shape))
                         if before is not None and (wrote := wrote_into(before[0], params, before[1], g)):
                             raise _RuleResultError(f"rule {group.rule.name!r} {wrote}")
@@ -611,7 +611,7 @@ def run_chunk(
                                 before = (p_rows.copy(), g_rows.copy())  # a first step that writes in is caught
                             result = update(g_rows, group.state, p_rows, rates_rows[t], hyper, t)
                             block, group.state = result
-                            if getattr(block, "shape", None) != shape:
+                            if getattr(block, "shape", None) != shape or block.dtype.kind not in _REAL_KINDS:
                                 raise _RuleResultError(_shape_message(group.rule, block, shape))
                             if before is not None and (wrote := wrote_into(before[0], p_rows, before[1], g_rows)):
                                 raise _RuleResultError(f"rule {group.rule.name!r} {wrote}")
@@ -848,7 +848,14 @@ def _scatter_or_none(scatter, buffer):
     return None if buffer is None else scatter(buffer)
 
 
+# dtype kinds an update may have: real numbers (and flags), which params += casts without loss of
+# meaning; a complex update would lose its imaginary part with a ComplexWarning, text or objects fail
+_REAL_KINDS = "fiub"
+
+
 def _shape_message(rule, updates, expected) -> str:
+    if getattr(updates, "shape", None) == expected:  # the right shape: the dtype is what is wrong
+        return f"rule {rule.name!r} returned updates of dtype {updates.dtype}; expected real numbers"
     return (
         f"rule {rule.name!r} returned updates of shape "
         f"{getattr(updates, 'shape', type(updates).__name__)}; expected {expected}"

@@ -971,7 +971,11 @@ def main(argv=None) -> int:
 
     from . import _end_start_up
 
+    import threading
+
     command_line = False
+    previous_thread_hook = threading.excepthook
+    threading.excepthook = _thread_failed
     try:
         command_line = _end_start_up()  # from here on, Ctrl-C is the except below
         return _main(argv)
@@ -982,8 +986,29 @@ def main(argv=None) -> int:
         eval("None")
         return interrupted()
     finally:
+        threading.excepthook = previous_thread_hook
         if command_line:  # the status is decided: a Ctrl-C on the way out must not turn it into -2
             _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+
+
+def _thread_failed(args) -> None:
+    """``threading.excepthook`` while a command runs: a thread that plugin code started and that
+    raised is one warning line naming the thread and the file:line, not Python's traceback."""
+    from .faults import error_text, where
+
+    if args.exc_type is SystemExit:  # threading's own default stays silent about it too
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    place = where(args.exc_value) if args.exc_value is not None else ""
+    text = error_text(args.exc_value) if args.exc_value is not None else args.exc_type.__name__
+    try:
+        print(
+            one_line(f"descentlab: warning: thread {name!r} failed" + (f" ({place})" if place else "") + f": {text}"),
+            file=sys.stderr,
+            flush=True,
+        )
+    except (OSError, ValueError):
+        pass
 
 
 def _main(argv=None) -> int:

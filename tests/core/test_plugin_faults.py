@@ -11,6 +11,7 @@ from descentlab import load_results
 from descentlab.cli import main
 
 HEADER = """\
+import os
 import sys
 import numpy as np
 from descentlab import DescentRule, HyperParam, Problem, Schedule, Transform, hookimpl
@@ -120,6 +121,50 @@ BROKEN_AT_LOAD = {
             pass
         """,
         "register_optimisers",
+    ),
+    "os_exit_at_import": ("os._exit(0)  # HERE\n", "called os._exit(0)"),
+    "os_exit_in_hook": (
+        """
+        @hookimpl
+        def register_optimizers(register):
+            os._exit(4)  # HERE
+        """,
+        "register_optimizers failed: called os._exit(4)",
+    ),
+    "message_that_cannot_be_shown": (
+        """
+        class Opaque(Exception):
+            def __str__(self):
+                raise RuntimeError("no message")
+
+        raise Opaque()  # HERE
+        """,
+        "Opaque: <Opaque whose message cannot be shown",
+    ),
+    "base_exception_at_import": (
+        """
+        class Abort(BaseException):
+            pass
+
+        raise Abort("licence server down")  # HERE
+        """,
+        "Abort: licence server down",
+    ),
+    "hook_is_a_generator": (
+        """
+        @hookimpl
+        def register_optimizers(register):  # HERE
+            yield DescentRule("never_registered", lambda p, h: (), lambda g, s, p, lr, h, t: (-lr * g, s))
+        """,
+        "register_optimizers is a generator (it yields); expected it to call register(declaration)",
+    ),
+    "hook_returns_its_declarations": (
+        """
+        @hookimpl
+        def register_optimizers(register):  # HERE
+            return [DescentRule("never_registered", lambda p, h: (), lambda g, s, p, lr, h, t: (-lr * g, s))]
+        """,
+        "register_optimizers returned a list; expected it to call register(declaration)",
     ),
     "method_with_bad_signature": (
         """
@@ -401,6 +446,26 @@ RULES = {
             return grad, state
         """,
         "update wrote into grad",
+    ),
+    "returns_complex_updates": (
+        """
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):  # HERE
+            return -learning_rate * grad * (1 + 1j), state  # would lose the imaginary part with a ComplexWarning
+        """,
+        "returned updates of dtype complex128; expected real numbers",
+    ),
+    "returns_text_updates": (
+        """
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):  # HERE
+            return np.full(grad.shape, "0.1"), state
+        """,
+        "returned updates of dtype <U3; expected real numbers",
     ),
     "raises_inside_numpy": (
         """
@@ -767,3 +832,57 @@ def test_init_params_of_the_wrong_shape_is_one_line_exit_2(tmp_path, capsys):
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "def init_params" in text)
     assert status == 2
     assert_one_line(err, f"problem 'bowl' ({path}:{line})", "init_params returned shape (2, 5); expected (2, 2)")
+
+
+# --- what plugin code prints or leaves running ------------------------------------------------------
+
+
+def test_a_warning_at_import_is_one_line_and_the_plugin_still_works(tmp_path, capsys):
+    path, line = write_plugin(
+        tmp_path,
+        "noisy",
+        GOOD_RULE + "\nimport warnings\n\nwarnings.warn('old API')  # HERE\n",
+    )
+    experiment = write_experiment(tmp_path, ['rule = "good_rule"\nlearning_rate = 0.1'])
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0
+    assert_one_line(err, "descentlab: warning: plugin ", f"({path}:{line}): UserWarning: old API")
+    assert len(results_folders(tmp_path)) == 1
+
+
+def test_a_failing_thread_of_a_plugin_is_one_line(tmp_path, capsys):
+    path, line = write_plugin(
+        tmp_path,
+        "threaded",
+        GOOD_RULE
+        + """
+import threading
+
+
+def _background():
+    raise RuntimeError("lost connection")  # HERE
+
+
+_worker = threading.Thread(target=_background, name="plugin-sync")
+_worker.start()
+_worker.join()
+""",
+    )
+    experiment = write_experiment(tmp_path, ['rule = "good_rule"\nlearning_rate = 0.1'])
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0
+    assert_one_line(err, "thread 'plugin-sync' failed", f"({path}:{line}): RuntimeError: lost connection")
+
+
+def test_os_exit_works_again_once_plugins_are_loaded(tmp_path):
+    # the guard replaces os._exit only while plugin code imports and registers: forked worker
+    # processes end through it, so it must be the real one during training
+    import os
+
+    from descentlab.registry import load_registry
+
+    real = os._exit
+    path, _ = write_plugin(tmp_path, "bye", "os._exit(0)  # HERE\n")
+    registry = load_registry([path])
+    assert os._exit is real
+    assert any("called os._exit(0)" in error for error in registry.errors)
