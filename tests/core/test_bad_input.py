@@ -109,6 +109,30 @@ def test_names_at_the_limit_run_and_a_long_file_name_is_shortened(tmp_path):
     assert load_experiment_file(long_file).name == "f" * 100
 
 
+@pytest.mark.parametrize(
+    "label, shown",
+    [
+        ("two\\nlines", "two\\nlines"),  # a line break would split every one-line message that names the entry
+        ("tab\\there", "tab\\there"),
+        ("nul\\u0000byte", "nul\\x00byte"),
+        ("line\\u2028separator", "line\\u2028separator"),  # str.splitlines() breaks here too
+        ("", "''"),
+        ("L" * 201, "201 characters"),
+    ],
+)
+def test_bad_labels_are_refused_at_load_time_naming_the_entry(tmp_path, earlier, label, shown):
+    text = GOOD.replace('rule = "gd"\n', f'rule = "gd"\nlabel = "{label}"\n')
+    refuse(tmp_path, earlier, text, "rules[0].label", shown, "printable characters")
+
+
+def test_printable_labels_of_any_script_run(tmp_path):
+    from descentlab.experiment import Experiment
+
+    label = "α-GD + décroissance ★ " + "L" * 178  # 200 characters: the limit
+    entry = Experiment.from_toml(GOOD.replace('rule = "gd"\n', f'rule = "gd"\nlabel = "{label}"\n')).entries[0]
+    assert entry.label == label
+
+
 # ---- 3. TOML files with a byte-order mark --------------------------------------------------------------
 
 
