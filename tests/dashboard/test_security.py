@@ -318,6 +318,39 @@ def test_a_results_folder_in_a_saved_experiment_is_checked_too(roots):
     A.check_problem_paths("spirals", {}, load_registry())  # no file settings: nothing to check
 
 
+FILE_READING_PROBLEM = textwrap.dedent("""
+    from descentlab import HyperParam, Problem, hookimpl
+
+    def build(settings):
+        raise RuntimeError("never built in this test")
+
+    @hookimpl
+    def register_problems(register):
+        register(Problem("table_reader", build, (
+            HyperParam("source", "", kind="str", help="a file the problem reads"),
+            HyperParam("mode", "fast", kind="str", help="a plain word"),
+        )))
+""")
+
+
+@pytest.mark.parametrize("setting", ["source", "mode"])
+def test_a_plugin_problems_text_setting_holding_a_path_is_checked_whatever_its_name(roots, tmp_path, setting):
+    # a plugin problem may read a file from a setting not named like a path ("source", "data", ...):
+    # any text setting whose value looks like a path must lie under an allowed root too
+    allowed, secret = roots
+    plugin = tmp_path / "reader.py"
+    plugin.write_text(FILE_READING_PROBLEM)
+    registry = load_registry([plugin])
+    assert not registry.errors, registry.errors
+    for value in (str(secret / "passwd.csv"), "/etc/passwd", f"{allowed}/../secret/passwd.csv", "~/.ssh/id_rsa"):
+        with pytest.raises(SpecError) as caught:
+            access.check_problem_paths("table_reader", {setting: value}, registry)
+        assert str(caught.value).startswith(f"problem.{setting}: got ") and "allowed root" in str(caught.value)
+    (allowed / "table.csv").write_text("a,y\n1,2\n")
+    access.check_problem_paths("table_reader", {setting: str(allowed / "table.csv")}, registry)
+    access.check_problem_paths("table_reader", {setting: "fast"}, registry)  # a word, not a path: as before
+
+
 def saved(folder: Path, label: str = "vanilla GD", name: str = "saved"):
     from descentlab.experiment import Experiment
     from descentlab.runner import run_experiment
