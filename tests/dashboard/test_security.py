@@ -444,3 +444,20 @@ def test_plugin_strings_are_not_markdown(tmp_path, monkeypatch):
     at = open_app("1_compare.py", compare=spec)
     assert not at.exception
     assert_no_markup_from(at)
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("[" * 5000 + "]" * 5000, "not valid JSON"),  # json.loads raised RecursionError: a page exception
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (json.dumps({**SMALL, "name": "x" * 200_000}), "characters long"),
+    ],
+)
+def test_a_broken_shared_link_is_one_warning_and_the_page_opens_on_its_defaults(value, why):
+    at = open_app("1_compare.py", compare=value)
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = [shown(w.value) for w in at.warning if "compare" in shown(w.value)]
+    assert len(warnings) == 1 and why in warnings[0], [w.value for w in at.warning]
+    assert at.get("plotly_chart")  # the defaults ran
