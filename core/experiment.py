@@ -430,6 +430,9 @@ def check_label(where: str, value) -> str:
     return value
 
 
+TOO_DEEP = "arrays or inline tables nested too deeply"
+
+
 def parse_toml(text: str) -> dict:
     """TOML text -> dict; a syntax error becomes a SpecError naming the line."""
     if isinstance(text, bytes):
@@ -439,6 +442,8 @@ def parse_toml(text: str) -> dict:
     except tomllib.TOMLDecodeError as error:
         # tomllib's message ends with "(at line L, column C)"
         raise SpecError("experiment file", "malformed TOML", "valid TOML", hint=str(error)) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise SpecError("experiment file", "malformed TOML", "valid TOML", hint=TOO_DEEP) from None
 
 
 def load_experiment_file(path, registry=None) -> Experiment:
@@ -465,6 +470,8 @@ def load_experiment_file(path, registry=None) -> Experiment:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SpecError(f"experiment file {p.name}", "malformed TOML", "valid TOML", hint=str(error)) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise SpecError(f"experiment file {p.name}", "malformed TOML", "valid TOML", hint=TOO_DEEP) from None
     return Experiment.from_dict(d, registry, name=p.stem)
 
 

@@ -125,6 +125,21 @@ def test_bad_labels_are_refused_at_load_time_naming_the_entry(tmp_path, earlier,
     refuse(tmp_path, earlier, text, "rules[0].label", shown, "printable characters")
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 3000 + "]" * 3000, "{a = " * 3000 + "1" + "}" * 3000],  # tomllib recursed into RecursionError
+    ids=["arrays", "inline-tables"],
+)
+def test_toml_nested_too_deeply_is_one_line(tmp_path, earlier, value):
+    line = refuse(tmp_path, earlier, spec_text(seeds=value), "experiment file", "malformed TOML")
+    assert "nested too deeply" in line
+    from descentlab.errors import SpecError
+    from descentlab.experiment import Experiment
+
+    with pytest.raises(SpecError, match="nested too deeply"):
+        Experiment.from_toml(spec_text(seeds=value))
+
+
 def test_printable_labels_of_any_script_run(tmp_path):
     from descentlab.experiment import Experiment
 
