@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SpecError
+from .errors import SpecError, one_line
 from .problem import Dataset
 
 __all__ = [
@@ -398,11 +398,20 @@ def read_csv(path, target: str, task: str):
         raise SpecError(where, str(path), "a readable UTF-8 CSV file", hint=type(error).__name__) from None
     delimiter = _delimiter(text)
     decimal_comma = delimiter == ";"
-    rows = [
-        (number, row)
-        for number, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), start=1)
-        if any(cell.strip() for cell in row)
-    ]
+    rows = []
+    reader = csv.reader(text.splitlines(), delimiter=delimiter)
+    number = 0
+    try:
+        for number, row in enumerate(reader, start=1):
+            if any(cell.strip() for cell in row):
+                rows.append((number, row))
+    except csv.Error as error:  # e.g. a cell longer than csv's field limit (131072 characters)
+        raise SpecError(
+            f"{file.name} line {reader.line_num}",
+            _Described("a row the CSV reader cannot read"),
+            "rows of cells separated by " + repr(delimiter),
+            hint=one_line(str(error)),  # csv's own words name the limit, never the file's text
+        ) from None
     if not rows:
         raise SpecError(where, str(path), "a CSV file with a header row and data rows", hint="the file is empty")
     header_line, header = rows[0]

@@ -207,6 +207,15 @@ def test_a_missing_csv_file_is_one_line(tmp_path, earlier):
     refuse(tmp_path, earlier, csv_spec(tmp_path / "nope.csv"), "problem.path", "nope.csv")
 
 
+def test_a_csv_row_the_reader_cannot_read_is_one_line_naming_file_and_line(tmp_path, earlier):
+    # a cell beyond csv's field limit raised csv.Error, reported as a build failure of the built-in
+    # csv problem ("problems.py:164: build failed: Error: ...") instead of the user's file and line
+    path = tmp_path / "long_cell.csv"
+    path.write_text("a,b,y\n1,2,0\n3," + "4" * 200_000 + ",1\n5,6,0\n")
+    line = refuse(tmp_path, earlier, csv_spec(path), "long_cell.csv line 3", "field limit")
+    assert "problems.py" not in line and "4444" not in line
+
+
 def huge_csv(tmp_path, big=1.7e308) -> Path:
     rows = ["a,b,y"] + [f"{(-1) ** i * big * (1 - i / 100):.17g},{i},{i % 3}" for i in range(40)]
     path = tmp_path / "huge.csv"
