@@ -530,7 +530,7 @@ def cmd_check(args) -> int:
                     "check",
                     target,
                     "a registered rule name or an existing plugin .py file",
-                    hint="a folder" if path.is_dir() else "no such file",
+                    hint="a folder" if path.is_dir() else "not a regular file" if path.exists() else "no such file",
                 )
             files[target] = str(path.resolve())
     registry = _registry(list(dict.fromkeys(files.values())), fatal_plugins=True)

@@ -104,6 +104,10 @@ def _origin_of_entry_point(ep) -> str:
 
 def _load_file(path: str):
     resolved = Path(path).expanduser().resolve()
+    if resolved.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; expected a plugin .py file")
+    if resolved.exists() and not resolved.is_file():  # /dev/zero, a FIFO: importing would never end
+        raise OSError(f"{path} is not a regular file; expected a plugin .py file")
     if not resolved.is_file():
         raise FileNotFoundError(f"no such file {path}")
     # Stem plus a digest of the full path: unique per file, and the same in every worker process.

@@ -330,6 +330,18 @@ def test_plugin_file_failing_to_import_is_reported_by_path(tmp_path):
     assert_builtins_intact(registry)
 
 
+def test_a_plugin_path_that_is_a_folder_or_not_a_regular_file_says_so(tmp_path):
+    # both were reported as "no such file", which sends the user looking for a typo
+    import os
+
+    fifo = tmp_path / "pipe.py"
+    os.mkfifo(fifo)  # importing it would block until a writer came
+    registry = load(plugin_paths=[str(tmp_path), str(fifo), "/dev/zero", str(EXAMPLES / "lion.py")])
+    for path, reason in ((tmp_path, "is a folder"), (fifo, "is not a regular file"), ("/dev/zero", "not a regular")):
+        assert any(f"plugin {str(path)!r}" in e and reason in e for e in registry.errors), (path, registry.errors)
+    assert "my_lion" in registry.rules
+
+
 def test_entry_point_failing_to_load_is_reported_by_name(monkeypatch):
     class BrokenEntryPoint:
         name, dist = "broken_package", None
