@@ -974,8 +974,11 @@ def main(argv=None) -> int:
     import threading
 
     command_line = False
-    previous_thread_hook = threading.excepthook
+    import warnings
+
+    previous_thread_hook, previous_show_warning = threading.excepthook, warnings.showwarning
     threading.excepthook = _thread_failed
+    warnings.showwarning = _warning_line  # forked worker processes inherit it too
     try:
         command_line = _end_start_up()  # from here on, Ctrl-C is the except below
         return _main(argv)
@@ -987,8 +990,25 @@ def main(argv=None) -> int:
         return interrupted()
     finally:
         threading.excepthook = previous_thread_hook
+        warnings.showwarning = previous_show_warning
         if command_line:  # the status is decided: a Ctrl-C on the way out must not turn it into -2
             _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` while a command runs: a warning (from plugin code, say a rule's
+    update) is one ``descentlab: warning:`` line naming where it was raised, not Python's two lines
+    that quote the source line."""
+    from .errors import safe_str
+
+    try:
+        print(
+            one_line(f"descentlab: warning: {category.__name__}: {safe_str(message)} ({filename}:{lineno})"),
+            file=sys.stderr if file is None else file,
+            flush=True,
+        )
+    except (OSError, ValueError):
+        pass
 
 
 def _thread_failed(args) -> None:

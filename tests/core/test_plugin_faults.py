@@ -886,3 +886,33 @@ def test_os_exit_works_again_once_plugins_are_loaded(tmp_path):
     registry = load_registry([path])
     assert os._exit is real
     assert any("called os._exit(0)" in error for error in registry.errors)
+
+
+def test_a_warning_while_training_is_one_line_and_the_runs_finish(tmp_path, capsys):
+    path, line = write_plugin(
+        tmp_path,
+        "chatty",
+        """
+        import warnings
+
+
+        def _init(params, hyper):
+            return ()
+
+
+        def _update(grad, state, params, learning_rate, hyper, step):
+            warnings.warn("experimental rule")  # HERE
+            return -learning_rate * grad, state
+
+
+        @hookimpl
+        def register_optimizers(register):
+            register(DescentRule("chatty", _init, _update))
+        """,
+    )
+    experiment = write_experiment(tmp_path, ['rule = "chatty"\nlearning_rate = 0.1'])
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0
+    assert_one_line(err, "descentlab: warning: UserWarning: experimental rule", f"({path}:{line})")
+    (folder,) = results_folders(tmp_path)
+    assert "failed" not in set(load_results(folder).runs["status"])
