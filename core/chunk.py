@@ -321,7 +321,13 @@ def run_chunk(
 
     seeds = [c.seed for c in configs]
     try:
-        params = np.ascontiguousarray(instance.init_params(seeds, dtype), dtype=dtype)
+        from .faults import guarded_plugin_code
+
+        with guarded_plugin_code(repr(experiment.problem), capture_warnings=False):  # os._exit too is named
+            start = instance.init_params(seeds, dtype)
+        kind = getattr(getattr(start, "dtype", None), "kind", "f")
+        if kind in _REAL_KINDS:  # else refused below: a complex start would be cast with a ComplexWarning
+            params = np.ascontiguousarray(start, dtype=dtype)
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # no run of the problem can start: one line naming it
@@ -331,6 +337,14 @@ def run_chunk(
         raise PluginError(
             fault("problem", experiment.problem, error, type(instance), what="init_params failed:")
         ) from None
+    if kind not in _REAL_KINDS:
+        from .errors import PluginError
+        from .faults import definition
+
+        raise PluginError(
+            f"problem {experiment.problem!r} ({definition(type(instance).init_params)}): init_params returned "
+            f"dtype {start.dtype}; expected real numbers"
+        )
     if params.shape != (len(seeds), instance.layout.size):
         from .errors import PluginError
         from .faults import definition
@@ -483,6 +497,12 @@ def run_chunk(
                     raise _ProblemResultError(
                         f"loss_and_grad returned loss {_shape_of(loss)} and gradient {_shape_of(g)} for parameters "
                         f"{params.shape}; expected arrays of shape ({n},) and {params.shape}"
+                    )
+                if loss.dtype.kind not in _REAL_KINDS or g.dtype.kind not in _REAL_KINDS:
+                    # complex values would be cast with a ComplexWarning, losing the imaginary part
+                    raise _ProblemResultError(
+                        f"loss_and_grad returned loss of dtype {loss.dtype} and gradient of dtype {g.dtype}; "
+                        "expected real numbers"
                     )
                 if g is not grad:  # the problem made its own array: the groups' views must follow it
                     grad = g

@@ -69,7 +69,7 @@ def _refuse_hard_exit(code=0):
 
 
 @contextlib.contextmanager
-def guarded_plugin_code(label: str):
+def guarded_plugin_code(label: str, *, capture_warnings: bool = True):
     """Run a plugin's import or registration hook so that neither ends nor clutters the command.
 
     ``os._exit`` ends a process without unwinding, so a plugin calling it at import made the CLI exit
@@ -77,7 +77,10 @@ def guarded_plugin_code(label: str):
     the loader reports like any other failure. Only import and registration are guarded, never
     training: a forked worker process ends through ``os._exit`` and must still be able to. Warnings
     the plugin issues meanwhile are each one ``descentlab: warning:`` line naming ``label`` and
-    where the warning was raised, instead of Python's two-line form.
+    where the warning was raised, instead of Python's two-line form (``capture_warnings=False``
+    leaves warnings to the caller's ``warnings.showwarning``: catching them swaps process-wide
+    state, which a call that other threads may run at the same time, a problem's build on the
+    dashboard, must not do).
     """
     global _guard_depth
     import warnings
@@ -85,8 +88,12 @@ def guarded_plugin_code(label: str):
     with _guard_lock:
         _guard_depth += 1
         os._exit = _refuse_hard_exit
+    caught: list = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        if capture_warnings:
+            with warnings.catch_warnings(record=True) as caught:
+                yield
+        else:
             yield
     finally:
         with _guard_lock:
@@ -179,7 +186,8 @@ def fault(kind: str, name: str, error: BaseException, *code, what: str = "", fal
 def build_instance(problem, settings: dict):
     """``problem.build(settings)``; anything it raises is a PluginError naming the problem and its file:line."""
     try:
-        instance = problem.build(settings)
+        with guarded_plugin_code(repr(problem.name), capture_warnings=False):  # os._exit too is named
+            instance = problem.build(settings)
     except (KeyboardInterrupt, SpecError):  # Ctrl-C; a setting the problem refuses is bad input, named already
         raise
     except BaseException as error:

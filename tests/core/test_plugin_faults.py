@@ -816,6 +816,11 @@ def test_a_build_that_returns_no_problem_instance_is_one_line_exit_2(tmp_path, c
         ("return 0.5 * (params * params).sum(axis=1)", "loss_and_grad returned ndarray (2,); expected a pair"),
         ("return params * params, params", "loss (2, 2) and gradient (2, 2) for parameters (2, 2)"),
         ("return [1.0, 2.0], params.tolist()", "loss of type list and gradient of type list"),
+        # complex values were cast to real with a ComplexWarning per step, the imaginary part lost
+        (
+            "return 0.5 * (params * params).sum(axis=1) + 0j, params + 0j",
+            "loss of dtype complex128 and gradient of dtype complex128; expected real numbers",
+        ),
     ],
 )
 def test_a_problem_returning_the_wrong_loss_or_gradient_is_named_with_its_file(tmp_path, capsys, returned, reason):
@@ -832,6 +837,28 @@ def test_init_params_of_the_wrong_shape_is_one_line_exit_2(tmp_path, capsys):
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "def init_params" in text)
     assert status == 2
     assert_one_line(err, f"problem 'bowl' ({path}:{line})", "init_params returned shape (2, 5); expected (2, 2)")
+
+
+def test_init_params_of_complex_numbers_is_one_line_exit_2(tmp_path, capsys):
+    path, _ = write_plugin(tmp_path, "bad_problem", _bowl(init_params="return np.ones((len(seeds), 2)) + 1j  # HERE"))
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"'), path)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "def init_params" in text)
+    assert status == 2
+    assert_one_line(err, f"problem 'bowl' ({path}:{line})", "init_params returned dtype complex128; expected real")
+
+
+@pytest.mark.parametrize(
+    "part, reason",
+    [("build", "build failed: called os._exit(0)"), ("init_params", "init_params failed: called os._exit(3)")],
+)
+def test_a_problem_calling_os_exit_before_training_is_one_line_exit_2(tmp_path, capsys, part, reason):
+    # os._exit ended the command at once with the plugin's status (0 for build) and no word
+    code = 0 if part == "build" else 3
+    path, line = write_plugin(tmp_path, "bad_problem", _bowl(**{part: f"os._exit({code})  # HERE"}))
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"'), path)
+    assert status == 2
+    assert_one_line(err, f"problem 'bowl' ({path}:{line})", reason)
+    assert results_folders(tmp_path) == []
 
 
 # --- what plugin code prints or leaves running ------------------------------------------------------
