@@ -13,7 +13,7 @@ import numpy as np
 
 from .experiment import Experiment, RunConfig
 from .problem import quiet_loss_and_grad
-from .faults import wrote_into
+from .faults import guarded_plugin_code, wrote_into
 from .transforms import ChainFault, ChainState, chain_hyper, chain_rule
 
 __all__ = [
@@ -254,24 +254,26 @@ def run_chunk(
         groups.append(group)
         schedule = registry.schedule(entry.schedule)
         try:  # the schedule is plugin code: whatever goes wrong in it fails this entry's runs only
-            base = np.array([c.learning_rate for c in part])
-            if schedule.stateful:  # α_0 = α; α_{t+1} from the loss of step t, in the loop below
-                group.schedule = (schedule, _hyper_arrays(part, "schedule_hyper", np.float64))
-                group.schedule_state = schedule.init(base, group.schedule[1])
-                column = np.full((T, len(part)), np.nan)
-                column[0] = base
-                rate_columns.append(column)
-            else:
-                rate_columns.append(
-                    schedule_values(
-                        schedule,
-                        base,
-                        _hyper_arrays(part, "schedule_hyper", np.float64),
-                        T,
-                        entry.warmup_steps,
-                        lookup=registry.schedule,
+            # computed once per entry before any step: os._exit in it fails the entry, not the command
+            with guarded_plugin_code(repr(entry.schedule), capture_warnings=False):
+                base = np.array([c.learning_rate for c in part])
+                if schedule.stateful:  # α_0 = α; α_{t+1} from the loss of step t, in the loop below
+                    group.schedule = (schedule, _hyper_arrays(part, "schedule_hyper", np.float64))
+                    group.schedule_state = schedule.init(base, group.schedule[1])
+                    column = np.full((T, len(part)), np.nan)
+                    column[0] = base
+                    rate_columns.append(column)
+                else:
+                    rate_columns.append(
+                        schedule_values(
+                            schedule,
+                            base,
+                            _hyper_arrays(part, "schedule_hyper", np.float64),
+                            T,
+                            entry.warmup_steps,
+                            lookup=registry.schedule,
+                        )
                     )
-                )
         except KeyboardInterrupt:
             raise
         except BaseException as error:
@@ -321,8 +323,6 @@ def run_chunk(
 
     seeds = [c.seed for c in configs]
     try:
-        from .faults import guarded_plugin_code
-
         with guarded_plugin_code(repr(experiment.problem), capture_warnings=False):  # os._exit too is named
             start = instance.init_params(seeds, dtype)
         kind = getattr(getattr(start, "dtype", None), "kind", "f")
@@ -608,7 +608,11 @@ def run_chunk(
                     try:
                         before = None
                         if not group.started:
-                            group.state, group.started = group.rule.start(params, group.hyper, layout), True
+                            with guarded_plugin_code(
+                                repr(group.rule.name), capture_warnings=False
+                            ):  # once per run batch
+                                group.state = group.rule.start(params, group.hyper, layout)
+                            group.started = True
                             before = (params.copy(), g.copy())  # a first step that writes in is caught
                         result = group.rule.update(g, group.state, params, rates_t[t], group.hyper, t)
                         updates, group.state = result
@@ -627,7 +631,9 @@ def run_chunk(
                         try:
                             before = None
                             if not group.started:
-                                group.state, group.started = group.rule.start(p_rows, hyper, layout), True
+                                with guarded_plugin_code(repr(group.rule.name), capture_warnings=False):  # once
+                                    group.state = group.rule.start(p_rows, hyper, layout)
+                                group.started = True
                                 before = (p_rows.copy(), g_rows.copy())  # a first step that writes in is caught
                             result = update(g_rows, group.state, p_rows, rates_rows[t], hyper, t)
                             block, group.state = result

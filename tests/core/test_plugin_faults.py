@@ -246,6 +246,14 @@ SCHEDULES = {
         "called sys.exit(5)",
         False,
     ),
+    "os_exit": (
+        """
+        def _bad(step, base, hyper, total_steps):
+            os._exit(0)  # HERE
+        """,
+        "called os._exit(0)",
+        False,
+    ),
     "wrong_shape": (
         """
         def _bad(step, base, hyper, total_steps):  # HERE
@@ -372,6 +380,16 @@ RULES = {
             return -learning_rate * grad, state
         """,
         "called sys.exit('bye')",
+    ),
+    "os_exit_in_init": (
+        """
+        def _init(params, hyper):
+            os._exit(0)  # HERE: ended the whole command with status 0 and no word
+
+        def _update(grad, state, params, learning_rate, hyper, step):
+            return -learning_rate * grad, state
+        """,
+        "called os._exit(0)",
     ),
     "raises_in_update": (
         """
