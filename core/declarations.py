@@ -11,6 +11,10 @@ from .errors import SpecError
 __all__ = ["KINDS", "HyperParam", "DescentRule", "Schedule", "Problem", "SEED_KEY", "Transform"]
 
 KINDS = ("float", "int", "bool", "choice", "str", "int_list")
+# The longest int_list value (a network's hidden layer sizes): every layer is a few Python calls per
+# step that the memory and time estimates do not count, so 5000 layers of 4 ran for minutes; no
+# network here is anywhere near 100 layers deep.
+MAX_INT_LIST_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class HyperParam:
             return "a string"
         if self.kind == "int_list":
             bounds = "" if self.low is None else f" each >= {self.low:g}"
-            return f"a list of integers{bounds}"
+            return f"a list of integers{bounds} (at most {MAX_INT_LIST_LENGTH} of them)"
         noun = "an integer" if self.kind == "int" else "a number"
         if self.low is None and self.high is None:
             return noun
@@ -72,8 +76,13 @@ class HyperParam:
         if self.kind == "int_list":
             if isinstance(value, int) and not isinstance(value, bool):
                 value = [value]
-            if not isinstance(value, (list, tuple)) or any(
-                isinstance(v, bool) or not isinstance(v, int) or (self.low is not None and v < self.low) for v in value
+            if (
+                not isinstance(value, (list, tuple))
+                or len(value) > MAX_INT_LIST_LENGTH
+                or any(
+                    isinstance(v, bool) or not isinstance(v, int) or (self.low is not None and v < self.low)
+                    for v in value
+                )
             ):
                 raise bad
             return list(value)

@@ -274,6 +274,19 @@ rule = "gd"
 """
 
 
+def test_a_network_deeper_than_100_hidden_layers_is_refused_at_load_time(tmp_path, earlier):
+    # 5000 layers of 4 fit in memory and the time estimate (parameters x samples) but ran for minutes:
+    # every layer is Python calls per step that neither estimate counts
+    deep = GOOD.replace('name = "quadratic"', 'name = "moons"\nsamples = 20\nhidden = [' + ", ".join(["4"] * 101) + "]")
+    refuse(tmp_path, earlier, deep, "problem.hidden", "at most 100")
+    from descentlab.experiment import Experiment
+
+    limit = GOOD.replace(
+        'name = "quadratic"', 'name = "moons"\nsamples = 20\nhidden = [' + ", ".join(["4"] * 100) + "]"
+    )
+    assert len(Experiment.from_toml(limit).problem_settings["hidden"]) == 100
+
+
 def test_a_network_that_cannot_fit_is_refused_before_any_work(tmp_path, earlier):
     line = refuse(tmp_path, earlier, HUGE_NET, "experiment size", "needs ~", "GB", "10000500001 parameters")
     assert "has" in line or "allows" in line or "may use" in line
