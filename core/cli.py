@@ -429,10 +429,16 @@ def _check_out_dir(out, field: str = "--out") -> None:
     """Fail before training, not after, when the output folder cannot be used."""
     from pathlib import Path
 
-    p = Path(out)
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    if p.exists() and (not p.is_dir() or not os.access(p, os.W_OK | os.X_OK)):
+    try:
+        p = Path(out)
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        usable = not p.exists() or (p.is_dir() and os.access(p, os.W_OK | os.X_OK))
+    except (OSError, ValueError) as error:  # a name too long for the file system, a NUL byte
+        raise SpecError(
+            field, str(out), "a writable folder", hint=getattr(error, "strerror", None) or str(error)
+        ) from None
+    if not usable:
         raise SpecError(field, str(out), "a writable folder")
 
 
@@ -1011,6 +1017,11 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
         pass
 
 
+def args_verbose(argv) -> bool:
+    """-v/--verbose on the command line: a developer then sees the traceback of an unexpected error."""
+    return any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv)
+
+
 def _thread_failed(args) -> None:
     """``threading.excepthook`` while a command runs: a thread that plugin code started and that
     raised is one warning line naming the thread and the file:line, not Python's traceback."""
@@ -1058,6 +1069,34 @@ def _main(argv=None) -> int:
     except SweepInterrupted as error:
         print(f"descentlab: error: {one_line(error)}", file=sys.stderr)
         return 1
+    except OSError as error:
+        # a path the operating system refuses (a name too long, a component that is a file, no
+        # permission) met where no command names the option itself: still one line naming the file
+        if args_verbose(argv):
+            raise
+        import errno
+
+        shown = str(error.filename) if error.filename else ""
+        name = (shown if len(shown) <= 200 else shown[:180] + f"... ({len(shown)} characters)") + ": " if shown else ""
+        print(one_line(f"descentlab: error: {name}{error.strerror or error}"), file=sys.stderr)
+        path_errors = (
+            errno.ENAMETOOLONG,
+            errno.ENOENT,
+            errno.ENOTDIR,
+            errno.EISDIR,
+            errno.EACCES,
+            errno.EPERM,
+            errno.ELOOP,
+            errno.EROFS,
+            errno.EINVAL,
+            errno.EEXIST,
+        )
+        return EXIT_BAD_INPUT if error.errno in path_errors else 1
+    except ValueError as error:
+        if "null byte" not in str(error) or args_verbose(argv):  # only a NUL in a path is bad input here
+            raise
+        print("descentlab: error: a path: got a NUL byte; expected a path without one", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except BrokenProcessPool as error:
         print(
             f"descentlab: error: a worker process died ({one_line(error)}); nothing was written; try --workers 1",

@@ -57,5 +57,6 @@ class ResultsError(SpecError):
     def __init__(self, path, field: str, problem: str, accepted: str = "the layout in docs/results.md"):
         self.path, self.problem = str(path), str(problem)
         self.field, self.value, self.accepted = field, str(path), accepted
-        where = f"results {self.path}" + (f", field {field}" if field else "")
+        shown = self.path if len(self.path) <= MAX_VALUE_CHARS else self.path[: MAX_VALUE_CHARS - 20] + "..."
+        where = f"results {shown}" + (f", field {field}" if field else "")
         ValueError.__init__(self, one_line(f"{where}: {problem}; expected {accepted}"))

@@ -274,6 +274,33 @@ rule = "gd"
 """
 
 
+LONG = "n" * 5000  # beyond the 255 bytes a file name may have: os.stat raises ENAMETOOLONG
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "{spec}", "--out", LONG],
+        ["run", "{spec}", "--resume", LONG],
+        ["lr-find", "{spec}", "--out", LONG + ".json"],
+        ["check", LONG + ".py"],
+        ["new-rule", "fresh", "--dir", LONG],
+        ["dashboard", "--allow-path", LONG],
+        ["report", LONG],
+    ],
+    ids=lambda args: " ".join(a if len(a) < 20 else "LONG" for a in args),
+)
+def test_a_path_too_long_for_the_file_system_is_one_line_exit_2(tmp_path, capsys, args):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    capsys.readouterr()
+    status = main([a.format(spec=spec) for a in args])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert status == 2 and err.startswith("descentlab: error: ")
+    assert len(err) < 600  # the 5000 characters are cut, not echoed whole
+
+
 def test_a_network_deeper_than_100_hidden_layers_is_refused_at_load_time(tmp_path, earlier):
     # 5000 layers of 4 fit in memory and the time estimate (parameters x samples) but ran for minutes:
     # every layer is Python calls per step that neither estimate counts
