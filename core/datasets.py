@@ -169,15 +169,15 @@ def standardize(train: np.ndarray, *others: np.ndarray):
     return (*out, mean, std)
 
 
-def _check_finite_columns(names, what: str, *arrays) -> None:
-    """Refuse, naming the first such column, data that are not finite (after standardisation)."""
+def _check_finite_columns(labels, *arrays) -> None:
+    """Refuse, naming the first such column by its label, data that are not finite (after standardisation)."""
     for j in range(arrays[0].shape[1] if arrays[0].ndim == 2 else 0):
         if not all(np.isfinite(a[:, j]).all() for a in arrays):
-            name = names[j] if j < len(names) else f"column {j + 1}"
+            name = labels[j] if j < len(labels) else f"column {j + 1}"
             raw = [a[:, j] for a in arrays[2:]]  # the raw columns, when given, for the message
             biggest = max((float(np.max(np.abs(r))) for r in raw if len(r)), default=float("nan"))
             raise SpecError(
-                f"{what} column {name!r}",
+                name,
                 f"values up to {biggest:.3g}" if raw else "non-finite values",
                 "values whose mean and spread fit in a float64 (|value| well below 1e308)",
                 hint="rescale the column, e.g. change its units",
@@ -211,6 +211,7 @@ def make_dataset(
     n_classes: int | None = None,
     feature_names=(),
     class_names=(),
+    column_labels=(),
 ):
     """Split ``x`` and ``y`` (labels for classification, ``(N, k)`` targets for regression) into a Dataset.
 
@@ -224,7 +225,9 @@ def make_dataset(
     names = list(feature_names) or [f"x{i + 1}" for i in range(x.shape[1])]
     if standardize_inputs:
         x_train, x_test, x_mean, x_std = standardize(x_train, x_test)
-        _check_finite_columns(names, "input", np.vstack([x_train, x_test]), np.vstack([x_mean, x_std]), x)
+        # column_labels: how a message names a column (a user's file: by position, not its header text)
+        message_labels = list(column_labels) or [f"input column {name!r}" for name in names]
+        _check_finite_columns(message_labels, np.vstack([x_train, x_test]), np.vstack([x_mean, x_std]), x)
     if task == "classification":
         labels = np.asarray(y, dtype=np.int64).reshape(-1)
         k = int(n_classes if n_classes is not None else labels.max() + 1)
@@ -237,8 +240,10 @@ def make_dataset(
     if task == "regression" and standardize_target:
         y_train, y_test, y_mean, y_std = standardize(y_train, y_test)
         _check_finite_columns(
-            [f"target {k + 1}" if targets.shape[1] > 1 else "target" for k in range(targets.shape[1])],
-            "regression",
+            [
+                f"regression column {f'target {k + 1}' if targets.shape[1] > 1 else 'target'!r}"
+                for k in range(targets.shape[1])
+            ],
             np.vstack([y_train, y_test]),
             np.vstack([y_mean, y_std]),
             targets,
@@ -480,7 +485,9 @@ def read_csv(path, target: str, task: str):
                     'a number (task is regression; for class labels, set task = "classification")',
                 ) from None
         y = [repr(value) for value in numbers]  # as the file meant them (1,5 in a ;-file is 1.5): exact
-    return x, y, features
+    # how messages name each input column: by file and position, never by the header's text
+    positions = [f"{file.name} column {j + 1}" for j in range(len(header)) if j != t]
+    return x, y, features, positions
 
 
 def _cell_description(cell: str) -> _Described:
@@ -505,7 +512,7 @@ def _check_magnitude(x: np.ndarray, names, setting: str) -> None:
         biggest = float(np.max(np.abs(x[:, j]))) if len(x) else 0.0
         if biggest > MAX_RAW_MAGNITUDE:
             raise SpecError(
-                f"column {name!r}",
+                name,
                 f"values up to {biggest:.3g}",
                 f"|values| <= {MAX_RAW_MAGNITUDE:g} without standardisation",
                 hint=f"set problem.{setting} = true or rescale the column",
@@ -528,12 +535,12 @@ def load_csv(
     """
     if task not in ("regression", "classification"):
         raise SpecError("problem.task", task, "'regression' or 'classification'")
-    x, y, features = read_csv(path, target, task)
+    x, y, features, positions = read_csv(path, target, task)
     if not standardize_inputs:
-        _check_magnitude(x, features, "standardize")
+        _check_magnitude(x, positions, "standardize")
     if task == "regression":
         if not standardize_target:
-            _check_magnitude(np.array([[float(v)] for v in y]), [target], "standardize_target")
+            _check_magnitude(np.array([[float(v)] for v in y]), [f"target {target!r}"], "standardize_target")
         return make_dataset(
             x,
             np.array([float(v) for v in y]).reshape(-1, 1),
@@ -543,6 +550,7 @@ def load_csv(
             standardize_inputs=standardize_inputs,
             standardize_target=standardize_target,
             feature_names=features,
+            column_labels=positions,
         )
     try:  # numeric labels sort numerically ("10" after "9"), text labels alphabetically
         classes = sorted(set(y), key=float)
@@ -564,4 +572,5 @@ def load_csv(
         n_classes=len(classes),
         feature_names=features,
         class_names=classes,
+        column_labels=positions,
     )
