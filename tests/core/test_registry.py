@@ -367,6 +367,31 @@ def test_entry_point_failing_to_load_is_reported_by_name(monkeypatch):
     assert_builtins_intact(registry)
 
 
+def test_an_installed_package_calling_os_exit_at_load_is_reported_and_the_others_load(monkeypatch):
+    import os
+
+    class ExitingEntryPoint:
+        name, dist = "exiting_package", None
+
+        def load(self):
+            os._exit(0)  # a package whose import ends the process: the CLI used to exit 0 in silence
+
+    class GoodEntryPoint:
+        name = "good_package"
+        dist = types.SimpleNamespace(name="good-package", version="1.2.3")
+
+        def load(self):
+            return plugin(rule("from_a_package"))
+
+    monkeypatch.setattr(
+        registry_module.importlib.metadata, "entry_points", lambda group: [ExitingEntryPoint(), GoodEntryPoint()]
+    )
+    registry = load(entry_points=True)
+    assert len(registry.errors) == 1 and "'exiting_package'" in registry.errors[0]
+    assert "called os._exit(0)" in registry.errors[0]
+    assert registry.origin("rule", "from_a_package") == "package good-package 1.2.3"
+
+
 # --- the example plugins ----------------------------------------------------------------------------
 
 
