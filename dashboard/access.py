@@ -166,7 +166,8 @@ def binding_warning(host: str, allow_plugin_files: bool) -> str | None:
         else "loading plugin files is off (--allow-plugin-files turns it on)"
     )
     return (
-        f"descentlab dashboard: warning: listening on {host}, not loopback: anyone who can reach it can run "
+        f"descentlab dashboard: warning: listening on {str(host).strip() or 'every address'}, not loopback: "
+        "anyone who can reach it can run "
         f"experiments, with no login; {plugins}"
     )
 

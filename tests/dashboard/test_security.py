@@ -191,6 +191,12 @@ def test_public_binding_warns_on_stderr_in_one_line(monkeypatch, capsys):
     assert FakeProcess.launched[1][1]["DESCENTLAB_ALLOW_PLUGIN_FILES"] == "1"
 
 
+def test_an_empty_host_is_warned_about_as_every_address():
+    # --host "" listens on every interface; the line read "listening on , not loopback"
+    line = access.binding_warning("", False)
+    assert line is not None and "listening on every address, not loopback" in line
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
 def test_loopback_binding_prints_no_warning(monkeypatch, capsys, host):
     FakeProcess.launched = []
