@@ -220,8 +220,8 @@ class DescentRule:
         return self.title or self.name
 
     def validate_declaration(self) -> None:
-        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
-            raise ValueError(f"rule name {self.name!r}: use letters, digits, '_' or '-'")
+        if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ValueError(f"rule name {self.name!r}: use a string of letters, digits, '_' or '-'")
         if not callable(self.init) or not callable(self.update):
             raise ValueError(f"rule {self.name!r}: init and update must be callables")
         _check_declarations(f"rule {self.name!r}", self.hyperparams)
@@ -289,8 +289,8 @@ class Schedule:
         return code
 
     def validate_declaration(self) -> None:
-        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
-            raise ValueError(f"schedule name {self.name!r}: use letters, digits, '_' or '-'")
+        if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ValueError(f"schedule name {self.name!r}: use a string of letters, digits, '_' or '-'")
         if self.stateful:
             if not callable(self.init) or not callable(self.update):
                 raise ValueError(f"schedule {self.name!r}: a stateful schedule needs callables init and update")
@@ -326,8 +326,8 @@ class Problem:
     has_model: bool = True
 
     def validate_declaration(self) -> None:
-        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
-            raise ValueError(f"problem name {self.name!r}: use letters, digits, '_' or '-'")
+        if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ValueError(f"problem name {self.name!r}: use a string of letters, digits, '_' or '-'")
         if self.kind not in ("landscape", "regression", "classification"):
             raise ValueError(
                 f"problem {self.name!r}: kind {self.kind!r} is not landscape, regression or classification"

@@ -961,3 +961,20 @@ def test_a_warning_while_training_is_one_line_and_the_runs_finish(tmp_path, caps
     assert_one_line(err, "descentlab: warning: UserWarning: experimental rule", f"({path}:{line})")
     (folder,) = results_folders(tmp_path)
     assert "failed" not in set(load_results(folder).runs["status"])
+
+
+@pytest.mark.parametrize("name", ["42", "None", "('a', 'b')"])
+def test_a_declaration_whose_name_is_not_a_string_is_one_line_naming_the_register_call(tmp_path, capsys, name):
+    # DescentRule(42, ...) was refused with "'int' object is not iterable", naming no field
+    path, line = write_plugin(
+        tmp_path,
+        "numbered",
+        f"""
+        @hookimpl
+        def register_optimizers(register):
+            register(DescentRule({name}, lambda p, h: (), lambda g, s, p, lr, h, t: (-lr * g, s)))  # HERE
+        """,
+    )
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"']), path)
+    assert status == 2
+    assert_one_line(err, f"rule name {name}: use a string of letters, digits", f"({path}:{line})")
