@@ -273,9 +273,23 @@ def generated(
     **options,
 ) -> Dataset:
     """A Dataset from one of :data:`GENERATORS`; the same arguments always give the same data."""
+    if not float(noise) <= MAX_RAW_MAGNITUDE:
+        # beyond it the points (noise x a normal draw) overflow to inf in generation or the first
+        # forward pass: refused here, in one line, instead of a RuntimeWarning and a silent divergence
+        raise SpecError("problem.noise", noise, f"a number in [0, {MAX_RAW_MAGNITUDE:g}]")
     rng = np.random.default_rng([int(seed), 0])
-    x, y = GENERATORS[name](int(samples), float(noise), rng, **options)
+    with np.errstate(all="ignore"):  # an overflow is refused below, in one line
+        x, y = GENERATORS[name](int(samples), float(noise), rng, **options)
     task = "regression" if name in ("sine", "line") else "classification"
+    values = [np.asarray(x, dtype=np.float64)] + ([np.asarray(y, dtype=np.float64)] if task == "regression" else [])
+    biggest = max(float(np.max(np.abs(v))) if v.size else 0.0 for v in values)
+    if not biggest <= MAX_RAW_MAGNITUDE:  # NaN too: the settings, not one of them, put the points there
+        raise SpecError(
+            "problem",
+            _Described(f"{name} points up to {biggest:.3g}"),
+            f"settings whose points stay within ±{MAX_RAW_MAGNITUDE:g}",
+            hint="lower the noise, spread, slope, intercept or x range",
+        )
     n_classes = options.get("classes", 2) if task == "classification" else None
     return make_dataset(
         x, y, task, test_fraction=test_fraction, seed=seed, standardize_inputs=standardize_inputs, n_classes=n_classes

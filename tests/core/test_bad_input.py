@@ -276,6 +276,22 @@ rule = "gd"
 """
 
 
+@pytest.mark.parametrize(
+    "problem, shown",
+    [
+        ('name = "moons"\nnoise = 1e308', "problem.noise: got 1e+308"),
+        ('name = "sine"\nnoise = 1e300', "problem.noise: got 1e+300"),
+        ('name = "blobs"\nspread = 1e308', "blobs points up to 1e+308"),  # overflow from a setting not named noise
+        ('name = "linear_regression"\nslope = 1e308\nx_high = 1e308', "line points up to inf"),
+    ],
+)
+def test_generated_data_that_would_overflow_is_refused_in_one_line(tmp_path, earlier, problem, shown):
+    # each printed RuntimeWarnings (overflow in multiply) and then trained on inf or diverged silently
+    text = GOOD.replace('name = "quadratic"', problem + "\nsamples = 20")
+    line = refuse(tmp_path, earlier, text, shown)
+    assert "RuntimeWarning" not in line
+
+
 LONG = "n" * 5000  # beyond the 255 bytes a file name may have: os.stat raises ENAMETOOLONG
 
 
