@@ -984,7 +984,8 @@ def main(argv=None) -> int:
 
     previous_thread_hook, previous_show_warning = threading.excepthook, warnings.showwarning
     threading.excepthook = _thread_failed
-    warnings.showwarning = _warning_line  # forked worker processes inherit it too
+    if _warnings_shown_by_python(warnings):  # not while a caller records them (pytest, catch_warnings)
+        warnings.showwarning = _warning_line  # forked worker processes inherit it too
     try:
         command_line = _end_start_up()  # from here on, Ctrl-C is the except below
         return _main(argv)
@@ -999,6 +1000,13 @@ def main(argv=None) -> int:
         warnings.showwarning = previous_show_warning
         if command_line:  # the status is decided: a Ctrl-C on the way out must not turn it into -2
             _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+
+
+def _warnings_shown_by_python(warnings) -> bool:
+    """Does Python print warnings itself, or does a caller of ``main`` record them (pytest does,
+    through ``catch_warnings(record=True)``)? Only in the first case are they re-formatted."""
+    impl = getattr(warnings, "_showwarnmsg_impl", None)
+    return getattr(impl, "__module__", None) == "warnings" and getattr(impl, "__name__", "") == "_showwarnmsg_impl"
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
