@@ -10,6 +10,7 @@ statistics only, and targets in the form the loss expects (``(N, 1)`` 0/1 for tw
 from __future__ import annotations
 
 import csv
+import io
 import math
 import stat
 from pathlib import Path
@@ -418,12 +419,15 @@ def read_csv(path, target: str, task: str):
     delimiter = _delimiter(text)
     decimal_comma = delimiter == ";"
     rows = []
-    reader = csv.reader(text.splitlines(), delimiter=delimiter)
-    number = 0
+    # A file object, not text.splitlines(): a quoted cell may hold a line break ("1<newline>2" read as
+    # the number 12 when the lines were joined), and splitlines() also breaks at \x0c, \x1c, U+2028...
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    ended = 0  # the line the previous row ended on: a row is numbered by the line it starts on
     try:
-        for number, row in enumerate(reader, start=1):
+        for row in reader:
             if any(cell.strip() for cell in row):
-                rows.append((number, row))
+                rows.append((ended + 1, row))
+            ended = reader.line_num
     except csv.Error as error:  # e.g. a cell longer than csv's field limit (131072 characters)
         raise SpecError(
             f"{file.name} line {reader.line_num}",

@@ -216,6 +216,20 @@ def test_a_csv_row_the_reader_cannot_read_is_one_line_naming_file_and_line(tmp_p
     assert "problems.py" not in line and "4444" not in line
 
 
+def test_a_quoted_cell_holding_a_line_break_is_refused_not_read_as_another_number(tmp_path, earlier):
+    # the lines were split before the csv reader saw them, which joined "1<newline>2" into 12
+    path = tmp_path / "quoted.csv"
+    path.write_text('a,b,y\n1,2,0\n"3\n4",5,1\n6,7,0\n8,9,1\n')
+    refuse(tmp_path, earlier, csv_spec(path), "quoted.csv line 3, column 1", "not a number")
+    rows = tmp_path / "after.csv"  # and a row after a multi-line cell keeps its own line number
+    rows.write_text('a,b,y\n1,2,0\n5,6,"two\nlines"\n6,oops,0\n')  # a text label over lines 3-4
+    from descentlab.datasets import read_csv
+    from descentlab.errors import SpecError
+
+    with pytest.raises(SpecError, match="after.csv line 5, column 2"):
+        read_csv(rows, "y", "classification")
+
+
 def huge_csv(tmp_path, big=1.7e308) -> Path:
     rows = ["a,b,y"] + [f"{(-1) ** i * big * (1 - i / 100):.17g},{i},{i % 3}" for i in range(40)]
     path = tmp_path / "huge.csv"
