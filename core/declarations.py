@@ -10,6 +10,12 @@ from .errors import SpecError
 
 __all__ = ["KINDS", "HyperParam", "DescentRule", "Schedule", "Problem", "SEED_KEY", "Transform"]
 
+
+def _not_text(name) -> str:
+    """The end of a bad-name message: what the name is when it is not a string at all."""
+    return "" if isinstance(name, str) else f" (a string; got {type(name).__name__})"
+
+
 KINDS = ("float", "int", "bool", "choice", "str", "int_list")
 # The longest int_list value (a network's hidden layer sizes): every layer is a few Python calls per
 # step that the memory and time estimates do not count, so 5000 layers of 4 ran for minutes; no
@@ -221,7 +227,7 @@ class DescentRule:
 
     def validate_declaration(self) -> None:
         if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
-            raise ValueError(f"rule name {self.name!r}: use a string of letters, digits, '_' or '-'")
+            raise ValueError(f"rule name {self.name!r}: use letters, digits, '_' or '-'" + _not_text(self.name))
         if not callable(self.init) or not callable(self.update):
             raise ValueError(f"rule {self.name!r}: init and update must be callables")
         _check_declarations(f"rule {self.name!r}", self.hyperparams)
@@ -290,7 +296,7 @@ class Schedule:
 
     def validate_declaration(self) -> None:
         if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
-            raise ValueError(f"schedule name {self.name!r}: use a string of letters, digits, '_' or '-'")
+            raise ValueError(f"schedule name {self.name!r}: use letters, digits, '_' or '-'" + _not_text(self.name))
         if self.stateful:
             if not callable(self.init) or not callable(self.update):
                 raise ValueError(f"schedule {self.name!r}: a stateful schedule needs callables init and update")
@@ -327,7 +333,7 @@ class Problem:
 
     def validate_declaration(self) -> None:
         if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
-            raise ValueError(f"problem name {self.name!r}: use a string of letters, digits, '_' or '-'")
+            raise ValueError(f"problem name {self.name!r}: use letters, digits, '_' or '-'" + _not_text(self.name))
         if self.kind not in ("landscape", "regression", "classification"):
             raise ValueError(
                 f"problem {self.name!r}: kind {self.kind!r} is not landscape, regression or classification"

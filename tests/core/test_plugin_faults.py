@@ -986,4 +986,4 @@ def test_a_declaration_whose_name_is_not_a_string_is_one_line_naming_the_registe
     )
     status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"']), path)
     assert status == 2
-    assert_one_line(err, f"rule name {name}: use a string of letters, digits", f"({path}:{line})")
+    assert_one_line(err, f"rule name {name}: use letters, digits", f"({path}:{line})")
