@@ -18,6 +18,7 @@ __all__ = [
     "writer_gone",
     "write_atomic",
     "write_text_atomic",
+    "create_text_atomic",
 ]
 
 _PROC_STATUS = "/proc/self/status"
@@ -119,6 +120,46 @@ def write_text_atomic(path, text: str) -> Path:
         p.write_text(text, encoding="utf-8")
 
     return write_atomic(path, write)
+
+
+def create_text_atomic(path, text: str) -> Path:
+    """Write ``text`` to ``path``, which must not exist: FileExistsError if it does (or appears
+    meanwhile). A temporary is written in full and then hard-linked to ``path`` (``link`` never
+    replaces a file), so a killed writer leaves no half-written file that would then block a retry."""
+    path = Path(path)
+
+    def link(temp: Path) -> None:
+        temp.write_text(text, encoding="utf-8")
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links (FAT, some network shares): create exclusively
+            with open(path, "x", encoding="utf-8") as handle:
+                handle.write(text)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in _stale_temporaries(path):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+    fd, name = tempfile.mkstemp(
+        prefix=f".{path.name}.{host_name()}.{os.getpid()}.", suffix=".tmp" + path.suffix, dir=path.parent
+    )
+    os.close(fd)
+    temp = Path(name)
+    try:
+        give_user_mode(temp, folder=False)
+        link(temp)
+    except OSError as error:
+        if not isinstance(error, FileExistsError) and error.filename in (None, str(temp), temp):
+            error.filename = str(path)
+        raise
+    finally:
+        if temp.exists():
+            temp.unlink()
+    return path
 
 
 def pid_alive(pid: int) -> bool:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .experiment import Experiment, RunConfig
 from .problem import quiet_loss_and_grad
-from .faults import wrote_into
+from .faults import guarded_plugin_code, wrote_into
 from .transforms import ChainFault, ChainState, chain_hyper, chain_rule
 
 __all__ = [
@@ -254,24 +254,26 @@ def run_chunk(
         groups.append(group)
         schedule = registry.schedule(entry.schedule)
         try:  # the schedule is plugin code: whatever goes wrong in it fails this entry's runs only
-            base = np.array([c.learning_rate for c in part])
-            if schedule.stateful:  # α_0 = α; α_{t+1} from the loss of step t, in the loop below
-                group.schedule = (schedule, _hyper_arrays(part, "schedule_hyper", np.float64))
-                group.schedule_state = schedule.init(base, group.schedule[1])
-                column = np.full((T, len(part)), np.nan)
-                column[0] = base
-                rate_columns.append(column)
-            else:
-                rate_columns.append(
-                    schedule_values(
-                        schedule,
-                        base,
-                        _hyper_arrays(part, "schedule_hyper", np.float64),
-                        T,
-                        entry.warmup_steps,
-                        lookup=registry.schedule,
+            # computed once per entry before any step: os._exit in it fails the entry, not the command
+            with guarded_plugin_code(repr(entry.schedule), capture_warnings=False):
+                base = np.array([c.learning_rate for c in part])
+                if schedule.stateful:  # α_0 = α; α_{t+1} from the loss of step t, in the loop below
+                    group.schedule = (schedule, _hyper_arrays(part, "schedule_hyper", np.float64))
+                    group.schedule_state = schedule.init(base, group.schedule[1])
+                    column = np.full((T, len(part)), np.nan)
+                    column[0] = base
+                    rate_columns.append(column)
+                else:
+                    rate_columns.append(
+                        schedule_values(
+                            schedule,
+                            base,
+                            _hyper_arrays(part, "schedule_hyper", np.float64),
+                            T,
+                            entry.warmup_steps,
+                            lookup=registry.schedule,
+                        )
                     )
-                )
         except KeyboardInterrupt:
             raise
         except BaseException as error:
@@ -321,7 +323,11 @@ def run_chunk(
 
     seeds = [c.seed for c in configs]
     try:
-        params = np.ascontiguousarray(instance.init_params(seeds, dtype), dtype=dtype)
+        with guarded_plugin_code(repr(experiment.problem), capture_warnings=False):  # os._exit too is named
+            start = instance.init_params(seeds, dtype)
+        kind = getattr(getattr(start, "dtype", None), "kind", "f")
+        if kind in _REAL_KINDS:  # else refused below: a complex start would be cast with a ComplexWarning
+            params = np.ascontiguousarray(start, dtype=dtype)
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # no run of the problem can start: one line naming it
@@ -331,6 +337,14 @@ def run_chunk(
         raise PluginError(
             fault("problem", experiment.problem, error, type(instance), what="init_params failed:")
         ) from None
+    if kind not in _REAL_KINDS:
+        from .errors import PluginError
+        from .faults import definition
+
+        raise PluginError(
+            f"problem {experiment.problem!r} ({definition(type(instance).init_params)}): init_params returned "
+            f"dtype {start.dtype}; expected real numbers"
+        )
     if params.shape != (len(seeds), instance.layout.size):
         from .errors import PluginError
         from .faults import definition
@@ -484,6 +498,12 @@ def run_chunk(
                         f"loss_and_grad returned loss {_shape_of(loss)} and gradient {_shape_of(g)} for parameters "
                         f"{params.shape}; expected arrays of shape ({n},) and {params.shape}"
                     )
+                if loss.dtype.kind not in _REAL_KINDS or g.dtype.kind not in _REAL_KINDS:
+                    # complex values would be cast with a ComplexWarning, losing the imaginary part
+                    raise _ProblemResultError(
+                        f"loss_and_grad returned loss of dtype {loss.dtype} and gradient of dtype {g.dtype}; "
+                        "expected real numbers"
+                    )
                 if g is not grad:  # the problem made its own array: the groups' views must follow it
                     grad = g
                     bind_views()
@@ -588,11 +608,15 @@ def run_chunk(
                     try:
                         before = None
                         if not group.started:
-                            group.state, group.started = group.rule.start(params, group.hyper, layout), True
+                            with guarded_plugin_code(
+                                repr(group.rule.name), capture_warnings=False
+                            ):  # once per run batch
+                                group.state = group.rule.start(params, group.hyper, layout)
+                            group.started = True
                             before = (params.copy(), g.copy())  # a first step that writes in is caught
                         result = group.rule.update(g, group.state, params, rates_t[t], group.hyper, t)
                         updates, group.state = result
-                        if getattr(updates, "shape", None) != params.shape:
+                        if getattr(updates, "shape", None) != params.shape or updates.dtype.kind not in _REAL_KINDS:
                             raise _RuleResultError(_shape_message(group.rule, updates, params.shape))
                         if before is not None and (wrote := wrote_into(before[0], params, before[1], g)):
                             raise _RuleResultError(f"rule {group.rule.name!r} {wrote}")
@@ -607,11 +631,13 @@ def run_chunk(
                         try:
                             before = None
                             if not group.started:
-                                group.state, group.started = group.rule.start(p_rows, hyper, layout), True
+                                with guarded_plugin_code(repr(group.rule.name), capture_warnings=False):  # once
+                                    group.state = group.rule.start(p_rows, hyper, layout)
+                                group.started = True
                                 before = (p_rows.copy(), g_rows.copy())  # a first step that writes in is caught
                             result = update(g_rows, group.state, p_rows, rates_rows[t], hyper, t)
                             block, group.state = result
-                            if getattr(block, "shape", None) != shape:
+                            if getattr(block, "shape", None) != shape or block.dtype.kind not in _REAL_KINDS:
                                 raise _RuleResultError(_shape_message(group.rule, block, shape))
                             if before is not None and (wrote := wrote_into(before[0], p_rows, before[1], g_rows)):
                                 raise _RuleResultError(f"rule {group.rule.name!r} {wrote}")
@@ -865,7 +891,14 @@ def _scatter_or_none(scatter, buffer):
     return None if buffer is None else scatter(buffer)
 
 
+# dtype kinds an update may have: real numbers (and flags), which params += casts without loss of
+# meaning; a complex update would lose its imaginary part with a ComplexWarning, text or objects fail
+_REAL_KINDS = "fiub"
+
+
 def _shape_message(rule, updates, expected) -> str:
+    if getattr(updates, "shape", None) == expected:  # the right shape: the dtype is what is wrong
+        return f"rule {rule.name!r} returned updates of dtype {updates.dtype}; expected real numbers"
     return (
         f"rule {rule.name!r} returned updates of shape "
         f"{getattr(updates, 'shape', type(updates).__name__)}; expected {expected}"

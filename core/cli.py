@@ -478,10 +478,16 @@ def _check_out_dir(out, field: str = "--out") -> None:
     """Fail before training, not after, when the output folder cannot be used."""
     from pathlib import Path
 
-    p = Path(out)
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    if p.exists() and (not p.is_dir() or not os.access(p, os.W_OK | os.X_OK)):
+    try:
+        p = Path(out)
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        usable = not p.exists() or (p.is_dir() and os.access(p, os.W_OK | os.X_OK))
+    except (OSError, ValueError) as error:  # a name too long for the file system, a NUL byte
+        raise SpecError(
+            field, str(out), "a writable folder", hint=getattr(error, "strerror", None) or str(error)
+        ) from None
+    if not usable:
         raise SpecError(field, str(out), "a writable folder")
 
 
@@ -584,7 +590,7 @@ def cmd_check(args) -> int:
                     "check",
                     target,
                     "a registered rule name or an existing plugin .py file",
-                    hint="a folder" if path.is_dir() else "no such file",
+                    hint="a folder" if path.is_dir() else "not a regular file" if path.exists() else "no such file",
                 )
                 continue
             files[target] = str(path.resolve())
@@ -1059,7 +1065,15 @@ def main(argv=None) -> int:
 
     from . import _end_start_up
 
+    import threading
+
     command_line = False
+    import warnings
+
+    previous_thread_hook, previous_show_warning = threading.excepthook, warnings.showwarning
+    threading.excepthook = _thread_failed
+    if _warnings_shown_by_python(warnings):  # not while a caller records them (pytest, catch_warnings)
+        warnings.showwarning = _warning_line  # forked worker processes inherit it too
     try:
         command_line = _end_start_up()  # from here on, Ctrl-C is the except below
         return _main(argv)
@@ -1070,8 +1084,58 @@ def main(argv=None) -> int:
         eval("None")
         return interrupted()
     finally:
+        threading.excepthook = previous_thread_hook
+        warnings.showwarning = previous_show_warning
         if command_line:  # the status is decided: a Ctrl-C on the way out must not turn it into -2
             _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+
+
+def _warnings_shown_by_python(warnings) -> bool:
+    """Does Python print warnings itself, or does a caller of ``main`` record them (pytest does,
+    through ``catch_warnings(record=True)``)? Only in the first case are they re-formatted."""
+    impl = getattr(warnings, "_showwarnmsg_impl", None)
+    return getattr(impl, "__module__", None) == "warnings" and getattr(impl, "__name__", "") == "_showwarnmsg_impl"
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` while a command runs: a warning (from plugin code, say a rule's
+    update) is one ``descentlab: warning:`` line naming where it was raised, not Python's two lines
+    that quote the source line."""
+    from .errors import safe_str
+
+    try:
+        print(
+            one_line(f"descentlab: warning: {category.__name__}: {safe_str(message)} ({filename}:{lineno})"),
+            file=sys.stderr if file is None else file,
+            flush=True,
+        )
+    except (OSError, ValueError):
+        pass
+
+
+def _args_verbose(argv) -> bool:
+    """-v/--verbose on the command line: a developer then sees the traceback of an unexpected error."""
+    return any(a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv)
+
+
+def _thread_failed(args) -> None:
+    """``threading.excepthook`` while a command runs: a thread that plugin code started and that
+    raised is one warning line naming the thread and the file:line, not Python's traceback."""
+    from .faults import error_text, where
+
+    if args.exc_type is SystemExit:  # threading's own default stays silent about it too
+        return
+    name = args.thread.name if args.thread is not None else "a thread"
+    place = where(args.exc_value) if args.exc_value is not None else ""
+    text = error_text(args.exc_value) if args.exc_value is not None else args.exc_type.__name__
+    try:
+        print(
+            one_line(f"descentlab: warning: thread {name!r} failed" + (f" ({place})" if place else "") + f": {text}"),
+            file=sys.stderr,
+            flush=True,
+        )
+    except (OSError, ValueError):
+        pass
 
 
 def _main(argv=None) -> int:
@@ -1101,6 +1165,34 @@ def _main(argv=None) -> int:
     except SweepInterrupted as error:
         print(f"descentlab: error: {one_line(error)}", file=sys.stderr)
         return 1
+    except OSError as error:
+        # a path the operating system refuses (a name too long, a component that is a file, no
+        # permission) met where no command names the option itself: still one line naming the file
+        if _args_verbose(argv):
+            raise
+        import errno
+
+        shown = str(error.filename) if error.filename else ""
+        name = (shown if len(shown) <= 200 else shown[:180] + f"... ({len(shown)} characters)") + ": " if shown else ""
+        print(one_line(f"descentlab: error: {name}{error.strerror or error}"), file=sys.stderr)
+        path_errors = (
+            errno.ENAMETOOLONG,
+            errno.ENOENT,
+            errno.ENOTDIR,
+            errno.EISDIR,
+            errno.EACCES,
+            errno.EPERM,
+            errno.ELOOP,
+            errno.EROFS,
+            errno.EINVAL,
+            errno.EEXIST,
+        )
+        return EXIT_BAD_INPUT if error.errno in path_errors else 1
+    except ValueError as error:
+        if "null byte" not in str(error) or _args_verbose(argv):  # only a NUL in a path is bad input here
+            raise
+        print("descentlab: error: a path: got a NUL byte; expected a path without one", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except BrokenProcessPool as error:
         print(
             f"descentlab: error: a worker process died ({one_line(error)}); nothing was written; try --workers 1",

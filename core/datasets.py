@@ -10,13 +10,14 @@ statistics only, and targets in the form the loss expects (``(N, 1)`` 0/1 for tw
 from __future__ import annotations
 
 import csv
+import io
 import math
 import stat
 from pathlib import Path
 
 import numpy as np
 
-from .errors import SpecError
+from .errors import SpecError, one_line
 from .problem import Dataset
 
 __all__ = [
@@ -169,15 +170,15 @@ def standardize(train: np.ndarray, *others: np.ndarray):
     return (*out, mean, std)
 
 
-def _check_finite_columns(names, what: str, *arrays) -> None:
-    """Refuse, naming the first such column, data that are not finite (after standardisation)."""
+def _check_finite_columns(labels, *arrays) -> None:
+    """Refuse, naming the first such column by its label, data that are not finite (after standardisation)."""
     for j in range(arrays[0].shape[1] if arrays[0].ndim == 2 else 0):
         if not all(np.isfinite(a[:, j]).all() for a in arrays):
-            name = names[j] if j < len(names) else f"column {j + 1}"
+            name = labels[j] if j < len(labels) else f"column {j + 1}"
             raw = [a[:, j] for a in arrays[2:]]  # the raw columns, when given, for the message
             biggest = max((float(np.max(np.abs(r))) for r in raw if len(r)), default=float("nan"))
             raise SpecError(
-                f"{what} column {name!r}",
+                name,
                 f"values up to {biggest:.3g}" if raw else "non-finite values",
                 "values whose mean and spread fit in a float64 (|value| well below 1e308)",
                 hint="rescale the column, e.g. change its units",
@@ -211,6 +212,7 @@ def make_dataset(
     n_classes: int | None = None,
     feature_names=(),
     class_names=(),
+    column_labels=(),
 ):
     """Split ``x`` and ``y`` (labels for classification, ``(N, k)`` targets for regression) into a Dataset.
 
@@ -224,7 +226,9 @@ def make_dataset(
     names = list(feature_names) or [f"x{i + 1}" for i in range(x.shape[1])]
     if standardize_inputs:
         x_train, x_test, x_mean, x_std = standardize(x_train, x_test)
-        _check_finite_columns(names, "input", np.vstack([x_train, x_test]), np.vstack([x_mean, x_std]), x)
+        # column_labels: how a message names a column (a user's file: by position, not its header text)
+        message_labels = list(column_labels) or [f"input column {name!r}" for name in names]
+        _check_finite_columns(message_labels, np.vstack([x_train, x_test]), np.vstack([x_mean, x_std]), x)
     if task == "classification":
         labels = np.asarray(y, dtype=np.int64).reshape(-1)
         k = int(n_classes if n_classes is not None else labels.max() + 1)
@@ -237,8 +241,10 @@ def make_dataset(
     if task == "regression" and standardize_target:
         y_train, y_test, y_mean, y_std = standardize(y_train, y_test)
         _check_finite_columns(
-            [f"target {k + 1}" if targets.shape[1] > 1 else "target" for k in range(targets.shape[1])],
-            "regression",
+            [
+                f"regression column {f'target {k + 1}' if targets.shape[1] > 1 else 'target'!r}"
+                for k in range(targets.shape[1])
+            ],
             np.vstack([y_train, y_test]),
             np.vstack([y_mean, y_std]),
             targets,
@@ -268,9 +274,23 @@ def generated(
     **options,
 ) -> Dataset:
     """A Dataset from one of :data:`GENERATORS`; the same arguments always give the same data."""
+    if not float(noise) <= MAX_RAW_MAGNITUDE:
+        # beyond it the points (noise x a normal draw) overflow to inf in generation or the first
+        # forward pass: refused here, in one line, instead of a RuntimeWarning and a silent divergence
+        raise SpecError("problem.noise", noise, f"a number in [0, {MAX_RAW_MAGNITUDE:g}]")
     rng = np.random.default_rng([int(seed), 0])
-    x, y = GENERATORS[name](int(samples), float(noise), rng, **options)
+    with np.errstate(all="ignore"):  # an overflow is refused below, in one line
+        x, y = GENERATORS[name](int(samples), float(noise), rng, **options)
     task = "regression" if name in ("sine", "line") else "classification"
+    values = [np.asarray(x, dtype=np.float64)] + ([np.asarray(y, dtype=np.float64)] if task == "regression" else [])
+    biggest = max(float(np.max(np.abs(v))) if v.size else 0.0 for v in values)
+    if not biggest <= MAX_RAW_MAGNITUDE:  # NaN too: the settings, not one of them, put the points there
+        raise SpecError(
+            "problem",
+            _Described(f"{name} points up to {biggest:.3g}"),
+            f"settings whose points stay within ±{MAX_RAW_MAGNITUDE:g}",
+            hint="lower the noise, spread, slope, intercept or x range",
+        )
     n_classes = options.get("classes", 2) if task == "classification" else None
     return make_dataset(
         x, y, task, test_fraction=test_fraction, seed=seed, standardize_inputs=standardize_inputs, n_classes=n_classes
@@ -398,11 +418,23 @@ def read_csv(path, target: str, task: str):
         raise SpecError(where, str(path), "a readable UTF-8 CSV file", hint=type(error).__name__) from None
     delimiter = _delimiter(text)
     decimal_comma = delimiter == ";"
-    rows = [
-        (number, row)
-        for number, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), start=1)
-        if any(cell.strip() for cell in row)
-    ]
+    rows = []
+    # A file object, not text.splitlines(): a quoted cell may hold a line break ("1<newline>2" read as
+    # the number 12 when the lines were joined), and splitlines() also breaks at \x0c, \x1c, U+2028...
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    ended = 0  # the line the previous row ended on: a row is numbered by the line it starts on
+    try:
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((ended + 1, row))
+            ended = reader.line_num
+    except csv.Error as error:  # e.g. a cell longer than csv's field limit (131072 characters)
+        raise SpecError(
+            f"{file.name} line {reader.line_num}",
+            _Described("a row the CSV reader cannot read"),
+            "rows of cells separated by " + repr(delimiter),
+            hint=one_line(str(error)),  # csv's own words name the limit, never the file's text
+        ) from None
     if not rows:
         raise SpecError(where, str(path), "a CSV file with a header row and data rows", hint="the file is empty")
     header_line, header = rows[0]
@@ -471,7 +503,9 @@ def read_csv(path, target: str, task: str):
                     'a number (task is regression; for class labels, set task = "classification")',
                 ) from None
         y = [repr(value) for value in numbers]  # as the file meant them (1,5 in a ;-file is 1.5): exact
-    return x, y, features
+    # how messages name each input column: by file and position, never by the header's text
+    positions = [f"{file.name} column {j + 1}" for j in range(len(header)) if j != t]
+    return x, y, features, positions
 
 
 def _cell_description(cell: str) -> _Described:
@@ -496,7 +530,7 @@ def _check_magnitude(x: np.ndarray, names, setting: str) -> None:
         biggest = float(np.max(np.abs(x[:, j]))) if len(x) else 0.0
         if biggest > MAX_RAW_MAGNITUDE:
             raise SpecError(
-                f"column {name!r}",
+                name,
                 f"values up to {biggest:.3g}",
                 f"|values| <= {MAX_RAW_MAGNITUDE:g} without standardisation",
                 hint=f"set problem.{setting} = true or rescale the column",
@@ -519,12 +553,12 @@ def load_csv(
     """
     if task not in ("regression", "classification"):
         raise SpecError("problem.task", task, "'regression' or 'classification'")
-    x, y, features = read_csv(path, target, task)
+    x, y, features, positions = read_csv(path, target, task)
     if not standardize_inputs:
-        _check_magnitude(x, features, "standardize")
+        _check_magnitude(x, positions, "standardize")
     if task == "regression":
         if not standardize_target:
-            _check_magnitude(np.array([[float(v)] for v in y]), [target], "standardize_target")
+            _check_magnitude(np.array([[float(v)] for v in y]), [f"target {target!r}"], "standardize_target")
         return make_dataset(
             x,
             np.array([float(v) for v in y]).reshape(-1, 1),
@@ -534,6 +568,7 @@ def load_csv(
             standardize_inputs=standardize_inputs,
             standardize_target=standardize_target,
             feature_names=features,
+            column_labels=positions,
         )
     try:  # numeric labels sort numerically ("10" after "9"), text labels alphabetically
         classes = sorted(set(y), key=float)
@@ -555,4 +590,5 @@ def load_csv(
         n_classes=len(classes),
         feature_names=features,
         class_names=classes,
+        column_labels=positions,
     )

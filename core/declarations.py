@@ -10,7 +10,17 @@ from .errors import SpecError
 
 __all__ = ["KINDS", "HyperParam", "DescentRule", "Schedule", "Problem", "SEED_KEY", "Transform"]
 
+
+def _not_text(name) -> str:
+    """The end of a bad-name message: what the name is when it is not a string at all."""
+    return "" if isinstance(name, str) else f" (a string; got {type(name).__name__})"
+
+
 KINDS = ("float", "int", "bool", "choice", "str", "int_list")
+# The longest int_list value (a network's hidden layer sizes): every layer is a few Python calls per
+# step that the memory and time estimates do not count, so 5000 layers of 4 ran for minutes; no
+# network here is anywhere near 100 layers deep.
+MAX_INT_LIST_LENGTH = 100
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class HyperParam:
             return "a string"
         if self.kind == "int_list":
             bounds = "" if self.low is None else f" each >= {self.low:g}"
-            return f"a list of integers{bounds}"
+            return f"a list of integers{bounds} (at most {MAX_INT_LIST_LENGTH} of them)"
         noun = "an integer" if self.kind == "int" else "a number"
         if self.low is None and self.high is None:
             return noun
@@ -72,8 +82,13 @@ class HyperParam:
         if self.kind == "int_list":
             if isinstance(value, int) and not isinstance(value, bool):
                 value = [value]
-            if not isinstance(value, (list, tuple)) or any(
-                isinstance(v, bool) or not isinstance(v, int) or (self.low is not None and v < self.low) for v in value
+            if (
+                not isinstance(value, (list, tuple))
+                or len(value) > MAX_INT_LIST_LENGTH
+                or any(
+                    isinstance(v, bool) or not isinstance(v, int) or (self.low is not None and v < self.low)
+                    for v in value
+                )
             ):
                 raise bad
             return list(value)
@@ -211,8 +226,8 @@ class DescentRule:
         return self.title or self.name
 
     def validate_declaration(self) -> None:
-        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
-            raise ValueError(f"rule name {self.name!r}: use letters, digits, '_' or '-'")
+        if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ValueError(f"rule name {self.name!r}: use letters, digits, '_' or '-'" + _not_text(self.name))
         if not callable(self.init) or not callable(self.update):
             raise ValueError(f"rule {self.name!r}: init and update must be callables")
         _check_declarations(f"rule {self.name!r}", self.hyperparams)
@@ -280,8 +295,8 @@ class Schedule:
         return code
 
     def validate_declaration(self) -> None:
-        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
-            raise ValueError(f"schedule name {self.name!r}: use letters, digits, '_' or '-'")
+        if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ValueError(f"schedule name {self.name!r}: use letters, digits, '_' or '-'" + _not_text(self.name))
         if self.stateful:
             if not callable(self.init) or not callable(self.update):
                 raise ValueError(f"schedule {self.name!r}: a stateful schedule needs callables init and update")
@@ -317,8 +332,8 @@ class Problem:
     has_model: bool = True
 
     def validate_declaration(self) -> None:
-        if not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
-            raise ValueError(f"problem name {self.name!r}: use letters, digits, '_' or '-'")
+        if not isinstance(self.name, str) or not self.name or not all(c.isalnum() or c in "_-" for c in self.name):
+            raise ValueError(f"problem name {self.name!r}: use letters, digits, '_' or '-'" + _not_text(self.name))
         if self.kind not in ("landscape", "regression", "classification"):
             raise ValueError(
                 f"problem {self.name!r}: kind {self.kind!r} is not landscape, regression or classification"

@@ -1,6 +1,6 @@
 """The one exception type that bad user input raises, with a one-line message."""
 
-__all__ = ["SpecError", "MAX_VALUE_CHARS", "one_line", "PluginError", "ResultsError"]
+__all__ = ["SpecError", "MAX_VALUE_CHARS", "one_line", "safe_str", "PluginError", "ResultsError"]
 
 
 class SpecError(ValueError):
@@ -28,9 +28,22 @@ def _short(value) -> str:
     return text
 
 
+def safe_str(value: object) -> str:
+    """``str(value)``, or a stand-in naming its type when that raises: an exception from plugin code
+    may carry a ``__str__`` that fails, and reporting it must not become a traceback of its own."""
+    try:
+        return str(value)
+    except Exception:
+        try:
+            return f"<{type(value).__name__} whose message cannot be shown: its __str__ raised>"
+        except Exception:
+            return "<a value whose message cannot be shown>"
+
+
 def one_line(text: object) -> str:
     """``text`` with every line break (and run of spaces around it) turned into one space."""
-    return " ".join(part.strip() for part in str(text).splitlines() if part.strip()) or str(text).strip()
+    text = safe_str(text)
+    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or text.strip()
 
 
 class PluginError(RuntimeError):
@@ -44,5 +57,6 @@ class ResultsError(SpecError):
     def __init__(self, path, field: str, problem: str, accepted: str = "the layout in docs/results.md"):
         self.path, self.problem = str(path), str(problem)
         self.field, self.value, self.accepted = field, str(path), accepted
-        where = f"results {self.path}" + (f", field {field}" if field else "")
+        shown = self.path if len(self.path) <= MAX_VALUE_CHARS else self.path[: MAX_VALUE_CHARS - 20] + "..."
+        where = f"results {shown}" + (f", field {field}" if field else "")
         ValueError.__init__(self, one_line(f"{where}: {problem}; expected {accepted}"))

@@ -73,6 +73,10 @@ NAME_ACCEPTED = (
     f"1 to {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', starting with a letter or digit "
     "(it names the results folder)"
 )
+# A rule entry's label is shown in one-line messages, legends, tables and reports: printable text
+# (no line breaks, tabs or other control characters, which would split those lines) of bounded length.
+MAX_LABEL_LENGTH = 200
+LABEL_ACCEPTED = f"a label of 1 to {MAX_LABEL_LENGTH} printable characters (no line breaks, tabs or control characters)"
 
 # Run settings with their declarations: the same checks and messages as rule hyperparameters.
 SETTINGS: tuple[HyperParam, ...] = (
@@ -416,6 +420,19 @@ def check_name(value) -> str:
     return value
 
 
+def _check_label(where: str, value) -> str:
+    """A rule entry's label, or a one-line SpecError naming ``<where>.label``."""
+    if not isinstance(value, str):
+        raise SpecError(f"{where}.label", value, "a string")
+    if not value or len(value) > MAX_LABEL_LENGTH or not value.isprintable():
+        hint = f"{len(value)} characters" if len(value) > MAX_LABEL_LENGTH else ""
+        raise SpecError(f"{where}.label", value, LABEL_ACCEPTED, hint=hint)
+    return value
+
+
+TOO_DEEP = "arrays or inline tables nested too deeply"
+
+
 def parse_toml(text: str) -> dict:
     """TOML text -> dict; a syntax error becomes a SpecError naming the line."""
     if isinstance(text, bytes):
@@ -425,6 +442,8 @@ def parse_toml(text: str) -> dict:
     except tomllib.TOMLDecodeError as error:
         # tomllib's message ends with "(at line L, column C)"
         raise SpecError("experiment file", "malformed TOML", "valid TOML", hint=str(error)) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise SpecError("experiment file", "malformed TOML", "valid TOML", hint=TOO_DEEP) from None
 
 
 def load_experiment_file(path, registry=None) -> Experiment:
@@ -451,6 +470,8 @@ def load_experiment_file(path, registry=None) -> Experiment:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SpecError(f"experiment file {p.name}", "malformed TOML", "valid TOML", hint=str(error)) from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise SpecError(f"experiment file {p.name}", "malformed TOML", "valid TOML", hint=TOO_DEEP) from None
     return Experiment.from_dict(d, registry, name=p.stem)
 
 
@@ -554,6 +575,8 @@ def _check_entry(index: int, d: dict, registry, strict: bool, steps: int) -> Rul
     label = d.get("label")
     if label is not None and not isinstance(label, str):
         raise SpecError(f"{where}.label", label, "a string")
+    if label is not None and strict:  # a saved folder (strict=False) keeps the label it was run with
+        label = _check_label(where, label)
 
     if not strict:
         lr = d.get("learning_rate", [])

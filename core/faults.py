@@ -7,12 +7,14 @@ BaseException from plugin code is that plugin's fault, not the command's end.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import threading
 import traceback
 from pathlib import Path
 
-from .errors import PluginError, SpecError, one_line
+from .errors import PluginError, SpecError, one_line, safe_str
 
 __all__ = [
     "WROTE_INTO_PARAMS",
@@ -25,6 +27,8 @@ __all__ = [
     "where",
     "fault",
     "build_instance",
+    "HardExit",
+    "guarded_plugin_code",
 ]
 
 _CORE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -46,11 +50,72 @@ def wrote_into(params_before, params, grad_before, grad) -> str:
     return ""
 
 
+class HardExit(BaseException):
+    """``os._exit(code)`` called by plugin code while :func:`guarded_plugin_code` was in force."""
+
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+# os._exit as Python started it: what guarded_plugin_code puts back, however calls nest
+_REAL_OS_EXIT = os._exit
+_guard_lock = threading.Lock()
+_guard_depth = 0
+
+
+def _refuse_hard_exit(code=0):
+    raise HardExit(code)
+
+
+@contextlib.contextmanager
+def guarded_plugin_code(label: str, *, capture_warnings: bool = True):
+    """Run a plugin's import or registration hook so that neither ends nor clutters the command.
+
+    ``os._exit`` ends a process without unwinding, so a plugin calling it at import made the CLI exit
+    (status 0) before it could say why: while the guard is in force it raises :class:`HardExit`, which
+    the loader reports like any other failure. Only import and registration are guarded, never
+    training: a forked worker process ends through ``os._exit`` and must still be able to. Warnings
+    the plugin issues meanwhile are each one ``descentlab: warning:`` line naming ``label`` and
+    where the warning was raised, instead of Python's two-line form (``capture_warnings=False``
+    leaves warnings to the caller's ``warnings.showwarning``: catching them swaps process-wide
+    state, which a call that other threads may run at the same time, a problem's build on the
+    dashboard, must not do).
+    """
+    global _guard_depth
+    import warnings
+
+    with _guard_lock:
+        _guard_depth += 1
+        os._exit = _refuse_hard_exit
+    caught: list = []
+    try:
+        if capture_warnings:
+            with warnings.catch_warnings(record=True) as caught:
+                yield
+        else:
+            yield
+    finally:
+        with _guard_lock:
+            _guard_depth -= 1
+            if _guard_depth == 0:
+                os._exit = _REAL_OS_EXIT
+        from .log import logger
+
+        for warning in caught:
+            place = f"{os.path.abspath(warning.filename)}:{warning.lineno}"
+            logger.warning(
+                one_line(f"plugin {label} ({place}): {warning.category.__name__}: {safe_str(warning.message)}")
+            )
+
+
 def error_text(error: BaseException) -> str:
-    """``Type: message`` on one line; ``sys.exit(code)`` is said as such."""
+    """``Type: message`` on one line; ``sys.exit(code)`` and ``os._exit(code)`` are said as such."""
     if isinstance(error, SystemExit):
         return f"called sys.exit({error.code!r})"
-    return one_line(f"{type(error).__name__}: {error}")[:MAX_ERROR_CHARS]
+    if isinstance(error, HardExit):
+        return f"called os._exit({error.code!r})"
+    return one_line(f"{type(error).__name__}: {safe_str(error)}")[:MAX_ERROR_CHARS]
 
 
 def source_files(*code) -> set[str]:
@@ -121,7 +186,8 @@ def fault(kind: str, name: str, error: BaseException, *code, what: str = "", fal
 def build_instance(problem, settings: dict):
     """``problem.build(settings)``; anything it raises is a PluginError naming the problem and its file:line."""
     try:
-        instance = problem.build(settings)
+        with guarded_plugin_code(repr(problem.name), capture_warnings=False):  # os._exit too is named
+            instance = problem.build(settings)
     except (KeyboardInterrupt, SpecError):  # Ctrl-C; a setting the problem refuses is bad input, named already
         raise
     except BaseException as error:

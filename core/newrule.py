@@ -169,13 +169,14 @@ def plan(name: str, folder: str | None = None) -> dict[Path, str]:
 
 
 def write(files: dict[Path, str]) -> list[Path]:
-    """Write every planned file (mode 'x': a file that appeared meanwhile is still not overwritten)."""
+    """Write every planned file, each atomically and never over a file that appeared meanwhile
+    (:func:`descentlab.atomic.create_text_atomic`)."""
+    from .atomic import create_text_atomic
+
     written = []
     for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(path, "x", encoding="utf-8") as handle:
-                handle.write(text)
+            create_text_atomic(path, text)
         except FileExistsError:
             raise SpecError(
                 "new-rule", str(path), "a file that does not exist yet", hint="new-rule never overwrites"

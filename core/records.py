@@ -285,7 +285,7 @@ def build_meta(
 ) -> dict:
     """meta.json: versions, where each plugin used came from, wall time and the problem facts."""
     meta: dict = {
-        "descentlab_results": 1,
+        "descentlab_results": RESULTS_FORMAT,
         "created": datetime.now().astimezone().isoformat(timespec="seconds"),
         "versions": _versions(),
         "platform": platform.platform(),
@@ -516,6 +516,8 @@ OPTIONAL_RUN_COLUMNS = {
 }
 METRIC_COLUMNS = {"run_id": "i", "step": "i", "loss": "f", "learning_rate": "f", "step_size": "f", "grad_norm": "f"}
 OPTIONAL_METRIC_COLUMNS = {"test_loss": "f", "test_accuracy": "f", "sharpness": "f"}
+# The layout version meta.json records; a folder of a later version is refused rather than misread.
+RESULTS_FORMAT = 1
 META_FIELDS: dict[str, type | tuple[type, ...]] = {
     "descentlab_results": int,
     "created": str,
@@ -576,6 +578,14 @@ def validate_results(folder, experiment: Experiment, runs, metrics, weights: dic
     for key, kind in META_FIELDS.items():
         if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
             raise ResultsError(where, key, _json_kind(meta[key]), _JSON_TYPES[kind])
+    version = meta.get("descentlab_results", RESULTS_FORMAT)
+    if not 1 <= version <= RESULTS_FORMAT:
+        raise ResultsError(
+            where,
+            "descentlab_results",
+            f"layout version {version}",
+            f"a version from 1 to {RESULTS_FORMAT} (a later one is written by a newer descentlab: upgrade it)",
+        )
 
     n_runs, steps = experiment.n_runs, experiment.steps
     where = folder / names[0]
@@ -601,6 +611,9 @@ def validate_results(folder, experiment: Experiment, runs, metrics, weights: dic
             raise ResultsError(where, name, f"values {_span(metrics[name])}", f"0 ... {high}")
 
     where = folder / names[2]
+    for key, array in weights.items():
+        if array.dtype.kind not in "fiu":  # text, complex or flags would fail (or mislead) far from here
+            raise ResultsError(where, key, f"an array of dtype {array.dtype}", "an array of real numbers")
     shapes = {k: tuple(v.shape) for k, v in weights.items()}
     tensors = sorted({k.split(".", 1)[1] for k in shapes if k.startswith(("initial.", "final."))})
     if not tensors:
@@ -609,7 +622,13 @@ def validate_results(folder, experiment: Experiment, runs, metrics, weights: dic
         )
     layout = meta.get("problem_info", {}).get("layout")
     expected = {}
-    if isinstance(layout, list) and all(isinstance(e, dict) and "name" in e and "shape" in e for e in layout):
+    if layout is not None and not (
+        isinstance(layout, list) and all(isinstance(e, dict) and "name" in e and "shape" in e for e in layout)
+    ):
+        raise ResultsError(
+            folder / "meta.json", "problem_info.layout", _json_kind(layout), "a list of rows {name, shape, ...}"
+        )
+    if layout is not None:
         try:
             expected = {str(e["name"]): (n_runs, *map(int, e["shape"])) for e in layout}
         except (TypeError, ValueError):

@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import os
 import sys
 from dataclasses import dataclass, field
@@ -17,8 +18,8 @@ from pluggy._hooks import varnames  # how pluggy itself reads a hookimpl's argum
 from . import hookspecs
 from .declarations import DescentRule, Problem, Schedule
 from .declarations import Transform
-from .errors import SpecError, one_line
-from .faults import definition, error_text, where
+from .errors import SpecError, one_line, safe_str
+from .faults import definition, error_text, guarded_plugin_code, where
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -104,6 +105,10 @@ def _origin_of_entry_point(ep) -> str:
 
 def _load_file(path: str):
     resolved = Path(path).expanduser().resolve()
+    if resolved.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; expected a plugin .py file")
+    if resolved.exists() and not resolved.is_file():  # /dev/zero, a FIFO: importing would never end
+        raise OSError(f"{path} is not a regular file; expected a plugin .py file")
     if not resolved.is_file():
         raise FileNotFoundError(f"no such file {path}")
     # Stem plus a digest of the full path: unique per file, and the same in every worker process.
@@ -223,7 +228,9 @@ def load_registry(
     if entry_points:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
-                _register(pm, ep.load(), ep.name)
+                with guarded_plugin_code(repr(ep.name)):
+                    loaded = ep.load()
+                _register(pm, loaded, ep.name)
                 origin_of[ep.name] = _origin_of_entry_point(ep)
             except KeyboardInterrupt:
                 raise
@@ -241,7 +248,8 @@ def load_registry(
     for resolved, path in unique.items():
         name = f"file:{resolved}"  # the full path: two files may share a name in different folders
         try:
-            module = _load_file(path)
+            with guarded_plugin_code(repr(path)):
+                module = _load_file(path)
             if pm.is_registered(module):
                 continue
             _register(pm, module, name)
@@ -282,13 +290,29 @@ def load_registry(
                 except Exception as error:  # any broken declaration is that declaration's fault only
                     caller = sys._getframe(1)  # the plugin's register(...) line, for the one-line error
                     where = f" ({caller.f_code.co_filename}:{caller.f_lineno})"
-                    registry.errors.append(f"plugin {_plugin!r}: {error}{where}")
+                    registry.errors.append(f"plugin {_plugin!r}: {safe_str(error)}{where}")
                     return
                 table[declaration.name] = declaration
                 registry.origins[(noun, declaration.name)] = _origin
 
             try:
-                impl.function(register=register)
+                with guarded_plugin_code(repr(plugin_name)):
+                    returned = impl.function(register=register)
+                if returned is not None:
+                    # e.g. a hook written as a generator (yield) or one returning its declarations: it
+                    # registered nothing, and the user would only learn that from "unknown rule"
+                    what = (
+                        "is a generator (it yields)"
+                        if inspect.isgenerator(returned)
+                        else f"returned a {type(returned).__name__}"
+                    )
+                    place = definition(impl.function)
+                    registry.errors.append(
+                        f"plugin {plugin_name!r}: {hook_name} {what}; expected it to call register(declaration) "
+                        f"for each declaration and return None" + (f" ({place})" if place else "")
+                    )
+                    if inspect.isgenerator(returned):
+                        returned.close()
             except KeyboardInterrupt:
                 raise
             except BaseException as error:  # sys.exit in a hook too: this plugin's fault only

@@ -133,17 +133,27 @@ def is_path_setting(name: str) -> bool:
     return name in ("path", "file", "filename") or name.endswith(("_path", "_file", "_dir"))
 
 
+def looks_like_path(value: str) -> bool:
+    """A text value that names a file whatever its setting is called: it has a folder separator, or
+    starts with ``~`` or ``.``. (Any other text resolves under the working directory, an allowed root.)"""
+    text = value.strip()
+    return "/" in text or os.sep in text or (os.altsep or "/") in text or text.startswith(("~", "."))
+
+
 def check_problem_paths(problem: str, settings: Mapping, registry) -> None:
-    """Refuse a problem whose file settings (declared ``str``, named like a path) leave the allowed roots."""
+    """Refuse a problem whose file settings leave the allowed roots: every ``str`` setting named like a
+    path, and every other ``str`` setting whose value looks like one (a plugin problem may read a
+    file from a setting called ``source`` or ``data``)."""
     try:
         declarations = registry.problem(problem).settings
     except Exception:  # an unknown problem: the validator reports it
         return
     for h in declarations:
-        if h.kind == "str" and is_path_setting(h.name):
-            value = settings.get(h.name, h.default)
-            if isinstance(value, str) and value.strip():
-                check_path(f"problem.{h.name}", value)
+        if h.kind != "str":
+            continue
+        value = settings.get(h.name, h.default)
+        if isinstance(value, str) and value.strip() and (is_path_setting(h.name) or looks_like_path(value)):
+            check_path(f"problem.{h.name}", value)
 
 
 def binding_warning(host: str, allow_plugin_files: bool) -> str | None:
@@ -156,7 +166,8 @@ def binding_warning(host: str, allow_plugin_files: bool) -> str | None:
         else "loading plugin files is off (--allow-plugin-files turns it on)"
     )
     return (
-        f"descentlab dashboard: warning: listening on {host}, not loopback: anyone who can reach it can run "
+        f"descentlab dashboard: warning: listening on {str(host).strip() or 'every address'}, not loopback: "
+        "anyone who can reach it can run "
         f"experiments, with no login; {plugins}"
     )
 

@@ -607,6 +607,37 @@ def _child_pids() -> list[int]:
     return out
 
 
+def _gone(pid: int) -> bool:
+    """Has ``pid`` ended? Reaps it when it is our child (a zombie still holds its /proc entry)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == pid
+    except ChildProcessError:  # not our child (any more): ended when /proc no longer lists it
+        return not Path(f"/proc/{pid}").exists()
+    except OSError:
+        return True
+
+
+def _wait_for_exit(pids, seconds: float, then: int) -> None:
+    """Poll until every pid has ended; after ``seconds``, send ``then`` to the rest and poll ~1 s more."""
+    import time
+
+    left = set(pids)
+    for deadline, signal_after in ((seconds, then), (1.0, None)):
+        stop = time.monotonic() + deadline
+        while left and time.monotonic() < stop:
+            left = {pid for pid in left if not _gone(pid)}
+            if left:
+                time.sleep(0.02)
+        if not left or signal_after is None:
+            return
+        for pid in left:
+            try:
+                os.killpg(pid, signal_after) if os.getpgid(pid) == pid else os.kill(pid, signal_after)
+            except OSError:
+                pass
+
+
 def _interruptible(work) -> None:
     """Run ``work`` in a thread so that Ctrl-C acts at once (kaleido's own shutdown took 35-52 s).
 
@@ -631,11 +662,27 @@ def _interruptible(work) -> None:
         while thread.is_alive():
             thread.join(0.1)
     except KeyboardInterrupt:
-        for pid in set(_child_pids()) - before:
+        import logging
+
+        # kaleido's browser watchdog logs "Wait expired, Browser is being closed" when the browser
+        # ends under it: that is this interrupt, already said in one line
+        for name in ("choreographer", "kaleido"):
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        browsers = set(_child_pids()) - before
+        for pid in browsers:
             try:
-                os.kill(pid, signal.SIGTERM)
+                # kaleido's child is a wrapper leading its own process group with the browser in it:
+                # the whole group, so the browser itself ends now rather than when the wrapper notices
+                if os.getpgid(pid) == pid:
+                    os.killpg(pid, signal.SIGTERM)
+                else:
+                    os.kill(pid, signal.SIGTERM)
             except OSError:
                 pass
+        # Wait for them to end (at most 0.5 s, then SIGKILL): a browser still writing its profile
+        # while the interpreter exits made kaleido's temporary-folder cleanup print an OSError
+        # traceback ("Directory not empty") after our one "interrupted" line.
+        _wait_for_exit(browsers, seconds=0.5, then=signal.SIGKILL)
         raise
     if failure:
         raise failure[0]

@@ -28,6 +28,44 @@ def check_port(port) -> int:
     return value
 
 
+HOST_ACCEPTED = "an address or name of this machine to listen on, e.g. 127.0.0.1, ::1 or 0.0.0.0"
+
+
+def check_address(host: str, port: int) -> None:
+    """Refuse, in one line naming --host or --port, an address the server could not listen on.
+
+    Streamlit finds out only once started, with a traceback (an unknown name) or a line of its own and
+    status 1 (a port in use); binding a socket here first says which option is wrong, with status 2.
+    SO_REUSEADDR, as the server sets it, so a port still in TIME_WAIT after a restart is not refused.
+    """
+    import errno
+    import socket
+
+    from descentlab.errors import SpecError
+
+    text = str(host).strip().strip("[]")
+    try:
+        # AI_PASSIVE with no name is the wildcard address, as Streamlit reads an empty server.address
+        infos = socket.getaddrinfo(text or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError, ValueError) as error:
+        raise SpecError(
+            "--host", str(host), HOST_ACCEPTED, hint=getattr(error, "strerror", None) or "unknown name"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    try:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise SpecError("--port", port, "a free port", hint=f"another server listens on {host}:{port}") from None
+        if error.errno == errno.EACCES:
+            raise SpecError(
+                "--port", port, "a port this user may listen on", hint="ports below 1024 need privileges"
+            ) from None
+        raise SpecError("--host", str(host), HOST_ACCEPTED, hint=error.strerror or type(error).__name__) from None
+
+
 def streamlit_command(host: str = "127.0.0.1", port: int = 8501, extra_args: Sequence[str] = ()) -> list[str]:
     """The command line that serves the dashboard (used by :func:`serve` and by tests)."""
     port = check_port(port)
@@ -98,6 +136,7 @@ def serve(
         if not has_module(module):
             raise MissingExtra.of("the dashboard", "dashboard", module)
     allow_paths = check_allow_paths(allow_paths)
+    check_address(host, port)
     announce(host, port, allow_plugin_files)
     env = {**os.environ, **server_environment(host, allow_plugin_files, allow_paths)}
     process = subprocess.Popen(streamlit_command(host, port, extra_args), env=env)

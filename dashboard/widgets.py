@@ -764,12 +764,26 @@ def spec_from_url(param: str = "spec") -> dict | None:
     text = st.query_params.get(param)
     if not text:
         return None
+    if len(text) > MAX_LINK_CHARS:  # a page's settings are a few hundred characters
+        st.warning(
+            f"The link's `{param}` setting is {len(text)} characters long (at most {MAX_LINK_CHARS}); "
+            "using the defaults."
+        )
+        return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         st.warning(f"The link's `{param}` setting is not valid JSON; using the defaults.")
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        st.warning(f"The link's `{param}` setting is not a JSON object {{...}}; using the defaults.")
+        return None
+    return value
+
+
+# The longest settings a link may carry: far above any page's (a few hundred characters), far
+# below what would cost the server to decode.
+MAX_LINK_CHARS = 100_000
 
 
 URL_PARAMS = ("compare", "sweep", "landscape", "boundary", "folder", "open")

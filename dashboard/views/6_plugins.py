@@ -56,16 +56,22 @@ else:
         )
         submitted = st.form_submit_button("Load plugin", type="primary", key=f"{PAGE}.load")
     if submitted and path.strip():
-        resolved = str(Path(path.strip()).expanduser().resolve())
+        try:
+            resolved = str(Path(path.strip()).expanduser().resolve())
+            is_file = Path(resolved).is_file()
+        except (OSError, RuntimeError, ValueError):  # a NUL byte, an unknown ~user, a name too long
+            resolved, is_file = path.strip(), False
         before = W.current_registry()
         known = {(k, n) for k in ("rules", "schedules", "problems") for n in getattr(before, k)}
         # The code this session last loaded from that file (None: never loaded), to tell a reload.
-        old_code = W.loaded_code(resolved)
-        if not Path(resolved).is_file():
-            st.error(W.markdown_text(f"plugin file: got {path.strip()!r}; expected an existing .py file"), icon="⚠️")
+        old_code = W.loaded_code(resolved) if is_file else None
+        if not is_file:
+            shown = path.strip() if len(path.strip()) <= 200 else path.strip()[:180] + "..."
+            st.error(W.markdown_text(f"plugin file: got {shown!r}; expected an existing .py file"), icon="⚠️")
         else:
             registry = W.add_plugin_path(resolved)
-            problems = [e for e in registry.errors if resolved in e or Path(resolved).name in e]
+            # each once: a file's error may name both its path and its name
+            problems = list(dict.fromkeys(e for e in registry.errors if resolved in e or Path(resolved).name in e))
             added = [
                 f"{k[:-1]} {n}"
                 for k in ("rules", "schedules", "problems")

@@ -109,6 +109,45 @@ def test_names_at_the_limit_run_and_a_long_file_name_is_shortened(tmp_path):
     assert load_experiment_file(long_file).name == "f" * 100
 
 
+@pytest.mark.parametrize(
+    "label, shown",
+    [
+        ("two\\nlines", "two\\nlines"),  # a line break would split every one-line message that names the entry
+        ("tab\\there", "tab\\there"),
+        ("nul\\u0000byte", "nul\\x00byte"),
+        ("line\\u2028separator", "line\\u2028separator"),  # str.splitlines() breaks here too
+        ("", "''"),
+        ("L" * 201, "201 characters"),
+    ],
+)
+def test_bad_labels_are_refused_at_load_time_naming_the_entry(tmp_path, earlier, label, shown):
+    text = GOOD.replace('rule = "gd"\n', f'rule = "gd"\nlabel = "{label}"\n')
+    refuse(tmp_path, earlier, text, "rules[0].label", shown, "printable characters")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 3000 + "]" * 3000, "{a = " * 3000 + "1" + "}" * 3000],  # tomllib recursed into RecursionError
+    ids=["arrays", "inline-tables"],
+)
+def test_toml_nested_too_deeply_is_one_line(tmp_path, earlier, value):
+    line = refuse(tmp_path, earlier, spec_text(seeds=value), "experiment file", "malformed TOML")
+    assert "nested too deeply" in line
+    from descentlab.errors import SpecError
+    from descentlab.experiment import Experiment
+
+    with pytest.raises(SpecError, match="nested too deeply"):
+        Experiment.from_toml(spec_text(seeds=value))
+
+
+def test_printable_labels_of_any_script_run(tmp_path):
+    from descentlab.experiment import Experiment
+
+    label = "α-GD + décroissance ★ " + "L" * 178  # 200 characters: the limit
+    entry = Experiment.from_toml(GOOD.replace('rule = "gd"\n', f'rule = "gd"\nlabel = "{label}"\n')).entries[0]
+    assert entry.label == label
+
+
 # ---- 3. TOML files with a byte-order mark --------------------------------------------------------------
 
 
@@ -168,6 +207,29 @@ def test_a_missing_csv_file_is_one_line(tmp_path, earlier):
     refuse(tmp_path, earlier, csv_spec(tmp_path / "nope.csv"), "problem.path", "nope.csv")
 
 
+def test_a_csv_row_the_reader_cannot_read_is_one_line_naming_file_and_line(tmp_path, earlier):
+    # a cell beyond csv's field limit raised csv.Error, reported as a build failure of the built-in
+    # csv problem ("problems.py:164: build failed: Error: ...") instead of the user's file and line
+    path = tmp_path / "long_cell.csv"
+    path.write_text("a,b,y\n1,2,0\n3," + "4" * 200_000 + ",1\n5,6,0\n")
+    line = refuse(tmp_path, earlier, csv_spec(path), "long_cell.csv line 3", "field limit")
+    assert "problems.py" not in line and "4444" not in line
+
+
+def test_a_quoted_cell_holding_a_line_break_is_refused_not_read_as_another_number(tmp_path, earlier):
+    # the lines were split before the csv reader saw them, which joined "1<newline>2" into 12
+    path = tmp_path / "quoted.csv"
+    path.write_text('a,b,y\n1,2,0\n"3\n4",5,1\n6,7,0\n8,9,1\n')
+    refuse(tmp_path, earlier, csv_spec(path), "quoted.csv line 3, column 1", "not a number")
+    rows = tmp_path / "after.csv"  # and a row after a multi-line cell keeps its own line number
+    rows.write_text('a,b,y\n1,2,0\n5,6,"two\nlines"\n6,oops,0\n')  # a text label over lines 3-4
+    from descentlab.datasets import read_csv
+    from descentlab.errors import SpecError
+
+    with pytest.raises(SpecError, match="after.csv line 5, column 2"):
+        read_csv(rows, "y", "classification")
+
+
 def huge_csv(tmp_path, big=1.7e308) -> Path:
     rows = ["a,b,y"] + [f"{(-1) ** i * big * (1 - i / 100):.17g},{i},{i % 3}" for i in range(40)]
     path = tmp_path / "huge.csv"
@@ -196,11 +258,13 @@ def test_columns_near_the_float_limit_are_rescaled_without_warnings(tmp_path):
 
 def test_huge_columns_without_standardisation_are_refused_naming_the_column(tmp_path, earlier):
     path = huge_csv(tmp_path)
-    refuse(tmp_path, earlier, csv_spec(path, standardize="false"), "column 'a'", "standardize")
+    # named by file and position: a message never quotes the file's text, not even a header name
+    line = refuse(tmp_path, earlier, csv_spec(path, standardize="false"), "huge.csv column 1", "standardize")
+    assert "'a'" not in line
     rows = ["a,y"] + [f"{i},{(-1) ** i * 1e200:.3g}" for i in range(20)]
     target = tmp_path / "huge_target.csv"
     target.write_text("\n".join(rows) + "\n")
-    refuse(tmp_path, earlier, csv_spec(target, standardize_target="false"), "column 'y'", "1e+200")
+    refuse(tmp_path, earlier, csv_spec(target, standardize_target="false"), "target 'y'", "1e+200")
 
 
 def test_non_finite_statistics_are_refused_naming_the_column():
@@ -224,6 +288,62 @@ hidden = [100000, 100000]
 [[rules]]
 rule = "gd"
 """
+
+
+@pytest.mark.parametrize(
+    "problem, shown",
+    [
+        ('name = "moons"\nnoise = 1e308', "problem.noise: got 1e+308"),
+        ('name = "sine"\nnoise = 1e300', "problem.noise: got 1e+300"),
+        ('name = "blobs"\nspread = 1e308', "blobs points up to 1e+308"),  # overflow from a setting not named noise
+        ('name = "linear_regression"\nslope = 1e308\nx_high = 1e308', "line points up to inf"),
+    ],
+)
+def test_generated_data_that_would_overflow_is_refused_in_one_line(tmp_path, earlier, problem, shown):
+    # each printed RuntimeWarnings (overflow in multiply) and then trained on inf or diverged silently
+    text = GOOD.replace('name = "quadratic"', problem + "\nsamples = 20")
+    line = refuse(tmp_path, earlier, text, shown)
+    assert "RuntimeWarning" not in line
+
+
+LONG = "n" * 5000  # beyond the 255 bytes a file name may have: os.stat raises ENAMETOOLONG
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "{spec}", "--out", LONG],
+        ["run", "{spec}", "--resume", LONG],
+        ["lr-find", "{spec}", "--out", LONG + ".json"],
+        ["check", LONG + ".py"],
+        ["new-rule", "fresh", "--dir", LONG],
+        ["dashboard", "--allow-path", LONG],
+        ["report", LONG],
+    ],
+    ids=lambda args: " ".join(a if len(a) < 20 else "LONG" for a in args),
+)
+def test_a_path_too_long_for_the_file_system_is_one_line_exit_2(tmp_path, capsys, args):
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    capsys.readouterr()
+    status = main([a.format(spec=spec) for a in args])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert status == 2 and err.startswith("descentlab: error: ")
+    assert len(err) < 600  # the 5000 characters are cut, not echoed whole
+
+
+def test_a_network_deeper_than_100_hidden_layers_is_refused_at_load_time(tmp_path, earlier):
+    # 5000 layers of 4 fit in memory and the time estimate (parameters x samples) but ran for minutes:
+    # every layer is Python calls per step that neither estimate counts
+    deep = GOOD.replace('name = "quadratic"', 'name = "moons"\nsamples = 20\nhidden = [' + ", ".join(["4"] * 101) + "]")
+    refuse(tmp_path, earlier, deep, "problem.hidden", "at most 100")
+    from descentlab.experiment import Experiment
+
+    limit = GOOD.replace(
+        'name = "quadratic"', 'name = "moons"\nsamples = 20\nhidden = [' + ", ".join(["4"] * 100) + "]"
+    )
+    assert len(Experiment.from_toml(limit).problem_settings["hidden"]) == 100
 
 
 def test_a_network_that_cannot_fit_is_refused_before_any_work(tmp_path, earlier):

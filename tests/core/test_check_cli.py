@@ -326,3 +326,23 @@ def test_the_sample_in_docs_cli_is_what_check_prints(tmp_path, capsys):
     docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
     sample = docs.split("```\nrule    1")[1].split("```")[0]
     assert ("rule    1" + sample).strip() in out
+
+
+def test_new_rule_killed_or_failing_mid_write_leaves_no_half_file_and_a_retry_works(tmp_path, capsys, monkeypatch):
+    # new-rule never overwrites: a half-written file (a full disk, a kill) used to block every retry
+    import errno
+
+    folder = tmp_path / "plugin"
+    real = Path.write_text
+
+    def half_then_disk_full(self, text, *args, **kwargs):
+        real(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half_then_disk_full)
+    assert main(["new-rule", "halfway", "--dir", str(folder)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert [p for p in folder.rglob("*") if p.is_file()] == []  # neither the file nor a temporary
+    monkeypatch.setattr(Path, "write_text", real)
+    assert main(["new-rule", "halfway", "--dir", str(folder)]) == 0
+    assert "def update" in (folder / "halfway.py").read_text()

@@ -418,6 +418,38 @@ CORRUPTIONS = {
         "weights.npz",
         "snapshots",
     ),
+    # a layout whose rows are not {name, shape}: the weights cannot be checked against it
+    "layout_rows_without_shape": (
+        lambda f: _rewrite_meta(f, lambda m: {**m, "problem_info": {**m["problem_info"], "layout": [{"name": 1}]}}),
+        "meta.json",
+        "problem_info.layout",
+    ),
+    "layout_not_a_list": (
+        lambda f: _rewrite_meta(f, lambda m: {**m, "problem_info": {**m["problem_info"], "layout": "W1"}}),
+        "meta.json",
+        "problem_info.layout",
+    ),
+    # written by a later descentlab (docs/results.md: the layout version): refused, not misread
+    "layout_version_from_the_future": (
+        lambda f: _rewrite_meta(f, lambda m: {**m, "descentlab_results": 99}),
+        "meta.json",
+        "descentlab_results",
+    ),
+    "layout_version_zero": (
+        lambda f: _rewrite_meta(f, lambda m: {**m, "descentlab_results": 0}),
+        "meta.json",
+        "descentlab_results",
+    ),
+    "weights_as_text": (
+        lambda f: _rewrite_weights(f, lambda w: w.update({"final.W1": w["final.W1"].astype(str)})),
+        "weights.npz",
+        "final.W1",
+    ),
+    "weights_complex": (
+        lambda f: _rewrite_weights(f, lambda w: w.update({"initial.b1": w["initial.b1"] * 1j})),
+        "weights.npz",
+        "initial.b1",
+    ),
     "truncated_runs": (lambda f: _truncate(f, "runs.parquet"), "runs.parquet", "unreadable"),
     "truncated_weights": (lambda f: _truncate(f, "weights.npz"), "weights.npz", "unreadable"),
 }
@@ -469,7 +501,17 @@ def test_the_report_command_prints_no_traceback(saved, tmp_path):
     assert "meta.json" in done.stderr and done.stdout == ""
 
 
-@pytest.mark.parametrize("case", ["meta_is_a_list", "problem_info_list", "weights_transposed", "truncated_runs"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "meta_is_a_list",
+        "problem_info_list",
+        "weights_transposed",
+        "truncated_runs",
+        "layout_version_from_the_future",
+        "weights_as_text",
+    ],
+)
 def test_the_results_page_shows_a_corrupted_folder_in_one_line(case, saved, monkeypatch):
     AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
     monkeypatch.setenv("DESCENTLAB_ALLOW_PATHS", str(saved.parent))  # as `--allow-path` would

@@ -11,6 +11,7 @@ from descentlab import load_results
 from descentlab.cli import main
 
 HEADER = """\
+import os
 import sys
 import numpy as np
 from descentlab import DescentRule, HyperParam, Problem, Schedule, Transform, hookimpl
@@ -121,6 +122,50 @@ BROKEN_AT_LOAD = {
         """,
         "register_optimisers",
     ),
+    "os_exit_at_import": ("os._exit(0)  # HERE\n", "called os._exit(0)"),
+    "os_exit_in_hook": (
+        """
+        @hookimpl
+        def register_optimizers(register):
+            os._exit(4)  # HERE
+        """,
+        "register_optimizers failed: called os._exit(4)",
+    ),
+    "message_that_cannot_be_shown": (
+        """
+        class Opaque(Exception):
+            def __str__(self):
+                raise RuntimeError("no message")
+
+        raise Opaque()  # HERE
+        """,
+        "Opaque: <Opaque whose message cannot be shown",
+    ),
+    "base_exception_at_import": (
+        """
+        class Abort(BaseException):
+            pass
+
+        raise Abort("licence server down")  # HERE
+        """,
+        "Abort: licence server down",
+    ),
+    "hook_is_a_generator": (
+        """
+        @hookimpl
+        def register_optimizers(register):  # HERE
+            yield DescentRule("never_registered", lambda p, h: (), lambda g, s, p, lr, h, t: (-lr * g, s))
+        """,
+        "register_optimizers is a generator (it yields); expected it to call register(declaration)",
+    ),
+    "hook_returns_its_declarations": (
+        """
+        @hookimpl
+        def register_optimizers(register):  # HERE
+            return [DescentRule("never_registered", lambda p, h: (), lambda g, s, p, lr, h, t: (-lr * g, s))]
+        """,
+        "register_optimizers returned a list; expected it to call register(declaration)",
+    ),
     "method_with_bad_signature": (
         """
         class Plugin:
@@ -199,6 +244,14 @@ SCHEDULES = {
             sys.exit(5)  # HERE
         """,
         "called sys.exit(5)",
+        False,
+    ),
+    "os_exit": (
+        """
+        def _bad(step, base, hyper, total_steps):
+            os._exit(0)  # HERE
+        """,
+        "called os._exit(0)",
         False,
     ),
     "wrong_shape": (
@@ -328,6 +381,16 @@ RULES = {
         """,
         "called sys.exit('bye')",
     ),
+    "os_exit_in_init": (
+        """
+        def _init(params, hyper):
+            os._exit(0)  # HERE: ended the whole command with status 0 and no word
+
+        def _update(grad, state, params, learning_rate, hyper, step):
+            return -learning_rate * grad, state
+        """,
+        "called os._exit(0)",
+    ),
     "raises_in_update": (
         """
         def _init(params, hyper):
@@ -401,6 +464,26 @@ RULES = {
             return grad, state
         """,
         "update wrote into grad",
+    ),
+    "returns_complex_updates": (
+        """
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):  # HERE
+            return -learning_rate * grad * (1 + 1j), state  # would lose the imaginary part with a ComplexWarning
+        """,
+        "returned updates of dtype complex128; expected real numbers",
+    ),
+    "returns_text_updates": (
+        """
+        def _init(params, hyper):
+            return ()
+
+        def _update(grad, state, params, learning_rate, hyper, step):  # HERE
+            return np.full(grad.shape, "0.1"), state
+        """,
+        "returned updates of dtype <U3; expected real numbers",
     ),
     "raises_inside_numpy": (
         """
@@ -751,6 +834,11 @@ def test_a_build_that_returns_no_problem_instance_is_one_line_exit_2(tmp_path, c
         ("return 0.5 * (params * params).sum(axis=1)", "loss_and_grad returned ndarray (2,); expected a pair"),
         ("return params * params, params", "loss (2, 2) and gradient (2, 2) for parameters (2, 2)"),
         ("return [1.0, 2.0], params.tolist()", "loss of type list and gradient of type list"),
+        # complex values were cast to real with a ComplexWarning per step, the imaginary part lost
+        (
+            "return 0.5 * (params * params).sum(axis=1) + 0j, params + 0j",
+            "loss of dtype complex128 and gradient of dtype complex128; expected real numbers",
+        ),
     ],
 )
 def test_a_problem_returning_the_wrong_loss_or_gradient_is_named_with_its_file(tmp_path, capsys, returned, reason):
@@ -767,3 +855,135 @@ def test_init_params_of_the_wrong_shape_is_one_line_exit_2(tmp_path, capsys):
     line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "def init_params" in text)
     assert status == 2
     assert_one_line(err, f"problem 'bowl' ({path}:{line})", "init_params returned shape (2, 5); expected (2, 2)")
+
+
+def test_init_params_of_complex_numbers_is_one_line_exit_2(tmp_path, capsys):
+    path, _ = write_plugin(tmp_path, "bad_problem", _bowl(init_params="return np.ones((len(seeds), 2)) + 1j  # HERE"))
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"'), path)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "def init_params" in text)
+    assert status == 2
+    assert_one_line(err, f"problem 'bowl' ({path}:{line})", "init_params returned dtype complex128; expected real")
+
+
+@pytest.mark.parametrize(
+    "part, reason",
+    [("build", "build failed: called os._exit(0)"), ("init_params", "init_params failed: called os._exit(3)")],
+)
+def test_a_problem_calling_os_exit_before_training_is_one_line_exit_2(tmp_path, capsys, part, reason):
+    # os._exit ended the command at once with the plugin's status (0 for build) and no word
+    code = 0 if part == "build" else 3
+    path, line = write_plugin(tmp_path, "bad_problem", _bowl(**{part: f"os._exit({code})  # HERE"}))
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"'], problem='name = "bowl"'), path)
+    assert status == 2
+    assert_one_line(err, f"problem 'bowl' ({path}:{line})", reason)
+    assert results_folders(tmp_path) == []
+
+
+# --- what plugin code prints or leaves running ------------------------------------------------------
+
+
+def test_a_warning_at_import_is_one_line_and_the_plugin_still_works(tmp_path, capsys):
+    path, line = write_plugin(
+        tmp_path,
+        "noisy",
+        GOOD_RULE + "\nimport warnings\n\nwarnings.warn('old API')  # HERE\n",
+    )
+    experiment = write_experiment(tmp_path, ['rule = "good_rule"\nlearning_rate = 0.1'])
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0
+    assert_one_line(err, "descentlab: warning: plugin ", f"({path}:{line}): UserWarning: old API")
+    assert len(results_folders(tmp_path)) == 1
+
+
+def test_a_failing_thread_of_a_plugin_is_one_line(tmp_path, capsys):
+    path, line = write_plugin(
+        tmp_path,
+        "threaded",
+        GOOD_RULE
+        + """
+import threading
+
+
+def _background():
+    raise RuntimeError("lost connection")  # HERE
+
+
+_worker = threading.Thread(target=_background, name="plugin-sync")
+_worker.start()
+_worker.join()
+""",
+    )
+    experiment = write_experiment(tmp_path, ['rule = "good_rule"\nlearning_rate = 0.1'])
+    status, _, err = run(tmp_path, capsys, experiment, path)
+    assert status == 0
+    assert_one_line(err, "thread 'plugin-sync' failed", f"({path}:{line}): RuntimeError: lost connection")
+
+
+def test_os_exit_works_again_once_plugins_are_loaded(tmp_path):
+    # the guard replaces os._exit only while plugin code imports and registers: forked worker
+    # processes end through it, so it must be the real one during training
+    import os
+
+    from descentlab.registry import load_registry
+
+    real = os._exit
+    path, _ = write_plugin(tmp_path, "bye", "os._exit(0)  # HERE\n")
+    registry = load_registry([path])
+    assert os._exit is real
+    assert any("called os._exit(0)" in error for error in registry.errors)
+
+
+def test_a_warning_while_training_is_one_line_and_the_runs_finish(tmp_path, capsys):
+    path, line = write_plugin(
+        tmp_path,
+        "chatty",
+        """
+        import warnings
+
+
+        def _init(params, hyper):
+            return ()
+
+
+        def _update(grad, state, params, learning_rate, hyper, step):
+            warnings.warn("experimental rule")  # HERE
+            return -learning_rate * grad, state
+
+
+        @hookimpl
+        def register_optimizers(register):
+            register(DescentRule("chatty", _init, _update))
+        """,
+    )
+    experiment = write_experiment(tmp_path, ['rule = "chatty"\nlearning_rate = 0.1'])
+    # the command line itself: in-process, pytest records warnings (and main leaves them to it)
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "descentlab", "run", str(experiment), "--out", str(tmp_path / "out"), "--quiet"]
+        + ["--workers", "1", "--plugin", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert_one_line(done.stderr, "descentlab: warning: UserWarning: experimental rule", f"({path}:{line})")
+    (folder,) = results_folders(tmp_path)
+    assert "failed" not in set(load_results(folder).runs["status"])
+
+
+@pytest.mark.parametrize("name", ["42", "None", "('a', 'b')"])
+def test_a_declaration_whose_name_is_not_a_string_is_one_line_naming_the_register_call(tmp_path, capsys, name):
+    # DescentRule(42, ...) was refused with "'int' object is not iterable", naming no field
+    path, line = write_plugin(
+        tmp_path,
+        "numbered",
+        f"""
+        @hookimpl
+        def register_optimizers(register):
+            register(DescentRule({name}, lambda p, h: (), lambda g, s, p, lr, h, t: (-lr * g, s)))  # HERE
+        """,
+    )
+    status, _, err = run(tmp_path, capsys, write_experiment(tmp_path, ['rule = "gd"']), path)
+    assert status == 2
+    assert_one_line(err, f"rule name {name}: use letters, digits", f"({path}:{line})")

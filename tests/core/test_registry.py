@@ -331,6 +331,18 @@ def test_plugin_file_failing_to_import_is_reported_by_path(tmp_path):
     assert_builtins_intact(registry)
 
 
+def test_a_plugin_path_that_is_a_folder_or_not_a_regular_file_says_so(tmp_path):
+    # both were reported as "no such file", which sends the user looking for a typo
+    import os
+
+    fifo = tmp_path / "pipe.py"
+    os.mkfifo(fifo)  # importing it would block until a writer came
+    registry = load(plugin_paths=[str(tmp_path), str(fifo), "/dev/zero", str(EXAMPLES / "lion.py")])
+    for path, reason in ((tmp_path, "is a folder"), (fifo, "is not a regular file"), ("/dev/zero", "not a regular")):
+        assert any(f"plugin {str(path)!r}" in e and reason in e for e in registry.errors), (path, registry.errors)
+    assert "my_lion" in registry.rules
+
+
 def test_entry_point_failing_to_load_is_reported_by_name(monkeypatch):
     class BrokenEntryPoint:
         name, dist = "broken_package", None
@@ -354,6 +366,31 @@ def test_entry_point_failing_to_load_is_reported_by_name(monkeypatch):
     assert len(registry.errors) == 1 and "'broken_package'" in registry.errors[0]
     assert registry.origin("rule", "from_a_package") == "package good-package 1.2.3"
     assert_builtins_intact(registry)
+
+
+def test_an_installed_package_calling_os_exit_at_load_is_reported_and_the_others_load(monkeypatch):
+    import os
+
+    class ExitingEntryPoint:
+        name, dist = "exiting_package", None
+
+        def load(self):
+            os._exit(0)  # a package whose import ends the process: the CLI used to exit 0 in silence
+
+    class GoodEntryPoint:
+        name = "good_package"
+        dist = types.SimpleNamespace(name="good-package", version="1.2.3")
+
+        def load(self):
+            return plugin(rule("from_a_package"))
+
+    monkeypatch.setattr(
+        registry_module.importlib.metadata, "entry_points", lambda group: [ExitingEntryPoint(), GoodEntryPoint()]
+    )
+    registry = load(entry_points=True)
+    assert len(registry.errors) == 1 and "'exiting_package'" in registry.errors[0]
+    assert "called os._exit(0)" in registry.errors[0]
+    assert registry.origin("rule", "from_a_package") == "package good-package 1.2.3"
 
 
 # --- the example plugins ----------------------------------------------------------------------------

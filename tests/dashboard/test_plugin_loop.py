@@ -205,3 +205,23 @@ def test_a_stateful_schedule_says_it_cannot_be_drawn_before_running():
     assert not at.exception
     titles = [str(json.loads(c.proto.spec)["layout"].get("title")) for c in at.get("plotly_chart")]
     assert any("stateful" in t and "cannot be drawn before running" in t for t in titles), titles
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "/tmp/a\x00b.py",  # Path.resolve() raised "embedded null byte": a page exception
+        "~no-such-user-here/x.py",  # expanduser() raised "Could not determine home directory"
+        "x" * 5000,  # stat() raised "File name too long"
+        "/dev/zero",
+        "/",
+    ],
+)
+def test_a_plugin_path_that_is_no_file_is_one_error_never_a_page_exception(typed):
+    at = load_on_plugins_page(typed)
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [shown(e.value) for e in at.error]
+    assert (
+        len(errors) == 1 and errors[0].startswith("plugin file: got ") and "expected an existing .py file" in errors[0]
+    )
+    assert len(errors[0]) < 400  # a 5000-character path is cut, not echoed whole

@@ -516,3 +516,39 @@ def test_report_files_follow_the_umask(record, tmp_path, capsys):
     assert stat.S_IMODE(folder.stat().st_mode) == 0o775
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
     assert modes and set(modes.values()) == {0o664}, modes
+
+
+@pytest.mark.browser
+@needs_chromium
+@pytest.mark.skipif(importlib.util.find_spec("kaleido") is None, reason="kaleido not installed")
+def test_ctrl_c_during_a_real_png_export_is_one_line_at_every_moment(record, tmp_path):
+    # With kaleido's browser running, an interrupt used to end in "interrupted" and then, from the
+    # interpreter's exit, an OSError traceback of kaleido's profile cleanup (the browser still
+    # wrote into it) and a "Wait expired, Browser is being closed by watchdog." line.
+    import signal
+    import subprocess
+    import time
+
+    def export(out, interrupt_after=None):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "descentlab", "report", str(record), "--format", "png", "--out", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if interrupt_after is not None:
+            time.sleep(interrupt_after)
+            process.send_signal(signal.SIGINT)
+        out_text, err_text = process.communicate(timeout=300)
+        return process.returncode, out_text, err_text
+
+    begun = time.monotonic()
+    assert export(tmp_path / "whole")[0] == 0
+    whole = time.monotonic() - begun  # the moments below are fractions of this run's own export
+    for i, fraction in enumerate((0.2, 0.4, 0.6, 0.8)):
+        status, _, err = export(tmp_path / f"cut{i}", whole * fraction)
+        if status == 0:  # this export was quicker than the first: nothing to interrupt
+            continue
+        assert status == 130, err
+        assert err.splitlines() == ["descentlab: interrupted"], err
+        assert not list((tmp_path / f"cut{i}").rglob("*.tmp.png"))

@@ -191,6 +191,12 @@ def test_public_binding_warns_on_stderr_in_one_line(monkeypatch, capsys):
     assert FakeProcess.launched[1][1]["DESCENTLAB_ALLOW_PLUGIN_FILES"] == "1"
 
 
+def test_an_empty_host_is_warned_about_as_every_address():
+    # --host "" listens on every interface; the line read "listening on , not loopback"
+    line = access.binding_warning("", False)
+    assert line is not None and "listening on every address, not loopback" in line
+
+
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
 def test_loopback_binding_prints_no_warning(monkeypatch, capsys, host):
     FakeProcess.launched = []
@@ -318,6 +324,39 @@ def test_a_results_folder_in_a_saved_experiment_is_checked_too(roots):
     A.check_problem_paths("spirals", {}, load_registry())  # no file settings: nothing to check
 
 
+FILE_READING_PROBLEM = textwrap.dedent("""
+    from descentlab import HyperParam, Problem, hookimpl
+
+    def build(settings):
+        raise RuntimeError("never built in this test")
+
+    @hookimpl
+    def register_problems(register):
+        register(Problem("table_reader", build, (
+            HyperParam("source", "", kind="str", help="a file the problem reads"),
+            HyperParam("mode", "fast", kind="str", help="a plain word"),
+        )))
+""")
+
+
+@pytest.mark.parametrize("setting", ["source", "mode"])
+def test_a_plugin_problems_text_setting_holding_a_path_is_checked_whatever_its_name(roots, tmp_path, setting):
+    # a plugin problem may read a file from a setting not named like a path ("source", "data", ...):
+    # any text setting whose value looks like a path must lie under an allowed root too
+    allowed, secret = roots
+    plugin = tmp_path / "reader.py"
+    plugin.write_text(FILE_READING_PROBLEM)
+    registry = load_registry([plugin])
+    assert not registry.errors, registry.errors
+    for value in (str(secret / "passwd.csv"), "/etc/passwd", f"{allowed}/../secret/passwd.csv", "~/.ssh/id_rsa"):
+        with pytest.raises(SpecError) as caught:
+            access.check_problem_paths("table_reader", {setting: value}, registry)
+        assert str(caught.value).startswith(f"problem.{setting}: got ") and "allowed root" in str(caught.value)
+    (allowed / "table.csv").write_text("a,y\n1,2\n")
+    access.check_problem_paths("table_reader", {setting: str(allowed / "table.csv")}, registry)
+    access.check_problem_paths("table_reader", {setting: "fast"}, registry)  # a word, not a path: as before
+
+
 def saved(folder: Path, label: str = "vanilla GD", name: str = "saved"):
     from descentlab.experiment import Experiment
     from descentlab.runner import run_experiment
@@ -411,3 +450,20 @@ def test_plugin_strings_are_not_markdown(tmp_path, monkeypatch):
     at = open_app("1_compare.py", compare=spec)
     assert not at.exception
     assert_no_markup_from(at)
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("[" * 5000 + "]" * 5000, "not valid JSON"),  # json.loads raised RecursionError: a page exception
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (json.dumps({**SMALL, "name": "x" * 200_000}), "characters long"),
+    ],
+)
+def test_a_broken_shared_link_is_one_warning_and_the_page_opens_on_its_defaults(value, why):
+    at = open_app("1_compare.py", compare=value)
+    assert not at.exception, [e.value for e in at.exception]
+    warnings = [shown(w.value) for w in at.warning if "compare" in shown(w.value)]
+    assert len(warnings) == 1 and why in warnings[0], [w.value for w in at.warning]
+    assert at.get("plotly_chart")  # the defaults ran
