@@ -28,6 +28,8 @@ __all__ = [
     "compare_paired",
     "performance_profile",
     "profile_area",
+    "performance_ratios",
+    "profile_score",
     "best_so_far",
     "random_search",
 ]
@@ -203,13 +205,13 @@ def compare_paired(a, b, level: float = LEVEL, seed: int = 0) -> Comparison:
     return Comparison(verdict, p_value, test, n, n, median_a, median_b, paired=True)
 
 
-def performance_profile(costs: dict[str, dict[str, float]], taus: Sequence[float]) -> dict[str, np.ndarray]:
-    """Dolan & Moré (2002) profiles: for each solver s, ρ_s(τ) = share of problems p with r_ps ≤ τ,
-    where r_ps = cost_ps / min_s cost_ps.
+def performance_ratios(costs: dict[str, dict[str, float]]) -> tuple[list[str], list[str], np.ndarray]:
+    """Dolan & Moré's performance ratios r_ps = cost_ps / min_s cost_ps: (solvers, problems, ratios)
+    with ``ratios[i, j]`` the ratio of solver i on problem j (+inf: a failure, or a problem every
+    solver failed).
 
-    ``costs[solver][problem]`` must be > 0 (+inf: the solver failed on that problem, never within
-    any τ); a problem that every solver failed counts against all of them. Every solver must have
-    a cost for every problem.
+    ``costs[solver][problem]`` must be > 0 (+inf: the solver failed on that problem); every solver
+    must have a cost for every problem.
     """
     solvers = list(costs)
     problems = sorted({p for row in costs.values() for p in row})
@@ -224,9 +226,36 @@ def performance_profile(costs: dict[str, dict[str, float]], taus: Sequence[float
     best = table.min(axis=0)
     with np.errstate(invalid="ignore"):
         ratios = np.where(np.isfinite(best), table / best, np.inf)
-    ratios = np.where(np.isnan(ratios), np.inf, ratios)
+    return solvers, problems, np.where(np.isnan(ratios), np.inf, ratios)
+
+
+def performance_profile(costs: dict[str, dict[str, float]], taus: Sequence[float]) -> dict[str, np.ndarray]:
+    """Dolan & Moré (2002) profiles: for each solver s, ρ_s(τ) = share of problems p with r_ps ≤ τ,
+    where r_ps = cost_ps / min_s cost_ps (:func:`performance_ratios`).
+
+    ``costs[solver][problem]`` must be > 0 (+inf: the solver failed on that problem, never within
+    any τ); a problem that every solver failed counts against all of them. Every solver must have
+    a cost for every problem.
+    """
+    solvers, _, ratios = performance_ratios(costs)
     tau = np.asarray(taus, dtype=float)
     return {s: (ratios[i][None, :] <= tau[:, None]).mean(axis=1) for i, s in enumerate(solvers)}
+
+
+def profile_score(costs: dict[str, dict[str, float]], tau_max: float = 4.0) -> dict[str, float]:
+    """The area under each solver's profile over [1, τ_max], divided by τ_max − 1, integrated exactly
+    (AlgoPerf's benchmark score, Dahl et al. 2023: B = 1/(τ_max − 1) ∫₁^τ_max ρ(τ) dτ).
+
+    ρ is a sum of steps, one per problem, rising by 1/P at that problem's ratio r, so the integral is
+    the mean over problems of (τ_max − r)/(τ_max − 1) for r ≤ τ_max (0 beyond): a ratio of 1.01 costs
+    0.01/(τ_max − 1) of a problem, not a whole grid cell as a sum over a τ grid would.
+    """
+    if not (math.isfinite(tau_max) and tau_max > 1):
+        raise ValueError(f"profile_score: tau_max {tau_max!r}: accepted is a finite number > 1")
+    solvers, _, ratios = performance_ratios(costs)
+    with np.errstate(invalid="ignore"):
+        held = np.where(ratios <= tau_max, (tau_max - ratios) / (tau_max - 1), 0.0)
+    return {s: float(held[i].mean()) for i, s in enumerate(solvers)}
 
 
 def profile_area(taus: Sequence[float], profile: np.ndarray) -> float:
