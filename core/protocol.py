@@ -19,6 +19,7 @@ __all__ = [
     "FLOOR",
     "SUITES",
     "TAUS",
+    "TIMING_NOTE",
     "ProtocolOutcome",
     "choose",
     "draw_trials",
@@ -33,6 +34,7 @@ __all__ = [
     "run_protocol",
     "save_protocol",
     "search_space",
+    "seconds_per_step",
     "seed_for",
     "supervised",
     "tuning_verdict",
@@ -50,6 +52,9 @@ SUITES: dict[str, tuple[dict, ...]] = {
         {"name": "linear_regression", "samples": 64, "start_spread": 0.5, "steps": 100, "target_loss": 0.05},
         {"name": "xor", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.1},
         {"name": "moons", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.2},
+        # real data (scikit-learn's bundled copies, no download): a classification and a regression set
+        {"name": "iris", "hidden": [8], "steps": 100, "target_loss": 0.1},
+        {"name": "diabetes", "hidden": [8], "steps": 100, "target_loss": 0.5},
     ),
 }
 TAUS = tuple(float(t) for t in np.round(np.linspace(1.0, 4.0, 61), 10))  # profile grid, step 0.05
@@ -353,7 +358,7 @@ def supervised(problem: dict, registry) -> bool:
 
 
 def run_protocol(
-    experiment: Experiment, *, registry=None, run: Callable | None = None, command: str = ""
+    experiment: Experiment, *, registry=None, run: Callable | None = None, command: str = "", timing: bool = True
 ) -> ProtocolOutcome:
     """Tune every rule with the same budget on the tune seeds (and, for a supervised problem, on a
     validation split of its training data), then measure defaults and the chosen configuration on the
@@ -362,6 +367,9 @@ def run_protocol(
     ``run(experiment) -> Results`` trains one batch (default: the runner); a supervised problem's
     tuning batch is ``run(experiment, validation=(fraction, seed))``, which must train on
     :func:`descentlab.problem.validation_view`. A test passes its own ``run`` to see what each phase reads.
+
+    ``timing``: also time one test-seed run of each rule's tuned configuration per problem (the
+    report's ``timing``, machine-dependent and kept apart from every other number).
     """
     from .registry import get_registry
     from .runner import run_experiment
@@ -372,7 +380,7 @@ def run_protocol(
     registry = registry or get_registry()
     run = run or (lambda e, **kw: run_experiment(e, registry=registry, **kw))
     labels = [e.label for e in experiment.entries]
-    problems, test_results = [], []
+    problems, test_results, timings = [], [], {}
     for number, problem in enumerate(_problems(experiment, protocol)):
         # ---- tuning: defaults and `budget` trials per rule, tune seeds only; on a supervised problem
         # the training split minus a validation part, scored by the final validation loss
@@ -418,9 +426,12 @@ def run_protocol(
                 score, steps, seeds = tested[f"{row['label']} [{which}]"]
                 row[key] = _numbers(score, steps, target, BOOTSTRAP_SEED, seeds)
             row["tuning"] = tuning_verdict(row, known)
+        problem_key = f"{number + 1}. {problem['name']}"
+        if timing:
+            timings[problem_key] = _timing(experiment, problem, plans, rows, registry, protocol.test_seeds[0])
         problems.append(
             {
-                "key": f"{number + 1}. {problem['name']}",
+                "key": problem_key,
                 "name": problem["name"],
                 "settings": problem["settings"],
                 "steps": problem["steps"],
@@ -469,7 +480,62 @@ def run_protocol(
             "score": stats.profile_score(costs, TAUS[-1]),
         },
     }
+    if timing:
+        # apart from "problems": two runs of one experiment give the same problems, not the same clock
+        report["timing"] = {"note": TIMING_NOTE, "problems": timings}
     return ProtocolOutcome(report=report, test_results=test_results)
+
+
+TIMING_REPEATS = 3  # the fastest of 3: on a shared machine one run's clock varies by 2-4x with the load
+TIMING_NOTE = (
+    "wall time, machine-dependent: seconds per step of one run of each rule's tuned configuration "
+    f"(the first test seed, alone, in this process; the fastest of {TIMING_REPEATS} runs), timed from "
+    "its first to its last step on this machine at its load then; time to target = that × median "
+    "steps to target. Compare rules within one report only: every other number comes from the seeded runs, "
+    "the same when the experiment is run again"
+)
+
+
+def seconds_per_step(job: Experiment, registry, repeats: int = TIMING_REPEATS) -> float:
+    """Wall seconds per step of ``job`` (one run), the fastest of ``repeats`` runs, each from the
+    runner's progress ticks: the clock between its first and its last ticked step, so building the
+    problem and the records are not counted. NaN when fewer than two steps were ticked (a run that
+    broke at once)."""
+    import time
+
+    from .runner import run_experiment
+
+    best = math.nan
+    for _ in range(repeats):
+        ticks: list[tuple[int, float]] = []
+
+        def progress(done: int, total: int, ticks=ticks) -> None:
+            if done < total:  # the last call (done == total) comes after the records, not after a step
+                ticks.append((done, time.perf_counter()))
+
+        run_experiment(job, registry=registry, workers=1, progress=progress)
+        if len(ticks) >= 2 and ticks[-1][0] > ticks[0][0]:
+            per_step = (ticks[-1][1] - ticks[0][1]) / (ticks[-1][0] - ticks[0][0])
+            best = per_step if math.isnan(best) else min(best, per_step)
+    return best
+
+
+def _timing(experiment: Experiment, problem: dict, plans: list, rows: list[dict], registry, seed: int) -> dict:
+    """label -> seconds per step and time to target of its tuned configuration (:data:`TIMING_NOTE`)."""
+    out = {}
+    for plan, row in zip(plans, rows):
+        config = row["chosen_config"]
+        entry = _entry(
+            plan["entry"],
+            f"{plan['entry'].label} [timing]",
+            config["learning_rate"],
+            {n: v for n, v in config.items() if n != "learning_rate"},
+        )
+        per_step = seconds_per_step(_phase(experiment, problem, [entry], [seed], f"{experiment.name}-timing"), registry)
+        steps = row["tuned"].get("steps_median")
+        to_target = None if steps is None else (math.inf if steps == math.inf else steps * per_step)
+        out[row["label"]] = {"seconds_per_step": per_step, "time_to_target_s": to_target}
+    return out
 
 
 def statement(protocol: Protocol, n_problems: int) -> str:
@@ -492,33 +558,87 @@ def _with_ci(numbers: dict) -> str:
     return f"{_g(numbers['median'])} [{_g(numbers['ci'][0])}, {_g(numbers['ci'][1])}]"
 
 
+def _tuning_cell(verdict: dict | None) -> str:
+    """The tuned-against-one-shot verdict in a leaderboard cell."""
+    if not verdict:
+        return "-"
+    word = {"better": "yes", "worse": "no, worse"}.get(verdict["verdict"], "cannot tell")
+    return f"{word} (p = {verdict['p_value']:.2g})"
+
+
+def _against_leader(problem: dict, leader: str) -> list[str]:
+    """The leader's pairwise verdicts grouped by outcome, one line each: with 19 rules every pair
+    would be 171 lines a problem (protocol.json, the report and the dashboard keep every pair)."""
+    groups: dict[str, list[str]] = {"worse": [], "cannot tell apart": [], "better": []}
+    test, n = "", 0
+    for pair in problem["pairwise"]:
+        if leader not in (pair["a"], pair["b"]):
+            continue
+        # a pair's verdict is a's against b: the other rule's against the leader is it turned round
+        # when the leader is a
+        if pair["a"] == leader:
+            other, verdict = pair["b"], {"better": "worse", "worse": "better"}.get(pair["verdict"], pair["verdict"])
+        else:
+            other, verdict = pair["a"], pair["verdict"]
+        groups[verdict].append(f"{other} (p = {pair['p_value']:.2g})")
+        test, n = pair["test"], pair["n"]
+    if not test:
+        return []
+    heads = {
+        "worse": f"worse than {leader}",
+        "cannot tell apart": f"cannot tell apart from {leader} at {n} seeds",
+        "better": f"better than {leader}",
+    }
+    lines = [f"  against {leader} (lowest tuned median), {test} of the paired test-seed losses:"]
+    return lines + [f"    {heads[k]}: {', '.join(v)}" for k, v in groups.items() if v]
+
+
 def format_report(report: dict) -> str:
-    """The leaderboard (one-shot and tuned medians with intervals, steps to target, profile score) and
-    the pairwise verdicts, as the CLI prints them."""
+    """The leaderboard (one-shot and tuned medians with intervals, steps to target, whether tuning
+    helped, profile score) and the leader's verdicts against every other rule, as the CLI prints them."""
     score = report["profile"]["score"]
     lines = [report["statement"]]
     for p in report["problems"]:
         reported = f", {p['reported']}" if "reported" in p else ""
         lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}{reported}):")
+        width = max([4] + [len(row["label"]) for row in p["rules"]])
+        clock = report.get("timing", {}).get("problems", {}).get(p["key"])
         lines.append(
-            f"  {'rule':<16} {'one-shot median [95% CI]':<30} {'tuned median [95% CI]':<30} "
-            f"{'steps to target':<16} profile score"
+            f"  {'rule':<{width}}  {'one-shot median [95% CI]':<30} {'tuned median [95% CI]':<30} "
+            f"{'steps to target':<16} " + (f"{'time to target*':<16} " if clock else "") + f"{'tuning helped?':<23} "
+            "profile score"
         )
-        for row in sorted(p["rules"], key=lambda r: (r["tuned"]["median"], r["label"])):
+        ranked = sorted(p["rules"], key=lambda r: (r["tuned"]["median"], r["label"]))
+        for row in ranked:
             one, two = row["one_shot"], row["tuned"]
             steps = (
                 f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})" if "steps_median" in two else "-"
             )
+            took = f"{_duration(clock.get(row['label'], {}).get('time_to_target_s')):<16} " if clock else ""
             lines.append(
-                f"  {row['label']:<16} {_with_ci(one):<30} {_with_ci(two):<30} {steps:<16} {score[row['label']]:.3f}"
+                f"  {row['label']:<{width}}  {_with_ci(one):<30} {_with_ci(two):<30} {steps:<16} {took}"
+                f"{_tuning_cell(row.get('tuning')):<23} {score[row['label']]:.3f}"
             )
-        lines += [f"  {pair['sentence']}" for pair in p["pairwise"]]
-        lines += [f"  tuning: {row['tuning']['sentence']}" for row in p["rules"] if "tuning" in row]
+        lines += _against_leader(p, ranked[0]["label"]) if ranked else []
     lines.append(
-        "profile score: area under ρ(τ) for τ in [1, 4] (1 = best on every problem); "
+        "profile score: area under ρ(τ) for τ in [1, 4] / 3 (1 = best on every problem); "
         + ", ".join(f"{k} {v:.3f}" for k, v in sorted(score.items(), key=lambda kv: -kv[1]))
     )
+    if report.get("timing"):
+        lines.append(f"* time to target: {report['timing']['note']}")
     return "\n".join(lines)
+
+
+def _duration(seconds) -> str:
+    """Seconds as the leaderboard shows them: µs/ms/s, "inf" when never reached, "-" when unknown."""
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "-"
+    seconds = float(seconds)
+    if seconds == math.inf:
+        return "inf"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3g} µs"
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
 
 
 def _json_ready(value):

@@ -26,6 +26,7 @@ class Comparison:
     leaderboard: pd.DataFrame
     verdicts: list[str] = field(default_factory=list)
     data: dict = field(default_factory=dict)
+    timing_note: str = ""  # what the machine-dependent time-to-target column is ("" when it was not timed)
 
 
 def _f(value) -> float:
@@ -54,8 +55,10 @@ def load_comparison(folder) -> Comparison | None:
     if data is None:
         return None
     score = data["profile"]["score"]
+    timing = data.get("timing") or {}  # protocol.json before wall times has none
     rows, verdicts = [], []
     for p in data["problems"]:
+        clock = timing.get("problems", {}).get(p["key"], {})
         for r in p["rules"]:
             one, two = r["one_shot"], r["tuned"]
             rows.append(
@@ -70,6 +73,16 @@ def load_comparison(folder) -> Comparison | None:
                         f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})"
                         if "steps_median" in two
                         else "–"
+                    ),
+                    **(
+                        {
+                            "time to target (s, machine-dependent)": _f(
+                                clock.get(r["label"], {}).get("time_to_target_s")
+                            ),
+                            "s per step (machine-dependent)": _f(clock.get(r["label"], {}).get("seconds_per_step")),
+                        }
+                        if timing
+                        else {}
                     ),
                     "chosen trial": f"{r['chosen']} of {r['budget']}",
                     # protocol.json before the paired test (format 1) has no tuning verdict
@@ -94,6 +107,7 @@ def load_comparison(folder) -> Comparison | None:
         leaderboard=pd.DataFrame(rows),
         verdicts=verdicts,
         data=data,
+        timing_note=timing.get("note", ""),
     )
 
 
@@ -159,6 +173,7 @@ def _pairs(comparison: Comparison) -> list[tuple[str, str]]:
         ("intervals", comparison.intervals),
         ("verdicts", comparison.verdict_rule),
         ("profile measure", comparison.measure),
+        *([("time to target", comparison.timing_note)] if comparison.timing_note else []),
     ]
 
 

@@ -67,6 +67,8 @@ st.markdown(
     f"**Verdicts.** {W.markdown_text(comparison.verdict_rule)}"
 )
 st.dataframe(comparison.leaderboard, key=f"{PAGE}.leaderboard", hide_index=True)
+if comparison.timing_note:
+    st.caption(f"Time to target: {W.markdown_text(comparison.timing_note)}.")
 with st.expander(f"pairwise and tuning verdicts ({len(comparison.verdicts)})"):
     st.markdown("\n".join(f"- {W.markdown_text(v)}" for v in comparison.verdicts))
 W.chart(profile_figure(comparison), f"{PAGE}.chart.profile")

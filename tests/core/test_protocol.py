@@ -297,3 +297,58 @@ def test_a_test_split_loss_is_measured_from_zero_not_from_the_training_losss_min
     assert _paired(a, b, "a", "b", minimum=None)["verdict"] == "better"
     # what subtracting the training minimum (0.04) would have done: both floored, a tie
     assert _paired(a, b, "a", "b", minimum=0.04)["verdict"] == "cannot tell apart"
+
+
+def test_the_teaching_suite_example_compares_every_built_in_rule_across_6_to_10_kinds_of_problem():
+    from pathlib import Path
+
+    from descentlab.experiment import load_experiment_file
+    from descentlab.registry import load_registry
+
+    registry = load_registry(entry_points=False, use_env=False)
+    example = Path(__file__).resolve().parents[2] / "examples" / "teaching_suite.toml"
+    experiment = load_experiment_file(example, registry)
+    built_in = {name for (noun, name), origin in registry.origins.items() if noun == "rule" and origin == "built-in"}
+    assert built_in and {e.rule for e in experiment.entries} == built_in
+    assert experiment.protocol is not None and len(experiment.protocol.test_seeds) >= stats.min_paired_seeds()
+    kinds = {registry.problem(p["name"]).kind for p in experiment.suite}
+    names = {p["name"] for p in experiment.suite}
+    assert 6 <= len(experiment.suite) <= 10
+    # landscapes, linear regression, toy classification, a real dataset and a real regression set
+    assert {"quadratic", "rosenbrock", "linear_regression", "xor", "moons", "iris", "diabetes"} <= names
+    assert {"landscape", "classification", "regression"} <= kinds
+
+
+def test_the_printed_verdicts_are_each_rules_against_the_leader_turned_round_when_needed():
+    from descentlab.protocol import format_report
+
+    def row(label, median):
+        numbers = {"median": median, "ci": [median, median], "scores": [median] * 6}
+        return {"label": label, "tuned": numbers, "one_shot": numbers}
+
+    def pair(a, b, verdict, p):
+        return {"a": a, "b": b, "verdict": verdict, "p_value": p, "test": "exact paired test", "n": 6}
+
+    report = {
+        "statement": "budget",
+        "profile": {"score": {"lead": 1.0, "b": 0.5, "c": 0.4, "d": 0.3}},
+        "problems": [
+            {
+                "key": "1. quadratic",
+                "steps": 10,
+                "target": None,
+                "rules": [row("b", 2.0), row("lead", 1.0), row("c", 3.0), row("d", 4.0)],
+                "pairwise": [
+                    pair("b", "lead", "worse", 0.03),  # b against the leader: as it is
+                    pair("lead", "c", "better", 0.016),  # the leader against c: c is worse
+                    pair("lead", "d", "worse", 0.031),  # the leader is worse than d: d is better
+                    pair("b", "c", "better", 0.5),  # not the leader's: not printed
+                ],
+            }
+        ],
+    }
+    text = format_report(report)
+    assert "against lead (lowest tuned median), exact paired test" in text
+    assert "worse than lead: b (p = 0.03), c (p = 0.016)" in text
+    assert "better than lead: d (p = 0.031)" in text and "p = 0.5" not in text
+    assert text.index("  lead ") < text.index("  b ") < text.index("  c ")  # ranked by tuned median

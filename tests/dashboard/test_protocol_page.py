@@ -21,7 +21,7 @@ def test_page_shows_the_saved_comparison(tmp_path):
     path.write_text(
         'steps = 10\n[problem]\nname = "quadratic"\nstart_spread = 0.5\n'
         '[[rules]]\nrule = "gd"\n[[rules]]\nrule = "adam"\n'
-        "[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 3\n"
+        "[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 3\ntarget = 0.5\n"
     )
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     (folder,) = (tmp_path / "out").iterdir()
@@ -37,6 +37,12 @@ def test_page_shows_the_saved_comparison(tmp_path):
     assert list(table["tuned median"]) == pytest.approx(
         [float(r["tuned"]["median"]) for r in data["problems"][0]["rules"]]
     )
+    # the wall time to target is there, and said to be machine-dependent
+    times = table["time to target (s, machine-dependent)"]
+    clock = data["timing"]["problems"][data["problems"][0]["key"]]
+    assert list(times) == pytest.approx([float(clock[r]["time_to_target_s"]) for r in table["rule"]], nan_ok=True)
+    assert all(0 < s < 1 for s in table["s per step (machine-dependent)"])
+    assert any("machine-dependent" in c.value.replace("\\", "") for c in at.caption)  # markdown-escaped
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     profile = next(s for s in specs if s["layout"]["title"]["text"].startswith("Performance profile"))
     assert [t["y"] for t in profile["data"]] == [data["profile"]["rho"][k] for k in data["profile"]["rho"]]
