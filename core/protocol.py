@@ -50,10 +50,10 @@ SUITES: dict[str, tuple[dict, ...]] = {
         {"name": "himmelblau", "start_spread": 0.5, "steps": 100, "target_loss": 1e-3},
         {"name": "beale", "start_spread": 0.2, "steps": 200, "target_loss": 1e-2},
         {"name": "linear_regression", "samples": 64, "start_spread": 0.5, "steps": 100, "target_loss": 0.05},
-        {"name": "xor", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.1},
-        {"name": "moons", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.2},
+        {"name": "xor", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.1, "target_accuracy": 0.9},
+        {"name": "moons", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.2, "target_accuracy": 0.9},
         # real data (scikit-learn's bundled copies, no download): a classification and a regression set
-        {"name": "iris", "hidden": [8], "steps": 100, "target_loss": 0.1},
+        {"name": "iris", "hidden": [8], "steps": 100, "target_loss": 0.1, "target_accuracy": 0.9},
         {"name": "diabetes", "hidden": [8], "steps": 100, "target_loss": 0.5},
     ),
 }
@@ -158,7 +158,13 @@ def _problems(experiment: Experiment, protocol: Protocol) -> list[dict]:
     """Every problem of the comparison with its steps and target (its own target wins over protocol.target)."""
     if experiment.suite:
         return [
-            {**p, "target_loss": p["target_loss"] if p["target_loss"] is not None else protocol.target}
+            {
+                **p,
+                "target_loss": p["target_loss"] if p["target_loss"] is not None else protocol.target,
+                "target_accuracy": (
+                    p["target_accuracy"] if p.get("target_accuracy") is not None else protocol.target_accuracy
+                ),
+            }
             for p in experiment.suite
         ]
     target = protocol.target if protocol.target is not None else experiment.target_loss
@@ -168,14 +174,20 @@ def _problems(experiment: Experiment, protocol: Protocol) -> list[dict]:
             "settings": dict(experiment.problem_settings),
             "steps": experiment.steps,
             "target_loss": target,
+            "target_accuracy": protocol.target_accuracy,
         }
     ]
 
 
-def _phase(experiment: Experiment, problem: dict, entries: list[RuleEntry], seeds, name: str) -> Experiment:
-    """One batch of runs on one problem: the experiment's run settings, these entries and seeds."""
+def _phase(
+    experiment: Experiment, problem: dict, entries: list[RuleEntry], seeds, name: str, every_step: bool = False
+) -> Experiment:
+    """One batch of runs on one problem: the experiment's run settings, these entries and seeds.
+    ``every_step``: evaluate the test split at every step (steps to a target accuracy need each one;
+    evaluating never changes what trains)."""
     return replace(
         experiment,
+        eval_every=1 if every_step else experiment.eval_every,
         name=name,
         problem=problem["name"],
         problem_settings=dict(problem["settings"]),
@@ -227,6 +239,32 @@ def _by_label(results, column: str = "final_loss") -> dict[str, tuple[np.ndarray
         label: (g["_score"].to_numpy(float), g["_steps"].to_numpy(float), [int(s) for s in g["seed"]])
         for label, g in runs.groupby("label", sort=False)
     }
+
+
+def steps_to_accuracy(results, target: float) -> np.ndarray:
+    """Each run's first evaluated step whose ``test_accuracy`` is ≥ ``target``, aligned with
+    ``results.runs``; +inf where it never got there, was flagged or failed (as steps to a target loss),
+    or where no accuracy was measured (not a classification problem)."""
+    from .verdicts import FLAGGED
+
+    runs = results.runs
+    out = np.full(len(runs), np.inf)
+    metrics = results.metrics
+    if "test_accuracy" not in metrics.columns:
+        return out
+    hit = metrics[metrics["test_accuracy"].to_numpy(float) >= target]
+    first = hit.groupby("run_id")["step"].min()
+    kept = ~runs["status"].isin((*FLAGGED, "failed")).to_numpy()
+    for i, run_id in enumerate(runs["run_id"].to_numpy()):
+        if kept[i] and run_id in first.index:
+            out[i] = float(first[run_id])
+    return out
+
+
+def _accuracy_by_label(results, target: float) -> dict[str, np.ndarray]:
+    """label -> steps to ``target`` accuracy of each run, in seed order (as :func:`_by_label`)."""
+    runs = results.runs.assign(_acc=steps_to_accuracy(results, target)).sort_values("seed", kind="stable")
+    return {label: g["_acc"].to_numpy(float) for label, g in runs.groupby("label", sort=False)}
 
 
 def _numbers(score: np.ndarray, steps: np.ndarray, target, seed: int, seeds: list[int]) -> dict:
@@ -371,6 +409,7 @@ def run_protocol(
     ``timing``: also time one test-seed run of each rule's tuned configuration per problem (the
     report's ``timing``, machine-dependent and kept apart from every other number).
     """
+    from .analysis import median
     from .registry import get_registry
     from .runner import run_experiment
 
@@ -414,9 +453,16 @@ def run_protocol(
         # training split; every reported number is from here. Each problem's batch has its own name:
         # its results folder is saved under the first one's (run_from_cli)
         name = f"{experiment.name}-test" if number == 0 else f"{experiment.name}-test-{number + 1}-{problem['name']}"
-        results = run(_phase(experiment, problem, test_entries, protocol.test_seeds, name))
+        accuracy = problem.get("target_accuracy")
+        results = run(
+            _phase(experiment, problem, test_entries, protocol.test_seeds, name, every_step=accuracy is not None)
+        )
         test_results.append(results)
         tested = _by_label(results, column)
+        measured = "test_accuracy" in results.metrics.columns and results.metrics["test_accuracy"].notna().any()
+        if accuracy is not None and not measured:
+            accuracy = None  # not a classification problem: no accuracy to reach
+        reached = _accuracy_by_label(results, accuracy) if accuracy is not None else {}
         target = problem["target_loss"]
         minimum = (results.problem_info or {}).get("minimum_value")
         reported = "test-split loss" if on_validation else "training loss"
@@ -425,6 +471,11 @@ def run_protocol(
             for which, key in (("default", "one_shot"), ("tuned", "tuned")):
                 score, steps, seeds = tested[f"{row['label']} [{which}]"]
                 row[key] = _numbers(score, steps, target, BOOTSTRAP_SEED, seeds)
+                if accuracy is not None:
+                    to_accuracy = reached[f"{row['label']} [{which}]"]
+                    row[key]["accuracy_steps"] = to_accuracy.tolist()
+                    row[key]["accuracy_steps_median"] = median(to_accuracy)
+                    row[key]["accuracy_reached"] = int(np.isfinite(to_accuracy).sum())
             row["tuning"] = tuning_verdict(row, known)
         problem_key = f"{number + 1}. {problem['name']}"
         if timing:
@@ -436,6 +487,7 @@ def run_protocol(
                 "settings": problem["settings"],
                 "steps": problem["steps"],
                 "target": target,
+                **({"target_accuracy": accuracy} if accuracy is not None else {}),
                 "minimum": float(minimum) if isinstance(minimum, (int, float)) else None,
                 "selected_on": (
                     f"validation loss ({protocol.validation:g} of the training split)"
@@ -520,6 +572,11 @@ def seconds_per_step(job: Experiment, registry, repeats: int = TIMING_REPEATS) -
     return best
 
 
+def _times(steps, per_step: float):
+    """Steps × seconds per step; +inf for a target never reached, None when there was no target."""
+    return None if steps is None else (math.inf if steps == math.inf else steps * per_step)
+
+
 def _timing(experiment: Experiment, problem: dict, plans: list, rows: list[dict], registry, seed: int) -> dict:
     """label -> seconds per step and time to target of its tuned configuration (:data:`TIMING_NOTE`)."""
     out = {}
@@ -532,9 +589,15 @@ def _timing(experiment: Experiment, problem: dict, plans: list, rows: list[dict]
             {n: v for n, v in config.items() if n != "learning_rate"},
         )
         per_step = seconds_per_step(_phase(experiment, problem, [entry], [seed], f"{experiment.name}-timing"), registry)
-        steps = row["tuned"].get("steps_median")
-        to_target = None if steps is None else (math.inf if steps == math.inf else steps * per_step)
-        out[row["label"]] = {"seconds_per_step": per_step, "time_to_target_s": to_target}
+        out[row["label"]] = {
+            "seconds_per_step": per_step,
+            "time_to_target_s": _times(row["tuned"].get("steps_median"), per_step),
+            **(
+                {"time_to_accuracy_s": _times(row["tuned"]["accuracy_steps_median"], per_step)}
+                if "accuracy_steps_median" in row["tuned"]
+                else {}
+            ),
+        }
     return out
 
 
@@ -600,13 +663,18 @@ def format_report(report: dict) -> str:
     lines = [report["statement"]]
     for p in report["problems"]:
         reported = f", {p['reported']}" if "reported" in p else ""
-        lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}{reported}):")
+        accuracy = p.get("target_accuracy")
+        wanted = f", test accuracy ≥ {accuracy:g}" if accuracy is not None else ""
+        lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}{wanted}{reported}):")
         width = max([4] + [len(row["label"]) for row in p["rules"]])
         clock = report.get("timing", {}).get("problems", {}).get(p["key"])
         lines.append(
             f"  {'rule':<{width}}  {'one-shot median [95% CI]':<30} {'tuned median [95% CI]':<30} "
-            f"{'steps to target':<16} " + (f"{'time to target*':<16} " if clock else "") + f"{'tuning helped?':<23} "
-            "profile score"
+            f"{'steps to target':<16} "
+            + (f"{'steps to accuracy':<18} " if accuracy is not None else "")
+            + (f"{'time to target*':<16} " if clock else "")
+            + (f"{'time to accuracy*':<18} " if clock and accuracy is not None else "")
+            + f"{'tuning helped?':<23} profile score"
         )
         ranked = sorted(p["rules"], key=lambda r: (r["tuned"]["median"], r["label"]))
         for row in ranked:
@@ -615,8 +683,16 @@ def format_report(report: dict) -> str:
                 f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})" if "steps_median" in two else "-"
             )
             took = f"{_duration(clock.get(row['label'], {}).get('time_to_target_s')):<16} " if clock else ""
+            hits = (
+                f"{_g(two['accuracy_steps_median'])} ({two['accuracy_reached']}/{len(two['scores'])})"
+                if "accuracy_steps_median" in two
+                else "-"
+            )
+            hits = f"{hits:<18} " if accuracy is not None else ""
+            if clock and accuracy is not None:
+                took += f"{_duration(clock.get(row['label'], {}).get('time_to_accuracy_s')):<18} "
             lines.append(
-                f"  {row['label']:<{width}}  {_with_ci(one):<30} {_with_ci(two):<30} {steps:<16} {took}"
+                f"  {row['label']:<{width}}  {_with_ci(one):<30} {_with_ci(two):<30} {steps:<16} {hits}{took}"
                 f"{_tuning_cell(row.get('tuning')):<23} {score[row['label']]:.3f}"
             )
         lines += _against_leader(p, ranked[0]["label"]) if ranked else []

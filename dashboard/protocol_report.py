@@ -74,10 +74,24 @@ def load_comparison(folder) -> Comparison | None:
                         if "steps_median" in two
                         else "–"
                     ),
+                    # a problem with a target accuracy (a classification problem): steps to reach it on the test split
+                    **(
+                        {
+                            "steps to accuracy": (
+                                f"≥ {p['target_accuracy']:g}: {_g(two['accuracy_steps_median'])} "
+                                f"({two['accuracy_reached']}/{len(two['scores'])})"
+                            )
+                        }
+                        if "accuracy_steps_median" in two
+                        else {}
+                    ),
                     **(
                         {
                             "time to target (s, machine-dependent)": _f(
                                 clock.get(r["label"], {}).get("time_to_target_s")
+                            ),
+                            "time to accuracy (s, machine-dependent)": _f(
+                                clock.get(r["label"], {}).get("time_to_accuracy_s")
                             ),
                             "s per step (machine-dependent)": _f(clock.get(r["label"], {}).get("seconds_per_step")),
                         }
