@@ -32,6 +32,7 @@ __all__ = [
     "profile_costs",
     "run_from_cli",
     "run_protocol",
+    "save_outcome",
     "save_protocol",
     "search_space",
     "seconds_per_step",
@@ -746,24 +747,45 @@ def load_protocol(folder) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def run_from_cli(experiment: Experiment, registry, args) -> int:
-    """``descentlab run`` of an experiment with ``[protocol]``: print the leaderboard and verdicts, save
-    every problem's test-seed runs as an ordinary results folder (the first problem's is the protocol
-    folder itself, the others under its ``problems/``) with ``protocol.json`` referencing each of them."""
-    import os
+def save_outcome(outcome: ProtocolOutcome, experiment: Experiment, out=None, plugins=()) -> Path:
+    """Save a comparison as ``descentlab run`` does: every problem's test-seed runs as an ordinary
+    results folder (the first problem's is the protocol folder itself, the others under its
+    ``problems/``), ``protocol.toml`` (the experiment as run) and, last, ``protocol.json``
+    referencing each of them, with the command that reproduces it. Returns the protocol folder."""
     import shlex
 
     from .atomic import write_text_atomic
+    from .records import save_results
+
+    path = save_results(outcome.test_results[0], out)
+    outcome.report["problems"][0]["results"] = "."
+    # the other problems' folders are ordinary results folders (load_results, the Results page and
+    # `descentlab report` read each as they are), inside this one so the comparison stays one folder
+    for problem, results in zip(outcome.report["problems"][1:], outcome.test_results[1:]):
+        problem["results"] = save_results(results, path / PROBLEMS_FOLDER).relative_to(path).as_posix()
+    # the whole experiment as run (every default written out), so the folder alone reproduces it
+    write_text_atomic(path / "protocol.toml", experiment.to_toml())
+    outcome.report["reproduce"] = shlex.join(
+        ["descentlab", "run", str(path / "protocol.toml")] + [a for p in plugins for a in ("--plugin", str(p))]
+    )
+    save_protocol(outcome.report, path)  # last: a folder with protocol.json has every problem's folder
+    return path
+
+
+def run_from_cli(experiment: Experiment, registry, args) -> int:
+    """``descentlab run`` of an experiment with ``[protocol]``: print the leaderboard and verdicts, save
+    the comparison (:func:`save_outcome`)."""
+    import os
+    import shlex
+
     from .experiment import check_resources
     from .faults import build_instance
     from .log import logger
-    from .records import save_results
     from .runner import _validation_instance, run_experiment
 
     workers = args.workers
-    command = shlex.join(
-        ["descentlab", "run", str(args.experiment)] + [a for p in args.plugin or () for a in ("--plugin", str(p))]
-    )
+    plugins = [str(p) for p in args.plugin or ()]
+    command = shlex.join(["descentlab", "run", str(args.experiment)] + [a for p in plugins for a in ("--plugin", p)])
 
     def run(job: Experiment, validation=None):
         # every batch is checked before it trains, as a plain run is: one line if it cannot fit
@@ -776,19 +798,7 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
         return run_experiment(job, registry=registry, workers=workers, validation=validation)
 
     outcome = run_protocol(experiment, registry=registry, command=command, run=run)
-    path = save_results(outcome.test_results[0], args.out)
-    outcome.report["problems"][0]["results"] = "."
-    # the other problems' folders are ordinary results folders (load_results, the Results page and
-    # `descentlab report` read each as they are), inside this one so the comparison stays one folder
-    for problem, results in zip(outcome.report["problems"][1:], outcome.test_results[1:]):
-        problem["results"] = save_results(results, path / PROBLEMS_FOLDER).relative_to(path).as_posix()
-    # the whole experiment as run (every default written out), so the folder alone reproduces it
-    write_text_atomic(path / "protocol.toml", experiment.to_toml())
-    outcome.report["reproduce"] = shlex.join(
-        ["descentlab", "run", str(path / "protocol.toml")]
-        + [a for p in args.plugin or () for a in ("--plugin", str(p))]
-    )
-    save_protocol(outcome.report, path)  # last: a folder with protocol.json has every problem's folder
+    path = save_outcome(outcome, experiment, args.out, plugins)
     if not args.quiet:
         print(format_report(outcome.report))
     print(

@@ -1,4 +1,5 @@
-"""Honest comparison page: a protocol comparison saved by ``descentlab run`` (protocol.json), never re-run."""
+"""Honest comparison page: run the teaching suite through the protocol, or read a comparison saved by
+``descentlab run`` (protocol.json); a saved comparison is never re-run."""
 
 from pathlib import Path
 
@@ -8,6 +9,8 @@ from descentlab.dashboard import access
 from descentlab.dashboard import widgets as W
 from descentlab.dashboard.protocol_report import best_so_far_figure, load_comparison, profile_figure
 from descentlab.errors import SpecError
+from descentlab.experiment import Experiment
+from descentlab.protocol import SUITES, run_protocol, save_outcome
 
 TITLE = "Honest comparison"
 ICON = ":material/balance:"
@@ -29,7 +32,8 @@ def comparisons_in(folder: Path) -> list[Path]:
 st.title(TITLE)
 st.caption(
     "Comparisons run with a `[protocol]` table (docs/protocol.md): every rule tuned with the same budget "
-    "on tune seeds; every number here comes from the test seeds. Read from protocol.json: nothing is re-run."
+    "on tune seeds; every number here comes from the test seeds. Run one below (saved like `descentlab run` "
+    "saves it), or pick one saved: it is read from protocol.json, nothing is re-run."
 )
 
 folder_key = f"{PAGE}.folder"
@@ -40,15 +44,46 @@ try:  # only folders under the allowed roots are read, as on the Results page
 except SpecError as error:
     W.show_error(error)
     st.stop()
+pick_key = f"{PAGE}.pick"
+registry = W.current_registry()
+with st.expander("Run a comparison on the teaching suite", expanded=not comparisons_in(root)):
+    st.caption(
+        f"The built-in suite of {len(SUITES['teaching'])} problems (docs/protocol.md), every chosen rule with the "
+        "same budget; saved under the folder above. Every built-in rule takes about 30 s on 2 cores."
+    )
+    names = list(registry.rules)
+    rules = st.multiselect(
+        "rules", names, default=[n for n in ("gd", "momentum", "adam") if n in names], key=f"{PAGE}.rules"
+    )
+    budget_col, tune_col, test_col = st.columns(3)
+    budget = budget_col.number_input("trials per rule (budget)", 1, 1000, 8, key=f"{PAGE}.budget")
+    tune_seeds = tune_col.number_input("tune seeds", 1, 100, 3, key=f"{PAGE}.tune_seeds")
+    test_seeds = test_col.number_input(
+        "test seeds", 1, 100, 8, key=f"{PAGE}.test_seeds", help="at least 6 for a verdict other than cannot tell apart"
+    )
+    if st.button("Run the comparison", key=f"{PAGE}.run", type="primary"):
+        spec = {
+            "name": "teaching-suite",
+            "suite": "teaching",
+            "rules": [{"rule": name} for name in rules],
+            "protocol": {"budget": int(budget), "tune_seeds": int(tune_seeds), "test_seeds": int(test_seeds)},
+        }
+        try:  # a bad choice or a broken plugin: one line, the page keeps working
+            experiment = Experiment.from_dict(spec, registry)
+            with st.spinner(f"tuning and testing {len(rules)} rules on {len(experiment.suite)} problems …"):
+                outcome = run_protocol(experiment, registry=registry)
+            saved = save_outcome(outcome, experiment, root)
+            st.session_state[pick_key] = W.remember(pick_key, saved.name)  # show the comparison just run
+        except Exception as error:
+            W.show_error(error)
 found = comparisons_in(root)
 if not found:
     st.info(
-        f"No protocol comparison under {W.markdown_text(folder)} yet. Run "
+        f"No protocol comparison under {W.markdown_text(folder)} yet. Run one above, or "
         "`descentlab run examples/teaching_suite.toml`."
     )
     st.stop()
 by_name = {("." if p == root else p.name): p for p in found}
-pick_key = f"{PAGE}.pick"
 W.prime(pick_key, next(iter(by_name)))
 if st.session_state[pick_key] not in by_name:
     st.session_state[pick_key] = next(iter(by_name))

@@ -57,3 +57,41 @@ def test_page_with_no_comparison_says_so(tmp_path):
     at.switch_page("views/9_protocol.py")
     at.run()
     assert not at.exception and any("No protocol comparison" in i.value for i in at.info)
+
+
+def test_page_runs_the_teaching_suite_and_shows_its_leaderboard_and_profile(tmp_path):
+    at = AppTest.from_file(str(APP), default_timeout=300)
+    at.query_params["folder"] = str(tmp_path)
+    at.switch_page("views/9_protocol.py")
+    at.run()
+    assert any("No protocol comparison" in i.value for i in at.info)
+    at.multiselect(key="proto.rules").set_value(["gd", "momentum"])
+    at.number_input(key="proto.budget").set_value(1)
+    at.number_input(key="proto.tune_seeds").set_value(1)
+    at.number_input(key="proto.test_seeds").set_value(2)
+    at.button(key="proto.run").click()
+    at.run()
+    assert not at.exception and not at.error
+    (folder,) = [p for p in tmp_path.iterdir() if (p / "protocol.json").is_file()]
+    data = load_protocol(folder)
+    assert len(data["problems"]) == 10 and set(data["profile"]["score"]) == {"gd", "momentum"}
+    assert data["protocol"]["budget"] == 1 and data["protocol"]["test_seeds"] == [1, 2]
+    assert at.selectbox(key="proto.pick").value == folder.name  # the comparison just run is shown
+    (table,) = [d.value for d in at.dataframe]
+    assert len(table) == 10 * 2 and set(table["rule"]) == {"gd", "momentum"}
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    profile = next(s for s in specs if s["layout"]["title"]["text"].startswith("Performance profile"))
+    assert [t["y"] for t in profile["data"]] == [data["profile"]["rho"][k] for k in data["profile"]["rho"]]
+    assert data["reproduce"] == f"descentlab run {folder / 'protocol.toml'}"
+
+
+def test_page_says_in_one_line_when_no_rule_is_chosen(tmp_path):
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params["folder"] = str(tmp_path)
+    at.switch_page("views/9_protocol.py")
+    at.run()
+    at.multiselect(key="proto.rules").set_value([])
+    at.button(key="proto.run").click()
+    at.run()
+    assert not at.exception and len(at.error) == 1 and "rules" in at.error[0].value
+    assert not any((p / "protocol.json").is_file() for p in tmp_path.iterdir())
