@@ -543,8 +543,8 @@ TIMING_REPEATS = 3  # the fastest of 3: on a shared machine one run's clock vari
 TIMING_NOTE = (
     "wall time, machine-dependent: seconds per step of one run of each rule's tuned configuration "
     f"(the first test seed, alone, in this process; the fastest of {TIMING_REPEATS} runs), timed from "
-    "its first to its last step on this machine at its load then; time to target = that × median "
-    "steps to target. Compare rules within one report only: every other number comes from the seeded runs, "
+    "its first to its last step on this machine at its load then; time to target (or accuracy) = that × "
+    "median steps to it. Compare rules within one report only: every other number comes from the seeded runs, "
     "the same when the experiment is run again"
 )
 
