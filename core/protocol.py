@@ -421,7 +421,11 @@ def run_protocol(
     run = run or (lambda e, **kw: run_experiment(e, registry=registry, **kw))
     labels = [e.label for e in experiment.entries]
     problems, test_results, timings = [], [], {}
-    for number, problem in enumerate(_problems(experiment, protocol)):
+    todo = _problems(experiment, protocol)
+    # every problem is built before anything trains: one that cannot be (a missing extra, a broken
+    # plugin) is one line now, not after the problems before it have run for minutes
+    held_out = [supervised(problem, registry) for problem in todo]
+    for number, problem in enumerate(todo):
         # ---- tuning: defaults and `budget` trials per rule, tune seeds only; on a supervised problem
         # the training split minus a validation part, scored by the final validation loss
         plans = [
@@ -429,7 +433,7 @@ def run_protocol(
         ]
         tune_entries = [e for plan in plans for e in plan["entries"]]
         tune_job = _phase(experiment, problem, tune_entries, protocol.tune_seeds, f"{experiment.name}-tune")
-        on_validation = supervised(problem, registry)
+        on_validation = held_out[number]
         # a supervised problem is scored on held-out rows in both phases: the validation loss while
         # tuning, the test-split loss in the test phase; a landscape by its final training loss
         column = "held_out_loss" if on_validation else "final_loss"

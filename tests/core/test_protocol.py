@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from descentlab import stats
+from descentlab import Problem, hookimpl, stats
 from descentlab.errors import SpecError
 from descentlab.experiment import Experiment
 from descentlab.protocol import BOOTSTRAP_SEED, draw_trials, grid_trials, load_protocol, run_protocol, save_protocol
@@ -352,3 +352,32 @@ def test_the_printed_verdicts_are_each_rules_against_the_leader_turned_round_whe
     assert "worse than lead: b (p = 0.03), c (p = 0.016)" in text
     assert "better than lead: d (p = 0.031)" in text and "p = 0.5" not in text
     assert text.index("  lead ") < text.index("  b ") < text.index("  c ")  # ranked by tuned median
+
+
+class _BrokenBuild:
+    def __init__(self, settings):
+        raise RuntimeError("no data here")
+
+
+class _BrokenProblemPlugin:
+    @staticmethod
+    @hookimpl
+    def register_problems(register):
+        register(Problem("test_broken_build", _BrokenBuild, ()))
+
+
+def test_a_problem_that_cannot_be_built_is_named_before_anything_trains():
+    from descentlab.errors import PluginError
+    from descentlab.registry import load_registry
+
+    registry = load_registry(entry_points=False, use_env=False, extra_plugins=[("broken", _BrokenProblemPlugin)])
+    d = spec({"budget": 2, "tune_seeds": 1, "test_seeds": 1})
+    del d["problem"]
+    d["problems"] = [{"name": "quadratic", "start_spread": 0.5}, {"name": "test_broken_build"}]
+    experiment = Experiment.from_dict(d, registry)
+    recorder = Recorder()
+    with pytest.raises(PluginError) as caught:
+        run_protocol(experiment, registry=registry, run=recorder)
+    message = str(caught.value)
+    assert "test_broken_build" in message and "no data here" in message and "test_protocol.py:" in message
+    assert "\n" not in message and recorder.calls == []  # not after the quadratic had been tuned and tested
