@@ -262,6 +262,18 @@ def steps_to_accuracy(results, target: float) -> np.ndarray:
     return out
 
 
+def _failures(results, label: str) -> dict | None:
+    """The failed test-seed runs of one rule (its defaults and its tuned configuration): how many, of
+    how many, and the first error, which names the plugin and its file and line; None when none failed."""
+    runs = results.runs
+    mine = runs[runs["label"].isin([f"{label} [default]", f"{label} [tuned]"])]
+    failed = mine[mine["status"] == "failed"]
+    if failed.empty:
+        return None
+    errors = [str(e) for e in failed.get("error", []) if isinstance(e, str) and e]
+    return {"failed": int(len(failed)), "runs": int(len(mine)), "error": errors[0] if errors else "failed"}
+
+
 def _accuracy_by_label(results, target: float) -> dict[str, np.ndarray]:
     """label -> steps to ``target`` accuracy of each run, in seed order (as :func:`_by_label`)."""
     runs = results.runs.assign(_acc=steps_to_accuracy(results, target)).sort_values("seed", kind="stable")
@@ -482,6 +494,9 @@ def run_protocol(
                     row[key]["accuracy_steps_median"] = median(to_accuracy)
                     row[key]["accuracy_reached"] = int(np.isfinite(to_accuracy).sum())
             row["tuning"] = tuning_verdict(row, known)
+            broken = _failures(results, row["label"])
+            if broken is not None:  # written only then: a healthy comparison's protocol.json is unchanged
+                row["failures"] = broken
         problem_key = f"{number + 1}. {problem['name']}"
         if timing:
             timings[problem_key] = _timing(experiment, problem, plans, rows, registry, protocol.test_seeds[0])
@@ -701,6 +716,12 @@ def format_report(report: dict) -> str:
                 f"{_tuning_cell(row.get('tuning')):<23} {score[row['label']]:.3f}"
             )
         lines += _against_leader(p, ranked[0]["label"]) if ranked else []
+        lines += [
+            f"  {row['label']} failed on {row['failures']['failed']} of its {row['failures']['runs']} test runs "
+            f"(scored +inf): {row['failures']['error']}"
+            for row in p["rules"]
+            if row.get("failures")
+        ]
     lines.append(
         "profile score: area under ρ(τ) for τ in [1, 4] / 3 (1 = best on every problem); "
         + ", ".join(f"{k} {v:.3f}" for k, v in sorted(score.items(), key=lambda kv: -kv[1]))

@@ -26,6 +26,7 @@ class Comparison:
     leaderboard: pd.DataFrame
     verdicts: list[str] = field(default_factory=list)
     data: dict = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)  # rules whose test runs failed, with the plugin's file:line
     timing_note: str = ""  # what the machine-dependent time-to-target column is ("" when it was not timed)
 
 
@@ -56,7 +57,7 @@ def load_comparison(folder) -> Comparison | None:
         return None
     score = data["profile"]["score"]
     timing = data.get("timing") or {}  # protocol.json before wall times has none
-    rows, verdicts = [], []
+    rows, verdicts, failures = [], [], []
     for p in data["problems"]:
         clock = timing.get("problems", {}).get(p["key"], {})
         for r in p["rules"]:
@@ -109,6 +110,12 @@ def load_comparison(folder) -> Comparison | None:
             )
         verdicts += [f"{p['key']}: {pair['sentence']}" for pair in p["pairwise"]]
         verdicts += [f"{p['key']}: tuning: {r['tuning']['sentence']}" for r in p["rules"] if "tuning" in r]
+        failures += [  # a broken plugin: named with its file and line, the other rules compared as usual
+            f"{p['key']}: {r['label']} failed on {r['failures']['failed']} of its {r['failures']['runs']} test runs "
+            f"(scored +inf): {r['failures']['error']}"
+            for r in p["rules"]
+            if r.get("failures")
+        ]
     return Comparison(
         statement=data["statement"],
         selection=data["selection"],
@@ -119,7 +126,8 @@ def load_comparison(folder) -> Comparison | None:
         command=data.get("command", ""),
         reproduce=data.get("reproduce", ""),
         leaderboard=pd.DataFrame(rows),
-        verdicts=verdicts,
+        verdicts=verdicts + failures,
+        failures=failures,
         data=data,
         timing_note=timing.get("note", ""),
     )

@@ -102,6 +102,8 @@ st.markdown(
     f"**Verdicts.** {W.markdown_text(comparison.verdict_rule)}"
 )
 st.dataframe(comparison.leaderboard, key=f"{PAGE}.leaderboard", hide_index=True)
+for failure in comparison.failures:  # a broken plugin, named with its file and line; the rest is compared
+    st.warning(W.markdown_text(failure), icon="⚠️")
 if comparison.timing_note:
     st.caption(f"Time to target: {W.markdown_text(comparison.timing_note)}.")
 with st.expander(f"pairwise and tuning verdicts ({len(comparison.verdicts)})"):

@@ -381,3 +381,27 @@ def test_a_problem_that_cannot_be_built_is_named_before_anything_trains():
     message = str(caught.value)
     assert "test_broken_build" in message and "no data here" in message and "test_protocol.py:" in message
     assert "\n" not in message and recorder.calls == []  # not after the quadratic had been tuned and tested
+
+
+def test_a_broken_rule_is_named_with_its_file_and_line_and_the_others_are_still_compared(tmp_path, capsys):
+    from pathlib import Path
+
+    from descentlab.cli import main
+
+    plugin = Path(__file__).resolve().parent / "test_runner_plugin.py"
+    path = tmp_path / "broken.toml"
+    path.write_text(
+        'steps = 20\n[problem]\nname = "quadratic"\nstart_spread = 0.5\n'
+        '[[rules]]\nrule = "gd"\nlearning_rate = 0.5\n[[rules]]\nrule = "test_explode"\n'
+        "[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 6\nlr_factors = [1, 1]\n"
+    )
+    assert main(["run", str(path), "--plugin", str(plugin), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if "failed on" in x]
+    assert "test_explode failed on 12 of its 12 test runs (scored +inf)" in line
+    assert f"{plugin}:" in line and "boom at step 3" in line
+    (folder,) = (tmp_path / "out").iterdir()
+    rows = {r["label"]: r for r in load_protocol(folder)["problems"][0]["rules"]}
+    assert "failures" not in rows["gd"] and rows["test_explode"]["failures"]["failed"] == 12
+    assert math.isfinite(float(rows["gd"]["tuned"]["median"]))  # gd compared as ever
+    assert "worse than gd: test_explode (p = 0.031)" in out  # 6 seeds, every one lower: 2 / 2^6

@@ -95,3 +95,23 @@ def test_page_says_in_one_line_when_no_rule_is_chosen(tmp_path):
     at.run()
     assert not at.exception and len(at.error) == 1 and "rules" in at.error[0].value
     assert not any((p / "protocol.json").is_file() for p in tmp_path.iterdir())
+
+
+def test_page_names_a_broken_rule_with_its_file_and_line(tmp_path):
+    plugin = Path(__file__).resolve().parents[1] / "core" / "test_runner_plugin.py"
+    path = tmp_path / "broken.toml"
+    path.write_text(
+        'steps = 10\n[problem]\nname = "quadratic"\nstart_spread = 0.5\n'
+        '[[rules]]\nrule = "gd"\n[[rules]]\nrule = "test_explode"\n'
+        "[protocol]\nbudget = 1\ntune_seeds = 1\ntest_seeds = 2\n"
+    )
+    assert main(["run", str(path), "--plugin", str(plugin), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params["folder"] = str(tmp_path / "out")
+    at.switch_page("views/9_protocol.py")
+    at.run()
+    assert not at.exception and not at.error
+    (warning,) = [w.value.replace("\\", "") for w in at.warning if "failed on" in w.value]
+    assert "test_explode failed on 4 of its 4 test runs" in warning and "test_runner_plugin.py:" in warning
+    (table,) = [d.value for d in at.dataframe]
+    assert set(table["rule"]) == {"gd", "test_explode"}
