@@ -37,6 +37,7 @@ __all__ = [
     "search_space",
     "seconds_per_step",
     "seed_for",
+    "steps_to_accuracy",
     "supervised",
     "tuning_verdict",
 ]
