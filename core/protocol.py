@@ -275,6 +275,23 @@ def _failures(results, label: str) -> dict | None:
     return {"failed": int(len(failed)), "runs": int(len(mine)), "error": errors[0] if errors else "failed"}
 
 
+SEED_INDEPENDENT = (
+    "every test seed gave the same final loss for every rule (the problem does not depend on the seed, "
+    "e.g. a landscape with start_spread = 0): the verdicts are at 1 seed, the intervals have no width"
+)
+
+
+def seeds_made_no_difference(rows: list[dict]) -> bool:
+    """Whether every rule's one-shot and tuned test-seed scores are each the same on every seed."""
+    return all(len(set(row[k]["scores"])) <= 1 for row in rows for k in ("one_shot", "tuned"))
+
+
+def _first_seed(row: dict) -> dict:
+    """``row`` with its samples cut to their first seed: what the verdicts may use of identical seeds."""
+    cut = {k: {**row[k], "seeds": row[k]["seeds"][:1], "scores": row[k]["scores"][:1]} for k in ("one_shot", "tuned")}
+    return {**row, **cut}
+
+
 def _accuracy_by_label(results, target: float) -> dict[str, np.ndarray]:
     """label -> steps to ``target`` accuracy of each run, in seed order (as :func:`_by_label`)."""
     runs = results.runs.assign(_acc=steps_to_accuracy(results, target)).sort_values("seed", kind="stable")
@@ -494,10 +511,15 @@ def run_protocol(
                     row[key]["accuracy_steps"] = to_accuracy.tolist()
                     row[key]["accuracy_steps_median"] = median(to_accuracy)
                     row[key]["accuracy_reached"] = int(np.isfinite(to_accuracy).sum())
-            row["tuning"] = tuning_verdict(row, known)
             broken = _failures(results, row["label"])
             if broken is not None:  # written only then: a healthy comparison's protocol.json is unchanged
                 row["failures"] = broken
+        # seeds that changed nothing (a landscape with start_spread = 0: every seed the same run) are
+        # one observation, not n: n identical pairs would otherwise "prove" an ordering at p = 2 / 2^n
+        same = len(protocol.test_seeds) > 1 and seeds_made_no_difference(rows)
+        compared = [_first_seed(row) for row in rows] if same else rows
+        for row, seen in zip(rows, compared):
+            row["tuning"] = tuning_verdict(seen, known)
         problem_key = f"{number + 1}. {problem['name']}"
         if timing:
             timings[problem_key] = _timing(experiment, problem, plans, rows, registry, protocol.test_seeds[0])
@@ -517,7 +539,8 @@ def run_protocol(
                 ),
                 "reported": reported,
                 "rules": rows,
-                "pairwise": pairwise(rows, known),
+                "pairwise": pairwise(compared, known),
+                **({"seed_independent": SEED_INDEPENDENT} if same else {}),
             }
         )
     costs = profile_costs(problems, labels)
@@ -670,7 +693,7 @@ def _against_leader(problem: dict, leader: str) -> list[str]:
         return []
     heads = {
         "worse": f"worse than {leader}",
-        "cannot tell apart": f"cannot tell apart from {leader} at {n} seeds",
+        "cannot tell apart": f"cannot tell apart from {leader} at {n} seed{'s' if n != 1 else ''}",
         "better": f"better than {leader}",
     }
     lines = [f"  against {leader} (lowest tuned median), {test} of the paired test-seed losses:"]
@@ -717,6 +740,7 @@ def format_report(report: dict) -> str:
                 f"{_tuning_cell(row.get('tuning')):<23} {score[row['label']]:.3f}"
             )
         lines += _against_leader(p, ranked[0]["label"]) if ranked else []
+        lines += [f"  note: {p['seed_independent']}"] if p.get("seed_independent") else []
         lines += [
             f"  {row['label']} failed on {row['failures']['failed']} of its {row['failures']['runs']} test runs "
             f"(scored +inf): {row['failures']['error']}"

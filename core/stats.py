@@ -91,7 +91,8 @@ class Comparison(NamedTuple):
     def sentence(self, name_a: str = "a", name_b: str = "b") -> str:
         if self.verdict == "cannot tell apart":
             seeds = f"{self.n_a}" if self.paired else f"{self.n_a} and {self.n_b}"
-            return f"{name_a} and {name_b}: cannot tell apart at {seeds} seeds (p = {self.p_value:.2g}, {self.test})"
+            unit = "seed" if self.paired and self.n_a == 1 else "seeds"
+            return f"{name_a} and {name_b}: cannot tell apart at {seeds} {unit} (p = {self.p_value:.2g}, {self.test})"
         return f"{name_a} is {self.verdict} than {name_b} (p = {self.p_value:.2g}, {self.test})"
 
 

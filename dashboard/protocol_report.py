@@ -44,7 +44,9 @@ def _tuning(verdict: dict | None) -> str:
     """The tuned-vs-one-shot verdict in a cell: "yes" when tuned is better, "no, worse" when worse."""
     if not verdict:
         return "–"
-    word = {"better": "yes", "worse": "no, worse"}.get(verdict["verdict"], f"cannot tell apart at {verdict['n']} seeds")
+    word = {"better": "yes", "worse": "no, worse"}.get(
+        verdict["verdict"], f"cannot tell apart at {verdict['n']} seed{'s' if verdict['n'] != 1 else ''}"
+    )
     return f"{word} (p = {_f(verdict['p_value']):.2g})"
 
 
@@ -110,6 +112,8 @@ def load_comparison(folder) -> Comparison | None:
             )
         verdicts += [f"{p['key']}: {pair['sentence']}" for pair in p["pairwise"]]
         verdicts += [f"{p['key']}: tuning: {r['tuning']['sentence']}" for r in p["rules"] if "tuning" in r]
+        if p.get("seed_independent"):  # identical seeds: one observation, said beside the broken plugins
+            failures.append(f"{p['key']}: {p['seed_independent']}")
         failures += [  # a broken plugin: named with its file and line, the other rules compared as usual
             f"{p['key']}: {r['label']} failed on {r['failures']['failed']} of its {r['failures']['runs']} test runs "
             f"(scored +inf): {r['failures']['error']}"

@@ -405,3 +405,23 @@ def test_a_broken_rule_is_named_with_its_file_and_line_and_the_others_are_still_
     assert "failures" not in rows["gd"] and rows["test_explode"]["failures"]["failed"] == 12
     assert math.isfinite(float(rows["gd"]["tuned"]["median"]))  # gd compared as ever
     assert "worse than gd: test_explode (p = 0.031)" in out  # 6 seeds, every one lower: 2 / 2^6
+
+
+def test_seeds_that_change_nothing_are_one_observation_not_n():
+    # start_spread = 0: every seed starts at the same point, so 8 test seeds are 8 copies of one run.
+    # α = 0.5 is far better than α = 1e-6, but one run against one run proves no ordering.
+    d = spec(
+        {"budget": 2, "tune_seeds": 2, "test_seeds": 8, "lr_factors": [1, 1]},
+        rules=[{"rule": "gd", "label": "a", "learning_rate": 0.5}, {"rule": "gd", "label": "b", "learning_rate": 1e-6}],
+    )
+    d["problem"] = {"name": "quadratic", "start_spread": 0.0}
+    (problem,) = run_protocol(Experiment.from_dict(d), run=Recorder()).report["problems"]
+    (pair,) = problem["pairwise"]
+    assert pair["verdict"] == "cannot tell apart" and pair["n"] == 1 and pair["p_value"] == 1.0
+    assert "cannot tell apart at 1 seed (" in pair["sentence"]
+    assert all(r["tuning"]["n"] == 1 for r in problem["rules"]) and "start_spread" in problem["seed_independent"]
+    assert all(len(r["tuned"]["scores"]) == 8 for r in problem["rules"])  # every run is still reported
+    # the same comparison with seeds that differ: a verdict, and no note
+    d["problem"]["start_spread"] = 0.5
+    (problem,) = run_protocol(Experiment.from_dict(d), run=Recorder()).report["problems"]
+    assert problem["pairwise"][0]["verdict"] == "better" and "seed_independent" not in problem
