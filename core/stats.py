@@ -103,7 +103,9 @@ def compare_samples(a, b, level: float = LEVEL, seed: int = 0) -> Comparison:
     runs tie with each other). Its null distribution is the permutation distribution: every way
     of splitting the pooled values into groups of sizes n_a and n_b, enumerated exactly up to
     ``EXACT_LIMIT`` splits and sampled ``PERMUTATIONS`` times beyond. The p-value is the share of
-    splits whose rank sum is at least as far from its mean n_a(N + 1)/2 as the observed one.
+    splits whose rank sum is at least as far from its mean n_a(N + 1)/2 as the observed one. Without
+    ties that equals scipy's exact ``mannwhitneyu``; with ties the distribution is not symmetric and
+    scipy's permutation ``mannwhitneyu`` doubles the smaller tail instead, so the two differ there.
     Below 1 − level, ``a`` is "better" when its median is lower (else "worse"); otherwise the two
     "cannot tell apart". With 2 seeds against 2, no split is rare enough: the smallest possible
     p-value is 1/3, and the verdict says so rather than guessing.
