@@ -30,6 +30,7 @@ __all__ = [
     "load_protocol",
     "pairwise",
     "profile_costs",
+    "profile_step_costs",
     "run_from_cli",
     "run_protocol",
     "save_outcome",
@@ -325,6 +326,21 @@ def profile_costs(problems: list[dict], labels: list[str]) -> dict[str, dict[str
     return costs
 
 
+def profile_step_costs(problems: list[dict], labels: list[str]) -> dict[str, dict[str, float]] | None:
+    """``costs[label][key]`` = max(median tuned test-seed steps to the target loss, 1) on every problem
+    with a target (+inf: not reached by more than half the seeds): the profile of how fast each rule
+    gets there, as AlgoPerf's time-to-result profiles, counted in steps. None when no problem has a target."""
+    with_target = [p for p in problems if p.get("target") is not None]
+    if not with_target:
+        return None
+    costs: dict[str, dict[str, float]] = {label: {} for label in labels}
+    for p in with_target:
+        for row in p["rules"]:
+            m = float(row["tuned"]["steps_median"])
+            costs[row["label"]][p["key"]] = math.inf if not math.isfinite(m) else max(m, 1.0)
+    return costs
+
+
 def _plan(entry: RuleEntry, index: int, rule, protocol: Protocol) -> dict:
     """One rule's defaults, its search space and its ``budget`` trials, with the entries that run them."""
     alpha, base, _ = entry.grid()[0]
@@ -576,6 +592,18 @@ def run_protocol(
             "score": stats.profile_score(costs, TAUS[-1]),
         },
     }
+    steps_costs = profile_step_costs(problems, labels)
+    if steps_costs is not None:  # AlgoPerf's measure, time to a target, here in steps: where targets were set
+        steps_rho = stats.performance_profile(steps_costs, TAUS)
+        report["profile_steps"] = {
+            "measure": "median tuned test-seed steps to the target loss, at least 1; +inf when that median "
+            "is +inf (more than half the test seeds never reached it); problems without a target left out",
+            "problems": sorted({key for row in steps_costs.values() for key in row}),
+            "taus": list(TAUS),
+            "costs": steps_costs,
+            "rho": {k: v.tolist() for k, v in steps_rho.items()},
+            "score": stats.profile_score(steps_costs, TAUS[-1]),
+        }
     if timing:
         # apart from "problems": two runs of one experiment give the same problems, not the same clock
         report["timing"] = {"note": TIMING_NOTE, "problems": timings}
@@ -751,6 +779,12 @@ def format_report(report: dict) -> str:
         "profile score: area under ρ(τ) for τ in [1, 4] / 3 (1 = best on every problem); "
         + ", ".join(f"{k} {v:.3f}" for k, v in sorted(score.items(), key=lambda kv: -kv[1]))
     )
+    if report.get("profile_steps"):
+        fast = report["profile_steps"]
+        lines.append(
+            f"profile score by steps to target ({len(fast['problems'])} problems with a target): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in sorted(fast["score"].items(), key=lambda kv: -kv[1]))
+        )
     if report.get("timing"):
         lines.append(f"* time to target: {report['timing']['note']}")
     return "\n".join(lines)

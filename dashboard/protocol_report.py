@@ -58,6 +58,7 @@ def load_comparison(folder) -> Comparison | None:
     if data is None:
         return None
     score = data["profile"]["score"]
+    steps_score = (data.get("profile_steps") or {}).get("score")  # only when the problems had targets
     timing = data.get("timing") or {}  # protocol.json before wall times has none
     rows, verdicts, failures = [], [], []
     for p in data["problems"]:
@@ -108,6 +109,7 @@ def load_comparison(folder) -> Comparison | None:
                     "reported loss": p.get("reported", "training loss"),
                     "test runs": p.get("results", "." if p is data["problems"][0] else "–"),
                     "profile score": _f(score[r["label"]]),
+                    **({"profile score by steps": _f(steps_score[r["label"]])} if steps_score else {}),
                 }
             )
         verdicts += [f"{p['key']}: {pair['sentence']}" for pair in p["pairwise"]]
@@ -137,11 +139,12 @@ def load_comparison(folder) -> Comparison | None:
     )
 
 
-def profile_figure(comparison: Comparison):
-    """ρ(τ) per rule as a step plot (Dolan & Moré 2002), the area under it in the legend."""
+def profile_figure(comparison: Comparison, which: str = "profile"):
+    """ρ(τ) per rule as a step plot (Dolan & Moré 2002), the area under it in the legend; ``which``
+    "profile_steps" draws the steps-to-target profile (where the comparison has targets)."""
     import plotly.graph_objects as go
 
-    profile = comparison.data["profile"]
+    profile = comparison.data[which]
     fig = S.figure()
     for i, (label, rho) in enumerate(profile["rho"].items()):
         fig.add_trace(
@@ -155,7 +158,11 @@ def profile_figure(comparison: Comparison):
             )
         )
     fig.update_layout(
-        title="Performance profile: share of problems within a factor τ of the best",
+        title=(
+            "Performance profile: share of problems within a factor τ of the best"
+            if which == "profile"
+            else "Performance profile by steps to target: share of problems reached within τ × the fewest steps"
+        ),
         xaxis_title="τ (performance ratio)",
         yaxis_title="ρ(τ)",
         yaxis_range=[-0.02, 1.02],
@@ -199,6 +206,11 @@ def _pairs(comparison: Comparison) -> list[tuple[str, str]]:
         ("intervals", comparison.intervals),
         ("verdicts", comparison.verdict_rule),
         ("profile measure", comparison.measure),
+        *(
+            [("profile by steps to target", comparison.data["profile_steps"]["measure"])]
+            if "profile_steps" in comparison.data
+            else []
+        ),
         *([("time to target", comparison.timing_note)] if comparison.timing_note else []),
     ]
 

@@ -110,5 +110,8 @@ with st.expander(f"pairwise and tuning verdicts ({len(comparison.verdicts)})"):
     st.markdown("\n".join(f"- {W.markdown_text(v)}" for v in comparison.verdicts))
 W.chart(profile_figure(comparison), f"{PAGE}.chart.profile")
 st.caption(f"Profile measure: {W.markdown_text(comparison.measure)}.")
+if "profile_steps" in comparison.data:  # AlgoPerf's kind: how fast each rule reaches the targets
+    W.chart(profile_figure(comparison, "profile_steps"), f"{PAGE}.chart.profile_steps")
+    st.caption(f"Profile measure: {W.markdown_text(comparison.data['profile_steps']['measure'])}.")
 W.chart(best_so_far_figure(comparison), f"{PAGE}.chart.best_so_far")
 st.code(comparison.reproduce or comparison.command, language="sh")

@@ -425,3 +425,38 @@ def test_seeds_that_change_nothing_are_one_observation_not_n():
     d["problem"]["start_spread"] = 0.5
     (problem,) = run_protocol(Experiment.from_dict(d), run=Recorder()).report["problems"]
     assert problem["pairwise"][0]["verdict"] == "better" and "seed_independent" not in problem
+
+
+def test_steps_profile_costs_on_a_hand_made_comparison():
+    from descentlab.protocol import profile_step_costs
+
+    def rule(label, steps):
+        return {"label": label, "tuned": {"steps_median": steps}}
+
+    problems = [
+        {"key": "1. p", "target": 0.1, "rules": [rule("a", 10.0), rule("b", 40.0)]},
+        {"key": "2. q", "target": 0.1, "rules": [rule("a", math.inf), rule("b", 0.0)]},  # b starts below: 1 step
+        {"key": "3. r", "target": None, "rules": [rule("a", math.nan), rule("b", math.nan)]},  # no target: left out
+    ]
+    costs = profile_step_costs(problems, ["a", "b"])
+    assert costs == {"a": {"1. p": 10.0, "2. q": math.inf}, "b": {"1. p": 40.0, "2. q": 1.0}}
+    # ratios a = 1, inf; b = 4, 1: scores (3 + 0) / 3 / 2 and (0 + 3) / 3 / 2
+    assert stats.profile_score(costs) == {"a": pytest.approx(0.5), "b": pytest.approx(0.5)}
+    assert profile_step_costs([problems[2]], ["a", "b"]) is None
+
+
+def test_a_comparison_with_targets_has_the_steps_profile_too():
+    report = run_protocol(
+        Experiment.from_dict(spec({"budget": 2, "tune_seeds": 2, "test_seeds": 6, "target": 0.05})),
+        run=Recorder(),
+    ).report
+    fast = report["profile_steps"]
+    (problem,) = report["problems"]
+    for row in problem["rules"]:  # the cost is the leaderboard's own median steps to target
+        steps = float(row["tuned"]["steps_median"])
+        assert fast["costs"][row["label"]][problem["key"]] == (max(steps, 1.0) if math.isfinite(steps) else math.inf)
+    assert fast["rho"] == {k: v.tolist() for k, v in stats.performance_profile(fast["costs"], fast["taus"]).items()}
+    no_target = run_protocol(
+        Experiment.from_dict(spec({"budget": 2, "tune_seeds": 2, "test_seeds": 6})), run=Recorder(), timing=False
+    ).report
+    assert "profile_steps" not in no_target

@@ -46,6 +46,9 @@ def test_page_shows_the_saved_comparison(tmp_path):
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     profile = next(s for s in specs if s["layout"]["title"]["text"].startswith("Performance profile"))
     assert [t["y"] for t in profile["data"]] == [data["profile"]["rho"][k] for k in data["profile"]["rho"]]
+    # a target was set: the profile by steps to target (AlgoPerf's kind) is drawn too
+    fast = next(s for s in specs if "by steps to target" in s["layout"]["title"]["text"].replace("<br>", " "))
+    assert [t["y"] for t in fast["data"]] == [data["profile_steps"]["rho"][k] for k in data["profile_steps"]["rho"]]
     from descentlab.dashboard import style as S
 
     assert all(s["layout"]["template"]["layout"]["colorway"] == S.PALETTE for s in specs)  # the project's look
