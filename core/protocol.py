@@ -309,6 +309,8 @@ def _numbers(score: np.ndarray, steps: np.ndarray, target, seed: int, seeds: lis
     if target is not None:
         out["steps"] = steps.tolist()
         out["steps_median"] = median(steps)
+        # the same percentile bootstrap as the losses' (a seed that never reached the target is +inf)
+        out["steps_ci"] = list(stats.bootstrap_interval(steps, seed=seed))
         out["reached"] = int(np.isfinite(steps).sum())
     return out
 
@@ -526,6 +528,7 @@ def run_protocol(
                     to_accuracy = reached[f"{row['label']} [{which}]"]
                     row[key]["accuracy_steps"] = to_accuracy.tolist()
                     row[key]["accuracy_steps_median"] = median(to_accuracy)
+                    row[key]["accuracy_steps_ci"] = list(stats.bootstrap_interval(to_accuracy, seed=BOOTSTRAP_SEED))
                     row[key]["accuracy_reached"] = int(np.isfinite(to_accuracy).sum())
             broken = _failures(results, row["label"])
             if broken is not None:  # written only then: a healthy comparison's protocol.json is unchanged

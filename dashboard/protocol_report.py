@@ -40,6 +40,11 @@ def _g(value) -> str:
     return "–" if math.isnan(v) else ("∞" if v == math.inf else f"{v:.3g}")
 
 
+def _interval(ci) -> str:
+    """ " [low, high]" of a median's interval; "" for a protocol.json written before steps had one."""
+    return f" [{_g(ci[0])}, {_g(ci[1])}]" if ci else ""
+
+
 def _tuning(verdict: dict | None) -> str:
     """The tuned-vs-one-shot verdict in a cell: "yes" when tuned is better, "no, worse" when worse."""
     if not verdict:
@@ -74,7 +79,8 @@ def load_comparison(folder) -> Comparison | None:
                     "tuned median": _f(two["median"]),
                     "tuned 95% CI": f"[{_g(two['ci'][0])}, {_g(two['ci'][1])}]",
                     "steps to target": (
-                        f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})"
+                        f"{_g(two['steps_median'])}{_interval(two.get('steps_ci'))} "
+                        f"({two['reached']}/{len(two['scores'])})"
                         if "steps_median" in two
                         else "–"
                     ),
@@ -82,7 +88,8 @@ def load_comparison(folder) -> Comparison | None:
                     **(
                         {
                             "steps to accuracy": (
-                                f"≥ {p['target_accuracy']:g}: {_g(two['accuracy_steps_median'])} "
+                                f"≥ {p['target_accuracy']:g}: {_g(two['accuracy_steps_median'])}"
+                                f"{_interval(two.get('accuracy_steps_ci'))} "
                                 f"({two['accuracy_reached']}/{len(two['scores'])})"
                             )
                         }

@@ -460,3 +460,23 @@ def test_a_comparison_with_targets_has_the_steps_profile_too():
         Experiment.from_dict(spec({"budget": 2, "tune_seeds": 2, "test_seeds": 6})), run=Recorder(), timing=False
     ).report
     assert "profile_steps" not in no_target
+
+
+def test_steps_to_target_have_a_direct_bootstrap_interval_too():
+    report = run_protocol(
+        Experiment.from_dict(spec({"budget": 2, "tune_seeds": 2, "test_seeds": 7, "target": 0.05})),
+        run=Recorder(),
+        timing=False,
+    ).report
+    checked = 0
+    for row in report["problems"][0]["rules"]:
+        steps = row["tuned"]["steps"]
+        if not all(math.isfinite(x) for x in steps):
+            continue
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        draws = rng.integers(0, len(steps), size=(stats.RESAMPLES, len(steps)))
+        medians = [float(np.median([steps[i] for i in d])) for d in draws]
+        expected = (np.quantile(medians, (1 - stats.LEVEL) / 2), np.quantile(medians, (1 + stats.LEVEL) / 2))
+        assert row["tuned"]["steps_ci"] == pytest.approx(expected, rel=1e-12)
+        checked += 1
+    assert checked  # at least one rule reached the target on every seed

@@ -109,6 +109,7 @@ def test_the_dashboards_leaderboard_shows_steps_to_accuracy_where_there_is_one(t
         tuned = row["tuned"]
         median = tuned["accuracy_steps_median"]
         shown = "∞" if median == math.inf else f"{median:.3g}"
-        assert cell == f"≥ 0.8: {shown} ({tuned['accuracy_reached']}/6)"
+        low, high = ("∞" if float(v) == math.inf else f"{float(v):.3g}" for v in tuned["accuracy_steps_ci"])
+        assert cell == f"≥ 0.8: {shown} [{low}, {high}] ({tuned['accuracy_reached']}/6)"
     assert table[table["problem"] == "2. quadratic"]["steps to accuracy"].isna().all()
     assert "time to accuracy (s, machine-dependent)" in table.columns
