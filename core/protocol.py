@@ -37,6 +37,7 @@ __all__ = [
     "save_protocol",
     "search_space",
     "seconds_per_step",
+    "seeds_made_no_difference",
     "seed_for",
     "steps_to_accuracy",
     "supervised",

@@ -7,11 +7,13 @@ import streamlit as st
 
 from descentlab.dashboard import access
 from descentlab.dashboard import widgets as W
+from descentlab.dashboard.presets import preset
 from descentlab.dashboard.protocol_report import best_so_far_figure, load_comparison, profile_figure
 from descentlab.errors import SpecError
 from descentlab.experiment import Experiment
 from descentlab.protocol import SUITES, run_protocol, save_outcome
 
+DEFAULT = preset("protocol")  # the form's rules, budget and seeds (dashboard/presets/protocol.toml)
 TITLE = "Honest comparison"
 ICON = ":material/balance:"
 PAGE = "proto"
@@ -52,19 +54,27 @@ with st.expander("Run a comparison on the teaching suite", expanded=not comparis
         "same budget; saved under the folder above. Every built-in rule takes about 30 s on 2 cores."
     )
     names = list(registry.rules)
-    rules = st.multiselect(
-        "rules", names, default=[n for n in ("gd", "momentum", "adam") if n in names], key=f"{PAGE}.rules"
-    )
+    opening = [r["rule"] for r in DEFAULT["rules"] if r["rule"] in names]
+    rules = st.multiselect("rules", names, default=opening, key=f"{PAGE}.rules")
     budget_col, tune_col, test_col = st.columns(3)
-    budget = budget_col.number_input("trials per rule (budget)", 1, 1000, 8, key=f"{PAGE}.budget")
-    tune_seeds = tune_col.number_input("tune seeds", 1, 100, 3, key=f"{PAGE}.tune_seeds")
+    budget = budget_col.number_input(
+        "trials per rule (budget)", 1, 1000, DEFAULT["protocol"]["budget"], key=f"{PAGE}.budget"
+    )
+    tune_seeds = tune_col.number_input(
+        "tune seeds", 1, 100, DEFAULT["protocol"]["tune_seeds"], key=f"{PAGE}.tune_seeds"
+    )
     test_seeds = test_col.number_input(
-        "test seeds", 1, 100, 8, key=f"{PAGE}.test_seeds", help="at least 6 for a verdict other than cannot tell apart"
+        "test seeds",
+        1,
+        100,
+        DEFAULT["protocol"]["test_seeds"],
+        key=f"{PAGE}.test_seeds",
+        help="at least 6 for a verdict other than cannot tell apart",
     )
     if st.button("Run the comparison", key=f"{PAGE}.run", type="primary"):
         spec = {
             "name": "teaching-suite",
-            "suite": "teaching",
+            "suite": DEFAULT["suite"],
             "rules": [{"rule": name} for name in rules],
             "protocol": {"budget": int(budget), "tune_seeds": int(tune_seeds), "test_seeds": int(test_seeds)},
         }
