@@ -871,6 +871,19 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
     from .log import logger
     from .runner import _validation_instance, run_experiment
 
+    # the protocol's batches depend on each other (tune, select, then test): they run here, in this
+    # machine's processes, never as a Dask sweep; saying so beats ignoring the flag
+    for flag, value in (
+        ("--executor", getattr(args, "executor", None)),
+        ("--scheduler", getattr(args, "scheduler", None)),
+        ("--resume", getattr(args, "resume", None)),
+    ):
+        if value and not (flag == "--executor" and value == "local"):
+            raise SpecError(
+                flag,
+                value,
+                "not given for an experiment with [protocol] (it runs on this machine's processes: --workers)",
+            )
     workers = args.workers
     plugins = [str(p) for p in args.plugin or ()]
     command = shlex.join(["descentlab", "run", str(args.experiment)] + [a for p in plugins for a in ("--plugin", p)])
