@@ -896,7 +896,15 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
         check_resources(job, instance, workers or min(os.cpu_count() or 1, job.n_runs))
         del instance
         logger.debug("%s: %s, %d runs on seeds %s", job.name, job.problem, job.n_runs, job.seeds)
-        return run_experiment(job, registry=registry, workers=workers, validation=validation)
+        progress = None
+        if not args.quiet:  # a bar per batch on a terminal: the whole suite is 20 batches and can take a minute
+            from .cli import ProgressBar
+
+            progress = ProgressBar()
+            if progress.enabled:
+                phase = "tuning" if job.name.endswith("-tune") else "test seeds"
+                progress.stream.write(f"{job.problem} ({phase}): {job.n_runs} runs x {job.steps} steps\n")
+        return run_experiment(job, registry=registry, workers=workers, validation=validation, progress=progress)
 
     outcome = run_protocol(experiment, registry=registry, command=command, run=run)
     path = save_outcome(outcome, experiment, args.out, plugins)

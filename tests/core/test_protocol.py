@@ -492,3 +492,26 @@ def test_cli_refuses_dask_flags_for_a_protocol_in_one_line(tmp_path, capsys, fla
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and flags[0] in err and "[protocol]" in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_cli_shows_a_progress_bar_per_batch_on_a_terminal(tmp_path, monkeypatch, capsys):
+    import io
+
+    from descentlab.cli import main
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    path = tmp_path / "p.toml"
+    path.write_text(
+        'steps = 10\n[problem]\nname = "quadratic"\nstart_spread = 0.5\n[[rules]]\nrule = "gd"\n'
+        "[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 3\n"
+    )
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
+    shown = terminal.getvalue()
+    assert "quadratic (tuning): 6 runs x 10 steps" in shown and "quadratic (test seeds): 6 runs x 10 steps" in shown
+    assert shown.count("100%") == 2  # one finished bar per batch
+    capsys.readouterr()
