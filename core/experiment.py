@@ -790,6 +790,7 @@ PROTOCOL_KEYS = (
     "test_seeds",
     "target",
     "target_accuracy",
+    "defaults_compete",
     "lr_factors",
     "tune",
     "validation",
@@ -815,6 +816,9 @@ class Protocol:
     validation: float = 0.2  # share of a supervised problem's training rows that tuning selects on
     # steps to a test-split accuracy ≥ this on classification problems (a problem's own wins)
     target_accuracy: float | None = None
+    # the declared defaults are a candidate of the selection too (off: tuned = the best of the budget's
+    # trials, as Crowded Valley's "tuned"; on: never worse than the defaults on the tune seeds)
+    defaults_compete: bool = False
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {
@@ -831,6 +835,8 @@ class Protocol:
             d["target"] = self.target
         if self.target_accuracy is not None:  # written only when set: older specs stay byte-identical
             d["target_accuracy"] = self.target_accuracy
+        if self.defaults_compete:
+            d["defaults_compete"] = True
         return d
 
 
@@ -876,6 +882,13 @@ def check_protocol(value, entries: list[RuleEntry], registry, strict: bool) -> P
     if target is not None:
         target = HyperParam("target", 0.0).check(target, "protocol")
     target_accuracy = _target_accuracy(value.get("target_accuracy"), "protocol.target_accuracy")
+    defaults_compete = value.get("defaults_compete", False)
+    if not isinstance(defaults_compete, bool):
+        raise SpecError(
+            "protocol.defaults_compete",
+            defaults_compete,
+            "true or false: whether each rule's defaults are a candidate of the selection",
+        )
     validation = value.get("validation", 0.2)
     if (
         isinstance(validation, bool)
@@ -942,6 +955,7 @@ def check_protocol(value, entries: list[RuleEntry], registry, strict: bool) -> P
         tune=tune,
         validation=float(validation),
         target_accuracy=target_accuracy,
+        defaults_compete=defaults_compete,
     )
 
 

@@ -369,13 +369,19 @@ def _plan(entry: RuleEntry, index: int, rule, protocol: Protocol) -> dict:
     }
 
 
-def _select(plan: dict, tuned: dict, budget: int) -> dict:
-    """The chosen trial of one rule by :func:`choose`, from its tune-seed scores only."""
+def _select(plan: dict, tuned: dict, budget: int, defaults_compete: bool = False) -> dict:
+    """The chosen trial of one rule by :func:`choose`, from its tune-seed scores only; with
+    ``defaults_compete`` the defaults are candidate 0, ahead of the trials (so they win ties), and
+    ``chosen`` is 0 when they are chosen."""
     from .analysis import median
 
     label = plan["entry"].label
     medians = [median(tuned[f"{label} [trial {k + 1}]"][0]) for k in range(budget)]
-    best = choose(medians)
+    default_median = median(tuned[f"{label} [default]"][0])
+    if defaults_compete:
+        best = choose([default_median] + medians) - 1
+    else:
+        best = choose(medians)
     return {
         "label": label,
         "rule": plan["entry"].rule,
@@ -383,8 +389,8 @@ def _select(plan: dict, tuned: dict, budget: int) -> dict:
         "space": {n: list(v) for n, v in plan["space"].items()},
         "default_config": plan["default"],
         "chosen": best + 1,
-        "chosen_config": plan["trials"][best],
-        "tune_default_median": median(tuned[f"{label} [default]"][0]),
+        "chosen_config": plan["default"] if best < 0 else plan["trials"][best],
+        "tune_default_median": default_median,
         "trial_medians": medians,
         "best_so_far": stats.best_so_far(medians).tolist(),
     }
@@ -492,7 +498,7 @@ def run_protocol(
         else:
             tuned = _by_label(run(tune_job), column)
         # ---- selection: decided here, before any test seed (or test row) is run
-        rows = [_select(plan, tuned, protocol.budget) for plan in plans]
+        rows = [_select(plan, tuned, protocol.budget, protocol.defaults_compete) for plan in plans]
         test_entries = [
             _entry(
                 plan["entry"],
@@ -680,8 +686,9 @@ def _timing(experiment: Experiment, problem: dict, plans: list, rows: list[dict]
 def statement(protocol: Protocol, n_problems: int) -> str:
     """The budget and split statement printed with every leaderboard."""
     return (
-        f"every rule: {protocol.budget} {protocol.search}-search trials (seed {protocol.search_seed}) "
-        f"on tune seeds {list(protocol.tune_seeds)}, selected on a {protocol.validation:g} validation split "
+        f"every rule: {protocol.budget} {protocol.search}-search trials (seed {protocol.search_seed}"
+        + ("; its defaults compete with them" if protocol.defaults_compete else "")
+        + f") on tune seeds {list(protocol.tune_seeds)}, selected on a {protocol.validation:g} validation split "
         f"of the training data where the problem has one; defaults and the chosen trial re-run on test seeds "
         f"{list(protocol.test_seeds)}, the only seeds any reported number comes from; {n_problems} problem(s)"
     )

@@ -109,7 +109,7 @@ def load_comparison(folder) -> Comparison | None:
                         if timing
                         else {}
                     ),
-                    "chosen trial": f"{r['chosen']} of {r['budget']}",
+                    "chosen trial": "the defaults" if r["chosen"] == 0 else f"{r['chosen']} of {r['budget']}",
                     # protocol.json before the paired test (format 1) has no tuning verdict
                     "tuning helped?": _tuning(r.get("tuning")),
                     "selected on": p.get("selected_on", "training loss on the tune seeds"),

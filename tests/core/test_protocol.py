@@ -515,3 +515,23 @@ def test_cli_shows_a_progress_bar_per_batch_on_a_terminal(tmp_path, monkeypatch,
     assert "quadratic (tuning): 6 runs x 10 steps" in shown and "quadratic (test seeds): 6 runs x 10 steps" in shown
     assert shown.count("100%") == 2  # one finished bar per batch
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("compete", [False, True])
+def test_defaults_compete_lets_the_defaults_be_chosen_when_no_trial_beats_them(compete):
+    # α = 0.5 contracts the quadratic; lr_factors [1e-4, 1e-4] puts every trial at α = 5e-5, which barely moves
+    protocol = {"budget": 3, "tune_seeds": 2, "test_seeds": 6, "lr_factors": [1e-4, 1e-4], "defaults_compete": compete}
+    experiment = Experiment.from_dict(spec(protocol, rules=[{"rule": "gd", "learning_rate": 0.5}]))
+    assert Experiment.from_dict(experiment.to_dict()).protocol.defaults_compete is compete
+    (row,) = run_protocol(experiment, run=Recorder(), timing=False).report["problems"][0]["rules"]
+    assert row["tune_default_median"] < min(row["trial_medians"])  # the case is what it says
+    if compete:
+        assert row["chosen"] == 0 and row["chosen_config"] == row["default_config"]
+        assert row["tuned"]["scores"] == row["one_shot"]["scores"] and row["tuning"]["verdict"] == "cannot tell apart"
+    else:  # Crowded Valley's "tuned": the best of the budget's trials, here worse than the defaults
+        assert row["chosen"] >= 1 and row["tuning"]["verdict"] == "worse"
+
+
+def test_bad_defaults_compete_is_one_line():
+    with pytest.raises(SpecError, match=r"^protocol\.defaults_compete: got 'yes'; expected true or false"):
+        Experiment.from_dict(spec({"defaults_compete": "yes"}))
