@@ -71,12 +71,24 @@ with st.expander("Run a comparison on the teaching suite", expanded=not comparis
         key=f"{PAGE}.test_seeds",
         help="at least 6 for a verdict other than cannot tell apart",
     )
+    compete = st.checkbox(
+        "the defaults compete with the trials",
+        value=bool(DEFAULT["protocol"].get("defaults_compete", False)),
+        key=f"{PAGE}.defaults_compete",
+        help="off: tuned = the best of the budget's trials (Crowded Valley); on: never worse than the defaults "
+        "on the tune seeds",
+    )
     if st.button("Run the comparison", key=f"{PAGE}.run", type="primary"):
         spec = {
             "name": "teaching-suite",
             "suite": DEFAULT["suite"],
             "rules": [{"rule": name} for name in rules],
-            "protocol": {"budget": int(budget), "tune_seeds": int(tune_seeds), "test_seeds": int(test_seeds)},
+            "protocol": {
+                "budget": int(budget),
+                "tune_seeds": int(tune_seeds),
+                "test_seeds": int(test_seeds),
+                "defaults_compete": bool(compete),
+            },
         }
         try:  # a bad choice or a broken plugin: one line, the page keeps working
             experiment = Experiment.from_dict(spec, registry)

@@ -72,6 +72,7 @@ def test_page_runs_the_teaching_suite_and_shows_its_leaderboard_and_profile(tmp_
     at.number_input(key="proto.budget").set_value(1)
     at.number_input(key="proto.tune_seeds").set_value(1)
     at.number_input(key="proto.test_seeds").set_value(2)
+    at.checkbox(key="proto.defaults_compete").check()
     at.button(key="proto.run").click()
     at.run()
     assert not at.exception and not at.error
@@ -79,6 +80,7 @@ def test_page_runs_the_teaching_suite_and_shows_its_leaderboard_and_profile(tmp_
     data = load_protocol(folder)
     assert len(data["problems"]) == 10 and set(data["profile"]["score"]) == {"gd", "momentum"}
     assert data["protocol"]["budget"] == 1 and data["protocol"]["test_seeds"] == [1, 2]
+    assert data["protocol"]["defaults_compete"] is True
     assert at.selectbox(key="proto.pick").value == folder.name  # the comparison just run is shown
     (table,) = [d.value for d in at.dataframe]
     assert len(table) == 10 * 2 and set(table["rule"]) == {"gd", "momentum"}
