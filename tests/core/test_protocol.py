@@ -11,7 +11,15 @@ import pytest
 from descentlab import Problem, hookimpl, stats
 from descentlab.errors import SpecError
 from descentlab.experiment import Experiment
-from descentlab.protocol import BOOTSTRAP_SEED, draw_trials, grid_trials, load_protocol, run_protocol, save_protocol
+from descentlab.protocol import (
+    BOOTSTRAP_SEED,
+    draw_trials,
+    format_report,
+    grid_trials,
+    load_protocol,
+    run_protocol,
+    save_protocol,
+)
 from descentlab.runner import run_experiment
 
 
@@ -67,6 +75,9 @@ def test_every_rule_gets_the_same_budget(search):
         assert sum(label.startswith(f"{rule} [trial ") for label in labels) == 5
         assert f"{rule} [default]" in labels
     assert [len(r["trial_medians"]) for r in report["problems"][0]["rules"]] == [5, 5]
+    # and the report states it, with the seeds, beside every leaderboard
+    assert report["statement"].startswith(f"every rule: 5 {search}-search trials (seed 0) on tune seeds [0]")
+    assert "test seeds [1]" in report["statement"] and report["statement"] in format_report(report)
 
 
 def test_grid_covers_each_dimension_on_its_scale():
