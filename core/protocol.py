@@ -620,21 +620,23 @@ def run_protocol(
     return ProtocolOutcome(report=report, test_results=test_results)
 
 
-TIMING_REPEATS = 3  # the fastest of 3: on a shared machine one run's clock varies by 2-4x with the load
+# one run, its median step: a pause of the machine lengthens a few of the steps between ticks and
+# moves a median of ~100 of them not at all; more runs would cost a third of the protocol's time
+TIMING_REPEATS = 1
 TIMING_NOTE = (
     "wall time, machine-dependent: seconds per step of one run of each rule's tuned configuration "
-    f"(the first test seed, alone, in this process; the fastest of {TIMING_REPEATS} runs), timed from "
-    "its first to its last step on this machine at its load then; time to target (or accuracy) = that × "
+    "(the first test seed, alone, in this process): the median of its steps' times on this machine at "
+    "its load then; time to target (or accuracy) = that × "
     "median steps to it. Compare rules within one report only: every other number comes from the seeded runs, "
     "the same when the experiment is run again"
 )
 
 
 def seconds_per_step(job: Experiment, registry, repeats: int = TIMING_REPEATS) -> float:
-    """Wall seconds per step of ``job`` (one run), the fastest of ``repeats`` runs, each from the
-    runner's progress ticks: the clock between its first and its last ticked step, so building the
-    problem and the records are not counted. NaN when fewer than two steps were ticked (a run that
-    broke at once)."""
+    """Wall seconds per step of ``job`` (one run), the fastest of ``repeats`` runs, each the median
+    over the runner's progress ticks of the time between two ticks per step between them: steps
+    only, so building the problem and the records are not counted, and a pause of the machine moves
+    it little. NaN when fewer than two steps were ticked (a run that broke at once)."""
     import time
 
     from .runner import run_experiment
@@ -648,8 +650,11 @@ def seconds_per_step(job: Experiment, registry, repeats: int = TIMING_REPEATS) -
                 ticks.append((done, time.perf_counter()))
 
         run_experiment(job, registry=registry, workers=1, progress=progress)
-        if len(ticks) >= 2 and ticks[-1][0] > ticks[0][0]:
-            per_step = (ticks[-1][1] - ticks[0][1]) / (ticks[-1][0] - ticks[0][0])
+        steps = [
+            (t1 - t0) / (d1 - d0) for (d0, t0), (d1, t1) in zip(ticks, ticks[1:]) if d1 > d0
+        ]  # ticks come every max(1, steps // 100) steps
+        if steps:
+            per_step = float(np.median(steps))
             best = per_step if math.isnan(best) else min(best, per_step)
     return best
 
