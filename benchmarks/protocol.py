@@ -9,6 +9,8 @@ rules as written (their defaults) on every problem with the test seeds: what one
 the protocol. One process, alternately in the same process, best of ``--repeat``: the protocol
 without and with its wall-time measurement (3 timed single runs per rule and problem), and as
 ``descentlab run`` runs it (the runner's default workers: both cores when a batch is large enough).
+Each line gives wall and CPU seconds (this process's CPU time, which another job's load hardly
+moves; the both-cores line's workers are not in it), and the wall-time measurement's own share.
 """
 
 from __future__ import annotations
@@ -43,6 +45,21 @@ def plain(experiment) -> int:
     return runs
 
 
+TIMING_SPENT = [0.0, 0.0]  # wall and CPU seconds inside the wall-time measurement (protocol._timing)
+
+
+def _counted(inner):
+    def timed(*args, **kwargs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            TIMING_SPENT[0] += time.perf_counter() - wall
+            TIMING_SPENT[1] += time.process_time() - cpu
+
+    return timed
+
+
 def protocol(experiment, timing: bool = True, workers: int | None = 1) -> int:
     outcome = run_protocol(experiment, run=lambda e, **kw: run_experiment(e, workers=workers, **kw), timing=timing)
     p = experiment.protocol
@@ -65,25 +82,44 @@ def main() -> None:
         "protocol": protocol,
         "cores": lambda e: protocol(e, workers=None),
     }
+    import descentlab.protocol as protocol_module
+
+    protocol_module._timing = _counted(protocol_module._timing)
     best = dict.fromkeys(jobs, float("inf"))
+    cpu = dict.fromkeys(jobs, float("inf"))
     runs = {}
+    share = []
     for _ in range(args.repeat):
         for name, job in jobs.items():
-            started = time.perf_counter()
+            TIMING_SPENT[:] = [0.0, 0.0]
+            started, started_cpu = time.perf_counter(), time.process_time()
             runs[name] = job(experiment)
-            best[name] = min(best[name], time.perf_counter() - started)
+            wall, used = time.perf_counter() - started, time.process_time() - started_cpu
+            best[name], cpu[name] = min(best[name], wall), min(cpu[name], used)
+            if name == "protocol":
+                share.append((TIMING_SPENT[0] / wall, TIMING_SPENT[1] / used))
     print(
         f"{experiment.name}: {len(experiment.suite)} problems, {len(experiment.entries)} rules, "
         f"budget {experiment.protocol.budget}, {len(experiment.protocol.tune_seeds)} tune / "
         f"{len(experiment.protocol.test_seeds)} test seeds"
     )
-    print(f"plain run of the rules as written on the test seeds: {runs['plain']:4d} runs  {best['plain']:.3f} s")
+    print(
+        f"plain run of the rules as written on the test seeds: {runs['plain']:4d} runs  {best['plain']:.3f} s"
+        f"  (CPU {cpu['plain']:.3f} s)"
+    )
     for name, what in (
         ("untimed", "protocol (tune + select + test), no wall times:"),
         ("protocol", "protocol with wall times (the default):"),
         ("cores", "the same as descentlab run runs it (both cores):"),
     ):
-        print(f"{what:<52} {runs[name]:4d} runs  {best[name]:.3f} s  ({best[name] / best['plain']:.2f}x)")
+        print(
+            f"{what:<52} {runs[name]:4d} runs  {best[name]:.3f} s  ({best[name] / best['plain']:.2f}x)"
+            f"  (CPU {cpu[name]:.3f} s, {cpu[name] / cpu['plain']:.2f}x)"
+        )
+    print(
+        "the wall-time measurement's share of the timed protocol: "
+        + ", ".join(f"{w:.0%} of its wall time and {c:.0%} of its CPU time" for w, c in share)
+    )
 
 
 if __name__ == "__main__":
