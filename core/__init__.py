@@ -69,6 +69,7 @@ try:
     from .registry import Registry, get_registry, load_registry
     from .experiment import Experiment, Protocol, RuleEntry, RunConfig, load_experiment_file
     from .grid import Configuration, configurations
+    from .step_arrays import StepArrays
     from .records import Results, load_results, save_results
     from .runner import run_experiment
     from .sharpness import top_hessian_eigenvalue
@@ -133,6 +134,7 @@ __all__ = [
     "RunConfig",
     "load_experiment_file",
     "Results",
+    "StepArrays",
     "Configuration",
     "configurations",
     "load_results",

@@ -34,6 +34,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from .errors import one_line
 from .verdicts import FLAGGED, STABLE, STATUSES, stability_edge
 
 __all__ = [
@@ -555,14 +556,27 @@ def configuration_table(results) -> pd.DataFrame:
 
 
 def summary_html(results) -> str:
-    """A few lines for Jupyter: what ran, the status counts, and one verdict line per entry."""
+    """A few lines for Jupyter: what ran, the status counts, the verdict (which entry won: first to
+    the target loss when the experiment sets one, the lowest median final loss), why each entry
+    first blew up (its smallest such α) or failed, and one line per entry."""
     e = results.experiment
     runs = results.runs
     counts = runs["status"].value_counts()
     statuses = ", ".join(f"{n} {html.escape(str(s))}" for s, n in counts.items())
-    lines = []
+    lines, verdicts, notes = [], [], []
     try:
         summary = summarize(results)
+        verdicts = target_sentence(summary, getattr(e, "target_loss", None)) + lowest_loss_sentence(summary)
+        # why each entry first blew up: its smallest α that did, with the run's own reason (first seed)
+        flagged = runs[runs["status"].isin(FLAGGED)].sort_values(["entry", "learning_rate", "seed"], kind="stable")
+        for _, row in flagged.drop_duplicates("entry").iterrows():
+            reason = row.get("divergence_reason", "") or row["status"]
+            notes.append(f"{row['label']} at α = {format_number(row['learning_rate'])} (seed {row['seed']}): {reason}")
+        # A notebook shows no log: the reason a rule failed is said here, once per entry, as the CLI warns
+        failed = runs[runs["status"] == "failed"] if "error" in runs else runs.iloc[:0]
+        for label, group in failed.groupby("label", sort=False):
+            count = f"{len(group)} run{'s' if len(group) > 1 else ''}"
+            notes.append(f"{count} of {label} failed: {one_line(str(group['error'].iloc[0]))}")
         lines = [verdict_line(row) for row in summary.itertuples()]
     except Exception as error:  # a summary that cannot be built must not hide the record
         lines = [f"(no summary: {type(error).__name__})"]
@@ -571,7 +585,10 @@ def summary_html(results) -> str:
     return (
         f"<div><b>{html.escape(str(e.name))}</b>: {len(runs)} runs on {html.escape(str(e.problem))}, "
         f"{int(e.steps)} steps; "
-        f"{statuses}<ul>{items}</ul>"
+        f"{statuses}"
+        + "".join(f"<br><b>{html.escape(v)}</b>" for v in verdicts)
+        + "".join(f"<br>{html.escape(n)}" for n in notes)
+        + f"<ul>{items}</ul>"
         f"<small>.runs, .metrics, .metric(name) → (runs, steps + 1) array, .configurations → the grid "
         f"with each point's run_ids; .plot.loss(), "
         f".plot.sweep(), .plot.step_sizes(), .plot.learning_rates(), .plot.landscape()</small>{where}</div>"

@@ -500,7 +500,7 @@ def run_chunk(
                     layer_b[:n, t] = per_layer
                     per_layer.sum(axis=1, out=grad_b[:n, t])
                 else:
-                    np.einsum("rp,rp->r", g, g, out=grad_b[:n, t])
+                    row_squares(g, out=grad_b[:n, t])
                     if layer_b is not None:
                         layer_b[:n, t] = layout.layer_norms(g) ** 2
                 if landscape_path:
@@ -639,7 +639,7 @@ def run_chunk(
                         step_rec[0][:n, t] = step_rec[1]
                     step_rows = t + 1
                 else:
-                    np.einsum("rp,rp->r", updates, updates, out=step_b[:n, t])
+                    row_squares(updates, out=step_b[:n, t])
                 params += updates
                 if failed is not None:
                     final_params[active[~failed]] = params[~failed]
@@ -777,6 +777,23 @@ def run_chunk(
         if tracker is None
         else {"measurements": tracker.measurements, "hessian_vector_products": tracker.products},
     }
+
+
+def row_squares(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out[i] = Σ_p rows[i, p]²``: the same bits for a row whatever else is stacked with it.
+
+    numpy's einsum sums a lone row with another kernel (SIMD partial sums) than the rows of a
+    stack, so a run alone in its chunk (or left alone there by its chunk's diverged runs) got other
+    last bits than the same run beside others, and a Dask task's part (one entry's runs) differed
+    from the pool's chunk. A lone row is summed as the first of a pair, as in a stack.
+    """
+    if rows.shape[0] != 1:
+        return np.einsum("rp,rp->r", rows, rows, out=out)
+    pair = np.concatenate([rows, rows])
+    sums = np.empty(2, dtype=out.dtype)
+    np.einsum("rp,rp->r", pair, pair, out=sums)
+    out[0] = sums[0]
+    return out
 
 
 def _layer_squares(block: np.ndarray, layout, layer_starts: np.ndarray | None) -> np.ndarray:

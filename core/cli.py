@@ -198,7 +198,9 @@ class _Number:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr: ``[#####.....]  52%  1.3 s``; silent when stderr is not a terminal."""
+    """A one-line progress bar on stderr: ``[#####.....]  52%  1.3 s  ETA 1 s``; silent when stderr is
+    not a terminal. The ETA is the rest at the pace so far (a Dask sweep's: since the first call, so
+    that the cluster's start and resumed parts do not count)."""
 
     def __init__(self, stream=None, width: int = 30, unit: str | None = None):
         self.stream = stream or sys.stderr
@@ -208,6 +210,7 @@ class ProgressBar:
         self.first: int | None = None  # done at the first call: a resumed sweep's parts took no time now
         self.since = self.started
         self.last = -1.0
+        self.longest = 0  # characters of the longest line drawn so far
         self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.finished = False
 
@@ -221,21 +224,31 @@ class ProgressBar:
             text += f"  ETA {eta:.0f} s"
         return text
 
+    def eta(self, done: int, total: int, now: float) -> str:
+        """``  ETA 12 s`` of a local run (run-steps): the rest at the pace since the bar was made (none
+        before the first run-step, or at the end)."""
+        if not 0 < done < total:
+            return ""
+        return f"  ETA {(now - self.started) / done * (total - done):.0f} s"
+
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled or total <= 0 or self.finished:
             return
         now = time.perf_counter()
-        if self.unit is not None and self.first is None:
+        if self.first is None:
             self.first, self.since = done, now  # paced from here: a cluster's start is not a task's time
         if done < total and now - self.last < 0.1:
             return  # redraw at most 10 times a second
         self.last = now
         fraction = min(done / total, 1.0)
         filled = int(round(self.width * fraction))
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (self.width - filled)}] {fraction:5.0%}  "
-            f"{now - self.started:6.1f} s" + (self.counts(done, total, now) if self.unit else "")
+        line = f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction:5.0%}  {now - self.started:6.1f} s" + (
+            self.counts(done, total, now) if self.unit else self.eta(done, total, now)
         )
+        # padded to the longest line drawn: a shorter one ("ETA 9 s" after "ETA 10 s", the last line
+        # without an ETA) would leave the end of the one before on the screen
+        self.longest = max(self.longest, len(line))
+        self.stream.write("\r" + line.ljust(self.longest))
         if done >= total:
             self.stream.write("\n")
             self.finished = True
@@ -274,7 +287,7 @@ def _summary(results) -> str:
     lines = [
         f"{len(runs)} runs: "
         + ", ".join(f"{counts[s]} {s}" for s in STATUSES if s in counts)
-        + ' (status rules: README, "Run verdicts")'
+        + " (status rules: docs/verdicts.md)"
     ]
     for label, group in runs.groupby("label", sort=False):
         stable = group[group["status"].isin(STABLE)]
@@ -300,7 +313,7 @@ def _summary(results) -> str:
 def cmd_run(args) -> int:
     from .experiment import check_resources, load_experiment_file
     from .faults import build_instance
-    from .records import RESULTS_ENV, save_results
+    from .records import RESULTS_ENV, default_results_dir, save_results
     from .runner import run_experiment
 
     if args.workers is not None and args.workers < 1:
@@ -310,18 +323,35 @@ def cmd_run(args) -> int:
     if args.out is not None:
         _check_out_dir(args.out)
     elif os.environ.get(RESULTS_ENV):  # the default folder, named so that a bad value can be traced
-        _check_out_dir(os.environ[RESULTS_ENV], field=RESULTS_ENV)
+        _check_out_dir(default_results_dir(), field=RESULTS_ENV)
+    executor = _executor_choice(args)
+    if executor == "dask" and args.scheduler is not None and args.workers is not None:
+        raise SpecError("--workers", args.workers, "no value with --scheduler (its cluster has the workers it has)")
     if experiment.protocol is not None:  # an honest comparison (docs/protocol.md): tune, then test
         from .protocol import run_from_cli
 
-        return run_from_cli(experiment, registry, args)
+        if executor != "dask":
+            return run_from_cli(experiment, registry, args)
+        if args.resume is not None:
+            raise SpecError(
+                "--resume",
+                args.resume,
+                "no value for a [protocol] experiment (its phases run on the cluster as one job each, "
+                "kept in memory and saved at the end; resuming is for plain sweeps)",
+            )
+        client = _dask_client(args, args.workers)
+        try:
+            return run_from_cli(experiment, registry, args, executor=client)
+        finally:
+            from .cluster import close
+
+            close(client)
     workers = _bounded_workers(args.workers, experiment.n_runs, quiet=args.quiet)
     # the problem is built here once more (cheap: parameters are allocated per chunk) so that a job
     # that cannot fit is refused before any training, with what it needs and what there is
     instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     check_resources(experiment, instance, workers or min(os.cpu_count() or 1, experiment.n_runs))
     del instance
-    executor = _executor_choice(args)
     if executor == "dask":
         results = _run_on_dask(args, experiment, registry, workers)
         path = results.path
@@ -360,22 +390,23 @@ def _run_on_dask(args, experiment, registry, workers):
     """The sweep as tasks on a Dask cluster, written as parts into a new (or the resumed) folder."""
     from pathlib import Path
 
-    from .cluster import check_scheduler, close, connect, run_sweep
-    from .records import _target_dir, default_results_dir
+    from .cluster import check_resumable, close, is_sweep_folder, run_sweep
+    from .records import _target_dir, default_results_dir, find_results_dir
 
-    if args.scheduler is not None:
-        check_scheduler(args.scheduler)  # before the extra is looked for: a typo is the first thing to say
-    if not has_module("distributed"):
-        raise MissingExtra.of("descentlab run --executor dask", "distributed", "distributed")
+    _check_dask(args)
+    if args.resume is not None and args.out is not None and Path(args.out) != Path(args.resume):
+        raise SpecError("--out", args.out, f"no value with --resume (the resumed sweep is {args.resume})")
     if args.resume is not None:
-        folder = Path(args.resume)
-        if not folder.is_dir():
-            raise SpecError("--resume", args.resume, "the folder of an unfinished descentlab run --executor dask")
+        folder = find_results_dir(args.resume)  # the name run printed is enough, as for report
+        check_resumable(folder, experiment, "--resume")  # said before a cluster is started
+    elif args.out is not None and is_sweep_folder(args.out):
+        folder = Path(args.out)  # rerunning into the sweep's own folder goes on as --resume does
+        check_resumable(folder, experiment, "--out")
     else:
         parent = Path(args.out if args.out is not None else default_results_dir())
         folder = _target_dir(parent, experiment.name)
     progress = None if args.quiet else ProgressBar(unit="tasks")
-    client = connect(args.scheduler, n_workers=workers)
+    client = _dask_client(args, workers)
     try:
         return run_sweep(
             experiment, folder, client=client, registry=registry, resume=args.resume is not None, progress=progress
@@ -397,6 +428,24 @@ def _run_on_dask(args, experiment, registry, workers):
         ) from None
     finally:
         close(client)
+
+
+def _check_dask(args) -> None:
+    """The scheduler address, then the extra: one line each, before anything starts."""
+    from .cluster import check_scheduler
+
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)  # before the extra is looked for: a typo is the first thing to say
+    if not has_module("distributed"):
+        raise MissingExtra.of("descentlab run --executor dask", "distributed", "distributed")
+
+
+def _dask_client(args, workers):
+    """A client of ``--scheduler``, or of a local cluster of ``--workers`` processes."""
+    from .cluster import connect
+
+    _check_dask(args)
+    return connect(args.scheduler, n_workers=workers)
 
 
 class SweepInterrupted(Exception):
@@ -513,6 +562,9 @@ def _check_marks() -> tuple[str, str, str]:
 
 
 def cmd_check(args) -> int:
+    """The conformance table of the rules named. A target that is bad input (an unknown name, a missing
+    file, a file that fails to load or registers no rule) is one line; with several targets the others
+    are still checked and the exit status is 2 after their table (a broken plugin does not hide the rest)."""
     from pathlib import Path
 
     from .conformance import check_rule, format_table
@@ -521,43 +573,76 @@ def cmd_check(args) -> int:
         raise UsageError(
             "descentlab check: name a rule or a plugin .py file, or use --all (see descentlab check --help)"
         )
+    problems: list[Exception] = []  # in the order of the targets
+    missing: dict[str, Exception] = {}
     files: dict[str, str] = {}  # argument -> resolved path
     for target in args.targets:
         if _is_plugin_path(target):
             path = Path(target).expanduser()
             if not path.is_file():
-                raise SpecError(
+                missing[target] = SpecError(
                     "check",
                     target,
                     "a registered rule name or an existing plugin .py file",
                     hint="a folder" if path.is_dir() else "no such file",
                 )
+                continue
             files[target] = str(path.resolve())
-    registry = _registry(list(dict.fromkeys(files.values())), fatal_plugins=True)
+    registry = _registry(list(dict.fromkeys(files.values())), fatal_plugins=False, warn=False)
+    broken: dict[str, str] = {}  # resolved path -> the first message naming it
+    for message in registry.errors:
+        for target, resolved in files.items():
+            if resolved not in broken and (target in message or resolved in message):
+                broken[resolved] = message
+    for message in registry.errors:
+        if message not in broken.values():
+            logger.warning(message)  # another plugin's fault (an entry point): not what was asked for
     selected: dict = dict(registry.rules) if args.all else {}
     for target in args.targets:
+        if target in missing:
+            problems.append(missing[target])
+            continue
         if target in files:
+            if files[target] in broken:
+                problems.append(PluginError(broken[files[target]]))
+                continue
             names = [n for n in registry.rules if registry.origin("rule", n) == f"file {files[target]}"]
             if not names:
-                raise SpecError(
-                    "check",
-                    target,
-                    "a plugin file that registers a descent rule",
-                    hint="it registers none: no @hookimpl register_optimizers calling register(...)",
+                problems.append(
+                    SpecError(
+                        "check",
+                        target,
+                        "a plugin file that registers a descent rule",
+                        hint="it registers none: no @hookimpl register_optimizers calling register(...)",
+                    )
                 )
+                continue
         elif target in registry.rules:
             names = [target]
         else:
-            raise SpecError(
-                "check",
-                target,
-                "a registered rule name (one of "
-                + ", ".join(sorted(registry.rules))
-                + ") or the path of a plugin .py file",
+            problems.append(
+                SpecError(
+                    "check",
+                    target,
+                    "a registered rule name (one of "
+                    + ", ".join(sorted(registry.rules))
+                    + ") or the path of a plugin .py file",
+                )
             )
+            continue
         selected.update({n: registry.rules[n] for n in names})
+    if problems and not selected:
+        if len(problems) == 1:
+            raise problems[0]
+        for problem in problems:
+            print(f"descentlab: error: {one_line(problem)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     results = {name: check_rule(rule) for name, rule in selected.items()}
     print(format_table(results, _check_marks()))
+    for problem in problems:
+        print(f"descentlab: error: {one_line(problem)}", file=sys.stderr)
+    if problems:
+        return EXIT_BAD_INPUT
     return 0 if all(r.passed for checks in results.values() for r in checks) else 1
 
 
@@ -644,6 +729,7 @@ def _add_logging_options(parser, *, quiet_dest: str, verbose_dest: str) -> None:
         help="print details as well (debug lines on stderr)",
     )
     parser.add_argument(
+        "-q",
         "--quiet",
         action="store_true",
         dest=quiet_dest,
@@ -704,7 +790,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="go on with the unfinished Dask sweep in DIR: only tasks without parts are run",
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bar or summary; print only the results path")
+    run.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar or summary; print only the results path"
+    )
     run.add_argument(
         "-v",
         "--verbose",

@@ -17,7 +17,16 @@ from typing import Callable
 from .atomic import write_text_atomic
 from .errors import SpecError
 
-__all__ = ["close", "SCHEDULER_ACCEPTED", "check_scheduler", "connect", "run_sweep"]
+__all__ = [
+    "close",
+    "SCHEDULER_ACCEPTED",
+    "check_resumable",
+    "check_scheduler",
+    "connect",
+    "is_sweep_folder",
+    "run_sweep",
+    "TaskFailed",
+]
 
 SCHEDULER_ACCEPTED = "tcp://HOST:PORT, tls://HOST:PORT or HOST:PORT with PORT in 1-65535 (a Dask scheduler)"
 _ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$")
@@ -62,6 +71,10 @@ def connect(scheduler: str | None = None, n_workers: int | None = None):
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
+        # without a dashboard the scheduler still serves its HTTP routes (health, metrics), by default
+        # on port 8787: a second sweep at the same time got "Port 8787 is already in use" on stderr.
+        # Any free port of 127.0.0.1 instead, and still no dashboard.
+        scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         host="127.0.0.1",
     )
 
@@ -84,10 +97,11 @@ def run_sweep(
     writing its parts into ``folder``; return the :class:`~descentlab.records.Results` read back.
 
     ``resume=True`` takes an existing folder of the same experiment and runs only the tasks whose
-    parts are missing. ``progress(done, total)`` counts tasks (parts already there count as done).
-    A task that fails leaves the other parts in place: the same call with ``resume=True`` goes on.
+    parts are missing; so does a ``folder`` that already holds a sweep (rerunning into the same
+    folder), while any other existing, non-empty folder is refused. ``progress(done, total)``
+    counts tasks (parts already there count as done). A task that fails leaves the other parts in
+    place: the same call goes on.
     """
-    from .experiment import Experiment, parse_toml
     from .faults import build_instance
     from .parts import PART_DIRS, is_done, plan_tasks, read_parts
     from .records import build_meta, load_results, remove_stale_temporaries
@@ -108,27 +122,22 @@ def run_sweep(
     instance = build_instance(registry.problem(experiment.problem), dict(experiment.problem_settings))
     check_job(experiment, instance)
     spec_file = folder / "experiment.toml"
+    field = "--resume" if resume else "folder"  # what the caller named: a refusal says that
+    if not resume and is_sweep_folder(folder):
+        resume = True  # rerunning into the same folder goes on where it stopped (docs/cluster.md)
     if resume:
-        if not spec_file.is_file():
-            raise SpecError(
-                "--resume",
-                str(folder),
-                "a folder written by descentlab run --executor dask",
-                hint="it has no experiment.toml",
-            )
-        saved = Experiment.from_dict(parse_toml(spec_file.read_text(encoding="utf-8")), strict=False)
-        if saved.to_dict() != experiment.to_dict():
-            raise SpecError(
-                "--resume",
-                str(folder),
-                "the folder of this same experiment",
-                hint="its experiment.toml differs from the experiment given",
-            )
+        check_resumable(folder, experiment, field)
         if (folder / "meta.json").exists():
             (folder / "meta.json").unlink()  # rewritten at the end; a folder being resumed is not finished
         _remove_temporaries(folder)
     else:
-        folder.mkdir(parents=True, exist_ok=False)
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise SpecError(
+                "folder",
+                str(folder),
+                "a new or empty folder, or the folder of an unfinished sweep of this experiment",
+            )
+        folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(spec_file, experiment.to_toml())
 
     for kind in PART_DIRS:  # made now: an interrupted sweep's folder is known as one (load_results, --resume)
@@ -145,15 +154,19 @@ def run_sweep(
     payload = {
         "experiment": experiment.to_dict(),
         "plugin_paths": list(registry.plugin_paths),
+        "plugin_errors": list(registry.errors),  # faults known here, not the worker's own
         "folder": str(folder.resolve()),
     }
     from .parts import run_task
 
-    futures = [executor.submit(run_task, {**payload, **task}) for task in todo]
+    futures = {executor.submit(run_task, {**payload, **task}): task for task in todo}
     summaries = []
     try:
         for future in as_completed(futures):
-            summaries.append(future.result())
+            try:
+                summaries.append(future.result())
+            except Exception as error:  # which task, so that a plugin crashing its worker is found
+                raise TaskFailed(futures[future], error) from error
             done += 1
             if progress is not None:
                 progress(done, total)
@@ -184,10 +197,69 @@ def run_sweep(
     return load_results(folder)
 
 
+class TaskFailed(RuntimeError):
+    """A task of a sweep failed (its error is ``__cause__``): the message names its rule entry and
+    runs, e.g. the entry whose plugin crashed every worker that ran it (Dask's KilledWorker)."""
+
+    def __init__(self, task: dict, error: BaseException):
+        self.task = task
+        ids = task["run_ids"]
+        runs = f"run {ids[0]}" if len(ids) == 1 else f"runs {ids[0]}..{ids[-1]}"
+        super().__init__(
+            f"the task of rules[{task['entry']}] ({task['rule']!r}, {runs}): {type(error).__name__}: {error}"
+        )
+
+
+def check_resumable(folder, experiment, field: str = "--resume") -> None:
+    """A one-line SpecError (naming ``field``) unless ``folder`` is a sweep of ``experiment``:
+    said before any cluster starts, and a finished single-file folder is never touched."""
+    from .experiment import Experiment, parse_toml
+
+    folder = Path(folder)
+    spec_file = folder / "experiment.toml"
+    if not folder.is_dir() or not is_sweep_folder(folder):
+        raise SpecError(
+            field,
+            str(folder),
+            "the folder of a descentlab run --executor dask",
+            hint="this one holds runs.parquet: a finished single-file results folder"
+            if (folder / "runs.parquet").exists()
+            else "it has no experiment.toml",
+        )
+    saved = Experiment.from_dict(parse_toml(spec_file.read_text(encoding="utf-8")), strict=False)
+    if saved.to_dict() != experiment.to_dict():
+        raise SpecError(
+            field,
+            str(folder),
+            "the folder of this same experiment",
+            hint="its experiment.toml differs from the experiment given",
+        )
+
+
+def is_sweep_folder(folder) -> bool:
+    """Whether ``folder`` was written by :func:`run_sweep` (finished or not): an experiment.toml
+    (written first) and no single-file tables (which :func:`~descentlab.records.save_results`
+    renames into place with its experiment.toml, all at once)."""
+    folder = Path(folder)
+    return (folder / "experiment.toml").is_file() and not (folder / "runs.parquet").exists()
+
+
+_PART_TEMPORARY = re.compile(
+    r"\.part-[0-9a-f]+\.(?:parquet|npz)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>[0-9]{1,10})\.[a-z0-9_]{8}\.tmp\.(?:parquet|npz)"
+)
+
+
 def _remove_temporaries(folder: Path) -> None:
-    """Hidden temporaries of parts whose writer was killed (write_atomic names them ``.part-*.tmp*``)."""
+    """Hidden temporaries of parts whose writer was killed (write_atomic names them
+    ``.part-*.<host>.<pid>.*.tmp*``): only a gone writer's of this machine, never those of a task
+    still writing (another sweep resuming the same folder) or of another machine's worker."""
+    from .atomic import writer_gone
+
     for kind in ("runs", "metrics", "weights"):
         for path in (folder / kind).glob("problem=*/rule=*/.part-*.tmp*"):
+            match = _PART_TEMPORARY.fullmatch(path.name)
+            if match is None or not writer_gone(match):
+                continue
             try:
                 path.unlink()
             except OSError:

@@ -15,11 +15,12 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .declarations import DescentRule
-from .faults import wrote_into
+from .faults import where, wrote_into
 from .layout import ParamLayout
 
 __all__ = [
-    "BRACKET",
+    "GRID_STEP",
+    "GRID_POINTS",
     "EDGE_STEPS",
     "LAYOUT",
     "CheckResult",
@@ -41,8 +42,11 @@ __all__ = [
 ]
 
 RUNS, PARAMS, STEPS = 3, 5, 6  # small enough to run in milliseconds, big enough to mix rows
-BRACKET = 0.03  # the stability edge must lie within ±3 % of c/λ
-EDGE_STEPS = 2000  # steps on the quadratic: (1 − 3 %)^2000 separates stable from not
+# The stability check's grid of α: c/λ · (1 + GRID_STEP)^(k + ½) for k = −GRID_POINTS .. GRID_POINTS − 1,
+# from about half to twice c/λ, the two points nearest the edge ±0.5 % from it.
+GRID_STEP = 0.01
+GRID_POINTS = 70
+EDGE_STEPS = 4000  # steps on the quadratic: a contraction 0.5 % from the edge still shows in this many
 # what a rule that ``uses_layout`` is told the PARAMS columns hold: a 2×2 matrix and a vector of 1
 LAYOUT = ParamLayout([("weight", (2, 2), "layer"), ("bias", (1,), "layer")])
 
@@ -65,6 +69,33 @@ def _hyper(rule: DescentRule, runs: int, dtype, overrides: dict | None = None) -
         else:
             out[h.name] = np.full((runs, 1), value, dtype=object)
     return out
+
+
+def _mixed_rows(rule: DescentRule) -> list[dict]:
+    """One setting per run of the checks' stacks (RUNS = 3): the defaults, every hyperparameter moved off
+    its default, and every flag on. Runs of one batch then differ in their hyperparameters too, as a grid's
+    do, so a value computed across the batch's hyperparameters (a max over runs, a branch decided for
+    all of them) shows."""
+    moved = {h.name: values[0] for h in rule.hyperparams if (values := _other_values(h))}
+    flags = {h.name: not h.default for h in rule.hyperparams if h.kind == "bool"}
+    return [{}, moved, flags]
+
+
+def _hyper_rows(rule: DescentRule, rows: list[dict], dtype) -> dict[str, np.ndarray]:
+    """Every declared hyperparameter as an (R, 1) array, run r taking ``rows[r]`` (else the default)."""
+    out = {}
+    for h in rule.hyperparams:
+        values = [row.get(h.name, h.default) for row in rows]
+        if all(isinstance(v, (bool, int, float)) for v in values):
+            out[h.name] = np.array([[float(v)] for v in values], dtype=dtype)
+        else:
+            out[h.name] = np.array([[v] for v in values], dtype=object)
+    return out
+
+
+def _same(a, b) -> bool:
+    """Bit for bit, a NaN equal to a NaN (a run that overflowed is a result here too)."""
+    return np.array_equal(a, b, equal_nan=True)
 
 
 def _start(rule: DescentRule, params, hyper):
@@ -104,28 +135,27 @@ def _trajectory(rule: DescentRule, params, grads, rates, hyper, keep_rows=None):
 
 
 def _take(state, rows, n_rows):
-    """The state with only ``rows`` of its run axis: what the runner does when runs diverge."""
+    """The state with only ``rows`` of its run axis, by the runner's own code for diverged runs
+    (NamedTuples, tuples, dicts and arrays alike), so the check drops rows exactly as a run would."""
+    from .chunk import _take_rows
 
-    def take(a):
-        if isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == n_rows:
-            return np.ascontiguousarray(a[rows])
-        return a
-
-    if isinstance(state, tuple) and hasattr(state, "_fields"):
-        return type(state)(*(take(a) for a in state))
-    if isinstance(state, tuple):
-        return tuple(take(a) for a in state)
-    return take(state)
+    keep = np.zeros(n_rows, dtype=bool)
+    keep[rows] = True
+    return _take_rows(state, keep, n_rows)
 
 
-def _result(name: str, check: Callable[[], str]) -> CheckResult:
+def _result(name: str, check: Callable[[], str], rule: DescentRule | None = None) -> CheckResult:
     try:
         reason = check()
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # a broken rule is reported, never raised (sys.exit in it too)
         message = " ".join(str(error).split()) or type(error).__name__
-        return CheckResult(name, False, f"raised {type(error).__name__}: {message}"[:300])
+        # where it raised: the deepest frame in the rule's own code (its init, update, threshold ...)
+        code = [] if rule is None else [rule.init, rule.update, rule.stability_threshold]
+        place = where(error, *[c for c in code if c is not None]) if code else ""
+        at = f" at {place}" if place else ""
+        return CheckResult(name, False, f"raised {type(error).__name__}{at}: {message}"[:400])
     return CheckResult(name, not reason, reason)
 
 
@@ -156,27 +186,36 @@ def check_no_writes(rule: DescentRule) -> str:
 
 def check_runs_independent(rule: DescentRule) -> str:
     params, grads, rates = _inputs(np.float64)
-    together = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
-    for r in range(RUNS):
-        alone = _trajectory(
-            rule, params[r : r + 1], [g[r : r + 1] for g in grads], rates[r : r + 1], _hyper(rule, 1, np.float64)
-        )
-        for step, (a, b) in enumerate(zip(alone, together)):
-            if not np.array_equal(a[0], b[r]):
-                return (
-                    f"run {r} stacked with others differs from run {r} alone at step {step} "
-                    f"(max gap {float(np.max(np.abs(a[0] - b[r]))):.3g}): no value may mix runs"
-                )
+    for rows, what in (([{}] * RUNS, "the same hyperparameters"), (_mixed_rows(rule), "different hyperparameters")):
+        together = _trajectory(rule, params, grads, rates, _hyper_rows(rule, rows, np.float64))
+        for r in range(RUNS):
+            alone = _trajectory(
+                rule,
+                params[r : r + 1],
+                [g[r : r + 1] for g in grads],
+                rates[r : r + 1],
+                _hyper_rows(rule, rows[r : r + 1], np.float64),
+            )
+            for step, (a, b) in enumerate(zip(alone, together)):
+                if not _same(a[0], b[r]):
+                    with np.errstate(all="ignore"):
+                        gap = float(np.nanmax(np.abs(a[0] - b[r]), initial=0.0))
+                    moved = {k: v for k, v in rows[r].items()}
+                    return (
+                        f"run {r} stacked with others of {what} differs from run {r} alone at step {step} "
+                        f"(max gap {gap:.3g}{f'; run {r} has {moved}' if moved else ''}): no value may mix runs"
+                    )
     return ""
 
 
 def check_dropping_rows(rule: DescentRule) -> str:
     params, grads, rates = _inputs(np.float64)
     keep = np.array([0, 2])
-    full = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64))
-    kept = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64), keep_rows=keep)
+    hyper = _hyper_rows(rule, _mixed_rows(rule), np.float64)  # run 1, dropped, differs from both kept runs
+    full = _trajectory(rule, params, grads, rates, hyper)
+    kept = _trajectory(rule, params, grads, rates, hyper, keep_rows=keep)
     for step in range(2, STEPS):
-        if not np.array_equal(kept[step], full[step][keep]):
+        if not _same(kept[step], full[step][keep]):
             return (
                 f"after dropping run 1 from the state (as the runner does for a diverged run), runs 0 and 2 "
                 f"changed at step {step}: every state field needs the run axis first"
@@ -221,6 +260,8 @@ def _other_values(h):
     is below the step sizes the check's few small steps reach, which 100 (twice the default) is not."""
     if h.kind == "bool":
         return [not h.default]
+    if h.kind == "choice":
+        return [c for c in h.choices if c != h.default]
     if h.kind not in ("float", "int"):
         return []
     low = h.low if h.low is not None else -math.inf
@@ -254,15 +295,22 @@ def check_hyperparameters_used(rule: DescentRule) -> str:
     rising = rates * (1.0 + 0.5 * np.arange(STEPS, dtype=rates.dtype))
     base_rising = None
     unused = []
+    # the learning rate is every rule's first hyperparameter, set by the runner: α doubled must change a step
+    doubled = _trajectory(rule, params, grads, rates * 2.0, _hyper(rule, RUNS, np.float64))
+    if all(_same(a, b) for a, b in zip(doubled, base)):
+        unused.append("learning_rate (tried α doubled)")
     for h in rule.hyperparams:
         values = _other_values(h)
         if not values:
             continue
-        # a flag or rate may only matter together with another (dampening with momentum): vary from
-        # the defaults and also with every other flag switched on
+        # a flag or rate may only matter together with another (dampening with momentum, NAdam's
+        # decoupled_weight_decay with a weight_decay > 0): vary from the defaults, with every other flag
+        # switched on, and with each other hyperparameter moved off its default in turn
+        flags_on = {o.name: True for o in rule.hyperparams if o.kind == "bool" and o.name != h.name}
+        moved = [{o.name: _other_values(o)[0]} for o in rule.hyperparams if o.name != h.name and _other_values(o)]
         changed = False
         for value in values:
-            for extra in ({}, {o.name: True for o in rule.hyperparams if o.kind == "bool" and o.name != h.name}):
+            for extra in ({}, flags_on, *moved):
                 path = _trajectory(rule, params, grads, rates, _hyper(rule, RUNS, np.float64, {**extra, h.name: value}))
                 reference = (
                     base
@@ -297,37 +345,71 @@ def check_bounds(rule: DescentRule) -> str:
     return ""
 
 
+def _threshold_settings(rule: DescentRule) -> list[dict]:
+    """The hyperparameter settings the declared threshold is confirmed at: the defaults, then each
+    hyperparameter in turn moved to another value inside its bounds (a threshold formula right only
+    at the defaults, or one that ignores a hyperparameter the edge depends on, fails at one of them)."""
+    defaults = {h.name: h.default for h in rule.hyperparams}
+    return [defaults] + [{**defaults, h.name: value} for h in rule.hyperparams for value in _other_values(h)[:1]]
+
+
+def _describe_setting(setting: dict, defaults: dict) -> str:
+    moved = [f"{k}={v!r}" for k, v in setting.items() if v != defaults.get(k)]
+    return " at " + ", ".join(moved) if moved else " at the defaults"
+
+
 def check_stability_threshold(rule: DescentRule) -> str:
+    """On J = ½λθ², α on a grid of ratio 1 + GRID_STEP around c/λ (no point on c/λ itself): the last
+    stable α and the first diverging one must bracket c/λ, at the defaults and with each
+    hyperparameter moved in turn (:func:`_threshold_settings`)."""
     if rule.stability_threshold is None:
         return ""
+    from .stability import _effective_eigenvalue
+
     defaults = {h.name: h.default for h in rule.hyperparams}
-    c = rule.stability_threshold(defaults)
-    if c is None or not math.isfinite(float(c)):
-        return ""
-    c, lam = float(c), 2.0
-    alphas = np.array([(1 - BRACKET) * c / lam, (1 + BRACKET) * c / lam])
-    runs = len(alphas)
-    params = np.ones((runs, 1))
-    hyper = _hyper(rule, runs, np.float64)
-    state = _start(rule, params, hyper)
-    rates = alphas.reshape(runs, 1)
-    start = 0.5 * lam
-    with np.errstate(all="ignore"):
-        for step in range(EDGE_STEPS):
-            updates, state = rule.update(lam * params, state, params, rates, hyper, step)
-            params = params + updates
-        loss = 0.5 * lam * params[:, 0] ** 2
-    below, above = loss
-    if not below < start:
-        return (
-            f"declared stable iff α·λ < {c:g}, but α·λ = {alphas[0] * lam:.4g} did not converge on "
-            f"J = ½·{lam:g}θ² ({EDGE_STEPS} steps)"
-        )
-    if not (above > start or not math.isfinite(above)):
-        return (
-            f"declared stable iff α·λ < {c:g}, but α·λ = {alphas[1] * lam:.4g} did not diverge on "
-            f"J = ½·{lam:g}θ² ({EDGE_STEPS} steps)"
-        )
+    curvature = 2.0  # J = ½λθ² with λ = 2
+    exponents = np.arange(-GRID_POINTS, GRID_POINTS) + 0.5
+    for setting in _threshold_settings(rule):
+        c = rule.stability_threshold(setting)
+        if c is None or not math.isfinite(float(c)):
+            continue
+        c = float(c)
+        # the edge is c over the curvature the step sees: an L2 weight_decay w adds w to it, as in
+        # descentlab.stability (the gradient λθ becomes (λ + w)θ)
+        lam = _effective_eigenvalue(curvature, setting)
+        alphas = c / lam * (1.0 + GRID_STEP) ** exponents
+        runs = len(alphas)
+        params = np.ones((runs, 1))
+        hyper = _hyper(rule, runs, np.float64, setting)
+        state = _start(rule, params, hyper)
+        rates = alphas.reshape(runs, 1)
+        start = 0.5 * curvature
+        with np.errstate(all="ignore"):
+            for step in range(EDGE_STEPS):
+                updates, state = rule.update(curvature * params, state, params, rates, hyper, step)
+                params = params + updates
+            loss = 0.5 * curvature * params[:, 0] ** 2
+        stable = loss < start  # False for NaN and inf too
+        where = _describe_setting(setting, defaults)
+        grid = f"α·λ from {alphas[0] * lam:.4g} to {alphas[-1] * lam:.4g}, ratio {1 + GRID_STEP:g}"
+        if lam != curvature:
+            grid += f", λ = {curvature:g} + weight_decay"
+        if not stable.any():
+            return (
+                f"declared stable iff α·λ < {c:g}{where}, but no α on the grid ({grid}) converged on "
+                f"J = ½·{curvature:g}θ² in {EDGE_STEPS} steps"
+            )
+        if stable.all():
+            return (
+                f"declared stable iff α·λ < {c:g}{where}, but every α on the grid ({grid}) converged on "
+                f"J = ½·{curvature:g}θ² in {EDGE_STEPS} steps"
+            )
+        last_stable, first_diverging = alphas[stable].max() * lam, alphas[~stable].min() * lam
+        if not last_stable < c < first_diverging:
+            return (
+                f"declared stable iff α·λ < {c:g}{where}, but on J = ½·{curvature:g}θ² ({EDGE_STEPS} steps) the last "
+                f"stable α·λ is {last_stable:.4g} and the first diverging {first_diverging:.4g}"
+            )
     return ""
 
 
@@ -351,10 +433,10 @@ def check_rule(rule: DescentRule) -> list[CheckResult]:
     def bound(check: Callable[[DescentRule], str]) -> Callable[[], str]:
         return lambda: check(rule)
 
-    results = [_result(name, bound(check)) for name, check in CHECKS[:1]]
+    results = [_result(name, bound(check), rule) for name, check in CHECKS[:1]]
     if not results[0].passed:  # without the basic contract the other checks only repeat its failure
         return results + [CheckResult(name, False, "skipped: the update contract failed") for name, _ in CHECKS[1:]]
-    return results + [_result(name, bound(check)) for name, check in CHECKS[1:]]
+    return results + [_result(name, bound(check), rule) for name, check in CHECKS[1:]]
 
 
 SKIPPED = "skipped: "

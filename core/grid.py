@@ -5,8 +5,9 @@ hyperparameter and schedule hyperparameter); its runs differ only in the seed. T
 runs entry by entry, then configuration by configuration (α outermost, as
 :meth:`~descentlab.experiment.RuleEntry.grid` lists them), with the seeds innermost, so configuration
 ``k`` of an experiment with ``S`` seeds owns runs ``k·S … k·S + S − 1``. This module states that
-numbering once; ``Results.configurations`` and every grouping by configuration use it, instead of
-grouping the runs table by its columns again.
+numbering once; ``Results.configurations`` and the charts' groups use it. The summary
+(``descentlab.analysis``) groups an entry's runs by its grid columns, which is the same partition
+because an experiment refuses repeated values on an axis (checked in tests/core/test_grid.py).
 """
 
 from __future__ import annotations

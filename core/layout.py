@@ -82,6 +82,10 @@ class ParamLayout:
 
     def layer_norms(self, flat: np.ndarray) -> np.ndarray:
         """Euclidean norm of each layer's part of ``flat`` (``(R, P)`` -> ``(R, n_layers)``)."""
+        if flat.shape[0] == 1:
+            # numpy's einsum sums a lone row with another kernel than a stack's rows: as the first of
+            # a pair, a run's norms are the same bits alone in its chunk as beside others
+            return self.layer_norms(np.concatenate([flat, flat]))[:1]
         out = np.empty((flat.shape[0], len(self.layers)), dtype=flat.dtype)
         for j, (_, slices) in enumerate(self.layer_slices()):
             out[:, j] = np.sqrt(sum(np.einsum("rp,rp->r", flat[:, s], flat[:, s]) for s in slices))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -29,10 +30,12 @@ __all__ = ["is_done", "PART_DIRS", "is_partitioned", "part_paths", "plan_tasks",
 
 PART_DIRS = ("runs", "metrics", "weights")
 # Bumped when what a part holds changes: parts of another format are then not taken as done.
-PART_FORMAT = 1
+# 2: a text hyperparameter's column is a string column in every part, also where its entry lacks it.
+PART_FORMAT = 2
 # A part's runs table leaves out the partition columns: pyarrow refuses to read a hive dataset whose
 # files also hold a column of the partition's name ("Unable to merge: Field rule ...").
 PARTITION_COLUMNS = ("problem", "rule")
+RESUME_HINT = "descentlab run EXPERIMENT.toml --resume FOLDER"
 
 
 def is_partitioned(folder) -> bool:
@@ -102,6 +105,8 @@ def run_task(payload: dict) -> dict:
     ``payload``: ``experiment`` (the validated spec as a dict), ``plugin_paths``, ``run_ids``,
     ``problem``, ``rule``, ``hash`` and ``folder`` (the results folder, seen from the worker).
     """
+    import pandas as pd
+
     from .chunk import run_chunk
     from .runner import _describe
     from .tables import _assemble, _json_ready
@@ -113,15 +118,21 @@ def run_task(payload: dict) -> dict:
     configs = [every[i] for i in payload["run_ids"]]
     output = run_chunk(instance, registry, experiment, configs)
     problem_info = _json_ready(_describe(experiment, instance))
-    runs, metrics, weights = _assemble(experiment, registry, instance, configs, [output], problem_info)
+    runs, step_arrays, weights = _assemble(experiment, registry, instance, configs, [output], problem_info)
+    metrics = step_arrays.long_table()
     ids = np.asarray(payload["run_ids"], dtype=np.int64)
     metrics["run_id"] = ids[metrics["run_id"].to_numpy()]  # _assemble numbers a subset's runs 0..r-1
     paths = part_paths(payload["folder"], payload["problem"], payload["rule"], payload["hash"])
     # weights and metrics first, the runs part last: its presence is what a reader lists
-    write_atomic(paths["weights"], lambda p: _save_npz(p, {**weights, "run_id": ids}))
-    write_atomic(paths["metrics"], lambda p: metrics.to_parquet(p, index=False, compression="zstd"))
+    write_atomic(paths["weights"], _synced(lambda p: _save_npz(p, {**weights, "run_id": ids})))
+    write_atomic(paths["metrics"], _synced(lambda p: metrics.to_parquet(p, index=False, compression="zstd")))
     part = runs.drop(columns=[c for c in PARTITION_COLUMNS if c in runs.columns])
-    write_atomic(paths["runs"], lambda p: part.to_parquet(p, index=False, compression="zstd"))
+    for name in text_columns(experiment, every):
+        if name in part.columns:
+            part[name] = pd.Series([None if _missing(v) else str(v) for v in part[name].tolist()], dtype="str")
+    write_atomic(paths["runs"], _synced(lambda p: part.to_parquet(p, index=False, compression="zstd")))
+    for path in paths.values():
+        _sync_folder(path.parent)
     return {
         "hash": payload["hash"],
         "runs": len(configs),
@@ -129,6 +140,57 @@ def run_task(payload: dict) -> dict:
         "statuses": runs["status"].value_counts().to_dict(),
         "sharpness_cost": output.get("sharpness_cost"),
     }
+
+
+def text_columns(experiment, configs=None) -> list[str]:
+    """The runs table's hyperparameter columns that hold text in some entry of ``experiment``.
+
+    In a part of an entry without that hyperparameter the column would be all missing, which the
+    runs table types as float; pyarrow's and DuckDB's dataset readers take one file's schema for all
+    and then fail on the other files ("Failed to parse string 'raw' as a scalar of type double"). So
+    every part types it as a string column, as the whole table has it.
+    """
+    from .tables import _hyper_columns
+
+    rule_cols, schedule_cols = _hyper_columns(experiment, None)
+    configs = experiment.runs() if configs is None else configs  # every run's (a task has them already)
+
+    def is_text(value) -> bool:
+        return not _missing(value) and not isinstance(value, (bool, int, float, np.number))
+
+    text = [name for name in rule_cols if any(is_text(c.hyper.get(name)) for c in configs)]
+    text += [f"schedule.{n}" for n in schedule_cols if any(is_text(c.schedule_hyper.get(n)) for c in configs)]
+    return text
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _synced(write):
+    """``write`` then fsync the file: a part that exists is taken as done (``is_done``), so after a
+    power cut its name must not have reached the disk before its bytes (a rename may)."""
+
+    def write_and_sync(path: Path) -> None:
+        write(path)
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+    return write_and_sync
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder, so that the renames into it are on disk too (where the system allows it)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:  # some file systems refuse fsync of a folder
+        pass
+    finally:
+        os.close(handle)
 
 
 def _save_npz(path: Path, arrays: dict) -> None:
@@ -147,22 +209,34 @@ def read_parts(folder, experiment):
 
     from .tables import _column, _hyper_columns
 
+    from .errors import ResultsError
+
     folder = Path(folder)
-    run_parts = []
+    run_parts, metric_parts, weight_parts = [], [], []
     for path in _parts(folder, "runs", ".parquet"):
+        # a task's three files, found by its runs part: a metrics or weights part lost since (or an
+        # orphan of a task killed before its runs part) must not leave runs without their steps
+        where = path.relative_to(folder / "runs")
+        siblings = {"metrics": folder / "metrics" / where, "weights": (folder / "weights" / where).with_suffix(".npz")}
+        for kind, sibling in siblings.items():
+            if not sibling.is_file():
+                raise ResultsError(
+                    sibling,
+                    "",
+                    f"missing (the task's runs part {path.relative_to(folder)} is there)",
+                    f"every task's runs, metrics and weights parts (write them again: {RESUME_HINT})",
+                )
         table = pd.read_parquet(path)
         rule = unquote(path.parent.name.split("=", 1)[1])
         # the partition column goes back where the runs table has it (after label)
         at = list(table.columns).index("label") + 1 if "label" in table.columns else len(table.columns)
         table.insert(at, "rule", pd.Series([rule] * len(table), dtype="str"))
         run_parts.append(table)
+        metric_parts.append(pd.read_parquet(siblings["metrics"]))
+        with np.load(siblings["weights"], allow_pickle=False) as npz:
+            weight_parts.append({k: npz[k] for k in npz.files})
     if not run_parts:
         return None, None, None
-    metric_parts = [pd.read_parquet(p) for p in _parts(folder, "metrics", ".parquet")]
-    weight_parts = []
-    for path in _parts(folder, "weights", ".npz"):
-        with np.load(path, allow_pickle=False) as npz:
-            weight_parts.append({k: npz[k] for k in npz.files})
 
     def first_id(table, column="run_id"):
         values = table[column]
@@ -177,7 +251,7 @@ def read_parts(folder, experiment):
     rule_cols, schedule_cols = _hyper_columns(experiment, None)
     for name in [*rule_cols, *(f"schedule.{n}" for n in schedule_cols)]:
         if name in runs.columns:
-            values = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in runs[name].tolist()]
+            values = [None if _missing(v) else v for v in runs[name].tolist()]
             runs[name] = _column(values)
     metrics = pd.concat(metric_parts, ignore_index=True) if metric_parts else pd.DataFrame()
     weights: dict = {}

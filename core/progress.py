@@ -20,6 +20,7 @@ class NotebookProgress:
     """``progress(done, total)`` drawn as an HTML ``<progress>`` bar in the cell's output, updated in place.
 
     At most 10 redraws a second; the last one (done == total) always shows, with the elapsed time.
+    While it runs, the time left at the pace since the first call is shown too, as tqdm does.
     """
 
     def __init__(self, label: str = "running"):
@@ -27,12 +28,19 @@ class NotebookProgress:
         self.handle = None
         self.started = time.perf_counter()
         self.last = -1.0
+        self.first: tuple[int, float] | None = None  # (done, time) at the first call
 
     def _html(self, done: int, total: int, now: float) -> str:
         fraction = min(done / total, 1.0)
+        if self.first is None:
+            self.first = (done, now)
+        first_done, first_time = self.first
+        left = ""
+        if total > done > first_done and now > first_time:
+            left = f", {(now - first_time) / (done - first_done) * (total - done):.0f} s left"
         return (
             f'<progress value="{done}" max="{total}" style="width:20em"></progress> '
-            f"{self.label} {fraction:.0%} &nbsp; {now - self.started:.1f} s"
+            f"{self.label} {fraction:.0%} &nbsp; {now - self.started:.1f} s{left}"
         )
 
     def __call__(self, done: int, total: int) -> None:

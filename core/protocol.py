@@ -219,12 +219,14 @@ def _entry(entry: RuleEntry, label: str, learning_rate: float, hyper: dict) -> R
 def _final_test_loss(results) -> np.ndarray:
     """Each run's ``test_loss`` at its last step, aligned with ``results.runs`` (NaN where none was
     measured). On the validation view that is the final validation loss."""
-    metrics = results.metrics
-    if "test_loss" not in metrics.columns:
+    if "test_loss" not in results.metric_names:
         return np.full(len(results.runs), np.nan)
-    last = metrics[metrics["step"] == metrics.groupby("run_id")["step"].transform("max")]
-    final = dict(zip(last["run_id"].to_numpy(), last["test_loss"].to_numpy(float)))
-    return np.array([final.get(r, np.nan) for r in results.runs["run_id"].to_numpy()], dtype=float)
+    test_loss, rows = results.metric("test_loss"), results.rows_per_run
+    at_last = test_loss[np.arange(len(rows)), np.maximum(rows - 1, 0)]  # each run's last recorded step
+    final = np.where(rows > 0, at_last, np.nan)
+    ids = results.runs["run_id"].to_numpy()
+    known = (ids >= 0) & (ids < len(final))
+    return np.where(known, final[np.clip(ids, 0, max(len(final) - 1, 0))], np.nan).astype(float)
 
 
 def _by_label(results, column: str = "final_loss") -> dict[str, tuple[np.ndarray, np.ndarray, list[int]]]:
@@ -872,9 +874,12 @@ def save_outcome(outcome: ProtocolOutcome, experiment: Experiment, out=None, plu
     return path
 
 
-def run_from_cli(experiment: Experiment, registry, args) -> int:
+def run_from_cli(experiment: Experiment, registry, args, executor=None) -> int:
     """``descentlab run`` of an experiment with ``[protocol]``: print the leaderboard and verdicts, save
-    the comparison (:func:`save_outcome`)."""
+    the comparison (:func:`save_outcome`).
+
+    ``executor`` (a ``distributed.Client`` for ``--executor dask``) trains every phase's batch there
+    instead of in this machine's pool; the numbers are the same bit for bit."""
     import os
     import shlex
 
@@ -883,19 +888,6 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
     from .log import logger
     from .runner import _validation_instance, run_experiment
 
-    # the protocol's batches depend on each other (tune, select, then test): they run here, in this
-    # machine's processes, never as a Dask sweep; saying so beats ignoring the flag
-    for flag, value in (
-        ("--executor", getattr(args, "executor", None)),
-        ("--scheduler", getattr(args, "scheduler", None)),
-        ("--resume", getattr(args, "resume", None)),
-    ):
-        if value and not (flag == "--executor" and value == "local"):
-            raise SpecError(
-                flag,
-                value,
-                "not given for an experiment with [protocol] (it runs on this machine's processes: --workers)",
-            )
     workers = args.workers
     plugins = [str(p) for p in args.plugin or ()]
     command = shlex.join(["descentlab", "run", str(args.experiment)] + [a for p in plugins for a in ("--plugin", p)])
@@ -905,7 +897,8 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
         instance = build_instance(registry.problem(job.problem), dict(job.problem_settings))
         if validation is not None:
             instance = _validation_instance(instance, job, validation)
-        check_resources(job, instance, workers or min(os.cpu_count() or 1, job.n_runs))
+        if executor is None:  # with an executor, run_experiment checks what comes back here
+            check_resources(job, instance, workers or min(os.cpu_count() or 1, job.n_runs))
         del instance
         logger.debug("%s: %s, %d runs on seeds %s", job.name, job.problem, job.n_runs, job.seeds)
         progress = None
@@ -916,6 +909,8 @@ def run_from_cli(experiment: Experiment, registry, args) -> int:
             if progress.enabled:
                 phase = "tuning" if job.name.endswith("-tune") else "test seeds"
                 progress.stream.write(f"{job.problem} ({phase}): {job.n_runs} runs x {job.steps} steps\n")
+        if executor is not None:  # the cluster's threads say how finely each batch is split
+            return run_experiment(job, registry=registry, executor=executor, validation=validation, progress=progress)
         return run_experiment(job, registry=registry, workers=workers, validation=validation, progress=progress)
 
     outcome = run_protocol(experiment, registry=registry, command=command, run=run)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pandas is imported where tables are built: `import descentl
 from .errors import ResultsError, SpecError
 from .experiment import Experiment, parse_toml
 from .grid import Configuration, configurations
+from .step_arrays import StepArrays
 
 __all__ = [
     "FILES",
@@ -31,6 +32,7 @@ __all__ = [
     "RESULTS_ENV",
     "METRIC_CACHE_BYTES",
     "default_results_dir",
+    "find_results_dir",
     "Results",
     "build_meta",
     "remove_stale_temporaries",
@@ -57,23 +59,54 @@ METRIC_CACHE_BYTES = 256 << 20
 def default_results_dir() -> str:
     """Where results go when no folder is given: ``$DESCENTLAB_RESULTS`` if set and not empty, else
     ``results``. The CLI's ``run``, :func:`save_results` and the dashboard (which lists this folder
-    on its Results page and saves its runs there) all use it."""
-    return os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR
+    on its Results page and saves its runs there) all use it. A leading ``~`` is the home folder,
+    as a shell would expand it: a value set in a file, unexpanded, must not make a folder named ``~``."""
+    return os.path.expanduser(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR)
+
+
+class _MetricsTable:
+    """``Results.metrics``: the long table as given, or built from ``step_arrays`` when first read.
+
+    A descriptor field (dataclasses call ``__set__`` from ``__init__``) that keeps the table in the
+    instance's ``__dict__`` under its own name, so ``Results(metrics=table)``, ``dataclasses.replace``,
+    ``Results(**vars(results))`` and assignment work as on a plain field. A table it built is noted
+    in ``_built["long_table"]`` with its arrays: that one still counts as the arrays' values.
+    """
+
+    def __get__(self, results, owner=None):
+        if results is None:
+            return None  # the field's default: no table given
+        table = results.__dict__.get("metrics")
+        arrays = results.__dict__.get("step_arrays")
+        if table is None and arrays is not None:
+            table = results.__dict__["metrics"] = arrays.long_table()
+            results._built["long_table"] = (arrays, table)
+        return table
+
+    def __set__(self, results, table) -> None:
+        results.__dict__["metrics"] = table
 
 
 @dataclass
 class Results:
-    """Everything one experiment produced (see the README's results format for every column)."""
+    """Everything one experiment produced (see the README's results format for every column).
+
+    Per-step values: fresh from the runner, a record holds them as ``(runs, steps + 1)`` arrays
+    (``step_arrays``, :mod:`descentlab.step_arrays`) and builds the long ``metrics`` table from them
+    only when it is read or saved; :meth:`metric` slices the arrays. A record loaded from disk, or
+    given a table, works from that table.
+    """
 
     experiment: Experiment
     runs: "pd.DataFrame"
-    metrics: "pd.DataFrame"
-    weights: dict[str, np.ndarray]
-    meta: dict
-    problem_info: dict
+    metrics: "pd.DataFrame" = _MetricsTable()  # type: ignore[assignment]  # a descriptor: see _MetricsTable
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    problem_info: dict = field(default_factory=dict)
     path: Path | None = None
+    step_arrays: StepArrays | None = field(default=None, repr=False, compare=False)
     # arrays built from the tables (metric, has_row, configurations), each with the table it came
-    # from: a field, so copies made with dataclasses.replace or Results(**vars(r)) stay valid
+    # from: a field, so copies made with dataclasses.replace stay valid
     _built: dict = field(default_factory=dict, repr=False, compare=False)
 
     def run_metrics(self, run_id: int) -> pd.DataFrame:
@@ -86,9 +119,25 @@ class Results:
         run ids of its seeds (``results.metric("loss")[c.run_ids]`` is one curve per seed)."""
         return self._cache("configurations", self.experiment, lambda: configurations(self.experiment))
 
+    def _arrays(self) -> StepArrays | None:
+        """The per-step arrays, while they are what the record's values come from (no table was given)."""
+        arrays, table = self.step_arrays, self.__dict__.get("metrics")
+        if arrays is None or table is None:
+            return arrays
+        built = self._built.get("long_table")
+        return arrays if built is not None and built[0] is arrays and built[1] is table else None
+
+    def _source(self):
+        """What the per-step values come from: the arrays, else the table."""
+        arrays = self._arrays()
+        return self.metrics if arrays is None else arrays
+
     @property
     def metric_names(self) -> list[str]:
         """The per-step metrics this record holds (``loss``, ``step_size``, …), as :meth:`metric` accepts."""
+        arrays = self._arrays()
+        if arrays is not None:
+            return arrays.names
         return [c for c in self.metrics.columns if c not in ("run_id", "step")]
 
     def metric(self, name: str) -> np.ndarray:
@@ -98,43 +147,65 @@ class Results:
         to change it)."""
         if name not in self.metric_names:
             raise SpecError("metric", name, f"one of: {', '.join(self.metric_names)}")
+        arrays = self._arrays()
 
         def build() -> np.ndarray:
-            ids, steps = self._rows()
-            out = np.full((len(self.runs), self.experiment.steps + 1), np.nan)
-            out[ids, steps] = self.metrics[name].to_numpy(dtype=float, na_value=np.nan)
+            if arrays is not None:
+                out = arrays.metric(name, self.has_row)
+            else:
+                ids, steps = self._rows()
+                out = np.full((len(self.runs), self.experiment.steps + 1), np.nan)
+                out[ids, steps] = self.metrics[name].to_numpy(dtype=float, na_value=np.nan)
             out.flags.writeable = False
             return out
 
         key = f"metric:{name}"
-        held = {k: v for k, v in self._built.items() if v[0] is self.metrics}
+        source = self._source()
+        held = {k: v for k, v in self._built.items() if v[0] is source}
         if key not in held:
             used = sum(v[1].nbytes for k, v in held.items() if k.startswith("metric:"))
             if used + 8 * len(self.runs) * (self.experiment.steps + 1) > METRIC_CACHE_BYTES:
                 return build()  # a very long sweep: built for this call only, not held beside the table
-        return self._cache(key, self.metrics, build)
+        return self._cache(key, source, build)
 
     @property
     def has_row(self) -> np.ndarray:
         """``(runs, steps + 1)`` booleans: where the metrics table has a row (a run's rows end where it
         stopped). Read-only; a table with two rows for one (run, step) is a ValueError."""
+        arrays = self._arrays()
 
         def build() -> np.ndarray:
-            ids, steps = self._rows()
-            out = np.zeros((len(self.runs), self.experiment.steps + 1), dtype=bool)
-            out[ids, steps] = True
-            if np.count_nonzero(out) != len(ids):
-                raise ValueError("the metrics table holds several rows for one (run_id, step)")
+            if arrays is not None:
+                out = arrays.exists()
+            else:
+                ids, steps = self._rows()
+                out = np.zeros((len(self.runs), self.experiment.steps + 1), dtype=bool)
+                out[ids, steps] = True
+                if np.count_nonzero(out) != len(ids):
+                    raise ValueError("the metrics table holds several rows for one (run_id, step)")
             out.flags.writeable = False
             return out
 
-        return self._cache("has_row", self.metrics, build)
+        return self._cache("has_row", self._source(), build)
 
     @property
     def rows_per_run(self) -> np.ndarray:
         """How many metric rows each run has, in ``run_id`` order: ``steps + 1`` for a run that trained
         to the end, fewer for one that diverged or failed."""
         return self.has_row.sum(axis=1)
+
+    @property
+    def last_step(self) -> int:
+        """The largest step any run recorded (-1 when no run has a row)."""
+        reached = np.flatnonzero(self.has_row.any(axis=0))
+        return int(reached[-1]) if len(reached) else -1
+
+    def _table_to_write(self) -> "pd.DataFrame":
+        """The long table for a file: the one held, else built for this write only (not kept beside
+        the arrays, so saving a long sweep does not double what the record holds)."""
+        if self.__dict__.get("metrics") is None and self.step_arrays is not None:
+            return self.step_arrays.long_table()
+        return self.metrics
 
     def _rows(self) -> tuple[np.ndarray, np.ndarray]:
         """(run_id, step) of every metrics row, as integer arrays."""
@@ -146,7 +217,7 @@ class Results:
         )
 
     def _cache(self, key: str, source, build):
-        """``build()``, kept until ``source`` (the table or experiment it was built from) is replaced."""
+        """``build()``, kept until ``source`` (the table, arrays or experiment it was built from) is replaced."""
         found = self._built.get(key)
         if found is None or found[0] is not source:
             found = self._built[key] = (source, build())  # two threads may both build it: the same values
@@ -179,7 +250,8 @@ class Results:
         rules = ", ".join(dict.fromkeys(self.runs["label"])) if "label" in self.runs else ""
         where = f", path={str(self.path)!r}" if self.path is not None else ""
         return (
-            f"Results({e.name!r}: {len(self.runs)} runs of {rules} on {e.problem}, {e.steps} steps; {statuses}{where})"
+            f"Results({e.name!r}: {len(self.runs)} run{'' if len(self.runs) == 1 else 's'} of {rules} on "
+            f"{e.problem}, {e.steps} steps; {statuses}{where})"
         )
 
 
@@ -309,7 +381,7 @@ def save_results(results: Results, out_dir=None) -> Path:
         plugin_files = meta.get("plugins", {}).get("plugin_files", [])
         (tmp / "experiment.toml").write_text(results.experiment.to_toml(), encoding="utf-8")
         results.runs.to_parquet(tmp / "runs.parquet", index=False, compression="zstd")
-        results.metrics.to_parquet(tmp / "metrics.parquet", index=False, compression="zstd")
+        results._table_to_write().to_parquet(tmp / "metrics.parquet", index=False, compression="zstd")
         np.savez(tmp / "weights.npz", **results.weights)  # type: ignore[arg-type]  # numpy stubs: savez(file, *args, allow_pickle=..., **kwds)
         target = _target_dir(parent, results.experiment.name)
         for _ in range(100):
@@ -340,23 +412,38 @@ def save_results(results: Results, out_dir=None) -> Path:
     return target
 
 
+def find_results_dir(path) -> Path:
+    """``path`` itself when it exists, or is absolute; else the same name inside the results folder
+    (``$DESCENTLAB_RESULTS``, else ``results``) when a folder of that name is there."""
+    folder = Path(path)
+    if folder.exists() or folder.is_absolute():
+        return folder
+    in_results = Path(default_results_dir()) / folder
+    return in_results if in_results.is_dir() else folder
+
+
 def load_results(path) -> Results:
     """Read a folder written by :func:`save_results`; anything else (a foreign folder, a truncated or
     corrupted file, a table or array not in the layout of docs/results.md) raises a one-line
     :class:`~descentlab.errors.ResultsError` naming the file and the field. Stale temporaries of
-    killed saves beside the folder are removed (:func:`remove_stale_temporaries`)."""
-    folder = Path(path)
+    killed saves beside the folder are removed (:func:`remove_stale_temporaries`).
+
+    A relative ``path`` that is not a folder here is looked up in the results folder
+    (:func:`default_results_dir`, ``$DESCENTLAB_RESULTS``), so the name ``descentlab run`` printed
+    is enough: ``load_results("quadratic-sweep-20261204-175902")``."""
+    folder = find_results_dir(path)
     accepted = "a results folder written by descentlab run (" + ", ".join(FILES) + ")"
     remove_stale_temporaries(folder.parent)
     if not folder.is_dir():
-        raise ResultsError(path, "", "no such folder", accepted)
-    from .parts import is_partitioned
+        where = default_results_dir()
+        raise ResultsError(path, "", f"no such folder (here or in the results folder {where})", accepted)
+    from .parts import RESUME_HINT, is_partitioned
 
     partitioned = is_partitioned(folder)  # written by tasks (--executor dask): docs/cluster.md
     missing = [f for f in (PARTITIONED_FILES if partitioned else FILES) if not (folder / f).is_file()]
     if missing:
         if partitioned and missing == ["meta.json"]:
-            accepted = "a finished sweep (resume this one: descentlab run EXPERIMENT.toml --resume FOLDER)"
+            accepted = f"a finished sweep (resume this one: {RESUME_HINT})"
         raise ResultsError(path, "", "missing " + ", ".join(missing), accepted)
     import pandas as pd
 
@@ -476,7 +563,13 @@ def _check_columns(file: Path, table, required: dict, optional: dict) -> None:
 def validate_results(folder, experiment: Experiment, runs, metrics, weights: dict, meta) -> None:
     """Check what :func:`load_results` read against the layout of docs/results.md; the first thing
     that is not as documented raises a one-line ResultsError naming the file and the field."""
+    from .parts import is_partitioned
+
     folder = Path(folder)
+    # a partitioned folder's tables are the folders of their parts (docs/cluster.md): name those
+    names = (
+        ("runs", "metrics", "weights") if is_partitioned(folder) else ("runs.parquet", "metrics.parquet", "weights.npz")
+    )
     where = folder / "meta.json"
     if not isinstance(meta, dict):
         raise ResultsError(where, "top level", _json_kind(meta), "a JSON object")
@@ -485,7 +578,7 @@ def validate_results(folder, experiment: Experiment, runs, metrics, weights: dic
             raise ResultsError(where, key, _json_kind(meta[key]), _JSON_TYPES[kind])
 
     n_runs, steps = experiment.n_runs, experiment.steps
-    where = folder / "runs.parquet"
+    where = folder / names[0]
     _check_columns(where, runs, RUN_COLUMNS, OPTIONAL_RUN_COLUMNS)
     if len(runs) != n_runs or not np.array_equal(runs["run_id"].to_numpy(), np.arange(n_runs)):
         raise ResultsError(
@@ -500,14 +593,14 @@ def validate_results(folder, experiment: Experiment, runs, metrics, weights: dic
     if unknown:
         raise ResultsError(where, "status", f"unknown status {unknown[0]!r}", "one of " + ", ".join(STATUSES))
 
-    where = folder / "metrics.parquet"
+    where = folder / names[1]
     _check_columns(where, metrics, METRIC_COLUMNS, OPTIONAL_METRIC_COLUMNS)
     for name, high in (("run_id", n_runs - 1), ("step", steps)):
         values = metrics[name].to_numpy()
         if len(values) and (values.min() < 0 or values.max() > high):
             raise ResultsError(where, name, f"values {_span(metrics[name])}", f"0 ... {high}")
 
-    where = folder / "weights.npz"
+    where = folder / names[2]
     shapes = {k: tuple(v.shape) for k, v in weights.items()}
     tensors = sorted({k.split(".", 1)[1] for k in shapes if k.startswith(("initial.", "final."))})
     if not tensors:

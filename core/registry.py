@@ -41,6 +41,7 @@ BUILTIN_MODULES = (
     "descentlab.plugins.rules",
     "descentlab.plugins.rules_more",
     "descentlab.plugins.rules_new",
+    "descentlab.plugins.rules_muon",
     "descentlab.plugins.schedules",
     "descentlab.plugins.problems",
     "descentlab.plugins.transforms",

@@ -7,6 +7,7 @@ The chunk loop itself is ``descentlab.chunk`` (the one place that trains), the w
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
@@ -175,12 +176,25 @@ def check_job(experiment: Experiment, instance, validation=None) -> None:
             ) from None
 
 
+def _progress_callback(progress, experiment: Experiment) -> Callable[[int, int], None] | None:
+    """``run_experiment``'s ``progress`` as a callback: True is a bar where the user looks."""
+    if progress is True:
+        from .progress import auto_progress
+
+        return auto_progress(f"{experiment.n_runs} runs × {experiment.steps} steps")
+    if progress is False or progress is None:
+        return None
+    if not callable(progress):
+        raise SpecError("progress", progress, "True (a bar), False or None (none), or a callable progress(done, total)")
+    return progress
+
+
 def run_experiment(
     experiment: Experiment,
     *,
     registry=None,
     executor: Executor | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | bool | None = None,
     workers: int | None = None,
     validation: tuple[float, int] | None = None,
 ):
@@ -191,13 +205,19 @@ def run_experiment(
     (default: the Dask client's thread count, else this machine's CPU count), which sets how finely
     the runs are split. Without one, ``workers`` processes are used (default: both cores when the
     job is large enough; ``workers=1`` runs in this process; inside a daemonic process, such as a
-    Dask worker, always in this process). ``progress(done, total)`` counts run-steps.
+    Dask worker, always in this process). ``progress(done, total)`` counts run-steps; ``True``
+    draws a bar where the user looks (a Jupyter cell, else a terminal's stderr), as
+    :func:`descentlab.compare` does.
     ``validation = (fraction, seed)``: train on :func:`descentlab.problem.validation_view` of the
     problem instead (the protocol's tuning phase), in every worker too; the problem must be supervised.
     """
     from .records import Results, build_meta
     from .registry import get_registry
 
+    report = _progress_callback(progress, experiment)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1):
+        # 0 ran serially and "x" was a ValueError deep in the pool's set-up: say what is accepted
+        raise SpecError("workers", workers, "a count >= 1 (1 runs in this process), or None for the default")
     registry = registry or get_registry()
     started = time.perf_counter()
     keep_freed_memory()  # big temporaries are reused from the heap instead of page-faulted in again
@@ -243,8 +263,8 @@ def run_experiment(
                 width = len(chunk)
 
                 def tick(t, _base=base_done, _width=width):
-                    if progress is not None:
-                        progress(_base + t * _width, total)
+                    if report is not None:
+                        report(_base + t * _width, total)
 
                 outputs.append(
                     run_chunk(
@@ -252,7 +272,7 @@ def run_experiment(
                         registry,
                         experiment,
                         [configs[i] for i in chunk],
-                        tick if progress is not None else None,
+                        tick if report is not None else None,
                     )
                 )
                 done += width * experiment.steps
@@ -261,22 +281,23 @@ def run_experiment(
             payload = {
                 "experiment": experiment.to_dict(),
                 "plugin_paths": list(registry.plugin_paths),
+                "plugin_errors": list(registry.errors),  # faults known here, not the worker's own
                 "validation": None if validation is None else [float(validation[0]), int(validation[1])],
             }
             futures = {executor.submit(run_chunk_job, {**payload, "run_ids": chunk}): len(chunk) for chunk in jobs}
             for future in as_completed(futures):
                 outputs.append(future.result())
                 done += futures[future] * experiment.steps
-                if progress is not None:
-                    progress(done, total)
+                if report is not None:
+                    report(done, total)
     finally:
         if owned is not None:
             owned.shutdown(wait=True, cancel_futures=True)
-    if progress is not None:
-        progress(total, total)
+    if report is not None:
+        report(total, total)
 
     problem_info = _json_ready(_describe(experiment, instance))
-    runs, metrics, weights = _assemble(experiment, registry, instance, configs, outputs, problem_info)
+    runs, step_arrays, weights = _assemble(experiment, registry, instance, configs, outputs, problem_info)
     meta = build_meta(
         experiment,
         registry,
@@ -289,24 +310,33 @@ def run_experiment(
     return Results(
         experiment=experiment,
         runs=runs,
-        metrics=metrics,
         weights=weights,
         meta=meta,
         problem_info=problem_info,
         path=None,
+        step_arrays=step_arrays,  # the long metrics table is built from these when asked for
     )
 
 
 def executor_and_workers(executor, workers: int | None = None) -> tuple[Executor, int]:
     """``(executor, how many tasks it runs at once)`` for an Executor or a ``distributed.Client``.
 
-    A pool's size is private (``_max_workers``), so it is asked of Dask (its workers' threads) or
-    given as ``workers``; other executors count as this machine's CPUs.
+    A pool's size is private (``_max_workers``), so it is asked of Dask (its workers' threads, for a
+    client and for its ``get_executor()``) or given as ``workers``; other executors count as this
+    machine's CPUs.
     """
-    if workers is None and callable(getattr(executor, "nthreads", None)):
-        workers = sum(executor.nthreads().values())  # a distributed.Client: threads over all its workers
+    client = executor
+    if type(executor).__module__.startswith("distributed.") and hasattr(executor, "_client"):
+        # client.get_executor(): distributed's ClientExecutor keeps its client only under this name;
+        # without it a cluster of hundreds of threads would get this machine's few jobs
+        client = executor._client
+    if workers is None and callable(getattr(client, "nthreads", None)):
+        workers = sum(client.nthreads().values())  # a distributed.Client: threads over all its workers
     if callable(getattr(executor, "get_executor", None)):
-        executor = executor.get_executor()
+        # pure=False: a task's key is new on every submit. Dask names a pure task by its function and
+        # arguments, and a resumed sweep submits the very same tasks: while the failed sweep's futures
+        # live (an exception's traceback in a notebook), the client would hand back their error.
+        executor = executor.get_executor(pure=False)
     if workers is None:
         workers = os.cpu_count() or 1
     return executor, max(int(workers), 1)

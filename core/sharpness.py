@@ -361,6 +361,16 @@ def forward_trace(instance, params: np.ndarray) -> dict | None:
 _TAKES_TRACE: dict = {}
 
 
+def _stacked(reduce, spec: str, *operands: np.ndarray) -> np.ndarray:
+    """``reduce(spec, *operands)`` over a leading run axis, the same bits for a run however many are
+    stacked: numpy sums a lone run with other kernels (SIMD partial sums) than a stack's rows, so the
+    last run still iterating, or a run alone in its chunk, got other bits than beside others (and a
+    Dask task's part differed from the pool's chunk of the same runs). A lone run goes as a pair."""
+    if operands[0].shape[0] != 1:
+        return reduce(spec, *operands)
+    return reduce(spec, *(np.concatenate([x, x]) for x in operands))[:1]
+
+
 def _top_pair(operator, start: np.ndarray, iters: int, tol: float) -> tuple[np.ndarray, np.ndarray, int]:
     """Each run's top Ritz value and unit Ritz vector ``(R,), (R, P)`` and the number of batched products.
 
@@ -411,12 +421,12 @@ def _top_pair(operator, start: np.ndarray, iters: int, tol: float) -> tuple[np.n
             basis[:, j] = q
             w = op(q)
             products += 1
-            a = np.einsum("rp,rp->r", w, q)
+            a = _stacked(np.einsum, "rp,rp->r", w, q)
             w -= a[:, None] * q
             w -= beta_prev[:, None] * prev
             block = basis[:, :m]
-            w -= np.einsum("rk,rkp->rp", np.einsum("rkp,rp->rk", block, w), block)
-            b = np.sqrt(np.einsum("rp,rp->r", w, w))
+            w -= _stacked(np.einsum, "rk,rkp->rp", _stacked(np.einsum, "rkp,rp->rk", block, w), block)
+            b = np.sqrt(_stacked(np.einsum, "rp,rp->r", w, w))
             alphas[:, j] = a
             scale = np.fmax(scale, np.abs(a) + beta_prev)
             tri = np.zeros((len(where), m, m))
@@ -434,7 +444,7 @@ def _top_pair(operator, start: np.ndarray, iters: int, tol: float) -> tuple[np.n
                 finished[:] = True
             if finished.any():
                 out = where[finished]
-                u = np.einsum("rk,rkp->rp", y[finished], block[finished])
+                u = _stacked(np.einsum, "rk,rkp->rp", y[finished], block[finished])
                 norm = np.linalg.norm(u, axis=1, keepdims=True)
                 top[out] = np.where(bad[finished], np.nan, theta[finished])
                 vectors[out] = np.where(bad[finished][:, None], np.nan, u / np.where(norm > 0, norm, 1.0))

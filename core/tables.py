@@ -1,4 +1,4 @@
-"""The runner's outputs as tables: the runs table (with verdicts and explanations), long metrics, weights."""
+"""The runner's outputs as tables: the runs table (with verdicts and explanations), per-step arrays, weights."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 
 from .chunk import METRIC_BASE, METRIC_TAIL, snapshot_steps
 from .experiment import Experiment
+from .step_arrays import StepArrays
 
 
 def _json_ready(value):
@@ -180,47 +181,15 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
     )
     runs = pd.DataFrame(table)
 
-    # metrics table, long format: run-major, one row per recorded step. Columns are handed to
-    # pandas without a copy (copy=False: a dict of columns is otherwise consolidated into one
-    # block, and DataFrame.insert copies too, ~3-5 ms for 256 runs x 1000 steps, as much as the
-    # tiny job's whole step loop is allowed); a complete run-major (R, T+1) array is its column.
-    counts = np.clip(last_row + 1, 0, T + 1)  # = exists.sum(axis=1), without a pass over (R, T+1)
-    n_rows = int(counts.sum())
-    cut = np.flatnonzero(counts < T + 1)  # runs that stopped early (diverged or failed)
-
-    def long(values):  # (R, T+1) -> the rows that exist, run by run
-        if values is None:
-            return np.full(n_rows, np.nan)
-        flat = values.reshape(-1)
-        if not len(cut):
-            return flat
-        if len(cut) > 64:
-            return flat[exists.reshape(-1)]
-        out = np.empty(n_rows, dtype=flat.dtype)  # a few cut runs: contiguous copies between them
-        src = dst = first = 0
-        for i in cut.tolist():
-            whole = (i - first) * (T + 1)
-            out[dst : dst + whole] = flat[src : src + whole]
-            dst, src = dst + whole, src + whole
-            out[dst : dst + counts[i]] = flat[src : src + counts[i]]
-            dst, src, first = dst + counts[i], src + T + 1, i + 1
-        out[dst:] = flat[src:]
-        return out
-
-    columns = {
-        "run_id": np.repeat(np.arange(R, dtype=np.int64), counts),
-        "step": long(np.tile(np.arange(T + 1, dtype=np.int64), R)),
-    }
-    for name in METRIC_BASE:
-        columns[name] = long(arrays[name])
+    # per-step values stay (R, T+1) arrays (descentlab.step_arrays): the long table is built from
+    # them only when it is asked for (saving, results.metrics)
+    columns: dict[str, np.ndarray | None] = {name: arrays[name] for name in METRIC_BASE}
     for k, layer in enumerate(layer_names):
-        # one layer: its norm is the gradient norm (a copy: columns must not share memory)
-        columns[f"grad_norm.{layer}"] = (
-            columns["grad_norm"].copy() if layers is None else long(np.ascontiguousarray(layers[:, :, k]))
-        )
+        # one layer: its norm is the gradient norm
+        columns[f"grad_norm.{layer}"] = arrays["grad_norm"] if layers is None else layers[:, :, k]
     for name in METRIC_TAIL:
-        columns[name] = long(arrays[name])
-    metrics = pd.DataFrame(columns, copy=False)
+        columns[name] = arrays[name]
+    steps_arrays = StepArrays(columns=columns, last_row=np.asarray(last_row, dtype=np.int64), steps=T)
 
     weights = {}
     for prefix, flat in (("initial", initial), ("final", final)):
@@ -231,4 +200,4 @@ def _assemble(experiment, registry, instance, configs, outputs, problem_info):
     if snapshots is not None:
         weights["snapshots"] = snapshots
         weights["snapshot_steps"] = np.array(snapshot_steps(T, experiment.snapshot_every), dtype=np.int64)
-    return runs, metrics, weights
+    return runs, steps_arrays, weights

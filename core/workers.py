@@ -19,7 +19,7 @@ _WORKER_REGISTRIES: dict = {}
 _WORKER_INSTANCES: dict = {}
 
 
-def _worker_registry(plugin_paths: tuple[str, ...]):
+def _worker_registry(plugin_paths: tuple[str, ...], known_errors: tuple[str, ...] = ()):
     # Keyed by the files' bytes, not only their paths: a long-lived worker (a Dask worker) must run
     # a plugin file's new code once it is edited, as the parent and the dashboard do.
     from .registry import load_registry, plugin_code
@@ -27,7 +27,20 @@ def _worker_registry(plugin_paths: tuple[str, ...]):
     key = plugin_code(plugin_paths)
     if key not in _WORKER_REGISTRIES:
         # plugin files are loaded again here: a worker may be a fresh interpreter (spawn, Dask)
-        _WORKER_REGISTRIES[key] = load_registry(plugin_paths, use_env=False)
+        registry = load_registry(plugin_paths, use_env=False)
+        broken = [m for m in registry.errors if m not in known_errors and any(str(path) in m for path in plugin_paths)]
+        if broken:
+            # not broken where the job was planned (``known_errors``: a file's faults there, which
+            # the rest of it survives): this worker's machine differs, e.g. a Dask worker without
+            # the file at that path. Said so, instead of "rule: got 'x'; expected one of ..."
+            from .atomic import host_name
+            from .errors import PluginError
+
+            raise PluginError(
+                f"{broken[0]} (on worker host {host_name()}: every worker needs the --plugin files "
+                "at the same path, docs/cluster.md)"
+            )
+        _WORKER_REGISTRIES[key] = registry
     return _WORKER_REGISTRIES[key]
 
 
@@ -103,7 +116,7 @@ def worker_context(payload: dict):
     """``(registry, experiment, instance)`` of a job's payload, rebuilt once per process and kept."""
     _one_blas_thread()
     keep_freed_memory()
-    registry = _worker_registry(tuple(payload["plugin_paths"]))
+    registry = _worker_registry(tuple(payload["plugin_paths"]), tuple(payload.get("plugin_errors", ())))
     # the spec was validated where the job was planned: trusted here, not checked again
     experiment = Experiment.from_dict(payload["experiment"], strict=False)
     validation = payload.get("validation")

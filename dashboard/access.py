@@ -88,7 +88,7 @@ def allowed_paths_from_env(environ: Mapping[str, str] | None = None) -> list[str
 
 def results_dir(environ: Mapping[str, str] | None = None) -> str:
     """The folder the Results page opens first (and where the dashboard's saves go by default)."""
-    return _env(environ).get(RESULTS_ENV) or DEFAULT_RESULTS
+    return os.path.expanduser(_env(environ).get(RESULTS_ENV) or DEFAULT_RESULTS)  # as the CLI reads it
 
 
 def _resolve(path) -> Path | None:

@@ -19,6 +19,7 @@ from .fig_groups import (
     _rgba,
     _unstable_steps,
     diverged_text,
+    has_values,
     quantiles,
     run_groups,
     unstable_text,
@@ -179,7 +180,7 @@ def metric_curves_info(
     diverged = _diverged_steps(results)
     unstable = _unstable_steps(results)
     info = CurvesInfo(title=title or metric, y_title=y_title or metric, log_y=log_y)
-    if metric not in results.metrics.columns:
+    if metric not in results.metric_names:
         return info
     seeds_of = dict(zip(results.runs["run_id"].astype(int), results.runs["seed"].astype(int)))
     for g in groups:
@@ -246,16 +247,15 @@ def _total_steps(results) -> int | None:
     experiment = getattr(results, "experiment", None)
     if experiment is not None and getattr(experiment, "steps", None) is not None:
         return int(experiment.steps)
-    if len(results.metrics):
-        return int(results.metrics["step"].max())
-    return None
+    last = results.last_step
+    return last if last >= 0 else None
 
 
 def loss_curves_info(results, *, test: bool = True, groups: Sequence[Group] | None = None) -> CurvesInfo:
     """Training loss (solid) and, where the problem has one, test loss (dotted) on a log axis."""
     groups = run_groups(results) if groups is None else groups
     info = metric_curves_info(results, "loss", title="Loss", y_title="loss (log)", log_y=True, groups=groups)
-    if test and "test_loss" in results.metrics.columns and results.metrics["test_loss"].notna().any():
+    if test and has_values(results, "test_loss"):
         extra = metric_curves_info(
             results,
             "test_loss",

@@ -106,40 +106,68 @@ def config_columns(results) -> list[str]:
 
 
 def run_groups(results) -> list[Group]:
-    """Group runs by entry and configuration; the name is the entry's label plus what varies in it."""
+    """Group runs by configuration, from the record's grid (``results.configurations``): the runs of
+    one grid point are one group, whatever their columns hold. Within an entry the groups are in the
+    order of what varies in it (ascending, as a table sorted by those columns); the name is the
+    entry's label plus what varies."""
     runs = results.runs.sort_values("run_id")
     cols = config_columns(results)
+    row_of = {int(r): i for i, r in enumerate(runs["run_id"])}
+    grid = [c for c in getattr(results, "configurations", []) if all(r in row_of for r in c.run_ids)]
+    if not grid or sum(len(c.run_ids) for c in grid) != len(runs):
+        grid = _grid_from_columns(runs, cols)  # a record without its experiment's grid
     groups: list[Group] = []
-    for entry, rows in runs.groupby("entry", sort=True):
-        first = len(groups)
+    for entry in sorted({c.entry for c in grid}):
+        points = [c for c in grid if c.entry == entry]
+        rows = runs.iloc[[row_of[r] for c in points for r in c.run_ids]]
         varying = [c for c in cols if rows[c].nunique(dropna=False) > 1]
         label = str(rows["label"].iloc[0]) if "label" in rows else str(rows["rule"].iloc[0])
-        keys = varying or []
-        if keys:
-            parts = rows.groupby(keys, sort=True, dropna=False)
-        else:
-            parts = [((), rows)]
-        for key, part in parts:
-            key = key if isinstance(key, tuple) else (key,)
-            config = {c: part[c].iloc[0] for c in cols}
-            suffix = ", ".join(f"{'α' if c == 'learning_rate' else c}={_fmt(v)}" for c, v in zip(keys, key))
-            name = f"{label} ({suffix})" if suffix else label
-            groups.append(
+        first_rows = [runs.iloc[row_of[c.run_ids[0]]] for c in points]
+        order = sorted(range(len(points)), key=lambda k: tuple(_sort_key(first_rows[k][c]) for c in varying))
+        mine = []
+        for k in order:
+            point, first_row = points[k], first_rows[k]
+            config = {c: first_row[c] for c in cols}
+            suffix = ", ".join(f"{'α' if c == 'learning_rate' else c}={_fmt(config[c])}" for c in varying)
+            run_rows = runs.iloc[[row_of[r] for r in point.run_ids]]
+            mine.append(
                 Group(
-                    name=name,
+                    name=f"{label} ({suffix})" if suffix else label,
                     entry=int(entry),
-                    rule=str(part["rule"].iloc[0]),
+                    rule=str(first_row["rule"]),
                     entry_label=label,
-                    run_ids=[int(r) for r in part["run_id"]],
-                    seeds=[int(s) for s in part["seed"]],
+                    run_ids=[int(r) for r in run_rows["run_id"]],
+                    seeds=[int(s) for s in run_rows["seed"]],
                     config=config,
-                    index=len(groups),
+                    index=len(groups) + len(mine),
                 )
             )
-        mine = groups[first:]
         for rank, g in enumerate(mine):
             g.color = entry_color(g.entry, rank, len(mine))
+        groups += mine
     return groups
+
+
+@dataclass(frozen=True)
+class _Point:
+    """A grid point found from the runs table's columns (records with no grid to read)."""
+
+    entry: int
+    run_ids: tuple[int, ...]
+
+
+def _grid_from_columns(runs: pd.DataFrame, cols: list[str]) -> list[_Point]:
+    points = []
+    for entry, rows in runs.groupby("entry", sort=True):
+        for _, part in rows.groupby(cols, sort=True, dropna=False):
+            points.append(_Point(int(entry), tuple(int(r) for r in part["run_id"])))
+    return points
+
+
+def _sort_key(value) -> tuple:
+    """Ascending with NaN and None last, as pandas sorts group keys."""
+    missing = value is None or (isinstance(value, float) and np.isnan(value))
+    return (1, 0) if missing else (0, value)
 
 
 def _status_steps(results, status: str, column: str) -> dict[int, int]:
@@ -193,6 +221,11 @@ def _metric_matrix(
 def quantiles(values: np.ndarray, qs) -> np.ndarray:
     """Quantiles across runs (axis 1), +inf-safe and NaN-ignoring: ``descentlab.analysis.quantiles``."""
     return analysis_quantiles(values, qs, axis=1)
+
+
+def has_values(results, metric: str) -> bool:
+    """Whether ``metric`` was recorded at any step of any run (a test loss, an accuracy, sharpness)."""
+    return metric in results.metric_names and bool((~np.isnan(results.metric(metric))).any())
 
 
 def unstable_text(step: int) -> str:

@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Sequence
 
-import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -33,15 +32,17 @@ class LayerNormsInfo:
         return self.diverged + self.unstable
 
 
-def layer_columns(metrics: pd.DataFrame) -> list[str]:
-    cols = [c for c in metrics.columns if c.startswith("grad_norm.")]
+def layer_columns(source) -> list[str]:
+    """The ``grad_norm.<layer>`` metrics of a Results (or the columns of a long metrics table)."""
+    names = source.metric_names if hasattr(source, "metric_names") else source.columns
+    cols = [c for c in names if c.startswith("grad_norm.")]
     return sorted(cols, key=lambda c: (len(c), c))  # layer2 before layer10
 
 
 def layer_grad_norms_info(results, groups: Sequence[Group] | None = None, max_panels: int = 6) -> LayerNormsInfo:
     """For each group, one curve per layer of ‖∂J/∂θ‖ per layer: how the error grows or fades going back."""
     groups = (run_groups(results) if groups is None else list(groups))[:max_panels]
-    cols = layer_columns(results.metrics)
+    cols = layer_columns(results)
     layers = [c.split(".", 1)[1] for c in cols]
     info = LayerNormsInfo(layers=layers, panels=[])
     for g in groups:

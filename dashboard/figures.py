@@ -33,6 +33,7 @@ from .fig_groups import (
     config_columns,
     run_groups,
     quantiles,
+    has_values,
     unstable_text,
     diverged_text,
 )
@@ -106,6 +107,7 @@ __all__ = [
     "schedule_preview",
     "PALETTE",
     "OUTCOME_COLUMNS",
+    "has_values",
     "color",
     "entry_color",
     "Group",

@@ -50,17 +50,29 @@ class ResultPlots:
 
         return figures.draw_sweep(figures.sweep_info(self.results))
 
-    def landscape(self, registry=None):
-        """Contours of a 2-parameter problem with every run's path (landscapes and linear regression)."""
-        from descentlab import get_registry, is_landscape
+    def landscape(self, registry=None, every: bool = False):
+        """Contours of a 2-parameter problem with each run's path (landscapes and linear regression).
+
+        The problem is built from ``registry`` (default: the usual one, with the plugin files the
+        run loaded, from its meta, when the problem is not there).
+
+        On a big sweep, as for the curves, only the paths of each entry's best configuration (every
+        seed of it); ``every=True`` draws every run's path."""
+        from descentlab import get_registry, is_landscape, load_registry
         from . import figures
 
-        registry = registry or get_registry()
         e = self.results.experiment
+        if registry is None:
+            registry = get_registry()
+            files = self.results.meta.get("plugins", {}).get("plugin_files") or []
+            if e.problem not in registry.problems and files:
+                # a problem from a plugin file: the files the run loaded are in its meta.json
+                registry = load_registry(files)
         instance = registry.problem(e.problem).build(dict(e.problem_settings))
         if not is_landscape(instance):
             raise ValueError(f"problem {e.problem!r} has {instance.layout.size} parameters: a landscape needs 2")
-        return figures.draw_landscape(figures.landscape_info(self.results, instance))
+        run_ids = sorted(int(r) for g in self._groups(every) for r in g.run_ids)
+        return figures.draw_landscape(figures.landscape_info(self.results, instance, run_ids=run_ids))
 
 
 __all__ = ["LEGEND_LIMIT", "ResultPlots"]

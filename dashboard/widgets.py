@@ -583,6 +583,16 @@ def rule_entry_editor(
                 errors,
             )
         )
+        if schedule.joins:
+            schedule_table.update(
+                joined_parts_editor(
+                    f"{skey}.{schedule_name}",
+                    f"rules[{i}].schedule",
+                    registry,
+                    schedule_spec if same_schedule else {},
+                    errors,
+                )
+            )
         warm = HyperParam("warmup_steps", 0, 0, None, kind="int", help="linear warm-up: αₜ = α(t+1)/W for t < W")
         warmup = hyperparam_widget(warm, f"{skey}.warmup", schedule_spec.get("warmup_steps", 0))
         if warmup:
@@ -607,6 +617,73 @@ def rule_entry_editor(
     return entry
 
 
+# what a schedule that joins others (torch SequentialLR) starts from on the form: a linear warm-up
+# from α/10 over 10 steps, then a cosine over the rest of the run
+JOINED_DEFAULT = {
+    "schedules": [{"name": "linear", "start_factor": 0.1, "end_factor": 1.0, "total_iters": 10}, {"name": "cosine"}],
+    "milestones": [10],
+}
+MAX_JOINED_PARTS = 8
+
+
+def joined_parts_editor(key_prefix: str, where: str, registry: Registry, spec: dict, errors: list[str]) -> dict:
+    """The parts of a schedule that ``joins`` others: how many, each part's closed-form schedule and its
+    hyperparameter widgets (from its declaration), and the milestone step where each part after the
+    first starts. Returns ``{"schedules": [...], "milestones": [...]}`` as an experiment table takes them
+    (non-default values only); the experiment's validation reports a bad combination in one line."""
+    closed = sorted(n for n, s in registry.schedules.items() if not (s.joins or s.stateful))
+    if not closed:
+        return {}
+    given = spec.get("schedules") if isinstance(spec.get("schedules"), list) and spec.get("schedules") else None
+    tables = [{"name": t} if isinstance(t, str) else t for t in (given or JOINED_DEFAULT["schedules"])]
+    tables = [t for t in tables if isinstance(t, dict)] or [{"name": closed[0]}]
+    milestones = spec.get("milestones") if given else JOINED_DEFAULT["milestones"]
+    milestones = milestones if isinstance(milestones, list) else [milestones]
+    count_key = f"{key_prefix}.parts"
+    prime(count_key, min(len(tables), MAX_JOINED_PARTS))
+    count = remember(
+        count_key,
+        int(
+            st.number_input(
+                "schedules joined",
+                min_value=1,
+                max_value=MAX_JOINED_PARTS,
+                step=1,
+                key=count_key,
+                help="run one after another, each restarted at its milestone (torch SequentialLR)",
+            )
+        ),
+    )
+    parts, steps = [], []
+    for k in range(count):
+        table = tables[k] if k < len(tables) else {"name": "constant" if "constant" in closed else closed[0]}
+        name_key = f"{key_prefix}.parts.{k}.name"
+        start = table.get("name") if table.get("name") in closed else closed[0]
+        prime(name_key, start)
+        if st.session_state[name_key] not in closed:
+            st.session_state[name_key] = start
+        name = remember(name_key, st.selectbox(f"part {k + 1}", closed, key=name_key))
+        if k:
+            given_step = milestones[k - 1] if k - 1 < len(milestones) else None
+            fallback = (steps[-1] if steps else 0) + 10
+            step_key = f"{key_prefix}.parts.{k}.milestone"
+            prime(
+                step_key, given_step if isinstance(given_step, int) and not isinstance(given_step, bool) else fallback
+            )
+            # no min_value: a bad step (typed, or from a link) reaches the validator and comes back as one line
+            steps.append(remember(step_key, int(st.number_input(f"part {k + 1} starts at step", step=1, key=step_key))))
+        child = registry.schedules[name]
+        values = declared_values(
+            child.hyperparams,
+            f"{key_prefix}.parts.{k}.{name}",
+            table if table.get("name") == name else {},
+            f"{where}.schedules[{k}]",
+            errors,
+        )
+        parts.append({"name": name, **values})
+    return {"schedules": parts, "milestones": steps}
+
+
 def schedule_preview(key: str, registry: Registry, schedule, learning_rate, table: dict, steps) -> None:
     """α_t of the schedule as chosen, over the run's steps, before anything runs (a stateful schedule
     says in its title why it cannot be drawn). Nothing when the values are not valid yet: the form's
@@ -616,6 +693,14 @@ def schedule_preview(key: str, registry: Registry, schedule, learning_rate, tabl
         return
     hyper = {h.name: table.get(h.name, h.default) for h in schedule.hyperparams}
     hyper.update({k: v for k, v in table.items() if k not in ("name", "warmup_steps")})
+    if schedule.joins:  # each part with every default filled in, as the experiment's validation does
+        parts = []
+        for part in hyper.get("schedules") or []:
+            child = registry.schedules.get(part.get("name"))
+            if child is None or child.joins or child.stateful:
+                return
+            parts.append({"name": child.name, **{h.name: part.get(h.name, h.default) for h in child.hyperparams}})
+        hyper["schedules"] = parts
     try:
         fig = F.schedule_preview(
             schedule, max(rates), hyper, int(steps), int(table.get("warmup_steps", 0)), lookup=registry.schedules.get
@@ -1047,9 +1132,9 @@ def results_figures(results, groups, *, show_layers: bool = True) -> dict[str, A
         "grad": lambda: F.draw_curves(F.grad_norm_info(results, groups=groups)),
         "step": lambda: F.draw_curves(F.step_size_info(results, groups=groups)),
     }
-    if "test_accuracy" in results.metrics and results.metrics["test_accuracy"].notna().any():
+    if F.has_values(results, "test_accuracy"):
         draws["acc"] = lambda: F.draw_curves(F.test_accuracy_info(results, groups=groups))
-    if show_layers and F.layer_columns(results.metrics):
+    if show_layers and F.layer_columns(results):
         draws["layers"] = lambda: F.draw_layer_grad_norms(F.layer_grad_norms_info(results, groups=groups))
     return {name: results_view(results, ("figure", name, drawn), draw) for name, draw in draws.items()}
 

@@ -79,11 +79,24 @@ def transforms_table(registry) -> str:
     return "\n".join(rows)
 
 
+def torch_defaults_table(registry) -> str:
+    """One row per rule whose defaults differ from its ``torch.optim`` counterpart's (``torch_differences``)."""
+    rows = ["| rule | descentlab default | torch.optim default (under descentlab's name) |", "|---|---|---|"]
+    for name, rule in registry.rules.items():
+        differences = rule.torch_differences()
+        if differences:
+            ours = ", ".join(f"`{h}` = {_value(own)}" for h, own, _ in differences)
+            theirs = ", ".join(f"`{h}` = {_value(torch)}" for h, _, torch in differences)
+            rows.append(f"| `{name}` | {ours} | `{rule.torch_optimizer}`: {theirs} |")
+    return "\n".join(rows)
+
+
 TABLES = {
     "rules-table": rules_table,
     "schedules-table": schedules_table,
     "problems-table": problems_table,
     "transforms-table": transforms_table,
+    "torch-defaults-table": torch_defaults_table,
 }
 
 
@@ -106,15 +119,24 @@ def render(markdown: str, registry=None) -> str:
 
 
 def on_startup(command, dirty):  # noqa: ARG001 - MkDocs hook signature
-    # The package maps core/ to descentlab (pyproject's package-dir), which mkdocstrings' loader
-    # cannot follow: give it a folder where descentlab/ is core/ before its handler starts.
+    # The package maps core/ to descentlab and plugins/, dashboard/ to its subpackages (pyproject's
+    # package-dir), which mkdocstrings' loader cannot follow: give it a folder laid out as installed,
+    # descentlab/ holding links to core/'s files and to the two subpackage folders.
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    link = root / ".cache" / "api" / "descentlab"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.is_symlink():
-        link.symlink_to(root / "core", target_is_directory=True)
+    package = root / ".cache" / "api" / "descentlab"
+    if package.is_symlink():  # the earlier layout: one link to core/
+        package.unlink()
+    package.mkdir(parents=True, exist_ok=True)
+    wanted = {p.name: p for p in (root / "core").iterdir() if p.suffix in (".py", ".typed")}
+    wanted |= {"plugins": root / "plugins", "dashboard": root / "dashboard"}
+    for link in package.iterdir():
+        if link.is_symlink() and (link.name not in wanted or link.resolve() != wanted[link.name].resolve()):
+            link.unlink()  # a module since renamed or removed
+    for name, target in wanted.items():
+        if not (package / name).is_symlink():
+            (package / name).symlink_to(target, target_is_directory=target.is_dir())
 
 
 def on_page_markdown(markdown, page, config, files):  # noqa: ARG001 - MkDocs hook signature

@@ -162,13 +162,19 @@ def gd_threshold(hyper):
 # --- momentum (PyTorch convention), Nesterov -----------------------------------------------------
 
 
+def _effective_dampening(mu, dampening):
+    """The dampening d that acts: torch.optim.SGD keeps no buffer when μ = 0, so d changes nothing there."""
+    dampening = np.asarray(dampening, dtype=getattr(mu, "dtype", None))
+    return np.where(np.asarray(mu) != 0, dampening, np.zeros_like(dampening))
+
+
 def _momentum_state(params, hyper, nesterov):
     mu = hyper["momentum"]
-    dampening = hyper.get("dampening", 0.0)
+    dampening = _effective_dampening(mu, hyper.get("dampening", 0.0))
     return MomentumState(
         np.zeros_like(params),
         _rows(mu, params),
-        _flag_rows(1.0 - np.asarray(dampening, dtype=getattr(mu, "dtype", None)), params, bool(np.any(dampening))),
+        _flag_rows(1.0 - dampening, params, bool(np.any(dampening))),
         _flag_rows(mu, params, bool(np.any(nesterov))),
         _mixed_mask(nesterov, params),
         _decay_field(hyper, params),
@@ -188,7 +194,8 @@ def momentum_update(grad, state, params, learning_rate, hyper, step):
 
     g ← g + λθ
     v ← g                       on the first step (PyTorch initialises the buffer with g)
-    v ← μ v + (1 − d) g         afterwards
+    v ← μ v + (1 − d) g         afterwards (d acts only when μ > 0: torch keeps no buffer at μ = 0,
+                                so momentum = 0 is plain SGD whatever the dampening)
     g ← g + μ v  if nesterov,  else  g ← v
     θ ← θ − α g
     """
@@ -220,7 +227,7 @@ def momentum_threshold(hyper):
     # trace 1 + μ − a(1 + μ(1−d)) and determinant μ(1 − a); the Jury conditions reduce to
     # a < (2 + 2μ)/(1 + 2μ − μd) (the |det| < 1 bound a < 1 + 1/μ is weaker when μd < 1).
     mu = np.asarray(hyper["momentum"], dtype=float)
-    d = np.asarray(hyper.get("dampening", 0.0), dtype=float)
+    d = _effective_dampening(mu, np.asarray(hyper.get("dampening", 0.0), dtype=float))
     nesterov = np.asarray(hyper.get("nesterov", 0.0), dtype=float)
     with np.errstate(divide="ignore"):
         heavy = np.where(d < 1, (2 + 2 * mu) / np.maximum(1 - d, 0.0), np.inf)
@@ -511,7 +518,7 @@ def momentum_rate(a, hyper):
     """Heavy ball z² − (1 + μ − a(1 − d))z + μ; Nesterov z² − (1 + μ − a(1 + μ(1 − d)))z + μ(1 − a)."""
     a = np.asarray(a, dtype=float)
     mu = float(hyper.get("momentum", 0.0))
-    d = float(hyper.get("dampening", 0.0))
+    d = float(hyper.get("dampening", 0.0)) if mu != 0 else 0.0  # no buffer at μ = 0 (torch)
     if float(hyper.get("nesterov", 0.0)):
         return _recurrence_rate(1.0 + mu - a * (1.0 + mu * (1.0 - d)), mu * (1.0 - a))
     return _recurrence_rate(1.0 + mu - a * (1.0 - d), np.full_like(a, mu))

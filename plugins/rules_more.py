@@ -4,7 +4,7 @@
 # hyperparameters and the learning rate (R, 1), every state field with the run axis first, ``step``
 # the number of updates already taken (t = step + 1 in PyTorch's 1-based count), ``grad`` and
 # ``params`` never written. Semantics and defaults are torch.optim's (version 2); weight decay is
-# PyTorch's L2 form g ← g + λθ (NAdam and RAdam with decoupled_weight_decay=False).
+# PyTorch's L2 form g ← g + λθ (NAdam and RAdam by default: their decoupled_weight_decay is torch's too).
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from descentlab import DescentRule, HyperParam, hookimpl
 
-from .rules import _ADAPTIVE_NOTE, _decay_field, _l2_gradient, _rows, _weight_decay
+from .rules import _ADAPTIVE_NOTE, _decay_field, _flag_rows, _l2_gradient, _rows, _weight_decay
 
 
 class AdamaxState(NamedTuple):
@@ -36,7 +36,8 @@ class NAdamState(NamedTuple):
     beta2: np.ndarray  # β₂
     one_minus_beta2: np.ndarray  # 1 − β₂
     eps: np.ndarray  # ε
-    weight_decay: np.ndarray  # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
+    weight_decay: np.ndarray  # (R, 1 or P) L2 λ when some run uses L2 weight decay, else (R, 0)
+    decoupled_decay: np.ndarray  # (R, 1) decoupled λ when some run decouples it, else (R, 0)
 
 
 class RAdamState(NamedTuple):
@@ -47,7 +48,8 @@ class RAdamState(NamedTuple):
     beta2: np.ndarray  # β₂
     one_minus_beta2: np.ndarray  # 1 − β₂
     eps: np.ndarray  # ε
-    weight_decay: np.ndarray  # (R, 1 or P) λ when some run uses weight decay, else (R, 0)
+    weight_decay: np.ndarray  # (R, 1 or P) L2 λ when some run uses L2 weight decay, else (R, 0)
+    decoupled_decay: np.ndarray  # (R, 1) decoupled λ when some run decouples it, else (R, 0)
 
 
 class AdadeltaState(NamedTuple):
@@ -125,6 +127,24 @@ def _moments(g, state):
     return out
 
 
+def _split_decay(hyper, params):
+    """(L2 λ field, decoupled λ field) for torch's decoupled_weight_decay flag (NAdam, RAdam): each run's λ
+    goes to one of the two; a field no run uses is (R, 0). With the flag off everywhere the L2 field is
+    exactly ``_decay_field``'s."""
+    decoupled = np.asarray(hyper.get("decoupled_weight_decay", 0.0), dtype=float)
+    if not np.any(decoupled):
+        return _decay_field(hyper, params), _empty_decay(params)
+    decay = np.broadcast_to(np.asarray(hyper.get("weight_decay", 0.0), dtype=params.dtype), (params.shape[0], 1))
+    on = np.broadcast_to(decoupled != 0, decay.shape)
+    l2 = np.where(on, 0.0, decay).astype(params.dtype)
+    split = np.where(on, decay, 0.0).astype(params.dtype)
+    return _decay_field({"weight_decay": l2}, params), _flag_rows(split, params[:, :1], bool(np.any(split)))
+
+
+def _empty_decay(params):
+    return np.zeros((params.shape[0], 0), dtype=params.dtype)
+
+
 def _adam_moments_state(cls, params, hyper, *extra):
     beta1, beta2 = hyper["beta1"], hyper["beta2"]
     return cls(
@@ -136,8 +156,15 @@ def _adam_moments_state(cls, params, hyper, *extra):
         _rows(beta2, params),
         _rows(1.0 - beta2, params),
         _rows(hyper["eps"], params),
-        _decay_field(hyper, params),
+        *_split_decay(hyper, params),
     )
+
+
+def _decoupled(out, state, params, learning_rate):
+    """θ ← θ(1 − αλ) before the step (torch's decoupled_weight_decay=True), as −αλθ added to the updates."""
+    if state.decoupled_decay.shape[1]:
+        out -= (learning_rate * state.decoupled_decay) * params
+    return out
 
 
 # --- NAdam ---------------------------------------------------------------------------------------
@@ -148,9 +175,11 @@ def nadam_init(params, hyper):
 
 
 def nadam_update(grad, state, params, learning_rate, hyper, step):
-    """NAdam (Dozat 2016), PyTorch convention (beta1 β₁, beta2 β₂, eps ε, momentum_decay ψ, weight_decay λ as L2).
+    """NAdam (Dozat 2016), PyTorch convention (beta1 β₁, beta2 β₂, eps ε, momentum_decay ψ, weight_decay λ,
+    decoupled_weight_decay).
 
-    g ← g + λθ                                   (t = step + 1; m, v start at 0, Π μ at 1)
+    g ← g + λθ                                   (L2; t = step + 1; m, v start at 0, Π μ at 1)
+    θ ← θ(1 − αλ)  instead, with decoupled_weight_decay (NAdamW; g unchanged)
     μ_t = β₁ (1 − ½ · 0.96^(tψ)),   μ_{t+1} = β₁ (1 − ½ · 0.96^((t+1)ψ)),   Π ← Π · μ_t
     m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,   d = √(v/(1 − β₂ᵗ)) + ε
     θ ← θ − α (1 − μ_t)/(1 − Π) · g/d − α μ_{t+1}/(1 − Π μ_{t+1}) · m/d
@@ -171,7 +200,7 @@ def nadam_update(grad, state, params, learning_rate, hyper, step):
     np.divide(state.exp_avg, denom, out=denom)
     denom *= -learning_rate * mu_next / (1.0 - product * mu_next)
     out += denom
-    return out, state
+    return _decoupled(out, state, params, learning_rate), state
 
 
 # --- RAdam ---------------------------------------------------------------------------------------
@@ -184,9 +213,11 @@ def radam_init(params, hyper):
 
 
 def radam_update(grad, state, params, learning_rate, hyper, step):
-    """RAdam (Liu et al. 2020), PyTorch convention (beta1 β₁, beta2 β₂, eps ε, weight_decay λ as L2).
+    """RAdam (Liu et al. 2020), PyTorch convention (beta1 β₁, beta2 β₂, eps ε, weight_decay λ,
+    decoupled_weight_decay).
 
-    g ← g + λθ                                   (t = step + 1; m, v start at 0)
+    g ← g + λθ                                   (L2; t = step + 1; m, v start at 0)
+    θ ← θ(1 − αλ)  instead, with decoupled_weight_decay (g unchanged)
     m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²,   m̂ = m/(1 − β₁ᵗ)
     ρ_∞ = 2/(1 − β₂) − 1,   ρ_t = ρ_∞ − 2t β₂ᵗ/(1 − β₂ᵗ)
     r_t = √((ρ_t − 4)(ρ_t − 2) ρ_∞ / ((ρ_∞ − 4)(ρ_∞ − 2) ρ_t))
@@ -211,7 +242,7 @@ def radam_update(grad, state, params, learning_rate, hyper, step):
         np.divide(np.sqrt(bias2), adaptive, out=adaptive)
         adaptive *= np.where(rectified, rect, 0.0)
         out *= np.where(rectified, adaptive, 1.0)
-    return out, state
+    return _decoupled(out, state, params, learning_rate), state
 
 
 # --- Adadelta ------------------------------------------------------------------------------------
@@ -333,6 +364,20 @@ _BETAS = (
     HyperParam("beta2", 0.999, low=0.0, high=1.0, high_open=True, help="decay of the second moment β₂"),
 )
 
+# NAdam's and RAdam's weight decay: L2 by default, decoupled (θ ← θ(1 − αλ)) with torch's flag
+_DECAY_L2_OR_DECOUPLED = (
+    _weight_decay(
+        "L2 penalty λ: the gradient becomes g + λθ (PyTorch weight_decay); with decoupled_weight_decay "
+        "θ ← θ(1 − αλ) instead"
+    ),
+    HyperParam(
+        "decoupled_weight_decay",
+        False,
+        kind="bool",
+        help="decouple the weight decay, θ ← θ(1 − αλ) before the step, the gradient left as it is (torch's flag)",
+    ),
+)
+
 RULES = (
     DescentRule(
         "adamax",
@@ -369,10 +414,10 @@ RULES = (
             HyperParam(
                 "momentum_decay", 4e-3, low=0.0, help="momentum decay ψ of the schedule μ_t = β₁(1 − ½·0.96^(tψ))"
             ),
-            _weight_decay(),
+            *_DECAY_L2_OR_DECOUPLED,
         ),
-        summary="NAdam: Adam with Nesterov momentum and a warming momentum schedule μ_t; weight decay as L2, "
-        "PyTorch convention.",
+        summary="NAdam: Adam with Nesterov momentum and a warming momentum schedule μ_t; weight decay as L2 "
+        "(or decoupled, NAdamW), PyTorch convention.",
         formula="μ_t = β₁(1 − ½·0.96^(tψ));  m ← β₁m + (1 − β₁)g;  v ← β₂v + (1 − β₂)g²;  "
         "d = √(v/(1 − β₂ᵗ)) + ε;  θ ← θ − α(1 − μ_t)/(1 − Πμ) · g/d − α μ_{t+1}/(1 − Πμ·μ_{t+1}) · m/d",
         default_learning_rate=0.002,
@@ -386,22 +431,30 @@ RULES = (
             "eps": 1e-8,
             "momentum_decay": 0.004,
             "weight_decay": 0.0,
+            "decoupled_weight_decay": False,
         },
     ),
     DescentRule(
         "radam",
         radam_init,
         radam_update,
-        hyperparams=(*_BETAS, _EPS, _weight_decay()),
+        hyperparams=(*_BETAS, _EPS, *_DECAY_L2_OR_DECOUPLED),
         summary="RAdam: Adam whose adaptive step is rectified by the variance of v, momentum SGD while ρ_t ≤ 5; "
-        "weight decay as L2, PyTorch convention.",
+        "weight decay as L2 (or decoupled), PyTorch convention.",
         formula="m̂ = m/(1 − β₁ᵗ);  ρ_t = ρ_∞ − 2tβ₂ᵗ/(1 − β₂ᵗ);  θ ← θ − α m̂ · r_t √(1 − β₂ᵗ)/(√v + ε) if ρ_t > 5, "
         "else θ ← θ − α m̂",
         default_learning_rate=0.001,
         threshold_note=_ADAPTIVE_NOTE + "; while ρ_t ≤ 5 the step is α m̂, a momentum step with no division",
         title="RAdam",
         torch_optimizer="RAdam",
-        torch_defaults={"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
+        torch_defaults={
+            "learning_rate": 0.001,
+            "beta1": 0.9,
+            "beta2": 0.999,
+            "eps": 1e-8,
+            "weight_decay": 0.0,
+            "decoupled_weight_decay": False,
+        },
     ),
     DescentRule(
         "adadelta",

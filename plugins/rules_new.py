@@ -411,6 +411,16 @@ RULES = (
         threshold_note=(_ADAPTIVE_NOTE + "; the step is also relative (ρ_t RMS(θ)) and clipped to RMS ≤ d"),
         title="Adafactor",
         uses_layout=True,
+        torch_optimizer="Adafactor",
+        # torch's eps = (None, 1e-3): eps1 None is the machine epsilon of the dtype, what eps1 = 0 means here
+        torch_defaults={
+            "learning_rate": 0.01,
+            "beta2_decay": -0.8,
+            "eps1": 0.0,
+            "eps2": 1e-3,
+            "d": 1.0,
+            "weight_decay": 0.0,
+        },
     ),
     DescentRule(
         "sgd_schedule_free",

@@ -84,10 +84,12 @@ def _anneal(start, end, pct, linear):
 
 
 def one_cycle(step, base, hyper, total_steps):
-    """PyTorch OneCycleLR (three_phase False, momentum not cycled) with max_lr = α over the run's T steps.
+    """PyTorch OneCycleLR (momentum not cycled) with max_lr = α over the run's T steps.
 
     α₀ = α / div_factor, α_min = α₀ / final_div_factor, E = pct_start · T − 1 (the step of the peak).
     For t ≤ E: α_t = anneal(α₀, α, t / E); for t > E: α_t = anneal(α, α_min, (t − E) / (T − 1 − E)).
+    With three_phase (torch's three_phase=True): for E < t ≤ 2E, α_t = anneal(α, α₀, (t − E) / E), and
+    for t > 2E, α_t = anneal(α₀, α_min, (t − 2E) / (T − 1 − 2E)).
     anneal(a, b, p) = b + (a − b)(1 + cos(π p)) / 2, or a + (b − a) p with linear_anneal
     (anneal_strategy "linear"). So α_0 = α₀, α_E = α and α_{T−1} = α_min. When E = 0 (torch divides
     by zero) the peak is at t = 0; when E < 0 (pct_start · T < 1) there is no rising phase.
@@ -102,7 +104,18 @@ def one_cycle(step, base, hyper, total_steps):
     span = total - 1.0 - peak
     fall = (t - peak) / np.where(span > 0, span, 1.0)
     up, down = _anneal(start, base, rise, linear), _anneal(base, low, fall, linear)
-    return _full(np.where(t <= peak, up, down), step, base)
+    two = np.where(t <= peak, up, down)
+    three = np.asarray(hyper.get("three_phase", 0.0), dtype=float) > 0
+    if not np.any(three):
+        return _full(two, step, base)
+    # torch's three_phase: back down to α₀ at E₂ = 2·pct_start·T − 2 (a phase as long as the rise), then
+    # from α₀ to α_min at the last step
+    back = 2.0 * peak
+    down_again = _anneal(base, start, (t - peak) / np.where(peak > 0, peak, 1.0), linear)
+    last_span = total - 1.0 - back
+    tail = _anneal(start, low, (t - back) / np.where(last_span > 0, last_span, 1.0), linear)
+    phases = np.where(t <= peak, up, np.where(t <= back, down_again, tail))
+    return _full(np.where(three, phases, two), step, base)
 
 
 def cyclic(step, base, hyper, total_steps):
@@ -111,8 +124,9 @@ def cyclic(step, base, hyper, total_steps):
     With u = step_size_up, d = step_size_down (u when 0), L = u + d and ρ = u / L:
     c = ⌊1 + t / L⌋ (the cycle, from 1), x = 1 + t / L − c, s = x / ρ for x ≤ ρ else (x − 1)/(ρ − 1),
     α_t = α + (max_lr − α) · s · g(c) with g = 1 (mode 'triangular') or g(c) = 2^−(c−1) with
-    triangular2 (mode 'triangular2': the amplitude halves every cycle). So α at t = kL and max_lr
-    at t = kL + u. max_lr is an absolute rate; below α the cycle dips instead of rising.
+    triangular2 (mode 'triangular2': the amplitude halves every cycle), times γ^t with gamma γ < 1
+    (mode 'exp_range'; γ = 1, the default, is none). So α at t = kL and max_lr at t = kL + u (for
+    γ = 1). max_lr is an absolute rate; below α the cycle dips instead of rising.
     """
     up = np.asarray(hyper["step_size_up"], dtype=float)
     down = np.asarray(hyper.get("step_size_down", 0.0), dtype=float)
@@ -123,6 +137,9 @@ def cyclic(step, base, hyper, total_steps):
     scale = np.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))  # ρ < 1 since d ≥ 1
     halving = np.asarray(hyper.get("triangular2", 0.0), dtype=float) > 0
     amplitude = np.where(halving, 1.0 / 2.0 ** (cycle - 1.0), 1.0)
+    gamma = np.asarray(hyper.get("gamma", 1.0), dtype=float)
+    if np.any(gamma != 1.0):  # torch mode 'exp_range' (scale_mode 'iterations'): the amplitude times γ^t
+        amplitude = amplitude * gamma**step
     return _full(base + (hyper["max_lr"] - base) * scale * amplitude, step, base)
 
 
@@ -383,9 +400,16 @@ SCHEDULES = (
                 kind="bool",
                 help="straight lines instead of half cosines (torch anneal_strategy 'linear')",
             ),
+            HyperParam(
+                "three_phase",
+                False,
+                kind="bool",
+                help="back down to α/div_factor as long as the rise took, then to the last rate (torch three_phase)",
+            ),
         ),
-        summary="One-cycle policy (PyTorch OneCycleLR, two phases): from α/div_factor up to the peak α at "
-        "step pct_start·T − 1, then down to α/(div_factor·final_div_factor) at the last step.",
+        summary="One-cycle policy (PyTorch OneCycleLR): from α/div_factor up to the peak α at "
+        "step pct_start·T − 1, then down to α/(div_factor·final_div_factor) at the last step "
+        "(three_phase: back to α/div_factor first).",
         formula="α_t = anneal(α₀, α, t / E) for t ≤ E, else anneal(α, α_min, (t − E)/(T − 1 − E))",
     ),
     Schedule(
@@ -408,8 +432,16 @@ SCHEDULES = (
                 kind="bool",
                 help="halve the amplitude every cycle (torch mode 'triangular2'); false = 'triangular'",
             ),
+            HyperParam(
+                "gamma",
+                1.0,
+                low=0.0,
+                high=1.0,
+                low_open=True,
+                help="multiply the amplitude by γ^t (torch mode 'exp_range' with this gamma); 1 = no decay",
+            ),
         ),
-        summary="Cyclical learning rate, triangular or triangular2 (PyTorch CyclicLR): "
+        summary="Cyclical learning rate, triangular, triangular2 or exp_range (PyTorch CyclicLR): "
         "straight up from α to max_lr in u steps and back in d.",
         formula="α_t = α + (max_lr − α) · s(t) · g(c), s the triangle wave in [0, 1], c the cycle",
     ),

@@ -329,3 +329,133 @@ def test_results_plot_names_the_dashboard_extra(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert done.stdout == "results.plot needs the [dashboard] extra: pip install 'descentlab[dashboard]'\n", done
+
+
+# ---------------------------------------------------------------- a core-only install, for real
+
+
+def _core_distributions(project) -> set[str]:
+    """The declared core dependencies and, transitively, what they require (markers evaluated)."""
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+
+    found: set[str] = set()
+    todo = [Requirement(r) for r in project["dependencies"]]
+    while todo:
+        requirement = todo.pop()
+        name = _normal(requirement.name)
+        if name in found or (requirement.marker and not requirement.marker.evaluate({"extra": ""})):
+            continue
+        found.add(name)
+        todo += [Requirement(r) for r in importlib.metadata.distribution(name).requires or []]
+    return found
+
+
+@pytest.fixture(scope="module")
+def core_only(wheel, project, tmp_path_factory):
+    """The wheel installed on its own beside links to its core dependencies only (nothing else of
+    this environment importable): ``python -S`` with this PYTHONPATH is a core-only install."""
+    import importlib.metadata
+
+    root = tmp_path_factory.mktemp("core-only")
+    site = root / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    deps = root / "deps"
+    deps.mkdir()
+    for name in _core_distributions(project):
+        distribution = importlib.metadata.distribution(name)
+        for file in distribution.files or []:
+            top = file.parts[0]
+            if top in ("..", "__pycache__") or (deps / top).exists():
+                continue
+            source = Path(distribution.locate_file(top))
+            if source.exists():
+                (deps / top).symlink_to(source, target_is_directory=source.is_dir())
+    return {"PYTHONPATH": f"{site}{':'}{deps}", "PATH": "/usr/bin:/bin", "HOME": str(root)}
+
+
+def _core_python(env, cwd, *argv):
+    return subprocess.run(
+        [sys.executable, "-S", *argv], capture_output=True, text=True, cwd=cwd, env={**env, "OMP_NUM_THREADS": "1"}
+    )
+
+
+def test_a_core_only_install_runs_an_experiment(core_only, tmp_path):
+    done = _core_python(core_only, tmp_path, "-c", "import streamlit")
+    assert "No module named 'streamlit'" in done.stderr  # the extras really are absent
+    spec = tmp_path / "exp.toml"
+    spec.write_text(
+        'name = "core"\nsteps = 20\nseeds = 2\n[problem]\nname = "quadratic"\n'
+        '[[rules]]\nrule = "gd"\nlearning_rate = [0.5, 2.5]\n'
+    )
+    for workers in ("1", "2"):  # in this process, and in worker processes started from this install
+        done = _core_python(core_only, tmp_path, "-m", "descentlab", "run", str(spec), "--workers", workers)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines()[-1].startswith("results: results/core-"), done.stdout
+    code = (
+        "import descentlab, sys; r = descentlab.load_results(sys.argv[1]); "
+        "print(descentlab.__file__); print(dict(zip(r.runs.learning_rate, r.runs.status)))"
+    )
+    folder = sorted((tmp_path / "results").iterdir())[0]
+    done = _core_python(core_only, tmp_path, "-c", code, str(folder))
+    where, statuses = done.stdout.splitlines()
+    assert where.startswith(core_only["PYTHONPATH"].split(":")[0]), where  # the installed wheel, not the tree
+    # GD on the quadratic (λ_max = 1) is stable iff α < 2
+    assert eval(statuses)[0.5] in ("converged", "progressing") and eval(statuses)[2.5] in ("unstable", "diverged")
+
+
+@pytest.mark.parametrize(
+    "argv, what, extra",
+    [(["dashboard"], "the dashboard", "dashboard"), (["report", "x"], "descentlab report", "report")],
+)
+def test_a_core_only_install_names_the_missing_extra(core_only, tmp_path, argv, what, extra):
+    done = _core_python(core_only, tmp_path, "-m", "descentlab", *argv)
+    assert done.returncode == 2
+    assert done.stderr == f"descentlab: error: {what} needs the [{extra}] extra: pip install 'descentlab[{extra}]'\n"
+
+
+@pytest.mark.parametrize(
+    "problem, options, message",
+    [
+        ("iris", [], "the iris problem needs the [datasets] extra: pip install 'descentlab[datasets]'"),
+        ("quadratic", ["--executor", "dask"], "needs the [distributed] extra: pip install 'descentlab[distributed]'"),
+    ],
+)
+def test_a_core_only_run_names_the_missing_extra(core_only, tmp_path, problem, options, message):
+    spec = tmp_path / "exp.toml"
+    spec.write_text(f'name = "x"\nsteps = 3\n[problem]\nname = "{problem}"\n[[rules]]\nrule = "gd"\n')
+    done = _core_python(core_only, tmp_path, "-m", "descentlab", "run", str(spec), "--quiet", *options)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.startswith("descentlab: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.rstrip("\n").endswith(message), done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_build_prints_no_deprecation_warning(tmp_path):
+    # PEP 639's `license = "MIT"`: the old table form printed a deprecation wall on every install
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-v",
+            "-w",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    output = done.stdout + done.stderr
+    assert "Deprecat" not in output and "deprecat" not in output, [
+        line for line in output.splitlines() if "eprecat" in line
+    ]

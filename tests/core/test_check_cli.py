@@ -200,6 +200,28 @@ def test_bad_files_are_one_line_and_exit_2(make, tmp_path, capsys):
     }[make] in line
 
 
+def test_a_broken_file_among_several_targets_is_one_line_and_the_others_are_still_checked(tmp_path, capsys):
+    broken = tmp_path / "broken.py"
+    broken.write_text("from descentlab import hookimpl\n\nraise RuntimeError('boom')\n")
+    good = tmp_path / "good.py"
+    good.write_text(
+        HEADER + "def update(grad, state, params, learning_rate, hyper, step):\n"
+        "    return -learning_rate * grad, state\n" + FOOTER.format(name="good_rule", extra="")
+    )
+    assert main(["check", str(broken), str(good), "gd", str(tmp_path / "missing.py")]) == 2
+    out, err = capsys.readouterr()
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith(("good_rule ", "gd "))]
+    assert rows == ["good_rule", "gd"] and "2 rules, 20 checks: 20 passed, 0 failed" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("descentlab: error: ") for line in lines), lines
+    assert "boom" in lines[0] and f"{broken}:3" in lines[0]  # named by file and line, in the targets' order
+    assert "missing.py" in lines[1] and "no such file" in lines[1]
+    # every target bad: one line each, no table
+    assert main(["check", str(broken), "gdd"]) == 2
+    out, err = capsys.readouterr()
+    assert not out.strip() and len(err.strip().splitlines()) == 2
+
+
 def test_nothing_to_check_is_a_usage_error(capsys):
     assert main(["check"]) == 2
     assert "--all" in _one_line_error(capsys)

@@ -217,6 +217,29 @@ def test_progress_bar_draws_on_a_terminal():
     bar(10, 10)  # the runner may report the end twice: drawn once
     text = stream.getvalue()
     assert "[#####.....]   50%" in text and text.endswith("\n") and text.count("[##########]  100%") == 1
+    # halfway at this pace, the rest takes as long as the first half took
+    halfway = text.split("\r")[1]
+    elapsed = float(halfway.split("%")[1].split(" s")[0])
+    assert "  ETA " in halfway and float(halfway.split("ETA ")[1].split(" s")[0]) == pytest.approx(elapsed, abs=1)
+    assert "ETA" not in text.split("\r")[-1]
+
+
+def test_progress_bar_estimates_the_time_left_at_the_pace_so_far(monkeypatch):
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    clock = iter([100.0, 100.0, 102.0, 105.0])  # made, first call, second call, the end
+    monkeypatch.setattr(cli.time, "perf_counter", lambda: next(clock))
+    stream = Tty()
+    bar = cli.ProgressBar(stream, width=10)
+    bar(0, 100)  # nothing done yet: no estimate
+    bar(25, 100)  # 25 run-steps in 2 s: the other 75 take 6 s
+    bar(100, 100)
+    first, second, last = stream.getvalue().lstrip("\r").split("\r")
+    assert "ETA" not in first and second.endswith("2.0 s  ETA 6 s") and "ETA" not in last
 
 
 def test_run_with_two_workers_equals_one(tmp_path):
@@ -246,6 +269,24 @@ def test_descentlab_results_is_the_default_out(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DESCENTLAB_RESULTS", "")
     assert main(["run", str(spec), "--quiet", "--workers", "1"]) == 0
     assert len(list((tmp_path / "results").iterdir())) == 1
+
+
+def test_descentlab_results_starting_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch, capsys):
+    # a value from a file or a unit is not expanded by a shell: "~/runs" must not make a folder "~"
+    spec = tmp_path / "good.toml"
+    spec.write_text(GOOD)
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(), work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("DESCENTLAB_RESULTS", "~/runs")
+    monkeypatch.chdir(work)
+    assert main(["run", str(spec), "--quiet", "--workers", "1"]) == 0
+    [folder] = (home / "runs").iterdir()
+    assert capsys.readouterr().out == f"results: {folder}\n"
+    assert not list(work.iterdir())
+    from descentlab.dashboard import access
+
+    assert access.results_dir() == str(home / "runs")  # the dashboard lists the same folder
 
 
 def test_a_bad_descentlab_results_is_named_before_running(tmp_path, monkeypatch, capsys):
@@ -283,8 +324,8 @@ def test_notes_go_through_the_descentlab_logger_at_the_default_level(tmp_path, c
 
 @pytest.mark.parametrize(
     "options, after",
-    [(["--quiet"], []), ([], ["--quiet"]), (["-v", "--quiet"], [])],
-    ids=["before", "after", "wins-over-verbose"],
+    [(["--quiet"], []), ([], ["--quiet"]), (["-v", "--quiet"], []), (["-q"], []), ([], ["-q"])],
+    ids=["before", "after", "wins-over-verbose", "short-before", "short-after"],
 )
 def test_quiet_before_or_after_run_leaves_only_the_results_path(tmp_path, capsys, options, after):
     assert _run_with(tmp_path, *options, after=after) == 0

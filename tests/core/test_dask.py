@@ -159,7 +159,9 @@ def test_an_interrupted_sweep_resumes_to_the_same_tables(client, experiment, ref
 
     folder = tmp_path / "sweep"
     failing = FailingAfter(client.get_executor(), 2)
-    with pytest.raises(RuntimeError, match="worker lost"):
+    with pytest.raises(
+        RuntimeError, match=r"the task of rules\[[01]\] \('(gd|adam)', runs \d+\.\.\d+\): RuntimeError: worker lost"
+    ):
         run_sweep(experiment, folder, client=failing)
     failing.wait()
     assert not (folder / "meta.json").exists()
@@ -203,7 +205,7 @@ def test_a_worker_killed_mid_sweep_loses_nothing(client, experiment, reference, 
 
 
 @pytest.mark.slow
-def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, capsys):
+def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, capsys, monkeypatch):
     spec = tmp_path / "exp.toml"
     spec.write_text(TOML)
     scheduler = client.scheduler.address
@@ -234,7 +236,10 @@ def test_resume_reruns_only_the_missing_parts_through_the_cli(client, tmp_path, 
     stamp = kept_gd.stat().st_mtime_ns
     stale = folder / "runs" / "problem=quadratic" / "rule=gd" / "part-0123456789abcdef01234567.parquet"
     stale.write_bytes(kept_gd.read_bytes())  # a part of another plan of the same runs: would be read twice
-    assert main(["run", str(spec), "--resume", str(folder), "--scheduler", scheduler, "--quiet"]) == 0
+    # by its name alone: the folder is found in DESCENTLAB_RESULTS, as report and load_results find it
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DESCENTLAB_RESULTS", str(tmp_path / "out"))
+    assert main(["run", str(spec), "--resume", folder.name, "--scheduler", scheduler, "--quiet"]) == 0
     assert not stale.exists()
     assert capsys.readouterr().out.strip() == f"results: {folder}"
     resumed = load_results(folder)
@@ -332,7 +337,9 @@ def test_the_progress_bar_counts_tasks_with_an_eta():
     bar(4, 8)
     assert "2/8 tasks" in stream.text and "4/8 tasks  ETA " in stream.text
     bar(8, 8)
-    assert stream.text.endswith("8/8 tasks\n")
+    *_, before, last = stream.text.split("\r")
+    assert last.rstrip(" \n").endswith("8/8 tasks") and last.endswith("\n")
+    assert len(last) == len(before) + 1  # padded: the ETA drawn before is blanked out
     assert np.isfinite(float(stream.text.split("ETA ")[1].split(" s")[0]))
 
 
@@ -353,3 +360,266 @@ def test_a_failed_task_is_one_line_that_says_how_to_resume(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("descentlab: error: a task failed (worker lost with a second line); ")
     assert f"descentlab run {spec} --resume {tmp_path / 'out'}/dask-cli-" in err[0]
+
+
+@pytest.mark.slow
+def test_get_executor_counts_the_clusters_threads_not_this_machines(client, experiment, reference, monkeypatch):
+    """client.get_executor() hides its client: the cluster's size must still be asked of Dask."""
+    from descentlab.runner import executor_and_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 7)  # this machine differs from the cluster's 2 threads
+    assert executor_and_workers(client.get_executor())[1] == 2
+    results = run_experiment(experiment, executor=client.get_executor())
+    assert results.meta["workers"] == 2
+    pd.testing.assert_frame_equal(reference.metrics, results.metrics, check_exact=True)
+
+
+PROTOCOL = """name = "dask-protocol"
+steps = 30
+[problem]
+name = "quadratic"
+[protocol]
+budget = 3
+tune_seeds = 2
+test_seeds = 2
+[[rules]]
+rule = "gd"
+[[rules]]
+rule = "momentum"
+"""
+
+
+@pytest.mark.slow
+def test_a_protocol_experiment_runs_its_phases_on_the_cluster(client, tmp_path, capsys, monkeypatch):
+    """--executor dask is not dropped for a [protocol] experiment: every phase's batch goes to the
+    cluster, and the comparison's numbers and test-seed tables are those of the local pool."""
+    import json
+
+    import descentlab.runner as runner
+
+    spec = tmp_path / "protocol.toml"
+    spec.write_text(PROTOCOL)
+    sent = []
+    original = runner.executor_and_workers
+    monkeypatch.setattr(runner, "executor_and_workers", lambda *a, **k: sent.append(a[0]) or original(*a, **k))
+    scheduler = client.scheduler.address
+    assert main(["run", str(spec), "--scheduler", scheduler, "--out", str(tmp_path / "dask"), "--quiet"]) == 0
+    assert len(sent) == 2  # the tuning batch and the test batch, both on the client
+    monkeypatch.setattr(runner, "executor_and_workers", original)
+    assert main(["run", str(spec), "--workers", "2", "--out", str(tmp_path / "pool"), "--quiet"]) == 0
+    capsys.readouterr()
+    (on_dask,) = (tmp_path / "dask").iterdir()
+    (on_pool,) = (tmp_path / "pool").iterdir()
+    report_dask, report_pool = (json.loads((f / "protocol.json").read_text()) for f in (on_dask, on_pool))
+    assert report_dask["problems"] == report_pool["problems"] and report_dask["profile"] == report_pool["profile"]
+    assert_same(load_results(on_pool), load_results(on_dask))
+
+
+def test_options_that_do_not_fit_are_one_line_before_any_cluster_starts(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("distributed")
+    import descentlab.cluster as cluster
+
+    def no_cluster(*args, **kwargs):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(cluster, "connect", no_cluster)
+    spec, protocol = tmp_path / "exp.toml", tmp_path / "protocol.toml"
+    spec.write_text(TOML)
+    protocol.write_text(PROTOCOL)
+    single = tmp_path / "single"
+    assert main(["run", str(spec), "--out", str(single), "--quiet"]) == 0
+    (single,) = single.iterdir()
+    from concurrent.futures import ThreadPoolExecutor
+
+    from descentlab.cluster import run_sweep
+    from descentlab.experiment import parse_toml
+
+    other = Experiment.from_dict({**parse_toml(TOML), "steps": 3})
+    with ThreadPoolExecutor(1) as pool:  # a sweep's folder, of another experiment
+        sweep = run_sweep(other, tmp_path / "other-sweep", client=pool).path
+    before = sorted(p.name for p in single.iterdir())
+    capsys.readouterr()
+    cases = [
+        (["run", str(protocol), "--resume", str(single)], "--resume: got", "[protocol] experiment"),
+        (["run", str(spec), "--scheduler", "127.0.0.1:8786", "--workers", "2"], "--workers: got 2", "--scheduler"),
+        (["run", str(spec), "--resume", str(single)], "--resume: got", "holds runs.parquet"),
+        (["run", str(spec), "--resume", str(single), "--out", str(tmp_path)], "--out: got", "with --resume"),
+        (["run", str(spec), "--resume", str(sweep)], "--resume: got", "this same experiment"),
+        (["run", str(spec), "--executor", "dask", "--out", str(sweep)], "--out: got", "this same experiment"),
+    ]
+    for argv, start, accepted in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"descentlab: error: {start}") and accepted in err[0], err
+    assert sorted(p.name for p in single.iterdir()) == before  # a finished folder is never made a sweep's
+
+
+@pytest.mark.slow
+def test_rerunning_into_the_sweeps_folder_resumes_it(client, tmp_path, capsys):
+    spec = tmp_path / "exp.toml"
+    spec.write_text(TOML)
+    scheduler = client.scheduler.address
+    assert main(["run", str(spec), "--scheduler", scheduler, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    folder = Path(capsys.readouterr().out.strip().split("results: ")[1])
+    whole = load_results(folder)
+    next((folder / "metrics").rglob("rule=gd/part-*")).unlink()
+    assert main(["run", str(spec), "--scheduler", scheduler, "--out", str(folder), "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == f"results: {folder}"  # the same folder, not one inside it
+    resumed = load_results(folder)
+    assert resumed.meta["tasks_run"] == 1
+    assert_same(whole, resumed)
+
+
+# Long enough tasks (8 of about half a second) that a kill lands while some are still to run.
+KILL_SPEC = {**SPEC, "name": "dask-kill", "steps": 60, "seeds": 3}
+
+
+@pytest.fixture(scope="module")
+def kill_reference(tmp_path_factory):
+    """KILL_SPEC on the built-in process pool, in the single-file layout."""
+    results = run_experiment(Experiment.from_dict(KILL_SPEC), workers=2)
+    return load_results(save_results(results, tmp_path_factory.mktemp("kill-pool")))
+
+
+def sweep_parts(out: Path) -> list[Path]:
+    return sorted(out.glob("*/runs/*/*/part-*.parquet"))
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_with_its_scheduler_resumes_to_the_pools_tables(client, kill_reference, tmp_path):
+    """SIGKILL the command itself (its local scheduler and the nannies live in it) mid-sweep: its
+    workers end with it, the parts written stay, and --resume on another cluster runs only the rest."""
+    import signal
+    import subprocess
+
+    psutil = pytest.importorskip("psutil")  # a dependency of distributed
+    spec = tmp_path / "kill.toml"
+    spec.write_text(Experiment.from_dict(KILL_SPEC).to_toml())
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "descentlab", "run", str(spec), "--executor", "dask", "--workers", "2"]
+    sweep = subprocess.Popen(
+        [*command, "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 120  # a hang guard, not a speed limit
+    while not sweep_parts(out) and sweep.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    workers = psutil.Process(sweep.pid).children(recursive=True)
+    os.kill(sweep.pid, signal.SIGKILL)
+    sweep.wait()
+    assert sweep.returncode == -signal.SIGKILL, "the sweep ended before the kill"
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive, f"worker processes outlived the killed sweep: {[p.pid for p in alive]}"
+    (folder,) = out.iterdir()
+    done = len(sweep_parts(out))
+    assert 1 <= done and not (folder / "meta.json").exists()
+    assert main(["run", str(spec), "--resume", str(folder), "--scheduler", client.scheduler.address, "--quiet"]) == 0
+    resumed = load_results(folder)
+    total = resumed.meta["chunks"]
+    assert done < total, "every part was written before the kill: nothing was resumed"
+    assert resumed.meta["tasks_run"] == total - done
+    assert not [p for p in folder.rglob(".*")]  # the killed writers' temporaries are gone
+    assert_same(kill_reference, resumed)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_sweep_fails_its_task_and_the_sweep_resumes(kill_reference, tmp_path):
+    """With no retries allowed, a killed worker fails the task it ran (KilledWorker) and so the
+    sweep; the same call on the folder then runs only the missing parts, bit for bit the pool's."""
+    import signal
+    import threading
+
+    pytest.importorskip("distributed")  # it adds the distributed.* settings to dask's config
+    import dask
+
+    from descentlab.cluster import close, connect, run_sweep
+
+    experiment = Experiment.from_dict(KILL_SPEC)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        strict = connect(n_workers=2)
+    try:
+        folder = tmp_path / "sweep"
+        pids = strict.run(os.getpid)
+        outcome = {}
+
+        def sweep():
+            try:
+                run_sweep(experiment, folder, client=strict)
+            except Exception as error:
+                outcome["error"] = error
+
+        runner = threading.Thread(target=sweep)
+        runner.start()
+        deadline = time.monotonic() + 120  # a hang guard, not a speed limit
+        while not (folder / "runs").is_dir() or not list((folder / "runs").rglob("part-*")):
+            assert time.monotonic() < deadline and runner.is_alive()
+            time.sleep(0.01)
+        busy = next((a for a, keys in strict.processing().items() if keys), None)
+        assert busy is not None, "no task left running"
+        os.kill(pids[busy], signal.SIGKILL)
+        runner.join(timeout=120)
+        error = outcome.get("error")
+        assert type(error.__cause__).__name__ == "KilledWorker", outcome
+        assert str(error).startswith("the task of rules[") and ": KilledWorker: " in str(error)
+        assert not (folder / "meta.json").exists()
+        done = len(list((folder / "runs").rglob("part-*")))
+        strict.wait_for_workers(2, timeout=60)
+        resumed = run_sweep(experiment, folder, client=strict)  # into the same folder: goes on
+    finally:
+        close(strict)
+    # tasks already running when the sweep gave up may still have finished their parts since
+    assert 1 <= resumed.meta["tasks_run"] <= resumed.meta["chunks"] - done
+    assert_same(kill_reference, resumed)
+
+
+@pytest.mark.slow
+def test_a_local_cluster_takes_no_fixed_port(tmp_path):
+    """Two sweeps at once (or another program on Dask's port 8787) must not print "Port 8787 is
+    already in use" on stderr: the local scheduler serves its HTTP routes on a free port instead."""
+    import socket
+    import warnings
+
+    pytest.importorskip("distributed")
+    from descentlab.cluster import close, connect
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))
+    except OSError:
+        pass  # taken already: by another cluster, which is the case this test is about
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            second = connect(n_workers=1)
+        try:
+            assert second.scheduler_info()["services"].get("dashboard") != 8787
+            assert second.submit(sum, [1, 2]).result() == 3
+        finally:
+            close(second)
+    finally:
+        holder.close()
+
+
+def test_the_cluster_pages_pandas_and_duckdb_samples_read_the_parts(client, experiment, reference, tmp_path):
+    """docs/cluster.md reads a sweep's parts without descentlab: its two samples, run on a real folder."""
+    import re
+
+    from descentlab.cluster import run_sweep
+
+    folder = tmp_path / "sweep"
+    run_sweep(experiment, folder, client=client)
+    page = (Path(__file__).resolve().parents[2] / "docs" / "cluster.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", page, re.M | re.S)
+    pandas_sample = next(b for b in blocks if b.startswith("import pandas as pd"))
+    duckdb_sample = next(b for b in blocks if b.startswith("import duckdb"))
+    named = re.search(r'"(results/sweep-[0-9-]+)', pandas_sample).group(1)
+    scope: dict = {}
+    exec(pandas_sample.replace(named, str(folder)), scope)
+    assert len(scope["runs"]) == len(reference.runs) and len(scope["metrics"]) == len(reference.metrics)
+    assert {"problem", "rule"} <= set(scope["metrics"].columns)  # hive partitions, as the comment says
+    best = eval(duckdb_sample.split("\n", 1)[1].replace(named, str(folder)), {"duckdb": __import__("duckdb")})
+    expected = reference.runs.groupby("rule")["final_loss"].agg(["count", "min"])
+    for row in best.itertuples():
+        assert row.runs == expected.loc[row.rule, "count"]
+        assert row.best == expected.loc[row.rule, "min"] or (
+            np.isnan(row.best) and np.isnan(expected.loc[row.rule, "min"])
+        )

@@ -102,3 +102,18 @@ def test_replacing_the_metrics_table_rebuilds_its_arrays(results):
     record.metrics = record.metrics.assign(loss=record.metrics["loss"] * 2)
     np.testing.assert_array_equal(record.metric("loss"), before * 2)
     assert "loss" in record.metric_names and "run_id" not in record.metric_names
+
+
+def test_the_summary_groups_each_entry_into_exactly_its_grid_points():
+    # analysis groups an entry's runs by its grid columns; the spec refuses repeated values on an
+    # axis, so that partition is the grid's: the same points with the same seed counts
+    from descentlab import analysis
+    from descentlab.runner import run_experiment
+
+    results = run_experiment(Experiment.from_dict(SPEC), workers=1)
+    for entry, entry_runs in results.runs.groupby("entry"):
+        table = analysis.configurations(entry_runs)
+        points = [c for c in results.configurations if c.entry == entry]
+        assert len(table) == len(points) and set(table["n"]) == {len(SPEC["seeds"])}
+        found = {tuple(row[k] for k in points[0].coordinates) for _, row in table.iterrows()}
+        assert found == {tuple(c.coordinates.values()) for c in points}

@@ -493,18 +493,6 @@ def test_steps_to_target_have_a_direct_bootstrap_interval_too():
     assert checked  # at least one rule reached the target on every seed
 
 
-@pytest.mark.parametrize("flags", [["--executor", "dask"], ["--scheduler", "tcp://127.0.0.1:8786"], ["--resume", "x"]])
-def test_cli_refuses_dask_flags_for_a_protocol_in_one_line(tmp_path, capsys, flags):
-    from descentlab.cli import main
-
-    path = tmp_path / "p.toml"
-    path.write_text('steps = 5\n[problem]\nname = "quadratic"\n[[rules]]\nrule = "gd"\n[protocol]\nbudget = 1\n')
-    assert main(["run", str(path), "--out", str(tmp_path / "out"), *flags]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and flags[0] in err and "[protocol]" in err
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
-
-
 def test_cli_shows_a_progress_bar_per_batch_on_a_terminal(tmp_path, monkeypatch, capsys):
     import io
 

@@ -201,3 +201,25 @@ def test_metric_arrays_and_a_short_repr(results):
         results.metric("los")
     text = repr(results)
     assert len(text) < 300 and "rt" in text and "runs" in text and "diverged" in text
+
+
+def test_a_folder_name_is_found_in_the_results_folder(results, tmp_path, monkeypatch):
+    # `descentlab run` prints <results folder>/<name>; the name alone then loads from anywhere
+    store = tmp_path / "shared-results"
+    saved = save_results(results, store)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("DESCENTLAB_RESULTS", str(store))
+    loaded = load_results(saved.name)
+    assert loaded.path.resolve() == saved.resolve() and loaded.runs.equals(results.runs)
+    # a folder of that name here wins over the results folder's
+    (elsewhere / saved.name).mkdir()
+    with pytest.raises(SpecError, match="missing experiment.toml"):
+        load_results(saved.name)
+    # unknown: one line naming both places
+    with pytest.raises(SpecError, match=r"no such folder \(here or in the results folder .*shared-results\)"):
+        load_results("no-such-run")
+    monkeypatch.delenv("DESCENTLAB_RESULTS")
+    with pytest.raises(SpecError, match="no such folder"):
+        load_results(saved.name + "-x")

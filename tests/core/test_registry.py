@@ -16,6 +16,7 @@ from descentlab.registry import BUILTIN_MODULES, load_registry, make_plugin_mana
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
 BUILTIN_RULES = {
+    "muon",
     "gd",
     "momentum",
     "nesterov",

@@ -461,6 +461,21 @@ RULE_ROWS = {
             ({"momentum": 0.8, "nesterov": True}, {"momentum": 0.8, "nesterov": True}, 0.03),
         ],
     ),
+    # torch.optim.SGD keeps no buffer at momentum = 0, so its dampening changes nothing there: plain SGD
+    # (rows with μ = 0 and d > 0 stacked with rows where the dampening acts)
+    "momentum-zero-momentum-ignores-dampening": (
+        "momentum",
+        "SGD",
+        [
+            ({"momentum": 0.0, "dampening": 0.5}, {"momentum": 0.0, "dampening": 0.5}, 0.1),
+            ({"momentum": 0.6, "dampening": 0.5}, {"momentum": 0.6, "dampening": 0.5}, 0.1),
+            (
+                {"momentum": 0.0, "dampening": 0.9, "weight_decay": 0.1},
+                {"momentum": 0.0, "dampening": 0.9, "weight_decay": 0.1},
+                0.2,
+            ),
+        ],
+    ),
     "nesterov-weight_decay": (
         "nesterov",
         "SGD",
@@ -552,9 +567,10 @@ def test_rule_batch_of_rows_matches_torch_optim_for_each_row(rules, case):
 
 
 def test_every_rule_with_weight_decay_is_compared_with_torch(rules):
-    from descentlab.plugins import rules_more, rules_new  # compared with weight decay in test_rules_more.py and
+    # compared with weight decay in test_rules_more.py, test_rules_new.py and test_rules_muon.py (tests/plugins)
+    from descentlab.plugins import rules_more, rules_muon, rules_new
 
-    others = {rule.name for rule in rules_more.RULES + rules_new.RULES}  # test_rules_new.py (tests/plugins)
+    others = {rule.name for rule in rules_more.RULES + rules_new.RULES + rules_muon.RULES}
     with_decay = {
         name
         for name, rule in rules.items()

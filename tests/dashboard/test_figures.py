@@ -114,6 +114,33 @@ def test_groups_name_the_grid_point(make_results):
     assert [g.run_ids for g in groups] == [[0, 1], [2, 3], [4, 5]]
 
 
+def test_groups_are_the_grid_points_sorted_by_what_varies():
+    # α listed descending and a second axis: groups follow the grid, in ascending order of the axes
+    entries = [
+        {"rule": "momentum", "learning_rate": [0.1, 0.01], "momentum": [0.9, 0.5]},
+        {"rule": "gd", "label": "again", "learning_rate": [0.05, 0.02]},
+    ]
+    spec = {"name": "groups", "problem": {"name": "linear_regression"}, "steps": 3, "seeds": [0, 1], "rules": entries}
+    results = run_experiment(Experiment.from_dict(spec, get_registry()), registry=get_registry(), workers=1)
+    groups = F.run_groups(results)
+    # by hand: the grid numbers runs α outermost, seeds innermost (run 2k, 2k + 1 for point k)
+    assert [g.name for g in groups] == [
+        "momentum (α=0.01, momentum=0.5)",
+        "momentum (α=0.01, momentum=0.9)",
+        "momentum (α=0.1, momentum=0.5)",
+        "momentum (α=0.1, momentum=0.9)",
+        "again (α=0.02)",
+        "again (α=0.05)",
+    ]
+    assert [g.run_ids for g in groups] == [[6, 7], [4, 5], [2, 3], [0, 1], [10, 11], [8, 9]]
+    runs = results.runs.set_index("run_id")
+    for g in groups:
+        assert runs.loc[g.run_ids, "seed"].tolist() == g.seeds == [0, 1]
+        for column, value in g.config.items():  # NaN where the entry's rule lacks the hyperparameter
+            same = runs.loc[g.run_ids, column].apply(lambda v: v == value or (pd.isna(v) and pd.isna(value)))
+            assert same.all(), (g.name, column)
+
+
 def test_other_metric_curves_and_layers(make_results):
     results = make_results([{"rule": "gd", "learning_rate": 0.1}], steps=6, layers=3)
     m = results.metrics.sort_values("step")

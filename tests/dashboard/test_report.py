@@ -493,3 +493,26 @@ def test_ctrl_c_during_png_export_acts_without_waiting_for_the_export(record, tm
     assert status == 130 and not tidied.is_set()
     assert capsys.readouterr().err.strip().splitlines()[-1] == "descentlab: interrupted"
     assert not any((tmp_path / "p").rglob("*.png"))
+
+
+def test_report_finds_a_name_in_descentlab_results(record, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DESCENTLAB_RESULTS", str(record.parent))
+    assert run_main(record.name, "--format", "csv", "--out", tmp_path / "out") == 0
+    assert (tmp_path / "out" / "summary.csv").is_file()
+    assert str(tmp_path / "out" / "summary.csv") in capsys.readouterr().out
+
+
+def test_report_files_follow_the_umask(record, tmp_path, capsys):
+    import os
+    import stat
+
+    previous = os.umask(0o002)  # a class sharing a server: group-writable, world-readable
+    try:
+        assert run_main(record, "--format", "csv", "--out", tmp_path / "shared" / "report") == 0
+    finally:
+        os.umask(previous)
+    folder = tmp_path / "shared" / "report"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o775
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert modes and set(modes.values()) == {0o664}, modes

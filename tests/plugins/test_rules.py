@@ -244,13 +244,15 @@ def test_classical_momentum_three_steps(rules):
 
 
 def test_every_builtin_rule_has_a_three_step_test(rules):
-    from descentlab.plugins import rules_more, rules_new  # their steps by hand: test_rules_more.py, test_rules_new.py
+    # their steps by hand: test_rules_more.py, test_rules_new.py, test_rules_muon.py
+    from descentlab.plugins import rules_more, rules_muon, rules_new
 
     tested = (
         {case[0] for case in CASES}
         | {"classical_momentum"}
         | {rule.name for rule in rules_more.RULES}
         | {rule.name for rule in rules_new.RULES}
+        | {rule.name for rule in rules_muon.RULES}
     )
     assert tested == set(rules)
 
@@ -360,6 +362,8 @@ THRESHOLD_CASES = [
     ("momentum", {"momentum": 0.9}, 2 + 2 * 0.9),
     ("momentum", {"momentum": 0.5, "dampening": 0.5}, (2 + 2 * 0.5) / (1 - 0.5)),
     ("momentum", {"momentum": 0.8, "nesterov": True}, (2 + 2 * 0.8) / (1 + 2 * 0.8)),
+    # μ = 0: torch's SGD keeps no buffer and ignores the dampening, so the edge is GD's α·λ < 2
+    ("momentum", {"momentum": 0.0, "dampening": 0.5}, 2.0),
     ("nesterov", {"momentum": 0.9}, (2 + 2 * 0.9) / (1 + 2 * 0.9)),
     ("classical_momentum", {"momentum": 0.9}, 2 + 2 * 0.9),
 ]

@@ -82,6 +82,19 @@ def test_nadam_first_step_by_hand(rules):
     np.testing.assert_allclose(first_step(rules["nadam"], row, lr, G0, THETA0), expected, rtol=1e-14)
 
 
+def test_nadam_and_radam_first_step_with_decoupled_weight_decay_by_hand(rules):
+    # decoupled_weight_decay: θ ← θ(1 − αλ), then the step of the undecayed gradient (the NAdam step above
+    # with g = G0; RAdam's first step is θ − α g, ρ₁ = 1 ≤ 5)
+    lr, b1, psi, eps, wd = 0.05, 0.8, 0.3, 1e-2, 0.2
+    mu1, mu2 = b1 * (1 - 0.5 * 0.96**psi), b1 * (1 - 0.5 * 0.96 ** (2 * psi))
+    step = lr * G0 / (np.abs(G0) + eps) * (1 + mu2 * (1 - b1) / (1 - mu1 * mu2))
+    row = {"beta1": b1, "beta2": 0.9, "momentum_decay": psi, "eps": eps, "weight_decay": wd}
+    got = first_step(rules["nadam"], {**row, "decoupled_weight_decay": True}, lr, G0, THETA0)
+    np.testing.assert_allclose(got, THETA0 * (1 - lr * wd) - step, rtol=1e-14)
+    got = first_step(rules["radam"], {"weight_decay": wd, "decoupled_weight_decay": True}, lr, G0, THETA0)
+    np.testing.assert_allclose(got, THETA0 * (1 - lr * wd) - lr * G0, rtol=1e-15)
+
+
 def test_radam_first_step_by_hand_and_rectified_steps_under_a_constant_gradient(rules):
     # ρ₁ = ρ_∞ − 2β₂/(1 − β₂) = 1 ≤ 5 for every β₂: the first step is θ₀ − α m̂₁ = θ₀ − α g.
     lr, wd = 0.1, 0.5
@@ -222,6 +235,12 @@ CASES = {
                 0.1,
             ),
             ({"momentum_decay": 0.0, "beta1": 0.95}, {"momentum_decay": 0.0, "betas": (0.95, 0.999)}, 0.01),
+            # NAdamW: θ ← θ(1 − αλ), the gradient undecayed; stacked with the L2 rows above
+            (
+                {"weight_decay": 0.2, "decoupled_weight_decay": True},
+                {"weight_decay": 0.2, "decoupled_weight_decay": True},
+                0.05,
+            ),
         ],
     ),
     "radam": (
@@ -234,6 +253,11 @@ CASES = {
             (
                 {"beta2": 0.99, "eps": 1e-2, "weight_decay": 0.3},
                 {"betas": (0.9, 0.99), "eps": 1e-2, "weight_decay": 0.3},
+                0.1,
+            ),
+            (
+                {"beta2": 0.99, "weight_decay": 0.3, "decoupled_weight_decay": True},
+                {"betas": (0.9, 0.99), "weight_decay": 0.3, "decoupled_weight_decay": True},
                 0.1,
             ),
         ],
@@ -332,7 +356,7 @@ def test_defaults_are_torchs(rules, torch64, name):
     for h in rules[name].hyperparams:
         assert h.default == torch_default(defaults, h.name), h.name
     assert rules[name].default_learning_rate == defaults["lr"]
-    assert not defaults.get("decoupled_weight_decay", False)  # NAdam, RAdam: the L2 form descentlab implements
+    assert not defaults.get("decoupled_weight_decay", False)  # NAdam, RAdam: L2 unless the flag is set
     assert not defaults.get("maximize", False)
     if name == "asgd":  # the one torch argument not declared: it moves only the average ax, never θ
         assert defaults["t0"] == 1e6 and "t0" not in {h.name for h in rules[name].hyperparams}

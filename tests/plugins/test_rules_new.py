@@ -471,8 +471,8 @@ def test_every_rule_of_the_module_has_a_step_by_hand_and_says_why_it_has_no_thre
         assert rule.update.__doc__ and rule.formula and rule.summary
 
 
-def test_only_adafactor_uses_the_layout(rules):
-    assert {name for name, rule in rules.items() if rule.uses_layout} == {"adafactor"}
+def test_only_adafactor_and_muon_use_the_layout(rules):
+    assert {name for name, rule in rules.items() if rule.uses_layout} == {"adafactor", "muon"}
 
 
 def test_sgd_schedule_free_has_a_moving_edge_not_a_fixed_threshold(rules):

@@ -153,6 +153,29 @@ def test_sequential_matches_torch_sequential_lr(registry, case):
         np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13 * base, err_msg=f"{case} α={base}")
 
 
+def test_more_than_four_milestones_are_flat_linear_parts_joined_as_multistep_lr(registry):
+    # docs/schedules.md: MultiStepLR with any number of milestones m_k is a sequential of flat linear parts
+    # γ^k·α (start = end = γ^k) starting at m_k; against torch's MultiStepLR with seven milestones
+    torch = pytest.importorskip("torch")
+    milestones, gamma, total = [3, 5, 9, 14, 20, 27, 33], 0.7, 40
+    tables = ["constant"] + [
+        {"name": "linear", "start_factor": gamma**k, "end_factor": gamma**k, "total_iters": 1}
+        for k in range(1, len(milestones) + 1)
+    ]
+    bases = [0.05, 1.3]
+    values = joined(registry, tables, milestones, bases, total)
+    for r, base in enumerate(bases):
+        p = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=base)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=gamma)
+        expected = []
+        for _ in range(total):
+            expected.append(opt.param_groups[0]["lr"])
+            opt.step()
+            scheduler.step()
+        np.testing.assert_allclose(values[:, r], expected, rtol=1e-13, atol=0)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sequential_run_records_its_rates_and_keeps_its_spec(registry, workers, tmp_path):
     tables = [

@@ -88,7 +88,7 @@ def torch_main(name, row, total):
             anneal_strategy="linear" if row["linear_anneal"] else "cos",
             div_factor=row["div_factor"],
             final_div_factor=row["final_div_factor"],
-            three_phase=False,
+            three_phase=bool(row.get("three_phase", False)),
             cycle_momentum=False,
         )
     if name == "cyclic":
@@ -98,7 +98,10 @@ def torch_main(name, row, total):
             max_lr=row["max_lr"],
             step_size_up=row["step_size_up"],
             step_size_down=row["step_size_down"] or None,
-            mode="triangular2" if row["triangular2"] else "triangular",
+            mode="exp_range"
+            if row.get("gamma", 1.0) != 1.0
+            else ("triangular2" if row["triangular2"] else "triangular"),
+            gamma=row.get("gamma", 1.0),
             cycle_momentum=False,
         )
     if name == "wsd":  # no torch scheduler: LambdaLR of the hand-written factor (see also the SequentialLR test)
@@ -158,7 +161,7 @@ ROWS = {
     "one_cycle": [
         {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4, "linear_anneal": False},
         {"pct_start": 0.5, "div_factor": 10.0, "final_div_factor": 100.0, "linear_anneal": True},
-        {"pct_start": 0.1, "div_factor": 4.0, "final_div_factor": 1e3, "linear_anneal": False},
+        {"pct_start": 0.1, "div_factor": 4.0, "final_div_factor": 1e3, "linear_anneal": False, "three_phase": True},
     ],
 }
 BASES = np.array([0.1, 2.0, 0.03])
@@ -207,6 +210,44 @@ def test_cosine_restarts_over_many_cycles_matches_torch(registry):
     for r, row in enumerate(rows):
         expected = torch_learning_rates(torch_main("cosine_restarts", row, steps), bases[r], steps)
         np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13, err_msg=str(row))
+
+
+def test_cyclic_exp_range_matches_torch_in_one_call_with_triangular_runs(registry):
+    # torch mode "exp_range": the triangle's amplitude times γ^t (scale_mode "iterations")
+    rows = [
+        {"max_lr": m, "step_size_up": u, "step_size_down": d, "triangular2": False, "gamma": g}
+        for m, u, d, g in ((0.8, 3, 2, 0.9), (0.05, 4, 0, 0.99), (2.0, 1, 5, 0.5), (0.8, 3, 2, 1.0))
+    ]
+    bases = np.array([0.1, 0.01, 0.3, 0.1])
+    values = schedule_values(registry.schedule("cyclic"), bases, hyper_columns(rows), 50, 0)
+    for r, row in enumerate(rows):
+        expected = torch_learning_rates(torch_main("cyclic", row, 50), bases[r], 50)
+        np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13, err_msg=str(row))
+    # by hand: u = 3, d = 2 (L = 5): the top of the first cycle at t = 3 is α + (max_lr − α)·0.9³
+    assert values[3, 0] == pytest.approx(0.1 + 0.7 * 0.9**3, rel=1e-14)
+
+
+def test_one_cycle_three_phase_matches_torch_in_one_call_with_two_phase_runs(registry):
+    # torch three_phase=True: up to α at E = pct·T − 1, back to α/div_factor at 2E, then to the last rate
+    rows = [
+        {"pct_start": p, "div_factor": d, "final_div_factor": f, "linear_anneal": lin, "three_phase": three}
+        for p, d, f, lin, three in (
+            (0.3, 25.0, 1e4, False, True),
+            (0.25, 10.0, 100.0, True, True),
+            (0.45, 4.0, 10.0, False, True),
+            (0.3, 25.0, 1e4, False, False),
+            (0.1, 3.0, 7.0, True, True),
+        )
+    ]
+    for steps in (40, 101):
+        bases = np.array([0.5, 1.0, 0.2, 0.5, 2.0])
+        values = schedule_values(registry.schedule("one_cycle"), bases, hyper_columns(rows), steps, 0)
+        for r, row in enumerate(rows):
+            expected = torch_learning_rates(torch_main("one_cycle", row, steps), bases[r], steps)
+            np.testing.assert_allclose(values[:, r], expected, rtol=1e-12, atol=1e-13, err_msg=str(row))
+    # by hand at T = 40, pct 0.3: peak at E = 11, back at α/25 at 22, α/25e4 at 39
+    values = schedule_values(registry.schedule("one_cycle"), [0.5], hyper_columns(rows[:1]), 40, 0)[:, 0]
+    np.testing.assert_allclose(values[[0, 11, 22, 39]], [0.02, 0.5, 0.02, 0.02 / 1e4], rtol=1e-13)
 
 
 def test_one_cycle_edges_match_torch(registry):

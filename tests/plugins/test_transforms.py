@@ -457,6 +457,33 @@ def test_chain_rule_keeps_the_rules_name_and_splits_its_hyperparameters(registry
     np.testing.assert_allclose(updates, [[-0.05, 0.01]], rtol=0, atol=1e-17)
 
 
+def _chained_step(registry, names_and_values, rule="gd", grad=((3.0, -0.1),), params=((1.0, -1.0),), lr=0.1):
+    transforms = [registry.transform(name) for name, _ in names_and_values]
+    chained = chain_rule(registry.rule(rule), transforms)
+    params = np.array(params)
+    h = {
+        **{h.name: np.full((1, 1), float(h.default)) for h in registry.rule(rule).hyperparams},
+        **chain_hyper([(t, v) for t, (_, v) in zip(transforms, names_and_values)], 1, [0], np.float64),
+    }
+    state = chained.init(params, h)
+    return chained.update(np.array(grad), state, params, np.array([[lr]]), h, 0)[0]
+
+
+def test_transforms_apply_in_the_entrys_order_as_optax_chain():
+    # optax.chain(T1, T2)(g) = T2(T1(g)): clipping then L2 is clip(g) + λθ, L2 then clipping clip(g + λθ)
+    registry = load_registry(entry_points=False, use_env=False)
+    g, theta, c, lam, lr = np.array([3.0, -0.1]), np.array([1.0, -1.0]), 0.5, 2.0, 0.1
+    clip_then_l2 = _chained_step(registry, [("clip_by_value", {"clip_value": c}), ("weight_decay_l2", {"decay": lam})])
+    l2_then_clip = _chained_step(registry, [("weight_decay_l2", {"decay": lam}), ("clip_by_value", {"clip_value": c})])
+    np.testing.assert_allclose(clip_then_l2[0], -lr * (np.clip(g, -c, c) + lam * theta), rtol=1e-15)
+    np.testing.assert_allclose(l2_then_clip[0], -lr * np.clip(g + lam * theta, -c, c), rtol=1e-15)
+    assert not np.allclose(clip_then_l2, l2_then_clip)
+    # a global-norm clip after L2 sees the decayed gradient's norm, before it the raw one
+    norm_first = _chained_step(registry, [("clip_global_norm", {"max_norm": 1.0}), ("weight_decay_l2", {"decay": lam})])
+    raw = g * min(1.0, 1.0 / (np.linalg.norm(g) + 1e-6))
+    np.testing.assert_allclose(norm_first[0], -lr * (raw + lam * theta), rtol=1e-15)
+
+
 # ---- what the docs and the CLI show --------------------------------------------------------------------
 
 
@@ -508,3 +535,98 @@ def test_docs_table_and_cli_list_every_transform(registry, capsys):
         assert f"  {name}  [built-in]" in listed
         for h in transform.hyperparams:
             assert f"{h.name}=" in listed
+
+
+def _rules_with_weight_decay(registry, decoupled: bool):
+    """Built-in rules whose weight_decay is L2 (its help says "L2 penalty") or, with ``decoupled``, decoupled."""
+    names = []
+    for name, rule in registry.rules.items():
+        decay = next((h for h in rule.hyperparams if h.name == "weight_decay"), None)
+        if decay is not None and decay.help.startswith("L2 penalty") != decoupled:
+            names.append(name)
+    return sorted(names)
+
+
+# the decoupled decay of schedule-free AdamW acts on z (z ← z − αλy), not on the step the wrapper sees
+DECOUPLED_ELSEWHERE = {"adamw_schedule_free"}
+# Lion and signSGD compute −α(sign + λθ), the wrapper −α·sign − αλθ: one rounding apart. Every other
+# pair does the same operations in the same order as the rule's own option: equal to the last bit.
+ONE_ROUNDING_APART = {"lion", "signsgd"}
+
+
+def _equal_runs(registry, with_option, with_transform, rows, bitwise):
+    results = run(registry, spec([with_option, with_transform], steps=25, seeds=2))
+    for metric in ("loss", "step_size"):
+        a, b = results.metric(metric)[:rows], results.metric(metric)[rows:]
+        if bitwise:
+            np.testing.assert_array_equal(a, b, err_msg=metric)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15, err_msg=metric)
+    assert results.runs.diverged_at.isna().all() and not results.runs.error.astype(bool).any()
+
+
+def test_every_rule_with_a_weight_decay_is_one_of_the_two_kinds(registry):
+    l2, decoupled = _rules_with_weight_decay(registry, False), _rules_with_weight_decay(registry, True)
+    assert {"gd", "momentum", "adam", "asgd", "sgd_schedule_free"} <= set(l2) and {
+        "adamw",
+        "lion",
+        "signsgd",
+        "adafactor",
+    } <= set(decoupled)
+    assert not set(l2) & set(decoupled)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gd",
+        "momentum",
+        "nesterov",
+        "adagrad",
+        "rmsprop",
+        "adam",
+        "adamax",
+        "nadam",
+        "radam",
+        "adadelta",
+        "asgd",
+        "sgd_schedule_free",
+    ],
+)
+def test_l2_transform_then_rule_is_the_rules_own_l2_weight_decay(registry, name):
+    # g + λθ before the rule is what every rule's own L2 weight_decay computes (PyTorch's weight_decay)
+    assert name in _rules_with_weight_decay(registry, False)
+    lr = [registry.rules[name].default_learning_rate * k for k in (1.0, 3.0)]
+    _equal_runs(
+        registry,
+        {"rule": name, "learning_rate": lr, "weight_decay": 0.05},
+        {
+            "rule": name,
+            "learning_rate": lr,
+            "weight_decay": 0.0,
+            "transforms": [{"name": "weight_decay_l2", "decay": 0.05}],
+        },
+        rows=4,
+        bitwise=True,
+    )
+
+
+@pytest.mark.parametrize(
+    "name, plain", [("adamw", "adam"), ("lion", "lion"), ("signsgd", "signsgd"), ("adafactor", "adafactor")]
+)
+def test_decoupled_wrapper_after_rule_is_the_rules_own_decoupled_weight_decay(registry, name, plain):
+    # θ ← θ − α_t λθ beside the rule's step: AdamW = Adam + wrapper, and Lion, signSGD and Adafactor's own λ
+    assert name in _rules_with_weight_decay(registry, True) and name not in DECOUPLED_ELSEWHERE
+    lr = [registry.rules[name].default_learning_rate * k for k in (1.0, 3.0)]
+    _equal_runs(
+        registry,
+        {"rule": name, "learning_rate": lr, "weight_decay": 0.2},
+        {
+            "rule": plain,
+            "learning_rate": lr,
+            "weight_decay": 0.0,
+            "transforms": [{"name": "weight_decay_decoupled", "decay": 0.2}],
+        },
+        rows=4,
+        bitwise=name not in ONE_ROUNDING_APART,
+    )
