@@ -720,8 +720,8 @@ def _tuning_cell(verdict: dict | None) -> str:
 
 
 def _against_leader(problem: dict, leader: str) -> list[str]:
-    """The leader's pairwise verdicts grouped by outcome, one line each: with 19 rules every pair
-    would be 171 lines a problem (protocol.json, the report and the dashboard keep every pair)."""
+    """The leader's pairwise verdicts grouped by outcome, one line each: with 20 rules every pair
+    would be 190 lines a problem (protocol.json, the report and the dashboard keep every pair)."""
     groups: dict[str, list[str]] = {"worse": [], "cannot tell apart": [], "better": []}
     test, n = "", 0
     for pair in problem["pairwise"]:
