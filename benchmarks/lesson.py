@@ -25,6 +25,7 @@ NETWORKS = [("xor", [3]), ("moons", [4, 3]), ("iris", [8, 8]), ("xor", [14, 13])
 def stage_compute(instance, rule, params, stage: str):
     trace = L.trace_step(instance, params, 0)
     L.finite_difference_gradient(instance, params)
+    L.finite_difference_gradient(instance, params, example=0)  # the example's own Jₙ, beside a_prev·δ
     update = L.descent_step(L.start_track(rule, params), params, trace.gradient, 0.5, 0)
     info = LF.network_info(trace, stage, update=update, lit_from=1)
     return LF.draw_network(info).to_json()

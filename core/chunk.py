@@ -500,7 +500,7 @@ def run_chunk(
                     layer_b[:n, t] = per_layer
                     per_layer.sum(axis=1, out=grad_b[:n, t])
                 else:
-                    row_squares(g, out=grad_b[:n, t])
+                    _row_squares(g, out=grad_b[:n, t])
                     if layer_b is not None:
                         layer_b[:n, t] = layout.layer_norms(g) ** 2
                 if landscape_path:
@@ -639,7 +639,7 @@ def run_chunk(
                         step_rec[0][:n, t] = step_rec[1]
                     step_rows = t + 1
                 else:
-                    row_squares(updates, out=step_b[:n, t])
+                    _row_squares(updates, out=step_b[:n, t])
                 params += updates
                 if failed is not None:
                     final_params[active[~failed]] = params[~failed]
@@ -779,7 +779,7 @@ def run_chunk(
     }
 
 
-def row_squares(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _row_squares(rows: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[i] = Σ_p rows[i, p]²``: the same bits for a row whatever else is stacked with it.
 
     numpy's einsum sums a lone row with another kernel (SIMD partial sums) than the rows of a

@@ -24,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import SpecError
+from .errors import PluginError, SpecError
 from .network import MLP
 from .problem import network_of
 
@@ -48,8 +48,11 @@ __all__ = [
     "start_track",
     "descent_step",
     "Lesson",
+    "starting_params",
     "start_lesson",
     "advance",
+    "DIVERGENCE_FACTOR",
+    "diverged_at",
     "loss_at",
     "SliceView",
     "slice_view",
@@ -147,7 +150,10 @@ def build_instance(problem: str | dict, registry=None):
         if key not in declared:
             raise SpecError(f"problem.{key}", spec[key], "one of " + ", ".join(sorted(declared)))
     settings = {h.name: h.check(spec.get(h.name, h.default), "problem") for h in declaration.settings}
-    return declaration.build(settings)
+    from .faults import build_instance as checked_build
+
+    # a problem plugin whose build breaks is one line naming it and its file:line, as in the runner
+    return checked_build(declaration, settings)
 
 
 def training_data(instance) -> tuple[np.ndarray, np.ndarray]:
@@ -280,14 +286,19 @@ def trace_step(instance, params, example: int = 0) -> StepTrace:
     )
 
 
-def finite_difference_gradient(instance, params, eps: float = 1e-6) -> np.ndarray:
+def finite_difference_gradient(instance, params, eps: float = 1e-6, *, example: int | None = None) -> np.ndarray:
     """∂J/∂θ_k ≈ (J(θ + ε e_k) − J(θ − ε e_k)) / 2ε for every parameter, in one batched call.
 
     The 2P shifted copies of θ are stacked on the run axis, so the whole check is one forward pass
-    of the engine over 2P runs.
+    of the engine over 2P runs. With ``example`` = n the cost differenced is that example's own Jₙ,
+    the derivative its chain-rule product a_prev·δ computes, so the two can be set side by side.
     """
     model = lesson_model(instance)
     x, y = training_data(instance)
+    if example is not None:
+        if isinstance(example, bool) or not 0 <= int(example) < len(x):
+            raise SpecError("example", example, f"an index from 0 to {len(x) - 1}")
+        x, y = x[int(example) : int(example) + 1], y[int(example) : int(example) + 1]
     theta = np.asarray(params, dtype=np.float64).reshape(-1)
     p = theta.size
     shifted = np.repeat(theta[None], 2 * p, axis=0)
@@ -318,25 +329,66 @@ class RuleTrack:
     state: Any = None
 
 
+def _rule_fault(rule, error: BaseException, result, started: bool) -> PluginError:
+    """The runner's one line for a rule that broke (its name, file:line and what went wrong), as a PluginError.
+
+    The lesson calls a rule plugin exactly as the runner does, so it says the same thing about one
+    that breaks: a page or notebook shows that line instead of a traceback.
+    """
+    from .chunk import _rule_fault as runner_fault  # the runner's wording, kept in one place
+
+    return PluginError(runner_fault(rule, error, result, started))
+
+
 def start_track(rule, params, overrides: dict | None = None, layout=None) -> RuleTrack:
     """A fresh :class:`RuleTrack` whose state is the rule's ``init`` at ``params`` (given the problem's
-    ``layout`` if the rule uses it, as the runner does)."""
+    ``layout`` if the rule uses it, as the runner does). A rule whose ``init`` raises is a PluginError
+    naming the rule and its file:line."""
     hyper = rule_hyper(rule, overrides)
     theta = np.asarray(params, dtype=np.float64).reshape(1, -1)
-    return RuleTrack(rule=rule, hyper=hyper, state=rule.start(theta.copy(), hyper, layout))
+    try:
+        state = rule.start(theta.copy(), hyper, layout)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # plugin code: sys.exit included
+        from .chunk import _PENDING
+
+        raise _rule_fault(rule, error, _PENDING, started=False) from None
+    return RuleTrack(rule=rule, hyper=hyper, state=state)
 
 
 def descent_step(track: RuleTrack, params, gradient, learning_rate: float, step: int) -> np.ndarray:
     """The rule's update Δθ (P,) from ``gradient`` at ``params``; advances ``track.state``.
 
     θ_new = θ + Δθ. For plain gradient descent Δθ = −α ∂J/∂θ; other rules turn the same gradient
-    into a different step.
+    into a different step. A rule that raises, returns anything but a pair (updates, state) with
+    updates of shape (1, P), or writes into ``params`` or ``grad`` is a PluginError with the
+    runner's one line (the runner fails that rule's runs for the same faults). A non-finite step is
+    not a fault: it is a diverged step, and the caller shows it as such.
     """
+    from .chunk import _PENDING, _RuleResultError, _shape_message
+    from .faults import wrote_into
+
     theta = np.asarray(params, dtype=np.float64).reshape(1, -1).copy()
     grad = np.asarray(gradient, dtype=np.float64).reshape(1, -1).copy()
+    # checked on every step, not only the first as the runner does: one row of at most a few hundred
+    # weights costs nothing to copy, and a page must not show a gradient the rule has changed
+    theta_before, grad_before = theta.copy(), grad.copy()
     rate = np.full((1, 1), float(learning_rate))
-    with np.errstate(all="ignore"):
-        updates, track.state = track.rule.update(grad, track.state, theta, rate, track.hyper, int(step))
+    result = _PENDING
+    try:
+        with np.errstate(all="ignore"):
+            result = track.rule.update(grad, track.state, theta, rate, track.hyper, int(step))
+            updates, state = result
+        if getattr(updates, "shape", None) != theta.shape:
+            raise _RuleResultError(_shape_message(track.rule, updates, theta.shape))
+        if wrote := wrote_into(theta_before, theta, grad_before, grad):
+            raise _RuleResultError(f"rule {track.rule.name!r} {wrote}")
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # plugin code: sys.exit included
+        raise _rule_fault(track.rule, error, result, started=True) from None
+    track.state = state
     return np.asarray(updates, dtype=np.float64).reshape(-1).copy()
 
 
@@ -346,16 +398,44 @@ class Lesson:
 
     instance: Any
     params: np.ndarray
-    track: RuleTrack
+    track: RuleTrack | None  # None when the rule's init broke: the lesson can show forward and backprop, not step
     learning_rate: float
     step: int = 0
     losses: list[float] = field(default_factory=list)
 
 
-def start_lesson(instance, rule, learning_rate: float, *, seed: int = 0, overrides: dict | None = None) -> Lesson:
-    """A lesson at the problem's initial weights for ``seed`` (the same ones the runner starts from)."""
-    lesson_model(instance)
-    params = np.asarray(instance.init_params([int(seed)], np.float64), dtype=np.float64)[0]
+def starting_params(instance, seed: int = 0, *, problem: str = "") -> np.ndarray:
+    """The problem's initial weights (P,) for ``seed``: the same ones the runner starts that seed from.
+
+    A problem plugin whose ``init_params`` raises or returns the wrong shape is a PluginError with
+    the runner's line for it, naming ``problem`` (default: the instance's class) and its file:line.
+    """
+    from .faults import definition, fault
+
+    model = lesson_model(instance)
+    name = problem or type(instance).__name__
+    try:
+        params = np.asarray(instance.init_params([int(seed)], np.float64), dtype=np.float64)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # plugin code: sys.exit included
+        raise PluginError(fault("problem", name, error, type(instance), what="init_params failed:")) from None
+    if params.shape != (1, model.layout.size):
+        raise PluginError(
+            f"problem {name!r} ({definition(type(instance).init_params)}): init_params returned "
+            f"shape {params.shape}; expected (1, {model.layout.size}) = (runs, layout.size)"
+        )
+    return params[0]
+
+
+def start_lesson(
+    instance, rule, learning_rate: float, *, seed: int = 0, overrides: dict | None = None, problem: str = ""
+) -> Lesson:
+    """A lesson at the problem's initial weights for ``seed`` (the same ones the runner starts from).
+
+    A rule whose ``init`` breaks, or a problem whose ``init_params`` does, is a PluginError naming
+    it (:func:`start_track`, :func:`starting_params`)."""
+    params = starting_params(instance, seed, problem=problem)
     return Lesson(
         instance=instance,
         params=params,
@@ -366,12 +446,29 @@ def start_lesson(instance, rule, learning_rate: float, *, seed: int = 0, overrid
 
 def advance(lesson: Lesson) -> tuple[StepTrace, np.ndarray]:
     """Take one full step: backprop at the current weights, then the rule's step. Returns (trace, Δθ)."""
+    if lesson.track is None:
+        raise PluginError("the lesson has no rule to step with (its init broke): start it again with a working rule")
     trace = trace_step(lesson.instance, lesson.params)
     update = descent_step(lesson.track, lesson.params, trace.gradient, lesson.learning_rate, lesson.step)
     lesson.losses.append(trace.loss)
     lesson.params = lesson.params + update
     lesson.step += 1
     return trace, update
+
+
+DIVERGENCE_FACTOR = 1e4  # the runner's default divergence_factor: the lesson calls a run diverged when it would
+
+
+def diverged_at(losses: Sequence[float], factor: float = DIVERGENCE_FACTOR) -> int | None:
+    """The first step whose loss is not finite or has |J_t| > ``factor`` × |J₀|, as the runner judges
+    a run diverged (docs/verdicts.md); None while the lesson has not diverged."""
+    if not len(losses):
+        return None
+    values = np.asarray(losses, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        bad = ~np.isfinite(values) | (np.abs(values) > factor * np.abs(values[0]))
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) if hits.size else None
 
 
 def loss_at(instance, params) -> float:
@@ -464,6 +561,8 @@ class Prediction:
     learning_rates: tuple[float, ...]
     statuses: tuple[str, ...]
     sharpness: float  # λ_max at the starting weights
+    guess_status: str = ""  # the verdict of the run at the guessed α itself
+    failure: str = ""  # the rule's one-line fault when its runs failed (a broken plugin), else ""
 
 
 def top_eigenvalue(instance, params, iterations: int = 200) -> float:
@@ -492,6 +591,8 @@ def predict_then_run(
     seed: int = 0,
     steps: int = 200,
     learning_rates: Sequence[float] | None = None,
+    refine: int = 16,
+    hyper: dict | None = None,
     registry=None,
 ) -> Prediction:
     """Sweep ``rule`` over α on ``problem`` and set the measured edge beside theory and the guess.
@@ -499,17 +600,28 @@ def predict_then_run(
     Theory is c/λ_max: λ_max the Hessian's top eigenvalue at the starting weights of ``seed``, c the
     rule's declared stability threshold at its default hyperparameters (2 for gradient descent, so
     2/λ_max; NaN when the rule declares none). The sweep runs the ordinary runner (full batch) and
-    reads each α's verdict: the measured edge is ``verdicts.stability_edge``'s largest stable α. On
-    a quadratic (linear regression) theory and measurement agree to the grid's resolution; on a
-    network, c/λ_max is a local prediction. ``rule`` is a registered rule's name or a DescentRule.
+    reads each α's verdict: the measured edge is ``verdicts.stability_edge``'s largest stable α.
+
+    The sweep is fine where it matters: a coarse grid (``learning_rates``, by default 24 log-spaced
+    α around theory, widened up to 16² times on the side of the edge when nothing in it blew up or
+    nothing was stable) first brackets the edge between its last stable and first flagged α, then
+    ``refine`` more α log-spaced strictly inside that bracket narrow it (the 12.8 % spacing of the
+    default grid becomes 0.7 %). The guessed α is run too, so the student sees its own verdict.
+    On a quadratic (linear regression) theory and measurement agree to that resolution; on a
+    network, c/λ_max is a local prediction. ``rule`` is a registered rule's name or a DescentRule,
+    run with ``hyper`` (its hyperparameters; missing ones take their defaults, and c is the
+    threshold at these values, with an L2 ``weight_decay`` added to λ_max); a rule whose runs fail
+    (a broken plugin) leaves its one-line fault in ``failure``.
     """
     from .compare import compare
     from .registry import get_registry
-    from .stability import rule_threshold
+    from .stability import critical_learning_rate, rule_threshold
     from .verdicts import stability_edge
 
-    if not (isinstance(guess, (int, float)) and math.isfinite(guess) and guess > 0):
+    if isinstance(guess, bool) or not (isinstance(guess, (int, float)) and math.isfinite(guess) and guess > 0):
         raise SpecError("guess", guess, "a positive learning rate")
+    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
+        raise SpecError("refine", refine, "a whole number of extra learning rates, 0 or more")
     registry = registry or get_registry()
     spec = {"name": problem} if isinstance(problem, str) else dict(problem)
     instance = build_instance(spec, registry)
@@ -517,26 +629,66 @@ def predict_then_run(
     sharpness = top_eigenvalue(instance, start)
     name = rule if isinstance(rule, str) else rule.name
     declaration = registry.rule(name) if isinstance(rule, str) else rule
-    threshold = rule_threshold(declaration)
-    theory = math.nan if threshold is None else threshold / sharpness if sharpness > 0 else math.inf
+    hyper = dict(hyper or {})
+    try:
+        threshold = rule_threshold(declaration, hyper)
+        critical = critical_learning_rate(declaration, hyper, sharpness)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # a plugin's stability_threshold: named with its file:line
+        from .faults import fault
+
+        raise PluginError(
+            fault("rule", name, error, declaration.stability_threshold, what="stability_threshold failed:")
+        ) from None
+    theory = math.nan if threshold is None else math.inf if critical is None else critical
     centre = theory if math.isfinite(theory) else (2.0 / sharpness if sharpness > 0 else 1.0)
     grid = sweep_learning_rates(centre) if learning_rates is None else learning_rates
-    rates = sorted(float(a) for a in grid)
-    entry = name if registry.rules.get(name) is declaration else declaration  # a cell's rule: registered for the call
-    results = compare(
-        spec,
-        [entry],
-        learning_rates=rates,
-        seeds=[int(seed)],
-        steps=int(steps),
-        registry=registry,
-        workers=1,
-        name="predict_then_run",
-    )
-    runs = results.runs
-    by_rate = {float(a): [str(s)] for a, s in zip(runs["learning_rate"], runs["status"])}
+    rates = sorted({float(a) for a in grid} | {float(guess)})
+    rule_entry = (
+        name if registry.rules.get(name) is declaration else declaration
+    )  # a cell's rule: registered for the call
+    entry = {"rule": rule_entry, **hyper} if hyper else rule_entry  # an experiment file's [[rules]] entry
+    by_rate: dict[float, list[str]] = {}
+    failures: list[str] = []
+
+    def sweep(alphas: list[float]) -> tuple[float, float]:
+        results = compare(
+            spec,
+            [entry],
+            learning_rates=alphas,
+            seeds=[int(seed)],
+            steps=int(steps),
+            registry=registry,
+            workers=1,
+            name="predict_then_run",
+        )
+        runs = results.runs
+        for a, status, error in zip(runs["learning_rate"], runs["status"], runs["error"]):
+            by_rate[float(a)] = [str(status)]
+            if str(status) == "failed" and str(error) and not failures:
+                failures.append(str(error))
+        ordered = sorted(by_rate)
+        return stability_edge(ordered, [by_rate[a] for a in ordered])
+
+    measured, flagged = sweep(rates)
+    # No edge inside the grid (a rule without a threshold, or theory far off): look up to 16² times
+    # further on the side where it must be, before narrowing it.
+    for _ in range(2 if learning_rates is None else 0):
+        if math.isfinite(flagged) and math.isfinite(measured):
+            break
+        low, high = min(by_rate), max(by_rate)
+        # as fine as the first grid (24 points per 16×): the narrowing below then has the same resolution
+        if math.isfinite(flagged):
+            more = np.geomspace(low / 16.0, low, 25)[:-1]
+        else:
+            more = np.geomspace(high, high * 16.0, 25)[1:]
+        measured, flagged = sweep([float(a) for a in more])
+    if refine and math.isfinite(measured) and math.isfinite(flagged) and measured < flagged:
+        # between the two grid points that bracket the edge, log-spaced like the grid
+        inside = np.geomspace(measured, flagged, refine + 2)[1:-1]
+        measured, flagged = sweep([float(a) for a in inside if float(a) not in by_rate])
     ordered = sorted(by_rate)
-    measured, flagged = stability_edge(ordered, [by_rate[a] for a in ordered])
     return Prediction(
         guess=float(guess),
         theory=theory,
@@ -545,4 +697,6 @@ def predict_then_run(
         learning_rates=tuple(ordered),
         statuses=tuple(by_rate[a][0] for a in ordered),
         sharpness=sharpness,
+        guess_status=by_rate[float(guess)][0],
+        failure=failures[0] if failures else "",
     )

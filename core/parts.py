@@ -127,7 +127,7 @@ def run_task(payload: dict) -> dict:
     write_atomic(paths["weights"], _synced(lambda p: _save_npz(p, {**weights, "run_id": ids})))
     write_atomic(paths["metrics"], _synced(lambda p: metrics.to_parquet(p, index=False, compression="zstd")))
     part = runs.drop(columns=[c for c in PARTITION_COLUMNS if c in runs.columns])
-    for name in text_columns(experiment, every):
+    for name in _text_columns(experiment, every):
         if name in part.columns:
             part[name] = pd.Series([None if _missing(v) else str(v) for v in part[name].tolist()], dtype="str")
     write_atomic(paths["runs"], _synced(lambda p: part.to_parquet(p, index=False, compression="zstd")))
@@ -142,7 +142,7 @@ def run_task(payload: dict) -> dict:
     }
 
 
-def text_columns(experiment, configs=None) -> list[str]:
+def _text_columns(experiment, configs=None) -> list[str]:
     """The runs table's hyperparameter columns that hold text in some entry of ``experiment``.
 
     In a part of an entry without that hyperparameter the column would be all missing, which the

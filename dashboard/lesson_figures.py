@@ -330,16 +330,20 @@ class RegimeBarInfo:
     regime: str
 
 
-def regime_bar_info(curvature: float, learning_rate: float) -> RegimeBarInfo:
+def regime_bar_info(curvature: float, learning_rate: float, span: tuple[float, float] | None = None) -> RegimeBarInfo:
+    """The regimes' bands on a linear α axis; with ``span`` = (first, last) α of a slider, the axis
+    is the slider's own range, so the thresholds sit under the slider positions they belong to."""
     t = L.regime_thresholds(curvature)
-    top = max(3.0 * t["escape"], 1.5 * learning_rate)
+    low, top = (0.0, max(3.0 * t["escape"], 1.5 * learning_rate)) if span is None else map(float, span)
+    edges = [low, t["glide"], t["bounce"], t["escape"], top]
     bands = [
-        ("crawl", 0.0, t["glide"]),
-        ("glide", t["glide"], t["bounce"]),
-        ("bounce", t["bounce"], t["escape"]),
-        ("escape", t["escape"], top),
+        (name, min(max(a, low), top), min(max(b, low), top)) for name, a, b in zip(L.REGIMES, edges[:-1], edges[1:])
     ]
-    return RegimeBarInfo(bands=bands, learning_rate=float(learning_rate), regime=L.regime(learning_rate, curvature))
+    return RegimeBarInfo(
+        bands=[band for band in bands if band[2] > band[1]],
+        learning_rate=float(learning_rate),
+        regime=L.regime(learning_rate, curvature),
+    )
 
 
 def draw_regime_bar(info: RegimeBarInfo, *, height: int = 120) -> go.Figure:
@@ -365,9 +369,10 @@ def draw_regime_bar(info: RegimeBarInfo, *, height: int = 120) -> go.Figure:
         barmode="stack",
         height=height,
         showlegend=False,
-        margin=dict(l=10, r=10, t=10, b=30),
+        # the side margins of Streamlit's slider track, so that the bands line up under its positions
+        margin=dict(l=1, r=6, t=10, b=30),
         font=FONT,
-        xaxis=dict(title="α", range=[0, info.bands[-1][2]]),
+        xaxis=dict(title="α", range=[info.bands[0][1], info.bands[-1][2]]),
         plot_bgcolor="white",
     )
     return S.fit_title(fig)
@@ -440,11 +445,12 @@ def draw_prediction(info: PredictionInfo, *, height: int = 260) -> go.Figure:
         )
     fig.update_layout(
         height=height,
-        margin=dict(l=10, r=10, t=20, b=40),
+        margin=dict(l=10, r=10, t=34, b=40),
         font=FONT,
         plot_bgcolor="white",
         xaxis=dict(title="learning rate α", type="log"),
         yaxis=dict(visible=False, range=[-0.5, 1.3]),
-        legend=dict(orientation="h", y=-0.35),
+        # above the plot: below it, the legend ran into the axis title at the page's height
+        legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
     )
     return S.fit_title(fig)

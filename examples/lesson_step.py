@@ -16,4 +16,7 @@ print("largest |backprop − central difference|:", np.max(np.abs(trace.gradient
 print("gradient descent's step is −α·∇J:", np.allclose(step, -1.0 * trace.gradient))
 
 prediction = lesson.predict_then_run("linear_regression", guess=0.5, rule="gd")
-print(f"guess {prediction.guess:g}, theory 2/λ_max {prediction.theory:.3g}, measured {prediction.measured:.3g}")
+print(
+    f"guess {prediction.guess:g} ({prediction.guess_status}), theory 2/λ_max {prediction.theory:.4g}, "
+    f"measured between {prediction.measured:.4g} and {prediction.first_flagged:.4g}"
+)

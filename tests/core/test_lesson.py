@@ -242,3 +242,195 @@ def test_parameter_names_follow_the_layout(registry):
     assert names[:7] == ["W1[0,0]", "W1[0,1]", "W1[0,2]", "W1[1,0]", "W1[1,1]", "W1[1,2]", "b1[0]"]
     assert len(names) == model.layout.size == 2 * 3 + 3 + 3 + 1
     assert math.isfinite(L.loss_at(L.build_instance(PROBLEMS[0], registry), np.zeros(13)))
+
+
+def test_the_examples_central_difference_is_the_derivative_its_chain_rule_product_computes(setup):
+    # The page sets ∂Jₙ/∂w = a_prev·δ beside a central difference of Jₙ: differenced here by hand, one
+    # weight at a time, on the model restricted to that example's row.
+    instance, params = setup
+    model = L.lesson_model(instance)
+    x, y = L.training_data(instance)
+    n, eps = 1, 1e-6
+    trace = L.trace_step(instance, params, n)
+    fd = L.finite_difference_gradient(instance, params, example=n)
+    names = L.parameter_names(model)
+    for k, name in enumerate(names):
+        plus, minus = params.copy(), params.copy()
+        plus[k] += eps
+        minus[k] -= eps
+        by_hand = (
+            model.loss_value(plus[None], x[n : n + 1], y[n : n + 1])[0]
+            - model.loss_value(minus[None], x[n : n + 1], y[n : n + 1])[0]
+        ) / (2 * eps)
+        assert fd[k] == pytest.approx(by_hand, rel=1e-12, abs=1e-15)
+        layer = int(name[1 : name.index("[")])
+        index = [int(v) for v in name[name.index("[") + 1 : -1].split(",")]
+        product = (
+            trace.chain_rule(layer, *index)["example_gradient"]
+            if name.startswith("W")
+            else trace.layers[layer - 1].delta[index[0]]
+        )
+        assert product == pytest.approx(fd[k], rel=1e-5, abs=1e-9)
+    with pytest.raises(SpecError, match="example"):
+        L.finite_difference_gradient(instance, params, example=len(x))
+
+
+# Rules that break each way the runner refuses; the lesson must say what the runner says, in one line.
+def _no_state(params, hyper):
+    return ()
+
+
+def _init_raises(params, hyper):
+    raise ValueError("init broke")
+
+
+def _update_raises(grad, state, params, learning_rate, hyper, step):
+    raise RuntimeError("update broke")
+
+
+def _update_exits(grad, state, params, learning_rate, hyper, step):
+    raise SystemExit(3)
+
+
+def _not_a_pair(grad, state, params, learning_rate, hyper, step):
+    return -learning_rate * grad
+
+
+def _wrong_shape(grad, state, params, learning_rate, hyper, step):
+    return np.zeros((1, 2)), state
+
+
+def _writes_grad(grad, state, params, learning_rate, hyper, step):
+    grad *= 2.0
+    return -learning_rate * grad, state
+
+
+def _writes_params(grad, state, params, learning_rate, hyper, step):
+    params -= learning_rate * grad
+    return np.zeros_like(grad), state
+
+
+BROKEN = {
+    "init_raises": (_init_raises, _update_raises, "ValueError: init broke"),
+    "update_raises": (_no_state, _update_raises, "RuntimeError: update broke"),
+    "update_exits": (_no_state, _update_exits, "called sys.exit(3)"),
+    "not_a_pair": (_no_state, _not_a_pair, "update returned ndarray"),
+    "wrong_shape": (_no_state, _wrong_shape, "returned updates of shape (1, 2); expected (1, 13)"),
+    "writes_grad": (_no_state, _writes_grad, "update wrote into grad"),
+    "writes_params": (_no_state, _writes_params, "update wrote into params"),
+}
+
+
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_a_broken_rule_is_the_runners_one_line_naming_its_file_and_line(registry, name):
+    from descentlab.compare import compare
+    from descentlab.declarations import DescentRule
+    from descentlab.errors import PluginError
+
+    init, update, what = BROKEN[name]
+    rule = DescentRule(name, init, update)
+    problem = PROBLEMS[0]
+    instance = L.build_instance(problem, registry)
+    with pytest.raises(PluginError) as caught:
+        lesson = L.start_lesson(instance, rule, 0.5)
+        L.advance(lesson)
+    message = str(caught.value)
+    assert "\n" not in message and f"rule '{name}' (" in message and what in message
+    assert f"{__file__}:" in message  # the plugin's own file and line, not the engine's
+    # the same rule in `descentlab run`: its runs fail with the very same line
+    runs = compare(problem, [rule], learning_rates=[0.5], seeds=[0], steps=2, registry=registry, workers=1).runs
+    assert runs["status"].tolist() == ["failed"]
+    assert runs["error"].tolist() == [message]
+
+
+def test_diverged_at_is_the_runners_verdict(registry):
+    assert L.diverged_at([]) is None
+    assert L.diverged_at([1.0, 5.0, 9999.0]) is None
+    assert L.diverged_at([1.0, 5.0, 10000.5, 3.0]) == 2  # |J_t| > 10⁴·|J₀|
+    assert L.diverged_at([2.0, float("nan")]) == 1 and L.diverged_at([2.0, float("inf")]) == 1
+    # a lesson stepped with too large an α diverges at the step where `descentlab run` says it did
+    problem = {"name": "linear_regression", "samples": 16}
+    instance = L.build_instance(problem, registry)
+    alpha = 3.0 * 2.0 / float(np.linalg.eigvalsh(instance.matrix)[-1])  # 3× GD's limit 2/λ_max
+    lesson = L.start_lesson(instance, registry.rule("gd"), alpha)
+    with np.errstate(all="raise"):  # overflow is a verdict, never a warning
+        for _ in range(12):
+            L.advance(lesson)
+    experiment = Experiment.from_dict(
+        {"name": "d", "problem": problem, "steps": 12, "seeds": [0], "rules": [{"rule": "gd", "learning_rate": alpha}]},
+        registry,
+    )
+    runs = run_experiment(experiment, registry=registry, workers=1).runs
+    assert runs["status"].tolist() == ["diverged"]
+    assert L.diverged_at(lesson.losses) == int(runs["diverged_at"].iloc[0])
+
+
+def test_predict_then_run_narrows_the_edge_around_two_over_lambda_max(registry):
+    # A coarse grid brackets GD's edge on the quadratic, a fine one narrows it: the bracket holds the
+    # closed-form 2/λ_max and is under 1 % wide; the guess's own run has its verdict.
+    problem = {"name": "linear_regression", "samples": 64}
+    lam_max = float(np.linalg.eigvalsh(L.build_instance(problem, registry).matrix)[-1])
+    edge = 2.0 / lam_max
+    below = L.predict_then_run(problem, 0.5 * edge, rule="gd", registry=registry)
+    assert below.measured < edge < below.first_flagged
+    assert below.first_flagged / below.measured < 1.01
+    assert below.guess_status in ("converged", "progressing") and below.failure == ""
+    above = L.predict_then_run(problem, 1.5 * edge, rule="gd", registry=registry)
+    assert above.guess_status in ("unstable", "diverged")
+    assert (above.measured, above.first_flagged) == (below.measured, below.first_flagged)
+    coarse = L.predict_then_run(problem, 0.5 * edge, rule="gd", registry=registry, refine=0)
+    assert coarse.first_flagged / coarse.measured > 1.1  # what the fine sweep improved on
+    with pytest.raises(SpecError, match="refine"):
+        L.predict_then_run(problem, 1.0, rule="gd", registry=registry, refine=-1)
+
+
+def test_predict_then_run_widens_the_sweep_until_something_blows_up(registry):
+    # Adam declares no threshold and its steps are bounded by α: nothing in the grid around 2/λ_max
+    # blows up, so the sweep looks further up until it finds and narrows an edge.
+    problem = {"name": "linear_regression", "samples": 32}
+    prediction = L.predict_then_run(problem, 1.0, rule="adam", registry=registry)
+    assert math.isnan(prediction.theory)
+    assert math.isfinite(prediction.first_flagged) and prediction.measured < prediction.first_flagged
+    assert prediction.first_flagged / prediction.measured < 1.01
+    assert prediction.first_flagged > 4 * 2 / prediction.sharpness  # beyond the first grid
+
+
+def test_predict_then_run_with_a_broken_rule_names_it(registry):
+    from descentlab.declarations import DescentRule
+
+    rule = DescentRule("update_raises", _no_state, _update_raises)
+    prediction = L.predict_then_run({"name": "linear_regression"}, 1.0, rule=rule, registry=registry)
+    assert math.isnan(prediction.measured)
+    assert prediction.failure.startswith("rule 'update_raises' (") and f"{__file__}:" in prediction.failure
+
+
+def test_predict_then_run_takes_the_rules_hyperparameters(registry):
+    # heavy ball at μ = 0.5: stable iff α·λ_max < 2 + 2μ = 3; GD with L2 weight decay w: the gradient is
+    # g + wθ, so λ_max becomes λ_max + w and the edge 2/(λ_max + w). Both against the closed form.
+    problem = {"name": "linear_regression", "samples": 32}
+    lam_max = float(np.linalg.eigvalsh(L.build_instance(problem, registry).matrix)[-1])
+    heavy = L.predict_then_run(problem, 1.0, rule="momentum", hyper={"momentum": 0.5}, registry=registry, steps=400)
+    assert heavy.theory == pytest.approx(3 / lam_max, rel=1e-10)
+    assert heavy.measured < 3 / lam_max < heavy.first_flagged and heavy.first_flagged / heavy.measured < 1.01
+    decayed = L.predict_then_run(problem, 1.0, rule="gd", hyper={"weight_decay": 0.5}, registry=registry)
+    assert decayed.theory == pytest.approx(2 / (lam_max + 0.5), rel=1e-10)
+    assert decayed.measured < decayed.theory < decayed.first_flagged
+    with pytest.raises(SpecError, match="momentum"):
+        L.predict_then_run(problem, 1.0, rule="momentum", hyper={"momentum": 7.0}, registry=registry)
+
+
+def _threshold_raises(hyper):
+    raise ZeroDivisionError("threshold broke")
+
+
+def test_predict_then_run_names_a_broken_stability_threshold(registry):
+    from descentlab.declarations import DescentRule
+    from descentlab.errors import PluginError
+
+    gd = registry.rule("gd")
+    rule = DescentRule("bad_threshold", gd.init, gd.update, stability_threshold=_threshold_raises)
+    with pytest.raises(PluginError) as caught:
+        L.predict_then_run({"name": "linear_regression"}, 1.0, rule=rule, registry=registry)
+    message = str(caught.value)
+    assert message.startswith("rule 'bad_threshold' (") and f"{__file__}:" in message
+    assert "stability_threshold failed: ZeroDivisionError: threshold broke" in message

@@ -252,7 +252,11 @@ JS_LAYOUT = """() => {
     const blocks = Array.from(document.querySelectorAll(
             '[data-testid="stMainBlockContainer"] [data-testid="stMarkdownContainer"]'))
         .filter(e => e.offsetParent !== null && e.closest('[data-testid="stExpander"]') === null);
+    // how much of a formula runs past the width it is given (KaTeX clips it from view)
+    const formulas = Array.from(document.querySelectorAll('[data-testid="stMain"] .katex-display'))
+        .filter(e => e.offsetParent !== null).map(e => e.scrollWidth - e.clientWidth);
     return {width: document.documentElement.scrollWidth,
+            formula_overrun: Math.max(0, ...formulas),
             chart_bottom: chart.getBoundingClientRect().bottom,
             text_bottom: Math.max(...blocks.map(e => e.getBoundingClientRect().bottom)),
             scrolled: main ? main.scrollTop : 0};
@@ -275,6 +279,7 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
         tab.wait_for_timeout(300)
         layout = tab.evaluate(JS_LAYOUT)
         assert layout["width"] <= width, layout  # never a sideways scroll
+        assert layout["formula_overrun"] <= 3, (button, layout)  # every formula shown whole (to a glyph's overhang)
         if width >= 1280:  # the whole stage on one screen
             assert layout["chart_bottom"] <= height and layout["text_bottom"] <= height, (button, layout)
         screen(tab, f"lesson-{shot}" + ("" if width >= 1280 else f"-{width}px"), docs=width >= 1280)
@@ -307,15 +312,61 @@ def test_lesson_page_steps_through_both_halves_and_fits_the_screen(server, brows
                     raise
         tab.get_by_text("The learning rate, felt", exact=True).click()
         chart_locator(tab, "glide")
-        tab.locator("[data-testid='stSlider']").first.wait_for()
+        slider = tab.locator("[data-testid='stMain'] [data-testid='stSlider'] input[type='range']")
+        slider.wait_for(state="attached")  # the sidebar has sliders too: the page's own is in stMain
         screen(tab, "lesson-learning-rate-felt", docs=True)
+        # the regimes' thresholds are drawn on the slider: α's pointer on the bar sits under the thumb,
+        # in the middle and at both ends of the slider (so every threshold sits under its position)
+        for key in (None, "End", "Home"):
+            if key:
+                slider.press(key)
+                tab.wait_for_function(JS_POINTER_AT_END, arg=1 if key == "End" else 0)
+            thumb, pointer = tab.evaluate(JS_THUMB_AND_POINTER)
+            assert abs(thumb - pointer) <= 3, (key, thumb, pointer)
+        assert tab.evaluate(JS_MAIN_BOTTOM) <= height  # the whole view on one screen
         tab.get_by_text("Predict, then run", exact=True).click()
         tab.get_by_role("button", name="run the sweep").click()
         tab.get_by_text("theory 2/λₘₐₓ").first.wait_for()
         tab.wait_for_timeout(500)
         screen(tab, "lesson-predict-then-run", docs=True)
+        assert tab.evaluate(JS_MAIN_BOTTOM) <= height
+        # the lesson plan's minute 6: Adam's step beside GD's, from the same gradient, still on one screen
+        tab.get_by_text("One step, both halves", exact=True).click()
+        tab.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").filter(has_text="descent rule").click()
+        tab.keyboard.type("adam")
+        tab.keyboard.press("Enter")
+        tab.get_by_role("button", name="4 · Descent", exact=True).click()
+        tab.get_by_text("Same gradient, two steps").first.wait_for()
+        tab.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0")
+        layout = tab.evaluate(JS_LAYOUT)
+        assert layout["chart_bottom"] <= height and layout["text_bottom"] <= height, ("adam", layout)
+        assert layout["formula_overrun"] <= 3, ("adam", layout)
+        screen(tab, "lesson-descent-adam", docs=False)
         assert tab.locator("[data-testid='stException']").count() == 0
     tab.close()
+
+
+# the lowest edge of anything shown in the page's main area (expanders left closed count as their header)
+JS_MAIN_BOTTOM = """() => Math.max(...Array.from(
+    document.querySelectorAll('[data-testid="stMain"] [data-testid="stElementContainer"]'))
+    .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height > 0)
+    .map(e => e.getBoundingClientRect().bottom))"""
+JS_THUMB_AND_POINTER = """() => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const input = main.querySelector('[data-testid="stSlider"] input[type="range"]');
+    const thumb = input.parentElement.parentElement.getBoundingClientRect();
+    const bar = Array.from(main.querySelectorAll('.js-plotly-plot')).find(
+        el => el._fullData.some(t => t.type === 'bar'));
+    const L = bar._fullLayout, box = bar.getBoundingClientRect();
+    return [thumb.left + thumb.width / 2, box.left + L.xaxis._offset + L.xaxis.l2p(L.shapes[0].x0)]; }"""
+# the page has redrawn the bar for the slider's new α: its pointer is at the end of the bar's axis
+JS_POINTER_AT_END = """(end) => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const bar = Array.from(main.querySelectorAll('.js-plotly-plot')).find(
+        el => el._fullData && el._fullData.some(t => t.type === 'bar'));
+    if (!bar) return false;
+    const L = bar._fullLayout, x = L.shapes[0].x0, target = L.xaxis.range[end];
+    return Math.abs(x - target) <= 1e-9 * Math.abs(target); }"""
 
 
 def screen(tab, name: str, *, docs: bool) -> None:

@@ -64,3 +64,19 @@ def test_slice_record_follows_the_iterates(trace):
     assert np.all(np.sign(errors[1:]) == -np.sign(errors[:-1]))  # overshoots every step
     assert np.all(np.abs(errors[1:]) < np.abs(errors[:-1]))  # and still converges
     np.testing.assert_allclose(info.iterate_values, L.slice_curve(instance, params, view, info.iterates))
+
+
+def test_regime_bar_on_a_sliders_range_puts_each_threshold_under_its_position():
+    # a slider from α = 0.05/λ to 3/λ in steps of 0.05/λ: crawl to position 10, glide to 20, bounce to 40
+    lam = 2.5
+    rates = [k * 0.05 / lam for k in range(1, 61)]
+    info = LF.regime_bar_info(lam, rates[29], span=(rates[0], rates[-1]))
+    assert [name for name, _, _ in info.bands] == ["crawl", "glide", "bounce", "escape"]
+    assert info.bands[0][1] == rates[0] and info.bands[-1][2] == rates[-1]
+    assert [b for _, _, b in info.bands[:3]] == pytest.approx([rates[9], rates[19], rates[39]], rel=1e-12)
+    assert info.regime == "bounce"  # α = 1.5/λ
+    fig = LF.draw_regime_bar(info)
+    assert tuple(fig.layout.xaxis.range) == (rates[0], rates[-1])
+    # a span that starts past a threshold drops the bands it no longer shows
+    late = LF.regime_bar_info(lam, 1.0, span=(0.6 / lam, 3 / lam))
+    assert [name for name, _, _ in late.bands] == ["glide", "bounce", "escape"]

@@ -492,11 +492,14 @@ def test_the_docs_transform_example_registers_and_runs():
     import types
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "plugins.md").read_text(encoding="utf-8")
     section = text.split("## Write a gradient transform", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    # the page's sample is an examples/ file it includes (tests/test_docs.py refuses inline ones)
+    included = re.search(r'```python\n--8<-- "([^"]+)"\n```', section).group(1)
+    code = (root / included).read_text(encoding="utf-8")
     module = types.ModuleType("docs_transform_example")
-    exec(compile(code, "docs/plugins.md", "exec"), module.__dict__)
+    exec(compile(code, included, "exec"), module.__dict__)
     registry = load_registry(entry_points=False, use_env=False, extra_plugins=[("docs", module)])
     assert registry.errors == [] and {"scale", "cap_step"} <= set(registry.transforms)
     results = run(
