@@ -361,6 +361,7 @@ class Experiment:
                     **p["settings"],
                     "steps": p["steps"],
                     **({"target_loss": p["target_loss"]} if p["target_loss"] is not None else {}),
+                    **({"target_accuracy": p["target_accuracy"]} if p.get("target_accuracy") is not None else {}),
                 }
                 for p in self.suite
             ]
@@ -811,12 +812,15 @@ PROTOCOL_KEYS = (
     "tune_seeds",
     "test_seeds",
     "target",
+    "target_accuracy",
+    "defaults_compete",
     "lr_factors",
     "tune",
     "validation",
 )
 MAX_BUDGET = 1000
-PROBLEM_RUN_KEYS = ("steps", "target_loss")  # per-problem run settings a [[problems]] table may set
+# per-problem run settings a [[problems]] table may set
+PROBLEM_RUN_KEYS = ("steps", "target_loss", "target_accuracy")
 
 
 @dataclass(frozen=True)
@@ -833,6 +837,11 @@ class Protocol:
     lr_factors: tuple = (0.01, 100.0)  # the α range: each rule's own default α times these
     tune: tuple | str = "all"  # "all" hyperparameters with a finite declared range, or these names
     validation: float = 0.2  # share of a supervised problem's training rows that tuning selects on
+    # steps to a test-split accuracy ≥ this on classification problems (a problem's own wins)
+    target_accuracy: float | None = None
+    # the declared defaults are a candidate of the selection too (off: tuned = the best of the budget's
+    # trials, as Crowded Valley's "tuned"; on: never worse than the defaults on the tune seeds)
+    defaults_compete: bool = False
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {
@@ -847,6 +856,10 @@ class Protocol:
         }
         if self.target is not None:
             d["target"] = self.target
+        if self.target_accuracy is not None:  # written only when set: older specs stay byte-identical
+            d["target_accuracy"] = self.target_accuracy
+        if self.defaults_compete:
+            d["defaults_compete"] = True
         return d
 
 
@@ -891,6 +904,14 @@ def check_protocol(value, entries: list[RuleEntry], registry, strict: bool) -> P
     target = value.get("target")
     if target is not None:
         target = HyperParam("target", 0.0).check(target, "protocol")
+    target_accuracy = _target_accuracy(value.get("target_accuracy"), "protocol.target_accuracy")
+    defaults_compete = value.get("defaults_compete", False)
+    if not isinstance(defaults_compete, bool):
+        raise SpecError(
+            "protocol.defaults_compete",
+            defaults_compete,
+            "true or false: whether each rule's defaults are a candidate of the selection",
+        )
     validation = value.get("validation", 0.2)
     if (
         isinstance(validation, bool)
@@ -956,7 +977,18 @@ def check_protocol(value, entries: list[RuleEntry], registry, strict: bool) -> P
         lr_factors=(float(factors[0]), float(factors[1])),
         tune=tune,
         validation=float(validation),
+        target_accuracy=target_accuracy,
+        defaults_compete=defaults_compete,
     )
+
+
+def _target_accuracy(value, field_name: str) -> float | None:
+    """A target accuracy: None, or a number in (0, 1] (a share of the test rows classified right)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 < value <= 1:
+        raise SpecError(field_name, value, "a number in (0, 1]: the share of test rows classified right")
+    return float(value)
 
 
 def _check_suite(d: dict, registry, strict: bool, steps: int, target) -> list[dict]:
@@ -992,5 +1024,14 @@ def _check_suite(d: dict, registry, strict: bool, steps: int, target) -> list[di
             raise SpecError(f"{where}: {error.field}", error.value, error.accepted) from None
         if kind == "landscape" and d.get("batch_size", 0):
             raise SpecError("batch_size", d["batch_size"], f"0 (problems[{i}] {name!r} is a landscape)")
-        suite.append({"name": name, "settings": settings, "steps": own_steps, "target_loss": own_target})
+        accuracy = _target_accuracy(run.get("target_accuracy"), f"{where}.target_accuracy")
+        suite.append(
+            {
+                "name": name,
+                "settings": settings,
+                "steps": own_steps,
+                "target_loss": own_target,
+                "target_accuracy": accuracy,
+            }
+        )
     return suite

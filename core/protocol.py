@@ -19,6 +19,7 @@ __all__ = [
     "FLOOR",
     "SUITES",
     "TAUS",
+    "TIMING_NOTE",
     "ProtocolOutcome",
     "choose",
     "draw_trials",
@@ -29,11 +30,16 @@ __all__ = [
     "load_protocol",
     "pairwise",
     "profile_costs",
+    "profile_step_costs",
     "run_from_cli",
     "run_protocol",
+    "save_outcome",
     "save_protocol",
     "search_space",
+    "seconds_per_step",
+    "seeds_made_no_difference",
     "seed_for",
+    "steps_to_accuracy",
     "supervised",
     "tuning_verdict",
 ]
@@ -48,8 +54,11 @@ SUITES: dict[str, tuple[dict, ...]] = {
         {"name": "himmelblau", "start_spread": 0.5, "steps": 100, "target_loss": 1e-3},
         {"name": "beale", "start_spread": 0.2, "steps": 200, "target_loss": 1e-2},
         {"name": "linear_regression", "samples": 64, "start_spread": 0.5, "steps": 100, "target_loss": 0.05},
-        {"name": "xor", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.1},
-        {"name": "moons", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.2},
+        {"name": "xor", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.1, "target_accuracy": 0.9},
+        {"name": "moons", "samples": 64, "hidden": [4], "steps": 100, "target_loss": 0.2, "target_accuracy": 0.9},
+        # real data (scikit-learn's bundled copies, no download): a classification and a regression set
+        {"name": "iris", "hidden": [8], "steps": 100, "target_loss": 0.1, "target_accuracy": 0.9},
+        {"name": "diabetes", "hidden": [8], "steps": 100, "target_loss": 0.5},
     ),
 }
 TAUS = tuple(float(t) for t in np.round(np.linspace(1.0, 4.0, 61), 10))  # profile grid, step 0.05
@@ -153,7 +162,13 @@ def _problems(experiment: Experiment, protocol: Protocol) -> list[dict]:
     """Every problem of the comparison with its steps and target (its own target wins over protocol.target)."""
     if experiment.suite:
         return [
-            {**p, "target_loss": p["target_loss"] if p["target_loss"] is not None else protocol.target}
+            {
+                **p,
+                "target_loss": p["target_loss"] if p["target_loss"] is not None else protocol.target,
+                "target_accuracy": (
+                    p["target_accuracy"] if p.get("target_accuracy") is not None else protocol.target_accuracy
+                ),
+            }
             for p in experiment.suite
         ]
     target = protocol.target if protocol.target is not None else experiment.target_loss
@@ -163,14 +178,20 @@ def _problems(experiment: Experiment, protocol: Protocol) -> list[dict]:
             "settings": dict(experiment.problem_settings),
             "steps": experiment.steps,
             "target_loss": target,
+            "target_accuracy": protocol.target_accuracy,
         }
     ]
 
 
-def _phase(experiment: Experiment, problem: dict, entries: list[RuleEntry], seeds, name: str) -> Experiment:
-    """One batch of runs on one problem: the experiment's run settings, these entries and seeds."""
+def _phase(
+    experiment: Experiment, problem: dict, entries: list[RuleEntry], seeds, name: str, every_step: bool = False
+) -> Experiment:
+    """One batch of runs on one problem: the experiment's run settings, these entries and seeds.
+    ``every_step``: evaluate the test split at every step (steps to a target accuracy need each one;
+    evaluating never changes what trains)."""
     return replace(
         experiment,
+        eval_every=1 if every_step else experiment.eval_every,
         name=name,
         problem=problem["name"],
         problem_settings=dict(problem["settings"]),
@@ -226,6 +247,61 @@ def _by_label(results, column: str = "final_loss") -> dict[str, tuple[np.ndarray
     }
 
 
+def steps_to_accuracy(results, target: float) -> np.ndarray:
+    """Each run's first evaluated step whose ``test_accuracy`` is ≥ ``target``, aligned with
+    ``results.runs``; +inf where it never got there, was flagged or failed (as steps to a target loss),
+    or where no accuracy was measured (not a classification problem)."""
+    from .verdicts import FLAGGED
+
+    runs = results.runs
+    out = np.full(len(runs), np.inf)
+    metrics = results.metrics
+    if "test_accuracy" not in metrics.columns:
+        return out
+    hit = metrics[metrics["test_accuracy"].to_numpy(float) >= target]
+    first = hit.groupby("run_id")["step"].min()
+    kept = ~runs["status"].isin((*FLAGGED, "failed")).to_numpy()
+    for i, run_id in enumerate(runs["run_id"].to_numpy()):
+        if kept[i] and run_id in first.index:
+            out[i] = float(first[run_id])
+    return out
+
+
+def _failures(results, label: str) -> dict | None:
+    """The failed test-seed runs of one rule (its defaults and its tuned configuration): how many, of
+    how many, and the first error, which names the plugin and its file and line; None when none failed."""
+    runs = results.runs
+    mine = runs[runs["label"].isin([f"{label} [default]", f"{label} [tuned]"])]
+    failed = mine[mine["status"] == "failed"]
+    if failed.empty:
+        return None
+    errors = [str(e) for e in failed.get("error", []) if isinstance(e, str) and e]
+    return {"failed": int(len(failed)), "runs": int(len(mine)), "error": errors[0] if errors else "failed"}
+
+
+SEED_INDEPENDENT = (
+    "every test seed gave the same final loss for every rule (the problem does not depend on the seed, "
+    "e.g. a landscape with start_spread = 0): the verdicts are at 1 seed, the intervals have no width"
+)
+
+
+def seeds_made_no_difference(rows: list[dict]) -> bool:
+    """Whether every rule's one-shot and tuned test-seed scores are each the same on every seed."""
+    return all(len(set(row[k]["scores"])) <= 1 for row in rows for k in ("one_shot", "tuned"))
+
+
+def _first_seed(row: dict) -> dict:
+    """``row`` with its samples cut to their first seed: what the verdicts may use of identical seeds."""
+    cut = {k: {**row[k], "seeds": row[k]["seeds"][:1], "scores": row[k]["scores"][:1]} for k in ("one_shot", "tuned")}
+    return {**row, **cut}
+
+
+def _accuracy_by_label(results, target: float) -> dict[str, np.ndarray]:
+    """label -> steps to ``target`` accuracy of each run, in seed order (as :func:`_by_label`)."""
+    runs = results.runs.assign(_acc=steps_to_accuracy(results, target)).sort_values("seed", kind="stable")
+    return {label: g["_acc"].to_numpy(float) for label, g in runs.groupby("label", sort=False)}
+
+
 def _numbers(score: np.ndarray, steps: np.ndarray, target, seed: int, seeds: list[int]) -> dict:
     """Median and bootstrap interval of a sample of test-seed scores, and steps to target; ``seeds``
     in the same order as the scores, which is what pairs two rules' runs seed by seed."""
@@ -236,6 +312,8 @@ def _numbers(score: np.ndarray, steps: np.ndarray, target, seed: int, seeds: lis
     if target is not None:
         out["steps"] = steps.tolist()
         out["steps_median"] = median(steps)
+        # the same percentile bootstrap as the losses' (a seed that never reached the target is +inf)
+        out["steps_ci"] = list(stats.bootstrap_interval(steps, seed=seed))
         out["reached"] = int(np.isfinite(steps).sum())
     return out
 
@@ -250,6 +328,21 @@ def profile_costs(problems: list[dict], labels: list[str]) -> dict[str, dict[str
         for row in p["rules"]:
             m = row["tuned"]["median"]
             costs[row["label"]][p["key"]] = math.inf if not math.isfinite(m) else float(floored(m, minimum))
+    return costs
+
+
+def profile_step_costs(problems: list[dict], labels: list[str]) -> dict[str, dict[str, float]] | None:
+    """``costs[label][key]`` = max(median tuned test-seed steps to the target loss, 1) on every problem
+    with a target (+inf: not reached by more than half the seeds): the profile of how fast each rule
+    gets there, as AlgoPerf's time-to-result profiles, counted in steps. None when no problem has a target."""
+    with_target = [p for p in problems if p.get("target") is not None]
+    if not with_target:
+        return None
+    costs: dict[str, dict[str, float]] = {label: {} for label in labels}
+    for p in with_target:
+        for row in p["rules"]:
+            m = float(row["tuned"]["steps_median"])
+            costs[row["label"]][p["key"]] = math.inf if not math.isfinite(m) else max(m, 1.0)
     return costs
 
 
@@ -278,13 +371,19 @@ def _plan(entry: RuleEntry, index: int, rule, protocol: Protocol) -> dict:
     }
 
 
-def _select(plan: dict, tuned: dict, budget: int) -> dict:
-    """The chosen trial of one rule by :func:`choose`, from its tune-seed scores only."""
+def _select(plan: dict, tuned: dict, budget: int, defaults_compete: bool = False) -> dict:
+    """The chosen trial of one rule by :func:`choose`, from its tune-seed scores only; with
+    ``defaults_compete`` the defaults are candidate 0, ahead of the trials (so they win ties), and
+    ``chosen`` is 0 when they are chosen."""
     from .analysis import median
 
     label = plan["entry"].label
     medians = [median(tuned[f"{label} [trial {k + 1}]"][0]) for k in range(budget)]
-    best = choose(medians)
+    default_median = median(tuned[f"{label} [default]"][0])
+    if defaults_compete:
+        best = choose([default_median] + medians) - 1
+    else:
+        best = choose(medians)
     return {
         "label": label,
         "rule": plan["entry"].rule,
@@ -292,8 +391,8 @@ def _select(plan: dict, tuned: dict, budget: int) -> dict:
         "space": {n: list(v) for n, v in plan["space"].items()},
         "default_config": plan["default"],
         "chosen": best + 1,
-        "chosen_config": plan["trials"][best],
-        "tune_default_median": median(tuned[f"{label} [default]"][0]),
+        "chosen_config": plan["default"] if best < 0 else plan["trials"][best],
+        "tune_default_median": default_median,
         "trial_medians": medians,
         "best_so_far": stats.best_so_far(medians).tolist(),
     }
@@ -355,7 +454,7 @@ def supervised(problem: dict, registry) -> bool:
 
 
 def run_protocol(
-    experiment: Experiment, *, registry=None, run: Callable | None = None, command: str = ""
+    experiment: Experiment, *, registry=None, run: Callable | None = None, command: str = "", timing: bool = True
 ) -> ProtocolOutcome:
     """Tune every rule with the same budget on the tune seeds (and, for a supervised problem, on a
     validation split of its training data), then measure defaults and the chosen configuration on the
@@ -364,7 +463,11 @@ def run_protocol(
     ``run(experiment) -> Results`` trains one batch (default: the runner); a supervised problem's
     tuning batch is ``run(experiment, validation=(fraction, seed))``, which must train on
     :func:`descentlab.problem.validation_view`. A test passes its own ``run`` to see what each phase reads.
+
+    ``timing``: also time one test-seed run of each rule's tuned configuration per problem (the
+    report's ``timing``, machine-dependent and kept apart from every other number).
     """
+    from .analysis import median
     from .registry import get_registry
     from .runner import run_experiment
 
@@ -374,8 +477,12 @@ def run_protocol(
     registry = registry or get_registry()
     run = run or (lambda e, **kw: run_experiment(e, registry=registry, **kw))
     labels = [e.label for e in experiment.entries]
-    problems, test_results = [], []
-    for number, problem in enumerate(_problems(experiment, protocol)):
+    problems, test_results, timings = [], [], {}
+    todo = _problems(experiment, protocol)
+    # every problem is built before anything trains: one that cannot be (a missing extra, a broken
+    # plugin) is one line now, not after the problems before it have run for minutes
+    held_out = [supervised(problem, registry) for problem in todo]
+    for number, problem in enumerate(todo):
         # ---- tuning: defaults and `budget` trials per rule, tune seeds only; on a supervised problem
         # the training split minus a validation part, scored by the final validation loss
         plans = [
@@ -383,7 +490,7 @@ def run_protocol(
         ]
         tune_entries = [e for plan in plans for e in plan["entries"]]
         tune_job = _phase(experiment, problem, tune_entries, protocol.tune_seeds, f"{experiment.name}-tune")
-        on_validation = supervised(problem, registry)
+        on_validation = held_out[number]
         # a supervised problem is scored on held-out rows in both phases: the validation loss while
         # tuning, the test-split loss in the test phase; a landscape by its final training loss
         column = "held_out_loss" if on_validation else "final_loss"
@@ -393,7 +500,7 @@ def run_protocol(
         else:
             tuned = _by_label(run(tune_job), column)
         # ---- selection: decided here, before any test seed (or test row) is run
-        rows = [_select(plan, tuned, protocol.budget) for plan in plans]
+        rows = [_select(plan, tuned, protocol.budget, protocol.defaults_compete) for plan in plans]
         test_entries = [
             _entry(
                 plan["entry"],
@@ -408,9 +515,16 @@ def run_protocol(
         # training split; every reported number is from here. Each problem's batch has its own name:
         # its results folder is saved under the first one's (run_from_cli)
         name = f"{experiment.name}-test" if number == 0 else f"{experiment.name}-test-{number + 1}-{problem['name']}"
-        results = run(_phase(experiment, problem, test_entries, protocol.test_seeds, name))
+        accuracy = problem.get("target_accuracy")
+        results = run(
+            _phase(experiment, problem, test_entries, protocol.test_seeds, name, every_step=accuracy is not None)
+        )
         test_results.append(results)
         tested = _by_label(results, column)
+        measured = "test_accuracy" in results.metrics.columns and results.metrics["test_accuracy"].notna().any()
+        if accuracy is not None and not measured:
+            accuracy = None  # not a classification problem: no accuracy to reach
+        reached = _accuracy_by_label(results, accuracy) if accuracy is not None else {}
         target = problem["target_loss"]
         minimum = (results.problem_info or {}).get("minimum_value")
         reported = "test-split loss" if on_validation else "training loss"
@@ -419,14 +533,32 @@ def run_protocol(
             for which, key in (("default", "one_shot"), ("tuned", "tuned")):
                 score, steps, seeds = tested[f"{row['label']} [{which}]"]
                 row[key] = _numbers(score, steps, target, BOOTSTRAP_SEED, seeds)
-            row["tuning"] = tuning_verdict(row, known)
+                if accuracy is not None:
+                    to_accuracy = reached[f"{row['label']} [{which}]"]
+                    row[key]["accuracy_steps"] = to_accuracy.tolist()
+                    row[key]["accuracy_steps_median"] = median(to_accuracy)
+                    row[key]["accuracy_steps_ci"] = list(stats.bootstrap_interval(to_accuracy, seed=BOOTSTRAP_SEED))
+                    row[key]["accuracy_reached"] = int(np.isfinite(to_accuracy).sum())
+            broken = _failures(results, row["label"])
+            if broken is not None:  # written only then: a healthy comparison's protocol.json is unchanged
+                row["failures"] = broken
+        # seeds that changed nothing (a landscape with start_spread = 0: every seed the same run) are
+        # one observation, not n: n identical pairs would otherwise "prove" an ordering at p = 2 / 2^n
+        same = len(protocol.test_seeds) > 1 and seeds_made_no_difference(rows)
+        compared = [_first_seed(row) for row in rows] if same else rows
+        for row, seen in zip(rows, compared):
+            row["tuning"] = tuning_verdict(seen, known)
+        problem_key = f"{number + 1}. {problem['name']}"
+        if timing:
+            timings[problem_key] = _timing(experiment, problem, plans, rows, registry, protocol.test_seeds[0])
         problems.append(
             {
-                "key": f"{number + 1}. {problem['name']}",
+                "key": problem_key,
                 "name": problem["name"],
                 "settings": problem["settings"],
                 "steps": problem["steps"],
                 "target": target,
+                **({"target_accuracy": accuracy} if accuracy is not None else {}),
                 "minimum": float(minimum) if isinstance(minimum, (int, float)) else None,
                 "selected_on": (
                     f"validation loss ({protocol.validation:g} of the training split)"
@@ -435,7 +567,8 @@ def run_protocol(
                 ),
                 "reported": reported,
                 "rules": rows,
-                "pairwise": pairwise(rows, known),
+                "pairwise": pairwise(compared, known),
+                **({"seed_independent": SEED_INDEPENDENT} if same else {}),
             }
         )
     costs = profile_costs(problems, labels)
@@ -467,17 +600,102 @@ def run_protocol(
             "taus": list(TAUS),
             "costs": costs,
             "rho": {k: v.tolist() for k, v in rho.items()},
-            "score": {k: stats.profile_area(TAUS, v) for k, v in rho.items()},
+            # the exact area, not a sum over TAUS: a ratio of 1.01 must not cost a whole 0.05 cell
+            "score": stats.profile_score(costs, TAUS[-1]),
         },
     }
+    steps_costs = profile_step_costs(problems, labels)
+    if steps_costs is not None:  # AlgoPerf's measure, time to a target, here in steps: where targets were set
+        steps_rho = stats.performance_profile(steps_costs, TAUS)
+        report["profile_steps"] = {
+            "measure": "median tuned test-seed steps to the target loss, at least 1; +inf when that median "
+            "is +inf (more than half the test seeds never reached it); problems without a target left out",
+            "problems": sorted({key for row in steps_costs.values() for key in row}),
+            "taus": list(TAUS),
+            "costs": steps_costs,
+            "rho": {k: v.tolist() for k, v in steps_rho.items()},
+            "score": stats.profile_score(steps_costs, TAUS[-1]),
+        }
+    if timing:
+        # apart from "problems": two runs of one experiment give the same problems, not the same clock
+        report["timing"] = {"note": TIMING_NOTE, "problems": timings}
     return ProtocolOutcome(report=report, test_results=test_results)
+
+
+# one run, its median step: a pause of the machine lengthens a few of the steps between ticks and
+# moves a median of ~100 of them not at all; more runs would cost a third of the protocol's time
+TIMING_REPEATS = 1
+TIMING_NOTE = (
+    "wall time, machine-dependent: seconds per step of one run of each rule's tuned configuration "
+    "(the first test seed, alone, in this process): the median of its steps' times on this machine at "
+    "its load then; time to target (or accuracy) = that × "
+    "median steps to it. Compare rules within one report only: every other number comes from the seeded runs, "
+    "the same when the experiment is run again"
+)
+
+
+def seconds_per_step(job: Experiment, registry, repeats: int = TIMING_REPEATS) -> float:
+    """Wall seconds per step of ``job`` (one run), the fastest of ``repeats`` runs, each the median
+    over the runner's progress ticks of the time between two ticks per step between them: steps
+    only, so building the problem and the records are not counted, and a pause of the machine moves
+    it little. NaN when fewer than two steps were ticked (a run that broke at once)."""
+    import time
+
+    from .runner import run_experiment
+
+    best = math.nan
+    for _ in range(repeats):
+        ticks: list[tuple[int, float]] = []
+
+        def progress(done: int, total: int, ticks=ticks) -> None:
+            if done < total:  # the last call (done == total) comes after the records, not after a step
+                ticks.append((done, time.perf_counter()))
+
+        run_experiment(job, registry=registry, workers=1, progress=progress)
+        steps = [
+            (t1 - t0) / (d1 - d0) for (d0, t0), (d1, t1) in zip(ticks, ticks[1:]) if d1 > d0
+        ]  # ticks come every max(1, steps // 100) steps
+        if steps:
+            per_step = float(np.median(steps))
+            best = per_step if math.isnan(best) else min(best, per_step)
+    return best
+
+
+def _times(steps, per_step: float):
+    """Steps × seconds per step; +inf for a target never reached, None when there was no target."""
+    return None if steps is None else (math.inf if steps == math.inf else steps * per_step)
+
+
+def _timing(experiment: Experiment, problem: dict, plans: list, rows: list[dict], registry, seed: int) -> dict:
+    """label -> seconds per step and time to target of its tuned configuration (:data:`TIMING_NOTE`)."""
+    out = {}
+    for plan, row in zip(plans, rows):
+        config = row["chosen_config"]
+        entry = _entry(
+            plan["entry"],
+            f"{plan['entry'].label} [timing]",
+            config["learning_rate"],
+            {n: v for n, v in config.items() if n != "learning_rate"},
+        )
+        per_step = seconds_per_step(_phase(experiment, problem, [entry], [seed], f"{experiment.name}-timing"), registry)
+        out[row["label"]] = {
+            "seconds_per_step": per_step,
+            "time_to_target_s": _times(row["tuned"].get("steps_median"), per_step),
+            **(
+                {"time_to_accuracy_s": _times(row["tuned"]["accuracy_steps_median"], per_step)}
+                if "accuracy_steps_median" in row["tuned"]
+                else {}
+            ),
+        }
+    return out
 
 
 def statement(protocol: Protocol, n_problems: int) -> str:
     """The budget and split statement printed with every leaderboard."""
     return (
-        f"every rule: {protocol.budget} {protocol.search}-search trials (seed {protocol.search_seed}) "
-        f"on tune seeds {list(protocol.tune_seeds)}, selected on a {protocol.validation:g} validation split "
+        f"every rule: {protocol.budget} {protocol.search}-search trials (seed {protocol.search_seed}"
+        + ("; its defaults compete with them" if protocol.defaults_compete else "")
+        + f") on tune seeds {list(protocol.tune_seeds)}, selected on a {protocol.validation:g} validation split "
         f"of the training data where the problem has one; defaults and the chosen trial re-run on test seeds "
         f"{list(protocol.test_seeds)}, the only seeds any reported number comes from; {n_problems} problem(s)"
     )
@@ -493,33 +711,113 @@ def _with_ci(numbers: dict) -> str:
     return f"{_g(numbers['median'])} [{_g(numbers['ci'][0])}, {_g(numbers['ci'][1])}]"
 
 
+def _tuning_cell(verdict: dict | None) -> str:
+    """The tuned-against-one-shot verdict in a leaderboard cell."""
+    if not verdict:
+        return "-"
+    word = {"better": "yes", "worse": "no, worse"}.get(verdict["verdict"], "cannot tell")
+    return f"{word} (p = {verdict['p_value']:.2g})"
+
+
+def _against_leader(problem: dict, leader: str) -> list[str]:
+    """The leader's pairwise verdicts grouped by outcome, one line each: with 20 rules every pair
+    would be 190 lines a problem (protocol.json, the report and the dashboard keep every pair)."""
+    groups: dict[str, list[str]] = {"worse": [], "cannot tell apart": [], "better": []}
+    test, n = "", 0
+    for pair in problem["pairwise"]:
+        if leader not in (pair["a"], pair["b"]):
+            continue
+        # a pair's verdict is a's against b: the other rule's against the leader is it turned round
+        # when the leader is a
+        if pair["a"] == leader:
+            other, verdict = pair["b"], {"better": "worse", "worse": "better"}.get(pair["verdict"], pair["verdict"])
+        else:
+            other, verdict = pair["a"], pair["verdict"]
+        groups[verdict].append(f"{other} (p = {pair['p_value']:.2g})")
+        test, n = pair["test"], pair["n"]
+    if not test:
+        return []
+    heads = {
+        "worse": f"worse than {leader}",
+        "cannot tell apart": f"cannot tell apart from {leader} at {n} seed{'s' if n != 1 else ''}",
+        "better": f"better than {leader}",
+    }
+    lines = [f"  against {leader} (lowest tuned median), {test} of the paired test-seed losses:"]
+    return lines + [f"    {heads[k]}: {', '.join(v)}" for k, v in groups.items() if v]
+
+
 def format_report(report: dict) -> str:
-    """The leaderboard (one-shot and tuned medians with intervals, steps to target, profile score) and
-    the pairwise verdicts, as the CLI prints them."""
+    """The leaderboard (one-shot and tuned medians with intervals, steps to target, whether tuning
+    helped, profile score) and the leader's verdicts against every other rule, as the CLI prints them."""
     score = report["profile"]["score"]
     lines = [report["statement"]]
     for p in report["problems"]:
         reported = f", {p['reported']}" if "reported" in p else ""
-        lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}{reported}):")
+        accuracy = p.get("target_accuracy")
+        wanted = f", test accuracy ≥ {accuracy:g}" if accuracy is not None else ""
+        lines.append(f"{p['key']} ({p['steps']} steps, target {_g(p['target'])}{wanted}{reported}):")
+        width = max([4] + [len(row["label"]) for row in p["rules"]])
+        clock = report.get("timing", {}).get("problems", {}).get(p["key"])
         lines.append(
-            f"  {'rule':<16} {'one-shot median [95% CI]':<30} {'tuned median [95% CI]':<30} "
-            f"{'steps to target':<16} profile score"
+            f"  {'rule':<{width}}  {'one-shot median [95% CI]':<30} {'tuned median [95% CI]':<30} "
+            f"{'steps to target':<16} "
+            + (f"{'steps to accuracy':<18} " if accuracy is not None else "")
+            + (f"{'time to target*':<16} " if clock else "")
+            + (f"{'time to accuracy*':<18} " if clock and accuracy is not None else "")
+            + f"{'tuning helped?':<23} profile score"
         )
-        for row in sorted(p["rules"], key=lambda r: (r["tuned"]["median"], r["label"])):
+        ranked = sorted(p["rules"], key=lambda r: (r["tuned"]["median"], r["label"]))
+        for row in ranked:
             one, two = row["one_shot"], row["tuned"]
             steps = (
                 f"{_g(two['steps_median'])} ({two['reached']}/{len(two['scores'])})" if "steps_median" in two else "-"
             )
-            lines.append(
-                f"  {row['label']:<16} {_with_ci(one):<30} {_with_ci(two):<30} {steps:<16} {score[row['label']]:.3f}"
+            took = f"{_duration(clock.get(row['label'], {}).get('time_to_target_s')):<16} " if clock else ""
+            hits = (
+                f"{_g(two['accuracy_steps_median'])} ({two['accuracy_reached']}/{len(two['scores'])})"
+                if "accuracy_steps_median" in two
+                else "-"
             )
-        lines += [f"  {pair['sentence']}" for pair in p["pairwise"]]
-        lines += [f"  tuning: {row['tuning']['sentence']}" for row in p["rules"] if "tuning" in row]
+            hits = f"{hits:<18} " if accuracy is not None else ""
+            if clock and accuracy is not None:
+                took += f"{_duration(clock.get(row['label'], {}).get('time_to_accuracy_s')):<18} "
+            lines.append(
+                f"  {row['label']:<{width}}  {_with_ci(one):<30} {_with_ci(two):<30} {steps:<16} {hits}{took}"
+                f"{_tuning_cell(row.get('tuning')):<23} {score[row['label']]:.3f}"
+            )
+        lines += _against_leader(p, ranked[0]["label"]) if ranked else []
+        lines += [f"  note: {p['seed_independent']}"] if p.get("seed_independent") else []
+        lines += [
+            f"  {row['label']} failed on {row['failures']['failed']} of its {row['failures']['runs']} test runs "
+            f"(scored +inf): {row['failures']['error']}"
+            for row in p["rules"]
+            if row.get("failures")
+        ]
     lines.append(
-        "profile score: area under ρ(τ) for τ in [1, 4] (1 = best on every problem); "
+        "profile score: area under ρ(τ) for τ in [1, 4] / 3 (1 = best on every problem); "
         + ", ".join(f"{k} {v:.3f}" for k, v in sorted(score.items(), key=lambda kv: -kv[1]))
     )
+    if report.get("profile_steps"):
+        fast = report["profile_steps"]
+        lines.append(
+            f"profile score by steps to target ({len(fast['problems'])} problems with a target): "
+            + ", ".join(f"{k} {v:.3f}" for k, v in sorted(fast["score"].items(), key=lambda kv: -kv[1]))
+        )
+    if report.get("timing"):
+        lines.append(f"* time to target: {report['timing']['note']}")
     return "\n".join(lines)
+
+
+def _duration(seconds) -> str:
+    """Seconds as the leaderboard shows them: µs/ms/s, "inf" when never reached, "-" when unknown."""
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "-"
+    seconds = float(seconds)
+    if seconds == math.inf:
+        return "inf"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.3g} µs"
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
 
 
 def _json_ready(value):
@@ -551,27 +849,48 @@ def load_protocol(folder) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def save_outcome(outcome: ProtocolOutcome, experiment: Experiment, out=None, plugins=()) -> Path:
+    """Save a comparison as ``descentlab run`` does: every problem's test-seed runs as an ordinary
+    results folder (the first problem's is the protocol folder itself, the others under its
+    ``problems/``), ``protocol.toml`` (the experiment as run) and, last, ``protocol.json``
+    referencing each of them, with the command that reproduces it. Returns the protocol folder."""
+    import shlex
+
+    from .atomic import write_text_atomic
+    from .records import save_results
+
+    path = save_results(outcome.test_results[0], out)
+    outcome.report["problems"][0]["results"] = "."
+    # the other problems' folders are ordinary results folders (load_results, the Results page and
+    # `descentlab report` read each as they are), inside this one so the comparison stays one folder
+    for problem, results in zip(outcome.report["problems"][1:], outcome.test_results[1:]):
+        problem["results"] = save_results(results, path / PROBLEMS_FOLDER).relative_to(path).as_posix()
+    # the whole experiment as run (every default written out), so the folder alone reproduces it
+    write_text_atomic(path / "protocol.toml", experiment.to_toml())
+    outcome.report["reproduce"] = shlex.join(
+        ["descentlab", "run", str(path / "protocol.toml")] + [a for p in plugins for a in ("--plugin", str(p))]
+    )
+    save_protocol(outcome.report, path)  # last: a folder with protocol.json has every problem's folder
+    return path
+
+
 def run_from_cli(experiment: Experiment, registry, args, executor=None) -> int:
     """``descentlab run`` of an experiment with ``[protocol]``: print the leaderboard and verdicts, save
-    every problem's test-seed runs as an ordinary results folder (the first problem's is the protocol
-    folder itself, the others under its ``problems/``) with ``protocol.json`` referencing each of them.
+    the comparison (:func:`save_outcome`).
 
     ``executor`` (a ``distributed.Client`` for ``--executor dask``) trains every phase's batch there
     instead of in this machine's pool; the numbers are the same bit for bit."""
     import os
     import shlex
 
-    from .atomic import write_text_atomic
     from .experiment import check_resources
     from .faults import build_instance
     from .log import logger
-    from .records import save_results
     from .runner import _validation_instance, run_experiment
 
     workers = args.workers
-    command = shlex.join(
-        ["descentlab", "run", str(args.experiment)] + [a for p in args.plugin or () for a in ("--plugin", str(p))]
-    )
+    plugins = [str(p) for p in args.plugin or ()]
+    command = shlex.join(["descentlab", "run", str(args.experiment)] + [a for p in plugins for a in ("--plugin", p)])
 
     def run(job: Experiment, validation=None):
         # every batch is checked before it trains, as a plain run is: one line if it cannot fit
@@ -582,24 +901,20 @@ def run_from_cli(experiment: Experiment, registry, args, executor=None) -> int:
             check_resources(job, instance, workers or min(os.cpu_count() or 1, job.n_runs))
         del instance
         logger.debug("%s: %s, %d runs on seeds %s", job.name, job.problem, job.n_runs, job.seeds)
+        progress = None
+        if not args.quiet:  # a bar per batch on a terminal: the whole suite is 20 batches and can take a minute
+            from .cli import ProgressBar
+
+            progress = ProgressBar()
+            if progress.enabled:
+                phase = "tuning" if job.name.endswith("-tune") else "test seeds"
+                progress.stream.write(f"{job.problem} ({phase}): {job.n_runs} runs x {job.steps} steps\n")
         if executor is not None:  # the cluster's threads say how finely each batch is split
-            return run_experiment(job, registry=registry, executor=executor, validation=validation)
-        return run_experiment(job, registry=registry, workers=workers, validation=validation)
+            return run_experiment(job, registry=registry, executor=executor, validation=validation, progress=progress)
+        return run_experiment(job, registry=registry, workers=workers, validation=validation, progress=progress)
 
     outcome = run_protocol(experiment, registry=registry, command=command, run=run)
-    path = save_results(outcome.test_results[0], args.out)
-    outcome.report["problems"][0]["results"] = "."
-    # the other problems' folders are ordinary results folders (load_results, the Results page and
-    # `descentlab report` read each as they are), inside this one so the comparison stays one folder
-    for problem, results in zip(outcome.report["problems"][1:], outcome.test_results[1:]):
-        problem["results"] = save_results(results, path / PROBLEMS_FOLDER).relative_to(path).as_posix()
-    # the whole experiment as run (every default written out), so the folder alone reproduces it
-    write_text_atomic(path / "protocol.toml", experiment.to_toml())
-    outcome.report["reproduce"] = shlex.join(
-        ["descentlab", "run", str(path / "protocol.toml")]
-        + [a for p in args.plugin or () for a in ("--plugin", str(p))]
-    )
-    save_protocol(outcome.report, path)  # last: a folder with protocol.json has every problem's folder
+    path = save_outcome(outcome, experiment, args.out, plugins)
     if not args.quiet:
         print(format_report(outcome.report))
     print(

@@ -28,6 +28,8 @@ __all__ = [
     "compare_paired",
     "performance_profile",
     "profile_area",
+    "performance_ratios",
+    "profile_score",
     "best_so_far",
     "random_search",
 ]
@@ -89,7 +91,8 @@ class Comparison(NamedTuple):
     def sentence(self, name_a: str = "a", name_b: str = "b") -> str:
         if self.verdict == "cannot tell apart":
             seeds = f"{self.n_a}" if self.paired else f"{self.n_a} and {self.n_b}"
-            return f"{name_a} and {name_b}: cannot tell apart at {seeds} seeds (p = {self.p_value:.2g}, {self.test})"
+            unit = "seed" if self.paired and self.n_a == 1 else "seeds"
+            return f"{name_a} and {name_b}: cannot tell apart at {seeds} {unit} (p = {self.p_value:.2g}, {self.test})"
         return f"{name_a} is {self.verdict} than {name_b} (p = {self.p_value:.2g}, {self.test})"
 
 
@@ -100,7 +103,9 @@ def compare_samples(a, b, level: float = LEVEL, seed: int = 0) -> Comparison:
     runs tie with each other). Its null distribution is the permutation distribution: every way
     of splitting the pooled values into groups of sizes n_a and n_b, enumerated exactly up to
     ``EXACT_LIMIT`` splits and sampled ``PERMUTATIONS`` times beyond. The p-value is the share of
-    splits whose rank sum is at least as far from its mean n_a(N + 1)/2 as the observed one.
+    splits whose rank sum is at least as far from its mean n_a(N + 1)/2 as the observed one. Without
+    ties that equals scipy's exact ``mannwhitneyu``; with ties the distribution is not symmetric and
+    scipy's permutation ``mannwhitneyu`` doubles the smaller tail instead, so the two differ there.
     Below 1 − level, ``a`` is "better" when its median is lower (else "worse"); otherwise the two
     "cannot tell apart". With 2 seeds against 2, no split is rare enough: the smallest possible
     p-value is 1/3, and the verdict says so rather than guessing.
@@ -203,13 +208,13 @@ def compare_paired(a, b, level: float = LEVEL, seed: int = 0) -> Comparison:
     return Comparison(verdict, p_value, test, n, n, median_a, median_b, paired=True)
 
 
-def performance_profile(costs: dict[str, dict[str, float]], taus: Sequence[float]) -> dict[str, np.ndarray]:
-    """Dolan & Moré (2002) profiles: for each solver s, ρ_s(τ) = share of problems p with r_ps ≤ τ,
-    where r_ps = cost_ps / min_s cost_ps.
+def performance_ratios(costs: dict[str, dict[str, float]]) -> tuple[list[str], list[str], np.ndarray]:
+    """Dolan & Moré's performance ratios r_ps = cost_ps / min_s cost_ps: (solvers, problems, ratios)
+    with ``ratios[i, j]`` the ratio of solver i on problem j (+inf: a failure, or a problem every
+    solver failed).
 
-    ``costs[solver][problem]`` must be > 0 (+inf: the solver failed on that problem, never within
-    any τ); a problem that every solver failed counts against all of them. Every solver must have
-    a cost for every problem.
+    ``costs[solver][problem]`` must be > 0 (+inf: the solver failed on that problem); every solver
+    must have a cost for every problem.
     """
     solvers = list(costs)
     problems = sorted({p for row in costs.values() for p in row})
@@ -224,9 +229,36 @@ def performance_profile(costs: dict[str, dict[str, float]], taus: Sequence[float
     best = table.min(axis=0)
     with np.errstate(invalid="ignore"):
         ratios = np.where(np.isfinite(best), table / best, np.inf)
-    ratios = np.where(np.isnan(ratios), np.inf, ratios)
+    return solvers, problems, np.where(np.isnan(ratios), np.inf, ratios)
+
+
+def performance_profile(costs: dict[str, dict[str, float]], taus: Sequence[float]) -> dict[str, np.ndarray]:
+    """Dolan & Moré (2002) profiles: for each solver s, ρ_s(τ) = share of problems p with r_ps ≤ τ,
+    where r_ps = cost_ps / min_s cost_ps (:func:`performance_ratios`).
+
+    ``costs[solver][problem]`` must be > 0 (+inf: the solver failed on that problem, never within
+    any τ); a problem that every solver failed counts against all of them. Every solver must have
+    a cost for every problem.
+    """
+    solvers, _, ratios = performance_ratios(costs)
     tau = np.asarray(taus, dtype=float)
     return {s: (ratios[i][None, :] <= tau[:, None]).mean(axis=1) for i, s in enumerate(solvers)}
+
+
+def profile_score(costs: dict[str, dict[str, float]], tau_max: float = 4.0) -> dict[str, float]:
+    """The area under each solver's profile over [1, τ_max], divided by τ_max − 1, integrated exactly
+    (AlgoPerf's benchmark score, Dahl et al. 2023: B = 1/(τ_max − 1) ∫₁^τ_max ρ(τ) dτ).
+
+    ρ is a sum of steps, one per problem, rising by 1/P at that problem's ratio r, so the integral is
+    the mean over problems of (τ_max − r)/(τ_max − 1) for r ≤ τ_max (0 beyond): a ratio of 1.01 costs
+    0.01/(τ_max − 1) of a problem, not a whole grid cell as a sum over a τ grid would.
+    """
+    if not (math.isfinite(tau_max) and tau_max > 1):
+        raise ValueError(f"profile_score: tau_max {tau_max!r}: accepted is a finite number > 1")
+    solvers, _, ratios = performance_ratios(costs)
+    with np.errstate(invalid="ignore"):
+        held = np.where(ratios <= tau_max, (tau_max - ratios) / (tau_max - 1), 0.0)
+    return {s: float(held[i].mean()) for i, s in enumerate(solvers)}
 
 
 def profile_area(taus: Sequence[float], profile: np.ndarray) -> float:

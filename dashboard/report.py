@@ -327,6 +327,17 @@ def _add_comparison(section: Section, results, with_figures: bool) -> None:
     if section.comparison is not None and with_figures:
         section.figures[:0] = [
             Figure("profile", "Performance profile", profile_figure(section.comparison)),
+            *(
+                [
+                    Figure(
+                        "profile-steps",
+                        "Performance profile by steps to target",
+                        profile_figure(section.comparison, "profile_steps"),
+                    )
+                ]
+                if "profile_steps" in section.comparison.data
+                else []
+            ),
             Figure("best-so-far", "Best so far against the tuning budget", best_so_far_figure(section.comparison)),
         ]
 

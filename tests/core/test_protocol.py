@@ -8,10 +8,18 @@ import math
 import numpy as np
 import pytest
 
-from descentlab import stats
+from descentlab import Problem, hookimpl, stats
 from descentlab.errors import SpecError
 from descentlab.experiment import Experiment
-from descentlab.protocol import BOOTSTRAP_SEED, draw_trials, grid_trials, load_protocol, run_protocol, save_protocol
+from descentlab.protocol import (
+    BOOTSTRAP_SEED,
+    draw_trials,
+    format_report,
+    grid_trials,
+    load_protocol,
+    run_protocol,
+    save_protocol,
+)
 from descentlab.runner import run_experiment
 
 
@@ -67,6 +75,9 @@ def test_every_rule_gets_the_same_budget(search):
         assert sum(label.startswith(f"{rule} [trial ") for label in labels) == 5
         assert f"{rule} [default]" in labels
     assert [len(r["trial_medians"]) for r in report["problems"][0]["rules"]] == [5, 5]
+    # and the report states it, with the seeds, beside every leaderboard
+    assert report["statement"].startswith(f"every rule: 5 {search}-search trials (seed 0) on tune seeds [0]")
+    assert "test seeds [1]" in report["statement"] and report["statement"] in format_report(report)
 
 
 def test_grid_covers_each_dimension_on_its_scale():
@@ -297,3 +308,229 @@ def test_a_test_split_loss_is_measured_from_zero_not_from_the_training_losss_min
     assert _paired(a, b, "a", "b", minimum=None)["verdict"] == "better"
     # what subtracting the training minimum (0.04) would have done: both floored, a tie
     assert _paired(a, b, "a", "b", minimum=0.04)["verdict"] == "cannot tell apart"
+
+
+def test_the_teaching_suite_example_compares_every_built_in_rule_across_6_to_10_kinds_of_problem():
+    from pathlib import Path
+
+    from descentlab.experiment import load_experiment_file
+    from descentlab.registry import load_registry
+
+    registry = load_registry(entry_points=False, use_env=False)
+    example = Path(__file__).resolve().parents[2] / "examples" / "teaching_suite.toml"
+    experiment = load_experiment_file(example, registry)
+    built_in = {name for (noun, name), origin in registry.origins.items() if noun == "rule" and origin == "built-in"}
+    assert built_in and {e.rule for e in experiment.entries} == built_in
+    assert experiment.protocol is not None and len(experiment.protocol.test_seeds) >= stats.min_paired_seeds()
+    kinds = {registry.problem(p["name"]).kind for p in experiment.suite}
+    names = {p["name"] for p in experiment.suite}
+    assert 6 <= len(experiment.suite) <= 10
+    # landscapes, linear regression, toy classification, a real dataset and a real regression set
+    assert {"quadratic", "rosenbrock", "linear_regression", "xor", "moons", "iris", "diabetes"} <= names
+    assert {"landscape", "classification", "regression"} <= kinds
+
+
+def test_the_printed_verdicts_are_each_rules_against_the_leader_turned_round_when_needed():
+    from descentlab.protocol import format_report
+
+    def row(label, median):
+        numbers = {"median": median, "ci": [median, median], "scores": [median] * 6}
+        return {"label": label, "tuned": numbers, "one_shot": numbers}
+
+    def pair(a, b, verdict, p):
+        return {"a": a, "b": b, "verdict": verdict, "p_value": p, "test": "exact paired test", "n": 6}
+
+    report = {
+        "statement": "budget",
+        "profile": {"score": {"lead": 1.0, "b": 0.5, "c": 0.4, "d": 0.3}},
+        "problems": [
+            {
+                "key": "1. quadratic",
+                "steps": 10,
+                "target": None,
+                "rules": [row("b", 2.0), row("lead", 1.0), row("c", 3.0), row("d", 4.0)],
+                "pairwise": [
+                    pair("b", "lead", "worse", 0.03),  # b against the leader: as it is
+                    pair("lead", "c", "better", 0.016),  # the leader against c: c is worse
+                    pair("lead", "d", "worse", 0.031),  # the leader is worse than d: d is better
+                    pair("b", "c", "better", 0.5),  # not the leader's: not printed
+                ],
+            }
+        ],
+    }
+    text = format_report(report)
+    assert "against lead (lowest tuned median), exact paired test" in text
+    assert "worse than lead: b (p = 0.03), c (p = 0.016)" in text
+    assert "better than lead: d (p = 0.031)" in text and "p = 0.5" not in text
+    assert text.index("  lead ") < text.index("  b ") < text.index("  c ")  # ranked by tuned median
+
+
+class _BrokenBuild:
+    def __init__(self, settings):
+        raise RuntimeError("no data here")
+
+
+class _BrokenProblemPlugin:
+    @staticmethod
+    @hookimpl
+    def register_problems(register):
+        register(Problem("test_broken_build", _BrokenBuild, ()))
+
+
+def test_a_problem_that_cannot_be_built_is_named_before_anything_trains():
+    from descentlab.errors import PluginError
+    from descentlab.registry import load_registry
+
+    registry = load_registry(entry_points=False, use_env=False, extra_plugins=[("broken", _BrokenProblemPlugin)])
+    d = spec({"budget": 2, "tune_seeds": 1, "test_seeds": 1})
+    del d["problem"]
+    d["problems"] = [{"name": "quadratic", "start_spread": 0.5}, {"name": "test_broken_build"}]
+    experiment = Experiment.from_dict(d, registry)
+    recorder = Recorder()
+    with pytest.raises(PluginError) as caught:
+        run_protocol(experiment, registry=registry, run=recorder)
+    message = str(caught.value)
+    assert "test_broken_build" in message and "no data here" in message and "test_protocol.py:" in message
+    assert "\n" not in message and recorder.calls == []  # not after the quadratic had been tuned and tested
+
+
+def test_a_broken_rule_is_named_with_its_file_and_line_and_the_others_are_still_compared(tmp_path, capsys):
+    from pathlib import Path
+
+    from descentlab.cli import main
+
+    plugin = Path(__file__).resolve().parent / "test_runner_plugin.py"
+    path = tmp_path / "broken.toml"
+    path.write_text(
+        'steps = 20\n[problem]\nname = "quadratic"\nstart_spread = 0.5\n'
+        '[[rules]]\nrule = "gd"\nlearning_rate = 0.5\n[[rules]]\nrule = "test_explode"\n'
+        "[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 6\nlr_factors = [1, 1]\n"
+    )
+    assert main(["run", str(path), "--plugin", str(plugin), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if "failed on" in x]
+    assert "test_explode failed on 12 of its 12 test runs (scored +inf)" in line
+    assert f"{plugin}:" in line and "boom at step 3" in line
+    (folder,) = (tmp_path / "out").iterdir()
+    rows = {r["label"]: r for r in load_protocol(folder)["problems"][0]["rules"]}
+    assert "failures" not in rows["gd"] and rows["test_explode"]["failures"]["failed"] == 12
+    assert math.isfinite(float(rows["gd"]["tuned"]["median"]))  # gd compared as ever
+    assert "worse than gd: test_explode (p = 0.031)" in out  # 6 seeds, every one lower: 2 / 2^6
+
+
+def test_seeds_that_change_nothing_are_one_observation_not_n():
+    # start_spread = 0: every seed starts at the same point, so 8 test seeds are 8 copies of one run.
+    # α = 0.5 is far better than α = 1e-6, but one run against one run proves no ordering.
+    d = spec(
+        {"budget": 2, "tune_seeds": 2, "test_seeds": 8, "lr_factors": [1, 1]},
+        rules=[{"rule": "gd", "label": "a", "learning_rate": 0.5}, {"rule": "gd", "label": "b", "learning_rate": 1e-6}],
+    )
+    d["problem"] = {"name": "quadratic", "start_spread": 0.0}
+    (problem,) = run_protocol(Experiment.from_dict(d), run=Recorder()).report["problems"]
+    (pair,) = problem["pairwise"]
+    assert pair["verdict"] == "cannot tell apart" and pair["n"] == 1 and pair["p_value"] == 1.0
+    assert "cannot tell apart at 1 seed (" in pair["sentence"]
+    assert all(r["tuning"]["n"] == 1 for r in problem["rules"]) and "start_spread" in problem["seed_independent"]
+    assert all(len(r["tuned"]["scores"]) == 8 for r in problem["rules"])  # every run is still reported
+    # the same comparison with seeds that differ: a verdict, and no note
+    d["problem"]["start_spread"] = 0.5
+    (problem,) = run_protocol(Experiment.from_dict(d), run=Recorder()).report["problems"]
+    assert problem["pairwise"][0]["verdict"] == "better" and "seed_independent" not in problem
+
+
+def test_steps_profile_costs_on_a_hand_made_comparison():
+    from descentlab.protocol import profile_step_costs
+
+    def rule(label, steps):
+        return {"label": label, "tuned": {"steps_median": steps}}
+
+    problems = [
+        {"key": "1. p", "target": 0.1, "rules": [rule("a", 10.0), rule("b", 40.0)]},
+        {"key": "2. q", "target": 0.1, "rules": [rule("a", math.inf), rule("b", 0.0)]},  # b starts below: 1 step
+        {"key": "3. r", "target": None, "rules": [rule("a", math.nan), rule("b", math.nan)]},  # no target: left out
+    ]
+    costs = profile_step_costs(problems, ["a", "b"])
+    assert costs == {"a": {"1. p": 10.0, "2. q": math.inf}, "b": {"1. p": 40.0, "2. q": 1.0}}
+    # ratios a = 1, inf; b = 4, 1: scores (3 + 0) / 3 / 2 and (0 + 3) / 3 / 2
+    assert stats.profile_score(costs) == {"a": pytest.approx(0.5), "b": pytest.approx(0.5)}
+    assert profile_step_costs([problems[2]], ["a", "b"]) is None
+
+
+def test_a_comparison_with_targets_has_the_steps_profile_too():
+    report = run_protocol(
+        Experiment.from_dict(spec({"budget": 2, "tune_seeds": 2, "test_seeds": 6, "target": 0.05})),
+        run=Recorder(),
+    ).report
+    fast = report["profile_steps"]
+    (problem,) = report["problems"]
+    for row in problem["rules"]:  # the cost is the leaderboard's own median steps to target
+        steps = float(row["tuned"]["steps_median"])
+        assert fast["costs"][row["label"]][problem["key"]] == (max(steps, 1.0) if math.isfinite(steps) else math.inf)
+    assert fast["rho"] == {k: v.tolist() for k, v in stats.performance_profile(fast["costs"], fast["taus"]).items()}
+    no_target = run_protocol(
+        Experiment.from_dict(spec({"budget": 2, "tune_seeds": 2, "test_seeds": 6})), run=Recorder(), timing=False
+    ).report
+    assert "profile_steps" not in no_target
+
+
+def test_steps_to_target_have_a_direct_bootstrap_interval_too():
+    report = run_protocol(
+        Experiment.from_dict(spec({"budget": 2, "tune_seeds": 2, "test_seeds": 7, "target": 0.05})),
+        run=Recorder(),
+        timing=False,
+    ).report
+    checked = 0
+    for row in report["problems"][0]["rules"]:
+        steps = row["tuned"]["steps"]
+        if not all(math.isfinite(x) for x in steps):
+            continue
+        rng = np.random.default_rng(BOOTSTRAP_SEED)
+        draws = rng.integers(0, len(steps), size=(stats.RESAMPLES, len(steps)))
+        medians = [float(np.median([steps[i] for i in d])) for d in draws]
+        expected = (np.quantile(medians, (1 - stats.LEVEL) / 2), np.quantile(medians, (1 + stats.LEVEL) / 2))
+        assert row["tuned"]["steps_ci"] == pytest.approx(expected, rel=1e-12)
+        checked += 1
+    assert checked  # at least one rule reached the target on every seed
+
+
+def test_cli_shows_a_progress_bar_per_batch_on_a_terminal(tmp_path, monkeypatch, capsys):
+    import io
+
+    from descentlab.cli import main
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    path = tmp_path / "p.toml"
+    path.write_text(
+        'steps = 10\n[problem]\nname = "quadratic"\nstart_spread = 0.5\n[[rules]]\nrule = "gd"\n'
+        "[protocol]\nbudget = 2\ntune_seeds = 2\ntest_seeds = 3\n"
+    )
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
+    shown = terminal.getvalue()
+    assert "quadratic (tuning): 6 runs x 10 steps" in shown and "quadratic (test seeds): 6 runs x 10 steps" in shown
+    assert shown.count("100%") == 2  # one finished bar per batch
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("compete", [False, True])
+def test_defaults_compete_lets_the_defaults_be_chosen_when_no_trial_beats_them(compete):
+    # α = 0.5 contracts the quadratic; lr_factors [1e-4, 1e-4] puts every trial at α = 5e-5, which barely moves
+    protocol = {"budget": 3, "tune_seeds": 2, "test_seeds": 6, "lr_factors": [1e-4, 1e-4], "defaults_compete": compete}
+    experiment = Experiment.from_dict(spec(protocol, rules=[{"rule": "gd", "learning_rate": 0.5}]))
+    assert Experiment.from_dict(experiment.to_dict()).protocol.defaults_compete is compete
+    (row,) = run_protocol(experiment, run=Recorder(), timing=False).report["problems"][0]["rules"]
+    assert row["tune_default_median"] < min(row["trial_medians"])  # the case is what it says
+    if compete:
+        assert row["chosen"] == 0 and row["chosen_config"] == row["default_config"]
+        assert row["tuned"]["scores"] == row["one_shot"]["scores"] and row["tuning"]["verdict"] == "cannot tell apart"
+    else:  # Crowded Valley's "tuned": the best of the budget's trials, here worse than the defaults
+        assert row["chosen"] >= 1 and row["tuning"]["verdict"] == "worse"
+
+
+def test_bad_defaults_compete_is_one_line():
+    with pytest.raises(SpecError, match=r"^protocol\.defaults_compete: got 'yes'; expected true or false"):
+        Experiment.from_dict(spec({"defaults_compete": "yes"}))

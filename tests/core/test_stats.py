@@ -100,3 +100,79 @@ def test_random_search_is_seeded_in_range_and_log_uniform():
         stats.random_search(space, 0, seed=0)
     with pytest.raises(ValueError, match="low > 0 on a log scale"):
         stats.random_search({"learning_rate": (0.0, 1.0, True)}, 3, seed=0)
+
+
+def test_bootstrap_interval_equals_scipys_percentile_bootstrap_of_the_median():
+    # scipy.stats.bootstrap(method="percentile") with the same generator draws the same resamples
+    # (one integers(0, n, (B, n)) call) and takes the same quantiles: an independent implementation
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(2)
+    for n in (3, 6, 8, 11):
+        values = rng.lognormal(size=n)
+        theirs = scipy_stats.bootstrap(
+            (values,),
+            np.median,
+            n_resamples=stats.RESAMPLES,
+            confidence_level=stats.LEVEL,
+            method="percentile",
+            rng=np.random.default_rng(7),
+            vectorized=True,
+            axis=-1,
+        ).confidence_interval
+        assert stats.bootstrap_interval(values, seed=7) == pytest.approx((theirs.low, theirs.high), rel=1e-12), n
+
+
+def test_paired_p_value_equals_scipys_permutation_wilcoxon_with_ties_and_zeros():
+    # scipy's exact Wilcoxon refuses ties; its permutation version (every sign pattern, zeros dropped
+    # by zero_method="wilcox", mid-ranks for tied |d|) is the reference for the cases the runs produce
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(4)
+    checked = 0
+    for _ in range(60):
+        n = int(rng.integers(6, 13))
+        diffs = rng.integers(-3, 4, size=n).astype(float)  # small integers: many ties and zeros
+        if not diffs.any():
+            continue
+        theirs = scipy_stats.wilcoxon(diffs, method=scipy_stats.PermutationMethod(n_resamples=np.inf)).pvalue
+        assert stats.compare_paired(diffs, np.zeros(n)).p_value == pytest.approx(theirs, abs=1e-12), diffs
+        checked += 1
+    assert checked > 50
+
+
+def test_profile_score_is_the_exact_area_under_the_step_profile():
+    # AlgoPerf's score: 1/(τ_max − 1) ∫₁^τ_max ρ(τ) dτ. Ratios A = 1, 1.01, inf; B = 1.5, 1, 1.
+    # A: (3 + 2.99 + 0) / 3 / 3 problems; B: (2.5 + 3 + 3) / 3 / 3
+    costs = {"A": {"p": 1.0, "q": 1.01, "r": math.inf}, "B": {"p": 1.5, "q": 1.0, "r": 2.0}}
+    score = stats.profile_score(costs, 4.0)
+    assert score["A"] == pytest.approx((3 + 2.99) / 9) and score["B"] == pytest.approx((2.5 + 3 + 3) / 9)
+    # a Riemann sum of ρ on a fine τ grid converges to it (the 0.05 grid's sum would not be exact)
+    taus = np.linspace(1.0, 4.0, 300_001)
+    profile = stats.performance_profile(costs, taus)
+    for label in costs:
+        assert stats.profile_area(taus, profile[label]) == pytest.approx(score[label], abs=1e-4)
+    # a ratio beyond τ_max adds nothing; every problem best: 1
+    assert stats.profile_score({"A": {"p": 1.0}, "B": {"p": 5.0}}) == {"A": 1.0, "B": 0.0}
+    with pytest.raises(ValueError, match="tau_max"):
+        stats.profile_score(costs, 1.0)
+
+
+def test_rank_sum_p_value_with_ties_is_scipys_permutation_test_of_the_distance_from_the_mean():
+    # With ties the rank-sum distribution is not symmetric, and two-sided p-values differ by convention:
+    # ours counts splits at least as far from the mean rank sum as observed (docstring); scipy's
+    # mannwhitneyu doubles the smaller tail. scipy's own permutation_test of our statistic, with its
+    # rankdata's mid-ranks, is the independent reference.
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    for _ in range(25):
+        a = rng.integers(0, 4, int(rng.integers(3, 7))).astype(float)
+        b = rng.integers(0, 5, int(rng.integers(3, 7))).astype(float)
+        n_a, total = a.size, a.size + b.size
+
+        def distance(x, y, axis=-1):
+            ranks = scipy_stats.rankdata(np.concatenate([x, y], axis=axis), axis=axis)
+            return np.abs(ranks[..., :n_a].sum(axis=-1) - n_a * (total + 1) / 2)
+
+        theirs = scipy_stats.permutation_test(
+            (a, b), distance, permutation_type="independent", alternative="greater", n_resamples=np.inf
+        ).pvalue
+        assert stats.compare_samples(a, b).p_value == pytest.approx(theirs, abs=1e-9), (a, b)

@@ -40,6 +40,8 @@ def test_report_of_a_protocol_folder_has_the_comparison(tmp_path, capsys):
         assert f"{cell} (p = {float(row['tuning']['p_value']):.2g})" in text
     assert "| test-split loss |" not in text and "| training loss |" in text  # a landscape: training loss reported
     assert f"descentlab run {folder / 'protocol.toml'}" in text and f"descentlab run {path}" in text
+    # the wall time is a column of its own, said to be machine-dependent, with what it measures
+    assert "time to target (s, machine-dependent)" in text and md_escape(data["timing"]["note"]) in text
     (html,) = build_report([load_record(folder)], "html", tmp_path / "r.html")
     page = html.read_text()
     assert "Comparison (protocol)" in page and "Performance profile" in page
