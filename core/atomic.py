@@ -88,6 +88,18 @@ def write_atomic(path, write: Callable[[Path], None]) -> Path:
     left behind is recognised and removed by the next write of the same file; a live writer's, or
     another machine's (a shared folder), is left alone."""
     path = Path(path)
+
+    def write_and_rename(temp: Path) -> None:
+        write(temp)
+        os.replace(temp, path)
+
+    return _through_temporary(path, write_and_rename)
+
+
+def _through_temporary(path: Path, finish: Callable[[Path], None]) -> Path:
+    """Make the temporary beside ``path`` (removing those of gone writers), call ``finish(temporary)``
+    to write it and put it in place, and remove it whatever happens; an OSError is reported against
+    ``path``, not its temporary."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in _stale_temporaries(path):
         try:
@@ -101,10 +113,9 @@ def write_atomic(path, write: Callable[[Path], None]) -> Path:
     temp = Path(name)
     try:
         give_user_mode(temp, folder=False)  # the writer may replace the file; then it has that mode anyway
-        write(temp)
-        os.replace(temp, path)
+        finish(temp)
     except OSError as error:  # e.g. a full disk: say which file could not be written, not its temporary
-        if error.filename in (None, str(temp), temp):
+        if not isinstance(error, FileExistsError) and error.filename in (None, str(temp), temp):
             error.filename = str(path)
         raise
     finally:
@@ -138,28 +149,7 @@ def create_text_atomic(path, text: str) -> Path:
             with open(path, "x", encoding="utf-8") as handle:
                 handle.write(text)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _stale_temporaries(path):
-        try:
-            stale.unlink()
-        except OSError:
-            pass
-    fd, name = tempfile.mkstemp(
-        prefix=f".{path.name}.{host_name()}.{os.getpid()}.", suffix=".tmp" + path.suffix, dir=path.parent
-    )
-    os.close(fd)
-    temp = Path(name)
-    try:
-        give_user_mode(temp, folder=False)
-        link(temp)
-    except OSError as error:
-        if not isinstance(error, FileExistsError) and error.filename in (None, str(temp), temp):
-            error.filename = str(path)
-        raise
-    finally:
-        if temp.exists():
-            temp.unlink()
-    return path
+    return _through_temporary(path, link)
 
 
 def pid_alive(pid: int) -> bool:
