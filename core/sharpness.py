@@ -178,9 +178,12 @@ def _lanczos_extremes(
     its first Rayleigh quotient q₀ᵀHq₀, which lies inside the spectrum and so changes neither the
     largest nor the smallest Ritz value.
 
-    ``tol > 0`` stops early once every run's largest Ritz value changed by less than ``tol`` (relative)
-    in two consecutive iterations; the Ritz values only grow toward λ_max (interlacing), so a stall
-    means convergence unless the start vector is nearly orthogonal to the top eigenvector.
+    ``tol > 0``: a run's values are those of the iteration at which its largest Ritz value had
+    changed by less than ``tol`` (relative) in two consecutive iterations, and the batch stops once
+    every run got there. Each run's stop depends on its own values only, so a run gives the same
+    bits whichever runs share its batch (a Dask task's part equals the pool's chunk). The Ritz
+    values only grow toward λ_max (interlacing), so a stall means convergence unless the start
+    vector is nearly orthogonal to the top eigenvector.
     """
     runs, size = start.shape
     k = max(1, min(int(iters), size))
@@ -195,6 +198,8 @@ def _lanczos_extremes(
     scale = np.zeros(runs)
     top_prev = np.zeros(runs)
     calm = np.zeros(runs, dtype=int)
+    settled = np.zeros(runs, dtype=bool)  # tol > 0: the runs whose values are already taken
+    settled_top, settled_bottom = np.full(runs, np.nan), np.full(runs, np.nan)
     with np.errstate(all="ignore"):
         for j in range(k):
             basis[:, j] = q
@@ -210,11 +215,14 @@ def _lanczos_extremes(
             if j == k - 1:
                 break
             if tol > 0 and j >= 1:
-                top_now = _tridiagonal_extremes(alphas[:, : j + 1], betas[:, :j])[0]
+                top_now, bottom_now = _tridiagonal_extremes(alphas[:, : j + 1], betas[:, :j])
                 if j >= 2:
                     change = np.abs(top_now - top_prev) <= tol * np.abs(top_now)
                     calm = np.where(change | ~np.isfinite(top_now), calm + 1, 0)
-                    if np.all(calm >= 2):
+                    now = (calm >= 2) & ~settled
+                    settled_top[now], settled_bottom[now] = top_now[now], bottom_now[now]
+                    settled |= now
+                    if settled.all():
                         k = j + 1
                         break
                 else:
@@ -235,8 +243,13 @@ def _lanczos_extremes(
     top, bottom = _tridiagonal_extremes(
         np.where(bad[:, None], 0.0, alphas[:, :k]), np.where(bad[:, None], 0.0, betas[:, : k - 1])
     )
-    top[bad] = np.nan
-    bottom[bad] = np.nan
+    # a settled run is judged at its own stop, not at the batch's (the same bits however it is stacked)
+    unusable = ~np.isfinite(start).all(axis=1) | (np.abs(start).sum(axis=1) == 0)
+    unusable |= np.where(settled, ~np.isfinite(settled_top) | ~np.isfinite(settled_bottom), bad)
+    top = np.where(settled, settled_top, top)
+    bottom = np.where(settled, settled_bottom, bottom)
+    top[unusable] = np.nan
+    bottom[unusable] = np.nan
     if info is not None:
         # ``info`` asks for the products used and each run's top Ritz vector (the next warm start)
         info["products"] = k
