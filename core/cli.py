@@ -997,7 +997,7 @@ def add_lr_find_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop when the smoothed loss exceeds this × its best (default 4)",
     )
     parser.add_argument(
-        "--out", metavar="PATH", default=None, help="write the curves and suggestions as JSON here (a new file)"
+        "--out", metavar="PATH", default=None, help="write the curves and suggestions as JSON here (a new .json file)"
     )
     parser.add_argument("--force", action="store_true", help="let --out replace an existing file")
 

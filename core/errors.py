@@ -58,5 +58,7 @@ class ResultsError(SpecError):
         self.path, self.problem = str(path), str(problem)
         self.field, self.value, self.accepted = field, str(path), accepted
         shown = self.path if len(self.path) <= MAX_VALUE_CHARS else self.path[: MAX_VALUE_CHARS - 20] + "..."
-        where = f"results {shown}" + (f", field {field}" if field else "")
+        where = f"results {shown if shown.strip() else repr(shown)}" + (
+            f", field {field}" if field else ""
+        )  # an empty path shown as ''
         ValueError.__init__(self, one_line(f"{where}: {problem}; expected {accepted}"))

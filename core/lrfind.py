@@ -337,6 +337,8 @@ def _check_out_file(out: str, force: bool) -> Path:
             raise SpecError("--out", str(out), accepted, hint="not a regular file")
         if not force:
             raise SpecError("--out", str(out), accepted, hint="the file exists")
+    if path.suffix.lower() != ".json":  # lr-find writes JSON: a .csv or .txt name would mislead a reader
+        raise SpecError("--out", str(out), accepted, hint="lr-find writes JSON")
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent

@@ -431,8 +431,10 @@ def load_results(path) -> Results:
     A relative ``path`` that is not a folder here is looked up in the results folder
     (:func:`default_results_dir`, ``$DESCENTLAB_RESULTS``), so the name ``descentlab run`` printed
     is enough: ``load_results("quadratic-sweep-20261204-175902")``."""
-    folder = find_results_dir(path)
     accepted = "a results folder written by descentlab run (" + ", ".join(FILES) + ")"
+    if not str(path).strip():  # Path("") is the working directory: never read it for an empty name
+        raise ResultsError(path, "", "an empty path", accepted)
+    folder = find_results_dir(path)
     remove_stale_temporaries(folder.parent)
     if not folder.is_dir():
         where = default_results_dir()

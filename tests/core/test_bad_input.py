@@ -503,6 +503,7 @@ def test_lr_find_out_that_is_a_folder_or_an_existing_file_is_refused_before_runn
         (existing, "exists"),
         (blocker / "x.json", "writable folder"),
         ("/dev/null", "not a regular file"),
+        (tmp_path / "lr.csv", "writes JSON"),  # the file would hold JSON under a CSV name
     ]
     for out, why in cases:
         status, stdout, stderr = cli("lr-find", spec, "--out", out)

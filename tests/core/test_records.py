@@ -130,6 +130,16 @@ def test_loading_something_else_is_one_line(results, tmp_path):
     assert "metrics.parquet" in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_an_empty_path_is_refused_not_read_as_the_working_folder(results, tmp_path, monkeypatch):
+    # Path("") is "."; a results folder saved in the working folder must not be loaded for ""
+    save_results(results, tmp_path)
+    monkeypatch.chdir(next(tmp_path.iterdir()))
+    for empty in ("", "  "):
+        with pytest.raises(SpecError) as caught:
+            load_results(empty)
+        assert f"results {empty!r}: an empty path" in str(caught.value)
+
+
 def test_the_saved_experiment_file_reproduces_the_run(results, registry, tmp_path):
     from descentlab.experiment import load_experiment_file
 
