@@ -194,6 +194,7 @@ def _lanczos_extremes(
     prev = np.zeros_like(q)
     beta_prev = np.zeros(runs)
     done = ~np.isfinite(start).all(axis=1) | (np.abs(start).sum(axis=1) == 0)
+    no_start = done.copy()
     q[done] = 0.0
     scale = np.zeros(runs)
     top_prev = np.zeros(runs)
@@ -244,8 +245,7 @@ def _lanczos_extremes(
         np.where(bad[:, None], 0.0, alphas[:, :k]), np.where(bad[:, None], 0.0, betas[:, : k - 1])
     )
     # a settled run is judged at its own stop, not at the batch's (the same bits however it is stacked)
-    unusable = ~np.isfinite(start).all(axis=1) | (np.abs(start).sum(axis=1) == 0)
-    unusable |= np.where(settled, ~np.isfinite(settled_top) | ~np.isfinite(settled_bottom), bad)
+    unusable = no_start | np.where(settled, ~np.isfinite(settled_top) | ~np.isfinite(settled_bottom), bad)
     top = np.where(settled, settled_top, top)
     bottom = np.where(settled, settled_bottom, bottom)
     top[unusable] = np.nan
