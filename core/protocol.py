@@ -224,9 +224,7 @@ def _final_test_loss(results) -> np.ndarray:
     test_loss, rows = results.metric("test_loss"), results.rows_per_run
     at_last = test_loss[np.arange(len(rows)), np.maximum(rows - 1, 0)]  # each run's last recorded step
     final = np.where(rows > 0, at_last, np.nan)
-    ids = results.runs["run_id"].to_numpy()
-    known = (ids >= 0) & (ids < len(final))
-    return np.where(known, final[np.clip(ids, 0, max(len(final) - 1, 0))], np.nan).astype(float)
+    return final[results.runs["run_id"].to_numpy()]  # metric rows are in run_id order, 0 … runs − 1
 
 
 def _by_label(results, column: str = "final_loss") -> dict[str, tuple[np.ndarray, np.ndarray, list[int]]]:
