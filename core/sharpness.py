@@ -321,8 +321,9 @@ def top_hessian_eigenvalue(
 
     The runner's hook for ``sharpness_every``. ``batch`` as in :func:`hessian_vector_product`;
     ``seed`` fixes the Lanczos start vector; float64 whatever the dtype of ``params``. At most
-    ``iters`` Hessian-vector products; fewer once λ_max of every run has changed by less than
-    ``tol`` (relative) twice in a row (``tol=0``: always ``iters``).
+    ``iters`` Hessian-vector products; a run's value is taken once its λ_max has changed by less
+    than ``tol`` (relative) twice in a row, and the batch stops when every run's is (``tol=0``:
+    always ``iters``).
     """
     return hessian_extreme_eigenvalues(instance, params, batch=batch, iters=iters, seed=seed, eps=eps, tol=tol)[0]
 
