@@ -1,4 +1,9 @@
-"""Write ``snapshots.json``: the golden digests of every case in ``snapshot_cases.py``.
+"""Write ``snapshots.json`` or ``snapshots-avx2.json``: the golden digests of every case in ``snapshot_cases.py``.
+
+Which file is this machine's depends on numpy's SIMD loops (``snapshot_cases.simd_family``): an
+AVX-512 machine writes ``snapshots.json``, an AVX2 one ``snapshots-avx2.json``. Both must come from
+the same commit (a test checks it), so an intended change of results regenerates both, each on a
+machine of its family.
 
 Run it against COMMITTED code only, and only when a change of results is intended (and explained in
 the commit message that updates ``snapshots.json``):
@@ -29,6 +34,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # simd_family
 os.environ["DESCENTLAB_NO_ENTRY_POINTS"] = "1"  # as tests/conftest.py: installed plugins cannot change results
 os.environ.pop("DESCENTLAB_PLUGINS", None)
 
@@ -43,7 +49,9 @@ def _git(code_dir: Path, *args: str) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=HERE / "snapshots.json")
+    family = snapshot_cases.simd_family()
+    default = HERE / snapshot_cases.GOLDEN_FILES.get(family, f"snapshots-{family}.json")
+    parser.add_argument("--output", type=Path, default=default, help=f"default: this machine's file, {default.name}")
     parser.add_argument(
         "--allow-dirty", action="store_true", help="snapshot code with uncommitted changes (for experiments only)"
     )
@@ -59,7 +67,7 @@ def main(argv=None) -> int:
     if dirty and not args.allow_dirty:
         print(f"refusing: {root} has uncommitted changes in core/ or plugins/:\n{dirty}", file=sys.stderr)
         return 1
-    print(f"snapshotting commit {commit} ({root})")
+    print(f"snapshotting commit {commit} ({root}) on numpy's {family} loops")
 
     warnings.simplefilter("error", RuntimeWarning)  # as the repo's pytest config
     registry = snapshot_cases.snapshot_registry()

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from simd_family import simd_family  # noqa: F401 (make_snapshots and the test pick their file by it)
 
 RUNS_COLUMNS = ("run_id", "seed", "learning_rate", "final_loss", "best_loss", "diverged_at", "steps_to_target")
 DTYPES = ("float64", "float32")
@@ -315,3 +316,8 @@ def digests(results) -> dict[str, str]:
     for key in sorted(results.weights):
         out[f"weights.{key}"] = digest_array(results.weights[key])
     return out
+
+
+# ---- which golden file: numpy's SIMD loops (tests/simd_family.py) ------------------------------
+
+GOLDEN_FILES = {"avx512": "snapshots.json", "avx2": "snapshots-avx2.json"}
