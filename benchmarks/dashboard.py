@@ -4,6 +4,7 @@
     python benchmarks/dashboard.py --browser  # also Debian chromium via playwright
     python benchmarks/dashboard.py --scaling  # also how figure time grows with the points drawn
     python benchmarks/dashboard.py --browser --no-warm-up  # the server without its start-up warm-up
+    python benchmarks/dashboard.py --floor    # a revisit against the Compare page's widgets alone
 
 Targets (issue #16), for the default comparison (the Compare page's preset: spirals, 3 rules x 3
 seeds, 500 steps): the Compare page's figures built in <= 0.15 s; in the browser, click Run ->
@@ -166,10 +167,114 @@ def time_browser(repeats: int = 5, warm_up: bool = True, first_after: float = 0.
     }
 
 
+FLOOR_APP = """import streamlit as st
+st.set_page_config(page_title="descentlab floor", layout="wide")
+st.navigation([
+    st.Page({compare!r}, title="Compare", url_path="compare", default=True),
+    st.Page("widgets_only.py", title="Widgets only", url_path="widgets_only"),
+    st.Page("blank.py", title="Blank", url_path="blank"),
+]).run()
+"""
+FLOOR_MARK = "Nothing below the Run button on this page."
+
+
+def floor_pages(folder: Path) -> Path:
+    """A two-page copy of the dashboard for :func:`time_floor`: the Compare page as it is, and the
+    same page with everything below its Run button left out (no charts, tables or verdict: only its
+    widgets), plus a blank page to switch from. Returns the app file."""
+    compare = REPO / "dashboard" / "views" / "1_compare.py"
+    text = compare.read_text(encoding="utf-8")
+    cut = text.index("run_col, info_col = st.columns")
+    (folder / "widgets_only.py").write_text(
+        text[:cut] + f"st.button('Run', key='cmp.run')\nst.caption({FLOOR_MARK!r})\n"
+    )
+    (folder / "blank.py").write_text("import streamlit as st\nst.title('Blank')\n")
+    app = folder / "app.py"
+    app.write_text(FLOOR_APP.format(compare=str(compare)))
+    return app
+
+
+def time_floor(repeats: int = 5) -> dict[str, float]:
+    """Blank page -> Compare (cached results) and blank page -> the Compare page's widgets alone, in
+    turn in one browser on one server: what a revisit costs before any chart or table is drawn."""
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        app = floor_pages(Path(folder))
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(app),
+                "--server.headless",
+                "true",
+                "--server.address",
+                "127.0.0.1",
+                "--server.port",
+                str(port),
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=str(REPO),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        widgets_drawn = f"""() => document.body.innerText.includes({FLOOR_MARK!r})
+            && document.querySelectorAll('[data-stale="true"]').length === 0"""
+        try:
+            while True:
+                try:
+                    with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
+                        if response.read().decode().strip() == "ok":
+                            break
+                except OSError:
+                    time.sleep(0.05)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+                tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+                tab.set_default_timeout(120_000)
+                tab.goto(url)  # the default page, Compare
+                tab.wait_for_function(CHART_DRAWN, arg="Training loss")  # computed once, cached after
+                full, floor = [], []
+                for _ in range(repeats):
+                    for name, wait, times in (
+                        ("Compare", lambda: tab.wait_for_function(CHART_DRAWN, arg="Training loss"), full),
+                        ("Widgets only", lambda: tab.wait_for_function(widgets_drawn), floor),
+                    ):
+                        tab.get_by_role("link", name="Blank").click()
+                        tab.wait_for_selector("h1:has-text('Blank')")
+                        tab.wait_for_function("() => document.querySelectorAll('[data-stale=\"true\"]').length === 0")
+                        t0 = time.perf_counter()
+                        tab.get_by_role("link", name=name, exact=True).click()
+                        tab.wait_for_timeout(30)  # let Streamlit mark the old elements stale
+                        wait()
+                        times.append(time.perf_counter() - t0)
+                browser.close()
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=20)
+    return {
+        "blank -> Compare (cached) -> charts (median)": statistics.median(full),
+        "blank -> the Compare page's widgets alone (median)": statistics.median(floor),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--browser", action="store_true", help="also measure in Debian chromium")
     parser.add_argument("--scaling", action="store_true", help="also time the figures of 500 and 2000 steps")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time a revisit of the Compare page against its widgets alone (no charts or tables)",
+    )
     parser.add_argument(
         "--first-after",
         type=float,
@@ -193,6 +298,9 @@ def main() -> None:
                 f"{n} steps: {points} points drawn, figures {seconds:.3f} s median "
                 f"(x{points / p0:.2f} points, x{seconds / t0:.2f} time against {n0} steps)"
             )
+    if args.floor:
+        for what, seconds in time_floor().items():
+            print(f"{what}: {seconds:.2f} s")
     if args.browser:
         for what, seconds in time_browser(warm_up=not args.no_warm_up, first_after=args.first_after).items():
             print(f"{what}: {seconds:.2f} s")
