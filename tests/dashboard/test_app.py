@@ -96,6 +96,24 @@ def test_app_discovers_pages_in_file_name_order_with_their_titles():
     ]
 
 
+def test_a_page_title_is_read_again_when_its_file_changes(tmp_path):
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location("descentlab_app_for_title_test", APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = tmp_path / "3_my_page.py"
+    page.write_text('TITLE = "First title"\nICON = ":material/star:"\n', encoding="utf-8")
+    assert module.page_title(page) == ("First title", ":material/star:")
+    page.write_text('TITLE = "Second title"\n', encoding="utf-8")
+    stat = page.stat()
+    os.utime(page, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later edit, whatever the clock's grain
+    assert module.page_title(page) == ("Second title", None)
+    page.unlink()
+    assert module.page_title(page) == ("My page", None)  # gone: the file name, as for an unreadable page
+
+
 # --- Compare ------------------------------------------------------------------------------------
 
 
