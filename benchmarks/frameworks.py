@@ -36,7 +36,10 @@ first run): the whole curves of a few chosen non-diverging runs (GD and momentum
 0.0215, 0.136, Adam at 0.0736 in float64 and 1e-3 in float32, seeds 0 and 1) to a relative 1e-9
 in float64 and 1e-5 in float32, the first 4 / 2 losses of every run to 1e-9 / 1e-4 (at α ~ 1-10,
 and for Adam, rounding differences are amplified within a few steps: see CHOSEN), and on
-Rosenbrock every run that finishes to 1e-9. The benchmark stops with a message if they differ.
+Rosenbrock the whole curves of each rule's 4 smallest α (x 64 starts) and the first 10 losses of
+every run to 1e-9 (at the larger α, GD at 3.2e-3 and Adam from 9.4e-3, curves drift apart after
+step ~400-1400 though the runs converge: measured, from 1e-15 to O(1)). The benchmark stops with a
+message if they differ.
 Timings are taken in interleaved rounds (descentlab, JAX, PyTorch, in turn, per dtype) so a burst
 of load from other processes hits all of them; each figure is the best of the rounds (other
 processes only ever add time), the median is printed beside it. The load average is printed
@@ -490,18 +493,26 @@ def rosenbrock512(tmp: Path, steps: int, rounds: int, repeat: int, have: dict) -
     if have["jax"]:  # equality first, untimed
         run_child(jax_cmd)
         with np.load(tmp / "jax-rosen.npz") as npz:
-            worst, n = 0.0, 0
+            whole, first, n = 0.0, 0.0, 0
             for rule, res in reference.items():
                 curves = npz[rule]
+                slow = np.sort(np.unique(res.runs["learning_rate"].to_numpy()))[:4]
                 for run_id, group in res.metrics.groupby("run_id"):
-                    if res.runs.loc[run_id, "status"] == "diverged":
-                        continue
                     expected = group["loss"].to_numpy()
-                    worst = max(worst, relative_gap(curves[run_id, : len(expected)], expected))
-                    n += 1
-        if worst > TOL_WHOLE["float64"]:
-            sys.exit(f"rosenbrock512: JAX's loss curves differ from descentlab's (max relative gap {worst:.2g})")
-        print(f"  jax loss curves agree with descentlab's: max relative gap {worst:.1e} over the {n} runs that finish")
+                    got = curves[run_id, : len(expected)]
+                    first = max(first, relative_gap(got[:10], expected[:10]))
+                    if res.runs.loc[run_id, "learning_rate"] in slow:
+                        whole = max(whole, relative_gap(got, expected))
+                        n += 1
+        if whole > TOL_WHOLE["float64"] or first > TOL_WHOLE["float64"]:
+            sys.exit(
+                f"rosenbrock512: JAX's loss curves differ from descentlab's (max relative gap {whole:.2g} over "
+                f"the whole curves at the 4 smallest α, {first:.2g} over the first 10 losses of every run)"
+            )
+        print(
+            f"  jax loss curves agree with descentlab's: max relative gap {whole:.1e} over the whole curves of "
+            f"the {n} runs at each rule's 4 smallest α, {first:.1e} over the first 10 losses of all {3 * 512}"
+        )
     else:
         print("  jax not importable: JAX's half skipped")
     dl: dict[str, list[float]] = {rule: [] for rule in ROSEN_ALPHAS}
