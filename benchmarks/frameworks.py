@@ -89,7 +89,7 @@ CHOSEN = {
     "float32": {"gd": GD_MOMENTUM, "momentum": GD_MOMENTUM, "adam": (1e-3,)},
 }
 CHOSEN_SEEDS = (0, 1)
-ROSEN_ALPHAS = {"gd": (-4, -2.5), "momentum": (-5, -3), "adam": (-3, -1.3)}  # logspace bounds, as sweep.py
+ROSEN_RULES = ("gd", "momentum", "adam")  # the rules of sweep.py's rosenbrock512 job (its specs are used)
 
 
 def load() -> str:
@@ -219,7 +219,7 @@ def worker_jax_rosenbrock(data: dict, out: Path) -> dict:
     times = {}
     curves = {}
     steps = int(data["steps"])
-    for rule in ROSEN_ALPHAS:
+    for rule in ROSEN_RULES:
         start = jnp.asarray(data["start"], jnp.float64)
         lr = jnp.asarray(data[f"lr_{rule}"], jnp.float64)
         mu = jnp.full(lr.shape, MU, jnp.float64)
@@ -299,19 +299,6 @@ def run_child(args: list[str]) -> tuple[float, dict]:
     return seconds, info
 
 
-def typical_spec(steps: int, n_lr: int, dtype: str, seeds: int) -> dict:
-    lrs = [float(v) for v in np.logspace(-3, 1, n_lr)]
-    return {
-        "name": f"bench-frameworks-{dtype}",
-        "steps": steps,
-        "seeds": list(range(seeds)),
-        "eval_every": 0,
-        "dtype": dtype,
-        "problem": {"name": "spirals", "samples": 256, "test_fraction": 0.0, "hidden": [32, 32], "activation": "tanh"},
-        "rules": [{"rule": rule, "learning_rate": lrs} for rule in ("gd", "momentum", "adam")],
-    }
-
-
 def descentlab_curves(folder: Path):
     """Loss curves ``{run_id: array}``, the runs table and the weights of a results folder (public API)."""
     from descentlab.records import load_results
@@ -360,6 +347,7 @@ def stats(values: list[float]) -> str:
 
 
 def typical(tmp: Path, steps: int, n_lr: int, seeds: int, rounds: int, torch_rounds: int, have: dict) -> dict:
+    import sweep  # benchmarks/sweep.py: the same job spec
     import tomli_w
 
     from descentlab.experiment import Experiment
@@ -369,7 +357,7 @@ def typical(tmp: Path, steps: int, n_lr: int, seeds: int, rounds: int, torch_rou
     summary = {}
     setups = {}
     for dtype in ("float64", "float32"):
-        spec = typical_spec(steps, n_lr, dtype, seeds)
+        spec = sweep.typical_spec(steps, n_lr, seeds=seeds, dtype=dtype, name=f"bench-frameworks-{dtype}")
         experiment = Experiment.from_dict(spec, registry)
         toml = tmp / f"typical-{dtype}.toml"
         toml.write_text(tomli_w.dumps(spec))
@@ -448,6 +436,7 @@ def typical(tmp: Path, steps: int, n_lr: int, seeds: int, rounds: int, torch_rou
 
 
 def rosenbrock512(tmp: Path, steps: int, rounds: int, repeat: int, have: dict) -> dict:
+    import sweep  # benchmarks/sweep.py: the same job spec
     from threadpoolctl import threadpool_limits
 
     from descentlab.experiment import Experiment
@@ -456,18 +445,7 @@ def rosenbrock512(tmp: Path, steps: int, rounds: int, repeat: int, have: dict) -
 
     registry = load_registry(entry_points=False, use_env=False)
 
-    def make(rule):
-        spec = {
-            "name": f"bench-rosenbrock512-{rule}",
-            "steps": steps,
-            "seeds": 64,
-            "eval_every": 0,
-            "problem": {"name": "rosenbrock", "start_spread": 0.2},
-            "rules": [{"rule": rule, "learning_rate": [float(a) for a in np.logspace(*ROSEN_ALPHAS[rule], 8)]}],
-        }
-        return Experiment.from_dict(spec, registry)
-
-    experiments = {rule: make(rule) for rule in ROSEN_ALPHAS}
+    experiments = {rule: Experiment.from_dict(sweep.rosenbrock512_spec(rule, steps), registry) for rule in ROSEN_RULES}
     n_run_steps = 512 * steps
     print(
         f"rosenbrock512 job: Rosenbrock, 512 runs of one rule (8 α x 64 starting points), {steps} steps, float64; "
@@ -515,8 +493,8 @@ def rosenbrock512(tmp: Path, steps: int, rounds: int, repeat: int, have: dict) -
         )
     else:
         print("  jax not importable: JAX's half skipped")
-    dl: dict[str, list[float]] = {rule: [] for rule in ROSEN_ALPHAS}
-    jx: dict[str, dict[str, list[float]]] = {rule: {"compile": [], "first": [], "best": []} for rule in ROSEN_ALPHAS}
+    dl: dict[str, list[float]] = {rule: [] for rule in ROSEN_RULES}
+    jx: dict[str, dict[str, list[float]]] = {rule: {"compile": [], "first": [], "best": []} for rule in ROSEN_RULES}
     wall: list[float] = []
     for r in range(rounds):
         for rule, e in experiments.items():
@@ -526,7 +504,7 @@ def rosenbrock512(tmp: Path, steps: int, rounds: int, repeat: int, have: dict) -
         if have["jax"]:
             seconds, info = run_child(jax_cmd)
             wall.append(seconds)
-            for rule in ROSEN_ALPHAS:
+            for rule in ROSEN_RULES:
                 for k in ("compile", "first", "best"):
                     jx[rule][k].append(info[rule][k])
         print(
@@ -540,7 +518,7 @@ def rosenbrock512(tmp: Path, steps: int, rounds: int, repeat: int, have: dict) -
     out = {}
     print(f"  µs per run-step, best of {rounds} rounds (JAX compiled: best of {rounds} x {repeat} calls):")
     print(f"    {'rule':<10} {'descentlab':>10} {'jax compiled':>13} {'jax + compile':>14} {'ratio':>7} {'ratio+c':>8}")
-    for rule in ROSEN_ALPHAS:
+    for rule in ROSEN_RULES:
         d = us(min(dl[rule]))
         row = {"descentlab": d}
         text = f"    {rule:<10} {d:10.4f}"

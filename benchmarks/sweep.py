@@ -170,20 +170,39 @@ def line(label, seconds, run_steps, reference=None):
 # ---- jobs ----------------------------------------------------------------------------------------------
 
 
-def typical(registry, steps, n_lr):
+def typical_spec(steps: int, n_lr: int, *, seeds: int = 1, dtype: str = "float64", name: str = "bench-typical") -> dict:
+    """The typical job's experiment: 2-32-32-1 tanh on 256 spirals points, GD / momentum / Adam x
+    ``n_lr`` α in [1e-3, 10] x seeds 0 .. ``seeds`` - 1 (benchmarks/frameworks.py runs it too)."""
     lrs = [float(v) for v in np.logspace(-3, 1, n_lr)]
-    spec = {
-        "name": "bench-typical",
+    return {
+        "name": name,
         "steps": steps,
-        "seeds": [0],
+        "seeds": list(range(seeds)),
         "eval_every": 0,
+        "dtype": dtype,
         "problem": {"name": "spirals", "samples": 256, "test_fraction": 0.0, "hidden": [32, 32], "activation": "tanh"},
-        "rules": [
-            {"rule": "gd", "learning_rate": lrs},
-            {"rule": "momentum", "learning_rate": lrs},
-            {"rule": "adam", "learning_rate": lrs},
-        ],
+        "rules": [{"rule": rule, "learning_rate": lrs} for rule in ("gd", "momentum", "adam")],
     }
+
+
+# log10 bounds of the rosenbrock512 job's 8 α per rule
+ROSENBROCK512_ALPHAS = {"gd": (-4, -2.5), "momentum": (-5, -3), "adam": (-3, -1.3)}
+
+
+def rosenbrock512_spec(rule: str, steps: int) -> dict:
+    """512 stacked Rosenbrock runs of ``rule``: 8 α x 64 starting points (benchmarks/frameworks.py runs it too)."""
+    return {
+        "name": f"bench-rosenbrock512-{rule}",
+        "steps": steps,
+        "seeds": 64,
+        "eval_every": 0,
+        "problem": {"name": "rosenbrock", "start_spread": 0.2},
+        "rules": [{"rule": rule, "learning_rate": [float(a) for a in np.logspace(*ROSENBROCK512_ALPHAS[rule], 8)]}],
+    }
+
+
+def typical(registry, steps, n_lr):
+    spec = typical_spec(steps, n_lr)
     e64 = Experiment.from_dict(spec, registry)
     e32 = Experiment.from_dict({**spec, "dtype": "float32"}, registry)
     instance = registry.problem("spirals").build(e64.problem_settings)
@@ -299,20 +318,9 @@ def tiny(registry, steps):
 def rosenbrock512(registry, steps, repeat=7):
     """µs per run-step of 512 stacked Rosenbrock runs of one rule: a whole ``run_experiment`` (setup,
     steps, tables) in one process, best of ``repeat`` rounds that time every rule in turn."""
-    alphas = {"gd": np.logspace(-4, -2.5, 8), "momentum": np.logspace(-5, -3, 8), "adam": np.logspace(-3, -1.3, 8)}
-
-    def make(rule, n_steps):
-        spec = {
-            "name": f"bench-rosenbrock512-{rule}",
-            "steps": n_steps,
-            "seeds": 64,
-            "eval_every": 0,
-            "problem": {"name": "rosenbrock", "start_spread": 0.2},
-            "rules": [{"rule": rule, "learning_rate": [float(a) for a in alphas[rule]]}],
-        }
-        return Experiment.from_dict(spec, registry)
-
-    experiments = {rule: make(rule, steps) for rule in alphas}
+    experiments = {
+        rule: Experiment.from_dict(rosenbrock512_spec(rule, steps), registry) for rule in ROSENBROCK512_ALPHAS
+    }
     print(
         f"rosenbrock512 job: Rosenbrock, 512 runs of one rule (8 α x 64 starting points), {steps} steps, "
         f"best of {repeat}"
