@@ -97,6 +97,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_until_healthy(url: str) -> None:
+    """Until the Streamlit server at ``url`` answers its health check."""
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
+                if response.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            time.sleep(0.05)
+
+
 CHART_DRAWN = """(start) => Array.from(document.querySelectorAll('.js-plotly-plot')).some(
     el => el._fullData && String((el.layout.title || {}).text || '').replace(/<[^>]*>/g, ' ').startsWith(start))
     && document.querySelectorAll('[data-stale="true"]').length === 0"""
@@ -122,13 +133,7 @@ def time_browser(repeats: int = 5, warm_up: bool = True, first_after: float = 0.
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
-                    if response.read().decode().strip() == "ok":
-                        break
-            except OSError:
-                time.sleep(0.05)
+        _wait_until_healthy(url)
         healthy = time.perf_counter() - started
         time.sleep(first_after)  # a visitor who arrives later than the first health check
         with sync_playwright() as p:
@@ -229,13 +234,7 @@ def time_floor(repeats: int = 5) -> dict[str, float]:
         widgets_drawn = f"""() => document.body.innerText.includes({FLOOR_MARK!r})
             && document.querySelectorAll('[data-stale="true"]').length === 0"""
         try:
-            while True:
-                try:
-                    with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as response:
-                        if response.read().decode().strip() == "ok":
-                            break
-                except OSError:
-                    time.sleep(0.05)
+            _wait_until_healthy(url)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
                 tab = browser.new_page(viewport={"width": 1400, "height": 1000})
